@@ -1,0 +1,90 @@
+//! [`MeshError`]: the ways a request can fail inside the mesh.
+//!
+//! Each variant knows its [`ResponseFlag`]; [`crate::local_reply`] turns it into the exact
+//! reply Envoy would send. Layers fail with a `MeshError` (boxed as [`BoxError`] where tower
+//! requires), and the outermost layer converts whatever arrives into a local reply.
+
+use crate::{BoxError, ResponseFlag};
+use http::StatusCode;
+
+/// A request failed inside the mesh, before or instead of an upstream response.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MeshError {
+    /// The host is known but no rule of its route matched the request (404 NR).
+    #[error("route not found")]
+    RouteNotFound,
+    /// The host is not in the registry and the outbound policy is `REGISTRY_ONLY` (502 NR).
+    #[error("host {0:?} is not in the registry (REGISTRY_ONLY)")]
+    HostNotRegistered(String),
+    /// The destination has no endpoint that may take the request (503 UH).
+    #[error("no healthy upstream")]
+    NoHealthyUpstream,
+    /// Connecting to the chosen endpoint failed (503 UF).
+    #[error("upstream connect error: {0}")]
+    ConnectFailure(#[source] BoxError),
+    /// The upstream connection closed or reset before response headers (503 UC).
+    #[error("upstream connection terminated: {0}")]
+    UpstreamReset(#[source] BoxError),
+    /// A circuit breaker limit was reached (503 UO, `x-envoy-overloaded: true`).
+    #[error("upstream overflow")]
+    Overflow,
+    /// The route or per-try timeout expired (504 UT).
+    #[error("upstream request timeout")]
+    Timeout,
+    /// Fault injection aborted the request with this status (FI).
+    #[error("fault filter abort")]
+    FaultAbort(StatusCode),
+    /// The request body outgrew the replay buffer while a retry was waiting (507).
+    #[error("exceeded request buffer limit while retrying upstream")]
+    BufferLimitExceeded,
+    /// The request cannot be routed as sent (400), e.g. it names no host.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+}
+
+impl MeshError {
+    /// The response flag Envoy logs for this failure, if any.
+    pub fn flag(&self) -> Option<ResponseFlag> {
+        Some(match self {
+            MeshError::RouteNotFound | MeshError::HostNotRegistered(_) => {
+                ResponseFlag::NoRouteFound
+            }
+            MeshError::NoHealthyUpstream => ResponseFlag::NoHealthyUpstream,
+            MeshError::ConnectFailure(_) => ResponseFlag::UpstreamConnectionFailure,
+            MeshError::UpstreamReset(_) => ResponseFlag::UpstreamConnectionTermination,
+            MeshError::Overflow => ResponseFlag::UpstreamOverflow,
+            MeshError::Timeout => ResponseFlag::UpstreamRequestTimeout,
+            MeshError::FaultAbort(_) => ResponseFlag::FaultInjected,
+            MeshError::BufferLimitExceeded | MeshError::BadRequest(_) => return None,
+        })
+    }
+
+    /// The HTTP status of the local reply for this failure.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            MeshError::RouteNotFound => StatusCode::NOT_FOUND,
+            MeshError::HostNotRegistered(_) => StatusCode::BAD_GATEWAY,
+            MeshError::NoHealthyUpstream
+            | MeshError::ConnectFailure(_)
+            | MeshError::UpstreamReset(_)
+            | MeshError::Overflow => StatusCode::SERVICE_UNAVAILABLE,
+            MeshError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            MeshError::FaultAbort(status) => *status,
+            MeshError::BufferLimitExceeded => StatusCode::INSUFFICIENT_STORAGE,
+            MeshError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Finds a `MeshError` inside a boxed error (as tower layers return them).
+    pub fn find(error: &BoxError) -> Option<&MeshError> {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+        while let Some(e) = current {
+            if let Some(mesh) = e.downcast_ref::<MeshError>() {
+                return Some(mesh);
+            }
+            current = e.source();
+        }
+        None
+    }
+}

@@ -1,0 +1,45 @@
+//! Request and response extensions through which layers tell each other what they decided.
+//!
+//! Routing (mesh-route) and telemetry (mesh-trace) never import each other; they meet here.
+//! The route layer inserts [`RouteInfo`] and [`Destination`] into the request's extensions;
+//! the proxy inserts [`UpstreamHost`] into the response's; everyone may add
+//! [`ResponseFlags`](crate::ResponseFlags). All are cheap to clone (`Arc`s and integers).
+
+use std::{net::SocketAddr, sync::Arc};
+
+/// Which configured route handled a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// The route's name for logs: the HTTPRoute `name` (joined with its match `name`), or
+    /// `<virtual service>.<rule index>` when unnamed; `allow_any` for pass-through.
+    pub name: Arc<str>,
+    /// The `namespace/name` of the VirtualService, empty for pass-through traffic.
+    pub virtual_service: Arc<str>,
+}
+
+/// Where routing decided to send a request: a service, optionally narrowed to a subset and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    /// Dense index of this (host, subset, port) among the route table's destinations, so the
+    /// proxy can find the endpoint set without hashing.
+    pub cluster: usize,
+    /// Canonical service host (e.g. `catalog.shop.svc.cluster.local`).
+    pub host: Arc<str>,
+    /// DestinationRule subset name, if the route names one.
+    pub subset: Option<Arc<str>>,
+    /// Service port number, if the route names one.
+    pub port: Option<u16>,
+}
+
+/// The upstream endpoint (`address:port`) that served, or was tried for, a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamHost(pub http::uri::Authority);
+
+/// The downstream connection a request arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DownstreamAddr {
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// The local (listener) address.
+    pub local: SocketAddr,
+}

@@ -1,0 +1,145 @@
+//! Envoy response flags: the short codes (`UH`, `UF`, `NR`, …) that explain, in access logs and
+//! in the `response_flags` metric label, why a request ended the way it did.
+//!
+//! [`ResponseFlags`] is a small bit set carried as a response extension; layers add to it as
+//! they act (a retry layer adds `URX`, a fault layer `FI`), and telemetry reads it at the end.
+
+use std::fmt;
+
+macro_rules! response_flags {
+    ($($variant:ident = $short:literal, $long:literal, $doc:literal;)*) => {
+        /// One Envoy response flag.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum ResponseFlag {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl ResponseFlag {
+            /// Every flag, in Envoy's order.
+            pub const ALL: &'static [ResponseFlag] = &[$(ResponseFlag::$variant,)*];
+
+            /// The short code Envoy prints in `%RESPONSE_FLAGS%` (`UH`, `URX`, …).
+            pub const fn short(self) -> &'static str {
+                match self { $(ResponseFlag::$variant => $short,)* }
+            }
+
+            /// The long name Envoy prints in `%RESPONSE_FLAGS_LONG%`.
+            pub const fn long(self) -> &'static str {
+                match self { $(ResponseFlag::$variant => $long,)* }
+            }
+        }
+    };
+}
+
+response_flags! {
+    NoHealthyUpstream = "UH", "NoHealthyUpstream", "No healthy host in the upstream cluster (503).";
+    UpstreamConnectionFailure = "UF", "UpstreamConnectionFailure", "Upstream connect failed (503).";
+    UpstreamOverflow = "UO", "UpstreamOverflow", "Circuit breaker overflow (503).";
+    NoRouteFound = "NR", "NoRouteFound", "No route for the request (404, or 502 for a blocked host).";
+    UpstreamRetryLimitExceeded = "URX", "UpstreamRetryLimitExceeded", "Retry limit reached.";
+    NoClusterFound = "NC", "NoClusterFound", "Upstream cluster not found.";
+    DurationTimeout = "DT", "DurationTimeout", "Maximum connection or stream duration exceeded.";
+    DownstreamConnectionTermination = "DC", "DownstreamConnectionTermination", "The downstream connection terminated.";
+    FailedLocalHealthCheck = "LH", "FailedLocalHealthCheck", "The local service failed its health check (503).";
+    UpstreamRequestTimeout = "UT", "UpstreamRequestTimeout", "Upstream request timeout (504).";
+    LocalReset = "LR", "LocalReset", "Connection local reset (503).";
+    UpstreamRemoteReset = "UR", "UpstreamRemoteReset", "Upstream remote reset (503).";
+    UpstreamConnectionTermination = "UC", "UpstreamConnectionTermination", "Upstream connection terminated (503).";
+    DelayInjected = "DI", "DelayInjected", "Request delayed by fault injection.";
+    FaultInjected = "FI", "FaultInjected", "Request aborted by fault injection.";
+    RateLimited = "RL", "RateLimited", "Locally rate limited (429).";
+    UpstreamProtocolError = "UPE", "UpstreamProtocolError", "Upstream HTTP protocol error.";
+    DownstreamProtocolError = "DPE", "DownstreamProtocolError", "Downstream HTTP protocol error.";
+    StreamIdleTimeout = "SI", "StreamIdleTimeout", "Stream idle timeout (408).";
+    DnsResolutionFailed = "DF", "DnsResolutionFailed", "DNS resolution failed.";
+    DownstreamRemoteReset = "DR", "DownstreamRemoteReset", "The downstream reset the stream.";
+}
+
+impl fmt::Display for ResponseFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.short())
+    }
+}
+
+/// A set of [`ResponseFlag`]s, carried as a response extension.
+///
+/// Displays as Envoy does: short codes joined with `,`, or `-` when empty.
+///
+/// ```
+/// use mesh_core::{ResponseFlag, ResponseFlags};
+/// let mut flags = ResponseFlags::default();
+/// assert_eq!(flags.to_string(), "-");
+/// flags.insert(ResponseFlag::UpstreamConnectionFailure);
+/// flags.insert(ResponseFlag::UpstreamRetryLimitExceeded);
+/// assert_eq!(flags.to_string(), "UF,URX");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ResponseFlags(u32);
+
+impl ResponseFlags {
+    /// A set holding one flag.
+    pub const fn of(flag: ResponseFlag) -> Self {
+        ResponseFlags(1 << flag as u8)
+    }
+
+    /// Adds `flag` to the set.
+    pub fn insert(&mut self, flag: ResponseFlag) {
+        self.0 |= 1 << flag as u8;
+    }
+
+    /// Whether `flag` is in the set.
+    pub const fn contains(self, flag: ResponseFlag) -> bool {
+        self.0 & (1 << flag as u8) != 0
+    }
+
+    /// Whether the set is empty.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The flags in the set, in Envoy's order.
+    pub fn iter(self) -> impl Iterator<Item = ResponseFlag> {
+        ResponseFlag::ALL
+            .iter()
+            .copied()
+            .filter(move |f| self.contains(*f))
+    }
+}
+
+impl From<ResponseFlag> for ResponseFlags {
+    fn from(flag: ResponseFlag) -> Self {
+        ResponseFlags::of(flag)
+    }
+}
+
+impl fmt::Display for ResponseFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("-");
+        }
+        for (i, flag) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(flag.short())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flag_has_a_distinct_bit_and_code() {
+        assert!(ResponseFlag::ALL.len() <= 32);
+        let mut seen = std::collections::HashSet::new();
+        for flag in ResponseFlag::ALL {
+            assert!(seen.insert(flag.short()), "duplicate {flag}");
+            let set = ResponseFlags::of(*flag);
+            assert_eq!(set.iter().collect::<Vec<_>>(), vec![*flag]);
+        }
+    }
+}

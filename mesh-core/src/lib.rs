@@ -1,0 +1,18 @@
+//! The shared vocabulary of `mesh`.
+//!
+//! Every other crate speaks in these types: the boxed [`Body`](body::Body) that flows through
+//! the layers, the [`MeshError`](error::MeshError) a layer fails with and the Envoy-style
+//! [`ResponseFlag`](flags::ResponseFlag)s it leaves behind, the [local reply](local_reply)
+//! a client sees when the mesh answers by itself, and the request/response
+//! [extensions](extensions) through which routing tells the layers below what it decided.
+
+pub mod body;
+pub mod error;
+pub mod extensions;
+pub mod flags;
+pub mod local_reply;
+
+pub use body::{Body, BoxError};
+pub use error::MeshError;
+pub use extensions::{Destination, DownstreamAddr, RouteInfo, UpstreamHost};
+pub use flags::{ResponseFlag, ResponseFlags};

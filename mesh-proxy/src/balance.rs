@@ -1,0 +1,135 @@
+//! Load balancing among a cluster's endpoints: DestinationRule `loadBalancer.simple`.
+//!
+//! `LEAST_REQUEST` (the default, as in Istio) is power-of-two-choices: draw two distinct
+//! endpoints at random and take the one with fewer requests in flight. `ROUND_ROBIN` cycles;
+//! `RANDOM` draws uniformly. `LEAST_CONN` is Istio's deprecated name for `LEAST_REQUEST`.
+
+use crate::endpoint::Endpoint;
+use mesh_route::config::SimpleLb;
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+/// A load-balancing policy with its state.
+#[derive(Debug)]
+pub enum LoadBalancer {
+    /// Power of two choices on in-flight requests.
+    LeastRequest,
+    /// Cycle through the endpoints.
+    RoundRobin(AtomicUsize),
+    /// Uniformly at random.
+    Random,
+}
+
+impl LoadBalancer {
+    /// The balancer for a configured `simple` policy (`None`: the default, LEAST_REQUEST).
+    pub fn for_policy(simple: Option<SimpleLb>) -> Self {
+        match simple {
+            Some(SimpleLb::RoundRobin) => LoadBalancer::RoundRobin(AtomicUsize::new(0)),
+            Some(SimpleLb::Random) => LoadBalancer::Random,
+            _ => LoadBalancer::LeastRequest,
+        }
+    }
+
+    /// The policy's name, as Istio spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LoadBalancer::LeastRequest => "LEAST_REQUEST",
+            LoadBalancer::RoundRobin(_) => "ROUND_ROBIN",
+            LoadBalancer::Random => "RANDOM",
+        }
+    }
+
+    /// Picks an endpoint, or `None` when there are none.
+    ///
+    /// ```
+    /// use mesh_proxy::{balance::LoadBalancer, endpoint::{Endpoint, Protocol}};
+    /// use std::sync::Arc;
+    /// let endpoints: Vec<_> = (1..=2)
+    ///     .map(|p| Arc::new(Endpoint::new(format!("127.0.0.1:{p}").parse().unwrap(), Default::default(), Protocol::Http1)))
+    ///     .collect();
+    /// let busy = endpoints[0].start_request();
+    /// // With one request in flight on the first endpoint, least-request picks the second.
+    /// let picked = LoadBalancer::LeastRequest.pick(&endpoints).unwrap();
+    /// assert_eq!(picked.authority, "127.0.0.1:2");
+    /// # drop(busy);
+    /// ```
+    pub fn pick<'a>(&self, endpoints: &'a [Arc<Endpoint>]) -> Option<&'a Arc<Endpoint>> {
+        match endpoints.len() {
+            0 => None,
+            1 => endpoints.first(),
+            n => Some(&endpoints[self.index(endpoints, n)]),
+        }
+    }
+
+    fn index(&self, endpoints: &[Arc<Endpoint>], n: usize) -> usize {
+        match self {
+            LoadBalancer::RoundRobin(next) => next.fetch_add(1, Ordering::Relaxed) % n,
+            LoadBalancer::Random => rand::random_range(0..n),
+            LoadBalancer::LeastRequest => {
+                let a = rand::random_range(0..n);
+                let b = (a + rand::random_range(1..n)) % n;
+                if endpoints[b].in_flight() < endpoints[a].in_flight() {
+                    b
+                } else {
+                    a
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::Protocol;
+
+    fn endpoints(n: u16) -> Vec<Arc<Endpoint>> {
+        (1..=n)
+            .map(|p| {
+                Arc::new(Endpoint::new(
+                    format!("127.0.0.1:{p}").parse().unwrap(),
+                    Default::default(),
+                    Protocol::Http1,
+                ))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_robin_cycles() {
+        let eps = endpoints(3);
+        let lb = LoadBalancer::for_policy(Some(SimpleLb::RoundRobin));
+        let picks: Vec<_> = (0..6)
+            .map(|_| lb.pick(&eps).unwrap().authority.port_u16().unwrap())
+            .collect();
+        assert_eq!(picks, [1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn least_request_avoids_the_busiest() {
+        let eps = endpoints(2);
+        let _busy: Vec<_> = (0..3).map(|_| eps[1].start_request()).collect();
+        let lb = LoadBalancer::for_policy(None);
+        for _ in 0..100 {
+            assert_eq!(lb.pick(&eps).unwrap().authority.port_u16(), Some(1));
+        }
+    }
+
+    #[test]
+    fn random_reaches_every_endpoint() {
+        let eps = endpoints(3);
+        let lb = LoadBalancer::for_policy(Some(SimpleLb::Random));
+        let mut seen = [false; 3];
+        for _ in 0..300 {
+            seen[usize::from(lb.pick(&eps).unwrap().authority.port_u16().unwrap()) - 1] = true;
+        }
+        assert_eq!(seen, [true; 3]);
+    }
+
+    #[test]
+    fn empty_gives_none() {
+        assert!(LoadBalancer::LeastRequest.pick(&[]).is_none());
+    }
+}

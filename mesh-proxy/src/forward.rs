@@ -1,0 +1,139 @@
+//! [`Forward`]: the innermost service of the proxy, sending each request where routing said.
+//!
+//! A request carrying a [`Destination`] goes to an endpoint of that cluster, chosen by the
+//! cluster's load balancer (503 UH when it has none). A request without one is for a host no
+//! VirtualService or ServiceEntry knows: under `ALLOW_ANY` it is passed through to the authority
+//! it names, under `REGISTRY_ONLY` it gets 502 NR. Hop-by-hop headers are removed and
+//! `x-forwarded-for`/`x-forwarded-proto` appended on the way.
+
+use crate::{
+    endpoint::Protocol,
+    proxy_headers::{append_forwarded, remove_hop_by_hop},
+    registry::Registry,
+    upstream::Upstream,
+};
+use http::{Request, Response, uri::Authority};
+use mesh_core::{Body, BoxError, Destination, DownstreamAddr, MeshError};
+use mesh_route::{config::OutboundMode, matcher::request_authority};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+use tower::Service;
+
+/// Forwards routed requests to endpoints and unrouted ones per the outbound traffic policy.
+#[derive(Clone, Debug)]
+pub struct Forward {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    registry: Arc<Registry>,
+    upstream: Upstream,
+    mode: OutboundMode,
+}
+
+impl Forward {
+    /// A forwarder over `registry`, sending with `upstream`, applying `mode` to unknown hosts.
+    pub fn new(registry: Arc<Registry>, upstream: Upstream, mode: OutboundMode) -> Self {
+        Forward {
+            shared: Arc::new(Shared {
+                registry,
+                upstream,
+                mode,
+            }),
+        }
+    }
+}
+
+impl Service<Request<Body>> for Forward {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move { shared.forward(request).await.map_err(BoxError::from) })
+    }
+}
+
+impl Shared {
+    async fn forward(&self, mut request: Request<Body>) -> Result<Response<Body>, MeshError> {
+        let addressed =
+            request_authority(&request).ok_or(MeshError::BadRequest("request has no host"))?;
+        let authority: Authority = addressed
+            .parse()
+            .map_err(|_| MeshError::BadRequest("invalid host"))?;
+        let downstream = request.extensions().get::<DownstreamAddr>().copied();
+        let destination = request.extensions().get::<Destination>().cloned();
+        let scheme = request.uri().scheme_str().unwrap_or("http").to_string();
+        remove_hop_by_hop(request.headers_mut(), true);
+        append_forwarded(request.headers_mut(), downstream.map(|d| d.remote), &scheme);
+
+        let port = authority.port_u16().unwrap_or(80);
+        let mut response = match destination {
+            Some(destination) => {
+                let cluster = self
+                    .registry
+                    .cluster(destination.cluster)
+                    .ok_or(MeshError::NoHealthyUpstream)?;
+                if cluster.passthrough {
+                    self.pass_through(request, &authority, port, downstream)
+                        .await?
+                } else {
+                    let ports = cluster.port_for(port).ok_or(MeshError::NoHealthyUpstream)?;
+                    let endpoint = cluster
+                        .balancer
+                        .pick(&ports.endpoints)
+                        .ok_or(MeshError::NoHealthyUpstream)?;
+                    if ports.protocol == Protocol::Http1 {
+                        request.headers_mut().remove(http::header::TE);
+                    }
+                    self.upstream
+                        .send_to_endpoint(endpoint, request, &authority)
+                        .await?
+                }
+            }
+            None => match self.mode {
+                OutboundMode::RegistryOnly => {
+                    return Err(MeshError::HostNotRegistered(authority.host().to_string()));
+                }
+                _ => {
+                    self.pass_through(request, &authority, port, downstream)
+                        .await?
+                }
+            },
+        };
+        remove_hop_by_hop(response.headers_mut(), false);
+        Ok(response)
+    }
+
+    /// Sends to the authority the client named (ALLOW_ANY, or `resolution: NONE`).
+    async fn pass_through(
+        &self,
+        mut request: Request<Body>,
+        authority: &Authority,
+        port: u16,
+        downstream: Option<DownstreamAddr>,
+    ) -> Result<Response<Body>, MeshError> {
+        let target: Authority = format!("{}:{port}", authority.host())
+            .parse()
+            .map_err(|_| MeshError::BadRequest("invalid host"))?;
+        if let Some(downstream) = downstream
+            && target.as_str() == downstream.local.to_string()
+        {
+            return Err(MeshError::BadRequest(
+                "request would loop back to the proxy",
+            ));
+        }
+        request.headers_mut().remove(http::header::TE);
+        self.upstream.send_to_authority(request, &target).await
+    }
+}

@@ -1,0 +1,133 @@
+//! The inbound side: a Sidecar's `ingress` listeners forward to the local application.
+//!
+//! Every `ingress` entry names a service port and the app's `defaultEndpoint`
+//! (`127.0.0.1:8080`, `0.0.0.0:8080` meaning loopback, `[::1]:8080`). A request is matched to an
+//! entry by the port of its authority; with a single entry, that entry takes everything.
+
+use crate::{
+    endpoint::{Endpoint, Protocol},
+    proxy_headers::{append_forwarded, remove_hop_by_hop},
+    upstream::Upstream,
+};
+use http::{Request, Response, uri::Authority};
+use mesh_core::{Body, BoxError, DownstreamAddr, MeshError};
+use mesh_route::config::{IstioIngressListener, Sidecar};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+use tower::Service;
+
+/// Why the ingress configuration cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[error("Sidecar ingress[{index}].defaultEndpoint {endpoint:?}: {why}")]
+pub struct InboundError {
+    index: usize,
+    endpoint: String,
+    why: &'static str,
+}
+
+#[derive(Debug)]
+struct Ingress {
+    port: u32,
+    app: Arc<Endpoint>,
+}
+
+/// Forwards inbound requests to the local application.
+#[derive(Clone, Debug)]
+pub struct Inbound {
+    ingress: Arc<[Ingress]>,
+    upstream: Upstream,
+}
+
+impl Inbound {
+    /// The inbound service for `sidecar`'s ingress entries, or `None` when it has none.
+    pub fn new(sidecar: &Sidecar, upstream: Upstream) -> Result<Option<Self>, InboundError> {
+        if sidecar.ingress.is_empty() {
+            return Ok(None);
+        }
+        let ingress = sidecar
+            .ingress
+            .iter()
+            .enumerate()
+            .map(|(index, listener)| ingress_entry(index, listener))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Inbound {
+            ingress: ingress.into(),
+            upstream,
+        }))
+    }
+
+    fn entry_for(&self, port: Option<u16>) -> Option<&Ingress> {
+        match (&*self.ingress, port) {
+            ([only], _) => Some(only),
+            (entries, Some(port)) => entries.iter().find(|e| e.port == u32::from(port)),
+            (_, None) => None,
+        }
+    }
+}
+
+fn ingress_entry(index: usize, listener: &IstioIngressListener) -> Result<Ingress, InboundError> {
+    let port = listener.port.number;
+    let target = listener.port.target_port.unwrap_or(port);
+    let endpoint = listener
+        .default_endpoint
+        .clone()
+        .unwrap_or_else(|| format!("127.0.0.1:{target}"));
+    let error = |why| InboundError {
+        index,
+        endpoint: endpoint.clone(),
+        why,
+    };
+    if endpoint.starts_with("unix://") {
+        return Err(error("unix domain sockets are not supported"));
+    }
+    let loopback = endpoint
+        .strip_prefix("0.0.0.0:")
+        .map(|port| format!("127.0.0.1:{port}"))
+        .unwrap_or_else(|| endpoint.clone());
+    let authority: Authority = loopback.parse().map_err(|_| error("expected HOST:PORT"))?;
+    if authority.port_u16().is_none() {
+        return Err(error("expected HOST:PORT"));
+    }
+    let protocol = Protocol::of_port(
+        listener.port.protocol.as_deref(),
+        listener.port.name.as_deref().unwrap_or(""),
+    );
+    Ok(Ingress {
+        port,
+        app: Arc::new(Endpoint::new(authority, Default::default(), protocol)),
+    })
+}
+
+impl Service<Request<Body>> for Inbound {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let authority: Authority = mesh_route::matcher::request_authority(&request)
+                .and_then(|a| a.parse().ok())
+                .ok_or(MeshError::BadRequest("request has no host"))?;
+            let entry = this
+                .entry_for(authority.port_u16())
+                .ok_or(MeshError::RouteNotFound)?;
+            let downstream = request.extensions().get::<DownstreamAddr>().copied();
+            remove_hop_by_hop(request.headers_mut(), entry.app.protocol == Protocol::Http2);
+            append_forwarded(request.headers_mut(), downstream.map(|d| d.remote), "http");
+            let response = this
+                .upstream
+                .send_to_endpoint(&entry.app, request, &authority)
+                .await?;
+            Ok(response)
+        })
+    }
+}

@@ -1,0 +1,21 @@
+//! The `mesh` proxy: listeners, upstream connections, endpoints and load balancing, the admin
+//! API, and the [`Sidecar`](sidecar::Sidecar) that assembles them from Istio configuration.
+//!
+//! - [`listener`]: hyper server (HTTP/1.1 + HTTP/2 prior knowledge on one port).
+//! - [`registry`], [`endpoint`], [`balance`]: ServiceEntry endpoints, subsets, load balancing.
+//! - [`upstream`], [`forward`], [`proxy_headers`]: sending requests on, with header hygiene.
+//! - [`inbound`]: Sidecar `ingress` → the local application.
+//! - [`admin`]: `/ready`, `/config_dump`, `/clusters`.
+
+pub mod admin;
+pub mod balance;
+pub mod endpoint;
+pub mod forward;
+pub mod inbound;
+pub mod listener;
+pub mod proxy_headers;
+pub mod registry;
+pub mod sidecar;
+pub mod upstream;
+
+pub use sidecar::{RunningSidecar, Sidecar, SidecarOptions, StartError};

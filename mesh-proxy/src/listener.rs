@@ -1,0 +1,105 @@
+//! Serving a tower service on a TCP listener: HTTP/1.1 and HTTP/2 (prior knowledge) on the same
+//! port, TCP_NODELAY on every accepted socket, and errors turned into Envoy-style local replies
+//! at this outermost edge (hyper would otherwise close the connection).
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use mesh_core::{Body, BoxError, DownstreamAddr, body, local_reply::error_to_response};
+use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, time::Duration};
+use tokio::{net::TcpListener, sync::watch};
+use tower::{ServiceExt, util::BoxCloneSyncService};
+
+/// How long open connections get to finish when the listener shuts down.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The boxed request → response service a listener serves.
+pub type HttpService = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
+
+/// Serves `service` on `listener` until `shutdown` turns true, then drains open connections.
+pub async fn serve(
+    listener: TcpListener,
+    service: HttpService,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .adaptive_window(true);
+    let graceful = GracefulShutdown::new();
+    let Ok(local) = listener.local_addr() else {
+        return;
+    };
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        let downstream = DownstreamAddr { remote, local };
+        let hyper_service = ConnectionService {
+            service,
+            downstream,
+        };
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let connection =
+                builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%error, %remote, "connection ended with error");
+            }
+        });
+    }
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+/// Adapts an [`HttpService`] to one hyper connection: boxes the body, records the
+/// connection's addresses, and turns errors into local replies.
+#[derive(Clone)]
+struct ConnectionService {
+    service: HttpService,
+    downstream: DownstreamAddr,
+}
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for ConnectionService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, request: Request<Incoming>) -> ResponseFuture {
+        let mut request = request.map(body::boxed);
+        request.extensions_mut().insert(self.downstream);
+        // Boxed here, outside the async block, so its `Send` is proven on a concrete type.
+        let response: Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>> =
+            Box::pin(self.service.clone().oneshot(request));
+        Box::pin(async move {
+            Ok(match response.await {
+                Ok(response) => response,
+                Err(error) => error_to_response(&error),
+            })
+        })
+    }
+}
+
+/// Binds `addr` (port 0 picks a free port) and returns the listener with its bound address.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}

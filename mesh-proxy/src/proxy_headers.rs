@@ -1,0 +1,91 @@
+//! Header hygiene for a proxy hop: hop-by-hop headers removed (RFC 9110 §7.6.1), and
+//! `x-forwarded-for` / `x-forwarded-proto` appended as Envoy does.
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use std::net::SocketAddr;
+
+/// Headers that describe one connection and must not be forwarded.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHORIZATION,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// `x-forwarded-for`.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `x-forwarded-proto`.
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Removes hop-by-hop headers, including any named in `Connection`. `te: trailers` is kept when
+/// `keep_te_trailers` (HTTP/2 and gRPC need it); any other `te` is removed.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    let te_is_trailers = headers
+        .get(header::TE)
+        .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    if !(keep_te_trailers && te_is_trailers) {
+        headers.remove(header::TE);
+    }
+}
+
+/// Appends the client's address to `x-forwarded-for` and sets `x-forwarded-proto` when absent.
+pub fn append_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>, scheme: &str) {
+    if let Some(client) = client {
+        let ip = client.ip().to_string();
+        let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(existing) => format!("{existing}, {ip}"),
+            None => ip,
+        };
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO)
+        && let Ok(value) = HeaderValue::from_str(scheme)
+    {
+        headers.insert(X_FORWARDED_PROTO, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive, x-private".parse().unwrap());
+        h.insert("x-private", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert(header::TE, "trailers".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        remove_hop_by_hop(&mut h, true);
+        assert!(h.get("x-private").is_none() && h.get("keep-alive").is_none());
+        assert_eq!(h[header::TE], "trailers");
+        assert_eq!(h["x-kept"], "1");
+        remove_hop_by_hop(&mut h, false);
+        assert!(h.get(header::TE).is_none());
+    }
+
+    #[test]
+    fn appends_forwarded_for() {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, "10.0.0.1".parse().unwrap());
+        append_forwarded(&mut h, Some("127.0.0.1:5000".parse().unwrap()), "http");
+        assert_eq!(h[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h[X_FORWARDED_PROTO], "http");
+    }
+}

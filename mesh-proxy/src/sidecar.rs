@@ -1,0 +1,176 @@
+//! [`Sidecar`]: the proxy assembled from a validated [`Config`].
+//!
+//! The outbound listener runs `x-request-id` → [`RouteLayer`] → [`Forward`]; the inbound
+//! listener (only when a Sidecar declares `ingress`) forwards to the local app; the admin
+//! listener reports on both. Every listener is bound before any is served, so a start that
+//! fails binds nothing.
+
+use crate::{
+    admin::{Admin, AdminState},
+    forward::Forward,
+    inbound::{Inbound, InboundError},
+    listener::{HttpService, bind, serve},
+    registry::Registry,
+    upstream::Upstream,
+};
+use mesh_route::{RouteLayer, RouteTable, config::Config, table::CompileError};
+use mesh_trace::RequestIdLayer;
+use std::{net::SocketAddr, sync::Arc};
+use tokio::{sync::watch, task::JoinHandle};
+use tower::{ServiceBuilder, util::BoxCloneSyncService};
+
+/// Where the sidecar listens.
+#[derive(Clone, Debug)]
+pub struct SidecarOptions {
+    /// Outbound listener (Istio: `127.0.0.1:15001`).
+    pub outbound: SocketAddr,
+    /// Inbound listener (Istio: `0.0.0.0:15006`), used only when a Sidecar has `ingress`.
+    pub inbound: SocketAddr,
+    /// Admin listener (Istio: `127.0.0.1:15000`).
+    pub admin: SocketAddr,
+}
+
+impl Default for SidecarOptions {
+    fn default() -> Self {
+        SidecarOptions {
+            outbound: SocketAddr::from(([127, 0, 0, 1], 15001)),
+            inbound: SocketAddr::from(([0, 0, 0, 0], 15006)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 15000)),
+        }
+    }
+}
+
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration could not be compiled.
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    /// A Sidecar ingress entry cannot be served.
+    #[error(transparent)]
+    Inbound(#[from] InboundError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({name}): {source}")]
+    Bind {
+        /// Listener name.
+        name: &'static str,
+        /// Address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The proxy's services, built from a configuration (not yet listening).
+#[derive(Clone, Debug)]
+pub struct Sidecar {
+    config: Arc<Config>,
+    registry: Arc<Registry>,
+    outbound: HttpService,
+    inbound: Option<HttpService>,
+}
+
+impl Sidecar {
+    /// Builds the services for `config`.
+    pub fn new(config: Config) -> Result<Self, StartError> {
+        let table = Arc::new(RouteTable::compile(&config)?);
+        let registry = Arc::new(Registry::build(&config, &table));
+        let upstream = Upstream::default();
+        let forward = Forward::new(registry.clone(), upstream.clone(), config.outbound_mode());
+        let outbound = ServiceBuilder::new()
+            .layer(RequestIdLayer)
+            .layer(RouteLayer::new(table))
+            .service(forward);
+        let inbound = match config.sidecars.iter().find(|s| !s.spec.ingress.is_empty()) {
+            Some(sidecar) => Inbound::new(&sidecar.spec, upstream)?.map(BoxCloneSyncService::new),
+            None => None,
+        };
+        Ok(Sidecar {
+            config: Arc::new(config),
+            registry,
+            outbound: BoxCloneSyncService::new(outbound),
+            inbound,
+        })
+    }
+
+    /// The outbound service, for use in-process (or in benchmarks) without a listener.
+    pub fn outbound_service(&self) -> HttpService {
+        self.outbound.clone()
+    }
+
+    /// The endpoint registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Binds every listener, then serves them in the background.
+    pub async fn start(self, options: &SidecarOptions) -> Result<RunningSidecar, StartError> {
+        let bind_named = |name: &'static str, addr: SocketAddr| async move {
+            bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { name, addr, source })
+        };
+        let (outbound_listener, outbound) = bind_named("outbound", options.outbound).await?;
+        let inbound_listener = match self.inbound {
+            Some(_) => Some(bind_named("inbound", options.inbound).await?),
+            None => None,
+        };
+        let (admin_listener, admin) = bind_named("admin", options.admin).await?;
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(serve(
+            outbound_listener,
+            self.outbound.clone(),
+            stopped.clone(),
+        ))];
+        let mut listeners = vec![("outbound", outbound)];
+        if let (Some((listener, addr)), Some(service)) = (inbound_listener, self.inbound.clone()) {
+            tasks.push(tokio::spawn(serve(listener, service, stopped.clone())));
+            listeners.push(("inbound", addr));
+        }
+        let state = AdminState {
+            config: self.config.clone(),
+            version: 1,
+            registry: self.registry.clone(),
+        };
+        let admin_service = BoxCloneSyncService::new(Admin::new(Arc::new(state)));
+        tasks.push(tokio::spawn(serve(admin_listener, admin_service, stopped)));
+        listeners.push(("admin", admin));
+        Ok(RunningSidecar {
+            listeners,
+            stop,
+            tasks,
+        })
+    }
+}
+
+/// A started sidecar.
+#[derive(Debug)]
+pub struct RunningSidecar {
+    listeners: Vec<(&'static str, SocketAddr)>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningSidecar {
+    /// `(name, bound address)` of every listener: `outbound`, `inbound` (if any), `admin`.
+    pub fn listeners(&self) -> &[(&'static str, SocketAddr)] {
+        &self.listeners
+    }
+
+    /// The bound address of listener `name`.
+    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+    }
+
+    /// Stops accepting, lets open connections finish (bounded), and waits for the listeners.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Sending a request to an upstream endpoint.
+//!
+//! HTTP/1.1 endpoints share one pooled hyper-util client (TCP_NODELAY, Istio's 10 s connect
+//! timeout); the URI is pointed at the endpoint while `Host` keeps the service name. HTTP/2
+//! endpoints (`HTTP2`/`GRPC` ports) get one multiplexed prior-knowledge connection each, kept on
+//! the [`Endpoint`], so `:authority` stays the service name as Envoy sends it and trailers pass
+//! through for gRPC. Bodies stream both ways; the endpoint's in-flight count is held until the
+//! response body ends.
+
+use crate::endpoint::{Endpoint, InFlight, Protocol};
+use bytes::Bytes;
+use http::{
+    Request, Response, Uri, Version,
+    header::HOST,
+    uri::{Authority, PathAndQuery, Scheme},
+};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+};
+use mesh_core::{Body, BoxError, MeshError, UpstreamHost, body};
+use pin_project::pin_project;
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+use tokio::{net::TcpStream, sync::Mutex};
+
+/// Istio's default upstream connect timeout (`MeshConfig.connectTimeout`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A cached HTTP/2 connection to one endpoint.
+#[derive(Debug, Default)]
+pub struct Http2Connection(Mutex<Option<hyper::client::conn::http2::SendRequest<Body>>>);
+
+/// Sends requests upstream; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    http1: Client<HttpConnector, Body>,
+    connect_timeout: Duration,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Upstream::new(DEFAULT_CONNECT_TIMEOUT)
+    }
+}
+
+impl Upstream {
+    /// A sender with the given connect timeout.
+    pub fn new(connect_timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        let http1 = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        Upstream {
+            http1,
+            connect_timeout,
+        }
+    }
+
+    /// Sends `request` to `endpoint`. `authority` is the service name the client addressed,
+    /// kept as `Host`/`:authority`.
+    pub async fn send_to_endpoint(
+        &self,
+        endpoint: &Arc<Endpoint>,
+        mut request: Request<Body>,
+        authority: &Authority,
+    ) -> Result<Response<Body>, MeshError> {
+        let guard = endpoint.start_request();
+        let result = match endpoint.protocol {
+            Protocol::Http1 => {
+                point_uri(&mut request, &endpoint.authority)?;
+                set_host(&mut request, authority);
+                self.send_http1(request).await
+            }
+            Protocol::Http2 => {
+                point_uri(&mut request, authority)?;
+                request.headers_mut().remove(HOST);
+                self.send_http2(endpoint, request).await
+            }
+        };
+        match result {
+            Ok(response) => {
+                if response.status().is_server_error() {
+                    endpoint.record_failure();
+                }
+                let mut response = response.map(|body| GuardedBody::boxed(body, Some(guard)));
+                response
+                    .extensions_mut()
+                    .insert(UpstreamHost(endpoint.authority.clone()));
+                Ok(response)
+            }
+            Err(error) => {
+                endpoint.record_failure();
+                Err(error)
+            }
+        }
+    }
+
+    /// Sends `request` over HTTP/1.1 to `authority` itself (pass-through traffic).
+    pub async fn send_to_authority(
+        &self,
+        mut request: Request<Body>,
+        authority: &Authority,
+    ) -> Result<Response<Body>, MeshError> {
+        point_uri(&mut request, authority)?;
+        set_host(&mut request, authority);
+        let mut response = self
+            .send_http1(request)
+            .await?
+            .map(|body| GuardedBody::boxed(body, None));
+        response
+            .extensions_mut()
+            .insert(UpstreamHost(authority.clone()));
+        Ok(response)
+    }
+
+    async fn send_http1(
+        &self,
+        mut request: Request<Body>,
+    ) -> Result<Response<Incoming>, MeshError> {
+        *request.version_mut() = Version::HTTP_11;
+        self.http1.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                MeshError::ConnectFailure(Box::new(e))
+            } else {
+                MeshError::UpstreamReset(Box::new(e))
+            }
+        })
+    }
+
+    async fn send_http2(
+        &self,
+        endpoint: &Endpoint,
+        mut request: Request<Body>,
+    ) -> Result<Response<Incoming>, MeshError> {
+        *request.version_mut() = Version::HTTP_2;
+        let mut sender = self.http2_sender(endpoint).await?;
+        sender
+            .ready()
+            .await
+            .map_err(|e| MeshError::UpstreamReset(Box::new(e)))?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| MeshError::UpstreamReset(Box::new(e)))
+    }
+
+    /// The endpoint's HTTP/2 connection, connecting when there is none or it has closed.
+    async fn http2_sender(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Result<hyper::client::conn::http2::SendRequest<Body>, MeshError> {
+        let mut cached = endpoint.h2.0.lock().await;
+        if let Some(sender) = cached.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(sender.clone());
+        }
+        let connect = TcpStream::connect(endpoint.authority.as_str());
+        let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(MeshError::ConnectFailure(Box::new(e))),
+            Err(_) => return Err(MeshError::ConnectFailure("connect timeout".into())),
+        };
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .adaptive_window(true)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| MeshError::ConnectFailure(Box::new(e)))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "upstream HTTP/2 connection ended");
+            }
+        });
+        *cached = Some(sender.clone());
+        Ok(sender)
+    }
+}
+
+/// Points the request URI at `authority` (absolute form, keeping path and query).
+fn point_uri(request: &mut Request<Body>, authority: &Authority) -> Result<(), MeshError> {
+    let path = request
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(authority.clone());
+    parts.path_and_query = Some(path);
+    *request.uri_mut() =
+        Uri::from_parts(parts).map_err(|_| MeshError::BadRequest("invalid request URI"))?;
+    Ok(())
+}
+
+/// Sets `Host` to the authority the client addressed, unless the request already has one.
+fn set_host(request: &mut Request<Body>, authority: &Authority) {
+    if !request.headers().contains_key(HOST)
+        && let Ok(value) = http::HeaderValue::from_str(authority.as_str())
+    {
+        request.headers_mut().insert(HOST, value);
+    }
+}
+
+/// An upstream response body that keeps the endpoint's in-flight count until it ends.
+#[pin_project]
+struct GuardedBody {
+    #[pin]
+    inner: Incoming,
+    guard: Option<InFlight>,
+}
+
+impl GuardedBody {
+    fn boxed(inner: Incoming, guard: Option<InFlight>) -> Body {
+        body::boxed(GuardedBody { inner, guard })
+    }
+}
+
+impl HttpBody for GuardedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let polled = std::task::ready!(this.inner.poll_frame(cx));
+        if polled.is_none() {
+            this.guard.take();
+        }
+        Poll::Ready(polled.map(|frame| frame.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,429 @@
+//! Which configuration fields are parsed but not enforced by the data plane yet.
+//!
+//! [`NOT_ENFORCED`] is the one table of such fields. Each row names a field (as a path
+//! pattern) and a finder that lists where the field is present in a resource; loading
+//! reports one warning `X: parsed, not enforced yet` per occurrence. When a field becomes
+//! enforced, delete its row.
+
+use super::destination_rule::DestinationRule;
+use super::mesh_config::MeshConfig;
+use super::service_entry::{Resolution, ServiceEntry};
+use super::sidecar::Sidecar;
+use super::traffic_policy::{LoadBalancerSettings, TrafficPolicy};
+use super::virtual_service::{HttpMatchRequest, HttpRoute, VirtualService};
+
+/// Lists the concrete field paths (e.g. `http[0].timeout`) where a field is present.
+#[derive(Clone, Copy)]
+pub enum Finder {
+    /// A VirtualService field.
+    VirtualService(fn(&VirtualService) -> Vec<String>),
+    /// A DestinationRule field.
+    DestinationRule(fn(&DestinationRule) -> Vec<String>),
+    /// A ServiceEntry field.
+    ServiceEntry(fn(&ServiceEntry) -> Vec<String>),
+    /// A Sidecar field.
+    Sidecar(fn(&Sidecar) -> Vec<String>),
+    /// A mesh-settings field (paths relative to the mesh config).
+    Mesh(fn(&MeshConfig) -> Vec<String>),
+}
+
+/// One field that is parsed but not enforced yet.
+#[derive(Clone, Copy)]
+pub struct NotEnforced {
+    /// Path pattern of the field (`[]` stands for any index).
+    pub field: &'static str,
+    /// Where the field is present.
+    pub find: Finder,
+}
+
+/// `"timeout: parsed, not enforced yet"` for the pattern `http[].timeout`.
+pub fn not_enforced_message(field: &str) -> String {
+    let leaf = field
+        .rsplit('.')
+        .next()
+        .unwrap_or(field)
+        .trim_end_matches("[]");
+    format!("{leaf}: parsed, not enforced yet")
+}
+
+const fn vs(field: &'static str, find: fn(&VirtualService) -> Vec<String>) -> NotEnforced {
+    NotEnforced {
+        field,
+        find: Finder::VirtualService(find),
+    }
+}
+
+const fn dr(field: &'static str, find: fn(&DestinationRule) -> Vec<String>) -> NotEnforced {
+    NotEnforced {
+        field,
+        find: Finder::DestinationRule(find),
+    }
+}
+
+const fn se(field: &'static str, find: fn(&ServiceEntry) -> Vec<String>) -> NotEnforced {
+    NotEnforced {
+        field,
+        find: Finder::ServiceEntry(find),
+    }
+}
+
+const fn sidecar(field: &'static str, find: fn(&Sidecar) -> Vec<String>) -> NotEnforced {
+    NotEnforced {
+        field,
+        find: Finder::Sidecar(find),
+    }
+}
+
+const fn mesh(field: &'static str, find: fn(&MeshConfig) -> Vec<String>) -> NotEnforced {
+    NotEnforced {
+        field,
+        find: Finder::Mesh(find),
+    }
+}
+
+/// The fields the data plane does not enforce yet. Enforced today: VirtualService
+/// `hosts`, `http[].name` (route names in RouteInfo and access logs), `http[].match`
+/// (except the config-time selectors below), `route`,
+/// `redirect`, `directResponse`, `rewrite`, `headers`; DestinationRule `host`,
+/// `subsets[].name/labels`, `trafficPolicy.loadBalancer.simple`; ServiceEntry `hosts`,
+/// `ports`, `resolution` STATIC/DNS, `endpoints[].address/ports/labels`, `location`,
+/// `addresses`; Sidecar `ingress[].port/defaultEndpoint/bind`, `outboundTrafficPolicy.mode`;
+/// mesh `outboundTrafficPolicy`.
+pub const NOT_ENFORCED: &[NotEnforced] = &[
+    // VirtualService. `gateways: [mesh]` is the default and therefore enforced.
+    vs("gateways", |v| flag(!only_mesh(&v.gateways), "gateways")),
+    vs("exportTo", |v| flag(!v.export_to.is_empty(), "exportTo")),
+    vs("tls[]", |v| indexed("tls", v.tls.len())),
+    vs("tcp[]", |v| indexed("tcp", v.tcp.len())),
+    vs("http[].delegate", |v| {
+        http(v, "delegate", |r| r.delegate.is_some())
+    }),
+    vs("http[].timeout", |v| {
+        http(v, "timeout", |r| r.timeout.is_some())
+    }),
+    vs("http[].retries", |v| {
+        http(v, "retries", |r| r.retries.is_some())
+    }),
+    vs("http[].fault", |v| http(v, "fault", |r| r.fault.is_some())),
+    vs("http[].mirror", |v| {
+        http(v, "mirror", |r| r.mirror.is_some())
+    }),
+    vs("http[].mirrors", |v| {
+        http(v, "mirrors", |r| !r.mirrors.is_empty())
+    }),
+    vs("http[].mirrorPercentage", |v| {
+        http(v, "mirrorPercentage", |r| r.mirror_percentage.is_some())
+    }),
+    vs("http[].mirrorPercent", |v| {
+        http(v, "mirrorPercent", |r| r.mirror_percent.is_some())
+    }),
+    vs("http[].corsPolicy", |v| {
+        http(v, "corsPolicy", |r| r.cors_policy.is_some())
+    }),
+    vs("http[].match[].sourceLabels", |v| {
+        matches(v, "sourceLabels", |m| !m.source_labels.is_empty())
+    }),
+    vs("http[].match[].sourceNamespace", |v| {
+        matches(v, "sourceNamespace", |m| m.source_namespace.is_some())
+    }),
+    vs("http[].match[].gateways", |v| {
+        matches(v, "gateways", |m| !only_mesh(&m.gateways))
+    }),
+    vs("http[].match[].port", |v| {
+        matches(v, "port", |m| m.port.is_some())
+    }),
+    vs("http[].match[].statPrefix", |v| {
+        matches(v, "statPrefix", |m| m.stat_prefix.is_some())
+    }),
+    // DestinationRule.
+    dr("exportTo", |d| flag(!d.export_to.is_empty(), "exportTo")),
+    dr("workloadSelector", |d| {
+        flag(d.workload_selector.is_some(), "workloadSelector")
+    }),
+    dr("subsets[].trafficPolicy", |d| {
+        let present = d.subsets.iter().map(|s| s.traffic_policy.is_some());
+        present_at(present, |i| format!("subsets[{i}].trafficPolicy"))
+    }),
+    dr("trafficPolicy.connectionPool", |d| {
+        policy(d, "connectionPool", |p| p.connection_pool.is_some())
+    }),
+    dr("trafficPolicy.outlierDetection", |d| {
+        policy(d, "outlierDetection", |p| p.outlier_detection.is_some())
+    }),
+    dr("trafficPolicy.tls", |d| {
+        policy(d, "tls", |p| p.tls.is_some())
+    }),
+    dr("trafficPolicy.portLevelSettings", |d| {
+        policy(d, "portLevelSettings", |p| {
+            !p.port_level_settings.is_empty()
+        })
+    }),
+    dr("trafficPolicy.tunnel", |d| {
+        policy(d, "tunnel", |p| p.tunnel.is_some())
+    }),
+    dr("trafficPolicy.proxyProtocol", |d| {
+        policy(d, "proxyProtocol", |p| p.proxy_protocol.is_some())
+    }),
+    dr("trafficPolicy.retryBudget", |d| {
+        policy(d, "retryBudget", |p| p.retry_budget.is_some())
+    }),
+    dr("trafficPolicy.loadBalancer.consistentHash", |d| {
+        balancer(d, "consistentHash", |lb| lb.consistent_hash.is_some())
+    }),
+    dr("trafficPolicy.loadBalancer.localityLbSetting", |d| {
+        balancer(d, "localityLbSetting", |lb| {
+            lb.locality_lb_setting.is_some()
+        })
+    }),
+    dr("trafficPolicy.loadBalancer.warmupDurationSecs", |d| {
+        balancer(d, "warmupDurationSecs", |lb| {
+            lb.warmup_duration_secs.is_some()
+        })
+    }),
+    dr("trafficPolicy.loadBalancer.warmup", |d| {
+        balancer(d, "warmup", |lb| lb.warmup.is_some())
+    }),
+    dr("trafficPolicy.loadBalancer.zoneAwareLbSetting", |d| {
+        balancer(d, "zoneAwareLbSetting", |lb| {
+            lb.zone_aware_lb_setting.is_some()
+        })
+    }),
+    // ServiceEntry.
+    se("resolution", |s| {
+        let other = matches!(
+            s.resolution,
+            Some(Resolution::None | Resolution::DnsRoundRobin | Resolution::DynamicDns)
+        );
+        flag(other, "resolution")
+    }),
+    se("workloadSelector", |s| {
+        flag(s.workload_selector.is_some(), "workloadSelector")
+    }),
+    se("exportTo", |s| flag(!s.export_to.is_empty(), "exportTo")),
+    se("subjectAltNames", |s| {
+        flag(!s.subject_alt_names.is_empty(), "subjectAltNames")
+    }),
+    se("endpoints[].network", |s| {
+        present_at(s.endpoints.iter().map(|e| e.network.is_some()), |i| {
+            format!("endpoints[{i}].network")
+        })
+    }),
+    se("endpoints[].locality", |s| {
+        present_at(s.endpoints.iter().map(|e| e.locality.is_some()), |i| {
+            format!("endpoints[{i}].locality")
+        })
+    }),
+    se("endpoints[].weight", |s| {
+        present_at(s.endpoints.iter().map(|e| e.weight.is_some()), |i| {
+            format!("endpoints[{i}].weight")
+        })
+    }),
+    se("endpoints[].serviceAccount", |s| {
+        present_at(
+            s.endpoints.iter().map(|e| e.service_account.is_some()),
+            |i| format!("endpoints[{i}].serviceAccount"),
+        )
+    }),
+    // Sidecar.
+    sidecar("workloadSelector", |s| {
+        flag(s.workload_selector.is_some(), "workloadSelector")
+    }),
+    sidecar("egress[]", |s| indexed("egress", s.egress.len())),
+    sidecar("inboundConnectionPool", |s| {
+        flag(s.inbound_connection_pool.is_some(), "inboundConnectionPool")
+    }),
+    sidecar("ingress[].captureMode", |s| {
+        present_at(s.ingress.iter().map(|l| l.capture_mode.is_some()), |i| {
+            format!("ingress[{i}].captureMode")
+        })
+    }),
+    sidecar("ingress[].tls", |s| {
+        present_at(s.ingress.iter().map(|l| l.tls.is_some()), |i| {
+            format!("ingress[{i}].tls")
+        })
+    }),
+    sidecar("ingress[].connectionPool", |s| {
+        present_at(s.ingress.iter().map(|l| l.connection_pool.is_some()), |i| {
+            format!("ingress[{i}].connectionPool")
+        })
+    }),
+    sidecar("outboundTrafficPolicy.egressProxy", |s| {
+        let present = s
+            .outbound_traffic_policy
+            .as_ref()
+            .is_some_and(|p| p.egress_proxy.is_some());
+        flag(present, "outboundTrafficPolicy.egressProxy")
+    }),
+    // Mesh settings.
+    mesh("defaultConfig.tracing.sampling", |m| {
+        tracing(m, "sampling", |t| t.sampling.is_some())
+    }),
+    mesh("defaultConfig.tracing.zipkin", |m| {
+        tracing(m, "zipkin", |t| t.zipkin.is_some())
+    }),
+    mesh("defaultConfig.tracing.customTags", |m| {
+        tracing(m, "customTags", |t| !t.custom_tags.is_empty())
+    }),
+    mesh("defaultConfig.tracing.maxPathTagLength", |m| {
+        tracing(m, "maxPathTagLength", |t| t.max_path_tag_length.is_some())
+    }),
+    mesh("accessLogFile", |m| {
+        flag(m.access_log_file.is_some(), "accessLogFile")
+    }),
+    mesh("accessLogEncoding", |m| {
+        flag(m.access_log_encoding.is_some(), "accessLogEncoding")
+    }),
+    mesh("accessLogFormat", |m| {
+        flag(m.access_log_format.is_some(), "accessLogFormat")
+    }),
+    mesh("trustDomain", |m| {
+        flag(m.trust_domain.is_some(), "trustDomain")
+    }),
+    mesh("connectTimeout", |m| {
+        flag(m.connect_timeout.is_some(), "connectTimeout")
+    }),
+    mesh("defaultHttpRetryPolicy", |m| {
+        flag(
+            m.default_http_retry_policy.is_some(),
+            "defaultHttpRetryPolicy",
+        )
+    }),
+];
+
+fn flag(present: bool, path: &str) -> Vec<String> {
+    if present {
+        vec![path.to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+fn indexed(list: &str, len: usize) -> Vec<String> {
+    (0..len).map(|i| format!("{list}[{i}]")).collect()
+}
+
+fn present_at(present: impl Iterator<Item = bool>, path: impl Fn(usize) -> String) -> Vec<String> {
+    present
+        .enumerate()
+        .filter(|(_, p)| *p)
+        .map(|(i, _)| path(i))
+        .collect()
+}
+
+/// Empty, or only the `mesh` gateway (the default).
+fn only_mesh(gateways: &[String]) -> bool {
+    gateways.iter().all(|g| g == "mesh")
+}
+
+fn http(v: &VirtualService, leaf: &str, present: impl Fn(&HttpRoute) -> bool) -> Vec<String> {
+    present_at(v.http.iter().map(present), |i| format!("http[{i}].{leaf}"))
+}
+
+fn matches(
+    v: &VirtualService,
+    leaf: &str,
+    present: impl Fn(&HttpMatchRequest) -> bool,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, route) in v.http.iter().enumerate() {
+        for (j, m) in route.match_.iter().enumerate() {
+            if present(m) {
+                out.push(format!("http[{i}].match[{j}].{leaf}"));
+            }
+        }
+    }
+    out
+}
+
+fn policy(
+    d: &DestinationRule,
+    leaf: &str,
+    present: impl Fn(&TrafficPolicy) -> bool,
+) -> Vec<String> {
+    let present = d.traffic_policy.as_ref().is_some_and(present);
+    flag(present, &format!("trafficPolicy.{leaf}"))
+}
+
+fn balancer(
+    d: &DestinationRule,
+    leaf: &str,
+    present: impl Fn(&LoadBalancerSettings) -> bool,
+) -> Vec<String> {
+    let present = d
+        .traffic_policy
+        .as_ref()
+        .and_then(|p| p.load_balancer.as_ref())
+        .is_some_and(present);
+    flag(present, &format!("trafficPolicy.loadBalancer.{leaf}"))
+}
+
+fn tracing(
+    m: &MeshConfig,
+    leaf: &str,
+    present: impl Fn(&super::mesh_config::Tracing) -> bool,
+) -> Vec<String> {
+    let present = m
+        .default_config
+        .as_ref()
+        .and_then(|c| c.tracing.as_ref())
+        .is_some_and(present);
+    flag(present, &format!("defaultConfig.tracing.{leaf}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::duration::Duration;
+
+    #[test]
+    fn message_names_the_leaf() {
+        assert_eq!(
+            not_enforced_message("http[].timeout"),
+            "timeout: parsed, not enforced yet"
+        );
+        assert_eq!(
+            not_enforced_message("tls[]"),
+            "tls: parsed, not enforced yet"
+        );
+        assert_eq!(
+            not_enforced_message("exportTo"),
+            "exportTo: parsed, not enforced yet"
+        );
+    }
+
+    #[test]
+    fn finds_each_occurrence() {
+        let mut v = VirtualService::default();
+        v.http.push(HttpRoute::default());
+        v.http.push(HttpRoute {
+            timeout: Some(Duration::default()),
+            ..HttpRoute::default()
+        });
+        let row = NOT_ENFORCED.iter().find(|r| r.field == "http[].timeout");
+        let Some(NotEnforced {
+            find: Finder::VirtualService(find),
+            ..
+        }) = row
+        else {
+            panic!("the http[].timeout row must exist");
+        };
+        assert_eq!(find(&v), vec!["http[1].timeout".to_string()]);
+    }
+
+    #[test]
+    fn mesh_gateway_is_enforced() {
+        let v = VirtualService {
+            gateways: vec!["mesh".into()],
+            ..VirtualService::default()
+        };
+        let row = NOT_ENFORCED.iter().find(|r| r.field == "gateways");
+        let Some(NotEnforced {
+            find: Finder::VirtualService(find),
+            ..
+        }) = row
+        else {
+            panic!("the gateways row must exist");
+        };
+        assert!(find(&v).is_empty());
+    }
+}

@@ -1,0 +1,375 @@
+//! Mesh-wide settings shaped like Istio's `MeshConfig` (`mesh/v1alpha1/config.proto`),
+//! read from a `mesh/v1 MeshConfig` document or the `spec.meshConfig` of an
+//! `install.istio.io/v1alpha1 IstioOperator`.
+//!
+//! The fields this project uses are typed. Every other field Istio's MeshConfig,
+//! ProxyConfig or ProxyConfig.Tracing defines is accepted into `other` (so files written
+//! for istioctl load unchanged) and reported as "not supported; ignored"; names Istio does
+//! not define are errors with a "did you mean" suggestion.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::Duration;
+use super::sidecar::OutboundMode;
+use super::virtual_service::HttpRetry;
+
+/// Istio `MeshConfig` (the parts this project reads; see the module docs).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeshConfig {
+    /// What happens to traffic for hosts not in the registry (default `ALLOW_ANY`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound_traffic_policy: Option<MeshOutboundTrafficPolicy>,
+    /// Proxy defaults (tracing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_config: Option<ProxyConfig>,
+    /// Access log destination (`/dev/stdout`); empty disables access logging.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_log_file: Option<String>,
+    /// Access log encoding (default `TEXT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_log_encoding: Option<AccessLogEncoding>,
+    /// Access log format (default: Istio's format).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_log_format: Option<String>,
+    /// SPIFFE trust domain (default `cluster.local`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_domain: Option<String>,
+    /// Upstream connect timeout (Istio default 10s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Duration>,
+    /// Retry policy for routes without `retries`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_http_retry_policy: Option<HttpRetry>,
+    /// Other Istio MeshConfig fields, accepted and ignored.
+    #[serde(flatten, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+impl MeshConfig {
+    /// Overlays `later` on `self`: every field `later` sets replaces the current value
+    /// (`defaultConfig` is merged the same way, one level down).
+    pub fn merge(&mut self, later: MeshConfig) {
+        fn take<T>(slot: &mut Option<T>, value: Option<T>) {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+        take(
+            &mut self.outbound_traffic_policy,
+            later.outbound_traffic_policy,
+        );
+        match (&mut self.default_config, later.default_config) {
+            (Some(current), Some(later)) => current.merge(later),
+            (slot, later) => take(slot, later),
+        }
+        take(&mut self.access_log_file, later.access_log_file);
+        take(&mut self.access_log_encoding, later.access_log_encoding);
+        take(&mut self.access_log_format, later.access_log_format);
+        take(&mut self.trust_domain, later.trust_domain);
+        take(&mut self.connect_timeout, later.connect_timeout);
+        take(
+            &mut self.default_http_retry_policy,
+            later.default_http_retry_policy,
+        );
+        self.other.extend(later.other);
+    }
+
+    /// The mesh-wide outbound mode, if set.
+    pub fn outbound_mode(&self) -> Option<OutboundMode> {
+        self.outbound_traffic_policy.as_ref().and_then(|p| p.mode)
+    }
+}
+
+/// Istio `MeshConfig.OutboundTrafficPolicy`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeshOutboundTrafficPolicy {
+    /// `ALLOW_ANY`, `REGISTRY_ONLY` or `ALLOW_ANY_DYNAMIC_DNS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<OutboundMode>,
+}
+
+/// Istio `MeshConfig.AccessLogEncoding`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AccessLogEncoding {
+    /// One text line per request.
+    #[default]
+    Text,
+    /// One JSON object per request.
+    Json,
+}
+
+/// Istio `ProxyConfig` (`meshConfig.defaultConfig`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyConfig {
+    /// Tracing settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
+    /// Other Istio ProxyConfig fields, accepted and ignored.
+    #[serde(flatten, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+impl ProxyConfig {
+    /// Overlays `later` on `self` (see [`MeshConfig::merge`]).
+    pub fn merge(&mut self, later: ProxyConfig) {
+        if later.tracing.is_some() {
+            self.tracing = later.tracing;
+        }
+        self.other.extend(later.other);
+    }
+}
+
+/// Istio `Tracing` (`meshConfig.defaultConfig.tracing`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tracing {
+    /// Percentage of requests sampled, 0–100 (Istio default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<f64>,
+    /// Zipkin collector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zipkin: Option<ZipkinTracing>,
+    /// Tags added to every span.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_tags: BTreeMap<String, CustomTag>,
+    /// Longest `http.url` tag (default 256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_path_tag_length: Option<u32>,
+    /// Other Istio Tracing fields (other tracers), accepted and ignored.
+    #[serde(flatten, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// Istio `Tracing.Zipkin`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZipkinTracing {
+    /// Collector `host:port`.
+    pub address: String,
+}
+
+/// Istio `Tracing.CustomTag`: where a span tag's value comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum CustomTag {
+    /// A fixed value.
+    Literal {
+        /// The value.
+        value: String,
+    },
+    /// An environment variable of the proxy.
+    Environment {
+        /// Variable name.
+        name: String,
+        /// Value when the variable is unset (no tag when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default_value: Option<String>,
+    },
+    /// A request header.
+    Header {
+        /// Header name.
+        name: String,
+        /// Value when the header is missing (no tag when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default_value: Option<String>,
+    },
+}
+
+/// Every field of Istio's `MeshConfig` (current and deprecated), camelCase.
+pub const MESH_CONFIG_FIELDS: &[&str] = &[
+    "accessLogEncoding",
+    "accessLogFile",
+    "accessLogFormat",
+    "ambientMesh",
+    "authPolicy",
+    "ca",
+    "caCertificates",
+    "certificates",
+    "configSources",
+    "connectTimeout",
+    "defaultConfig",
+    "defaultDestinationRuleExportTo",
+    "defaultHttpRetryPolicy",
+    "defaultProviders",
+    "defaultServiceExportTo",
+    "defaultTrafficPolicy",
+    "defaultVirtualServiceExportTo",
+    "disableEnvoyListenerLog",
+    "disableMixerHttpReports",
+    "disablePolicyChecks",
+    "disableReportBatch",
+    "discoverySelectors",
+    "dnsRefreshRate",
+    "enableAutoMtls",
+    "enableClientSidePolicyCheck",
+    "enableEnvoyAccessLogService",
+    "enablePrometheusMerge",
+    "enableSdsTokenMount",
+    "enableTracing",
+    "extensionProviders",
+    "fileFlushInterval",
+    "fileFlushMinSizeKb",
+    "h2UpgradePolicy",
+    "inboundClusterStatName",
+    "inboundTrafficPolicy",
+    "ingressClass",
+    "ingressControllerMode",
+    "ingressSelector",
+    "ingressService",
+    "localityLbSetting",
+    "meshMTLS",
+    "mixerAddress",
+    "mixerCheckServer",
+    "mixerReportServer",
+    "outboundClusterStatName",
+    "outboundTrafficPolicy",
+    "pathNormalization",
+    "policyCheckFailOpen",
+    "protocolDetectionTimeout",
+    "proxyHttpPort",
+    "proxyInboundListenPort",
+    "proxyListenPort",
+    "rdsRefreshDelay",
+    "reportBatchMaxEntries",
+    "reportBatchMaxTime",
+    "rootNamespace",
+    "sdsRefreshDelay",
+    "sdsUdsPath",
+    "sdsUseK8sSaJwt",
+    "serviceScopeConfigs",
+    "serviceSettings",
+    "sidecarToTelemetrySessionAffinity",
+    "tcpKeepalive",
+    "thriftConfig",
+    "tlsDefaults",
+    "trustDomain",
+    "trustDomainAliases",
+    "verifyCertificateAtClient",
+    "zoneAwareLbSetting",
+];
+
+/// Every field of Istio's `ProxyConfig` (current and deprecated), camelCase.
+pub const PROXY_CONFIG_FIELDS: &[&str] = &[
+    "availabilityZone",
+    "binaryPath",
+    "caCertificatesPem",
+    "clusterName",
+    "concurrency",
+    "configPath",
+    "connectionSettings",
+    "controlPlaneAuthPolicy",
+    "customConfigFile",
+    "discoveryAddress",
+    "discoveryRefreshDelay",
+    "drainDuration",
+    "envoyAccessLogService",
+    "envoyMetricsService",
+    "envoyMetricsServiceAddress",
+    "extraStatTags",
+    "fileFlushInterval",
+    "fileFlushMinSizeKb",
+    "gatewayTopology",
+    "holdApplicationUntilProxyStarts",
+    "image",
+    "interceptionMode",
+    "meshId",
+    "parentShutdownDuration",
+    "privateKeyProvider",
+    "proxyAdminPort",
+    "proxyBootstrapTemplatePath",
+    "proxyHeaders",
+    "proxyMetadata",
+    "proxyStatsMatcher",
+    "readinessProbe",
+    "runtimeValues",
+    "sds",
+    "serviceCluster",
+    "statNameLength",
+    "statsdUdpAddress",
+    "statusPort",
+    "terminationDrainDuration",
+    "tracing",
+    "tracingServiceName",
+    "zipkinAddress",
+];
+
+/// Every field of Istio's `Tracing` (in ProxyConfig), camelCase.
+pub const TRACING_FIELDS: &[&str] = &[
+    "customTags",
+    "datadog",
+    "enableIstioTags",
+    "lightstep",
+    "maxPathTagLength",
+    "openCensusAgent",
+    "sampling",
+    "stackdriver",
+    "tlsSettings",
+    "zipkin",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_overlays_set_fields() {
+        let mut base = MeshConfig {
+            trust_domain: Some("a".into()),
+            access_log_file: Some("/dev/stdout".into()),
+            ..MeshConfig::default()
+        };
+        base.merge(MeshConfig {
+            trust_domain: Some("b".into()),
+            outbound_traffic_policy: Some(MeshOutboundTrafficPolicy {
+                mode: Some(OutboundMode::RegistryOnly),
+            }),
+            ..MeshConfig::default()
+        });
+        assert_eq!(base.trust_domain.as_deref(), Some("b"));
+        assert_eq!(base.access_log_file.as_deref(), Some("/dev/stdout"));
+        assert_eq!(base.outbound_mode(), Some(OutboundMode::RegistryOnly));
+    }
+
+    #[test]
+    fn custom_tags_deserialize() {
+        let tags: BTreeMap<String, CustomTag> = serde_json::from_value(serde_json::json!({
+            "a": {"literal": {"value": "x"}},
+            "b": {"environment": {"name": "POD", "defaultValue": "none"}},
+            "c": {"header": {"name": "x-user"}},
+        }))
+        .unwrap_or_default();
+        assert_eq!(tags.len(), 3);
+        assert_eq!(
+            tags.get("b"),
+            Some(&CustomTag::Environment {
+                name: "POD".into(),
+                default_value: Some("none".into())
+            })
+        );
+    }
+
+    #[test]
+    fn field_lists_are_sorted_and_cover_typed_fields() {
+        for list in [MESH_CONFIG_FIELDS, PROXY_CONFIG_FIELDS, TRACING_FIELDS] {
+            assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
+        }
+        for typed in [
+            "outboundTrafficPolicy",
+            "defaultConfig",
+            "accessLogFile",
+            "trustDomain",
+        ] {
+            assert!(MESH_CONFIG_FIELDS.contains(&typed));
+        }
+    }
+}

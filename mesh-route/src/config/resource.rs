@@ -1,0 +1,81 @@
+//! A loaded resource: its Kubernetes-style metadata, where it was read from, and its
+//! typed `spec`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::diagnostic::Origin;
+
+/// The `metadata` of a resource (only the fields the mesh uses; others are ignored).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    /// Resource name (required).
+    pub name: String,
+    /// Namespace; short host names in the resource resolve against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ObjectMeta {
+    /// `namespace/name`, or just `name` without a namespace.
+    pub fn qualified_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// One resource of kind `T` with its metadata and origin.
+#[derive(Clone, Debug, Serialize)]
+pub struct Resource<T> {
+    /// Kubernetes-style metadata.
+    #[serde(rename = "metadata")]
+    pub meta: ObjectMeta,
+    /// File and document it was read from.
+    #[serde(skip)]
+    pub origin: Origin,
+    /// The typed `spec`.
+    pub spec: T,
+}
+
+impl<T> Resource<T> {
+    /// The namespace, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.meta.namespace.as_deref()
+    }
+}
+
+/// `Kind namespace/name`, the way diagnostics name a resource.
+pub(crate) struct ResourceLabel<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) meta: &'a ObjectMeta,
+}
+
+impl fmt::Display for ResourceLabel<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.meta.name.is_empty() {
+            f.write_str(self.kind)
+        } else {
+            write!(f, "{} {}", self.kind, self.meta.qualified_name())
+        }
+    }
+}
+
+/// Diagnostics label of `resource` of kind `kind`.
+pub(crate) fn label<T>(kind: &str, resource: &Resource<T>) -> String {
+    ResourceLabel {
+        kind,
+        meta: &resource.meta,
+    }
+    .to_string()
+}

@@ -1,0 +1,438 @@
+//! Rules for a single DestinationRule, ServiceEntry, Sidecar or mesh-settings document:
+//! required fields, port numbers and names, endpoint addresses against the resolution,
+//! duplicate subsets, listener endpoints, and unknown mesh-config fields.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use super::Resource;
+use super::destination_rule::DestinationRule;
+use super::diagnostic::{Diagnostic, Reporter};
+use super::mesh_config::{MESH_CONFIG_FIELDS, MeshConfig, PROXY_CONFIG_FIELDS, TRACING_FIELDS};
+use super::resource::label;
+use super::service_entry::{Resolution, ServiceEntry};
+use super::sidecar::{OutboundMode, Sidecar};
+use super::suggest::did_you_mean;
+
+/// Checks one DestinationRule.
+pub(crate) fn validate_destination_rule(dr: &DestinationRule, r: &mut Reporter<'_>) {
+    if dr.host.is_empty() {
+        r.error("host", "host is required");
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, subset) in dr.subsets.iter().enumerate() {
+        if subset.name.is_empty() {
+            r.error(format!("subsets[{i}].name"), "subset name is required");
+            continue;
+        }
+        if let Some(first) = seen.insert(&subset.name, i) {
+            r.error(
+                format!("subsets[{i}].name"),
+                format!(
+                    "subset \"{}\" is already defined by subsets[{first}]",
+                    subset.name
+                ),
+            );
+        }
+    }
+}
+
+/// Checks one ServiceEntry.
+pub(crate) fn validate_service_entry(se: &ServiceEntry, r: &mut Reporter<'_>) {
+    if se.hosts.is_empty() {
+        r.error("hosts", "at least one host is required");
+    }
+    for (i, host) in se.hosts.iter().enumerate() {
+        if host.is_empty() || host == "*" {
+            r.error(
+                format!("hosts[{i}]"),
+                format!("invalid host \"{host}\": a ServiceEntry host must be a name"),
+            );
+        }
+    }
+    validate_ports(se, r);
+    let resolution = se.resolution_or_default();
+    match resolution {
+        Resolution::None if !se.endpoints.is_empty() => r.error(
+            "endpoints",
+            "endpoints are not allowed with resolution NONE (the default); use STATIC or DNS",
+        ),
+        Resolution::Static if se.endpoints.is_empty() && se.workload_selector.is_none() => {
+            r.warning(
+                "endpoints",
+                "resolution STATIC without endpoints: the service has no endpoints",
+            );
+        }
+        Resolution::Dns if se.endpoints.is_empty() => {
+            for (i, host) in se.hosts.iter().enumerate() {
+                if host.starts_with('*') {
+                    r.error(
+                        format!("hosts[{i}]"),
+                        "wildcard hosts cannot be resolved with DNS; add endpoints or use NONE",
+                    );
+                }
+            }
+        }
+        Resolution::DnsRoundRobin if se.endpoints.len() > 1 => {
+            r.error(
+                "endpoints",
+                "resolution DNS_ROUND_ROBIN allows at most one endpoint",
+            );
+        }
+        _ => {}
+    }
+    if se.workload_selector.is_some() && !se.endpoints.is_empty() {
+        r.error(
+            "workloadSelector",
+            "workloadSelector and endpoints cannot both be set",
+        );
+    }
+    let port_names: Vec<&str> = se.ports.iter().map(|p| p.name.as_str()).collect();
+    for (i, endpoint) in se.endpoints.iter().enumerate() {
+        let at = format!("endpoints[{i}]");
+        let address = endpoint.address.as_str();
+        if address.is_empty() {
+            if endpoint.network.is_none() {
+                r.error(format!("{at}.address"), "address is required");
+            }
+        } else if resolution == Resolution::Static
+            && address.parse::<IpAddr>().is_err()
+            && !address.starts_with("unix://")
+        {
+            r.error(
+                format!("{at}.address"),
+                format!("\"{address}\" is not an IP address, as resolution STATIC requires (use DNS for names)"),
+            );
+        }
+        for (name, port) in &endpoint.ports {
+            if !port_names.contains(&name.as_str()) {
+                r.error(
+                    format!("{at}.ports.{name}"),
+                    format!(
+                        "port name \"{name}\" is not declared by the ServiceEntry{}",
+                        did_you_mean(name, port_names.iter().copied())
+                    ),
+                );
+            }
+            if !(1..=65535).contains(port) {
+                r.error(
+                    format!("{at}.ports.{name}"),
+                    format!("port {port} is not in 1-65535"),
+                );
+            }
+        }
+    }
+}
+
+fn validate_ports(se: &ServiceEntry, r: &mut Reporter<'_>) {
+    let mut numbers = BTreeMap::new();
+    let mut names = BTreeMap::new();
+    for (i, port) in se.ports.iter().enumerate() {
+        let at = format!("ports[{i}]");
+        if !(1..=65535).contains(&port.number) {
+            r.error(
+                format!("{at}.number"),
+                format!("port {} is not in 1-65535", port.number),
+            );
+        } else if let Some(first) = numbers.insert(port.number, i) {
+            r.error(
+                format!("{at}.number"),
+                format!("port {} is already declared by ports[{first}]", port.number),
+            );
+        }
+        if port.name.is_empty() {
+            r.error(format!("{at}.name"), "port name is required");
+        } else if let Some(first) = names.insert(port.name.as_str(), i) {
+            r.error(
+                format!("{at}.name"),
+                format!(
+                    "port name \"{}\" is already used by ports[{first}]",
+                    port.name
+                ),
+            );
+        }
+        if let Some(target) = port.target_port
+            && !(1..=65535).contains(&target)
+        {
+            r.error(
+                format!("{at}.targetPort"),
+                format!("port {target} is not in 1-65535"),
+            );
+        }
+    }
+}
+
+/// Checks one Sidecar.
+pub(crate) fn validate_sidecar(sidecar: &Sidecar, r: &mut Reporter<'_>) {
+    let mut ports = BTreeMap::new();
+    for (i, listener) in sidecar.ingress.iter().enumerate() {
+        let at = format!("ingress[{i}]");
+        let number = listener.port.number;
+        if !(1..=65535).contains(&number) {
+            r.error(
+                format!("{at}.port.number"),
+                format!("port {number} is not in 1-65535"),
+            );
+        } else if let Some(first) = ports.insert(number, i) {
+            r.error(
+                format!("{at}.port.number"),
+                format!("port {number} is already used by ingress[{first}]"),
+            );
+        }
+        if let Some(endpoint) = &listener.default_endpoint
+            && !valid_default_endpoint(endpoint)
+        {
+            r.error(
+                format!("{at}.defaultEndpoint"),
+                format!(
+                    "invalid defaultEndpoint \"{endpoint}\": use 127.0.0.1:PORT, 0.0.0.0:PORT, \
+                     [::1]:PORT, [::]:PORT or unix://PATH"
+                ),
+            );
+        }
+        if let Some(bind) = &listener.bind
+            && bind.parse::<IpAddr>().is_err()
+            && !bind.starts_with("unix://")
+        {
+            r.error(
+                format!("{at}.bind"),
+                format!("bind \"{bind}\" is not an IP address"),
+            );
+        }
+    }
+    let mode = sidecar
+        .outbound_traffic_policy
+        .as_ref()
+        .and_then(|p| p.mode);
+    if mode == Some(OutboundMode::AllowAnyDynamicDns) {
+        r.error(
+            "outboundTrafficPolicy.mode",
+            "ALLOW_ANY_DYNAMIC_DNS is only allowed in the mesh config, not on a Sidecar",
+        );
+    }
+}
+
+fn valid_default_endpoint(endpoint: &str) -> bool {
+    if let Some(path) = endpoint.strip_prefix("unix://") {
+        return !path.is_empty();
+    }
+    endpoint.parse::<SocketAddr>().is_ok_and(|addr| {
+        addr.port() != 0 && (addr.ip().is_loopback() || addr.ip().is_unspecified())
+    })
+}
+
+/// At most one Sidecar without `workloadSelector` per namespace.
+pub(crate) fn validate_sidecar_set(sidecars: &[Resource<Sidecar>], out: &mut Vec<Diagnostic>) {
+    let mut defaults: BTreeMap<Option<&str>, &Resource<Sidecar>> = BTreeMap::new();
+    for sidecar in sidecars
+        .iter()
+        .filter(|s| s.spec.workload_selector.is_none())
+    {
+        if let Some(first) = defaults.insert(sidecar.namespace(), sidecar) {
+            let name = label("Sidecar", sidecar);
+            Reporter::new(&sidecar.origin, &name, out).error(
+                "",
+                format!(
+                    "more than one Sidecar without workloadSelector in the namespace: {} ({}) \
+                     is the other",
+                    label("Sidecar", first),
+                    first.origin
+                ),
+            );
+        }
+    }
+}
+
+/// Checks one mesh-settings document: unknown fields, and values out of range.
+pub(crate) fn validate_mesh_config(mesh: &MeshConfig, r: &mut Reporter<'_>) {
+    const MESH_TYPED: &[&str] = &[
+        "outboundTrafficPolicy",
+        "defaultConfig",
+        "accessLogFile",
+        "accessLogEncoding",
+        "accessLogFormat",
+        "trustDomain",
+        "connectTimeout",
+        "defaultHttpRetryPolicy",
+    ];
+    report_other_fields(&mesh.other, "", MESH_CONFIG_FIELDS, MESH_TYPED, r);
+    if let Some(proxy) = &mesh.default_config {
+        report_other_fields(
+            &proxy.other,
+            "defaultConfig",
+            PROXY_CONFIG_FIELDS,
+            &["tracing"],
+            r,
+        );
+        if let Some(tracing) = &proxy.tracing {
+            let typed = &["sampling", "zipkin", "customTags", "maxPathTagLength"];
+            report_other_fields(
+                &tracing.other,
+                "defaultConfig.tracing",
+                TRACING_FIELDS,
+                typed,
+                r,
+            );
+            if let Some(sampling) = tracing.sampling
+                && !(0.0..=100.0).contains(&sampling)
+            {
+                r.error(
+                    "defaultConfig.tracing.sampling",
+                    format!("sampling {sampling} is not in 0-100"),
+                );
+            }
+            if let Some(zipkin) = &tracing.zipkin
+                && zipkin.address.is_empty()
+            {
+                r.error(
+                    "defaultConfig.tracing.zipkin.address",
+                    "address is required",
+                );
+            }
+        }
+    }
+    if let Some(timeout) = mesh.connect_timeout
+        && timeout.get() < std::time::Duration::from_millis(1)
+    {
+        r.error(
+            "connectTimeout",
+            format!("connectTimeout must be at least 1ms, got {timeout}"),
+        );
+    }
+}
+
+/// Known Istio fields of `other` → "not supported; ignored" warnings; others → errors.
+fn report_other_fields(
+    other: &BTreeMap<String, serde_json::Value>,
+    at: &str,
+    known: &[&str],
+    typed: &[&str],
+    r: &mut Reporter<'_>,
+) {
+    for key in other.keys() {
+        let path = if at.is_empty() {
+            key.clone()
+        } else {
+            format!("{at}.{key}")
+        };
+        if known.contains(&key.as_str()) {
+            r.warning(
+                &path,
+                format!("meshConfig.{path} is not supported; ignored"),
+            );
+        } else {
+            let candidates = known.iter().chain(typed).copied();
+            r.error(
+                &path,
+                format!("unknown field \"{key}\"{}", did_you_mean(key, candidates)),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::diagnostic::Origin;
+
+    fn run<T: serde::de::DeserializeOwned + Default>(
+        yaml: serde_json::Value,
+        f: fn(&T, &mut Reporter<'_>),
+    ) -> Vec<Diagnostic> {
+        let spec: T = serde_json::from_value(yaml).unwrap_or_default();
+        let origin = Origin::new("t.yaml", 0);
+        let mut out = Vec::new();
+        f(&spec, &mut Reporter::new(&origin, "R t", &mut out));
+        out
+    }
+
+    #[test]
+    fn duplicate_subsets() {
+        let out = run::<DestinationRule>(
+            serde_json::json!({"host": "a", "subsets": [{"name": "v1"}, {"name": "v1"}]}),
+            validate_destination_rule,
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].field.as_deref(), Some("subsets[1].name"));
+    }
+
+    #[test]
+    fn endpoint_port_names_and_addresses() {
+        let out = run::<ServiceEntry>(
+            serde_json::json!({"hosts": ["a"], "resolution": "STATIC",
+                "ports": [{"number": 80, "name": "http"}],
+                "endpoints": [{"address": "catalog.local", "ports": {"htp": 9000}}]}),
+            validate_service_entry,
+        );
+        assert!(
+            out.iter().any(|d| d.field.as_deref() == Some("endpoints[0].ports.htp")
+                && d.message == "port name \"htp\" is not declared by the ServiceEntry (did you mean \"http\"?)"),
+            "{out:?}"
+        );
+        assert!(
+            out.iter()
+                .any(|d| d.field.as_deref() == Some("endpoints[0].address")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn resolution_rules() {
+        let out = run::<ServiceEntry>(
+            serde_json::json!({"hosts": ["a"], "ports": [{"number": 80, "name": "http"}],
+                "endpoints": [{"address": "10.0.0.1"}]}),
+            validate_service_entry,
+        );
+        assert!(
+            out.iter()
+                .any(|d| d.is_error() && d.message.contains("resolution NONE")),
+            "{out:?}"
+        );
+        let out = run::<ServiceEntry>(
+            serde_json::json!({"hosts": ["a"], "resolution": "STATIC", "ports": [{"number": 80, "name": "http"}]}),
+            validate_service_entry,
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(!out[0].is_error());
+    }
+
+    #[test]
+    fn sidecar_listeners() {
+        let out = run::<Sidecar>(
+            serde_json::json!({"ingress": [
+                {"port": {"number": 9080}, "defaultEndpoint": "127.0.0.1:8080"},
+                {"port": {"number": 9081}, "defaultEndpoint": "10.1.1.1:8080"},
+            ], "outboundTrafficPolicy": {"mode": "ALLOW_ANY_DYNAMIC_DNS"}}),
+            validate_sidecar,
+        );
+        let fields: Vec<_> = out.iter().filter_map(|d| d.field.as_deref()).collect();
+        assert_eq!(
+            fields,
+            ["ingress[1].defaultEndpoint", "outboundTrafficPolicy.mode"],
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn mesh_fields() {
+        let out = run::<MeshConfig>(
+            serde_json::json!({"enablePrometheusMerge": true, "trustDomian": "x",
+                "defaultConfig": {"holdApplicationUntilProxyStarts": true, "tracing": {"sampling": 120.0}}}),
+            validate_mesh_config,
+        );
+        let by_field = |f: &str| out.iter().find(|d| d.field.as_deref() == Some(f)).cloned();
+        let merge = by_field("enablePrometheusMerge");
+        assert!(
+            merge.as_ref().is_some_and(|d| !d.is_error()
+                && d.message == "meshConfig.enablePrometheusMerge is not supported; ignored"),
+            "{out:?}"
+        );
+        let typo = by_field("trustDomian");
+        assert!(typo.is_some_and(|d| d.is_error() && d.message.contains("did you mean \"trustDomain\"")), "{out:?}");
+        assert!(
+            by_field("defaultConfig.holdApplicationUntilProxyStarts")
+                .is_some_and(|d| !d.is_error())
+        );
+        assert!(by_field("defaultConfig.tracing.sampling").is_some_and(|d| d.is_error()));
+    }
+}

@@ -1,0 +1,125 @@
+//! Runs every validation pass over a loaded [`Config`]: the per-resource rules
+//! (VirtualService routes, DestinationRules, ServiceEntries, Sidecars, mesh settings), the
+//! cross-resource checks, and the "parsed, not enforced yet" warnings.
+
+use super::Config;
+use super::cross_resource::validate_cross_resource;
+use super::diagnostic::{Diagnostic, Origin, Reporter};
+use super::enforcement::{Finder, NOT_ENFORCED, not_enforced_message};
+use super::mesh_config::MeshConfig;
+use super::resource::label;
+use super::resource_rules::{
+    validate_destination_rule, validate_mesh_config, validate_service_entry, validate_sidecar,
+    validate_sidecar_set,
+};
+use super::route_rules::validate_virtual_service;
+
+/// One mesh-settings document (`MeshConfig` or an IstioOperator's `spec.meshConfig`),
+/// kept apart until validation so its diagnostics can point at it.
+pub(crate) struct MeshDocument {
+    /// Where it was read from.
+    pub(crate) origin: Origin,
+    /// `Kind ns/name` of the document.
+    pub(crate) label: String,
+    /// Field-path prefix (`meshConfig` inside an IstioOperator).
+    pub(crate) prefix: &'static str,
+    /// The parsed settings.
+    pub(crate) mesh: MeshConfig,
+}
+
+/// Runs every pass and appends the diagnostics to `out`.
+pub(crate) fn validate_all(config: &Config, mesh: &[MeshDocument], out: &mut Vec<Diagnostic>) {
+    for vs in &config.virtual_services {
+        let name = label("VirtualService", vs);
+        let delegated_to = config.virtual_services.iter().any(|other| {
+            other.spec.http.iter().any(|route| {
+                route.delegate.as_ref().is_some_and(|d| {
+                    d.name == vs.meta.name
+                        && d.namespace.as_deref().or(other.namespace()) == vs.namespace()
+                })
+            })
+        });
+        validate_virtual_service(
+            &vs.spec,
+            delegated_to,
+            &mut Reporter::new(&vs.origin, &name, out),
+        );
+    }
+    for dr in &config.destination_rules {
+        let name = label("DestinationRule", dr);
+        validate_destination_rule(&dr.spec, &mut Reporter::new(&dr.origin, &name, out));
+    }
+    for se in &config.service_entries {
+        let name = label("ServiceEntry", se);
+        validate_service_entry(&se.spec, &mut Reporter::new(&se.origin, &name, out));
+    }
+    for sidecar in &config.sidecars {
+        let name = label("Sidecar", sidecar);
+        validate_sidecar(
+            &sidecar.spec,
+            &mut Reporter::new(&sidecar.origin, &name, out),
+        );
+    }
+    validate_sidecar_set(&config.sidecars, out);
+    for document in mesh {
+        let mut reporter =
+            Reporter::new(&document.origin, &document.label, out).with_prefix(document.prefix);
+        validate_mesh_config(&document.mesh, &mut reporter);
+    }
+    validate_cross_resource(config, out);
+    report_not_enforced(config, mesh, out);
+}
+
+/// One warning per present field that the data plane does not enforce yet.
+fn report_not_enforced(config: &Config, mesh: &[MeshDocument], out: &mut Vec<Diagnostic>) {
+    for row in NOT_ENFORCED {
+        let message = not_enforced_message(row.field);
+        match row.find {
+            Finder::VirtualService(find) => {
+                for r in &config.virtual_services {
+                    let name = label("VirtualService", r);
+                    let mut reporter = Reporter::new(&r.origin, &name, out);
+                    find(&r.spec)
+                        .iter()
+                        .for_each(|f| reporter.warning(f, &message));
+                }
+            }
+            Finder::DestinationRule(find) => {
+                for r in &config.destination_rules {
+                    let name = label("DestinationRule", r);
+                    let mut reporter = Reporter::new(&r.origin, &name, out);
+                    find(&r.spec)
+                        .iter()
+                        .for_each(|f| reporter.warning(f, &message));
+                }
+            }
+            Finder::ServiceEntry(find) => {
+                for r in &config.service_entries {
+                    let name = label("ServiceEntry", r);
+                    let mut reporter = Reporter::new(&r.origin, &name, out);
+                    find(&r.spec)
+                        .iter()
+                        .for_each(|f| reporter.warning(f, &message));
+                }
+            }
+            Finder::Sidecar(find) => {
+                for r in &config.sidecars {
+                    let name = label("Sidecar", r);
+                    let mut reporter = Reporter::new(&r.origin, &name, out);
+                    find(&r.spec)
+                        .iter()
+                        .for_each(|f| reporter.warning(f, &message));
+                }
+            }
+            Finder::Mesh(find) => {
+                for document in mesh {
+                    let mut reporter = Reporter::new(&document.origin, &document.label, out)
+                        .with_prefix(document.prefix);
+                    find(&document.mesh)
+                        .iter()
+                        .for_each(|f| reporter.warning(f, &message));
+                }
+            }
+        }
+    }
+}

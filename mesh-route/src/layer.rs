@@ -1,0 +1,221 @@
+//! [`RouteLayer`]: Istio routing as a tower layer.
+//!
+//! For each request it looks the host and rules up in a [`RouteTable`], then either answers by
+//! itself (404 `route not found`, a redirect, a direct response) or applies the rule's header
+//! operations and rewrite, records its decision as [`RouteInfo`] and [`Destination`] request
+//! extensions, and calls the inner service — which sends the request to that destination.
+//! Requests for hosts the table does not know pass through untouched: what to do with them
+//! (pass-through or `REGISTRY_ONLY`'s 502) is the caller's policy.
+
+use crate::table::{Action, Decision, RouteTable, Rule};
+use http::{Request, Response};
+use mesh_core::{Body, MeshError};
+use pin_project::pin_project;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+use tower::{Layer, Service};
+
+/// Routes requests with a [`RouteTable`]; see the [module docs](self).
+///
+/// ```
+/// use mesh_route::{config::Config, layer::RouteLayer};
+/// use mesh_core::{Body, Destination, body};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// # tokio_test_block(async {
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: catalog}
+/// spec:
+///   hosts: [catalog]
+///   resolution: STATIC
+///   ports: [{number: 80, name: http}]
+///   endpoints: [{address: 127.0.0.1, labels: {version: v2}}]
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   subsets: [{name: v2, labels: {version: v2}}]
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: catalog}
+/// spec:
+///   hosts: [catalog]
+///   http:
+///   - route: [{destination: {host: catalog, subset: v2}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let layer = RouteLayer::from_config(&config).unwrap();
+/// // The inner service sees the routing decision as a request extension.
+/// let svc = ServiceBuilder::new().layer(layer).service(service_fn(|req: http::Request<Body>| async move {
+///     let dest = req.extensions().get::<Destination>().cloned().unwrap();
+///     Ok::<_, std::convert::Infallible>(http::Response::new(body::full(dest.subset.unwrap().to_string())))
+/// }));
+/// let request = http::Request::get("http://catalog/items").body(body::empty()).unwrap();
+/// let response = svc.oneshot(request).await.unwrap();
+/// assert_eq!(response.status(), 200);
+/// # });
+/// # fn tokio_test_block(f: impl std::future::Future<Output = ()>) {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct RouteLayer {
+    table: Arc<RouteTable>,
+}
+
+impl RouteLayer {
+    /// A layer routing with `table`.
+    pub fn new(table: Arc<RouteTable>) -> Self {
+        RouteLayer { table }
+    }
+
+    /// Compiles `config` and returns a layer routing with it.
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::table::CompileError> {
+        Ok(RouteLayer::new(Arc::new(RouteTable::compile(config)?)))
+    }
+
+    /// The table this layer routes with.
+    pub fn table(&self) -> &Arc<RouteTable> {
+        &self.table
+    }
+}
+
+impl<S> Layer<S> for RouteLayer {
+    type Service = Route<S>;
+
+    fn layer(&self, inner: S) -> Route<S> {
+        Route {
+            table: self.table.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service [`RouteLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct Route<S> {
+    table: Arc<RouteTable>,
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for Route<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = RouteFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let (rule, info, matched_prefix) = match self.table.route(&request) {
+            Decision::UnknownHost => {
+                return RouteFuture::inner(self.inner.call(request), [None, None]);
+            }
+            Decision::NoRule => return RouteFuture::local(MeshError::RouteNotFound.to_response()),
+            Decision::Matched {
+                rule,
+                info,
+                matched_prefix,
+            } => (rule, info, matched_prefix),
+        };
+        request.extensions_mut().insert(info.clone());
+        match &rule.action {
+            Action::Redirect(redirect) => {
+                let authority = crate::matcher::request_authority(&request).unwrap_or("");
+                RouteFuture::local(redirect.respond(&request, authority, matched_prefix))
+            }
+            Action::Direct(direct) => RouteFuture::local(direct.respond()),
+            Action::Route {
+                destinations,
+                total,
+                rewrite,
+            } => {
+                let chosen = Rule::pick(destinations, *total);
+                chosen.request_ops.apply(request.headers_mut());
+                rule.request_ops.apply(request.headers_mut());
+                if !rewrite.is_empty() {
+                    rewrite.apply(&mut request, matched_prefix);
+                }
+                request.extensions_mut().insert(chosen.destination.clone());
+                let response_ops = [chosen.response_ops.clone(), rule.response_ops.clone()];
+                RouteFuture::inner(self.inner.call(request), response_ops)
+            }
+        }
+    }
+}
+
+/// Header operations to apply to the response: the destination's, then the rule's.
+type ResponseOps = [Option<Arc<crate::header_ops::HeaderOps>>; 2];
+
+/// Future of [`Route`].
+#[pin_project(project = RouteFutureProj)]
+#[derive(Debug)]
+pub enum RouteFuture<F> {
+    /// Waiting on the inner service.
+    Inner {
+        /// The inner future.
+        #[pin]
+        future: F,
+        /// Response header operations to apply.
+        response_ops: ResponseOps,
+    },
+    /// Answered locally.
+    Local {
+        /// The reply (taken on completion).
+        response: Option<Response<Body>>,
+    },
+}
+
+impl<F> RouteFuture<F> {
+    fn inner(future: F, response_ops: ResponseOps) -> Self {
+        RouteFuture::Inner {
+            future,
+            response_ops,
+        }
+    }
+
+    fn local(response: Response<Body>) -> Self {
+        RouteFuture::Local {
+            response: Some(response),
+        }
+    }
+}
+
+impl<F, E> Future for RouteFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            RouteFutureProj::Inner {
+                future,
+                response_ops,
+            } => {
+                let mut response = std::task::ready!(future.poll(cx))?;
+                for ops in response_ops.iter().flatten() {
+                    ops.apply(response.headers_mut());
+                }
+                Poll::Ready(Ok(response))
+            }
+            RouteFutureProj::Local { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => panic!("RouteFuture polled after completion"),
+            },
+        }
+    }
+}

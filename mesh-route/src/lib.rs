@@ -1,0 +1,20 @@
+//! Istio configuration and routing for `mesh`.
+//!
+//! - [`config`]: the serde model of VirtualService, DestinationRule, ServiceEntry, Sidecar and
+//!   mesh-wide settings, loaded from multi-document YAML and validated with precise diagnostics.
+//! - [`host`]: Istio's host-name forms (short, namespaced, FQDN, wildcard).
+//! - [`table`]: the compiled [`RouteTable`](table::RouteTable) (host → ordered rules → weighted
+//!   destinations), built from [`matcher`], [`header_ops`], [`rewrite`] and [`redirect`].
+//! - [`layer`]: [`RouteLayer`](layer::RouteLayer), routing as a tower layer.
+
+pub mod config;
+pub mod header_ops;
+pub mod host;
+pub mod layer;
+pub mod matcher;
+pub mod redirect;
+pub mod rewrite;
+pub mod table;
+
+pub use layer::RouteLayer;
+pub use table::RouteTable;

@@ -1,0 +1,374 @@
+//! Pre-compiled request matchers: Istio `StringMatch` and `HTTPMatchRequest`, compiled once per
+//! config so that matching a request allocates nothing.
+//!
+//! Semantics follow Envoy as Istio configures it: regexes match the whole string (RE2-style,
+//! anchored), `ignoreUriCase` applies to URI `exact`/`prefix` only, header keys are matched by
+//! pre-parsed [`HeaderName`], several values of one header are joined with `,`, a
+//! `withoutHeaders` condition treats a missing header as empty (so it is satisfied), and an
+//! empty match (`{}`) means "present".
+
+use crate::config::{self, StringMatch};
+use http::{HeaderMap, HeaderName, Request, header::HOST};
+use regex::Regex;
+use std::borrow::Cow;
+
+/// Why a match could not be compiled. Validation reports these first, with file and field.
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    /// A regex did not compile.
+    #[error("{field}: invalid regex {pattern:?}: {source}")]
+    Regex {
+        /// Field path of the regex.
+        field: String,
+        /// The regex as written.
+        pattern: String,
+        /// The regex crate's explanation.
+        source: regex::Error,
+    },
+    /// A header name is not a valid HTTP header name.
+    #[error("{field}: invalid header name {name:?}")]
+    HeaderName {
+        /// Field path of the header.
+        field: String,
+        /// The name as written.
+        name: String,
+    },
+    /// A `StringMatch` sets more than one of exact/prefix/regex, or none where one is needed.
+    #[error("{field}: exactly one of exact, prefix or regex must be set")]
+    Shape {
+        /// Field path of the match.
+        field: String,
+    },
+}
+
+/// One compiled `StringMatch`.
+#[derive(Clone, Debug)]
+pub enum StringMatcher {
+    /// The whole value equals this.
+    Exact(Box<str>),
+    /// The value starts with this.
+    Prefix(Box<str>),
+    /// The regex matches the whole value.
+    Regex(Regex),
+    /// Any value matches (presence check).
+    Present,
+}
+
+impl StringMatcher {
+    /// Compiles `m`; an empty match means presence. `ignore_case` lower-cases exact/prefix.
+    pub fn compile(m: &StringMatch, ignore_case: bool, field: &str) -> Result<Self, MatchError> {
+        let shape = || MatchError::Shape {
+            field: field.to_string(),
+        };
+        let fold = |s: &str| -> Box<str> {
+            if ignore_case {
+                s.to_ascii_lowercase().into()
+            } else {
+                s.into()
+            }
+        };
+        match (&m.exact, &m.prefix, &m.regex) {
+            (Some(exact), None, None) => Ok(StringMatcher::Exact(fold(exact))),
+            (None, Some(prefix), None) => Ok(StringMatcher::Prefix(fold(prefix))),
+            (None, None, Some(re)) => compile_regex(re, field).map(StringMatcher::Regex),
+            (None, None, None) => Ok(StringMatcher::Present),
+            _ => Err(shape()),
+        }
+    }
+
+    /// Like [`compile`](Self::compile), but an empty match is an error (uri, method, …).
+    pub fn compile_required(
+        m: &StringMatch,
+        ignore_case: bool,
+        field: &str,
+    ) -> Result<Self, MatchError> {
+        match Self::compile(m, ignore_case, field)? {
+            StringMatcher::Present => Err(MatchError::Shape {
+                field: field.to_string(),
+            }),
+            matcher => Ok(matcher),
+        }
+    }
+
+    /// Whether `value` matches. `ignore_case` compares exact/prefix case-insensitively
+    /// (the pattern was lower-cased at compile time).
+    pub fn matches(&self, value: &str, ignore_case: bool) -> bool {
+        match self {
+            StringMatcher::Exact(exact) if ignore_case => value.eq_ignore_ascii_case(exact),
+            StringMatcher::Exact(exact) => value == &**exact,
+            StringMatcher::Prefix(prefix) if ignore_case => {
+                value.len() >= prefix.len()
+                    && value.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+            }
+            StringMatcher::Prefix(prefix) => value.starts_with(&**prefix),
+            StringMatcher::Regex(re) => re.is_match(value),
+            StringMatcher::Present => true,
+        }
+    }
+
+    /// The literal prefix, when this is a prefix match (used by `rewrite.uri`).
+    pub fn prefix(&self) -> Option<&str> {
+        match self {
+            StringMatcher::Prefix(prefix) => Some(prefix),
+            _ => None,
+        }
+    }
+}
+
+/// Compiles `pattern` anchored at both ends, as Envoy's `safe_regex` matches.
+pub fn compile_regex(pattern: &str, field: &str) -> Result<Regex, MatchError> {
+    Regex::new(&format!("^(?:{pattern})$")).map_err(|source| MatchError::Regex {
+        field: field.to_string(),
+        pattern: pattern.to_string(),
+        source,
+    })
+}
+
+/// A header condition: name plus matcher.
+#[derive(Clone, Debug)]
+struct HeaderCondition {
+    name: HeaderName,
+    matcher: StringMatcher,
+}
+
+impl HeaderCondition {
+    fn compile(name: &str, m: &StringMatch, field: &str) -> Result<Self, MatchError> {
+        let header =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| MatchError::HeaderName {
+                field: field.to_string(),
+                name: name.to_string(),
+            })?;
+        // Istio quirk: `regex: "*"` is a presence check, not an RE2 pattern.
+        let matcher = if m.regex.as_deref() == Some("*") && m.exact.is_none() && m.prefix.is_none()
+        {
+            StringMatcher::Present
+        } else {
+            StringMatcher::compile(m, false, &format!("{field}.{name}"))?
+        };
+        Ok(HeaderCondition {
+            name: header,
+            matcher,
+        })
+    }
+
+    /// The header's value as Envoy sees it: several values joined with `,`.
+    fn value<'a>(&self, headers: &'a HeaderMap) -> Option<Cow<'a, str>> {
+        let mut values = headers.get_all(&self.name).iter();
+        let first = values.next()?.to_str().unwrap_or("");
+        match values.next() {
+            None => Some(Cow::Borrowed(first)),
+            Some(second) => {
+                let mut joined = format!("{first},{}", second.to_str().unwrap_or(""));
+                for more in values {
+                    joined.push(',');
+                    joined.push_str(more.to_str().unwrap_or(""));
+                }
+                Some(Cow::Owned(joined))
+            }
+        }
+    }
+
+    fn matches(&self, headers: &HeaderMap) -> bool {
+        self.value(headers)
+            .is_some_and(|v| self.matcher.matches(&v, false))
+    }
+
+    /// `withoutHeaders`: inverted, and a missing header counts as empty unless this is a
+    /// presence check.
+    fn matches_inverted(&self, headers: &HeaderMap) -> bool {
+        match (self.value(headers), &self.matcher) {
+            (None, _) => true,
+            (Some(_), StringMatcher::Present) => false,
+            (Some(v), matcher) => !matcher.matches(&v, false),
+        }
+    }
+}
+
+/// One compiled `HTTPMatchRequest`: every condition must hold.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMatch {
+    uri: Option<StringMatcher>,
+    ignore_uri_case: bool,
+    scheme: Option<StringMatcher>,
+    method: Option<StringMatcher>,
+    authority: Option<StringMatcher>,
+    headers: Vec<HeaderCondition>,
+    without_headers: Vec<HeaderCondition>,
+    query: Vec<(Box<str>, StringMatcher)>,
+    /// The match block's `name`, joined to the route name in logs.
+    pub name: Option<Box<str>>,
+}
+
+impl RequestMatch {
+    /// Compiles an `HTTPMatchRequest`; `field` is its path (e.g. `http[0].match[1]`).
+    pub fn compile(m: &config::HttpMatchRequest, field: &str) -> Result<Self, MatchError> {
+        let required = |s: &Option<StringMatch>, name: &str, fold: bool| {
+            s.as_ref()
+                .map(|s| StringMatcher::compile_required(s, fold, &format!("{field}.{name}")))
+                .transpose()
+        };
+        let headers = |map: &std::collections::BTreeMap<String, StringMatch>, name: &str| {
+            map.iter()
+                .filter(|(key, _)| {
+                    !matches!(key.as_str(), "uri" | "scheme" | "method" | "authority")
+                })
+                .map(|(key, m)| HeaderCondition::compile(key, m, &format!("{field}.{name}")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let query = m
+            .query_params
+            .iter()
+            .map(|(key, q)| {
+                StringMatcher::compile(q, false, &format!("{field}.queryParams.{key}"))
+                    .map(|matcher| (Box::from(key.as_str()), matcher))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RequestMatch {
+            uri: required(&m.uri, "uri", m.ignore_uri_case)?,
+            ignore_uri_case: m.ignore_uri_case,
+            scheme: required(&m.scheme, "scheme", false)?,
+            method: required(&m.method, "method", false)?,
+            authority: required(&m.authority, "authority", false)?,
+            headers: headers(&m.headers, "headers")?,
+            without_headers: headers(&m.without_headers, "withoutHeaders")?,
+            query,
+            name: m.name.as_deref().map(Box::from),
+        })
+    }
+
+    /// The URI prefix this block matched on, if it is a prefix match.
+    pub fn uri_prefix(&self) -> Option<&str> {
+        self.uri.as_ref().and_then(StringMatcher::prefix)
+    }
+
+    /// Whether the block has a URI condition at all.
+    pub fn has_uri(&self) -> bool {
+        self.uri.is_some()
+    }
+
+    /// Whether `request` (addressed to `authority`) satisfies every condition.
+    pub fn matches<B>(&self, request: &Request<B>, authority: &str) -> bool {
+        let uri = request.uri();
+        if let Some(m) = &self.uri
+            && !m.matches(uri.path(), self.ignore_uri_case)
+        {
+            return false;
+        }
+        if let Some(m) = &self.method
+            && !m.matches(request.method().as_str(), false)
+        {
+            return false;
+        }
+        if let Some(m) = &self.authority
+            && !m.matches(authority, false)
+        {
+            return false;
+        }
+        if let Some(m) = &self.scheme
+            && !m.matches(uri.scheme_str().unwrap_or("http"), false)
+        {
+            return false;
+        }
+        let headers = request.headers();
+        self.headers.iter().all(|h| h.matches(headers))
+            && self
+                .without_headers
+                .iter()
+                .all(|h| h.matches_inverted(headers))
+            && self
+                .query
+                .iter()
+                .all(|(key, m)| query_matches(uri.query(), key, m))
+    }
+}
+
+fn query_matches(query: Option<&str>, key: &str, matcher: &StringMatcher) -> bool {
+    let Some(query) = query else { return false };
+    query.split('&').any(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        percent_decode(k) == key && matcher.matches(&percent_decode(v), false)
+    })
+}
+
+/// Decodes `%XX` escapes and `+` (as a space), borrowing when there is nothing to decode.
+fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return Cow::Borrowed(s);
+    }
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(hi, lo)| hi << 4 | lo),
+            _ => None,
+        };
+        match (escaped, bytes[i]) {
+            (Some(byte), _) => {
+                out.push(byte);
+                i += 3;
+            }
+            (None, b'+') => {
+                out.push(b' ');
+                i += 1;
+            }
+            (None, b) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The authority a request is addressed to: the absolute-form URI's, else `Host`.
+pub fn request_authority<B>(request: &Request<B>) -> Option<&str> {
+    match request.uri().authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => request.headers().get(HOST).and_then(|h| h.to_str().ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sm(exact: Option<&str>, prefix: Option<&str>, regex: Option<&str>) -> StringMatch {
+        StringMatch {
+            exact: exact.map(Into::into),
+            prefix: prefix.map(Into::into),
+            regex: regex.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn regex_is_anchored() {
+        let m = StringMatcher::compile(&sm(None, None, Some(r"\d+")), false, "f").unwrap();
+        assert!(m.matches("123", false));
+        assert!(!m.matches("a123", false));
+        assert!(!m.matches("123a", false));
+    }
+
+    #[test]
+    fn ignore_case_applies_to_exact_and_prefix() {
+        let m = StringMatcher::compile(&sm(None, Some("/Items"), None), true, "f").unwrap();
+        assert!(m.matches("/ITEMS/1", true));
+        let m = StringMatcher::compile(&sm(Some("/Items"), None, None), false, "f").unwrap();
+        assert!(!m.matches("/items", false));
+    }
+
+    #[test]
+    fn two_kinds_is_an_error() {
+        assert!(StringMatcher::compile(&sm(Some("a"), Some("b"), None), false, "f").is_err());
+        assert!(StringMatcher::compile_required(&sm(None, None, None), false, "f").is_err());
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("plain"), "plain");
+        assert_eq!(percent_decode("bad%zz"), "bad%zz");
+        assert_eq!(percent_decode("end%"), "end%");
+    }
+}

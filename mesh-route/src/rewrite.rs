@@ -1,0 +1,188 @@
+//! `HTTPRewrite`: rewriting the path and authority of a routed request before it goes upstream.
+//!
+//! `uri` is Envoy's `prefix_rewrite` (the matched prefix is replaced; with an exact or regex
+//! match the whole path is), `uriRegexRewrite` is `regex_rewrite` (every match substituted,
+//! `\1` capture references allowed), `authority` is `host_rewrite_literal`. The original path
+//! is kept in `x-envoy-original-path`, as Envoy does.
+
+use crate::{config::HttpRewrite, matcher::MatchError};
+use http::{
+    HeaderValue, Request, Uri,
+    header::HOST,
+    uri::{Authority, PathAndQuery},
+};
+use regex::Regex;
+
+/// Header carrying the path before a rewrite.
+pub const ORIGINAL_PATH: &str = "x-envoy-original-path";
+
+/// A compiled `rewrite` block (plus any authority set through header operations).
+#[derive(Clone, Debug, Default)]
+pub struct Rewrite {
+    uri: Option<Box<str>>,
+    uri_regex: Option<(Regex, String)>,
+    authority: Option<HeaderValue>,
+}
+
+impl Rewrite {
+    /// Compiles `rewrite`; `authority` (from a `host` header operation) is used when the block
+    /// has none of its own.
+    pub fn compile(
+        rewrite: Option<&HttpRewrite>,
+        authority: Option<HeaderValue>,
+        field: &str,
+    ) -> Result<Self, MatchError> {
+        let Some(rewrite) = rewrite else {
+            return Ok(Rewrite {
+                authority,
+                ..Rewrite::default()
+            });
+        };
+        let uri_regex = match &rewrite.uri_regex_rewrite {
+            Some(r) => {
+                // Regex rewrites are substring substitutions, so the pattern is not anchored.
+                let re = Regex::new(&r.match_).map_err(|source| MatchError::Regex {
+                    field: format!("{field}.uriRegexRewrite.match"),
+                    pattern: r.match_.clone(),
+                    source,
+                })?;
+                Some((re, to_regex_replacement(&r.rewrite)))
+            }
+            None => None,
+        };
+        let own_authority = match &rewrite.authority {
+            Some(a) => Some(
+                HeaderValue::from_str(a).map_err(|_| MatchError::HeaderName {
+                    field: format!("{field}.authority"),
+                    name: a.clone(),
+                })?,
+            ),
+            None => None,
+        };
+        Ok(Rewrite {
+            uri: rewrite.uri.as_deref().map(Box::from),
+            uri_regex,
+            authority: own_authority.or(authority),
+        })
+    }
+
+    /// Whether the rewrite changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.uri.is_none() && self.uri_regex.is_none() && self.authority.is_none()
+    }
+
+    /// Rewrites `request`. `matched_prefix` is the URI prefix the matching block used, if any.
+    pub fn apply<B>(&self, request: &mut Request<B>, matched_prefix: Option<&str>) {
+        if let Some(authority) = &self.authority {
+            request.headers_mut().insert(HOST, authority.clone());
+            if request.uri().authority().is_some()
+                && let Ok(parsed) = Authority::try_from(authority.as_bytes())
+            {
+                let mut parts = request.uri().clone().into_parts();
+                parts.authority = Some(parsed);
+                if let Ok(uri) = Uri::from_parts(parts) {
+                    *request.uri_mut() = uri;
+                }
+            }
+        }
+        let path = request.uri().path();
+        let new_path = if let Some(prefix_rewrite) = &self.uri {
+            let rest = match matched_prefix {
+                Some(prefix) if path.len() >= prefix.len() => &path[prefix.len()..],
+                _ => "",
+            };
+            Some(format!("{prefix_rewrite}{rest}"))
+        } else {
+            self.uri_regex
+                .as_ref()
+                .map(|(re, replacement)| re.replace_all(path, replacement.as_str()).into_owned())
+        };
+        let Some(new_path) = new_path else { return };
+        if let Ok(original) = HeaderValue::from_str(path) {
+            request.headers_mut().insert(ORIGINAL_PATH, original);
+        }
+        let with_query = match request.uri().query() {
+            Some(query) => format!("{new_path}?{query}"),
+            None => new_path,
+        };
+        let mut parts = request.uri().clone().into_parts();
+        if let Ok(pq) = PathAndQuery::try_from(with_query) {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+}
+
+/// Turns RE2/Envoy-style `\1` references into the regex crate's `${1}`.
+fn to_regex_replacement(rewrite: &str) -> String {
+    let mut out = String::with_capacity(rewrite.len());
+    let mut chars = rewrite.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\\', Some(d)) if d.is_ascii_digit() => {
+                out.push_str("${");
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    out.push(*d);
+                    chars.next();
+                }
+                out.push('}');
+            }
+            ('$', _) => out.push_str("$$"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RegexRewrite;
+
+    fn request(uri: &str) -> Request<()> {
+        Request::builder().uri(uri).body(()).unwrap()
+    }
+
+    #[test]
+    fn prefix_rewrite_replaces_matched_prefix() {
+        let rw = HttpRewrite {
+            uri: Some("/v2/".into()),
+            ..Default::default()
+        };
+        let rw = Rewrite::compile(Some(&rw), None, "r").unwrap();
+        let mut req = request("/api/items?x=1");
+        rw.apply(&mut req, Some("/api/"));
+        assert_eq!(req.uri(), "/v2/items?x=1");
+        assert_eq!(req.headers()[ORIGINAL_PATH], "/api/items");
+    }
+
+    #[test]
+    fn regex_rewrite_with_captures() {
+        let rw = HttpRewrite {
+            uri_regex_rewrite: Some(RegexRewrite {
+                match_: "^/service/([^/]+)(/.*)$".into(),
+                rewrite: "\\2/instance/\\1".into(),
+            }),
+            ..Default::default()
+        };
+        let rw = Rewrite::compile(Some(&rw), None, "r").unwrap();
+        let mut req = request("/service/foo/v1/api");
+        rw.apply(&mut req, None);
+        assert_eq!(req.uri(), "/v1/api/instance/foo");
+    }
+
+    #[test]
+    fn authority_rewrite_sets_host_and_absolute_uri() {
+        let rw = HttpRewrite {
+            authority: Some("new.example".into()),
+            ..Default::default()
+        };
+        let rw = Rewrite::compile(Some(&rw), None, "r").unwrap();
+        let mut req = request("http://old.example/x");
+        rw.apply(&mut req, None);
+        assert_eq!(req.uri(), "http://new.example/x");
+        assert_eq!(req.headers()[HOST], "new.example");
+    }
+}

@@ -1,0 +1,223 @@
+//! Demo and test helpers: a tiny `catalog` upstream and a raw HTTP/1.1 client.
+//!
+//! [`CatalogServer`] is the service of the catalog story in `examples/mesh/catalog`: it answers
+//! `GET /items` with its version (v2 adds an `imageUrl` to each item), counts requests, and
+//! remembers the last request's head so tests can see what the proxy forwarded.
+//! [`Http1Client`] keeps one connection and sends requests exactly as given — including
+//! absolute-form URIs, which is how a client addresses an HTTP proxy.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What a [`CatalogServer`] saw of one request.
+#[derive(Clone, Debug)]
+pub struct SeenRequest {
+    /// The request target as received.
+    pub uri: Uri,
+    /// The request headers as received.
+    pub headers: HeaderMap,
+}
+
+#[derive(Debug, Default)]
+struct CatalogState {
+    hits: AtomicU64,
+    last: Mutex<Option<SeenRequest>>,
+}
+
+/// A catalog service of one version, listening on loopback.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// let v1 = mesh::demo::CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap()).await?;
+/// println!("catalog v1 on {}", v1.addr());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct CatalogServer {
+    addr: SocketAddr,
+    version: &'static str,
+    state: Arc<CatalogState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CatalogServer {
+    /// Starts serving version `version` on `addr` (port 0 picks a free port).
+    pub async fn start(version: &'static str, addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(CatalogState::default());
+        let task = tokio::spawn(accept_loop(listener, version, state.clone()));
+        Ok(CatalogServer {
+            addr,
+            version,
+            state,
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The version this server reports.
+    pub fn version(&self) -> &'static str {
+        self.version
+    }
+
+    /// Requests served so far.
+    pub fn hits(&self) -> u64 {
+        self.state.hits.load(Ordering::Relaxed)
+    }
+
+    /// The head of the last request served.
+    pub fn last_request(&self) -> Option<SeenRequest> {
+        self.state.last.lock().ok().and_then(|last| last.clone())
+    }
+}
+
+impl Drop for CatalogServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, version: &'static str, state: Arc<CatalogState>) {
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    while let Ok((stream, _)) = listener.accept().await {
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            catalog_response(version, state.clone(), request)
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        tokio::spawn(connection);
+    }
+}
+
+async fn catalog_response(
+    version: &'static str,
+    state: Arc<CatalogState>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    state.hits.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut last) = state.last.lock() {
+        *last = Some(SeenRequest {
+            uri: request.uri().clone(),
+            headers: request.headers().clone(),
+        });
+    }
+    // Drain the request body so uploads complete.
+    let _ = request.into_body().collect().await;
+    let image = if version == "v1" {
+        ""
+    } else {
+        r#", "imageUrl": "http://lorempixel.com/640/480""#
+    };
+    let body = format!(
+        r#"{{"version": "{version}", "items": [{{"id": 1, "color": "amethyst", "price": 10.5{image}}}]}}"#
+    );
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert("x-catalog-version", HeaderValue::from_static(version));
+    Ok(response)
+}
+
+/// A collected response.
+#[derive(Clone, Debug)]
+pub struct Collected {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Whole body.
+    pub body: Bytes,
+}
+
+impl Collected {
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// An HTTP/1.1 client on one kept-alive connection, sending request targets as given.
+#[derive(Debug)]
+pub struct Http1Client {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Http1Client {
+    /// Connects to `addr`.
+    pub async fn connect(
+        addr: SocketAddr,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(Http1Client { sender })
+    }
+
+    /// Sends `request` and collects the response.
+    pub async fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Collected, Box<dyn std::error::Error + Send + Sync>> {
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok(Collected {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// `GET uri` with extra headers.
+    pub async fn get(
+        &mut self,
+        uri: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Collected, Box<dyn std::error::Error + Send + Sync>> {
+        let mut builder = Request::get(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        self.send(builder.body(Full::new(Bytes::new()))?).await
+    }
+}
+
+/// Rewrites the endpoint ports of `examples/mesh/catalog/00-registry.yaml` (9001 for v1, 9002
+/// for v2) to `v1` and `v2`, so the shipped config can be used with servers on free ports.
+///
+/// ```
+/// let yaml = "ports:\n  http: 9001\n---\nports:\n  http: 9002\n";
+/// assert_eq!(mesh::demo::point_registry(yaml, 4001, 4002), "ports:\n  http: 4001\n---\nports:\n  http: 4002\n");
+/// ```
+pub fn point_registry(registry_yaml: &str, v1: u16, v2: u16) -> String {
+    registry_yaml
+        .replace("http: 9001", &format!("http: {v1}"))
+        .replace("http: 9002", &format!("http: {v2}"))
+}

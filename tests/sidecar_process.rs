@@ -1,0 +1,350 @@
+//! Tests that run the real `sidecar` example binary: its `--check` contract, its zero-config
+//! pass-through mode, and large bodies streaming through it with bounded memory.
+
+mod support;
+
+use bytes::Bytes;
+use http::Request;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    pin::Pin,
+    process::{Child, Command, Stdio},
+    task::{Context, Poll},
+};
+
+/// The `sidecar` example binary `cargo test` built next to this test (built on demand if not).
+fn sidecar_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let binary = profile_dir.join("examples").join("sidecar");
+    if !binary.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", "sidecar"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    binary
+}
+
+fn check(configs: &[&Path]) -> (i32, String) {
+    let mut command = Command::new(sidecar_binary());
+    command.arg("--check");
+    for config in configs {
+        command.arg("--config").arg(config);
+    }
+    let output = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+fn write_config(dir: &tempdir::TempDir, name: &str, yaml: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn check_accepts_every_shipped_example() {
+    let registry = support::example("catalog/00-registry.yaml");
+    for routes in [
+        "catalog/10-all-v1.yaml",
+        "catalog/20-dark-launch.yaml",
+        "catalog/30-canary-90-10.yaml",
+    ] {
+        let (code, text) = check(&[&registry, &support::example(routes)]);
+        assert_eq!(code, 0, "{routes}: {text}");
+        assert!(text.contains("configuration is valid"), "{text}");
+        assert!(
+            text.contains(" 0 warning(s)") && !text.contains("warning:"),
+            "{routes} should load without warnings: {text}"
+        );
+    }
+    let (code, text) = check(&[&registry, &support::example("registry-only.yaml")]);
+    assert_eq!(code, 0, "{text}");
+}
+
+#[test]
+fn check_names_the_field_of_each_problem() {
+    let dir = tempdir::TempDir::new();
+    let registry = support::example("catalog/00-registry.yaml");
+    let cases = [
+        (
+            "typo.yaml",
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog, namespace: istioinaction}\nspec:\n  hosts: [catalog]\n  http:\n  - route:\n    - destination: {host: catalog, subet: version-v1}\n",
+            &[
+                "typo.yaml",
+                "VirtualService",
+                "subet",
+                "did you mean \"subset\"",
+                "http[0].route[0].destination",
+            ][..],
+        ),
+        (
+            "subset.yaml",
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog, namespace: istioinaction}\nspec:\n  hosts: [catalog]\n  http:\n  - route:\n    - destination: {host: catalog, subset: version-v3}\n",
+            &[
+                "subset.yaml",
+                "http[0].route[0].destination.subset",
+                "version-v3",
+            ][..],
+        ),
+        (
+            "regex.yaml",
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog, namespace: istioinaction}\nspec:\n  hosts: [catalog]\n  http:\n  - match:\n    - uri: {regex: \"/items/(\"}\n    route:\n    - destination: {host: catalog, subset: version-v1}\n",
+            &["regex.yaml", "http[0].match[0].uri", "/items/("][..],
+        ),
+    ];
+    for (name, yaml, expected) in cases {
+        let path = write_config(&dir, name, yaml);
+        let (code, text) = check(&[&registry, &path]);
+        assert_eq!(code, 1, "{name} must be rejected: {text}");
+        for needle in expected {
+            assert!(
+                text.contains(needle),
+                "{name}: expected {needle:?} in:\n{text}"
+            );
+        }
+    }
+}
+
+/// A running sidecar process; killed on drop.
+struct SidecarProcess {
+    child: Child,
+    outbound: SocketAddr,
+}
+
+impl SidecarProcess {
+    fn spawn(configs: &[&Path]) -> Self {
+        let mut command = Command::new(sidecar_binary());
+        command.args([
+            "--outbound",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--inbound",
+            "127.0.0.1:0",
+        ]);
+        for config in configs {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut outbound = None;
+        let mut admin = false;
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(addr) = line.strip_prefix("listening outbound=") {
+                outbound = Some(addr.parse().unwrap());
+            }
+            admin |= line.starts_with("listening admin=");
+            if outbound.is_some() && admin {
+                break;
+            }
+        }
+        SidecarProcess {
+            child,
+            outbound: outbound.expect("sidecar printed its outbound address"),
+        }
+    }
+
+    /// Peak resident set size so far, from /proc.
+    fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+}
+
+impl Drop for SidecarProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn zero_config_sidecar_passes_traffic_through() {
+    let upstream = mesh::demo::CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let sidecar = SidecarProcess::spawn(&[]);
+    let mut client = mesh::demo::Http1Client::connect(sidecar.outbound)
+        .await
+        .unwrap();
+    let response = client
+        .get(&format!("http://{}/items", upstream.addr()), &[])
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(upstream.hits(), 1);
+}
+
+const SIZE: u64 = 64 * 1024 * 1024;
+const CHUNK: usize = 64 * 1024;
+static ZEROS: [u8; CHUNK] = [0; CHUNK];
+
+/// A body of `remaining` zero bytes produced chunk by chunk, never held whole.
+struct Zeros {
+    remaining: u64,
+}
+
+impl Body for Zeros {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.remaining.min(CHUNK as u64) as usize;
+        self.remaining -= n as u64;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&ZEROS[..n])))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// Counts a body's bytes frame by frame.
+async fn count_bytes(mut body: Incoming) -> u64 {
+    let mut total = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            total += data.len() as u64;
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_with_bounded_memory() {
+    // Upstream: POST counts what it receives; GET sends 64 MiB.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_port = upstream.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = upstream.accept().await.unwrap();
+            let service = hyper::service::service_fn(|request: Request<Incoming>| async move {
+                let body = if request.method() == http::Method::POST {
+                    let received = count_bytes(request.into_body()).await;
+                    http_body_util::Either::Left(http_body_util::Full::new(Bytes::from(
+                        received.to_string(),
+                    )))
+                } else {
+                    http_body_util::Either::Right(Zeros { remaining: SIZE })
+                };
+                Ok::<_, std::convert::Infallible>(http::Response::new(body))
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    let dir = tempdir::TempDir::new();
+    let config = write_config(
+        &dir,
+        "bulk.yaml",
+        &format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: bulk}}\nspec:\n  hosts: [bulk]\n  resolution: STATIC\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {upstream_port}}}}}]\n"
+        ),
+    );
+    let sidecar = SidecarProcess::spawn(&[&config]);
+    let stream = tokio::net::TcpStream::connect(sidecar.outbound)
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+
+    let upload = Request::post("http://bulk/upload")
+        .header("host", "bulk")
+        .body(Zeros { remaining: SIZE })
+        .unwrap();
+    let response = sender.send_request(upload).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let echoed = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        echoed,
+        SIZE.to_string(),
+        "upstream received the whole upload"
+    );
+
+    sender.ready().await.unwrap();
+    let download = Request::get("http://bulk/download")
+        .header("host", "bulk")
+        .body(Zeros { remaining: 0 })
+        .unwrap();
+    let response = sender.send_request(download).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(count_bytes(response.into_body()).await, SIZE);
+
+    let peak = sidecar.peak_rss_bytes();
+    eprintln!(
+        "streamed {} MiB up and down; sidecar peak RSS {} KiB",
+        SIZE >> 20,
+        peak >> 10
+    );
+    assert!(
+        peak < SIZE,
+        "sidecar peak RSS {} MiB must stay under 64 MiB",
+        peak / (1024 * 1024)
+    );
+}
+
+/// A temporary directory removed on drop (no extra dependency).
+mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!(
+                "mesh-test-{}-{}",
+                std::process::id(),
+                rand_suffix()
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn rand_suffix() -> u128 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    }
+}
