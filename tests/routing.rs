@@ -353,3 +353,61 @@ spec:
     assert_eq!(trailers["grpc-message"], "echoed");
     assert_eq!(collected.to_bytes(), payload);
 }
+
+#[tokio::test]
+async fn dns_resolution_and_round_robin_from_the_destination_rule() {
+    let a = CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let b = CatalogServer::start("v2", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    // `localhost` is resolved through DNS at connect time; two endpoints, round robin.
+    let yaml = format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: pair}}
+spec:
+  hosts: [pair.example.com]
+  resolution: DNS
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  endpoints:
+  - {{address: localhost, ports: {{http: {}}}}}
+  - {{address: localhost, ports: {{http: {}}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: pair}}
+spec:
+  host: pair.example.com
+  trafficPolicy:
+    loadBalancer: {{simple: ROUND_ROBIN}}
+"#,
+        a.addr().port(),
+        b.addr().port()
+    );
+    let sidecar = sidecar(&yaml).await;
+    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    let mut order = Vec::new();
+    for _ in 0..10 {
+        let response = client
+            .get("http://pair.example.com/items", &[])
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        order.push(
+            response.headers["x-catalog-version"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!((a.hits(), b.hits()), (5, 5));
+    assert!(
+        order.windows(2).all(|w| w[0] != w[1]),
+        "round robin alternates: {order:?}"
+    );
+}

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 #[derive(Debug, thiserror::Error)]
 pub enum MatchError {
     /// A regex did not compile.
-    #[error("{field}: invalid regex {pattern:?}: {source}")]
+    #[error("{field}: invalid regex {pattern:?}: {}", regex_reason(source))]
     Regex {
         /// Field path of the regex.
         field: String,
@@ -113,6 +113,17 @@ impl StringMatcher {
             _ => None,
         }
     }
+}
+
+/// The regex crate's explanation in one line (its last), without the pattern echo.
+pub fn regex_reason(error: &regex::Error) -> String {
+    let text = error.to_string();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(&text);
+    last.trim().trim_start_matches("error: ").to_string()
 }
 
 /// Compiles `pattern` anchored at both ends, as Envoy's `safe_regex` matches.

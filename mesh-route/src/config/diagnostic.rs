@@ -9,6 +9,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Where a resource came from: a file and the index of the YAML document in it.
+///
+/// Displays as `FILE (document N)` with N counted from 1, as people count.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Origin {
     /// The file the document was read from (`<inline>` for text passed directly).
@@ -29,7 +31,12 @@ impl Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (document {})", self.file.display(), self.document)
+        write!(
+            f,
+            "{} (document {})",
+            self.file.display(),
+            self.document + 1
+        )
     }
 }
 
@@ -216,7 +223,7 @@ mod tests {
         .with_field("http[1].route[0].destination.subset");
         assert_eq!(
             d.to_string(),
-            "error: vs.yaml (document 1) VirtualService istioinaction/catalog: \
+            "error: vs.yaml (document 2) VirtualService istioinaction/catalog: \
              http[1].route[0].destination.subset: \"version-v3\" is not defined by any \
              DestinationRule for host catalog"
         );
@@ -229,7 +236,7 @@ mod tests {
             "warning: careful"
         );
         let d = Diagnostic::error("bad").with_origin(Origin::new("a.yaml", 0));
-        assert_eq!(d.to_string(), "error: a.yaml (document 0): bad");
+        assert_eq!(d.to_string(), "error: a.yaml (document 1): bad");
         let d = Diagnostic::warning("w")
             .with_resource("Sidecar default")
             .with_field("egress");

@@ -440,8 +440,11 @@ fn validate_string_match(m: &StringMatch, at: &str, usage: StringMatchUse, r: &m
 
 /// Compiles `regex` the way it is matched (anchored to the whole value).
 fn check_regex(regex: &str, at: &str, r: &mut Reporter<'_>) {
-    if let Err(err) = regex::Regex::new(&format!("^(?:{regex})$")) {
-        r.error(at, format!("invalid regex \"{regex}\": {err}"));
+    if let Err(crate::matcher::MatchError::Regex { source, .. }) =
+        crate::matcher::compile_regex(regex, at)
+    {
+        let reason = crate::matcher::regex_reason(&source);
+        r.error(at, format!("invalid regex \"{regex}\": {reason}"));
     }
 }
 
