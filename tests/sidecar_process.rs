@@ -119,6 +119,38 @@ fn check_names_the_field_of_each_problem() {
     }
 }
 
+#[test]
+fn invalid_config_on_start_exits_1_without_listening() {
+    let dir = tempdir::TempDir::new();
+    let bad = write_config(
+        &dir,
+        "bad.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hostz: [x]\n",
+    );
+    let output = Command::new(sidecar_binary())
+        .args([
+            "--outbound",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        !stdout.contains("listening"),
+        "nothing may be bound: {stdout}"
+    );
+    assert!(
+        stderr.contains("unknown field \"hostz\" (did you mean \"hosts\"?)"),
+        "{stderr}"
+    );
+}
+
 /// A running sidecar process; killed on drop.
 struct SidecarProcess {
     child: Child,

@@ -12,7 +12,10 @@ use crate::{
     registry::Registry,
     upstream::Upstream,
 };
-use http::{Request, Response, uri::Authority};
+use http::{
+    Request, Response,
+    uri::{Authority, Scheme},
+};
 use mesh_core::{Body, BoxError, Destination, DownstreamAddr, MeshError};
 use mesh_route::{config::OutboundMode, matcher::request_authority};
 use std::{
@@ -73,9 +76,12 @@ impl Shared {
             .map_err(|_| MeshError::BadRequest("invalid host"))?;
         let downstream = request.extensions().get::<DownstreamAddr>().copied();
         let destination = request.extensions().get::<Destination>().cloned();
-        let scheme = request.uri().scheme_str().unwrap_or("http").to_string();
+        let scheme = match request.uri().scheme() {
+            Some(scheme) if *scheme == Scheme::HTTPS => "https",
+            _ => "http",
+        };
         remove_hop_by_hop(request.headers_mut(), true);
-        append_forwarded(request.headers_mut(), downstream.map(|d| d.remote), &scheme);
+        append_forwarded(request.headers_mut(), downstream.map(|d| d.remote), scheme);
 
         let port = authority.port_u16().unwrap_or(80);
         let mut response = match destination {

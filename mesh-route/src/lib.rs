@@ -8,6 +8,7 @@
 //! - [`layer`]: [`RouteLayer`](layer::RouteLayer), routing as a tower layer.
 
 pub mod config;
+mod fnv;
 pub mod header_ops;
 pub mod host;
 pub mod layer;

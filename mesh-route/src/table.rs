@@ -11,6 +11,7 @@
 
 use crate::{
     config::{Config, Destination as DestinationSpec, HttpRoute, Resource, VirtualService},
+    fnv::FnvBuildHasher,
     header_ops::HeaderOps,
     host::{canonical_host, host_aliases},
     matcher::RequestMatch,
@@ -135,7 +136,7 @@ pub enum Decision<'a> {
 /// A compiled, immutable route table.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    exact: HashMap<Box<str>, usize>,
+    exact: HashMap<Box<str>, usize, FnvBuildHasher>,
     /// `(".suffix", vhost)` for `*.suffix` hosts, longest suffix first.
     wildcards: Vec<(Box<str>, usize)>,
     catch_all: Option<usize>,
