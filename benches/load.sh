@@ -29,6 +29,7 @@ wrk -t2 -c64 -d"${duration}s" --latency "http://127.0.0.1:$upstream_port/items"
 
 echo "== through the sidecar: http://$outbound/items (Host: catalog)"
 ( sleep $((duration / 2)); grep VmRSS "/proc/$sidecar_pid/status" | sed 's/^/sidecar during load: /' ) &
+sampler=$!
 wrk -t2 -c64 -d"${duration}s" --latency -H 'Host: catalog' "http://$outbound/items"
-wait
+wait "$sampler"
 grep -E 'VmHWM|VmRSS' "/proc/$sidecar_pid/status" | sed 's/^/sidecar after load: /'
