@@ -1,8 +1,9 @@
 //! Demo and test helpers: a tiny `catalog` upstream and a raw HTTP/1.1 client.
 //!
 //! [`CatalogServer`] is the service of the catalog story in `examples/mesh/catalog`: it answers
-//! `GET /items` with its version (v2 adds an `imageUrl` to each item), counts requests, and
-//! remembers the last request's head so tests can see what the proxy forwarded.
+//! `GET /items` with its version (v2 adds an `imageUrl` to each item), waits first when asked
+//! (`?delay_ms=N`), counts requests, and remembers the last request's head so tests can see
+//! what the proxy forwarded.
 //! [`Http1Client`] keeps one connection and sends requests exactly as given — including
 //! absolute-form URIs, which is how a client addresses an HTTP proxy.
 
@@ -121,8 +122,17 @@ async fn catalog_response(
             headers: request.headers().clone(),
         });
     }
+    // `?delay_ms=N` makes this a slow upstream, for timeout demos.
+    let delay_ms = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("delay_ms=")))
+        .and_then(|ms| ms.parse::<u64>().ok());
     // Drain the request body so uploads complete.
     let _ = request.into_body().collect().await;
+    if let Some(ms) = delay_ms {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     let image = if version == "v1" {
         ""
     } else {

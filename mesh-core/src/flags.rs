@@ -128,6 +128,23 @@ impl fmt::Display for ResponseFlags {
     }
 }
 
+/// Adds `flag` to the [`ResponseFlags`] of `response`, creating them if absent.
+///
+/// ```
+/// use mesh_core::{ResponseFlag, ResponseFlags, flags::mark};
+/// let mut response = http::Response::new(());
+/// mark(&mut response, ResponseFlag::DelayInjected);
+/// assert_eq!(response.extensions().get::<ResponseFlags>().unwrap().to_string(), "DI");
+/// ```
+pub fn mark<B>(response: &mut http::Response<B>, flag: ResponseFlag) {
+    match response.extensions_mut().get_mut::<ResponseFlags>() {
+        Some(flags) => flags.insert(flag),
+        None => {
+            response.extensions_mut().insert(ResponseFlags::of(flag));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,8 +9,11 @@
 pub mod body;
 pub mod error;
 pub mod extensions;
+pub mod fault;
 pub mod flags;
 pub mod local_reply;
+pub mod policy;
+pub mod timeout;
 
 pub use body::{Body, BoxError};
 pub use error::MeshError;

@@ -1,6 +1,7 @@
 //! [`Sidecar`]: the proxy assembled from a validated [`Config`].
 //!
-//! The outbound listener runs `x-request-id` → [`RouteLayer`] → [`Forward`]; the inbound
+//! The outbound listener runs `x-request-id` → [`RouteLayer`] → [`FaultLayer`] →
+//! [`TimeoutLayer`] → [`Forward`]; the inbound
 //! listener (only when a Sidecar declares `ingress`) forwards to the local app; the admin
 //! listener reports on both. Every listener is bound before any is served, so a start that
 //! fails binds nothing.
@@ -13,6 +14,7 @@ use crate::{
     registry::Registry,
     upstream::Upstream,
 };
+use mesh_core::{fault::FaultLayer, timeout::TimeoutLayer};
 use mesh_route::{RouteLayer, RouteTable, config::Config, table::CompileError};
 use mesh_trace::RequestIdLayer;
 use std::{net::SocketAddr, sync::Arc};
@@ -80,6 +82,8 @@ impl Sidecar {
         let outbound = ServiceBuilder::new()
             .layer(RequestIdLayer)
             .layer(RouteLayer::new(table))
+            .layer(FaultLayer::new())
+            .layer(TimeoutLayer::default())
             .service(forward);
         let inbound = match config.sidecars.iter().find(|s| !s.spec.ingress.is_empty()) {
             Some(sidecar) => Inbound::new(&sidecar.spec, upstream)?.map(BoxCloneSyncService::new),

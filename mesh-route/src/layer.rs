@@ -132,6 +132,9 @@ where
             } => (rule, info, matched_prefix),
         };
         request.extensions_mut().insert(info.clone());
+        if let Some(policy) = &rule.policy {
+            request.extensions_mut().insert(policy.clone());
+        }
         match &rule.action {
             Action::Redirect(redirect) => {
                 let authority = crate::matcher::request_authority(&request).unwrap_or("");

@@ -13,6 +13,7 @@ pub mod header_ops;
 pub mod host;
 pub mod layer;
 pub mod matcher;
+pub mod policy;
 pub mod redirect;
 pub mod rewrite;
 pub mod table;

@@ -19,7 +19,7 @@ use crate::{
     rewrite::Rewrite,
 };
 use http::Request;
-use mesh_core::{Destination, RouteInfo};
+use mesh_core::{Destination, RouteInfo, policy::RoutePolicy};
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
@@ -81,6 +81,8 @@ pub struct Rule {
     pub(crate) action: Action,
     pub(crate) request_ops: HeaderOps,
     pub(crate) response_ops: Option<Arc<HeaderOps>>,
+    /// Timeout and fault policy for the layers below, when the route sets any.
+    pub(crate) policy: Option<RoutePolicy>,
 }
 
 impl Rule {
@@ -362,6 +364,7 @@ impl<'c> Builder<'c> {
             },
             request_ops: HeaderOps::default(),
             response_ops: None,
+            policy: None,
         };
         let vhost = self.table.hosts.len();
         self.table.hosts.push(VirtualHost { rules: vec![rule] });
@@ -418,12 +421,14 @@ impl<'c> Builder<'c> {
         } else {
             self.compile_destinations(route, field, ns, host_rewrite)?
         };
+        let policy = crate::policy::compile(route, field)?;
         Ok(Rule {
             matches,
             info,
             action,
             request_ops,
             response_ops,
+            policy,
         })
     }
 

@@ -98,13 +98,17 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
     vs("http[].delegate", |v| {
         http(v, "delegate", |r| r.delegate.is_some())
     }),
-    vs("http[].timeout", |v| {
-        http(v, "timeout", |r| r.timeout.is_some())
-    }),
     vs("http[].retries", |v| {
         http(v, "retries", |r| r.retries.is_some())
     }),
-    vs("http[].fault", |v| http(v, "fault", |r| r.fault.is_some())),
+    vs("http[].fault.delay.exponentialDelay", |v| {
+        http(v, "fault.delay.exponentialDelay", |r| {
+            r.fault
+                .as_ref()
+                .and_then(|f| f.delay.as_ref())
+                .is_some_and(|d| d.exponential_delay.is_some())
+        })
+    }),
     vs("http[].mirror", |v| {
         http(v, "mirror", |r| r.mirror.is_some())
     }),
@@ -373,7 +377,6 @@ fn tracing(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::duration::Duration;
 
     #[test]
     fn message_names_the_leaf() {
@@ -396,18 +399,18 @@ mod tests {
         let mut v = VirtualService::default();
         v.http.push(HttpRoute::default());
         v.http.push(HttpRoute {
-            timeout: Some(Duration::default()),
+            retries: Some(Default::default()),
             ..HttpRoute::default()
         });
-        let row = NOT_ENFORCED.iter().find(|r| r.field == "http[].timeout");
+        let row = NOT_ENFORCED.iter().find(|r| r.field == "http[].retries");
         let Some(NotEnforced {
             find: Finder::VirtualService(find),
             ..
         }) = row
         else {
-            panic!("the http[].timeout row must exist");
+            panic!("the http[].retries row must exist");
         };
-        assert_eq!(find(&v), vec!["http[1].timeout".to_string()]);
+        assert_eq!(find(&v), vec!["http[1].retries".to_string()]);
     }
 
     #[test]

@@ -347,6 +347,19 @@ fn validate_fault(route: &HttpRoute, at: &str, r: &mut Reporter<'_>) {
                 format!("status {status} is not in 200-599"),
             );
         }
+        if let Some(name) = &abort.grpc_status
+            && mesh_core::policy::grpc_status_code(name).is_none()
+        {
+            let hint =
+                match crate::config::suggest::closest(name, mesh_core::policy::GRPC_STATUS_NAMES) {
+                    Some(best) => format!(" (did you mean \"{best}\"?)"),
+                    None => String::new(),
+                };
+            r.error(
+                format!("{at}.grpcStatus"),
+                format!("unknown gRPC status \"{name}\"{hint}"),
+            );
+        }
         if abort.http2_error.is_some() {
             r.error(
                 format!("{at}.http2Error"),

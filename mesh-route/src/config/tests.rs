@@ -384,15 +384,37 @@ fn sidecar_overrides_mesh_outbound_mode() {
 }
 
 #[test]
-fn timeout_is_parsed_but_not_enforced() {
+fn retries_are_parsed_but_not_enforced() {
     let w = warnings(&vs(
         "c",
-        "  - timeout: 5s\n    route:\n    - destination: {host: catalog}\n",
+        "  - retries: {attempts: 3}\n    route:\n    - destination: {host: catalog}\n",
     ));
     assert_eq!(w.len(), 1, "{w:#?}");
-    let d = find(&w, "http[0].timeout");
-    assert_eq!(d.message, "timeout: parsed, not enforced yet");
+    let d = find(&w, "http[0].retries");
+    assert_eq!(d.message, "retries: parsed, not enforced yet");
     assert_eq!(d.severity, Severity::Warning);
+}
+
+#[test]
+fn timeout_and_fault_are_enforced_without_warnings() {
+    let w = warnings(&vs(
+        "c",
+        "  - timeout: 5s\n    fault: {delay: {fixedDelay: 1s, percentage: {value: 10}}, abort: {grpcStatus: UNAVAILABLE, percentage: {value: 1}}}\n    route:\n    - destination: {host: catalog}\n",
+    ));
+    assert!(w.is_empty(), "{w:#?}");
+}
+
+#[test]
+fn unknown_grpc_status_is_an_error_with_suggestion() {
+    let errs = errors(&vs(
+        "c",
+        "  - fault: {abort: {grpcStatus: UNAVAILABEL, percentage: {value: 1}}}\n    route:\n    - destination: {host: catalog}\n",
+    ));
+    let d = find(&errs, "http[0].fault.abort.grpcStatus");
+    assert_eq!(
+        d.message,
+        "unknown gRPC status \"UNAVAILABEL\" (did you mean \"UNAVAILABLE\"?)"
+    );
 }
 
 #[test]

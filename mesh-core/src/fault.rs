@@ -1,0 +1,350 @@
+//! [`FaultLayer`]: Istio fault injection — delay and/or abort a share of requests.
+//!
+//! The policy comes from the request's [`RoutePolicy`] (set by routing), or from the layer
+//! itself for in-process use. A delay waits `fixedDelay` before the request goes on and marks
+//! the response `DI`; an abort answers locally — the configured HTTP status with body
+//! `fault filter abort`, or for gRPC HTTP 200 with `grpc-status` — and marks it `FI`. Delay
+//! and abort are drawn independently. The layer sits outside timeouts and retries: a faulted
+//! request is subject to neither, as in Istio. Requests without a fault pass through with no
+//! allocation.
+
+use crate::{
+    Body, MeshError, ResponseFlag, body,
+    flags::mark,
+    policy::{FaultAbort, FaultPolicy, RoutePolicy},
+};
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use pin_project::pin_project;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+use tower::{Layer, Service};
+
+/// Injects faults; see the [module docs](self).
+///
+/// ```
+/// use mesh_core::{body, fault::FaultLayer, policy::{FaultAbort, FaultPolicy, Fraction}};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let abort_all = FaultPolicy {
+///     abort: Some((FaultAbort::Http(http::StatusCode::SERVICE_UNAVAILABLE), Fraction::ALL)),
+///     ..Default::default()
+/// };
+/// let svc = FaultLayer::with_policy(abort_all).layer(service_fn(|_req: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
+/// }));
+/// let response = svc.oneshot(http::Request::new(())).await.unwrap();
+/// assert_eq!(response.status(), 503);
+/// # });
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct FaultLayer {
+    fallback: Option<Arc<FaultPolicy>>,
+}
+
+impl FaultLayer {
+    /// Injects the fault of each request's route (no fault for requests without one).
+    pub fn new() -> Self {
+        FaultLayer::default()
+    }
+
+    /// Injects `policy` into requests whose route has no fault of its own.
+    pub fn with_policy(policy: FaultPolicy) -> Self {
+        FaultLayer {
+            fallback: Some(Arc::new(policy)),
+        }
+    }
+}
+
+impl<S> Layer<S> for FaultLayer {
+    type Service = Fault<S>;
+
+    fn layer(&self, inner: S) -> Fault<S> {
+        Fault {
+            inner,
+            fallback: self.fallback.clone(),
+        }
+    }
+}
+
+/// The service [`FaultLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct Fault<S> {
+    inner: S,
+    fallback: Option<Arc<FaultPolicy>>,
+}
+
+impl<S, B> Service<Request<B>> for Fault<S>
+where
+    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = FaultFuture<S::Future, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let policy = request
+            .extensions()
+            .get::<RoutePolicy>()
+            .and_then(|p| p.fault.as_ref())
+            .or(self.fallback.as_ref());
+        let Some(policy) = policy else {
+            return FaultFuture::Pass {
+                future: self.inner.call(request),
+            };
+        };
+        let delay = policy
+            .delay
+            .filter(|(_, share)| share.sample())
+            .map(|(d, _)| d);
+        if let Some((abort, _)) = policy.abort.filter(|(_, share)| share.sample()) {
+            // An aborted request is still delayed first when both are drawn, as Envoy does.
+            let reply = abort_reply(abort);
+            return match delay {
+                None => FaultFuture::Done {
+                    response: Some(reply),
+                },
+                Some(delay) => FaultFuture::Delayed {
+                    future: Box::pin(async move {
+                        tokio::time::sleep(delay).await;
+                        let mut reply = reply;
+                        mark(&mut reply, ResponseFlag::DelayInjected);
+                        Ok(reply)
+                    }),
+                },
+            };
+        }
+        match delay {
+            None => FaultFuture::Pass {
+                future: self.inner.call(request),
+            },
+            Some(delay) => {
+                // Take the service that was made ready; leave a fresh clone in its place.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                FaultFuture::Delayed {
+                    future: Box::pin(async move {
+                        tokio::time::sleep(delay).await;
+                        let mut response = inner.call(request).await?;
+                        mark(&mut response, ResponseFlag::DelayInjected);
+                        Ok(response)
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// The local reply for an abort.
+fn abort_reply(abort: FaultAbort) -> Response<Body> {
+    match abort {
+        FaultAbort::Http(status) => MeshError::FaultAbort(status).to_response(),
+        FaultAbort::Grpc(code) => {
+            let mut response = Response::new(body::empty());
+            *response.status_mut() = StatusCode::OK;
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
+            headers.insert("grpc-status", HeaderValue::from(code));
+            headers.insert(
+                "grpc-message",
+                HeaderValue::from_static("fault filter abort"),
+            );
+            mark(&mut response, ResponseFlag::FaultInjected);
+            response
+        }
+    }
+}
+
+type Boxed<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
+
+/// Future of [`Fault`].
+#[pin_project(project = FaultFutureProj)]
+pub enum FaultFuture<F, E> {
+    /// No fault: the inner future as is.
+    Pass {
+        /// Inner future.
+        #[pin]
+        future: F,
+    },
+    /// Delayed (then forwarded or aborted).
+    Delayed {
+        /// The delay and what follows it.
+        future: Boxed<E>,
+    },
+    /// Aborted at once.
+    Done {
+        /// The reply (taken on completion).
+        response: Option<Response<Body>>,
+    },
+}
+
+impl<F, E> Future for FaultFuture<F, E>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            FaultFutureProj::Pass { future } => future.poll(cx),
+            FaultFutureProj::Delayed { future } => future.as_mut().poll(cx),
+            FaultFutureProj::Done { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => panic!("FaultFuture polled after completion"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ResponseFlags, policy::Fraction};
+    use std::{
+        convert::Infallible,
+        sync::atomic::{AtomicUsize, Ordering},
+        time::Duration,
+    };
+    use tower::{ServiceExt, service_fn};
+
+    type TestService = tower::util::BoxCloneSyncService<Request<()>, Response<Body>, Infallible>;
+
+    fn counting() -> (Arc<AtomicUsize>, TestService) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let svc = service_fn(move |_req: Request<()>| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Infallible>(Response::new(body::empty())) }
+        });
+        (calls, TestService::new(svc))
+    }
+
+    fn flags(response: &Response<Body>) -> String {
+        response
+            .extensions()
+            .get::<ResponseFlags>()
+            .map(|f| f.to_string())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delay_waits_then_forwards_and_marks_di() {
+        let (calls, svc) = counting();
+        let policy = FaultPolicy {
+            delay: Some((Duration::from_secs(2), Fraction::ALL)),
+            ..Default::default()
+        };
+        let svc = FaultLayer::with_policy(policy).layer(svc);
+        let start = tokio::time::Instant::now();
+        let response = svc.oneshot(Request::new(())).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(flags(&response), "DI");
+    }
+
+    #[tokio::test]
+    async fn abort_answers_locally() {
+        let (calls, svc) = counting();
+        let policy = FaultPolicy {
+            abort: Some((FaultAbort::Http(StatusCode::IM_A_TEAPOT), Fraction::ALL)),
+            ..Default::default()
+        };
+        let response = FaultLayer::with_policy(policy)
+            .layer(svc)
+            .oneshot(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 418);
+        assert_eq!(flags(&response), "FI");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn grpc_abort_is_trailers_only_200() {
+        let (_, svc) = counting();
+        let policy = FaultPolicy {
+            abort: Some((FaultAbort::Grpc(14), Fraction::ALL)),
+            ..Default::default()
+        };
+        let response = FaultLayer::with_policy(policy)
+            .layer(svc)
+            .oneshot(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["grpc-status"], "14");
+        assert_eq!(flags(&response), "FI");
+    }
+
+    #[tokio::test]
+    async fn route_policy_overrides_layer_and_zero_share_never_fires() {
+        let (calls, svc) = counting();
+        let layer = FaultLayer::with_policy(FaultPolicy {
+            abort: Some((FaultAbort::Http(StatusCode::BAD_GATEWAY), Fraction::ALL)),
+            ..Default::default()
+        });
+        let svc = layer.layer(svc);
+        let mut request = Request::new(());
+        request.extensions_mut().insert(RoutePolicy {
+            fault: Some(Arc::new(FaultPolicy {
+                abort: Some((
+                    FaultAbort::Http(StatusCode::BAD_GATEWAY),
+                    Fraction::from_percent(0.0),
+                )),
+                ..Default::default()
+            })),
+            ..Default::default()
+        });
+        for _ in 0..100 {
+            let mut r = Request::new(());
+            *r.extensions_mut() = request.extensions().clone();
+            assert_eq!(svc.clone().oneshot(r).await.unwrap().status(), 200);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 100);
+    }
+
+    #[tokio::test]
+    async fn share_is_respected() {
+        let (calls, svc) = counting();
+        let policy = FaultPolicy {
+            abort: Some((
+                FaultAbort::Http(StatusCode::SERVICE_UNAVAILABLE),
+                Fraction::from_percent(25.0),
+            )),
+            ..Default::default()
+        };
+        let svc = FaultLayer::with_policy(policy).layer(svc);
+        const N: usize = 4000;
+        let mut aborted = 0;
+        for _ in 0..N {
+            if svc
+                .clone()
+                .oneshot(Request::new(()))
+                .await
+                .unwrap()
+                .status()
+                == 503
+            {
+                aborted += 1;
+            }
+        }
+        let (n, p) = (N as f64, 0.25);
+        assert!(
+            (aborted as f64 - n * p).abs() <= 4.0 * (n * p * (1.0 - p)).sqrt(),
+            "{aborted}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst) + aborted, N);
+    }
+}

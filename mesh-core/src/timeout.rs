@@ -1,0 +1,328 @@
+//! [`TimeoutLayer`]: the route timeout (VirtualService `timeout`), as Envoy's router applies it.
+//!
+//! The timeout comes from the request's [`RoutePolicy`], else from the layer (off by default,
+//! as in Istio). A caller may override it with `x-envoy-upstream-rq-timeout-ms` (consumed, not
+//! forwarded). A `grpc-timeout` header is honoured and capped by the route timeout (with no
+//! route timeout it is honoured uncapped, as Istio configures `max_grpc_timeout`), and is
+//! rewritten to the effective value on the way up. The upstream learns the deadline from
+//! `x-envoy-expected-rq-timeout-ms`. On expiry the request fails with
+//! [`MeshError::Timeout`] — 504 `upstream request timeout`, flag `UT`. Placed outside the retry
+//! layer, it covers every attempt and back-off.
+
+use crate::{BoxError, MeshError, policy::RoutePolicy};
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use pin_project::pin_project;
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+use tokio::time::Sleep;
+use tower::{Layer, Service};
+
+/// Per-request override of the route timeout, in milliseconds (removed before forwarding).
+pub const UPSTREAM_RQ_TIMEOUT_MS: HeaderName =
+    HeaderName::from_static("x-envoy-upstream-rq-timeout-ms");
+/// The deadline the upstream is told, in milliseconds.
+pub const EXPECTED_RQ_TIMEOUT_MS: HeaderName =
+    HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+/// gRPC's deadline header.
+pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
+/// Applies route timeouts; see the [module docs](self).
+///
+/// ```
+/// use mesh_core::{MeshError, timeout::TimeoutLayer};
+/// use std::time::Duration;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// let slow = service_fn(|_req: http::Request<()>| async {
+///     tokio::time::sleep(Duration::from_secs(3)).await;
+///     Ok::<_, std::convert::Infallible>(())
+/// });
+/// let svc = TimeoutLayer::new(Some(Duration::from_secs(1))).layer(slow);
+/// let error = svc.oneshot(http::Request::new(())).await.unwrap_err();
+/// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+/// # });
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TimeoutLayer {
+    fallback: Option<Duration>,
+}
+
+impl TimeoutLayer {
+    /// Uses each request's route timeout, else `fallback` (`None`: no timeout).
+    pub fn new(fallback: Option<Duration>) -> Self {
+        TimeoutLayer { fallback }
+    }
+}
+
+impl<S> Layer<S> for TimeoutLayer {
+    type Service = Timeout<S>;
+
+    fn layer(&self, inner: S) -> Timeout<S> {
+        Timeout {
+            inner,
+            fallback: self.fallback,
+        }
+    }
+}
+
+/// The service [`TimeoutLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct Timeout<S> {
+    inner: S,
+    fallback: Option<Duration>,
+}
+
+impl<S, B> Service<Request<B>> for Timeout<S>
+where
+    S: Service<Request<B>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = TimeoutFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let route = request
+            .extensions()
+            .get::<RoutePolicy>()
+            .map_or(self.fallback, |p| p.timeout);
+        let timeout = effective_timeout(request.headers_mut(), route);
+        let sleep = timeout.map(|t| {
+            request.headers_mut().insert(
+                EXPECTED_RQ_TIMEOUT_MS,
+                HeaderValue::from(t.as_millis().max(1) as u64),
+            );
+            tokio::time::sleep(t)
+        });
+        TimeoutFuture {
+            future: self.inner.call(request),
+            sleep,
+        }
+    }
+}
+
+/// The timeout for a request: `x-envoy-upstream-rq-timeout-ms` (consumed) wins, else
+/// `grpc-timeout` capped by `route`, else `route`. Zero means none. Rewrites `grpc-timeout`.
+fn effective_timeout(headers: &mut HeaderMap, route: Option<Duration>) -> Option<Duration> {
+    let route = route.filter(|d| !d.is_zero());
+    if let Some(ms) = headers
+        .remove(UPSTREAM_RQ_TIMEOUT_MS)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+    {
+        return (ms > 0).then(|| Duration::from_millis(ms));
+    }
+    let Some(grpc) = headers
+        .get(GRPC_TIMEOUT)
+        .and_then(|v| parse_grpc_timeout(v.to_str().ok()?))
+    else {
+        return route;
+    };
+    let effective = match route {
+        Some(cap) => grpc.min(cap),
+        None => grpc,
+    };
+    if effective < grpc {
+        headers.insert(GRPC_TIMEOUT, format_grpc_timeout(effective));
+    }
+    Some(effective).filter(|d| !d.is_zero())
+}
+
+/// Parses a `grpc-timeout` value: 1–8 digits and a unit (`H M S m u n`).
+///
+/// ```
+/// use mesh_core::timeout::parse_grpc_timeout;
+/// use std::time::Duration;
+/// assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+/// assert_eq!(parse_grpc_timeout("150m"), Some(Duration::from_millis(150)));
+/// assert_eq!(parse_grpc_timeout("1X"), None);
+/// assert_eq!(parse_grpc_timeout("123456789S"), None);
+/// ```
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn format_grpc_timeout(d: Duration) -> HeaderValue {
+    HeaderValue::from_str(&format!("{}m", d.as_millis().max(1)))
+        .unwrap_or(HeaderValue::from_static("1m"))
+}
+
+/// Future of [`Timeout`].
+#[pin_project]
+#[derive(Debug)]
+pub struct TimeoutFuture<F> {
+    #[pin]
+    future: F,
+    #[pin]
+    sleep: Option<Sleep>,
+}
+
+impl<F, T, E> Future for TimeoutFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(result) = this.future.poll(cx) {
+            return Poll::Ready(result.map_err(Into::into));
+        }
+        match this.sleep.as_pin_mut() {
+            Some(sleep) => sleep.poll(cx).map(|()| Err(MeshError::Timeout.into())),
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use tower::{ServiceExt, service_fn};
+
+    /// A service that answers after `delay` with the headers it was sent.
+    fn slow(
+        delay: Duration,
+    ) -> impl Service<Request<()>, Response = HeaderMap, Error = Infallible> + Clone {
+        service_fn(move |req: Request<()>| async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, Infallible>(req.headers().clone())
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn route_timeout_fires_at_its_deadline() {
+        let start = tokio::time::Instant::now();
+        let mut request = Request::new(());
+        request.extensions_mut().insert(RoutePolicy {
+            timeout: Some(Duration::from_secs(1)),
+            ..Default::default()
+        });
+        let error = TimeoutLayer::default()
+            .layer(slow(Duration::from_secs(3)))
+            .oneshot(request)
+            .await
+            .unwrap_err();
+        assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_timeout_by_default_and_header_is_set_when_there_is_one() {
+        let headers = TimeoutLayer::default()
+            .layer(slow(Duration::from_secs(30)))
+            .oneshot(Request::new(()))
+            .await
+            .unwrap();
+        assert!(headers.get(EXPECTED_RQ_TIMEOUT_MS).is_none());
+        let headers = TimeoutLayer::new(Some(Duration::from_millis(2500)))
+            .layer(slow(Duration::from_secs(1)))
+            .oneshot(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(headers[EXPECTED_RQ_TIMEOUT_MS], "2500");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grpc_timeout_is_capped_by_the_route() {
+        let request = Request::builder()
+            .header("grpc-timeout", "10S")
+            .body(())
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        let error = TimeoutLayer::new(Some(Duration::from_secs(2)))
+            .layer(slow(Duration::from_secs(5)))
+            .oneshot(request)
+            .await
+            .unwrap_err();
+        assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+
+        // Shorter than the route: the client's deadline applies and is forwarded as is.
+        let request = Request::builder()
+            .header("grpc-timeout", "500m")
+            .body(())
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        TimeoutLayer::new(Some(Duration::from_secs(2)))
+            .layer(slow(Duration::from_secs(5)))
+            .oneshot(request)
+            .await
+            .unwrap_err();
+        assert_eq!(start.elapsed(), Duration::from_millis(500));
+
+        // Capped: the upstream sees the effective deadline.
+        let request = Request::builder()
+            .header("grpc-timeout", "10S")
+            .body(())
+            .unwrap();
+        let headers = TimeoutLayer::new(Some(Duration::from_secs(2)))
+            .layer(slow(Duration::ZERO))
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(headers["grpc-timeout"], "2000m");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grpc_timeout_without_route_timeout_is_uncapped() {
+        let request = Request::builder()
+            .header("grpc-timeout", "3S")
+            .body(())
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        TimeoutLayer::default()
+            .layer(slow(Duration::from_secs(10)))
+            .oneshot(request)
+            .await
+            .unwrap_err();
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn caller_override_header_wins_and_is_consumed() {
+        let request = Request::builder()
+            .header("x-envoy-upstream-rq-timeout-ms", "100")
+            .body(())
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        TimeoutLayer::new(Some(Duration::from_secs(5)))
+            .layer(slow(Duration::from_secs(1)))
+            .oneshot(request)
+            .await
+            .unwrap_err();
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
+        let request = Request::builder()
+            .header("x-envoy-upstream-rq-timeout-ms", "5000")
+            .body(())
+            .unwrap();
+        let headers = TimeoutLayer::default()
+            .layer(slow(Duration::ZERO))
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert!(headers.get(UPSTREAM_RQ_TIMEOUT_MS).is_none());
+    }
+}
