@@ -26,6 +26,9 @@ pub enum MeshError {
     /// The upstream connection closed or reset before response headers (503 UC).
     #[error("upstream connection terminated: {0}")]
     UpstreamReset(#[source] BoxError),
+    /// The upstream refused the HTTP/2 stream (`REFUSED_STREAM`) before processing it (503 UR).
+    #[error("upstream refused the stream: {0}")]
+    RefusedStream(#[source] BoxError),
     /// A circuit breaker limit was reached (503 UO, `x-envoy-overloaded: true`).
     #[error("upstream overflow")]
     Overflow,
@@ -53,6 +56,7 @@ impl MeshError {
             MeshError::NoHealthyUpstream => ResponseFlag::NoHealthyUpstream,
             MeshError::ConnectFailure(_) => ResponseFlag::UpstreamConnectionFailure,
             MeshError::UpstreamReset(_) => ResponseFlag::UpstreamConnectionTermination,
+            MeshError::RefusedStream(_) => ResponseFlag::UpstreamRemoteReset,
             MeshError::Overflow => ResponseFlag::UpstreamOverflow,
             MeshError::Timeout => ResponseFlag::UpstreamRequestTimeout,
             MeshError::FaultAbort(_) => ResponseFlag::FaultInjected,
@@ -68,6 +72,7 @@ impl MeshError {
             MeshError::NoHealthyUpstream
             | MeshError::ConnectFailure(_)
             | MeshError::UpstreamReset(_)
+            | MeshError::RefusedStream(_)
             | MeshError::Overflow => StatusCode::SERVICE_UNAVAILABLE,
             MeshError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             MeshError::FaultAbort(status) => *status,

@@ -20,6 +20,9 @@ impl MeshError {
             MeshError::NoHealthyUpstream => "no healthy upstream".into(),
             MeshError::ConnectFailure(_) => format!("{RESET_BEFORE_HEADERS}connection failure"),
             MeshError::UpstreamReset(_) => format!("{RESET_BEFORE_HEADERS}connection termination"),
+            MeshError::RefusedStream(_) => {
+                format!("{RESET_BEFORE_HEADERS}remote refused stream reset")
+            }
             MeshError::Overflow => format!("{RESET_BEFORE_HEADERS}overflow"),
             MeshError::Timeout => "upstream request timeout".into(),
             MeshError::FaultAbort(_) => "fault filter abort".into(),

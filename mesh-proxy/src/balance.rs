@@ -5,11 +5,16 @@
 //! `RANDOM` draws uniformly. `LEAST_CONN` is Istio's deprecated name for `LEAST_REQUEST`.
 
 use crate::endpoint::Endpoint;
+use mesh_core::PreviousHosts;
 use mesh_route::config::SimpleLb;
 use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
 };
+
+/// How many times a pick is redrawn to avoid a host already tried (Istio sets Envoy's
+/// `host_selection_retry_max_attempts` to 5).
+pub const HOST_SELECTION_ATTEMPTS: usize = 5;
 
 /// A load-balancing policy with its state.
 #[derive(Debug)]
@@ -61,6 +66,50 @@ impl LoadBalancer {
             1 => endpoints.first(),
             n => Some(&endpoints[self.index(endpoints, n)]),
         }
+    }
+
+    /// Picks an endpoint not in `previous` when one exists (Envoy's `previous_hosts` retry
+    /// predicate, re-picking up to [`HOST_SELECTION_ATTEMPTS`] times as Istio configures), and
+    /// records the pick in `previous`.
+    ///
+    /// ```
+    /// use mesh_core::PreviousHosts;
+    /// use mesh_proxy::{balance::LoadBalancer, endpoint::{Endpoint, Protocol}};
+    /// use std::sync::Arc;
+    /// let endpoints: Vec<_> = (1..=2)
+    ///     .map(|p| Arc::new(Endpoint::new(format!("127.0.0.1:{p}").parse().unwrap(), Default::default(), Protocol::Http1)))
+    ///     .collect();
+    /// let tried = PreviousHosts::default();
+    /// let first = LoadBalancer::Random.pick_avoiding(&endpoints, Some(&tried)).unwrap().authority.clone();
+    /// let second = LoadBalancer::Random.pick_avoiding(&endpoints, Some(&tried)).unwrap().authority.clone();
+    /// assert_ne!(first, second);
+    /// ```
+    pub fn pick_avoiding<'a>(
+        &self,
+        endpoints: &'a [Arc<Endpoint>],
+        previous: Option<&PreviousHosts>,
+    ) -> Option<&'a Arc<Endpoint>> {
+        let Some(previous) = previous.filter(|p| !p.is_empty()) else {
+            let picked = self.pick(endpoints)?;
+            if let Some(previous) = previous {
+                previous.record(&picked.authority);
+            }
+            return Some(picked);
+        };
+        let mut picked = self.pick(endpoints)?;
+        for _ in 1..HOST_SELECTION_ATTEMPTS {
+            if !previous.contains(&picked.authority) {
+                break;
+            }
+            picked = self.pick(endpoints)?;
+        }
+        if previous.contains(&picked.authority)
+            && let Some(fresh) = endpoints.iter().find(|e| !previous.contains(&e.authority))
+        {
+            picked = fresh;
+        }
+        previous.record(&picked.authority);
+        Some(picked)
     }
 
     fn index(&self, endpoints: &[Arc<Endpoint>], n: usize) -> usize {
@@ -126,6 +175,29 @@ mod tests {
             seen[usize::from(lb.pick(&eps).unwrap().authority.port_u16().unwrap()) - 1] = true;
         }
         assert_eq!(seen, [true; 3]);
+    }
+
+    #[test]
+    fn retries_avoid_hosts_already_tried_while_others_exist() {
+        let eps = endpoints(3);
+        let lb = LoadBalancer::for_policy(None);
+        for _ in 0..50 {
+            let tried = PreviousHosts::default();
+            let picks: Vec<_> = (0..3)
+                .map(|_| {
+                    lb.pick_avoiding(&eps, Some(&tried))
+                        .unwrap()
+                        .authority
+                        .clone()
+                })
+                .collect();
+            assert!(
+                picks[0] != picks[1] && picks[1] != picks[2] && picks[0] != picks[2],
+                "{picks:?}"
+            );
+            // Every host tried: any may be picked again.
+            assert!(lb.pick_avoiding(&eps, Some(&tried)).is_some());
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use http::{
     Request, Response,
     uri::{Authority, Scheme},
 };
-use mesh_core::{Body, BoxError, Destination, DownstreamAddr, MeshError};
+use mesh_core::{Body, BoxError, Destination, DownstreamAddr, MeshError, PreviousHosts};
 use mesh_route::{config::OutboundMode, matcher::request_authority};
 use std::{
     future::Future,
@@ -95,9 +95,10 @@ impl Shared {
                         .await?
                 } else {
                     let ports = cluster.port_for(port).ok_or(MeshError::NoHealthyUpstream)?;
+                    let previous = request.extensions().get::<PreviousHosts>();
                     let endpoint = cluster
                         .balancer
-                        .pick(&ports.endpoints)
+                        .pick_avoiding(&ports.endpoints, previous)
                         .ok_or(MeshError::NoHealthyUpstream)?;
                     if ports.protocol == Protocol::Http1 {
                         request.headers_mut().remove(http::header::TE);

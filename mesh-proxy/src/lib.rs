@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod balance;
+pub mod cluster_policy;
 pub mod endpoint;
 pub mod forward;
 pub mod inbound;

@@ -8,11 +8,12 @@
 
 use crate::{
     balance::LoadBalancer,
+    cluster_policy::ClusterPolicy,
     endpoint::{Endpoint, Protocol},
 };
 use http::uri::Authority;
 use mesh_route::{
-    config::{Config, DestinationRule, Resolution, Resource, ServiceEntry},
+    config::{Config, Resolution, Resource, ServiceEntry},
     host::{canonical_host, host_matches},
     table::{Cluster, RouteTable},
 };
@@ -154,7 +155,8 @@ fn build_cluster(
             }
         }
     }
-    let balancer = LoadBalancer::for_policy(load_balancer_policy(config, cluster));
+    let balancer =
+        LoadBalancer::for_policy(ClusterPolicy::for_cluster(config, cluster).load_balancer);
     let name = format!(
         "outbound|{}|{}|{}",
         cluster.port.map(|p| p.to_string()).unwrap_or_default(),
@@ -227,27 +229,4 @@ fn endpoints_of(
         out.push(endpoint.clone());
     }
     out
-}
-
-/// The `loadBalancer.simple` that applies to `cluster`: its subset's, else its rule's.
-fn load_balancer_policy(
-    config: &Config,
-    cluster: &Cluster,
-) -> Option<mesh_route::config::SimpleLb> {
-    let rule: &Resource<DestinationRule> = config
-        .destination_rules
-        .iter()
-        .find(|dr| canonical_host(&dr.spec.host, dr.meta.namespace.as_deref()) == *cluster.host)?;
-    let simple_of = |policy: Option<&mesh_route::config::TrafficPolicy>| {
-        policy
-            .and_then(|p| p.load_balancer.as_ref())
-            .and_then(|lb| lb.simple)
-    };
-    let subset = cluster
-        .subset
-        .as_deref()
-        .and_then(|name| rule.spec.subsets.iter().find(|s| s.name == name));
-    subset
-        .and_then(|s| simple_of(s.traffic_policy.as_ref()))
-        .or_else(|| simple_of(rule.spec.traffic_policy.as_ref()))
 }

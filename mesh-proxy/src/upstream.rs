@@ -152,7 +152,7 @@ impl Upstream {
         sender
             .send_request(request)
             .await
-            .map_err(|e| MeshError::UpstreamReset(Box::new(e)))
+            .map_err(classify_http2_error)
     }
 
     /// The endpoint's HTTP/2 connection, connecting when there is none or it has closed.
@@ -185,6 +185,21 @@ impl Upstream {
         *cached = Some(sender.clone());
         Ok(sender)
     }
+}
+
+/// An HTTP/2 stream error: `REFUSED_STREAM` (the upstream did not process the request, so it
+/// is safe to retry) or any other reset.
+fn classify_http2_error(error: hyper::Error) -> MeshError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(e) = source {
+        if let Some(h2) = e.downcast_ref::<h2::Error>()
+            && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+        {
+            return MeshError::RefusedStream(Box::new(error));
+        }
+        source = e.source();
+    }
+    MeshError::UpstreamReset(Box::new(error))
 }
 
 /// Points the request URI at `authority` (absolute form, keeping path and query).
