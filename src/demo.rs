@@ -2,8 +2,8 @@
 //!
 //! [`CatalogServer`] is the service of the catalog story in `examples/mesh/catalog`: it answers
 //! `GET /items` with its version (v2 adds an `imageUrl` to each item), waits first when asked
-//! (`?delay_ms=N`), counts requests, and remembers the last request's head so tests can see
-//! what the proxy forwarded.
+//! (`?delay_ms=N`), fails on demand ([`CatalogServer::fail_next`]), counts requests, and
+//! remembers recent request heads so tests can see what the proxy forwarded.
 //! [`Http1Client`] keeps one connection and sends requests exactly as given — including
 //! absolute-form URIs, which is how a client addresses an HTTP proxy.
 
@@ -31,10 +31,14 @@ pub struct SeenRequest {
     pub headers: HeaderMap,
 }
 
+/// How many requests a [`CatalogServer`] remembers.
+pub const HISTORY: usize = 4096;
+
 #[derive(Debug, Default)]
 struct CatalogState {
     hits: AtomicU64,
-    last: Mutex<Option<SeenRequest>>,
+    fail_next: AtomicU64,
+    history: Mutex<std::collections::VecDeque<SeenRequest>>,
 }
 
 /// A catalog service of one version, listening on loopback.
@@ -85,18 +89,43 @@ impl CatalogServer {
 
     /// The head of the last request served.
     pub fn last_request(&self) -> Option<SeenRequest> {
-        self.state.last.lock().ok().and_then(|last| last.clone())
+        self.state
+            .history
+            .lock()
+            .ok()
+            .and_then(|h| h.back().cloned())
+    }
+
+    /// The heads of the last [`HISTORY`] requests served, oldest first.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.state
+            .history
+            .lock()
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Answers the next `n` requests with 503 (a failing or flapping upstream).
+    pub fn fail_next(&self, n: u64) {
+        self.state.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Stops the server: closes the listener and every open connection, as a crash would.
+    pub fn kill(self) {
+        drop(self);
     }
 }
 
 impl Drop for CatalogServer {
     fn drop(&mut self) {
+        // Aborting the accept loop drops its JoinSet, which aborts every connection task.
         self.task.abort();
     }
 }
 
 async fn accept_loop(listener: TcpListener, version: &'static str, state: Arc<CatalogState>) {
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut connections = tokio::task::JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
         let _ = stream.set_nodelay(true);
         let state = state.clone();
@@ -106,7 +135,9 @@ async fn accept_loop(listener: TcpListener, version: &'static str, state: Arc<Ca
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
-        tokio::spawn(connection);
+        connections.spawn(connection);
+        // Reap finished connections so the set does not grow without bound.
+        while connections.try_join_next().is_some() {}
     }
 }
 
@@ -116,12 +147,19 @@ async fn catalog_response(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     state.hits.fetch_add(1, Ordering::Relaxed);
-    if let Ok(mut last) = state.last.lock() {
-        *last = Some(SeenRequest {
+    if let Ok(mut history) = state.history.lock() {
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(SeenRequest {
             uri: request.uri().clone(),
             headers: request.headers().clone(),
         });
     }
+    let fail = state
+        .fail_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
     // `?delay_ms=N` makes this a slow upstream, for timeout demos.
     let delay_ms = request
         .uri()
@@ -142,6 +180,9 @@ async fn catalog_response(
         r#"{{"version": "{version}", "items": [{{"id": 1, "color": "amethyst", "price": 10.5{image}}}]}}"#
     );
     let mut response = Response::new(Full::new(Bytes::from(body)));
+    if fail {
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

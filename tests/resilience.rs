@@ -92,3 +92,289 @@ async fn fault_abort_share_is_respected() {
         "{aborted} of {N} aborted, expected about 20 %"
     );
 }
+
+/// Retry-related end-to-end checks: routes to v1 with a retry policy.
+fn retry_routes(retries: &str) -> String {
+    routes(&format!("    retries: {retries}"))
+}
+
+#[tokio::test]
+async fn retries_recover_and_count_attempts() {
+    let catalog = Catalog::with_routes(&retry_routes("{attempts: 3, retryOn: 5xx}")).await;
+    catalog.v1.fail_next(2);
+    let mut client = Http1Client::connect(catalog.proxy()).await.unwrap();
+    let response = client.get("http://catalog/items", &[]).await.unwrap();
+    assert_eq!(response.status, 200);
+    let attempts: Vec<String> = catalog
+        .v1
+        .requests()
+        .iter()
+        .map(|r| {
+            r.headers["x-envoy-attempt-count"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(attempts, ["1", "2", "3"]);
+}
+
+#[tokio::test]
+async fn exhausted_retries_return_the_last_answer() {
+    let catalog = Catalog::with_routes(&retry_routes("{attempts: 2, retryOn: 5xx}")).await;
+    catalog.v1.fail_next(10);
+    let mut client = Http1Client::connect(catalog.proxy()).await.unwrap();
+    let response = client.get("http://catalog/items", &[]).await.unwrap();
+    assert_eq!(response.status, 503);
+    assert_eq!(catalog.v1.hits(), 3, "one try and two retries");
+}
+
+#[tokio::test]
+async fn zero_attempts_disable_retries() {
+    let catalog = Catalog::with_routes(&retry_routes("{attempts: 0}")).await;
+    catalog.v1.fail_next(1);
+    let mut client = Http1Client::connect(catalog.proxy()).await.unwrap();
+    assert_eq!(
+        client
+            .get("http://catalog/items", &[])
+            .await
+            .unwrap()
+            .status,
+        503
+    );
+    assert_eq!(catalog.v1.hits(), 1);
+}
+
+/// A ServiceEntry `pool.example.com` over `servers`, with a DestinationRule carrying
+/// `traffic_policy` (YAML, indented for `trafficPolicy:`), and a VirtualService with `retries`.
+fn pool_config(
+    servers: &[&mesh::demo::CatalogServer],
+    traffic_policy: &str,
+    retries: &str,
+) -> String {
+    let endpoints: String = servers
+        .iter()
+        .map(|s| {
+            format!(
+                "  - {{address: 127.0.0.1, ports: {{http: {}}}}}\n",
+                s.addr().port()
+            )
+        })
+        .collect();
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: pool}}
+spec:
+  hosts: [pool.example.com]
+  resolution: STATIC
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  endpoints:
+{endpoints}---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: pool}}
+spec:
+  host: pool.example.com
+  trafficPolicy:
+{traffic_policy}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: pool}}
+spec:
+  hosts: [pool.example.com]
+  http:
+  - route: [{{destination: {{host: pool.example.com}}}}]
+    retries: {retries}
+"#
+    )
+}
+
+async fn upstreams(n: usize) -> Vec<mesh::demo::CatalogServer> {
+    let mut servers = Vec::new();
+    for _ in 0..n {
+        servers.push(
+            mesh::demo::CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    servers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_limit_overflows_at_once_with_uo() {
+    let servers = upstreams(1).await;
+    let yaml = pool_config(
+        &[&servers[0]],
+        "    connectionPool: {http: {http2MaxRequests: 1}}",
+        "{attempts: 0}",
+    );
+    let sidecar = support::sidecar(&yaml).await;
+    let proxy = sidecar.addr("outbound").unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        tasks.push(tokio::spawn(async move {
+            let mut client = Http1Client::connect(proxy).await.unwrap();
+            let start = Instant::now();
+            let response = client
+                .get("http://pool.example.com/items?delay_ms=1000", &[])
+                .await
+                .unwrap();
+            (response, start.elapsed())
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        let (response, elapsed) = task.await.unwrap();
+        match response.status.as_u16() {
+            200 => ok += 1,
+            503 => {
+                assert_eq!(response.headers["x-envoy-overloaded"], "true");
+                assert!(
+                    elapsed < Duration::from_millis(500),
+                    "overflow must be immediate: {elapsed:?}"
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ok, 1, "one request fits the pool");
+    assert_eq!(servers[0].hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_endpoint_is_ejected_until_its_time_passes() {
+    let servers = upstreams(3).await;
+    servers[0].fail_next(u64::MAX);
+    let policy = "    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 2s, maxEjectionPercent: 100}";
+    let yaml = pool_config(&servers.iter().collect::<Vec<_>>(), policy, "{attempts: 0}");
+    let sidecar = support::sidecar(&yaml).await;
+    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    for _ in 0..60 {
+        client
+            .get("http://pool.example.com/items", &[])
+            .await
+            .unwrap();
+    }
+    assert_eq!(servers[0].hits(), 2, "ejected after two consecutive 5xx");
+    let ejected_at = Instant::now();
+    for _ in 0..60 {
+        assert_eq!(
+            client
+                .get("http://pool.example.com/items", &[])
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        servers[0].hits(),
+        2,
+        "no request reaches an ejected endpoint"
+    );
+    tokio::time::sleep(Duration::from_millis(2100).saturating_sub(ejected_at.elapsed())).await;
+    for _ in 0..60 {
+        client
+            .get("http://pool.example.com/items", &[])
+            .await
+            .unwrap();
+    }
+    assert!(
+        servers[0].hits() > 2,
+        "back in the pool after its ejection time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_budget_bounds_attempts_during_an_outage() {
+    const SECONDS: u64 = 10;
+    const RATE: u64 = 100;
+    let servers = upstreams(1).await;
+    servers[0].fail_next(u64::MAX);
+    let yaml = pool_config(
+        &[&servers[0]],
+        "    loadBalancer: {simple: ROUND_ROBIN}",
+        "{attempts: 3, retryOn: 5xx}",
+    );
+    let started = Instant::now();
+    let sidecar = support::sidecar(&yaml).await;
+    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    let mut ticker = tokio::time::interval(Duration::from_millis(1000 / RATE));
+    let mut requests = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(SECONDS) {
+        ticker.tick().await;
+        assert_eq!(
+            client
+                .get("http://pool.example.com/items", &[])
+                .await
+                .unwrap()
+                .status,
+            503
+        );
+        requests += 1;
+    }
+    let attempts = servers[0].hits();
+    // The budget's floor: 10 retries/s since the sidecar started, plus the second's worth it
+    // starts with.
+    let floor = 10.0 * (started.elapsed().as_secs_f64() + 1.0);
+    assert!(
+        attempts as f64 <= 1.2 * requests as f64 + floor,
+        "{attempts} upstream attempts for {requests} requests (budget: 20 % + {floor:.0})"
+    );
+    assert!(attempts > requests, "some retries were made");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_an_endpoint_mid_load_is_invisible_to_clients() {
+    let mut servers = upstreams(2).await;
+    let yaml = pool_config(
+        &servers.iter().collect::<Vec<_>>(),
+        "    loadBalancer: {simple: ROUND_ROBIN}",
+        "{attempts: 3, retryOn: \"connect-failure,reset\"}",
+    );
+    let sidecar = support::sidecar(&yaml).await;
+    let proxy = sidecar.addr("outbound").unwrap();
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        workers.push(tokio::spawn(async move {
+            let mut client = Http1Client::connect(proxy).await.unwrap();
+            let mut errors = 0;
+            for _ in 0..300 {
+                if client
+                    .get("http://pool.example.com/items", &[])
+                    .await
+                    .unwrap()
+                    .status
+                    != 200
+                {
+                    errors += 1;
+                }
+            }
+            errors
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    servers.remove(0).kill();
+    let mut errors = 0;
+    for worker in workers {
+        errors += worker.await.unwrap();
+    }
+    assert_eq!(
+        errors, 0,
+        "client-visible errors after killing one of two endpoints"
+    );
+    assert!(
+        servers[0].hits() > 600,
+        "the survivor took over: {}",
+        servers[0].hits()
+    );
+}

@@ -7,12 +7,15 @@
 //! [extensions](extensions) through which routing tells the layers below what it decided.
 
 pub mod body;
+pub mod circuit_breaker;
 pub mod error;
 pub mod extensions;
 pub mod fault;
 pub mod flags;
 pub mod local_reply;
+pub mod outlier;
 pub mod policy;
+pub mod retry;
 pub mod timeout;
 
 pub use body::{Body, BoxError};

@@ -14,6 +14,8 @@ pub struct RoutePolicy {
     pub timeout: Option<Duration>,
     /// VirtualService `fault`.
     pub fault: Option<Arc<FaultPolicy>>,
+    /// VirtualService `retries`; `None`: no retries.
+    pub retry: Option<std::sync::Arc<crate::retry::RetryPolicy>>,
 }
 
 /// A share of requests, kept in parts per million as Envoy's runtime fractions are.

@@ -89,26 +89,53 @@ impl LoadBalancer {
         endpoints: &'a [Arc<Endpoint>],
         previous: Option<&PreviousHosts>,
     ) -> Option<&'a Arc<Endpoint>> {
-        let Some(previous) = previous.filter(|p| !p.is_empty()) else {
-            let picked = self.pick(endpoints)?;
-            if let Some(previous) = previous {
-                previous.record(&picked.authority);
+        self.choose(endpoints, previous, |_| true)
+            .map(|i| &endpoints[i])
+    }
+
+    /// The index of the endpoint to use among those `available` (outlier detection's verdict),
+    /// avoiding hosts in `previous` as [`pick_avoiding`](Self::pick_avoiding) does. `None` when
+    /// no endpoint is available.
+    pub fn choose(
+        &self,
+        endpoints: &[Arc<Endpoint>],
+        previous: Option<&PreviousHosts>,
+        available: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        // Only when some endpoint is unavailable is a candidate list built.
+        let candidates: Option<Vec<usize>> = (0..endpoints.len())
+            .any(|i| !available(i))
+            .then(|| (0..endpoints.len()).filter(|i| available(*i)).collect());
+        let draw = || -> Option<usize> {
+            match &candidates {
+                None => self.pick(endpoints).map(|e| position(endpoints, e)),
+                Some(indices) if indices.is_empty() => None,
+                Some(indices) => {
+                    let subset: Vec<Arc<Endpoint>> =
+                        indices.iter().map(|i| endpoints[*i].clone()).collect();
+                    let picked = self.pick(&subset)?;
+                    Some(indices[position(&subset, picked)])
+                }
             }
-            return Some(picked);
         };
-        let mut picked = self.pick(endpoints)?;
-        for _ in 1..HOST_SELECTION_ATTEMPTS {
-            if !previous.contains(&picked.authority) {
-                break;
+        let mut picked = draw()?;
+        if let Some(previous) = previous.filter(|p| !p.is_empty()) {
+            for _ in 1..HOST_SELECTION_ATTEMPTS {
+                if !previous.contains(&endpoints[picked].authority) {
+                    break;
+                }
+                picked = draw()?;
             }
-            picked = self.pick(endpoints)?;
+            if previous.contains(&endpoints[picked].authority)
+                && let Some(fresh) = (0..endpoints.len())
+                    .find(|i| available(*i) && !previous.contains(&endpoints[*i].authority))
+            {
+                picked = fresh;
+            }
         }
-        if previous.contains(&picked.authority)
-            && let Some(fresh) = endpoints.iter().find(|e| !previous.contains(&e.authority))
-        {
-            picked = fresh;
+        if let Some(previous) = previous {
+            previous.record(&endpoints[picked].authority);
         }
-        previous.record(&picked.authority);
         Some(picked)
     }
 
@@ -127,6 +154,14 @@ impl LoadBalancer {
             }
         }
     }
+}
+
+/// The index of `endpoint` (an element of `endpoints`) in `endpoints`.
+fn position(endpoints: &[Arc<Endpoint>], endpoint: &Arc<Endpoint>) -> usize {
+    endpoints
+        .iter()
+        .position(|e| Arc::ptr_eq(e, endpoint))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -197,6 +232,21 @@ mod tests {
             );
             // Every host tried: any may be picked again.
             assert!(lb.pick_avoiding(&eps, Some(&tried)).is_some());
+        }
+    }
+
+    #[test]
+    fn unavailable_endpoints_are_never_chosen() {
+        let eps = endpoints(3);
+        for lb in [
+            LoadBalancer::for_policy(None),
+            LoadBalancer::Random,
+            LoadBalancer::RoundRobin(AtomicUsize::new(0)),
+        ] {
+            for _ in 0..100 {
+                assert_ne!(lb.choose(&eps, None, |i| i != 1), Some(1));
+            }
+            assert_eq!(lb.choose(&eps, None, |_| false), None);
         }
     }
 

@@ -3,6 +3,7 @@
 //! `connectionPool`, `outlierDetection`), as Istio merges them. The first DestinationRule for the
 //! host wins, as in Istio.
 
+use mesh_core::{circuit_breaker::ConnectionPoolLimits, outlier::OutlierConfig};
 use mesh_route::{
     config::{
         Config, ConnectionPoolSettings, DestinationRule, OutlierDetection, Resource, SimpleLb,
@@ -49,6 +50,65 @@ impl ClusterPolicy {
             outlier_detection: pick(|p| p.outlier_detection.is_some())
                 .and_then(|p| p.outlier_detection.clone()),
         }
+    }
+}
+
+impl ClusterPolicy {
+    /// The circuit-breaker limits of `connectionPool`, or `None` without one. As in Istio, a
+    /// limit applies only when set above 0; otherwise the default (2^32 − 1) stays.
+    pub fn pool_limits(&self) -> Option<ConnectionPoolLimits> {
+        let pool = self.connection_pool.as_ref()?;
+        let mut limits = ConnectionPoolLimits::default();
+        let set = |target: &mut u32, value: Option<i32>| {
+            if let Some(v) = value.filter(|v| *v > 0) {
+                *target = v as u32;
+            }
+        };
+        if let Some(tcp) = &pool.tcp {
+            set(&mut limits.max_connections, tcp.max_connections);
+        }
+        if let Some(http) = &pool.http {
+            set(
+                &mut limits.max_pending_requests,
+                http.http1_max_pending_requests,
+            );
+            set(&mut limits.max_requests, http.http2_max_requests);
+            set(&mut limits.max_retries, http.max_retries);
+            set(
+                &mut limits.max_requests_per_connection,
+                http.max_requests_per_connection,
+            );
+        }
+        Some(limits)
+    }
+
+    /// The outlier-detection settings, with Istio's defaults for what is unset; `None` without
+    /// `outlierDetection`. The deprecated `consecutiveErrors` counts gateway errors, as Istio
+    /// maps it.
+    pub fn outlier_config(&self) -> Option<OutlierConfig> {
+        let od = self.outlier_detection.as_ref()?;
+        let defaults = OutlierConfig::default();
+        let percent =
+            |value: Option<i32>, default: u32| value.map_or(default, |v| v.clamp(0, 100) as u32);
+        Some(OutlierConfig {
+            consecutive_5xx: od.consecutive_5xx_errors.or(defaults.consecutive_5xx),
+            consecutive_gateway_errors: od
+                .consecutive_gateway_errors
+                .or(od.consecutive_errors.filter(|n| *n > 0).map(|n| n as u32)),
+            consecutive_local_origin_failures: od
+                .consecutive_local_origin_failures
+                .or(defaults.consecutive_local_origin_failures),
+            split_external_local_origin_errors: od
+                .split_external_local_origin_errors
+                .unwrap_or(false),
+            interval: od.interval.map_or(defaults.interval, |d| d.get()),
+            base_ejection_time: od
+                .base_ejection_time
+                .map_or(defaults.base_ejection_time, |d| d.get()),
+            max_ejection_percent: percent(od.max_ejection_percent, defaults.max_ejection_percent),
+            min_health_percent: percent(od.min_health_percent, defaults.min_health_percent),
+            max_ejection_time: defaults.max_ejection_time,
+        })
     }
 }
 
@@ -103,7 +163,12 @@ spec:
         let table = RouteTable::compile(&config).unwrap();
         let policy = ClusterPolicy::for_cluster(&config, &table.clusters()[0]);
         assert_eq!(policy.load_balancer, Some(SimpleLb::RoundRobin));
-        let pool = policy.connection_pool.unwrap();
-        assert_eq!(pool.http.unwrap().http2_max_requests, Some(7));
+        let limits = policy.pool_limits().unwrap();
+        assert_eq!(limits.max_requests, 7);
+        assert_eq!(
+            limits.max_connections,
+            ConnectionPoolLimits::default().max_connections
+        );
+        assert!(policy.outlier_config().is_none());
     }
 }

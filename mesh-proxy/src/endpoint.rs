@@ -8,10 +8,11 @@ use http::uri::Authority;
 use std::{
     collections::BTreeMap,
     sync::{
-        Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, OnceLock,
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
     },
 };
+use tokio::time::Instant;
 
 /// The application protocol spoken to an endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +47,7 @@ pub struct Endpoint {
     in_flight: AtomicUsize,
     requests: AtomicU64,
     failures: AtomicU64,
+    unreachable: ConnectBackoff,
     pub(crate) h2: crate::upstream::Http2Connection,
 }
 
@@ -59,6 +61,7 @@ impl Endpoint {
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            unreachable: ConnectBackoff::default(),
             h2: Default::default(),
         }
     }
@@ -90,9 +93,71 @@ impl Endpoint {
         self.failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records that connecting failed: the endpoint is passed over for a while (1 s, doubling
+    /// with each consecutive failure up to 30 s) when another endpoint can take the request.
+    pub fn record_connect_failure(&self, now: Instant) {
+        self.unreachable.fail(now);
+    }
+
+    /// Records a request that reached the endpoint, ending any connect backoff.
+    pub fn record_reachable(&self) {
+        self.unreachable.clear();
+    }
+
+    /// Whether the endpoint is in connect backoff at `now`.
+    pub fn is_unreachable(&self, now: Instant) -> bool {
+        self.unreachable.active(now)
+    }
+
     /// Whether every label of `selector` is on this endpoint.
     pub fn selected_by(&self, selector: &BTreeMap<String, String>) -> bool {
         selector.iter().all(|(k, v)| self.labels.get(k) == Some(v))
+    }
+}
+
+/// After a connect failure, how long an endpoint is passed over: 1 s doubling per consecutive
+/// failure up to 30 s. A killed or unreachable endpoint costs one failed connect (and one retry)
+/// per backoff period instead of one per request — which a retry budget could not pay for.
+#[derive(Debug, Default)]
+struct ConnectBackoff {
+    /// Consecutive connect failures.
+    failures: AtomicU32,
+    /// Milliseconds after [`epoch`] until which the endpoint is passed over (0: not at all).
+    until_ms: AtomicU64,
+}
+
+const CONNECT_BACKOFF_BASE_MS: u64 = 1000;
+const CONNECT_BACKOFF_MAX_MS: u64 = 30_000;
+
+/// A fixed point in time to measure backoff deadlines from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn millis_since_epoch(now: Instant) -> u64 {
+    now.saturating_duration_since(epoch()).as_millis() as u64
+}
+
+impl ConnectBackoff {
+    fn fail(&self, now: Instant) {
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed).min(16);
+        let backoff = (CONNECT_BACKOFF_BASE_MS << failures).min(CONNECT_BACKOFF_MAX_MS);
+        // `+ 1` keeps a deadline distinct from "none" even at the epoch itself.
+        self.until_ms
+            .store(millis_since_epoch(now) + backoff + 1, Ordering::Relaxed);
+    }
+
+    fn clear(&self) {
+        if self.until_ms.load(Ordering::Relaxed) != 0 {
+            self.until_ms.store(0, Ordering::Relaxed);
+            self.failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn active(&self, now: Instant) -> bool {
+        let until = self.until_ms.load(Ordering::Relaxed);
+        until != 0 && millis_since_epoch(now) + 1 < until
     }
 }
 
@@ -116,6 +181,24 @@ mod tests {
         assert_eq!(Protocol::of_port(None, "grpc-api"), Protocol::Http2);
         assert_eq!(Protocol::of_port(Some("HTTP"), "grpc"), Protocol::Http1);
         assert_eq!(Protocol::of_port(None, "web"), Protocol::Http1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connect_backoff_doubles_and_clears() {
+        let e = Endpoint::new(
+            "127.0.0.1:1".parse().unwrap(),
+            BTreeMap::new(),
+            Protocol::Http1,
+        );
+        let start = Instant::now();
+        assert!(!e.is_unreachable(start));
+        e.record_connect_failure(start);
+        assert!(e.is_unreachable(start + std::time::Duration::from_millis(999)));
+        assert!(!e.is_unreachable(start + std::time::Duration::from_millis(1001)));
+        e.record_connect_failure(start);
+        assert!(e.is_unreachable(start + std::time::Duration::from_millis(1999)));
+        e.record_reachable();
+        assert!(!e.is_unreachable(start));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! [`Forward`]: the innermost service of the proxy, sending each request where routing said.
 //!
-//! A request carrying a [`Destination`] goes to an endpoint of that cluster, chosen by the
-//! cluster's load balancer (503 UH when it has none). A request without one is for a host no
+//! A request carrying a [`Destination`] goes to an endpoint of that cluster: through the
+//! cluster's circuit breaker (503 UO on overflow), chosen by its load balancer among the
+//! endpoints outlier detection has not ejected (503 UH when none is left), avoiding hosts a
+//! retry already tried; the outcome is reported back to outlier detection. A request without one is for a host no
 //! VirtualService or ServiceEntry knows: under `ALLOW_ANY` it is passed through to the authority
 //! it names, under `REGISTRY_ONLY` it gets 502 NR. Hop-by-hop headers are removed and
 //! `x-forwarded-for`/`x-forwarded-proto` appended on the way.
@@ -9,14 +11,16 @@
 use crate::{
     endpoint::Protocol,
     proxy_headers::{append_forwarded, remove_hop_by_hop},
-    registry::Registry,
+    registry::{ClusterEndpoints, Registry},
     upstream::Upstream,
 };
 use http::{
     Request, Response,
     uri::{Authority, Scheme},
 };
-use mesh_core::{Body, BoxError, Destination, DownstreamAddr, MeshError, PreviousHosts};
+use mesh_core::{
+    Body, BoxError, Destination, DownstreamAddr, MeshError, PreviousHosts, outlier::Outcome,
+};
 use mesh_route::{config::OutboundMode, matcher::request_authority};
 use std::{
     future::Future,
@@ -24,6 +28,7 @@ use std::{
     sync::Arc,
     task::{Context, Poll},
 };
+use tokio::time::Instant;
 use tower::Service;
 
 /// Forwards routed requests to endpoints and unrouted ones per the outbound traffic policy.
@@ -94,18 +99,7 @@ impl Shared {
                     self.pass_through(request, &authority, port, downstream)
                         .await?
                 } else {
-                    let ports = cluster.port_for(port).ok_or(MeshError::NoHealthyUpstream)?;
-                    let previous = request.extensions().get::<PreviousHosts>();
-                    let endpoint = cluster
-                        .balancer
-                        .pick_avoiding(&ports.endpoints, previous)
-                        .ok_or(MeshError::NoHealthyUpstream)?;
-                    if ports.protocol == Protocol::Http1 {
-                        request.headers_mut().remove(http::header::TE);
-                    }
-                    self.upstream
-                        .send_to_endpoint(endpoint, request, &authority)
-                        .await?
+                    self.to_endpoint(cluster, request, &authority, port).await?
                 }
             }
             None => match self.mode {
@@ -120,6 +114,55 @@ impl Shared {
         };
         remove_hop_by_hop(response.headers_mut(), false);
         Ok(response)
+    }
+
+    /// Sends to an endpoint of `cluster`: through its circuit breaker (503 UO on overflow), to
+    /// an endpoint outlier detection has not ejected (503 UH when none is left), reporting the
+    /// outcome back to outlier detection.
+    async fn to_endpoint(
+        &self,
+        cluster: &ClusterEndpoints,
+        mut request: Request<Body>,
+        authority: &Authority,
+        port: u16,
+    ) -> Result<Response<Body>, MeshError> {
+        let permit = match &cluster.breaker {
+            Some(breaker) => Some(breaker.acquire().await?),
+            None => None,
+        };
+        let ports = cluster.port_for(port).ok_or(MeshError::NoHealthyUpstream)?;
+        let now = Instant::now();
+        let previous = request.extensions().get::<PreviousHosts>();
+        let healthy = |i: usize| {
+            ports
+                .outlier
+                .as_ref()
+                .is_none_or(|o| o.is_available(i, now))
+        };
+        let reachable = |i: usize| !ports.endpoints[i].is_unreachable(now);
+        // Prefer endpoints that are neither ejected nor in connect backoff; when every healthy
+        // endpoint is in connect backoff, try one anyway rather than fail.
+        let index = cluster
+            .balancer
+            .choose(&ports.endpoints, previous, |i| healthy(i) && reachable(i))
+            .or_else(|| cluster.balancer.choose(&ports.endpoints, previous, healthy))
+            .ok_or(MeshError::NoHealthyUpstream)?;
+        if ports.protocol == Protocol::Http1 {
+            request.headers_mut().remove(http::header::TE);
+        }
+        let result = cluster
+            .upstream
+            .send_to_endpoint(&ports.endpoints[index], request, authority, permit)
+            .await;
+        if let Some(outlier) = &ports.outlier {
+            let outcome = match &result {
+                Ok(response) => Outcome::from_status(response.status().as_u16()),
+                Err(MeshError::Overflow) => return result,
+                Err(_) => Outcome::LocalOriginFailure,
+            };
+            outlier.report(index, outcome, Instant::now());
+        }
+        result
     }
 
     /// Sends to the authority the client named (ALLOW_ANY, or `resolution: NONE`).

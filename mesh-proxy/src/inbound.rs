@@ -125,7 +125,7 @@ impl Service<Request<Body>> for Inbound {
             append_forwarded(request.headers_mut(), downstream.map(|d| d.remote), "http");
             let response = this
                 .upstream
-                .send_to_endpoint(&entry.app, request, &authority)
+                .send_to_endpoint(&entry.app, request, &authority, None)
                 .await?;
             Ok(response)
         })

@@ -3,15 +3,18 @@
 //! Endpoints come from ServiceEntries: `resolution: STATIC` lists IP endpoints with labels and
 //! per-port-name port numbers; `DNS` lists DNS names (or, without endpoints, uses the hosts);
 //! `NONE` and `DYNAMIC_DNS` forward to the requested authority itself. A cluster's subset
-//! selects endpoints by label; its DestinationRule picks the load balancer (a subset's own
-//! `trafficPolicy` overrides the rule's).
+//! selects endpoints by label; its DestinationRule picks the load balancer, the circuit
+//! breaker (`connectionPool`) and outlier detection (a subset's own `trafficPolicy` overrides
+//! the rule's).
 
 use crate::{
     balance::LoadBalancer,
     cluster_policy::ClusterPolicy,
     endpoint::{Endpoint, Protocol},
+    upstream::{DEFAULT_IDLE_TIMEOUT, Upstream},
 };
 use http::uri::Authority;
+use mesh_core::{circuit_breaker::CircuitBreaker, outlier::OutlierDetector};
 use mesh_route::{
     config::{Config, Resolution, Resource, ServiceEntry},
     host::{canonical_host, host_matches},
@@ -28,6 +31,8 @@ pub struct PortEndpoints {
     pub endpoints: Vec<Arc<Endpoint>>,
     /// Protocol of the port.
     pub protocol: Protocol,
+    /// Outlier detection over `endpoints` (by index), when configured.
+    pub outlier: Option<OutlierDetector>,
 }
 
 /// A cluster's endpoints and balancer.
@@ -43,6 +48,10 @@ pub struct ClusterEndpoints {
     pub ports: Vec<PortEndpoints>,
     /// Forward to the requested authority instead of to endpoints (`resolution: NONE`).
     pub passthrough: bool,
+    /// The upstream client (its own when the cluster sets `connectTimeout` or `idleTimeout`).
+    pub upstream: Upstream,
+    /// The cluster's circuit breaker, when its DestinationRule sets a `connectionPool`.
+    pub breaker: Option<Arc<CircuitBreaker>>,
 }
 
 impl ClusterEndpoints {
@@ -75,13 +84,13 @@ pub struct Registry {
 
 impl Registry {
     /// Builds the registry for `table`'s clusters from `config`'s ServiceEntries and
-    /// DestinationRules.
-    pub fn build(config: &Config, table: &RouteTable) -> Self {
+    /// DestinationRules; clusters without their own connection timeouts share `upstream`.
+    pub fn build(config: &Config, table: &RouteTable, upstream: &Upstream) -> Self {
         let mut shared = EndpointCache::default();
         let clusters = table
             .clusters()
             .iter()
-            .map(|cluster| build_cluster(config, cluster, &mut shared))
+            .map(|cluster| build_cluster(config, cluster, &mut shared, upstream))
             .collect();
         Registry { clusters }
     }
@@ -106,6 +115,7 @@ fn build_cluster(
     config: &Config,
     cluster: &Cluster,
     cache: &mut EndpointCache,
+    shared: &Upstream,
 ) -> ClusterEndpoints {
     let entries: Vec<(usize, &Resource<ServiceEntry>)> = config
         .service_entries
@@ -151,12 +161,22 @@ fn build_cluster(
                     number,
                     endpoints,
                     protocol,
+                    outlier: None,
                 }),
             }
         }
     }
-    let balancer =
-        LoadBalancer::for_policy(ClusterPolicy::for_cluster(config, cluster).load_balancer);
+    let policy = ClusterPolicy::for_cluster(config, cluster);
+    let balancer = LoadBalancer::for_policy(policy.load_balancer);
+    let upstream = cluster_upstream(&policy, shared);
+    let breaker = policy
+        .pool_limits()
+        .map(|limits| Arc::new(CircuitBreaker::new(limits)));
+    if let Some(outlier) = policy.outlier_config() {
+        for port in &mut ports {
+            port.outlier = Some(OutlierDetector::new(outlier.clone(), port.endpoints.len()));
+        }
+    }
     let name = format!(
         "outbound|{}|{}|{}",
         cluster.port.map(|p| p.to_string()).unwrap_or_default(),
@@ -169,7 +189,33 @@ fn build_cluster(
         balancer,
         ports,
         passthrough,
+        upstream,
+        breaker,
     }
+}
+
+/// The cluster's own upstream client when its `connectionPool` sets `tcp.connectTimeout` or an
+/// `idleTimeout` (`http.idleTimeout`, else `tcp.idleTimeout`; 0 disables), else `shared`.
+fn cluster_upstream(policy: &ClusterPolicy, shared: &Upstream) -> Upstream {
+    let pool = policy.connection_pool.as_ref();
+    let tcp = pool.and_then(|p| p.tcp.as_ref());
+    let connect = tcp.and_then(|t| t.connect_timeout).map(|d| d.get());
+    let idle = pool
+        .and_then(|p| p.http.as_ref())
+        .and_then(|h| h.idle_timeout)
+        .or_else(|| tcp.and_then(|t| t.idle_timeout))
+        .map(|d| d.get());
+    if connect.is_none() && idle.is_none() {
+        return shared.clone();
+    }
+    Upstream::with_timeouts(
+        connect.unwrap_or(shared.connect_timeout()),
+        match idle {
+            Some(idle) if idle.is_zero() => None,
+            Some(idle) => Some(idle),
+            None => Some(DEFAULT_IDLE_TIMEOUT),
+        },
+    )
 }
 
 fn endpoints_of(

@@ -1,7 +1,7 @@
 //! [`Sidecar`]: the proxy assembled from a validated [`Config`].
 //!
 //! The outbound listener runs `x-request-id` → [`RouteLayer`] → [`FaultLayer`] →
-//! [`TimeoutLayer`] → [`Forward`]; the inbound
+//! [`TimeoutLayer`] → [`RetryLayer`] → [`Forward`]; the inbound
 //! listener (only when a Sidecar declares `ingress`) forwards to the local app; the admin
 //! listener reports on both. Every listener is bound before any is served, so a start that
 //! fails binds nothing.
@@ -12,9 +12,9 @@ use crate::{
     inbound::{Inbound, InboundError},
     listener::{HttpService, bind, serve},
     registry::Registry,
-    upstream::Upstream,
+    upstream::{DEFAULT_CONNECT_TIMEOUT, Upstream},
 };
-use mesh_core::{fault::FaultLayer, timeout::TimeoutLayer};
+use mesh_core::{fault::FaultLayer, retry::RetryLayer, timeout::TimeoutLayer};
 use mesh_route::{RouteLayer, RouteTable, config::Config, table::CompileError};
 use mesh_trace::RequestIdLayer;
 use std::{net::SocketAddr, sync::Arc};
@@ -76,14 +76,19 @@ impl Sidecar {
     /// Builds the services for `config`.
     pub fn new(config: Config) -> Result<Self, StartError> {
         let table = Arc::new(RouteTable::compile(&config)?);
-        let registry = Arc::new(Registry::build(&config, &table));
-        let upstream = Upstream::default();
+        let connect_timeout = config
+            .mesh
+            .connect_timeout
+            .map_or(DEFAULT_CONNECT_TIMEOUT, |t| t.get());
+        let upstream = Upstream::new(connect_timeout);
+        let registry = Arc::new(Registry::build(&config, &table, &upstream));
         let forward = Forward::new(registry.clone(), upstream.clone(), config.outbound_mode());
         let outbound = ServiceBuilder::new()
             .layer(RequestIdLayer)
             .layer(RouteLayer::new(table))
             .layer(FaultLayer::new())
             .layer(TimeoutLayer::default())
+            .layer(RetryLayer::new())
             .service(forward);
         let inbound = match config.sidecars.iter().find(|s| !s.spec.ingress.is_empty()) {
             Some(sidecar) => Inbound::new(&sidecar.spec, upstream)?.map(BoxCloneSyncService::new),

@@ -20,7 +20,7 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::{TokioExecutor, TokioIo, TokioTimer},
 };
-use mesh_core::{Body, BoxError, MeshError, UpstreamHost, body};
+use mesh_core::{Body, BoxError, MeshError, UpstreamHost, body, circuit_breaker::RequestPermit};
 use pin_project::pin_project;
 use std::{
     pin::Pin,
@@ -50,16 +50,25 @@ impl Default for Upstream {
     }
 }
 
+/// Istio's default idle timeout for upstream HTTP connections (`connectionPool.http.idleTimeout`).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
 impl Upstream {
-    /// A sender with the given connect timeout.
+    /// A sender with the given connect timeout and Istio's 1 h idle timeout.
     pub fn new(connect_timeout: Duration) -> Self {
+        Upstream::with_timeouts(connect_timeout, Some(DEFAULT_IDLE_TIMEOUT))
+    }
+
+    /// A sender with the given connect timeout and idle timeout for pooled HTTP/1.1
+    /// connections (`None`: idle connections are never closed for idleness).
+    pub fn with_timeouts(connect_timeout: Duration, idle_timeout: Option<Duration>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
         let http1 = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(idle_timeout)
             .build(connector);
         Upstream {
             http1,
@@ -67,15 +76,22 @@ impl Upstream {
         }
     }
 
+    /// The connect timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
     /// Sends `request` to `endpoint`. `authority` is the service name the client addressed,
-    /// kept as `Host`/`:authority`.
+    /// kept as `Host`/`:authority`; `permit` (the cluster's circuit-breaker admission) is held
+    /// until the response body ends.
     pub async fn send_to_endpoint(
         &self,
         endpoint: &Arc<Endpoint>,
         mut request: Request<Body>,
         authority: &Authority,
+        permit: Option<RequestPermit>,
     ) -> Result<Response<Body>, MeshError> {
-        let guard = endpoint.start_request();
+        let guard = (endpoint.start_request(), permit);
         let result = match endpoint.protocol {
             Protocol::Http1 => {
                 point_uri(&mut request, &endpoint.authority)?;
@@ -90,6 +106,7 @@ impl Upstream {
         };
         match result {
             Ok(response) => {
+                endpoint.record_reachable();
                 if response.status().is_server_error() {
                     endpoint.record_failure();
                 }
@@ -101,6 +118,9 @@ impl Upstream {
             }
             Err(error) => {
                 endpoint.record_failure();
+                if matches!(error, MeshError::ConnectFailure(_)) {
+                    endpoint.record_connect_failure(tokio::time::Instant::now());
+                }
                 Err(error)
             }
         }
@@ -227,16 +247,17 @@ fn set_host(request: &mut Request<Body>, authority: &Authority) {
     }
 }
 
-/// An upstream response body that keeps the endpoint's in-flight count until it ends.
+/// An upstream response body that keeps the endpoint's in-flight count, and the cluster's
+/// circuit-breaker permit, until it ends.
 #[pin_project]
 struct GuardedBody {
     #[pin]
     inner: Incoming,
-    guard: Option<InFlight>,
+    guard: Option<(InFlight, Option<RequestPermit>)>,
 }
 
 impl GuardedBody {
-    fn boxed(inner: Incoming, guard: Option<InFlight>) -> Body {
+    fn boxed(inner: Incoming, guard: Option<(InFlight, Option<RequestPermit>)>) -> Body {
         body::boxed(GuardedBody { inner, guard })
     }
 }

@@ -1,15 +1,31 @@
 //! Compiling an `HTTPRoute`'s resilience settings into the [`RoutePolicy`] the layers below
-//! enforce: `timeout` and `fault` (delay `fixedDelay` with its share; abort `httpStatus` or
-//! `grpcStatus` with its share). Without a percentage, Istio delays or aborts no request.
+//! enforce: `timeout`, `retries` and `fault` (delay `fixedDelay` with its share; abort
+//! `httpStatus` or `grpcStatus` with its share — without a percentage, Istio delays or aborts no
+//! request). A route without `retries` gets the mesh's `defaultHttpRetryPolicy`, else Istio's
+//! built-in default (2 retries on connect-failure, refused-stream, unavailable, cancelled,
+//! retriable-status-codes); `attempts: 0` (or unset) disables retries.
 
-use crate::config::{FaultAbort as FaultAbortSpec, FaultDelay, HttpRoute, Percent};
+use crate::config::{FaultAbort as FaultAbortSpec, FaultDelay, HttpRetry, HttpRoute, Percent};
 use http::StatusCode;
-use mesh_core::policy::{FaultAbort, FaultPolicy, Fraction, RoutePolicy, grpc_status_code};
+use mesh_core::{
+    policy::{FaultAbort, FaultPolicy, Fraction, RoutePolicy, grpc_status_code},
+    retry::{RetryOn, RetryPolicy},
+};
 use std::sync::Arc;
 
 /// The policy of `route`, or `None` when it configures none (so nothing is attached).
-pub fn compile(route: &HttpRoute, field: &str) -> Result<Option<RoutePolicy>, String> {
+/// `mesh_default` is the mesh's `defaultHttpRetryPolicy`, if any.
+pub fn compile(
+    route: &HttpRoute,
+    field: &str,
+    mesh_default: Option<&HttpRetry>,
+) -> Result<Option<RoutePolicy>, String> {
     let timeout = route.timeout.map(|t| t.get()).filter(|t| !t.is_zero());
+    let retry = match (&route.retries, mesh_default) {
+        (Some(retries), _) => compile_retry(retries, &format!("{field}.retries"))?,
+        (None, Some(default)) => compile_retry(default, "defaultHttpRetryPolicy")?,
+        (None, None) => Some(Arc::new(RetryPolicy::istio_default())),
+    };
     let fault = match &route.fault {
         Some(fault) => {
             let delay = fault.delay.as_ref().and_then(compile_delay);
@@ -21,7 +37,35 @@ pub fn compile(route: &HttpRoute, field: &str) -> Result<Option<RoutePolicy>, St
         }
         None => None,
     };
-    Ok((timeout.is_some() || fault.is_some()).then_some(RoutePolicy { timeout, fault }))
+    Ok(
+        (timeout.is_some() || fault.is_some() || retry.is_some()).then_some(RoutePolicy {
+            timeout,
+            fault,
+            retry,
+        }),
+    )
+}
+
+/// An `HTTPRetry`: `attempts` retries on `retryOn` (Istio's default conditions when unset),
+/// each bounded by `perTryTimeout`, backing off from `backoff` (25 ms by default).
+fn compile_retry(retries: &HttpRetry, field: &str) -> Result<Option<Arc<RetryPolicy>>, String> {
+    let attempts = retries.attempts.unwrap_or(0);
+    if attempts <= 0 {
+        return Ok(None);
+    }
+    let mut policy = RetryPolicy::istio_default();
+    policy.attempts = attempts as u32;
+    if let Some(retry_on) = &retries.retry_on {
+        policy.retry_on = RetryOn::parse(retry_on).map_err(|e| format!("{field}.retryOn: {e}"))?;
+    }
+    policy.per_try_timeout = retries
+        .per_try_timeout
+        .map(|t| t.get())
+        .filter(|t| !t.is_zero());
+    if let Some(backoff) = retries.backoff {
+        policy.backoff_base = backoff.get().max(std::time::Duration::from_millis(1));
+    }
+    Ok(Some(Arc::new(policy)))
 }
 
 /// The share of a fault: `percentage.value`, else the deprecated integer `percent`, else none.

@@ -421,7 +421,11 @@ impl<'c> Builder<'c> {
         } else {
             self.compile_destinations(route, field, ns, host_rewrite)?
         };
-        let policy = crate::policy::compile(route, field)?;
+        let policy = crate::policy::compile(
+            route,
+            field,
+            self.config.mesh.default_http_retry_policy.as_ref(),
+        )?;
         Ok(Rule {
             matches,
             info,

@@ -98,15 +98,27 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
     vs("http[].delegate", |v| {
         http(v, "delegate", |r| r.delegate.is_some())
     }),
-    vs("http[].retries", |v| {
-        http(v, "retries", |r| r.retries.is_some())
-    }),
     vs("http[].fault.delay.exponentialDelay", |v| {
         http(v, "fault.delay.exponentialDelay", |r| {
             r.fault
                 .as_ref()
                 .and_then(|f| f.delay.as_ref())
                 .is_some_and(|d| d.exponential_delay.is_some())
+        })
+    }),
+    vs("http[].retries.retryRemoteLocalities", |v| {
+        http(v, "retries.retryRemoteLocalities", |r| {
+            r.retries
+                .as_ref()
+                .is_some_and(|x| x.retry_remote_localities.is_some())
+        })
+    }),
+    vs("http[].retries.retryIgnorePreviousHosts", |v| {
+        // `true` is the default and what the balancer does; only `false` is not honoured.
+        http(v, "retries.retryIgnorePreviousHosts", |r| {
+            r.retries
+                .as_ref()
+                .is_some_and(|x| x.retry_ignore_previous_hosts == Some(false))
         })
     }),
     vs("http[].mirror", |v| {
@@ -144,15 +156,54 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
     dr("workloadSelector", |d| {
         flag(d.workload_selector.is_some(), "workloadSelector")
     }),
-    dr("subsets[].trafficPolicy", |d| {
-        let present = d.subsets.iter().map(|s| s.traffic_policy.is_some());
-        present_at(present, |i| format!("subsets[{i}].trafficPolicy"))
+    dr("trafficPolicy.connectionPool.tcp.tcpKeepalive", |d| {
+        policy(d, "connectionPool.tcp.tcpKeepalive", |p| {
+            pool_tcp(p, |t| t.tcp_keepalive.is_some())
+        })
     }),
-    dr("trafficPolicy.connectionPool", |d| {
-        policy(d, "connectionPool", |p| p.connection_pool.is_some())
+    dr(
+        "trafficPolicy.connectionPool.tcp.maxConnectionDuration",
+        |d| {
+            policy(d, "connectionPool.tcp.maxConnectionDuration", |p| {
+                pool_tcp(p, |t| t.max_connection_duration.is_some())
+            })
+        },
+    ),
+    dr("trafficPolicy.connectionPool.http.maxRetries", |d| {
+        policy(d, "connectionPool.http.maxRetries", |p| {
+            pool_http(p, |h| h.max_retries.is_some())
+        })
     }),
-    dr("trafficPolicy.outlierDetection", |d| {
-        policy(d, "outlierDetection", |p| p.outlier_detection.is_some())
+    dr(
+        "trafficPolicy.connectionPool.http.maxRequestsPerConnection",
+        |d| {
+            policy(d, "connectionPool.http.maxRequestsPerConnection", |p| {
+                pool_http(p, |h| h.max_requests_per_connection.is_some_and(|n| n > 0))
+            })
+        },
+    ),
+    dr("trafficPolicy.connectionPool.http.h2UpgradePolicy", |d| {
+        policy(d, "connectionPool.http.h2UpgradePolicy", |p| {
+            pool_http(p, |h| h.h2_upgrade_policy.is_some())
+        })
+    }),
+    dr("trafficPolicy.connectionPool.http.useClientProtocol", |d| {
+        policy(d, "connectionPool.http.useClientProtocol", |p| {
+            pool_http(p, |h| h.use_client_protocol.is_some())
+        })
+    }),
+    dr(
+        "trafficPolicy.connectionPool.http.maxConcurrentStreams",
+        |d| {
+            policy(d, "connectionPool.http.maxConcurrentStreams", |p| {
+                pool_http(p, |h| h.max_concurrent_streams.is_some())
+            })
+        },
+    ),
+    dr("trafficPolicy.connectionPool.http.http2KeepAlive", |d| {
+        policy(d, "connectionPool.http.http2KeepAlive", |p| {
+            pool_http(p, |h| h.http2_keep_alive.is_some())
+        })
     }),
     dr("trafficPolicy.tls", |d| {
         policy(d, "tls", |p| p.tls.is_some())
@@ -283,16 +334,28 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
     mesh("trustDomain", |m| {
         flag(m.trust_domain.is_some(), "trustDomain")
     }),
-    mesh("connectTimeout", |m| {
-        flag(m.connect_timeout.is_some(), "connectTimeout")
-    }),
-    mesh("defaultHttpRetryPolicy", |m| {
-        flag(
-            m.default_http_retry_policy.is_some(),
-            "defaultHttpRetryPolicy",
-        )
+    mesh("defaultHttpRetryPolicy.retryRemoteLocalities", |m| {
+        let present = m
+            .default_http_retry_policy
+            .as_ref()
+            .is_some_and(|r| r.retry_remote_localities.is_some());
+        flag(present, "defaultHttpRetryPolicy.retryRemoteLocalities")
     }),
 ];
+
+fn pool_tcp(p: &TrafficPolicy, present: impl Fn(&crate::config::TcpSettings) -> bool) -> bool {
+    p.connection_pool
+        .as_ref()
+        .and_then(|c| c.tcp.as_ref())
+        .is_some_and(present)
+}
+
+fn pool_http(p: &TrafficPolicy, present: impl Fn(&crate::config::HttpSettings) -> bool) -> bool {
+    p.connection_pool
+        .as_ref()
+        .and_then(|c| c.http.as_ref())
+        .is_some_and(present)
+}
 
 fn flag(present: bool, path: &str) -> Vec<String> {
     if present {
@@ -339,13 +402,22 @@ fn matches(
     out
 }
 
+/// Where `present` holds: the rule's `trafficPolicy` and each subset's.
 fn policy(
     d: &DestinationRule,
     leaf: &str,
     present: impl Fn(&TrafficPolicy) -> bool,
 ) -> Vec<String> {
-    let present = d.traffic_policy.as_ref().is_some_and(present);
-    flag(present, &format!("trafficPolicy.{leaf}"))
+    let mut found = flag(
+        d.traffic_policy.as_ref().is_some_and(&present),
+        &format!("trafficPolicy.{leaf}"),
+    );
+    for (i, subset) in d.subsets.iter().enumerate() {
+        if subset.traffic_policy.as_ref().is_some_and(&present) {
+            found.push(format!("subsets[{i}].trafficPolicy.{leaf}"));
+        }
+    }
+    found
 }
 
 fn balancer(
@@ -399,18 +471,18 @@ mod tests {
         let mut v = VirtualService::default();
         v.http.push(HttpRoute::default());
         v.http.push(HttpRoute {
-            retries: Some(Default::default()),
+            mirror: Some(Default::default()),
             ..HttpRoute::default()
         });
-        let row = NOT_ENFORCED.iter().find(|r| r.field == "http[].retries");
+        let row = NOT_ENFORCED.iter().find(|r| r.field == "http[].mirror");
         let Some(NotEnforced {
             find: Finder::VirtualService(find),
             ..
         }) = row
         else {
-            panic!("the http[].retries row must exist");
+            panic!("the http[].mirror row must exist");
         };
-        assert_eq!(find(&v), vec!["http[1].retries".to_string()]);
+        assert_eq!(find(&v), vec!["http[1].mirror".to_string()]);
     }
 
     #[test]

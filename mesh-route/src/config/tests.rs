@@ -384,15 +384,28 @@ fn sidecar_overrides_mesh_outbound_mode() {
 }
 
 #[test]
-fn retries_are_parsed_but_not_enforced() {
+fn mirror_is_parsed_but_not_enforced() {
     let w = warnings(&vs(
         "c",
-        "  - retries: {attempts: 3}\n    route:\n    - destination: {host: catalog}\n",
+        "  - mirror: {host: catalog}\n    route:\n    - destination: {host: catalog}\n",
     ));
     assert_eq!(w.len(), 1, "{w:#?}");
-    let d = find(&w, "http[0].retries");
-    assert_eq!(d.message, "retries: parsed, not enforced yet");
+    let d = find(&w, "http[0].mirror");
+    assert_eq!(d.message, "mirror: parsed, not enforced yet");
     assert_eq!(d.severity, Severity::Warning);
+}
+
+#[test]
+fn retries_pool_and_outlier_settings_are_enforced_without_warnings() {
+    let w = warnings(&vs(
+        "c",
+        "  - retries: {attempts: 3, perTryTimeout: 1s, retryOn: \"5xx,reset\"}\n    route:\n    - destination: {host: catalog}\n",
+    ));
+    assert!(w.is_empty(), "{w:#?}");
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: pool, namespace: istioinaction}\nspec:\n  host: catalog\n  trafficPolicy:\n    connectionPool: {tcp: {maxConnections: 1, connectTimeout: 1s}, http: {http2MaxRequests: 1, http1MaxPendingRequests: 1, idleTimeout: 5s, maxRetries: 2}}\n    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50}\n";
+    let w = warnings(dr);
+    assert_eq!(w.len(), 1, "only maxRetries is not enforced: {w:#?}");
+    assert_eq!(w[0].message, "maxRetries: parsed, not enforced yet");
 }
 
 #[test]

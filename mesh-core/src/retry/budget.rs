@@ -1,0 +1,218 @@
+//! [`RetryBudget`]: a cap on retries relative to traffic, shared by every request through one
+//! [`RetryLayer`](super::RetryLayer), so that a failing upstream is not hit by a retry storm.
+//!
+//! A token bucket: every original request that may be retried adds `percent` % of a token,
+//! time adds `min_per_sec` tokens per second (the floor that lets quiet clients retry), and a
+//! retry takes one whole token — a retry without one is not attempted (the last result is
+//! returned as is). The bucket starts with one second of the floor and holds at most one
+//! window's worth of it, so from start-up, `retries ≤ percent % × requests + min_per_sec ×
+//! (seconds + 1)`, even when a total outage starts the moment the proxy does.
+//!
+//! (tower's `TpsBudget` was the first choice, but its floor is a constant reserve that renews
+//! as its window slides, so a 10 s outage could see the floor twice.)
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicI64, Ordering::Relaxed},
+    },
+    time::Duration,
+};
+use tokio::time::Instant;
+
+/// One token in the bucket's fixed-point unit.
+const TOKEN: i64 = 1_000_000;
+
+/// A retry budget; clones share the bucket.
+///
+/// ```
+/// use mesh_core::retry::RetryBudget;
+/// use std::time::Duration;
+/// let budget = RetryBudget::new(Duration::from_secs(10), 0, 20.0).unwrap(); // no floor
+/// for _ in 0..10 {
+///     budget.deposit(); // ten requests…
+/// }
+/// assert!(budget.withdraw() && budget.withdraw()); // …pay for two retries (20 %)
+/// assert!(!budget.withdraw());
+/// ```
+#[derive(Clone, Debug)]
+pub struct RetryBudget(Arc<Bucket>);
+
+#[derive(Debug)]
+struct Bucket {
+    /// Tokens × [`TOKEN`]; may exceed `cap` between withdrawals (clamped when one happens).
+    tokens: AtomicI64,
+    /// When the floor was last added.
+    refilled: Mutex<Instant>,
+    per_request: i64,
+    per_second: i64,
+    cap: i64,
+}
+
+impl RetryBudget {
+    /// Default window: the bucket holds at most this long a stretch of the floor.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
+    /// Default floor: retries allowed per second whatever the traffic.
+    pub const DEFAULT_MIN_PER_SEC: u32 = 10;
+    /// Default share: retries may add this many percent to requests.
+    pub const DEFAULT_PERCENT: f32 = 20.0;
+
+    /// A budget allowing `percent` % of requests as retries plus `min_per_sec` retries per
+    /// second, saving up at most `window` of the floor (and at least 10 tokens).
+    pub fn new(window: Duration, min_per_sec: u32, percent: f32) -> Result<Self, String> {
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&window) {
+            return Err(format!(
+                "retry budget window {window:?} must be between 1 s and 1 h"
+            ));
+        }
+        if !(0.0..=1000.0).contains(&percent) {
+            return Err(format!(
+                "retry budget percent {percent} must be between 0 and 1000"
+            ));
+        }
+        if min_per_sec > 1_000_000 {
+            return Err(format!(
+                "retry budget floor {min_per_sec}/s must be at most 1000000"
+            ));
+        }
+        let per_second = i64::from(min_per_sec) * TOKEN;
+        let cap = (per_second.saturating_mul(window.as_secs() as i64)).max(10 * TOKEN);
+        Ok(RetryBudget(Arc::new(Bucket::new(percent, per_second, cap))))
+    }
+
+    /// Records an original request (one that may later be retried).
+    pub fn deposit(&self) {
+        self.0.tokens.fetch_add(self.0.per_request, Relaxed);
+    }
+
+    /// Takes one retry's worth of budget; `false` when there is none.
+    pub fn withdraw(&self) -> bool {
+        let bucket = &self.0;
+        let floor = match bucket.refilled.lock() {
+            Ok(mut refilled) => {
+                let now = Instant::now();
+                let elapsed = now.saturating_duration_since(*refilled);
+                *refilled = now;
+                (bucket.per_second as i128 * elapsed.as_nanos() as i128 / 1_000_000_000) as i64
+            }
+            Err(_) => 0,
+        };
+        let mut granted = false;
+        let _ = bucket.tokens.fetch_update(Relaxed, Relaxed, |tokens| {
+            let available = tokens.saturating_add(floor).min(bucket.cap);
+            granted = available >= TOKEN;
+            Some(if granted {
+                available - TOKEN
+            } else {
+                available
+            })
+        });
+        granted
+    }
+}
+
+impl Bucket {
+    /// A bucket holding one second of the floor.
+    fn new(percent: f32, per_second: i64, cap: i64) -> Self {
+        Bucket {
+            tokens: AtomicI64::new(per_second.min(cap)),
+            refilled: Mutex::new(Instant::now()),
+            per_request: (f64::from(percent) / 100.0 * TOKEN as f64) as i64,
+            per_second,
+            cap,
+        }
+    }
+}
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        let per_second = i64::from(Self::DEFAULT_MIN_PER_SEC) * TOKEN;
+        let cap = per_second * Self::DEFAULT_WINDOW.as_secs() as i64;
+        RetryBudget(Arc::new(Bucket::new(
+            Self::DEFAULT_PERCENT,
+            per_second,
+            cap,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(budget: &RetryBudget) -> u32 {
+        let mut granted = 0;
+        while budget.withdraw() {
+            granted += 1;
+        }
+        granted
+    }
+
+    #[test]
+    fn rejects_out_of_range_settings() {
+        for (window, floor, percent) in [
+            (Duration::from_millis(999), 10, 20.0),
+            (Duration::from_secs(3601), 10, 20.0),
+            (Duration::from_secs(10), 10, -1.0),
+            (Duration::from_secs(10), 10, f32::NAN),
+            (Duration::from_secs(10), 10, 1000.5),
+            (Duration::from_secs(10), u32::MAX, 20.0),
+        ] {
+            assert!(RetryBudget::new(window, floor, percent).is_err());
+        }
+        assert!(RetryBudget::new(Duration::from_secs(60), 0, 0.0).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn starts_with_one_second_of_floor_and_accrues_share_and_floor() {
+        let budget = RetryBudget::default();
+        assert_eq!(drain(&budget), 10, "one second of the floor at start");
+        for _ in 0..10 {
+            budget.deposit();
+        }
+        assert_eq!(drain(&budget), 2, "20 % of 10 requests");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(drain(&budget), 10, "the floor: 10 per second");
+        // Clones share the bucket.
+        budget.deposit();
+        for _ in 0..4 {
+            budget.clone().deposit();
+        }
+        assert_eq!(drain(&budget), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn savings_are_capped_at_one_window_of_floor() {
+        let budget = RetryBudget::default();
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        for _ in 0..10_000 {
+            budget.deposit();
+        }
+        assert_eq!(drain(&budget), 100, "10/s over the 10 s window");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_steady_outage_gets_at_most_share_plus_floor() {
+        // 100 failing requests a second for 10 s, each wanting 3 retries.
+        let budget = RetryBudget::default();
+        let (mut requests, mut retries) = (0u32, 0u32);
+        for _ in 0..1000 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            budget.deposit();
+            requests += 1;
+            for _ in 0..3 {
+                if budget.withdraw() {
+                    retries += 1;
+                }
+            }
+        }
+        assert!(
+            retries <= requests / 5 + 110,
+            "{retries} retries for {requests} requests"
+        );
+        assert!(
+            retries >= requests / 5 + 100,
+            "the budget is used: {retries}"
+        );
+    }
+}

@@ -1,0 +1,915 @@
+//! [`RetryLayer`]: Envoy/Istio retries for any `tower` HTTP service.
+//!
+//! The policy comes from the request's [`RoutePolicy`] (`retry`), else from the layer (none by
+//! default). Each attempt's outcome is classified by the policy's [`RetryOn`](super::RetryOn);
+//! a retriable failure is retried after a jittered back-off ([`Backoff`]) while attempts
+//! remain, the layer's [`RetryBudget`] has a token and the body can be replayed
+//! ([`ReplayBuffer`]). When the attempts run out, a final response gets flag `URX`; a final
+//! error is returned as is, for the outer edge to turn into a local reply. An optional per-try
+//! timeout bounds each attempt (failing it with [`MeshError::Timeout`]: 504 `UT` if no retry
+//! is left); the route timeout belongs outside this layer and covers every attempt.
+//!
+//! Every attempt carries `x-envoy-attempt-count` (1, 2, 3…); the request headers
+//! `x-envoy-retriable-status-codes` and `x-envoy-retriable-header-names` are consumed. A
+//! request that may be retried carries a [`PreviousHosts`] extension, the same one on every
+//! attempt, so that the load balancer can avoid hosts already tried.
+//!
+//! Requests without a policy are forwarded with no allocation by this layer; a retriable
+//! request with an empty body buffers nothing.
+
+use super::{Backoff, ReplayBuffer, RetryBudget, RetryHeaders, RetryPolicy, replay::ReplayError};
+use crate::{
+    Body, BoxError, MeshError, PreviousHosts, ResponseFlag, body, flags::mark, policy::RoutePolicy,
+};
+use http::{HeaderName, HeaderValue, Request, Response, request::Parts};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use pin_project::pin_project;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+use tokio::time::Sleep;
+use tower::{Layer, Service};
+
+/// The attempt number sent upstream on every attempt (1 for the first try).
+pub const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
+
+/// The default replay buffer limit: 1 MiB, Envoy's per-connection buffer limit.
+pub const DEFAULT_BUFFER_LIMIT: usize = 1024 * 1024;
+
+/// Retries failed requests; see the [module docs](self).
+///
+/// ```
+/// use mesh_core::{body, retry::{RetryLayer, RetryOn, RetryPolicy}};
+/// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// // An upstream that answers 503 once, then 200.
+/// let calls = Arc::new(AtomicU32::new(0));
+/// let seen = calls.clone();
+/// let upstream = service_fn(move |_req: http::Request<mesh_core::Body>| {
+///     let status = if seen.fetch_add(1, Ordering::SeqCst) == 0 { 503 } else { 200 };
+///     async move {
+///         let mut response = http::Response::new(body::empty());
+///         *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+///         Ok::<_, std::convert::Infallible>(response)
+///     }
+/// });
+/// let policy = RetryPolicy {
+///     retry_on: RetryOn::parse("5xx").unwrap(),
+///     ..RetryPolicy::istio_default()
+/// };
+/// let svc = RetryLayer::with_policy(policy).layer(upstream);
+/// let response = svc.oneshot(http::Request::new(body::full("order"))).await.unwrap();
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(calls.load(Ordering::SeqCst), 2);
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+pub struct RetryLayer {
+    fallback: Option<Arc<RetryPolicy>>,
+    budget: RetryBudget,
+    buffer_limit: usize,
+}
+
+impl RetryLayer {
+    /// Retries by each request's route policy; requests without one are not retried. Uses the
+    /// default [`RetryBudget`] and a 1 MiB replay buffer.
+    pub fn new() -> Self {
+        RetryLayer {
+            fallback: None,
+            budget: RetryBudget::default(),
+            buffer_limit: DEFAULT_BUFFER_LIMIT,
+        }
+    }
+
+    /// Retries by `policy` the requests whose route has no retry policy of its own.
+    pub fn with_policy(policy: RetryPolicy) -> Self {
+        RetryLayer {
+            fallback: Some(Arc::new(policy)),
+            ..RetryLayer::new()
+        }
+    }
+
+    /// Uses `budget` (shared with its clones) instead of a default budget of its own.
+    pub fn budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Keeps at most `bytes` of each request body for replay (default 1 MiB); larger bodies
+    /// are not retried.
+    pub fn buffer_limit(mut self, bytes: usize) -> Self {
+        self.buffer_limit = bytes;
+        self
+    }
+}
+
+impl Default for RetryLayer {
+    fn default() -> Self {
+        RetryLayer::new()
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+
+    fn layer(&self, inner: S) -> Retry<S> {
+        Retry {
+            inner,
+            fallback: self.fallback.clone(),
+            budget: self.budget.clone(),
+            buffer_limit: self.buffer_limit,
+        }
+    }
+}
+
+/// The service [`RetryLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct Retry<S> {
+    inner: S,
+    fallback: Option<Arc<RetryPolicy>>,
+    budget: RetryBudget,
+    buffer_limit: usize,
+}
+
+impl<S> Service<Request<Body>> for Retry<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = RetryFuture<S>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> RetryFuture<S> {
+        let (policy, per_try) = {
+            let route = request.extensions().get::<RoutePolicy>();
+            let policy = route
+                .and_then(|p| p.retry.as_ref())
+                .or(self.fallback.as_ref());
+            let per_try =
+                policy.and_then(|p| p.effective_per_try_timeout(route.and_then(|r| r.timeout)));
+            // A body known to outgrow the buffer could not be replayed: no retries.
+            let fits = request.body().size_hint().lower() <= self.buffer_limit as u64;
+            let policy = policy
+                .filter(|p| p.attempts > 0 && !p.retry_on.is_empty() && fits)
+                .cloned();
+            (policy, per_try)
+        };
+        let extra = RetryHeaders::take_from(request.headers_mut());
+        request
+            .headers_mut()
+            .insert(ATTEMPT_COUNT, attempt_count(1));
+        let timeout = per_try.map(tokio::time::sleep);
+        let Some(policy) = policy else {
+            return RetryFuture {
+                kind: Kind::Once {
+                    future: self.inner.call(request),
+                    timeout,
+                },
+            };
+        };
+
+        if request.extensions().get::<PreviousHosts>().is_none() {
+            request.extensions_mut().insert(PreviousHosts::default());
+        }
+        let (parts, body) = request.into_parts();
+        let (replay, first_body) = if body.is_end_stream() {
+            (Replay::Empty, body)
+        } else {
+            let buffer = ReplayBuffer::new(body, self.buffer_limit);
+            let first = buffer.body().map_or_else(body::empty, BodyExt::boxed);
+            (Replay::Buffered(buffer), first)
+        };
+        self.budget.deposit();
+        let template = parts.clone();
+        // Call the service that was made ready; keep it (to ready again) for the retries.
+        let clone = self.inner.clone();
+        let mut service = std::mem::replace(&mut self.inner, clone);
+        let future = service.call(Request::from_parts(parts, first_body));
+        RetryFuture {
+            kind: Kind::Retrying {
+                retry: RetryState {
+                    backoff: Backoff::new(policy.backoff_base),
+                    policy,
+                    service,
+                    template,
+                    replay,
+                    next_body: None,
+                    extra,
+                    budget: self.budget.clone(),
+                    attempt: 1,
+                    per_try,
+                },
+                phase: Phase::Attempt { future, timeout },
+            },
+        }
+    }
+}
+
+/// The `x-envoy-attempt-count` value for attempt `n`, without allocating for small `n`.
+fn attempt_count(n: u32) -> HeaderValue {
+    const SMALL: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match SMALL.get(n as usize) {
+        Some(s) => HeaderValue::from_static(s),
+        None => HeaderValue::from(n),
+    }
+}
+
+/// Where retries take their body from.
+enum Replay {
+    /// The request had no body: retries send none.
+    Empty,
+    /// The request body, buffered as it is read.
+    Buffered(ReplayBuffer),
+}
+
+impl Replay {
+    fn is_replayable(&self) -> bool {
+        match self {
+            Replay::Empty => true,
+            Replay::Buffered(buffer) => buffer.is_replayable(),
+        }
+    }
+
+    fn next_body(&self) -> Option<Body> {
+        match self {
+            Replay::Empty => Some(body::empty()),
+            Replay::Buffered(buffer) => buffer.body().map(BodyExt::boxed),
+        }
+    }
+}
+
+/// What a request being retried keeps between attempts.
+struct RetryState<S> {
+    policy: Arc<RetryPolicy>,
+    /// The service, to be made ready before each retry.
+    service: S,
+    /// The request head every attempt is made from.
+    template: Parts,
+    replay: Replay,
+    /// The body of the next attempt, taken when its back-off starts.
+    next_body: Option<Body>,
+    extra: RetryHeaders,
+    budget: RetryBudget,
+    backoff: Backoff,
+    /// The attempt in flight or just finished, from 1.
+    attempt: u32,
+    per_try: Option<Duration>,
+}
+
+/// Future of [`Retry`].
+#[pin_project]
+pub struct RetryFuture<S>
+where
+    S: Service<Request<Body>>,
+{
+    #[pin]
+    kind: Kind<S>,
+}
+
+// Boxing the retry state would cost every retriable request an allocation; a larger future
+// costs nothing unless the caller boxes it.
+#[allow(clippy::large_enum_variant)]
+#[pin_project(project = KindProj)]
+enum Kind<S>
+where
+    S: Service<Request<Body>>,
+{
+    /// No retries: the one attempt, under its per-try timeout if any.
+    Once {
+        #[pin]
+        future: S::Future,
+        #[pin]
+        timeout: Option<Sleep>,
+    },
+    /// Retries possible.
+    Retrying {
+        retry: RetryState<S>,
+        #[pin]
+        phase: Phase<S::Future>,
+    },
+}
+
+#[pin_project(project = PhaseProj)]
+enum Phase<F> {
+    /// An attempt is in flight.
+    Attempt {
+        #[pin]
+        future: F,
+        #[pin]
+        timeout: Option<Sleep>,
+    },
+    /// Waiting before the next attempt, holding the last result in case the retry is dropped.
+    Backoff {
+        #[pin]
+        sleep: Sleep,
+        last: Option<Result<Response<Body>, BoxError>>,
+    },
+    /// Waiting for the service to be ready for the next attempt.
+    Ready,
+}
+
+/// How one attempt ended.
+enum Outcome {
+    Done(Result<Response<Body>, BoxError>),
+    PerTryTimeout,
+}
+
+impl Outcome {
+    fn into_result(self) -> Result<Response<Body>, BoxError> {
+        match self {
+            Outcome::Done(result) => result,
+            Outcome::PerTryTimeout => Err(MeshError::Timeout.into()),
+        }
+    }
+}
+
+fn poll_attempt<F, E>(
+    future: Pin<&mut F>,
+    timeout: Pin<&mut Option<Sleep>>,
+    cx: &mut Context<'_>,
+) -> Poll<Outcome>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+    E: Into<BoxError>,
+{
+    if let Poll::Ready(result) = future.poll(cx) {
+        return Poll::Ready(Outcome::Done(result.map_err(Into::into)));
+    }
+    match timeout.as_pin_mut() {
+        Some(sleep) => sleep.poll(cx).map(|()| Outcome::PerTryTimeout),
+        None => Poll::Pending,
+    }
+}
+
+impl<S> Future for RetryFuture<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (retry, mut phase) = match self.project().kind.project() {
+            KindProj::Once { future, timeout } => {
+                return poll_attempt(future, timeout, cx).map(Outcome::into_result);
+            }
+            KindProj::Retrying { retry, phase } => (retry, phase),
+        };
+        loop {
+            match phase.as_mut().project() {
+                PhaseProj::Attempt { future, timeout } => {
+                    let outcome = ready!(poll_attempt(future, timeout, cx));
+                    let on = &retry.policy.retry_on;
+                    let retriable = match &outcome {
+                        Outcome::PerTryTimeout => on.retries_per_try_timeout(),
+                        Outcome::Done(Ok(response)) => on.retries_response(response, &retry.extra),
+                        Outcome::Done(Err(error)) => on.retries_error(error),
+                    };
+                    let result = outcome.into_result();
+                    if !retriable {
+                        return Poll::Ready(result);
+                    }
+                    if retry.attempt > retry.policy.attempts {
+                        return Poll::Ready(result.map(|mut response| {
+                            mark(&mut response, ResponseFlag::UpstreamRetryLimitExceeded);
+                            response
+                        }));
+                    }
+                    if !retry.replay.is_replayable() || !retry.budget.withdraw() {
+                        return Poll::Ready(result);
+                    }
+                    let Some(body) = retry.replay.next_body() else {
+                        return Poll::Ready(result);
+                    };
+                    retry.next_body = Some(body);
+                    let delay = retry.backoff.next_delay();
+                    phase.set(Phase::Backoff {
+                        sleep: tokio::time::sleep(delay),
+                        last: Some(result),
+                    });
+                }
+                PhaseProj::Backoff { sleep, last } => {
+                    if let Replay::Buffered(buffer) = &retry.replay {
+                        match buffer.poll_read_ahead(cx) {
+                            Poll::Ready(Err(ReplayError::Capped)) => {
+                                return Poll::Ready(Ok(
+                                    MeshError::BufferLimitExceeded.to_response()
+                                ));
+                            }
+                            // The client's body failed: no retry can succeed.
+                            Poll::Ready(Err(_)) => {
+                                if let Some(result) = last.take() {
+                                    return Poll::Ready(result);
+                                }
+                            }
+                            Poll::Ready(Ok(())) | Poll::Pending => {}
+                        }
+                    }
+                    ready!(sleep.poll(cx));
+                    phase.set(Phase::Ready);
+                }
+                PhaseProj::Ready => {
+                    if let Err(error) = ready!(retry.service.poll_ready(cx)) {
+                        return Poll::Ready(Err(error.into()));
+                    }
+                    retry.attempt += 1;
+                    let mut parts = retry.template.clone();
+                    parts
+                        .headers
+                        .insert(ATTEMPT_COUNT, attempt_count(retry.attempt));
+                    let body = retry.next_body.take().unwrap_or_else(body::empty);
+                    let future = retry.service.call(Request::from_parts(parts, body));
+                    let timeout = retry.per_try.map(tokio::time::sleep);
+                    phase.set(Phase::Attempt { future, timeout });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        ResponseFlags,
+        local_reply::error_to_response,
+        retry::{RetryOn, replay::tests::channel},
+    };
+    use bytes::Bytes;
+    use http::{HeaderMap, StatusCode, uri::Authority};
+    use http_body::Frame;
+    use std::{collections::VecDeque, sync::Mutex, time::Duration};
+    use tokio::time::Instant;
+    use tower::ServiceExt;
+
+    /// What the scripted upstream does with one attempt.
+    #[derive(Clone, Debug)]
+    enum Reply {
+        Status(u16),
+        WithHeader(u16, &'static str, &'static str),
+        Fail(fn() -> MeshError),
+        /// Reads one body chunk, then the connection resets.
+        ResetAfterFirstChunk,
+        /// Never answers.
+        Hang,
+    }
+
+    /// What the upstream saw of one attempt.
+    #[derive(Clone, Debug)]
+    struct Seen {
+        headers: HeaderMap,
+        body: Bytes,
+        trailers: Option<HeaderMap>,
+        /// Hosts in the request's `PreviousHosts` when it arrived (`None`: no extension).
+        hosts_before: Option<usize>,
+    }
+
+    /// An upstream answering from a script (then 200s), recording every attempt.
+    #[derive(Clone)]
+    struct Upstream {
+        script: Arc<Mutex<VecDeque<Reply>>>,
+        seen: Arc<Mutex<Vec<Seen>>>,
+        read_body: bool,
+    }
+
+    impl Upstream {
+        fn new(replies: impl IntoIterator<Item = Reply>) -> Self {
+            Upstream {
+                script: Arc::new(Mutex::new(replies.into_iter().collect())),
+                seen: Arc::default(),
+                read_body: true,
+            }
+        }
+
+        fn without_reading_bodies(mut self) -> Self {
+            self.read_body = false;
+            self
+        }
+
+        fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+
+        fn calls(&self) -> usize {
+            self.seen.lock().unwrap().len()
+        }
+    }
+
+    impl Service<Request<Body>> for Upstream {
+        type Response = Response<Body>;
+        type Error = BoxError;
+        type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: Request<Body>) -> Self::Future {
+            let reply = self
+                .script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(Reply::Status(200));
+            let this = self.clone();
+            Box::pin(async move {
+                let (parts, mut body) = request.into_parts();
+                let hosts = parts.extensions.get::<PreviousHosts>().cloned();
+                let hosts_before = hosts.as_ref().map(PreviousHosts::len);
+                if let Some(hosts) = &hosts {
+                    let host = format!("10.0.0.{}:80", hosts.len() + 1);
+                    hosts.record(&Authority::try_from(host.as_str()).unwrap());
+                }
+                let (data, trailers) = match reply {
+                    Reply::ResetAfterFirstChunk => {
+                        let first = body.frame().await.unwrap()?.into_data().unwrap();
+                        (first, None)
+                    }
+                    _ if this.read_body => {
+                        let collected = body.collect().await?;
+                        let trailers = collected.trailers().cloned();
+                        (collected.to_bytes(), trailers)
+                    }
+                    _ => (Bytes::new(), None),
+                };
+                this.seen.lock().unwrap().push(Seen {
+                    headers: parts.headers,
+                    body: data,
+                    trailers,
+                    hosts_before,
+                });
+                let status = |code: u16| {
+                    let mut response = Response::new(body::empty());
+                    *response.status_mut() = StatusCode::from_u16(code).unwrap();
+                    response
+                };
+                match reply {
+                    Reply::Status(code) => Ok(status(code)),
+                    Reply::WithHeader(code, name, value) => {
+                        let mut response = status(code);
+                        response
+                            .headers_mut()
+                            .insert(name, HeaderValue::from_static(value));
+                        Ok(response)
+                    }
+                    Reply::Fail(error) => Err(error().into()),
+                    Reply::ResetAfterFirstChunk => {
+                        Err(MeshError::UpstreamReset("reset".into()).into())
+                    }
+                    Reply::Hang => std::future::pending().await,
+                }
+            })
+        }
+    }
+
+    fn on(retry_on: &str, attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            attempts,
+            retry_on: RetryOn::parse(retry_on).unwrap(),
+            ..RetryPolicy::istio_default()
+        }
+    }
+
+    fn get() -> Request<Body> {
+        Request::new(body::empty())
+    }
+
+    fn flags(response: &Response<Body>) -> String {
+        response
+            .extensions()
+            .get::<ResponseFlags>()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    fn attempts(upstream: &Upstream) -> Vec<String> {
+        upstream
+            .seen()
+            .iter()
+            .map(|s| s.headers[&ATTEMPT_COUNT].to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_count_attempts_and_share_previous_hosts() {
+        let upstream = Upstream::new([Reply::Status(503), Reply::Status(503)]);
+        let svc = RetryLayer::with_policy(on("5xx", 2)).layer(upstream.clone());
+        let response = svc.oneshot(get()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(flags(&response), "");
+        assert_eq!(attempts(&upstream), ["1", "2", "3"]);
+        // One PreviousHosts for the request: each attempt sees the hosts of those before.
+        let hosts: Vec<_> = upstream.seen().iter().map(|s| s.hosts_before).collect();
+        assert_eq!(hosts, [Some(0), Some(1), Some(2)]);
+        // An extension set upstream of the layer is kept and shared.
+        let upstream = Upstream::new([Reply::Status(503)]);
+        let svc = RetryLayer::with_policy(on("5xx", 2)).layer(upstream.clone());
+        let mut request = get();
+        let tried = PreviousHosts::default();
+        request.extensions_mut().insert(tried.clone());
+        svc.oneshot(request).await.unwrap();
+        assert_eq!(tried.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_attempts_or_no_policy_means_one_try() {
+        let upstream = Upstream::new([Reply::Status(503)]);
+        let svc = RetryLayer::with_policy(on("5xx", 0)).layer(upstream.clone());
+        assert_eq!(svc.oneshot(get()).await.unwrap().status(), 503);
+        assert_eq!(attempts(&upstream), ["1"]);
+
+        let upstream = Upstream::new([Reply::Status(503)]);
+        let svc = RetryLayer::new().layer(upstream.clone());
+        let request = Request::builder()
+            .header("x-envoy-retriable-status-codes", "503")
+            .body(body::empty())
+            .unwrap();
+        assert_eq!(svc.oneshot(request).await.unwrap().status(), 503);
+        assert_eq!(attempts(&upstream), ["1"]);
+        let seen = &upstream.seen()[0];
+        assert_eq!(seen.hosts_before, None);
+        assert!(!seen.headers.contains_key("x-envoy-retriable-status-codes"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn route_policy_overrides_the_layer() {
+        let upstream = Upstream::new([Reply::Status(503), Reply::Status(503)]);
+        let svc = RetryLayer::with_policy(on("5xx", 0)).layer(upstream.clone());
+        let mut request = get();
+        request.extensions_mut().insert(RoutePolicy {
+            retry: Some(Arc::new(on("503", 1))),
+            ..Default::default()
+        });
+        let response = svc.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(flags(&response), "URX");
+        assert_eq!(upstream.calls(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exhaustion_marks_urx_and_returns_errors_unchanged() {
+        let upstream = Upstream::new(vec![Reply::Status(502); 3]);
+        let svc = RetryLayer::with_policy(on("gateway-error", 2)).layer(upstream.clone());
+        let response = svc.oneshot(get()).await.unwrap();
+        assert_eq!(response.status(), 502);
+        assert_eq!(flags(&response), "URX");
+        assert_eq!(upstream.calls(), 3);
+
+        let connect = || MeshError::ConnectFailure("refused".into());
+        let upstream = Upstream::new(vec![Reply::Fail(connect); 3]);
+        let svc = RetryLayer::with_policy(on("connect-failure", 2)).layer(upstream.clone());
+        let error = svc.oneshot(get()).await.unwrap_err();
+        assert!(matches!(
+            MeshError::find(&error),
+            Some(MeshError::ConnectFailure(_))
+        ));
+        assert_eq!(upstream.calls(), 3);
+
+        // Not retriable at all: returned as is, without URX.
+        let upstream = Upstream::new([Reply::Status(500)]);
+        let svc = RetryLayer::with_policy(on("gateway-error", 2)).layer(upstream.clone());
+        let response = svc.oneshot(get()).await.unwrap();
+        assert_eq!(
+            (response.status().as_u16(), flags(&response)),
+            (500, "".into())
+        );
+        assert_eq!(upstream.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn overflow_is_never_retried() {
+        let everything = RETRY_ON_ALL;
+        let upstream = Upstream::new([Reply::Fail(|| MeshError::Overflow)]);
+        let svc = RetryLayer::with_policy(on(everything, 2)).layer(upstream.clone());
+        let error = svc.oneshot(get()).await.unwrap_err();
+        assert!(matches!(MeshError::find(&error), Some(MeshError::Overflow)));
+        assert_eq!(upstream.calls(), 1);
+
+        let upstream = Upstream::new([Reply::WithHeader(503, "x-envoy-overloaded", "true")]);
+        let svc = RetryLayer::with_policy(on(everything, 2)).layer(upstream.clone());
+        assert_eq!(svc.oneshot(get()).await.unwrap().status(), 503);
+        assert_eq!(upstream.calls(), 1);
+        // The same 503 without the header is retried.
+        let upstream = Upstream::new([Reply::Status(503)]);
+        let svc = RetryLayer::with_policy(on(everything, 2)).layer(upstream.clone());
+        assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
+        assert_eq!(upstream.calls(), 2);
+    }
+
+    const RETRY_ON_ALL: &str = "5xx,gateway-error,reset,connect-failure,retriable-4xx,\
+        refused-stream,retriable-status-codes,envoy-ratelimited,cancelled,deadline-exceeded,\
+        internal,resource-exhausted,unavailable,503";
+
+    /// `future`, failing the test instead of hanging if it never completes.
+    async fn bounded<T>(future: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(60), future)
+            .await
+            .expect("never completed")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_try_timeout_is_retried_and_504_when_every_try_times_out() {
+        let policy = RetryPolicy {
+            per_try_timeout: Some(Duration::from_millis(100)),
+            ..on("5xx", 2)
+        };
+        let upstream = Upstream::new([Reply::Hang]);
+        let svc = RetryLayer::with_policy(policy.clone()).layer(upstream.clone());
+        let start = Instant::now();
+        assert_eq!(bounded(svc.oneshot(get())).await.unwrap().status(), 200);
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        // Backoff is below 25 ms, but the timer rounds up to whole milliseconds.
+        assert!(start.elapsed() <= Duration::from_millis(125));
+        assert_eq!(attempts(&upstream), ["1", "2"]);
+
+        let upstream = Upstream::new(vec![Reply::Hang; 3]);
+        let svc = RetryLayer::with_policy(policy.clone()).layer(upstream.clone());
+        let start = Instant::now();
+        let error = bounded(svc.oneshot(get())).await.unwrap_err();
+        let reply = error_to_response(&error);
+        assert_eq!((reply.status().as_u16(), flags(&reply)), (504, "UT".into()));
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+        assert!(
+            elapsed <= Duration::from_millis(300 + 25 + 50),
+            "{elapsed:?}"
+        );
+
+        // Not retried when the policy does not cover timeouts.
+        let narrow = RetryPolicy {
+            retry_on: RetryOn::parse("connect-failure").unwrap(),
+            ..policy.clone()
+        };
+        let upstream = Upstream::new([Reply::Hang, Reply::Hang]);
+        let script = upstream.script.clone();
+        let svc = RetryLayer::with_policy(narrow).layer(upstream);
+        let start = Instant::now();
+        bounded(svc.oneshot(get())).await.unwrap_err();
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
+        assert_eq!(script.lock().unwrap().len(), 1, "one attempt");
+
+        // Ignored when not shorter than the route timeout.
+        let upstream = Upstream::new([Reply::Hang]);
+        let svc = RetryLayer::with_policy(policy).layer(upstream);
+        let mut request = get();
+        request.extensions_mut().insert(RoutePolicy {
+            timeout: Some(Duration::from_millis(100)),
+            ..Default::default()
+        });
+        let outcome = tokio::time::timeout(Duration::from_secs(10), svc.oneshot(request)).await;
+        assert!(outcome.is_err(), "no per-try timeout fired");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn status_code_and_grpc_conditions() {
+        let upstream = Upstream::new([Reply::Status(503), Reply::Status(502)]);
+        let svc = RetryLayer::with_policy(on("503", 2)).layer(upstream.clone());
+        assert_eq!(svc.oneshot(get()).await.unwrap().status(), 502);
+        assert_eq!(upstream.calls(), 2);
+
+        let upstream = Upstream::new([Reply::WithHeader(200, "grpc-status", "14")]);
+        let svc = RetryLayer::with_policy(RetryPolicy::istio_default()).layer(upstream.clone());
+        let response = svc.oneshot(get()).await.unwrap();
+        assert!(!response.headers().contains_key("grpc-status"));
+        assert_eq!(upstream.calls(), 2);
+
+        let upstream = Upstream::new([Reply::WithHeader(200, "grpc-status", "13")]);
+        let svc = RetryLayer::with_policy(RetryPolicy::istio_default()).layer(upstream.clone());
+        svc.oneshot(get()).await.unwrap();
+        assert_eq!(upstream.calls(), 1, "internal is not in the default policy");
+
+        // Istio's default retries codes the request names, and consumes the header.
+        let upstream = Upstream::new([Reply::Status(418), Reply::Status(418)]);
+        let svc = RetryLayer::with_policy(RetryPolicy::istio_default()).layer(upstream.clone());
+        let request = Request::builder()
+            .header("x-envoy-retriable-status-codes", "418")
+            .body(body::empty())
+            .unwrap();
+        assert_eq!(svc.oneshot(request).await.unwrap().status(), 200);
+        assert_eq!(upstream.calls(), 3);
+        assert!(
+            upstream
+                .seen()
+                .iter()
+                .all(|s| !s.headers.contains_key("x-envoy-retriable-status-codes"))
+        );
+    }
+
+    /// A request whose body arrives in chunks, with trailers.
+    fn streaming_request(chunks: &[&'static str], trailers: Option<HeaderMap>) -> Request<Body> {
+        let (tx, body) = channel();
+        for chunk in chunks {
+            tx.send(Ok(Frame::data(Bytes::from_static(chunk.as_bytes()))))
+                .unwrap();
+        }
+        if let Some(trailers) = trailers {
+            tx.send(Ok(Frame::trailers(trailers))).unwrap();
+        }
+        Request::new(body)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn body_is_replayed_identically() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-checksum", HeaderValue::from_static("abc"));
+        let chunks = ["first,", "second,", "third"];
+        let upstream = Upstream::new([Reply::ResetAfterFirstChunk, Reply::Status(503)]);
+        let svc = RetryLayer::with_policy(on("5xx", 2)).layer(upstream.clone());
+        let response = svc
+            .oneshot(streaming_request(&chunks, Some(trailers.clone())))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let seen = upstream.seen();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0].body, "first,");
+        for retry in &seen[1..] {
+            assert_eq!(retry.body, "first,second,third");
+            assert_eq!(retry.trailers.as_ref(), Some(&trailers));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn body_over_the_limit_is_not_retried() {
+        let upstream = Upstream::new([Reply::Status(503)]);
+        let svc = RetryLayer::with_policy(on("5xx", 2))
+            .buffer_limit(8)
+            .layer(upstream.clone());
+        let response = svc
+            .oneshot(streaming_request(&["12345", "67890"], None))
+            .await
+            .unwrap();
+        assert_eq!(
+            (response.status().as_u16(), flags(&response)),
+            (503, "".into())
+        );
+        assert_eq!(upstream.calls(), 1);
+        assert_eq!(upstream.seen()[0].body, "1234567890", "streamed whole");
+
+        // Within the limit, the same request is retried.
+        let upstream = Upstream::new([Reply::Status(503)]);
+        let svc = RetryLayer::with_policy(on("5xx", 2))
+            .buffer_limit(10)
+            .layer(upstream.clone());
+        let response = svc
+            .oneshot(streaming_request(&["12345", "67890"], None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(upstream.seen()[1].body, "1234567890");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn crossing_the_limit_during_backoff_is_507() {
+        // The upstream fails without reading the body; the layer reads it during the back-off.
+        let upstream = Upstream::new([Reply::Status(503)]).without_reading_bodies();
+        let svc = RetryLayer::with_policy(on("5xx", 2))
+            .buffer_limit(8)
+            .layer(upstream.clone());
+        let response = svc
+            .oneshot(streaming_request(&["12345", "67890"], None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 507);
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            text,
+            "exceeded request buffer limit while retrying upstream"
+        );
+        assert_eq!(upstream.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn budget_caps_retries() {
+        let upstream = Upstream::new(vec![Reply::Status(503); 10_000]);
+        let policy = RetryPolicy {
+            backoff_base: Duration::from_micros(1),
+            ..on("5xx", 2)
+        };
+        let svc = RetryLayer::with_policy(policy).layer(upstream.clone());
+        let start = tokio::time::Instant::now();
+        for _ in 0..1000 {
+            svc.clone().oneshot(get()).await.unwrap();
+        }
+        let retries = upstream.calls() - 1000;
+        // 20 % of 1000 requests, plus the floor of 10/s over the time that passed (and the
+        // second's worth the budget starts with).
+        let floor = 10.0 * (start.elapsed().as_secs_f64() + 1.0);
+        assert!(retries >= 200, "the budget is used: {retries}");
+        assert!(
+            retries as f64 <= 200.0 + floor + 1.0,
+            "{retries} retries, floor {floor:.1}"
+        );
+    }
+}

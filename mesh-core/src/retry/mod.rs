@@ -1,0 +1,27 @@
+//! Retries as Envoy and Istio do them (VirtualService `retries`): [`RetryLayer`].
+//!
+//! - [`RetryPolicy`] — attempts, per-try timeout, `retryOn` and back-off base of a route;
+//! - [`RetryOn`] — the parsed `retryOn` list and which outcomes it retries;
+//! - [`Backoff`] — Envoy's jittered exponential back-off;
+//! - [`RetryBudget`] — a cap on retries relative to traffic, shared by a layer's requests;
+//! - [`ReplayBuffer`] / [`ReplayBody`] — streaming a request body while keeping it, bounded,
+//!   for the retries;
+//! - [`RetryLayer`] — the tower layer tying these together.
+//!
+//! Place the layer inside the route timeout ([`TimeoutLayer`](crate::timeout::TimeoutLayer))
+//! so that the timeout covers every attempt and back-off, and outside the load balancer so
+//! each retry may pick another host ([`PreviousHosts`](crate::PreviousHosts)).
+
+pub mod backoff;
+pub mod budget;
+pub mod condition;
+pub mod layer;
+pub mod policy;
+pub mod replay;
+
+pub use backoff::Backoff;
+pub use budget::RetryBudget;
+pub use condition::{RETRY_ON_TOKENS, RetryCondition, RetryHeaders, RetryOn};
+pub use layer::{ATTEMPT_COUNT, DEFAULT_BUFFER_LIMIT, Retry, RetryFuture, RetryLayer};
+pub use policy::RetryPolicy;
+pub use replay::{ReplayBody, ReplayBuffer, ReplayError};
