@@ -37,6 +37,7 @@ pub const HISTORY: usize = 4096;
 #[derive(Debug, Default)]
 struct CatalogState {
     hits: AtomicU64,
+    connections: AtomicU64,
     fail_next: AtomicU64,
     history: Mutex<std::collections::VecDeque<SeenRequest>>,
 }
@@ -105,6 +106,11 @@ impl CatalogServer {
             .unwrap_or_default()
     }
 
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::Relaxed)
+    }
+
     /// Answers the next `n` requests with 503 (a failing or flapping upstream).
     pub fn fail_next(&self, n: u64) {
         self.state.fail_next.store(n, Ordering::SeqCst);
@@ -128,6 +134,7 @@ async fn accept_loop(listener: TcpListener, version: &'static str, state: Arc<Ca
     let mut connections = tokio::task::JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
         let _ = stream.set_nodelay(true);
+        state.connections.fetch_add(1, Ordering::Relaxed);
         let state = state.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             catalog_response(version, state.clone(), request)

@@ -192,6 +192,18 @@ spec:
     )
 }
 
+/// The sidecar's `/clusters` text.
+async fn admin_clusters(sidecar: &mesh::proxy::RunningSidecar) -> String {
+    let mut admin = Http1Client::connect(sidecar.addr("admin").unwrap())
+        .await
+        .unwrap();
+    admin
+        .get("/clusters", &[("host", "admin")])
+        .await
+        .unwrap()
+        .text()
+}
+
 async fn upstreams(n: usize) -> Vec<mesh::demo::CatalogServer> {
     let mut servers = Vec::new();
     for _ in 0..n {
@@ -243,6 +255,15 @@ async fn pool_limit_overflows_at_once_with_uo() {
     }
     assert_eq!(ok, 1, "one request fits the pool");
     assert_eq!(servers[0].hits(), 1);
+    let clusters = admin_clusters(&sidecar).await;
+    assert!(
+        clusters.contains("outbound|||pool.example.com::circuit_breakers::max_requests::1"),
+        "{clusters}"
+    );
+    assert!(
+        clusters.contains("outbound|||pool.example.com::circuit_breakers::overflows::19"),
+        "{clusters}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,5 +397,77 @@ async fn killing_an_endpoint_mid_load_is_invisible_to_clients() {
         servers[0].hits() > 600,
         "the survivor took over: {}",
         servers[0].hits()
+    );
+}
+
+#[tokio::test]
+async fn connection_pool_keep_alive_settings() {
+    // Defaults: one pooled connection serves sequential requests.
+    let servers = upstreams(1).await;
+    let sidecar = support::sidecar(&pool_config(
+        &[&servers[0]],
+        "    loadBalancer: {simple: RANDOM}",
+        "{attempts: 0}",
+    ))
+    .await;
+    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            client
+                .get("http://pool.example.com/items", &[])
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+    }
+    assert_eq!(servers[0].connections(), 1);
+
+    // maxRequestsPerConnection: 1 turns keep-alive off.
+    let servers = upstreams(1).await;
+    let policy = "    connectionPool: {http: {maxRequestsPerConnection: 1}}";
+    let sidecar = support::sidecar(&pool_config(&[&servers[0]], policy, "{attempts: 0}")).await;
+    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            client
+                .get("http://pool.example.com/items", &[])
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+    }
+    assert_eq!(servers[0].connections(), 5);
+
+    // idleTimeout closes pooled connections that sit idle longer.
+    let servers = upstreams(1).await;
+    let policy = "    connectionPool: {http: {idleTimeout: 200ms}}";
+    let sidecar = support::sidecar(&pool_config(&[&servers[0]], policy, "{attempts: 0}")).await;
+    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    client
+        .get("http://pool.example.com/items", &[])
+        .await
+        .unwrap();
+    client
+        .get("http://pool.example.com/items", &[])
+        .await
+        .unwrap();
+    assert_eq!(servers[0].connections(), 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client
+        .get("http://pool.example.com/items", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        servers[0].connections(),
+        2,
+        "the idle connection was closed"
     );
 }

@@ -5,6 +5,13 @@
 //! [`ResponseFlag`](flags::ResponseFlag)s it leaves behind, the [local reply](local_reply)
 //! a client sees when the mesh answers by itself, and the request/response
 //! [extensions](extensions) through which routing tells the layers below what it decided.
+//!
+//! And the resilience layers, each usable alone around any tower service of HTTP requests and
+//! each reading its per-route settings from the [`RoutePolicy`](policy::RoutePolicy) extension:
+//! [`fault::FaultLayer`] (delay/abort), [`timeout::TimeoutLayer`] (route timeout),
+//! [`retry::RetryLayer`] (retries with budget, backoff and body replay) and
+//! [`circuit_breaker::CircuitBreakerLayer`] (connection-pool limits), plus
+//! [`outlier::OutlierDetector`] (per-endpoint ejection) for load balancers.
 
 pub mod body;
 pub mod circuit_breaker;

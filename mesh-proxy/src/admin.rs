@@ -2,7 +2,8 @@
 //!
 //! `/config_dump` is the active configuration as JSON with its version; `/clusters` lists every
 //! cluster's endpoints with Envoy's `cluster::host::stat::value` lines (`rq_active`,
-//! `rq_total`, `rq_error`, `health_flags`, and the cluster's `lb_policy`).
+//! `rq_total`, `rq_error`, `health_flags` — `/failed_outlier_check` while ejected — and the
+//! outlier counters), and per cluster its `lb_policy`, circuit-breaker limits and counters.
 
 use crate::registry::Registry;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -77,21 +78,104 @@ impl Admin {
 
     fn clusters(&self) -> String {
         let mut out = String::new();
+        let now = tokio::time::Instant::now();
         for cluster in self.state.registry.clusters() {
             let name = &cluster.name;
             let _ = writeln!(out, "{name}::lb_policy::{}", cluster.balancer.name());
-            for (_, endpoint) in cluster.all_endpoints() {
-                let host = &endpoint.authority;
-                let _ = writeln!(out, "{name}::{host}::rq_active::{}", endpoint.in_flight());
-                let _ = writeln!(out, "{name}::{host}::rq_total::{}", endpoint.requests());
-                let _ = writeln!(out, "{name}::{host}::rq_error::{}", endpoint.failures());
-                let _ = writeln!(out, "{name}::{host}::health_flags::healthy");
-                let labels: Vec<String> = endpoint
-                    .labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                let _ = writeln!(out, "{name}::{host}::labels::{}", labels.join(","));
+            if let Some(breaker) = &cluster.breaker {
+                let limits = breaker.limits();
+                let _ = writeln!(
+                    out,
+                    "{name}::circuit_breakers::max_connections::{}",
+                    limits.max_connections
+                );
+                let _ = writeln!(
+                    out,
+                    "{name}::circuit_breakers::max_pending_requests::{}",
+                    limits.max_pending_requests
+                );
+                let _ = writeln!(
+                    out,
+                    "{name}::circuit_breakers::max_requests::{}",
+                    limits.max_requests
+                );
+                let _ = writeln!(
+                    out,
+                    "{name}::circuit_breakers::rq_active::{}",
+                    breaker.active()
+                );
+                let _ = writeln!(
+                    out,
+                    "{name}::circuit_breakers::rq_pending::{}",
+                    breaker.pending()
+                );
+                let _ = writeln!(
+                    out,
+                    "{name}::circuit_breakers::overflows::{}",
+                    breaker.overflows()
+                );
+            }
+            for port in &cluster.ports {
+                if let Some(outlier) = &port.outlier {
+                    let _ = writeln!(out, "{name}::outlier::ejections::{}", outlier.ejections());
+                    let _ = writeln!(
+                        out,
+                        "{name}::outlier::ejections_overflow::{}",
+                        outlier.ejections_overflow()
+                    );
+                }
+                for (index, endpoint) in port.endpoints.iter().enumerate() {
+                    let host = &endpoint.authority;
+                    let stats = port
+                        .outlier
+                        .as_ref()
+                        .and_then(|o| o.endpoint_stats(index, now));
+                    let ejected = stats
+                        .as_ref()
+                        .is_some_and(|s| s.ejected_until.is_some_and(|t| t > now));
+                    let health = if ejected {
+                        "/failed_outlier_check"
+                    } else {
+                        "healthy"
+                    };
+                    let _ = writeln!(out, "{name}::{host}::rq_active::{}", endpoint.in_flight());
+                    let _ = writeln!(out, "{name}::{host}::rq_total::{}", endpoint.requests());
+                    let _ = writeln!(out, "{name}::{host}::rq_error::{}", endpoint.failures());
+                    let _ = writeln!(out, "{name}::{host}::health_flags::{health}");
+                    if let Some(stats) = stats {
+                        let remaining = stats
+                            .ejected_until
+                            .map_or(0, |t| t.saturating_duration_since(now).as_millis());
+                        let _ =
+                            writeln!(out, "{name}::{host}::outlier::ejected_for_ms::{remaining}");
+                        let _ = writeln!(
+                            out,
+                            "{name}::{host}::outlier::times_ejected::{}",
+                            stats.times_ejected
+                        );
+                        let _ = writeln!(
+                            out,
+                            "{name}::{host}::outlier::consecutive_5xx::{}",
+                            stats.consecutive_5xx
+                        );
+                        let _ = writeln!(
+                            out,
+                            "{name}::{host}::outlier::consecutive_gateway::{}",
+                            stats.consecutive_gateway
+                        );
+                        let _ = writeln!(
+                            out,
+                            "{name}::{host}::outlier::consecutive_local_origin::{}",
+                            stats.consecutive_local
+                        );
+                    }
+                    let labels: Vec<String> = endpoint
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    let _ = writeln!(out, "{name}::{host}::labels::{}", labels.join(","));
+                }
             }
         }
         out

@@ -144,7 +144,7 @@ spec:
   host: s
   trafficPolicy:
     loadBalancer: {simple: RANDOM}
-    connectionPool: {http: {http2MaxRequests: 7}}
+    connectionPool: {http: {http2MaxRequests: 7, maxRetries: 2}}
   subsets:
   - name: one
     labels: {v: "1"}
@@ -165,6 +165,7 @@ spec:
         assert_eq!(policy.load_balancer, Some(SimpleLb::RoundRobin));
         let limits = policy.pool_limits().unwrap();
         assert_eq!(limits.max_requests, 7);
+        assert_eq!(limits.max_retries, 2);
         assert_eq!(
             limits.max_connections,
             ConnectionPoolLimits::default().max_connections

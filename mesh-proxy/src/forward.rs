@@ -19,7 +19,8 @@ use http::{
     uri::{Authority, Scheme},
 };
 use mesh_core::{
-    Body, BoxError, Destination, DownstreamAddr, MeshError, PreviousHosts, outlier::Outcome,
+    Body, BoxError, Destination, DownstreamAddr, MeshError, PreviousHosts,
+    circuit_breaker::RetryLimit, outlier::Outcome,
 };
 use mesh_route::{config::OutboundMode, matcher::request_authority};
 use std::{
@@ -127,7 +128,12 @@ impl Shared {
         port: u16,
     ) -> Result<Response<Body>, MeshError> {
         let permit = match &cluster.breaker {
-            Some(breaker) => Some(breaker.acquire().await?),
+            Some(breaker) => {
+                if let Some(limit) = request.extensions().get::<RetryLimit>() {
+                    limit.set(breaker.clone());
+                }
+                Some(breaker.acquire().await?)
+            }
             None => None,
         };
         let ports = cluster.port_for(port).ok_or(MeshError::NoHealthyUpstream)?;
@@ -149,6 +155,17 @@ impl Shared {
             .ok_or(MeshError::NoHealthyUpstream)?;
         if ports.protocol == Protocol::Http1 {
             request.headers_mut().remove(http::header::TE);
+            // `maxRequestsPerConnection: 1` turns keep-alive off, as in Envoy.
+            if cluster
+                .breaker
+                .as_ref()
+                .is_some_and(|b| b.limits().max_requests_per_connection == 1)
+            {
+                request.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
         }
         let result = cluster
             .upstream

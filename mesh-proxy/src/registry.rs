@@ -276,3 +276,43 @@ fn endpoints_of(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn clusters_get_their_own_connect_timeout() {
+        let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a}
+spec: {hosts: [a], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: b}
+spec: {hosts: [b], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: a}
+spec:
+  host: a
+  trafficPolicy: {connectionPool: {tcp: {connectTimeout: 1500ms}}}
+"#;
+        let config = Config::from_yaml_str(yaml).unwrap().config;
+        let table = RouteTable::compile(&config).unwrap();
+        let registry = Registry::build(&config, &table, &Upstream::new(Duration::from_secs(10)));
+        let timeout_of = |host: &str| {
+            registry
+                .clusters()
+                .iter()
+                .find(|c| &*c.cluster.host == host)
+                .map(|c| c.upstream.connect_timeout())
+        };
+        assert_eq!(timeout_of("a"), Some(Duration::from_millis(1500)));
+        assert_eq!(timeout_of("b"), Some(Duration::from_secs(10)));
+    }
+}

@@ -103,3 +103,64 @@ fn compile_abort(
     };
     Ok(Some((kind, share)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn first_route(yaml_http: &str, mesh: &str) -> Option<RoutePolicy> {
+        let yaml = format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: s}}\nspec: {{hosts: [s], resolution: STATIC, ports: [{{number: 80, name: http}}], endpoints: [{{address: 127.0.0.1}}]}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: s}}\nspec:\n  hosts: [s]\n  http:\n{yaml_http}\n{mesh}"
+        );
+        let config = match Config::from_yaml_str(&yaml) {
+            Ok(loaded) => loaded.config,
+            Err(problems) => panic!("{problems:#?}"),
+        };
+        let route = &config.virtual_services[0].spec.http[0];
+        compile(
+            route,
+            "http[0]",
+            config.mesh.default_http_retry_policy.as_ref(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn routes_without_retries_get_istio_default() {
+        let policy = first_route("  - route: [{destination: {host: s}}]", "").unwrap();
+        assert_eq!(policy.retry.as_deref(), Some(&RetryPolicy::istio_default()));
+        assert_eq!(policy.timeout, None);
+    }
+
+    #[test]
+    fn zero_attempts_disable_and_fields_carry_over() {
+        let none = first_route(
+            "  - route: [{destination: {host: s}}]\n    retries: {attempts: 0}",
+            "",
+        );
+        assert!(none.is_none_or(|p| p.retry.is_none()));
+        let policy = first_route(
+            "  - route: [{destination: {host: s}}]\n    retries: {attempts: 4, perTryTimeout: 2s, retryOn: \"reset,503\", backoff: 10ms}",
+            "",
+        )
+        .unwrap();
+        let retry = policy.retry.unwrap();
+        assert_eq!(retry.attempts, 4);
+        assert_eq!(
+            retry.per_try_timeout,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(retry.backoff_base, std::time::Duration::from_millis(10));
+        assert_eq!(retry.retry_on, RetryOn::parse("reset,503").unwrap());
+    }
+
+    #[test]
+    fn mesh_default_retry_policy_replaces_istio_default() {
+        let mesh = "---\napiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultHttpRetryPolicy: {attempts: 1, retryOn: gateway-error}\n";
+        let policy = first_route("  - route: [{destination: {host: s}}]", mesh).unwrap();
+        let retry = policy.retry.unwrap();
+        assert_eq!(retry.attempts, 1);
+        assert_eq!(retry.retry_on, RetryOn::parse("gateway-error").unwrap());
+    }
+}

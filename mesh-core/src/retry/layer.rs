@@ -19,7 +19,10 @@
 
 use super::{Backoff, ReplayBuffer, RetryBudget, RetryHeaders, RetryPolicy, replay::ReplayError};
 use crate::{
-    Body, BoxError, MeshError, PreviousHosts, ResponseFlag, body, flags::mark, policy::RoutePolicy,
+    Body, BoxError, MeshError, PreviousHosts, ResponseFlag, body,
+    circuit_breaker::{RetryLimit, RetryPermit},
+    flags::mark,
+    policy::RoutePolicy,
 };
 use http::{HeaderName, HeaderValue, Request, Response, request::Parts};
 use http_body::Body as _;
@@ -182,6 +185,14 @@ where
         if request.extensions().get::<PreviousHosts>().is_none() {
             request.extensions_mut().insert(PreviousHosts::default());
         }
+        let limit = match request.extensions().get::<RetryLimit>() {
+            Some(limit) => limit.clone(),
+            None => {
+                let limit = RetryLimit::default();
+                request.extensions_mut().insert(limit.clone());
+                limit
+            }
+        };
         let (parts, body) = request.into_parts();
         let (replay, first_body) = if body.is_end_stream() {
             (Replay::Empty, body)
@@ -209,6 +220,8 @@ where
                     budget: self.budget.clone(),
                     attempt: 1,
                     per_try,
+                    limit,
+                    retry_permit: None,
                 },
                 phase: Phase::Attempt { future, timeout },
             },
@@ -265,6 +278,10 @@ struct RetryState<S> {
     /// The attempt in flight or just finished, from 1.
     attempt: u32,
     per_try: Option<Duration>,
+    /// The cluster's circuit breaker, once the proxy has recorded it (`max_retries`).
+    limit: RetryLimit,
+    /// The breaker's admission for the retry in flight.
+    retry_permit: Option<RetryPermit>,
 }
 
 /// Future of [`Retry`].
@@ -386,7 +403,18 @@ where
                             response
                         }));
                     }
-                    if !retry.replay.is_replayable() || !retry.budget.withdraw() {
+                    if !retry.replay.is_replayable() {
+                        return Poll::Ready(result);
+                    }
+                    // `max_retries` of the cluster: a retry over the limit is not made.
+                    retry.retry_permit = None;
+                    if let Some(breaker) = retry.limit.get() {
+                        match breaker.try_acquire_retry() {
+                            Some(permit) => retry.retry_permit = Some(permit),
+                            None => return Poll::Ready(result),
+                        }
+                    }
+                    if !retry.budget.withdraw() {
                         return Poll::Ready(result);
                     }
                     let Some(body) = retry.replay.next_body() else {
@@ -888,6 +916,32 @@ mod tests {
             "exceeded request buffer limit while retrying upstream"
         );
         assert_eq!(upstream.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cluster_max_retries_holds_retries_back() {
+        use crate::circuit_breaker::{CircuitBreaker, ConnectionPoolLimits, RetryLimit};
+        let limited = |max_retries| {
+            let limit = RetryLimit::default();
+            limit.set(std::sync::Arc::new(CircuitBreaker::new(
+                ConnectionPoolLimits {
+                    max_retries,
+                    ..Default::default()
+                },
+            )));
+            let mut request = get();
+            request.extensions_mut().insert(limit);
+            request
+        };
+        let upstream = Upstream::new([Reply::Status(503)]);
+        let svc = RetryLayer::with_policy(on("5xx", 2)).layer(upstream.clone());
+        assert_eq!(svc.oneshot(limited(0)).await.unwrap().status(), 503);
+        assert_eq!(upstream.calls(), 1, "no retry over max_retries");
+
+        let upstream = Upstream::new([Reply::Status(503)]);
+        let svc = RetryLayer::with_policy(on("5xx", 2)).layer(upstream.clone());
+        assert_eq!(svc.oneshot(limited(1)).await.unwrap().status(), 200);
+        assert_eq!(upstream.calls(), 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -169,16 +169,12 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
             })
         },
     ),
-    dr("trafficPolicy.connectionPool.http.maxRetries", |d| {
-        policy(d, "connectionPool.http.maxRetries", |p| {
-            pool_http(p, |h| h.max_retries.is_some())
-        })
-    }),
     dr(
         "trafficPolicy.connectionPool.http.maxRequestsPerConnection",
         |d| {
             policy(d, "connectionPool.http.maxRequestsPerConnection", |p| {
-                pool_http(p, |h| h.max_requests_per_connection.is_some_and(|n| n > 0))
+                // 1 (keep-alive off) is enforced; larger limits are not yet.
+                pool_http(p, |h| h.max_requests_per_connection.is_some_and(|n| n > 1))
             })
         },
     ),

@@ -404,8 +404,17 @@ fn retries_pool_and_outlier_settings_are_enforced_without_warnings() {
     assert!(w.is_empty(), "{w:#?}");
     let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: pool, namespace: istioinaction}\nspec:\n  host: catalog\n  trafficPolicy:\n    connectionPool: {tcp: {maxConnections: 1, connectTimeout: 1s}, http: {http2MaxRequests: 1, http1MaxPendingRequests: 1, idleTimeout: 5s, maxRetries: 2}}\n    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50}\n";
     let w = warnings(dr);
-    assert_eq!(w.len(), 1, "only maxRetries is not enforced: {w:#?}");
-    assert_eq!(w[0].message, "maxRetries: parsed, not enforced yet");
+    assert!(w.is_empty(), "{w:#?}");
+    let per_connection = dr.replace(
+        "maxRetries: 2",
+        "maxRetries: 2, maxRequestsPerConnection: 10",
+    );
+    let w = warnings(&per_connection);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(
+        w[0].message,
+        "maxRequestsPerConnection: parsed, not enforced yet"
+    );
 }
 
 #[test]
