@@ -84,11 +84,7 @@ async fn admin_reports_readiness_config_and_clusters() {
         "catalog"
     );
 
-    let clusters = admin
-        .get("/clusters", &[("host", "admin")])
-        .await
-        .unwrap()
-        .text();
+    let clusters = support::admin_text(&catalog.sidecar, "/clusters").await;
     let v1 = format!(
         "outbound||version-v1|catalog.istioinaction.svc.cluster.local::127.0.0.1:{}",
         catalog.v1.addr().port()

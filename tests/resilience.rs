@@ -192,18 +192,6 @@ spec:
     )
 }
 
-/// The sidecar's `/clusters` text.
-async fn admin_clusters(sidecar: &mesh::proxy::RunningSidecar) -> String {
-    let mut admin = Http1Client::connect(sidecar.addr("admin").unwrap())
-        .await
-        .unwrap();
-    admin
-        .get("/clusters", &[("host", "admin")])
-        .await
-        .unwrap()
-        .text()
-}
-
 async fn upstreams(n: usize) -> Vec<mesh::demo::CatalogServer> {
     let mut servers = Vec::new();
     for _ in 0..n {
@@ -255,7 +243,7 @@ async fn pool_limit_overflows_at_once_with_uo() {
     }
     assert_eq!(ok, 1, "one request fits the pool");
     assert_eq!(servers[0].hits(), 1);
-    let clusters = admin_clusters(&sidecar).await;
+    let clusters = support::admin_text(&sidecar, "/clusters").await;
     assert!(
         clusters.contains("outbound|||pool.example.com::circuit_breakers::max_requests::1"),
         "{clusters}"
@@ -400,74 +388,56 @@ async fn killing_an_endpoint_mid_load_is_invisible_to_clients() {
     );
 }
 
-#[tokio::test]
-async fn connection_pool_keep_alive_settings() {
-    // Defaults: one pooled connection serves sequential requests.
+/// Sends `n` sequential requests to one upstream through a sidecar whose DestinationRule has
+/// `traffic_policy`, waiting `pause` before the last, and returns how many connections the
+/// upstream accepted.
+async fn upstream_connections(traffic_policy: &str, n: usize, pause: Duration) -> u64 {
     let servers = upstreams(1).await;
     let sidecar = support::sidecar(&pool_config(
         &[&servers[0]],
-        "    loadBalancer: {simple: RANDOM}",
+        traffic_policy,
         "{attempts: 0}",
     ))
     .await;
     let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
         .await
         .unwrap();
-    for _ in 0..5 {
-        assert_eq!(
-            client
-                .get("http://pool.example.com/items", &[])
-                .await
-                .unwrap()
-                .status,
-            200
-        );
+    for i in 0..n {
+        if i + 1 == n {
+            tokio::time::sleep(pause).await;
+        }
+        let response = client
+            .get("http://pool.example.com/items", &[])
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
     }
-    assert_eq!(servers[0].connections(), 1);
+    servers[0].connections()
+}
 
+#[tokio::test]
+async fn connection_pool_keep_alive_settings() {
+    // Defaults: one pooled connection serves sequential requests.
+    let pooled =
+        upstream_connections("    loadBalancer: {simple: RANDOM}", 5, Duration::ZERO).await;
+    assert_eq!(pooled, 1);
     // maxRequestsPerConnection: 1 turns keep-alive off.
-    let servers = upstreams(1).await;
     let policy = "    connectionPool: {http: {maxRequestsPerConnection: 1}}";
-    let sidecar = support::sidecar(&pool_config(&[&servers[0]], policy, "{attempts: 0}")).await;
-    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
-        .await
-        .unwrap();
-    for _ in 0..5 {
-        assert_eq!(
-            client
-                .get("http://pool.example.com/items", &[])
-                .await
-                .unwrap()
-                .status,
-            200
-        );
-    }
-    assert_eq!(servers[0].connections(), 5);
-
+    assert_eq!(upstream_connections(policy, 5, Duration::ZERO).await, 5);
     // idleTimeout closes pooled connections that sit idle longer.
-    let servers = upstreams(1).await;
     let policy = "    connectionPool: {http: {idleTimeout: 200ms}}";
-    let sidecar = support::sidecar(&pool_config(&[&servers[0]], policy, "{attempts: 0}")).await;
-    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
-        .await
-        .unwrap();
-    client
-        .get("http://pool.example.com/items", &[])
-        .await
-        .unwrap();
-    client
-        .get("http://pool.example.com/items", &[])
-        .await
-        .unwrap();
-    assert_eq!(servers[0].connections(), 1);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    client
-        .get("http://pool.example.com/items", &[])
-        .await
-        .unwrap();
     assert_eq!(
-        servers[0].connections(),
-        2,
-        "the idle connection was closed"
+        upstream_connections(policy, 3, Duration::from_millis(600)).await,
+        2
+    );
+    assert_eq!(
+        upstream_connections(
+            "    connectionPool: {http: {idleTimeout: 5s}}",
+            3,
+            Duration::from_millis(600)
+        )
+        .await,
+        1,
+        "within the idle timeout the connection is reused"
     );
 }

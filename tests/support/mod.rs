@@ -68,3 +68,11 @@ impl Catalog {
         self.sidecar.addr("outbound").unwrap()
     }
 }
+
+/// The text of admin endpoint `path` (e.g. `/clusters`) of `sidecar`.
+pub async fn admin_text(sidecar: &RunningSidecar, path: &str) -> String {
+    let mut admin = mesh::demo::Http1Client::connect(sidecar.addr("admin").unwrap())
+        .await
+        .unwrap();
+    admin.get(path, &[("host", "admin")]).await.unwrap().text()
+}
