@@ -31,10 +31,15 @@ impl ClusterPolicy {
             return ClusterPolicy::default();
         };
         let top = rule.spec.traffic_policy.as_ref();
+        // The first definition of the subset among the host's rules wins, as for its labels.
         let subset = cluster
             .subset
             .as_deref()
-            .and_then(|name| rule.spec.subsets.iter().find(|s| s.name == name))
+            .and_then(|name| {
+                rules_for(config, &cluster.host)
+                    .flat_map(|dr| dr.spec.subsets.iter())
+                    .find(|s| s.name == name)
+            })
             .and_then(|s| s.traffic_policy.as_ref());
         let pick = |field: fn(&TrafficPolicy) -> bool| subset.filter(|p| field(p)).or(top);
         ClusterPolicy {
@@ -112,12 +117,23 @@ impl ClusterPolicy {
     }
 }
 
-/// The first DestinationRule whose host is `host`.
-fn destination_rule<'c>(config: &'c Config, host: &str) -> Option<&'c Resource<DestinationRule>> {
+/// The DestinationRules whose host is `host`, in load order.
+fn rules_for<'c>(
+    config: &'c Config,
+    host: &'c str,
+) -> impl Iterator<Item = &'c Resource<DestinationRule>> {
     config
         .destination_rules
         .iter()
-        .find(|dr| canonical_host(&dr.spec.host, dr.meta.namespace.as_deref()) == host)
+        .filter(move |dr| canonical_host(&dr.spec.host, dr.meta.namespace.as_deref()) == host)
+}
+
+/// The first DestinationRule whose host is `host` (its top-level policy is the one used).
+fn destination_rule<'c>(
+    config: &'c Config,
+    host: &'c str,
+) -> Option<&'c Resource<DestinationRule>> {
+    rules_for(config, host).next()
 }
 
 #[cfg(test)]
@@ -171,5 +187,51 @@ spec:
             ConnectionPoolLimits::default().max_connections
         );
         assert!(policy.outlier_config().is_none());
+    }
+
+    #[test]
+    fn subset_defined_in_a_later_rule_keeps_its_policy() {
+        let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: s, namespace: ns}
+spec:
+  hosts: [s]
+  resolution: STATIC
+  ports: [{number: 80, name: http}]
+  endpoints: [{address: 127.0.0.1, labels: {v: "2"}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: s-main, namespace: ns}
+spec:
+  host: s
+  trafficPolicy: {loadBalancer: {simple: RANDOM}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: s-two, namespace: ns}
+spec:
+  host: s
+  subsets:
+  - name: two
+    labels: {v: "2"}
+    trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: s, namespace: ns}
+spec:
+  hosts: [s]
+  http:
+  - route: [{destination: {host: s, subset: two}}]
+"#;
+        let config = match Config::from_yaml_str(yaml) {
+            Ok(loaded) => loaded.config,
+            Err(problems) => panic!("{problems:#?}"),
+        };
+        let table = RouteTable::compile(&config).unwrap();
+        let policy = ClusterPolicy::for_cluster(&config, &table.clusters()[0]);
+        assert_eq!(policy.load_balancer, Some(SimpleLb::RoundRobin));
     }
 }
