@@ -61,10 +61,15 @@ impl LoadBalancer {
     /// # drop(busy);
     /// ```
     pub fn pick<'a>(&self, endpoints: &'a [Arc<Endpoint>]) -> Option<&'a Arc<Endpoint>> {
+        self.pick_index(endpoints).map(|i| &endpoints[i])
+    }
+
+    /// The index of the endpoint [`pick`](Self::pick) would return.
+    fn pick_index(&self, endpoints: &[Arc<Endpoint>]) -> Option<usize> {
         match endpoints.len() {
             0 => None,
-            1 => endpoints.first(),
-            n => Some(&endpoints[self.index(endpoints, n)]),
+            1 => Some(0),
+            n => Some(self.index(endpoints, n)),
         }
     }
 
@@ -102,20 +107,17 @@ impl LoadBalancer {
         previous: Option<&PreviousHosts>,
         available: impl Fn(usize) -> bool,
     ) -> Option<usize> {
-        // Only when some endpoint is unavailable is a candidate list built.
-        let candidates: Option<Vec<usize>> = (0..endpoints.len())
-            .any(|i| !available(i))
-            .then(|| (0..endpoints.len()).filter(|i| available(*i)).collect());
+        // Only when some endpoint is unavailable is a candidate list built, once.
+        let candidates: Option<(Vec<usize>, Vec<Arc<Endpoint>>)> =
+            (0..endpoints.len()).any(|i| !available(i)).then(|| {
+                let indices: Vec<usize> = (0..endpoints.len()).filter(|i| available(*i)).collect();
+                let subset = indices.iter().map(|i| endpoints[*i].clone()).collect();
+                (indices, subset)
+            });
         let draw = || -> Option<usize> {
             match &candidates {
-                None => self.pick(endpoints).map(|e| position(endpoints, e)),
-                Some(indices) if indices.is_empty() => None,
-                Some(indices) => {
-                    let subset: Vec<Arc<Endpoint>> =
-                        indices.iter().map(|i| endpoints[*i].clone()).collect();
-                    let picked = self.pick(&subset)?;
-                    Some(indices[position(&subset, picked)])
-                }
+                None => self.pick_index(endpoints),
+                Some((indices, subset)) => self.pick_index(subset).map(|i| indices[i]),
             }
         };
         let mut picked = draw()?;
@@ -154,14 +156,6 @@ impl LoadBalancer {
             }
         }
     }
-}
-
-/// The index of `endpoint` (an element of `endpoints`) in `endpoints`.
-fn position(endpoints: &[Arc<Endpoint>], endpoint: &Arc<Endpoint>) -> usize {
-    endpoints
-        .iter()
-        .position(|e| Arc::ptr_eq(e, endpoint))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -141,6 +141,16 @@ mod tests {
     use super::*;
     use mesh_route::table::RouteTable;
 
+    /// The policy of the first cluster the routes of `yaml` send to.
+    fn policy_of_first_cluster(yaml: &str) -> ClusterPolicy {
+        let config = match Config::from_yaml_str(yaml) {
+            Ok(loaded) => loaded.config,
+            Err(problems) => panic!("{problems:#?}"),
+        };
+        let table = RouteTable::compile(&config).unwrap();
+        ClusterPolicy::for_cluster(&config, &table.clusters()[0])
+    }
+
     #[test]
     fn subset_policy_overrides_field_by_field() {
         let yaml = r#"
@@ -175,9 +185,7 @@ spec:
   http:
   - route: [{destination: {host: s, subset: one}}]
 "#;
-        let config = Config::from_yaml_str(yaml).unwrap().config;
-        let table = RouteTable::compile(&config).unwrap();
-        let policy = ClusterPolicy::for_cluster(&config, &table.clusters()[0]);
+        let policy = policy_of_first_cluster(yaml);
         assert_eq!(policy.load_balancer, Some(SimpleLb::RoundRobin));
         let limits = policy.pool_limits().unwrap();
         assert_eq!(limits.max_requests, 7);
@@ -226,12 +234,7 @@ spec:
   http:
   - route: [{destination: {host: s, subset: two}}]
 "#;
-        let config = match Config::from_yaml_str(yaml) {
-            Ok(loaded) => loaded.config,
-            Err(problems) => panic!("{problems:#?}"),
-        };
-        let table = RouteTable::compile(&config).unwrap();
-        let policy = ClusterPolicy::for_cluster(&config, &table.clusters()[0]);
+        let policy = policy_of_first_cluster(yaml);
         assert_eq!(policy.load_balancer, Some(SimpleLb::RoundRobin));
     }
 }
