@@ -546,33 +546,6 @@ where
     }
 }
 
-/// A request extension through which the retry layer learns the circuit breaker of the
-/// cluster its attempts went to, so that `max_retries` (Istio `http.maxRetries`) can hold
-/// retries back. The retry layer inserts an empty one before the first attempt; the proxy,
-/// which picks the cluster, fills it. Clones share the slot.
-///
-/// ```
-/// use mesh_core::circuit_breaker::{CircuitBreaker, RetryLimit};
-/// use std::sync::Arc;
-/// let slot = RetryLimit::default();
-/// slot.clone().set(Arc::new(CircuitBreaker::default()));
-/// assert!(slot.get().is_some());
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct RetryLimit(Arc<std::sync::OnceLock<Arc<CircuitBreaker>>>);
-
-impl RetryLimit {
-    /// Records the cluster's breaker (the first one recorded stays).
-    pub fn set(&self, breaker: Arc<CircuitBreaker>) {
-        let _ = self.0.set(breaker);
-    }
-
-    /// The cluster's breaker, once recorded.
-    pub fn get(&self) -> Option<&Arc<CircuitBreaker>> {
-        self.0.get()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

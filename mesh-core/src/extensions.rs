@@ -43,36 +43,3 @@ pub struct DownstreamAddr {
     /// The local (listener) address.
     pub local: SocketAddr,
 }
-
-/// The upstream hosts already tried for a request, shared between the retry layer (which
-/// creates it before the first attempt) and the load balancer (which avoids these hosts when
-/// another is available, and records each pick) — Envoy's `previous_hosts` retry predicate.
-#[derive(Clone, Debug, Default)]
-pub struct PreviousHosts(std::sync::Arc<std::sync::Mutex<Vec<http::uri::Authority>>>);
-
-impl PreviousHosts {
-    /// Records that `host` was tried.
-    pub fn record(&self, host: &http::uri::Authority) {
-        if let Ok(mut hosts) = self.0.lock() {
-            hosts.push(host.clone());
-        }
-    }
-
-    /// Whether `host` was tried already.
-    pub fn contains(&self, host: &http::uri::Authority) -> bool {
-        self.0
-            .lock()
-            .map(|hosts| hosts.contains(host))
-            .unwrap_or(false)
-    }
-
-    /// How many hosts were tried.
-    pub fn len(&self) -> usize {
-        self.0.lock().map(|hosts| hosts.len()).unwrap_or(0)
-    }
-
-    /// Whether no host was tried yet.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}

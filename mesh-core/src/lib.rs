@@ -15,6 +15,7 @@
 
 pub mod body;
 pub mod circuit_breaker;
+mod control_headers;
 pub mod error;
 pub mod extensions;
 pub mod fault;
@@ -27,5 +28,5 @@ pub mod timeout;
 
 pub use body::{Body, BoxError};
 pub use error::MeshError;
-pub use extensions::{Destination, DownstreamAddr, PreviousHosts, RouteInfo, UpstreamHost};
+pub use extensions::{Destination, DownstreamAddr, RouteInfo, UpstreamHost};
 pub use flags::{ResponseFlag, ResponseFlags};

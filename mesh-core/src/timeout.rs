@@ -9,7 +9,7 @@
 //! [`MeshError::Timeout`] — 504 `upstream request timeout`, flag `UT`. Placed outside the retry
 //! layer, it covers every attempt and back-off.
 
-use crate::{BoxError, MeshError, policy::RoutePolicy};
+use crate::{BoxError, MeshError, control_headers::ControlHeaders, policy::RoutePolicy};
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use pin_project::pin_project;
 use std::{
@@ -27,6 +27,9 @@ pub const UPSTREAM_RQ_TIMEOUT_MS: HeaderName =
 /// The deadline the upstream is told, in milliseconds.
 pub const EXPECTED_RQ_TIMEOUT_MS: HeaderName =
     HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+/// Per-request override of the per-try timeout, in milliseconds (consumed by the retry layer).
+pub const UPSTREAM_RQ_PER_TRY_TIMEOUT_MS: HeaderName =
+    HeaderName::from_static("x-envoy-upstream-rq-per-try-timeout-ms");
 /// gRPC's deadline header.
 pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
@@ -96,10 +99,9 @@ where
             .map_or(self.fallback, |p| p.timeout);
         let timeout = effective_timeout(request.headers_mut(), route);
         let sleep = timeout.map(|t| {
-            request.headers_mut().insert(
-                EXPECTED_RQ_TIMEOUT_MS,
-                HeaderValue::from(t.as_millis().max(1) as u64),
-            );
+            request
+                .headers_mut()
+                .insert(EXPECTED_RQ_TIMEOUT_MS, millis_value(t));
             tokio::time::sleep(t)
         });
         TimeoutFuture {
@@ -113,11 +115,17 @@ where
 /// `grpc-timeout` capped by `route`, else `route`. Zero means none. Rewrites `grpc-timeout`.
 fn effective_timeout(headers: &mut HeaderMap, route: Option<Duration>) -> Option<Duration> {
     let route = route.filter(|d| !d.is_zero());
-    if let Some(ms) = headers
-        .remove(UPSTREAM_RQ_TIMEOUT_MS)
-        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+    let control = ControlHeaders::scan(headers);
+    if control.envoy
+        && let Some(override_) = headers
+            .remove(UPSTREAM_RQ_TIMEOUT_MS)
+            .as_ref()
+            .and_then(parse_millis)
     {
-        return (ms > 0).then(|| Duration::from_millis(ms));
+        return Some(override_).filter(|d| !d.is_zero());
+    }
+    if !control.grpc_timeout {
+        return route;
     }
     let Some(grpc) = headers
         .get(GRPC_TIMEOUT)
@@ -133,6 +141,21 @@ fn effective_timeout(headers: &mut HeaderMap, route: Option<Duration>) -> Option
         headers.insert(GRPC_TIMEOUT, format_grpc_timeout(effective));
     }
     Some(effective).filter(|d| !d.is_zero())
+}
+
+/// Parses a header value in whole milliseconds (`x-envoy-…-timeout-ms`).
+pub(crate) fn parse_millis(value: &HeaderValue) -> Option<Duration> {
+    let ms = value.to_str().ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_millis(ms))
+}
+
+/// A duration as a header value in milliseconds, at least 1 (0 would mean "no timeout").
+pub(crate) fn millis_value(duration: Duration) -> HeaderValue {
+    HeaderValue::from(
+        u64::try_from(duration.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1),
+    )
 }
 
 /// Parses a `grpc-timeout` value: 1–8 digits and a unit (`H M S m u n`).

@@ -5,7 +5,7 @@
 //! `RANDOM` draws uniformly. `LEAST_CONN` is Istio's deprecated name for `LEAST_REQUEST`.
 
 use crate::endpoint::Endpoint;
-use mesh_core::PreviousHosts;
+use mesh_core::retry::RetryContext;
 use mesh_route::config::SimpleLb;
 use std::sync::{
     Arc,
@@ -78,13 +78,13 @@ impl LoadBalancer {
     /// records the pick in `previous`.
     ///
     /// ```
-    /// use mesh_core::PreviousHosts;
+    /// use mesh_core::retry::RetryContext;
     /// use mesh_proxy::{balance::LoadBalancer, endpoint::{Endpoint, Protocol}};
     /// use std::sync::Arc;
     /// let endpoints: Vec<_> = (1..=2)
     ///     .map(|p| Arc::new(Endpoint::new(format!("127.0.0.1:{p}").parse().unwrap(), Default::default(), Protocol::Http1)))
     ///     .collect();
-    /// let tried = PreviousHosts::default();
+    /// let tried = RetryContext::default();
     /// let first = LoadBalancer::Random.pick_avoiding(&endpoints, Some(&tried)).unwrap().authority.clone();
     /// let second = LoadBalancer::Random.pick_avoiding(&endpoints, Some(&tried)).unwrap().authority.clone();
     /// assert_ne!(first, second);
@@ -92,7 +92,7 @@ impl LoadBalancer {
     pub fn pick_avoiding<'a>(
         &self,
         endpoints: &'a [Arc<Endpoint>],
-        previous: Option<&PreviousHosts>,
+        previous: Option<&RetryContext>,
     ) -> Option<&'a Arc<Endpoint>> {
         self.choose(endpoints, previous, |_| true)
             .map(|i| &endpoints[i])
@@ -104,7 +104,7 @@ impl LoadBalancer {
     pub fn choose(
         &self,
         endpoints: &[Arc<Endpoint>],
-        previous: Option<&PreviousHosts>,
+        previous: Option<&RetryContext>,
         available: impl Fn(usize) -> bool,
     ) -> Option<usize> {
         // Only when some endpoint is unavailable is a candidate list built, once.
@@ -121,22 +121,22 @@ impl LoadBalancer {
             }
         };
         let mut picked = draw()?;
-        if let Some(previous) = previous.filter(|p| !p.is_empty()) {
+        if let Some(previous) = previous.filter(|p| p.hosts_tried() > 0) {
             for _ in 1..HOST_SELECTION_ATTEMPTS {
-                if !previous.contains(&endpoints[picked].authority) {
+                if !previous.tried(&endpoints[picked].authority) {
                     break;
                 }
                 picked = draw()?;
             }
-            if previous.contains(&endpoints[picked].authority)
+            if previous.tried(&endpoints[picked].authority)
                 && let Some(fresh) = (0..endpoints.len())
-                    .find(|i| available(*i) && !previous.contains(&endpoints[*i].authority))
+                    .find(|i| available(*i) && !previous.tried(&endpoints[*i].authority))
             {
                 picked = fresh;
             }
         }
         if let Some(previous) = previous {
-            previous.record(&endpoints[picked].authority);
+            previous.record_host(&endpoints[picked].authority);
         }
         Some(picked)
     }
@@ -211,7 +211,7 @@ mod tests {
         let eps = endpoints(3);
         let lb = LoadBalancer::for_policy(None);
         for _ in 0..50 {
-            let tried = PreviousHosts::default();
+            let tried = RetryContext::default();
             let picks: Vec<_> = (0..3)
                 .map(|_| {
                     lb.pick_avoiding(&eps, Some(&tried))

@@ -19,8 +19,7 @@ use http::{
     uri::{Authority, Scheme},
 };
 use mesh_core::{
-    Body, BoxError, Destination, DownstreamAddr, MeshError, PreviousHosts,
-    circuit_breaker::RetryLimit, outlier::Outcome,
+    Body, BoxError, Destination, DownstreamAddr, MeshError, outlier::Outcome, retry::RetryContext,
 };
 use mesh_route::{config::OutboundMode, matcher::request_authority};
 use std::{
@@ -129,8 +128,8 @@ impl Shared {
     ) -> Result<Response<Body>, MeshError> {
         let permit = match &cluster.breaker {
             Some(breaker) => {
-                if let Some(limit) = request.extensions().get::<RetryLimit>() {
-                    limit.set(breaker.clone());
+                if let Some(context) = request.extensions().get::<RetryContext>() {
+                    context.set_breaker(breaker.clone());
                 }
                 Some(breaker.acquire().await?)
             }
@@ -138,7 +137,7 @@ impl Shared {
         };
         let ports = cluster.port_for(port).ok_or(MeshError::NoHealthyUpstream)?;
         let now = Instant::now();
-        let previous = request.extensions().get::<PreviousHosts>();
+        let previous = request.extensions().get::<RetryContext>();
         let healthy = |i: usize| {
             ports
                 .outlier

@@ -11,18 +11,24 @@
 //!
 //! Every attempt carries `x-envoy-attempt-count` (1, 2, 3…); the request headers
 //! `x-envoy-retriable-status-codes` and `x-envoy-retriable-header-names` are consumed. A
-//! request that may be retried carries a [`PreviousHosts`] extension, the same one on every
-//! attempt, so that the load balancer can avoid hosts already tried.
+//! request that may be retried carries a [`RetryContext`] extension, the same one on every
+//! attempt, so that the load balancer can avoid hosts already tried and the proxy can tell the
+//! layer its cluster's `max_retries`.
 //!
 //! Requests without a policy are forwarded with no allocation by this layer; a retriable
 //! request with an empty body buffers nothing.
 
-use super::{Backoff, ReplayBuffer, RetryBudget, RetryHeaders, RetryPolicy, replay::ReplayError};
+use super::{
+    Backoff, ReplayBuffer, RetryBudget, RetryContext, RetryHeaders, RetryPolicy,
+    effective_per_try_timeout, replay::ReplayError,
+};
 use crate::{
-    Body, BoxError, MeshError, PreviousHosts, ResponseFlag, body,
-    circuit_breaker::{RetryLimit, RetryPermit},
+    Body, BoxError, MeshError, ResponseFlag, body,
+    circuit_breaker::RetryPermit,
+    control_headers::ControlHeaders,
     flags::mark,
     policy::RoutePolicy,
+    timeout::{EXPECTED_RQ_TIMEOUT_MS, UPSTREAM_RQ_PER_TRY_TIMEOUT_MS, millis_value, parse_millis},
 };
 use http::{HeaderName, HeaderValue, Request, Response, request::Parts};
 use http_body::Body as _;
@@ -154,25 +160,49 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> RetryFuture<S> {
-        let (policy, per_try) = {
+        let envoy_headers = ControlHeaders::scan(request.headers()).envoy;
+        let per_try_override = if envoy_headers {
+            request
+                .headers_mut()
+                .remove(UPSTREAM_RQ_PER_TRY_TIMEOUT_MS)
+                .as_ref()
+                .and_then(parse_millis)
+        } else {
+            None
+        };
+        let (policy, per_try, global) = {
             let route = request.extensions().get::<RoutePolicy>();
             let policy = route
                 .and_then(|p| p.retry.as_ref())
                 .or(self.fallback.as_ref());
-            let per_try =
-                policy.and_then(|p| p.effective_per_try_timeout(route.and_then(|r| r.timeout)));
+            // The overall timeout: as the timeout layer told the upstream, else the route's.
+            let global = envoy_headers
+                .then(|| request.headers().get(EXPECTED_RQ_TIMEOUT_MS))
+                .flatten()
+                .and_then(parse_millis)
+                .or(route.and_then(|r| r.timeout))
+                .filter(|d| !d.is_zero());
+            let configured = per_try_override.or(policy.and_then(|p| p.per_try_timeout));
+            let per_try = effective_per_try_timeout(configured, global);
             // A body known to outgrow the buffer could not be replayed: no retries.
             let fits = request.body().size_hint().lower() <= self.buffer_limit as u64;
             let policy = policy
                 .filter(|p| p.attempts > 0 && !p.retry_on.is_empty() && fits)
                 .cloned();
-            (policy, per_try)
+            (policy, per_try, global)
         };
-        let extra = RetryHeaders::take_from(request.headers_mut());
-        request
-            .headers_mut()
-            .insert(ATTEMPT_COUNT, attempt_count(1));
-        let timeout = per_try.map(tokio::time::sleep);
+        let extra = if envoy_headers {
+            RetryHeaders::take_from(request.headers_mut())
+        } else {
+            RetryHeaders::default()
+        };
+        let headers = request.headers_mut();
+        headers.insert(ATTEMPT_COUNT, attempt_count(1));
+        // The upstream is told the deadline of its attempt.
+        if let Some(per_try) = per_try {
+            headers.insert(EXPECTED_RQ_TIMEOUT_MS, millis_value(per_try));
+        }
+        let timeout = per_try.map(|d| Box::pin(tokio::time::sleep(d)));
         let Some(policy) = policy else {
             return RetryFuture {
                 kind: Kind::Once {
@@ -182,15 +212,12 @@ where
             };
         };
 
-        if request.extensions().get::<PreviousHosts>().is_none() {
-            request.extensions_mut().insert(PreviousHosts::default());
-        }
-        let limit = match request.extensions().get::<RetryLimit>() {
-            Some(limit) => limit.clone(),
+        let context = match request.extensions().get::<RetryContext>() {
+            Some(context) => context.clone(),
             None => {
-                let limit = RetryLimit::default();
-                request.extensions_mut().insert(limit.clone());
-                limit
+                let context = RetryContext::default();
+                request.extensions_mut().insert(context.clone());
+                context
             }
         };
         let (parts, body) = request.into_parts();
@@ -202,6 +229,7 @@ where
             (Replay::Buffered(buffer), first)
         };
         self.budget.deposit();
+        let deadline = global.map(|global| tokio::time::Instant::now() + global);
         let template = parts.clone();
         // Call the service that was made ready; keep it (to ready again) for the retries.
         let clone = self.inner.clone();
@@ -209,7 +237,7 @@ where
         let future = service.call(Request::from_parts(parts, first_body));
         RetryFuture {
             kind: Kind::Retrying {
-                retry: RetryState {
+                retry: Box::new(RetryState {
                     backoff: Backoff::new(policy.backoff_base),
                     policy,
                     service,
@@ -220,9 +248,10 @@ where
                     budget: self.budget.clone(),
                     attempt: 1,
                     per_try,
-                    limit,
+                    deadline,
+                    context,
                     retry_permit: None,
-                },
+                }),
                 phase: Phase::Attempt { future, timeout },
             },
         }
@@ -278,10 +307,27 @@ struct RetryState<S> {
     /// The attempt in flight or just finished, from 1.
     attempt: u32,
     per_try: Option<Duration>,
-    /// The cluster's circuit breaker, once the proxy has recorded it (`max_retries`).
-    limit: RetryLimit,
+    /// When the overall timeout fires, if there is one: later attempts are told what is left.
+    deadline: Option<tokio::time::Instant>,
+    /// Shared with the layers below: the hosts tried, the cluster's breaker (`max_retries`).
+    context: RetryContext,
     /// The breaker's admission for the retry in flight.
     retry_permit: Option<RetryPermit>,
+}
+
+impl<S> RetryState<S> {
+    /// `x-envoy-expected-rq-timeout-ms` for a retry: the per-try timeout, reduced to what is
+    /// left of the overall one (at least 1 ms), as Envoy does.
+    fn expected_timeout(&self) -> Option<HeaderValue> {
+        let left = self
+            .deadline
+            .map(|deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let expected = match (self.per_try, left) {
+            (Some(per_try), Some(left)) => per_try.min(left),
+            (per_try, left) => per_try.or(left)?,
+        };
+        Some(millis_value(expected))
+    }
 }
 
 /// Future of [`Retry`].
@@ -294,9 +340,8 @@ where
     kind: Kind<S>,
 }
 
-// Boxing the retry state would cost every retriable request an allocation; a larger future
-// costs nothing unless the caller boxes it.
-#[allow(clippy::large_enum_variant)]
+// The retry state is boxed: one allocation costs less than moving a future four times its
+// size through every layer above (measured in the resilience_layers bench).
 #[pin_project(project = KindProj)]
 enum Kind<S>
 where
@@ -306,12 +351,11 @@ where
     Once {
         #[pin]
         future: S::Future,
-        #[pin]
-        timeout: Option<Sleep>,
+        timeout: Option<Pin<Box<Sleep>>>,
     },
     /// Retries possible.
     Retrying {
-        retry: RetryState<S>,
+        retry: Box<RetryState<S>>,
         #[pin]
         phase: Phase<S::Future>,
     },
@@ -323,13 +367,11 @@ enum Phase<F> {
     Attempt {
         #[pin]
         future: F,
-        #[pin]
-        timeout: Option<Sleep>,
+        timeout: Option<Pin<Box<Sleep>>>,
     },
     /// Waiting before the next attempt, holding the last result in case the retry is dropped.
     Backoff {
-        #[pin]
-        sleep: Sleep,
+        sleep: Pin<Box<Sleep>>,
         last: Option<Result<Response<Body>, BoxError>>,
     },
     /// Waiting for the service to be ready for the next attempt.
@@ -353,7 +395,7 @@ impl Outcome {
 
 fn poll_attempt<F, E>(
     future: Pin<&mut F>,
-    timeout: Pin<&mut Option<Sleep>>,
+    timeout: &mut Option<Pin<Box<Sleep>>>,
     cx: &mut Context<'_>,
 ) -> Poll<Outcome>
 where
@@ -363,8 +405,8 @@ where
     if let Poll::Ready(result) = future.poll(cx) {
         return Poll::Ready(Outcome::Done(result.map_err(Into::into)));
     }
-    match timeout.as_pin_mut() {
-        Some(sleep) => sleep.poll(cx).map(|()| Outcome::PerTryTimeout),
+    match timeout {
+        Some(sleep) => sleep.as_mut().poll(cx).map(|()| Outcome::PerTryTimeout),
         None => Poll::Pending,
     }
 }
@@ -408,7 +450,7 @@ where
                     }
                     // `max_retries` of the cluster: a retry over the limit is not made.
                     retry.retry_permit = None;
-                    if let Some(breaker) = retry.limit.get() {
+                    if let Some(breaker) = retry.context.breaker() {
                         match breaker.try_acquire_retry() {
                             Some(permit) => retry.retry_permit = Some(permit),
                             None => return Poll::Ready(result),
@@ -423,7 +465,7 @@ where
                     retry.next_body = Some(body);
                     let delay = retry.backoff.next_delay();
                     phase.set(Phase::Backoff {
-                        sleep: tokio::time::sleep(delay),
+                        sleep: Box::pin(tokio::time::sleep(delay)),
                         last: Some(result),
                     });
                 }
@@ -444,7 +486,7 @@ where
                             Poll::Ready(Ok(())) | Poll::Pending => {}
                         }
                     }
-                    ready!(sleep.poll(cx));
+                    ready!(sleep.as_mut().poll(cx));
                     phase.set(Phase::Ready);
                 }
                 PhaseProj::Ready => {
@@ -456,9 +498,12 @@ where
                     parts
                         .headers
                         .insert(ATTEMPT_COUNT, attempt_count(retry.attempt));
+                    if let Some(expected) = retry.expected_timeout() {
+                        parts.headers.insert(EXPECTED_RQ_TIMEOUT_MS, expected);
+                    }
                     let body = retry.next_body.take().unwrap_or_else(body::empty);
                     let future = retry.service.call(Request::from_parts(parts, body));
-                    let timeout = retry.per_try.map(tokio::time::sleep);
+                    let timeout = retry.per_try.map(|d| Box::pin(tokio::time::sleep(d)));
                     phase.set(Phase::Attempt { future, timeout });
                 }
             }
@@ -499,7 +544,7 @@ mod tests {
         headers: HeaderMap,
         body: Bytes,
         trailers: Option<HeaderMap>,
-        /// Hosts in the request's `PreviousHosts` when it arrived (`None`: no extension).
+        /// Hosts in the request's `RetryContext` when it arrived (`None`: no extension).
         hosts_before: Option<usize>,
     }
 
@@ -553,11 +598,11 @@ mod tests {
             let this = self.clone();
             Box::pin(async move {
                 let (parts, mut body) = request.into_parts();
-                let hosts = parts.extensions.get::<PreviousHosts>().cloned();
-                let hosts_before = hosts.as_ref().map(PreviousHosts::len);
+                let hosts = parts.extensions.get::<RetryContext>().cloned();
+                let hosts_before = hosts.as_ref().map(RetryContext::hosts_tried);
                 if let Some(hosts) = &hosts {
-                    let host = format!("10.0.0.{}:80", hosts.len() + 1);
-                    hosts.record(&Authority::try_from(host.as_str()).unwrap());
+                    let host = format!("10.0.0.{}:80", hosts.hosts_tried() + 1);
+                    hosts.record_host(&Authority::try_from(host.as_str()).unwrap());
                 }
                 let (data, trailers) = match reply {
                     Reply::ResetAfterFirstChunk => {
@@ -637,17 +682,17 @@ mod tests {
         assert_eq!(response.status(), 200);
         assert_eq!(flags(&response), "");
         assert_eq!(attempts(&upstream), ["1", "2", "3"]);
-        // One PreviousHosts for the request: each attempt sees the hosts of those before.
+        // One RetryContext for the request: each attempt sees the hosts of those before.
         let hosts: Vec<_> = upstream.seen().iter().map(|s| s.hosts_before).collect();
         assert_eq!(hosts, [Some(0), Some(1), Some(2)]);
         // An extension set upstream of the layer is kept and shared.
         let upstream = Upstream::new([Reply::Status(503)]);
         let svc = RetryLayer::with_policy(on("5xx", 2)).layer(upstream.clone());
         let mut request = get();
-        let tried = PreviousHosts::default();
+        let tried = RetryContext::default();
         request.extensions_mut().insert(tried.clone());
         svc.oneshot(request).await.unwrap();
-        assert_eq!(tried.len(), 2);
+        assert_eq!(tried.hosts_tried(), 2);
     }
 
     #[tokio::test(start_paused = true)]
@@ -799,6 +844,59 @@ mod tests {
         assert!(outcome.is_err(), "no per-try timeout fired");
     }
 
+    fn expected_timeouts(upstream: &Upstream) -> Vec<u64> {
+        upstream
+            .seen()
+            .iter()
+            .map(|s| {
+                s.headers[&EXPECTED_RQ_TIMEOUT_MS]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn upstream_is_told_its_attempt_deadline_shrinking_to_what_is_left() {
+        // Overall 1 s (outside, the timeout layer), per-try 400 ms, an upstream that hangs.
+        let policy = RetryPolicy {
+            per_try_timeout: Some(Duration::from_millis(400)),
+            ..on("5xx", 3)
+        };
+        let upstream = Upstream::new(vec![Reply::Hang; 4]);
+        let svc = crate::timeout::TimeoutLayer::new(Some(Duration::from_secs(1)))
+            .layer(RetryLayer::with_policy(policy).layer(upstream.clone()));
+        bounded(svc.oneshot(get())).await.unwrap_err();
+        let expected = expected_timeouts(&upstream);
+        assert_eq!(expected.len(), 3, "{expected:?}");
+        assert_eq!(expected[..2], [400, 400]);
+        // The third attempt starts 800–850 ms in: what is left of the second.
+        assert!((150..=200).contains(&expected[2]), "{expected:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_try_timeout_header_overrides_and_is_consumed() {
+        let upstream = Upstream::new([Reply::Hang]);
+        let svc = RetryLayer::new().layer(upstream.clone());
+        let mut request = get();
+        request.headers_mut().insert(
+            UPSTREAM_RQ_PER_TRY_TIMEOUT_MS,
+            HeaderValue::from_static("150"),
+        );
+        let start = Instant::now();
+        let error = bounded(svc.oneshot(request)).await.unwrap_err();
+        assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+        assert_eq!(start.elapsed(), Duration::from_millis(150));
+        assert_eq!(expected_timeouts(&upstream), [150]);
+        assert!(
+            !upstream.seen()[0]
+                .headers
+                .contains_key(UPSTREAM_RQ_PER_TRY_TIMEOUT_MS)
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn status_code_and_grpc_conditions() {
         let upstream = Upstream::new([Reply::Status(503), Reply::Status(502)]);
@@ -920,10 +1018,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn cluster_max_retries_holds_retries_back() {
-        use crate::circuit_breaker::{CircuitBreaker, ConnectionPoolLimits, RetryLimit};
+        use crate::circuit_breaker::{CircuitBreaker, ConnectionPoolLimits};
         let limited = |max_retries| {
-            let limit = RetryLimit::default();
-            limit.set(std::sync::Arc::new(CircuitBreaker::new(
+            let limit = RetryContext::default();
+            limit.set_breaker(std::sync::Arc::new(CircuitBreaker::new(
                 ConnectionPoolLimits {
                     max_retries,
                     ..Default::default()

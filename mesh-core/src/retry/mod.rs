@@ -10,11 +10,12 @@
 //!
 //! Place the layer inside the route timeout ([`TimeoutLayer`](crate::timeout::TimeoutLayer))
 //! so that the timeout covers every attempt and back-off, and outside the load balancer so
-//! each retry may pick another host ([`PreviousHosts`](crate::PreviousHosts)).
+//! each retry may pick another host ([`RetryContext`]).
 
 pub mod backoff;
 pub mod budget;
 pub mod condition;
+pub mod context;
 pub mod layer;
 pub mod policy;
 pub mod replay;
@@ -22,6 +23,7 @@ pub mod replay;
 pub use backoff::Backoff;
 pub use budget::RetryBudget;
 pub use condition::{RETRY_ON_TOKENS, RetryCondition, RetryHeaders, RetryOn};
+pub use context::RetryContext;
 pub use layer::{ATTEMPT_COUNT, DEFAULT_BUFFER_LIMIT, Retry, RetryFuture, RetryLayer};
-pub use policy::RetryPolicy;
+pub use policy::{RetryPolicy, effective_per_try_timeout};
 pub use replay::{ReplayBody, ReplayBuffer, ReplayError};

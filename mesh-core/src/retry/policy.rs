@@ -60,25 +60,26 @@ impl RetryPolicy {
     pub fn backoff_max(&self) -> Duration {
         self.backoff_base.saturating_mul(10)
     }
+}
 
-    /// The per-try timeout that applies under a route timeout of `route` (`None`: no route
-    /// timeout): a per-try timeout not shorter than the route timeout is ignored, as Envoy does.
-    ///
-    /// ```
-    /// use mesh_core::retry::RetryPolicy;
-    /// use std::time::Duration;
-    /// let policy = RetryPolicy {
-    ///     per_try_timeout: Some(Duration::from_secs(2)),
-    ///     ..RetryPolicy::istio_default()
-    /// };
-    /// assert_eq!(policy.effective_per_try_timeout(None), Some(Duration::from_secs(2)));
-    /// assert_eq!(policy.effective_per_try_timeout(Some(Duration::from_secs(2))), None);
-    /// ```
-    pub fn effective_per_try_timeout(&self, route: Option<Duration>) -> Option<Duration> {
-        let per_try = self.per_try_timeout.filter(|d| !d.is_zero())?;
-        match route.filter(|d| !d.is_zero()) {
-            Some(route) if per_try >= route => None,
-            _ => Some(per_try),
-        }
+/// The per-try timeout that applies under a route timeout of `route` (`None` or zero: no route
+/// timeout): a per-try timeout not shorter than the route timeout is ignored, as Envoy does.
+///
+/// ```
+/// use mesh_core::retry::effective_per_try_timeout;
+/// use std::time::Duration;
+/// let two = Some(Duration::from_secs(2));
+/// assert_eq!(effective_per_try_timeout(two, None), two);
+/// assert_eq!(effective_per_try_timeout(two, Some(Duration::from_secs(5))), two);
+/// assert_eq!(effective_per_try_timeout(two, two), None);
+/// ```
+pub fn effective_per_try_timeout(
+    per_try: Option<Duration>,
+    route: Option<Duration>,
+) -> Option<Duration> {
+    let per_try = per_try.filter(|d| !d.is_zero())?;
+    match route.filter(|d| !d.is_zero()) {
+        Some(route) if per_try >= route => None,
+        _ => Some(per_try),
     }
 }

@@ -1,0 +1,69 @@
+//! [`RetryContext`]: what the retry layer shares, across a request's attempts, with the layers
+//! below it.
+//!
+//! The retry layer inserts one before the first attempt of a request it may retry; every
+//! attempt carries the same one (clones share it). Below, the load balancer reads and records
+//! the hosts tried (Envoy's `previous_hosts` retry predicate), and the proxy, which picks the
+//! cluster, records the cluster's [`CircuitBreaker`] so that the retry layer can hold retries
+//! to its `max_retries` (Istio `http.maxRetries`).
+//!
+//! One extension with one allocation, rather than one per concern: the retry layer clones the
+//! request head for every attempt, and each extension costs a clone.
+
+use crate::circuit_breaker::CircuitBreaker;
+use http::uri::Authority;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The state shared by a request's attempts; see the [module docs](self).
+///
+/// ```
+/// use mesh_core::{circuit_breaker::CircuitBreaker, retry::RetryContext};
+/// use std::sync::Arc;
+/// let context = RetryContext::default();
+/// let host: http::uri::Authority = "10.0.0.1:80".parse().unwrap();
+/// context.clone().record_host(&host); // the load balancer, on the first attempt
+/// assert!(context.tried(&host));
+/// context.clone().set_breaker(Arc::new(CircuitBreaker::default())); // the proxy
+/// assert!(context.breaker().is_some());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct RetryContext(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    hosts: Mutex<Vec<Authority>>,
+    breaker: OnceLock<Arc<CircuitBreaker>>,
+}
+
+impl RetryContext {
+    /// Records that `host` was tried.
+    pub fn record_host(&self, host: &Authority) {
+        if let Ok(mut hosts) = self.0.hosts.lock() {
+            hosts.push(host.clone());
+        }
+    }
+
+    /// Whether `host` was tried already.
+    pub fn tried(&self, host: &Authority) -> bool {
+        self.0
+            .hosts
+            .lock()
+            .map(|hosts| hosts.contains(host))
+            .unwrap_or(false)
+    }
+
+    /// How many hosts were tried.
+    pub fn hosts_tried(&self) -> usize {
+        self.0.hosts.lock().map(|hosts| hosts.len()).unwrap_or(0)
+    }
+
+    /// Records the cluster's circuit breaker (the first one recorded stays).
+    pub fn set_breaker(&self, breaker: Arc<CircuitBreaker>) {
+        let _ = self.0.breaker.set(breaker);
+    }
+
+    /// The cluster's circuit breaker, once recorded.
+    pub fn breaker(&self) -> Option<&Arc<CircuitBreaker>> {
+        self.0.breaker.get()
+    }
+}
