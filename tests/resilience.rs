@@ -392,13 +392,20 @@ async fn killing_an_endpoint_mid_load_is_invisible_to_clients() {
 /// `traffic_policy`, waiting `pause` before the last, and returns how many connections the
 /// upstream accepted.
 async fn upstream_connections(traffic_policy: &str, n: usize, pause: Duration) -> u64 {
+    upstream_connections_over("HTTP", traffic_policy, n, pause).await
+}
+
+/// [`upstream_connections`] with the upstream port's `protocol` (`HTTP` or `HTTP2`).
+async fn upstream_connections_over(
+    protocol: &str,
+    traffic_policy: &str,
+    n: usize,
+    pause: Duration,
+) -> u64 {
     let servers = upstreams(1).await;
-    let sidecar = support::sidecar(&pool_config(
-        &[&servers[0]],
-        traffic_policy,
-        "{attempts: 0}",
-    ))
-    .await;
+    let config = pool_config(&[&servers[0]], traffic_policy, "{attempts: 0}")
+        .replace("protocol: HTTP}", &format!("protocol: {protocol}}}"));
+    let sidecar = support::sidecar(&config).await;
     let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
         .await
         .unwrap();
@@ -424,6 +431,15 @@ async fn connection_pool_keep_alive_settings() {
     // maxRequestsPerConnection: 1 turns keep-alive off.
     let policy = "    connectionPool: {http: {maxRequestsPerConnection: 1}}";
     assert_eq!(upstream_connections(policy, 5, Duration::ZERO).await, 5);
+    // A larger limit retires each connection after that many requests, over HTTP/1.1 and
+    // HTTP/2 alike.
+    let policy = "    connectionPool: {http: {maxRequestsPerConnection: 3}}";
+    for protocol in ["HTTP", "HTTP2"] {
+        let pooled = upstream_connections_over(protocol, "", 9, Duration::ZERO).await;
+        assert_eq!(pooled, 1, "{protocol} without a limit");
+        let limited = upstream_connections_over(protocol, policy, 9, Duration::ZERO).await;
+        assert_eq!(limited, 3, "{protocol}");
+    }
     // idleTimeout closes pooled connections that sit idle longer.
     let policy = "    connectionPool: {http: {idleTimeout: 200ms}}";
     assert_eq!(

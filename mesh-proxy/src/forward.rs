@@ -154,17 +154,6 @@ impl Shared {
             .ok_or(MeshError::NoHealthyUpstream)?;
         if ports.protocol == Protocol::Http1 {
             request.headers_mut().remove(http::header::TE);
-            // `maxRequestsPerConnection: 1` turns keep-alive off, as in Envoy.
-            if cluster
-                .breaker
-                .as_ref()
-                .is_some_and(|b| b.limits().max_requests_per_connection == 1)
-            {
-                request.headers_mut().insert(
-                    http::header::CONNECTION,
-                    http::HeaderValue::from_static("close"),
-                );
-            }
         }
         let result = cluster
             .upstream

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod balance;
 pub mod cluster_policy;
+pub mod connection_uses;
 pub mod endpoint;
 pub mod forward;
 pub mod inbound;

@@ -194,8 +194,9 @@ fn build_cluster(
     }
 }
 
-/// The cluster's own upstream client when its `connectionPool` sets `tcp.connectTimeout` or an
-/// `idleTimeout` (`http.idleTimeout`, else `tcp.idleTimeout`; 0 disables), else `shared`.
+/// The cluster's own upstream client when its `connectionPool` sets `tcp.connectTimeout`, an
+/// `idleTimeout` (`http.idleTimeout`, else `tcp.idleTimeout`; 0 disables) or
+/// `http.maxRequestsPerConnection`, else `shared`.
 fn cluster_upstream(policy: &ClusterPolicy, shared: &Upstream) -> Upstream {
     let pool = policy.connection_pool.as_ref();
     let tcp = pool.and_then(|p| p.tcp.as_ref());
@@ -205,7 +206,10 @@ fn cluster_upstream(policy: &ClusterPolicy, shared: &Upstream) -> Upstream {
         .and_then(|h| h.idle_timeout)
         .or_else(|| tcp.and_then(|t| t.idle_timeout))
         .map(|d| d.get());
-    if connect.is_none() && idle.is_none() {
+    let max_requests_per_connection = policy
+        .pool_limits()
+        .map_or(0, |limits| limits.max_requests_per_connection);
+    if connect.is_none() && idle.is_none() && max_requests_per_connection == 0 {
         return shared.clone();
     }
     Upstream::with_timeouts(
@@ -216,6 +220,7 @@ fn cluster_upstream(policy: &ClusterPolicy, shared: &Upstream) -> Upstream {
             None => Some(DEFAULT_IDLE_TIMEOUT),
         },
     )
+    .with_max_requests_per_connection(max_requests_per_connection)
 }
 
 fn endpoints_of(

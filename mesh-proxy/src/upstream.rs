@@ -5,9 +5,13 @@
 //! endpoints (`HTTP2`/`GRPC` ports) get one multiplexed prior-knowledge connection each, kept on
 //! the [`Endpoint`], so `:authority` stays the service name as Envoy sends it and trailers pass
 //! through for gRPC. Bodies stream both ways; the endpoint's in-flight count is held until the
-//! response body ends.
+//! response body ends. With `maxRequestsPerConnection` a connection is retired after that many
+//! requests (1: keep-alive off, `connection: close`); see [`connection_uses`](crate::connection_uses).
 
-use crate::endpoint::{Endpoint, InFlight, Protocol};
+use crate::{
+    connection_uses::{ConnectionUses, CountingConnector},
+    endpoint::{Endpoint, InFlight, Protocol},
+};
 use bytes::Bytes;
 use http::{
     Request, Response, Uri, Version,
@@ -17,7 +21,10 @@ use http::{
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
+    client::legacy::{
+        Client,
+        connect::{HttpConnector, capture_connection},
+    },
     rt::{TokioExecutor, TokioIo, TokioTimer},
 };
 use mesh_core::{Body, BoxError, MeshError, UpstreamHost, body, circuit_breaker::RequestPermit};
@@ -33,15 +40,17 @@ use tokio::{net::TcpStream, sync::Mutex};
 /// Istio's default upstream connect timeout (`MeshConfig.connectTimeout`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A cached HTTP/2 connection to one endpoint.
+/// A cached HTTP/2 connection to one endpoint, with the number of requests it has carried.
 #[derive(Debug, Default)]
-pub struct Http2Connection(Mutex<Option<hyper::client::conn::http2::SendRequest<Body>>>);
+pub struct Http2Connection(Mutex<Option<(hyper::client::conn::http2::SendRequest<Body>, u32)>>);
 
 /// Sends requests upstream; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    http1: Client<HttpConnector, Body>,
+    http1: Client<CountingConnector, Body>,
     connect_timeout: Duration,
+    /// Requests per connection before it is retired; 0: unlimited.
+    max_requests_per_connection: u32,
 }
 
 impl Default for Upstream {
@@ -69,11 +78,19 @@ impl Upstream {
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(idle_timeout)
-            .build(connector);
+            .build(CountingConnector(connector));
         Upstream {
             http1,
             connect_timeout,
+            max_requests_per_connection: 0,
         }
+    }
+
+    /// Retires each connection after `max` requests (`connectionPool.http.maxRequestsPerConnection`;
+    /// 0: unlimited, 1: keep-alive off).
+    pub fn with_max_requests_per_connection(mut self, max: u32) -> Self {
+        self.max_requests_per_connection = max;
+        self
     }
 
     /// The connect timeout.
@@ -149,13 +166,33 @@ impl Upstream {
         mut request: Request<Body>,
     ) -> Result<Response<Incoming>, MeshError> {
         *request.version_mut() = Version::HTTP_11;
-        self.http1.request(request).await.map_err(|e| {
+        let capture = match self.max_requests_per_connection {
+            0 => None,
+            // One request per connection: keep-alive off, as in Envoy.
+            1 => {
+                request.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+                None
+            }
+            _ => Some(capture_connection(&mut request)),
+        };
+        let response = self.http1.request(request).await.map_err(|e| {
             if e.is_connect() {
                 MeshError::ConnectFailure(Box::new(e))
             } else {
                 MeshError::UpstreamReset(Box::new(e))
             }
-        })
+        })?;
+        if let Some(capture) = capture
+            && let Some(uses) = response.extensions().get::<ConnectionUses>()
+            && uses.count_one() >= self.max_requests_per_connection
+            && let Some(connection) = capture.connection_metadata().as_ref()
+        {
+            connection.poison();
+        }
+        Ok(response)
     }
 
     async fn send_http2(
@@ -181,8 +218,15 @@ impl Upstream {
         endpoint: &Endpoint,
     ) -> Result<hyper::client::conn::http2::SendRequest<Body>, MeshError> {
         let mut cached = endpoint.h2.0.lock().await;
-        if let Some(sender) = cached.as_ref().filter(|s| !s.is_closed()) {
-            return Ok(sender.clone());
+        if let Some((sender, uses)) = cached.as_mut().filter(|(s, _)| !s.is_closed()) {
+            let sender = sender.clone();
+            *uses += 1;
+            // The connection's last request: later ones open a new connection, and this one
+            // closes once its streams are done (its sender clones are dropped).
+            if self.max_requests_per_connection > 0 && *uses >= self.max_requests_per_connection {
+                *cached = None;
+            }
+            return Ok(sender);
         }
         let connect = TcpStream::connect(endpoint.authority.as_str());
         let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
@@ -202,7 +246,9 @@ impl Upstream {
                 tracing::debug!(%error, "upstream HTTP/2 connection ended");
             }
         });
-        *cached = Some(sender.clone());
+        if self.max_requests_per_connection != 1 {
+            *cached = Some((sender.clone(), 1));
+        }
         Ok(sender)
     }
 }

@@ -169,15 +169,6 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
             })
         },
     ),
-    dr(
-        "trafficPolicy.connectionPool.http.maxRequestsPerConnection",
-        |d| {
-            policy(d, "connectionPool.http.maxRequestsPerConnection", |p| {
-                // 1 (keep-alive off) is enforced; larger limits are not yet.
-                pool_http(p, |h| h.max_requests_per_connection.is_some_and(|n| n > 1))
-            })
-        },
-    ),
     dr("trafficPolicy.connectionPool.http.h2UpgradePolicy", |d| {
         policy(d, "connectionPool.http.h2UpgradePolicy", |p| {
             pool_http(p, |h| h.h2_upgrade_policy.is_some())

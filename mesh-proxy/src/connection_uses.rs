@@ -1,0 +1,116 @@
+//! Retiring upstream HTTP/1.1 connections after `maxRequestsPerConnection` requests.
+//!
+//! hyper-util's pool picks the connection for a request; it does not count requests. So the
+//! connector wraps each new connection with a shared counter ([`ConnectionUses`]) that
+//! hyper-util copies into every response received on that connection. The sender counts each
+//! response against the cluster's limit and, on reaching it, poisons the connection through
+//! hyper-util's `capture_connection`: the pool does not hand it out again, and it closes once
+//! the response in flight is done — Envoy's `max_requests_per_connection`.
+
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::{
+    client::legacy::connect::{Connected, Connection, HttpConnector},
+    rt::TokioIo,
+};
+use pin_project::pin_project;
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    task::{Context, Poll},
+};
+use tokio::net::TcpStream;
+
+/// How many responses a connection has carried; found in each response's extensions.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionUses(Arc<AtomicU32>);
+
+impl ConnectionUses {
+    /// Counts one more response; returns the count including it.
+    pub fn count_one(&self) -> u32 {
+        self.0.fetch_add(1, Ordering::Relaxed).saturating_add(1)
+    }
+}
+
+/// [`HttpConnector`] whose connections carry a [`ConnectionUses`].
+#[derive(Clone, Debug)]
+pub struct CountingConnector(pub HttpConnector);
+
+impl tower::Service<http::Uri> for CountingConnector {
+    type Response = CountedStream;
+    type Error = <HttpConnector as tower::Service<http::Uri>>::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<CountedStream, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move {
+            Ok(CountedStream {
+                inner: connecting.await?,
+                uses: ConnectionUses::default(),
+            })
+        })
+    }
+}
+
+/// A TCP connection with its [`ConnectionUses`].
+#[pin_project]
+#[derive(Debug)]
+pub struct CountedStream {
+    #[pin]
+    inner: TokioIo<TcpStream>,
+    uses: ConnectionUses,
+}
+
+impl Connection for CountedStream {
+    fn connected(&self) -> Connected {
+        self.inner.connected().extra(self.uses.clone())
+    }
+}
+
+impl Read for CountedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.project().inner.poll_read(cx, buf)
+    }
+}
+
+impl Write for CountedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
+    }
+}
