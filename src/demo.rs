@@ -29,6 +29,8 @@ pub struct SeenRequest {
     pub uri: Uri,
     /// The request headers as received.
     pub headers: HeaderMap,
+    /// The request body as received.
+    pub body: Bytes,
 }
 
 /// How many requests a [`CatalogServer`] remembers.
@@ -39,6 +41,8 @@ struct CatalogState {
     hits: AtomicU64,
     connections: AtomicU64,
     fail_next: AtomicU64,
+    /// Milliseconds every response is held back.
+    delay_ms: AtomicU64,
     history: Mutex<std::collections::VecDeque<SeenRequest>>,
 }
 
@@ -116,6 +120,12 @@ impl CatalogServer {
         self.state.fail_next.store(n, Ordering::SeqCst);
     }
 
+    /// Holds every response back by `delay` (a slow version), until set to zero.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.state.delay_ms.store(ms, Ordering::Relaxed);
+    }
+
     /// Stops the server: closes the listener and every open connection, as a crash would.
     pub fn kill(self) {
         drop(self);
@@ -154,29 +164,37 @@ async fn catalog_response(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     state.hits.fetch_add(1, Ordering::Relaxed);
+    let (head, body) = request.into_parts();
+    // Read the request body whole, so uploads complete and tests can see it.
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     if let Ok(mut history) = state.history.lock() {
         if history.len() == HISTORY {
             history.pop_front();
         }
         history.push_back(SeenRequest {
-            uri: request.uri().clone(),
-            headers: request.headers().clone(),
+            uri: head.uri.clone(),
+            headers: head.headers.clone(),
+            body,
         });
     }
     let fail = state
         .fail_next
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
-    // `?delay_ms=N` makes this a slow upstream, for timeout demos.
-    let delay_ms = request
-        .uri()
+    // `?delay_ms=N` (or `set_delay`) makes this a slow upstream, for timeout demos.
+    let delay_ms = head
+        .uri
         .query()
         .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("delay_ms=")))
-        .and_then(|ms| ms.parse::<u64>().ok());
-    // Drain the request body so uploads complete.
-    let _ = request.into_body().collect().await;
-    if let Some(ms) = delay_ms {
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .unwrap_or(0)
+        .max(state.delay_ms.load(Ordering::Relaxed));
+    if delay_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
     }
     let image = if version == "v1" {
         ""

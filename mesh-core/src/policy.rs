@@ -16,6 +16,17 @@ pub struct RoutePolicy {
     pub fault: Option<Arc<FaultPolicy>>,
     /// VirtualService `retries`; `None`: no retries.
     pub retry: Option<std::sync::Arc<crate::retry::RetryPolicy>>,
+    /// VirtualService `mirror`/`mirrors`: where shadow copies go; `None`: no mirroring.
+    pub mirrors: Option<Arc<[MirrorTarget]>>,
+}
+
+/// One mirror target of a route: a share of its requests is copied there, fire-and-forget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorTarget {
+    /// Where the shadow copy goes.
+    pub destination: crate::Destination,
+    /// Which share of requests is mirrored (`mirrorPercentage`; all when unset).
+    pub fraction: Fraction,
 }
 
 /// A share of requests, kept in parts per million as Envoy's runtime fractions are.

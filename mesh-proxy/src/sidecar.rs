@@ -1,7 +1,8 @@
 //! [`Sidecar`]: the proxy assembled from a validated [`Config`].
 //!
-//! The outbound listener runs `x-request-id` → [`RouteLayer`] → [`FaultLayer`] →
-//! [`TimeoutLayer`] → [`RetryLayer`] → [`Forward`]; the inbound
+//! The outbound listener runs `x-request-id` → [`RouteLayer`] → [`MirrorLayer`] →
+//! [`FaultLayer`] → [`TimeoutLayer`] → [`RetryLayer`] → [`Forward`] (shadow copies go through
+//! the route timeout straight to [`Forward`]: no faults, no retries); the inbound
 //! listener (only when a Sidecar declares `ingress`) forwards to the local app; the admin
 //! listener reports on both. Every listener is bound before any is served, so a start that
 //! fails binds nothing.
@@ -15,11 +16,16 @@ use crate::{
     upstream::{DEFAULT_CONNECT_TIMEOUT, Upstream},
 };
 use mesh_core::{fault::FaultLayer, retry::RetryLayer, timeout::TimeoutLayer};
-use mesh_route::{RouteLayer, RouteTable, config::Config, table::CompileError};
+use mesh_route::{
+    RouteLayer, RouteTable,
+    config::Config,
+    mirror::{MirrorLayer, MirrorStats, ShadowService},
+    table::CompileError,
+};
 use mesh_trace::RequestIdLayer;
 use std::{net::SocketAddr, sync::Arc};
 use tokio::{sync::watch, task::JoinHandle};
-use tower::{ServiceBuilder, util::BoxCloneSyncService};
+use tower::{Layer, ServiceBuilder, util::BoxCloneSyncService};
 
 /// Where the sidecar listens.
 #[derive(Clone, Debug)]
@@ -70,6 +76,7 @@ pub struct Sidecar {
     registry: Arc<Registry>,
     outbound: HttpService,
     inbound: Option<HttpService>,
+    mirror_stats: Arc<MirrorStats>,
 }
 
 impl Sidecar {
@@ -83,9 +90,14 @@ impl Sidecar {
         let upstream = Upstream::new(connect_timeout);
         let registry = Arc::new(Registry::build(&config, &table, &upstream));
         let forward = Forward::new(registry.clone(), upstream.clone(), config.outbound_mode());
+        let shadow = ShadowService::new(TimeoutLayer::default().layer(forward.clone()));
+        let mirror =
+            MirrorLayer::new(shadow).host_suffix(mesh_route::mirror::host_suffix_enabled(&config));
+        let mirror_stats = mirror.stats().clone();
         let outbound = ServiceBuilder::new()
             .layer(RequestIdLayer)
             .layer(RouteLayer::new(table))
+            .layer(mirror)
             .layer(FaultLayer::new())
             .layer(TimeoutLayer::default())
             .layer(RetryLayer::new())
@@ -99,7 +111,13 @@ impl Sidecar {
             registry,
             outbound: BoxCloneSyncService::new(outbound),
             inbound,
+            mirror_stats,
         })
+    }
+
+    /// What became of the outbound listener's shadow (mirrored) requests.
+    pub fn mirror_stats(&self) -> &Arc<MirrorStats> {
+        &self.mirror_stats
     }
 
     /// The outbound service, for use in-process (or in benchmarks) without a listener.

@@ -6,6 +6,7 @@
 //! - [`table`]: the compiled [`RouteTable`](table::RouteTable) (host → ordered rules → weighted
 //!   destinations), built from [`matcher`], [`header_ops`], [`rewrite`] and [`redirect`].
 //! - [`layer`]: [`RouteLayer`](layer::RouteLayer), routing as a tower layer.
+//! - [`mirror`]: [`MirrorLayer`](mirror::MirrorLayer), fire-and-forget shadow copies.
 
 pub mod config;
 mod fnv;
@@ -13,6 +14,7 @@ pub mod header_ops;
 pub mod host;
 pub mod layer;
 pub mod matcher;
+pub mod mirror;
 pub mod policy;
 pub mod redirect;
 pub mod rewrite;

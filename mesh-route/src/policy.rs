@@ -42,6 +42,7 @@ pub fn compile(
             timeout,
             fault,
             retry,
+            mirrors: None,
         }),
     )
 }
@@ -74,6 +75,14 @@ fn share(percentage: Option<&Percent>, percent: Option<i32>) -> Fraction {
         (Some(p), _) => Fraction::from_percent(p.value),
         (None, Some(p)) => Fraction::from_percent(f64::from(p)),
         (None, None) => Fraction::default(),
+    }
+}
+
+/// A `mirrorPercentage` (or the deprecated integer `mirrorPercent`): all requests when unset.
+pub(crate) fn mirror_share(percentage: Option<&Percent>, percent: Option<u32>) -> Fraction {
+    match (percentage, percent) {
+        (None, None) => Fraction::ALL,
+        (percentage, percent) => share(percentage, percent.map(|p| p.min(100) as i32)),
     }
 }
 

@@ -15,11 +15,15 @@ use crate::{
     header_ops::HeaderOps,
     host::{canonical_host, host_aliases},
     matcher::RequestMatch,
+    policy::mirror_share,
     redirect::{DirectResponse, Redirect},
     rewrite::Rewrite,
 };
 use http::Request;
-use mesh_core::{Destination, RouteInfo, policy::RoutePolicy};
+use mesh_core::{
+    Destination, RouteInfo,
+    policy::{MirrorTarget, RoutePolicy},
+};
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
@@ -421,11 +425,17 @@ impl<'c> Builder<'c> {
         } else {
             self.compile_destinations(route, field, ns, host_rewrite)?
         };
-        let policy = crate::policy::compile(
+        let mut policy = crate::policy::compile(
             route,
             field,
             self.config.mesh.default_http_retry_policy.as_ref(),
         )?;
+        if matches!(action, Action::Route { .. }) {
+            let mirrors = self.compile_mirrors(route, ns)?;
+            if !mirrors.is_empty() {
+                policy.get_or_insert_with(RoutePolicy::default).mirrors = Some(mirrors.into());
+            }
+        }
         Ok(Rule {
             matches,
             info,
@@ -483,6 +493,30 @@ impl<'c> Builder<'c> {
             total,
             rewrite,
         })
+    }
+
+    /// The route's mirror targets: `mirror` (with `mirrorPercentage`), then each of `mirrors`.
+    fn compile_mirrors(
+        &mut self,
+        route: &HttpRoute,
+        ns: Option<&str>,
+    ) -> Result<Vec<MirrorTarget>, String> {
+        let mut targets = Vec::new();
+        if let Some(mirror) = &route.mirror {
+            targets.push(MirrorTarget {
+                destination: self.destination(mirror, ns)?,
+                fraction: mirror_share(route.mirror_percentage.as_ref(), route.mirror_percent),
+            });
+        }
+        for mirror in &route.mirrors {
+            targets.push(MirrorTarget {
+                destination: self.destination(&mirror.destination, ns)?,
+                fraction: mirror_share(mirror.percentage.as_ref(), None),
+            });
+        }
+        // An explicit 0 % mirrors nothing.
+        targets.retain(|t| t.fraction.per_million() > 0);
+        Ok(targets)
     }
 
     /// Resolves a destination to its cluster, creating the cluster on first use.

@@ -9,6 +9,7 @@ use super::destination_rule::DestinationRule;
 use super::mesh_config::MeshConfig;
 use super::service_entry::{Resolution, ServiceEntry};
 use super::sidecar::Sidecar;
+use super::telemetry::{AccessLogging, Metrics, MetricsOverrides, Telemetry, TelemetryTracing};
 use super::traffic_policy::{LoadBalancerSettings, TrafficPolicy};
 use super::virtual_service::{HttpMatchRequest, HttpRoute, VirtualService};
 
@@ -23,6 +24,8 @@ pub enum Finder {
     ServiceEntry(fn(&ServiceEntry) -> Vec<String>),
     /// A Sidecar field.
     Sidecar(fn(&Sidecar) -> Vec<String>),
+    /// A Telemetry field.
+    Telemetry(fn(&Telemetry) -> Vec<String>),
     /// A mesh-settings field (paths relative to the mesh config).
     Mesh(fn(&MeshConfig) -> Vec<String>),
 }
@@ -74,6 +77,13 @@ const fn sidecar(field: &'static str, find: fn(&Sidecar) -> Vec<String>) -> NotE
     }
 }
 
+const fn telemetry(field: &'static str, find: fn(&Telemetry) -> Vec<String>) -> NotEnforced {
+    NotEnforced {
+        field,
+        find: Finder::Telemetry(find),
+    }
+}
+
 const fn mesh(field: &'static str, find: fn(&MeshConfig) -> Vec<String>) -> NotEnforced {
     NotEnforced {
         field,
@@ -88,7 +98,7 @@ const fn mesh(field: &'static str, find: fn(&MeshConfig) -> Vec<String>) -> NotE
 /// `subsets[].name/labels`, `trafficPolicy.loadBalancer.simple`; ServiceEntry `hosts`,
 /// `ports`, `resolution` STATIC/DNS, `endpoints[].address/ports/labels`, `location`,
 /// `addresses`; Sidecar `ingress[].port/defaultEndpoint/bind`, `outboundTrafficPolicy.mode`;
-/// mesh `outboundTrafficPolicy`.
+/// mesh `outboundTrafficPolicy`. No Telemetry field is enforced yet: every one is listed.
 pub const NOT_ENFORCED: &[NotEnforced] = &[
     // VirtualService. `gateways: [mesh]` is the default and therefore enforced.
     vs("gateways", |v| flag(!only_mesh(&v.gateways), "gateways")),
@@ -120,18 +130,6 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
                 .as_ref()
                 .is_some_and(|x| x.retry_ignore_previous_hosts == Some(false))
         })
-    }),
-    vs("http[].mirror", |v| {
-        http(v, "mirror", |r| r.mirror.is_some())
-    }),
-    vs("http[].mirrors", |v| {
-        http(v, "mirrors", |r| !r.mirrors.is_empty())
-    }),
-    vs("http[].mirrorPercentage", |v| {
-        http(v, "mirrorPercentage", |r| r.mirror_percentage.is_some())
-    }),
-    vs("http[].mirrorPercent", |v| {
-        http(v, "mirrorPercent", |r| r.mirror_percent.is_some())
     }),
     vs("http[].corsPolicy", |v| {
         http(v, "corsPolicy", |r| r.cors_policy.is_some())
@@ -296,6 +294,82 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
             .is_some_and(|p| p.egress_proxy.is_some());
         flag(present, "outboundTrafficPolicy.egressProxy")
     }),
+    // Telemetry.
+    telemetry("selector", |t| flag(t.selector.is_some(), "selector")),
+    telemetry("targetRef", |t| flag(t.target_ref.is_some(), "targetRef")),
+    telemetry("targetRefs[]", |t| {
+        indexed("targetRefs", t.target_refs.len())
+    }),
+    telemetry("tracing[].match.mode", |t| {
+        telemetry_tracing(t, "match.mode", |x| {
+            x.match_.as_ref().is_some_and(|m| m.mode.is_some())
+        })
+    }),
+    telemetry("tracing[].providers", |t| {
+        telemetry_tracing(t, "providers", |x| !x.providers.is_empty())
+    }),
+    telemetry("tracing[].customTags", |t| {
+        telemetry_tracing(t, "customTags", |x| !x.custom_tags.is_empty())
+    }),
+    telemetry("tracing[].disableSpanReporting", |t| {
+        telemetry_tracing(t, "disableSpanReporting", |x| {
+            x.disable_span_reporting.is_some()
+        })
+    }),
+    telemetry("tracing[].randomSamplingPercentage", |t| {
+        telemetry_tracing(t, "randomSamplingPercentage", |x| {
+            x.random_sampling_percentage.is_some()
+        })
+    }),
+    telemetry("tracing[].useRequestIdForTraceSampling", |t| {
+        telemetry_tracing(t, "useRequestIdForTraceSampling", |x| {
+            x.use_request_id_for_trace_sampling.is_some()
+        })
+    }),
+    telemetry("tracing[].enableIstioTags", |t| {
+        telemetry_tracing(t, "enableIstioTags", |x| x.enable_istio_tags.is_some())
+    }),
+    telemetry("metrics[].providers", |t| {
+        telemetry_metrics(t, "providers", |m| !m.providers.is_empty())
+    }),
+    telemetry("metrics[].overrides[].match.metric", |t| {
+        metric_overrides(t, "match.metric", |o| {
+            o.match_.as_ref().is_some_and(|m| m.metric.is_some())
+        })
+    }),
+    telemetry("metrics[].overrides[].match.customMetric", |t| {
+        metric_overrides(t, "match.customMetric", |o| {
+            o.match_.as_ref().is_some_and(|m| m.custom_metric.is_some())
+        })
+    }),
+    telemetry("metrics[].overrides[].match.mode", |t| {
+        metric_overrides(t, "match.mode", |o| {
+            o.match_.as_ref().is_some_and(|m| m.mode.is_some())
+        })
+    }),
+    telemetry("metrics[].overrides[].disabled", |t| {
+        metric_overrides(t, "disabled", |o| o.disabled.is_some())
+    }),
+    telemetry("metrics[].overrides[].tagOverrides", |t| {
+        metric_overrides(t, "tagOverrides", |o| !o.tag_overrides.is_empty())
+    }),
+    telemetry("metrics[].reportingInterval", |t| {
+        telemetry_metrics(t, "reportingInterval", |m| m.reporting_interval.is_some())
+    }),
+    telemetry("accessLogging[].match.mode", |t| {
+        access_logging(t, "match.mode", |l| {
+            l.match_.as_ref().is_some_and(|m| m.mode.is_some())
+        })
+    }),
+    telemetry("accessLogging[].providers", |t| {
+        access_logging(t, "providers", |l| !l.providers.is_empty())
+    }),
+    telemetry("accessLogging[].disabled", |t| {
+        access_logging(t, "disabled", |l| l.disabled.is_some())
+    }),
+    telemetry("accessLogging[].filter", |t| {
+        access_logging(t, "filter", |l| l.filter.is_some())
+    }),
     // Mesh settings.
     mesh("defaultConfig.tracing.sampling", |m| {
         tracing(m, "sampling", |t| t.sampling.is_some())
@@ -420,6 +494,48 @@ fn balancer(
     flag(present, &format!("trafficPolicy.loadBalancer.{leaf}"))
 }
 
+fn telemetry_tracing(
+    t: &Telemetry,
+    leaf: &str,
+    present: impl Fn(&TelemetryTracing) -> bool,
+) -> Vec<String> {
+    present_at(t.tracing.iter().map(present), |i| {
+        format!("tracing[{i}].{leaf}")
+    })
+}
+
+fn telemetry_metrics(t: &Telemetry, leaf: &str, present: impl Fn(&Metrics) -> bool) -> Vec<String> {
+    present_at(t.metrics.iter().map(present), |i| {
+        format!("metrics[{i}].{leaf}")
+    })
+}
+
+fn metric_overrides(
+    t: &Telemetry,
+    leaf: &str,
+    present: impl Fn(&MetricsOverrides) -> bool,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, metrics) in t.metrics.iter().enumerate() {
+        for (j, over) in metrics.overrides.iter().enumerate() {
+            if present(over) {
+                out.push(format!("metrics[{i}].overrides[{j}].{leaf}"));
+            }
+        }
+    }
+    out
+}
+
+fn access_logging(
+    t: &Telemetry,
+    leaf: &str,
+    present: impl Fn(&AccessLogging) -> bool,
+) -> Vec<String> {
+    present_at(t.access_logging.iter().map(present), |i| {
+        format!("accessLogging[{i}].{leaf}")
+    })
+}
+
 fn tracing(
     m: &MeshConfig,
     leaf: &str,
@@ -458,18 +574,18 @@ mod tests {
         let mut v = VirtualService::default();
         v.http.push(HttpRoute::default());
         v.http.push(HttpRoute {
-            mirror: Some(Default::default()),
+            cors_policy: Some(Default::default()),
             ..HttpRoute::default()
         });
-        let row = NOT_ENFORCED.iter().find(|r| r.field == "http[].mirror");
+        let row = NOT_ENFORCED.iter().find(|r| r.field == "http[].corsPolicy");
         let Some(NotEnforced {
             find: Finder::VirtualService(find),
             ..
         }) = row
         else {
-            panic!("the http[].mirror row must exist");
+            panic!("the http[].corsPolicy row must exist");
         };
-        assert_eq!(find(&v), vec!["http[1].mirror".to_string()]);
+        assert_eq!(find(&v), vec!["http[1].corsPolicy".to_string()]);
     }
 
     #[test]

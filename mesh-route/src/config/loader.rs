@@ -32,16 +32,22 @@ const NETWORKING_KINDS: &[&str] = &[
     "Sidecar",
 ];
 
+/// API versions accepted for the `telemetry.istio.io` kinds.
+const TELEMETRY_VERSIONS: &[&str] = &[
+    "telemetry.istio.io/v1",
+    "telemetry.istio.io/v1beta1",
+    "telemetry.istio.io/v1alpha1",
+];
+
 /// Kinds recognised but not supported yet, with their API group.
 const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
     ("Gateway", "networking.istio.io/"),
-    ("Telemetry", "telemetry.istio.io/"),
     ("PeerAuthentication", "security.istio.io/"),
 ];
 
 const SUPPORTED_LIST: &str = "networking.istio.io/v1 (or v1beta1, v1alpha3) VirtualService, \
-     DestinationRule, ServiceEntry, Sidecar; mesh/v1 MeshConfig; \
-     install.istio.io/v1alpha1 IstioOperator";
+     DestinationRule, ServiceEntry, Sidecar; telemetry.istio.io/v1 (or v1beta1, v1alpha1) \
+     Telemetry; mesh/v1 MeshConfig; install.istio.io/v1alpha1 IstioOperator";
 
 /// Top-level keys of a resource document.
 const DOCUMENT_KEYS: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
@@ -56,6 +62,7 @@ enum DocumentKind {
     DestinationRule,
     ServiceEntry,
     Sidecar,
+    Telemetry,
     MeshConfig,
     IstioOperator,
     NotYetSupported,
@@ -71,6 +78,9 @@ impl DocumentKind {
                 "Sidecar" => return Some(Self::Sidecar),
                 _ => {}
             }
+        }
+        if TELEMETRY_VERSIONS.contains(&api_version) && kind == "Telemetry" {
+            return Some(Self::Telemetry);
         }
         match (api_version, kind) {
             ("mesh/v1", "MeshConfig") => return Some(Self::MeshConfig),
@@ -195,7 +205,7 @@ impl Loader {
             let known: Vec<&str> = NETWORKING_KINDS
                 .iter()
                 .copied()
-                .chain(["MeshConfig", "IstioOperator"])
+                .chain(["Telemetry", "MeshConfig", "IstioOperator"])
                 .collect();
             self.diagnostics.push(
                 Diagnostic::error(format!(
@@ -255,6 +265,13 @@ impl Loader {
             DocumentKind::Sidecar => {
                 if let Some(spec) = self.parse_spec(spec, &origin, &label, "") {
                     self.config.sidecars.push(Resource { meta, origin, spec });
+                }
+            }
+            DocumentKind::Telemetry => {
+                if let Some(spec) = self.parse_spec(spec, &origin, &label, "") {
+                    self.config
+                        .telemetries
+                        .push(Resource { meta, origin, spec });
                 }
             }
             DocumentKind::MeshConfig => {
@@ -565,6 +582,16 @@ mod tests {
                 Some(DocumentKind::VirtualService)
             );
         }
+        for version in TELEMETRY_VERSIONS {
+            assert_eq!(
+                DocumentKind::classify(version, "Telemetry"),
+                Some(DocumentKind::Telemetry)
+            );
+        }
+        assert_eq!(
+            DocumentKind::classify("telemetry.istio.io/v2", "Telemetry"),
+            None
+        );
         assert_eq!(
             DocumentKind::classify("mesh/v1", "MeshConfig"),
             Some(DocumentKind::MeshConfig)

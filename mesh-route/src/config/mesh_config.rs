@@ -103,6 +103,10 @@ pub enum AccessLogEncoding {
     Json,
 }
 
+/// The `proxyMetadata` key whose `"true"` turns the mirror's `-shadow` host suffix off (Istio's
+/// switch of the same name).
+pub const DISABLE_SHADOW_HOST_SUFFIX: &str = "DISABLE_SHADOW_HOST_SUFFIX";
+
 /// Istio `ProxyConfig` (`meshConfig.defaultConfig`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -110,6 +114,10 @@ pub struct ProxyConfig {
     /// Tracing settings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracing: Option<Tracing>,
+    /// Proxy environment settings; `DISABLE_SHADOW_HOST_SUFFIX` (`"true"` turns the mirror's
+    /// `-shadow` host suffix off) is the one read here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub proxy_metadata: BTreeMap<String, String>,
     /// Other Istio ProxyConfig fields, accepted and ignored.
     #[serde(flatten, skip_serializing_if = "BTreeMap::is_empty")]
     pub other: BTreeMap<String, serde_json::Value>,
@@ -121,6 +129,7 @@ impl ProxyConfig {
         if later.tracing.is_some() {
             self.tracing = later.tracing;
         }
+        self.proxy_metadata.extend(later.proxy_metadata);
         self.other.extend(later.other);
     }
 }

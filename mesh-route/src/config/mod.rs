@@ -1,5 +1,5 @@
 //! The Istio configuration the mesh runs on: a serde model of VirtualService,
-//! DestinationRule, ServiceEntry, Sidecar and mesh-wide settings, a loader for
+//! DestinationRule, ServiceEntry, Sidecar, Telemetry and mesh-wide settings, a loader for
 //! multi-document YAML files and directories, and validation with precise diagnostics.
 //!
 //! ```
@@ -39,6 +39,7 @@ pub mod service_entry;
 pub mod shared_types;
 pub mod sidecar;
 pub mod suggest;
+pub mod telemetry;
 pub mod traffic_policy;
 mod validate;
 pub mod virtual_service;
@@ -58,11 +59,18 @@ pub use resource::{ObjectMeta, Resource};
 pub use route_rules::RETRY_ON_TOKENS;
 pub use service_entry::{Location, Resolution, ServiceEntry, ServicePort, WorkloadEntry};
 pub use shared_types::{
-    Percent, PolicyWorkloadSelector, PortSelector, StringMatch, WorkloadSelector,
+    Percent, PolicyTargetReference, PolicyWorkloadSelector, PortSelector, StringMatch,
+    WorkloadSelector,
 };
 pub use sidecar::{
     CaptureMode, IstioEgressListener, IstioIngressListener, OutboundMode, OutboundTrafficPolicy,
     ServerTlsMode, ServerTlsSettings, Sidecar, SidecarPort, TlsCertificate, TlsProtocol,
+};
+pub use telemetry::{
+    AccessLogFilter, AccessLogging, IstioMetric, LogSelector, MetricSelector, Metrics,
+    MetricsOverrides, ProviderRef, TagOperation, TagOverride, Telemetry, TelemetryCustomTag,
+    TelemetryTracing, TracingEnvironment, TracingLiteral, TracingRequestHeader, TracingSelector,
+    WorkloadMode,
 };
 pub use traffic_policy::{
     ClientTlsMode, ClientTlsSettings, ConnectionKeepalive, ConnectionPoolSettings,
@@ -92,6 +100,8 @@ pub struct Config {
     pub service_entries: Vec<Resource<ServiceEntry>>,
     /// Sidecars, in load order.
     pub sidecars: Vec<Resource<Sidecar>>,
+    /// Telemetries (`telemetry.istio.io`), in load order.
+    pub telemetries: Vec<Resource<Telemetry>>,
     /// Mesh settings merged from `MeshConfig` / `IstioOperator` documents (later
     /// documents override earlier ones field by field); default when there are none.
     pub mesh: MeshConfig,
@@ -139,6 +149,22 @@ impl Config {
             .and_then(|p| p.mode)
             .or_else(|| self.mesh.outbound_mode())
             .unwrap_or_default()
+    }
+
+    /// The mesh-wide tracing settings: `tracing[0]` of the first Telemetry (in load
+    /// order) that applies to every workload — no `selector`, `targetRef` or `targetRefs`
+    /// ([`Telemetry::selects_all`]) — and has a `tracing` section; `None` when there is
+    /// none.
+    ///
+    /// Istio takes the selector-less Telemetry of the root namespace (`istio-system`) as
+    /// the mesh-wide one and applies the others to their namespace only; this helper does
+    /// not look at namespaces. Callers that need that precision can choose among
+    /// [`Config::telemetries`] themselves.
+    pub fn mesh_tracing(&self) -> Option<&TelemetryTracing> {
+        self.telemetries
+            .iter()
+            .filter(|t| t.spec.selects_all())
+            .find_map(|t| t.spec.tracing.first())
     }
 }
 

@@ -1,6 +1,7 @@
-//! Rules for a single DestinationRule, ServiceEntry, Sidecar or mesh-settings document:
-//! required fields, port numbers and names, endpoint addresses against the resolution,
-//! duplicate subsets, listener endpoints, and unknown mesh-config fields.
+//! Rules for a single DestinationRule, ServiceEntry, Sidecar, Telemetry or mesh-settings
+//! document: required fields, port numbers and names, endpoint addresses against the
+//! resolution, duplicate subsets, listener endpoints, Telemetry selectors, sampling,
+//! custom tags and tag overrides, and unknown mesh-config fields.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -8,11 +9,15 @@ use std::net::{IpAddr, SocketAddr};
 use super::Resource;
 use super::destination_rule::DestinationRule;
 use super::diagnostic::{Diagnostic, Reporter};
-use super::mesh_config::{MESH_CONFIG_FIELDS, MeshConfig, PROXY_CONFIG_FIELDS, TRACING_FIELDS};
+use super::mesh_config::{
+    DISABLE_SHADOW_HOST_SUFFIX, MESH_CONFIG_FIELDS, MeshConfig, PROXY_CONFIG_FIELDS, TRACING_FIELDS,
+};
 use super::resource::label;
 use super::service_entry::{Resolution, ServiceEntry};
+use super::shared_types::PolicyTargetReference;
 use super::sidecar::{OutboundMode, Sidecar};
 use super::suggest::did_you_mean;
+use super::telemetry::{ProviderRef, TagOperation, Telemetry, TelemetryCustomTag};
 
 /// Checks one DestinationRule.
 pub(crate) fn validate_destination_rule(dr: &DestinationRule, r: &mut Reporter<'_>) {
@@ -243,6 +248,142 @@ pub(crate) fn validate_sidecar_set(sidecars: &[Resource<Sidecar>], out: &mut Vec
     }
 }
 
+/// Checks one Telemetry.
+pub(crate) fn validate_telemetry(telemetry: &Telemetry, r: &mut Reporter<'_>) {
+    let scopes: Vec<&str> = [
+        ("selector", telemetry.selector.is_some()),
+        ("targetRef", telemetry.target_ref.is_some()),
+        ("targetRefs", !telemetry.target_refs.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    if let [_, second, ..] = scopes.as_slice() {
+        r.error(
+            second,
+            format!(
+                "only one of selector, targetRef and targetRefs may be set, found {}",
+                scopes.join(" and ")
+            ),
+        );
+    }
+    if let Some(target) = &telemetry.target_ref {
+        validate_target_ref(target, "targetRef", r);
+    }
+    for (i, target) in telemetry.target_refs.iter().enumerate() {
+        validate_target_ref(target, &format!("targetRefs[{i}]"), r);
+    }
+    for (i, tracing) in telemetry.tracing.iter().enumerate() {
+        let at = format!("tracing[{i}]");
+        validate_providers(&tracing.providers, &at, r);
+        if let Some(percent) = tracing.random_sampling_percentage
+            && !(0.0..=100.0).contains(&percent)
+        {
+            r.error(
+                format!("{at}.randomSamplingPercentage"),
+                format!("randomSamplingPercentage {percent} is not in 0-100"),
+            );
+        }
+        for (name, tag) in &tracing.custom_tags {
+            validate_custom_tag(name, tag, &format!("{at}.customTags"), r);
+        }
+    }
+    for (i, metrics) in telemetry.metrics.iter().enumerate() {
+        let at = format!("metrics[{i}]");
+        validate_providers(&metrics.providers, &at, r);
+        for (j, over) in metrics.overrides.iter().enumerate() {
+            let at = format!("{at}.overrides[{j}]");
+            if let Some(selector) = &over.match_
+                && selector.metric.is_some()
+                && selector.custom_metric.is_some()
+            {
+                r.error(
+                    format!("{at}.match.customMetric"),
+                    "metric and customMetric cannot both be set",
+                );
+            }
+            for (name, tag) in &over.tag_overrides {
+                let at = format!("{at}.tagOverrides.{name}");
+                if name.is_empty() {
+                    r.error(&at, "tag name is required");
+                }
+                let has_value = tag.value.as_deref().is_some_and(|v| !v.is_empty());
+                match tag.operation_or_default() {
+                    TagOperation::Upsert if !has_value => r.error(
+                        format!("{at}.value"),
+                        "value is required when operation is UPSERT (the default)",
+                    ),
+                    TagOperation::Remove if has_value => r.error(
+                        format!("{at}.value"),
+                        "value is not allowed when operation is REMOVE",
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+    for (i, logging) in telemetry.access_logging.iter().enumerate() {
+        validate_providers(&logging.providers, &format!("accessLogging[{i}]"), r);
+    }
+}
+
+fn validate_target_ref(target: &PolicyTargetReference, at: &str, r: &mut Reporter<'_>) {
+    if target.kind.is_empty() {
+        r.error(format!("{at}.kind"), "kind is required");
+    }
+    if target.name.is_empty() {
+        r.error(format!("{at}.name"), "name is required");
+    }
+}
+
+fn validate_providers(providers: &[ProviderRef], at: &str, r: &mut Reporter<'_>) {
+    for (i, provider) in providers.iter().enumerate() {
+        if provider.name.is_empty() {
+            r.error(
+                format!("{at}.providers[{i}].name"),
+                "provider name is required",
+            );
+        }
+    }
+}
+
+/// A custom tag sets exactly one source, and that source names what it reads.
+fn validate_custom_tag(name: &str, tag: &TelemetryCustomTag, at: &str, r: &mut Reporter<'_>) {
+    let at = format!("{at}.{name}");
+    if name.is_empty() {
+        r.error(&at, "tag name is required");
+    }
+    match tag.kinds_set().as_slice() {
+        [] => r.error(
+            &at,
+            format!("custom tag \"{name}\" needs one of literal, environment, header"),
+        ),
+        [_] => {}
+        several => r.error(
+            &at,
+            format!(
+                "custom tag \"{name}\" sets {}; set exactly one of literal, environment, header",
+                several.join(" and ")
+            ),
+        ),
+    }
+    if let Some(literal) = &tag.literal
+        && literal.value.is_empty()
+    {
+        r.error(format!("{at}.literal.value"), "value is required");
+    }
+    if let Some(environment) = &tag.environment
+        && environment.name.is_empty()
+    {
+        r.error(format!("{at}.environment.name"), "name is required");
+    }
+    if let Some(header) = &tag.header
+        && header.name.is_empty()
+    {
+        r.error(format!("{at}.header.name"), "name is required");
+    }
+}
+
 /// Checks one mesh-settings document: unknown fields, and values out of range.
 pub(crate) fn validate_mesh_config(mesh: &MeshConfig, r: &mut Reporter<'_>) {
     const MESH_TYPED: &[&str] = &[
@@ -261,9 +402,23 @@ pub(crate) fn validate_mesh_config(mesh: &MeshConfig, r: &mut Reporter<'_>) {
             &proxy.other,
             "defaultConfig",
             PROXY_CONFIG_FIELDS,
-            &["tracing"],
+            &["tracing", "proxyMetadata"],
             r,
         );
+        for (key, value) in &proxy.proxy_metadata {
+            let path = format!("defaultConfig.proxyMetadata.{key}");
+            if key != DISABLE_SHADOW_HOST_SUFFIX {
+                r.warning(
+                    &path,
+                    format!("meshConfig.{path} is not supported; ignored"),
+                );
+            } else if !value.eq_ignore_ascii_case("true") && !value.eq_ignore_ascii_case("false") {
+                r.error(
+                    &path,
+                    format!("must be \"true\" or \"false\", got {value:?}"),
+                );
+            }
+        }
         if let Some(tracing) = &proxy.tracing {
             let typed = &["sampling", "zipkin", "customTags", "maxPathTagLength"];
             report_other_fields(

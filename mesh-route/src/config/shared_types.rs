@@ -1,5 +1,5 @@
 //! Small Istio messages shared by several resources: [`StringMatch`], [`Percent`],
-//! [`PortSelector`] and the two workload selector shapes.
+//! [`PortSelector`], the two workload selector shapes and [`PolicyTargetReference`].
 
 use std::collections::BTreeMap;
 
@@ -71,6 +71,23 @@ pub struct PolicyWorkloadSelector {
     /// Labels a workload must carry.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub match_labels: BTreeMap<String, String>,
+}
+
+/// `istio.type.v1beta1.PolicyTargetReference` (Telemetry and other policies): the
+/// resource a policy attaches to, such as a Gateway API `Gateway` or a `Service`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyTargetReference {
+    /// API group of the target (`gateway.networking.k8s.io`; empty for core kinds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Kind of the target (`Gateway`, `Service`, `ServiceEntry`, …).
+    pub kind: String,
+    /// Name of the target.
+    pub name: String,
+    /// Namespace of the target (default: the policy's namespace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// `skip_serializing_if` helper for `bool` fields that default to `false`.

@@ -384,15 +384,42 @@ fn sidecar_overrides_mesh_outbound_mode() {
 }
 
 #[test]
-fn mirror_is_parsed_but_not_enforced() {
-    let w = warnings(&vs(
-        "c",
-        "  - mirror: {host: catalog}\n    route:\n    - destination: {host: catalog}\n",
-    ));
-    assert_eq!(w.len(), 1, "{w:#?}");
-    let d = find(&w, "http[0].mirror");
-    assert_eq!(d.message, "mirror: parsed, not enforced yet");
-    assert_eq!(d.severity, Severity::Warning);
+fn mirror_settings_are_enforced_without_warnings() {
+    for mirror in [
+        "mirror: {host: catalog}",
+        "mirror: {host: catalog}\n    mirrorPercentage: {value: 25}",
+        "mirror: {host: catalog}\n    mirrorPercent: 25",
+        "mirrors: [{destination: {host: catalog}, percentage: {value: 5}}]",
+    ] {
+        let w = warnings(&vs(
+            "c",
+            &format!("  - {mirror}\n    route:\n    - destination: {{host: catalog}}\n"),
+        ));
+        assert!(w.is_empty(), "{mirror}: {w:#?}");
+    }
+}
+
+#[test]
+fn shadow_host_suffix_switch_is_read_and_other_proxy_metadata_warned() {
+    let mesh = |metadata: &str| {
+        format!(
+            "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\nspec:\n  defaultConfig: {{proxyMetadata: {{{metadata}}}}}\n"
+        )
+    };
+    let loaded = Config::from_yaml_str(&mesh("DISABLE_SHADOW_HOST_SUFFIX: \"true\""))
+        .unwrap_or_else(|d| panic!("{d:#?}"));
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    assert!(!crate::mirror::host_suffix_enabled(&loaded.config));
+    let w = warnings(&mesh("ISTIO_META_DNS_CAPTURE: \"true\""));
+    assert_eq!(
+        w[0].message,
+        "meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE is not supported; ignored"
+    );
+    let errs = Config::from_yaml_str(&mesh("DISABLE_SHADOW_HOST_SUFFIX: \"yes\"")).unwrap_err();
+    find(
+        &errs,
+        "defaultConfig.proxyMetadata.DISABLE_SHADOW_HOST_SUFFIX",
+    );
 }
 
 #[test]
@@ -532,6 +559,402 @@ fn config_serializes_for_config_dump() {
         "istioinaction"
     );
     assert_eq!(json["serviceEntries"][0]["spec"]["resolution"], "STATIC");
+}
+
+/// A Telemetry `name` in `istio-system` whose spec is the (indented) `spec`.
+fn telemetry(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\n\
+         metadata: {{name: {name}, namespace: istio-system}}\nspec:\n{spec}"
+    )
+}
+
+const FULL_TELEMETRY: &str = r#"  tracing:
+  - match: {mode: CLIENT}
+    providers: [{name: zipkin}]
+    customTags:
+      cluster: {literal: {value: east}}
+      pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+      user: {header: {name: x-user}}
+    disableSpanReporting: false
+    randomSamplingPercentage: 12.5
+    useRequestIdForTraceSampling: true
+    enableIstioTags: true
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides:
+    - match: {metric: REQUEST_COUNT, mode: SERVER}
+      disabled: false
+      tagOverrides:
+        request_protocol: {operation: REMOVE}
+        app: {value: "filter_state['app']"}
+    - match: {customMetric: my_metric}
+      disabled: true
+    reportingInterval: 15s
+  accessLogging:
+  - match: {mode: SERVER}
+    providers: [{name: envoy}]
+    disabled: false
+    filter: {expression: "response.code >= 400"}
+"#;
+
+#[test]
+fn telemetry_with_every_section_loads_with_not_enforced_warnings() {
+    let loaded =
+        load(&telemetry("mesh-default", FULL_TELEMETRY)).unwrap_or_else(|d| panic!("{d:#?}"));
+    let mut fields: Vec<&str> = loaded
+        .warnings
+        .iter()
+        .filter_map(|d| d.field.as_deref())
+        .collect();
+    fields.sort_unstable();
+    let mut expected = vec![
+        "tracing[0].match.mode",
+        "tracing[0].providers",
+        "tracing[0].customTags",
+        "tracing[0].disableSpanReporting",
+        "tracing[0].randomSamplingPercentage",
+        "tracing[0].useRequestIdForTraceSampling",
+        "tracing[0].enableIstioTags",
+        "metrics[0].providers",
+        "metrics[0].overrides[0].match.metric",
+        "metrics[0].overrides[0].match.mode",
+        "metrics[0].overrides[0].disabled",
+        "metrics[0].overrides[0].tagOverrides",
+        "metrics[0].overrides[1].match.customMetric",
+        "metrics[0].overrides[1].disabled",
+        "metrics[0].reportingInterval",
+        "accessLogging[0].match.mode",
+        "accessLogging[0].providers",
+        "accessLogging[0].disabled",
+        "accessLogging[0].filter",
+    ];
+    expected.sort_unstable();
+    assert_eq!(fields, expected, "{:#?}", loaded.warnings);
+    assert_eq!(
+        loaded.warnings.len(),
+        expected.len(),
+        "{:#?}",
+        loaded.warnings
+    );
+    for d in &loaded.warnings {
+        assert_eq!(d.severity, Severity::Warning);
+        assert_eq!(
+            d.resource.as_deref(),
+            Some("Telemetry istio-system/mesh-default")
+        );
+        assert!(d.message.ends_with(": parsed, not enforced yet"), "{d}");
+    }
+    let d = find(
+        &loaded.warnings,
+        "metrics[0].overrides[1].match.customMetric",
+    );
+    assert_eq!(
+        d.to_string(),
+        "warning: <inline> (document 3) Telemetry istio-system/mesh-default: \
+         metrics[0].overrides[1].match.customMetric: customMetric: parsed, not enforced yet"
+    );
+
+    let config = &loaded.config;
+    assert_eq!(config.telemetries.len(), 1);
+    let spec = &config.telemetries[0].spec;
+    let tracing = &spec.tracing[0];
+    assert_eq!(tracing.random_sampling_percentage, Some(12.5));
+    assert_eq!(
+        tracing.match_.as_ref().and_then(|m| m.mode),
+        Some(WorkloadMode::Client)
+    );
+    assert_eq!(
+        tracing
+            .custom_tags
+            .get("pod")
+            .and_then(|t| t.environment.clone()),
+        Some(TracingEnvironment {
+            name: "POD_NAME".into(),
+            default_value: Some("unknown".into())
+        })
+    );
+    let overrides = &spec.metrics[0].overrides;
+    assert_eq!(
+        overrides[0].match_.as_ref().and_then(|m| m.metric),
+        Some(IstioMetric::RequestCount)
+    );
+    assert_eq!(
+        overrides[0]
+            .tag_overrides
+            .get("request_protocol")
+            .map(TagOverride::operation_or_default),
+        Some(TagOperation::Remove)
+    );
+    assert_eq!(
+        spec.metrics[0].reporting_interval,
+        Some(Duration(std::time::Duration::from_secs(15)))
+    );
+    assert_eq!(
+        spec.access_logging[0]
+            .filter
+            .as_ref()
+            .map(|f| f.expression.as_str()),
+        Some("response.code >= 400")
+    );
+    assert_eq!(config.mesh_tracing(), Some(tracing));
+
+    let json = serde_json::to_value(config).unwrap_or_default();
+    let dumped = &json["telemetries"][0]["spec"];
+    assert_eq!(dumped["tracing"][0]["randomSamplingPercentage"], 12.5);
+    assert_eq!(dumped["tracing"][0]["match"]["mode"], "CLIENT");
+    assert_eq!(
+        dumped["metrics"][0]["overrides"][0]["match"]["metric"],
+        "REQUEST_COUNT"
+    );
+    assert_eq!(dumped["metrics"][0]["reportingInterval"], "15s");
+}
+
+#[test]
+fn telemetry_api_versions_are_accepted() {
+    for version in [
+        "telemetry.istio.io/v1",
+        "telemetry.istio.io/v1beta1",
+        "telemetry.istio.io/v1alpha1",
+    ] {
+        let text = telemetry("t", "  tracing: [{randomSamplingPercentage: 10}]\n")
+            .replace("telemetry.istio.io/v1\n", &format!("{version}\n"));
+        assert!(text.contains(version));
+        let loaded = Config::from_yaml_str(&text).unwrap_or_else(|d| panic!("{version}: {d:#?}"));
+        assert_eq!(loaded.config.telemetries.len(), 1, "{version}");
+        assert_eq!(
+            loaded.warnings.len(),
+            1,
+            "{version}: {:#?}",
+            loaded.warnings
+        );
+        assert_eq!(
+            loaded.warnings[0].field.as_deref(),
+            Some("tracing[0].randomSamplingPercentage")
+        );
+    }
+    let errs = Config::from_yaml_str(
+        "apiVersion: telemetry.istio.io/v2\nkind: Telemetry\nmetadata: {name: t}\nspec: {}\n",
+    )
+    .err()
+    .unwrap_or_default();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0]
+            .message
+            .contains("telemetry.istio.io/v1 (or v1beta1, v1alpha1) Telemetry"),
+        "{}",
+        errs[0]
+    );
+    let errs = Config::from_yaml_str(
+        "apiVersion: telemetry.istio.io/v1\nkind: Telemetri\nmetadata: {name: t}\nspec: {}\n",
+    )
+    .err()
+    .unwrap_or_default();
+    assert!(
+        errs[0].message.contains("did you mean \"Telemetry\""),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn telemetry_sampling_out_of_range_is_an_error() {
+    let errs = errors(&telemetry(
+        "t",
+        "  tracing:\n  - randomSamplingPercentage: 120\n  - randomSamplingPercentage: -1\n",
+    ));
+    let d = find(&errs, "tracing[0].randomSamplingPercentage");
+    assert_eq!(d.message, "randomSamplingPercentage 120 is not in 0-100");
+    assert_eq!(
+        d.to_string(),
+        "error: <inline> (document 3) Telemetry istio-system/t: \
+         tracing[0].randomSamplingPercentage: randomSamplingPercentage 120 is not in 0-100"
+    );
+    find(&errs, "tracing[1].randomSamplingPercentage");
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+}
+
+#[test]
+fn telemetry_custom_tag_needs_exactly_one_named_source() {
+    let errs = errors(&telemetry(
+        "t",
+        "  tracing:\n  - customTags:\n      empty: {}\n      both: {literal: {value: x}, header: {name: x-user}}\n\
+         \x20     env: {environment: {defaultValue: none}}\n      hdr: {header: {name: \"\"}}\n\
+         \x20     lit: {literal: {}}\n      ok: {header: {name: x-ok}}\n",
+    ));
+    assert_eq!(
+        find(&errs, "tracing[0].customTags.empty").message,
+        "custom tag \"empty\" needs one of literal, environment, header"
+    );
+    assert_eq!(
+        find(&errs, "tracing[0].customTags.both").message,
+        "custom tag \"both\" sets literal and header; set exactly one of literal, environment, header"
+    );
+    assert_eq!(
+        find(&errs, "tracing[0].customTags.env.environment.name").message,
+        "name is required"
+    );
+    assert_eq!(
+        find(&errs, "tracing[0].customTags.hdr.header.name").message,
+        "name is required"
+    );
+    assert_eq!(
+        find(&errs, "tracing[0].customTags.lit.literal.value").message,
+        "value is required"
+    );
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+}
+
+#[test]
+fn telemetry_upsert_tag_override_needs_a_value() {
+    let errs = errors(&telemetry(
+        "t",
+        "  metrics:\n  - overrides:\n    - tagOverrides:\n        implicit: {}\n\
+         \x20       explicit: {operation: UPSERT}\n        blank: {operation: UPSERT, value: \"\"}\n\
+         \x20       removed: {operation: REMOVE, value: x}\n        fine: {operation: REMOVE}\n",
+    ));
+    let at = "metrics[0].overrides[0].tagOverrides";
+    for name in ["implicit", "explicit", "blank"] {
+        assert_eq!(
+            find(&errs, &format!("{at}.{name}.value")).message,
+            "value is required when operation is UPSERT (the default)"
+        );
+    }
+    assert_eq!(
+        find(&errs, &format!("{at}.removed.value")).message,
+        "value is not allowed when operation is REMOVE"
+    );
+    assert_eq!(errs.len(), 4, "{errs:#?}");
+}
+
+#[test]
+fn telemetry_unknown_enum_values_suggest_the_right_one() {
+    let errs = errors(&telemetry(
+        "t",
+        "  tracing: [{match: {mode: CLIENT_AND_SERVR}}]\n\
+         \x20 metrics: [{overrides: [{match: {metric: REQUEST_COUNTS}, tagOverrides: {a: {operation: UPSRT}}}]}]\n\
+         \x20 accessLogging: [{match: {mode: SERVERS}}]\n",
+    ));
+    assert_eq!(
+        find(&errs, "tracing[0].match.mode").message,
+        "unknown value \"CLIENT_AND_SERVR\" (did you mean \"CLIENT_AND_SERVER\"?)"
+    );
+    assert_eq!(
+        find(&errs, "metrics[0].overrides[0].match.metric").message,
+        "unknown value \"REQUEST_COUNTS\" (did you mean \"REQUEST_COUNT\"?)"
+    );
+    assert_eq!(
+        find(&errs, "metrics[0].overrides[0].tagOverrides.a.operation").message,
+        "unknown value \"UPSRT\" (did you mean \"UPSERT\"?)"
+    );
+    assert_eq!(
+        find(&errs, "accessLogging[0].match.mode").message,
+        "unknown value \"SERVERS\" (did you mean \"SERVER\"?)"
+    );
+}
+
+#[test]
+fn telemetry_unknown_field_suggests_the_right_name() {
+    let errs = errors(&telemetry(
+        "t",
+        "  tracing:\n  - randomSamplingPercentag: 10\n    customTags: {a: {literl: {value: x}}}\n\
+         \x20 acessLogging: []\n",
+    ));
+    let d = find(&errs, "tracing[0].randomSamplingPercentag");
+    assert_eq!(
+        d.message,
+        "unknown field \"randomSamplingPercentag\" (did you mean \"randomSamplingPercentage\"?)"
+    );
+    assert_eq!(d.resource.as_deref(), Some("Telemetry istio-system/t"));
+    assert_eq!(
+        find(&errs, "tracing[0].customTags.a.literl").message,
+        "unknown field \"literl\" (did you mean \"literal\"?)"
+    );
+    assert_eq!(
+        find(&errs, "acessLogging").message,
+        "unknown field \"acessLogging\" (did you mean \"accessLogging\"?)"
+    );
+}
+
+#[test]
+fn telemetry_selector_and_target_refs_are_exclusive() {
+    let errs = errors(&telemetry(
+        "t",
+        "  selector: {matchLabels: {app: catalog}}\n\
+         \x20 targetRefs: [{kind: Service, name: catalog}, {group: \"\", kind: \"\", name: \"\"}]\n\
+         \x20 metrics: [{overrides: [{match: {metric: REQUEST_COUNT, customMetric: x}}]}]\n",
+    ));
+    assert_eq!(
+        find(&errs, "targetRefs").message,
+        "only one of selector, targetRef and targetRefs may be set, found selector and targetRefs"
+    );
+    assert_eq!(
+        find(&errs, "targetRefs[1].kind").message,
+        "kind is required"
+    );
+    assert_eq!(
+        find(&errs, "targetRefs[1].name").message,
+        "name is required"
+    );
+    assert_eq!(
+        find(&errs, "metrics[0].overrides[0].match.customMetric").message,
+        "metric and customMetric cannot both be set"
+    );
+    let errs = errors(&telemetry("t", "  targetRef: {kind: Gateway}\n"));
+    assert_eq!(
+        find(&errs, "targetRef.name").message,
+        "required field \"name\" is missing"
+    );
+}
+
+#[test]
+fn telemetry_loads_among_other_resources() {
+    let text = format!(
+        "{}---\n{}---\n{}---\n\
+         apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: default, namespace: istioinaction}}\n\
+         spec: {{outboundTrafficPolicy: {{mode: REGISTRY_ONLY}}}}\n",
+        vs(
+            "catalog",
+            "  - route:\n    - destination: {host: catalog, subset: version-v1}\n"
+        ),
+        telemetry(
+            "workloads",
+            "  selector: {matchLabels: {app: catalog}}\n  tracing: [{randomSamplingPercentage: 100}]\n",
+        ),
+        telemetry(
+            "mesh-default",
+            "  tracing: [{randomSamplingPercentage: 1}]\n"
+        ),
+    );
+    let loaded = load(&text).unwrap_or_else(|d| panic!("{d:#?}"));
+    let config = &loaded.config;
+    assert_eq!(config.service_entries.len(), 1);
+    assert_eq!(config.destination_rules.len(), 1);
+    assert_eq!(config.virtual_services.len(), 1);
+    assert_eq!(config.sidecars.len(), 1);
+    let names: Vec<&str> = config
+        .telemetries
+        .iter()
+        .map(|t| t.meta.name.as_str())
+        .collect();
+    assert_eq!(names, ["workloads", "mesh-default"]);
+    assert_eq!(config.telemetries[1].origin, Origin::new("<inline>", 4));
+    assert_eq!(config.outbound_mode(), OutboundMode::RegistryOnly);
+    // The Telemetry with a selector is not mesh-wide.
+    assert_eq!(
+        config
+            .mesh_tracing()
+            .and_then(|t| t.random_sampling_percentage),
+        Some(1.0)
+    );
+    let selector = find(&loaded.warnings, "selector");
+    assert_eq!(selector.message, "selector: parsed, not enforced yet");
+    assert_eq!(
+        selector.resource.as_deref(),
+        Some("Telemetry istio-system/workloads")
+    );
+    assert_eq!(Config::default().mesh_tracing(), None);
 }
 
 fn temp_dir() -> PathBuf {

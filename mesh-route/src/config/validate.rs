@@ -1,6 +1,6 @@
 //! Runs every validation pass over a loaded [`Config`]: the per-resource rules
-//! (VirtualService routes, DestinationRules, ServiceEntries, Sidecars, mesh settings), the
-//! cross-resource checks, and the "parsed, not enforced yet" warnings.
+//! (VirtualService routes, DestinationRules, ServiceEntries, Sidecars, Telemetries, mesh
+//! settings), the cross-resource checks, and the "parsed, not enforced yet" warnings.
 
 use super::Config;
 use super::cross_resource::validate_cross_resource;
@@ -10,7 +10,7 @@ use super::mesh_config::MeshConfig;
 use super::resource::label;
 use super::resource_rules::{
     validate_destination_rule, validate_mesh_config, validate_service_entry, validate_sidecar,
-    validate_sidecar_set,
+    validate_sidecar_set, validate_telemetry,
 };
 use super::route_rules::validate_virtual_service;
 
@@ -61,6 +61,13 @@ pub(crate) fn validate_all(config: &Config, mesh: &[MeshDocument], out: &mut Vec
         );
     }
     validate_sidecar_set(&config.sidecars, out);
+    for telemetry in &config.telemetries {
+        let name = label("Telemetry", telemetry);
+        validate_telemetry(
+            &telemetry.spec,
+            &mut Reporter::new(&telemetry.origin, &name, out),
+        );
+    }
     for document in mesh {
         let mut reporter =
             Reporter::new(&document.origin, &document.label, out).with_prefix(document.prefix);
@@ -105,6 +112,15 @@ fn report_not_enforced(config: &Config, mesh: &[MeshDocument], out: &mut Vec<Dia
             Finder::Sidecar(find) => {
                 for r in &config.sidecars {
                     let name = label("Sidecar", r);
+                    let mut reporter = Reporter::new(&r.origin, &name, out);
+                    find(&r.spec)
+                        .iter()
+                        .for_each(|f| reporter.warning(f, &message));
+                }
+            }
+            Finder::Telemetry(find) => {
+                for r in &config.telemetries {
+                    let name = label("Telemetry", r);
                     let mut reporter = Reporter::new(&r.origin, &name, out);
                     find(&r.spec)
                         .iter()

@@ -1,0 +1,334 @@
+//! The `Telemetry` resource (`telemetry.istio.io`): tracing, metrics and access-logging
+//! settings for the workloads it applies to — the whole mesh (root namespace, no
+//! selector), a namespace (no selector), selected workloads (`selector`) or policy
+//! targets (`targetRef` / `targetRefs`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::Duration;
+use super::shared_types::{PolicyTargetReference, PolicyWorkloadSelector};
+
+/// Istio `Telemetry`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Telemetry {
+    /// Workloads this Telemetry applies to (absent: every workload of the namespace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<PolicyWorkloadSelector>,
+    /// The resource this Telemetry applies to, instead of `selector`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<PolicyTargetReference>,
+    /// The resources this Telemetry applies to, instead of `selector`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_refs: Vec<PolicyTargetReference>,
+    /// Tracing settings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracing: Vec<TelemetryTracing>,
+    /// Metrics settings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metrics>,
+    /// Access-logging settings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_logging: Vec<AccessLogging>,
+}
+
+impl Telemetry {
+    /// Whether the Telemetry applies to every workload of its namespace: no `selector`,
+    /// no `targetRef`, no `targetRefs` (in the root namespace: to the whole mesh).
+    pub fn selects_all(&self) -> bool {
+        self.selector.is_none() && self.target_ref.is_none() && self.target_refs.is_empty()
+    }
+}
+
+/// Istio `Tracing` (Telemetry form; the mesh-config form is
+/// [`Tracing`](super::mesh_config::Tracing)).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TelemetryTracing {
+    /// Which traffic the settings apply to (default: client and server).
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    pub match_: Option<TracingSelector>,
+    /// Tracing providers (from the mesh config's `extensionProviders`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<ProviderRef>,
+    /// Tags added to every span, by tag name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_tags: BTreeMap<String, TelemetryCustomTag>,
+    /// Do not report spans to the providers (tracing headers are still propagated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_span_reporting: Option<bool>,
+    /// Percentage of requests sampled, 0–100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub random_sampling_percentage: Option<f64>,
+    /// Sample on the `x-request-id` header rather than at random.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_request_id_for_trace_sampling: Option<bool>,
+    /// Add Istio's own tags (`istio.canonical_service`, …) to spans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_istio_tags: Option<bool>,
+}
+
+/// Istio `Tracing.TracingSelector`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TracingSelector {
+    /// Client side, server side or both (default `CLIENT_AND_SERVER`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<WorkloadMode>,
+}
+
+/// Istio `Tracing.CustomTag`: where a span tag's value comes from — exactly one of
+/// `literal`, `environment`, `header` (validation rejects none or several).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TelemetryCustomTag {
+    /// A fixed value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub literal: Option<TracingLiteral>,
+    /// An environment variable of the proxy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<TracingEnvironment>,
+    /// A request header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<TracingRequestHeader>,
+}
+
+impl TelemetryCustomTag {
+    /// The names of the sources that are set, among `literal`, `environment`, `header`.
+    pub fn kinds_set(&self) -> Vec<&'static str> {
+        [
+            ("literal", self.literal.is_some()),
+            ("environment", self.environment.is_some()),
+            ("header", self.header.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}
+
+/// Istio `Tracing.Literal`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TracingLiteral {
+    /// The value.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// Istio `Tracing.Environment`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TracingEnvironment {
+    /// Variable name (required).
+    #[serde(default)]
+    pub name: String,
+    /// Value when the variable is unset (no tag when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_value: Option<String>,
+}
+
+/// Istio `Tracing.RequestHeader`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TracingRequestHeader {
+    /// Header name (required).
+    #[serde(default)]
+    pub name: String,
+    /// Value when the header is missing (no tag when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_value: Option<String>,
+}
+
+/// Istio `ProviderRef`: a provider of the mesh config's `extensionProviders`, by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProviderRef {
+    /// Provider name.
+    pub name: String,
+}
+
+/// Istio `WorkloadMode`: which side of the traffic telemetry settings apply to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WorkloadMode {
+    /// Both sides (the default).
+    #[default]
+    ClientAndServer,
+    /// Outbound traffic only.
+    Client,
+    /// Inbound traffic only.
+    Server,
+}
+
+/// Istio `Metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metrics {
+    /// Metrics providers (e.g. `prometheus`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<ProviderRef>,
+    /// Changes to the generated metrics, applied in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<MetricsOverrides>,
+    /// How often metrics are reported (push-based providers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reporting_interval: Option<Duration>,
+}
+
+/// Istio `MetricsOverrides`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricsOverrides {
+    /// The metrics the override applies to (default: all, both sides).
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    pub match_: Option<MetricSelector>,
+    /// Do not generate the matched metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// Tags (dimensions) to add, change or remove, by tag name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tag_overrides: BTreeMap<String, TagOverride>,
+}
+
+/// Istio `MetricSelector`: at most one of `metric` and `customMetric`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricSelector {
+    /// One of Istio's standard metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<IstioMetric>,
+    /// A metric by name (`istio_` prefix removed), for metrics Istio does not list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_metric: Option<String>,
+    /// Client side, server side or both (default `CLIENT_AND_SERVER`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<WorkloadMode>,
+}
+
+/// Istio `MetricSelector.IstioMetric`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IstioMetric {
+    /// Every metric (the default).
+    #[default]
+    AllMetrics,
+    /// `istio_requests_total`.
+    RequestCount,
+    /// `istio_request_duration_milliseconds`.
+    RequestDuration,
+    /// `istio_request_bytes`.
+    RequestSize,
+    /// `istio_response_bytes`.
+    ResponseSize,
+    /// `istio_tcp_connections_opened_total`.
+    TcpOpenedConnections,
+    /// `istio_tcp_connections_closed_total`.
+    TcpClosedConnections,
+    /// `istio_tcp_sent_bytes_total`.
+    TcpSentBytes,
+    /// `istio_tcp_received_bytes_total`.
+    TcpReceivedBytes,
+    /// `istio_request_messages_total` (gRPC).
+    GrpcRequestMessages,
+    /// `istio_response_messages_total` (gRPC).
+    GrpcResponseMessages,
+}
+
+/// Istio `MetricsOverrides.TagOverride`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TagOverride {
+    /// Add/replace or remove the tag (default `UPSERT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<TagOperation>,
+    /// The tag's value (a CEL expression); required for `UPSERT`, not allowed for `REMOVE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl TagOverride {
+    /// The operation, with Istio's default (`UPSERT`) when unset.
+    pub fn operation_or_default(&self) -> TagOperation {
+        self.operation.unwrap_or_default()
+    }
+}
+
+/// Istio `MetricsOverrides.TagOverride.Operation`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TagOperation {
+    /// Add the tag, or replace its value (the default).
+    #[default]
+    Upsert,
+    /// Remove the tag.
+    Remove,
+}
+
+/// Istio `AccessLogging`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessLogging {
+    /// Which traffic the settings apply to (default: client and server).
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    pub match_: Option<LogSelector>,
+    /// Access-log providers (from the mesh config's `extensionProviders`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<ProviderRef>,
+    /// Turn access logging off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// Log only the requests this filter selects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<AccessLogFilter>,
+}
+
+/// Istio `AccessLogging.LogSelector`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogSelector {
+    /// Client side, server side or both (default `CLIENT_AND_SERVER`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<WorkloadMode>,
+}
+
+/// Istio `AccessLogging.Filter`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessLogFilter {
+    /// CEL expression selecting the requests to log (e.g. `response.code >= 400`).
+    #[serde(default)]
+    pub expression: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_tag_kinds() {
+        let tag = TelemetryCustomTag {
+            literal: Some(TracingLiteral { value: "x".into() }),
+            header: Some(TracingRequestHeader::default()),
+            ..TelemetryCustomTag::default()
+        };
+        assert_eq!(tag.kinds_set(), ["literal", "header"]);
+        assert!(TelemetryCustomTag::default().kinds_set().is_empty());
+    }
+
+    #[test]
+    fn enums_use_istio_names() {
+        let metric: IstioMetric =
+            serde_json::from_value(serde_json::json!("TCP_OPENED_CONNECTIONS")).unwrap_or_default();
+        assert_eq!(metric, IstioMetric::TcpOpenedConnections);
+        let mode: WorkloadMode =
+            serde_json::from_value(serde_json::json!("SERVER")).unwrap_or_default();
+        assert_eq!(mode, WorkloadMode::Server);
+        assert_eq!(
+            TagOverride::default().operation_or_default(),
+            TagOperation::Upsert
+        );
+    }
+}

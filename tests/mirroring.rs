@@ -1,0 +1,97 @@
+//! End-to-end mirroring through the sidecar over real sockets: v1 serves every client while
+//! v2 receives fire-and-forget copies.
+
+mod support;
+
+use http::Request;
+use http_body_util::Full;
+use mesh::demo::{CatalogServer, Http1Client};
+use std::time::{Duration, Instant};
+use support::Catalog;
+
+/// Waits (at most 10 s) until `server` has seen `n` requests.
+async fn wait_for_hits(server: &CatalogServer, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.hits() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn slow_v2_gets_copies_while_clients_get_v1_at_v1_speed() {
+    const N: u64 = 20;
+    let catalog = Catalog::start("catalog/40-mirror-v2.yaml").await;
+    catalog.v2.set_delay(Duration::from_secs(2));
+    let mut client = Http1Client::connect(catalog.proxy()).await.unwrap();
+    let start = Instant::now();
+    for i in 0..N {
+        let sent = Instant::now();
+        let request = Request::post("http://catalog/items")
+            .header("host", "catalog")
+            .body(Full::from(format!("order-{i}")))
+            .unwrap();
+        let response = client.send(request).await.unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.headers["x-catalog-version"], "v1");
+        assert!(
+            sent.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            sent.elapsed()
+        );
+    }
+    // Twenty requests took less than one v2 response: nobody waited for v2.
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(catalog.v1.hits(), N);
+    wait_for_hits(&catalog.v2, N).await;
+    assert_eq!(catalog.v2.hits(), N);
+    let copies = catalog.v2.requests();
+    for copy in &copies {
+        assert_eq!(copy.headers["host"], "catalog-shadow");
+        assert_eq!(copy.uri.path(), "/items");
+    }
+    let mut bodies: Vec<String> = copies
+        .iter()
+        .map(|c| String::from_utf8(c.body.to_vec()).unwrap())
+        .collect();
+    bodies.sort();
+    let mut expected: Vec<String> = (0..N).map(|i| format!("order-{i}")).collect();
+    expected.sort();
+    assert_eq!(bodies, expected, "each copy carries its request's body");
+}
+
+#[tokio::test]
+async fn mirror_percentage_25_mirrors_about_a_quarter() {
+    const N: u64 = 400;
+    let routes = std::fs::read_to_string(support::example("catalog/40-mirror-v2.yaml"))
+        .unwrap()
+        .replace("value: 100", "value: 25");
+    let catalog = Catalog::with_routes(&routes).await;
+    let mut client = Http1Client::connect(catalog.proxy()).await.unwrap();
+    for _ in 0..N {
+        let response = client.get("http://catalog/items", &[]).await.unwrap();
+        assert_eq!(response.headers["x-catalog-version"], "v1");
+    }
+    // Let the last copies land.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mirrored = catalog.v2.hits();
+    // 100 expected; 5 standard deviations (σ ≈ 8.7) either side.
+    assert!((57..=143).contains(&mirrored), "{mirrored} of {N} mirrored");
+}
+
+#[tokio::test]
+async fn suffix_off_by_mesh_config() {
+    let routes = std::fs::read_to_string(support::example("catalog/40-mirror-v2.yaml")).unwrap();
+    let mesh = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig: {proxyMetadata: {DISABLE_SHADOW_HOST_SUFFIX: \"true\"}}\n";
+    let catalog = Catalog::with_routes(&format!("{routes}\n---\n{mesh}")).await;
+    let mut client = Http1Client::connect(catalog.proxy()).await.unwrap();
+    client.get("http://catalog/items", &[]).await.unwrap();
+    wait_for_hits(&catalog.v2, 1).await;
+    assert_eq!(
+        catalog.v2.last_request().unwrap().headers["host"],
+        "catalog"
+    );
+}
