@@ -4,51 +4,22 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+#[path = "support/layer_bench.rs"]
+mod layer_bench;
 #[path = "support/wire_request.rs"]
 mod wire_request;
 
+use layer_bench::{bench, noop};
 use mesh::core::{
-    Body, body,
+    Body,
     circuit_breaker::{CircuitBreaker, CircuitBreakerLayer},
     fault::FaultLayer,
     policy::{FaultAbort, FaultPolicy, Fraction},
     retry::{RetryLayer, RetryPolicy},
     timeout::TimeoutLayer,
 };
-use std::{convert::Infallible, hint::black_box, sync::Arc, time::Duration};
-use tower::{Layer, Service, ServiceExt, service_fn};
-use wire_request::WireBuffer;
-
-/// The inner service every variant wraps (boxed, so its future is known to be `Send`).
-type Inner =
-    tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Infallible>;
-
-fn noop() -> Inner {
-    Inner::new(service_fn(|_request: http::Request<Body>| async {
-        Ok::<_, Infallible>(http::Response::new(body::empty()))
-    }))
-}
-
-fn bench<S>(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    runtime: &tokio::runtime::Runtime,
-    name: &str,
-    service: S,
-) where
-    S: Service<http::Request<Body>> + Clone,
-{
-    // Every variant builds the same request inside the loop, as hyper hands one over: the
-    // same cost for all, with the headers a client sends, so no layer is charged for the
-    // header map's first allocation.
-    let wire = WireBuffer::new();
-    group.bench_function(name, |b| {
-        b.to_async(runtime).iter(|| {
-            let service = service.clone();
-            let request = wire.request();
-            async move { black_box(service.oneshot(request).await.is_ok()) }
-        })
-    });
-}
+use std::{hint::black_box, sync::Arc, time::Duration};
+use tower::{Layer, ServiceExt};
 
 fn resilience_layers(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -2,7 +2,7 @@
 //!
 //! Routing (mesh-route) and telemetry (mesh-trace) never import each other; they meet here.
 //! The route layer inserts [`RouteInfo`] and [`Destination`] into the request's extensions;
-//! the proxy inserts [`UpstreamHost`] into the response's; everyone may add
+//! the proxy inserts [`UpstreamHost`] and [`UpstreamCluster`] into the response's; everyone may add
 //! [`ResponseFlags`](crate::ResponseFlags). All are cheap to clone (`Arc`s and integers).
 
 use std::{net::SocketAddr, sync::Arc};
@@ -30,6 +30,11 @@ pub struct Destination {
     /// Service port number, if the route names one.
     pub port: Option<u16>,
 }
+
+/// The upstream cluster that served a request, in Istio's form
+/// (`outbound|80|version-v1|catalog.shop.svc.cluster.local`), set on the response by the proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamCluster(pub Arc<str>);
 
 /// The upstream endpoint (`address:port`) that served, or was tried for, a request.
 #[derive(Clone, Debug, PartialEq, Eq)]

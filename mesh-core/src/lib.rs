@@ -28,5 +28,5 @@ pub mod timeout;
 
 pub use body::{Body, BoxError};
 pub use error::MeshError;
-pub use extensions::{Destination, DownstreamAddr, RouteInfo, UpstreamHost};
+pub use extensions::{Destination, DownstreamAddr, RouteInfo, UpstreamCluster, UpstreamHost};
 pub use flags::{ResponseFlag, ResponseFlags};

@@ -19,7 +19,8 @@ use http::{
     uri::{Authority, Scheme},
 };
 use mesh_core::{
-    Body, BoxError, Destination, DownstreamAddr, MeshError, outlier::Outcome, retry::RetryContext,
+    Body, BoxError, Destination, DownstreamAddr, MeshError, UpstreamCluster, outlier::Outcome,
+    retry::RetryContext,
 };
 use mesh_route::{config::OutboundMode, matcher::request_authority};
 use std::{
@@ -30,6 +31,9 @@ use std::{
 };
 use tokio::time::Instant;
 use tower::Service;
+
+/// The upstream cluster name of pass-through traffic, as Envoy's.
+pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
 
 /// Forwards routed requests to endpoints and unrouted ones per the outbound traffic policy.
 #[derive(Clone, Debug)]
@@ -167,7 +171,12 @@ impl Shared {
             };
             outlier.report(index, outcome, Instant::now());
         }
-        result
+        result.map(|mut response| {
+            response
+                .extensions_mut()
+                .insert(UpstreamCluster(cluster.name.clone()));
+            response
+        })
     }
 
     /// Sends to the authority the client named (ALLOW_ANY, or `resolution: NONE`).
@@ -189,6 +198,10 @@ impl Shared {
             ));
         }
         request.headers_mut().remove(http::header::TE);
-        self.upstream.send_to_authority(request, &target).await
+        let mut response = self.upstream.send_to_authority(request, &target).await?;
+        response
+            .extensions_mut()
+            .insert(UpstreamCluster(Arc::from(PASSTHROUGH_CLUSTER)));
+        Ok(response)
     }
 }

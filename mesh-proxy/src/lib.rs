@@ -18,6 +18,7 @@ pub mod listener;
 pub mod proxy_headers;
 pub mod registry;
 pub mod sidecar;
+pub mod trace_settings;
 pub mod upstream;
 
 pub use sidecar::{RunningSidecar, Sidecar, SidecarOptions, StartError};

@@ -41,7 +41,7 @@ pub struct ClusterEndpoints {
     /// What the route table says this cluster is.
     pub cluster: Cluster,
     /// Envoy-style name: `outbound|PORT|SUBSET|HOST`.
-    pub name: String,
+    pub name: Arc<str>,
     /// The load-balancing policy.
     pub balancer: LoadBalancer,
     /// Per service port.
@@ -177,12 +177,13 @@ fn build_cluster(
             port.outlier = Some(OutlierDetector::new(outlier.clone(), port.endpoints.len()));
         }
     }
-    let name = format!(
+    let name: Arc<str> = format!(
         "outbound|{}|{}|{}",
         cluster.port.map(|p| p.to_string()).unwrap_or_default(),
         cluster.subset.as_deref().unwrap_or(""),
         cluster.host
-    );
+    )
+    .into();
     ClusterEndpoints {
         cluster: cluster.clone(),
         name,

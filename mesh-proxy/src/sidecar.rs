@@ -1,9 +1,11 @@
 //! [`Sidecar`]: the proxy assembled from a validated [`Config`].
 //!
-//! The outbound listener runs `x-request-id` → [`RouteLayer`] → [`MirrorLayer`] →
+//! The outbound listener runs [`TraceLayer`] (trace context, sampling, `x-request-id`) →
+//! [`SpanLayer`] (`CLIENT` spans, when a Zipkin collector is configured) → [`RouteLayer`] → [`MirrorLayer`] →
 //! [`FaultLayer`] → [`TimeoutLayer`] → [`RetryLayer`] → [`Forward`] (shadow copies go through
 //! the route timeout straight to [`Forward`]: no faults, no retries); the inbound
-//! listener (only when a Sidecar declares `ingress`) forwards to the local app; the admin
+//! listener (only when a Sidecar declares `ingress`) runs [`TraceLayer`] → [`SpanLayer`]
+//! (`SERVER` spans) and forwards to the local app; the admin
 //! listener reports on both. Every listener is bound before any is served, so a start that
 //! fails binds nothing.
 
@@ -13,6 +15,7 @@ use crate::{
     inbound::{Inbound, InboundError},
     listener::{HttpService, bind, serve},
     registry::Registry,
+    trace_settings::TraceSettings,
     upstream::{DEFAULT_CONNECT_TIMEOUT, Upstream},
 };
 use mesh_core::{fault::FaultLayer, retry::RetryLayer, timeout::TimeoutLayer};
@@ -22,7 +25,13 @@ use mesh_route::{
     mirror::{MirrorLayer, MirrorStats, ShadowService},
     table::CompileError,
 };
-use mesh_trace::RequestIdLayer;
+use mesh_trace::{
+    Propagation, TraceLayer,
+    identity::WorkloadIdentity,
+    reporter::{ReporterConfig, ReporterStats, SpanReporter},
+    span::SpanKind,
+    span_layer::{SpanLayer, SpanTags},
+};
 use std::{net::SocketAddr, sync::Arc};
 use tokio::{sync::watch, task::JoinHandle};
 use tower::{Layer, ServiceBuilder, util::BoxCloneSyncService};
@@ -57,6 +66,9 @@ pub enum StartError {
     /// A Sidecar ingress entry cannot be served.
     #[error(transparent)]
     Inbound(#[from] InboundError),
+    /// Tracing cannot be set up (a bad Zipkin address, or no tokio runtime to export on).
+    #[error("tracing: {0}")]
+    Tracing(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr} ({name}): {source}")]
     Bind {
@@ -77,6 +89,52 @@ pub struct Sidecar {
     outbound: HttpService,
     inbound: Option<HttpService>,
     mirror_stats: Arc<MirrorStats>,
+    span_stats: Option<Arc<ReporterStats>>,
+}
+
+/// The tracing layers of both listeners.
+struct Tracing {
+    trace: TraceLayer,
+    client: Option<SpanLayer>,
+    server: Option<SpanLayer>,
+    stats: Option<Arc<ReporterStats>>,
+}
+
+impl Tracing {
+    /// The layers `config` asks for; spans are exported only when a collector is configured.
+    fn new(config: &Config) -> Result<Self, StartError> {
+        let settings = TraceSettings::from_config(config, |name| std::env::var(name).ok());
+        let trace = TraceLayer::new(settings.sampler(), Propagation::default());
+        let Some(collector) = &settings.zipkin else {
+            return Ok(Tracing {
+                trace,
+                client: None,
+                server: None,
+                stats: None,
+            });
+        };
+        let identity = WorkloadIdentity::from_env();
+        let exporter = mesh_trace::zipkin::exporter(collector, &identity.service_name(), None)
+            .map_err(StartError::Tracing)?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StartError::Tracing(
+                "spans are exported from a tokio runtime; build the sidecar inside one".into(),
+            ));
+        }
+        let reporter = SpanReporter::spawn(exporter, ReporterConfig::default());
+        let mut tags = SpanTags::new(&identity, settings.custom_tags.clone())
+            .max_path_tag_length(settings.max_path_tag_length);
+        if !settings.istio_tags {
+            tags = tags.without_istio_tags();
+        }
+        let layer = |kind| SpanLayer::new(kind, reporter.clone(), tags.clone());
+        Ok(Tracing {
+            trace,
+            client: settings.client_spans.then(|| layer(SpanKind::Client)),
+            server: settings.server_spans.then(|| layer(SpanKind::Server)),
+            stats: Some(reporter.stats().clone()),
+        })
+    }
 }
 
 impl Sidecar {
@@ -94,8 +152,10 @@ impl Sidecar {
         let mirror =
             MirrorLayer::new(shadow).host_suffix(mesh_route::mirror::host_suffix_enabled(&config));
         let mirror_stats = mirror.stats().clone();
+        let tracing = Tracing::new(&config)?;
         let outbound = ServiceBuilder::new()
-            .layer(RequestIdLayer)
+            .layer(tracing.trace)
+            .option_layer(tracing.client)
             .layer(RouteLayer::new(table))
             .layer(mirror)
             .layer(FaultLayer::new())
@@ -103,7 +163,14 @@ impl Sidecar {
             .layer(RetryLayer::new())
             .service(forward);
         let inbound = match config.sidecars.iter().find(|s| !s.spec.ingress.is_empty()) {
-            Some(sidecar) => Inbound::new(&sidecar.spec, upstream)?.map(BoxCloneSyncService::new),
+            Some(sidecar) => Inbound::new(&sidecar.spec, upstream)?.map(|inbound| {
+                BoxCloneSyncService::new(
+                    ServiceBuilder::new()
+                        .layer(tracing.trace)
+                        .option_layer(tracing.server.clone())
+                        .service(inbound),
+                )
+            }),
             None => None,
         };
         Ok(Sidecar {
@@ -112,7 +179,13 @@ impl Sidecar {
             outbound: BoxCloneSyncService::new(outbound),
             inbound,
             mirror_stats,
+            span_stats: tracing.stats,
         })
+    }
+
+    /// The span reporter's counters, when spans are exported.
+    pub fn span_stats(&self) -> Option<&Arc<ReporterStats>> {
+        self.span_stats.as_ref()
     }
 
     /// What became of the outbound listener's shadow (mirrored) requests.

@@ -1,7 +1,8 @@
 //! `x-request-id`: Envoy gives every request without one a random UUIDv4, so that logs and
 //! traces of one request can be joined across hops; an id the client sent is kept.
 
-use http::{HeaderName, HeaderValue, Request};
+use crate::ids::{hex_header_value, hex16};
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
@@ -50,32 +51,38 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> S::Future {
-        if !request.headers().contains_key(&X_REQUEST_ID) {
-            request.headers_mut().insert(X_REQUEST_ID, uuid_v4());
-        }
+        ensure_request_id(request.headers_mut());
         self.inner.call(request)
     }
 }
 
-/// A random (version 4, RFC 9562 variant) UUID as a header value, without allocating.
+/// Gives `headers` a UUIDv4 `x-request-id` unless they have one; returns the request's id.
+///
+/// ```
+/// use mesh_trace::request_id::ensure_request_id;
+/// let mut headers = http::HeaderMap::new();
+/// let generated = ensure_request_id(&mut headers).clone();
+/// assert_eq!(generated.len(), 36);
+/// assert_eq!(ensure_request_id(&mut headers), generated);
+/// ```
+pub fn ensure_request_id(headers: &mut HeaderMap) -> &HeaderValue {
+    headers.entry(X_REQUEST_ID).or_insert_with(uuid_v4)
+}
+
+/// A random (version 4, RFC 9562 variant) UUID as a header value, formatted on the stack.
 pub fn uuid_v4() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let mut out = [0u8; 36];
-    let mut j = 0;
-    for (i, byte) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out[j] = b'-';
-            j += 1;
-        }
-        out[j] = HEX[usize::from(byte >> 4)];
-        out[j + 1] = HEX[usize::from(byte & 0x0f)];
-        j += 2;
-    }
-    // Lower-case hex digits and dashes are always a valid header value.
-    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    let mut bits: u128 = rand::random();
+    // Version 4 in the high nibble of byte 6, variant `10` in the top bits of byte 8.
+    bits = (bits & !(0xf << 76)) | (0x4 << 76);
+    bits = (bits & !(0x3 << 62)) | (0x2 << 62);
+    let (high, low) = (hex16((bits >> 64) as u64), hex16(bits as u64));
+    let mut out = [b'-'; 36];
+    out[..8].copy_from_slice(&high[..8]);
+    out[9..13].copy_from_slice(&high[8..12]);
+    out[14..18].copy_from_slice(&high[12..]);
+    out[19..23].copy_from_slice(&low[..4]);
+    out[24..].copy_from_slice(&low[4..]);
+    hex_header_value(&out)
 }
 
 #[cfg(test)]
@@ -91,6 +98,18 @@ mod tests {
         assert_eq!(&s[14..15], "4");
         assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"));
         assert_ne!(uuid_v4(), id);
+        for _ in 0..1000 {
+            let id = uuid_v4();
+            let s = id.to_str().unwrap();
+            for (i, c) in s.char_indices() {
+                match i {
+                    8 | 13 | 18 | 23 => assert_eq!(c, '-', "{s}"),
+                    14 => assert_eq!(c, '4', "{s}"),
+                    19 => assert!(matches!(c, '8' | '9' | 'a' | 'b'), "{s}"),
+                    _ => assert!(matches!(c, '0'..='9' | 'a'..='f'), "{s}"),
+                }
+            }
+        }
     }
 
     #[tokio::test]

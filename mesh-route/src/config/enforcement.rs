@@ -300,8 +300,10 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
     telemetry("targetRefs[]", |t| {
         indexed("targetRefs", t.target_refs.len())
     }),
+    // Mesh-wide tracing (a Telemetry without selector or targetRef) is enforced; a
+    // workload-scoped Telemetry is not applied by this proxy, which has no workload labels.
     telemetry("tracing[].match.mode", |t| {
-        telemetry_tracing(t, "match.mode", |x| {
+        scoped_tracing(t, "match.mode", |x| {
             x.match_.as_ref().is_some_and(|m| m.mode.is_some())
         })
     }),
@@ -309,15 +311,15 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
         telemetry_tracing(t, "providers", |x| !x.providers.is_empty())
     }),
     telemetry("tracing[].customTags", |t| {
-        telemetry_tracing(t, "customTags", |x| !x.custom_tags.is_empty())
+        scoped_tracing(t, "customTags", |x| !x.custom_tags.is_empty())
     }),
     telemetry("tracing[].disableSpanReporting", |t| {
-        telemetry_tracing(t, "disableSpanReporting", |x| {
+        scoped_tracing(t, "disableSpanReporting", |x| {
             x.disable_span_reporting.is_some()
         })
     }),
     telemetry("tracing[].randomSamplingPercentage", |t| {
-        telemetry_tracing(t, "randomSamplingPercentage", |x| {
+        scoped_tracing(t, "randomSamplingPercentage", |x| {
             x.random_sampling_percentage.is_some()
         })
     }),
@@ -327,7 +329,7 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
         })
     }),
     telemetry("tracing[].enableIstioTags", |t| {
-        telemetry_tracing(t, "enableIstioTags", |x| x.enable_istio_tags.is_some())
+        scoped_tracing(t, "enableIstioTags", |x| x.enable_istio_tags.is_some())
     }),
     telemetry("metrics[].providers", |t| {
         telemetry_metrics(t, "providers", |m| !m.providers.is_empty())
@@ -371,18 +373,6 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
         access_logging(t, "filter", |l| l.filter.is_some())
     }),
     // Mesh settings.
-    mesh("defaultConfig.tracing.sampling", |m| {
-        tracing(m, "sampling", |t| t.sampling.is_some())
-    }),
-    mesh("defaultConfig.tracing.zipkin", |m| {
-        tracing(m, "zipkin", |t| t.zipkin.is_some())
-    }),
-    mesh("defaultConfig.tracing.customTags", |m| {
-        tracing(m, "customTags", |t| !t.custom_tags.is_empty())
-    }),
-    mesh("defaultConfig.tracing.maxPathTagLength", |m| {
-        tracing(m, "maxPathTagLength", |t| t.max_path_tag_length.is_some())
-    }),
     mesh("accessLogFile", |m| {
         flag(m.access_log_file.is_some(), "accessLogFile")
     }),
@@ -504,6 +494,24 @@ fn telemetry_tracing(
     })
 }
 
+/// Like [`telemetry_tracing`], for fields the proxy applies from the first `tracing` entry of
+/// a mesh-wide Telemetry: reported only where they are not applied (a workload-scoped
+/// Telemetry, or a later entry).
+fn scoped_tracing(
+    t: &Telemetry,
+    leaf: &str,
+    present: impl Fn(&TelemetryTracing) -> bool,
+) -> Vec<String> {
+    let mesh_wide = t.selects_all();
+    present_at(
+        t.tracing
+            .iter()
+            .enumerate()
+            .map(|(i, x)| !(mesh_wide && i == 0) && present(x)),
+        |i| format!("tracing[{i}].{leaf}"),
+    )
+}
+
 fn telemetry_metrics(t: &Telemetry, leaf: &str, present: impl Fn(&Metrics) -> bool) -> Vec<String> {
     present_at(t.metrics.iter().map(present), |i| {
         format!("metrics[{i}].{leaf}")
@@ -534,19 +542,6 @@ fn access_logging(
     present_at(t.access_logging.iter().map(present), |i| {
         format!("accessLogging[{i}].{leaf}")
     })
-}
-
-fn tracing(
-    m: &MeshConfig,
-    leaf: &str,
-    present: impl Fn(&super::mesh_config::Tracing) -> bool,
-) -> Vec<String> {
-    let present = m
-        .default_config
-        .as_ref()
-        .and_then(|c| c.tracing.as_ref())
-        .is_some_and(present);
-    flag(present, &format!("defaultConfig.tracing.{leaf}"))
 }
 
 #[cfg(test)]

@@ -608,14 +608,10 @@ fn telemetry_with_every_section_loads_with_not_enforced_warnings() {
         .filter_map(|d| d.field.as_deref())
         .collect();
     fields.sort_unstable();
+    // Mesh-wide tracing settings are enforced; providers and request-id sampling are not.
     let mut expected = vec![
-        "tracing[0].match.mode",
         "tracing[0].providers",
-        "tracing[0].customTags",
-        "tracing[0].disableSpanReporting",
-        "tracing[0].randomSamplingPercentage",
         "tracing[0].useRequestIdForTraceSampling",
-        "tracing[0].enableIstioTags",
         "metrics[0].providers",
         "metrics[0].overrides[0].match.metric",
         "metrics[0].overrides[0].match.mode",
@@ -711,6 +707,23 @@ fn telemetry_with_every_section_loads_with_not_enforced_warnings() {
 }
 
 #[test]
+fn workload_scoped_or_later_tracing_entries_are_reported_not_enforced() {
+    let scoped = telemetry(
+        "t",
+        "  selector: {matchLabels: {app: catalog}}\n  tracing: [{randomSamplingPercentage: 10}]\n",
+    );
+    let w = warnings(&scoped);
+    find(&w, "tracing[0].randomSamplingPercentage");
+    let second = telemetry(
+        "t",
+        "  tracing: [{randomSamplingPercentage: 10}, {customTags: {a: {literal: {value: b}}}}]\n",
+    );
+    let w = warnings(&second);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    find(&w, "tracing[1].customTags");
+}
+
+#[test]
 fn telemetry_api_versions_are_accepted() {
     for version in [
         "telemetry.istio.io/v1",
@@ -724,13 +737,17 @@ fn telemetry_api_versions_are_accepted() {
         assert_eq!(loaded.config.telemetries.len(), 1, "{version}");
         assert_eq!(
             loaded.warnings.len(),
-            1,
-            "{version}: {:#?}",
+            0,
+            "{version}: mesh-wide sampling is enforced: {:#?}",
             loaded.warnings
         );
         assert_eq!(
-            loaded.warnings[0].field.as_deref(),
-            Some("tracing[0].randomSamplingPercentage")
+            loaded
+                .config
+                .mesh_tracing()
+                .unwrap()
+                .random_sampling_percentage,
+            Some(10.0)
         );
     }
     let errs = Config::from_yaml_str(

@@ -1,0 +1,233 @@
+//! [`TraceSettings`]: the tracing the configuration asks for, resolved with Istio's
+//! precedence — a mesh-wide Telemetry's `tracing` over `meshConfig.defaultConfig.tracing`
+//! over Istio's defaults (1 % sampling, no custom tags, 256-character `http.url`).
+//!
+//! - sampling: Telemetry `randomSamplingPercentage`, else `defaultConfig.tracing.sampling`,
+//!   else 1;
+//! - custom tags: Telemetry `customTags` when it sets any (they replace the inherited ones),
+//!   else `defaultConfig.tracing.customTags`; environment tags are read once, here;
+//! - export: to `defaultConfig.tracing.zipkin.address`, unless Telemetry
+//!   `disableSpanReporting`; without an address, trace headers still propagate;
+//! - sides: Telemetry `match.mode` (`CLIENT` — outbound spans only, `SERVER` — inbound only);
+//! - Istio's workload tags unless Telemetry `enableIstioTags: false`.
+
+use mesh_route::config::{Config, CustomTag as MeshCustomTag, TelemetryCustomTag, WorkloadMode};
+use mesh_trace::{
+    Sampler,
+    custom_tags::{CustomTag, TagSource},
+    span_layer::MAX_PATH_TAG_LENGTH,
+};
+
+/// Istio's default sampling percentage.
+pub const DEFAULT_SAMPLING: f64 = 1.0;
+
+/// Resolved tracing settings; see the [module docs](self).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceSettings {
+    /// Percentage of requests sampled when the caller did not decide.
+    pub sampling: f64,
+    /// Tags added to every span.
+    pub custom_tags: Vec<CustomTag>,
+    /// Zipkin collector (`host:port`), when spans are reported.
+    pub zipkin: Option<String>,
+    /// `http.url` is cut to this many characters.
+    pub max_path_tag_length: usize,
+    /// Record outbound (client) spans.
+    pub client_spans: bool,
+    /// Record inbound (server) spans.
+    pub server_spans: bool,
+    /// Add Istio's workload tags.
+    pub istio_tags: bool,
+}
+
+impl TraceSettings {
+    /// The settings of `config`, reading environment tags through `env`.
+    ///
+    /// ```
+    /// use mesh_proxy::trace_settings::TraceSettings;
+    /// use mesh_route::config::Config;
+    /// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig: {tracing: {sampling: 100, zipkin: {address: 127.0.0.1:9411}}}\n";
+    /// let settings = TraceSettings::from_config(&Config::from_yaml_str(yaml).unwrap().config, |_| None);
+    /// assert_eq!(settings.sampling, 100.0);
+    /// assert_eq!(settings.zipkin.as_deref(), Some("127.0.0.1:9411"));
+    /// assert_eq!(TraceSettings::from_config(&Config::default(), |_| None).sampling, 1.0);
+    /// ```
+    pub fn from_config(config: &Config, env: impl Fn(&str) -> Option<String>) -> Self {
+        let mesh = config
+            .mesh
+            .default_config
+            .as_ref()
+            .and_then(|proxy| proxy.tracing.as_ref());
+        let telemetry = config.mesh_tracing();
+        let sampling = telemetry
+            .and_then(|t| t.random_sampling_percentage)
+            .or(mesh.and_then(|m| m.sampling))
+            .unwrap_or(DEFAULT_SAMPLING);
+        let custom_tags = match telemetry.filter(|t| !t.custom_tags.is_empty()) {
+            Some(telemetry) => telemetry
+                .custom_tags
+                .iter()
+                .filter_map(|(name, tag)| telemetry_tag(name, tag, &env))
+                .collect(),
+            None => mesh
+                .into_iter()
+                .flat_map(|m| &m.custom_tags)
+                .filter_map(|(name, tag)| mesh_tag(name, tag, &env))
+                .collect(),
+        };
+        let reporting = telemetry.is_none_or(|t| t.disable_span_reporting != Some(true));
+        let mode = telemetry
+            .and_then(|t| t.match_.as_ref())
+            .and_then(|m| m.mode);
+        TraceSettings {
+            sampling,
+            custom_tags,
+            zipkin: mesh
+                .and_then(|m| m.zipkin.as_ref())
+                .map(|z| z.address.clone())
+                .filter(|_| reporting),
+            max_path_tag_length: mesh
+                .and_then(|m| m.max_path_tag_length)
+                .map_or(MAX_PATH_TAG_LENGTH, |n| n as usize),
+            client_spans: mode != Some(WorkloadMode::Server),
+            server_spans: mode != Some(WorkloadMode::Client),
+            istio_tags: telemetry.and_then(|t| t.enable_istio_tags) != Some(false),
+        }
+    }
+
+    /// The sampler for these settings.
+    pub fn sampler(&self) -> Sampler {
+        Sampler::from_percent(self.sampling)
+    }
+}
+
+/// A tag from `source`: a literal, an environment variable (read now) or a request header.
+fn tag(
+    name: &str,
+    literal: Option<&str>,
+    environment: Option<(&str, Option<&String>)>,
+    header: Option<(&str, Option<&String>)>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Option<CustomTag> {
+    let name = name.to_owned();
+    if let Some(value) = literal {
+        return Some(CustomTag {
+            name: name.into(),
+            source: TagSource::Literal(value.to_owned()),
+        });
+    }
+    if let Some((variable, default)) = environment {
+        return CustomTag::environment(name, variable, default.cloned(), env);
+    }
+    let (header, default) = header?;
+    Some(CustomTag {
+        name: name.into(),
+        source: TagSource::Header {
+            name: header.parse().ok()?,
+            default: default.cloned(),
+        },
+    })
+}
+
+fn mesh_tag(
+    name: &str,
+    custom: &MeshCustomTag,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Option<CustomTag> {
+    match custom {
+        MeshCustomTag::Literal { value } => tag(name, Some(value), None, None, env),
+        MeshCustomTag::Environment {
+            name: variable,
+            default_value,
+        } => tag(
+            name,
+            None,
+            Some((variable, default_value.as_ref())),
+            None,
+            env,
+        ),
+        MeshCustomTag::Header {
+            name: header,
+            default_value,
+        } => tag(
+            name,
+            None,
+            None,
+            Some((header, default_value.as_ref())),
+            env,
+        ),
+    }
+}
+
+fn telemetry_tag(
+    name: &str,
+    custom: &TelemetryCustomTag,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Option<CustomTag> {
+    tag(
+        name,
+        custom.literal.as_ref().map(|l| l.value.as_str()),
+        custom
+            .environment
+            .as_ref()
+            .map(|e| (e.name.as_str(), e.default_value.as_ref())),
+        custom
+            .header
+            .as_ref()
+            .map(|h| (h.name.as_str(), h.default_value.as_ref())),
+        env,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(yaml: &str, env: impl Fn(&str) -> Option<String>) -> TraceSettings {
+        let loaded = Config::from_yaml_str(yaml).unwrap_or_else(|d| panic!("{d:#?}"));
+        TraceSettings::from_config(&loaded.config, env)
+    }
+
+    const MESH: &str = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig:\n    tracing:\n      sampling: 10\n      zipkin: {address: zipkin:9411}\n      maxPathTagLength: 64\n      customTags:\n        cluster: {environment: {name: CLUSTER, defaultValue: west}}\n        user: {header: {name: x-user}}\n        team: {literal: {value: shop}}\n";
+
+    #[test]
+    fn mesh_config_tracing() {
+        let s = settings(MESH, |name| (name == "CLUSTER").then(|| "east".into()));
+        assert_eq!(s.sampling, 10.0);
+        assert_eq!(s.zipkin.as_deref(), Some("zipkin:9411"));
+        assert_eq!(s.max_path_tag_length, 64);
+        let tags: Vec<_> = s
+            .custom_tags
+            .iter()
+            .map(|t| (t.name.to_string(), t.source.clone()))
+            .collect();
+        assert_eq!(
+            tags[0],
+            ("cluster".into(), TagSource::Literal("east".into()))
+        );
+        assert_eq!(tags[1], ("team".into(), TagSource::Literal("shop".into())));
+        assert!(
+            matches!(&tags[2].1, TagSource::Header { name, default: None } if name == "x-user")
+        );
+        // The environment default when the variable is unset.
+        let s = settings(MESH, |_| None);
+        assert_eq!(s.custom_tags[0].source, TagSource::Literal("west".into()));
+        assert!(s.client_spans && s.server_spans && s.istio_tags);
+    }
+
+    #[test]
+    fn telemetry_overrides_sampling_and_replaces_tags() {
+        let telemetry = "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: mesh-default, namespace: istio-system}\nspec:\n  tracing:\n  - randomSamplingPercentage: 0\n    match: {mode: CLIENT}\n    enableIstioTags: false\n    customTags:\n      release: {literal: {value: canary}}\n";
+        let s = settings(&format!("{MESH}---\n{telemetry}"), |_| None);
+        assert_eq!(s.sampling, 0.0);
+        assert_eq!(s.custom_tags.len(), 1);
+        assert_eq!(s.custom_tags[0].name, "release");
+        assert!(s.client_spans && !s.server_spans && !s.istio_tags);
+        assert_eq!(s.zipkin.as_deref(), Some("zipkin:9411"));
+        let silent = telemetry.replace("enableIstioTags: false", "disableSpanReporting: true");
+        assert_eq!(
+            settings(&format!("{MESH}---\n{silent}"), |_| None).zipkin,
+            None
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! [`TraceLayer`]: trace context propagation for each request, as Envoy's tracer does it at a
+//! sidecar.
+//!
+//! For each request: [extract](crate::extract) the caller's context, [decide](Sampler::decide)
+//! whether to sample, make the next span — a child of the caller's span (same trace id, a new
+//! random span id, the caller's span as parent) or the root of a new trace (random 128-bit trace
+//! id, no parent) — [inject](crate::inject) it into the request headers, make sure the request
+//! has an `x-request-id` (a UUIDv4 unless it brought one), and insert the new span's
+//! [`TraceContext`] (with `sampled: Some(decision)`) into the request extensions for span
+//! recording and logs further in.
+//!
+//! The same steps are plain functions for a client that sends requests itself: [`propagate`]
+//! (or its pieces) and [`ensure_request_id`](crate::request_id::ensure_request_id).
+//!
+//! Cost: one pass over the headers finds the trace headers' values, so reading them costs no
+//! hashed lookup; a second rewrites the ones present in place; values are formatted on the
+//! stack. Nothing is recorded here, so the not-sampled path does what the sampled one does. It
+//! allocates the new header values only — for a new trace `x-b3-traceid`, `x-b3-spanid`,
+//! `traceparent` and `x-request-id`; for a continued B3 trace just `x-b3-spanid` and
+//! `traceparent` (the trace id is kept, the caller's span id value moves to
+//! `x-b3-parentspanid`) — plus the request extension.
+
+use crate::{
+    context::{Found, Scan, TraceContext},
+    propagation::{Propagation, inject_found},
+    request_id::{X_REQUEST_ID, uuid_v4},
+    sampling::Sampler,
+};
+use http::{HeaderMap, Request};
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+
+/// Propagates trace context on every request; see the [module docs](self).
+///
+/// ```
+/// use mesh_trace::{Propagation, Sampler, TraceContext, TraceLayer};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let svc = TraceLayer::new(Sampler::from_percent(100.0), Propagation::default()).layer(
+///     service_fn(|req: http::Request<()>| async move {
+///         let context = req.extensions().get::<TraceContext>().cloned().unwrap();
+///         assert_eq!(req.headers()["x-b3-traceid"], context.trace_id.header_value());
+///         Ok::<_, std::convert::Infallible>(context)
+///     }),
+/// );
+/// let request = http::Request::builder()
+///     .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+///     .body(())
+///     .unwrap();
+/// let context = svc.oneshot(request).await.unwrap();
+/// assert_eq!(context.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(context.parent_id.unwrap().to_string(), "00f067aa0ba902b7");
+/// assert_eq!(context.sampled, Some(false)); // the caller's decision is honoured
+/// # });
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceLayer {
+    sampler: Sampler,
+    propagation: Propagation,
+}
+
+impl TraceLayer {
+    /// Samples with `sampler` and writes the formats `propagation` selects.
+    pub fn new(sampler: Sampler, propagation: Propagation) -> Self {
+        TraceLayer {
+            sampler,
+            propagation,
+        }
+    }
+}
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = Trace<S>;
+
+    fn layer(&self, inner: S) -> Trace<S> {
+        Trace {
+            inner,
+            sampler: self.sampler,
+            propagation: self.propagation,
+        }
+    }
+}
+
+/// The service [`TraceLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct Trace<S> {
+    inner: S,
+    sampler: Sampler,
+    propagation: Propagation,
+}
+
+impl<S, B> Service<Request<B>> for Trace<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> S::Future {
+        let headers = request.headers_mut();
+        let (context, found) = propagate_found(headers, &self.sampler, self.propagation);
+        if !found.request_id {
+            headers.insert(X_REQUEST_ID, uuid_v4());
+        }
+        request.extensions_mut().insert(context);
+        self.inner.call(request)
+    }
+}
+
+/// Extracts, decides, starts the next span and injects it into `headers`; returns the new
+/// span's context. What [`TraceLayer`] does to each request, but the `x-request-id`.
+///
+/// ```
+/// use mesh_trace::{Propagation, Sampler, propagate};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1".parse().unwrap());
+/// let context = propagate(&mut headers, &Sampler::default(), Propagation::default());
+/// assert_eq!(context.sampled, Some(true));
+/// assert_eq!(context.parent_id.unwrap().to_string(), "e457b5a2e4d86bd1");
+/// assert_eq!(headers["x-b3-traceid"], "80f198ee56343ba864fe8b2a57d3eff7");
+/// assert_eq!(headers["x-b3-parentspanid"], "e457b5a2e4d86bd1");
+/// assert!(!headers.contains_key("b3"));
+/// ```
+pub fn propagate(
+    headers: &mut HeaderMap,
+    sampler: &Sampler,
+    propagation: Propagation,
+) -> TraceContext {
+    propagate_found(headers, sampler, propagation).0
+}
+
+/// [`propagate`], also returning which headers the request came with.
+fn propagate_found(
+    headers: &mut HeaderMap,
+    sampler: &Sampler,
+    propagation: Propagation,
+) -> (TraceContext, Found) {
+    let scan = Scan::new(headers);
+    let found = scan.found;
+    let extracted = scan.extract(headers);
+    let decision = sampler.decide_with(&extracted, found.force_trace);
+    let context = extracted.next_span(decision);
+    inject_found(headers, &context, propagation, found);
+    (context, found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{SpanId, TraceId};
+    use std::convert::Infallible;
+    use tower::{ServiceExt, service_fn};
+
+    const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
+    const SPAN: &str = "e457b5a2e4d86bd1";
+
+    /// Sends a request with these headers through the layer; returns what the inner service
+    /// received.
+    async fn through(
+        layer: TraceLayer,
+        pairs: &[(&'static str, &str)],
+    ) -> (HeaderMap, TraceContext) {
+        let svc = layer.layer(service_fn(|req: Request<()>| async move {
+            let context = req.extensions().get::<TraceContext>().cloned().unwrap();
+            Ok::<_, Infallible>((req.headers().clone(), context))
+        }));
+        let mut request = Request::new(());
+        for (name, value) in pairs {
+            request.headers_mut().append(*name, value.parse().unwrap());
+        }
+        svc.oneshot(request).await.unwrap()
+    }
+
+    fn is_lower_hex(s: &str, len: usize) -> bool {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
+    #[tokio::test]
+    async fn child_of_incoming_keeps_trace_id_and_sets_parent() {
+        let layer = TraceLayer::new(Sampler::from_percent(0.0), Propagation::default());
+        let (headers, context) = through(
+            layer,
+            &[
+                ("x-b3-traceid", TRACE),
+                ("x-b3-spanid", SPAN),
+                ("x-b3-parentspanid", "05e3ac9a4f6e3b90"),
+                ("x-b3-sampled", "1"),
+            ],
+        )
+        .await;
+        assert_eq!(headers["x-b3-traceid"], TRACE);
+        assert_eq!(headers["x-b3-parentspanid"], SPAN);
+        let span = headers["x-b3-spanid"].to_str().unwrap();
+        assert!(is_lower_hex(span, 16));
+        assert_ne!(span, SPAN);
+        assert_eq!(headers["x-b3-sampled"], "1");
+        assert_eq!(
+            headers["traceparent"],
+            format!("00-{TRACE}-{span}-01").as_str()
+        );
+        assert_eq!(
+            context,
+            TraceContext {
+                trace_id: TraceId::from_hex(TRACE.as_bytes()).unwrap(),
+                span_id: SpanId::from_hex(span.as_bytes()).unwrap(),
+                parent_id: Some(SpanId::from_hex(SPAN.as_bytes()).unwrap()),
+                sampled: Some(true),
+                debug: false,
+                tracestate: None,
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn root_gets_a_new_128_bit_trace() {
+        let (headers, context) = through(TraceLayer::default(), &[("b3", "0")]).await;
+        let trace = headers["x-b3-traceid"].to_str().unwrap();
+        assert!(is_lower_hex(trace, 32));
+        assert!(is_lower_hex(headers["x-b3-spanid"].to_str().unwrap(), 16));
+        assert!(!headers.contains_key("x-b3-parentspanid"));
+        assert!(!headers.contains_key("b3"));
+        assert_eq!(headers["x-b3-sampled"], "0");
+        assert_eq!(context.trace_id.to_string(), trace);
+        assert_eq!((context.parent_id, context.sampled), (None, Some(false)));
+        // Two roots are two traces.
+        let (other, _) = through(TraceLayer::default(), &[]).await;
+        assert_ne!(other["x-b3-traceid"], trace);
+    }
+
+    #[tokio::test]
+    async fn w3c_child_keeps_tracestate_and_forced_sampling() {
+        let layer = TraceLayer::new(Sampler::from_percent(0.0), Propagation::default());
+        let (headers, context) = through(
+            layer,
+            &[
+                ("traceparent", &format!("00-{TRACE}-{SPAN}-00")),
+                ("tracestate", "rojo=00f067aa0ba902b7"),
+                ("x-envoy-force-trace", "1"),
+            ],
+        )
+        .await;
+        assert_eq!(headers["x-b3-traceid"], TRACE);
+        assert_eq!(headers["x-b3-parentspanid"], SPAN);
+        assert_eq!(headers["x-b3-sampled"], "1");
+        let traceparent = headers["traceparent"].to_str().unwrap();
+        assert!(traceparent.starts_with(&format!("00-{TRACE}-")));
+        assert!(traceparent.ends_with("-01"));
+        assert_eq!(headers["tracestate"], "rojo=00f067aa0ba902b7");
+        assert_eq!(context.tracestate.unwrap(), "rojo=00f067aa0ba902b7");
+    }
+
+    #[tokio::test]
+    async fn request_id_generated_or_kept() {
+        let (headers, _) = through(TraceLayer::default(), &[]).await;
+        let id = headers["x-request-id"].to_str().unwrap();
+        assert_eq!((id.len(), &id[14..15]), (36, "4"));
+        let (headers, _) = through(TraceLayer::default(), &[("x-request-id", "abc")]).await;
+        assert_eq!(headers.get_all("x-request-id").iter().count(), 1);
+        assert_eq!(headers["x-request-id"], "abc");
+    }
+
+    #[tokio::test]
+    async fn propagation_formats_follow_the_layer() {
+        let layer = TraceLayer::new(
+            Sampler::from_percent(100.0),
+            Propagation {
+                b3_multi: false,
+                b3_single: true,
+                w3c: false,
+            },
+        );
+        let (headers, context) = through(
+            layer,
+            &[
+                ("x-b3-traceid", TRACE),
+                ("x-b3-spanid", SPAN),
+                ("traceparent", &format!("00-{TRACE}-{SPAN}-01")),
+            ],
+        )
+        .await;
+        let expected = format!("{TRACE}-{}-1-{SPAN}", context.span_id);
+        assert_eq!(headers["b3"], expected.as_str());
+        assert_eq!(headers.len(), 2, "{headers:?}"); // b3 and x-request-id
+    }
+
+    #[test]
+    fn propagate_is_usable_on_a_client() {
+        let mut headers = HeaderMap::new();
+        let first = propagate(&mut headers, &Sampler::default(), Propagation::default());
+        assert_eq!(first.parent_id, None);
+        // Propagating again continues the same trace one level down.
+        let second = propagate(&mut headers, &Sampler::default(), Propagation::default());
+        assert_eq!(second.trace_id, first.trace_id);
+        assert_eq!(second.parent_id, Some(first.span_id));
+        assert_eq!(second.sampled, first.sampled);
+    }
+}

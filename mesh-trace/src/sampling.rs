@@ -1,0 +1,223 @@
+//! [`Sampler`]: whether a request's trace is recorded, as Envoy decides it under Istio.
+//!
+//! In order:
+//! 1. **Forced** (recorded whatever the percentage): `x-envoy-force-trace` is present (any
+//!    value), or the caller sampled or asked for debug — `x-b3-sampled: 1`/`true`,
+//!    `x-b3-flags: 1`, `b3` with state `1` or `d`, or a `traceparent` with the sampled flag.
+//! 2. **Honoured**: the caller's explicit not-sampled decision (`x-b3-sampled: 0`, `b3` with
+//!    state `0`, a `traceparent` without the sampled flag) is kept, so a trace is complete or
+//!    absent — only `x-envoy-force-trace` overrides it.
+//! 3. **Random**: otherwise the configured percentage, Istio's `randomSamplingPercentage`
+//!    (default 1 %, Istio's `PILOT_TRACE_SAMPLING`).
+//!
+//! Envoy honours `x-envoy-force-trace` only from internal callers; this library cannot tell
+//! them apart, so place the layer where callers are trusted or strip the header before it.
+//! Which of B3 or W3C supplies the caller's decision follows [`extract`](crate::extract).
+
+use crate::context::Extracted;
+use http::{HeaderMap, HeaderName};
+use mesh_core::policy::Fraction;
+
+/// Forces tracing of a request (Envoy; any value).
+pub const X_ENVOY_FORCE_TRACE: HeaderName = HeaderName::from_static("x-envoy-force-trace");
+
+/// Decides which requests are traced; see the [module docs](self).
+///
+/// ```
+/// use mesh_trace::{Sampler, context::extract};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("x-b3-sampled", "0".parse().unwrap());
+/// let decision = Sampler::from_percent(100.0).decide(&extract(&headers), &headers);
+/// assert!(!decision.sampled);
+/// headers.insert("x-envoy-force-trace", "".parse().unwrap());
+/// let decision = Sampler::from_percent(0.0).decide(&extract(&headers), &headers);
+/// assert!(decision.sampled && decision.forced);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sampler {
+    random: Fraction,
+}
+
+impl Default for Sampler {
+    /// Istio's default: 1 % of the requests that carry no decision.
+    fn default() -> Self {
+        Sampler::from_percent(1.0)
+    }
+}
+
+impl Sampler {
+    /// Samples this fraction of the requests that carry no decision.
+    pub fn new(random: Fraction) -> Self {
+        Sampler { random }
+    }
+
+    /// Samples `percent` (0–100, clamped; 0.0001 resolution) of the requests that carry no
+    /// decision.
+    pub fn from_percent(percent: f64) -> Self {
+        Sampler::new(Fraction::from_percent(percent))
+    }
+
+    /// The random sampling fraction.
+    pub fn random_fraction(&self) -> Fraction {
+        self.random
+    }
+
+    /// Decides for a request with these headers, from which `extracted` was read.
+    pub fn decide(&self, extracted: &Extracted, headers: &HeaderMap) -> Decision {
+        self.decide_with(extracted, headers.contains_key(X_ENVOY_FORCE_TRACE))
+    }
+
+    /// [`decide`](Self::decide) once the force header has been looked for.
+    pub(crate) fn decide_with(&self, extracted: &Extracted, force_trace: bool) -> Decision {
+        let debug = extracted.debug();
+        let incoming = extracted.sampled();
+        if force_trace || debug || incoming == Some(true) {
+            return Decision {
+                sampled: true,
+                forced: true,
+                debug,
+            };
+        }
+        Decision {
+            sampled: incoming.unwrap_or_else(|| self.random.sample()),
+            forced: false,
+            debug: false,
+        }
+    }
+}
+
+/// A sampling decision.
+///
+/// ```
+/// use mesh_trace::Decision;
+/// // The default: not sampled.
+/// assert_eq!(Decision::default(), Decision { sampled: false, forced: false, debug: false });
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// The trace is recorded.
+    pub sampled: bool,
+    /// Sampled whatever the percentage: forced by a header or the caller's decision.
+    pub forced: bool,
+    /// The caller asked for debug (B3); propagated as `x-b3-flags: 1` / `b3: …-d`.
+    pub debug: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::extract;
+    use http::HeaderValue;
+
+    const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
+    const SPAN: &str = "e457b5a2e4d86bd1";
+
+    fn decide(sampler: Sampler, pairs: &[(&'static str, &str)]) -> Decision {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        sampler.decide(&extract(&headers), &headers)
+    }
+
+    const FORCED: Decision = Decision {
+        sampled: true,
+        forced: true,
+        debug: false,
+    };
+    const NOT_SAMPLED: Decision = Decision {
+        sampled: false,
+        forced: false,
+        debug: false,
+    };
+
+    #[test]
+    fn default_is_one_percent() {
+        assert_eq!(Sampler::default().random_fraction().per_million(), 10_000);
+    }
+
+    #[test]
+    fn forced_by_headers_at_zero_percent() {
+        let never = Sampler::from_percent(0.0);
+        let traceparent = format!("00-{TRACE}-{SPAN}-01");
+        let b3_single = format!("{TRACE}-{SPAN}-1");
+        for pairs in [
+            &[("x-envoy-force-trace", "")][..],
+            &[("x-envoy-force-trace", "false")],
+            &[("x-b3-sampled", "1")],
+            &[("x-b3-sampled", "true")],
+            &[
+                ("x-b3-traceid", TRACE),
+                ("x-b3-spanid", SPAN),
+                ("x-b3-sampled", "1"),
+            ],
+            &[("b3", "1")],
+            &[("b3", &b3_single)],
+            &[("traceparent", &traceparent)],
+        ] {
+            assert_eq!(decide(never, pairs), FORCED, "{pairs:?}");
+        }
+        let debug = Decision {
+            debug: true,
+            ..FORCED
+        };
+        assert_eq!(decide(never, &[("x-b3-flags", "1")]), debug);
+        assert_eq!(decide(never, &[("b3", "d")]), debug);
+        assert_eq!(
+            decide(never, &[("b3", &format!("{TRACE}-{SPAN}-d"))]),
+            debug
+        );
+    }
+
+    #[test]
+    fn explicit_not_sampled_is_honoured_unless_forced() {
+        let always = Sampler::from_percent(100.0);
+        let traceparent = format!("00-{TRACE}-{SPAN}-00");
+        for pairs in [
+            &[("x-b3-sampled", "0")][..],
+            &[("x-b3-sampled", "false")],
+            &[("b3", "0")],
+            &[("b3", &format!("{TRACE}-{SPAN}-0"))],
+            &[("traceparent", &traceparent)],
+            // B3 wins over the traceparent's flag.
+            &[
+                ("b3", "0"),
+                ("traceparent", &format!("00-{TRACE}-{SPAN}-01")),
+            ],
+        ] {
+            assert_eq!(decide(always, pairs), NOT_SAMPLED, "{pairs:?}");
+        }
+        assert_eq!(
+            decide(
+                always,
+                &[("x-b3-sampled", "0"), ("x-envoy-force-trace", "1")]
+            ),
+            FORCED
+        );
+    }
+
+    #[test]
+    fn random_at_zero_and_hundred_percent() {
+        let deferred: &[(&str, &str)] = &[("x-b3-traceid", TRACE), ("x-b3-spanid", SPAN)];
+        for pairs in [&[][..], deferred, &[("x-b3-sampled", "maybe")]] {
+            for _ in 0..100 {
+                assert_eq!(decide(Sampler::from_percent(0.0), pairs), NOT_SAMPLED);
+                assert_eq!(
+                    decide(Sampler::from_percent(100.0), pairs),
+                    Decision {
+                        sampled: true,
+                        forced: false,
+                        debug: false
+                    }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn random_share_is_roughly_the_percentage() {
+        let sampler = Sampler::from_percent(50.0);
+        let sampled = (0..10_000).filter(|_| decide(sampler, &[]).sampled).count();
+        assert!((4_000..6_000).contains(&sampled), "{sampled}");
+    }
+}

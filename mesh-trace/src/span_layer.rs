@@ -1,0 +1,476 @@
+//! [`SpanLayer`]: records one span per sampled request — `CLIENT` on the outbound side,
+//! `SERVER` on the inbound side — with Envoy's and Istio's tags, and hands it to a
+//! [`SpanReporter`].
+//!
+//! It reads the [`TraceContext`] the [`TraceLayer`](crate::TraceLayer) put on the request
+//! (place it inside that layer); requests without one, or not sampled, pass through at the
+//! cost of one extension lookup. The span runs from the request's arrival to its response
+//! headers (or error). Tags: `http.method`, `http.url` (cut to 256 characters),
+//! `http.protocol`, `user_agent`, `guid:x-request-id`, `component: proxy`, `node_id`,
+//! `istio.canonical_service`, `istio.canonical_revision`, `istio.namespace`,
+//! `http.status_code`, `response_flags` (`-` when none), `upstream_cluster`, the custom tags,
+//! and `error: true` on a 5xx or a local error.
+
+use crate::{
+    TraceContext,
+    custom_tags::CustomTag,
+    identity::WorkloadIdentity,
+    reporter::SpanReporter,
+    span::{FinishedSpan, SpanKind},
+};
+use http::{Request, Response};
+use mesh_core::{BoxError, ResponseFlags, UpstreamCluster, local_reply::error_to_response};
+use pin_project::pin_project;
+use std::{
+    borrow::Cow,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::{Instant, SystemTime},
+};
+use tower::{Layer, Service};
+
+/// Envoy's default `max_path_tag_length`.
+pub const MAX_PATH_TAG_LENGTH: usize = 256;
+
+/// What every span of a layer is tagged with.
+#[derive(Clone, Debug)]
+pub struct SpanTags {
+    /// Fixed tags: node id and Istio's workload tags.
+    fixed: Vec<(Cow<'static, str>, String)>,
+    /// Configured custom tags.
+    custom: Vec<CustomTag>,
+    /// `http.url` is cut to this many characters.
+    max_path_tag_length: usize,
+}
+
+impl SpanTags {
+    /// The tags for a proxy of `identity`, with `custom` tags.
+    pub fn new(identity: &WorkloadIdentity, custom: Vec<CustomTag>) -> Self {
+        SpanTags {
+            fixed: vec![
+                ("component".into(), "proxy".into()),
+                ("node_id".into(), identity.node_id()),
+                (
+                    "istio.canonical_service".into(),
+                    identity.canonical_service.clone(),
+                ),
+                (
+                    "istio.canonical_revision".into(),
+                    identity.canonical_revision.clone(),
+                ),
+                ("istio.namespace".into(), identity.namespace.clone()),
+            ],
+            custom,
+            max_path_tag_length: MAX_PATH_TAG_LENGTH,
+        }
+    }
+
+    /// Leaves Istio's workload tags (`istio.*`) out (Telemetry `enableIstioTags: false`).
+    pub fn without_istio_tags(mut self) -> Self {
+        self.fixed.retain(|(name, _)| !name.starts_with("istio."));
+        self
+    }
+
+    /// Cuts `http.url` to `length` characters (Istio `maxPathTagLength`).
+    pub fn max_path_tag_length(mut self, length: usize) -> Self {
+        self.max_path_tag_length = length;
+        self
+    }
+}
+
+/// Records spans; see the [module docs](self).
+///
+/// ```
+/// use mesh_trace::{Decision, TraceContext, identity::WorkloadIdentity,
+///     reporter::{ReporterConfig, SpanReporter}, span::SpanKind, span_layer::{SpanLayer, SpanTags}};
+/// use opentelemetry_sdk::trace::InMemorySpanExporter;
+/// use std::sync::atomic::Ordering;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let exporter = InMemorySpanExporter::default();
+/// let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
+/// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![]);
+/// let svc = SpanLayer::new(SpanKind::Client, reporter.clone(), tags).layer(service_fn(|_req: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+/// }));
+/// let mut request = http::Request::get("http://catalog/items").body(()).unwrap();
+/// request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
+/// svc.oneshot(request).await.unwrap();
+/// assert_eq!(reporter.stats().reported.load(Ordering::Relaxed), 1);
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+pub struct SpanLayer {
+    kind: SpanKind,
+    reporter: SpanReporter,
+    tags: Arc<SpanTags>,
+}
+
+impl SpanLayer {
+    /// Records `kind` spans tagged with `tags` into `reporter`.
+    pub fn new(kind: SpanKind, reporter: SpanReporter, tags: SpanTags) -> Self {
+        SpanLayer {
+            kind,
+            reporter,
+            tags: Arc::new(tags),
+        }
+    }
+}
+
+impl<S> Layer<S> for SpanLayer {
+    type Service = Span<S>;
+
+    fn layer(&self, inner: S) -> Span<S> {
+        Span {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`SpanLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct Span<S> {
+    inner: S,
+    layer: SpanLayer,
+}
+
+impl<S, B, RB> Service<Request<B>> for Span<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<RB>;
+    type Error = BoxError;
+    type Future = SpanFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<B>) -> SpanFuture<S::Future> {
+        let open = request
+            .extensions()
+            .get::<TraceContext>()
+            .filter(|context| context.sampled == Some(true))
+            .map(|context| Box::new(self.layer.open(context.clone(), &request)));
+        SpanFuture {
+            future: self.inner.call(request),
+            open,
+        }
+    }
+}
+
+/// A span being recorded.
+struct OpenSpan {
+    span: FinishedSpan,
+    started: Instant,
+    reporter: SpanReporter,
+}
+
+impl SpanLayer {
+    fn open<B>(&self, context: TraceContext, request: &Request<B>) -> OpenSpan {
+        let tags = &self.tags;
+        let headers = request.headers();
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| headers.get(http::header::HOST)?.to_str().ok())
+            .unwrap_or("unknown");
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => (host, port),
+            _ => (authority, "80"),
+        };
+        let name = format!("{host}:{port}/*").to_ascii_lowercase();
+        let mut url = format!(
+            "http://{authority}{}",
+            request.uri().path_and_query().map_or("/", |p| p.as_str())
+        );
+        if url.len() > tags.max_path_tag_length {
+            let mut cut = tags.max_path_tag_length;
+            while !url.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            url.truncate(cut);
+        }
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let mut span_tags: Vec<(Cow<'static, str>, String)> = tags.fixed.clone();
+        span_tags.push(("http.method".into(), request.method().to_string()));
+        span_tags.push(("http.url".into(), url));
+        span_tags.push(("http.protocol".into(), format!("{:?}", request.version())));
+        if let Some(agent) = header("user-agent") {
+            span_tags.push(("user_agent".into(), agent.to_owned()));
+        }
+        if let Some(id) = header("x-request-id") {
+            span_tags.push(("guid:x-request-id".into(), id.to_owned()));
+        }
+        for tag in &tags.custom {
+            if let Some(value) = tag.value(headers) {
+                span_tags.push((tag.name.clone(), value));
+            }
+        }
+        OpenSpan {
+            span: FinishedSpan {
+                context,
+                kind: self.kind,
+                name,
+                start: SystemTime::now(),
+                duration: Default::default(),
+                tags: span_tags,
+                error: false,
+            },
+            started: Instant::now(),
+            reporter: self.reporter.clone(),
+        }
+    }
+}
+
+impl OpenSpan {
+    /// Ends the span with the response's status, flags and cluster, and reports it.
+    fn close(
+        mut self,
+        status: u16,
+        flags: Option<&ResponseFlags>,
+        cluster: Option<&UpstreamCluster>,
+    ) {
+        let span = &mut self.span;
+        span.duration = self.started.elapsed();
+        span.tags
+            .push(("http.status_code".into(), status.to_string()));
+        span.tags.push((
+            "response_flags".into(),
+            flags
+                .filter(|f| !f.is_empty())
+                .map_or_else(|| "-".to_owned(), ToString::to_string),
+        ));
+        if let Some(cluster) = cluster {
+            span.tags
+                .push(("upstream_cluster".into(), cluster.0.to_string()));
+        }
+        span.error = status >= 500;
+        self.reporter.report(self.span);
+    }
+}
+
+/// Future of [`Span`].
+#[pin_project]
+pub struct SpanFuture<F> {
+    #[pin]
+    future: F,
+    open: Option<Box<OpenSpan>>,
+}
+
+impl<F, RB, E> Future for SpanFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<RB>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.future.poll(cx)).map_err(Into::into);
+        if let Some(open) = this.open.take() {
+            match &result {
+                Ok(response) => open.close(
+                    response.status().as_u16(),
+                    response.extensions().get::<ResponseFlags>(),
+                    response.extensions().get::<UpstreamCluster>(),
+                ),
+                Err(error) => {
+                    // The local reply the client will get.
+                    let reply = error_to_response(error);
+                    open.close(
+                        reply.status().as_u16(),
+                        reply.extensions().get::<ResponseFlags>(),
+                        None,
+                    );
+                }
+            }
+        }
+        Poll::Ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Decision, custom_tags::TagSource, reporter::ReporterConfig};
+    use mesh_core::{MeshError, ResponseFlag, flags::mark};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+    use std::time::Duration;
+    use tower::{ServiceExt, service_fn};
+
+    fn identity() -> WorkloadIdentity {
+        WorkloadIdentity::from_lookup(|name| match name {
+            "POD_NAME" => Some("frontend-1".into()),
+            "POD_NAMESPACE" => Some("shop".into()),
+            "CANONICAL_SERVICE" => Some("frontend".into()),
+            _ => None,
+        })
+    }
+
+    fn sampled(sampled: bool) -> TraceContext {
+        TraceContext::root(Decision {
+            sampled,
+            forced: false,
+            debug: false,
+        })
+    }
+
+    /// Sends one request with `context` through a span layer over `reply`; returns the spans.
+    async fn record(
+        context: Option<TraceContext>,
+        tags: SpanTags,
+        reply: Result<Response<()>, MeshError>,
+    ) -> Vec<SpanData> {
+        let exporter = InMemorySpanExporter::default();
+        let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
+        let svc = SpanLayer::new(SpanKind::Client, reporter, tags).layer(service_fn(
+            move |_req: Request<()>| {
+                let reply = match &reply {
+                    Ok(response) => {
+                        let mut copy = Response::new(());
+                        *copy.status_mut() = response.status();
+                        *copy.extensions_mut() = response.extensions().clone();
+                        Ok(copy)
+                    }
+                    Err(_) => Err(MeshError::Timeout),
+                };
+                async move { reply }
+            },
+        ));
+        let mut request = Request::get("http://catalog.shop:8080/items?id=1")
+            .header("x-request-id", "r-1")
+            .header("x-user", "ann")
+            .body(())
+            .unwrap();
+        if let Some(context) = context {
+            request.extensions_mut().insert(context);
+        }
+        let _ = svc.oneshot(request).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        exporter.get_finished_spans().unwrap()
+    }
+
+    fn tag(span: &SpanData, key: &str) -> Option<String> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sampled_request_gets_a_span_with_envoy_and_custom_tags() {
+        let custom = vec![CustomTag {
+            name: "user".into(),
+            source: TagSource::Header {
+                name: "x-user".parse().unwrap(),
+                default: None,
+            },
+        }];
+        let mut ok = Response::new(());
+        ok.extensions_mut()
+            .insert(UpstreamCluster("outbound|8080||catalog.shop".into()));
+        let context = sampled(true);
+        let spans = record(
+            Some(context.clone()),
+            SpanTags::new(&identity(), custom),
+            Ok(ok),
+        )
+        .await;
+        assert_eq!(spans.len(), 1);
+        let span = &spans[0];
+        assert_eq!(span.name, "catalog.shop:8080/*");
+        assert_eq!(
+            span.span_context.span_id().to_string(),
+            context.span_id.to_string()
+        );
+        for (key, value) in [
+            ("http.method", "GET"),
+            ("http.url", "http://catalog.shop:8080/items?id=1"),
+            ("http.status_code", "200"),
+            ("response_flags", "-"),
+            ("upstream_cluster", "outbound|8080||catalog.shop"),
+            ("guid:x-request-id", "r-1"),
+            ("user", "ann"),
+            ("istio.canonical_service", "frontend"),
+            (
+                "node_id",
+                "sidecar~127.0.0.1~frontend-1.shop~shop.svc.cluster.local",
+            ),
+        ] {
+            assert_eq!(tag(span, key).as_deref(), Some(value), "{key}");
+        }
+        assert_eq!(span.status, opentelemetry::trace::Status::Unset);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn errors_and_5xx_are_tagged_with_the_local_reply() {
+        let spans = record(
+            Some(sampled(true)),
+            SpanTags::new(&identity(), vec![]).without_istio_tags(),
+            Err(MeshError::Timeout),
+        )
+        .await;
+        assert_eq!(tag(&spans[0], "http.status_code").as_deref(), Some("504"));
+        assert_eq!(tag(&spans[0], "response_flags").as_deref(), Some("UT"));
+        assert!(tag(&spans[0], "istio.canonical_service").is_none());
+        assert_eq!(spans[0].status, opentelemetry::trace::Status::error("true"));
+
+        let mut overflow = Response::new(());
+        *overflow.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        mark(&mut overflow, ResponseFlag::UpstreamOverflow);
+        let spans = record(
+            Some(sampled(true)),
+            SpanTags::new(&identity(), vec![]),
+            Ok(overflow),
+        )
+        .await;
+        assert_eq!(tag(&spans[0], "response_flags").as_deref(), Some("UO"));
+        assert_eq!(spans[0].status, opentelemetry::trace::Status::error("true"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unsampled_or_untraced_requests_get_no_span() {
+        let tags = || SpanTags::new(&identity(), vec![]);
+        assert!(
+            record(Some(sampled(false)), tags(), Ok(Response::new(())))
+                .await
+                .is_empty()
+        );
+        assert!(record(None, tags(), Ok(Response::new(()))).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn long_urls_are_cut() {
+        let reporter =
+            SpanReporter::spawn(InMemorySpanExporter::default(), ReporterConfig::default());
+        let layer = SpanLayer::new(
+            SpanKind::Client,
+            reporter,
+            SpanTags::new(&identity(), vec![]).max_path_tag_length(20),
+        );
+        let request = Request::get(format!("http://catalog/{}", "a".repeat(300)))
+            .body(())
+            .unwrap();
+        let open = layer.open(sampled(true), &request);
+        let url = &open
+            .span
+            .tags
+            .iter()
+            .find(|(k, _)| k == "http.url")
+            .unwrap()
+            .1;
+        assert_eq!(url, "http://catalog/aaaaa");
+    }
+}

@@ -1,0 +1,316 @@
+//! End-to-end tracing through sidecars over real sockets: B3/W3C headers upstream, one trace
+//! across two hops with correct parent links, spans exported to a test Zipkin collector and
+//! valid against Zipkin's v2 schema, forced traces, custom tags, and a dead collector that
+//! does not slow requests.
+
+mod support;
+#[path = "support/zipkin.rs"]
+mod zipkin;
+
+use http::{HeaderMap, Request, Response};
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh::demo::{CatalogServer, Http1Client};
+use serde_json::Value;
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+use support::sidecar;
+use zipkin::{Collector, violations, zipkin_definitions};
+
+/// The catalog registry pointed at `upstream`, plus mesh tracing settings.
+fn config(upstream: &CatalogServer, tracing: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: catalog}}\nspec:\n  hosts: [catalog]\n  resolution: STATIC\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {}}}}}]\n---\napiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\nspec:\n  defaultConfig:\n    tracing:\n{tracing}",
+        upstream.addr().port()
+    )
+}
+
+fn zipkin_at(collector: SocketAddr, sampling: u32) -> String {
+    format!("      sampling: {sampling}\n      zipkin: {{address: {collector}}}\n")
+}
+
+async fn upstream() -> CatalogServer {
+    CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn hex(value: &str, len: usize) -> bool {
+    value.len() == len
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// The spans of `trace_id` among `spans`.
+fn of_trace<'a>(spans: &'a [Value], trace_id: &str) -> Vec<&'a Value> {
+    spans.iter().filter(|s| s["traceId"] == trace_id).collect()
+}
+
+#[tokio::test]
+async fn upstream_sees_b3_and_w3c_headers_and_a_request_id() {
+    let catalog = upstream().await;
+    let proxy = sidecar(&config(&catalog, "      sampling: 100\n")).await;
+    let mut client = Http1Client::connect(proxy.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .get("http://catalog/items", &[])
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let seen = catalog.last_request().unwrap().headers;
+    let trace_id = seen["x-b3-traceid"].to_str().unwrap();
+    let span_id = seen["x-b3-spanid"].to_str().unwrap();
+    assert!(hex(trace_id, 32), "{trace_id}");
+    assert!(hex(span_id, 16), "{span_id}");
+    assert_eq!(seen["x-b3-sampled"], "1");
+    assert!(
+        !seen.contains_key("x-b3-parentspanid"),
+        "a new trace has no parent"
+    );
+    assert_eq!(
+        seen["traceparent"].to_str().unwrap(),
+        format!("00-{trace_id}-{span_id}-01")
+    );
+    assert_eq!(seen["x-request-id"].len(), 36);
+    // A caller's trace is continued: same trace, the caller's span as parent.
+    client
+        .get(
+            "http://catalog/items",
+            &[
+                ("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"),
+                ("x-b3-spanid", "e457b5a2e4d86bd1"),
+                ("x-b3-sampled", "0"),
+                ("x-request-id", "keep-me"),
+            ],
+        )
+        .await
+        .unwrap();
+    let seen = catalog.last_request().unwrap().headers;
+    assert_eq!(seen["x-b3-traceid"], "80f198ee56343ba864fe8b2a57d3eff7");
+    assert_eq!(seen["x-b3-parentspanid"], "e457b5a2e4d86bd1");
+    assert_ne!(seen["x-b3-spanid"], "e457b5a2e4d86bd1");
+    assert_eq!(seen["x-b3-sampled"], "0", "the caller's decision is kept");
+    assert_eq!(seen["x-request-id"], "keep-me");
+}
+
+/// An app between two sidecars: it calls `next` (the second sidecar) for `catalog`, passing on
+/// the trace headers it received, as Istio asks applications to.
+async fn forwarding_app(next: SocketAddr) -> SocketAddr {
+    const PROPAGATED: [&str; 7] = [
+        "x-request-id",
+        "x-b3-traceid",
+        "x-b3-spanid",
+        "x-b3-parentspanid",
+        "x-b3-sampled",
+        "x-b3-flags",
+        "traceparent",
+    ];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: Request<hyper::body::Incoming>| async move {
+                        let incoming: &HeaderMap = request.headers();
+                        let headers: Vec<(String, String)> = PROPAGATED
+                            .iter()
+                            .filter_map(|name| {
+                                Some((
+                                    name.to_string(),
+                                    incoming.get(*name)?.to_str().ok()?.to_owned(),
+                                ))
+                            })
+                            .collect();
+                        let pairs: Vec<(&str, &str)> = headers
+                            .iter()
+                            .map(|(n, v)| (n.as_str(), v.as_str()))
+                            .collect();
+                        let mut client = Http1Client::connect(next).await.unwrap();
+                        let reply = client.get("http://catalog/items", &pairs).await.unwrap();
+                        Ok::<_, hyper::Error>(Response::new(Full::new(reply.body)))
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn two_hops_keep_one_trace_with_parent_links_and_valid_spans() {
+    let collector = Collector::start().await;
+    let catalog = upstream().await;
+    let tracing = zipkin_at(collector.addr, 100);
+    // Second hop: the app's sidecar, sending to the catalog.
+    let second = sidecar(&config(&catalog, &tracing)).await;
+    let app = forwarding_app(second.addr("outbound").unwrap()).await;
+    // First hop: the client's sidecar, sending to the app (registered as `frontend`).
+    let first_config = format!(
+        "{}\n---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: frontend}}\nspec:\n  hosts: [frontend]\n  resolution: STATIC\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {}}}}}]\n",
+        config(&catalog, &tracing),
+        app.port()
+    );
+    let first = sidecar(&first_config).await;
+    let mut client = Http1Client::connect(first.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    let response = client.get("http://frontend/items", &[]).await.unwrap();
+    assert_eq!(response.status, 200);
+    assert!(response.text().contains("\"version\": \"v1\""));
+
+    let seen = catalog.last_request().unwrap().headers;
+    let trace_id = seen["x-b3-traceid"].to_str().unwrap().to_owned();
+    let spans = collector.wait_for(2).await;
+    let trace = of_trace(&spans, &trace_id);
+    assert_eq!(trace.len(), 2, "one client span per hop: {spans:#?}");
+    let root = trace
+        .iter()
+        .find(|s| s.get("parentId").is_none())
+        .expect("a root span");
+    let child = trace
+        .iter()
+        .find(|s| s.get("parentId").is_some())
+        .expect("a child span");
+    assert_eq!(
+        child["parentId"], root["id"],
+        "the second hop's parent is the first"
+    );
+    assert_eq!(seen["x-b3-spanid"], child["id"].as_str().unwrap());
+    assert_eq!(seen["x-b3-parentspanid"], root["id"].as_str().unwrap());
+    for span in &trace {
+        assert_eq!(span["kind"], "CLIENT");
+        assert_eq!(span["tags"]["http.method"], "GET");
+        assert_eq!(span["tags"]["http.status_code"], "200");
+        assert_eq!(span["tags"]["response_flags"], "-");
+        assert!(
+            span["tags"]["node_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("sidecar~")
+        );
+        assert!(span["tags"].get("istio.canonical_service").is_some());
+        assert!(span["localEndpoint"]["serviceName"].is_string());
+    }
+    let cluster = child["tags"]["upstream_cluster"].as_str().unwrap();
+    assert!(
+        cluster.starts_with("outbound|") && cluster.ends_with("|catalog"),
+        "{cluster}"
+    );
+    assert_eq!(root["tags"]["http.url"], "http://frontend/items");
+    let definitions = zipkin_definitions();
+    for span in &spans {
+        let problems = violations(&definitions, "Span", span);
+        assert!(problems.is_empty(), "{problems:#?}\n{span:#}");
+    }
+}
+
+#[tokio::test]
+async fn sampling_zero_still_traces_forced_requests_and_tags_custom_values() {
+    let collector = Collector::start().await;
+    let catalog = upstream().await;
+    let tracing = format!(
+        "{}      customTags:\n        team: {{literal: {{value: shop}}}}\n        user: {{header: {{name: x-user, defaultValue: anonymous}}}}\n        home: {{environment: {{name: HOME}}}}\n        nothing: {{environment: {{name: MESH_TEST_UNSET_VARIABLE}}}}\n",
+        zipkin_at(collector.addr, 0)
+    );
+    let proxy = sidecar(&config(&catalog, &tracing)).await;
+    let mut client = Http1Client::connect(proxy.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        client.get("http://catalog/items", &[]).await.unwrap();
+    }
+    assert_eq!(catalog.last_request().unwrap().headers["x-b3-sampled"], "0");
+    client
+        .get(
+            "http://catalog/items",
+            &[("x-envoy-force-trace", "true"), ("x-user", "ann")],
+        )
+        .await
+        .unwrap();
+    client
+        .get("http://catalog/items", &[("x-b3-sampled", "1")])
+        .await
+        .unwrap();
+    let spans = collector.wait_for(2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let spans = if spans.len() > 2 {
+        spans
+    } else {
+        collector.spans()
+    };
+    assert_eq!(spans.len(), 2, "only the forced requests: {spans:#?}");
+    let forced = &spans[0]["tags"];
+    assert_eq!(forced["team"], "shop");
+    assert_eq!(forced["user"], "ann");
+    assert_eq!(
+        forced["home"],
+        std::env::var("HOME").unwrap_or_default().as_str()
+    );
+    assert!(
+        forced.get("nothing").is_none(),
+        "no value, no default: no tag"
+    );
+    assert_eq!(spans[1]["tags"]["user"], "anonymous");
+}
+
+#[tokio::test]
+async fn a_dead_collector_does_not_slow_requests() {
+    // A collector that accepts connections and never answers, and one that is not there.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let closed = {
+        let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        probe.local_addr().unwrap()
+    };
+    for dead in [silent_addr, closed] {
+        let catalog = upstream().await;
+        let proxy = sidecar(&config(&catalog, &zipkin_at(dead, 100))).await;
+        let mut client = Http1Client::connect(proxy.addr("outbound").unwrap())
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let mut slowest = Duration::ZERO;
+        for _ in 0..300 {
+            let sent = Instant::now();
+            assert_eq!(
+                client
+                    .get("http://catalog/items", &[])
+                    .await
+                    .unwrap()
+                    .status,
+                200
+            );
+            slowest = slowest.max(sent.elapsed());
+        }
+        assert!(
+            slowest < Duration::from_millis(250),
+            "{dead}: slowest {slowest:?}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{dead}: {:?}",
+            start.elapsed()
+        );
+    }
+    hold.abort();
+}
