@@ -8,7 +8,7 @@
 //! This crate re-exports the workspace:
 //! - [`core`]: shared vocabulary (body, errors, response flags, local replies, extensions);
 //! - [`route`]: Istio config model, validation, route table and [`RouteLayer`](route::RouteLayer);
-//! - [`trace`]: telemetry (`x-request-id` for now);
+//! - [`trace`]: trace context (B3, W3C), sampling, `x-request-id`, spans and Zipkin export;
 //! - [`proxy`]: listeners, endpoints, load balancing, admin, the [`Sidecar`](proxy::Sidecar).
 
 pub mod demo;

@@ -314,3 +314,44 @@ async fn a_dead_collector_does_not_slow_requests() {
     }
     hold.abort();
 }
+
+#[tokio::test]
+async fn inbound_requests_get_a_server_span_continuing_the_callers_trace() {
+    let collector = Collector::start().await;
+    let app = upstream().await;
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: default, namespace: shop}}\nspec:\n  ingress:\n  - port: {{number: 3000, protocol: HTTP, name: http}}\n    defaultEndpoint: 127.0.0.1:{}\n---\napiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\nspec:\n  defaultConfig:\n    tracing:\n{}",
+        app.addr().port(),
+        zipkin_at(collector.addr, 0)
+    );
+    let proxy = sidecar(&yaml).await;
+    let mut client = Http1Client::connect(proxy.addr("inbound").unwrap())
+        .await
+        .unwrap();
+    // The calling sidecar's client span, sampled: the decision is honoured at sampling 0.
+    let response = client
+        .get(
+            "/items",
+            &[
+                ("host", "catalog:3000"),
+                ("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"),
+                ("x-b3-spanid", "e457b5a2e4d86bd1"),
+                ("x-b3-sampled", "1"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    let seen = app.last_request().unwrap().headers;
+    let spans = collector.wait_for(1).await;
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let server = &spans[0];
+    assert_eq!(server["kind"], "SERVER");
+    assert_eq!(server["traceId"], "80f198ee56343ba864fe8b2a57d3eff7");
+    assert_eq!(server["parentId"], "e457b5a2e4d86bd1");
+    // The app sees the server span as its parent, to pass on.
+    assert_eq!(seen["x-b3-spanid"], server["id"].as_str().unwrap());
+    assert_eq!(server["name"], "catalog:3000/*");
+    let problems = violations(&zipkin_definitions(), "Span", server);
+    assert!(problems.is_empty(), "{problems:#?}");
+}

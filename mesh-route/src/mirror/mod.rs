@@ -172,7 +172,7 @@ impl<S> Layer<S> for MirrorLayer {
     fn layer(&self, inner: S) -> Mirror<S> {
         Mirror {
             inner,
-            sender: self.sender.clone(),
+            sender: Arc::new(self.sender.clone()),
         }
     }
 }
@@ -181,7 +181,8 @@ impl<S> Layer<S> for MirrorLayer {
 #[derive(Clone, Debug)]
 pub struct Mirror<S> {
     inner: S,
-    sender: ShadowSender,
+    /// Shared, so that cloning the service (per request, in servers) is one reference count.
+    sender: Arc<ShadowSender>,
 }
 
 impl<S> Service<Request<Body>> for Mirror<S>
