@@ -67,6 +67,9 @@ pub async fn serve(
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
 }
 
+/// How many headers the layers may add to a request on its way through the proxy.
+const ADDED_HEADERS: usize = 12;
+
 /// Adapts an [`HttpService`] to one hyper connection: boxes the body, records the
 /// connection's addresses, and turns errors into local replies.
 #[derive(Clone)]
@@ -84,6 +87,9 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
 
     fn call(&self, request: Request<Incoming>) -> ResponseFuture {
         let mut request = request.map(body::boxed);
+        // Room for the headers the layers add (trace context, request id, attempt count,
+        // expected timeout, forwarding headers): one growth of the map, not one per layer.
+        request.headers_mut().reserve(ADDED_HEADERS);
         request.extensions_mut().insert(self.downstream);
         // Boxed here, outside the async block, so its `Send` is proven on a concrete type.
         let response: Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>> =

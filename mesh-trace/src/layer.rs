@@ -103,6 +103,9 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> S::Future {
         let headers = request.headers_mut();
+        // Room for what may be added (trace id, span id, parent, sampled, traceparent and
+        // request id): one growth of the map at most, not one per insert.
+        headers.reserve(6);
         let (context, found) = propagate_found(headers, &self.sampler, self.propagation);
         if !found.request_id {
             headers.insert(X_REQUEST_ID, uuid_v4());

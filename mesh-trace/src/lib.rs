@@ -21,7 +21,9 @@
 //!   [`span::FinishedSpan`];
 //! - [`reporter`]: [`SpanReporter`](reporter::SpanReporter) — a bounded queue (full: drop and
 //!   count) and a batching export task, off the request path;
-//! - [`zipkin`]: export through `opentelemetry-zipkin` (Zipkin v2 JSON to `/api/v2/spans`).
+//! - [`zipkin`]: export through `opentelemetry-zipkin` (Zipkin v2 JSON to `/api/v2/spans`);
+//!   with feature `otlp`, `otlp`: OTLP/HTTP (protobuf to `/v1/traces`) through
+//!   `opentelemetry-otlp`; both over [`collector_client::CollectorClient`].
 //!
 //! ```
 //! use mesh_trace::{Propagation, Sampler, TraceContext, TraceLayer};
@@ -48,11 +50,14 @@
 //! # });
 //! ```
 
+pub mod collector_client;
 pub mod context;
 pub mod custom_tags;
 pub mod identity;
 pub mod ids;
 pub mod layer;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod propagation;
 pub mod reporter;
 pub mod request_id;

@@ -1,0 +1,121 @@
+//! [`CollectorClient`]: the HTTP client span exporters (Zipkin, OTLP) post through.
+//!
+//! It runs on the tokio runtime of the [`SpanReporter`](crate::reporter::SpanReporter) task —
+//! not on the SDK's batch thread, where a hyper client finds no reactor — bounds each POST by
+//! a timeout, and sends `b3: 0` so that proxies on the way do not trace the export itself. For
+//! Zipkin it completes what `opentelemetry-zipkin` leaves out of the v2 model: it names the
+//! local service (`localEndpoint.serviceName`) and omits a root span's `parentId` rather than
+//! sending sixteen zeros.
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use opentelemetry_http::{HttpClient, HttpError};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Envoy's collector timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An exporter's HTTP client; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct CollectorClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    /// For Zipkin: the local service name (lowercased) to complete spans with.
+    zipkin_service: Option<String>,
+    timeout: Duration,
+}
+
+impl CollectorClient {
+    /// A client that posts bodies as they are (OTLP).
+    pub fn plain(timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        CollectorClient {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            zipkin_service: None,
+            timeout,
+        }
+    }
+
+    /// A client for Zipkin v2 JSON, naming the local service `service_name` (lowercased, as
+    /// Zipkin wants).
+    pub fn for_zipkin(service_name: &str, timeout: Duration) -> Self {
+        CollectorClient {
+            zipkin_service: Some(service_name.to_ascii_lowercase()),
+            ..CollectorClient::plain(timeout)
+        }
+    }
+
+    async fn post(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let (mut head, body) = request.into_parts();
+        head.headers.insert("b3", HeaderValue::from_static("0"));
+        let body = match &self.zipkin_service {
+            Some(service) => complete_spans(&body, service).unwrap_or(body),
+            None => body,
+        };
+        let request = Request::from_parts(head, Full::new(body));
+        let exchange = async {
+            let response = self.client.request(request).await?;
+            let (head, body) = response.into_parts();
+            let body = body.collect().await?.to_bytes();
+            Ok::<_, HttpError>(Response::from_parts(head, body))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| HttpError::from("zipkin collector timed out"))?
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for CollectorClient {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        self.post(request).await
+    }
+}
+
+/// Adds `localEndpoint.serviceName` and drops all-zero `parentId`s in a JSON span list;
+/// `None` if `json` is not one.
+fn complete_spans(json: &[u8], service_name: &str) -> Option<Bytes> {
+    let mut spans: Vec<Value> = serde_json::from_slice(json).ok()?;
+    for span in &mut spans {
+        let span = span.as_object_mut()?;
+        if span
+            .get("parentId")
+            .and_then(Value::as_str)
+            .is_some_and(|id| id.bytes().all(|b| b == b'0'))
+        {
+            span.remove("parentId");
+        }
+        let local = span
+            .entry("localEndpoint")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(local) = local.as_object_mut() {
+            local.insert("serviceName".into(), Value::from(service_name));
+        }
+    }
+    serde_json::to_vec(&spans).ok().map(Bytes::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_get_a_service_name_and_roots_lose_their_zero_parent() {
+        let json = br#"[{"traceId":"a","id":"b","parentId":"0000000000000000","localEndpoint":{"ipv4":"10.0.0.1"}},{"traceId":"a","id":"c","parentId":"00000000000000bb"}]"#;
+        let out: Vec<Value> =
+            serde_json::from_slice(&complete_spans(json, "catalog").unwrap()).unwrap();
+        assert!(out[0].get("parentId").is_none());
+        assert_eq!(out[0]["localEndpoint"]["serviceName"], "catalog");
+        assert_eq!(out[0]["localEndpoint"]["ipv4"], "10.0.0.1");
+        assert_eq!(out[1]["parentId"], "00000000000000bb");
+        assert_eq!(out[1]["localEndpoint"]["serviceName"], "catalog");
+        assert!(complete_spans(b"not json", "catalog").is_none());
+    }
+}

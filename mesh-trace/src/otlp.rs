@@ -1,0 +1,131 @@
+//! OTLP/HTTP export (feature `otlp`): spans as OTLP protobuf `POST`ed to a collector's
+//! `/v1/traces` through `opentelemetry-otlp`, over our [`CollectorClient`] — for collectors and
+//! backends that speak OTLP (Zipkin itself accepts OTLP since 3.5).
+
+use crate::collector_client::{CollectorClient, DEFAULT_TIMEOUT};
+use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::{Resource, trace::SpanExporter as _};
+
+/// The OTLP/HTTP traces path.
+pub const TRACES_PATH: &str = "/v1/traces";
+
+/// An exporter POSTing to `collector` (`host:port`, or a full `http://…/v1/traces` URL), with
+/// `service.name` = `service_name`.
+///
+/// ```
+/// let exporter = mesh_trace::otlp::exporter("127.0.0.1:4318", "catalog.shop");
+/// assert!(exporter.is_ok());
+/// ```
+pub fn exporter(collector: &str, service_name: &str) -> Result<SpanExporter, String> {
+    let endpoint = if collector.contains("://") {
+        collector.to_owned()
+    } else {
+        format!("http://{collector}{TRACES_PATH}")
+    };
+    endpoint
+        .parse::<http::Uri>()
+        .map_err(|e| format!("otlp address {collector:?}: {e}"))?;
+    let mut exporter = SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .with_timeout(DEFAULT_TIMEOUT)
+        .with_http_client(CollectorClient::plain(DEFAULT_TIMEOUT))
+        .build()
+        .map_err(|e| format!("otlp address {collector:?}: {e}"))?;
+    exporter.set_resource(
+        &Resource::builder_empty()
+            .with_service_name(service_name.to_owned())
+            .build(),
+    );
+    Ok(exporter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        Decision, TraceContext,
+        reporter::{ReporterConfig, SpanReporter},
+        span::{FinishedSpan, SpanKind},
+    };
+    use std::{
+        sync::{Arc, Mutex},
+        time::{Duration, SystemTime},
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Accepts one HTTP/1.1 request, answers 200, and returns its head and body.
+    async fn receive_one(listener: tokio::net::TcpListener) -> (String, Vec<u8>) {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut bytes = Vec::new();
+        let mut buffer = [0u8; 8192];
+        loop {
+            let n = stream.read(&mut buffer).await.unwrap();
+            bytes.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&bytes);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let head = text[..end].to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if bytes.len() >= end + 4 + length {
+                    stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await
+                        .unwrap();
+                    return (head, bytes[end + 4..end + 4 + length].to_vec());
+                }
+            }
+            assert!(n > 0, "connection closed early");
+        }
+    }
+
+    #[tokio::test]
+    async fn spans_reach_an_otlp_collector_as_protobuf() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(None));
+        let keep = received.clone();
+        let server = tokio::spawn(async move {
+            *keep.lock().unwrap() = Some(receive_one(listener).await);
+        });
+        let reporter = SpanReporter::spawn(
+            exporter(&addr.to_string(), "catalog.shop").unwrap(),
+            ReporterConfig {
+                flush_interval: Duration::from_millis(50),
+                ..ReporterConfig::default()
+            },
+        );
+        let context = TraceContext::root(Decision {
+            sampled: true,
+            forced: false,
+            debug: false,
+        });
+        reporter.report(FinishedSpan {
+            context: context.clone(),
+            kind: SpanKind::Client,
+            name: "catalog:80/*".into(),
+            start: SystemTime::now(),
+            duration: Duration::from_millis(2),
+            tags: vec![("http.method".into(), "GET".into())],
+            error: false,
+        });
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the span was posted")
+            .unwrap();
+        let (head, body) = received.lock().unwrap().take().unwrap();
+        assert!(head.starts_with("post /v1/traces http/1.1"), "{head}");
+        assert!(
+            head.contains("content-type: application/x-protobuf"),
+            "{head}"
+        );
+        // The protobuf carries the trace id's raw bytes, the name and the service name.
+        let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+        assert!(contains(&context.trace_id.get().to_be_bytes()));
+        assert!(contains(b"catalog:80/*"));
+        assert!(contains(b"catalog.shop"));
+    }
+}
