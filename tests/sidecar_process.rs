@@ -62,6 +62,8 @@ fn check_accepts_every_shipped_example() {
         "catalog/10-all-v1.yaml",
         "catalog/20-dark-launch.yaml",
         "catalog/30-canary-90-10.yaml",
+        "catalog/40-mirror-v2.yaml",
+        "tracing.yaml",
     ] {
         let (code, text) = check(&[&registry, &support::example(routes)]);
         assert_eq!(code, 0, "{routes}: {text}");
