@@ -36,9 +36,15 @@ impl ConnectionUses {
     }
 }
 
-/// [`HttpConnector`] whose connections carry a [`ConnectionUses`].
+/// [`HttpConnector`] whose connections carry a [`ConnectionUses`] when `counting` (without a
+/// limit to enforce, responses are spared the extension).
 #[derive(Clone, Debug)]
-pub struct CountingConnector(pub HttpConnector);
+pub struct CountingConnector {
+    /// The TCP connector.
+    pub connector: HttpConnector,
+    /// Whether connections count their responses.
+    pub counting: bool,
+}
 
 impl tower::Service<http::Uri> for CountingConnector {
     type Response = CountedStream;
@@ -46,15 +52,16 @@ impl tower::Service<http::Uri> for CountingConnector {
     type Future = Pin<Box<dyn Future<Output = Result<CountedStream, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
+        self.connector.poll_ready(cx)
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let connecting = self.0.call(uri);
+        let connecting = self.connector.call(uri);
+        let counting = self.counting;
         Box::pin(async move {
             Ok(CountedStream {
                 inner: connecting.await?,
-                uses: ConnectionUses::default(),
+                uses: counting.then(ConnectionUses::default),
             })
         })
     }
@@ -66,12 +73,16 @@ impl tower::Service<http::Uri> for CountingConnector {
 pub struct CountedStream {
     #[pin]
     inner: TokioIo<TcpStream>,
-    uses: ConnectionUses,
+    uses: Option<ConnectionUses>,
 }
 
 impl Connection for CountedStream {
     fn connected(&self) -> Connected {
-        self.inner.connected().extra(self.uses.clone())
+        let connected = self.inner.connected();
+        match &self.uses {
+            Some(uses) => connected.extra(uses.clone()),
+            None => connected,
+        }
     }
 }
 

@@ -49,8 +49,28 @@ pub struct Http2Connection(Mutex<Option<(hyper::client::conn::http2::SendRequest
 pub struct Upstream {
     http1: Client<CountingConnector, Body>,
     connect_timeout: Duration,
+    idle_timeout: Option<Duration>,
     /// Requests per connection before it is retired; 0: unlimited.
     max_requests_per_connection: u32,
+}
+
+/// The pooled HTTP/1.1 client (TCP_NODELAY); its connections count responses when `counting`.
+fn http1_client(
+    connect_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    counting: bool,
+) -> Client<CountingConnector, Body> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(idle_timeout)
+        .build(CountingConnector {
+            connector,
+            counting,
+        })
 }
 
 impl Default for Upstream {
@@ -71,17 +91,10 @@ impl Upstream {
     /// A sender with the given connect timeout and idle timeout for pooled HTTP/1.1
     /// connections (`None`: idle connections are never closed for idleness).
     pub fn with_timeouts(connect_timeout: Duration, idle_timeout: Option<Duration>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
-        let http1 = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(idle_timeout)
-            .build(CountingConnector(connector));
         Upstream {
-            http1,
+            http1: http1_client(connect_timeout, idle_timeout, false),
             connect_timeout,
+            idle_timeout,
             max_requests_per_connection: 0,
         }
     }
@@ -90,6 +103,8 @@ impl Upstream {
     /// 0: unlimited, 1: keep-alive off).
     pub fn with_max_requests_per_connection(mut self, max: u32) -> Self {
         self.max_requests_per_connection = max;
+        // Only a limit above 1 needs connections that count their responses.
+        self.http1 = http1_client(self.connect_timeout, self.idle_timeout, max > 1);
         self
     }
 
