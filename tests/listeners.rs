@@ -86,11 +86,11 @@ async fn admin_reports_readiness_config_and_clusters() {
 
     let clusters = support::admin_text(&catalog.sidecar, "/clusters").await;
     let v1 = format!(
-        "outbound||version-v1|catalog.istioinaction.svc.cluster.local::127.0.0.1:{}",
+        "outbound|80|version-v1|catalog.istioinaction.svc.cluster.local::127.0.0.1:{}",
         catalog.v1.addr().port()
     );
     let v2 = format!(
-        "outbound||version-v2|catalog.istioinaction.svc.cluster.local::127.0.0.1:{}",
+        "outbound|80|version-v2|catalog.istioinaction.svc.cluster.local::127.0.0.1:{}",
         catalog.v2.addr().port()
     );
     let total = |prefix: &str| -> u64 {
@@ -107,7 +107,7 @@ async fn admin_reports_readiness_config_and_clusters() {
         "{clusters}"
     );
     assert!(clusters.contains(
-        "outbound||version-v1|catalog.istioinaction.svc.cluster.local::lb_policy::LEAST_REQUEST"
+        "outbound|80|version-v1|catalog.istioinaction.svc.cluster.local::lb_policy::LEAST_REQUEST"
     ));
 
     let missing = admin.get("/nope", &[("host", "admin")]).await.unwrap();

@@ -245,11 +245,11 @@ async fn pool_limit_overflows_at_once_with_uo() {
     assert_eq!(servers[0].hits(), 1);
     let clusters = support::admin_text(&sidecar, "/clusters").await;
     assert!(
-        clusters.contains("outbound|||pool.example.com::circuit_breakers::max_requests::1"),
+        clusters.contains("outbound|80||pool.example.com::circuit_breakers::max_requests::1"),
         "{clusters}"
     );
     assert!(
-        clusters.contains("outbound|||pool.example.com::circuit_breakers::overflows::19"),
+        clusters.contains("outbound|80||pool.example.com::circuit_breakers::overflows::19"),
         "{clusters}"
     );
 }

@@ -177,9 +177,15 @@ fn build_cluster(
             port.outlier = Some(OutlierDetector::new(outlier.clone(), port.endpoints.len()));
         }
     }
+    // Istio's name; a route without a port names the service's port when it has just one.
+    let port = match (cluster.port, ports.as_slice()) {
+        (Some(port), _) => Some(port),
+        (None, [only]) => Some(only.number),
+        (None, _) => None,
+    };
     let name: Arc<str> = format!(
         "outbound|{}|{}|{}",
-        cluster.port.map(|p| p.to_string()).unwrap_or_default(),
+        port.map(|p| p.to_string()).unwrap_or_default(),
         cluster.subset.as_deref().unwrap_or(""),
         cluster.host
     )
