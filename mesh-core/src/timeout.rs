@@ -33,6 +33,17 @@ pub const UPSTREAM_RQ_PER_TRY_TIMEOUT_MS: HeaderName =
 /// gRPC's deadline header.
 pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
+/// The route timeout in force for a request, and when it fires: a request extension the
+/// [`TimeoutLayer`] sets for the layers below it (the retry layer bounds per-try timeouts by it
+/// and tells later attempts what is left).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteDeadline {
+    /// The effective route timeout.
+    pub timeout: Duration,
+    /// When it fires.
+    pub deadline: tokio::time::Instant,
+}
+
 /// Applies route timeouts; see the [module docs](self).
 ///
 /// ```
@@ -102,7 +113,13 @@ where
             request
                 .headers_mut()
                 .insert(EXPECTED_RQ_TIMEOUT_MS, millis_value(t));
-            tokio::time::sleep(t)
+            let sleep = tokio::time::sleep(t);
+            // The layers below (retries) learn the deadline from here, not from headers.
+            request.extensions_mut().insert(RouteDeadline {
+                timeout: t,
+                deadline: sleep.deadline(),
+            });
+            sleep
         });
         TimeoutFuture {
             future: self.inner.call(request),
@@ -116,6 +133,11 @@ where
 fn effective_timeout(headers: &mut HeaderMap, route: Option<Duration>) -> Option<Duration> {
     let route = route.filter(|d| !d.is_zero());
     let control = ControlHeaders::scan(headers);
+    if control.envoy {
+        // A caller's deadline is not ours to forward (Envoy's `respect_expected_rq_timeout`
+        // is off by default); ours replaces it when there is one.
+        headers.remove(EXPECTED_RQ_TIMEOUT_MS);
+    }
     if control.envoy
         && let Some(override_) = headers
             .remove(UPSTREAM_RQ_TIMEOUT_MS)

@@ -6,6 +6,11 @@
 //! response against the cluster's limit and, on reaching it, poisons the connection through
 //! hyper-util's `capture_connection`: the pool does not hand it out again, and it closes once
 //! the response in flight is done — Envoy's `max_requests_per_connection`.
+//!
+//! One race remains: a response with an empty body hands its connection back to the pool
+//! before the sender counts it, so under concurrency a waiting request may take the
+//! connection first — one request over the limit, at most. Sequential traffic gets exactly the
+//! limit.
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::{

@@ -232,6 +232,10 @@ impl Upstream {
         &self,
         endpoint: &Endpoint,
     ) -> Result<hyper::client::conn::http2::SendRequest<Body>, MeshError> {
+        // One request per connection: nothing is shared, so no lock is held while connecting.
+        if self.max_requests_per_connection == 1 {
+            return self.connect_http2(endpoint).await;
+        }
         let mut cached = endpoint.h2.0.lock().await;
         if let Some((sender, uses)) = cached.as_mut().filter(|(s, _)| !s.is_closed()) {
             let sender = sender.clone();
@@ -243,6 +247,16 @@ impl Upstream {
             }
             return Ok(sender);
         }
+        let sender = self.connect_http2(endpoint).await?;
+        *cached = Some((sender.clone(), 1));
+        Ok(sender)
+    }
+
+    /// A new HTTP/2 connection to `endpoint`, its task spawned.
+    async fn connect_http2(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Result<hyper::client::conn::http2::SendRequest<Body>, MeshError> {
         let connect = TcpStream::connect(endpoint.authority.as_str());
         let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(stream)) => stream,
@@ -261,9 +275,6 @@ impl Upstream {
                 tracing::debug!(%error, "upstream HTTP/2 connection ended");
             }
         });
-        if self.max_requests_per_connection != 1 {
-            *cached = Some((sender.clone(), 1));
-        }
         Ok(sender)
     }
 }

@@ -94,7 +94,14 @@ impl SpanReporter {
     where
         E: SpanExporter + 'static,
     {
-        let (queue, spans) = mpsc::channel(config.queue_capacity.max(1));
+        // Degenerate settings would stall or panic the task (a zero interval panics tokio).
+        let config = ReporterConfig {
+            queue_capacity: config.queue_capacity.max(1),
+            batch_size: config.batch_size.max(1),
+            flush_interval: config.flush_interval.max(Duration::from_millis(1)),
+            export_timeout: config.export_timeout,
+        };
+        let (queue, spans) = mpsc::channel(config.queue_capacity);
         let stats = Arc::new(ReporterStats::default());
         tokio::spawn(export_loop(exporter, spans, config, stats.clone()));
         SpanReporter { queue, stats }

@@ -200,7 +200,7 @@ impl SpanLayer {
         let mut span_tags: Vec<(Cow<'static, str>, String)> = tags.fixed.clone();
         span_tags.push(("http.method".into(), request.method().to_string()));
         span_tags.push(("http.url".into(), url));
-        span_tags.push(("http.protocol".into(), format!("{:?}", request.version())));
+        span_tags.push(("http.protocol".into(), protocol(request.version()).into()));
         if let Some(agent) = header("user-agent") {
             span_tags.push(("user_agent".into(), agent.to_owned()));
         }
@@ -252,6 +252,17 @@ impl OpenSpan {
         }
         span.error = status >= 500;
         self.reporter.report(self.span);
+    }
+}
+
+/// The protocol as Envoy tags it.
+fn protocol(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
     }
 }
 
@@ -402,6 +413,7 @@ mod tests {
             ("response_flags", "-"),
             ("upstream_cluster", "outbound|8080||catalog.shop"),
             ("guid:x-request-id", "r-1"),
+            ("http.protocol", "HTTP/1.1"),
             ("user", "ann"),
             ("istio.canonical_service", "frontend"),
             (

@@ -28,7 +28,10 @@ use crate::{
     control_headers::ControlHeaders,
     flags::mark,
     policy::RoutePolicy,
-    timeout::{EXPECTED_RQ_TIMEOUT_MS, UPSTREAM_RQ_PER_TRY_TIMEOUT_MS, millis_value, parse_millis},
+    timeout::{
+        EXPECTED_RQ_TIMEOUT_MS, RouteDeadline, UPSTREAM_RQ_PER_TRY_TIMEOUT_MS, millis_value,
+        parse_millis,
+    },
 };
 use http::{HeaderName, HeaderValue, Request, Response, request::Parts};
 use http_body::Body as _;
@@ -175,15 +178,10 @@ where
             let policy = route
                 .and_then(|p| p.retry.as_ref())
                 .or(self.fallback.as_ref());
-            // The overall timeout: as the timeout layer told the upstream, else the route's.
-            let global = envoy_headers
-                .then(|| request.headers().get(EXPECTED_RQ_TIMEOUT_MS))
-                .flatten()
-                .and_then(parse_millis)
-                .or(route.and_then(|r| r.timeout))
-                .filter(|d| !d.is_zero());
+            // The overall timeout, as the timeout layer above enforces it (none without one).
+            let global = request.extensions().get::<RouteDeadline>().copied();
             let configured = per_try_override.or(policy.and_then(|p| p.per_try_timeout));
-            let per_try = effective_per_try_timeout(configured, global);
+            let per_try = effective_per_try_timeout(configured, global.map(|g| g.timeout));
             // A body known to outgrow the buffer could not be replayed: no retries.
             let fits = request.body().size_hint().lower() <= self.buffer_limit as u64;
             let policy = policy
@@ -229,7 +227,7 @@ where
             (Replay::Buffered(buffer), first)
         };
         self.budget.deposit();
-        let deadline = global.map(|global| tokio::time::Instant::now() + global);
+        let deadline = global.map(|global| global.deadline);
         let template = parts.clone();
         // Call the service that was made ready; keep it (to ready again) for the retries.
         let clone = self.inner.clone();
@@ -832,16 +830,44 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_millis(100));
         assert_eq!(script.lock().unwrap().len(), 1, "one attempt");
 
-        // Ignored when not shorter than the route timeout.
+        // Ignored when not shorter than the route timeout the timeout layer enforces: the
+        // upstream is told the route's deadline, and the only attempt ends with the route.
+        let long = RetryPolicy {
+            per_try_timeout: Some(Duration::from_millis(2000)),
+            ..policy
+        };
         let upstream = Upstream::new([Reply::Hang]);
-        let svc = RetryLayer::with_policy(policy).layer(upstream);
-        let mut request = get();
-        request.extensions_mut().insert(RoutePolicy {
-            timeout: Some(Duration::from_millis(100)),
-            ..Default::default()
-        });
-        let outcome = tokio::time::timeout(Duration::from_secs(10), svc.oneshot(request)).await;
-        assert!(outcome.is_err(), "no per-try timeout fired");
+        let svc = crate::timeout::TimeoutLayer::new(Some(Duration::from_millis(1000)))
+            .layer(RetryLayer::with_policy(long.clone()).layer(upstream.clone()));
+        let start = Instant::now();
+        bounded(svc.oneshot(get())).await.unwrap_err();
+        assert_eq!(start.elapsed(), Duration::from_millis(1000));
+        assert_eq!(expected_timeouts(&upstream), [1000]);
+
+        // A caller's `x-envoy-expected-rq-timeout-ms` is no route timeout: with none set, the
+        // per-try timeout applies and replaces it; an override of 0 disables the route timeout.
+        for (name, value) in [
+            (EXPECTED_RQ_TIMEOUT_MS, "1000"),
+            (crate::timeout::UPSTREAM_RQ_TIMEOUT_MS, "0"),
+        ] {
+            let upstream = Upstream::new([Reply::Hang, Reply::Status(200)]);
+            let route = if value == "0" {
+                Some(Duration::from_millis(1500))
+            } else {
+                None
+            };
+            let svc = crate::timeout::TimeoutLayer::new(route)
+                .layer(RetryLayer::with_policy(long.clone()).layer(upstream.clone()));
+            let mut request = get();
+            request
+                .headers_mut()
+                .insert(name.clone(), HeaderValue::from_static(value));
+            let start = Instant::now();
+            let response = bounded(svc.oneshot(request)).await.unwrap();
+            assert_eq!(response.status(), 200, "{name}");
+            assert!(start.elapsed() >= Duration::from_millis(2000), "{name}");
+            assert_eq!(expected_timeouts(&upstream), [2000, 2000], "{name}");
+        }
     }
 
     fn expected_timeouts(upstream: &Upstream) -> Vec<u64> {

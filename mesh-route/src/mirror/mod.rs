@@ -11,7 +11,9 @@
 //! The body is copied (shared `Bytes`, not duplicated) as the primary streams it; the shadows
 //! are sent once the body has ended. A body past the buffer limit (1 MiB by default, as for
 //! retries) is not mirrored. At most `max_in_flight` shadows run at once: beyond that a shadow
-//! is dropped, not queued. Every outcome is counted in [`MirrorStats`].
+//! is dropped, not queued; a shadow still running after its deadline (30 s) is given up. The
+//! shadow response is read to its end and discarded. Every outcome is counted in
+//! [`MirrorStats`].
 
 mod shadow_head;
 mod tee;
@@ -34,6 +36,7 @@ use std::{
         atomic::{AtomicU64, Ordering::Relaxed},
     },
     task::{Context, Poll},
+    time::Duration,
 };
 use tee::{TeeBody, TeeOutcome};
 use tokio::sync::Semaphore;
@@ -122,7 +125,12 @@ struct ShadowSender {
     stats: Arc<MirrorStats>,
     buffer_limit: usize,
     host_suffix: bool,
+    /// How long a shadow may take, response body included.
+    deadline: Duration,
 }
+
+/// The default bound on a shadow's whole exchange.
+pub const DEFAULT_SHADOW_DEADLINE: Duration = Duration::from_secs(30);
 
 impl MirrorLayer {
     /// Sends shadow copies through `shadow` (which routes by the [`Destination`]
@@ -138,6 +146,7 @@ impl MirrorLayer {
                 stats: Arc::default(),
                 buffer_limit: DEFAULT_BUFFER_LIMIT,
                 host_suffix: true,
+                deadline: DEFAULT_SHADOW_DEADLINE,
             },
         }
     }
@@ -154,7 +163,15 @@ impl MirrorLayer {
         self
     }
 
-    /// Whether to append `-shadow` to the shadow's host (on by default).
+    /// Gives up on a shadow (counted as failed) after `deadline`, response body included
+    /// (default 30 s), so that hung or endless shadows do not hold their slots.
+    pub fn shadow_deadline(mut self, deadline: Duration) -> Self {
+        self.sender.deadline = deadline;
+        self
+    }
+
+    /// Whether to append `-shadow` to the shadow's host (on by default, as in Envoy and
+    /// Istio up to 1.27; Istio 1.28 turns it off by default).
     pub fn host_suffix(mut self, on: bool) -> Self {
         self.sender.host_suffix = on;
         self
@@ -270,6 +287,7 @@ impl ShadowSender {
             request,
             self.stats.clone(),
             permit,
+            self.deadline,
         ));
     }
 }
@@ -281,18 +299,24 @@ fn deliver(
     request: Request<Body>,
     stats: Arc<MirrorStats>,
     permit: tokio::sync::OwnedSemaphorePermit,
+    deadline: Duration,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
         let _permit = permit;
-        let sent = match std::future::poll_fn(|cx| service.poll_ready(cx)).await {
-            Ok(()) => service.call(request).await,
-            Err(error) => Err(error),
-        };
-        match sent {
-            Ok(response) => {
-                let _ = response.into_body().collect().await;
+        let exchange = async {
+            std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+            let response = service.call(request).await?;
+            // Read the response to its end, keeping nothing, so the connection can be reused.
+            let mut body = response.into_body();
+            while let Some(frame) = body.frame().await {
+                frame?;
             }
-            Err(_) => {
+            Ok::<_, BoxError>(())
+        };
+        // A shadow that never ends (a hung or streaming upstream) would hold its slot forever.
+        match tokio::time::timeout(deadline, exchange).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => {
                 stats.failed.fetch_add(1, Relaxed);
             }
         }

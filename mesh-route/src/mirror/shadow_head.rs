@@ -8,12 +8,25 @@ use mesh_core::Destination;
 pub(crate) fn shadow_head(original: &Parts, destination: &Destination, host_suffix: bool) -> Parts {
     let mut head = original.clone();
     head.extensions.insert(destination.clone());
+    // The retry layer consumes these on the primary's path; the shadow's has no retry layer.
+    for control in CONSUMED_BY_RETRIES {
+        head.headers.remove(control);
+    }
     if host_suffix {
         append_shadow_suffix(&mut head);
     }
     mark_not_sampled(&mut head.headers);
     head
 }
+
+/// Request headers the retry layer reads and removes before a request goes upstream.
+const CONSUMED_BY_RETRIES: [&str; 5] = [
+    "x-envoy-retry-on",
+    "x-envoy-max-retries",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retriable-header-names",
+];
 
 /// `catalog:80` → `catalog-shadow:80`, `catalog` → `catalog-shadow`: on `Host` and on the URI's
 /// authority (absolute form), as Envoy's shadow writer does.
@@ -107,6 +120,7 @@ mod tests {
             .header("x-b3-spanid", "e457b5a2e4d86bd1")
             .header("x-b3-sampled", "1")
             .header("x-b3-flags", "1")
+            .header("x-envoy-retriable-status-codes", "409")
             .header("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1")
             .header(
                 "traceparent",
@@ -125,6 +139,7 @@ mod tests {
         );
         assert_eq!(head.headers["x-b3-sampled"], "0");
         assert!(!head.headers.contains_key("x-b3-flags"));
+        assert!(!head.headers.contains_key("x-envoy-retriable-status-codes"));
         assert_eq!(
             head.headers["b3"],
             "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-0"

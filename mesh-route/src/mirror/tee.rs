@@ -72,8 +72,8 @@ impl HttpBody for TeeBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = ready!(this.inner.poll_frame(cx));
+        let mut this = self.project();
+        let polled = ready!(this.inner.as_mut().poll_frame(cx));
         match &polled {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref()
@@ -86,6 +86,12 @@ impl HttpBody for TeeBody {
                     } else {
                         this.chunks.push(data.clone());
                     }
+                }
+                // A body that knows it is over (Content-Length, END_STREAM) may never be polled
+                // again — a retry layer keeps it until the response: the copy is whole now.
+                if this.inner.is_end_stream() {
+                    let chunks = this.chunks;
+                    finish(this.on_end, || TeeOutcome::Complete(concat(chunks)));
                 }
             }
             Some(Err(_)) => finish(this.on_end, || TeeOutcome::Incomplete),
@@ -176,6 +182,16 @@ mod tests {
         let (body, seen) = tee(chunked(&["ab", "cd", "e"]), 4);
         assert_eq!(body.collect().await.unwrap().to_bytes(), "abcde");
         assert_eq!(seen.lock().unwrap().as_deref(), Some("too large"));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_knows_its_end_sends_the_copy_with_its_last_frame() {
+        let (mut body, seen) = tee(mesh_core::body::full("order"), 10);
+        body.frame().await.unwrap().unwrap();
+        // Not polled again, not dropped (a retry layer may hold it until the response).
+        assert_eq!(seen.lock().unwrap().as_deref(), Some("order"));
+        drop(body);
+        assert_eq!(seen.lock().unwrap().as_deref(), Some("order"));
     }
 
     #[tokio::test]

@@ -202,3 +202,25 @@ async fn mirroring_costs_the_primary_no_wall_time() {
     svc.oneshot(mirrored(body::full("x"), 100.0)).await.unwrap();
     assert!(start.elapsed() < Duration::from_millis(200));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_shadow_is_given_up_at_its_deadline_and_frees_its_slot() {
+    let seen = Seen::default();
+    let layer = MirrorLayer::new(shadow(&seen, Duration::from_secs(3600), 200))
+        .max_in_flight(1)
+        .shadow_deadline(Duration::from_secs(1));
+    let svc = layer.layer(primary());
+    svc.clone()
+        .oneshot(mirrored(body::empty(), 100.0))
+        .await
+        .unwrap();
+    settle().await;
+    tokio::time::sleep(Duration::from_millis(1001)).await;
+    settle().await;
+    svc.oneshot(mirrored(body::empty(), 100.0)).await.unwrap();
+    settle().await;
+    let stats = layer.stats();
+    assert_eq!(stats.sent.load(Relaxed), 2, "the slot was freed");
+    assert_eq!(stats.dropped_overflow.load(Relaxed), 0);
+    assert_eq!(stats.failed.load(Relaxed), 1, "the hung shadow");
+}
