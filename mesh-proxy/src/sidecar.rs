@@ -21,7 +21,7 @@ use crate::{
 use mesh_core::{fault::FaultLayer, retry::RetryLayer, timeout::TimeoutLayer};
 use mesh_route::{
     RouteLayer, RouteTable,
-    config::Config,
+    config::{Config, WorkloadMode},
     mirror::{MirrorLayer, MirrorStats, ShadowService},
     table::CompileError,
 };
@@ -92,47 +92,58 @@ pub struct Sidecar {
     span_stats: Option<Arc<ReporterStats>>,
 }
 
-/// The tracing layers of both listeners.
+/// The tracing layers of both listeners: per side (outbound `Client`, inbound `Server`) a
+/// trace layer with that side's sampling, and a span layer when that side's spans are reported.
 struct Tracing {
-    trace: TraceLayer,
-    client: Option<SpanLayer>,
-    server: Option<SpanLayer>,
+    client: SideTracing,
+    server: SideTracing,
     stats: Option<Arc<ReporterStats>>,
+}
+
+/// One listener's tracing layers.
+#[derive(Clone)]
+struct SideTracing {
+    trace: TraceLayer,
+    spans: Option<SpanLayer>,
 }
 
 impl Tracing {
     /// The layers `config` asks for; spans are exported only when a collector is configured.
     fn new(config: &Config) -> Result<Self, StartError> {
-        let settings = TraceSettings::from_config(config, |name| std::env::var(name).ok());
-        let trace = TraceLayer::new(settings.sampler(), Propagation::default());
-        let Some(collector) = &settings.zipkin else {
-            return Ok(Tracing {
-                trace,
-                client: None,
-                server: None,
-                stats: None,
-            });
+        let env = |name: &str| std::env::var(name).ok();
+        let client = TraceSettings::from_config(config, WorkloadMode::Client, env);
+        let server = TraceSettings::from_config(config, WorkloadMode::Server, env);
+        let collector = client.zipkin.as_ref().or(server.zipkin.as_ref());
+        let mut reporter = None;
+        if let Some(collector) = collector {
+            let identity = WorkloadIdentity::from_env();
+            let exporter = mesh_trace::zipkin::exporter(collector, &identity.service_name(), None)
+                .map_err(StartError::Tracing)?;
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(StartError::Tracing(
+                    "spans are exported from a tokio runtime; build the sidecar inside one".into(),
+                ));
+            }
+            let spawned = SpanReporter::spawn(exporter, ReporterConfig::default());
+            reporter = Some((spawned, identity));
+        }
+        let side = |settings: &TraceSettings, kind| SideTracing {
+            trace: TraceLayer::new(settings.sampler(), Propagation::default()),
+            spans: reporter.as_ref().filter(|_| settings.zipkin.is_some()).map(
+                |(reporter, identity)| {
+                    let mut tags = SpanTags::new(identity, settings.custom_tags.clone())
+                        .max_path_tag_length(settings.max_path_tag_length);
+                    if !settings.istio_tags {
+                        tags = tags.without_istio_tags();
+                    }
+                    SpanLayer::new(kind, reporter.clone(), tags)
+                },
+            ),
         };
-        let identity = WorkloadIdentity::from_env();
-        let exporter = mesh_trace::zipkin::exporter(collector, &identity.service_name(), None)
-            .map_err(StartError::Tracing)?;
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StartError::Tracing(
-                "spans are exported from a tokio runtime; build the sidecar inside one".into(),
-            ));
-        }
-        let reporter = SpanReporter::spawn(exporter, ReporterConfig::default());
-        let mut tags = SpanTags::new(&identity, settings.custom_tags.clone())
-            .max_path_tag_length(settings.max_path_tag_length);
-        if !settings.istio_tags {
-            tags = tags.without_istio_tags();
-        }
-        let layer = |kind| SpanLayer::new(kind, reporter.clone(), tags.clone());
         Ok(Tracing {
-            trace,
-            client: settings.client_spans.then(|| layer(SpanKind::Client)),
-            server: settings.server_spans.then(|| layer(SpanKind::Server)),
-            stats: Some(reporter.stats().clone()),
+            client: side(&client, SpanKind::Client),
+            server: side(&server, SpanKind::Server),
+            stats: reporter.as_ref().map(|(r, _)| r.stats().clone()),
         })
     }
 }
@@ -154,8 +165,8 @@ impl Sidecar {
         let mirror_stats = mirror.stats().clone();
         let tracing = Tracing::new(&config)?;
         let outbound = ServiceBuilder::new()
-            .layer(tracing.trace)
-            .option_layer(tracing.client)
+            .layer(tracing.client.trace)
+            .option_layer(tracing.client.spans)
             .layer(RouteLayer::new(table))
             .layer(mirror)
             .layer(FaultLayer::new())
@@ -166,8 +177,8 @@ impl Sidecar {
             Some(sidecar) => Inbound::new(&sidecar.spec, upstream)?.map(|inbound| {
                 BoxCloneSyncService::new(
                     ServiceBuilder::new()
-                        .layer(tracing.trace)
-                        .option_layer(tracing.server.clone())
+                        .layer(tracing.server.trace)
+                        .option_layer(tracing.server.spans.clone())
                         .service(inbound),
                 )
             }),

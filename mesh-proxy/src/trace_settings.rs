@@ -1,6 +1,8 @@
-//! [`TraceSettings`]: the tracing the configuration asks for, resolved with Istio's
-//! precedence — a mesh-wide Telemetry's `tracing` over `meshConfig.defaultConfig.tracing`
-//! over Istio's defaults (1 % sampling, no custom tags, 256-character `http.url`).
+//! [`TraceSettings`]: the tracing the configuration asks for, for one side of the proxy
+//! (`Client`: outbound, `Server`: inbound), resolved with Istio's precedence — the mesh-wide
+//! Telemetry's `tracing` entry for that side (the first whose `match.mode` covers it) over
+//! `meshConfig.defaultConfig.tracing` over Istio's defaults (1 % sampling, no custom tags,
+//! 256-character `http.url`).
 //!
 //! - sampling: Telemetry `randomSamplingPercentage`, else `defaultConfig.tracing.sampling`,
 //!   else 1;
@@ -8,7 +10,6 @@
 //!   else `defaultConfig.tracing.customTags`; environment tags are read once, here;
 //! - export: to `defaultConfig.tracing.zipkin.address`, unless Telemetry
 //!   `disableSpanReporting`; without an address, trace headers still propagate;
-//! - sides: Telemetry `match.mode` (`CLIENT` — outbound spans only, `SERVER` — inbound only);
 //! - Istio's workload tags unless Telemetry `enableIstioTags: false`.
 
 use mesh_route::config::{Config, CustomTag as MeshCustomTag, TelemetryCustomTag, WorkloadMode};
@@ -32,33 +33,36 @@ pub struct TraceSettings {
     pub zipkin: Option<String>,
     /// `http.url` is cut to this many characters.
     pub max_path_tag_length: usize,
-    /// Record outbound (client) spans.
-    pub client_spans: bool,
-    /// Record inbound (server) spans.
-    pub server_spans: bool,
     /// Add Istio's workload tags.
     pub istio_tags: bool,
 }
 
 impl TraceSettings {
-    /// The settings of `config`, reading environment tags through `env`.
+    /// The settings of `config` for `side` (`Client` or `Server`), reading environment tags
+    /// through `env`.
     ///
     /// ```
     /// use mesh_proxy::trace_settings::TraceSettings;
-    /// use mesh_route::config::Config;
+    /// use mesh_route::config::{Config, WorkloadMode};
     /// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig: {tracing: {sampling: 100, zipkin: {address: 127.0.0.1:9411}}}\n";
-    /// let settings = TraceSettings::from_config(&Config::from_yaml_str(yaml).unwrap().config, |_| None);
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let settings = TraceSettings::from_config(&config, WorkloadMode::Client, |_| None);
     /// assert_eq!(settings.sampling, 100.0);
     /// assert_eq!(settings.zipkin.as_deref(), Some("127.0.0.1:9411"));
-    /// assert_eq!(TraceSettings::from_config(&Config::default(), |_| None).sampling, 1.0);
+    /// let default = TraceSettings::from_config(&Config::default(), WorkloadMode::Server, |_| None);
+    /// assert_eq!(default.sampling, 1.0);
     /// ```
-    pub fn from_config(config: &Config, env: impl Fn(&str) -> Option<String>) -> Self {
+    pub fn from_config(
+        config: &Config,
+        side: WorkloadMode,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Self {
         let mesh = config
             .mesh
             .default_config
             .as_ref()
             .and_then(|proxy| proxy.tracing.as_ref());
-        let telemetry = config.mesh_tracing();
+        let telemetry = config.mesh_tracing_for(side);
         let sampling = telemetry
             .and_then(|t| t.random_sampling_percentage)
             .or(mesh.and_then(|m| m.sampling))
@@ -76,9 +80,6 @@ impl TraceSettings {
                 .collect(),
         };
         let reporting = telemetry.is_none_or(|t| t.disable_span_reporting != Some(true));
-        let mode = telemetry
-            .and_then(|t| t.match_.as_ref())
-            .and_then(|m| m.mode);
         TraceSettings {
             sampling,
             custom_tags,
@@ -86,11 +87,11 @@ impl TraceSettings {
                 .and_then(|m| m.zipkin.as_ref())
                 .map(|z| z.address.clone())
                 .filter(|_| reporting),
+            // 0 means unset, as in Istio.
             max_path_tag_length: mesh
                 .and_then(|m| m.max_path_tag_length)
+                .filter(|n| *n > 0)
                 .map_or(MAX_PATH_TAG_LENGTH, |n| n as usize),
-            client_spans: mode != Some(WorkloadMode::Server),
-            server_spans: mode != Some(WorkloadMode::Client),
             istio_tags: telemetry.and_then(|t| t.enable_istio_tags) != Some(false),
         }
     }
@@ -184,8 +185,12 @@ mod tests {
     use super::*;
 
     fn settings(yaml: &str, env: impl Fn(&str) -> Option<String>) -> TraceSettings {
+        side(yaml, WorkloadMode::Client, env)
+    }
+
+    fn side(yaml: &str, side: WorkloadMode, env: impl Fn(&str) -> Option<String>) -> TraceSettings {
         let loaded = Config::from_yaml_str(yaml).unwrap_or_else(|d| panic!("{d:#?}"));
-        TraceSettings::from_config(&loaded.config, env)
+        TraceSettings::from_config(&loaded.config, side, env)
     }
 
     const MESH: &str = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig:\n    tracing:\n      sampling: 10\n      zipkin: {address: zipkin:9411}\n      maxPathTagLength: 64\n      customTags:\n        cluster: {environment: {name: CLUSTER, defaultValue: west}}\n        user: {header: {name: x-user}}\n        team: {literal: {value: shop}}\n";
@@ -212,22 +217,33 @@ mod tests {
         // The environment default when the variable is unset.
         let s = settings(MESH, |_| None);
         assert_eq!(s.custom_tags[0].source, TagSource::Literal("west".into()));
-        assert!(s.client_spans && s.server_spans && s.istio_tags);
+        assert!(s.istio_tags);
     }
 
     #[test]
     fn telemetry_overrides_sampling_and_replaces_tags() {
         let telemetry = "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: mesh-default, namespace: istio-system}\nspec:\n  tracing:\n  - randomSamplingPercentage: 0\n    match: {mode: CLIENT}\n    enableIstioTags: false\n    customTags:\n      release: {literal: {value: canary}}\n";
-        let s = settings(&format!("{MESH}---\n{telemetry}"), |_| None);
+        let yaml = format!("{MESH}---\n{telemetry}");
+        let s = side(&yaml, WorkloadMode::Client, |_| None);
         assert_eq!(s.sampling, 0.0);
         assert_eq!(s.custom_tags.len(), 1);
         assert_eq!(s.custom_tags[0].name, "release");
-        assert!(s.client_spans && !s.server_spans && !s.istio_tags);
+        assert!(!s.istio_tags);
         assert_eq!(s.zipkin.as_deref(), Some("zipkin:9411"));
+        // The entry is for the client side: the server side keeps the mesh config's settings.
+        let server = side(&yaml, WorkloadMode::Server, |_| None);
+        assert_eq!(server.sampling, 10.0);
+        assert_eq!(server.custom_tags.len(), 3);
+        assert!(server.istio_tags);
         let silent = telemetry.replace("enableIstioTags: false", "disableSpanReporting: true");
-        assert_eq!(
-            settings(&format!("{MESH}---\n{silent}"), |_| None).zipkin,
-            None
-        );
+        let yaml = format!("{MESH}---\n{silent}");
+        assert_eq!(side(&yaml, WorkloadMode::Client, |_| None).zipkin, None);
+        assert!(side(&yaml, WorkloadMode::Server, |_| None).zipkin.is_some());
+        // A second entry, for the server side, applies there.
+        let both =
+            format!("{telemetry}  - match: {{mode: SERVER}}\n    randomSamplingPercentage: 50\n");
+        let yaml = format!("{MESH}---\n{both}");
+        assert_eq!(side(&yaml, WorkloadMode::Server, |_| None).sampling, 50.0);
+        assert_eq!(side(&yaml, WorkloadMode::Client, |_| None).sampling, 0.0);
     }
 }

@@ -9,7 +9,9 @@ use super::destination_rule::DestinationRule;
 use super::mesh_config::MeshConfig;
 use super::service_entry::{Resolution, ServiceEntry};
 use super::sidecar::Sidecar;
-use super::telemetry::{AccessLogging, Metrics, MetricsOverrides, Telemetry, TelemetryTracing};
+use super::telemetry::{
+    AccessLogging, Metrics, MetricsOverrides, Telemetry, TelemetryTracing, WorkloadMode,
+};
 use super::traffic_policy::{LoadBalancerSettings, TrafficPolicy};
 use super::virtual_service::{HttpMatchRequest, HttpRoute, VirtualService};
 
@@ -494,20 +496,25 @@ fn telemetry_tracing(
     })
 }
 
-/// Like [`telemetry_tracing`], for fields the proxy applies from the first `tracing` entry of
-/// a mesh-wide Telemetry: reported only where they are not applied (a workload-scoped
-/// Telemetry, or a later entry).
+/// Like [`telemetry_tracing`], for fields the proxy applies from a mesh-wide Telemetry's
+/// entry for each side ([`Telemetry::tracing_for`]): reported only where they are not applied
+/// (a workload-scoped Telemetry, or an entry no side uses).
 fn scoped_tracing(
     t: &Telemetry,
     leaf: &str,
     present: impl Fn(&TelemetryTracing) -> bool,
 ) -> Vec<String> {
-    let mesh_wide = t.selects_all();
+    let applied = |i: usize| {
+        t.selects_all()
+            && [WorkloadMode::Client, WorkloadMode::Server]
+                .into_iter()
+                .any(|side| t.tracing_for(side).is_some_and(|(j, _)| j == i))
+    };
     present_at(
         t.tracing
             .iter()
             .enumerate()
-            .map(|(i, x)| !(mesh_wide && i == 0) && present(x)),
+            .map(|(i, x)| !applied(i) && present(x)),
         |i| format!("tracing[{i}].{leaf}"),
     )
 }

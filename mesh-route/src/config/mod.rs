@@ -161,10 +161,22 @@ impl Config {
     /// not look at namespaces. Callers that need that precision can choose among
     /// [`Config::telemetries`] themselves.
     pub fn mesh_tracing(&self) -> Option<&TelemetryTracing> {
+        self.mesh_telemetry()?.tracing.first()
+    }
+
+    /// The mesh-wide tracing entry for one side (`Client`: outbound, `Server`: inbound) — see
+    /// [`Telemetry::tracing_for`] — of the Telemetry [`mesh_tracing`](Self::mesh_tracing)
+    /// reads.
+    pub fn mesh_tracing_for(&self, side: WorkloadMode) -> Option<&TelemetryTracing> {
+        Some(self.mesh_telemetry()?.tracing_for(side)?.1)
+    }
+
+    /// The first Telemetry that applies to every workload and has a `tracing` section.
+    fn mesh_telemetry(&self) -> Option<&Telemetry> {
         self.telemetries
             .iter()
-            .filter(|t| t.spec.selects_all())
-            .find_map(|t| t.spec.tracing.first())
+            .map(|t| &t.spec)
+            .find(|t| t.selects_all() && !t.tracing.is_empty())
     }
 }
 

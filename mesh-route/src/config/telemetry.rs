@@ -40,6 +40,17 @@ impl Telemetry {
     pub fn selects_all(&self) -> bool {
         self.selector.is_none() && self.target_ref.is_none() && self.target_refs.is_empty()
     }
+
+    /// The `tracing` entry (and its index) that applies to `side` (`Client` or `Server`): the
+    /// first whose `match.mode` is unset, `CLIENT_AND_SERVER`, or that side.
+    pub fn tracing_for(&self, side: WorkloadMode) -> Option<(usize, &TelemetryTracing)> {
+        self.tracing.iter().enumerate().find(|(_, entry)| {
+            match entry.match_.as_ref().and_then(|m| m.mode) {
+                None | Some(WorkloadMode::ClientAndServer) => true,
+                Some(mode) => mode == side,
+            }
+        })
+    }
 }
 
 /// Istio `Tracing` (Telemetry form; the mesh-config form is

@@ -721,6 +721,18 @@ fn workload_scoped_or_later_tracing_entries_are_reported_not_enforced() {
     let w = warnings(&second);
     assert_eq!(w.len(), 1, "{w:#?}");
     find(&w, "tracing[1].customTags");
+    // One entry per side: both apply.
+    let sides = telemetry(
+        "t",
+        "  tracing:\n  - {match: {mode: CLIENT}, randomSamplingPercentage: 10}\n  - {match: {mode: SERVER}, randomSamplingPercentage: 50}\n",
+    );
+    let loaded = load(&sides).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    let server = loaded
+        .config
+        .mesh_tracing_for(WorkloadMode::Server)
+        .unwrap();
+    assert_eq!(server.random_sampling_percentage, Some(50.0));
 }
 
 #[test]
