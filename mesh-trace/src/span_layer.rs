@@ -9,7 +9,9 @@
 //! `http.protocol`, `user_agent`, `guid:x-request-id`, `component: proxy`, `node_id`,
 //! `istio.canonical_service`, `istio.canonical_revision`, `istio.namespace`,
 //! `http.status_code`, `response_flags` (`-` when none), `upstream_cluster`, the custom tags,
-//! and `error: true` on a 5xx or a local error.
+//! `grpc.status_code` (from a trailers-only gRPC reply), and `error: true` on a 5xx, a
+//! non-OK gRPC status or a local error. A request its client abandons is still reported:
+//! status `0`, flag `DC`.
 
 use crate::{
     TraceContext,
@@ -19,7 +21,9 @@ use crate::{
     span::{FinishedSpan, SpanKind},
 };
 use http::{Request, Response};
-use mesh_core::{BoxError, ResponseFlags, UpstreamCluster, local_reply::error_to_response};
+use mesh_core::{
+    BoxError, ResponseFlag, ResponseFlags, UpstreamCluster, local_reply::error_to_response,
+};
 use pin_project::pin_project;
 use std::{
     borrow::Cow,
@@ -235,6 +239,7 @@ impl OpenSpan {
         status: u16,
         flags: Option<&ResponseFlags>,
         cluster: Option<&UpstreamCluster>,
+        grpc_status: Option<&str>,
     ) {
         let span = &mut self.span;
         span.duration = self.started.elapsed();
@@ -250,7 +255,11 @@ impl OpenSpan {
             span.tags
                 .push(("upstream_cluster".into(), cluster.0.to_string()));
         }
-        span.error = status >= 500;
+        // gRPC's status, when the response carries it in its headers (trailers-only replies).
+        if let Some(grpc) = grpc_status {
+            span.tags.push(("grpc.status_code".into(), grpc.to_owned()));
+        }
+        span.error = status >= 500 || grpc_status.is_some_and(|g| g != "0");
         self.reporter.report(self.span);
     }
 }
@@ -266,8 +275,9 @@ fn protocol(version: http::Version) -> &'static str {
     }
 }
 
-/// Future of [`Span`].
-#[pin_project]
+/// Future of [`Span`]. Dropped before its response (the client went away), it still reports
+/// its span: status `0`, flag `DC`, as Envoy does.
+#[pin_project(PinnedDrop)]
 pub struct SpanFuture<F> {
     #[pin]
     future: F,
@@ -290,6 +300,10 @@ where
                     response.status().as_u16(),
                     response.extensions().get::<ResponseFlags>(),
                     response.extensions().get::<UpstreamCluster>(),
+                    response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok()),
                 ),
                 Err(error) => {
                     // The local reply the client will get.
@@ -298,11 +312,22 @@ where
                         reply.status().as_u16(),
                         reply.extensions().get::<ResponseFlags>(),
                         None,
+                        None,
                     );
                 }
             }
         }
         Poll::Ready(result)
+    }
+}
+
+#[pin_project::pinned_drop]
+impl<F> PinnedDrop for SpanFuture<F> {
+    fn drop(self: Pin<&mut Self>) {
+        if let Some(open) = self.project().open.take() {
+            let cancelled = ResponseFlags::from(ResponseFlag::DownstreamConnectionTermination);
+            open.close(0, Some(&cancelled), None, None);
+        }
     }
 }
 
@@ -347,6 +372,7 @@ mod tests {
                         let mut copy = Response::new(());
                         *copy.status_mut() = response.status();
                         *copy.extensions_mut() = response.extensions().clone();
+                        *copy.headers_mut() = response.headers().clone();
                         Ok(copy)
                     }
                     Err(_) => Err(MeshError::Timeout),
@@ -450,6 +476,51 @@ mod tests {
         .await;
         assert_eq!(tag(&spans[0], "response_flags").as_deref(), Some("UO"));
         assert_eq!(spans[0].status, opentelemetry::trace::Status::error("true"));
+
+        // A gRPC failure in a 200 (trailers-only reply) is an error too.
+        let mut unavailable = Response::new(());
+        unavailable
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("14"));
+        let spans = record(
+            Some(sampled(true)),
+            SpanTags::new(&identity(), vec![]),
+            Ok(unavailable),
+        )
+        .await;
+        assert_eq!(tag(&spans[0], "grpc.status_code").as_deref(), Some("14"));
+        assert_eq!(spans[0].status, opentelemetry::trace::Status::error("true"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_cancelled_by_its_client_still_reports_a_dc_span() {
+        let exporter = InMemorySpanExporter::default();
+        let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
+        let svc = SpanLayer::new(
+            SpanKind::Server,
+            reporter,
+            SpanTags::new(&identity(), vec![]),
+        )
+        .layer(service_fn(|_req: Request<()>| {
+            std::future::pending::<Result<Response<()>, MeshError>>()
+        }));
+        let mut request = Request::get("http://catalog/items").body(()).unwrap();
+        request.extensions_mut().insert(sampled(true));
+        let call = svc.oneshot(request);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), call)
+                .await
+                .is_err(),
+            "the client gives up"
+        );
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        let spans = exporter.get_finished_spans().unwrap();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(tag(&spans[0], "response_flags").as_deref(), Some("DC"));
+        assert_eq!(tag(&spans[0], "http.status_code").as_deref(), Some("0"));
     }
 
     #[tokio::test(start_paused = true)]
