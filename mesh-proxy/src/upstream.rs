@@ -104,7 +104,9 @@ impl Upstream {
     pub fn with_max_requests_per_connection(mut self, max: u32) -> Self {
         self.max_requests_per_connection = max;
         // Only a limit above 1 needs connections that count their responses.
-        self.http1 = http1_client(self.connect_timeout, self.idle_timeout, max > 1);
+        if max > 1 {
+            self.http1 = http1_client(self.connect_timeout, self.idle_timeout, true);
+        }
         self
     }
 

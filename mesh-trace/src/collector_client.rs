@@ -21,6 +21,28 @@ use std::time::Duration;
 /// Envoy's collector timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The URL to post spans to: `collector` itself when it is a URL, else
+/// `http://{collector}{path}` (a `host:port`, as Istio's provider addresses are written).
+/// Errors name `kind` (`zipkin`, `otlp`) and the address.
+///
+/// ```
+/// use mesh_trace::collector_client::collector_endpoint;
+/// assert_eq!(collector_endpoint("zipkin", "z:9411", "/api/v2/spans").unwrap(), "http://z:9411/api/v2/spans");
+/// assert_eq!(collector_endpoint("otlp", "http://o/v1/traces", "/v1/traces").unwrap(), "http://o/v1/traces");
+/// assert!(collector_endpoint("zipkin", "bad host:x:y", "/api/v2/spans").is_err());
+/// ```
+pub fn collector_endpoint(kind: &str, collector: &str, path: &str) -> Result<String, String> {
+    let endpoint = if collector.contains("://") {
+        collector.to_owned()
+    } else {
+        format!("http://{collector}{path}")
+    };
+    endpoint
+        .parse::<http::Uri>()
+        .map_err(|e| format!("{kind} address {collector:?}: {e}"))?;
+    Ok(endpoint)
+}
+
 /// An exporter's HTTP client; see the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct CollectorClient {

@@ -2,7 +2,7 @@
 //! `/v1/traces` through `opentelemetry-otlp`, over our [`CollectorClient`] — for collectors and
 //! backends that speak OTLP (Zipkin itself accepts OTLP since 3.5).
 
-use crate::collector_client::{CollectorClient, DEFAULT_TIMEOUT};
+use crate::collector_client::{CollectorClient, DEFAULT_TIMEOUT, collector_endpoint};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::{Resource, trace::SpanExporter as _};
 
@@ -17,14 +17,7 @@ pub const TRACES_PATH: &str = "/v1/traces";
 /// assert!(exporter.is_ok());
 /// ```
 pub fn exporter(collector: &str, service_name: &str) -> Result<SpanExporter, String> {
-    let endpoint = if collector.contains("://") {
-        collector.to_owned()
-    } else {
-        format!("http://{collector}{TRACES_PATH}")
-    };
-    endpoint
-        .parse::<http::Uri>()
-        .map_err(|e| format!("otlp address {collector:?}: {e}"))?;
+    let endpoint = collector_endpoint("otlp", collector, TRACES_PATH)?;
     let mut exporter = SpanExporter::builder()
         .with_http()
         .with_endpoint(endpoint)

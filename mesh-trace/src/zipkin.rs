@@ -4,7 +4,7 @@
 
 #![allow(deprecated)] // opentelemetry-zipkin is deprecated upstream in favour of OTLP.
 
-use crate::collector_client::{CollectorClient, DEFAULT_TIMEOUT};
+use crate::collector_client::{CollectorClient, DEFAULT_TIMEOUT, collector_endpoint};
 use opentelemetry_zipkin::ZipkinExporter;
 use std::net::SocketAddr;
 
@@ -25,14 +25,7 @@ pub fn exporter(
     service_name: &str,
     service_address: Option<SocketAddr>,
 ) -> Result<ZipkinExporter, String> {
-    let endpoint = if collector.contains("://") {
-        collector.to_owned()
-    } else {
-        format!("http://{collector}{SPANS_PATH}")
-    };
-    endpoint
-        .parse::<http::Uri>()
-        .map_err(|e| format!("zipkin address {collector:?}: {e}"))?;
+    let endpoint = collector_endpoint("zipkin", collector, SPANS_PATH)?;
     let mut builder = ZipkinExporter::builder()
         .with_collector_endpoint(endpoint)
         .with_http_client(CollectorClient::for_zipkin(service_name, DEFAULT_TIMEOUT));

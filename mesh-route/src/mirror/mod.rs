@@ -22,11 +22,7 @@ use bytes::Bytes;
 use http::{Request, Response, request::Parts};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use mesh_core::{
-    Body, BoxError, body,
-    policy::{MirrorTarget, RoutePolicy},
-    retry::DEFAULT_BUFFER_LIMIT,
-};
+use mesh_core::{Body, BoxError, body, policy::RoutePolicy, retry::DEFAULT_BUFFER_LIMIT};
 use shadow_head::shadow_head;
 use std::{
     future::Future,
@@ -222,16 +218,16 @@ where
         else {
             return self.inner.call(request);
         };
-        let drawn: Vec<&MirrorTarget> = mirrors.iter().filter(|m| m.fraction.sample()).collect();
-        if drawn.is_empty() {
-            return self.inner.call(request);
-        }
         let (parts, body) = request.into_parts();
         let sender = &self.sender;
-        let heads: Vec<Parts> = drawn
+        let heads: Vec<Parts> = mirrors
             .iter()
+            .filter(|m| m.fraction.sample())
             .map(|m| shadow_head(&parts, &m.destination, sender.host_suffix))
             .collect();
+        if heads.is_empty() {
+            return self.inner.call(Request::from_parts(parts, body));
+        }
         let body = if body.is_end_stream() {
             sender.send_all(heads, TeeOutcome::Complete(Bytes::new()));
             body

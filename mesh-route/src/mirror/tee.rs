@@ -52,6 +52,11 @@ fn finish(on_end: &mut Option<OnEnd>, outcome: impl FnOnce() -> TeeOutcome) {
     }
 }
 
+/// Hands the whole copy over (once).
+fn complete(on_end: &mut Option<OnEnd>, chunks: &mut Vec<Bytes>) {
+    finish(on_end, || TeeOutcome::Complete(concat(chunks)));
+}
+
 fn concat(chunks: &mut Vec<Bytes>) -> Bytes {
     match chunks.len() {
         0 => Bytes::new(),
@@ -90,15 +95,11 @@ impl HttpBody for TeeBody {
                 // A body that knows it is over (Content-Length, END_STREAM) may never be polled
                 // again — a retry layer keeps it until the response: the copy is whole now.
                 if this.inner.is_end_stream() {
-                    let chunks = this.chunks;
-                    finish(this.on_end, || TeeOutcome::Complete(concat(chunks)));
+                    complete(this.on_end, this.chunks);
                 }
             }
             Some(Err(_)) => finish(this.on_end, || TeeOutcome::Incomplete),
-            None => {
-                let chunks = this.chunks;
-                finish(this.on_end, || TeeOutcome::Complete(concat(chunks)));
-            }
+            None => complete(this.on_end, this.chunks),
         }
         Poll::Ready(polled)
     }
@@ -115,14 +116,9 @@ impl HttpBody for TeeBody {
 #[pin_project::pinned_drop]
 impl PinnedDrop for TeeBody {
     fn drop(self: Pin<&mut Self>) {
-        let this = self.project();
-        // A body read to its last byte may be dropped without the final poll.
-        if this.inner.is_end_stream() {
-            let chunks = this.chunks;
-            finish(this.on_end, || TeeOutcome::Complete(concat(chunks)));
-        } else {
-            finish(this.on_end, || TeeOutcome::Incomplete);
-        }
+        // A body read to its end has handed its copy over with its last frame; one dropped
+        // before that was abandoned.
+        finish(self.project().on_end, || TeeOutcome::Incomplete);
     }
 }
 

@@ -1,5 +1,8 @@
 use super::*;
-use mesh_core::{Destination, policy::Fraction};
+use mesh_core::{
+    Destination,
+    policy::{Fraction, MirrorTarget},
+};
 use std::{
     convert::Infallible,
     sync::Mutex,
