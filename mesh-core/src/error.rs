@@ -93,3 +93,47 @@ impl MeshError {
         None
     }
 }
+
+/// A failure below the route layer, with what routing had decided: how telemetry outside the
+/// route layer learns the route and destination of a request that ended in an error.
+/// [`MeshError::find`] and the local reply see through it to the failure inside.
+///
+/// ```
+/// use mesh_core::{BoxError, MeshError, RouteInfo, Routed, RoutedError};
+/// let routed = Routed { route: RouteInfo { name: "r".into(), virtual_service: "vs".into() }, destination: None };
+/// let error: BoxError = RoutedError::new(routed, MeshError::Timeout.into()).into();
+/// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+/// assert_eq!(error.downcast_ref::<RoutedError>().unwrap().routed().route.name.as_ref(), "r");
+/// ```
+#[derive(Debug)]
+pub struct RoutedError {
+    routed: Box<crate::Routed>,
+    source: BoxError,
+}
+
+impl RoutedError {
+    /// `source`, which happened to a request routed as `routed`.
+    pub fn new(routed: crate::Routed, source: BoxError) -> Self {
+        RoutedError {
+            routed: Box::new(routed),
+            source,
+        }
+    }
+
+    /// What routing had decided.
+    pub fn routed(&self) -> &crate::Routed {
+        &self.routed
+    }
+}
+
+impl std::fmt::Display for RoutedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for RoutedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}

@@ -2,7 +2,8 @@
 //!
 //! Routing (mesh-route) and telemetry (mesh-trace) never import each other; they meet here.
 //! The route layer inserts [`RouteInfo`] and [`Destination`] into the request's extensions;
-//! the proxy inserts [`UpstreamHost`] and [`UpstreamCluster`] into the response's; everyone may add
+//! the proxy inserts [`UpstreamHost`], [`UpstreamCluster`] and [`UpstreamWorkload`] into the
+//! response's, and the route layer [`Routed`] (what it decided, for the layers above it); everyone may add
 //! [`ResponseFlags`](crate::ResponseFlags). All are cheap to clone (`Arc`s and integers).
 
 use std::{net::SocketAddr, sync::Arc};
@@ -35,6 +36,22 @@ pub struct Destination {
 /// (`outbound|80|version-v1|catalog.shop.svc.cluster.local`), set on the response by the proxy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamCluster(pub Arc<str>);
+
+/// What routing decided, for the layers *outside* the route layer (telemetry): the route layer
+/// sets it on the response, and a failure below it carries it in a
+/// [`RoutedError`](crate::RoutedError).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Routed {
+    /// The route that matched.
+    pub route: RouteInfo,
+    /// Where it sent the request (none for a redirect or a direct response).
+    pub destination: Option<Destination>,
+}
+
+/// The workload behind the upstream endpoint that served a request (its labels, as Istio's
+/// `destination_*` metric labels report them), set on the response by the proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamWorkload(pub Arc<crate::workload::Workload>);
 
 /// The upstream endpoint (`address:port`) that served, or was tried for, a request.
 #[derive(Clone, Debug, PartialEq, Eq)]

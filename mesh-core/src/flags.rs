@@ -93,6 +93,11 @@ impl ResponseFlags {
         self.0 & (1 << flag as u8) != 0
     }
 
+    /// The set as bits (bit `n` is the `n`th flag of [`ResponseFlag::ALL`]), for use as a key.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
     /// Whether the set is empty.
     pub const fn is_empty(self) -> bool {
         self.0 == 0

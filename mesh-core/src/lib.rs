@@ -20,13 +20,17 @@ pub mod error;
 pub mod extensions;
 pub mod fault;
 pub mod flags;
+pub mod fnv;
 pub mod local_reply;
 pub mod outlier;
 pub mod policy;
 pub mod retry;
 pub mod timeout;
+pub mod workload;
 
 pub use body::{Body, BoxError};
-pub use error::MeshError;
-pub use extensions::{Destination, DownstreamAddr, RouteInfo, UpstreamCluster, UpstreamHost};
+pub use error::{MeshError, RoutedError};
+pub use extensions::{
+    Destination, DownstreamAddr, RouteInfo, Routed, UpstreamCluster, UpstreamHost, UpstreamWorkload,
+};
 pub use flags::{ResponseFlag, ResponseFlags};

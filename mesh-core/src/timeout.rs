@@ -166,7 +166,7 @@ fn effective_timeout(headers: &mut HeaderMap, route: Option<Duration>) -> Option
 }
 
 /// Parses a header value in whole milliseconds (`x-envoy-…-timeout-ms`).
-pub(crate) fn parse_millis(value: &HeaderValue) -> Option<Duration> {
+pub fn parse_millis(value: &HeaderValue) -> Option<Duration> {
     let ms = value.to_str().ok()?.trim().parse::<u64>().ok()?;
     Some(Duration::from_millis(ms))
 }

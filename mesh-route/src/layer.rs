@@ -4,12 +4,14 @@
 //! itself (404 `route not found`, a redirect, a direct response) or applies the rule's header
 //! operations and rewrite, records its decision as [`RouteInfo`] and [`Destination`] request
 //! extensions, and calls the inner service — which sends the request to that destination.
+//! On the way back it tells the layers above what it decided: a [`Routed`] response
+//! extension, or a [`RoutedError`] around a failure.
 //! Requests for hosts the table does not know pass through untouched: what to do with them
 //! (pass-through or `REGISTRY_ONLY`'s 502) is the caller's policy.
 
 use crate::table::{Action, Decision, RouteTable, Rule};
 use http::{Request, Response};
-use mesh_core::{Body, MeshError};
+use mesh_core::{Body, BoxError, MeshError, Routed, RoutedError};
 use pin_project::pin_project;
 use std::{
     future::Future,
@@ -110,19 +112,20 @@ pub struct Route<S> {
 impl<S, B> Service<Request<B>> for Route<S>
 where
     S: Service<Request<B>, Response = Response<Body>>,
+    S::Error: Into<BoxError>,
 {
     type Response = Response<Body>;
-    type Error = S::Error;
+    type Error = BoxError;
     type Future = RouteFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let (rule, info, matched_prefix) = match self.table.route(&request) {
             Decision::UnknownHost => {
-                return RouteFuture::inner(self.inner.call(request), [None, None]);
+                return RouteFuture::inner(self.inner.call(request), [None, None], None);
             }
             Decision::NoRule => return RouteFuture::local(MeshError::RouteNotFound.to_response()),
             Decision::Matched {
@@ -138,9 +141,21 @@ where
         match &rule.action {
             Action::Redirect(redirect) => {
                 let authority = crate::matcher::request_authority(&request).unwrap_or("");
-                RouteFuture::local(redirect.respond(&request, authority, matched_prefix))
+                let mut response = redirect.respond(&request, authority, matched_prefix);
+                response.extensions_mut().insert(Routed {
+                    route: info.clone(),
+                    destination: None,
+                });
+                RouteFuture::local(response)
             }
-            Action::Direct(direct) => RouteFuture::local(direct.respond()),
+            Action::Direct(direct) => {
+                let mut response = direct.respond();
+                response.extensions_mut().insert(Routed {
+                    route: info.clone(),
+                    destination: None,
+                });
+                RouteFuture::local(response)
+            }
             Action::Route {
                 destinations,
                 total,
@@ -154,7 +169,11 @@ where
                 }
                 request.extensions_mut().insert(chosen.destination.clone());
                 let response_ops = [chosen.response_ops.clone(), rule.response_ops.clone()];
-                RouteFuture::inner(self.inner.call(request), response_ops)
+                let routed = Routed {
+                    route: info.clone(),
+                    destination: Some(chosen.destination.clone()),
+                };
+                RouteFuture::inner(self.inner.call(request), response_ops, Some(routed))
             }
         }
     }
@@ -174,6 +193,8 @@ pub enum RouteFuture<F> {
         future: F,
         /// Response header operations to apply.
         response_ops: ResponseOps,
+        /// What routing decided (none for a host the table does not know).
+        routed: Option<Routed>,
     },
     /// Answered locally.
     Local {
@@ -183,10 +204,11 @@ pub enum RouteFuture<F> {
 }
 
 impl<F> RouteFuture<F> {
-    fn inner(future: F, response_ops: ResponseOps) -> Self {
+    fn inner(future: F, response_ops: ResponseOps, routed: Option<Routed>) -> Self {
         RouteFuture::Inner {
             future,
             response_ops,
+            routed,
         }
     }
 
@@ -200,18 +222,31 @@ impl<F> RouteFuture<F> {
 impl<F, E> Future for RouteFuture<F>
 where
     F: Future<Output = Result<Response<Body>, E>>,
+    E: Into<BoxError>,
 {
-    type Output = Result<Response<Body>, E>;
+    type Output = Result<Response<Body>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             RouteFutureProj::Inner {
                 future,
                 response_ops,
+                routed,
             } => {
-                let mut response = std::task::ready!(future.poll(cx))?;
+                let mut response = match std::task::ready!(future.poll(cx)) {
+                    Ok(response) => response,
+                    Err(error) => {
+                        return Poll::Ready(Err(match routed.take() {
+                            Some(routed) => RoutedError::new(routed, error.into()).into(),
+                            None => error.into(),
+                        }));
+                    }
+                };
                 for ops in response_ops.iter().flatten() {
                     ops.apply(response.headers_mut());
+                }
+                if let Some(routed) = routed.take() {
+                    response.extensions_mut().insert(routed);
                 }
                 Poll::Ready(Ok(response))
             }

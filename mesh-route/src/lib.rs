@@ -9,7 +9,6 @@
 //! - [`mirror`]: [`MirrorLayer`](mirror::MirrorLayer), fire-and-forget shadow copies.
 
 pub mod config;
-mod fnv;
 pub mod header_ops;
 pub mod host;
 pub mod layer;

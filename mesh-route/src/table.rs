@@ -11,7 +11,6 @@
 
 use crate::{
     config::{Config, Destination as DestinationSpec, HttpRoute, Resource, VirtualService},
-    fnv::FnvBuildHasher,
     header_ops::HeaderOps,
     host::{canonical_host, host_aliases},
     matcher::RequestMatch,
@@ -20,6 +19,7 @@ use crate::{
     rewrite::Rewrite,
 };
 use http::Request;
+use mesh_core::fnv::FnvBuildHasher;
 use mesh_core::{
     Destination, RouteInfo,
     policy::{MirrorTarget, RoutePolicy},

@@ -361,7 +361,7 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
         telemetry_metrics(t, "reportingInterval", |m| m.reporting_interval.is_some())
     }),
     telemetry("accessLogging[].match.mode", |t| {
-        access_logging(t, "match.mode", |l| {
+        scoped_access_logging(t, "match.mode", |l| {
             l.match_.as_ref().is_some_and(|m| m.mode.is_some())
         })
     }),
@@ -369,18 +369,12 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
         access_logging(t, "providers", |l| !l.providers.is_empty())
     }),
     telemetry("accessLogging[].disabled", |t| {
-        access_logging(t, "disabled", |l| l.disabled.is_some())
+        scoped_access_logging(t, "disabled", |l| l.disabled.is_some())
     }),
     telemetry("accessLogging[].filter", |t| {
         access_logging(t, "filter", |l| l.filter.is_some())
     }),
     // Mesh settings.
-    mesh("accessLogFile", |m| {
-        flag(m.access_log_file.is_some(), "accessLogFile")
-    }),
-    mesh("accessLogEncoding", |m| {
-        flag(m.access_log_encoding.is_some(), "accessLogEncoding")
-    }),
     mesh("accessLogFormat", |m| {
         flag(m.access_log_format.is_some(), "accessLogFormat")
     }),
@@ -516,6 +510,28 @@ fn scoped_tracing(
             .enumerate()
             .map(|(i, x)| !applied(i) && present(x)),
         |i| format!("tracing[{i}].{leaf}"),
+    )
+}
+
+/// Like [`scoped_tracing`], for `accessLogging` entries: only the entries a mesh-wide
+/// Telemetry applies to a side are enforced.
+fn scoped_access_logging(
+    t: &Telemetry,
+    leaf: &str,
+    present: impl Fn(&AccessLogging) -> bool,
+) -> Vec<String> {
+    let applied = |i: usize| {
+        t.selects_all()
+            && [WorkloadMode::Client, WorkloadMode::Server]
+                .into_iter()
+                .any(|side| t.access_logging_for(side).is_some_and(|(j, _)| j == i))
+    };
+    present_at(
+        t.access_logging
+            .iter()
+            .enumerate()
+            .map(|(i, x)| !applied(i) && present(x)),
+        |i| format!("accessLogging[{i}].{leaf}"),
     )
 }
 

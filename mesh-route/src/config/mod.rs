@@ -171,6 +171,18 @@ impl Config {
         Some(self.mesh_telemetry()?.tracing_for(side)?.1)
     }
 
+    /// The mesh-wide `accessLogging` entry for one side: the first that applies to `side` in
+    /// the first Telemetry (in load order) that applies to every workload and has an
+    /// `accessLogging` section (see [`mesh_tracing`](Self::mesh_tracing) on namespaces).
+    pub fn mesh_access_logging_for(&self, side: WorkloadMode) -> Option<&AccessLogging> {
+        self.telemetries
+            .iter()
+            .map(|t| &t.spec)
+            .find(|t| t.selects_all() && !t.access_logging.is_empty())?
+            .access_logging_for(side)
+            .map(|(_, entry)| entry)
+    }
+
     /// The first Telemetry that applies to every workload and has a `tracing` section.
     fn mesh_telemetry(&self) -> Option<&Telemetry> {
         self.telemetries

@@ -44,12 +44,27 @@ impl Telemetry {
     /// The `tracing` entry (and its index) that applies to `side` (`Client` or `Server`): the
     /// first whose `match.mode` is unset, `CLIENT_AND_SERVER`, or that side.
     pub fn tracing_for(&self, side: WorkloadMode) -> Option<(usize, &TelemetryTracing)> {
-        self.tracing.iter().enumerate().find(|(_, entry)| {
-            match entry.match_.as_ref().and_then(|m| m.mode) {
-                None | Some(WorkloadMode::ClientAndServer) => true,
-                Some(mode) => mode == side,
-            }
-        })
+        self.tracing
+            .iter()
+            .enumerate()
+            .find(|(_, entry)| covers(entry.match_.as_ref().and_then(|m| m.mode), side))
+    }
+
+    /// The `accessLogging` entry (and its index) that applies to `side`, chosen as
+    /// [`tracing_for`](Self::tracing_for) chooses.
+    pub fn access_logging_for(&self, side: WorkloadMode) -> Option<(usize, &AccessLogging)> {
+        self.access_logging
+            .iter()
+            .enumerate()
+            .find(|(_, entry)| covers(entry.match_.as_ref().and_then(|m| m.mode), side))
+    }
+}
+
+/// Whether an entry for `mode` (unset: both sides) applies to `side`.
+fn covers(mode: Option<WorkloadMode>, side: WorkloadMode) -> bool {
+    match mode {
+        None | Some(WorkloadMode::ClientAndServer) => true,
+        Some(mode) => mode == side,
     }
 }
 
