@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use http_body_util::Full;
 use mesh::demo::{CatalogServer, Http1Client};
-use mesh::proxy::{Sidecar, SidecarOptions};
+use mesh::proxy::{Sidecar, SidecarOptions, sidecar::SidecarSettings};
 use mesh::route::config::Config;
 use std::path::Path;
 
@@ -39,8 +39,16 @@ async fn main() -> Result<(), Error> {
             outbound: "127.0.0.1:0".parse()?,
             inbound: "127.0.0.1:0".parse()?,
             admin: "127.0.0.1:0".parse()?,
+            prometheus: None,
         };
-        let sidecar = Sidecar::new(config)?.start(&options).await?;
+        // The demo prints its own summary; the access log would drown it.
+        let settings = SidecarSettings {
+            disable_access_log: true,
+            ..SidecarSettings::default()
+        };
+        let sidecar = Sidecar::with_settings(config, settings)?
+            .start(&options)
+            .await?;
         let proxy = sidecar.addr("outbound").ok_or("no outbound listener")?;
         let mut client = Http1Client::connect(proxy).await?;
         let mut internal = 0;

@@ -2,15 +2,26 @@
 //!
 //! ```text
 //! sidecar [--config PATH]... [--check] [--outbound ADDR] [--inbound ADDR] [--admin ADDR]
+//!         [--prometheus ADDR] [--workload-name NAME] [--namespace NS] [--label KEY=VALUE]...
+//!         [--service-account SA] [--cluster-id ID]
 //! ```
-//! With no `--config` it serves as an ALLOW_ANY pass-through proxy. `--check` validates,
-//! prints every problem and exits 0 (valid) or 1 (invalid). On start it prints one
-//! `listening NAME=ADDR` line per listener.
+//! With no `--config` it serves as an ALLOW_ANY pass-through proxy with metrics and access
+//! logs. `--check` validates, prints every problem and exits 0 (valid) or 1 (invalid). On
+//! start it prints one `listening NAME=ADDR` line per listener. The identity flags label the
+//! metrics (`source_*` outbound, `destination_*` inbound); unset, they come from the mesh
+//! config's `proxyMetadata` or the environment (`ISTIO_META_WORKLOAD_NAME`, `POD_NAMESPACE`,
+//! `ISTIO_METAJSON_LABELS`, `SERVICE_ACCOUNT`, `ISTIO_META_CLUSTER_ID`). The log filter
+//! starts from `RUST_LOG` (default `info`) and changes at run time through the admin's
+//! `/logging?level=…`.
 
 use clap::Parser;
-use mesh::proxy::{Sidecar, SidecarOptions};
+use mesh::proxy::{
+    Sidecar, SidecarOptions, admin::LogFilterControl, sidecar::SidecarSettings,
+    workload_identity::WorkloadSettings,
+};
 use mesh::route::config::{Config, Diagnostic, Loaded, Severity};
 use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode};
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt, reload, util::SubscriberInitExt};
 
 /// Command line of the sidecar (DESIGN.md §3).
 #[derive(Debug, Parser)]
@@ -34,17 +45,36 @@ struct Args {
     /// Admin listener address.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:15000")]
     admin: SocketAddr,
+    /// A listener serving only the Prometheus metrics (also at the admin's /stats/prometheus).
+    #[arg(long, value_name = "ADDR")]
+    prometheus: Option<SocketAddr>,
+    /// This workload's name (metric label source_workload / destination_workload).
+    #[arg(long, value_name = "NAME")]
+    workload_name: Option<String>,
+    /// This workload's namespace.
+    #[arg(long, value_name = "NS")]
+    namespace: Option<String>,
+    /// A label of this workload (`app=web`, `version=v1`); repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// This workload's service account (its principal: spiffe://TRUST_DOMAIN/ns/NS/sa/SA).
+    #[arg(long, value_name = "SA")]
+    service_account: Option<String>,
+    /// The cluster this workload runs in (default `Kubernetes`).
+    #[arg(long, value_name = "ID")]
+    cluster_id: Option<String>,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let log_filter = init_logging();
 
     let loaded = if args.config.is_empty() {
         Ok(Loaded {
@@ -89,16 +119,53 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(config, args))
+    runtime.block_on(run(config, args, log_filter))
 }
 
-async fn run(config: Config, args: Args) -> ExitCode {
+/// Logs to stderr with the `RUST_LOG` filter (default `info`), changeable at run time.
+fn init_logging() -> LogFilterControl {
+    let initial = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let filter = EnvFilter::try_new(&initial).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .init();
+    let current = std::sync::Mutex::new(initial);
+    LogFilterControl::new(move |wanted| {
+        let mut current = current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(wanted) = wanted {
+            let filter = EnvFilter::try_new(wanted)
+                .map_err(|e| format!("invalid log filter {wanted:?}: {e}"))?;
+            handle
+                .reload(filter)
+                .map_err(|e| format!("cannot change the log filter: {e}"))?;
+            *current = wanted.to_owned();
+        }
+        Ok(current.clone())
+    })
+}
+
+async fn run(config: Config, args: Args, log_filter: LogFilterControl) -> ExitCode {
     let options = SidecarOptions {
         outbound: args.outbound,
         inbound: args.inbound,
         admin: args.admin,
+        prometheus: args.prometheus,
     };
-    let running = match Sidecar::new(config) {
+    let settings = SidecarSettings {
+        workload: WorkloadSettings {
+            name: args.workload_name,
+            namespace: args.namespace,
+            labels: args.labels.into_iter().collect(),
+            service_account: args.service_account,
+            cluster_id: args.cluster_id,
+        },
+        metrics: None,
+        log_filter: Some(log_filter),
+        disable_access_log: false,
+    };
+    let running = match Sidecar::with_settings(config, settings) {
         Ok(sidecar) => sidecar.start(&options).await,
         Err(error) => Err(error),
     };

@@ -5,23 +5,7 @@ mod support;
 
 use mesh::demo::Http1Client;
 use std::time::{Duration, Instant};
-use support::Catalog;
-
-fn routes(policy: &str) -> String {
-    format!(
-        r#"
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: catalog, namespace: istioinaction}}
-spec:
-  hosts: [catalog]
-  http:
-  - route:
-    - destination: {{host: catalog, subset: version-v1}}
-{policy}
-"#
-    )
-}
+use support::{Catalog, v1_routes as routes};
 
 #[tokio::test]
 async fn route_timeout_answers_504_at_the_deadline() {

@@ -165,25 +165,7 @@ spec:
 
 #[tokio::test]
 async fn subset_without_endpoints_is_503_no_healthy_upstream() {
-    let routes = r#"
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: catalog-v3, namespace: istioinaction}
-spec:
-  host: catalog
-  subsets:
-  - name: version-v3
-    labels: {version: v3}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: catalog, namespace: istioinaction}
-spec:
-  hosts: [catalog]
-  http:
-  - route:
-    - destination: {host: catalog, subset: version-v3}
-"#;
+    let routes = support::NO_ENDPOINT_ROUTES;
     let catalog = Catalog::with_routes(routes).await;
     let mut client = client(&catalog).await;
     let response = client.get("http://catalog/items", &[]).await.unwrap();

@@ -18,20 +18,21 @@ use std::{
     task::{Context, Poll},
 };
 
-/// The `sidecar` example binary `cargo test` built next to this test (built on demand if not).
+/// The `sidecar` example binary next to this test, built once per test run (a no-op when it is
+/// up to date; never a stale binary from an earlier build).
 fn sidecar_binary() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let binary = profile_dir.join("examples").join("sidecar");
-    if !binary.exists() {
+    BUILT.call_once(|| {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--example", "sidecar"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .unwrap();
         assert!(status.success());
-    }
-    binary
+    });
+    profile_dir.join("examples").join("sidecar")
 }
 
 fn check(configs: &[&Path]) -> (i32, String) {
@@ -157,6 +158,8 @@ fn invalid_config_on_start_exits_1_without_listening() {
 struct SidecarProcess {
     child: Child,
     outbound: SocketAddr,
+    /// The rest of its standard output (the access log, by default).
+    stdout: std::sync::mpsc::Receiver<String>,
 }
 
 impl SidecarProcess {
@@ -190,9 +193,19 @@ impl SidecarProcess {
                 break;
             }
         }
+        // Keep reading its output (so it never blocks on a full pipe), line by line.
+        let (lines_tx, stdout) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         SidecarProcess {
             child,
             outbound: outbound.expect("sidecar printed its outbound address"),
+            stdout,
         }
     }
 
@@ -227,6 +240,16 @@ async fn zero_config_sidecar_passes_traffic_through() {
         .unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(upstream.hits(), 1);
+    // With no configuration the access log goes to standard output, in Istio's text format.
+    let line = sidecar
+        .stdout
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("an access log line on stdout");
+    assert!(
+        line.contains("\"GET /items HTTP/1.1\" 200 - via_upstream"),
+        "{line}"
+    );
+    assert!(line.contains(" PassthroughCluster "), "{line}");
 }
 
 const SIZE: u64 = 64 * 1024 * 1024;

@@ -1,14 +1,23 @@
-//! The admin server (Envoy's port 15000): `/ready`, `/config_dump`, `/clusters`.
+//! The admin server (Envoy's port 15000): `/ready`, `/stats`, `/stats/prometheus`,
+//! `/config_dump`, `/clusters`, `/logging`.
 //!
-//! `/config_dump` is the active configuration as JSON with its version; `/clusters` lists every
-//! cluster's endpoints with Envoy's `cluster::host::stat::value` lines (`rq_active`,
-//! `rq_total`, `rq_error`, `health_flags` — `/failed_outlier_check` while ejected — and the
-//! outlier counters), and per cluster its `lb_policy`, circuit-breaker limits and counters.
+//! - `/stats`: Envoy-style counters, one `name: value` per line ([`StatsSources`]).
+//! - `/stats/prometheus`: Istio's standard metrics (rendered by `metrics-exporter-prometheus`)
+//!   followed by the same Envoy-style stats, in Prometheus text format.
+//! - `/config_dump`: the active configuration as JSON with its version.
+//! - `/clusters`: every cluster's endpoints with Envoy's `cluster::host::stat::value` lines
+//!   (`cx_active`, `rq_active`, `rq_total`, `rq_success`, `rq_error`, `rq_timeout`,
+//!   `health_flags` — `/failed_outlier_check` while ejected — and the outlier counters), and
+//!   per cluster its `lb_policy`, circuit-breaker limits and counters.
+//! - `/logging?level=LEVEL` (GET or POST): sets the log filter at run time (any
+//!   `tracing-subscriber` filter: `debug`, `mesh_proxy=trace,info`, …); without `level`, shows
+//!   it.
 
-use crate::registry::Registry;
+use crate::{registry::Registry, stats::StatsSources};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use mesh_core::{Body, BoxError, body};
 use mesh_route::config::Config;
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::{
     fmt::Write,
     future::Ready,
@@ -18,7 +27,6 @@ use std::{
 use tower::Service;
 
 /// What the admin server reports on.
-#[derive(Debug)]
 pub struct AdminState {
     /// The active configuration.
     pub config: Arc<Config>,
@@ -26,35 +34,141 @@ pub struct AdminState {
     pub version: u64,
     /// The endpoints in use.
     pub registry: Arc<Registry>,
+    /// Where the Envoy-style stats come from.
+    pub stats: StatsSources,
+    /// Renders Istio's standard metrics, when they are recorded in a Prometheus recorder.
+    pub prometheus: Option<PrometheusHandle>,
+    /// Changes the log filter, when the process lets it be changed.
+    pub log_filter: Option<LogFilterControl>,
+}
+
+/// Sets the process's log filter from a filter string (`debug`, `mesh_proxy=trace,info`; `None`
+/// only asks) and returns the filter now in force, or why the new one was refused.
+///
+/// ```
+/// use mesh_proxy::admin::LogFilterControl;
+/// let control = LogFilterControl::new(|wanted| Ok(wanted.unwrap_or("info").to_owned()));
+/// assert_eq!(control.apply(Some("debug")).unwrap(), "debug");
+/// ```
+#[derive(Clone)]
+pub struct LogFilterControl(Arc<SetLogFilter>);
+
+/// What a [`LogFilterControl`] calls.
+type SetLogFilter = dyn Fn(Option<&str>) -> Result<String, String> + Send + Sync;
+
+impl LogFilterControl {
+    /// A control calling `set`.
+    pub fn new(
+        set: impl Fn(Option<&str>) -> Result<String, String> + Send + Sync + 'static,
+    ) -> Self {
+        LogFilterControl(Arc::new(set))
+    }
+
+    /// Sets the filter to `wanted` (or only reports it, for `None`).
+    pub fn apply(&self, wanted: Option<&str>) -> Result<String, String> {
+        (self.0)(wanted)
+    }
+}
+
+impl std::fmt::Debug for LogFilterControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogFilterControl")
+    }
 }
 
 /// The admin HTTP service.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Admin {
     state: Arc<AdminState>,
+    metrics_only: bool,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("version", &self.state.version)
+            .field("metrics_only", &self.metrics_only)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Admin {
     /// An admin service reporting on `state`.
     pub fn new(state: Arc<AdminState>) -> Self {
-        Admin { state }
+        Admin {
+            state,
+            metrics_only: false,
+        }
+    }
+
+    /// This service answering every GET with the Prometheus metrics (a dedicated metrics
+    /// listener).
+    pub fn metrics_only(mut self) -> Self {
+        self.metrics_only = true;
+        self
     }
 
     fn respond(&self, request: &Request<Body>) -> Response<Body> {
-        if request.method() != Method::GET {
+        let path = request.uri().path();
+        let mutating = path == "/logging";
+        if request.method() != Method::GET && !(mutating && request.method() == Method::POST) {
             return text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method not allowed\n".into(),
             );
         }
-        match request.uri().path() {
+        if self.metrics_only {
+            return self.prometheus();
+        }
+        match path {
             "/ready" => text(StatusCode::OK, "LIVE\n".into()),
+            "/stats" => text(StatusCode::OK, self.state.stats.render_plain()),
+            "/stats/prometheus" => self.prometheus(),
             "/config_dump" => self.config_dump(),
             "/clusters" => text(StatusCode::OK, self.clusters()),
+            "/logging" => self.logging(request.uri().query()),
             _ => text(
                 StatusCode::NOT_FOUND,
-                "admin endpoints: /ready /config_dump /clusters\n".into(),
+                "admin endpoints: /ready /stats /stats/prometheus /config_dump /clusters /logging\n"
+                    .into(),
             ),
+        }
+    }
+
+    /// `/stats/prometheus`.
+    pub fn prometheus(&self) -> Response<Body> {
+        let mut out = self
+            .state
+            .prometheus
+            .as_ref()
+            .map(PrometheusHandle::render)
+            .unwrap_or_default();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        self.state.stats.render_prometheus(&mut out);
+        let mut response = text(StatusCode::OK, out);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        response
+    }
+
+    fn logging(&self, query: Option<&str>) -> Response<Body> {
+        let Some(control) = &self.state.log_filter else {
+            return text(
+                StatusCode::NOT_IMPLEMENTED,
+                "this process does not let its log level be changed\n".into(),
+            );
+        };
+        let level = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .find_map(|pair| pair.strip_prefix("level="));
+        match control.apply(level) {
+            Ok(filter) => text(StatusCode::OK, format!("active log filter: {filter}\n")),
+            Err(error) => text(StatusCode::BAD_REQUEST, format!("{error}\n")),
         }
     }
 
@@ -138,9 +252,16 @@ impl Admin {
                     } else {
                         "healthy"
                     };
+                    let _ = writeln!(
+                        out,
+                        "{name}::{host}::cx_active::{}",
+                        cluster.upstream.active_connections(host)
+                    );
                     let _ = writeln!(out, "{name}::{host}::rq_active::{}", endpoint.in_flight());
                     let _ = writeln!(out, "{name}::{host}::rq_total::{}", endpoint.requests());
+                    let _ = writeln!(out, "{name}::{host}::rq_success::{}", endpoint.successes());
                     let _ = writeln!(out, "{name}::{host}::rq_error::{}", endpoint.failures());
+                    let _ = writeln!(out, "{name}::{host}::rq_timeout::{}", endpoint.timeouts());
                     let _ = writeln!(out, "{name}::{host}::health_flags::{health}");
                     if let Some(stats) = stats {
                         let remaining = stats

@@ -1,4 +1,5 @@
-//! Retiring upstream HTTP/1.1 connections after `maxRequestsPerConnection` requests.
+//! Retiring upstream HTTP/1.1 connections after `maxRequestsPerConnection` requests, and
+//! counting them while open ([`ActiveConnections`]).
 //!
 //! hyper-util's pool picks the connection for a request; it does not count requests. So the
 //! connector wraps each new connection with a shared counter ([`ConnectionUses`]) that
@@ -12,6 +13,7 @@
 //! connection first — one request over the limit, at most. Sequential traffic gets exactly the
 //! limit.
 
+use crate::active_connections::{ActiveConnections, OpenConnection};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::{
     client::legacy::connect::{Connected, Connection, HttpConnector},
@@ -49,6 +51,8 @@ pub struct CountingConnector {
     pub connector: HttpConnector,
     /// Whether connections count their responses.
     pub counting: bool,
+    /// Where open connections are counted per endpoint.
+    pub active: ActiveConnections,
 }
 
 impl tower::Service<http::Uri> for CountingConnector {
@@ -61,12 +65,16 @@ impl tower::Service<http::Uri> for CountingConnector {
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let authority = uri.authority().map(|a| a.as_str().to_owned());
         let connecting = self.connector.call(uri);
         let counting = self.counting;
+        let active = self.active.clone();
         Box::pin(async move {
+            let inner = connecting.await?;
             Ok(CountedStream {
-                inner: connecting.await?,
+                inner,
                 uses: counting.then(ConnectionUses::default),
+                _open: authority.map(|a| active.open(&a)),
             })
         })
     }
@@ -79,6 +87,7 @@ pub struct CountedStream {
     #[pin]
     inner: TokioIo<TcpStream>,
     uses: Option<ConnectionUses>,
+    _open: Option<OpenConnection>,
 }
 
 impl Connection for CountedStream {

@@ -5,6 +5,7 @@
 //! in-flight count — which the least-request balancer reads — counts all traffic it serves.
 
 use http::uri::Authority;
+use mesh_core::workload::Workload;
 use std::{
     collections::BTreeMap,
     sync::{
@@ -44,26 +45,39 @@ pub struct Endpoint {
     pub labels: BTreeMap<String, String>,
     /// How to speak to it.
     pub protocol: Protocol,
+    /// Its workload, as the `destination_*` metric labels report it.
+    pub workload: Arc<Workload>,
     in_flight: AtomicUsize,
     requests: AtomicU64,
     failures: AtomicU64,
+    successes: AtomicU64,
+    timeouts: AtomicU64,
     unreachable: ConnectBackoff,
     pub(crate) h2: crate::upstream::Http2Connection,
 }
 
 impl Endpoint {
-    /// A new endpoint with zero counters.
+    /// A new endpoint with zero counters, its workload described by its labels alone.
     pub fn new(authority: Authority, labels: BTreeMap<String, String>, protocol: Protocol) -> Self {
         Endpoint {
+            workload: Arc::new(Workload::from_labels("", "", &labels)),
             authority,
             labels,
             protocol,
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
             unreachable: ConnectBackoff::default(),
             h2: Default::default(),
         }
+    }
+
+    /// Sets the endpoint's workload.
+    pub fn with_workload(mut self, workload: Arc<Workload>) -> Self {
+        self.workload = workload;
+        self
     }
 
     /// Requests currently in flight to this endpoint.
@@ -79,6 +93,26 @@ impl Endpoint {
     /// Requests that failed to connect or got a 5xx.
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered with a status below 500.
+    pub fn successes(&self) -> u64 {
+        self.successes.load(Ordering::Relaxed)
+    }
+
+    /// Requests abandoned at their (route or per-try) timeout.
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request answered with a status below 500.
+    pub fn record_success(&self) {
+        self.successes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request abandoned at its timeout.
+    pub fn record_timeout(&self) {
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Marks a request as started; the guard marks it finished when dropped.

@@ -9,7 +9,8 @@
 //! are removed and `x-forwarded-for`/`x-forwarded-proto` appended on the way.
 
 use crate::{
-    endpoint::Protocol,
+    cluster_stats::ClusterStats,
+    endpoint::{Endpoint, Protocol},
     proxy_headers::{append_forwarded, remove_hop_by_hop},
     registry::{ClusterEndpoints, Registry},
     upstream::Upstream,
@@ -19,8 +20,10 @@ use http::{
     uri::{Authority, Scheme},
 };
 use mesh_core::{
-    Body, BoxError, Destination, DownstreamAddr, MeshError, UpstreamCluster, outlier::Outcome,
-    retry::RetryContext,
+    Body, BoxError, Destination, DownstreamAddr, MeshError, UpstreamCluster,
+    outlier::Outcome,
+    retry::{ATTEMPT_COUNT, RetryContext},
+    timeout::{EXPECTED_RQ_TIMEOUT_MS, RouteDeadline, parse_millis},
 };
 use mesh_route::{config::OutboundMode, matcher::request_authority};
 use std::{
@@ -28,6 +31,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 use tokio::time::Instant;
 use tower::Service;
@@ -159,10 +163,13 @@ impl Shared {
         if ports.protocol == Protocol::Http1 {
             request.headers_mut().remove(http::header::TE);
         }
+        let endpoint = &ports.endpoints[index];
+        let attempt = AttemptTimeoutWatch::new(&request, &cluster.stats, endpoint);
         let result = cluster
             .upstream
-            .send_to_endpoint(&ports.endpoints[index], request, authority, permit)
+            .send_to_endpoint(endpoint, request, authority, permit)
             .await;
+        attempt.finished();
         if let Some(outlier) = &ports.outlier {
             let outcome = match &result {
                 Ok(response) => Outcome::from_status(response.status().as_u16()),
@@ -203,5 +210,63 @@ impl Shared {
             .extensions_mut()
             .insert(UpstreamCluster(Arc::from(PASSTHROUGH_CLUSTER)));
         Ok(response)
+    }
+}
+
+/// Counts an attempt in its cluster's stats and, when the attempt is abandoned at its deadline
+/// (the layers above drop it when the route or per-try timeout fires), counts a timeout for the
+/// cluster and the endpoint: Envoy's `upstream_rq_timeout`.
+struct AttemptTimeoutWatch<'a> {
+    stats: &'a ClusterStats,
+    endpoint: &'a Endpoint,
+    /// When the attempt times out: the earlier of the route deadline and the per-try timeout
+    /// the retry layer announced in `x-envoy-expected-rq-timeout-ms`.
+    deadline: Option<Instant>,
+    finished: bool,
+}
+
+/// How early a dropped attempt still counts as timed out: the expected-timeout header is whole
+/// milliseconds, read a little after it was written.
+const DEADLINE_SLACK: Duration = Duration::from_millis(5);
+
+impl<'a> AttemptTimeoutWatch<'a> {
+    fn new(request: &Request<Body>, stats: &'a ClusterStats, endpoint: &'a Endpoint) -> Self {
+        let headers = request.headers();
+        let attempt = headers
+            .get(ATTEMPT_COUNT)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(1);
+        stats.record_attempt(attempt);
+        let route = request
+            .extensions()
+            .get::<RouteDeadline>()
+            .map(|d| d.deadline);
+        let per_try = headers
+            .get(EXPECTED_RQ_TIMEOUT_MS)
+            .and_then(parse_millis)
+            .map(|timeout| Instant::now() + timeout);
+        AttemptTimeoutWatch {
+            stats,
+            endpoint,
+            deadline: route.into_iter().chain(per_try).min(),
+            finished: false,
+        }
+    }
+
+    fn finished(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for AttemptTimeoutWatch<'_> {
+    fn drop(&mut self) {
+        if !self.finished
+            && self
+                .deadline
+                .is_some_and(|deadline| Instant::now() + DEADLINE_SLACK >= deadline)
+        {
+            self.stats.record_timeout();
+            self.endpoint.record_timeout();
+        }
     }
 }

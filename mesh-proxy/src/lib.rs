@@ -7,9 +7,11 @@
 //! - [`inbound`]: Sidecar `ingress` → the local application.
 //! - [`admin`]: `/ready`, `/config_dump`, `/clusters`.
 
+pub mod active_connections;
 pub mod admin;
 pub mod balance;
 pub mod cluster_policy;
+pub mod cluster_stats;
 pub mod connection_uses;
 pub mod endpoint;
 pub mod forward;
@@ -18,7 +20,10 @@ pub mod listener;
 pub mod proxy_headers;
 pub mod registry;
 pub mod sidecar;
+pub mod stats;
+pub mod telemetry_settings;
 pub mod trace_settings;
 pub mod upstream;
+pub mod workload_identity;
 
 pub use sidecar::{RunningSidecar, Sidecar, SidecarOptions, StartError};

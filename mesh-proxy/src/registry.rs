@@ -10,11 +10,12 @@
 use crate::{
     balance::LoadBalancer,
     cluster_policy::ClusterPolicy,
+    cluster_stats::ClusterStats,
     endpoint::{Endpoint, Protocol},
     upstream::{DEFAULT_IDLE_TIMEOUT, Upstream},
 };
 use http::uri::Authority;
-use mesh_core::{circuit_breaker::CircuitBreaker, outlier::OutlierDetector};
+use mesh_core::{circuit_breaker::CircuitBreaker, outlier::OutlierDetector, workload::Workload};
 use mesh_route::{
     config::{Config, Resolution, Resource, ServiceEntry},
     host::{canonical_host, host_matches},
@@ -52,6 +53,8 @@ pub struct ClusterEndpoints {
     pub upstream: Upstream,
     /// The cluster's circuit breaker, when its DestinationRule sets a `connectionPool`.
     pub breaker: Option<Arc<CircuitBreaker>>,
+    /// Request counters.
+    pub stats: ClusterStats,
 }
 
 impl ClusterEndpoints {
@@ -76,6 +79,9 @@ impl ClusterEndpoints {
     }
 }
 
+/// The trust domain of a mesh config that names none (Istio's default).
+pub const TRUST_DOMAIN: &str = "cluster.local";
+
 /// All clusters' endpoints, indexed like [`RouteTable::clusters`].
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -86,7 +92,8 @@ impl Registry {
     /// Builds the registry for `table`'s clusters from `config`'s ServiceEntries and
     /// DestinationRules; clusters without their own connection timeouts share `upstream`.
     pub fn build(config: &Config, table: &RouteTable, upstream: &Upstream) -> Self {
-        let mut shared = EndpointCache::default();
+        let trust_domain = config.mesh.trust_domain.as_deref().unwrap_or(TRUST_DOMAIN);
+        let mut shared = EndpointCache(HashMap::new(), trust_domain.to_owned());
         let clusters = table
             .clusters()
             .iter()
@@ -107,9 +114,9 @@ impl Registry {
 }
 
 /// Shares one [`Endpoint`] among all clusters that select it, keyed by
-/// (ServiceEntry, endpoint, port).
+/// (ServiceEntry, endpoint, port); `.1` is the mesh's trust domain, for endpoint identities.
 #[derive(Default)]
-struct EndpointCache(HashMap<(usize, usize, u16), Arc<Endpoint>>);
+struct EndpointCache(HashMap<(usize, usize, u16), Arc<Endpoint>>, String);
 
 fn build_cluster(
     config: &Config,
@@ -198,6 +205,7 @@ fn build_cluster(
         passthrough,
         upstream,
         breaker,
+        stats: ClusterStats::default(),
     }
 }
 
@@ -280,10 +288,18 @@ fn endpoints_of(
         let Ok(authority) = Authority::try_from(address) else {
             continue;
         };
-        let endpoint = cache
-            .0
-            .entry((se_index, i, number))
-            .or_insert_with(|| Arc::new(Endpoint::new(authority, we.labels.clone(), protocol)));
+        let trust_domain = &cache.1;
+        let endpoint = cache.0.entry((se_index, i, number)).or_insert_with(|| {
+            let namespace = se.meta.namespace.as_deref().unwrap_or("");
+            let mut workload = Workload::from_labels("", namespace, &we.labels);
+            if let Some(account) = &we.service_account {
+                workload = workload.with_service_account(trust_domain, account);
+            }
+            Arc::new(
+                Endpoint::new(authority, we.labels.clone(), protocol)
+                    .with_workload(Arc::new(workload)),
+            )
+        });
         out.push(endpoint.clone());
     }
     out

@@ -1,23 +1,28 @@
 //! [`Sidecar`]: the proxy assembled from a validated [`Config`].
 //!
 //! The outbound listener runs [`TraceLayer`] (trace context, sampling, `x-request-id`) →
-//! [`SpanLayer`] (`CLIENT` spans, when a Zipkin collector is configured) → [`RouteLayer`] → [`MirrorLayer`] →
+//! [`TelemetryLayer`] (Istio metrics as `reporter="source"`, access log) → [`SpanLayer`] (`CLIENT` spans, when a Zipkin collector is configured) → [`RouteLayer`] → [`MirrorLayer`] →
 //! [`FaultLayer`] → [`TimeoutLayer`] → [`RetryLayer`] → [`Forward`] (shadow copies go through
 //! the route timeout straight to [`Forward`]: no faults, no retries); the inbound
-//! listener (only when a Sidecar declares `ingress`) runs [`TraceLayer`] → [`SpanLayer`]
-//! (`SERVER` spans) and forwards to the local app; the admin
-//! listener reports on both. Every listener is bound before any is served, so a start that
+//! listener (only when a Sidecar declares `ingress`) runs [`TraceLayer`] → [`TelemetryLayer`]
+//! (`reporter="destination"`) → [`SpanLayer`] (`SERVER` spans) and forwards to the local app;
+//! the admin listener reports on both, and an optional Prometheus listener serves the metrics
+//! alone. Every listener is bound before any is served, so a start that
 //! fails binds nothing.
 
 use crate::{
-    admin::{Admin, AdminState},
+    admin::{Admin, AdminState, LogFilterControl},
     forward::Forward,
     inbound::{Inbound, InboundError},
     listener::{HttpService, bind, serve},
     registry::Registry,
+    stats::StatsSources,
+    telemetry_settings::{AccessLogSettings, TelemetrySettings},
     trace_settings::TraceSettings,
     upstream::{DEFAULT_CONNECT_TIMEOUT, Upstream},
+    workload_identity::WorkloadSettings,
 };
+use mesh_core::body;
 use mesh_core::{fault::FaultLayer, retry::RetryLayer, timeout::TimeoutLayer};
 use mesh_route::{
     RouteLayer, RouteTable,
@@ -27,12 +32,16 @@ use mesh_route::{
 };
 use mesh_trace::{
     Propagation, TraceLayer,
+    access_log::{AccessLog, AccessLogConfig, AccessLogStats},
     identity::WorkloadIdentity,
+    metrics::{ISTIO_BUCKETS, IstioMetrics, MetricsRecorder, Reporter},
     reporter::{ReporterConfig, ReporterStats, SpanReporter},
     span::SpanKind,
     span_layer::{SpanLayer, SpanTags},
+    telemetry_layer::TelemetryLayer,
 };
-use std::{net::SocketAddr, sync::Arc};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinHandle};
 use tower::{Layer, ServiceBuilder, util::BoxCloneSyncService};
 
@@ -45,6 +54,23 @@ pub struct SidecarOptions {
     pub inbound: SocketAddr,
     /// Admin listener (Istio: `127.0.0.1:15000`).
     pub admin: SocketAddr,
+    /// A listener serving only the Prometheus metrics (any path), besides the admin's
+    /// `/stats/prometheus`.
+    pub prometheus: Option<SocketAddr>,
+}
+
+/// How the sidecar describes itself and where it records its metrics.
+#[derive(Clone, Debug, Default)]
+pub struct SidecarSettings {
+    /// The proxy's workload identity (labels of its metrics).
+    pub workload: WorkloadSettings,
+    /// Where the Istio metrics are recorded; `None`: a Prometheus recorder of the sidecar's own,
+    /// rendered at `/stats/prometheus`.
+    pub metrics: Option<MetricsRecorder>,
+    /// Lets the admin's `/logging` change the process's log filter.
+    pub log_filter: Option<LogFilterControl>,
+    /// No access log, whatever the configuration asks (an embedding that logs otherwise, tests).
+    pub disable_access_log: bool,
 }
 
 impl Default for SidecarOptions {
@@ -53,6 +79,7 @@ impl Default for SidecarOptions {
             outbound: SocketAddr::from(([127, 0, 0, 1], 15001)),
             inbound: SocketAddr::from(([0, 0, 0, 0], 15006)),
             admin: SocketAddr::from(([127, 0, 0, 1], 15000)),
+            prometheus: None,
         }
     }
 }
@@ -69,6 +96,9 @@ pub enum StartError {
     /// Tracing cannot be set up (a bad Zipkin address, or no tokio runtime to export on).
     #[error("tracing: {0}")]
     Tracing(String),
+    /// Telemetry cannot be set up (the access log file cannot be opened).
+    #[error("telemetry: {0}")]
+    Telemetry(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr} ({name}): {source}")]
     Bind {
@@ -90,6 +120,85 @@ pub struct Sidecar {
     inbound: Option<HttpService>,
     mirror_stats: Arc<MirrorStats>,
     span_stats: Option<Arc<ReporterStats>>,
+    telemetry: Telemetry,
+    log_filter: Option<LogFilterControl>,
+}
+
+/// The metrics and access-log layers of both listeners.
+#[derive(Clone)]
+struct Telemetry {
+    outbound: TelemetryLayer,
+    inbound: TelemetryLayer,
+    prometheus: Option<PrometheusHandle>,
+    access_log: Option<Arc<AccessLogStats>>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("outbound", &self.outbound)
+            .field("inbound", &self.inbound)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    /// The layers `config` asks for, recording into `settings.metrics` (or a Prometheus
+    /// recorder of their own).
+    fn new(config: &Config, settings: &SidecarSettings) -> Result<Self, StartError> {
+        let workload = settings
+            .workload
+            .resolve(config, |name| std::env::var(name).ok());
+        let (recorder, prometheus) = match &settings.metrics {
+            Some(recorder) => (recorder.clone(), None),
+            None => {
+                let recorder = PrometheusBuilder::new()
+                    .set_buckets_for_metric(Matcher::Prefix("istio_".into()), &ISTIO_BUCKETS)
+                    .map_err(|e| StartError::Telemetry(e.to_string()))?
+                    .build_recorder();
+                let handle = recorder.handle();
+                (MetricsRecorder::Owned(Arc::new(recorder)), Some(handle))
+            }
+        };
+        let mut logs = TelemetrySettings::from_config(config);
+        if settings.disable_access_log {
+            logs.client_access_log = None;
+            logs.server_access_log = None;
+        }
+        let mut opened: Vec<(AccessLogSettings, AccessLog)> = Vec::new();
+        let mut open = |wanted: Option<AccessLogSettings>| -> Result<_, StartError> {
+            let Some(wanted) = wanted else {
+                return Ok(None);
+            };
+            if let Some((_, log)) = opened.iter().find(|(settings, _)| *settings == wanted) {
+                return Ok(Some(log.clone()));
+            }
+            let log = AccessLog::open(&wanted.path, wanted.encoding, AccessLogConfig::default())
+                .map_err(|e| {
+                    StartError::Telemetry(format!("cannot open access log {}: {e}", wanted.path))
+                })?;
+            opened.push((wanted, log.clone()));
+            Ok(Some(log))
+        };
+        let side = |reporter, log: Option<AccessLog>| {
+            let metrics = IstioMetrics::new(recorder.clone(), reporter, workload.clone());
+            let layer = TelemetryLayer::new().metrics(metrics);
+            match log {
+                Some(log) => layer.access_log(log),
+                None => layer,
+            }
+        };
+        let outbound = side(Reporter::Source, open(logs.client_access_log)?);
+        let inbound = side(Reporter::Destination, open(logs.server_access_log)?);
+        // Both sides count into one set of stats when they share the log; the first is shown.
+        let access_log = opened.first().map(|(_, log)| log.stats().clone());
+        Ok(Telemetry {
+            outbound,
+            inbound,
+            prometheus,
+            access_log,
+        })
+    }
 }
 
 /// The tracing layers of both listeners: per side (outbound `Client`, inbound `Server`) a
@@ -149,8 +258,13 @@ impl Tracing {
 }
 
 impl Sidecar {
-    /// Builds the services for `config`.
+    /// Builds the services for `config`, with default [`SidecarSettings`].
     pub fn new(config: Config) -> Result<Self, StartError> {
+        Sidecar::with_settings(config, SidecarSettings::default())
+    }
+
+    /// Builds the services for `config` with `settings`.
+    pub fn with_settings(config: Config, settings: SidecarSettings) -> Result<Self, StartError> {
         let table = Arc::new(RouteTable::compile(&config)?);
         let connect_timeout = config
             .mesh
@@ -164,8 +278,11 @@ impl Sidecar {
             MirrorLayer::new(shadow).host_suffix(mesh_route::mirror::host_suffix_enabled(&config));
         let mirror_stats = mirror.stats().clone();
         let tracing = Tracing::new(&config)?;
+        let telemetry = Telemetry::new(&config, &settings)?;
         let outbound = ServiceBuilder::new()
             .layer(tracing.client.trace)
+            .map_response(|response: http::Response<_>| response.map(body::boxed))
+            .layer(telemetry.outbound.clone())
             .option_layer(tracing.client.spans)
             .layer(RouteLayer::new(table))
             .layer(mirror)
@@ -178,6 +295,8 @@ impl Sidecar {
                 BoxCloneSyncService::new(
                     ServiceBuilder::new()
                         .layer(tracing.server.trace)
+                        .map_response(|response: http::Response<_>| response.map(body::boxed))
+                        .layer(telemetry.inbound.clone())
                         .option_layer(tracing.server.spans.clone())
                         .service(inbound),
                 )
@@ -191,7 +310,26 @@ impl Sidecar {
             inbound,
             mirror_stats,
             span_stats: tracing.stats,
+            telemetry,
+            log_filter: settings.log_filter,
         })
+    }
+
+    /// The admin service (what the admin listener serves), reporting on this sidecar.
+    pub fn admin_service(&self) -> Admin {
+        Admin::new(Arc::new(AdminState {
+            config: self.config.clone(),
+            version: 1,
+            registry: self.registry.clone(),
+            stats: StatsSources {
+                registry: self.registry.clone(),
+                mirror: Some(self.mirror_stats.clone()),
+                spans: self.span_stats.clone(),
+                access_log: self.telemetry.access_log.clone(),
+            },
+            prometheus: self.telemetry.prometheus.clone(),
+            log_filter: self.log_filter.clone(),
+        }))
     }
 
     /// The span reporter's counters, when spans are exported.
@@ -227,6 +365,10 @@ impl Sidecar {
             None => None,
         };
         let (admin_listener, admin) = bind_named("admin", options.admin).await?;
+        let prometheus_listener = match options.prometheus {
+            Some(addr) => Some(bind_named("prometheus", addr).await?),
+            None => None,
+        };
 
         let (stop, stopped) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(serve(
@@ -239,19 +381,45 @@ impl Sidecar {
             tasks.push(tokio::spawn(serve(listener, service, stopped.clone())));
             listeners.push(("inbound", addr));
         }
-        let state = AdminState {
-            config: self.config.clone(),
-            version: 1,
-            registry: self.registry.clone(),
-        };
-        let admin_service = BoxCloneSyncService::new(Admin::new(Arc::new(state)));
-        tasks.push(tokio::spawn(serve(admin_listener, admin_service, stopped)));
+        let admin_service = self.admin_service();
+        if let Some((listener, addr)) = prometheus_listener {
+            let metrics_only = admin_service.clone().metrics_only();
+            tasks.push(tokio::spawn(serve(
+                listener,
+                BoxCloneSyncService::new(metrics_only),
+                stopped.clone(),
+            )));
+            listeners.push(("prometheus", addr));
+        }
+        if let Some(handle) = self.telemetry.prometheus.clone() {
+            tasks.push(tokio::spawn(run_upkeep(handle, stopped.clone())));
+        }
+        tasks.push(tokio::spawn(serve(
+            admin_listener,
+            BoxCloneSyncService::new(admin_service),
+            stopped,
+        )));
         listeners.push(("admin", admin));
         Ok(RunningSidecar {
             listeners,
             stop,
             tasks,
         })
+    }
+}
+
+/// How often the Prometheus recorder's histograms are drained (its upkeep must run on a timer).
+pub const PROMETHEUS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Runs the Prometheus recorder's upkeep until `stopped` turns true.
+async fn run_upkeep(handle: PrometheusHandle, mut stopped: watch::Receiver<bool>) {
+    let start = tokio::time::Instant::now() + PROMETHEUS_UPKEEP_INTERVAL;
+    let mut interval = tokio::time::interval_at(start, PROMETHEUS_UPKEEP_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => handle.run_upkeep(),
+            _ = stopped.changed() => return,
+        }
     }
 }
 
@@ -264,7 +432,8 @@ pub struct RunningSidecar {
 }
 
 impl RunningSidecar {
-    /// `(name, bound address)` of every listener: `outbound`, `inbound` (if any), `admin`.
+    /// `(name, bound address)` of every listener: `outbound`, `inbound` (if any), `prometheus`
+    /// (if asked for), `admin`.
     pub fn listeners(&self) -> &[(&'static str, SocketAddr)] {
         &self.listeners
     }

@@ -9,13 +9,14 @@
 //! requests (1: keep-alive off, `connection: close`); see [`connection_uses`](crate::connection_uses).
 
 use crate::{
+    active_connections::ActiveConnections,
     connection_uses::{ConnectionUses, CountingConnector},
     endpoint::{Endpoint, InFlight, Protocol},
 };
 use bytes::Bytes;
 use http::{
-    Request, Response, Uri, Version,
-    header::HOST,
+    HeaderValue, Request, Response, Uri, Version,
+    header::{HOST, HeaderName},
     uri::{Authority, PathAndQuery, Scheme},
 };
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -27,7 +28,9 @@ use hyper_util::{
     },
     rt::{TokioExecutor, TokioIo, TokioTimer},
 };
-use mesh_core::{Body, BoxError, MeshError, UpstreamHost, body, circuit_breaker::RequestPermit};
+use mesh_core::{
+    Body, BoxError, MeshError, UpstreamHost, UpstreamWorkload, body, circuit_breaker::RequestPermit,
+};
 use pin_project::pin_project;
 use std::{
     pin::Pin,
@@ -52,6 +55,8 @@ pub struct Upstream {
     idle_timeout: Option<Duration>,
     /// Requests per connection before it is retired; 0: unlimited.
     max_requests_per_connection: u32,
+    /// Open connections per endpoint.
+    connections: ActiveConnections,
 }
 
 /// The pooled HTTP/1.1 client (TCP_NODELAY); its connections count responses when `counting`.
@@ -59,6 +64,7 @@ fn http1_client(
     connect_timeout: Duration,
     idle_timeout: Option<Duration>,
     counting: bool,
+    active: ActiveConnections,
 ) -> Client<CountingConnector, Body> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -70,6 +76,7 @@ fn http1_client(
         .build(CountingConnector {
             connector,
             counting,
+            active,
         })
 }
 
@@ -91,11 +98,13 @@ impl Upstream {
     /// A sender with the given connect timeout and idle timeout for pooled HTTP/1.1
     /// connections (`None`: idle connections are never closed for idleness).
     pub fn with_timeouts(connect_timeout: Duration, idle_timeout: Option<Duration>) -> Self {
+        let connections = ActiveConnections::default();
         Upstream {
-            http1: http1_client(connect_timeout, idle_timeout, false),
+            http1: http1_client(connect_timeout, idle_timeout, false, connections.clone()),
             connect_timeout,
             idle_timeout,
             max_requests_per_connection: 0,
+            connections,
         }
     }
 
@@ -105,9 +114,19 @@ impl Upstream {
         self.max_requests_per_connection = max;
         // Only a limit above 1 needs connections that count their responses.
         if max > 1 {
-            self.http1 = http1_client(self.connect_timeout, self.idle_timeout, true);
+            self.http1 = http1_client(
+                self.connect_timeout,
+                self.idle_timeout,
+                true,
+                self.connections.clone(),
+            );
         }
         self
+    }
+
+    /// Connections open to the endpoint at `authority` now.
+    pub fn active_connections(&self, authority: &Authority) -> usize {
+        self.connections.count(authority.as_str())
     }
 
     /// The connect timeout.
@@ -126,6 +145,7 @@ impl Upstream {
         permit: Option<RequestPermit>,
     ) -> Result<Response<Body>, MeshError> {
         let guard = (endpoint.start_request(), permit);
+        let sent = std::time::Instant::now();
         let result = match endpoint.protocol {
             Protocol::Http1 => {
                 point_uri(&mut request, &endpoint.authority)?;
@@ -143,11 +163,14 @@ impl Upstream {
                 endpoint.record_reachable();
                 if response.status().is_server_error() {
                     endpoint.record_failure();
+                } else {
+                    endpoint.record_success();
                 }
                 let mut response = response.map(|body| GuardedBody::boxed(body, Some(guard)));
-                response
-                    .extensions_mut()
-                    .insert(UpstreamHost(endpoint.authority.clone()));
+                set_service_time(&mut response, sent);
+                let extensions = response.extensions_mut();
+                extensions.insert(UpstreamHost(endpoint.authority.clone()));
+                extensions.insert(UpstreamWorkload(endpoint.workload.clone()));
                 Ok(response)
             }
             Err(error) => {
@@ -168,10 +191,12 @@ impl Upstream {
     ) -> Result<Response<Body>, MeshError> {
         point_uri(&mut request, authority)?;
         set_host(&mut request, authority);
+        let sent = std::time::Instant::now();
         let mut response = self
             .send_http1(request)
             .await?
             .map(|body| GuardedBody::boxed(body, None));
+        set_service_time(&mut response, sent);
         response
             .extensions_mut()
             .insert(UpstreamHost(authority.clone()));
@@ -266,6 +291,7 @@ impl Upstream {
             Err(_) => return Err(MeshError::ConnectFailure("connect timeout".into())),
         };
         let _ = stream.set_nodelay(true);
+        let open = self.connections.open(endpoint.authority.as_str());
         let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .adaptive_window(true)
@@ -276,6 +302,7 @@ impl Upstream {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "upstream HTTP/2 connection ended");
             }
+            drop(open);
         });
         Ok(sender)
     }
@@ -360,3 +387,16 @@ impl HttpBody for GuardedBody {
         self.inner.size_hint()
     }
 }
+
+/// `x-envoy-upstream-service-time`: milliseconds from sending the request to the upstream's
+/// response headers, as Envoy's router adds it (replacing any the upstream sent).
+fn set_service_time<B>(response: &mut Response<B>, sent: std::time::Instant) {
+    let millis = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
+    response
+        .headers_mut()
+        .insert(X_ENVOY_UPSTREAM_SERVICE_TIME, HeaderValue::from(millis));
+}
+
+/// The response header through which the router reports the upstream's time.
+pub const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
+    HeaderName::from_static("x-envoy-upstream-service-time");

@@ -24,6 +24,9 @@
 //! - [`zipkin`]: export through `opentelemetry-zipkin` (Zipkin v2 JSON to `/api/v2/spans`);
 //!   with feature `otlp`, `otlp`: OTLP/HTTP (protobuf to `/v1/traces`) through
 //!   `opentelemetry-otlp`; both over [`collector_client::CollectorClient`].
+//! - [`access_log`]: [`AccessLog`](access_log::AccessLog) — Istio's default access log, text
+//!   or JSON, one line per request, buffered on the request path and written by a background
+//!   thread (full buffer: drop and count).
 //!
 //! ```
 //! use mesh_trace::{Propagation, Sampler, TraceContext, TraceLayer};
@@ -50,12 +53,14 @@
 //! # });
 //! ```
 
+pub mod access_log;
 pub mod collector_client;
 pub mod context;
 pub mod custom_tags;
 pub mod identity;
 pub mod ids;
 pub mod layer;
+pub mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 pub mod propagation;
@@ -64,6 +69,7 @@ pub mod request_id;
 pub mod sampling;
 pub mod span;
 pub mod span_layer;
+pub mod telemetry_layer;
 pub mod zipkin;
 
 pub use context::{Extracted, TraceContext, extract};

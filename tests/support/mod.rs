@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use mesh::demo::{CatalogServer, point_registry};
-use mesh::proxy::{RunningSidecar, Sidecar, SidecarOptions};
+use mesh::proxy::{RunningSidecar, Sidecar, SidecarOptions, sidecar::SidecarSettings};
 use mesh::route::config::Config;
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -22,16 +22,30 @@ pub fn ephemeral() -> SidecarOptions {
         outbound: any,
         inbound: any,
         admin: any,
+        prometheus: None,
+    }
+}
+
+/// Sidecar settings for tests: no access log on the test's standard output.
+pub fn quiet() -> SidecarSettings {
+    SidecarSettings {
+        disable_access_log: true,
+        ..SidecarSettings::default()
     }
 }
 
 /// Starts a sidecar configured by `yaml`.
 pub async fn sidecar(yaml: &str) -> RunningSidecar {
+    sidecar_with(yaml, quiet()).await
+}
+
+/// Starts a sidecar configured by `yaml`, with `settings`.
+pub async fn sidecar_with(yaml: &str, settings: SidecarSettings) -> RunningSidecar {
     let config = match Config::from_yaml_str(yaml) {
         Ok(loaded) => loaded.config,
         Err(problems) => panic!("test config invalid: {problems:#?}"),
     };
-    Sidecar::new(config)
+    Sidecar::with_settings(config, settings)
         .unwrap()
         .start(&ephemeral())
         .await
@@ -52,6 +66,11 @@ impl Catalog {
     }
 
     pub async fn with_routes(routes_yaml: &str) -> Self {
+        Self::with_routes_and_settings(routes_yaml, quiet()).await
+    }
+
+    /// Catalog v1 and v2 behind a sidecar with `settings` (e.g. a debugging metrics recorder).
+    pub async fn with_routes_and_settings(routes_yaml: &str, settings: SidecarSettings) -> Self {
         let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -60,13 +79,52 @@ impl Catalog {
             .unwrap();
         let registry = std::fs::read_to_string(example("catalog/00-registry.yaml")).unwrap();
         let registry = point_registry(&registry, v1.addr().port(), v2.addr().port());
-        let sidecar = sidecar(&format!("{registry}\n---\n{routes_yaml}")).await;
+        let sidecar = sidecar_with(&format!("{registry}\n---\n{routes_yaml}"), settings).await;
         Catalog { v1, v2, sidecar }
     }
 
     pub fn proxy(&self) -> SocketAddr {
         self.sidecar.addr("outbound").unwrap()
     }
+}
+
+/// Routes `catalog` to a subset (`version-v3`) that selects no endpoint: 503 UH.
+pub const NO_ENDPOINT_ROUTES: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: catalog-v3, namespace: istioinaction}
+spec:
+  host: catalog
+  subsets:
+  - name: version-v3
+    labels: {version: v3}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: catalog, namespace: istioinaction}
+spec:
+  hosts: [catalog]
+  http:
+  - route:
+    - destination: {host: catalog, subset: version-v3}
+"#;
+
+/// A VirtualService sending `catalog` to subset `version-v1`, with `policy` (YAML lines of the
+/// HTTP route, indented four spaces).
+pub fn v1_routes(policy: &str) -> String {
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: catalog, namespace: istioinaction}}
+spec:
+  hosts: [catalog]
+  http:
+  - route:
+    - destination: {{host: catalog, subset: version-v1}}
+{policy}
+"#
+    )
 }
 
 /// The text of admin endpoint `path` (e.g. `/clusters`) of `sidecar`.
@@ -76,3 +134,4 @@ pub async fn admin_text(sidecar: &RunningSidecar, path: &str) -> String {
         .unwrap();
     admin.get(path, &[("host", "admin")]).await.unwrap().text()
 }
+pub mod prometheus;

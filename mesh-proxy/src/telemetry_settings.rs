@@ -1,0 +1,122 @@
+//! [`TelemetrySettings`]: what the sidecar reports, from its configuration — where each side's
+//! access log goes and in which encoding, and the proxy's own workload for the metrics.
+//!
+//! Access logging follows the mesh config's `accessLogFile` (empty: off) and
+//! `accessLogEncoding` (`TEXT` or `JSON`), and per side (outbound `CLIENT`, inbound `SERVER`)
+//! a mesh-wide Telemetry's `accessLogging` entry: `disabled: true` turns that side off,
+//! `disabled: false` turns it on (to `/dev/stdout` when no file is set). Unlike Istio, whose
+//! default is no access log, an unset `accessLogFile` logs to `/dev/stdout`: the sidecar with
+//! no configuration is an observing proxy (DESIGN.md §3).
+
+use mesh_route::config::{AccessLogEncoding, Config, WorkloadMode};
+use mesh_trace::access_log::Encoding;
+
+/// Where the access log goes when the mesh config names no file.
+pub const DEFAULT_ACCESS_LOG_FILE: &str = "/dev/stdout";
+
+/// One side's access log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessLogSettings {
+    /// The file (`/dev/stdout`, `/dev/stderr` or a path).
+    pub path: String,
+    /// Text or JSON.
+    pub encoding: Encoding,
+}
+
+/// The sidecar's telemetry settings per side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TelemetrySettings {
+    /// Outbound (client-side) access log.
+    pub client_access_log: Option<AccessLogSettings>,
+    /// Inbound (server-side) access log.
+    pub server_access_log: Option<AccessLogSettings>,
+}
+
+impl TelemetrySettings {
+    /// The settings `config` asks for.
+    ///
+    /// ```
+    /// use mesh_proxy::telemetry_settings::TelemetrySettings;
+    /// use mesh_route::config::Config;
+    /// let settings = TelemetrySettings::from_config(&Config::default());
+    /// assert_eq!(settings.client_access_log.unwrap().path, "/dev/stdout");
+    /// ```
+    pub fn from_config(config: &Config) -> Self {
+        TelemetrySettings {
+            client_access_log: access_log_for(config, WorkloadMode::Client),
+            server_access_log: access_log_for(config, WorkloadMode::Server),
+        }
+    }
+}
+
+fn access_log_for(config: &Config, side: WorkloadMode) -> Option<AccessLogSettings> {
+    let telemetry = config
+        .mesh_access_logging_for(side)
+        .and_then(|entry| entry.disabled);
+    let path = match (config.mesh.access_log_file.as_deref(), telemetry) {
+        (_, Some(true)) => return None,
+        (Some(""), Some(false)) | (None, _) => DEFAULT_ACCESS_LOG_FILE,
+        (Some(""), None) => return None,
+        (Some(path), _) => path,
+    };
+    Some(AccessLogSettings {
+        path: path.to_owned(),
+        encoding: match config.mesh.access_log_encoding.unwrap_or_default() {
+            AccessLogEncoding::Text => Encoding::Text,
+            AccessLogEncoding::Json => Encoding::Json,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> Config {
+        Config::from_yaml_str(yaml)
+            .unwrap_or_else(|d| panic!("{d:#?}"))
+            .config
+    }
+
+    const MESH: &str = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\n";
+
+    #[test]
+    fn mesh_config_sets_file_and_encoding() {
+        let config = load(&format!(
+            "{MESH}spec: {{accessLogFile: /tmp/access.log, accessLogEncoding: JSON}}\n"
+        ));
+        let expected = Some(AccessLogSettings {
+            path: "/tmp/access.log".into(),
+            encoding: Encoding::Json,
+        });
+        let settings = TelemetrySettings::from_config(&config);
+        assert_eq!(settings.client_access_log, expected);
+        assert_eq!(settings.server_access_log, expected);
+        let off = load(&format!("{MESH}spec: {{accessLogFile: \"\"}}\n"));
+        assert_eq!(TelemetrySettings::from_config(&off).client_access_log, None);
+    }
+
+    #[test]
+    fn telemetry_turns_one_side_off_or_on() {
+        let config = load(&format!(
+            "{MESH}spec: {{accessLogFile: \"\"}}\n---\n\
+             apiVersion: telemetry.istio.io/v1\nkind: Telemetry\n\
+             metadata: {{name: mesh-default, namespace: istio-system}}\n\
+             spec:\n  accessLogging:\n  - match: {{mode: SERVER}}\n    disabled: false\n"
+        ));
+        let settings = TelemetrySettings::from_config(&config);
+        assert_eq!(settings.client_access_log, None);
+        assert_eq!(
+            settings.server_access_log.map(|s| s.path).as_deref(),
+            Some(DEFAULT_ACCESS_LOG_FILE)
+        );
+        let client_off = load(
+            "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\n\
+             metadata: {name: mesh-default, namespace: istio-system}\n\
+             spec:\n  accessLogging:\n  - match: {mode: CLIENT}\n    disabled: true\n",
+        );
+        let settings = TelemetrySettings::from_config(&client_off);
+        assert_eq!(settings.client_access_log, None);
+        assert!(settings.server_access_log.is_some());
+    }
+}

@@ -1,0 +1,374 @@
+//! [`IstioMetrics`]: records finished requests as Istio's standard metrics, with a cache of
+//! metric handles so the request path does one lookup and four atomic updates.
+
+use super::{
+    REQUEST_BYTES, REQUEST_DURATION, REQUESTS_TOTAL, RESPONSE_BYTES,
+    labels::{Reporter, RequestProtocol, SeriesLabels},
+};
+use mesh_core::{ResponseFlags, fnv::FnvBuildHasher, workload::Workload};
+use metrics::{Counter, Histogram, Key, Level, Metadata, Recorder, Unit};
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+    hash::{Hash, Hasher},
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::Duration,
+};
+
+/// Where metric handles are registered.
+#[derive(Clone)]
+pub enum MetricsRecorder {
+    /// The process's global recorder (`metrics::set_global_recorder`), as the `metrics` macros
+    /// use.
+    Global,
+    /// A recorder of one's own (a Prometheus recorder per proxy, a debugging recorder in tests).
+    Owned(Arc<dyn Recorder + Send + Sync>),
+}
+
+impl fmt::Debug for MetricsRecorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MetricsRecorder::Global => "Global",
+            MetricsRecorder::Owned(_) => "Owned",
+        })
+    }
+}
+
+impl MetricsRecorder {
+    fn with<T>(&self, f: impl FnOnce(&dyn Recorder) -> T) -> T {
+        match self {
+            MetricsRecorder::Global => metrics::with_recorder(f),
+            MetricsRecorder::Owned(recorder) => f(recorder.as_ref()),
+        }
+    }
+}
+
+/// One finished request, as the standard metrics see it.
+#[derive(Clone, Debug)]
+pub struct RequestOutcome<'a> {
+    /// `destination_service`: the service host (`catalog.shop.svc.cluster.local`), else the
+    /// request's host.
+    pub destination_service: &'a str,
+    /// Whether the request went to `PassthroughCluster` (a host the registry does not know).
+    pub passthrough: bool,
+    /// The workload at the other end: the upstream's on the source side, the caller's on the
+    /// destination side; `None` when not known (its labels are then `unknown`).
+    pub peer: Option<&'a Arc<Workload>>,
+    /// `response_code` (0: no response was sent).
+    pub status: u16,
+    /// `response_flags`.
+    pub flags: ResponseFlags,
+    /// `grpc_response_status` of a gRPC request (from `grpc-status`, else from the HTTP status).
+    pub grpc_status: Option<u16>,
+    /// `request_protocol`.
+    pub protocol: RequestProtocol,
+    /// From arrival to the last byte of the response.
+    pub duration: Duration,
+    /// Request size in bytes (headers and body).
+    pub request_bytes: u64,
+    /// Response size in bytes (headers and body).
+    pub response_bytes: u64,
+}
+
+/// The handles of one series (one combination of label values).
+struct Series {
+    requests: Counter,
+    duration: Histogram,
+    request_bytes: Histogram,
+    response_bytes: Histogram,
+    /// Keeps the peer alive, so its address (part of the key) is not reused while cached.
+    _peer: Option<Arc<Workload>>,
+}
+
+/// What a series depends on besides its destination service. The peer is known by address:
+/// peers are shared `Arc`s, built once per endpoint.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct OutcomeKey {
+    peer: usize,
+    status: u16,
+    flags: u32,
+    grpc_status: Option<u16>,
+    protocol: RequestProtocol,
+    passthrough: bool,
+}
+
+/// The cached series whose (destination service, outcome) hash to one value: almost always
+/// one.
+type Bucket = Vec<(Box<str>, OutcomeKey, Series)>;
+
+/// Records requests as Istio's standard metrics; see the [module docs](super).
+///
+/// ```
+/// use mesh_core::{ResponseFlags, workload::Workload};
+/// use mesh_trace::metrics::{IstioMetrics, MetricsRecorder, Reporter, RequestOutcome, RequestProtocol};
+/// use metrics_util::debugging::DebuggingRecorder;
+/// use std::{sync::Arc, time::Duration};
+///
+/// let recorder = DebuggingRecorder::new();
+/// let snapshotter = recorder.snapshotter();
+/// let local = Workload::from_labels("web", "shop", &Default::default());
+/// let metrics = IstioMetrics::new(MetricsRecorder::Owned(Arc::new(recorder)), Reporter::Source, local);
+/// metrics.record(&RequestOutcome {
+///     destination_service: "catalog.shop.svc.cluster.local",
+///     passthrough: false,
+///     peer: None,
+///     status: 200,
+///     flags: ResponseFlags::default(),
+///     grpc_status: None,
+///     protocol: RequestProtocol::Http,
+///     duration: Duration::from_millis(3),
+///     request_bytes: 120,
+///     response_bytes: 480,
+/// });
+/// let snapshot = snapshotter.snapshot().into_vec();
+/// let total = snapshot.iter().find(|(key, ..)| key.key().name() == "istio_requests_total").unwrap();
+/// assert!(total.0.key().labels().any(|l| l.key() == "destination_service_name" && l.value() == "catalog"));
+/// ```
+pub struct IstioMetrics {
+    recorder: MetricsRecorder,
+    reporter: Reporter,
+    local: Arc<Workload>,
+    unknown: Workload,
+    /// Series by the hash of their destination service and outcome: one lookup per request,
+    /// without building a key.
+    series: RwLock<HashMap<u64, Bucket, FnvBuildHasher>>,
+    /// The destination services that have series (to cap them at [`MAX_SERVICES`]).
+    services: Mutex<HashSet<Box<str>, FnvBuildHasher>>,
+    max_services: usize,
+}
+
+impl fmt::Debug for IstioMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IstioMetrics")
+            .field("recorder", &self.recorder)
+            .field("reporter", &self.reporter)
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many distinct destination services get series of their own; past this (pass-through
+/// traffic to many hosts), requests are recorded under `destination_service="unknown"`, so
+/// that no caller can grow the metrics without bound.
+pub const MAX_SERVICES: usize = 4096;
+
+impl IstioMetrics {
+    /// Metrics reported by `reporter` for a proxy of workload `local`, registered in
+    /// `recorder`.
+    pub fn new(recorder: MetricsRecorder, reporter: Reporter, local: Workload) -> Self {
+        recorder.with(|r| {
+            r.describe_counter(
+                REQUESTS_TOTAL.into(),
+                None,
+                "Requests, by source, destination and outcome.".into(),
+            );
+            r.describe_histogram(
+                REQUEST_DURATION.into(),
+                Some(Unit::Milliseconds),
+                "Request duration, from arrival to the last response byte.".into(),
+            );
+            r.describe_histogram(
+                REQUEST_BYTES.into(),
+                Some(Unit::Bytes),
+                "Request size, headers and body.".into(),
+            );
+            r.describe_histogram(
+                RESPONSE_BYTES.into(),
+                Some(Unit::Bytes),
+                "Response size, headers and body.".into(),
+            );
+        });
+        IstioMetrics {
+            recorder,
+            reporter,
+            local: Arc::new(local),
+            unknown: Workload::default(),
+            series: RwLock::default(),
+            services: Mutex::default(),
+            max_services: MAX_SERVICES,
+        }
+    }
+
+    /// Who reports.
+    pub fn reporter(&self) -> Reporter {
+        self.reporter
+    }
+
+    /// The proxy's own workload.
+    pub fn local(&self) -> &Arc<Workload> {
+        &self.local
+    }
+
+    /// Records one finished request.
+    pub fn record(&self, outcome: &RequestOutcome<'_>) {
+        let key = OutcomeKey {
+            peer: outcome.peer.map_or(0, |p| Arc::as_ptr(p) as usize),
+            status: outcome.status,
+            flags: outcome.flags.bits(),
+            grpc_status: outcome.grpc_status,
+            protocol: outcome.protocol,
+            passthrough: outcome.passthrough,
+        };
+        if self.record_cached(outcome.destination_service, &key, outcome) {
+            return;
+        }
+        // First of its kind: register its handles (the only path that allocates). Past the
+        // cap on services, it is recorded (and cached) as the `unknown` service's.
+        let service = self.admit(outcome.destination_service);
+        if service != outcome.destination_service && self.record_cached(service, &key, outcome) {
+            return;
+        }
+        let hash = series_hash(service, &key);
+        let series = self.register(outcome, service);
+        series.record(outcome);
+        let mut all = self.series.write().unwrap_or_else(PoisonError::into_inner);
+        let bucket = all.entry(hash).or_default();
+        if !bucket.iter().any(|(s, k, _)| **s == *service && *k == key) {
+            bucket.push((service.into(), key, series));
+        }
+    }
+
+    /// Records `outcome` in the cached series of (`service`, `key`), if there is one.
+    fn record_cached(&self, service: &str, key: &OutcomeKey, outcome: &RequestOutcome<'_>) -> bool {
+        let series = self.series.read().unwrap_or_else(PoisonError::into_inner);
+        let found = series
+            .get(&series_hash(service, key))
+            .and_then(|bucket| bucket.iter().find(|(s, k, _)| **s == *service && k == key));
+        if let Some((_, _, series)) = found {
+            series.record(outcome);
+        }
+        found.is_some()
+    }
+
+    /// The `destination_service` label a new series for `service` gets: its own, or `unknown`
+    /// once [`MAX_SERVICES`] services have series.
+    fn admit<'a>(&self, service: &'a str) -> &'a str {
+        let mut services = self.services.lock().unwrap_or_else(PoisonError::into_inner);
+        if services.contains(service) {
+            return service;
+        }
+        if services.len() >= self.max_services {
+            return mesh_core::workload::UNKNOWN;
+        }
+        services.insert(service.into());
+        service
+    }
+
+    fn register(&self, outcome: &RequestOutcome<'_>, destination_service: &str) -> Series {
+        let peer = outcome.peer.map_or(&self.unknown, |p| p.as_ref());
+        let (source, destination) = match self.reporter {
+            Reporter::Source => (self.local.as_ref(), peer),
+            Reporter::Destination => (peer, self.local.as_ref()),
+        };
+        let labels = SeriesLabels {
+            reporter: self.reporter,
+            source,
+            destination,
+            destination_service,
+            passthrough: outcome.passthrough,
+            protocol: outcome.protocol,
+            flags: outcome.flags,
+            status: outcome.status,
+            grpc_status: outcome.grpc_status,
+        }
+        .to_labels();
+        let metadata = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+        self.recorder.with(|r| {
+            let key = |name: &'static str| Key::from_parts(name, labels.clone());
+            Series {
+                requests: r.register_counter(&key(REQUESTS_TOTAL), &metadata),
+                duration: r.register_histogram(&key(REQUEST_DURATION), &metadata),
+                request_bytes: r.register_histogram(&key(REQUEST_BYTES), &metadata),
+                response_bytes: r.register_histogram(&key(RESPONSE_BYTES), &metadata),
+                _peer: outcome.peer.cloned(),
+            }
+        })
+    }
+}
+
+/// The cache key of a series, hashed in one pass.
+fn series_hash(service: &str, key: &OutcomeKey) -> u64 {
+    let mut hasher = mesh_core::fnv::FnvHasher::default();
+    hasher.write(service.as_bytes());
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl Series {
+    fn record(&self, outcome: &RequestOutcome<'_>) {
+        self.requests.increment(1);
+        self.duration
+            .record(outcome.duration.as_secs_f64() * 1000.0);
+        self.request_bytes.record(outcome.request_bytes as f64);
+        self.response_bytes.record(outcome.response_bytes as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    fn outcome(service: &str) -> RequestOutcome<'_> {
+        RequestOutcome {
+            destination_service: service,
+            passthrough: true,
+            peer: None,
+            status: 200,
+            flags: ResponseFlags::default(),
+            grpc_status: None,
+            protocol: RequestProtocol::Http,
+            duration: Duration::from_millis(1),
+            request_bytes: 1,
+            response_bytes: 1,
+        }
+    }
+
+    #[test]
+    fn services_past_the_cap_share_the_unknown_series() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let mut metrics = IstioMetrics::new(
+            MetricsRecorder::Owned(Arc::new(recorder)),
+            Reporter::Source,
+            Workload::default(),
+        );
+        metrics.max_services = 2;
+        for host in ["a", "b", "c", "d", "a", "c"] {
+            metrics.record(&outcome(host));
+        }
+        let counts: HashMap<String, u64> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == REQUESTS_TOTAL)
+            .map(|(key, _, _, value)| {
+                let service = key
+                    .key()
+                    .labels()
+                    .find(|l| l.key() == "destination_service")
+                    .unwrap()
+                    .value()
+                    .to_owned();
+                let DebugValue::Counter(n) = value else {
+                    panic!("counter")
+                };
+                (service, n)
+            })
+            .collect();
+        let expected: HashMap<String, u64> =
+            [("a".into(), 2), ("b".into(), 1), ("unknown".into(), 3)].into();
+        assert_eq!(counts, expected);
+        let cached = metrics
+            .series
+            .read()
+            .unwrap()
+            .values()
+            .map(Vec::len)
+            .sum::<usize>();
+        assert_eq!(
+            cached, 3,
+            "overflowing services are cached as `unknown` once"
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! The label set of Istio's standard metrics, in the order Istio produces it, and the rules for
+//! its values (mesh-semantics §6.2).
+
+use mesh_core::{ResponseFlags, workload::Workload};
+use metrics::Label;
+
+/// Which proxy reports a request: the client's (`source`) or the server's (`destination`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reporter {
+    /// The client side: an outbound sidecar or a gateway.
+    Source,
+    /// The server side: an inbound sidecar.
+    Destination,
+}
+
+impl Reporter {
+    /// The `reporter` label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reporter::Source => "source",
+            Reporter::Destination => "destination",
+        }
+    }
+}
+
+/// The `request_protocol` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RequestProtocol {
+    /// Plain HTTP.
+    Http,
+    /// gRPC (`content-type: application/grpc…`).
+    Grpc,
+}
+
+impl RequestProtocol {
+    /// The protocol of a request with these headers.
+    pub fn of(headers: &http::HeaderMap) -> Self {
+        match headers.get(http::header::CONTENT_TYPE) {
+            Some(value) if value.as_bytes().starts_with(b"application/grpc") => {
+                RequestProtocol::Grpc
+            }
+            _ => RequestProtocol::Http,
+        }
+    }
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RequestProtocol::Http => "http",
+            RequestProtocol::Grpc => "grpc",
+        }
+    }
+}
+
+/// Everything the labels of one series depend on.
+pub(crate) struct SeriesLabels<'a> {
+    pub reporter: Reporter,
+    pub source: &'a Workload,
+    pub destination: &'a Workload,
+    pub destination_service: &'a str,
+    /// `PassthroughCluster` traffic: the service name is the cluster's.
+    pub passthrough: bool,
+    pub protocol: RequestProtocol,
+    pub flags: ResponseFlags,
+    pub status: u16,
+    pub grpc_status: Option<u16>,
+}
+
+/// The `destination_service_name` of pass-through traffic, as Istio reports it.
+pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
+
+impl SeriesLabels<'_> {
+    /// The labels, in Istio's order.
+    pub(crate) fn to_labels(&self) -> Vec<Label> {
+        let (service_name, service_namespace) = service_parts(self.destination_service);
+        let service_name = if self.passthrough {
+            PASSTHROUGH_CLUSTER.to_owned()
+        } else {
+            service_name
+        };
+        let security = match self.reporter {
+            Reporter::Source => "unknown",
+            Reporter::Destination => "none",
+        };
+        let (src, dst) = (self.source, self.destination);
+        let pairs: [(&'static str, String); 25] = [
+            ("reporter", self.reporter.as_str().into()),
+            ("source_workload", src.name.clone()),
+            ("source_workload_namespace", src.namespace.clone()),
+            ("source_principal", src.principal.clone()),
+            ("source_app", src.app.clone()),
+            ("source_version", src.version.clone()),
+            ("source_canonical_service", src.canonical_service.clone()),
+            ("source_canonical_revision", src.canonical_revision.clone()),
+            ("source_cluster", src.cluster.clone()),
+            ("destination_workload", dst.name.clone()),
+            ("destination_workload_namespace", dst.namespace.clone()),
+            ("destination_principal", dst.principal.clone()),
+            ("destination_app", dst.app.clone()),
+            ("destination_version", dst.version.clone()),
+            ("destination_service", self.destination_service.into()),
+            ("destination_service_name", service_name),
+            ("destination_service_namespace", service_namespace),
+            (
+                "destination_canonical_service",
+                dst.canonical_service.clone(),
+            ),
+            (
+                "destination_canonical_revision",
+                dst.canonical_revision.clone(),
+            ),
+            ("destination_cluster", dst.cluster.clone()),
+            ("request_protocol", self.protocol.as_str().into()),
+            ("response_flags", self.flags.to_string()),
+            ("connection_security_policy", security.into()),
+            ("response_code", self.status.to_string()),
+            (
+                "grpc_response_status",
+                match (self.protocol, self.grpc_status) {
+                    (RequestProtocol::Grpc, Some(code)) => code.to_string(),
+                    _ => String::new(),
+                },
+            ),
+        ];
+        pairs
+            .into_iter()
+            .map(|(key, value)| Label::new(key, value))
+            .collect()
+    }
+}
+
+/// `destination_service_name` and `destination_service_namespace` of a service host:
+/// `NAME.NAMESPACE.svc…` splits, anything else is its own name in an `unknown` namespace.
+fn service_parts(host: &str) -> (String, String) {
+    let mut parts = host.splitn(3, '.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(name), Some(namespace), Some(rest)) if rest == "svc" || rest.starts_with("svc.") => {
+            (name.to_owned(), namespace.to_owned())
+        }
+        _ => (host.to_owned(), mesh_core::workload::UNKNOWN.to_owned()),
+    }
+}
+
+/// The gRPC status Envoy reports for a gRPC response without one, from its HTTP status
+/// (gRPC's "HTTP to gRPC status code mapping").
+pub(crate) fn grpc_status_of_http(status: u16) -> Option<u16> {
+    Some(match status {
+        200 => return None,
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_split_kubernetes_hosts_only() {
+        assert_eq!(
+            service_parts("catalog.shop.svc.cluster.local"),
+            ("catalog".into(), "shop".into())
+        );
+        assert_eq!(
+            service_parts("catalog.shop.svc"),
+            ("catalog".into(), "shop".into())
+        );
+        assert_eq!(
+            service_parts("api.example.com"),
+            ("api.example.com".into(), "unknown".into())
+        );
+        assert_eq!(
+            service_parts("catalog"),
+            ("catalog".into(), "unknown".into())
+        );
+    }
+
+    #[test]
+    fn labels_follow_istio_order_and_defaults() {
+        let local = Workload::from_labels("web", "shop", &Default::default());
+        let unknown = Workload::default();
+        let labels = SeriesLabels {
+            reporter: Reporter::Source,
+            source: &local,
+            destination: &unknown,
+            destination_service: "catalog.shop.svc.cluster.local",
+            passthrough: false,
+            protocol: RequestProtocol::Http,
+            flags: ResponseFlags::default(),
+            status: 200,
+            grpc_status: Some(0),
+        }
+        .to_labels();
+        let keys: Vec<&str> = labels.iter().map(|l| l.key()).collect();
+        assert_eq!(keys.len(), 25);
+        assert_eq!(keys[0], "reporter");
+        assert_eq!(keys[24], "grpc_response_status");
+        let get = |k: &str| {
+            labels
+                .iter()
+                .find(|l| l.key() == k)
+                .unwrap()
+                .value()
+                .to_owned()
+        };
+        assert_eq!(get("destination_canonical_revision"), "latest");
+        assert_eq!(get("destination_workload"), "unknown");
+        assert_eq!(get("response_flags"), "-");
+        assert_eq!(get("connection_security_policy"), "unknown");
+        assert_eq!(get("grpc_response_status"), "", "empty for plain HTTP");
+        assert_eq!(get("destination_service_name"), "catalog");
+    }
+
+    #[test]
+    fn grpc_status_from_http_status() {
+        assert_eq!(grpc_status_of_http(200), None);
+        assert_eq!(grpc_status_of_http(503), Some(14));
+        assert_eq!(grpc_status_of_http(404), Some(12));
+        assert_eq!(grpc_status_of_http(500), Some(2));
+    }
+}

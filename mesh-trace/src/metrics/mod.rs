@@ -1,0 +1,32 @@
+//! Istio's standard metrics — `istio_requests_total`, `istio_request_duration_milliseconds`,
+//! `istio_request_bytes`, `istio_response_bytes` — through the [`metrics`] facade, with Istio's
+//! exact label set and value rules (mesh-semantics §6), so that Grafana dashboards, Kiali and
+//! Flagger queries written for Istio work unchanged.
+//!
+//! [`IstioMetrics`] turns one finished request (a [`RequestOutcome`]) into one counter
+//! increment and three histogram samples. Label values are built once per distinct
+//! destination service and outcome (peer, status, flags, gRPC status, protocol) and their
+//! handles cached, so the request path neither allocates nor hashes label strings.
+
+mod istio;
+mod labels;
+
+pub use istio::{IstioMetrics, MetricsRecorder, RequestOutcome};
+pub(crate) use labels::grpc_status_of_http;
+pub use labels::{PASSTHROUGH_CLUSTER, Reporter, RequestProtocol};
+
+/// `istio_requests_total`: one per HTTP or gRPC request.
+pub const REQUESTS_TOTAL: &str = "istio_requests_total";
+/// `istio_request_duration_milliseconds`: time from request arrival to its completion.
+pub const REQUEST_DURATION: &str = "istio_request_duration_milliseconds";
+/// `istio_request_bytes`: request size (headers and body).
+pub const REQUEST_BYTES: &str = "istio_request_bytes";
+/// `istio_response_bytes`: response size (headers and body).
+pub const RESPONSE_BYTES: &str = "istio_response_bytes";
+
+/// The bucket boundaries of every `istio_*` histogram (Envoy's defaults; Prometheus adds
+/// `+Inf`).
+pub const ISTIO_BUCKETS: [f64; 19] = [
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+];

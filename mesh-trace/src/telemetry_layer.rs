@@ -1,0 +1,523 @@
+//! [`TelemetryLayer`]: reports every request — as Istio's standard metrics and as an access-log
+//! line — once its response has been sent in full.
+//!
+//! On the way in it notes the arrival time and the request's facts (cheap clones of the
+//! request's own header buffers, one allocation per request); on the way out it reads what the
+//! layers inside decided from the response extensions ([`Routed`], [`UpstreamCluster`],
+//! [`UpstreamHost`], [`UpstreamWorkload`], [`ResponseFlags`]) — or from a [`RoutedError`] and
+//! the local reply an error becomes — and wraps the response body to count its bytes. When
+//! the body ends (or is dropped: flag `DC`), it records the metrics and hands the entry to the
+//! [`AccessLog`], whose writer formats it off the request path. A request whose client goes away
+//! before the response is reported with status `0` and `DC`, as Envoy does.
+//!
+//! Sizes are the header bytes (names, values and separators as HTTP/1.1 would send them) plus
+//! the body bytes. A request body is counted by its exact size hint (its `content-length`);
+//! a chunked request body counts as the least its size hint promises, since counting it would
+//! mean replacing the body type the inner service expects.
+
+use crate::{
+    access_log::{AccessLog, AccessLogEntry},
+    metrics::{IstioMetrics, PASSTHROUGH_CLUSTER, RequestOutcome, RequestProtocol},
+};
+use bytes::Buf;
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, Version, header,
+    uri::Authority,
+};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use mesh_core::{
+    BoxError, DownstreamAddr, ResponseFlag, ResponseFlags, Routed, RoutedError, UpstreamCluster,
+    UpstreamHost, UpstreamWorkload, local_reply::error_to_response, workload::Workload,
+};
+use pin_project::{pin_project, pinned_drop};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::{Instant, SystemTime},
+};
+use tower::{Layer, Service};
+
+const X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
+    HeaderName::from_static("x-envoy-upstream-service-time");
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
+/// Reports requests as metrics and access-log lines; see the [module docs](self).
+///
+/// ```
+/// use mesh_core::workload::Workload;
+/// use mesh_trace::{metrics::{IstioMetrics, MetricsRecorder, Reporter}, telemetry_layer::TelemetryLayer};
+/// use metrics_util::debugging::DebuggingRecorder;
+/// use http_body_util::{BodyExt, Empty, Full};
+/// use std::sync::Arc;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let recorder = DebuggingRecorder::new();
+/// let snapshotter = recorder.snapshotter();
+/// let metrics = IstioMetrics::new(MetricsRecorder::Owned(Arc::new(recorder)), Reporter::Source, Workload::default());
+/// let svc = TelemetryLayer::new().metrics(metrics).layer(service_fn(|_req: http::Request<Empty<bytes::Bytes>>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(bytes::Bytes::from("hello"))))
+/// }));
+/// let request = http::Request::get("http://catalog/").body(Empty::new()).unwrap();
+/// let response = svc.oneshot(request).await.unwrap();
+/// response.into_body().collect().await.unwrap(); // recorded when the body ends
+/// let snapshot = snapshotter.snapshot().into_vec();
+/// assert!(snapshot.iter().any(|(key, ..)| key.key().name() == "istio_requests_total"));
+/// # });
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct TelemetryLayer {
+    shared: Shared,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Shared {
+    metrics: Option<Arc<IstioMetrics>>,
+    access_log: Option<AccessLog>,
+}
+
+impl TelemetryLayer {
+    /// A layer that reports nothing yet; add [`metrics`](Self::metrics) and/or an
+    /// [`access_log`](Self::access_log).
+    pub fn new() -> Self {
+        TelemetryLayer::default()
+    }
+
+    /// Records Istio's standard metrics with `metrics`.
+    pub fn metrics(mut self, metrics: impl Into<Arc<IstioMetrics>>) -> Self {
+        self.shared.metrics = Some(metrics.into());
+        self
+    }
+
+    /// Writes an access-log line per request to `log`.
+    pub fn access_log(mut self, log: AccessLog) -> Self {
+        self.shared.access_log = Some(log);
+        self
+    }
+
+    /// Whether the layer reports anything.
+    pub fn is_enabled(&self) -> bool {
+        self.shared.metrics.is_some() || self.shared.access_log.is_some()
+    }
+}
+
+impl<S> Layer<S> for TelemetryLayer {
+    type Service = Telemetry<S>;
+
+    fn layer(&self, inner: S) -> Telemetry<S> {
+        Telemetry {
+            inner,
+            shared: self.is_enabled().then(|| Arc::new(self.shared.clone())),
+        }
+    }
+}
+
+/// The service [`TelemetryLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct Telemetry<S> {
+    inner: S,
+    shared: Option<Arc<Shared>>,
+}
+
+impl<S, B, RB> Service<Request<B>> for Telemetry<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    B: HttpBody,
+    RB: HttpBody,
+{
+    type Response = Response<TelemetryBody<RB>>;
+    type Error = BoxError;
+    type Future = TelemetryFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let recording = self
+            .shared
+            .as_ref()
+            .map(|shared| Box::new(Recording::start(shared, &request)));
+        TelemetryFuture {
+            future: self.inner.call(request),
+            recording,
+        }
+    }
+}
+
+/// What the access log wants of the request, captured only when there is one.
+#[derive(Debug)]
+struct RequestFacts {
+    start_time: SystemTime,
+    method: Method,
+    uri: Uri,
+    host: Option<HeaderValue>,
+    original_path: Option<HeaderValue>,
+    version: Version,
+    x_forwarded_for: Option<HeaderValue>,
+    user_agent: Option<HeaderValue>,
+    request_id: Option<HeaderValue>,
+    downstream: Option<DownstreamAddr>,
+}
+
+/// One request being reported: allocated once on arrival, completed by the response.
+#[derive(Debug)]
+struct Recording {
+    shared: Arc<Shared>,
+    started: Instant,
+    protocol: RequestProtocol,
+    request_bytes: u64,
+    /// Authority of the request (for `destination_service` when routing named none).
+    authority: Option<HeaderValue>,
+    facts: Option<RequestFacts>,
+    status: u16,
+    flags: ResponseFlags,
+    /// The destination service routing chose (`destination_service`).
+    service: Option<Arc<str>>,
+    /// The route's name (`%ROUTE_NAME%`), kept when there is an access log.
+    route_name: Option<Arc<str>>,
+    upstream_cluster: Option<Arc<str>>,
+    upstream_host: Option<Authority>,
+    peer: Option<Arc<Workload>>,
+    upstream_service_time: Option<HeaderValue>,
+    grpc_status: Option<u16>,
+    response_bytes: u64,
+}
+
+/// Bytes a header block takes on an HTTP/1.1 wire: `name: value\r\n` per header.
+fn header_bytes(headers: &HeaderMap) -> u64 {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str().len() + value.len() + 4) as u64)
+        .sum()
+}
+
+impl Recording {
+    fn start<B: HttpBody>(shared: &Arc<Shared>, request: &Request<B>) -> Self {
+        let headers = request.headers();
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or(1, |p| p.as_str().len());
+        let hint = request.body().size_hint();
+        let body = hint.exact().unwrap_or(hint.lower());
+        let request_bytes =
+            (request.method().as_str().len() + path + 12) as u64 + header_bytes(headers) + body;
+        let authority = match request.uri().authority() {
+            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+            None => headers.get(header::HOST).cloned(),
+        };
+        let facts = shared.access_log.as_ref().map(|_| RequestFacts {
+            start_time: SystemTime::now(),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            host: authority.clone(),
+            original_path: headers.get(X_ENVOY_ORIGINAL_PATH).cloned(),
+            version: request.version(),
+            x_forwarded_for: headers.get(X_FORWARDED_FOR).cloned(),
+            user_agent: headers.get(header::USER_AGENT).cloned(),
+            request_id: headers.get(crate::X_REQUEST_ID).cloned(),
+            downstream: request.extensions().get::<DownstreamAddr>().copied(),
+        });
+        Recording {
+            shared: shared.clone(),
+            started: Instant::now(),
+            protocol: RequestProtocol::of(headers),
+            request_bytes,
+            authority,
+            facts,
+            status: 0,
+            flags: ResponseFlags::default(),
+            service: None,
+            route_name: None,
+            upstream_cluster: None,
+            upstream_host: None,
+            peer: None,
+            upstream_service_time: None,
+            grpc_status: None,
+            response_bytes: 0,
+        }
+    }
+
+    /// Takes what the response says about how the request was handled.
+    fn response<RB>(&mut self, response: &Response<RB>) {
+        self.status = response.status().as_u16();
+        let extensions = response.extensions();
+        if let Some(flags) = extensions.get::<ResponseFlags>() {
+            self.flags = *flags;
+        }
+        self.routed(extensions.get::<Routed>());
+        self.upstream_cluster = extensions.get::<UpstreamCluster>().map(|c| c.0.clone());
+        self.upstream_host = extensions.get::<UpstreamHost>().map(|h| h.0.clone());
+        self.peer = extensions.get::<UpstreamWorkload>().map(|w| w.0.clone());
+        let headers = response.headers();
+        if self.facts.is_some() {
+            self.upstream_service_time = headers.get(X_ENVOY_UPSTREAM_SERVICE_TIME).cloned();
+        }
+        if self.protocol == RequestProtocol::Grpc {
+            self.grpc_status = grpc_status(headers);
+        }
+        self.response_bytes = 15 + header_bytes(headers);
+    }
+
+    /// Takes what routing decided.
+    fn routed(&mut self, routed: Option<&Routed>) {
+        if let Some(routed) = routed {
+            self.service = routed.destination.as_ref().map(|d| d.host.clone());
+            if self.facts.is_some() {
+                self.route_name = Some(routed.route.name.clone());
+            }
+        }
+    }
+
+    /// Takes the local reply an error becomes.
+    fn error(&mut self, error: &BoxError) {
+        let reply = error_to_response(error);
+        self.response(&reply);
+        self.routed(error.downcast_ref::<RoutedError>().map(RoutedError::routed));
+        let hint = HttpBody::size_hint(reply.body());
+        self.response_bytes += hint.exact().unwrap_or(hint.lower());
+    }
+
+    /// Reports a request its client went away from (flag `DC`).
+    fn abandon(mut self: Box<Self>) {
+        self.flags
+            .insert(ResponseFlag::DownstreamConnectionTermination);
+        self.finish();
+    }
+
+    /// Records the metrics and queues the access-log entry.
+    fn finish(mut self: Box<Self>) {
+        let duration = self.started.elapsed();
+        if self.protocol == RequestProtocol::Grpc && self.grpc_status.is_none() {
+            self.grpc_status = crate::metrics::grpc_status_of_http(self.status);
+        }
+        if let Some(metrics) = &self.shared.metrics {
+            let destination_service = match &self.service {
+                Some(service) => &**service,
+                None => self
+                    .authority
+                    .as_ref()
+                    .and_then(|a| a.to_str().ok())
+                    .map_or(mesh_core::workload::UNKNOWN, host_of),
+            };
+            metrics.record(&RequestOutcome {
+                destination_service,
+                passthrough: self.upstream_cluster.as_deref() == Some(PASSTHROUGH_CLUSTER),
+                peer: self.peer.as_ref(),
+                status: self.status,
+                flags: self.flags,
+                grpc_status: self.grpc_status,
+                protocol: self.protocol,
+                duration,
+                request_bytes: self.request_bytes,
+                response_bytes: self.response_bytes,
+            });
+        }
+        if let (Some(log), Some(facts)) = (&self.shared.access_log, self.facts.take()) {
+            log.log(AccessLogEntry {
+                start_time: facts.start_time,
+                method: facts.method,
+                uri: facts.uri,
+                host: facts.host,
+                original_path: facts.original_path,
+                protocol: facts.version,
+                response_code: self.status,
+                response_flags: self.flags,
+                response_code_details: code_details(self.status, self.flags),
+                bytes_received: self.request_bytes,
+                bytes_sent: self.response_bytes,
+                duration,
+                upstream_service_time: self.upstream_service_time.take(),
+                x_forwarded_for: facts.x_forwarded_for,
+                user_agent: facts.user_agent,
+                request_id: facts.request_id,
+                upstream_host: self.upstream_host.take(),
+                upstream_cluster: self.upstream_cluster.take(),
+                upstream_local_address: None,
+                downstream_local_address: facts.downstream.map(|d| d.local),
+                downstream_remote_address: facts.downstream.map(|d| d.remote),
+                requested_server_name: None,
+                route_name: self.route_name.take(),
+            });
+        }
+    }
+}
+
+/// The host of an authority (`catalog:8080` → `catalog`, `[::1]:80` → `[::1]`).
+fn host_of(authority: &str) -> &str {
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
+/// A `grpc-status` header or trailer.
+fn grpc_status(headers: &HeaderMap) -> Option<u16> {
+    headers.get(GRPC_STATUS)?.to_str().ok()?.parse().ok()
+}
+
+/// `%RESPONSE_CODE_DETAILS%`, as Envoy words the common cases.
+fn code_details(status: u16, flags: ResponseFlags) -> &'static str {
+    use ResponseFlag::*;
+    let details = [
+        (
+            DownstreamConnectionTermination,
+            "downstream_remote_disconnect",
+        ),
+        (FaultInjected, "fault_filter_abort"),
+        (NoRouteFound, "route_not_found"),
+        (
+            UpstreamOverflow,
+            "upstream_reset_before_response_started{overflow}",
+        ),
+        (NoHealthyUpstream, "no_healthy_upstream"),
+        (UpstreamRequestTimeout, "upstream_response_timeout"),
+        (
+            UpstreamConnectionFailure,
+            "upstream_reset_before_response_started{connection_failure}",
+        ),
+        (
+            UpstreamConnectionTermination,
+            "upstream_reset_before_response_started{connection_termination}",
+        ),
+        (
+            UpstreamRemoteReset,
+            "upstream_reset_before_response_started{remote_reset}",
+        ),
+    ];
+    match details.iter().find(|(flag, _)| flags.contains(*flag)) {
+        Some((_, text)) => text,
+        None if status == 0 => "-",
+        None => "via_upstream",
+    }
+}
+
+/// Future of [`Telemetry`]. Dropped before its response (the client went away), it still
+/// reports the request: status `0`, flag `DC`.
+#[pin_project(PinnedDrop)]
+pub struct TelemetryFuture<F> {
+    #[pin]
+    future: F,
+    recording: Option<Box<Recording>>,
+}
+
+impl<F, RB, E> Future for TelemetryFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+    E: Into<BoxError>,
+    RB: HttpBody,
+{
+    type Output = Result<Response<TelemetryBody<RB>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.future.poll(cx)).map_err(Into::into);
+        let mut recording = this.recording.take();
+        Poll::Ready(match result {
+            Ok(response) => {
+                if let Some(recording) = &mut recording {
+                    recording.response(&response);
+                }
+                let done = recording.is_some() && response.body().is_end_stream();
+                let mut response = response.map(|inner| TelemetryBody {
+                    inner,
+                    recording: None,
+                });
+                match (recording, done) {
+                    (Some(recording), true) => recording.finish(),
+                    (recording, _) => response.body_mut().recording = recording,
+                }
+                Ok(response)
+            }
+            Err(error) => {
+                if let Some(mut recording) = recording {
+                    recording.error(&error);
+                    recording.finish();
+                }
+                Err(error)
+            }
+        })
+    }
+}
+
+#[pinned_drop]
+impl<F> PinnedDrop for TelemetryFuture<F> {
+    fn drop(self: Pin<&mut Self>) {
+        if let Some(recording) = self.project().recording.take() {
+            recording.abandon();
+        }
+    }
+}
+
+/// A response body that counts its bytes and reports the request when it ends. Dropped before
+/// its end (the client went away), it reports flag `DC`.
+#[pin_project(PinnedDrop)]
+pub struct TelemetryBody<B> {
+    #[pin]
+    inner: B,
+    recording: Option<Box<Recording>>,
+}
+
+impl<B> HttpBody for TelemetryBody<B>
+where
+    B: HttpBody,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        if let Some(recording) = this.recording.as_mut() {
+            match &frame {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        recording.response_bytes += data.remaining() as u64;
+                    } else if let Some(trailers) = frame.trailers_ref() {
+                        recording.response_bytes += header_bytes(trailers);
+                        if recording.protocol == RequestProtocol::Grpc {
+                            recording.grpc_status = grpc_status(trailers).or(recording.grpc_status);
+                        }
+                    }
+                }
+                Some(Err(_)) => recording
+                    .flags
+                    .insert(ResponseFlag::UpstreamConnectionTermination),
+                None => {}
+            }
+        }
+        let ended = match &frame {
+            None | Some(Err(_)) => true,
+            Some(Ok(_)) => this.inner.is_end_stream(),
+        };
+        if ended && let Some(recording) = this.recording.take() {
+            recording.finish();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[pinned_drop]
+impl<B> PinnedDrop for TelemetryBody<B> {
+    fn drop(self: Pin<&mut Self>) {
+        if let Some(recording) = self.project().recording.take() {
+            recording.abandon();
+        }
+    }
+}

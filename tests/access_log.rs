@@ -1,0 +1,175 @@
+//! End-to-end access logging through the sidecar: `accessLogFile` and `accessLogEncoding` from
+//! the mesh config, one line per request written off the request path, parsed back for both
+//! encodings with the response flags, upstream cluster and route name Istio's format carries.
+
+mod support;
+
+use mesh::demo::Http1Client;
+use mesh::proxy::sidecar::SidecarSettings;
+use regex::Regex;
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+use support::Catalog;
+
+/// Routes `/items` to v1 (named route), aborts `/broken` with 503 FI; anything else matches no
+/// rule (404 NR).
+const ROUTES: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: catalog, namespace: istioinaction}
+spec:
+  hosts: [catalog]
+  http:
+  - name: items
+    match: [{uri: {prefix: /items}}]
+    route: [{destination: {host: catalog, subset: version-v1}}]
+  - name: broken
+    match: [{uri: {prefix: /broken}}]
+    fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
+    route: [{destination: {host: catalog, subset: version-v1}}]
+"#;
+
+/// A fresh, empty log file path (removed on drop).
+struct LogFile(PathBuf);
+
+impl LogFile {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("mesh-access-log-{}-{name}.log", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        LogFile(path)
+    }
+
+    /// Waits (at most 5 s) for `n` lines.
+    async fn lines(&self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for LogFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Starts the catalog with access logs to `file` in `encoding`, and sends three requests: a
+/// 200, a fault abort and a route miss.
+async fn three_requests(file: &LogFile, encoding: &str) -> Catalog {
+    let mesh = format!(
+        "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\n\
+         spec: {{accessLogFile: {}, accessLogEncoding: {encoding}}}\n---\n",
+        file.0.display()
+    );
+    let settings = SidecarSettings::default();
+    let catalog = Catalog::with_routes_and_settings(&format!("{mesh}{ROUTES}"), settings).await;
+    let mut client = Http1Client::connect(catalog.proxy()).await.unwrap();
+    let headers = [
+        ("host", "catalog"),
+        ("user-agent", "access-log-test"),
+        ("x-request-id", "req-1"),
+    ];
+    assert_eq!(client.get("/items", &headers).await.unwrap().status, 200);
+    assert_eq!(client.get("/broken", &headers).await.unwrap().status, 503);
+    assert_eq!(client.get("/nowhere", &headers).await.unwrap().status, 404);
+    catalog
+}
+
+#[tokio::test]
+async fn text_lines_follow_istios_default_format() {
+    let file = LogFile::new("text");
+    let catalog = three_requests(&file, "TEXT").await;
+    let lines = file.lines(3).await;
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    // Istio's EnvoyTextLogFormat, field by field.
+    let format = Regex::new(concat!(
+        r#"^\[(?P<start>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\] "(?P<method>\S+) (?P<path>\S+) (?P<protocol>\S+)" "#,
+        r#"(?P<code>\d+) (?P<flags>\S+) (?P<details>\S+) (?P<termination>\S+) "(?P<failure>[^"]*)" "#,
+        r#"(?P<received>\d+) (?P<sent>\d+) (?P<duration>\d+) (?P<service_time>\S+) "#,
+        r#""(?P<xff>[^"]*)" "(?P<agent>[^"]*)" "(?P<id>[^"]*)" "(?P<authority>[^"]*)" "(?P<upstream>[^"]*)" "#,
+        r#"(?P<cluster>\S+) (?P<upstream_local>\S+) (?P<local>\S+) (?P<remote>\S+) (?P<sni>\S+) (?P<route>\S+)$"#,
+    ))
+    .unwrap();
+    let parsed: Vec<_> = lines
+        .iter()
+        .map(|line| {
+            format
+                .captures(line)
+                .unwrap_or_else(|| panic!("not Istio's format: {line}"))
+        })
+        .collect();
+    let ok = &parsed[0];
+    assert_eq!(&ok["method"], "GET");
+    assert_eq!(&ok["path"], "/items");
+    assert_eq!(&ok["protocol"], "HTTP/1.1");
+    assert_eq!(&ok["code"], "200");
+    assert_eq!(&ok["flags"], "-");
+    assert_eq!(&ok["details"], "via_upstream");
+    assert_eq!(&ok["agent"], "access-log-test");
+    assert_eq!(&ok["id"], "req-1");
+    assert_eq!(&ok["authority"], "catalog");
+    assert_eq!(&ok["upstream"], catalog.v1.addr().to_string());
+    assert_eq!(
+        &ok["cluster"],
+        "outbound|80|version-v1|catalog.istioinaction.svc.cluster.local"
+    );
+    assert_eq!(&ok["route"], "items");
+    assert_eq!(&ok["local"], catalog.proxy().to_string());
+    assert!(
+        ok["service_time"].parse::<u64>().is_ok(),
+        "{}",
+        &ok["service_time"]
+    );
+    assert!(ok["sent"].parse::<u64>().unwrap() > 0);
+
+    let fault = &parsed[1];
+    assert_eq!((&fault["code"], &fault["flags"]), ("503", "FI"));
+    assert_eq!(&fault["details"], "fault_filter_abort");
+    assert_eq!(&fault["upstream"], "-");
+    assert_eq!(&fault["route"], "broken");
+
+    let miss = &parsed[2];
+    assert_eq!((&miss["code"], &miss["flags"]), ("404", "NR"));
+    assert_eq!(&miss["details"], "route_not_found");
+    assert_eq!(&miss["cluster"], "-");
+    assert_eq!(catalog.v1.hits(), 1, "only the first request reached v1");
+}
+
+#[tokio::test]
+async fn json_lines_carry_istios_keys() {
+    let file = LogFile::new("json");
+    let catalog = three_requests(&file, "JSON").await;
+    let lines = file.lines(3).await;
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let ok = &parsed[0];
+    assert_eq!(ok["method"], "GET");
+    assert_eq!(ok["path"], "/items");
+    assert_eq!(ok["response_code"], 200);
+    assert_eq!(ok["response_flags"], "-");
+    assert_eq!(ok["request_id"], "req-1");
+    assert_eq!(ok["upstream_host"], catalog.v1.addr().to_string());
+    assert_eq!(
+        ok["upstream_cluster"],
+        "outbound|80|version-v1|catalog.istioinaction.svc.cluster.local"
+    );
+    assert_eq!(ok["route_name"], "items");
+    assert!(ok["duration"].is_u64() && ok["bytes_sent"].as_u64().unwrap() > 0);
+    assert_eq!(parsed[1]["response_code"], 503);
+    assert_eq!(parsed[1]["response_flags"], "FI");
+    assert_eq!(parsed[2]["response_code"], 404);
+    assert_eq!(parsed[2]["response_flags"], "NR");
+    assert!(parsed[2]["upstream_cluster"].is_null());
+}
