@@ -2,7 +2,8 @@
 //! the access log (buffered for its writer thread, which formats and writes to a sink on the
 //! side) — against the no-op service alone, in one run. Every variant's inner service answers
 //! as the proxy's forwarder does: with the routing decision, upstream cluster, host and
-//! workload on the response, so the baseline pays for those too.
+//! workload on the response, so the baseline pays for those too. `metrics_noop_recorder`
+//! records into `metrics::NoopRecorder`: the layer's own cost, without the exporter's.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -96,6 +97,19 @@ fn telemetry_layer(c: &mut Criterion) {
         &runtime,
         "metrics",
         metrics_only.layer(forwarded()),
+    );
+    let noop_metrics = IstioMetrics::new(
+        MetricsRecorder::Owned(Arc::new(metrics::NoopRecorder)),
+        Reporter::Source,
+        Workload::default(),
+    );
+    bench(
+        &mut group,
+        &runtime,
+        "metrics_noop_recorder",
+        TelemetryLayer::new()
+            .metrics(noop_metrics)
+            .layer(forwarded()),
     );
     let log_only = TelemetryLayer::new().access_log(access_log());
     bench(

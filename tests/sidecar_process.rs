@@ -18,21 +18,22 @@ use std::{
     task::{Context, Poll},
 };
 
-/// The `sidecar` example binary next to this test, built once per test run (a no-op when it is
-/// up to date; never a stale binary from an earlier build).
+/// The `sidecar` example binary `cargo test` built next to this test (built on demand if not:
+/// a `cargo test --test sidecar_process` alone does not build examples, and may find a stale
+/// one — run `cargo build --example sidecar` first).
 fn sidecar_binary() -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
-    BUILT.call_once(|| {
+    let binary = profile_dir.join("examples").join("sidecar");
+    if !binary.exists() {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--example", "sidecar"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .unwrap();
         assert!(status.success());
-    });
-    profile_dir.join("examples").join("sidecar")
+    }
+    binary
 }
 
 fn check(configs: &[&Path]) -> (i32, String) {

@@ -5,13 +5,13 @@ use super::{
     REQUEST_BYTES, REQUEST_DURATION, REQUESTS_TOTAL, RESPONSE_BYTES,
     labels::{Reporter, RequestProtocol, SeriesLabels},
 };
+use arc_swap::ArcSwap;
 use mesh_core::{ResponseFlags, fnv::FnvBuildHasher, workload::Workload};
 use metrics::{Counter, Histogram, Key, Level, Metadata, Recorder, Unit};
 use std::{
     collections::{HashMap, HashSet},
     fmt,
-    hash::{Hash, Hasher},
-    sync::{Arc, Mutex, PoisonError, RwLock},
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -71,6 +71,7 @@ pub struct RequestOutcome<'a> {
 }
 
 /// The handles of one series (one combination of label values).
+#[derive(Clone)]
 struct Series {
     requests: Counter,
     duration: Histogram,
@@ -95,6 +96,8 @@ struct OutcomeKey {
 /// The cached series whose (destination service, outcome) hash to one value: almost always
 /// one.
 type Bucket = Vec<(Box<str>, OutcomeKey, Series)>;
+
+type SeriesMap = HashMap<u64, Bucket, FnvBuildHasher>;
 
 /// Records requests as Istio's standard metrics; see the [module docs](super).
 ///
@@ -131,7 +134,9 @@ pub struct IstioMetrics {
     unknown: Workload,
     /// Series by the hash of their destination service and outcome: one lookup per request,
     /// without building a key.
-    series: RwLock<HashMap<u64, Bucket, FnvBuildHasher>>,
+    /// Read without locking (a request never waits on, or writes to, a lock word shared by all
+    /// cores); replaced whole, under `services`' lock, when a series is added.
+    series: ArcSwap<SeriesMap>,
     /// The destination services that have series (to cap them at [`MAX_SERVICES`]).
     services: Mutex<HashSet<Box<str>, FnvBuildHasher>>,
     max_services: usize,
@@ -183,7 +188,7 @@ impl IstioMetrics {
             reporter,
             local: Arc::new(local),
             unknown: Workload::default(),
-            series: RwLock::default(),
+            series: ArcSwap::default(),
             services: Mutex::default(),
             max_services: MAX_SERVICES,
         }
@@ -221,16 +226,19 @@ impl IstioMetrics {
         let hash = series_hash(service, &key);
         let series = self.register(outcome, service);
         series.record(outcome);
-        let mut all = self.series.write().unwrap_or_else(PoisonError::into_inner);
+        // Writers take turns under the services lock; readers keep using the old map meanwhile.
+        let _writers = self.services.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = SeriesMap::clone(&self.series.load());
         let bucket = all.entry(hash).or_default();
         if !bucket.iter().any(|(s, k, _)| **s == *service && *k == key) {
             bucket.push((service.into(), key, series));
+            self.series.store(Arc::new(all));
         }
     }
 
     /// Records `outcome` in the cached series of (`service`, `key`), if there is one.
     fn record_cached(&self, service: &str, key: &OutcomeKey, outcome: &RequestOutcome<'_>) -> bool {
-        let series = self.series.read().unwrap_or_else(PoisonError::into_inner);
+        let series = self.series.load();
         let found = series
             .get(&series_hash(service, key))
             .and_then(|bucket| bucket.iter().find(|(s, k, _)| **s == *service && k == key));
@@ -286,12 +294,31 @@ impl IstioMetrics {
     }
 }
 
-/// The cache key of a series, hashed in one pass.
+/// The cache key of a series, hashed in one pass: the service name eight bytes at a time,
+/// then the outcome's fields, each mixed in by a multiply-rotate (no per-byte loop: this runs
+/// on every request).
 fn series_hash(service: &str, key: &OutcomeKey) -> u64 {
-    let mut hasher = mesh_core::fnv::FnvHasher::default();
-    hasher.write(service.as_bytes());
-    key.hash(&mut hasher);
-    hasher.finish()
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mix = |hash: u64, word: u64| (hash ^ word).wrapping_mul(K).rotate_left(29);
+    let bytes = service.as_bytes();
+    let mut hash = mix(0, bytes.len() as u64);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        hash = mix(hash, u64::from_le_bytes(word));
+    }
+    let mut tail = [0; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    hash = mix(hash, u64::from_le_bytes(tail));
+    hash = mix(hash, key.peer as u64);
+    let grpc = key.grpc_status.map_or(0, |g| u64::from(g) + 1);
+    let packed = u64::from(key.status)
+        | u64::from(key.flags) << 16
+        | grpc << 48
+        | (key.protocol as u64) << 62
+        | u64::from(key.passthrough) << 63;
+    mix(hash, packed)
 }
 
 impl Series {
@@ -359,13 +386,7 @@ mod tests {
         let expected: HashMap<String, u64> =
             [("a".into(), 2), ("b".into(), 1), ("unknown".into(), 3)].into();
         assert_eq!(counts, expected);
-        let cached = metrics
-            .series
-            .read()
-            .unwrap()
-            .values()
-            .map(Vec::len)
-            .sum::<usize>();
+        let cached = metrics.series.load().values().map(Vec::len).sum::<usize>();
         assert_eq!(
             cached, 3,
             "overflowing services are cached as `unknown` once"
