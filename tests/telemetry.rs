@@ -486,3 +486,62 @@ async fn unknown_host_is_counted_as_passthrough_cluster() {
         ],
     );
 }
+
+#[tokio::test]
+async fn inbound_requests_are_reported_by_the_destination() {
+    let app = mesh::demo::CatalogServer::start("v2", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\n\
+         metadata: {{name: default, namespace: shop}}\n\
+         spec:\n  ingress:\n  - port: {{number: 3000, protocol: HTTP, name: http}}\n    \
+         defaultEndpoint: 127.0.0.1:{}\n",
+        app.addr().port()
+    );
+    let recorder = DebuggingRecorder::new();
+    let metrics = Metrics {
+        snapshotter: recorder.snapshotter(),
+        seen: Mutex::default(),
+    };
+    let settings = SidecarSettings {
+        workload: WorkloadSettings {
+            name: Some("catalog-v2".into()),
+            namespace: Some("shop".into()),
+            labels: [("app", "catalog"), ("version", "v2")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            ..WorkloadSettings::default()
+        },
+        metrics: Some(MetricsRecorder::Owned(Arc::new(recorder))),
+        ..support::quiet()
+    };
+    let sidecar = support::sidecar_with(&yaml, settings).await;
+    let mut client = Http1Client::connect(sidecar.addr("inbound").unwrap())
+        .await
+        .unwrap();
+    let response = client
+        .get("/items", &[("host", "catalog.shop.svc.cluster.local:3000")])
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    let series = metrics.wait_for_requests(1).await;
+    assert_eq!(total(&series), 1, "{series:#?}");
+    assert_labels(
+        &series[0].0,
+        &[
+            ("reporter", "destination"),
+            ("destination_workload", "catalog-v2"),
+            ("destination_workload_namespace", "shop"),
+            ("destination_app", "catalog"),
+            ("destination_version", "v2"),
+            ("destination_service", "catalog.shop.svc.cluster.local"),
+            ("destination_service_name", "catalog"),
+            ("destination_service_namespace", "shop"),
+            ("source_workload", "unknown"),
+            ("connection_security_policy", "none"),
+            ("response_code", "200"),
+        ],
+    );
+}

@@ -1,13 +1,12 @@
 //! [`ActiveConnections`]: how many upstream connections are open to each endpoint, for
 //! `/clusters` (`cx_active`) and the `upstream_cx_active` stat. A connection counts from its
-//! connect until it is dropped; the map is touched on connect and close, never per request.
+//! connect until it is dropped; the map is touched on connect and close, never per request,
+//! and forgets an endpoint when its last connection closes (pass-through traffic names
+//! endpoints at will).
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex, PoisonError},
 };
 
 /// Open connections per endpoint (`address:port`); cheap to clone (clones share the counts).
@@ -19,40 +18,51 @@ use std::{
 /// assert_eq!(connections.count("10.0.0.1:80"), 1);
 /// drop(open);
 /// assert_eq!(connections.count("10.0.0.1:80"), 0);
+/// assert_eq!(connections.endpoints(), 0, "forgotten with its last connection");
 /// ```
 #[derive(Clone, Debug, Default)]
-pub struct ActiveConnections(Arc<Mutex<HashMap<String, Arc<AtomicUsize>>>>);
+pub struct ActiveConnections(Arc<Mutex<HashMap<String, usize>>>);
 
 impl ActiveConnections {
     /// Counts a connection to `authority` as open until the returned guard is dropped.
     pub fn open(&self, authority: &str) -> OpenConnection {
-        let counter = self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(authority.to_owned())
-            .or_default()
-            .clone();
-        counter.fetch_add(1, Ordering::Relaxed);
-        OpenConnection(counter)
+        *self.lock().entry(authority.to_owned()).or_default() += 1;
+        OpenConnection {
+            connections: self.clone(),
+            authority: authority.to_owned(),
+        }
     }
 
     /// Connections open to `authority` now.
     pub fn count(&self, authority: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(authority)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+        self.lock().get(authority).copied().unwrap_or(0)
+    }
+
+    /// Endpoints with open connections.
+    pub fn endpoints(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// One open connection; dropping it counts the connection closed.
 #[derive(Debug)]
-pub struct OpenConnection(Arc<AtomicUsize>);
+pub struct OpenConnection {
+    connections: ActiveConnections,
+    authority: String,
+}
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        let mut counts = self.connections.lock();
+        if let Some(count) = counts.get_mut(&self.authority) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.authority);
+            }
+        }
     }
 }

@@ -131,6 +131,8 @@ struct Telemetry {
     inbound: TelemetryLayer,
     prometheus: Option<PrometheusHandle>,
     access_log: Option<Arc<AccessLogStats>>,
+    /// Every access log opened (flushed on shutdown).
+    access_logs: Vec<AccessLog>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -197,6 +199,7 @@ impl Telemetry {
             inbound,
             prometheus,
             access_log,
+            access_logs: opened.into_iter().map(|(_, log)| log).collect(),
         })
     }
 }
@@ -404,6 +407,7 @@ impl Sidecar {
             listeners,
             stop,
             tasks,
+            access_logs: self.telemetry.access_logs.clone(),
         })
     }
 }
@@ -429,6 +433,7 @@ pub struct RunningSidecar {
     listeners: Vec<(&'static str, SocketAddr)>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    access_logs: Vec<AccessLog>,
 }
 
 impl RunningSidecar {
@@ -446,11 +451,15 @@ impl RunningSidecar {
             .map(|(_, a)| *a)
     }
 
-    /// Stops accepting, lets open connections finish (bounded), and waits for the listeners.
+    /// Stops accepting, lets open connections finish (bounded), waits for the listeners, and
+    /// writes out the access log lines still buffered.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+        for log in self.access_logs {
+            let _ = tokio::task::spawn_blocking(move || log.flush()).await;
         }
     }
 }

@@ -17,7 +17,10 @@
 
 use crate::{
     access_log::{AccessLog, AccessLogEntry},
-    metrics::{IstioMetrics, PASSTHROUGH_CLUSTER, RequestOutcome, RequestProtocol},
+    metrics::{
+        BLACK_HOLE_CLUSTER, CatchAllCluster, IstioMetrics, Reporter, RequestOutcome,
+        RequestProtocol,
+    },
 };
 use bytes::Buf;
 use http::{
@@ -26,8 +29,9 @@ use http::{
 };
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use mesh_core::{
-    BoxError, DownstreamAddr, ResponseFlag, ResponseFlags, Routed, RoutedError, UpstreamCluster,
-    UpstreamHost, UpstreamWorkload, local_reply::error_to_response, workload::Workload,
+    BoxError, DownstreamAddr, MeshError, ResponseFlag, ResponseFlags, Routed, RoutedError,
+    UpstreamCluster, UpstreamHost, UpstreamWorkload, local_reply::error_to_response,
+    workload::Workload,
 };
 use pin_project::{pin_project, pinned_drop};
 use std::{
@@ -170,7 +174,11 @@ struct Recording {
     shared: Arc<Shared>,
     started: Instant,
     protocol: RequestProtocol,
+    /// A HEAD request: its response has no body, whatever its headers say.
+    head: bool,
+    /// Request headers and body (the metric); of which the body (the access log).
     request_bytes: u64,
+    request_body: u64,
     /// Authority of the request (for `destination_service` when routing named none).
     authority: Option<HeaderValue>,
     /// Boxed apart: most of a recording's size, and only there with an access log.
@@ -186,7 +194,9 @@ struct Recording {
     peer: Option<Arc<Workload>>,
     upstream_service_time: Option<HeaderValue>,
     grpc_status: Option<u16>,
+    /// Response headers and body (the metric); of which the body (the access log).
     response_bytes: u64,
+    response_body: u64,
 }
 
 /// Bytes a header block takes on an HTTP/1.1 wire: `name: value\r\n` per header.
@@ -230,7 +240,9 @@ impl Recording {
             shared: shared.clone(),
             started: Instant::now(),
             protocol: RequestProtocol::of(headers),
+            head: request.method() == Method::HEAD,
             request_bytes,
+            request_body: body,
             authority,
             facts,
             status: 0,
@@ -243,6 +255,7 @@ impl Recording {
             upstream_service_time: None,
             grpc_status: None,
             response_bytes: 0,
+            response_body: 0,
         }
     }
 
@@ -256,7 +269,16 @@ impl Recording {
         self.routed(extensions.get::<Routed>());
         self.upstream_cluster = extensions.get::<UpstreamCluster>().map(|c| c.0.clone());
         self.upstream_host = extensions.get::<UpstreamHost>().map(|h| h.0.clone());
-        self.peer = extensions.get::<UpstreamWorkload>().map(|w| w.0.clone());
+        // The upstream is the peer of the client side only; the server side's peer is its caller
+        // (its upstream is the local app: itself).
+        if self
+            .shared
+            .metrics
+            .as_ref()
+            .is_some_and(|m| m.reporter() == Reporter::Source)
+        {
+            self.peer = extensions.get::<UpstreamWorkload>().map(|w| w.0.clone());
+        }
         let headers = response.headers();
         if self.facts.is_some() {
             self.upstream_service_time = headers.get(X_ENVOY_UPSTREAM_SERVICE_TIME).cloned();
@@ -283,7 +305,24 @@ impl Recording {
         self.response(&reply);
         self.routed(error.downcast_ref::<RoutedError>().map(RoutedError::routed));
         let hint = HttpBody::size_hint(reply.body());
-        self.response_bytes += hint.exact().unwrap_or(hint.lower());
+        self.count_response_body(hint.exact().unwrap_or(hint.lower()));
+        if matches!(
+            MeshError::find(error),
+            Some(MeshError::HostNotRegistered(_))
+        ) {
+            self.upstream_cluster = Some(Arc::from(BLACK_HOLE_CLUSTER));
+        }
+    }
+
+    fn count_response_body(&mut self, bytes: u64) {
+        self.response_body += bytes;
+        self.response_bytes += bytes;
+    }
+
+    /// Whether the response ends with its headers: HEAD, 204 and 304 responses have no body
+    /// (a server drops one unread).
+    fn bodiless(&self) -> bool {
+        self.head || matches!(self.status, 204 | 304)
     }
 
     /// Reports a request its client went away from (flag `DC`).
@@ -310,7 +349,10 @@ impl Recording {
             };
             metrics.record(&RequestOutcome {
                 destination_service,
-                passthrough: self.upstream_cluster.as_deref() == Some(PASSTHROUGH_CLUSTER),
+                catch_all: self
+                    .upstream_cluster
+                    .as_deref()
+                    .and_then(CatchAllCluster::of),
                 peer: self.peer.as_ref(),
                 status: self.status,
                 flags: self.flags,
@@ -333,8 +375,8 @@ impl Recording {
                 response_code: self.status,
                 response_flags: self.flags,
                 response_code_details: code_details(self.status, self.flags),
-                bytes_received: self.request_bytes,
-                bytes_sent: self.response_bytes,
+                bytes_received: self.request_body,
+                bytes_sent: self.response_body,
                 duration,
                 upstream_service_time: self.upstream_service_time.take(),
                 x_forwarded_for: facts.x_forwarded_for,
@@ -427,7 +469,9 @@ where
                 if let Some(recording) = &mut recording {
                     recording.response(&response);
                 }
-                let done = recording.is_some() && response.body().is_end_stream();
+                let done = recording
+                    .as_ref()
+                    .is_some_and(|r| r.bodiless() || response.body().is_end_stream());
                 let mut response = response.map(|inner| TelemetryBody {
                     inner,
                     recording: None,
@@ -484,7 +528,7 @@ where
             match &frame {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
-                        recording.response_bytes += data.remaining() as u64;
+                        recording.count_response_body(data.remaining() as u64);
                     } else if let Some(trailers) = frame.trailers_ref() {
                         recording.response_bytes += header_bytes(trailers);
                         if recording.protocol == RequestProtocol::Grpc {
@@ -523,5 +567,238 @@ impl<B> PinnedDrop for TelemetryBody<B> {
         if let Some(recording) = self.project().recording.take() {
             recording.abandon();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        access_log::{AccessLogConfig, Encoding},
+        metrics::MetricsRecorder,
+    };
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty, Full};
+    use mesh_core::{Destination, RouteInfo};
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+    use std::{collections::HashMap, io::Write, sync::Mutex};
+    use tower::{ServiceExt, service_fn};
+
+    /// A layer recording into a debugging recorder.
+    fn layer() -> (TelemetryLayer, Snapshotter) {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let metrics = IstioMetrics::new(
+            MetricsRecorder::Owned(Arc::new(recorder)),
+            Reporter::Source,
+            Workload::default(),
+        );
+        (TelemetryLayer::new().metrics(metrics), snapshotter)
+    }
+
+    /// Every `istio_requests_total` series: its labels and count.
+    fn requests(snapshotter: &Snapshotter) -> Vec<(HashMap<String, String>, u64)> {
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == "istio_requests_total")
+            .map(|(key, _, _, value)| {
+                let labels = key
+                    .key()
+                    .labels()
+                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                    .collect();
+                let DebugValue::Counter(count) = value else {
+                    panic!("a counter")
+                };
+                (labels, count)
+            })
+            .collect()
+    }
+
+    fn get() -> Request<Empty<Bytes>> {
+        Request::get("http://catalog/items")
+            .body(Empty::new())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_client_that_goes_away_is_reported_with_status_0_and_dc() {
+        let (layer, snapshotter) = layer();
+        let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| {
+            std::future::pending::<Result<Response<Empty<Bytes>>, BoxError>>()
+        }));
+        let mut call = Box::pin(svc.oneshot(get()));
+        let waker = std::task::Waker::noop();
+        assert!(
+            call.as_mut()
+                .poll(&mut Context::from_waker(waker))
+                .is_pending()
+        );
+        drop(call);
+        let series = requests(&snapshotter);
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].0["response_code"], "0");
+        assert_eq!(series[0].0["response_flags"], "DC");
+    }
+
+    #[tokio::test]
+    async fn head_responses_end_with_their_headers() {
+        let (layer, snapshotter) = layer();
+        let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| async {
+            // A body the server will drop unread, as it must for HEAD.
+            Ok::<_, BoxError>(Response::new(Full::new(Bytes::from("route not found"))))
+        }));
+        let request = Request::head("http://catalog/items")
+            .body(Empty::new())
+            .unwrap();
+        let response = svc.oneshot(request).await.unwrap();
+        drop(response);
+        let series = requests(&snapshotter);
+        assert_eq!(series[0].0["response_flags"], "-", "not a disconnect");
+        assert_eq!(series[0].1, 1);
+    }
+
+    #[tokio::test]
+    async fn grpc_status_comes_from_the_trailers() {
+        let (layer, snapshotter) = layer();
+        let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| async {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", HeaderValue::from_static("14"));
+            let frames = [
+                Frame::data(Bytes::from_static(b"\0\0\0\0\0")),
+                Frame::trailers(trailers),
+            ];
+            Ok::<_, BoxError>(Response::new(Frames(frames.into())))
+        }));
+        let request = Request::post("http://catalog/pkg.Svc/Call")
+            .header("content-type", "application/grpc")
+            .body(Empty::new())
+            .unwrap();
+        let response = svc.oneshot(request).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        let series = requests(&snapshotter);
+        assert_eq!(series[0].0["request_protocol"], "grpc");
+        assert_eq!(series[0].0["grpc_response_status"], "14");
+    }
+
+    /// A body of ready frames.
+    struct Frames(std::collections::VecDeque<Frame<Bytes>>);
+
+    impl HttpBody for Frames {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.pop_front().map(Ok))
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_are_reported_as_their_local_reply_with_the_routed_service() {
+        let (layer, snapshotter) = layer();
+        let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| async {
+            let routed = Routed {
+                route: RouteInfo {
+                    name: Arc::from("r"),
+                    virtual_service: Arc::from("shop/catalog"),
+                },
+                destination: Some(Destination {
+                    cluster: 0,
+                    host: Arc::from("catalog.shop.svc.cluster.local"),
+                    subset: None,
+                    port: None,
+                }),
+            };
+            Err::<Response<Empty<Bytes>>, BoxError>(
+                RoutedError::new(routed, MeshError::Timeout.into()).into(),
+            )
+        }));
+        assert!(svc.oneshot(get()).await.is_err());
+        let series = requests(&snapshotter);
+        let labels = &series[0].0;
+        assert_eq!(labels["response_code"], "504");
+        assert_eq!(labels["response_flags"], "UT");
+        assert_eq!(
+            labels["destination_service"],
+            "catalog.shop.svc.cluster.local"
+        );
+        assert_eq!(labels["destination_service_name"], "catalog");
+    }
+
+    #[tokio::test]
+    async fn registry_only_refusals_go_to_the_black_hole_cluster() {
+        let (layer, snapshotter) = layer();
+        let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| async {
+            Err::<Response<Empty<Bytes>>, BoxError>(
+                MeshError::HostNotRegistered("example.com".into()).into(),
+            )
+        }));
+        let request = Request::get("http://example.com/")
+            .body(Empty::new())
+            .unwrap();
+        assert!(svc.oneshot(request).await.is_err());
+        let labels = &requests(&snapshotter)[0].0;
+        assert_eq!(labels["response_code"], "502");
+        assert_eq!(labels["destination_service"], "example.com");
+        assert_eq!(labels["destination_service_name"], "BlackHoleCluster");
+    }
+
+    /// A writer into shared memory.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_access_log_counts_body_bytes_and_the_metrics_wire_bytes() {
+        let out = Shared::default();
+        let log = AccessLog::new(out.clone(), Encoding::Json, AccessLogConfig::default());
+        let (layer, snapshotter) = layer();
+        let svc =
+            layer
+                .access_log(log.clone())
+                .layer(service_fn(|_req: Request<Full<Bytes>>| async {
+                    Ok::<_, BoxError>(Response::new(Full::new(Bytes::from("0123456789"))))
+                }));
+        let request = Request::post("http://catalog/items")
+            .body(Full::new(Bytes::from("abc")))
+            .unwrap();
+        let response = svc.oneshot(request).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        log.flush();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["bytes_received"], 3);
+        assert_eq!(line["bytes_sent"], 10);
+        // One snapshot: taking one drains the histograms.
+        let snapshot = snapshotter.snapshot().into_vec();
+        let histogram = |name: &str| {
+            snapshot
+                .iter()
+                .find(|(key, ..)| key.key().name() == name)
+                .map(|(.., value)| match value {
+                    DebugValue::Histogram(samples) => samples[0].into_inner(),
+                    _ => panic!("a histogram"),
+                })
+                .unwrap()
+        };
+        assert!(histogram("istio_request_bytes") > 3.0, "headers count too");
+        assert!(
+            histogram("istio_response_bytes") > 10.0,
+            "headers count too"
+        );
     }
 }

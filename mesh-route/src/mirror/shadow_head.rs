@@ -19,8 +19,10 @@ pub(crate) fn shadow_head(original: &Parts, destination: &Destination, host_suff
     head
 }
 
-/// Request headers the retry layer reads and removes before a request goes upstream.
-const CONSUMED_BY_RETRIES: [&str; 5] = [
+/// Request headers the retry layer reads and removes (or, for the attempt count, replaces)
+/// before a request goes upstream.
+const CONSUMED_BY_RETRIES: [&str; 6] = [
+    "x-envoy-attempt-count",
     "x-envoy-retry-on",
     "x-envoy-max-retries",
     "x-envoy-upstream-rq-per-try-timeout-ms",
@@ -94,6 +96,33 @@ fn mark_not_sampled(headers: &mut HeaderMap) {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn shadows_lose_the_retry_layers_control_headers() {
+        let consumed = [
+            "x-envoy-attempt-count",
+            "x-envoy-retry-on",
+            "x-envoy-max-retries",
+            "x-envoy-upstream-rq-per-try-timeout-ms",
+            "x-envoy-retriable-status-codes",
+            "x-envoy-retriable-header-names",
+        ];
+        let mut request = http::Request::get("http://catalog/items").body(()).unwrap();
+        for name in consumed {
+            request
+                .headers_mut()
+                .insert(name, HeaderValue::from_static("1"));
+        }
+        request
+            .headers_mut()
+            .insert("x-kept", HeaderValue::from_static("1"));
+        let (parts, ()) = request.into_parts();
+        let shadow = shadow_head(&parts, &destination(), false);
+        for name in consumed {
+            assert!(!shadow.headers.contains_key(name), "{name} kept");
+        }
+        assert!(shadow.headers.contains_key("x-kept"));
+    }
 
     fn destination() -> Destination {
         Destination {

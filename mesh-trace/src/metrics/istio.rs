@@ -3,7 +3,7 @@
 
 use super::{
     REQUEST_BYTES, REQUEST_DURATION, REQUESTS_TOTAL, RESPONSE_BYTES,
-    labels::{Reporter, RequestProtocol, SeriesLabels},
+    labels::{CatchAllCluster, Reporter, RequestProtocol, SeriesLabels},
 };
 use arc_swap::ArcSwap;
 use mesh_core::{ResponseFlags, fnv::FnvBuildHasher, workload::Workload};
@@ -11,7 +11,10 @@ use metrics::{Counter, Histogram, Key, Level, Metadata, Recorder, Unit};
 use std::{
     collections::{HashMap, HashSet},
     fmt,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -49,8 +52,8 @@ pub struct RequestOutcome<'a> {
     /// `destination_service`: the service host (`catalog.shop.svc.cluster.local`), else the
     /// request's host.
     pub destination_service: &'a str,
-    /// Whether the request went to `PassthroughCluster` (a host the registry does not know).
-    pub passthrough: bool,
+    /// The catch-all cluster of a request for a host the registry does not know.
+    pub catch_all: Option<CatchAllCluster>,
     /// The workload at the other end: the upstream's on the source side, the caller's on the
     /// destination side; `None` when not known (its labels are then `unknown`).
     pub peer: Option<&'a Arc<Workload>>,
@@ -90,7 +93,7 @@ struct OutcomeKey {
     flags: u32,
     grpc_status: Option<u16>,
     protocol: RequestProtocol,
-    passthrough: bool,
+    catch_all: Option<CatchAllCluster>,
 }
 
 /// The cached series whose (destination service, outcome) hash to one value: almost always
@@ -113,7 +116,7 @@ type SeriesMap = HashMap<u64, Bucket, FnvBuildHasher>;
 /// let metrics = IstioMetrics::new(MetricsRecorder::Owned(Arc::new(recorder)), Reporter::Source, local);
 /// metrics.record(&RequestOutcome {
 ///     destination_service: "catalog.shop.svc.cluster.local",
-///     passthrough: false,
+///     catch_all: None,
 ///     peer: None,
 ///     status: 200,
 ///     flags: ResponseFlags::default(),
@@ -139,6 +142,8 @@ pub struct IstioMetrics {
     series: ArcSwap<SeriesMap>,
     /// The destination services that have series (to cap them at [`MAX_SERVICES`]).
     services: Mutex<HashSet<Box<str>, FnvBuildHasher>>,
+    /// Whether [`MAX_SERVICES`] services have series.
+    full: AtomicBool,
     max_services: usize,
 }
 
@@ -153,9 +158,9 @@ impl fmt::Debug for IstioMetrics {
 }
 
 /// How many distinct destination services get series of their own; past this (pass-through
-/// traffic to many hosts), requests are recorded under `destination_service="unknown"`, so
-/// that no caller can grow the metrics without bound.
-pub const MAX_SERVICES: usize = 4096;
+/// traffic to many hosts, or callers naming hosts at will), requests are recorded under
+/// `destination_service="unknown"`, so that no caller can grow the metrics without bound.
+pub const MAX_SERVICES: usize = 1024;
 
 impl IstioMetrics {
     /// Metrics reported by `reporter` for a proxy of workload `local`, registered in
@@ -190,6 +195,7 @@ impl IstioMetrics {
             unknown: Workload::default(),
             series: ArcSwap::default(),
             services: Mutex::default(),
+            full: AtomicBool::new(false),
             max_services: MAX_SERVICES,
         }
     }
@@ -212,9 +218,16 @@ impl IstioMetrics {
             flags: outcome.flags.bits(),
             grpc_status: outcome.grpc_status,
             protocol: outcome.protocol,
-            passthrough: outcome.passthrough,
+            catch_all: outcome.catch_all,
         };
         if self.record_cached(outcome.destination_service, &key, outcome) {
+            return;
+        }
+        // Once the cap is reached, a service without series of its own goes straight to
+        // `unknown`'s, without taking the lock.
+        if self.full.load(Ordering::Relaxed)
+            && self.record_cached(mesh_core::workload::UNKNOWN, &key, outcome)
+        {
             return;
         }
         // First of its kind: register its handles (the only path that allocates). Past the
@@ -256,6 +269,7 @@ impl IstioMetrics {
             return service;
         }
         if services.len() >= self.max_services {
+            self.full.store(true, Ordering::Relaxed);
             return mesh_core::workload::UNKNOWN;
         }
         services.insert(service.into());
@@ -273,7 +287,7 @@ impl IstioMetrics {
             source,
             destination,
             destination_service,
-            passthrough: outcome.passthrough,
+            catch_all: outcome.catch_all,
             protocol: outcome.protocol,
             flags: outcome.flags,
             status: outcome.status,
@@ -316,8 +330,8 @@ fn series_hash(service: &str, key: &OutcomeKey) -> u64 {
     let packed = u64::from(key.status)
         | u64::from(key.flags) << 16
         | grpc << 48
-        | (key.protocol as u64) << 62
-        | u64::from(key.passthrough) << 63;
+        | (key.catch_all.map_or(0, |c| c as u64 + 1)) << 60
+        | (key.protocol as u64) << 62;
     mix(hash, packed)
 }
 
@@ -339,7 +353,7 @@ mod tests {
     fn outcome(service: &str) -> RequestOutcome<'_> {
         RequestOutcome {
             destination_service: service,
-            passthrough: true,
+            catch_all: Some(CatchAllCluster::Passthrough),
             peer: None,
             status: 200,
             flags: ResponseFlags::default(),

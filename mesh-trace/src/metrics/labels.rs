@@ -52,14 +52,43 @@ impl RequestProtocol {
     }
 }
 
+/// The catch-all clusters Istio names in `destination_service_name`: traffic to hosts the
+/// registry does not know, let through (`ALLOW_ANY`) or blocked (`REGISTRY_ONLY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CatchAllCluster {
+    /// `PassthroughCluster`.
+    Passthrough,
+    /// `BlackHoleCluster`.
+    BlackHole,
+}
+
+impl CatchAllCluster {
+    /// The cluster's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CatchAllCluster::Passthrough => PASSTHROUGH_CLUSTER,
+            CatchAllCluster::BlackHole => BLACK_HOLE_CLUSTER,
+        }
+    }
+
+    /// The catch-all cluster called `name`, if it is one.
+    pub fn of(name: &str) -> Option<Self> {
+        match name {
+            PASSTHROUGH_CLUSTER => Some(CatchAllCluster::Passthrough),
+            BLACK_HOLE_CLUSTER => Some(CatchAllCluster::BlackHole),
+            _ => None,
+        }
+    }
+}
+
 /// Everything the labels of one series depend on.
 pub(crate) struct SeriesLabels<'a> {
     pub reporter: Reporter,
     pub source: &'a Workload,
     pub destination: &'a Workload,
     pub destination_service: &'a str,
-    /// `PassthroughCluster` traffic: the service name is the cluster's.
-    pub passthrough: bool,
+    /// Traffic of a catch-all cluster: the service name is the cluster's.
+    pub catch_all: Option<CatchAllCluster>,
     pub protocol: RequestProtocol,
     pub flags: ResponseFlags,
     pub status: u16,
@@ -69,14 +98,16 @@ pub(crate) struct SeriesLabels<'a> {
 /// The `destination_service_name` of pass-through traffic, as Istio reports it.
 pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
 
+/// The `destination_service_name` of traffic `REGISTRY_ONLY` blocks, as Istio reports it.
+pub const BLACK_HOLE_CLUSTER: &str = "BlackHoleCluster";
+
 impl SeriesLabels<'_> {
     /// The labels, in Istio's order.
     pub(crate) fn to_labels(&self) -> Vec<Label> {
         let (service_name, service_namespace) = service_parts(self.destination_service);
-        let service_name = if self.passthrough {
-            PASSTHROUGH_CLUSTER.to_owned()
-        } else {
-            service_name
+        let service_name = match self.catch_all {
+            Some(cluster) => cluster.name().to_owned(),
+            None => service_name,
         };
         let security = match self.reporter {
             Reporter::Source => "unknown",
@@ -188,7 +219,7 @@ mod tests {
             source: &local,
             destination: &unknown,
             destination_service: "catalog.shop.svc.cluster.local",
-            passthrough: false,
+            catch_all: None,
             protocol: RequestProtocol::Http,
             flags: ResponseFlags::default(),
             status: 200,

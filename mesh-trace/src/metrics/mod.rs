@@ -13,7 +13,9 @@ mod labels;
 
 pub use istio::{IstioMetrics, MetricsRecorder, RequestOutcome};
 pub(crate) use labels::grpc_status_of_http;
-pub use labels::{PASSTHROUGH_CLUSTER, Reporter, RequestProtocol};
+pub use labels::{
+    BLACK_HOLE_CLUSTER, CatchAllCluster, PASSTHROUGH_CLUSTER, Reporter, RequestProtocol,
+};
 
 /// `istio_requests_total`: one per HTTP or gRPC request.
 pub const REQUESTS_TOTAL: &str = "istio_requests_total";
