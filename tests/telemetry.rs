@@ -166,9 +166,9 @@ fn assert_labels(labels: &Labels, expected: &[(&str, &str)]) {
     }
 }
 
-/// Catalog v1 and v2 behind a sidecar of workload `web` in `shop` (labels `app: web`,
-/// `version: v1`) with `routes_yaml`, recording its metrics into a debugging recorder.
-async fn start(routes_yaml: &str) -> (Catalog, Metrics) {
+/// Sidecar settings for workload `name` in `namespace` with `labels`, recording its metrics
+/// into a debugging recorder read through the returned [`Metrics`].
+fn recording(name: &str, namespace: &str, labels: &[(&str, &str)]) -> (SidecarSettings, Metrics) {
     let recorder = DebuggingRecorder::new();
     let metrics = Metrics {
         snapshotter: recorder.snapshotter(),
@@ -176,17 +176,24 @@ async fn start(routes_yaml: &str) -> (Catalog, Metrics) {
     };
     let settings = SidecarSettings {
         workload: WorkloadSettings {
-            name: Some("web".into()),
-            namespace: Some("shop".into()),
-            labels: [("app", "web"), ("version", "v1")]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             ..WorkloadSettings::default()
         },
         metrics: Some(MetricsRecorder::Owned(Arc::new(recorder))),
         ..support::quiet()
     };
+    (settings, metrics)
+}
+
+/// Catalog v1 and v2 behind a sidecar of workload `web` in `shop` (labels `app: web`,
+/// `version: v1`) with `routes_yaml`, recording its metrics into a debugging recorder.
+async fn start(routes_yaml: &str) -> (Catalog, Metrics) {
+    let (settings, metrics) = recording("web", "shop", &[("app", "web"), ("version", "v1")]);
     let catalog = Catalog::with_routes_and_settings(routes_yaml, settings).await;
     (catalog, metrics)
 }
@@ -499,24 +506,11 @@ async fn inbound_requests_are_reported_by_the_destination() {
          defaultEndpoint: 127.0.0.1:{}\n",
         app.addr().port()
     );
-    let recorder = DebuggingRecorder::new();
-    let metrics = Metrics {
-        snapshotter: recorder.snapshotter(),
-        seen: Mutex::default(),
-    };
-    let settings = SidecarSettings {
-        workload: WorkloadSettings {
-            name: Some("catalog-v2".into()),
-            namespace: Some("shop".into()),
-            labels: [("app", "catalog"), ("version", "v2")]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-            ..WorkloadSettings::default()
-        },
-        metrics: Some(MetricsRecorder::Owned(Arc::new(recorder))),
-        ..support::quiet()
-    };
+    let (settings, metrics) = recording(
+        "catalog-v2",
+        "shop",
+        &[("app", "catalog"), ("version", "v2")],
+    );
     let sidecar = support::sidecar_with(&yaml, settings).await;
     let mut client = Http1Client::connect(sidecar.addr("inbound").unwrap())
         .await
