@@ -62,6 +62,10 @@ async fn stats_count_requests_retries_and_connections_per_cluster() {
         "Istio's buckets, not a summary: {prometheus}"
     );
     assert!(prometheus.contains("le=\"0.5\""), "{prometheus}");
+    assert!(
+        prometheus.contains("istio_build{component=\"proxy\",tag=\""),
+        "{prometheus}"
+    );
 
     let clusters = admin_text(&catalog.sidecar, "/clusters").await;
     let v1 = catalog.v1.addr();

@@ -2,7 +2,7 @@
 //! metric handles so the request path does one lookup and four atomic updates.
 
 use super::{
-    REQUEST_BYTES, REQUEST_DURATION, REQUESTS_TOTAL, RESPONSE_BYTES,
+    BUILD, REQUEST_BYTES, REQUEST_DURATION, REQUESTS_TOTAL, RESPONSE_BYTES,
     labels::{CatchAllCluster, Reporter, RequestProtocol, SeriesLabels},
 };
 use arc_swap::ArcSwap;
@@ -187,6 +187,18 @@ impl IstioMetrics {
                 Some(Unit::Bytes),
                 "Response size, headers and body.".into(),
             );
+            r.describe_gauge(
+                BUILD.into(),
+                None,
+                "The proxy's build: 1, labelled with its component and version.".into(),
+            );
+            let labels = vec![
+                metrics::Label::new("component", "proxy"),
+                metrics::Label::new("tag", env!("CARGO_PKG_VERSION")),
+            ];
+            let metadata = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+            r.register_gauge(&Key::from_parts(BUILD, labels), &metadata)
+                .set(1.0);
         });
         IstioMetrics {
             recorder,

@@ -3,6 +3,9 @@
 //! exact label set and value rules (mesh-semantics §6), so that Grafana dashboards, Kiali and
 //! Flagger queries written for Istio work unchanged.
 //!
+//! `istio_build` (a gauge of 1 with `component="proxy"` and the version as `tag`) is set when
+//! an [`IstioMetrics`] is made.
+//!
 //! [`IstioMetrics`] turns one finished request (a [`RequestOutcome`]) into one counter
 //! increment and three histogram samples. Label values are built once per distinct
 //! destination service and outcome (peer, status, flags, gRPC status, protocol) and their
@@ -25,6 +28,9 @@ pub const REQUEST_DURATION: &str = "istio_request_duration_milliseconds";
 pub const REQUEST_BYTES: &str = "istio_request_bytes";
 /// `istio_response_bytes`: response size (headers and body).
 pub const RESPONSE_BYTES: &str = "istio_response_bytes";
+
+/// `istio_build`: a gauge of 1 labelled `component="proxy"` and `tag` (the version).
+pub const BUILD: &str = "istio_build";
 
 /// The bucket boundaries of every `istio_*` histogram (Envoy's defaults; Prometheus adds
 /// `+Inf`).
