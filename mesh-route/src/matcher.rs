@@ -8,7 +8,7 @@
 //! empty match (`{}`) means "present".
 
 use crate::config::{self, StringMatch};
-use http::{HeaderMap, HeaderName, Request, header::HOST};
+use http::{HeaderMap, HeaderName, Request};
 use regex::Regex;
 use std::borrow::Cow;
 
@@ -333,13 +333,7 @@ fn percent_decode(s: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// The authority a request is addressed to: the absolute-form URI's, else `Host`.
-pub fn request_authority<B>(request: &Request<B>) -> Option<&str> {
-    match request.uri().authority() {
-        Some(authority) => Some(authority.as_str()),
-        None => request.headers().get(HOST).and_then(|h| h.to_str().ok()),
-    }
-}
+pub use mesh_core::authority::request_authority;
 
 #[cfg(test)]
 mod tests {

@@ -22,7 +22,8 @@ use crate::{
 };
 use http::{Request, Response};
 use mesh_core::{
-    BoxError, ResponseFlag, ResponseFlags, UpstreamCluster, local_reply::error_to_response,
+    BoxError, ResponseFlag, ResponseFlags, UpstreamCluster, authority::request_authority,
+    local_reply::error_to_response,
 };
 use pin_project::pin_project;
 use std::{
@@ -178,12 +179,7 @@ impl SpanLayer {
     fn open<B>(&self, context: TraceContext, request: &Request<B>) -> OpenSpan {
         let tags = &self.tags;
         let headers = request.headers();
-        let authority = request
-            .uri()
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| headers.get(http::header::HOST)?.to_str().ok())
-            .unwrap_or("unknown");
+        let authority = request_authority(request).unwrap_or("unknown");
         let (host, port) = match authority.rsplit_once(':') {
             Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => (host, port),
             _ => (authority, "80"),

@@ -30,8 +30,8 @@ use http::{
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use mesh_core::{
     BoxError, DownstreamAddr, MeshError, ResponseFlag, ResponseFlags, Routed, RoutedError,
-    UpstreamCluster, UpstreamHost, UpstreamWorkload, local_reply::error_to_response,
-    workload::Workload,
+    UpstreamCluster, UpstreamHost, UpstreamWorkload, authority::addressed_authority,
+    local_reply::error_to_response, workload::Workload,
 };
 use pin_project::{pin_project, pinned_drop};
 use std::{
@@ -158,8 +158,6 @@ where
 struct RequestFacts {
     start_time: SystemTime,
     method: Method,
-    uri: Uri,
-    host: Option<HeaderValue>,
     original_path: Option<HeaderValue>,
     version: Version,
     x_forwarded_for: Option<HeaderValue>,
@@ -179,8 +177,10 @@ struct Recording {
     /// Request headers and body (the metric); of which the body (the access log).
     request_bytes: u64,
     request_body: u64,
-    /// Authority of the request (for `destination_service` when routing named none).
-    authority: Option<HeaderValue>,
+    /// The request's URI and `Host`: its authority is `destination_service` when routing
+    /// named none, and both go to the access log.
+    uri: Uri,
+    host: Option<HeaderValue>,
     /// Boxed apart: most of a recording's size, and only there with an access log.
     facts: Option<Box<RequestFacts>>,
     status: u16,
@@ -218,16 +218,10 @@ impl Recording {
         let body = hint.exact().unwrap_or(hint.lower());
         let request_bytes =
             (request.method().as_str().len() + path + 12) as u64 + header_bytes(headers) + body;
-        let authority = match request.uri().authority() {
-            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
-            None => headers.get(header::HOST).cloned(),
-        };
         let facts = shared.access_log.as_ref().map(|_| {
             Box::new(RequestFacts {
                 start_time: SystemTime::now(),
                 method: request.method().clone(),
-                uri: request.uri().clone(),
-                host: authority.clone(),
                 original_path: headers.get(X_ENVOY_ORIGINAL_PATH).cloned(),
                 version: request.version(),
                 x_forwarded_for: headers.get(X_FORWARDED_FOR).cloned(),
@@ -243,7 +237,8 @@ impl Recording {
             head: request.method() == Method::HEAD,
             request_bytes,
             request_body: body,
-            authority,
+            uri: request.uri().clone(),
+            host: headers.get(header::HOST).cloned(),
             facts,
             status: 0,
             flags: ResponseFlags::default(),
@@ -341,10 +336,7 @@ impl Recording {
         if let Some(metrics) = &self.shared.metrics {
             let destination_service = match &self.service {
                 Some(service) => &**service,
-                None => self
-                    .authority
-                    .as_ref()
-                    .and_then(|a| a.to_str().ok())
+                None => addressed_authority(&self.uri, self.host.as_ref())
                     .map_or(mesh_core::workload::UNKNOWN, host_of),
             };
             metrics.record(&RequestOutcome {
@@ -368,8 +360,8 @@ impl Recording {
             log.log(AccessLogEntry {
                 start_time: facts.start_time,
                 method: facts.method,
-                uri: facts.uri,
-                host: facts.host,
+                uri: std::mem::take(&mut self.uri),
+                host: self.host.take(),
                 original_path: facts.original_path,
                 protocol: facts.version,
                 response_code: self.status,

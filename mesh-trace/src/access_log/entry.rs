@@ -67,10 +67,7 @@ pub struct AccessLogEntry {
 impl AccessLogEntry {
     /// `%REQ(:AUTHORITY)%`: the URI's authority, else the `Host` header.
     pub fn authority(&self) -> Option<&str> {
-        match self.uri.authority() {
-            Some(authority) => Some(authority.as_str()),
-            None => self.host.as_ref().and_then(|h| h.to_str().ok()),
-        }
+        mesh_core::authority::addressed_authority(&self.uri, self.host.as_ref())
     }
 
     /// `%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%`.
