@@ -1,6 +1,11 @@
 //! Each resilience layer on the success path over a no-op service, against the no-op alone, in
 //! one run (targets: each layer ≤ 200 ns over the inner service; the whole stack — fault,
 //! timeout, retry with Istio's default policy, circuit breaker — ≤ 1 µs).
+//!
+//! Requests carry their route's policy as the sidecar's route layer leaves it on them, and
+//! each layer reads its policy from there. Every variant, the no-op alone included, is called
+//! through one box, so the box's cost cancels out. `LAYER_BENCH_ROUNDS=N` runs the variants
+//! interleaved instead (see `support/layer_bench.rs`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -9,17 +14,17 @@ mod layer_bench;
 #[path = "support/wire_request.rs"]
 mod wire_request;
 
-use layer_bench::{bench, noop};
+use layer_bench::{Variants, noop};
 use mesh::core::{
     Body,
-    circuit_breaker::{CircuitBreaker, CircuitBreakerLayer},
+    circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, ConnectionPoolLimits},
     fault::FaultLayer,
-    policy::{FaultAbort, FaultPolicy, Fraction},
+    policy::{FaultAbort, FaultPolicy, Fraction, RoutePolicy},
     retry::{RetryLayer, RetryPolicy},
     timeout::TimeoutLayer,
 };
 use std::{hint::black_box, sync::Arc, time::Duration};
-use tower::{Layer, ServiceExt};
+use tower::{Layer, Service};
 
 fn resilience_layers(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -34,76 +39,88 @@ fn resilience_layers(c: &mut Criterion) {
             Fraction::from_percent(0.0),
         )),
     };
-    let mut group = c.benchmark_group("resilience_layers");
-    bench(&mut group, &runtime, "noop_service_alone", noop());
-    bench(
-        &mut group,
-        &runtime,
+    // Each layer takes its policy from the route, as in the sidecar.
+    let none = RoutePolicy::default();
+    let fault = RoutePolicy {
+        fault: Some(Arc::new(never)),
+        ..RoutePolicy::default()
+    };
+    let timeout = RoutePolicy {
+        timeout: Some(Duration::from_secs(15)),
+        ..RoutePolicy::default()
+    };
+    let retry = RoutePolicy {
+        retry: Some(Arc::new(RetryPolicy::istio_default())),
+        ..RoutePolicy::default()
+    };
+    let every = RoutePolicy {
+        timeout: timeout.timeout,
+        retry: retry.retry.clone(),
+        ..RoutePolicy::default()
+    };
+    let breaker = || CircuitBreakerLayer::new(Arc::new(CircuitBreaker::default()));
+    let mut variants = Variants::default();
+    variants.add("noop_service_alone", Some(&none), noop());
+    variants.add(
         "fault_no_policy",
+        Some(&none),
         FaultLayer::new().layer(noop()),
     );
-    bench(
-        &mut group,
-        &runtime,
+    variants.add(
         "fault_policy_not_drawn",
-        FaultLayer::with_policy(never).layer(noop()),
+        Some(&fault),
+        FaultLayer::new().layer(noop()),
     );
-    bench(
-        &mut group,
-        &runtime,
+    variants.add(
         "timeout_off",
+        Some(&none),
         TimeoutLayer::default().layer(noop()),
     );
-    bench(
-        &mut group,
-        &runtime,
+    variants.add(
+        "timeout_15s",
+        Some(&timeout),
+        TimeoutLayer::default().layer(noop()),
+    );
+    variants.add(
         "retry_no_policy",
+        Some(&none),
         RetryLayer::new().layer(noop()),
     );
-    bench(
-        &mut group,
-        &runtime,
+    variants.add(
         "retry_istio_default",
-        RetryLayer::with_policy(RetryPolicy::istio_default()).layer(noop()),
+        Some(&retry),
+        RetryLayer::new().layer(noop()),
     );
-    bench(
-        &mut group,
-        &runtime,
-        "circuit_breaker",
-        CircuitBreakerLayer::new(Arc::new(CircuitBreaker::default())).layer(noop()),
+    variants.add("circuit_breaker", Some(&none), breaker().layer(noop()));
+    // With limits set (Envoy's defaults), admission goes through the semaphore.
+    let envoy_limits = Arc::new(CircuitBreaker::new(ConnectionPoolLimits::ENVOY));
+    variants.add(
+        "circuit_breaker_with_limits",
+        Some(&none),
+        CircuitBreakerLayer::new(envoy_limits).layer(noop()),
     );
     // The floor under any retry layer: keeping a copy of the request head while the attempt
     // runs (what tower's own `Retry` does through its policy's `clone_request`).
-    let inner = noop();
     let head_copy = tower::service_fn(move |request: http::Request<Body>| {
         let (parts, body) = request.into_parts();
         let kept = parts.clone();
-        let attempt = inner
-            .clone()
-            .oneshot(http::Request::from_parts(parts, body));
+        let mut inner = noop();
+        let attempt = inner.call(http::Request::from_parts(parts, body));
         async move {
             let response = attempt.await;
             drop(black_box(kept));
             response
         }
     });
-    bench(&mut group, &runtime, "floor_keep_request_head", head_copy);
+    variants.add("floor_keep_request_head", Some(&none), head_copy);
     let stack = tower::ServiceBuilder::new()
         .layer(FaultLayer::new())
-        .layer(TimeoutLayer::new(Some(Duration::from_secs(15))))
-        .layer(RetryLayer::with_policy(RetryPolicy::istio_default()))
-        .layer(CircuitBreakerLayer::new(
-            Arc::new(CircuitBreaker::default()),
-        ))
+        .layer(TimeoutLayer::default())
+        .layer(RetryLayer::new())
+        .layer(breaker())
         .service(noop());
-    bench(&mut group, &runtime, "whole_resilience_stack", stack);
-    bench(
-        &mut group,
-        &runtime,
-        "timeout_15s",
-        TimeoutLayer::new(Some(Duration::from_secs(15))).layer(noop()),
-    );
-    group.finish();
+    variants.add("whole_resilience_stack", Some(&every), stack);
+    variants.run(c, "resilience_layers", &runtime);
 }
 
 criterion_group!(benches, resilience_layers);

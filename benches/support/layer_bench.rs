@@ -3,25 +3,51 @@
 //! cost is its difference from `noop()` alone in the same run.
 
 use super::wire_request::WireBuffer;
-use mesh::core::{Body, body};
-use std::{convert::Infallible, hint::black_box};
-use tower::{Service, ServiceExt, service_fn};
+use mesh::core::{Body, body, policy::RoutePolicy};
+use std::{
+    convert::Infallible,
+    future::{Ready, ready},
+    hint::black_box,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+use tower::{Service, ServiceExt};
 
-/// The inner service every variant wraps (boxed, so its future is known to be `Send`).
+/// A boxed inner service, for benches whose inner service is a closure.
+#[allow(dead_code)] // not every bench boxes its inner service
 pub type Inner =
     tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Infallible>;
 
-/// A service answering 200 with an empty body at once.
+/// The inner service every variant wraps: it answers 200 with an empty body at once, and is
+/// free to clone, like the proxy's own (`Arc`-backed) services, so that a layer which clones
+/// its inner service is not charged for a boxed clone the proxy never makes.
+#[derive(Clone, Copy, Debug)]
+pub struct Noop;
+
+impl Service<http::Request<Body>> for Noop {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Ready<Result<http::Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: http::Request<Body>) -> Self::Future {
+        ready(Ok(http::Response::new(body::empty())))
+    }
+}
+
+/// The no-op inner service.
 #[allow(dead_code)] // a bench whose inner service answers otherwise does not use it
-pub fn noop() -> Inner {
-    Inner::new(service_fn(|_request: http::Request<Body>| async {
-        Ok::<_, Infallible>(http::Response::new(body::empty()))
-    }))
+pub fn noop() -> Noop {
+    Noop
 }
 
 /// Benches `service` as `name`: one request per iteration, built inside the loop (the same
 /// cost for every variant) with the headers a client sends, so no layer is charged for the
 /// header map's first allocation.
+#[allow(dead_code)] // benches whose requests carry a route policy use `bench_routed`
 pub fn bench<S>(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     runtime: &tokio::runtime::Runtime,
@@ -30,12 +56,119 @@ pub fn bench<S>(
 ) where
     S: Service<http::Request<Body>> + Clone,
 {
+    bench_routed(group, runtime, name, None, service)
+}
+
+/// [`bench`] with each request carrying `policy` as its route's policy, as requests leave the
+/// route layer in the sidecar (so the request's extension map already exists, as it does there).
+pub fn bench_routed<S>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    policy: Option<&RoutePolicy>,
+    service: S,
+) where
+    S: Service<http::Request<Body>> + Clone,
+{
     let wire = WireBuffer::new();
     group.bench_function(name, |b| {
         b.to_async(runtime).iter(|| {
             let service = service.clone();
-            let request = wire.request();
+            let mut request = wire.request();
+            if let Some(policy) = policy {
+                request.extensions_mut().insert(policy.clone());
+            }
             async move { black_box(service.oneshot(request).await.is_ok()) }
         })
     });
+}
+
+/// Variants of one group, each a service boxed the same way (so the box's cost cancels out)
+/// and the route policy its requests carry.
+///
+/// [`run`](Self::run) benches them with criterion; with `LAYER_BENCH_ROUNDS=N` in the
+/// environment it instead runs them interleaved — every variant in turn, N rounds of a
+/// fixed number of requests — and prints each variant's median over the rounds and its
+/// difference from the first variant. On a shared machine whose speed drifts during a run,
+/// the interleaved medians compare variants better than criterion's back-to-back ones.
+#[allow(dead_code)] // not every bench uses it
+#[derive(Default)]
+pub struct Variants {
+    list: Vec<(String, Option<RoutePolicy>, Inner)>,
+}
+
+#[allow(dead_code)]
+impl Variants {
+    /// Adds `service` as `name`, its requests carrying `policy`.
+    pub fn add<S>(&mut self, name: &str, policy: Option<&RoutePolicy>, service: S)
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: std::fmt::Debug,
+    {
+        let boxed = Inner::new(tower::ServiceExt::map_err(service, |error| {
+            panic!("bench service failed: {error:?}")
+        }));
+        self.list.push((name.to_owned(), policy.cloned(), boxed));
+    }
+
+    /// Benches every variant; see the [type docs](Self).
+    pub fn run(self, c: &mut criterion::Criterion, group: &str, runtime: &tokio::runtime::Runtime) {
+        if let Some(rounds) = std::env::var("LAYER_BENCH_ROUNDS")
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            return self.interleaved(group, runtime, rounds);
+        }
+        let mut criterion_group = c.benchmark_group(group);
+        for (name, policy, service) in self.list {
+            bench_routed(
+                &mut criterion_group,
+                runtime,
+                &name,
+                policy.as_ref(),
+                service,
+            );
+        }
+        criterion_group.finish();
+    }
+
+    fn interleaved(self, group: &str, runtime: &tokio::runtime::Runtime, rounds: usize) {
+        const REQUESTS: u32 = 20_000;
+        let wire = WireBuffer::new();
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); self.list.len()];
+        for round in 0..=rounds {
+            for ((_, policy, service), times) in self.list.iter().zip(&mut times) {
+                let started = Instant::now();
+                runtime.block_on(async {
+                    for _ in 0..REQUESTS {
+                        let mut request = wire.request();
+                        if let Some(policy) = policy {
+                            request.extensions_mut().insert(policy.clone());
+                        }
+                        black_box(service.clone().oneshot(request).await.is_ok());
+                    }
+                });
+                // Round 0 warms up.
+                if round > 0 {
+                    times.push(started.elapsed() / REQUESTS);
+                }
+            }
+        }
+        let median = |times: &mut Vec<Duration>| {
+            times.sort();
+            times[times.len() / 2]
+        };
+        let base = median(&mut times[0]);
+        println!("{group}: medians of {rounds} interleaved rounds of {REQUESTS} requests");
+        for ((name, _, _), times) in self.list.iter().zip(&mut times) {
+            let median = median(times);
+            let delta = median.as_nanos() as i128 - base.as_nanos() as i128;
+            println!("  {name:40} {:>8} ns  {delta:+6} ns", median.as_nanos());
+        }
+    }
 }
