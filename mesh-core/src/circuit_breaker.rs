@@ -125,8 +125,10 @@ pub struct CircuitBreaker {
 
 struct Shared {
     limits: ConnectionPoolLimits,
-    /// One permit per request that may be active; waiters are served in FIFO order.
-    semaphore: Semaphore,
+    /// One permit per request that may be active; waiters are served in FIFO order. `None`
+    /// when the limits are Istio's unlimited 2^32−1: no request can ever wait, and admitting
+    /// one is a counter increment.
+    semaphore: Option<Semaphore>,
     active: AtomicUsize,
     pending: AtomicUsize,
     retries: AtomicUsize,
@@ -147,10 +149,11 @@ impl CircuitBreaker {
         let permits = usize::try_from(limits.max_active())
             .unwrap_or(usize::MAX)
             .min(Semaphore::MAX_PERMITS);
+        let semaphore = (limits.max_active() < u32::MAX).then(|| Semaphore::new(permits));
         CircuitBreaker {
             shared: Arc::new(Shared {
                 limits,
-                semaphore: Semaphore::new(permits),
+                semaphore,
                 active: AtomicUsize::new(0),
                 pending: AtomicUsize::new(0),
                 retries: AtomicUsize::new(0),
@@ -189,7 +192,10 @@ impl CircuitBreaker {
             shared.overflows.fetch_add(1, Relaxed);
             return Admission::Overflow;
         }
-        if let Ok(permit) = shared.semaphore.try_acquire() {
+        let Some(semaphore) = &shared.semaphore else {
+            return Admission::Now(RequestPermit::new(self.shared.clone()));
+        };
+        if let Ok(permit) = semaphore.try_acquire() {
             permit.forget();
             return Admission::Now(RequestPermit::new(self.shared.clone()));
         }
@@ -282,7 +288,10 @@ struct Queued {
 
 impl Queued {
     async fn wait(self) -> Result<RequestPermit, MeshError> {
-        match self.shared.semaphore.acquire().await {
+        let Some(semaphore) = &self.shared.semaphore else {
+            return Ok(RequestPermit::new(self.shared.clone()));
+        };
+        match semaphore.acquire().await {
             Ok(permit) => {
                 permit.forget();
                 Ok(RequestPermit::new(self.shared.clone()))
@@ -314,7 +323,9 @@ impl RequestPermit {
 impl Drop for RequestPermit {
     fn drop(&mut self) {
         self.shared.active.fetch_sub(1, Relaxed);
-        self.shared.semaphore.add_permits(1);
+        if let Some(semaphore) = &self.shared.semaphore {
+            semaphore.add_permits(1);
+        }
     }
 }
 
@@ -552,6 +563,31 @@ mod tests {
     use std::{convert::Infallible, time::Duration};
     use tokio::{task::JoinSet, time::Instant};
     use tower::{ServiceExt, service_fn};
+
+    #[tokio::test]
+    async fn unlimited_limits_admit_by_counting_and_still_cap_max_requests() {
+        let unlimited = CircuitBreaker::default();
+        assert!(unlimited.shared.semaphore.is_none());
+        let permits: Vec<_> = (0..1000).map(|_| unlimited.admit()).collect();
+        assert!(permits.iter().all(|a| matches!(a, Admission::Now(_))));
+        assert_eq!(unlimited.active(), 1000);
+        drop(permits);
+        assert_eq!(unlimited.active(), 0);
+        // Only `max_requests` bounded: no queue either, and overflow past it.
+        let capped = CircuitBreaker::new(ConnectionPoolLimits {
+            max_requests: 2,
+            max_connections: u32::MAX,
+            ..Default::default()
+        });
+        assert!(capped.shared.semaphore.is_some(), "max_active is bounded");
+        let held = [
+            capped.acquire().await.unwrap(),
+            capped.acquire().await.unwrap(),
+        ];
+        assert!(matches!(capped.acquire().await, Err(MeshError::Overflow)));
+        drop(held);
+        assert!(capped.acquire().await.is_ok());
+    }
 
     /// Limits with `max_connections` connections and a pending queue of `max_pending_requests`.
     fn limits(max_connections: u32, max_pending_requests: u32) -> ConnectionPoolLimits {

@@ -13,6 +13,7 @@ use crate::{BoxError, MeshError, control_headers::ControlHeaders, policy::RouteP
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use pin_project::pin_project;
 use std::{
+    cell::RefCell,
     future::Future,
     pin::Pin,
     task::{Context, Poll},
@@ -172,12 +173,50 @@ pub fn parse_millis(value: &HeaderValue) -> Option<Duration> {
 }
 
 /// A duration as a header value in milliseconds, at least 1 (0 would mean "no timeout").
+///
+/// Routes use a handful of distinct timeouts, so each thread keeps the values it made last
+/// ([`RECENT_MILLIS`] of them): a request with the same timeout as an earlier one clones a
+/// shared value (a reference count) instead of formatting and allocating a new one.
 pub(crate) fn millis_value(duration: Duration) -> HeaderValue {
-    HeaderValue::from(
-        u64::try_from(duration.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1),
-    )
+    thread_local! {
+        static RECENT: RefCell<RecentMillis> = const { RefCell::new(RecentMillis::new()) };
+    }
+    let ms = u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    RECENT
+        .try_with(|recent| recent.borrow_mut().get_or_make(ms))
+        .unwrap_or_else(|_| HeaderValue::from(ms))
+}
+
+/// How many millisecond values each thread keeps for [`millis_value`].
+const RECENT_MILLIS: usize = 4;
+
+/// The millisecond header values a thread made last, replaced oldest first.
+struct RecentMillis {
+    values: [Option<(u64, HeaderValue)>; RECENT_MILLIS],
+    next: usize,
+}
+
+impl RecentMillis {
+    const fn new() -> Self {
+        RecentMillis {
+            values: [None, None, None, None],
+            next: 0,
+        }
+    }
+
+    fn get_or_make(&mut self, ms: u64) -> HeaderValue {
+        if let Some((_, value)) = self.values.iter().flatten().find(|(kept, _)| *kept == ms) {
+            return value.clone();
+        }
+        // The kept copy's bytes become shared on this first clone, so later clones only
+        // count references.
+        let value = HeaderValue::from(ms);
+        self.values[self.next] = Some((ms, value.clone()));
+        self.next = (self.next + 1) % RECENT_MILLIS;
+        value
+    }
 }
 
 /// Parses a `grpc-timeout` value: 1–8 digits and a unit (`H M S m u n`).
@@ -255,6 +294,24 @@ mod tests {
             tokio::time::sleep(delay).await;
             Ok::<_, Infallible>(req.headers().clone())
         })
+    }
+
+    #[test]
+    fn millis_values_are_made_once_per_thread_and_stay_right_past_the_cache() {
+        let first = millis_value(Duration::from_millis(15_000));
+        let again = millis_value(Duration::from_millis(15_000));
+        assert_eq!(again, "15000");
+        // The second is a clone of the kept value: the same bytes, not a new allocation.
+        assert_eq!(first.as_bytes().as_ptr(), again.as_bytes().as_ptr());
+        // More distinct values than are kept: each still reads right, the oldest is replaced.
+        for round in 0..2 {
+            for ms in 1..=(RECENT_MILLIS as u64 + 3) {
+                let value = millis_value(Duration::from_millis(ms * 100));
+                assert_eq!(value, (ms * 100).to_string().as_str(), "round {round}");
+            }
+        }
+        assert_eq!(millis_value(Duration::ZERO), "1");
+        assert_eq!(millis_value(Duration::from_micros(1500)), "1");
     }
 
     #[tokio::test(start_paused = true)]

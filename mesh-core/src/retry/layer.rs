@@ -210,15 +210,8 @@ where
             };
         };
 
-        let context = match request.extensions().get::<RetryContext>() {
-            Some(context) => context.clone(),
-            None => {
-                let context = RetryContext::default();
-                request.extensions_mut().insert(context.clone());
-                context
-            }
-        };
-        let (parts, body) = request.into_parts();
+        let outer_context = request.extensions().get::<RetryContext>().cloned();
+        let (mut parts, body) = request.into_parts();
         let (replay, first_body) = if body.is_end_stream() {
             (Replay::Empty, body)
         } else {
@@ -228,7 +221,14 @@ where
         };
         self.budget.deposit();
         let deadline = global.map(|global| global.deadline);
+        // The template is taken before the context joins the first attempt's extensions, so
+        // that keeping it does not clone the context too; each retry adds it back.
         let template = parts.clone();
+        let context = outer_context.unwrap_or_else(|| {
+            let context = RetryContext::default();
+            parts.extensions.insert(context.clone());
+            context
+        });
         // Call the service that was made ready; keep it (to ready again) for the retries.
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
@@ -496,6 +496,7 @@ where
                     parts
                         .headers
                         .insert(ATTEMPT_COUNT, attempt_count(retry.attempt));
+                    parts.extensions.insert(retry.context.clone());
                     if let Some(expected) = retry.expected_timeout() {
                         parts.headers.insert(EXPECTED_RQ_TIMEOUT_MS, expected);
                     }
