@@ -1,10 +1,10 @@
 //! The shared vocabulary of `mesh`.
 //!
-//! Every other crate speaks in these types: the boxed [`Body`](body::Body) that flows through
-//! the layers, the [`MeshError`](error::MeshError) a layer fails with and the Envoy-style
-//! [`ResponseFlag`](flags::ResponseFlag)s it leaves behind, the [local reply](local_reply)
+//! Every other crate speaks in these types: the boxed [`Body`] that flows through
+//! the layers, the [`MeshError`] a layer fails with and the Envoy-style
+//! [`ResponseFlag`]s it leaves behind, the [local reply](local_reply)
 //! a client sees when the mesh answers by itself, and the request/response
-//! [extensions](extensions) through which routing tells the layers below what it decided.
+//! [`extensions`] through which routing tells the layers below what it decided.
 //!
 //! And the resilience layers, each usable alone around any tower service of HTTP requests and
 //! each reading its per-route settings from the [`RoutePolicy`](policy::RoutePolicy) extension:

@@ -1,5 +1,5 @@
 //! The `mesh` proxy: listeners, upstream connections, endpoints and load balancing, the admin
-//! API, and the [`Sidecar`](sidecar::Sidecar) that assembles them from Istio configuration.
+//! API, and the [`Sidecar`] that assembles them from Istio configuration.
 //!
 //! - [`listener`]: hyper server (HTTP/1.1 + HTTP/2 prior knowledge on one port).
 //! - [`registry`], [`endpoint`], [`balance`]: ServiceEntry endpoints, subsets, load balancing.

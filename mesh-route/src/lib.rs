@@ -3,9 +3,9 @@
 //! - [`config`]: the serde model of VirtualService, DestinationRule, ServiceEntry, Sidecar and
 //!   mesh-wide settings, loaded from multi-document YAML and validated with precise diagnostics.
 //! - [`host`]: Istio's host-name forms (short, namespaced, FQDN, wildcard).
-//! - [`table`]: the compiled [`RouteTable`](table::RouteTable) (host → ordered rules → weighted
+//! - [`table`]: the compiled [`RouteTable`] (host → ordered rules → weighted
 //!   destinations), built from [`matcher`], [`header_ops`], [`rewrite`] and [`redirect`].
-//! - [`layer`]: [`RouteLayer`](layer::RouteLayer), routing as a tower layer.
+//! - [`layer`]: [`RouteLayer`], routing as a tower layer.
 //! - [`mirror`]: [`MirrorLayer`](mirror::MirrorLayer), fire-and-forget shadow copies.
 
 pub mod config;

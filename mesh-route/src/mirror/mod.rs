@@ -2,7 +2,7 @@
 //!
 //! For a request whose [`RoutePolicy`] names mirror targets, each target draws its share
 //! (`mirrorPercentage`, all by default) and, if drawn, gets a copy of the request: the same
-//! head pointed at the target's [`Destination`], with `-shadow` appended to the host before
+//! head pointed at the target's [`Destination`](mesh_core::Destination), with `-shadow` appended to the host before
 //! the port (`catalog:80` → `catalog-shadow:80`; switchable off) and its trace context kept
 //! but marked not sampled. The copy is sent through the layer's shadow service on a task of
 //! its own; its response is read and discarded. The primary request never waits for it and
