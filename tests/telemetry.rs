@@ -320,6 +320,28 @@ async fn route_timeout_is_504_ut_to_the_catalog_service() {
     );
 }
 
+#[tokio::test]
+async fn connect_failure_is_503_uf_to_the_endpoint_tried() {
+    let (catalog, metrics) = start(&routes("    retries: {attempts: 0}")).await;
+    let proxy = catalog.proxy();
+    catalog.v1.kill();
+    let mut client = Http1Client::connect(proxy).await.unwrap();
+    let response = get_items(&mut client).await;
+    assert_eq!(response.status, 503);
+    let series = metrics.wait_for_requests(1).await;
+    assert_eq!(series.len(), 1, "{series:#?}");
+    let (labels, count) = &series[0];
+    assert_eq!(*count, 1);
+    assert_labels(labels, FROM_WEB);
+    // The endpoint's workload, known from the failure the forwarder returns: Envoy reports
+    // the upstream host of a connect failure too.
+    assert_labels(labels, TO_CATALOG_V1);
+    assert_labels(
+        labels,
+        &[("response_code", "503"), ("response_flags", "UF")],
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_overflow_is_503_uo_beside_the_served_request() {
     const N: usize = 6;

@@ -83,14 +83,7 @@ impl MeshError {
 
     /// Finds a `MeshError` inside a boxed error (as tower layers return them).
     pub fn find(error: &BoxError) -> Option<&MeshError> {
-        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
-        while let Some(e) = current {
-            if let Some(mesh) = e.downcast_ref::<MeshError>() {
-                return Some(mesh);
-            }
-            current = e.source();
-        }
-        None
+        find_in_chain(error)
     }
 }
 
@@ -136,4 +129,91 @@ impl std::error::Error for RoutedError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(self.source.as_ref())
     }
+}
+
+/// Where a request that failed at an upstream had been sent: its cluster, endpoint and the
+/// endpoint's workload (the same facts a response carries as extensions).
+#[derive(Clone, Debug)]
+pub struct UpstreamTarget {
+    /// The cluster, in Istio's `outbound|PORT|SUBSET|HOST` form.
+    pub cluster: crate::UpstreamCluster,
+    /// The endpoint tried.
+    pub host: crate::UpstreamHost,
+    /// The endpoint's workload.
+    pub workload: crate::UpstreamWorkload,
+}
+
+/// A failure at an upstream endpoint (connect failure, reset, per-try timeout…), with where the
+/// request had been sent: how telemetry learns the upstream cluster, host and workload of a
+/// `UF` or `UC`, as Envoy reports them. [`MeshError::find`] and the local reply see through it
+/// to the failure inside.
+///
+/// ```
+/// use mesh_core::{BoxError, MeshError, UpstreamCluster, UpstreamHost, UpstreamWorkload};
+/// use mesh_core::error::{UpstreamError, UpstreamTarget};
+/// use mesh_core::workload::Workload;
+/// use std::sync::Arc;
+/// let target = UpstreamTarget {
+///     cluster: UpstreamCluster("outbound|80|v1|catalog".into()),
+///     host: UpstreamHost("10.0.0.1:3000".parse().unwrap()),
+///     workload: UpstreamWorkload(Arc::new(Workload::from_labels("catalog-v1", "shop", &Default::default()))),
+/// };
+/// let error: BoxError = UpstreamError::new(target, MeshError::NoHealthyUpstream).into();
+/// assert!(matches!(MeshError::find(&error), Some(MeshError::NoHealthyUpstream)));
+/// let found = UpstreamError::find(&error).unwrap();
+/// assert_eq!(found.target().host.0.as_str(), "10.0.0.1:3000");
+/// ```
+#[derive(Debug)]
+pub struct UpstreamError {
+    target: Box<UpstreamTarget>,
+    source: MeshError,
+}
+
+impl UpstreamError {
+    /// `source`, which happened at `target`.
+    pub fn new(target: UpstreamTarget, source: MeshError) -> Self {
+        UpstreamError {
+            target: Box::new(target),
+            source,
+        }
+    }
+
+    /// Where the request had been sent.
+    pub fn target(&self) -> &UpstreamTarget {
+        &self.target
+    }
+
+    /// The failure.
+    pub fn error(&self) -> &MeshError {
+        &self.source
+    }
+
+    /// The first `UpstreamError` in `error`'s chain (through a [`RoutedError`], say).
+    pub fn find(error: &BoxError) -> Option<&UpstreamError> {
+        find_in_chain(error)
+    }
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for UpstreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The first error of type `T` in `error`'s chain of sources, `error` itself first.
+fn find_in_chain<T: std::error::Error + 'static>(error: &BoxError) -> Option<&T> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
 }

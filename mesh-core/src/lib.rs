@@ -30,7 +30,7 @@ pub mod timeout;
 pub mod workload;
 
 pub use body::{Body, BoxError};
-pub use error::{MeshError, RoutedError};
+pub use error::{MeshError, RoutedError, UpstreamError};
 pub use extensions::{
     Destination, DownstreamAddr, RouteInfo, Routed, UpstreamCluster, UpstreamHost, UpstreamWorkload,
 };

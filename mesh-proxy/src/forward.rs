@@ -20,7 +20,9 @@ use http::{
     uri::{Authority, Scheme},
 };
 use mesh_core::{
-    Body, BoxError, Destination, DownstreamAddr, MeshError, UpstreamCluster,
+    Body, BoxError, Destination, DownstreamAddr, MeshError, UpstreamCluster, UpstreamError,
+    UpstreamHost, UpstreamWorkload,
+    error::UpstreamTarget,
     outlier::Outcome,
     retry::{ATTEMPT_COUNT, RetryContext},
     timeout::{EXPECTED_RQ_TIMEOUT_MS, RouteDeadline, parse_millis},
@@ -76,12 +78,12 @@ impl Service<Request<Body>> for Forward {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let shared = self.shared.clone();
-        Box::pin(async move { shared.forward(request).await.map_err(BoxError::from) })
+        Box::pin(async move { shared.forward(request).await })
     }
 }
 
 impl Shared {
-    async fn forward(&self, mut request: Request<Body>) -> Result<Response<Body>, MeshError> {
+    async fn forward(&self, mut request: Request<Body>) -> Result<Response<Body>, BoxError> {
         let addressed =
             request_authority(&request).ok_or(MeshError::BadRequest("request has no host"))?;
         let authority: Authority = addressed
@@ -112,7 +114,7 @@ impl Shared {
             }
             None => match self.mode {
                 OutboundMode::RegistryOnly => {
-                    return Err(MeshError::HostNotRegistered(authority.host().to_string()));
+                    return Err(MeshError::HostNotRegistered(authority.host().to_string()).into());
                 }
                 _ => {
                     self.pass_through(request, &authority, port, downstream)
@@ -133,7 +135,7 @@ impl Shared {
         mut request: Request<Body>,
         authority: &Authority,
         port: u16,
-    ) -> Result<Response<Body>, MeshError> {
+    ) -> Result<Response<Body>, BoxError> {
         let permit = match &cluster.breaker {
             Some(breaker) => {
                 if let Some(context) = request.extensions().get::<RetryContext>() {
@@ -173,17 +175,29 @@ impl Shared {
         if let Some(outlier) = &ports.outlier {
             let outcome = match &result {
                 Ok(response) => Outcome::from_status(response.status().as_u16()),
-                Err(MeshError::Overflow) => return result,
+                Err(MeshError::Overflow) => return result.map_err(Into::into),
                 Err(_) => Outcome::LocalOriginFailure,
             };
             outlier.report(index, outcome, Instant::now());
         }
-        result.map(|mut response| {
-            response
-                .extensions_mut()
-                .insert(UpstreamCluster(cluster.name.clone()));
-            response
-        })
+        match result {
+            Ok(mut response) => {
+                response
+                    .extensions_mut()
+                    .insert(UpstreamCluster(cluster.name.clone()));
+                Ok(response)
+            }
+            // Telemetry reports where the failed request went.
+            Err(error) => Err(UpstreamError::new(
+                UpstreamTarget {
+                    cluster: UpstreamCluster(cluster.name.clone()),
+                    host: UpstreamHost(endpoint.authority.clone()),
+                    workload: UpstreamWorkload(endpoint.workload.clone()),
+                },
+                error,
+            )
+            .into()),
+        }
     }
 
     /// Sends to the authority the client named (ALLOW_ANY, or `resolution: NONE`).

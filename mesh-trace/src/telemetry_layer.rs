@@ -30,7 +30,7 @@ use http::{
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use mesh_core::{
     BoxError, DownstreamAddr, MeshError, ResponseFlag, ResponseFlags, Routed, RoutedError,
-    UpstreamCluster, UpstreamHost, UpstreamWorkload, authority::addressed_authority,
+    UpstreamCluster, UpstreamError, UpstreamHost, UpstreamWorkload, authority::addressed_authority,
     local_reply::error_to_response, workload::Workload,
 };
 use pin_project::{pin_project, pinned_drop};
@@ -262,18 +262,11 @@ impl Recording {
             self.flags = *flags;
         }
         self.routed(extensions.get::<Routed>());
-        self.upstream_cluster = extensions.get::<UpstreamCluster>().map(|c| c.0.clone());
-        self.upstream_host = extensions.get::<UpstreamHost>().map(|h| h.0.clone());
-        // The upstream is the peer of the client side only; the server side's peer is its caller
-        // (its upstream is the local app: itself).
-        if self
-            .shared
-            .metrics
-            .as_ref()
-            .is_some_and(|m| m.reporter() == Reporter::Source)
-        {
-            self.peer = extensions.get::<UpstreamWorkload>().map(|w| w.0.clone());
-        }
+        self.upstream(
+            extensions.get::<UpstreamCluster>(),
+            extensions.get::<UpstreamHost>(),
+            extensions.get::<UpstreamWorkload>(),
+        );
         let headers = response.headers();
         if self.facts.is_some() {
             self.upstream_service_time = headers.get(X_ENVOY_UPSTREAM_SERVICE_TIME).cloned();
@@ -282,6 +275,27 @@ impl Recording {
             self.grpc_status = grpc_status(headers);
         }
         self.response_bytes = 15 + header_bytes(headers);
+    }
+
+    /// Takes where the request was sent upstream.
+    fn upstream(
+        &mut self,
+        cluster: Option<&UpstreamCluster>,
+        host: Option<&UpstreamHost>,
+        workload: Option<&UpstreamWorkload>,
+    ) {
+        self.upstream_cluster = cluster.map(|c| c.0.clone());
+        self.upstream_host = host.map(|h| h.0.clone());
+        // The upstream is the peer of the client side only; the server side's peer is its caller
+        // (its upstream is the local app: itself).
+        if self
+            .shared
+            .metrics
+            .as_ref()
+            .is_some_and(|m| m.reporter() == Reporter::Source)
+        {
+            self.peer = workload.map(|w| w.0.clone());
+        }
     }
 
     /// Takes what routing decided.
@@ -299,6 +313,14 @@ impl Recording {
         let reply = error_to_response(error);
         self.response(&reply);
         self.routed(error.downcast_ref::<RoutedError>().map(RoutedError::routed));
+        if let Some(failed) = UpstreamError::find(error) {
+            let target = failed.target();
+            self.upstream(
+                Some(&target.cluster),
+                Some(&target.host),
+                Some(&target.workload),
+            );
+        }
         let hint = HttpBody::size_hint(reply.body());
         self.count_response_body(hint.exact().unwrap_or(hint.lower()));
         if matches!(
