@@ -74,13 +74,19 @@ pub fn bench_routed<S>(
     group.bench_function(name, |b| {
         b.to_async(runtime).iter(|| {
             let service = service.clone();
-            let mut request = wire.request();
-            if let Some(policy) = policy {
-                request.extensions_mut().insert(policy.clone());
-            }
+            let request = routed_request(&wire, policy);
             async move { black_box(service.oneshot(request).await.is_ok()) }
         })
     });
+}
+
+/// A request from `wire`, carrying `policy` as its route's policy if there is one.
+fn routed_request(wire: &WireBuffer, policy: Option<&RoutePolicy>) -> http::Request<Body> {
+    let mut request = wire.request();
+    if let Some(policy) = policy {
+        request.extensions_mut().insert(policy.clone());
+    }
+    request
 }
 
 /// Variants of one group, each a service boxed the same way (so the box's cost cancels out)
@@ -146,10 +152,7 @@ impl Variants {
                 let started = Instant::now();
                 runtime.block_on(async {
                     for _ in 0..REQUESTS {
-                        let mut request = wire.request();
-                        if let Some(policy) = policy {
-                            request.extensions_mut().insert(policy.clone());
-                        }
+                        let request = routed_request(&wire, policy.as_ref());
                         black_box(service.clone().oneshot(request).await.is_ok());
                     }
                 });

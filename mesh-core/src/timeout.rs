@@ -201,7 +201,7 @@ struct RecentMillis {
 impl RecentMillis {
     const fn new() -> Self {
         RecentMillis {
-            values: [None, None, None, None],
+            values: [const { None }; RECENT_MILLIS],
             next: 0,
         }
     }
