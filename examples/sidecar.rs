@@ -161,9 +161,8 @@ async fn run(config: Config, args: Args, log_filter: LogFilterControl) -> ExitCo
             service_account: args.service_account,
             cluster_id: args.cluster_id,
         },
-        metrics: None,
         log_filter: Some(log_filter),
-        disable_access_log: false,
+        ..SidecarSettings::default()
     };
     let running = match Sidecar::with_settings(config, settings) {
         Ok(sidecar) => sidecar.start(&options).await,

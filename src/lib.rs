@@ -12,6 +12,13 @@
 //! - [`proxy`]: listeners, endpoints, load balancing, admin, the [`Sidecar`](proxy::Sidecar).
 
 pub mod demo;
+mod embed;
+
+pub use embed::{
+    ClientLayer, Diagnostics, Error, Mesh, MeshBuilder, MeshClient, MeshServer, ResponseFuture,
+    ServerLayer,
+};
+pub use mesh_route::config;
 
 pub use mesh_core as core;
 pub use mesh_proxy as proxy;

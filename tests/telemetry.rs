@@ -7,25 +7,19 @@ mod support;
 
 use mesh::demo::{Collected, Http1Client};
 use mesh::proxy::{sidecar::SidecarSettings, workload_identity::WorkloadSettings};
-use mesh::trace::metrics::MetricsRecorder;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
+use std::time::{Duration, Instant};
+use support::{
+    Catalog,
+    metrics::{Labels, Metrics, total},
+    v1_routes as routes,
 };
-use support::{Catalog, v1_routes as routes};
 
-const REQUESTS_TOTAL: &str = "istio_requests_total";
 const DURATION: &str = "istio_request_duration_milliseconds";
 const REQUEST_BYTES: &str = "istio_request_bytes";
 const RESPONSE_BYTES: &str = "istio_response_bytes";
 
 /// The canonical host of the registry's `catalog` ServiceEntry (namespace `istioinaction`).
 const CATALOG: &str = "catalog.istioinaction.svc.cluster.local";
-
-/// The labels of one series.
-type Labels = BTreeMap<String, String>;
 
 /// What every series this sidecar reports carries: the reporter, its own workload (from the
 /// [`WorkloadSettings`] of [`start`]), and the request's plain-HTTP facts.
@@ -66,81 +60,6 @@ const TO_CATALOG_NO_ENDPOINT: &[(&str, &str)] = &[
     ("destination_canonical_service", "unknown"),
 ];
 
-/// Everything the debugging recorder has reported so far, summed over snapshots (a snapshot
-/// resets counters and drains histograms).
-struct Metrics {
-    snapshotter: Snapshotter,
-    seen: Mutex<Seen>,
-}
-
-#[derive(Default)]
-struct Seen {
-    counters: BTreeMap<(String, Labels), u64>,
-    histograms: BTreeMap<(String, Labels), Vec<f64>>,
-}
-
-impl Metrics {
-    /// Takes a snapshot and adds it to what was seen before.
-    fn collect(&self) {
-        let mut seen = self.seen.lock().unwrap();
-        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
-            let name = key.key().name().to_owned();
-            let labels: Labels = key
-                .key()
-                .labels()
-                .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                .collect();
-            match value {
-                DebugValue::Counter(n) => *seen.counters.entry((name, labels)).or_default() += n,
-                DebugValue::Histogram(samples) => seen
-                    .histograms
-                    .entry((name, labels))
-                    .or_default()
-                    .extend(samples.into_iter().map(|s| s.0)),
-                DebugValue::Gauge(_) => {}
-            }
-        }
-    }
-
-    /// Every `istio_requests_total` series counted so far, with its count.
-    fn requests(&self) -> Vec<(Labels, u64)> {
-        self.collect();
-        let seen = self.seen.lock().unwrap();
-        seen.counters
-            .iter()
-            .filter(|((name, _), n)| name == REQUESTS_TOTAL && **n > 0)
-            .map(|((_, labels), n)| (labels.clone(), *n))
-            .collect()
-    }
-
-    /// The `istio_requests_total` series once at least `n` requests are counted (a request is
-    /// recorded when its response body ends: by the time the client has read it), after a
-    /// moment more in which any extra recording would show up.
-    async fn wait_for_requests(&self, n: u64) -> Vec<(Labels, u64)> {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while total(&self.requests()) < n && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        self.requests()
-    }
-
-    /// The samples of histogram `name` in the series with `labels`.
-    fn samples(&self, name: &str, labels: &Labels) -> Vec<f64> {
-        self.collect();
-        let seen = self.seen.lock().unwrap();
-        seen.histograms
-            .get(&(name.to_owned(), labels.clone()))
-            .cloned()
-            .unwrap_or_default()
-    }
-}
-
-/// Requests counted over all `series`.
-fn total(series: &[(Labels, u64)]) -> u64 {
-    series.iter().map(|(_, n)| n).sum()
-}
-
 /// The one series of `series` with `response_code` `code`.
 #[track_caller]
 fn series_with_code(series: &[(Labels, u64)], code: u16) -> (Labels, u64) {
@@ -169,11 +88,7 @@ fn assert_labels(labels: &Labels, expected: &[(&str, &str)]) {
 /// Sidecar settings for workload `name` in `namespace` with `labels`, recording its metrics
 /// into a debugging recorder read through the returned [`Metrics`].
 fn recording(name: &str, namespace: &str, labels: &[(&str, &str)]) -> (SidecarSettings, Metrics) {
-    let recorder = DebuggingRecorder::new();
-    let metrics = Metrics {
-        snapshotter: recorder.snapshotter(),
-        seen: Mutex::default(),
-    };
+    let (recorder, metrics) = Metrics::recorder();
     let settings = SidecarSettings {
         workload: WorkloadSettings {
             name: Some(name.into()),
@@ -184,7 +99,7 @@ fn recording(name: &str, namespace: &str, labels: &[(&str, &str)]) -> (SidecarSe
                 .collect(),
             ..WorkloadSettings::default()
         },
-        metrics: Some(MetricsRecorder::Owned(Arc::new(recorder))),
+        metrics: Some(recorder),
         ..support::quiet()
     };
     (settings, metrics)

@@ -44,3 +44,136 @@ where
 {
     body.map_err(Into::into).boxed()
 }
+
+/// Boxes a body that is `Send` but not `Sync` (axum's and tonic's bodies) into a [`Body`].
+///
+/// The body is polled through a [`SyncWrapper`](sync_wrapper::SyncWrapper), which is `Sync`
+/// because it is only reached through `&mut`, so its `&self` methods cannot be asked: its size
+/// hint is the one it had when boxed less the data read since, and it reports its end once it
+/// has ended or has delivered the exact length it declared (as a full body does).
+///
+/// ```
+/// use http_body_util::{BodyExt, Full};
+/// let body = mesh_core::body::boxed_send(Full::new(bytes::Bytes::from_static(b"x")));
+/// assert_eq!(http_body::Body::size_hint(&body).exact(), Some(1));
+/// ```
+pub fn boxed_send<B>(body: B) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    SendBody {
+        hint: body.size_hint(),
+        ended: body.is_end_stream(),
+        inner: sync_wrapper::SyncWrapper::new(body),
+    }
+    .boxed()
+}
+
+/// A `Send` body made `Sync`; see [`boxed_send`].
+#[pin_project::pin_project]
+struct SendBody<B> {
+    #[pin]
+    inner: sync_wrapper::SyncWrapper<B>,
+    hint: http_body::SizeHint,
+    ended: bool,
+}
+
+impl<B> http_body::Body for SendBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let polled = std::task::ready!(this.inner.get_pin_mut().poll_frame(cx));
+        match &polled {
+            None => *this.ended = true,
+            // Trailers are a body's last frame.
+            Some(Ok(frame)) if frame.is_trailers() => *this.ended = true,
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let read = data.len() as u64;
+                    let upper = this.hint.upper().map(|upper| upper.saturating_sub(read));
+                    this.hint.set_lower(this.hint.lower().saturating_sub(read));
+                    if let Some(upper) = upper {
+                        this.hint.set_upper(upper);
+                    }
+                }
+            }
+            Some(Err(_)) => {}
+        }
+        std::task::Poll::Ready(polled.map(|frame| frame.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.hint.exact() == Some(0)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+
+    #[tokio::test]
+    async fn a_send_body_ends_when_its_declared_length_is_read() {
+        let mut body = boxed_send(Full::new(Bytes::from_static(b"hello")));
+        assert!(!body.is_end_stream());
+        assert_eq!(body.size_hint().exact(), Some(5));
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "hello");
+        assert!(body.is_end_stream(), "a full body ends with its last byte");
+        assert_eq!(body.size_hint().exact(), Some(0));
+        assert!(body.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_send_body_of_unknown_length_ends_when_it_ends() {
+        let stream = http_body_util::StreamBody::new(futures_like::Once(Some(Ok::<_, BoxError>(
+            http_body::Frame::data(Bytes::from_static(b"x")),
+        ))));
+        let mut body = boxed_send(stream);
+        assert!(!body.is_end_stream());
+        body.frame().await.unwrap().unwrap();
+        assert!(!body.is_end_stream(), "the length was never declared");
+        assert!(body.frame().await.is_none());
+        assert!(body.is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn a_send_body_ends_with_its_trailers() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let stream = http_body_util::StreamBody::new(futures_like::Once(Some(Ok::<_, BoxError>(
+            http_body::Frame::trailers(trailers),
+        ))));
+        let mut body = boxed_send(stream);
+        assert!(body.frame().await.unwrap().unwrap().is_trailers());
+        assert!(body.is_end_stream());
+    }
+
+    /// A one-item stream, without a futures dependency.
+    mod futures_like {
+        pub struct Once<T>(pub Option<T>);
+        impl<T: Unpin> futures_core::Stream for Once<T> {
+            type Item = T;
+            fn poll_next(
+                mut self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<T>> {
+                std::task::Poll::Ready(self.0.take())
+            }
+        }
+    }
+}

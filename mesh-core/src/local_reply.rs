@@ -67,6 +67,48 @@ impl MeshError {
     }
 }
 
+/// A response future whose errors become the local replies a client should see
+/// ([`error_to_response`]), so it never fails: what a listener, or a client or server wrapped
+/// in-process, hands back.
+///
+/// ```
+/// use mesh_core::{BoxError, MeshError, local_reply::LocalReplyFuture};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let failed = async { Err::<http::Response<mesh_core::Body>, BoxError>(MeshError::NoHealthyUpstream.into()) };
+/// let response = LocalReplyFuture::new(failed).await.unwrap();
+/// assert_eq!(response.status(), 503);
+/// # }
+/// ```
+#[pin_project::pin_project]
+#[derive(Debug)]
+pub struct LocalReplyFuture<F> {
+    #[pin]
+    inner: F,
+}
+
+impl<F> LocalReplyFuture<F> {
+    /// Wraps `inner`.
+    pub fn new(inner: F) -> Self {
+        LocalReplyFuture { inner }
+    }
+}
+
+impl<F> std::future::Future for LocalReplyFuture<F>
+where
+    F: std::future::Future<Output = Result<Response<Body>, BoxError>>,
+{
+    type Output = Result<Response<Body>, std::convert::Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let result = std::task::ready!(self.project().inner.poll(cx));
+        std::task::Poll::Ready(Ok(result.unwrap_or_else(|error| error_to_response(&error))))
+    }
+}
+
 /// Turns any error a layer returned into the reply the client should see.
 ///
 /// A [`MeshError`] anywhere in the chain gives its own reply; anything else is treated as the

@@ -3,8 +3,10 @@
 //!
 //! - [`listener`]: hyper server (HTTP/1.1 + HTTP/2 prior knowledge on one port).
 //! - [`registry`], [`endpoint`], [`balance`]: ServiceEntry endpoints, subsets, load balancing.
-//! - [`upstream`], [`forward`], [`proxy_headers`]: sending requests on, with header hygiene.
-//! - [`inbound`]: Sidecar `ingress` → the local application.
+//! - [`upstream`], [`forward`], [`proxy_headers`]: sending requests on, with header hygiene;
+//!   [`transport`]: an embedding application's own client as the wire.
+//! - [`inbound`]: Sidecar `ingress` → the local application; [`server_layers`]: what runs in
+//!   front of it (or of an embedding application's service).
 //! - [`admin`]: `/ready`, `/config_dump`, `/clusters`.
 
 pub mod active_connections;
@@ -19,10 +21,12 @@ pub mod inbound;
 pub mod listener;
 pub mod proxy_headers;
 pub mod registry;
+pub mod server_layers;
 pub mod sidecar;
 pub mod stats;
 pub mod telemetry_settings;
 pub mod trace_settings;
+pub mod transport;
 pub mod upstream;
 pub mod workload_identity;
 

@@ -8,7 +8,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
-use mesh_core::{Body, BoxError, DownstreamAddr, body, local_reply::error_to_response};
+use mesh_core::{Body, BoxError, DownstreamAddr, body, local_reply::LocalReplyFuture};
 use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, time::Duration};
 use tokio::{net::TcpListener, sync::watch};
 use tower::{ServiceExt, util::BoxCloneSyncService};
@@ -78,7 +78,8 @@ struct ConnectionService {
     downstream: DownstreamAddr,
 }
 
-type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+type ResponseFuture =
+    LocalReplyFuture<Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>>;
 
 impl hyper::service::Service<Request<Incoming>> for ConnectionService {
     type Response = Response<Body>;
@@ -91,15 +92,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
         // expected timeout, forwarding headers): one growth of the map, not one per layer.
         request.headers_mut().reserve(ADDED_HEADERS);
         request.extensions_mut().insert(self.downstream);
-        // Boxed here, outside the async block, so its `Send` is proven on a concrete type.
-        let response: Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>> =
-            Box::pin(self.service.clone().oneshot(request));
-        Box::pin(async move {
-            Ok(match response.await {
-                Ok(response) => response,
-                Err(error) => error_to_response(&error),
-            })
-        })
+        LocalReplyFuture::new(Box::pin(self.service.clone().oneshot(request)))
     }
 }
 

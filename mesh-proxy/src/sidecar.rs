@@ -16,6 +16,7 @@ use crate::{
     inbound::{Inbound, InboundError},
     listener::{HttpService, bind, serve},
     registry::Registry,
+    server_layers::ServerLayers,
     stats::StatsSources,
     telemetry_settings::{AccessLogSettings, TelemetrySettings},
     trace_settings::TraceSettings,
@@ -67,6 +68,9 @@ pub struct SidecarSettings {
     /// Where the Istio metrics are recorded; `None`: a Prometheus recorder of the sidecar's own,
     /// rendered at `/stats/prometheus`.
     pub metrics: Option<MetricsRecorder>,
+    /// The handle rendering `metrics` at `/stats/prometheus`, when `metrics` is a Prometheus
+    /// recorder (one kept across configurations: see [`prometheus_recorder`]).
+    pub prometheus: Option<PrometheusHandle>,
     /// Lets the admin's `/logging` change the process's log filter.
     pub log_filter: Option<LogFilterControl>,
     /// No access log, whatever the configuration asks (an embedding that logs otherwise, tests).
@@ -118,6 +122,7 @@ pub struct Sidecar {
     registry: Arc<Registry>,
     outbound: HttpService,
     inbound: Option<HttpService>,
+    server_layers: ServerLayers,
     mirror_stats: Arc<MirrorStats>,
     span_stats: Option<Arc<ReporterStats>>,
     telemetry: Telemetry,
@@ -152,15 +157,8 @@ impl Telemetry {
             .workload
             .resolve(config, |name| std::env::var(name).ok());
         let (recorder, prometheus) = match &settings.metrics {
-            Some(recorder) => (recorder.clone(), None),
-            None => {
-                let recorder = PrometheusBuilder::new()
-                    .set_buckets_for_metric(Matcher::Prefix("istio_".into()), &ISTIO_BUCKETS)
-                    .map_err(|e| StartError::Telemetry(e.to_string()))?
-                    .build_recorder();
-                let handle = recorder.handle();
-                (MetricsRecorder::Owned(Arc::new(recorder)), Some(handle))
-            }
+            Some(recorder) => (recorder.clone(), settings.prometheus.clone()),
+            None => prometheus_recorder().map(|(r, h)| (r, Some(h)))?,
         };
         let mut logs = TelemetrySettings::from_config(config);
         if settings.disable_access_log {
@@ -202,6 +200,17 @@ impl Telemetry {
             access_logs: opened.into_iter().map(|(_, log)| log).collect(),
         })
     }
+}
+
+/// A Prometheus recorder with Istio's histogram buckets for `istio_*` metrics, and the handle
+/// that renders it (its upkeep must run on a timer: see [`run_upkeep`]).
+pub fn prometheus_recorder() -> Result<(MetricsRecorder, PrometheusHandle), StartError> {
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Prefix("istio_".into()), &ISTIO_BUCKETS)
+        .map_err(|e| StartError::Telemetry(e.to_string()))?
+        .build_recorder();
+    let handle = recorder.handle();
+    Ok((MetricsRecorder::Owned(Arc::new(recorder)), handle))
 }
 
 /// The tracing layers of both listeners: per side (outbound `Client`, inbound `Server`) a
@@ -293,17 +302,15 @@ impl Sidecar {
             .layer(TimeoutLayer::default())
             .layer(RetryLayer::new())
             .service(forward);
+        let server_layers = ServerLayers {
+            trace: tracing.server.trace,
+            telemetry: telemetry.inbound.clone(),
+            spans: tracing.server.spans,
+        };
         let inbound = match config.sidecars.iter().find(|s| !s.spec.ingress.is_empty()) {
-            Some(sidecar) => Inbound::new(&sidecar.spec, upstream)?.map(|inbound| {
-                BoxCloneSyncService::new(
-                    ServiceBuilder::new()
-                        .layer(tracing.server.trace)
-                        .map_response(|response: http::Response<_>| response.map(body::boxed))
-                        .layer(telemetry.inbound.clone())
-                        .option_layer(tracing.server.spans.clone())
-                        .service(inbound),
-                )
-            }),
+            Some(sidecar) => {
+                Inbound::new(&sidecar.spec, upstream)?.map(|inbound| server_layers.layer(inbound))
+            }
             None => None,
         };
         Ok(Sidecar {
@@ -311,6 +318,7 @@ impl Sidecar {
             registry,
             outbound: BoxCloneSyncService::new(outbound),
             inbound,
+            server_layers,
             mirror_stats,
             span_stats: tracing.stats,
             telemetry,
@@ -348,6 +356,17 @@ impl Sidecar {
     /// The outbound service, for use in-process (or in benchmarks) without a listener.
     pub fn outbound_service(&self) -> HttpService {
         self.outbound.clone()
+    }
+
+    /// The inbound side's layers, to put in front of an application's own service in-process
+    /// (the inbound listener runs them in front of its forwarder).
+    pub fn server_layers(&self) -> &ServerLayers {
+        &self.server_layers
+    }
+
+    /// The configuration the sidecar was built from.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
     }
 
     /// The endpoint registry.
@@ -415,8 +434,9 @@ impl Sidecar {
 /// How often the Prometheus recorder's histograms are drained (its upkeep must run on a timer).
 pub const PROMETHEUS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Runs the Prometheus recorder's upkeep until `stopped` turns true.
-async fn run_upkeep(handle: PrometheusHandle, mut stopped: watch::Receiver<bool>) {
+/// Runs the Prometheus recorder's upkeep every [`PROMETHEUS_UPKEEP_INTERVAL`] until `stopped`
+/// turns true.
+pub async fn run_upkeep(handle: PrometheusHandle, mut stopped: watch::Receiver<bool>) {
     let start = tokio::time::Instant::now() + PROMETHEUS_UPKEEP_INTERVAL;
     let mut interval = tokio::time::interval_at(start, PROMETHEUS_UPKEEP_INTERVAL);
     loop {

@@ -12,6 +12,7 @@ use crate::{
     active_connections::ActiveConnections,
     connection_uses::{ConnectionUses, CountingConnector},
     endpoint::{Endpoint, InFlight, Protocol},
+    transport::{Transport, refused_stream_in_chain},
 };
 use bytes::Bytes;
 use http::{
@@ -146,27 +147,40 @@ impl Upstream {
     ) -> Result<Response<Body>, MeshError> {
         let guard = (endpoint.start_request(), permit);
         let sent = std::time::Instant::now();
-        let result = match endpoint.protocol {
-            Protocol::Http1 => {
+        let transport = request.extensions_mut().remove::<Transport>();
+        let result = match (transport, endpoint.protocol) {
+            // The application's client connects to the URI's authority, whatever the protocol.
+            (Some(transport), _) => {
                 point_uri(&mut request, &endpoint.authority)?;
                 set_host(&mut request, authority);
-                self.send_http1(request).await
+                transport
+                    .send(request)
+                    .await
+                    .map(|response| response.map(|body| GuardedBody::boxed(body, Some(guard))))
             }
-            Protocol::Http2 => {
+            (None, Protocol::Http1) => {
+                point_uri(&mut request, &endpoint.authority)?;
+                set_host(&mut request, authority);
+                self.send_http1(request)
+                    .await
+                    .map(|response| response.map(|body| GuardedBody::boxed(body, Some(guard))))
+            }
+            (None, Protocol::Http2) => {
                 point_uri(&mut request, authority)?;
                 request.headers_mut().remove(HOST);
-                self.send_http2(endpoint, request).await
+                self.send_http2(endpoint, request)
+                    .await
+                    .map(|response| response.map(|body| GuardedBody::boxed(body, Some(guard))))
             }
         };
         match result {
-            Ok(response) => {
+            Ok(mut response) => {
                 endpoint.record_reachable();
                 if response.status().is_server_error() {
                     endpoint.record_failure();
                 } else {
                     endpoint.record_success();
                 }
-                let mut response = response.map(|body| GuardedBody::boxed(body, Some(guard)));
                 set_service_time(&mut response, sent);
                 let extensions = response.extensions_mut();
                 extensions.insert(UpstreamHost(endpoint.authority.clone()));
@@ -192,10 +206,13 @@ impl Upstream {
         point_uri(&mut request, authority)?;
         set_host(&mut request, authority);
         let sent = std::time::Instant::now();
-        let mut response = self
-            .send_http1(request)
-            .await?
-            .map(|body| GuardedBody::boxed(body, None));
+        let mut response = match request.extensions_mut().remove::<Transport>() {
+            Some(transport) => transport.send(request).await?,
+            None => self
+                .send_http1(request)
+                .await?
+                .map(|body| GuardedBody::boxed(body, None)),
+        };
         set_service_time(&mut response, sent);
         response
             .extensions_mut()
@@ -311,16 +328,11 @@ impl Upstream {
 /// An HTTP/2 stream error: `REFUSED_STREAM` (the upstream did not process the request, so it
 /// is safe to retry) or any other reset.
 fn classify_http2_error(error: hyper::Error) -> MeshError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(e) = source {
-        if let Some(h2) = e.downcast_ref::<h2::Error>()
-            && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
-        {
-            return MeshError::RefusedStream(Box::new(error));
-        }
-        source = e.source();
+    if refused_stream_in_chain(&error) {
+        MeshError::RefusedStream(Box::new(error))
+    } else {
+        MeshError::UpstreamReset(Box::new(error))
     }
-    MeshError::UpstreamReset(Box::new(error))
 }
 
 /// Points the request URI at `authority` (absolute form, keeping path and query).
@@ -351,19 +363,27 @@ fn set_host(request: &mut Request<Body>, authority: &Authority) {
 /// An upstream response body that keeps the endpoint's in-flight count, and the cluster's
 /// circuit-breaker permit, until it ends.
 #[pin_project]
-struct GuardedBody {
+struct GuardedBody<B> {
     #[pin]
-    inner: Incoming,
+    inner: B,
     guard: Option<(InFlight, Option<RequestPermit>)>,
 }
 
-impl GuardedBody {
-    fn boxed(inner: Incoming, guard: Option<(InFlight, Option<RequestPermit>)>) -> Body {
+impl<B> GuardedBody<B>
+where
+    B: HttpBody<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn boxed(inner: B, guard: Option<(InFlight, Option<RequestPermit>)>) -> Body {
         body::boxed(GuardedBody { inner, guard })
     }
 }
 
-impl HttpBody for GuardedBody {
+impl<B> HttpBody for GuardedBody<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 

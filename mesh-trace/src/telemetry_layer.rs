@@ -556,9 +556,10 @@ where
                 None => {}
             }
         }
+        // Trailers are a body's last frame; a server may drop the body without polling past.
         let ended = match &frame {
             None | Some(Err(_)) => true,
-            Some(Ok(_)) => this.inner.is_end_stream(),
+            Some(Ok(frame)) => frame.is_trailers() || this.inner.is_end_stream(),
         };
         if ended && let Some(recording) = this.recording.take() {
             recording.finish();
@@ -678,23 +679,50 @@ mod tests {
     async fn grpc_status_comes_from_the_trailers() {
         let (layer, snapshotter) = layer();
         let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| async {
-            let mut trailers = HeaderMap::new();
-            trailers.insert("grpc-status", HeaderValue::from_static("14"));
-            let frames = [
-                Frame::data(Bytes::from_static(b"\0\0\0\0\0")),
-                Frame::trailers(trailers),
-            ];
-            Ok::<_, BoxError>(Response::new(Frames(frames.into())))
+            Ok::<_, BoxError>(grpc_response("14"))
         }));
-        let request = Request::post("http://catalog/pkg.Svc/Call")
-            .header("content-type", "application/grpc")
-            .body(Empty::new())
-            .unwrap();
+        let request = grpc_request();
         let response = svc.oneshot(request).await.unwrap();
         response.into_body().collect().await.unwrap();
         let series = requests(&snapshotter);
         assert_eq!(series[0].0["request_protocol"], "grpc");
         assert_eq!(series[0].0["grpc_response_status"], "14");
+    }
+
+    #[tokio::test]
+    async fn a_response_ends_with_its_trailers_even_if_never_polled_past_them() {
+        let (layer, snapshotter) = layer();
+        let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| async {
+            Ok::<_, BoxError>(grpc_response("0"))
+        }));
+        let request = grpc_request();
+        let mut body = svc.oneshot(request).await.unwrap().into_body();
+        body.frame().await.unwrap().unwrap();
+        assert!(body.frame().await.unwrap().unwrap().is_trailers());
+        // As an HTTP/2 server does: the trailers are sent, the body dropped.
+        drop(body);
+        let series = requests(&snapshotter);
+        assert_eq!(series[0].0["response_flags"], "-", "not a disconnect");
+        assert_eq!(series[0].0["grpc_response_status"], "0");
+    }
+
+    /// A gRPC response: one empty message, then trailers with `grpc-status: status`.
+    fn grpc_response(status: &'static str) -> Response<Frames> {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static(status));
+        let frames = [
+            Frame::data(Bytes::from_static(b"\0\0\0\0\0")),
+            Frame::trailers(trailers),
+        ];
+        Response::new(Frames(frames.into()))
+    }
+
+    /// A gRPC request.
+    fn grpc_request() -> Request<Empty<Bytes>> {
+        Request::post("http://catalog/pkg.Svc/Call")
+            .header("content-type", "application/grpc")
+            .body(Empty::new())
+            .unwrap()
     }
 
     /// A body of ready frames.

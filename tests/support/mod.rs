@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod metrics;
+
 use mesh::demo::{CatalogServer, point_registry};
 use mesh::proxy::{RunningSidecar, Sidecar, SidecarOptions, sidecar::SidecarSettings};
 use mesh::route::config::Config;

@@ -138,6 +138,33 @@ impl Config {
         loader.finish()
     }
 
+    /// Validates a configuration built in Rust (or changed after loading) as loading does: every
+    /// resource, and the references between them.
+    ///
+    /// Returns every error and warning when there is at least one error.
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, Resource, VirtualService};
+    ///
+    /// let mut config = Config::default();
+    /// // A VirtualService must name at least one host.
+    /// config.virtual_services.push(Resource::new("catalog", VirtualService::default()));
+    /// let errors = config.validate().unwrap_err();
+    /// assert!(errors[0].to_string().contains("hosts"), "{}", errors[0]);
+    /// ```
+    pub fn validate(self) -> Result<Loaded, Vec<Diagnostic>> {
+        let mut diagnostics = Vec::new();
+        validate::validate_all(&self, &[], &mut diagnostics);
+        if diagnostics.iter().any(Diagnostic::is_error) {
+            Err(diagnostics)
+        } else {
+            Ok(Loaded {
+                config: self,
+                warnings: diagnostics,
+            })
+        }
+    }
+
     /// What happens to traffic for hosts not in the registry: the `outboundTrafficPolicy`
     /// of the first Sidecar without `workloadSelector`, else the mesh config's, else
     /// `ALLOW_ANY`.

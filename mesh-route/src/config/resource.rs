@@ -48,7 +48,35 @@ pub struct Resource<T> {
     pub spec: T,
 }
 
+/// The file name diagnostics give resources built in Rust.
+pub const RUST_ORIGIN: &str = "<rust>";
+
 impl<T> Resource<T> {
+    /// A resource built in Rust, named `name`, without a namespace; diagnostics name its origin
+    /// [`RUST_ORIGIN`].
+    ///
+    /// ```
+    /// use mesh_route::config::{Resource, VirtualService};
+    /// let vs = Resource::new("catalog", VirtualService::default()).in_namespace("shop");
+    /// assert_eq!(vs.meta.qualified_name(), "shop/catalog");
+    /// ```
+    pub fn new(name: impl Into<String>, spec: T) -> Self {
+        Resource {
+            meta: ObjectMeta {
+                name: name.into(),
+                ..ObjectMeta::default()
+            },
+            origin: Origin::new(RUST_ORIGIN, 0),
+            spec,
+        }
+    }
+
+    /// The same resource in namespace `namespace`.
+    pub fn in_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.meta.namespace = Some(namespace.into());
+        self
+    }
+
     /// The namespace, if any.
     pub fn namespace(&self) -> Option<&str> {
         self.meta.namespace.as_deref()

@@ -1,0 +1,53 @@
+//! [`ServerLayers`]: what the inbound side runs in front of an application.
+//!
+//! Trace context extraction and sampling ([`TraceLayer`]), Istio metrics reported as
+//! `reporter="destination"` and the server access log ([`TelemetryLayer`]), and `SERVER` spans
+//! when a collector is configured ([`SpanLayer`]). The sidecar puts them in front of its
+//! inbound forwarder; an application that embeds the mesh puts them in front of its own service.
+
+use crate::listener::HttpService;
+use mesh_core::{Body, BoxError, body};
+use mesh_trace::{TraceLayer, span_layer::SpanLayer, telemetry_layer::TelemetryLayer};
+use tower::{Layer, Service, ServiceBuilder, util::BoxCloneSyncService};
+
+/// The inbound layers of one configuration; see the [module docs](self).
+#[derive(Clone)]
+pub struct ServerLayers {
+    pub(crate) trace: TraceLayer,
+    pub(crate) telemetry: TelemetryLayer,
+    pub(crate) spans: Option<SpanLayer>,
+}
+
+impl std::fmt::Debug for ServerLayers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerLayers")
+            .field("telemetry", &self.telemetry)
+            .field("spans", &self.spans.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for ServerLayers
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Service = HttpService;
+
+    fn layer(&self, inner: S) -> HttpService {
+        BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(self.trace)
+                .map_response(|response: http::Response<_>| response.map(body::boxed))
+                .layer(self.telemetry.clone())
+                .option_layer(self.spans.clone())
+                .map_err(|error: S::Error| -> BoxError { error.into() })
+                .service(inner),
+        )
+    }
+}

@@ -1,0 +1,157 @@
+//! [`Transport`]: an application's own HTTP client, used as the wire for one request.
+//!
+//! In the sidecar, [`Upstream`](crate::upstream::Upstream) sends on connections of its own. An
+//! application that embeds the mesh keeps its client (a hyper-util client, a tonic channel's
+//! connector, anything that is a `tower::Service` of HTTP requests): the client layer puts a
+//! `Transport` in each request's extensions, and when the forwarder has chosen an endpoint the
+//! request is pointed at it and sent through that client instead. Routing, retries, timeouts,
+//! circuit breaking, outlier detection and load balancing stay the mesh's; only the bytes on the
+//! wire are the client's. Shadow (mirrored) copies are sent on the mesh's own connections.
+//!
+//! Errors are classified as the proxy classifies its own: a connect error (hyper-util's
+//! `is_connect`, or a refused TCP connection) is a connect failure (retried on
+//! `connect-failure`, flagged UF), an HTTP/2 `REFUSED_STREAM` is a refused stream, and anything
+//! else is an upstream reset.
+
+use bytes::Bytes;
+use http::{Request, Response};
+use mesh_core::{Body, BoxError, MeshError, body};
+use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc};
+use tower::{Service, ServiceExt};
+
+type SendFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+/// Sends one request with a client of the application's.
+trait SendRequest: Send + Sync + 'static {
+    fn send(&self, request: Request<Body>) -> SendFuture;
+}
+
+/// A client service that sends requests to the URI they carry; see the [module docs](self).
+struct ClientSender<S>(S);
+
+impl<S, RB> SendRequest for ClientSender<S>
+where
+    S: Service<Request<Body>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    RB: http_body::Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+{
+    fn send(&self, request: Request<Body>) -> SendFuture {
+        Box::pin(
+            self.0
+                .clone()
+                .map_response(|response: Response<RB>| response.map(body::boxed_send))
+                .map_err(|error: S::Error| -> BoxError { error.into() })
+                .oneshot(request),
+        )
+    }
+}
+
+/// An application's HTTP client, carried in a request's extensions as the wire to send it on.
+///
+/// Cloning is cheap (a reference count).
+///
+/// ```
+/// use http_body_util::Empty;
+/// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+/// use mesh_proxy::transport::Transport;
+///
+/// let client = Client::builder(TokioExecutor::new()).build_http::<mesh_core::Body>();
+/// let mut request = http::Request::new(mesh_core::body::empty());
+/// request.extensions_mut().insert(Transport::new(client));
+/// # let _ = Empty::<bytes::Bytes>::new();
+/// ```
+#[derive(Clone)]
+pub struct Transport(Arc<dyn SendRequest>);
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Transport")
+    }
+}
+
+impl Transport {
+    /// Wraps `client`: a service that sends a request to the absolute URI it carries.
+    pub fn new<S, RB>(client: S) -> Self
+    where
+        S: Service<Request<Body>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+        S::Future: Send,
+        S::Error: Into<BoxError>,
+        RB: http_body::Body<Data = Bytes> + Send + 'static,
+        RB::Error: Into<BoxError>,
+    {
+        Transport(Arc::new(ClientSender(client)))
+    }
+
+    /// Sends `request` (its URI already pointed at the endpoint), classifying failures.
+    pub async fn send(&self, request: Request<Body>) -> Result<Response<Body>, MeshError> {
+        self.0.send(request).await.map_err(classify)
+    }
+}
+
+/// The proxy's reading of a client's error: connect failure, refused stream or reset.
+fn classify(error: BoxError) -> MeshError {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(error.as_ref());
+    while let Some(e) = source {
+        if e.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(|e| e.is_connect())
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return MeshError::ConnectFailure(error);
+        }
+        source = e.source();
+    }
+    if refused_stream_in_chain(error.as_ref()) {
+        MeshError::RefusedStream(error)
+    } else {
+        MeshError::UpstreamReset(error)
+    }
+}
+
+/// Whether an HTTP/2 `REFUSED_STREAM` is among `error`'s causes (the upstream did not process
+/// the request, so it is safe to retry).
+pub(crate) fn refused_stream_in_chain(error: &(dyn StdError + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<h2::Error>()
+            .is_some_and(|h2| h2.reason() == Some(h2::Reason::REFUSED_STREAM))
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_errors_are_connect_failures_and_others_resets() {
+        let refused: BoxError =
+            Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(classify(refused), MeshError::ConnectFailure(_)));
+        let h2: BoxError = Box::new(h2::Error::from(h2::Reason::REFUSED_STREAM));
+        assert!(matches!(classify(h2), MeshError::RefusedStream(_)));
+        let other: BoxError = "connection reset".into();
+        assert!(matches!(classify(other), MeshError::UpstreamReset(_)));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_cannot_connect_fails_with_a_connect_failure() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Body>();
+        let request = Request::get(format!("http://{addr}/"))
+            .body(body::empty())
+            .unwrap();
+        let error = Transport::new(client).send(request).await.unwrap_err();
+        assert!(matches!(error, MeshError::ConnectFailure(_)), "{error:?}");
+    }
+}

@@ -1,0 +1,130 @@
+//! [`ClientLayer`]: the outbound stack around an application's HTTP client.
+
+use super::Mesh;
+use bytes::Bytes;
+use http::{
+    HeaderValue, Request, Response, Uri,
+    header::HOST,
+    uri::{Authority, PathAndQuery, Scheme},
+};
+use mesh_core::local_reply::LocalReplyFuture;
+use mesh_core::{Body, BoxError, body};
+use mesh_proxy::transport::Transport;
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+use tower::{Layer, Service};
+
+/// Wraps an HTTP client (anything that is a `tower::Service` sending a request to the absolute
+/// URI it carries: hyper-util's legacy client, a client with TLS, a test double) so every
+/// request goes through the mesh's outbound stack to the host the layer was made for.
+///
+/// The request's own scheme and authority are replaced by that host (its path and query are
+/// kept), so routing sees what a sidecar would: `Host: catalog`. When routing has chosen a
+/// cluster and the load balancer an endpoint, the request is pointed at that endpoint and sent
+/// through the wrapped client; retries go through it again, to another endpoint where there is
+/// one. Shadow (mirrored) copies go out on the mesh's own connections. Responses and errors are
+/// the sidecar's: a failure is the local reply a sidecar would send (`503` with `UO`, `504`
+/// with `UT`, …), so the service never returns an error.
+///
+/// ```no_run
+/// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+/// use tower::{ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let mesh = mesh::Mesh::from_yaml(&std::fs::read_to_string("catalog.yaml")?)?;
+/// let http = Client::builder(TokioExecutor::new()).build_http::<mesh::core::Body>();
+/// let catalog = ServiceBuilder::new()
+///     .layer(mesh.client_layer("catalog")?)
+///     .service(http);
+/// let request = http::Request::get("/items").body(http_body_util::Empty::<bytes::Bytes>::new())?;
+/// let response = catalog.oneshot(request).await?;
+/// println!("{}", response.status());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientLayer {
+    mesh: Mesh,
+    authority: Authority,
+    host: HeaderValue,
+}
+
+impl ClientLayer {
+    pub(crate) fn new(mesh: Mesh, authority: Authority) -> Self {
+        let host = HeaderValue::from_str(authority.as_str())
+            .expect("an authority is a valid header value");
+        ClientLayer {
+            mesh,
+            authority,
+            host,
+        }
+    }
+}
+
+impl<S, RB> Layer<S> for ClientLayer
+where
+    S: Service<Request<Body>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    RB: http_body::Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+{
+    type Service = MeshClient;
+
+    fn layer(&self, client: S) -> MeshClient {
+        MeshClient {
+            layer: self.clone(),
+            transport: Transport::new(client),
+        }
+    }
+}
+
+/// A client wrapped by a [`ClientLayer`].
+#[derive(Clone, Debug)]
+pub struct MeshClient {
+    layer: ClientLayer,
+    transport: Transport,
+}
+
+/// The future of a [`MeshClient`] or [`MeshServer`](crate::MeshServer) call: never an error,
+/// since failures are the local replies (`503`, `504`, …) the sidecar would send.
+pub type ResponseFuture =
+    LocalReplyFuture<Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>>;
+
+impl<B> Service<Request<B>> for MeshClient
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The outbound stack is always ready: limits answer with local replies, not
+        // backpressure.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> ResponseFuture {
+        let (mut parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(self.layer.authority.clone());
+        uri.path_and_query = Some(path);
+        parts.uri = Uri::from_parts(uri).expect("scheme, authority and path make a URI");
+        parts.headers.insert(HOST, self.layer.host.clone());
+        parts.extensions.insert(self.transport.clone());
+        let request = Request::from_parts(parts, body::boxed_send(body));
+        let mut outbound = self.layer.mesh.snapshot().outbound.clone();
+        LocalReplyFuture::new(outbound.call(request))
+    }
+}

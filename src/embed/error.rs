@@ -1,0 +1,44 @@
+//! [`Error`]: why a [`Mesh`](crate::Mesh) could not be built, swapped or addressed.
+
+use mesh_proxy::StartError;
+use mesh_route::config::Diagnostic;
+use std::fmt;
+
+/// Why a [`Mesh`](crate::Mesh) could not be built, swapped or addressed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration has errors (each names its file, document, resource and field).
+    #[error("invalid mesh configuration:\n{0}")]
+    Config(Diagnostics),
+    /// The configuration is valid but cannot be run (a bad Zipkin address, an access log
+    /// file that cannot be opened, …).
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// [`Mesh::client_layer`](crate::Mesh::client_layer) was given something that is not a
+    /// host (`catalog`, `catalog:8080`, `catalog.shop.svc.cluster.local`).
+    #[error("not a host to address requests to: {0:?}")]
+    InvalidHost(String),
+}
+
+/// The problems found in a configuration, one per line when displayed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, diagnostic) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "  {diagnostic}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<Vec<Diagnostic>> for Error {
+    fn from(diagnostics: Vec<Diagnostic>) -> Self {
+        Error::Config(Diagnostics(diagnostics))
+    }
+}

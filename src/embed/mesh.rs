@@ -1,0 +1,204 @@
+//! [`Mesh`]: one configuration's traffic policy and telemetry, in-process, swappable at run time.
+
+use super::{ClientLayer, Error, MeshBuilder, ServerLayer};
+use arc_swap::ArcSwap;
+use http::uri::Authority;
+use mesh_proxy::{
+    Sidecar,
+    admin::Admin,
+    listener::HttpService,
+    server_layers::ServerLayers,
+    sidecar::{SidecarSettings, prometheus_recorder, run_upkeep},
+};
+use mesh_route::config::{Config, Diagnostic, Loaded};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Istio traffic policy and telemetry for an application's own clients and servers.
+///
+/// A `Mesh` is built from the same configuration the sidecar reads ([`Mesh::from_yaml`],
+/// [`Mesh::builder`]). [`client_layer`](Mesh::client_layer) wraps an HTTP client in the
+/// outbound stack: trace context, Istio metrics (`reporter="source"`), the access log, routing,
+/// mirroring, fault injection, timeouts, retries, circuit breaking, outlier detection and load
+/// balancing. [`server_layer`](Mesh::server_layer) wraps a service in the inbound one: trace
+/// context, Istio metrics (`reporter="destination"`), the access log and server spans.
+///
+/// [`swap`](Mesh::swap) replaces the configuration atomically: requests already started finish
+/// under the configuration they started with, and every layer built from this mesh (and every
+/// clone of it) uses the new one for the next request. Cloning is cheap.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::Error> {
+/// let mesh = mesh::Mesh::from_yaml(r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: catalog}
+/// spec:
+///   hosts: [catalog]
+///   resolution: STATIC
+///   ports: [{number: 80, name: http, protocol: HTTP}]
+///   endpoints: [{address: 127.0.0.1, ports: {http: 9001}}]
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: catalog}
+/// spec:
+///   hosts: [catalog]
+///   http: [{route: [{destination: {host: catalog}}], timeout: 2s}]
+/// "#)?;
+/// assert_eq!(mesh.version(), 1);
+/// let _client = mesh.client_layer("catalog")?;
+/// let _server = mesh.server_layer();
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Mesh {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    current: ArcSwap<Snapshot>,
+    settings: SidecarSettings,
+    /// Renders the mesh's own Prometheus recorder (none when metrics go elsewhere).
+    prometheus: Option<PrometheusHandle>,
+    /// Stops the Prometheus upkeep task when the last handle is dropped.
+    _stop_upkeep: watch::Sender<bool>,
+}
+
+/// One configuration, compiled.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) version: u64,
+    pub(crate) sidecar: Sidecar,
+    pub(crate) outbound: HttpService,
+    pub(crate) warnings: Vec<Diagnostic>,
+}
+
+impl Snapshot {
+    fn compile(version: u64, loaded: Loaded, settings: &SidecarSettings) -> Result<Self, Error> {
+        let sidecar = Sidecar::with_settings(loaded.config, settings.clone())?;
+        Ok(Snapshot {
+            version,
+            outbound: sidecar.outbound_service(),
+            sidecar,
+            warnings: loaded.warnings,
+        })
+    }
+
+    pub(crate) fn server_layers(&self) -> &ServerLayers {
+        self.sidecar.server_layers()
+    }
+}
+
+impl Mesh {
+    /// A mesh configured by multi-document Istio YAML, with default settings.
+    pub fn from_yaml(text: &str) -> Result<Mesh, Error> {
+        Mesh::builder().yaml(text).build()
+    }
+
+    /// A builder: configuration from YAML, files and Rust values, plus settings.
+    pub fn builder() -> MeshBuilder {
+        MeshBuilder::default()
+    }
+
+    /// Starts a mesh on a validated configuration.
+    pub(crate) fn start(loaded: Loaded, mut settings: SidecarSettings) -> Result<Mesh, Error> {
+        let mut prometheus = None;
+        if settings.metrics.is_none() {
+            // One recorder for every configuration, so counters survive a swap.
+            let (recorder, handle) = prometheus_recorder()?;
+            settings.metrics = Some(recorder);
+            settings.prometheus = Some(handle.clone());
+            prometheus = Some(handle);
+        }
+        let snapshot = Snapshot::compile(1, loaded, &settings)?;
+        let (stop_upkeep, stopped) = watch::channel(false);
+        if let (Some(handle), Ok(runtime)) = (&prometheus, tokio::runtime::Handle::try_current()) {
+            runtime.spawn(run_upkeep(handle.clone(), stopped));
+        }
+        Ok(Mesh {
+            shared: Arc::new(Shared {
+                current: ArcSwap::from_pointee(snapshot),
+                settings,
+                prometheus,
+                _stop_upkeep: stop_upkeep,
+            }),
+        })
+    }
+
+    /// A layer that sends every request to `host` (`catalog`, `catalog:8080`) through the
+    /// outbound stack, over the client it wraps; see [`ClientLayer`].
+    pub fn client_layer(&self, host: &str) -> Result<ClientLayer, Error> {
+        let authority: Authority = host
+            .parse()
+            .map_err(|_| Error::InvalidHost(host.to_string()))?;
+        if authority.as_str().contains('@') {
+            return Err(Error::InvalidHost(host.to_string()));
+        }
+        Ok(ClientLayer::new(self.clone(), authority))
+    }
+
+    /// A layer that puts the inbound stack in front of a service; see [`ServerLayer`].
+    pub fn server_layer(&self) -> ServerLayer {
+        ServerLayer::new(self.clone())
+    }
+
+    /// Validates `config` and, when it is valid and can run, makes it the configuration of every
+    /// layer of this mesh from the next request on; returns its warnings. When it is not, the
+    /// current configuration stays and the error says why.
+    pub fn swap(&self, config: Config) -> Result<Vec<Diagnostic>, Error> {
+        self.swap_loaded(config.validate()?)
+    }
+
+    /// [`swap`](Mesh::swap) to multi-document Istio YAML.
+    pub fn swap_yaml(&self, text: &str) -> Result<Vec<Diagnostic>, Error> {
+        self.swap_loaded(Config::from_yaml_str(text)?)
+    }
+
+    fn swap_loaded(&self, loaded: Loaded) -> Result<Vec<Diagnostic>, Error> {
+        let shared = &self.shared;
+        // Compiled outside the swap; two concurrent swaps both succeed, the later one last.
+        let version = shared.current.load().version + 1;
+        let snapshot = Snapshot::compile(version, loaded, &shared.settings)?;
+        let warnings = snapshot.warnings.clone();
+        shared.current.store(Arc::new(snapshot));
+        Ok(warnings)
+    }
+
+    /// The configuration in force: 1 for the first, one more for each successful swap.
+    pub fn version(&self) -> u64 {
+        self.shared.current.load().version
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.current.load().sidecar.config().clone()
+    }
+
+    /// The warnings of the configuration in force (fields parsed but not enforced, …).
+    pub fn warnings(&self) -> Vec<Diagnostic> {
+        self.shared.current.load().warnings.clone()
+    }
+
+    /// The Istio metrics in Prometheus text format, when the mesh records them itself (the
+    /// default; not when [`MeshBuilder::metrics`] sent them elsewhere).
+    pub fn render_prometheus(&self) -> Option<String> {
+        self.shared
+            .prometheus
+            .as_ref()
+            .map(PrometheusHandle::render)
+    }
+
+    /// The sidecar's admin API (`/stats/prometheus`, `/clusters`, `/config_dump`, …) for the
+    /// configuration in force, to serve wherever the application likes.
+    pub fn admin_service(&self) -> Admin {
+        self.shared.current.load().sidecar.admin_service()
+    }
+
+    /// The configuration in force, compiled.
+    pub(crate) fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.shared.current.load()
+    }
+}

@@ -1,0 +1,124 @@
+//! [`ServerLayer`]: the inbound stack in front of an application's own service.
+
+use super::Mesh;
+use bytes::Bytes;
+use http::{Request, Response};
+use mesh_core::{Body, BoxError, body, local_reply::LocalReplyFuture};
+use mesh_proxy::listener::HttpService;
+use std::{
+    convert::Infallible,
+    task::{Context, Poll},
+};
+use tower::{Layer, Service, ServiceExt};
+
+use super::client::ResponseFuture;
+
+/// Puts the mesh's inbound stack in front of a service (an axum `Router`, a tonic server, any
+/// `tower::Service` of HTTP requests): trace context is extracted and continued, Istio metrics
+/// are recorded with `reporter="destination"`, the server access log is written, and `SERVER`
+/// spans are exported when a collector is configured — as the sidecar does on its inbound side.
+///
+/// ```
+/// use tower::{ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::core::BoxError> {
+/// let mesh = mesh::Mesh::builder().access_log(false).build()?;
+/// let app = tower::service_fn(|_request: http::Request<mesh::core::Body>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(mesh::core::body::full("hello")))
+/// });
+/// let server = ServiceBuilder::new().layer(mesh.server_layer()).service(app);
+/// let request = http::Request::new(http_body_util::Empty::<bytes::Bytes>::new());
+/// let response = server.oneshot(request).await?;
+/// assert_eq!(response.status(), 200);
+/// // The request is counted when its response has been read to the end.
+/// http_body_util::BodyExt::collect(response.into_body()).await?;
+/// assert!(mesh.render_prometheus().unwrap().contains("reporter=\"destination\""));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ServerLayer {
+    mesh: Mesh,
+}
+
+impl ServerLayer {
+    pub(crate) fn new(mesh: Mesh) -> Self {
+        ServerLayer { mesh }
+    }
+}
+
+impl<S> Layer<S> for ServerLayer {
+    type Service = MeshServer<S>;
+
+    fn layer(&self, inner: S) -> MeshServer<S> {
+        MeshServer {
+            mesh: self.mesh.clone(),
+            inner,
+            stack: None,
+        }
+    }
+}
+
+/// A service wrapped by a [`ServerLayer`].
+#[derive(Clone, Debug)]
+pub struct MeshServer<S> {
+    mesh: Mesh,
+    inner: S,
+    /// The inbound stack around `inner`, and the configuration version it was built for.
+    stack: Option<(u64, HttpService)>,
+}
+
+impl<S, B, RB> Service<Request<B>> for MeshServer<S>
+where
+    S: Service<Request<Body>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    RB: http_body::Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The inner service's readiness failing has no reply to give; it is polled again at
+        // the call, which then answers with the local reply for its error.
+        let _ = std::task::ready!(self.current_stack().poll_ready(cx));
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> ResponseFuture {
+        let stack = match self.stack {
+            Some((_, ref mut stack)) => stack,
+            // Called without `poll_ready`.
+            None => self.current_stack(),
+        };
+        LocalReplyFuture::new(stack.call(request.map(body::boxed_send)))
+    }
+}
+
+impl<S, RB> MeshServer<S>
+where
+    S: Service<Request<Body>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    RB: http_body::Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+{
+    /// The inbound stack of the configuration in force, rebuilt around `inner` after a swap.
+    fn current_stack(&mut self) -> &mut HttpService {
+        let snapshot = self.mesh.snapshot();
+        let current = match self.stack.take() {
+            Some((version, stack)) if version == snapshot.version => (version, stack),
+            _ => {
+                let inner = self
+                    .inner
+                    .clone()
+                    .map_response(|response: Response<RB>| response.map(body::boxed_send));
+                (snapshot.version, snapshot.server_layers().layer(inner))
+            }
+        };
+        &mut self.stack.insert(current).1
+    }
+}

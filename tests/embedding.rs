@@ -1,0 +1,379 @@
+//! The in-process API: the shipped examples run, the in-process client decides and reports as
+//! the sidecar does for the same configuration, and configuration swaps apply at run time.
+
+mod support;
+
+#[path = "../examples/client.rs"]
+mod client_example;
+#[path = "../examples/grpc.rs"]
+mod grpc_example;
+#[path = "../examples/server.rs"]
+mod server_example;
+
+use http_body_util::{BodyExt, Empty};
+use mesh::{
+    Error, Mesh,
+    core::Body,
+    demo::{CatalogServer, Http1Client, point_registry},
+    proxy::sidecar::SidecarSettings,
+};
+use std::time::Duration;
+use support::metrics::Metrics;
+use tower::{Layer, ServiceExt};
+
+#[tokio::test]
+async fn the_client_example_routes_retries_traces_and_counts() {
+    let report = client_example::run(200).await.unwrap();
+    assert!(report.internal.iter().all(|v| v == "v2"), "{report:?}");
+    let v1 = report.everyone.iter().filter(|v| *v == "v1").count();
+    let v2 = report.everyone.iter().filter(|v| *v == "v2").count();
+    assert_eq!(v1 + v2, 200);
+    // 90/10 over 200 requests: v2's share is 20 ± 4.3 σ.
+    assert!((3..=45).contains(&v2), "v1 {v1}, v2 {v2}");
+    assert_eq!(report.retried_status, 200);
+    assert_eq!(report.retried_attempts, "2");
+    assert!(report.traced);
+    let v1_series = report
+        .prometheus
+        .lines()
+        .find(|l| {
+            l.starts_with("istio_requests_total{")
+                && l.contains(r#"destination_version="v1""#)
+                && l.contains(r#"response_code="200""#)
+        })
+        .unwrap_or_else(|| panic!("{}", report.prometheus));
+    assert!(v1_series.contains(r#"reporter="source""#), "{v1_series}");
+    assert!(
+        v1_series.contains(r#"destination_service="catalog.istioinaction.svc.cluster.local""#),
+        "{v1_series}"
+    );
+}
+
+#[tokio::test]
+async fn the_server_example_continues_the_trace_and_serves_its_metrics() {
+    let report = server_example::run().await.unwrap();
+    let caller: Vec<&str> = server_example::CALLER_TRACEPARENT.split('-').collect();
+    let handed: Vec<&str> = report.traceparent.split('-').collect();
+    assert_eq!(handed.len(), 4, "{}", report.traceparent);
+    assert_eq!(handed[1], caller[1], "same trace");
+    assert_ne!(handed[2], caller[2], "a span of the server's own");
+    let items = report
+        .metrics
+        .lines()
+        .find(|l| l.starts_with("istio_requests_total{") && l.contains(r#"response_code="200""#))
+        .unwrap_or_else(|| panic!("{}", report.metrics));
+    assert!(items.contains(r#"reporter="destination""#), "{items}");
+    assert!(items.contains(r#"response_flags="-""#), "{items}");
+}
+
+#[tokio::test]
+async fn the_grpc_example_retries_unavailable_caps_the_deadline_and_reads_trailers() {
+    let report = grpc_example::run().await.unwrap();
+    assert_eq!(report.retried, tonic::Code::Ok);
+    assert_eq!(report.retried_attempts, 2);
+    // A 10 s deadline, capped by the route's 2 s timeout.
+    assert_eq!(report.grpc_timeout, "2000m");
+    assert_eq!(report.not_found, tonic::Code::NotFound);
+    for (reporter, text) in [
+        ("source", &report.client_metrics),
+        ("destination", &report.server_metrics),
+    ] {
+        let not_found = text
+            .lines()
+            .find(|l| {
+                l.starts_with("istio_requests_total{") && l.contains(r#"grpc_response_status="5""#)
+            })
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(not_found.contains(&format!(r#"reporter="{reporter}""#)));
+        assert!(not_found.contains(r#"response_code="200""#), "{not_found}");
+        assert!(
+            not_found.contains(r#"request_protocol="grpc""#),
+            "{not_found}"
+        );
+        assert!(not_found.contains(r#"response_flags="-""#), "{not_found}");
+    }
+}
+
+/// Routes that exercise each kind of decision: header match, fault, a subset with no
+/// endpoint, a timeout, and the default route.
+const DECISIONS: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: catalog-v3, namespace: istioinaction}
+spec:
+  host: catalog
+  subsets: [{name: version-v3, labels: {version: v3}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: catalog, namespace: istioinaction}
+spec:
+  hosts: [catalog]
+  http:
+  - match: [{headers: {x-istio-cohort: {exact: internal}}}]
+    route: [{destination: {host: catalog, subset: version-v2}}]
+  - match: [{uri: {prefix: /broken}}]
+    fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
+    route: [{destination: {host: catalog, subset: version-v1}}]
+  - match: [{uri: {prefix: /nowhere}}]
+    route: [{destination: {host: catalog, subset: version-v3}}]
+  - match: [{headers: {x-slow: {exact: "yes"}}}]
+    route: [{destination: {host: catalog, subset: version-v1}}]
+    timeout: 100ms
+  - route: [{destination: {host: catalog, subset: version-v2}, weight: 100}]
+"#;
+
+/// `(path, headers)` of each request the comparison sends.
+const REQUESTS: &[(&str, &[(&str, &str)])] = &[
+    ("/items", &[]),
+    ("/items", &[("x-istio-cohort", "internal")]),
+    ("/broken", &[]),
+    ("/nowhere", &[]),
+    ("/items?delay_ms=400", &[("x-slow", "yes")]),
+    ("/items", &[("x-istio-cohort", "external")]),
+];
+
+/// Catalog v1 and v2 on free ports, and the shipped registry pointed at them.
+async fn catalog() -> (CatalogServer, CatalogServer, String) {
+    let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let v2 = CatalogServer::start("v2", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let registry = std::fs::read_to_string(support::example("catalog/00-registry.yaml")).unwrap();
+    let registry = point_registry(&registry, v1.addr().port(), v2.addr().port());
+    (v1, v2, registry)
+}
+
+/// The in-process client for `catalog` over a plain hyper-util client.
+fn catalog_client(mesh: &Mesh) -> mesh::MeshClient {
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Body>();
+    mesh.client_layer("catalog").unwrap().layer(http)
+}
+
+/// What a response says of the decision: status, flags, and the version that answered.
+fn decision<B>(response: &http::Response<B>) -> (u16, String, String) {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string()
+    };
+    (
+        response.status().as_u16(),
+        header("x-catalog-version"),
+        header("x-envoy-overloaded"),
+    )
+}
+
+#[tokio::test]
+async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
+    let (_v1, _v2, registry) = catalog().await;
+    let config = format!("{registry}\n---\n{DECISIONS}");
+
+    let (sidecar_recorder, sidecar_metrics) = Metrics::recorder();
+    let sidecar = support::sidecar_with(
+        &config,
+        SidecarSettings {
+            metrics: Some(sidecar_recorder),
+            disable_access_log: true,
+            ..SidecarSettings::default()
+        },
+    )
+    .await;
+    let (mesh_recorder, mesh_metrics) = Metrics::recorder();
+    let mesh = Mesh::builder()
+        .yaml(config)
+        .metrics(mesh_recorder)
+        .access_log(false)
+        .build()
+        .unwrap();
+    let in_process = catalog_client(&mesh);
+    let mut proxied = Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+
+    for (path, headers) in REQUESTS {
+        let through_sidecar = proxied
+            .get(&format!("http://catalog{path}"), headers)
+            .await
+            .unwrap();
+        let mut request = http::Request::get(*path);
+        for (name, value) in *headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Empty::<bytes::Bytes>::new()).unwrap();
+        let response = in_process.clone().oneshot(request).await.unwrap();
+        let in_process_decision = decision(&response);
+        let in_process_body = response.into_body().collect().await.unwrap().to_bytes();
+        let sidecar_decision = (
+            through_sidecar.status.as_u16(),
+            through_sidecar
+                .headers
+                .get("x-catalog-version")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string(),
+            through_sidecar
+                .headers
+                .get("x-envoy-overloaded")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string(),
+        );
+        assert_eq!(in_process_decision, sidecar_decision, "{path} {headers:?}");
+        assert_eq!(in_process_body, through_sidecar.body, "{path} {headers:?}");
+    }
+
+    let sidecar_series = sidecar_metrics.requests();
+    let mesh_series = mesh_metrics.requests();
+    // Each kind of outcome is there: 200 from each version, 503 FI, 503 UH, 504 UT.
+    let flags: std::collections::BTreeSet<_> = mesh_series
+        .iter()
+        .map(|(labels, _)| {
+            (
+                labels["response_code"].clone(),
+                labels["response_flags"].clone(),
+            )
+        })
+        .collect();
+    for expected in [("200", "-"), ("503", "FI"), ("503", "UH"), ("504", "UT")] {
+        assert!(
+            flags.contains(&(expected.0.to_string(), expected.1.to_string())),
+            "{expected:?} in {flags:?}"
+        );
+    }
+    assert_eq!(mesh_series, sidecar_series);
+}
+
+/// `catalog`'s registry and a VirtualService sending everything to `subset`.
+fn all_to(registry: &str, subset: &str) -> String {
+    format!(
+        r#"{registry}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: catalog, namespace: istioinaction}}
+spec:
+  hosts: [catalog]
+  http: [{{route: [{{destination: {{host: catalog, subset: {subset}}}}}]}}]
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_swap_applies_to_new_requests_while_started_ones_finish_under_the_old_config() {
+    let (v1, _v2, registry) = catalog().await;
+    let mesh = Mesh::builder()
+        .yaml(all_to(&registry, "version-v1"))
+        .access_log(false)
+        .build()
+        .unwrap();
+    let client = catalog_client(&mesh);
+    let version_of = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let request = http::Request::get(path)
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let response = client.oneshot(request).await.unwrap();
+            decision(&response).1
+        }
+    };
+
+    let started = tokio::spawn(version_of("/items?delay_ms=300"));
+    while v1.hits() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    mesh.swap_yaml(&all_to(&registry, "version-v2")).unwrap();
+    assert_eq!(mesh.version(), 2);
+    assert_eq!(
+        version_of("/items").await,
+        "v2",
+        "new requests see the new config"
+    );
+    assert_eq!(
+        started.await.unwrap(),
+        "v1",
+        "the started one finishes under the old"
+    );
+
+    // An invalid config is refused whole, naming what is wrong; the current one keeps serving.
+    let invalid = all_to(&registry, "version-v9");
+    let Err(Error::Config(problems)) = mesh.swap_yaml(&invalid) else {
+        panic!("an unknown subset is an error")
+    };
+    assert!(problems.to_string().contains("version-v9"), "{problems}");
+    assert_eq!(mesh.version(), 2);
+    assert_eq!(version_of("/items").await, "v2");
+}
+
+#[tokio::test]
+async fn the_server_layer_follows_a_swap() {
+    let unsampled = r#"
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  tracing: [{randomSamplingPercentage: 0}]
+"#;
+    let mesh = Mesh::builder()
+        .yaml(unsampled)
+        .access_log(false)
+        .build()
+        .unwrap();
+    let app = tower::service_fn(|request: http::Request<Body>| async move {
+        let traceparent = request.headers()["traceparent"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        Ok::<_, std::convert::Infallible>(http::Response::new(mesh::core::body::full(traceparent)))
+    });
+    let server = mesh.server_layer().layer(app);
+    let sampled_flag = async || {
+        let request = http::Request::new(Empty::<bytes::Bytes>::new());
+        let response = server.clone().oneshot(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec())
+            .unwrap()
+            .rsplit('-')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(sampled_flag().await, "00");
+    mesh.swap_yaml(&unsampled.replace(
+        "randomSamplingPercentage: 0",
+        "randomSamplingPercentage: 100",
+    ))
+    .unwrap();
+    assert_eq!(sampled_flag().await, "01");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_typed_error_naming_what_is_wrong() {
+    let bad = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: catalog}
+spec:
+  hosts: [catalog]
+  http: [{route: [{destination: {host: catalog}}], timeout: soon}]
+"#;
+    let Err(Error::Config(problems)) = Mesh::from_yaml(bad) else {
+        panic!("a bad duration is an error")
+    };
+    let text = problems.to_string();
+    assert!(text.contains("VirtualService"), "{text}");
+    assert!(text.contains("timeout"), "{text}");
+
+    let mesh = Mesh::builder().access_log(false).build().unwrap();
+    assert!(matches!(
+        mesh.client_layer("not a host"),
+        Err(Error::InvalidHost(_))
+    ));
+}
