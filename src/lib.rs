@@ -91,9 +91,12 @@
 //!   Istio metrics and access logs;
 //! - [`proxy`]: listeners, endpoints, load balancing, admin, the [`Sidecar`](proxy::Sidecar).
 
+#[cfg(feature = "proxy")]
 pub mod demo;
+#[cfg(feature = "proxy")]
 mod embed;
 
+#[cfg(feature = "proxy")]
 pub use embed::{
     ClientLayer, Diagnostics, Error, Mesh, MeshBuilder, MeshClient, MeshServer, ResponseFuture,
     ServerLayer,
@@ -101,6 +104,7 @@ pub use embed::{
 pub use mesh_route::config;
 
 pub use mesh_core as core;
+#[cfg(feature = "proxy")]
 pub use mesh_proxy as proxy;
 pub use mesh_route as route;
 pub use mesh_trace as trace;

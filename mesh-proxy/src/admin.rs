@@ -13,11 +13,11 @@
 //!   `tracing-subscriber` filter: `debug`, `mesh_proxy=trace,info`, …); without `level`, shows
 //!   it.
 
+use crate::prometheus::PrometheusHandle;
 use crate::{registry::Registry, stats::StatsSources};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use mesh_core::{Body, BoxError, body};
 use mesh_route::config::Config;
-use metrics_exporter_prometheus::PrometheusHandle;
 use std::{
     fmt::Write,
     future::Ready,

@@ -19,6 +19,7 @@ pub mod endpoint;
 pub mod forward;
 pub mod inbound;
 pub mod listener;
+pub mod prometheus;
 pub mod proxy_headers;
 pub mod registry;
 pub mod server_layers;

@@ -15,6 +15,7 @@ use crate::{
     forward::Forward,
     inbound::{Inbound, InboundError},
     listener::{HttpService, bind, serve},
+    prometheus::{PrometheusHandle, default_recorder},
     registry::Registry,
     server_layers::ServerLayers,
     stats::StatsSources,
@@ -35,13 +36,12 @@ use mesh_trace::{
     Propagation, TraceLayer,
     access_log::{AccessLog, AccessLogConfig, AccessLogStats},
     identity::WorkloadIdentity,
-    metrics::{ISTIO_BUCKETS, IstioMetrics, MetricsRecorder, Reporter},
-    reporter::{ReporterConfig, ReporterStats, SpanReporter},
+    metrics::{IstioMetrics, MetricsRecorder, Reporter},
+    reporter::{ReporterStats, SpanReporter},
     span::SpanKind,
     span_layer::{SpanLayer, SpanTags},
     telemetry_layer::TelemetryLayer,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinHandle};
 use tower::{Layer, ServiceBuilder, util::BoxCloneSyncService};
@@ -69,7 +69,7 @@ pub struct SidecarSettings {
     /// rendered at `/stats/prometheus`.
     pub metrics: Option<MetricsRecorder>,
     /// The handle rendering `metrics` at `/stats/prometheus`, when `metrics` is a Prometheus
-    /// recorder (one kept across configurations: see [`prometheus_recorder`]).
+    /// recorder (one kept across configurations: see [`default_recorder`]).
     pub prometheus: Option<PrometheusHandle>,
     /// Lets the admin's `/logging` change the process's log filter.
     pub log_filter: Option<LogFilterControl>,
@@ -158,7 +158,7 @@ impl Telemetry {
             .resolve(config, |name| std::env::var(name).ok());
         let (recorder, prometheus) = match &settings.metrics {
             Some(recorder) => (recorder.clone(), settings.prometheus.clone()),
-            None => prometheus_recorder().map(|(r, h)| (r, Some(h)))?,
+            None => default_recorder()?,
         };
         let mut logs = TelemetrySettings::from_config(config);
         if settings.disable_access_log {
@@ -202,17 +202,6 @@ impl Telemetry {
     }
 }
 
-/// A Prometheus recorder with Istio's histogram buckets for `istio_*` metrics, and the handle
-/// that renders it (its upkeep must run on a timer: see [`run_upkeep`]).
-pub fn prometheus_recorder() -> Result<(MetricsRecorder, PrometheusHandle), StartError> {
-    let recorder = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Prefix("istio_".into()), &ISTIO_BUCKETS)
-        .map_err(|e| StartError::Telemetry(e.to_string()))?
-        .build_recorder();
-    let handle = recorder.handle();
-    Ok((MetricsRecorder::Owned(Arc::new(recorder)), handle))
-}
-
 /// The tracing layers of both listeners: per side (outbound `Client`, inbound `Server`) a
 /// trace layer with that side's sampling, and a span layer when that side's spans are reported.
 struct Tracing {
@@ -238,14 +227,7 @@ impl Tracing {
         let mut reporter = None;
         if let Some(collector) = collector {
             let identity = WorkloadIdentity::from_env();
-            let exporter = mesh_trace::zipkin::exporter(collector, &identity.service_name(), None)
-                .map_err(StartError::Tracing)?;
-            if tokio::runtime::Handle::try_current().is_err() {
-                return Err(StartError::Tracing(
-                    "spans are exported from a tokio runtime; build the sidecar inside one".into(),
-                ));
-            }
-            let spawned = SpanReporter::spawn(exporter, ReporterConfig::default());
+            let spawned = zipkin_reporter(collector, &identity)?;
             reporter = Some((spawned, identity));
         }
         let side = |settings: &TraceSettings, kind| SideTracing {
@@ -267,6 +249,37 @@ impl Tracing {
             stats: reporter.as_ref().map(|(r, _)| r.stats().clone()),
         })
     }
+}
+
+/// A span reporter exporting to the Zipkin `collector`, on the current tokio runtime.
+#[cfg(feature = "zipkin")]
+fn zipkin_reporter(
+    collector: &str,
+    identity: &WorkloadIdentity,
+) -> Result<SpanReporter, StartError> {
+    let exporter = mesh_trace::zipkin::exporter(collector, &identity.service_name(), None)
+        .map_err(StartError::Tracing)?;
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(StartError::Tracing(
+            "spans are exported from a tokio runtime; build the sidecar inside one".into(),
+        ));
+    }
+    Ok(SpanReporter::spawn(
+        exporter,
+        mesh_trace::reporter::ReporterConfig::default(),
+    ))
+}
+
+/// Without the `zipkin` feature, a configured collector is an error rather than silently
+/// ignored.
+#[cfg(not(feature = "zipkin"))]
+fn zipkin_reporter(
+    collector: &str,
+    _identity: &WorkloadIdentity,
+) -> Result<SpanReporter, StartError> {
+    Err(StartError::Tracing(format!(
+        "a Zipkin collector ({collector}) is configured, but this build has no `zipkin` feature"
+    )))
 }
 
 impl Sidecar {

@@ -54,6 +54,7 @@
 //! ```
 
 pub mod access_log;
+#[cfg(any(feature = "zipkin", feature = "otlp"))]
 pub mod collector_client;
 pub mod context;
 pub mod custom_tags;
@@ -70,6 +71,7 @@ pub mod sampling;
 pub mod span;
 pub mod span_layer;
 pub mod telemetry_layer;
+#[cfg(feature = "zipkin")]
 pub mod zipkin;
 
 pub use context::{Extracted, TraceContext, extract};

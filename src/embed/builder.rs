@@ -8,6 +8,7 @@ use mesh_route::config::{
     VirtualService,
 };
 use mesh_trace::metrics::MetricsRecorder;
+#[cfg(feature = "yaml")]
 use std::path::PathBuf;
 
 /// Builds a [`Mesh`](crate::Mesh): configuration from YAML text, files and Rust values
@@ -40,7 +41,9 @@ use std::path::PathBuf;
 #[derive(Debug, Default)]
 #[must_use]
 pub struct MeshBuilder {
+    #[cfg(feature = "yaml")]
     yaml: Vec<String>,
+    #[cfg(feature = "yaml")]
     paths: Vec<PathBuf>,
     rust: Config,
     mesh_config: Option<MeshConfig>,
@@ -48,13 +51,16 @@ pub struct MeshBuilder {
 }
 
 impl MeshBuilder {
-    /// Adds multi-document Istio YAML (diagnostics name it `<inline>`).
+    /// Adds multi-document Istio YAML (diagnostics name it `<inline>`). Feature `yaml`.
+    #[cfg(feature = "yaml")]
     pub fn yaml(mut self, text: impl Into<String>) -> Self {
         self.yaml.push(text.into());
         self
     }
 
     /// Adds YAML files, or directories of `*.yaml`/`*.yml` files, as the sidecar's `--config`.
+    /// Feature `yaml`.
+    #[cfg(feature = "yaml")]
     pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
         self.paths.push(path.into());
         self
@@ -121,20 +127,7 @@ impl MeshBuilder {
 
     /// Loads every source and validates them together.
     fn load(&self) -> Result<Loaded, Error> {
-        let mut warnings: Vec<Diagnostic> = Vec::new();
-        let mut config = Config::default();
-        let mut add = |loaded: Result<Loaded, Vec<Diagnostic>>| -> Result<(), Error> {
-            let loaded = loaded?;
-            warnings.extend(loaded.warnings);
-            merge(&mut config, loaded.config);
-            Ok(())
-        };
-        if !self.paths.is_empty() {
-            add(Config::load_paths(&self.paths))?;
-        }
-        for text in &self.yaml {
-            add(Config::from_yaml_str(text))?;
-        }
+        let (mut config, warnings) = self.load_yaml()?;
         merge(&mut config, self.rust.clone());
         if let Some(mesh) = &self.mesh_config {
             config.mesh = mesh.clone();
@@ -148,6 +141,35 @@ impl MeshBuilder {
             }
         }
         Ok(validated)
+    }
+}
+
+impl MeshBuilder {
+    /// Loads the YAML sources, each validated alone (references between them are checked
+    /// once everything is in).
+    #[cfg(feature = "yaml")]
+    fn load_yaml(&self) -> Result<(Config, Vec<Diagnostic>), Error> {
+        let mut warnings = Vec::new();
+        let mut config = Config::default();
+        let mut add = |loaded: Result<Loaded, Vec<Diagnostic>>| -> Result<(), Error> {
+            let loaded = loaded?;
+            warnings.extend(loaded.warnings);
+            merge(&mut config, loaded.config);
+            Ok(())
+        };
+        if !self.paths.is_empty() {
+            add(Config::load_paths(&self.paths))?;
+        }
+        for text in &self.yaml {
+            add(Config::from_yaml_str(text))?;
+        }
+        Ok((config, warnings))
+    }
+
+    /// Without the `yaml` feature there are no YAML sources.
+    #[cfg(not(feature = "yaml"))]
+    fn load_yaml(&self) -> Result<(Config, Vec<Diagnostic>), Error> {
+        Ok((Config::default(), Vec::new()))
     }
 }
 

@@ -7,11 +7,11 @@ use mesh_proxy::{
     Sidecar,
     admin::Admin,
     listener::HttpService,
+    prometheus::{PrometheusHandle, default_recorder},
     server_layers::ServerLayers,
-    sidecar::{SidecarSettings, prometheus_recorder, run_upkeep},
+    sidecar::SidecarSettings,
 };
 use mesh_route::config::{Config, Diagnostic, Loaded};
-use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -93,7 +93,8 @@ impl Snapshot {
 }
 
 impl Mesh {
-    /// A mesh configured by multi-document Istio YAML, with default settings.
+    /// A mesh configured by multi-document Istio YAML, with default settings. Feature `yaml`.
+    #[cfg(feature = "yaml")]
     pub fn from_yaml(text: &str) -> Result<Mesh, Error> {
         Mesh::builder().yaml(text).build()
     }
@@ -108,15 +109,16 @@ impl Mesh {
         let mut prometheus = None;
         if settings.metrics.is_none() {
             // One recorder for every configuration, so counters survive a swap.
-            let (recorder, handle) = prometheus_recorder()?;
+            let (recorder, handle) = default_recorder()?;
             settings.metrics = Some(recorder);
-            settings.prometheus = Some(handle.clone());
-            prometheus = Some(handle);
+            settings.prometheus.clone_from(&handle);
+            prometheus = handle;
         }
         let snapshot = Snapshot::compile(1, loaded, &settings)?;
-        let (stop_upkeep, stopped) = watch::channel(false);
+        let (stop_upkeep, _stopped) = watch::channel(false);
+        #[cfg(feature = "prometheus")]
         if let (Some(handle), Ok(runtime)) = (&prometheus, tokio::runtime::Handle::try_current()) {
-            runtime.spawn(run_upkeep(handle.clone(), stopped));
+            runtime.spawn(mesh_proxy::sidecar::run_upkeep(handle.clone(), _stopped));
         }
         Ok(Mesh {
             shared: Arc::new(Shared {
@@ -152,7 +154,8 @@ impl Mesh {
         self.swap_loaded(config.validate()?)
     }
 
-    /// [`swap`](Mesh::swap) to multi-document Istio YAML.
+    /// [`swap`](Mesh::swap) to multi-document Istio YAML. Feature `yaml`.
+    #[cfg(feature = "yaml")]
     pub fn swap_yaml(&self, text: &str) -> Result<Vec<Diagnostic>, Error> {
         self.swap_loaded(Config::from_yaml_str(text)?)
     }
@@ -183,7 +186,8 @@ impl Mesh {
     }
 
     /// The Istio metrics in Prometheus text format, when the mesh records them itself (the
-    /// default; not when [`MeshBuilder::metrics`] sent them elsewhere).
+    /// default; not when [`MeshBuilder::metrics`] sent them elsewhere, nor in a build without
+    /// the `prometheus` feature, where they go to the global `metrics` recorder).
     pub fn render_prometheus(&self) -> Option<String> {
         self.shared
             .prometheus

@@ -30,6 +30,7 @@ pub mod destination_rule;
 pub mod diagnostic;
 pub mod duration;
 pub mod enforcement;
+#[cfg(feature = "yaml")]
 mod loader;
 pub mod mesh_config;
 pub mod resource;
@@ -44,6 +45,7 @@ pub mod traffic_policy;
 mod validate;
 pub mod virtual_service;
 
+#[cfg(feature = "yaml")]
 use std::path::Path;
 
 use serde::Serialize;
@@ -117,9 +119,10 @@ pub struct Loaded {
 }
 
 impl Config {
-    /// Loads multi-document YAML text (diagnostics name the file `<inline>`).
+    /// Loads multi-document YAML text (diagnostics name the file `<inline>`). Feature `yaml`.
     ///
     /// Returns every error and warning when there is at least one error.
+    #[cfg(feature = "yaml")]
     pub fn from_yaml_str(text: &str) -> Result<Loaded, Vec<Diagnostic>> {
         let mut loader = loader::Loader::new();
         loader.add_source(Path::new("<inline>"), text);
@@ -130,6 +133,7 @@ impl Config {
     /// files, sorted by name (not recursively). All paths are validated together.
     ///
     /// Returns every error and warning when there is at least one error.
+    #[cfg(feature = "yaml")]
     pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Loaded, Vec<Diagnostic>> {
         let mut loader = loader::Loader::new();
         for path in paths {

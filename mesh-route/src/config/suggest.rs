@@ -58,6 +58,7 @@ pub(crate) fn did_you_mean<'a>(
 
 /// A serde error message made readable, and the field it names when that field is not
 /// already part of the error's path.
+#[cfg(feature = "yaml")]
 pub(crate) struct Readable {
     /// The rewritten message.
     pub(crate) message: String,
@@ -72,6 +73,7 @@ pub(crate) struct Readable {
 ///   mean "LEAST_REQUEST"?)`;
 /// - ``missing field `host` `` → `required field "host" is missing`;
 /// - anything else: backticks become double quotes.
+#[cfg(feature = "yaml")]
 pub(crate) fn readable_serde_message(message: &str) -> Readable {
     let quoted = backticked(message);
     let rewrite = |what: &str| {
@@ -112,6 +114,7 @@ pub(crate) fn readable_serde_message(message: &str) -> Readable {
 }
 
 /// The `backticked` words of a serde message, in order.
+#[cfg(feature = "yaml")]
 fn backticked(message: &str) -> Vec<String> {
     message
         .split('`')

@@ -1,0 +1,132 @@
+//! An in-process call through the mesh against the same call with the bare hyper client.
+//!
+//! Both send `GET /items` over one hyper-util client to a loopback server (its own thread and
+//! runtime) that answers 200 at once. `hyper_client` points the URI at the server and sends;
+//! `mesh_client` sends through [`Mesh::client_layer`]: trace context (W3C and B3 headers,
+//! `x-request-id`, sampling), Istio metrics into a Prometheus recorder, routing to a subset,
+//! a 15 s timeout, retries (`5xx,connect-failure`, 2 attempts, with the body-replay template)
+//! and endpoint selection, then the same hyper client. The difference is what the mesh adds
+//! per request. `LAYER_BENCH_ROUNDS=N` runs the two interleaved (see `support::layer_bench`).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use mesh::{
+    Mesh,
+    core::{Body, BoxError},
+};
+use std::{convert::Infallible, net::SocketAddr};
+use tower::{Layer, service_fn};
+
+#[path = "support/layer_bench.rs"]
+mod layer_bench;
+#[path = "support/wire_request.rs"]
+mod wire_request;
+
+use layer_bench::Variants;
+
+/// Serves 200 with an empty body on a loopback port, on a thread of its own.
+fn upstream() -> SocketAddr {
+    let (bound, addr) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            bound
+                .send(listener.local_addr().expect("addr"))
+                .expect("send");
+            let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let _ = stream.set_nodelay(true);
+                let http = http.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|_request| async {
+                        Ok::<_, Infallible>(http::Response::new(mesh::core::body::empty()))
+                    });
+                    let _ = http
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    addr.recv().expect("upstream address")
+}
+
+/// `catalog` at `upstream`, routed to subset v1 with a timeout and retries.
+fn config(upstream: SocketAddr) -> String {
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: catalog, namespace: bench}}
+spec:
+  hosts: [catalog]
+  resolution: STATIC
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  endpoints: [{{address: {ip}, ports: {{http: {port}}}, labels: {{version: v1}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: catalog, namespace: bench}}
+spec:
+  host: catalog
+  subsets: [{{name: v1, labels: {{version: v1}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: catalog, namespace: bench}}
+spec:
+  hosts: [catalog]
+  http:
+  - route: [{{destination: {{host: catalog, subset: v1}}}}]
+    timeout: 15s
+    retries: {{attempts: 2, retryOn: "5xx,connect-failure"}}
+"#,
+        ip = upstream.ip(),
+        port = upstream.port()
+    )
+}
+
+fn in_process(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let upstream = upstream();
+    let _guard = runtime.enter();
+    let mesh = Mesh::builder()
+        .yaml(config(upstream))
+        .access_log(false)
+        .build()
+        .expect("valid config");
+    let http = Client::builder(TokioExecutor::new()).build_http::<Body>();
+
+    let mut variants = Variants::default();
+    let bare = http.clone();
+    // Every bench request is `GET /items`; the URI is made once, as a client would keep it.
+    let items: http::Uri = format!("http://{upstream}/items").parse().expect("uri");
+    variants.add(
+        "hyper_client",
+        None,
+        service_fn(move |mut request: http::Request<Body>| {
+            *request.uri_mut() = items.clone();
+            let response = bare.request(request);
+            // Boxed as the harness needs one response type (the mesh boxes its bodies too).
+            async move { Ok::<_, BoxError>(response.await?.map(mesh::core::body::boxed)) }
+        }),
+    );
+    let through_mesh = mesh.client_layer("catalog").expect("host").layer(http);
+    variants.add("mesh_client", None, through_mesh);
+    variants.run(c, "in_process", &runtime);
+}
+
+criterion_group!(benches, in_process);
+criterion_main!(benches);
