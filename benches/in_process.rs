@@ -6,7 +6,9 @@
 //! `x-request-id`, sampling), Istio metrics into a Prometheus recorder, routing to a subset,
 //! a 15 s timeout, retries (`5xx,connect-failure`, 2 attempts, with the body-replay template)
 //! and endpoint selection, then the same hyper client. The difference is what the mesh adds
-//! per request. `LAYER_BENCH_ROUNDS=N` runs the two interleaved (see `support::layer_bench`).
+//! per request. A second pair isolates the mesh's CPU cost: the same two over a client that
+//! answers 200 at once, with no network. `LAYER_BENCH_ROUNDS=N` runs them interleaved (see
+//! `support::layer_bench`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -125,6 +127,20 @@ fn in_process(c: &mut Criterion) {
     );
     let through_mesh = mesh.client_layer("catalog").expect("host").layer(http);
     variants.add("mesh_client", None, through_mesh);
+    // The mesh's own CPU cost, with no network: over a client that answers 200 at once.
+    let answer_at_once = service_fn(|_request: http::Request<Body>| async {
+        Ok::<_, Infallible>(http::Response::new(mesh::core::body::empty()))
+    });
+    variants.add("client_answering_at_once", None, answer_at_once);
+    let over_answer_at_once = mesh
+        .client_layer("catalog")
+        .expect("host")
+        .layer(answer_at_once);
+    variants.add(
+        "mesh_over_client_answering_at_once",
+        None,
+        over_answer_at_once,
+    );
     variants.run(c, "in_process", &runtime);
 }
 

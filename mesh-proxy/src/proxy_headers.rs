@@ -23,6 +23,13 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 /// Removes hop-by-hop headers, including any named in `Connection`. `te: trailers` is kept when
 /// `keep_te_trailers` (HTTP/2 and gRPC need it); any other `te` is removed.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+    // Most messages have none: one pass over the names, no lookups.
+    if !headers
+        .keys()
+        .any(|name| name == header::TE || HOP_BY_HOP.contains(name))
+    {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -41,8 +48,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     }
 }
 
-/// Appends the client's address to `x-forwarded-for` and sets `x-forwarded-proto` when absent.
-pub fn append_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>, scheme: &str) {
+/// Appends the client's address to `x-forwarded-for` and sets `x-forwarded-proto` (`http` or
+/// `https`) when absent.
+pub fn append_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>, scheme: &'static str) {
     if let Some(client) = client {
         let ip = client.ip().to_string();
         let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
@@ -53,16 +61,27 @@ pub fn append_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>, sch
             headers.insert(X_FORWARDED_FOR, value);
         }
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO)
-        && let Ok(value) = HeaderValue::from_str(scheme)
-    {
-        headers.insert(X_FORWARDED_PROTO, value);
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_without_hop_by_hop_headers_is_left_as_it_is() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "catalog".parse().unwrap());
+        h.insert("x-request-id", "1".parse().unwrap());
+        let before = h.clone();
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h, before);
+        h.insert(header::TE, "gzip".parse().unwrap());
+        remove_hop_by_hop(&mut h, true);
+        assert_eq!(h, before, "te other than trailers goes");
+    }
 
     #[test]
     fn strips_connection_named_headers() {

@@ -82,7 +82,29 @@ where
     }
 }
 
-/// A client wrapped by a [`ClientLayer`].
+/// A client wrapped by a [`ClientLayer`]: a `tower::Service` of HTTP requests with any body,
+/// answering with [`Body`](mesh_core::Body) responses and never an error (failures are local
+/// replies). Cloning is cheap.
+///
+/// ```
+/// use tower::{Layer, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::Error> {
+/// // No ServiceEntry knows `catalog` and REGISTRY_ONLY forbids the rest: 502 NR.
+/// let mesh = mesh::Mesh::from_yaml(r#"
+/// apiVersion: mesh/v1
+/// kind: MeshConfig
+/// metadata: {name: mesh}
+/// spec: {outboundTrafficPolicy: {mode: REGISTRY_ONLY}}
+/// "#)?;
+/// let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+///     .build_http::<mesh::core::Body>();
+/// let client: mesh::MeshClient = mesh.client_layer("catalog")?.layer(http);
+/// let request = http::Request::get("/").body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
+/// let response = client.oneshot(request).await.unwrap();
+/// assert_eq!(response.status(), 502);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct MeshClient {
     layer: ClientLayer,

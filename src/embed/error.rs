@@ -5,6 +5,23 @@ use mesh_route::config::Diagnostic;
 use std::fmt;
 
 /// Why a [`Mesh`](crate::Mesh) could not be built, swapped or addressed.
+///
+/// ```
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog, namespace: shop}
+/// spec: {host: catalog, trafficPolicy: {loadBalancer: {simple: LEAST_REQEST}}}
+/// "#;
+/// match mesh::Mesh::from_yaml(yaml) {
+///     Err(mesh::Error::Config(problems)) => {
+///         let text = problems.to_string();
+///         assert!(text.contains("DestinationRule shop/catalog"), "{text}");
+///         assert!(text.contains("did you mean \"LEAST_REQUEST\""), "{text}");
+///     }
+///     other => panic!("expected a configuration error, got {other:?}"),
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

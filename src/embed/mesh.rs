@@ -150,6 +150,22 @@ impl Mesh {
     /// Validates `config` and, when it is valid and can run, makes it the configuration of every
     /// layer of this mesh from the next request on; returns its warnings. When it is not, the
     /// current configuration stays and the error says why.
+    ///
+    /// ```
+    /// use mesh::config::{Config, Resource, VirtualService};
+    ///
+    /// # fn main() -> Result<(), mesh::Error> {
+    /// let mesh = mesh::Mesh::builder().access_log(false).build()?;
+    /// let mut config = (*mesh.config()).clone();
+    /// // A VirtualService without hosts is refused whole: version 1 stays in force.
+    /// config.virtual_services.push(Resource::new("catalog", VirtualService::default()));
+    /// assert!(matches!(mesh.swap(config), Err(mesh::Error::Config(_))));
+    /// assert_eq!(mesh.version(), 1);
+    /// // A valid one is swapped in.
+    /// mesh.swap(mesh::config::Config::default())?;
+    /// assert_eq!(mesh.version(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn swap(&self, config: Config) -> Result<Vec<Diagnostic>, Error> {
         self.swap_loaded(config.validate()?)
     }

@@ -58,7 +58,24 @@ impl<S> Layer<S> for ServerLayer {
     }
 }
 
-/// A service wrapped by a [`ServerLayer`].
+/// A service wrapped by a [`ServerLayer`]: it accepts requests with any body, answers with
+/// [`Body`](mesh_core::Body) responses and never an error (the service's errors become the
+/// local replies a sidecar would send). Each clone keeps the inbound stack it built, and
+/// rebuilds it after a [`Mesh::swap`](crate::Mesh::swap).
+///
+/// ```
+/// use tower::{Layer, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::Error> {
+/// let mesh = mesh::Mesh::builder().access_log(false).build()?;
+/// let failing = tower::service_fn(|_request: http::Request<mesh::core::Body>| async {
+///     Err::<http::Response<mesh::core::Body>, _>(std::io::Error::other("connection reset"))
+/// });
+/// let server: mesh::MeshServer<_> = mesh.server_layer().layer(failing);
+/// let response = server.oneshot(http::Request::new(mesh::core::body::empty())).await.unwrap();
+/// assert_eq!(response.status(), 503);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct MeshServer<S> {
     mesh: Mesh,
