@@ -16,7 +16,7 @@ use crate::{
 };
 use bytes::Bytes;
 use http::{
-    HeaderValue, Request, Response, Uri, Version,
+    Request, Response, Uri, Version,
     header::{HOST, HeaderName},
     uri::{Authority, PathAndQuery, Scheme},
 };
@@ -30,7 +30,8 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
 };
 use mesh_core::{
-    Body, BoxError, MeshError, UpstreamHost, UpstreamWorkload, body, circuit_breaker::RequestPermit,
+    Body, BoxError, MeshError, UpstreamHost, UpstreamWorkload, body,
+    circuit_breaker::RequestPermit, header_value::decimal,
 };
 use pin_project::pin_project;
 use std::{
@@ -414,31 +415,9 @@ fn set_service_time<B>(response: &mut Response<B>, sent: std::time::Instant) {
     let millis = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
     response
         .headers_mut()
-        .insert(X_ENVOY_UPSTREAM_SERVICE_TIME, millis_header(millis));
-}
-
-/// `millis` as a header value; the single-digit values most answers take are static, so
-/// they cost no allocation.
-fn millis_header(millis: u64) -> HeaderValue {
-    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-    match DIGITS.get(millis as usize) {
-        Some(digit) if millis < 10 => HeaderValue::from_static(digit),
-        _ => HeaderValue::from(millis),
-    }
+        .insert(X_ENVOY_UPSTREAM_SERVICE_TIME, decimal(millis));
 }
 
 /// The response header through which the router reports the upstream's time.
 pub const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn service_times_are_written_in_milliseconds() {
-        for millis in [0, 7, 9, 10, 12_345, u64::MAX] {
-            assert_eq!(millis_header(millis), millis.to_string().as_str());
-        }
-    }
-}

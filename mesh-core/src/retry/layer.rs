@@ -258,11 +258,7 @@ where
 
 /// The `x-envoy-attempt-count` value for attempt `n`, without allocating for small `n`.
 fn attempt_count(n: u32) -> HeaderValue {
-    const SMALL: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-    match SMALL.get(n as usize) {
-        Some(s) => HeaderValue::from_static(s),
-        None => HeaderValue::from(n),
-    }
+    crate::header_value::decimal(u64::from(n))
 }
 
 /// Where retries take their body from.
