@@ -16,7 +16,7 @@
 
 use clap::Parser;
 use mesh::proxy::{
-    Sidecar, SidecarOptions, admin::LogFilterControl, sidecar::SidecarSettings,
+    LiveSidecar, SidecarOptions, admin::LogFilterControl, sidecar::SidecarSettings,
     workload_identity::WorkloadSettings,
 };
 use mesh::route::config::{Config, Diagnostic, Loaded, Severity};
@@ -164,8 +164,9 @@ async fn run(config: Config, args: Args, log_filter: LogFilterControl) -> ExitCo
         log_filter: Some(log_filter),
         ..SidecarSettings::default()
     };
-    let running = match Sidecar::with_settings(config, settings) {
-        Ok(sidecar) => sidecar.start(&options).await,
+    // Served live: a configuration swapped in later applies from the next request on.
+    let running = match LiveSidecar::new(config, settings) {
+        Ok(live) => live.start(&options).await,
         Err(error) => Err(error),
     };
     let running = match running {

@@ -11,12 +11,7 @@ mod grpc_example;
 mod server_example;
 
 use http_body_util::{BodyExt, Empty};
-use mesh::{
-    Error, Mesh,
-    core::Body,
-    demo::{CatalogServer, Http1Client, point_registry},
-    proxy::sidecar::SidecarSettings,
-};
+use mesh::{Error, Mesh, core::Body, demo::Http1Client, proxy::sidecar::SidecarSettings};
 use std::time::Duration;
 use support::metrics::Metrics;
 use tower::{Layer, ServiceExt};
@@ -133,19 +128,6 @@ const REQUESTS: &[(&str, &[(&str, &str)])] = &[
     ("/items", &[("x-istio-cohort", "external")]),
 ];
 
-/// Catalog v1 and v2 on free ports, and the shipped registry pointed at them.
-async fn catalog() -> (CatalogServer, CatalogServer, String) {
-    let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let v2 = CatalogServer::start("v2", "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let registry = std::fs::read_to_string(support::example("catalog/00-registry.yaml")).unwrap();
-    let registry = point_registry(&registry, v1.addr().port(), v2.addr().port());
-    (v1, v2, registry)
-}
-
 /// The in-process client for `catalog` over a plain hyper-util client.
 fn catalog_client(mesh: &Mesh) -> mesh::MeshClient {
     let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -172,7 +154,7 @@ fn decision<B>(response: &http::Response<B>) -> (u16, String, String) {
 
 #[tokio::test]
 async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
-    let (_v1, _v2, registry) = catalog().await;
+    let (_v1, _v2, registry) = support::catalog_upstreams().await;
     let config = format!("{registry}\n---\n{DECISIONS}");
 
     let (sidecar_recorder, sidecar_metrics) = Metrics::recorder();
@@ -250,26 +232,11 @@ async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
     assert_eq!(mesh_series, sidecar_series);
 }
 
-/// `catalog`'s registry and a VirtualService sending everything to `subset`.
-fn all_to(registry: &str, subset: &str) -> String {
-    format!(
-        r#"{registry}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: catalog, namespace: istioinaction}}
-spec:
-  hosts: [catalog]
-  http: [{{route: [{{destination: {{host: catalog, subset: {subset}}}}}]}}]
-"#
-    )
-}
-
 #[tokio::test]
 async fn a_swap_applies_to_new_requests_while_started_ones_finish_under_the_old_config() {
-    let (v1, _v2, registry) = catalog().await;
+    let (v1, _v2, registry) = support::catalog_upstreams().await;
     let mesh = Mesh::builder()
-        .yaml(all_to(&registry, "version-v1"))
+        .yaml(support::all_to(&registry, "version-v1"))
         .access_log(false)
         .build()
         .unwrap();
@@ -289,7 +256,8 @@ async fn a_swap_applies_to_new_requests_while_started_ones_finish_under_the_old_
     while v1.hits() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    mesh.swap_yaml(&all_to(&registry, "version-v2")).unwrap();
+    mesh.swap_yaml(&support::all_to(&registry, "version-v2"))
+        .unwrap();
     assert_eq!(mesh.version(), 2);
     assert_eq!(
         version_of("/items").await,
@@ -303,7 +271,7 @@ async fn a_swap_applies_to_new_requests_while_started_ones_finish_under_the_old_
     );
 
     // An invalid config is refused whole, naming what is wrong; the current one keeps serving.
-    let invalid = all_to(&registry, "version-v9");
+    let invalid = support::all_to(&registry, "version-v9");
     let Err(Error::Config(problems)) = mesh.swap_yaml(&invalid) else {
         panic!("an unknown subset is an error")
     };

@@ -19,6 +19,7 @@ pub mod endpoint;
 pub mod forward;
 pub mod inbound;
 pub mod listener;
+pub mod live;
 pub mod prometheus;
 pub mod proxy_headers;
 pub mod registry;
@@ -31,4 +32,5 @@ pub mod transport;
 pub mod upstream;
 pub mod workload_identity;
 
+pub use live::LiveSidecar;
 pub use sidecar::{RunningSidecar, Sidecar, SidecarOptions, StartError};

@@ -15,6 +15,7 @@ use crate::{
     forward::Forward,
     inbound::{Inbound, InboundError},
     listener::{HttpService, bind, serve},
+    live::LiveSidecar,
     prometheus::{PrometheusHandle, default_recorder},
     registry::Registry,
     server_layers::ServerLayers,
@@ -119,6 +120,8 @@ pub enum StartError {
 #[derive(Clone, Debug)]
 pub struct Sidecar {
     config: Arc<Config>,
+    /// 1 for the configuration loaded at start, one more for each swap.
+    version: u64,
     registry: Arc<Registry>,
     outbound: HttpService,
     inbound: Option<HttpService>,
@@ -328,6 +331,7 @@ impl Sidecar {
         };
         Ok(Sidecar {
             config: Arc::new(config),
+            version: 1,
             registry,
             outbound: BoxCloneSyncService::new(outbound),
             inbound,
@@ -343,7 +347,7 @@ impl Sidecar {
     pub fn admin_service(&self) -> Admin {
         Admin::new(Arc::new(AdminState {
             config: self.config.clone(),
-            version: 1,
+            version: self.version,
             registry: self.registry.clone(),
             stats: StatsSources {
                 registry: self.registry.clone(),
@@ -382,6 +386,28 @@ impl Sidecar {
         &self.config
     }
 
+    /// The configuration's version: 1 for the one loaded at start, one more for each swap
+    /// (see [`LiveSidecar`]).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The same services, numbered `version`.
+    pub(crate) fn with_version(mut self, version: u64) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Every access log this sidecar writes (flushed on shutdown).
+    pub(crate) fn access_logs(&self) -> &[AccessLog] {
+        &self.telemetry.access_logs
+    }
+
+    /// The inbound service, when a Sidecar resource declares `ingress`.
+    pub fn inbound_service(&self) -> Option<HttpService> {
+        self.inbound.clone()
+    }
+
     /// The endpoint registry.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
@@ -389,6 +415,40 @@ impl Sidecar {
 
     /// Binds every listener, then serves them in the background.
     pub async fn start(self, options: &SidecarOptions) -> Result<RunningSidecar, StartError> {
+        let admin = self.admin_service();
+        Served {
+            outbound: self.outbound.clone(),
+            inbound: self.inbound.clone(),
+            admin: BoxCloneSyncService::new(admin.clone()),
+            metrics_only: BoxCloneSyncService::new(admin.metrics_only()),
+            prometheus: self.telemetry.prometheus.clone(),
+            access_logs: self.telemetry.access_logs.clone(),
+            live: None,
+        }
+        .start(options)
+        .await
+    }
+}
+
+/// What the listeners serve: one sidecar's services, or a live sidecar's (which follow its
+/// swaps).
+pub(crate) struct Served {
+    pub(crate) outbound: HttpService,
+    pub(crate) inbound: Option<HttpService>,
+    pub(crate) admin: HttpService,
+    pub(crate) metrics_only: HttpService,
+    pub(crate) prometheus: Option<PrometheusHandle>,
+    pub(crate) access_logs: Vec<AccessLog>,
+    /// The live sidecar served, whose current access logs are flushed at shutdown too.
+    pub(crate) live: Option<LiveSidecar>,
+}
+
+impl Served {
+    /// Binds every listener, then serves them in the background.
+    pub(crate) async fn start(
+        self,
+        options: &SidecarOptions,
+    ) -> Result<RunningSidecar, StartError> {
         let bind_named = |name: &'static str, addr: SocketAddr| async move {
             bind(addr)
                 .await
@@ -408,38 +468,33 @@ impl Sidecar {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(serve(
             outbound_listener,
-            self.outbound.clone(),
+            self.outbound,
             stopped.clone(),
         ))];
         let mut listeners = vec![("outbound", outbound)];
-        if let (Some((listener, addr)), Some(service)) = (inbound_listener, self.inbound.clone()) {
+        if let (Some((listener, addr)), Some(service)) = (inbound_listener, self.inbound) {
             tasks.push(tokio::spawn(serve(listener, service, stopped.clone())));
             listeners.push(("inbound", addr));
         }
-        let admin_service = self.admin_service();
         if let Some((listener, addr)) = prometheus_listener {
-            let metrics_only = admin_service.clone().metrics_only();
             tasks.push(tokio::spawn(serve(
                 listener,
-                BoxCloneSyncService::new(metrics_only),
+                self.metrics_only,
                 stopped.clone(),
             )));
             listeners.push(("prometheus", addr));
         }
-        if let Some(handle) = self.telemetry.prometheus.clone() {
+        if let Some(handle) = self.prometheus {
             tasks.push(tokio::spawn(run_upkeep(handle, stopped.clone())));
         }
-        tasks.push(tokio::spawn(serve(
-            admin_listener,
-            BoxCloneSyncService::new(admin_service),
-            stopped,
-        )));
+        tasks.push(tokio::spawn(serve(admin_listener, self.admin, stopped)));
         listeners.push(("admin", admin));
         Ok(RunningSidecar {
             listeners,
             stop,
             tasks,
-            access_logs: self.telemetry.access_logs.clone(),
+            access_logs: self.access_logs,
+            live: self.live,
         })
     }
 }
@@ -467,6 +522,7 @@ pub struct RunningSidecar {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     access_logs: Vec<AccessLog>,
+    live: Option<LiveSidecar>,
 }
 
 impl RunningSidecar {
@@ -491,7 +547,11 @@ impl RunningSidecar {
         for task in self.tasks {
             let _ = task.await;
         }
-        for log in self.access_logs {
+        let mut logs = self.access_logs;
+        if let Some(live) = &self.live {
+            logs.extend(live.current().access_logs().iter().cloned());
+        }
+        for log in logs {
             let _ = tokio::task::spawn_blocking(move || log.flush()).await;
         }
     }

@@ -146,7 +146,7 @@ where
         parts.headers.insert(HOST, self.layer.host.clone());
         parts.extensions.insert(self.transport.clone());
         let request = Request::from_parts(parts, body::boxed_send(body));
-        let mut outbound = self.layer.mesh.snapshot().outbound.clone();
+        let mut outbound = self.layer.mesh.current().outbound_service();
         LocalReplyFuture::new(outbound.call(request))
     }
 }

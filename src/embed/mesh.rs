@@ -4,12 +4,7 @@ use super::{ClientLayer, Error, MeshBuilder, ServerLayer};
 use arc_swap::ArcSwap;
 use http::uri::Authority;
 use mesh_proxy::{
-    Sidecar,
-    admin::Admin,
-    listener::HttpService,
-    prometheus::{PrometheusHandle, default_recorder},
-    server_layers::ServerLayers,
-    sidecar::SidecarSettings,
+    LiveSidecar, Sidecar, admin::Admin, prometheus::PrometheusHandle, sidecar::SidecarSettings,
 };
 use mesh_route::config::{Config, Diagnostic, Loaded};
 use std::sync::Arc;
@@ -24,9 +19,10 @@ use tokio::sync::watch;
 /// balancing. [`server_layer`](Mesh::server_layer) wraps a service in the inbound one: trace
 /// context, Istio metrics (`reporter="destination"`), the access log and server spans.
 ///
-/// [`swap`](Mesh::swap) replaces the configuration atomically: requests already started finish
-/// under the configuration they started with, and every layer built from this mesh (and every
-/// clone of it) uses the new one for the next request. Cloning is cheap.
+/// [`swap`](Mesh::swap) replaces the configuration atomically, as the sidecar's
+/// [`LiveSidecar`] does (it is one): requests already started finish under the configuration
+/// they started with, and every layer built from this mesh (and every clone of it) uses the
+/// new one for the next request. Cloning is cheap.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::Error> {
@@ -59,37 +55,12 @@ pub struct Mesh {
 
 #[derive(Debug)]
 struct Shared {
-    current: ArcSwap<Snapshot>,
-    settings: SidecarSettings,
-    /// Renders the mesh's own Prometheus recorder (none when metrics go elsewhere).
-    prometheus: Option<PrometheusHandle>,
+    /// The compiled configuration, swapped as the sidecar swaps its own.
+    live: LiveSidecar,
+    /// The warnings of the configuration in force.
+    warnings: ArcSwap<Vec<Diagnostic>>,
     /// Stops the Prometheus upkeep task when the last handle is dropped.
     _stop_upkeep: watch::Sender<bool>,
-}
-
-/// One configuration, compiled.
-#[derive(Debug)]
-pub(crate) struct Snapshot {
-    pub(crate) version: u64,
-    pub(crate) sidecar: Sidecar,
-    pub(crate) outbound: HttpService,
-    pub(crate) warnings: Vec<Diagnostic>,
-}
-
-impl Snapshot {
-    fn compile(version: u64, loaded: Loaded, settings: &SidecarSettings) -> Result<Self, Error> {
-        let sidecar = Sidecar::with_settings(loaded.config, settings.clone())?;
-        Ok(Snapshot {
-            version,
-            outbound: sidecar.outbound_service(),
-            sidecar,
-            warnings: loaded.warnings,
-        })
-    }
-
-    pub(crate) fn server_layers(&self) -> &ServerLayers {
-        self.sidecar.server_layers()
-    }
 }
 
 impl Mesh {
@@ -105,26 +76,19 @@ impl Mesh {
     }
 
     /// Starts a mesh on a validated configuration.
-    pub(crate) fn start(loaded: Loaded, mut settings: SidecarSettings) -> Result<Mesh, Error> {
-        let mut prometheus = None;
-        if settings.metrics.is_none() {
-            // One recorder for every configuration, so counters survive a swap.
-            let (recorder, handle) = default_recorder()?;
-            settings.metrics = Some(recorder);
-            settings.prometheus.clone_from(&handle);
-            prometheus = handle;
-        }
-        let snapshot = Snapshot::compile(1, loaded, &settings)?;
+    pub(crate) fn start(loaded: Loaded, settings: SidecarSettings) -> Result<Mesh, Error> {
+        let live = LiveSidecar::new(loaded.config, settings)?;
         let (stop_upkeep, _stopped) = watch::channel(false);
         #[cfg(feature = "prometheus")]
-        if let (Some(handle), Ok(runtime)) = (&prometheus, tokio::runtime::Handle::try_current()) {
+        if let (Some(handle), Ok(runtime)) =
+            (live.prometheus(), tokio::runtime::Handle::try_current())
+        {
             runtime.spawn(mesh_proxy::sidecar::run_upkeep(handle.clone(), _stopped));
         }
         Ok(Mesh {
             shared: Arc::new(Shared {
-                current: ArcSwap::from_pointee(snapshot),
-                settings,
-                prometheus,
+                live,
+                warnings: ArcSwap::from_pointee(loaded.warnings),
                 _stop_upkeep: stop_upkeep,
             }),
         })
@@ -177,48 +141,43 @@ impl Mesh {
     }
 
     fn swap_loaded(&self, loaded: Loaded) -> Result<Vec<Diagnostic>, Error> {
-        let shared = &self.shared;
-        // Compiled outside the swap; two concurrent swaps both succeed, the later one last.
-        let version = shared.current.load().version + 1;
-        let snapshot = Snapshot::compile(version, loaded, &shared.settings)?;
-        let warnings = snapshot.warnings.clone();
-        shared.current.store(Arc::new(snapshot));
-        Ok(warnings)
+        self.shared.live.swap(loaded.config)?;
+        self.shared
+            .warnings
+            .store(Arc::new(loaded.warnings.clone()));
+        Ok(loaded.warnings)
     }
 
     /// The configuration in force: 1 for the first, one more for each successful swap.
     pub fn version(&self) -> u64 {
-        self.shared.current.load().version
+        self.shared.live.peek().version()
     }
 
     /// The configuration in force.
     pub fn config(&self) -> Arc<Config> {
-        self.shared.current.load().sidecar.config().clone()
+        self.shared.live.peek().config().clone()
     }
 
     /// The warnings of the configuration in force (fields parsed but not enforced, …).
     pub fn warnings(&self) -> Vec<Diagnostic> {
-        self.shared.current.load().warnings.clone()
+        self.shared.warnings.load().to_vec()
     }
 
     /// The Istio metrics in Prometheus text format, when the mesh records them itself (the
     /// default; not when [`MeshBuilder::metrics`] sent them elsewhere, nor in a build without
     /// the `prometheus` feature, where they go to the global `metrics` recorder).
     pub fn render_prometheus(&self) -> Option<String> {
-        self.shared
-            .prometheus
-            .as_ref()
-            .map(PrometheusHandle::render)
+        self.shared.live.prometheus().map(PrometheusHandle::render)
     }
 
     /// The sidecar's admin API (`/stats/prometheus`, `/clusters`, `/config_dump`, …) for the
     /// configuration in force, to serve wherever the application likes.
     pub fn admin_service(&self) -> Admin {
-        self.shared.current.load().sidecar.admin_service()
+        self.shared.live.current().admin_service()
     }
 
     /// The configuration in force, compiled.
-    pub(crate) fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
-        self.shared.current.load()
+    pub(crate) fn current(&self) -> arc_swap::Guard<Arc<Sidecar>> {
+        self.shared.live.peek()
     }
 }

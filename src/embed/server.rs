@@ -125,15 +125,15 @@ where
 {
     /// The inbound stack of the configuration in force, rebuilt around `inner` after a swap.
     fn current_stack(&mut self) -> &mut HttpService {
-        let snapshot = self.mesh.snapshot();
+        let sidecar = self.mesh.current();
         let current = match self.stack.take() {
-            Some((version, stack)) if version == snapshot.version => (version, stack),
+            Some((version, stack)) if version == sidecar.version() => (version, stack),
             _ => {
                 let inner = self
                     .inner
                     .clone()
                     .map_response(|response: Response<RB>| response.map(body::boxed_send));
-                (snapshot.version, snapshot.server_layers().layer(inner))
+                (sidecar.version(), sidecar.server_layers().layer(inner))
             }
         };
         &mut self.stack.insert(current).1

@@ -73,14 +73,7 @@ impl Catalog {
 
     /// Catalog v1 and v2 behind a sidecar with `settings` (e.g. a debugging metrics recorder).
     pub async fn with_routes_and_settings(routes_yaml: &str, settings: SidecarSettings) -> Self {
-        let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let v2 = CatalogServer::start("v2", "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let registry = std::fs::read_to_string(example("catalog/00-registry.yaml")).unwrap();
-        let registry = point_registry(&registry, v1.addr().port(), v2.addr().port());
+        let (v1, v2, registry) = catalog_upstreams().await;
         let sidecar = sidecar_with(&format!("{registry}\n---\n{routes_yaml}"), settings).await;
         Catalog { v1, v2, sidecar }
     }
@@ -88,6 +81,34 @@ impl Catalog {
     pub fn proxy(&self) -> SocketAddr {
         self.sidecar.addr("outbound").unwrap()
     }
+}
+
+/// Catalog v1 and v2 on free ports, and the shipped registry pointed at them.
+pub async fn catalog_upstreams() -> (CatalogServer, CatalogServer, String) {
+    let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let v2 = CatalogServer::start("v2", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let registry = std::fs::read_to_string(example("catalog/00-registry.yaml")).unwrap();
+    let registry = point_registry(&registry, v1.addr().port(), v2.addr().port());
+    (v1, v2, registry)
+}
+
+/// `registry` and a VirtualService sending all of `catalog` to `subset`.
+pub fn all_to(registry: &str, subset: &str) -> String {
+    format!(
+        r#"{registry}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: catalog, namespace: istioinaction}}
+spec:
+  hosts: [catalog]
+  http: [{{route: [{{destination: {{host: catalog, subset: {subset}}}}}]}}]
+"#
+    )
 }
 
 /// Routes `catalog` to a subset (`version-v3`) that selects no endpoint: 503 UH.

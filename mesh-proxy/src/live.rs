@@ -1,0 +1,181 @@
+//! [`LiveSidecar`]: a sidecar whose configuration is replaced while it serves.
+//!
+//! A new configuration is compiled in full beside the one serving, then swapped in atomically
+//! ([`ArcSwap`]): a request takes the services of the configuration in force when it arrives
+//! and keeps them to the end, so requests in flight finish under the configuration they
+//! started with and new requests see the new one. A configuration that fails to compile is
+//! refused whole and the current one keeps serving. Metrics go to one recorder for every
+//! configuration, so counters carry on across swaps. The in-process
+//! [`Mesh`](../../mesh/struct.Mesh.html) swaps the same way.
+//!
+//! The listeners bound at start stay: a swap that adds a Sidecar `ingress` where there was none
+//! does not open the inbound listener (restart for that). Each configuration has connection
+//! pools and outlier state of its own.
+
+use crate::{
+    Sidecar, StartError,
+    listener::HttpService,
+    prometheus::{PrometheusHandle, default_recorder},
+    sidecar::{RunningSidecar, Served, SidecarOptions, SidecarSettings},
+};
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use mesh_core::{Body, BoxError, MeshError};
+use mesh_route::config::Config;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+};
+use tower::Service;
+
+/// A sidecar whose configuration can be swapped while it serves; see the [module docs](self).
+/// Cloning is cheap and every clone sees the same configuration.
+///
+/// ```
+/// use mesh_proxy::{live::LiveSidecar, sidecar::SidecarSettings};
+/// use mesh_route::config::Config;
+///
+/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+/// assert_eq!(live.current().version(), 1);
+/// assert_eq!(live.swap(Config::default()).unwrap(), 2);
+/// assert_eq!(live.current().version(), 2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct LiveSidecar {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    current: ArcSwap<Sidecar>,
+    settings: SidecarSettings,
+    /// Swaps one at a time, so versions follow the order configurations took effect.
+    swapping: Mutex<()>,
+}
+
+impl LiveSidecar {
+    /// Builds the services for `config` (version 1). Unless `settings` names a metrics
+    /// recorder, one is made here and kept for every later configuration.
+    pub fn new(config: Config, mut settings: SidecarSettings) -> Result<Self, StartError> {
+        if settings.metrics.is_none() {
+            let (recorder, handle) = default_recorder()?;
+            settings.metrics = Some(recorder);
+            settings.prometheus = handle;
+        }
+        let sidecar = Sidecar::with_settings(config, settings.clone())?;
+        Ok(LiveSidecar {
+            shared: Arc::new(Shared {
+                current: ArcSwap::from_pointee(sidecar),
+                settings,
+                swapping: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The configuration in force, compiled.
+    pub fn current(&self) -> Arc<Sidecar> {
+        self.shared.current.load_full()
+    }
+
+    /// The configuration in force, for a short look (no reference count taken).
+    pub fn peek(&self) -> arc_swap::Guard<Arc<Sidecar>> {
+        self.shared.current.load()
+    }
+
+    /// Compiles `config` and makes it the configuration in force; returns its version. When it
+    /// does not compile, the current configuration stays and the error says why.
+    pub fn swap(&self, config: Config) -> Result<u64, StartError> {
+        let _one_at_a_time = self
+            .shared
+            .swapping
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let version = self.shared.current.load().version() + 1;
+        let sidecar =
+            Sidecar::with_settings(config, self.shared.settings.clone())?.with_version(version);
+        self.shared.current.store(Arc::new(sidecar));
+        Ok(version)
+    }
+
+    /// The outbound service of whichever configuration is in force when a request arrives.
+    pub fn outbound_service(&self) -> HttpService {
+        self.following(|sidecar| Some(sidecar.outbound_service()))
+    }
+
+    /// The inbound service of whichever configuration is in force when a request arrives
+    /// (`404 route not found` while that configuration has no Sidecar `ingress`).
+    pub fn inbound_service(&self) -> HttpService {
+        self.following(Sidecar::inbound_service)
+    }
+
+    /// The admin API, reporting on whichever configuration is in force.
+    pub fn admin_service(&self) -> HttpService {
+        self.following(|sidecar| Some(HttpService::new(sidecar.admin_service())))
+    }
+
+    /// The Prometheus text alone (what `--prometheus` serves), for the configuration in force.
+    pub fn metrics_only_service(&self) -> HttpService {
+        self.following(|sidecar| Some(HttpService::new(sidecar.admin_service().metrics_only())))
+    }
+
+    fn following(&self, pick: fn(&Sidecar) -> Option<HttpService>) -> HttpService {
+        HttpService::new(Following {
+            live: self.clone(),
+            pick,
+        })
+    }
+
+    /// Binds every listener (the inbound one when the configuration in force declares
+    /// `ingress`), then serves them in the background, each request with the configuration in
+    /// force when it arrives.
+    pub async fn start(&self, options: &SidecarOptions) -> Result<RunningSidecar, StartError> {
+        let current = self.current();
+        Served {
+            outbound: self.outbound_service(),
+            inbound: current.inbound_service().map(|_| self.inbound_service()),
+            admin: self.admin_service(),
+            metrics_only: self.metrics_only_service(),
+            prometheus: self.shared.settings.prometheus.clone(),
+            access_logs: current.access_logs().to_vec(),
+            live: Some(self.clone()),
+        }
+        .start(options)
+        .await
+    }
+
+    /// The handle rendering the Prometheus recorder every configuration records into, when
+    /// it is the sidecar's own.
+    pub fn prometheus(&self) -> Option<&PrometheusHandle> {
+        self.shared.settings.prometheus.as_ref()
+    }
+}
+
+/// A service that hands each request to one service of the configuration in force.
+#[derive(Clone)]
+struct Following {
+    live: LiveSidecar,
+    pick: fn(&Sidecar) -> Option<HttpService>,
+}
+
+type FollowingFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+impl Service<Request<Body>> for Following {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = FollowingFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> FollowingFuture {
+        match (self.pick)(&self.live.peek()) {
+            // The stacks are always ready (limits answer with local replies, not backpressure).
+            Some(mut service) => service.call(request),
+            None => Box::pin(std::future::ready(Err(MeshError::RouteNotFound.into()))),
+        }
+    }
+}
