@@ -12,11 +12,16 @@
 //! config's `proxyMetadata` or the environment (`ISTIO_META_WORKLOAD_NAME`, `POD_NAMESPACE`,
 //! `ISTIO_METAJSON_LABELS`, `SERVICE_ACCOUNT`, `ISTIO_META_CLUSTER_ID`). The log filter
 //! starts from `RUST_LOG` (default `info`) and changes at run time through the admin's
-//! `/logging?level=…`.
+//! `/logging?level=…`. The `--config` paths are reloaded when they change (checked every
+//! second) and on `SIGHUP`; an invalid configuration is refused whole, logged and counted, and
+//! the previous one keeps serving.
 
 use clap::Parser;
 use mesh::proxy::{
-    LiveSidecar, SidecarOptions, admin::LogFilterControl, sidecar::SidecarSettings,
+    LiveSidecar, SidecarOptions,
+    admin::LogFilterControl,
+    reload::{ConfigFiles, DEFAULT_POLL_INTERVAL, Reloader},
+    sidecar::SidecarSettings,
     workload_identity::WorkloadSettings,
 };
 use mesh::route::config::{Config, Diagnostic, Loaded, Severity};
@@ -76,13 +81,15 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let log_filter = init_logging();
 
-    let loaded = if args.config.is_empty() {
-        Ok(Loaded {
+    let (files, loaded) = if args.config.is_empty() {
+        let empty = Loaded {
             config: Config::default(),
             warnings: Vec::new(),
-        })
+        };
+        (None, Ok(empty))
     } else {
-        Config::load_paths(&args.config)
+        let (files, loaded) = ConfigFiles::load(args.config.clone());
+        (Some(files), loaded)
     };
     let (config, warnings) = match loaded {
         Ok(Loaded { config, warnings }) => (config, warnings),
@@ -119,7 +126,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(config, args, log_filter))
+    runtime.block_on(run(config, files, args, log_filter))
 }
 
 /// Logs to stderr with the `RUST_LOG` filter (default `info`), changeable at run time.
@@ -146,7 +153,12 @@ fn init_logging() -> LogFilterControl {
     })
 }
 
-async fn run(config: Config, args: Args, log_filter: LogFilterControl) -> ExitCode {
+async fn run(
+    config: Config,
+    files: Option<ConfigFiles>,
+    args: Args,
+    log_filter: LogFilterControl,
+) -> ExitCode {
     let options = SidecarOptions {
         outbound: args.outbound,
         inbound: args.inbound,
@@ -164,18 +176,26 @@ async fn run(config: Config, args: Args, log_filter: LogFilterControl) -> ExitCo
         log_filter: Some(log_filter),
         ..SidecarSettings::default()
     };
-    // Served live: a configuration swapped in later applies from the next request on.
-    let running = match LiveSidecar::new(config, settings) {
-        Ok(live) => live.start(&options).await,
-        Err(error) => Err(error),
+    // Served live: a configuration reloaded later applies from the next request on.
+    let live = match LiveSidecar::new(config, settings) {
+        Ok(live) => live,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
     };
-    let running = match running {
+    let running = match live.start(&options).await {
         Ok(running) => running,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
     };
+    let (stop_reloading, stopped) = tokio::sync::watch::channel(false);
+    if let Some(files) = files {
+        let reloader = Reloader::new(live.clone(), files);
+        tokio::spawn(reloader.run(DEFAULT_POLL_INTERVAL, stopped));
+    }
     let mut stdout = std::io::stdout().lock();
     for (name, addr) in running.listeners() {
         let _ = writeln!(stdout, "listening {name}={addr}");
@@ -183,6 +203,7 @@ async fn run(config: Config, args: Args, log_filter: LogFilterControl) -> ExitCo
     let _ = stdout.flush();
     drop(stdout);
     wait_for_signal().await;
+    let _ = stop_reloading.send(true);
     running.shutdown().await;
     ExitCode::SUCCESS
 }

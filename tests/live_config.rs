@@ -5,9 +5,20 @@
 mod support;
 
 use mesh::demo::Http1Client;
-use mesh::proxy::LiveSidecar;
+use mesh::proxy::{
+    LiveSidecar, RunningSidecar,
+    reload::{ConfigFiles, Reloader},
+};
 use mesh::route::config::{Config, HttpMatchRequest, StringMatch};
-use std::time::Duration;
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+use tokio::sync::watch;
 
 /// `registry` with every request for `catalog` routed to `subset`.
 fn all_to(registry: &str, subset: &str) -> Config {
@@ -73,5 +84,217 @@ async fn a_running_sidecar_follows_a_swap_and_lets_started_requests_finish() {
         version(&client.get("http://catalog/items", &[]).await.unwrap()),
         "v2"
     );
+    running.shutdown().await;
+}
+
+/// A fresh directory for one test's configuration files.
+fn config_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mesh-live-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Replaces `dir/name` at once (written beside it, then renamed), as config tools do.
+fn write_atomically(dir: &Path, name: &str, text: &str) {
+    let staging = dir.join(format!(".{name}.staging"));
+    std::fs::write(&staging, text).unwrap();
+    std::fs::rename(&staging, dir.join(name)).unwrap();
+}
+
+/// Waits up to 5 s for `done`.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A live sidecar on the files of `dir`, reloaded every 10 ms until the returned sender is
+/// dropped or set.
+async fn reloading(dir: &Path) -> (LiveSidecar, RunningSidecar, watch::Sender<bool>) {
+    let (files, loaded) = ConfigFiles::load(vec![dir.to_path_buf()]);
+    let live = LiveSidecar::new(loaded.unwrap().config, support::quiet()).unwrap();
+    let running = live.start(&support::ephemeral()).await.unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let reloader = Reloader::new(live.clone(), files);
+    tokio::spawn(reloader.run(Duration::from_millis(10), stopped));
+    (live, running, stop)
+}
+
+#[tokio::test]
+async fn changed_files_are_reloaded_and_an_invalid_change_is_refused_whole() {
+    let (_v1, _v2, registry) = support::catalog_upstreams().await;
+    let dir = config_dir("reload");
+    std::fs::write(dir.join("00-registry.yaml"), &registry).unwrap();
+    write_atomically(&dir, "10-routes.yaml", &support::all_to("", "version-v1"));
+    let (live, running, _stop) = reloading(&dir).await;
+    let mut client = Http1Client::connect(running.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        version(&client.get("http://catalog/items", &[]).await.unwrap()),
+        "v1"
+    );
+
+    write_atomically(&dir, "10-routes.yaml", &support::all_to("", "version-v2"));
+    eventually("the change to apply", || live.current().version() == 2).await;
+    assert_eq!(
+        version(&client.get("http://catalog/items", &[]).await.unwrap()),
+        "v2"
+    );
+
+    write_atomically(&dir, "10-routes.yaml", &support::all_to("", "version-v9"));
+    eventually("the rejection", || live.updates().rejections() == 1).await;
+    assert_eq!(
+        live.current().version(),
+        2,
+        "the previous config keeps serving"
+    );
+    assert_eq!(
+        version(&client.get("http://catalog/items", &[]).await.unwrap()),
+        "v2"
+    );
+    let dump: serde_json::Value =
+        serde_json::from_str(&support::admin_text(&running, "/config_dump").await).unwrap();
+    assert_eq!(dump["version"], 2);
+    assert_eq!(dump["updates"]["success"], 1);
+    let last_error = dump["updates"]["last_error"].as_str().unwrap();
+    assert!(last_error.contains("version-v9"), "{last_error}");
+    assert!(last_error.contains("10-routes.yaml"), "{last_error}");
+    let stats = support::admin_text(&running, "/stats").await;
+    assert!(stats.contains("config.update_rejected: 1"), "{stats}");
+    assert!(stats.contains("config.update_success: 1"), "{stats}");
+    running.shutdown().await;
+}
+
+/// The `i`th configuration of the load test: weights, a header match, v2's endpoint removed
+/// (everything to v1), an invalid file, or an even split.
+fn rewrite(i: usize, v1_port: u16, v2_port: u16) -> (String, bool) {
+    let registry = |with_v2: bool| {
+        let v2 = if with_v2 {
+            format!(
+                "\n  - {{address: 127.0.0.1, ports: {{http: {v2_port}}}, labels: {{app: catalog, version: v2}}}}"
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: catalog, namespace: istioinaction}}
+spec:
+  hosts: [catalog]
+  resolution: STATIC
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  endpoints:
+  - {{address: 127.0.0.1, ports: {{http: {v1_port}}}, labels: {{app: catalog, version: v1}}}}{v2}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: catalog, namespace: istioinaction}}
+spec:
+  host: catalog
+  subsets: [{{name: version-v1, labels: {{version: v1}}}}, {{name: version-v2, labels: {{version: v2}}}}]
+"#
+        )
+    };
+    let routes = |http: &str| {
+        format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: catalog, namespace: istioinaction}}\nspec:\n  hosts: [catalog]\n  http:\n{http}"
+        )
+    };
+    let split = |v1: u32, v2: u32| {
+        format!(
+            "  - route:\n    - {{destination: {{host: catalog, subset: version-v1}}, weight: {v1}}}\n    - {{destination: {{host: catalog, subset: version-v2}}, weight: {v2}}}\n"
+        )
+    };
+    match i % 5 {
+        0 => (registry(true) + &routes(&split(80, 20)), true),
+        1 => (
+            registry(true)
+                + &routes(
+                    "  - match: [{headers: {x-cohort: {exact: beta}}}]\n    route: [{destination: {host: catalog, subset: version-v2}}]\n  - route: [{destination: {host: catalog, subset: version-v1}}]\n",
+                ),
+            true,
+        ),
+        2 => (registry(false) + &routes(&split(100, 0)), true),
+        3 => (
+            registry(true) + &routes(&split(50, 40)) + "    retries: {attempts: -1}\n",
+            false,
+        ),
+        _ => (registry(true) + &routes(&split(50, 50)), true),
+    }
+}
+
+#[tokio::test]
+async fn steady_traffic_through_fifty_rewrites_loses_no_request() {
+    let (v1, v2, _) = support::catalog_upstreams().await;
+    let (v1_port, v2_port) = (v1.addr().port(), v2.addr().port());
+    let dir = config_dir("load");
+    write_atomically(&dir, "catalog.yaml", &rewrite(0, v1_port, v2_port).0);
+    let (live, running, _stop) = reloading(&dir).await;
+    let proxy = running.addr("outbound").unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for n in 0..4 {
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            let mut client = Http1Client::connect(proxy).await.unwrap();
+            let (mut sent, mut failed) = (0u64, Vec::new());
+            let cohort = if n % 2 == 0 { "beta" } else { "stable" };
+            while !stop.load(Ordering::Relaxed) {
+                let response = client
+                    .get("http://catalog/items", &[("x-cohort", cohort)])
+                    .await
+                    .unwrap();
+                sent += 1;
+                if response.status != 200 {
+                    failed.push((response.status, response.text()));
+                }
+            }
+            (sent, failed)
+        }));
+    }
+
+    let mut invalid = 0;
+    for i in 1..=50 {
+        let (text, valid) = rewrite(i, v1_port, v2_port);
+        let (version, rejections) = (live.current().version(), live.updates().rejections());
+        write_atomically(&dir, "catalog.yaml", &text);
+        if valid {
+            let what = format!(
+                "rewrite {i} to apply (last error: {:?})",
+                live.updates().last_error()
+            );
+            eventually(&what, || live.current().version() > version).await;
+        } else {
+            invalid += 1;
+            eventually("a rewrite to be refused", || {
+                live.updates().rejections() > rejections
+            })
+            .await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for client in clients {
+        let (sent, failed) = client.await.unwrap();
+        assert!(failed.is_empty(), "failed requests: {failed:?}");
+        total += sent;
+    }
+    assert!(total > 50, "traffic kept flowing: {total} requests");
+    assert_eq!(live.updates().rejections(), invalid);
+    assert_eq!(live.updates().success(), 50 - invalid);
+    // The last rewrite (the 80/20 split) is the one in force.
+    let current = live.current();
+    let weights: Vec<_> = current.config().virtual_services[0].spec.http[0]
+        .route
+        .iter()
+        .map(|d| d.weight)
+        .collect();
+    assert_eq!(weights, [Some(80), Some(20)]);
     running.shutdown().await;
 }

@@ -173,10 +173,17 @@ impl Admin {
     }
 
     fn config_dump(&self) -> Response<Body> {
-        let dump = serde_json::json!({
+        let mut dump = serde_json::json!({
             "version": self.state.version,
             "config": &*self.state.config,
         });
+        if let Some(updates) = &self.state.stats.config_updates {
+            dump["updates"] = serde_json::json!({
+                "success": updates.success(),
+                "rejected": updates.rejections(),
+                "last_error": updates.last_error(),
+            });
+        }
         match serde_json::to_string_pretty(&dump) {
             Ok(json) => {
                 let mut response = Response::new(body::full(json));

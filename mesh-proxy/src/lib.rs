@@ -14,6 +14,7 @@ pub mod admin;
 pub mod balance;
 pub mod cluster_policy;
 pub mod cluster_stats;
+pub mod config_updates;
 pub mod connection_uses;
 pub mod endpoint;
 pub mod forward;
@@ -23,6 +24,8 @@ pub mod live;
 pub mod prometheus;
 pub mod proxy_headers;
 pub mod registry;
+#[cfg(feature = "yaml")]
+pub mod reload;
 pub mod server_layers;
 pub mod sidecar;
 pub mod stats;

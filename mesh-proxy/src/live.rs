@@ -14,6 +14,8 @@
 
 use crate::{
     Sidecar, StartError,
+    admin::Admin,
+    config_updates::ConfigUpdates,
     listener::HttpService,
     prometheus::{PrometheusHandle, default_recorder},
     sidecar::{RunningSidecar, Served, SidecarOptions, SidecarSettings},
@@ -54,6 +56,8 @@ struct Shared {
     settings: SidecarSettings,
     /// Swaps one at a time, so versions follow the order configurations took effect.
     swapping: Mutex<()>,
+    /// Updates applied and rejected.
+    updates: Arc<ConfigUpdates>,
 }
 
 impl LiveSidecar {
@@ -71,6 +75,7 @@ impl LiveSidecar {
                 current: ArcSwap::from_pointee(sidecar),
                 settings,
                 swapping: Mutex::new(()),
+                updates: Arc::default(),
             }),
         })
     }
@@ -94,10 +99,27 @@ impl LiveSidecar {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let version = self.shared.current.load().version() + 1;
-        let sidecar =
-            Sidecar::with_settings(config, self.shared.settings.clone())?.with_version(version);
+        let sidecar = match Sidecar::with_settings(config, self.shared.settings.clone()) {
+            Ok(sidecar) => sidecar.with_version(version),
+            Err(error) => {
+                self.shared.updates.rejected(error.to_string());
+                return Err(error);
+            }
+        };
         self.shared.current.store(Arc::new(sidecar));
+        self.shared.updates.applied();
         Ok(version)
+    }
+
+    /// Counts an update refused before it could be swapped in (a file that does not parse or
+    /// validate), for `reason`; `/stats` and `/config_dump` report it.
+    pub fn reject(&self, reason: String) {
+        self.shared.updates.rejected(reason);
+    }
+
+    /// How updates went so far.
+    pub fn updates(&self) -> &Arc<ConfigUpdates> {
+        &self.shared.updates
     }
 
     /// The outbound service of whichever configuration is in force when a request arrives.
@@ -111,14 +133,20 @@ impl LiveSidecar {
         self.following(Sidecar::inbound_service)
     }
 
-    /// The admin API, reporting on whichever configuration is in force.
+    /// The admin API, reporting on whichever configuration is in force and on the updates.
     pub fn admin_service(&self) -> HttpService {
-        self.following(|sidecar| Some(HttpService::new(sidecar.admin_service())))
+        HttpService::new(LiveAdmin {
+            live: self.clone(),
+            metrics_only: false,
+        })
     }
 
     /// The Prometheus text alone (what `--prometheus` serves), for the configuration in force.
     pub fn metrics_only_service(&self) -> HttpService {
-        self.following(|sidecar| Some(HttpService::new(sidecar.admin_service().metrics_only())))
+        HttpService::new(LiveAdmin {
+            live: self.clone(),
+            metrics_only: true,
+        })
     }
 
     fn following(&self, pick: fn(&Sidecar) -> Option<HttpService>) -> HttpService {
@@ -150,6 +178,32 @@ impl LiveSidecar {
     /// it is the sidecar's own.
     pub fn prometheus(&self) -> Option<&PrometheusHandle> {
         self.shared.settings.prometheus.as_ref()
+    }
+}
+
+/// The admin API of the configuration in force, with the live sidecar's update counts.
+#[derive(Clone)]
+struct LiveAdmin {
+    live: LiveSidecar,
+    metrics_only: bool,
+}
+
+impl Service<Request<Body>> for LiveAdmin {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = <Admin as Service<Request<Body>>>::Future;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let updates = Some(self.live.updates().clone());
+        let mut admin = self.live.peek().admin_service_with(updates);
+        if self.metrics_only {
+            admin = admin.metrics_only();
+        }
+        admin.call(request)
     }
 }
 

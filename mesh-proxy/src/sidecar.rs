@@ -12,6 +12,7 @@
 
 use crate::{
     admin::{Admin, AdminState, LogFilterControl},
+    config_updates::ConfigUpdates,
     forward::Forward,
     inbound::{Inbound, InboundError},
     listener::{HttpService, bind, serve},
@@ -345,6 +346,11 @@ impl Sidecar {
 
     /// The admin service (what the admin listener serves), reporting on this sidecar.
     pub fn admin_service(&self) -> Admin {
+        self.admin_service_with(None)
+    }
+
+    /// The admin service, also reporting `updates` (of a live sidecar).
+    pub(crate) fn admin_service_with(&self, updates: Option<Arc<ConfigUpdates>>) -> Admin {
         Admin::new(Arc::new(AdminState {
             config: self.config.clone(),
             version: self.version,
@@ -354,6 +360,7 @@ impl Sidecar {
                 mirror: Some(self.mirror_stats.clone()),
                 spans: self.span_stats.clone(),
                 access_log: self.telemetry.access_log.clone(),
+                config_updates: updates,
             },
             prometheus: self.telemetry.prometheus.clone(),
             log_filter: self.log_filter.clone(),

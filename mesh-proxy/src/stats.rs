@@ -4,7 +4,7 @@
 //! path), and rendered for the admin server: plain `name: value` lines for `/stats` and
 //! Prometheus text for `/stats/prometheus`.
 
-use crate::registry::Registry;
+use crate::{config_updates::ConfigUpdates, registry::Registry};
 use mesh_route::mirror::MirrorStats;
 use mesh_trace::{access_log::AccessLogStats, reporter::ReporterStats};
 use std::{
@@ -48,6 +48,8 @@ pub struct StatsSources {
     pub spans: Option<Arc<ReporterStats>>,
     /// The access log's counters, when access logging is on.
     pub access_log: Option<Arc<AccessLogStats>>,
+    /// Configuration updates, when the proxy takes them while it runs.
+    pub config_updates: Option<Arc<ConfigUpdates>>,
 }
 
 fn load(counter: &AtomicU64) -> u64 {
@@ -148,6 +150,10 @@ impl StatsSources {
             push("tracing.zipkin.spans_dropped", load(&spans.dropped));
             push("tracing.zipkin.spans_sent", load(&spans.exported));
             push("tracing.zipkin.spans_failed", load(&spans.export_failed));
+        }
+        if let Some(updates) = &self.config_updates {
+            push("config.update_success", updates.success());
+            push("config.update_rejected", updates.rejections());
         }
         if let Some(log) = &self.access_log {
             push("access_log.written", load(&log.written));

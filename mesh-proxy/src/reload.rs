@@ -1,0 +1,195 @@
+//! [`Reloader`]: the sidecar's `--config` files and directories, reloaded when they change or
+//! on `SIGHUP` (feature `yaml`).
+//!
+//! The paths are checked every poll interval: a change in any file's contents (or a file
+//! added or removed in a directory) reloads them all. A reload loads and
+//! validates everything together, as at start, and only then swaps the result into the
+//! [`LiveSidecar`]; when anything is wrong, every problem is logged, the rejection is counted
+//! (`/stats` `config.update_rejected`, `/config_dump` `updates.last_error`), and the previous
+//! configuration keeps serving. Warnings of a configuration that loads are logged too.
+
+use crate::LiveSidecar;
+use mesh_core::fnv::FnvHasher;
+use mesh_route::config::{Config, Diagnostic, Loaded};
+use std::{
+    hash::Hasher,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+use tokio::sync::watch;
+
+/// How often the sidecar looks at its configuration files.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Configuration files and what they held when they were loaded.
+#[derive(Clone, Debug)]
+pub struct ConfigFiles {
+    paths: Vec<PathBuf>,
+    loaded: Fingerprint,
+}
+
+impl ConfigFiles {
+    /// Loads `paths` (files, or directories of `*.yaml`/`*.yml`), noting their contents first,
+    /// so that a change made while they load is still seen as a change afterwards.
+    pub fn load(paths: Vec<PathBuf>) -> (Self, Result<Loaded, Vec<Diagnostic>>) {
+        let loaded = fingerprint(&paths);
+        let config = Config::load_paths(&paths);
+        (ConfigFiles { paths, loaded }, config)
+    }
+}
+
+/// Reloads a live sidecar's configuration from its files; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Reloader {
+    live: LiveSidecar,
+    paths: Vec<PathBuf>,
+    loaded: Fingerprint,
+}
+
+/// What the files held: each one's path and a hash of its bytes (`None`: unreadable). File
+/// times are too coarse to tell two quick writes of the same size apart.
+type Fingerprint = Vec<(PathBuf, Option<u64>)>;
+
+impl Reloader {
+    /// A reloader of `files` into `live`, which runs the configuration they were loaded into.
+    pub fn new(live: LiveSidecar, files: ConfigFiles) -> Self {
+        Reloader {
+            live,
+            paths: files.paths,
+            loaded: files.loaded,
+        }
+    }
+
+    /// Loads, validates and swaps in the files now; returns the new version, or every problem
+    /// (one per line) when the configuration was refused.
+    pub fn reload(&self) -> Result<u64, String> {
+        let loaded = match Config::load_paths(&self.paths) {
+            Ok(loaded) => loaded,
+            Err(problems) => {
+                let problems = lines(&problems);
+                self.live.reject(problems.clone());
+                return Err(rejected(problems));
+            }
+        };
+        for warning in &loaded.warnings {
+            tracing::warn!(%warning, "configuration warning");
+        }
+        // A configuration that cannot run counts its own rejection.
+        match self.live.swap(loaded.config) {
+            Ok(version) => {
+                tracing::info!(version, "configuration reloaded");
+                Ok(version)
+            }
+            Err(error) => Err(rejected(error.to_string())),
+        }
+    }
+
+    /// Reloads whenever the files change (checked every `poll`) and on `SIGHUP`, until `stop`
+    /// turns true.
+    pub async fn run(self, poll: Duration, mut stop: watch::Receiver<bool>) {
+        let mut seen = self.loaded.clone();
+        let mut hangup = hangup_signals();
+        let mut ticks = tokio::time::interval(poll);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    let now = self.fingerprint().await;
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                }
+                Some(()) = next_hangup(&mut hangup) => {
+                    seen = self.fingerprint().await;
+                }
+                _ = stop.changed() => return,
+            }
+            let reloader = self.clone();
+            let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+        }
+    }
+
+    async fn fingerprint(&self) -> Fingerprint {
+        let paths = self.paths.clone();
+        tokio::task::spawn_blocking(move || fingerprint(&paths))
+            .await
+            .unwrap_or_default()
+    }
+}
+
+/// Logs every problem of a refused configuration; returns them.
+fn rejected(problems: String) -> String {
+    for problem in problems.lines() {
+        tracing::error!(%problem, "configuration rejected; the previous one keeps serving");
+    }
+    problems
+}
+
+/// Every problem, one per line.
+fn lines(problems: &[Diagnostic]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The contents of every file the paths stand for, hashed.
+fn fingerprint(paths: &[PathBuf]) -> Fingerprint {
+    let mut files = Vec::new();
+    for path in paths {
+        match std::fs::read_dir(path) {
+            Ok(entries) => {
+                let mut yaml: Vec<PathBuf> = entries
+                    .filter_map(|e| Some(e.ok()?.path()))
+                    .filter(|p| is_config_file(p))
+                    .collect();
+                yaml.sort();
+                files.extend(yaml);
+            }
+            Err(_) => files.push(path.clone()),
+        }
+    }
+    files
+        .into_iter()
+        .map(|file| {
+            let digest = std::fs::read(&file).ok().map(|bytes| {
+                let mut hasher = FnvHasher::default();
+                hasher.write(&bytes);
+                hasher.finish()
+            });
+            (file, digest)
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = Option<()>;
+
+#[cfg(unix)]
+fn hangup_signals() -> Hangups {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
+#[cfg(not(unix))]
+fn hangup_signals() -> Hangups {
+    None
+}
+
+/// The next `SIGHUP`; never, where there are none.
+async fn next_hangup(hangups: &mut Hangups) -> Option<()> {
+    #[cfg(unix)]
+    if let Some(signal) = hangups {
+        return signal.recv().await;
+    }
+    let _ = hangups;
+    std::future::pending().await
+}
+
+/// Whether a directory's file is read as configuration (as the loader reads directories).
+fn is_config_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "yaml" || e == "yml")
+}
