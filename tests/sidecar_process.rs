@@ -406,3 +406,83 @@ mod tempdir {
             .unwrap_or_default()
     }
 }
+
+/// Starts a sidecar routing `catalog` to v1 with `terminationDrainDuration: drain`, sends a
+/// request that v1 answers after `delay_ms`, and sends SIGTERM once v1 has it. Returns the
+/// request's outcome, whether a new connection was refused meanwhile, and how long after the
+/// signal the process exited, with its status.
+async fn sigterm_during_request(
+    drain: &str,
+    delay_ms: u64,
+) -> (
+    Option<u16>,
+    bool,
+    std::time::Duration,
+    std::process::ExitStatus,
+) {
+    let (v1, _v2, registry) = support::catalog_upstreams().await;
+    let dir = tempdir::TempDir::new();
+    let mesh_config = format!(
+        "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\nspec: {{defaultConfig: {{terminationDrainDuration: {drain}}}}}\n"
+    );
+    let config = write_config(
+        &dir,
+        "catalog.yaml",
+        &format!(
+            "{}\n---\n{mesh_config}",
+            support::all_to(&registry, "version-v1")
+        ),
+    );
+    let mut sidecar = SidecarProcess::spawn(&[&config]);
+    let outbound = sidecar.outbound;
+    let in_flight = tokio::spawn(async move {
+        let mut client = mesh::demo::Http1Client::connect(outbound).await.unwrap();
+        client
+            .get(&format!("http://catalog/items?delay_ms={delay_ms}"), &[])
+            .await
+            .ok()
+            .map(|response| response.status.as_u16())
+    });
+    let started = std::time::Instant::now();
+    while v1.hits() == 0 {
+        assert!(started.elapsed().as_secs() < 5, "the request reached v1");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let signalled = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &sidecar.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The listening socket closes at once.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let refused = tokio::net::TcpStream::connect(outbound).await.is_err();
+    let outcome = in_flight.await.unwrap();
+    let exit = loop {
+        if let Some(exit) = sidecar.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(signalled.elapsed().as_secs() < 15, "the sidecar exited");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    (outcome, refused, signalled.elapsed(), exit)
+}
+
+#[tokio::test]
+async fn sigterm_drains_requests_in_flight_refuses_new_connections_and_exits_0() {
+    let (outcome, refused, _, exit) = sigterm_during_request("10s", 1000).await;
+    assert_eq!(outcome, Some(200), "the request in flight finished");
+    assert!(refused, "a new connection was accepted while draining");
+    assert!(exit.success(), "exit status {exit:?}");
+}
+
+#[tokio::test]
+async fn the_drain_ends_at_termination_drain_duration() {
+    let (outcome, _, exited_after, exit) = sigterm_during_request("300ms", 5000).await;
+    assert_eq!(outcome, None, "the request outlived the drain and was cut");
+    assert!(
+        exited_after < std::time::Duration::from_secs(3),
+        "exited {exited_after:?} after SIGTERM"
+    );
+    assert!(exit.success(), "exit status {exit:?}");
+}

@@ -13,17 +13,17 @@ use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, time::
 use tokio::{net::TcpListener, sync::watch};
 use tower::{ServiceExt, util::BoxCloneSyncService};
 
-/// How long open connections get to finish when the listener shuts down.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// The boxed request → response service a listener serves.
 pub type HttpService = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
-/// Serves `service` on `listener` until `shutdown` turns true, then drains open connections.
+/// Serves `service` on `listener` until `shutdown` turns true; then stops accepting (the
+/// listening socket closes), closes idle keep-alive connections, and gives the others up to
+/// `drain` to finish their requests.
 pub async fn serve(
     listener: TcpListener,
     service: HttpService,
     mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).keep_alive(true);
@@ -64,7 +64,8 @@ pub async fn serve(
             }
         });
     }
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+    drop(listener);
+    let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
 }
 
 /// How many headers the layers may add to a request on its way through the proxy.

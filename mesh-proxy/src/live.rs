@@ -169,6 +169,7 @@ impl LiveSidecar {
             prometheus: self.shared.settings.prometheus.clone(),
             access_logs: current.access_logs().to_vec(),
             live: Some(self.clone()),
+            drain: current.config().mesh.termination_drain_duration(),
         }
         .start(options)
         .await

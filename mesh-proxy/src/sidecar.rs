@@ -431,6 +431,7 @@ impl Sidecar {
             prometheus: self.telemetry.prometheus.clone(),
             access_logs: self.telemetry.access_logs.clone(),
             live: None,
+            drain: self.config.mesh.termination_drain_duration(),
         }
         .start(options)
         .await
@@ -448,6 +449,8 @@ pub(crate) struct Served {
     pub(crate) access_logs: Vec<AccessLog>,
     /// The live sidecar served, whose current access logs are flushed at shutdown too.
     pub(crate) live: Option<LiveSidecar>,
+    /// How long open connections get to finish at shutdown (`terminationDrainDuration`).
+    pub(crate) drain: Duration,
 }
 
 impl Served {
@@ -473,14 +476,21 @@ impl Served {
         };
 
         let (stop, stopped) = watch::channel(false);
+        let drain = self.drain;
         let mut tasks = vec![tokio::spawn(serve(
             outbound_listener,
             self.outbound,
             stopped.clone(),
+            drain,
         ))];
         let mut listeners = vec![("outbound", outbound)];
         if let (Some((listener, addr)), Some(service)) = (inbound_listener, self.inbound) {
-            tasks.push(tokio::spawn(serve(listener, service, stopped.clone())));
+            tasks.push(tokio::spawn(serve(
+                listener,
+                service,
+                stopped.clone(),
+                drain,
+            )));
             listeners.push(("inbound", addr));
         }
         if let Some((listener, addr)) = prometheus_listener {
@@ -488,13 +498,19 @@ impl Served {
                 listener,
                 self.metrics_only,
                 stopped.clone(),
+                drain,
             )));
             listeners.push(("prometheus", addr));
         }
         if let Some(handle) = self.prometheus {
             tasks.push(tokio::spawn(run_upkeep(handle, stopped.clone())));
         }
-        tasks.push(tokio::spawn(serve(admin_listener, self.admin, stopped)));
+        tasks.push(tokio::spawn(serve(
+            admin_listener,
+            self.admin,
+            stopped,
+            drain,
+        )));
         listeners.push(("admin", admin));
         Ok(RunningSidecar {
             listeners,

@@ -107,6 +107,26 @@ pub enum AccessLogEncoding {
 /// switch of the same name).
 pub const DISABLE_SHADOW_HOST_SUFFIX: &str = "DISABLE_SHADOW_HOST_SUFFIX";
 
+/// Istio's default `terminationDrainDuration`.
+pub const DEFAULT_TERMINATION_DRAIN_DURATION: std::time::Duration =
+    std::time::Duration::from_secs(5);
+
+impl MeshConfig {
+    /// How long open connections get to finish when the proxy stops:
+    /// `defaultConfig.terminationDrainDuration`, else Istio's 5 s.
+    ///
+    /// ```
+    /// use mesh_route::config::MeshConfig;
+    /// assert_eq!(MeshConfig::default().termination_drain_duration().as_secs(), 5);
+    /// ```
+    pub fn termination_drain_duration(&self) -> std::time::Duration {
+        self.default_config
+            .as_ref()
+            .and_then(|c| c.termination_drain_duration.as_ref())
+            .map_or(DEFAULT_TERMINATION_DRAIN_DURATION, Duration::get)
+    }
+}
+
 /// Istio `ProxyConfig` (`meshConfig.defaultConfig`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -118,6 +138,10 @@ pub struct ProxyConfig {
     /// `-shadow` host suffix off) is the one read here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub proxy_metadata: BTreeMap<String, String>,
+    /// How long open connections get to finish after the proxy is told to stop (Istio's
+    /// default: 5 s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub termination_drain_duration: Option<Duration>,
     /// Other Istio ProxyConfig fields, accepted and ignored.
     #[serde(flatten, skip_serializing_if = "BTreeMap::is_empty")]
     pub other: BTreeMap<String, serde_json::Value>,
@@ -128,6 +152,9 @@ impl ProxyConfig {
     pub fn merge(&mut self, later: ProxyConfig) {
         if later.tracing.is_some() {
             self.tracing = later.tracing;
+        }
+        if later.termination_drain_duration.is_some() {
+            self.termination_drain_duration = later.termination_drain_duration;
         }
         self.proxy_metadata.extend(later.proxy_metadata);
         self.other.extend(later.other);
