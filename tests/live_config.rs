@@ -298,3 +298,27 @@ async fn steady_traffic_through_fifty_rewrites_loses_no_request() {
     assert_eq!(weights, [Some(80), Some(20)]);
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn connections_to_unchanged_endpoints_survive_a_swap() {
+    let (v1, _v2, registry) = support::catalog_upstreams().await;
+    let live = LiveSidecar::new(all_to(&registry, "version-v1"), support::quiet()).unwrap();
+    let running = live.start(&support::ephemeral()).await.unwrap();
+    let mut client = Http1Client::connect(running.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    client.get("http://catalog/items", &[]).await.unwrap();
+    assert_eq!(v1.connections(), 1);
+    // Another service added, catalog unchanged: the pooled connection serves on.
+    let with_other = support::all_to(&registry, "version-v1")
+        + "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: other}\n\
+           spec: {hosts: [other.example.com], ports: [{number: 80, name: http, protocol: HTTP}]}\n";
+    live.swap(Config::from_yaml_str(&with_other).unwrap().config)
+        .unwrap();
+    for _ in 0..3 {
+        let response = client.get("http://catalog/items", &[]).await.unwrap();
+        assert_eq!(version(&response), "v1");
+    }
+    assert_eq!(v1.connections(), 1, "no new connection after the swap");
+    running.shutdown().await;
+}

@@ -57,7 +57,18 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// A new endpoint with zero counters, its workload described by its labels alone.
+    /// Whether `other` is the same endpoint: address, labels, protocol and workload (so its
+    /// state — counters, connect backoff, HTTP/2 connection — can carry over to a new
+    /// configuration).
+    pub fn same_as(&self, other: &Endpoint) -> bool {
+        self.authority == other.authority
+            && self.protocol == other.protocol
+            && self.labels == other.labels
+            && self.workload == other.workload
+    }
+
+    /// A new endpoint at `authority` with `labels`, spoken to in `protocol`, with zero
+    /// counters, its workload described by its labels alone.
     pub fn new(authority: Authority, labels: BTreeMap<String, String>, protocol: Protocol) -> Self {
         Endpoint {
             workload: Arc::new(Workload::from_labels("", "", &labels)),

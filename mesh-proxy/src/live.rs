@@ -8,9 +8,13 @@
 //! configuration, so counters carry on across swaps. The in-process
 //! [`Mesh`](../../mesh/struct.Mesh.html) swaps the same way.
 //!
-//! The listeners bound at start stay: a swap that adds a Sidecar `ingress` where there was none
-//! does not open the inbound listener (restart for that). Each configuration has connection
-//! pools and outlier state of its own.
+//! What did not change carries over, as in Envoy: the connection pool, and each endpoint's
+//! state, each cluster's circuit breaker and each port's outlier detection (ejections
+//! included) where their settings are the same (see
+//! [`Registry::build_after`](crate::registry::Registry::build_after)). Per-cluster request
+//! counters start again with each configuration. The listeners bound at start stay: a swap
+//! that adds a Sidecar `ingress` where there was none does not open the inbound listener
+//! (restart for that).
 
 use crate::{
     Sidecar, StartError,
@@ -98,14 +102,15 @@ impl LiveSidecar {
             .swapping
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let version = self.shared.current.load().version() + 1;
-        let sidecar = match Sidecar::with_settings(config, self.shared.settings.clone()) {
-            Ok(sidecar) => sidecar.with_version(version),
+        let previous = self.shared.current.load_full();
+        let sidecar = match Sidecar::after(config, self.shared.settings.clone(), Some(&previous)) {
+            Ok(sidecar) => sidecar.with_version(previous.version() + 1),
             Err(error) => {
                 self.shared.updates.rejected(error.to_string());
                 return Err(error);
             }
         };
+        let version = sidecar.version();
         self.shared.current.store(Arc::new(sidecar));
         self.shared.updates.applied();
         Ok(version)

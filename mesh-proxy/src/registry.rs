@@ -33,7 +33,7 @@ pub struct PortEndpoints {
     /// Protocol of the port.
     pub protocol: Protocol,
     /// Outlier detection over `endpoints` (by index), when configured.
-    pub outlier: Option<OutlierDetector>,
+    pub outlier: Option<Arc<OutlierDetector>>,
 }
 
 /// A cluster's endpoints and balancer.
@@ -92,12 +92,32 @@ impl Registry {
     /// Builds the registry for `table`'s clusters from `config`'s ServiceEntries and
     /// DestinationRules; clusters without their own connection timeouts share `upstream`.
     pub fn build(config: &Config, table: &RouteTable, upstream: &Upstream) -> Self {
+        Registry::build_after(config, table, upstream, None)
+    }
+
+    /// [`build`](Self::build), keeping `previous`'s state where nothing changed, as Envoy does
+    /// on a configuration update: an endpoint with the same address, labels, protocol and
+    /// workload keeps its counters, connect backoff and HTTP/2 connection; a cluster of the
+    /// same name keeps its own upstream pool when its connection settings are the same, its
+    /// circuit breaker when its limits are, and each port's outlier detection (ejections
+    /// included) when its endpoints and outlier settings are.
+    pub fn build_after(
+        config: &Config,
+        table: &RouteTable,
+        upstream: &Upstream,
+        previous: Option<&Registry>,
+    ) -> Self {
         let trust_domain = config.mesh.trust_domain.as_deref().unwrap_or(TRUST_DOMAIN);
-        let mut shared = EndpointCache(HashMap::new(), trust_domain.to_owned());
+        let reusable = previous
+            .into_iter()
+            .flat_map(|r| r.clusters.iter())
+            .flat_map(|c| c.all_endpoints().map(|(_, e)| e.clone()))
+            .collect();
+        let mut shared = EndpointCache(HashMap::new(), trust_domain.to_owned(), reusable);
         let clusters = table
             .clusters()
             .iter()
-            .map(|cluster| build_cluster(config, cluster, &mut shared, upstream))
+            .map(|cluster| build_cluster(config, cluster, &mut shared, upstream, previous))
             .collect();
         Registry { clusters }
     }
@@ -114,15 +134,30 @@ impl Registry {
 }
 
 /// Shares one [`Endpoint`] among all clusters that select it, keyed by
-/// (ServiceEntry, endpoint, port); `.1` is the mesh's trust domain, for endpoint identities.
+/// (ServiceEntry, endpoint, port); `.1` is the mesh's trust domain, for endpoint identities;
+/// `.2` the previous configuration's endpoints, reused when the same.
 #[derive(Default)]
-struct EndpointCache(HashMap<(usize, usize, u16), Arc<Endpoint>>, String);
+struct EndpointCache(
+    HashMap<(usize, usize, u16), Arc<Endpoint>>,
+    String,
+    Vec<Arc<Endpoint>>,
+);
+
+/// `endpoint`, or the one of `previous` (the previous configuration's) that is the same.
+fn reuse(previous: &[Arc<Endpoint>], endpoint: Endpoint) -> Arc<Endpoint> {
+    previous
+        .iter()
+        .find(|before| before.same_as(&endpoint))
+        .cloned()
+        .unwrap_or_else(|| Arc::new(endpoint))
+}
 
 fn build_cluster(
     config: &Config,
     cluster: &Cluster,
     cache: &mut EndpointCache,
     shared: &Upstream,
+    previous: Option<&Registry>,
 ) -> ClusterEndpoints {
     let entries: Vec<(usize, &Resource<ServiceEntry>)> = config
         .service_entries
@@ -173,17 +208,6 @@ fn build_cluster(
             }
         }
     }
-    let policy = ClusterPolicy::for_cluster(config, cluster);
-    let balancer = LoadBalancer::for_policy(policy.load_balancer);
-    let upstream = cluster_upstream(&policy, shared);
-    let breaker = policy
-        .pool_limits()
-        .map(|limits| Arc::new(CircuitBreaker::new(limits)));
-    if let Some(outlier) = policy.outlier_config() {
-        for port in &mut ports {
-            port.outlier = Some(OutlierDetector::new(outlier.clone(), port.endpoints.len()));
-        }
-    }
     // Istio's name; a route without a port names the service's port when it has just one.
     let port = match (cluster.port, ports.as_slice()) {
         (Some(port), _) => Some(port),
@@ -197,6 +221,34 @@ fn build_cluster(
         cluster.host
     )
     .into();
+    let before = previous
+        .into_iter()
+        .flat_map(|r| r.clusters.iter())
+        .find(|c| c.name == name);
+    let policy = ClusterPolicy::for_cluster(config, cluster);
+    let balancer = LoadBalancer::for_policy(policy.load_balancer);
+    let upstream = match (cluster_upstream(&policy, shared), before) {
+        (new, Some(before)) if new.same_settings(&before.upstream) => before.upstream.clone(),
+        (new, _) => new,
+    };
+    let breaker = policy.pool_limits().map(|limits| {
+        before
+            .and_then(|b| b.breaker.clone())
+            .filter(|b| *b.limits() == limits)
+            .unwrap_or_else(|| Arc::new(CircuitBreaker::new(limits)))
+    });
+    if let Some(outlier) = policy.outlier_config() {
+        for port in &mut ports {
+            let kept = before
+                .and_then(|b| b.ports.iter().find(|p| p.number == port.number))
+                .filter(|p| same_endpoints(&p.endpoints, &port.endpoints))
+                .and_then(|p| p.outlier.clone())
+                .filter(|o| *o.config() == outlier);
+            port.outlier = Some(kept.unwrap_or_else(|| {
+                Arc::new(OutlierDetector::new(outlier.clone(), port.endpoints.len()))
+            }));
+        }
+    }
     ClusterEndpoints {
         cluster: cluster.clone(),
         name,
@@ -207,6 +259,11 @@ fn build_cluster(
         breaker,
         stats: ClusterStats::default(),
     }
+}
+
+/// Whether two endpoint lists hold the very same endpoints in the same order.
+fn same_endpoints(a: &[Arc<Endpoint>], b: &[Arc<Endpoint>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| Arc::ptr_eq(a, b))
 }
 
 /// The cluster's own upstream client when its `connectionPool` sets `tcp.connectTimeout`, an
@@ -265,7 +322,10 @@ fn endpoints_of(
                             .0
                             .entry(key)
                             .or_insert_with(|| {
-                                Arc::new(Endpoint::new(authority, Default::default(), protocol))
+                                reuse(
+                                    &cache.2,
+                                    Endpoint::new(authority, Default::default(), protocol),
+                                )
                             })
                             .clone(),
                     );
@@ -295,7 +355,8 @@ fn endpoints_of(
             if let Some(account) = &we.service_account {
                 workload = workload.with_service_account(trust_domain, account);
             }
-            Arc::new(
+            reuse(
+                &cache.2,
                 Endpoint::new(authority, we.labels.clone(), protocol)
                     .with_workload(Arc::new(workload)),
             )
@@ -342,5 +403,79 @@ spec:
         };
         assert_eq!(timeout_of("a"), Some(Duration::from_millis(1500)));
         assert_eq!(timeout_of("b"), Some(Duration::from_secs(10)));
+    }
+
+    /// `catalog` with two endpoints (the second on `second_port`), a connection pool with
+    /// limits of its own, and outlier detection.
+    fn catalog(second_port: u16) -> Config {
+        let yaml = format!(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: catalog}}
+spec:
+  hosts: [catalog]
+  resolution: STATIC
+  ports: [{{number: 80, name: http}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http: 9001}}}}, {{address: 127.0.0.2, ports: {{http: {second_port}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: catalog}}
+spec:
+  host: catalog
+  trafficPolicy:
+    connectionPool: {{http: {{http2MaxRequests: 10, idleTimeout: 30s}}}}
+    outlierDetection: {{consecutive5xxErrors: 1, interval: 10s, baseEjectionTime: 30s, maxEjectionPercent: 100}}
+"#
+        );
+        Config::from_yaml_str(&yaml).unwrap().config
+    }
+
+    #[test]
+    fn a_rebuild_keeps_what_did_not_change() {
+        use mesh_core::outlier::Outcome;
+        let upstream = Upstream::default();
+        let build = |config: &Config, previous: Option<&Registry>| {
+            let table = RouteTable::compile(config).unwrap();
+            Registry::build_after(config, &table, &upstream, previous)
+        };
+        let first = build(&catalog(9002), None);
+        fn ports(registry: &Registry) -> &PortEndpoints {
+            &registry.clusters()[0].ports[0]
+        }
+        let now = tokio::time::Instant::now();
+        let outlier = ports(&first).outlier.as_ref().unwrap();
+        outlier.report(0, Outcome::Http5xx(503), now);
+        assert!(!outlier.is_available(0, now), "ejected");
+
+        // The same configuration again: everything carries over, the ejection included.
+        let second = build(&catalog(9002), Some(&first));
+        for (a, b) in ports(&first)
+            .endpoints
+            .iter()
+            .zip(&ports(&second).endpoints)
+        {
+            assert!(Arc::ptr_eq(a, b), "the same endpoint");
+        }
+        let (a, b) = (&first.clusters()[0], &second.clusters()[0]);
+        assert!(Arc::ptr_eq(
+            a.breaker.as_ref().unwrap(),
+            b.breaker.as_ref().unwrap()
+        ));
+        assert!(a.upstream.same_settings(&b.upstream));
+        let kept = ports(&second).outlier.as_ref().unwrap();
+        assert!(Arc::ptr_eq(outlier, kept));
+        assert!(!kept.is_available(0, now), "still ejected");
+
+        // One endpoint changes: the other carries over; outlier detection starts again.
+        let third = build(&catalog(9003), Some(&second));
+        let (before, after) = (&ports(&second).endpoints, &ports(&third).endpoints);
+        assert!(Arc::ptr_eq(&before[0], &after[0]));
+        assert!(!Arc::ptr_eq(&before[1], &after[1]));
+        assert_eq!(after[1].authority.as_str(), "127.0.0.2:9003");
+        let fresh = ports(&third).outlier.as_ref().unwrap();
+        assert!(!Arc::ptr_eq(kept, fresh));
+        assert!(fresh.is_available(0, now));
     }
 }

@@ -123,6 +123,8 @@ pub struct Sidecar {
     config: Arc<Config>,
     /// 1 for the configuration loaded at start, one more for each swap.
     version: u64,
+    /// The connection pool clusters share unless they have settings of their own.
+    upstream: Upstream,
     registry: Arc<Registry>,
     outbound: HttpService,
     inbound: Option<HttpService>,
@@ -294,13 +296,35 @@ impl Sidecar {
 
     /// Builds the services for `config` with `settings`.
     pub fn with_settings(config: Config, settings: SidecarSettings) -> Result<Self, StartError> {
+        Sidecar::after(config, settings, None)
+    }
+
+    /// Builds the services for `config` with `settings`, keeping what `previous` (the
+    /// configuration it replaces) has where nothing changed: its connection pool, and the
+    /// endpoints, breakers and outlier state [`Registry::build_after`] keeps.
+    pub(crate) fn after(
+        config: Config,
+        settings: SidecarSettings,
+        previous: Option<&Sidecar>,
+    ) -> Result<Self, StartError> {
         let table = Arc::new(RouteTable::compile(&config)?);
         let connect_timeout = config
             .mesh
             .connect_timeout
             .map_or(DEFAULT_CONNECT_TIMEOUT, |t| t.get());
-        let upstream = Upstream::new(connect_timeout);
-        let registry = Arc::new(Registry::build(&config, &table, &upstream));
+        let upstream = match previous {
+            Some(previous) if previous.upstream.connect_timeout() == connect_timeout => {
+                previous.upstream.clone()
+            }
+            _ => Upstream::new(connect_timeout),
+        };
+        let upstream_kept = upstream.clone();
+        let registry = Arc::new(Registry::build_after(
+            &config,
+            &table,
+            &upstream,
+            previous.map(|p| &*p.registry),
+        ));
         let forward = Forward::new(registry.clone(), upstream.clone(), config.outbound_mode());
         let shadow = ShadowService::new(TimeoutLayer::default().layer(forward.clone()));
         let mirror =
@@ -333,6 +357,7 @@ impl Sidecar {
         Ok(Sidecar {
             config: Arc::new(config),
             version: 1,
+            upstream: upstream_kept,
             registry,
             outbound: BoxCloneSyncService::new(outbound),
             inbound,

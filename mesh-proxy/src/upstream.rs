@@ -136,6 +136,14 @@ impl Upstream {
         self.connect_timeout
     }
 
+    /// Whether `other` was made with the same timeouts and connection limits (so its pooled
+    /// connections can serve in this one's place).
+    pub fn same_settings(&self, other: &Upstream) -> bool {
+        self.connect_timeout == other.connect_timeout
+            && self.idle_timeout == other.idle_timeout
+            && self.max_requests_per_connection == other.max_requests_per_connection
+    }
+
     /// Sends `request` to `endpoint`. `authority` is the service name the client addressed,
     /// kept as `Host`/`:authority`; `permit` (the cluster's circuit-breaker admission) is held
     /// until the response body ends.
