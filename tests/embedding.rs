@@ -12,9 +12,15 @@ mod server_example;
 
 use http_body_util::{BodyExt, Empty};
 use mesh::{Error, Mesh, core::Body, demo::Http1Client, proxy::sidecar::SidecarSettings};
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 use support::metrics::Metrics;
-use tower::{Layer, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 
 #[tokio::test]
 async fn the_client_example_routes_retries_traces_and_counts() {
@@ -344,4 +350,74 @@ spec:
         mesh.client_layer("not a host"),
         Err(Error::InvalidHost(_))
     ));
+}
+
+/// A service whose first `poll_ready` fails, counting its calls.
+#[derive(Clone, Default)]
+struct FailsReadinessOnce {
+    polled: Arc<AtomicUsize>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl tower::Service<http::Request<Body>> for FailsReadinessOnce {
+    type Response = http::Response<Body>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<http::Response<Body>, std::io::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), std::io::Error>> {
+        std::task::Poll::Ready(match self.polled.fetch_add(1, Ordering::SeqCst) {
+            0 => Err(std::io::Error::other("not ready")),
+            _ => Ok(()),
+        })
+    }
+
+    fn call(&mut self, _request: http::Request<Body>) -> Self::Future {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(http::Response::new(mesh::core::body::empty())))
+    }
+}
+
+#[tokio::test]
+async fn a_server_whose_service_fails_readiness_answers_without_calling_it() {
+    let mesh = Mesh::builder().access_log(false).build().unwrap();
+    let app = FailsReadinessOnce::default();
+    let mut server = mesh.server_layer().layer(app.clone());
+    let request = || http::Request::new(Empty::<bytes::Bytes>::new());
+    let response = ServiceExt::<http::Request<Empty<bytes::Bytes>>>::ready(&mut server)
+        .await
+        .unwrap()
+        .call(request())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503, "the local reply for its error");
+    assert_eq!(app.calls.load(Ordering::SeqCst), 0, "never called unready");
+    let response = ServiceExt::<http::Request<Empty<bytes::Bytes>>>::ready(&mut server)
+        .await
+        .unwrap()
+        .call(request())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "ready again, it serves");
+    assert_eq!(app.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_http2_request_reaches_an_http1_endpoint_over_an_http1_client() {
+    let (_v1, _v2, registry) = support::catalog_upstreams().await;
+    let mesh = Mesh::builder()
+        .yaml(support::all_to(&registry, "version-v1"))
+        .access_log(false)
+        .build()
+        .unwrap();
+    // As tonic builds its requests: version HTTP/2.
+    let request = http::Request::get("/items")
+        .version(http::Version::HTTP_2)
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = catalog_client(&mesh).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(decision(&response).1, "v1");
 }

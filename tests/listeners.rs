@@ -113,3 +113,37 @@ async fn admin_reports_readiness_config_and_clusters() {
     let missing = admin.get("/nope", &[("host", "admin")]).await.unwrap();
     assert_eq!(missing.status, 404);
 }
+
+#[tokio::test]
+async fn shutdown_closes_connections_still_open_after_the_drain() {
+    let (_v1, _v2, registry) = support::catalog_upstreams().await;
+    let yaml = format!(
+        "{}\n---\napiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\nspec: {{defaultConfig: {{terminationDrainDuration: 100ms}}}}\n",
+        support::all_to(&registry, "version-v1")
+    );
+    let running = sidecar(&yaml).await;
+    let proxy = running.addr("outbound").unwrap();
+    let slow = tokio::spawn(async move {
+        let mut client = Http1Client::connect(proxy).await.unwrap();
+        client
+            .get("http://catalog/items?delay_ms=3000", &[])
+            .await
+            .map(|r| r.status)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    running.shutdown().await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "shutdown waited {:?}",
+        started.elapsed()
+    );
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(1), slow)
+        .await
+        .expect("the connection was closed, not left to run")
+        .unwrap();
+    assert!(
+        outcome.is_err(),
+        "the request outlived the drain: {outcome:?}"
+    );
+}

@@ -48,9 +48,9 @@ where
 /// Boxes a body that is `Send` but not `Sync` (axum's and tonic's bodies) into a [`Body`].
 ///
 /// The body is polled through a [`SyncWrapper`](sync_wrapper::SyncWrapper), which is `Sync`
-/// because it is only reached through `&mut`, so its `&self` methods cannot be asked: its size
-/// hint is the one it had when boxed less the data read since, and it reports its end once it
-/// has ended or has delivered the exact length it declared (as a full body does).
+/// because it is only reached through `&mut`. Its `&self` methods are asked while it is
+/// polled, so [`is_end_stream`](http_body::Body::is_end_stream) and
+/// [`size_hint`](http_body::Body::size_hint) report what the body said after its last frame.
 ///
 /// ```
 /// use http_body_util::{BodyExt, Full};
@@ -75,6 +75,7 @@ where
 struct SendBody<B> {
     #[pin]
     inner: sync_wrapper::SyncWrapper<B>,
+    /// What the body said of itself after its last frame.
     hint: http_body::SizeHint,
     ended: bool,
 }
@@ -92,28 +93,17 @@ where
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
         let this = self.project();
-        let polled = std::task::ready!(this.inner.get_pin_mut().poll_frame(cx));
-        match &polled {
-            None => *this.ended = true,
-            // Trailers are a body's last frame.
-            Some(Ok(frame)) if frame.is_trailers() => *this.ended = true,
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    let read = data.len() as u64;
-                    let upper = this.hint.upper().map(|upper| upper.saturating_sub(read));
-                    this.hint.set_lower(this.hint.lower().saturating_sub(read));
-                    if let Some(upper) = upper {
-                        this.hint.set_upper(upper);
-                    }
-                }
-            }
-            Some(Err(_)) => {}
-        }
+        let mut inner = this.inner.get_pin_mut();
+        let polled = std::task::ready!(inner.as_mut().poll_frame(cx));
+        // Trailers are a body's last frame, whatever the body says.
+        let trailers = matches!(&polled, Some(Ok(frame)) if frame.is_trailers());
+        *this.ended = polled.is_none() || trailers || inner.is_end_stream();
+        *this.hint = inner.size_hint();
         std::task::Poll::Ready(polled.map(|frame| frame.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended || self.hint.exact() == Some(0)
+        self.ended
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
@@ -147,6 +137,20 @@ mod tests {
         assert!(!body.is_end_stream());
         body.frame().await.unwrap().unwrap();
         assert!(!body.is_end_stream(), "the length was never declared");
+        assert!(body.frame().await.is_none());
+        assert!(body.is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn trailers_after_a_declared_length_are_not_lost() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let inner =
+            Full::new(Bytes::from_static(b"hello")).with_trailers(async { Some(Ok(trailers)) });
+        let mut body = boxed_send(inner);
+        body.frame().await.unwrap().unwrap();
+        assert!(!body.is_end_stream(), "the trailers are still to come");
+        assert!(body.frame().await.unwrap().unwrap().is_trailers());
         assert!(body.frame().await.is_none());
         assert!(body.is_end_stream());
     }

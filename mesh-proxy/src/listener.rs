@@ -17,8 +17,8 @@ use tower::{ServiceExt, util::BoxCloneSyncService};
 pub type HttpService = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
 /// Serves `service` on `listener` until `shutdown` turns true; then stops accepting (the
-/// listening socket closes), closes idle keep-alive connections, and gives the others up to
-/// `drain` to finish their requests.
+/// listening socket closes), closes idle keep-alive connections, gives the others up to
+/// `drain` to finish their requests, and closes those still open.
 pub async fn serve(
     listener: TcpListener,
     service: HttpService,
@@ -35,7 +35,10 @@ pub async fn serve(
     let Ok(local) = listener.local_addr() else {
         return;
     };
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        // Reap finished connections so the set does not grow without bound.
+        while connections.try_join_next().is_some() {}
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -56,7 +59,7 @@ pub async fn serve(
         };
         let builder = builder.clone();
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let connection =
                 builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
             if let Err(error) = watcher.watch(connection).await {
@@ -66,6 +69,8 @@ pub async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
+    // Connections still open past the drain are closed.
+    connections.abort_all();
 }
 
 /// How many headers the layers may add to a request on its way through the proxy.

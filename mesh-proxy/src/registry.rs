@@ -108,11 +108,12 @@ impl Registry {
         previous: Option<&Registry>,
     ) -> Self {
         let trust_domain = config.mesh.trust_domain.as_deref().unwrap_or(TRUST_DOMAIN);
-        let reusable = previous
-            .into_iter()
-            .flat_map(|r| r.clusters.iter())
-            .flat_map(|c| c.all_endpoints().map(|(_, e)| e.clone()))
-            .collect();
+        let reusable = Reusable::new(
+            previous
+                .into_iter()
+                .flat_map(|r| r.clusters.iter())
+                .flat_map(|c| c.all_endpoints().map(|(_, e)| e.clone())),
+        );
         let mut shared = EndpointCache(HashMap::new(), trust_domain.to_owned(), reusable);
         let clusters = table
             .clusters()
@@ -135,21 +136,42 @@ impl Registry {
 
 /// Shares one [`Endpoint`] among all clusters that select it, keyed by
 /// (ServiceEntry, endpoint, port); `.1` is the mesh's trust domain, for endpoint identities;
-/// `.2` the previous configuration's endpoints, reused when the same.
+/// `.2` the previous configuration's endpoints not yet reused.
 #[derive(Default)]
 struct EndpointCache(
     HashMap<(usize, usize, u16), Arc<Endpoint>>,
     String,
-    Vec<Arc<Endpoint>>,
+    Reusable,
 );
 
-/// `endpoint`, or the one of `previous` (the previous configuration's) that is the same.
-fn reuse(previous: &[Arc<Endpoint>], endpoint: Endpoint) -> Arc<Endpoint> {
-    previous
-        .iter()
-        .find(|before| before.same_as(&endpoint))
-        .cloned()
-        .unwrap_or_else(|| Arc::new(endpoint))
+/// The previous configuration's endpoints by address, each to be reused at most once (as a
+/// fresh build makes one endpoint per entry).
+#[derive(Default)]
+struct Reusable(HashMap<Authority, Vec<Arc<Endpoint>>>);
+
+impl Reusable {
+    fn new(previous: impl Iterator<Item = Arc<Endpoint>>) -> Self {
+        let mut by_address: HashMap<Authority, Vec<Arc<Endpoint>>> = HashMap::new();
+        for endpoint in previous {
+            let same_address = by_address.entry(endpoint.authority.clone()).or_default();
+            // Clusters share endpoints: each one once.
+            if !same_address.iter().any(|e| Arc::ptr_eq(e, &endpoint)) {
+                same_address.push(endpoint);
+            }
+        }
+        Reusable(by_address)
+    }
+}
+
+/// `endpoint`, or the previous configuration's endpoint that is the same.
+fn reuse(previous: &mut Reusable, endpoint: Endpoint) -> Arc<Endpoint> {
+    let Some(same_address) = previous.0.get_mut(&endpoint.authority) else {
+        return Arc::new(endpoint);
+    };
+    match same_address.iter().position(|e| e.same_as(&endpoint)) {
+        Some(index) => same_address.swap_remove(index),
+        None => Arc::new(endpoint),
+    }
 }
 
 fn build_cluster(
@@ -323,7 +345,7 @@ fn endpoints_of(
                             .entry(key)
                             .or_insert_with(|| {
                                 reuse(
-                                    &cache.2,
+                                    &mut cache.2,
                                     Endpoint::new(authority, Default::default(), protocol),
                                 )
                             })
@@ -356,7 +378,7 @@ fn endpoints_of(
                 workload = workload.with_service_account(trust_domain, account);
             }
             reuse(
-                &cache.2,
+                &mut cache.2,
                 Endpoint::new(authority, we.labels.clone(), protocol)
                     .with_workload(Arc::new(workload)),
             )

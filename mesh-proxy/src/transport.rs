@@ -6,7 +6,8 @@
 //! `Transport` in each request's extensions, and when the forwarder has chosen an endpoint the
 //! request is pointed at it and sent through that client instead. Routing, retries, timeouts,
 //! circuit breaking, outlier detection and load balancing stay the mesh's; only the bytes on the
-//! wire are the client's. Shadow (mirrored) copies are sent on the mesh's own connections.
+//! wire are the client's, shadow (mirrored) copies included. The request goes out as plain
+//! `http://` to the endpoint (the sidecar's own connections are plaintext too, until mesh TLS).
 //!
 //! Errors are classified as the proxy classifies its own: a connect error (hyper-util's
 //! `is_connect`, or a refused TCP connection) is a connect failure (retried on

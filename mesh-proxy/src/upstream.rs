@@ -159,9 +159,14 @@ impl Upstream {
         let transport = request.extensions_mut().remove::<Transport>();
         let result = match (transport, endpoint.protocol) {
             // The application's client connects to the URI's authority, whatever the protocol.
-            (Some(transport), _) => {
+            (Some(transport), protocol) => {
                 point_uri(&mut request, &endpoint.authority)?;
                 set_host(&mut request, authority);
+                // An HTTP/1.1 endpoint gets HTTP/1.1, whatever the downstream spoke; for an
+                // HTTP/2 one the application's client chooses.
+                if protocol == Protocol::Http1 {
+                    *request.version_mut() = Version::HTTP_11;
+                }
                 transport
                     .send(request)
                     .await

@@ -26,7 +26,8 @@ use tower::{Layer, Service};
 /// kept), so routing sees what a sidecar would: `Host: catalog`. When routing has chosen a
 /// cluster and the load balancer an endpoint, the request is pointed at that endpoint and sent
 /// through the wrapped client; retries go through it again, to another endpoint where there is
-/// one. Shadow (mirrored) copies go out on the mesh's own connections. Responses and errors are
+/// one; shadow (mirrored) copies go through it too. Requests are addressed `http://` (plaintext)
+/// to the endpoint, as the sidecar sends them until mesh TLS exists. Responses and errors are
 /// the sidecar's: a failure is the local reply a sidecar would send (`503` with `UO`, `504`
 /// with `UT`, …), so the service never returns an error.
 ///

@@ -54,6 +54,7 @@ impl<S> Layer<S> for ServerLayer {
             mesh: self.mesh.clone(),
             inner,
             stack: None,
+            unready: None,
         }
     }
 }
@@ -76,12 +77,26 @@ impl<S> Layer<S> for ServerLayer {
 /// assert_eq!(response.status(), 503);
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct MeshServer<S> {
     mesh: Mesh,
     inner: S,
     /// The inbound stack around `inner`, and the configuration version it was built for.
     stack: Option<(u64, HttpService)>,
+    /// Why the stack last failed to become ready, answered to the next call.
+    unready: Option<BoxError>,
+}
+
+impl<S: Clone> Clone for MeshServer<S> {
+    fn clone(&self) -> Self {
+        MeshServer {
+            mesh: self.mesh.clone(),
+            inner: self.inner.clone(),
+            stack: self.stack.clone(),
+            // A clone has not been polled: it learns its readiness itself.
+            unready: None,
+        }
+    }
 }
 
 impl<S, B, RB> Service<Request<B>> for MeshServer<S>
@@ -99,13 +114,21 @@ where
     type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // The inner service's readiness failing has no reply to give; it is polled again at
-        // the call, which then answers with the local reply for its error.
-        let _ = std::task::ready!(self.current_stack().poll_ready(cx));
+        // A service that fails to become ready must not be called: the next call gets the
+        // local reply for its error, and the stack is built anew for the call after.
+        if self.unready.is_none()
+            && let Err(error) = std::task::ready!(self.current_stack().poll_ready(cx))
+        {
+            self.stack = None;
+            self.unready = Some(error);
+        }
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<B>) -> ResponseFuture {
+        if let Some(error) = self.unready.take() {
+            return LocalReplyFuture::new(Box::pin(std::future::ready(Err(error))));
+        }
         let stack = match self.stack {
             Some((_, ref mut stack)) => stack,
             // Called without `poll_ready`.
