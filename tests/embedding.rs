@@ -134,6 +134,15 @@ const REQUESTS: &[(&str, &[(&str, &str)])] = &[
     ("/items", &[("x-istio-cohort", "external")]),
 ];
 
+/// A mesh configured by `yaml`, without an access log.
+fn quiet_mesh(yaml: &str) -> Mesh {
+    Mesh::builder()
+        .yaml(yaml)
+        .access_log(false)
+        .build()
+        .unwrap()
+}
+
 /// The in-process client for `catalog` over a plain hyper-util client.
 fn catalog_client(mesh: &Mesh) -> mesh::MeshClient {
     let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -241,11 +250,7 @@ async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
 #[tokio::test]
 async fn a_swap_applies_to_new_requests_while_started_ones_finish_under_the_old_config() {
     let (v1, _v2, registry) = support::catalog_upstreams().await;
-    let mesh = Mesh::builder()
-        .yaml(support::all_to(&registry, "version-v1"))
-        .access_log(false)
-        .build()
-        .unwrap();
+    let mesh = quiet_mesh(&support::all_to(&registry, "version-v1"));
     let client = catalog_client(&mesh);
     let version_of = |path: &'static str| {
         let client = client.clone();
@@ -407,11 +412,7 @@ async fn a_server_whose_service_fails_readiness_answers_without_calling_it() {
 #[tokio::test]
 async fn an_http2_request_reaches_an_http1_endpoint_over_an_http1_client() {
     let (_v1, _v2, registry) = support::catalog_upstreams().await;
-    let mesh = Mesh::builder()
-        .yaml(support::all_to(&registry, "version-v1"))
-        .access_log(false)
-        .build()
-        .unwrap();
+    let mesh = quiet_mesh(&support::all_to(&registry, "version-v1"));
     // As tonic builds its requests: version HTTP/2.
     let request = http::Request::get("/items")
         .version(http::Version::HTTP_2)
