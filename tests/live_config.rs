@@ -322,3 +322,32 @@ async fn connections_to_unchanged_endpoints_survive_a_swap() {
     assert_eq!(v1.connections(), 1, "no new connection after the swap");
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_drain_duration_in_force_at_shutdown_applies() {
+    let (_v1, _v2, registry) = support::catalog_upstreams().await;
+    let with_drain = |drain: &str| {
+        let yaml = format!(
+            "{}\n---\napiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\nspec: {{defaultConfig: {{terminationDrainDuration: {drain}}}}}\n",
+            support::all_to(&registry, "version-v1")
+        );
+        Config::from_yaml_str(&yaml).unwrap().config
+    };
+    let live = LiveSidecar::new(with_drain("30s"), support::quiet()).unwrap();
+    let running = live.start(&support::ephemeral()).await.unwrap();
+    live.swap(with_drain("100ms")).unwrap();
+    let proxy = running.addr("outbound").unwrap();
+    let slow = tokio::spawn(async move {
+        let mut client = Http1Client::connect(proxy).await.unwrap();
+        client.get("http://catalog/items?delay_ms=5000", &[]).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    running.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the reloaded 100ms drain applied, not the 30s one: {:?}",
+        started.elapsed()
+    );
+    assert!(slow.await.unwrap().is_err(), "the slow request was cut");
+}

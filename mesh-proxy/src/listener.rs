@@ -16,14 +16,18 @@ use tower::{ServiceExt, util::BoxCloneSyncService};
 /// The boxed request → response service a listener serves.
 pub type HttpService = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
+/// How long open connections get to finish at shutdown, asked when shutdown comes (so a
+/// reloaded `terminationDrainDuration` counts).
+pub type DrainDuration = std::sync::Arc<dyn Fn() -> Duration + Send + Sync>;
+
 /// Serves `service` on `listener` until `shutdown` turns true; then stops accepting (the
 /// listening socket closes), closes idle keep-alive connections, gives the others up to
-/// `drain` to finish their requests, and closes those still open.
+/// `drain()` to finish their requests, and closes those still open.
 pub async fn serve(
     listener: TcpListener,
     service: HttpService,
     mut shutdown: watch::Receiver<bool>,
-    drain: Duration,
+    drain: DrainDuration,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).keep_alive(true);
@@ -68,7 +72,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
+    let _ = tokio::time::timeout(drain(), graceful.shutdown()).await;
     // Connections still open past the drain are closed.
     connections.abort_all();
 }

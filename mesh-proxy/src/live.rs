@@ -174,7 +174,10 @@ impl LiveSidecar {
             prometheus: self.shared.settings.prometheus.clone(),
             access_logs: current.access_logs().to_vec(),
             live: Some(self.clone()),
-            drain: current.config().mesh.termination_drain_duration(),
+            drain: {
+                let live = self.clone();
+                Arc::new(move || live.peek().config().mesh.termination_drain_duration())
+            },
         }
         .start(options)
         .await

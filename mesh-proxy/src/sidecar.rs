@@ -15,7 +15,7 @@ use crate::{
     config_updates::ConfigUpdates,
     forward::Forward,
     inbound::{Inbound, InboundError},
-    listener::{HttpService, bind, serve},
+    listener::{DrainDuration, HttpService, bind, serve},
     live::LiveSidecar,
     prometheus::{PrometheusHandle, default_recorder},
     registry::Registry,
@@ -456,7 +456,10 @@ impl Sidecar {
             prometheus: self.telemetry.prometheus.clone(),
             access_logs: self.telemetry.access_logs.clone(),
             live: None,
-            drain: self.config.mesh.termination_drain_duration(),
+            drain: {
+                let drain = self.config.mesh.termination_drain_duration();
+                Arc::new(move || drain)
+            },
         }
         .start(options)
         .await
@@ -475,7 +478,7 @@ pub(crate) struct Served {
     /// The live sidecar served, whose current access logs are flushed at shutdown too.
     pub(crate) live: Option<LiveSidecar>,
     /// How long open connections get to finish at shutdown (`terminationDrainDuration`).
-    pub(crate) drain: Duration,
+    pub(crate) drain: DrainDuration,
 }
 
 impl Served {
@@ -506,7 +509,7 @@ impl Served {
             outbound_listener,
             self.outbound,
             stopped.clone(),
-            drain,
+            drain.clone(),
         ))];
         let mut listeners = vec![("outbound", outbound)];
         if let (Some((listener, addr)), Some(service)) = (inbound_listener, self.inbound) {
@@ -514,7 +517,7 @@ impl Served {
                 listener,
                 service,
                 stopped.clone(),
-                drain,
+                drain.clone(),
             )));
             listeners.push(("inbound", addr));
         }
@@ -523,7 +526,7 @@ impl Served {
                 listener,
                 self.metrics_only,
                 stopped.clone(),
-                drain,
+                drain.clone(),
             )));
             listeners.push(("prometheus", addr));
         }

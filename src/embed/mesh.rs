@@ -24,6 +24,11 @@ use tokio::sync::watch;
 /// they started with, and every layer built from this mesh (and every clone of it) uses the
 /// new one for the next request. Cloning is cheap.
 ///
+/// Build it inside a tokio runtime: its Prometheus recorder's upkeep (which drains histogram
+/// samples on a timer) and span export run there. Built outside one, histogram samples wait
+/// for the next [`render_prometheus`](Mesh::render_prometheus), and a configured Zipkin
+/// collector is an error.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::Error> {
 /// let mesh = mesh::Mesh::from_yaml(r#"
