@@ -351,3 +351,45 @@ async fn the_drain_duration_in_force_at_shutdown_applies() {
     );
     assert!(slow.await.unwrap().is_err(), "the slow request was cut");
 }
+
+#[tokio::test]
+async fn access_log_and_cluster_counters_carry_on_across_a_swap() {
+    let (_v1, _v2, registry) = support::catalog_upstreams().await;
+    let log = std::env::temp_dir().join(format!("mesh-live-{}-access.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let yaml = format!(
+        "{}\n---\napiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\nspec: {{accessLogFile: {}}}\n",
+        support::all_to(&registry, "version-v1"),
+        log.display()
+    );
+    let config = || Config::from_yaml_str(&yaml).unwrap().config;
+    let live = LiveSidecar::new(config(), Default::default()).unwrap();
+    let running = live.start(&support::ephemeral()).await.unwrap();
+    let mut client = Http1Client::connect(running.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        client.get("http://catalog/items", &[]).await.unwrap();
+    }
+    live.swap(config()).unwrap();
+    client.get("http://catalog/items", &[]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stats = loop {
+        let stats = support::admin_text(&running, "/stats").await;
+        if stats.contains("access_log.written: 3") || Instant::now() > deadline {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(stats.contains("access_log.written: 3"), "{stats}");
+    assert!(
+        stats.contains(
+            "outbound|80|version-v1|catalog.istioinaction.svc.cluster.local.upstream_rq_total: 3"
+        ),
+        "{stats}"
+    );
+    running.shutdown().await;
+    let lines = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert_eq!(lines, 3, "every line of both configurations written");
+    let _ = std::fs::remove_file(&log);
+}

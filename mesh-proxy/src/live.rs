@@ -11,8 +11,9 @@
 //! What did not change carries over, as in Envoy: the connection pool, and each endpoint's
 //! state, each cluster's circuit breaker and each port's outlier detection (ejections
 //! included) where their settings are the same (see
-//! [`Registry::build_after`](crate::registry::Registry::build_after)). Per-cluster request
-//! counters start again with each configuration. The listeners bound at start stay: a swap
+//! [`Registry::build_after`](crate::registry::Registry::build_after)), per-cluster request
+//! counters, and access logs opened with the same settings. The listeners bound at start
+//! stay: a swap
 //! that adds a Sidecar `ingress` where there was none does not open the inbound listener
 //! (restart for that).
 

@@ -53,8 +53,8 @@ pub struct ClusterEndpoints {
     pub upstream: Upstream,
     /// The cluster's circuit breaker, when its DestinationRule sets a `connectionPool`.
     pub breaker: Option<Arc<CircuitBreaker>>,
-    /// Request counters.
-    pub stats: ClusterStats,
+    /// Request counters (kept across configurations for a cluster of the same name).
+    pub stats: Arc<ClusterStats>,
 }
 
 impl ClusterEndpoints {
@@ -98,9 +98,9 @@ impl Registry {
     /// [`build`](Self::build), keeping `previous`'s state where nothing changed, as Envoy does
     /// on a configuration update: an endpoint with the same address, labels, protocol and
     /// workload keeps its counters, connect backoff and HTTP/2 connection; a cluster of the
-    /// same name keeps its own upstream pool when its connection settings are the same, its
-    /// circuit breaker when its limits are, and each port's outlier detection (ejections
-    /// included) when its endpoints and outlier settings are.
+    /// same name keeps its request counters, its own upstream pool when its connection
+    /// settings are the same, its circuit breaker when its limits are, and each port's outlier
+    /// detection (ejections included) when its endpoints and outlier settings are.
     pub fn build_after(
         config: &Config,
         table: &RouteTable,
@@ -279,7 +279,7 @@ fn build_cluster(
         passthrough,
         upstream,
         breaker,
-        stats: ClusterStats::default(),
+        stats: before.map_or_else(Arc::default, |b| b.stats.clone()),
     }
 }
 
@@ -470,6 +470,7 @@ spec:
         let outlier = ports(&first).outlier.as_ref().unwrap();
         outlier.report(0, Outcome::Http5xx(503), now);
         assert!(!outlier.is_available(0, now), "ejected");
+        first.clusters()[0].stats.record_attempt(1);
 
         // The same configuration again: everything carries over, the ejection included.
         let second = build(&catalog(9002), Some(&first));
@@ -489,6 +490,11 @@ spec:
         let kept = ports(&second).outlier.as_ref().unwrap();
         assert!(Arc::ptr_eq(outlier, kept));
         assert!(!kept.is_available(0, now), "still ejected");
+        assert_eq!(
+            second.clusters()[0].stats.rq_total(),
+            1,
+            "counters carry on"
+        );
 
         // One endpoint changes: the other carries over; outlier detection starts again.
         let third = build(&catalog(9003), Some(&second));

@@ -144,6 +144,8 @@ struct Telemetry {
     access_log: Option<Arc<AccessLogStats>>,
     /// Every access log opened (flushed on shutdown).
     access_logs: Vec<AccessLog>,
+    /// What each of them was opened for, so a later configuration asking the same reuses it.
+    opened: Vec<(AccessLogSettings, AccessLog)>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -157,8 +159,13 @@ impl std::fmt::Debug for Telemetry {
 
 impl Telemetry {
     /// The layers `config` asks for, recording into `settings.metrics` (or a Prometheus
-    /// recorder of their own).
-    fn new(config: &Config, settings: &SidecarSettings) -> Result<Self, StartError> {
+    /// recorder of their own); access logs `previous` has open with the same settings are
+    /// reused (their counters and buffered lines carry on).
+    fn new(
+        config: &Config,
+        settings: &SidecarSettings,
+        previous: Option<&Telemetry>,
+    ) -> Result<Self, StartError> {
         let workload = settings
             .workload
             .resolve(config, |name| std::env::var(name).ok());
@@ -176,7 +183,15 @@ impl Telemetry {
             let Some(wanted) = wanted else {
                 return Ok(None);
             };
+            let reusable = previous.into_iter().flat_map(|p| p.opened.iter());
             if let Some((_, log)) = opened.iter().find(|(settings, _)| *settings == wanted) {
+                return Ok(Some(log.clone()));
+            }
+            if let Some((_, log)) = reusable
+                .into_iter()
+                .find(|(settings, _)| *settings == wanted)
+            {
+                opened.push((wanted, log.clone()));
                 return Ok(Some(log.clone()));
             }
             let log = AccessLog::open(&wanted.path, wanted.encoding, AccessLogConfig::default())
@@ -203,7 +218,8 @@ impl Telemetry {
             inbound,
             prometheus,
             access_log,
-            access_logs: opened.into_iter().map(|(_, log)| log).collect(),
+            access_logs: opened.iter().map(|(_, log)| log.clone()).collect(),
+            opened,
         })
     }
 }
@@ -331,7 +347,7 @@ impl Sidecar {
             MirrorLayer::new(shadow).host_suffix(mesh_route::mirror::host_suffix_enabled(&config));
         let mirror_stats = mirror.stats().clone();
         let tracing = Tracing::new(&config)?;
-        let telemetry = Telemetry::new(&config, &settings)?;
+        let telemetry = Telemetry::new(&config, &settings, previous.map(|p| &p.telemetry))?;
         let outbound = ServiceBuilder::new()
             .layer(tracing.client.trace)
             .map_response(|response: http::Response<_>| response.map(body::boxed))
