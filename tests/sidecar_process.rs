@@ -407,15 +407,15 @@ mod tempdir {
     }
 }
 
-/// Starts a sidecar routing `catalog` to v1 with `terminationDrainDuration: drain`, sends a
-/// request that v1 answers after `delay_ms`, and sends SIGTERM once v1 has it. Returns the
-/// request's outcome, whether a new connection was refused meanwhile, and how long after the
-/// signal the process exited, with its status.
+/// Starts a sidecar routing `catalog` to v1 with `terminationDrainDuration: drain`, sends
+/// [`IN_FLIGHT`] concurrent requests that v1 answers after `delay_ms`, and sends SIGTERM once
+/// v1 has them all. Returns each request's outcome, whether a new connection was refused
+/// meanwhile, and how long after the signal the process exited, with its status.
 async fn sigterm_during_request(
     drain: &str,
     delay_ms: u64,
 ) -> (
-    Option<u16>,
+    Vec<Option<u16>>,
     bool,
     std::time::Duration,
     std::process::ExitStatus,
@@ -435,16 +435,20 @@ async fn sigterm_during_request(
     );
     let mut sidecar = SidecarProcess::spawn(&[&config]);
     let outbound = sidecar.outbound;
-    let in_flight = tokio::spawn(async move {
-        let mut client = mesh::demo::Http1Client::connect(outbound).await.unwrap();
-        client
-            .get(&format!("http://catalog/items?delay_ms={delay_ms}"), &[])
-            .await
-            .ok()
-            .map(|response| response.status.as_u16())
-    });
+    let in_flight: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut client = mesh::demo::Http1Client::connect(outbound).await.unwrap();
+                client
+                    .get(&format!("http://catalog/items?delay_ms={delay_ms}"), &[])
+                    .await
+                    .ok()
+                    .map(|response| response.status.as_u16())
+            })
+        })
+        .collect();
     let started = std::time::Instant::now();
-    while v1.hits() == 0 {
+    while v1.hits() < IN_FLIGHT as u64 {
         assert!(started.elapsed().as_secs() < 5, "the request reached v1");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
@@ -457,7 +461,10 @@ async fn sigterm_during_request(
     // The listening socket closes at once.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let refused = tokio::net::TcpStream::connect(outbound).await.is_err();
-    let outcome = in_flight.await.unwrap();
+    let mut outcome = Vec::new();
+    for request in in_flight {
+        outcome.push(request.await.unwrap());
+    }
     let exit = loop {
         if let Some(exit) = sidecar.child.try_wait().unwrap() {
             break exit;
@@ -468,10 +475,17 @@ async fn sigterm_during_request(
     (outcome, refused, signalled.elapsed(), exit)
 }
 
+/// How many requests are in flight when the sidecar is told to stop.
+const IN_FLIGHT: usize = 8;
+
 #[tokio::test]
 async fn sigterm_drains_requests_in_flight_refuses_new_connections_and_exits_0() {
     let (outcome, refused, _, exit) = sigterm_during_request("10s", 1000).await;
-    assert_eq!(outcome, Some(200), "the request in flight finished");
+    assert_eq!(
+        outcome,
+        [Some(200); IN_FLIGHT],
+        "every request in flight finished"
+    );
     assert!(refused, "a new connection was accepted while draining");
     assert!(exit.success(), "exit status {exit:?}");
 }
@@ -479,7 +493,10 @@ async fn sigterm_drains_requests_in_flight_refuses_new_connections_and_exits_0()
 #[tokio::test]
 async fn the_drain_ends_at_termination_drain_duration() {
     let (outcome, _, exited_after, exit) = sigterm_during_request("300ms", 5000).await;
-    assert_eq!(outcome, None, "the request outlived the drain and was cut");
+    assert_eq!(
+        outcome, [None; IN_FLIGHT],
+        "the requests outlived the drain and were cut"
+    );
     assert!(
         exited_after < std::time::Duration::from_secs(3),
         "exited {exited_after:?} after SIGTERM"
