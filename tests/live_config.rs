@@ -393,3 +393,27 @@ async fn access_log_and_cluster_counters_carry_on_across_a_swap() {
     assert_eq!(lines, 3, "every line of both configurations written");
     let _ = std::fs::remove_file(&log);
 }
+
+#[tokio::test]
+async fn span_export_carries_on_across_a_swap_to_the_same_collector() {
+    let tracing_to = |collector: &str| {
+        let yaml = format!(
+            "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\nspec: {{defaultConfig: {{tracing: {{sampling: 100, zipkin: {{address: \"{collector}\"}}}}}}}}\n"
+        );
+        Config::from_yaml_str(&yaml).unwrap().config
+    };
+    let live = LiveSidecar::new(tracing_to("127.0.0.1:9"), support::quiet()).unwrap();
+    let before = live.current().span_stats().cloned().unwrap();
+    live.swap(tracing_to("127.0.0.1:9")).unwrap();
+    let same = live.current().span_stats().cloned().unwrap();
+    assert!(
+        Arc::ptr_eq(&before, &same),
+        "the same reporter, its counters carry on"
+    );
+    live.swap(tracing_to("127.0.0.1:10")).unwrap();
+    let other = live.current().span_stats().cloned().unwrap();
+    assert!(
+        !Arc::ptr_eq(&before, &other),
+        "a new collector, a new reporter"
+    );
+}

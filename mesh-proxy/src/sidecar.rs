@@ -131,6 +131,8 @@ pub struct Sidecar {
     server_layers: ServerLayers,
     mirror_stats: Arc<MirrorStats>,
     span_stats: Option<Arc<ReporterStats>>,
+    /// The Zipkin collector and the reporter exporting to it, when spans are exported.
+    span_reporter: Option<(String, SpanReporter)>,
     telemetry: Telemetry,
     log_filter: Option<LogFilterControl>,
 }
@@ -230,6 +232,8 @@ struct Tracing {
     client: SideTracing,
     server: SideTracing,
     stats: Option<Arc<ReporterStats>>,
+    /// The collector spans are exported to, and the reporter doing it.
+    reporter: Option<(String, SpanReporter)>,
 }
 
 /// One listener's tracing layers.
@@ -241,7 +245,10 @@ struct SideTracing {
 
 impl Tracing {
     /// The layers `config` asks for; spans are exported only when a collector is configured.
-    fn new(config: &Config) -> Result<Self, StartError> {
+    ///
+    /// The reporter of `previous` (the configuration this one replaces) is kept when it exports
+    /// to the same collector, so its queue and counters carry on.
+    fn new(config: &Config, previous: Option<&(String, SpanReporter)>) -> Result<Self, StartError> {
         let env = |name: &str| std::env::var(name).ok();
         let client = TraceSettings::from_config(config, WorkloadMode::Client, env);
         let server = TraceSettings::from_config(config, WorkloadMode::Server, env);
@@ -249,7 +256,10 @@ impl Tracing {
         let mut reporter = None;
         if let Some(collector) = collector {
             let identity = WorkloadIdentity::from_env();
-            let spawned = zipkin_reporter(collector, &identity)?;
+            let spawned = match previous {
+                Some((address, kept)) if address == collector => kept.clone(),
+                _ => zipkin_reporter(collector, &identity)?,
+            };
             reporter = Some((spawned, identity));
         }
         let side = |settings: &TraceSettings, kind| SideTracing {
@@ -269,6 +279,7 @@ impl Tracing {
             client: side(&client, SpanKind::Client),
             server: side(&server, SpanKind::Server),
             stats: reporter.as_ref().map(|(r, _)| r.stats().clone()),
+            reporter: collector.cloned().zip(reporter.map(|(r, _)| r)),
         })
     }
 }
@@ -346,7 +357,7 @@ impl Sidecar {
         let mirror =
             MirrorLayer::new(shadow).host_suffix(mesh_route::mirror::host_suffix_enabled(&config));
         let mirror_stats = mirror.stats().clone();
-        let tracing = Tracing::new(&config)?;
+        let tracing = Tracing::new(&config, previous.and_then(|p| p.span_reporter.as_ref()))?;
         let telemetry = Telemetry::new(&config, &settings, previous.map(|p| &p.telemetry))?;
         let outbound = ServiceBuilder::new()
             .layer(tracing.client.trace)
@@ -380,6 +391,7 @@ impl Sidecar {
             server_layers,
             mirror_stats,
             span_stats: tracing.stats,
+            span_reporter: tracing.reporter,
             telemetry,
             log_filter: settings.log_filter,
         })
