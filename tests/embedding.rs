@@ -422,3 +422,20 @@ async fn an_http2_request_reaches_an_http1_endpoint_over_an_http1_client() {
     assert_eq!(response.status(), 200);
     assert_eq!(decision(&response).1, "v1");
 }
+
+#[tokio::test]
+async fn sources_are_validated_together_so_they_may_refer_to_each_other() {
+    let (_v1, _v2, registry) = support::catalog_upstreams().await;
+    // The routes alone name a host and subsets only the registry declares.
+    let mesh = Mesh::builder()
+        .yaml(registry)
+        .yaml(support::all_to("", "version-v2"))
+        .access_log(false)
+        .build()
+        .unwrap();
+    let request = http::Request::get("/items")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = catalog_client(&mesh).oneshot(request).await.unwrap();
+    assert_eq!(decision(&response).1, "v2");
+}

@@ -3,6 +3,8 @@
 
 use super::{Error, Mesh};
 use mesh_proxy::{sidecar::SidecarSettings, workload_identity::WorkloadSettings};
+#[cfg(feature = "yaml")]
+use mesh_route::config::Loader;
 use mesh_route::config::{
     Config, DestinationRule, Diagnostic, Loaded, MeshConfig, Resource, ServiceEntry, Telemetry,
     VirtualService,
@@ -125,60 +127,32 @@ impl MeshBuilder {
         Mesh::start(loaded, self.settings)
     }
 
-    /// Loads every source and validates them together.
+    /// Loads every source and validates them together, so that a resource may refer to one
+    /// from another source.
     fn load(&self) -> Result<Loaded, Error> {
-        let (mut config, warnings) = self.load_yaml()?;
-        merge(&mut config, self.rust.clone());
+        let mut loaded = self.validated()?;
         if let Some(mesh) = &self.mesh_config {
-            config.mesh = mesh.clone();
+            loaded.config.mesh = mesh.clone();
         }
-        // Cross-resource rules (a subset a route names, a host a DestinationRule names) can only
-        // be checked once every source is in.
-        let mut validated = config.validate()?;
-        for warning in warnings {
-            if !validated.warnings.contains(&warning) {
-                validated.warnings.push(warning);
-            }
-        }
-        Ok(validated)
+        Ok(loaded)
     }
-}
 
-impl MeshBuilder {
-    /// Loads the YAML sources, each validated alone (references between them are checked
-    /// once everything is in).
     #[cfg(feature = "yaml")]
-    fn load_yaml(&self) -> Result<(Config, Vec<Diagnostic>), Error> {
-        let mut warnings = Vec::new();
-        let mut config = Config::default();
-        let mut add = |loaded: Result<Loaded, Vec<Diagnostic>>| -> Result<(), Error> {
-            let loaded = loaded?;
-            warnings.extend(loaded.warnings);
-            merge(&mut config, loaded.config);
-            Ok(())
-        };
-        if !self.paths.is_empty() {
-            add(Config::load_paths(&self.paths))?;
+    fn validated(&self) -> Result<Loaded, Vec<Diagnostic>> {
+        let mut loader = Loader::new();
+        for path in &self.paths {
+            loader.add_path(path);
         }
         for text in &self.yaml {
-            add(Config::from_yaml_str(text))?;
+            loader.add_text(text);
         }
-        Ok((config, warnings))
+        loader.add_config(self.rust.clone());
+        loader.finish()
     }
 
-    /// Without the `yaml` feature there are no YAML sources.
+    /// Without the `yaml` feature the resources are Rust's alone.
     #[cfg(not(feature = "yaml"))]
-    fn load_yaml(&self) -> Result<(Config, Vec<Diagnostic>), Error> {
-        Ok((Config::default(), Vec::new()))
+    fn validated(&self) -> Result<Loaded, Vec<Diagnostic>> {
+        self.rust.clone().validate()
     }
-}
-
-/// Appends `more`'s resources to `config`; `more`'s mesh settings win when it has any.
-fn merge(config: &mut Config, more: Config) {
-    config.virtual_services.extend(more.virtual_services);
-    config.destination_rules.extend(more.destination_rules);
-    config.service_entries.extend(more.service_entries);
-    config.sidecars.extend(more.sidecars);
-    config.telemetries.extend(more.telemetries);
-    config.mesh.merge(more.mesh);
 }

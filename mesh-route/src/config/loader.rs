@@ -99,16 +99,35 @@ impl DocumentKind {
     }
 }
 
-/// Accumulates resources and diagnostics over any number of files.
-pub(crate) struct Loader {
+/// Loads Istio YAML from any number of files, directories and texts, plus resources built in
+/// Rust, and validates them all together, so that a resource may refer to one from another
+/// source (a route in one file to a ServiceEntry in another).
+///
+/// ```
+/// use mesh_route::config::Loader;
+///
+/// let mut loader = Loader::new();
+/// loader.add_text("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\nspec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n");
+/// loader.add_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog}\nspec: {hosts: [catalog], http: [{route: [{destination: {host: catalog}}]}]}\n");
+/// let loaded = loader.finish().expect("the route finds the ServiceEntry of the other text");
+/// assert_eq!(loaded.config.virtual_services.len(), 1);
+/// ```
+pub struct Loader {
     config: Config,
     mesh_documents: Vec<MeshDocument>,
     diagnostics: Vec<Diagnostic>,
     files: Vec<PathBuf>,
 }
 
+impl Default for Loader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Loader {
-    pub(crate) fn new() -> Self {
+    /// A loader with nothing loaded yet.
+    pub fn new() -> Self {
         Self {
             config: Config::default(),
             mesh_documents: Vec::new(),
@@ -118,7 +137,7 @@ impl Loader {
     }
 
     /// Loads a file, or every `*.yaml`/`*.yml` file of a directory (sorted by name).
-    pub(crate) fn add_path(&mut self, path: &Path) {
+    pub fn add_path(&mut self, path: &Path) {
         if path.is_dir() {
             self.add_directory(path);
             return;
@@ -133,8 +152,8 @@ impl Loader {
     }
 
     fn add_directory(&mut self, dir: &Path) {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
+        let files = match yaml_files(dir) {
+            Ok(files) => files,
             Err(err) => {
                 self.diagnostics.push(Diagnostic::error(format!(
                     "cannot read directory {}: {err}",
@@ -143,12 +162,6 @@ impl Loader {
                 return;
             }
         };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| path.is_file() && is_yaml(path))
-            .collect();
-        files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
         if files.is_empty() {
             self.diagnostics.push(Diagnostic::warning(format!(
                 "directory {} contains no .yaml or .yml files",
@@ -158,6 +171,23 @@ impl Loader {
         for file in files {
             self.add_path(&file);
         }
+    }
+
+    /// Loads multi-document YAML `text` (diagnostics name the file `<inline>`).
+    pub fn add_text(&mut self, text: &str) {
+        self.add_source(Path::new("<inline>"), text);
+    }
+
+    /// Adds the resources of a configuration built in Rust (their origins name them), and
+    /// overlays its mesh settings on those loaded so far.
+    pub fn add_config(&mut self, config: Config) {
+        let mine = &mut self.config;
+        mine.virtual_services.extend(config.virtual_services);
+        mine.destination_rules.extend(config.destination_rules);
+        mine.service_entries.extend(config.service_entries);
+        mine.sidecars.extend(config.sidecars);
+        mine.telemetries.extend(config.telemetries);
+        mine.mesh.merge(config.mesh);
     }
 
     /// Loads the YAML `text` as if read from `file`.
@@ -452,7 +482,7 @@ impl Loader {
 
     /// Validates everything loaded and returns the config, or every diagnostic when
     /// there is at least one error.
-    pub(crate) fn finish(mut self) -> Result<Loaded, Vec<Diagnostic>> {
+    pub fn finish(mut self) -> Result<Loaded, Vec<Diagnostic>> {
         validate_all(&self.config, &self.mesh_documents, &mut self.diagnostics);
         for document in self.mesh_documents {
             self.config.mesh.merge(document.mesh);
@@ -477,6 +507,17 @@ impl Loader {
             })
         }
     }
+}
+
+/// The `*.yaml` and `*.yml` files of `dir`, sorted by name: what loading a directory reads.
+pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_file() && is_yaml(path))
+        .collect();
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
 }
 
 fn is_yaml(path: &Path) -> bool {

@@ -32,6 +32,8 @@ pub mod duration;
 pub mod enforcement;
 #[cfg(feature = "yaml")]
 mod loader;
+#[cfg(feature = "yaml")]
+pub use loader::{Loader, yaml_files};
 pub mod mesh_config;
 pub mod resource;
 mod resource_rules;
@@ -124,8 +126,8 @@ impl Config {
     /// Returns every error and warning when there is at least one error.
     #[cfg(feature = "yaml")]
     pub fn from_yaml_str(text: &str) -> Result<Loaded, Vec<Diagnostic>> {
-        let mut loader = loader::Loader::new();
-        loader.add_source(Path::new("<inline>"), text);
+        let mut loader = Loader::new();
+        loader.add_text(text);
         loader.finish()
     }
 
@@ -135,7 +137,7 @@ impl Config {
     /// Returns every error and warning when there is at least one error.
     #[cfg(feature = "yaml")]
     pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Loaded, Vec<Diagnostic>> {
-        let mut loader = loader::Loader::new();
+        let mut loader = Loader::new();
         for path in paths {
             loader.add_path(path.as_ref());
         }
