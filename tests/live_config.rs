@@ -417,3 +417,16 @@ async fn span_export_carries_on_across_a_swap_to_the_same_collector() {
         "a new collector, a new reporter"
     );
 }
+
+#[tokio::test]
+async fn every_file_loading_reads_is_watched_whatever_the_case_of_its_extension() {
+    let (_v1, _v2, registry) = support::catalog_upstreams().await;
+    let dir = config_dir("case");
+    std::fs::write(dir.join("00-registry.yaml"), &registry).unwrap();
+    write_atomically(&dir, "10-routes.YML", &support::all_to("", "version-v1"));
+    let (live, running, _stop) = reloading(&dir).await;
+    assert_eq!(live.current().config().virtual_services.len(), 1, "loaded");
+    write_atomically(&dir, "10-routes.YML", &support::all_to("", "version-v2"));
+    eventually("the change to apply", || live.current().version() == 2).await;
+    running.shutdown().await;
+}

@@ -10,12 +10,8 @@
 
 use crate::LiveSidecar;
 use mesh_core::fnv::FnvHasher;
-use mesh_route::config::{Config, Diagnostic, Loaded};
-use std::{
-    hash::Hasher,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use mesh_route::config::{Config, Diagnostic, Loaded, yaml_files};
+use std::{hash::Hasher, path::PathBuf, time::Duration};
 use tokio::sync::watch;
 
 /// How often the sidecar looks at its configuration files.
@@ -139,16 +135,10 @@ fn lines(problems: &[Diagnostic]) -> String {
 fn fingerprint(paths: &[PathBuf]) -> Fingerprint {
     let mut files = Vec::new();
     for path in paths {
-        match std::fs::read_dir(path) {
-            Ok(entries) => {
-                let mut yaml: Vec<PathBuf> = entries
-                    .filter_map(|e| Some(e.ok()?.path()))
-                    .filter(|p| is_config_file(p))
-                    .collect();
-                yaml.sort();
-                files.extend(yaml);
-            }
-            Err(_) => files.push(path.clone()),
+        // The files loading reads: a directory's YAML files, or the path itself.
+        match path.is_dir().then(|| yaml_files(path)) {
+            Some(Ok(yaml)) => files.extend(yaml),
+            _ => files.push(path.clone()),
         }
     }
     files
@@ -187,9 +177,4 @@ async fn next_hangup(hangups: &mut Hangups) -> Option<()> {
     }
     let _ = hangups;
     std::future::pending().await
-}
-
-/// Whether a directory's file is read as configuration (as the loader reads directories).
-fn is_config_file(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "yaml" || e == "yml")
 }
