@@ -170,21 +170,21 @@ impl Upstream {
                 transport
                     .send(request)
                     .await
-                    .map(|response| response.map(|body| GuardedBody::boxed(body, Some(guard))))
+                    .map(|response| GuardedBody::around(response, guard))
             }
             (None, Protocol::Http1) => {
                 point_uri(&mut request, &endpoint.authority)?;
                 set_host(&mut request, authority);
                 self.send_http1(request)
                     .await
-                    .map(|response| response.map(|body| GuardedBody::boxed(body, Some(guard))))
+                    .map(|response| GuardedBody::around(response, guard))
             }
             (None, Protocol::Http2) => {
                 point_uri(&mut request, authority)?;
                 request.headers_mut().remove(HOST);
                 self.send_http2(endpoint, request)
                     .await
-                    .map(|response| response.map(|body| GuardedBody::boxed(body, Some(guard))))
+                    .map(|response| GuardedBody::around(response, guard))
             }
         };
         match result {
@@ -390,6 +390,11 @@ where
 {
     fn boxed(inner: B, guard: Option<(InFlight, Option<RequestPermit>)>) -> Body {
         body::boxed(GuardedBody { inner, guard })
+    }
+
+    /// `response` with its body holding `guard` until it ends.
+    fn around(response: Response<B>, guard: (InFlight, Option<RequestPermit>)) -> Response<Body> {
+        response.map(|inner| GuardedBody::boxed(inner, Some(guard)))
     }
 }
 
