@@ -12,7 +12,12 @@
 //! - `/logging?level=LEVEL` (GET or POST): sets the log filter at run time (any
 //!   `tracing-subscriber` filter: `debug`, `mesh_proxy=trace,info`, …); without `level`, shows
 //!   it.
+//! - `/canaries`: every Canary's analysis as JSON (phase, weights, failed checks, last checks,
+//!   events), when a [`CanaryController`](crate::canary::CanaryController) runs; `POST
+//!   /canaries/NAME/ACTION` (NAME is `namespace/name` or a unique name; ACTION `pause`,
+//!   `resume`, `promote` or `abort`) acts on one and answers its status.
 
+use crate::canary::{CanaryAction, CanaryBoard};
 use crate::prometheus::PrometheusHandle;
 use crate::{registry::Registry, stats::StatsSources};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -40,6 +45,8 @@ pub struct AdminState {
     pub prometheus: Option<PrometheusHandle>,
     /// Changes the log filter, when the process lets it be changed.
     pub log_filter: Option<LogFilterControl>,
+    /// The canaries under analysis, when a canary controller runs.
+    pub canaries: Option<CanaryBoard>,
 }
 
 /// Sets the process's log filter from a filter string (`debug`, `mesh_proxy=trace,info`; `None`
@@ -110,7 +117,7 @@ impl Admin {
 
     fn respond(&self, request: &Request<Body>) -> Response<Body> {
         let path = request.uri().path();
-        let mutating = path == "/logging";
+        let mutating = path == "/logging" || path.starts_with("/canaries/");
         if request.method() != Method::GET && !(mutating && request.method() == Method::POST) {
             return text(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -127,9 +134,14 @@ impl Admin {
             "/config_dump" => self.config_dump(),
             "/clusters" => text(StatusCode::OK, self.clusters()),
             "/logging" => self.logging(request.uri().query()),
+            "/canaries" => self.canaries(),
+            _ if path.starts_with("/canaries/") && request.method() == Method::POST => {
+                self.canary_action(&path["/canaries/".len()..])
+            }
             _ => text(
                 StatusCode::NOT_FOUND,
-                "admin endpoints: /ready /stats /stats/prometheus /config_dump /clusters /logging\n"
+                "admin endpoints: /ready /stats /stats/prometheus /config_dump /clusters /logging \
+                 /canaries\n"
                     .into(),
             ),
         }
@@ -172,6 +184,35 @@ impl Admin {
         }
     }
 
+    /// `/canaries`.
+    fn canaries(&self) -> Response<Body> {
+        match &self.state.canaries {
+            Some(board) => json(&board.statuses()),
+            None => json(&serde_json::json!([])),
+        }
+    }
+
+    /// `POST /canaries/NAME/ACTION`.
+    fn canary_action(&self, rest: &str) -> Response<Body> {
+        let Some(board) = &self.state.canaries else {
+            return text(StatusCode::NOT_FOUND, "no canary controller runs\n".into());
+        };
+        let action = rest
+            .rsplit_once('/')
+            .and_then(|(name, action)| Some((name, CanaryAction::parse(action)?)));
+        let Some((name, action)) = action else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "use POST /canaries/NAME/ACTION, ACTION one of pause, resume, promote, abort\n"
+                    .into(),
+            );
+        };
+        match board.act(name, action) {
+            Ok(status) => json(&status),
+            Err(error) => text(StatusCode::NOT_FOUND, format!("{error}\n")),
+        }
+    }
+
     fn config_dump(&self) -> Response<Body> {
         let mut dump = serde_json::json!({
             "version": self.state.version,
@@ -184,17 +225,7 @@ impl Admin {
                 "last_error": updates.last_error(),
             });
         }
-        match serde_json::to_string_pretty(&dump) {
-            Ok(json) => {
-                let mut response = Response::new(body::full(json));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                response
-            }
-            Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")),
-        }
+        json(&dump)
     }
 
     fn clusters(&self) -> String {
@@ -307,6 +338,21 @@ impl Admin {
             }
         }
         out
+    }
+}
+
+/// `value` as pretty JSON.
+fn json(value: &impl serde::Serialize) -> Response<Body> {
+    match serde_json::to_string_pretty(value) {
+        Ok(json) => {
+            let mut response = Response::new(body::full(json));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")),
     }
 }
 

@@ -166,19 +166,24 @@ impl Shared {
             request.headers_mut().remove(http::header::TE);
         }
         let endpoint = &ports.endpoints[index];
-        let attempt = AttemptTimeoutWatch::new(&request, &cluster.stats, endpoint);
+        let attempt = AttemptTimeoutWatch::new(&request, &cluster.stats, endpoint, now);
         let result = cluster
             .upstream
             .send_to_endpoint(endpoint, request, authority, permit)
             .await;
-        attempt.finished();
+        let answered = Instant::now();
+        let status = match &result {
+            Ok(response) => response.status(),
+            Err(error) => error.status(),
+        };
+        attempt.finished(status.as_u16(), answered);
         if let Some(outlier) = &ports.outlier {
             let outcome = match &result {
                 Ok(response) => Outcome::from_status(response.status().as_u16()),
                 Err(MeshError::Overflow) => return result.map_err(Into::into),
                 Err(_) => Outcome::LocalOriginFailure,
             };
-            outlier.report(index, outcome, Instant::now());
+            outlier.report(index, outcome, answered);
         }
         match result {
             Ok(mut response) => {
@@ -227,12 +232,14 @@ impl Shared {
     }
 }
 
-/// Counts an attempt in its cluster's stats and, when the attempt is abandoned at its deadline
-/// (the layers above drop it when the route or per-try timeout fires), counts a timeout for the
-/// cluster and the endpoint: Envoy's `upstream_rq_timeout`.
+/// Counts an attempt in its cluster's stats, and its answer when it comes; when the attempt is
+/// abandoned at its deadline instead (the layers above drop it when the route or per-try
+/// timeout fires), counts a timeout for the cluster and the endpoint: Envoy's
+/// `upstream_rq_timeout`, answered 504.
 struct AttemptTimeoutWatch<'a> {
     stats: &'a ClusterStats,
     endpoint: &'a Endpoint,
+    started: Instant,
     /// When the attempt times out: the earlier of the route deadline and the per-try timeout
     /// the retry layer announced in `x-envoy-expected-rq-timeout-ms`.
     deadline: Option<Instant>,
@@ -244,7 +251,12 @@ struct AttemptTimeoutWatch<'a> {
 const DEADLINE_SLACK: Duration = Duration::from_millis(5);
 
 impl<'a> AttemptTimeoutWatch<'a> {
-    fn new(request: &Request<Body>, stats: &'a ClusterStats, endpoint: &'a Endpoint) -> Self {
+    fn new(
+        request: &Request<Body>,
+        stats: &'a ClusterStats,
+        endpoint: &'a Endpoint,
+        started: Instant,
+    ) -> Self {
         let headers = request.headers();
         let attempt = headers
             .get(ATTEMPT_COUNT)
@@ -262,24 +274,33 @@ impl<'a> AttemptTimeoutWatch<'a> {
         AttemptTimeoutWatch {
             stats,
             endpoint,
+            started,
             deadline: route.into_iter().chain(per_try).min(),
             finished: false,
         }
     }
 
-    fn finished(mut self) {
+    fn finished(mut self, status: u16, answered: Instant) {
         self.finished = true;
+        self.stats.record_response(status, answered - self.started);
     }
 }
 
 impl Drop for AttemptTimeoutWatch<'_> {
     fn drop(&mut self) {
-        if !self.finished
-            && self
-                .deadline
-                .is_some_and(|deadline| Instant::now() + DEADLINE_SLACK >= deadline)
+        if self.finished {
+            return;
+        }
+        let now = Instant::now();
+        if self
+            .deadline
+            .is_some_and(|deadline| now + DEADLINE_SLACK >= deadline)
         {
             self.stats.record_timeout();
+            self.stats.record_response(
+                http::StatusCode::GATEWAY_TIMEOUT.as_u16(),
+                now - self.started,
+            );
             self.endpoint.record_timeout();
         }
     }

@@ -12,6 +12,7 @@
 pub mod active_connections;
 pub mod admin;
 pub mod balance;
+pub mod canary;
 pub mod cluster_policy;
 pub mod cluster_stats;
 pub mod config_updates;
@@ -26,6 +27,7 @@ pub mod proxy_headers;
 pub mod registry;
 #[cfg(feature = "yaml")]
 pub mod reload;
+pub mod response_tally;
 pub mod server_layers;
 pub mod sidecar;
 pub mod stats;

@@ -20,6 +20,7 @@
 use crate::{
     Sidecar, StartError,
     admin::Admin,
+    canary::CanaryBoard,
     config_updates::ConfigUpdates,
     listener::HttpService,
     prometheus::{PrometheusHandle, default_recorder},
@@ -32,9 +33,10 @@ use mesh_route::config::Config;
 use std::{
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     task::{Context, Poll},
 };
+use tokio::sync::watch;
 use tower::Service;
 
 /// A sidecar whose configuration can be swapped while it serves; see the [module docs](self).
@@ -63,6 +65,10 @@ struct Shared {
     swapping: Mutex<()>,
     /// Updates applied and rejected.
     updates: Arc<ConfigUpdates>,
+    /// The version in force, for whoever follows changes (the canary controller).
+    versions: watch::Sender<u64>,
+    /// The canary controller's state, once one runs, for the admin API.
+    canaries: OnceLock<CanaryBoard>,
 }
 
 impl LiveSidecar {
@@ -81,6 +87,8 @@ impl LiveSidecar {
                 settings,
                 swapping: Mutex::new(()),
                 updates: Arc::default(),
+                versions: watch::Sender::new(1),
+                canaries: OnceLock::new(),
             }),
         })
     }
@@ -97,13 +105,56 @@ impl LiveSidecar {
 
     /// Compiles `config` and makes it the configuration in force; returns its version. When it
     /// does not compile, the current configuration stays and the error says why.
-    pub fn swap(&self, config: Config) -> Result<u64, StartError> {
+    ///
+    /// Canaries keep the routing the canary controller gave them (`config`'s own
+    /// [`canary_routes`](Config::canary_routes) win): a reloaded file does not send a canary's
+    /// traffic back to its primary.
+    pub fn swap(&self, mut config: Config) -> Result<u64, StartError> {
+        self.swap_with(move |current| {
+            for canary in &config.canaries {
+                let name = canary.meta.qualified_name();
+                if let Some(routing) = current.canary_routes.get(&name) {
+                    config.canary_routes.entry(name).or_insert(*routing);
+                }
+            }
+            config
+        })
+    }
+
+    /// Makes the configuration in force route the Canary `namespace/name` as `routing` says;
+    /// returns the new version. Only the canary controller moves canary traffic this way.
+    pub fn set_canary_routing(
+        &self,
+        canary: &str,
+        routing: mesh_route::config::CanaryRouting,
+    ) -> Result<u64, StartError> {
+        self.swap_with(|current| {
+            let mut config = current.clone();
+            config.canary_routes.insert(canary.to_owned(), routing);
+            config
+        })
+    }
+
+    /// Shows `board` at the admin API's `/canaries` (the first controller's; later ones are
+    /// not shown).
+    pub(crate) fn attach_canaries(&self, board: CanaryBoard) {
+        let _ = self.shared.canaries.set(board);
+    }
+
+    /// The versions as they come into force: the current one at once, then each swap's.
+    pub fn versions(&self) -> watch::Receiver<u64> {
+        self.shared.versions.subscribe()
+    }
+
+    /// Swaps in the configuration `next` makes of the one in force, one swap at a time.
+    fn swap_with(&self, next: impl FnOnce(&Config) -> Config) -> Result<u64, StartError> {
         let _one_at_a_time = self
             .shared
             .swapping
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let previous = self.shared.current.load_full();
+        let config = next(previous.config());
         let sidecar = match Sidecar::after(config, self.shared.settings.clone(), Some(&previous)) {
             Ok(sidecar) => sidecar.with_version(previous.version() + 1),
             Err(error) => {
@@ -114,6 +165,7 @@ impl LiveSidecar {
         let version = sidecar.version();
         self.shared.current.store(Arc::new(sidecar));
         self.shared.updates.applied();
+        self.shared.versions.send_replace(version);
         Ok(version)
     }
 
@@ -209,7 +261,8 @@ impl Service<Request<Body>> for LiveAdmin {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let updates = Some(self.live.updates().clone());
-        let mut admin = self.live.peek().admin_service_with(updates);
+        let canaries = self.live.shared.canaries.get().cloned();
+        let mut admin = self.live.peek().admin_service_with(updates, canaries);
         if self.metrics_only {
             admin = admin.metrics_only();
         }

@@ -12,6 +12,7 @@
 
 use crate::{
     admin::{Admin, AdminState, LogFilterControl},
+    canary::CanaryBoard,
     config_updates::ConfigUpdates,
     forward::Forward,
     inbound::{Inbound, InboundError},
@@ -334,7 +335,9 @@ impl Sidecar {
         settings: SidecarSettings,
         previous: Option<&Sidecar>,
     ) -> Result<Self, StartError> {
-        let table = Arc::new(RouteTable::compile(&config)?);
+        // Canaries route their services as the canary controller has them now.
+        let routed = config.with_canary_routes();
+        let table = Arc::new(RouteTable::compile(&routed)?);
         let connect_timeout = config
             .mesh
             .connect_timeout
@@ -347,11 +350,12 @@ impl Sidecar {
         };
         let upstream_kept = upstream.clone();
         let registry = Arc::new(Registry::build_after(
-            &config,
+            &routed,
             &table,
             &upstream,
             previous.map(|p| &*p.registry),
         ));
+        drop(routed);
         let forward = Forward::new(registry.clone(), upstream.clone(), config.outbound_mode());
         let shadow = ShadowService::new(TimeoutLayer::default().layer(forward.clone()));
         let mirror =
@@ -399,11 +403,15 @@ impl Sidecar {
 
     /// The admin service (what the admin listener serves), reporting on this sidecar.
     pub fn admin_service(&self) -> Admin {
-        self.admin_service_with(None)
+        self.admin_service_with(None, None)
     }
 
-    /// The admin service, also reporting `updates` (of a live sidecar).
-    pub(crate) fn admin_service_with(&self, updates: Option<Arc<ConfigUpdates>>) -> Admin {
+    /// The admin service, also reporting `updates` and `canaries` (of a live sidecar).
+    pub(crate) fn admin_service_with(
+        &self,
+        updates: Option<Arc<ConfigUpdates>>,
+        canaries: Option<CanaryBoard>,
+    ) -> Admin {
         Admin::new(Arc::new(AdminState {
             config: self.config.clone(),
             version: self.version,
@@ -417,6 +425,7 @@ impl Sidecar {
             },
             prometheus: self.telemetry.prometheus.clone(),
             log_filter: self.log_filter.clone(),
+            canaries,
         }))
     }
 

@@ -52,6 +52,14 @@ pub struct StatsSources {
     pub config_updates: Option<Arc<ConfigUpdates>>,
 }
 
+/// Envoy's per-class answer counters of a cluster.
+const RESPONSE_CLASSES: [(u16, &str); 4] = [
+    (2, "upstream_rq_2xx"),
+    (3, "upstream_rq_3xx"),
+    (4, "upstream_rq_4xx"),
+    (5, "upstream_rq_5xx"),
+];
+
 fn load(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
 }
@@ -85,6 +93,13 @@ impl StatsSources {
                 StatKind::Counter,
                 cluster.stats.rq_timeout(),
             );
+            for (class, name) in RESPONSE_CLASSES {
+                push(
+                    name,
+                    StatKind::Counter,
+                    cluster.stats.responses().class(class),
+                );
+            }
             push(
                 "upstream_cx_active",
                 StatKind::Gauge,

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::Config;
+use super::canary::Canary;
 use super::destination_rule::DestinationRule;
 use super::diagnostic::{Diagnostic, Reporter};
 use super::resource::{Resource, label};
@@ -27,6 +28,24 @@ pub(crate) fn validate_cross_resource(config: &Config, out: &mut Vec<Diagnostic>
         }
     }
     check_host_conflicts(&config.virtual_services, out);
+    for canary in &config.canaries {
+        let name = label("Canary", canary);
+        let mut reporter = Reporter::new(&canary.origin, &name, out);
+        let ns = canary.namespace();
+        registry.check_destination(
+            &Canary::primary(canary),
+            ns,
+            "primary destination",
+            &mut reporter,
+        );
+        registry.check_destination(
+            &Canary::canary(canary),
+            ns,
+            "canary destination",
+            &mut reporter,
+        );
+        check_canary_hosts(canary, config, &mut reporter);
+    }
     for dr in &config.destination_rules {
         let name = label("DestinationRule", dr);
         let mut reporter = Reporter::new(&dr.origin, &name, out);
@@ -257,6 +276,45 @@ fn check_host_conflicts(services: &[Resource<VirtualService>], out: &mut Vec<Dia
                     claimed.insert(canonical, vs);
                 }
             }
+        }
+    }
+}
+
+/// A Canary writes the routes of its hosts: no VirtualService, and no earlier Canary, may
+/// claim them too.
+fn check_canary_hosts(canary: &Resource<Canary>, config: &Config, r: &mut Reporter<'_>) {
+    let on_mesh = |gateways: &[String]| gateways.is_empty() || gateways.iter().any(|g| g == "mesh");
+    if !on_mesh(&canary.spec.service.gateways) {
+        return;
+    }
+    for host in canary.spec.hosts() {
+        let canonical = canonical_host(&host, canary.namespace());
+        let claims = |hosts: &[String], ns: Option<&str>| {
+            hosts
+                .iter()
+                .any(|h| covers_exactly(&canonical_host(h, ns), &canonical))
+        };
+        let routed_by = config
+            .virtual_services
+            .iter()
+            .filter(|vs| on_mesh(&vs.spec.gateways))
+            .find(|vs| claims(&vs.spec.hosts, vs.namespace()))
+            .map(|vs| (label("VirtualService", vs), vs.origin.clone()));
+        let earlier_canary = config
+            .canaries
+            .iter()
+            .take_while(|other| !std::ptr::eq(*other, canary))
+            .filter(|other| on_mesh(&other.spec.service.gateways))
+            .find(|other| claims(&other.spec.hosts(), other.namespace()))
+            .map(|other| (label("Canary", other), other.origin.clone()));
+        if let Some((other, origin)) = routed_by.or(earlier_canary) {
+            r.error(
+                "service",
+                format!(
+                    "host \"{host}\" is also routed by {other} ({origin}); a Canary writes the \
+                     routes of its hosts itself, so remove the other"
+                ),
+            );
         }
     }
 }

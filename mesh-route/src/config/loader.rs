@@ -47,7 +47,8 @@ const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
 
 const SUPPORTED_LIST: &str = "networking.istio.io/v1 (or v1beta1, v1alpha3) VirtualService, \
      DestinationRule, ServiceEntry, Sidecar; telemetry.istio.io/v1 (or v1beta1, v1alpha1) \
-     Telemetry; mesh/v1 MeshConfig; install.istio.io/v1alpha1 IstioOperator";
+     Telemetry; flagger.app/v1beta1 Canary; mesh/v1 MeshConfig; install.istio.io/v1alpha1 \
+     IstioOperator";
 
 /// Top-level keys of a resource document.
 const DOCUMENT_KEYS: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
@@ -63,6 +64,7 @@ enum DocumentKind {
     ServiceEntry,
     Sidecar,
     Telemetry,
+    Canary,
     MeshConfig,
     IstioOperator,
     NotYetSupported,
@@ -83,6 +85,7 @@ impl DocumentKind {
             return Some(Self::Telemetry);
         }
         match (api_version, kind) {
+            ("flagger.app/v1beta1", "Canary") => return Some(Self::Canary),
             ("mesh/v1", "MeshConfig") => return Some(Self::MeshConfig),
             ("install.istio.io/v1alpha1", "IstioOperator") => return Some(Self::IstioOperator),
             _ => {}
@@ -187,6 +190,8 @@ impl Loader {
         mine.service_entries.extend(config.service_entries);
         mine.sidecars.extend(config.sidecars);
         mine.telemetries.extend(config.telemetries);
+        mine.canaries.extend(config.canaries);
+        mine.canary_routes.extend(config.canary_routes);
         mine.mesh.merge(config.mesh);
     }
 
@@ -235,7 +240,7 @@ impl Loader {
             let known: Vec<&str> = NETWORKING_KINDS
                 .iter()
                 .copied()
-                .chain(["Telemetry", "MeshConfig", "IstioOperator"])
+                .chain(["Telemetry", "Canary", "MeshConfig", "IstioOperator"])
                 .collect();
             self.diagnostics.push(
                 Diagnostic::error(format!(
@@ -302,6 +307,11 @@ impl Loader {
                     self.config
                         .telemetries
                         .push(Resource { meta, origin, spec });
+                }
+            }
+            DocumentKind::Canary => {
+                if let Some(spec) = self.parse_spec(spec, &origin, &label, "") {
+                    self.config.canaries.push(Resource { meta, origin, spec });
                 }
             }
             DocumentKind::MeshConfig => {

@@ -1,5 +1,6 @@
 //! The Istio configuration the mesh runs on: a serde model of VirtualService,
-//! DestinationRule, ServiceEntry, Sidecar, Telemetry and mesh-wide settings, a loader for
+//! DestinationRule, ServiceEntry, Sidecar, Telemetry, Flagger's Canary and mesh-wide settings,
+//! a loader for
 //! multi-document YAML files and directories, and validation with precise diagnostics.
 //!
 //! ```
@@ -25,6 +26,7 @@
 //! parsed but not enforced by the data plane yet are reported as warnings (see
 //! [`enforcement`]).
 
+pub mod canary;
 mod cross_resource;
 pub mod destination_rule;
 pub mod diagnostic;
@@ -50,8 +52,11 @@ pub mod virtual_service;
 #[cfg(feature = "yaml")]
 use std::path::Path;
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
+pub use canary::{Canary, CanaryRouting};
 pub use destination_rule::{DestinationRule, Subset};
 pub use diagnostic::{Diagnostic, Origin, Severity};
 pub use duration::Duration;
@@ -106,6 +111,13 @@ pub struct Config {
     pub sidecars: Vec<Resource<Sidecar>>,
     /// Telemetries (`telemetry.istio.io`), in load order.
     pub telemetries: Vec<Resource<Telemetry>>,
+    /// Canaries (`flagger.app`), in load order: each writes the routes of its service.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub canaries: Vec<Resource<Canary>>,
+    /// How each Canary's traffic is split now, by `namespace/name`, as the canary controller
+    /// set it; a Canary without an entry sends everything to its primary.
+    #[serde(skip_serializing_if = "canary::CanaryRoutes::is_empty")]
+    pub canary_routes: canary::CanaryRoutes,
     /// Mesh settings merged from `MeshConfig` / `IstioOperator` documents (later
     /// documents override earlier ones field by field); default when there are none.
     pub mesh: MeshConfig,
@@ -169,6 +181,42 @@ impl Config {
                 warnings: diagnostics,
             })
         }
+    }
+
+    /// The configuration as the data plane runs it: with the VirtualService of each Canary
+    /// (see [`Canary::virtual_service`]) added, its traffic split as
+    /// [`canary_routes`](Self::canary_routes) says. Borrowed when there are no Canaries.
+    ///
+    /// ```
+    /// use mesh_route::config::{Canary, CanaryRouting, Config, Resource};
+    ///
+    /// let mut spec = Canary::default();
+    /// spec.target_ref.name = "catalog".into();
+    /// spec.service.port = 80;
+    /// let mut config = Config::default();
+    /// config.canaries.push(Resource::new("catalog", spec));
+    /// config.canary_routes.insert("catalog".into(), CanaryRouting { canary_weight: 30, ..Default::default() });
+    /// let routed = config.with_canary_routes();
+    /// assert_eq!(routed.virtual_services[0].spec.http[0].route[1].weight, Some(30));
+    /// ```
+    pub fn with_canary_routes(&self) -> Cow<'_, Config> {
+        if self.canaries.is_empty() {
+            return Cow::Borrowed(self);
+        }
+        let mut routed = self.clone();
+        for canary in &self.canaries {
+            let routing = self
+                .canary_routes
+                .get(&canary.meta.qualified_name())
+                .copied()
+                .unwrap_or_default();
+            routed.virtual_services.push(Resource {
+                meta: canary.meta.clone(),
+                origin: canary.origin.clone(),
+                spec: Canary::virtual_service(canary, routing),
+            });
+        }
+        Cow::Owned(routed)
     }
 
     /// What happens to traffic for hosts not in the registry: the `outboundTrafficPolicy`

@@ -1005,3 +1005,89 @@ fn temp_dir() -> PathBuf {
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap_or_else(|e| panic!("{name}: {e}"));
 }
+
+/// A Flagger Canary for `catalog` between subsets v1 (primary) and v2, with `analysis` (YAML
+/// lines indented four spaces) and `extra` spec lines (indented two).
+fn canary(analysis: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: flagger.app/v1beta1\nkind: Canary\n\
+         metadata:\n  name: catalog\n  namespace: istioinaction\n  annotations:\n    \
+         mesh/primary-subset: version-v1\n    mesh/canary-subset: version-v2\n\
+         spec:\n  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: catalog}}\n  \
+         service: {{port: 80}}\n{extra}  analysis:\n{analysis}"
+    )
+}
+
+const STEPS: &str = "    interval: 10s\n    stepWeight: 10\n    maxWeight: 50\n    metrics:\n    \
+     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}\n    \
+     - {name: request-duration, thresholdRange: {max: 500}, interval: 30s}\n";
+
+#[test]
+fn a_flagger_canary_loads_and_routes_its_service_to_the_primary() {
+    let loaded = load(&canary(STEPS, "")).expect("valid canary");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let config = loaded.config;
+    assert_eq!(config.canaries.len(), 1);
+    assert!(config.virtual_services.is_empty());
+    let routed = config.with_canary_routes();
+    let route = &routed.virtual_services[0].spec.http[0].route;
+    assert_eq!(route[0].destination.subset.as_deref(), Some("version-v1"));
+    assert_eq!(route[0].weight, Some(100));
+    assert_eq!(route[1].destination.subset.as_deref(), Some("version-v2"));
+    assert_eq!(route[1].weight, Some(0));
+}
+
+#[test]
+fn canary_fields_the_mesh_cannot_honour_are_errors_naming_them() {
+    let webhooks = "    stepWeight: 10\n    webhooks: [{name: load, url: http://x/}]\n";
+    let e = errors(&canary(webhooks, ""));
+    assert!(find(&e, "analysis.webhooks").message.contains("webhooks"));
+    let template = "    stepWeight: 10\n    metrics: [{name: errors, templateRef: {name: t}}]\n";
+    let e = errors(&canary(template, ""));
+    assert!(
+        find(&e, "analysis.metrics[0].templateRef")
+            .message
+            .contains("MetricTemplates")
+    );
+    assert!(
+        find(&e, "analysis.metrics[0].name")
+            .message
+            .contains("request-success-rate")
+    );
+    let e = errors(&canary("    interval: 10s\n", ""));
+    assert!(find(&e, "analysis").message.contains("stepWeight"));
+    let e = errors(&canary(STEPS, "  skipAnalysys: true\n"));
+    assert!(e[0].message.contains("skipAnalysis"), "{}", e[0]);
+    let e = errors(&canary(
+        "    iterations: 0\n    stepWeight: 5\n    match: [{headers: {x: {exact: y}}}]\n",
+        "",
+    ));
+    assert!(find(&e, "analysis.match").message.contains("iterations"));
+}
+
+#[test]
+fn kubernetes_only_canary_fields_are_warned_about() {
+    let w = warnings(&canary(STEPS, "  progressDeadlineSeconds: 60\n"));
+    assert!(
+        find(&w, "progressDeadlineSeconds")
+            .message
+            .contains("ignored")
+    );
+}
+
+#[test]
+fn canary_destinations_and_hosts_are_checked_against_the_registry() {
+    let missing = canary(STEPS, "").replace("version-v2", "version-v3");
+    let e = errors(&missing);
+    let d = find(&e, "canary destination.subset");
+    assert!(d.message.contains("version-v3"), "{d}");
+    assert_eq!(d.resource.as_deref(), Some("Canary istioinaction/catalog"));
+    let route = "  - route:\n    - destination: {host: catalog, subset: version-v1}\n";
+    let both = format!("{}---\n{}", vs("catalog", route), canary(STEPS, ""));
+    let e = errors(&both);
+    assert!(
+        find(&e, "service")
+            .message
+            .contains("VirtualService istioinaction/catalog")
+    );
+}

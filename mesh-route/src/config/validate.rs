@@ -3,6 +3,7 @@
 //! settings), the cross-resource checks, and the "parsed, not enforced yet" warnings.
 
 use super::Config;
+use super::canary::{Canary, CanaryRouting, validate_canary};
 use super::cross_resource::validate_cross_resource;
 use super::diagnostic::{Diagnostic, Origin, Reporter};
 use super::enforcement::{Finder, NOT_ENFORCED, not_enforced_message};
@@ -66,6 +67,18 @@ pub(crate) fn validate_all(config: &Config, mesh: &[MeshDocument], out: &mut Vec
         validate_telemetry(
             &telemetry.spec,
             &mut Reporter::new(&telemetry.origin, &name, out),
+        );
+    }
+    for canary in &config.canaries {
+        let name = label("Canary", canary);
+        validate_canary(&canary.spec, &mut Reporter::new(&canary.origin, &name, out));
+        // The routes it writes, checked as any VirtualService's.
+        let routes = Canary::virtual_service(canary, CanaryRouting::default());
+        let name = format!("{name} (its routes)");
+        validate_virtual_service(
+            &routes,
+            false,
+            &mut Reporter::new(&canary.origin, &name, out),
         );
     }
     for document in mesh {

@@ -1,0 +1,226 @@
+//! [`ResponseTally`]: how a cluster's attempts were answered — counts by status class (Envoy's
+//! `upstream_rq_2xx` … `upstream_rq_5xx`) and a histogram of their times (`upstream_rq_time`,
+//! with Istio's bucket boundaries) — and [`TallySnapshot`], a reading of it that can be
+//! subtracted from a later one to judge a window of traffic, as Prometheus' `rate` does.
+//!
+//! The canary controller judges a canary from these snapshots when no Prometheus server is
+//! configured: the success rate is the share of answers that are not 5xx, and the latency is the
+//! p99 interpolated within the histogram's buckets exactly as PromQL's `histogram_quantile`
+//! does.
+//!
+//! ```
+//! use mesh_proxy::response_tally::ResponseTally;
+//! use std::time::Duration;
+//!
+//! let tally = ResponseTally::default();
+//! let before = tally.snapshot();
+//! for _ in 0..99 {
+//!     tally.record(200, Duration::from_millis(3));
+//! }
+//! tally.record(503, Duration::from_millis(700));
+//! let window = tally.snapshot().since(&before);
+//! assert_eq!(window.total(), 100);
+//! assert_eq!(window.success_rate(), Some(99.0));
+//! // The 99th of 100 answers lies in the (1, 5] ms bucket.
+//! assert!(window.quantile(0.99).unwrap() <= 5.0);
+//! ```
+
+use mesh_trace::metrics::ISTIO_BUCKETS;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Number of histogram buckets: Istio's boundaries plus `+Inf`.
+const BUCKETS: usize = ISTIO_BUCKETS.len() + 1;
+
+/// Status classes counted: 1xx to 5xx.
+const CLASSES: usize = 5;
+
+/// Answers of a cluster's attempts, by status class and by time; see the [module docs](self).
+#[derive(Debug, Default)]
+pub struct ResponseTally {
+    classes: [AtomicU64; CLASSES],
+    buckets: [AtomicU64; BUCKETS],
+}
+
+impl ResponseTally {
+    /// Counts an answer with `status` (a local reply's status for an attempt that failed or
+    /// timed out) that took `elapsed`.
+    pub fn record(&self, status: u16, elapsed: Duration) {
+        if let Some(class) = (status / 100).checked_sub(1).map(usize::from)
+            && class < CLASSES
+        {
+            self.classes[class].fetch_add(1, Ordering::Relaxed);
+        }
+        let millis = elapsed.as_secs_f64() * 1000.0;
+        let bucket = ISTIO_BUCKETS.partition_point(|&bound| bound < millis);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Attempts answered with a status of `class` (1 to 5: 1xx to 5xx).
+    pub fn class(&self, class: u16) -> u64 {
+        usize::from(class)
+            .checked_sub(1)
+            .and_then(|i| self.classes.get(i))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> TallySnapshot {
+        TallySnapshot {
+            classes: self.classes.each_ref().map(|c| c.load(Ordering::Relaxed)),
+            buckets: self.buckets.each_ref().map(|b| b.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// A reading of one or more [`ResponseTally`]s, or the difference of two readings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TallySnapshot {
+    classes: [u64; CLASSES],
+    /// Answers per bucket (not cumulative); the last is `+Inf`.
+    buckets: [u64; BUCKETS],
+}
+
+impl TallySnapshot {
+    /// What was counted after `earlier` was taken. A count below its earlier value means the
+    /// tally was replaced (a new cluster): the count is taken whole, as Prometheus treats a
+    /// counter reset.
+    pub fn since(&self, earlier: &TallySnapshot) -> TallySnapshot {
+        let reset = self
+            .classes
+            .iter()
+            .chain(&self.buckets)
+            .zip(earlier.classes.iter().chain(&earlier.buckets))
+            .any(|(now, then)| now < then);
+        if reset {
+            return *self;
+        }
+        TallySnapshot {
+            classes: std::array::from_fn(|i| self.classes[i] - earlier.classes[i]),
+            buckets: std::array::from_fn(|i| self.buckets[i] - earlier.buckets[i]),
+        }
+    }
+
+    /// The sum of two readings (of different clusters).
+    pub fn plus(&self, other: &TallySnapshot) -> TallySnapshot {
+        TallySnapshot {
+            classes: std::array::from_fn(|i| self.classes[i] + other.classes[i]),
+            buckets: std::array::from_fn(|i| self.buckets[i] + other.buckets[i]),
+        }
+    }
+
+    /// Answers counted.
+    pub fn total(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    /// Answers with a 5xx status.
+    pub fn errors(&self) -> u64 {
+        self.classes[4]
+    }
+
+    /// The percentage of answers that are not 5xx (Flagger's `request-success-rate`); `None`
+    /// without answers.
+    pub fn success_rate(&self) -> Option<f64> {
+        let total = self.total();
+        (total > 0).then(|| (total - self.errors()) as f64 * 100.0 / total as f64)
+    }
+
+    /// The `q` quantile (0 to 1) of the answer times in milliseconds, interpolated linearly
+    /// within its bucket as PromQL's `histogram_quantile` does (a quantile in the `+Inf`
+    /// bucket is the highest finite boundary); `None` without answers.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.total();
+        if total == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let mut below = 0u64;
+        for (i, &count) in self.buckets.iter().enumerate() {
+            let upto = below + count;
+            if count > 0 && upto as f64 >= rank {
+                let Some(&upper) = ISTIO_BUCKETS.get(i) else {
+                    return ISTIO_BUCKETS.last().copied();
+                };
+                let lower = if i == 0 { 0.0 } else { ISTIO_BUCKETS[i - 1] };
+                let within = (rank - below as f64) / count as f64;
+                return Some(lower + (upper - lower) * within);
+            }
+            below = upto;
+        }
+        ISTIO_BUCKETS.last().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn counts_status_classes_and_ignores_nonsense_statuses() {
+        let tally = ResponseTally::default();
+        tally.record(204, ms(1));
+        tally.record(404, ms(1));
+        tally.record(503, ms(1));
+        tally.record(504, ms(1));
+        tally.record(99, ms(1));
+        tally.record(700, ms(1));
+        assert_eq!(
+            (1..=5).map(|c| tally.class(c)).collect::<Vec<_>>(),
+            [0, 1, 0, 1, 2]
+        );
+        let snapshot = tally.snapshot();
+        assert_eq!(snapshot.total(), 6, "every answer has a time");
+        assert_eq!(snapshot.errors(), 2);
+    }
+
+    #[test]
+    fn boundaries_belong_to_the_bucket_they_close() {
+        let tally = ResponseTally::default();
+        // `le="5"` counts 5 ms answers, as Prometheus buckets do.
+        tally.record(200, ms(5));
+        let snapshot = tally.snapshot();
+        assert_eq!(snapshot.buckets[2], 1, "{snapshot:?}");
+        tally.record(200, Duration::from_secs(7200));
+        assert_eq!(tally.snapshot().buckets[BUCKETS - 1], 1);
+    }
+
+    #[test]
+    fn quantiles_interpolate_like_histogram_quantile() {
+        let tally = ResponseTally::default();
+        // 50 answers in (50, 100] and 50 in (250, 500].
+        for _ in 0..50 {
+            tally.record(200, ms(80));
+            tally.record(200, ms(300));
+        }
+        let snapshot = tally.snapshot();
+        // rank 25 of the 50 in (50, 100]: halfway.
+        assert_eq!(snapshot.quantile(0.25), Some(75.0));
+        // rank 99: 49 of 50 into (250, 500].
+        assert_eq!(snapshot.quantile(0.99), Some(250.0 + 250.0 * 49.0 / 50.0));
+        assert_eq!(TallySnapshot::default().quantile(0.99), None);
+        tally.record(200, Duration::from_secs(7200));
+        assert_eq!(tally.snapshot().quantile(1.0), Some(3_600_000.0));
+    }
+
+    #[test]
+    fn windows_subtract_and_survive_a_reset() {
+        let tally = ResponseTally::default();
+        tally.record(500, ms(1));
+        let before = tally.snapshot();
+        tally.record(200, ms(1));
+        let window = tally.snapshot().since(&before);
+        assert_eq!((window.total(), window.success_rate()), (1, Some(100.0)));
+        assert_eq!(
+            before.since(&tally.snapshot()),
+            before,
+            "a reset counts whole"
+        );
+        assert_eq!(TallySnapshot::default().success_rate(), None);
+        assert_eq!(window.plus(&before).total(), 2);
+    }
+}
