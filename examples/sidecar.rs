@@ -3,7 +3,7 @@
 //! ```text
 //! sidecar [--config PATH]... [--check] [--outbound ADDR] [--inbound ADDR] [--admin ADDR]
 //!         [--prometheus ADDR] [--workload-name NAME] [--namespace NS] [--label KEY=VALUE]...
-//!         [--service-account SA] [--cluster-id ID]
+//!         [--service-account SA] [--cluster-id ID] [--metrics-server URL]
 //! ```
 //! With no `--config` it serves as an ALLOW_ANY pass-through proxy with metrics and access
 //! logs. `--check` validates, prints every problem and exits 0 (valid) or 1 (invalid). On
@@ -14,12 +14,15 @@
 //! starts from `RUST_LOG` (default `info`) and changes at run time through the admin's
 //! `/logging?level=…`. The `--config` paths are reloaded when they change (checked every
 //! second) and on `SIGHUP`; an invalid configuration is refused whole, logged and counted, and
-//! the previous one keeps serving.
+//! the previous one keeps serving. Flagger `Canary` resources are analysed by the built-in
+//! canary controller (status and actions at the admin's `/canaries`), judged by the sidecar's own
+//! counters or, with `--metrics-server` (Flagger's `-metrics-server`), by that Prometheus server.
 
 use clap::Parser;
 use mesh::proxy::{
     LiveSidecar, SidecarOptions,
     admin::LogFilterControl,
+    canary::{CanaryController, CanaryOptions},
     reload::{ConfigFiles, DEFAULT_POLL_INTERVAL, Reloader},
     sidecar::SidecarSettings,
     workload_identity::WorkloadSettings,
@@ -68,6 +71,10 @@ struct Args {
     /// The cluster this workload runs in (default `Kubernetes`).
     #[arg(long, value_name = "ID")]
     cluster_id: Option<String>,
+    /// The Prometheus server (`http://host:port`) judging canaries that name none in
+    /// `spec.metricsServer`; without it, the sidecar's own counters judge them.
+    #[arg(long, value_name = "URL")]
+    metrics_server: Option<String>,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -106,11 +113,12 @@ fn main() -> ExitCode {
     report(&warnings);
     if args.check {
         println!(
-            "configuration is valid: {} VirtualService(s), {} DestinationRule(s), {} ServiceEntry(s), {} Sidecar(s), {} warning(s)",
+            "configuration is valid: {} VirtualService(s), {} DestinationRule(s), {} ServiceEntry(s), {} Sidecar(s), {} Canary(s), {} warning(s)",
             config.virtual_services.len(),
             config.destination_rules.len(),
             config.service_entries.len(),
             config.sidecars.len(),
+            config.canaries.len(),
             warnings.len()
         );
         return ExitCode::SUCCESS;
@@ -176,6 +184,12 @@ async fn run(
         log_filter: Some(log_filter),
         ..SidecarSettings::default()
     };
+    if let Some(server) = &args.metrics_server
+        && let Err(error) = mesh::proxy::canary::PrometheusMetrics::new(server)
+    {
+        eprintln!("error: --metrics-server: {error}");
+        return ExitCode::FAILURE;
+    }
     // Served live: a configuration reloaded later applies from the next request on.
     let live = match LiveSidecar::new(config, settings) {
         Ok(live) => live,
@@ -192,6 +206,11 @@ async fn run(
         }
     };
     let (stop_reloading, stopped) = tokio::sync::watch::channel(false);
+    let canaries = CanaryOptions {
+        metrics_server: args.metrics_server,
+        ..CanaryOptions::default()
+    };
+    tokio::spawn(CanaryController::new(live.clone(), canaries).run(stopped.clone()));
     if let Some(files) = files {
         let reloader = Reloader::new(live.clone(), files);
         tokio::spawn(reloader.run(DEFAULT_POLL_INTERVAL, stopped));

@@ -211,3 +211,105 @@ async fn prometheus_scrapes_istio_request_metrics_from_the_sidecar() {
     eprintln!("p99 latency {value} ms; test took {elapsed:?}");
     assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
 }
+
+/// A canary judged through Prometheus, as a fleet would be: v2 runs behind a sidecar of its own
+/// (workload `catalog-v2`) whose `reporter="destination"` metrics Prometheus scrapes; the
+/// routing sidecar's canary controller asks Prometheus Flagger's queries each pass, steps v2 up
+/// to 50% and promotes it.
+#[tokio::test]
+async fn a_canary_judged_through_prometheus_is_promoted() {
+    use mesh::proxy::{
+        LiveSidecar,
+        canary::{CanaryController, CanaryOptions},
+        workload_identity::WorkloadSettings,
+    };
+    let (v1, v2, _) = support::catalog_upstreams().await;
+    let v2_sidecar = support::sidecar_with(
+        &format!(
+            "apiVersion: networking.istio.io/v1\nkind: Sidecar\n\
+             metadata: {{name: catalog-v2, namespace: istioinaction}}\nspec:\n  ingress:\n  \
+             - port: {{number: 3000, protocol: HTTP, name: http}}\n    \
+             defaultEndpoint: 127.0.0.1:{}\n",
+            v2.addr().port()
+        ),
+        mesh::proxy::sidecar::SidecarSettings {
+            workload: WorkloadSettings {
+                name: Some("catalog-v2".into()),
+                namespace: Some("istioinaction".into()),
+                ..WorkloadSettings::default()
+            },
+            ..support::quiet()
+        },
+    )
+    .await;
+    let prometheus =
+        PrometheusServer::start(v2_sidecar.addr("admin").unwrap(), "/stats/prometheus").await;
+
+    let registry = std::fs::read_to_string(support::example("catalog/00-registry.yaml")).unwrap();
+    let registry = mesh::demo::point_registry(
+        &registry,
+        v1.addr().port(),
+        v2_sidecar.addr("inbound").unwrap().port(),
+    );
+    let canary = format!(
+        "apiVersion: flagger.app/v1beta1\nkind: Canary\n\
+         metadata:\n  name: catalog\n  namespace: istioinaction\n  annotations:\n    \
+         mesh/primary-subset: version-v1\n    mesh/canary-subset: version-v2\n    \
+         mesh/canary-workload: catalog-v2\n\
+         spec:\n  metricsServer: http://{}\n  \
+         targetRef: {{apiVersion: apps/v1, kind: Deployment, name: catalog}}\n  \
+         service: {{port: 80}}\n  analysis:\n    interval: 2s\n    threshold: 10\n    \
+         stepWeight: 50\n    maxWeight: 50\n    metrics:\n    \
+         - {{name: request-success-rate, thresholdRange: {{min: 99}}, interval: 30s}}\n    \
+         - {{name: request-duration, thresholdRange: {{max: 500}}, interval: 30s}}\n",
+        prometheus.addr
+    );
+    let config = mesh::config::Config::from_yaml_str(&format!("{registry}\n---\n{canary}"))
+        .unwrap()
+        .config;
+    let live = LiveSidecar::new(config, support::quiet()).unwrap();
+    let running = live.start(&support::ephemeral()).await.unwrap();
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(CanaryController::new(live.clone(), CanaryOptions::default()).run(stopped));
+
+    let mut client = Http1Client::connect(running.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    let admin = running.addr("admin").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        let response = client.get("/items", &[("host", "catalog")]).await.unwrap();
+        assert_eq!(response.status.as_u16(), 200);
+        let mut admin_client = Http1Client::connect(admin).await.unwrap();
+        let canaries = admin_client
+            .get("/canaries", &[("host", "admin")])
+            .await
+            .unwrap()
+            .text();
+        let canaries: serde_json::Value = serde_json::from_str(&canaries).unwrap();
+        let phase = canaries[0]["phase"].as_str().unwrap().to_owned();
+        if phase == "Succeeded" || phase == "Failed" {
+            break canaries[0].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {phase}: {canaries}\nPrometheus log: {}",
+            prometheus.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status["phase"], "Succeeded", "{status}");
+    assert_eq!(
+        status["metricsSource"],
+        format!("http://{}", prometheus.addr)
+    );
+    // The promoting pass was judged on Prometheus's answers: v2's success rate and p99.
+    let checks = status["checks"].as_array().unwrap();
+    assert_eq!(checks[0]["value"], 100.0, "{status}");
+    assert!(
+        checks[1]["value"].as_f64().is_some_and(|p99| p99 <= 500.0),
+        "{status}"
+    );
+    assert!(v2.hits() > 0);
+    running.shutdown().await;
+}

@@ -65,6 +65,7 @@ fn check_accepts_every_shipped_example() {
         "catalog/20-dark-launch.yaml",
         "catalog/30-canary-90-10.yaml",
         "catalog/40-mirror-v2.yaml",
+        "catalog/50-flagger-canary.yaml",
         "tracing.yaml",
     ] {
         let (code, text) = check(&[&registry, &support::example(routes)]);
@@ -159,6 +160,7 @@ fn invalid_config_on_start_exits_1_without_listening() {
 struct SidecarProcess {
     child: Child,
     outbound: SocketAddr,
+    admin: SocketAddr,
     /// The rest of its standard output (the access log, by default).
     stdout: std::sync::mpsc::Receiver<String>,
 }
@@ -184,13 +186,15 @@ impl SidecarProcess {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut outbound = None;
-        let mut admin = false;
+        let mut admin = None;
         while let Some(Ok(line)) = lines.next() {
             if let Some(addr) = line.strip_prefix("listening outbound=") {
                 outbound = Some(addr.parse().unwrap());
             }
-            admin |= line.starts_with("listening admin=");
-            if outbound.is_some() && admin {
+            if let Some(addr) = line.strip_prefix("listening admin=") {
+                admin = Some(addr.parse().unwrap());
+            }
+            if outbound.is_some() && admin.is_some() {
                 break;
             }
         }
@@ -206,6 +210,7 @@ impl SidecarProcess {
         SidecarProcess {
             child,
             outbound: outbound.expect("sidecar printed its outbound address"),
+            admin: admin.expect("sidecar printed its admin address"),
             stdout,
         }
     }
@@ -502,4 +507,48 @@ async fn the_drain_ends_at_termination_drain_duration() {
         "exited {exited_after:?} after SIGTERM"
     );
     assert!(exit.success(), "exit status {exit:?}");
+}
+
+/// The binary runs the canary controller: a Canary that skips its analysis is promoted within a
+/// few of its (short) intervals, `/canaries` says so, and v2 then answers.
+#[tokio::test]
+async fn the_sidecar_runs_canaries_and_shows_them_at_the_admin_api() {
+    let (_v1, v2, registry) = support::catalog_upstreams().await;
+    let dir = tempdir::TempDir::new();
+    let registry = write_config(&dir, "registry.yaml", &registry);
+    let shipped =
+        std::fs::read_to_string(support::example("catalog/50-flagger-canary.yaml")).unwrap();
+    let quick = shipped
+        .replace(
+            "interval: 1m\n    threshold",
+            "interval: 200ms\n    threshold",
+        )
+        .replace("  analysis:\n", "  skipAnalysis: true\n  analysis:\n");
+    assert_ne!(quick, shipped);
+    let canary = write_config(&dir, "canary.yaml", &quick);
+    let sidecar = SidecarProcess::spawn(&[&registry, &canary]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut admin = mesh::demo::Http1Client::connect(sidecar.admin)
+            .await
+            .unwrap();
+        let text = admin
+            .get("/canaries", &[("host", "admin")])
+            .await
+            .unwrap()
+            .text();
+        let canaries: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if canaries[0]["phase"] == "Succeeded" {
+            assert_eq!(canaries[0]["canaryWeight"], 100, "{text}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut client = mesh::demo::Http1Client::connect(sidecar.outbound)
+        .await
+        .unwrap();
+    let response = client.get("/items", &[("host", "catalog")]).await.unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(v2.hits(), 1, "the promoted canary answers");
 }
