@@ -299,6 +299,10 @@ async fn a_canary_judged_through_prometheus_is_promoted() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(status["phase"], "Succeeded", "{status}");
+    // Prometheus answered the controller's queries: two checks per judged pass (this test
+    // asks none before this one).
+    let asked = prometheus.queries_answered().await;
+    assert!(asked >= 2, "Prometheus answered {asked} queries");
     assert_eq!(
         status["metricsSource"],
         format!("http://{}", prometheus.addr)

@@ -29,7 +29,7 @@ use crate::{
 use arc_swap::ArcSwap;
 use http::{Request, Response};
 use mesh_core::{Body, BoxError, MeshError};
-use mesh_route::config::Config;
+use mesh_route::config::{Canary, Config};
 use std::{
     future::Future,
     pin::Pin,
@@ -106,14 +106,19 @@ impl LiveSidecar {
     /// Compiles `config` and makes it the configuration in force; returns its version. When it
     /// does not compile, the current configuration stays and the error says why.
     ///
-    /// Canaries keep the routing the canary controller gave them (`config`'s own
-    /// [`canary_routes`](Config::canary_routes) win): a reloaded file does not send a canary's
-    /// traffic back to its primary.
+    /// Canaries that did not change keep the routing the canary controller gave them
+    /// (`config`'s own [`canary_routes`](Config::canary_routes) win): a reloaded file does not
+    /// send a canary's traffic back to its primary. A changed Canary is a new revision and
+    /// starts on its primary.
     pub fn swap(&self, mut config: Config) -> Result<u64, StartError> {
         self.swap_with(move |current| {
             for canary in &config.canaries {
                 let name = canary.meta.qualified_name();
-                if let Some(routing) = current.canary_routes.get(&name) {
+                let same = current
+                    .canaries
+                    .iter()
+                    .any(|before| Canary::same_revision(before, canary));
+                if same && let Some(routing) = current.canary_routes.get(&name) {
                     config.canary_routes.entry(name).or_insert(*routing);
                 }
             }

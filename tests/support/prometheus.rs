@@ -263,6 +263,20 @@ impl PrometheusServer {
             .unwrap_or_else(|e| panic!("query {promql:?}: HTTP {status}, not JSON ({e}): {body}"))
     }
 
+    /// How many instant queries (`/api/v1/query`) the server has answered with 200, from its own
+    /// `/metrics`.
+    pub async fn queries_answered(&self) -> u64 {
+        let (_, text) = self.get("/metrics").await.unwrap_or_default();
+        text.lines()
+            .filter(|line| {
+                line.starts_with("prometheus_http_requests_total{")
+                    && line.contains("handler=\"/api/v1/query\"")
+                    && line.contains("code=\"200\"")
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
     /// The scrape targets' state (`/api/v1/targets`: health, last error, last scrape), as
     /// JSON, or why it could not be fetched.
     pub async fn targets(&self) -> Value {

@@ -191,8 +191,15 @@ impl CanaryController {
                 board.reconcile();
             }
             let now = Instant::now();
-            for name in board.due(now) {
-                board.pass(&name, now).await;
+            let passes = async {
+                for name in board.due(now) {
+                    board.pass(&name, now).await;
+                }
+            };
+            // A slow metrics server does not hold up stopping.
+            tokio::select! {
+                () = passes => {}
+                _ = stop.changed() => return,
             }
             let next = board.next_pass();
             tokio::select! {
@@ -239,16 +246,22 @@ impl CanaryBoard {
                 PassOutcome::default()
             }
             CanaryAction::Resume => {
-                tracked.paused = false;
-                tracked.next_pass = now + tracked.canary.spec.interval();
-                tracked.record(vec![Event::normal(format!("{} resumed", tracked.label()))]);
+                if tracked.paused {
+                    tracked.paused = false;
+                    tracked.next_pass = now + tracked.canary.spec.interval();
+                    tracked.record(vec![Event::normal(format!("{} resumed", tracked.label()))]);
+                }
                 PassOutcome::default()
             }
             CanaryAction::Promote => {
+                tracked.paused = false;
                 tracked.next_pass = now;
                 tracked.run.promote()
             }
-            CanaryAction::Abort => tracked.run.abort(),
+            CanaryAction::Abort => {
+                tracked.paused = false;
+                tracked.run.abort()
+            }
         };
         tracked.generation += 1;
         self.apply(&key, tracked, outcome);
@@ -276,10 +289,15 @@ impl CanaryBoard {
         });
         for canary in &config.canaries {
             let name = canary.meta.qualified_name();
-            let unchanged = runs
-                .get(&name)
-                .is_some_and(|t| t.canary.spec == canary.spec && t.canary.meta == canary.meta);
-            if unchanged {
+            if let Some(tracked) = runs.get_mut(&name)
+                && Canary::same_revision(&tracked.canary, canary)
+            {
+                // `suspend` holds or releases the analysis where it is.
+                if tracked.canary.spec.suspend != canary.spec.suspend {
+                    tracked.paused = canary.spec.suspend;
+                    tracked.next_pass = now + canary.spec.interval();
+                    tracked.canary = canary.clone();
+                }
                 continue;
             }
             let restarted = runs.remove(&name);
@@ -359,23 +377,45 @@ impl CanaryBoard {
             Vec::new()
         };
         source.sample(&canary, now);
+        // A configuration swapped in while the checks ran may have changed the Canary: the
+        // restart that follows drops this pass.
+        let still_configured = self
+            .shared
+            .live
+            .peek()
+            .config()
+            .canaries
+            .iter()
+            .any(|c| Canary::same_revision(c, &canary));
         let mut runs = self.runs();
         let Some(tracked) = runs.get_mut(name) else {
             return;
         };
-        if tracked.generation != generation {
+        if tracked.generation != generation || !still_configured {
             return;
         }
         let outcome = tracked.run.pass(&canary.spec, checks);
         self.apply(name, tracked, outcome);
     }
 
-    /// Puts a pass's routing in force and records its events.
+    /// Puts a pass's routing in force and records its events. The configuration is compiled
+    /// with the runs locked (a few milliseconds), so that routings go in force in the order the
+    /// runs chose them.
     fn apply(&self, name: &str, tracked: &mut Tracked, outcome: PassOutcome) {
         let mut events = outcome.events;
         if let Some(routing) = outcome.routing
             && let Err(error) = self.shared.live.set_canary_routing(name, routing)
         {
+            // The run goes on from the routing actually in force.
+            tracked.run.routing = self
+                .shared
+                .live
+                .peek()
+                .config()
+                .canary_routes
+                .get(name)
+                .copied()
+                .unwrap_or_default();
             events.push(Event::warning(format!(
                 "{}: the new routing could not be put in force: {error}",
                 tracked.label()

@@ -9,9 +9,9 @@
 //! Flagger's queries ([`PrometheusMetrics`]). The admin API shows each canary at `/canaries`
 //! and takes `POST /canaries/NAME/{pause,resume,promote,abort}`.
 
-mod controller;
+pub mod controller;
 pub mod metrics;
-mod prometheus_query;
+pub mod prometheus_query;
 pub mod run;
 
 pub use controller::{CanaryAction, CanaryBoard, CanaryController, CanaryOptions, CanaryStatus};

@@ -21,7 +21,7 @@ use http_body_util::BodyExt;
 use mesh_core::body;
 use mesh_route::config::{
     Canary, Resource,
-    canary::{CANARY_WORKLOAD, REQUEST_DURATION, REQUEST_SUCCESS_RATE},
+    canary::{CANARY_WORKLOAD, REQUEST_DURATION, REQUEST_SUCCESS_RATE, check_metrics_server},
 };
 use std::time::Duration;
 use tokio::time::Instant;
@@ -48,14 +48,10 @@ impl PrometheusMetrics {
     /// assert!(PrometheusMetrics::new("https://prometheus:9090").is_err());
     /// ```
     pub fn new(address: &str) -> Result<Self, String> {
+        check_metrics_server(address)?;
         let uri: Uri = address
             .parse()
             .map_err(|e| format!("invalid metrics server address {address:?}: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(format!(
-                "metrics server {address:?}: only http:// Prometheus servers are supported"
-            ));
-        }
         let authority = uri
             .authority()
             .cloned()

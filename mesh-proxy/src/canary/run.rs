@@ -7,7 +7,8 @@
 //!    canary; the first step is taken (weight `stepWeight`, or the matched requests for A/B
 //!    testing, or a mirrored step first when `mirror` is on).
 //! 2. `Progressing`: the checks run; any failed check counts, and when the failed checks reach
-//!    `threshold` the canary is rolled back (`Failed`, everything to the primary). Otherwise the
+//!    `threshold` the canary is rolled back (`Failed`, everything to the primary) in that same
+//!    pass (Flagger notices at the start of the next one, an interval later). Otherwise the
 //!    next step is taken, until the canary weight reaches `maxWeight` (or the iterations are
 //!    done) and it turns `Promoting`.
 //! 3. `Promoting`: the traffic moves to the promoted version, at once or by

@@ -280,6 +280,16 @@ pub enum Strategy {
 }
 
 impl Canary {
+    /// Whether `a` and `b` are the same revision of a Canary: the same metadata and spec, but
+    /// for `suspend` (holding an analysis does not start a new one).
+    pub fn same_revision(a: &Resource<Canary>, b: &Resource<Canary>) -> bool {
+        let unsuspended = |c: &Canary| Canary {
+            suspend: false,
+            ..c.clone()
+        };
+        a.meta == b.meta && unsuspended(&a.spec) == unsuspended(&b.spec)
+    }
+
     /// The service name: `spec.service.name`, else `spec.targetRef.name`.
     pub fn service_name(&self) -> &str {
         self.service
@@ -502,14 +512,9 @@ pub(crate) fn validate_canary(canary: &Canary, r: &mut Reporter<'_>) {
         );
     }
     if let Some(server) = &canary.metrics_server
-        && !(server.starts_with("http://") || server.starts_with("https://"))
+        && let Err(why) = check_metrics_server(server)
     {
-        r.error(
-            "metricsServer",
-            format!(
-                "metricsServer must be an http:// address of a Prometheus server, got \"{server}\""
-            ),
-        );
+        r.error("metricsServer", why);
     }
     if canary.target_ref.name.is_empty() {
         r.error("targetRef.name", "targetRef.name is required");
@@ -559,6 +564,29 @@ pub(crate) fn validate_canary(canary: &Canary, r: &mut Reporter<'_>) {
         }
     }
     validate_analysis(canary, r);
+}
+
+/// Checks a Prometheus server address: `http://host[:port][/path]` (the query client speaks
+/// plain HTTP only).
+///
+/// ```
+/// use mesh_route::config::canary::check_metrics_server;
+/// assert!(check_metrics_server("http://prometheus:9090").is_ok());
+/// assert!(check_metrics_server("https://prometheus:9090").is_err());
+/// ```
+pub fn check_metrics_server(address: &str) -> Result<(), String> {
+    let uri: http::Uri = address
+        .parse()
+        .map_err(|e| format!("invalid metrics server address \"{address}\": {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "metrics server \"{address}\": only http:// Prometheus servers are supported"
+        ));
+    }
+    match uri.host() {
+        Some(host) if !host.is_empty() => Ok(()),
+        _ => Err(format!("metrics server \"{address}\" has no host")),
+    }
 }
 
 fn validate_analysis(canary: &Canary, r: &mut Reporter<'_>) {
@@ -622,6 +650,21 @@ fn validate_analysis(canary: &Canary, r: &mut Reporter<'_>) {
             "analysis.mirrorWeight",
             format!("mirrorWeight must be 0-100, got {w}"),
         );
+    }
+    if analysis.mirror_weight.is_some() && !analysis.mirror {
+        r.warning("analysis.mirrorWeight", "ignored: mirror is not on");
+    }
+    match canary.strategy() {
+        Strategy::AbTesting if analysis.mirror => r.warning(
+            "analysis.mirror",
+            "ignored with A/B testing (match with iterations), as in Flagger",
+        ),
+        Strategy::BlueGreen if !analysis.mirror && !analysis.metrics.is_empty() => r.warning(
+            "analysis.iterations",
+            "Blue/Green without mirror routes no live traffic to the canary: its checks only see \
+             requests sent to it directly, and a check without data fails",
+        ),
+        _ => {}
     }
     let stepped = analysis.step_weight.is_some_and(|s| s > 0) || !analysis.step_weights.is_empty();
     match canary.strategy() {

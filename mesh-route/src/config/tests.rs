@@ -1066,6 +1066,34 @@ fn canary_fields_the_mesh_cannot_honour_are_errors_naming_them() {
 }
 
 #[test]
+fn canary_metrics_servers_and_names_are_checked() {
+    let e = errors(&canary(STEPS, "  metricsServer: https://prometheus:9090\n"));
+    assert!(find(&e, "metricsServer").message.contains("only http://"));
+    let twice = format!("{}---\n{}", canary(STEPS, ""), canary(STEPS, ""));
+    let e = errors(&twice);
+    assert!(
+        e.iter().any(|d| d
+            .message
+            .starts_with("a second Canary istioinaction/catalog")),
+        "{e:#?}"
+    );
+    let w = warnings(&canary(
+        "    iterations: 2\n    mirrorWeight: 20\n    metrics: [{name: request-success-rate, thresholdRange: {min: 99}}]\n",
+        "",
+    ));
+    assert!(
+        find(&w, "analysis.mirrorWeight")
+            .message
+            .contains("mirror is not on")
+    );
+    assert!(
+        find(&w, "analysis.iterations")
+            .message
+            .contains("Blue/Green without mirror")
+    );
+}
+
+#[test]
 fn kubernetes_only_canary_fields_are_warned_about() {
     let w = warnings(&canary(STEPS, "  progressDeadlineSeconds: 60\n"));
     assert!(

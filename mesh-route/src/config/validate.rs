@@ -69,9 +69,23 @@ pub(crate) fn validate_all(config: &Config, mesh: &[MeshDocument], out: &mut Vec
             &mut Reporter::new(&telemetry.origin, &name, out),
         );
     }
-    for canary in &config.canaries {
+    for (i, canary) in config.canaries.iter().enumerate() {
         let name = label("Canary", canary);
-        validate_canary(&canary.spec, &mut Reporter::new(&canary.origin, &name, out));
+        let mut reporter = Reporter::new(&canary.origin, &name, out);
+        let qualified = canary.meta.qualified_name();
+        if let Some(first) = config.canaries[..i]
+            .iter()
+            .find(|c| c.meta.qualified_name() == qualified)
+        {
+            reporter.error(
+                "",
+                format!(
+                    "a second Canary {qualified} (the first is at {})",
+                    first.origin
+                ),
+            );
+        }
+        validate_canary(&canary.spec, &mut reporter);
         // The routes it writes, checked as any VirtualService's.
         let routes = Canary::virtual_service(canary, CanaryRouting::default());
         let name = format!("{name} (its routes)");
