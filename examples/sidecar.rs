@@ -221,6 +221,18 @@ async fn run(
     }
     let _ = stdout.flush();
     drop(stdout);
+    // An inbound listener opened later (an update declaring `ingress`) is announced the same way.
+    let mut updates = running.listener_updates();
+    let mut announced = running.listeners();
+    tokio::spawn(async move {
+        while updates.changed().await.is_ok() {
+            let now = updates.borrow_and_update().clone();
+            for (name, addr) in now.iter().filter(|entry| !announced.contains(entry)) {
+                println!("listening {name}={addr}");
+            }
+            announced = now;
+        }
+    });
     wait_for_signal().await;
     let _ = stop_reloading.send(true);
     running.shutdown().await;

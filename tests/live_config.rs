@@ -430,3 +430,49 @@ async fn every_file_loading_reads_is_watched_whatever_the_case_of_its_extension(
     eventually("the change to apply", || live.current().version() == 2).await;
     running.shutdown().await;
 }
+
+/// A swap that declares a Sidecar `ingress` where there was none opens the inbound listener,
+/// announced through `listener_updates`, and it serves the local application.
+#[tokio::test]
+async fn a_swap_that_adds_an_ingress_opens_the_inbound_listener() {
+    let (v1, _v2, registry) = support::catalog_upstreams().await;
+    let live = LiveSidecar::new(all_to(&registry, "version-v1"), support::quiet()).unwrap();
+    let running = live.start(&support::ephemeral()).await.unwrap();
+    assert_eq!(
+        running.addr("inbound"),
+        None,
+        "no ingress, no inbound listener"
+    );
+    let mut updates = running.listener_updates();
+
+    let ingress = format!(
+        "{}\n---\napiVersion: networking.istio.io/v1\nkind: Sidecar\n\
+         metadata: {{name: catalog, namespace: istioinaction}}\nspec:\n  ingress:\n  \
+         - port: {{number: 3000, protocol: HTTP, name: http}}\n    defaultEndpoint: {}\n",
+        support::all_to(&registry, "version-v1"),
+        v1.addr()
+    );
+    live.swap(Config::from_yaml_str(&ingress).unwrap().config)
+        .unwrap();
+    let inbound = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            updates.changed().await.unwrap();
+            let found = updates
+                .borrow_and_update()
+                .iter()
+                .find(|(n, _)| *n == "inbound")
+                .map(|(_, a)| *a);
+            if let Some(addr) = found {
+                return addr;
+            }
+        }
+    })
+    .await
+    .expect("the inbound listener opens");
+    assert_eq!(running.addr("inbound"), Some(inbound));
+    let mut client = Http1Client::connect(inbound).await.unwrap();
+    let response = client.get("/items", &[("host", "catalog")]).await.unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(v1.hits(), 1);
+    running.shutdown().await;
+}

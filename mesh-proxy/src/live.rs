@@ -13,9 +13,8 @@
 //! included) where their settings are the same (see
 //! [`Registry::build_after`](crate::registry::Registry::build_after)), per-cluster request
 //! counters, and access logs opened with the same settings. The listeners bound at start
-//! stay: a swap
-//! that adds a Sidecar `ingress` where there was none does not open the inbound listener
-//! (restart for that).
+//! stay; a swap that adds a Sidecar `ingress` where there was none opens the inbound listener
+//! then (see [`RunningSidecar::listener_updates`](crate::RunningSidecar::listener_updates)).
 
 use crate::{
     Sidecar, StartError,

@@ -549,6 +549,7 @@ impl Served {
             drain.clone(),
         ))];
         let mut listeners = vec![("outbound", outbound)];
+        let inbound_served = self.inbound.is_some();
         if let (Some((listener, addr)), Some(service)) = (inbound_listener, self.inbound) {
             tasks.push(tokio::spawn(serve(
                 listener,
@@ -573,10 +574,20 @@ impl Served {
         tasks.push(tokio::spawn(serve(
             admin_listener,
             self.admin,
-            stopped,
-            drain,
+            stopped.clone(),
+            drain.clone(),
         )));
         listeners.push(("admin", admin));
+        let listeners = watch::Sender::new(listeners);
+        if let (Some(live), false) = (&self.live, inbound_served) {
+            tasks.push(tokio::spawn(open_inbound_when_configured(
+                live.clone(),
+                options.inbound,
+                listeners.clone(),
+                stopped,
+                drain,
+            )));
+        }
         Ok(RunningSidecar {
             listeners,
             stop,
@@ -584,6 +595,42 @@ impl Served {
             access_logs: self.access_logs,
             live: self.live,
         })
+    }
+}
+
+/// Opens the inbound listener on `addr` once the live configuration declares a Sidecar
+/// `ingress` (a swap added one), adds it to `listeners`, and serves it until `stopped`.
+async fn open_inbound_when_configured(
+    live: LiveSidecar,
+    addr: SocketAddr,
+    listeners: watch::Sender<Vec<(&'static str, SocketAddr)>>,
+    mut stopped: watch::Receiver<bool>,
+    drain: DrainDuration,
+) {
+    let mut versions = live.versions();
+    loop {
+        if live.peek().inbound_service().is_some() {
+            match bind(addr).await {
+                Ok((listener, bound)) => {
+                    tracing::info!(%bound, "configuration declares ingress: inbound listener opened");
+                    listeners.send_modify(|all| {
+                        let at = all.len().saturating_sub(1);
+                        all.insert(at, ("inbound", bound));
+                    });
+                    serve(listener, live.inbound_service(), stopped, drain).await;
+                    return;
+                }
+                Err(error) => tracing::error!(
+                    %addr, %error,
+                    "configuration declares ingress, but the inbound listener cannot bind; \
+                     retried at the next configuration update"
+                ),
+            }
+        }
+        tokio::select! {
+            changed = versions.changed() => if changed.is_err() { return },
+            _ = stopped.changed() => return,
+        }
     }
 }
 
@@ -606,7 +653,7 @@ pub async fn run_upkeep(handle: PrometheusHandle, mut stopped: watch::Receiver<b
 /// A started sidecar.
 #[derive(Debug)]
 pub struct RunningSidecar {
-    listeners: Vec<(&'static str, SocketAddr)>,
+    listeners: watch::Sender<Vec<(&'static str, SocketAddr)>>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     access_logs: Vec<AccessLog>,
@@ -616,13 +663,20 @@ pub struct RunningSidecar {
 impl RunningSidecar {
     /// `(name, bound address)` of every listener: `outbound`, `inbound` (if any), `prometheus`
     /// (if asked for), `admin`.
-    pub fn listeners(&self) -> &[(&'static str, SocketAddr)] {
-        &self.listeners
+    pub fn listeners(&self) -> Vec<(&'static str, SocketAddr)> {
+        self.listeners.borrow().clone()
+    }
+
+    /// The listeners as they open: those bound at start, then the inbound listener a live
+    /// sidecar opens when a configuration update first declares `ingress`.
+    pub fn listener_updates(&self) -> watch::Receiver<Vec<(&'static str, SocketAddr)>> {
+        self.listeners.subscribe()
     }
 
     /// The bound address of listener `name`.
     pub fn addr(&self, name: &str) -> Option<SocketAddr> {
         self.listeners
+            .borrow()
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, a)| *a)
