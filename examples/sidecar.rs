@@ -3,7 +3,7 @@
 //! ```text
 //! sidecar [--config PATH]... [--check] [--outbound ADDR] [--inbound ADDR] [--admin ADDR]
 //!         [--prometheus ADDR] [--workload-name NAME] [--namespace NS] [--label KEY=VALUE]...
-//!         [--service-account SA] [--cluster-id ID] [--metrics-server URL]
+//!         [--service-account SA] [--cluster-id ID] [--metrics-server URL] [--certs DIR]
 //! ```
 //! With no `--config` it serves as an ALLOW_ANY pass-through proxy with metrics and access
 //! logs. `--check` validates, prints every problem and exits 0 (valid) or 1 (invalid). On
@@ -25,6 +25,7 @@ use mesh::proxy::{
     canary::{CanaryController, CanaryOptions},
     reload::{ConfigFiles, DEFAULT_POLL_INTERVAL, Reloader},
     sidecar::SidecarSettings,
+    tls::{IdentityFiles, TlsIdentity},
     workload_identity::WorkloadSettings,
 };
 use mesh::route::config::{Config, Diagnostic, Loaded, Severity};
@@ -71,6 +72,11 @@ struct Args {
     /// The cluster this workload runs in (default `Kubernetes`).
     #[arg(long, value_name = "ID")]
     cluster_id: Option<String>,
+    /// A directory with this workload's mTLS identity in Istio's layout (`cert-chain.pem`,
+    /// `key.pem`, `root-cert.pem`; `certs` makes them): inbound connections are then mutual TLS
+    /// as PeerAuthentication says.
+    #[arg(long, value_name = "DIR")]
+    certs: Option<PathBuf>,
     /// The Prometheus server (`http://host:port`) judging canaries that name none in
     /// `spec.metricsServer`; without it, the sidecar's own counters judge them.
     #[arg(long, value_name = "URL")]
@@ -173,6 +179,16 @@ async fn run(
         admin: args.admin,
         prometheus: args.prometheus,
     };
+    let identity = match &args.certs {
+        Some(dir) => match TlsIdentity::load(&IdentityFiles::in_dir(dir)) {
+            Ok(identity) => Some(std::sync::Arc::new(identity)),
+            Err(error) => {
+                eprintln!("error: --certs: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let settings = SidecarSettings {
         workload: WorkloadSettings {
             name: args.workload_name,
@@ -182,6 +198,7 @@ async fn run(
             cluster_id: args.cluster_id,
         },
         log_filter: Some(log_filter),
+        identity,
         ..SidecarSettings::default()
     };
     if let Some(server) = &args.metrics_server

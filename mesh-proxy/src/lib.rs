@@ -32,6 +32,7 @@ pub mod server_layers;
 pub mod sidecar;
 pub mod stats;
 pub mod telemetry_settings;
+pub mod tls;
 pub mod trace_settings;
 pub mod transport;
 pub mod upstream;

@@ -2,13 +2,16 @@
 //! port, TCP_NODELAY on every accepted socket, and errors turned into Envoy-style local replies
 //! at this outermost edge (hyper would otherwise close the connection).
 
+use crate::tls::{Accepted, InboundTls};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
-use mesh_core::{Body, BoxError, DownstreamAddr, body, local_reply::LocalReplyFuture};
+use mesh_core::{
+    Body, BoxError, DownstreamAddr, PeerIdentity, body, local_reply::LocalReplyFuture,
+};
 use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, time::Duration};
 use tokio::{net::TcpListener, sync::watch};
 use tower::{ServiceExt, util::BoxCloneSyncService};
@@ -20,14 +23,31 @@ pub type HttpService = BoxCloneSyncService<Request<Body>, Response<Body>, BoxErr
 /// reloaded `terminationDrainDuration` counts).
 pub type DrainDuration = std::sync::Arc<dyn Fn() -> Duration + Send + Sync>;
 
+/// The TLS policy of each new connection, asked as it is accepted (so a reloaded
+/// PeerAuthentication applies to the connections that follow); `None`: plaintext.
+pub type InboundTlsSource = std::sync::Arc<dyn Fn() -> Option<InboundTls> + Send + Sync>;
+
 /// Serves `service` on `listener` until `shutdown` turns true; then stops accepting (the
 /// listening socket closes), closes idle keep-alive connections, gives the others up to
 /// `drain()` to finish their requests, and closes those still open.
 pub async fn serve(
     listener: TcpListener,
     service: HttpService,
+    shutdown: watch::Receiver<bool>,
+    drain: DrainDuration,
+) {
+    serve_with_tls(listener, service, shutdown, drain, None).await;
+}
+
+/// [`serve`], each connection accepted as `tls` says when it is accepted (mutual TLS,
+/// plaintext, or either: see [`InboundTls`]); a mutual-TLS connection's requests carry the
+/// caller's [`PeerIdentity`].
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    service: HttpService,
     mut shutdown: watch::Receiver<bool>,
     drain: DrainDuration,
+    tls: Option<InboundTlsSource>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).keep_alive(true);
@@ -57,16 +77,39 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let downstream = DownstreamAddr { remote, local };
-        let hyper_service = ConnectionService {
+        let mut hyper_service = ConnectionService {
             service,
             downstream,
+            peer: None,
         };
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let policy = tls.as_ref().and_then(|source| source());
         connections.spawn(async move {
-            let connection =
-                builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service);
-            if let Err(error) = watcher.watch(connection).await {
+            let accepted = match policy {
+                Some(policy) => match policy.accept(stream).await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::debug!(%error, %remote, mode = ?policy.mode(), "connection refused by the inbound TLS policy");
+                        return;
+                    }
+                },
+                None => Accepted::Plain(stream),
+            };
+            let served = match accepted {
+                Accepted::Plain(stream) => {
+                    watcher
+                        .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service))
+                        .await
+                }
+                Accepted::Mutual(stream, peer) => {
+                    hyper_service.peer = peer;
+                    watcher
+                        .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service))
+                        .await
+                }
+            };
+            if let Err(error) = served {
                 tracing::debug!(%error, %remote, "connection ended with error");
             }
         });
@@ -86,6 +129,8 @@ const ADDED_HEADERS: usize = 12;
 struct ConnectionService {
     service: HttpService,
     downstream: DownstreamAddr,
+    /// The caller's verified identity, on a mutual-TLS connection.
+    peer: Option<PeerIdentity>,
 }
 
 type ResponseFuture =
@@ -102,6 +147,10 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
         // expected timeout, forwarding headers): one growth of the map, not one per layer.
         request.headers_mut().reserve(ADDED_HEADERS);
         request.extensions_mut().insert(self.downstream);
+        // Only the listener says who the peer is (never a header).
+        if let Some(peer) = &self.peer {
+            request.extensions_mut().insert(peer.clone());
+        }
         LocalReplyFuture::new(Box::pin(self.service.clone().oneshot(request)))
     }
 }

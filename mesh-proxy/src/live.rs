@@ -226,6 +226,10 @@ impl LiveSidecar {
         Served {
             outbound: self.outbound_service(),
             inbound: current.inbound_service().map(|_| self.inbound_service()),
+            inbound_tls: {
+                let live = self.clone();
+                Arc::new(move || live.peek().inbound_tls().cloned())
+            },
             admin: self.admin_service(),
             metrics_only: self.metrics_only_service(),
             prometheus: self.shared.settings.prometheus.clone(),

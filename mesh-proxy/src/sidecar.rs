@@ -16,13 +16,14 @@ use crate::{
     config_updates::ConfigUpdates,
     forward::Forward,
     inbound::{Inbound, InboundError},
-    listener::{DrainDuration, HttpService, bind, serve},
+    listener::{DrainDuration, HttpService, InboundTlsSource, bind, serve, serve_with_tls},
     live::LiveSidecar,
     prometheus::{PrometheusHandle, default_recorder},
     registry::Registry,
     server_layers::ServerLayers,
     stats::StatsSources,
     telemetry_settings::{AccessLogSettings, TelemetrySettings},
+    tls::{InboundTls, TlsError, TlsIdentity},
     trace_settings::TraceSettings,
     upstream::{DEFAULT_CONNECT_TIMEOUT, Upstream},
     workload_identity::WorkloadSettings,
@@ -31,6 +32,7 @@ use mesh_core::body;
 use mesh_core::{fault::FaultLayer, retry::RetryLayer, timeout::TimeoutLayer};
 use mesh_route::{
     RouteLayer, RouteTable,
+    config::peer_authentication::{DEFAULT_ROOT_NAMESPACE, mode_for},
     config::{Config, WorkloadMode},
     mirror::{MirrorLayer, MirrorStats, ShadowService},
     table::CompileError,
@@ -78,6 +80,9 @@ pub struct SidecarSettings {
     pub log_filter: Option<LogFilterControl>,
     /// No access log, whatever the configuration asks (an embedding that logs otherwise, tests).
     pub disable_access_log: bool,
+    /// The workload's mTLS identity (certificate, key, trust bundle): inbound connections are
+    /// mutual TLS as PeerAuthentication says. `None`: plaintext only (`STRICT` is refused).
+    pub identity: Option<Arc<TlsIdentity>>,
 }
 
 impl Default for SidecarOptions {
@@ -106,6 +111,9 @@ pub enum StartError {
     /// Telemetry cannot be set up (the access log file cannot be opened).
     #[error("telemetry: {0}")]
     Telemetry(String),
+    /// Mutual TLS cannot be set up (`STRICT` without a certificate, unusable certificates).
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr} ({name}): {source}")]
     Bind {
@@ -129,6 +137,8 @@ pub struct Sidecar {
     registry: Arc<Registry>,
     outbound: HttpService,
     inbound: Option<HttpService>,
+    /// How the inbound listener accepts connections (PeerAuthentication).
+    inbound_tls: Option<InboundTls>,
     server_layers: ServerLayers,
     mirror_stats: Arc<MirrorStats>,
     span_stats: Option<Arc<ReporterStats>>,
@@ -379,11 +389,19 @@ impl Sidecar {
             telemetry: telemetry.inbound.clone(),
             spans: tracing.server.spans,
         };
-        let inbound = match config.sidecars.iter().find(|s| !s.spec.ingress.is_empty()) {
+        let ingress = config.sidecars.iter().find(|s| !s.spec.ingress.is_empty());
+        let inbound = match ingress {
             Some(sidecar) => {
                 Inbound::new(&sidecar.spec, upstream)?.map(|inbound| server_layers.layer(inbound))
             }
             None => None,
+        };
+        let inbound_tls = match ingress {
+            Some(sidecar) if inbound.is_some() => {
+                let port = sidecar.spec.ingress.first().map(|i| i.port.number);
+                Some(inbound_tls(&config, &settings, port)?)
+            }
+            _ => None,
         };
         Ok(Sidecar {
             config: Arc::new(config),
@@ -392,6 +410,7 @@ impl Sidecar {
             registry,
             outbound: BoxCloneSyncService::new(outbound),
             inbound,
+            inbound_tls,
             server_layers,
             mirror_stats,
             span_stats: tracing.stats,
@@ -444,6 +463,12 @@ impl Sidecar {
         self.outbound.clone()
     }
 
+    /// How the inbound listener accepts connections under the PeerAuthentication in force;
+    /// `None` without an inbound listener.
+    pub fn inbound_tls(&self) -> Option<&InboundTls> {
+        self.inbound_tls.as_ref()
+    }
+
     /// The inbound side's layers, to put in front of an application's own service in-process
     /// (the inbound listener runs them in front of its forwarder).
     pub fn server_layers(&self) -> &ServerLayers {
@@ -488,6 +513,10 @@ impl Sidecar {
         Served {
             outbound: self.outbound.clone(),
             inbound: self.inbound.clone(),
+            inbound_tls: {
+                let tls = self.inbound_tls.clone();
+                Arc::new(move || tls.clone())
+            },
             admin: BoxCloneSyncService::new(admin.clone()),
             metrics_only: BoxCloneSyncService::new(admin.metrics_only()),
             prometheus: self.telemetry.prometheus.clone(),
@@ -508,6 +537,8 @@ impl Sidecar {
 pub(crate) struct Served {
     pub(crate) outbound: HttpService,
     pub(crate) inbound: Option<HttpService>,
+    /// How the inbound listener accepts each connection.
+    pub(crate) inbound_tls: InboundTlsSource,
     pub(crate) admin: HttpService,
     pub(crate) metrics_only: HttpService,
     pub(crate) prometheus: Option<PrometheusHandle>,
@@ -551,11 +582,12 @@ impl Served {
         let mut listeners = vec![("outbound", outbound)];
         let inbound_served = self.inbound.is_some();
         if let (Some((listener, addr)), Some(service)) = (inbound_listener, self.inbound) {
-            tasks.push(tokio::spawn(serve(
+            tasks.push(tokio::spawn(serve_with_tls(
                 listener,
                 service,
                 stopped.clone(),
                 drain.clone(),
+                Some(self.inbound_tls.clone()),
             )));
             listeners.push(("inbound", addr));
         }
@@ -586,6 +618,7 @@ impl Served {
                 listeners.clone(),
                 stopped,
                 drain,
+                self.inbound_tls,
             )));
         }
         Ok(RunningSidecar {
@@ -606,6 +639,7 @@ async fn open_inbound_when_configured(
     listeners: watch::Sender<Vec<(&'static str, SocketAddr)>>,
     mut stopped: watch::Receiver<bool>,
     drain: DrainDuration,
+    tls: InboundTlsSource,
 ) {
     let mut versions = live.versions();
     loop {
@@ -617,7 +651,8 @@ async fn open_inbound_when_configured(
                         let at = all.len().saturating_sub(1);
                         all.insert(at, ("inbound", bound));
                     });
-                    serve(listener, live.inbound_service(), stopped, drain).await;
+                    serve_with_tls(listener, live.inbound_service(), stopped, drain, Some(tls))
+                        .await;
                     return;
                 }
                 Err(error) => tracing::error!(
@@ -632,6 +667,30 @@ async fn open_inbound_when_configured(
             _ = stopped.changed() => return,
         }
     }
+}
+
+/// The inbound TLS policy of this workload's ingress `port` under `config`'s PeerAuthentications.
+fn inbound_tls(
+    config: &Config,
+    settings: &SidecarSettings,
+    port: Option<u32>,
+) -> Result<InboundTls, StartError> {
+    let workload = settings
+        .workload
+        .resolve(config, |name| std::env::var(name).ok());
+    let root = config
+        .mesh
+        .root_namespace
+        .as_deref()
+        .unwrap_or(DEFAULT_ROOT_NAMESPACE);
+    let mode = mode_for(
+        &config.peer_authentications,
+        root,
+        &workload.namespace,
+        &settings.workload.labels,
+        port,
+    );
+    Ok(InboundTls::new(mode, settings.identity.as_deref())?)
 }
 
 /// How often the Prometheus recorder's histograms are drained (its upkeep must run on a timer).

@@ -29,9 +29,9 @@ use http::{
 };
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use mesh_core::{
-    BoxError, DownstreamAddr, MeshError, ResponseFlag, ResponseFlags, Routed, RoutedError,
-    UpstreamCluster, UpstreamError, UpstreamHost, UpstreamWorkload, authority::addressed_authority,
-    local_reply::error_to_response, workload::Workload,
+    BoxError, DownstreamAddr, MeshError, PeerIdentity, ResponseFlag, ResponseFlags, Routed,
+    RoutedError, UpstreamCluster, UpstreamError, UpstreamHost, UpstreamWorkload,
+    authority::addressed_authority, local_reply::error_to_response, workload::Workload,
 };
 use pin_project::{pin_project, pinned_drop};
 use std::{
@@ -246,7 +246,12 @@ impl Recording {
             route_name: None,
             upstream_cluster: None,
             upstream_host: None,
-            peer: None,
+            // Inbound, the peer is the caller: known when it proved who it is (mutual TLS).
+            peer: shared.metrics.as_ref().and_then(|metrics| {
+                let identity = request.extensions().get::<PeerIdentity>()?;
+                (metrics.reporter() == Reporter::Destination)
+                    .then(|| metrics.peer_workload(identity))?
+            }),
             upstream_service_time: None,
             grpc_status: None,
             response_bytes: 0,

@@ -40,15 +40,15 @@ const TELEMETRY_VERSIONS: &[&str] = &[
 ];
 
 /// Kinds recognised but not supported yet, with their API group.
-const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
-    ("Gateway", "networking.istio.io/"),
-    ("PeerAuthentication", "security.istio.io/"),
-];
+const NOT_YET_SUPPORTED: &[(&str, &str)] = &[("Gateway", "networking.istio.io/")];
+
+/// API versions accepted for the `security.istio.io` kinds.
+const SECURITY_VERSIONS: &[&str] = &["security.istio.io/v1", "security.istio.io/v1beta1"];
 
 const SUPPORTED_LIST: &str = "networking.istio.io/v1 (or v1beta1, v1alpha3) VirtualService, \
      DestinationRule, ServiceEntry, Sidecar; telemetry.istio.io/v1 (or v1beta1, v1alpha1) \
-     Telemetry; flagger.app/v1beta1 Canary; mesh/v1 MeshConfig; install.istio.io/v1alpha1 \
-     IstioOperator";
+     Telemetry; security.istio.io/v1 (or v1beta1) PeerAuthentication; flagger.app/v1beta1 \
+     Canary; mesh/v1 MeshConfig; install.istio.io/v1alpha1 IstioOperator";
 
 /// Top-level keys of a resource document.
 const DOCUMENT_KEYS: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
@@ -64,6 +64,7 @@ enum DocumentKind {
     ServiceEntry,
     Sidecar,
     Telemetry,
+    PeerAuthentication,
     Canary,
     MeshConfig,
     IstioOperator,
@@ -83,6 +84,9 @@ impl DocumentKind {
         }
         if TELEMETRY_VERSIONS.contains(&api_version) && kind == "Telemetry" {
             return Some(Self::Telemetry);
+        }
+        if SECURITY_VERSIONS.contains(&api_version) && kind == "PeerAuthentication" {
+            return Some(Self::PeerAuthentication);
         }
         match (api_version, kind) {
             ("flagger.app/v1beta1", "Canary") => return Some(Self::Canary),
@@ -190,6 +194,8 @@ impl Loader {
         mine.service_entries.extend(config.service_entries);
         mine.sidecars.extend(config.sidecars);
         mine.telemetries.extend(config.telemetries);
+        mine.peer_authentications
+            .extend(config.peer_authentications);
         mine.canaries.extend(config.canaries);
         mine.canary_routes.extend(config.canary_routes);
         mine.mesh.merge(config.mesh);
@@ -240,7 +246,13 @@ impl Loader {
             let known: Vec<&str> = NETWORKING_KINDS
                 .iter()
                 .copied()
-                .chain(["Telemetry", "Canary", "MeshConfig", "IstioOperator"])
+                .chain([
+                    "Telemetry",
+                    "PeerAuthentication",
+                    "Canary",
+                    "MeshConfig",
+                    "IstioOperator",
+                ])
                 .collect();
             self.diagnostics.push(
                 Diagnostic::error(format!(
@@ -306,6 +318,13 @@ impl Loader {
                 if let Some(spec) = self.parse_spec(spec, &origin, &label, "") {
                     self.config
                         .telemetries
+                        .push(Resource { meta, origin, spec });
+                }
+            }
+            DocumentKind::PeerAuthentication => {
+                if let Some(spec) = self.parse_spec(spec, &origin, &label, "") {
+                    self.config
+                        .peer_authentications
                         .push(Resource { meta, origin, spec });
                 }
             }
@@ -649,7 +668,11 @@ mod tests {
         );
         assert_eq!(
             DocumentKind::classify("security.istio.io/v1", "PeerAuthentication"),
-            Some(DocumentKind::NotYetSupported)
+            Some(DocumentKind::PeerAuthentication)
+        );
+        assert_eq!(
+            DocumentKind::classify("flagger.app/v1beta1", "Canary"),
+            Some(DocumentKind::Canary)
         );
         assert_eq!(DocumentKind::classify("apps/v1", "Deployment"), None);
         assert_eq!(

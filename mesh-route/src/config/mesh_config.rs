@@ -37,6 +37,9 @@ pub struct MeshConfig {
     /// SPIFFE trust domain (default `cluster.local`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trust_domain: Option<String>,
+    /// The namespace whose policies apply mesh-wide (default `istio-system`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_namespace: Option<String>,
     /// Upstream connect timeout (Istio default 10s).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_timeout: Option<Duration>,
@@ -69,6 +72,7 @@ impl MeshConfig {
         take(&mut self.access_log_encoding, later.access_log_encoding);
         take(&mut self.access_log_format, later.access_log_format);
         take(&mut self.trust_domain, later.trust_domain);
+        take(&mut self.root_namespace, later.root_namespace);
         take(&mut self.connect_timeout, later.connect_timeout);
         take(
             &mut self.default_http_retry_policy,

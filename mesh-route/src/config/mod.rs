@@ -37,6 +37,7 @@ mod loader;
 #[cfg(feature = "yaml")]
 pub use loader::{Loader, yaml_files};
 pub mod mesh_config;
+pub mod peer_authentication;
 pub mod resource;
 mod resource_rules;
 mod route_rules;
@@ -64,6 +65,7 @@ pub use mesh_config::{
     AccessLogEncoding, CustomTag, MeshConfig, MeshOutboundTrafficPolicy, ProxyConfig, Tracing,
     ZipkinTracing,
 };
+pub use peer_authentication::{MtlsMode, PeerAuthentication};
 pub use resource::{ObjectMeta, Resource};
 pub use route_rules::RETRY_ON_TOKENS;
 pub use service_entry::{Location, Resolution, ServiceEntry, ServicePort, WorkloadEntry};
@@ -111,6 +113,9 @@ pub struct Config {
     pub sidecars: Vec<Resource<Sidecar>>,
     /// Telemetries (`telemetry.istio.io`), in load order.
     pub telemetries: Vec<Resource<Telemetry>>,
+    /// PeerAuthentications (`security.istio.io`), in load order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub peer_authentications: Vec<Resource<PeerAuthentication>>,
     /// Canaries (`flagger.app`), in load order: each writes the routes of its service.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub canaries: Vec<Resource<Canary>>,

@@ -8,6 +8,7 @@ use super::cross_resource::validate_cross_resource;
 use super::diagnostic::{Diagnostic, Origin, Reporter};
 use super::enforcement::{Finder, NOT_ENFORCED, not_enforced_message};
 use super::mesh_config::MeshConfig;
+use super::peer_authentication::validate_peer_authentication;
 use super::resource::label;
 use super::resource_rules::{
     validate_destination_rule, validate_mesh_config, validate_service_entry, validate_sidecar,
@@ -94,6 +95,10 @@ pub(crate) fn validate_all(config: &Config, mesh: &[MeshDocument], out: &mut Vec
             false,
             &mut Reporter::new(&canary.origin, &name, out),
         );
+    }
+    for policy in &config.peer_authentications {
+        let name = label("PeerAuthentication", policy);
+        validate_peer_authentication(&policy.spec, &mut Reporter::new(&policy.origin, &name, out));
     }
     for document in mesh {
         let mut reporter =

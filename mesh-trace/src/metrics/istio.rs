@@ -6,7 +6,7 @@ use super::{
     labels::{CatchAllCluster, Reporter, RequestProtocol, SeriesLabels},
 };
 use arc_swap::ArcSwap;
-use mesh_core::{ResponseFlags, fnv::FnvBuildHasher, workload::Workload};
+use mesh_core::{PeerIdentity, ResponseFlags, fnv::FnvBuildHasher, workload::Workload};
 use metrics::{Counter, Histogram, Key, Level, Metadata, Recorder, Unit};
 use std::{
     collections::{HashMap, HashSet},
@@ -145,7 +145,14 @@ pub struct IstioMetrics {
     /// Whether [`MAX_SERVICES`] services have series.
     full: AtomicBool,
     max_services: usize,
+    /// The workloads of mutual-TLS callers by SPIFFE id, one shared `Arc` each (series are
+    /// cached by peer address).
+    peers: Mutex<HashMap<Arc<str>, Arc<Workload>, FnvBuildHasher>>,
 }
+
+/// How many distinct mutual-TLS callers get a workload of their own; past this, callers are
+/// `unknown`, so that no caller can grow the metrics without bound.
+pub const MAX_PEERS: usize = 1024;
 
 impl fmt::Debug for IstioMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -209,7 +216,39 @@ impl IstioMetrics {
             services: Mutex::default(),
             full: AtomicBool::new(false),
             max_services: MAX_SERVICES,
+            peers: Mutex::default(),
         }
+    }
+
+    /// The workload of the mutual-TLS caller `peer`, as Istio labels it from the certificate
+    /// alone: its principal and (from an Istio SPIFFE id) namespace; the rest `unknown`.
+    /// `None` past [`MAX_PEERS`] callers.
+    ///
+    /// ```
+    /// use mesh_core::{PeerIdentity, workload::Workload};
+    /// use mesh_trace::metrics::{IstioMetrics, MetricsRecorder, Reporter};
+    /// let metrics = IstioMetrics::new(MetricsRecorder::Global, Reporter::Destination, Workload::default());
+    /// let peer = metrics.peer_workload(&PeerIdentity::new("spiffe://cluster.local/ns/shop/sa/web")).unwrap();
+    /// assert_eq!((peer.namespace.as_str(), peer.principal.as_str()), ("shop", "spiffe://cluster.local/ns/shop/sa/web"));
+    /// ```
+    pub fn peer_workload(&self, peer: &PeerIdentity) -> Option<Arc<Workload>> {
+        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(known) = peers.get(&peer.0) {
+            return Some(known.clone());
+        }
+        if peers.len() >= MAX_PEERS {
+            return None;
+        }
+        let workload = Arc::new(Workload {
+            namespace: peer
+                .namespace()
+                .unwrap_or(mesh_core::workload::UNKNOWN)
+                .to_owned(),
+            principal: peer.principal().to_owned(),
+            ..Workload::default()
+        });
+        peers.insert(peer.0.clone(), workload.clone());
+        Some(workload)
     }
 
     /// Who reports.

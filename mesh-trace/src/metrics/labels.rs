@@ -109,11 +109,13 @@ impl SeriesLabels<'_> {
             Some(cluster) => cluster.name().to_owned(),
             None => service_name,
         };
+        let (src, dst) = (self.source, self.destination);
+        // Inbound, a caller's principal is known from its verified certificate only.
         let security = match self.reporter {
             Reporter::Source => "unknown",
+            Reporter::Destination if src.principal != mesh_core::workload::UNKNOWN => "mutual_tls",
             Reporter::Destination => "none",
         };
-        let (src, dst) = (self.source, self.destination);
         let pairs: [(&'static str, String); 25] = [
             ("reporter", self.reporter.as_str().into()),
             ("source_workload", src.name.clone()),

@@ -1,0 +1,237 @@
+//! Mesh mTLS on the inbound side, with certificates made in the test (`examples/certs.rs`):
+//! PeerAuthentication STRICT refuses plaintext, clients without a certificate and clients of
+//! another CA; PERMISSIVE serves plaintext and mutual TLS on one port; the caller's SPIFFE id
+//! becomes `source_principal` with `connection_security_policy="mutual_tls"`.
+
+mod support;
+
+#[path = "../examples/certs.rs"]
+#[allow(dead_code)]
+mod certs;
+
+use bytes::Bytes;
+use certs::MeshCa;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use mesh::demo::CatalogServer;
+use mesh::proxy::{
+    RunningSidecar, Sidecar, StartError,
+    sidecar::SidecarSettings,
+    tls::{SpiffeServerVerifier, TlsIdentity},
+    workload_identity::WorkloadSettings,
+};
+use mesh::route::config::Config;
+use std::{net::SocketAddr, sync::Arc};
+use support::metrics::Metrics;
+
+const WEB: &str = "spiffe://cluster.local/ns/shop/sa/web";
+const CATALOG: &str = "spiffe://cluster.local/ns/shop/sa/catalog";
+
+fn identity(ca: &MeshCa, id: &str) -> Arc<TlsIdentity> {
+    let pem = ca.workload(id).unwrap();
+    Arc::new(
+        TlsIdentity::from_pem(
+            pem.cert_chain.as_bytes(),
+            pem.key.as_bytes(),
+            pem.root.as_bytes(),
+        )
+        .unwrap(),
+    )
+}
+
+/// The catalog app behind an inbound sidecar of workload `catalog` in `shop`, with
+/// PeerAuthentication `mode` for the namespace.
+fn config(app: SocketAddr, mode: &str) -> Config {
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\n\
+         metadata: {{name: catalog, namespace: shop}}\nspec:\n  ingress:\n  \
+         - port: {{number: 3000, protocol: HTTP, name: http}}\n    defaultEndpoint: {app}\n\
+         ---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
+         metadata: {{name: default, namespace: shop}}\nspec:\n  mtls: {{mode: {mode}}}\n"
+    );
+    Config::from_yaml_str(&yaml).unwrap().config
+}
+
+async fn inbound(
+    mode: &str,
+    identity: Option<Arc<TlsIdentity>>,
+) -> (RunningSidecar, CatalogServer, Metrics) {
+    let app = CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (recorder, metrics) = Metrics::recorder();
+    let settings = SidecarSettings {
+        workload: WorkloadSettings {
+            name: Some("catalog".into()),
+            namespace: Some("shop".into()),
+            ..WorkloadSettings::default()
+        },
+        metrics: Some(recorder),
+        identity,
+        ..support::quiet()
+    };
+    let sidecar = Sidecar::with_settings(config(app.addr(), mode), settings)
+        .unwrap()
+        .start(&support::ephemeral())
+        .await
+        .unwrap();
+    (sidecar, app, metrics)
+}
+
+/// `GET /items` over mutual TLS as `client`; the status, or why it failed.
+async fn mtls_get(addr: SocketAddr, client: &TlsIdentity) -> Result<u16, String> {
+    send(addr, client.client_config(&[]).unwrap()).await
+}
+
+/// A client that verifies the server against `ca` as the mesh does, but has no certificate.
+fn without_certificate(ca: &MeshCa) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca.pem().as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let verifier = SpiffeServerVerifier::new(Arc::new(roots), Vec::new()).unwrap();
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(mesh::proxy::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth(),
+    )
+}
+
+async fn send(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Result<u16, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let name = rustls::pki_types::ServerName::try_from("catalog.shop.svc.cluster.local").unwrap();
+    let tls = connector
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    plain_http(TokioIo::new(tls)).await
+}
+
+async fn plain_http<I>(io: I) -> Result<u16, String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("http handshake: {e}"))?;
+    tokio::spawn(connection);
+    let request = http::Request::get("/items")
+        .header("host", "catalog")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    let status = response.status().as_u16();
+    let _ = response.into_body().collect().await;
+    Ok(status)
+}
+
+async fn plaintext_get(addr: SocketAddr) -> Result<u16, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    plain_http(TokioIo::new(stream)).await
+}
+
+fn label<'a>(labels: &'a support::metrics::Labels, key: &str) -> &'a str {
+    labels.get(key).map_or("", String::as_str)
+}
+
+#[tokio::test]
+async fn strict_serves_mutual_tls_only_and_reports_the_callers_identity() {
+    let ca = MeshCa::new("test CA").unwrap();
+    let (sidecar, app, metrics) = inbound("STRICT", Some(identity(&ca, CATALOG))).await;
+    let addr = sidecar.addr("inbound").unwrap();
+
+    assert!(plaintext_get(addr).await.is_err(), "plaintext is refused");
+    let web = identity(&ca, WEB);
+    assert_eq!(mtls_get(addr, &web).await, Ok(200));
+    assert_eq!(app.hits(), 1, "only the mutual-TLS request reached the app");
+
+    assert!(
+        send(addr, without_certificate(&ca)).await.is_err(),
+        "a client without a certificate is refused"
+    );
+    // A certificate of another CA (the client itself trusts ours, so only the server can say no).
+    let other_ca = MeshCa::new("another CA").unwrap();
+    let pem = other_ca.workload(WEB).unwrap();
+    let stranger = TlsIdentity::from_pem(
+        pem.cert_chain.as_bytes(),
+        pem.key.as_bytes(),
+        ca.pem().as_bytes(),
+    )
+    .unwrap();
+    assert!(
+        mtls_get(addr, &stranger).await.is_err(),
+        "a certificate of another CA is refused"
+    );
+    assert_eq!(app.hits(), 1);
+
+    let series = metrics.wait_for_requests(1).await;
+    let (labels, count) = &series[0];
+    assert_eq!(*count, 1, "{series:?}");
+    assert_eq!(label(labels, "reporter"), "destination");
+    assert_eq!(label(labels, "source_principal"), WEB);
+    assert_eq!(label(labels, "source_workload_namespace"), "shop");
+    assert_eq!(label(labels, "connection_security_policy"), "mutual_tls");
+    sidecar.shutdown().await;
+}
+
+#[tokio::test]
+async fn permissive_serves_plaintext_and_mutual_tls_on_one_port() {
+    let ca = MeshCa::new("test CA").unwrap();
+    let (sidecar, app, metrics) = inbound("PERMISSIVE", Some(identity(&ca, CATALOG))).await;
+    let addr = sidecar.addr("inbound").unwrap();
+    assert_eq!(plaintext_get(addr).await, Ok(200));
+    let web = identity(&ca, WEB);
+    assert_eq!(mtls_get(addr, &web).await, Ok(200));
+    assert_eq!(app.hits(), 2);
+    let series = metrics.wait_for_requests(2).await;
+    let mut policies: Vec<(String, String)> = series
+        .iter()
+        .map(|(labels, _)| {
+            (
+                label(labels, "connection_security_policy").to_owned(),
+                label(labels, "source_principal").to_owned(),
+            )
+        })
+        .collect();
+    policies.sort();
+    assert_eq!(
+        policies,
+        [
+            ("mutual_tls".to_owned(), WEB.to_owned()),
+            ("none".to_owned(), "unknown".to_owned())
+        ]
+    );
+    sidecar.shutdown().await;
+}
+
+#[tokio::test]
+async fn strict_without_a_certificate_does_not_start() {
+    let app: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let settings = SidecarSettings {
+        workload: WorkloadSettings {
+            namespace: Some("shop".into()),
+            ..WorkloadSettings::default()
+        },
+        ..support::quiet()
+    };
+    let error = Sidecar::with_settings(config(app, "STRICT"), settings).unwrap_err();
+    assert!(matches!(error, StartError::Tls(_)), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("STRICT needs a workload certificate"),
+        "{error}"
+    );
+}
