@@ -235,3 +235,105 @@ async fn strict_without_a_certificate_does_not_start() {
         "{error}"
     );
 }
+
+/// A sidecar for workload `web` whose `catalog` is the inbound listener at `catalog`, with
+/// DestinationRule `tls` (YAML flow mapping).
+async fn outbound(catalog: SocketAddr, tls: &str, identity: Arc<TlsIdentity>) -> RunningSidecar {
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n\
+         metadata: {{name: catalog, namespace: shop}}\nspec:\n  hosts: [catalog]\n  \
+         resolution: STATIC\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  \
+         endpoints: [{{address: 127.0.0.1, ports: {{http: {}}}}}]\n---\n\
+         apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+         metadata: {{name: catalog, namespace: shop}}\nspec:\n  host: catalog\n  \
+         trafficPolicy: {{tls: {tls}}}\n",
+        catalog.port()
+    );
+    let settings = SidecarSettings {
+        workload: WorkloadSettings {
+            name: Some("web".into()),
+            namespace: Some("shop".into()),
+            ..WorkloadSettings::default()
+        },
+        identity: Some(identity),
+        ..support::quiet()
+    };
+    Sidecar::with_settings(Config::from_yaml_str(&yaml).unwrap().config, settings)
+        .unwrap()
+        .start(&support::ephemeral())
+        .await
+        .unwrap()
+}
+
+async fn through(sidecar: &RunningSidecar) -> mesh::demo::Collected {
+    let mut client = mesh::demo::Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    client.get("/items", &[("host", "catalog")]).await.unwrap()
+}
+
+#[tokio::test]
+async fn two_sidecars_talk_istio_mutual_and_the_receiver_records_the_senders_identity() {
+    let ca = MeshCa::new("test CA").unwrap();
+    let (receiver, app, metrics) = inbound("STRICT", Some(identity(&ca, CATALOG))).await;
+    let inbound_addr = receiver.addr("inbound").unwrap();
+    let sender = outbound(inbound_addr, "{mode: ISTIO_MUTUAL}", identity(&ca, WEB)).await;
+    let response = through(&sender).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(app.hits(), 1);
+    let series = metrics.wait_for_requests(1).await;
+    assert_eq!(label(&series[0].0, "source_principal"), WEB);
+    assert_eq!(
+        label(&series[0].0, "connection_security_policy"),
+        "mutual_tls"
+    );
+
+    // The expected identity is checked when the DestinationRule names one.
+    let pinned = format!("{{mode: ISTIO_MUTUAL, subjectAltNames: ['{CATALOG}']}}");
+    let sender = outbound(inbound_addr, &pinned, identity(&ca, WEB)).await;
+    assert_eq!(through(&sender).await.status, 200);
+    let wrong = format!("{{mode: ISTIO_MUTUAL, subjectAltNames: ['{WEB}']}}");
+    let sender = outbound(inbound_addr, &wrong, identity(&ca, WEB)).await;
+    let refused = through(&sender).await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(app.hits(), 2);
+}
+
+#[tokio::test]
+async fn istio_mutual_to_an_untrusted_peer_fails_with_uf() {
+    let ca = MeshCa::new("test CA").unwrap();
+    let (receiver, app, _metrics) = inbound("STRICT", Some(identity(&ca, CATALOG))).await;
+    // The sender's mesh is another: it trusts another CA, so the receiver's certificate fails.
+    let other = MeshCa::new("another CA").unwrap();
+    let sender = outbound(
+        receiver.addr("inbound").unwrap(),
+        "{mode: ISTIO_MUTUAL}",
+        identity(&other, WEB),
+    )
+    .await;
+    let response = through(&sender).await;
+    assert_eq!(response.status, 503);
+    assert!(
+        response.text().contains("upstream connect error"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(app.hits(), 0);
+}
+
+#[tokio::test]
+async fn istio_mutual_without_a_certificate_does_not_start() {
+    let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n\
+                metadata: {name: catalog}\nspec: {hosts: [catalog], resolution: STATIC, \
+                ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n---\n\
+                apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+                metadata: {name: catalog}\nspec: {host: catalog, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}\n";
+    let config = Config::from_yaml_str(yaml).unwrap().config;
+    let error = Sidecar::with_settings(config, support::quiet()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("ISTIO_MUTUAL needs a workload certificate"),
+        "{error}"
+    );
+}

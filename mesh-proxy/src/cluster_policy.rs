@@ -6,8 +6,8 @@
 use mesh_core::{circuit_breaker::ConnectionPoolLimits, outlier::OutlierConfig};
 use mesh_route::{
     config::{
-        Config, ConnectionPoolSettings, DestinationRule, OutlierDetection, Resource, SimpleLb,
-        TrafficPolicy,
+        ClientTlsSettings, Config, ConnectionPoolSettings, DestinationRule, OutlierDetection,
+        Resource, SimpleLb, TrafficPolicy,
     },
     host::canonical_host,
     table::Cluster,
@@ -22,6 +22,8 @@ pub struct ClusterPolicy {
     pub connection_pool: Option<ConnectionPoolSettings>,
     /// `outlierDetection`.
     pub outlier_detection: Option<OutlierDetection>,
+    /// `tls`.
+    pub tls: Option<ClientTlsSettings>,
 }
 
 impl ClusterPolicy {
@@ -54,6 +56,7 @@ impl ClusterPolicy {
                 .and_then(|p| p.connection_pool.clone()),
             outlier_detection: pick(|p| p.outlier_detection.is_some())
                 .and_then(|p| p.outlier_detection.clone()),
+            tls: pick(|p| p.tls.is_some()).and_then(|p| p.tls.clone()),
         }
     }
 }

@@ -14,11 +14,13 @@
 //! limit.
 
 use crate::active_connections::{ActiveConnections, OpenConnection};
+use crate::tls::OutboundTls;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::{
     client::legacy::connect::{Connected, Connection, HttpConnector},
     rt::TokioIo,
 };
+use mesh_core::BoxError;
 use pin_project::pin_project;
 use std::{
     future::Future,
@@ -31,6 +33,7 @@ use std::{
     task::{Context, Poll},
 };
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 /// How many responses a connection has carried; found in each response's extensions.
 #[derive(Clone, Debug, Default)]
@@ -53,15 +56,17 @@ pub struct CountingConnector {
     pub counting: bool,
     /// Where open connections are counted per endpoint.
     pub active: ActiveConnections,
+    /// TLS origination, when the cluster's connections are encrypted.
+    pub tls: Option<Arc<OutboundTls>>,
 }
 
 impl tower::Service<http::Uri> for CountingConnector {
     type Response = CountedStream;
-    type Error = <HttpConnector as tower::Service<http::Uri>>::Error;
+    type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<CountedStream, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.connector.poll_ready(cx)
+        self.connector.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
@@ -69,8 +74,19 @@ impl tower::Service<http::Uri> for CountingConnector {
         let connecting = self.connector.call(uri);
         let counting = self.counting;
         let active = self.active.clone();
+        let tls = self.tls.clone();
         Box::pin(async move {
-            let inner = connecting.await?;
+            let tcp = connecting.await?;
+            let inner = match tls {
+                None => Wire::Plain(tcp),
+                Some(tls) => {
+                    let stream = tcp.into_inner();
+                    let encrypted = tls
+                        .connect(stream, authority.as_deref().unwrap_or_default())
+                        .await?;
+                    Wire::Tls(Box::new(TokioIo::new(encrypted)))
+                }
+            };
             Ok(CountedStream {
                 inner,
                 uses: counting.then(ConnectionUses::default),
@@ -80,19 +96,30 @@ impl tower::Service<http::Uri> for CountingConnector {
     }
 }
 
+/// A connection's bytes: plaintext, or TLS.
+#[pin_project(project = WireProjection)]
+#[derive(Debug)]
+enum Wire {
+    Plain(#[pin] TokioIo<TcpStream>),
+    Tls(#[pin] Box<TokioIo<TlsStream<TcpStream>>>),
+}
+
 /// A TCP connection with its [`ConnectionUses`].
 #[pin_project]
 #[derive(Debug)]
 pub struct CountedStream {
     #[pin]
-    inner: TokioIo<TcpStream>,
+    inner: Wire,
     uses: Option<ConnectionUses>,
     _open: Option<OpenConnection>,
 }
 
 impl Connection for CountedStream {
     fn connected(&self) -> Connected {
-        let connected = self.inner.connected();
+        let connected = match &self.inner {
+            Wire::Plain(tcp) => tcp.connected(),
+            Wire::Tls(_) => Connected::new(),
+        };
         match &self.uses {
             Some(uses) => connected.extra(uses.clone()),
             None => connected,
@@ -106,7 +133,10 @@ impl Read for CountedStream {
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        self.project().inner.poll_read(cx, buf)
+        match self.project().inner.project() {
+            WireProjection::Plain(io) => io.poll_read(cx, buf),
+            WireProjection::Tls(io) => io.poll_read(cx, buf),
+        }
     }
 }
 
@@ -116,19 +146,31 @@ impl Write for CountedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
+        match self.project().inner.project() {
+            WireProjection::Plain(io) => io.poll_write(cx, buf),
+            WireProjection::Tls(io) => io.poll_write(cx, buf),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+        match self.project().inner.project() {
+            WireProjection::Plain(io) => io.poll_flush(cx),
+            WireProjection::Tls(io) => io.poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
+        match self.project().inner.project() {
+            WireProjection::Plain(io) => io.poll_shutdown(cx),
+            WireProjection::Tls(io) => io.poll_shutdown(cx),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        match &self.inner {
+            Wire::Plain(io) => io.is_write_vectored(),
+            Wire::Tls(io) => io.is_write_vectored(),
+        }
     }
 
     fn poll_write_vectored(
@@ -136,6 +178,9 @@ impl Write for CountedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
+        match self.project().inner.project() {
+            WireProjection::Plain(io) => io.poll_write_vectored(cx, bufs),
+            WireProjection::Tls(io) => io.poll_write_vectored(cx, bufs),
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::{
     cluster_policy::ClusterPolicy,
     cluster_stats::ClusterStats,
     endpoint::{Endpoint, Protocol},
+    tls::{OutboundTls, TlsError, TlsIdentity},
     upstream::{DEFAULT_IDLE_TIMEOUT, Upstream},
 };
 use http::uri::Authority;
@@ -91,8 +92,12 @@ pub struct Registry {
 impl Registry {
     /// Builds the registry for `table`'s clusters from `config`'s ServiceEntries and
     /// DestinationRules; clusters without their own connection timeouts share `upstream`.
-    pub fn build(config: &Config, table: &RouteTable, upstream: &Upstream) -> Self {
-        Registry::build_after(config, table, upstream, None)
+    pub fn build(
+        config: &Config,
+        table: &RouteTable,
+        upstream: &Upstream,
+    ) -> Result<Self, TlsError> {
+        Registry::build_after(config, table, upstream, None, None)
     }
 
     /// [`build`](Self::build), keeping `previous`'s state where nothing changed, as Envoy does
@@ -101,12 +106,16 @@ impl Registry {
     /// same name keeps its request counters, its own upstream pool when its connection
     /// settings are the same, its circuit breaker when its limits are, and each port's outlier
     /// detection (ejections included) when its endpoints and outlier settings are.
+    ///
+    /// `identity` is the workload's certificate, which clusters with `tls.mode: ISTIO_MUTUAL`
+    /// present; a cluster whose TLS cannot be set up is an error.
     pub fn build_after(
         config: &Config,
         table: &RouteTable,
         upstream: &Upstream,
         previous: Option<&Registry>,
-    ) -> Self {
+        identity: Option<&TlsIdentity>,
+    ) -> Result<Self, TlsError> {
         let trust_domain = config.mesh.trust_domain.as_deref().unwrap_or(TRUST_DOMAIN);
         let reusable = Reusable::new(
             previous
@@ -118,9 +127,11 @@ impl Registry {
         let clusters = table
             .clusters()
             .iter()
-            .map(|cluster| build_cluster(config, cluster, &mut shared, upstream, previous))
-            .collect();
-        Registry { clusters }
+            .map(|cluster| {
+                build_cluster(config, cluster, &mut shared, upstream, previous, identity)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Registry { clusters })
     }
 
     /// The cluster with index `index`.
@@ -180,7 +191,8 @@ fn build_cluster(
     cache: &mut EndpointCache,
     shared: &Upstream,
     previous: Option<&Registry>,
-) -> ClusterEndpoints {
+    identity: Option<&TlsIdentity>,
+) -> Result<ClusterEndpoints, TlsError> {
     let entries: Vec<(usize, &Resource<ServiceEntry>)> = config
         .service_entries
         .iter()
@@ -249,7 +261,19 @@ fn build_cluster(
         .find(|c| c.name == name);
     let policy = ClusterPolicy::for_cluster(config, cluster);
     let balancer = LoadBalancer::for_policy(policy.load_balancer);
-    let upstream = match (cluster_upstream(&policy, shared), before) {
+    let tls = match &policy.tls {
+        Some(settings) => OutboundTls::new(
+            settings,
+            &cluster.host,
+            port,
+            cluster.subset.as_deref(),
+            identity,
+        )
+        .map_err(|e| TlsError::new(format!("cluster {name}: {e}")))?
+        .map(Arc::new),
+        None => None,
+    };
+    let upstream = match (cluster_upstream(&policy, shared, tls), before) {
         (new, Some(before)) if new.same_settings(&before.upstream) => before.upstream.clone(),
         (new, _) => new,
     };
@@ -271,7 +295,7 @@ fn build_cluster(
             }));
         }
     }
-    ClusterEndpoints {
+    Ok(ClusterEndpoints {
         cluster: cluster.clone(),
         name,
         balancer,
@@ -280,7 +304,7 @@ fn build_cluster(
         upstream,
         breaker,
         stats: before.map_or_else(Arc::default, |b| b.stats.clone()),
-    }
+    })
 }
 
 /// Whether two endpoint lists hold the very same endpoints in the same order.
@@ -291,7 +315,11 @@ fn same_endpoints(a: &[Arc<Endpoint>], b: &[Arc<Endpoint>]) -> bool {
 /// The cluster's own upstream client when its `connectionPool` sets `tcp.connectTimeout`, an
 /// `idleTimeout` (`http.idleTimeout`, else `tcp.idleTimeout`; 0 disables) or
 /// `http.maxRequestsPerConnection`, else `shared`.
-fn cluster_upstream(policy: &ClusterPolicy, shared: &Upstream) -> Upstream {
+fn cluster_upstream(
+    policy: &ClusterPolicy,
+    shared: &Upstream,
+    tls: Option<Arc<OutboundTls>>,
+) -> Upstream {
     let pool = policy.connection_pool.as_ref();
     let tcp = pool.and_then(|p| p.tcp.as_ref());
     let connect = tcp.and_then(|t| t.connect_timeout).map(|d| d.get());
@@ -303,7 +331,7 @@ fn cluster_upstream(policy: &ClusterPolicy, shared: &Upstream) -> Upstream {
     let max_requests_per_connection = policy
         .pool_limits()
         .map_or(0, |limits| limits.max_requests_per_connection);
-    if connect.is_none() && idle.is_none() && max_requests_per_connection == 0 {
+    if connect.is_none() && idle.is_none() && max_requests_per_connection == 0 && tls.is_none() {
         return shared.clone();
     }
     Upstream::with_timeouts(
@@ -314,6 +342,7 @@ fn cluster_upstream(policy: &ClusterPolicy, shared: &Upstream) -> Upstream {
             None => Some(DEFAULT_IDLE_TIMEOUT),
         },
     )
+    .with_tls(tls)
     .with_max_requests_per_connection(max_requests_per_connection)
 }
 
@@ -415,7 +444,8 @@ spec:
 "#;
         let config = Config::from_yaml_str(yaml).unwrap().config;
         let table = RouteTable::compile(&config).unwrap();
-        let registry = Registry::build(&config, &table, &Upstream::new(Duration::from_secs(10)));
+        let registry =
+            Registry::build(&config, &table, &Upstream::new(Duration::from_secs(10))).unwrap();
         let timeout_of = |host: &str| {
             registry
                 .clusters()
@@ -460,7 +490,7 @@ spec:
         let upstream = Upstream::default();
         let build = |config: &Config, previous: Option<&Registry>| {
             let table = RouteTable::compile(config).unwrap();
-            Registry::build_after(config, &table, &upstream, previous)
+            Registry::build_after(config, &table, &upstream, previous, None).unwrap()
         };
         let first = build(&catalog(9002), None);
         fn ports(registry: &Registry) -> &PortEndpoints {

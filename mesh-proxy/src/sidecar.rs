@@ -364,7 +364,8 @@ impl Sidecar {
             &table,
             &upstream,
             previous.map(|p| &*p.registry),
-        ));
+            settings.identity.as_deref(),
+        )?);
         drop(routed);
         let forward = Forward::new(registry.clone(), upstream.clone(), config.outbound_mode());
         let shadow = ShadowService::new(TimeoutLayer::default().layer(forward.clone()));

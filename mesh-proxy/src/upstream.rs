@@ -12,6 +12,7 @@ use crate::{
     active_connections::ActiveConnections,
     connection_uses::{ConnectionUses, CountingConnector},
     endpoint::{Endpoint, InFlight, Protocol},
+    tls::OutboundTls,
     transport::{Transport, refused_stream_in_chain},
 };
 use bytes::Bytes;
@@ -59,6 +60,8 @@ pub struct Upstream {
     max_requests_per_connection: u32,
     /// Open connections per endpoint.
     connections: ActiveConnections,
+    /// TLS origination (DestinationRule `tls`), when the cluster's connections are encrypted.
+    tls: Option<Arc<OutboundTls>>,
 }
 
 /// The pooled HTTP/1.1 client (TCP_NODELAY); its connections count responses when `counting`.
@@ -67,6 +70,7 @@ fn http1_client(
     idle_timeout: Option<Duration>,
     counting: bool,
     active: ActiveConnections,
+    tls: Option<Arc<OutboundTls>>,
 ) -> Client<CountingConnector, Body> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -79,6 +83,7 @@ fn http1_client(
             connector,
             counting,
             active,
+            tls,
         })
 }
 
@@ -102,12 +107,36 @@ impl Upstream {
     pub fn with_timeouts(connect_timeout: Duration, idle_timeout: Option<Duration>) -> Self {
         let connections = ActiveConnections::default();
         Upstream {
-            http1: http1_client(connect_timeout, idle_timeout, false, connections.clone()),
+            http1: http1_client(
+                connect_timeout,
+                idle_timeout,
+                false,
+                connections.clone(),
+                None,
+            ),
             connect_timeout,
             idle_timeout,
             max_requests_per_connection: 0,
             connections,
+            tls: None,
         }
+    }
+
+    /// Encrypts every connection as `tls` says (`None`: plaintext).
+    pub fn with_tls(mut self, tls: Option<Arc<OutboundTls>>) -> Self {
+        self.tls = tls;
+        self.http1 = self.new_http1_client();
+        self
+    }
+
+    fn new_http1_client(&self) -> Client<CountingConnector, Body> {
+        http1_client(
+            self.connect_timeout,
+            self.idle_timeout,
+            self.max_requests_per_connection > 1,
+            self.connections.clone(),
+            self.tls.clone(),
+        )
     }
 
     /// Retires each connection after `max` requests (`connectionPool.http.maxRequestsPerConnection`;
@@ -116,12 +145,7 @@ impl Upstream {
         self.max_requests_per_connection = max;
         // Only a limit above 1 needs connections that count their responses.
         if max > 1 {
-            self.http1 = http1_client(
-                self.connect_timeout,
-                self.idle_timeout,
-                true,
-                self.connections.clone(),
-            );
+            self.http1 = self.new_http1_client();
         }
         self
     }
@@ -142,6 +166,7 @@ impl Upstream {
         self.connect_timeout == other.connect_timeout
             && self.idle_timeout == other.idle_timeout
             && self.max_requests_per_connection == other.max_requests_per_connection
+            && self.tls == other.tls
     }
 
     /// Sends `request` to `endpoint`. `authority` is the service name the client addressed,
@@ -315,6 +340,11 @@ impl Upstream {
         &self,
         endpoint: &Endpoint,
     ) -> Result<hyper::client::conn::http2::SendRequest<Body>, MeshError> {
+        if self.tls.is_some() {
+            return Err(MeshError::ConnectFailure(
+                "TLS origination to HTTP/2 (HTTP2/GRPC port) endpoints is not supported yet".into(),
+            ));
+        }
         let connect = TcpStream::connect(endpoint.authority.as_str());
         let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(stream)) => stream,

@@ -153,11 +153,26 @@ impl TlsIdentity {
 
 /// The SPIFFE identity in `certificate`'s URI SANs (`spiffe://…`), if any.
 pub fn spiffe_id(certificate: &CertificateDer<'_>) -> Option<String> {
+    subject_alt_names(certificate)
+        .into_iter()
+        .find(|name| name.starts_with("spiffe://"))
+}
+
+/// The DNS names and URIs among `certificate`'s subject alternative names.
+pub fn subject_alt_names(certificate: &CertificateDer<'_>) -> Vec<String> {
     use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-    let (_, parsed) = X509Certificate::from_der(certificate.as_ref()).ok()?;
-    let sans = parsed.subject_alternative_name().ok()??;
-    sans.value.general_names.iter().find_map(|name| match name {
-        GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some((*uri).to_owned()),
-        _ => None,
-    })
+    let Ok((_, parsed)) = X509Certificate::from_der(certificate.as_ref()) else {
+        return Vec::new();
+    };
+    let Ok(Some(sans)) = parsed.subject_alternative_name() else {
+        return Vec::new();
+    };
+    sans.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::URI(name) | GeneralName::DNSName(name) => Some((*name).to_owned()),
+            _ => None,
+        })
+        .collect()
 }

@@ -4,6 +4,8 @@
 //!   client configurations built from them.
 //! - [`SpiffeServerVerifier`]: the client side's check of a server certificate (chain, then
 //!   SPIFFE identity).
+//! - [`OutboundTls`]: TLS origination to a cluster (DestinationRule `tls`: `ISTIO_MUTUAL`,
+//!   `MUTUAL`, `SIMPLE`).
 //! - [`InboundTls`]: how the inbound listener treats a connection under PeerAuthentication:
 //!   `STRICT` (mTLS only), `PERMISSIVE` (mTLS and plaintext on one port, told apart by the first
 //!   byte) or `DISABLE`; the verified caller's identity becomes a
@@ -14,10 +16,12 @@
 
 pub mod identity;
 pub mod inbound;
+pub mod outbound;
 pub mod verifier;
 
 pub use identity::{IdentityFiles, TlsIdentity, spiffe_id};
 pub use inbound::{Accepted, InboundTls};
+pub use outbound::OutboundTls;
 pub use verifier::SpiffeServerVerifier;
 
 use std::sync::Arc;

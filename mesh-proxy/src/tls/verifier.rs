@@ -3,11 +3,11 @@
 //! SPIFFE certificates name a workload by a URI SAN and carry no DNS names, so the usual check
 //! of the certificate against the name dialled (the SNI) cannot pass. This verifier runs the
 //! WebPKI chain check against the trust bundle as usual and, where that check fails only on the
-//! name, accepts the certificate when its SPIFFE identity is one of the expected ones (any,
-//! when none are expected: the trust bundle alone decides, as Istio does without
-//! `subjectAltNames`).
+//! name, accepts the certificate when one of its subject alternative names (its SPIFFE URI, or
+//! a DNS name) is one of the expected ones (any, when none are expected: the trust bundle alone
+//! decides, as Istio does without `subjectAltNames`).
 
-use super::{TlsError, identity::spiffe_id, provider};
+use super::{TlsError, identity::subject_alt_names, provider};
 use rustls::{
     CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
     client::{
@@ -65,13 +65,14 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         if self.expected.is_empty() {
             return Ok(ServerCertVerified::assertion());
         }
-        match spiffe_id(end_entity) {
-            Some(id) if self.expected.contains(&id) => Ok(ServerCertVerified::assertion()),
-            found => Err(Error::General(format!(
-                "the server's identity {} is not among the expected subjectAltNames {:?}",
-                found.as_deref().unwrap_or("(none)"),
+        let names = subject_alt_names(end_entity);
+        if names.iter().any(|name| self.expected.contains(name)) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(Error::General(format!(
+                "the server's names {names:?} are not among the expected subjectAltNames {:?}",
                 self.expected
-            ))),
+            )))
         }
     }
 

@@ -192,9 +192,6 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
             pool_http(p, |h| h.http2_keep_alive.is_some())
         })
     }),
-    dr("trafficPolicy.tls", |d| {
-        policy(d, "tls", |p| p.tls.is_some())
-    }),
     dr("trafficPolicy.portLevelSettings", |d| {
         policy(d, "portLevelSettings", |p| {
             !p.port_level_settings.is_empty()
