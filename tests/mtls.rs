@@ -56,6 +56,15 @@ async fn inbound(
     mode: &str,
     identity: Option<Arc<TlsIdentity>>,
 ) -> (RunningSidecar, CatalogServer, Metrics) {
+    inbound_with(mode, identity, "").await
+}
+
+/// [`inbound`], with more resources (`extra` YAML documents) in its configuration.
+async fn inbound_with(
+    mode: &str,
+    identity: Option<Arc<TlsIdentity>>,
+    extra: &str,
+) -> (RunningSidecar, CatalogServer, Metrics) {
     let app = CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -70,7 +79,14 @@ async fn inbound(
         identity,
         ..support::quiet()
     };
-    let sidecar = Sidecar::with_settings(config(app.addr(), mode), settings)
+    let mut config = config(app.addr(), mode);
+    if !extra.is_empty() {
+        let more = Config::from_yaml_str(extra).unwrap().config;
+        config
+            .authorization_policies
+            .extend(more.authorization_policies);
+    }
+    let sidecar = Sidecar::with_settings(config, settings)
         .unwrap()
         .start(&support::ephemeral())
         .await
@@ -102,6 +118,14 @@ fn without_certificate(ca: &MeshCa) -> Arc<rustls::ClientConfig> {
 }
 
 async fn send(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Result<u16, String> {
+    send_to(addr, config, "/items").await
+}
+
+async fn send_to(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    path: &str,
+) -> Result<u16, String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -111,10 +135,17 @@ async fn send(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Result<u16
         .connect(name, stream)
         .await
         .map_err(|e| format!("handshake: {e}"))?;
-    plain_http(TokioIo::new(tls)).await
+    plain_http_to(TokioIo::new(tls), path).await
 }
 
 async fn plain_http<I>(io: I) -> Result<u16, String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    plain_http_to(io, "/items").await
+}
+
+async fn plain_http_to<I>(io: I, path: &str) -> Result<u16, String>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -122,7 +153,7 @@ where
         .await
         .map_err(|e| format!("http handshake: {e}"))?;
     tokio::spawn(connection);
-    let request = http::Request::get("/items")
+    let request = http::Request::get(path)
         .header("host", "catalog")
         .body(Empty::<Bytes>::new())
         .unwrap();
@@ -336,4 +367,42 @@ async fn istio_mutual_without_a_certificate_does_not_start() {
             .contains("ISTIO_MUTUAL needs a workload certificate"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn authorization_policies_deny_by_principal_and_by_path_with_403() {
+    let policies = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+        metadata: {name: web-only, namespace: shop}\n\
+        spec:\n  rules:\n  - from: [{source: {principals: ['cluster.local/ns/shop/sa/web']}}]\n\
+        ---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+        metadata: {name: no-admin, namespace: shop}\n\
+        spec:\n  action: DENY\n  rules:\n  - to: [{operation: {paths: ['/admin*']}}]\n";
+    let ca = MeshCa::new("test CA").unwrap();
+    let (sidecar, app, metrics) =
+        inbound_with("STRICT", Some(identity(&ca, CATALOG)), policies).await;
+    let addr = sidecar.addr("inbound").unwrap();
+    let web = identity(&ca, WEB).client_config(&[]).unwrap();
+    let batch = identity(&ca, "spiffe://cluster.local/ns/shop/sa/batch")
+        .client_config(&[])
+        .unwrap();
+    assert_eq!(send_to(addr, web.clone(), "/items").await, Ok(200));
+    assert_eq!(
+        send_to(addr, web, "/admin/users").await,
+        Ok(403),
+        "denied by path"
+    );
+    assert_eq!(
+        send_to(addr, batch, "/items").await,
+        Ok(403),
+        "denied by principal"
+    );
+    assert_eq!(app.hits(), 1, "denied requests never reach the app");
+    // Denials are reported like any answer.
+    let series = metrics.wait_for_requests(3).await;
+    let denied: u64 = series
+        .iter()
+        .filter(|(labels, _)| label(labels, "response_code") == "403")
+        .map(|(_, count)| count)
+        .sum();
+    assert_eq!(denied, 2, "{series:?}");
 }

@@ -11,6 +11,7 @@
 
 pub mod active_connections;
 pub mod admin;
+pub mod authorization;
 pub mod balance;
 pub mod canary;
 pub mod cluster_policy;

@@ -12,6 +12,7 @@
 
 use crate::{
     admin::{Admin, AdminState, LogFilterControl},
+    authorization::{AuthorizationLayer, Authorizer},
     canary::CanaryBoard,
     config_updates::ConfigUpdates,
     forward::Forward,
@@ -391,18 +392,34 @@ impl Sidecar {
             spans: tracing.server.spans,
         };
         let ingress = config.sidecars.iter().find(|s| !s.spec.ingress.is_empty());
+        let ingress_port = ingress.and_then(|s| s.spec.ingress.first().map(|i| i.port.number));
+        let namespace = settings
+            .workload
+            .resolve(&config, |name| std::env::var(name).ok())
+            .namespace;
         let inbound = match ingress {
             Some(sidecar) => {
-                Inbound::new(&sidecar.spec, upstream)?.map(|inbound| server_layers.layer(inbound))
+                // AuthorizationPolicy runs inside telemetry: denials are reported (403).
+                let authorizer = Authorizer::for_workload(
+                    &config,
+                    &namespace,
+                    &settings.workload.labels,
+                    ingress_port
+                        .and_then(|p| u16::try_from(p).ok())
+                        .unwrap_or(0),
+                );
+                Inbound::new(&sidecar.spec, upstream)?.map(|inbound| match authorizer {
+                    Some(authorizer) => {
+                        server_layers.layer(AuthorizationLayer::new(authorizer).layer(inbound))
+                    }
+                    None => server_layers.layer(inbound),
+                })
             }
             None => None,
         };
-        let inbound_tls = match ingress {
-            Some(sidecar) if inbound.is_some() => {
-                let port = sidecar.spec.ingress.first().map(|i| i.port.number);
-                Some(inbound_tls(&config, &settings, port)?)
-            }
-            _ => None,
+        let inbound_tls = match inbound {
+            Some(_) => Some(inbound_tls(&config, &settings, &namespace, ingress_port)?),
+            None => None,
         };
         Ok(Sidecar {
             config: Arc::new(config),
@@ -674,11 +691,9 @@ async fn open_inbound_when_configured(
 fn inbound_tls(
     config: &Config,
     settings: &SidecarSettings,
+    namespace: &str,
     port: Option<u32>,
 ) -> Result<InboundTls, StartError> {
-    let workload = settings
-        .workload
-        .resolve(config, |name| std::env::var(name).ok());
     let root = config
         .mesh
         .root_namespace
@@ -687,7 +702,7 @@ fn inbound_tls(
     let mode = mode_for(
         &config.peer_authentications,
         root,
-        &workload.namespace,
+        namespace,
         &settings.workload.labels,
         port,
     );

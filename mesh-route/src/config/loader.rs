@@ -47,8 +47,8 @@ const SECURITY_VERSIONS: &[&str] = &["security.istio.io/v1", "security.istio.io/
 
 const SUPPORTED_LIST: &str = "networking.istio.io/v1 (or v1beta1, v1alpha3) VirtualService, \
      DestinationRule, ServiceEntry, Sidecar; telemetry.istio.io/v1 (or v1beta1, v1alpha1) \
-     Telemetry; security.istio.io/v1 (or v1beta1) PeerAuthentication; flagger.app/v1beta1 \
-     Canary; mesh/v1 MeshConfig; install.istio.io/v1alpha1 IstioOperator";
+     Telemetry; security.istio.io/v1 (or v1beta1) PeerAuthentication, AuthorizationPolicy; \
+     flagger.app/v1beta1 Canary; mesh/v1 MeshConfig; install.istio.io/v1alpha1 IstioOperator";
 
 /// Top-level keys of a resource document.
 const DOCUMENT_KEYS: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
@@ -65,6 +65,7 @@ enum DocumentKind {
     Sidecar,
     Telemetry,
     PeerAuthentication,
+    AuthorizationPolicy,
     Canary,
     MeshConfig,
     IstioOperator,
@@ -85,8 +86,12 @@ impl DocumentKind {
         if TELEMETRY_VERSIONS.contains(&api_version) && kind == "Telemetry" {
             return Some(Self::Telemetry);
         }
-        if SECURITY_VERSIONS.contains(&api_version) && kind == "PeerAuthentication" {
-            return Some(Self::PeerAuthentication);
+        if SECURITY_VERSIONS.contains(&api_version) {
+            match kind {
+                "PeerAuthentication" => return Some(Self::PeerAuthentication),
+                "AuthorizationPolicy" => return Some(Self::AuthorizationPolicy),
+                _ => {}
+            }
         }
         match (api_version, kind) {
             ("flagger.app/v1beta1", "Canary") => return Some(Self::Canary),
@@ -196,6 +201,8 @@ impl Loader {
         mine.telemetries.extend(config.telemetries);
         mine.peer_authentications
             .extend(config.peer_authentications);
+        mine.authorization_policies
+            .extend(config.authorization_policies);
         mine.canaries.extend(config.canaries);
         mine.canary_routes.extend(config.canary_routes);
         mine.mesh.merge(config.mesh);
@@ -325,6 +332,13 @@ impl Loader {
                 if let Some(spec) = self.parse_spec(spec, &origin, &label, "") {
                     self.config
                         .peer_authentications
+                        .push(Resource { meta, origin, spec });
+                }
+            }
+            DocumentKind::AuthorizationPolicy => {
+                if let Some(spec) = self.parse_spec(spec, &origin, &label, "") {
+                    self.config
+                        .authorization_policies
                         .push(Resource { meta, origin, spec });
                 }
             }

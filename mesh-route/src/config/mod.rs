@@ -26,6 +26,7 @@
 //! parsed but not enforced by the data plane yet are reported as warnings (see
 //! [`enforcement`]).
 
+pub mod authorization_policy;
 pub mod canary;
 mod cross_resource;
 pub mod destination_rule;
@@ -57,6 +58,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
+pub use authorization_policy::{AuthorizationAction, AuthorizationPolicy};
 pub use canary::{Canary, CanaryRouting};
 pub use destination_rule::{DestinationRule, Subset};
 pub use diagnostic::{Diagnostic, Origin, Severity};
@@ -113,6 +115,9 @@ pub struct Config {
     pub sidecars: Vec<Resource<Sidecar>>,
     /// Telemetries (`telemetry.istio.io`), in load order.
     pub telemetries: Vec<Resource<Telemetry>>,
+    /// AuthorizationPolicies (`security.istio.io`), in load order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authorization_policies: Vec<Resource<AuthorizationPolicy>>,
     /// PeerAuthentications (`security.istio.io`), in load order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub peer_authentications: Vec<Resource<PeerAuthentication>>,

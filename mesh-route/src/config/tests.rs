@@ -1119,3 +1119,57 @@ fn canary_destinations_and_hosts_are_checked_against_the_registry() {
             .contains("VirtualService istioinaction/catalog")
     );
 }
+
+fn authorization_policy(spec: &str) -> String {
+    format!(
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+         metadata: {{name: p, namespace: istioinaction}}\nspec:\n{spec}"
+    )
+}
+
+#[test]
+fn authorization_policies_refuse_what_cannot_be_enforced() {
+    let e = errors(&authorization_policy(
+        "  action: CUSTOM\n  provider: {name: ext}\n",
+    ));
+    assert!(find(&e, "action").message.contains("CUSTOM"));
+    let e = errors(&authorization_policy(
+        "  rules:\n  - from: [{source: {requestPrincipals: ['*']}}]\n    \
+         when: [{key: 'request.auth.claims[iss]', values: [x]}]\n",
+    ));
+    assert!(
+        find(&e, "rules[0].from[0].source.requestPrincipals")
+            .message
+            .contains("JWT")
+    );
+    assert!(
+        find(&e, "rules[0].when[0].key")
+            .message
+            .contains("request.headers[NAME]")
+    );
+    let e = errors(&authorization_policy(
+        "  rules:\n  - from: [{source: {ipBlocks: [10.0.0.0/33]}}]\n",
+    ));
+    assert!(
+        find(&e, "rules[0].from[0].source.ipBlocks[0]")
+            .message
+            .contains("CIDR")
+    );
+    let loaded = load(&authorization_policy(
+        "  action: DENY\n  rules:\n  - to: [{operation: {paths: ['/admin*'], ports: ['3000']}}]\n    \
+         when: [{key: 'request.headers[x-env]', notValues: [prod]}]\n",
+    ))
+    .expect("a valid policy");
+    assert_eq!(loaded.config.authorization_policies.len(), 1);
+}
+
+#[test]
+fn peer_authentication_port_levels_need_a_selector() {
+    let yaml = "apiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\n\
+                metadata: {name: default, namespace: istioinaction}\n\
+                spec:\n  mtls: {mode: STRICT}\n  portLevelMtls: {8080: {mode: DISABLE}}\n";
+    let e = errors(yaml);
+    assert!(find(&e, "portLevelMtls").message.contains("selector"));
+    let e = errors(&yaml.replace("STRICT", "STRIKT"));
+    assert!(e.iter().any(|d| d.message.contains("STRICT")), "{e:#?}");
+}

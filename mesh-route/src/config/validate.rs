@@ -3,6 +3,7 @@
 //! settings), the cross-resource checks, and the "parsed, not enforced yet" warnings.
 
 use super::Config;
+use super::authorization_policy::validate_authorization_policy;
 use super::canary::{Canary, CanaryRouting, validate_canary};
 use super::cross_resource::validate_cross_resource;
 use super::diagnostic::{Diagnostic, Origin, Reporter};
@@ -95,6 +96,10 @@ pub(crate) fn validate_all(config: &Config, mesh: &[MeshDocument], out: &mut Vec
             false,
             &mut Reporter::new(&canary.origin, &name, out),
         );
+    }
+    for policy in &config.authorization_policies {
+        let name = label("AuthorizationPolicy", policy);
+        validate_authorization_policy(&policy.spec, &mut Reporter::new(&policy.origin, &name, out));
     }
     for policy in &config.peer_authentications {
         let name = label("PeerAuthentication", policy);

@@ -1,0 +1,301 @@
+//! The `AuthorizationPolicy` resource (`security.istio.io`): who may call a workload, as Istio
+//! defines it.
+//!
+//! A policy applies to a workload when it sits in the root namespace without `selector` (the
+//! whole mesh), in the workload's namespace without `selector`, or in its namespace with a
+//! `selector` matching its labels. For each request: if a `DENY` policy matches, the request is
+//! denied; otherwise, if no `ALLOW` policy applies to the workload, it is allowed; otherwise it
+//! is allowed only when an `ALLOW` policy matches. `AUDIT` policies decide nothing. A policy
+//! matches when one of its `rules` does; a rule matches when its `from`, `to` and `when` all
+//! do (each a list of alternatives); so an `ALLOW` policy without rules allows nothing (deny
+//! by default) and one with an empty rule (`rules: [{}]`) allows everything.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::diagnostic::Reporter;
+use super::resource::Resource;
+use super::shared_types::PolicyWorkloadSelector;
+
+/// Istio `AuthorizationPolicy`; see the [module docs](self).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthorizationPolicy {
+    /// The workloads covered (absent: the namespace, or the mesh in the root namespace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<PolicyWorkloadSelector>,
+    /// `ALLOW` (default), `DENY` or `AUDIT`.
+    #[serde(default)]
+    pub action: AuthorizationAction,
+    /// The rules; the policy matches when one does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+    /// Refused: external authorizers (`CUSTOM`) are not supported.
+    #[serde(skip_serializing)]
+    pub provider: Option<serde_json::Value>,
+    /// Refused: Gateway API attachment is not supported (use `selector`).
+    #[serde(skip_serializing)]
+    pub target_ref: Option<serde_json::Value>,
+    /// Refused: Gateway API attachment is not supported (use `selector`).
+    #[serde(skip_serializing)]
+    pub target_refs: Option<serde_json::Value>,
+}
+
+/// What a matching policy does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthorizationAction {
+    /// Allow the request.
+    #[default]
+    Allow,
+    /// Deny the request (403 `RBAC: access denied`).
+    Deny,
+    /// Decide nothing (Istio logs it).
+    Audit,
+    /// Refused: an external authorizer.
+    Custom,
+}
+
+/// One rule: `from`, `to` and `when` must all match (an empty one matches anything).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    /// Who calls (any one of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<From>,
+    /// What is called (any one of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<To>,
+    /// Further conditions (all of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<Condition>,
+}
+
+/// `from`: a source.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct From {
+    /// The source's attributes (all must match).
+    pub source: Source,
+}
+
+/// A request's source. Principals and namespaces come from the caller's mutual-TLS
+/// certificate: a plaintext caller has neither.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Source {
+    /// Caller identities (`cluster.local/ns/shop/sa/web`; `*` prefix/suffix wildcards).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<String>,
+    /// Identities that must not be the caller's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_principals: Vec<String>,
+    /// Caller namespaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Namespaces that must not be the caller's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_namespaces: Vec<String>,
+    /// Caller addresses (`10.0.0.1`, `10.0.0.0/8`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_blocks: Vec<String>,
+    /// Addresses that must not be the caller's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ip_blocks: Vec<String>,
+    /// Refused: JWT request principals are not supported.
+    #[serde(skip_serializing)]
+    pub request_principals: Option<serde_json::Value>,
+    /// Refused: JWT request principals are not supported.
+    #[serde(skip_serializing)]
+    pub not_request_principals: Option<serde_json::Value>,
+    /// Refused: the original client address is not known here (use ipBlocks).
+    #[serde(skip_serializing)]
+    pub remote_ip_blocks: Option<serde_json::Value>,
+    /// Refused: the original client address is not known here (use notIpBlocks).
+    #[serde(skip_serializing)]
+    pub not_remote_ip_blocks: Option<serde_json::Value>,
+}
+
+/// `to`: an operation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct To {
+    /// The operation's attributes (all must match).
+    pub operation: Operation,
+}
+
+/// A request's operation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Operation {
+    /// `Host` values (case-insensitive; wildcards).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Hosts that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_hosts: Vec<String>,
+    /// Workload ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    /// Ports that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ports: Vec<String>,
+    /// Methods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Methods that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_methods: Vec<String>,
+    /// Paths, without the query (wildcards).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// Paths that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_paths: Vec<String>,
+}
+
+/// `when`: a condition on one attribute.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Condition {
+    /// `request.headers[NAME]`, `source.ip`, `source.namespace`, `source.principal`,
+    /// `destination.port`.
+    pub key: String,
+    /// Values, one of which must match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    /// Values none of which may match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_values: Vec<String>,
+}
+
+/// The `when` keys supported.
+pub const CONDITION_KEYS: &[&str] = &[
+    "request.headers[NAME]",
+    "source.ip",
+    "source.namespace",
+    "source.principal",
+    "destination.port",
+];
+
+impl Condition {
+    /// The header a `request.headers[NAME]` key names.
+    pub fn header(&self) -> Option<&str> {
+        self.key.strip_prefix("request.headers[")?.strip_suffix(']')
+    }
+}
+
+/// The policies that apply to the workload with `labels` in `namespace`, with `root_namespace`
+/// holding the mesh-wide ones.
+pub fn policies_for<'a>(
+    policies: &'a [Resource<AuthorizationPolicy>],
+    root_namespace: &'a str,
+    namespace: &'a str,
+    labels: &'a BTreeMap<String, String>,
+) -> impl Iterator<Item = &'a Resource<AuthorizationPolicy>> + 'a {
+    policies.iter().filter(move |p| {
+        let ns = p.namespace().unwrap_or(root_namespace);
+        match &p.spec.selector {
+            None => ns == root_namespace || ns == namespace,
+            Some(selector) => {
+                ns == namespace
+                    && selector
+                        .match_labels
+                        .iter()
+                        .all(|(k, v)| labels.get(k) == Some(v))
+            }
+        }
+    })
+}
+
+/// Checks one AuthorizationPolicy: everything it says must be enforceable.
+pub(crate) fn validate_authorization_policy(policy: &AuthorizationPolicy, r: &mut Reporter<'_>) {
+    if policy.action == AuthorizationAction::Custom || policy.provider.is_some() {
+        r.error(
+            "action",
+            "CUSTOM (an external authorizer) is not supported: use ALLOW, DENY or AUDIT",
+        );
+    }
+    if policy.target_ref.is_some() || policy.target_refs.is_some() {
+        r.error("targetRef", "not supported: select workloads with selector");
+    }
+    for (i, rule) in policy.rules.iter().enumerate() {
+        for (j, from) in rule.from.iter().enumerate() {
+            let at = format!("rules[{i}].from[{j}].source");
+            let source = &from.source;
+            let refused = [
+                ("requestPrincipals", source.request_principals.is_some()),
+                (
+                    "notRequestPrincipals",
+                    source.not_request_principals.is_some(),
+                ),
+                ("remoteIpBlocks", source.remote_ip_blocks.is_some()),
+                ("notRemoteIpBlocks", source.not_remote_ip_blocks.is_some()),
+            ];
+            for (field, present) in refused {
+                if present {
+                    r.error(
+                        format!("{at}.{field}"),
+                        "not supported (no JWT authentication nor original client address here)",
+                    );
+                }
+            }
+            for (k, block) in source
+                .ip_blocks
+                .iter()
+                .chain(&source.not_ip_blocks)
+                .enumerate()
+            {
+                if parse_ip_block(block).is_none() {
+                    r.error(
+                        format!("{at}.ipBlocks[{k}]"),
+                        format!("\"{block}\" is not an address or CIDR block"),
+                    );
+                }
+            }
+        }
+        for (j, to) in rule.to.iter().enumerate() {
+            for port in to.operation.ports.iter().chain(&to.operation.not_ports) {
+                if port.parse::<u16>().is_err() {
+                    r.error(
+                        format!("rules[{i}].to[{j}].operation.ports"),
+                        format!("\"{port}\" is not a port number"),
+                    );
+                }
+            }
+        }
+        for (j, condition) in rule.when.iter().enumerate() {
+            let known = condition.header().is_some_and(|h| !h.is_empty())
+                || CONDITION_KEYS[1..].contains(&condition.key.as_str());
+            if !known {
+                r.error(
+                    format!("rules[{i}].when[{j}].key"),
+                    format!(
+                        "unsupported key \"{}\"; supported: {}",
+                        condition.key,
+                        CONDITION_KEYS.join(", ")
+                    ),
+                );
+            }
+            if condition.values.is_empty() && condition.not_values.is_empty() {
+                r.error(
+                    format!("rules[{i}].when[{j}]"),
+                    "a condition needs values or notValues",
+                );
+            }
+        }
+    }
+}
+
+/// An address or CIDR block: the network and its prefix length.
+pub fn parse_ip_block(block: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (address, prefix) = match block.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix.parse::<u8>().ok()?)),
+        None => (block, None),
+    };
+    let address: std::net::IpAddr = address.parse().ok()?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = prefix.unwrap_or(max);
+    (prefix <= max).then_some((address, prefix))
+}
