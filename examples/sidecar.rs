@@ -4,6 +4,8 @@
 //! sidecar [--config PATH]... [--check] [--outbound ADDR] [--inbound ADDR] [--admin ADDR]
 //!         [--prometheus ADDR] [--workload-name NAME] [--namespace NS] [--label KEY=VALUE]...
 //!         [--service-account SA] [--cluster-id ID] [--metrics-server URL] [--certs DIR]
+//!         [--max-request-headers-kb KIB] [--max-request-headers N]
+//!         [--request-headers-timeout DURATION] [--max-request-body-kb KIB]
 //! ```
 //! With no `--config` it serves as an ALLOW_ANY pass-through proxy with metrics and access
 //! logs. `--check` validates, prints every problem and exits 0 (valid) or 1 (invalid). On
@@ -23,6 +25,7 @@ use mesh::proxy::{
     LiveSidecar, SidecarOptions,
     admin::LogFilterControl,
     canary::{CanaryController, CanaryOptions},
+    limits::ListenerLimits,
     reload::{ConfigFiles, DEFAULT_POLL_INTERVAL, Reloader},
     sidecar::SidecarSettings,
     tls::{IdentityFiles, TlsIdentity},
@@ -77,10 +80,26 @@ struct Args {
     /// as PeerAuthentication says.
     #[arg(long, value_name = "DIR")]
     certs: Option<PathBuf>,
+    /// Largest request head (request line and headers) in KiB; larger ones get 431.
+    #[arg(long, value_name = "KIB", default_value_t = 60)]
+    max_request_headers_kb: usize,
+    /// Most request headers; more get 431.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    max_request_headers: usize,
+    /// Time a client has to send its request headers (`10s`, `500ms`; `0s`: no limit).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    request_headers_timeout: std::time::Duration,
+    /// Largest request body in KiB (413 when announced larger; a streamed one is cut).
+    #[arg(long, value_name = "KIB")]
+    max_request_body_kb: Option<u64>,
     /// The Prometheus server (`http://host:port`) judging canaries that name none in
     /// `spec.metricsServer`; without it, the sidecar's own counters judge them.
     #[arg(long, value_name = "URL")]
     metrics_server: Option<String>,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    mesh::route::config::Duration::parse(text).map(|d| d.get())
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -199,6 +218,13 @@ async fn run(
         },
         log_filter: Some(log_filter),
         identity,
+        limits: ListenerLimits {
+            max_request_headers_bytes: args.max_request_headers_kb.saturating_mul(1024),
+            max_request_headers: args.max_request_headers,
+            header_read_timeout: Some(args.request_headers_timeout).filter(|t| !t.is_zero()),
+            max_request_body_bytes: args.max_request_body_kb.map(|kb| kb.saturating_mul(1024)),
+            ..ListenerLimits::default()
+        },
         ..SidecarSettings::default()
     };
     if let Some(server) = &args.metrics_server

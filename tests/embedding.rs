@@ -439,3 +439,40 @@ async fn sources_are_validated_together_so_they_may_refer_to_each_other() {
     let response = catalog_client(&mesh).oneshot(request).await.unwrap();
     assert_eq!(decision(&response).1, "v2");
 }
+
+#[tokio::test]
+async fn the_server_layer_enforces_authorization_policies_in_process() {
+    let policy = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+                  metadata: {name: no-admin, namespace: shop}\n\
+                  spec: {action: DENY, rules: [{to: [{operation: {paths: ['/admin*']}}]}]}\n";
+    let mesh = Mesh::builder()
+        .yaml(policy)
+        .workload(mesh::proxy::workload_identity::WorkloadSettings {
+            namespace: Some("shop".into()),
+            ..Default::default()
+        })
+        .access_log(false)
+        .build()
+        .unwrap();
+    let app = tower::service_fn(|_request: http::Request<Body>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(mesh::core::body::empty()))
+    });
+    let server = mesh.server_layer().layer(app);
+    let get = |path: &'static str| {
+        let server = server.clone();
+        async move {
+            let request = http::Request::get(path)
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let response = server.oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    assert_eq!(get("/items").await.0, 200);
+    assert_eq!(
+        get("/admin/users").await,
+        (403, "RBAC: access denied".to_owned())
+    );
+}

@@ -333,9 +333,20 @@ async fn two_sidecars_talk_istio_mutual_and_the_receiver_records_the_senders_ide
 #[tokio::test]
 async fn istio_mutual_to_an_untrusted_peer_fails_with_uf() {
     let ca = MeshCa::new("test CA").unwrap();
-    let (receiver, app, _metrics) = inbound("STRICT", Some(identity(&ca, CATALOG))).await;
-    // The sender's mesh is another: it trusts another CA, so the receiver's certificate fails.
     let other = MeshCa::new("another CA").unwrap();
+    // The receiver trusts both CAs, so only the sender's check of the receiver can fail: the
+    // sender trusts the other CA alone, and the receiver's certificate is from the first.
+    let pem = ca.workload(CATALOG).unwrap();
+    let both = format!("{}{}", ca.pem(), other.pem());
+    let receiver_identity = Arc::new(
+        TlsIdentity::from_pem(
+            pem.cert_chain.as_bytes(),
+            pem.key.as_bytes(),
+            both.as_bytes(),
+        )
+        .unwrap(),
+    );
+    let (receiver, app, _metrics) = inbound("STRICT", Some(receiver_identity)).await;
     let sender = outbound(
         receiver.addr("inbound").unwrap(),
         "{mode: ISTIO_MUTUAL}",

@@ -27,7 +27,7 @@
 //! ```
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use mesh_core::{Body, BoxError, DownstreamAddr, PeerIdentity, body};
+use mesh_core::{Body, BoxError, DownstreamAddr, PeerIdentity, authority::request_authority, body};
 use mesh_route::config::{
     AuthorizationAction, Config,
     authorization_policy::{Condition, Operation, Source, parse_ip_block, policies_for},
@@ -54,6 +54,8 @@ pub struct Authorizer {
     allow: Vec<CompiledPolicy>,
     /// The workload port the rules' `ports` are compared with.
     port: u16,
+    /// Whether a rule depends on the port.
+    uses_ports: bool,
 }
 
 #[derive(Debug)]
@@ -93,10 +95,13 @@ struct CompiledCondition {
 #[derive(Debug)]
 enum Attribute {
     Header(http::HeaderName),
-    SourceIp,
+    /// Addresses or CIDR blocks (`values` / `notValues`).
+    SourceIp(Field<(IpAddr, u8)>),
     SourceNamespace,
     SourcePrincipal,
     DestinationPort,
+    /// A condition that cannot hold.
+    Never,
 }
 
 /// Values a field must match (one of them, when any) and must not match (none of them).
@@ -227,10 +232,17 @@ impl Authorizer {
             deny: Vec::new(),
             allow: Vec::new(),
             port,
+            uses_ports: false,
         };
         let mut any = false;
         for policy in policies_for(&config.authorization_policies, root, namespace, labels) {
             any = true;
+            authorizer.uses_ports |= policy.spec.rules.iter().any(|rule| {
+                rule.to
+                    .iter()
+                    .any(|t| !t.operation.ports.is_empty() || !t.operation.not_ports.is_empty())
+                    || rule.when.iter().any(|c| c.key == "destination.port")
+            });
             let compiled = CompiledPolicy {
                 name: policy.meta.qualified_name(),
                 rules: policy.spec.rules.iter().map(compile_rule).collect(),
@@ -245,6 +257,11 @@ impl Authorizer {
         any.then_some(authorizer)
     }
 
+    /// Whether a rule depends on the port the request came to.
+    pub fn uses_ports(&self) -> bool {
+        self.uses_ports
+    }
+
     /// Whether `request` may pass; when not, the policy that denied it (or why).
     pub fn check(&self, request: &Request<Body>) -> Result<(), String> {
         let peer = request.extensions().get::<PeerIdentity>();
@@ -255,13 +272,10 @@ impl Authorizer {
                 .extensions()
                 .get::<DownstreamAddr>()
                 .map(|d| d.remote.ip()),
-            host: request
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .or_else(|| request.uri().authority().map(|a| a.as_str())),
+            // The authority routing and forwarding use, not another one.
+            host: request_authority(request),
             method: request.method().as_str(),
-            path: request.uri().path(),
+            path: &normalized_path(request.uri().path()),
             request,
         };
         if let Some(policy) = self.deny.iter().find(|p| self.matches(p, &facts)) {
@@ -308,20 +322,38 @@ impl Authorizer {
     }
 
     fn condition(&self, condition: &CompiledCondition, facts: &Facts<'_>) -> bool {
-        let port = self.port.to_string();
-        let ip = facts.ip.map(|ip| ip.to_string());
-        let value = match &condition.attribute {
-            Attribute::Header(name) => facts
-                .request
-                .headers()
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok()),
-            Attribute::SourceIp => ip.as_deref(),
-            Attribute::SourceNamespace => facts.namespace,
-            Attribute::SourcePrincipal => facts.principal,
-            Attribute::DestinationPort => Some(port.as_str()),
-        };
-        condition.values.admits(value, Pattern::matches)
+        match &condition.attribute {
+            Attribute::SourceIp(blocks) => match facts.ip {
+                Some(ip) => {
+                    (blocks.any_of.is_empty() || blocks.any_of.iter().any(|b| in_block(b, ip)))
+                        && !blocks.none_of.iter().any(|b| in_block(b, ip))
+                }
+                None => blocks.any_of.is_empty(),
+            },
+            Attribute::Header(name) => {
+                // Every value of a repeated header, joined as Envoy joins them.
+                let values: Vec<&str> = facts
+                    .request
+                    .headers()
+                    .get_all(name)
+                    .iter()
+                    .filter_map(|v: &HeaderValue| v.to_str().ok())
+                    .collect();
+                let joined = (!values.is_empty()).then(|| values.join(","));
+                condition.values.admits(joined.as_deref(), Pattern::matches)
+            }
+            Attribute::SourceNamespace => {
+                condition.values.admits(facts.namespace, Pattern::matches)
+            }
+            Attribute::SourcePrincipal => {
+                condition.values.admits(facts.principal, Pattern::matches)
+            }
+            Attribute::DestinationPort => {
+                let port = self.port.to_string();
+                condition.values.admits(Some(&port), Pattern::matches)
+            }
+            Attribute::Never => false,
+        }
     }
 }
 
@@ -337,7 +369,7 @@ fn compile_rule(rule: &mesh_route::config::authorization_policy::Rule) -> Compil
             .iter()
             .map(|t| compile_operation(&t.operation))
             .collect(),
-        when: rule.when.iter().filter_map(compile_condition).collect(),
+        when: rule.when.iter().map(compile_condition).collect(),
     }
 }
 
@@ -366,20 +398,53 @@ fn compile_operation(operation: &Operation) -> CompiledOperation {
     }
 }
 
-fn compile_condition(condition: &Condition) -> Option<CompiledCondition> {
+fn compile_condition(condition: &Condition) -> CompiledCondition {
+    let blocks = |values: &[String]| values.iter().filter_map(|b| parse_ip_block(b)).collect();
     let attribute = match (condition.header(), condition.key.as_str()) {
-        (Some(name), _) => Attribute::Header(name.parse().ok()?),
-        (None, "source.ip") => Attribute::SourceIp,
+        (Some(name), _) => match name.parse() {
+            Ok(name) => Attribute::Header(name),
+            // Validation refuses invalid names; should one get here, nothing matches it.
+            Err(_) => Attribute::Never,
+        },
+        (None, "source.ip") => Attribute::SourceIp(Field {
+            any_of: blocks(&condition.values),
+            none_of: blocks(&condition.not_values),
+        }),
         (None, "source.namespace") => Attribute::SourceNamespace,
         (None, "source.principal") => Attribute::SourcePrincipal,
-        (None, "destination.port") => Attribute::DestinationPort,
         // Validation refuses other keys.
-        _ => return None,
+        _ => Attribute::DestinationPort,
     };
-    Some(CompiledCondition {
+    CompiledCondition {
         attribute,
         values: field(&condition.values, &condition.not_values, false),
-    })
+    }
+}
+
+/// `path` with its dot segments removed (`.`, `..`, and their `%2e` spellings) and repeated
+/// slashes merged, as Istio's default path normalization does, so that `/x/../admin` is
+/// judged as `/admin`.
+pub fn normalized_path(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
+        match decoded.as_str() {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            _ => segments.push(segment),
+        }
+    }
+    let mut normalized = String::with_capacity(path.len());
+    for segment in &segments {
+        normalized.push('/');
+        normalized.push_str(segment);
+    }
+    if normalized.is_empty() || (path.ends_with('/') && !segments.is_empty()) {
+        normalized.push('/');
+    }
+    normalized
 }
 
 /// Checks each request against an [`Authorizer`]; see the [module docs](self).
@@ -391,9 +456,12 @@ pub struct AuthorizationLayer {
 impl AuthorizationLayer {
     /// A layer enforcing `authorizer`.
     pub fn new(authorizer: Authorizer) -> Self {
-        AuthorizationLayer {
-            authorizer: Arc::new(authorizer),
-        }
+        AuthorizationLayer::shared(Arc::new(authorizer))
+    }
+
+    /// A layer enforcing a shared `authorizer`.
+    pub fn shared(authorizer: Arc<Authorizer>) -> Self {
+        AuthorizationLayer { authorizer }
     }
 }
 
@@ -569,5 +637,19 @@ mod tests {
         });
         assert!(blocks.check(&inside).is_ok());
         assert!(blocks.check(&request("/", None)).is_err(), "no address");
+        let cidr = authorizer(
+            "{action: DENY, rules: [{when: [{key: source.ip, values: ['10.0.0.0/8']}]}]}",
+        );
+        assert!(cidr.check(&inside).is_err(), "source.ip takes CIDR blocks");
+    }
+
+    #[test]
+    fn paths_are_judged_normalized() {
+        let deny = authorizer("{action: DENY, rules: [{to: [{operation: {paths: ['/admin*']}}]}]}");
+        for sneaky in ["/x/../admin", "/./admin", "/x/%2e%2e/admin", "//admin"] {
+            assert!(deny.check(&request(sneaky, None)).is_err(), "{sneaky}");
+        }
+        assert_eq!(normalized_path("/a/b/../c/"), "/a/c/");
+        assert_eq!(normalized_path("/.."), "/");
     }
 }

@@ -58,6 +58,8 @@ pub struct CountingConnector {
     pub active: ActiveConnections,
     /// TLS origination, when the cluster's connections are encrypted.
     pub tls: Option<Arc<OutboundTls>>,
+    /// How long a TLS handshake may take (the connect timeout).
+    pub handshake_timeout: std::time::Duration,
 }
 
 impl tower::Service<http::Uri> for CountingConnector {
@@ -75,15 +77,19 @@ impl tower::Service<http::Uri> for CountingConnector {
         let counting = self.counting;
         let active = self.active.clone();
         let tls = self.tls.clone();
+        let handshake_timeout = self.handshake_timeout;
         Box::pin(async move {
             let tcp = connecting.await?;
             let inner = match tls {
                 None => Wire::Plain(tcp),
                 Some(tls) => {
                     let stream = tcp.into_inner();
-                    let encrypted = tls
-                        .connect(stream, authority.as_deref().unwrap_or_default())
-                        .await?;
+                    let upstream = authority.as_deref().unwrap_or_default();
+                    // The connect timeout covers the handshake, as Envoy's does.
+                    let encrypted =
+                        tokio::time::timeout(handshake_timeout, tls.connect(stream, upstream))
+                            .await
+                            .map_err(|_| format!("TLS handshake with {upstream} timed out"))??;
                     Wire::Tls(Box::new(TokioIo::new(encrypted)))
                 }
             };

@@ -21,6 +21,7 @@ pub mod connection_uses;
 pub mod endpoint;
 pub mod forward;
 pub mod inbound;
+pub mod limits;
 pub mod listener;
 pub mod live;
 pub mod prometheus;

@@ -2,6 +2,7 @@
 //! port, TCP_NODELAY on every accepted socket, and errors turned into Envoy-style local replies
 //! at this outermost edge (hyper would otherwise close the connection).
 
+use crate::limits::{HYPER_MAX_HEADERS, ListenerLimits, MIN_BUFFER};
 use crate::tls::{Accepted, InboundTls};
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -36,25 +37,50 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
     drain: DrainDuration,
 ) {
-    serve_with_tls(listener, service, shutdown, drain, None).await;
+    serve_with(listener, service, shutdown, drain, ServeOptions::default()).await;
 }
 
-/// [`serve`], each connection accepted as `tls` says when it is accepted (mutual TLS,
-/// plaintext, or either: see [`InboundTls`]); a mutual-TLS connection's requests carry the
-/// caller's [`PeerIdentity`].
-pub async fn serve_with_tls(
+/// How a listener treats its connections beyond [`serve`]'s defaults.
+#[derive(Clone, Default)]
+pub struct ServeOptions {
+    /// Each connection accepted as this says when it is accepted (mutual TLS, plaintext, or
+    /// either: see [`InboundTls`]); a mutual-TLS connection's requests carry the caller's
+    /// [`PeerIdentity`]. `None`: plaintext.
+    pub tls: Option<InboundTlsSource>,
+    /// What one client may do.
+    pub limits: ListenerLimits,
+}
+
+/// [`serve`], with `options`.
+pub async fn serve_with(
     listener: TcpListener,
     service: HttpService,
     mut shutdown: watch::Receiver<bool>,
     drain: DrainDuration,
-    tls: Option<InboundTlsSource>,
+    options: ServeOptions,
 ) {
+    let ServeOptions { tls, limits } = options;
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).keep_alive(true);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .max_buf_size(limits.max_request_headers_bytes.max(MIN_BUFFER))
+        .header_read_timeout(limits.header_read_timeout);
+    // hyper parses up to 100 headers on the stack; any other limit costs a heap allocation per
+    // request.
+    if limits.max_request_headers != HYPER_MAX_HEADERS {
+        builder.http1().max_headers(limits.max_request_headers);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())
-        .adaptive_window(true);
+        .adaptive_window(true)
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(limits.http2_max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(limits.http2_max_local_error_reset_streams)
+        .max_header_list_size(u32::try_from(limits.max_request_headers_bytes).unwrap_or(u32::MAX));
+    let max_body = limits.max_request_body_bytes;
     let graceful = GracefulShutdown::new();
     let Ok(local) = listener.local_addr() else {
         return;
@@ -81,6 +107,7 @@ pub async fn serve_with_tls(
             service,
             downstream,
             peer: None,
+            max_body,
         };
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -131,6 +158,8 @@ struct ConnectionService {
     downstream: DownstreamAddr,
     /// The caller's verified identity, on a mutual-TLS connection.
     peer: Option<PeerIdentity>,
+    /// Request body bytes allowed.
+    max_body: Option<u64>,
 }
 
 type ResponseFuture =
@@ -142,7 +171,22 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
     type Future = ResponseFuture;
 
     fn call(&self, request: Request<Incoming>) -> ResponseFuture {
-        let mut request = request.map(body::boxed);
+        let mut request = match self.max_body {
+            None => request.map(body::boxed),
+            Some(max) => {
+                let announced = request
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                if announced.is_some_and(|length| length > max) {
+                    return LocalReplyFuture::new(Box::pin(std::future::ready(Ok(
+                        payload_too_large(),
+                    ))));
+                }
+                let limit = usize::try_from(max).unwrap_or(usize::MAX);
+                request.map(|incoming| body::boxed(http_body_util::Limited::new(incoming, limit)))
+            }
+        };
         // Room for the headers the layers add (trace context, request id, attempt count,
         // expected timeout, forwarding headers): one growth of the map, not one per layer.
         request.headers_mut().reserve(ADDED_HEADERS);
@@ -153,6 +197,13 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
         }
         LocalReplyFuture::new(Box::pin(self.service.clone().oneshot(request)))
     }
+}
+
+/// `413 Payload Too Large`, for a request announcing a body over the limit.
+fn payload_too_large() -> Response<Body> {
+    let mut response = Response::new(body::full("request body too large"));
+    *response.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
+    response
 }
 
 /// Binds `addr` (port 0 picks a free port) and returns the listener with its bound address.

@@ -230,6 +230,7 @@ impl LiveSidecar {
                 let live = self.clone();
                 Arc::new(move || live.peek().inbound_tls().cloned())
             },
+            limits: self.shared.settings.limits.clone(),
             admin: self.admin_service(),
             metrics_only: self.metrics_only_service(),
             prometheus: self.shared.settings.prometheus.clone(),

@@ -17,7 +17,10 @@ use crate::{
     config_updates::ConfigUpdates,
     forward::Forward,
     inbound::{Inbound, InboundError},
-    listener::{DrainDuration, HttpService, InboundTlsSource, bind, serve, serve_with_tls},
+    limits::ListenerLimits,
+    listener::{
+        DrainDuration, HttpService, InboundTlsSource, ServeOptions, bind, serve, serve_with,
+    },
     live::LiveSidecar,
     prometheus::{PrometheusHandle, default_recorder},
     registry::Registry,
@@ -84,6 +87,8 @@ pub struct SidecarSettings {
     /// The workload's mTLS identity (certificate, key, trust bundle): inbound connections are
     /// mutual TLS as PeerAuthentication says. `None`: plaintext only (`STRICT` is refused).
     pub identity: Option<Arc<TlsIdentity>>,
+    /// What one client may do on the outbound and inbound listeners.
+    pub limits: ListenerLimits,
 }
 
 impl Default for SidecarOptions {
@@ -115,6 +120,9 @@ pub enum StartError {
     /// Mutual TLS cannot be set up (`STRICT` without a certificate, unusable certificates).
     #[error("tls: {0}")]
     Tls(#[from] TlsError),
+    /// A security policy asks what this sidecar cannot enforce.
+    #[error("policy: {0}")]
+    Policy(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr} ({name}): {source}")]
     Bind {
@@ -147,6 +155,9 @@ pub struct Sidecar {
     span_reporter: Option<(String, SpanReporter)>,
     telemetry: Telemetry,
     log_filter: Option<LogFilterControl>,
+    limits: ListenerLimits,
+    /// The AuthorizationPolicies that apply to this workload, when any do.
+    authorizer: Option<Arc<Authorizer>>,
 }
 
 /// The metrics and access-log layers of both listeners.
@@ -397,21 +408,28 @@ impl Sidecar {
             .workload
             .resolve(&config, |name| std::env::var(name).ok())
             .namespace;
+        // AuthorizationPolicy runs inside telemetry: denials are reported (403).
+        let authorizer = Authorizer::for_workload(
+            &config,
+            &namespace,
+            &settings.workload.labels,
+            ingress_port
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(0),
+        )
+        .map(Arc::new);
         let inbound = match ingress {
             Some(sidecar) => {
-                // AuthorizationPolicy runs inside telemetry: denials are reported (403).
-                let authorizer = Authorizer::for_workload(
+                check_single_port_policies(
                     &config,
+                    &settings,
                     &namespace,
-                    &settings.workload.labels,
-                    ingress_port
-                        .and_then(|p| u16::try_from(p).ok())
-                        .unwrap_or(0),
-                );
-                Inbound::new(&sidecar.spec, upstream)?.map(|inbound| match authorizer {
-                    Some(authorizer) => {
-                        server_layers.layer(AuthorizationLayer::new(authorizer).layer(inbound))
-                    }
+                    &sidecar.spec,
+                    authorizer.as_deref(),
+                )?;
+                Inbound::new(&sidecar.spec, upstream)?.map(|inbound| match &authorizer {
+                    Some(authorizer) => server_layers
+                        .layer(AuthorizationLayer::shared(authorizer.clone()).layer(inbound)),
                     None => server_layers.layer(inbound),
                 })
             }
@@ -435,6 +453,8 @@ impl Sidecar {
             span_reporter: tracing.reporter,
             telemetry,
             log_filter: settings.log_filter,
+            limits: settings.limits,
+            authorizer,
         })
     }
 
@@ -487,6 +507,12 @@ impl Sidecar {
         self.inbound_tls.as_ref()
     }
 
+    /// The AuthorizationPolicies that apply to this workload (compiled), when any do: the inbound
+    /// listener enforces them, and an embedding application's server layer too.
+    pub fn authorizer(&self) -> Option<&Arc<Authorizer>> {
+        self.authorizer.as_ref()
+    }
+
     /// The inbound side's layers, to put in front of an application's own service in-process
     /// (the inbound listener runs them in front of its forwarder).
     pub fn server_layers(&self) -> &ServerLayers {
@@ -535,6 +561,7 @@ impl Sidecar {
                 let tls = self.inbound_tls.clone();
                 Arc::new(move || tls.clone())
             },
+            limits: self.limits.clone(),
             admin: BoxCloneSyncService::new(admin.clone()),
             metrics_only: BoxCloneSyncService::new(admin.metrics_only()),
             prometheus: self.telemetry.prometheus.clone(),
@@ -557,6 +584,8 @@ pub(crate) struct Served {
     pub(crate) inbound: Option<HttpService>,
     /// How the inbound listener accepts each connection.
     pub(crate) inbound_tls: InboundTlsSource,
+    /// What one client may do, on the outbound and inbound listeners.
+    pub(crate) limits: ListenerLimits,
     pub(crate) admin: HttpService,
     pub(crate) metrics_only: HttpService,
     pub(crate) prometheus: Option<PrometheusHandle>,
@@ -591,21 +620,31 @@ impl Served {
 
         let (stop, stopped) = watch::channel(false);
         let drain = self.drain;
-        let mut tasks = vec![tokio::spawn(serve(
+        let limits = self.limits;
+        let plaintext = ServeOptions {
+            tls: None,
+            limits: limits.clone(),
+        };
+        let mut tasks = vec![tokio::spawn(serve_with(
             outbound_listener,
             self.outbound,
             stopped.clone(),
             drain.clone(),
+            plaintext,
         ))];
+        let inbound_options = ServeOptions {
+            tls: Some(self.inbound_tls.clone()),
+            limits,
+        };
         let mut listeners = vec![("outbound", outbound)];
         let inbound_served = self.inbound.is_some();
         if let (Some((listener, addr)), Some(service)) = (inbound_listener, self.inbound) {
-            tasks.push(tokio::spawn(serve_with_tls(
+            tasks.push(tokio::spawn(serve_with(
                 listener,
                 service,
                 stopped.clone(),
                 drain.clone(),
-                Some(self.inbound_tls.clone()),
+                inbound_options.clone(),
             )));
             listeners.push(("inbound", addr));
         }
@@ -636,7 +675,7 @@ impl Served {
                 listeners.clone(),
                 stopped,
                 drain,
-                self.inbound_tls,
+                inbound_options,
             )));
         }
         Ok(RunningSidecar {
@@ -657,7 +696,7 @@ async fn open_inbound_when_configured(
     listeners: watch::Sender<Vec<(&'static str, SocketAddr)>>,
     mut stopped: watch::Receiver<bool>,
     drain: DrainDuration,
-    tls: InboundTlsSource,
+    options: ServeOptions,
 ) {
     let mut versions = live.versions();
     loop {
@@ -669,8 +708,7 @@ async fn open_inbound_when_configured(
                         let at = all.len().saturating_sub(1);
                         all.insert(at, ("inbound", bound));
                     });
-                    serve_with_tls(listener, live.inbound_service(), stopped, drain, Some(tls))
-                        .await;
+                    serve_with(listener, live.inbound_service(), stopped, drain, options).await;
                     return;
                 }
                 Err(error) => tracing::error!(
@@ -685,6 +723,49 @@ async fn open_inbound_when_configured(
             _ = stopped.changed() => return,
         }
     }
+}
+
+/// Refuses port-specific security (PeerAuthentication `portLevelMtls` that differs between the
+/// ingress ports, AuthorizationPolicy rules on ports) when the Sidecar has several ingress
+/// ports: one inbound listener serves them all and cannot tell them apart safely yet.
+fn check_single_port_policies(
+    config: &Config,
+    settings: &SidecarSettings,
+    namespace: &str,
+    sidecar: &mesh_route::config::Sidecar,
+    authorizer: Option<&Authorizer>,
+) -> Result<(), StartError> {
+    if sidecar.ingress.len() < 2 {
+        return Ok(());
+    }
+    let root = config
+        .mesh
+        .root_namespace
+        .as_deref()
+        .unwrap_or(DEFAULT_ROOT_NAMESPACE);
+    let modes: Vec<_> = sidecar
+        .ingress
+        .iter()
+        .map(|i| {
+            mode_for(
+                &config.peer_authentications,
+                root,
+                namespace,
+                &settings.workload.labels,
+                Some(i.port.number),
+            )
+        })
+        .collect();
+    let differ = modes.windows(2).any(|pair| pair[0] != pair[1]);
+    if differ || authorizer.is_some_and(Authorizer::uses_ports) {
+        return Err(StartError::Policy(
+            "port-specific PeerAuthentication (portLevelMtls) or AuthorizationPolicy (ports, \
+             destination.port) with several Sidecar ingress ports is not supported yet: give \
+             each port a sidecar of its own"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// The inbound TLS policy of this workload's ingress `port` under `config`'s PeerAuthentications.

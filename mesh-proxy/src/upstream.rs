@@ -84,6 +84,7 @@ fn http1_client(
             counting,
             active,
             tls,
+            handshake_timeout: connect_timeout,
         })
 }
 

@@ -156,7 +156,17 @@ where
                     .inner
                     .clone()
                     .map_response(|response: Response<RB>| response.map(body::boxed_send));
-                (sidecar.version(), sidecar.server_layers().layer(inner))
+                let layers = sidecar.server_layers();
+                let stack = match sidecar.authorizer() {
+                    // AuthorizationPolicies hold in-process too (without mutual TLS, rules on
+                    // principals and namespaces never match a caller).
+                    Some(authorizer) => layers.layer(
+                        mesh_proxy::authorization::AuthorizationLayer::shared(authorizer.clone())
+                            .layer(inner),
+                    ),
+                    None => layers.layer(inner),
+                };
+                (sidecar.version(), stack)
             }
         };
         &mut self.stack.insert(current).1

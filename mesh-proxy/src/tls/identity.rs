@@ -126,7 +126,19 @@ impl TlsIdentity {
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| TlsError::new(format!("certificate and key do not go together: {e}")))?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // Istio's sidecars offer their own protocol names first; accepting them keeps the
+        // handshake from failing for want of a common protocol (HTTP is told apart after it).
+        config.alpn_protocols = [
+            "h2",
+            "http/1.1",
+            "istio-h2",
+            "istio-http/1.1",
+            "istio-http/1.0",
+            "istio-peer-exchange",
+            "istio",
+        ]
+        .map(|p| p.as_bytes().to_vec())
+        .to_vec();
         Ok(Arc::new(config))
     }
 

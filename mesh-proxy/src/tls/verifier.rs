@@ -1,20 +1,22 @@
 //! [`SpiffeServerVerifier`]: how the client side of mesh mTLS checks a server's certificate.
 //!
 //! SPIFFE certificates name a workload by a URI SAN and carry no DNS names, so the usual check
-//! of the certificate against the name dialled (the SNI) cannot pass. This verifier runs the
-//! WebPKI chain check against the trust bundle as usual and, where that check fails only on the
-//! name, accepts the certificate when one of its subject alternative names (its SPIFFE URI, or
-//! a DNS name) is one of the expected ones (any, when none are expected: the trust bundle alone
-//! decides, as Istio does without `subjectAltNames`).
+//! of the certificate against the name dialled (the SNI) cannot pass. This verifier runs
+//! rustls' WebPKI chain check against the trust bundle (signatures, validity dates, key usage)
+//! and then, instead of the name check, accepts the certificate when one of its subject
+//! alternative names (its SPIFFE URI, or a DNS name) is one of the expected ones (any, when none
+//! are expected: the trust bundle alone decides, as Istio does without `subjectAltNames`).
 
 use super::{TlsError, identity::subject_alt_names, provider};
 use rustls::{
-    CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
+    DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
     client::{
-        WebPkiServerVerifier,
         danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+        verify_server_cert_signed_by_trust_anchor,
     },
+    crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature},
     pki_types::{CertificateDer, ServerName, UnixTime},
+    server::ParsedCertificate,
 };
 use std::sync::Arc;
 
@@ -22,17 +24,22 @@ use std::sync::Arc;
 /// [module docs](self).
 #[derive(Debug)]
 pub struct SpiffeServerVerifier {
-    chain: Arc<WebPkiServerVerifier>,
+    roots: Arc<RootCertStore>,
+    algorithms: WebPkiSupportedAlgorithms,
     expected: Vec<String>,
 }
 
 impl SpiffeServerVerifier {
-    /// A verifier trusting `roots`, accepting the SPIFFE identities `expected` (any when empty).
+    /// A verifier trusting `roots`, accepting the names `expected` (any when empty).
     pub fn new(roots: Arc<RootCertStore>, expected: Vec<String>) -> Result<Self, TlsError> {
-        let chain = WebPkiServerVerifier::builder_with_provider(roots, provider())
-            .build()
-            .map_err(|e| TlsError::new(format!("trust bundle: {e}")))?;
-        Ok(SpiffeServerVerifier { chain, expected })
+        if roots.is_empty() {
+            return Err(TlsError::new("trust bundle: no certificate"));
+        }
+        Ok(SpiffeServerVerifier {
+            roots,
+            algorithms: provider().signature_verification_algorithms,
+            expected,
+        })
     }
 }
 
@@ -41,27 +48,20 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        let verified = self.chain.verify_server_cert(
-            end_entity,
+        // The chain (signatures, validity, usage) first, exactly as WebPKI checks it; the name
+        // dialled is not checked: SPIFFE certificates carry none.
+        let parsed = ParsedCertificate::try_from(end_entity)?;
+        verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            &self.roots,
             intermediates,
-            server_name,
-            ocsp_response,
             now,
-        );
-        // The chain is checked before the name: a name mismatch means the chain is good.
-        let name_only = matches!(
-            verified,
-            Err(Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
-            ))
-        );
-        if verified.is_err() && !name_only {
-            return verified;
-        }
+            self.algorithms.all,
+        )?;
         if self.expected.is_empty() {
             return Ok(ServerCertVerified::assertion());
         }
@@ -82,7 +82,7 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.chain.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -91,10 +91,10 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.chain.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.chain.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }

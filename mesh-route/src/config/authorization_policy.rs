@@ -195,8 +195,16 @@ pub fn policies_for<'a>(
     labels: &'a BTreeMap<String, String>,
 ) -> impl Iterator<Item = &'a Resource<AuthorizationPolicy>> + 'a {
     policies.iter().filter(move |p| {
-        let ns = p.namespace().unwrap_or(root_namespace);
-        match &p.spec.selector {
+        let Some(ns) = p.namespace() else {
+            // Validation requires a namespace.
+            return false;
+        };
+        match p
+            .spec
+            .selector
+            .as_ref()
+            .filter(|s| !s.match_labels.is_empty())
+        {
             None => ns == root_namespace || ns == namespace,
             Some(selector) => {
                 ns == namespace
@@ -265,8 +273,23 @@ pub(crate) fn validate_authorization_policy(policy: &AuthorizationPolicy, r: &mu
                 }
             }
         }
+        for (j, to) in rule.to.iter().enumerate() {
+            let op = &to.operation;
+            for path in op.paths.iter().chain(&op.not_paths) {
+                if path.contains('{') {
+                    r.error(
+                        format!("rules[{i}].to[{j}].operation.paths"),
+                        format!(
+                            "path templates are not supported: \"{path}\" (use prefix* or *suffix)"
+                        ),
+                    );
+                }
+            }
+        }
         for (j, condition) in rule.when.iter().enumerate() {
-            let known = condition.header().is_some_and(|h| !h.is_empty())
+            let known = condition
+                .header()
+                .is_some_and(|h| http::HeaderName::from_bytes(h.as_bytes()).is_ok())
                 || CONDITION_KEYS[1..].contains(&condition.key.as_str());
             if !known {
                 r.error(
@@ -277,6 +300,16 @@ pub(crate) fn validate_authorization_policy(policy: &AuthorizationPolicy, r: &mu
                         CONDITION_KEYS.join(", ")
                     ),
                 );
+            }
+            if condition.key == "source.ip" {
+                for value in condition.values.iter().chain(&condition.not_values) {
+                    if parse_ip_block(value).is_none() {
+                        r.error(
+                            format!("rules[{i}].when[{j}].values"),
+                            format!("\"{value}\" is not an address or CIDR block"),
+                        );
+                    }
+                }
             }
             if condition.values.is_empty() && condition.not_values.is_empty() {
                 r.error(

@@ -77,22 +77,24 @@ pub fn mode_for(
 ) -> MtlsMode {
     fn in_namespace<'a>(
         policies: &'a [Resource<PeerAuthentication>],
-        root_namespace: &'a str,
         ns: &'a str,
     ) -> impl Iterator<Item = &'a Resource<PeerAuthentication>> {
-        policies
-            .iter()
-            .filter(move |p| p.namespace().unwrap_or(root_namespace) == ns)
+        // Validation requires a namespace.
+        policies.iter().filter(move |p| p.namespace() == Some(ns))
     }
-    let in_namespace = |ns| in_namespace(policies, root_namespace, ns);
+    let in_namespace = |ns| in_namespace(policies, ns);
+    // An empty selector selects the whole namespace, as no selector does.
+    fn selector(p: &Resource<PeerAuthentication>) -> Option<&PolicyWorkloadSelector> {
+        p.spec
+            .selector
+            .as_ref()
+            .filter(|s| !s.match_labels.is_empty())
+    }
     let workload = in_namespace(namespace).find(|p| {
-        p.spec.selector.as_ref().is_some_and(|s| {
-            !s.match_labels.is_empty()
-                && s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-        })
+        selector(p).is_some_and(|s| s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
     });
-    let namespace_wide = in_namespace(namespace).find(|p| p.spec.selector.is_none());
-    let mesh_wide = in_namespace(root_namespace).find(|p| p.spec.selector.is_none());
+    let namespace_wide = in_namespace(namespace).find(|p| selector(p).is_none());
+    let mesh_wide = in_namespace(root_namespace).find(|p| selector(p).is_none());
     let port_mode = workload
         .zip(port)
         .and_then(|(p, port)| p.spec.port_level_mtls.get(&port))

@@ -1172,4 +1172,10 @@ fn peer_authentication_port_levels_need_a_selector() {
     assert!(find(&e, "portLevelMtls").message.contains("selector"));
     let e = errors(&yaml.replace("STRICT", "STRIKT"));
     assert!(e.iter().any(|d| d.message.contains("STRICT")), "{e:#?}");
+    let e = errors(&yaml.replace(", namespace: istioinaction", ""));
+    assert!(
+        find(&e, "metadata.namespace")
+            .message
+            .contains("which workloads")
+    );
 }

@@ -97,13 +97,27 @@ pub(crate) fn validate_all(config: &Config, mesh: &[MeshDocument], out: &mut Vec
             &mut Reporter::new(&canary.origin, &name, out),
         );
     }
+    // A security policy's namespace decides what it covers: it cannot be left to a default.
+    let require_namespace = |namespace: Option<&str>, reporter: &mut Reporter<'_>| {
+        if namespace.is_none() {
+            reporter.error(
+                "metadata.namespace",
+                "metadata.namespace is required: it decides which workloads the policy covers \
+                 (the root namespace, istio-system by default, for the whole mesh)",
+            );
+        }
+    };
     for policy in &config.authorization_policies {
         let name = label("AuthorizationPolicy", policy);
-        validate_authorization_policy(&policy.spec, &mut Reporter::new(&policy.origin, &name, out));
+        let mut reporter = Reporter::new(&policy.origin, &name, out);
+        require_namespace(policy.namespace(), &mut reporter);
+        validate_authorization_policy(&policy.spec, &mut reporter);
     }
     for policy in &config.peer_authentications {
         let name = label("PeerAuthentication", policy);
-        validate_peer_authentication(&policy.spec, &mut Reporter::new(&policy.origin, &name, out));
+        let mut reporter = Reporter::new(&policy.origin, &name, out);
+        require_namespace(policy.namespace(), &mut reporter);
+        validate_peer_authentication(&policy.spec, &mut reporter);
     }
     for document in mesh {
         let mut reporter =

@@ -12,7 +12,7 @@ use std::{
     collections::{HashMap, HashSet},
     fmt,
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc, Mutex, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -147,7 +147,7 @@ pub struct IstioMetrics {
     max_services: usize,
     /// The workloads of mutual-TLS callers by SPIFFE id, one shared `Arc` each (series are
     /// cached by peer address).
-    peers: Mutex<HashMap<Arc<str>, Arc<Workload>, FnvBuildHasher>>,
+    peers: RwLock<HashMap<Arc<str>, Arc<Workload>, FnvBuildHasher>>,
 }
 
 /// How many distinct mutual-TLS callers get a workload of their own; past this, callers are
@@ -216,7 +216,7 @@ impl IstioMetrics {
             services: Mutex::default(),
             full: AtomicBool::new(false),
             max_services: MAX_SERVICES,
-            peers: Mutex::default(),
+            peers: RwLock::default(),
         }
     }
 
@@ -232,7 +232,13 @@ impl IstioMetrics {
     /// assert_eq!((peer.namespace.as_str(), peer.principal.as_str()), ("shop", "spiffe://cluster.local/ns/shop/sa/web"));
     /// ```
     pub fn peer_workload(&self, peer: &PeerIdentity) -> Option<Arc<Workload>> {
-        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        // Callers are few and come back: a shared read almost always finds them.
+        let known = self.peers.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(known) = known.get(&peer.0) {
+            return Some(known.clone());
+        }
+        drop(known);
+        let mut peers = self.peers.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(known) = peers.get(&peer.0) {
             return Some(known.clone());
         }

@@ -14,7 +14,7 @@
 mod istio;
 mod labels;
 
-pub use istio::{IstioMetrics, MetricsRecorder, RequestOutcome};
+pub use istio::{IstioMetrics, MAX_PEERS, MAX_SERVICES, MetricsRecorder, RequestOutcome};
 pub(crate) use labels::grpc_status_of_http;
 pub use labels::{
     BLACK_HOLE_CLUSTER, CatchAllCluster, PASSTHROUGH_CLUSTER, Reporter, RequestProtocol,
