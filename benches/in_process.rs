@@ -21,46 +21,12 @@ use tower::{Layer, service_fn};
 
 #[path = "support/layer_bench.rs"]
 mod layer_bench;
+#[path = "support/loopback_upstream.rs"]
+mod loopback_upstream;
 #[path = "support/wire_request.rs"]
 mod wire_request;
 
 use layer_bench::Variants;
-
-/// Serves 200 with an empty body on a loopback port, on a thread of its own.
-fn upstream() -> SocketAddr {
-    let (bound, addr) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            bound
-                .send(listener.local_addr().expect("addr"))
-                .expect("send");
-            let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let _ = stream.set_nodelay(true);
-                let http = http.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|_request| async {
-                        Ok::<_, Infallible>(http::Response::new(mesh::core::body::empty()))
-                    });
-                    let _ = http
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    });
-    addr.recv().expect("upstream address")
-}
 
 /// `catalog` at `upstream`, routed to subset v1 with a timeout and retries.
 fn config(upstream: SocketAddr) -> String {
@@ -102,7 +68,7 @@ fn in_process(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let upstream = upstream();
+    let upstream = loopback_upstream::upstream();
     let _guard = runtime.enter();
     let mesh = Mesh::builder()
         .yaml(config(upstream))
