@@ -90,6 +90,11 @@
 //! - [`trace`]: trace context (B3, W3C), sampling, `x-request-id`, spans and their export,
 //!   Istio metrics and access logs;
 //! - [`proxy`]: listeners, endpoints, load balancing, admin, the [`Sidecar`](proxy::Sidecar).
+//!
+//! Cargo features (default: `proxy`, `yaml`, `zipkin`, `prometheus`, `tls`): `proxy` (the
+//! in-process `Mesh` and the sidecar), `yaml` (Istio YAML), `zipkin` / `otlp` (span export),
+//! `prometheus` (the mesh's own recorder), `tls` (mesh mTLS and TLS origination with rustls; without
+//! it, configuration asking for TLS is refused). `--no-default-features` leaves the core layers.
 
 #[cfg(feature = "proxy")]
 pub mod demo;

@@ -33,6 +33,7 @@ use std::{
     task::{Context, Poll},
 };
 use tokio::net::TcpStream;
+#[cfg(feature = "tls")]
 use tokio_rustls::client::TlsStream;
 
 /// How many responses a connection has carried; found in each response's extensions.
@@ -77,11 +78,15 @@ impl tower::Service<http::Uri> for CountingConnector {
         let counting = self.counting;
         let active = self.active.clone();
         let tls = self.tls.clone();
+        #[cfg(feature = "tls")]
         let handshake_timeout = self.handshake_timeout;
         Box::pin(async move {
             let tcp = connecting.await?;
             let inner = match tls {
                 None => Wire::Plain(tcp),
+                #[cfg(not(feature = "tls"))]
+                Some(tls) => match *tls {},
+                #[cfg(feature = "tls")]
                 Some(tls) => {
                     let stream = tcp.into_inner();
                     let upstream = authority.as_deref().unwrap_or_default();
@@ -107,6 +112,7 @@ impl tower::Service<http::Uri> for CountingConnector {
 #[derive(Debug)]
 enum Wire {
     Plain(#[pin] TokioIo<TcpStream>),
+    #[cfg(feature = "tls")]
     Tls(#[pin] Box<TokioIo<TlsStream<TcpStream>>>),
 }
 
@@ -124,6 +130,7 @@ impl Connection for CountedStream {
     fn connected(&self) -> Connected {
         let connected = match &self.inner {
             Wire::Plain(tcp) => tcp.connected(),
+            #[cfg(feature = "tls")]
             Wire::Tls(_) => Connected::new(),
         };
         match &self.uses {
@@ -141,6 +148,7 @@ impl Read for CountedStream {
     ) -> Poll<io::Result<()>> {
         match self.project().inner.project() {
             WireProjection::Plain(io) => io.poll_read(cx, buf),
+            #[cfg(feature = "tls")]
             WireProjection::Tls(io) => io.poll_read(cx, buf),
         }
     }
@@ -154,6 +162,7 @@ impl Write for CountedStream {
     ) -> Poll<io::Result<usize>> {
         match self.project().inner.project() {
             WireProjection::Plain(io) => io.poll_write(cx, buf),
+            #[cfg(feature = "tls")]
             WireProjection::Tls(io) => io.poll_write(cx, buf),
         }
     }
@@ -161,6 +170,7 @@ impl Write for CountedStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.project().inner.project() {
             WireProjection::Plain(io) => io.poll_flush(cx),
+            #[cfg(feature = "tls")]
             WireProjection::Tls(io) => io.poll_flush(cx),
         }
     }
@@ -168,6 +178,7 @@ impl Write for CountedStream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.project().inner.project() {
             WireProjection::Plain(io) => io.poll_shutdown(cx),
+            #[cfg(feature = "tls")]
             WireProjection::Tls(io) => io.poll_shutdown(cx),
         }
     }
@@ -175,6 +186,7 @@ impl Write for CountedStream {
     fn is_write_vectored(&self) -> bool {
         match &self.inner {
             Wire::Plain(io) => io.is_write_vectored(),
+            #[cfg(feature = "tls")]
             Wire::Tls(io) => io.is_write_vectored(),
         }
     }
@@ -186,6 +198,7 @@ impl Write for CountedStream {
     ) -> Poll<io::Result<usize>> {
         match self.project().inner.project() {
             WireProjection::Plain(io) => io.poll_write_vectored(cx, bufs),
+            #[cfg(feature = "tls")]
             WireProjection::Tls(io) => io.poll_write_vectored(cx, bufs),
         }
     }

@@ -103,7 +103,7 @@ pub async fn serve_with(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let downstream = DownstreamAddr { remote, local };
-        let mut hyper_service = ConnectionService {
+        let hyper_service = ConnectionService {
             service,
             downstream,
             peer: None,
@@ -129,10 +129,19 @@ pub async fn serve_with(
                         .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service))
                         .await
                 }
+                #[cfg(feature = "tls")]
                 Accepted::Mutual(stream, peer) => {
-                    hyper_service.peer = peer;
+                    let hyper_service = ConnectionService {
+                        peer,
+                        ..hyper_service
+                    };
                     watcher
-                        .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service))
+                        .watch(
+                            builder.serve_connection_with_upgrades(
+                                TokioIo::new(stream),
+                                hyper_service,
+                            ),
+                        )
                         .await
                 }
             };

@@ -13,22 +13,37 @@
 //!
 //! Every configuration names the `ring` provider explicitly, so a second provider elsewhere in
 //! the dependency graph cannot make rustls panic for lack of a process default.
+//!
+//! All of it is the `tls` feature (on by default). Without it the listeners serve plaintext and
+//! configuration asking for TLS (`STRICT`, a DestinationRule `tls` mode other than `DISABLE`)
+//! is refused when it is compiled.
 
+#[cfg(not(feature = "tls"))]
+mod disabled;
+#[cfg(feature = "tls")]
 pub mod identity;
+#[cfg(feature = "tls")]
 pub mod inbound;
+#[cfg(feature = "tls")]
 pub mod outbound;
+#[cfg(feature = "tls")]
 pub mod verifier;
 
+#[cfg(not(feature = "tls"))]
+pub use disabled::{Accepted, InboundTls, OutboundTls, TlsIdentity};
+#[cfg(feature = "tls")]
 pub use identity::{IdentityFiles, TlsIdentity, spiffe_id};
+#[cfg(feature = "tls")]
 pub use inbound::{Accepted, InboundTls};
+#[cfg(feature = "tls")]
 pub use outbound::OutboundTls;
+#[cfg(feature = "tls")]
 pub use verifier::SpiffeServerVerifier;
 
-use std::sync::Arc;
-
 /// The crypto provider every configuration uses.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+#[cfg(feature = "tls")]
+pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Why TLS could not be set up: the message names the file or setting.
