@@ -326,14 +326,20 @@ async fn admin_pauses_resumes_promotes_and_aborts() {
     assert_eq!(code, 400);
 }
 
-#[tokio::test(start_paused = true)]
-async fn abort_rolls_back_at_once_and_a_new_revision_restarts() {
+/// A healthy canary (stepWeight 10) two passes in: at weight 20. Returns its YAML too.
+async fn healthy_at_twenty() -> (String, LiveSidecar, tokio::sync::watch::Sender<bool>) {
     let yaml = canary(&format!("    stepWeight: 10\n{HEALTHY_CHECKS}"));
-    let (live, _stop) = controlled(&yaml, Scripted::healthy());
+    let (live, stop) = controlled(&yaml, Scripted::healthy());
     settle().await;
     next_pass().await;
     next_pass().await;
     assert_eq!(routing(&live).canary_weight, 20);
+    (yaml, live, stop)
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_rolls_back_at_once_and_a_new_revision_restarts() {
+    let (_, live, _stop) = healthy_at_twenty().await;
     let (_, aborted) = admin(&live, "POST", "/canaries/catalog/abort").await;
     assert_eq!(aborted["phase"], "Failed");
     assert_eq!(compiled_weights(&live), (100, 0));
@@ -425,12 +431,7 @@ async fn the_sidecars_own_counters_promote_a_healthy_canary_and_roll_back_a_fail
 
 #[tokio::test(start_paused = true)]
 async fn suspend_holds_the_analysis_without_restarting_it() {
-    let yaml = canary(&format!("    stepWeight: 10\n{HEALTHY_CHECKS}"));
-    let (live, _stop) = controlled(&yaml, Scripted::healthy());
-    settle().await;
-    next_pass().await;
-    next_pass().await;
-    assert_eq!(routing(&live).canary_weight, 20);
+    let (yaml, live, _stop) = healthy_at_twenty().await;
     let suspended = yaml.replace("  analysis:\n", "  suspend: true\n  analysis:\n");
     live.swap(load(&suspended)).unwrap();
     settle().await;
