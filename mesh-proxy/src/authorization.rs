@@ -31,10 +31,10 @@ use mesh_core::{Body, BoxError, DownstreamAddr, PeerIdentity, authority::request
 use mesh_route::config::{
     AuthorizationAction, Config,
     authorization_policy::{Condition, Operation, Source, parse_ip_block, policies_for},
-    peer_authentication::DEFAULT_ROOT_NAMESPACE,
 };
 use pin_project::pin_project;
 use std::{
+    borrow::Cow,
     collections::BTreeMap,
     future::Future,
     net::IpAddr,
@@ -123,7 +123,7 @@ impl<T> Default for Field<T> {
 impl<T> Field<T> {
     /// Whether `value` passes: with no value (an unknown attribute) a field that asks for
     /// values fails, and one that only excludes passes.
-    fn admits(&self, value: Option<&str>, matches: impl Fn(&T, &str) -> bool) -> bool {
+    fn admits<V: Copy>(&self, value: Option<V>, matches: impl Fn(&T, V) -> bool) -> bool {
         let Some(value) = value else {
             return self.any_of.is_empty();
         };
@@ -223,11 +223,7 @@ impl Authorizer {
         labels: &BTreeMap<String, String>,
         port: u16,
     ) -> Option<Self> {
-        let root = config
-            .mesh
-            .root_namespace
-            .as_deref()
-            .unwrap_or(DEFAULT_ROOT_NAMESPACE);
+        let root = config.mesh.root_namespace();
         let mut authorizer = Authorizer {
             deny: Vec::new(),
             allow: Vec::new(),
@@ -297,15 +293,9 @@ impl Authorizer {
     }
 
     fn source(&self, source: &CompiledSource, facts: &Facts<'_>) -> bool {
-        let ip = facts.ip;
         source.principals.admits(facts.principal, Pattern::matches)
             && source.namespaces.admits(facts.namespace, Pattern::matches)
-            && (ip.is_none_or(|ip| {
-                (source.ip_blocks.any_of.is_empty()
-                    || source.ip_blocks.any_of.iter().any(|b| in_block(b, ip)))
-                    && !source.ip_blocks.none_of.iter().any(|b| in_block(b, ip))
-            }))
-            && (ip.is_some() || source.ip_blocks.any_of.is_empty())
+            && source.ip_blocks.admits(facts.ip, in_block)
     }
 
     fn operation(&self, operation: &CompiledOperation, facts: &Facts<'_>) -> bool {
@@ -313,8 +303,7 @@ impl Authorizer {
         operation
             .hosts
             .admits(facts.host, Pattern::matches_ignoring_case)
-            && (operation.ports.any_of.is_empty() || operation.ports.any_of.contains(&port))
-            && !operation.ports.none_of.contains(&port)
+            && operation.ports.admits(Some(port), |p, port| *p == port)
             && operation
                 .methods
                 .admits(Some(facts.method), Pattern::matches)
@@ -323,13 +312,7 @@ impl Authorizer {
 
     fn condition(&self, condition: &CompiledCondition, facts: &Facts<'_>) -> bool {
         match &condition.attribute {
-            Attribute::SourceIp(blocks) => match facts.ip {
-                Some(ip) => {
-                    (blocks.any_of.is_empty() || blocks.any_of.iter().any(|b| in_block(b, ip)))
-                        && !blocks.none_of.iter().any(|b| in_block(b, ip))
-                }
-                None => blocks.any_of.is_empty(),
-            },
+            Attribute::SourceIp(blocks) => blocks.admits(facts.ip, in_block),
             Attribute::Header(name) => {
                 // Every value of a repeated header, joined as Envoy joins them.
                 let values: Vec<&str> = facts
@@ -350,7 +333,9 @@ impl Authorizer {
             }
             Attribute::DestinationPort => {
                 let port = self.port.to_string();
-                condition.values.admits(Some(&port), Pattern::matches)
+                condition
+                    .values
+                    .admits(Some(port.as_str()), Pattern::matches)
             }
             Attribute::Never => false,
         }
@@ -423,14 +408,20 @@ fn compile_condition(condition: &Condition) -> CompiledCondition {
 
 /// `path` with its dot segments removed (`.`, `..`, and their `%2e` spellings) and repeated
 /// slashes merged, as Istio's default path normalization does, so that `/x/../admin` is
-/// judged as `/admin`.
-pub fn normalized_path(path: &str) -> String {
+/// judged as `/admin`. A path with nothing to normalize is returned as it is.
+pub fn normalized_path(path: &str) -> Cow<'_, str> {
+    let clean = path.starts_with('/')
+        && !path.contains("//")
+        && !path.contains("/.")
+        && !path.contains("/%");
+    if clean {
+        return Cow::Borrowed(path);
+    }
     let mut segments: Vec<&str> = Vec::new();
     for segment in path.split('/') {
-        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
-        match decoded.as_str() {
-            "" | "." => {}
-            ".." => {
+        match dots(segment) {
+            Some(0 | 1) => {}
+            Some(2) => {
                 segments.pop();
             }
             _ => segments.push(segment),
@@ -444,7 +435,21 @@ pub fn normalized_path(path: &str) -> String {
     if normalized.is_empty() || (path.ends_with('/') && !segments.is_empty()) {
         normalized.push('/');
     }
-    normalized
+    Cow::Owned(normalized)
+}
+
+/// How many dots `segment` is made of (each `.`, `%2e` or `%2E`); `None` when it holds anything
+/// else.
+fn dots(mut segment: &str) -> Option<usize> {
+    let mut count = 0;
+    while !segment.is_empty() {
+        segment = segment
+            .strip_prefix('.')
+            .or_else(|| segment.strip_prefix("%2e"))
+            .or_else(|| segment.strip_prefix("%2E"))?;
+        count += 1;
+    }
+    Some(count)
 }
 
 /// Checks each request against an [`Authorizer`]; see the [module docs](self).
@@ -651,5 +656,7 @@ mod tests {
         }
         assert_eq!(normalized_path("/a/b/../c/"), "/a/c/");
         assert_eq!(normalized_path("/.."), "/");
+        assert!(matches!(normalized_path("/items/1"), Cow::Borrowed(_)));
+        assert_eq!(normalized_path("/a/...b/%2E%2e/c"), "/a/c");
     }
 }

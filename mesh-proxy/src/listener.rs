@@ -8,7 +8,10 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::{
+        conn::auto,
+        graceful::{GracefulShutdown, Watcher},
+    },
 };
 use mesh_core::{
     Body, BoxError, DownstreamAddr, PeerIdentity, body, local_reply::LocalReplyFuture,
@@ -125,9 +128,7 @@ pub async fn serve_with(
             };
             let served = match accepted {
                 Accepted::Plain(stream) => {
-                    watcher
-                        .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service))
-                        .await
+                    serve_connection(&builder, watcher, stream, hyper_service).await
                 }
                 #[cfg(feature = "tls")]
                 Accepted::Mutual(stream, peer) => {
@@ -135,14 +136,7 @@ pub async fn serve_with(
                         peer,
                         ..hyper_service
                     };
-                    watcher
-                        .watch(
-                            builder.serve_connection_with_upgrades(
-                                TokioIo::new(stream),
-                                hyper_service,
-                            ),
-                        )
-                        .await
+                    serve_connection(&builder, watcher, stream, hyper_service).await
                 }
             };
             if let Err(error) = served {
@@ -154,6 +148,21 @@ pub async fn serve_with(
     let _ = tokio::time::timeout(drain(), graceful.shutdown()).await;
     // Connections still open past the drain are closed.
     connections.abort_all();
+}
+
+/// Serves one accepted connection, plaintext or TLS, until it ends or the drain closes it.
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    io: I,
+    service: ConnectionService,
+) -> Result<(), BoxError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    watcher
+        .watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service))
+        .await
 }
 
 /// How many headers the layers may add to a request on its way through the proxy.

@@ -32,11 +32,10 @@ use crate::{
     upstream::{DEFAULT_CONNECT_TIMEOUT, Upstream},
     workload_identity::WorkloadSettings,
 };
-use mesh_core::body;
+use mesh_core::{body, workload::Workload};
 use mesh_core::{fault::FaultLayer, retry::RetryLayer, timeout::TimeoutLayer};
 use mesh_route::{
     RouteLayer, RouteTable,
-    config::peer_authentication::{DEFAULT_ROOT_NAMESPACE, mode_for},
     config::{Config, WorkloadMode},
     mirror::{MirrorLayer, MirrorStats, ShadowService},
     table::CompileError,
@@ -189,11 +188,9 @@ impl Telemetry {
     fn new(
         config: &Config,
         settings: &SidecarSettings,
+        workload: &Workload,
         previous: Option<&Telemetry>,
     ) -> Result<Self, StartError> {
-        let workload = settings
-            .workload
-            .resolve(config, |name| std::env::var(name).ok());
         let (recorder, prometheus) = match &settings.metrics {
             Some(recorder) => (recorder.clone(), settings.prometheus.clone()),
             None => default_recorder()?,
@@ -385,7 +382,16 @@ impl Sidecar {
             MirrorLayer::new(shadow).host_suffix(mesh_route::mirror::host_suffix_enabled(&config));
         let mirror_stats = mirror.stats().clone();
         let tracing = Tracing::new(&config, previous.and_then(|p| p.span_reporter.as_ref()))?;
-        let telemetry = Telemetry::new(&config, &settings, previous.map(|p| &p.telemetry))?;
+        // Who this proxy is: its metrics' labels, and the workload its policies select.
+        let workload = settings
+            .workload
+            .resolve(&config, |name| std::env::var(name).ok());
+        let telemetry = Telemetry::new(
+            &config,
+            &settings,
+            &workload,
+            previous.map(|p| &p.telemetry),
+        )?;
         let outbound = ServiceBuilder::new()
             .layer(tracing.client.trace)
             .map_response(|response: http::Response<_>| response.map(body::boxed))
@@ -404,10 +410,7 @@ impl Sidecar {
         };
         let ingress = config.sidecars.iter().find(|s| !s.spec.ingress.is_empty());
         let ingress_port = ingress.and_then(|s| s.spec.ingress.first().map(|i| i.port.number));
-        let namespace = settings
-            .workload
-            .resolve(&config, |name| std::env::var(name).ok())
-            .namespace;
+        let namespace = workload.namespace;
         // AuthorizationPolicy runs inside telemetry: denials are reported (403).
         let authorizer = Authorizer::for_workload(
             &config,
@@ -738,23 +741,10 @@ fn check_single_port_policies(
     if sidecar.ingress.len() < 2 {
         return Ok(());
     }
-    let root = config
-        .mesh
-        .root_namespace
-        .as_deref()
-        .unwrap_or(DEFAULT_ROOT_NAMESPACE);
     let modes: Vec<_> = sidecar
         .ingress
         .iter()
-        .map(|i| {
-            mode_for(
-                &config.peer_authentications,
-                root,
-                namespace,
-                &settings.workload.labels,
-                Some(i.port.number),
-            )
-        })
+        .map(|i| config.mtls_mode(namespace, &settings.workload.labels, Some(i.port.number)))
         .collect();
     let differ = modes.windows(2).any(|pair| pair[0] != pair[1]);
     if differ || authorizer.is_some_and(Authorizer::uses_ports) {
@@ -775,18 +765,7 @@ fn inbound_tls(
     namespace: &str,
     port: Option<u32>,
 ) -> Result<InboundTls, StartError> {
-    let root = config
-        .mesh
-        .root_namespace
-        .as_deref()
-        .unwrap_or(DEFAULT_ROOT_NAMESPACE);
-    let mode = mode_for(
-        &config.peer_authentications,
-        root,
-        namespace,
-        &settings.workload.labels,
-        port,
-    );
+    let mode = config.mtls_mode(namespace, &settings.workload.labels, port);
     Ok(InboundTls::new(mode, settings.identity.as_deref())?)
 }
 

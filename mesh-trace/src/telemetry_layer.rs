@@ -247,11 +247,14 @@ impl Recording {
             upstream_cluster: None,
             upstream_host: None,
             // Inbound, the peer is the caller: known when it proved who it is (mutual TLS).
-            peer: shared.metrics.as_ref().and_then(|metrics| {
-                let identity = request.extensions().get::<PeerIdentity>()?;
-                (metrics.reporter() == Reporter::Destination)
-                    .then(|| metrics.peer_workload(identity))?
-            }),
+            // (The outbound side never looks for one.)
+            peer: shared
+                .metrics
+                .as_ref()
+                .filter(|metrics| metrics.reporter() == Reporter::Destination)
+                .and_then(|metrics| {
+                    metrics.peer_workload(request.extensions().get::<PeerIdentity>()?)
+                }),
             upstream_service_time: None,
             grpc_status: None,
             response_bytes: 0,

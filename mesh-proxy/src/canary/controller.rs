@@ -304,11 +304,7 @@ impl CanaryBoard {
             let source = self.source(canary);
             source.forget(canary);
             source.sample(canary, now);
-            let label = format!(
-                "{}.{}",
-                canary.meta.name,
-                canary.namespace().unwrap_or("default")
-            );
+            let label = flagger_name(canary);
             let mut tracked = Tracked {
                 canary: canary.clone(),
                 run: CanaryRun::new(label.clone()),
@@ -468,6 +464,15 @@ impl CanaryBoard {
     }
 }
 
+/// `name.namespace`, as Flagger names a canary in its events.
+fn flagger_name(canary: &Resource<Canary>) -> String {
+    format!(
+        "{}.{}",
+        canary.meta.name,
+        canary.namespace().unwrap_or("default")
+    )
+}
+
 /// The key of the canary `name` names: itself, or the one canary with that name.
 fn find(runs: &BTreeMap<String, Tracked>, name: &str) -> Result<String, String> {
     if runs.contains_key(name) {
@@ -541,11 +546,7 @@ impl CanaryMetrics for Unusable {
 
 impl Tracked {
     fn label(&self) -> String {
-        format!(
-            "{}.{}",
-            self.canary.meta.name,
-            self.canary.namespace().unwrap_or("default")
-        )
+        flagger_name(&self.canary)
     }
 
     /// Whether passes are due: not held and not over.

@@ -199,20 +199,9 @@ pub fn policies_for<'a>(
             // Validation requires a namespace.
             return false;
         };
-        match p
-            .spec
-            .selector
-            .as_ref()
-            .filter(|s| !s.match_labels.is_empty())
-        {
+        match PolicyWorkloadSelector::narrowing(p.spec.selector.as_ref()) {
             None => ns == root_namespace || ns == namespace,
-            Some(selector) => {
-                ns == namespace
-                    && selector
-                        .match_labels
-                        .iter()
-                        .all(|(k, v)| labels.get(k) == Some(v))
-            }
+            Some(selector) => ns == namespace && selector.selects(labels),
         }
     })
 }

@@ -85,6 +85,19 @@ impl MeshConfig {
     pub fn outbound_mode(&self) -> Option<OutboundMode> {
         self.outbound_traffic_policy.as_ref().and_then(|p| p.mode)
     }
+
+    /// The namespace whose security policies apply mesh-wide: `rootNamespace`, else
+    /// `istio-system`.
+    ///
+    /// ```
+    /// use mesh_route::config::MeshConfig;
+    /// assert_eq!(MeshConfig::default().root_namespace(), "istio-system");
+    /// ```
+    pub fn root_namespace(&self) -> &str {
+        self.root_namespace
+            .as_deref()
+            .unwrap_or(super::peer_authentication::DEFAULT_ROOT_NAMESPACE)
+    }
 }
 
 /// Istio `MeshConfig.OutboundTrafficPolicy`.

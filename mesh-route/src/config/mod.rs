@@ -229,6 +229,23 @@ impl Config {
         Cow::Owned(routed)
     }
 
+    /// The PeerAuthentication mode of `port` (any, for `None`) of the workload with `labels` in
+    /// `namespace` (see [`peer_authentication::mode_for`]).
+    pub fn mtls_mode(
+        &self,
+        namespace: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        port: Option<u32>,
+    ) -> MtlsMode {
+        peer_authentication::mode_for(
+            &self.peer_authentications,
+            self.mesh.root_namespace(),
+            namespace,
+            labels,
+            port,
+        )
+    }
+
     /// What happens to traffic for hosts not in the registry: the `outboundTrafficPolicy`
     /// of the first Sidecar without `workloadSelector`, else the mesh config's, else
     /// `ALLOW_ANY`.

@@ -83,18 +83,15 @@ pub fn mode_for(
         policies.iter().filter(move |p| p.namespace() == Some(ns))
     }
     let in_namespace = |ns| in_namespace(policies, ns);
-    // An empty selector selects the whole namespace, as no selector does.
-    fn selector(p: &Resource<PeerAuthentication>) -> Option<&PolicyWorkloadSelector> {
-        p.spec
-            .selector
-            .as_ref()
-            .filter(|s| !s.match_labels.is_empty())
-    }
+    let narrowed = |p: &Resource<PeerAuthentication>| {
+        PolicyWorkloadSelector::narrowing(p.spec.selector.as_ref()).is_some()
+    };
     let workload = in_namespace(namespace).find(|p| {
-        selector(p).is_some_and(|s| s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        PolicyWorkloadSelector::narrowing(p.spec.selector.as_ref())
+            .is_some_and(|s| s.selects(labels))
     });
-    let namespace_wide = in_namespace(namespace).find(|p| selector(p).is_none());
-    let mesh_wide = in_namespace(root_namespace).find(|p| selector(p).is_none());
+    let namespace_wide = in_namespace(namespace).find(|p| !narrowed(p));
+    let mesh_wide = in_namespace(root_namespace).find(|p| !narrowed(p));
     let port_mode = workload
         .zip(port)
         .and_then(|(p, port)| p.spec.port_level_mtls.get(&port))

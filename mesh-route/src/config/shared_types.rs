@@ -73,6 +73,21 @@ pub struct PolicyWorkloadSelector {
     pub match_labels: BTreeMap<String, String>,
 }
 
+impl PolicyWorkloadSelector {
+    /// The selector of a security policy that narrows it to some workloads: `None` when it has
+    /// none or an empty one (both cover the whole namespace, as in Istio).
+    pub fn narrowing(selector: Option<&Self>) -> Option<&Self> {
+        selector.filter(|s| !s.match_labels.is_empty())
+    }
+
+    /// Whether a workload with `labels` carries every label of this selector.
+    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
 /// `istio.type.v1beta1.PolicyTargetReference` (Telemetry and other policies): the
 /// resource a policy attaches to, such as a Gateway API `Gateway` or a `Service`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
