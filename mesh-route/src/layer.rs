@@ -9,7 +9,7 @@
 //! Requests for hosts the table does not know pass through untouched: what to do with them
 //! (pass-through or `REGISTRY_ONLY`'s 502) is the caller's policy.
 
-use crate::table::{Action, Decision, RouteTable, Rule};
+use crate::table::{Action, Decision, RouteScope, RouteTable, Rule};
 use http::{Request, Response};
 use mesh_core::{Body, BoxError, MeshError, Routed, RoutedError};
 use pin_project::pin_project;
@@ -72,12 +72,23 @@ use tower::{Layer, Service};
 #[derive(Clone, Debug)]
 pub struct RouteLayer {
     table: Arc<RouteTable>,
+    scope: RouteScope,
 }
 
 impl RouteLayer {
     /// A layer routing with `table`.
     pub fn new(table: Arc<RouteTable>) -> Self {
-        RouteLayer { table }
+        RouteLayer {
+            table,
+            scope: RouteScope::MESH,
+        }
+    }
+
+    /// The same layer, routing with the routes of `scope` (a gateway port's, from
+    /// [`RouteTable::gateway_scope`]).
+    pub fn in_scope(mut self, scope: RouteScope) -> Self {
+        self.scope = scope;
+        self
     }
 
     /// Compiles `config` and returns a layer routing with it.
@@ -97,6 +108,7 @@ impl<S> Layer<S> for RouteLayer {
     fn layer(&self, inner: S) -> Route<S> {
         Route {
             table: self.table.clone(),
+            scope: self.scope,
             inner,
         }
     }
@@ -106,6 +118,7 @@ impl<S> Layer<S> for RouteLayer {
 #[derive(Clone, Debug)]
 pub struct Route<S> {
     table: Arc<RouteTable>,
+    scope: RouteScope,
     inner: S,
 }
 
@@ -123,7 +136,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let (rule, info, matched_prefix) = match self.table.route(&request) {
+        let (rule, info, matched_prefix) = match self.table.route_in(self.scope, &request) {
             Decision::UnknownHost => {
                 return RouteFuture::inner(self.inner.call(request), [None, None], None);
             }

@@ -10,13 +10,17 @@
 //! by hash (exact names and all their short/namespaced aliases), then by wildcard suffix.
 
 use crate::{
-    config::{Config, Destination as DestinationSpec, HttpRoute, Resource, VirtualService},
+    config::{
+        Config, Destination as DestinationSpec, HttpRoute, Resource, RouteDestination,
+        VirtualService, gateway::ServedPort,
+    },
     header_ops::HeaderOps,
     host::{canonical_host, host_aliases},
     matcher::RequestMatch,
     policy::mirror_share,
     redirect::{DirectResponse, Redirect},
     rewrite::Rewrite,
+    stream_route::{StreamDecision, StreamMatch, StreamRule, first_match},
 };
 use http::Request;
 use mesh_core::fnv::FnvBuildHasher;
@@ -116,9 +120,48 @@ impl Rule {
 }
 
 /// The virtual host for one VirtualService (or one registry host's default route).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct VirtualHost {
     rules: Vec<Rule>,
+    /// `tcp` routes, for tunnels (CONNECT) to the host.
+    tcp: Vec<StreamRule>,
+    /// `tls` routes, for tunnels to the host carrying TLS.
+    tls: Vec<StreamRule>,
+}
+
+/// Which routes a lookup uses: the mesh's (sidecar outbound), or those VirtualServices attach
+/// to the Gateway servers of one port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteScope(u16);
+
+impl RouteScope {
+    /// The mesh's routes (`gateways: [mesh]`, the default).
+    pub const MESH: RouteScope = RouteScope(0);
+
+    /// Whether this is a gateway port's scope.
+    pub fn is_gateway(self) -> bool {
+        self.0 != 0
+    }
+}
+
+/// Hosts → virtual hosts, for one scope.
+#[derive(Debug, Default)]
+struct HostIndex {
+    exact: HashMap<Box<str>, usize, FnvBuildHasher>,
+    /// `(".suffix", vhost)` for `*.suffix` hosts, longest suffix first.
+    wildcards: Vec<(Box<str>, usize)>,
+    catch_all: Option<usize>,
+}
+
+/// The routes VirtualServices attach to the Gateway servers of one port.
+#[derive(Debug)]
+struct GatewayRoutes {
+    port: u16,
+    hosts: HostIndex,
+    /// `tcp` routes of the attached VirtualServices, in order.
+    tcp: Vec<StreamRule>,
+    /// `tls` routes of the attached VirtualServices, in order.
+    tls: Vec<StreamRule>,
 }
 
 /// The outcome of looking a request up in the [`RouteTable`].
@@ -142,10 +185,10 @@ pub enum Decision<'a> {
 /// A compiled, immutable route table.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    exact: HashMap<Box<str>, usize, FnvBuildHasher>,
-    /// `(".suffix", vhost)` for `*.suffix` hosts, longest suffix first.
-    wildcards: Vec<(Box<str>, usize)>,
-    catch_all: Option<usize>,
+    /// The mesh scope's hosts.
+    mesh: HostIndex,
+    /// Gateway ports' scopes: `RouteScope(i + 1)` is `gateways[i]`.
+    gateways: Vec<GatewayRoutes>,
     hosts: Vec<VirtualHost>,
     clusters: Vec<Cluster>,
 }
@@ -174,9 +217,21 @@ impl RouteTable {
     /// assert!(matches!(table.route(&request), Decision::Matched { .. }));
     /// ```
     pub fn compile(config: &Config) -> Result<Self, CompileError> {
+        RouteTable::compile_for(config, &[])
+    }
+
+    /// Compiles `config` into a route table with a scope for each port of the Gateways a proxy
+    /// with `gateway_ports` serves (see [`served_ports`](crate::config::gateway::served_ports)):
+    /// the VirtualServices naming one of the port's Gateways, for the hosts its servers expose.
+    pub fn compile_for(
+        config: &Config,
+        gateway_ports: &[ServedPort<'_>],
+    ) -> Result<Self, CompileError> {
         let mut builder = Builder::new(config);
         for vs in &config.virtual_services {
-            builder.add_virtual_service(vs)?;
+            if on_mesh(&vs.spec.gateways) {
+                builder.add_virtual_service(vs)?;
+            }
         }
         for se in &config.service_entries {
             let ns = se.meta.namespace.as_deref();
@@ -185,11 +240,52 @@ impl RouteTable {
                 builder.add_default_route(&host)?;
             }
         }
-        builder
-            .table
-            .wildcards
-            .sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
+        for served in gateway_ports {
+            builder.add_gateway_port(served)?;
+        }
+        builder.table.mesh.sort_wildcards();
+        for gateway in &mut builder.table.gateways {
+            gateway.hosts.sort_wildcards();
+        }
         Ok(builder.table)
+    }
+
+    /// The scope of gateway port `port`, if this table has one.
+    pub fn gateway_scope(&self, port: u16) -> Option<RouteScope> {
+        self.gateways
+            .iter()
+            .position(|g| g.port == port)
+            .and_then(|i| u16::try_from(i + 1).ok())
+            .map(RouteScope)
+    }
+
+    /// Where a connection goes: a tunnel to `host` (mesh scope: CONNECT through the outbound
+    /// listener) or a connection to a gateway port (its `tcp` routes, or with `sni` its `tls`
+    /// routes); `port` is the host's port or the gateway's.
+    pub fn route_stream(
+        &self,
+        scope: RouteScope,
+        host: &str,
+        port: u16,
+        sni: Option<&str>,
+    ) -> StreamDecision<'_> {
+        let (tcp, tls) = match self.scope(scope) {
+            Some(gateway) => (&gateway.tcp, &gateway.tls),
+            None => match self.mesh.find(host) {
+                Some(vhost) => (&self.hosts[vhost].tcp, &self.hosts[vhost].tls),
+                None => return StreamDecision::UnknownHost,
+            },
+        };
+        match sni {
+            Some(sni) if !tls.is_empty() => first_match(tls, port, Some(sni)),
+            _ => first_match(tcp, port, None),
+        }
+    }
+
+    fn scope(&self, scope: RouteScope) -> Option<&GatewayRoutes> {
+        usize::from(scope.0)
+            .checked_sub(1)
+            .and_then(|i| self.gateways.get(i))
     }
 
     /// Every distinct destination, indexed by [`Destination::cluster`].
@@ -199,11 +295,21 @@ impl RouteTable {
 
     /// Looks `request` up: host (from the absolute-form URI, else `Host`), then rules in order.
     pub fn route<B>(&self, request: &Request<B>) -> Decision<'_> {
-        let Some(authority) = crate::matcher::request_authority(request) else {
-            return Decision::UnknownHost;
+        self.route_in(RouteScope::MESH, request)
+    }
+
+    /// Looks `request` up among the routes of `scope`. A host no gateway route claims is
+    /// [`Decision::NoRule`] there (404): a gateway never passes unknown hosts through.
+    pub fn route_in<B>(&self, scope: RouteScope, request: &Request<B>) -> Decision<'_> {
+        let (hosts, unknown) = match self.scope(scope) {
+            Some(gateway) => (&gateway.hosts, Decision::NoRule),
+            None => (&self.mesh, Decision::UnknownHost),
         };
-        let Some(vhost) = self.find_host(authority) else {
-            return Decision::UnknownHost;
+        let Some(authority) = crate::matcher::request_authority(request) else {
+            return unknown;
+        };
+        let Some(vhost) = hosts.find(authority) else {
+            return unknown;
         };
         for rule in &self.hosts[vhost].rules {
             match rule.matching(request, authority) {
@@ -225,8 +331,40 @@ impl RouteTable {
         }
         Decision::NoRule
     }
+}
 
-    fn find_host(&self, authority: &str) -> Option<usize> {
+impl HostIndex {
+    fn sort_wildcards(&mut self) {
+        self.wildcards
+            .sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
+    }
+
+    /// Claims `host` (and its aliases) for `vhost`; the first claim wins.
+    fn claim(&mut self, host: &str, vhost: usize) {
+        if host == "*" {
+            self.catch_all.get_or_insert(vhost);
+        } else if let Some(suffix) = host.strip_prefix('*') {
+            if !self.wildcards.iter().any(|(s, _)| &**s == suffix) {
+                self.wildcards.push((suffix.into(), vhost));
+            }
+        } else {
+            for alias in host_aliases(host) {
+                self.exact.entry(alias.into()).or_insert(vhost);
+            }
+        }
+    }
+
+    fn is_claimed(&self, host: &str) -> bool {
+        if host == "*" {
+            return self.catch_all.is_some();
+        }
+        if let Some(suffix) = host.strip_prefix('*') {
+            return self.wildcards.iter().any(|(s, _)| &**s == suffix);
+        }
+        self.exact.contains_key(host)
+    }
+
+    fn find(&self, authority: &str) -> Option<usize> {
         let host = strip_port(authority);
         if host.len() > MAX_HOST_LEN {
             return None;
@@ -245,6 +383,12 @@ impl RouteTable {
             .map(|(_, index)| *index)
             .or(self.catch_all)
     }
+}
+
+/// Whether `gateways` (of a VirtualService or a match block) includes the mesh: empty, or
+/// naming `mesh`.
+fn on_mesh(gateways: &[String]) -> bool {
+    gateways.is_empty() || gateways.iter().any(|g| g == "mesh")
 }
 
 /// The host part of an authority (`host`, `host:port`, `[v6]:port`).
@@ -280,32 +424,14 @@ impl<'c> Builder<'c> {
         }
     }
 
-    /// Claims `host` (and its aliases) for `vhost`; the first claim wins.
-    fn claim(&mut self, host: &str, vhost: usize) {
-        if host == "*" {
-            self.table.catch_all.get_or_insert(vhost);
-        } else if let Some(suffix) = host.strip_prefix('*') {
-            if !self.table.wildcards.iter().any(|(s, _)| &**s == suffix) {
-                self.table.wildcards.push((suffix.into(), vhost));
-            }
-        } else {
-            for alias in host_aliases(host) {
-                self.table.exact.entry(alias.into()).or_insert(vhost);
-            }
-        }
-    }
-
-    fn is_claimed(&self, host: &str) -> bool {
-        if host == "*" {
-            return self.table.catch_all.is_some();
-        }
-        if let Some(suffix) = host.strip_prefix('*') {
-            return self.table.wildcards.iter().any(|(s, _)| &**s == suffix);
-        }
-        self.table.exact.contains_key(host)
-    }
-
-    fn add_virtual_service(&mut self, vs: &Resource<VirtualService>) -> Result<(), CompileError> {
+    /// Compiles `vs` into a new virtual host — its match blocks naming `gateways` kept only when
+    /// `attached` accepts them — and returns it with its stream rules. The caller claims hosts.
+    fn compile_virtual_service(
+        &mut self,
+        vs: &Resource<VirtualService>,
+        attached: &dyn Fn(&[String]) -> bool,
+        port: Option<u16>,
+    ) -> Result<VirtualHost, CompileError> {
         let ns = vs.meta.namespace.as_deref();
         let vs_name: Arc<str> = match ns {
             Some(ns) => format!("{ns}/{}", vs.meta.name).into(),
@@ -318,22 +444,183 @@ impl<'c> Builder<'c> {
         let mut rules = Vec::with_capacity(vs.spec.http.len());
         for (index, route) in vs.spec.http.iter().enumerate() {
             let field = format!("http[{index}]");
+            let narrowed;
+            let route = if route.match_.iter().any(|m| !m.gateways.is_empty()) {
+                let mut kept = route.clone();
+                kept.match_
+                    .retain(|m| m.gateways.is_empty() || attached(&m.gateways));
+                if kept.match_.is_empty() {
+                    continue;
+                }
+                narrowed = kept;
+                &narrowed
+            } else {
+                route
+            };
             rules.push(
                 self.compile_rule(route, &field, ns, &vs_name, index)
                     .map_err(err)?,
             );
         }
-        let vhost = self.table.hosts.len();
-        self.table.hosts.push(VirtualHost { rules });
+        let mut tcp = Vec::with_capacity(vs.spec.tcp.len());
+        for (i, route) in vs.spec.tcp.iter().enumerate() {
+            let matches = route.match_.iter().map(|m| (m.port, &m.gateways, &[][..]));
+            if let Some(rule) = self
+                .compile_stream_rule(
+                    matches,
+                    &route.route,
+                    &format!("tcp[{i}]"),
+                    ns,
+                    attached,
+                    port,
+                )
+                .map_err(err)?
+            {
+                tcp.push(rule);
+            }
+        }
+        let mut tls = Vec::with_capacity(vs.spec.tls.len());
+        for (i, route) in vs.spec.tls.iter().enumerate() {
+            let matches = route
+                .match_
+                .iter()
+                .map(|m| (m.port, &m.gateways, &m.sni_hosts[..]));
+            if let Some(rule) = self
+                .compile_stream_rule(
+                    matches,
+                    &route.route,
+                    &format!("tls[{i}]"),
+                    ns,
+                    attached,
+                    port,
+                )
+                .map_err(err)?
+            {
+                tls.push(rule);
+            }
+        }
+        Ok(VirtualHost { rules, tcp, tls })
+    }
+
+    /// A mesh VirtualService: its hosts claimed in the mesh scope.
+    fn add_virtual_service(&mut self, vs: &Resource<VirtualService>) -> Result<(), CompileError> {
+        let vhost = self.compile_virtual_service(vs, &|references| on_mesh(references), None)?;
+        let index = self.table.hosts.len();
+        self.table.hosts.push(vhost);
         for host in &vs.spec.hosts {
-            self.claim(&canonical_host(host, ns), vhost);
+            self.table
+                .mesh
+                .claim(&canonical_host(host, vs.meta.namespace.as_deref()), index);
         }
         Ok(())
     }
 
+    /// The scope of one gateway port: every VirtualService attached to one of its servers'
+    /// Gateways, for the hosts those servers expose.
+    fn add_gateway_port(&mut self, served: &ServedPort<'_>) -> Result<(), CompileError> {
+        let mut routes = GatewayRoutes {
+            port: served.port,
+            hosts: HostIndex::default(),
+            tcp: Vec::new(),
+            tls: Vec::new(),
+        };
+        for vs in &self.config.virtual_services {
+            let ns = vs.meta.namespace.as_deref();
+            let servers: Vec<_> = served
+                .servers
+                .iter()
+                .filter(|s| s.attached_by(&vs.spec.gateways, ns))
+                .collect();
+            if servers.is_empty() {
+                continue;
+            }
+            let attached =
+                |references: &[String]| servers.iter().any(|s| s.attached_by(references, ns));
+            let mut vhost = self.compile_virtual_service(vs, &attached, Some(served.port))?;
+            routes.tcp.append(&mut vhost.tcp);
+            routes.tls.append(&mut vhost.tls);
+            let index = self.table.hosts.len();
+            self.table.hosts.push(vhost);
+            for host in &vs.spec.hosts {
+                if servers.iter().any(|s| s.exposes(host, ns)) {
+                    routes.hosts.claim(&canonical_host(host, ns), index);
+                }
+            }
+        }
+        self.table.gateways.push(routes);
+        Ok(())
+    }
+
+    /// One `tcp` / `tls` route. Match blocks are `(port, gateways, sniHosts)`; those naming
+    /// gateways `attached` refuses, or (on a gateway port) another port, are dropped, and a
+    /// route left without any is skipped (`None`).
+    fn compile_stream_rule<'m>(
+        &mut self,
+        matches: impl Iterator<Item = (Option<u32>, &'m Vec<String>, &'m [String])>,
+        route: &[RouteDestination],
+        field: &str,
+        ns: Option<&str>,
+        attached: &dyn Fn(&[String]) -> bool,
+        gateway_port: Option<u16>,
+    ) -> Result<Option<StreamRule>, String> {
+        let mut compiled = Vec::new();
+        let mut any = false;
+        for (port, gateways, sni_hosts) in matches {
+            any = true;
+            if !gateways.is_empty() && !attached(gateways) {
+                continue;
+            }
+            let port = match port {
+                Some(p) => Some(
+                    u16::try_from(p).map_err(|_| format!("{field}: port {p} is out of range"))?,
+                ),
+                None => None,
+            };
+            if gateway_port.is_some() && port.is_some() && port != gateway_port {
+                continue;
+            }
+            compiled.push(StreamMatch {
+                port,
+                sni_hosts: sni_hosts
+                    .iter()
+                    .map(|h| h.to_ascii_lowercase().into())
+                    .collect(),
+            });
+        }
+        if any && compiled.is_empty() {
+            return Ok(None);
+        }
+        let single = route.len() == 1;
+        let mut destinations = Vec::with_capacity(route.len());
+        let mut total: u32 = 0;
+        for (i, d) in route.iter().enumerate() {
+            let weight = match d.weight {
+                _ if single => 1,
+                Some(w) => u32::try_from(w)
+                    .map_err(|_| format!("{field}.route[{i}].weight: {w} is negative"))?,
+                None => 0,
+            };
+            if weight == 0 {
+                continue;
+            }
+            total = total
+                .checked_add(weight)
+                .ok_or_else(|| format!("{field}.route[{i}].weight: total weight overflows"))?;
+            destinations.push((self.destination(&d.destination, ns)?, total));
+        }
+        if destinations.is_empty() {
+            return Err(format!("{field}.route: total destination weight = 0"));
+        }
+        Ok(Some(StreamRule {
+            matches: compiled,
+            destinations,
+            total,
+        }))
+    }
+
     /// Istio's default route for a registry host no VirtualService claims: all endpoints.
     fn add_default_route(&mut self, host: &str) -> Result<(), CompileError> {
-        if self.is_claimed(host) {
+        if self.table.mesh.is_claimed(host) {
             return Ok(());
         }
         let destination = self
@@ -353,6 +640,7 @@ impl<'c> Builder<'c> {
             name: "default".into(),
             virtual_service: "".into(),
         };
+        let tunnel_destination = destination.clone();
         let rule = Rule {
             matches: Vec::new(),
             info,
@@ -370,9 +658,19 @@ impl<'c> Builder<'c> {
             response_ops: None,
             policy: None,
         };
+        // A tunnel (CONNECT) to the host reaches the same endpoints.
+        let tunnel = StreamRule {
+            matches: Vec::new(),
+            destinations: vec![(tunnel_destination, 1)],
+            total: 1,
+        };
         let vhost = self.table.hosts.len();
-        self.table.hosts.push(VirtualHost { rules: vec![rule] });
-        self.claim(host, vhost);
+        self.table.hosts.push(VirtualHost {
+            rules: vec![rule],
+            tcp: vec![tunnel],
+            tls: Vec::new(),
+        });
+        self.table.mesh.claim(host, vhost);
         Ok(())
     }
 

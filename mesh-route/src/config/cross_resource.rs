@@ -12,6 +12,7 @@ use super::Config;
 use super::canary::Canary;
 use super::destination_rule::DestinationRule;
 use super::diagnostic::{Diagnostic, Reporter};
+use super::gateway::{Gateway, qualified_gateway_name, resolve_gateway_reference};
 use super::resource::{Resource, label};
 use super::service_entry::ServiceEntry;
 use super::virtual_service::{Destination, VirtualService};
@@ -26,6 +27,7 @@ pub(crate) fn validate_cross_resource(config: &Config, out: &mut Vec<Diagnostic>
         for (at, destination) in destinations(&vs.spec) {
             registry.check_destination(destination, vs.namespace(), &at, &mut reporter);
         }
+        check_gateway_references(vs, &config.gateways, &mut reporter);
     }
     check_host_conflicts(&config.virtual_services, out);
     for canary in &config.canaries {
@@ -50,6 +52,50 @@ pub(crate) fn validate_cross_resource(config: &Config, out: &mut Vec<Diagnostic>
         let name = label("DestinationRule", dr);
         let mut reporter = Reporter::new(&dr.origin, &name, out);
         registry.check_destination_rule(dr, &mut reporter);
+    }
+}
+
+/// Every Gateway a VirtualService names in `gateways` (its own and its matches') must exist
+/// (istioctl IST0101).
+fn check_gateway_references(
+    vs: &Resource<VirtualService>,
+    gateways: &[Resource<Gateway>],
+    reporter: &mut Reporter<'_>,
+) {
+    let known: Vec<String> = gateways.iter().map(qualified_gateway_name).collect();
+    let mut check = |at: String, reference: &str| {
+        if let Some(qualified) = resolve_gateway_reference(reference, vs.namespace())
+            && !known.contains(&qualified)
+        {
+            reporter.error(
+                at,
+                format!("gateway \"{reference}\" ({qualified}) is not defined by any Gateway"),
+            );
+        }
+    };
+    for (i, reference) in vs.spec.gateways.iter().enumerate() {
+        check(format!("gateways[{i}]"), reference);
+    }
+    for (i, route) in vs.spec.http.iter().enumerate() {
+        for (j, m) in route.match_.iter().enumerate() {
+            for (k, reference) in m.gateways.iter().enumerate() {
+                check(format!("http[{i}].match[{j}].gateways[{k}]"), reference);
+            }
+        }
+    }
+    for (i, route) in vs.spec.tls.iter().enumerate() {
+        for (j, m) in route.match_.iter().enumerate() {
+            for (k, reference) in m.gateways.iter().enumerate() {
+                check(format!("tls[{i}].match[{j}].gateways[{k}]"), reference);
+            }
+        }
+    }
+    for (i, route) in vs.spec.tcp.iter().enumerate() {
+        for (j, m) in route.match_.iter().enumerate() {
+            for (k, reference) in m.gateways.iter().enumerate() {
+                check(format!("tcp[{i}].match[{j}].gateways[{k}]"), reference);
+            }
+        }
     }
 }
 

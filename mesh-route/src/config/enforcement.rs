@@ -102,11 +102,90 @@ const fn mesh(field: &'static str, find: fn(&MeshConfig) -> Vec<String>) -> NotE
 /// `addresses`; Sidecar `ingress[].port/defaultEndpoint/bind`, `outboundTrafficPolicy.mode`;
 /// mesh `outboundTrafficPolicy`. No Telemetry field is enforced yet: every one is listed.
 pub const NOT_ENFORCED: &[NotEnforced] = &[
-    // VirtualService. `gateways: [mesh]` is the default and therefore enforced.
-    vs("gateways", |v| flag(!only_mesh(&v.gateways), "gateways")),
+    // VirtualService. `gateways` (mesh and Gateways), `tcp[]` and `tls[]` routes with their
+    // `match[].port`, `match[].gateways` and `match[].sniHosts` are enforced.
     vs("exportTo", |v| flag(!v.export_to.is_empty(), "exportTo")),
-    vs("tls[]", |v| indexed("tls", v.tls.len())),
-    vs("tcp[]", |v| indexed("tcp", v.tcp.len())),
+    vs("tcp[].match[].destinationSubnets", |v| {
+        l4(
+            v.tcp.iter().map(|r| {
+                r.match_
+                    .iter()
+                    .map(|m| !m.destination_subnets.is_empty())
+                    .collect()
+            }),
+            "tcp",
+            "destinationSubnets",
+        )
+    }),
+    vs("tcp[].match[].sourceLabels", |v| {
+        l4(
+            v.tcp.iter().map(|r| {
+                r.match_
+                    .iter()
+                    .map(|m| !m.source_labels.is_empty())
+                    .collect()
+            }),
+            "tcp",
+            "sourceLabels",
+        )
+    }),
+    vs("tcp[].match[].sourceNamespace", |v| {
+        l4(
+            v.tcp.iter().map(|r| {
+                r.match_
+                    .iter()
+                    .map(|m| m.source_namespace.is_some())
+                    .collect()
+            }),
+            "tcp",
+            "sourceNamespace",
+        )
+    }),
+    vs("tcp[].match[].sourceSubnet", |v| {
+        l4(
+            v.tcp
+                .iter()
+                .map(|r| r.match_.iter().map(|m| m.source_subnet.is_some()).collect()),
+            "tcp",
+            "sourceSubnet",
+        )
+    }),
+    vs("tls[].match[].destinationSubnets", |v| {
+        l4(
+            v.tls.iter().map(|r| {
+                r.match_
+                    .iter()
+                    .map(|m| !m.destination_subnets.is_empty())
+                    .collect()
+            }),
+            "tls",
+            "destinationSubnets",
+        )
+    }),
+    vs("tls[].match[].sourceLabels", |v| {
+        l4(
+            v.tls.iter().map(|r| {
+                r.match_
+                    .iter()
+                    .map(|m| !m.source_labels.is_empty())
+                    .collect()
+            }),
+            "tls",
+            "sourceLabels",
+        )
+    }),
+    vs("tls[].match[].sourceNamespace", |v| {
+        l4(
+            v.tls.iter().map(|r| {
+                r.match_
+                    .iter()
+                    .map(|m| m.source_namespace.is_some())
+                    .collect()
+            }),
+            "tls",
+            "sourceNamespace",
+        )
+    }),
     vs("http[].delegate", |v| {
         http(v, "delegate", |r| r.delegate.is_some())
     }),
@@ -141,9 +220,6 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
     }),
     vs("http[].match[].sourceNamespace", |v| {
         matches(v, "sourceNamespace", |m| m.source_namespace.is_some())
-    }),
-    vs("http[].match[].gateways", |v| {
-        matches(v, "gateways", |m| !only_mesh(&m.gateways))
     }),
     vs("http[].match[].port", |v| {
         matches(v, "port", |m| m.port.is_some())
@@ -421,9 +497,15 @@ fn present_at(present: impl Iterator<Item = bool>, path: impl Fn(usize) -> Strin
         .collect()
 }
 
-/// Empty, or only the `mesh` gateway (the default).
-fn only_mesh(gateways: &[String]) -> bool {
-    gateways.iter().all(|g| g == "mesh")
+/// `LIST[i].match[j].LEAF` for each match block where `present[i][j]`.
+fn l4(present: impl Iterator<Item = Vec<bool>>, list: &str, leaf: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, route) in present.enumerate() {
+        for (j, _) in route.iter().enumerate().filter(|(_, p)| **p) {
+            out.push(format!("{list}[{i}].match[{j}].{leaf}"));
+        }
+    }
+    out
 }
 
 fn http(v: &VirtualService, leaf: &str, present: impl Fn(&HttpRoute) -> bool) -> Vec<String> {
@@ -575,8 +657,8 @@ mod tests {
             "timeout: parsed, not enforced yet"
         );
         assert_eq!(
-            not_enforced_message("tls[]"),
-            "tls: parsed, not enforced yet"
+            not_enforced_message("tls[].match[].sourceLabels"),
+            "sourceLabels: parsed, not enforced yet"
         );
         assert_eq!(
             not_enforced_message("exportTo"),
@@ -601,22 +683,5 @@ mod tests {
             panic!("the http[].corsPolicy row must exist");
         };
         assert_eq!(find(&v), vec!["http[1].corsPolicy".to_string()]);
-    }
-
-    #[test]
-    fn mesh_gateway_is_enforced() {
-        let v = VirtualService {
-            gateways: vec!["mesh".into()],
-            ..VirtualService::default()
-        };
-        let row = NOT_ENFORCED.iter().find(|r| r.field == "gateways");
-        let Some(NotEnforced {
-            find: Finder::VirtualService(find),
-            ..
-        }) = row
-        else {
-            panic!("the gateways row must exist");
-        };
-        assert!(find(&v).is_empty());
     }
 }

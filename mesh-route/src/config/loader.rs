@@ -30,6 +30,7 @@ const NETWORKING_KINDS: &[&str] = &[
     "DestinationRule",
     "ServiceEntry",
     "Sidecar",
+    "Gateway",
 ];
 
 /// API versions accepted for the `telemetry.istio.io` kinds.
@@ -40,13 +41,13 @@ const TELEMETRY_VERSIONS: &[&str] = &[
 ];
 
 /// Kinds recognised but not supported yet, with their API group.
-const NOT_YET_SUPPORTED: &[(&str, &str)] = &[("Gateway", "networking.istio.io/")];
+const NOT_YET_SUPPORTED: &[(&str, &str)] = &[];
 
 /// API versions accepted for the `security.istio.io` kinds.
 const SECURITY_VERSIONS: &[&str] = &["security.istio.io/v1", "security.istio.io/v1beta1"];
 
 const SUPPORTED_LIST: &str = "networking.istio.io/v1 (or v1beta1, v1alpha3) VirtualService, \
-     DestinationRule, ServiceEntry, Sidecar; telemetry.istio.io/v1 (or v1beta1, v1alpha1) \
+     DestinationRule, ServiceEntry, Sidecar, Gateway; telemetry.istio.io/v1 (or v1beta1, v1alpha1) \
      Telemetry; security.istio.io/v1 (or v1beta1) PeerAuthentication, AuthorizationPolicy; \
      flagger.app/v1beta1 Canary; mesh/v1 MeshConfig; install.istio.io/v1alpha1 IstioOperator";
 
@@ -63,6 +64,7 @@ enum DocumentKind {
     DestinationRule,
     ServiceEntry,
     Sidecar,
+    Gateway,
     Telemetry,
     PeerAuthentication,
     AuthorizationPolicy,
@@ -80,6 +82,7 @@ impl DocumentKind {
                 "DestinationRule" => return Some(Self::DestinationRule),
                 "ServiceEntry" => return Some(Self::ServiceEntry),
                 "Sidecar" => return Some(Self::Sidecar),
+                "Gateway" => return Some(Self::Gateway),
                 _ => {}
             }
         }
@@ -319,6 +322,11 @@ impl Loader {
             DocumentKind::Sidecar => {
                 if let Some(spec) = self.parse_spec(spec, &origin, &label, "") {
                     self.config.sidecars.push(Resource { meta, origin, spec });
+                }
+            }
+            DocumentKind::Gateway => {
+                if let Some(spec) = self.parse_spec(spec, &origin, &label, "") {
+                    self.config.gateways.push(Resource { meta, origin, spec });
                 }
             }
             DocumentKind::Telemetry => {

@@ -1,5 +1,5 @@
 //! The Istio configuration the mesh runs on: a serde model of VirtualService,
-//! DestinationRule, ServiceEntry, Sidecar, Telemetry, Flagger's Canary and mesh-wide settings,
+//! DestinationRule, ServiceEntry, Sidecar, Gateway, Telemetry, Flagger's Canary and mesh-wide settings,
 //! a loader for
 //! multi-document YAML files and directories, and validation with precise diagnostics.
 //!
@@ -33,6 +33,7 @@ pub mod destination_rule;
 pub mod diagnostic;
 pub mod duration;
 pub mod enforcement;
+pub mod gateway;
 #[cfg(feature = "yaml")]
 mod loader;
 #[cfg(feature = "yaml")]
@@ -63,6 +64,7 @@ pub use canary::{Canary, CanaryRouting};
 pub use destination_rule::{DestinationRule, Subset};
 pub use diagnostic::{Diagnostic, Origin, Severity};
 pub use duration::Duration;
+pub use gateway::{Gateway, GatewayPort, GatewayServer, ServerKind};
 pub use mesh_config::{
     AccessLogEncoding, CustomTag, MeshConfig, MeshOutboundTrafficPolicy, ProxyConfig, Tracing,
     ZipkinTracing,
@@ -115,6 +117,9 @@ pub struct Config {
     pub sidecars: Vec<Resource<Sidecar>>,
     /// Telemetries (`telemetry.istio.io`), in load order.
     pub telemetries: Vec<Resource<Telemetry>>,
+    /// Gateways, in load order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<Resource<Gateway>>,
     /// AuthorizationPolicies (`security.istio.io`), in load order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub authorization_policies: Vec<Resource<AuthorizationPolicy>>,

@@ -307,15 +307,14 @@ fn unsupported_kinds() {
         "lists supported kinds: {}",
         errs[0]
     );
-    let loaded = Config::from_yaml_str(
+    // A Gateway is read and validated like any other kind.
+    let errs = Config::from_yaml_str(
         "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec: {}\n",
     )
-    .unwrap_or_else(|d| panic!("{d:#?}"));
-    assert_eq!(loaded.warnings.len(), 1);
-    assert_eq!(
-        loaded.warnings[0].message,
-        "kind Gateway is not supported yet; resource ignored"
-    );
+    .err()
+    .unwrap_or_default();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].field.as_deref(), Some("servers"));
 }
 
 #[test]

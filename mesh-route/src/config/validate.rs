@@ -8,6 +8,7 @@ use super::canary::{Canary, CanaryRouting, validate_canary};
 use super::cross_resource::validate_cross_resource;
 use super::diagnostic::{Diagnostic, Origin, Reporter};
 use super::enforcement::{Finder, NOT_ENFORCED, not_enforced_message};
+use super::gateway::validate_gateway;
 use super::mesh_config::MeshConfig;
 use super::peer_authentication::validate_peer_authentication;
 use super::resource::label;
@@ -64,6 +65,13 @@ pub(crate) fn validate_all(config: &Config, mesh: &[MeshDocument], out: &mut Vec
         );
     }
     validate_sidecar_set(&config.sidecars, out);
+    for gateway in &config.gateways {
+        let name = label("Gateway", gateway);
+        validate_gateway(
+            &gateway.spec,
+            &mut Reporter::new(&gateway.origin, &name, out),
+        );
+    }
     for telemetry in &config.telemetries {
         let name = label("Telemetry", telemetry);
         validate_telemetry(

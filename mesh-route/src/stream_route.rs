@@ -1,0 +1,96 @@
+//! Compiled VirtualService `tcp` and `tls` routes: rules for connections rather than requests.
+//!
+//! A [`StreamRule`] matches a connection by the port it arrived on (`match[].port`) and, for
+//! `tls` routes, by the SNI of its ClientHello (`match[].sniHosts`, wildcards allowed), then
+//! picks one of its weighted destinations. The route table keeps them per host (a CONNECT
+//! tunnel through the outbound listener names its host) and per gateway port (a Gateway `TCP`
+//! or `TLS` `PASSTHROUGH` server).
+
+use crate::host::host_matches;
+use mesh_core::Destination;
+
+/// One match block of a stream rule.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamMatch {
+    /// The connection's port must be this one.
+    pub(crate) port: Option<u16>,
+    /// The SNI must match one of these (lower case; `*.example.com` wildcards); empty: any.
+    pub(crate) sni_hosts: Vec<Box<str>>,
+}
+
+impl StreamMatch {
+    fn matches(&self, port: u16, sni: Option<&str>) -> bool {
+        if self.port.is_some_and(|p| p != port) {
+            return false;
+        }
+        if self.sni_hosts.is_empty() {
+            return true;
+        }
+        let Some(sni) = sni else { return false };
+        self.sni_hosts
+            .iter()
+            .any(|pattern| host_matches(pattern, sni))
+    }
+}
+
+/// A compiled `tcp` or `tls` route.
+#[derive(Debug)]
+pub struct StreamRule {
+    /// Match blocks, ORed; empty matches every connection.
+    pub(crate) matches: Vec<StreamMatch>,
+    /// `(destination, upper bound of its weight slice)`, in order.
+    pub(crate) destinations: Vec<(Destination, u32)>,
+    /// Sum of the weights.
+    pub(crate) total: u32,
+}
+
+impl StreamRule {
+    /// Whether a connection on `port` with `sni` matches.
+    pub(crate) fn matches(&self, port: u16, sni: Option<&str>) -> bool {
+        self.matches.is_empty() || self.matches.iter().any(|m| m.matches(port, sni))
+    }
+
+    /// One destination, by weight.
+    pub fn pick(&self) -> &Destination {
+        if self.destinations.len() == 1 {
+            return &self.destinations[0].0;
+        }
+        let draw = rand::random_range(0..self.total);
+        self.destinations
+            .iter()
+            .find(|(_, upto)| draw < *upto)
+            .map_or(
+                &self.destinations[self.destinations.len() - 1].0,
+                |(d, _)| d,
+            )
+    }
+
+    /// Every destination, for inspection.
+    pub fn destinations(&self) -> impl Iterator<Item = &Destination> {
+        self.destinations.iter().map(|(d, _)| d)
+    }
+}
+
+/// Where a connection goes, as the route table decides.
+#[derive(Debug)]
+pub enum StreamDecision<'a> {
+    /// No VirtualService or ServiceEntry claims the host (outbound: pass through or refuse,
+    /// as `outboundTrafficPolicy` says).
+    UnknownHost,
+    /// The host (or gateway port) is known, but no stream rule matches.
+    NoRule,
+    /// A rule matched.
+    Matched(&'a StreamRule),
+}
+
+/// The first of `rules` matching a connection on `port` with `sni`.
+pub(crate) fn first_match<'a>(
+    rules: &'a [StreamRule],
+    port: u16,
+    sni: Option<&str>,
+) -> StreamDecision<'a> {
+    rules
+        .iter()
+        .find(|rule| rule.matches(port, sni))
+        .map_or(StreamDecision::NoRule, StreamDecision::Matched)
+}
