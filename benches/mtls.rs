@@ -109,6 +109,7 @@ fn mtls(c: &mut Criterion) {
         inbound: any,
         admin: any,
         prometheus: None,
+        gateway_listen: Vec::new(),
     };
     let sidecar = runtime.block_on(async {
         Sidecar::with_settings(config, settings)

@@ -56,6 +56,13 @@ impl MeshCa {
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
+        self.sign(params)
+    }
+}
+
+impl MeshCa {
+    /// `params` signed by this CA, with a fresh key, usable as server and client.
+    fn sign(&self, mut params: CertificateParams) -> Result<WorkloadPem, rcgen::Error> {
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -67,6 +74,18 @@ impl MeshCa {
             key: key.serialize_pem(),
             root: self.pem(),
         })
+    }
+
+    /// A server certificate for the DNS `names` (a Gateway's `serverCertificate`), usable as
+    /// client certificate too.
+    pub fn server(&self, names: &[&str]) -> Result<WorkloadPem, rcgen::Error> {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("server"),
+        );
+        self.sign(params)
     }
 }
 

@@ -40,6 +40,7 @@ async fn main() -> Result<(), Error> {
             inbound: "127.0.0.1:0".parse()?,
             admin: "127.0.0.1:0".parse()?,
             prometheus: None,
+            gateway_listen: Vec::new(),
         };
         // The demo prints its own summary; the access log would drown it.
         let settings = SidecarSettings {

@@ -6,6 +6,7 @@
 //!         [--service-account SA] [--cluster-id ID] [--metrics-server URL] [--certs DIR]
 //!         [--max-request-headers-kb KIB] [--max-request-headers N]
 //!         [--request-headers-timeout DURATION] [--max-request-body-kb KIB]
+//!         [--credentials DIR] [--gateway-listen PORT=ADDR]...
 //! ```
 //! With no `--config` it serves as an ALLOW_ANY pass-through proxy with metrics and access
 //! logs. `--check` validates, prints every problem and exits 0 (valid) or 1 (invalid). On
@@ -19,6 +20,13 @@
 //! the previous one keeps serving. Flagger `Canary` resources are analysed by the built-in
 //! canary controller (status and actions at the admin's `/canaries`), judged by the sidecar's own
 //! counters or, with `--metrics-server` (Flagger's `-metrics-server`), by that Prometheus server.
+//!
+//! Gateways whose `selector` matches the `--label`s (an empty selector matches any) are served
+//! on their server ports (`bind:number`, or where `--gateway-listen PORT=ADDR` maps them; each
+//! prints `listening gateway-PORT=ADDR`); `credentialName: NAME` is read from `--credentials
+//! DIR` as `NAME.crt`, `NAME.key`, `NAME-ca.crt`. Certificates reload when their files change.
+//! The outbound listener also takes `CONNECT host:port`: a tunnel routed by the host's `tcp`
+//! routes or registry entry (`REGISTRY_ONLY` refuses unknown hosts with 502).
 
 use clap::Parser;
 use mesh::proxy::{
@@ -92,6 +100,12 @@ struct Args {
     /// Largest request body in KiB (413 when announced larger; a streamed one is cut).
     #[arg(long, value_name = "KIB")]
     max_request_body_kb: Option<u64>,
+    /// Where Gateway `credentialName`s are found: `NAME.crt`, `NAME.key`, `NAME-ca.crt`.
+    #[arg(long, value_name = "DIR")]
+    credentials: Option<PathBuf>,
+    /// Listen for Gateway server port PORT on ADDR instead of `bind:PORT`; repeatable.
+    #[arg(long = "gateway-listen", value_name = "PORT=ADDR", value_parser = parse_port_addr)]
+    gateway_listen: Vec<(u16, SocketAddr)>,
     /// The Prometheus server (`http://host:port`) judging canaries that name none in
     /// `spec.metricsServer`; without it, the sidecar's own counters judge them.
     #[arg(long, value_name = "URL")]
@@ -100,6 +114,19 @@ struct Args {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     mesh::route::config::Duration::parse(text).map(|d| d.get())
+}
+
+fn parse_port_addr(text: &str) -> Result<(u16, SocketAddr), String> {
+    let (port, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected PORT=ADDR, got {text:?}"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port number"))?;
+    let addr = addr
+        .parse()
+        .map_err(|_| format!("{addr:?} is not an address (IP:PORT)"))?;
+    Ok((port, addr))
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -138,11 +165,12 @@ fn main() -> ExitCode {
     report(&warnings);
     if args.check {
         println!(
-            "configuration is valid: {} VirtualService(s), {} DestinationRule(s), {} ServiceEntry(s), {} Sidecar(s), {} Canary(s), {} warning(s)",
+            "configuration is valid: {} VirtualService(s), {} DestinationRule(s), {} ServiceEntry(s), {} Sidecar(s), {} Gateway(s), {} Canary(s), {} warning(s)",
             config.virtual_services.len(),
             config.destination_rules.len(),
             config.service_entries.len(),
             config.sidecars.len(),
+            config.gateways.len(),
             config.canaries.len(),
             warnings.len()
         );
@@ -197,6 +225,7 @@ async fn run(
         inbound: args.inbound,
         admin: args.admin,
         prometheus: args.prometheus,
+        gateway_listen: args.gateway_listen,
     };
     let identity = match &args.certs {
         Some(dir) => match TlsIdentity::load(&IdentityFiles::in_dir(dir)) {
@@ -218,6 +247,7 @@ async fn run(
         },
         log_filter: Some(log_filter),
         identity,
+        gateway_credentials: args.credentials,
         limits: ListenerLimits {
             max_request_headers_bytes: args.max_request_headers_kb.saturating_mul(1024),
             max_request_headers: args.max_request_headers,

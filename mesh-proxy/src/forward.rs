@@ -148,19 +148,8 @@ impl Shared {
         let ports = cluster.port_for(port).ok_or(MeshError::NoHealthyUpstream)?;
         let now = Instant::now();
         let previous = request.extensions().get::<RetryContext>();
-        let healthy = |i: usize| {
-            ports
-                .outlier
-                .as_ref()
-                .is_none_or(|o| o.is_available(i, now))
-        };
-        let reachable = |i: usize| !ports.endpoints[i].is_unreachable(now);
-        // Prefer endpoints that are neither ejected nor in connect backoff; when every healthy
-        // endpoint is in connect backoff, try one anyway rather than fail.
         let index = cluster
-            .balancer
-            .choose(&ports.endpoints, previous, |i| healthy(i) && reachable(i))
-            .or_else(|| cluster.balancer.choose(&ports.endpoints, previous, healthy))
+            .choose_endpoint(ports, previous, now)
             .ok_or(MeshError::NoHealthyUpstream)?;
         if ports.protocol == Protocol::Http1 {
             request.headers_mut().remove(http::header::TE);

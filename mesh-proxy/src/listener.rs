@@ -17,7 +17,10 @@ use mesh_core::{
     Body, BoxError, DownstreamAddr, PeerIdentity, body, local_reply::LocalReplyFuture,
 };
 use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, time::Duration};
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
 use tower::{ServiceExt, util::BoxCloneSyncService};
 
 /// The boxed request → response service a listener serves.
@@ -58,32 +61,55 @@ pub struct ServeOptions {
 pub async fn serve_with(
     listener: TcpListener,
     service: HttpService,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     drain: DrainDuration,
     options: ServeOptions,
 ) {
     let ServeOptions { tls, limits } = options;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .max_buf_size(limits.max_request_headers_bytes.max(MIN_BUFFER))
-        .header_read_timeout(limits.header_read_timeout);
-    // hyper parses up to 100 headers on the stack; any other limit costs a heap allocation per
-    // request.
-    if limits.max_request_headers != HYPER_MAX_HEADERS {
-        builder.http1().max_headers(limits.max_request_headers);
-    }
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .adaptive_window(true)
-        .max_concurrent_streams(limits.http2_max_concurrent_streams)
-        .max_pending_accept_reset_streams(limits.http2_max_pending_accept_reset_streams)
-        .max_local_error_reset_streams(limits.http2_max_local_error_reset_streams)
-        .max_header_list_size(u32::try_from(limits.max_request_headers_bytes).unwrap_or(u32::MAX));
-    let max_body = limits.max_request_body_bytes;
+    let server = HttpServer::new(service, &limits);
+    accept_loop(listener, shutdown, drain, move |stream, downstream, watcher| {
+        let server = server.clone();
+        let policy = tls.as_ref().and_then(|source| source());
+        async move {
+            let remote = downstream.remote;
+            let accepted = match policy {
+                Some(policy) => match policy.accept(stream).await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::debug!(%error, %remote, mode = ?policy.mode(), "connection refused by the inbound TLS policy");
+                        return;
+                    }
+                },
+                None => Accepted::Plain(stream),
+            };
+            let served = match accepted {
+                Accepted::Plain(stream) => server.serve(stream, watcher, downstream, None).await,
+                #[cfg(feature = "tls")]
+                Accepted::Mutual(stream, peer) => {
+                    server.serve(stream, watcher, downstream, peer).await
+                }
+            };
+            if let Err(error) = served {
+                tracing::debug!(%error, %remote, "connection ended with error");
+            }
+        }
+    })
+    .await;
+}
+
+/// Accepts connections on `listener` until `shutdown` turns true, each handled by its own task
+/// (`handle` gets the socket, its addresses, and a watcher for graceful shutdown); then stops
+/// accepting (the listening socket closes), gives the connections up to `drain()` to finish,
+/// and closes those still open.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    drain: DrainDuration,
+    mut handle: F,
+) where
+    F: FnMut(TcpStream, DownstreamAddr, Watcher) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let Ok(local) = listener.local_addr() else {
         return;
@@ -104,45 +130,8 @@ pub async fn serve_with(
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
         let downstream = DownstreamAddr { remote, local };
-        let hyper_service = ConnectionService {
-            service,
-            downstream,
-            peer: None,
-            max_body,
-        };
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let policy = tls.as_ref().and_then(|source| source());
-        connections.spawn(async move {
-            let accepted = match policy {
-                Some(policy) => match policy.accept(stream).await {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::debug!(%error, %remote, mode = ?policy.mode(), "connection refused by the inbound TLS policy");
-                        return;
-                    }
-                },
-                None => Accepted::Plain(stream),
-            };
-            let served = match accepted {
-                Accepted::Plain(stream) => {
-                    serve_connection(&builder, watcher, stream, hyper_service).await
-                }
-                #[cfg(feature = "tls")]
-                Accepted::Mutual(stream, peer) => {
-                    let hyper_service = ConnectionService {
-                        peer,
-                        ..hyper_service
-                    };
-                    serve_connection(&builder, watcher, stream, hyper_service).await
-                }
-            };
-            if let Err(error) = served {
-                tracing::debug!(%error, %remote, "connection ended with error");
-            }
-        });
+        connections.spawn(handle(stream, downstream, graceful.watcher()));
     }
     drop(listener);
     let _ = tokio::time::timeout(drain(), graceful.shutdown()).await;
@@ -150,19 +139,73 @@ pub async fn serve_with(
     connections.abort_all();
 }
 
-/// Serves one accepted connection, plaintext or TLS, until it ends or the drain closes it.
-async fn serve_connection<I>(
-    builder: &auto::Builder<TokioExecutor>,
-    watcher: Watcher,
-    io: I,
-    service: ConnectionService,
-) -> Result<(), BoxError>
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    watcher
-        .watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service))
-        .await
+/// The HTTP side of a listener: hyper's HTTP/1.1 and HTTP/2 server with a listener's limits,
+/// serving an [`HttpService`] on connections accepted (and perhaps TLS-terminated) elsewhere.
+#[derive(Clone)]
+pub(crate) struct HttpServer {
+    builder: auto::Builder<TokioExecutor>,
+    service: HttpService,
+    /// Request body bytes allowed.
+    max_body: Option<u64>,
+}
+
+impl HttpServer {
+    /// Serves `service` within `limits`.
+    pub(crate) fn new(service: HttpService, limits: &ListenerLimits) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .keep_alive(true)
+            .max_buf_size(limits.max_request_headers_bytes.max(MIN_BUFFER))
+            .header_read_timeout(limits.header_read_timeout);
+        // hyper parses up to 100 headers on the stack; any other limit costs a heap allocation
+        // per request.
+        if limits.max_request_headers != HYPER_MAX_HEADERS {
+            builder.http1().max_headers(limits.max_request_headers);
+        }
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .adaptive_window(true)
+            .max_concurrent_streams(limits.http2_max_concurrent_streams)
+            .max_pending_accept_reset_streams(limits.http2_max_pending_accept_reset_streams)
+            .max_local_error_reset_streams(limits.http2_max_local_error_reset_streams)
+            .max_header_list_size(
+                u32::try_from(limits.max_request_headers_bytes).unwrap_or(u32::MAX),
+            );
+        HttpServer {
+            builder,
+            service,
+            max_body: limits.max_request_body_bytes,
+        }
+    }
+
+    /// Serves one accepted connection, plaintext or TLS, until it ends or the drain closes it;
+    /// `peer` is the caller's verified identity, on a mutual-TLS connection.
+    pub(crate) async fn serve<I>(
+        &self,
+        io: I,
+        watcher: Watcher,
+        downstream: DownstreamAddr,
+        peer: Option<PeerIdentity>,
+    ) -> Result<(), BoxError>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = ConnectionService {
+            service: self.service.clone(),
+            downstream,
+            peer,
+            max_body: self.max_body,
+        };
+        watcher
+            .watch(
+                self.builder
+                    .serve_connection_with_upgrades(TokioIo::new(io), service),
+            )
+            .await
+    }
 }
 
 /// How many headers the layers may add to a request on its way through the proxy.

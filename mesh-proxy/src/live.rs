@@ -231,6 +231,7 @@ impl LiveSidecar {
                 Arc::new(move || live.peek().inbound_tls().cloned())
             },
             limits: self.shared.settings.limits.clone(),
+            gateways: crate::gateway::GatewaySource::live(self),
             admin: self.admin_service(),
             metrics_only: self.metrics_only_service(),
             prometheus: self.shared.settings.prometheus.clone(),

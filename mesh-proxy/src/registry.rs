@@ -59,6 +59,28 @@ pub struct ClusterEndpoints {
 }
 
 impl ClusterEndpoints {
+    /// The endpoint of `ports` for the next request or connection, by index: one outlier
+    /// detection has not ejected and out of connect backoff, chosen by the balancer (avoiding
+    /// what `previous` attempts tried); when every healthy endpoint is in connect backoff, one
+    /// of them anyway rather than none. `None`: every endpoint is ejected (UH).
+    pub fn choose_endpoint(
+        &self,
+        ports: &PortEndpoints,
+        previous: Option<&mesh_core::retry::RetryContext>,
+        now: tokio::time::Instant,
+    ) -> Option<usize> {
+        let healthy = |i: usize| {
+            ports
+                .outlier
+                .as_ref()
+                .is_none_or(|o| o.is_available(i, now))
+        };
+        let reachable = |i: usize| !ports.endpoints[i].is_unreachable(now);
+        self.balancer
+            .choose(&ports.endpoints, previous, |i| healthy(i) && reachable(i))
+            .or_else(|| self.balancer.choose(&ports.endpoints, previous, healthy))
+    }
+
     /// The port a request on `request_port` uses: the route's port if it named one, else the
     /// port the client addressed, else the first declared port.
     pub fn port_for(&self, request_port: u16) -> Option<&PortEndpoints> {

@@ -15,7 +15,12 @@ use crate::{
     authorization::{AuthorizationLayer, Authorizer},
     canary::CanaryBoard,
     config_updates::ConfigUpdates,
+    connect::ConnectLayer,
     forward::Forward,
+    gateway::{
+        CERTIFICATE_POLL_INTERVAL, GatewayPort, GatewaySource, serve_gateway_port,
+        watch_certificates,
+    },
     inbound::{Inbound, InboundError},
     limits::ListenerLimits,
     listener::{
@@ -29,6 +34,7 @@ use crate::{
     telemetry_settings::{AccessLogSettings, TelemetrySettings},
     tls::{InboundTls, TlsError, TlsIdentity},
     trace_settings::TraceSettings,
+    tunnel::Tunnels,
     upstream::{DEFAULT_CONNECT_TIMEOUT, Upstream},
     workload_identity::WorkloadSettings,
 };
@@ -36,7 +42,7 @@ use mesh_core::{body, workload::Workload};
 use mesh_core::{fault::FaultLayer, retry::RetryLayer, timeout::TimeoutLayer};
 use mesh_route::{
     RouteLayer, RouteTable,
-    config::{Config, WorkloadMode},
+    config::{Config, WorkloadMode, gateway::served_ports},
     mirror::{MirrorLayer, MirrorStats, ShadowService},
     table::CompileError,
 };
@@ -54,6 +60,9 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinHandle};
 use tower::{Layer, ServiceBuilder, util::BoxCloneSyncService};
 
+/// A listener's name: `outbound`, `inbound`, `admin`, `prometheus`, `gateway-PORT`.
+pub type ListenerName = std::borrow::Cow<'static, str>;
+
 /// Where the sidecar listens.
 #[derive(Clone, Debug)]
 pub struct SidecarOptions {
@@ -66,6 +75,8 @@ pub struct SidecarOptions {
     /// A listener serving only the Prometheus metrics (any path), besides the admin's
     /// `/stats/prometheus`.
     pub prometheus: Option<SocketAddr>,
+    /// Where Gateway server ports listen, when not on `bind:port` (`443 → 127.0.0.1:0`).
+    pub gateway_listen: Vec<(u16, SocketAddr)>,
 }
 
 /// How the sidecar describes itself and where it records its metrics.
@@ -88,6 +99,8 @@ pub struct SidecarSettings {
     pub identity: Option<Arc<TlsIdentity>>,
     /// What one client may do on the outbound and inbound listeners.
     pub limits: ListenerLimits,
+    /// Where Gateway `credentialName`s are found (`NAME.crt`, `NAME.key`, `NAME-ca.crt`).
+    pub gateway_credentials: Option<std::path::PathBuf>,
 }
 
 impl Default for SidecarOptions {
@@ -97,6 +110,7 @@ impl Default for SidecarOptions {
             inbound: SocketAddr::from(([0, 0, 0, 0], 15006)),
             admin: SocketAddr::from(([127, 0, 0, 1], 15000)),
             prometheus: None,
+            gateway_listen: Vec::new(),
         }
     }
 }
@@ -122,6 +136,9 @@ pub enum StartError {
     /// A security policy asks what this sidecar cannot enforce.
     #[error("policy: {0}")]
     Policy(String),
+    /// A Gateway server cannot be served (conflicting ports, unusable certificates).
+    #[error("gateway: {0}")]
+    Gateway(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr} ({name}): {source}")]
     Bind {
@@ -157,12 +174,16 @@ pub struct Sidecar {
     limits: ListenerLimits,
     /// The AuthorizationPolicies that apply to this workload, when any do.
     authorizer: Option<Arc<Authorizer>>,
+    /// The ports of the Gateways that select this workload.
+    gateways: Arc<[Arc<GatewayPort>]>,
 }
 
 /// The metrics and access-log layers of both listeners.
 #[derive(Clone)]
 struct Telemetry {
     outbound: TelemetryLayer,
+    /// The outbound side's metrics, for tunnels (their `istio_tcp_*` counters).
+    outbound_metrics: Arc<IstioMetrics>,
     inbound: TelemetryLayer,
     prometheus: Option<PrometheusHandle>,
     access_log: Option<Arc<AccessLogStats>>,
@@ -224,19 +245,25 @@ impl Telemetry {
             Ok(Some(log))
         };
         let side = |reporter, log: Option<AccessLog>| {
-            let metrics = IstioMetrics::new(recorder.clone(), reporter, workload.clone());
-            let layer = TelemetryLayer::new().metrics(metrics);
-            match log {
+            let metrics = Arc::new(IstioMetrics::new(
+                recorder.clone(),
+                reporter,
+                workload.clone(),
+            ));
+            let layer = TelemetryLayer::new().metrics(metrics.clone());
+            let layer = match log {
                 Some(log) => layer.access_log(log),
                 None => layer,
-            }
+            };
+            (layer, metrics)
         };
-        let outbound = side(Reporter::Source, open(logs.client_access_log)?);
-        let inbound = side(Reporter::Destination, open(logs.server_access_log)?);
+        let (outbound, outbound_metrics) = side(Reporter::Source, open(logs.client_access_log)?);
+        let (inbound, _) = side(Reporter::Destination, open(logs.server_access_log)?);
         // Both sides count into one set of stats when they share the log; the first is shown.
         let access_log = opened.first().map(|(_, log)| log.stats().clone());
         Ok(Telemetry {
             outbound,
+            outbound_metrics,
             inbound,
             prometheus,
             access_log,
@@ -356,7 +383,9 @@ impl Sidecar {
     ) -> Result<Self, StartError> {
         // Canaries route their services as the canary controller has them now.
         let routed = config.with_canary_routes();
-        let table = Arc::new(RouteTable::compile(&routed)?);
+        let served_ports =
+            served_ports(&routed, &settings.workload.labels).map_err(StartError::Gateway)?;
+        let table = Arc::new(RouteTable::compile_for(&routed, &served_ports)?);
         let connect_timeout = config
             .mesh
             .connect_timeout
@@ -375,7 +404,6 @@ impl Sidecar {
             previous.map(|p| &*p.registry),
             settings.identity.as_deref(),
         )?);
-        drop(routed);
         let forward = Forward::new(registry.clone(), upstream.clone(), config.outbound_mode());
         let shadow = ShadowService::new(TimeoutLayer::default().layer(forward.clone()));
         let mirror =
@@ -392,17 +420,48 @@ impl Sidecar {
             &workload,
             previous.map(|p| &p.telemetry),
         )?;
-        let outbound = ServiceBuilder::new()
-            .layer(tracing.client.trace)
-            .map_response(|response: http::Response<_>| response.map(body::boxed))
-            .layer(telemetry.outbound.clone())
-            .option_layer(tracing.client.spans)
-            .layer(RouteLayer::new(table))
-            .layer(mirror)
-            .layer(FaultLayer::new())
-            .layer(TimeoutLayer::default())
-            .layer(RetryLayer::new())
-            .service(forward);
+        // The outbound stack; gateway ports run the same one in their route scope.
+        let http_stack = |route: RouteLayer| {
+            HttpService::new(
+                ServiceBuilder::new()
+                    .layer(tracing.client.trace)
+                    .map_response(|response: http::Response<_>| response.map(body::boxed))
+                    .layer(telemetry.outbound.clone())
+                    .option_layer(tracing.client.spans.clone())
+                    .layer(route)
+                    .layer(mirror.clone())
+                    .layer(FaultLayer::new())
+                    .layer(TimeoutLayer::default())
+                    .layer(RetryLayer::new())
+                    .service(forward.clone()),
+            )
+        };
+        let tunnels = Tunnels::new(
+            table.clone(),
+            registry.clone(),
+            telemetry.outbound_metrics.clone(),
+        );
+        let mut gateways = Vec::with_capacity(served_ports.len());
+        for served in &served_ports {
+            let scope = table.gateway_scope(served.port).ok_or_else(|| {
+                StartError::Gateway(format!("port {} has no route scope", served.port))
+            })?;
+            let http = http_stack(RouteLayer::new(table.clone()).in_scope(scope));
+            let port = GatewayPort::new(
+                served,
+                scope,
+                http,
+                tunnels.clone(),
+                settings.gateway_credentials.as_deref(),
+            )
+            .map_err(|e| StartError::Gateway(e.0))?;
+            gateways.push(Arc::new(port));
+        }
+        drop(served_ports);
+        drop(routed);
+        // CONNECT tunnels bypass the HTTP layers: they are routed and counted as connections.
+        let outbound = ConnectLayer::new(tunnels, config.outbound_mode(), connect_timeout)
+            .layer(http_stack(RouteLayer::new(table)));
         let server_layers = ServerLayers {
             trace: tracing.server.trace,
             telemetry: telemetry.inbound.clone(),
@@ -448,6 +507,7 @@ impl Sidecar {
             upstream: upstream_kept,
             registry,
             outbound: BoxCloneSyncService::new(outbound),
+            gateways: gateways.into(),
             inbound,
             inbound_tls,
             server_layers,
@@ -544,6 +604,21 @@ impl Sidecar {
         &self.telemetry.access_logs
     }
 
+    /// The ports of the Gateways that select this workload.
+    pub fn gateway_ports(&self) -> &[Arc<GatewayPort>] {
+        &self.gateways
+    }
+
+    /// The same, shared.
+    pub(crate) fn shared_gateway_ports(&self) -> Arc<[Arc<GatewayPort>]> {
+        self.gateways.clone()
+    }
+
+    /// The Gateway port `port`, when this workload serves one.
+    pub fn gateway_port(&self, port: u16) -> Option<Arc<GatewayPort>> {
+        self.gateways.iter().find(|g| g.port == port).cloned()
+    }
+
     /// The inbound service, when a Sidecar resource declares `ingress`.
     pub fn inbound_service(&self) -> Option<HttpService> {
         self.inbound.clone()
@@ -565,6 +640,7 @@ impl Sidecar {
                 Arc::new(move || tls.clone())
             },
             limits: self.limits.clone(),
+            gateways: GatewaySource::of(&self),
             admin: BoxCloneSyncService::new(admin.clone()),
             metrics_only: BoxCloneSyncService::new(admin.metrics_only()),
             prometheus: self.telemetry.prometheus.clone(),
@@ -589,6 +665,8 @@ pub(crate) struct Served {
     pub(crate) inbound_tls: InboundTlsSource,
     /// What one client may do, on the outbound and inbound listeners.
     pub(crate) limits: ListenerLimits,
+    /// The Gateway ports to listen on, and their current state.
+    pub(crate) gateways: GatewaySource,
     pub(crate) admin: HttpService,
     pub(crate) metrics_only: HttpService,
     pub(crate) prometheus: Option<PrometheusHandle>,
@@ -610,6 +688,16 @@ impl Served {
                 .await
                 .map_err(|source| StartError::Bind { name, addr, source })
         };
+        let mut gateway_listeners = Vec::with_capacity(self.gateways.ports.len());
+        for (port, kind, default_addr) in &self.gateways.ports {
+            let addr = options
+                .gateway_listen
+                .iter()
+                .find(|(p, _)| p == port)
+                .map_or(*default_addr, |(_, addr)| *addr);
+            let bound = bind_named("gateway", addr).await?;
+            gateway_listeners.push((*port, *kind, bound));
+        }
         let (outbound_listener, outbound) = bind_named("outbound", options.outbound).await?;
         let inbound_listener = match self.inbound {
             Some(_) => Some(bind_named("inbound", options.inbound).await?),
@@ -639,7 +727,7 @@ impl Served {
             tls: Some(self.inbound_tls.clone()),
             limits,
         };
-        let mut listeners = vec![("outbound", outbound)];
+        let mut listeners: Vec<(ListenerName, SocketAddr)> = vec![("outbound".into(), outbound)];
         let inbound_served = self.inbound.is_some();
         if let (Some((listener, addr)), Some(service)) = (inbound_listener, self.inbound) {
             tasks.push(tokio::spawn(serve_with(
@@ -649,7 +737,7 @@ impl Served {
                 drain.clone(),
                 inbound_options.clone(),
             )));
-            listeners.push(("inbound", addr));
+            listeners.push(("inbound".into(), addr));
         }
         if let Some((listener, addr)) = prometheus_listener {
             tasks.push(tokio::spawn(serve(
@@ -658,7 +746,7 @@ impl Served {
                 stopped.clone(),
                 drain.clone(),
             )));
-            listeners.push(("prometheus", addr));
+            listeners.push(("prometheus".into(), addr));
         }
         if let Some(handle) = self.prometheus {
             tasks.push(tokio::spawn(run_upkeep(handle, stopped.clone())));
@@ -669,7 +757,26 @@ impl Served {
             stopped.clone(),
             drain.clone(),
         )));
-        listeners.push(("admin", admin));
+        for (port, kind, (listener, addr)) in gateway_listeners {
+            tasks.push(tokio::spawn(serve_gateway_port(
+                self.gateways.clone(),
+                port,
+                kind,
+                listener,
+                stopped.clone(),
+                drain.clone(),
+                inbound_options.limits.clone(),
+            )));
+            listeners.push((format!("gateway-{port}").into(), addr));
+        }
+        if !self.gateways.ports.is_empty() {
+            tasks.push(tokio::spawn(watch_certificates(
+                self.gateways.clone(),
+                CERTIFICATE_POLL_INTERVAL,
+                stopped.clone(),
+            )));
+        }
+        listeners.push(("admin".into(), admin));
         let listeners = watch::Sender::new(listeners);
         if let (Some(live), false) = (&self.live, inbound_served) {
             tasks.push(tokio::spawn(open_inbound_when_configured(
@@ -696,7 +803,7 @@ impl Served {
 async fn open_inbound_when_configured(
     live: LiveSidecar,
     addr: SocketAddr,
-    listeners: watch::Sender<Vec<(&'static str, SocketAddr)>>,
+    listeners: watch::Sender<Vec<(ListenerName, SocketAddr)>>,
     mut stopped: watch::Receiver<bool>,
     drain: DrainDuration,
     options: ServeOptions,
@@ -709,7 +816,7 @@ async fn open_inbound_when_configured(
                     tracing::info!(%bound, "configuration declares ingress: inbound listener opened");
                     listeners.send_modify(|all| {
                         let at = all.len().saturating_sub(1);
-                        all.insert(at, ("inbound", bound));
+                        all.insert(at, ("inbound".into(), bound));
                     });
                     serve_with(listener, live.inbound_service(), stopped, drain, options).await;
                     return;
@@ -788,7 +895,7 @@ pub async fn run_upkeep(handle: PrometheusHandle, mut stopped: watch::Receiver<b
 /// A started sidecar.
 #[derive(Debug)]
 pub struct RunningSidecar {
-    listeners: watch::Sender<Vec<(&'static str, SocketAddr)>>,
+    listeners: watch::Sender<Vec<(ListenerName, SocketAddr)>>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     access_logs: Vec<AccessLog>,
@@ -798,13 +905,13 @@ pub struct RunningSidecar {
 impl RunningSidecar {
     /// `(name, bound address)` of every listener: `outbound`, `inbound` (if any), `prometheus`
     /// (if asked for), `admin`.
-    pub fn listeners(&self) -> Vec<(&'static str, SocketAddr)> {
+    pub fn listeners(&self) -> Vec<(ListenerName, SocketAddr)> {
         self.listeners.borrow().clone()
     }
 
     /// The listeners as they open: those bound at start, then the inbound listener a live
     /// sidecar opens when a configuration update first declares `ingress`.
-    pub fn listener_updates(&self) -> watch::Receiver<Vec<(&'static str, SocketAddr)>> {
+    pub fn listener_updates(&self) -> watch::Receiver<Vec<(ListenerName, SocketAddr)>> {
         self.listeners.subscribe()
     }
 

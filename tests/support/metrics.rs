@@ -63,11 +63,16 @@ impl Metrics {
 
     /// Every `istio_requests_total` series counted so far, with its count.
     pub fn requests(&self) -> Vec<(Labels, u64)> {
+        self.counters(REQUESTS_TOTAL)
+    }
+
+    /// Every series of counter `name` counted so far, with its count.
+    pub fn counters(&self, name: &str) -> Vec<(Labels, u64)> {
         self.collect();
         let seen = self.seen.lock().unwrap();
         seen.counters
             .iter()
-            .filter(|((name, _), n)| name == REQUESTS_TOTAL && **n > 0)
+            .filter(|((counter, _), n)| counter == name && **n > 0)
             .map(|((_, labels), n)| (labels.clone(), *n))
             .collect()
     }

@@ -25,6 +25,7 @@ pub fn ephemeral() -> SidecarOptions {
         inbound: any,
         admin: any,
         prometheus: None,
+        gateway_listen: Vec::new(),
     }
 }
 

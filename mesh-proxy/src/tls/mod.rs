@@ -10,6 +10,10 @@
 //!   `STRICT` (mTLS only), `PERMISSIVE` (mTLS and plaintext on one port, told apart by the first
 //!   byte) or `DISABLE`; the verified caller's identity becomes a
 //!   [`PeerIdentity`](mesh_core::PeerIdentity) on each request.
+//! - [`client_hello`]: the server name (SNI) of a TLS ClientHello, read without consuming it,
+//!   so a connection can then be terminated or forwarded untouched.
+//! - [`gateway`]: TLS termination on a Gateway server (`SIMPLE`, `MUTUAL`, `OPTIONAL_MUTUAL`)
+//!   from its `tls` settings, reloaded when the certificate files change.
 //!
 //! Every configuration names the `ring` provider explicitly, so a second provider elsewhere in
 //! the dependency graph cannot make rustls panic for lack of a process default.
@@ -18,8 +22,12 @@
 //! configuration asking for TLS (`STRICT`, a DestinationRule `tls` mode other than `DISABLE`)
 //! is refused when it is compiled.
 
+#[cfg(feature = "tls")]
+pub mod client_hello;
 #[cfg(not(feature = "tls"))]
 mod disabled;
+#[cfg(feature = "tls")]
+pub mod gateway;
 #[cfg(feature = "tls")]
 pub mod identity;
 #[cfg(feature = "tls")]

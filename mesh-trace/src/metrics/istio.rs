@@ -38,7 +38,7 @@ impl fmt::Debug for MetricsRecorder {
 }
 
 impl MetricsRecorder {
-    fn with<T>(&self, f: impl FnOnce(&dyn Recorder) -> T) -> T {
+    pub(super) fn with<T>(&self, f: impl FnOnce(&dyn Recorder) -> T) -> T {
         match self {
             MetricsRecorder::Global => metrics::with_recorder(f),
             MetricsRecorder::Owned(recorder) => f(recorder.as_ref()),
@@ -131,10 +131,10 @@ type SeriesMap = HashMap<u64, Bucket, FnvBuildHasher>;
 /// assert!(total.0.key().labels().any(|l| l.key() == "destination_service_name" && l.value() == "catalog"));
 /// ```
 pub struct IstioMetrics {
-    recorder: MetricsRecorder,
+    pub(super) recorder: MetricsRecorder,
     reporter: Reporter,
-    local: Arc<Workload>,
-    unknown: Workload,
+    pub(super) local: Arc<Workload>,
+    pub(super) unknown: Workload,
     /// Series by the hash of their destination service and outcome: one lookup per request,
     /// without building a key.
     /// Read without locking (a request never waits on, or writes to, a lock word shared by all

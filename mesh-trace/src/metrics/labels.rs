@@ -30,6 +30,8 @@ pub enum RequestProtocol {
     Http,
     /// gRPC (`content-type: application/grpc…`).
     Grpc,
+    /// A TCP connection (the `istio_tcp_*` metrics).
+    Tcp,
 }
 
 impl RequestProtocol {
@@ -48,6 +50,7 @@ impl RequestProtocol {
         match self {
             RequestProtocol::Http => "http",
             RequestProtocol::Grpc => "grpc",
+            RequestProtocol::Tcp => "tcp",
         }
     }
 }
@@ -155,8 +158,14 @@ impl SeriesLabels<'_> {
                 },
             ),
         ];
+        // TCP series have no response code or gRPC status.
+        let kept = match self.protocol {
+            RequestProtocol::Tcp => pairs.len() - 2,
+            _ => pairs.len(),
+        };
         pairs
             .into_iter()
+            .take(kept)
             .map(|(key, value)| Label::new(key, value))
             .collect()
     }

@@ -1,5 +1,6 @@
 //! Istio's standard metrics — `istio_requests_total`, `istio_request_duration_milliseconds`,
-//! `istio_request_bytes`, `istio_response_bytes` — through the [`metrics`] facade, with Istio's
+//! `istio_request_bytes`, `istio_response_bytes`, and the `istio_tcp_*` counters of proxied
+//! connections ([`TcpConnection`]) — through the [`metrics`] facade, with Istio's
 //! exact label set and value rules (mesh-semantics §6), so that Grafana dashboards, Kiali and
 //! Flagger queries written for Istio work unchanged.
 //!
@@ -13,12 +14,14 @@
 
 mod istio;
 mod labels;
+mod tcp;
 
 pub use istio::{IstioMetrics, MAX_PEERS, MAX_SERVICES, MetricsRecorder, RequestOutcome};
 pub(crate) use labels::grpc_status_of_http;
 pub use labels::{
     BLACK_HOLE_CLUSTER, CatchAllCluster, PASSTHROUGH_CLUSTER, Reporter, RequestProtocol,
 };
+pub use tcp::{TcpConnection, TcpCounters};
 
 /// `istio_requests_total`: one per HTTP or gRPC request.
 pub const REQUESTS_TOTAL: &str = "istio_requests_total";
@@ -28,6 +31,15 @@ pub const REQUEST_DURATION: &str = "istio_request_duration_milliseconds";
 pub const REQUEST_BYTES: &str = "istio_request_bytes";
 /// `istio_response_bytes`: response size (headers and body).
 pub const RESPONSE_BYTES: &str = "istio_response_bytes";
+
+/// `istio_tcp_connections_opened_total`: TCP connections proxied.
+pub const TCP_OPENED: &str = "istio_tcp_connections_opened_total";
+/// `istio_tcp_connections_closed_total`: proxied TCP connections closed.
+pub const TCP_CLOSED: &str = "istio_tcp_connections_closed_total";
+/// `istio_tcp_received_bytes_total`: bytes from the downstream (request direction).
+pub const TCP_RECEIVED_BYTES: &str = "istio_tcp_received_bytes_total";
+/// `istio_tcp_sent_bytes_total`: bytes to the downstream (response direction).
+pub const TCP_SENT_BYTES: &str = "istio_tcp_sent_bytes_total";
 
 /// `istio_build`: a gauge of 1 labelled `component="proxy"` and `tag` (the version).
 pub const BUILD: &str = "istio_build";

@@ -1,0 +1,206 @@
+//! CONNECT through the outbound listener: an HTTP proxy's way to reach a TCP (or TLS) service,
+//! as `curl -x http://127.0.0.1:15001 https://api.example.com` and any HTTPS-proxy-aware client
+//! do. `CONNECT host:port` is routed like a connection, not a request: the host's VirtualService
+//! `tcp` routes (by port), else its registry entry's endpoints; a host the registry does not know
+//! is passed through under `ALLOW_ANY` (`PassthroughCluster`) and refused under `REGISTRY_ONLY`
+//! (`BlackHoleCluster`: 502 and the connection closed, nothing is dialled). Once the upstream
+//! connection is up the client gets `200` and the bytes flow through [`relay`], counted in the
+//! `istio_tcp_*` metrics.
+
+use crate::tunnel::{TunnelError, Tunnels, connect, relay};
+use http::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use mesh_core::{Body, BoxError, DownstreamAddr, MeshError, ResponseFlag, body};
+use mesh_route::{config::OutboundMode, table::RouteScope};
+use mesh_trace::metrics::CatchAllCluster;
+use pin_project::pin_project;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+use tokio::net::TcpStream;
+use tower::{Layer, Service};
+
+/// Handles `CONNECT` requests in front of the outbound HTTP stack; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct ConnectLayer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    tunnels: Tunnels,
+    mode: OutboundMode,
+    /// For pass-through tunnels (clusters have their own).
+    connect_timeout: Duration,
+}
+
+impl ConnectLayer {
+    /// CONNECT tunnels opened by `tunnels`, unknown hosts as `mode` says (pass-through ones
+    /// dialled within `connect_timeout`).
+    pub fn new(tunnels: Tunnels, mode: OutboundMode, connect_timeout: Duration) -> Self {
+        ConnectLayer {
+            shared: Arc::new(Shared {
+                tunnels,
+                mode,
+                connect_timeout,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for ConnectLayer {
+    type Service = Connect<S>;
+
+    fn layer(&self, inner: S) -> Connect<S> {
+        Connect {
+            shared: self.shared.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service [`ConnectLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct Connect<S> {
+    shared: Arc<Shared>,
+    inner: S,
+}
+
+/// The answer to a CONNECT (the tunnel runs on after it, in its own task).
+type TunnelFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+/// [`Connect`]'s future: the inner service's, or a CONNECT's answer.
+#[pin_project(project = ConnectFutureProj)]
+pub enum ConnectFuture<F> {
+    /// Any request but CONNECT.
+    Inner {
+        /// The inner service's future.
+        #[pin]
+        inner: F,
+    },
+    /// A CONNECT.
+    Tunnel {
+        /// Its answer.
+        tunnel: TunnelFuture,
+    },
+}
+
+impl<F, E> Future for ConnectFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ConnectFutureProj::Inner { inner } => inner.poll(cx).map_err(Into::into),
+            ConnectFutureProj::Tunnel { tunnel } => tunnel.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+impl<S> Service<Request<Body>> for Connect<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = ConnectFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if request.method() != Method::CONNECT {
+            return ConnectFuture::Inner {
+                inner: self.inner.call(request),
+            };
+        }
+        let shared = self.shared.clone();
+        ConnectFuture::Tunnel {
+            tunnel: Box::pin(async move { shared.tunnel(request).await }),
+        }
+    }
+}
+
+impl Shared {
+    async fn tunnel(&self, mut request: Request<Body>) -> Response<Body> {
+        let Some((host, port)) = request
+            .uri()
+            .authority()
+            .and_then(|a| Some((a.host().to_ascii_lowercase(), a.port_u16()?)))
+        else {
+            return reply(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
+        };
+        let (upstream, counters): (TcpStream, _) = match self
+            .tunnels
+            .open(RouteScope::MESH, &host, port, None)
+            .await
+        {
+            Ok((upstream, counters)) => (upstream.stream, counters),
+            Err(TunnelError::NoRoute) => return MeshError::RouteNotFound.to_response(),
+            Err(TunnelError::Failed(error)) => return error.to_response(),
+            Err(TunnelError::UnknownHost) if self.mode == OutboundMode::RegistryOnly => {
+                let black_hole = Some(CatchAllCluster::BlackHole);
+                self.tunnels
+                    .count_refused(&host, black_hole, ResponseFlag::NoRouteFound);
+                tracing::debug!(%host, port, "CONNECT to a host outside the registry refused (REGISTRY_ONLY)");
+                let mut response = MeshError::HostNotRegistered(host).to_response();
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+                return response;
+            }
+            Err(TunnelError::UnknownHost) => {
+                let passthrough = Some(CatchAllCluster::Passthrough);
+                let target = format!("{host}:{port}");
+                let local = request
+                    .extensions()
+                    .get::<DownstreamAddr>()
+                    .map(|d| d.local);
+                if local.is_some_and(|local| local.to_string() == target) {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        "CONNECT would loop back to the proxy",
+                    );
+                }
+                match connect(&target, self.connect_timeout).await {
+                    Ok(stream) => (stream, self.tunnels.opened(&host, passthrough, None)),
+                    Err(error) => {
+                        self.tunnels.count_refused(
+                            &host,
+                            passthrough,
+                            ResponseFlag::UpstreamConnectionFailure,
+                        );
+                        return error.to_response();
+                    }
+                }
+            }
+        };
+        let upgrade = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            match upgrade.await {
+                Ok(upgraded) => relay(TokioIo::new(upgraded), upstream, counters).await,
+                Err(error) => {
+                    tracing::debug!(%error, "CONNECT upgrade failed");
+                    counters.close();
+                }
+            }
+        });
+        Response::new(body::empty())
+    }
+}
+
+fn reply(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(body::full(text));
+    *response.status_mut() = status;
+    response
+}

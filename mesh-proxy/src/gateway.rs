@@ -1,0 +1,516 @@
+//! Gateway ports: what the sidecar serves for the Gateways that select it (ingress mode).
+//!
+//! Each port of [`served_ports`](mesh_route::config::gateway::served_ports) becomes a
+//! [`GatewayPort`]:
+//! - `HTTP` servers: the outbound HTTP stack routing in the port's scope (the VirtualServices
+//!   naming the Gateway, for the hosts its servers expose; other hosts get 404), with
+//!   `httpsRedirect` answered `301` first;
+//! - `HTTPS` / `TLS` servers: the ClientHello's SNI picks the server (exact names before
+//!   wildcards); `SIMPLE` / `MUTUAL` / `OPTIONAL_MUTUAL` terminate TLS with that server's
+//!   certificate (reloaded when its files change) and serve HTTP as above; `PASSTHROUGH`
+//!   forwards the untouched TLS bytes along the VirtualService `tls` route matching the SNI;
+//! - `TCP` servers: the VirtualService `tcp` route matching the port.
+//!
+//! Tunnelled connections are counted in the `istio_tcp_*` metrics (reported by the gateway as
+//! `reporter="source"`, as Istio's gateways do).
+
+use crate::{
+    listener::{HttpServer, HttpService},
+    tunnel::{TunnelError, Tunnels, relay},
+};
+use http::{Request, Response, StatusCode};
+use mesh_core::{Body, BoxError, DownstreamAddr, body};
+use mesh_route::{
+    config::gateway::{ServedPort, ServerKind},
+    host::host_matches,
+    table::RouteScope,
+};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+use tokio::net::TcpStream;
+use tower::{Service, ServiceExt};
+
+#[cfg(feature = "tls")]
+use crate::tls::gateway::{GatewayCertificateFiles, ReloadingServerConfig};
+
+/// How long a client has to send its TLS ClientHello, and to finish the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One port of the Gateways this sidecar serves; see the [module docs](self).
+#[derive(Debug)]
+pub struct GatewayPort {
+    /// The port (`servers[].port.number`).
+    pub port: u16,
+    /// The address to listen on, unless the command line maps the port elsewhere.
+    pub bind: IpAddr,
+    /// What the port carries.
+    pub kind: ServerKind,
+    /// The port's route scope.
+    scope: RouteScope,
+    /// HTTP requests (plaintext, or after TLS termination).
+    http: HttpService,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    servers: Vec<PortServer>,
+    tunnels: Tunnels,
+}
+
+/// One server of a port, as connections meet it.
+#[derive(Debug)]
+struct PortServer {
+    /// Host names (lower case, the namespace part dropped; `*` and `*.suffix` wildcards).
+    hosts: Vec<String>,
+    handling: Handling,
+}
+
+/// What a server does with a connection.
+#[derive(Debug)]
+enum Handling {
+    /// Plain HTTP; `true`: answered with a redirect to `https://`.
+    Http { https_redirect: bool },
+    /// TLS terminated with this configuration, then HTTP.
+    #[cfg(feature = "tls")]
+    Terminate(Arc<ReloadingServerConfig>),
+    /// TLS forwarded untouched, by SNI.
+    Passthrough,
+    /// Opaque TCP.
+    Tcp,
+}
+
+/// Why a gateway port cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct GatewayError(pub String);
+
+impl GatewayPort {
+    /// The port `served`, routing HTTP through `http` (the outbound stack in `scope`) and
+    /// tunnels through `tunnels`; certificate files named by `credentialName` are looked up in
+    /// `credentials`.
+    pub fn new(
+        served: &ServedPort<'_>,
+        scope: RouteScope,
+        http: HttpService,
+        tunnels: Tunnels,
+        credentials: Option<&std::path::Path>,
+    ) -> Result<Self, GatewayError> {
+        let mut servers = Vec::with_capacity(served.servers.len());
+        for server in &served.servers {
+            let hosts = server
+                .server
+                .scoped_hosts(None)
+                .map(|(_, host)| host.to_ascii_lowercase())
+                .collect();
+            let handling = match server.server.kind() {
+                Some(ServerKind::Http) => Handling::Http {
+                    https_redirect: server.server.https_redirect(),
+                },
+                Some(ServerKind::Tcp) => Handling::Tcp,
+                Some(ServerKind::TlsPassthrough) => Handling::Passthrough,
+                Some(ServerKind::Https) => terminate(server, credentials)?,
+                None => {
+                    return Err(GatewayError(format!(
+                        "{}: not a servable server",
+                        server.label()
+                    )));
+                }
+            };
+            #[cfg(not(feature = "tls"))]
+            if matches!(handling, Handling::Passthrough) {
+                return Err(GatewayError(format!(
+                    "{}: TLS passthrough reads the ClientHello, and this build has no `tls` feature",
+                    server.label()
+                )));
+            }
+            servers.push(PortServer { hosts, handling });
+        }
+        let redirects: Vec<String> = servers
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.handling,
+                    Handling::Http {
+                        https_redirect: true
+                    }
+                )
+            })
+            .flat_map(|s| s.hosts.iter().cloned())
+            .collect();
+        let http = if redirects.is_empty() {
+            http
+        } else {
+            HttpService::new(HttpsRedirect {
+                hosts: redirects.into(),
+                inner: http,
+            })
+        };
+        Ok(GatewayPort {
+            port: served.port,
+            bind: served.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            kind: served.kind,
+            scope,
+            http,
+            servers,
+            tunnels,
+        })
+    }
+
+    /// The address to listen on (`bind:port`).
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind, self.port)
+    }
+
+    /// The HTTP service of the port (plaintext requests, and requests inside terminated TLS).
+    pub fn http_service(&self) -> HttpService {
+        self.http.clone()
+    }
+
+    /// The TLS configurations of the port's terminating servers (to reload when their files
+    /// change).
+    #[cfg(feature = "tls")]
+    pub fn tls_configs(&self) -> impl Iterator<Item = &Arc<ReloadingServerConfig>> {
+        self.servers.iter().filter_map(|s| match &s.handling {
+            Handling::Terminate(config) => Some(config),
+            _ => None,
+        })
+    }
+
+    /// Handles one connection accepted on a TLS or TCP port (an HTTP port's connections are
+    /// plain HTTP, served by the listener); `http` serves what a terminating server decrypts.
+    pub(crate) async fn handle_connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        downstream: DownstreamAddr,
+        watcher: hyper_util::server::graceful::Watcher,
+        http: HttpServer,
+    ) {
+        let remote = downstream.remote;
+        if self.kind == ServerKind::Tcp {
+            self.tunnel(stream, None).await;
+            return;
+        }
+        #[cfg(feature = "tls")]
+        {
+            use crate::tls::client_hello::{ClientHello, peek_client_hello};
+            let sni = match peek_client_hello(&stream, HANDSHAKE_TIMEOUT).await {
+                Ok(ClientHello::Hello { server_name }) => server_name,
+                Ok(ClientHello::NotTls) => {
+                    tracing::debug!(%remote, port = self.port, "not TLS on a TLS gateway port: closed");
+                    return;
+                }
+                Ok(ClientHello::Incomplete) | Err(_) => return,
+            };
+            let Some(server) = server_for(&self.servers, sni.as_deref()) else {
+                tracing::debug!(%remote, port = self.port, sni = ?sni, "no Gateway server for this SNI: closed");
+                return;
+            };
+            match &server.handling {
+                Handling::Terminate(config) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config.current());
+                    let accepted =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                    match accepted {
+                        Ok(Ok(tls)) => {
+                            if let Err(error) = http.serve(tls, watcher, downstream, None).await {
+                                tracing::debug!(%error, %remote, "gateway connection ended with error");
+                            }
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, %remote, sni = ?sni, "gateway TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%remote, "gateway TLS handshake timed out"),
+                    }
+                }
+                Handling::Passthrough => self.tunnel(stream, sni.as_deref()).await,
+                Handling::Http { .. } | Handling::Tcp => {}
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = (downstream, watcher, http, remote);
+            drop(stream);
+        }
+    }
+
+    /// Tunnels `stream` along the port's `tcp` route (or, with `sni`, its `tls` route).
+    async fn tunnel(&self, stream: TcpStream, sni: Option<&str>) {
+        match self.tunnels.open(self.scope, "", self.port, sni).await {
+            Ok((upstream, counters)) => relay(stream, upstream.stream, counters).await,
+            Err(TunnelError::Failed(error)) => {
+                tracing::debug!(%error, port = self.port, "gateway tunnel: upstream unreachable");
+            }
+            Err(TunnelError::NoRoute | TunnelError::UnknownHost) => {
+                tracing::debug!(port = self.port, sni = ?sni, "gateway tunnel: no route");
+            }
+        }
+    }
+}
+
+/// The server of `servers` for a connection naming `sni` (`None`: no SNI): an exact host first,
+/// then the longest wildcard, then `*`.
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+fn server_for<'a>(servers: &'a [PortServer], sni: Option<&str>) -> Option<&'a PortServer> {
+    let specificity = |pattern: &str| match sni {
+        Some(name) if pattern == name => Some(usize::MAX),
+        Some(name) if pattern != "*" && host_matches(pattern, name) => Some(pattern.len()),
+        _ if pattern == "*" => Some(0),
+        _ => None,
+    };
+    servers
+        .iter()
+        .filter_map(|s| Some((s.hosts.iter().filter_map(|h| specificity(h)).max()?, s)))
+        .max_by_key(|(rank, _)| *rank)
+        .map(|(_, s)| s)
+}
+
+/// The TLS termination of an `HTTPS` server, from its files.
+#[cfg(feature = "tls")]
+fn terminate(
+    server: &mesh_route::config::gateway::ServedServer<'_>,
+    credentials: Option<&std::path::Path>,
+) -> Result<Handling, GatewayError> {
+    let settings = server.server.tls.clone().unwrap_or_default();
+    let at = |error: crate::tls::TlsError| {
+        GatewayError(format!(
+            "{} ({}): {error}",
+            server.label(),
+            server.gateway.origin
+        ))
+    };
+    let files = GatewayCertificateFiles::resolve(&settings, credentials).map_err(at)?;
+    let config = ReloadingServerConfig::load(settings, files).map_err(at)?;
+    Ok(Handling::Terminate(Arc::new(config)))
+}
+
+/// Without the `tls` feature, a terminating server is refused.
+#[cfg(not(feature = "tls"))]
+fn terminate(
+    server: &mesh_route::config::gateway::ServedServer<'_>,
+    _credentials: Option<&std::path::Path>,
+) -> Result<Handling, GatewayError> {
+    Err(GatewayError(format!(
+        "{}: terminating TLS needs the `tls` feature, which this build lacks",
+        server.label()
+    )))
+}
+
+/// Answers requests for the hosts of `httpsRedirect` servers with `301` to `https://`.
+#[derive(Clone)]
+struct HttpsRedirect {
+    hosts: Arc<[String]>,
+    inner: HttpService,
+}
+
+impl Service<Request<Body>> for HttpsRedirect {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<Body>, BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let host = mesh_route::matcher::request_authority(&request).map(|authority| {
+            authority
+                .rsplit_once(':')
+                .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(authority, |(host, _)| host)
+                .to_ascii_lowercase()
+        });
+        let redirect = host.filter(|host| self.hosts.iter().any(|p| host_matches(p, host)));
+        match redirect {
+            Some(host) => {
+                let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+                let location = format!("https://{host}{path}");
+                let mut response = Response::new(body::empty());
+                *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+                if let Ok(value) = http::HeaderValue::try_from(location) {
+                    response.headers_mut().insert(http::header::LOCATION, value);
+                }
+                Box::pin(std::future::ready(Ok(response)))
+            }
+            None => Box::pin(self.inner.clone().oneshot(request)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port_with(hosts: &[&[&str]]) -> Vec<PortServer> {
+        hosts
+            .iter()
+            .map(|hosts| PortServer {
+                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                handling: Handling::Passthrough,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sni_picks_the_most_specific_server() {
+        let servers = port_with(&[&["*"], &["*.example.com"], &["api.example.com"]]);
+        let pick = |sni: Option<&str>| {
+            server_for(&servers, sni)
+                .map(|s| servers.iter().position(|x| std::ptr::eq(x, s)).unwrap())
+        };
+        assert_eq!(pick(Some("api.example.com")), Some(2));
+        assert_eq!(pick(Some("www.example.com")), Some(1));
+        assert_eq!(pick(Some("other.org")), Some(0));
+        assert_eq!(pick(None), Some(0));
+        let named = port_with(&[&["api.example.com"]]);
+        assert!(server_for(&named, Some("other.org")).is_none());
+        assert!(server_for(&named, None).is_none());
+    }
+}
+
+/// How often Gateway certificate files are checked for changes.
+pub const CERTIFICATE_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The Gateway ports a set of listeners serves (bound at start) and where their current state
+/// comes from: one sidecar's, or the configuration in force of a live one.
+#[derive(Clone)]
+pub(crate) struct GatewaySource {
+    /// `(port, kind, address to listen on)` of each port bound at start.
+    pub(crate) ports: Vec<(u16, ServerKind, SocketAddr)>,
+    current: Arc<dyn Fn() -> Arc<[Arc<GatewayPort>]> + Send + Sync>,
+}
+
+impl GatewaySource {
+    /// The ports of `sidecar`, which never change.
+    pub(crate) fn of(sidecar: &crate::Sidecar) -> Self {
+        let ports = sidecar.shared_gateway_ports();
+        GatewaySource::following(&ports.clone(), move || ports.clone())
+    }
+
+    /// The ports of `live`'s configuration in force (those of `at_start` are bound).
+    pub(crate) fn live(live: &crate::LiveSidecar) -> Self {
+        let at_start = live.peek().shared_gateway_ports();
+        let live = live.clone();
+        GatewaySource::following(&at_start, move || live.peek().shared_gateway_ports())
+    }
+
+    fn following(
+        at_start: &[Arc<GatewayPort>],
+        current: impl Fn() -> Arc<[Arc<GatewayPort>]> + Send + Sync + 'static,
+    ) -> Self {
+        GatewaySource {
+            ports: at_start
+                .iter()
+                .map(|g| (g.port, g.kind, g.listen_addr()))
+                .collect(),
+            current: Arc::new(current),
+        }
+    }
+
+    /// Port `port` as the configuration in force has it.
+    fn port(&self, port: u16) -> Option<Arc<GatewayPort>> {
+        (self.current)().iter().find(|g| g.port == port).cloned()
+    }
+}
+
+/// The HTTP service of gateway port `port` in the configuration in force when each request
+/// arrives (`404` once a configuration no longer has the port).
+#[derive(Clone)]
+struct GatewayHttp {
+    source: GatewaySource,
+    port: u16,
+}
+
+impl Service<Request<Body>> for GatewayHttp {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<Body>, BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        match self.source.port(self.port) {
+            Some(port) => Box::pin(port.http_service().oneshot(request)),
+            None => Box::pin(std::future::ready(Err(
+                mesh_core::MeshError::RouteNotFound.into()
+            ))),
+        }
+    }
+}
+
+/// Serves gateway port `port` on `listener` until `stopped`: plain HTTP for an `HTTP` port,
+/// otherwise each connection as [`GatewayPort::handle_connection`] says.
+pub(crate) async fn serve_gateway_port(
+    source: GatewaySource,
+    port: u16,
+    kind: ServerKind,
+    listener: tokio::net::TcpListener,
+    stopped: tokio::sync::watch::Receiver<bool>,
+    drain: crate::listener::DrainDuration,
+    limits: crate::limits::ListenerLimits,
+) {
+    let http = HttpService::new(GatewayHttp {
+        source: source.clone(),
+        port,
+    });
+    if kind == ServerKind::Http {
+        let options = crate::listener::ServeOptions { tls: None, limits };
+        crate::listener::serve_with(listener, http, stopped, drain, options).await;
+        return;
+    }
+    let server = HttpServer::new(http, &limits);
+    crate::listener::accept_loop(
+        listener,
+        stopped,
+        drain,
+        move |stream, downstream, watcher| {
+            let state = source.port(port);
+            let server = server.clone();
+            async move {
+                if let Some(state) = state {
+                    state
+                        .handle_connection(stream, downstream, watcher, server)
+                        .await;
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// Every `interval` until `stopped`, reloads the certificates of the configuration in force
+/// whose files changed (a broken file is logged and the previous certificate kept).
+#[cfg(feature = "tls")]
+pub(crate) async fn watch_certificates(
+    source: GatewaySource,
+    interval: Duration,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let configs = move || {
+        (source.current)()
+            .iter()
+            .flat_map(|port| port.tls_configs().cloned())
+            .collect()
+    };
+    ReloadingServerConfig::watch(configs, interval, stopped).await;
+}
+
+/// Without the `tls` feature there are no certificates to reload.
+#[cfg(not(feature = "tls"))]
+pub(crate) async fn watch_certificates(
+    _source: GatewaySource,
+    _interval: Duration,
+    _stopped: tokio::sync::watch::Receiver<bool>,
+) {
+}

@@ -1,0 +1,271 @@
+//! Tunnels: proxying a connection's bytes, not its requests. A CONNECT through the outbound
+//! listener, a Gateway `TCP` server and a `TLS` `PASSTHROUGH` server all end here: the route
+//! table's stream rules pick a cluster ([`StreamDecision`]), [`connect_to_cluster`] picks one of
+//! its endpoints as the HTTP forwarder would (load balancer, outlier ejection, connect backoff)
+//! and connects, and [`relay`] copies both ways, counting the bytes into the `istio_tcp_*`
+//! metrics as they flow.
+
+use crate::{endpoint::Endpoint, registry::Registry};
+use mesh_core::{Destination, MeshError, ResponseFlag, ResponseFlags, outlier::Outcome};
+use mesh_route::{RouteTable, stream_route::StreamDecision, table::RouteScope};
+use mesh_trace::metrics::{CatchAllCluster, IstioMetrics, TcpConnection, TcpCounters};
+use pin_project::pin_project;
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+    time::Instant,
+};
+
+/// An upstream connection of a tunnel, and where it goes.
+#[derive(Debug)]
+pub struct TunnelUpstream {
+    /// The connection.
+    pub stream: TcpStream,
+    /// The cluster's Envoy-style name (`outbound|PORT|SUBSET|HOST`).
+    pub cluster: Arc<str>,
+    /// The endpoint connected to, when the cluster has endpoints (not `resolution: NONE`).
+    pub endpoint: Option<Arc<Endpoint>>,
+}
+
+/// Routes, connects and counts tunnels for one configuration.
+#[derive(Clone, Debug)]
+pub struct Tunnels {
+    table: Arc<RouteTable>,
+    registry: Arc<Registry>,
+    metrics: Arc<IstioMetrics>,
+}
+
+/// Why a tunnel was not opened.
+#[derive(Debug)]
+pub enum TunnelError {
+    /// No VirtualService or ServiceEntry knows the host (mesh scope only; not counted yet: the
+    /// outbound traffic policy decides).
+    UnknownHost,
+    /// No stream rule matches (`NR`, counted).
+    NoRoute,
+    /// The upstream could not be reached (`UH` or `UF`, counted).
+    Failed(MeshError),
+}
+
+impl Tunnels {
+    /// Tunnels routed by `table` to `registry`'s endpoints, counted in `metrics`.
+    pub fn new(
+        table: Arc<RouteTable>,
+        registry: Arc<Registry>,
+        metrics: Arc<IstioMetrics>,
+    ) -> Self {
+        Tunnels {
+            table,
+            registry,
+            metrics,
+        }
+    }
+
+    /// Routes a connection (to `host:port` in the mesh scope, or to a gateway port's `scope`,
+    /// with its `sni` when it carries TLS), connects to an endpoint of the chosen cluster, and
+    /// counts it opened. A failure other than an unknown host is counted (opened and closed,
+    /// with its flag).
+    pub async fn open(
+        &self,
+        scope: RouteScope,
+        host: &str,
+        port: u16,
+        sni: Option<&str>,
+    ) -> Result<(TunnelUpstream, TcpCounters), TunnelError> {
+        let destination = match self.table.route_stream(scope, host, port, sni) {
+            StreamDecision::Matched(rule) => rule.pick().clone(),
+            StreamDecision::UnknownHost => return Err(TunnelError::UnknownHost),
+            StreamDecision::NoRule => {
+                self.count_refused(sni.unwrap_or(host), None, ResponseFlag::NoRouteFound);
+                return Err(TunnelError::NoRoute);
+            }
+        };
+        let service = &*destination.host;
+        match connect_to_cluster(&self.registry, &destination, host, port).await {
+            Ok(upstream) => {
+                let counters = self.opened(
+                    service,
+                    None,
+                    upstream.endpoint.as_ref().map(|e| &e.workload),
+                );
+                Ok((upstream, counters))
+            }
+            Err(error) => {
+                let flag = match error {
+                    MeshError::NoHealthyUpstream => ResponseFlag::NoHealthyUpstream,
+                    _ => ResponseFlag::UpstreamConnectionFailure,
+                };
+                self.count_refused(service, None, flag);
+                Err(TunnelError::Failed(error))
+            }
+        }
+    }
+
+    /// Counts a tunnel to `service` opened, and returns its counters.
+    pub fn opened(
+        &self,
+        service: &str,
+        catch_all: Option<CatchAllCluster>,
+        peer: Option<&Arc<mesh_core::workload::Workload>>,
+    ) -> TcpCounters {
+        self.metrics.tcp_opened(&TcpConnection {
+            destination_service: service,
+            catch_all,
+            peer,
+            flags: ResponseFlags::default(),
+        })
+    }
+
+    /// Counts a tunnel to `service` that was refused or failed with `flag` (opened and closed).
+    pub fn count_refused(
+        &self,
+        service: &str,
+        catch_all: Option<CatchAllCluster>,
+        flag: ResponseFlag,
+    ) {
+        self.metrics
+            .tcp_opened(&TcpConnection {
+                destination_service: service,
+                catch_all,
+                peer: None,
+                flags: ResponseFlags::from(flag),
+            })
+            .close();
+    }
+}
+
+/// Connects to an endpoint of `destination`'s cluster on `port` (the destination's port, else
+/// the one the client asked for): one outlier detection has not ejected, out of connect backoff
+/// when one is, chosen by the cluster's balancer. A `resolution: NONE` cluster connects to
+/// `host:port` itself.
+async fn connect_to_cluster(
+    registry: &Registry,
+    destination: &Destination,
+    host: &str,
+    port: u16,
+) -> Result<TunnelUpstream, MeshError> {
+    let cluster = registry
+        .cluster(destination.cluster)
+        .ok_or(MeshError::NoHealthyUpstream)?;
+    let timeout = cluster.upstream.connect_timeout();
+    let port = destination.port.unwrap_or(port);
+    if cluster.passthrough {
+        let stream = connect(&format!("{host}:{port}"), timeout).await?;
+        return Ok(TunnelUpstream {
+            stream,
+            cluster: cluster.name.clone(),
+            endpoint: None,
+        });
+    }
+    let ports = cluster.port_for(port).ok_or(MeshError::NoHealthyUpstream)?;
+    let now = Instant::now();
+    let index = cluster
+        .choose_endpoint(ports, None, now)
+        .ok_or(MeshError::NoHealthyUpstream)?;
+    let endpoint = &ports.endpoints[index];
+    match connect(endpoint.authority.as_str(), timeout).await {
+        Ok(stream) => {
+            endpoint.record_reachable();
+            Ok(TunnelUpstream {
+                stream,
+                cluster: cluster.name.clone(),
+                endpoint: Some(endpoint.clone()),
+            })
+        }
+        Err(error) => {
+            let failed = Instant::now();
+            endpoint.record_connect_failure(failed);
+            if let Some(outlier) = &ports.outlier {
+                outlier.report(index, Outcome::LocalOriginFailure, failed);
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Connects to `authority` within `timeout` (`UF` either way it fails).
+pub(crate) async fn connect(
+    authority: &str,
+    timeout: std::time::Duration,
+) -> Result<TcpStream, MeshError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(authority))
+        .await
+        .map_err(|_| MeshError::ConnectFailure("connect timeout".into()))?
+        .map_err(|error| {
+            tracing::debug!(%authority, %error, "tunnel connect failed");
+            MeshError::ConnectFailure(error.into())
+        })?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Copies between `downstream` and `upstream` until both directions end, counting the bytes
+/// into `counters` as they pass (`received`: from the downstream; `sent`: to it), then counts
+/// the connection closed.
+pub async fn relay<D>(downstream: D, mut upstream: TcpStream, counters: TcpCounters)
+where
+    D: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut counted = Counted {
+        inner: downstream,
+        counters: &counters,
+    };
+    if let Err(error) = tokio::io::copy_bidirectional(&mut counted, &mut upstream).await {
+        tracing::debug!(%error, "tunnel ended with an error");
+    }
+    counters.close();
+}
+
+/// The downstream side of a tunnel, counting what is read from and written to it.
+#[pin_project]
+struct Counted<'a, S> {
+    #[pin]
+    inner: S,
+    counters: &'a TcpCounters,
+}
+
+impl<S: AsyncRead> AsyncRead for Counted<'_, S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let polled = this.inner.poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            this.counters.received(read as u64);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite> AsyncWrite for Counted<'_, S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let polled = this.inner.poll_write(cx, buf);
+        if let Poll::Ready(Ok(written)) = &polled {
+            this.counters.sent(*written as u64);
+        }
+        polled
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}

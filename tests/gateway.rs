@@ -1,0 +1,607 @@
+//! The sidecar as an ingress gateway, end to end, with certificates made in the test: a SIMPLE
+//! HTTPS port serves each host's own certificate by SNI and routes to the catalog; a MUTUAL
+//! port refuses clients without a certificate or with one of another CA; `httpsRedirect`
+//! answers 301; a TCP port carries an echo service and counts it in `istio_tcp_*`; a TLS
+//! PASSTHROUGH port forwards the untouched TLS by SNI; certificates reload when their files
+//! change. Through the outbound listener, CONNECT tunnels to registered TCP services, and
+//! `REGISTRY_ONLY` refuses unknown TCP and HTTP destinations (BlackHoleCluster).
+
+mod support;
+
+#[path = "../examples/certs.rs"]
+#[allow(dead_code)]
+mod certs;
+
+use certs::{MeshCa, WorkloadPem};
+use mesh::demo::CatalogServer;
+use mesh::proxy::{RunningSidecar, Sidecar, sidecar::SidecarSettings};
+use mesh::route::config::Config;
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use support::metrics::Metrics;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A scratch directory for certificate files, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("mesh-gateway-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// Writes `NAME.crt`, `NAME.key` and `NAME-ca.crt` (a credential) and returns the paths.
+    fn credential(&self, name: &str, pem: &WorkloadPem) {
+        std::fs::write(self.0.join(format!("{name}.crt")), &pem.cert_chain).unwrap();
+        std::fs::write(self.0.join(format!("{name}.key")), &pem.key).unwrap();
+        std::fs::write(self.0.join(format!("{name}-ca.crt")), &pem.root).unwrap();
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A TCP service that answers every read with `prefix` and the bytes read.
+async fn echo(prefix: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut reply = prefix.to_vec();
+                    reply.extend_from_slice(&buf[..n]);
+                    if stream.write_all(&reply).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The gateway sidecar (`istio: ingressgateway`) with `yaml`, its ports mapped to free
+/// loopback ports, credentials read from `scratch`.
+async fn gateway(yaml: &str, ports: &[u16], scratch: &Scratch) -> (RunningSidecar, Metrics) {
+    let config = match Config::from_yaml_str(yaml) {
+        Ok(loaded) => loaded.config,
+        Err(problems) => panic!("test config invalid: {problems:#?}"),
+    };
+    let (recorder, metrics) = Metrics::recorder();
+    let mut settings = SidecarSettings {
+        metrics: Some(recorder),
+        gateway_credentials: Some(scratch.0.clone()),
+        ..support::quiet()
+    };
+    settings
+        .workload
+        .labels
+        .insert("istio".into(), "ingressgateway".into());
+    let mut options = support::ephemeral();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    options.gateway_listen = ports.iter().map(|p| (*p, any)).collect();
+    let running = Sidecar::with_settings(config, settings)
+        .unwrap()
+        .start(&options)
+        .await
+        .unwrap();
+    (running, metrics)
+}
+
+fn port(running: &RunningSidecar, port: u16) -> SocketAddr {
+    running
+        .addr(&format!("gateway-{port}"))
+        .unwrap_or_else(|| panic!("gateway-{port} listens: {:?}", running.listeners()))
+}
+
+/// A TLS client trusting `ca`, presenting `client` when given.
+fn client_config(ca: &MeshCa, client: Option<&WorkloadPem>) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match client {
+        Some(pem) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(pem.cert_chain.as_bytes()).unwrap()],
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// Opens TLS to `addr` with `sni`, sends one HTTP/1.1 GET for `path`, and returns the
+/// certificate the server showed and the response text.
+async fn https_get(
+    addr: SocketAddr,
+    sni: &str,
+    path: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<(CertificateDer<'static>, String)> {
+    let tcp = TcpStream::connect(addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let mut tls = connector
+        .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
+        .await?;
+    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    tls.read_to_end(&mut response).await?;
+    Ok((leaf, String::from_utf8_lossy(&response).into_owned()))
+}
+
+fn leaf_of(pem: &WorkloadPem) -> CertificateDer<'static> {
+    CertificateDer::from_pem_slice(pem.cert_chain.as_bytes()).unwrap()
+}
+
+/// The catalog as `shop.example.com` and `api.example.com`, behind a Gateway `edge`.
+fn shop(catalog: SocketAddr, servers: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: catalog, namespace: shop}}\n\
+         spec:\n  hosts: [catalog.shop.svc.cluster.local]\n  resolution: STATIC\n  \
+         ports: [{{number: 80, name: http}}]\n  endpoints: [{{address: {ip}, ports: {{http: {port}}}}}]\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: shop}}\n\
+         spec:\n  selector: {{istio: ingressgateway}}\n  servers:\n{servers}\
+         ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: shop, namespace: shop}}\n\
+         spec:\n  hosts: [shop.example.com, api.example.com]\n  gateways: [edge]\n  \
+         http: [{{route: [{{destination: {{host: catalog.shop.svc.cluster.local}}}}]}}]\n",
+        ip = catalog.ip(),
+        port = catalog.port(),
+    )
+}
+
+#[tokio::test]
+async fn simple_tls_serves_each_hosts_certificate_by_sni_and_routes() {
+    let scratch = Scratch::new("sni");
+    let ca = MeshCa::new("edge-ca").unwrap();
+    let shop_cert = ca.server(&["shop.example.com"]).unwrap();
+    let api_cert = ca.server(&["api.example.com"]).unwrap();
+    scratch.credential("shop", &shop_cert);
+    // The second host names its files directly.
+    std::fs::write(scratch.0.join("api.pem"), &api_cert.cert_chain).unwrap();
+    std::fs::write(scratch.0.join("api-key.pem"), &api_cert.key).unwrap();
+    let catalog = CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let servers = format!(
+        "  - port: {{number: 443, name: https-shop, protocol: HTTPS}}\n    hosts: [shop.example.com]\n    \
+         tls: {{mode: SIMPLE, credentialName: shop}}\n\
+         \x20 - port: {{number: 443, name: https-api, protocol: HTTPS}}\n    hosts: [api.example.com]\n    \
+         tls: {{mode: SIMPLE, serverCertificate: {dir}/api.pem, privateKey: {dir}/api-key.pem, minProtocolVersion: TLSV1_2}}\n",
+        dir = scratch.0.display()
+    );
+    let (running, metrics) = gateway(&shop(catalog.addr(), &servers), &[443], &scratch).await;
+    let addr = port(&running, 443);
+    let config = client_config(&ca, None);
+
+    let (leaf, response) = https_get(addr, "shop.example.com", "/items", config.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        leaf,
+        leaf_of(&shop_cert),
+        "shop.example.com gets its own certificate"
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("v1"), "routed to the catalog: {response}");
+
+    let (leaf, response) = https_get(addr, "api.example.com", "/items", config.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        leaf,
+        leaf_of(&api_cert),
+        "api.example.com gets its own certificate"
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // A name no server has: the connection is closed without a handshake.
+    assert!(
+        https_get(addr, "other.example.com", "/", config)
+            .await
+            .is_err()
+    );
+
+    let series = metrics.wait_for_requests(2).await;
+    assert!(
+        series
+            .iter()
+            .any(|(labels, _)| labels["reporter"] == "source"
+                && labels["destination_service"] == "catalog.shop.svc.cluster.local"
+                && labels["response_code"] == "200"),
+        "gateway requests are reported: {series:#?}"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn mutual_tls_refuses_clients_without_a_certificate_of_its_ca() {
+    let scratch = Scratch::new("mutual");
+    let ca = MeshCa::new("edge-ca").unwrap();
+    let server = ca.server(&["shop.example.com"]).unwrap();
+    scratch.credential("shop", &server);
+    let catalog = CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let servers = "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [shop.example.com]\n    \
+                   tls: {mode: MUTUAL, credentialName: shop}\n";
+    let (running, _) = gateway(&shop(catalog.addr(), servers), &[443], &scratch).await;
+    let addr = port(&running, 443);
+
+    let client = ca.server(&["client.example.com"]).unwrap();
+    let (_, response) = https_get(
+        addr,
+        "shop.example.com",
+        "/items",
+        client_config(&ca, Some(&client)),
+    )
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    let anonymous = https_get(addr, "shop.example.com", "/items", client_config(&ca, None)).await;
+    assert!(
+        anonymous.is_err(),
+        "a client without a certificate is refused: {anonymous:?}"
+    );
+
+    let stranger_ca = MeshCa::new("stranger").unwrap();
+    let stranger = stranger_ca.server(&["client.example.com"]).unwrap();
+    let foreign = https_get(
+        addr,
+        "shop.example.com",
+        "/items",
+        client_config(&ca, Some(&stranger)),
+    )
+    .await;
+    assert!(
+        foreign.is_err(),
+        "a client of another CA is refused: {foreign:?}"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn https_redirect_answers_301_on_the_plaintext_port() {
+    let scratch = Scratch::new("redirect");
+    let catalog = CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let servers = "  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [shop.example.com]\n    \
+                   tls: {httpsRedirect: true}\n\
+                   \x20 - port: {number: 8080, name: http-plain, protocol: HTTP}\n    hosts: [api.example.com]\n";
+    let (running, _) = gateway(&shop(catalog.addr(), servers), &[80, 8080], &scratch).await;
+    let client = reqwest_like_get(port(&running, 80), "shop.example.com", "/items?x=1").await;
+    assert!(client.starts_with("HTTP/1.1 301"), "{client}");
+    assert!(
+        client
+            .to_ascii_lowercase()
+            .contains("location: https://shop.example.com/items?x=1"),
+        "{client}"
+    );
+    // The other HTTP port has no redirect: it routes.
+    let plain = reqwest_like_get(port(&running, 8080), "api.example.com", "/items").await;
+    assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
+    // A host the port's servers do not expose is not routed there.
+    let unknown = reqwest_like_get(port(&running, 8080), "shop.example.com", "/items").await;
+    assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
+    running.shutdown().await;
+}
+
+/// One plaintext HTTP/1.1 GET, the whole response as text.
+async fn reqwest_like_get(addr: SocketAddr, host: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// An echo service as `echo.shop.svc.cluster.local:9000`, a Gateway with `servers`, and a
+/// VirtualService with `routes` attached to it.
+fn tcp_config(echo: SocketAddr, servers: &str, routes: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: echo, namespace: shop}}\n\
+         spec:\n  hosts: [echo.shop.svc.cluster.local]\n  resolution: STATIC\n  \
+         ports: [{{number: 9000, name: tcp, protocol: TCP}}]\n  endpoints: [{{address: {ip}, ports: {{tcp: {port}}}}}]\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: shop}}\n\
+         spec:\n  selector: {{istio: ingressgateway}}\n  servers:\n{servers}\
+         ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: echo, namespace: shop}}\n\
+         spec:\n  hosts: [\"*\"]\n  gateways: [edge]\n{routes}",
+        ip = echo.ip(),
+        port = echo.port(),
+    )
+}
+
+#[tokio::test]
+async fn a_tcp_echo_service_works_through_the_gateway_and_is_counted() {
+    let scratch = Scratch::new("tcp");
+    let echo_addr = echo(b"echo:").await;
+    let servers = "  - port: {number: 9000, name: tcp, protocol: TCP}\n    hosts: [\"*\"]\n";
+    let routes = "  tcp:\n  - match: [{port: 9000}]\n    route: [{destination: {host: echo.shop.svc.cluster.local, port: {number: 9000}}}]\n";
+    let (running, metrics) =
+        gateway(&tcp_config(echo_addr, servers, routes), &[9000], &scratch).await;
+    let mut stream = TcpStream::connect(port(&running, 9000)).await.unwrap();
+    stream.write_all(b"hello").await.unwrap();
+    let mut reply = [0u8; 10];
+    stream.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"echo:hello");
+    drop(stream);
+    let counted = wait_for_counter(&metrics, "istio_tcp_connections_closed_total", 1).await;
+    let labels = &counted[0].0;
+    assert_eq!(labels["request_protocol"], "tcp");
+    assert_eq!(labels["destination_service"], "echo.shop.svc.cluster.local");
+    assert_eq!(labels["destination_service_name"], "echo");
+    assert_eq!(labels["destination_service_namespace"], "shop");
+    assert!(!labels.contains_key("response_code"), "{labels:?}");
+    assert_eq!(counter(&metrics, "istio_tcp_received_bytes_total"), 5);
+    assert_eq!(counter(&metrics, "istio_tcp_sent_bytes_total"), 10);
+    assert_eq!(counter(&metrics, "istio_tcp_connections_opened_total"), 1);
+    running.shutdown().await;
+}
+
+/// Every series of counter `name`, with its count, once their sum reaches `n` (3 s at most).
+async fn wait_for_counter(
+    metrics: &Metrics,
+    name: &str,
+    n: u64,
+) -> Vec<(support::metrics::Labels, u64)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let series = metrics.counters(name);
+        if series.iter().map(|(_, c)| c).sum::<u64>() >= n || std::time::Instant::now() > deadline {
+            return series;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The sum of counter `name` over its series.
+fn counter(metrics: &Metrics, name: &str) -> u64 {
+    metrics.counters(name).iter().map(|(_, c)| c).sum()
+}
+
+#[tokio::test]
+async fn tls_passthrough_forwards_the_untouched_tls_by_sni() {
+    let scratch = Scratch::new("passthrough");
+    let ca = MeshCa::new("db-ca").unwrap();
+    let db_cert = ca.server(&["db.example.com"]).unwrap();
+    // The upstream terminates TLS itself, with its own certificate, and echoes.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf_of(&db_cert)],
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(db_cert.key.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut buf = [0u8; 64];
+                if let Ok(n) = tls.read(&mut buf).await {
+                    let _ = tls.write_all(&[b"db:", &buf[..n]].concat()).await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    let servers = "  - port: {number: 443, name: tls, protocol: TLS}\n    hosts: [db.example.com]\n    \
+                   tls: {mode: PASSTHROUGH}\n";
+    let routes = "  tls:\n  - match: [{port: 443, sniHosts: [db.example.com]}]\n    \
+                  route: [{destination: {host: echo.shop.svc.cluster.local, port: {number: 9000}}}]\n";
+    let (running, metrics) =
+        gateway(&tcp_config(upstream, servers, routes), &[443], &scratch).await;
+
+    let tcp = TcpStream::connect(port(&running, 443)).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(client_config(&ca, None));
+    let mut tls = connector
+        .connect(ServerName::try_from("db.example.com").unwrap(), tcp)
+        .await
+        .expect("the handshake reaches the upstream");
+    assert_eq!(
+        tls.get_ref().1.peer_certificates().unwrap()[0],
+        leaf_of(&db_cert),
+        "the client sees the upstream's own certificate: the gateway did not terminate"
+    );
+    tls.write_all(b"ping").await.unwrap();
+    let mut reply = Vec::new();
+    tls.read_to_end(&mut reply).await.unwrap();
+    assert_eq!(reply, b"db:ping");
+    drop(tls);
+    assert!(
+        !wait_for_counter(&metrics, "istio_tcp_connections_closed_total", 1)
+            .await
+            .is_empty()
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn certificates_reload_when_their_files_change() {
+    let scratch = Scratch::new("reload");
+    let ca = MeshCa::new("edge-ca").unwrap();
+    let first = ca.server(&["shop.example.com"]).unwrap();
+    scratch.credential("shop", &first);
+    let catalog = CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let servers = "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [shop.example.com]\n    \
+                   tls: {mode: SIMPLE, credentialName: shop}\n";
+    let (running, _) = gateway(&shop(catalog.addr(), servers), &[443], &scratch).await;
+    let addr = port(&running, 443);
+    let config = client_config(&ca, None);
+    let (leaf, _) = https_get(addr, "shop.example.com", "/items", config.clone())
+        .await
+        .unwrap();
+    assert_eq!(leaf, leaf_of(&first));
+
+    let second = ca.server(&["shop.example.com"]).unwrap();
+    scratch.credential("shop", &second);
+    // Make the change visible even where file times are coarse.
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    for file in ["shop.crt", "shop.key"] {
+        std::fs::File::options()
+            .append(true)
+            .open(scratch.0.join(file))
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (leaf, _) = https_get(addr, "shop.example.com", "/items", config.clone())
+            .await
+            .unwrap();
+        if leaf == leaf_of(&second) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate is served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.shutdown().await;
+}
+
+/// An echo service as `echo.shop.svc.cluster.local:9000` for an outbound sidecar, under
+/// outbound traffic policy `mode`.
+async fn outbound_with_echo(mode: &str) -> (RunningSidecar, Metrics, SocketAddr) {
+    let echo_addr = echo(b"echo:").await;
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: echo, namespace: shop}}\n\
+         spec:\n  hosts: [echo.shop.svc.cluster.local]\n  resolution: STATIC\n  \
+         ports: [{{number: 9000, name: tcp, protocol: TCP}}]\n  endpoints: [{{address: {ip}, ports: {{tcp: {port}}}}}]\n\
+         ---\napiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\n\
+         spec: {{outboundTrafficPolicy: {{mode: {mode}}}}}\n",
+        ip = echo_addr.ip(),
+        port = echo_addr.port(),
+    );
+    let (recorder, metrics) = Metrics::recorder();
+    let settings = SidecarSettings {
+        metrics: Some(recorder),
+        ..support::quiet()
+    };
+    let config = Config::from_yaml_str(&yaml).unwrap().config;
+    let running = Sidecar::with_settings(config, settings)
+        .unwrap()
+        .start(&support::ephemeral())
+        .await
+        .unwrap();
+    (running, metrics, echo_addr)
+}
+
+/// Sends `CONNECT target` to the outbound listener; returns the stream and the response head.
+async fn connect(running: &RunningSidecar, target: &str) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(running.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte).await.unwrap() {
+            0 => break,
+            _ => head.push(byte[0]),
+        }
+    }
+    (stream, String::from_utf8_lossy(&head).into_owned())
+}
+
+#[tokio::test]
+async fn connect_tunnels_to_a_registered_tcp_service() {
+    let (running, metrics, _) = outbound_with_echo("REGISTRY_ONLY").await;
+    let (mut stream, head) = connect(&running, "echo.shop.svc.cluster.local:9000").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    stream.write_all(b"abc").await.unwrap();
+    let mut reply = [0u8; 8];
+    stream.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"echo:abc");
+    drop(stream);
+    let closed = wait_for_counter(&metrics, "istio_tcp_connections_closed_total", 1).await;
+    assert_eq!(closed[0].0["destination_service_name"], "echo");
+    assert_eq!(counter(&metrics, "istio_tcp_received_bytes_total"), 3);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn registry_only_blocks_unknown_tcp_and_http_destinations() {
+    let (running, metrics, _) = outbound_with_echo("REGISTRY_ONLY").await;
+    // An unregistered TCP destination that is listening: it must never see a connection.
+    let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target_addr = target.local_addr().unwrap();
+    let (mut stream, head) = connect(&running, &target_addr.to_string()).await;
+    assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "the connection is closed after the refusal"
+    );
+    let dialled = tokio::time::timeout(Duration::from_millis(200), target.accept()).await;
+    assert!(dialled.is_err(), "the unknown destination was not dialled");
+    let blocked = wait_for_counter(&metrics, "istio_tcp_connections_closed_total", 1).await;
+    assert_eq!(blocked[0].0["destination_service_name"], "BlackHoleCluster");
+    assert_eq!(blocked[0].0["response_flags"], "NR");
+
+    // Plain HTTP to an unknown host: 502 as well.
+    let http = reqwest_like_get(
+        running.addr("outbound").unwrap(),
+        &target_addr.to_string(),
+        "/",
+    )
+    .await;
+    assert!(http.starts_with("HTTP/1.1 502"), "{http}");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn allow_any_passes_unknown_tcp_destinations_through() {
+    let (running, metrics, _) = outbound_with_echo("ALLOW_ANY").await;
+    let other = echo(b"other:").await;
+    let (mut stream, head) = connect(&running, &other.to_string()).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    stream.write_all(b"x").await.unwrap();
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"other:x");
+    drop(stream);
+    let closed = wait_for_counter(&metrics, "istio_tcp_connections_closed_total", 1).await;
+    assert_eq!(
+        closed[0].0["destination_service_name"],
+        "PassthroughCluster"
+    );
+    running.shutdown().await;
+}
