@@ -6,7 +6,7 @@
 //!         [--service-account SA] [--cluster-id ID] [--metrics-server URL] [--certs DIR]
 //!         [--max-request-headers-kb KIB] [--max-request-headers N]
 //!         [--request-headers-timeout DURATION] [--max-request-body-kb KIB]
-//!         [--credentials DIR] [--gateway-listen PORT=ADDR]...
+//!         [--idle-timeout DURATION] [--credentials DIR] [--gateway-listen PORT=ADDR]...
 //! ```
 //! With no `--config` it serves as an ALLOW_ANY pass-through proxy with metrics and access
 //! logs. `--check` validates, prints every problem and exits 0 (valid) or 1 (invalid). On
@@ -97,6 +97,10 @@ struct Args {
     /// Time a client has to send its request headers (`10s`, `500ms`; `0s`: no limit).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     request_headers_timeout: std::time::Duration,
+    /// Time a connection (or tunnel) may carry no byte either way before it is closed (`0s`:
+    /// no limit).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    idle_timeout: std::time::Duration,
     /// Largest request body in KiB (413 when announced larger; a streamed one is cut).
     #[arg(long, value_name = "KIB")]
     max_request_body_kb: Option<u64>,
@@ -253,6 +257,7 @@ async fn run(
             max_request_headers: args.max_request_headers,
             header_read_timeout: Some(args.request_headers_timeout).filter(|t| !t.is_zero()),
             max_request_body_bytes: args.max_request_body_kb.map(|kb| kb.saturating_mul(1024)),
+            idle_timeout: Some(args.idle_timeout).filter(|t| !t.is_zero()),
             ..ListenerLimits::default()
         },
         ..SidecarSettings::default()

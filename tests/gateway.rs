@@ -74,6 +74,16 @@ async fn echo(prefix: &'static [u8]) -> SocketAddr {
 /// The gateway sidecar (`istio: ingressgateway`) with `yaml`, its ports mapped to free
 /// loopback ports, credentials read from `scratch`.
 async fn gateway(yaml: &str, ports: &[u16], scratch: &Scratch) -> (RunningSidecar, Metrics) {
+    gateway_with(yaml, ports, scratch, support::quiet()).await
+}
+
+/// [`gateway`], with `settings`.
+async fn gateway_with(
+    yaml: &str,
+    ports: &[u16],
+    scratch: &Scratch,
+    settings: SidecarSettings,
+) -> (RunningSidecar, Metrics) {
     let config = match Config::from_yaml_str(yaml) {
         Ok(loaded) => loaded.config,
         Err(problems) => panic!("test config invalid: {problems:#?}"),
@@ -82,7 +92,7 @@ async fn gateway(yaml: &str, ports: &[u16], scratch: &Scratch) -> (RunningSideca
     let mut settings = SidecarSettings {
         metrics: Some(recorder),
         gateway_credentials: Some(scratch.0.clone()),
-        ..support::quiet()
+        ..settings
     };
     settings
         .workload
@@ -361,6 +371,46 @@ async fn a_tcp_echo_service_works_through_the_gateway_and_is_counted() {
     running.shutdown().await;
 }
 
+#[tokio::test]
+async fn an_idle_tunnel_is_closed_and_a_busy_one_is_not() {
+    let scratch = Scratch::new("idle");
+    let echo_addr = echo(b"echo:").await;
+    let servers = "  - port: {number: 9000, name: tcp, protocol: TCP}\n    hosts: [\"*\"]\n";
+    let routes = "  tcp:\n  - route: [{destination: {host: echo.shop.svc.cluster.local, port: {number: 9000}}}]\n";
+    let idle = Duration::from_millis(300);
+    let settings = SidecarSettings {
+        limits: mesh::proxy::limits::ListenerLimits {
+            idle_timeout: Some(idle),
+            ..Default::default()
+        },
+        ..support::quiet()
+    };
+    let config = tcp_config(echo_addr, servers, routes);
+    let (running, _) = gateway_with(&config, &[9000], &scratch, settings).await;
+    let addr = port(&running, 9000);
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    silent.write_all(b"hi").await.unwrap();
+    let mut reply = [0u8; 7];
+    silent.read_exact(&mut reply).await.unwrap();
+    // The busy one talks every 100 ms for 1.2 s (four idle timeouts) and stays open.
+    for _ in 0..12 {
+        busy.write_all(b"x").await.unwrap();
+        let mut echoed = [0u8; 6];
+        busy.read_exact(&mut echoed).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The silent one was closed within two timeouts of its last byte.
+    let mut rest = Vec::new();
+    let ended =
+        tokio::time::timeout(Duration::from_millis(100), silent.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(ended, Ok(Ok(0))),
+        "the idle tunnel is closed: {ended:?}"
+    );
+    running.shutdown().await;
+}
+
 /// Every series of counter `name`, with its count, once their sum reaches `n` (3 s at most).
 async fn wait_for_counter(
     metrics: &Metrics,
@@ -604,4 +654,32 @@ async fn allow_any_passes_unknown_tcp_destinations_through() {
         "PassthroughCluster"
     );
     running.shutdown().await;
+}
+
+#[tokio::test]
+async fn unusable_tls_settings_stop_the_start_with_the_server_named() {
+    let scratch = Scratch::new("ciphers");
+    let ca = MeshCa::new("edge-ca").unwrap();
+    scratch.credential("shop", &ca.server(&["shop.example.com"]).unwrap());
+    let servers = "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [shop.example.com]\n    \
+                   tls: {mode: SIMPLE, credentialName: shop, cipherSuites: [RC4-MD5]}\n";
+    let yaml = shop("127.0.0.1:1".parse().unwrap(), servers);
+    let config = Config::from_yaml_str(&yaml).unwrap().config;
+    let mut settings = SidecarSettings {
+        gateway_credentials: Some(scratch.0.clone()),
+        ..support::quiet()
+    };
+    settings
+        .workload
+        .labels
+        .insert("istio".into(), "ingressgateway".into());
+    let error = Sidecar::with_settings(config, settings)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("Gateway shop/edge servers[0]")
+            && error.contains("cipherSuites")
+            && error.contains("RC4-MD5"),
+        "{error}"
+    );
 }

@@ -36,17 +36,25 @@ struct Shared {
     mode: OutboundMode,
     /// For pass-through tunnels (clusters have their own).
     connect_timeout: Duration,
+    /// How long a tunnel may carry no byte before it is closed.
+    idle_timeout: Option<Duration>,
 }
 
 impl ConnectLayer {
     /// CONNECT tunnels opened by `tunnels`, unknown hosts as `mode` says (pass-through ones
-    /// dialled within `connect_timeout`).
-    pub fn new(tunnels: Tunnels, mode: OutboundMode, connect_timeout: Duration) -> Self {
+    /// dialled within `connect_timeout`), closed after `idle_timeout` without traffic.
+    pub fn new(
+        tunnels: Tunnels,
+        mode: OutboundMode,
+        connect_timeout: Duration,
+        idle_timeout: Option<Duration>,
+    ) -> Self {
         ConnectLayer {
             shared: Arc::new(Shared {
                 tunnels,
                 mode,
                 connect_timeout,
+                idle_timeout,
             }),
         }
     }
@@ -186,9 +194,10 @@ impl Shared {
             }
         };
         let upgrade = hyper::upgrade::on(&mut request);
+        let idle = self.idle_timeout;
         tokio::spawn(async move {
             match upgrade.await {
-                Ok(upgraded) => relay(TokioIo::new(upgraded), upstream, counters).await,
+                Ok(upgraded) => relay(TokioIo::new(upgraded), upstream, counters, idle).await,
                 Err(error) => {
                     tracing::debug!(%error, "CONNECT upgrade failed");
                     counters.close();

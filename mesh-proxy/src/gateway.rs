@@ -187,7 +187,7 @@ impl GatewayPort {
     ) {
         let remote = downstream.remote;
         if self.kind == ServerKind::Tcp {
-            self.tunnel(stream, None).await;
+            self.tunnel(stream, None, http.idle_timeout()).await;
             return;
         }
         #[cfg(feature = "tls")]
@@ -222,7 +222,10 @@ impl GatewayPort {
                         Err(_) => tracing::debug!(%remote, "gateway TLS handshake timed out"),
                     }
                 }
-                Handling::Passthrough => self.tunnel(stream, sni.as_deref()).await,
+                Handling::Passthrough => {
+                    self.tunnel(stream, sni.as_deref(), http.idle_timeout())
+                        .await
+                }
                 Handling::Http { .. } | Handling::Tcp => {}
             }
         }
@@ -233,10 +236,11 @@ impl GatewayPort {
         }
     }
 
-    /// Tunnels `stream` along the port's `tcp` route (or, with `sni`, its `tls` route).
-    async fn tunnel(&self, stream: TcpStream, sni: Option<&str>) {
+    /// Tunnels `stream` along the port's `tcp` route (or, with `sni`, its `tls` route), closed
+    /// after `idle` without traffic.
+    async fn tunnel(&self, stream: TcpStream, sni: Option<&str>, idle: Option<Duration>) {
         match self.tunnels.open(self.scope, "", self.port, sni).await {
-            Ok((upstream, counters)) => relay(stream, upstream.stream, counters).await,
+            Ok((upstream, counters)) => relay(stream, upstream.stream, counters, idle).await,
             Err(TunnelError::Failed(error)) => {
                 tracing::debug!(%error, port = self.port, "gateway tunnel: upstream unreachable");
             }

@@ -22,6 +22,7 @@ pub mod connection_uses;
 pub mod endpoint;
 pub mod forward;
 pub mod gateway;
+pub mod idle_timeout;
 pub mod inbound;
 pub mod limits;
 pub mod listener;

@@ -3,7 +3,9 @@
 //! The defaults follow Envoy's: request headers up to 60 KiB (`max_request_headers_kb`) and 100
 //! of them (`max_headers_count`), both answered `431 Request Header Fields Too Large`; a client
 //! must send its request headers within 10 s (a slow-loris client is cut off: the connection is
-//! closed); HTTP/2 connections carry at most 1024 concurrent streams, and a client that makes
+//! closed); a connection that carries no byte either way for an hour is closed (Envoy's
+//! `idle_timeout`, for HTTP connections and tunnels alike); HTTP/2 connections carry at most
+//! 1024 concurrent streams, and a client that makes
 //! the server reset streams in a flood (CVE-2023-44487 "rapid reset") loses its connection.
 //! Request bodies are streamed, so their size is unlimited unless set; past the limit a request
 //! announcing its length gets `413 Payload Too Large` and a streamed one is cut.
@@ -29,6 +31,9 @@ pub struct ListenerLimits {
     /// Request body bytes (413 for a request announcing more; a streamed body is cut);
     /// `None`: no limit.
     pub max_request_body_bytes: Option<u64>,
+    /// Time a connection (HTTP, or a tunnel's downstream side) may carry no byte either way
+    /// before it is closed; `None`: no limit.
+    pub idle_timeout: Option<Duration>,
     /// Concurrent streams of an HTTP/2 connection.
     pub http2_max_concurrent_streams: u32,
     /// Streams an HTTP/2 client may open and reset before they are accepted, at once, before
@@ -46,12 +51,16 @@ impl Default for ListenerLimits {
             max_request_headers: HYPER_MAX_HEADERS,
             header_read_timeout: Some(Duration::from_secs(10)),
             max_request_body_bytes: None,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             http2_max_concurrent_streams: 1024,
             http2_max_pending_accept_reset_streams: 20,
             http2_max_local_error_reset_streams: 1024,
         }
     }
 }
+
+/// Envoy's connection `idle_timeout` (HTTP connection manager and TCP proxy): one hour.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The smallest read buffer hyper accepts.
 pub(crate) const MIN_BUFFER: usize = 8192;

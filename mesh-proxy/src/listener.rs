@@ -2,6 +2,7 @@
 //! port, TCP_NODELAY on every accepted socket, and errors turned into Envoy-style local replies
 //! at this outermost edge (hyper would otherwise close the connection).
 
+use crate::idle_timeout::IdleTimeout;
 use crate::limits::{HYPER_MAX_HEADERS, ListenerLimits, MIN_BUFFER};
 use crate::tls::{Accepted, InboundTls};
 use http::{Request, Response};
@@ -147,6 +148,8 @@ pub(crate) struct HttpServer {
     service: HttpService,
     /// Request body bytes allowed.
     max_body: Option<u64>,
+    /// How long a connection may be idle.
+    idle_timeout: Option<Duration>,
 }
 
 impl HttpServer {
@@ -178,7 +181,13 @@ impl HttpServer {
             builder,
             service,
             max_body: limits.max_request_body_bytes,
+            idle_timeout: limits.idle_timeout,
         }
+    }
+
+    /// How long a connection may carry no byte before it is closed.
+    pub(crate) fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
     }
 
     /// Serves one accepted connection, plaintext or TLS, until it ends or the drain closes it;
@@ -199,12 +208,19 @@ impl HttpServer {
             peer,
             max_body: self.max_body,
         };
-        watcher
-            .watch(
-                self.builder
-                    .serve_connection_with_upgrades(TokioIo::new(io), service),
-            )
-            .await
+        match self.idle_timeout {
+            Some(timeout) => {
+                let io = TokioIo::new(IdleTimeout::new(io, timeout));
+                let connection = self.builder.serve_connection_with_upgrades(io, service);
+                watcher.watch(connection).await
+            }
+            None => {
+                let connection = self
+                    .builder
+                    .serve_connection_with_upgrades(TokioIo::new(io), service);
+                watcher.watch(connection).await
+            }
+        }
     }
 }
 

@@ -460,8 +460,13 @@ impl Sidecar {
         drop(served_ports);
         drop(routed);
         // CONNECT tunnels bypass the HTTP layers: they are routed and counted as connections.
-        let outbound = ConnectLayer::new(tunnels, config.outbound_mode(), connect_timeout)
-            .layer(http_stack(RouteLayer::new(table)));
+        let outbound = ConnectLayer::new(
+            tunnels,
+            config.outbound_mode(),
+            connect_timeout,
+            settings.limits.idle_timeout,
+        )
+        .layer(http_stack(RouteLayer::new(table)));
         let server_layers = ServerLayers {
             trace: tracing.server.trace,
             telemetry: telemetry.inbound.clone(),

@@ -5,7 +5,7 @@
 //! and connects, and [`relay`] copies both ways, counting the bytes into the `istio_tcp_*`
 //! metrics as they flow.
 
-use crate::{endpoint::Endpoint, registry::Registry};
+use crate::{endpoint::Endpoint, idle_timeout::IdleTimeout, registry::Registry};
 use mesh_core::{Destination, MeshError, ResponseFlag, ResponseFlags, outlier::Outcome};
 use mesh_route::{RouteTable, stream_route::StreamDecision, table::RouteScope};
 use mesh_trace::metrics::{CatchAllCluster, IstioMetrics, TcpConnection, TcpCounters};
@@ -15,6 +15,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
@@ -205,18 +206,34 @@ pub(crate) async fn connect(
     Ok(stream)
 }
 
-/// Copies between `downstream` and `upstream` until both directions end, counting the bytes
-/// into `counters` as they pass (`received`: from the downstream; `sent`: to it), then counts
-/// the connection closed.
-pub async fn relay<D>(downstream: D, mut upstream: TcpStream, counters: TcpCounters)
-where
+/// Copies between `downstream` and `upstream` until both directions end, or no byte has
+/// moved for `idle` (see [`IdleTimeout`]), counting the bytes into `counters` as they pass
+/// (`received`: from the downstream; `sent`: to it), then counts the connection closed.
+pub async fn relay<D>(
+    downstream: D,
+    mut upstream: TcpStream,
+    counters: TcpCounters,
+    idle: Option<Duration>,
+) where
     D: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut counted = Counted {
-        inner: downstream,
-        counters: &counters,
+    let copied = match idle {
+        Some(timeout) => {
+            let mut counted = Counted {
+                inner: IdleTimeout::new(downstream, timeout),
+                counters: &counters,
+            };
+            tokio::io::copy_bidirectional(&mut counted, &mut upstream).await
+        }
+        None => {
+            let mut counted = Counted {
+                inner: downstream,
+                counters: &counters,
+            };
+            tokio::io::copy_bidirectional(&mut counted, &mut upstream).await
+        }
     };
-    if let Err(error) = tokio::io::copy_bidirectional(&mut counted, &mut upstream).await {
+    if let Err(error) = copied {
         tracing::debug!(%error, "tunnel ended with an error");
     }
     counters.close();
