@@ -1,12 +1,16 @@
 //! `certs`: makes a mesh CA and workload certificates for the mTLS demo, without openssl.
 //!
 //! ```text
-//! certs DIR [--trust-domain cluster.local] NAMESPACE/SERVICE_ACCOUNT...
+//! certs DIR [--trust-domain cluster.local] [--credential NAME=HOST[,HOST]...]... NAMESPACE/SERVICE_ACCOUNT...
 //! ```
 //! Writes `DIR/ca.pem` (the CA certificate) and, per workload, `DIR/NS-SA/` in Istio's layout:
 //! `cert-chain.pem` (a certificate whose only SAN is the SPIFFE URI
 //! `spiffe://TRUST_DOMAIN/ns/NS/sa/SA`, usable as server and client), `key.pem`, and
 //! `root-cert.pem` (the CA). Give a workload's directory to `sidecar --certs DIR`.
+//!
+//! `--credential NAME=HOST,…` writes a Gateway credential: `DIR/NAME.crt` (a server certificate
+//! for the HOSTs), `DIR/NAME.key` and `DIR/NAME-ca.crt` (the CA), what a Gateway's
+//! `credentialName: NAME` reads with `sidecar --credentials DIR`.
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -102,14 +106,28 @@ impl WorkloadPem {
 #[allow(dead_code)] // The tests use this file as a module, without `main`.
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: certs DIR [--trust-domain DOMAIN] NAMESPACE/SERVICE_ACCOUNT...";
+    let usage = "usage: certs DIR [--trust-domain DOMAIN] [--credential NAME=HOST[,HOST]...]... \
+                 NAMESPACE/SERVICE_ACCOUNT...";
     let Some(dir) = args.next().map(PathBuf::from) else {
         eprintln!("{usage}");
         return std::process::ExitCode::FAILURE;
     };
     let mut trust_domain = "cluster.local".to_owned();
     let mut workloads = Vec::new();
+    let mut credentials = Vec::new();
     while let Some(arg) = args.next() {
+        if arg == "--credential" {
+            match args.next().as_deref().and_then(|c| c.split_once('=')) {
+                Some((name, hosts)) if !name.is_empty() && !hosts.is_empty() => {
+                    credentials.push((name.to_owned(), hosts.to_owned()));
+                }
+                _ => {
+                    eprintln!("--credential takes NAME=HOST[,HOST]...\n{usage}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+            continue;
+        }
         if arg == "--trust-domain" {
             match args.next() {
                 Some(domain) => trust_domain = domain,
@@ -134,6 +152,18 @@ fn main() -> std::process::ExitCode {
             let out = dir.join(format!("{ns}-{sa}"));
             ca.workload(&id)?.write(&out)?;
             println!("{id} -> {}", out.display());
+        }
+        for (name, hosts) in &credentials {
+            let hosts: Vec<&str> = hosts.split(',').collect();
+            let pem = ca.server(&hosts)?;
+            std::fs::write(dir.join(format!("{name}.crt")), &pem.cert_chain)?;
+            std::fs::write(dir.join(format!("{name}.key")), &pem.key)?;
+            std::fs::write(dir.join(format!("{name}-ca.crt")), &pem.root)?;
+            println!(
+                "{} -> {}",
+                hosts.join(","),
+                dir.join(format!("{name}.crt")).display()
+            );
         }
         Ok(())
     })();

@@ -3,6 +3,10 @@
 
 mod support;
 
+#[path = "../examples/certs.rs"]
+#[allow(dead_code)]
+mod certs;
+
 use bytes::Bytes;
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
@@ -66,6 +70,7 @@ fn check_accepts_every_shipped_example() {
         "catalog/30-canary-90-10.yaml",
         "catalog/40-mirror-v2.yaml",
         "catalog/50-flagger-canary.yaml",
+        "catalog/60-ingress-gateway.yaml",
         "tracing.yaml",
     ] {
         let (code, text) = check(&[&registry, &support::example(routes)]);
@@ -161,13 +166,21 @@ struct SidecarProcess {
     child: Child,
     outbound: SocketAddr,
     admin: SocketAddr,
+    /// Every `listening NAME=ADDR` line printed at start.
+    listening: Vec<(String, SocketAddr)>,
     /// The rest of its standard output (the access log, by default).
     stdout: std::sync::mpsc::Receiver<String>,
 }
 
 impl SidecarProcess {
     fn spawn(configs: &[&Path]) -> Self {
+        SidecarProcess::spawn_with(configs, &[])
+    }
+
+    /// [`spawn`](Self::spawn), with more command-line `args`.
+    fn spawn_with(configs: &[&Path], args: &[&str]) -> Self {
         let mut command = Command::new(sidecar_binary());
+        command.args(args);
         command.args([
             "--outbound",
             "127.0.0.1:0",
@@ -187,7 +200,14 @@ impl SidecarProcess {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut outbound = None;
         let mut admin = None;
+        let mut listening = Vec::new();
         while let Some(Ok(line)) = lines.next() {
+            if let Some((name, addr)) = line
+                .strip_prefix("listening ")
+                .and_then(|l| l.split_once('='))
+            {
+                listening.push((name.to_owned(), addr.parse().unwrap()));
+            }
             if let Some(addr) = line.strip_prefix("listening outbound=") {
                 outbound = Some(addr.parse().unwrap());
             }
@@ -211,6 +231,7 @@ impl SidecarProcess {
             child,
             outbound: outbound.expect("sidecar printed its outbound address"),
             admin: admin.expect("sidecar printed its admin address"),
+            listening,
             stdout,
         }
     }
@@ -551,4 +572,78 @@ async fn the_sidecar_runs_canaries_and_shows_them_at_the_admin_api() {
     let response = client.get("/items", &[("host", "catalog")]).await.unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(v2.hits(), 1, "the promoted canary answers");
+}
+
+#[tokio::test]
+async fn the_sidecar_serves_the_shipped_ingress_gateway() {
+    let (v1, _v2, registry) = support::catalog_upstreams().await;
+    let dir = tempdir::TempDir::new();
+    let registry = write_config(&dir, "registry.yaml", &registry);
+    let gateway = support::example("catalog/60-ingress-gateway.yaml");
+    let ca = certs::MeshCa::new("edge").unwrap();
+    let pem = ca.server(&["catalog.istioinaction.io"]).unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir_all(&credentials).unwrap();
+    std::fs::write(credentials.join("catalog-credential.crt"), &pem.cert_chain).unwrap();
+    std::fs::write(credentials.join("catalog-credential.key"), &pem.key).unwrap();
+    let sidecar = SidecarProcess::spawn_with(
+        &[&registry, &gateway],
+        &[
+            "--label",
+            "istio=ingressgateway",
+            "--gateway-listen",
+            "80=127.0.0.1:0",
+            "--gateway-listen",
+            "443=127.0.0.1:0",
+            "--credentials",
+            credentials.to_str().unwrap(),
+        ],
+    );
+    let addr = |name: &str| {
+        sidecar
+            .listening
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("{name} in {:?}", sidecar.listening))
+    };
+    // Port 80 redirects to HTTPS.
+    let mut plain = mesh::demo::Http1Client::connect(addr("gateway-80"))
+        .await
+        .unwrap();
+    let response = plain
+        .get("/items", &[("host", "catalog.istioinaction.io")])
+        .await
+        .unwrap();
+    assert_eq!(response.status, 301);
+    // Port 443 terminates TLS with the credential and routes to catalog v1.
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    roots
+        .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr("gateway-443"))
+        .await
+        .unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect("catalog.istioinaction.io".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tls.write_all(
+        b"GET /items HTTP/1.1\r\nHost: catalog.istioinaction.io\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut text = String::new();
+    tls.read_to_string(&mut text).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(v1.hits(), 1, "catalog v1 answered");
 }

@@ -422,19 +422,17 @@ impl Sidecar {
         )?;
         // The outbound stack; gateway ports run the same one in their route scope.
         let http_stack = |route: RouteLayer| {
-            HttpService::new(
-                ServiceBuilder::new()
-                    .layer(tracing.client.trace)
-                    .map_response(|response: http::Response<_>| response.map(body::boxed))
-                    .layer(telemetry.outbound.clone())
-                    .option_layer(tracing.client.spans.clone())
-                    .layer(route)
-                    .layer(mirror.clone())
-                    .layer(FaultLayer::new())
-                    .layer(TimeoutLayer::default())
-                    .layer(RetryLayer::new())
-                    .service(forward.clone()),
-            )
+            ServiceBuilder::new()
+                .layer(tracing.client.trace)
+                .map_response(|response: http::Response<_>| response.map(body::boxed))
+                .layer(telemetry.outbound.clone())
+                .option_layer(tracing.client.spans.clone())
+                .layer(route)
+                .layer(mirror.clone())
+                .layer(FaultLayer::new())
+                .layer(TimeoutLayer::default())
+                .layer(RetryLayer::new())
+                .service(forward.clone())
         };
         let tunnels = Tunnels::new(
             table.clone(),
@@ -446,7 +444,7 @@ impl Sidecar {
             let scope = table.gateway_scope(served.port).ok_or_else(|| {
                 StartError::Gateway(format!("port {} has no route scope", served.port))
             })?;
-            let http = http_stack(RouteLayer::new(table.clone()).in_scope(scope));
+            let http = HttpService::new(http_stack(RouteLayer::new(table.clone()).in_scope(scope)));
             let port = GatewayPort::new(
                 served,
                 scope,
