@@ -625,6 +625,16 @@ async fn registry_only_blocks_unknown_tcp_and_http_destinations() {
     let blocked = wait_for_counter(&metrics, "istio_tcp_connections_closed_total", 1).await;
     assert_eq!(blocked[0].0["destination_service_name"], "BlackHoleCluster");
     assert_eq!(blocked[0].0["response_flags"], "NR");
+    // The CONNECT itself is reported (and logged) like any request.
+    let requests = metrics.wait_for_requests(1).await;
+    assert!(
+        requests.iter().any(
+            |(labels, _)| labels["destination_service_name"] == "BlackHoleCluster"
+                && labels["response_code"] == "502"
+                && labels["response_flags"] == "NR"
+        ),
+        "{requests:#?}"
+    );
 
     // Plain HTTP to an unknown host: 502 as well.
     let http = reqwest_like_get(

@@ -5,14 +5,15 @@
 //! is passed through under `ALLOW_ANY` (`PassthroughCluster`) and refused under `REGISTRY_ONLY`
 //! (`BlackHoleCluster`: 502 and the connection closed, nothing is dialled). Once the upstream
 //! connection is up the client gets `200` and the bytes flow through [`relay`], counted in the
-//! `istio_tcp_*` metrics.
+//! `istio_tcp_*` metrics. The layer runs inside the telemetry layer, so the CONNECT request
+//! itself is reported and logged like any request (`BlackHoleCluster` with `NR` when refused).
 
 use crate::tunnel::{TunnelError, Tunnels, connect, relay};
 use http::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use mesh_core::{Body, BoxError, DownstreamAddr, MeshError, ResponseFlag, body};
+use mesh_core::{Body, BoxError, DownstreamAddr, MeshError, ResponseFlag, UpstreamCluster, body};
 use mesh_route::{config::OutboundMode, table::RouteScope};
-use mesh_trace::metrics::CatchAllCluster;
+use mesh_trace::metrics::{BLACK_HOLE_CLUSTER, CatchAllCluster, PASSTHROUGH_CLUSTER};
 use pin_project::pin_project;
 use std::{
     future::Future,
@@ -147,12 +148,12 @@ impl Shared {
         else {
             return reply(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
         };
-        let (upstream, counters): (TcpStream, _) = match self
+        let (upstream, counters, cluster): (TcpStream, _, Arc<str>) = match self
             .tunnels
             .open(RouteScope::MESH, &host, port, None)
             .await
         {
-            Ok((upstream, counters)) => (upstream.stream, counters),
+            Ok((upstream, counters)) => (upstream.stream, counters, upstream.cluster),
             Err(TunnelError::NoRoute) => return MeshError::RouteNotFound.to_response(),
             Err(TunnelError::Failed(error)) => return error.to_response(),
             Err(TunnelError::UnknownHost) if self.mode == OutboundMode::RegistryOnly => {
@@ -165,6 +166,9 @@ impl Shared {
                     http::header::CONNECTION,
                     http::HeaderValue::from_static("close"),
                 );
+                response
+                    .extensions_mut()
+                    .insert(UpstreamCluster(Arc::from(BLACK_HOLE_CLUSTER)));
                 return response;
             }
             Err(TunnelError::UnknownHost) => {
@@ -181,14 +185,22 @@ impl Shared {
                     );
                 }
                 match connect(&target, self.connect_timeout).await {
-                    Ok(stream) => (stream, self.tunnels.opened(&host, passthrough, None)),
+                    Ok(stream) => (
+                        stream,
+                        self.tunnels.opened(&host, passthrough, None),
+                        Arc::from(PASSTHROUGH_CLUSTER),
+                    ),
                     Err(error) => {
                         self.tunnels.count_refused(
                             &host,
                             passthrough,
                             ResponseFlag::UpstreamConnectionFailure,
                         );
-                        return error.to_response();
+                        let mut response = error.to_response();
+                        response
+                            .extensions_mut()
+                            .insert(UpstreamCluster(Arc::from(PASSTHROUGH_CLUSTER)));
+                        return response;
                     }
                 }
             }
@@ -204,7 +216,10 @@ impl Shared {
                 }
             }
         });
-        Response::new(body::empty())
+        // Telemetry reports the CONNECT itself too: its answer and where the tunnel goes.
+        let mut response = Response::new(body::empty());
+        response.extensions_mut().insert(UpstreamCluster(cluster));
+        response
     }
 }
 

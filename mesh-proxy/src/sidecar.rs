@@ -421,12 +421,13 @@ impl Sidecar {
             previous.map(|p| &p.telemetry),
         )?;
         // The outbound stack; gateway ports run the same one in their route scope.
-        let http_stack = |route: RouteLayer| {
+        let http_stack = |route: RouteLayer, connect: Option<ConnectLayer>| {
             ServiceBuilder::new()
                 .layer(tracing.client.trace)
                 .map_response(|response: http::Response<_>| response.map(body::boxed))
                 .layer(telemetry.outbound.clone())
                 .option_layer(tracing.client.spans.clone())
+                .option_layer(connect)
                 .layer(route)
                 .layer(mirror.clone())
                 .layer(FaultLayer::new())
@@ -444,7 +445,8 @@ impl Sidecar {
             let scope = table.gateway_scope(served.port).ok_or_else(|| {
                 StartError::Gateway(format!("port {} has no route scope", served.port))
             })?;
-            let http = HttpService::new(http_stack(RouteLayer::new(table.clone()).in_scope(scope)));
+            let route = RouteLayer::new(table.clone()).in_scope(scope);
+            let http = HttpService::new(http_stack(route, None));
             let port = GatewayPort::new(
                 served,
                 scope,
@@ -457,14 +459,15 @@ impl Sidecar {
         }
         drop(served_ports);
         drop(routed);
-        // CONNECT tunnels bypass the HTTP layers: they are routed and counted as connections.
-        let outbound = ConnectLayer::new(
+        // CONNECT tunnels are routed and counted as connections (inside telemetry, which
+        // reports the CONNECT request itself).
+        let connect = ConnectLayer::new(
             tunnels,
             config.outbound_mode(),
             connect_timeout,
             settings.limits.idle_timeout,
-        )
-        .layer(http_stack(RouteLayer::new(table)));
+        );
+        let outbound = http_stack(RouteLayer::new(table), Some(connect));
         let server_layers = ServerLayers {
             trace: tracing.server.trace,
             telemetry: telemetry.inbound.clone(),
