@@ -147,13 +147,24 @@ async fn https_get(
     path: &str,
     config: Arc<rustls::ClientConfig>,
 ) -> std::io::Result<(CertificateDer<'static>, String)> {
+    https_get_host(addr, sni, sni, path, config).await
+}
+
+/// [`https_get`] with `Host: host`.
+async fn https_get_host(
+    addr: SocketAddr,
+    sni: &str,
+    host: &str,
+    path: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<(CertificateDer<'static>, String)> {
     let tcp = TcpStream::connect(addr).await?;
     let connector = tokio_rustls::TlsConnector::from(config);
     let mut tls = connector
         .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
         .await?;
     let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     tls.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();
     tls.read_to_end(&mut response).await?;
@@ -224,6 +235,19 @@ async fn simple_tls_serves_each_hosts_certificate_by_sni_and_routes() {
         "api.example.com gets its own certificate"
     );
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // The Host must be one of the server the SNI chose: another server's host is not served
+    // through this connection's TLS settings.
+    let (_, response) = https_get_host(
+        addr,
+        "api.example.com",
+        "shop.example.com",
+        "/items",
+        config.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
 
     // A name no server has: the connection is closed without a handshake.
     assert!(
@@ -377,7 +401,7 @@ async fn an_idle_tunnel_is_closed_and_a_busy_one_is_not() {
     let echo_addr = echo(b"echo:").await;
     let servers = "  - port: {number: 9000, name: tcp, protocol: TCP}\n    hosts: [\"*\"]\n";
     let routes = "  tcp:\n  - route: [{destination: {host: echo.shop.svc.cluster.local, port: {number: 9000}}}]\n";
-    let idle = Duration::from_millis(300);
+    let idle = Duration::from_millis(500);
     let settings = SidecarSettings {
         limits: mesh::proxy::limits::ListenerLimits {
             idle_timeout: Some(idle),
@@ -393,8 +417,8 @@ async fn an_idle_tunnel_is_closed_and_a_busy_one_is_not() {
     silent.write_all(b"hi").await.unwrap();
     let mut reply = [0u8; 7];
     silent.read_exact(&mut reply).await.unwrap();
-    // The busy one talks every 100 ms for 1.2 s (four idle timeouts) and stays open.
-    for _ in 0..12 {
+    // The busy one talks every 100 ms for 2 s (four idle timeouts) and stays open.
+    for _ in 0..20 {
         busy.write_all(b"x").await.unwrap();
         let mut echoed = [0u8; 6];
         busy.read_exact(&mut echoed).await.unwrap();
@@ -402,8 +426,7 @@ async fn an_idle_tunnel_is_closed_and_a_busy_one_is_not() {
     }
     // The silent one was closed within two timeouts of its last byte.
     let mut rest = Vec::new();
-    let ended =
-        tokio::time::timeout(Duration::from_millis(100), silent.read_to_end(&mut rest)).await;
+    let ended = tokio::time::timeout(Duration::from_secs(1), silent.read_to_end(&mut rest)).await;
     assert!(
         matches!(ended, Ok(Ok(0))),
         "the idle tunnel is closed: {ended:?}"
@@ -692,4 +715,97 @@ async fn unusable_tls_settings_stop_the_start_with_the_server_named() {
             && error.contains("RC4-MD5"),
         "{error}"
     );
+}
+
+/// An HTTP/1.1 server answering each request with its own head as the body.
+async fn head_echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    head.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+                let _ = stream.write_all(&head).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_backend_learns_the_scheme_the_client_used() {
+    let scratch = Scratch::new("xfp");
+    let ca = MeshCa::new("edge-ca").unwrap();
+    scratch.credential("shop", &ca.server(&["shop.example.com"]).unwrap());
+    let backend = head_echo().await;
+    let servers = "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [shop.example.com]\n    \
+                   tls: {mode: SIMPLE, credentialName: shop}\n\
+                   \x20 - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [shop.example.com]\n";
+    let (running, _) = gateway(&shop(backend, servers), &[443, 80], &scratch).await;
+    let (_, response) = https_get(
+        port(&running, 443),
+        "shop.example.com",
+        "/",
+        client_config(&ca, None),
+    )
+    .await
+    .unwrap();
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("x-forwarded-proto: https"),
+        "{response}"
+    );
+    // A client's own claim is overwritten at the edge.
+    let mut stream = TcpStream::connect(port(&running, 80)).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: shop.example.com\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut plain = Vec::new();
+    stream.read_to_end(&mut plain).await.unwrap();
+    let plain = String::from_utf8_lossy(&plain).to_ascii_lowercase();
+    assert!(plain.contains("x-forwarded-proto: http\r\n"), "{plain}");
+    assert!(!plain.contains("x-forwarded-proto: https"), "{plain}");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_the_gateway_ports_is_refused() {
+    let servers = |port: u16| {
+        format!(
+            "  - port: {{number: {port}, name: http, protocol: HTTP}}\n    hosts: [shop.example.com]\n"
+        )
+    };
+    let load = |yaml: &str| Config::from_yaml_str(yaml).unwrap().config;
+    let catalog: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut settings = support::quiet();
+    settings
+        .workload
+        .labels
+        .insert("istio".into(), "ingressgateway".into());
+    let live = mesh::proxy::LiveSidecar::new(load(&shop(catalog, &servers(80))), settings).unwrap();
+    let error = live
+        .swap(load(&shop(catalog, &servers(8080))))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("needs a restart"), "{error}");
+    assert_eq!(
+        live.current().version(),
+        1,
+        "the configuration in force stays"
+    );
+    assert_eq!(live.swap(load(&shop(catalog, &servers(80)))).unwrap(), 2);
 }

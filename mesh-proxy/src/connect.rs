@@ -150,7 +150,8 @@ impl Shared {
         };
         let (upstream, counters, cluster): (TcpStream, _, Arc<str>) = match self
             .tunnels
-            .open(RouteScope::MESH, &host, port, None)
+            // A tunnel to a TLS service: the host is the name its `tls` routes match.
+            .open(RouteScope::MESH, &host, port, Some(&host))
             .await
         {
             Ok((upstream, counters)) => (upstream.stream, counters, upstream.cluster),

@@ -52,6 +52,8 @@ pub struct GatewayPort {
     scope: RouteScope,
     /// HTTP requests (plaintext, or after TLS termination).
     http: HttpService,
+    /// The hosts the port's plaintext HTTP servers serve.
+    http_hosts: Arc<[String]>,
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     servers: Vec<PortServer>,
     tunnels: Tunnels,
@@ -61,8 +63,18 @@ pub struct GatewayPort {
 #[derive(Debug)]
 struct PortServer {
     /// Host names (lower case, the namespace part dropped; `*` and `*.suffix` wildcards).
-    hosts: Vec<String>,
+    hosts: Arc<[String]>,
     handling: Handling,
+}
+
+/// What a gateway connection's server allows, carried by each of its requests: the hosts it
+/// serves (a request for another host gets 404, even when another server of the port serves
+/// it: TLS settings chosen by SNI cannot be sidestepped with the Host header), and whether the
+/// connection is TLS (`x-forwarded-proto`).
+#[derive(Clone, Debug)]
+pub(crate) struct GatewayConnection {
+    hosts: Arc<[String]>,
+    tls: bool,
 }
 
 /// What a server does with a connection.
@@ -125,6 +137,11 @@ impl GatewayPort {
             }
             servers.push(PortServer { hosts, handling });
         }
+        let http_hosts: Arc<[String]> = servers
+            .iter()
+            .filter(|s| matches!(s.handling, Handling::Http { .. }))
+            .flat_map(|s| s.hosts.iter().cloned())
+            .collect();
         let redirects: Vec<String> = servers
             .iter()
             .filter(|s| {
@@ -151,6 +168,7 @@ impl GatewayPort {
             kind: served.kind,
             scope,
             http,
+            http_hosts,
             servers,
             tunnels,
         })
@@ -212,7 +230,12 @@ impl GatewayPort {
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                     match accepted {
                         Ok(Ok(tls)) => {
-                            if let Err(error) = http.serve(tls, watcher, downstream, None).await {
+                            let allowed = GatewayConnection {
+                                hosts: server.hosts.clone(),
+                                tls: true,
+                            };
+                            let served = http.serve(tls, watcher, downstream, None, Some(allowed));
+                            if let Err(error) = served.await {
                                 tracing::debug!(%error, %remote, "gateway connection ended with error");
                             }
                         }
@@ -261,8 +284,10 @@ fn server_for<'a>(servers: &'a [PortServer], sni: Option<&str>) -> Option<&'a Po
         _ if pattern == "*" => Some(0),
         _ => None,
     };
+    // The first server wins a tie (`max_by_key` keeps the last maximum: hence `rev`).
     servers
         .iter()
+        .rev()
         .filter_map(|s| Some((s.hosts.iter().filter_map(|h| specificity(h)).max()?, s)))
         .max_by_key(|(rank, _)| *rank)
         .map(|(_, s)| s)
@@ -299,6 +324,22 @@ fn terminate(
     )))
 }
 
+/// The host a request names (lower case, without port).
+fn request_host<B>(request: &Request<B>) -> Option<String> {
+    mesh_route::matcher::request_authority(request).map(|authority| {
+        authority
+            .rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(authority, |(host, _)| host)
+            .to_ascii_lowercase()
+    })
+}
+
+/// Whether a server with `hosts` serves `host`.
+fn serves(hosts: &[String], host: &str) -> bool {
+    hosts.iter().any(|pattern| host_matches(pattern, host))
+}
+
 /// Answers requests for the hosts of `httpsRedirect` servers with `301` to `https://`.
 #[derive(Clone)]
 struct HttpsRedirect {
@@ -321,14 +362,7 @@ impl Service<Request<Body>> for HttpsRedirect {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let host = mesh_route::matcher::request_authority(&request).map(|authority| {
-            authority
-                .rsplit_once(':')
-                .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-                .map_or(authority, |(host, _)| host)
-                .to_ascii_lowercase()
-        });
-        let redirect = host.filter(|host| self.hosts.iter().any(|p| host_matches(p, host)));
+        let redirect = request_host(&request).filter(|host| serves(&self.hosts, host));
         match redirect {
             Some(host) => {
                 let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -370,6 +404,10 @@ mod tests {
         assert_eq!(pick(Some("www.example.com")), Some(1));
         assert_eq!(pick(Some("other.org")), Some(0));
         assert_eq!(pick(None), Some(0));
+        // Two servers for one name: the first (as Istio keeps the first).
+        let twice = port_with(&[&["api.example.com"], &["api.example.com"]]);
+        let first = server_for(&twice, Some("api.example.com")).unwrap();
+        assert!(std::ptr::eq(first, &twice[0]));
         let named = port_with(&[&["api.example.com"]]);
         assert!(server_for(&named, Some("other.org")).is_none());
         assert!(server_for(&named, None).is_none());
@@ -443,13 +481,28 @@ impl Service<Request<Body>> for GatewayHttp {
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        match self.source.port(self.port) {
-            Some(port) => Box::pin(port.http_service().oneshot(request)),
-            None => Box::pin(std::future::ready(Err(
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let Some(port) = self.source.port(self.port) else {
+            return Box::pin(std::future::ready(Err(
                 mesh_core::MeshError::RouteNotFound.into()
-            ))),
+            )));
+        };
+        let (allowed, tls) = match request.extensions().get::<GatewayConnection>() {
+            Some(connection) => (connection.hosts.clone(), connection.tls),
+            None => (port.http_hosts.clone(), false),
+        };
+        if !request_host(&request).is_some_and(|host| serves(&allowed, &host)) {
+            return Box::pin(std::future::ready(Err(
+                mesh_core::MeshError::RouteNotFound.into()
+            )));
         }
+        // The gateway is the edge: the scheme is the one the client used, whatever it claims.
+        let scheme = if tls { "https" } else { "http" };
+        request.headers_mut().insert(
+            http::HeaderName::from_static("x-forwarded-proto"),
+            http::HeaderValue::from_static(scheme),
+        );
+        Box::pin(port.http_service().oneshot(request))
     }
 }
 

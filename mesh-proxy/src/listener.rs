@@ -2,6 +2,7 @@
 //! port, TCP_NODELAY on every accepted socket, and errors turned into Envoy-style local replies
 //! at this outermost edge (hyper would otherwise close the connection).
 
+use crate::gateway::GatewayConnection;
 use crate::idle_timeout::IdleTimeout;
 use crate::limits::{HYPER_MAX_HEADERS, ListenerLimits, MIN_BUFFER};
 use crate::tls::{Accepted, InboundTls};
@@ -84,10 +85,12 @@ pub async fn serve_with(
                 None => Accepted::Plain(stream),
             };
             let served = match accepted {
-                Accepted::Plain(stream) => server.serve(stream, watcher, downstream, None).await,
+                Accepted::Plain(stream) => {
+                    server.serve(stream, watcher, downstream, None, None).await
+                }
                 #[cfg(feature = "tls")]
                 Accepted::Mutual(stream, peer) => {
-                    server.serve(stream, watcher, downstream, peer).await
+                    server.serve(stream, watcher, downstream, peer, None).await
                 }
             };
             if let Err(error) = served {
@@ -191,13 +194,15 @@ impl HttpServer {
     }
 
     /// Serves one accepted connection, plaintext or TLS, until it ends or the drain closes it;
-    /// `peer` is the caller's verified identity, on a mutual-TLS connection.
+    /// `peer` is the caller's verified identity, on a mutual-TLS connection; `gateway`, on a
+    /// gateway port, what the connection's server allows.
     pub(crate) async fn serve<I>(
         &self,
         io: I,
         watcher: Watcher,
         downstream: DownstreamAddr,
         peer: Option<PeerIdentity>,
+        gateway: Option<GatewayConnection>,
     ) -> Result<(), BoxError>
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -206,6 +211,7 @@ impl HttpServer {
             service: self.service.clone(),
             downstream,
             peer,
+            gateway,
             max_body: self.max_body,
         };
         match self.idle_timeout {
@@ -235,6 +241,8 @@ struct ConnectionService {
     downstream: DownstreamAddr,
     /// The caller's verified identity, on a mutual-TLS connection.
     peer: Option<PeerIdentity>,
+    /// On a gateway port, what the connection's server allows.
+    gateway: Option<GatewayConnection>,
     /// Request body bytes allowed.
     max_body: Option<u64>,
 }
@@ -271,6 +279,9 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
         // Only the listener says who the peer is (never a header).
         if let Some(peer) = &self.peer {
             request.extensions_mut().insert(peer.clone());
+        }
+        if let Some(gateway) = &self.gateway {
+            request.extensions_mut().insert(gateway.clone());
         }
         LocalReplyFuture::new(Box::pin(self.service.clone().oneshot(request)))
     }

@@ -159,7 +159,9 @@ impl LiveSidecar {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let previous = self.shared.current.load_full();
         let config = next(previous.config());
-        let sidecar = match Sidecar::after(config, self.shared.settings.clone(), Some(&previous)) {
+        let built = Sidecar::after(config, self.shared.settings.clone(), Some(&previous))
+            .and_then(|sidecar| same_gateway_listeners(&previous, sidecar));
+        let sidecar = match built {
             Ok(sidecar) => sidecar.with_version(previous.version() + 1),
             Err(error) => {
                 self.shared.updates.rejected(error.to_string());
@@ -251,6 +253,33 @@ impl LiveSidecar {
     pub fn prometheus(&self) -> Option<&PrometheusHandle> {
         self.shared.settings.prometheus.as_ref()
     }
+}
+
+/// `next`, when it listens for Gateways where `previous` does (the listeners bound at start
+/// stay): the same ports, kinds and addresses.
+fn same_gateway_listeners(previous: &Sidecar, next: Sidecar) -> Result<Sidecar, StartError> {
+    let listeners = |sidecar: &Sidecar| -> Vec<_> {
+        sidecar
+            .gateway_ports()
+            .iter()
+            .map(|g| (g.port, g.kind, g.listen_addr()))
+            .collect()
+    };
+    if listeners(previous) != listeners(&next) {
+        return Err(StartError::Gateway(format!(
+            "the Gateway ports served change ({:?} to {:?}): adding, removing or rebinding a \
+             gateway port, or changing what it carries, needs a restart",
+            listeners(previous)
+                .iter()
+                .map(|(port, kind, _)| (port, kind))
+                .collect::<Vec<_>>(),
+            listeners(&next)
+                .iter()
+                .map(|(port, kind, _)| (port, kind))
+                .collect::<Vec<_>>(),
+        )));
+    }
+    Ok(next)
 }
 
 /// The admin API of the configuration in force, with the live sidecar's update counts.

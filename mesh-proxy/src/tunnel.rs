@@ -1,6 +1,6 @@
 //! Tunnels: proxying a connection's bytes, not its requests. A CONNECT through the outbound
 //! listener, a Gateway `TCP` server and a `TLS` `PASSTHROUGH` server all end here: the route
-//! table's stream rules pick a cluster ([`StreamDecision`]), [`connect_to_cluster`] picks one of
+//! table's stream rules pick a cluster ([`StreamDecision`]), [`Tunnels::open`] picks one of
 //! its endpoints as the HTTP forwarder would (load balancer, outlier ejection, connect backoff)
 //! and connects, and [`relay`] copies both ways, counting the bytes into the `istio_tcp_*`
 //! metrics as they flow.
@@ -83,7 +83,13 @@ impl Tunnels {
             StreamDecision::Matched(rule) => rule.pick().clone(),
             StreamDecision::UnknownHost => return Err(TunnelError::UnknownHost),
             StreamDecision::NoRule => {
-                self.count_refused(sni.unwrap_or(host), None, ResponseFlag::NoRouteFound);
+                let named = sni.unwrap_or(host);
+                let service = if named.is_empty() {
+                    mesh_core::workload::UNKNOWN
+                } else {
+                    named
+                };
+                self.count_refused(service, None, ResponseFlag::NoRouteFound);
                 return Err(TunnelError::NoRoute);
             }
         };
@@ -154,9 +160,26 @@ async fn connect_to_cluster(
     let cluster = registry
         .cluster(destination.cluster)
         .ok_or(MeshError::NoHealthyUpstream)?;
+    if cluster.upstream.originates_tls() {
+        // Sending the tunnel's bytes in plaintext would break what the DestinationRule asks.
+        tracing::warn!(
+            cluster = %cluster.name,
+            "a tunnel to a cluster whose DestinationRule originates TLS is refused: tunnels do \
+             not originate TLS yet"
+        );
+        return Err(MeshError::ConnectFailure(
+            "tunnels do not originate TLS (DestinationRule tls)".into(),
+        ));
+    }
     let timeout = cluster.upstream.connect_timeout();
     let port = destination.port.unwrap_or(port);
     if cluster.passthrough {
+        // A gateway port's tunnel names no host: the route's.
+        let host = if host.is_empty() {
+            &*destination.host
+        } else {
+            host
+        };
         let stream = connect(&format!("{host}:{port}"), timeout).await?;
         return Ok(TunnelUpstream {
             stream,
@@ -211,18 +234,20 @@ pub(crate) async fn connect(
 /// (`received`: from the downstream; `sent`: to it), then counts the connection closed.
 pub async fn relay<D>(
     downstream: D,
-    mut upstream: TcpStream,
+    upstream: TcpStream,
     counters: TcpCounters,
     idle: Option<Duration>,
 ) where
     D: AsyncRead + AsyncWrite + Unpin,
 {
     let copied = match idle {
+        // Both sides watched: a half-closed tunnel waits on the upstream alone.
         Some(timeout) => {
             let mut counted = Counted {
                 inner: IdleTimeout::new(downstream, timeout),
                 counters: &counters,
             };
+            let mut upstream = IdleTimeout::new(upstream, timeout);
             tokio::io::copy_bidirectional(&mut counted, &mut upstream).await
         }
         None => {
@@ -230,6 +255,7 @@ pub async fn relay<D>(
                 inner: downstream,
                 counters: &counters,
             };
+            let mut upstream = upstream;
             tokio::io::copy_bidirectional(&mut counted, &mut upstream).await
         }
     };

@@ -123,6 +123,11 @@ impl Upstream {
         }
     }
 
+    /// Whether connections are encrypted (DestinationRule `tls`).
+    pub fn originates_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Encrypts every connection as `tls` says (`None`: plaintext).
     pub fn with_tls(mut self, tls: Option<Arc<OutboundTls>>) -> Self {
         self.tls = tls;

@@ -502,9 +502,45 @@ impl<'c> Builder<'c> {
         Ok(VirtualHost { rules, tcp, tls })
     }
 
-    /// A mesh VirtualService: its hosts claimed in the mesh scope.
+    /// A mesh VirtualService: its hosts claimed in the mesh scope. Without `tcp` or `tls`
+    /// routes, a tunnel (CONNECT) to one of its hosts reaches that host's registry endpoints.
     fn add_virtual_service(&mut self, vs: &Resource<VirtualService>) -> Result<(), CompileError> {
-        let vhost = self.compile_virtual_service(vs, &|references| on_mesh(references), None)?;
+        let mut vhost =
+            self.compile_virtual_service(vs, &|references| on_mesh(references), None)?;
+        if vhost.tcp.is_empty() && vhost.tls.is_empty() {
+            let ns = vs.meta.namespace.as_deref();
+            let registered = vs
+                .spec
+                .hosts
+                .iter()
+                .map(|h| canonical_host(h, ns))
+                .find(|host| {
+                    self.config.service_entries.iter().any(|se| {
+                        se.spec
+                            .hosts
+                            .iter()
+                            .any(|h| canonical_host(h, se.meta.namespace.as_deref()) == *host)
+                    })
+                });
+            if let Some(host) = registered {
+                let spec = DestinationSpec {
+                    host,
+                    subset: None,
+                    port: None,
+                };
+                let destination =
+                    self.destination(&spec, None)
+                        .map_err(|message| CompileError {
+                            resource: vs.meta.name.clone(),
+                            message,
+                        })?;
+                vhost.tcp.push(StreamRule {
+                    matches: Vec::new(),
+                    destinations: vec![(destination, 1)],
+                    total: 1,
+                });
+            }
+        }
         let index = self.table.hosts.len();
         self.table.hosts.push(vhost);
         for host in &vs.spec.hosts {
@@ -536,15 +572,31 @@ impl<'c> Builder<'c> {
             }
             let attached =
                 |references: &[String]| servers.iter().any(|s| s.attached_by(references, ns));
+            // Each VirtualService host is served as far as a server exposes it: the narrower
+            // of the two names (`*` in the VirtualService, `shop.example.com` on the server:
+            // `shop.example.com`).
+            let exposed: Vec<String> = vs
+                .spec
+                .hosts
+                .iter()
+                .flat_map(|host| {
+                    let host = canonical_host(host, ns);
+                    servers
+                        .iter()
+                        .flat_map(|s| s.exposed_hosts(&host, ns))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if exposed.is_empty() {
+                continue;
+            }
             let mut vhost = self.compile_virtual_service(vs, &attached, Some(served.port))?;
             routes.tcp.append(&mut vhost.tcp);
             routes.tls.append(&mut vhost.tls);
             let index = self.table.hosts.len();
             self.table.hosts.push(vhost);
-            for host in &vs.spec.hosts {
-                if servers.iter().any(|s| s.exposes(host, ns)) {
-                    routes.hosts.claim(&canonical_host(host, ns), index);
-                }
+            for host in &exposed {
+                routes.hosts.claim(host, index);
             }
         }
         self.table.gateways.push(routes);

@@ -30,6 +30,7 @@ pub(crate) fn validate_cross_resource(config: &Config, out: &mut Vec<Diagnostic>
         check_gateway_references(vs, &config.gateways, &mut reporter);
     }
     check_host_conflicts(&config.virtual_services, out);
+    check_gateway_host_conflicts(&config.virtual_services, out);
     for canary in &config.canaries {
         let name = label("Canary", canary);
         let mut reporter = Reporter::new(&canary.origin, &name, out);
@@ -52,6 +53,41 @@ pub(crate) fn validate_cross_resource(config: &Config, out: &mut Vec<Diagnostic>
         let name = label("DestinationRule", dr);
         let mut reporter = Reporter::new(&dr.origin, &name, out);
         registry.check_destination_rule(dr, &mut reporter);
+    }
+}
+
+/// Two VirtualServices attaching the same host to the same Gateway is an error: Istio merges
+/// them, this proxy would serve only the first.
+fn check_gateway_host_conflicts(services: &[Resource<VirtualService>], out: &mut Vec<Diagnostic>) {
+    let mut claimed: BTreeMap<(String, String), &Resource<VirtualService>> = BTreeMap::new();
+    for vs in services {
+        let name = label("VirtualService", vs);
+        for gateway in vs
+            .spec
+            .gateways
+            .iter()
+            .filter_map(|g| resolve_gateway_reference(g, vs.namespace()))
+        {
+            for (i, host) in vs.spec.hosts.iter().enumerate() {
+                let key = (gateway.clone(), canonical_host(host, vs.namespace()));
+                match claimed.get(&key) {
+                    Some(first) if !std::ptr::eq(*first, vs) => {
+                        Reporter::new(&vs.origin, &name, out).error(
+                            format!("hosts[{i}]"),
+                            format!(
+                                "host \"{host}\" is also attached to Gateway {gateway} by {} ({}); \
+                                 put its routes in one VirtualService (merging is not supported)",
+                                label("VirtualService", first),
+                                first.origin
+                            ),
+                        );
+                    }
+                    _ => {
+                        claimed.insert(key, vs);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -142,15 +142,19 @@ pub fn qualified_gateway_name(gateway: &Resource<Gateway>) -> String {
     )
 }
 
-/// The Gateway a VirtualService in `vs_namespace` means by `reference` (`name` or
-/// `namespace/name`), qualified; `None` for `mesh`.
+/// The Gateway a VirtualService in `vs_namespace` means by `reference` (`name`,
+/// `namespace/name`, or Istio's older `name.namespace.svc.cluster.local`), qualified; `None`
+/// for `mesh`.
 pub fn resolve_gateway_reference(reference: &str, vs_namespace: Option<&str>) -> Option<String> {
     if reference == "mesh" {
         return None;
     }
     Some(match reference.split_once('/') {
         Some(_) => reference.to_owned(),
-        None => format!("{}/{reference}", vs_namespace.unwrap_or("default")),
+        None => match reference.split_once('.') {
+            Some((name, rest)) => format!("{}/{name}", rest.split('.').next().unwrap_or(rest)),
+            None => format!("{}/{reference}", vs_namespace.unwrap_or("default")),
+        },
     })
 }
 
@@ -229,7 +233,7 @@ fn validate_server(server: &GatewayServer, path: &str, r: &mut Reporter<'_>) {
     }
     for (i, host) in server.hosts.iter().enumerate() {
         let bare = host.rsplit('/').next().unwrap_or(host);
-        if bare.is_empty() || host.matches('/').count() > 1 {
+        if bare.is_empty() || host.starts_with('/') || host.matches('/').count() > 1 {
             r.error(
                 format!("{path}.hosts[{i}]"),
                 format!("{host:?} is not [namespace/]host"),
@@ -259,7 +263,17 @@ fn validate_server(server: &GatewayServer, path: &str, r: &mut Reporter<'_>) {
         }
         "HTTPS" | "TLS" => match &server.tls {
             None => r.error(tls_path, format!("a {protocol} server needs tls.mode")),
-            Some(tls) => validate_server_tls(tls, &tls_path, r),
+            Some(tls) => {
+                validate_server_tls(tls, &tls_path, r);
+                let terminates = !matches!(tls.mode, Some(ServerTlsMode::Passthrough) | None);
+                if protocol == "TLS" && terminates {
+                    r.error(
+                        format!("{tls_path}.mode"),
+                        "terminating TLS on a TLS server (then tcp routes) is not supported: \
+                         use protocol HTTPS to terminate and route HTTP, or PASSTHROUGH",
+                    );
+                }
+            }
         },
         _ => r.error(
             format!("{path}.port.protocol"),
@@ -340,10 +354,11 @@ fn validate_server_tls(tls: &ServerTlsSettings, path: &str, r: &mut Reporter<'_>
         }
         Some(mode @ (ServerTlsMode::Simple | ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual)) => {
             let files = tls.server_certificate.is_some() || tls.private_key.is_some();
-            match (files, &tls.credential_name) {
+            match (files || tls.ca_certificates.is_some(), &tls.credential_name) {
                 (true, Some(_)) => r.error(
                     format!("{path}.credentialName"),
-                    "give credentialName or serverCertificate/privateKey, not both",
+                    "give credentialName (with NAME-ca.crt beside it) or \
+                     serverCertificate/privateKey/caCertificates, not both",
                 ),
                 (true, None) => {
                     if tls.server_certificate.is_none() {
@@ -352,10 +367,11 @@ fn validate_server_tls(tls: &ServerTlsSettings, path: &str, r: &mut Reporter<'_>
                     if tls.private_key.is_none() {
                         r.error(format!("{path}.privateKey"), "privateKey is required with serverCertificate");
                     }
-                    if mode == ServerTlsMode::Mutual && tls.ca_certificates.is_none() {
+                    let verifies = matches!(mode, ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual);
+                    if verifies && tls.ca_certificates.is_none() {
                         r.error(
                             format!("{path}.caCertificates"),
-                            "caCertificates is required with mode MUTUAL",
+                            format!("caCertificates is required with mode {}", mode_name(mode)),
                         );
                     }
                 }
@@ -417,16 +433,25 @@ impl ServedServer<'_> {
         format!("Gateway {} servers[{}]", self.qualified, self.index)
     }
 
-    /// Whether this server exposes `host` of a VirtualService in `vs_namespace`.
-    pub fn exposes(&self, host: &str, vs_namespace: Option<&str>) -> bool {
-        let vs_namespace = vs_namespace.unwrap_or("default");
+    /// The names under which this server exposes `host` (canonical) of a VirtualService in
+    /// `vs_namespace`: for each server host whose namespace admits the VirtualService, the
+    /// narrower of the two when one covers the other.
+    pub fn exposed_hosts(&self, host: &str, vs_namespace: Option<&str>) -> Vec<String> {
+        let namespace_of_vs = vs_namespace.unwrap_or("default");
         self.server
             .scoped_hosts(self.gateway.meta.namespace.as_deref())
-            .any(|(namespace, pattern)| {
-                namespace.is_none_or(|n| n == vs_namespace)
-                    && (crate::host::host_matches(pattern, host)
-                        || crate::host::host_matches(host, pattern))
+            .filter(|(namespace, _)| namespace.is_none_or(|n| n == namespace_of_vs))
+            .filter_map(|(_, pattern)| {
+                let pattern = crate::host::canonical_host(pattern, vs_namespace);
+                if crate::host::host_matches(&pattern, host) {
+                    Some(host.to_owned())
+                } else if crate::host::host_matches(host, &pattern) {
+                    Some(pattern)
+                } else {
+                    None
+                }
             })
+            .collect()
     }
 
     /// Whether a VirtualService (or one of its matches) naming `references` attaches to this
@@ -533,6 +558,15 @@ spec:
             .collect()
     }
 
+    /// Asserts that `errs` has an error at `field` saying `text`.
+    fn assert_error(errs: &[String], field: &str, text: &str) {
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with(field) && e.contains(text)),
+            "{field} / {text}: {errs:#?}"
+        );
+    }
+
     const GATEWAY: &str = r#"
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -573,13 +607,7 @@ spec:
     tls: {mode: ISTIO_MUTUAL}
 "#;
         let errs = errors(bad);
-        let has = |field: &str, text: &str| {
-            assert!(
-                errs.iter()
-                    .any(|e| e.starts_with(field) && e.contains(text)),
-                "{field} / {text}: {errs:#?}"
-            )
-        };
+        let has = |field: &str, text: &str| assert_error(&errs, field, text);
         has("servers[0].port.number", "not a port number");
         has("servers[0].port.protocol", "\"MONGO\" is not supported");
         has("servers[0].hosts", "at least one host");
@@ -724,5 +752,109 @@ spec:
                 && error.contains("Gateway shop/other servers[0]"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_wildcard_virtual_service_is_served_only_for_the_hosts_the_server_exposes() {
+        let routes = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: any, namespace: shop}
+spec:
+  hosts: ["*"]
+  gateways: [edge.shop.svc.cluster.local]
+  http: [{route: [{destination: {host: shop.example.com}}]}]
+"#;
+        let config = load(&format!("{GATEWAY}---\n{routes}")).unwrap();
+        let labels = BTreeMap::from([("istio".to_owned(), "ingressgateway".to_owned())]);
+        let ports = served_ports(&config, &labels).unwrap();
+        let table = RouteTable::compile_for(&config, &ports).unwrap();
+        let https = table.gateway_scope(443).unwrap();
+        let get = |uri: &str| http::Request::get(uri).body(()).unwrap();
+        assert!(matches!(
+            table.route_in(https, &get("https://shop.example.com/")),
+            Decision::Matched { .. }
+        ));
+        assert!(matches!(
+            table.route_in(https, &get("https://elsewhere.example.org/")),
+            Decision::NoRule
+        ));
+        // Port 80's server exposes `*`: everything.
+        let http80 = table.gateway_scope(80).unwrap();
+        assert!(matches!(
+            table.route_in(http80, &get("http://elsewhere.example.org/")),
+            Decision::Matched { .. }
+        ));
+    }
+
+    #[test]
+    fn gateway_configurations_this_proxy_cannot_serve_as_istio_does_are_errors() {
+        let duplicate = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a, namespace: shop}
+spec:
+  hosts: [shop.example.com]
+  gateways: [edge]
+  http: [{route: [{destination: {host: shop.example.com}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b, namespace: shop}
+spec:
+  hosts: [shop.example.com]
+  gateways: [shop/edge]
+  http: [{route: [{destination: {host: shop.example.com}}]}]
+"#;
+        let errs = errors(&format!("{GATEWAY}---\n{duplicate}"));
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("hosts[0]")
+                    && e.contains("also attached to Gateway shop/edge")),
+            "{errs:#?}"
+        );
+        let tls_terminated = r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: t, namespace: shop}
+spec:
+  servers:
+  - port: {number: 5432, name: pg, protocol: TLS}
+    hosts: [db.example.com]
+    tls: {mode: OPTIONAL_MUTUAL, serverCertificate: /c.pem, privateKey: /k.pem}
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [a.example.com]
+    tls: {mode: SIMPLE, credentialName: a, caCertificates: /ca.pem}
+  - port: {number: 8443, name: https2, protocol: HTTPS}
+    hosts: [/b.example.com]
+    tls: {mode: PASSTHROUGH}
+"#;
+        let errs = errors(tls_terminated);
+        let has = |field: &str, text: &str| assert_error(&errs, field, text);
+        has("servers[0].tls.mode", "terminating TLS on a TLS server");
+        has(
+            "servers[0].tls.caCertificates",
+            "required with mode OPTIONAL_MUTUAL",
+        );
+        has("servers[1].tls.credentialName", "not both");
+        has("servers[2].hosts[0]", "not [namespace/]host");
+    }
+
+    #[test]
+    fn a_tunnel_to_a_host_with_only_http_routes_reaches_its_registry_endpoints() {
+        let routes = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: echo, namespace: shop}
+spec:
+  hosts: [echo]
+  http: [{route: [{destination: {host: echo}}]}]
+"#;
+        let config = load(routes).unwrap();
+        let table = RouteTable::compile(&config).unwrap();
+        assert!(matches!(
+            table.route_stream(RouteScope::MESH, "echo.shop.svc.cluster.local", 9000, None),
+            StreamDecision::Matched(_)
+        ));
     }
 }

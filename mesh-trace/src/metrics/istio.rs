@@ -320,7 +320,7 @@ impl IstioMetrics {
 
     /// The `destination_service` label a new series for `service` gets: its own, or `unknown`
     /// once [`MAX_SERVICES`] services have series.
-    fn admit<'a>(&self, service: &'a str) -> &'a str {
+    pub(super) fn admit<'a>(&self, service: &'a str) -> &'a str {
         let mut services = self.services.lock().unwrap_or_else(PoisonError::into_inner);
         if services.contains(service) {
             return service;

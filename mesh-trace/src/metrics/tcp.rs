@@ -84,7 +84,8 @@ impl IstioMetrics {
             reporter: self.reporter(),
             source,
             destination,
-            destination_service: connection.destination_service,
+            // Capped like request series: hosts come from clients (CONNECT, SNI).
+            destination_service: self.admit(connection.destination_service),
             catch_all: connection.catch_all,
             protocol: RequestProtocol::Tcp,
             flags: connection.flags,
