@@ -94,3 +94,47 @@ pub(crate) fn first_match<'a>(
         .find(|rule| rule.matches(port, sni))
         .map_or(StreamDecision::NoRule, StreamDecision::Matched)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn destination(cluster: usize) -> Destination {
+        Destination {
+            cluster,
+            host: "echo".into(),
+            subset: None,
+            port: None,
+        }
+    }
+
+    #[test]
+    fn destinations_are_picked_by_weight() {
+        // Weights 25 and 75.
+        let rule = StreamRule {
+            matches: Vec::new(),
+            destinations: vec![(destination(0), 25), (destination(1), 100)],
+            total: 100,
+        };
+        let draws = 4000;
+        let first = (0..draws).filter(|_| rule.pick().cluster == 0).count();
+        // Expected 1000, standard deviation about 27.
+        assert!((850..=1150).contains(&first), "{first} of {draws}");
+    }
+
+    #[test]
+    fn matches_take_the_port_and_the_sni() {
+        let rule = StreamRule {
+            matches: vec![StreamMatch {
+                port: Some(443),
+                sni_hosts: vec!["*.example.com".into()],
+            }],
+            destinations: vec![(destination(0), 1)],
+            total: 1,
+        };
+        assert!(rule.matches(443, Some("db.example.com")));
+        assert!(!rule.matches(8443, Some("db.example.com")));
+        assert!(!rule.matches(443, Some("db.example.org")));
+        assert!(!rule.matches(443, None));
+    }
+}
