@@ -179,7 +179,7 @@ impl Shared {
                     .extensions()
                     .get::<DownstreamAddr>()
                     .map(|d| d.local);
-                if local.is_some_and(|local| local.to_string() == target) {
+                if local.is_some_and(|local| loops_back(&host, port, local)) {
                     return reply(
                         StatusCode::BAD_REQUEST,
                         "CONNECT would loop back to the proxy",
@@ -224,8 +224,45 @@ impl Shared {
     }
 }
 
+/// Whether `host:port` is the listener at `local` itself: its port on its own address, on a
+/// loopback address, or (when it listens on every address) on any address of this machine's
+/// that the name spells directly.
+fn loops_back(host: &str, port: u16, local: std::net::SocketAddr) -> bool {
+    if port != local.port() {
+        return false;
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => {
+            ip == local.ip()
+                || ip.is_loopback()
+                || ip.is_unspecified()
+                || local.ip().is_unspecified()
+        }
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
 fn reply(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut response = Response::new(body::full(text));
     *response.status_mut() = status;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loops_back;
+
+    #[test]
+    fn a_tunnel_to_the_listener_itself_is_recognised() {
+        let bound: std::net::SocketAddr = "127.0.0.1:15001".parse().unwrap();
+        let any: std::net::SocketAddr = "0.0.0.0:15001".parse().unwrap();
+        assert!(loops_back("127.0.0.1", 15001, bound));
+        assert!(loops_back("localhost", 15001, bound));
+        assert!(loops_back("127.0.0.2", 15001, bound));
+        assert!(loops_back("10.1.2.3", 15001, any));
+        assert!(!loops_back("10.1.2.3", 15001, bound));
+        assert!(!loops_back("127.0.0.1", 8080, bound));
+        assert!(!loops_back("example.com", 15001, bound));
+    }
 }
