@@ -571,13 +571,18 @@ async fn certificates_reload_when_their_files_change() {
 /// An echo service as `echo.shop.svc.cluster.local:9000` for an outbound sidecar, under
 /// outbound traffic policy `mode`.
 async fn outbound_with_echo(mode: &str) -> (RunningSidecar, Metrics, SocketAddr) {
+    outbound_with_echo_and(&format!("outboundTrafficPolicy: {{mode: {mode}}}")).await
+}
+
+/// [`outbound_with_echo`], with `mesh` as the MeshConfig's `spec` fields.
+async fn outbound_with_echo_and(mesh: &str) -> (RunningSidecar, Metrics, SocketAddr) {
     let echo_addr = echo(b"echo:").await;
     let yaml = format!(
         "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: echo, namespace: shop}}\n\
          spec:\n  hosts: [echo.shop.svc.cluster.local]\n  resolution: STATIC\n  \
          ports: [{{number: 9000, name: tcp, protocol: TCP}}]\n  endpoints: [{{address: {ip}, ports: {{tcp: {port}}}}}]\n\
          ---\napiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\n\
-         spec: {{outboundTrafficPolicy: {{mode: {mode}}}}}\n",
+         spec: {{{mesh}}}\n",
         ip = echo_addr.ip(),
         port = echo_addr.port(),
     );
@@ -808,4 +813,33 @@ async fn a_reload_that_changes_the_gateway_ports_is_refused() {
         "the configuration in force stays"
     );
     assert_eq!(live.swap(load(&shop(catalog, &servers(80)))).unwrap(), 2);
+}
+
+#[tokio::test]
+async fn shutdown_gives_connect_tunnels_the_drain_then_closes_them() {
+    let (running, _, _) = outbound_with_echo_and(
+        "outboundTrafficPolicy: {mode: REGISTRY_ONLY}, defaultConfig: {terminationDrainDuration: 300ms}",
+    )
+    .await;
+    let (mut stream, head) = connect(&running, "echo.shop.svc.cluster.local:9000").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    stream.write_all(b"a").await.unwrap();
+    let mut reply = [0u8; 6];
+    stream.read_exact(&mut reply).await.unwrap();
+    // The client keeps its tunnel open; shutdown waits the drain, then closes it.
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), running.shutdown())
+        .await
+        .expect("shutdown ends");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the tunnel is closed: {closed:?}"
+    );
 }

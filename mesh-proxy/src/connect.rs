@@ -8,7 +8,7 @@
 //! `istio_tcp_*` metrics. The layer runs inside the telemetry layer, so the CONNECT request
 //! itself is reported and logged like any request (`BlackHoleCluster` with `NR` when refused).
 
-use crate::tunnel::{TunnelError, Tunnels, connect, relay};
+use crate::tunnel::{TunnelError, TunnelTasks, Tunnels, connect, relay};
 use http::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use mesh_core::{Body, BoxError, DownstreamAddr, MeshError, ResponseFlag, UpstreamCluster, body};
@@ -39,16 +39,20 @@ struct Shared {
     connect_timeout: Duration,
     /// How long a tunnel may carry no byte before it is closed.
     idle_timeout: Option<Duration>,
+    /// Where the relays run (closed at shutdown).
+    relays: TunnelTasks,
 }
 
 impl ConnectLayer {
     /// CONNECT tunnels opened by `tunnels`, unknown hosts as `mode` says (pass-through ones
-    /// dialled within `connect_timeout`), closed after `idle_timeout` without traffic.
+    /// dialled within `connect_timeout`), closed after `idle_timeout` without traffic; their
+    /// relays run in `relays`.
     pub fn new(
         tunnels: Tunnels,
         mode: OutboundMode,
         connect_timeout: Duration,
         idle_timeout: Option<Duration>,
+        relays: TunnelTasks,
     ) -> Self {
         ConnectLayer {
             shared: Arc::new(Shared {
@@ -56,6 +60,7 @@ impl ConnectLayer {
                 mode,
                 connect_timeout,
                 idle_timeout,
+                relays,
             }),
         }
     }
@@ -208,7 +213,7 @@ impl Shared {
         };
         let upgrade = hyper::upgrade::on(&mut request);
         let idle = self.idle_timeout;
-        tokio::spawn(async move {
+        self.relays.spawn(async move {
             match upgrade.await {
                 Ok(upgraded) => relay(TokioIo::new(upgraded), upstream, counters, idle).await,
                 Err(error) => {

@@ -239,6 +239,7 @@ impl LiveSidecar {
             prometheus: self.shared.settings.prometheus.clone(),
             access_logs: current.access_logs().to_vec(),
             live: Some(self.clone()),
+            tunnel_tasks: current.tunnel_tasks().clone(),
             drain: {
                 let live = self.clone();
                 Arc::new(move || live.peek().config().mesh.termination_drain_duration())

@@ -34,7 +34,7 @@ use crate::{
     telemetry_settings::{AccessLogSettings, TelemetrySettings},
     tls::{InboundTls, TlsError, TlsIdentity},
     trace_settings::TraceSettings,
-    tunnel::Tunnels,
+    tunnel::{TunnelTasks, Tunnels},
     upstream::{DEFAULT_CONNECT_TIMEOUT, Upstream},
     workload_identity::WorkloadSettings,
 };
@@ -176,6 +176,8 @@ pub struct Sidecar {
     authorizer: Option<Arc<Authorizer>>,
     /// The ports of the Gateways that select this workload.
     gateways: Arc<[Arc<GatewayPort>]>,
+    /// CONNECT tunnels' relays (shared with the configurations before and after this one).
+    tunnel_tasks: TunnelTasks,
 }
 
 /// The metrics and access-log layers of both listeners.
@@ -461,11 +463,13 @@ impl Sidecar {
         drop(routed);
         // CONNECT tunnels are routed and counted as connections (inside telemetry, which
         // reports the CONNECT request itself).
+        let tunnel_tasks = previous.map(|p| p.tunnel_tasks.clone()).unwrap_or_default();
         let connect = ConnectLayer::new(
             tunnels,
             config.outbound_mode(),
             connect_timeout,
             settings.limits.idle_timeout,
+            tunnel_tasks.clone(),
         );
         let outbound = http_stack(RouteLayer::new(table), Some(connect));
         let server_layers = ServerLayers {
@@ -514,6 +518,7 @@ impl Sidecar {
             registry,
             outbound: BoxCloneSyncService::new(outbound),
             gateways: gateways.into(),
+            tunnel_tasks,
             inbound,
             inbound_tls,
             server_layers,
@@ -615,6 +620,11 @@ impl Sidecar {
         &self.gateways
     }
 
+    /// The relays of CONNECT tunnels.
+    pub(crate) fn tunnel_tasks(&self) -> &TunnelTasks {
+        &self.tunnel_tasks
+    }
+
     /// The same, shared.
     pub(crate) fn shared_gateway_ports(&self) -> Arc<[Arc<GatewayPort>]> {
         self.gateways.clone()
@@ -652,6 +662,7 @@ impl Sidecar {
             prometheus: self.telemetry.prometheus.clone(),
             access_logs: self.telemetry.access_logs.clone(),
             live: None,
+            tunnel_tasks: self.tunnel_tasks.clone(),
             drain: {
                 let drain = self.config.mesh.termination_drain_duration();
                 Arc::new(move || drain)
@@ -679,6 +690,8 @@ pub(crate) struct Served {
     pub(crate) access_logs: Vec<AccessLog>,
     /// The live sidecar served, whose current access logs are flushed at shutdown too.
     pub(crate) live: Option<LiveSidecar>,
+    /// CONNECT tunnels' relays, closed once the listeners have drained.
+    pub(crate) tunnel_tasks: TunnelTasks,
     /// How long open connections get to finish at shutdown (`terminationDrainDuration`).
     pub(crate) drain: DrainDuration,
 }
@@ -790,7 +803,7 @@ impl Served {
                 options.inbound,
                 listeners.clone(),
                 stopped,
-                drain,
+                drain.clone(),
                 inbound_options,
             )));
         }
@@ -799,6 +812,8 @@ impl Served {
             stop,
             tasks,
             access_logs: self.access_logs,
+            tunnel_tasks: self.tunnel_tasks,
+            drain: TunnelDrain(drain),
             live: self.live,
         })
     }
@@ -906,6 +921,18 @@ pub struct RunningSidecar {
     tasks: Vec<JoinHandle<()>>,
     access_logs: Vec<AccessLog>,
     live: Option<LiveSidecar>,
+    tunnel_tasks: TunnelTasks,
+    /// How long the tunnels get at shutdown.
+    drain: TunnelDrain,
+}
+
+/// How long open CONNECT tunnels get at shutdown (`terminationDrainDuration`, asked then).
+struct TunnelDrain(DrainDuration);
+
+impl std::fmt::Debug for TunnelDrain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TunnelDrain")
+    }
 }
 
 impl RunningSidecar {
@@ -930,13 +957,15 @@ impl RunningSidecar {
             .map(|(_, a)| *a)
     }
 
-    /// Stops accepting, lets open connections finish (bounded), waits for the listeners, and
-    /// writes out the access log lines still buffered.
+    /// Stops accepting, lets open connections finish (bounded), waits for the listeners, closes
+    /// the CONNECT tunnels still open, and writes out the access log lines still buffered.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
         }
+        // Tunnels get the drain too, then are closed.
+        self.tunnel_tasks.drain((self.drain.0)()).await;
         let mut logs = self.access_logs;
         if let Some(live) = &self.live {
             logs.extend(live.current().access_logs().iter().cloned());

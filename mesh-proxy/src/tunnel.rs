@@ -34,6 +34,32 @@ pub struct TunnelUpstream {
     pub endpoint: Option<Arc<Endpoint>>,
 }
 
+/// The relays of CONNECT tunnels. They outlive the HTTP connection that opened them (its
+/// socket is handed over to the tunnel), so the sidecar keeps them here, across configuration
+/// swaps, to close them at shutdown once its listeners have drained.
+#[derive(Clone, Debug, Default)]
+pub struct TunnelTasks(Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>);
+
+impl TunnelTasks {
+    /// Runs `relay` on its own task, kept here.
+    pub(crate) fn spawn(&self, relay: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Reap finished tunnels so the set does not grow without bound.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(relay);
+    }
+
+    /// Gives the open tunnels up to `within` to end, then closes those still open.
+    pub(crate) async fn drain(&self, within: Duration) {
+        let mut open = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        let _ =
+            tokio::time::timeout(within, async { while open.join_next().await.is_some() {} }).await;
+        open.abort_all();
+        // And any opened meanwhile.
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).abort_all();
+    }
+}
+
 /// Routes, connects and counts tunnels for one configuration.
 #[derive(Clone, Debug)]
 pub struct Tunnels {
