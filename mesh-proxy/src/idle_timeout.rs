@@ -21,6 +21,10 @@ use tokio::{
 /// `inner`, failing with [`io::ErrorKind::TimedOut`] once idle for `timeout`; see the
 /// [module docs](self).
 ///
+/// Read it and write it from one task (as hyper and [`tokio::io::copy_bidirectional`] do): its
+/// one timer wakes only the task that last polled it pending, so halves split across tasks could
+/// miss the timeout on one side.
+///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
 /// use mesh_proxy::idle_timeout::IdleTimeout;
