@@ -20,6 +20,7 @@ pub mod redirect;
 pub mod rewrite;
 pub mod stream_route;
 pub mod table;
+mod weights;
 
 pub use layer::RouteLayer;
 pub use table::RouteTable;

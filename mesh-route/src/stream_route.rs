@@ -52,17 +52,7 @@ impl StreamRule {
 
     /// One destination, by weight.
     pub fn pick(&self) -> &Destination {
-        if self.destinations.len() == 1 {
-            return &self.destinations[0].0;
-        }
-        let draw = rand::random_range(0..self.total);
-        self.destinations
-            .iter()
-            .find(|(_, upto)| draw < *upto)
-            .map_or(
-                &self.destinations[self.destinations.len() - 1].0,
-                |(d, _)| d,
-            )
+        &crate::weights::pick(&self.destinations, self.total, |(_, upto)| *upto).0
     }
 
     /// Every destination, for inspection.

@@ -21,6 +21,7 @@ use crate::{
     redirect::{DirectResponse, Redirect},
     rewrite::Rewrite,
     stream_route::{StreamDecision, StreamMatch, StreamRule, first_match},
+    weights,
 };
 use http::Request;
 use mesh_core::fnv::FnvBuildHasher;
@@ -108,14 +109,7 @@ impl Rule {
 
     /// Picks a destination by weight (no randomness for a single destination).
     pub(crate) fn pick(destinations: &[WeightedDestination], total: u32) -> &WeightedDestination {
-        if destinations.len() == 1 {
-            return &destinations[0];
-        }
-        let draw = rand::random_range(0..total);
-        destinations
-            .iter()
-            .find(|d| draw < d.upto)
-            .unwrap_or(&destinations[destinations.len() - 1])
+        weights::pick(destinations, total, |d| d.upto)
     }
 }
 
@@ -642,26 +636,10 @@ impl<'c> Builder<'c> {
         if any && compiled.is_empty() {
             return Ok(None);
         }
-        let single = route.len() == 1;
-        let mut destinations = Vec::with_capacity(route.len());
-        let mut total: u32 = 0;
-        for (i, d) in route.iter().enumerate() {
-            let weight = match d.weight {
-                _ if single => 1,
-                Some(w) => u32::try_from(w)
-                    .map_err(|_| format!("{field}.route[{i}].weight: {w} is negative"))?,
-                None => 0,
-            };
-            if weight == 0 {
-                continue;
-            }
-            total = total
-                .checked_add(weight)
-                .ok_or_else(|| format!("{field}.route[{i}].weight: total weight overflows"))?;
-            destinations.push((self.destination(&d.destination, ns)?, total));
-        }
-        if destinations.is_empty() {
-            return Err(format!("{field}.route: total destination weight = 0"));
+        let (slices, total) = weights::slices(route.iter().map(|d| d.weight), field)?;
+        let mut destinations = Vec::with_capacity(slices.len());
+        for (i, upto) in slices {
+            destinations.push((self.destination(&route[i].destination, ns)?, upto));
         }
         Ok(Some(StreamRule {
             matches: compiled,
@@ -803,34 +781,19 @@ impl<'c> Builder<'c> {
         ns: Option<&str>,
         host_rewrite: Option<http::HeaderValue>,
     ) -> Result<Action, String> {
-        let single = route.route.len() == 1;
-        let mut destinations = Vec::with_capacity(route.route.len());
-        let mut total: u32 = 0;
-        for (i, d) in route.route.iter().enumerate() {
+        let (slices, total) = weights::slices(route.route.iter().map(|d| d.weight), field)?;
+        let mut destinations = Vec::with_capacity(slices.len());
+        for (i, upto) in slices {
+            let d = &route.route[i];
             let field = format!("{field}.route[{i}]");
-            let weight = match d.weight {
-                _ if single => 1,
-                Some(w) if w < 0 => return Err(format!("{field}.weight: {w} is negative")),
-                Some(w) => w as u32,
-                None => 0,
-            };
-            if weight == 0 {
-                continue;
-            }
-            total = total
-                .checked_add(weight)
-                .ok_or_else(|| format!("{field}.weight: total weight overflows"))?;
             let (request_ops, _, response_ops) =
                 compile_headers(d.headers.as_ref(), &format!("{field}.headers"))?;
             destinations.push(WeightedDestination {
                 destination: self.destination(&d.destination, ns)?,
-                upto: total,
+                upto,
                 request_ops,
                 response_ops,
             });
-        }
-        if destinations.is_empty() {
-            return Err(format!("{field}.route: total destination weight = 0"));
         }
         let rewrite = Rewrite::compile(
             route.rewrite.as_ref(),
