@@ -130,11 +130,12 @@ impl Tunnels {
                 Ok((upstream, counters))
             }
             Err(error) => {
-                let flag = match error {
-                    MeshError::NoHealthyUpstream => ResponseFlag::NoHealthyUpstream,
-                    _ => ResponseFlag::UpstreamConnectionFailure,
-                };
-                self.count_refused(service, None, flag);
+                let flag = error.flag();
+                self.count_refused(
+                    service,
+                    None,
+                    flag.unwrap_or(ResponseFlag::UpstreamConnectionFailure),
+                );
                 Err(TunnelError::Failed(error))
             }
         }

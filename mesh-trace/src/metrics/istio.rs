@@ -133,8 +133,8 @@ type SeriesMap = HashMap<u64, Bucket, FnvBuildHasher>;
 pub struct IstioMetrics {
     pub(super) recorder: MetricsRecorder,
     reporter: Reporter,
-    pub(super) local: Arc<Workload>,
-    pub(super) unknown: Workload,
+    local: Arc<Workload>,
+    unknown: Workload,
     /// Series by the hash of their destination service and outcome: one lookup per request,
     /// without building a key.
     /// Read without locking (a request never waits on, or writes to, a lock word shared by all
@@ -333,12 +333,21 @@ impl IstioMetrics {
         service
     }
 
-    fn register(&self, outcome: &RequestOutcome<'_>, destination_service: &str) -> Series {
-        let peer = outcome.peer.map_or(&self.unknown, |p| p.as_ref());
-        let (source, destination) = match self.reporter {
+    /// The series' source and destination workloads: this proxy's and `peer`'s (`unknown`
+    /// when not known), in the reporter's order.
+    pub(super) fn source_and_destination<'a>(
+        &'a self,
+        peer: Option<&'a Arc<Workload>>,
+    ) -> (&'a Workload, &'a Workload) {
+        let peer = peer.map_or(&self.unknown, |p| p.as_ref());
+        match self.reporter {
             Reporter::Source => (self.local.as_ref(), peer),
             Reporter::Destination => (peer, self.local.as_ref()),
-        };
+        }
+    }
+
+    fn register(&self, outcome: &RequestOutcome<'_>, destination_service: &str) -> Series {
+        let (source, destination) = self.source_and_destination(outcome.peer);
         let labels = SeriesLabels {
             reporter: self.reporter,
             source,

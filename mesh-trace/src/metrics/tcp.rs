@@ -7,7 +7,7 @@
 
 use super::{
     IstioMetrics, TCP_CLOSED, TCP_OPENED, TCP_RECEIVED_BYTES, TCP_SENT_BYTES,
-    labels::{CatchAllCluster, Reporter, RequestProtocol, SeriesLabels},
+    labels::{CatchAllCluster, RequestProtocol, SeriesLabels},
 };
 use mesh_core::{ResponseFlags, workload::Workload};
 use metrics::{Counter, Key, Level, Metadata};
@@ -75,11 +75,7 @@ impl IstioMetrics {
     /// assert!(snapshot.iter().any(|(key, ..)| key.key().name() == "istio_tcp_received_bytes_total"));
     /// ```
     pub fn tcp_opened(&self, connection: &TcpConnection<'_>) -> TcpCounters {
-        let peer = connection.peer.map_or(&self.unknown, |p| p.as_ref());
-        let (source, destination) = match self.reporter() {
-            Reporter::Source => (self.local.as_ref(), peer),
-            Reporter::Destination => (peer, self.local.as_ref()),
-        };
+        let (source, destination) = self.source_and_destination(connection.peer);
         let labels = SeriesLabels {
             reporter: self.reporter(),
             source,
@@ -109,6 +105,7 @@ impl IstioMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Reporter;
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
     #[test]
