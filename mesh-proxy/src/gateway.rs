@@ -54,6 +54,8 @@ pub struct GatewayPort {
     http: HttpService,
     /// The hosts the port's plaintext HTTP servers serve.
     http_hosts: Arc<[String]>,
+    /// Those of them answered with a redirect to `https://` (`httpsRedirect`).
+    redirect_hosts: Arc<[String]>,
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     servers: Vec<PortServer>,
     tunnels: Tunnels,
@@ -137,31 +139,22 @@ impl GatewayPort {
             }
             servers.push(PortServer { hosts, handling });
         }
-        let http_hosts: Arc<[String]> = servers
-            .iter()
-            .filter(|s| matches!(s.handling, Handling::Http { .. }))
-            .flat_map(|s| s.hosts.iter().cloned())
-            .collect();
-        let redirects: Vec<String> = servers
-            .iter()
-            .filter(|s| {
-                matches!(
-                    s.handling,
-                    Handling::Http {
-                        https_redirect: true
-                    }
-                )
-            })
-            .flat_map(|s| s.hosts.iter().cloned())
-            .collect();
-        let http = if redirects.is_empty() {
-            http
-        } else {
-            HttpService::new(HttpsRedirect {
-                hosts: redirects.into(),
-                inner: http,
-            })
+        let hosts_of = |plain_http: fn(&Handling) -> bool| -> Arc<[String]> {
+            servers
+                .iter()
+                .filter(|s| plain_http(&s.handling))
+                .flat_map(|s| s.hosts.iter().cloned())
+                .collect()
         };
+        let http_hosts = hosts_of(|h| matches!(h, Handling::Http { .. }));
+        let redirect_hosts = hosts_of(|h| {
+            matches!(
+                h,
+                Handling::Http {
+                    https_redirect: true
+                }
+            )
+        });
         Ok(GatewayPort {
             port: served.port,
             bind: served.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
@@ -169,6 +162,7 @@ impl GatewayPort {
             scope,
             http,
             http_hosts,
+            redirect_hosts,
             servers,
             tunnels,
         })
@@ -177,11 +171,6 @@ impl GatewayPort {
     /// The address to listen on (`bind:port`).
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.port)
-    }
-
-    /// The HTTP service of the port (plaintext requests, and requests inside terminated TLS).
-    pub fn http_service(&self) -> HttpService {
-        self.http.clone()
     }
 
     /// The TLS configurations of the port's terminating servers (to reload when their files
@@ -326,13 +315,8 @@ fn terminate(
 
 /// The host a request names (lower case, without port).
 fn request_host<B>(request: &Request<B>) -> Option<String> {
-    mesh_route::matcher::request_authority(request).map(|authority| {
-        authority
-            .rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(authority, |(host, _)| host)
-            .to_ascii_lowercase()
-    })
+    let authority = mesh_route::matcher::request_authority(request)?;
+    mesh_route::host::split_authority(authority).map(|(host, _)| host)
 }
 
 /// Whether a server with `hosts` serves `host`.
@@ -340,43 +324,15 @@ fn serves(hosts: &[String], host: &str) -> bool {
     hosts.iter().any(|pattern| host_matches(pattern, host))
 }
 
-/// Answers requests for the hosts of `httpsRedirect` servers with `301` to `https://`.
-#[derive(Clone)]
-struct HttpsRedirect {
-    hosts: Arc<[String]>,
-    inner: HttpService,
-}
-
-impl Service<Request<Body>> for HttpsRedirect {
-    type Response = Response<Body>;
-    type Error = BoxError;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Response<Body>, BoxError>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), BoxError>> {
-        std::task::Poll::Ready(Ok(()))
+/// `301` to the same host and path over `https://` (`httpsRedirect`).
+fn https_redirect<B>(host: &str, request: &Request<B>) -> Response<Body> {
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(value) = http::HeaderValue::try_from(format!("https://{host}{path}")) {
+        response.headers_mut().insert(http::header::LOCATION, value);
     }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let redirect = request_host(&request).filter(|host| serves(&self.hosts, host));
-        match redirect {
-            Some(host) => {
-                let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-                let location = format!("https://{host}{path}");
-                let mut response = Response::new(body::empty());
-                *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
-                if let Ok(value) = http::HeaderValue::try_from(location) {
-                    response.headers_mut().insert(http::header::LOCATION, value);
-                }
-                Box::pin(std::future::ready(Ok(response)))
-            }
-            None => Box::pin(self.inner.clone().oneshot(request)),
-        }
-    }
+    response
 }
 
 #[cfg(test)]
@@ -491,10 +447,13 @@ impl Service<Request<Body>> for GatewayHttp {
             Some(connection) => (connection.hosts.clone(), connection.tls),
             None => (port.http_hosts.clone(), false),
         };
-        if !request_host(&request).is_some_and(|host| serves(&allowed, &host)) {
+        let Some(host) = request_host(&request).filter(|host| serves(&allowed, host)) else {
             return Box::pin(std::future::ready(Err(
                 mesh_core::MeshError::RouteNotFound.into()
             )));
+        };
+        if serves(&port.redirect_hosts, &host) {
+            return Box::pin(std::future::ready(Ok(https_redirect(&host, &request))));
         }
         // The gateway is the edge: the scheme is the one the client used, whatever it claims.
         let scheme = if tls { "https" } else { "http" };
@@ -502,7 +461,7 @@ impl Service<Request<Body>> for GatewayHttp {
             http::HeaderName::from_static("x-forwarded-proto"),
             http::HeaderValue::from_static(scheme),
         );
-        Box::pin(port.http_service().oneshot(request))
+        Box::pin(port.http.clone().oneshot(request))
     }
 }
 
