@@ -62,6 +62,23 @@ impl<S> IdleTimeout<S> {
 }
 
 impl<S> IdleTimeout<S> {
+    /// Polls the inner stream with `operation`: a ready result is activity; a pending one
+    /// leaves it to the timer (see [`poll_idle`](Self::poll_idle)).
+    fn observe<T>(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        operation: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let this = self.as_mut().project();
+        match operation(this.inner, cx) {
+            Poll::Ready(result) => {
+                *this.active = true;
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.poll_idle(cx).map(Err),
+        }
+    }
+
     /// With the inner side pending: `Ready(error)` when no byte moved during a whole timeout,
     /// else `Pending` (the timer started over if it fired).
     fn poll_idle(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Error> {
@@ -82,35 +99,21 @@ impl<S> IdleTimeout<S> {
 
 impl<S: AsyncRead> AsyncRead for IdleTimeout<S> {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.as_mut().project();
-        match this.inner.poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                *this.active = true;
-                Poll::Ready(result)
-            }
-            Poll::Pending => self.poll_idle(cx).map(Err),
-        }
+        self.observe(cx, |inner, cx| inner.poll_read(cx, buf))
     }
 }
 
 impl<S: AsyncWrite> AsyncWrite for IdleTimeout<S> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.as_mut().project();
-        match this.inner.poll_write(cx, buf) {
-            Poll::Ready(result) => {
-                *this.active = true;
-                Poll::Ready(result)
-            }
-            Poll::Pending => self.poll_idle(cx).map(Err),
-        }
+        self.observe(cx, |inner, cx| inner.poll_write(cx, buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -122,18 +125,11 @@ impl<S: AsyncWrite> AsyncWrite for IdleTimeout<S> {
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.as_mut().project();
-        match this.inner.poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                *this.active = true;
-                Poll::Ready(result)
-            }
-            Poll::Pending => self.poll_idle(cx).map(Err),
-        }
+        self.observe(cx, |inner, cx| inner.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
