@@ -208,7 +208,7 @@ impl Extracted {
 /// assert_eq!(context.tracestate.unwrap(), "congo=t61rcWkgMzE");
 /// ```
 pub fn extract(headers: &HeaderMap) -> Extracted {
-    Scan::new(headers).extract(headers)
+    Scan::new(headers).extract()
 }
 
 /// The trace headers, as indices of [`Scan`]'s values and bits of [`Found`]'s masks.
@@ -267,28 +267,25 @@ pub(crate) enum Known {
 
 impl Known {
     /// Classifies a (lower-case) header name.
+    ///
+    /// Dispatches on the length and first byte, so most names are turned away without reading
+    /// them and the rest are compared once, with a fixed-length compare.
     pub fn of(name: &str) -> Option<Known> {
-        // Every name of interest starts with `b`, `t` or `x`; most request headers do not.
-        let slot = match *name.as_bytes().first()? {
-            b'b' if name == "b3" => Slot::B3,
-            b't' => match name {
-                "traceparent" => Slot::Traceparent,
-                "tracestate" => Slot::Tracestate,
+        let name = name.as_bytes();
+        let slot = match (name.len(), *name.first()?) {
+            (2, b'b') if name == b"b3" => Slot::B3,
+            (10, b't') if name == b"tracestate" => Slot::Tracestate,
+            (10, b'x') if name == b"x-b3-flags" => Slot::Flags,
+            (11, b't') if name == b"traceparent" => Slot::Traceparent,
+            (11, b'x') if name == b"x-b3-spanid" => Slot::SpanId,
+            (12, b'x') => match name {
+                b"x-b3-traceid" => Slot::TraceId,
+                b"x-b3-sampled" => Slot::Sampled,
+                b"x-request-id" => return Some(Known::RequestId),
                 _ => return None,
             },
-            b'x' => match name.strip_prefix("x-b3-") {
-                Some("traceid") => Slot::TraceId,
-                Some("spanid") => Slot::SpanId,
-                Some("parentspanid") => Slot::ParentSpanId,
-                Some("sampled") => Slot::Sampled,
-                Some("flags") => Slot::Flags,
-                Some(_) => return None,
-                None => match name {
-                    "x-envoy-force-trace" => return Some(Known::ForceTrace),
-                    "x-request-id" => return Some(Known::RequestId),
-                    _ => return None,
-                },
-            },
+            (17, b'x') if name == b"x-b3-parentspanid" => Slot::ParentSpanId,
+            (19, b'x') if name == b"x-envoy-force-trace" => return Some(Known::ForceTrace),
             _ => return None,
         };
         Some(Known::Trace(slot))
@@ -317,26 +314,61 @@ impl Found {
 
 /// The first value of each trace header, found in one pass over the request's headers so that
 /// reading them costs no hashed lookup.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Scan<'a> {
+///
+/// `V` is `&HeaderValue` for reading ([`Scan::new`]) or `&mut HeaderValue` for reading and then
+/// rewriting the same values in place ([`Scan::new_mut`]), so that propagating a trace walks the
+/// headers once.
+#[derive(Debug)]
+pub(crate) struct Scan<V> {
     /// By [`Slot`].
-    values: [Option<&'a HeaderValue>; 8],
+    values: [Option<V>; 8],
     /// Which headers are present.
     pub found: Found,
+    /// Every `tracestate` field joined with `,`, when there is more than one.
+    joined_tracestate: Option<Vec<u8>>,
 }
 
-impl<'a> Scan<'a> {
+impl<'a> Scan<&'a HeaderValue> {
     /// Scans `headers`.
     pub fn new(headers: &'a HeaderMap) -> Self {
-        let mut scan = Scan::default();
+        Scan::of(headers.iter())
+    }
+}
+
+impl<'a> Scan<&'a mut HeaderValue> {
+    /// Scans `headers`, keeping each trace header's first value writable.
+    pub fn new_mut(headers: &'a mut HeaderMap) -> Self {
+        Scan::of(headers.iter_mut())
+    }
+
+    /// The first values, by [`Slot`], to rewrite.
+    pub fn into_values(self) -> [Option<&'a mut HeaderValue>; 8] {
+        self.values
+    }
+}
+
+impl<V: std::ops::Deref<Target = HeaderValue>> Scan<V> {
+    fn of<'n>(headers: impl Iterator<Item = (&'n HeaderName, V)>) -> Self {
+        let mut scan: Scan<V> = Scan {
+            values: Default::default(),
+            found: Found::default(),
+            joined_tracestate: None,
+        };
         for (name, value) in headers {
             match Known::of(name.as_str()) {
                 Some(Known::Trace(slot)) => {
-                    let first = &mut scan.values[slot as usize];
-                    if first.is_some() {
-                        scan.found.repeated |= slot.bit();
-                    } else {
-                        *first = Some(value);
+                    match &scan.values[slot as usize] {
+                        Some(first) => {
+                            scan.found.repeated |= slot.bit();
+                            if slot == Slot::Tracestate {
+                                let joined = scan
+                                    .joined_tracestate
+                                    .get_or_insert_with(|| first.as_bytes().to_vec());
+                                joined.push(b',');
+                                joined.extend_from_slice(value.as_bytes());
+                            }
+                        }
+                        None => scan.values[slot as usize] = Some(value),
                     }
                     scan.found.present |= slot.bit();
                 }
@@ -349,13 +381,12 @@ impl<'a> Scan<'a> {
     }
 
     /// The first value of `slot`'s header.
-    fn get(&self, slot: Slot) -> Option<&'a HeaderValue> {
-        self.values[slot as usize]
+    fn get(&self, slot: Slot) -> Option<&HeaderValue> {
+        self.values[slot as usize].as_deref()
     }
 
-    /// [`extract`] from the scanned values (`headers` is only read again to join several
-    /// `tracestate` fields).
-    pub fn extract(&self, headers: &HeaderMap) -> Extracted {
+    /// [`extract`] from the scanned values.
+    pub fn extract(&self) -> Extracted {
         const B3_MULTI: u8 = Slot::TraceId.bit()
             | Slot::SpanId.bit()
             | Slot::ParentSpanId.bit()
@@ -388,7 +419,7 @@ impl<'a> Scan<'a> {
             parent_id: None,
             sampled: Some(sampled),
             debug,
-            tracestate: self.tracestate(headers),
+            tracestate: self.tracestate(),
         })
     }
 
@@ -428,19 +459,11 @@ impl<'a> Scan<'a> {
     }
 
     /// The `tracestate` fields joined into one value, `None` when absent or invalid.
-    fn tracestate(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+    fn tracestate(&self) -> Option<HeaderValue> {
         let first = self.get(Slot::Tracestate)?;
-        let value = if self.found.repeated & Slot::Tracestate.bit() != 0 {
-            let mut joined = Vec::new();
-            for (i, value) in headers.get_all(TRACESTATE).iter().enumerate() {
-                if i > 0 {
-                    joined.push(b',');
-                }
-                joined.extend_from_slice(value.as_bytes());
-            }
-            HeaderValue::from_bytes(&joined).ok()?
-        } else {
-            first.clone()
+        let value = match &self.joined_tracestate {
+            Some(joined) => HeaderValue::from_bytes(joined).ok()?,
+            None => first.clone(),
         };
         valid_tracestate(value.as_bytes()).then_some(value)
     }

@@ -22,7 +22,7 @@
 
 use crate::{
     context::{Found, Scan, TraceContext},
-    propagation::{Propagation, inject_found},
+    propagation::{Injection, Propagation},
     request_id::{X_REQUEST_ID, uuid_v4},
     sampling::Sampler,
 };
@@ -143,12 +143,14 @@ fn propagate_found(
     sampler: &Sampler,
     propagation: Propagation,
 ) -> (TraceContext, Found) {
-    let scan = Scan::new(headers);
+    let scan = Scan::new_mut(headers);
     let found = scan.found;
-    let extracted = scan.extract(headers);
+    let extracted = scan.extract();
     let decision = sampler.decide_with(&extracted, found.force_trace);
     let context = extracted.next_span(decision);
-    inject_found(headers, &context, propagation, found);
+    let injection = Injection::new(&context, propagation);
+    let rewritten = injection.rewrite(scan);
+    injection.finish(headers, found, rewritten);
     (context, found)
 }
 

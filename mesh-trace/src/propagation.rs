@@ -17,7 +17,7 @@
 //! is left as it is.
 
 use crate::{
-    context::{Found, Known, Scan, Slot, TraceContext},
+    context::{Found, Scan, Slot, TraceContext},
     ids::{SpanId, hex_header_value},
 };
 use http::{HeaderMap, HeaderValue};
@@ -76,67 +76,97 @@ impl Default for Propagation {
 /// assert!(!headers.contains_key("x-b3-parentspanid")); // stale
 /// ```
 pub fn inject(headers: &mut HeaderMap, context: &TraceContext, propagation: Propagation) {
-    let found = Scan::new(headers).found;
-    inject_found(headers, context, propagation, found);
+    let injection = Injection::new(context, propagation);
+    let scan = Scan::new_mut(headers);
+    let found = scan.found;
+    let rewritten = injection.rewrite(scan);
+    injection.finish(headers, found, rewritten);
 }
 
-/// [`inject`] once the headers are scanned (`found` says which may be stale).
+/// [`inject`] in two steps around a [`Scan`] the caller has already read: [`rewrite`] the
+/// headers present once in place, through the scan's values (no hashed lookup, and nothing at
+/// all when a header already holds the bytes to write), then [`finish`]: insert the missing
+/// ones and remove the stale ones. On a continued B3 trace the caller's `x-b3-spanid` value
+/// becomes `x-b3-parentspanid` as it is, rather than being formatted and copied again.
 ///
-/// Headers present once are overwritten in place in one pass (no hashed lookup), and not at
-/// all when they already hold the bytes to write; the others are inserted, and stale ones
-/// removed. On a continued B3 trace the caller's `x-b3-spanid` value becomes
-/// `x-b3-parentspanid` as it is, rather than being formatted and copied again.
-pub(crate) fn inject_found(
-    headers: &mut HeaderMap,
-    context: &TraceContext,
-    propagation: Propagation,
-    found: Found,
-) {
-    let out = Formatted::new(context, propagation);
-    let mut done = 0u8;
-    let mut parent = None;
-    if found.present & !found.repeated != 0 {
-        // Each trace header present once, by slot (the values are disjoint borrows).
-        let mut present: [Option<&mut HeaderValue>; 8] = Default::default();
-        for (name, value) in headers.iter_mut() {
-            if let Some(Known::Trace(slot)) = Known::of(name.as_str())
-                && found.repeated & slot.bit() == 0
-            {
-                present[slot as usize] = Some(value);
-            }
+/// [`rewrite`]: Injection::rewrite
+/// [`finish`]: Injection::finish
+pub(crate) struct Injection<'c> {
+    out: Formatted<'c>,
+}
+
+/// What [`Injection::rewrite`] did, for [`Injection::finish`].
+pub(crate) struct Rewritten {
+    /// [`Slot`] bits of the headers written (or kept) in place.
+    done: u8,
+    /// The caller's span id value, to become the parent span id.
+    parent: Option<HeaderValue>,
+}
+
+impl<'c> Injection<'c> {
+    /// `context`'s headers, formatted.
+    pub fn new(context: &'c TraceContext, propagation: Propagation) -> Self {
+        Injection {
+            out: Formatted::new(context, propagation),
         }
-        if let (Some(span), Some(Want::Formatted(parent_hex)), Some(new_span)) = (
-            present[Slot::SpanId as usize].as_deref_mut(),
-            out.get(Slot::ParentSpanId),
-            out.get(Slot::SpanId),
-        ) && span.as_bytes() == parent_hex
+    }
+
+    /// Writes the headers `scan` found once, in place.
+    pub fn rewrite(&self, scan: Scan<&mut HeaderValue>) -> Rewritten {
+        let once = scan.found.present & !scan.found.repeated;
+        let mut rewritten = Rewritten {
+            done: 0,
+            parent: None,
+        };
+        if once == 0 {
+            return rewritten;
+        }
+        let mut present = scan.into_values();
+        let wants = Slot::ALL.map(|slot| self.out.get(slot));
+        if once & Slot::SpanId.bit() != 0
+            && let (Some(span), Some(Want::Formatted(parent_hex)), Some(new_span)) = (
+                present[Slot::SpanId as usize].as_deref_mut(),
+                &wants[Slot::ParentSpanId as usize],
+                &wants[Slot::SpanId as usize],
+            )
+            && span.as_bytes() == *parent_hex
         {
-            parent = Some(std::mem::replace(span, new_span.value()));
-            done |= Slot::SpanId.bit();
+            rewritten.parent = Some(std::mem::replace(span, new_span.value()));
+            rewritten.done |= Slot::SpanId.bit();
         }
         for slot in Slot::ALL {
-            let (Some(value), Some(want)) = (present[slot as usize].as_deref_mut(), out.get(slot))
+            if (once & !rewritten.done) & slot.bit() == 0 {
+                continue;
+            }
+            let (Some(value), Some(want)) =
+                (present[slot as usize].as_deref_mut(), &wants[slot as usize])
             else {
                 continue;
             };
-            if done & slot.bit() == 0 && value.as_bytes() != want.bytes() {
-                *value = value_for(slot, &want, &mut parent);
+            if value.as_bytes() != want.bytes() {
+                *value = value_for(slot, want, &mut rewritten.parent);
             }
-            done |= slot.bit();
+            rewritten.done |= slot.bit();
         }
+        rewritten
     }
-    for slot in Slot::ALL {
-        if done & slot.bit() != 0 {
-            continue;
-        }
-        match out.get(slot) {
-            Some(want) => {
-                headers.insert(slot.name(), value_for(slot, &want, &mut parent));
+
+    /// Inserts the headers not written in place and removes the stale ones (`found`: the
+    /// headers the request came with).
+    pub fn finish(&self, headers: &mut HeaderMap, found: Found, mut rewritten: Rewritten) {
+        for slot in Slot::ALL {
+            if rewritten.done & slot.bit() != 0 {
+                continue;
             }
-            None if found.has(slot) => {
-                headers.remove(slot.name());
+            match self.out.get(slot) {
+                Some(want) => {
+                    headers.insert(slot.name(), value_for(slot, &want, &mut rewritten.parent));
+                }
+                None if found.has(slot) => {
+                    headers.remove(slot.name());
+                }
+                None => {}
             }
-            None => {}
         }
     }
 }
@@ -265,7 +295,7 @@ mod tests {
     use super::*;
     use crate::{
         context::{
-            B3, Extracted, TRACEPARENT, X_B3_PARENT_SPAN_ID, X_B3_SAMPLED, X_B3_SPAN_ID,
+            B3, Extracted, Known, TRACEPARENT, X_B3_PARENT_SPAN_ID, X_B3_SAMPLED, X_B3_SPAN_ID,
             X_B3_TRACE_ID, extract,
         },
         ids::TraceId,
