@@ -446,8 +446,7 @@ where
                 let service = std::mem::replace(&mut self.inner, clone);
                 State::Queued {
                     wait: Box::pin(queued.wait()),
-                    service: Some(service),
-                    request: Some(request),
+                    waiting: Some(Box::new((service, request))),
                 }
             }
             Admission::Overflow => State::Overflow,
@@ -474,10 +473,11 @@ where
     S: Service<Req>,
 {
     /// Waiting in the pending queue.
+    /// Waiting for a place; the service and request are boxed so that this rare state does not
+    /// make every request's future larger.
     Queued {
         wait: WaitFuture,
-        service: Option<S>,
-        request: Option<Req>,
+        waiting: Option<Box<(S, Req)>>,
     },
     /// Admitted: the inner call runs while the permit is held.
     Running {
@@ -502,18 +502,13 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Queued {
-                    wait,
-                    service,
-                    request,
-                } => {
+                StateProj::Queued { wait, waiting } => {
                     let admitted = ready!(wait.as_mut().poll(cx));
-                    let (Ok(permit), Some(mut service), Some(request)) =
-                        (admitted, service.take(), request.take())
-                    else {
+                    let (Ok(permit), Some(waiting)) = (admitted, waiting.take()) else {
                         state.set(State::Done);
                         return Poll::Ready(Err(MeshError::Overflow.into()));
                     };
+                    let (mut service, request) = *waiting;
                     let future = service.call(request);
                     state.set(State::Running {
                         future,

@@ -249,6 +249,7 @@ where
                     deadline,
                     context,
                     retry_permit: None,
+                    last: None,
                 }),
                 phase: Phase::Attempt { future, timeout },
             },
@@ -307,6 +308,9 @@ struct RetryState<S> {
     context: RetryContext,
     /// The breaker's admission for the retry in flight.
     retry_permit: Option<RetryPermit>,
+    /// While backing off: the last attempt's result, answered if the retry cannot be made.
+    /// Kept here rather than in [`Phase::Backoff`] so that every request's future stays small.
+    last: Option<Result<Response<Body>, BoxError>>,
 }
 
 impl<S> RetryState<S> {
@@ -363,11 +367,8 @@ enum Phase<F> {
         future: F,
         timeout: Option<Pin<Box<Sleep>>>,
     },
-    /// Waiting before the next attempt, holding the last result in case the retry is dropped.
-    Backoff {
-        sleep: Pin<Box<Sleep>>,
-        last: Option<Result<Response<Body>, BoxError>>,
-    },
+    /// Waiting before the next attempt (the last result is in [`RetryState::last`]).
+    Backoff { sleep: Pin<Box<Sleep>> },
     /// Waiting for the service to be ready for the next attempt.
     Ready,
 }
@@ -458,12 +459,12 @@ where
                     };
                     retry.next_body = Some(body);
                     let delay = retry.backoff.next_delay();
+                    retry.last = Some(result);
                     phase.set(Phase::Backoff {
                         sleep: Box::pin(tokio::time::sleep(delay)),
-                        last: Some(result),
                     });
                 }
-                PhaseProj::Backoff { sleep, last } => {
+                PhaseProj::Backoff { sleep } => {
                     if let Replay::Buffered(buffer) = &retry.replay {
                         match buffer.poll_read_ahead(cx) {
                             Poll::Ready(Err(ReplayError::Capped)) => {
@@ -473,7 +474,7 @@ where
                             }
                             // The client's body failed: no retry can succeed.
                             Poll::Ready(Err(_)) => {
-                                if let Some(result) = last.take() {
+                                if let Some(result) = retry.last.take() {
                                     return Poll::Ready(result);
                                 }
                             }
