@@ -142,6 +142,15 @@ impl Default for Loader {
 
 impl Loader {
     /// A loader with nothing loaded yet.
+    ///
+    /// ```
+    /// use mesh_route::config::Loader;
+    ///
+    /// // Nothing loaded is a valid, empty configuration.
+    /// let loaded = Loader::new().finish().unwrap();
+    /// assert!(loaded.config.service_entries.is_empty());
+    /// assert!(loaded.warnings.is_empty());
+    /// ```
     pub fn new() -> Self {
         Self {
             config: Config::default(),
@@ -152,6 +161,22 @@ impl Loader {
     }
 
     /// Loads a file, or every `*.yaml`/`*.yml` file of a directory (sorted by name).
+    ///
+    /// ```
+    /// use mesh_route::config::Loader;
+    ///
+    /// let file = std::env::temp_dir().join(format!("mesh-route-add-path-{}.yaml", std::process::id()));
+    /// std::fs::write(&file, "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\nspec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n").unwrap();
+    /// let mut loader = Loader::new();
+    /// loader.add_path(&file);
+    /// std::fs::remove_file(&file).unwrap();
+    /// assert_eq!(loader.finish().unwrap().config.service_entries[0].meta.name, "catalog");
+    ///
+    /// // A missing file is an error diagnostic, reported by `finish`.
+    /// let mut loader = Loader::new();
+    /// loader.add_path(std::path::Path::new("/nonexistent/mesh.yaml"));
+    /// assert!(loader.finish().unwrap_err()[0].message.contains("cannot read"));
+    /// ```
     pub fn add_path(&mut self, path: &Path) {
         if path.is_dir() {
             self.add_directory(path);
@@ -189,26 +214,64 @@ impl Loader {
     }
 
     /// Loads multi-document YAML `text` (diagnostics name the file `<inline>`).
+    ///
+    /// ```
+    /// use mesh_route::config::Loader;
+    ///
+    /// let mut loader = Loader::new();
+    /// // A DestinationRule for a host nothing registers: still valid.
+    /// loader.add_text("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\nspec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog}\nspec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}]}\n");
+    /// let config = loader.finish().unwrap().config;
+    /// assert_eq!(config.destination_rules[0].spec.subsets[0].name, "v1");
+    /// ```
     pub fn add_text(&mut self, text: &str) {
         self.add_source(Path::new("<inline>"), text);
     }
 
     /// Adds the resources of a configuration built in Rust (their origins name them), and
     /// overlays its mesh settings on those loaded so far.
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, Loader, Resource, VirtualService};
+    ///
+    /// let mut built = Config::default();
+    /// let mut vs = VirtualService::default();
+    /// vs.hosts.push("catalog".into());
+    /// built.virtual_services.push(Resource::new("catalog", vs));
+    /// let mut loader = Loader::new();
+    /// loader.add_text("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\nspec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n");
+    /// loader.add_config(built);
+    /// let config = loader.finish().unwrap().config;
+    /// assert_eq!(config.virtual_services[0].origin.file.to_str(), Some("<rust>"));
+    /// ```
     pub fn add_config(&mut self, config: Config) {
+        // Destructured in full, so that a resource kind added to `Config` cannot be forgotten
+        // here.
+        let Config {
+            virtual_services,
+            destination_rules,
+            service_entries,
+            sidecars,
+            telemetries,
+            gateways,
+            authorization_policies,
+            peer_authentications,
+            canaries,
+            canary_routes,
+            mesh,
+        } = config;
         let mine = &mut self.config;
-        mine.virtual_services.extend(config.virtual_services);
-        mine.destination_rules.extend(config.destination_rules);
-        mine.service_entries.extend(config.service_entries);
-        mine.sidecars.extend(config.sidecars);
-        mine.telemetries.extend(config.telemetries);
-        mine.peer_authentications
-            .extend(config.peer_authentications);
-        mine.authorization_policies
-            .extend(config.authorization_policies);
-        mine.canaries.extend(config.canaries);
-        mine.canary_routes.extend(config.canary_routes);
-        mine.mesh.merge(config.mesh);
+        mine.virtual_services.extend(virtual_services);
+        mine.destination_rules.extend(destination_rules);
+        mine.service_entries.extend(service_entries);
+        mine.sidecars.extend(sidecars);
+        mine.telemetries.extend(telemetries);
+        mine.gateways.extend(gateways);
+        mine.authorization_policies.extend(authorization_policies);
+        mine.peer_authentications.extend(peer_authentications);
+        mine.canaries.extend(canaries);
+        mine.canary_routes.extend(canary_routes);
+        mine.mesh.merge(mesh);
     }
 
     /// Loads the YAML `text` as if read from `file`.
@@ -533,6 +596,16 @@ impl Loader {
 
     /// Validates everything loaded and returns the config, or every diagnostic when
     /// there is at least one error.
+    ///
+    /// ```
+    /// use mesh_route::config::Loader;
+    ///
+    /// let mut loader = Loader::new();
+    /// // A route to a subset no DestinationRule defines.
+    /// loader.add_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog}\nspec: {hosts: [catalog], http: [{route: [{destination: {host: catalog, subset: v9}}]}]}\n");
+    /// let errors = loader.finish().unwrap_err();
+    /// assert!(errors.iter().any(|d| d.is_error() && d.to_string().contains("v9")), "{errors:?}");
+    /// ```
     pub fn finish(mut self) -> Result<Loaded, Vec<Diagnostic>> {
         validate_all(&self.config, &self.mesh_documents, &mut self.diagnostics);
         for document in self.mesh_documents {
@@ -561,6 +634,20 @@ impl Loader {
 }
 
 /// The `*.yaml` and `*.yml` files of `dir`, sorted by name: what loading a directory reads.
+///
+/// ```
+/// use mesh_route::config::yaml_files;
+///
+/// let dir = std::env::temp_dir().join(format!("mesh-route-yaml-files-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// for name in ["b.yml", "a.yaml", "c.txt"] {
+///     std::fs::write(dir.join(name), "").unwrap();
+/// }
+/// let files = yaml_files(&dir).unwrap();
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// let names: Vec<_> = files.iter().map(|f| f.file_name().unwrap().to_str().unwrap()).collect();
+/// assert_eq!(names, ["a.yaml", "b.yml"]);
+/// ```
 pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
@@ -701,6 +788,28 @@ mod tests {
             DocumentKind::classify("networking.istio.io/v2", "Sidecar"),
             None
         );
+    }
+
+    #[test]
+    fn a_built_configuration_keeps_every_resource_kind_and_is_validated() {
+        let gateway = |port: &str| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: shop}}\n\
+                 spec: {{servers: [{{port: {{number: {port}, name: http, protocol: HTTP}}, hosts: ['*']}}]}}\n"
+            )
+        };
+        let built = Config::from_yaml_str(&gateway("80")).unwrap().config;
+        let mut loader = Loader::new();
+        loader.add_config(built);
+        let loaded = loader.finish().unwrap().config;
+        assert_eq!(loaded.gateways.len(), 1);
+
+        // A Gateway built in Rust is checked like one read from a file.
+        let mut invalid = Config::from_yaml_str(&gateway("80")).unwrap().config;
+        invalid.gateways[0].spec.servers[0].port.number = 0;
+        let mut loader = Loader::new();
+        loader.add_config(invalid);
+        assert!(loader.finish().is_err());
     }
 
     #[test]
