@@ -8,13 +8,21 @@
 //! `Host`/`:authority` may use to reach a canonical name.
 
 /// The cluster domain Istio assumes for Kubernetes-style service names.
+///
+/// ```
+/// use mesh_route::host::{CLUSTER_DOMAIN, canonical_host};
+///
+/// assert_eq!(canonical_host("catalog", Some("shop")), format!("catalog.shop.{CLUSTER_DOMAIN}"));
+/// ```
 pub const CLUSTER_DOMAIN: &str = "svc.cluster.local";
 
 /// Returns the canonical (lower-case, fully qualified where possible) form of `host`.
 ///
-/// A name without dots, `name.namespace` and `name.namespace.svc` are expanded to
-/// `name.namespace.svc.cluster.local` when `namespace` is known; any other name (an
-/// external DNS name such as `api.example.com`, or a wildcard) is only lower-cased.
+/// A name without dots is expanded to `name.namespace.svc.cluster.local` when `namespace` (the
+/// resource's own) is known; `name.namespace` only when that second label is the resource's
+/// namespace (`catalog.other` from namespace `shop` may be an external name, and stays as it
+/// is); `name.namespace.svc` always, namespace known or not. Any other name (an external DNS
+/// name such as `api.example.com`, or a wildcard) is only lower-cased.
 ///
 /// ```
 /// use mesh_route::host::canonical_host;
@@ -22,6 +30,9 @@ pub const CLUSTER_DOMAIN: &str = "svc.cluster.local";
 /// assert_eq!(canonical_host("catalog.shop.svc", Some("other")), "catalog.shop.svc.cluster.local");
 /// assert_eq!(canonical_host("api.example.com", Some("shop")), "api.example.com");
 /// assert_eq!(canonical_host("catalog", None), "catalog");
+/// assert_eq!(canonical_host("catalog.shop", Some("shop")), "catalog.shop.svc.cluster.local");
+/// assert_eq!(canonical_host("catalog.other", Some("shop")), "catalog.other");
+/// assert_eq!(canonical_host("catalog.shop.svc", None), "catalog.shop.svc.cluster.local");
 /// ```
 pub fn canonical_host(host: &str, namespace: Option<&str>) -> String {
     let host = host.trim_end_matches('.').to_ascii_lowercase();

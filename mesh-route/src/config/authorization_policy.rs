@@ -19,6 +19,28 @@ use super::resource::Resource;
 use super::shared_types::PolicyWorkloadSelector;
 
 /// Istio `AuthorizationPolicy`; see the [module docs](self).
+///
+/// ```
+/// use mesh_route::config::{AuthorizationAction, Config};
+///
+/// let yaml = r#"
+/// apiVersion: security.istio.io/v1
+/// kind: AuthorizationPolicy
+/// metadata: {name: orders, namespace: shop}
+/// spec:
+///   selector: {matchLabels: {app: orders}}
+///   action: ALLOW
+///   rules:
+///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = &config.authorization_policies[0].spec;
+/// assert_eq!(policy.action, AuthorizationAction::Allow);
+/// assert_eq!(policy.selector.as_ref().unwrap().match_labels["app"], "orders");
+/// assert_eq!(policy.rules.len(), 1);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthorizationPolicy {
@@ -43,6 +65,15 @@ pub struct AuthorizationPolicy {
 }
 
 /// What a matching policy does.
+///
+/// ```
+/// use mesh_route::config::{AuthorizationAction, Config};
+///
+/// assert_eq!(AuthorizationAction::default(), AuthorizationAction::Allow);
+/// // `CUSTOM` (an external authorizer) parses, but loading refuses it.
+/// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: ext, namespace: shop}\nspec: {action: CUSTOM}\n";
+/// assert!(Config::from_yaml_str(yaml).unwrap_err()[0].to_string().contains("CUSTOM"));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AuthorizationAction {
@@ -58,6 +89,27 @@ pub enum AuthorizationAction {
 }
 
 /// One rule: `from`, `to` and `when` must all match (an empty one matches anything).
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: security.istio.io/v1
+/// kind: AuthorizationPolicy
+/// metadata: {name: orders, namespace: shop}
+/// spec:
+///   selector: {matchLabels: {app: orders}}
+///   action: ALLOW
+///   rules:
+///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = &config.authorization_policies[0].spec;
+/// let rule = &policy.rules[0];
+/// assert_eq!((rule.from.len(), rule.to.len(), rule.when.len()), (1, 1, 1));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rule {
@@ -73,6 +125,27 @@ pub struct Rule {
 }
 
 /// `from`: a source.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: security.istio.io/v1
+/// kind: AuthorizationPolicy
+/// metadata: {name: orders, namespace: shop}
+/// spec:
+///   selector: {matchLabels: {app: orders}}
+///   action: ALLOW
+///   rules:
+///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = &config.authorization_policies[0].spec;
+/// let source = &policy.rules[0].from[0].source;
+/// assert_eq!(source.principals, ["cluster.local/ns/shop/sa/web"]);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct From {
@@ -82,6 +155,28 @@ pub struct From {
 
 /// A request's source. Principals and namespaces come from the caller's mutual-TLS
 /// certificate: a plaintext caller has neither.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: security.istio.io/v1
+/// kind: AuthorizationPolicy
+/// metadata: {name: orders, namespace: shop}
+/// spec:
+///   selector: {matchLabels: {app: orders}}
+///   action: ALLOW
+///   rules:
+///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = &config.authorization_policies[0].spec;
+/// let source = &policy.rules[0].from[0].source;
+/// assert_eq!(source.ip_blocks, ["10.0.0.0/8"]);
+/// assert!(source.namespaces.is_empty());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Source {
@@ -118,6 +213,26 @@ pub struct Source {
 }
 
 /// `to`: an operation.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: security.istio.io/v1
+/// kind: AuthorizationPolicy
+/// metadata: {name: orders, namespace: shop}
+/// spec:
+///   selector: {matchLabels: {app: orders}}
+///   action: ALLOW
+///   rules:
+///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = &config.authorization_policies[0].spec;
+/// assert_eq!(policy.rules[0].to[0].operation.methods, ["GET", "POST"]);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct To {
@@ -126,6 +241,28 @@ pub struct To {
 }
 
 /// A request's operation.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: security.istio.io/v1
+/// kind: AuthorizationPolicy
+/// metadata: {name: orders, namespace: shop}
+/// spec:
+///   selector: {matchLabels: {app: orders}}
+///   action: ALLOW
+///   rules:
+///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = &config.authorization_policies[0].spec;
+/// let operation = &policy.rules[0].to[0].operation;
+/// assert_eq!(operation.paths, ["/orders*"]);
+/// assert_eq!(operation.ports, ["8080"]);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Operation {
@@ -156,6 +293,28 @@ pub struct Operation {
 }
 
 /// `when`: a condition on one attribute.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: security.istio.io/v1
+/// kind: AuthorizationPolicy
+/// metadata: {name: orders, namespace: shop}
+/// spec:
+///   selector: {matchLabels: {app: orders}}
+///   action: ALLOW
+///   rules:
+///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = &config.authorization_policies[0].spec;
+/// let condition = &policy.rules[0].when[0];
+/// assert_eq!(condition.header(), Some("x-tenant"));
+/// assert_eq!(condition.values, ["acme"]);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Condition {
@@ -171,6 +330,14 @@ pub struct Condition {
 }
 
 /// The `when` keys supported.
+///
+/// ```
+/// use mesh_route::config::{Config, authorization_policy::CONDITION_KEYS};
+///
+/// assert!(CONDITION_KEYS.contains(&"source.namespace"));
+/// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p, namespace: shop}\nspec: {rules: [{when: [{key: 'request.auth.claims[iss]', values: [x]}]}]}\n";
+/// assert!(Config::from_yaml_str(yaml).unwrap_err()[0].message.contains("unsupported key"));
+/// ```
 pub const CONDITION_KEYS: &[&str] = &[
     "request.headers[NAME]",
     "source.ip",
@@ -181,6 +348,14 @@ pub const CONDITION_KEYS: &[&str] = &[
 
 impl Condition {
     /// The header a `request.headers[NAME]` key names.
+    ///
+    /// ```
+    /// use mesh_route::config::authorization_policy::Condition;
+    ///
+    /// let condition = Condition { key: "request.headers[x-user]".into(), ..Default::default() };
+    /// assert_eq!(condition.header(), Some("x-user"));
+    /// assert_eq!(Condition { key: "source.ip".into(), ..Default::default() }.header(), None);
+    /// ```
     pub fn header(&self) -> Option<&str> {
         self.key.strip_prefix("request.headers[")?.strip_suffix(']')
     }
@@ -188,6 +363,28 @@ impl Condition {
 
 /// The policies that apply to the workload with `labels` in `namespace`, with `root_namespace`
 /// holding the mesh-wide ones.
+///
+/// ```
+/// use mesh_route::config::{Config, authorization_policy::policies_for};
+///
+/// let yaml = r#"
+/// apiVersion: security.istio.io/v1
+/// kind: AuthorizationPolicy
+/// metadata: {name: orders, namespace: shop}
+/// spec:
+///   selector: {matchLabels: {app: orders}}
+///   action: ALLOW
+///   rules:
+///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = &config.authorization_policies[0].spec;
+/// let orders = [("app".to_owned(), "orders".to_owned())].into();
+/// assert_eq!(policies_for(&config.authorization_policies, "istio-system", "shop", &orders).count(), 1);
+/// assert_eq!(policies_for(&config.authorization_policies, "istio-system", "shop", &Default::default()).count(), 0);
+/// ```
 pub fn policies_for<'a>(
     policies: &'a [Resource<AuthorizationPolicy>],
     root_namespace: &'a str,
@@ -310,7 +507,19 @@ pub(crate) fn validate_authorization_policy(policy: &AuthorizationPolicy, r: &mu
     }
 }
 
-/// An address or CIDR block: the network and its prefix length.
+/// An address or CIDR block: the address as written and its prefix length (`10.1.2.3/8` gives
+/// `10.1.2.3` and 8; callers mask both sides before comparing). A bare address has the full
+/// length, 32 or 128.
+///
+/// ```
+/// use mesh_route::config::authorization_policy::parse_ip_block;
+/// use std::net::IpAddr;
+///
+/// assert_eq!(parse_ip_block("10.0.0.0/8"), Some(("10.0.0.0".parse::<IpAddr>().unwrap(), 8)));
+/// assert_eq!(parse_ip_block("::1"), Some(("::1".parse::<IpAddr>().unwrap(), 128)));
+/// assert_eq!(parse_ip_block("10.0.0.0/33"), None);
+/// assert_eq!(parse_ip_block("10.1.2.3/8"), Some(("10.1.2.3".parse::<IpAddr>().unwrap(), 8)));
+/// ```
 pub fn parse_ip_block(block: &str) -> Option<(std::net::IpAddr, u8)> {
     let (address, prefix) = match block.split_once('/') {
         Some((address, prefix)) => (address, Some(prefix.parse::<u8>().ok()?)),
