@@ -10,6 +10,15 @@ use crate::config::HeaderOperations;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// Why a header operation could not be compiled.
+///
+/// ```
+/// use mesh_route::{config::HeaderOperations, header_ops::HeaderOps};
+///
+/// let mut ops = HeaderOperations::default();
+/// ops.set.insert("x-ok".into(), "bad\nvalue".into());
+/// let error = HeaderOps::compile(&ops, "headers.request").unwrap_err();
+/// assert_eq!(error.to_string(), "headers.request: invalid header value \"bad\\nvalue\"");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("{field}: invalid header {what} {value:?}")]
 pub struct HeaderOpError {
@@ -19,6 +28,20 @@ pub struct HeaderOpError {
 }
 
 /// Compiled header operations, applied in the order remove, set, add.
+///
+/// ```
+/// use http::HeaderMap;
+/// use mesh_route::{config::HeaderOperations, header_ops::HeaderOps};
+///
+/// let mut spec = HeaderOperations::default();
+/// spec.remove.push("x-debug".into());
+/// spec.set.insert("x-debug".into(), "off".into());
+/// let (ops, _) = HeaderOps::compile(&spec, "headers.request").unwrap();
+/// let mut headers = HeaderMap::new();
+/// headers.insert("x-debug", "on".parse().unwrap());
+/// ops.apply(&mut headers);
+/// assert_eq!(headers["x-debug"], "off"); // removed, then set
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct HeaderOps {
     set: Vec<(HeaderName, HeaderValue)>,
@@ -29,6 +52,17 @@ pub struct HeaderOps {
 impl HeaderOps {
     /// Compiles `ops`. Returns the operations and, when they set or add `host`/`:authority`,
     /// the authority to rewrite to (`set` wins over `add`).
+    ///
+    /// ```
+    /// use mesh_route::{config::HeaderOperations, header_ops::HeaderOps};
+    ///
+    /// let mut spec = HeaderOperations::default();
+    /// spec.add.insert("host".into(), "added.example.com".into());
+    /// spec.set.insert("host".into(), "set.example.com".into());
+    /// let (ops, authority) = HeaderOps::compile(&spec, "headers.request").unwrap();
+    /// assert_eq!(authority.unwrap(), "set.example.com");
+    /// assert!(ops.is_empty()); // `host` is an authority rewrite, not a header operation
+    /// ```
     pub fn compile(
         ops: &HeaderOperations,
         field: &str,
@@ -66,6 +100,14 @@ impl HeaderOps {
     }
 
     /// Whether there is nothing to do.
+    ///
+    /// ```
+    /// use mesh_route::{config::HeaderOperations, header_ops::HeaderOps};
+    ///
+    /// assert!(HeaderOps::default().is_empty());
+    /// let spec = HeaderOperations { remove: vec!["x-debug".into()], ..Default::default() };
+    /// assert!(!HeaderOps::compile(&spec, "headers.response").unwrap().0.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
     }

@@ -77,6 +77,16 @@ pub struct RouteLayer {
 
 impl RouteLayer {
     /// A layer routing with `table`.
+    ///
+    /// ```
+    /// use mesh_route::{RouteLayer, RouteTable, config::Config};
+    /// use std::sync::Arc;
+    ///
+    /// let config = Config::from_yaml_str("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\nspec: {hosts: [api.example.com], http: [{directResponse: {status: 204}}]}\n").unwrap().config;
+    /// let table = Arc::new(RouteTable::compile(&config).unwrap());
+    /// let layer = RouteLayer::new(table.clone());
+    /// assert!(Arc::ptr_eq(layer.table(), &table));
+    /// ```
     pub fn new(table: Arc<RouteTable>) -> Self {
         RouteLayer {
             table,
@@ -86,17 +96,60 @@ impl RouteLayer {
 
     /// The same layer, routing with the routes of `scope` (a gateway port's, from
     /// [`RouteTable::gateway_scope`]).
+    ///
+    /// ```
+    /// use mesh_route::{RouteLayer, RouteTable, config::{Config, gateway::served_ports}};
+    /// use mesh_core::{Body, body};
+    /// use std::sync::Arc;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let table = Arc::new(RouteTable::compile_for(&config, &served_ports(&config, &Default::default()).unwrap()).unwrap());
+    /// let scope = table.gateway_scope(8080).unwrap();
+    /// let svc = RouteLayer::new(table).in_scope(scope).layer(service_fn(|_: http::Request<Body>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
+    /// }));
+    /// let request = http::Request::get("http://unknown.example.com/").body(body::empty()).unwrap();
+    /// let response = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(svc.oneshot(request)).unwrap();
+    /// // A gateway answers 404 for a host none of its routes claims.
+    /// assert_eq!(response.status(), 404);
+    /// ```
     pub fn in_scope(mut self, scope: RouteScope) -> Self {
         self.scope = scope;
         self
     }
 
     /// Compiles `config` and returns a layer routing with it.
+    ///
+    /// ```
+    /// use mesh_route::{RouteLayer, config::Config};
+    /// use mesh_core::{Body, body};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// let config = Config::from_yaml_str("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\nspec: {hosts: [api.example.com], http: [{directResponse: {status: 204}}]}\n").unwrap().config;
+    /// let layer = RouteLayer::from_config(&config).unwrap();
+    /// let svc = layer.layer(service_fn(|_: http::Request<Body>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
+    /// }));
+    /// let request = http::Request::get("http://api.example.com/").body(body::empty()).unwrap();
+    /// let response = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(svc.oneshot(request)).unwrap();
+    /// assert_eq!(response.status(), 204); // the route's direct response
+    /// ```
     pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::table::CompileError> {
         Ok(RouteLayer::new(Arc::new(RouteTable::compile(config)?)))
     }
 
     /// The table this layer routes with.
+    ///
+    /// ```
+    /// use mesh_route::{RouteLayer, config::Config, table::Decision};
+    ///
+    /// let config = Config::from_yaml_str("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\nspec: {hosts: [api.example.com], http: [{directResponse: {status: 204}}]}\n").unwrap().config;
+    /// let layer = RouteLayer::from_config(&config).unwrap();
+    /// let request = http::Request::get("http://api.example.com/").body(()).unwrap();
+    /// assert!(matches!(layer.table().route(&request), Decision::Matched { .. }));
+    /// ```
     pub fn table(&self) -> &Arc<RouteTable> {
         &self.table
     }
@@ -115,6 +168,21 @@ impl<S> Layer<S> for RouteLayer {
 }
 
 /// The service [`RouteLayer`] produces.
+///
+/// ```
+/// use mesh_route::{RouteLayer, config::Config, layer::Route};
+/// use mesh_core::{Body, Routed, body};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// let config = Config::from_yaml_str("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\nspec: {hosts: [api.example.com], http: [{directResponse: {status: 204}}]}\n").unwrap().config;
+/// let svc: Route<_> = RouteLayer::from_config(&config).unwrap().layer(service_fn(|_: http::Request<Body>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
+/// }));
+/// let request = http::Request::get("http://api.example.com/").body(body::empty()).unwrap();
+/// let response = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(svc.oneshot(request)).unwrap();
+/// // The response says which route answered it.
+/// assert_eq!(&*response.extensions().get::<Routed>().unwrap().route.name, "api.0");
+/// ```
 #[derive(Clone, Debug)]
 pub struct Route<S> {
     table: Arc<RouteTable>,
@@ -196,6 +264,23 @@ where
 type ResponseOps = [Option<Arc<crate::header_ops::HeaderOps>>; 2];
 
 /// Future of [`Route`].
+///
+/// ```
+/// use mesh_route::{RouteLayer, config::Config, layer::RouteFuture};
+/// use mesh_core::{Body, body};
+/// use tower::{Layer, Service, service_fn};
+///
+/// let config = Config::from_yaml_str("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\nspec: {hosts: [api.example.com], http: [{directResponse: {status: 204}}]}\n").unwrap().config;
+/// let mut svc = RouteLayer::from_config(&config).unwrap().layer(service_fn(|_: http::Request<Body>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
+/// }));
+/// let request = http::Request::get("http://api.example.com/").body(body::empty()).unwrap();
+/// let future = svc.call(request);
+/// // A direct response is answered locally, without calling the inner service.
+/// assert!(matches!(future, RouteFuture::Local { .. }));
+/// let response = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(future).unwrap();
+/// assert_eq!(response.status(), 204);
+/// ```
 #[pin_project(project = RouteFutureProj)]
 #[derive(Debug)]
 pub enum RouteFuture<F> {

@@ -13,6 +13,15 @@ use regex::Regex;
 use std::borrow::Cow;
 
 /// Why a match could not be compiled. Validation reports these first, with file and field.
+///
+/// ```
+/// use mesh_route::{config::StringMatch, matcher::{MatchError, StringMatcher}};
+///
+/// let both = StringMatch { exact: Some("a".into()), prefix: Some("b".into()), regex: None };
+/// let error = StringMatcher::compile(&both, false, "http[0].match[0].uri").unwrap_err();
+/// assert!(matches!(error, MatchError::Shape { .. }));
+/// assert_eq!(error.to_string(), "http[0].match[0].uri: exactly one of exact, prefix or regex must be set");
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum MatchError {
     /// A regex did not compile.
@@ -42,6 +51,15 @@ pub enum MatchError {
 }
 
 /// One compiled `StringMatch`.
+///
+/// ```
+/// use mesh_route::{config::StringMatch, matcher::StringMatcher};
+///
+/// let m = StringMatch { prefix: Some("/api/".into()), ..Default::default() };
+/// let matcher = StringMatcher::compile(&m, false, "uri").unwrap();
+/// assert!(matches!(matcher, StringMatcher::Prefix(_)));
+/// assert!(matcher.matches("/api/items", false));
+/// ```
 #[derive(Clone, Debug)]
 pub enum StringMatcher {
     /// The whole value equals this.
@@ -56,6 +74,15 @@ pub enum StringMatcher {
 
 impl StringMatcher {
     /// Compiles `m`; an empty match means presence. `ignore_case` lower-cases exact/prefix.
+    ///
+    /// ```
+    /// use mesh_route::{config::StringMatch, matcher::StringMatcher};
+    ///
+    /// let exact = StringMatch { exact: Some("/Items".into()), ..Default::default() };
+    /// assert!(matches!(StringMatcher::compile(&exact, true, "uri").unwrap(), StringMatcher::Exact(e) if &*e == "/items"));
+    /// let empty = StringMatch::default();
+    /// assert!(matches!(StringMatcher::compile(&empty, false, "headers.x-a").unwrap(), StringMatcher::Present));
+    /// ```
     pub fn compile(m: &StringMatch, ignore_case: bool, field: &str) -> Result<Self, MatchError> {
         let shape = || MatchError::Shape {
             field: field.to_string(),
@@ -77,6 +104,14 @@ impl StringMatcher {
     }
 
     /// Like [`compile`](Self::compile), but an empty match is an error (uri, method, …).
+    ///
+    /// ```
+    /// use mesh_route::{config::StringMatch, matcher::StringMatcher};
+    ///
+    /// assert!(StringMatcher::compile_required(&StringMatch::default(), false, "method").is_err());
+    /// let get = StringMatch { exact: Some("GET".into()), ..Default::default() };
+    /// assert!(StringMatcher::compile_required(&get, false, "method").unwrap().matches("GET", false));
+    /// ```
     pub fn compile_required(
         m: &StringMatch,
         ignore_case: bool,
@@ -92,6 +127,18 @@ impl StringMatcher {
 
     /// Whether `value` matches. `ignore_case` compares exact/prefix case-insensitively
     /// (the pattern was lower-cased at compile time).
+    ///
+    /// ```
+    /// use mesh_route::{config::StringMatch, matcher::StringMatcher};
+    ///
+    /// let m = StringMatch { regex: Some(r"v\d+".into()), ..Default::default() };
+    /// let regex = StringMatcher::compile(&m, false, "headers.x-version").unwrap();
+    /// assert!(regex.matches("v12", false));
+    /// assert!(!regex.matches("v12-beta", false)); // anchored: the whole value must match
+    /// let prefix = StringMatcher::Prefix("/api".into());
+    /// assert!(prefix.matches("/API/items", true));
+    /// assert!(!prefix.matches("/API/items", false));
+    /// ```
     pub fn matches(&self, value: &str, ignore_case: bool) -> bool {
         match self {
             StringMatcher::Exact(exact) if ignore_case => value.eq_ignore_ascii_case(exact),
@@ -107,6 +154,13 @@ impl StringMatcher {
     }
 
     /// The literal prefix, when this is a prefix match (used by `rewrite.uri`).
+    ///
+    /// ```
+    /// use mesh_route::matcher::StringMatcher;
+    ///
+    /// assert_eq!(StringMatcher::Prefix("/api/".into()).prefix(), Some("/api/"));
+    /// assert_eq!(StringMatcher::Exact("/api/".into()).prefix(), None);
+    /// ```
     pub fn prefix(&self) -> Option<&str> {
         match self {
             StringMatcher::Prefix(prefix) => Some(prefix),
@@ -116,6 +170,15 @@ impl StringMatcher {
 }
 
 /// The regex crate's explanation in one line (its last), without the pattern echo.
+///
+/// ```
+/// use mesh_route::matcher::regex_reason;
+///
+/// let error = regex::Regex::new("a(b").unwrap_err();
+/// let reason = regex_reason(&error);
+/// assert!(!reason.contains('\n') && !reason.starts_with("error: "));
+/// assert!(reason.contains("unclosed group"), "{reason}");
+/// ```
 pub fn regex_reason(error: &regex::Error) -> String {
     let text = error.to_string();
     let last = text
@@ -127,6 +190,16 @@ pub fn regex_reason(error: &regex::Error) -> String {
 }
 
 /// Compiles `pattern` anchored at both ends, as Envoy's `safe_regex` matches.
+///
+/// ```
+/// use mesh_route::matcher::compile_regex;
+///
+/// let re = compile_regex("cat|dog", "uri.regex").unwrap();
+/// assert!(re.is_match("dog"));
+/// assert!(!re.is_match("hotdog"));
+/// let error = compile_regex("(", "uri.regex").unwrap_err();
+/// assert!(error.to_string().starts_with("uri.regex: invalid regex \"(\""), "{error}");
+/// ```
 pub fn compile_regex(pattern: &str, field: &str) -> Result<Regex, MatchError> {
     Regex::new(&format!("^(?:{pattern})$")).map_err(|source| MatchError::Regex {
         field: field.to_string(),
@@ -196,6 +269,17 @@ impl HeaderCondition {
 }
 
 /// One compiled `HTTPMatchRequest`: every condition must hold.
+///
+/// ```
+/// use mesh_route::{config::HttpMatchRequest, matcher::RequestMatch};
+///
+/// let mut spec = HttpMatchRequest::default();
+/// spec.query_params.insert("debug".into(), Default::default()); // present
+/// let m = RequestMatch::compile(&spec, "http[0].match[0]").unwrap();
+/// let request = |uri: &str| http::Request::get(uri).body(()).unwrap();
+/// assert!(m.matches(&request("/items?debug=%31"), "api"));
+/// assert!(!m.matches(&request("/items"), "api"));
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct RequestMatch {
     uri: Option<StringMatcher>,
@@ -212,6 +296,27 @@ pub struct RequestMatch {
 
 impl RequestMatch {
     /// Compiles an `HTTPMatchRequest`; `field` is its path (e.g. `http[0].match[1]`).
+    ///
+    /// ```
+    /// use mesh_route::{config::{Config, HttpMatchRequest, StringMatch}, matcher::RequestMatch};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: VirtualService
+    /// metadata: {name: api}
+    /// spec:
+    ///   hosts: [api.example.com]
+    ///   http:
+    ///   - match: [{uri: {prefix: /v1/}, method: {exact: POST}, headers: {x-beta: {}}}]
+    ///     directResponse: {status: 200}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let spec = &config.virtual_services[0].spec.http[0].match_[0];
+    /// assert!(RequestMatch::compile(spec, "http[0].match[0]").is_ok());
+    /// let mut bad = HttpMatchRequest::default();
+    /// bad.headers.insert("bad header".into(), StringMatch::default());
+    /// assert!(RequestMatch::compile(&bad, "m").unwrap_err().to_string().contains("invalid header name"));
+    /// ```
     pub fn compile(m: &config::HttpMatchRequest, field: &str) -> Result<Self, MatchError> {
         let required = |s: &Option<StringMatch>, name: &str, fold: bool| {
             s.as_ref()
@@ -248,16 +353,54 @@ impl RequestMatch {
     }
 
     /// The URI prefix this block matched on, if it is a prefix match.
+    ///
+    /// ```
+    /// use mesh_route::{config::{HttpMatchRequest, StringMatch}, matcher::RequestMatch};
+    ///
+    /// let spec = HttpMatchRequest { uri: Some(StringMatch { prefix: Some("/v1/".into()), ..Default::default() }), ..Default::default() };
+    /// assert_eq!(RequestMatch::compile(&spec, "m").unwrap().uri_prefix(), Some("/v1/"));
+    /// assert_eq!(RequestMatch::default().uri_prefix(), None);
+    /// ```
     pub fn uri_prefix(&self) -> Option<&str> {
         self.uri.as_ref().and_then(StringMatcher::prefix)
     }
 
     /// Whether the block has a URI condition at all.
+    ///
+    /// ```
+    /// use mesh_route::{config::{HttpMatchRequest, StringMatch}, matcher::RequestMatch};
+    ///
+    /// let spec = HttpMatchRequest { uri: Some(StringMatch { exact: Some("/".into()), ..Default::default() }), ..Default::default() };
+    /// assert!(RequestMatch::compile(&spec, "m").unwrap().has_uri());
+    /// assert!(!RequestMatch::default().has_uri());
+    /// ```
     pub fn has_uri(&self) -> bool {
         self.uri.is_some()
     }
 
     /// Whether `request` (addressed to `authority`) satisfies every condition.
+    ///
+    /// ```
+    /// use mesh_route::{config::Config, matcher::RequestMatch};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: VirtualService
+    /// metadata: {name: api}
+    /// spec:
+    ///   hosts: [api.example.com]
+    ///   http:
+    ///   - match: [{uri: {prefix: /v1/}, method: {exact: POST}, headers: {x-beta: {}}}]
+    ///     directResponse: {status: 200}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let spec = &config.virtual_services[0].spec.http[0].match_[0];
+    /// let m = RequestMatch::compile(spec, "http[0].match[0]").unwrap();
+    /// let post = http::Request::post("/v1/orders").header("x-beta", "yes").body(()).unwrap();
+    /// assert!(m.matches(&post, "api.example.com"));
+    /// let get = http::Request::get("/v1/orders").header("x-beta", "yes").body(()).unwrap();
+    /// assert!(!m.matches(&get, "api.example.com"));
+    /// ```
     pub fn matches<B>(&self, request: &Request<B>, authority: &str) -> bool {
         let uri = request.uri();
         if let Some(m) = &self.uri

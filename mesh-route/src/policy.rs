@@ -15,6 +15,18 @@ use std::sync::Arc;
 
 /// The policy of `route`, or `None` when it configures none (so nothing is attached).
 /// `mesh_default` is the mesh's `defaultHttpRetryPolicy`, if any.
+///
+/// ```
+/// use mesh_route::{config::{Duration, HttpRetry, HttpRoute}, policy::compile};
+///
+/// let route = HttpRoute { timeout: Some(Duration::parse("2s").unwrap()), ..Default::default() };
+/// let policy = compile(&route, "http[0]", None).unwrap().unwrap();
+/// assert_eq!(policy.timeout, Some(std::time::Duration::from_secs(2)));
+/// assert!(policy.retry.is_some()); // Istio's default retries
+/// // `attempts: 0` disables retries; with nothing else set, there is no policy.
+/// let no_retries = HttpRoute { retries: Some(HttpRetry { attempts: Some(0), ..Default::default() }), ..Default::default() };
+/// assert!(compile(&no_retries, "http[0]", None).unwrap().is_none());
+/// ```
 pub fn compile(
     route: &HttpRoute,
     field: &str,

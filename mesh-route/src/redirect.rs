@@ -11,6 +11,14 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use mesh_core::{Body, body};
 
 /// Why a redirect or direct response could not be compiled.
+///
+/// ```
+/// use mesh_route::{config::HttpRedirect, redirect::Redirect};
+///
+/// let spec = HttpRedirect { redirect_code: Some(200), ..Default::default() };
+/// let error = Redirect::compile(&spec, "http[0].redirect").unwrap_err();
+/// assert_eq!(error.to_string(), "http[0].redirect.redirectCode: 200 is not a redirect status (300-399)");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct LocalRouteError {
@@ -19,6 +27,17 @@ pub struct LocalRouteError {
 }
 
 /// A compiled `redirect`.
+///
+/// ```
+/// use mesh_route::{config::HttpRedirect, redirect::Redirect};
+///
+/// let spec = HttpRedirect { scheme: Some("https".into()), redirect_code: Some(308), ..Default::default() };
+/// let redirect = Redirect::compile(&spec, "redirect").unwrap();
+/// let request = http::Request::get("/cart?id=7").body(()).unwrap();
+/// let response = redirect.respond(&request, "shop.example.com", None);
+/// assert_eq!(response.status(), 308);
+/// assert_eq!(response.headers()["location"], "https://shop.example.com/cart?id=7");
+/// ```
 #[derive(Clone, Debug)]
 pub struct Redirect {
     status: StatusCode,
@@ -38,6 +57,17 @@ enum PortChoice {
 
 impl Redirect {
     /// Compiles `redirect`; `field` is its path for errors.
+    ///
+    /// ```
+    /// use mesh_route::{config::HttpRedirect, redirect::Redirect};
+    ///
+    /// // Without `redirectCode`, the redirect is a 301.
+    /// let redirect = Redirect::compile(&HttpRedirect::default(), "redirect").unwrap();
+    /// let request = http::Request::get("/").body(()).unwrap();
+    /// assert_eq!(redirect.respond(&request, "a.example.com", None).status(), 301);
+    /// let bad = HttpRedirect { redirect_code: Some(404), ..Default::default() };
+    /// assert!(Redirect::compile(&bad, "redirect").is_err());
+    /// ```
     pub fn compile(redirect: &HttpRedirect, field: &str) -> Result<Self, LocalRouteError> {
         let code = redirect.redirect_code.unwrap_or(301);
         let status = u16::try_from(code)
@@ -65,6 +95,21 @@ impl Redirect {
 
     /// The redirect reply for `request`, addressed to `authority`; `matched_prefix` is the URI
     /// prefix the matching block used (for `prefixRewrite`).
+    ///
+    /// ```
+    /// use mesh_route::{config::{HttpRedirect, RedirectPortSelection}, redirect::Redirect};
+    ///
+    /// let spec = HttpRedirect {
+    ///     authority: Some("new.example.com".into()),
+    ///     prefix_rewrite: Some("/v2/".into()),
+    ///     derive_port: Some(RedirectPortSelection::FromProtocolDefault),
+    ///     ..Default::default()
+    /// };
+    /// let redirect = Redirect::compile(&spec, "redirect").unwrap();
+    /// let request = http::Request::get("/v1/items").body(()).unwrap();
+    /// let response = redirect.respond(&request, "old.example.com:8080", Some("/v1/"));
+    /// assert_eq!(response.headers()["location"], "http://new.example.com/v2/items");
+    /// ```
     pub fn respond<B>(
         &self,
         request: &Request<B>,
@@ -121,6 +166,15 @@ impl Redirect {
 }
 
 /// A compiled `directResponse`.
+///
+/// ```
+/// use mesh_route::{config::{HttpBody, HttpDirectResponse}, redirect::DirectResponse};
+///
+/// let spec = HttpDirectResponse { status: 503, body: Some(HttpBody { string: Some("down for maintenance".into()), bytes: None }) };
+/// let response = DirectResponse::compile(&spec, "directResponse").unwrap().respond();
+/// assert_eq!(response.status(), 503);
+/// assert_eq!(response.headers()["content-length"], "20");
+/// ```
 #[derive(Clone, Debug)]
 pub struct DirectResponse {
     status: StatusCode,
@@ -129,6 +183,16 @@ pub struct DirectResponse {
 
 impl DirectResponse {
     /// Compiles `direct`; `field` is its path for errors.
+    ///
+    /// ```
+    /// use mesh_route::{config::{HttpBody, HttpDirectResponse}, redirect::DirectResponse};
+    ///
+    /// let bytes = HttpDirectResponse { status: 200, body: Some(HttpBody { string: None, bytes: Some("aGk=".into()) }) };
+    /// let response = DirectResponse::compile(&bytes, "directResponse").unwrap().respond();
+    /// assert_eq!(response.headers()["content-length"], "2"); // base64 "hi"
+    /// let bad = HttpDirectResponse { status: 99, body: None };
+    /// assert!(DirectResponse::compile(&bad, "directResponse").unwrap_err().to_string().contains("directResponse.status"));
+    /// ```
     pub fn compile(direct: &HttpDirectResponse, field: &str) -> Result<Self, LocalRouteError> {
         let status = u16::try_from(direct.status)
             .ok()
@@ -156,6 +220,18 @@ impl DirectResponse {
     }
 
     /// The reply.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use mesh_route::{config::{HttpBody, HttpDirectResponse}, redirect::DirectResponse};
+    ///
+    /// let spec = HttpDirectResponse { status: 200, body: Some(HttpBody { string: Some("ok".into()), bytes: None }) };
+    /// let response = DirectResponse::compile(&spec, "directResponse").unwrap().respond();
+    /// assert_eq!(response.headers()["content-type"], "text/plain");
+    /// let body = tokio::runtime::Builder::new_current_thread().build().unwrap()
+    ///     .block_on(response.into_body().collect()).unwrap().to_bytes();
+    /// assert_eq!(body, "ok");
+    /// ```
     pub fn respond(&self) -> Response<Body> {
         let mut response = Response::new(body::full(self.body.clone()));
         *response.status_mut() = self.status;

@@ -14,9 +14,31 @@ use http::{
 use regex::Regex;
 
 /// Header carrying the path before a rewrite.
+///
+/// ```
+/// use mesh_route::{config::HttpRewrite, rewrite::{ORIGINAL_PATH, Rewrite}};
+///
+/// let spec = HttpRewrite { uri: Some("/".into()), ..Default::default() };
+/// let mut request = http::Request::get("/legacy/items").body(()).unwrap();
+/// Rewrite::compile(Some(&spec), None, "rewrite").unwrap().apply(&mut request, Some("/legacy/"));
+/// assert_eq!(request.headers()[ORIGINAL_PATH], "/legacy/items");
+/// ```
 pub const ORIGINAL_PATH: &str = "x-envoy-original-path";
 
 /// A compiled `rewrite` block (plus any authority set through header operations).
+///
+/// ```
+/// use mesh_route::{config::{HttpRewrite, RegexRewrite}, rewrite::Rewrite};
+///
+/// let spec = HttpRewrite {
+///     uri_regex_rewrite: Some(RegexRewrite { match_: "^/users/([0-9]+)$".into(), rewrite: "/v2/user/\\1".into() }),
+///     ..Default::default()
+/// };
+/// let rewrite = Rewrite::compile(Some(&spec), None, "rewrite").unwrap();
+/// let mut request = http::Request::get("/users/42?full=1").body(()).unwrap();
+/// rewrite.apply(&mut request, None);
+/// assert_eq!(request.uri(), "/v2/user/42?full=1");
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Rewrite {
     uri: Option<Box<str>>,
@@ -27,6 +49,20 @@ pub struct Rewrite {
 impl Rewrite {
     /// Compiles `rewrite`; `authority` (from a `host` header operation) is used when the block
     /// has none of its own.
+    ///
+    /// ```
+    /// use http::{HeaderValue, header::HOST};
+    /// use mesh_route::{config::HttpRewrite, rewrite::Rewrite};
+    ///
+    /// // No block of its own: the authority from the `host` header operation applies.
+    /// let rewrite = Rewrite::compile(None, Some(HeaderValue::from_static("b.example.com")), "rewrite").unwrap();
+    /// let mut request = http::Request::get("/").header(HOST, "a.example.com").body(()).unwrap();
+    /// rewrite.apply(&mut request, None);
+    /// assert_eq!(request.headers()[HOST], "b.example.com");
+    /// // An invalid regex is an error naming the field.
+    /// let bad = HttpRewrite { uri_regex_rewrite: Some(mesh_route::config::RegexRewrite { match_: "(".into(), rewrite: "/".into() }), ..Default::default() };
+    /// assert!(Rewrite::compile(Some(&bad), None, "rewrite").unwrap_err().to_string().starts_with("rewrite.uriRegexRewrite.match"));
+    /// ```
     pub fn compile(
         rewrite: Option<&HttpRewrite>,
         authority: Option<HeaderValue>,
@@ -67,11 +103,33 @@ impl Rewrite {
     }
 
     /// Whether the rewrite changes nothing.
+    ///
+    /// ```
+    /// use mesh_route::{config::HttpRewrite, rewrite::Rewrite};
+    ///
+    /// assert!(Rewrite::compile(None, None, "rewrite").unwrap().is_empty());
+    /// let spec = HttpRewrite { authority: Some("b.example.com".into()), ..Default::default() };
+    /// assert!(!Rewrite::compile(Some(&spec), None, "rewrite").unwrap().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.uri.is_none() && self.uri_regex.is_none() && self.authority.is_none()
     }
 
     /// Rewrites `request`. `matched_prefix` is the URI prefix the matching block used, if any.
+    ///
+    /// ```
+    /// use mesh_route::{config::HttpRewrite, rewrite::Rewrite};
+    ///
+    /// let spec = HttpRewrite { uri: Some("/v2/".into()), ..Default::default() };
+    /// let rewrite = Rewrite::compile(Some(&spec), None, "rewrite").unwrap();
+    /// let mut request = http::Request::get("/api/items").body(()).unwrap();
+    /// rewrite.apply(&mut request, Some("/api/"));
+    /// assert_eq!(request.uri(), "/v2/items");
+    /// // Without a matched prefix (exact or regex match), the whole path is replaced.
+    /// let mut request = http::Request::get("/api/items").body(()).unwrap();
+    /// rewrite.apply(&mut request, None);
+    /// assert_eq!(request.uri(), "/v2/");
+    /// ```
     pub fn apply<B>(&self, request: &mut Request<B>, matched_prefix: Option<&str>) {
         if let Some(authority) = &self.authority {
             request.headers_mut().insert(HOST, authority.clone());

@@ -34,6 +34,28 @@ impl StreamMatch {
 }
 
 /// A compiled `tcp` or `tls` route.
+///
+/// ```
+/// use mesh_route::{RouteTable, config::Config, stream_route::StreamDecision, table::RouteScope};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: db}
+/// spec: {hosts: [db.example.com, db-replica.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: db}
+/// spec:
+///   hosts: [db.example.com]
+///   tcp:
+///   - route: [{destination: {host: db.example.com, port: {number: 5432}}, weight: 90}, {destination: {host: db-replica.example.com}, weight: 10}]
+/// "#;
+/// let table = RouteTable::compile(&Config::from_yaml_str(yaml).unwrap().config).unwrap();
+/// let StreamDecision::Matched(rule) = table.route_stream(RouteScope::MESH, "db.example.com", 5432, None) else { panic!() };
+/// assert_eq!(rule.destinations().count(), 2);
+/// ```
 #[derive(Debug)]
 pub struct StreamRule {
     /// Match blocks, ORed; empty matches every connection.
@@ -51,17 +73,87 @@ impl StreamRule {
     }
 
     /// One destination, by weight.
+    ///
+    /// ```
+    /// use mesh_route::{RouteTable, config::Config, stream_route::StreamDecision, table::RouteScope};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: db}
+    /// spec: {hosts: [db.example.com, db-replica.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}], endpoints: [{address: 127.0.0.1}]}
+    /// ---
+    /// apiVersion: networking.istio.io/v1
+    /// kind: VirtualService
+    /// metadata: {name: db}
+    /// spec:
+    ///   hosts: [db.example.com]
+    ///   tcp:
+    ///   - route: [{destination: {host: db.example.com, port: {number: 5432}}, weight: 90}, {destination: {host: db-replica.example.com}, weight: 10}]
+    /// "#;
+    /// let table = RouteTable::compile(&Config::from_yaml_str(yaml).unwrap().config).unwrap();
+    /// let StreamDecision::Matched(rule) = table.route_stream(RouteScope::MESH, "db.example.com", 5432, None) else { panic!() };
+    /// let primary = (0..1000).filter(|_| &*rule.pick().host == "db.example.com").count();
+    /// assert!((800..1000).contains(&primary), "{primary}"); // about 900
+    /// ```
     pub fn pick(&self) -> &Destination {
         &crate::weights::pick(&self.destinations, self.total, |(_, upto)| *upto).0
     }
 
     /// Every destination, for inspection.
+    ///
+    /// ```
+    /// use mesh_route::{RouteTable, config::Config, stream_route::StreamDecision, table::RouteScope};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: db}
+    /// spec: {hosts: [db.example.com, db-replica.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}], endpoints: [{address: 127.0.0.1}]}
+    /// ---
+    /// apiVersion: networking.istio.io/v1
+    /// kind: VirtualService
+    /// metadata: {name: db}
+    /// spec:
+    ///   hosts: [db.example.com]
+    ///   tcp:
+    ///   - route: [{destination: {host: db.example.com, port: {number: 5432}}, weight: 90}, {destination: {host: db-replica.example.com}, weight: 10}]
+    /// "#;
+    /// let table = RouteTable::compile(&Config::from_yaml_str(yaml).unwrap().config).unwrap();
+    /// let StreamDecision::Matched(rule) = table.route_stream(RouteScope::MESH, "db.example.com", 5432, None) else { panic!() };
+    /// let ports: Vec<_> = rule.destinations().map(|d| (&*d.host, d.port)).collect();
+    /// assert_eq!(ports, [("db.example.com", Some(5432)), ("db-replica.example.com", None)]);
+    /// ```
     pub fn destinations(&self) -> impl Iterator<Item = &Destination> {
         self.destinations.iter().map(|(d, _)| d)
     }
 }
 
 /// Where a connection goes, as the route table decides.
+///
+/// ```
+/// use mesh_route::{RouteTable, config::Config, stream_route::StreamDecision, table::RouteScope};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: db}
+/// spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: db}
+/// spec:
+///   hosts: [db.example.com]
+///   tls:
+///   - match: [{port: 443, sniHosts: [db.example.com]}]
+///     route: [{destination: {host: db.example.com}}]
+/// "#;
+/// let table = RouteTable::compile(&Config::from_yaml_str(yaml).unwrap().config).unwrap();
+/// let decide = |sni| table.route_stream(RouteScope::MESH, "db.example.com", 443, sni);
+/// assert!(matches!(decide(Some("db.example.com")), StreamDecision::Matched(_)));
+/// assert!(matches!(decide(Some("other.example.com")), StreamDecision::NoRule));
+/// ```
 #[derive(Debug)]
 pub enum StreamDecision<'a> {
     /// No VirtualService or ServiceEntry claims the host (outbound: pass through or refuse,

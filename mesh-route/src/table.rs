@@ -38,6 +38,23 @@ use std::{
 ///
 /// Validation reports these (with file and document) before compilation; this error exists
 /// so that compiling an unvalidated config fails cleanly instead of panicking.
+///
+/// ```
+/// use mesh_route::{RouteTable, config::{Config, Destination, HttpRoute, HttpRouteDestination, Resource, VirtualService}};
+///
+/// // Built in Rust and not validated: a route to a subset no DestinationRule defines.
+/// let mut route = HttpRoute::default();
+/// route.route.push(HttpRouteDestination {
+///     destination: Destination { host: "catalog".into(), subset: Some("v9".into()), port: None },
+///     ..Default::default()
+/// });
+/// let mut vs = VirtualService { hosts: vec!["catalog".into()], ..Default::default() };
+/// vs.http.push(route);
+/// let mut config = Config::default();
+/// config.virtual_services.push(Resource::new("catalog", vs));
+/// let error = RouteTable::compile(&config).unwrap_err();
+/// assert!(error.to_string().starts_with("VirtualService catalog: "), "{error}");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("VirtualService {resource}: {message}")]
 pub struct CompileError {
@@ -46,6 +63,17 @@ pub struct CompileError {
 }
 
 /// A distinct upstream destination: a service host, optionally narrowed to a subset and port.
+///
+/// ```
+/// use mesh_route::{RouteTable, config::Config};
+///
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\nspec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n";
+/// let table = RouteTable::compile(&Config::from_yaml_str(yaml).unwrap().config).unwrap();
+/// let cluster = &table.clusters()[0];
+/// assert_eq!(&*cluster.host, "catalog.shop.svc.cluster.local");
+/// assert_eq!((cluster.subset.clone(), cluster.port), (None, None));
+/// assert!(cluster.labels.is_empty());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cluster {
     /// Canonical service host.
@@ -80,7 +108,27 @@ pub(crate) enum Action {
     Direct(DirectResponse),
 }
 
-/// One compiled `HTTPRoute`.
+/// One compiled `HTTPRoute`, as [`Decision::Matched`] returns it.
+///
+/// ```
+/// use mesh_route::{RouteTable, config::Config, table::Decision};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: old-api}
+/// spec:
+///   hosts: [api.example.com]
+///   http:
+///   - name: moved
+///     redirect: {authority: new.example.com}
+/// "#;
+/// let table = RouteTable::compile(&Config::from_yaml_str(yaml).unwrap().config).unwrap();
+/// let request = http::Request::get("http://api.example.com/v1").body(()).unwrap();
+/// let Decision::Matched { rule, info, .. } = table.route(&request) else { panic!("no rule") };
+/// assert_eq!(&*info.name, "moved");
+/// assert!(format!("{rule:?}").contains("Redirect"));
+/// ```
 #[derive(Debug)]
 pub struct Rule {
     /// One entry per `match` block (OR-ed), with the route name to log when it matches.
@@ -125,14 +173,41 @@ struct VirtualHost {
 
 /// Which routes a lookup uses: the mesh's (sidecar outbound), or those VirtualServices attach
 /// to the Gateway servers of one port.
+///
+/// ```
+/// use mesh_route::table::RouteScope;
+///
+/// assert_eq!(RouteScope::default(), RouteScope::MESH);
+/// assert!(!RouteScope::MESH.is_gateway());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RouteScope(u16);
 
 impl RouteScope {
     /// The mesh's routes (`gateways: [mesh]`, the default).
+    ///
+    /// ```
+    /// use mesh_route::{RouteTable, table::{Decision, RouteScope}};
+    ///
+    /// // An empty table knows no host in the mesh scope.
+    /// let request = http::Request::get("http://catalog/").body(()).unwrap();
+    /// let table = RouteTable::default();
+    /// assert!(matches!(table.route_in(RouteScope::MESH, &request), Decision::UnknownHost));
+    /// ```
     pub const MESH: RouteScope = RouteScope(0);
 
     /// Whether this is a gateway port's scope.
+    ///
+    /// ```
+    /// use mesh_route::{RouteTable, config::{Config, gateway::served_ports}, table::RouteScope};
+    ///
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let ports = served_ports(&config, &Default::default()).unwrap();
+    /// let table = RouteTable::compile_for(&config, &ports).unwrap();
+    /// assert!(table.gateway_scope(8080).unwrap().is_gateway());
+    /// assert!(!RouteScope::MESH.is_gateway());
+    /// ```
     pub fn is_gateway(self) -> bool {
         self.0 != 0
     }
@@ -159,6 +234,17 @@ struct GatewayRoutes {
 }
 
 /// The outcome of looking a request up in the [`RouteTable`].
+///
+/// ```
+/// use mesh_route::{RouteTable, config::Config, table::Decision};
+///
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\nspec: {hosts: [api.example.com], http: [{match: [{uri: {prefix: /v1}}], directResponse: {status: 200}}]}\n";
+/// let table = RouteTable::compile(&Config::from_yaml_str(yaml).unwrap().config).unwrap();
+/// let get = |uri: &str| http::Request::get(uri).body(()).unwrap();
+/// assert!(matches!(table.route(&get("http://api.example.com/v1/x")), Decision::Matched { matched_prefix: Some("/v1"), .. }));
+/// assert!(matches!(table.route(&get("http://api.example.com/v2")), Decision::NoRule));
+/// assert!(matches!(table.route(&get("http://elsewhere.example.com/")), Decision::UnknownHost));
+/// ```
 #[derive(Debug)]
 pub enum Decision<'a> {
     /// No VirtualService or ServiceEntry claims the request's host.
@@ -177,6 +263,26 @@ pub enum Decision<'a> {
 }
 
 /// A compiled, immutable route table.
+///
+/// ```
+/// use mesh_route::{RouteTable, config::Config, table::Decision};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: catalog, namespace: shop}
+/// spec:
+///   hosts: [catalog]
+///   http:
+///   - {name: beta, match: [{headers: {x-beta: {exact: "1"}}}], directResponse: {status: 204}}
+///   - {name: rest, directResponse: {status: 200}}
+/// "#;
+/// let table = RouteTable::compile(&Config::from_yaml_str(yaml).unwrap().config).unwrap();
+/// // Any alias of the service reaches its rules, in order.
+/// let request = http::Request::get("http://catalog.shop.svc/").header("x-beta", "1").body(()).unwrap();
+/// let Decision::Matched { info, .. } = table.route(&request) else { panic!() };
+/// assert_eq!(&*info.name, "beta");
+/// ```
 #[derive(Debug, Default)]
 pub struct RouteTable {
     /// The mesh scope's hosts.
@@ -217,6 +323,30 @@ impl RouteTable {
     /// Compiles `config` into a route table with a scope for each port of the Gateways a proxy
     /// with `gateway_ports` serves (see [`served_ports`](crate::config::gateway::served_ports)):
     /// the VirtualServices naming one of the port's Gateways, for the hosts its servers expose.
+    ///
+    /// ```
+    /// use mesh_route::{RouteTable, config::{Config, gateway::served_ports}, table::Decision};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: Gateway
+    /// metadata: {name: edge, namespace: shop}
+    /// spec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: [shop.example.com]}]}
+    /// ---
+    /// apiVersion: networking.istio.io/v1
+    /// kind: VirtualService
+    /// metadata: {name: shop, namespace: shop}
+    /// spec: {hosts: ["*"], gateways: [edge], http: [{directResponse: {status: 200}}]}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let table = RouteTable::compile_for(&config, &served_ports(&config, &Default::default()).unwrap()).unwrap();
+    /// let scope = table.gateway_scope(8080).unwrap();
+    /// let get = |uri: &str| http::Request::get(uri).body(()).unwrap();
+    /// assert!(matches!(table.route_in(scope, &get("http://shop.example.com/")), Decision::Matched { .. }));
+    /// // The server exposes only shop.example.com; the VirtualService is not on the mesh.
+    /// assert!(matches!(table.route_in(scope, &get("http://other.example.com/")), Decision::NoRule));
+    /// assert!(matches!(table.route(&get("http://shop.example.com/")), Decision::UnknownHost));
+    /// ```
     pub fn compile_for(
         config: &Config,
         gateway_ports: &[ServedPort<'_>],
@@ -245,6 +375,18 @@ impl RouteTable {
     }
 
     /// The scope of gateway port `port`, if this table has one.
+    ///
+    /// ```
+    /// use mesh_route::{RouteTable, config::{Config, gateway::served_ports}};
+    ///
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let table = RouteTable::compile_for(&config, &served_ports(&config, &Default::default()).unwrap()).unwrap();
+    /// assert!(table.gateway_scope(8080).is_some());
+    /// assert!(table.gateway_scope(9090).is_none());
+    /// // Compiled without gateway ports, a table has no gateway scope.
+    /// assert!(RouteTable::compile(&config).unwrap().gateway_scope(8080).is_none());
+    /// ```
     pub fn gateway_scope(&self, port: u16) -> Option<RouteScope> {
         self.gateways
             .iter()
@@ -256,6 +398,27 @@ impl RouteTable {
     /// Where a connection goes: a tunnel to `host` (mesh scope: CONNECT through the outbound
     /// listener) or a connection to a gateway port (its `tcp` routes, or with `sni` its `tls`
     /// routes); `port` is the host's port or the gateway's.
+    ///
+    /// ```
+    /// use mesh_route::{RouteTable, config::Config, stream_route::StreamDecision, table::RouteScope};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: db}
+    /// spec: {hosts: [db], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}], endpoints: [{address: 127.0.0.1}]}
+    /// ---
+    /// apiVersion: networking.istio.io/v1
+    /// kind: VirtualService
+    /// metadata: {name: db}
+    /// spec: {hosts: [db], tcp: [{match: [{port: 5432}], route: [{destination: {host: db}}]}]}
+    /// "#;
+    /// let table = RouteTable::compile(&Config::from_yaml_str(yaml).unwrap().config).unwrap();
+    /// let StreamDecision::Matched(rule) = table.route_stream(RouteScope::MESH, "db", 5432, None) else { panic!() };
+    /// assert_eq!(&*rule.pick().host, "db");
+    /// assert!(matches!(table.route_stream(RouteScope::MESH, "db", 5433, None), StreamDecision::NoRule));
+    /// assert!(matches!(table.route_stream(RouteScope::MESH, "cache", 6379, None), StreamDecision::UnknownHost));
+    /// ```
     pub fn route_stream(
         &self,
         scope: RouteScope,
@@ -283,17 +446,49 @@ impl RouteTable {
     }
 
     /// Every distinct destination, indexed by [`Destination::cluster`].
+    ///
+    /// ```
+    /// use mesh_route::{RouteTable, config::Config, table::Decision};
+    ///
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\nspec: {hosts: [catalog, reviews], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n";
+    /// let table = RouteTable::compile(&Config::from_yaml_str(yaml).unwrap().config).unwrap();
+    /// let hosts: Vec<&str> = table.clusters().iter().map(|c| &*c.host).collect();
+    /// assert_eq!(hosts, ["catalog", "reviews"]);
+    /// ```
     pub fn clusters(&self) -> &[Cluster] {
         &self.clusters
     }
 
     /// Looks `request` up: host (from the absolute-form URI, else `Host`), then rules in order.
+    ///
+    /// ```
+    /// use mesh_route::{RouteTable, config::Config, table::Decision};
+    ///
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\nspec: {hosts: [api.example.com], http: [{directResponse: {status: 200}}]}\n";
+    /// let table = RouteTable::compile(&Config::from_yaml_str(yaml).unwrap().config).unwrap();
+    /// // Origin-form request: the host comes from the `Host` header (port and case ignored).
+    /// let request = http::Request::get("/items").header("host", "API.example.com:80").body(()).unwrap();
+    /// let Decision::Matched { info, .. } = table.route(&request) else { panic!() };
+    /// assert_eq!(&*info.virtual_service, "api");
+    /// ```
     pub fn route<B>(&self, request: &Request<B>) -> Decision<'_> {
         self.route_in(RouteScope::MESH, request)
     }
 
     /// Looks `request` up among the routes of `scope`. A host no gateway route claims is
     /// [`Decision::NoRule`] there (404): a gateway never passes unknown hosts through.
+    ///
+    /// ```
+    /// use mesh_route::{RouteTable, config::{Config, gateway::served_ports}, table::{Decision, RouteScope}};
+    ///
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let table = RouteTable::compile_for(&config, &served_ports(&config, &Default::default()).unwrap()).unwrap();
+    /// let request = http::Request::get("http://unknown.example.com/").body(()).unwrap();
+    /// let gateway = table.gateway_scope(8080).unwrap();
+    /// assert!(matches!(table.route_in(gateway, &request), Decision::NoRule));
+    /// assert!(matches!(table.route_in(RouteScope::MESH, &request), Decision::UnknownHost));
+    /// ```
     pub fn route_in<B>(&self, scope: RouteScope, request: &Request<B>) -> Decision<'_> {
         let (hosts, unknown) = match self.scope(scope) {
             Some(gateway) => (&gateway.hosts, Decision::NoRule),

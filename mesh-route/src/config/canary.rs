@@ -33,27 +33,189 @@ use super::virtual_service::{
 };
 
 /// The built-in metric of the share of non-5xx answers, in percent.
+///
+/// ```
+/// use mesh_route::config::{Config, canary::REQUEST_SUCCESS_RATE};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: catalog, namespace: shop}
+/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: flagger.app/v1beta1
+/// kind: Canary
+/// metadata: {name: catalog, namespace: shop}
+/// spec:
+///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+///   service: {port: 80, hosts: [catalog.example.com]}
+///   analysis:
+///     interval: 30s
+///     threshold: 3
+///     stepWeight: 20
+///     maxWeight: 60
+///     metrics:
+///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+///     - {name: request-duration, threshold: 500}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let canary = &config.canaries[0];
+/// assert_eq!(canary.spec.analysis.metrics[0].name, REQUEST_SUCCESS_RATE);
+/// ```
 pub const REQUEST_SUCCESS_RATE: &str = "request-success-rate";
 /// The built-in metric of the p99 request duration, in milliseconds.
+///
+/// ```
+/// use mesh_route::config::{Config, canary::REQUEST_DURATION};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: catalog, namespace: shop}
+/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: flagger.app/v1beta1
+/// kind: Canary
+/// metadata: {name: catalog, namespace: shop}
+/// spec:
+///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+///   service: {port: 80, hosts: [catalog.example.com]}
+///   analysis:
+///     interval: 30s
+///     threshold: 3
+///     stepWeight: 20
+///     maxWeight: 60
+///     metrics:
+///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+///     - {name: request-duration, threshold: 500}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let canary = &config.canaries[0];
+/// assert_eq!(canary.spec.analysis.metrics[1].name, REQUEST_DURATION);
+/// ```
 pub const REQUEST_DURATION: &str = "request-duration";
 
 /// Annotation naming the primary's subset of the service host.
+///
+/// ```
+/// use mesh_route::config::{Canary, Resource, canary::PRIMARY_SUBSET};
+///
+/// let mut canary = Resource::new("catalog", Canary::default());
+/// canary.spec.target_ref.name = "catalog".into();
+/// canary.spec.service.port = 80;
+/// canary.meta.annotations.insert(PRIMARY_SUBSET.into(), "v1".into());
+/// let primary = Canary::primary(&canary);
+/// assert_eq!((primary.host.as_str(), primary.subset.as_deref()), ("catalog", Some("v1")));
+/// ```
 pub const PRIMARY_SUBSET: &str = "mesh/primary-subset";
 /// Annotation naming the canary's subset of the service host.
+///
+/// ```
+/// use mesh_route::config::{Canary, Resource, canary::CANARY_SUBSET};
+///
+/// let mut canary = Resource::new("catalog", Canary::default());
+/// canary.spec.target_ref.name = "catalog".into();
+/// canary.spec.service.port = 80;
+/// canary.meta.annotations.insert(CANARY_SUBSET.into(), "v2".into());
+/// let destination = Canary::canary(&canary);
+/// assert_eq!((destination.host.as_str(), destination.subset.as_deref()), ("catalog", Some("v2")));
+/// ```
 pub const CANARY_SUBSET: &str = "mesh/canary-subset";
 /// Annotation naming the primary's host.
+///
+/// ```
+/// use mesh_route::config::{Canary, Resource, canary::PRIMARY_HOST};
+///
+/// let mut canary = Resource::new("catalog", Canary::default());
+/// canary.spec.target_ref.name = "catalog".into();
+/// canary.spec.service.port = 80;
+/// canary.meta.annotations.insert(PRIMARY_HOST.into(), "catalog-stable".into());
+/// assert_eq!(Canary::primary(&canary).host, "catalog-stable");
+/// ```
 pub const PRIMARY_HOST: &str = "mesh/primary-host";
 /// Annotation naming the canary's host.
+///
+/// ```
+/// use mesh_route::config::{Canary, Resource, canary::CANARY_HOST};
+///
+/// let mut canary = Resource::new("catalog", Canary::default());
+/// canary.spec.target_ref.name = "catalog".into();
+/// canary.spec.service.port = 80;
+/// canary.meta.annotations.insert(CANARY_HOST.into(), "catalog-next".into());
+/// assert_eq!(Canary::canary(&canary).host, "catalog-next");
+/// assert_eq!(Canary::primary(&canary).host, "catalog-primary"); // Flagger's default
+/// ```
 pub const CANARY_HOST: &str = "mesh/canary-host";
 /// Annotation naming the canary's workload in Prometheus queries.
+///
+/// ```
+/// use mesh_route::config::{Config, canary::CANARY_WORKLOAD};
+///
+/// let yaml = format!(r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {{name: catalog}}
+/// spec: {{hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{{number: 80, name: http}}], endpoints: [{{address: 127.0.0.1}}]}}
+/// ---
+/// apiVersion: flagger.app/v1beta1
+/// kind: Canary
+/// metadata: {{name: catalog, annotations: {{{CANARY_WORKLOAD}: catalog-v2}}}}
+/// spec: {{targetRef: {{name: catalog}}, service: {{port: 80}}, analysis: {{stepWeight: 10}}}}
+/// "#);
+/// let config = Config::from_yaml_str(&yaml).unwrap().config;
+/// assert_eq!(config.canaries[0].meta.annotations[CANARY_WORKLOAD], "catalog-v2");
+/// ```
 pub const CANARY_WORKLOAD: &str = "mesh/canary-workload";
 
 /// Flagger's analysis interval when none is given.
+///
+/// ```
+/// use mesh_route::config::{Canary, canary::DEFAULT_INTERVAL};
+///
+/// assert_eq!(Canary::default().interval(), DEFAULT_INTERVAL);
+/// ```
 pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 /// Flagger's metric window when none is given.
+///
+/// ```
+/// use mesh_route::config::canary::{CanaryMetric, DEFAULT_METRIC_INTERVAL};
+///
+/// assert_eq!(CanaryMetric::default().window(), DEFAULT_METRIC_INTERVAL);
+/// ```
 pub const DEFAULT_METRIC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Flagger `Canary` spec; see the [module docs](self).
+///
+/// ```
+/// use mesh_route::config::{Config, canary::Strategy};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: catalog, namespace: shop}
+/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: flagger.app/v1beta1
+/// kind: Canary
+/// metadata: {name: catalog, namespace: shop}
+/// spec:
+///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+///   service: {port: 80, hosts: [catalog.example.com]}
+///   analysis:
+///     interval: 30s
+///     threshold: 3
+///     stepWeight: 20
+///     maxWeight: 60
+///     metrics:
+///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+///     - {name: request-duration, threshold: 500}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let canary = &config.canaries[0];
+/// assert_eq!(canary.spec.service_name(), "catalog");
+/// assert_eq!(canary.spec.strategy(), Strategy::Canary);
+/// assert_eq!(config.with_canary_routes().virtual_services[0].spec.hosts, ["catalog", "catalog.example.com"]);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Canary {
@@ -89,6 +251,36 @@ pub struct Canary {
 }
 
 /// `spec.targetRef`: the workload released.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: catalog, namespace: shop}
+/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: flagger.app/v1beta1
+/// kind: Canary
+/// metadata: {name: catalog, namespace: shop}
+/// spec:
+///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+///   service: {port: 80, hosts: [catalog.example.com]}
+///   analysis:
+///     interval: 30s
+///     threshold: 3
+///     stepWeight: 20
+///     maxWeight: 60
+///     metrics:
+///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+///     - {name: request-duration, threshold: 500}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let canary = &config.canaries[0];
+/// let target = &canary.spec.target_ref;
+/// assert_eq!((target.kind.as_deref(), target.name.as_str()), (Some("Deployment"), "catalog"));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TargetRef {
@@ -103,6 +295,37 @@ pub struct TargetRef {
 }
 
 /// `spec.service`: the service and the settings of the routes the Canary writes.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: catalog, namespace: shop}
+/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: flagger.app/v1beta1
+/// kind: Canary
+/// metadata: {name: catalog, namespace: shop}
+/// spec:
+///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+///   service: {port: 80, hosts: [catalog.example.com]}
+///   analysis:
+///     interval: 30s
+///     threshold: 3
+///     stepWeight: 20
+///     maxWeight: 60
+///     metrics:
+///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+///     - {name: request-duration, threshold: 500}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let canary = &config.canaries[0];
+/// let service = &canary.spec.service;
+/// assert_eq!((service.name.as_deref(), service.port), (None, 80));
+/// assert_eq!(service.hosts, ["catalog.example.com"]);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CanaryService {
@@ -153,6 +376,37 @@ pub struct CanaryService {
 }
 
 /// `spec.analysis`: how the canary is judged and how traffic moves.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: catalog, namespace: shop}
+/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: flagger.app/v1beta1
+/// kind: Canary
+/// metadata: {name: catalog, namespace: shop}
+/// spec:
+///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+///   service: {port: 80, hosts: [catalog.example.com]}
+///   analysis:
+///     interval: 30s
+///     threshold: 3
+///     stepWeight: 20
+///     maxWeight: 60
+///     metrics:
+///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+///     - {name: request-duration, threshold: 500}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let canary = &config.canaries[0];
+/// let analysis = &canary.spec.analysis;
+/// assert_eq!((analysis.step_weight, analysis.max_weight), (Some(20), Some(60)));
+/// assert_eq!(analysis.metrics.len(), 2);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CanaryAnalysis {
@@ -207,6 +461,37 @@ pub struct CanaryAnalysis {
 }
 
 /// One check of `spec.analysis.metrics`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: catalog, namespace: shop}
+/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: flagger.app/v1beta1
+/// kind: Canary
+/// metadata: {name: catalog, namespace: shop}
+/// spec:
+///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+///   service: {port: 80, hosts: [catalog.example.com]}
+///   analysis:
+///     interval: 30s
+///     threshold: 3
+///     stepWeight: 20
+///     maxWeight: 60
+///     metrics:
+///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+///     - {name: request-duration, threshold: 500}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let canary = &config.canaries[0];
+/// let success = &canary.spec.analysis.metrics[0];
+/// assert_eq!(success.window(), std::time::Duration::from_secs(120));
+/// assert!(success.range().admits(99.5));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CanaryMetric {
@@ -233,6 +518,36 @@ pub struct CanaryMetric {
 }
 
 /// `thresholdRange`: a check fails when the value is below `min` or above `max`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: catalog, namespace: shop}
+/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: flagger.app/v1beta1
+/// kind: Canary
+/// metadata: {name: catalog, namespace: shop}
+/// spec:
+///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+///   service: {port: 80, hosts: [catalog.example.com]}
+///   analysis:
+///     interval: 30s
+///     threshold: 3
+///     stepWeight: 20
+///     maxWeight: 60
+///     metrics:
+///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+///     - {name: request-duration, threshold: 500}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let canary = &config.canaries[0];
+/// let range = canary.spec.analysis.metrics[0].threshold_range.unwrap();
+/// assert_eq!((range.min, range.max), (Some(99.0), None));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ThresholdRange {
@@ -245,6 +560,18 @@ pub struct ThresholdRange {
 }
 
 /// How a Canary's traffic is split now; the default sends everything to the primary.
+///
+/// ```
+/// use mesh_route::config::{Canary, CanaryRouting, Resource};
+///
+/// let mut spec = Canary::default();
+/// spec.target_ref.name = "catalog".into();
+/// spec.service.port = 80;
+/// let routing = CanaryRouting { canary_weight: 10, mirror: true, ..Default::default() };
+/// let vs = Canary::virtual_service(&Resource::new("catalog", spec), routing);
+/// assert_eq!(vs.http[0].route[1].weight, Some(10));
+/// assert_eq!(vs.http[0].mirror.as_ref().unwrap().host, "catalog-canary");
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryRouting {
@@ -260,6 +587,17 @@ pub struct CanaryRouting {
 
 impl CanaryRouting {
     /// Everything to the canary: a promoted Canary.
+    ///
+    /// ```
+    /// use mesh_route::config::{Canary, CanaryRouting, Resource};
+    ///
+    /// let mut spec = Canary::default();
+    /// spec.target_ref.name = "catalog".into();
+    /// spec.service.port = 80;
+    /// let vs = Canary::virtual_service(&Resource::new("catalog", spec), CanaryRouting::PROMOTED);
+    /// let weights: Vec<_> = vs.http[0].route.iter().map(|d| d.weight).collect();
+    /// assert_eq!(weights, [Some(0), Some(100)]);
+    /// ```
     pub const PROMOTED: CanaryRouting = CanaryRouting {
         canary_weight: 100,
         matched_to_canary: true,
@@ -268,6 +606,17 @@ impl CanaryRouting {
 }
 
 /// The strategy a Canary's analysis follows (Flagger's selection rules).
+///
+/// ```
+/// use mesh_route::config::{Canary, HttpMatchRequest, canary::Strategy};
+///
+/// let mut canary = Canary::default();
+/// assert_eq!(canary.strategy(), Strategy::Canary);
+/// canary.analysis.iterations = Some(5);
+/// assert_eq!(canary.strategy(), Strategy::BlueGreen);
+/// canary.analysis.match_.push(HttpMatchRequest::default());
+/// assert_eq!(canary.strategy(), Strategy::AbTesting);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
     /// Weights move step by step (`stepWeight` / `stepWeights`).
@@ -282,6 +631,17 @@ pub enum Strategy {
 impl Canary {
     /// Whether `a` and `b` are the same revision of a Canary: the same metadata and spec, but
     /// for `suspend` (holding an analysis does not start a new one).
+    ///
+    /// ```
+    /// use mesh_route::config::{Canary, Resource};
+    ///
+    /// let a = Resource::new("catalog", Canary::default());
+    /// let mut b = a.clone();
+    /// b.spec.suspend = true;
+    /// assert!(Canary::same_revision(&a, &b)); // suspending is not a new revision
+    /// b.spec.analysis.step_weight = Some(5);
+    /// assert!(!Canary::same_revision(&a, &b));
+    /// ```
     pub fn same_revision(a: &Resource<Canary>, b: &Resource<Canary>) -> bool {
         let unsuspended = |c: &Canary| Canary {
             suspend: false,
@@ -291,6 +651,16 @@ impl Canary {
     }
 
     /// The service name: `spec.service.name`, else `spec.targetRef.name`.
+    ///
+    /// ```
+    /// use mesh_route::config::Canary;
+    ///
+    /// let mut canary = Canary::default();
+    /// canary.target_ref.name = "catalog".into();
+    /// assert_eq!(canary.service_name(), "catalog");
+    /// canary.service.name = Some("catalog-svc".into());
+    /// assert_eq!(canary.service_name(), "catalog-svc");
+    /// ```
     pub fn service_name(&self) -> &str {
         self.service
             .name
@@ -300,6 +670,35 @@ impl Canary {
 
     /// The strategy: `match` and `iterations` → A/B testing; `iterations` alone → Blue/Green;
     /// otherwise the weighted canary.
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, canary::Strategy};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// ---
+    /// apiVersion: flagger.app/v1beta1
+    /// kind: Canary
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec:
+    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    ///   service: {port: 80, hosts: [catalog.example.com]}
+    ///   analysis:
+    ///     interval: 30s
+    ///     threshold: 3
+    ///     stepWeight: 20
+    ///     maxWeight: 60
+    ///     metrics:
+    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    ///     - {name: request-duration, threshold: 500}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let canary = &config.canaries[0];
+    /// assert_eq!(canary.spec.strategy(), Strategy::Canary); // stepWeight, no iterations
+    /// ```
     pub fn strategy(&self) -> Strategy {
         match (self.analysis.iterations, self.analysis.match_.is_empty()) {
             (Some(n), false) if n > 0 => Strategy::AbTesting,
@@ -309,11 +708,51 @@ impl Canary {
     }
 
     /// The analysis interval (default 60 s).
+    ///
+    /// ```
+    /// use mesh_route::config::Config;
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// ---
+    /// apiVersion: flagger.app/v1beta1
+    /// kind: Canary
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec:
+    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    ///   service: {port: 80, hosts: [catalog.example.com]}
+    ///   analysis:
+    ///     interval: 30s
+    ///     threshold: 3
+    ///     stepWeight: 20
+    ///     maxWeight: 60
+    ///     metrics:
+    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    ///     - {name: request-duration, threshold: 500}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let canary = &config.canaries[0];
+    /// assert_eq!(canary.spec.interval(), std::time::Duration::from_secs(30));
+    /// ```
     pub fn interval(&self) -> std::time::Duration {
         self.analysis.interval.map_or(DEFAULT_INTERVAL, |d| d.get())
     }
 
     /// Failed checks that roll the canary back (Flagger: 1 when not positive).
+    ///
+    /// ```
+    /// use mesh_route::config::Canary;
+    ///
+    /// let mut canary = Canary::default();
+    /// assert_eq!(canary.threshold(), 1);
+    /// canary.analysis.threshold = Some(-2);
+    /// assert_eq!(canary.threshold(), 1); // not positive: Flagger's 1
+    /// canary.analysis.threshold = Some(5);
+    /// assert_eq!(canary.threshold(), 5);
+    /// ```
     pub fn threshold(&self) -> u32 {
         self.analysis
             .threshold
@@ -323,6 +762,15 @@ impl Canary {
 
     /// The canary weight at which the canary is promoted: `maxWeight` (default 100), or the
     /// last of `stepWeights` when those are walked.
+    ///
+    /// ```
+    /// use mesh_route::config::Canary;
+    ///
+    /// let mut canary = Canary::default();
+    /// assert_eq!(canary.max_weight(), 100);
+    /// canary.analysis.step_weights = vec![5, 10, 40];
+    /// assert_eq!(canary.max_weight(), 40);
+    /// ```
     pub fn max_weight(&self) -> u32 {
         match (self.analysis.step_weight, self.analysis.step_weights.last()) {
             (None | Some(0), Some(&last)) => last,
@@ -331,6 +779,17 @@ impl Canary {
     }
 
     /// The canary weight after `current` on the way to promotion.
+    ///
+    /// ```
+    /// use mesh_route::config::Canary;
+    ///
+    /// let mut canary = Canary::default();
+    /// canary.analysis.step_weight = Some(30);
+    /// assert_eq!((canary.next_weight(0), canary.next_weight(90)), (30, 100));
+    /// canary.analysis.step_weight = None;
+    /// canary.analysis.step_weights = vec![5, 25, 50];
+    /// assert_eq!((canary.next_weight(5), canary.next_weight(50)), (25, 100));
+    /// ```
     pub fn next_weight(&self, current: u32) -> u32 {
         match self.analysis.step_weight {
             Some(step) if step > 0 => (current + step).min(100),
@@ -366,16 +825,106 @@ impl Canary {
     }
 
     /// The primary destination of `canary` (whose annotations may name it).
+    ///
+    /// ```
+    /// use mesh_route::config::Config;
+    /// use mesh_route::config::Canary;
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// ---
+    /// apiVersion: flagger.app/v1beta1
+    /// kind: Canary
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec:
+    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    ///   service: {port: 80, hosts: [catalog.example.com]}
+    ///   analysis:
+    ///     interval: 30s
+    ///     threshold: 3
+    ///     stepWeight: 20
+    ///     maxWeight: 60
+    ///     metrics:
+    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    ///     - {name: request-duration, threshold: 500}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let canary = &config.canaries[0];
+    /// let primary = Canary::primary(canary);
+    /// assert_eq!((primary.host.as_str(), primary.port.unwrap().number), ("catalog-primary", 80));
+    /// ```
     pub fn primary(canary: &Resource<Canary>) -> Destination {
         canary.spec.destination(canary, Side::Primary)
     }
 
     /// The canary destination of `canary` (whose annotations may name it).
+    ///
+    /// ```
+    /// use mesh_route::config::{Canary, Config};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// ---
+    /// apiVersion: flagger.app/v1beta1
+    /// kind: Canary
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec:
+    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    ///   service: {port: 80, hosts: [catalog.example.com]}
+    ///   analysis:
+    ///     interval: 30s
+    ///     threshold: 3
+    ///     stepWeight: 20
+    ///     maxWeight: 60
+    ///     metrics:
+    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    ///     - {name: request-duration, threshold: 500}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let canary = &config.canaries[0];
+    /// let destination = Canary::canary(canary);
+    /// assert_eq!((destination.host.as_str(), destination.subset), ("catalog-canary", None));
+    /// ```
     pub fn canary(canary: &Resource<Canary>) -> Destination {
         canary.spec.destination(canary, Side::Canary)
     }
 
     /// The hosts the Canary routes: the service name, then `service.hosts`.
+    ///
+    /// ```
+    /// use mesh_route::config::Config;
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// ---
+    /// apiVersion: flagger.app/v1beta1
+    /// kind: Canary
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec:
+    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    ///   service: {port: 80, hosts: [catalog.example.com]}
+    ///   analysis:
+    ///     interval: 30s
+    ///     threshold: 3
+    ///     stepWeight: 20
+    ///     maxWeight: 60
+    ///     metrics:
+    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    ///     - {name: request-duration, threshold: 500}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let canary = &config.canaries[0];
+    /// assert_eq!(canary.spec.hosts(), ["catalog", "catalog.example.com"]);
+    /// ```
     pub fn hosts(&self) -> Vec<String> {
         let mut hosts = vec![self.service_name().to_owned()];
         for host in &self.service.hosts {
@@ -727,11 +1276,73 @@ fn validate_metric(metric: &CanaryMetric, at: &str, r: &mut Reporter<'_>) {
 
 impl CanaryMetric {
     /// The window the metric is computed over (default 1 m).
+    ///
+    /// ```
+    /// use mesh_route::config::Config;
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// ---
+    /// apiVersion: flagger.app/v1beta1
+    /// kind: Canary
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec:
+    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    ///   service: {port: 80, hosts: [catalog.example.com]}
+    ///   analysis:
+    ///     interval: 30s
+    ///     threshold: 3
+    ///     stepWeight: 20
+    ///     maxWeight: 60
+    ///     metrics:
+    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    ///     - {name: request-duration, threshold: 500}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let canary = &config.canaries[0];
+    /// let metrics = &canary.spec.analysis.metrics;
+    /// assert_eq!(metrics[0].window().as_secs(), 120);
+    /// assert_eq!(metrics[1].window().as_secs(), 60); // default 1 m
+    /// ```
     pub fn window(&self) -> std::time::Duration {
         self.interval.map_or(DEFAULT_METRIC_INTERVAL, |d| d.get())
     }
 
     /// The passing range: `thresholdRange`, or the deprecated `threshold` as its minimum.
+    ///
+    /// ```
+    /// use mesh_route::config::Config;
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// ---
+    /// apiVersion: flagger.app/v1beta1
+    /// kind: Canary
+    /// metadata: {name: catalog, namespace: shop}
+    /// spec:
+    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    ///   service: {port: 80, hosts: [catalog.example.com]}
+    ///   analysis:
+    ///     interval: 30s
+    ///     threshold: 3
+    ///     stepWeight: 20
+    ///     maxWeight: 60
+    ///     metrics:
+    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    ///     - {name: request-duration, threshold: 500}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let canary = &config.canaries[0];
+    /// // `threshold: 500` is the deprecated form of `thresholdRange.min`.
+    /// let range = canary.spec.analysis.metrics[1].range();
+    /// assert_eq!((range.min, range.max), (Some(500.0), None));
+    /// ```
     pub fn range(&self) -> ThresholdRange {
         self.threshold_range.unwrap_or(ThresholdRange {
             min: self.threshold,
@@ -742,6 +1353,15 @@ impl CanaryMetric {
 
 impl ThresholdRange {
     /// Whether `value` passes: not below `min`, not above `max` (bounds pass).
+    ///
+    /// ```
+    /// use mesh_route::config::canary::ThresholdRange;
+    ///
+    /// let range = ThresholdRange { min: Some(99.0), max: Some(100.0) };
+    /// assert!(range.admits(99.0) && range.admits(100.0)); // bounds pass
+    /// assert!(!range.admits(98.9));
+    /// assert!(ThresholdRange::default().admits(-1.0));
+    /// ```
     pub fn admits(&self, value: f64) -> bool {
         self.min.is_none_or(|min| value >= min) && self.max.is_none_or(|max| value <= max)
     }
@@ -750,6 +1370,14 @@ impl ThresholdRange {
 /// Canaries' routings by `namespace/name` (see [`ObjectMeta::qualified_name`]).
 ///
 /// [`ObjectMeta::qualified_name`]: super::ObjectMeta::qualified_name
+///
+/// ```
+/// use mesh_route::config::{CanaryRouting, Config};
+///
+/// let mut config = Config::default();
+/// config.canary_routes.insert("shop/catalog".into(), CanaryRouting { canary_weight: 40, ..Default::default() });
+/// assert_eq!(config.canary_routes["shop/catalog"].canary_weight, 40);
+/// ```
 pub type CanaryRoutes = BTreeMap<String, CanaryRouting>;
 
 #[cfg(test)]

@@ -10,6 +10,24 @@ use super::shared_types::PolicyWorkloadSelector;
 use super::traffic_policy::TrafficPolicy;
 
 /// Istio `DestinationRule`.
+///
+/// ```
+/// use mesh_route::config::{Config, SimpleLb};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+///   subsets:
+///   - {name: v2, labels: {version: v2}}
+/// "#;
+/// let dr = &Config::from_yaml_str(yaml).unwrap().config.destination_rules[0].spec;
+/// assert_eq!(dr.host, "catalog");
+/// assert_eq!(dr.traffic_policy.as_ref().unwrap().load_balancer.as_ref().unwrap().simple, Some(SimpleLb::RoundRobin));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DestinationRule {
@@ -30,6 +48,25 @@ pub struct DestinationRule {
 }
 
 /// Istio `Subset`: endpoints of the host that carry `labels`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+///   subsets:
+///   - {name: v2, labels: {version: v2}}
+/// "#;
+/// let dr = &Config::from_yaml_str(yaml).unwrap().config.destination_rules[0].spec;
+/// let subset = &dr.subsets[0];
+/// assert_eq!(subset.name, "v2");
+/// assert_eq!(subset.labels["version"], "v2");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Subset {

@@ -11,6 +11,13 @@ use std::path::PathBuf;
 /// Where a resource came from: a file and the index of the YAML document in it.
 ///
 /// Displays as `FILE (document N)` with N counted from 1, as people count.
+///
+/// ```
+/// use mesh_route::config::Origin;
+///
+/// let origin = Origin::new("mesh.yaml", 2);
+/// assert_eq!(origin.to_string(), "mesh.yaml (document 3)");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Origin {
     /// The file the document was read from (`<inline>` for text passed directly).
@@ -21,6 +28,14 @@ pub struct Origin {
 
 impl Origin {
     /// An origin for document `document` of `file`.
+    ///
+    /// ```
+    /// use mesh_route::config::Origin;
+    ///
+    /// let origin = Origin::new("routes/catalog.yaml", 0);
+    /// assert_eq!(origin.file, std::path::Path::new("routes/catalog.yaml"));
+    /// assert_eq!(origin.document, 0);
+    /// ```
     pub fn new(file: impl Into<PathBuf>, document: usize) -> Self {
         Self {
             file: file.into(),
@@ -41,6 +56,13 @@ impl fmt::Display for Origin {
 }
 
 /// How serious a [`Diagnostic`] is.
+///
+/// ```
+/// use mesh_route::config::{Diagnostic, Severity};
+///
+/// assert_eq!(Diagnostic::warning("unused").severity, Severity::Warning);
+/// assert_eq!(Severity::Error.to_string(), "error");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Severity {
     /// The configuration is rejected.
@@ -62,6 +84,19 @@ impl fmt::Display for Severity {
 ///
 /// Displayed as `error: FILE (document N) VirtualService ns/name: FIELD: MESSAGE`; the
 /// parts that are unknown are left out.
+///
+/// ```
+/// use mesh_route::config::{Diagnostic, Origin};
+///
+/// let d = Diagnostic::error("subset \"v3\" is not defined")
+///     .with_origin(Origin::new("vs.yaml", 0))
+///     .with_resource("VirtualService shop/catalog")
+///     .with_field("http[0].route[0].destination.subset");
+/// assert_eq!(
+///     d.to_string(),
+///     "error: vs.yaml (document 1) VirtualService shop/catalog: http[0].route[0].destination.subset: subset \"v3\" is not defined",
+/// );
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     /// Error or warning.
@@ -78,11 +113,27 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// An error with only a message.
+    ///
+    /// ```
+    /// use mesh_route::config::Diagnostic;
+    ///
+    /// let d = Diagnostic::error("no hosts");
+    /// assert!(d.is_error());
+    /// assert_eq!(d.to_string(), "error: no hosts");
+    /// ```
     pub fn error(message: impl Into<String>) -> Self {
         Self::new(Severity::Error, message)
     }
 
     /// A warning with only a message.
+    ///
+    /// ```
+    /// use mesh_route::config::Diagnostic;
+    ///
+    /// let d = Diagnostic::warning("timeout: parsed, not enforced yet");
+    /// assert!(!d.is_error());
+    /// assert_eq!(d.to_string(), "warning: timeout: parsed, not enforced yet");
+    /// ```
     pub fn warning(message: impl Into<String>) -> Self {
         Self::new(Severity::Warning, message)
     }
@@ -98,6 +149,13 @@ impl Diagnostic {
     }
 
     /// Sets where the problem is.
+    ///
+    /// ```
+    /// use mesh_route::config::{Diagnostic, Origin};
+    ///
+    /// let d = Diagnostic::error("invalid YAML").with_origin(Origin::new("<inline>", 1));
+    /// assert_eq!(d.to_string(), "error: <inline> (document 2): invalid YAML");
+    /// ```
     #[must_use]
     pub fn with_origin(mut self, origin: Origin) -> Self {
         self.origin = Some(origin);
@@ -105,6 +163,13 @@ impl Diagnostic {
     }
 
     /// Sets the resource (`Kind namespace/name`).
+    ///
+    /// ```
+    /// use mesh_route::config::Diagnostic;
+    ///
+    /// let d = Diagnostic::error("hosts is required").with_resource("VirtualService shop/catalog");
+    /// assert_eq!(d.to_string(), "error: VirtualService shop/catalog: hosts is required");
+    /// ```
     #[must_use]
     pub fn with_resource(mut self, resource: impl Into<String>) -> Self {
         self.resource = Some(resource.into());
@@ -112,6 +177,14 @@ impl Diagnostic {
     }
 
     /// Sets the field path.
+    ///
+    /// ```
+    /// use mesh_route::config::Diagnostic;
+    ///
+    /// let d = Diagnostic::warning("parsed, not enforced yet").with_field("http[0].corsPolicy");
+    /// assert_eq!(d.field.as_deref(), Some("http[0].corsPolicy"));
+    /// assert_eq!(d.to_string(), "warning: http[0].corsPolicy: parsed, not enforced yet");
+    /// ```
     #[must_use]
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
@@ -119,6 +192,14 @@ impl Diagnostic {
     }
 
     /// Whether this is an error (as opposed to a warning).
+    ///
+    /// ```
+    /// use mesh_route::config::Config;
+    ///
+    /// // Unknown fields are errors.
+    /// let errors = Config::from_yaml_str("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec: {host: x, colour: blue}\n").unwrap_err();
+    /// assert!(errors.iter().any(|d| d.is_error()));
+    /// ```
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }

@@ -11,11 +11,25 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A duration read from a string such as `"5s"`, `"0.5s"`, `"500ms"`, `"1m"` or `"1h2m3.5s"`.
+///
+/// ```
+/// use mesh_route::config::Duration;
+///
+/// let d = Duration::parse("1.5s").unwrap();
+/// assert_eq!(d.get(), std::time::Duration::from_millis(1500));
+/// assert_eq!(Duration::parse("1m").unwrap().to_string(), "60s");
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration(pub std::time::Duration);
 
 impl Duration {
     /// The duration as a [`std::time::Duration`].
+    ///
+    /// ```
+    /// use mesh_route::config::Duration;
+    ///
+    /// assert_eq!(Duration::parse("250ms").unwrap().get(), std::time::Duration::from_millis(250));
+    /// ```
     pub fn get(&self) -> std::time::Duration {
         self.0
     }

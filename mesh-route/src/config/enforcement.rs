@@ -16,6 +16,15 @@ use super::traffic_policy::{LoadBalancerSettings, TrafficPolicy};
 use super::virtual_service::{HttpMatchRequest, HttpRoute, VirtualService};
 
 /// Lists the concrete field paths (e.g. `http[0].timeout`) where a field is present.
+///
+/// ```
+/// use mesh_route::config::{VirtualService, enforcement::{Finder, NOT_ENFORCED}};
+///
+/// let row = NOT_ENFORCED.iter().find(|row| row.field == "exportTo" && matches!(row.find, Finder::VirtualService(_))).unwrap();
+/// let Finder::VirtualService(find) = row.find else { unreachable!() };
+/// let vs = VirtualService { export_to: vec![".".into()], ..Default::default() };
+/// assert_eq!(find(&vs), ["exportTo"]);
+/// ```
 #[derive(Clone, Copy)]
 pub enum Finder {
     /// A VirtualService field.
@@ -33,6 +42,13 @@ pub enum Finder {
 }
 
 /// One field that is parsed but not enforced yet.
+///
+/// ```
+/// use mesh_route::config::enforcement::NOT_ENFORCED;
+///
+/// let cors = NOT_ENFORCED.iter().find(|row| row.field == "http[].corsPolicy").unwrap();
+/// assert_eq!(cors.field, "http[].corsPolicy");
+/// ```
 #[derive(Clone, Copy)]
 pub struct NotEnforced {
     /// Path pattern of the field (`[]` stands for any index).
@@ -42,6 +58,13 @@ pub struct NotEnforced {
 }
 
 /// `"timeout: parsed, not enforced yet"` for the pattern `http[].timeout`.
+///
+/// ```
+/// use mesh_route::config::enforcement::not_enforced_message;
+///
+/// assert_eq!(not_enforced_message("http[].timeout"), "timeout: parsed, not enforced yet");
+/// assert_eq!(not_enforced_message("sidecar.egress[]"), "egress: parsed, not enforced yet");
+/// ```
 pub fn not_enforced_message(field: &str) -> String {
     let leaf = field
         .rsplit('.')
@@ -101,6 +124,16 @@ const fn mesh(field: &'static str, find: fn(&MeshConfig) -> Vec<String>) -> NotE
 /// `ports`, `resolution` STATIC/DNS, `endpoints[].address/ports/labels`, `location`,
 /// `addresses`; Sidecar `ingress[].port/defaultEndpoint/bind`, `outboundTrafficPolicy.mode`;
 /// mesh `outboundTrafficPolicy`. No Telemetry field is enforced yet: every one is listed.
+///
+/// ```
+/// use mesh_route::config::{Config, enforcement::NOT_ENFORCED};
+///
+/// assert!(NOT_ENFORCED.iter().any(|row| row.field == "http[].corsPolicy"));
+/// // Loading warns about each occurrence.
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\nspec: {hosts: [api.example.com], http: [{corsPolicy: {allowOrigins: [{exact: \"*\"}]}, directResponse: {status: 200}}]}\n";
+/// let warnings = Config::from_yaml_str(yaml).unwrap().warnings;
+/// assert!(warnings.iter().any(|w| w.message == "corsPolicy: parsed, not enforced yet"), "{warnings:?}");
+/// ```
 pub const NOT_ENFORCED: &[NotEnforced] = &[
     // VirtualService. `gateways` (mesh and Gateways), `tcp[]` and `tls[]` routes with their
     // `match[].port`, `match[].gateways` and `match[].sniHosts` are enforced.

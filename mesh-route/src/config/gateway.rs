@@ -17,6 +17,29 @@ use super::resource::Resource;
 use super::sidecar::{ServerTlsMode, ServerTlsSettings, TlsProtocol};
 
 /// Istio `Gateway`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Gateway
+/// metadata: {name: edge, namespace: shop}
+/// spec:
+///   selector: {istio: ingressgateway}
+///   servers:
+///   - port: {number: 80, name: http, protocol: HTTP}
+///     hosts: ["*"]
+///     tls: {httpsRedirect: true}
+///   - port: {number: 443, name: https, protocol: HTTPS}
+///     hosts: [shop/shop.example.com]
+///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let gateway = &config.gateways[0];
+/// assert_eq!(gateway.spec.selector["istio"], "ingressgateway");
+/// assert_eq!(gateway.spec.servers.len(), 2);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Gateway {
@@ -29,6 +52,30 @@ pub struct Gateway {
 }
 
 /// Istio `Server`: one port of a Gateway.
+///
+/// ```
+/// use mesh_route::config::{Config, ServerKind};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Gateway
+/// metadata: {name: edge, namespace: shop}
+/// spec:
+///   selector: {istio: ingressgateway}
+///   servers:
+///   - port: {number: 80, name: http, protocol: HTTP}
+///     hosts: ["*"]
+///     tls: {httpsRedirect: true}
+///   - port: {number: 443, name: https, protocol: HTTPS}
+///     hosts: [shop/shop.example.com]
+///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let gateway = &config.gateways[0];
+/// let server = &gateway.spec.servers[1];
+/// assert_eq!(server.hosts, ["shop/shop.example.com"]);
+/// assert_eq!(server.kind(), Some(ServerKind::Https));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GatewayServer {
@@ -53,6 +100,29 @@ pub struct GatewayServer {
 }
 
 /// Istio `Port` of a Gateway server.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Gateway
+/// metadata: {name: edge, namespace: shop}
+/// spec:
+///   selector: {istio: ingressgateway}
+///   servers:
+///   - port: {number: 80, name: http, protocol: HTTP}
+///     hosts: ["*"]
+///     tls: {httpsRedirect: true}
+///   - port: {number: 443, name: https, protocol: HTTPS}
+///     hosts: [shop/shop.example.com]
+///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let gateway = &config.gateways[0];
+/// let port = &gateway.spec.servers[0].port;
+/// assert_eq!((port.number, port.protocol.as_str(), port.name.as_deref()), (80, "HTTP", Some("http")));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GatewayPort {
@@ -69,6 +139,29 @@ pub struct GatewayPort {
 }
 
 /// What a Gateway server carries, from its protocol and TLS mode.
+///
+/// ```
+/// use mesh_route::config::{Config, ServerKind};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Gateway
+/// metadata: {name: edge, namespace: shop}
+/// spec:
+///   selector: {istio: ingressgateway}
+///   servers:
+///   - port: {number: 80, name: http, protocol: HTTP}
+///     hosts: ["*"]
+///     tls: {httpsRedirect: true}
+///   - port: {number: 443, name: https, protocol: HTTPS}
+///     hosts: [shop/shop.example.com]
+///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let gateway = &config.gateways[0];
+/// let kinds: Vec<_> = gateway.spec.servers.iter().map(|s| s.kind()).collect();
+/// assert_eq!(kinds, [Some(ServerKind::Http), Some(ServerKind::Https)]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ServerKind {
     /// Plaintext HTTP/1.1 and HTTP/2 (`HTTP`, `HTTP2`, `GRPC`).
@@ -85,6 +178,16 @@ pub enum ServerKind {
 impl GatewayServer {
     /// What the server carries; `None` for a protocol or TLS mode that is not supported (the
     /// validation reports it).
+    ///
+    /// ```
+    /// use mesh_route::config::{GatewayPort, GatewayServer, ServerKind};
+    ///
+    /// let server = |protocol: &str| GatewayServer { port: GatewayPort { number: 9000, protocol: protocol.into(), ..Default::default() }, ..Default::default() };
+    /// assert_eq!(server("grpc").kind(), Some(ServerKind::Http));
+    /// assert_eq!(server("TCP").kind(), Some(ServerKind::Tcp));
+    /// assert_eq!(server("HTTPS").kind(), None); // no TLS mode
+    /// assert_eq!(server("MONGO").kind(), None);
+    /// ```
     pub fn kind(&self) -> Option<ServerKind> {
         let mode = self.tls.as_ref().and_then(|t| t.mode);
         match self.port.protocol.to_ascii_uppercase().as_str() {
@@ -102,6 +205,29 @@ impl GatewayServer {
     }
 
     /// Whether plain HTTP requests get a `301` to `https://` (`tls.httpsRedirect`).
+    ///
+    /// ```
+    /// use mesh_route::config::Config;
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: Gateway
+    /// metadata: {name: edge, namespace: shop}
+    /// spec:
+    ///   selector: {istio: ingressgateway}
+    ///   servers:
+    ///   - port: {number: 80, name: http, protocol: HTTP}
+    ///     hosts: ["*"]
+    ///     tls: {httpsRedirect: true}
+    ///   - port: {number: 443, name: https, protocol: HTTPS}
+    ///     hosts: [shop/shop.example.com]
+    ///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let gateway = &config.gateways[0];
+    /// assert!(gateway.spec.servers[0].https_redirect());
+    /// assert!(!gateway.spec.servers[1].https_redirect());
+    /// ```
     pub fn https_redirect(&self) -> bool {
         self.tls
             .as_ref()
@@ -111,6 +237,17 @@ impl GatewayServer {
 
     /// The server's hosts split into (namespace part, host part): `ns/host` → `(Some("ns"),
     /// "host")`, `*/host` and `host` → `(None, "host")`; `./host` → the Gateway's namespace.
+    ///
+    /// ```
+    /// use mesh_route::config::GatewayServer;
+    ///
+    /// let server = GatewayServer {
+    ///     hosts: vec!["shop/a.example.com".into(), "*/b.example.com".into(), "./c.example.com".into(), "d.example.com".into()],
+    ///     ..Default::default()
+    /// };
+    /// let hosts: Vec<_> = server.scoped_hosts(Some("edge")).collect();
+    /// assert_eq!(hosts, [(Some("shop"), "a.example.com"), (None, "b.example.com"), (Some("edge"), "c.example.com"), (None, "d.example.com")]);
+    /// ```
     pub fn scoped_hosts<'a>(
         &'a self,
         gateway_namespace: Option<&'a str>,
@@ -128,12 +265,28 @@ impl GatewayServer {
 
 impl Gateway {
     /// Whether a proxy with `labels` serves this Gateway.
+    ///
+    /// ```
+    /// use mesh_route::config::Gateway;
+    ///
+    /// let gateway = Gateway { selector: [("istio".into(), "ingressgateway".into())].into(), ..Default::default() };
+    /// assert!(gateway.selects(&[("istio".into(), "ingressgateway".into()), ("zone".into(), "a".into())].into()));
+    /// assert!(!gateway.selects(&Default::default()));
+    /// assert!(Gateway::default().selects(&Default::default())); // empty selector: every proxy
+    /// ```
     pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
         self.selector.iter().all(|(k, v)| labels.get(k) == Some(v))
     }
 }
 
 /// `namespace/name` of a Gateway, as VirtualServices name it.
+///
+/// ```
+/// use mesh_route::config::{Gateway, Resource, gateway::qualified_gateway_name};
+///
+/// assert_eq!(qualified_gateway_name(&Resource::new("edge", Gateway::default()).in_namespace("shop")), "shop/edge");
+/// assert_eq!(qualified_gateway_name(&Resource::new("edge", Gateway::default())), "default/edge");
+/// ```
 pub fn qualified_gateway_name(gateway: &Resource<Gateway>) -> String {
     format!(
         "{}/{}",
@@ -145,6 +298,15 @@ pub fn qualified_gateway_name(gateway: &Resource<Gateway>) -> String {
 /// The Gateway a VirtualService in `vs_namespace` means by `reference` (`name`,
 /// `namespace/name`, or Istio's older `name.namespace.svc.cluster.local`), qualified; `None`
 /// for `mesh`.
+///
+/// ```
+/// use mesh_route::config::gateway::resolve_gateway_reference;
+///
+/// assert_eq!(resolve_gateway_reference("edge", Some("shop")).as_deref(), Some("shop/edge"));
+/// assert_eq!(resolve_gateway_reference("infra/edge", Some("shop")).as_deref(), Some("infra/edge"));
+/// assert_eq!(resolve_gateway_reference("edge.infra.svc.cluster.local", None).as_deref(), Some("infra/edge"));
+/// assert_eq!(resolve_gateway_reference("mesh", Some("shop")), None);
+/// ```
 pub fn resolve_gateway_reference(reference: &str, vs_namespace: Option<&str>) -> Option<String> {
     if reference == "mesh" {
         return None;
@@ -191,6 +353,14 @@ pub(crate) fn validate_gateway(gateway: &Gateway, r: &mut Reporter<'_>) {
 }
 
 /// Why two servers of these kinds cannot share one port, if they cannot.
+///
+/// ```
+/// use mesh_route::config::{ServerKind, gateway::port_conflict};
+///
+/// assert_eq!(port_conflict(ServerKind::Https, ServerKind::TlsPassthrough), None); // shared by SNI
+/// assert_eq!(port_conflict(ServerKind::Http, ServerKind::Https), Some("plaintext HTTP and TLS cannot share a port"));
+/// assert!(port_conflict(ServerKind::Tcp, ServerKind::Tcp).is_some());
+/// ```
 pub fn port_conflict(a: ServerKind, b: ServerKind) -> Option<&'static str> {
     use ServerKind::*;
     match (a, b) {
@@ -390,6 +560,13 @@ fn validate_server_tls(tls: &ServerTlsSettings, path: &str, r: &mut Reporter<'_>
 }
 
 /// Istio's name of a TLS mode.
+///
+/// ```
+/// use mesh_route::config::{ServerTlsMode, gateway::mode_name};
+///
+/// assert_eq!(mode_name(ServerTlsMode::OptionalMutual), "OPTIONAL_MUTUAL");
+/// assert_eq!(mode_name(ServerTlsMode::Passthrough), "PASSTHROUGH");
+/// ```
 pub fn mode_name(mode: ServerTlsMode) -> &'static str {
     match mode {
         ServerTlsMode::Passthrough => "PASSTHROUGH",
@@ -402,6 +579,31 @@ pub fn mode_name(mode: ServerTlsMode) -> &'static str {
 }
 
 /// One port a proxy listens on for the Gateways it serves, with the servers that share it.
+///
+/// ```
+/// use mesh_route::config::{Config, ServerKind, gateway::served_ports};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Gateway
+/// metadata: {name: edge, namespace: shop}
+/// spec:
+///   selector: {istio: ingressgateway}
+///   servers:
+///   - port: {number: 80, name: http, protocol: HTTP}
+///     hosts: ["*"]
+///     tls: {httpsRedirect: true}
+///   - port: {number: 443, name: https, protocol: HTTPS}
+///     hosts: [shop/shop.example.com]
+///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let gateway = &config.gateways[0];
+/// let labels = [("istio".to_owned(), "ingressgateway".to_owned())].into();
+/// let ports = served_ports(&config, &labels).unwrap();
+/// let summary: Vec<_> = ports.iter().map(|p| (p.port, p.kind, p.servers.len())).collect();
+/// assert_eq!(summary, [(80, ServerKind::Http, 1), (443, ServerKind::Https, 1)]);
+/// ```
 #[derive(Clone, Debug)]
 pub struct ServedPort<'c> {
     /// The port (`servers[].port.number`).
@@ -415,6 +617,31 @@ pub struct ServedPort<'c> {
 }
 
 /// One Gateway server on a [`ServedPort`].
+///
+/// ```
+/// use mesh_route::config::{Config, gateway::served_ports};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Gateway
+/// metadata: {name: edge, namespace: shop}
+/// spec:
+///   selector: {istio: ingressgateway}
+///   servers:
+///   - port: {number: 80, name: http, protocol: HTTP}
+///     hosts: ["*"]
+///     tls: {httpsRedirect: true}
+///   - port: {number: 443, name: https, protocol: HTTPS}
+///     hosts: [shop/shop.example.com]
+///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let gateway = &config.gateways[0];
+/// let labels = [("istio".to_owned(), "ingressgateway".to_owned())].into();
+/// let ports = served_ports(&config, &labels).unwrap();
+/// let server = &ports[1].servers[0];
+/// assert_eq!((server.qualified.as_str(), server.index), ("shop/edge", 1));
+/// ```
 #[derive(Clone, Debug)]
 pub struct ServedServer<'c> {
     /// The Gateway.
@@ -429,6 +656,30 @@ pub struct ServedServer<'c> {
 
 impl ServedServer<'_> {
     /// `Gateway ns/name servers[i]`, for messages.
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, gateway::served_ports};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: Gateway
+    /// metadata: {name: edge, namespace: shop}
+    /// spec:
+    ///   selector: {istio: ingressgateway}
+    ///   servers:
+    ///   - port: {number: 80, name: http, protocol: HTTP}
+    ///     hosts: ["*"]
+    ///     tls: {httpsRedirect: true}
+    ///   - port: {number: 443, name: https, protocol: HTTPS}
+    ///     hosts: [shop/shop.example.com]
+    ///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let gateway = &config.gateways[0];
+    /// let labels = [("istio".to_owned(), "ingressgateway".to_owned())].into();
+    /// let ports = served_ports(&config, &labels).unwrap();
+    /// assert_eq!(ports[1].servers[0].label(), "Gateway shop/edge servers[1]");
+    /// ```
     pub fn label(&self) -> String {
         format!("Gateway {} servers[{}]", self.qualified, self.index)
     }
@@ -436,6 +687,32 @@ impl ServedServer<'_> {
     /// The names under which this server exposes `host` (canonical) of a VirtualService in
     /// `vs_namespace`: for each server host whose namespace admits the VirtualService, the
     /// narrower of the two when one covers the other.
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, gateway::served_ports};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: Gateway
+    /// metadata: {name: edge, namespace: shop}
+    /// spec:
+    ///   selector: {istio: ingressgateway}
+    ///   servers:
+    ///   - port: {number: 80, name: http, protocol: HTTP}
+    ///     hosts: ["*"]
+    ///     tls: {httpsRedirect: true}
+    ///   - port: {number: 443, name: https, protocol: HTTPS}
+    ///     hosts: [shop/shop.example.com]
+    ///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let gateway = &config.gateways[0];
+    /// let labels = [("istio".to_owned(), "ingressgateway".to_owned())].into();
+    /// let ports = served_ports(&config, &labels).unwrap();
+    /// let https = &ports[1].servers[0]; // hosts: [shop/shop.example.com]
+    /// assert_eq!(https.exposed_hosts("*.example.com", Some("shop")), ["shop.example.com"]);
+    /// assert!(https.exposed_hosts("shop.example.com", Some("other")).is_empty()); // namespace not admitted
+    /// ```
     pub fn exposed_hosts(&self, host: &str, vs_namespace: Option<&str>) -> Vec<String> {
         let namespace_of_vs = vs_namespace.unwrap_or("default");
         self.server
@@ -456,6 +733,33 @@ impl ServedServer<'_> {
 
     /// Whether a VirtualService (or one of its matches) naming `references` attaches to this
     /// server's Gateway.
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, gateway::served_ports};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: Gateway
+    /// metadata: {name: edge, namespace: shop}
+    /// spec:
+    ///   selector: {istio: ingressgateway}
+    ///   servers:
+    ///   - port: {number: 80, name: http, protocol: HTTP}
+    ///     hosts: ["*"]
+    ///     tls: {httpsRedirect: true}
+    ///   - port: {number: 443, name: https, protocol: HTTPS}
+    ///     hosts: [shop/shop.example.com]
+    ///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let gateway = &config.gateways[0];
+    /// let labels = [("istio".to_owned(), "ingressgateway".to_owned())].into();
+    /// let ports = served_ports(&config, &labels).unwrap();
+    /// let server = &ports[0].servers[0];
+    /// assert!(server.attached_by(&["edge".into()], Some("shop")));
+    /// assert!(server.attached_by(&["shop/edge".into()], Some("other")));
+    /// assert!(!server.attached_by(&["mesh".into()], Some("shop")));
+    /// ```
     pub fn attached_by(&self, references: &[String], vs_namespace: Option<&str>) -> bool {
         references.iter().any(|reference| {
             resolve_gateway_reference(reference, vs_namespace).as_deref()
@@ -467,6 +771,32 @@ impl ServedServer<'_> {
 /// The ports a proxy with `labels` serves for the Gateways selecting it, sorted by port.
 /// Servers of different Gateways on one port share it when their kinds allow (see
 /// [`port_conflict`]); otherwise the error names both.
+///
+/// ```
+/// use mesh_route::config::{Config, gateway::served_ports};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Gateway
+/// metadata: {name: edge, namespace: shop}
+/// spec:
+///   selector: {istio: ingressgateway}
+///   servers:
+///   - port: {number: 80, name: http, protocol: HTTP}
+///     hosts: ["*"]
+///     tls: {httpsRedirect: true}
+///   - port: {number: 443, name: https, protocol: HTTPS}
+///     hosts: [shop/shop.example.com]
+///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let gateway = &config.gateways[0];
+/// // The Gateway selects `istio: ingressgateway`: other proxies serve none of its ports.
+/// assert!(served_ports(&config, &Default::default()).unwrap().is_empty());
+/// let labels = [("istio".to_owned(), "ingressgateway".to_owned())].into();
+/// let ports: Vec<u16> = served_ports(&config, &labels).unwrap().iter().map(|p| p.port).collect();
+/// assert_eq!(ports, [80, 443]);
+/// ```
 pub fn served_ports<'c>(
     config: &'c super::Config,
     labels: &BTreeMap<String, String>,

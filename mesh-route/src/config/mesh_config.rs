@@ -16,6 +16,15 @@ use super::sidecar::OutboundMode;
 use super::virtual_service::HttpRetry;
 
 /// Istio `MeshConfig` (the parts this project reads; see the module docs).
+///
+/// ```
+/// use mesh_route::config::{AccessLogEncoding, Config};
+///
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  {accessLogFile: /dev/stdout, accessLogEncoding: JSON}\n";
+/// let mesh = Config::from_yaml_str(yaml).unwrap().config.mesh;
+/// assert_eq!(mesh.access_log_file.as_deref(), Some("/dev/stdout"));
+/// assert_eq!(mesh.access_log_encoding, Some(AccessLogEncoding::Json));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MeshConfig {
@@ -54,6 +63,18 @@ pub struct MeshConfig {
 impl MeshConfig {
     /// Overlays `later` on `self`: every field `later` sets replaces the current value
     /// (`defaultConfig` is merged the same way, one level down).
+    ///
+    /// ```
+    /// use mesh_route::config::{MeshConfig, OutboundMode};
+    ///
+    /// let mut mesh = MeshConfig { trust_domain: Some("example.org".into()), ..Default::default() };
+    /// let mut later = MeshConfig { root_namespace: Some("mesh-root".into()), ..Default::default() };
+    /// later.trust_domain = None; // unset: keeps the current value
+    /// mesh.merge(later);
+    /// assert_eq!(mesh.trust_domain.as_deref(), Some("example.org"));
+    /// assert_eq!(mesh.root_namespace(), "mesh-root");
+    /// assert_eq!(mesh.outbound_mode(), None::<OutboundMode>);
+    /// ```
     pub fn merge(&mut self, later: MeshConfig) {
         fn take<T>(slot: &mut Option<T>, value: Option<T>) {
             if value.is_some() {
@@ -82,6 +103,15 @@ impl MeshConfig {
     }
 
     /// The mesh-wide outbound mode, if set.
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, MeshConfig, OutboundMode};
+    ///
+    /// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n";
+    /// let mesh = Config::from_yaml_str(yaml).unwrap().config.mesh;
+    /// assert_eq!(mesh.outbound_mode(), Some(OutboundMode::RegistryOnly));
+    /// assert_eq!(MeshConfig::default().outbound_mode(), None);
+    /// ```
     pub fn outbound_mode(&self) -> Option<OutboundMode> {
         self.outbound_traffic_policy.as_ref().and_then(|p| p.mode)
     }
@@ -101,6 +131,14 @@ impl MeshConfig {
 }
 
 /// Istio `MeshConfig.OutboundTrafficPolicy`.
+///
+/// ```
+/// use mesh_route::config::{Config, OutboundMode};
+///
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  outboundTrafficPolicy: {mode: ALLOW_ANY}\n";
+/// let policy = Config::from_yaml_str(yaml).unwrap().config.mesh.outbound_traffic_policy.unwrap();
+/// assert_eq!(policy.mode, Some(OutboundMode::AllowAny));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeshOutboundTrafficPolicy {
@@ -110,6 +148,15 @@ pub struct MeshOutboundTrafficPolicy {
 }
 
 /// Istio `MeshConfig.AccessLogEncoding`.
+///
+/// ```
+/// use mesh_route::config::{AccessLogEncoding, Config};
+///
+/// assert_eq!(AccessLogEncoding::default(), AccessLogEncoding::Text);
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  accessLogEncoding: JSON\n";
+/// let mesh = Config::from_yaml_str(yaml).unwrap().config.mesh;
+/// assert_eq!(mesh.access_log_encoding, Some(AccessLogEncoding::Json));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AccessLogEncoding {
@@ -122,9 +169,23 @@ pub enum AccessLogEncoding {
 
 /// The `proxyMetadata` key whose `"true"` turns the mirror's `-shadow` host suffix off (Istio's
 /// switch of the same name).
+///
+/// ```
+/// use mesh_route::config::{Config, mesh_config::DISABLE_SHADOW_HOST_SUFFIX};
+///
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig: {proxyMetadata: {DISABLE_SHADOW_HOST_SUFFIX: \"true\"}}\n";
+/// let proxy = Config::from_yaml_str(yaml).unwrap().config.mesh.default_config.unwrap();
+/// assert_eq!(proxy.proxy_metadata[DISABLE_SHADOW_HOST_SUFFIX], "true");
+/// ```
 pub const DISABLE_SHADOW_HOST_SUFFIX: &str = "DISABLE_SHADOW_HOST_SUFFIX";
 
 /// Istio's default `terminationDrainDuration`.
+///
+/// ```
+/// use mesh_route::config::{MeshConfig, mesh_config::DEFAULT_TERMINATION_DRAIN_DURATION};
+///
+/// assert_eq!(MeshConfig::default().termination_drain_duration(), DEFAULT_TERMINATION_DRAIN_DURATION);
+/// ```
 pub const DEFAULT_TERMINATION_DRAIN_DURATION: std::time::Duration =
     std::time::Duration::from_secs(5);
 
@@ -145,6 +206,14 @@ impl MeshConfig {
 }
 
 /// Istio `ProxyConfig` (`meshConfig.defaultConfig`).
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig: {terminationDrainDuration: 20s}\n";
+/// let mesh = Config::from_yaml_str(yaml).unwrap().config.mesh;
+/// assert_eq!(mesh.termination_drain_duration(), std::time::Duration::from_secs(20));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProxyConfig {
@@ -166,6 +235,18 @@ pub struct ProxyConfig {
 
 impl ProxyConfig {
     /// Overlays `later` on `self` (see [`MeshConfig::merge`]).
+    ///
+    /// ```
+    /// use mesh_route::config::{Duration, ProxyConfig};
+    ///
+    /// let mut proxy = ProxyConfig::default();
+    /// proxy.proxy_metadata.insert("A".into(), "1".into());
+    /// let mut later = ProxyConfig { termination_drain_duration: Some(Duration::parse("9s").unwrap()), ..Default::default() };
+    /// later.proxy_metadata.insert("B".into(), "2".into());
+    /// proxy.merge(later);
+    /// assert_eq!(proxy.proxy_metadata.len(), 2); // metadata maps are joined
+    /// assert_eq!(proxy.termination_drain_duration.unwrap().get().as_secs(), 9);
+    /// ```
     pub fn merge(&mut self, later: ProxyConfig) {
         if later.tracing.is_some() {
             self.tracing = later.tracing;
@@ -179,6 +260,15 @@ impl ProxyConfig {
 }
 
 /// Istio `Tracing` (`meshConfig.defaultConfig.tracing`).
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig: {tracing: {sampling: 25, maxPathTagLength: 64}}\n";
+/// let tracing = Config::from_yaml_str(yaml).unwrap().config.mesh.default_config.unwrap().tracing.unwrap();
+/// assert_eq!(tracing.sampling, Some(25.0));
+/// assert_eq!(tracing.max_path_tag_length, Some(64));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tracing {
@@ -200,6 +290,14 @@ pub struct Tracing {
 }
 
 /// Istio `Tracing.Zipkin`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig: {tracing: {zipkin: {address: \"zipkin:9411\"}}}\n";
+/// let tracing = Config::from_yaml_str(yaml).unwrap().config.mesh.default_config.unwrap().tracing.unwrap();
+/// assert_eq!(tracing.zipkin.unwrap().address, "zipkin:9411");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ZipkinTracing {
@@ -208,6 +306,14 @@ pub struct ZipkinTracing {
 }
 
 /// Istio `Tracing.CustomTag`: where a span tag's value comes from.
+///
+/// ```
+/// use mesh_route::config::{Config, CustomTag};
+///
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig: {tracing: {customTags: {team: {literal: {value: shop}}}}}\n";
+/// let tracing = Config::from_yaml_str(yaml).unwrap().config.mesh.default_config.unwrap().tracing.unwrap();
+/// assert_eq!(tracing.custom_tags["team"], CustomTag::Literal { value: "shop".into() });
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     rename_all = "camelCase",
@@ -239,6 +345,15 @@ pub enum CustomTag {
 }
 
 /// Every field of Istio's `MeshConfig` (current and deprecated), camelCase.
+///
+/// ```
+/// use mesh_route::config::{Config, mesh_config::MESH_CONFIG_FIELDS};
+///
+/// assert!(MESH_CONFIG_FIELDS.contains(&"enableTracing"));
+/// // A field Istio defines but this project does not read loads, with a warning.
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  enableTracing: true\n";
+/// assert!(!Config::from_yaml_str(yaml).unwrap().warnings.is_empty());
+/// ```
 pub const MESH_CONFIG_FIELDS: &[&str] = &[
     "accessLogEncoding",
     "accessLogFile",
@@ -312,6 +427,15 @@ pub const MESH_CONFIG_FIELDS: &[&str] = &[
 ];
 
 /// Every field of Istio's `ProxyConfig` (current and deprecated), camelCase.
+///
+/// ```
+/// use mesh_route::config::{Config, mesh_config::PROXY_CONFIG_FIELDS};
+///
+/// assert!(PROXY_CONFIG_FIELDS.contains(&"concurrency"));
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig: {concurrency: 2}\n";
+/// let proxy = Config::from_yaml_str(yaml).unwrap().config.mesh.default_config.unwrap();
+/// assert_eq!(proxy.other["concurrency"], 2);
+/// ```
 pub const PROXY_CONFIG_FIELDS: &[&str] = &[
     "availabilityZone",
     "binaryPath",
@@ -357,6 +481,15 @@ pub const PROXY_CONFIG_FIELDS: &[&str] = &[
 ];
 
 /// Every field of Istio's `Tracing` (in ProxyConfig), camelCase.
+///
+/// ```
+/// use mesh_route::config::{Config, mesh_config::TRACING_FIELDS};
+///
+/// assert!(TRACING_FIELDS.contains(&"maxPathTagLength"));
+/// // A name no Istio version defines is an error.
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig: {tracing: {samplingRate: 5}}\n";
+/// assert!(Config::from_yaml_str(yaml).is_err());
+/// ```
 pub const TRACING_FIELDS: &[&str] = &[
     "customTags",
     "datadog",

@@ -104,6 +104,15 @@ pub use virtual_service::{
 };
 
 /// Every resource loaded, and the merged mesh-wide settings.
+///
+/// ```
+/// use mesh_route::config::{Config, Resource, ServiceEntry};
+///
+/// let mut config = Config::default();
+/// config.service_entries.push(Resource::new("catalog", ServiceEntry::default()));
+/// assert_eq!(config.service_entries[0].meta.name, "catalog");
+/// assert!(config.virtual_services.is_empty());
+/// ```
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Config {
@@ -139,6 +148,14 @@ pub struct Config {
 }
 
 /// A valid configuration and the warnings found while loading it.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let loaded = Config::from_yaml_str("apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec: {}\n").unwrap();
+/// assert!(loaded.warnings.iter().all(|w| !w.is_error()));
+/// assert!(loaded.config.virtual_services.is_empty());
+/// ```
 #[derive(Clone, Debug)]
 pub struct Loaded {
     /// The configuration.
@@ -151,6 +168,17 @@ impl Config {
     /// Loads multi-document YAML text (diagnostics name the file `<inline>`). Feature `yaml`.
     ///
     /// Returns every error and warning when there is at least one error.
+    ///
+    /// ```
+    /// use mesh_route::config::Config;
+    ///
+    /// let ok = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\nspec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n";
+    /// assert_eq!(Config::from_yaml_str(ok).unwrap().config.service_entries.len(), 1);
+    /// // Errors name the file `<inline>`.
+    /// let errors = Config::from_yaml_str("kind: [").unwrap_err();
+    /// assert!(errors[0].is_error());
+    /// assert_eq!(errors[0].origin.as_ref().unwrap().file.to_str(), Some("<inline>"));
+    /// ```
     #[cfg(feature = "yaml")]
     pub fn from_yaml_str(text: &str) -> Result<Loaded, Vec<Diagnostic>> {
         let mut loader = Loader::new();
@@ -162,6 +190,18 @@ impl Config {
     /// files, sorted by name (not recursively). All paths are validated together.
     ///
     /// Returns every error and warning when there is at least one error.
+    ///
+    /// ```
+    /// use mesh_route::config::Config;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("mesh-route-load-paths-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// std::fs::write(dir.join("catalog.yaml"), "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\nspec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n").unwrap();
+    /// std::fs::write(dir.join("notes.txt"), "not YAML, not read").unwrap();
+    /// let loaded = Config::load_paths(&[&dir]);
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// assert_eq!(loaded.unwrap().config.service_entries[0].meta.name, "catalog");
+    /// ```
     #[cfg(feature = "yaml")]
     pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Loaded, Vec<Diagnostic>> {
         let mut loader = Loader::new();
@@ -236,6 +276,16 @@ impl Config {
 
     /// The PeerAuthentication mode of `port` (any, for `None`) of the workload with `labels` in
     /// `namespace` (see [`peer_authentication::mode_for`]).
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, MtlsMode};
+    /// use std::collections::BTreeMap;
+    ///
+    /// let yaml = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: shop}\nspec: {mtls: {mode: STRICT}}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// assert_eq!(config.mtls_mode("shop", &BTreeMap::new(), None), MtlsMode::Strict);
+    /// assert_eq!(config.mtls_mode("other", &BTreeMap::new(), None), MtlsMode::Permissive);
+    /// ```
     pub fn mtls_mode(
         &self,
         namespace: &str,
@@ -254,6 +304,15 @@ impl Config {
     /// What happens to traffic for hosts not in the registry: the `outboundTrafficPolicy`
     /// of the first Sidecar without `workloadSelector`, else the mesh config's, else
     /// `ALLOW_ANY`.
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, OutboundMode};
+    ///
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default}\nspec: {outboundTrafficPolicy: {mode: REGISTRY_ONLY}}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// assert_eq!(config.outbound_mode(), OutboundMode::RegistryOnly);
+    /// assert_eq!(Config::default().outbound_mode(), OutboundMode::AllowAny);
+    /// ```
     pub fn outbound_mode(&self) -> OutboundMode {
         self.sidecars
             .iter()
@@ -273,6 +332,15 @@ impl Config {
     /// the mesh-wide one and applies the others to their namespace only; this helper does
     /// not look at namespaces. Callers that need that precision can choose among
     /// [`Config::telemetries`] themselves.
+    ///
+    /// ```
+    /// use mesh_route::config::Config;
+    ///
+    /// let yaml = "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: mesh-default, namespace: istio-system}\nspec: {tracing: [{randomSamplingPercentage: 10}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// assert_eq!(config.mesh_tracing().unwrap().random_sampling_percentage, Some(10.0));
+    /// assert!(Config::default().mesh_tracing().is_none());
+    /// ```
     pub fn mesh_tracing(&self) -> Option<&TelemetryTracing> {
         self.mesh_telemetry()?.tracing.first()
     }
@@ -280,6 +348,22 @@ impl Config {
     /// The mesh-wide tracing entry for one side (`Client`: outbound, `Server`: inbound) — see
     /// [`Telemetry::tracing_for`] — of the Telemetry [`mesh_tracing`](Self::mesh_tracing)
     /// reads.
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, WorkloadMode};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: telemetry.istio.io/v1
+    /// kind: Telemetry
+    /// metadata: {name: mesh-default, namespace: istio-system}
+    /// spec:
+    ///   tracing:
+    ///   - {match: {mode: SERVER}, randomSamplingPercentage: 100}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// assert!(config.mesh_tracing_for(WorkloadMode::Server).is_some());
+    /// assert!(config.mesh_tracing_for(WorkloadMode::Client).is_none());
+    /// ```
     pub fn mesh_tracing_for(&self, side: WorkloadMode) -> Option<&TelemetryTracing> {
         Some(self.mesh_telemetry()?.tracing_for(side)?.1)
     }
@@ -287,6 +371,22 @@ impl Config {
     /// The mesh-wide `accessLogging` entry for one side: the first that applies to `side` in
     /// the first Telemetry (in load order) that applies to every workload and has an
     /// `accessLogging` section (see [`mesh_tracing`](Self::mesh_tracing) on namespaces).
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, WorkloadMode};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: telemetry.istio.io/v1
+    /// kind: Telemetry
+    /// metadata: {name: mesh-default, namespace: istio-system}
+    /// spec:
+    ///   accessLogging:
+    ///   - {match: {mode: CLIENT}, disabled: true}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// assert_eq!(config.mesh_access_logging_for(WorkloadMode::Client).unwrap().disabled, Some(true));
+    /// assert!(config.mesh_access_logging_for(WorkloadMode::Server).is_none());
+    /// ```
     pub fn mesh_access_logging_for(&self, side: WorkloadMode) -> Option<&AccessLogging> {
         self.telemetries
             .iter()

@@ -16,9 +16,28 @@ use super::resource::Resource;
 use super::shared_types::PolicyWorkloadSelector;
 
 /// Istio's root namespace when the mesh config names none: its policies are mesh-wide.
+///
+/// ```
+/// use mesh_route::config::{Config, MtlsMode, peer_authentication::DEFAULT_ROOT_NAMESPACE};
+///
+/// let yaml = format!("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {{name: default, namespace: {DEFAULT_ROOT_NAMESPACE}}}\nspec: {{mtls: {{mode: STRICT}}}}\n");
+/// let config = Config::from_yaml_str(&yaml).unwrap().config;
+/// // A policy without selector in the root namespace covers every namespace.
+/// assert_eq!(config.mtls_mode("shop", &Default::default(), None), MtlsMode::Strict);
+/// ```
 pub const DEFAULT_ROOT_NAMESPACE: &str = "istio-system";
 
 /// Istio `PeerAuthentication`; see the [module docs](self).
+///
+/// ```
+/// use mesh_route::config::{Config, MtlsMode};
+///
+/// let yaml = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: db, namespace: shop}\nspec: {selector: {matchLabels: {app: db}}, mtls: {mode: STRICT}, portLevelMtls: {9000: {mode: DISABLE}}}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let labels = [("app".to_owned(), "db".to_owned())].into();
+/// assert_eq!(config.mtls_mode("shop", &labels, Some(9000)), MtlsMode::Disable); // portLevelMtls
+/// assert_eq!(config.mtls_mode("shop", &labels, Some(5432)), MtlsMode::Strict);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PeerAuthentication {
@@ -34,6 +53,14 @@ pub struct PeerAuthentication {
 }
 
 /// `mtls`: the mode.
+///
+/// ```
+/// use mesh_route::config::{Config, MtlsMode};
+///
+/// let yaml = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: shop}\nspec: {mtls: {mode: PERMISSIVE}}\n";
+/// let policy = &Config::from_yaml_str(yaml).unwrap().config.peer_authentications[0];
+/// assert_eq!(policy.spec.mtls.unwrap().mode, MtlsMode::Permissive);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PeerMtls {
@@ -43,6 +70,16 @@ pub struct PeerMtls {
 }
 
 /// Whether inbound connections are mutual TLS.
+///
+/// ```
+/// use mesh_route::config::{Config, MtlsMode};
+///
+/// // `UNSET` inherits; with nothing above, the mode is `PERMISSIVE`.
+/// let yaml = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: shop}\nspec: {mtls: {mode: UNSET}}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// assert_eq!(config.peer_authentications[0].spec.mtls.unwrap().mode, MtlsMode::Unset);
+/// assert_eq!(config.mtls_mode("shop", &Default::default(), None), MtlsMode::Permissive);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MtlsMode {

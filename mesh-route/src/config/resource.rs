@@ -9,6 +9,16 @@ use serde::{Deserialize, Serialize};
 use super::diagnostic::Origin;
 
 /// The `metadata` of a resource (only the fields the mesh uses; others are ignored).
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog, namespace: shop, labels: {team: a}}\nspec: {host: catalog}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let meta = &config.destination_rules[0].meta;
+/// assert_eq!(meta.labels["team"], "a");
+/// assert_eq!(meta.qualified_name(), "shop/catalog");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
@@ -27,6 +37,15 @@ pub struct ObjectMeta {
 
 impl ObjectMeta {
     /// `namespace/name`, or just `name` without a namespace.
+    ///
+    /// ```
+    /// use mesh_route::config::ObjectMeta;
+    ///
+    /// let mut meta = ObjectMeta { name: "catalog".into(), ..Default::default() };
+    /// assert_eq!(meta.qualified_name(), "catalog");
+    /// meta.namespace = Some("shop".into());
+    /// assert_eq!(meta.qualified_name(), "shop/catalog");
+    /// ```
     pub fn qualified_name(&self) -> String {
         match &self.namespace {
             Some(ns) => format!("{ns}/{}", self.name),
@@ -36,6 +55,16 @@ impl ObjectMeta {
 }
 
 /// One resource of kind `T` with its metadata and origin.
+///
+/// ```
+/// use mesh_route::config::{Config, Origin};
+///
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog}\nspec: {host: catalog}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let dr = &config.destination_rules[0];
+/// assert_eq!(dr.spec.host, "catalog");
+/// assert_eq!(dr.origin, Origin::new("<inline>", 0));
+/// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct Resource<T> {
     /// Kubernetes-style metadata.
@@ -49,6 +78,13 @@ pub struct Resource<T> {
 }
 
 /// The file name diagnostics give resources built in Rust.
+///
+/// ```
+/// use mesh_route::config::{Resource, VirtualService, resource::RUST_ORIGIN};
+///
+/// let vs = Resource::new("catalog", VirtualService::default());
+/// assert_eq!(vs.origin.file.to_str(), Some(RUST_ORIGIN));
+/// ```
 pub const RUST_ORIGIN: &str = "<rust>";
 
 impl<T> Resource<T> {
@@ -72,12 +108,27 @@ impl<T> Resource<T> {
     }
 
     /// The same resource in namespace `namespace`.
+    ///
+    /// ```
+    /// use mesh_route::config::{DestinationRule, Resource};
+    ///
+    /// let dr = Resource::new("catalog", DestinationRule::default()).in_namespace("shop");
+    /// assert_eq!(dr.meta.namespace.as_deref(), Some("shop"));
+    /// ```
     pub fn in_namespace(mut self, namespace: impl Into<String>) -> Self {
         self.meta.namespace = Some(namespace.into());
         self
     }
 
     /// The namespace, if any.
+    ///
+    /// ```
+    /// use mesh_route::config::{DestinationRule, Resource};
+    ///
+    /// let dr = Resource::new("catalog", DestinationRule::default());
+    /// assert_eq!(dr.namespace(), None);
+    /// assert_eq!(dr.in_namespace("shop").namespace(), Some("shop"));
+    /// ```
     pub fn namespace(&self) -> Option<&str> {
         self.meta.namespace.as_deref()
     }

@@ -11,6 +11,15 @@ use super::suggest::did_you_mean;
 use super::virtual_service::{HttpMatchRequest, HttpRoute, VirtualService};
 
 /// `retryOn` tokens Istio accepts (besides integer status codes).
+///
+/// ```
+/// use mesh_route::config::{Config, RETRY_ON_TOKENS};
+///
+/// assert!(RETRY_ON_TOKENS.contains(&"gateway-error"));
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: a}\nspec: {hosts: [a], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec: {hosts: [a], http: [{route: [{destination: {host: a}}], retries: {attempts: 1, retryOn: gateway-eror}}]}\n";
+/// let errors = Config::from_yaml_str(yaml).unwrap_err();
+/// assert!(errors[0].message.starts_with("unknown retryOn condition \"gateway-eror\""), "{}", errors[0]);
+/// ```
 pub const RETRY_ON_TOKENS: &[&str] = &[
     "5xx",
     "gateway-error",

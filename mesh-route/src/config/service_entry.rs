@@ -9,6 +9,25 @@ use serde::{Deserialize, Serialize};
 use super::shared_types::WorkloadSelector;
 
 /// Istio `ServiceEntry`.
+///
+/// ```
+/// use mesh_route::config::{Config, Resolution};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: payments}
+/// spec:
+///   hosts: [payments.example.com]
+///   location: MESH_EXTERNAL
+///   resolution: DNS
+///   ports: [{number: 443, name: https, protocol: TLS}]
+///   endpoints: [{address: pay.internal, ports: {https: 8443}, labels: {zone: a}}]
+/// "#;
+/// let se = &Config::from_yaml_str(yaml).unwrap().config.service_entries[0].spec;
+/// assert_eq!(se.hosts, ["payments.example.com"]);
+/// assert_eq!(se.resolution, Some(Resolution::Dns));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceEntry {
@@ -43,12 +62,39 @@ pub struct ServiceEntry {
 
 impl ServiceEntry {
     /// The resolution, with Istio's default (`NONE`) when unset.
+    ///
+    /// ```
+    /// use mesh_route::config::{Resolution, ServiceEntry};
+    ///
+    /// assert_eq!(ServiceEntry::default().resolution_or_default(), Resolution::None);
+    /// let se = ServiceEntry { resolution: Some(Resolution::Static), ..Default::default() };
+    /// assert_eq!(se.resolution_or_default(), Resolution::Static);
+    /// ```
     pub fn resolution_or_default(&self) -> Resolution {
         self.resolution.unwrap_or(Resolution::None)
     }
 }
 
 /// Istio `ServicePort`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: payments}
+/// spec:
+///   hosts: [payments.example.com]
+///   location: MESH_EXTERNAL
+///   resolution: DNS
+///   ports: [{number: 443, name: https, protocol: TLS}]
+///   endpoints: [{address: pay.internal, ports: {https: 8443}, labels: {zone: a}}]
+/// "#;
+/// let se = &Config::from_yaml_str(yaml).unwrap().config.service_entries[0].spec;
+/// let port = &se.ports[0];
+/// assert_eq!((port.number, port.name.as_str(), port.protocol.as_deref()), (443, "https", Some("TLS")));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServicePort {
@@ -65,6 +111,24 @@ pub struct ServicePort {
 }
 
 /// Istio `ServiceEntry.Location`.
+///
+/// ```
+/// use mesh_route::config::{Config, Location};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: payments}
+/// spec:
+///   hosts: [payments.example.com]
+///   location: MESH_EXTERNAL
+///   resolution: DNS
+///   ports: [{number: 443, name: https, protocol: TLS}]
+///   endpoints: [{address: pay.internal, ports: {https: 8443}, labels: {zone: a}}]
+/// "#;
+/// let se = &Config::from_yaml_str(yaml).unwrap().config.service_entries[0].spec;
+/// assert_eq!(se.location, Some(Location::MeshExternal));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Location {
@@ -75,6 +139,24 @@ pub enum Location {
 }
 
 /// Istio `ServiceEntry.Resolution`.
+///
+/// ```
+/// use mesh_route::config::{Config, Resolution};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: payments}
+/// spec:
+///   hosts: [payments.example.com]
+///   location: MESH_EXTERNAL
+///   resolution: DNS
+///   ports: [{number: 443, name: https, protocol: TLS}]
+///   endpoints: [{address: pay.internal, ports: {https: 8443}, labels: {zone: a}}]
+/// "#;
+/// let se = &Config::from_yaml_str(yaml).unwrap().config.service_entries[0].spec;
+/// assert_eq!(se.resolution_or_default(), Resolution::Dns);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Resolution {
@@ -91,6 +173,27 @@ pub enum Resolution {
 }
 
 /// Istio `WorkloadEntry`, as an endpoint of a ServiceEntry.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: payments}
+/// spec:
+///   hosts: [payments.example.com]
+///   location: MESH_EXTERNAL
+///   resolution: DNS
+///   ports: [{number: 443, name: https, protocol: TLS}]
+///   endpoints: [{address: pay.internal, ports: {https: 8443}, labels: {zone: a}}]
+/// "#;
+/// let se = &Config::from_yaml_str(yaml).unwrap().config.service_entries[0].spec;
+/// let endpoint = &se.endpoints[0];
+/// assert_eq!(endpoint.address, "pay.internal");
+/// assert_eq!(endpoint.ports["https"], 8443);
+/// assert_eq!(endpoint.labels["zone"], "a");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadEntry {

@@ -9,6 +9,27 @@ use super::traffic_policy::ConnectionPoolSettings;
 use super::virtual_service::Destination;
 
 /// Istio `Sidecar`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Sidecar
+/// metadata: {name: default}
+/// spec:
+///   ingress:
+///   - port: {number: 9080, protocol: HTTP, name: http}
+///     defaultEndpoint: 127.0.0.1:8080
+///     captureMode: NONE
+///   egress:
+///   - hosts: ["./*"]
+///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+/// "#;
+/// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
+/// assert!(sidecar.workload_selector.is_none()); // applies to every workload
+/// assert_eq!(sidecar.ingress.len(), 1);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Sidecar {
@@ -30,6 +51,27 @@ pub struct Sidecar {
 }
 
 /// Istio `IstioIngressListener`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Sidecar
+/// metadata: {name: default}
+/// spec:
+///   ingress:
+///   - port: {number: 9080, protocol: HTTP, name: http}
+///     defaultEndpoint: 127.0.0.1:8080
+///     captureMode: NONE
+///   egress:
+///   - hosts: ["./*"]
+///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+/// "#;
+/// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
+/// let ingress = &sidecar.ingress[0];
+/// assert_eq!(ingress.default_endpoint.as_deref(), Some("127.0.0.1:8080"));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IstioIngressListener {
@@ -53,6 +95,26 @@ pub struct IstioIngressListener {
 }
 
 /// Istio `IstioEgressListener`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Sidecar
+/// metadata: {name: default}
+/// spec:
+///   ingress:
+///   - port: {number: 9080, protocol: HTTP, name: http}
+///     defaultEndpoint: 127.0.0.1:8080
+///     captureMode: NONE
+///   egress:
+///   - hosts: ["./*"]
+///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+/// "#;
+/// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
+/// assert_eq!(sidecar.egress[0].hosts, ["./*"]);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IstioEgressListener {
@@ -71,6 +133,27 @@ pub struct IstioEgressListener {
 }
 
 /// Istio `SidecarPort`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Sidecar
+/// metadata: {name: default}
+/// spec:
+///   ingress:
+///   - port: {number: 9080, protocol: HTTP, name: http}
+///     defaultEndpoint: 127.0.0.1:8080
+///     captureMode: NONE
+///   egress:
+///   - hosts: ["./*"]
+///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+/// "#;
+/// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
+/// let port = &sidecar.ingress[0].port;
+/// assert_eq!((port.number, port.protocol.as_deref()), (9080, Some("HTTP")));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SidecarPort {
@@ -88,6 +171,26 @@ pub struct SidecarPort {
 }
 
 /// Istio `CaptureMode`.
+///
+/// ```
+/// use mesh_route::config::{CaptureMode, Config};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Sidecar
+/// metadata: {name: default}
+/// spec:
+///   ingress:
+///   - port: {number: 9080, protocol: HTTP, name: http}
+///     defaultEndpoint: 127.0.0.1:8080
+///     captureMode: NONE
+///   egress:
+///   - hosts: ["./*"]
+///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+/// "#;
+/// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
+/// assert_eq!(sidecar.ingress[0].capture_mode, Some(CaptureMode::None));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CaptureMode {
@@ -100,6 +203,28 @@ pub enum CaptureMode {
 }
 
 /// Istio `OutboundTrafficPolicy` (Sidecar form).
+///
+/// ```
+/// use mesh_route::config::{Config, OutboundMode};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Sidecar
+/// metadata: {name: default}
+/// spec:
+///   ingress:
+///   - port: {number: 9080, protocol: HTTP, name: http}
+///     defaultEndpoint: 127.0.0.1:8080
+///     captureMode: NONE
+///   egress:
+///   - hosts: ["./*"]
+///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+/// "#;
+/// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
+/// let policy = sidecar.outbound_traffic_policy.as_ref().unwrap();
+/// assert_eq!(policy.mode, Some(OutboundMode::RegistryOnly));
+/// assert!(policy.egress_proxy.is_none());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutboundTrafficPolicy {
@@ -112,6 +237,27 @@ pub struct OutboundTrafficPolicy {
 }
 
 /// What happens to traffic for hosts that are not in the registry.
+///
+/// ```
+/// use mesh_route::config::{Config, OutboundMode};
+///
+/// assert_eq!(OutboundMode::default(), OutboundMode::AllowAny);
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Sidecar
+/// metadata: {name: default}
+/// spec:
+///   ingress:
+///   - port: {number: 9080, protocol: HTTP, name: http}
+///     defaultEndpoint: 127.0.0.1:8080
+///     captureMode: NONE
+///   egress:
+///   - hosts: ["./*"]
+///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+/// "#;
+/// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
+/// assert_eq!(sidecar.outbound_traffic_policy.as_ref().unwrap().mode, Some(OutboundMode::RegistryOnly));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum OutboundMode {
     /// Unknown hosts get a 502 (`BlackHoleCluster` / `block_all`).
@@ -127,6 +273,30 @@ pub enum OutboundMode {
 }
 
 /// Istio `ServerTLSSettings` (from `gateway.proto`), used by Sidecar ingress listeners.
+///
+/// ```
+/// use mesh_route::config::{Config, ServerTlsMode};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Gateway
+/// metadata: {name: edge, namespace: shop}
+/// spec:
+///   selector: {istio: ingressgateway}
+///   servers:
+///   - port: {number: 80, name: http, protocol: HTTP}
+///     hosts: ["*"]
+///     tls: {httpsRedirect: true}
+///   - port: {number: 443, name: https, protocol: HTTPS}
+///     hosts: [shop/shop.example.com]
+///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let gateway = &config.gateways[0];
+/// let tls = gateway.spec.servers[1].tls.as_ref().unwrap();
+/// assert_eq!(tls.mode, Some(ServerTlsMode::Simple));
+/// assert_eq!(tls.server_certificate.as_deref(), Some("/certs/shop.pem"));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServerTlsSettings {
@@ -181,6 +351,24 @@ pub struct ServerTlsSettings {
 }
 
 /// Istio `ServerTLSSettings.TLSCertificate`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Gateway
+/// metadata: {name: edge}
+/// spec:
+///   servers:
+///   - port: {number: 443, name: https, protocol: HTTPS}
+///     hosts: [a.example.com]
+///     tls: {mode: SIMPLE, tlsCertificates: [{serverCertificate: /a.pem, privateKey: /a.key}]}
+/// "#;
+/// // Parsed, but a Gateway refuses several certificates: give one pair instead.
+/// let errors = Config::from_yaml_str(yaml).unwrap_err();
+/// assert!(errors.iter().any(|d| d.to_string().contains("tlsCertificates is not supported")), "{errors:?}");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TlsCertificate {
@@ -196,6 +384,28 @@ pub struct TlsCertificate {
 }
 
 /// Istio `ServerTLSSettings.TLSmode`.
+///
+/// ```
+/// use mesh_route::config::{Config, ServerTlsMode};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Gateway
+/// metadata: {name: edge, namespace: shop}
+/// spec:
+///   selector: {istio: ingressgateway}
+///   servers:
+///   - port: {number: 80, name: http, protocol: HTTP}
+///     hosts: ["*"]
+///     tls: {httpsRedirect: true}
+///   - port: {number: 443, name: https, protocol: HTTPS}
+///     hosts: [shop/shop.example.com]
+///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let gateway = &config.gateways[0];
+/// assert_eq!(gateway.spec.servers[1].tls.as_ref().unwrap().mode, Some(ServerTlsMode::Simple));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ServerTlsMode {
@@ -214,6 +424,28 @@ pub enum ServerTlsMode {
 }
 
 /// Istio `ServerTLSSettings.TLSProtocol`.
+///
+/// ```
+/// use mesh_route::config::{Config, TlsProtocol};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: Gateway
+/// metadata: {name: edge, namespace: shop}
+/// spec:
+///   selector: {istio: ingressgateway}
+///   servers:
+///   - port: {number: 80, name: http, protocol: HTTP}
+///     hosts: ["*"]
+///     tls: {httpsRedirect: true}
+///   - port: {number: 443, name: https, protocol: HTTPS}
+///     hosts: [shop/shop.example.com]
+///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let gateway = &config.gateways[0];
+/// assert_eq!(gateway.spec.servers[1].tls.as_ref().unwrap().min_protocol_version, Some(TlsProtocol::TlsV12));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TlsProtocol {
     /// The proxy's default.

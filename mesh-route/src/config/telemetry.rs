@@ -11,6 +11,37 @@ use super::duration::Duration;
 use super::shared_types::{PolicyTargetReference, PolicyWorkloadSelector};
 
 /// Istio `Telemetry`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// assert!(telemetry.selects_all());
+/// assert_eq!((telemetry.tracing.len(), telemetry.metrics.len(), telemetry.access_logging.len()), (1, 1, 1));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Telemetry {
@@ -37,12 +68,52 @@ pub struct Telemetry {
 impl Telemetry {
     /// Whether the Telemetry applies to every workload of its namespace: no `selector`,
     /// no `targetRef`, no `targetRefs` (in the root namespace: to the whole mesh).
+    ///
+    /// ```
+    /// use mesh_route::config::{PolicyWorkloadSelector, Telemetry};
+    ///
+    /// assert!(Telemetry::default().selects_all());
+    /// let scoped = Telemetry { selector: Some(PolicyWorkloadSelector::default()), ..Default::default() };
+    /// assert!(!scoped.selects_all());
+    /// ```
     pub fn selects_all(&self) -> bool {
         self.selector.is_none() && self.target_ref.is_none() && self.target_refs.is_empty()
     }
 
     /// The `tracing` entry (and its index) that applies to `side` (`Client` or `Server`): the
     /// first whose `match.mode` is unset, `CLIENT_AND_SERVER`, or that side.
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, WorkloadMode};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: telemetry.istio.io/v1
+    /// kind: Telemetry
+    /// metadata: {name: mesh-default, namespace: istio-system}
+    /// spec:
+    ///   tracing:
+    ///   - match: {mode: SERVER}
+    ///     providers: [{name: zipkin}]
+    ///     randomSamplingPercentage: 5
+    ///     customTags:
+    ///       team: {literal: {value: shop}}
+    ///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+    ///       user: {header: {name: x-user}}
+    ///   metrics:
+    ///   - providers: [{name: prometheus}]
+    ///     overrides:
+    ///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+    ///       tagOverrides: {request_protocol: {operation: REMOVE}}
+    ///   accessLogging:
+    ///   - providers: [{name: envoy}]
+    ///     filter: {expression: "response.code >= 400"}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let telemetry = &config.telemetries[0].spec;
+    /// let (index, entry) = telemetry.tracing_for(WorkloadMode::Server).unwrap();
+    /// assert_eq!((index, entry.random_sampling_percentage), (0, Some(5.0)));
+    /// assert!(telemetry.tracing_for(WorkloadMode::Client).is_none()); // the entry is SERVER only
+    /// ```
     pub fn tracing_for(&self, side: WorkloadMode) -> Option<(usize, &TelemetryTracing)> {
         self.tracing
             .iter()
@@ -52,6 +123,38 @@ impl Telemetry {
 
     /// The `accessLogging` entry (and its index) that applies to `side`, chosen as
     /// [`tracing_for`](Self::tracing_for) chooses.
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, WorkloadMode};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: telemetry.istio.io/v1
+    /// kind: Telemetry
+    /// metadata: {name: mesh-default, namespace: istio-system}
+    /// spec:
+    ///   tracing:
+    ///   - match: {mode: SERVER}
+    ///     providers: [{name: zipkin}]
+    ///     randomSamplingPercentage: 5
+    ///     customTags:
+    ///       team: {literal: {value: shop}}
+    ///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+    ///       user: {header: {name: x-user}}
+    ///   metrics:
+    ///   - providers: [{name: prometheus}]
+    ///     overrides:
+    ///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+    ///       tagOverrides: {request_protocol: {operation: REMOVE}}
+    ///   accessLogging:
+    ///   - providers: [{name: envoy}]
+    ///     filter: {expression: "response.code >= 400"}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let telemetry = &config.telemetries[0].spec;
+    /// // No `match`: the entry applies to both sides.
+    /// assert_eq!(telemetry.access_logging_for(WorkloadMode::Client).unwrap().0, 0);
+    /// assert_eq!(telemetry.access_logging_for(WorkloadMode::Server).unwrap().0, 0);
+    /// ```
     pub fn access_logging_for(&self, side: WorkloadMode) -> Option<(usize, &AccessLogging)> {
         self.access_logging
             .iter()
@@ -70,6 +173,38 @@ fn covers(mode: Option<WorkloadMode>, side: WorkloadMode) -> bool {
 
 /// Istio `Tracing` (Telemetry form; the mesh-config form is
 /// [`Tracing`](super::mesh_config::Tracing)).
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// let tracing = &telemetry.tracing[0];
+/// assert_eq!(tracing.providers[0].name, "zipkin");
+/// assert_eq!(tracing.custom_tags.len(), 3);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TelemetryTracing {
@@ -97,6 +232,36 @@ pub struct TelemetryTracing {
 }
 
 /// Istio `Tracing.TracingSelector`.
+///
+/// ```
+/// use mesh_route::config::{Config, WorkloadMode};
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// assert_eq!(telemetry.tracing[0].match_.as_ref().unwrap().mode, Some(WorkloadMode::Server));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TracingSelector {
@@ -107,6 +272,38 @@ pub struct TracingSelector {
 
 /// Istio `Tracing.CustomTag`: where a span tag's value comes from — exactly one of
 /// `literal`, `environment`, `header` (validation rejects none or several).
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// let team = &telemetry.tracing[0].custom_tags["team"];
+/// assert_eq!(team.literal.as_ref().unwrap().value, "shop");
+/// assert_eq!(team.kinds_set(), ["literal"]);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TelemetryCustomTag {
@@ -123,6 +320,17 @@ pub struct TelemetryCustomTag {
 
 impl TelemetryCustomTag {
     /// The names of the sources that are set, among `literal`, `environment`, `header`.
+    ///
+    /// ```
+    /// use mesh_route::config::{TelemetryCustomTag, TracingEnvironment, TracingLiteral};
+    ///
+    /// let both = TelemetryCustomTag {
+    ///     literal: Some(TracingLiteral { value: "x".into() }),
+    ///     environment: Some(TracingEnvironment { name: "POD".into(), default_value: None }),
+    ///     header: None,
+    /// };
+    /// assert_eq!(both.kinds_set(), ["literal", "environment"]); // validation rejects two sources
+    /// ```
     pub fn kinds_set(&self) -> Vec<&'static str> {
         [
             ("literal", self.literal.is_some()),
@@ -136,6 +344,36 @@ impl TelemetryCustomTag {
 }
 
 /// Istio `Tracing.Literal`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// assert_eq!(telemetry.tracing[0].custom_tags["team"].literal.as_ref().unwrap().value, "shop");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TracingLiteral {
@@ -145,6 +383,37 @@ pub struct TracingLiteral {
 }
 
 /// Istio `Tracing.Environment`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// let pod = telemetry.tracing[0].custom_tags["pod"].environment.as_ref().unwrap();
+/// assert_eq!((pod.name.as_str(), pod.default_value.as_deref()), ("POD_NAME", Some("unknown")));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TracingEnvironment {
@@ -157,6 +426,37 @@ pub struct TracingEnvironment {
 }
 
 /// Istio `Tracing.RequestHeader`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// let user = telemetry.tracing[0].custom_tags["user"].header.as_ref().unwrap();
+/// assert_eq!((user.name.as_str(), user.default_value.as_deref()), ("x-user", None));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TracingRequestHeader {
@@ -169,6 +469,36 @@ pub struct TracingRequestHeader {
 }
 
 /// Istio `ProviderRef`: a provider of the mesh config's `extensionProviders`, by name.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// assert_eq!(telemetry.metrics[0].providers[0].name, "prometheus");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderRef {
@@ -177,6 +507,38 @@ pub struct ProviderRef {
 }
 
 /// Istio `WorkloadMode`: which side of the traffic telemetry settings apply to.
+///
+/// ```
+/// use mesh_route::config::{Config, WorkloadMode};
+///
+/// assert_eq!(WorkloadMode::default(), WorkloadMode::ClientAndServer);
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// let selector = telemetry.metrics[0].overrides[0].match_.as_ref().unwrap();
+/// assert_eq!(selector.mode, Some(WorkloadMode::Client));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum WorkloadMode {
@@ -190,6 +552,38 @@ pub enum WorkloadMode {
 }
 
 /// Istio `Metrics`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// let metrics = &telemetry.metrics[0];
+/// assert_eq!(metrics.overrides.len(), 1);
+/// assert!(metrics.reporting_interval.is_none());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metrics {
@@ -205,6 +599,38 @@ pub struct Metrics {
 }
 
 /// Istio `MetricsOverrides`.
+///
+/// ```
+/// use mesh_route::config::{Config, TagOperation};
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// let over = &telemetry.metrics[0].overrides[0];
+/// assert_eq!(over.disabled, None);
+/// assert_eq!(over.tag_overrides["request_protocol"].operation, Some(TagOperation::Remove));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricsOverrides {
@@ -220,6 +646,37 @@ pub struct MetricsOverrides {
 }
 
 /// Istio `MetricSelector`: at most one of `metric` and `customMetric`.
+///
+/// ```
+/// use mesh_route::config::{Config, IstioMetric};
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// let selector = telemetry.metrics[0].overrides[0].match_.as_ref().unwrap();
+/// assert_eq!((selector.metric, selector.custom_metric.as_deref()), (Some(IstioMetric::RequestCount), None));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricSelector {
@@ -235,6 +692,37 @@ pub struct MetricSelector {
 }
 
 /// Istio `MetricSelector.IstioMetric`.
+///
+/// ```
+/// use mesh_route::config::{Config, IstioMetric};
+///
+/// assert_eq!(IstioMetric::default(), IstioMetric::AllMetrics);
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// assert_eq!(telemetry.metrics[0].overrides[0].match_.as_ref().unwrap().metric, Some(IstioMetric::RequestCount));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum IstioMetric {
@@ -264,6 +752,37 @@ pub enum IstioMetric {
 }
 
 /// Istio `MetricsOverrides.TagOverride`.
+///
+/// ```
+/// use mesh_route::config::{Config, TagOperation};
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// let tag = &telemetry.metrics[0].overrides[0].tag_overrides["request_protocol"];
+/// assert_eq!((tag.operation_or_default(), tag.value.as_deref()), (TagOperation::Remove, None));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TagOverride {
@@ -277,12 +796,50 @@ pub struct TagOverride {
 
 impl TagOverride {
     /// The operation, with Istio's default (`UPSERT`) when unset.
+    ///
+    /// ```
+    /// use mesh_route::config::{TagOperation, TagOverride};
+    ///
+    /// let tag = TagOverride { operation: None, value: Some("request.host".into()) };
+    /// assert_eq!(tag.operation_or_default(), TagOperation::Upsert);
+    /// ```
     pub fn operation_or_default(&self) -> TagOperation {
         self.operation.unwrap_or_default()
     }
 }
 
 /// Istio `MetricsOverrides.TagOverride.Operation`.
+///
+/// ```
+/// use mesh_route::config::{Config, TagOperation};
+///
+/// assert_eq!(TagOperation::default(), TagOperation::Upsert);
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// assert_eq!(telemetry.metrics[0].overrides[0].tag_overrides["request_protocol"].operation_or_default(), TagOperation::Remove);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TagOperation {
@@ -294,6 +851,38 @@ pub enum TagOperation {
 }
 
 /// Istio `AccessLogging`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// let logging = &telemetry.access_logging[0];
+/// assert_eq!(logging.providers[0].name, "envoy");
+/// assert_eq!(logging.disabled, None);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessLogging {
@@ -312,6 +901,14 @@ pub struct AccessLogging {
 }
 
 /// Istio `AccessLogging.LogSelector`.
+///
+/// ```
+/// use mesh_route::config::{Config, WorkloadMode};
+///
+/// let yaml = "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: t, namespace: shop}\nspec: {accessLogging: [{match: {mode: SERVER}, disabled: true}]}\n";
+/// let telemetry = &Config::from_yaml_str(yaml).unwrap().config.telemetries[0].spec;
+/// assert_eq!(telemetry.access_logging[0].match_.as_ref().unwrap().mode, Some(WorkloadMode::Server));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LogSelector {
@@ -321,6 +918,36 @@ pub struct LogSelector {
 }
 
 /// Istio `AccessLogging.Filter`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: telemetry.istio.io/v1
+/// kind: Telemetry
+/// metadata: {name: mesh-default, namespace: istio-system}
+/// spec:
+///   tracing:
+///   - match: {mode: SERVER}
+///     providers: [{name: zipkin}]
+///     randomSamplingPercentage: 5
+///     customTags:
+///       team: {literal: {value: shop}}
+///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+///       user: {header: {name: x-user}}
+///   metrics:
+///   - providers: [{name: prometheus}]
+///     overrides:
+///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+///       tagOverrides: {request_protocol: {operation: REMOVE}}
+///   accessLogging:
+///   - providers: [{name: envoy}]
+///     filter: {expression: "response.code >= 400"}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let telemetry = &config.telemetries[0].spec;
+/// assert_eq!(telemetry.access_logging[0].filter.as_ref().unwrap().expression, "response.code >= 400");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessLogFilter {

@@ -11,6 +11,40 @@ use super::duration::Duration;
 use super::shared_types::PortSelector;
 
 /// Istio `TrafficPolicy`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// assert!(policy.outlier_detection.is_some());
+/// assert_eq!(policy.port_level_settings.len(), 1);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrafficPolicy {
@@ -41,6 +75,41 @@ pub struct TrafficPolicy {
 }
 
 /// Istio `TrafficPolicy.PortTrafficPolicy`: overrides for one port.
+///
+/// ```
+/// use mesh_route::config::{Config, SimpleLb};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let port = &policy.port_level_settings[0];
+/// assert_eq!(port.port.unwrap().number, 8443);
+/// assert_eq!(port.load_balancer.as_ref().unwrap().simple, Some(SimpleLb::RoundRobin));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PortTrafficPolicy {
@@ -62,6 +131,41 @@ pub struct PortTrafficPolicy {
 }
 
 /// Istio `LoadBalancerSettings`.
+///
+/// ```
+/// use mesh_route::config::{Config, SimpleLb};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let lb = policy.load_balancer.as_ref().unwrap();
+/// assert_eq!(lb.simple, Some(SimpleLb::LeastRequest));
+/// assert!(lb.consistent_hash.is_none());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadBalancerSettings {
@@ -86,6 +190,39 @@ pub struct LoadBalancerSettings {
 }
 
 /// Istio `LoadBalancerSettings.SimpleLB`.
+///
+/// ```
+/// use mesh_route::config::{Config, SimpleLb};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// assert_eq!(policy.load_balancer.as_ref().unwrap().simple, Some(SimpleLb::LeastRequest));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SimpleLb {
@@ -104,6 +241,28 @@ pub enum SimpleLb {
 }
 
 /// Istio `LoadBalancerSettings.ConsistentHashLB`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: cart}
+/// spec:
+///   host: cart
+///   trafficPolicy:
+///     loadBalancer:
+///       consistentHash:
+///         httpCookie: {name: session, ttl: 3600s, attributes: [{name: SameSite, value: Strict}]}
+///         ringHash: {minimumRingSize: 1024}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let lb = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap().load_balancer.as_ref().unwrap();
+/// let hash = lb.consistent_hash.as_ref().unwrap();
+/// assert_eq!(hash.http_cookie.as_ref().unwrap().name, "session");
+/// assert!(hash.http_header_name.is_none());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConsistentHashLb {
@@ -131,6 +290,28 @@ pub struct ConsistentHashLb {
 }
 
 /// Istio `ConsistentHashLB.HTTPCookie`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: cart}
+/// spec:
+///   host: cart
+///   trafficPolicy:
+///     loadBalancer:
+///       consistentHash:
+///         httpCookie: {name: session, ttl: 3600s, attributes: [{name: SameSite, value: Strict}]}
+///         ringHash: {minimumRingSize: 1024}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let lb = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap().load_balancer.as_ref().unwrap();
+/// let hash = lb.consistent_hash.as_ref().unwrap();
+/// let cookie = hash.http_cookie.as_ref().unwrap();
+/// assert_eq!(cookie.ttl.unwrap().get().as_secs(), 3600);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpCookie {
@@ -148,6 +329,28 @@ pub struct HttpCookie {
 }
 
 /// Istio `ConsistentHashLB.HTTPCookie.Attribute`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: cart}
+/// spec:
+///   host: cart
+///   trafficPolicy:
+///     loadBalancer:
+///       consistentHash:
+///         httpCookie: {name: session, ttl: 3600s, attributes: [{name: SameSite, value: Strict}]}
+///         ringHash: {minimumRingSize: 1024}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let lb = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap().load_balancer.as_ref().unwrap();
+/// let hash = lb.consistent_hash.as_ref().unwrap();
+/// let attribute = &hash.http_cookie.as_ref().unwrap().attributes[0];
+/// assert_eq!((attribute.name.as_str(), attribute.value.as_deref()), ("SameSite", Some("Strict")));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpCookieAttribute {
@@ -159,6 +362,27 @@ pub struct HttpCookieAttribute {
 }
 
 /// Istio `ConsistentHashLB.RingHash`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: cart}
+/// spec:
+///   host: cart
+///   trafficPolicy:
+///     loadBalancer:
+///       consistentHash:
+///         httpCookie: {name: session, ttl: 3600s, attributes: [{name: SameSite, value: Strict}]}
+///         ringHash: {minimumRingSize: 1024}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let lb = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap().load_balancer.as_ref().unwrap();
+/// let hash = lb.consistent_hash.as_ref().unwrap();
+/// assert_eq!(hash.ring_hash.as_ref().unwrap().minimum_ring_size, Some(1024));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RingHash {
@@ -168,6 +392,15 @@ pub struct RingHash {
 }
 
 /// Istio `ConsistentHashLB.MagLev`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: cart}\nspec: {host: cart, trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user, maglev: {tableSize: 65537}}}}}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let hash = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap().load_balancer.as_ref().unwrap().consistent_hash.as_ref().unwrap();
+/// assert_eq!(hash.maglev.as_ref().unwrap().table_size, Some(65537));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MagLev {
@@ -177,6 +410,41 @@ pub struct MagLev {
 }
 
 /// Istio `LocalityLoadBalancerSetting`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let lb = policy.load_balancer.as_ref().unwrap();
+/// let locality = lb.locality_lb_setting.as_ref().unwrap();
+/// assert_eq!((locality.distribute.len(), locality.failover.len()), (1, 1));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocalityLoadBalancerSetting {
@@ -195,6 +463,42 @@ pub struct LocalityLoadBalancerSetting {
 }
 
 /// Istio `LocalityLoadBalancerSetting.Distribute`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let lb = policy.load_balancer.as_ref().unwrap();
+/// let distribute = &lb.locality_lb_setting.as_ref().unwrap().distribute[0];
+/// assert_eq!(distribute.from, "us-east/*");
+/// assert_eq!(distribute.to["us-west/*"], 20);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocalityDistribute {
@@ -207,6 +511,41 @@ pub struct LocalityDistribute {
 }
 
 /// Istio `LocalityLoadBalancerSetting.Failover`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let lb = policy.load_balancer.as_ref().unwrap();
+/// let failover = &lb.locality_lb_setting.as_ref().unwrap().failover[0];
+/// assert_eq!((failover.from.as_str(), failover.to.as_str()), ("us-east", "us-west"));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocalityFailover {
@@ -219,6 +558,42 @@ pub struct LocalityFailover {
 }
 
 /// Istio `WarmupConfiguration`: slow start for new endpoints.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let lb = policy.load_balancer.as_ref().unwrap();
+/// let warmup = lb.warmup.as_ref().unwrap();
+/// assert_eq!(warmup.duration.unwrap().get().as_secs(), 30);
+/// assert_eq!(warmup.minimum_percent, Some(10.0));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WarmupConfiguration {
@@ -234,6 +609,16 @@ pub struct WarmupConfiguration {
 }
 
 /// Istio `ZoneAwareLoadBalancerSetting`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: cart}\nspec: {host: cart, trafficPolicy: {loadBalancer: {zoneAwareLbSetting: {enabled: true, minClusterSize: 3}}}}\n";
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let lb = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap().load_balancer.as_ref().unwrap();
+/// assert_eq!(lb.zone_aware_lb_setting.as_ref().unwrap().min_cluster_size, Some(3));
+/// assert!(!loaded.warnings.is_empty()); // parsed, not enforced yet
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ZoneAwareLoadBalancerSetting {
@@ -252,6 +637,40 @@ pub struct ZoneAwareLoadBalancerSetting {
 }
 
 /// Istio `ConnectionPoolSettings`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let pool = policy.connection_pool.as_ref().unwrap();
+/// assert!(pool.tcp.is_some() && pool.http.is_some());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionPoolSettings {
@@ -264,6 +683,42 @@ pub struct ConnectionPoolSettings {
 }
 
 /// Istio `ConnectionPoolSettings.TCPSettings`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let pool = policy.connection_pool.as_ref().unwrap();
+/// let tcp = pool.tcp.as_ref().unwrap();
+/// assert_eq!(tcp.max_connections, Some(100));
+/// assert_eq!(tcp.connect_timeout.unwrap().get().as_secs(), 2);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpSettings {
@@ -285,6 +740,42 @@ pub struct TcpSettings {
 }
 
 /// Istio `ConnectionPoolSettings.TCPSettings.TcpKeepalive`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let pool = policy.connection_pool.as_ref().unwrap();
+/// let keepalive = pool.tcp.as_ref().unwrap().tcp_keepalive.as_ref().unwrap();
+/// assert_eq!(keepalive.probes, Some(3));
+/// assert_eq!(keepalive.time.unwrap().get().as_secs(), 60);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpKeepalive {
@@ -300,6 +791,41 @@ pub struct TcpKeepalive {
 }
 
 /// Istio `ConnectionPoolSettings.HTTPSettings`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let pool = policy.connection_pool.as_ref().unwrap();
+/// let http = pool.http.as_ref().unwrap();
+/// assert_eq!((http.http1_max_pending_requests, http.max_retries), (Some(10), Some(3)));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpSettings {
@@ -333,6 +859,42 @@ pub struct HttpSettings {
 }
 
 /// Istio `ConnectionPoolSettings.HTTPSettings.ConnectionKeepalive` (HTTP/2 PING).
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let pool = policy.connection_pool.as_ref().unwrap();
+/// let keepalive = pool.http.as_ref().unwrap().http2_keep_alive.as_ref().unwrap();
+/// assert_eq!(keepalive.interval.unwrap().get().as_secs(), 10);
+/// assert!(keepalive.timeout.is_none());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionKeepalive {
@@ -345,6 +907,40 @@ pub struct ConnectionKeepalive {
 }
 
 /// Istio `ConnectionPoolSettings.HTTPSettings.H2UpgradePolicy`.
+///
+/// ```
+/// use mesh_route::config::{Config, H2UpgradePolicy};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let pool = policy.connection_pool.as_ref().unwrap();
+/// assert_eq!(pool.http.as_ref().unwrap().h2_upgrade_policy, Some(H2UpgradePolicy::Upgrade));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum H2UpgradePolicy {
@@ -357,6 +953,41 @@ pub enum H2UpgradePolicy {
 }
 
 /// Istio `OutlierDetection`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let outlier = policy.outlier_detection.as_ref().unwrap();
+/// assert_eq!(outlier.consecutive_5xx_errors, Some(5));
+/// assert_eq!(outlier.base_ejection_time.unwrap().get().as_secs(), 30);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutlierDetection {
@@ -390,6 +1021,41 @@ pub struct OutlierDetection {
 }
 
 /// Istio `ClientTLSSettings`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let tls = policy.tls.as_ref().unwrap();
+/// assert_eq!(tls.sni.as_deref(), Some("catalog.example.com"));
+/// assert!(tls.client_certificate.is_none());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientTlsSettings {
@@ -423,6 +1089,39 @@ pub struct ClientTlsSettings {
 }
 
 /// Istio `ClientTLSSettings.TLSmode`.
+///
+/// ```
+/// use mesh_route::config::{ClientTlsMode, Config};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// assert_eq!(policy.tls.as_ref().unwrap().mode, Some(ClientTlsMode::Simple));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ClientTlsMode {
@@ -437,6 +1136,40 @@ pub enum ClientTlsMode {
 }
 
 /// Istio `TrafficPolicy.TunnelSettings`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let tunnel = policy.tunnel.as_ref().unwrap();
+/// assert_eq!((tunnel.protocol.as_deref(), tunnel.target_host.as_str(), tunnel.target_port), (Some("CONNECT"), "catalog.internal", 8080));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TunnelSettings {
@@ -452,6 +1185,39 @@ pub struct TunnelSettings {
 }
 
 /// Istio `TrafficPolicy.ProxyProtocol`.
+///
+/// ```
+/// use mesh_route::config::{Config, ProxyProtocolVersion};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// assert_eq!(policy.proxy_protocol.as_ref().unwrap().version, Some(ProxyProtocolVersion::V2));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyProtocol {
@@ -461,6 +1227,39 @@ pub struct ProxyProtocol {
 }
 
 /// Istio `TrafficPolicy.ProxyProtocol.VERSION`.
+///
+/// ```
+/// use mesh_route::config::{Config, ProxyProtocolVersion};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// assert_ne!(policy.proxy_protocol.as_ref().unwrap().version, Some(ProxyProtocolVersion::V1));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ProxyProtocolVersion {
@@ -471,6 +1270,40 @@ pub enum ProxyProtocolVersion {
 }
 
 /// Istio `TrafficPolicy.RetryBudget`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: DestinationRule
+/// metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       simple: LEAST_REQUEST
+///       localityLbSetting:
+///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+///         failover: [{from: us-east, to: us-west}]
+///       warmup: {duration: 30s, minimumPercent: 10}
+///     connectionPool:
+///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+///     tls: {mode: SIMPLE, sni: catalog.example.com}
+///     portLevelSettings:
+///     - port: {number: 8443}
+///       loadBalancer: {simple: ROUND_ROBIN}
+///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+///     proxyProtocol: {version: V2}
+///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let budget = policy.retry_budget.as_ref().unwrap();
+/// assert_eq!((budget.percent, budget.min_retry_concurrency), (Some(20.0), Some(3)));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryBudget {

@@ -11,6 +11,42 @@ use super::duration::Duration;
 use super::shared_types::{Percent, PortSelector, StringMatch, is_false};
 
 /// Istio `VirtualService`: routing rules for a set of hosts.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: reviews}
+/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: reviews}
+/// spec:
+///   hosts: [reviews]
+///   http:
+///   - name: beta
+///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+///     rewrite: {uri: /}
+///     route:
+///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+///     - {destination: {host: ratings}, weight: 25}
+///     timeout: 3s
+///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+///     headers: {response: {remove: [x-internal]}}
+///   - route: [{destination: {host: reviews}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let beta = &config.virtual_services[0].spec.http[0];
+/// let vs = &config.virtual_services[0].spec;
+/// assert_eq!(vs.hosts, ["reviews"]);
+/// assert_eq!(vs.http.len(), 2);
+/// assert!(vs.gateways.is_empty()); // `mesh` only
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VirtualService {
@@ -35,6 +71,41 @@ pub struct VirtualService {
 }
 
 /// Istio `HTTPRoute`: match conditions and what to do with matching requests.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: reviews}
+/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: reviews}
+/// spec:
+///   hosts: [reviews]
+///   http:
+///   - name: beta
+///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+///     rewrite: {uri: /}
+///     route:
+///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+///     - {destination: {host: ratings}, weight: 25}
+///     timeout: 3s
+///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+///     headers: {response: {remove: [x-internal]}}
+///   - route: [{destination: {host: reviews}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let beta = &config.virtual_services[0].spec.http[0];
+/// assert_eq!(beta.name.as_deref(), Some("beta"));
+/// assert_eq!(beta.timeout.unwrap().get().as_secs(), 3);
+/// assert_eq!(beta.route.len(), 2);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRoute {
@@ -89,6 +160,41 @@ pub struct HttpRoute {
 }
 
 /// Istio `HTTPMatchRequest`: conditions that must all hold.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: reviews}
+/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: reviews}
+/// spec:
+///   hosts: [reviews]
+///   http:
+///   - name: beta
+///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+///     rewrite: {uri: /}
+///     route:
+///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+///     - {destination: {host: ratings}, weight: 25}
+///     timeout: 3s
+///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+///     headers: {response: {remove: [x-internal]}}
+///   - route: [{destination: {host: reviews}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let beta = &config.virtual_services[0].spec.http[0];
+/// let m = &beta.match_[0];
+/// assert_eq!(m.headers["x-beta"].exact.as_deref(), Some("1"));
+/// assert_eq!(m.uri.as_ref().unwrap().prefix.as_deref(), Some("/api/"));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpMatchRequest {
@@ -137,6 +243,41 @@ pub struct HttpMatchRequest {
 }
 
 /// Istio `HTTPRouteDestination`: a destination with its share of traffic.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: reviews}
+/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: reviews}
+/// spec:
+///   hosts: [reviews]
+///   http:
+///   - name: beta
+///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+///     rewrite: {uri: /}
+///     route:
+///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+///     - {destination: {host: ratings}, weight: 25}
+///     timeout: 3s
+///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+///     headers: {response: {remove: [x-internal]}}
+///   - route: [{destination: {host: reviews}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let beta = &config.virtual_services[0].spec.http[0];
+/// let first = &beta.route[0];
+/// assert_eq!(first.weight, Some(75));
+/// assert_eq!(first.headers.as_ref().unwrap().request.as_ref().unwrap().set["x-lane"], "a");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteDestination {
@@ -151,6 +292,33 @@ pub struct HttpRouteDestination {
 }
 
 /// Istio `RouteDestination` (TLS and TCP routes): a destination and its weight.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: db}
+/// spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}, {number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: db}
+/// spec:
+///   hosts: [db.example.com]
+///   tcp:
+///   - match: [{port: 5432}]
+///     route: [{destination: {host: db.example.com, port: {number: 5432}}}]
+///   tls:
+///   - match: [{port: 443, sniHosts: [db.example.com]}]
+///     route: [{destination: {host: db.example.com, port: {number: 443}}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let vs = &config.virtual_services[0].spec;
+/// let route = &vs.tcp[0].route[0];
+/// assert_eq!((route.destination.host.as_str(), route.weight), ("db.example.com", None));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteDestination {
@@ -162,6 +330,41 @@ pub struct RouteDestination {
 }
 
 /// Istio `Destination`: a service (host), optionally a subset and a port.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: reviews}
+/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: reviews}
+/// spec:
+///   hosts: [reviews]
+///   http:
+///   - name: beta
+///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+///     rewrite: {uri: /}
+///     route:
+///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+///     - {destination: {host: ratings}, weight: 25}
+///     timeout: 3s
+///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+///     headers: {response: {remove: [x-internal]}}
+///   - route: [{destination: {host: reviews}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let beta = &config.virtual_services[0].spec.http[0];
+/// let destination = &beta.route[0].destination;
+/// assert_eq!((destination.host.as_str(), destination.subset.as_deref()), ("reviews", None));
+/// assert_eq!(destination.port.unwrap().number, 80);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Destination {
@@ -176,6 +379,41 @@ pub struct Destination {
 }
 
 /// Istio `Headers`: operations on request and response headers.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: reviews}
+/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: reviews}
+/// spec:
+///   hosts: [reviews]
+///   http:
+///   - name: beta
+///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+///     rewrite: {uri: /}
+///     route:
+///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+///     - {destination: {host: ratings}, weight: 25}
+///     timeout: 3s
+///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+///     headers: {response: {remove: [x-internal]}}
+///   - route: [{destination: {host: reviews}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let beta = &config.virtual_services[0].spec.http[0];
+/// let headers = beta.headers.as_ref().unwrap();
+/// assert!(headers.request.is_none());
+/// assert_eq!(headers.response.as_ref().unwrap().remove, ["x-internal"]);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Headers {
@@ -188,6 +426,41 @@ pub struct Headers {
 }
 
 /// Istio `Headers.HeaderOperations`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: reviews}
+/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: reviews}
+/// spec:
+///   hosts: [reviews]
+///   http:
+///   - name: beta
+///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+///     rewrite: {uri: /}
+///     route:
+///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+///     - {destination: {host: ratings}, weight: 25}
+///     timeout: 3s
+///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+///     headers: {response: {remove: [x-internal]}}
+///   - route: [{destination: {host: reviews}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let beta = &config.virtual_services[0].spec.http[0];
+/// let ops = beta.route[0].headers.as_ref().unwrap().request.as_ref().unwrap();
+/// assert_eq!(ops.set["x-lane"], "a");
+/// assert!(ops.add.is_empty() && ops.remove.is_empty());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderOperations {
@@ -203,6 +476,39 @@ pub struct HeaderOperations {
 }
 
 /// Istio `HTTPRewrite`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: reviews}
+/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: reviews}
+/// spec:
+///   hosts: [reviews]
+///   http:
+///   - name: beta
+///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+///     rewrite: {uri: /}
+///     route:
+///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+///     - {destination: {host: ratings}, weight: 25}
+///     timeout: 3s
+///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+///     headers: {response: {remove: [x-internal]}}
+///   - route: [{destination: {host: reviews}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let beta = &config.virtual_services[0].spec.http[0];
+/// assert_eq!(beta.rewrite.as_ref().unwrap().uri.as_deref(), Some("/"));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRewrite {
@@ -218,6 +524,24 @@ pub struct HttpRewrite {
 }
 
 /// Istio `RegexRewrite`: `match` (RE2) replaced by `rewrite` (may use `\1` groups).
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: api}
+/// spec:
+///   hosts: [api.example.com]
+///   http:
+///   - rewrite: {uriRegexRewrite: {match: "^/v1/(.*)$", rewrite: "/\\1"}}
+///     redirect: {authority: b.example.com}
+/// "#;
+/// // A rewrite and a redirect are exclusive: the loader says so.
+/// let errors = Config::from_yaml_str(yaml).unwrap_err();
+/// assert!(errors.iter().any(|d| d.field.as_deref().is_some_and(|f| f.starts_with("http[0]"))), "{errors:?}");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegexRewrite {
@@ -229,6 +553,27 @@ pub struct RegexRewrite {
 }
 
 /// Istio `HTTPRedirect`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: legacy}
+/// spec:
+///   hosts: [old.example.com]
+///   http:
+///   - match: [{uri: {prefix: /v1/}}]
+///     redirect: {authority: new.example.com, prefixRewrite: /v2/, redirectCode: 308, derivePort: FROM_PROTOCOL_DEFAULT}
+///   - directResponse: {status: 410, body: {string: gone}}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let http = &config.virtual_services[0].spec.http;
+/// let redirect = http[0].redirect.as_ref().unwrap();
+/// assert_eq!((redirect.authority.as_deref(), redirect.redirect_code), (Some("new.example.com"), Some(308)));
+/// assert_eq!(redirect.prefix_rewrite.as_deref(), Some("/v2/"));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRedirect {
@@ -256,6 +601,25 @@ pub struct HttpRedirect {
 }
 
 /// Istio `HTTPRedirect.RedirectPortSelection`.
+///
+/// ```
+/// use mesh_route::config::{Config, RedirectPortSelection};
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: legacy}
+/// spec:
+///   hosts: [old.example.com]
+///   http:
+///   - match: [{uri: {prefix: /v1/}}]
+///     redirect: {authority: new.example.com, prefixRewrite: /v2/, redirectCode: 308, derivePort: FROM_PROTOCOL_DEFAULT}
+///   - directResponse: {status: 410, body: {string: gone}}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let http = &config.virtual_services[0].spec.http;
+/// assert_eq!(http[0].redirect.as_ref().unwrap().derive_port, Some(RedirectPortSelection::FromProtocolDefault));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RedirectPortSelection {
@@ -266,6 +630,26 @@ pub enum RedirectPortSelection {
 }
 
 /// Istio `HTTPDirectResponse`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: legacy}
+/// spec:
+///   hosts: [old.example.com]
+///   http:
+///   - match: [{uri: {prefix: /v1/}}]
+///     redirect: {authority: new.example.com, prefixRewrite: /v2/, redirectCode: 308, derivePort: FROM_PROTOCOL_DEFAULT}
+///   - directResponse: {status: 410, body: {string: gone}}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let http = &config.virtual_services[0].spec.http;
+/// let direct = http[1].direct_response.as_ref().unwrap();
+/// assert_eq!(direct.status, 410);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpDirectResponse {
@@ -277,6 +661,26 @@ pub struct HttpDirectResponse {
 }
 
 /// Istio `HTTPBody`: one of `string` or `bytes` (base64).
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: legacy}
+/// spec:
+///   hosts: [old.example.com]
+///   http:
+///   - match: [{uri: {prefix: /v1/}}]
+///     redirect: {authority: new.example.com, prefixRewrite: /v2/, redirectCode: 308, derivePort: FROM_PROTOCOL_DEFAULT}
+///   - directResponse: {status: 410, body: {string: gone}}
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let http = &config.virtual_services[0].spec.http;
+/// let body = http[1].direct_response.as_ref().unwrap().body.as_ref().unwrap();
+/// assert_eq!((body.string.as_deref(), body.bytes.as_deref()), (Some("gone"), None));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpBody {
@@ -289,6 +693,17 @@ pub struct HttpBody {
 }
 
 /// Istio `Delegate`: another VirtualService holding the routes.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: root, namespace: shop}\nspec: {hosts: [shop.example.com], http: [{delegate: {name: child, namespace: shop}}]}\n";
+/// let delegate = match Config::from_yaml_str(yaml) {
+///     Ok(loaded) => loaded.config.virtual_services[0].spec.http[0].delegate.clone(),
+///     Err(errors) => panic!("{errors:?}"),
+/// };
+/// assert_eq!(delegate.unwrap().name, "child");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Delegate {
@@ -301,6 +716,41 @@ pub struct Delegate {
 }
 
 /// Istio `HTTPRetry`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: reviews}
+/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: reviews}
+/// spec:
+///   hosts: [reviews]
+///   http:
+///   - name: beta
+///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+///     rewrite: {uri: /}
+///     route:
+///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+///     - {destination: {host: ratings}, weight: 25}
+///     timeout: 3s
+///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+///     headers: {response: {remove: [x-internal]}}
+///   - route: [{destination: {host: reviews}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let beta = &config.virtual_services[0].spec.http[0];
+/// let retries = beta.retries.as_ref().unwrap();
+/// assert_eq!((retries.attempts, retries.retry_on.as_deref()), (Some(2), Some("5xx,reset")));
+/// assert_eq!(retries.per_try_timeout.unwrap().get().as_secs(), 1);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRetry {
@@ -325,6 +775,40 @@ pub struct HttpRetry {
 }
 
 /// Istio `HTTPFaultInjection`: delays and aborts, independent of each other.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: reviews}
+/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: reviews}
+/// spec:
+///   hosts: [reviews]
+///   http:
+///   - name: beta
+///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+///     rewrite: {uri: /}
+///     route:
+///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+///     - {destination: {host: ratings}, weight: 25}
+///     timeout: 3s
+///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+///     headers: {response: {remove: [x-internal]}}
+///   - route: [{destination: {host: reviews}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let beta = &config.virtual_services[0].spec.http[0];
+/// let fault = beta.fault.as_ref().unwrap();
+/// assert!(fault.delay.is_some() && fault.abort.is_some());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpFaultInjection {
@@ -337,6 +821,41 @@ pub struct HttpFaultInjection {
 }
 
 /// Istio `HTTPFaultInjection.Delay`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: reviews}
+/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: reviews}
+/// spec:
+///   hosts: [reviews]
+///   http:
+///   - name: beta
+///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+///     rewrite: {uri: /}
+///     route:
+///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+///     - {destination: {host: ratings}, weight: 25}
+///     timeout: 3s
+///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+///     headers: {response: {remove: [x-internal]}}
+///   - route: [{destination: {host: reviews}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let beta = &config.virtual_services[0].spec.http[0];
+/// let delay = beta.fault.as_ref().unwrap().delay.as_ref().unwrap();
+/// assert_eq!(delay.fixed_delay.unwrap().get().as_millis(), 50);
+/// assert_eq!(delay.percentage.unwrap().value, 1.0);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultDelay {
@@ -355,6 +874,40 @@ pub struct FaultDelay {
 }
 
 /// Istio `HTTPFaultInjection.Abort`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: reviews}
+/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: reviews}
+/// spec:
+///   hosts: [reviews]
+///   http:
+///   - name: beta
+///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+///     rewrite: {uri: /}
+///     route:
+///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+///     - {destination: {host: ratings}, weight: 25}
+///     timeout: 3s
+///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+///     headers: {response: {remove: [x-internal]}}
+///   - route: [{destination: {host: reviews}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let beta = &config.virtual_services[0].spec.http[0];
+/// let abort = beta.fault.as_ref().unwrap().abort.as_ref().unwrap();
+/// assert_eq!((abort.http_status, abort.grpc_status.as_deref()), (Some(503), None));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultAbort {
@@ -373,6 +926,41 @@ pub struct FaultAbort {
 }
 
 /// Istio `HTTPMirrorPolicy`: one of several mirror targets.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: reviews}
+/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: reviews}
+/// spec:
+///   hosts: [reviews]
+///   http:
+///   - name: beta
+///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+///     rewrite: {uri: /}
+///     route:
+///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+///     - {destination: {host: ratings}, weight: 25}
+///     timeout: 3s
+///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+///     headers: {response: {remove: [x-internal]}}
+///   - route: [{destination: {host: reviews}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let beta = &config.virtual_services[0].spec.http[0];
+/// let mirror = &beta.mirrors[0];
+/// assert_eq!(mirror.destination.host, "ratings");
+/// assert_eq!(mirror.percentage.unwrap().value, 10.0);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpMirrorPolicy {
@@ -384,6 +972,16 @@ pub struct HttpMirrorPolicy {
 }
 
 /// Istio `CorsPolicy`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\nspec: {hosts: [api.example.com], http: [{corsPolicy: {allowOrigins: [{exact: https://shop.example.com}], allowMethods: [GET], maxAge: 24h}, directResponse: {status: 200}}]}\n";
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let cors = loaded.config.virtual_services[0].spec.http[0].cors_policy.clone().unwrap();
+/// assert_eq!(cors.allow_methods, ["GET"]);
+/// assert_eq!(cors.max_age.unwrap().get().as_secs(), 86_400);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CorsPolicy {
@@ -414,6 +1012,15 @@ pub struct CorsPolicy {
 }
 
 /// Istio `CorsPolicy.UnmatchedPreflights`.
+///
+/// ```
+/// use mesh_route::config::{Config, UnmatchedPreflights};
+///
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\nspec: {hosts: [api.example.com], http: [{corsPolicy: {allowOrigins: [{prefix: https://}], unmatchedPreflights: IGNORE}, directResponse: {status: 200}}]}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let cors = config.virtual_services[0].spec.http[0].cors_policy.as_ref().unwrap();
+/// assert_eq!(cors.unmatched_preflights, Some(UnmatchedPreflights::Ignore));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UnmatchedPreflights {
@@ -426,6 +1033,34 @@ pub enum UnmatchedPreflights {
 }
 
 /// Istio `TLSRoute`: SNI-based routing of unterminated TLS.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: db}
+/// spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}, {number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: db}
+/// spec:
+///   hosts: [db.example.com]
+///   tcp:
+///   - match: [{port: 5432}]
+///     route: [{destination: {host: db.example.com, port: {number: 5432}}}]
+///   tls:
+///   - match: [{port: 443, sniHosts: [db.example.com]}]
+///     route: [{destination: {host: db.example.com, port: {number: 443}}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let vs = &config.virtual_services[0].spec;
+/// let tls = &vs.tls[0];
+/// assert_eq!(tls.match_[0].sni_hosts, ["db.example.com"]);
+/// assert_eq!(tls.route[0].destination.port.unwrap().number, 443);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TlsRoute {
@@ -438,6 +1073,34 @@ pub struct TlsRoute {
 }
 
 /// Istio `TCPRoute`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: db}
+/// spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}, {number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: db}
+/// spec:
+///   hosts: [db.example.com]
+///   tcp:
+///   - match: [{port: 5432}]
+///     route: [{destination: {host: db.example.com, port: {number: 5432}}}]
+///   tls:
+///   - match: [{port: 443, sniHosts: [db.example.com]}]
+///     route: [{destination: {host: db.example.com, port: {number: 443}}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let vs = &config.virtual_services[0].spec;
+/// let tcp = &vs.tcp[0];
+/// assert_eq!(tcp.match_[0].port, Some(5432));
+/// assert_eq!(tcp.route.len(), 1);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpRoute {
@@ -450,6 +1113,34 @@ pub struct TcpRoute {
 }
 
 /// Istio `TLSMatchAttributes`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: db}
+/// spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}, {number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: db}
+/// spec:
+///   hosts: [db.example.com]
+///   tcp:
+///   - match: [{port: 5432}]
+///     route: [{destination: {host: db.example.com, port: {number: 5432}}}]
+///   tls:
+///   - match: [{port: 443, sniHosts: [db.example.com]}]
+///     route: [{destination: {host: db.example.com, port: {number: 443}}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let vs = &config.virtual_services[0].spec;
+/// let m = &vs.tls[0].match_[0];
+/// assert_eq!((m.port, m.sni_hosts.len()), (Some(443), 1));
+/// assert!(m.gateways.is_empty());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TlsMatchAttributes {
@@ -474,6 +1165,34 @@ pub struct TlsMatchAttributes {
 }
 
 /// Istio `L4MatchAttributes`.
+///
+/// ```
+/// use mesh_route::config::Config;
+///
+/// let yaml = r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {name: db}
+/// spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}, {number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
+/// ---
+/// apiVersion: networking.istio.io/v1
+/// kind: VirtualService
+/// metadata: {name: db}
+/// spec:
+///   hosts: [db.example.com]
+///   tcp:
+///   - match: [{port: 5432}]
+///     route: [{destination: {host: db.example.com, port: {number: 5432}}}]
+///   tls:
+///   - match: [{port: 443, sniHosts: [db.example.com]}]
+///     route: [{destination: {host: db.example.com, port: {number: 443}}}]
+/// "#;
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let vs = &config.virtual_services[0].spec;
+/// let m = &vs.tcp[0].match_[0];
+/// assert_eq!(m.port, Some(5432));
+/// assert!(m.source_subnet.is_none());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct L4MatchAttributes {

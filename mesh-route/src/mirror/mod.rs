@@ -39,9 +39,26 @@ use tokio::sync::Semaphore;
 use tower::{Layer, Service, util::BoxCloneSyncService};
 
 /// The service shadow copies are sent through.
+///
+/// ```
+/// use mesh_core::{Body, BoxError, body};
+/// use mesh_route::mirror::ShadowService;
+/// use tower::{ServiceExt, service_fn};
+///
+/// let shadow = ShadowService::new(service_fn(|_: http::Request<Body>| async {
+///     Ok::<_, BoxError>(http::Response::builder().status(202).body(body::empty()).unwrap())
+/// }));
+/// let request = http::Request::get("http://catalog-shadow/").body(body::empty()).unwrap();
+/// let response = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(shadow.oneshot(request)).unwrap();
+/// assert_eq!(response.status(), 202);
+/// ```
 pub type ShadowService = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
-/// The default bound on shadow requests in flight.
+/// The default bound on shadow requests in flight ([`MirrorLayer::max_in_flight`] changes it).
+///
+/// ```
+/// assert_eq!(mesh_route::mirror::DEFAULT_MAX_IN_FLIGHT, 1024);
+/// ```
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
 /// Whether the mesh config keeps the `-shadow` host suffix: on, unless
@@ -66,6 +83,26 @@ pub fn host_suffix_enabled(config: &crate::config::Config) -> bool {
 }
 
 /// What became of the shadow copies; shared by a layer and its services.
+///
+/// ```
+/// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
+/// use mesh_route::mirror::{MirrorLayer, ShadowService};
+/// use std::sync::{Arc, atomic::Ordering::Relaxed};
+/// use tower::{Layer, Service, service_fn};
+///
+/// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
+/// let mirrored = |body: Body| {
+///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
+///     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
+///     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
+///     request
+/// };
+/// let layer = MirrorLayer::new(ShadowService::new(ok())).buffer_limit(4);
+/// let _ = layer.layer(ok()).call(mirrored(body::full("more than four bytes")));
+/// let stats = layer.stats();
+/// assert_eq!(stats.skipped_body_too_large.load(Relaxed), 1);
+/// assert_eq!(stats.sent.load(Relaxed), 0);
+/// ```
 #[derive(Debug, Default)]
 pub struct MirrorStats {
     /// Shadows sent.
@@ -125,7 +162,11 @@ struct ShadowSender {
     deadline: Duration,
 }
 
-/// The default bound on a shadow's whole exchange.
+/// The default bound on a shadow's whole exchange ([`MirrorLayer::shadow_deadline`] changes it).
+///
+/// ```
+/// assert_eq!(mesh_route::mirror::DEFAULT_SHADOW_DEADLINE, std::time::Duration::from_secs(30));
+/// ```
 pub const DEFAULT_SHADOW_DEADLINE: Duration = Duration::from_secs(30);
 
 impl MirrorLayer {
@@ -134,6 +175,18 @@ impl MirrorLayer {
     /// [`DEFAULT_MAX_IN_FLIGHT`] shadows at once.
     ///
     /// [`Destination`]: mesh_core::Destination
+    ///
+    /// ```
+    /// use mesh_core::{Body, BoxError, body};
+    /// use mesh_route::mirror::{MirrorLayer, ShadowService};
+    /// use tower::service_fn;
+    ///
+    /// let shadow = ShadowService::new(service_fn(|_: http::Request<Body>| async {
+    ///     Ok::<_, BoxError>(http::Response::new(body::empty()))
+    /// }));
+    /// let layer = MirrorLayer::new(shadow);
+    /// assert_eq!(layer.stats().sent.load(std::sync::atomic::Ordering::Relaxed), 0);
+    /// ```
     pub fn new(shadow: ShadowService) -> Self {
         MirrorLayer {
             sender: ShadowSender {
@@ -148,12 +201,48 @@ impl MirrorLayer {
     }
 
     /// Runs at most `max` shadows at once; more are dropped and counted.
+    ///
+    /// ```
+    /// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
+    /// use mesh_route::mirror::{MirrorLayer, ShadowService};
+    /// use std::sync::{Arc, atomic::Ordering::Relaxed};
+    /// use tower::{Layer, Service, service_fn};
+    ///
+    /// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
+    /// let mirrored = |body: Body| {
+    ///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
+    ///     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
+    ///     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
+    ///     request
+    /// };
+    /// let layer = MirrorLayer::new(ShadowService::new(ok())).max_in_flight(0);
+    /// let _ = layer.layer(ok()).call(mirrored(body::empty()));
+    /// assert_eq!(layer.stats().dropped_overflow.load(Relaxed), 1);
+    /// ```
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.sender.in_flight = Arc::new(Semaphore::new(max));
         self
     }
 
     /// Mirrors bodies of at most `bytes`; larger ones are not mirrored.
+    ///
+    /// ```
+    /// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
+    /// use mesh_route::mirror::{MirrorLayer, ShadowService};
+    /// use std::sync::{Arc, atomic::Ordering::Relaxed};
+    /// use tower::{Layer, Service, service_fn};
+    ///
+    /// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
+    /// let mirrored = |body: Body| {
+    ///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
+    ///     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
+    ///     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
+    ///     request
+    /// };
+    /// let layer = MirrorLayer::new(ShadowService::new(ok())).buffer_limit(8);
+    /// let _ = layer.layer(ok()).call(mirrored(body::full("0123456789")));
+    /// assert_eq!(layer.stats().skipped_body_too_large.load(Relaxed), 1);
+    /// ```
     pub fn buffer_limit(mut self, bytes: usize) -> Self {
         self.sender.buffer_limit = bytes;
         self
@@ -161,6 +250,30 @@ impl MirrorLayer {
 
     /// Gives up on a shadow (counted as failed) after `deadline`, response body included
     /// (default 30 s), so that hung or endless shadows do not hold their slots.
+    ///
+    /// ```
+    /// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
+    /// use mesh_route::mirror::{MirrorLayer, ShadowService};
+    /// use std::sync::{Arc, atomic::Ordering::Relaxed};
+    /// use tower::{Layer, Service, service_fn};
+    ///
+    /// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
+    /// let mirrored = |body: Body| {
+    ///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
+    ///     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
+    ///     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
+    ///     request
+    /// };
+    /// // A shadow upstream that never answers.
+    /// let hung = ShadowService::new(service_fn(|_: http::Request<Body>| std::future::pending::<Result<http::Response<Body>, BoxError>>()));
+    /// let layer = MirrorLayer::new(hung).shadow_deadline(std::time::Duration::from_secs(1));
+    /// // A paused clock: the runtime jumps to the deadline instead of waiting for it.
+    /// tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    ///     layer.layer(ok()).call(mirrored(body::empty())).await.unwrap();
+    ///     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    /// });
+    /// assert_eq!(layer.stats().failed.load(Relaxed), 1);
+    /// ```
     pub fn shadow_deadline(mut self, deadline: Duration) -> Self {
         self.sender.deadline = deadline;
         self
@@ -168,12 +281,58 @@ impl MirrorLayer {
 
     /// Whether to append `-shadow` to the shadow's host (on by default, as in Envoy and
     /// Istio up to 1.27; Istio 1.28 turns it off by default).
+    ///
+    /// ```
+    /// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
+    /// use mesh_route::mirror::{MirrorLayer, ShadowService};
+    /// use std::sync::{Arc, atomic::Ordering::Relaxed};
+    /// use tower::{Layer, Service, service_fn};
+    ///
+    /// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
+    /// let mirrored = |body: Body| {
+    ///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
+    ///     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
+    ///     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
+    ///     request
+    /// };
+    /// let (seen, mut hosts) = tokio::sync::mpsc::unbounded_channel();
+    /// let shadow = ShadowService::new(service_fn(move |req: http::Request<Body>| {
+    ///     let _ = seen.send(req.uri().host().unwrap().to_owned());
+    ///     async { Ok::<_, BoxError>(http::Response::new(body::empty())) }
+    /// }));
+    /// let layer = MirrorLayer::new(shadow).host_suffix(false);
+    /// tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    ///     layer.layer(ok()).call(mirrored(body::empty())).await.unwrap();
+    ///     assert_eq!(hosts.recv().await.unwrap(), "catalog");
+    /// });
+    /// ```
     pub fn host_suffix(mut self, on: bool) -> Self {
         self.sender.host_suffix = on;
         self
     }
 
     /// What became of the shadows so far.
+    ///
+    /// ```
+    /// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
+    /// use mesh_route::mirror::{MirrorLayer, ShadowService};
+    /// use std::sync::{Arc, atomic::Ordering::Relaxed};
+    /// use tower::{Layer, Service, service_fn};
+    ///
+    /// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
+    /// let mirrored = |body: Body| {
+    ///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
+    ///     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
+    ///     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
+    ///     request
+    /// };
+    /// let layer = MirrorLayer::new(ShadowService::new(ok()));
+    /// tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    ///     layer.layer(ok()).call(mirrored(body::empty())).await.unwrap();
+    /// });
+    /// assert_eq!(layer.stats().sent.load(Relaxed), 1);
+    /// assert_eq!(layer.stats().failed.load(Relaxed), 0);
+    /// ```
     pub fn stats(&self) -> &Arc<MirrorStats> {
         &self.sender.stats
     }
@@ -191,6 +350,26 @@ impl<S> Layer<S> for MirrorLayer {
 }
 
 /// The service [`MirrorLayer`] produces.
+///
+/// ```
+/// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
+/// use mesh_route::mirror::{MirrorLayer, ShadowService};
+/// use std::sync::{Arc, atomic::Ordering::Relaxed};
+/// use tower::{Layer, Service, service_fn};
+///
+/// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
+/// let mirrored = |body: Body| {
+///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
+///     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
+///     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
+///     request
+/// };
+/// let layer = MirrorLayer::new(ShadowService::new(ok()));
+/// let mut svc: mesh_route::mirror::Mirror<_> = layer.layer(ok());
+/// // A request whose route names no mirror target goes to the inner service alone.
+/// let _ = svc.call(http::Request::get("http://catalog/").body(body::empty()).unwrap());
+/// assert_eq!(layer.stats().sent.load(Relaxed), 0);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Mirror<S> {
     inner: S,
