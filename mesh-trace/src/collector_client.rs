@@ -19,6 +19,11 @@ use serde_json::Value;
 use std::time::Duration;
 
 /// Envoy's collector timeout.
+///
+/// ```
+/// use mesh_trace::collector_client::DEFAULT_TIMEOUT;
+/// assert_eq!(DEFAULT_TIMEOUT, std::time::Duration::from_secs(5));
+/// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The URL to post spans to: `collector` itself when it is a URL, else
@@ -44,6 +49,22 @@ pub fn collector_endpoint(kind: &str, collector: &str, path: &str) -> Result<Str
 }
 
 /// An exporter's HTTP client; see the [module docs](self).
+///
+/// ```
+/// use mesh_trace::collector_client::CollectorClient;
+/// use opentelemetry_http::HttpClient;
+/// use std::time::Duration;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
+/// // A collector that accepts connections but never answers.
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let url = format!("http://{}/api/v2/spans", listener.local_addr().unwrap());
+/// let client = CollectorClient::for_zipkin("catalog.shop", Duration::from_secs(5));
+/// let request = http::Request::post(&url).body("[]".into()).unwrap();
+/// let error = client.send_bytes(request).await.unwrap_err(); // after 5 s (of paused time)
+/// assert_eq!(error.to_string(), format!("trace collector {url} timed out after 5s"));
+/// # drop(listener);
+/// # });
+/// ```
 #[derive(Clone, Debug)]
 pub struct CollectorClient {
     client: Client<HttpConnector, Full<Bytes>>,
@@ -54,6 +75,43 @@ pub struct CollectorClient {
 
 impl CollectorClient {
     /// A client that posts bodies as they are (OTLP).
+    ///
+    /// ```
+    /// use mesh_trace::collector_client::CollectorClient;
+    /// use opentelemetry_http::HttpClient;
+    /// use std::time::Duration;
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # /// Accepts one HTTP/1.1 request, answers `202 Accepted`, and returns the request as text.
+    /// # async fn serve_one(listener: tokio::net::TcpListener) -> String {
+    /// #     let (mut stream, _) = listener.accept().await.unwrap();
+    /// #     let mut bytes = Vec::new();
+    /// #     let mut buffer = [0u8; 8192];
+    /// #     loop {
+    /// #         let n = stream.read(&mut buffer).await.unwrap();
+    /// #         assert!(n > 0, "connection closed early");
+    /// #         bytes.extend_from_slice(&buffer[..n]);
+    /// #         let text = String::from_utf8_lossy(&bytes).into_owned();
+    /// #         let Some(end) = text.find("\r\n\r\n") else { continue };
+    /// #         let length: usize = text[..end].to_ascii_lowercase().lines()
+    /// #             .find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+    /// #         if bytes.len() >= end + 4 + length {
+    /// #             stream.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+    /// #             return text;
+    /// #         }
+    /// #     }
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    /// let server = tokio::spawn(serve_one(listener)); // a one-request collector
+    /// let client = CollectorClient::plain(Duration::from_secs(5));
+    /// let request = http::Request::post(url).body(bytes::Bytes::from_static(b"\x0a\x00")).unwrap();
+    /// assert_eq!(client.send_bytes(request).await.unwrap().status(), 202);
+    /// let received = server.await.unwrap();
+    /// assert!(received.starts_with("POST /v1/traces HTTP/1.1\r\n"));
+    /// assert!(received.ends_with("\n\0")); // the body as it was
+    /// # });
+    /// ```
     pub fn plain(timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -67,6 +125,44 @@ impl CollectorClient {
 
     /// A client for Zipkin v2 JSON, naming the local service `service_name` (lowercased, as
     /// Zipkin wants).
+    ///
+    /// ```
+    /// use mesh_trace::collector_client::CollectorClient;
+    /// use opentelemetry_http::HttpClient;
+    /// use std::time::Duration;
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # /// Accepts one HTTP/1.1 request, answers `202 Accepted`, and returns the request as text.
+    /// # async fn serve_one(listener: tokio::net::TcpListener) -> String {
+    /// #     let (mut stream, _) = listener.accept().await.unwrap();
+    /// #     let mut bytes = Vec::new();
+    /// #     let mut buffer = [0u8; 8192];
+    /// #     loop {
+    /// #         let n = stream.read(&mut buffer).await.unwrap();
+    /// #         assert!(n > 0, "connection closed early");
+    /// #         bytes.extend_from_slice(&buffer[..n]);
+    /// #         let text = String::from_utf8_lossy(&bytes).into_owned();
+    /// #         let Some(end) = text.find("\r\n\r\n") else { continue };
+    /// #         let length: usize = text[..end].to_ascii_lowercase().lines()
+    /// #             .find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+    /// #         if bytes.len() >= end + 4 + length {
+    /// #             stream.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+    /// #             return text;
+    /// #         }
+    /// #     }
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let url = format!("http://{}/api/v2/spans", listener.local_addr().unwrap());
+    /// let server = tokio::spawn(serve_one(listener)); // a one-request collector
+    /// let client = CollectorClient::for_zipkin("Catalog.Shop", Duration::from_secs(5));
+    /// let spans = r#"[{"id":"b","parentId":"0000000000000000"}]"#;
+    /// let response = client.send_bytes(http::Request::post(url).body(spans.into()).unwrap()).await.unwrap();
+    /// assert_eq!(response.status(), 202);
+    /// let received = server.await.unwrap();
+    /// assert!(received.to_ascii_lowercase().contains("\r\nb3: 0\r\n")); // the export is not traced
+    /// assert!(received.ends_with(r#"[{"id":"b","localEndpoint":{"serviceName":"catalog.shop"}}]"#));
+    /// # });
+    /// ```
     pub fn for_zipkin(service_name: &str, timeout: Duration) -> Self {
         CollectorClient {
             zipkin_service: Some(service_name.to_ascii_lowercase()),
@@ -81,6 +177,7 @@ impl CollectorClient {
             Some(service) => complete_spans(&body, service).unwrap_or(body),
             None => body,
         };
+        let uri = head.uri.clone();
         let request = Request::from_parts(head, Full::new(body));
         let exchange = async {
             let response = self.client.request(request).await?;
@@ -90,7 +187,10 @@ impl CollectorClient {
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| HttpError::from("zipkin collector timed out"))?
+            .map_err(|_| {
+                let timeout = self.timeout;
+                HttpError::from(format!("trace collector {uri} timed out after {timeout:?}"))
+            })?
     }
 }
 
