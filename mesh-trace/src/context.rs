@@ -30,20 +30,97 @@ use crate::{
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// B3 single header.
+///
+/// ```
+/// use mesh_trace::context::{B3, Extracted, extract};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(B3, "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-d".parse().unwrap());
+/// let Extracted::Context(context) = extract(&headers) else { panic!() };
+/// assert_eq!((context.sampled, context.debug), (Some(true), true));
+/// ```
 pub const B3: HeaderName = HeaderName::from_static("b3");
 /// B3 trace id (16 or 32 hex digits).
+///
+/// ```
+/// use mesh_trace::{TraceId, context::{X_B3_SPAN_ID, X_B3_TRACE_ID, extract}};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(X_B3_TRACE_ID, "a3ce929d0e0e4736".parse().unwrap()); // 64-bit: the low half
+/// headers.insert(X_B3_SPAN_ID, "e457b5a2e4d86bd1".parse().unwrap());
+/// let context = extract(&headers).context().cloned().unwrap();
+/// assert_eq!(context.trace_id, TraceId::new(0xa3ce929d0e0e4736).unwrap());
+/// assert_eq!(context.sampled, None); // deferred
+/// ```
 pub const X_B3_TRACE_ID: HeaderName = HeaderName::from_static("x-b3-traceid");
 /// B3 span id (16 hex digits).
+///
+/// ```
+/// use mesh_trace::context::{X_B3_SPAN_ID, X_B3_TRACE_ID, extract};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(X_B3_TRACE_ID, "80f198ee56343ba864fe8b2a57d3eff7".parse().unwrap());
+/// headers.insert(X_B3_SPAN_ID, "e457b5a2e4d86bd1".parse().unwrap());
+/// let context = extract(&headers).context().cloned().unwrap();
+/// assert_eq!(context.span_id.to_string(), "e457b5a2e4d86bd1");
+/// headers.insert(X_B3_SPAN_ID, "e457".parse().unwrap()); // wrong length: ignored
+/// assert!(extract(&headers).context().is_none());
+/// ```
 pub const X_B3_SPAN_ID: HeaderName = HeaderName::from_static("x-b3-spanid");
 /// B3 parent span id (16 hex digits), absent on a root span.
+///
+/// ```
+/// use mesh_trace::{Decision, Propagation, TraceContext, context::X_B3_PARENT_SPAN_ID, inject};
+/// let root = TraceContext::root(Decision::default());
+/// let mut headers = http::HeaderMap::new();
+/// inject(&mut headers, &root, Propagation::default());
+/// assert!(!headers.contains_key(X_B3_PARENT_SPAN_ID)); // a root span has no parent
+/// inject(&mut headers, &root.clone().child(Decision::default()), Propagation::default());
+/// assert_eq!(headers[X_B3_PARENT_SPAN_ID], root.span_id.header_value());
+/// ```
 pub const X_B3_PARENT_SPAN_ID: HeaderName = HeaderName::from_static("x-b3-parentspanid");
 /// B3 sampling decision: `1` accept, `0` deny, absent defer.
+///
+/// ```
+/// use mesh_trace::context::{Extracted, X_B3_SAMPLED, extract};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(X_B3_SAMPLED, "true".parse().unwrap()); // leniently, as `1`
+/// assert_eq!(extract(&headers), Extracted::Decision { sampled: true, debug: false });
+/// headers.insert(X_B3_SAMPLED, "0".parse().unwrap());
+/// assert_eq!(extract(&headers).sampled(), Some(false));
+/// ```
 pub const X_B3_SAMPLED: HeaderName = HeaderName::from_static("x-b3-sampled");
 /// B3 flags: `1` is debug (implies accept).
+///
+/// ```
+/// use mesh_trace::context::{Extracted, X_B3_FLAGS, extract};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(X_B3_FLAGS, "1".parse().unwrap());
+/// assert_eq!(extract(&headers), Extracted::Decision { sampled: true, debug: true });
+/// ```
 pub const X_B3_FLAGS: HeaderName = HeaderName::from_static("x-b3-flags");
 /// W3C `traceparent`.
+///
+/// ```
+/// use mesh_trace::{Decision, Propagation, TraceContext, context::TRACEPARENT, inject};
+/// let context = TraceContext::root(Decision { sampled: true, forced: false, debug: false });
+/// let mut headers = http::HeaderMap::new();
+/// let w3c_only = Propagation { b3_multi: false, b3_single: false, w3c: true };
+/// inject(&mut headers, &context, w3c_only);
+/// let expected = format!("00-{}-{}-01", context.trace_id, context.span_id);
+/// assert_eq!(headers[TRACEPARENT], expected.as_str());
+/// assert_eq!(headers.len(), 1);
+/// ```
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// W3C `tracestate`.
+///
+/// ```
+/// use mesh_trace::context::{Extracted, TRACEPARENT, TRACESTATE, extract};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(TRACESTATE, "congo=t61rcWkgMzE".parse().unwrap());
+/// assert_eq!(extract(&headers), Extracted::Empty); // only read with a `traceparent`
+/// let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// headers.insert(TRACEPARENT, parent.parse().unwrap());
+/// let context = extract(&headers).context().cloned().unwrap();
+/// assert_eq!(context.tracestate.unwrap(), "congo=t61rcWkgMzE");
+/// ```
 pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// One span's position in a trace, as carried between services.
@@ -151,6 +228,16 @@ pub enum Extracted {
 
 impl Extracted {
     /// The caller's sampling decision, `None` when deferred.
+    ///
+    /// ```
+    /// use mesh_trace::context::extract;
+    /// let mut headers = http::HeaderMap::new();
+    /// assert_eq!(extract(&headers).sampled(), None); // deferred
+    /// headers.insert("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7".parse().unwrap());
+    /// headers.insert("x-b3-spanid", "e457b5a2e4d86bd1".parse().unwrap());
+    /// headers.insert("x-b3-sampled", "1".parse().unwrap());
+    /// assert_eq!(extract(&headers).sampled(), Some(true));
+    /// ```
     pub fn sampled(&self) -> Option<bool> {
         match self {
             Extracted::Empty => None,
@@ -160,6 +247,15 @@ impl Extracted {
     }
 
     /// Whether the caller asked for debug.
+    ///
+    /// ```
+    /// use mesh_trace::context::extract;
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("b3", "1".parse().unwrap());
+    /// assert!(!extract(&headers).debug());
+    /// headers.insert("b3", "d".parse().unwrap());
+    /// assert!(extract(&headers).debug());
+    /// ```
     pub fn debug(&self) -> bool {
         match self {
             Extracted::Empty => false,
@@ -169,6 +265,16 @@ impl Extracted {
     }
 
     /// The caller's span, if ids came with the request.
+    ///
+    /// ```
+    /// use mesh_trace::context::extract;
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("b3", "1".parse().unwrap());
+    /// assert!(extract(&headers).context().is_none()); // a decision, no ids
+    /// headers.insert("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1".parse().unwrap());
+    /// let context = extract(&headers).context().cloned().unwrap();
+    /// assert_eq!(context.trace_id.to_string(), "80f198ee56343ba864fe8b2a57d3eff7");
+    /// ```
     pub fn context(&self) -> Option<&TraceContext> {
         match self {
             Extracted::Context(context) => Some(context),

@@ -6,6 +6,18 @@ use http::{HeaderMap, HeaderName};
 use std::borrow::Cow;
 
 /// One configured tag.
+///
+/// ```
+/// use mesh_trace::custom_tags::{CustomTag, TagSource};
+/// let tenant = CustomTag {
+///     name: "tenant".into(),
+///     source: TagSource::Header { name: "x-tenant".parse().unwrap(), default: Some("none".into()) },
+/// };
+/// let mut headers = http::HeaderMap::new();
+/// assert_eq!(tenant.value(&headers).as_deref(), Some("none")); // the default
+/// headers.insert("x-tenant", "acme".parse().unwrap());
+/// assert_eq!(tenant.value(&headers).as_deref(), Some("acme"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CustomTag {
     /// Tag name.
@@ -15,6 +27,15 @@ pub struct CustomTag {
 }
 
 /// Where a [`CustomTag`]'s value comes from.
+///
+/// ```
+/// use mesh_trace::custom_tags::{CustomTag, TagSource};
+/// let mesh = CustomTag { name: "mesh".into(), source: TagSource::Literal("east".into()) };
+/// let mut headers = http::HeaderMap::new();
+/// assert_eq!(mesh.value(&headers).as_deref(), Some("east"));
+/// headers.insert("mesh", "west".parse().unwrap()); // a literal ignores the request
+/// assert_eq!(mesh.value(&headers).as_deref(), Some("east"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TagSource {
     /// A fixed value (environment tags are resolved to this once, at start).

@@ -3,6 +3,19 @@
 //! its proxy container, with Istio's fallbacks when they are absent.
 
 /// The proxy's workload.
+///
+/// ```
+/// use mesh_trace::identity::WorkloadIdentity;
+/// // Istio's fallbacks, in an empty environment (an empty value counts as missing).
+/// let id = WorkloadIdentity::from_lookup(|name| (name == "POD_NAMESPACE").then(String::new));
+/// assert_eq!(id, WorkloadIdentity {
+///     pod_name: "unknown".into(),
+///     namespace: "default".into(),
+///     instance_ip: "127.0.0.1".into(),
+///     canonical_service: "unknown".into(),
+///     canonical_revision: "latest".into(),
+/// });
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkloadIdentity {
     /// Pod (or host) name: `POD_NAME`, else `HOSTNAME`, else `unknown`.
@@ -19,6 +32,13 @@ pub struct WorkloadIdentity {
 
 impl WorkloadIdentity {
     /// Reads the identity from the process environment.
+    ///
+    /// ```
+    /// use mesh_trace::identity::WorkloadIdentity;
+    /// let id = WorkloadIdentity::from_env();
+    /// assert_eq!(id, WorkloadIdentity::from_lookup(|name| std::env::var(name).ok()));
+    /// assert!(!id.namespace.is_empty()); // `default` when `POD_NAMESPACE` is not set
+    /// ```
     pub fn from_env() -> Self {
         WorkloadIdentity::from_lookup(|name| std::env::var(name).ok())
     }
@@ -53,6 +73,16 @@ impl WorkloadIdentity {
     }
 
     /// Envoy's node id, as Istio forms it: `sidecar~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local`.
+    ///
+    /// ```
+    /// use mesh_trace::identity::WorkloadIdentity;
+    /// let id = WorkloadIdentity::from_lookup(|name| match name {
+    ///     "HOSTNAME" => Some("catalog-7d9f".into()), // when `POD_NAME` is not set
+    ///     "POD_NAMESPACE" => Some("shop".into()),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(id.node_id(), "sidecar~127.0.0.1~catalog-7d9f.shop~shop.svc.cluster.local");
+    /// ```
     pub fn node_id(&self) -> String {
         format!(
             "sidecar~{}~{}.{}~{}.svc.cluster.local",
@@ -61,6 +91,16 @@ impl WorkloadIdentity {
     }
 
     /// The Zipkin service name Istio reports: `CANONICAL_SERVICE.NAMESPACE`.
+    ///
+    /// ```
+    /// use mesh_trace::identity::WorkloadIdentity;
+    /// let id = WorkloadIdentity::from_lookup(|name| match name {
+    ///     "CANONICAL_SERVICE" => Some("catalog".into()),
+    ///     "POD_NAMESPACE" => Some("shop".into()),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(id.service_name(), "catalog.shop");
+    /// ```
     pub fn service_name(&self) -> String {
         format!("{}.{}", self.canonical_service, self.namespace)
     }

@@ -47,6 +47,13 @@ pub struct SpanId(NonZeroU64);
 
 impl TraceId {
     /// The id for `value`, `None` for zero.
+    ///
+    /// ```
+    /// use mesh_trace::TraceId;
+    /// let id = TraceId::new(0x4bf92f3577b34da6a3ce929d0e0e4736).unwrap();
+    /// assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// assert!(TraceId::new(0).is_none());
+    /// ```
     pub const fn new(value: u128) -> Option<Self> {
         match NonZeroU128::new(value) {
             Some(v) => Some(TraceId(v)),
@@ -55,11 +62,25 @@ impl TraceId {
     }
 
     /// The id as an integer (never zero).
+    ///
+    /// ```
+    /// use mesh_trace::TraceId;
+    /// let id = TraceId::from_hex(b"00000000000000000000000000000abc").unwrap();
+    /// assert_eq!(id.get(), 0xabc);
+    /// ```
     pub const fn get(self) -> u128 {
         self.0.get()
     }
 
     /// A random 128-bit id.
+    ///
+    /// ```
+    /// use mesh_trace::TraceId;
+    /// let (a, b) = (TraceId::random(), TraceId::random());
+    /// assert_ne!(a, b);
+    /// assert_ne!(a.get(), 0);
+    /// assert_eq!(a.to_string().len(), 32);
+    /// ```
     pub fn random() -> Self {
         loop {
             if let Some(id) = TraceId::new(rand::random()) {
@@ -70,11 +91,26 @@ impl TraceId {
 
     /// Parses 16 or 32 hex digits of either case (16 digits: the low 64 bits). `None` when the
     /// length or a digit is wrong, or the id is zero.
+    ///
+    /// ```
+    /// use mesh_trace::TraceId;
+    /// let upper = TraceId::from_hex(b"4BF92F3577B34DA6A3CE929D0E0E4736").unwrap(); // B3: either case
+    /// assert_eq!(upper.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// assert_eq!(TraceId::from_hex(b"a3ce929d0e0e4736").unwrap().get(), 0xa3ce929d0e0e4736);
+    /// assert!(TraceId::from_hex(b"a3ce929d0e0e473").is_none()); // 15 digits
+    /// assert!(TraceId::from_hex(b"a3ce929d0e0e473g").is_none());
+    /// ```
     pub fn from_hex(hex: &[u8]) -> Option<Self> {
         Self::parse(hex, false)
     }
 
     /// As [`from_hex`](Self::from_hex), but lower-case digits only (W3C).
+    ///
+    /// ```
+    /// use mesh_trace::TraceId;
+    /// assert!(TraceId::from_lower_hex(b"4bf92f3577b34da6a3ce929d0e0e4736").is_some());
+    /// assert!(TraceId::from_lower_hex(b"4BF92F3577B34DA6A3CE929D0E0E4736").is_none());
+    /// ```
     pub fn from_lower_hex(hex: &[u8]) -> Option<Self> {
         Self::parse(hex, true)
     }
@@ -93,6 +129,12 @@ impl TraceId {
     }
 
     /// The id as 32 lower-hex digits, on the stack.
+    ///
+    /// ```
+    /// use mesh_trace::TraceId;
+    /// let id = TraceId::new(0xabc).unwrap();
+    /// assert_eq!(&id.to_hex(), b"00000000000000000000000000000abc");
+    /// ```
     pub fn to_hex(self) -> [u8; 32] {
         let value = self.get();
         let mut out = [0u8; 32];
@@ -102,6 +144,14 @@ impl TraceId {
     }
 
     /// The id as a header value of 32 lower-hex digits.
+    ///
+    /// ```
+    /// use mesh_trace::TraceId;
+    /// let mut headers = http::HeaderMap::new();
+    /// let id = TraceId::new(0x4bf92f3577b34da6a3ce929d0e0e4736).unwrap();
+    /// headers.insert("x-b3-traceid", id.header_value());
+    /// assert_eq!(headers["x-b3-traceid"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// ```
     pub fn header_value(self) -> HeaderValue {
         hex_header_value(&self.to_hex())
     }
@@ -109,6 +159,13 @@ impl TraceId {
 
 impl SpanId {
     /// The id for `value`, `None` for zero.
+    ///
+    /// ```
+    /// use mesh_trace::SpanId;
+    /// let id = SpanId::new(0xe457b5a2e4d86bd1).unwrap();
+    /// assert_eq!(id.to_string(), "e457b5a2e4d86bd1");
+    /// assert!(SpanId::new(0).is_none());
+    /// ```
     pub const fn new(value: u64) -> Option<Self> {
         match NonZeroU64::new(value) {
             Some(v) => Some(SpanId(v)),
@@ -117,11 +174,23 @@ impl SpanId {
     }
 
     /// The id as an integer (never zero).
+    ///
+    /// ```
+    /// use mesh_trace::SpanId;
+    /// assert_eq!(SpanId::from_hex(b"00000000000000ff").unwrap().get(), 255);
+    /// ```
     pub const fn get(self) -> u64 {
         self.0.get()
     }
 
     /// A random id.
+    ///
+    /// ```
+    /// use mesh_trace::SpanId;
+    /// let (a, b) = (SpanId::random(), SpanId::random());
+    /// assert_ne!(a, b);
+    /// assert_eq!(a.to_string().len(), 16);
+    /// ```
     pub fn random() -> Self {
         loop {
             if let Some(id) = SpanId::new(rand::random()) {
@@ -132,11 +201,24 @@ impl SpanId {
 
     /// Parses exactly 16 hex digits of either case. `None` when the length or a digit is
     /// wrong, or the id is zero.
+    ///
+    /// ```
+    /// use mesh_trace::SpanId;
+    /// assert_eq!(SpanId::from_hex(b"E457B5A2E4D86BD1").unwrap().get(), 0xe457b5a2e4d86bd1);
+    /// assert!(SpanId::from_hex(b"e457b5a2e4d86bd").is_none()); // 15 digits
+    /// assert!(SpanId::from_hex(b"80f198ee56343ba864fe8b2a57d3eff7").is_none()); // 32 digits
+    /// ```
     pub fn from_hex(hex: &[u8]) -> Option<Self> {
         Self::parse(hex, false)
     }
 
     /// As [`from_hex`](Self::from_hex), but lower-case digits only (W3C).
+    ///
+    /// ```
+    /// use mesh_trace::SpanId;
+    /// assert!(SpanId::from_lower_hex(b"00f067aa0ba902b7").is_some());
+    /// assert!(SpanId::from_lower_hex(b"00F067AA0BA902B7").is_none());
+    /// ```
     pub fn from_lower_hex(hex: &[u8]) -> Option<Self> {
         Self::parse(hex, true)
     }
@@ -149,11 +231,23 @@ impl SpanId {
     }
 
     /// The id as 16 lower-hex digits, on the stack.
+    ///
+    /// ```
+    /// use mesh_trace::SpanId;
+    /// assert_eq!(&SpanId::new(0xff).unwrap().to_hex(), b"00000000000000ff");
+    /// ```
     pub fn to_hex(self) -> [u8; 16] {
         hex16(self.get())
     }
 
     /// The id as a header value of 16 lower-hex digits.
+    ///
+    /// ```
+    /// use mesh_trace::SpanId;
+    /// let id = SpanId::new(0x00f067aa0ba902b7).unwrap();
+    /// assert_eq!(id.header_value(), "00f067aa0ba902b7");
+    /// assert_eq!(id.header_value().len(), 16);
+    /// ```
     pub fn header_value(self) -> HeaderValue {
         hex_header_value(&self.to_hex())
     }

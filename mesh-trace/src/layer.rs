@@ -61,6 +61,21 @@ pub struct TraceLayer {
 
 impl TraceLayer {
     /// Samples with `sampler` and writes the formats `propagation` selects.
+    ///
+    /// ```
+    /// use mesh_trace::{Propagation, Sampler, TraceLayer};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let b3_only = Propagation { b3_multi: false, b3_single: true, w3c: false };
+    /// let svc = TraceLayer::new(Sampler::from_percent(0.0), b3_only).layer(service_fn(
+    ///     |req: http::Request<()>| async move { Ok::<_, std::convert::Infallible>(req.headers().clone()) },
+    /// ));
+    /// let headers = svc.oneshot(http::Request::new(())).await.unwrap();
+    /// // A new trace, not sampled at 0 %, written as the `b3` single header only.
+    /// assert!(headers["b3"].to_str().unwrap().ends_with("-0"));
+    /// assert!(!headers.contains_key("traceparent") && !headers.contains_key("x-b3-traceid"));
+    /// # });
+    /// ```
     pub fn new(sampler: Sampler, propagation: Propagation) -> Self {
         TraceLayer {
             sampler,
@@ -82,6 +97,21 @@ impl<S> Layer<S> for TraceLayer {
 }
 
 /// The service [`TraceLayer`] produces.
+///
+/// ```
+/// use mesh_trace::{Trace, TraceContext, TraceLayer};
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let mut svc: Trace<_> = TraceLayer::default().layer(service_fn(|req: http::Request<()>| async move {
+///     let sampled = req.extensions().get::<TraceContext>().unwrap().sampled;
+///     Ok::<_, std::convert::Infallible>((sampled, req.headers()["x-request-id"].clone()))
+/// }));
+/// let request = http::Request::builder().header("x-request-id", "abc").body(()).unwrap();
+/// let (sampled, id) = svc.ready().await.unwrap().call(request).await.unwrap();
+/// assert!(sampled.is_some()); // always decided
+/// assert_eq!(id, "abc"); // the client's id is kept
+/// # });
+/// ```
 #[derive(Clone, Debug)]
 pub struct Trace<S> {
     inner: S,

@@ -7,6 +7,13 @@ use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::{Resource, trace::SpanExporter as _};
 
 /// The OTLP/HTTP traces path.
+///
+/// ```
+/// use mesh_trace::{collector_client::collector_endpoint, otlp::TRACES_PATH};
+/// // Where `exporter` posts for a `host:port` address.
+/// let url = collector_endpoint("otlp", "otel-collector.observability:4318", TRACES_PATH).unwrap();
+/// assert_eq!(url, "http://otel-collector.observability:4318/v1/traces");
+/// ```
 pub const TRACES_PATH: &str = "/v1/traces";
 
 /// An exporter POSTing to `collector` (`host:port`, or a full `http://…/v1/traces` URL), with

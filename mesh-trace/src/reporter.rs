@@ -19,6 +19,33 @@ use std::{
 use tokio::sync::mpsc;
 
 /// Queue and batch sizes and timings.
+///
+/// ```
+/// use mesh_trace::reporter::{ReporterConfig, SpanReporter};
+/// # use mesh_trace::{Decision, TraceContext, span::{FinishedSpan, SpanKind}};
+/// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+/// # use std::{sync::atomic::Ordering, time::{Duration, SystemTime}};
+/// # fn span() -> FinishedSpan {
+/// #     FinishedSpan {
+/// #         context: TraceContext::root(Decision { sampled: true, forced: false, debug: false }),
+/// #         kind: SpanKind::Client,
+/// #         name: "catalog:80/*".into(),
+/// #         start: SystemTime::now(),
+/// #         duration: Duration::from_millis(3),
+/// #         tags: vec![],
+/// #         error: false,
+/// #     }
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let exporter = InMemorySpanExporter::default();
+/// let config = ReporterConfig { batch_size: 2, flush_interval: Duration::from_secs(3600), ..Default::default() };
+/// let reporter = SpanReporter::spawn(exporter.clone(), config);
+/// reporter.report(span());
+/// reporter.report(span()); // a full batch: exported without waiting for the interval
+/// while reporter.stats().exported.load(Ordering::Relaxed) < 2 { tokio::task::yield_now().await; }
+/// assert_eq!(exporter.get_finished_spans().unwrap().len(), 2);
+/// # });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReporterConfig {
     /// Spans waiting for export at most; more are dropped.
@@ -43,6 +70,34 @@ impl Default for ReporterConfig {
 }
 
 /// Counters of a [`SpanReporter`].
+///
+/// ```
+/// use mesh_trace::reporter::{ReporterConfig, SpanReporter};
+/// # use mesh_trace::{Decision, TraceContext, span::{FinishedSpan, SpanKind}};
+/// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+/// # use std::{sync::atomic::Ordering, time::{Duration, SystemTime}};
+/// # fn span() -> FinishedSpan {
+/// #     FinishedSpan {
+/// #         context: TraceContext::root(Decision { sampled: true, forced: false, debug: false }),
+/// #         kind: SpanKind::Client,
+/// #         name: "catalog:80/*".into(),
+/// #         start: SystemTime::now(),
+/// #         duration: Duration::from_millis(3),
+/// #         tags: vec![],
+/// #         error: false,
+/// #     }
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let config = ReporterConfig { queue_capacity: 1, ..Default::default() };
+/// let reporter = SpanReporter::spawn(InMemorySpanExporter::default(), config);
+/// for _ in 0..3 {
+///     reporter.report(span()); // the export task has not run yet: the queue fills
+/// }
+/// let stats = reporter.stats();
+/// assert_eq!(stats.reported.load(Ordering::Relaxed), 1);
+/// assert_eq!(stats.dropped.load(Ordering::Relaxed), 2);
+/// # });
+/// ```
 #[derive(Debug, Default)]
 pub struct ReporterStats {
     /// Spans queued for export.
@@ -90,6 +145,31 @@ impl SpanReporter {
     ///
     /// # Panics
     /// Outside a tokio runtime.
+    ///
+    /// ```
+    /// use mesh_trace::reporter::{ReporterConfig, SpanReporter};
+    /// # use mesh_trace::{Decision, TraceContext, span::{FinishedSpan, SpanKind}};
+    /// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+    /// # use std::{sync::atomic::Ordering, time::{Duration, SystemTime}};
+    /// # fn span() -> FinishedSpan {
+    /// #     FinishedSpan {
+    /// #         context: TraceContext::root(Decision { sampled: true, forced: false, debug: false }),
+    /// #         kind: SpanKind::Client,
+    /// #         name: "catalog:80/*".into(),
+    /// #         start: SystemTime::now(),
+    /// #         duration: Duration::from_millis(3),
+    /// #         tags: vec![],
+    /// #         error: false,
+    /// #     }
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// // Degenerate settings are raised to workable ones (here a queue of one span).
+    /// let config = ReporterConfig { queue_capacity: 0, batch_size: 0, ..Default::default() };
+    /// let reporter = SpanReporter::spawn(InMemorySpanExporter::default(), config);
+    /// reporter.report(span());
+    /// assert_eq!(reporter.stats().reported.load(Ordering::Relaxed), 1);
+    /// # });
+    /// ```
     pub fn spawn<E>(exporter: E, config: ReporterConfig) -> Self
     where
         E: SpanExporter + 'static,
@@ -108,6 +188,35 @@ impl SpanReporter {
     }
 
     /// Queues `span` for export, or drops (and counts) it when the queue is full.
+    ///
+    /// ```
+    /// use mesh_trace::reporter::{ReporterConfig, SpanReporter};
+    /// # use mesh_trace::{Decision, TraceContext, span::{FinishedSpan, SpanKind}};
+    /// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+    /// # use std::{sync::atomic::Ordering, time::{Duration, SystemTime}};
+    /// # fn span() -> FinishedSpan {
+    /// #     FinishedSpan {
+    /// #         context: TraceContext::root(Decision { sampled: true, forced: false, debug: false }),
+    /// #         kind: SpanKind::Client,
+    /// #         name: "catalog:80/*".into(),
+    /// #         start: SystemTime::now(),
+    /// #         duration: Duration::from_millis(3),
+    /// #         tags: vec![],
+    /// #         error: false,
+    /// #     }
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let exporter = InMemorySpanExporter::default();
+    /// let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
+    /// let span = span();
+    /// let id = span.context.span_id;
+    /// reporter.report(span); // never waits
+    /// drop(reporter); // the last handle: what is queued is exported
+    /// # while exporter.get_finished_spans().unwrap().is_empty() { tokio::task::yield_now().await; }
+    /// let exported = exporter.get_finished_spans().unwrap();
+    /// assert_eq!(exported[0].span_context.span_id().to_string(), id.to_string());
+    /// # });
+    /// ```
     pub fn report(&self, span: FinishedSpan) {
         match self.queue.try_send(span) {
             Ok(()) => self.stats.reported.fetch_add(1, Relaxed),
@@ -116,6 +225,17 @@ impl SpanReporter {
     }
 
     /// The reporter's counters.
+    ///
+    /// ```
+    /// use mesh_trace::reporter::{ReporterConfig, SpanReporter};
+    /// use opentelemetry_sdk::trace::InMemorySpanExporter;
+    /// use std::sync::{Arc, atomic::Ordering};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let reporter = SpanReporter::spawn(InMemorySpanExporter::default(), ReporterConfig::default());
+    /// assert!(Arc::ptr_eq(reporter.stats(), reporter.clone().stats())); // shared by the clones
+    /// assert_eq!(reporter.stats().dropped.load(Ordering::Relaxed), 0);
+    /// # });
+    /// ```
     pub fn stats(&self) -> &Arc<ReporterStats> {
         &self.stats
     }

@@ -7,6 +7,14 @@ use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
 /// The request id header.
+///
+/// ```
+/// use mesh_trace::{X_REQUEST_ID, ensure_request_id};
+/// assert_eq!(X_REQUEST_ID.as_str(), "x-request-id");
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(X_REQUEST_ID, "abc".parse().unwrap());
+/// assert_eq!(ensure_request_id(&mut headers), "abc");
+/// ```
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Adds a UUIDv4 `x-request-id` to requests that have none.
@@ -33,6 +41,18 @@ impl<S> Layer<S> for RequestIdLayer {
 }
 
 /// The service [`RequestIdLayer`] produces.
+///
+/// ```
+/// use mesh_trace::{RequestIdLayer, request_id::RequestId};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let svc: RequestId<_> = RequestIdLayer.layer(service_fn(|req: http::Request<()>| async move {
+///     Ok::<_, std::convert::Infallible>(req.headers()["x-request-id"].clone())
+/// }));
+/// let request = http::Request::builder().header("x-request-id", "abc").body(()).unwrap();
+/// assert_eq!(svc.oneshot(request).await.unwrap(), "abc");
+/// # });
+/// ```
 #[derive(Clone, Debug)]
 pub struct RequestId<S> {
     inner: S,
@@ -70,6 +90,17 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> &HeaderValue {
 }
 
 /// A random (version 4, RFC 9562 variant) UUID as a header value, formatted on the stack.
+///
+/// ```
+/// use mesh_trace::request_id::uuid_v4;
+/// let id = uuid_v4();
+/// let id = id.to_str().unwrap();
+/// assert_eq!(id.len(), 36);
+/// assert_eq!(id.matches('-').count(), 4);
+/// assert_eq!(&id[14..15], "4"); // version 4
+/// assert!(matches!(&id[19..20], "8" | "9" | "a" | "b")); // RFC 9562 variant
+/// assert_ne!(uuid_v4(), uuid_v4());
+/// ```
 pub fn uuid_v4() -> HeaderValue {
     let mut bits: u128 = rand::random();
     // Version 4 in the high nibble of byte 6, variant `10` in the top bits of byte 8.

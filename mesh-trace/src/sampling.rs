@@ -19,6 +19,15 @@ use http::{HeaderMap, HeaderName};
 use mesh_core::policy::Fraction;
 
 /// Forces tracing of a request (Envoy; any value).
+///
+/// ```
+/// use mesh_trace::{Propagation, Sampler, X_ENVOY_FORCE_TRACE, propagate};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(X_ENVOY_FORCE_TRACE, "".parse().unwrap());
+/// let context = propagate(&mut headers, &Sampler::from_percent(0.0), Propagation::default());
+/// assert_eq!(context.sampled, Some(true));
+/// assert_eq!(headers["x-b3-sampled"], "1");
+/// ```
 pub const X_ENVOY_FORCE_TRACE: HeaderName = HeaderName::from_static("x-envoy-force-trace");
 
 /// Decides which requests are traced; see the [module docs](self).
@@ -47,22 +56,57 @@ impl Default for Sampler {
 
 impl Sampler {
     /// Samples this fraction of the requests that carry no decision.
+    ///
+    /// ```
+    /// use mesh_core::policy::Fraction;
+    /// use mesh_trace::{Sampler, context::extract};
+    /// let headers = http::HeaderMap::new();
+    /// let decision = Sampler::new(Fraction::ALL).decide(&extract(&headers), &headers);
+    /// assert!(decision.sampled && !decision.forced);
+    /// let decision = Sampler::new(Fraction::default()).decide(&extract(&headers), &headers);
+    /// assert!(!decision.sampled);
+    /// ```
     pub fn new(random: Fraction) -> Self {
         Sampler { random }
     }
 
     /// Samples `percent` (0–100, clamped; 0.0001 resolution) of the requests that carry no
     /// decision.
+    ///
+    /// ```
+    /// use mesh_core::policy::Fraction;
+    /// use mesh_trace::Sampler;
+    /// assert_eq!(Sampler::from_percent(12.5).random_fraction().per_million(), 125_000);
+    /// assert_eq!(Sampler::from_percent(250.0).random_fraction(), Fraction::ALL);
+    /// assert_eq!(Sampler::from_percent(-1.0).random_fraction().per_million(), 0);
+    /// ```
     pub fn from_percent(percent: f64) -> Self {
         Sampler::new(Fraction::from_percent(percent))
     }
 
     /// The random sampling fraction.
+    ///
+    /// ```
+    /// use mesh_trace::Sampler;
+    /// // Istio's default: 1 %.
+    /// assert_eq!(Sampler::default().random_fraction().per_million(), 10_000);
+    /// ```
     pub fn random_fraction(&self) -> Fraction {
         self.random
     }
 
     /// Decides for a request with these headers, from which `extracted` was read.
+    ///
+    /// ```
+    /// use mesh_trace::{Decision, Sampler, context::extract};
+    /// let mut headers = http::HeaderMap::new();
+    /// let sampler = Sampler::from_percent(100.0);
+    /// let decision = sampler.decide(&extract(&headers), &headers);
+    /// assert_eq!(decision, Decision { sampled: true, forced: false, debug: false });
+    /// headers.insert("b3", "d".parse().unwrap()); // the caller asks for debug
+    /// let decision = Sampler::from_percent(0.0).decide(&extract(&headers), &headers);
+    /// assert_eq!(decision, Decision { sampled: true, forced: true, debug: true });
+    /// ```
     pub fn decide(&self, extracted: &Extracted, headers: &HeaderMap) -> Decision {
         self.decide_with(extracted, headers.contains_key(X_ENVOY_FORCE_TRACE))
     }

@@ -13,6 +13,21 @@ use std::{
 };
 
 /// Which side of a hop a span records.
+///
+/// ```
+/// use mesh_trace::{Decision, TraceContext, span::{FinishedSpan, SpanKind}};
+/// use std::time::{Duration, SystemTime};
+/// let span = FinishedSpan {
+///     context: TraceContext::root(Decision { sampled: true, forced: false, debug: false }),
+///     kind: SpanKind::Server,
+///     name: "catalog:80/*".into(),
+///     start: SystemTime::now(),
+///     duration: Duration::from_millis(2),
+///     tags: vec![],
+///     error: false,
+/// };
+/// assert_eq!(span.into_span_data().span_kind, opentelemetry::trace::SpanKind::Server);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpanKind {
     /// A request the proxy sent upstream (outbound).
@@ -22,6 +37,25 @@ pub enum SpanKind {
 }
 
 /// A span ready to export.
+///
+/// ```
+/// use mesh_trace::{Decision, TraceContext, span::{FinishedSpan, SpanKind}};
+/// use opentelemetry::trace::Status;
+/// # use std::time::{Duration, SystemTime};
+/// let parent = TraceContext::root(Decision { sampled: true, forced: false, debug: false });
+/// let span = FinishedSpan {
+///     context: parent.clone().child(Decision { sampled: true, forced: false, debug: false }),
+///     kind: SpanKind::Client,
+///     name: "catalog:80/*".into(),
+///     start: SystemTime::now(),
+///     duration: Duration::from_millis(2),
+///     tags: vec![("http.status_code".into(), "503".into())],
+///     error: true, // a 5xx
+/// };
+/// let data = span.into_span_data();
+/// assert_eq!(data.parent_span_id.to_string(), parent.span_id.to_string());
+/// assert_eq!(data.status, Status::error("true"));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct FinishedSpan {
     /// The span's trace, id and parent.

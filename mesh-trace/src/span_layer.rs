@@ -37,9 +37,69 @@ use std::{
 use tower::{Layer, Service};
 
 /// Envoy's default `max_path_tag_length`.
+///
+/// ```
+/// use mesh_trace::{identity::WorkloadIdentity, span_layer::{MAX_PATH_TAG_LENGTH, SpanTags}};
+/// # use mesh_trace::{Decision, TraceContext, reporter::{ReporterConfig, SpanReporter}, span::SpanKind, span_layer::SpanLayer};
+/// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+/// # use tower::{Layer, ServiceExt, service_fn};
+/// # /// Sends one sampled request for `uri` through a span layer tagged with `tags`; returns
+/// # /// the value of its span's tag `key`.
+/// # async fn tag(tags: SpanTags, uri: &str, key: &str) -> Option<String> {
+/// #     let exporter = InMemorySpanExporter::default();
+/// #     let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
+/// #     let svc = SpanLayer::new(SpanKind::Client, reporter, tags).layer(service_fn(|_req: http::Request<()>| async {
+/// #         Ok::<_, std::convert::Infallible>(http::Response::new(()))
+/// #     }));
+/// #     let mut request = http::Request::get(uri).header("x-user", "ann").body(()).unwrap();
+/// #     request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
+/// #     svc.oneshot(request).await.unwrap(); // the last reporter handle goes: the span is exported
+/// #     while exporter.get_finished_spans().unwrap().is_empty() { tokio::task::yield_now().await; }
+/// #     let span = exporter.get_finished_spans().unwrap().remove(0);
+/// #     span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![]);
+/// let long = format!("http://catalog/{}", "a".repeat(300));
+/// let url = tag(tags, &long, "http.url").await.unwrap();
+/// assert_eq!(url.len(), MAX_PATH_TAG_LENGTH);
+/// assert_eq!(MAX_PATH_TAG_LENGTH, 256);
+/// # });
+/// ```
 pub const MAX_PATH_TAG_LENGTH: usize = 256;
 
 /// What every span of a layer is tagged with.
+///
+/// ```
+/// use mesh_trace::{custom_tags::{CustomTag, TagSource}, identity::WorkloadIdentity, span_layer::SpanTags};
+/// # use mesh_trace::{Decision, TraceContext, reporter::{ReporterConfig, SpanReporter}, span::SpanKind, span_layer::SpanLayer};
+/// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+/// # use tower::{Layer, ServiceExt, service_fn};
+/// # /// Sends one sampled request for `uri` through a span layer tagged with `tags`; returns
+/// # /// the value of its span's tag `key`.
+/// # async fn tag(tags: SpanTags, uri: &str, key: &str) -> Option<String> {
+/// #     let exporter = InMemorySpanExporter::default();
+/// #     let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
+/// #     let svc = SpanLayer::new(SpanKind::Client, reporter, tags).layer(service_fn(|_req: http::Request<()>| async {
+/// #         Ok::<_, std::convert::Infallible>(http::Response::new(()))
+/// #     }));
+/// #     let mut request = http::Request::get(uri).header("x-user", "ann").body(()).unwrap();
+/// #     request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
+/// #     svc.oneshot(request).await.unwrap(); // the last reporter handle goes: the span is exported
+/// #     while exporter.get_finished_spans().unwrap().is_empty() { tokio::task::yield_now().await; }
+/// #     let span = exporter.get_finished_spans().unwrap().remove(0);
+/// #     span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let user = CustomTag {
+///     name: "user".into(),
+///     source: TagSource::Header { name: "x-user".parse().unwrap(), default: None },
+/// };
+/// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![user]);
+/// assert_eq!(tag(tags.clone(), "http://catalog/", "user").await.as_deref(), Some("ann"));
+/// assert_eq!(tag(tags, "http://catalog/", "component").await.as_deref(), Some("proxy"));
+/// # });
+/// ```
 #[derive(Clone, Debug)]
 pub struct SpanTags {
     /// Fixed tags: node id and Istio's workload tags.
@@ -52,6 +112,40 @@ pub struct SpanTags {
 
 impl SpanTags {
     /// The tags for a proxy of `identity`, with `custom` tags.
+    ///
+    /// ```
+    /// use mesh_trace::{identity::WorkloadIdentity, span_layer::SpanTags};
+    /// # use mesh_trace::{Decision, TraceContext, reporter::{ReporterConfig, SpanReporter}, span::SpanKind, span_layer::SpanLayer};
+    /// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # /// Sends one sampled request for `uri` through a span layer tagged with `tags`; returns
+    /// # /// the value of its span's tag `key`.
+    /// # async fn tag(tags: SpanTags, uri: &str, key: &str) -> Option<String> {
+    /// #     let exporter = InMemorySpanExporter::default();
+    /// #     let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
+    /// #     let svc = SpanLayer::new(SpanKind::Client, reporter, tags).layer(service_fn(|_req: http::Request<()>| async {
+    /// #         Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    /// #     }));
+    /// #     let mut request = http::Request::get(uri).header("x-user", "ann").body(()).unwrap();
+    /// #     request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
+    /// #     svc.oneshot(request).await.unwrap(); // the last reporter handle goes: the span is exported
+    /// #     while exporter.get_finished_spans().unwrap().is_empty() { tokio::task::yield_now().await; }
+    /// #     let span = exporter.get_finished_spans().unwrap().remove(0);
+    /// #     span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let identity = WorkloadIdentity::from_lookup(|name| match name {
+    ///     "POD_NAME" => Some("web-1".into()),
+    ///     "POD_NAMESPACE" => Some("shop".into()),
+    ///     "CANONICAL_SERVICE" => Some("web".into()),
+    ///     _ => None,
+    /// });
+    /// let tags = SpanTags::new(&identity, vec![]);
+    /// let node_id = tag(tags.clone(), "http://catalog/", "node_id").await;
+    /// assert_eq!(node_id.as_deref(), Some("sidecar~127.0.0.1~web-1.shop~shop.svc.cluster.local"));
+    /// assert_eq!(tag(tags, "http://catalog/", "istio.canonical_service").await.as_deref(), Some("web"));
+    /// # });
+    /// ```
     pub fn new(identity: &WorkloadIdentity, custom: Vec<CustomTag>) -> Self {
         SpanTags {
             fixed: vec![
@@ -73,12 +167,66 @@ impl SpanTags {
     }
 
     /// Leaves Istio's workload tags (`istio.*`) out (Telemetry `enableIstioTags: false`).
+    ///
+    /// ```
+    /// use mesh_trace::{identity::WorkloadIdentity, span_layer::SpanTags};
+    /// # use mesh_trace::{Decision, TraceContext, reporter::{ReporterConfig, SpanReporter}, span::SpanKind, span_layer::SpanLayer};
+    /// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # /// Sends one sampled request for `uri` through a span layer tagged with `tags`; returns
+    /// # /// the value of its span's tag `key`.
+    /// # async fn tag(tags: SpanTags, uri: &str, key: &str) -> Option<String> {
+    /// #     let exporter = InMemorySpanExporter::default();
+    /// #     let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
+    /// #     let svc = SpanLayer::new(SpanKind::Client, reporter, tags).layer(service_fn(|_req: http::Request<()>| async {
+    /// #         Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    /// #     }));
+    /// #     let mut request = http::Request::get(uri).header("x-user", "ann").body(()).unwrap();
+    /// #     request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
+    /// #     svc.oneshot(request).await.unwrap(); // the last reporter handle goes: the span is exported
+    /// #     while exporter.get_finished_spans().unwrap().is_empty() { tokio::task::yield_now().await; }
+    /// #     let span = exporter.get_finished_spans().unwrap().remove(0);
+    /// #     span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![]).without_istio_tags();
+    /// assert_eq!(tag(tags.clone(), "http://catalog/", "istio.namespace").await, None);
+    /// assert!(tag(tags, "http://catalog/", "node_id").await.is_some()); // not an `istio.*` tag
+    /// # });
+    /// ```
     pub fn without_istio_tags(mut self) -> Self {
         self.fixed.retain(|(name, _)| !name.starts_with("istio."));
         self
     }
 
     /// Cuts `http.url` to `length` characters (Istio `maxPathTagLength`).
+    ///
+    /// ```
+    /// use mesh_trace::{identity::WorkloadIdentity, span_layer::SpanTags};
+    /// # use mesh_trace::{Decision, TraceContext, reporter::{ReporterConfig, SpanReporter}, span::SpanKind, span_layer::SpanLayer};
+    /// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # /// Sends one sampled request for `uri` through a span layer tagged with `tags`; returns
+    /// # /// the value of its span's tag `key`.
+    /// # async fn tag(tags: SpanTags, uri: &str, key: &str) -> Option<String> {
+    /// #     let exporter = InMemorySpanExporter::default();
+    /// #     let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
+    /// #     let svc = SpanLayer::new(SpanKind::Client, reporter, tags).layer(service_fn(|_req: http::Request<()>| async {
+    /// #         Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    /// #     }));
+    /// #     let mut request = http::Request::get(uri).header("x-user", "ann").body(()).unwrap();
+    /// #     request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
+    /// #     svc.oneshot(request).await.unwrap(); // the last reporter handle goes: the span is exported
+    /// #     while exporter.get_finished_spans().unwrap().is_empty() { tokio::task::yield_now().await; }
+    /// #     let span = exporter.get_finished_spans().unwrap().remove(0);
+    /// #     span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![]).max_path_tag_length(20);
+    /// let url = tag(tags, "http://catalog/items?page=2", "http.url").await;
+    /// assert_eq!(url.as_deref(), Some("http://catalog/items"));
+    /// # });
+    /// ```
     pub fn max_path_tag_length(mut self, length: usize) -> Self {
         self.max_path_tag_length = length;
         self
@@ -115,6 +263,28 @@ pub struct SpanLayer {
 
 impl SpanLayer {
     /// Records `kind` spans tagged with `tags` into `reporter`.
+    ///
+    /// ```
+    /// use mesh_trace::{Decision, TraceContext, identity::WorkloadIdentity,
+    ///     reporter::{ReporterConfig, SpanReporter}, span::SpanKind, span_layer::{SpanLayer, SpanTags}};
+    /// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let exporter = InMemorySpanExporter::default();
+    /// let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
+    /// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![]);
+    /// let svc = SpanLayer::new(SpanKind::Server, reporter, tags).layer(service_fn(|_req: http::Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    /// }));
+    /// let mut request = http::Request::get("http://Catalog.shop:8080/items").body(()).unwrap();
+    /// request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
+    /// svc.oneshot(request).await.unwrap(); // the last reporter handle goes: the span is exported
+    /// # while exporter.get_finished_spans().unwrap().is_empty() { tokio::task::yield_now().await; }
+    /// let span = &exporter.get_finished_spans().unwrap()[0];
+    /// assert_eq!(span.span_kind, opentelemetry::trace::SpanKind::Server);
+    /// assert_eq!(span.name, "catalog.shop:8080/*");
+    /// # });
+    /// ```
     pub fn new(kind: SpanKind, reporter: SpanReporter, tags: SpanTags) -> Self {
         SpanLayer {
             kind,
@@ -136,6 +306,29 @@ impl<S> Layer<S> for SpanLayer {
 }
 
 /// The service [`SpanLayer`] produces.
+///
+/// ```
+/// use mesh_trace::{Decision, TraceContext, identity::WorkloadIdentity,
+///     reporter::{ReporterConfig, SpanReporter}, span::SpanKind, span_layer::{Span, SpanLayer, SpanTags}};
+/// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+/// # use std::sync::atomic::Ordering;
+/// # use tower::{Layer, Service, ServiceExt, service_fn};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let reporter = SpanReporter::spawn(InMemorySpanExporter::default(), ReporterConfig::default());
+/// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![]);
+/// let mut svc: Span<_> = SpanLayer::new(SpanKind::Client, reporter.clone(), tags).layer(service_fn(
+///     |_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) },
+/// ));
+/// let request = |sampled| {
+///     let mut request = http::Request::get("http://catalog/").body(()).unwrap();
+///     request.extensions_mut().insert(TraceContext::root(Decision { sampled, forced: false, debug: false }));
+///     request
+/// };
+/// svc.ready().await.unwrap().call(request(false)).await.unwrap(); // not sampled: no span
+/// svc.ready().await.unwrap().call(request(true)).await.unwrap();
+/// assert_eq!(reporter.stats().reported.load(Ordering::Relaxed), 1);
+/// # });
+/// ```
 #[derive(Clone, Debug)]
 pub struct Span<S> {
     inner: S,
@@ -273,6 +466,31 @@ fn protocol(version: http::Version) -> &'static str {
 
 /// Future of [`Span`]. Dropped before its response (the client went away), it still reports
 /// its span: status `0`, flag `DC`, as Envoy does.
+///
+/// ```
+/// use mesh_trace::{Decision, TraceContext, identity::WorkloadIdentity,
+///     reporter::{ReporterConfig, SpanReporter}, span::SpanKind, span_layer::{SpanFuture, SpanLayer, SpanTags}};
+/// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+/// # use std::{future::Future, task::{Context, Waker}};
+/// # use tower::{Layer, Service, service_fn};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let exporter = InMemorySpanExporter::default();
+/// let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
+/// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![]);
+/// let mut svc = SpanLayer::new(SpanKind::Server, reporter, tags).layer(service_fn(|_req: http::Request<()>| {
+///     std::future::pending::<Result<http::Response<()>, std::convert::Infallible>>() // never answers
+/// }));
+/// let mut request = http::Request::get("http://catalog/").body(()).unwrap();
+/// request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
+/// let mut future: std::pin::Pin<Box<SpanFuture<_>>> = Box::pin(svc.call(request));
+/// assert!(future.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+/// drop((future, svc)); // the client goes away
+/// # while exporter.get_finished_spans().unwrap().is_empty() { tokio::task::yield_now().await; }
+/// let span = &exporter.get_finished_spans().unwrap()[0];
+/// let tag = |key: &str| span.attributes.iter().find(|kv| kv.key.as_str() == key).unwrap().value.to_string();
+/// assert_eq!((tag("http.status_code").as_str(), tag("response_flags").as_str()), ("0", "DC"));
+/// # });
+/// ```
 #[pin_project(PinnedDrop)]
 pub struct SpanFuture<F> {
     #[pin]

@@ -86,23 +86,109 @@ struct Shared {
 impl TelemetryLayer {
     /// A layer that reports nothing yet; add [`metrics`](Self::metrics) and/or an
     /// [`access_log`](Self::access_log).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::{BodyExt, Full};
+    /// use mesh_trace::telemetry_layer::TelemetryLayer;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let layer = TelemetryLayer::new();
+    /// assert!(!layer.is_enabled());
+    /// let svc = layer.layer(service_fn(|_req: http::Request<Full<Bytes>>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from("hello"))))
+    /// }));
+    /// let response = svc.oneshot(http::Request::new(Full::default())).await.unwrap();
+    /// assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "hello");
+    /// # });
+    /// ```
     pub fn new() -> Self {
         TelemetryLayer::default()
     }
 
     /// Records Istio's standard metrics with `metrics`.
+    ///
+    /// ```
+    /// use mesh_trace::telemetry_layer::TelemetryLayer;
+    /// # use bytes::Bytes;
+    /// # use http_body_util::{BodyExt, Empty};
+    /// # use tower::{Layer, ServiceExt, service_fn};
+    /// # use mesh_core::workload::Workload;
+    /// # use mesh_trace::metrics::{IstioMetrics, MetricsRecorder, Reporter};
+    /// # use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
+    /// # use std::sync::Arc;
+    /// # /// Metrics recording into a debugging recorder, and its snapshotter.
+    /// # fn metrics() -> (IstioMetrics, Snapshotter) {
+    /// #     let recorder = DebuggingRecorder::new();
+    /// #     let snapshotter = recorder.snapshotter();
+    /// #     let metrics = IstioMetrics::new(MetricsRecorder::Owned(Arc::new(recorder)), Reporter::Source, Workload::default());
+    /// #     (metrics, snapshotter)
+    /// # }
+    /// # /// Label `name` of the first `istio_requests_total` series, if there is one.
+    /// # fn label(snapshotter: &Snapshotter, name: &str) -> Option<String> {
+    /// #     let snapshot = snapshotter.snapshot().into_vec();
+    /// #     let (key, ..) = snapshot.iter().find(|(key, ..)| key.key().name() == "istio_requests_total")?;
+    /// #     key.key().labels().find(|l| l.key() == name).map(|l| l.value().to_owned())
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let (metrics, snapshotter) = metrics(); // an `IstioMetrics` on a debugging recorder
+    /// let svc = TelemetryLayer::new().metrics(metrics).layer(service_fn(|_req: http::Request<Empty<Bytes>>| async {
+    ///     let mut response = http::Response::new(Empty::<Bytes>::new());
+    ///     *response.status_mut() = http::StatusCode::NOT_FOUND;
+    ///     Ok::<_, std::convert::Infallible>(response)
+    /// }));
+    /// let request = http::Request::get("http://catalog/items").body(Empty::new()).unwrap();
+    /// svc.oneshot(request).await.unwrap().into_body().collect().await.unwrap();
+    /// assert_eq!(label(&snapshotter, "response_code").as_deref(), Some("404"));
+    /// assert_eq!(label(&snapshotter, "destination_service").as_deref(), Some("catalog"));
+    /// # });
+    /// ```
     pub fn metrics(mut self, metrics: impl Into<Arc<IstioMetrics>>) -> Self {
         self.shared.metrics = Some(metrics.into());
         self
     }
 
     /// Writes an access-log line per request to `log`.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::{BodyExt, Empty, Full};
+    /// use mesh_trace::{access_log::{AccessLog, AccessLogConfig, Encoding}, telemetry_layer::TelemetryLayer};
+    /// use std::{io::Write, sync::{Arc, Mutex}};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[derive(Clone, Default)]
+    /// # struct Memory(Arc<Mutex<Vec<u8>>>);
+    /// # impl Write for Memory {
+    /// #     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(bytes) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let memory = Memory::default(); // an in-memory `Write`
+    /// let log = AccessLog::new(memory.clone(), Encoding::Json, AccessLogConfig::default());
+    /// let svc = TelemetryLayer::new().access_log(log.clone()).layer(service_fn(|_req: http::Request<Empty<Bytes>>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from("hello"))))
+    /// }));
+    /// let request = http::Request::get("http://catalog/items").body(Empty::new()).unwrap();
+    /// svc.oneshot(request).await.unwrap().into_body().collect().await.unwrap();
+    /// log.flush();
+    /// let line: serde_json::Value = serde_json::from_slice(&memory.0.lock().unwrap()).unwrap();
+    /// assert_eq!((line["path"].as_str(), line["bytes_sent"].as_u64()), (Some("/items"), Some(5)));
+    /// # });
+    /// ```
     pub fn access_log(mut self, log: AccessLog) -> Self {
         self.shared.access_log = Some(log);
         self
     }
 
     /// Whether the layer reports anything.
+    ///
+    /// ```
+    /// use mesh_core::workload::Workload;
+    /// use mesh_trace::{metrics::{IstioMetrics, MetricsRecorder, Reporter}, telemetry_layer::TelemetryLayer};
+    /// assert!(!TelemetryLayer::new().is_enabled());
+    /// let metrics = IstioMetrics::new(MetricsRecorder::Global, Reporter::Source, Workload::default());
+    /// assert!(TelemetryLayer::new().metrics(metrics).is_enabled());
+    /// ```
     pub fn is_enabled(&self) -> bool {
         self.shared.metrics.is_some() || self.shared.access_log.is_some()
     }
@@ -120,6 +206,44 @@ impl<S> Layer<S> for TelemetryLayer {
 }
 
 /// The service [`TelemetryLayer`] produces.
+///
+/// ```
+/// use mesh_trace::telemetry_layer::{Telemetry, TelemetryLayer};
+/// # use bytes::Bytes;
+/// # use http_body_util::Empty;
+/// # use mesh_core::{BoxError, MeshError};
+/// # use tower::{Layer, ServiceExt, service_fn};
+/// # use mesh_core::workload::Workload;
+/// # use mesh_trace::metrics::{IstioMetrics, MetricsRecorder, Reporter};
+/// # use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
+/// # use std::sync::Arc;
+/// # /// Metrics recording into a debugging recorder, and its snapshotter.
+/// # fn metrics() -> (IstioMetrics, Snapshotter) {
+/// #     let recorder = DebuggingRecorder::new();
+/// #     let snapshotter = recorder.snapshotter();
+/// #     let metrics = IstioMetrics::new(MetricsRecorder::Owned(Arc::new(recorder)), Reporter::Source, Workload::default());
+/// #     (metrics, snapshotter)
+/// # }
+/// # /// Label `name` of the first `istio_requests_total` series, if there is one.
+/// # fn label(snapshotter: &Snapshotter, name: &str) -> Option<String> {
+/// #     let snapshot = snapshotter.snapshot().into_vec();
+/// #     let (key, ..) = snapshot.iter().find(|(key, ..)| key.key().name() == "istio_requests_total")?;
+/// #     key.key().labels().find(|l| l.key() == name).map(|l| l.value().to_owned())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let (metrics, snapshotter) = metrics(); // an `IstioMetrics` on a debugging recorder
+/// let svc: Telemetry<_> = TelemetryLayer::new().metrics(metrics).layer(service_fn(
+///     |_req: http::Request<Empty<Bytes>>| async {
+///         Err::<http::Response<Empty<Bytes>>, BoxError>(MeshError::Timeout.into())
+///     },
+/// ));
+/// let request = http::Request::get("http://catalog/items").body(Empty::new()).unwrap();
+/// assert!(svc.oneshot(request).await.is_err());
+/// // An error is reported as the local reply it becomes.
+/// assert_eq!(label(&snapshotter, "response_code").as_deref(), Some("504"));
+/// assert_eq!(label(&snapshotter, "response_flags").as_deref(), Some("UT"));
+/// # });
+/// ```
 #[derive(Clone, Debug)]
 pub struct Telemetry<S> {
     inner: S,
@@ -467,6 +591,41 @@ fn code_details(status: u16, flags: ResponseFlags) -> &'static str {
 
 /// Future of [`Telemetry`]. Dropped before its response (the client went away), it still
 /// reports the request: status `0`, flag `DC`.
+///
+/// ```
+/// use mesh_trace::telemetry_layer::{TelemetryFuture, TelemetryLayer};
+/// # use bytes::Bytes;
+/// # use http_body_util::Empty;
+/// # use std::{future::Future, task::{Context, Waker}};
+/// # use tower::{Layer, Service, service_fn};
+/// # use mesh_core::workload::Workload;
+/// # use mesh_trace::metrics::{IstioMetrics, MetricsRecorder, Reporter};
+/// # use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
+/// # use std::sync::Arc;
+/// # /// Metrics recording into a debugging recorder, and its snapshotter.
+/// # fn metrics() -> (IstioMetrics, Snapshotter) {
+/// #     let recorder = DebuggingRecorder::new();
+/// #     let snapshotter = recorder.snapshotter();
+/// #     let metrics = IstioMetrics::new(MetricsRecorder::Owned(Arc::new(recorder)), Reporter::Source, Workload::default());
+/// #     (metrics, snapshotter)
+/// # }
+/// # /// Label `name` of the first `istio_requests_total` series, if there is one.
+/// # fn label(snapshotter: &Snapshotter, name: &str) -> Option<String> {
+/// #     let snapshot = snapshotter.snapshot().into_vec();
+/// #     let (key, ..) = snapshot.iter().find(|(key, ..)| key.key().name() == "istio_requests_total")?;
+/// #     key.key().labels().find(|l| l.key() == name).map(|l| l.value().to_owned())
+/// # }
+/// let (metrics, snapshotter) = metrics(); // an `IstioMetrics` on a debugging recorder
+/// let mut svc = TelemetryLayer::new().metrics(metrics).layer(service_fn(|_req: http::Request<Empty<Bytes>>| {
+///     std::future::pending::<Result<http::Response<Empty<Bytes>>, std::convert::Infallible>>()
+/// }));
+/// let request = http::Request::get("http://catalog/items").body(Empty::new()).unwrap();
+/// let mut future: std::pin::Pin<Box<TelemetryFuture<_>>> = Box::pin(svc.call(request));
+/// assert!(future.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+/// drop(future); // the client goes away before the response
+/// assert_eq!(label(&snapshotter, "response_code").as_deref(), Some("0"));
+/// assert_eq!(label(&snapshotter, "response_flags").as_deref(), Some("DC"));
+/// ```
 #[pin_project(PinnedDrop)]
 pub struct TelemetryFuture<F> {
     #[pin]
@@ -526,6 +685,42 @@ impl<F> PinnedDrop for TelemetryFuture<F> {
 
 /// A response body that counts its bytes and reports the request when it ends. Dropped before
 /// its end (the client went away), it reports flag `DC`.
+///
+/// ```
+/// use mesh_trace::telemetry_layer::{TelemetryBody, TelemetryLayer};
+/// # use bytes::Bytes;
+/// # use http_body_util::{Empty, Full};
+/// # use tower::{Layer, ServiceExt, service_fn};
+/// # use mesh_core::workload::Workload;
+/// # use mesh_trace::metrics::{IstioMetrics, MetricsRecorder, Reporter};
+/// # use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
+/// # use std::sync::Arc;
+/// # /// Metrics recording into a debugging recorder, and its snapshotter.
+/// # fn metrics() -> (IstioMetrics, Snapshotter) {
+/// #     let recorder = DebuggingRecorder::new();
+/// #     let snapshotter = recorder.snapshotter();
+/// #     let metrics = IstioMetrics::new(MetricsRecorder::Owned(Arc::new(recorder)), Reporter::Source, Workload::default());
+/// #     (metrics, snapshotter)
+/// # }
+/// # /// Label `name` of the first `istio_requests_total` series, if there is one.
+/// # fn label(snapshotter: &Snapshotter, name: &str) -> Option<String> {
+/// #     let snapshot = snapshotter.snapshot().into_vec();
+/// #     let (key, ..) = snapshot.iter().find(|(key, ..)| key.key().name() == "istio_requests_total")?;
+/// #     key.key().labels().find(|l| l.key() == name).map(|l| l.value().to_owned())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let (metrics, snapshotter) = metrics(); // an `IstioMetrics` on a debugging recorder
+/// let svc = TelemetryLayer::new().metrics(metrics).layer(service_fn(|_req: http::Request<Empty<Bytes>>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from("hello"))))
+/// }));
+/// let request = http::Request::get("http://catalog/items").body(Empty::new()).unwrap();
+/// let body: TelemetryBody<Full<Bytes>> = svc.oneshot(request).await.unwrap().into_body();
+/// assert_eq!(label(&snapshotter, "response_code"), None); // not reported before the body ends
+/// drop(body); // the client goes away mid-body
+/// assert_eq!(label(&snapshotter, "response_code").as_deref(), Some("200"));
+/// assert_eq!(label(&snapshotter, "response_flags").as_deref(), Some("DC"));
+/// # });
+/// ```
 #[pin_project(PinnedDrop)]
 pub struct TelemetryBody<B> {
     #[pin]

@@ -9,6 +9,13 @@ use opentelemetry_zipkin::ZipkinExporter;
 use std::net::SocketAddr;
 
 /// The collector path of Zipkin's v2 API.
+///
+/// ```
+/// use mesh_trace::{collector_client::collector_endpoint, zipkin::SPANS_PATH};
+/// // Where `exporter` posts for a `host:port` address.
+/// let url = collector_endpoint("zipkin", "zipkin.istio-system:9411", SPANS_PATH).unwrap();
+/// assert_eq!(url, "http://zipkin.istio-system:9411/api/v2/spans");
+/// ```
 pub const SPANS_PATH: &str = "/api/v2/spans";
 
 /// A Zipkin exporter POSTing to `collector` (`host:port`, as Istio's

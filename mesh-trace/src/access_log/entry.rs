@@ -13,6 +13,59 @@ use std::{
 /// One request, as the access log reports it (Istio's default format's fields).
 ///
 /// A field that is `None` prints as `-` in text and `null` in JSON.
+///
+/// ```
+/// use http::HeaderValue;
+/// use mesh_trace::access_log::{AccessLogEntry, Encoding, format_entry};
+/// # /// A request for `/ready` that got a 200.
+/// # fn entry() -> mesh_trace::access_log::AccessLogEntry {
+/// #     mesh_trace::access_log::AccessLogEntry {
+/// #         start_time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_460_751_420_310),
+/// #         method: http::Method::GET,
+/// #         uri: http::Uri::from_static("/ready"),
+/// #         host: None,
+/// #         original_path: None,
+/// #         protocol: http::Version::HTTP_11,
+/// #         response_code: 200,
+/// #         response_flags: Default::default(),
+/// #         response_code_details: "via_upstream",
+/// #         bytes_received: 0,
+/// #         bytes_sent: 2,
+/// #         duration: std::time::Duration::from_millis(1),
+/// #         upstream_service_time: None,
+/// #         x_forwarded_for: None,
+/// #         user_agent: None,
+/// #         request_id: None,
+/// #         upstream_host: None,
+/// #         upstream_cluster: None,
+/// #         upstream_local_address: None,
+/// #         downstream_local_address: None,
+/// #         downstream_remote_address: None,
+/// #         requested_server_name: None,
+/// #         route_name: None,
+/// #     }
+/// # }
+/// # /// An in-memory destination.
+/// # #[derive(Clone, Default)]
+/// # struct Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+/// # impl std::io::Write for Memory {
+/// #     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(bytes) }
+/// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+/// # }
+/// # impl Memory {
+/// #     fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() }
+/// # }
+/// let entry = AccessLogEntry {
+///     user_agent: Some(HeaderValue::from_static("curl/8.5.0")),
+///     request_id: None, // missing: `-` in text, `null` in JSON
+///     ..entry() // a GET of `/ready` answered 200
+/// };
+/// let mut out = String::new();
+/// format_entry(&entry, Encoding::Json, &mut out);
+/// let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+/// assert_eq!(json["user_agent"], "curl/8.5.0");
+/// assert_eq!(json["request_id"], serde_json::Value::Null);
+/// ```
 #[derive(Clone, Debug)]
 pub struct AccessLogEntry {
     /// When the request arrived (`%START_TIME%`, printed in UTC with milliseconds).
@@ -66,11 +119,107 @@ pub struct AccessLogEntry {
 
 impl AccessLogEntry {
     /// `%REQ(:AUTHORITY)%`: the URI's authority, else the `Host` header.
+    ///
+    /// ```
+    /// use http::{HeaderValue, Uri};
+    /// use mesh_trace::access_log::AccessLogEntry;
+    /// # /// A request for `/ready` that got a 200.
+    /// # fn entry() -> mesh_trace::access_log::AccessLogEntry {
+    /// #     mesh_trace::access_log::AccessLogEntry {
+    /// #         start_time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_460_751_420_310),
+    /// #         method: http::Method::GET,
+    /// #         uri: http::Uri::from_static("/ready"),
+    /// #         host: None,
+    /// #         original_path: None,
+    /// #         protocol: http::Version::HTTP_11,
+    /// #         response_code: 200,
+    /// #         response_flags: Default::default(),
+    /// #         response_code_details: "via_upstream",
+    /// #         bytes_received: 0,
+    /// #         bytes_sent: 2,
+    /// #         duration: std::time::Duration::from_millis(1),
+    /// #         upstream_service_time: None,
+    /// #         x_forwarded_for: None,
+    /// #         user_agent: None,
+    /// #         request_id: None,
+    /// #         upstream_host: None,
+    /// #         upstream_cluster: None,
+    /// #         upstream_local_address: None,
+    /// #         downstream_local_address: None,
+    /// #         downstream_remote_address: None,
+    /// #         requested_server_name: None,
+    /// #         route_name: None,
+    /// #     }
+    /// # }
+    /// # /// An in-memory destination.
+    /// # #[derive(Clone, Default)]
+    /// # struct Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Memory {
+    /// #     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(bytes) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Memory {
+    /// #     fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() }
+    /// # }
+    /// let origin_form = AccessLogEntry { host: Some(HeaderValue::from_static("catalog")), ..entry() };
+    /// assert_eq!(origin_form.authority(), Some("catalog"));
+    /// let absolute = AccessLogEntry { uri: Uri::from_static("http://catalog.shop:8080/items"), ..origin_form };
+    /// assert_eq!(absolute.authority(), Some("catalog.shop:8080")); // the URI's wins
+    /// assert_eq!(entry().authority(), None); // neither
+    /// ```
     pub fn authority(&self) -> Option<&str> {
         mesh_core::authority::addressed_authority(&self.uri, self.host.as_ref())
     }
 
     /// `%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%`.
+    ///
+    /// ```
+    /// use http::{HeaderValue, Uri};
+    /// use mesh_trace::access_log::AccessLogEntry;
+    /// # /// A request for `/ready` that got a 200.
+    /// # fn entry() -> mesh_trace::access_log::AccessLogEntry {
+    /// #     mesh_trace::access_log::AccessLogEntry {
+    /// #         start_time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_460_751_420_310),
+    /// #         method: http::Method::GET,
+    /// #         uri: http::Uri::from_static("/ready"),
+    /// #         host: None,
+    /// #         original_path: None,
+    /// #         protocol: http::Version::HTTP_11,
+    /// #         response_code: 200,
+    /// #         response_flags: Default::default(),
+    /// #         response_code_details: "via_upstream",
+    /// #         bytes_received: 0,
+    /// #         bytes_sent: 2,
+    /// #         duration: std::time::Duration::from_millis(1),
+    /// #         upstream_service_time: None,
+    /// #         x_forwarded_for: None,
+    /// #         user_agent: None,
+    /// #         request_id: None,
+    /// #         upstream_host: None,
+    /// #         upstream_cluster: None,
+    /// #         upstream_local_address: None,
+    /// #         downstream_local_address: None,
+    /// #         downstream_remote_address: None,
+    /// #         requested_server_name: None,
+    /// #         route_name: None,
+    /// #     }
+    /// # }
+    /// # /// An in-memory destination.
+    /// # #[derive(Clone, Default)]
+    /// # struct Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Memory {
+    /// #     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(bytes) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Memory {
+    /// #     fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() }
+    /// # }
+    /// let entry = AccessLogEntry { uri: Uri::from_static("/v2/items?page=2"), ..entry() };
+    /// assert_eq!(entry.path(), Some("/v2/items?page=2"));
+    /// // A rewritten request: the path the client sent is reported.
+    /// let rewritten = AccessLogEntry { original_path: Some(HeaderValue::from_static("/items?page=2")), ..entry };
+    /// assert_eq!(rewritten.path(), Some("/items?page=2"));
+    /// ```
     pub fn path(&self) -> Option<&str> {
         match &self.original_path {
             Some(original) => original.to_str().ok(),

@@ -12,6 +12,55 @@ use std::{
 };
 
 /// How [`format_entry`] prints an entry.
+///
+/// ```
+/// use mesh_trace::access_log::{Encoding, format_entry};
+/// # /// A request for `/ready` that got a 200.
+/// # fn entry() -> mesh_trace::access_log::AccessLogEntry {
+/// #     mesh_trace::access_log::AccessLogEntry {
+/// #         start_time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_460_751_420_310),
+/// #         method: http::Method::GET,
+/// #         uri: http::Uri::from_static("/ready"),
+/// #         host: None,
+/// #         original_path: None,
+/// #         protocol: http::Version::HTTP_11,
+/// #         response_code: 200,
+/// #         response_flags: Default::default(),
+/// #         response_code_details: "via_upstream",
+/// #         bytes_received: 0,
+/// #         bytes_sent: 2,
+/// #         duration: std::time::Duration::from_millis(1),
+/// #         upstream_service_time: None,
+/// #         x_forwarded_for: None,
+/// #         user_agent: None,
+/// #         request_id: None,
+/// #         upstream_host: None,
+/// #         upstream_cluster: None,
+/// #         upstream_local_address: None,
+/// #         downstream_local_address: None,
+/// #         downstream_remote_address: None,
+/// #         requested_server_name: None,
+/// #         route_name: None,
+/// #     }
+/// # }
+/// # /// An in-memory destination.
+/// # #[derive(Clone, Default)]
+/// # struct Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+/// # impl std::io::Write for Memory {
+/// #     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(bytes) }
+/// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+/// # }
+/// # impl Memory {
+/// #     fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() }
+/// # }
+/// let (mut text, mut json) = (String::new(), String::new());
+/// format_entry(&entry(), Encoding::default(), &mut text); // a GET of `/ready` answered 200
+/// format_entry(&entry(), Encoding::Json, &mut json);
+/// assert!(text.starts_with(r#"[2016-04-15T20:17:00.310Z] "GET /ready HTTP/1.1" 200 - via_upstream"#));
+/// let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+/// assert_eq!((json["path"].as_str(), json["response_flags"].as_str()), (Some("/ready"), Some("-")));
+/// assert_eq!(json["response_code"], 200); // a number
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Encoding {
     /// Istio's default text format (Envoy command operators), missing values as `-`:

@@ -34,6 +34,57 @@ const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(1);
 const WRITE_CHUNK: usize = 64 * 1024;
 
 /// Buffer size and write interval of an [`AccessLog`].
+///
+/// ```
+/// use mesh_trace::access_log::{AccessLog, AccessLogConfig, Encoding};
+/// use std::{sync::atomic::Ordering, time::Duration};
+/// # /// A request for `/ready` that got a 200.
+/// # fn entry() -> mesh_trace::access_log::AccessLogEntry {
+/// #     mesh_trace::access_log::AccessLogEntry {
+/// #         start_time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_460_751_420_310),
+/// #         method: http::Method::GET,
+/// #         uri: http::Uri::from_static("/ready"),
+/// #         host: None,
+/// #         original_path: None,
+/// #         protocol: http::Version::HTTP_11,
+/// #         response_code: 200,
+/// #         response_flags: Default::default(),
+/// #         response_code_details: "via_upstream",
+/// #         bytes_received: 0,
+/// #         bytes_sent: 2,
+/// #         duration: std::time::Duration::from_millis(1),
+/// #         upstream_service_time: None,
+/// #         x_forwarded_for: None,
+/// #         user_agent: None,
+/// #         request_id: None,
+/// #         upstream_host: None,
+/// #         upstream_cluster: None,
+/// #         upstream_local_address: None,
+/// #         downstream_local_address: None,
+/// #         downstream_remote_address: None,
+/// #         requested_server_name: None,
+/// #         route_name: None,
+/// #     }
+/// # }
+/// # /// An in-memory destination.
+/// # #[derive(Clone, Default)]
+/// # struct Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+/// # impl std::io::Write for Memory {
+/// #     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(bytes) }
+/// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+/// # }
+/// # impl Memory {
+/// #     fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() }
+/// # }
+/// let memory = Memory::default(); // an in-memory `Write`
+/// let config = AccessLogConfig { max_buffered: 1, flush_interval: Duration::from_secs(3600) };
+/// let log = AccessLog::new(memory.clone(), Encoding::Text, config);
+/// log.log(entry());
+/// log.log(entry()); // one is already waiting: dropped
+/// log.flush();
+/// assert_eq!(log.stats().dropped.load(Ordering::Relaxed), 1);
+/// assert_eq!(memory.text().lines().count(), 1);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AccessLogConfig {
     /// Entries waiting to be written at most; more are dropped (and counted in
@@ -54,6 +105,61 @@ impl Default for AccessLogConfig {
 }
 
 /// Counters of an [`AccessLog`], in entries.
+///
+/// ```
+/// use mesh_trace::access_log::{AccessLog, AccessLogConfig, Encoding};
+/// use std::{io, sync::atomic::Ordering};
+/// # /// A request for `/ready` that got a 200.
+/// # fn entry() -> mesh_trace::access_log::AccessLogEntry {
+/// #     mesh_trace::access_log::AccessLogEntry {
+/// #         start_time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_460_751_420_310),
+/// #         method: http::Method::GET,
+/// #         uri: http::Uri::from_static("/ready"),
+/// #         host: None,
+/// #         original_path: None,
+/// #         protocol: http::Version::HTTP_11,
+/// #         response_code: 200,
+/// #         response_flags: Default::default(),
+/// #         response_code_details: "via_upstream",
+/// #         bytes_received: 0,
+/// #         bytes_sent: 2,
+/// #         duration: std::time::Duration::from_millis(1),
+/// #         upstream_service_time: None,
+/// #         x_forwarded_for: None,
+/// #         user_agent: None,
+/// #         request_id: None,
+/// #         upstream_host: None,
+/// #         upstream_cluster: None,
+/// #         upstream_local_address: None,
+/// #         downstream_local_address: None,
+/// #         downstream_remote_address: None,
+/// #         requested_server_name: None,
+/// #         route_name: None,
+/// #     }
+/// # }
+/// # /// An in-memory destination.
+/// # #[derive(Clone, Default)]
+/// # struct Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+/// # impl std::io::Write for Memory {
+/// #     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(bytes) }
+/// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+/// # }
+/// # impl Memory {
+/// #     fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() }
+/// # }
+/// /// A destination that is gone.
+/// struct Broken;
+/// impl io::Write for Broken {
+///     fn write(&mut self, _: &[u8]) -> io::Result<usize> { Err(io::ErrorKind::BrokenPipe.into()) }
+///     fn flush(&mut self) -> io::Result<()> { Ok(()) }
+/// }
+/// let log = AccessLog::new(Broken, Encoding::Text, AccessLogConfig::default());
+/// log.log(entry());
+/// log.flush();
+/// let stats = log.stats();
+/// assert_eq!(stats.write_failures.load(Ordering::Relaxed), 1);
+/// assert_eq!(stats.written.load(Ordering::Relaxed), 0);
+/// ```
 #[derive(Debug, Default)]
 pub struct AccessLogStats {
     /// Entries written (and flushed) to the destination.
@@ -171,6 +277,58 @@ impl AccessLog {
     ///
     /// Should the thread fail to start (the process is out of threads), the failure is logged
     /// and every entry is dropped (and counted).
+    ///
+    /// ```
+    /// use mesh_trace::access_log::{AccessLog, AccessLogConfig, Encoding};
+    /// # /// A request for `/ready` that got a 200.
+    /// # fn entry() -> mesh_trace::access_log::AccessLogEntry {
+    /// #     mesh_trace::access_log::AccessLogEntry {
+    /// #         start_time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_460_751_420_310),
+    /// #         method: http::Method::GET,
+    /// #         uri: http::Uri::from_static("/ready"),
+    /// #         host: None,
+    /// #         original_path: None,
+    /// #         protocol: http::Version::HTTP_11,
+    /// #         response_code: 200,
+    /// #         response_flags: Default::default(),
+    /// #         response_code_details: "via_upstream",
+    /// #         bytes_received: 0,
+    /// #         bytes_sent: 2,
+    /// #         duration: std::time::Duration::from_millis(1),
+    /// #         upstream_service_time: None,
+    /// #         x_forwarded_for: None,
+    /// #         user_agent: None,
+    /// #         request_id: None,
+    /// #         upstream_host: None,
+    /// #         upstream_cluster: None,
+    /// #         upstream_local_address: None,
+    /// #         downstream_local_address: None,
+    /// #         downstream_remote_address: None,
+    /// #         requested_server_name: None,
+    /// #         route_name: None,
+    /// #     }
+    /// # }
+    /// # /// An in-memory destination.
+    /// # #[derive(Clone, Default)]
+    /// # struct Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Memory {
+    /// #     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(bytes) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Memory {
+    /// #     fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() }
+    /// # }
+    /// let memory = Memory::default(); // an in-memory `Write`
+    /// let log = AccessLog::new(memory.clone(), Encoding::Json, AccessLogConfig::default());
+    /// log.log(entry()); // a GET of `/ready` answered 200
+    /// log.log(entry());
+    /// log.flush();
+    /// for line in memory.text().lines() {
+    ///     let json: serde_json::Value = serde_json::from_str(line).unwrap();
+    ///     assert_eq!(json["method"], "GET");
+    /// }
+    /// assert_eq!(memory.text().lines().count(), 2);
+    /// ```
     pub fn new(
         writer: impl Write + Send + 'static,
         encoding: Encoding,
@@ -214,6 +372,57 @@ impl AccessLog {
     /// # Errors
     ///
     /// The file cannot be opened.
+    ///
+    /// ```
+    /// use mesh_trace::access_log::{AccessLog, AccessLogConfig, Encoding};
+    /// # /// A request for `/ready` that got a 200.
+    /// # fn entry() -> mesh_trace::access_log::AccessLogEntry {
+    /// #     mesh_trace::access_log::AccessLogEntry {
+    /// #         start_time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_460_751_420_310),
+    /// #         method: http::Method::GET,
+    /// #         uri: http::Uri::from_static("/ready"),
+    /// #         host: None,
+    /// #         original_path: None,
+    /// #         protocol: http::Version::HTTP_11,
+    /// #         response_code: 200,
+    /// #         response_flags: Default::default(),
+    /// #         response_code_details: "via_upstream",
+    /// #         bytes_received: 0,
+    /// #         bytes_sent: 2,
+    /// #         duration: std::time::Duration::from_millis(1),
+    /// #         upstream_service_time: None,
+    /// #         x_forwarded_for: None,
+    /// #         user_agent: None,
+    /// #         request_id: None,
+    /// #         upstream_host: None,
+    /// #         upstream_cluster: None,
+    /// #         upstream_local_address: None,
+    /// #         downstream_local_address: None,
+    /// #         downstream_remote_address: None,
+    /// #         requested_server_name: None,
+    /// #         route_name: None,
+    /// #     }
+    /// # }
+    /// # /// An in-memory destination.
+    /// # #[derive(Clone, Default)]
+    /// # struct Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Memory {
+    /// #     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(bytes) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Memory {
+    /// #     fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() }
+    /// # }
+    /// let path = std::env::temp_dir().join(format!("mesh-access-{}.log", std::process::id()));
+    /// let log = AccessLog::open(path.to_str().unwrap(), Encoding::Text, AccessLogConfig::default()).unwrap();
+    /// log.log(entry()); // a GET of `/ready` answered 200
+    /// log.flush();
+    /// let text = std::fs::read_to_string(&path).unwrap();
+    /// assert!(text.contains("\"GET /ready HTTP/1.1\" 200"));
+    /// std::fs::remove_file(&path).unwrap();
+    /// let missing = std::env::temp_dir().join("mesh-no-such-dir/access.log");
+    /// assert!(AccessLog::open(missing.to_str().unwrap(), Encoding::Text, AccessLogConfig::default()).is_err());
+    /// ```
     pub fn open(path: &str, encoding: Encoding, config: AccessLogConfig) -> io::Result<AccessLog> {
         Ok(match Destination::of(path) {
             Destination::Stdout => AccessLog::new(io::stdout(), encoding, config),
@@ -230,6 +439,56 @@ impl AccessLog {
     ///
     /// Never formats, writes or wakes anything: it only holds a mutex that the writer thread
     /// holds just long enough to swap two `Vec`s.
+    ///
+    /// ```
+    /// use mesh_trace::access_log::{AccessLog, AccessLogConfig, Encoding};
+    /// use std::{sync::atomic::Ordering, time::Duration};
+    /// # /// A request for `/ready` that got a 200.
+    /// # fn entry() -> mesh_trace::access_log::AccessLogEntry {
+    /// #     mesh_trace::access_log::AccessLogEntry {
+    /// #         start_time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_460_751_420_310),
+    /// #         method: http::Method::GET,
+    /// #         uri: http::Uri::from_static("/ready"),
+    /// #         host: None,
+    /// #         original_path: None,
+    /// #         protocol: http::Version::HTTP_11,
+    /// #         response_code: 200,
+    /// #         response_flags: Default::default(),
+    /// #         response_code_details: "via_upstream",
+    /// #         bytes_received: 0,
+    /// #         bytes_sent: 2,
+    /// #         duration: std::time::Duration::from_millis(1),
+    /// #         upstream_service_time: None,
+    /// #         x_forwarded_for: None,
+    /// #         user_agent: None,
+    /// #         request_id: None,
+    /// #         upstream_host: None,
+    /// #         upstream_cluster: None,
+    /// #         upstream_local_address: None,
+    /// #         downstream_local_address: None,
+    /// #         downstream_remote_address: None,
+    /// #         requested_server_name: None,
+    /// #         route_name: None,
+    /// #     }
+    /// # }
+    /// # /// An in-memory destination.
+    /// # #[derive(Clone, Default)]
+    /// # struct Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Memory {
+    /// #     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(bytes) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Memory {
+    /// #     fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() }
+    /// # }
+    /// let memory = Memory::default(); // an in-memory `Write`
+    /// let config = AccessLogConfig { flush_interval: Duration::from_secs(3600), ..Default::default() };
+    /// let log = AccessLog::new(memory.clone(), Encoding::Text, config);
+    /// log.log(entry()); // buffered only
+    /// assert!(memory.text().is_empty());
+    /// log.flush();
+    /// assert_eq!(log.stats().written.load(Ordering::Relaxed), 1);
+    /// ```
     pub fn log(&self, entry: AccessLogEntry) {
         let shared = &*self.handle.shared;
         let mut state = shared.lock();
@@ -243,6 +502,55 @@ impl AccessLog {
     }
 
     /// The counters of this log (shared by its clones).
+    ///
+    /// ```
+    /// use mesh_trace::access_log::{AccessLog, AccessLogConfig, Encoding};
+    /// use std::sync::{Arc, atomic::Ordering};
+    /// # /// A request for `/ready` that got a 200.
+    /// # fn entry() -> mesh_trace::access_log::AccessLogEntry {
+    /// #     mesh_trace::access_log::AccessLogEntry {
+    /// #         start_time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_460_751_420_310),
+    /// #         method: http::Method::GET,
+    /// #         uri: http::Uri::from_static("/ready"),
+    /// #         host: None,
+    /// #         original_path: None,
+    /// #         protocol: http::Version::HTTP_11,
+    /// #         response_code: 200,
+    /// #         response_flags: Default::default(),
+    /// #         response_code_details: "via_upstream",
+    /// #         bytes_received: 0,
+    /// #         bytes_sent: 2,
+    /// #         duration: std::time::Duration::from_millis(1),
+    /// #         upstream_service_time: None,
+    /// #         x_forwarded_for: None,
+    /// #         user_agent: None,
+    /// #         request_id: None,
+    /// #         upstream_host: None,
+    /// #         upstream_cluster: None,
+    /// #         upstream_local_address: None,
+    /// #         downstream_local_address: None,
+    /// #         downstream_remote_address: None,
+    /// #         requested_server_name: None,
+    /// #         route_name: None,
+    /// #     }
+    /// # }
+    /// # /// An in-memory destination.
+    /// # #[derive(Clone, Default)]
+    /// # struct Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Memory {
+    /// #     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(bytes) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Memory {
+    /// #     fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() }
+    /// # }
+    /// let log = AccessLog::new(Memory::default(), Encoding::Text, AccessLogConfig::default());
+    /// let clone = log.clone();
+    /// clone.log(entry());
+    /// clone.flush();
+    /// assert!(Arc::ptr_eq(log.stats(), clone.stats())); // shared by the clones
+    /// assert_eq!(log.stats().written.load(Ordering::Relaxed), 1);
+    /// ```
     pub fn stats(&self) -> &Arc<AccessLogStats> {
         &self.handle.shared.stats
     }
@@ -252,6 +560,58 @@ impl AccessLog {
     ///
     /// For tests and shutdown: it blocks the calling thread (do not call it from an async
     /// task's hot path).
+    ///
+    /// ```
+    /// use mesh_trace::access_log::{AccessLog, AccessLogConfig, Encoding};
+    /// use std::time::Duration;
+    /// # /// A request for `/ready` that got a 200.
+    /// # fn entry() -> mesh_trace::access_log::AccessLogEntry {
+    /// #     mesh_trace::access_log::AccessLogEntry {
+    /// #         start_time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_460_751_420_310),
+    /// #         method: http::Method::GET,
+    /// #         uri: http::Uri::from_static("/ready"),
+    /// #         host: None,
+    /// #         original_path: None,
+    /// #         protocol: http::Version::HTTP_11,
+    /// #         response_code: 200,
+    /// #         response_flags: Default::default(),
+    /// #         response_code_details: "via_upstream",
+    /// #         bytes_received: 0,
+    /// #         bytes_sent: 2,
+    /// #         duration: std::time::Duration::from_millis(1),
+    /// #         upstream_service_time: None,
+    /// #         x_forwarded_for: None,
+    /// #         user_agent: None,
+    /// #         request_id: None,
+    /// #         upstream_host: None,
+    /// #         upstream_cluster: None,
+    /// #         upstream_local_address: None,
+    /// #         downstream_local_address: None,
+    /// #         downstream_remote_address: None,
+    /// #         requested_server_name: None,
+    /// #         route_name: None,
+    /// #     }
+    /// # }
+    /// # /// An in-memory destination.
+    /// # #[derive(Clone, Default)]
+    /// # struct Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Memory {
+    /// #     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(bytes) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # impl Memory {
+    /// #     fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() }
+    /// # }
+    /// let memory = Memory::default(); // an in-memory `Write`
+    /// let config = AccessLogConfig { flush_interval: Duration::from_secs(3600), ..Default::default() };
+    /// let log = AccessLog::new(memory.clone(), Encoding::Text, config);
+    /// log.flush(); // nothing buffered: returns at once
+    /// for _ in 0..3 {
+    ///     log.log(entry());
+    /// }
+    /// log.flush(); // without waiting for the hour-long interval
+    /// assert_eq!(memory.text().lines().count(), 3);
+    /// ```
     pub fn flush(&self) {
         let shared = &*self.handle.shared;
         let mut state = shared.lock();

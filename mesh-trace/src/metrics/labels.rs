@@ -5,6 +5,55 @@ use mesh_core::{ResponseFlags, workload::Workload};
 use metrics::Label;
 
 /// Which proxy reports a request: the client's (`source`) or the server's (`destination`).
+///
+/// ```
+/// use mesh_core::PeerIdentity;
+/// use mesh_trace::metrics::{REQUESTS_TOTAL, Reporter, RequestOutcome};
+/// # /// Metrics of workload `web.shop` reported by `reporter`, on a debugging recorder.
+/// # fn metrics(reporter: mesh_trace::metrics::Reporter) -> (mesh_trace::metrics::IstioMetrics, metrics_util::debugging::Snapshotter) {
+/// #     let recorder = metrics_util::debugging::DebuggingRecorder::new();
+/// #     let snapshotter = recorder.snapshotter();
+/// #     let local = mesh_core::workload::Workload::from_labels("web", "shop", &Default::default());
+/// #     let recorder = mesh_trace::metrics::MetricsRecorder::Owned(std::sync::Arc::new(recorder));
+/// #     (mesh_trace::metrics::IstioMetrics::new(recorder, reporter, local), snapshotter)
+/// # }
+/// # /// A 200 from `service` in 3 ms, 100 bytes in and 200 out.
+/// # fn ok(service: &str) -> mesh_trace::metrics::RequestOutcome<'_> {
+/// #     mesh_trace::metrics::RequestOutcome {
+/// #         destination_service: service,
+/// #         catch_all: None,
+/// #         peer: None,
+/// #         status: 200,
+/// #         flags: mesh_core::ResponseFlags::default(),
+/// #         grpc_status: None,
+/// #         protocol: mesh_trace::metrics::RequestProtocol::Http,
+/// #         duration: std::time::Duration::from_millis(3),
+/// #         request_bytes: 100,
+/// #         response_bytes: 200,
+/// #     }
+/// # }
+/// # /// Every series of metric `name`: its labels and its value (a counter's count, a gauge's
+/// # /// value, a histogram's first sample).
+/// # fn series(snapshotter: &metrics_util::debugging::Snapshotter, name: &str) -> Vec<(std::collections::BTreeMap<String, String>, f64)> {
+/// #     use metrics_util::debugging::DebugValue;
+/// #     snapshotter.snapshot().into_vec().into_iter().filter(|(key, ..)| key.key().name() == name).map(|(key, _, _, value)| {
+/// #         let labels = key.key().labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+/// #         let value = match value {
+/// #             DebugValue::Counter(n) => n as f64,
+/// #             DebugValue::Gauge(v) => v.into_inner(),
+/// #             DebugValue::Histogram(samples) => samples[0].into_inner(),
+/// #         };
+/// #         (labels, value)
+/// #     }).collect()
+/// # }
+/// // The server side knows a mutual-TLS caller from its certificate.
+/// let (metrics, snapshotter) = metrics(Reporter::Destination);
+/// let caller = metrics.peer_workload(&PeerIdentity::new("spiffe://cluster.local/ns/shop/sa/web"));
+/// metrics.record(&RequestOutcome { peer: caller.as_ref(), ..ok("catalog.shop.svc.cluster.local") });
+/// let (labels, _) = &series(&snapshotter, REQUESTS_TOTAL)[0];
+/// assert_eq!(labels["source_principal"], "spiffe://cluster.local/ns/shop/sa/web");
+/// assert_eq!(labels["connection_security_policy"], "mutual_tls");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reporter {
     /// The client side: an outbound sidecar or a gateway.
@@ -15,6 +64,12 @@ pub enum Reporter {
 
 impl Reporter {
     /// The `reporter` label value.
+    ///
+    /// ```
+    /// use mesh_trace::metrics::Reporter;
+    /// assert_eq!(Reporter::Source.as_str(), "source");
+    /// assert_eq!(Reporter::Destination.as_str(), "destination");
+    /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
             Reporter::Source => "source",
@@ -24,6 +79,53 @@ impl Reporter {
 }
 
 /// The `request_protocol` label.
+///
+/// ```
+/// use mesh_trace::metrics::{REQUESTS_TOTAL, Reporter, RequestOutcome, RequestProtocol};
+/// # /// Metrics of workload `web.shop` reported by `reporter`, on a debugging recorder.
+/// # fn metrics(reporter: mesh_trace::metrics::Reporter) -> (mesh_trace::metrics::IstioMetrics, metrics_util::debugging::Snapshotter) {
+/// #     let recorder = metrics_util::debugging::DebuggingRecorder::new();
+/// #     let snapshotter = recorder.snapshotter();
+/// #     let local = mesh_core::workload::Workload::from_labels("web", "shop", &Default::default());
+/// #     let recorder = mesh_trace::metrics::MetricsRecorder::Owned(std::sync::Arc::new(recorder));
+/// #     (mesh_trace::metrics::IstioMetrics::new(recorder, reporter, local), snapshotter)
+/// # }
+/// # /// A 200 from `service` in 3 ms, 100 bytes in and 200 out.
+/// # fn ok(service: &str) -> mesh_trace::metrics::RequestOutcome<'_> {
+/// #     mesh_trace::metrics::RequestOutcome {
+/// #         destination_service: service,
+/// #         catch_all: None,
+/// #         peer: None,
+/// #         status: 200,
+/// #         flags: mesh_core::ResponseFlags::default(),
+/// #         grpc_status: None,
+/// #         protocol: mesh_trace::metrics::RequestProtocol::Http,
+/// #         duration: std::time::Duration::from_millis(3),
+/// #         request_bytes: 100,
+/// #         response_bytes: 200,
+/// #     }
+/// # }
+/// # /// Every series of metric `name`: its labels and its value (a counter's count, a gauge's
+/// # /// value, a histogram's first sample).
+/// # fn series(snapshotter: &metrics_util::debugging::Snapshotter, name: &str) -> Vec<(std::collections::BTreeMap<String, String>, f64)> {
+/// #     use metrics_util::debugging::DebugValue;
+/// #     snapshotter.snapshot().into_vec().into_iter().filter(|(key, ..)| key.key().name() == name).map(|(key, _, _, value)| {
+/// #         let labels = key.key().labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+/// #         let value = match value {
+/// #             DebugValue::Counter(n) => n as f64,
+/// #             DebugValue::Gauge(v) => v.into_inner(),
+/// #             DebugValue::Histogram(samples) => samples[0].into_inner(),
+/// #         };
+/// #         (labels, value)
+/// #     }).collect()
+/// # }
+/// let (metrics, snapshotter) = metrics(Reporter::Source);
+/// // A plain HTTP request has an empty `grpc_response_status`, whatever it is given.
+/// let http = RequestOutcome { protocol: RequestProtocol::Http, grpc_status: Some(0), ..ok("catalog") };
+/// metrics.record(&http);
+/// let (labels, _) = &series(&snapshotter, REQUESTS_TOTAL)[0];
+/// assert_eq!((labels["request_protocol"].as_str(), labels["grpc_response_status"].as_str()), ("http", ""));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RequestProtocol {
     /// Plain HTTP.
@@ -36,6 +138,14 @@ pub enum RequestProtocol {
 
 impl RequestProtocol {
     /// The protocol of a request with these headers.
+    ///
+    /// ```
+    /// use mesh_trace::metrics::RequestProtocol;
+    /// let mut headers = http::HeaderMap::new();
+    /// assert_eq!(RequestProtocol::of(&headers), RequestProtocol::Http);
+    /// headers.insert("content-type", "application/grpc+proto".parse().unwrap());
+    /// assert_eq!(RequestProtocol::of(&headers), RequestProtocol::Grpc);
+    /// ```
     pub fn of(headers: &http::HeaderMap) -> Self {
         match headers.get(http::header::CONTENT_TYPE) {
             Some(value) if value.as_bytes().starts_with(b"application/grpc") => {
@@ -46,6 +156,12 @@ impl RequestProtocol {
     }
 
     /// The label value.
+    ///
+    /// ```
+    /// use mesh_trace::metrics::RequestProtocol;
+    /// let labels = [RequestProtocol::Http, RequestProtocol::Grpc, RequestProtocol::Tcp].map(RequestProtocol::as_str);
+    /// assert_eq!(labels, ["http", "grpc", "tcp"]);
+    /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
             RequestProtocol::Http => "http",
@@ -57,6 +173,53 @@ impl RequestProtocol {
 
 /// The catch-all clusters Istio names in `destination_service_name`: traffic to hosts the
 /// registry does not know, let through (`ALLOW_ANY`) or blocked (`REGISTRY_ONLY`).
+///
+/// ```
+/// use mesh_trace::metrics::{CatchAllCluster, REQUESTS_TOTAL, Reporter, RequestOutcome};
+/// # /// Metrics of workload `web.shop` reported by `reporter`, on a debugging recorder.
+/// # fn metrics(reporter: mesh_trace::metrics::Reporter) -> (mesh_trace::metrics::IstioMetrics, metrics_util::debugging::Snapshotter) {
+/// #     let recorder = metrics_util::debugging::DebuggingRecorder::new();
+/// #     let snapshotter = recorder.snapshotter();
+/// #     let local = mesh_core::workload::Workload::from_labels("web", "shop", &Default::default());
+/// #     let recorder = mesh_trace::metrics::MetricsRecorder::Owned(std::sync::Arc::new(recorder));
+/// #     (mesh_trace::metrics::IstioMetrics::new(recorder, reporter, local), snapshotter)
+/// # }
+/// # /// A 200 from `service` in 3 ms, 100 bytes in and 200 out.
+/// # fn ok(service: &str) -> mesh_trace::metrics::RequestOutcome<'_> {
+/// #     mesh_trace::metrics::RequestOutcome {
+/// #         destination_service: service,
+/// #         catch_all: None,
+/// #         peer: None,
+/// #         status: 200,
+/// #         flags: mesh_core::ResponseFlags::default(),
+/// #         grpc_status: None,
+/// #         protocol: mesh_trace::metrics::RequestProtocol::Http,
+/// #         duration: std::time::Duration::from_millis(3),
+/// #         request_bytes: 100,
+/// #         response_bytes: 200,
+/// #     }
+/// # }
+/// # /// Every series of metric `name`: its labels and its value (a counter's count, a gauge's
+/// # /// value, a histogram's first sample).
+/// # fn series(snapshotter: &metrics_util::debugging::Snapshotter, name: &str) -> Vec<(std::collections::BTreeMap<String, String>, f64)> {
+/// #     use metrics_util::debugging::DebugValue;
+/// #     snapshotter.snapshot().into_vec().into_iter().filter(|(key, ..)| key.key().name() == name).map(|(key, _, _, value)| {
+/// #         let labels = key.key().labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+/// #         let value = match value {
+/// #             DebugValue::Counter(n) => n as f64,
+/// #             DebugValue::Gauge(v) => v.into_inner(),
+/// #             DebugValue::Histogram(samples) => samples[0].into_inner(),
+/// #         };
+/// #         (labels, value)
+/// #     }).collect()
+/// # }
+/// let (metrics, snapshotter) = metrics(Reporter::Source);
+/// let outcome = RequestOutcome { catch_all: Some(CatchAllCluster::Passthrough), ..ok("api.example.com") };
+/// metrics.record(&outcome);
+/// let (labels, _) = &series(&snapshotter, REQUESTS_TOTAL)[0];
+/// assert_eq!(labels["destination_service"], "api.example.com");
+/// assert_eq!(labels["destination_service_name"], "PassthroughCluster");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CatchAllCluster {
     /// `PassthroughCluster`.
@@ -67,6 +230,12 @@ pub enum CatchAllCluster {
 
 impl CatchAllCluster {
     /// The cluster's name.
+    ///
+    /// ```
+    /// use mesh_trace::metrics::CatchAllCluster;
+    /// assert_eq!(CatchAllCluster::Passthrough.name(), "PassthroughCluster");
+    /// assert_eq!(CatchAllCluster::BlackHole.name(), "BlackHoleCluster");
+    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             CatchAllCluster::Passthrough => PASSTHROUGH_CLUSTER,
@@ -75,6 +244,13 @@ impl CatchAllCluster {
     }
 
     /// The catch-all cluster called `name`, if it is one.
+    ///
+    /// ```
+    /// use mesh_trace::metrics::CatchAllCluster;
+    /// assert_eq!(CatchAllCluster::of("BlackHoleCluster"), Some(CatchAllCluster::BlackHole));
+    /// assert_eq!(CatchAllCluster::of(CatchAllCluster::Passthrough.name()), Some(CatchAllCluster::Passthrough));
+    /// assert_eq!(CatchAllCluster::of("outbound|80||catalog.shop.svc.cluster.local"), None);
+    /// ```
     pub fn of(name: &str) -> Option<Self> {
         match name {
             PASSTHROUGH_CLUSTER => Some(CatchAllCluster::Passthrough),
@@ -99,9 +275,21 @@ pub(crate) struct SeriesLabels<'a> {
 }
 
 /// The `destination_service_name` of pass-through traffic, as Istio reports it.
+///
+/// ```
+/// use mesh_trace::metrics::{CatchAllCluster, PASSTHROUGH_CLUSTER};
+/// assert_eq!(PASSTHROUGH_CLUSTER, "PassthroughCluster");
+/// assert_eq!(CatchAllCluster::of(PASSTHROUGH_CLUSTER), Some(CatchAllCluster::Passthrough));
+/// ```
 pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
 
 /// The `destination_service_name` of traffic `REGISTRY_ONLY` blocks, as Istio reports it.
+///
+/// ```
+/// use mesh_trace::metrics::{BLACK_HOLE_CLUSTER, CatchAllCluster};
+/// assert_eq!(BLACK_HOLE_CLUSTER, "BlackHoleCluster");
+/// assert_eq!(CatchAllCluster::BlackHole.name(), BLACK_HOLE_CLUSTER);
+/// ```
 pub const BLACK_HOLE_CLUSTER: &str = "BlackHoleCluster";
 
 impl SeriesLabels<'_> {

@@ -14,6 +14,43 @@ use metrics::{Counter, Key, Level, Metadata};
 use std::sync::Arc;
 
 /// One proxied TCP connection, as the TCP metrics label it.
+///
+/// ```
+/// use mesh_core::{ResponseFlag, ResponseFlags};
+/// use mesh_trace::metrics::{Reporter, TCP_OPENED, TcpConnection};
+/// # /// Metrics of workload `web.shop` reported by `reporter`, on a debugging recorder.
+/// # fn metrics(reporter: mesh_trace::metrics::Reporter) -> (mesh_trace::metrics::IstioMetrics, metrics_util::debugging::Snapshotter) {
+/// #     let recorder = metrics_util::debugging::DebuggingRecorder::new();
+/// #     let snapshotter = recorder.snapshotter();
+/// #     let local = mesh_core::workload::Workload::from_labels("web", "shop", &Default::default());
+/// #     let recorder = mesh_trace::metrics::MetricsRecorder::Owned(std::sync::Arc::new(recorder));
+/// #     (mesh_trace::metrics::IstioMetrics::new(recorder, reporter, local), snapshotter)
+/// # }
+/// # /// Every series of metric `name`: its labels and its value (a counter's count, a gauge's
+/// # /// value, a histogram's first sample).
+/// # fn series(snapshotter: &metrics_util::debugging::Snapshotter, name: &str) -> Vec<(std::collections::BTreeMap<String, String>, f64)> {
+/// #     use metrics_util::debugging::DebugValue;
+/// #     snapshotter.snapshot().into_vec().into_iter().filter(|(key, ..)| key.key().name() == name).map(|(key, _, _, value)| {
+/// #         let labels = key.key().labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+/// #         let value = match value {
+/// #             DebugValue::Counter(n) => n as f64,
+/// #             DebugValue::Gauge(v) => v.into_inner(),
+/// #             DebugValue::Histogram(samples) => samples[0].into_inner(),
+/// #         };
+/// #         (labels, value)
+/// #     }).collect()
+/// # }
+/// let (metrics, snapshotter) = metrics(Reporter::Source);
+/// let _counters = metrics.tcp_opened(&TcpConnection {
+///     destination_service: "db.shop.svc.cluster.local",
+///     catch_all: None,
+///     peer: None,
+///     flags: ResponseFlags::of(ResponseFlag::UpstreamConnectionFailure),
+/// });
+/// let (labels, _) = &series(&snapshotter, TCP_OPENED)[0];
+/// assert_eq!((labels["destination_service_name"].as_str(), labels["response_flags"].as_str()), ("db", "UF"));
+/// assert!(!labels.contains_key("response_code")); // TCP series have none
+/// ```
 #[derive(Clone, Debug)]
 pub struct TcpConnection<'a> {
     /// `destination_service`: the service host the connection goes to, else its host.
@@ -27,6 +64,37 @@ pub struct TcpConnection<'a> {
 }
 
 /// The counters of one open connection; [`close`](Self::close) counts it closed.
+///
+/// ```
+/// use mesh_trace::metrics::{Reporter, TCP_RECEIVED_BYTES, TCP_SENT_BYTES, TcpCounters};
+/// # /// Metrics of workload `web.shop` reported by `reporter`, on a debugging recorder.
+/// # fn metrics(reporter: mesh_trace::metrics::Reporter) -> (mesh_trace::metrics::IstioMetrics, metrics_util::debugging::Snapshotter) {
+/// #     let recorder = metrics_util::debugging::DebuggingRecorder::new();
+/// #     let snapshotter = recorder.snapshotter();
+/// #     let local = mesh_core::workload::Workload::from_labels("web", "shop", &Default::default());
+/// #     let recorder = mesh_trace::metrics::MetricsRecorder::Owned(std::sync::Arc::new(recorder));
+/// #     (mesh_trace::metrics::IstioMetrics::new(recorder, reporter, local), snapshotter)
+/// # }
+/// # /// A TCP connection to `service`.
+/// # fn tcp(service: &str) -> mesh_trace::metrics::TcpConnection<'_> {
+/// #     mesh_trace::metrics::TcpConnection { destination_service: service, catch_all: None, peer: None, flags: Default::default() }
+/// # }
+/// # /// The value of the first series of each metric in `names`, from one snapshot.
+/// # fn values(snapshotter: &metrics_util::debugging::Snapshotter, names: &[&str]) -> Vec<f64> {
+/// #     use metrics_util::debugging::DebugValue;
+/// #     let snapshot = snapshotter.snapshot().into_vec(); // (taking one resets the values)
+/// #     names.iter().map(|name| match &snapshot.iter().find(|(key, ..)| key.key().name() == *name).unwrap().3 {
+/// #         DebugValue::Counter(n) => *n as f64,
+/// #         DebugValue::Gauge(v) => v.into_inner(),
+/// #         DebugValue::Histogram(samples) => samples[0].into_inner(),
+/// #     }).collect()
+/// # }
+/// let (metrics, snapshotter) = metrics(Reporter::Source);
+/// let counters: TcpCounters = metrics.tcp_opened(&tcp("db.shop.svc.cluster.local"));
+/// counters.clone().received(10); // clones count into the same series
+/// counters.sent(20);
+/// assert_eq!(values(&snapshotter, &[TCP_RECEIVED_BYTES, TCP_SENT_BYTES]), [10.0, 20.0]);
+/// ```
 #[derive(Clone, Debug)]
 pub struct TcpCounters {
     received: Counter,
@@ -36,16 +104,106 @@ pub struct TcpCounters {
 
 impl TcpCounters {
     /// `n` more bytes came from the downstream (request direction).
+    ///
+    /// ```
+    /// use mesh_trace::metrics::{Reporter, TCP_RECEIVED_BYTES, TCP_SENT_BYTES};
+    /// # /// Metrics of workload `web.shop` reported by `reporter`, on a debugging recorder.
+    /// # fn metrics(reporter: mesh_trace::metrics::Reporter) -> (mesh_trace::metrics::IstioMetrics, metrics_util::debugging::Snapshotter) {
+    /// #     let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    /// #     let snapshotter = recorder.snapshotter();
+    /// #     let local = mesh_core::workload::Workload::from_labels("web", "shop", &Default::default());
+    /// #     let recorder = mesh_trace::metrics::MetricsRecorder::Owned(std::sync::Arc::new(recorder));
+    /// #     (mesh_trace::metrics::IstioMetrics::new(recorder, reporter, local), snapshotter)
+    /// # }
+    /// # /// A TCP connection to `service`.
+    /// # fn tcp(service: &str) -> mesh_trace::metrics::TcpConnection<'_> {
+    /// #     mesh_trace::metrics::TcpConnection { destination_service: service, catch_all: None, peer: None, flags: Default::default() }
+    /// # }
+    /// # /// The value of the first series of each metric in `names`, from one snapshot.
+    /// # fn values(snapshotter: &metrics_util::debugging::Snapshotter, names: &[&str]) -> Vec<f64> {
+    /// #     use metrics_util::debugging::DebugValue;
+    /// #     let snapshot = snapshotter.snapshot().into_vec(); // (taking one resets the values)
+    /// #     names.iter().map(|name| match &snapshot.iter().find(|(key, ..)| key.key().name() == *name).unwrap().3 {
+    /// #         DebugValue::Counter(n) => *n as f64,
+    /// #         DebugValue::Gauge(v) => v.into_inner(),
+    /// #         DebugValue::Histogram(samples) => samples[0].into_inner(),
+    /// #     }).collect()
+    /// # }
+    /// let (metrics, snapshotter) = metrics(Reporter::Source);
+    /// let counters = metrics.tcp_opened(&tcp("db.shop.svc.cluster.local"));
+    /// counters.received(64); // request direction only
+    /// assert_eq!(values(&snapshotter, &[TCP_RECEIVED_BYTES, TCP_SENT_BYTES]), [64.0, 0.0]);
+    /// ```
     pub fn received(&self, n: u64) {
         self.received.increment(n);
     }
 
     /// `n` more bytes went to the downstream (response direction).
+    ///
+    /// ```
+    /// use mesh_trace::metrics::{Reporter, TCP_RECEIVED_BYTES, TCP_SENT_BYTES};
+    /// # /// Metrics of workload `web.shop` reported by `reporter`, on a debugging recorder.
+    /// # fn metrics(reporter: mesh_trace::metrics::Reporter) -> (mesh_trace::metrics::IstioMetrics, metrics_util::debugging::Snapshotter) {
+    /// #     let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    /// #     let snapshotter = recorder.snapshotter();
+    /// #     let local = mesh_core::workload::Workload::from_labels("web", "shop", &Default::default());
+    /// #     let recorder = mesh_trace::metrics::MetricsRecorder::Owned(std::sync::Arc::new(recorder));
+    /// #     (mesh_trace::metrics::IstioMetrics::new(recorder, reporter, local), snapshotter)
+    /// # }
+    /// # /// A TCP connection to `service`.
+    /// # fn tcp(service: &str) -> mesh_trace::metrics::TcpConnection<'_> {
+    /// #     mesh_trace::metrics::TcpConnection { destination_service: service, catch_all: None, peer: None, flags: Default::default() }
+    /// # }
+    /// # /// The value of the first series of each metric in `names`, from one snapshot.
+    /// # fn values(snapshotter: &metrics_util::debugging::Snapshotter, names: &[&str]) -> Vec<f64> {
+    /// #     use metrics_util::debugging::DebugValue;
+    /// #     let snapshot = snapshotter.snapshot().into_vec(); // (taking one resets the values)
+    /// #     names.iter().map(|name| match &snapshot.iter().find(|(key, ..)| key.key().name() == *name).unwrap().3 {
+    /// #         DebugValue::Counter(n) => *n as f64,
+    /// #         DebugValue::Gauge(v) => v.into_inner(),
+    /// #         DebugValue::Histogram(samples) => samples[0].into_inner(),
+    /// #     }).collect()
+    /// # }
+    /// let (metrics, snapshotter) = metrics(Reporter::Source);
+    /// let counters = metrics.tcp_opened(&tcp("db.shop.svc.cluster.local"));
+    /// counters.sent(64); // response direction only
+    /// assert_eq!(values(&snapshotter, &[TCP_SENT_BYTES, TCP_RECEIVED_BYTES]), [64.0, 0.0]);
+    /// ```
     pub fn sent(&self, n: u64) {
         self.sent.increment(n);
     }
 
     /// The connection is closed.
+    ///
+    /// ```
+    /// use mesh_trace::metrics::{Reporter, TCP_CLOSED, TCP_OPENED};
+    /// # /// Metrics of workload `web.shop` reported by `reporter`, on a debugging recorder.
+    /// # fn metrics(reporter: mesh_trace::metrics::Reporter) -> (mesh_trace::metrics::IstioMetrics, metrics_util::debugging::Snapshotter) {
+    /// #     let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    /// #     let snapshotter = recorder.snapshotter();
+    /// #     let local = mesh_core::workload::Workload::from_labels("web", "shop", &Default::default());
+    /// #     let recorder = mesh_trace::metrics::MetricsRecorder::Owned(std::sync::Arc::new(recorder));
+    /// #     (mesh_trace::metrics::IstioMetrics::new(recorder, reporter, local), snapshotter)
+    /// # }
+    /// # /// A TCP connection to `service`.
+    /// # fn tcp(service: &str) -> mesh_trace::metrics::TcpConnection<'_> {
+    /// #     mesh_trace::metrics::TcpConnection { destination_service: service, catch_all: None, peer: None, flags: Default::default() }
+    /// # }
+    /// # /// The value of the first series of each metric in `names`, from one snapshot.
+    /// # fn values(snapshotter: &metrics_util::debugging::Snapshotter, names: &[&str]) -> Vec<f64> {
+    /// #     use metrics_util::debugging::DebugValue;
+    /// #     let snapshot = snapshotter.snapshot().into_vec(); // (taking one resets the values)
+    /// #     names.iter().map(|name| match &snapshot.iter().find(|(key, ..)| key.key().name() == *name).unwrap().3 {
+    /// #         DebugValue::Counter(n) => *n as f64,
+    /// #         DebugValue::Gauge(v) => v.into_inner(),
+    /// #         DebugValue::Histogram(samples) => samples[0].into_inner(),
+    /// #     }).collect()
+    /// # }
+    /// let (metrics, snapshotter) = metrics(Reporter::Source);
+    /// let counters = metrics.tcp_opened(&tcp("db.shop.svc.cluster.local"));
+    /// counters.close(); // consumes the counters: a connection closes once
+    /// assert_eq!(values(&snapshotter, &[TCP_OPENED, TCP_CLOSED]), [1.0, 1.0]);
+    /// ```
     pub fn close(self) {
         self.closed.increment(1);
     }
