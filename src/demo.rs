@@ -23,6 +23,19 @@ use std::{
 use tokio::net::{TcpListener, TcpStream};
 
 /// What a [`CatalogServer`] saw of one request.
+///
+/// ```
+/// use mesh::demo::{CatalogServer, Http1Client};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+/// let mut client = Http1Client::connect(v1.addr()).await?;
+/// client.get("/items?page=2", &[("x-trace", "abc")]).await?;
+/// let seen = v1.last_request().unwrap();
+/// assert_eq!(seen.uri, "/items?page=2");
+/// assert_eq!(seen.headers["x-trace"], "abc");
+/// assert!(seen.body.is_empty());
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct SeenRequest {
     /// The request target as received.
@@ -34,6 +47,19 @@ pub struct SeenRequest {
 }
 
 /// How many requests a [`CatalogServer`] remembers.
+///
+/// ```
+/// use mesh::demo::{CatalogServer, HISTORY, Http1Client};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+/// let mut client = Http1Client::connect(v1.addr()).await?;
+/// for _ in 0..3 {
+///     client.get("/items", &[]).await?;
+/// }
+/// assert_eq!(HISTORY, 4096);
+/// assert_eq!(v1.requests().len(), 3, "fewer than HISTORY: all kept");
+/// # Ok(()) }
+/// ```
 pub const HISTORY: usize = 4096;
 
 #[derive(Debug, Default)]
@@ -64,6 +90,17 @@ pub struct CatalogServer {
 
 impl CatalogServer {
     /// Starts serving version `version` on `addr` (port 0 picks a free port).
+    ///
+    /// ```
+    /// use mesh::demo::{CatalogServer, Http1Client};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+    /// let mut client = Http1Client::connect(v1.addr()).await?;
+    /// let response = client.get("/items", &[]).await?;
+    /// assert_eq!(response.status, 200);
+    /// assert!(response.text().contains(r#""version": "v1""#));
+    /// # Ok(()) }
+    /// ```
     pub async fn start(version: &'static str, addr: SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -78,21 +115,65 @@ impl CatalogServer {
     }
 
     /// The bound address.
+    ///
+    /// ```
+    /// use mesh::demo::CatalogServer;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+    /// assert!(v1.addr().ip().is_loopback());
+    /// assert_ne!(v1.addr().port(), 0, "port 0 picks a free port");
+    /// # Ok(()) }
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The version this server reports.
+    ///
+    /// ```
+    /// use mesh::demo::{CatalogServer, Http1Client};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ///
+    /// let v2 = CatalogServer::start("v2", "127.0.0.1:0".parse()?).await?;
+    /// assert_eq!(v2.version(), "v2");
+    /// let response = Http1Client::connect(v2.addr()).await?.get("/items", &[]).await?;
+    /// assert_eq!(response.headers["x-catalog-version"], "v2");
+    /// assert!(response.text().contains("imageUrl"), "v2 adds an image to each item");
+    /// # Ok(()) }
+    /// ```
     pub fn version(&self) -> &'static str {
         self.version
     }
 
     /// Requests served so far.
+    ///
+    /// ```
+    /// use mesh::demo::{CatalogServer, Http1Client};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+    /// let mut client = Http1Client::connect(v1.addr()).await?;
+    /// assert_eq!(v1.hits(), 0);
+    /// client.get("/items", &[]).await?;
+    /// client.get("/items", &[]).await?;
+    /// assert_eq!(v1.hits(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn hits(&self) -> u64 {
         self.state.hits.load(Ordering::Relaxed)
     }
 
     /// The head of the last request served.
+    ///
+    /// ```
+    /// use mesh::demo::{CatalogServer, Http1Client};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+    /// let mut client = Http1Client::connect(v1.addr()).await?;
+    /// assert!(v1.last_request().is_none());
+    /// client.send(http::Request::post("/orders").body(http_body_util::Full::from("order 1"))?).await?;
+    /// assert_eq!(v1.last_request().unwrap().body, "order 1");
+    /// # Ok(()) }
+    /// ```
     pub fn last_request(&self) -> Option<SeenRequest> {
         self.state
             .history
@@ -102,6 +183,18 @@ impl CatalogServer {
     }
 
     /// The heads of the last [`HISTORY`] requests served, oldest first.
+    ///
+    /// ```
+    /// use mesh::demo::{CatalogServer, Http1Client};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+    /// let mut client = Http1Client::connect(v1.addr()).await?;
+    /// client.get("/first", &[]).await?;
+    /// client.get("/second", &[]).await?;
+    /// let paths: Vec<_> = v1.requests().iter().map(|r| r.uri.path().to_owned()).collect();
+    /// assert_eq!(paths, ["/first", "/second"]);
+    /// # Ok(()) }
+    /// ```
     pub fn requests(&self) -> Vec<SeenRequest> {
         self.state
             .history
@@ -111,22 +204,69 @@ impl CatalogServer {
     }
 
     /// Connections accepted so far.
+    ///
+    /// ```
+    /// use mesh::demo::{CatalogServer, Http1Client};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+    /// let mut client = Http1Client::connect(v1.addr()).await?;
+    /// client.get("/items", &[]).await?;
+    /// client.get("/items", &[]).await?;
+    /// assert_eq!((v1.hits(), v1.connections()), (2, 1), "one kept-alive connection");
+    /// # Ok(()) }
+    /// ```
     pub fn connections(&self) -> u64 {
         self.state.connections.load(Ordering::Relaxed)
     }
 
     /// Answers the next `n` requests with 503 (a failing or flapping upstream).
+    ///
+    /// ```
+    /// use mesh::demo::{CatalogServer, Http1Client};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+    /// let mut client = Http1Client::connect(v1.addr()).await?;
+    /// v1.fail_next(2);
+    /// assert_eq!(client.get("/items", &[]).await?.status, 503);
+    /// assert_eq!(client.get("/items", &[]).await?.status, 503);
+    /// assert_eq!(client.get("/items", &[]).await?.status, 200);
+    /// # Ok(()) }
+    /// ```
     pub fn fail_next(&self, n: u64) {
         self.state.fail_next.store(n, Ordering::SeqCst);
     }
 
     /// Holds every response back by `delay` (a slow version), until set to zero.
+    ///
+    /// ```
+    /// use mesh::demo::{CatalogServer, Http1Client};
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+    /// let mut client = Http1Client::connect(v1.addr()).await?;
+    /// v1.set_delay(Duration::from_secs(5)); // paused time: no real wait
+    /// let start = tokio::time::Instant::now();
+    /// assert_eq!(client.get("/items", &[]).await?.status, 200);
+    /// assert!(start.elapsed() >= Duration::from_secs(5));
+    /// # Ok(()) }
+    /// ```
     pub fn set_delay(&self, delay: std::time::Duration) {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         self.state.delay_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Stops the server: closes the listener and every open connection, as a crash would.
+    ///
+    /// ```
+    /// use mesh::demo::{CatalogServer, Http1Client};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+    /// let addr = v1.addr();
+    /// v1.kill();
+    /// tokio::task::yield_now().await; // let the aborted accept loop drop the listener
+    /// assert!(Http1Client::connect(addr).await.is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn kill(self) {
         drop(self);
     }
@@ -219,6 +359,18 @@ async fn catalog_response(
 }
 
 /// A collected response.
+///
+/// ```
+/// use mesh::demo::{CatalogServer, Http1Client};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+/// let mut client = Http1Client::connect(v1.addr()).await?;
+/// let collected = client.get("/items", &[]).await?;
+/// assert_eq!(collected.status, http::StatusCode::OK);
+/// assert_eq!(collected.headers["content-type"], "application/json");
+/// assert!(collected.body.starts_with(b"{"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Collected {
     /// Status code.
@@ -231,12 +383,33 @@ pub struct Collected {
 
 impl Collected {
     /// The body as text (lossy).
+    ///
+    /// ```
+    /// use mesh::demo::{CatalogServer, Http1Client};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+    /// let mut client = Http1Client::connect(v1.addr()).await?;
+    /// let collected = client.get("/items", &[]).await?;
+    /// assert!(collected.text().contains(r#""color": "amethyst""#));
+    /// # Ok(()) }
+    /// ```
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
 /// An HTTP/1.1 client on one kept-alive connection, sending request targets as given.
+///
+/// ```
+/// use mesh::demo::{CatalogServer, Http1Client};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+/// let mut client = Http1Client::connect(v1.addr()).await?;
+/// // An absolute-form target, as a client of an HTTP proxy sends it, arrives as given.
+/// client.get("http://catalog/items", &[]).await?;
+/// assert_eq!(v1.last_request().unwrap().uri, "http://catalog/items");
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Http1Client {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
@@ -244,6 +417,18 @@ pub struct Http1Client {
 
 impl Http1Client {
     /// Connects to `addr`.
+    ///
+    /// ```
+    /// use mesh::demo::{CatalogServer, Http1Client};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+    /// let mut client = Http1Client::connect(v1.addr()).await?;
+    /// let mut second = Http1Client::connect(v1.addr()).await?;
+    /// client.get("/", &[]).await?;
+    /// second.get("/", &[]).await?;
+    /// assert_eq!(v1.connections(), 2);
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(
         addr: SocketAddr,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
@@ -256,6 +441,18 @@ impl Http1Client {
     }
 
     /// Sends `request` and collects the response.
+    ///
+    /// ```
+    /// use mesh::demo::{CatalogServer, Http1Client};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+    /// let mut client = Http1Client::connect(v1.addr()).await?;
+    /// let request = http::Request::put("/items/1").header("content-type", "text/plain").body(http_body_util::Full::from("blue"))?;
+    /// assert_eq!(client.send(request).await?.status, 200);
+    /// let seen = v1.last_request().unwrap();
+    /// assert_eq!((seen.uri.path(), &seen.body[..]), ("/items/1", &b"blue"[..]));
+    /// # Ok(()) }
+    /// ```
     pub async fn send(
         &mut self,
         request: Request<Full<Bytes>>,
@@ -272,6 +469,19 @@ impl Http1Client {
     }
 
     /// `GET uri` with extra headers.
+    ///
+    /// ```
+    /// use mesh::demo::{CatalogServer, Http1Client};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+    /// let mut client = Http1Client::connect(v1.addr()).await?;
+    /// let response = client.get("/items", &[("x-user", "ana"), ("x-tier", "gold")]).await?;
+    /// assert_eq!(response.status, 200);
+    /// let seen = v1.last_request().unwrap();
+    /// assert_eq!(seen.headers["x-user"], "ana");
+    /// assert_eq!(seen.headers["x-tier"], "gold");
+    /// # Ok(()) }
+    /// ```
     pub async fn get(
         &mut self,
         uri: &str,

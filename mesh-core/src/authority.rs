@@ -22,6 +22,15 @@ pub fn addressed_authority<'a>(uri: &'a Uri, host: Option<&'a HeaderValue>) -> O
 }
 
 /// The authority `request` is addressed to (see [`addressed_authority`]).
+///
+/// ```
+/// use mesh_core::authority::request_authority;
+/// let origin_form = http::Request::get("/items").header("host", "catalog:80").body(()).unwrap();
+/// assert_eq!(request_authority(&origin_form), Some("catalog:80"));
+/// let proxied = http::Request::get("http://reviews/r").header("host", "ignored").body(()).unwrap();
+/// assert_eq!(request_authority(&proxied), Some("reviews"));
+/// assert_eq!(request_authority(&http::Request::new(())), None);
+/// ```
 pub fn request_authority<B>(request: &Request<B>) -> Option<&str> {
     addressed_authority(request.uri(), request.headers().get(HOST))
 }

@@ -8,9 +8,27 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
 
 /// A type-erased error, as tower and hyper use.
+///
+/// ```
+/// use mesh_core::{BoxError, MeshError};
+/// let error: BoxError = MeshError::Timeout.into();
+/// assert_eq!(error.to_string(), "upstream request timeout");
+/// let text: BoxError = "plain message".into();
+/// assert!(text.downcast_ref::<MeshError>().is_none());
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The boxed, streaming body used throughout `mesh`.
+///
+/// ```
+/// use http_body_util::BodyExt;
+/// use mesh_core::Body;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let body: Body = mesh_core::body::full("hello");
+/// let bytes = body.collect().await.unwrap().to_bytes();
+/// assert_eq!(bytes, "hello");
+/// # }
+/// ```
 pub type Body = BoxBody<Bytes, BoxError>;
 
 /// A body holding `data` in full.
@@ -26,6 +44,13 @@ pub fn full(data: impl Into<Bytes>) -> Body {
 }
 
 /// A body with no data.
+///
+/// ```
+/// use http_body::Body as _;
+/// let body = mesh_core::body::empty();
+/// assert!(body.is_end_stream());
+/// assert_eq!(body.size_hint().exact(), Some(0));
+/// ```
 pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }

@@ -72,6 +72,13 @@ pub struct ConnectionPoolLimits {
 
 impl ConnectionPoolLimits {
     /// Istio's limits (the [`Default`]): 2^32−1 for the four limits, unlimited per connection.
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::ConnectionPoolLimits;
+    /// assert_eq!(ConnectionPoolLimits::ISTIO, ConnectionPoolLimits::default());
+    /// assert_eq!(ConnectionPoolLimits::ISTIO.max_pending_requests, u32::MAX);
+    /// assert_eq!(ConnectionPoolLimits::ISTIO.max_requests_per_connection, 0);
+    /// ```
     pub const ISTIO: ConnectionPoolLimits = ConnectionPoolLimits {
         max_connections: u32::MAX,
         max_pending_requests: u32::MAX,
@@ -81,6 +88,13 @@ impl ConnectionPoolLimits {
     };
 
     /// Envoy's own defaults, for parity with a plain Envoy: 1024, 1024, 1024 and 3 retries.
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::ConnectionPoolLimits;
+    /// let envoy = ConnectionPoolLimits::ENVOY;
+    /// assert_eq!((envoy.max_connections, envoy.max_pending_requests, envoy.max_requests), (1024, 1024, 1024));
+    /// assert_eq!(envoy.max_retries, 3);
+    /// ```
     pub const ENVOY: ConnectionPoolLimits = ConnectionPoolLimits {
         max_connections: 1024,
         max_pending_requests: 1024,
@@ -90,6 +104,14 @@ impl ConnectionPoolLimits {
     };
 
     /// How many requests may be active at once: `min(max_requests, max_connections)`.
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::ConnectionPoolLimits;
+    /// let limits = ConnectionPoolLimits { max_connections: 10, max_requests: 50, ..Default::default() };
+    /// assert_eq!(limits.max_active(), 10);
+    /// let limits = ConnectionPoolLimits { max_connections: 100, max_requests: 50, ..Default::default() };
+    /// assert_eq!(limits.max_active(), 50);
+    /// ```
     pub fn max_active(&self) -> u32 {
         self.max_requests.min(self.max_connections)
     }
@@ -145,6 +167,13 @@ enum Admission {
 
 impl CircuitBreaker {
     /// A breaker enforcing `limits`.
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::{CircuitBreaker, ConnectionPoolLimits};
+    /// let breaker = CircuitBreaker::new(ConnectionPoolLimits::ENVOY);
+    /// assert_eq!(breaker.limits().max_retries, 3);
+    /// assert_eq!((breaker.active(), breaker.pending(), breaker.overflows()), (0, 0, 0));
+    /// ```
     pub fn new(limits: ConnectionPoolLimits) -> Self {
         let permits = usize::try_from(limits.max_active())
             .unwrap_or(usize::MAX)
@@ -164,6 +193,14 @@ impl CircuitBreaker {
     }
 
     /// The limits this breaker enforces.
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::{CircuitBreaker, ConnectionPoolLimits};
+    /// let limits = ConnectionPoolLimits { max_connections: 5, ..Default::default() };
+    /// let breaker = CircuitBreaker::new(limits);
+    /// assert_eq!(breaker.limits(), &limits);
+    /// assert_eq!(CircuitBreaker::default().limits(), &ConnectionPoolLimits::ISTIO);
+    /// ```
     pub fn limits(&self) -> &ConnectionPoolLimits {
         &self.shared.limits
     }
@@ -174,6 +211,25 @@ impl CircuitBreaker {
     ///
     /// The request counts as active until the returned permit is dropped. Dropping this future
     /// while it waits leaves the queue.
+    ///
+    /// A request over `max_connections` waits in the queue until a permit is dropped:
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::{CircuitBreaker, ConnectionPoolLimits};
+    /// use std::sync::Arc;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let limits = ConnectionPoolLimits { max_connections: 1, max_pending_requests: 1, ..Default::default() };
+    /// let breaker = Arc::new(CircuitBreaker::new(limits));
+    /// let first = breaker.acquire().await.unwrap();
+    /// let b = breaker.clone();
+    /// let waiter = tokio::spawn(async move { b.acquire().await.map(drop) });
+    /// tokio::task::yield_now().await;
+    /// assert_eq!((breaker.active(), breaker.pending()), (1, 1));
+    /// drop(first);
+    /// waiter.await.unwrap().unwrap();
+    /// assert_eq!((breaker.active(), breaker.pending(), breaker.overflows()), (0, 0, 0));
+    /// # }
+    /// ```
     pub async fn acquire(&self) -> Result<RequestPermit, MeshError> {
         match self.admit() {
             Admission::Now(permit) => Ok(permit),
@@ -217,6 +273,16 @@ impl CircuitBreaker {
     /// Reserves one retry if fewer than `max_retries` retries are in flight; otherwise counts a
     /// retry overflow and returns `None` (the retry is not made). Hold the permit for the
     /// duration of the retry attempt.
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::{CircuitBreaker, ConnectionPoolLimits};
+    /// let breaker = CircuitBreaker::new(ConnectionPoolLimits { max_retries: 1, ..Default::default() });
+    /// let retry = breaker.try_acquire_retry().unwrap();
+    /// assert!(breaker.try_acquire_retry().is_none(), "one retry in flight already");
+    /// assert_eq!(breaker.retry_overflows(), 1);
+    /// drop(retry);
+    /// assert!(breaker.try_acquire_retry().is_some());
+    /// ```
     pub fn try_acquire_retry(&self) -> Option<RetryPermit> {
         let max = usize::try_from(self.shared.limits.max_retries).unwrap_or(usize::MAX);
         match self
@@ -235,27 +301,85 @@ impl CircuitBreaker {
     }
 
     /// Requests admitted and not yet finished.
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::CircuitBreaker;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let breaker = CircuitBreaker::default();
+    /// let a = breaker.acquire().await.unwrap();
+    /// let b = breaker.acquire().await.unwrap();
+    /// assert_eq!(breaker.active(), 2);
+    /// drop((a, b));
+    /// assert_eq!(breaker.active(), 0);
+    /// # }
+    /// ```
     pub fn active(&self) -> usize {
         self.shared.active.load(Relaxed)
     }
 
     /// Requests waiting in the pending queue.
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::{CircuitBreaker, ConnectionPoolLimits};
+    /// use std::sync::Arc;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let breaker = Arc::new(CircuitBreaker::new(ConnectionPoolLimits { max_connections: 1, ..Default::default() }));
+    /// let held = breaker.acquire().await.unwrap();
+    /// let b = breaker.clone();
+    /// let queued = tokio::spawn(async move { b.acquire().await.is_ok() });
+    /// tokio::task::yield_now().await;
+    /// assert_eq!(breaker.pending(), 1);
+    /// drop(held);
+    /// assert!(queued.await.unwrap());
+    /// assert_eq!(breaker.pending(), 0);
+    /// # }
+    /// ```
     pub fn pending(&self) -> usize {
         self.shared.pending.load(Relaxed)
     }
 
     /// Retries in flight.
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::CircuitBreaker;
+    /// let breaker = CircuitBreaker::default();
+    /// let permit = breaker.try_acquire_retry();
+    /// assert_eq!(breaker.active_retries(), 1);
+    /// drop(permit);
+    /// assert_eq!(breaker.active_retries(), 0);
+    /// ```
     pub fn active_retries(&self) -> usize {
         self.shared.retries.load(Relaxed)
     }
 
     /// Requests rejected with [`MeshError::Overflow`] so far (Envoy's
     /// `upstream_rq_pending_overflow`).
+    ///
+    /// `max_requests` outstanding: a new request overflows at once, without queueing.
+    ///
+    /// ```
+    /// use mesh_core::{MeshError, circuit_breaker::{CircuitBreaker, ConnectionPoolLimits}};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let breaker = CircuitBreaker::new(ConnectionPoolLimits { max_requests: 1, ..Default::default() });
+    /// let _held = breaker.acquire().await.unwrap();
+    /// assert!(matches!(breaker.acquire().await, Err(MeshError::Overflow)));
+    /// assert!(matches!(breaker.acquire().await, Err(MeshError::Overflow)));
+    /// assert_eq!((breaker.overflows(), breaker.pending()), (2, 0));
+    /// # }
+    /// ```
     pub fn overflows(&self) -> u64 {
         self.shared.overflows.load(Relaxed)
     }
 
     /// Retries refused by `max_retries` so far (Envoy's `upstream_rq_retry_overflow`).
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::{CircuitBreaker, ConnectionPoolLimits};
+    /// let breaker = CircuitBreaker::new(ConnectionPoolLimits { max_retries: 0, ..Default::default() });
+    /// assert!(breaker.try_acquire_retry().is_none());
+    /// assert_eq!(breaker.retry_overflows(), 1);
+    /// assert_eq!(breaker.overflows(), 0, "retry overflows are counted apart");
+    /// ```
     pub fn retry_overflows(&self) -> u64 {
         self.shared.retry_overflows.load(Relaxed)
     }
@@ -309,6 +433,17 @@ impl Drop for Queued {
 }
 
 /// An admitted request; dropping it frees its place for the next one.
+///
+/// ```
+/// use mesh_core::{MeshError, circuit_breaker::{CircuitBreaker, ConnectionPoolLimits}};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let breaker = CircuitBreaker::new(ConnectionPoolLimits { max_requests: 1, ..Default::default() });
+/// let permit = breaker.acquire().await.unwrap();
+/// assert!(matches!(breaker.acquire().await, Err(MeshError::Overflow)));
+/// drop(permit);
+/// assert!(breaker.acquire().await.is_ok());
+/// # }
+/// ```
 pub struct RequestPermit {
     shared: Arc<Shared>,
 }
@@ -336,6 +471,15 @@ impl fmt::Debug for RequestPermit {
 }
 
 /// A retry in flight; dropping it frees its place under `max_retries`.
+///
+/// ```
+/// use mesh_core::circuit_breaker::{CircuitBreaker, ConnectionPoolLimits};
+/// let breaker = CircuitBreaker::new(ConnectionPoolLimits { max_retries: 2, ..Default::default() });
+/// let permits: Vec<_> = (0..3).filter_map(|_| breaker.try_acquire_retry()).collect();
+/// assert_eq!(permits.len(), 2);
+/// drop(permits);
+/// assert_eq!(breaker.active_retries(), 0);
+/// ```
 pub struct RetryPermit {
     shared: Arc<Shared>,
 }
@@ -391,6 +535,25 @@ pub struct CircuitBreakerLayer {
 
 impl CircuitBreakerLayer {
     /// Enforces `breaker` on every request of the wrapped service.
+    ///
+    /// One breaker shared by two services counts their requests together:
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::{CircuitBreaker, CircuitBreakerLayer};
+    /// use std::sync::Arc;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let breaker = Arc::new(CircuitBreaker::default());
+    /// let layer = CircuitBreakerLayer::new(breaker.clone());
+    /// let b = breaker.clone();
+    /// let inner = service_fn(move |_req: http::Request<()>| {
+    ///     let active = b.active();
+    ///     async move { Ok::<_, std::convert::Infallible>(active) }
+    /// });
+    /// assert_eq!(layer.layer(inner).oneshot(http::Request::new(())).await.unwrap(), 1);
+    /// assert_eq!(breaker.active(), 0, "the permit is released with the response");
+    /// # }
+    /// ```
     pub fn new(breaker: Arc<CircuitBreaker>) -> Self {
         CircuitBreakerLayer { breaker }
     }
@@ -408,6 +571,17 @@ impl<S> Layer<S> for CircuitBreakerLayer {
 }
 
 /// The service [`CircuitBreakerLayer`] produces.
+///
+/// ```
+/// use mesh_core::circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, CircuitBreakerService};
+/// use std::sync::Arc;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let ok = service_fn(|_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>("ok") });
+/// let svc: CircuitBreakerService<_> = CircuitBreakerLayer::new(Arc::new(CircuitBreaker::default())).layer(ok);
+/// assert_eq!(svc.oneshot(http::Request::new(())).await.unwrap(), "ok");
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct CircuitBreakerService<S> {
     inner: S,
@@ -416,6 +590,16 @@ pub struct CircuitBreakerService<S> {
 
 impl<S> CircuitBreakerService<S> {
     /// The breaker this service enforces.
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::{CircuitBreaker, CircuitBreakerLayer};
+    /// use std::sync::Arc;
+    /// use tower::{Layer, service_fn};
+    /// let breaker = Arc::new(CircuitBreaker::default());
+    /// let ok = service_fn(|_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(()) });
+    /// let svc = CircuitBreakerLayer::new(breaker.clone()).layer(ok);
+    /// assert!(Arc::ptr_eq(svc.breaker(), &breaker));
+    /// ```
     pub fn breaker(&self) -> &Arc<CircuitBreaker> {
         &self.breaker
     }
@@ -458,6 +642,23 @@ where
 type WaitFuture = Pin<Box<dyn Future<Output = Result<RequestPermit, MeshError>> + Send>>;
 
 /// Future of [`CircuitBreakerService`].
+///
+/// On overflow the future fails without calling the inner service:
+///
+/// ```
+/// use mesh_core::{MeshError, circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, ConnectionPoolLimits}};
+/// use std::sync::Arc;
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let breaker = Arc::new(CircuitBreaker::new(ConnectionPoolLimits { max_requests: 0, ..Default::default() }));
+/// let inner = service_fn(|_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(()) });
+/// let mut svc = CircuitBreakerLayer::new(breaker.clone()).layer(inner);
+/// let future = svc.ready().await.unwrap().call(http::Request::new(()));
+/// let error = future.await.unwrap_err();
+/// assert!(matches!(MeshError::find(&error), Some(MeshError::Overflow)));
+/// assert_eq!(breaker.overflows(), 1);
+/// # }
+/// ```
 #[pin_project]
 pub struct CircuitBreakerFuture<S, Req>
 where

@@ -8,6 +8,16 @@ use crate::{BoxError, ResponseFlag};
 use http::StatusCode;
 
 /// A request failed inside the mesh, before or instead of an upstream response.
+///
+/// ```
+/// use mesh_core::{BoxError, MeshError, ResponseFlag};
+/// let error = MeshError::FaultAbort(http::StatusCode::IM_A_TEAPOT);
+/// assert_eq!(error.status(), 418);
+/// assert_eq!(error.flag(), Some(ResponseFlag::FaultInjected));
+/// assert_eq!(error.to_string(), "fault filter abort");
+/// let boxed: BoxError = error.into();
+/// assert!(matches!(MeshError::find(&boxed), Some(MeshError::FaultAbort(_))));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MeshError {
@@ -48,6 +58,13 @@ pub enum MeshError {
 
 impl MeshError {
     /// The response flag Envoy logs for this failure, if any.
+    ///
+    /// ```
+    /// use mesh_core::{MeshError, ResponseFlag};
+    /// assert_eq!(MeshError::Overflow.flag(), Some(ResponseFlag::UpstreamOverflow));
+    /// assert_eq!(MeshError::HostNotRegistered("x".into()).flag(), Some(ResponseFlag::NoRouteFound));
+    /// assert_eq!(MeshError::BadRequest("no host").flag(), None);
+    /// ```
     pub fn flag(&self) -> Option<ResponseFlag> {
         Some(match self {
             MeshError::RouteNotFound | MeshError::HostNotRegistered(_) => {
@@ -65,6 +82,14 @@ impl MeshError {
     }
 
     /// The HTTP status of the local reply for this failure.
+    ///
+    /// ```
+    /// use mesh_core::MeshError;
+    /// assert_eq!(MeshError::RouteNotFound.status(), 404);
+    /// assert_eq!(MeshError::HostNotRegistered("x".into()).status(), 502);
+    /// assert_eq!(MeshError::Timeout.status(), 504);
+    /// assert_eq!(MeshError::BufferLimitExceeded.status(), 507);
+    /// ```
     pub fn status(&self) -> StatusCode {
         match self {
             MeshError::RouteNotFound => StatusCode::NOT_FOUND,
@@ -82,6 +107,14 @@ impl MeshError {
     }
 
     /// Finds a `MeshError` inside a boxed error (as tower layers return them).
+    ///
+    /// ```
+    /// use mesh_core::{BoxError, MeshError};
+    /// let error: BoxError = MeshError::NoHealthyUpstream.into();
+    /// assert!(matches!(MeshError::find(&error), Some(MeshError::NoHealthyUpstream)));
+    /// let other: BoxError = "something else".into();
+    /// assert!(MeshError::find(&other).is_none());
+    /// ```
     pub fn find(error: &BoxError) -> Option<&MeshError> {
         find_in_chain(error)
     }
@@ -106,6 +139,15 @@ pub struct RoutedError {
 
 impl RoutedError {
     /// `source`, which happened to a request routed as `routed`.
+    ///
+    /// ```
+    /// use mesh_core::{BoxError, MeshError, RouteInfo, Routed, RoutedError};
+    /// let routed = Routed { route: RouteInfo { name: "default".into(), virtual_service: "catalog".into() }, destination: None };
+    /// let error = RoutedError::new(routed, MeshError::Overflow.into());
+    /// assert_eq!(error.to_string(), "upstream overflow", "displays as its source");
+    /// let boxed: BoxError = error.into();
+    /// assert!(matches!(MeshError::find(&boxed), Some(MeshError::Overflow)));
+    /// ```
     pub fn new(routed: crate::Routed, source: BoxError) -> Self {
         RoutedError {
             routed: Box::new(routed),
@@ -114,6 +156,14 @@ impl RoutedError {
     }
 
     /// What routing had decided.
+    ///
+    /// ```
+    /// use mesh_core::{MeshError, RouteInfo, Routed, RoutedError};
+    /// let routed = Routed { route: RouteInfo { name: "r1".into(), virtual_service: "catalog".into() }, destination: None };
+    /// let error = RoutedError::new(routed, MeshError::Timeout.into());
+    /// assert_eq!(error.routed().route.virtual_service.as_ref(), "catalog");
+    /// assert!(error.routed().destination.is_none());
+    /// ```
     pub fn routed(&self) -> &crate::Routed {
         &self.routed
     }
@@ -133,6 +183,18 @@ impl std::error::Error for RoutedError {
 
 /// Where a request that failed at an upstream had been sent: its cluster, endpoint and the
 /// endpoint's workload (the same facts a response carries as extensions).
+///
+/// ```
+/// use mesh_core::{UpstreamCluster, UpstreamHost, UpstreamWorkload, error::UpstreamTarget, workload::Workload};
+/// use std::sync::Arc;
+/// let target = UpstreamTarget {
+///     cluster: UpstreamCluster("outbound|80||catalog".into()),
+///     host: UpstreamHost("10.0.0.1:8080".parse().unwrap()),
+///     workload: UpstreamWorkload(Arc::new(Workload::default())),
+/// };
+/// assert_eq!(target.host.0.port_u16(), Some(8080));
+/// assert_eq!(target.workload.0.name, "unknown");
+/// ```
 #[derive(Clone, Debug)]
 pub struct UpstreamTarget {
     /// The cluster, in Istio's `outbound|PORT|SUBSET|HOST` form.
@@ -171,6 +233,18 @@ pub struct UpstreamError {
 
 impl UpstreamError {
     /// `source`, which happened at `target`.
+    ///
+    /// ```
+    /// use mesh_core::{MeshError, UpstreamCluster, UpstreamHost, UpstreamWorkload, error::{UpstreamError, UpstreamTarget}};
+    /// let target = UpstreamTarget {
+    ///     cluster: UpstreamCluster("outbound|80||catalog".into()),
+    ///     host: UpstreamHost("10.0.0.1:80".parse().unwrap()),
+    ///     workload: UpstreamWorkload(Default::default()),
+    /// };
+    /// let error = UpstreamError::new(target, MeshError::ConnectFailure("refused".into()));
+    /// assert_eq!(error.to_string(), "upstream connect error: refused");
+    /// assert_eq!(error.error().status(), 503);
+    /// ```
     pub fn new(target: UpstreamTarget, source: MeshError) -> Self {
         UpstreamError {
             target: Box::new(target),
@@ -179,16 +253,54 @@ impl UpstreamError {
     }
 
     /// Where the request had been sent.
+    ///
+    /// ```
+    /// use mesh_core::{MeshError, UpstreamCluster, UpstreamHost, UpstreamWorkload, error::{UpstreamError, UpstreamTarget}};
+    /// let target = UpstreamTarget {
+    ///     cluster: UpstreamCluster("outbound|80|v2|catalog".into()),
+    ///     host: UpstreamHost("10.0.0.2:80".parse().unwrap()),
+    ///     workload: UpstreamWorkload(Default::default()),
+    /// };
+    /// let error = UpstreamError::new(target, MeshError::Timeout);
+    /// assert_eq!(&*error.target().cluster.0, "outbound|80|v2|catalog");
+    /// ```
     pub fn target(&self) -> &UpstreamTarget {
         &self.target
     }
 
     /// The failure.
+    ///
+    /// ```
+    /// use mesh_core::{MeshError, ResponseFlag, UpstreamCluster, UpstreamHost, UpstreamWorkload, error::{UpstreamError, UpstreamTarget}};
+    /// let target = UpstreamTarget {
+    ///     cluster: UpstreamCluster("outbound|80||catalog".into()),
+    ///     host: UpstreamHost("10.0.0.1:80".parse().unwrap()),
+    ///     workload: UpstreamWorkload(Default::default()),
+    /// };
+    /// let error = UpstreamError::new(target, MeshError::UpstreamReset("reset".into()));
+    /// assert_eq!(error.error().flag(), Some(ResponseFlag::UpstreamConnectionTermination));
+    /// ```
     pub fn error(&self) -> &MeshError {
         &self.source
     }
 
     /// The first `UpstreamError` in `error`'s chain (through a [`RoutedError`], say).
+    ///
+    /// Found through a [`RoutedError`] wrapping it:
+    ///
+    /// ```
+    /// use mesh_core::{BoxError, MeshError, RouteInfo, Routed, RoutedError, UpstreamCluster, UpstreamHost, UpstreamWorkload};
+    /// use mesh_core::error::{UpstreamError, UpstreamTarget};
+    /// let target = UpstreamTarget {
+    ///     cluster: UpstreamCluster("outbound|80||catalog".into()),
+    ///     host: UpstreamHost("10.0.0.1:80".parse().unwrap()),
+    ///     workload: UpstreamWorkload(Default::default()),
+    /// };
+    /// let routed = Routed { route: RouteInfo { name: "r".into(), virtual_service: "vs".into() }, destination: None };
+    /// let error: BoxError = RoutedError::new(routed, UpstreamError::new(target, MeshError::Timeout).into()).into();
+    /// assert_eq!(UpstreamError::find(&error).unwrap().target().host.0.as_str(), "10.0.0.1:80");
+    /// assert!(UpstreamError::find(&BoxError::from("other")).is_none());
+    /// ```
     pub fn find(error: &BoxError) -> Option<&UpstreamError> {
         find_in_chain(error)
     }

@@ -9,6 +9,15 @@
 use std::{net::SocketAddr, sync::Arc};
 
 /// Which configured route handled a request.
+///
+/// ```
+/// use mesh_core::RouteInfo;
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(RouteInfo { name: "catalog.0".into(), virtual_service: "shop/catalog".into() });
+/// let route = request.extensions().get::<RouteInfo>().unwrap();
+/// assert_eq!(&*route.name, "catalog.0");
+/// assert_eq!(&*route.virtual_service, "shop/catalog");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteInfo {
     /// The route's name for logs: the HTTPRoute `name` (joined with its match `name`), or
@@ -19,6 +28,15 @@ pub struct RouteInfo {
 }
 
 /// Where routing decided to send a request: a service, optionally narrowed to a subset and port.
+///
+/// ```
+/// use mesh_core::Destination;
+/// let dest = Destination { cluster: 0, host: "catalog.shop.svc.cluster.local".into(), subset: Some("v2".into()), port: None };
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(dest.clone());
+/// assert_eq!(request.extensions().get::<Destination>(), Some(&dest));
+/// assert_eq!(dest.subset.as_deref(), Some("v2"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Destination {
     /// Dense index of this (host, subset, port) among the route table's destinations, so the
@@ -34,12 +52,32 @@ pub struct Destination {
 
 /// The upstream cluster that served a request, in Istio's form
 /// (`outbound|80|version-v1|catalog.shop.svc.cluster.local`), set on the response by the proxy.
+///
+/// ```
+/// use mesh_core::UpstreamCluster;
+/// let mut response = http::Response::new(());
+/// response.extensions_mut().insert(UpstreamCluster("outbound|80|v1|catalog.shop.svc.cluster.local".into()));
+/// let cluster = response.extensions().get::<UpstreamCluster>().unwrap();
+/// assert_eq!(cluster.0.split('|').nth(2), Some("v1"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamCluster(pub Arc<str>);
 
 /// What routing decided, for the layers *outside* the route layer (telemetry): the route layer
 /// sets it on the response, and a failure below it carries it in a
 /// [`RoutedError`](crate::RoutedError).
+///
+/// ```
+/// use mesh_core::{Destination, RouteInfo, Routed};
+/// let routed = Routed {
+///     route: RouteInfo { name: "r".into(), virtual_service: "shop/catalog".into() },
+///     destination: Some(Destination { cluster: 3, host: "catalog".into(), subset: None, port: Some(80) }),
+/// };
+/// let mut response = http::Response::new(());
+/// response.extensions_mut().insert(routed);
+/// let seen = response.extensions().get::<Routed>().unwrap();
+/// assert_eq!(seen.destination.as_ref().map(|d| d.cluster), Some(3));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Routed {
     /// The route that matched.
@@ -50,14 +88,41 @@ pub struct Routed {
 
 /// The workload behind the upstream endpoint that served a request (its labels, as Istio's
 /// `destination_*` metric labels report them), set on the response by the proxy.
+///
+/// ```
+/// use mesh_core::{UpstreamWorkload, workload::Workload};
+/// use std::sync::Arc;
+/// let labels = [("app".to_string(), "catalog".to_string())].into_iter().collect();
+/// let workload = UpstreamWorkload(Arc::new(Workload::from_labels("catalog-v1", "shop", &labels)));
+/// let shared = workload.clone();
+/// assert!(Arc::ptr_eq(&workload.0, &shared.0), "clones share one workload");
+/// assert_eq!(shared.0.canonical_service, "catalog");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamWorkload(pub Arc<crate::workload::Workload>);
 
 /// The upstream endpoint (`address:port`) that served, or was tried for, a request.
+///
+/// ```
+/// use mesh_core::UpstreamHost;
+/// let host = UpstreamHost("10.0.0.7:8080".parse().unwrap());
+/// assert_eq!(host.0.host(), "10.0.0.7");
+/// assert_eq!(host.0.port_u16(), Some(8080));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamHost(pub http::uri::Authority);
 
 /// The downstream connection a request arrived on.
+///
+/// ```
+/// use mesh_core::DownstreamAddr;
+/// let addr = DownstreamAddr { remote: "10.1.2.3:54321".parse().unwrap(), local: "127.0.0.1:15006".parse().unwrap() };
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(addr);
+/// let seen = request.extensions().get::<DownstreamAddr>().unwrap();
+/// assert_eq!(seen.remote.ip().to_string(), "10.1.2.3");
+/// assert_eq!(seen.local.port(), 15006);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DownstreamAddr {
     /// The client's address.
@@ -82,21 +147,46 @@ pub struct PeerIdentity(pub Arc<str>);
 
 impl PeerIdentity {
     /// The identity `spiffe_id` (`spiffe://trust-domain/ns/NS/sa/SA`).
+    ///
+    /// ```
+    /// use mesh_core::PeerIdentity;
+    /// let peer = PeerIdentity::new("spiffe://cluster.local/ns/shop/sa/web");
+    /// assert_eq!(peer, PeerIdentity("spiffe://cluster.local/ns/shop/sa/web".into()));
+    /// ```
     pub fn new(spiffe_id: &str) -> Self {
         PeerIdentity(Arc::from(spiffe_id))
     }
 
     /// The SPIFFE id.
+    ///
+    /// ```
+    /// use mesh_core::PeerIdentity;
+    /// let peer = PeerIdentity::new("spiffe://example.org/ns/default/sa/api");
+    /// assert_eq!(peer.principal(), "spiffe://example.org/ns/default/sa/api");
+    /// ```
     pub fn principal(&self) -> &str {
         &self.0
     }
 
     /// The `ns` segment of an Istio SPIFFE id.
+    ///
+    /// ```
+    /// use mesh_core::PeerIdentity;
+    /// assert_eq!(PeerIdentity::new("spiffe://td/ns/shop/sa/web").namespace(), Some("shop"));
+    /// assert_eq!(PeerIdentity::new("spiffe://td/workload/x").namespace(), None);
+    /// assert_eq!(PeerIdentity::new("not-a-spiffe-id").namespace(), None);
+    /// ```
     pub fn namespace(&self) -> Option<&str> {
         self.segment("ns")
     }
 
     /// The `sa` segment of an Istio SPIFFE id.
+    ///
+    /// ```
+    /// use mesh_core::PeerIdentity;
+    /// assert_eq!(PeerIdentity::new("spiffe://td/ns/shop/sa/web").service_account(), Some("web"));
+    /// assert_eq!(PeerIdentity::new("spiffe://td/ns/shop").service_account(), None);
+    /// ```
     pub fn service_account(&self) -> Option<&str> {
         self.segment("sa")
     }

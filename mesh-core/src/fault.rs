@@ -47,11 +47,49 @@ pub struct FaultLayer {
 
 impl FaultLayer {
     /// Injects the fault of each request's route (no fault for requests without one).
+    ///
+    /// ```
+    /// use mesh_core::{ResponseFlags, body, fault::FaultLayer};
+    /// use mesh_core::policy::{FaultAbort, FaultPolicy, Fraction, RoutePolicy};
+    /// use std::sync::Arc;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ok = service_fn(|_req: http::Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
+    /// });
+    /// let svc = FaultLayer::new().layer(ok);
+    /// assert_eq!(svc.clone().oneshot(http::Request::new(())).await.unwrap().status(), 200);
+    /// let fault = FaultPolicy { abort: Some((FaultAbort::Http(http::StatusCode::IM_A_TEAPOT), Fraction::ALL)), ..Default::default() };
+    /// let mut request = http::Request::new(());
+    /// request.extensions_mut().insert(RoutePolicy { fault: Some(Arc::new(fault)), ..Default::default() });
+    /// let response = svc.oneshot(request).await.unwrap();
+    /// assert_eq!(response.status(), 418);
+    /// assert_eq!(response.extensions().get::<ResponseFlags>().unwrap().to_string(), "FI");
+    /// # }
+    /// ```
     pub fn new() -> Self {
         FaultLayer::default()
     }
 
     /// Injects `policy` into requests whose route has no fault of its own.
+    ///
+    /// A fixed delay for every request, marked `DI`:
+    ///
+    /// ```
+    /// use mesh_core::{ResponseFlags, body, fault::FaultLayer, policy::{FaultPolicy, Fraction}};
+    /// use std::time::Duration;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let ok = service_fn(|_req: http::Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
+    /// });
+    /// let delay = FaultPolicy { delay: Some((Duration::from_secs(2), Fraction::ALL)), ..Default::default() };
+    /// let start = tokio::time::Instant::now();
+    /// let response = FaultLayer::with_policy(delay).layer(ok).oneshot(http::Request::new(())).await.unwrap();
+    /// assert_eq!(start.elapsed(), Duration::from_secs(2));
+    /// assert_eq!(response.extensions().get::<ResponseFlags>().unwrap().to_string(), "DI");
+    /// # }
+    /// ```
     pub fn with_policy(policy: FaultPolicy) -> Self {
         FaultLayer {
             fallback: Some(Arc::new(policy)),
@@ -71,6 +109,23 @@ impl<S> Layer<S> for FaultLayer {
 }
 
 /// The service [`FaultLayer`] produces.
+///
+/// A gRPC abort is a trailers-only HTTP 200:
+///
+/// ```
+/// use mesh_core::{body, fault::{Fault, FaultLayer}, policy::{FaultAbort, FaultPolicy, Fraction}};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let ok = service_fn(|_req: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
+/// });
+/// let abort = FaultPolicy { abort: Some((FaultAbort::Grpc(14), Fraction::ALL)), ..Default::default() };
+/// let svc: Fault<_> = FaultLayer::with_policy(abort).layer(ok);
+/// let response = svc.oneshot(http::Request::new(())).await.unwrap();
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(response.headers()["grpc-status"], "14");
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Fault<S> {
     inner: S,
@@ -170,6 +225,21 @@ fn abort_reply(abort: FaultAbort) -> Response<Body> {
 type Boxed<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
 
 /// Future of [`Fault`].
+///
+/// ```
+/// use mesh_core::{body, fault::{FaultFuture, FaultLayer}, policy::{FaultAbort, FaultPolicy, Fraction}};
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let ok = service_fn(|_req: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
+/// });
+/// let abort = FaultPolicy { abort: Some((FaultAbort::Http(http::StatusCode::BAD_GATEWAY), Fraction::ALL)), ..Default::default() };
+/// let mut svc = FaultLayer::with_policy(abort).layer(ok);
+/// let future = svc.ready().await.unwrap().call(http::Request::new(()));
+/// assert!(matches!(future, FaultFuture::Done { .. }), "aborted without calling the service");
+/// assert_eq!(future.await.unwrap().status(), 502);
+/// # }
+/// ```
 #[pin_project(project = FaultFutureProj)]
 pub enum FaultFuture<F, E> {
     /// No fault: the inner future as is.

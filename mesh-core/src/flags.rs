@@ -9,6 +9,13 @@ use std::fmt;
 macro_rules! response_flags {
     ($($variant:ident = $short:literal, $long:literal, $doc:literal;)*) => {
         /// One Envoy response flag.
+        ///
+        /// ```
+        /// use mesh_core::{MeshError, ResponseFlag};
+        /// let flag = MeshError::Timeout.flag().unwrap();
+        /// assert_eq!(flag, ResponseFlag::UpstreamRequestTimeout);
+        /// assert_eq!(flag.to_string(), "UT");
+        /// ```
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u8)]
         pub enum ResponseFlag {
@@ -17,14 +24,34 @@ macro_rules! response_flags {
 
         impl ResponseFlag {
             /// Every flag, in Envoy's order.
+            ///
+            /// ```
+            /// use mesh_core::ResponseFlag;
+            /// assert_eq!(ResponseFlag::ALL[0], ResponseFlag::NoHealthyUpstream);
+            /// assert!(ResponseFlag::ALL.contains(&ResponseFlag::FaultInjected));
+            /// let shorts: Vec<_> = ResponseFlag::ALL.iter().map(|f| f.short()).collect();
+            /// assert_eq!(&shorts[..3], ["UH", "UF", "UO"]);
+            /// ```
             pub const ALL: &'static [ResponseFlag] = &[$(ResponseFlag::$variant,)*];
 
             /// The short code Envoy prints in `%RESPONSE_FLAGS%` (`UH`, `URX`, …).
+            ///
+            /// ```
+            /// use mesh_core::ResponseFlag;
+            /// assert_eq!(ResponseFlag::UpstreamRetryLimitExceeded.short(), "URX");
+            /// assert_eq!(ResponseFlag::NoRouteFound.short(), "NR");
+            /// ```
             pub const fn short(self) -> &'static str {
                 match self { $(ResponseFlag::$variant => $short,)* }
             }
 
             /// The long name Envoy prints in `%RESPONSE_FLAGS_LONG%`.
+            ///
+            /// ```
+            /// use mesh_core::ResponseFlag;
+            /// assert_eq!(ResponseFlag::UpstreamOverflow.long(), "UpstreamOverflow");
+            /// assert_eq!(ResponseFlag::DelayInjected.long(), "DelayInjected");
+            /// ```
             pub const fn long(self) -> &'static str {
                 match self { $(ResponseFlag::$variant => $long,)* }
             }
@@ -79,31 +106,77 @@ pub struct ResponseFlags(u32);
 
 impl ResponseFlags {
     /// A set holding one flag.
+    ///
+    /// ```
+    /// use mesh_core::{ResponseFlag, ResponseFlags};
+    /// let flags = ResponseFlags::of(ResponseFlag::NoHealthyUpstream);
+    /// assert!(flags.contains(ResponseFlag::NoHealthyUpstream));
+    /// assert_eq!(flags, ResponseFlag::NoHealthyUpstream.into());
+    /// assert_eq!(flags.to_string(), "UH");
+    /// ```
     pub const fn of(flag: ResponseFlag) -> Self {
         ResponseFlags(1 << flag as u8)
     }
 
     /// Adds `flag` to the set.
+    ///
+    /// ```
+    /// use mesh_core::{ResponseFlag, ResponseFlags};
+    /// let mut flags = ResponseFlags::default();
+    /// flags.insert(ResponseFlag::UpstreamRequestTimeout);
+    /// flags.insert(ResponseFlag::UpstreamRequestTimeout);
+    /// assert_eq!(flags.iter().count(), 1, "inserting twice is a no-op");
+    /// ```
     pub fn insert(&mut self, flag: ResponseFlag) {
         self.0 |= 1 << flag as u8;
     }
 
     /// Whether `flag` is in the set.
+    ///
+    /// ```
+    /// use mesh_core::{ResponseFlag, ResponseFlags};
+    /// let flags = ResponseFlags::of(ResponseFlag::FaultInjected);
+    /// assert!(flags.contains(ResponseFlag::FaultInjected));
+    /// assert!(!flags.contains(ResponseFlag::DelayInjected));
+    /// ```
     pub const fn contains(self, flag: ResponseFlag) -> bool {
         self.0 & (1 << flag as u8) != 0
     }
 
     /// The set as bits (bit `n` is the `n`th flag of [`ResponseFlag::ALL`]), for use as a key.
+    ///
+    /// ```
+    /// use mesh_core::{ResponseFlag, ResponseFlags};
+    /// assert_eq!(ResponseFlags::default().bits(), 0);
+    /// assert_eq!(ResponseFlags::of(ResponseFlag::ALL[0]).bits(), 1);
+    /// assert_eq!(ResponseFlags::of(ResponseFlag::ALL[2]).bits(), 0b100);
+    /// ```
     pub const fn bits(self) -> u32 {
         self.0
     }
 
     /// Whether the set is empty.
+    ///
+    /// ```
+    /// use mesh_core::{ResponseFlag, ResponseFlags};
+    /// let mut flags = ResponseFlags::default();
+    /// assert!(flags.is_empty());
+    /// flags.insert(ResponseFlag::RateLimited);
+    /// assert!(!flags.is_empty());
+    /// ```
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
 
     /// The flags in the set, in Envoy's order.
+    ///
+    /// ```
+    /// use mesh_core::{ResponseFlag, ResponseFlags};
+    /// let mut flags = ResponseFlags::of(ResponseFlag::UpstreamRetryLimitExceeded);
+    /// flags.insert(ResponseFlag::NoHealthyUpstream);
+    /// let listed: Vec<_> = flags.iter().collect();
+    /// assert_eq!(listed, [ResponseFlag::NoHealthyUpstream, ResponseFlag::UpstreamRetryLimitExceeded]);
+    /// ```
     pub fn iter(self) -> impl Iterator<Item = ResponseFlag> {
         ResponseFlag::ALL
             .iter()

@@ -8,6 +8,15 @@
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// FNV-1a, 64-bit.
+///
+/// ```
+/// use mesh_core::fnv::FnvHasher;
+/// use std::hash::Hasher;
+/// let mut hasher = FnvHasher::default();
+/// hasher.write(b"a");
+/// assert_eq!(hasher.finish(), 0xaf63_dc4c_8601_ec8c);
+/// assert_eq!(FnvHasher::default().finish(), 0xcbf2_9ce4_8422_2325, "the offset basis");
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct FnvHasher(u64);
 
@@ -31,6 +40,14 @@ impl Hasher for FnvHasher {
 }
 
 /// A `HashMap` builder using [`FnvHasher`].
+///
+/// ```
+/// use mesh_core::fnv::FnvBuildHasher;
+/// use std::collections::HashMap;
+/// let mut hosts: HashMap<&str, u16, FnvBuildHasher> = HashMap::default();
+/// hosts.insert("catalog.shop.svc.cluster.local", 80);
+/// assert_eq!(hosts.get("catalog.shop.svc.cluster.local"), Some(&80));
+/// ```
 pub type FnvBuildHasher = BuildHasherDefault<FnvHasher>;
 
 #[cfg(test)]

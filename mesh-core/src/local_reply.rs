@@ -13,6 +13,16 @@ const RESET_BEFORE_HEADERS: &str =
 
 impl MeshError {
     /// The body text Envoy sends for this failure (empty for a blocked host).
+    ///
+    /// ```
+    /// use mesh_core::MeshError;
+    /// assert_eq!(MeshError::Timeout.reply_body(), "upstream request timeout");
+    /// assert_eq!(
+    ///     MeshError::Overflow.reply_body(),
+    ///     "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+    /// );
+    /// assert_eq!(MeshError::HostNotRegistered("x.example".into()).reply_body(), "");
+    /// ```
     pub fn reply_body(&self) -> String {
         match self {
             MeshError::RouteNotFound => "route not found".into(),
@@ -89,6 +99,15 @@ pub struct LocalReplyFuture<F> {
 
 impl<F> LocalReplyFuture<F> {
     /// Wraps `inner`.
+    ///
+    /// ```
+    /// use mesh_core::{BoxError, body, local_reply::LocalReplyFuture};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ok = async { Ok::<_, BoxError>(http::Response::new(body::full("hi"))) };
+    /// let response = LocalReplyFuture::new(ok).await.unwrap();
+    /// assert_eq!(response.status(), 200);
+    /// # }
+    /// ```
     pub fn new(inner: F) -> Self {
         LocalReplyFuture { inner }
     }
@@ -113,6 +132,18 @@ where
 ///
 /// A [`MeshError`] anywhere in the chain gives its own reply; anything else is treated as the
 /// upstream connection terminating before headers (503 UC), as Envoy does.
+///
+/// ```
+/// use mesh_core::{BoxError, MeshError, ResponseFlag, ResponseFlags, local_reply::error_to_response};
+/// let error: BoxError = MeshError::Overflow.into();
+/// let reply = error_to_response(&error);
+/// assert_eq!(reply.status(), 503);
+/// assert_eq!(reply.headers()["x-envoy-overloaded"], "true");
+/// // Any other error reads as the connection terminating: 503 UC.
+/// let reply = error_to_response(&BoxError::from("connection reset by peer"));
+/// assert_eq!(reply.status(), 503);
+/// assert!(reply.extensions().get::<ResponseFlags>().unwrap().contains(ResponseFlag::UpstreamConnectionTermination));
+/// ```
 pub fn error_to_response(error: &BoxError) -> Response<Body> {
     match MeshError::find(error) {
         Some(mesh) => mesh.to_response(),

@@ -102,12 +102,34 @@ impl Default for OutlierConfig {
 
 impl OutlierConfig {
     /// The longest ejection: `max_ejection_time`, or `base_ejection_time` if larger.
+    ///
+    /// ```
+    /// use mesh_core::outlier::OutlierConfig;
+    /// use std::time::Duration;
+    /// assert_eq!(OutlierConfig::default().effective_max_ejection_time(), Duration::from_secs(300));
+    /// let config = OutlierConfig { base_ejection_time: Duration::from_secs(600), ..Default::default() };
+    /// assert_eq!(config.effective_max_ejection_time(), Duration::from_secs(600));
+    /// ```
     pub fn effective_max_ejection_time(&self) -> Duration {
         self.max_ejection_time.max(self.base_ejection_time)
     }
 }
 
 /// How a request to an endpoint ended.
+///
+/// A 503 counts toward both `consecutive_5xx` and `consecutive_gateway_errors`; a success resets
+/// them:
+///
+/// ```
+/// use mesh_core::outlier::{OutlierConfig, OutlierDetector, Outcome};
+/// let detector = OutlierDetector::new(OutlierConfig::default(), 1);
+/// let now = tokio::time::Instant::now();
+/// detector.report(0, Outcome::Http5xx(503), now);
+/// let stats = detector.endpoint_stats(0, now).unwrap();
+/// assert_eq!((stats.consecutive_5xx, stats.consecutive_gateway), (1, 1));
+/// detector.report(0, Outcome::Success, now);
+/// assert_eq!(detector.endpoint_stats(0, now).unwrap().consecutive_5xx, 0);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// The endpoint answered with a non-5xx status.
@@ -136,6 +158,17 @@ impl Outcome {
 }
 
 /// Outlier state of one endpoint, as `/clusters` shows it.
+///
+/// ```
+/// use mesh_core::outlier::{OutlierConfig, OutlierDetector, Outcome};
+/// use std::time::Duration;
+/// let detector = OutlierDetector::new(OutlierConfig { consecutive_5xx: Some(1), ..Default::default() }, 1);
+/// let now = tokio::time::Instant::now();
+/// detector.report(0, Outcome::Http5xx(500), now);
+/// let stats = detector.endpoint_stats(0, now).unwrap();
+/// assert_eq!(stats.ejected_until, Some(now + Duration::from_secs(30)));
+/// assert_eq!((stats.times_ejected, stats.ejection_multiplier), (1, 1));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EndpointStats {
     /// When the current ejection ends; `None` when the endpoint is in the pool.
@@ -239,6 +272,15 @@ fn nanos(d: Duration) -> u64 {
 
 impl OutlierDetector {
     /// A detector for `endpoint_count` endpoints (indices `0..endpoint_count`), none ejected.
+    ///
+    /// ```
+    /// use mesh_core::outlier::{OutlierConfig, OutlierDetector};
+    /// let detector = OutlierDetector::new(OutlierConfig::default(), 4);
+    /// let now = tokio::time::Instant::now();
+    /// assert_eq!(detector.endpoint_count(), 4);
+    /// assert_eq!(detector.available(now).count(), 4);
+    /// assert_eq!(detector.ejected(now), 0);
+    /// ```
     pub fn new(config: OutlierConfig, endpoint_count: usize) -> Self {
         OutlierDetector {
             config,
@@ -252,11 +294,24 @@ impl OutlierDetector {
     }
 
     /// The configuration.
+    ///
+    /// ```
+    /// use mesh_core::outlier::{OutlierConfig, OutlierDetector};
+    /// let config = OutlierConfig { consecutive_gateway_errors: Some(3), ..Default::default() };
+    /// let detector = OutlierDetector::new(config.clone(), 2);
+    /// assert_eq!(detector.config(), &config);
+    /// ```
     pub fn config(&self) -> &OutlierConfig {
         &self.config
     }
 
     /// How many endpoints are tracked.
+    ///
+    /// ```
+    /// use mesh_core::outlier::{OutlierConfig, OutlierDetector};
+    /// assert_eq!(OutlierDetector::new(OutlierConfig::default(), 3).endpoint_count(), 3);
+    /// assert_eq!(OutlierDetector::new(OutlierConfig::default(), 0).endpoint_count(), 0);
+    /// ```
     pub fn endpoint_count(&self) -> usize {
         self.endpoints.len()
     }
@@ -276,6 +331,20 @@ impl OutlierDetector {
 
     /// Records how a request to `endpoint` ended, ejecting it if a threshold is reached.
     /// Unknown endpoints are ignored.
+    ///
+    /// ```
+    /// use mesh_core::outlier::{OutlierConfig, OutlierDetector, Outcome};
+    /// let config = OutlierConfig { consecutive_5xx: Some(3), ..Default::default() };
+    /// let detector = OutlierDetector::new(config, 2);
+    /// let now = tokio::time::Instant::now();
+    /// detector.report(0, Outcome::Http5xx(500), now);
+    /// detector.report(0, Outcome::Http5xx(500), now);
+    /// assert!(detector.is_available(0, now), "two of three");
+    /// detector.report(0, Outcome::Http5xx(500), now);
+    /// assert!(!detector.is_available(0, now));
+    /// detector.report(9, Outcome::Http5xx(500), now); // unknown: ignored
+    /// assert_eq!(detector.ejections(), 1);
+    /// ```
     pub fn report(&self, endpoint: usize, outcome: Outcome, now: Instant) {
         let Some(ep) = self.endpoints.get(endpoint) else {
             return;
@@ -408,6 +477,18 @@ impl OutlierDetector {
     /// Returns endpoints whose ejection is over to the pool and decays multipliers. Optional:
     /// the detector does this lazily too; call it on every `interval` to keep
     /// [`stats`](Self::stats) fresh, as Envoy's interval timer does.
+    ///
+    /// ```
+    /// use mesh_core::outlier::{OutlierConfig, OutlierDetector, Outcome};
+    /// use std::time::Duration;
+    /// let detector = OutlierDetector::new(OutlierConfig { consecutive_5xx: Some(1), ..Default::default() }, 1);
+    /// let now = tokio::time::Instant::now();
+    /// detector.report(0, Outcome::Http5xx(500), now);
+    /// let later = now + Duration::from_secs(30);
+    /// detector.sweep(later);
+    /// assert_eq!(detector.stats(later)[0].ejected_until, None, "back in the pool");
+    /// assert_eq!(detector.ejected(later), 0);
+    /// ```
     pub fn sweep(&self, now: Instant) {
         let now = self.encode(now);
         let mut slow = self.lock();
@@ -441,6 +522,18 @@ impl OutlierDetector {
 
     /// Whether `endpoint` may be picked at `now`: it is not ejected (or its ejection is over),
     /// or the cluster is in panic mode. Unknown endpoints are not available.
+    ///
+    /// ```
+    /// use mesh_core::outlier::{OutlierConfig, OutlierDetector, Outcome};
+    /// use std::time::Duration;
+    /// let detector = OutlierDetector::new(OutlierConfig { consecutive_5xx: Some(1), ..Default::default() }, 2);
+    /// let now = tokio::time::Instant::now();
+    /// detector.report(0, Outcome::LocalOriginFailure, now);
+    /// assert!(!detector.is_available(0, now));
+    /// assert!(detector.is_available(0, now + Duration::from_secs(30)));
+    /// assert!(detector.is_available(1, now));
+    /// assert!(!detector.is_available(2, now), "unknown endpoint");
+    /// ```
     pub fn is_available(&self, endpoint: usize, now: Instant) -> bool {
         let Some(ep) = self.endpoints.get(endpoint) else {
             return false;
@@ -450,6 +543,22 @@ impl OutlierDetector {
     }
 
     /// The endpoints that may be picked at `now`, in index order (all of them in panic mode).
+    ///
+    /// In panic mode every endpoint is available, ejected or not:
+    ///
+    /// ```
+    /// use mesh_core::outlier::{OutlierConfig, OutlierDetector, Outcome};
+    /// let config = OutlierConfig {
+    ///     consecutive_5xx: Some(1), max_ejection_percent: 100, min_health_percent: 50, ..Default::default()
+    /// };
+    /// let detector = OutlierDetector::new(config, 2);
+    /// let now = tokio::time::Instant::now();
+    /// detector.report(0, Outcome::Http5xx(500), now);
+    /// assert_eq!(detector.available(now).collect::<Vec<_>>(), [1]);
+    /// detector.report(1, Outcome::Http5xx(500), now);
+    /// assert!(detector.all_ejected(now));
+    /// assert_eq!(detector.available(now).collect::<Vec<_>>(), [0, 1]);
+    /// ```
     pub fn available(&self, now: Instant) -> impl Iterator<Item = usize> + '_ {
         let now = self.encode(now);
         let panicking = self.panicking(now);
@@ -462,27 +571,91 @@ impl OutlierDetector {
 
     /// Whether there are endpoints and every one of them is ejected at `now`. In panic mode
     /// they are all still [available](Self::available); otherwise the request gets 503 UH.
+    ///
+    /// ```
+    /// use mesh_core::outlier::{OutlierConfig, OutlierDetector, Outcome};
+    /// let config = OutlierConfig { consecutive_5xx: Some(1), max_ejection_percent: 100, ..Default::default() };
+    /// let detector = OutlierDetector::new(config, 1);
+    /// let now = tokio::time::Instant::now();
+    /// assert!(!detector.all_ejected(now));
+    /// detector.report(0, Outcome::Http5xx(503), now);
+    /// assert!(detector.all_ejected(now));
+    /// assert_eq!(detector.available(now).count(), 0, "no panic mode by default");
+    /// assert!(!OutlierDetector::new(OutlierConfig::default(), 0).all_ejected(now));
+    /// ```
     pub fn all_ejected(&self, now: Instant) -> bool {
         let now = self.encode(now);
         !self.endpoints.is_empty() && self.endpoints.iter().all(|ep| ep.ejected_at(now))
     }
 
     /// How many endpoints are ejected at `now`.
+    ///
+    /// ```
+    /// use mesh_core::outlier::{OutlierConfig, OutlierDetector, Outcome};
+    /// use std::time::Duration;
+    /// let config = OutlierConfig { consecutive_5xx: Some(1), max_ejection_percent: 100, ..Default::default() };
+    /// let detector = OutlierDetector::new(config, 3);
+    /// let now = tokio::time::Instant::now();
+    /// detector.report(0, Outcome::Http5xx(500), now);
+    /// detector.report(2, Outcome::Http5xx(500), now);
+    /// assert_eq!(detector.ejected(now), 2);
+    /// assert_eq!(detector.ejected(now + Duration::from_secs(30)), 0);
+    /// ```
     pub fn ejected(&self, now: Instant) -> usize {
         self.ejected_count(self.encode(now))
     }
 
     /// Ejections made so far (Envoy's `ejections_enforced_total`).
+    ///
+    /// ```
+    /// use mesh_core::outlier::{OutlierConfig, OutlierDetector, Outcome};
+    /// use std::time::Duration;
+    /// let detector = OutlierDetector::new(OutlierConfig { consecutive_5xx: Some(1), ..Default::default() }, 1);
+    /// let now = tokio::time::Instant::now();
+    /// detector.report(0, Outcome::Http5xx(500), now);
+    /// detector.report(0, Outcome::Http5xx(500), now); // already ejected: ignored
+    /// assert_eq!(detector.ejections(), 1);
+    /// detector.report(0, Outcome::Http5xx(500), now + Duration::from_secs(30));
+    /// assert_eq!(detector.ejections(), 2);
+    /// ```
     pub fn ejections(&self) -> u64 {
         self.ejections.load(Relaxed)
     }
 
     /// Ejections refused by `max_ejection_percent` so far (Envoy's `ejections_overflow`).
+    ///
+    /// With the default `max_ejection_percent` of 10, only one of three endpoints may be out:
+    ///
+    /// ```
+    /// use mesh_core::outlier::{OutlierConfig, OutlierDetector, Outcome};
+    /// let detector = OutlierDetector::new(OutlierConfig { consecutive_5xx: Some(1), ..Default::default() }, 3);
+    /// let now = tokio::time::Instant::now();
+    /// detector.report(0, Outcome::Http5xx(500), now);
+    /// detector.report(1, Outcome::Http5xx(500), now);
+    /// assert_eq!((detector.ejections(), detector.ejections_overflow()), (1, 1));
+    /// assert!(detector.is_available(1, now));
+    /// ```
     pub fn ejections_overflow(&self) -> u64 {
         self.ejections_overflow.load(Relaxed)
     }
 
     /// The state of `endpoint` at `now`, or `None` for an unknown endpoint.
+    ///
+    /// An endpoint ejected again as soon as it returns is ejected for twice as long:
+    ///
+    /// ```
+    /// use mesh_core::outlier::{OutlierConfig, OutlierDetector, Outcome};
+    /// use std::time::Duration;
+    /// let detector = OutlierDetector::new(OutlierConfig { consecutive_5xx: Some(1), ..Default::default() }, 1);
+    /// let now = tokio::time::Instant::now();
+    /// detector.report(0, Outcome::Http5xx(500), now);
+    /// let back = now + Duration::from_secs(30);
+    /// detector.report(0, Outcome::Http5xx(500), back);
+    /// let stats = detector.endpoint_stats(0, back).unwrap();
+    /// assert_eq!((stats.times_ejected, stats.ejection_multiplier), (2, 2));
+    /// assert_eq!(stats.ejected_until, Some(back + Duration::from_secs(60)));
+    /// assert!(detector.endpoint_stats(1, back).is_none());
+    /// ```
     pub fn endpoint_stats(&self, endpoint: usize, now: Instant) -> Option<EndpointStats> {
         let now = self.encode(now);
         let mut slow = self.lock();
@@ -491,6 +664,16 @@ impl OutlierDetector {
     }
 
     /// The state of every endpoint at `now`, in index order.
+    ///
+    /// ```
+    /// use mesh_core::outlier::{OutlierConfig, OutlierDetector, Outcome};
+    /// let detector = OutlierDetector::new(OutlierConfig::default(), 2);
+    /// let now = tokio::time::Instant::now();
+    /// detector.report(1, Outcome::Http5xx(502), now);
+    /// let stats = detector.stats(now);
+    /// assert_eq!(stats.len(), 2);
+    /// assert_eq!((stats[0].consecutive_5xx, stats[1].consecutive_5xx), (0, 1));
+    /// ```
     pub fn stats(&self, now: Instant) -> Vec<EndpointStats> {
         let now = self.encode(now);
         let mut slow = self.lock();

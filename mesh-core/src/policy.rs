@@ -8,6 +8,24 @@
 use std::{sync::Arc, time::Duration};
 
 /// The policies of the route a request matched.
+///
+/// Set as a request extension, it overrides each layer's own default:
+///
+/// ```
+/// use mesh_core::{MeshError, policy::RoutePolicy, timeout::TimeoutLayer};
+/// use std::time::Duration;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let slow = service_fn(|_req: http::Request<()>| async {
+///     tokio::time::sleep(Duration::from_secs(2)).await;
+///     Ok::<_, std::convert::Infallible>(())
+/// });
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(RoutePolicy { timeout: Some(Duration::from_secs(1)), ..Default::default() });
+/// let error = TimeoutLayer::default().layer(slow).oneshot(request).await.unwrap_err();
+/// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+/// # }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RoutePolicy {
     /// VirtualService `timeout`: covers every attempt and back-off. `None`: no timeout.
@@ -21,6 +39,17 @@ pub struct RoutePolicy {
 }
 
 /// One mirror target of a route: a share of its requests is copied there, fire-and-forget.
+///
+/// ```
+/// use mesh_core::{Destination, policy::{Fraction, MirrorTarget, RoutePolicy}};
+/// let target = MirrorTarget {
+///     destination: Destination { cluster: 1, host: "catalog-shadow".into(), subset: None, port: None },
+///     fraction: Fraction::from_percent(10.0),
+/// };
+/// let policy = RoutePolicy { mirrors: Some(vec![target].into()), ..Default::default() };
+/// let mirrors = policy.mirrors.as_deref().unwrap();
+/// assert_eq!(mirrors[0].fraction.per_million(), 100_000);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MirrorTarget {
     /// Where the shadow copy goes.
@@ -30,11 +59,25 @@ pub struct MirrorTarget {
 }
 
 /// A share of requests, kept in parts per million as Envoy's runtime fractions are.
+///
+/// ```
+/// use mesh_core::policy::Fraction;
+/// assert_eq!(Fraction::default().per_million(), 0);
+/// assert!(!Fraction::default().sample(), "an empty share never samples");
+/// assert_eq!(Fraction::from_percent(0.0001).per_million(), 1);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Fraction(u32);
 
 impl Fraction {
     /// All requests.
+    ///
+    /// ```
+    /// use mesh_core::policy::Fraction;
+    /// assert_eq!(Fraction::ALL.per_million(), 1_000_000);
+    /// assert_eq!(Fraction::from_percent(100.0), Fraction::ALL);
+    /// assert!((0..100).all(|_| Fraction::ALL.sample()));
+    /// ```
     pub const ALL: Fraction = Fraction(1_000_000);
 
     /// The fraction for a percentage (clamped to 0–100; 0.0001 % resolution).
@@ -54,11 +97,25 @@ impl Fraction {
     }
 
     /// Parts per million.
+    ///
+    /// ```
+    /// use mesh_core::policy::Fraction;
+    /// assert_eq!(Fraction::from_percent(50.0).per_million(), 500_000);
+    /// assert_eq!(Fraction::from_percent(-3.0).per_million(), 0);
+    /// ```
     pub fn per_million(self) -> u32 {
         self.0
     }
 
     /// Draws whether this request is in the fraction.
+    ///
+    /// ```
+    /// use mesh_core::policy::Fraction;
+    /// assert!(Fraction::ALL.sample());
+    /// assert!(!Fraction::from_percent(0.0).sample());
+    /// let hits = (0..10_000).filter(|_| Fraction::from_percent(50.0).sample()).count();
+    /// assert!((4_000..6_000).contains(&hits));
+    /// ```
     pub fn sample(self) -> bool {
         match self.0 {
             0 => false,
@@ -69,6 +126,17 @@ impl Fraction {
 }
 
 /// VirtualService `fault`: delay and/or abort a share of requests.
+///
+/// ```
+/// use mesh_core::policy::{FaultAbort, FaultPolicy, Fraction};
+/// use std::time::Duration;
+/// let fault = FaultPolicy {
+///     delay: Some((Duration::from_millis(500), Fraction::from_percent(10.0))),
+///     abort: Some((FaultAbort::Http(http::StatusCode::SERVICE_UNAVAILABLE), Fraction::from_percent(1.0))),
+/// };
+/// assert_eq!(fault.delay.unwrap().1.per_million(), 100_000);
+/// assert_ne!(fault, FaultPolicy::default());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FaultPolicy {
     /// Delay `fixedDelay` for a share of requests.
@@ -78,6 +146,13 @@ pub struct FaultPolicy {
 }
 
 /// How an aborted request is answered.
+///
+/// ```
+/// use mesh_core::policy::{FaultAbort, grpc_status_code};
+/// let abort = FaultAbort::Grpc(grpc_status_code("UNAVAILABLE").unwrap());
+/// assert_eq!(abort, FaultAbort::Grpc(14));
+/// assert_ne!(abort, FaultAbort::Http(http::StatusCode::SERVICE_UNAVAILABLE));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultAbort {
     /// With this HTTP status.
@@ -87,6 +162,13 @@ pub enum FaultAbort {
 }
 
 /// gRPC status names as Istio's `grpcStatus` spells them, in code order (0–16).
+///
+/// ```
+/// use mesh_core::policy::GRPC_STATUS_NAMES;
+/// assert_eq!(GRPC_STATUS_NAMES[0], "OK");
+/// assert_eq!(GRPC_STATUS_NAMES[14], "UNAVAILABLE");
+/// assert_eq!(GRPC_STATUS_NAMES[16], "UNAUTHENTICATED");
+/// ```
 pub const GRPC_STATUS_NAMES: [&str; 17] = [
     "OK",
     "CANCELLED",

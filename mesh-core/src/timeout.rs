@@ -23,20 +23,100 @@ use tokio::time::Sleep;
 use tower::{Layer, Service};
 
 /// Per-request override of the route timeout, in milliseconds (removed before forwarding).
+///
+/// A caller asking for a shorter timeout than the route's:
+///
+/// ```
+/// use mesh_core::timeout::{TimeoutLayer, UPSTREAM_RQ_TIMEOUT_MS};
+/// use std::time::Duration;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let echo = service_fn(|req: http::Request<()>| async move {
+///     Ok::<_, std::convert::Infallible>(req.headers().clone())
+/// });
+/// let request = http::Request::builder().header(UPSTREAM_RQ_TIMEOUT_MS, "250").body(()).unwrap();
+/// let seen = TimeoutLayer::new(Some(Duration::from_secs(5))).layer(echo).oneshot(request).await.unwrap();
+/// assert!(seen.get(UPSTREAM_RQ_TIMEOUT_MS).is_none(), "consumed, not forwarded");
+/// assert_eq!(seen["x-envoy-expected-rq-timeout-ms"], "250");
+/// # }
+/// ```
 pub const UPSTREAM_RQ_TIMEOUT_MS: HeaderName =
     HeaderName::from_static("x-envoy-upstream-rq-timeout-ms");
 /// The deadline the upstream is told, in milliseconds.
+///
+/// ```
+/// use mesh_core::timeout::{EXPECTED_RQ_TIMEOUT_MS, TimeoutLayer};
+/// use std::time::Duration;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let echo = service_fn(|req: http::Request<()>| async move {
+///     Ok::<_, std::convert::Infallible>(req.headers().clone())
+/// });
+/// let svc = TimeoutLayer::new(Some(Duration::from_millis(1500))).layer(echo);
+/// let seen = svc.oneshot(http::Request::new(())).await.unwrap();
+/// assert_eq!(seen[EXPECTED_RQ_TIMEOUT_MS], "1500");
+/// # }
+/// ```
 pub const EXPECTED_RQ_TIMEOUT_MS: HeaderName =
     HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
 /// Per-request override of the per-try timeout, in milliseconds (consumed by the retry layer).
+///
+/// ```
+/// use mesh_core::{Body, MeshError, body, retry::RetryLayer, timeout::UPSTREAM_RQ_PER_TRY_TIMEOUT_MS};
+/// use std::time::Duration;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let hangs = service_fn(|_req: http::Request<Body>| async {
+///     tokio::time::sleep(Duration::from_secs(60)).await;
+///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
+/// });
+/// let request = http::Request::builder().header(UPSTREAM_RQ_PER_TRY_TIMEOUT_MS, "500").body(body::empty()).unwrap();
+/// let start = tokio::time::Instant::now();
+/// let error = RetryLayer::new().layer(hangs).oneshot(request).await.unwrap_err();
+/// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+/// assert_eq!(start.elapsed(), Duration::from_millis(500));
+/// # }
+/// ```
 pub const UPSTREAM_RQ_PER_TRY_TIMEOUT_MS: HeaderName =
     HeaderName::from_static("x-envoy-upstream-rq-per-try-timeout-ms");
 /// gRPC's deadline header.
+///
+/// A client's `grpc-timeout` longer than the route timeout is rewritten to the route's:
+///
+/// ```
+/// use mesh_core::timeout::{GRPC_TIMEOUT, TimeoutLayer};
+/// use std::time::Duration;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let echo = service_fn(|req: http::Request<()>| async move {
+///     Ok::<_, std::convert::Infallible>(req.headers().clone())
+/// });
+/// let request = http::Request::builder().header(GRPC_TIMEOUT, "10S").body(()).unwrap();
+/// let seen = TimeoutLayer::new(Some(Duration::from_secs(2))).layer(echo).oneshot(request).await.unwrap();
+/// assert_eq!(seen[GRPC_TIMEOUT], "2000m");
+/// # }
+/// ```
 pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// The route timeout in force for a request, and when it fires: a request extension the
 /// [`TimeoutLayer`] sets for the layers below it (the retry layer bounds per-try timeouts by it
 /// and tells later attempts what is left).
+///
+/// ```
+/// use mesh_core::timeout::{RouteDeadline, TimeoutLayer};
+/// use std::time::Duration;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let inner = service_fn(|req: http::Request<()>| async move {
+///     Ok::<_, std::convert::Infallible>(req.extensions().get::<RouteDeadline>().copied())
+/// });
+/// let svc = TimeoutLayer::new(Some(Duration::from_secs(3))).layer(inner);
+/// let start = tokio::time::Instant::now();
+/// let deadline = svc.oneshot(http::Request::new(())).await.unwrap().unwrap();
+/// assert_eq!(deadline.timeout, Duration::from_secs(3));
+/// assert_eq!(deadline.deadline, start + Duration::from_secs(3));
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RouteDeadline {
     /// The effective route timeout.
@@ -68,6 +148,26 @@ pub struct TimeoutLayer {
 
 impl TimeoutLayer {
     /// Uses each request's route timeout, else `fallback` (`None`: no timeout).
+    ///
+    /// A request's [`RoutePolicy`] timeout takes precedence over the fallback:
+    ///
+    /// ```
+    /// use mesh_core::{MeshError, policy::RoutePolicy, timeout::TimeoutLayer};
+    /// use std::time::Duration;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let slow = service_fn(|_req: http::Request<()>| async {
+    ///     tokio::time::sleep(Duration::from_secs(2)).await;
+    ///     Ok::<_, std::convert::Infallible>("done")
+    /// });
+    /// let svc = TimeoutLayer::new(Some(Duration::from_secs(1))).layer(slow);
+    /// let mut request = http::Request::new(());
+    /// request.extensions_mut().insert(RoutePolicy { timeout: Some(Duration::from_secs(5)), ..Default::default() });
+    /// assert_eq!(svc.clone().oneshot(request).await.unwrap(), "done");
+    /// let error = svc.oneshot(http::Request::new(())).await.unwrap_err();
+    /// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+    /// # }
+    /// ```
     pub fn new(fallback: Option<Duration>) -> Self {
         TimeoutLayer { fallback }
     }
@@ -85,6 +185,16 @@ impl<S> Layer<S> for TimeoutLayer {
 }
 
 /// The service [`TimeoutLayer`] produces.
+///
+/// ```
+/// use mesh_core::timeout::{Timeout, TimeoutLayer};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let ok = service_fn(|_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(200) });
+/// let svc: Timeout<_> = TimeoutLayer::default().layer(ok);
+/// assert_eq!(svc.oneshot(http::Request::new(())).await.unwrap(), 200);
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Timeout<S> {
     inner: S,
@@ -167,6 +277,16 @@ fn effective_timeout(headers: &mut HeaderMap, route: Option<Duration>) -> Option
 }
 
 /// Parses a header value in whole milliseconds (`x-envoy-…-timeout-ms`).
+///
+/// ```
+/// use http::HeaderValue;
+/// use mesh_core::timeout::parse_millis;
+/// use std::time::Duration;
+/// assert_eq!(parse_millis(&HeaderValue::from_static("1500")), Some(Duration::from_millis(1500)));
+/// assert_eq!(parse_millis(&HeaderValue::from_static(" 20 ")), Some(Duration::from_millis(20)));
+/// assert_eq!(parse_millis(&HeaderValue::from_static("1.5")), None);
+/// assert_eq!(parse_millis(&HeaderValue::from_static("-1")), None);
+/// ```
 pub fn parse_millis(value: &HeaderValue) -> Option<Duration> {
     let ms = value.to_str().ok()?.trim().parse::<u64>().ok()?;
     Some(Duration::from_millis(ms))
@@ -252,6 +372,18 @@ fn format_grpc_timeout(d: Duration) -> HeaderValue {
 }
 
 /// Future of [`Timeout`].
+///
+/// ```
+/// use mesh_core::timeout::{TimeoutFuture, TimeoutLayer};
+/// use std::time::Duration;
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let ok = service_fn(|_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(7) });
+/// let mut svc = TimeoutLayer::new(Some(Duration::from_secs(1))).layer(ok);
+/// let future: TimeoutFuture<_> = svc.ready().await.unwrap().call(http::Request::new(()));
+/// assert_eq!(future.await.unwrap(), 7);
+/// # }
+/// ```
 #[pin_project]
 #[derive(Debug)]
 pub struct TimeoutFuture<F> {

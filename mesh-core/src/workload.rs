@@ -10,12 +10,33 @@
 use std::collections::BTreeMap;
 
 /// What Istio reports for a peer it knows nothing about.
+///
+/// ```
+/// use mesh_core::workload::{UNKNOWN, Workload};
+/// let w = Workload::from_labels("", "shop", &Default::default());
+/// assert_eq!(w.name, UNKNOWN);
+/// assert_eq!(w.app, UNKNOWN);
+/// ```
 pub const UNKNOWN: &str = "unknown";
 
 /// What Istio reports as the canonical revision of a workload that names none.
+///
+/// ```
+/// use mesh_core::workload::{LATEST, Workload};
+/// let w = Workload::from_labels("catalog", "shop", &Default::default());
+/// assert_eq!(w.canonical_revision, LATEST);
+/// ```
 pub const LATEST: &str = "latest";
 
 /// One end of a request, as Istio's standard metrics label it.
+///
+/// ```
+/// use mesh_core::workload::Workload;
+/// let peer = Workload::default();
+/// assert_eq!((peer.name.as_str(), peer.canonical_revision.as_str()), ("unknown", "latest"));
+/// let me = Workload::from_labels("web", "shop", &Default::default()).with_cluster("east");
+/// assert_eq!((me.canonical_service.as_str(), me.cluster.as_str()), ("web", "east"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Workload {
     /// Workload name (a Deployment's name in Kubernetes); `unknown` when not known.
@@ -108,6 +129,13 @@ impl Workload {
 
     /// Sets the principal to the SPIFFE identity of `service_account` in this workload's
     /// namespace under `trust_domain` (`spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/ACCOUNT`).
+    ///
+    /// ```
+    /// use mesh_core::workload::Workload;
+    /// let w = Workload::from_labels("web-7f9", "shop", &Default::default())
+    ///     .with_service_account("cluster.local", "web");
+    /// assert_eq!(w.principal, "spiffe://cluster.local/ns/shop/sa/web");
+    /// ```
     pub fn with_service_account(mut self, trust_domain: &str, service_account: &str) -> Self {
         self.principal = format!(
             "spiffe://{trust_domain}/ns/{}/sa/{service_account}",
@@ -117,6 +145,13 @@ impl Workload {
     }
 
     /// Sets the cluster.
+    ///
+    /// ```
+    /// use mesh_core::workload::Workload;
+    /// let w = Workload::default().with_cluster("Kubernetes");
+    /// assert_eq!(w.cluster, "Kubernetes");
+    /// assert_eq!(w.name, "unknown");
+    /// ```
     pub fn with_cluster(mut self, cluster: &str) -> Self {
         self.cluster = cluster.to_owned();
         self

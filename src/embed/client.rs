@@ -114,6 +114,21 @@ pub struct MeshClient {
 
 /// The future of a [`MeshClient`] or [`MeshServer`](crate::MeshServer) call: never an error,
 /// since failures are the local replies (`503`, `504`, …) the sidecar would send.
+///
+/// ```
+/// use tower::{Layer, Service, ServiceExt};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::core::BoxError> {
+/// let mesh = mesh::Mesh::from_yaml("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\nspec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n")?;
+/// let refusing = tower::service_fn(|_req: http::Request<mesh::core::Body>| async {
+///     Err::<http::Response<mesh::core::Body>, _>(mesh::core::MeshError::ConnectFailure("refused".into()))
+/// });
+/// let mut client = mesh.client_layer("catalog")?.layer(refusing);
+/// let ready = ServiceExt::<http::Request<mesh::core::Body>>::ready(&mut client).await?;
+/// let future: mesh::ResponseFuture = ready.call(http::Request::new(mesh::core::body::empty()));
+/// let response = future.await.unwrap(); // never an error: a local reply
+/// assert_eq!(response.status(), 503);
+/// # Ok(()) }
+/// ```
 pub type ResponseFuture =
     LocalReplyFuture<Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>>;
 

@@ -39,6 +39,15 @@ pub enum Error {
 }
 
 /// The problems found in a configuration, one per line when displayed.
+///
+/// ```
+/// use mesh::{Diagnostics, config::Diagnostic};
+/// let problems = Diagnostics(vec![Diagnostic::error("no hosts"), Diagnostic::warning("unused")]);
+/// assert_eq!(problems.to_string(), "  error: no hosts\n  warning: unused");
+/// let error = mesh::Error::from(problems.0.clone());
+/// assert!(matches!(&error, mesh::Error::Config(d) if *d == problems));
+/// assert!(error.to_string().starts_with("invalid mesh configuration:\n  error: no hosts"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 

@@ -70,12 +70,47 @@ struct Shared {
 
 impl Mesh {
     /// A mesh configured by multi-document Istio YAML, with default settings. Feature `yaml`.
+    ///
+    /// A fault injected by the route answers without calling the wrapped client:
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::core::BoxError> {
+    /// let mesh = mesh::Mesh::from_yaml(r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: catalog}
+    /// spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// ---
+    /// apiVersion: networking.istio.io/v1
+    /// kind: VirtualService
+    /// metadata: {name: catalog}
+    /// spec:
+    ///   hosts: [catalog]
+    ///   http: [{fault: {abort: {httpStatus: 418, percentage: {value: 100}}}, route: [{destination: {host: catalog}}]}]
+    /// "#)?;
+    /// let unreachable = tower::service_fn(|_req: http::Request<mesh::core::Body>| async {
+    ///     Err::<http::Response<mesh::core::Body>, _>(std::io::Error::other("not called"))
+    /// });
+    /// let client = mesh.client_layer("catalog")?.layer(unreachable);
+    /// assert_eq!(client.oneshot(http::Request::new(mesh::core::body::empty())).await?.status(), 418);
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "yaml")]
     pub fn from_yaml(text: &str) -> Result<Mesh, Error> {
         Mesh::builder().yaml(text).build()
     }
 
     /// A builder: configuration from YAML, files and Rust values, plus settings.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), mesh::Error> {
+    /// let mesh = mesh::Mesh::builder().access_log(false).build()?;
+    /// assert_eq!(mesh.version(), 1);
+    /// assert!(mesh.config().virtual_services.is_empty());
+    /// assert!(mesh.warnings().is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn builder() -> MeshBuilder {
         MeshBuilder::default()
     }
@@ -101,6 +136,24 @@ impl Mesh {
 
     /// A layer that sends every request to `host` (`catalog`, `catalog:8080`) through the
     /// outbound stack, over the client it wraps; see [`ClientLayer`].
+    ///
+    /// Requests go to the endpoint the load balancer chose, whatever URI they were sent with:
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::core::BoxError> {
+    /// let mesh = mesh::Mesh::from_yaml("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1, ports: {http: 9001}}]}")?;
+    /// let echo_uri = tower::service_fn(|req: http::Request<mesh::core::Body>| async move {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(mesh::core::body::full(req.uri().to_string())))
+    /// });
+    /// let client = mesh.client_layer("catalog")?.layer(echo_uri);
+    /// let request = http::Request::get("http://elsewhere/items?page=2").body(mesh::core::body::empty())?;
+    /// let body = http_body_util::BodyExt::collect(client.oneshot(request).await?.into_body()).await?;
+    /// assert_eq!(body.to_bytes(), "http://127.0.0.1:9001/items?page=2");
+    /// assert!(matches!(mesh.client_layer("user@catalog"), Err(mesh::Error::InvalidHost(_))));
+    /// # Ok(()) }
+    /// ```
     pub fn client_layer(&self, host: &str) -> Result<ClientLayer, Error> {
         let authority: Authority = host
             .parse()
@@ -112,6 +165,22 @@ impl Mesh {
     }
 
     /// A layer that puts the inbound stack in front of a service; see [`ServerLayer`].
+    ///
+    /// The service sees each request with trace context, such as an `x-request-id`:
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::core::BoxError> {
+    /// let mesh = mesh::Mesh::builder().access_log(false).build()?;
+    /// let app = tower::service_fn(|req: http::Request<mesh::core::Body>| async move {
+    ///     let id = req.headers().contains_key("x-request-id");
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(mesh::core::body::full(id.to_string())))
+    /// });
+    /// let response = mesh.server_layer().layer(app).oneshot(http::Request::new(mesh::core::body::empty())).await?;
+    /// let body = http_body_util::BodyExt::collect(response.into_body()).await?;
+    /// assert_eq!(body.to_bytes(), "true");
+    /// # Ok(()) }
+    /// ```
     pub fn server_layer(&self) -> ServerLayer {
         ServerLayer::new(self.clone())
     }
@@ -140,6 +209,17 @@ impl Mesh {
     }
 
     /// [`swap`](Mesh::swap) to multi-document Istio YAML. Feature `yaml`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), mesh::Error> {
+    /// let mesh = mesh::Mesh::builder().access_log(false).build()?;
+    /// mesh.swap_yaml("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog}\nspec: {host: catalog}\n")?;
+    /// assert_eq!((mesh.version(), mesh.config().destination_rules.len()), (2, 1));
+    /// // Invalid YAML is refused whole: the current configuration stays.
+    /// assert!(matches!(mesh.swap_yaml("kind: ["), Err(mesh::Error::Config(_))));
+    /// assert_eq!(mesh.version(), 2);
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "yaml")]
     pub fn swap_yaml(&self, text: &str) -> Result<Vec<Diagnostic>, Error> {
         self.swap_loaded(Config::from_yaml_str(text)?)
@@ -154,16 +234,46 @@ impl Mesh {
     }
 
     /// The configuration in force: 1 for the first, one more for each successful swap.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), mesh::Error> {
+    /// let mesh = mesh::Mesh::builder().access_log(false).build()?;
+    /// let clone = mesh.clone();
+    /// assert_eq!(clone.version(), 1);
+    /// mesh.swap(mesh::config::Config::default())?;
+    /// assert_eq!(clone.version(), 2, "clones share the configuration");
+    /// # Ok(()) }
+    /// ```
     pub fn version(&self) -> u64 {
         self.shared.live.peek().version()
     }
 
     /// The configuration in force.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), mesh::Error> {
+    /// let mesh = mesh::Mesh::from_yaml("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\nspec: {hosts: [catalog], ports: [{number: 80, name: http}]}\n")?;
+    /// let config = mesh.config();
+    /// assert_eq!(config.service_entries[0].meta.qualified_name(), "shop/catalog");
+    /// assert_eq!(config.service_entries[0].spec.hosts, ["catalog"]);
+    /// # Ok(()) }
+    /// ```
     pub fn config(&self) -> Arc<Config> {
         self.shared.live.peek().config().clone()
     }
 
     /// The warnings of the configuration in force (fields parsed but not enforced, …).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), mesh::Error> {
+    /// let mesh = mesh::Mesh::from_yaml("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog}\nspec: {hosts: [catalog], exportTo: ['.']}\n")?;
+    /// let warnings = mesh.warnings();
+    /// assert!(warnings.iter().all(|w| !w.is_error()));
+    /// assert!(warnings.iter().any(|w| w.message.contains("not enforced")), "{warnings:?}");
+    /// mesh.swap(mesh::config::Config::default())?;
+    /// assert!(mesh.warnings().is_empty(), "the warnings of the configuration in force");
+    /// # Ok(()) }
+    /// ```
     pub fn warnings(&self) -> Vec<Diagnostic> {
         self.shared.warnings.load().to_vec()
     }
@@ -171,12 +281,39 @@ impl Mesh {
     /// The Istio metrics in Prometheus text format, when the mesh records them itself (the
     /// default; not when [`MeshBuilder::metrics`] sent them elsewhere, nor in a build without
     /// the `prometheus` feature, where they go to the global `metrics` recorder).
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::core::BoxError> {
+    /// let mesh = mesh::Mesh::builder().access_log(false).build()?;
+    /// let teapot = tower::service_fn(|_req: http::Request<mesh::core::Body>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::builder().status(418).body(mesh::core::body::empty()).unwrap())
+    /// });
+    /// let response = mesh.server_layer().layer(teapot).oneshot(http::Request::new(mesh::core::body::empty())).await?;
+    /// http_body_util::BodyExt::collect(response.into_body()).await?;
+    /// let text = mesh.render_prometheus().unwrap();
+    /// assert!(text.lines().any(|l| l.starts_with("istio_requests_total{") && l.contains("response_code=\"418\"")), "{text}");
+    /// # Ok(()) }
+    /// ```
     pub fn render_prometheus(&self) -> Option<String> {
         self.shared.live.prometheus().map(PrometheusHandle::render)
     }
 
     /// The sidecar's admin API (`/stats/prometheus`, `/clusters`, `/config_dump`, …) for the
     /// configuration in force, to serve wherever the application likes.
+    ///
+    /// ```
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::core::BoxError> {
+    /// let mesh = mesh::Mesh::from_yaml("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog}\nspec: {host: catalog}\n")?;
+    /// let admin = mesh.admin_service();
+    /// let ready = admin.clone().oneshot(http::Request::get("/ready").body(mesh::core::body::empty())?).await?;
+    /// assert_eq!(ready.status(), 200);
+    /// let dump = admin.oneshot(http::Request::get("/config_dump").body(mesh::core::body::empty())?).await?;
+    /// let text = http_body_util::BodyExt::collect(dump.into_body()).await?.to_bytes();
+    /// assert!(String::from_utf8_lossy(&text).contains("catalog"));
+    /// # Ok(()) }
+    /// ```
     pub fn admin_service(&self) -> Admin {
         self.shared.live.current().admin_service()
     }

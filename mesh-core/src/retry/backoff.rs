@@ -30,6 +30,17 @@ pub struct Backoff {
 
 impl Backoff {
     /// Back-off starting at `base`, with a maximum of ten times `base`.
+    ///
+    /// ```
+    /// use mesh_core::retry::Backoff;
+    /// use std::time::Duration;
+    /// let mut backoff = Backoff::new(Duration::from_millis(100));
+    /// assert_eq!(backoff.bound(), Duration::from_millis(100));
+    /// for _ in 0..10 {
+    ///     backoff.next_delay();
+    /// }
+    /// assert_eq!(backoff.bound(), Duration::from_secs(1), "capped at ten times the base");
+    /// ```
     pub fn new(base: Duration) -> Self {
         Backoff {
             interval: base,
@@ -38,11 +49,28 @@ impl Backoff {
     }
 
     /// The exclusive upper bound of the next delay.
+    ///
+    /// ```
+    /// use mesh_core::retry::Backoff;
+    /// use std::time::Duration;
+    /// let mut backoff = Backoff::new(Duration::from_millis(10));
+    /// backoff.next_delay();
+    /// assert_eq!(backoff.bound(), Duration::from_millis(20));
+    /// ```
     pub fn bound(&self) -> Duration {
         self.interval
     }
 
     /// Draws the next delay (zero when the base is zero) and advances the interval.
+    ///
+    /// ```
+    /// use mesh_core::retry::Backoff;
+    /// use std::time::Duration;
+    /// let mut backoff = Backoff::new(Duration::from_millis(25));
+    /// assert!(backoff.next_delay() < Duration::from_millis(25));
+    /// assert!(backoff.next_delay() < Duration::from_millis(50));
+    /// assert_eq!(Backoff::new(Duration::ZERO).next_delay(), Duration::ZERO);
+    /// ```
     pub fn next_delay(&mut self) -> Duration {
         let bound = u64::try_from(self.interval.as_nanos()).unwrap_or(u64::MAX);
         let delay = match bound {

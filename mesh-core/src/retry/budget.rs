@@ -51,14 +51,55 @@ struct Bucket {
 
 impl RetryBudget {
     /// Default window: the bucket holds at most this long a stretch of the floor.
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryBudget;
+    /// use std::time::Duration;
+    /// assert_eq!(RetryBudget::DEFAULT_WINDOW, Duration::from_secs(10));
+    /// let budget = RetryBudget::new(RetryBudget::DEFAULT_WINDOW, RetryBudget::DEFAULT_MIN_PER_SEC, RetryBudget::DEFAULT_PERCENT);
+    /// assert!(budget.is_ok());
+    /// ```
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
     /// Default floor: retries allowed per second whatever the traffic.
+    ///
+    /// The default budget starts with one second of the floor, and earns it again each second:
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryBudget;
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let budget = RetryBudget::default();
+    /// let granted = (0..100).filter(|_| budget.withdraw()).count();
+    /// assert_eq!(granted, RetryBudget::DEFAULT_MIN_PER_SEC as usize);
+    /// tokio::time::advance(Duration::from_secs(1)).await;
+    /// assert_eq!((0..100).filter(|_| budget.withdraw()).count(), 10);
+    /// # }
+    /// ```
     pub const DEFAULT_MIN_PER_SEC: u32 = 10;
     /// Default share: retries may add this many percent to requests.
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryBudget;
+    /// use std::time::Duration;
+    /// let budget = RetryBudget::new(Duration::from_secs(10), 0, RetryBudget::DEFAULT_PERCENT).unwrap();
+    /// (0..50).for_each(|_| budget.deposit());
+    /// assert_eq!((0..50).filter(|_| budget.withdraw()).count(), 10, "20 % of 50 requests");
+    /// ```
     pub const DEFAULT_PERCENT: f32 = 20.0;
 
     /// A budget allowing `percent` % of requests as retries plus `min_per_sec` retries per
     /// second, saving up at most `window` of the floor (and at least 10 tokens).
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryBudget;
+    /// use std::time::Duration;
+    /// assert!(RetryBudget::new(Duration::from_millis(500), 10, 20.0).unwrap_err().contains("window"));
+    /// assert!(RetryBudget::new(Duration::from_secs(10), 10, 2000.0).unwrap_err().contains("percent"));
+    /// // With no floor the bucket still holds 10 tokens at most.
+    /// let budget = RetryBudget::new(Duration::from_secs(10), 0, 100.0).unwrap();
+    /// (0..50).for_each(|_| budget.deposit());
+    /// assert_eq!((0..50).filter(|_| budget.withdraw()).count(), 10);
+    /// ```
     pub fn new(window: Duration, min_per_sec: u32, percent: f32) -> Result<Self, String> {
         if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&window) {
             return Err(format!(
@@ -81,11 +122,30 @@ impl RetryBudget {
     }
 
     /// Records an original request (one that may later be retried).
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryBudget;
+    /// use std::time::Duration;
+    /// let budget = RetryBudget::new(Duration::from_secs(1), 0, 50.0).unwrap();
+    /// assert!(!budget.withdraw());
+    /// budget.deposit();
+    /// budget.clone().deposit(); // clones share the bucket
+    /// assert!(budget.withdraw());
+    /// ```
     pub fn deposit(&self) {
         self.0.tokens.fetch_add(self.0.per_request, Relaxed);
     }
 
     /// Takes one retry's worth of budget; `false` when there is none.
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryBudget;
+    /// use std::time::Duration;
+    /// let budget = RetryBudget::new(Duration::from_secs(10), 0, 100.0).unwrap();
+    /// budget.deposit();
+    /// assert!(budget.withdraw());
+    /// assert!(!budget.withdraw(), "one request pays for one retry at 100 %");
+    /// ```
     pub fn withdraw(&self) -> bool {
         let bucket = &self.0;
         let floor = match bucket.refilled.lock() {

@@ -13,22 +13,73 @@ use http::{HeaderMap, HeaderName, Response};
 use std::fmt;
 
 /// Request header adding status codes to `retriable-status-codes` (consumed, not forwarded).
+///
+/// ```
+/// use mesh_core::retry::{RetryHeaders, RetryOn, condition::RETRIABLE_STATUS_CODES};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(RETRIABLE_STATUS_CODES, "418".parse().unwrap());
+/// let extra = RetryHeaders::take_from(&mut headers);
+/// let teapot = http::Response::builder().status(418).body(()).unwrap();
+/// assert!(RetryOn::parse("retriable-status-codes").unwrap().retries_response(&teapot, &extra));
+/// assert!(!headers.contains_key(RETRIABLE_STATUS_CODES));
+/// ```
 pub const RETRIABLE_STATUS_CODES: HeaderName =
     HeaderName::from_static("x-envoy-retriable-status-codes");
 /// Request header naming response headers that make a response retriable under
 /// `retriable-headers` (consumed, not forwarded).
+///
+/// ```
+/// use mesh_core::retry::{RetryHeaders, RetryOn, condition::RETRIABLE_HEADER_NAMES};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(RETRIABLE_HEADER_NAMES, "x-try-again".parse().unwrap());
+/// let extra = RetryHeaders::take_from(&mut headers);
+/// let on = RetryOn::parse("retriable-headers").unwrap();
+/// let flagged = http::Response::builder().header("x-try-again", "1").body(()).unwrap();
+/// assert!(on.retries_response(&flagged, &extra));
+/// assert!(!on.retries_response(&http::Response::new(()), &extra));
+/// ```
 pub const RETRIABLE_HEADER_NAMES: HeaderName =
     HeaderName::from_static("x-envoy-retriable-header-names");
 /// Response header of a rate-limited reply from an upstream Envoy.
+///
+/// ```
+/// use mesh_core::retry::{RetryHeaders, RetryOn, condition::ENVOY_RATELIMITED};
+/// let limited = http::Response::builder().status(503).header(ENVOY_RATELIMITED, "true").body(()).unwrap();
+/// let none = RetryHeaders::default();
+/// assert!(!RetryOn::parse("5xx").unwrap().retries_response(&limited, &none));
+/// assert!(RetryOn::parse("envoy-ratelimited").unwrap().retries_response(&limited, &none));
+/// ```
 pub const ENVOY_RATELIMITED: HeaderName = HeaderName::from_static("x-envoy-ratelimited");
 /// Response header of a circuit-breaker (overflow) local reply.
+///
+/// ```
+/// use mesh_core::{MeshError, retry::{RetryHeaders, RetryOn, condition::ENVOY_OVERLOADED}};
+/// let overflow = MeshError::Overflow.to_response();
+/// assert_eq!(overflow.headers()[ENVOY_OVERLOADED], "true");
+/// assert!(!RetryOn::parse("5xx").unwrap().retries_response(&overflow, &RetryHeaders::default()));
+/// ```
 pub const ENVOY_OVERLOADED: HeaderName = HeaderName::from_static("x-envoy-overloaded");
 /// gRPC status response header.
+///
+/// ```
+/// use mesh_core::retry::{RetryHeaders, RetryOn, condition::GRPC_STATUS};
+/// let exhausted = http::Response::builder().header(GRPC_STATUS, "8").body(()).unwrap();
+/// let none = RetryHeaders::default();
+/// assert!(RetryOn::parse("resource-exhausted").unwrap().retries_response(&exhausted, &none));
+/// assert!(!RetryOn::parse("unavailable").unwrap().retries_response(&exhausted, &none));
+/// ```
 pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 macro_rules! retry_conditions {
     ($($variant:ident = $token:literal, $doc:literal;)*) => {
         /// One `retryOn` condition (integer status codes aside).
+        ///
+        /// ```
+        /// use mesh_core::retry::{RetryCondition, RetryOn};
+        /// let on = RetryOn::of(&[RetryCondition::ConnectFailure, RetryCondition::Unavailable]);
+        /// assert!(on.contains(RetryCondition::Unavailable));
+        /// assert_eq!(RetryCondition::GatewayError.to_string(), "gateway-error");
+        /// ```
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u8)]
         pub enum RetryCondition {
@@ -37,9 +88,23 @@ macro_rules! retry_conditions {
 
         impl RetryCondition {
             /// Every condition, in Istio's order.
+            ///
+            /// ```
+            /// use mesh_core::retry::{RETRY_ON_TOKENS, RetryCondition};
+            /// assert_eq!(RetryCondition::ALL.first(), Some(&RetryCondition::FiveXx));
+            /// assert_eq!(RetryCondition::ALL.len(), RETRY_ON_TOKENS.len());
+            /// ```
             pub const ALL: &'static [RetryCondition] = &[$(RetryCondition::$variant,)*];
 
             /// The token as Istio and Envoy spell it (`connect-failure`, …).
+            ///
+            /// ```
+            /// use mesh_core::retry::RetryCondition;
+            /// assert_eq!(RetryCondition::ConnectFailure.token(), "connect-failure");
+            /// for condition in RetryCondition::ALL {
+            ///     assert_eq!(RetryCondition::from_token(condition.token()), Some(*condition));
+            /// }
+            /// ```
             pub const fn token(self) -> &'static str {
                 match self { $(RetryCondition::$variant => $token,)* }
             }
@@ -57,6 +122,13 @@ macro_rules! retry_conditions {
         }
 
         /// Every token Istio accepts in `retryOn`, besides bare integer status codes.
+        ///
+        /// ```
+        /// use mesh_core::retry::{RETRY_ON_TOKENS, RetryOn};
+        /// assert!(RETRY_ON_TOKENS.contains(&"retriable-4xx"));
+        /// let all = RetryOn::parse(&RETRY_ON_TOKENS.join(",")).unwrap();
+        /// assert_eq!(all.to_string(), RETRY_ON_TOKENS.join(","));
+        /// ```
         pub const RETRY_ON_TOKENS: &[&str] = &[$($token,)*];
     };
 }
@@ -138,6 +210,16 @@ impl RetryOn {
     /// (100–599), which join the retriable status codes and imply `retriable-status-codes`.
     /// Whitespace around tokens is ignored; a blank string retries on nothing. Anything else
     /// is an error naming the offending token.
+    ///
+    /// ```
+    /// use mesh_core::retry::{RetryCondition, RetryOn};
+    /// let on = RetryOn::parse(" gateway-error , 409 ").unwrap();
+    /// assert!(on.contains(RetryCondition::GatewayError));
+    /// assert_eq!(on.status_codes(), &[409]);
+    /// assert!(RetryOn::parse("").unwrap().is_empty());
+    /// assert!(RetryOn::parse("600").is_err());
+    /// assert!(RetryOn::parse("+503").is_err());
+    /// ```
     pub fn parse(list: &str) -> Result<RetryOn, String> {
         let mut on = RetryOn::default();
         if list.trim().is_empty() {
@@ -159,6 +241,13 @@ impl RetryOn {
     }
 
     /// The set holding just these conditions.
+    ///
+    /// ```
+    /// use mesh_core::retry::{RetryCondition, RetryOn};
+    /// let on = RetryOn::of(&[RetryCondition::Reset, RetryCondition::FiveXx]);
+    /// assert_eq!(on, RetryOn::parse("reset,5xx").unwrap());
+    /// assert_eq!(on.to_string(), "5xx,reset");
+    /// ```
     pub fn of(conditions: &[RetryCondition]) -> RetryOn {
         let mut on = RetryOn::default();
         for condition in conditions {
@@ -168,11 +257,29 @@ impl RetryOn {
     }
 
     /// Adds `condition`.
+    ///
+    /// ```
+    /// use mesh_core::retry::{RetryCondition, RetryOn};
+    /// let mut on = RetryOn::default();
+    /// assert!(on.is_empty());
+    /// on.insert(RetryCondition::Retriable4xx);
+    /// assert!(on.contains(RetryCondition::Retriable4xx));
+    /// assert_eq!(on.to_string(), "retriable-4xx");
+    /// ```
     pub fn insert(&mut self, condition: RetryCondition) {
         self.conditions |= condition.bit();
     }
 
     /// Adds a retriable status code (and `retriable-status-codes`).
+    ///
+    /// ```
+    /// use mesh_core::retry::{RetryCondition, RetryOn};
+    /// let mut on = RetryOn::default();
+    /// on.add_status_code(503);
+    /// on.add_status_code(503);
+    /// assert!(on.contains(RetryCondition::RetriableStatusCodes));
+    /// assert_eq!(on.status_codes(), &[503], "added once");
+    /// ```
     pub fn add_status_code(&mut self, code: u16) {
         self.insert(RetryCondition::RetriableStatusCodes);
         if !self.status_codes.contains(&code) {
@@ -181,16 +288,36 @@ impl RetryOn {
     }
 
     /// Whether `condition` is in the set.
+    ///
+    /// ```
+    /// use mesh_core::retry::{RetryCondition, RetryOn};
+    /// let on = RetryOn::parse("5xx").unwrap();
+    /// assert!(on.contains(RetryCondition::FiveXx));
+    /// assert!(!on.contains(RetryCondition::GatewayError), "implied behaviour is not membership");
+    /// ```
     pub fn contains(&self, condition: RetryCondition) -> bool {
         self.conditions & condition.bit() != 0
     }
 
     /// The retriable status codes configured on the policy.
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryOn;
+    /// assert_eq!(RetryOn::parse("503,429,5xx").unwrap().status_codes(), &[503, 429]);
+    /// assert!(RetryOn::parse("retriable-status-codes").unwrap().status_codes().is_empty());
+    /// ```
     pub fn status_codes(&self) -> &[u16] {
         &self.status_codes
     }
 
     /// Whether nothing is retried.
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryOn;
+    /// assert!(RetryOn::default().is_empty());
+    /// assert!(RetryOn::parse("  ").unwrap().is_empty());
+    /// assert!(!RetryOn::parse("reset").unwrap().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.conditions == 0
     }
@@ -224,6 +351,13 @@ impl RetryOn {
     }
 
     /// Whether an attempt cut off by the per-try timeout is worth a retry.
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryOn;
+    /// assert!(RetryOn::parse("reset").unwrap().retries_per_try_timeout());
+    /// assert!(RetryOn::parse("gateway-error").unwrap().retries_per_try_timeout());
+    /// assert!(!RetryOn::parse("connect-failure,503").unwrap().retries_per_try_timeout());
+    /// ```
     pub fn retries_per_try_timeout(&self) -> bool {
         use RetryCondition::*;
         self.any(&[FiveXx, GatewayError, Reset])
@@ -331,6 +465,18 @@ pub struct RetryHeaders {
 
 impl RetryHeaders {
     /// Removes both headers from `headers` and keeps what they say (invalid entries skipped).
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryHeaders;
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-envoy-retriable-status-codes", "503, abc,,504".parse().unwrap());
+    /// headers.insert("x-envoy-retriable-header-names", "x-retry".parse().unwrap());
+    /// headers.insert("accept", "*/*".parse().unwrap());
+    /// let extra = RetryHeaders::take_from(&mut headers);
+    /// assert_ne!(extra, RetryHeaders::default());
+    /// assert_eq!(headers.len(), 1, "only the retry headers are taken");
+    /// assert_eq!(RetryHeaders::take_from(&mut headers), RetryHeaders::default());
+    /// ```
     pub fn take_from(headers: &mut HeaderMap) -> RetryHeaders {
         let mut extra = RetryHeaders::default();
         if let Some(value) = headers.remove(RETRIABLE_STATUS_CODES) {

@@ -37,6 +37,14 @@ struct Shared {
 
 impl RetryContext {
     /// Records that `host` was tried.
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryContext;
+    /// let context = RetryContext::default();
+    /// let attempt = context.clone();
+    /// attempt.record_host(&"10.0.0.1:80".parse().unwrap());
+    /// assert_eq!(context.hosts_tried(), 1, "clones share what they record");
+    /// ```
     pub fn record_host(&self, host: &Authority) {
         if let Ok(mut hosts) = self.0.hosts.lock() {
             hosts.push(host.clone());
@@ -44,6 +52,16 @@ impl RetryContext {
     }
 
     /// Whether `host` was tried already.
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryContext;
+    /// let context = RetryContext::default();
+    /// let a: http::uri::Authority = "10.0.0.1:80".parse().unwrap();
+    /// let b: http::uri::Authority = "10.0.0.2:80".parse().unwrap();
+    /// context.record_host(&a);
+    /// assert!(context.tried(&a));
+    /// assert!(!context.tried(&b));
+    /// ```
     pub fn tried(&self, host: &Authority) -> bool {
         self.0
             .hosts
@@ -53,16 +71,45 @@ impl RetryContext {
     }
 
     /// How many hosts were tried.
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryContext;
+    /// let context = RetryContext::default();
+    /// assert_eq!(context.hosts_tried(), 0);
+    /// let host = "10.0.0.1:80".parse().unwrap();
+    /// context.record_host(&host);
+    /// context.record_host(&host);
+    /// assert_eq!(context.hosts_tried(), 2, "every attempt counts");
+    /// ```
     pub fn hosts_tried(&self) -> usize {
         self.0.hosts.lock().map(|hosts| hosts.len()).unwrap_or(0)
     }
 
     /// Records the cluster's circuit breaker (the first one recorded stays).
+    ///
+    /// ```
+    /// use mesh_core::{circuit_breaker::{CircuitBreaker, ConnectionPoolLimits}, retry::RetryContext};
+    /// use std::sync::Arc;
+    /// let context = RetryContext::default();
+    /// context.set_breaker(Arc::new(CircuitBreaker::new(ConnectionPoolLimits::ENVOY)));
+    /// context.set_breaker(Arc::new(CircuitBreaker::default()));
+    /// assert_eq!(context.breaker().unwrap().limits().max_retries, 3, "the first one stays");
+    /// ```
     pub fn set_breaker(&self, breaker: Arc<CircuitBreaker>) {
         let _ = self.0.breaker.set(breaker);
     }
 
     /// The cluster's circuit breaker, once recorded.
+    ///
+    /// ```
+    /// use mesh_core::{circuit_breaker::CircuitBreaker, retry::RetryContext};
+    /// use std::sync::Arc;
+    /// let context = RetryContext::default();
+    /// assert!(context.breaker().is_none());
+    /// let breaker = Arc::new(CircuitBreaker::default());
+    /// context.set_breaker(breaker.clone());
+    /// assert!(Arc::ptr_eq(context.breaker().unwrap(), &breaker));
+    /// ```
     pub fn breaker(&self) -> Option<&Arc<CircuitBreaker>> {
         self.0.breaker.get()
     }

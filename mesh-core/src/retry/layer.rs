@@ -48,9 +48,47 @@ use tokio::time::Sleep;
 use tower::{Layer, Service};
 
 /// The attempt number sent upstream on every attempt (1 for the first try).
+///
+/// ```
+/// use mesh_core::{Body, body, retry::{ATTEMPT_COUNT, RetryLayer, RetryOn, RetryPolicy}};
+/// use std::sync::{Arc, Mutex};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let log = seen.clone();
+/// let failing = service_fn(move |req: http::Request<Body>| {
+///     log.lock().unwrap().push(req.headers()[ATTEMPT_COUNT].clone());
+///     async { Ok::<_, std::convert::Infallible>(http::Response::builder().status(503).body(body::empty()).unwrap()) }
+/// });
+/// let policy = RetryPolicy { retry_on: RetryOn::parse("503").unwrap(), ..RetryPolicy::istio_default() };
+/// let svc = RetryLayer::with_policy(policy).layer(failing);
+/// assert_eq!(svc.oneshot(http::Request::new(body::empty())).await.unwrap().status(), 503);
+/// assert_eq!(*seen.lock().unwrap(), ["1", "2", "3"]);
+/// # }
+/// ```
 pub const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
 
 /// The default replay buffer limit: 1 MiB, Envoy's per-connection buffer limit.
+///
+/// A body known to be larger than the buffer is sent once, never retried:
+///
+/// ```
+/// use mesh_core::{Body, body, retry::{DEFAULT_BUFFER_LIMIT, RetryLayer, RetryOn, RetryPolicy}};
+/// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let calls = Arc::new(AtomicU32::new(0));
+/// let counter = calls.clone();
+/// let failing = service_fn(move |_req: http::Request<Body>| {
+///     counter.fetch_add(1, Ordering::SeqCst);
+///     async { Ok::<_, std::convert::Infallible>(http::Response::builder().status(503).body(body::empty()).unwrap()) }
+/// });
+/// let policy = RetryPolicy { retry_on: RetryOn::parse("5xx").unwrap(), ..RetryPolicy::istio_default() };
+/// let svc = RetryLayer::with_policy(policy).layer(failing);
+/// svc.oneshot(http::Request::new(body::full(vec![0u8; DEFAULT_BUFFER_LIMIT + 1]))).await.unwrap();
+/// assert_eq!(calls.load(Ordering::SeqCst), 1);
+/// # }
+/// ```
 pub const DEFAULT_BUFFER_LIMIT: usize = 1024 * 1024;
 
 /// Retries failed requests; see the [module docs](self).
@@ -91,6 +129,28 @@ pub struct RetryLayer {
 impl RetryLayer {
     /// Retries by each request's route policy; requests without one are not retried. Uses the
     /// default [`RetryBudget`] and a 1 MiB replay buffer.
+    ///
+    /// The policy comes from the request's route; the final response of a retried request that
+    /// ran out of attempts is marked `URX`:
+    ///
+    /// ```
+    /// use mesh_core::{Body, ResponseFlag, ResponseFlags, body, policy::RoutePolicy, retry::{RetryLayer, RetryOn, RetryPolicy}};
+    /// use std::sync::Arc;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let failing = service_fn(|_req: http::Request<Body>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::builder().status(502).body(body::empty()).unwrap())
+    /// });
+    /// let svc = RetryLayer::new().layer(failing);
+    /// let retry = RetryPolicy { retry_on: RetryOn::parse("gateway-error").unwrap(), ..RetryPolicy::istio_default() };
+    /// let mut request = http::Request::new(body::empty());
+    /// request.extensions_mut().insert(RoutePolicy { retry: Some(Arc::new(retry)), ..Default::default() });
+    /// let response = svc.clone().oneshot(request).await.unwrap();
+    /// assert!(response.extensions().get::<ResponseFlags>().unwrap().contains(ResponseFlag::UpstreamRetryLimitExceeded));
+    /// let plain = svc.oneshot(http::Request::new(body::empty())).await.unwrap();
+    /// assert!(plain.extensions().get::<ResponseFlags>().is_none(), "no policy: not retried");
+    /// # }
+    /// ```
     pub fn new() -> Self {
         RetryLayer {
             fallback: None,
@@ -100,6 +160,28 @@ impl RetryLayer {
     }
 
     /// Retries by `policy` the requests whose route has no retry policy of its own.
+    ///
+    /// Retries a connect failure, then succeeds:
+    ///
+    /// ```
+    /// use mesh_core::{Body, MeshError, body, retry::{RetryLayer, RetryPolicy}};
+    /// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let counter = calls.clone();
+    /// let flaky = service_fn(move |_req: http::Request<Body>| {
+    ///     let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+    ///     async move {
+    ///         if first { return Err(MeshError::ConnectFailure("refused".into())); }
+    ///         Ok(http::Response::new(body::empty()))
+    ///     }
+    /// });
+    /// let svc = RetryLayer::with_policy(RetryPolicy::istio_default()).layer(flaky);
+    /// assert_eq!(svc.oneshot(http::Request::new(body::empty())).await.unwrap().status(), 200);
+    /// assert_eq!(calls.load(Ordering::SeqCst), 2);
+    /// # }
+    /// ```
     pub fn with_policy(policy: RetryPolicy) -> Self {
         RetryLayer {
             fallback: Some(Arc::new(policy)),
@@ -108,6 +190,27 @@ impl RetryLayer {
     }
 
     /// Uses `budget` (shared with its clones) instead of a default budget of its own.
+    ///
+    /// An empty budget makes no retries:
+    ///
+    /// ```
+    /// use mesh_core::{Body, body, retry::{RetryBudget, RetryLayer, RetryOn, RetryPolicy}};
+    /// use std::{sync::{Arc, atomic::{AtomicU32, Ordering}}, time::Duration};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let counter = calls.clone();
+    /// let failing = service_fn(move |_req: http::Request<Body>| {
+    ///     counter.fetch_add(1, Ordering::SeqCst);
+    ///     async { Ok::<_, std::convert::Infallible>(http::Response::builder().status(503).body(body::empty()).unwrap()) }
+    /// });
+    /// let policy = RetryPolicy { retry_on: RetryOn::parse("5xx").unwrap(), ..RetryPolicy::istio_default() };
+    /// let empty = RetryBudget::new(Duration::from_secs(1), 0, 0.0).unwrap();
+    /// let svc = RetryLayer::with_policy(policy).budget(empty).layer(failing);
+    /// assert_eq!(svc.oneshot(http::Request::new(body::empty())).await.unwrap().status(), 503);
+    /// assert_eq!(calls.load(Ordering::SeqCst), 1);
+    /// # }
+    /// ```
     pub fn budget(mut self, budget: RetryBudget) -> Self {
         self.budget = budget;
         self
@@ -115,6 +218,26 @@ impl RetryLayer {
 
     /// Keeps at most `bytes` of each request body for replay (default 1 MiB); larger bodies
     /// are not retried.
+    ///
+    /// ```
+    /// use mesh_core::{Body, body, retry::{RetryLayer, RetryOn, RetryPolicy}};
+    /// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let counter = calls.clone();
+    /// let failing = service_fn(move |_req: http::Request<Body>| {
+    ///     counter.fetch_add(1, Ordering::SeqCst);
+    ///     async { Ok::<_, std::convert::Infallible>(http::Response::builder().status(503).body(body::empty()).unwrap()) }
+    /// });
+    /// let policy = RetryPolicy { attempts: 1, retry_on: RetryOn::parse("5xx").unwrap(), ..RetryPolicy::istio_default() };
+    /// let svc = RetryLayer::with_policy(policy).buffer_limit(4).layer(failing);
+    /// svc.clone().oneshot(http::Request::new(body::full("tiny"))).await.unwrap();
+    /// assert_eq!(calls.swap(0, Ordering::SeqCst), 2, "4 bytes fit: retried");
+    /// svc.oneshot(http::Request::new(body::full("too large"))).await.unwrap();
+    /// assert_eq!(calls.load(Ordering::SeqCst), 1, "9 bytes do not: sent once");
+    /// # }
+    /// ```
     pub fn buffer_limit(mut self, bytes: usize) -> Self {
         self.buffer_limit = bytes;
         self
@@ -141,6 +264,21 @@ impl<S> Layer<S> for RetryLayer {
 }
 
 /// The service [`RetryLayer`] produces.
+///
+/// ```
+/// use mesh_core::{Body, body, retry::{Retry, RetryLayer, RetryOn, RetryPolicy}};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let ok = service_fn(|req: http::Request<Body>| async move {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(req.into_body()))
+/// });
+/// let policy = RetryPolicy { retry_on: RetryOn::parse("5xx").unwrap(), ..RetryPolicy::istio_default() };
+/// let svc: Retry<_> = RetryLayer::with_policy(policy).layer(ok);
+/// let response = svc.oneshot(http::Request::new(body::full("echo"))).await.unwrap();
+/// let text = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+/// assert_eq!(text, "echo", "the first attempt streams the body through");
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Retry<S> {
     inner: S,
@@ -329,6 +467,19 @@ impl<S> RetryState<S> {
 }
 
 /// Future of [`Retry`].
+///
+/// ```
+/// use mesh_core::{Body, body, retry::{RetryFuture, RetryLayer}};
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let ok = service_fn(|_req: http::Request<Body>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
+/// });
+/// let mut svc = RetryLayer::new().layer(ok);
+/// let future: RetryFuture<_> = svc.ready().await.unwrap().call(http::Request::new(body::empty()));
+/// assert_eq!(future.await.unwrap().status(), 200);
+/// # }
+/// ```
 #[pin_project]
 pub struct RetryFuture<S>
 where

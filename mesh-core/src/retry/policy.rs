@@ -9,6 +9,28 @@ use super::condition::RetryCondition;
 use std::time::Duration;
 
 /// How a route retries failed requests.
+///
+/// Each try bounded by `per_try_timeout`, retried under `5xx`:
+///
+/// ```
+/// use mesh_core::{Body, MeshError, retry::{RetryLayer, RetryOn, RetryPolicy}};
+/// use std::time::Duration;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let hangs = service_fn(|_req: http::Request<Body>| async {
+///     tokio::time::sleep(Duration::from_secs(60)).await;
+///     Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::empty()))
+/// });
+/// let policy = RetryPolicy {
+///     attempts: 1, per_try_timeout: Some(Duration::from_secs(1)),
+///     retry_on: RetryOn::parse("5xx").unwrap(), backoff_base: Duration::ZERO,
+/// };
+/// let start = tokio::time::Instant::now();
+/// let error = RetryLayer::with_policy(policy).layer(hangs).oneshot(http::Request::new(mesh_core::body::empty())).await.unwrap_err();
+/// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+/// assert_eq!(start.elapsed(), Duration::from_secs(2), "two tries of one second");
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
     /// Retries after the first try (Istio `attempts`, Envoy `num_retries`): at most
@@ -26,6 +48,13 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     /// Envoy's and Istio's default back-off base interval: 25 ms.
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryPolicy;
+    /// use std::time::Duration;
+    /// assert_eq!(RetryPolicy::DEFAULT_BACKOFF_BASE, Duration::from_millis(25));
+    /// assert_eq!(RetryPolicy::istio_default().backoff_base, RetryPolicy::DEFAULT_BACKOFF_BASE);
+    /// ```
     pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(25);
 
     /// The policy istiod generates when a route sets no `retries`: 2 retries on
@@ -57,6 +86,14 @@ impl RetryPolicy {
     }
 
     /// The longest back-off: ten times [`backoff_base`](Self::backoff_base).
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryPolicy;
+    /// use std::time::Duration;
+    /// assert_eq!(RetryPolicy::istio_default().backoff_max(), Duration::from_millis(250));
+    /// let policy = RetryPolicy { backoff_base: Duration::from_secs(1), ..RetryPolicy::istio_default() };
+    /// assert_eq!(policy.backoff_max(), Duration::from_secs(10));
+    /// ```
     pub fn backoff_max(&self) -> Duration {
         self.backoff_base.saturating_mul(10)
     }

@@ -28,6 +28,21 @@ use std::{
 };
 
 /// Why a [`ReplayBody`] or a read-ahead cannot go on.
+///
+/// An abandoned attempt's body fails once a retry takes over:
+///
+/// ```
+/// use http_body_util::BodyExt;
+/// use mesh_core::{body, retry::{ReplayBuffer, ReplayError}};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let buffer = ReplayBuffer::new(body::full("hello"), 1024);
+/// let first = buffer.body().unwrap();
+/// let retry = buffer.body().unwrap();
+/// let error = first.collect().await.unwrap_err();
+/// assert!(matches!(error.downcast_ref::<ReplayError>(), Some(ReplayError::Superseded)));
+/// assert_eq!(retry.collect().await.unwrap().to_bytes(), "hello");
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayError {
@@ -89,6 +104,16 @@ impl ReplayBuffer {
     ///
     /// A body whose size hint already exceeds `limit` starts out capped: its first body
     /// streams, and there is none after it.
+    ///
+    /// ```
+    /// use mesh_core::{body, retry::ReplayBuffer};
+    /// let fits = ReplayBuffer::new(body::full("hello"), 5);
+    /// assert!(!fits.is_capped());
+    /// let too_big = ReplayBuffer::new(body::full("hello!"), 5);
+    /// assert!(too_big.is_capped());
+    /// assert!(too_big.body().is_some(), "the first body is always given");
+    /// assert!(too_big.body().is_none());
+    /// ```
     pub fn new(body: Body, limit: usize) -> Self {
         let capped = http_body::Body::size_hint(&body).lower() > limit as u64;
         ReplayBuffer {
@@ -113,6 +138,17 @@ impl ReplayBuffer {
     /// A body for the next attempt: the buffer, then the rest of the original. It supersedes
     /// every earlier body. `None` when the request cannot be replayed (the buffer was capped,
     /// or reading the original failed) — except for the very first body, which is always given.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use mesh_core::{body, retry::ReplayBuffer};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let buffer = ReplayBuffer::new(body::full("payload"), 1024);
+    /// buffer.body().unwrap().collect().await.unwrap(); // the first attempt reads it all
+    /// let retry = buffer.body().unwrap().collect().await.unwrap().to_bytes();
+    /// assert_eq!(retry, "payload");
+    /// # }
+    /// ```
     pub fn body(&self) -> Option<ReplayBody> {
         let mut state = self.lock();
         let first = state.generation == 0;
@@ -129,12 +165,33 @@ impl ReplayBuffer {
     }
 
     /// Whether the buffer outgrew its limit (so no further body can be made).
+    ///
+    /// A body of unknown length is capped as it is read past the limit:
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use mesh_core::{body, retry::ReplayBuffer};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// // `map_frame` hides the length: the buffer cannot tell up front.
+    /// let streamed = body::boxed(body::full("0123456789").map_frame(|frame| frame));
+    /// let buffer = ReplayBuffer::new(streamed, 4);
+    /// assert!(!buffer.is_capped());
+    /// buffer.body().unwrap().collect().await.unwrap();
+    /// assert!(buffer.is_capped());
+    /// # }
+    /// ```
     pub fn is_capped(&self) -> bool {
         self.lock().capped
     }
 
     /// Whether [`body`](Self::body) can make another body: not capped, and the original has
     /// not failed.
+    ///
+    /// ```
+    /// use mesh_core::{body, retry::ReplayBuffer};
+    /// assert!(ReplayBuffer::new(body::full("abc"), 16).is_replayable());
+    /// assert!(!ReplayBuffer::new(body::full("abc"), 2).is_replayable());
+    /// ```
     pub fn is_replayable(&self) -> bool {
         let state = self.lock();
         !state.capped && !state.failed
@@ -145,6 +202,20 @@ impl ReplayBuffer {
     /// [`ReplayError::Capped`] if the buffer outgrew its limit (now or earlier), with
     /// [`ReplayError::Body`] or [`ReplayError::Failed`] if reading failed; pending while the
     /// original has nothing more yet.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use mesh_core::{body, retry::{ReplayBuffer, ReplayError}};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let buffer = ReplayBuffer::new(body::full("ahead"), 1024);
+    /// let _first = buffer.body().unwrap(); // sent by an attempt that failed without reading it
+    /// std::future::poll_fn(|cx| buffer.poll_read_ahead(cx)).await.unwrap();
+    /// assert_eq!(buffer.body().unwrap().collect().await.unwrap().to_bytes(), "ahead");
+    /// let capped = ReplayBuffer::new(body::full("ahead"), 1);
+    /// let result = std::future::poll_fn(|cx| capped.poll_read_ahead(cx)).await;
+    /// assert!(matches!(result, Err(ReplayError::Capped)));
+    /// # }
+    /// ```
     pub fn poll_read_ahead(&self, cx: &mut Context<'_>) -> Poll<Result<(), ReplayError>> {
         let mut state = self.lock();
         loop {
@@ -224,6 +295,19 @@ impl State {
 }
 
 /// The body one attempt sends: the buffered chunks, then the rest of the original.
+///
+/// ```
+/// use http_body::Body as _;
+/// use http_body_util::BodyExt;
+/// use mesh_core::{body, retry::ReplayBuffer};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let buffer = ReplayBuffer::new(body::full("abc"), 1024);
+/// let first = buffer.body().unwrap();
+/// assert_eq!(first.size_hint().exact(), Some(3));
+/// assert_eq!(first.collect().await.unwrap().to_bytes(), "abc");
+/// assert!(buffer.body().unwrap().size_hint().exact() == Some(3), "replayed from the buffer");
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct ReplayBody {
     shared: Arc<Mutex<State>>,
