@@ -39,9 +39,32 @@ use tokio::time::Instant;
 use tower::Service;
 
 /// The upstream cluster name of pass-through traffic, as Envoy's.
+///
+/// ```
+/// use mesh_proxy::forward::PASSTHROUGH_CLUSTER;
+/// assert_eq!(PASSTHROUGH_CLUSTER, "PassthroughCluster");
+/// ```
 pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
 
 /// Forwards routed requests to endpoints and unrouted ones per the outbound traffic policy.
+///
+/// Under `REGISTRY_ONLY`, a host the registry does not know is refused:
+///
+/// ```
+/// use mesh_core::MeshError;
+/// use mesh_proxy::{forward::Forward, registry::Registry, upstream::Upstream};
+/// use mesh_route::config::OutboundMode;
+/// use std::sync::Arc;
+/// use tower::ServiceExt;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let forward = Forward::new(Arc::new(Registry::default()), Upstream::default(), OutboundMode::RegistryOnly);
+/// let request = http::Request::get("http://unknown.example/").body(mesh_core::body::empty()).unwrap();
+/// let error = forward.oneshot(request).await.unwrap_err();
+/// let error = error.downcast_ref::<MeshError>().unwrap();
+/// assert!(matches!(error, MeshError::HostNotRegistered(host) if host == "unknown.example"));
+/// assert_eq!(error.status(), 502);
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Forward {
     shared: Arc<Shared>,
@@ -56,6 +79,20 @@ struct Shared {
 
 impl Forward {
     /// A forwarder over `registry`, sending with `upstream`, applying `mode` to unknown hosts.
+    ///
+    /// ```
+    /// use mesh_proxy::{forward::Forward, registry::Registry, upstream::Upstream};
+    /// use mesh_route::config::OutboundMode;
+    /// use std::sync::Arc;
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let forward = Forward::new(Arc::new(Registry::default()), Upstream::default(), OutboundMode::AllowAny);
+    /// // A request without a host cannot be forwarded anywhere.
+    /// let request = http::Request::get("/").body(mesh_core::body::empty()).unwrap();
+    /// let error = forward.oneshot(request).await.unwrap_err();
+    /// assert!(error.to_string().contains("no host"), "{error}");
+    /// # }
+    /// ```
     pub fn new(registry: Arc<Registry>, upstream: Upstream, mode: OutboundMode) -> Self {
         Forward {
             shared: Arc::new(Shared {
@@ -259,7 +296,7 @@ impl<'a> AttemptTimeoutWatch<'a> {
         let per_try = headers
             .get(EXPECTED_RQ_TIMEOUT_MS)
             .and_then(parse_millis)
-            .map(|timeout| Instant::now() + timeout);
+            .map(|timeout| started + timeout);
         AttemptTimeoutWatch {
             stats,
             endpoint,
