@@ -32,6 +32,22 @@ use std::{
 use tower::Service;
 
 /// What the admin server reports on.
+///
+/// ```
+/// use mesh_proxy::{admin::{Admin, AdminState}, registry::Registry, stats::StatsSources};
+/// use mesh_route::config::Config;
+/// use std::sync::Arc;
+/// let state = AdminState {
+///     config: Arc::new(Config::default()),
+///     version: 3,
+///     registry: Arc::new(Registry::default()),
+///     stats: StatsSources::default(),
+///     prometheus: None,
+///     log_filter: None,
+///     canaries: None,
+/// };
+/// assert_eq!(format!("{:?}", Admin::new(Arc::new(state))), "Admin { version: 3, metrics_only: false, .. }");
+/// ```
 pub struct AdminState {
     /// The active configuration.
     pub config: Arc<Config>,
@@ -65,6 +81,20 @@ type SetLogFilter = dyn Fn(Option<&str>) -> Result<String, String> + Send + Sync
 
 impl LogFilterControl {
     /// A control calling `set`.
+    ///
+    /// ```
+    /// use mesh_proxy::admin::LogFilterControl;
+    /// use std::sync::{Arc, Mutex};
+    /// let current = Arc::new(Mutex::new("info".to_string()));
+    /// let filter = current.clone();
+    /// let control = LogFilterControl::new(move |wanted| {
+    ///     let mut filter = filter.lock().unwrap();
+    ///     if let Some(wanted) = wanted { *filter = wanted.to_owned(); }
+    ///     Ok(filter.clone())
+    /// });
+    /// control.apply(Some("mesh_proxy=debug")).unwrap();
+    /// assert_eq!(*current.lock().unwrap(), "mesh_proxy=debug");
+    /// ```
     pub fn new(
         set: impl Fn(Option<&str>) -> Result<String, String> + Send + Sync + 'static,
     ) -> Self {
@@ -72,6 +102,16 @@ impl LogFilterControl {
     }
 
     /// Sets the filter to `wanted` (or only reports it, for `None`).
+    ///
+    /// ```
+    /// use mesh_proxy::admin::LogFilterControl;
+    /// let control = LogFilterControl::new(|wanted| match wanted {
+    ///     Some("nonsense=") => Err("invalid filter".to_owned()),
+    ///     wanted => Ok(wanted.unwrap_or("info").to_owned()),
+    /// });
+    /// assert_eq!(control.apply(None).unwrap(), "info", "only asks");
+    /// assert!(control.apply(Some("nonsense=")).is_err());
+    /// ```
     pub fn apply(&self, wanted: Option<&str>) -> Result<String, String> {
         (self.0)(wanted)
     }
@@ -84,6 +124,22 @@ impl std::fmt::Debug for LogFilterControl {
 }
 
 /// The admin HTTP service.
+///
+/// ```
+/// use http_body_util::BodyExt;
+/// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+/// use mesh_route::config::Config;
+/// use tower::ServiceExt;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// let admin = Sidecar::with_settings(Config::default(), settings).unwrap().admin_service();
+/// let request = http::Request::get("/nowhere").body(mesh_core::body::empty()).unwrap();
+/// let response = admin.clone().oneshot(request).await.unwrap();
+/// assert_eq!(response.status(), 404);
+/// let text = response.into_body().collect().await.unwrap().to_bytes();
+/// assert!(String::from_utf8_lossy(&text).contains("/config_dump"), "lists the admin endpoints");
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Admin {
     state: Arc<AdminState>,
@@ -101,6 +157,40 @@ impl std::fmt::Debug for Admin {
 
 impl Admin {
     /// An admin service reporting on `state`.
+    ///
+    /// ```
+    /// use mesh_proxy::{admin::{Admin, AdminState}, registry::Registry, stats::StatsSources};
+    /// use mesh_route::config::Config;
+    /// use std::sync::Arc;
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let state = AdminState {
+    ///     config: Arc::new(Config::default()), version: 1, registry: Arc::new(Registry::default()),
+    ///     stats: StatsSources::default(), prometheus: None, log_filter: None, canaries: None,
+    /// };
+    /// let admin = Admin::new(Arc::new(state));
+    /// // No log filter control: `/logging` cannot change the level.
+    /// let request = http::Request::get("/logging?level=debug").body(mesh_core::body::empty()).unwrap();
+    /// assert_eq!(admin.oneshot(request).await.unwrap().status(), 501);
+    /// # }
+    /// ```
+    ///
+    /// ```
+    /// use mesh_proxy::{admin::{Admin, AdminState}, registry::Registry, stats::StatsSources};
+    /// use mesh_route::config::Config;
+    /// use std::sync::Arc;
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let state = AdminState {
+    ///     config: Arc::new(Config::default()), version: 1, registry: Arc::new(Registry::default()),
+    ///     stats: StatsSources::default(), prometheus: None, log_filter: None, canaries: None,
+    /// };
+    /// let admin = Admin::new(Arc::new(state));
+    /// // No log filter control: `/logging` cannot change the level.
+    /// let request = http::Request::get("/logging?level=debug").body(mesh_core::body::empty()).unwrap();
+    /// assert_eq!(admin.oneshot(request).await.unwrap().status(), 501);
+    /// # }
+    /// ```
     pub fn new(state: Arc<AdminState>) -> Self {
         Admin {
             state,
@@ -110,6 +200,21 @@ impl Admin {
 
     /// This service answering every GET with the Prometheus metrics (a dedicated metrics
     /// listener).
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let metrics = Sidecar::with_settings(Config::default(), settings).unwrap().admin_service().metrics_only();
+    /// let get = |path| http::Request::get(path).body(mesh_core::body::empty()).unwrap();
+    /// let response = metrics.clone().oneshot(get("/ready")).await.unwrap();
+    /// assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    /// let post = http::Request::post("/").body(mesh_core::body::empty()).unwrap();
+    /// assert_eq!(metrics.oneshot(post).await.unwrap().status(), 405);
+    /// # }
+    /// ```
     pub fn metrics_only(mut self) -> Self {
         self.metrics_only = true;
         self
@@ -148,6 +253,21 @@ impl Admin {
     }
 
     /// `/stats/prometheus`.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n";
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
+    /// let body = sidecar.admin_service().prometheus().into_body().collect().await.unwrap().to_bytes();
+    /// let text = String::from_utf8(body.to_vec()).unwrap();
+    /// assert!(text.contains("# TYPE envoy_cluster_upstream_rq_total counter"), "{text}");
+    /// # }
+    /// ```
     pub fn prometheus(&self) -> Response<Body> {
         let mut out = self
             .state

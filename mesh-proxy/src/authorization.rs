@@ -45,9 +45,39 @@ use std::{
 use tower::{Layer, Service};
 
 /// The body of a denied request, as Envoy's RBAC filter answers.
+///
+/// ```
+/// use http_body_util::BodyExt;
+/// use mesh_proxy::authorization::{ACCESS_DENIED, AuthorizationLayer, Authorizer};
+/// use mesh_route::config::Config;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: nobody, namespace: shop}\n\
+///             spec: {action: ALLOW, rules: [{to: [{operation: {methods: [GET]}}]}]}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let authorizer = Authorizer::for_workload(&config, "shop", &Default::default(), 8080).unwrap();
+/// let app = service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) });
+/// let delete = http::Request::delete("/items/1").body(mesh_core::body::empty()).unwrap();
+/// let response = AuthorizationLayer::new(authorizer).layer(app).oneshot(delete).await.unwrap();
+/// assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), ACCESS_DENIED);
+/// # }
+/// ```
 pub const ACCESS_DENIED: &str = "RBAC: access denied";
 
 /// The compiled policies of one workload; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::authorization::Authorizer;
+/// use mesh_route::config::Config;
+/// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: reads, namespace: shop}\n\
+///             spec: {action: ALLOW, rules: [{to: [{operation: {methods: [GET, HEAD]}}]}]}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let authorizer = Authorizer::for_workload(&config, "shop", &Default::default(), 8080).unwrap();
+/// let request = |method: &str| http::Request::builder().method(method).uri("/").body(mesh_core::body::empty()).unwrap();
+/// assert!(authorizer.check(&request("GET")).is_ok());
+/// // With an ALLOW policy, what no rule allows is denied.
+/// assert!(authorizer.check(&request("POST")).is_err());
+/// ```
 #[derive(Debug)]
 pub struct Authorizer {
     deny: Vec<CompiledPolicy>,
@@ -217,6 +247,18 @@ struct Facts<'a> {
 impl Authorizer {
     /// The policies of `config` that apply to the workload with `labels` in `namespace`,
     /// serving `port`; `None` when none do (nothing to check).
+    ///
+    /// ```
+    /// use mesh_proxy::authorization::Authorizer;
+    /// use mesh_route::config::Config;
+    /// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: catalog, namespace: shop}\n\
+    ///             spec: {selector: {matchLabels: {app: catalog}}, action: DENY, rules: [{to: [{operation: {paths: ['/admin']}}]}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let labels = |app: &str| [("app".to_string(), app.to_string())].into();
+    /// assert!(Authorizer::for_workload(&config, "shop", &labels("catalog"), 8080).is_some());
+    /// assert!(Authorizer::for_workload(&config, "shop", &labels("cart"), 8080).is_none(), "not selected");
+    /// assert!(Authorizer::for_workload(&config, "other", &labels("catalog"), 8080).is_none(), "another namespace");
+    /// ```
     pub fn for_workload(
         config: &Config,
         namespace: &str,
@@ -254,11 +296,35 @@ impl Authorizer {
     }
 
     /// Whether a rule depends on the port the request came to.
+    ///
+    /// ```
+    /// use mesh_proxy::authorization::Authorizer;
+    /// use mesh_route::config::Config;
+    /// let policy = |operation: &str| format!("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+    ///     metadata: {{name: p, namespace: shop}}\nspec: {{action: DENY, rules: [{{to: [{{operation: {operation}}}]}}]}}\n");
+    /// let authorizer = |yaml: String| Authorizer::for_workload(&Config::from_yaml_str(&yaml).unwrap().config, "shop", &Default::default(), 8080).unwrap();
+    /// assert!(authorizer(policy("{ports: ['9090']}")).uses_ports());
+    /// assert!(!authorizer(policy("{paths: ['/admin']}")).uses_ports());
+    /// ```
     pub fn uses_ports(&self) -> bool {
         self.uses_ports
     }
 
     /// Whether `request` may pass; when not, the policy that denied it (or why).
+    ///
+    /// ```
+    /// use mesh_proxy::authorization::Authorizer;
+    /// use mesh_route::config::Config;
+    /// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: no-admin, namespace: shop}\n\
+    ///             spec: {action: DENY, rules: [{to: [{operation: {paths: ['/admin']}}]}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let authorizer = Authorizer::for_workload(&config, "shop", &Default::default(), 8080).unwrap();
+    /// let get = |path: &str| http::Request::get(path).body(mesh_core::body::empty()).unwrap();
+    /// assert_eq!(authorizer.check(&get("/admin")), Err("denied by shop/no-admin".to_owned()));
+    /// // Paths are normalized first: dot segments cannot sidestep the rule.
+    /// assert!(authorizer.check(&get("/items/../admin")).is_err());
+    /// assert!(authorizer.check(&get("/items")).is_ok());
+    /// ```
     pub fn check(&self, request: &Request<Body>) -> Result<(), String> {
         let peer = request.extensions().get::<PeerIdentity>();
         let facts = Facts {
@@ -409,6 +475,15 @@ fn compile_condition(condition: &Condition) -> CompiledCondition {
 /// `path` with its dot segments removed (`.`, `..`, and their `%2e` spellings) and repeated
 /// slashes merged, as Istio's default path normalization does, so that `/x/../admin` is
 /// judged as `/admin`. A path with nothing to normalize is returned as it is.
+///
+/// ```
+/// use mesh_proxy::authorization::normalized_path;
+/// use std::borrow::Cow;
+/// assert_eq!(normalized_path("/x/../admin"), "/admin");
+/// assert_eq!(normalized_path("/a//b/./c/"), "/a/b/c/");
+/// assert_eq!(normalized_path("/%2e%2e/etc"), "/etc");
+/// assert!(matches!(normalized_path("/items/1"), Cow::Borrowed(_)), "nothing to normalize");
+/// ```
 pub fn normalized_path(path: &str) -> Cow<'_, str> {
     let clean = path.starts_with('/')
         && !path.contains("//")
@@ -453,6 +528,21 @@ fn dots(mut segment: &str) -> Option<usize> {
 }
 
 /// Checks each request against an [`Authorizer`]; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::authorization::{AuthorizationLayer, Authorizer};
+/// use mesh_route::config::Config;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: no-admin, namespace: shop}\n\
+///             spec: {action: DENY, rules: [{to: [{operation: {paths: ['/admin*']}}]}]}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let layer = AuthorizationLayer::new(Authorizer::for_workload(&config, "shop", &Default::default(), 8080).unwrap());
+/// let app = service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) });
+/// let items = http::Request::get("/items").body(mesh_core::body::empty()).unwrap();
+/// assert_eq!(layer.layer(app).oneshot(items).await.unwrap().status(), 200);
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct AuthorizationLayer {
     authorizer: Arc<Authorizer>,
@@ -460,11 +550,39 @@ pub struct AuthorizationLayer {
 
 impl AuthorizationLayer {
     /// A layer enforcing `authorizer`.
+    ///
+    /// ```
+    /// use mesh_proxy::authorization::{AuthorizationLayer, Authorizer};
+    /// use mesh_route::config::Config;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: read-only, namespace: shop}\n\
+    ///             spec: {action: DENY, rules: [{to: [{operation: {notMethods: [GET]}}]}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let layer = AuthorizationLayer::new(Authorizer::for_workload(&config, "shop", &Default::default(), 8080).unwrap());
+    /// let app = service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) });
+    /// let post = http::Request::post("/items").body(mesh_core::body::empty()).unwrap();
+    /// assert_eq!(layer.layer(app).oneshot(post).await.unwrap().status(), 403);
+    /// # }
+    /// ```
     pub fn new(authorizer: Authorizer) -> Self {
         AuthorizationLayer::shared(Arc::new(authorizer))
     }
 
     /// A layer enforcing a shared `authorizer`.
+    ///
+    /// ```
+    /// use mesh_proxy::authorization::{AuthorizationLayer, Authorizer};
+    /// use mesh_route::config::Config;
+    /// use std::sync::Arc;
+    /// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: no-admin, namespace: shop}\n\
+    ///             spec: {action: DENY, rules: [{to: [{operation: {paths: ['/admin']}}]}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let authorizer = Arc::new(Authorizer::for_workload(&config, "shop", &Default::default(), 8080).unwrap());
+    /// // One compiled authorizer for several listeners.
+    /// let (_inbound, _embedded) = (AuthorizationLayer::shared(authorizer.clone()), AuthorizationLayer::shared(authorizer.clone()));
+    /// assert_eq!(Arc::strong_count(&authorizer), 3);
+    /// ```
     pub fn shared(authorizer: Arc<Authorizer>) -> Self {
         AuthorizationLayer { authorizer }
     }
@@ -482,6 +600,23 @@ impl<S> Layer<S> for AuthorizationLayer {
 }
 
 /// The service [`AuthorizationLayer`] makes.
+///
+/// ```
+/// use mesh_proxy::authorization::{AuthorizationLayer, Authorizer};
+/// use mesh_route::config::Config;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: no-admin, namespace: shop}\n\
+///             spec: {action: DENY, rules: [{to: [{operation: {paths: ['/admin']}}]}]}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let layer = AuthorizationLayer::new(Authorizer::for_workload(&config, "shop", &Default::default(), 8080).unwrap());
+/// let app = service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) });
+/// let guarded = layer.layer(app);
+/// let denied = guarded.oneshot(http::Request::get("/admin").body(mesh_core::body::empty()).unwrap()).await.unwrap();
+/// assert_eq!(denied.status(), 403);
+/// assert_eq!(denied.headers()["content-type"], "text/plain");
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Authorization<S> {
     inner: S,
@@ -518,6 +653,21 @@ where
 }
 
 /// The future of [`Authorization`]: the inner service's, or the denial.
+///
+/// ```
+/// use mesh_proxy::authorization::{AuthorizationFuture, AuthorizationLayer, Authorizer};
+/// use mesh_route::config::Config;
+/// use tower::{Layer, Service, service_fn};
+/// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: no-admin, namespace: shop}\n\
+///             spec: {action: DENY, rules: [{to: [{operation: {paths: ['/admin']}}]}]}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let layer = AuthorizationLayer::new(Authorizer::for_workload(&config, "shop", &Default::default(), 8080).unwrap());
+/// let app = service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) });
+/// let mut guarded = layer.layer(app);
+/// let get = |path: &str| http::Request::get(path).body(mesh_core::body::empty()).unwrap();
+/// assert!(matches!(guarded.call(get("/admin")), AuthorizationFuture::Denied(Some(_))));
+/// assert!(matches!(guarded.call(get("/items")), AuthorizationFuture::Allowed(_)));
+/// ```
 #[pin_project(project = AuthorizationProjection)]
 pub enum AuthorizationFuture<F> {
     /// Passed on.

@@ -14,9 +14,26 @@ use std::sync::{
 
 /// How many times a pick is redrawn to avoid a host already tried (Istio sets Envoy's
 /// `host_selection_retry_max_attempts` to 5).
+///
+/// ```
+/// use mesh_proxy::balance::HOST_SELECTION_ATTEMPTS;
+/// assert_eq!(HOST_SELECTION_ATTEMPTS, 5);
+/// ```
 pub const HOST_SELECTION_ATTEMPTS: usize = 5;
 
 /// A load-balancing policy with its state.
+///
+/// ```
+/// use mesh_proxy::{balance::LoadBalancer, endpoint::{Endpoint, Protocol}};
+/// use mesh_route::config::SimpleLb;
+/// use std::sync::Arc;
+/// let endpoints: Vec<_> = (1..=3)
+///     .map(|p| Arc::new(Endpoint::new(format!("127.0.0.1:{p}").parse().unwrap(), Default::default(), Protocol::Http1)))
+///     .collect();
+/// let round_robin = LoadBalancer::for_policy(Some(SimpleLb::RoundRobin));
+/// let picked: Vec<_> = (0..4).map(|_| round_robin.pick(&endpoints).unwrap().authority.port_u16().unwrap()).collect();
+/// assert_eq!(picked, [1, 2, 3, 1]);
+/// ```
 #[derive(Debug)]
 pub enum LoadBalancer {
     /// Power of two choices on in-flight requests.
@@ -29,6 +46,14 @@ pub enum LoadBalancer {
 
 impl LoadBalancer {
     /// The balancer for a configured `simple` policy (`None`: the default, LEAST_REQUEST).
+    ///
+    /// ```
+    /// use mesh_proxy::balance::LoadBalancer;
+    /// use mesh_route::config::SimpleLb;
+    /// assert_eq!(LoadBalancer::for_policy(None).name(), "LEAST_REQUEST");
+    /// assert_eq!(LoadBalancer::for_policy(Some(SimpleLb::LeastConn)).name(), "LEAST_REQUEST");
+    /// assert_eq!(LoadBalancer::for_policy(Some(SimpleLb::Random)).name(), "RANDOM");
+    /// ```
     pub fn for_policy(simple: Option<SimpleLb>) -> Self {
         match simple {
             Some(SimpleLb::RoundRobin) => LoadBalancer::RoundRobin(AtomicUsize::new(0)),
@@ -38,6 +63,13 @@ impl LoadBalancer {
     }
 
     /// The policy's name, as Istio spells it.
+    ///
+    /// ```
+    /// use mesh_proxy::balance::LoadBalancer;
+    /// use mesh_route::config::SimpleLb;
+    /// assert_eq!(LoadBalancer::for_policy(Some(SimpleLb::RoundRobin)).name(), "ROUND_ROBIN");
+    /// assert_eq!(LoadBalancer::LeastRequest.name(), "LEAST_REQUEST");
+    /// ```
     pub fn name(&self) -> &'static str {
         match self {
             LoadBalancer::LeastRequest => "LEAST_REQUEST",
@@ -101,6 +133,17 @@ impl LoadBalancer {
     /// The index of the endpoint to use among those `available` (outlier detection's verdict),
     /// avoiding hosts in `previous` as [`pick_avoiding`](Self::pick_avoiding) does. `None` when
     /// no endpoint is available.
+    ///
+    /// ```
+    /// use mesh_proxy::{balance::LoadBalancer, endpoint::{Endpoint, Protocol}};
+    /// use std::sync::Arc;
+    /// let endpoints: Vec<_> = (1..=3)
+    ///     .map(|p| Arc::new(Endpoint::new(format!("127.0.0.1:{p}").parse().unwrap(), Default::default(), Protocol::Http1)))
+    ///     .collect();
+    /// // Only the third endpoint is available (say, the others are ejected).
+    /// assert_eq!(LoadBalancer::Random.choose(&endpoints, None, |i| i == 2), Some(2));
+    /// assert_eq!(LoadBalancer::Random.choose(&endpoints, None, |_| false), None);
+    /// ```
     pub fn choose(
         &self,
         endpoints: &[Arc<Endpoint>],

@@ -14,6 +14,14 @@ use mesh_route::{
 };
 
 /// The effective traffic policy of a cluster.
+///
+/// ```
+/// use mesh_proxy::cluster_policy::ClusterPolicy;
+/// let policy = ClusterPolicy::default();
+/// // No DestinationRule: Istio's defaults, no circuit breaker, no outlier detection.
+/// assert!(policy.load_balancer.is_none());
+/// assert!(policy.pool_limits().is_none() && policy.outlier_config().is_none());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClusterPolicy {
     /// `loadBalancer.simple`.
@@ -28,6 +36,22 @@ pub struct ClusterPolicy {
 
 impl ClusterPolicy {
     /// The policy for `cluster` under `config`.
+    ///
+    /// ```
+    /// use mesh_proxy::cluster_policy::ClusterPolicy;
+    /// use mesh_route::{config::{Config, SimpleLb}, table::RouteTable};
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\n\
+    ///             spec: {hosts: [s], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1, labels: {v: '1'}}]}\n\
+    ///             ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: s}\n\
+    ///             spec: {host: s, trafficPolicy: {loadBalancer: {simple: RANDOM}}, \
+    ///             subsets: [{name: one, labels: {v: '1'}, trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}}]}\n\
+    ///             ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: s}\n\
+    ///             spec: {hosts: [s], http: [{route: [{destination: {host: s, subset: one}}]}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let table = RouteTable::compile(&config).unwrap();
+    /// let policy = ClusterPolicy::for_cluster(&config, &table.clusters()[0]);
+    /// assert_eq!(policy.load_balancer, Some(SimpleLb::RoundRobin), "the subset's own policy wins");
+    /// ```
     pub fn for_cluster(config: &Config, cluster: &Cluster) -> Self {
         let Some(rule) = destination_rule(config, &cluster.host) else {
             return ClusterPolicy::default();
@@ -64,6 +88,20 @@ impl ClusterPolicy {
 impl ClusterPolicy {
     /// The circuit-breaker limits of `connectionPool`, or `None` without one. As in Istio, a
     /// limit applies only when set above 0; otherwise the default (2^32 − 1) stays.
+    ///
+    /// ```
+    /// use mesh_proxy::cluster_policy::ClusterPolicy;
+    /// use mesh_route::{config::Config, table::RouteTable};
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\n\
+    ///             spec: {hosts: [s], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n\
+    ///             ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: s}\n\
+    ///             spec: {host: s, trafficPolicy: {connectionPool: {http: {http2MaxRequests: 7, maxRetries: 0}}}}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let policy = ClusterPolicy::for_cluster(&config, &RouteTable::compile(&config).unwrap().clusters()[0]);
+    /// let limits = policy.pool_limits().unwrap();
+    /// assert_eq!(limits.max_requests, 7);
+    /// assert_eq!(limits.max_retries, u32::MAX, "0 means unset: Istio's default stays");
+    /// ```
     pub fn pool_limits(&self) -> Option<ConnectionPoolLimits> {
         let pool = self.connection_pool.as_ref()?;
         let mut limits = ConnectionPoolLimits::default();
@@ -93,6 +131,22 @@ impl ClusterPolicy {
     /// The outlier-detection settings, with Istio's defaults for what is unset; `None` without
     /// `outlierDetection`. The deprecated `consecutiveErrors` counts gateway errors, as Istio
     /// maps it.
+    ///
+    /// ```
+    /// use mesh_proxy::cluster_policy::ClusterPolicy;
+    /// use mesh_route::{config::Config, table::RouteTable};
+    /// use std::time::Duration;
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\n\
+    ///             spec: {hosts: [s], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n\
+    ///             ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: s}\n\
+    ///             spec: {host: s, trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3, baseEjectionTime: 1m}}}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let policy = ClusterPolicy::for_cluster(&config, &RouteTable::compile(&config).unwrap().clusters()[0]);
+    /// let outlier = policy.outlier_config().unwrap();
+    /// assert_eq!(outlier.consecutive_5xx, Some(3));
+    /// assert_eq!(outlier.base_ejection_time, Duration::from_secs(60));
+    /// assert_eq!(outlier.max_ejection_percent, mesh_core::outlier::OutlierConfig::default().max_ejection_percent);
+    /// ```
     pub fn outlier_config(&self) -> Option<OutlierConfig> {
         let od = self.outlier_detection.as_ref()?;
         let defaults = OutlierConfig::default();

@@ -8,6 +8,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// One cluster's request counters.
+///
+/// ```
+/// use mesh_proxy::cluster_stats::ClusterStats;
+/// use std::time::Duration;
+/// let stats = ClusterStats::default();
+/// stats.record_attempt(1);
+/// stats.record_response(503, Duration::from_millis(4));
+/// stats.record_attempt(2);
+/// stats.record_response(200, Duration::from_millis(2));
+/// assert_eq!((stats.rq_total(), stats.rq_retry()), (2, 1));
+/// assert_eq!(stats.responses().snapshot().success_rate(), Some(50.0));
+/// ```
 #[derive(Debug, Default)]
 pub struct ClusterStats {
     rq_total: AtomicU64,
@@ -19,6 +31,16 @@ pub struct ClusterStats {
 impl ClusterStats {
     /// Counts an attempt sent to one of the cluster's endpoints (`attempt` counts from 1; later
     /// attempts are retries).
+    ///
+    /// ```
+    /// use mesh_proxy::cluster_stats::ClusterStats;
+    /// let stats = ClusterStats::default();
+    /// for attempt in 1..=3 {
+    ///     stats.record_attempt(attempt);
+    /// }
+    /// assert_eq!(stats.rq_total(), 3);
+    /// assert_eq!(stats.rq_retry(), 2, "attempts after the first are retries");
+    /// ```
     pub fn record_attempt(&self, attempt: u32) {
         self.rq_total.fetch_add(1, Ordering::Relaxed);
         if attempt > 1 {
@@ -27,32 +49,84 @@ impl ClusterStats {
     }
 
     /// Counts an attempt abandoned at its timeout.
+    ///
+    /// ```
+    /// use mesh_proxy::cluster_stats::ClusterStats;
+    /// let stats = ClusterStats::default();
+    /// stats.record_attempt(1);
+    /// stats.record_timeout();
+    /// assert_eq!((stats.rq_total(), stats.rq_timeout()), (1, 1));
+    /// ```
     pub fn record_timeout(&self) {
         self.rq_timeout.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an attempt's answer: its status (the local reply's for an attempt that failed or
     /// timed out) and how long it took to come.
+    ///
+    /// ```
+    /// use mesh_proxy::cluster_stats::ClusterStats;
+    /// use std::time::Duration;
+    /// let stats = ClusterStats::default();
+    /// stats.record_response(404, Duration::from_millis(3));
+    /// stats.record_response(504, Duration::from_secs(15));
+    /// assert_eq!((stats.responses().class(4), stats.responses().class(5)), (1, 1));
+    /// ```
     pub fn record_response(&self, status: u16, elapsed: Duration) {
         self.responses.record(status, elapsed);
     }
 
     /// The attempts' answers by status class and time.
+    ///
+    /// ```
+    /// use mesh_proxy::cluster_stats::ClusterStats;
+    /// use std::time::Duration;
+    /// let stats = ClusterStats::default();
+    /// stats.record_response(200, Duration::from_millis(7));
+    /// let snapshot = stats.responses().snapshot();
+    /// assert_eq!((snapshot.total(), snapshot.errors()), (1, 0));
+    /// ```
     pub fn responses(&self) -> &ResponseTally {
         &self.responses
     }
 
     /// `upstream_rq_total`: attempts sent, retries included.
+    ///
+    /// ```
+    /// use mesh_proxy::cluster_stats::ClusterStats;
+    /// let stats = ClusterStats::default();
+    /// assert_eq!(stats.rq_total(), 0);
+    /// stats.record_attempt(1);
+    /// stats.record_attempt(2);
+    /// assert_eq!(stats.rq_total(), 2, "retries included");
+    /// ```
     pub fn rq_total(&self) -> u64 {
         self.rq_total.load(Ordering::Relaxed)
     }
 
     /// `upstream_rq_retry`: attempts that were retries.
+    ///
+    /// ```
+    /// use mesh_proxy::cluster_stats::ClusterStats;
+    /// let stats = ClusterStats::default();
+    /// stats.record_attempt(1);
+    /// assert_eq!(stats.rq_retry(), 0);
+    /// stats.record_attempt(2);
+    /// assert_eq!(stats.rq_retry(), 1);
+    /// ```
     pub fn rq_retry(&self) -> u64 {
         self.rq_retry.load(Ordering::Relaxed)
     }
 
     /// `upstream_rq_timeout`: attempts abandoned at their timeout.
+    ///
+    /// ```
+    /// use mesh_proxy::cluster_stats::ClusterStats;
+    /// let stats = ClusterStats::default();
+    /// assert_eq!(stats.rq_timeout(), 0);
+    /// stats.record_timeout();
+    /// assert_eq!(stats.rq_timeout(), 1);
+    /// ```
     pub fn rq_timeout(&self) -> u64 {
         self.rq_timeout.load(Ordering::Relaxed)
     }

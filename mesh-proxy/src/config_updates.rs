@@ -25,11 +25,28 @@ pub struct ConfigUpdates {
 
 impl ConfigUpdates {
     /// Counts an update that took effect.
+    ///
+    /// ```
+    /// use mesh_proxy::config_updates::ConfigUpdates;
+    /// let updates = ConfigUpdates::default();
+    /// updates.applied();
+    /// updates.applied();
+    /// assert_eq!(updates.success(), 2);
+    /// ```
     pub fn applied(&self) {
         self.success.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an update refused whole, for `reason` (the previous configuration serves on).
+    ///
+    /// ```
+    /// use mesh_proxy::config_updates::ConfigUpdates;
+    /// let updates = ConfigUpdates::default();
+    /// updates.rejected("first".into());
+    /// updates.rejected("second".into());
+    /// assert_eq!(updates.rejections(), 2);
+    /// assert_eq!(updates.last_error().as_deref(), Some("second"));
+    /// ```
     pub fn rejected(&self, reason: String) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         *self
@@ -39,16 +56,43 @@ impl ConfigUpdates {
     }
 
     /// Updates that took effect.
+    ///
+    /// ```
+    /// use mesh_proxy::config_updates::ConfigUpdates;
+    /// let updates = ConfigUpdates::default();
+    /// assert_eq!(updates.success(), 0);
+    /// updates.applied();
+    /// assert_eq!(updates.success(), 1);
+    /// ```
     pub fn success(&self) -> u64 {
         self.success.load(Ordering::Relaxed)
     }
 
     /// Updates refused.
+    ///
+    /// ```
+    /// use mesh_proxy::config_updates::ConfigUpdates;
+    /// let updates = ConfigUpdates::default();
+    /// updates.applied();
+    /// assert_eq!(updates.rejections(), 0, "applied updates are not rejections");
+    /// updates.rejected("bad YAML".into());
+    /// assert_eq!(updates.rejections(), 1);
+    /// ```
     pub fn rejections(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
     }
 
     /// Why the last refused update was refused, if one was.
+    ///
+    /// ```
+    /// use mesh_proxy::config_updates::ConfigUpdates;
+    /// let updates = ConfigUpdates::default();
+    /// assert_eq!(updates.last_error(), None);
+    /// updates.rejected("bad YAML".into());
+    /// updates.applied();
+    /// // A later success does not clear the last rejection's reason.
+    /// assert_eq!(updates.last_error().as_deref(), Some("bad YAML"));
+    /// ```
     pub fn last_error(&self) -> Option<String> {
         self.last_error
             .lock()

@@ -26,6 +26,24 @@ use tokio::net::TcpStream;
 use tower::{Layer, Service};
 
 /// Handles `CONNECT` requests in front of the outbound HTTP stack; see the [module docs](self).
+///
+/// ```
+/// use mesh_core::workload::Workload;
+/// use mesh_proxy::{connect::ConnectLayer, prometheus::default_recorder, registry::Registry, tunnel::{TunnelTasks, Tunnels}};
+/// use mesh_route::{RouteTable, config::OutboundMode};
+/// use mesh_trace::metrics::{IstioMetrics, Reporter};
+/// use std::{sync::Arc, time::Duration};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let metrics = Arc::new(IstioMetrics::new(default_recorder().unwrap().0, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
+/// let tunnels = Tunnels::new(Arc::new(RouteTable::default()), Arc::new(Registry::default()), metrics);
+/// let layer = ConnectLayer::new(tunnels, OutboundMode::RegistryOnly, Duration::from_secs(1), None, TunnelTasks::default());
+/// let http = service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) });
+/// let connect = http::Request::connect("api.example.com:443").body(mesh_core::body::empty()).unwrap();
+/// // Outside the registry under REGISTRY_ONLY: refused, nothing dialled.
+/// assert_eq!(layer.layer(http).oneshot(connect).await.unwrap().status(), 502);
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct ConnectLayer {
     shared: Arc<Shared>,
@@ -47,6 +65,24 @@ impl ConnectLayer {
     /// CONNECT tunnels opened by `tunnels`, unknown hosts as `mode` says (pass-through ones
     /// dialled within `connect_timeout`), closed after `idle_timeout` without traffic; their
     /// relays run in `relays`.
+    ///
+    /// ```
+    /// use mesh_core::workload::Workload;
+    /// use mesh_proxy::{connect::ConnectLayer, prometheus::default_recorder, registry::Registry, tunnel::{TunnelTasks, Tunnels}};
+    /// use mesh_route::{RouteTable, config::OutboundMode};
+    /// use mesh_trace::metrics::{IstioMetrics, Reporter};
+    /// use std::{sync::Arc, time::Duration};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let metrics = Arc::new(IstioMetrics::new(default_recorder().unwrap().0, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
+    /// let tunnels = Tunnels::new(Arc::new(RouteTable::default()), Arc::new(Registry::default()), metrics);
+    /// let layer = ConnectLayer::new(tunnels, OutboundMode::AllowAny, Duration::from_secs(1), Some(Duration::from_secs(3600)), TunnelTasks::default());
+    /// let http = service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) });
+    /// // A CONNECT without a port is refused at once.
+    /// let connect = http::Request::connect("api.example.com").body(mesh_core::body::empty()).unwrap();
+    /// assert_eq!(layer.layer(http).oneshot(connect).await.unwrap().status(), 400);
+    /// # }
+    /// ```
     pub fn new(
         tunnels: Tunnels,
         mode: OutboundMode,
@@ -78,6 +114,26 @@ impl<S> Layer<S> for ConnectLayer {
 }
 
 /// The service [`ConnectLayer`] produces.
+///
+/// ```
+/// use mesh_core::workload::Workload;
+/// use mesh_proxy::{connect::ConnectLayer, prometheus::default_recorder, registry::Registry, tunnel::{TunnelTasks, Tunnels}};
+/// use mesh_route::{RouteTable, config::OutboundMode};
+/// use mesh_trace::metrics::{IstioMetrics, Reporter};
+/// use std::{sync::Arc, time::Duration};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let metrics = Arc::new(IstioMetrics::new(default_recorder().unwrap().0, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
+/// let tunnels = Tunnels::new(Arc::new(RouteTable::default()), Arc::new(Registry::default()), metrics);
+/// let layer = ConnectLayer::new(tunnels, OutboundMode::RegistryOnly, Duration::from_secs(1), None, TunnelTasks::default());
+/// let teapot = service_fn(|_req| async {
+///     Ok::<_, mesh_core::BoxError>(http::Response::builder().status(418).body(mesh_core::body::empty()).unwrap())
+/// });
+/// // Anything but CONNECT goes to the inner service.
+/// let get = http::Request::get("http://catalog/").body(mesh_core::body::empty()).unwrap();
+/// assert_eq!(layer.layer(teapot).oneshot(get).await.unwrap().status(), 418);
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Connect<S> {
     shared: Arc<Shared>,
@@ -88,6 +144,24 @@ pub struct Connect<S> {
 type TunnelFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
 /// [`Connect`]'s future: the inner service's, or a CONNECT's answer.
+///
+/// ```
+/// use mesh_core::workload::Workload;
+/// use mesh_proxy::{connect::{ConnectFuture, ConnectLayer}, prometheus::default_recorder, registry::Registry, tunnel::{TunnelTasks, Tunnels}};
+/// use mesh_route::{RouteTable, config::OutboundMode};
+/// use mesh_trace::metrics::{IstioMetrics, Reporter};
+/// use std::{sync::Arc, time::Duration};
+/// use tower::{Layer, Service, service_fn};
+/// let metrics = Arc::new(IstioMetrics::new(default_recorder().unwrap().0, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
+/// let tunnels = Tunnels::new(Arc::new(RouteTable::default()), Arc::new(Registry::default()), metrics);
+/// let layer = ConnectLayer::new(tunnels, OutboundMode::RegistryOnly, Duration::from_secs(1), None, TunnelTasks::default());
+/// let http = service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) });
+/// let mut service = layer.layer(http);
+/// let get = http::Request::get("http://catalog/").body(mesh_core::body::empty()).unwrap();
+/// assert!(matches!(service.call(get), ConnectFuture::Inner { .. }));
+/// let connect = http::Request::connect("db:5432").body(mesh_core::body::empty()).unwrap();
+/// assert!(matches!(service.call(connect), ConnectFuture::Tunnel { .. }));
+/// ```
 #[pin_project(project = ConnectFutureProj)]
 pub enum ConnectFuture<F> {
     /// Any request but CONNECT.

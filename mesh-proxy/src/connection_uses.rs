@@ -37,11 +37,26 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 /// How many responses a connection has carried; found in each response's extensions.
+///
+/// ```
+/// use mesh_proxy::connection_uses::ConnectionUses;
+/// let uses = ConnectionUses::default();
+/// let seen_by_pool = uses.clone(); // copied into every response of the connection
+/// uses.count_one();
+/// assert_eq!(seen_by_pool.count_one(), 2);
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct ConnectionUses(Arc<AtomicU32>);
 
 impl ConnectionUses {
     /// Counts one more response; returns the count including it.
+    ///
+    /// ```
+    /// use mesh_proxy::connection_uses::ConnectionUses;
+    /// let uses = ConnectionUses::default();
+    /// assert_eq!(uses.count_one(), 1);
+    /// assert_eq!(uses.count_one(), 2);
+    /// ```
     pub fn count_one(&self) -> u32 {
         self.0.fetch_add(1, Ordering::Relaxed).saturating_add(1)
     }
@@ -49,6 +64,23 @@ impl ConnectionUses {
 
 /// [`HttpConnector`] whose connections carry a [`ConnectionUses`] when `counting` (without a
 /// limit to enforce, responses are spared the extension).
+///
+/// ```
+/// use hyper_util::client::legacy::connect::HttpConnector;
+/// use mesh_proxy::{active_connections::ActiveConnections, connection_uses::CountingConnector};
+/// use std::time::Duration;
+/// use tower::ServiceExt;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// let active = ActiveConnections::default();
+/// let connector = CountingConnector { connector: HttpConnector::new(), counting: true, active: active.clone(), tls: None, handshake_timeout: Duration::from_secs(1) };
+/// let stream = connector.oneshot(format!("http://{addr}").parse().unwrap()).await.unwrap();
+/// assert_eq!(active.count(&addr.to_string()), 1);
+/// drop(stream);
+/// assert_eq!(active.count(&addr.to_string()), 0);
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct CountingConnector {
     /// The TCP connector.
@@ -117,6 +149,23 @@ enum Wire {
 }
 
 /// A TCP connection with its [`ConnectionUses`].
+///
+/// ```
+/// use hyper_util::client::legacy::connect::{Connection, HttpConnector};
+/// use mesh_proxy::{active_connections::ActiveConnections, connection_uses::{ConnectionUses, CountingConnector}};
+/// use std::time::Duration;
+/// use tower::ServiceExt;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let uri = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+/// let connector = CountingConnector { connector: HttpConnector::new(), counting: true, active: ActiveConnections::default(), tls: None, handshake_timeout: Duration::from_secs(1) };
+/// let stream = connector.oneshot(uri).await.unwrap();
+/// // The pool copies the connection's extras into each of its responses.
+/// let mut extensions = http::Extensions::new();
+/// stream.connected().get_extras(&mut extensions);
+/// assert!(extensions.get::<ConnectionUses>().is_some());
+/// # }
+/// ```
 #[pin_project]
 #[derive(Debug)]
 pub struct CountedStream {

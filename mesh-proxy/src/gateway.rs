@@ -37,9 +37,26 @@ use tower::{Service, ServiceExt};
 use crate::tls::gateway::{GatewayCertificateFiles, ReloadingServerConfig};
 
 /// How long a client has to send its TLS ClientHello, and to finish the handshake.
+///
+/// ```
+/// use mesh_proxy::gateway::HANDSHAKE_TIMEOUT;
+/// assert_eq!(HANDSHAKE_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One port of the Gateways this sidecar serves; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+/// use mesh_route::config::{Config, gateway::ServerKind};
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: shop}\n\
+///             spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 9000, name: db, protocol: TCP}, hosts: ['*']}]}\n";
+/// let mut settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// settings.workload.labels.insert("istio".into(), "ingressgateway".into());
+/// let sidecar = Sidecar::with_settings(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
+/// let port = sidecar.gateway_port(9000).unwrap();
+/// assert_eq!((port.port, port.kind), (9000, ServerKind::Tcp));
+/// ```
 #[derive(Debug)]
 pub struct GatewayPort {
     /// The port (`servers[].port.number`).
@@ -94,6 +111,12 @@ enum Handling {
 }
 
 /// Why a gateway port cannot be served.
+///
+/// ```
+/// use mesh_proxy::gateway::GatewayError;
+/// let error = GatewayError("port 443: no certificate".into());
+/// assert_eq!(error.to_string(), "port 443: no certificate");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct GatewayError(pub String);
@@ -169,12 +192,41 @@ impl GatewayPort {
     }
 
     /// The address to listen on (`bind:port`).
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: shop}\n\
+    ///             spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 8080, name: http, protocol: HTTP}, bind: 127.0.0.1, hosts: ['*']}]}\n";
+    /// let mut settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// settings.workload.labels.insert("istio".into(), "ingressgateway".into());
+    /// let sidecar = Sidecar::with_settings(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
+    /// assert_eq!(sidecar.gateway_port(8080).unwrap().listen_addr(), "127.0.0.1:8080".parse().unwrap());
+    /// ```
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.port)
     }
 
     /// The TLS configurations of the port's terminating servers (to reload when their files
     /// change).
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-tls-configs-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let certified = rcgen::generate_simple_self_signed(vec!["shop.example.com".to_string()]).unwrap();
+    /// std::fs::write(dir.join("shop.crt"), certified.cert.pem()).unwrap();
+    /// std::fs::write(dir.join("shop.key"), certified.signing_key.serialize_pem()).unwrap();
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: shop}\n\
+    ///             spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 443, name: https, protocol: HTTPS}, \
+    ///             hosts: [shop.example.com], tls: {mode: SIMPLE, credentialName: shop}}]}\n";
+    /// let mut settings = SidecarSettings { disable_access_log: true, gateway_credentials: Some(dir.clone()), ..SidecarSettings::default() };
+    /// settings.workload.labels.insert("istio".into(), "ingressgateway".into());
+    /// let sidecar = Sidecar::with_settings(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
+    /// assert_eq!(sidecar.gateway_port(443).unwrap().tls_configs().count(), 1);
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     #[cfg(feature = "tls")]
     pub fn tls_configs(&self) -> impl Iterator<Item = &Arc<ReloadingServerConfig>> {
         self.servers.iter().filter_map(|s| match &s.handling {

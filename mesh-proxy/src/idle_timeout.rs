@@ -51,6 +51,23 @@ pub struct IdleTimeout<S> {
 
 impl<S> IdleTimeout<S> {
     /// `inner`, ended after `timeout` without traffic.
+    ///
+    /// Traffic keeps the connection open:
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
+    /// use mesh_proxy::idle_timeout::IdleTimeout;
+    /// use std::time::Duration;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// let (client, mut server) = tokio::io::duplex(64);
+    /// let mut idle = IdleTimeout::new(client, Duration::from_secs(60));
+    /// server.write_all(b"ping").await.unwrap();
+    /// let mut buf = [0; 4];
+    /// idle.read_exact(&mut buf).await.unwrap();
+    /// assert_eq!(&buf, b"ping");
+    /// # });
+    /// ```
     pub fn new(inner: S, timeout: Duration) -> Self {
         IdleTimeout {
             inner,

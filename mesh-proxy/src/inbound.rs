@@ -21,6 +21,16 @@ use std::{
 use tower::Service;
 
 /// Why the ingress configuration cannot be served.
+///
+/// ```
+/// use mesh_proxy::{inbound::Inbound, upstream::Upstream};
+/// use mesh_route::config::Config;
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: app, namespace: shop}\n\
+///             spec: {ingress: [{port: {number: 3000, protocol: HTTP, name: http}, defaultEndpoint: 'unix:///var/run/app.sock'}]}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let error = Inbound::new(&config.sidecars[0].spec, Upstream::default()).unwrap_err();
+/// assert_eq!(error.to_string(), "Sidecar ingress[0].defaultEndpoint \"unix:///var/run/app.sock\": unix domain sockets are not supported");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("Sidecar ingress[{index}].defaultEndpoint {endpoint:?}: {why}")]
 pub struct InboundError {
@@ -36,6 +46,28 @@ struct Ingress {
 }
 
 /// Forwards inbound requests to the local application.
+///
+/// Requests go to the ingress entry's `defaultEndpoint` (here through an application client
+/// that answers itself, see [`Transport`](crate::transport::Transport)):
+///
+/// ```
+/// use mesh_proxy::{inbound::Inbound, transport::Transport, upstream::Upstream};
+/// use mesh_route::config::Config;
+/// use tower::ServiceExt;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: app, namespace: shop}\n\
+///             spec: {ingress: [{port: {number: 3000, protocol: HTTP, name: http}, defaultEndpoint: '0.0.0.0:8080'}]}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let inbound = Inbound::new(&config.sidecars[0].spec, Upstream::default()).unwrap().unwrap();
+/// let client = tower::service_fn(|request: http::Request<mesh_core::Body>| async move {
+///     Ok::<_, mesh_core::BoxError>(http::Response::builder().header("x-uri", request.uri().to_string()).body(mesh_core::body::empty()).unwrap())
+/// });
+/// let mut request = http::Request::get("http://catalog:3000/items").body(mesh_core::body::empty()).unwrap();
+/// request.extensions_mut().insert(Transport::new(client));
+/// let response = inbound.oneshot(request).await.unwrap();
+/// assert_eq!(response.headers()["x-uri"], "http://127.0.0.1:8080/items", "0.0.0.0 means loopback");
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Inbound {
     ingress: Arc<[Ingress]>,
@@ -44,6 +76,12 @@ pub struct Inbound {
 
 impl Inbound {
     /// The inbound service for `sidecar`'s ingress entries, or `None` when it has none.
+    ///
+    /// ```
+    /// use mesh_proxy::{inbound::Inbound, upstream::Upstream};
+    /// use mesh_route::config::Sidecar;
+    /// assert!(Inbound::new(&Sidecar::default(), Upstream::default()).unwrap().is_none(), "no ingress");
+    /// ```
     pub fn new(sidecar: &Sidecar, upstream: Upstream) -> Result<Option<Self>, InboundError> {
         if sidecar.ingress.is_empty() {
             return Ok(None);

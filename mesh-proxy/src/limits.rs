@@ -60,6 +60,12 @@ impl Default for ListenerLimits {
 }
 
 /// Envoy's connection `idle_timeout` (HTTP connection manager and TCP proxy): one hour.
+///
+/// ```
+/// use mesh_proxy::limits::{DEFAULT_IDLE_TIMEOUT, ListenerLimits};
+/// assert_eq!(DEFAULT_IDLE_TIMEOUT.as_secs(), 3600);
+/// assert_eq!(ListenerLimits::default().idle_timeout, Some(DEFAULT_IDLE_TIMEOUT));
+/// ```
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The smallest read buffer hyper accepts.

@@ -26,19 +26,66 @@ use tokio::{
 use tower::{ServiceExt, util::BoxCloneSyncService};
 
 /// The boxed request → response service a listener serves.
+///
+/// ```
+/// use mesh_proxy::listener::HttpService;
+/// use tower::{ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let service = HttpService::new(service_fn(|_req| async {
+///     Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::full("hello")))
+/// }));
+/// let request = http::Request::get("/").body(mesh_core::body::empty()).unwrap();
+/// assert_eq!(service.clone().oneshot(request).await.unwrap().status(), 200);
+/// # }
+/// ```
 pub type HttpService = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
 /// How long open connections get to finish at shutdown, asked when shutdown comes (so a
 /// reloaded `terminationDrainDuration` counts).
+///
+/// ```
+/// use mesh_proxy::listener::DrainDuration;
+/// use std::{sync::Arc, time::Duration};
+/// let drain: DrainDuration = Arc::new(|| Duration::from_secs(5));
+/// assert_eq!(drain(), Duration::from_secs(5));
+/// ```
 pub type DrainDuration = std::sync::Arc<dyn Fn() -> Duration + Send + Sync>;
 
 /// The TLS policy of each new connection, asked as it is accepted (so a reloaded
 /// PeerAuthentication applies to the connections that follow); `None`: plaintext.
+///
+/// ```
+/// use mesh_proxy::{listener::InboundTlsSource, tls::InboundTls};
+/// use mesh_route::config::peer_authentication::MtlsMode;
+/// use std::sync::Arc;
+/// let source: InboundTlsSource = Arc::new(|| Some(InboundTls::plaintext()));
+/// assert_eq!(source().unwrap().mode(), MtlsMode::Disable);
+/// ```
 pub type InboundTlsSource = std::sync::Arc<dyn Fn() -> Option<InboundTls> + Send + Sync>;
 
 /// Serves `service` on `listener` until `shutdown` turns true; then stops accepting (the
 /// listening socket closes), closes idle keep-alive connections, gives the others up to
 /// `drain()` to finish their requests, and closes those still open.
+///
+/// ```
+/// use mesh_proxy::listener::{HttpService, bind, serve};
+/// use std::{sync::Arc, time::Duration};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// use tower::service_fn;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+/// let hello = HttpService::new(service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::full("hello"))) }));
+/// let (stop, stopped) = tokio::sync::watch::channel(false);
+/// let server = tokio::spawn(serve(listener, hello, stopped, Arc::new(|| Duration::from_secs(1))));
+/// let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+/// client.write_all(b"GET / HTTP/1.1\r\nhost: app\r\nconnection: close\r\n\r\n").await.unwrap();
+/// let mut response = String::new();
+/// client.read_to_string(&mut response).await.unwrap();
+/// assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("hello"), "{response}");
+/// stop.send(true).unwrap();
+/// server.await.unwrap();
+/// # }
+/// ```
 pub async fn serve(
     listener: TcpListener,
     service: HttpService,
@@ -49,6 +96,16 @@ pub async fn serve(
 }
 
 /// How a listener treats its connections beyond [`serve`]'s defaults.
+///
+/// ```
+/// use mesh_proxy::{limits::ListenerLimits, listener::ServeOptions};
+/// let options = ServeOptions {
+///     tls: None, // plaintext
+///     limits: ListenerLimits { max_request_headers: 50, ..ListenerLimits::default() },
+/// };
+/// assert_eq!(options.limits.max_request_headers, 50);
+/// assert!(ServeOptions::default().tls.is_none());
+/// ```
 #[derive(Clone, Default)]
 pub struct ServeOptions {
     /// Each connection accepted as this says when it is accepted (mutual TLS, plaintext, or
@@ -60,6 +117,28 @@ pub struct ServeOptions {
 }
 
 /// [`serve`], with `options`.
+///
+/// A request announcing a body over the limit is answered `413`:
+///
+/// ```
+/// use mesh_proxy::{limits::ListenerLimits, listener::{HttpService, ServeOptions, bind, serve_with}};
+/// use std::{sync::Arc, time::Duration};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+/// let app = HttpService::new(tower::service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) }));
+/// let options = ServeOptions { tls: None, limits: ListenerLimits { max_request_body_bytes: Some(4), ..ListenerLimits::default() } };
+/// let (stop, stopped) = tokio::sync::watch::channel(false);
+/// let server = tokio::spawn(serve_with(listener, app, stopped, Arc::new(|| Duration::from_secs(1)), options));
+/// let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+/// client.write_all(b"POST / HTTP/1.1\r\nhost: app\r\ncontent-length: 10\r\nconnection: close\r\n\r\n0123456789").await.unwrap();
+/// let mut response = String::new();
+/// client.read_to_string(&mut response).await.unwrap();
+/// assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+/// stop.send(true).unwrap();
+/// server.await.unwrap();
+/// # }
+/// ```
 pub async fn serve_with(
     listener: TcpListener,
     service: HttpService,
@@ -295,6 +374,15 @@ fn payload_too_large() -> Response<Body> {
 }
 
 /// Binds `addr` (port 0 picks a free port) and returns the listener with its bound address.
+///
+/// ```
+/// use mesh_proxy::listener::bind;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (listener, bound) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+/// assert_ne!(bound.port(), 0, "port 0 picks a free port");
+/// assert_eq!(listener.local_addr().unwrap(), bound);
+/// # }
+/// ```
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;

@@ -73,6 +73,15 @@ struct Shared {
 impl LiveSidecar {
     /// Builds the services for `config` (version 1). Unless `settings` names a metrics
     /// recorder, one is made here and kept for every later configuration.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// assert_eq!(live.current().version(), 1);
+    /// assert!(live.prometheus().is_some(), "a recorder of its own, kept across swaps");
+    /// ```
     pub fn new(config: Config, mut settings: SidecarSettings) -> Result<Self, StartError> {
         if settings.metrics.is_none() {
             let (recorder, handle) = default_recorder()?;
@@ -93,11 +102,31 @@ impl LiveSidecar {
     }
 
     /// The configuration in force, compiled.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// let before = live.current();
+    /// live.swap(Config::default()).unwrap();
+    /// // The sidecar taken before the swap stays as it was.
+    /// assert_eq!((before.version(), live.current().version()), (1, 2));
+    /// ```
     pub fn current(&self) -> Arc<Sidecar> {
         self.shared.current.load_full()
     }
 
     /// The configuration in force, for a short look (no reference count taken).
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// assert!(live.peek().config().virtual_services.is_empty());
+    /// assert_eq!(live.peek().version(), 1);
+    /// ```
     pub fn peek(&self) -> arc_swap::Guard<Arc<Sidecar>> {
         self.shared.current.load()
     }
@@ -109,6 +138,24 @@ impl LiveSidecar {
     /// (`config`'s own [`canary_routes`](Config::canary_routes) win): a reloaded file does not
     /// send a canary's traffic back to its primary. A changed Canary is a new revision and
     /// starts on its primary.
+    ///
+    /// A configuration that does not compile is refused, and the one in force keeps serving:
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let mut settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// settings.workload.namespace = Some("shop".into());
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// let strict = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: app, namespace: shop}\n\
+    ///               spec: {ingress: [{port: {number: 3000, protocol: HTTP, name: http}, defaultEndpoint: '127.0.0.1:8080'}]}\n\
+    ///               ---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: shop}\n\
+    ///               spec: {mtls: {mode: STRICT}}\n";
+    /// let error = live.swap(Config::from_yaml_str(strict).unwrap().config).unwrap_err();
+    /// assert!(error.to_string().contains("STRICT"), "{error}");
+    /// assert_eq!(live.current().version(), 1);
+    /// assert_eq!(live.updates().rejections(), 1);
+    /// ```
     pub fn swap(&self, mut config: Config) -> Result<u64, StartError> {
         self.swap_with(move |current| {
             for canary in &config.canaries {
@@ -127,6 +174,16 @@ impl LiveSidecar {
 
     /// Makes the configuration in force route the Canary `namespace/name` as `routing` says;
     /// returns the new version. Only the canary controller moves canary traffic this way.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::{CanaryRouting, Config};
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// let routing = CanaryRouting { canary_weight: 10, matched_to_canary: false, mirror: false };
+    /// assert_eq!(live.set_canary_routing("shop/catalog", routing).unwrap(), 2);
+    /// assert_eq!(live.current().config().canary_routes["shop/catalog"].canary_weight, 10);
+    /// ```
     pub fn set_canary_routing(
         &self,
         canary: &str,
@@ -146,6 +203,18 @@ impl LiveSidecar {
     }
 
     /// The versions as they come into force: the current one at once, then each swap's.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// let mut versions = live.versions();
+    /// assert_eq!(*versions.borrow_and_update(), 1);
+    /// live.swap(Config::default()).unwrap();
+    /// assert!(versions.has_changed().unwrap());
+    /// assert_eq!(*versions.borrow_and_update(), 2);
+    /// ```
     pub fn versions(&self) -> watch::Receiver<u64> {
         self.shared.versions.subscribe()
     }
@@ -177,27 +246,104 @@ impl LiveSidecar {
 
     /// Counts an update refused before it could be swapped in (a file that does not parse or
     /// validate), for `reason`; `/stats` and `/config_dump` report it.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// live.reject("mesh.yaml: not YAML".to_owned());
+    /// assert_eq!(live.updates().rejections(), 1);
+    /// assert_eq!(live.updates().last_error().as_deref(), Some("mesh.yaml: not YAML"));
+    /// assert_eq!(live.current().version(), 1);
+    /// ```
     pub fn reject(&self, reason: String) {
         self.shared.updates.rejected(reason);
     }
 
     /// How updates went so far.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// live.swap(Config::default()).unwrap();
+    /// assert_eq!((live.updates().success(), live.updates().rejections()), (1, 0));
+    /// ```
     pub fn updates(&self) -> &Arc<ConfigUpdates> {
         &self.shared.updates
     }
 
     /// The outbound service of whichever configuration is in force when a request arrives.
+    ///
+    /// Requests follow the swaps, through one service:
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let abort = |status| format!("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: catalog}}\n\
+    ///                               spec: {{hosts: [catalog], resolution: STATIC, ports: [{{number: 80, name: http}}], endpoints: [{{address: 127.0.0.1}}]}}\n\
+    ///                               ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: catalog}}\n\
+    ///     spec: {{hosts: [catalog], http: [{{fault: {{abort: {{httpStatus: {status}, percentage: {{value: 100}}}}}}, \
+    ///     route: [{{destination: {{host: catalog}}}}]}}]}}\n");
+    /// let config = |status| Config::from_yaml_str(&abort(status)).unwrap().config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(config(418), settings).unwrap();
+    /// let outbound = live.outbound_service();
+    /// let get = || http::Request::get("http://catalog/").body(mesh_core::body::empty()).unwrap();
+    /// assert_eq!(outbound.clone().oneshot(get()).await.unwrap().status(), 418);
+    /// live.swap(config(429)).unwrap();
+    /// assert_eq!(outbound.oneshot(get()).await.unwrap().status(), 429);
+    /// # }
+    /// ```
     pub fn outbound_service(&self) -> HttpService {
         self.following(|sidecar| Some(sidecar.outbound_service()))
     }
 
-    /// The inbound service of whichever configuration is in force when a request arrives
-    /// (`404 route not found` while that configuration has no Sidecar `ingress`).
+    /// The inbound service of whichever configuration is in force when a request arrives.
+    /// While that configuration has no Sidecar `ingress` it fails with
+    /// [`MeshError::RouteNotFound`](mesh_core::MeshError::RouteNotFound), which the inbound
+    /// listener answers as `404 route not found`.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// let request = http::Request::get("http://app/").body(mesh_core::body::empty()).unwrap();
+    /// // No Sidecar `ingress` in force yet: the listener answers this error with its 404.
+    /// let error = live.inbound_service().oneshot(request).await.unwrap_err();
+    /// let error = error.downcast_ref::<mesh_core::MeshError>().unwrap();
+    /// assert!(matches!(error, mesh_core::MeshError::RouteNotFound));
+    /// assert_eq!(error.status(), 404);
+    /// # }
+    /// ```
     pub fn inbound_service(&self) -> HttpService {
         self.following(Sidecar::inbound_service)
     }
 
     /// The admin API, reporting on whichever configuration is in force and on the updates.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// live.swap(Config::default()).unwrap();
+    /// let request = http::Request::get("/config_dump").body(mesh_core::body::empty()).unwrap();
+    /// let body = live.admin_service().oneshot(request).await.unwrap().into_body().collect().await.unwrap();
+    /// let dump: serde_json::Value = serde_json::from_slice(&body.to_bytes()).unwrap();
+    /// assert_eq!(dump["version"], 2);
+    /// # }
+    /// ```
     pub fn admin_service(&self) -> HttpService {
         HttpService::new(LiveAdmin {
             live: self.clone(),
@@ -206,6 +352,21 @@ impl LiveSidecar {
     }
 
     /// The Prometheus text alone (what `--prometheus` serves), for the configuration in force.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// // Any path answers with the metrics.
+    /// let request = http::Request::get("/anything").body(mesh_core::body::empty()).unwrap();
+    /// let response = live.metrics_only_service().oneshot(request).await.unwrap();
+    /// assert_eq!(response.status(), 200);
+    /// assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    /// # }
+    /// ```
     pub fn metrics_only_service(&self) -> HttpService {
         HttpService::new(LiveAdmin {
             live: self.clone(),
@@ -223,6 +384,20 @@ impl LiveSidecar {
     /// Binds every listener (the inbound one when the configuration in force declares
     /// `ingress`), then serves them in the background, each request with the configuration in
     /// force when it arrives.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, SidecarOptions, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// let any = "127.0.0.1:0".parse().unwrap();
+    /// let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
+    /// let running = live.start(&options).await.unwrap();
+    /// assert!(running.addr("outbound").is_some() && running.addr("admin").is_some());
+    /// running.shutdown().await;
+    /// # }
+    /// ```
     pub async fn start(&self, options: &SidecarOptions) -> Result<RunningSidecar, StartError> {
         let current = self.current();
         Served {
@@ -251,6 +426,25 @@ impl LiveSidecar {
 
     /// The handle rendering the Prometheus recorder every configuration records into, when
     /// it is the sidecar's own.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n\
+    ///             ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], http: [{fault: {abort: {httpStatus: 418, percentage: {value: 100}}}, \
+    ///             route: [{destination: {host: catalog}}]}]}\n";
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
+    /// let request = http::Request::get("http://catalog/").body(mesh_core::body::empty()).unwrap();
+    /// live.outbound_service().oneshot(request).await.unwrap();
+    /// let text = live.prometheus().unwrap().render();
+    /// assert!(text.lines().any(|l| l.starts_with("istio_requests_total{") && l.contains(r#"response_code="418""#)), "{text}");
+    /// # }
+    /// ```
     pub fn prometheus(&self) -> Option<&PrometheusHandle> {
         self.shared.settings.prometheus.as_ref()
     }

@@ -33,6 +33,15 @@ impl PrometheusHandle {
 /// histogram buckets for `istio_*` metrics and the handle that renders it (its upkeep must run
 /// on a timer: see [`run_upkeep`](crate::sidecar::run_upkeep)); without the `prometheus`
 /// feature, the global recorder and no handle.
+///
+/// ```
+/// use mesh_proxy::prometheus::default_recorder;
+/// use mesh_trace::metrics::MetricsRecorder;
+/// let (recorder, handle) = default_recorder().unwrap();
+/// // With the `prometheus` feature (the default): a recorder of its own and its handle.
+/// assert!(matches!(recorder, MetricsRecorder::Owned(_)));
+/// assert_eq!(handle.unwrap().render(), "", "nothing recorded yet");
+/// ```
 pub fn default_recorder() -> Result<(MetricsRecorder, Option<PrometheusHandle>), StartError> {
     #[cfg(feature = "prometheus")]
     {

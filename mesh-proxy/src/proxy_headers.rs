@@ -16,12 +16,41 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 ];
 
 /// `x-forwarded-for`.
+///
+/// ```
+/// use mesh_proxy::proxy_headers::{X_FORWARDED_FOR, append_forwarded};
+/// let mut headers = http::HeaderMap::new();
+/// append_forwarded(&mut headers, Some("10.1.2.3:5555".parse().unwrap()), "http");
+/// assert_eq!(headers[X_FORWARDED_FOR], "10.1.2.3");
+/// ```
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `x-forwarded-proto`.
+///
+/// ```
+/// use mesh_proxy::proxy_headers::{X_FORWARDED_PROTO, append_forwarded};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(X_FORWARDED_PROTO, "https".parse().unwrap());
+/// append_forwarded(&mut headers, None, "http");
+/// assert_eq!(headers[X_FORWARDED_PROTO], "https", "an existing value is kept");
+/// ```
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Removes hop-by-hop headers, including any named in `Connection`. `te: trailers` is kept when
 /// `keep_te_trailers` (HTTP/2 and gRPC need it); any other `te` is removed.
+///
+/// ```
+/// use http::{HeaderMap, header};
+/// use mesh_proxy::proxy_headers::remove_hop_by_hop;
+/// let mut headers = HeaderMap::new();
+/// headers.insert(header::CONNECTION, "keep-alive, x-private".parse().unwrap());
+/// headers.insert("x-private", "1".parse().unwrap());
+/// headers.insert(header::TE, "trailers".parse().unwrap());
+/// headers.insert("x-request-id", "abc".parse().unwrap());
+/// remove_hop_by_hop(&mut headers, true);
+/// assert!(headers.get(header::CONNECTION).is_none() && headers.get("x-private").is_none());
+/// assert_eq!(headers[header::TE], "trailers", "kept for HTTP/2 and gRPC");
+/// assert_eq!(headers["x-request-id"], "abc");
+/// ```
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     // Most messages have none: one pass over the names, no lookups.
     if !headers
@@ -50,6 +79,15 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
 
 /// Appends the client's address to `x-forwarded-for` and sets `x-forwarded-proto` (`http` or
 /// `https`) when absent.
+///
+/// ```
+/// use mesh_proxy::proxy_headers::{X_FORWARDED_FOR, X_FORWARDED_PROTO, append_forwarded};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(X_FORWARDED_FOR, "203.0.113.7".parse().unwrap());
+/// append_forwarded(&mut headers, Some("127.0.0.1:40000".parse().unwrap()), "https");
+/// assert_eq!(headers[X_FORWARDED_FOR], "203.0.113.7, 127.0.0.1");
+/// assert_eq!(headers[X_FORWARDED_PROTO], "https");
+/// ```
 pub fn append_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>, scheme: &'static str) {
     if let Some(client) = client {
         let ip = client.ip().to_string();

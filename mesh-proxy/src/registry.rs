@@ -25,6 +25,20 @@ use mesh_route::{
 use std::{collections::HashMap, sync::Arc};
 
 /// The endpoints of one service port within a cluster.
+///
+/// ```
+/// use mesh_proxy::{endpoint::Protocol, registry::Registry, upstream::Upstream};
+/// use mesh_route::{config::Config, table::RouteTable};
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: grpc-api}], \
+///             endpoints: [{address: 127.0.0.1, ports: {grpc-api: 9001}}]}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let registry = Registry::build(&config, &RouteTable::compile(&config).unwrap(), &Upstream::default()).unwrap();
+/// let port = &registry.clusters()[0].ports[0];
+/// assert_eq!((port.number, port.protocol), (80, Protocol::Http2));
+/// assert_eq!(port.endpoints[0].authority, "127.0.0.1:9001");
+/// assert!(port.outlier.is_none(), "no outlierDetection");
+/// ```
 #[derive(Debug)]
 pub struct PortEndpoints {
     /// The service port number.
@@ -38,6 +52,21 @@ pub struct PortEndpoints {
 }
 
 /// A cluster's endpoints and balancer.
+///
+/// ```
+/// use mesh_proxy::{registry::Registry, upstream::Upstream};
+/// use mesh_route::{config::Config, table::RouteTable};
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n\
+///             ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog}\n\
+///             spec: {host: catalog, trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}, connectionPool: {http: {http2MaxRequests: 10}}}}\n";
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let registry = Registry::build(&config, &RouteTable::compile(&config).unwrap(), &Upstream::default()).unwrap();
+/// let cluster = &registry.clusters()[0];
+/// assert_eq!(cluster.balancer.name(), "ROUND_ROBIN");
+/// assert_eq!(cluster.breaker.as_ref().unwrap().limits().max_requests, 10);
+/// assert!(!cluster.passthrough);
+/// ```
 #[derive(Debug)]
 pub struct ClusterEndpoints {
     /// What the route table says this cluster is.
@@ -63,6 +92,22 @@ impl ClusterEndpoints {
     /// detection has not ejected and out of connect backoff, chosen by the balancer (avoiding
     /// what `previous` attempts tried); when every healthy endpoint is in connect backoff, one
     /// of them anyway rather than none. `None`: every endpoint is ejected (UH).
+    ///
+    /// ```
+    /// use mesh_proxy::{registry::Registry, upstream::Upstream};
+    /// use mesh_route::{config::Config, table::RouteTable};
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+    ///             endpoints: [{address: 127.0.0.1}, {address: 127.0.0.2}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let registry = Registry::build(&config, &RouteTable::compile(&config).unwrap(), &Upstream::default()).unwrap();
+    /// let cluster = &registry.clusters()[0];
+    /// let port = cluster.port_for(80).unwrap();
+    /// let now = tokio::time::Instant::now();
+    /// port.endpoints[0].record_connect_failure(now);
+    /// // The first endpoint is in connect backoff: the second is chosen every time.
+    /// assert!((0..10).all(|_| cluster.choose_endpoint(port, None, now) == Some(1)));
+    /// ```
     pub fn choose_endpoint(
         &self,
         ports: &PortEndpoints,
@@ -83,6 +128,20 @@ impl ClusterEndpoints {
 
     /// The port a request on `request_port` uses: the route's port if it named one, else the
     /// port the client addressed, else the first declared port.
+    ///
+    /// ```
+    /// use mesh_proxy::{registry::Registry, upstream::Upstream};
+    /// use mesh_route::{config::Config, table::RouteTable};
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}, {number: 9090, name: http-admin}], \
+    ///             endpoints: [{address: 127.0.0.1}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let registry = Registry::build(&config, &RouteTable::compile(&config).unwrap(), &Upstream::default()).unwrap();
+    /// let cluster = &registry.clusters()[0];
+    /// assert_eq!(cluster.port_for(9090).unwrap().number, 9090);
+    /// // A port the service does not declare: the first declared one.
+    /// assert_eq!(cluster.port_for(8080).unwrap().number, 80);
+    /// ```
     pub fn port_for(&self, request_port: u16) -> Option<&PortEndpoints> {
         let wanted = self.cluster.port.unwrap_or(request_port);
         self.ports.iter().find(|p| p.number == wanted).or_else(|| {
@@ -95,6 +154,18 @@ impl ClusterEndpoints {
     }
 
     /// Every endpoint of the cluster, each once.
+    ///
+    /// ```
+    /// use mesh_proxy::{registry::Registry, upstream::Upstream};
+    /// use mesh_route::{config::Config, table::RouteTable};
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+    ///             endpoints: [{address: 127.0.0.1, ports: {http: 9001}}, {address: 127.0.0.2, ports: {http: 9002}}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let registry = Registry::build(&config, &RouteTable::compile(&config).unwrap(), &Upstream::default()).unwrap();
+    /// let all: Vec<String> = registry.clusters()[0].all_endpoints().map(|(port, e)| format!("{port}->{}", e.authority)).collect();
+    /// assert_eq!(all, ["80->127.0.0.1:9001", "80->127.0.0.2:9002"]);
+    /// ```
     pub fn all_endpoints(&self) -> impl Iterator<Item = (u16, &Arc<Endpoint>)> {
         self.ports
             .iter()
@@ -103,9 +174,26 @@ impl ClusterEndpoints {
 }
 
 /// The trust domain of a mesh config that names none (Istio's default).
+///
+/// ```
+/// use mesh_proxy::registry::TRUST_DOMAIN;
+/// use mesh_route::config::Config;
+/// assert_eq!(TRUST_DOMAIN, "cluster.local");
+/// assert!(Config::default().mesh.trust_domain.is_none(), "so this one applies");
+/// ```
 pub const TRUST_DOMAIN: &str = "cluster.local";
 
 /// All clusters' endpoints, indexed like [`RouteTable::clusters`].
+///
+/// ```
+/// use mesh_proxy::{registry::Registry, upstream::Upstream};
+/// use mesh_route::{config::Config, table::RouteTable};
+/// let registry = Registry::default();
+/// assert!(registry.clusters().is_empty() && registry.cluster(0).is_none());
+/// let config = Config::default();
+/// let built = Registry::build(&config, &RouteTable::compile(&config).unwrap(), &Upstream::default()).unwrap();
+/// assert!(built.clusters().is_empty(), "no ServiceEntry, no cluster");
+/// ```
 #[derive(Debug, Default)]
 pub struct Registry {
     clusters: Vec<ClusterEndpoints>,
@@ -114,6 +202,20 @@ pub struct Registry {
 impl Registry {
     /// Builds the registry for `table`'s clusters from `config`'s ServiceEntries and
     /// DestinationRules; clusters without their own connection timeouts share `upstream`.
+    ///
+    /// ```
+    /// use mesh_proxy::{registry::Registry, upstream::Upstream};
+    /// use mesh_route::{config::Config, table::RouteTable};
+    /// use std::time::Duration;
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let table = RouteTable::compile(&config).unwrap();
+    /// let registry = Registry::build(&config, &table, &Upstream::new(Duration::from_secs(3))).unwrap();
+    /// assert_eq!(registry.clusters().len(), table.clusters().len());
+    /// // No DestinationRule sets a connectTimeout: the shared pool's applies.
+    /// assert_eq!(registry.clusters()[0].upstream.connect_timeout(), Duration::from_secs(3));
+    /// ```
     pub fn build(
         config: &Config,
         table: &RouteTable,
@@ -131,6 +233,23 @@ impl Registry {
     ///
     /// `identity` is the workload's certificate, which clusters with `tls.mode: ISTIO_MUTUAL`
     /// present; a cluster whose TLS cannot be set up is an error.
+    ///
+    /// ```
+    /// use mesh_proxy::{registry::Registry, upstream::Upstream};
+    /// use mesh_route::{config::Config, table::RouteTable};
+    /// use std::sync::Arc;
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let table = RouteTable::compile(&config).unwrap();
+    /// let upstream = Upstream::default();
+    /// let first = Registry::build(&config, &table, &upstream).unwrap();
+    /// first.clusters()[0].stats.record_attempt(1);
+    /// let second = Registry::build_after(&config, &table, &upstream, Some(&first), None).unwrap();
+    /// let endpoint = |r: &Registry| r.clusters()[0].ports[0].endpoints[0].clone();
+    /// assert!(Arc::ptr_eq(&endpoint(&first), &endpoint(&second)), "the same endpoint carries over");
+    /// assert_eq!(second.clusters()[0].stats.rq_total(), 1, "and so do the counters");
+    /// ```
     pub fn build_after(
         config: &Config,
         table: &RouteTable,
@@ -157,11 +276,38 @@ impl Registry {
     }
 
     /// The cluster with index `index`.
+    ///
+    /// ```
+    /// use mesh_proxy::{registry::Registry, upstream::Upstream};
+    /// use mesh_route::{config::Config, table::RouteTable};
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let table = RouteTable::compile(&config).unwrap();
+    /// let registry = Registry::build(&config, &table, &Upstream::default()).unwrap();
+    /// // Indexed like the route table's clusters.
+    /// assert_eq!(registry.cluster(0).unwrap().cluster.host, table.clusters()[0].host);
+    /// assert!(registry.cluster(table.clusters().len()).is_none());
+    /// ```
     pub fn cluster(&self, index: usize) -> Option<&ClusterEndpoints> {
         self.clusters.get(index)
     }
 
     /// Every cluster.
+    ///
+    /// ```
+    /// use mesh_proxy::{registry::Registry, upstream::Upstream};
+    /// use mesh_route::{config::Config, table::RouteTable};
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: a}\n\
+    ///             spec: {hosts: [a], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n\
+    ///             ---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: b}\n\
+    ///             spec: {hosts: [b], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.2}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let registry = Registry::build(&config, &RouteTable::compile(&config).unwrap(), &Upstream::default()).unwrap();
+    /// let names: Vec<&str> = registry.clusters().iter().map(|c| &*c.name).collect();
+    /// assert_eq!(names.len(), 2);
+    /// assert!(names.iter().all(|n| n.starts_with("outbound|80|")), "{names:?}");
+    /// ```
     pub fn clusters(&self) -> &[ClusterEndpoints] {
         &self.clusters
     }

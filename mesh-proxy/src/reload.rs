@@ -15,9 +15,26 @@ use std::{hash::Hasher, path::PathBuf, time::Duration};
 use tokio::sync::watch;
 
 /// How often the sidecar looks at its configuration files.
+///
+/// ```
+/// use mesh_proxy::reload::DEFAULT_POLL_INTERVAL;
+/// assert_eq!(DEFAULT_POLL_INTERVAL, std::time::Duration::from_secs(1));
+/// ```
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Configuration files and what they held when they were loaded.
+///
+/// ```
+/// use mesh_proxy::reload::ConfigFiles;
+/// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-config-files-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("mesh.yaml"), "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+///     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n").unwrap();
+/// std::fs::write(dir.join("notes.txt"), "not configuration").unwrap();
+/// let (_files, loaded) = ConfigFiles::load(vec![dir.clone()]);
+/// assert_eq!(loaded.unwrap().config.service_entries.len(), 1, "only *.yaml and *.yml");
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 #[derive(Clone, Debug)]
 pub struct ConfigFiles {
     paths: Vec<PathBuf>,
@@ -27,6 +44,17 @@ pub struct ConfigFiles {
 impl ConfigFiles {
     /// Loads `paths` (files, or directories of `*.yaml`/`*.yml`), noting their contents first,
     /// so that a change made while they load is still seen as a change afterwards.
+    ///
+    /// ```
+    /// use mesh_proxy::reload::ConfigFiles;
+    /// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-config-load-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// std::fs::write(dir.join("broken.yaml"), "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 3}\n").unwrap();
+    /// let (_files, loaded) = ConfigFiles::load(vec![dir.join("broken.yaml")]);
+    /// let problems = loaded.unwrap_err();
+    /// assert!(!problems.is_empty());
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn load(paths: Vec<PathBuf>) -> (Self, Result<Loaded, Vec<Diagnostic>>) {
         let loaded = fingerprint(&paths);
         let config = Config::load_paths(&paths);
@@ -35,6 +63,20 @@ impl ConfigFiles {
 }
 
 /// Reloads a live sidecar's configuration from its files; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::{LiveSidecar, reload::{ConfigFiles, Reloader}, sidecar::SidecarSettings};
+/// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-reloader-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("mesh.yaml"), "").unwrap();
+/// let (files, loaded) = ConfigFiles::load(vec![dir.clone()]);
+/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// let live = LiveSidecar::new(loaded.unwrap().config, settings).unwrap();
+/// let reloader = Reloader::new(live.clone(), files);
+/// assert_eq!(reloader.reload(), Ok(2));
+/// assert_eq!(live.current().version(), 2);
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 #[derive(Clone, Debug)]
 pub struct Reloader {
     live: LiveSidecar,
@@ -48,6 +90,21 @@ type Fingerprint = Vec<(PathBuf, Option<u64>)>;
 
 impl Reloader {
     /// A reloader of `files` into `live`, which runs the configuration they were loaded into.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, reload::{ConfigFiles, Reloader}, sidecar::SidecarSettings};
+    /// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-reloader-new-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let (files, loaded) = ConfigFiles::load(vec![dir.clone()]);
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(loaded.unwrap().config, settings).unwrap();
+    /// let reloader = Reloader::new(live.clone(), files);
+    /// std::fs::write(dir.join("entry.yaml"), "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n").unwrap();
+    /// reloader.reload().unwrap();
+    /// assert_eq!(live.current().config().service_entries.len(), 1);
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn new(live: LiveSidecar, files: ConfigFiles) -> Self {
         Reloader {
             live,
@@ -58,6 +115,21 @@ impl Reloader {
 
     /// Loads, validates and swaps in the files now; returns the new version, or every problem
     /// (one per line) when the configuration was refused.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, reload::{ConfigFiles, Reloader}, sidecar::SidecarSettings};
+    /// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-reload-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let (files, loaded) = ConfigFiles::load(vec![dir.clone()]);
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(loaded.unwrap().config, settings).unwrap();
+    /// let reloader = Reloader::new(live.clone(), files);
+    /// std::fs::write(dir.join("bad.yaml"), "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 3}\n").unwrap();
+    /// assert!(reloader.reload().is_err());
+    /// // Refused whole: the previous configuration keeps serving, and the rejection is counted.
+    /// assert_eq!((live.current().version(), live.updates().rejections()), (1, 1));
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn reload(&self) -> Result<u64, String> {
         let loaded = match Config::load_paths(&self.paths) {
             Ok(loaded) => loaded,
@@ -82,6 +154,27 @@ impl Reloader {
 
     /// Reloads whenever the files change (checked every `poll`) and on `SIGHUP`, until `stop`
     /// turns true.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, reload::{ConfigFiles, Reloader}, sidecar::SidecarSettings};
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-reload-run-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let (files, loaded) = ConfigFiles::load(vec![dir.clone()]);
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(loaded.unwrap().config, settings).unwrap();
+    /// let (stop, stopped) = tokio::sync::watch::channel(false);
+    /// let reloading = tokio::spawn(Reloader::new(live.clone(), files).run(Duration::from_millis(10), stopped));
+    /// let mut versions = live.versions();
+    /// std::fs::write(dir.join("new.yaml"), "").unwrap(); // a file added: a change
+    /// tokio::time::timeout(Duration::from_secs(30), versions.changed()).await.unwrap().unwrap();
+    /// assert_eq!(*versions.borrow(), 2);
+    /// stop.send(true).unwrap();
+    /// reloading.await.unwrap();
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
     pub async fn run(self, poll: Duration, mut stop: watch::Receiver<bool>) {
         let mut seen = self.loaded.clone();
         let mut hangup = hangup_signals();

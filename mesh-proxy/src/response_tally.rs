@@ -36,6 +36,16 @@ const BUCKETS: usize = ISTIO_BUCKETS.len() + 1;
 const CLASSES: usize = 5;
 
 /// Answers of a cluster's attempts, by status class and by time; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::response_tally::ResponseTally;
+/// use std::time::Duration;
+/// let tally = ResponseTally::default();
+/// tally.record(200, Duration::from_millis(2));
+/// tally.record(503, Duration::from_millis(40));
+/// assert_eq!((tally.class(2), tally.class(5)), (1, 1));
+/// assert_eq!(tally.snapshot().total(), 2);
+/// ```
 #[derive(Debug, Default)]
 pub struct ResponseTally {
     classes: [AtomicU64; CLASSES],
@@ -45,6 +55,16 @@ pub struct ResponseTally {
 impl ResponseTally {
     /// Counts an answer with `status` (a local reply's status for an attempt that failed or
     /// timed out) that took `elapsed`.
+    ///
+    /// ```
+    /// use mesh_proxy::response_tally::ResponseTally;
+    /// use std::time::Duration;
+    /// let tally = ResponseTally::default();
+    /// tally.record(302, Duration::from_millis(1));
+    /// tally.record(999, Duration::from_millis(1)); // no status class, but still an answer
+    /// assert_eq!(tally.class(3), 1);
+    /// assert_eq!(tally.snapshot().total(), 2);
+    /// ```
     pub fn record(&self, status: u16, elapsed: Duration) {
         if let Some(class) = (status / 100).checked_sub(1).map(usize::from)
             && class < CLASSES
@@ -57,6 +77,16 @@ impl ResponseTally {
     }
 
     /// Attempts answered with a status of `class` (1 to 5: 1xx to 5xx).
+    ///
+    /// ```
+    /// use mesh_proxy::response_tally::ResponseTally;
+    /// use std::time::Duration;
+    /// let tally = ResponseTally::default();
+    /// tally.record(404, Duration::ZERO);
+    /// tally.record(429, Duration::ZERO);
+    /// assert_eq!(tally.class(4), 2);
+    /// assert_eq!((tally.class(0), tally.class(6)), (0, 0), "no such class");
+    /// ```
     pub fn class(&self, class: u16) -> u64 {
         usize::from(class)
             .checked_sub(1)
@@ -65,6 +95,16 @@ impl ResponseTally {
     }
 
     /// The counts now.
+    ///
+    /// ```
+    /// use mesh_proxy::response_tally::ResponseTally;
+    /// use std::time::Duration;
+    /// let tally = ResponseTally::default();
+    /// let before = tally.snapshot();
+    /// tally.record(500, Duration::from_millis(3));
+    /// assert_eq!(before.total(), 0, "a snapshot does not move");
+    /// assert_eq!(tally.snapshot().errors(), 1);
+    /// ```
     pub fn snapshot(&self) -> TallySnapshot {
         TallySnapshot {
             classes: self.classes.each_ref().map(|c| c.load(Ordering::Relaxed)),
@@ -74,6 +114,15 @@ impl ResponseTally {
 }
 
 /// A reading of one or more [`ResponseTally`]s, or the difference of two readings.
+///
+/// ```
+/// use mesh_proxy::response_tally::{ResponseTally, TallySnapshot};
+/// use std::time::Duration;
+/// assert_eq!(TallySnapshot::default().success_rate(), None);
+/// let tally = ResponseTally::default();
+/// tally.record(200, Duration::from_millis(3));
+/// assert_eq!(tally.snapshot().since(&TallySnapshot::default()), tally.snapshot());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TallySnapshot {
     classes: [u64; CLASSES],
@@ -85,6 +134,20 @@ impl TallySnapshot {
     /// What was counted after `earlier` was taken. A count below its earlier value means the
     /// tally was replaced (a new cluster): the count is taken whole, as Prometheus treats a
     /// counter reset.
+    ///
+    /// ```
+    /// use mesh_proxy::response_tally::ResponseTally;
+    /// use std::time::Duration;
+    /// let old = ResponseTally::default();
+    /// for _ in 0..5 { old.record(200, Duration::from_millis(1)); }
+    /// let earlier = old.snapshot();
+    /// old.record(503, Duration::from_millis(1));
+    /// assert_eq!(old.snapshot().since(&earlier).total(), 1);
+    /// // A new cluster's tally is below the earlier reading: a reset, taken whole.
+    /// let new = ResponseTally::default();
+    /// new.record(200, Duration::from_millis(1));
+    /// assert_eq!(new.snapshot().since(&earlier).total(), 1);
+    /// ```
     pub fn since(&self, earlier: &TallySnapshot) -> TallySnapshot {
         let reset = self
             .classes
@@ -102,6 +165,16 @@ impl TallySnapshot {
     }
 
     /// The sum of two readings (of different clusters).
+    ///
+    /// ```
+    /// use mesh_proxy::response_tally::ResponseTally;
+    /// use std::time::Duration;
+    /// let (v1, v2) = (ResponseTally::default(), ResponseTally::default());
+    /// v1.record(200, Duration::from_millis(1));
+    /// v2.record(503, Duration::from_millis(1));
+    /// let both = v1.snapshot().plus(&v2.snapshot());
+    /// assert_eq!((both.total(), both.errors()), (2, 1));
+    /// ```
     pub fn plus(&self, other: &TallySnapshot) -> TallySnapshot {
         TallySnapshot {
             classes: std::array::from_fn(|i| self.classes[i] + other.classes[i]),
@@ -110,17 +183,46 @@ impl TallySnapshot {
     }
 
     /// Answers counted.
+    ///
+    /// ```
+    /// use mesh_proxy::response_tally::ResponseTally;
+    /// use std::time::Duration;
+    /// let tally = ResponseTally::default();
+    /// tally.record(200, Duration::from_millis(1));
+    /// tally.record(200, Duration::from_secs(7200)); // past every finite bucket
+    /// assert_eq!(tally.snapshot().total(), 2);
+    /// ```
     pub fn total(&self) -> u64 {
         self.buckets.iter().sum()
     }
 
     /// Answers with a 5xx status.
+    ///
+    /// ```
+    /// use mesh_proxy::response_tally::ResponseTally;
+    /// use std::time::Duration;
+    /// let tally = ResponseTally::default();
+    /// tally.record(404, Duration::ZERO);
+    /// tally.record(503, Duration::ZERO);
+    /// assert_eq!(tally.snapshot().errors(), 1, "only 5xx");
+    /// ```
     pub fn errors(&self) -> u64 {
         self.classes[4]
     }
 
     /// The percentage of answers that are not 5xx (Flagger's `request-success-rate`); `None`
     /// without answers.
+    ///
+    /// ```
+    /// use mesh_proxy::response_tally::ResponseTally;
+    /// use std::time::Duration;
+    /// let tally = ResponseTally::default();
+    /// assert_eq!(tally.snapshot().success_rate(), None);
+    /// for status in [200, 404, 503, 200] {
+    ///     tally.record(status, Duration::ZERO);
+    /// }
+    /// assert_eq!(tally.snapshot().success_rate(), Some(75.0), "a 404 is a success");
+    /// ```
     pub fn success_rate(&self) -> Option<f64> {
         let total = self.total();
         (total > 0).then(|| (total - self.errors()) as f64 * 100.0 / total as f64)
@@ -129,6 +231,17 @@ impl TallySnapshot {
     /// The `q` quantile (0 to 1) of the answer times in milliseconds, interpolated linearly
     /// within its bucket as PromQL's `histogram_quantile` does (a quantile in the `+Inf`
     /// bucket is the highest finite boundary); `None` without answers.
+    ///
+    /// ```
+    /// use mesh_proxy::response_tally::ResponseTally;
+    /// use std::time::Duration;
+    /// let tally = ResponseTally::default();
+    /// for _ in 0..10 {
+    ///     tally.record(200, Duration::from_millis(7)); // the (5, 10] ms bucket
+    /// }
+    /// // The median is interpolated halfway through the bucket.
+    /// assert_eq!(tally.snapshot().quantile(0.5), Some(7.5));
+    /// ```
     pub fn quantile(&self, q: f64) -> Option<f64> {
         let total = self.total();
         if total == 0 {

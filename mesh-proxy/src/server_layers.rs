@@ -11,6 +11,24 @@ use mesh_trace::{TraceLayer, span_layer::SpanLayer, telemetry_layer::TelemetryLa
 use tower::{Layer, Service, ServiceBuilder, util::BoxCloneSyncService};
 
 /// The inbound layers of one configuration; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+/// use mesh_route::config::Config;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
+/// let app = service_fn(|request: http::Request<mesh_core::Body>| async move {
+///     // The trace layer gives each request an id before the application sees it.
+///     let status = if request.headers().contains_key("x-request-id") { 200 } else { 500 };
+///     Ok::<_, mesh_core::BoxError>(http::Response::builder().status(status).body(mesh_core::body::empty()).unwrap())
+/// });
+/// let request = http::Request::get("http://app/").body(mesh_core::body::empty()).unwrap();
+/// let response = sidecar.server_layers().layer(app).oneshot(request).await.unwrap();
+/// assert_eq!(response.status(), 200);
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct ServerLayers {
     pub(crate) trace: TraceLayer,

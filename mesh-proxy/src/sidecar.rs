@@ -61,9 +61,27 @@ use tokio::{sync::watch, task::JoinHandle};
 use tower::{Layer, ServiceBuilder, util::BoxCloneSyncService};
 
 /// A listener's name: `outbound`, `inbound`, `admin`, `prometheus`, `gateway-PORT`.
+///
+/// ```
+/// use mesh_proxy::sidecar::ListenerName;
+/// let name: ListenerName = format!("gateway-{}", 443).into();
+/// assert_eq!(name, "gateway-443");
+/// assert_eq!(ListenerName::from("admin"), "admin");
+/// ```
 pub type ListenerName = std::borrow::Cow<'static, str>;
 
 /// Where the sidecar listens.
+///
+/// Istio's ports by default; tests and embeddings listen on free ports instead:
+///
+/// ```
+/// use mesh_proxy::SidecarOptions;
+/// use std::net::SocketAddr;
+/// assert_eq!(SidecarOptions::default().outbound.port(), 15001);
+/// let any = SocketAddr::from(([127, 0, 0, 1], 0));
+/// let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
+/// assert!(options.prometheus.is_none());
+/// ```
 #[derive(Clone, Debug)]
 pub struct SidecarOptions {
     /// Outbound listener (Istio: `127.0.0.1:15001`).
@@ -80,6 +98,19 @@ pub struct SidecarOptions {
 }
 
 /// How the sidecar describes itself and where it records its metrics.
+///
+/// ```
+/// use mesh_proxy::{Sidecar, sidecar::SidecarSettings, workload_identity::WorkloadSettings};
+/// use mesh_route::config::Config;
+/// let settings = SidecarSettings {
+///     workload: WorkloadSettings { name: Some("catalog".into()), ..WorkloadSettings::default() },
+///     disable_access_log: true,
+///     ..SidecarSettings::default()
+/// };
+/// assert!(settings.metrics.is_none(), "a Prometheus recorder of the sidecar's own");
+/// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
+/// assert_eq!(sidecar.version(), 1);
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct SidecarSettings {
     /// The proxy's workload identity (labels of its metrics).
@@ -116,6 +147,22 @@ impl Default for SidecarOptions {
 }
 
 /// Why the sidecar could not start.
+///
+/// A listener address already in use:
+///
+/// ```
+/// use mesh_proxy::{Sidecar, SidecarOptions, StartError, sidecar::SidecarSettings};
+/// use mesh_route::config::Config;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let any = "127.0.0.1:0".parse().unwrap();
+/// let options = SidecarOptions { outbound: taken.local_addr().unwrap(), admin: any, ..SidecarOptions::default() };
+/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
+/// let error = sidecar.start(&options).await.unwrap_err();
+/// assert!(matches!(error, StartError::Bind { name: "outbound", .. }), "{error}");
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The configuration could not be compiled.
@@ -152,6 +199,15 @@ pub enum StartError {
 }
 
 /// The proxy's services, built from a configuration (not yet listening).
+///
+/// ```
+/// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+/// use mesh_route::config::Config;
+/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
+/// assert!(sidecar.registry().clusters().is_empty());
+/// assert!(sidecar.inbound_service().is_none(), "no Sidecar declares ingress");
+/// ```
 #[derive(Clone, Debug)]
 pub struct Sidecar {
     config: Arc<Config>,
@@ -366,11 +422,31 @@ fn zipkin_reporter(
 
 impl Sidecar {
     /// Builds the services for `config`, with default [`SidecarSettings`].
+    ///
+    /// ```
+    /// use mesh_proxy::Sidecar;
+    /// use mesh_route::config::Config;
+    /// let sidecar = Sidecar::new(Config::default()).unwrap();
+    /// assert_eq!(sidecar.version(), 1);
+    /// assert!(sidecar.span_stats().is_none(), "no Zipkin collector configured");
+    /// ```
     pub fn new(config: Config) -> Result<Self, StartError> {
         Sidecar::with_settings(config, SidecarSettings::default())
     }
 
     /// Builds the services for `config` with `settings`.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, limits::ListenerLimits, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let settings = SidecarSettings {
+    ///     disable_access_log: true,
+    ///     limits: ListenerLimits { max_request_body_bytes: Some(1 << 20), ..ListenerLimits::default() },
+    ///     ..SidecarSettings::default()
+    /// };
+    /// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
+    /// assert_eq!(sidecar.config().virtual_services.len(), 0);
+    /// ```
     pub fn with_settings(config: Config, settings: SidecarSettings) -> Result<Self, StartError> {
         Sidecar::after(config, settings, None)
     }
@@ -533,6 +609,21 @@ impl Sidecar {
     }
 
     /// The admin service (what the admin listener serves), reporting on this sidecar.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
+    /// let request = http::Request::get("/ready").body(mesh_core::body::empty()).unwrap();
+    /// let response = sidecar.admin_service().oneshot(request).await.unwrap();
+    /// assert_eq!(response.status(), 200);
+    /// assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "LIVE\n");
+    /// # }
+    /// ```
     pub fn admin_service(&self) -> Admin {
         self.admin_service_with(None, None)
     }
@@ -561,45 +652,145 @@ impl Sidecar {
     }
 
     /// The span reporter's counters, when spans are exported.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
+    /// // Spans are exported only to a configured Zipkin collector.
+    /// assert!(sidecar.span_stats().is_none());
+    /// ```
     pub fn span_stats(&self) -> Option<&Arc<ReporterStats>> {
         self.span_stats.as_ref()
     }
 
     /// What became of the outbound listener's shadow (mirrored) requests.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// use std::sync::atomic::Ordering;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
+    /// assert_eq!(sidecar.mirror_stats().sent.load(Ordering::Relaxed), 0);
+    /// ```
     pub fn mirror_stats(&self) -> &Arc<MirrorStats> {
         &self.mirror_stats
     }
 
     /// The outbound service, for use in-process (or in benchmarks) without a listener.
+    ///
+    /// A route that aborts every request answers without any network:
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n\
+    ///             ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], http: [{fault: {abort: {httpStatus: 418, percentage: {value: 100}}}, \
+    ///             route: [{destination: {host: catalog}}]}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(config, settings).unwrap();
+    /// let request = http::Request::get("http://catalog/items").body(mesh_core::body::empty()).unwrap();
+    /// let response = sidecar.outbound_service().oneshot(request).await.unwrap();
+    /// assert_eq!(response.status(), 418);
+    /// # }
+    /// ```
     pub fn outbound_service(&self) -> HttpService {
         self.outbound.clone()
     }
 
     /// How the inbound listener accepts connections under the PeerAuthentication in force;
     /// `None` without an inbound listener.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::{Config, peer_authentication::MtlsMode};
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: app, namespace: shop}\n\
+    ///             spec: {ingress: [{port: {number: 3000, protocol: HTTP, name: http}, defaultEndpoint: '127.0.0.1:8080'}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(config, settings).unwrap();
+    /// // No PeerAuthentication: Istio's default, PERMISSIVE.
+    /// assert_eq!(sidecar.inbound_tls().unwrap().mode(), MtlsMode::Permissive);
+    /// ```
     pub fn inbound_tls(&self) -> Option<&InboundTls> {
         self.inbound_tls.as_ref()
     }
 
     /// The AuthorizationPolicies that apply to this workload (compiled), when any do: the inbound
     /// listener enforces them, and an embedding application's server layer too.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+    ///             metadata: {name: no-admin, namespace: default}\n\
+    ///             spec: {action: DENY, rules: [{to: [{operation: {paths: ['/admin*']}}]}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(config, settings).unwrap();
+    /// assert!(sidecar.authorizer().is_some());
+    /// ```
     pub fn authorizer(&self) -> Option<&Arc<Authorizer>> {
         self.authorizer.as_ref()
     }
 
     /// The inbound side's layers, to put in front of an application's own service in-process
     /// (the inbound listener runs them in front of its forwarder).
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
+    /// let app = service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) });
+    /// let served = sidecar.server_layers().layer(app);
+    /// let request = http::Request::get("http://app/").body(mesh_core::body::empty()).unwrap();
+    /// assert_eq!(served.oneshot(request).await.unwrap().status(), 200);
+    /// # }
+    /// ```
     pub fn server_layers(&self) -> &ServerLayers {
         &self.server_layers
     }
 
     /// The configuration the sidecar was built from.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n\
+    ///             ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], http: [{route: [{destination: {host: catalog}}]}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(config, settings).unwrap();
+    /// assert_eq!(sidecar.config().virtual_services.len(), 1);
+    /// ```
     pub fn config(&self) -> &Arc<Config> {
         &self.config
     }
 
     /// The configuration's version: 1 for the one loaded at start, one more for each swap
     /// (see [`LiveSidecar`]).
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// assert_eq!(live.current().version(), 1);
+    /// live.swap(Config::default()).unwrap();
+    /// assert_eq!(live.current().version(), 2);
+    /// ```
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -616,6 +807,19 @@ impl Sidecar {
     }
 
     /// The ports of the Gateways that select this workload.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: shop}\n\
+    ///             spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let mut settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// settings.workload.labels.insert("istio".into(), "ingressgateway".into());
+    /// let sidecar = Sidecar::with_settings(config, settings).unwrap();
+    /// let ports: Vec<u16> = sidecar.gateway_ports().iter().map(|p| p.port).collect();
+    /// assert_eq!(ports, [8080]);
+    /// ```
     pub fn gateway_ports(&self) -> &[Arc<GatewayPort>] {
         &self.gateways
     }
@@ -631,21 +835,72 @@ impl Sidecar {
     }
 
     /// The Gateway port `port`, when this workload serves one.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: shop}\n\
+    ///             spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let mut settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// settings.workload.labels.insert("istio".into(), "ingressgateway".into());
+    /// let sidecar = Sidecar::with_settings(config, settings).unwrap();
+    /// assert_eq!(sidecar.gateway_port(8080).unwrap().listen_addr().port(), 8080);
+    /// assert!(sidecar.gateway_port(443).is_none());
+    /// ```
     pub fn gateway_port(&self, port: u16) -> Option<Arc<GatewayPort>> {
         self.gateways.iter().find(|g| g.port == port).cloned()
     }
 
     /// The inbound service, when a Sidecar resource declares `ingress`.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: app, namespace: shop}\n\
+    ///             spec: {ingress: [{port: {number: 3000, protocol: HTTP, name: http}, defaultEndpoint: '127.0.0.1:8080'}]}\n";
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let with_ingress = Sidecar::with_settings(Config::from_yaml_str(yaml).unwrap().config, settings.clone()).unwrap();
+    /// assert!(with_ingress.inbound_service().is_some());
+    /// let without = Sidecar::with_settings(Config::default(), settings).unwrap();
+    /// assert!(without.inbound_service().is_none());
+    /// ```
     pub fn inbound_service(&self) -> Option<HttpService> {
         self.inbound.clone()
     }
 
     /// The endpoint registry.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+    ///             endpoints: [{address: 127.0.0.1, ports: {http: 9001}}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(config, settings).unwrap();
+    /// let cluster = &sidecar.registry().clusters()[0];
+    /// assert_eq!(cluster.all_endpoints().next().unwrap().1.authority, "127.0.0.1:9001");
+    /// ```
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
 
     /// Binds every listener, then serves them in the background.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, SidecarOptions, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let any = "127.0.0.1:0".parse().unwrap();
+    /// let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let running = Sidecar::with_settings(Config::default(), settings).unwrap().start(&options).await.unwrap();
+    /// assert_ne!(running.addr("outbound").unwrap().port(), 0);
+    /// running.shutdown().await;
+    /// # }
+    /// ```
     pub async fn start(self, options: &SidecarOptions) -> Result<RunningSidecar, StartError> {
         let admin = self.admin_service();
         Served {
@@ -898,10 +1153,26 @@ fn inbound_tls(
 }
 
 /// How often the Prometheus recorder's histograms are drained (its upkeep must run on a timer).
+///
+/// ```
+/// use mesh_proxy::sidecar::PROMETHEUS_UPKEEP_INTERVAL;
+/// assert_eq!(PROMETHEUS_UPKEEP_INTERVAL, std::time::Duration::from_secs(5));
+/// ```
 pub const PROMETHEUS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Runs the Prometheus recorder's upkeep every [`PROMETHEUS_UPKEEP_INTERVAL`] until `stopped`
 /// turns true.
+///
+/// ```
+/// use mesh_proxy::{prometheus::default_recorder, sidecar::run_upkeep};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (_recorder, handle) = default_recorder().unwrap();
+/// let (stop, stopped) = tokio::sync::watch::channel(false);
+/// let upkeep = tokio::spawn(run_upkeep(handle.unwrap(), stopped));
+/// stop.send(true).unwrap();
+/// upkeep.await.unwrap(); // returns once told to stop
+/// # }
+/// ```
 pub async fn run_upkeep(handle: PrometheusHandle, mut stopped: watch::Receiver<bool>) {
     let start = tokio::time::Instant::now() + PROMETHEUS_UPKEEP_INTERVAL;
     let mut interval = tokio::time::interval_at(start, PROMETHEUS_UPKEEP_INTERVAL);
@@ -914,6 +1185,19 @@ pub async fn run_upkeep(handle: PrometheusHandle, mut stopped: watch::Receiver<b
 }
 
 /// A started sidecar.
+///
+/// ```
+/// use mesh_proxy::{Sidecar, SidecarOptions, sidecar::SidecarSettings};
+/// use mesh_route::config::Config;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let any = "127.0.0.1:0".parse().unwrap();
+/// let options = SidecarOptions { outbound: any, inbound: any, admin: any, prometheus: Some(any), ..SidecarOptions::default() };
+/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// let running = Sidecar::with_settings(Config::default(), settings).unwrap().start(&options).await.unwrap();
+/// assert!(running.addr("prometheus").is_some());
+/// running.shutdown().await;
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct RunningSidecar {
     listeners: watch::Sender<Vec<(ListenerName, SocketAddr)>>,
@@ -937,18 +1221,61 @@ impl std::fmt::Debug for TunnelDrain {
 
 impl RunningSidecar {
     /// `(name, bound address)` of every listener: `outbound`, `inbound` (if any), `prometheus`
-    /// (if asked for), `admin`.
+    /// (if asked for), `gateway-PORT` for each Gateway port served, `admin`.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, SidecarOptions, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let any = "127.0.0.1:0".parse().unwrap();
+    /// let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let running = Sidecar::with_settings(Config::default(), settings).unwrap().start(&options).await.unwrap();
+    /// let names: Vec<String> = running.listeners().into_iter().map(|(name, _)| name.into_owned()).collect();
+    /// assert_eq!(names, ["outbound", "admin"]);
+    /// running.shutdown().await;
+    /// # }
+    /// ```
     pub fn listeners(&self) -> Vec<(ListenerName, SocketAddr)> {
         self.listeners.borrow().clone()
     }
 
     /// The listeners as they open: those bound at start, then the inbound listener a live
     /// sidecar opens when a configuration update first declares `ingress`.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, SidecarOptions, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let any = "127.0.0.1:0".parse().unwrap();
+    /// let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let running = Sidecar::with_settings(Config::default(), settings).unwrap().start(&options).await.unwrap();
+    /// let updates = running.listener_updates();
+    /// assert_eq!(*updates.borrow(), running.listeners());
+    /// running.shutdown().await;
+    /// # }
+    /// ```
     pub fn listener_updates(&self) -> watch::Receiver<Vec<(ListenerName, SocketAddr)>> {
         self.listeners.subscribe()
     }
 
     /// The bound address of listener `name`.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, SidecarOptions, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let any = "127.0.0.1:0".parse().unwrap();
+    /// let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let running = Sidecar::with_settings(Config::default(), settings).unwrap().start(&options).await.unwrap();
+    /// let admin = running.addr("admin").unwrap();
+    /// assert!(admin.ip().is_loopback() && admin.port() != 0);
+    /// assert!(running.addr("inbound").is_none(), "no Sidecar ingress");
+    /// running.shutdown().await;
+    /// # }
+    /// ```
     pub fn addr(&self, name: &str) -> Option<SocketAddr> {
         self.listeners
             .borrow()
@@ -959,6 +1286,21 @@ impl RunningSidecar {
 
     /// Stops accepting, lets open connections finish (bounded), waits for the listeners, closes
     /// the CONNECT tunnels still open, and writes out the access log lines still buffered.
+    ///
+    /// ```
+    /// use mesh_proxy::{Sidecar, SidecarOptions, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let any = "127.0.0.1:0".parse().unwrap();
+    /// let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let running = Sidecar::with_settings(Config::default(), settings).unwrap().start(&options).await.unwrap();
+    /// let admin = running.addr("admin").unwrap();
+    /// running.shutdown().await;
+    /// // The listeners are closed: nothing accepts on the admin port any more.
+    /// assert!(tokio::net::TcpStream::connect(admin).await.is_err());
+    /// # }
+    /// ```
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {

@@ -16,6 +16,13 @@ use std::{
 };
 
 /// Whether a stat only grows or goes up and down.
+///
+/// ```
+/// use mesh_proxy::{config_updates::ConfigUpdates, stats::{StatKind, StatsSources}};
+/// use std::sync::Arc;
+/// let sources = StatsSources { config_updates: Some(Arc::new(ConfigUpdates::default())), ..StatsSources::default() };
+/// assert!(sources.collect().iter().all(|s| s.kind == StatKind::Counter));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatKind {
     /// Only grows.
@@ -25,6 +32,16 @@ pub enum StatKind {
 }
 
 /// One stat: `cluster.<cluster>.<name>` for a cluster stat, `<name>` otherwise.
+///
+/// ```
+/// use mesh_proxy::{config_updates::ConfigUpdates, stats::{Stat, StatKind, StatsSources}};
+/// use std::sync::Arc;
+/// let updates = Arc::new(ConfigUpdates::default());
+/// updates.applied();
+/// let sources = StatsSources { config_updates: Some(updates), ..StatsSources::default() };
+/// let expected = Stat { name: "config.update_success", cluster: None, kind: StatKind::Counter, value: 1 };
+/// assert_eq!(sources.collect()[0], expected);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stat {
     /// The stat's name within its scope (`upstream_rq_total`, `tracing.zipkin.spans_sent`).
@@ -38,6 +55,15 @@ pub struct Stat {
 }
 
 /// Where the stats come from.
+///
+/// ```
+/// use mesh_proxy::{config_updates::ConfigUpdates, stats::StatsSources};
+/// use std::sync::Arc;
+/// let updates = Arc::new(ConfigUpdates::default());
+/// updates.rejected("bad YAML".into());
+/// let sources = StatsSources { config_updates: Some(updates), ..StatsSources::default() };
+/// assert_eq!(sources.render_plain(), "config.update_success: 0\nconfig.update_rejected: 1\n");
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct StatsSources {
     /// The clusters and their endpoints.
@@ -66,6 +92,21 @@ fn load(counter: &AtomicU64) -> u64 {
 
 impl StatsSources {
     /// Every stat, clusters first (in registry order), then the proxy-wide ones.
+    ///
+    /// ```
+    /// use mesh_proxy::{registry::Registry, stats::StatsSources, upstream::Upstream};
+    /// use mesh_route::{config::Config, table::RouteTable};
+    /// use std::sync::Arc;
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let registry = Arc::new(Registry::build(&config, &RouteTable::compile(&config).unwrap(), &Upstream::default()).unwrap());
+    /// registry.clusters()[0].stats.record_attempt(1);
+    /// let stats = StatsSources { registry, ..StatsSources::default() }.collect();
+    /// let total = stats.iter().find(|s| s.name == "upstream_rq_total").unwrap();
+    /// assert_eq!(total.value, 1);
+    /// assert!(total.cluster.as_deref().unwrap().contains("catalog"));
+    /// ```
     pub fn collect(&self) -> Vec<Stat> {
         let mut stats = Vec::new();
         let now = tokio::time::Instant::now();
@@ -199,6 +240,17 @@ impl StatsSources {
     /// Appends the stats in Prometheus text format: cluster stats as
     /// `envoy_cluster_<name>{cluster_name="…"}`, proxy-wide ones as `envoy_<name>` (dots become
     /// underscores), each name with one `# TYPE` line.
+    ///
+    /// ```
+    /// use mesh_proxy::{config_updates::ConfigUpdates, stats::StatsSources};
+    /// use std::sync::Arc;
+    /// let updates = Arc::new(ConfigUpdates::default());
+    /// updates.applied();
+    /// let sources = StatsSources { config_updates: Some(updates), ..StatsSources::default() };
+    /// let mut out = String::new();
+    /// sources.render_prometheus(&mut out);
+    /// assert!(out.contains("# TYPE envoy_config_update_success counter\nenvoy_config_update_success 1\n"), "{out}");
+    /// ```
     pub fn render_prometheus(&self, out: &mut String) {
         let mut stats = self.collect();
         // Group each name's samples under its one `# TYPE` line.

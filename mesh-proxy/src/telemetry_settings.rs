@@ -12,9 +12,28 @@ use mesh_route::config::{AccessLogEncoding, Config, WorkloadMode};
 use mesh_trace::access_log::Encoding;
 
 /// Where the access log goes when the mesh config names no file.
+///
+/// ```
+/// use mesh_proxy::telemetry_settings::{DEFAULT_ACCESS_LOG_FILE, TelemetrySettings};
+/// use mesh_route::config::Config;
+/// let settings = TelemetrySettings::from_config(&Config::default());
+/// assert_eq!(settings.server_access_log.unwrap().path, DEFAULT_ACCESS_LOG_FILE);
+/// assert_eq!(DEFAULT_ACCESS_LOG_FILE, "/dev/stdout");
+/// ```
 pub const DEFAULT_ACCESS_LOG_FILE: &str = "/dev/stdout";
 
 /// One side's access log.
+///
+/// ```
+/// use mesh_proxy::telemetry_settings::{AccessLogSettings, TelemetrySettings};
+/// use mesh_route::config::Config;
+/// use mesh_trace::access_log::Encoding;
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\n\
+///             spec: {accessLogFile: /dev/stderr, accessLogEncoding: JSON}\n";
+/// let settings = TelemetrySettings::from_config(&Config::from_yaml_str(yaml).unwrap().config);
+/// let expected = AccessLogSettings { path: "/dev/stderr".into(), encoding: Encoding::Json };
+/// assert_eq!(settings.client_access_log, Some(expected));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessLogSettings {
     /// The file (`/dev/stdout`, `/dev/stderr` or a path).
@@ -24,6 +43,16 @@ pub struct AccessLogSettings {
 }
 
 /// The sidecar's telemetry settings per side.
+///
+/// An empty `accessLogFile` turns access logging off on both sides:
+///
+/// ```
+/// use mesh_proxy::telemetry_settings::TelemetrySettings;
+/// use mesh_route::config::Config;
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec: {accessLogFile: ''}\n";
+/// let settings = TelemetrySettings::from_config(&Config::from_yaml_str(yaml).unwrap().config);
+/// assert_eq!(settings, TelemetrySettings { client_access_log: None, server_access_log: None });
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TelemetrySettings {
     /// Outbound (client-side) access log.

@@ -20,9 +20,26 @@ use mesh_trace::{
 };
 
 /// Istio's default sampling percentage.
+///
+/// ```
+/// use mesh_proxy::trace_settings::{DEFAULT_SAMPLING, TraceSettings};
+/// use mesh_route::config::{Config, WorkloadMode};
+/// let settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Client, |_| None);
+/// assert_eq!(settings.sampling, DEFAULT_SAMPLING);
+/// assert_eq!(DEFAULT_SAMPLING, 1.0);
+/// ```
 pub const DEFAULT_SAMPLING: f64 = 1.0;
 
 /// Resolved tracing settings; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::trace_settings::TraceSettings;
+/// use mesh_route::config::{Config, WorkloadMode};
+/// let settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Server, |_| None);
+/// assert!(settings.zipkin.is_none(), "no collector: headers propagate, no span is exported");
+/// assert!(settings.custom_tags.is_empty() && settings.istio_tags);
+/// assert_eq!(settings.max_path_tag_length, 256);
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct TraceSettings {
     /// Percentage of requests sampled when the caller did not decide.
@@ -97,6 +114,15 @@ impl TraceSettings {
     }
 
     /// The sampler for these settings.
+    ///
+    /// ```
+    /// use mesh_core::policy::Fraction;
+    /// use mesh_proxy::trace_settings::TraceSettings;
+    /// use mesh_route::config::{Config, WorkloadMode};
+    /// let mut settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Client, |_| None);
+    /// settings.sampling = 12.5;
+    /// assert_eq!(settings.sampler().random_fraction(), Fraction::from_percent(12.5));
+    /// ```
     pub fn sampler(&self) -> Sampler {
         Sampler::from_percent(self.sampling)
     }

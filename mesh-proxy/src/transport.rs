@@ -74,6 +74,19 @@ impl fmt::Debug for Transport {
 
 impl Transport {
     /// Wraps `client`: a service that sends a request to the absolute URI it carries.
+    ///
+    /// ```
+    /// use mesh_proxy::transport::Transport;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let client = tower::service_fn(|request: http::Request<mesh_core::Body>| async move {
+    ///     Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::full(request.uri().to_string())))
+    /// });
+    /// let transport = Transport::new(client);
+    /// let request = http::Request::get("http://10.0.0.7:8080/items").body(mesh_core::body::empty()).unwrap();
+    /// let response = transport.send(request).await.unwrap();
+    /// assert_eq!(response.status(), 200);
+    /// # }
+    /// ```
     pub fn new<S, RB>(client: S) -> Self
     where
         S: Service<Request<Body>, Response = Response<RB>> + Clone + Send + Sync + 'static,
@@ -86,6 +99,21 @@ impl Transport {
     }
 
     /// Sends `request` (its URI already pointed at the endpoint), classifying failures.
+    ///
+    /// A refused connection is a connect failure, as the proxy's own are:
+    ///
+    /// ```
+    /// use mesh_core::MeshError;
+    /// use mesh_proxy::transport::Transport;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let client = tower::service_fn(|_request: http::Request<mesh_core::Body>| async {
+    ///     Err::<http::Response<mesh_core::Body>, _>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+    /// });
+    /// let request = http::Request::get("http://10.0.0.7:8080/").body(mesh_core::body::empty()).unwrap();
+    /// let error = Transport::new(client).send(request).await.unwrap_err();
+    /// assert!(matches!(error, MeshError::ConnectFailure(_)), "{error}");
+    /// # }
+    /// ```
     pub async fn send(&self, request: Request<Body>) -> Result<Response<Body>, MeshError> {
         self.0.send(request).await.map_err(classify)
     }

@@ -24,6 +24,28 @@ use tokio::{
 };
 
 /// An upstream connection of a tunnel, and where it goes.
+///
+/// ```
+/// use mesh_core::workload::Workload;
+/// use mesh_proxy::{prometheus::default_recorder, registry::Registry, tunnel::Tunnels, upstream::Upstream};
+/// use mesh_route::{RouteTable, config::Config, table::RouteScope};
+/// use mesh_trace::metrics::{IstioMetrics, Reporter};
+/// use std::sync::Arc;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let yaml = format!("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: echo}}\n\
+///     spec: {{hosts: [echo], resolution: STATIC, ports: [{{number: 9000, name: tcp, protocol: TCP}}], \
+///     endpoints: [{{address: 127.0.0.1, ports: {{tcp: {}}}}}]}}\n", echo.local_addr().unwrap().port());
+/// let config = Config::from_yaml_str(&yaml).unwrap().config;
+/// let table = Arc::new(RouteTable::compile(&config).unwrap());
+/// let registry = Arc::new(Registry::build(&config, &table, &Upstream::default()).unwrap());
+/// let metrics = Arc::new(IstioMetrics::new(default_recorder().unwrap().0, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
+/// let (upstream, counters) = Tunnels::new(table, registry, metrics).open(RouteScope::MESH, "echo", 9000, None).await.unwrap();
+/// assert!(upstream.cluster.contains("echo"), "{}", upstream.cluster);
+/// assert_eq!(upstream.endpoint.unwrap().authority.port_u16(), Some(echo.local_addr().unwrap().port()));
+/// counters.close();
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct TunnelUpstream {
     /// The connection.
@@ -61,6 +83,21 @@ impl TunnelTasks {
 }
 
 /// Routes, connects and counts tunnels for one configuration.
+///
+/// ```
+/// use mesh_core::workload::Workload;
+/// use mesh_proxy::{prometheus::default_recorder, registry::Registry, tunnel::{TunnelError, Tunnels}};
+/// use mesh_route::{RouteTable, table::RouteScope};
+/// use mesh_trace::metrics::{IstioMetrics, Reporter};
+/// use std::sync::Arc;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (recorder, _) = default_recorder().unwrap();
+/// let metrics = Arc::new(IstioMetrics::new(recorder, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
+/// let tunnels = Tunnels::new(Arc::new(RouteTable::default()), Arc::new(Registry::default()), metrics);
+/// let refused = tunnels.open(RouteScope::MESH, "db.example.com", 5432, None).await;
+/// assert!(matches!(refused, Err(TunnelError::UnknownHost)), "the outbound policy decides");
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Tunnels {
     table: Arc<RouteTable>,
@@ -69,6 +106,23 @@ pub struct Tunnels {
 }
 
 /// Why a tunnel was not opened.
+///
+/// ```
+/// use mesh_core::workload::Workload;
+/// use mesh_proxy::{prometheus::default_recorder, registry::Registry, tunnel::{TunnelError, Tunnels}};
+/// use mesh_route::{RouteTable, table::RouteScope};
+/// use mesh_trace::metrics::{IstioMetrics, Reporter};
+/// use std::sync::Arc;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (recorder, _) = default_recorder().unwrap();
+/// let metrics = Arc::new(IstioMetrics::new(recorder, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
+/// let tunnels = Tunnels::new(Arc::new(RouteTable::default()), Arc::new(Registry::default()), metrics);
+/// match tunnels.open(RouteScope::MESH, "unknown", 443, Some("unknown")).await {
+///     Err(TunnelError::UnknownHost) => {}
+///     other => panic!("{other:?}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub enum TunnelError {
     /// No VirtualService or ServiceEntry knows the host (mesh scope only; not counted yet: the
@@ -82,6 +136,19 @@ pub enum TunnelError {
 
 impl Tunnels {
     /// Tunnels routed by `table` to `registry`'s endpoints, counted in `metrics`.
+    ///
+    /// ```
+    /// use mesh_core::workload::Workload;
+    /// use mesh_proxy::{prometheus::default_recorder, registry::Registry, tunnel::Tunnels};
+    /// use mesh_route::RouteTable;
+    /// use mesh_trace::metrics::{IstioMetrics, Reporter};
+    /// use std::sync::Arc;
+    /// let (recorder, handle) = default_recorder().unwrap();
+    /// let metrics = Arc::new(IstioMetrics::new(recorder, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
+    /// let tunnels = Tunnels::new(Arc::new(RouteTable::default()), Arc::new(Registry::default()), metrics);
+    /// tunnels.opened("db.shop.svc.cluster.local", None, None).close();
+    /// assert!(handle.unwrap().render().contains("istio_tcp_connections_closed_total"));
+    /// ```
     pub fn new(
         table: Arc<RouteTable>,
         registry: Arc<Registry>,
@@ -98,6 +165,24 @@ impl Tunnels {
     /// with its `sni` when it carries TLS), connects to an endpoint of the chosen cluster, and
     /// counts it opened. A failure other than an unknown host is counted (opened and closed,
     /// with its flag).
+    ///
+    /// A host the route table does not know is left to the caller's outbound traffic policy:
+    ///
+    /// ```
+    /// use mesh_core::workload::Workload;
+    /// use mesh_proxy::{prometheus::default_recorder, registry::Registry, tunnel::{TunnelError, Tunnels}};
+    /// use mesh_route::{RouteTable, table::RouteScope};
+    /// use mesh_trace::metrics::{IstioMetrics, Reporter};
+    /// use std::sync::Arc;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (recorder, handle) = default_recorder().unwrap();
+    /// let metrics = Arc::new(IstioMetrics::new(recorder, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
+    /// let tunnels = Tunnels::new(Arc::new(RouteTable::default()), Arc::new(Registry::default()), metrics);
+    /// let opened = tunnels.open(RouteScope::MESH, "api.example.com", 443, Some("api.example.com")).await;
+    /// assert!(matches!(opened, Err(TunnelError::UnknownHost)));
+    /// assert!(!handle.unwrap().render().contains("istio_tcp_connections_opened_total"), "not counted");
+    /// # }
+    /// ```
     pub async fn open(
         &self,
         scope: RouteScope,
@@ -142,6 +227,23 @@ impl Tunnels {
     }
 
     /// Counts a tunnel to `service` opened, and returns its counters.
+    ///
+    /// ```
+    /// use mesh_core::workload::Workload;
+    /// use mesh_proxy::{prometheus::default_recorder, registry::Registry, tunnel::Tunnels};
+    /// use mesh_route::RouteTable;
+    /// use mesh_trace::metrics::{IstioMetrics, Reporter};
+    /// use std::sync::Arc;
+    /// let (recorder, handle) = default_recorder().unwrap();
+    /// let metrics = Arc::new(IstioMetrics::new(recorder, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
+    /// let tunnels = Tunnels::new(Arc::new(RouteTable::default()), Arc::new(Registry::default()), metrics);
+    /// let counters = tunnels.opened("db.shop.svc.cluster.local", None, None);
+    /// counters.received(42);
+    /// counters.close();
+    /// let text = handle.unwrap().render();
+    /// let received = text.lines().find(|l| l.starts_with("istio_tcp_received_bytes_total{")).unwrap();
+    /// assert!(received.ends_with(" 42"), "{received}");
+    /// ```
     pub fn opened(
         &self,
         service: &str,
@@ -157,6 +259,21 @@ impl Tunnels {
     }
 
     /// Counts a tunnel to `service` that was refused or failed with `flag` (opened and closed).
+    ///
+    /// ```
+    /// use mesh_core::{ResponseFlag, workload::Workload};
+    /// use mesh_proxy::{prometheus::default_recorder, registry::Registry, tunnel::Tunnels};
+    /// use mesh_route::RouteTable;
+    /// use mesh_trace::metrics::{CatchAllCluster, IstioMetrics, Reporter};
+    /// use std::sync::Arc;
+    /// let (recorder, handle) = default_recorder().unwrap();
+    /// let metrics = Arc::new(IstioMetrics::new(recorder, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
+    /// let tunnels = Tunnels::new(Arc::new(RouteTable::default()), Arc::new(Registry::default()), metrics);
+    /// tunnels.count_refused("api.example.com", Some(CatchAllCluster::BlackHole), ResponseFlag::NoRouteFound);
+    /// let text = handle.unwrap().render();
+    /// let closed = text.lines().find(|l| l.starts_with("istio_tcp_connections_closed_total{")).unwrap();
+    /// assert!(closed.contains(r#"response_flags="NR""#), "{closed}");
+    /// ```
     pub fn count_refused(
         &self,
         service: &str,
@@ -259,6 +376,37 @@ pub(crate) async fn connect(
 /// Copies between `downstream` and `upstream` until both directions end, or no byte has
 /// moved for `idle` (see [`IdleTimeout`]), counting the bytes into `counters` as they pass
 /// (`received`: from the downstream; `sent`: to it), then counts the connection closed.
+///
+/// ```
+/// use mesh_core::workload::Workload;
+/// use mesh_proxy::{prometheus::default_recorder, registry::Registry, tunnel::{Tunnels, relay}};
+/// use mesh_route::RouteTable;
+/// use mesh_trace::metrics::{IstioMetrics, Reporter};
+/// use std::{sync::Arc, time::Duration};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (recorder, handle) = default_recorder().unwrap();
+/// let metrics = Arc::new(IstioMetrics::new(recorder, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
+/// let tunnels = Tunnels::new(Arc::new(RouteTable::default()), Arc::new(Registry::default()), metrics);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let upstream = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+/// let (mut server, _) = listener.accept().await.unwrap();
+/// let (mut client, downstream) = tokio::io::duplex(64);
+/// let relayed = tokio::spawn(relay(downstream, upstream, tunnels.opened("echo", None, None), Some(Duration::from_secs(60))));
+/// client.write_all(b"ping").await.unwrap();
+/// let mut buf = [0; 4];
+/// server.read_exact(&mut buf).await.unwrap();
+/// server.write_all(b"pong!").await.unwrap();
+/// drop(server);
+/// let mut reply = Vec::new();
+/// client.read_to_end(&mut reply).await.unwrap(); // until the upstream closed
+/// assert_eq!((&buf, reply.as_slice()), (b"ping", b"pong!".as_slice()));
+/// drop(client);
+/// relayed.await.unwrap();
+/// let text = handle.unwrap().render();
+/// assert!(text.lines().any(|l| l.starts_with("istio_tcp_sent_bytes_total{") && l.ends_with(" 5")), "{text}");
+/// # }
+/// ```
 pub async fn relay<D>(
     downstream: D,
     upstream: TcpStream,

@@ -44,6 +44,12 @@ use std::{
 use tokio::{net::TcpStream, sync::Mutex};
 
 /// Istio's default upstream connect timeout (`MeshConfig.connectTimeout`).
+///
+/// ```
+/// use mesh_proxy::upstream::{DEFAULT_CONNECT_TIMEOUT, Upstream};
+/// assert_eq!(DEFAULT_CONNECT_TIMEOUT, std::time::Duration::from_secs(10));
+/// assert_eq!(Upstream::default().connect_timeout(), DEFAULT_CONNECT_TIMEOUT);
+/// ```
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A cached HTTP/2 connection to one endpoint, with the number of requests it has carried.
@@ -51,6 +57,25 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Http2Connection(Mutex<Option<(hyper::client::conn::http2::SendRequest<Body>, u32)>>);
 
 /// Sends requests upstream; cheap to clone.
+///
+/// With a [`Transport`] in the request, the application's client is
+/// the wire (here one that answers itself):
+///
+/// ```
+/// use mesh_proxy::{endpoint::{Endpoint, Protocol}, transport::Transport, upstream::Upstream};
+/// use std::sync::Arc;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let client = tower::service_fn(|request: http::Request<mesh_core::Body>| async move {
+///     let uri = request.uri().to_string();
+///     Ok::<_, mesh_core::BoxError>(http::Response::builder().header("x-uri", uri).body(mesh_core::body::empty()).unwrap())
+/// });
+/// let endpoint = Arc::new(Endpoint::new("10.0.0.7:8080".parse().unwrap(), Default::default(), Protocol::Http1));
+/// let mut request = http::Request::get("http://catalog/items").body(mesh_core::body::empty()).unwrap();
+/// request.extensions_mut().insert(Transport::new(client));
+/// let response = Upstream::default().send_to_endpoint(&endpoint, request, &"catalog".parse().unwrap(), None).await.unwrap();
+/// assert_eq!(response.headers()["x-uri"], "http://10.0.0.7:8080/items");
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Upstream {
     http1: Client<CountingConnector, Body>,
@@ -95,16 +120,40 @@ impl Default for Upstream {
 }
 
 /// Istio's default idle timeout for upstream HTTP connections (`connectionPool.http.idleTimeout`).
+///
+/// ```
+/// use mesh_proxy::upstream::{DEFAULT_IDLE_TIMEOUT, Upstream};
+/// use std::time::Duration;
+/// assert_eq!(DEFAULT_IDLE_TIMEOUT, Duration::from_secs(3600));
+/// let default = Upstream::new(Duration::from_secs(10));
+/// assert!(default.same_settings(&Upstream::with_timeouts(Duration::from_secs(10), Some(DEFAULT_IDLE_TIMEOUT))));
+/// ```
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl Upstream {
     /// A sender with the given connect timeout and Istio's 1 h idle timeout.
+    ///
+    /// ```
+    /// use mesh_proxy::upstream::Upstream;
+    /// use std::time::Duration;
+    /// let upstream = Upstream::new(Duration::from_millis(1500));
+    /// assert_eq!(upstream.connect_timeout(), Duration::from_millis(1500));
+    /// assert!(!upstream.originates_tls());
+    /// ```
     pub fn new(connect_timeout: Duration) -> Self {
         Upstream::with_timeouts(connect_timeout, Some(DEFAULT_IDLE_TIMEOUT))
     }
 
     /// A sender with the given connect timeout and idle timeout for pooled HTTP/1.1
     /// connections (`None`: idle connections are never closed for idleness).
+    ///
+    /// ```
+    /// use mesh_proxy::upstream::Upstream;
+    /// use std::time::Duration;
+    /// let never_idle = Upstream::with_timeouts(Duration::from_secs(1), None);
+    /// assert_eq!(never_idle.connect_timeout(), Duration::from_secs(1));
+    /// assert!(!never_idle.same_settings(&Upstream::new(Duration::from_secs(1))), "the idle timeouts differ");
+    /// ```
     pub fn with_timeouts(connect_timeout: Duration, idle_timeout: Option<Duration>) -> Self {
         let connections = ActiveConnections::default();
         Upstream {
@@ -124,11 +173,31 @@ impl Upstream {
     }
 
     /// Whether connections are encrypted (DestinationRule `tls`).
+    ///
+    /// ```
+    /// use mesh_proxy::upstream::Upstream;
+    /// assert!(!Upstream::default().originates_tls());
+    /// assert!(!Upstream::default().with_tls(None).originates_tls(), "None is plaintext");
+    /// ```
     pub fn originates_tls(&self) -> bool {
         self.tls.is_some()
     }
 
     /// Encrypts every connection as `tls` says (`None`: plaintext).
+    ///
+    /// ```
+    /// use mesh_proxy::{tls::{OutboundTls, TlsIdentity}, upstream::Upstream};
+    /// use mesh_route::config::{ClientTlsMode, ClientTlsSettings};
+    /// use std::sync::Arc;
+    /// let certified = rcgen::generate_simple_self_signed(vec!["catalog".to_string()]).unwrap();
+    /// let (cert, key) = (certified.cert.pem(), certified.signing_key.serialize_pem());
+    /// let identity = TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), cert.as_bytes()).unwrap();
+    /// let settings = ClientTlsSettings { mode: Some(ClientTlsMode::IstioMutual), ..ClientTlsSettings::default() };
+    /// let tls = OutboundTls::new(&settings, "catalog", Some(80), None, Some(&identity)).unwrap().map(Arc::new);
+    /// let upstream = Upstream::default().with_tls(tls);
+    /// assert!(upstream.originates_tls());
+    /// assert!(!upstream.same_settings(&Upstream::default()));
+    /// ```
     pub fn with_tls(mut self, tls: Option<Arc<OutboundTls>>) -> Self {
         self.tls = tls;
         self.http1 = self.new_http1_client();
@@ -147,6 +216,14 @@ impl Upstream {
 
     /// Retires each connection after `max` requests (`connectionPool.http.maxRequestsPerConnection`;
     /// 0: unlimited, 1: keep-alive off).
+    ///
+    /// ```
+    /// use mesh_proxy::upstream::Upstream;
+    /// let keep_alive_off = Upstream::default().with_max_requests_per_connection(1);
+    /// assert!(!keep_alive_off.same_settings(&Upstream::default()));
+    /// // 0 is unlimited, the default.
+    /// assert!(Upstream::default().with_max_requests_per_connection(0).same_settings(&Upstream::default()));
+    /// ```
     pub fn with_max_requests_per_connection(mut self, max: u32) -> Self {
         self.max_requests_per_connection = max;
         // Only a limit above 1 needs connections that count their responses.
@@ -157,17 +234,51 @@ impl Upstream {
     }
 
     /// Connections open to the endpoint at `authority` now.
+    ///
+    /// ```
+    /// use mesh_proxy::upstream::Upstream;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let authority: http::uri::Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+    /// let server = tokio::spawn(async move {
+    ///     let (mut stream, _) = listener.accept().await.unwrap();
+    ///     let _ = stream.read(&mut [0; 1024]).await.unwrap();
+    ///     stream.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await.unwrap();
+    ///     stream // kept open
+    /// });
+    /// let upstream = Upstream::default();
+    /// assert_eq!(upstream.active_connections(&authority), 0);
+    /// let request = http::Request::get("/").body(mesh_core::body::empty()).unwrap();
+    /// upstream.send_to_authority(request, &authority).await.unwrap();
+    /// let _open = server.await.unwrap();
+    /// assert_eq!(upstream.active_connections(&authority), 1, "pooled for the next request");
+    /// # }
+    /// ```
     pub fn active_connections(&self, authority: &Authority) -> usize {
         self.connections.count(authority.as_str())
     }
 
     /// The connect timeout.
+    ///
+    /// ```
+    /// use mesh_proxy::upstream::Upstream;
+    /// use std::time::Duration;
+    /// assert_eq!(Upstream::with_timeouts(Duration::from_secs(2), None).connect_timeout(), Duration::from_secs(2));
+    /// ```
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
     }
 
     /// Whether `other` was made with the same timeouts and connection limits (so its pooled
     /// connections can serve in this one's place).
+    ///
+    /// ```
+    /// use mesh_proxy::upstream::Upstream;
+    /// use std::time::Duration;
+    /// assert!(Upstream::new(Duration::from_secs(10)).same_settings(&Upstream::default()));
+    /// assert!(!Upstream::new(Duration::from_secs(1)).same_settings(&Upstream::default()));
+    /// ```
     pub fn same_settings(&self, other: &Upstream) -> bool {
         self.connect_timeout == other.connect_timeout
             && self.idle_timeout == other.idle_timeout
@@ -178,6 +289,23 @@ impl Upstream {
     /// Sends `request` to `endpoint`. `authority` is the service name the client addressed,
     /// kept as `Host`/`:authority`; `permit` (the cluster's circuit-breaker admission) is held
     /// until the response body ends.
+    ///
+    /// ```
+    /// use mesh_proxy::{endpoint::{Endpoint, Protocol}, transport::Transport, upstream::Upstream};
+    /// use std::sync::Arc;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let client = tower::service_fn(|request: http::Request<mesh_core::Body>| async move {
+    ///     let host = request.headers()["host"].clone();
+    ///     Ok::<_, mesh_core::BoxError>(http::Response::builder().status(503).header("x-host", host).body(mesh_core::body::empty()).unwrap())
+    /// });
+    /// let endpoint = Arc::new(Endpoint::new("10.0.0.7:8080".parse().unwrap(), Default::default(), Protocol::Http1));
+    /// let mut request = http::Request::get("http://catalog/").body(mesh_core::body::empty()).unwrap();
+    /// request.extensions_mut().insert(Transport::new(client));
+    /// let response = Upstream::default().send_to_endpoint(&endpoint, request, &"catalog".parse().unwrap(), None).await.unwrap();
+    /// assert_eq!(response.headers()["x-host"], "catalog", "the service name the client addressed");
+    /// assert_eq!((endpoint.requests(), endpoint.failures()), (1, 1), "a 5xx counts as a failure");
+    /// # }
+    /// ```
     pub async fn send_to_endpoint(
         &self,
         endpoint: &Arc<Endpoint>,
@@ -243,6 +371,20 @@ impl Upstream {
     }
 
     /// Sends `request` over HTTP/1.1 to `authority` itself (pass-through traffic).
+    ///
+    /// ```
+    /// use mesh_proxy::{transport::Transport, upstream::Upstream};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let client = tower::service_fn(|request: http::Request<mesh_core::Body>| async move {
+    ///     let uri = request.uri().to_string();
+    ///     Ok::<_, mesh_core::BoxError>(http::Response::builder().header("x-uri", uri).body(mesh_core::body::empty()).unwrap())
+    /// });
+    /// let mut request = http::Request::get("/search?q=mesh").body(mesh_core::body::empty()).unwrap();
+    /// request.extensions_mut().insert(Transport::new(client));
+    /// let response = Upstream::default().send_to_authority(request, &"api.example.com:8080".parse().unwrap()).await.unwrap();
+    /// assert_eq!(response.headers()["x-uri"], "http://api.example.com:8080/search?q=mesh");
+    /// # }
+    /// ```
     pub async fn send_to_authority(
         &self,
         mut request: Request<Body>,
@@ -473,5 +615,19 @@ fn set_service_time<B>(response: &mut Response<B>, sent: std::time::Instant) {
 }
 
 /// The response header through which the router reports the upstream's time.
+///
+/// ```
+/// use mesh_proxy::{transport::Transport, upstream::{Upstream, X_ENVOY_UPSTREAM_SERVICE_TIME}};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let client = tower::service_fn(|_request: http::Request<mesh_core::Body>| async {
+///     Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty()))
+/// });
+/// let mut request = http::Request::get("/").body(mesh_core::body::empty()).unwrap();
+/// request.extensions_mut().insert(Transport::new(client));
+/// let response = Upstream::default().send_to_authority(request, &"app:80".parse().unwrap()).await.unwrap();
+/// let millis: u64 = response.headers()[X_ENVOY_UPSTREAM_SERVICE_TIME].to_str().unwrap().parse().unwrap();
+/// assert!(millis < 60_000);
+/// # }
+/// ```
 pub const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");

@@ -21,6 +21,22 @@ use std::collections::BTreeMap;
 
 /// Explicit settings of the proxy's workload identity; unset fields come from the mesh config's
 /// `proxyMetadata` or the environment (see the [module docs](self)).
+///
+/// ```
+/// use mesh_proxy::workload_identity::WorkloadSettings;
+/// use mesh_route::config::Config;
+/// let settings = WorkloadSettings {
+///     name: Some("catalog-v2".into()),
+///     namespace: Some("shop".into()),
+///     labels: [("app".to_string(), "catalog".to_string()), ("version".to_string(), "v2".to_string())].into(),
+///     service_account: Some("catalog".into()),
+///     cluster_id: None,
+/// };
+/// // Explicit settings win over the environment.
+/// let workload = settings.resolve(&Config::default(), |_| Some("from-env".into()));
+/// assert_eq!((workload.namespace.as_str(), workload.version.as_str()), ("shop", "v2"));
+/// assert_eq!(workload.principal, "spiffe://cluster.local/ns/shop/sa/catalog");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkloadSettings {
     /// Workload name.
@@ -36,6 +52,14 @@ pub struct WorkloadSettings {
 }
 
 /// Istio's default `CLUSTER_ID`.
+///
+/// ```
+/// use mesh_proxy::workload_identity::{DEFAULT_CLUSTER_ID, WorkloadSettings};
+/// use mesh_route::config::Config;
+/// let workload = WorkloadSettings::default().resolve(&Config::default(), |_| None);
+/// assert_eq!(workload.cluster, DEFAULT_CLUSTER_ID);
+/// assert_eq!(DEFAULT_CLUSTER_ID, "Kubernetes");
+/// ```
 pub const DEFAULT_CLUSTER_ID: &str = "Kubernetes";
 
 impl WorkloadSettings {

@@ -27,6 +27,17 @@ use tokio::{
 const EVENTS_KEPT: usize = 32;
 
 /// How the controller judges canaries.
+///
+/// ```
+/// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions}, sidecar::SidecarSettings};
+/// use mesh_route::config::Config;
+/// let options = CanaryOptions { metrics_server: Some("http://prometheus:9090".into()), ..CanaryOptions::default() };
+/// assert!(options.metrics.is_none());
+/// assert!(format!("{options:?}").contains("prometheus:9090"));
+/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// let controller = CanaryController::new(LiveSidecar::new(Config::default(), settings).unwrap(), options);
+/// assert!(controller.board().statuses().is_empty());
+/// ```
 #[derive(Clone, Default)]
 pub struct CanaryOptions {
     /// The Prometheus server judging canaries that name none (`spec.metricsServer` wins), as
@@ -65,6 +76,16 @@ pub struct CanaryController {
 }
 
 /// The canaries' state, shared by the controller and the admin API.
+///
+/// ```
+/// use mesh_proxy::{LiveSidecar, canary::{CanaryAction, CanaryController, CanaryOptions}, sidecar::SidecarSettings};
+/// use mesh_route::config::Config;
+/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+/// let board = CanaryController::new(live, CanaryOptions::default()).board().clone();
+/// assert!(board.statuses().is_empty());
+/// assert!(board.act("shop/catalog", CanaryAction::Pause).is_err(), "no such canary");
+/// ```
 #[derive(Clone, Debug)]
 pub struct CanaryBoard {
     shared: Arc<Shared>,
@@ -101,6 +122,13 @@ struct Tracked {
 }
 
 /// An admin action on a canary.
+///
+/// ```
+/// use mesh_proxy::canary::CanaryAction;
+/// // As `POST /canaries/NAME/ACTION` names them.
+/// let actions: Vec<_> = ["pause", "resume", "promote", "abort"].into_iter().filter_map(CanaryAction::parse).collect();
+/// assert_eq!(actions, [CanaryAction::Pause, CanaryAction::Resume, CanaryAction::Promote, CanaryAction::Abort]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CanaryAction {
     /// Hold the analysis where it is.
@@ -115,6 +143,12 @@ pub enum CanaryAction {
 
 impl CanaryAction {
     /// The action named `name` (`pause`, `resume`, `promote`, `abort`).
+    ///
+    /// ```
+    /// use mesh_proxy::canary::CanaryAction;
+    /// assert_eq!(CanaryAction::parse("promote"), Some(CanaryAction::Promote));
+    /// assert_eq!(CanaryAction::parse("Promote"), None);
+    /// ```
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "pause" => Some(CanaryAction::Pause),
@@ -127,6 +161,31 @@ impl CanaryAction {
 }
 
 /// What `/canaries` shows of one canary.
+///
+/// ```
+/// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions, Phase}, sidecar::SidecarSettings};
+/// use mesh_route::config::Config;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
+/// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\n\
+///     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+///     endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]}\n---\n\
+///     apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog, namespace: shop}\n\
+///     spec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n---\n\
+///     apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: catalog, namespace: shop, \
+///     annotations: {mesh/primary-subset: v1, mesh/canary-subset: v2}}\nspec: {targetRef: {apiVersion: apps/v1, \
+///     kind: Deployment, name: catalog}, service: {port: 80}, analysis: {interval: 10s, stepWeight: 20}}\n";
+/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// let live = LiveSidecar::new(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
+/// let controller = CanaryController::new(live.clone(), CanaryOptions::default());
+/// let board = controller.board().clone();
+/// let (_stop, stopped) = tokio::sync::watch::channel(false);
+/// tokio::spawn(controller.run(stopped));
+/// live.versions().changed().await.unwrap(); // the first pass moved traffic
+/// let status = &board.statuses()[0];
+/// assert_eq!((status.phase, status.canary_weight, status.primary_weight), (Phase::Progressing, 20, 80));
+/// assert_eq!(status.metrics_source, "sidecar");
+/// # });
+/// ```
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStatus {
@@ -161,6 +220,22 @@ pub struct CanaryStatus {
 
 impl CanaryController {
     /// A controller of `live`'s canaries; the live sidecar's admin API shows them from now on.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions}, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
+    /// let _controller = CanaryController::new(live.clone(), CanaryOptions::default());
+    /// // From now on the admin API answers `/canaries`.
+    /// let request = http::Request::get("/canaries").body(mesh_core::body::empty()).unwrap();
+    /// let body = live.admin_service().oneshot(request).await.unwrap().into_body().collect().await.unwrap();
+    /// assert_eq!(body.to_bytes(), "[]");
+    /// # }
+    /// ```
     pub fn new(live: LiveSidecar, options: CanaryOptions) -> Self {
         let board = CanaryBoard {
             shared: Arc::new(Shared {
@@ -177,11 +252,52 @@ impl CanaryController {
     }
 
     /// The state the admin API shows.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions}, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let controller = CanaryController::new(LiveSidecar::new(Config::default(), settings).unwrap(), CanaryOptions::default());
+    /// // The board outlives `run`, which consumes the controller.
+    /// let board = controller.board().clone();
+    /// drop(controller);
+    /// assert!(board.statuses().is_empty());
+    /// ```
     pub fn board(&self) -> &CanaryBoard {
         &self.board
     }
 
     /// Runs every Canary's passes until `stop` turns true.
+    ///
+    /// With paused time, a whole analysis runs at once:
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions, Phase}, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\n\
+    ///     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+    ///     endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]}\n---\n\
+    ///     apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog, namespace: shop}\n\
+    ///     spec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n---\n\
+    ///     apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: catalog, namespace: shop, \
+    ///     annotations: {mesh/primary-subset: v1, mesh/canary-subset: v2}}\nspec: {targetRef: {apiVersion: apps/v1, \
+    ///     kind: Deployment, name: catalog}, service: {port: 80}, skipAnalysis: true, analysis: {interval: 10s}}\n";
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
+    /// let controller = CanaryController::new(live.clone(), CanaryOptions::default());
+    /// let board = controller.board().clone();
+    /// let (stop, stopped) = tokio::sync::watch::channel(false);
+    /// let running = tokio::spawn(controller.run(stopped));
+    /// let mut versions = live.versions();
+    /// while live.current().config().canary_routes.get("shop/catalog").map(|r| r.canary_weight) != Some(100) {
+    ///     versions.changed().await.unwrap();
+    /// }
+    /// stop.send(true).unwrap();
+    /// running.await.unwrap();
+    /// assert_eq!(board.statuses()[0].phase, Phase::Finalising);
+    /// # });
+    /// ```
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let board = self.board;
         let mut versions = board.shared.live.versions();
@@ -228,12 +344,46 @@ impl CanaryBoard {
     }
 
     /// Every canary's status, by `namespace/name`.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions}, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let controller = CanaryController::new(LiveSidecar::new(Config::default(), settings).unwrap(), CanaryOptions::default());
+    /// // Canaries appear once the controller runs and finds them in the configuration.
+    /// assert_eq!(serde_json::to_string(&controller.board().statuses()).unwrap(), "[]");
+    /// ```
     pub fn statuses(&self) -> Vec<CanaryStatus> {
         self.runs().values().map(Tracked::status).collect()
     }
 
     /// Applies `action` to the canary named `name` (`namespace/name`, or a name only one
     /// canary has); returns its status, or why nothing was done.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, canary::{CanaryAction, CanaryController, CanaryOptions}, sidecar::SidecarSettings};
+    /// use mesh_route::config::Config;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\n\
+    ///     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+    ///     endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]}\n---\n\
+    ///     apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog, namespace: shop}\n\
+    ///     spec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n---\n\
+    ///     apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: catalog, namespace: shop, \
+    ///     annotations: {mesh/primary-subset: v1, mesh/canary-subset: v2}}\nspec: {targetRef: {apiVersion: apps/v1, \
+    ///     kind: Deployment, name: catalog}, service: {port: 80}, analysis: {interval: 10s, stepWeight: 10}}\n";
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let live = LiveSidecar::new(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
+    /// let controller = CanaryController::new(live.clone(), CanaryOptions::default());
+    /// let board = controller.board().clone();
+    /// let (_stop, stopped) = tokio::sync::watch::channel(false);
+    /// tokio::spawn(controller.run(stopped));
+    /// live.versions().changed().await.unwrap(); // the analysis started
+    /// let status = board.act("catalog", CanaryAction::Pause).unwrap(); // a name only one canary has
+    /// assert!(status.paused);
+    /// assert!(board.act("shop/cart", CanaryAction::Pause).is_err());
+    /// # });
+    /// ```
     pub fn act(&self, name: &str, action: CanaryAction) -> Result<CanaryStatus, String> {
         let now = Instant::now();
         let mut runs = self.runs();

@@ -26,12 +26,62 @@ use std::{
 use tokio::time::Instant;
 
 /// A metric's value, or why there is none (no data, a failed query): a failed check either way.
+///
+/// ```
+/// use mesh_proxy::canary::{CanaryMetrics, Measurement, MetricQuery, OwnMetrics};
+/// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+/// use mesh_route::config::{Config, ObjectMeta, Origin, Resource, canary::Canary};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mut spec = Canary::default();
+/// spec.target_ref.name = "catalog".into();
+/// let meta = ObjectMeta { name: "catalog".into(), namespace: Some("shop".into()), ..ObjectMeta::default() };
+/// let canary = Resource { meta, origin: Origin::new("canary.yaml", 0), spec };
+/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// let own = OwnMetrics::new(LiveSidecar::new(Config::default(), settings).unwrap());
+/// let query = MetricQuery { canary: &canary, metric: "request-success-rate", window: std::time::Duration::from_secs(60) };
+/// let measured: Measurement = own.measure(query, tokio::time::Instant::now()).await;
+/// assert!(measured.unwrap_err().starts_with("no values found"), "no traffic reached the canary");
+/// # }
+/// ```
 pub type Measurement = Result<f64, String>;
 
 /// A boxed measurement in progress.
+///
+/// ```
+/// use mesh_proxy::canary::{CanaryMetrics, MeasureFuture, MetricQuery};
+/// use mesh_route::config::{ObjectMeta, Origin, Resource, canary::Canary};
+/// struct Always(f64);
+/// impl CanaryMetrics for Always {
+///     fn measure<'a>(&'a self, _query: MetricQuery<'a>, _now: tokio::time::Instant) -> MeasureFuture<'a> {
+///         Box::pin(std::future::ready(Ok(self.0)))
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mut spec = Canary::default();
+/// spec.target_ref.name = "catalog".into();
+/// let meta = ObjectMeta { name: "catalog".into(), namespace: Some("shop".into()), ..ObjectMeta::default() };
+/// let canary = Resource { meta, origin: Origin::new("canary.yaml", 0), spec };
+/// let query = MetricQuery { canary: &canary, metric: "request-duration", window: std::time::Duration::from_secs(30) };
+/// assert_eq!(Always(42.0).measure(query, tokio::time::Instant::now()).await, Ok(42.0));
+/// # }
+/// ```
 pub type MeasureFuture<'a> = Pin<Box<dyn Future<Output = Measurement> + Send + 'a>>;
 
 /// What a check asks: one built-in metric of one Canary over a window.
+///
+/// ```
+/// use mesh_proxy::canary::{MetricQuery, flagger_query};
+/// use mesh_route::config::{ObjectMeta, Origin, Resource, canary::Canary};
+/// use std::time::Duration;
+/// let mut spec = Canary::default();
+/// spec.target_ref.name = "catalog".into();
+/// let meta = ObjectMeta { name: "catalog".into(), namespace: Some("shop".into()), ..ObjectMeta::default() };
+/// let canary = Resource { meta, origin: Origin::new("canary.yaml", 0), spec };
+/// let query = MetricQuery { canary: &canary, metric: "request-success-rate", window: Duration::from_secs(60) };
+/// let promql = flagger_query(query).unwrap();
+/// assert!(promql.contains(r#"destination_workload=~"catalog""#), "{promql}");
+/// assert!(promql.contains("[60s]"), "{promql}");
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct MetricQuery<'a> {
     /// The Canary judged.
@@ -43,6 +93,25 @@ pub struct MetricQuery<'a> {
 }
 
 /// A source of canary metrics.
+///
+/// A source judging every canary healthy (as a test might use), given to the controller:
+///
+/// ```
+/// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryMetrics, CanaryOptions, MeasureFuture, MetricQuery}, sidecar::SidecarSettings};
+/// use mesh_route::config::Config;
+/// use std::sync::Arc;
+/// struct Healthy;
+/// impl CanaryMetrics for Healthy {
+///     fn measure<'a>(&'a self, query: MetricQuery<'a>, _now: tokio::time::Instant) -> MeasureFuture<'a> {
+///         let value = if query.metric == "request-success-rate" { 100.0 } else { 1.0 };
+///         Box::pin(std::future::ready(Ok(value)))
+///     }
+/// }
+/// let options = CanaryOptions { metrics: Some(Arc::new(Healthy)), ..CanaryOptions::default() };
+/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// let controller = CanaryController::new(LiveSidecar::new(Config::default(), settings).unwrap(), options);
+/// assert!(controller.board().statuses().is_empty());
+/// ```
 pub trait CanaryMetrics: Send + Sync {
     /// Notes the state of `canary`'s traffic now; called at each pass before the checks, and
     /// when the analysis starts. Sources that keep no history ignore it.
@@ -60,6 +129,22 @@ pub trait CanaryMetrics: Send + Sync {
 }
 
 /// The sidecar's own counters of the canary destination; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::canary::{CanaryMetrics, MetricQuery, OwnMetrics};
+/// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+/// use mesh_route::config::{Config, ObjectMeta, Origin, Resource, canary::Canary};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mut spec = Canary::default();
+/// spec.target_ref.name = "catalog".into();
+/// let meta = ObjectMeta { name: "catalog".into(), namespace: Some("shop".into()), ..ObjectMeta::default() };
+/// let canary = Resource { meta, origin: Origin::new("canary.yaml", 0), spec };
+/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// let own = OwnMetrics::new(LiveSidecar::new(Config::default(), settings).unwrap());
+/// let query = MetricQuery { canary: &canary, metric: "request-count", window: std::time::Duration::from_secs(60) };
+/// assert_eq!(own.measure(query, tokio::time::Instant::now()).await, Err("unknown metric request-count".to_owned()));
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct OwnMetrics {
     live: LiveSidecar,
@@ -71,6 +156,23 @@ const READINGS_KEPT: usize = 64;
 
 impl OwnMetrics {
     /// Counters of the clusters `live` sends to.
+    ///
+    /// ```
+    /// use mesh_proxy::canary::{CanaryMetrics, MetricQuery, OwnMetrics};
+    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_route::config::{Config, ObjectMeta, Origin, Resource, canary::Canary};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut spec = Canary::default();
+    /// spec.target_ref.name = "catalog".into();
+    /// let meta = ObjectMeta { name: "catalog".into(), namespace: Some("shop".into()), ..ObjectMeta::default() };
+    /// let canary = Resource { meta, origin: Origin::new("canary.yaml", 0), spec };
+    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let own = OwnMetrics::new(LiveSidecar::new(Config::default(), settings).unwrap());
+    /// own.sample(&canary, tokio::time::Instant::now()); // a reading to measure windows from
+    /// let query = MetricQuery { canary: &canary, metric: "request-duration", window: std::time::Duration::from_secs(30) };
+    /// assert!(own.measure(query, tokio::time::Instant::now()).await.is_err(), "no traffic yet");
+    /// # }
+    /// ```
     pub fn new(live: LiveSidecar) -> Self {
         OwnMetrics {
             live,

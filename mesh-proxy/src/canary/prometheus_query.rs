@@ -30,6 +30,14 @@ use tokio::time::Instant;
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A Prometheus server answering canary checks; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::canary::PrometheusMetrics;
+/// // A path prefix is kept; `https` is refused (no TLS to Prometheus).
+/// assert!(PrometheusMetrics::new("http://monitoring.example.com/prometheus").is_ok());
+/// let error = PrometheusMetrics::new("https://prometheus:9090").unwrap_err();
+/// assert!(error.contains("https"), "{error}");
+/// ```
 #[derive(Clone, Debug)]
 pub struct PrometheusMetrics {
     authority: Authority,
@@ -107,6 +115,21 @@ impl CanaryMetrics for PrometheusMetrics {
 }
 
 /// The PromQL Flagger's Istio provider sends for `query`.
+///
+/// ```
+/// use mesh_proxy::canary::{MetricQuery, flagger_query};
+/// use mesh_route::config::{ObjectMeta, Origin, Resource, canary::Canary};
+/// use std::time::Duration;
+/// let mut spec = Canary::default();
+/// spec.target_ref.name = "catalog".into();
+/// let meta = ObjectMeta { name: "catalog".into(), namespace: Some("shop".into()), ..ObjectMeta::default() };
+/// let canary = Resource { meta, origin: Origin::new("canary.yaml", 0), spec };
+/// let query = |metric| MetricQuery { canary: &canary, metric, window: Duration::from_secs(30) };
+/// let p99 = flagger_query(query("request-duration")).unwrap();
+/// assert!(p99.starts_with("histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{"), "{p99}");
+/// assert!(p99.contains(r#"destination_workload_namespace="shop""#), "{p99}");
+/// assert!(flagger_query(query("error-budget")).is_err());
+/// ```
 pub fn flagger_query(query: MetricQuery<'_>) -> Result<String, String> {
     let canary = query.canary;
     let selector = format!(

@@ -25,6 +25,15 @@ use mesh_route::config::{
 use serde::Serialize;
 
 /// Flagger's canary phases (those that apply without Kubernetes).
+///
+/// ```
+/// use mesh_proxy::canary::{CanaryRun, Phase};
+/// use mesh_route::config::canary::Canary;
+/// let mut run = CanaryRun::new("catalog.shop".into());
+/// assert_eq!(run.phase, Phase::Initialized);
+/// run.pass(&Canary::default(), Vec::new());
+/// assert_eq!(run.phase, Phase::Progressing);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Phase {
     /// Loaded; the analysis starts at the next pass.
@@ -43,12 +52,30 @@ pub enum Phase {
 
 impl Phase {
     /// Whether the analysis is over (no more passes until the Canary changes).
+    ///
+    /// ```
+    /// use mesh_proxy::canary::Phase;
+    /// assert!(Phase::Succeeded.is_final() && Phase::Failed.is_final());
+    /// assert!(!Phase::Promoting.is_final() && !Phase::Finalising.is_final());
+    /// ```
     pub fn is_final(self) -> bool {
         matches!(self, Phase::Succeeded | Phase::Failed)
     }
 }
 
 /// One check's outcome in a pass.
+///
+/// ```
+/// use mesh_proxy::canary::{CanaryRun, CheckResult};
+/// use mesh_route::config::canary::{Canary, CanaryAnalysis};
+/// let spec = Canary { analysis: CanaryAnalysis { threshold: Some(2), ..CanaryAnalysis::default() }, ..Canary::default() };
+/// let mut run = CanaryRun::new("catalog.shop".into());
+/// run.pass(&spec, Vec::new()); // starts
+/// let failed = CheckResult { name: "request-success-rate".into(), value: Some(91.0), passed: false, reason: Some("91 < 99".into()) };
+/// let outcome = run.pass(&spec, vec![failed]);
+/// assert_eq!(run.failed_checks, 1);
+/// assert_eq!(outcome.events[0].message, "Halt advancement catalog.shop: request-success-rate 91 < 99");
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckResult {
@@ -64,6 +91,16 @@ pub struct CheckResult {
 }
 
 /// What a pass did: where traffic goes now (when it moved) and the events to log.
+///
+/// ```
+/// use mesh_proxy::canary::CanaryRun;
+/// use mesh_route::config::canary::{Canary, CanaryAnalysis};
+/// let spec = Canary { analysis: CanaryAnalysis { step_weight: Some(20), ..CanaryAnalysis::default() }, ..Canary::default() };
+/// let mut run = CanaryRun::new("catalog.shop".into());
+/// let outcome = run.pass(&spec, Vec::new());
+/// assert_eq!(outcome.routing.unwrap().canary_weight, 20);
+/// assert_eq!(outcome.events[0].message, "Starting canary analysis for catalog.shop");
+/// ```
 #[derive(Debug, Default, PartialEq)]
 pub struct PassOutcome {
     /// The routing to put in force, when it changed.
@@ -73,6 +110,14 @@ pub struct PassOutcome {
 }
 
 /// An event of the analysis, logged and shown at `/canaries`.
+///
+/// ```
+/// use mesh_proxy::canary::CanaryRun;
+/// let mut run = CanaryRun::new("catalog.shop".into());
+/// let events = run.abort().events;
+/// assert_eq!((events[0].kind, events[0].message.as_str()), ("Warning", "Canary catalog.shop aborted"));
+/// assert_eq!(serde_json::to_value(&events[0]).unwrap()["type"], "Warning");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event {
     /// `Normal` or `Warning`, as Kubernetes events.
@@ -99,6 +144,22 @@ impl Event {
 }
 
 /// One Canary's analysis; see the [module docs](self).
+///
+/// A canary whose checks pass moves step by step to `maxWeight`, then is promoted:
+///
+/// ```
+/// use mesh_proxy::canary::{CanaryRun, Phase};
+/// use mesh_route::config::{CanaryRouting, canary::{Canary, CanaryAnalysis}};
+/// let analysis = CanaryAnalysis { step_weight: Some(25), max_weight: Some(50), ..CanaryAnalysis::default() };
+/// let spec = Canary { analysis, ..Canary::default() };
+/// let mut run = CanaryRun::new("catalog.shop".into());
+/// let weights: Vec<u32> = (0..3).map(|_| { run.pass(&spec, Vec::new()); run.routing.canary_weight }).collect();
+/// assert_eq!((weights, run.phase), (vec![25, 50, 50], Phase::Promoting));
+/// run.pass(&spec, Vec::new());
+/// assert_eq!(run.routing, CanaryRouting::PROMOTED);
+/// run.pass(&spec, Vec::new());
+/// assert_eq!(run.phase, Phase::Succeeded);
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct CanaryRun {
     /// `name.namespace`, as Flagger names canaries in its events.
@@ -117,6 +178,14 @@ pub struct CanaryRun {
 
 impl CanaryRun {
     /// A run of a Canary just loaded, named `name.namespace` in events.
+    ///
+    /// ```
+    /// use mesh_proxy::canary::{CanaryRun, Phase};
+    /// use mesh_route::config::CanaryRouting;
+    /// let run = CanaryRun::new("catalog.shop".into());
+    /// assert_eq!((run.phase, run.routing), (Phase::Initialized, CanaryRouting::default()));
+    /// assert_eq!(run.failed_checks, 0);
+    /// ```
     pub fn new(label: String) -> Self {
         CanaryRun {
             label,
@@ -130,6 +199,16 @@ impl CanaryRun {
 
     /// Whether the next pass runs the checks (and so needs their results): while progressing,
     /// once anything has reached the canary.
+    ///
+    /// ```
+    /// use mesh_proxy::canary::CanaryRun;
+    /// use mesh_route::config::canary::Canary;
+    /// let spec = Canary::default();
+    /// let mut run = CanaryRun::new("catalog.shop".into());
+    /// assert!(!run.needs_checks(&spec), "nothing reached the canary yet");
+    /// run.pass(&spec, Vec::new());
+    /// assert!(run.needs_checks(&spec));
+    /// ```
     pub fn needs_checks(&self, spec: &Canary) -> bool {
         self.phase == Phase::Progressing
             && !spec.skip_analysis
@@ -139,6 +218,19 @@ impl CanaryRun {
     /// One pass, with `checks` the results of the checks when [`needs_checks`] said so.
     ///
     /// [`needs_checks`]: Self::needs_checks
+    ///
+    /// ```
+    /// use mesh_proxy::canary::{CanaryRun, CheckResult, Phase};
+    /// use mesh_route::config::{CanaryRouting, canary::{Canary, CanaryAnalysis}};
+    /// let spec = Canary { analysis: CanaryAnalysis { threshold: Some(1), ..CanaryAnalysis::default() }, ..Canary::default() };
+    /// let mut run = CanaryRun::new("catalog.shop".into());
+    /// run.pass(&spec, Vec::new());
+    /// let slow = CheckResult { name: "request-duration".into(), value: Some(900.0), passed: false, reason: None };
+    /// let outcome = run.pass(&spec, vec![slow]);
+    /// // The threshold is reached: rolled back in the same pass.
+    /// assert_eq!(run.phase, Phase::Failed);
+    /// assert_eq!(outcome.routing, Some(CanaryRouting::default()));
+    /// ```
     pub fn pass(&mut self, spec: &Canary, checks: Vec<CheckResult>) -> PassOutcome {
         let mut outcome = PassOutcome::default();
         match self.phase {
@@ -225,6 +317,16 @@ impl CanaryRun {
     }
 
     /// Promotes now, whatever the checks say (the admin's `promote`).
+    ///
+    /// ```
+    /// use mesh_proxy::canary::{CanaryRun, Phase};
+    /// use mesh_route::config::canary::Canary;
+    /// let mut run = CanaryRun::new("catalog.shop".into());
+    /// run.pass(&Canary::default(), Vec::new());
+    /// let outcome = run.promote();
+    /// assert_eq!(run.phase, Phase::Promoting);
+    /// assert_eq!(outcome.events[0].message, "Promotion of catalog.shop requested");
+    /// ```
     pub fn promote(&mut self) -> PassOutcome {
         let mut outcome = PassOutcome::default();
         if !self.phase.is_final() && self.phase != Phase::Finalising {
@@ -238,6 +340,16 @@ impl CanaryRun {
     }
 
     /// Rolls back now (the admin's `abort`).
+    ///
+    /// ```
+    /// use mesh_proxy::canary::{CanaryRun, Phase};
+    /// use mesh_route::config::canary::Canary;
+    /// let mut run = CanaryRun::new("catalog.shop".into());
+    /// run.pass(&Canary::default(), Vec::new());
+    /// assert!(run.abort().routing.is_some(), "traffic goes back to the primary");
+    /// assert_eq!(run.phase, Phase::Failed);
+    /// assert!(run.abort().events.is_empty(), "a final phase stays");
+    /// ```
     pub fn abort(&mut self) -> PassOutcome {
         let mut outcome = PassOutcome::default();
         if !self.phase.is_final() {

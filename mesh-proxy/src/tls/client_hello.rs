@@ -29,6 +29,20 @@ const EXTENSION_SERVER_NAME: u16 = 0;
 const NAME_TYPE_HOST_NAME: u8 = 0;
 
 /// What the first bytes of a connection say; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::tls::{client_hello::{ClientHello, parse}, provider};
+/// use std::sync::Arc;
+/// let config = rustls::ClientConfig::builder_with_provider(provider())
+///     .with_safe_default_protocol_versions().unwrap()
+///     .with_root_certificates(rustls::RootCertStore::empty())
+///     .with_no_client_auth();
+/// let mut client = rustls::ClientConnection::new(Arc::new(config), "Shop.Example.com".try_into().unwrap()).unwrap();
+/// let mut hello = Vec::new();
+/// client.write_tls(&mut hello).unwrap();
+/// assert_eq!(parse(&hello), ClientHello::Hello { server_name: Some("shop.example.com".into()) });
+/// assert_eq!(parse(&hello[..hello.len() - 1]), ClientHello::Incomplete);
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientHello {
     /// The bytes so far start a TLS ClientHello, but more are needed to read it.
@@ -188,6 +202,22 @@ const PEEK_PAUSE: Duration = Duration::from_millis(2);
 /// the ClientHello was not complete within `timeout` ([`io::ErrorKind::TimedOut`]; a peer that
 /// closes in the middle of its hello ends here too, since `peek` still sees the bytes in front
 /// of the end), or the socket's own errors.
+///
+/// ```
+/// use mesh_proxy::tls::client_hello::{ClientHello, peek_client_hello};
+/// use std::time::Duration;
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+/// client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+/// let (mut stream, _) = listener.accept().await.unwrap();
+/// assert_eq!(peek_client_hello(&stream, Duration::from_secs(5)).await.unwrap(), ClientHello::NotTls);
+/// let mut first = [0; 3];
+/// stream.read_exact(&mut first).await.unwrap();
+/// assert_eq!(&first, b"GET", "the bytes were left in the socket");
+/// # }
+/// ```
 pub async fn peek_client_hello(stream: &TcpStream, timeout: Duration) -> io::Result<ClientHello> {
     let peek = async {
         let mut buf = vec![0u8; RECORD_HEADER + MAX_RECORD];

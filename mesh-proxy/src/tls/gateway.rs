@@ -34,6 +34,17 @@ use std::{
 };
 
 /// The files of a gateway server's TLS; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::tls::gateway::GatewayCertificateFiles;
+/// use mesh_route::config::ServerTlsSettings;
+/// use std::path::Path;
+/// let settings = ServerTlsSettings { credential_name: Some("shop".into()), ..ServerTlsSettings::default() };
+/// let files = GatewayCertificateFiles::resolve(&settings, Some(Path::new("/etc/credentials"))).unwrap();
+/// assert_eq!(files.certificate, Path::new("/etc/credentials/shop.crt"));
+/// assert_eq!(files.private_key, Path::new("/etc/credentials/shop.key"));
+/// assert_eq!(files.ca_certificates, None, "SIMPLE needs no CA bundle");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewayCertificateFiles {
     /// The server certificate chain, leaf first (PEM).
@@ -55,6 +66,21 @@ impl GatewayCertificateFiles {
     /// not terminate TLS (`PASSTHROUGH`, `AUTO_PASSTHROUGH`, `ISTIO_MUTUAL`) is one. Only
     /// `NAME-ca.crt` is looked for on disk here: the other files are read by
     /// [`gateway_server_config`].
+    ///
+    /// ```
+    /// use mesh_proxy::tls::gateway::GatewayCertificateFiles;
+    /// use mesh_route::config::{ServerTlsMode, ServerTlsSettings};
+    /// let mutual = ServerTlsSettings {
+    ///     mode: Some(ServerTlsMode::Mutual),
+    ///     server_certificate: Some("/certs/tls.crt".into()),
+    ///     private_key: Some("/certs/tls.key".into()),
+    ///     ..ServerTlsSettings::default()
+    /// };
+    /// let error = GatewayCertificateFiles::resolve(&mutual, None).unwrap_err();
+    /// assert!(error.to_string().contains("caCertificates"), "{error}");
+    /// let passthrough = ServerTlsSettings { mode: Some(ServerTlsMode::Passthrough), ..ServerTlsSettings::default() };
+    /// assert!(GatewayCertificateFiles::resolve(&passthrough, None).is_err(), "does not terminate TLS");
+    /// ```
     pub fn resolve(
         settings: &ServerTlsSettings,
         credentials_dir: Option<&Path>,
@@ -149,6 +175,21 @@ impl GatewayCertificateFiles {
 ///   suites all stay. Another name is an error.
 ///
 /// ALPN offers `h2` then `http/1.1`. Errors name the setting or the file at fault.
+///
+/// ```
+/// use mesh_proxy::tls::gateway::{GatewayCertificateFiles, gateway_server_config};
+/// use mesh_route::config::ServerTlsSettings;
+/// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-gateway-config-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let certified = rcgen::generate_simple_self_signed(vec!["shop.example.com".to_string()]).unwrap();
+/// std::fs::write(dir.join("shop.crt"), certified.cert.pem()).unwrap();
+/// std::fs::write(dir.join("shop.key"), certified.signing_key.serialize_pem()).unwrap();
+/// let settings = ServerTlsSettings { credential_name: Some("shop".into()), ..ServerTlsSettings::default() };
+/// let files = GatewayCertificateFiles::resolve(&settings, Some(&dir)).unwrap();
+/// let config = gateway_server_config(&settings, &files).unwrap();
+/// assert_eq!(config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 pub fn gateway_server_config(
     settings: &ServerTlsSettings,
     files: &GatewayCertificateFiles,
@@ -467,6 +508,21 @@ fn stamps(files: &GatewayCertificateFiles) -> Vec<FileStamp> {
 /// A change is a file's modification time or length differing from when it was last read
 /// (symbolic links are followed, so a Kubernetes-style swap of a secret's `..data` link is
 /// one).
+///
+/// ```
+/// use mesh_proxy::tls::gateway::{GatewayCertificateFiles, ReloadingServerConfig};
+/// use mesh_route::config::ServerTlsSettings;
+/// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-gateway-reloading-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let certified = rcgen::generate_simple_self_signed(vec!["shop.example.com".to_string()]).unwrap();
+/// std::fs::write(dir.join("shop.crt"), certified.cert.pem()).unwrap();
+/// std::fs::write(dir.join("shop.key"), certified.signing_key.serialize_pem()).unwrap();
+/// let settings = ServerTlsSettings { credential_name: Some("shop".into()), ..ServerTlsSettings::default() };
+/// let files = GatewayCertificateFiles::resolve(&settings, Some(&dir)).unwrap();
+/// let reloading = ReloadingServerConfig::load(settings, files).unwrap();
+/// assert_eq!(reloading.reload_if_changed(), Ok(false), "nothing changed");
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct ReloadingServerConfig {
     config: ArcSwap<ServerConfig>,
@@ -479,6 +535,20 @@ pub struct ReloadingServerConfig {
 
 impl ReloadingServerConfig {
     /// Builds the configuration of `settings` from `files` (see [`gateway_server_config`]).
+    ///
+    /// ```
+    /// use mesh_proxy::tls::gateway::{GatewayCertificateFiles, ReloadingServerConfig};
+    /// use mesh_route::config::ServerTlsSettings;
+    /// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-gateway-load-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// std::fs::write(dir.join("shop.crt"), "not a certificate").unwrap();
+    /// std::fs::write(dir.join("shop.key"), "not a key").unwrap();
+    /// let settings = ServerTlsSettings { credential_name: Some("shop".into()), ..ServerTlsSettings::default() };
+    /// let files = GatewayCertificateFiles::resolve(&settings, Some(&dir)).unwrap();
+    /// let error = ReloadingServerConfig::load(settings, files).unwrap_err();
+    /// assert!(error.to_string().contains("shop.crt"), "{error}");
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn load(
         settings: ServerTlsSettings,
         files: GatewayCertificateFiles,
@@ -495,6 +565,22 @@ impl ReloadingServerConfig {
     }
 
     /// The configuration to use for a new handshake (a pointer copy).
+    ///
+    /// ```
+    /// use mesh_proxy::tls::gateway::{GatewayCertificateFiles, ReloadingServerConfig};
+    /// use mesh_route::config::ServerTlsSettings;
+    /// use std::sync::Arc;
+    /// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-gateway-current-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let certified = rcgen::generate_simple_self_signed(vec!["shop.example.com".to_string()]).unwrap();
+    /// std::fs::write(dir.join("shop.crt"), certified.cert.pem()).unwrap();
+    /// std::fs::write(dir.join("shop.key"), certified.signing_key.serialize_pem()).unwrap();
+    /// let settings = ServerTlsSettings { credential_name: Some("shop".into()), ..ServerTlsSettings::default() };
+    /// let reloading = ReloadingServerConfig::load(settings.clone(), GatewayCertificateFiles::resolve(&settings, Some(&dir)).unwrap()).unwrap();
+    /// // Until a file changes, every handshake gets the same configuration.
+    /// assert!(Arc::ptr_eq(&reloading.current(), &reloading.current()));
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn current(&self) -> Arc<ServerConfig> {
         self.config.load_full()
     }
@@ -504,6 +590,25 @@ impl ReloadingServerConfig {
     /// be built from (a half-written or broken certificate or key), the previous configuration
     /// stays in use and the error is returned — once: the next call is `Ok(false)` until the
     /// files change again.
+    ///
+    /// ```
+    /// use mesh_proxy::tls::gateway::{GatewayCertificateFiles, ReloadingServerConfig};
+    /// use mesh_route::config::ServerTlsSettings;
+    /// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-gateway-reload-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let write = |names: Vec<String>| {
+    ///     let certified = rcgen::generate_simple_self_signed(names).unwrap();
+    ///     std::fs::write(dir.join("shop.crt"), certified.cert.pem()).unwrap();
+    ///     std::fs::write(dir.join("shop.key"), certified.signing_key.serialize_pem()).unwrap();
+    /// };
+    /// write(vec!["shop.example.com".into()]);
+    /// let settings = ServerTlsSettings { credential_name: Some("shop".into()), ..ServerTlsSettings::default() };
+    /// let reloading = ReloadingServerConfig::load(settings.clone(), GatewayCertificateFiles::resolve(&settings, Some(&dir)).unwrap()).unwrap();
+    /// write(vec!["shop.example.com".into(), "www.shop.example.com".into()]); // a longer file: a change
+    /// assert_eq!(reloading.reload_if_changed(), Ok(true));
+    /// assert_eq!(reloading.reload_if_changed(), Ok(false));
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
         let mut last = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
         let now = stamps(&self.files);
@@ -520,6 +625,17 @@ impl ReloadingServerConfig {
     /// configuration swaps) for changed files every `interval` until `stopped` changes (or its
     /// sender is dropped); a reload is logged at `info`, a failed one at `warn` (the previous
     /// certificate is still served).
+    ///
+    /// ```
+    /// use mesh_proxy::tls::gateway::ReloadingServerConfig;
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (stop, stopped) = tokio::sync::watch::channel(false);
+    /// let watcher = tokio::spawn(ReloadingServerConfig::watch(Vec::new, Duration::from_secs(5), stopped));
+    /// stop.send(true).unwrap();
+    /// watcher.await.unwrap(); // returns once told to stop
+    /// # }
+    /// ```
     pub async fn watch(
         configs: impl Fn() -> Vec<Arc<ReloadingServerConfig>>,
         interval: Duration,

@@ -15,6 +15,18 @@ use rustls::{
 use std::{path::Path, sync::Arc};
 
 /// A workload's mTLS identity; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::tls::TlsIdentity;
+/// let spiffe = "spiffe://cluster.local/ns/shop/sa/catalog";
+/// let key = rcgen::KeyPair::generate().unwrap();
+/// let mut params = rcgen::CertificateParams::default();
+/// params.subject_alt_names = vec![rcgen::SanType::URI(spiffe.try_into().unwrap())];
+/// let cert = params.self_signed(&key).unwrap().pem();
+/// // A self-signed certificate, its own trust bundle.
+/// let identity = TlsIdentity::from_pem(cert.as_bytes(), key.serialize_pem().as_bytes(), cert.as_bytes()).unwrap();
+/// assert_eq!(identity.spiffe_id(), Some(spiffe));
+/// ```
 #[derive(Debug)]
 pub struct TlsIdentity {
     chain: Vec<CertificateDer<'static>>,
@@ -24,6 +36,14 @@ pub struct TlsIdentity {
 }
 
 /// Where a workload's identity is read from.
+///
+/// ```
+/// use mesh_proxy::tls::IdentityFiles;
+/// use std::path::Path;
+/// let files = IdentityFiles::in_dir(Path::new("/etc/certs"));
+/// assert_eq!(files.key, Path::new("/etc/certs/key.pem"));
+/// assert_eq!(files.roots, Path::new("/etc/certs/root-cert.pem"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdentityFiles {
     /// The certificate chain, leaf first (`cert-chain.pem`).
@@ -36,6 +56,13 @@ pub struct IdentityFiles {
 
 impl IdentityFiles {
     /// Istio's file layout in `dir`: `cert-chain.pem`, `key.pem`, `root-cert.pem`.
+    ///
+    /// ```
+    /// use mesh_proxy::tls::IdentityFiles;
+    /// use std::path::Path;
+    /// let files = IdentityFiles::in_dir(Path::new("/var/run/mesh"));
+    /// assert_eq!(files.cert_chain, Path::new("/var/run/mesh/cert-chain.pem"));
+    /// ```
     pub fn in_dir(dir: &Path) -> Self {
         IdentityFiles {
             cert_chain: dir.join("cert-chain.pem"),
@@ -47,6 +74,22 @@ impl IdentityFiles {
 
 impl TlsIdentity {
     /// Reads the identity from `files`.
+    ///
+    /// ```
+    /// use mesh_proxy::tls::{IdentityFiles, TlsIdentity};
+    /// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-identity-load-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let certified = rcgen::generate_simple_self_signed(vec!["catalog.shop".to_string()]).unwrap();
+    /// std::fs::write(dir.join("cert-chain.pem"), certified.cert.pem()).unwrap();
+    /// std::fs::write(dir.join("root-cert.pem"), certified.cert.pem()).unwrap();
+    /// std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+    /// let identity = TlsIdentity::load(&IdentityFiles::in_dir(&dir)).unwrap();
+    /// assert_eq!(identity.spiffe_id(), None, "a DNS name is no SPIFFE identity");
+    /// std::fs::remove_file(dir.join("key.pem")).unwrap();
+    /// let error = TlsIdentity::load(&IdentityFiles::in_dir(&dir)).unwrap_err();
+    /// assert!(error.to_string().contains("key.pem"), "{error}");
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn load(files: &IdentityFiles) -> Result<Self, TlsError> {
         let read = |path: &Path| {
             std::fs::read(path)
@@ -100,6 +143,16 @@ impl TlsIdentity {
 
     /// The SPIFFE identity (`spiffe://trust-domain/ns/NS/sa/SA`) in the leaf certificate's URI
     /// SAN, if it has one.
+    ///
+    /// ```
+    /// use mesh_proxy::tls::TlsIdentity;
+    /// let key = rcgen::KeyPair::generate().unwrap();
+    /// let mut params = rcgen::CertificateParams::default();
+    /// params.subject_alt_names = vec![rcgen::SanType::URI("spiffe://example.org/ns/a/sa/b".try_into().unwrap())];
+    /// let cert = params.self_signed(&key).unwrap().pem();
+    /// let identity = TlsIdentity::from_pem(cert.as_bytes(), key.serialize_pem().as_bytes(), cert.as_bytes()).unwrap();
+    /// assert_eq!(identity.spiffe_id(), Some("spiffe://example.org/ns/a/sa/b"));
+    /// ```
     pub fn spiffe_id(&self) -> Option<&str> {
         self.spiffe_id.as_deref()
     }
@@ -107,6 +160,15 @@ impl TlsIdentity {
     /// The server side of mesh mTLS: this identity presented, client certificates verified
     /// against the trust bundle — required, or optional (`PERMISSIVE` still accepts TLS without
     /// one) — and HTTP/2 and HTTP/1.1 offered by ALPN.
+    ///
+    /// ```
+    /// use mesh_proxy::tls::TlsIdentity;
+    /// let certified = rcgen::generate_simple_self_signed(vec!["catalog".to_string()]).unwrap();
+    /// let (cert, key) = (certified.cert.pem(), certified.signing_key.serialize_pem());
+    /// let identity = TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), cert.as_bytes()).unwrap();
+    /// let config = identity.server_config(false).unwrap();
+    /// assert_eq!(&config.alpn_protocols[..2], [b"h2".to_vec(), b"http/1.1".to_vec()]);
+    /// ```
     pub fn server_config(
         &self,
         require_client_certificate: bool,
@@ -146,6 +208,16 @@ impl TlsIdentity {
     /// chain verified against the trust bundle, and its SPIFFE identity one of
     /// `subject_alt_names` when any are given (SPIFFE certificates have no DNS names to check
     /// against the SNI).
+    ///
+    /// ```
+    /// use mesh_proxy::tls::TlsIdentity;
+    /// let certified = rcgen::generate_simple_self_signed(vec!["catalog".to_string()]).unwrap();
+    /// let (cert, key) = (certified.cert.pem(), certified.signing_key.serialize_pem());
+    /// let identity = TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), cert.as_bytes()).unwrap();
+    /// let config = identity.client_config(&["spiffe://cluster.local/ns/shop/sa/catalog".into()]).unwrap();
+    /// assert!(config.client_auth_cert_resolver.has_certs(), "our certificate is presented");
+    /// assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
+    /// ```
     pub fn client_config(
         &self,
         subject_alt_names: &[String],
@@ -164,6 +236,15 @@ impl TlsIdentity {
 }
 
 /// The SPIFFE identity in `certificate`'s URI SANs (`spiffe://…`), if any.
+///
+/// ```
+/// use mesh_proxy::tls::spiffe_id;
+/// let key = rcgen::KeyPair::generate().unwrap();
+/// let mut params = rcgen::CertificateParams::new(vec!["catalog.shop".to_string()]).unwrap();
+/// params.subject_alt_names.push(rcgen::SanType::URI("spiffe://cluster.local/ns/shop/sa/catalog".try_into().unwrap()));
+/// let cert = params.self_signed(&key).unwrap();
+/// assert_eq!(spiffe_id(cert.der()).as_deref(), Some("spiffe://cluster.local/ns/shop/sa/catalog"));
+/// ```
 pub fn spiffe_id(certificate: &CertificateDer<'_>) -> Option<String> {
     subject_alt_names(certificate)
         .into_iter()
@@ -171,6 +252,14 @@ pub fn spiffe_id(certificate: &CertificateDer<'_>) -> Option<String> {
 }
 
 /// The DNS names and URIs among `certificate`'s subject alternative names.
+///
+/// ```
+/// use mesh_proxy::tls::identity::subject_alt_names;
+/// let certified = rcgen::generate_simple_self_signed(vec!["shop.example.com".to_string(), "api.example.com".to_string()]).unwrap();
+/// assert_eq!(subject_alt_names(certified.cert.der()), ["shop.example.com", "api.example.com"]);
+/// // Bytes that are no certificate have none.
+/// assert!(subject_alt_names(&rustls::pki_types::CertificateDer::from(vec![1, 2, 3])).is_empty());
+/// ```
 pub fn subject_alt_names(certificate: &CertificateDer<'_>) -> Vec<String> {
     use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
     let Ok((_, parsed)) = X509Certificate::from_der(certificate.as_ref()) else {

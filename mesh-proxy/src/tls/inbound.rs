@@ -18,12 +18,25 @@ use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 
 /// How long a TLS handshake may take before the connection is closed.
+///
+/// ```
+/// use mesh_proxy::tls::inbound::HANDSHAKE_TIMEOUT;
+/// assert_eq!(HANDSHAKE_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The first byte of a TLS record carrying a handshake.
 const TLS_HANDSHAKE: u8 = 0x16;
 
 /// The inbound listener's TLS policy; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::tls::InboundTls;
+/// use mesh_route::config::peer_authentication::MtlsMode;
+/// // STRICT needs the workload's certificate; PERMISSIVE without one serves plaintext.
+/// assert!(InboundTls::new(MtlsMode::Strict, None).is_err());
+/// assert_eq!(InboundTls::new(MtlsMode::Permissive, None).unwrap().mode(), MtlsMode::Permissive);
+/// ```
 #[derive(Clone)]
 pub struct InboundTls {
     mode: MtlsMode,
@@ -39,6 +52,19 @@ impl std::fmt::Debug for InboundTls {
 }
 
 /// A connection as the policy accepted it.
+///
+/// ```
+/// use mesh_proxy::tls::{Accepted, InboundTls};
+/// use tokio::io::AsyncWriteExt;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+/// client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+/// let (stream, _) = listener.accept().await.unwrap();
+/// let accepted = InboundTls::plaintext().accept(stream).await.unwrap();
+/// assert!(matches!(accepted, Accepted::Plain(_)));
+/// # }
+/// ```
 pub enum Accepted {
     /// Plaintext.
     Plain(TcpStream),
@@ -50,6 +76,15 @@ impl InboundTls {
     /// The policy for `mode` (`UNSET` is Istio's default, `PERMISSIVE`), serving `identity`'s
     /// certificate. `STRICT` without an identity is an error; `PERMISSIVE` without one serves
     /// plaintext only.
+    ///
+    /// ```
+    /// use mesh_proxy::tls::InboundTls;
+    /// use mesh_route::config::peer_authentication::MtlsMode;
+    /// // UNSET is Istio's default, PERMISSIVE.
+    /// assert_eq!(InboundTls::new(MtlsMode::Unset, None).unwrap().mode(), MtlsMode::Permissive);
+    /// let error = InboundTls::new(MtlsMode::Strict, None).unwrap_err();
+    /// assert!(error.to_string().contains("STRICT"), "{error}");
+    /// ```
     pub fn new(mode: MtlsMode, identity: Option<&TlsIdentity>) -> Result<Self, TlsError> {
         let mode = match mode {
             MtlsMode::Unset => MtlsMode::Permissive,
@@ -69,6 +104,12 @@ impl InboundTls {
     }
 
     /// Plaintext only (`DISABLE`).
+    ///
+    /// ```
+    /// use mesh_proxy::tls::InboundTls;
+    /// use mesh_route::config::peer_authentication::MtlsMode;
+    /// assert_eq!(InboundTls::plaintext().mode(), MtlsMode::Disable);
+    /// ```
     pub fn plaintext() -> Self {
         InboundTls {
             mode: MtlsMode::Disable,
@@ -77,6 +118,13 @@ impl InboundTls {
     }
 
     /// The mode in force (never `UNSET`).
+    ///
+    /// ```
+    /// use mesh_proxy::tls::InboundTls;
+    /// use mesh_route::config::peer_authentication::MtlsMode;
+    /// assert_eq!(InboundTls::new(MtlsMode::Disable, None).unwrap().mode(), MtlsMode::Disable);
+    /// assert_ne!(InboundTls::new(MtlsMode::Unset, None).unwrap().mode(), MtlsMode::Unset);
+    /// ```
     pub fn mode(&self) -> MtlsMode {
         self.mode
     }
@@ -84,6 +132,25 @@ impl InboundTls {
     /// Accepts `stream` as the mode says: a handshake for mutual TLS, or plaintext; an error
     /// closes the connection (plaintext under `STRICT`, a certificate the bundle does not trust,
     /// a handshake past [`HANDSHAKE_TIMEOUT`]).
+    ///
+    /// `PERMISSIVE` tells plaintext from TLS by the first byte:
+    ///
+    /// ```
+    /// use mesh_proxy::tls::{Accepted, InboundTls, TlsIdentity};
+    /// use mesh_route::config::peer_authentication::MtlsMode;
+    /// use tokio::io::AsyncWriteExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let certified = rcgen::generate_simple_self_signed(vec!["catalog".to_string()]).unwrap();
+    /// let (cert, key) = (certified.cert.pem(), certified.signing_key.serialize_pem());
+    /// let identity = TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), cert.as_bytes()).unwrap();
+    /// let permissive = InboundTls::new(MtlsMode::Permissive, Some(&identity)).unwrap();
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+    /// client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    /// let (stream, _) = listener.accept().await.unwrap();
+    /// assert!(matches!(permissive.accept(stream).await.unwrap(), Accepted::Plain(_)));
+    /// # }
+    /// ```
     pub async fn accept(&self, stream: TcpStream) -> io::Result<Accepted> {
         let Some(acceptor) = &self.acceptor else {
             return Ok(Accepted::Plain(stream));

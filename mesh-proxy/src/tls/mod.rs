@@ -49,18 +49,40 @@ pub use outbound::OutboundTls;
 pub use verifier::SpiffeServerVerifier;
 
 /// The crypto provider every configuration uses.
+///
+/// ```
+/// use mesh_proxy::tls::provider;
+/// let provider = provider();
+/// assert!(!provider.cipher_suites.is_empty());
+/// // Every configuration is built with it, never with a process-wide default.
+/// let config = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions();
+/// assert!(config.is_ok());
+/// ```
 #[cfg(feature = "tls")]
 pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     std::sync::Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Why TLS could not be set up: the message names the file or setting.
+///
+/// ```
+/// use mesh_proxy::tls::TlsIdentity;
+/// let error = TlsIdentity::from_pem(b"", b"", b"").unwrap_err();
+/// assert_eq!(error.to_string(), "no certificate in the certificate chain");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct TlsError(String);
 
 impl TlsError {
     /// An error saying `message`.
+    ///
+    /// ```
+    /// use mesh_proxy::tls::TlsError;
+    /// let error = TlsError::new(format!("cannot read {}", "/etc/certs/key.pem"));
+    /// assert_eq!(error.to_string(), "cannot read /etc/certs/key.pem");
+    /// assert_eq!(error, TlsError::new("cannot read /etc/certs/key.pem"));
+    /// ```
     pub fn new(message: impl Into<String>) -> Self {
         TlsError(message.into())
     }

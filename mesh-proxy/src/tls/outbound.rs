@@ -25,6 +25,16 @@ use tokio::net::TcpStream;
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
 /// How a cluster's connections are encrypted; see the [module docs](self).
+///
+/// ```
+/// use mesh_proxy::tls::OutboundTls;
+/// use mesh_route::config::{ClientTlsMode, ClientTlsSettings};
+/// let disable = ClientTlsSettings { mode: Some(ClientTlsMode::Disable), ..ClientTlsSettings::default() };
+/// assert!(OutboundTls::new(&disable, "catalog", Some(80), None, None).unwrap().is_none(), "plaintext");
+/// let mutual = ClientTlsSettings { mode: Some(ClientTlsMode::IstioMutual), ..ClientTlsSettings::default() };
+/// let error = OutboundTls::new(&mutual, "catalog", Some(80), None, None).unwrap_err();
+/// assert!(error.to_string().contains("ISTIO_MUTUAL"), "{error}");
+/// ```
 #[derive(Clone)]
 pub struct OutboundTls {
     connector: TlsConnector,
@@ -51,6 +61,18 @@ impl PartialEq for OutboundTls {
 impl OutboundTls {
     /// The TLS of a cluster of `host` (port, subset) under `settings`; `None` for plaintext.
     /// `identity` is the workload's, needed by `ISTIO_MUTUAL`.
+    ///
+    /// ```
+    /// use mesh_proxy::tls::{OutboundTls, TlsIdentity};
+    /// use mesh_route::config::{ClientTlsMode, ClientTlsSettings};
+    /// let certified = rcgen::generate_simple_self_signed(vec!["catalog".to_string()]).unwrap();
+    /// let (cert, key) = (certified.cert.pem(), certified.signing_key.serialize_pem());
+    /// let identity = TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), cert.as_bytes()).unwrap();
+    /// let settings = ClientTlsSettings { mode: Some(ClientTlsMode::IstioMutual), ..ClientTlsSettings::default() };
+    /// let tls = OutboundTls::new(&settings, "catalog.shop.svc.cluster.local", Some(80), Some("v1"), Some(&identity)).unwrap();
+    /// // Istio's SNI for the cluster.
+    /// assert!(format!("{:?}", tls.unwrap()).contains("outbound_.80_.v1_.catalog.shop.svc.cluster.local"));
+    /// ```
     pub fn new(
         settings: &ClientTlsSettings,
         host: &str,
@@ -97,6 +119,25 @@ impl OutboundTls {
     }
 
     /// Runs the TLS handshake on `stream` to `authority` (for the log).
+    ///
+    /// ```
+    /// use mesh_proxy::tls::{OutboundTls, TlsIdentity};
+    /// use mesh_route::config::{ClientTlsMode, ClientTlsSettings};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let certified = rcgen::generate_simple_self_signed(vec!["catalog".to_string()]).unwrap();
+    /// let (cert, key) = (certified.cert.pem(), certified.signing_key.serialize_pem());
+    /// let identity = TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), cert.as_bytes()).unwrap();
+    /// let settings = ClientTlsSettings { mode: Some(ClientTlsMode::IstioMutual), ..ClientTlsSettings::default() };
+    /// let tls = OutboundTls::new(&settings, "catalog", Some(80), None, Some(&identity)).unwrap().unwrap();
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+    /// let (server, _) = listener.accept().await.unwrap();
+    /// let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config(true).unwrap());
+    /// let (accepted, connected) = tokio::join!(acceptor.accept(server), tls.connect(client, "catalog:80"));
+    /// assert!(accepted.unwrap().get_ref().1.peer_certificates().is_some(), "mutual: the client presented ours");
+    /// assert!(connected.is_ok());
+    /// # }
+    /// ```
     pub async fn connect(
         &self,
         stream: TcpStream,

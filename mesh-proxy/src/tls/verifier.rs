@@ -22,6 +22,17 @@ use std::sync::Arc;
 
 /// Verifies a server's chain against a trust bundle and its SPIFFE identity; see the
 /// [module docs](self).
+///
+/// ```
+/// use mesh_proxy::tls::SpiffeServerVerifier;
+/// use rustls::RootCertStore;
+/// use std::sync::Arc;
+/// let certified = rcgen::generate_simple_self_signed(vec!["mesh-ca".to_string()]).unwrap();
+/// let mut roots = RootCertStore::empty();
+/// roots.add(certified.cert.der().clone()).unwrap();
+/// let expected = vec!["spiffe://cluster.local/ns/shop/sa/catalog".to_string()];
+/// assert!(SpiffeServerVerifier::new(Arc::new(roots), expected).is_ok());
+/// ```
 #[derive(Debug)]
 pub struct SpiffeServerVerifier {
     roots: Arc<RootCertStore>,
@@ -31,6 +42,14 @@ pub struct SpiffeServerVerifier {
 
 impl SpiffeServerVerifier {
     /// A verifier trusting `roots`, accepting the names `expected` (any when empty).
+    ///
+    /// ```
+    /// use mesh_proxy::tls::SpiffeServerVerifier;
+    /// use rustls::RootCertStore;
+    /// use std::sync::Arc;
+    /// let error = SpiffeServerVerifier::new(Arc::new(RootCertStore::empty()), Vec::new()).unwrap_err();
+    /// assert_eq!(error.to_string(), "trust bundle: no certificate");
+    /// ```
     pub fn new(roots: Arc<RootCertStore>, expected: Vec<String>) -> Result<Self, TlsError> {
         if roots.is_empty() {
             return Err(TlsError::new("trust bundle: no certificate"));
