@@ -503,7 +503,8 @@ pub struct CanaryMetric {
     /// Bounds the value must lie within (bounds included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold_range: Option<ThresholdRange>,
-    /// Flagger's deprecated form of `thresholdRange.min`.
+    /// Flagger's deprecated form of `thresholdRange`: its `min` for `request-success-rate`, its
+    /// `max` for `request-duration`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
     /// Refused: only the built-in metrics are supported.
@@ -1311,7 +1312,9 @@ impl CanaryMetric {
         self.interval.map_or(DEFAULT_METRIC_INTERVAL, |d| d.get())
     }
 
-    /// The passing range: `thresholdRange`, or the deprecated `threshold` as its minimum.
+    /// The passing range: `thresholdRange`, or the deprecated `threshold` read as Flagger reads
+    /// it: the minimum of `request-success-rate` (a percentage), the maximum of
+    /// `request-duration` (milliseconds).
     ///
     /// ```
     /// use mesh_route::config::Config;
@@ -1339,15 +1342,22 @@ impl CanaryMetric {
     /// "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let canary = &config.canaries[0];
-    /// // `threshold: 500` is the deprecated form of `thresholdRange.min`.
+    /// // `threshold: 500` is the deprecated form of `thresholdRange: {max: 500}`.
     /// let range = canary.spec.analysis.metrics[1].range();
-    /// assert_eq!((range.min, range.max), (Some(500.0), None));
+    /// assert_eq!((range.min, range.max), (None, Some(500.0)));
     /// ```
     pub fn range(&self) -> ThresholdRange {
-        self.threshold_range.unwrap_or(ThresholdRange {
-            min: self.threshold,
-            max: None,
-        })
+        match (self.threshold_range, self.name.as_str()) {
+            (Some(range), _) => range,
+            (None, REQUEST_DURATION) => ThresholdRange {
+                min: None,
+                max: self.threshold,
+            },
+            (None, _) => ThresholdRange {
+                min: self.threshold,
+                max: None,
+            },
+        }
     }
 }
 
@@ -1492,5 +1502,16 @@ mod tests {
             ..CanaryMetric::default()
         };
         assert_eq!(deprecated.range().min, Some(95.0));
+        // A duration's deprecated threshold is its ceiling, as in Flagger.
+        let duration = CanaryMetric {
+            name: REQUEST_DURATION.into(),
+            threshold: Some(500.0),
+            ..CanaryMetric::default()
+        };
+        assert_eq!(
+            (duration.range().min, duration.range().max),
+            (None, Some(500.0))
+        );
+        assert!(duration.range().admits(120.0) && !duration.range().admits(501.0));
     }
 }
