@@ -224,7 +224,7 @@ where
             request
                 .headers_mut()
                 .insert(EXPECTED_RQ_TIMEOUT_MS, millis_value(t));
-            let sleep = Box::pin(tokio::time::sleep(t));
+            let sleep = tokio::time::sleep(t);
             // The layers below (retries) learn the deadline from here, not from headers.
             request.extensions_mut().insert(RouteDeadline {
                 timeout: t,
@@ -389,8 +389,8 @@ fn format_grpc_timeout(d: Duration) -> HeaderValue {
 pub struct TimeoutFuture<F> {
     #[pin]
     future: F,
-    /// Boxed: most routes have no timeout, and their futures stay small.
-    sleep: Option<Pin<Box<Sleep>>>,
+    #[pin]
+    sleep: Option<Sleep>,
 }
 
 impl<F, T, E> Future for TimeoutFuture<F>
@@ -405,11 +405,8 @@ where
         if let Poll::Ready(result) = this.future.poll(cx) {
             return Poll::Ready(result.map_err(Into::into));
         }
-        match this.sleep {
-            Some(sleep) => sleep
-                .as_mut()
-                .poll(cx)
-                .map(|()| Err(MeshError::Timeout.into())),
+        match this.sleep.as_pin_mut() {
+            Some(sleep) => sleep.poll(cx).map(|()| Err(MeshError::Timeout.into())),
             None => Poll::Pending,
         }
     }
