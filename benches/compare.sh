@@ -32,7 +32,9 @@ run() {
         awk -v tag="$1" '
             /^[A-Za-z0-9_]+\/[^ ]+/ { name = $1 }
             /time:/ {
-                value = $4; unit = $5
+                # "time: [low unit median unit high unit]", after the name or on its own line.
+                for (i = 1; i <= NF && $i != "time:"; i++) {}
+                value = $(i + 3); unit = $(i + 4)
                 if (unit == "ps") value /= 1000
                 if (unit == "µs" || unit == "us") value *= 1000
                 if (unit == "ms") value *= 1000000
