@@ -53,11 +53,13 @@ pub struct SeenRequest {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
 /// let mut client = Http1Client::connect(v1.addr()).await?;
-/// for _ in 0..3 {
-///     client.get("/items", &[]).await?;
+/// for n in 0..=HISTORY {
+///     client.get(&format!("/items?n={n}"), &[]).await?;
 /// }
-/// assert_eq!(HISTORY, 4096);
-/// assert_eq!(v1.requests().len(), 3, "fewer than HISTORY: all kept");
+/// let seen = v1.requests();
+/// assert_eq!(seen.len(), HISTORY, "one request more than HISTORY: the oldest is evicted");
+/// assert_eq!(seen[0].uri, "/items?n=1");
+/// assert_eq!(seen[HISTORY - 1].uri, format!("/items?n={HISTORY}").as_str());
 /// # Ok(()) }
 /// ```
 pub const HISTORY: usize = 4096;
@@ -262,9 +264,12 @@ impl CatalogServer {
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     /// let v1 = CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
     /// let addr = v1.addr();
+    /// let mut open = Http1Client::connect(addr).await?;
+    /// assert_eq!(open.get("/items", &[]).await?.status, 200);
     /// v1.kill();
     /// tokio::task::yield_now().await; // let the aborted accept loop drop the listener
-    /// assert!(Http1Client::connect(addr).await.is_err());
+    /// assert!(open.get("/items", &[]).await.is_err(), "the open connection is closed");
+    /// assert!(Http1Client::connect(addr).await.is_err(), "no new connections");
     /// # Ok(()) }
     /// ```
     pub fn kill(self) {

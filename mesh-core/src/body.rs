@@ -34,8 +34,13 @@ pub type Body = BoxBody<Bytes, BoxError>;
 /// A body holding `data` in full.
 ///
 /// ```
+/// use http_body::Body as _;
+/// use http_body_util::BodyExt;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let body = mesh_core::body::full("hello");
-/// # let _ = body;
+/// assert_eq!(body.size_hint().exact(), Some(5));
+/// assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
+/// # }
 /// ```
 pub fn full(data: impl Into<Bytes>) -> Body {
     Full::new(data.into())
@@ -58,9 +63,13 @@ pub fn empty() -> Body {
 /// Boxes any body whose data is [`Bytes`] into a [`Body`].
 ///
 /// ```
-/// use http_body_util::Full;
+/// use http_body::Body as _;
+/// use http_body_util::{BodyExt, Full};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let body = mesh_core::body::boxed(Full::new(bytes::Bytes::from_static(b"x")));
-/// # let _ = body;
+/// assert_eq!(body.size_hint().exact(), Some(1));
+/// assert_eq!(body.collect().await.unwrap().to_bytes(), "x");
+/// # }
 /// ```
 pub fn boxed<B>(body: B) -> Body
 where

@@ -541,17 +541,36 @@ impl CircuitBreakerLayer {
     /// ```
     /// use mesh_core::circuit_breaker::{CircuitBreaker, CircuitBreakerLayer};
     /// use std::sync::Arc;
+    /// use tokio::sync::Barrier;
     /// use tower::{Layer, ServiceExt, service_fn};
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let breaker = Arc::new(CircuitBreaker::default());
     /// let layer = CircuitBreakerLayer::new(breaker.clone());
-    /// let b = breaker.clone();
-    /// let inner = service_fn(move |_req: http::Request<()>| {
-    ///     let active = b.active();
-    ///     async move { Ok::<_, std::convert::Infallible>(active) }
-    /// });
-    /// assert_eq!(layer.layer(inner).oneshot(http::Request::new(())).await.unwrap(), 1);
-    /// assert_eq!(breaker.active(), 0, "the permit is released with the response");
+    /// // Each handler waits at the barrier twice: once in flight, once to be released.
+    /// let barrier = Arc::new(Barrier::new(3));
+    /// let handler = |barrier: Arc<Barrier>| {
+    ///     service_fn(move |_req: http::Request<()>| {
+    ///         let barrier = barrier.clone();
+    ///         async move {
+    ///             barrier.wait().await;
+    ///             barrier.wait().await;
+    ///             Ok::<_, std::convert::Infallible>(())
+    ///         }
+    ///     })
+    /// };
+    /// let orders = layer.layer(handler(barrier.clone()));
+    /// let payments = layer.layer(handler(barrier.clone()));
+    /// let (orders, payments, ()) = tokio::join!(
+    ///     orders.oneshot(http::Request::new(())),
+    ///     payments.oneshot(http::Request::new(())),
+    ///     async {
+    ///         barrier.wait().await;
+    ///         assert_eq!(breaker.active(), 2, "both services' requests are counted");
+    ///         barrier.wait().await;
+    ///     },
+    /// );
+    /// assert!(orders.is_ok() && payments.is_ok());
+    /// assert_eq!(breaker.active(), 0, "the permits are released with the responses");
     /// # }
     /// ```
     pub fn new(breaker: Arc<CircuitBreaker>) -> Self {

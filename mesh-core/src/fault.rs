@@ -1,12 +1,13 @@
 //! [`FaultLayer`]: Istio fault injection — delay and/or abort a share of requests.
 //!
 //! The policy comes from the request's [`RoutePolicy`] (set by routing), or from the layer
-//! itself for in-process use. A delay waits `fixedDelay` before the request goes on and marks
-//! the response `DI`; an abort answers locally — the configured HTTP status with body
-//! `fault filter abort`, or for gRPC HTTP 200 with `grpc-status` — and marks it `FI`. Delay
-//! and abort are drawn independently. The layer sits outside timeouts and retries: a faulted
-//! request is subject to neither, as in Istio. Requests without a fault pass through with no
-//! allocation.
+//! itself for in-process use: the layer's policy applies whenever the request's `fault` is
+//! `None`, whether or not the request carries a `RoutePolicy`. A delay waits `fixedDelay`
+//! before the request goes on and marks the response `DI`; an abort answers locally — the
+//! configured HTTP status with body `fault filter abort`, or for gRPC HTTP 200 with
+//! `grpc-status` — and marks it `FI`. Delay and abort are drawn independently. The layer sits
+//! outside timeouts and retries: a faulted request is subject to neither, as in Istio.
+//! Requests without a fault pass through with no allocation.
 
 use crate::{
     Body, MeshError, ResponseFlag, body,
@@ -46,7 +47,8 @@ pub struct FaultLayer {
 }
 
 impl FaultLayer {
-    /// Injects the fault of each request's route (no fault for requests without one).
+    /// Injects the fault of each request's route (no fault for requests without one: no
+    /// [`RoutePolicy`], or one with `fault: None`).
     ///
     /// ```
     /// use mesh_core::{ResponseFlags, body, fault::FaultLayer};
@@ -71,7 +73,8 @@ impl FaultLayer {
         FaultLayer::default()
     }
 
-    /// Injects `policy` into requests whose route has no fault of its own.
+    /// Injects `policy` into requests whose route has no fault of its own: those with no
+    /// [`RoutePolicy`] and those whose `RoutePolicy` has `fault: None`.
     ///
     /// A fixed delay for every request, marked `DI`:
     ///

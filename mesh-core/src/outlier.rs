@@ -56,11 +56,23 @@ use tokio::time::Instant;
 /// A threshold of `None` or `Some(0)` disables that kind of detection.
 ///
 /// ```
-/// use mesh_core::outlier::OutlierConfig;
+/// use mesh_core::outlier::{OutlierConfig, OutlierDetector, Outcome};
 /// use std::time::Duration;
-/// let config = OutlierConfig { consecutive_5xx: Some(2), ..Default::default() };
-/// assert_eq!(config.base_ejection_time, Duration::from_secs(30));
-/// assert_eq!(config.consecutive_gateway_errors, None);
+/// let defaults = OutlierConfig::default();
+/// assert_eq!(defaults.consecutive_5xx, Some(5));
+/// assert_eq!(defaults.consecutive_gateway_errors, None);
+/// assert_eq!(defaults.base_ejection_time, Duration::from_secs(30));
+/// let now = tokio::time::Instant::now();
+/// // A threshold of two: the second consecutive 5xx ejects the endpoint.
+/// let detector = OutlierDetector::new(OutlierConfig { consecutive_5xx: Some(2), ..defaults.clone() }, 2);
+/// detector.report(0, Outcome::Http5xx(500), now);
+/// assert!(detector.is_available(0, now));
+/// detector.report(0, Outcome::Http5xx(500), now);
+/// assert!(!detector.is_available(0, now));
+/// // `Some(0)` (like `None`) turns 5xx detection off.
+/// let detector = OutlierDetector::new(OutlierConfig { consecutive_5xx: Some(0), ..defaults }, 2);
+/// (0..10).for_each(|_| detector.report(0, Outcome::Http5xx(500), now));
+/// assert!(detector.is_available(0, now));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutlierConfig {

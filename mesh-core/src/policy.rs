@@ -2,8 +2,15 @@
 //! should enforce for this request (its timeout, its fault injection, …).
 //!
 //! The route layer inserts one [`RoutePolicy`] extension, only for routes that configure any
-//! policy; each resilience layer reads its part and falls back to its own default when the
-//! request has none, so the same layers work in-process without routing.
+//! policy; each resilience layer reads its part, so the same layers work in-process without
+//! routing. What counts as "none" differs between layers:
+//!
+//! - [`TimeoutLayer`](crate::timeout::TimeoutLayer) uses its own fallback only when the request
+//!   carries no [`RoutePolicy`] at all; a `RoutePolicy` with `timeout: None` means no timeout,
+//!   whatever the layer's fallback.
+//! - [`RetryLayer`](crate::retry::RetryLayer) and [`FaultLayer`](crate::fault::FaultLayer) use
+//!   their own fallback policy whenever the request's `retry` (or `fault`) is `None`, whether
+//!   or not a `RoutePolicy` is present.
 
 use std::{sync::Arc, time::Duration};
 
@@ -28,11 +35,16 @@ use std::{sync::Arc, time::Duration};
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RoutePolicy {
-    /// VirtualService `timeout`: covers every attempt and back-off. `None`: no timeout.
+    /// VirtualService `timeout`: covers every attempt and back-off. `None`: no timeout — the
+    /// [`TimeoutLayer`](crate::timeout::TimeoutLayer)'s fallback is *not* used for a request
+    /// that carries a `RoutePolicy`, only for one that carries none.
     pub timeout: Option<Duration>,
-    /// VirtualService `fault`.
+    /// VirtualService `fault`. `None`: the [`FaultLayer`](crate::fault::FaultLayer)'s own
+    /// fallback policy applies (no fault if the layer has none).
     pub fault: Option<Arc<FaultPolicy>>,
-    /// VirtualService `retries`; `None`: no retries.
+    /// VirtualService `retries`. `None`: the [`RetryLayer`](crate::retry::RetryLayer)'s own
+    /// fallback policy applies (no retries if the layer has none, as with
+    /// [`RetryLayer::new`](crate::retry::RetryLayer::new)).
     pub retry: Option<std::sync::Arc<crate::retry::RetryPolicy>>,
     /// VirtualService `mirror`/`mirrors`: where shadow copies go; `None`: no mirroring.
     pub mirrors: Option<Arc<[MirrorTarget]>>,

@@ -1,7 +1,8 @@
 //! [`TimeoutLayer`]: the route timeout (VirtualService `timeout`), as Envoy's router applies it.
 //!
 //! The timeout comes from the request's [`RoutePolicy`], else from the layer (off by default,
-//! as in Istio). A caller may override it with `x-envoy-upstream-rq-timeout-ms` (consumed, not
+//! as in Istio). The layer's fallback applies only to requests that carry no `RoutePolicy` at
+//! all: a `RoutePolicy` whose `timeout` is `None` means no timeout, not the fallback. A caller may override it with `x-envoy-upstream-rq-timeout-ms` (consumed, not
 //! forwarded). A `grpc-timeout` header is honoured and capped by the route timeout (with no
 //! route timeout it is honoured uncapped, as Istio configures `max_grpc_timeout`), and is
 //! rewritten to the effective value on the way up. The upstream learns the deadline from
@@ -147,9 +148,11 @@ pub struct TimeoutLayer {
 }
 
 impl TimeoutLayer {
-    /// Uses each request's route timeout, else `fallback` (`None`: no timeout).
+    /// Uses the `timeout` of each request's [`RoutePolicy`]; `fallback` (`None`: no timeout)
+    /// applies only to requests with no `RoutePolicy` extension at all.
     ///
-    /// A request's [`RoutePolicy`] timeout takes precedence over the fallback:
+    /// A request's [`RoutePolicy`] timeout takes precedence over the fallback — even when it is
+    /// `None`, which disables the timeout for that request:
     ///
     /// ```
     /// use mesh_core::{MeshError, policy::RoutePolicy, timeout::TimeoutLayer};
@@ -164,6 +167,11 @@ impl TimeoutLayer {
     /// let mut request = http::Request::new(());
     /// request.extensions_mut().insert(RoutePolicy { timeout: Some(Duration::from_secs(5)), ..Default::default() });
     /// assert_eq!(svc.clone().oneshot(request).await.unwrap(), "done");
+    /// // A route policy without a timeout: no timeout at all, the 1 s fallback is ignored.
+    /// let mut request = http::Request::new(());
+    /// request.extensions_mut().insert(RoutePolicy { timeout: None, ..Default::default() });
+    /// assert_eq!(svc.clone().oneshot(request).await.unwrap(), "done");
+    /// // No route policy: the fallback applies.
     /// let error = svc.oneshot(http::Request::new(())).await.unwrap_err();
     /// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
     /// # }

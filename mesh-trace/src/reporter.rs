@@ -42,7 +42,10 @@ use tokio::sync::mpsc;
 /// let reporter = SpanReporter::spawn(exporter.clone(), config);
 /// reporter.report(span());
 /// reporter.report(span()); // a full batch: exported without waiting for the interval
-/// while reporter.stats().exported.load(Ordering::Relaxed) < 2 { tokio::task::yield_now().await; }
+/// # // Give the background task a moment to run (bounded, so a regression fails instead of hanging).
+/// # tokio::time::timeout(Duration::from_secs(5), async {
+/// #     while reporter.stats().exported.load(Ordering::Relaxed) < 2 { tokio::task::yield_now().await; }
+/// # }).await.unwrap();
 /// assert_eq!(exporter.get_finished_spans().unwrap().len(), 2);
 /// # });
 /// ```
@@ -130,7 +133,10 @@ pub struct ReporterStats {
 /// });
 /// let stats = reporter.stats().clone();
 /// drop(reporter); // the last handle: the task flushes and ends
-/// while stats.exported.load(Ordering::Relaxed) == 0 { tokio::task::yield_now().await; }
+/// # tokio::time::timeout(Duration::from_secs(5), async {
+/// #     while stats.exported.load(Ordering::Relaxed) == 0 { tokio::task::yield_now().await; }
+/// # }).await.unwrap();
+/// assert_eq!(stats.exported.load(Ordering::Relaxed), 1);
 /// assert_eq!(exporter.get_finished_spans().unwrap().len(), 1);
 /// # });
 /// ```

@@ -472,7 +472,7 @@ fn protocol(version: http::Version) -> &'static str {
 ///     reporter::{ReporterConfig, SpanReporter}, span::SpanKind, span_layer::{SpanFuture, SpanLayer, SpanTags}};
 /// # use opentelemetry_sdk::trace::InMemorySpanExporter;
 /// # use std::{future::Future, task::{Context, Waker}};
-/// # use tower::{Layer, Service, service_fn};
+/// # use tower::{Layer, Service, ServiceExt, service_fn};
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let exporter = InMemorySpanExporter::default();
 /// let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
@@ -482,6 +482,7 @@ fn protocol(version: http::Version) -> &'static str {
 /// }));
 /// let mut request = http::Request::get("http://catalog/").body(()).unwrap();
 /// request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
+/// svc.ready().await.unwrap(); // tower: wait for readiness before `call`
 /// let mut future: std::pin::Pin<Box<SpanFuture<_>>> = Box::pin(svc.call(request));
 /// assert!(future.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
 /// drop((future, svc)); // the client goes away

@@ -597,7 +597,7 @@ fn code_details(status: u16, flags: ResponseFlags) -> &'static str {
 /// # use bytes::Bytes;
 /// # use http_body_util::Empty;
 /// # use std::{future::Future, task::{Context, Waker}};
-/// # use tower::{Layer, Service, service_fn};
+/// # use tower::{Layer, Service, ServiceExt, service_fn};
 /// # use mesh_core::workload::Workload;
 /// # use mesh_trace::metrics::{IstioMetrics, MetricsRecorder, Reporter};
 /// # use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
@@ -615,16 +615,19 @@ fn code_details(status: u16, flags: ResponseFlags) -> &'static str {
 /// #     let (key, ..) = snapshot.iter().find(|(key, ..)| key.key().name() == "istio_requests_total")?;
 /// #     key.key().labels().find(|l| l.key() == name).map(|l| l.value().to_owned())
 /// # }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let (metrics, snapshotter) = metrics(); // an `IstioMetrics` on a debugging recorder
 /// let mut svc = TelemetryLayer::new().metrics(metrics).layer(service_fn(|_req: http::Request<Empty<Bytes>>| {
 ///     std::future::pending::<Result<http::Response<Empty<Bytes>>, std::convert::Infallible>>()
 /// }));
 /// let request = http::Request::get("http://catalog/items").body(Empty::new()).unwrap();
+/// svc.ready().await.unwrap(); // tower: wait for readiness before `call`
 /// let mut future: std::pin::Pin<Box<TelemetryFuture<_>>> = Box::pin(svc.call(request));
 /// assert!(future.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
 /// drop(future); // the client goes away before the response
 /// assert_eq!(label(&snapshotter, "response_code").as_deref(), Some("0"));
 /// assert_eq!(label(&snapshotter, "response_flags").as_deref(), Some("DC"));
+/// # });
 /// ```
 #[pin_project(PinnedDrop)]
 pub struct TelemetryFuture<F> {

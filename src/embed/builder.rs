@@ -162,16 +162,24 @@ impl MeshBuilder {
 
     /// Adds a Telemetry written in Rust.
     ///
+    /// A mesh-wide Telemetry (root namespace `istio-system`) that disables access logging
+    /// stops the mesh from opening the log file at all — here one that cannot be opened:
+    ///
     /// ```
-    /// use mesh::config::{AccessLogging, Resource, Telemetry};
+    /// use mesh::config::{AccessLogging, MeshConfig, Resource, Telemetry};
     /// # fn main() -> Result<(), mesh::Error> {
+    /// let file = std::env::temp_dir().join("mesh-doc-no-such-dir").join("access.log");
+    /// let config = MeshConfig { access_log_file: Some(file.display().to_string()), ..Default::default() };
+    /// let logging = mesh::Mesh::builder().mesh_config(config.clone()).build();
+    /// assert!(matches!(logging, Err(mesh::Error::Start(_))), "the file cannot be opened");
     /// let quiet = Telemetry {
     ///     access_logging: vec![AccessLogging { disabled: Some(true), ..Default::default() }],
     ///     ..Default::default()
     /// };
     /// let mesh = mesh::Mesh::builder()
+    ///     .mesh_config(config)
     ///     .telemetry(Resource::new("mesh-default", quiet).in_namespace("istio-system"))
-    ///     .build()?;
+    ///     .build()?; // no access log: the file is never opened
     /// assert_eq!(mesh.config().telemetries[0].spec.access_logging[0].disabled, Some(true));
     /// # Ok(()) }
     /// ```

@@ -92,12 +92,15 @@ where
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::Error> {
 /// // No ServiceEntry knows `catalog` and REGISTRY_ONLY forbids the rest: 502 NR.
-/// let mesh = mesh::Mesh::from_yaml(r#"
+/// let mesh = mesh::Mesh::builder()
+///     .yaml(r#"
 /// apiVersion: mesh/v1
 /// kind: MeshConfig
 /// metadata: {name: mesh}
 /// spec: {outboundTrafficPolicy: {mode: REGISTRY_ONLY}}
-/// "#)?;
+/// "#)
+///     .access_log(false)
+///     .build()?;
 /// let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
 ///     .build_http::<mesh::core::Body>();
 /// let client: mesh::MeshClient = mesh.client_layer("catalog")?.layer(http);
@@ -118,7 +121,10 @@ pub struct MeshClient {
 /// ```
 /// use tower::{Layer, Service, ServiceExt};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::core::BoxError> {
-/// let mesh = mesh::Mesh::from_yaml("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\nspec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n")?;
+/// let mesh = mesh::Mesh::builder()
+///     .yaml("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\nspec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n")
+///     .access_log(false)
+///     .build()?;
 /// let refusing = tower::service_fn(|_req: http::Request<mesh::core::Body>| async {
 ///     Err::<http::Response<mesh::core::Body>, _>(mesh::core::MeshError::ConnectFailure("refused".into()))
 /// });

@@ -13,7 +13,7 @@ use std::fmt;
 /// metadata: {name: catalog, namespace: shop}
 /// spec: {host: catalog, trafficPolicy: {loadBalancer: {simple: LEAST_REQEST}}}
 /// "#;
-/// match mesh::Mesh::from_yaml(yaml) {
+/// match mesh::Mesh::builder().yaml(yaml).access_log(false).build() {
 ///     Err(mesh::Error::Config(problems)) => {
 ///         let text = problems.to_string();
 ///         assert!(text.contains("DestinationRule shop/catalog"), "{text}");

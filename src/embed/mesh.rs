@@ -24,14 +24,23 @@ use tokio::sync::watch;
 /// they started with, and every layer built from this mesh (and every clone of it) uses the
 /// new one for the next request. Cloning is cheap.
 ///
-/// Build it inside a tokio runtime: its Prometheus recorder's upkeep (which drains histogram
-/// samples on a timer) and span export run there. Built outside one, histogram samples wait
-/// for the next [`render_prometheus`](Mesh::render_prometheus), and a configured Zipkin
-/// collector is an error.
+/// Building a `Mesh` does not need a tokio runtime (the examples that only build and inspect
+/// one run in a plain `fn main`), but an application should build it inside the runtime that
+/// serves its traffic: the Prometheus recorder's upkeep (which drains histogram samples on a
+/// timer) and span export are spawned on the runtime current at build time. Built outside
+/// one, histogram samples wait for the next [`render_prometheus`](Mesh::render_prometheus),
+/// and a configured Zipkin collector is an error ([`Error::Start`]).
+///
+/// The access log is on by default: unless the configuration says otherwise (the mesh
+/// config's `accessLogFile`, a Telemetry's `accessLogging`), both the client and the server
+/// side log every request to `/dev/stdout` — unlike Istio, whose default is no access log.
+/// [`MeshBuilder::access_log(false)`](MeshBuilder::access_log) turns it off whatever the
+/// configuration says, as the examples here do; [`Mesh::from_yaml`] has no such setting (its
+/// YAML can still turn the log off).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::Error> {
-/// let mesh = mesh::Mesh::from_yaml(r#"
+/// let mesh = mesh::Mesh::builder().yaml(r#"
 /// apiVersion: networking.istio.io/v1
 /// kind: ServiceEntry
 /// metadata: {name: catalog}
@@ -47,7 +56,7 @@ use tokio::sync::watch;
 /// spec:
 ///   hosts: [catalog]
 ///   http: [{route: [{destination: {host: catalog}}], timeout: 2s}]
-/// "#)?;
+/// "#).access_log(false).build()?;
 /// assert_eq!(mesh.version(), 1);
 /// let _client = mesh.client_layer("catalog")?;
 /// let _server = mesh.server_layer();
@@ -69,14 +78,22 @@ struct Shared {
 }
 
 impl Mesh {
-    /// A mesh configured by multi-document Istio YAML, with default settings. Feature `yaml`.
+    /// A mesh configured by multi-document Istio YAML, with default settings — including the
+    /// access log to `/dev/stdout` unless the YAML turns it off (see [`Mesh`]); for other
+    /// settings use `Mesh::builder().yaml(text)` ([`Mesh::builder`]). Feature `yaml`.
     ///
-    /// A fault injected by the route answers without calling the wrapped client:
+    /// A fault injected by the route answers without calling the wrapped client (the
+    /// `MeshConfig` document turns the access log off, as Istio's `accessLogFile: ""` does):
     ///
     /// ```
     /// use tower::{Layer, ServiceExt};
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::core::BoxError> {
     /// let mesh = mesh::Mesh::from_yaml(r#"
+    /// apiVersion: mesh/v1
+    /// kind: MeshConfig
+    /// metadata: {name: mesh}
+    /// spec: {accessLogFile: ""}
+    /// ---
     /// apiVersion: networking.istio.io/v1
     /// kind: ServiceEntry
     /// metadata: {name: catalog}
@@ -142,8 +159,10 @@ impl Mesh {
     /// ```
     /// use tower::{Layer, ServiceExt};
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::core::BoxError> {
-    /// let mesh = mesh::Mesh::from_yaml("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
-    ///     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1, ports: {http: 9001}}]}")?;
+    /// let mesh = mesh::Mesh::builder().yaml("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1, ports: {http: 9001}}]}")
+    ///     .access_log(false)
+    ///     .build()?;
     /// let echo_uri = tower::service_fn(|req: http::Request<mesh::core::Body>| async move {
     ///     Ok::<_, std::convert::Infallible>(http::Response::new(mesh::core::body::full(req.uri().to_string())))
     /// });
@@ -252,7 +271,7 @@ impl Mesh {
     ///
     /// ```
     /// # fn main() -> Result<(), mesh::Error> {
-    /// let mesh = mesh::Mesh::from_yaml("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\nspec: {hosts: [catalog], ports: [{number: 80, name: http}]}\n")?;
+    /// let mesh = mesh::Mesh::builder().yaml("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\nspec: {hosts: [catalog], ports: [{number: 80, name: http}]}\n").access_log(false).build()?;
     /// let config = mesh.config();
     /// assert_eq!(config.service_entries[0].meta.qualified_name(), "shop/catalog");
     /// assert_eq!(config.service_entries[0].spec.hosts, ["catalog"]);
@@ -266,7 +285,7 @@ impl Mesh {
     ///
     /// ```
     /// # fn main() -> Result<(), mesh::Error> {
-    /// let mesh = mesh::Mesh::from_yaml("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog}\nspec: {hosts: [catalog], exportTo: ['.']}\n")?;
+    /// let mesh = mesh::Mesh::builder().yaml("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog}\nspec: {hosts: [catalog], exportTo: ['.']}\n").access_log(false).build()?;
     /// let warnings = mesh.warnings();
     /// assert!(warnings.iter().all(|w| !w.is_error()));
     /// assert!(warnings.iter().any(|w| w.message.contains("not enforced")), "{warnings:?}");
@@ -305,7 +324,7 @@ impl Mesh {
     /// ```
     /// use tower::ServiceExt;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::core::BoxError> {
-    /// let mesh = mesh::Mesh::from_yaml("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog}\nspec: {host: catalog}\n")?;
+    /// let mesh = mesh::Mesh::builder().yaml("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog}\nspec: {host: catalog}\n").access_log(false).build()?;
     /// let admin = mesh.admin_service();
     /// let ready = admin.clone().oneshot(http::Request::get("/ready").body(mesh::core::body::empty())?).await?;
     /// assert_eq!(ready.status(), 200);

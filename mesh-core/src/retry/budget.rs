@@ -52,12 +52,19 @@ struct Bucket {
 impl RetryBudget {
     /// Default window: the bucket holds at most this long a stretch of the floor.
     ///
+    /// However long the default budget sits unused, it saves up only 10 s × 10/s = 100 retries:
+    ///
     /// ```
     /// use mesh_core::retry::RetryBudget;
     /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// assert_eq!(RetryBudget::DEFAULT_WINDOW, Duration::from_secs(10));
-    /// let budget = RetryBudget::new(RetryBudget::DEFAULT_WINDOW, RetryBudget::DEFAULT_MIN_PER_SEC, RetryBudget::DEFAULT_PERCENT);
-    /// assert!(budget.is_ok());
+    /// let budget = RetryBudget::default();
+    /// tokio::time::advance(Duration::from_secs(60)).await;
+    /// let saved = (0..1000).filter(|_| budget.withdraw()).count();
+    /// let window = RetryBudget::DEFAULT_WINDOW.as_secs() as usize;
+    /// assert_eq!(saved, window * RetryBudget::DEFAULT_MIN_PER_SEC as usize);
+    /// # }
     /// ```
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
     /// Default floor: retries allowed per second whatever the traffic.

@@ -1,8 +1,10 @@
 //! [`RetryLayer`]: Envoy/Istio retries for any `tower` HTTP service.
 //!
 //! The policy comes from the request's [`RoutePolicy`] (`retry`), else from the layer (none by
-//! default). Each attempt's outcome is classified by the policy's [`RetryOn`](super::RetryOn);
-//! a retriable failure is retried after a jittered back-off ([`Backoff`]) while attempts
+//! default): the layer's policy applies whenever the request's `retry` is `None`, whether or
+//! not the request carries a `RoutePolicy`. Each attempt's outcome is classified by the
+//! policy's [`RetryOn`](super::RetryOn); a retriable failure is retried after a jittered
+//! back-off ([`Backoff`]) while attempts
 //! remain, the layer's [`RetryBudget`] has a token and the body can be replayed
 //! ([`ReplayBuffer`]). When the attempts run out, a final response gets flag `URX`; a final
 //! error is returned as is, for the outer edge to turn into a local reply. An optional per-try
@@ -127,7 +129,8 @@ pub struct RetryLayer {
 }
 
 impl RetryLayer {
-    /// Retries by each request's route policy; requests without one are not retried. Uses the
+    /// Retries by each request's route policy; requests without one (no [`RoutePolicy`], or
+    /// one with `retry: None`) are not retried. Uses the
     /// default [`RetryBudget`] and a 1 MiB replay buffer.
     ///
     /// The policy comes from the request's route; the final response of a retried request that
@@ -159,7 +162,10 @@ impl RetryLayer {
         }
     }
 
-    /// Retries by `policy` the requests whose route has no retry policy of its own.
+    /// Retries by `policy` the requests whose route has no retry policy of its own: those with
+    /// no [`RoutePolicy`] and those whose `RoutePolicy` has `retry: None` (unlike
+    /// [`TimeoutLayer`](crate::timeout::TimeoutLayer), a present `RoutePolicy` does not
+    /// disable the fallback).
     ///
     /// Retries a connect failure, then succeeds:
     ///
