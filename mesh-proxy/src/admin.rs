@@ -127,11 +127,12 @@ impl std::fmt::Debug for LogFilterControl {
 ///
 /// ```
 /// use http_body_util::BodyExt;
-/// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+/// use mesh_proxy::Sidecar;
+/// # use mesh_proxy::sidecar::SidecarSettings;
 /// use mesh_route::config::Config;
 /// use tower::ServiceExt;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let admin = Sidecar::with_settings(Config::default(), settings).unwrap().admin_service();
 /// let request = http::Request::get("/nowhere").body(mesh_core::body::empty()).unwrap();
 /// let response = admin.clone().oneshot(request).await.unwrap();
@@ -175,20 +176,26 @@ impl Admin {
     /// # }
     /// ```
     ///
+    /// With a log filter control, `/logging` sets the level:
+    ///
     /// ```
-    /// use mesh_proxy::{admin::{Admin, AdminState}, registry::Registry, stats::StatsSources};
+    /// use http_body_util::BodyExt;
+    /// use mesh_proxy::{admin::{Admin, AdminState, LogFilterControl}, registry::Registry, stats::StatsSources};
     /// use mesh_route::config::Config;
     /// use std::sync::Arc;
     /// use tower::ServiceExt;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let control = LogFilterControl::new(|wanted| Ok(wanted.unwrap_or("info").to_owned()));
     /// let state = AdminState {
     ///     config: Arc::new(Config::default()), version: 1, registry: Arc::new(Registry::default()),
-    ///     stats: StatsSources::default(), prometheus: None, log_filter: None, canaries: None,
+    ///     stats: StatsSources::default(), prometheus: None, log_filter: Some(control), canaries: None,
     /// };
     /// let admin = Admin::new(Arc::new(state));
-    /// // No log filter control: `/logging` cannot change the level.
     /// let request = http::Request::get("/logging?level=debug").body(mesh_core::body::empty()).unwrap();
-    /// assert_eq!(admin.oneshot(request).await.unwrap().status(), 501);
+    /// let response = admin.oneshot(request).await.unwrap();
+    /// assert_eq!(response.status(), 200);
+    /// let body = response.into_body().collect().await.unwrap().to_bytes();
+    /// assert!(String::from_utf8_lossy(&body).contains("debug"));
     /// # }
     /// ```
     pub fn new(state: Arc<AdminState>) -> Self {
@@ -202,11 +209,12 @@ impl Admin {
     /// listener).
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// use tower::ServiceExt;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let metrics = Sidecar::with_settings(Config::default(), settings).unwrap().admin_service().metrics_only();
     /// let get = |path| http::Request::get(path).body(mesh_core::body::empty()).unwrap();
     /// let response = metrics.clone().oneshot(get("/ready")).await.unwrap();
@@ -256,12 +264,13 @@ impl Admin {
     ///
     /// ```
     /// use http_body_util::BodyExt;
-    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
     ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n";
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let sidecar = Sidecar::with_settings(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
     /// let body = sidecar.admin_service().prometheus().into_body().collect().await.unwrap().to_bytes();
     /// let text = String::from_utf8(body.to_vec()).unwrap();

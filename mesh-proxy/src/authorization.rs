@@ -657,7 +657,8 @@ where
 /// ```
 /// use mesh_proxy::authorization::{AuthorizationFuture, AuthorizationLayer, Authorizer};
 /// use mesh_route::config::Config;
-/// use tower::{Layer, Service, service_fn};
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: no-admin, namespace: shop}\n\
 ///             spec: {action: DENY, rules: [{to: [{operation: {paths: ['/admin']}}]}]}\n";
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
@@ -665,8 +666,11 @@ where
 /// let app = service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) });
 /// let mut guarded = layer.layer(app);
 /// let get = |path: &str| http::Request::get(path).body(mesh_core::body::empty()).unwrap();
+/// guarded.ready().await.unwrap();
 /// assert!(matches!(guarded.call(get("/admin")), AuthorizationFuture::Denied(Some(_))));
+/// guarded.ready().await.unwrap();
 /// assert!(matches!(guarded.call(get("/items")), AuthorizationFuture::Allowed(_)));
+/// # }
 /// ```
 #[pin_project(project = AuthorizationProjection)]
 pub enum AuthorizationFuture<F> {

@@ -151,16 +151,20 @@ type TunnelFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 /// use mesh_route::{RouteTable, config::OutboundMode};
 /// use mesh_trace::metrics::{IstioMetrics, Reporter};
 /// use std::{sync::Arc, time::Duration};
-/// use tower::{Layer, Service, service_fn};
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let metrics = Arc::new(IstioMetrics::new(default_recorder().unwrap().0, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
 /// let tunnels = Tunnels::new(Arc::new(RouteTable::default()), Arc::new(Registry::default()), metrics);
 /// let layer = ConnectLayer::new(tunnels, OutboundMode::RegistryOnly, Duration::from_secs(1), None, TunnelTasks::default());
 /// let http = service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) });
 /// let mut service = layer.layer(http);
 /// let get = http::Request::get("http://catalog/").body(mesh_core::body::empty()).unwrap();
+/// service.ready().await.unwrap();
 /// assert!(matches!(service.call(get), ConnectFuture::Inner { .. }));
 /// let connect = http::Request::connect("db:5432").body(mesh_core::body::empty()).unwrap();
+/// service.ready().await.unwrap();
 /// assert!(matches!(service.call(connect), ConnectFuture::Tunnel { .. }));
+/// # }
 /// ```
 #[pin_project(project = ConnectFutureProj)]
 pub enum ConnectFuture<F> {

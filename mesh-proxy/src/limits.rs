@@ -16,8 +16,12 @@ use std::time::Duration;
 ///
 /// ```
 /// use mesh_proxy::limits::ListenerLimits;
+/// // Request bodies are unlimited unless set.
+/// assert_eq!(ListenerLimits::default().max_request_body_bytes, None);
 /// let limits = ListenerLimits { max_request_body_bytes: Some(1 << 20), ..ListenerLimits::default() };
-/// assert_eq!(limits.max_request_headers, 100);
+/// assert_eq!(limits.max_request_body_bytes, Some(1_048_576));
+/// // The rest keep Envoy's defaults.
+/// assert_eq!((limits.max_request_headers, limits.max_request_headers_bytes), (100, 60 * 1024));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListenerLimits {

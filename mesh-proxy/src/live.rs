@@ -42,10 +42,11 @@ use tower::Service;
 /// Cloning is cheap and every clone sees the same configuration.
 ///
 /// ```
-/// use mesh_proxy::{live::LiveSidecar, sidecar::SidecarSettings};
+/// use mesh_proxy::live::LiveSidecar;
+/// # use mesh_proxy::sidecar::SidecarSettings;
 /// use mesh_route::config::Config;
 ///
-/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
 /// assert_eq!(live.current().version(), 1);
 /// assert_eq!(live.swap(Config::default()).unwrap(), 2);
@@ -75,9 +76,10 @@ impl LiveSidecar {
     /// recorder, one is made here and kept for every later configuration.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::LiveSidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
     /// assert_eq!(live.current().version(), 1);
     /// assert!(live.prometheus().is_some(), "a recorder of its own, kept across swaps");
@@ -104,9 +106,10 @@ impl LiveSidecar {
     /// The configuration in force, compiled.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::LiveSidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
     /// let before = live.current();
     /// live.swap(Config::default()).unwrap();
@@ -120,9 +123,10 @@ impl LiveSidecar {
     /// The configuration in force, for a short look (no reference count taken).
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::LiveSidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
     /// assert!(live.peek().config().virtual_services.is_empty());
     /// assert_eq!(live.peek().version(), 1);
@@ -173,16 +177,40 @@ impl LiveSidecar {
     }
 
     /// Makes the configuration in force route the Canary `namespace/name` as `routing` says;
-    /// returns the new version. Only the canary controller moves canary traffic this way.
+    /// returns the new version. This is the canary controller's hook: it alone moves canary
+    /// traffic this way, and a configuration's own routing is otherwise kept across swaps (see
+    /// [`swap`](Self::swap)).
+    ///
+    /// The name is not checked: routing for a name no Canary in force has is stored but routes
+    /// nothing, and the next [`swap`](Self::swap) drops it.
     ///
     /// ```
     /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
     /// use mesh_route::config::{CanaryRouting, Config};
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
-    /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
-    /// let routing = CanaryRouting { canary_weight: 10, matched_to_canary: false, mirror: false };
+    /// # let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\n\
+    /// #     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+    /// #     endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]}\n---\n\
+    /// #     apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog, namespace: shop}\n\
+    /// #     spec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n---\n\
+    /// #     apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: catalog, namespace: shop, \
+    /// #     annotations: {mesh/primary-subset: v1, mesh/canary-subset: v2}}\nspec: {targetRef: {apiVersion: apps/v1, \
+    /// #     kind: Deployment, name: catalog}, service: {port: 80}, analysis: {interval: 10s, stepWeight: 10}}\n";
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// // A configuration with the Canary `shop/catalog` (primary subset v1, canary subset v2).
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// assert_eq!(config.canaries.len(), 1);
+    /// let live = LiveSidecar::new(config, settings).unwrap();
+    ///
+    /// // What the controller does at each step of the analysis: 30% to the canary.
+    /// let routing = CanaryRouting { canary_weight: 30, matched_to_canary: false, mirror: false };
     /// assert_eq!(live.set_canary_routing("shop/catalog", routing).unwrap(), 2);
-    /// assert_eq!(live.current().config().canary_routes["shop/catalog"].canary_weight, 10);
+    /// let in_force = live.current();
+    /// assert_eq!(in_force.version(), 2);
+    /// let routed = &in_force.config().canary_routes["shop/catalog"];
+    /// assert_eq!((routed.canary_weight, routed.mirror), (30, false));
+    /// // The Canary's route as the data plane runs it: 70% to the primary, 30% to the canary.
+    /// let routes = &in_force.config().with_canary_routes().virtual_services[0].spec.http[0].route;
+    /// assert_eq!((routes[0].weight, routes[1].weight), (Some(70), Some(30)));
     /// ```
     pub fn set_canary_routing(
         &self,
@@ -205,9 +233,10 @@ impl LiveSidecar {
     /// The versions as they come into force: the current one at once, then each swap's.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::LiveSidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
     /// let mut versions = live.versions();
     /// assert_eq!(*versions.borrow_and_update(), 1);
@@ -248,9 +277,10 @@ impl LiveSidecar {
     /// validate), for `reason`; `/stats` and `/config_dump` report it.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::LiveSidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
     /// live.reject("mesh.yaml: not YAML".to_owned());
     /// assert_eq!(live.updates().rejections(), 1);
@@ -264,9 +294,10 @@ impl LiveSidecar {
     /// How updates went so far.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::LiveSidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
     /// live.swap(Config::default()).unwrap();
     /// assert_eq!((live.updates().success(), live.updates().rejections()), (1, 0));
@@ -280,17 +311,33 @@ impl LiveSidecar {
     /// Requests follow the swaps, through one service:
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::LiveSidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// use tower::ServiceExt;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let abort = |status| format!("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: catalog}}\n\
-    ///                               spec: {{hosts: [catalog], resolution: STATIC, ports: [{{number: 80, name: http}}], endpoints: [{{address: 127.0.0.1}}]}}\n\
-    ///                               ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: catalog}}\n\
-    ///     spec: {{hosts: [catalog], http: [{{fault: {{abort: {{httpStatus: {status}, percentage: {{value: 100}}}}}}, \
-    ///     route: [{{destination: {{host: catalog}}}}]}}]}}\n");
-    /// let config = |status| Config::from_yaml_str(&abort(status)).unwrap().config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// // `catalog`, whose every request is aborted with STATUS.
+    /// const YAML: &str = "
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: catalog}
+    /// spec:
+    ///   hosts: [catalog]
+    ///   resolution: STATIC
+    ///   ports: [{number: 80, name: http}]
+    ///   endpoints: [{address: 127.0.0.1}]
+    /// ---
+    /// apiVersion: networking.istio.io/v1
+    /// kind: VirtualService
+    /// metadata: {name: catalog}
+    /// spec:
+    ///   hosts: [catalog]
+    ///   http:
+    ///   - fault: {abort: {httpStatus: STATUS, percentage: {value: 100}}}
+    ///     route: [{destination: {host: catalog}}]
+    /// ";
+    /// let config = |status: u16| Config::from_yaml_str(&YAML.replace("STATUS", &status.to_string())).unwrap().config;
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(config(418), settings).unwrap();
     /// let outbound = live.outbound_service();
     /// let get = || http::Request::get("http://catalog/").body(mesh_core::body::empty()).unwrap();
@@ -305,15 +352,15 @@ impl LiveSidecar {
 
     /// The inbound service of whichever configuration is in force when a request arrives.
     /// While that configuration has no Sidecar `ingress` it fails with
-    /// [`MeshError::RouteNotFound`](mesh_core::MeshError::RouteNotFound), which the inbound
-    /// listener answers as `404 route not found`.
+    /// [`MeshError::RouteNotFound`], which the inbound listener answers as `404 route not found`.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::LiveSidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// use tower::ServiceExt;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
     /// let request = http::Request::get("http://app/").body(mesh_core::body::empty()).unwrap();
     /// // No Sidecar `ingress` in force yet: the listener answers this error with its 404.
@@ -331,11 +378,12 @@ impl LiveSidecar {
     ///
     /// ```
     /// use http_body_util::BodyExt;
-    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::LiveSidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// use tower::ServiceExt;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
     /// live.swap(Config::default()).unwrap();
     /// let request = http::Request::get("/config_dump").body(mesh_core::body::empty()).unwrap();
@@ -354,11 +402,12 @@ impl LiveSidecar {
     /// The Prometheus text alone (what `--prometheus` serves), for the configuration in force.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::LiveSidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// use tower::ServiceExt;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
     /// // Any path answers with the metrics.
     /// let request = http::Request::get("/anything").body(mesh_core::body::empty()).unwrap();
@@ -386,10 +435,11 @@ impl LiveSidecar {
     /// force when it arrives.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, SidecarOptions, sidecar::SidecarSettings};
+    /// use mesh_proxy::{LiveSidecar, SidecarOptions};
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
     /// let any = "127.0.0.1:0".parse().unwrap();
     /// let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
@@ -428,7 +478,8 @@ impl LiveSidecar {
     /// it is the sidecar's own.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::LiveSidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// use tower::ServiceExt;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -437,7 +488,7 @@ impl LiveSidecar {
     ///             ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog}\n\
     ///             spec: {hosts: [catalog], http: [{fault: {abort: {httpStatus: 418, percentage: {value: 100}}}, \
     ///             route: [{destination: {host: catalog}}]}]}\n";
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
     /// let request = http::Request::get("http://catalog/").body(mesh_core::body::empty()).unwrap();
     /// live.outbound_service().oneshot(request).await.unwrap();

@@ -47,13 +47,14 @@ impl ConfigFiles {
     ///
     /// ```
     /// use mesh_proxy::reload::ConfigFiles;
-    /// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-config-load-{}", std::process::id()));
-    /// std::fs::create_dir_all(&dir).unwrap();
+    /// # let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-config-load-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// // `dir`: a new, empty directory.
     /// std::fs::write(dir.join("broken.yaml"), "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 3}\n").unwrap();
     /// let (_files, loaded) = ConfigFiles::load(vec![dir.join("broken.yaml")]);
     /// let problems = loaded.unwrap_err();
     /// assert!(!problems.is_empty());
-    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn load(paths: Vec<PathBuf>) -> (Self, Result<Loaded, Vec<Diagnostic>>) {
         let loaded = fingerprint(&paths);
@@ -65,17 +66,19 @@ impl ConfigFiles {
 /// Reloads a live sidecar's configuration from its files; see the [module docs](self).
 ///
 /// ```
-/// use mesh_proxy::{LiveSidecar, reload::{ConfigFiles, Reloader}, sidecar::SidecarSettings};
-/// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-reloader-{}", std::process::id()));
-/// std::fs::create_dir_all(&dir).unwrap();
+/// use mesh_proxy::{LiveSidecar, reload::{ConfigFiles, Reloader}};
+/// # use mesh_proxy::sidecar::SidecarSettings;
+/// # let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-reloader-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// // `dir`: a new, empty directory.
 /// std::fs::write(dir.join("mesh.yaml"), "").unwrap();
 /// let (files, loaded) = ConfigFiles::load(vec![dir.clone()]);
-/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let live = LiveSidecar::new(loaded.unwrap().config, settings).unwrap();
 /// let reloader = Reloader::new(live.clone(), files);
 /// assert_eq!(reloader.reload(), Ok(2));
 /// assert_eq!(live.current().version(), 2);
-/// std::fs::remove_dir_all(&dir).unwrap();
+/// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 #[derive(Clone, Debug)]
 pub struct Reloader {
@@ -92,18 +95,20 @@ impl Reloader {
     /// A reloader of `files` into `live`, which runs the configuration they were loaded into.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, reload::{ConfigFiles, Reloader}, sidecar::SidecarSettings};
-    /// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-reloader-new-{}", std::process::id()));
-    /// std::fs::create_dir_all(&dir).unwrap();
+    /// use mesh_proxy::{LiveSidecar, reload::{ConfigFiles, Reloader}};
+    /// # use mesh_proxy::sidecar::SidecarSettings;
+    /// # let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-reloader-new-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// // `dir`: a new, empty directory.
     /// let (files, loaded) = ConfigFiles::load(vec![dir.clone()]);
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(loaded.unwrap().config, settings).unwrap();
     /// let reloader = Reloader::new(live.clone(), files);
     /// std::fs::write(dir.join("entry.yaml"), "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
     ///     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n").unwrap();
     /// reloader.reload().unwrap();
     /// assert_eq!(live.current().config().service_entries.len(), 1);
-    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn new(live: LiveSidecar, files: ConfigFiles) -> Self {
         Reloader {
@@ -117,18 +122,20 @@ impl Reloader {
     /// (one per line) when the configuration was refused.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, reload::{ConfigFiles, Reloader}, sidecar::SidecarSettings};
-    /// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-reload-{}", std::process::id()));
-    /// std::fs::create_dir_all(&dir).unwrap();
+    /// use mesh_proxy::{LiveSidecar, reload::{ConfigFiles, Reloader}};
+    /// # use mesh_proxy::sidecar::SidecarSettings;
+    /// # let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-reload-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// // `dir`: a new, empty directory.
     /// let (files, loaded) = ConfigFiles::load(vec![dir.clone()]);
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(loaded.unwrap().config, settings).unwrap();
     /// let reloader = Reloader::new(live.clone(), files);
     /// std::fs::write(dir.join("bad.yaml"), "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 3}\n").unwrap();
     /// assert!(reloader.reload().is_err());
     /// // Refused whole: the previous configuration keeps serving, and the rejection is counted.
     /// assert_eq!((live.current().version(), live.updates().rejections()), (1, 1));
-    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn reload(&self) -> Result<u64, String> {
         let loaded = match Config::load_paths(&self.paths) {
@@ -152,17 +159,19 @@ impl Reloader {
         }
     }
 
-    /// Reloads whenever the files change (checked every `poll`) and on `SIGHUP`, until `stop`
-    /// turns true.
+    /// Reloads whenever the files change (checked every `poll`) and on `SIGHUP`, until a value
+    /// is sent on `stop` (such as `true`) or its sender is dropped.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, reload::{ConfigFiles, Reloader}, sidecar::SidecarSettings};
+    /// use mesh_proxy::{LiveSidecar, reload::{ConfigFiles, Reloader}};
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use std::time::Duration;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-reload-run-{}", std::process::id()));
-    /// std::fs::create_dir_all(&dir).unwrap();
+    /// # let dir = std::env::temp_dir().join(format!("mesh-proxy-doc-reload-run-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// // `dir`: a new, empty directory.
     /// let (files, loaded) = ConfigFiles::load(vec![dir.clone()]);
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(loaded.unwrap().config, settings).unwrap();
     /// let (stop, stopped) = tokio::sync::watch::channel(false);
     /// let reloading = tokio::spawn(Reloader::new(live.clone(), files).run(Duration::from_millis(10), stopped));
@@ -172,7 +181,7 @@ impl Reloader {
     /// assert_eq!(*versions.borrow(), 2);
     /// stop.send(true).unwrap();
     /// reloading.await.unwrap();
-    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// # }
     /// ```
     pub async fn run(self, poll: Duration, mut stop: watch::Receiver<bool>) {

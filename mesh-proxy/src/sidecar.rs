@@ -151,13 +151,14 @@ impl Default for SidecarOptions {
 /// A listener address already in use:
 ///
 /// ```
-/// use mesh_proxy::{Sidecar, SidecarOptions, StartError, sidecar::SidecarSettings};
+/// use mesh_proxy::{Sidecar, SidecarOptions, StartError};
+/// # use mesh_proxy::sidecar::SidecarSettings;
 /// use mesh_route::config::Config;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
 /// let any = "127.0.0.1:0".parse().unwrap();
 /// let options = SidecarOptions { outbound: taken.local_addr().unwrap(), admin: any, ..SidecarOptions::default() };
-/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
 /// let error = sidecar.start(&options).await.unwrap_err();
 /// assert!(matches!(error, StartError::Bind { name: "outbound", .. }), "{error}");
@@ -201,9 +202,10 @@ pub enum StartError {
 /// The proxy's services, built from a configuration (not yet listening).
 ///
 /// ```
-/// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+/// use mesh_proxy::Sidecar;
+/// # use mesh_proxy::sidecar::SidecarSettings;
 /// use mesh_route::config::Config;
-/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
 /// assert!(sidecar.registry().clusters().is_empty());
 /// assert!(sidecar.inbound_service().is_none(), "no Sidecar declares ingress");
@@ -436,16 +438,30 @@ impl Sidecar {
 
     /// Builds the services for `config` with `settings`.
     ///
+    /// With a request body limit, the listeners refuse a request announcing a larger body:
+    ///
     /// ```
     /// use mesh_proxy::{Sidecar, limits::ListenerLimits, sidecar::SidecarSettings};
+    /// # use mesh_proxy::SidecarOptions;
     /// use mesh_route::config::Config;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let settings = SidecarSettings {
     ///     disable_access_log: true,
-    ///     limits: ListenerLimits { max_request_body_bytes: Some(1 << 20), ..ListenerLimits::default() },
+    ///     limits: ListenerLimits { max_request_body_bytes: Some(1024), ..ListenerLimits::default() },
     ///     ..SidecarSettings::default()
     /// };
     /// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
-    /// assert_eq!(sidecar.config().virtual_services.len(), 0);
+    /// # let any = "127.0.0.1:0".parse().unwrap();
+    /// # let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
+    /// let running = sidecar.start(&options).await.unwrap();
+    /// let mut client = tokio::net::TcpStream::connect(running.addr("outbound").unwrap()).await.unwrap();
+    /// client.write_all(b"POST / HTTP/1.1\r\nhost: catalog\r\ncontent-length: 2048\r\n\r\n").await.unwrap();
+    /// let mut status = [0; 12];
+    /// client.read_exact(&mut status).await.unwrap();
+    /// assert_eq!(&status, b"HTTP/1.1 413");
+    /// # running.shutdown().await;
+    /// # }
     /// ```
     pub fn with_settings(config: Config, settings: SidecarSettings) -> Result<Self, StartError> {
         Sidecar::after(config, settings, None)
@@ -612,11 +628,12 @@ impl Sidecar {
     ///
     /// ```
     /// use http_body_util::BodyExt;
-    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// use tower::ServiceExt;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
     /// let request = http::Request::get("/ready").body(mesh_core::body::empty()).unwrap();
     /// let response = sidecar.admin_service().oneshot(request).await.unwrap();
@@ -654,9 +671,10 @@ impl Sidecar {
     /// The span reporter's counters, when spans are exported.
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
     /// // Spans are exported only to a configured Zipkin collector.
     /// assert!(sidecar.span_stats().is_none());
@@ -665,15 +683,43 @@ impl Sidecar {
         self.span_stats.as_ref()
     }
 
-    /// What became of the outbound listener's shadow (mirrored) requests.
+    /// What became of the outbound listener's shadow (mirrored) requests: those sent, and those
+    /// dropped (too many in flight), skipped (a body too large or incomplete) or failed.
     ///
     /// ```
     /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
     /// use mesh_route::config::Config;
     /// use std::sync::atomic::Ordering;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
-    /// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// // `catalog`'s requests are copied to `catalog-shadow` (and answered 418 by a fault).
+    /// const YAML: &str = "
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: catalog}
+    /// spec:
+    ///   hosts: [catalog, catalog-shadow]
+    ///   resolution: STATIC
+    ///   ports: [{number: 80, name: http}]
+    ///   endpoints: [{address: 127.0.0.1}]
+    /// ---
+    /// apiVersion: networking.istio.io/v1
+    /// kind: VirtualService
+    /// metadata: {name: catalog}
+    /// spec:
+    ///   hosts: [catalog]
+    ///   http:
+    ///   - mirror: {host: catalog-shadow}
+    ///     fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
+    ///     route: [{destination: {host: catalog}}]
+    /// ";
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(Config::from_yaml_str(YAML).unwrap().config, settings).unwrap();
     /// assert_eq!(sidecar.mirror_stats().sent.load(Ordering::Relaxed), 0);
+    /// let request = http::Request::get("http://catalog/").body(mesh_core::body::empty()).unwrap();
+    /// assert_eq!(sidecar.outbound_service().oneshot(request).await.unwrap().status(), 418);
+    /// assert_eq!(sidecar.mirror_stats().sent.load(Ordering::Relaxed), 1);
+    /// # }
     /// ```
     pub fn mirror_stats(&self) -> &Arc<MirrorStats> {
         &self.mirror_stats
@@ -684,7 +730,8 @@ impl Sidecar {
     /// A route that aborts every request answers without any network:
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// use tower::ServiceExt;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -694,7 +741,7 @@ impl Sidecar {
     ///             spec: {hosts: [catalog], http: [{fault: {abort: {httpStatus: 418, percentage: {value: 100}}}, \
     ///             route: [{destination: {host: catalog}}]}]}\n";
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let sidecar = Sidecar::with_settings(config, settings).unwrap();
     /// let request = http::Request::get("http://catalog/items").body(mesh_core::body::empty()).unwrap();
     /// let response = sidecar.outbound_service().oneshot(request).await.unwrap();
@@ -709,12 +756,13 @@ impl Sidecar {
     /// `None` without an inbound listener.
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::{Config, peer_authentication::MtlsMode};
     /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: app, namespace: shop}\n\
     ///             spec: {ingress: [{port: {number: 3000, protocol: HTTP, name: http}, defaultEndpoint: '127.0.0.1:8080'}]}\n";
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let sidecar = Sidecar::with_settings(config, settings).unwrap();
     /// // No PeerAuthentication: Istio's default, PERMISSIVE.
     /// assert_eq!(sidecar.inbound_tls().unwrap().mode(), MtlsMode::Permissive);
@@ -727,13 +775,14 @@ impl Sidecar {
     /// listener enforces them, and an embedding application's server layer too.
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
     ///             metadata: {name: no-admin, namespace: default}\n\
     ///             spec: {action: DENY, rules: [{to: [{operation: {paths: ['/admin*']}}]}]}\n";
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let sidecar = Sidecar::with_settings(config, settings).unwrap();
     /// assert!(sidecar.authorizer().is_some());
     /// ```
@@ -745,11 +794,12 @@ impl Sidecar {
     /// (the inbound listener runs them in front of its forwarder).
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// use tower::{Layer, ServiceExt, service_fn};
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
     /// let app = service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) });
     /// let served = sidecar.server_layers().layer(app);
@@ -764,14 +814,15 @@ impl Sidecar {
     /// The configuration the sidecar was built from.
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
     ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n\
     ///             ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog}\n\
     ///             spec: {hosts: [catalog], http: [{route: [{destination: {host: catalog}}]}]}\n";
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let sidecar = Sidecar::with_settings(config, settings).unwrap();
     /// assert_eq!(sidecar.config().virtual_services.len(), 1);
     /// ```
@@ -783,13 +834,17 @@ impl Sidecar {
     /// (see [`LiveSidecar`]).
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::{LiveSidecar, Sidecar, sidecar::SidecarSettings};
     /// use mesh_route::config::Config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// use std::sync::Arc;
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(Config::default(), settings.clone()).unwrap();
+    /// assert_eq!(sidecar.version(), 1);
+    /// // A live sidecar numbers each sidecar it swaps in.
     /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
-    /// assert_eq!(live.current().version(), 1);
     /// live.swap(Config::default()).unwrap();
-    /// assert_eq!(live.current().version(), 2);
+    /// let swapped: Arc<Sidecar> = live.current();
+    /// assert_eq!(swapped.version(), 2);
     /// ```
     pub fn version(&self) -> u64 {
         self.version
@@ -855,11 +910,12 @@ impl Sidecar {
     /// The inbound service, when a Sidecar resource declares `ingress`.
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: app, namespace: shop}\n\
     ///             spec: {ingress: [{port: {number: 3000, protocol: HTTP, name: http}, defaultEndpoint: '127.0.0.1:8080'}]}\n";
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let with_ingress = Sidecar::with_settings(Config::from_yaml_str(yaml).unwrap().config, settings.clone()).unwrap();
     /// assert!(with_ingress.inbound_service().is_some());
     /// let without = Sidecar::with_settings(Config::default(), settings).unwrap();
@@ -872,13 +928,14 @@ impl Sidecar {
     /// The endpoint registry.
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
     ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
     ///             endpoints: [{address: 127.0.0.1, ports: {http: 9001}}]}\n";
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let sidecar = Sidecar::with_settings(config, settings).unwrap();
     /// let cluster = &sidecar.registry().clusters()[0];
     /// assert_eq!(cluster.all_endpoints().next().unwrap().1.authority, "127.0.0.1:9001");
@@ -890,12 +947,13 @@ impl Sidecar {
     /// Binds every listener, then serves them in the background.
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, SidecarOptions, sidecar::SidecarSettings};
+    /// use mesh_proxy::{Sidecar, SidecarOptions};
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let any = "127.0.0.1:0".parse().unwrap();
     /// let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let running = Sidecar::with_settings(Config::default(), settings).unwrap().start(&options).await.unwrap();
     /// assert_ne!(running.addr("outbound").unwrap().port(), 0);
     /// running.shutdown().await;
@@ -1160,8 +1218,8 @@ fn inbound_tls(
 /// ```
 pub const PROMETHEUS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Runs the Prometheus recorder's upkeep every [`PROMETHEUS_UPKEEP_INTERVAL`] until `stopped`
-/// turns true.
+/// Runs the Prometheus recorder's upkeep every [`PROMETHEUS_UPKEEP_INTERVAL`] until a value is
+/// sent on `stopped` (such as `true`) or its sender is dropped.
 ///
 /// ```
 /// use mesh_proxy::{prometheus::default_recorder, sidecar::run_upkeep};
@@ -1187,12 +1245,14 @@ pub async fn run_upkeep(handle: PrometheusHandle, mut stopped: watch::Receiver<b
 /// A started sidecar.
 ///
 /// ```
-/// use mesh_proxy::{Sidecar, SidecarOptions, sidecar::SidecarSettings};
+/// use mesh_proxy::Sidecar;
+/// # use mesh_proxy::SidecarOptions;
+/// # use mesh_proxy::sidecar::SidecarSettings;
 /// use mesh_route::config::Config;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let any = "127.0.0.1:0".parse().unwrap();
-/// let options = SidecarOptions { outbound: any, inbound: any, admin: any, prometheus: Some(any), ..SidecarOptions::default() };
-/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// # let any = "127.0.0.1:0".parse().unwrap();
+/// # let options = SidecarOptions { outbound: any, inbound: any, admin: any, prometheus: Some(any), ..SidecarOptions::default() };
+/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let running = Sidecar::with_settings(Config::default(), settings).unwrap().start(&options).await.unwrap();
 /// assert!(running.addr("prometheus").is_some());
 /// running.shutdown().await;
@@ -1224,12 +1284,14 @@ impl RunningSidecar {
     /// (if asked for), `gateway-PORT` for each Gateway port served, `admin`.
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, SidecarOptions, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::SidecarOptions;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let any = "127.0.0.1:0".parse().unwrap();
-    /// let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let any = "127.0.0.1:0".parse().unwrap();
+    /// # let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let running = Sidecar::with_settings(Config::default(), settings).unwrap().start(&options).await.unwrap();
     /// let names: Vec<String> = running.listeners().into_iter().map(|(name, _)| name.into_owned()).collect();
     /// assert_eq!(names, ["outbound", "admin"]);
@@ -1244,12 +1306,14 @@ impl RunningSidecar {
     /// sidecar opens when a configuration update first declares `ingress`.
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, SidecarOptions, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::SidecarOptions;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let any = "127.0.0.1:0".parse().unwrap();
-    /// let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let any = "127.0.0.1:0".parse().unwrap();
+    /// # let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let running = Sidecar::with_settings(Config::default(), settings).unwrap().start(&options).await.unwrap();
     /// let updates = running.listener_updates();
     /// assert_eq!(*updates.borrow(), running.listeners());
@@ -1263,12 +1327,14 @@ impl RunningSidecar {
     /// The bound address of listener `name`.
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, SidecarOptions, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::SidecarOptions;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let any = "127.0.0.1:0".parse().unwrap();
-    /// let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let any = "127.0.0.1:0".parse().unwrap();
+    /// # let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let running = Sidecar::with_settings(Config::default(), settings).unwrap().start(&options).await.unwrap();
     /// let admin = running.addr("admin").unwrap();
     /// assert!(admin.ip().is_loopback() && admin.port() != 0);
@@ -1288,12 +1354,14 @@ impl RunningSidecar {
     /// the CONNECT tunnels still open, and writes out the access log lines still buffered.
     ///
     /// ```
-    /// use mesh_proxy::{Sidecar, SidecarOptions, sidecar::SidecarSettings};
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::SidecarOptions;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let any = "127.0.0.1:0".parse().unwrap();
-    /// let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let any = "127.0.0.1:0".parse().unwrap();
+    /// # let options = SidecarOptions { outbound: any, inbound: any, admin: any, ..SidecarOptions::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let running = Sidecar::with_settings(Config::default(), settings).unwrap().start(&options).await.unwrap();
     /// let admin = running.addr("admin").unwrap();
     /// running.shutdown().await;

@@ -54,14 +54,22 @@ where
 /// Cloning is cheap (a reference count).
 ///
 /// ```
-/// use http_body_util::Empty;
 /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+/// use mesh_core::MeshError;
 /// use mesh_proxy::transport::Transport;
-///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let client = Client::builder(TokioExecutor::new()).build_http::<mesh_core::Body>();
-/// let mut request = http::Request::new(mesh_core::body::empty());
+/// let mut request = http::Request::get("http://catalog/").body(mesh_core::body::empty()).unwrap();
 /// request.extensions_mut().insert(Transport::new(client));
-/// # let _ = Empty::<bytes::Bytes>::new();
+///
+/// // The forwarder finds the client there, points the request at the endpoint it chose and
+/// // sends it through that client; the client's errors read as the proxy's own.
+/// let transport = request.extensions().get::<Transport>().cloned().unwrap();
+/// # let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+/// *request.uri_mut() = format!("http://{refusing}/").parse().unwrap(); // an endpoint that refuses
+/// let error = transport.send(request).await.unwrap_err();
+/// assert!(matches!(error, MeshError::ConnectFailure(_)), "{error}");
+/// # }
 /// ```
 #[derive(Clone)]
 pub struct Transport(Arc<dyn SendRequest>);

@@ -29,12 +29,13 @@ const EVENTS_KEPT: usize = 32;
 /// How the controller judges canaries.
 ///
 /// ```
-/// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions}, sidecar::SidecarSettings};
+/// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions}};
+/// # use mesh_proxy::sidecar::SidecarSettings;
 /// use mesh_route::config::Config;
 /// let options = CanaryOptions { metrics_server: Some("http://prometheus:9090".into()), ..CanaryOptions::default() };
 /// assert!(options.metrics.is_none());
 /// assert!(format!("{options:?}").contains("prometheus:9090"));
-/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let controller = CanaryController::new(LiveSidecar::new(Config::default(), settings).unwrap(), options);
 /// assert!(controller.board().statuses().is_empty());
 /// ```
@@ -58,17 +59,42 @@ impl std::fmt::Debug for CanaryOptions {
 
 /// Runs the canaries of a live sidecar; see the [module docs](self).
 ///
-/// ```no_run
+/// ```
+/// use http_body_util::BodyExt;
 /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions}, sidecar::SidecarSettings};
 /// use mesh_route::config::Config;
-///
-/// # async fn run(config: Config) {
-/// let live = LiveSidecar::new(config, SidecarSettings::default()).unwrap();
-/// let (_stop, stopped) = tokio::sync::watch::channel(false);
+/// use tower::ServiceExt;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
+/// # let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\n\
+/// #     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+/// #     endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]}\n---\n\
+/// #     apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog, namespace: shop}\n\
+/// #     spec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n---\n\
+/// #     apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: catalog, namespace: shop, \
+/// #     annotations: {mesh/primary-subset: v1, mesh/canary-subset: v2}}\nspec: {targetRef: {apiVersion: apps/v1, \
+/// #     kind: Deployment, name: catalog}, service: {port: 80}, analysis: {interval: 10s, stepWeight: 20}}\n";
+/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// // A configuration with a Canary `shop/catalog` (and its ServiceEntry and DestinationRule).
+/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// let live = LiveSidecar::new(config, settings).unwrap();
 /// let controller = CanaryController::new(live.clone(), CanaryOptions::default());
-/// tokio::spawn(controller.run(stopped));
-/// // `live.admin_service()` now answers /canaries.
-/// # }
+/// // Keep the stop sender: dropping it stops the controller.
+/// let (stop, stopped) = tokio::sync::watch::channel(false);
+/// let running = tokio::spawn(controller.run(stopped));
+/// live.versions().changed().await.unwrap(); // the first pass moved traffic
+///
+/// // While it runs, `live.admin_service()` answers /canaries.
+/// let request = http::Request::get("/canaries").body(mesh_core::body::empty()).unwrap();
+/// let response = live.admin_service().oneshot(request).await.unwrap();
+/// let body = response.into_body().collect().await.unwrap().to_bytes();
+/// let canaries: serde_json::Value = serde_json::from_slice(&body).unwrap();
+/// assert_eq!(canaries[0]["name"], "catalog");
+/// assert_eq!(canaries[0]["canaryWeight"], 20);
+///
+/// // Stop it cleanly.
+/// stop.send(true).unwrap();
+/// running.await.unwrap();
+/// # });
 /// ```
 #[derive(Debug)]
 pub struct CanaryController {
@@ -78,9 +104,10 @@ pub struct CanaryController {
 /// The canaries' state, shared by the controller and the admin API.
 ///
 /// ```
-/// use mesh_proxy::{LiveSidecar, canary::{CanaryAction, CanaryController, CanaryOptions}, sidecar::SidecarSettings};
+/// use mesh_proxy::{LiveSidecar, canary::{CanaryAction, CanaryController, CanaryOptions}};
+/// # use mesh_proxy::sidecar::SidecarSettings;
 /// use mesh_route::config::Config;
-/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
 /// let board = CanaryController::new(live, CanaryOptions::default()).board().clone();
 /// assert!(board.statuses().is_empty());
@@ -163,27 +190,31 @@ impl CanaryAction {
 /// What `/canaries` shows of one canary.
 ///
 /// ```
-/// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions, Phase}, sidecar::SidecarSettings};
+/// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions, Phase}};
+/// # use mesh_proxy::sidecar::SidecarSettings;
 /// use mesh_route::config::Config;
 /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
-/// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\n\
-///     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
-///     endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]}\n---\n\
-///     apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog, namespace: shop}\n\
-///     spec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n---\n\
-///     apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: catalog, namespace: shop, \
-///     annotations: {mesh/primary-subset: v1, mesh/canary-subset: v2}}\nspec: {targetRef: {apiVersion: apps/v1, \
-///     kind: Deployment, name: catalog}, service: {port: 80}, analysis: {interval: 10s, stepWeight: 20}}\n";
-/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// # let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\n\
+/// #     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+/// #     endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]}\n---\n\
+/// #     apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog, namespace: shop}\n\
+/// #     spec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n---\n\
+/// #     apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: catalog, namespace: shop, \
+/// #     annotations: {mesh/primary-subset: v1, mesh/canary-subset: v2}}\nspec: {targetRef: {apiVersion: apps/v1, \
+/// #     kind: Deployment, name: catalog}, service: {port: 80}, analysis: {interval: 10s, stepWeight: 20}}\n";
+/// // The Canary `shop/catalog` (primary subset v1, canary subset v2), 20% more traffic each 10 s pass.
+/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let live = LiveSidecar::new(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
 /// let controller = CanaryController::new(live.clone(), CanaryOptions::default());
 /// let board = controller.board().clone();
-/// let (_stop, stopped) = tokio::sync::watch::channel(false);
-/// tokio::spawn(controller.run(stopped));
+/// let (stop, stopped) = tokio::sync::watch::channel(false);
+/// let running = tokio::spawn(controller.run(stopped));
 /// live.versions().changed().await.unwrap(); // the first pass moved traffic
 /// let status = &board.statuses()[0];
 /// assert_eq!((status.phase, status.canary_weight, status.primary_weight), (Phase::Progressing, 20, 80));
 /// assert_eq!(status.metrics_source, "sidecar");
+/// stop.send(true).unwrap();
+/// running.await.unwrap();
 /// # });
 /// ```
 #[derive(Clone, Debug, Serialize)]
@@ -223,11 +254,12 @@ impl CanaryController {
     ///
     /// ```
     /// use http_body_util::BodyExt;
-    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions}, sidecar::SidecarSettings};
+    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions}};
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// use tower::ServiceExt;
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::default(), settings).unwrap();
     /// let _controller = CanaryController::new(live.clone(), CanaryOptions::default());
     /// // From now on the admin API answers `/canaries`.
@@ -254,9 +286,10 @@ impl CanaryController {
     /// The state the admin API shows.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions}, sidecar::SidecarSettings};
+    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions}};
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let controller = CanaryController::new(LiveSidecar::new(Config::default(), settings).unwrap(), CanaryOptions::default());
     /// // The board outlives `run`, which consumes the controller.
     /// let board = controller.board().clone();
@@ -267,12 +300,14 @@ impl CanaryController {
         &self.board
     }
 
-    /// Runs every Canary's passes until `stop` turns true.
+    /// Runs every Canary's passes until a value is sent on `stop` (such as `true`) or its
+    /// sender is dropped, so keep the sender for as long as the controller should run.
     ///
     /// With paused time, a whole analysis runs at once:
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions, Phase}, sidecar::SidecarSettings};
+    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions, Phase}};
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
     /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\n\
@@ -283,7 +318,7 @@ impl CanaryController {
     ///     apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: catalog, namespace: shop, \
     ///     annotations: {mesh/primary-subset: v1, mesh/canary-subset: v2}}\nspec: {targetRef: {apiVersion: apps/v1, \
     ///     kind: Deployment, name: catalog}, service: {port: 80}, skipAnalysis: true, analysis: {interval: 10s}}\n";
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
     /// let controller = CanaryController::new(live.clone(), CanaryOptions::default());
     /// let board = controller.board().clone();
@@ -346,9 +381,10 @@ impl CanaryBoard {
     /// Every canary's status, by `namespace/name`.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions}, sidecar::SidecarSettings};
+    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryOptions}};
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let controller = CanaryController::new(LiveSidecar::new(Config::default(), settings).unwrap(), CanaryOptions::default());
     /// // Canaries appear once the controller runs and finds them in the configuration.
     /// assert_eq!(serde_json::to_string(&controller.board().statuses()).unwrap(), "[]");
@@ -361,27 +397,31 @@ impl CanaryBoard {
     /// canary has); returns its status, or why nothing was done.
     ///
     /// ```
-    /// use mesh_proxy::{LiveSidecar, canary::{CanaryAction, CanaryController, CanaryOptions}, sidecar::SidecarSettings};
+    /// use mesh_proxy::{LiveSidecar, canary::{CanaryAction, CanaryController, CanaryOptions}};
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::Config;
     /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
-    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\n\
-    ///     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
-    ///     endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]}\n---\n\
-    ///     apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog, namespace: shop}\n\
-    ///     spec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n---\n\
-    ///     apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: catalog, namespace: shop, \
-    ///     annotations: {mesh/primary-subset: v1, mesh/canary-subset: v2}}\nspec: {targetRef: {apiVersion: apps/v1, \
-    ///     kind: Deployment, name: catalog}, service: {port: 80}, analysis: {interval: 10s, stepWeight: 10}}\n";
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\n\
+    /// #     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+    /// #     endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]}\n---\n\
+    /// #     apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog, namespace: shop}\n\
+    /// #     spec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n---\n\
+    /// #     apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: catalog, namespace: shop, \
+    /// #     annotations: {mesh/primary-subset: v1, mesh/canary-subset: v2}}\nspec: {targetRef: {apiVersion: apps/v1, \
+    /// #     kind: Deployment, name: catalog}, service: {port: 80}, analysis: {interval: 10s, stepWeight: 10}}\n";
+    /// // The Canary `shop/catalog` (primary subset v1, canary subset v2), 10% more traffic each 10 s pass.
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let live = LiveSidecar::new(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
     /// let controller = CanaryController::new(live.clone(), CanaryOptions::default());
     /// let board = controller.board().clone();
-    /// let (_stop, stopped) = tokio::sync::watch::channel(false);
-    /// tokio::spawn(controller.run(stopped));
+    /// let (stop, stopped) = tokio::sync::watch::channel(false);
+    /// let running = tokio::spawn(controller.run(stopped));
     /// live.versions().changed().await.unwrap(); // the analysis started
     /// let status = board.act("catalog", CanaryAction::Pause).unwrap(); // a name only one canary has
     /// assert!(status.paused);
     /// assert!(board.act("shop/cart", CanaryAction::Pause).is_err());
+    /// stop.send(true).unwrap();
+    /// running.await.unwrap();
     /// # });
     /// ```
     pub fn act(&self, name: &str, action: CanaryAction) -> Result<CanaryStatus, String> {

@@ -29,14 +29,15 @@ use tokio::time::Instant;
 ///
 /// ```
 /// use mesh_proxy::canary::{CanaryMetrics, Measurement, MetricQuery, OwnMetrics};
-/// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+/// use mesh_proxy::LiveSidecar;
+/// # use mesh_proxy::sidecar::SidecarSettings;
 /// use mesh_route::config::{Config, ObjectMeta, Origin, Resource, canary::Canary};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let mut spec = Canary::default();
 /// spec.target_ref.name = "catalog".into();
 /// let meta = ObjectMeta { name: "catalog".into(), namespace: Some("shop".into()), ..ObjectMeta::default() };
 /// let canary = Resource { meta, origin: Origin::new("canary.yaml", 0), spec };
-/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let own = OwnMetrics::new(LiveSidecar::new(Config::default(), settings).unwrap());
 /// let query = MetricQuery { canary: &canary, metric: "request-success-rate", window: std::time::Duration::from_secs(60) };
 /// let measured: Measurement = own.measure(query, tokio::time::Instant::now()).await;
@@ -97,7 +98,8 @@ pub struct MetricQuery<'a> {
 /// A source judging every canary healthy (as a test might use), given to the controller:
 ///
 /// ```
-/// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryMetrics, CanaryOptions, MeasureFuture, MetricQuery}, sidecar::SidecarSettings};
+/// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryMetrics, CanaryOptions, MeasureFuture, MetricQuery}};
+/// # use mesh_proxy::sidecar::SidecarSettings;
 /// use mesh_route::config::Config;
 /// use std::sync::Arc;
 /// struct Healthy;
@@ -108,7 +110,7 @@ pub struct MetricQuery<'a> {
 ///     }
 /// }
 /// let options = CanaryOptions { metrics: Some(Arc::new(Healthy)), ..CanaryOptions::default() };
-/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let controller = CanaryController::new(LiveSidecar::new(Config::default(), settings).unwrap(), options);
 /// assert!(controller.board().statuses().is_empty());
 /// ```
@@ -132,14 +134,15 @@ pub trait CanaryMetrics: Send + Sync {
 ///
 /// ```
 /// use mesh_proxy::canary::{CanaryMetrics, MetricQuery, OwnMetrics};
-/// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+/// use mesh_proxy::LiveSidecar;
+/// # use mesh_proxy::sidecar::SidecarSettings;
 /// use mesh_route::config::{Config, ObjectMeta, Origin, Resource, canary::Canary};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let mut spec = Canary::default();
 /// spec.target_ref.name = "catalog".into();
 /// let meta = ObjectMeta { name: "catalog".into(), namespace: Some("shop".into()), ..ObjectMeta::default() };
 /// let canary = Resource { meta, origin: Origin::new("canary.yaml", 0), spec };
-/// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let own = OwnMetrics::new(LiveSidecar::new(Config::default(), settings).unwrap());
 /// let query = MetricQuery { canary: &canary, metric: "request-count", window: std::time::Duration::from_secs(60) };
 /// assert_eq!(own.measure(query, tokio::time::Instant::now()).await, Err("unknown metric request-count".to_owned()));
@@ -159,14 +162,15 @@ impl OwnMetrics {
     ///
     /// ```
     /// use mesh_proxy::canary::{CanaryMetrics, MetricQuery, OwnMetrics};
-    /// use mesh_proxy::{LiveSidecar, sidecar::SidecarSettings};
+    /// use mesh_proxy::LiveSidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
     /// use mesh_route::config::{Config, ObjectMeta, Origin, Resource, canary::Canary};
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let mut spec = Canary::default();
     /// spec.target_ref.name = "catalog".into();
     /// let meta = ObjectMeta { name: "catalog".into(), namespace: Some("shop".into()), ..ObjectMeta::default() };
     /// let canary = Resource { meta, origin: Origin::new("canary.yaml", 0), spec };
-    /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
     /// let own = OwnMetrics::new(LiveSidecar::new(Config::default(), settings).unwrap());
     /// own.sample(&canary, tokio::time::Instant::now()); // a reading to measure windows from
     /// let query = MetricQuery { canary: &canary, metric: "request-duration", window: std::time::Duration::from_secs(30) };
