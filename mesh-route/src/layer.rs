@@ -24,11 +24,13 @@ use tower::{Layer, Service};
 /// Routes requests with a [`RouteTable`]; see the [module docs](self).
 ///
 /// ```
+/// use http_body_util::BodyExt;
 /// use mesh_route::{config::Config, layer::RouteLayer};
 /// use mesh_core::{Body, Destination, body};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
-/// # tokio_test_block(async {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// let yaml = r#"
 /// apiVersion: networking.istio.io/v1
 /// kind: ServiceEntry
@@ -64,9 +66,8 @@ use tower::{Layer, Service};
 /// let request = http::Request::get("http://catalog/items").body(body::empty()).unwrap();
 /// let response = svc.oneshot(request).await.unwrap();
 /// assert_eq!(response.status(), 200);
-/// # });
-/// # fn tokio_test_block(f: impl std::future::Future<Output = ()>) {
-/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// // The VirtualService sent it to subset v2, which the inner service echoed.
+/// assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "v2");
 /// # }
 /// ```
 #[derive(Clone, Debug)]
@@ -103,6 +104,8 @@ impl RouteLayer {
     /// use std::sync::Arc;
     /// use tower::{Layer, ServiceExt, service_fn};
     ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
     /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let table = Arc::new(RouteTable::compile_for(&config, &served_ports(&config, &Default::default()).unwrap()).unwrap());
@@ -111,9 +114,10 @@ impl RouteLayer {
     ///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
     /// }));
     /// let request = http::Request::get("http://unknown.example.com/").body(body::empty()).unwrap();
-    /// let response = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(svc.oneshot(request)).unwrap();
+    /// let response = svc.oneshot(request).await.unwrap();
     /// // A gateway answers 404 for a host none of its routes claims.
     /// assert_eq!(response.status(), 404);
+    /// # }
     /// ```
     pub fn in_scope(mut self, scope: RouteScope) -> Self {
         self.scope = scope;
@@ -127,14 +131,17 @@ impl RouteLayer {
     /// use mesh_core::{Body, body};
     /// use tower::{Layer, ServiceExt, service_fn};
     ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
     /// let config = Config::from_yaml_str("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\nspec: {hosts: [api.example.com], http: [{directResponse: {status: 204}}]}\n").unwrap().config;
     /// let layer = RouteLayer::from_config(&config).unwrap();
     /// let svc = layer.layer(service_fn(|_: http::Request<Body>| async {
     ///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
     /// }));
     /// let request = http::Request::get("http://api.example.com/").body(body::empty()).unwrap();
-    /// let response = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(svc.oneshot(request)).unwrap();
+    /// let response = svc.oneshot(request).await.unwrap();
     /// assert_eq!(response.status(), 204); // the route's direct response
+    /// # }
     /// ```
     pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::table::CompileError> {
         Ok(RouteLayer::new(Arc::new(RouteTable::compile(config)?)))
@@ -174,14 +181,17 @@ impl<S> Layer<S> for RouteLayer {
 /// use mesh_core::{Body, Routed, body};
 /// use tower::{Layer, ServiceExt, service_fn};
 ///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// let config = Config::from_yaml_str("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\nspec: {hosts: [api.example.com], http: [{directResponse: {status: 204}}]}\n").unwrap().config;
 /// let svc: Route<_> = RouteLayer::from_config(&config).unwrap().layer(service_fn(|_: http::Request<Body>| async {
 ///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
 /// }));
 /// let request = http::Request::get("http://api.example.com/").body(body::empty()).unwrap();
-/// let response = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(svc.oneshot(request)).unwrap();
+/// let response = svc.oneshot(request).await.unwrap();
 /// // The response says which route answered it.
 /// assert_eq!(&*response.extensions().get::<Routed>().unwrap().route.name, "api.0");
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct Route<S> {
@@ -268,18 +278,23 @@ type ResponseOps = [Option<Arc<crate::header_ops::HeaderOps>>; 2];
 /// ```
 /// use mesh_route::{RouteLayer, config::Config, layer::RouteFuture};
 /// use mesh_core::{Body, body};
-/// use tower::{Layer, Service, service_fn};
+/// use tower::{Layer, Service, ServiceExt, service_fn};
 ///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// let config = Config::from_yaml_str("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\nspec: {hosts: [api.example.com], http: [{directResponse: {status: 204}}]}\n").unwrap().config;
 /// let mut svc = RouteLayer::from_config(&config).unwrap().layer(service_fn(|_: http::Request<Body>| async {
 ///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))
 /// }));
 /// let request = http::Request::get("http://api.example.com/").body(body::empty()).unwrap();
+/// // The tower contract: wait until the service is ready, then call it.
+/// svc.ready().await.unwrap();
 /// let future = svc.call(request);
 /// // A direct response is answered locally, without calling the inner service.
 /// assert!(matches!(future, RouteFuture::Local { .. }));
-/// let response = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(future).unwrap();
+/// let response = future.await.unwrap();
 /// assert_eq!(response.status(), 204);
+/// # }
 /// ```
 #[pin_project(project = RouteFutureProj)]
 #[derive(Debug)]

@@ -225,12 +225,14 @@ impl DirectResponse {
     /// use http_body_util::BodyExt;
     /// use mesh_route::{config::{HttpBody, HttpDirectResponse}, redirect::DirectResponse};
     ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
     /// let spec = HttpDirectResponse { status: 200, body: Some(HttpBody { string: Some("ok".into()), bytes: None }) };
     /// let response = DirectResponse::compile(&spec, "directResponse").unwrap().respond();
     /// assert_eq!(response.headers()["content-type"], "text/plain");
-    /// let body = tokio::runtime::Builder::new_current_thread().build().unwrap()
-    ///     .block_on(response.into_body().collect()).unwrap().to_bytes();
+    /// let body = response.into_body().collect().await.unwrap().to_bytes();
     /// assert_eq!(body, "ok");
+    /// # }
     /// ```
     pub fn respond(&self) -> Response<Body> {
         let mut response = Response::new(body::full(self.body.clone()));

@@ -93,18 +93,18 @@ pub enum AuthorizationAction {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: security.istio.io/v1
-/// kind: AuthorizationPolicy
-/// metadata: {name: orders, namespace: shop}
-/// spec:
-///   selector: {matchLabels: {app: orders}}
-///   action: ALLOW
-///   rules:
-///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
-///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
-///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: security.istio.io/v1
+/// # kind: AuthorizationPolicy
+/// # metadata: {name: orders, namespace: shop}
+/// # spec:
+/// #   selector: {matchLabels: {app: orders}}
+/// #   action: ALLOW
+/// #   rules:
+/// #   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+/// #     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+/// #     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = &config.authorization_policies[0].spec;
 /// let rule = &policy.rules[0];
@@ -129,18 +129,18 @@ pub struct Rule {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: security.istio.io/v1
-/// kind: AuthorizationPolicy
-/// metadata: {name: orders, namespace: shop}
-/// spec:
-///   selector: {matchLabels: {app: orders}}
-///   action: ALLOW
-///   rules:
-///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
-///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
-///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: security.istio.io/v1
+/// # kind: AuthorizationPolicy
+/// # metadata: {name: orders, namespace: shop}
+/// # spec:
+/// #   selector: {matchLabels: {app: orders}}
+/// #   action: ALLOW
+/// #   rules:
+/// #   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+/// #     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+/// #     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = &config.authorization_policies[0].spec;
 /// let source = &policy.rules[0].from[0].source;
@@ -159,18 +159,18 @@ pub struct From {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: security.istio.io/v1
-/// kind: AuthorizationPolicy
-/// metadata: {name: orders, namespace: shop}
-/// spec:
-///   selector: {matchLabels: {app: orders}}
-///   action: ALLOW
-///   rules:
-///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
-///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
-///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: security.istio.io/v1
+/// # kind: AuthorizationPolicy
+/// # metadata: {name: orders, namespace: shop}
+/// # spec:
+/// #   selector: {matchLabels: {app: orders}}
+/// #   action: ALLOW
+/// #   rules:
+/// #   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+/// #     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+/// #     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = &config.authorization_policies[0].spec;
 /// let source = &policy.rules[0].from[0].source;
@@ -217,18 +217,18 @@ pub struct Source {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: security.istio.io/v1
-/// kind: AuthorizationPolicy
-/// metadata: {name: orders, namespace: shop}
-/// spec:
-///   selector: {matchLabels: {app: orders}}
-///   action: ALLOW
-///   rules:
-///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
-///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
-///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: security.istio.io/v1
+/// # kind: AuthorizationPolicy
+/// # metadata: {name: orders, namespace: shop}
+/// # spec:
+/// #   selector: {matchLabels: {app: orders}}
+/// #   action: ALLOW
+/// #   rules:
+/// #   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+/// #     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+/// #     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = &config.authorization_policies[0].spec;
 /// assert_eq!(policy.rules[0].to[0].operation.methods, ["GET", "POST"]);
@@ -245,18 +245,18 @@ pub struct To {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: security.istio.io/v1
-/// kind: AuthorizationPolicy
-/// metadata: {name: orders, namespace: shop}
-/// spec:
-///   selector: {matchLabels: {app: orders}}
-///   action: ALLOW
-///   rules:
-///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
-///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
-///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: security.istio.io/v1
+/// # kind: AuthorizationPolicy
+/// # metadata: {name: orders, namespace: shop}
+/// # spec:
+/// #   selector: {matchLabels: {app: orders}}
+/// #   action: ALLOW
+/// #   rules:
+/// #   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+/// #     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+/// #     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = &config.authorization_policies[0].spec;
 /// let operation = &policy.rules[0].to[0].operation;
@@ -297,18 +297,18 @@ pub struct Operation {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: security.istio.io/v1
-/// kind: AuthorizationPolicy
-/// metadata: {name: orders, namespace: shop}
-/// spec:
-///   selector: {matchLabels: {app: orders}}
-///   action: ALLOW
-///   rules:
-///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
-///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
-///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: security.istio.io/v1
+/// # kind: AuthorizationPolicy
+/// # metadata: {name: orders, namespace: shop}
+/// # spec:
+/// #   selector: {matchLabels: {app: orders}}
+/// #   action: ALLOW
+/// #   rules:
+/// #   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+/// #     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+/// #     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = &config.authorization_policies[0].spec;
 /// let condition = &policy.rules[0].when[0];
@@ -367,18 +367,18 @@ impl Condition {
 /// ```
 /// use mesh_route::config::{Config, authorization_policy::policies_for};
 ///
-/// let yaml = r#"
-/// apiVersion: security.istio.io/v1
-/// kind: AuthorizationPolicy
-/// metadata: {name: orders, namespace: shop}
-/// spec:
-///   selector: {matchLabels: {app: orders}}
-///   action: ALLOW
-///   rules:
-///   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
-///     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
-///     when: [{key: "request.headers[x-tenant]", values: [acme]}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: security.istio.io/v1
+/// # kind: AuthorizationPolicy
+/// # metadata: {name: orders, namespace: shop}
+/// # spec:
+/// #   selector: {matchLabels: {app: orders}}
+/// #   action: ALLOW
+/// #   rules:
+/// #   - from: [{source: {principals: [cluster.local/ns/shop/sa/web], ipBlocks: [10.0.0.0/8]}}]
+/// #     to: [{operation: {methods: [GET, POST], paths: [/orders*], ports: ["8080"]}}]
+/// #     when: [{key: "request.headers[x-tenant]", values: [acme]}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = &config.authorization_policies[0].spec;
 /// let orders = [("app".to_owned(), "orders".to_owned())].into();

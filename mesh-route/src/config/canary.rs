@@ -37,28 +37,28 @@ use super::virtual_service::{
 /// ```
 /// use mesh_route::config::{Config, canary::REQUEST_SUCCESS_RATE};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: catalog, namespace: shop}
-/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: flagger.app/v1beta1
-/// kind: Canary
-/// metadata: {name: catalog, namespace: shop}
-/// spec:
-///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-///   service: {port: 80, hosts: [catalog.example.com]}
-///   analysis:
-///     interval: 30s
-///     threshold: 3
-///     stepWeight: 20
-///     maxWeight: 60
-///     metrics:
-///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-///     - {name: request-duration, threshold: 500}
-/// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: flagger.app/v1beta1
+/// # kind: Canary
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec:
+/// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+/// #   service: {port: 80, hosts: [catalog.example.com]}
+/// #   analysis:
+/// #     interval: 30s
+/// #     threshold: 3
+/// #     stepWeight: 20
+/// #     maxWeight: 60
+/// #     metrics:
+/// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+/// #     - {name: request-duration, threshold: 500}
+/// # "#;
+/// # let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let canary = &config.canaries[0];
 /// assert_eq!(canary.spec.analysis.metrics[0].name, REQUEST_SUCCESS_RATE);
 /// ```
@@ -68,27 +68,27 @@ pub const REQUEST_SUCCESS_RATE: &str = "request-success-rate";
 /// ```
 /// use mesh_route::config::{Config, canary::REQUEST_DURATION};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: catalog, namespace: shop}
-/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: flagger.app/v1beta1
-/// kind: Canary
-/// metadata: {name: catalog, namespace: shop}
-/// spec:
-///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-///   service: {port: 80, hosts: [catalog.example.com]}
-///   analysis:
-///     interval: 30s
-///     threshold: 3
-///     stepWeight: 20
-///     maxWeight: 60
-///     metrics:
-///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-///     - {name: request-duration, threshold: 500}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: flagger.app/v1beta1
+/// # kind: Canary
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec:
+/// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+/// #   service: {port: 80, hosts: [catalog.example.com]}
+/// #   analysis:
+/// #     interval: 30s
+/// #     threshold: 3
+/// #     stepWeight: 20
+/// #     maxWeight: 60
+/// #     metrics:
+/// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+/// #     - {name: request-duration, threshold: 500}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let canary = &config.canaries[0];
 /// assert_eq!(canary.spec.analysis.metrics[1].name, REQUEST_DURATION);
@@ -255,27 +255,27 @@ pub struct Canary {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: catalog, namespace: shop}
-/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: flagger.app/v1beta1
-/// kind: Canary
-/// metadata: {name: catalog, namespace: shop}
-/// spec:
-///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-///   service: {port: 80, hosts: [catalog.example.com]}
-///   analysis:
-///     interval: 30s
-///     threshold: 3
-///     stepWeight: 20
-///     maxWeight: 60
-///     metrics:
-///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-///     - {name: request-duration, threshold: 500}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: flagger.app/v1beta1
+/// # kind: Canary
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec:
+/// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+/// #   service: {port: 80, hosts: [catalog.example.com]}
+/// #   analysis:
+/// #     interval: 30s
+/// #     threshold: 3
+/// #     stepWeight: 20
+/// #     maxWeight: 60
+/// #     metrics:
+/// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+/// #     - {name: request-duration, threshold: 500}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let canary = &config.canaries[0];
 /// let target = &canary.spec.target_ref;
@@ -299,27 +299,27 @@ pub struct TargetRef {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: catalog, namespace: shop}
-/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: flagger.app/v1beta1
-/// kind: Canary
-/// metadata: {name: catalog, namespace: shop}
-/// spec:
-///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-///   service: {port: 80, hosts: [catalog.example.com]}
-///   analysis:
-///     interval: 30s
-///     threshold: 3
-///     stepWeight: 20
-///     maxWeight: 60
-///     metrics:
-///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-///     - {name: request-duration, threshold: 500}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: flagger.app/v1beta1
+/// # kind: Canary
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec:
+/// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+/// #   service: {port: 80, hosts: [catalog.example.com]}
+/// #   analysis:
+/// #     interval: 30s
+/// #     threshold: 3
+/// #     stepWeight: 20
+/// #     maxWeight: 60
+/// #     metrics:
+/// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+/// #     - {name: request-duration, threshold: 500}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let canary = &config.canaries[0];
 /// let service = &canary.spec.service;
@@ -380,27 +380,27 @@ pub struct CanaryService {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: catalog, namespace: shop}
-/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: flagger.app/v1beta1
-/// kind: Canary
-/// metadata: {name: catalog, namespace: shop}
-/// spec:
-///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-///   service: {port: 80, hosts: [catalog.example.com]}
-///   analysis:
-///     interval: 30s
-///     threshold: 3
-///     stepWeight: 20
-///     maxWeight: 60
-///     metrics:
-///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-///     - {name: request-duration, threshold: 500}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: flagger.app/v1beta1
+/// # kind: Canary
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec:
+/// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+/// #   service: {port: 80, hosts: [catalog.example.com]}
+/// #   analysis:
+/// #     interval: 30s
+/// #     threshold: 3
+/// #     stepWeight: 20
+/// #     maxWeight: 60
+/// #     metrics:
+/// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+/// #     - {name: request-duration, threshold: 500}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let canary = &config.canaries[0];
 /// let analysis = &canary.spec.analysis;
@@ -465,27 +465,27 @@ pub struct CanaryAnalysis {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: catalog, namespace: shop}
-/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: flagger.app/v1beta1
-/// kind: Canary
-/// metadata: {name: catalog, namespace: shop}
-/// spec:
-///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-///   service: {port: 80, hosts: [catalog.example.com]}
-///   analysis:
-///     interval: 30s
-///     threshold: 3
-///     stepWeight: 20
-///     maxWeight: 60
-///     metrics:
-///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-///     - {name: request-duration, threshold: 500}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: flagger.app/v1beta1
+/// # kind: Canary
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec:
+/// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+/// #   service: {port: 80, hosts: [catalog.example.com]}
+/// #   analysis:
+/// #     interval: 30s
+/// #     threshold: 3
+/// #     stepWeight: 20
+/// #     maxWeight: 60
+/// #     metrics:
+/// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+/// #     - {name: request-duration, threshold: 500}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let canary = &config.canaries[0];
 /// let success = &canary.spec.analysis.metrics[0];
@@ -523,27 +523,27 @@ pub struct CanaryMetric {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: catalog, namespace: shop}
-/// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: flagger.app/v1beta1
-/// kind: Canary
-/// metadata: {name: catalog, namespace: shop}
-/// spec:
-///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-///   service: {port: 80, hosts: [catalog.example.com]}
-///   analysis:
-///     interval: 30s
-///     threshold: 3
-///     stepWeight: 20
-///     maxWeight: 60
-///     metrics:
-///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-///     - {name: request-duration, threshold: 500}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: flagger.app/v1beta1
+/// # kind: Canary
+/// # metadata: {name: catalog, namespace: shop}
+/// # spec:
+/// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+/// #   service: {port: 80, hosts: [catalog.example.com]}
+/// #   analysis:
+/// #     interval: 30s
+/// #     threshold: 3
+/// #     stepWeight: 20
+/// #     maxWeight: 60
+/// #     metrics:
+/// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+/// #     - {name: request-duration, threshold: 500}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let canary = &config.canaries[0];
 /// let range = canary.spec.analysis.metrics[0].threshold_range.unwrap();
@@ -675,27 +675,27 @@ impl Canary {
     /// ```
     /// use mesh_route::config::{Config, canary::Strategy};
     ///
-    /// let yaml = r#"
-    /// apiVersion: networking.istio.io/v1
-    /// kind: ServiceEntry
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-    /// ---
-    /// apiVersion: flagger.app/v1beta1
-    /// kind: Canary
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec:
-    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-    ///   service: {port: 80, hosts: [catalog.example.com]}
-    ///   analysis:
-    ///     interval: 30s
-    ///     threshold: 3
-    ///     stepWeight: 20
-    ///     maxWeight: 60
-    ///     metrics:
-    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-    ///     - {name: request-duration, threshold: 500}
-    /// "#;
+    /// # let yaml = r#"
+    /// # apiVersion: networking.istio.io/v1
+    /// # kind: ServiceEntry
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// # ---
+    /// # apiVersion: flagger.app/v1beta1
+    /// # kind: Canary
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec:
+    /// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    /// #   service: {port: 80, hosts: [catalog.example.com]}
+    /// #   analysis:
+    /// #     interval: 30s
+    /// #     threshold: 3
+    /// #     stepWeight: 20
+    /// #     maxWeight: 60
+    /// #     metrics:
+    /// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    /// #     - {name: request-duration, threshold: 500}
+    /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let canary = &config.canaries[0];
     /// assert_eq!(canary.spec.strategy(), Strategy::Canary); // stepWeight, no iterations
@@ -713,27 +713,27 @@ impl Canary {
     /// ```
     /// use mesh_route::config::Config;
     ///
-    /// let yaml = r#"
-    /// apiVersion: networking.istio.io/v1
-    /// kind: ServiceEntry
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-    /// ---
-    /// apiVersion: flagger.app/v1beta1
-    /// kind: Canary
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec:
-    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-    ///   service: {port: 80, hosts: [catalog.example.com]}
-    ///   analysis:
-    ///     interval: 30s
-    ///     threshold: 3
-    ///     stepWeight: 20
-    ///     maxWeight: 60
-    ///     metrics:
-    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-    ///     - {name: request-duration, threshold: 500}
-    /// "#;
+    /// # let yaml = r#"
+    /// # apiVersion: networking.istio.io/v1
+    /// # kind: ServiceEntry
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// # ---
+    /// # apiVersion: flagger.app/v1beta1
+    /// # kind: Canary
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec:
+    /// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    /// #   service: {port: 80, hosts: [catalog.example.com]}
+    /// #   analysis:
+    /// #     interval: 30s
+    /// #     threshold: 3
+    /// #     stepWeight: 20
+    /// #     maxWeight: 60
+    /// #     metrics:
+    /// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    /// #     - {name: request-duration, threshold: 500}
+    /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let canary = &config.canaries[0];
     /// assert_eq!(canary.spec.interval(), std::time::Duration::from_secs(30));
@@ -831,27 +831,27 @@ impl Canary {
     /// use mesh_route::config::Config;
     /// use mesh_route::config::Canary;
     ///
-    /// let yaml = r#"
-    /// apiVersion: networking.istio.io/v1
-    /// kind: ServiceEntry
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-    /// ---
-    /// apiVersion: flagger.app/v1beta1
-    /// kind: Canary
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec:
-    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-    ///   service: {port: 80, hosts: [catalog.example.com]}
-    ///   analysis:
-    ///     interval: 30s
-    ///     threshold: 3
-    ///     stepWeight: 20
-    ///     maxWeight: 60
-    ///     metrics:
-    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-    ///     - {name: request-duration, threshold: 500}
-    /// "#;
+    /// # let yaml = r#"
+    /// # apiVersion: networking.istio.io/v1
+    /// # kind: ServiceEntry
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// # ---
+    /// # apiVersion: flagger.app/v1beta1
+    /// # kind: Canary
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec:
+    /// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    /// #   service: {port: 80, hosts: [catalog.example.com]}
+    /// #   analysis:
+    /// #     interval: 30s
+    /// #     threshold: 3
+    /// #     stepWeight: 20
+    /// #     maxWeight: 60
+    /// #     metrics:
+    /// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    /// #     - {name: request-duration, threshold: 500}
+    /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let canary = &config.canaries[0];
     /// let primary = Canary::primary(canary);
@@ -866,27 +866,27 @@ impl Canary {
     /// ```
     /// use mesh_route::config::{Canary, Config};
     ///
-    /// let yaml = r#"
-    /// apiVersion: networking.istio.io/v1
-    /// kind: ServiceEntry
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-    /// ---
-    /// apiVersion: flagger.app/v1beta1
-    /// kind: Canary
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec:
-    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-    ///   service: {port: 80, hosts: [catalog.example.com]}
-    ///   analysis:
-    ///     interval: 30s
-    ///     threshold: 3
-    ///     stepWeight: 20
-    ///     maxWeight: 60
-    ///     metrics:
-    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-    ///     - {name: request-duration, threshold: 500}
-    /// "#;
+    /// # let yaml = r#"
+    /// # apiVersion: networking.istio.io/v1
+    /// # kind: ServiceEntry
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// # ---
+    /// # apiVersion: flagger.app/v1beta1
+    /// # kind: Canary
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec:
+    /// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    /// #   service: {port: 80, hosts: [catalog.example.com]}
+    /// #   analysis:
+    /// #     interval: 30s
+    /// #     threshold: 3
+    /// #     stepWeight: 20
+    /// #     maxWeight: 60
+    /// #     metrics:
+    /// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    /// #     - {name: request-duration, threshold: 500}
+    /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let canary = &config.canaries[0];
     /// let destination = Canary::canary(canary);
@@ -901,27 +901,27 @@ impl Canary {
     /// ```
     /// use mesh_route::config::Config;
     ///
-    /// let yaml = r#"
-    /// apiVersion: networking.istio.io/v1
-    /// kind: ServiceEntry
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-    /// ---
-    /// apiVersion: flagger.app/v1beta1
-    /// kind: Canary
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec:
-    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-    ///   service: {port: 80, hosts: [catalog.example.com]}
-    ///   analysis:
-    ///     interval: 30s
-    ///     threshold: 3
-    ///     stepWeight: 20
-    ///     maxWeight: 60
-    ///     metrics:
-    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-    ///     - {name: request-duration, threshold: 500}
-    /// "#;
+    /// # let yaml = r#"
+    /// # apiVersion: networking.istio.io/v1
+    /// # kind: ServiceEntry
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// # ---
+    /// # apiVersion: flagger.app/v1beta1
+    /// # kind: Canary
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec:
+    /// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    /// #   service: {port: 80, hosts: [catalog.example.com]}
+    /// #   analysis:
+    /// #     interval: 30s
+    /// #     threshold: 3
+    /// #     stepWeight: 20
+    /// #     maxWeight: 60
+    /// #     metrics:
+    /// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    /// #     - {name: request-duration, threshold: 500}
+    /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let canary = &config.canaries[0];
     /// assert_eq!(canary.spec.hosts(), ["catalog", "catalog.example.com"]);
@@ -1281,27 +1281,27 @@ impl CanaryMetric {
     /// ```
     /// use mesh_route::config::Config;
     ///
-    /// let yaml = r#"
-    /// apiVersion: networking.istio.io/v1
-    /// kind: ServiceEntry
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-    /// ---
-    /// apiVersion: flagger.app/v1beta1
-    /// kind: Canary
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec:
-    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-    ///   service: {port: 80, hosts: [catalog.example.com]}
-    ///   analysis:
-    ///     interval: 30s
-    ///     threshold: 3
-    ///     stepWeight: 20
-    ///     maxWeight: 60
-    ///     metrics:
-    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-    ///     - {name: request-duration, threshold: 500}
-    /// "#;
+    /// # let yaml = r#"
+    /// # apiVersion: networking.istio.io/v1
+    /// # kind: ServiceEntry
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// # ---
+    /// # apiVersion: flagger.app/v1beta1
+    /// # kind: Canary
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec:
+    /// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    /// #   service: {port: 80, hosts: [catalog.example.com]}
+    /// #   analysis:
+    /// #     interval: 30s
+    /// #     threshold: 3
+    /// #     stepWeight: 20
+    /// #     maxWeight: 60
+    /// #     metrics:
+    /// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    /// #     - {name: request-duration, threshold: 500}
+    /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let canary = &config.canaries[0];
     /// let metrics = &canary.spec.analysis.metrics;
@@ -1319,27 +1319,27 @@ impl CanaryMetric {
     /// ```
     /// use mesh_route::config::Config;
     ///
-    /// let yaml = r#"
-    /// apiVersion: networking.istio.io/v1
-    /// kind: ServiceEntry
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-    /// ---
-    /// apiVersion: flagger.app/v1beta1
-    /// kind: Canary
-    /// metadata: {name: catalog, namespace: shop}
-    /// spec:
-    ///   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
-    ///   service: {port: 80, hosts: [catalog.example.com]}
-    ///   analysis:
-    ///     interval: 30s
-    ///     threshold: 3
-    ///     stepWeight: 20
-    ///     maxWeight: 60
-    ///     metrics:
-    ///     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
-    ///     - {name: request-duration, threshold: 500}
-    /// "#;
+    /// # let yaml = r#"
+    /// # apiVersion: networking.istio.io/v1
+    /// # kind: ServiceEntry
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec: {hosts: [catalog-primary, catalog-canary], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+    /// # ---
+    /// # apiVersion: flagger.app/v1beta1
+    /// # kind: Canary
+    /// # metadata: {name: catalog, namespace: shop}
+    /// # spec:
+    /// #   targetRef: {apiVersion: apps/v1, kind: Deployment, name: catalog}
+    /// #   service: {port: 80, hosts: [catalog.example.com]}
+    /// #   analysis:
+    /// #     interval: 30s
+    /// #     threshold: 3
+    /// #     stepWeight: 20
+    /// #     maxWeight: 60
+    /// #     metrics:
+    /// #     - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2m}
+    /// #     - {name: request-duration, threshold: 500}
+    /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let canary = &config.canaries[0];
     /// // `threshold: 500` is the deprecated form of `thresholdRange: {max: 500}`.

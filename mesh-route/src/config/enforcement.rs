@@ -44,10 +44,11 @@ pub enum Finder {
 /// One field that is parsed but not enforced yet.
 ///
 /// ```
-/// use mesh_route::config::enforcement::NOT_ENFORCED;
+/// use mesh_route::config::enforcement::{Finder, NOT_ENFORCED};
 ///
 /// let cors = NOT_ENFORCED.iter().find(|row| row.field == "http[].corsPolicy").unwrap();
-/// assert_eq!(cors.field, "http[].corsPolicy");
+/// // The row belongs to VirtualService, so its finder takes a VirtualService.
+/// assert!(matches!(cors.find, Finder::VirtualService(_)));
 /// ```
 #[derive(Clone, Copy)]
 pub struct NotEnforced {
@@ -57,12 +58,12 @@ pub struct NotEnforced {
     pub find: Finder,
 }
 
-/// `"timeout: parsed, not enforced yet"` for the pattern `http[].timeout`.
+/// `"corsPolicy: parsed, not enforced yet"` for the pattern `http[].corsPolicy`.
 ///
 /// ```
 /// use mesh_route::config::enforcement::not_enforced_message;
 ///
-/// assert_eq!(not_enforced_message("http[].timeout"), "timeout: parsed, not enforced yet");
+/// assert_eq!(not_enforced_message("http[].corsPolicy"), "corsPolicy: parsed, not enforced yet");
 /// assert_eq!(not_enforced_message("sidecar.egress[]"), "egress: parsed, not enforced yet");
 /// ```
 pub fn not_enforced_message(field: &str) -> String {
@@ -123,7 +124,11 @@ const fn mesh(field: &'static str, find: fn(&MeshConfig) -> Vec<String>) -> NotE
 /// `subsets[].name/labels`, `trafficPolicy.loadBalancer.simple`; ServiceEntry `hosts`,
 /// `ports`, `resolution` STATIC/DNS, `endpoints[].address/ports/labels`, `location`,
 /// `addresses`; Sidecar `ingress[].port/defaultEndpoint/bind`, `outboundTrafficPolicy.mode`;
-/// mesh `outboundTrafficPolicy`. No Telemetry field is enforced yet: every one is listed.
+/// mesh `outboundTrafficPolicy`; Telemetry mesh-wide tracing and access logging (the
+/// `tracing[]` and `accessLogging[]` entries a Telemetry without `selector` or `targetRef`
+/// applies to a side). Telemetry `selector`/`targetRef`, workload-scoped tracing and access
+/// logging, tracing and access-logging `providers`, `accessLogging[].filter` and every
+/// `metrics[]` field are listed below.
 ///
 /// ```
 /// use mesh_route::config::{Config, enforcement::NOT_ENFORCED};

@@ -56,20 +56,20 @@ pub struct Gateway {
 /// ```
 /// use mesh_route::config::{Config, ServerKind};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Gateway
-/// metadata: {name: edge, namespace: shop}
-/// spec:
-///   selector: {istio: ingressgateway}
-///   servers:
-///   - port: {number: 80, name: http, protocol: HTTP}
-///     hosts: ["*"]
-///     tls: {httpsRedirect: true}
-///   - port: {number: 443, name: https, protocol: HTTPS}
-///     hosts: [shop/shop.example.com]
-///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Gateway
+/// # metadata: {name: edge, namespace: shop}
+/// # spec:
+/// #   selector: {istio: ingressgateway}
+/// #   servers:
+/// #   - port: {number: 80, name: http, protocol: HTTP}
+/// #     hosts: ["*"]
+/// #     tls: {httpsRedirect: true}
+/// #   - port: {number: 443, name: https, protocol: HTTPS}
+/// #     hosts: [shop/shop.example.com]
+/// #     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let gateway = &config.gateways[0];
 /// let server = &gateway.spec.servers[1];
@@ -104,20 +104,20 @@ pub struct GatewayServer {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Gateway
-/// metadata: {name: edge, namespace: shop}
-/// spec:
-///   selector: {istio: ingressgateway}
-///   servers:
-///   - port: {number: 80, name: http, protocol: HTTP}
-///     hosts: ["*"]
-///     tls: {httpsRedirect: true}
-///   - port: {number: 443, name: https, protocol: HTTPS}
-///     hosts: [shop/shop.example.com]
-///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Gateway
+/// # metadata: {name: edge, namespace: shop}
+/// # spec:
+/// #   selector: {istio: ingressgateway}
+/// #   servers:
+/// #   - port: {number: 80, name: http, protocol: HTTP}
+/// #     hosts: ["*"]
+/// #     tls: {httpsRedirect: true}
+/// #   - port: {number: 443, name: https, protocol: HTTPS}
+/// #     hosts: [shop/shop.example.com]
+/// #     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let gateway = &config.gateways[0];
 /// let port = &gateway.spec.servers[0].port;
@@ -143,20 +143,20 @@ pub struct GatewayPort {
 /// ```
 /// use mesh_route::config::{Config, ServerKind};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Gateway
-/// metadata: {name: edge, namespace: shop}
-/// spec:
-///   selector: {istio: ingressgateway}
-///   servers:
-///   - port: {number: 80, name: http, protocol: HTTP}
-///     hosts: ["*"]
-///     tls: {httpsRedirect: true}
-///   - port: {number: 443, name: https, protocol: HTTPS}
-///     hosts: [shop/shop.example.com]
-///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Gateway
+/// # metadata: {name: edge, namespace: shop}
+/// # spec:
+/// #   selector: {istio: ingressgateway}
+/// #   servers:
+/// #   - port: {number: 80, name: http, protocol: HTTP}
+/// #     hosts: ["*"]
+/// #     tls: {httpsRedirect: true}
+/// #   - port: {number: 443, name: https, protocol: HTTPS}
+/// #     hosts: [shop/shop.example.com]
+/// #     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let gateway = &config.gateways[0];
 /// let kinds: Vec<_> = gateway.spec.servers.iter().map(|s| s.kind()).collect();
@@ -209,20 +209,20 @@ impl GatewayServer {
     /// ```
     /// use mesh_route::config::Config;
     ///
-    /// let yaml = r#"
-    /// apiVersion: networking.istio.io/v1
-    /// kind: Gateway
-    /// metadata: {name: edge, namespace: shop}
-    /// spec:
-    ///   selector: {istio: ingressgateway}
-    ///   servers:
-    ///   - port: {number: 80, name: http, protocol: HTTP}
-    ///     hosts: ["*"]
-    ///     tls: {httpsRedirect: true}
-    ///   - port: {number: 443, name: https, protocol: HTTPS}
-    ///     hosts: [shop/shop.example.com]
-    ///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
-    /// "#;
+    /// # let yaml = r#"
+    /// # apiVersion: networking.istio.io/v1
+    /// # kind: Gateway
+    /// # metadata: {name: edge, namespace: shop}
+    /// # spec:
+    /// #   selector: {istio: ingressgateway}
+    /// #   servers:
+    /// #   - port: {number: 80, name: http, protocol: HTTP}
+    /// #     hosts: ["*"]
+    /// #     tls: {httpsRedirect: true}
+    /// #   - port: {number: 443, name: https, protocol: HTTPS}
+    /// #     hosts: [shop/shop.example.com]
+    /// #     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+    /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let gateway = &config.gateways[0];
     /// assert!(gateway.spec.servers[0].https_redirect());
@@ -583,20 +583,20 @@ pub fn mode_name(mode: ServerTlsMode) -> &'static str {
 /// ```
 /// use mesh_route::config::{Config, ServerKind, gateway::served_ports};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Gateway
-/// metadata: {name: edge, namespace: shop}
-/// spec:
-///   selector: {istio: ingressgateway}
-///   servers:
-///   - port: {number: 80, name: http, protocol: HTTP}
-///     hosts: ["*"]
-///     tls: {httpsRedirect: true}
-///   - port: {number: 443, name: https, protocol: HTTPS}
-///     hosts: [shop/shop.example.com]
-///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Gateway
+/// # metadata: {name: edge, namespace: shop}
+/// # spec:
+/// #   selector: {istio: ingressgateway}
+/// #   servers:
+/// #   - port: {number: 80, name: http, protocol: HTTP}
+/// #     hosts: ["*"]
+/// #     tls: {httpsRedirect: true}
+/// #   - port: {number: 443, name: https, protocol: HTTPS}
+/// #     hosts: [shop/shop.example.com]
+/// #     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let gateway = &config.gateways[0];
 /// let labels = [("istio".to_owned(), "ingressgateway".to_owned())].into();
@@ -621,20 +621,20 @@ pub struct ServedPort<'c> {
 /// ```
 /// use mesh_route::config::{Config, gateway::served_ports};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Gateway
-/// metadata: {name: edge, namespace: shop}
-/// spec:
-///   selector: {istio: ingressgateway}
-///   servers:
-///   - port: {number: 80, name: http, protocol: HTTP}
-///     hosts: ["*"]
-///     tls: {httpsRedirect: true}
-///   - port: {number: 443, name: https, protocol: HTTPS}
-///     hosts: [shop/shop.example.com]
-///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Gateway
+/// # metadata: {name: edge, namespace: shop}
+/// # spec:
+/// #   selector: {istio: ingressgateway}
+/// #   servers:
+/// #   - port: {number: 80, name: http, protocol: HTTP}
+/// #     hosts: ["*"]
+/// #     tls: {httpsRedirect: true}
+/// #   - port: {number: 443, name: https, protocol: HTTPS}
+/// #     hosts: [shop/shop.example.com]
+/// #     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let gateway = &config.gateways[0];
 /// let labels = [("istio".to_owned(), "ingressgateway".to_owned())].into();
@@ -660,20 +660,20 @@ impl ServedServer<'_> {
     /// ```
     /// use mesh_route::config::{Config, gateway::served_ports};
     ///
-    /// let yaml = r#"
-    /// apiVersion: networking.istio.io/v1
-    /// kind: Gateway
-    /// metadata: {name: edge, namespace: shop}
-    /// spec:
-    ///   selector: {istio: ingressgateway}
-    ///   servers:
-    ///   - port: {number: 80, name: http, protocol: HTTP}
-    ///     hosts: ["*"]
-    ///     tls: {httpsRedirect: true}
-    ///   - port: {number: 443, name: https, protocol: HTTPS}
-    ///     hosts: [shop/shop.example.com]
-    ///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
-    /// "#;
+    /// # let yaml = r#"
+    /// # apiVersion: networking.istio.io/v1
+    /// # kind: Gateway
+    /// # metadata: {name: edge, namespace: shop}
+    /// # spec:
+    /// #   selector: {istio: ingressgateway}
+    /// #   servers:
+    /// #   - port: {number: 80, name: http, protocol: HTTP}
+    /// #     hosts: ["*"]
+    /// #     tls: {httpsRedirect: true}
+    /// #   - port: {number: 443, name: https, protocol: HTTPS}
+    /// #     hosts: [shop/shop.example.com]
+    /// #     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+    /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let gateway = &config.gateways[0];
     /// let labels = [("istio".to_owned(), "ingressgateway".to_owned())].into();
@@ -691,20 +691,20 @@ impl ServedServer<'_> {
     /// ```
     /// use mesh_route::config::{Config, gateway::served_ports};
     ///
-    /// let yaml = r#"
-    /// apiVersion: networking.istio.io/v1
-    /// kind: Gateway
-    /// metadata: {name: edge, namespace: shop}
-    /// spec:
-    ///   selector: {istio: ingressgateway}
-    ///   servers:
-    ///   - port: {number: 80, name: http, protocol: HTTP}
-    ///     hosts: ["*"]
-    ///     tls: {httpsRedirect: true}
-    ///   - port: {number: 443, name: https, protocol: HTTPS}
-    ///     hosts: [shop/shop.example.com]
-    ///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
-    /// "#;
+    /// # let yaml = r#"
+    /// # apiVersion: networking.istio.io/v1
+    /// # kind: Gateway
+    /// # metadata: {name: edge, namespace: shop}
+    /// # spec:
+    /// #   selector: {istio: ingressgateway}
+    /// #   servers:
+    /// #   - port: {number: 80, name: http, protocol: HTTP}
+    /// #     hosts: ["*"]
+    /// #     tls: {httpsRedirect: true}
+    /// #   - port: {number: 443, name: https, protocol: HTTPS}
+    /// #     hosts: [shop/shop.example.com]
+    /// #     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+    /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let gateway = &config.gateways[0];
     /// let labels = [("istio".to_owned(), "ingressgateway".to_owned())].into();
@@ -737,20 +737,20 @@ impl ServedServer<'_> {
     /// ```
     /// use mesh_route::config::{Config, gateway::served_ports};
     ///
-    /// let yaml = r#"
-    /// apiVersion: networking.istio.io/v1
-    /// kind: Gateway
-    /// metadata: {name: edge, namespace: shop}
-    /// spec:
-    ///   selector: {istio: ingressgateway}
-    ///   servers:
-    ///   - port: {number: 80, name: http, protocol: HTTP}
-    ///     hosts: ["*"]
-    ///     tls: {httpsRedirect: true}
-    ///   - port: {number: 443, name: https, protocol: HTTPS}
-    ///     hosts: [shop/shop.example.com]
-    ///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
-    /// "#;
+    /// # let yaml = r#"
+    /// # apiVersion: networking.istio.io/v1
+    /// # kind: Gateway
+    /// # metadata: {name: edge, namespace: shop}
+    /// # spec:
+    /// #   selector: {istio: ingressgateway}
+    /// #   servers:
+    /// #   - port: {number: 80, name: http, protocol: HTTP}
+    /// #     hosts: ["*"]
+    /// #     tls: {httpsRedirect: true}
+    /// #   - port: {number: 443, name: https, protocol: HTTPS}
+    /// #     hosts: [shop/shop.example.com]
+    /// #     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+    /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let gateway = &config.gateways[0];
     /// let labels = [("istio".to_owned(), "ingressgateway".to_owned())].into();
@@ -775,20 +775,20 @@ impl ServedServer<'_> {
 /// ```
 /// use mesh_route::config::{Config, gateway::served_ports};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Gateway
-/// metadata: {name: edge, namespace: shop}
-/// spec:
-///   selector: {istio: ingressgateway}
-///   servers:
-///   - port: {number: 80, name: http, protocol: HTTP}
-///     hosts: ["*"]
-///     tls: {httpsRedirect: true}
-///   - port: {number: 443, name: https, protocol: HTTPS}
-///     hosts: [shop/shop.example.com]
-///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Gateway
+/// # metadata: {name: edge, namespace: shop}
+/// # spec:
+/// #   selector: {istio: ingressgateway}
+/// #   servers:
+/// #   - port: {number: 80, name: http, protocol: HTTP}
+/// #     hosts: ["*"]
+/// #     tls: {httpsRedirect: true}
+/// #   - port: {number: 443, name: https, protocol: HTTPS}
+/// #     hosts: [shop/shop.example.com]
+/// #     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let gateway = &config.gateways[0];
 /// // The Gateway selects `istio: ingressgateway`: other proxies serve none of its ports.

@@ -219,7 +219,7 @@ impl Loader {
     /// use mesh_route::config::Loader;
     ///
     /// let mut loader = Loader::new();
-    /// // A DestinationRule for a host nothing registers: still valid.
+    /// // A ServiceEntry registers `catalog`; a DestinationRule gives it subsets.
     /// loader.add_text("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\nspec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog}\nspec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}]}\n");
     /// let config = loader.finish().unwrap().config;
     /// assert_eq!(config.destination_rules[0].spec.subsets[0].name, "v1");

@@ -65,15 +65,17 @@ impl MeshConfig {
     /// (`defaultConfig` is merged the same way, one level down).
     ///
     /// ```
-    /// use mesh_route::config::{MeshConfig, OutboundMode};
+    /// use mesh_route::config::MeshConfig;
     ///
-    /// let mut mesh = MeshConfig { trust_domain: Some("example.org".into()), ..Default::default() };
-    /// let mut later = MeshConfig { root_namespace: Some("mesh-root".into()), ..Default::default() };
-    /// later.trust_domain = None; // unset: keeps the current value
+    /// let mut mesh = MeshConfig {
+    ///     trust_domain: Some("example.org".into()),
+    ///     root_namespace: Some("istio-system".into()),
+    ///     ..Default::default()
+    /// };
+    /// let later = MeshConfig { root_namespace: Some("mesh-root".into()), ..Default::default() };
     /// mesh.merge(later);
-    /// assert_eq!(mesh.trust_domain.as_deref(), Some("example.org"));
-    /// assert_eq!(mesh.root_namespace(), "mesh-root");
-    /// assert_eq!(mesh.outbound_mode(), None::<OutboundMode>);
+    /// assert_eq!(mesh.root_namespace(), "mesh-root"); // set in `later`: replaced
+    /// assert_eq!(mesh.trust_domain.as_deref(), Some("example.org")); // unset in `later`: kept
     /// ```
     pub fn merge(&mut self, later: MeshConfig) {
         fn take<T>(slot: &mut Option<T>, value: Option<T>) {

@@ -109,9 +109,16 @@ pub use virtual_service::{
 /// use mesh_route::config::{Config, Resource, ServiceEntry};
 ///
 /// let mut config = Config::default();
-/// config.service_entries.push(Resource::new("catalog", ServiceEntry::default()));
+/// let catalog = ServiceEntry { hosts: vec!["catalog.example.com".into()], ..Default::default() };
+/// config.service_entries.push(Resource::new("catalog", catalog));
+/// // A configuration built in Rust is checked like a loaded one.
+/// let config = config.validate().unwrap().config;
 /// assert_eq!(config.service_entries[0].meta.name, "catalog");
-/// assert!(config.virtual_services.is_empty());
+///
+/// // A ServiceEntry without hosts is rejected.
+/// let mut invalid = Config::default();
+/// invalid.service_entries.push(Resource::new("empty", ServiceEntry::default()));
+/// assert!(invalid.validate().is_err());
 /// ```
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -27,7 +27,7 @@ use super::virtual_service::Destination;
 ///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
 /// "#;
 /// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
-/// assert!(sidecar.workload_selector.is_none()); // applies to every workload
+/// assert!(sidecar.workload_selector.is_none()); // no selector: the namespace default
 /// assert_eq!(sidecar.ingress.len(), 1);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -55,19 +55,19 @@ pub struct Sidecar {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Sidecar
-/// metadata: {name: default}
-/// spec:
-///   ingress:
-///   - port: {number: 9080, protocol: HTTP, name: http}
-///     defaultEndpoint: 127.0.0.1:8080
-///     captureMode: NONE
-///   egress:
-///   - hosts: ["./*"]
-///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Sidecar
+/// # metadata: {name: default}
+/// # spec:
+/// #   ingress:
+/// #   - port: {number: 9080, protocol: HTTP, name: http}
+/// #     defaultEndpoint: 127.0.0.1:8080
+/// #     captureMode: NONE
+/// #   egress:
+/// #   - hosts: ["./*"]
+/// #   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+/// # "#;
 /// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
 /// let ingress = &sidecar.ingress[0];
 /// assert_eq!(ingress.default_endpoint.as_deref(), Some("127.0.0.1:8080"));
@@ -99,19 +99,19 @@ pub struct IstioIngressListener {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Sidecar
-/// metadata: {name: default}
-/// spec:
-///   ingress:
-///   - port: {number: 9080, protocol: HTTP, name: http}
-///     defaultEndpoint: 127.0.0.1:8080
-///     captureMode: NONE
-///   egress:
-///   - hosts: ["./*"]
-///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Sidecar
+/// # metadata: {name: default}
+/// # spec:
+/// #   ingress:
+/// #   - port: {number: 9080, protocol: HTTP, name: http}
+/// #     defaultEndpoint: 127.0.0.1:8080
+/// #     captureMode: NONE
+/// #   egress:
+/// #   - hosts: ["./*"]
+/// #   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+/// # "#;
 /// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
 /// assert_eq!(sidecar.egress[0].hosts, ["./*"]);
 /// ```
@@ -137,19 +137,19 @@ pub struct IstioEgressListener {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Sidecar
-/// metadata: {name: default}
-/// spec:
-///   ingress:
-///   - port: {number: 9080, protocol: HTTP, name: http}
-///     defaultEndpoint: 127.0.0.1:8080
-///     captureMode: NONE
-///   egress:
-///   - hosts: ["./*"]
-///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Sidecar
+/// # metadata: {name: default}
+/// # spec:
+/// #   ingress:
+/// #   - port: {number: 9080, protocol: HTTP, name: http}
+/// #     defaultEndpoint: 127.0.0.1:8080
+/// #     captureMode: NONE
+/// #   egress:
+/// #   - hosts: ["./*"]
+/// #   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+/// # "#;
 /// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
 /// let port = &sidecar.ingress[0].port;
 /// assert_eq!((port.number, port.protocol.as_deref()), (9080, Some("HTTP")));
@@ -175,19 +175,19 @@ pub struct SidecarPort {
 /// ```
 /// use mesh_route::config::{CaptureMode, Config};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Sidecar
-/// metadata: {name: default}
-/// spec:
-///   ingress:
-///   - port: {number: 9080, protocol: HTTP, name: http}
-///     defaultEndpoint: 127.0.0.1:8080
-///     captureMode: NONE
-///   egress:
-///   - hosts: ["./*"]
-///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Sidecar
+/// # metadata: {name: default}
+/// # spec:
+/// #   ingress:
+/// #   - port: {number: 9080, protocol: HTTP, name: http}
+/// #     defaultEndpoint: 127.0.0.1:8080
+/// #     captureMode: NONE
+/// #   egress:
+/// #   - hosts: ["./*"]
+/// #   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+/// # "#;
 /// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
 /// assert_eq!(sidecar.ingress[0].capture_mode, Some(CaptureMode::None));
 /// ```
@@ -207,19 +207,19 @@ pub enum CaptureMode {
 /// ```
 /// use mesh_route::config::{Config, OutboundMode};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Sidecar
-/// metadata: {name: default}
-/// spec:
-///   ingress:
-///   - port: {number: 9080, protocol: HTTP, name: http}
-///     defaultEndpoint: 127.0.0.1:8080
-///     captureMode: NONE
-///   egress:
-///   - hosts: ["./*"]
-///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Sidecar
+/// # metadata: {name: default}
+/// # spec:
+/// #   ingress:
+/// #   - port: {number: 9080, protocol: HTTP, name: http}
+/// #     defaultEndpoint: 127.0.0.1:8080
+/// #     captureMode: NONE
+/// #   egress:
+/// #   - hosts: ["./*"]
+/// #   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+/// # "#;
 /// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
 /// let policy = sidecar.outbound_traffic_policy.as_ref().unwrap();
 /// assert_eq!(policy.mode, Some(OutboundMode::RegistryOnly));
@@ -242,19 +242,19 @@ pub struct OutboundTrafficPolicy {
 /// use mesh_route::config::{Config, OutboundMode};
 ///
 /// assert_eq!(OutboundMode::default(), OutboundMode::AllowAny);
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Sidecar
-/// metadata: {name: default}
-/// spec:
-///   ingress:
-///   - port: {number: 9080, protocol: HTTP, name: http}
-///     defaultEndpoint: 127.0.0.1:8080
-///     captureMode: NONE
-///   egress:
-///   - hosts: ["./*"]
-///   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Sidecar
+/// # metadata: {name: default}
+/// # spec:
+/// #   ingress:
+/// #   - port: {number: 9080, protocol: HTTP, name: http}
+/// #     defaultEndpoint: 127.0.0.1:8080
+/// #     captureMode: NONE
+/// #   egress:
+/// #   - hosts: ["./*"]
+/// #   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+/// # "#;
 /// let sidecar = &Config::from_yaml_str(yaml).unwrap().config.sidecars[0].spec;
 /// assert_eq!(sidecar.outbound_traffic_policy.as_ref().unwrap().mode, Some(OutboundMode::RegistryOnly));
 /// ```
@@ -272,7 +272,9 @@ pub enum OutboundMode {
     AllowAnyDynamicDns,
 }
 
-/// Istio `ServerTLSSettings` (from `gateway.proto`), used by Sidecar ingress listeners.
+/// Istio `ServerTLSSettings` (from `gateway.proto`): Gateway `servers[].tls`, as in the
+/// example, and Sidecar `ingress[].tls`. On a Sidecar it is parsed, not enforced yet:
+/// loading warns.
 ///
 /// ```
 /// use mesh_route::config::{Config, ServerTlsMode};
@@ -388,20 +390,20 @@ pub struct TlsCertificate {
 /// ```
 /// use mesh_route::config::{Config, ServerTlsMode};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Gateway
-/// metadata: {name: edge, namespace: shop}
-/// spec:
-///   selector: {istio: ingressgateway}
-///   servers:
-///   - port: {number: 80, name: http, protocol: HTTP}
-///     hosts: ["*"]
-///     tls: {httpsRedirect: true}
-///   - port: {number: 443, name: https, protocol: HTTPS}
-///     hosts: [shop/shop.example.com]
-///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Gateway
+/// # metadata: {name: edge, namespace: shop}
+/// # spec:
+/// #   selector: {istio: ingressgateway}
+/// #   servers:
+/// #   - port: {number: 80, name: http, protocol: HTTP}
+/// #     hosts: ["*"]
+/// #     tls: {httpsRedirect: true}
+/// #   - port: {number: 443, name: https, protocol: HTTPS}
+/// #     hosts: [shop/shop.example.com]
+/// #     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let gateway = &config.gateways[0];
 /// assert_eq!(gateway.spec.servers[1].tls.as_ref().unwrap().mode, Some(ServerTlsMode::Simple));
@@ -428,20 +430,20 @@ pub enum ServerTlsMode {
 /// ```
 /// use mesh_route::config::{Config, TlsProtocol};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: Gateway
-/// metadata: {name: edge, namespace: shop}
-/// spec:
-///   selector: {istio: ingressgateway}
-///   servers:
-///   - port: {number: 80, name: http, protocol: HTTP}
-///     hosts: ["*"]
-///     tls: {httpsRedirect: true}
-///   - port: {number: 443, name: https, protocol: HTTPS}
-///     hosts: [shop/shop.example.com]
-///     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: Gateway
+/// # metadata: {name: edge, namespace: shop}
+/// # spec:
+/// #   selector: {istio: ingressgateway}
+/// #   servers:
+/// #   - port: {number: 80, name: http, protocol: HTTP}
+/// #     hosts: ["*"]
+/// #     tls: {httpsRedirect: true}
+/// #   - port: {number: 443, name: https, protocol: HTTPS}
+/// #     hosts: [shop/shop.example.com]
+/// #     tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key, minProtocolVersion: TLSV1_2}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let gateway = &config.gateways[0];
 /// assert_eq!(gateway.spec.servers[1].tls.as_ref().unwrap().min_protocol_version, Some(TlsProtocol::TlsV12));

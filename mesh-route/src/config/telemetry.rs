@@ -86,28 +86,28 @@ impl Telemetry {
     /// ```
     /// use mesh_route::config::{Config, WorkloadMode};
     ///
-    /// let yaml = r#"
-    /// apiVersion: telemetry.istio.io/v1
-    /// kind: Telemetry
-    /// metadata: {name: mesh-default, namespace: istio-system}
-    /// spec:
-    ///   tracing:
-    ///   - match: {mode: SERVER}
-    ///     providers: [{name: zipkin}]
-    ///     randomSamplingPercentage: 5
-    ///     customTags:
-    ///       team: {literal: {value: shop}}
-    ///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-    ///       user: {header: {name: x-user}}
-    ///   metrics:
-    ///   - providers: [{name: prometheus}]
-    ///     overrides:
-    ///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-    ///       tagOverrides: {request_protocol: {operation: REMOVE}}
-    ///   accessLogging:
-    ///   - providers: [{name: envoy}]
-    ///     filter: {expression: "response.code >= 400"}
-    /// "#;
+    /// # let yaml = r#"
+    /// # apiVersion: telemetry.istio.io/v1
+    /// # kind: Telemetry
+    /// # metadata: {name: mesh-default, namespace: istio-system}
+    /// # spec:
+    /// #   tracing:
+    /// #   - match: {mode: SERVER}
+    /// #     providers: [{name: zipkin}]
+    /// #     randomSamplingPercentage: 5
+    /// #     customTags:
+    /// #       team: {literal: {value: shop}}
+    /// #       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+    /// #       user: {header: {name: x-user}}
+    /// #   metrics:
+    /// #   - providers: [{name: prometheus}]
+    /// #     overrides:
+    /// #     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+    /// #       tagOverrides: {request_protocol: {operation: REMOVE}}
+    /// #   accessLogging:
+    /// #   - providers: [{name: envoy}]
+    /// #     filter: {expression: "response.code >= 400"}
+    /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let telemetry = &config.telemetries[0].spec;
     /// let (index, entry) = telemetry.tracing_for(WorkloadMode::Server).unwrap();
@@ -127,28 +127,28 @@ impl Telemetry {
     /// ```
     /// use mesh_route::config::{Config, WorkloadMode};
     ///
-    /// let yaml = r#"
-    /// apiVersion: telemetry.istio.io/v1
-    /// kind: Telemetry
-    /// metadata: {name: mesh-default, namespace: istio-system}
-    /// spec:
-    ///   tracing:
-    ///   - match: {mode: SERVER}
-    ///     providers: [{name: zipkin}]
-    ///     randomSamplingPercentage: 5
-    ///     customTags:
-    ///       team: {literal: {value: shop}}
-    ///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-    ///       user: {header: {name: x-user}}
-    ///   metrics:
-    ///   - providers: [{name: prometheus}]
-    ///     overrides:
-    ///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-    ///       tagOverrides: {request_protocol: {operation: REMOVE}}
-    ///   accessLogging:
-    ///   - providers: [{name: envoy}]
-    ///     filter: {expression: "response.code >= 400"}
-    /// "#;
+    /// # let yaml = r#"
+    /// # apiVersion: telemetry.istio.io/v1
+    /// # kind: Telemetry
+    /// # metadata: {name: mesh-default, namespace: istio-system}
+    /// # spec:
+    /// #   tracing:
+    /// #   - match: {mode: SERVER}
+    /// #     providers: [{name: zipkin}]
+    /// #     randomSamplingPercentage: 5
+    /// #     customTags:
+    /// #       team: {literal: {value: shop}}
+    /// #       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+    /// #       user: {header: {name: x-user}}
+    /// #   metrics:
+    /// #   - providers: [{name: prometheus}]
+    /// #     overrides:
+    /// #     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+    /// #       tagOverrides: {request_protocol: {operation: REMOVE}}
+    /// #   accessLogging:
+    /// #   - providers: [{name: envoy}]
+    /// #     filter: {expression: "response.code >= 400"}
+    /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let telemetry = &config.telemetries[0].spec;
     /// // No `match`: the entry applies to both sides.
@@ -177,28 +177,28 @@ fn covers(mode: Option<WorkloadMode>, side: WorkloadMode) -> bool {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
-/// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
-///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
+/// # spec:
+/// #   tracing:
+/// #   - match: {mode: SERVER}
+/// #     providers: [{name: zipkin}]
+/// #     randomSamplingPercentage: 5
+/// #     customTags:
+/// #       team: {literal: {value: shop}}
+/// #       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+/// #       user: {header: {name: x-user}}
+/// #   metrics:
+/// #   - providers: [{name: prometheus}]
+/// #     overrides:
+/// #     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+/// #       tagOverrides: {request_protocol: {operation: REMOVE}}
+/// #   accessLogging:
+/// #   - providers: [{name: envoy}]
+/// #     filter: {expression: "response.code >= 400"}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
 /// let tracing = &telemetry.tracing[0];
@@ -236,28 +236,28 @@ pub struct TelemetryTracing {
 /// ```
 /// use mesh_route::config::{Config, WorkloadMode};
 ///
-/// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
-/// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
-///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
+/// # spec:
+/// #   tracing:
+/// #   - match: {mode: SERVER}
+/// #     providers: [{name: zipkin}]
+/// #     randomSamplingPercentage: 5
+/// #     customTags:
+/// #       team: {literal: {value: shop}}
+/// #       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+/// #       user: {header: {name: x-user}}
+/// #   metrics:
+/// #   - providers: [{name: prometheus}]
+/// #     overrides:
+/// #     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+/// #       tagOverrides: {request_protocol: {operation: REMOVE}}
+/// #   accessLogging:
+/// #   - providers: [{name: envoy}]
+/// #     filter: {expression: "response.code >= 400"}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
 /// assert_eq!(telemetry.tracing[0].match_.as_ref().unwrap().mode, Some(WorkloadMode::Server));
@@ -276,28 +276,28 @@ pub struct TracingSelector {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
-/// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
-///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
+/// # spec:
+/// #   tracing:
+/// #   - match: {mode: SERVER}
+/// #     providers: [{name: zipkin}]
+/// #     randomSamplingPercentage: 5
+/// #     customTags:
+/// #       team: {literal: {value: shop}}
+/// #       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+/// #       user: {header: {name: x-user}}
+/// #   metrics:
+/// #   - providers: [{name: prometheus}]
+/// #     overrides:
+/// #     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+/// #       tagOverrides: {request_protocol: {operation: REMOVE}}
+/// #   accessLogging:
+/// #   - providers: [{name: envoy}]
+/// #     filter: {expression: "response.code >= 400"}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
 /// let team = &telemetry.tracing[0].custom_tags["team"];
@@ -348,28 +348,28 @@ impl TelemetryCustomTag {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
-/// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
-///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
+/// # spec:
+/// #   tracing:
+/// #   - match: {mode: SERVER}
+/// #     providers: [{name: zipkin}]
+/// #     randomSamplingPercentage: 5
+/// #     customTags:
+/// #       team: {literal: {value: shop}}
+/// #       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+/// #       user: {header: {name: x-user}}
+/// #   metrics:
+/// #   - providers: [{name: prometheus}]
+/// #     overrides:
+/// #     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+/// #       tagOverrides: {request_protocol: {operation: REMOVE}}
+/// #   accessLogging:
+/// #   - providers: [{name: envoy}]
+/// #     filter: {expression: "response.code >= 400"}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
 /// assert_eq!(telemetry.tracing[0].custom_tags["team"].literal.as_ref().unwrap().value, "shop");
@@ -387,28 +387,28 @@ pub struct TracingLiteral {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
-/// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
-///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
+/// # spec:
+/// #   tracing:
+/// #   - match: {mode: SERVER}
+/// #     providers: [{name: zipkin}]
+/// #     randomSamplingPercentage: 5
+/// #     customTags:
+/// #       team: {literal: {value: shop}}
+/// #       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+/// #       user: {header: {name: x-user}}
+/// #   metrics:
+/// #   - providers: [{name: prometheus}]
+/// #     overrides:
+/// #     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+/// #       tagOverrides: {request_protocol: {operation: REMOVE}}
+/// #   accessLogging:
+/// #   - providers: [{name: envoy}]
+/// #     filter: {expression: "response.code >= 400"}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
 /// let pod = telemetry.tracing[0].custom_tags["pod"].environment.as_ref().unwrap();
@@ -430,28 +430,28 @@ pub struct TracingEnvironment {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
-/// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
-///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
+/// # spec:
+/// #   tracing:
+/// #   - match: {mode: SERVER}
+/// #     providers: [{name: zipkin}]
+/// #     randomSamplingPercentage: 5
+/// #     customTags:
+/// #       team: {literal: {value: shop}}
+/// #       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+/// #       user: {header: {name: x-user}}
+/// #   metrics:
+/// #   - providers: [{name: prometheus}]
+/// #     overrides:
+/// #     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+/// #       tagOverrides: {request_protocol: {operation: REMOVE}}
+/// #   accessLogging:
+/// #   - providers: [{name: envoy}]
+/// #     filter: {expression: "response.code >= 400"}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
 /// let user = telemetry.tracing[0].custom_tags["user"].header.as_ref().unwrap();
@@ -469,35 +469,24 @@ pub struct TracingRequestHeader {
 }
 
 /// Istio `ProviderRef`: a provider of the mesh config's `extensionProviders`, by name.
+/// `providers` (of tracing, metrics and access logging) is parsed, not enforced yet: loading
+/// warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
 /// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
 ///   metrics:
 ///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let telemetry = &config.telemetries[0].spec;
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let telemetry = &loaded.config.telemetries[0].spec;
 /// assert_eq!(telemetry.metrics[0].providers[0].name, "prometheus");
+/// assert!(loaded.warnings.iter().any(|w| w.message == "providers: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -512,28 +501,28 @@ pub struct ProviderRef {
 /// use mesh_route::config::{Config, WorkloadMode};
 ///
 /// assert_eq!(WorkloadMode::default(), WorkloadMode::ClientAndServer);
-/// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
-/// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
-///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
+/// # spec:
+/// #   tracing:
+/// #   - match: {mode: SERVER}
+/// #     providers: [{name: zipkin}]
+/// #     randomSamplingPercentage: 5
+/// #     customTags:
+/// #       team: {literal: {value: shop}}
+/// #       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+/// #       user: {header: {name: x-user}}
+/// #   metrics:
+/// #   - providers: [{name: prometheus}]
+/// #     overrides:
+/// #     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+/// #       tagOverrides: {request_protocol: {operation: REMOVE}}
+/// #   accessLogging:
+/// #   - providers: [{name: envoy}]
+/// #     filter: {expression: "response.code >= 400"}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
 /// let selector = telemetry.metrics[0].overrides[0].match_.as_ref().unwrap();
@@ -551,38 +540,25 @@ pub enum WorkloadMode {
     Server,
 }
 
-/// Istio `Metrics`.
+/// Istio `Metrics`. Parsed, not enforced yet: loading warns about each of `providers`,
+/// `overrides` and `reportingInterval` that is set.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
 /// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
 ///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
+///   - reportingInterval: 15s
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let telemetry = &config.telemetries[0].spec;
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let telemetry = &loaded.config.telemetries[0].spec;
 /// let metrics = &telemetry.metrics[0];
-/// assert_eq!(metrics.overrides.len(), 1);
-/// assert!(metrics.reporting_interval.is_none());
+/// assert_eq!(metrics.reporting_interval.unwrap().get().as_secs(), 15);
+/// assert!(loaded.warnings.iter().any(|w| w.message == "reportingInterval: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -598,38 +574,27 @@ pub struct Metrics {
     pub reporting_interval: Option<Duration>,
 }
 
-/// Istio `MetricsOverrides`.
+/// Istio `MetricsOverrides`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::{Config, TagOperation};
 ///
 /// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
 /// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
 ///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
+///   - overrides:
 ///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
 ///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let telemetry = &config.telemetries[0].spec;
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let telemetry = &loaded.config.telemetries[0].spec;
 /// let over = &telemetry.metrics[0].overrides[0];
 /// assert_eq!(over.disabled, None);
 /// assert_eq!(over.tag_overrides["request_protocol"].operation, Some(TagOperation::Remove));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "tagOverrides: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -645,37 +610,25 @@ pub struct MetricsOverrides {
     pub tag_overrides: BTreeMap<String, TagOverride>,
 }
 
-/// Istio `MetricSelector`: at most one of `metric` and `customMetric`.
+/// Istio `MetricSelector`: at most one of `metric` and `customMetric`. Parsed, not enforced
+/// yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::{Config, IstioMetric};
 ///
 /// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
 /// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
 ///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
+///   - overrides: [{match: {metric: REQUEST_COUNT}}]
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let telemetry = &config.telemetries[0].spec;
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let telemetry = &loaded.config.telemetries[0].spec;
 /// let selector = telemetry.metrics[0].overrides[0].match_.as_ref().unwrap();
 /// assert_eq!((selector.metric, selector.custom_metric.as_deref()), (Some(IstioMetric::RequestCount), None));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "metric: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -697,28 +650,28 @@ pub struct MetricSelector {
 /// use mesh_route::config::{Config, IstioMetric};
 ///
 /// assert_eq!(IstioMetric::default(), IstioMetric::AllMetrics);
-/// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
-/// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
-///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
+/// # spec:
+/// #   tracing:
+/// #   - match: {mode: SERVER}
+/// #     providers: [{name: zipkin}]
+/// #     randomSamplingPercentage: 5
+/// #     customTags:
+/// #       team: {literal: {value: shop}}
+/// #       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+/// #       user: {header: {name: x-user}}
+/// #   metrics:
+/// #   - providers: [{name: prometheus}]
+/// #     overrides:
+/// #     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+/// #       tagOverrides: {request_protocol: {operation: REMOVE}}
+/// #   accessLogging:
+/// #   - providers: [{name: envoy}]
+/// #     filter: {expression: "response.code >= 400"}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
 /// assert_eq!(telemetry.metrics[0].overrides[0].match_.as_ref().unwrap().metric, Some(IstioMetric::RequestCount));
@@ -751,37 +704,24 @@ pub enum IstioMetric {
     GrpcResponseMessages,
 }
 
-/// Istio `MetricsOverrides.TagOverride`.
+/// Istio `MetricsOverrides.TagOverride`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::{Config, TagOperation};
 ///
 /// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
 /// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
 ///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
+///   - overrides: [{tagOverrides: {request_protocol: {operation: REMOVE}}}]
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let telemetry = &config.telemetries[0].spec;
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let telemetry = &loaded.config.telemetries[0].spec;
 /// let tag = &telemetry.metrics[0].overrides[0].tag_overrides["request_protocol"];
 /// assert_eq!((tag.operation_or_default(), tag.value.as_deref()), (TagOperation::Remove, None));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "tagOverrides: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -814,28 +754,28 @@ impl TagOverride {
 /// use mesh_route::config::{Config, TagOperation};
 ///
 /// assert_eq!(TagOperation::default(), TagOperation::Upsert);
-/// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
-/// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
-///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
+/// # spec:
+/// #   tracing:
+/// #   - match: {mode: SERVER}
+/// #     providers: [{name: zipkin}]
+/// #     randomSamplingPercentage: 5
+/// #     customTags:
+/// #       team: {literal: {value: shop}}
+/// #       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+/// #       user: {header: {name: x-user}}
+/// #   metrics:
+/// #   - providers: [{name: prometheus}]
+/// #     overrides:
+/// #     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+/// #       tagOverrides: {request_protocol: {operation: REMOVE}}
+/// #   accessLogging:
+/// #   - providers: [{name: envoy}]
+/// #     filter: {expression: "response.code >= 400"}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
 /// assert_eq!(telemetry.metrics[0].overrides[0].tag_overrides["request_protocol"].operation_or_default(), TagOperation::Remove);
@@ -855,28 +795,28 @@ pub enum TagOperation {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
-/// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
-///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
-///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
+/// # spec:
+/// #   tracing:
+/// #   - match: {mode: SERVER}
+/// #     providers: [{name: zipkin}]
+/// #     randomSamplingPercentage: 5
+/// #     customTags:
+/// #       team: {literal: {value: shop}}
+/// #       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
+/// #       user: {header: {name: x-user}}
+/// #   metrics:
+/// #   - providers: [{name: prometheus}]
+/// #     overrides:
+/// #     - match: {metric: REQUEST_COUNT, mode: CLIENT}
+/// #       tagOverrides: {request_protocol: {operation: REMOVE}}
+/// #   accessLogging:
+/// #   - providers: [{name: envoy}]
+/// #     filter: {expression: "response.code >= 400"}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
 /// let logging = &telemetry.access_logging[0];
@@ -917,36 +857,23 @@ pub struct LogSelector {
     pub mode: Option<WorkloadMode>,
 }
 
-/// Istio `AccessLogging.Filter`.
+/// Istio `AccessLogging.Filter`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: telemetry.istio.io/v1
-/// kind: Telemetry
-/// metadata: {name: mesh-default, namespace: istio-system}
+/// # apiVersion: telemetry.istio.io/v1
+/// # kind: Telemetry
+/// # metadata: {name: mesh-default, namespace: istio-system}
 /// spec:
-///   tracing:
-///   - match: {mode: SERVER}
-///     providers: [{name: zipkin}]
-///     randomSamplingPercentage: 5
-///     customTags:
-///       team: {literal: {value: shop}}
-///       pod: {environment: {name: POD_NAME, defaultValue: unknown}}
-///       user: {header: {name: x-user}}
-///   metrics:
-///   - providers: [{name: prometheus}]
-///     overrides:
-///     - match: {metric: REQUEST_COUNT, mode: CLIENT}
-///       tagOverrides: {request_protocol: {operation: REMOVE}}
 ///   accessLogging:
-///   - providers: [{name: envoy}]
-///     filter: {expression: "response.code >= 400"}
+///   - filter: {expression: "response.code >= 400"}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let telemetry = &config.telemetries[0].spec;
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let telemetry = &loaded.config.telemetries[0].spec;
 /// assert_eq!(telemetry.access_logging[0].filter.as_ref().unwrap().expression, "response.code >= 400");
+/// assert!(loaded.warnings.iter().any(|w| w.message == "filter: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

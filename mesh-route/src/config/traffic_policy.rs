@@ -74,41 +74,28 @@ pub struct TrafficPolicy {
     pub retry_budget: Option<RetryBudget>,
 }
 
-/// Istio `TrafficPolicy.PortTrafficPolicy`: overrides for one port.
+/// Istio `TrafficPolicy.PortTrafficPolicy`: overrides for one port. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::{Config, SimpleLb};
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
 ///   host: catalog
 ///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
 ///     portLevelSettings:
 ///     - port: {number: 8443}
 ///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let port = &policy.port_level_settings[0];
 /// assert_eq!(port.port.unwrap().number, 8443);
 /// assert_eq!(port.load_balancer.as_ref().unwrap().simple, Some(SimpleLb::RoundRobin));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "portLevelSettings: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -135,31 +122,31 @@ pub struct PortTrafficPolicy {
 /// ```
 /// use mesh_route::config::{Config, SimpleLb};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
-/// spec:
-///   host: catalog
-///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
+/// # spec:
+/// #   host: catalog
+/// #   trafficPolicy:
+/// #     loadBalancer:
+/// #       simple: LEAST_REQUEST
+/// #       localityLbSetting:
+/// #         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+/// #         failover: [{from: us-east, to: us-west}]
+/// #       warmup: {duration: 30s, minimumPercent: 10}
+/// #     connectionPool:
+/// #       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+/// #       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+/// #     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+/// #     tls: {mode: SIMPLE, sni: catalog.example.com}
+/// #     portLevelSettings:
+/// #     - port: {number: 8443}
+/// #       loadBalancer: {simple: ROUND_ROBIN}
+/// #     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+/// #     proxyProtocol: {version: V2}
+/// #     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let lb = policy.load_balancer.as_ref().unwrap();
@@ -194,31 +181,31 @@ pub struct LoadBalancerSettings {
 /// ```
 /// use mesh_route::config::{Config, SimpleLb};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
-/// spec:
-///   host: catalog
-///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
+/// # spec:
+/// #   host: catalog
+/// #   trafficPolicy:
+/// #     loadBalancer:
+/// #       simple: LEAST_REQUEST
+/// #       localityLbSetting:
+/// #         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+/// #         failover: [{from: us-east, to: us-west}]
+/// #       warmup: {duration: 30s, minimumPercent: 10}
+/// #     connectionPool:
+/// #       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+/// #       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+/// #     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+/// #     tls: {mode: SIMPLE, sni: catalog.example.com}
+/// #     portLevelSettings:
+/// #     - port: {number: 8443}
+/// #       loadBalancer: {simple: ROUND_ROBIN}
+/// #     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+/// #     proxyProtocol: {version: V2}
+/// #     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// assert_eq!(policy.load_balancer.as_ref().unwrap().simple, Some(SimpleLb::LeastRequest));
@@ -240,28 +227,29 @@ pub enum SimpleLb {
     LeastRequest,
 }
 
-/// Istio `LoadBalancerSettings.ConsistentHashLB`.
+/// Istio `LoadBalancerSettings.ConsistentHashLB`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: cart}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
-///   host: cart
+///   host: catalog
 ///   trafficPolicy:
 ///     loadBalancer:
 ///       consistentHash:
 ///         httpCookie: {name: session, ttl: 3600s, attributes: [{name: SameSite, value: Strict}]}
 ///         ringHash: {minimumRingSize: 1024}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let lb = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap().load_balancer.as_ref().unwrap();
-/// let hash = lb.consistent_hash.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let hash = policy.load_balancer.as_ref().unwrap().consistent_hash.as_ref().unwrap();
 /// assert_eq!(hash.http_cookie.as_ref().unwrap().name, "session");
 /// assert!(hash.http_header_name.is_none());
+/// assert!(loaded.warnings.iter().any(|w| w.message == "consistentHash: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -289,28 +277,28 @@ pub struct ConsistentHashLb {
     pub minimum_ring_size: Option<u64>,
 }
 
-/// Istio `ConsistentHashLB.HTTPCookie`.
+/// Istio `ConsistentHashLB.HTTPCookie`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: cart}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
-///   host: cart
+///   host: catalog
 ///   trafficPolicy:
 ///     loadBalancer:
 ///       consistentHash:
-///         httpCookie: {name: session, ttl: 3600s, attributes: [{name: SameSite, value: Strict}]}
-///         ringHash: {minimumRingSize: 1024}
+///         httpCookie: {name: session, ttl: 3600s}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let lb = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap().load_balancer.as_ref().unwrap();
-/// let hash = lb.consistent_hash.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let hash = policy.load_balancer.as_ref().unwrap().consistent_hash.as_ref().unwrap();
 /// let cookie = hash.http_cookie.as_ref().unwrap();
 /// assert_eq!(cookie.ttl.unwrap().get().as_secs(), 3600);
+/// assert!(loaded.warnings.iter().any(|w| w.message == "consistentHash: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -328,28 +316,28 @@ pub struct HttpCookie {
     pub attributes: Vec<HttpCookieAttribute>,
 }
 
-/// Istio `ConsistentHashLB.HTTPCookie.Attribute`.
+/// Istio `ConsistentHashLB.HTTPCookie.Attribute`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: cart}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
-///   host: cart
+///   host: catalog
 ///   trafficPolicy:
 ///     loadBalancer:
 ///       consistentHash:
-///         httpCookie: {name: session, ttl: 3600s, attributes: [{name: SameSite, value: Strict}]}
-///         ringHash: {minimumRingSize: 1024}
+///         httpCookie: {name: session, attributes: [{name: SameSite, value: Strict}]}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let lb = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap().load_balancer.as_ref().unwrap();
-/// let hash = lb.consistent_hash.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let hash = policy.load_balancer.as_ref().unwrap().consistent_hash.as_ref().unwrap();
 /// let attribute = &hash.http_cookie.as_ref().unwrap().attributes[0];
 /// assert_eq!((attribute.name.as_str(), attribute.value.as_deref()), ("SameSite", Some("Strict")));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "consistentHash: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -361,27 +349,26 @@ pub struct HttpCookieAttribute {
     pub value: Option<String>,
 }
 
-/// Istio `ConsistentHashLB.RingHash`.
+/// Istio `ConsistentHashLB.RingHash`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: cart}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
-///   host: cart
+///   host: catalog
 ///   trafficPolicy:
 ///     loadBalancer:
-///       consistentHash:
-///         httpCookie: {name: session, ttl: 3600s, attributes: [{name: SameSite, value: Strict}]}
-///         ringHash: {minimumRingSize: 1024}
+///       consistentHash: {httpHeaderName: x-user, ringHash: {minimumRingSize: 1024}}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let lb = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap().load_balancer.as_ref().unwrap();
-/// let hash = lb.consistent_hash.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let hash = policy.load_balancer.as_ref().unwrap().consistent_hash.as_ref().unwrap();
 /// assert_eq!(hash.ring_hash.as_ref().unwrap().minimum_ring_size, Some(1024));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "consistentHash: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -391,15 +378,26 @@ pub struct RingHash {
     pub minimum_ring_size: Option<u64>,
 }
 
-/// Istio `ConsistentHashLB.MagLev`.
+/// Istio `ConsistentHashLB.MagLev`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: cart}\nspec: {host: cart, trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user, maglev: {tableSize: 65537}}}}}\n";
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let hash = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap().load_balancer.as_ref().unwrap().consistent_hash.as_ref().unwrap();
+/// let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
+/// spec:
+///   host: catalog
+///   trafficPolicy:
+///     loadBalancer:
+///       consistentHash: {httpHeaderName: x-user, maglev: {tableSize: 65537}}
+/// "#;
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let hash = policy.load_balancer.as_ref().unwrap().consistent_hash.as_ref().unwrap();
 /// assert_eq!(hash.maglev.as_ref().unwrap().table_size, Some(65537));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "consistentHash: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -409,41 +407,29 @@ pub struct MagLev {
     pub table_size: Option<u64>,
 }
 
-/// Istio `LocalityLoadBalancerSetting`.
+/// Istio `LocalityLoadBalancerSetting`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
 ///   host: catalog
 ///   trafficPolicy:
 ///     loadBalancer:
-///       simple: LEAST_REQUEST
 ///       localityLbSetting:
 ///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
 ///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let lb = policy.load_balancer.as_ref().unwrap();
 /// let locality = lb.locality_lb_setting.as_ref().unwrap();
 /// assert_eq!((locality.distribute.len(), locality.failover.len()), (1, 1));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "localityLbSetting: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -462,42 +448,29 @@ pub struct LocalityLoadBalancerSetting {
     pub enabled: Option<bool>,
 }
 
-/// Istio `LocalityLoadBalancerSetting.Distribute`.
+/// Istio `LocalityLoadBalancerSetting.Distribute`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
 ///   host: catalog
 ///   trafficPolicy:
 ///     loadBalancer:
-///       simple: LEAST_REQUEST
 ///       localityLbSetting:
 ///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let lb = policy.load_balancer.as_ref().unwrap();
 /// let distribute = &lb.locality_lb_setting.as_ref().unwrap().distribute[0];
 /// assert_eq!(distribute.from, "us-east/*");
 /// assert_eq!(distribute.to["us-west/*"], 20);
+/// assert!(loaded.warnings.iter().any(|w| w.message == "localityLbSetting: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -510,41 +483,28 @@ pub struct LocalityDistribute {
     pub to: BTreeMap<String, u32>,
 }
 
-/// Istio `LocalityLoadBalancerSetting.Failover`.
+/// Istio `LocalityLoadBalancerSetting.Failover`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
 ///   host: catalog
 ///   trafficPolicy:
 ///     loadBalancer:
-///       simple: LEAST_REQUEST
 ///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
 ///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let lb = policy.load_balancer.as_ref().unwrap();
 /// let failover = &lb.locality_lb_setting.as_ref().unwrap().failover[0];
 /// assert_eq!((failover.from.as_str(), failover.to.as_str()), ("us-east", "us-west"));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "localityLbSetting: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -557,42 +517,28 @@ pub struct LocalityFailover {
     pub to: String,
 }
 
-/// Istio `WarmupConfiguration`: slow start for new endpoints.
+/// Istio `WarmupConfiguration`: slow start for new endpoints. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
 ///   host: catalog
 ///   trafficPolicy:
 ///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
 ///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let lb = policy.load_balancer.as_ref().unwrap();
 /// let warmup = lb.warmup.as_ref().unwrap();
 /// assert_eq!(warmup.duration.unwrap().get().as_secs(), 30);
 /// assert_eq!(warmup.minimum_percent, Some(10.0));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "warmup: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -641,31 +587,31 @@ pub struct ZoneAwareLoadBalancerSetting {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
-/// spec:
-///   host: catalog
-///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
+/// # spec:
+/// #   host: catalog
+/// #   trafficPolicy:
+/// #     loadBalancer:
+/// #       simple: LEAST_REQUEST
+/// #       localityLbSetting:
+/// #         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+/// #         failover: [{from: us-east, to: us-west}]
+/// #       warmup: {duration: 30s, minimumPercent: 10}
+/// #     connectionPool:
+/// #       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+/// #       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+/// #     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+/// #     tls: {mode: SIMPLE, sni: catalog.example.com}
+/// #     portLevelSettings:
+/// #     - port: {number: 8443}
+/// #       loadBalancer: {simple: ROUND_ROBIN}
+/// #     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+/// #     proxyProtocol: {version: V2}
+/// #     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let pool = policy.connection_pool.as_ref().unwrap();
@@ -687,31 +633,31 @@ pub struct ConnectionPoolSettings {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
-/// spec:
-///   host: catalog
-///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
+/// # spec:
+/// #   host: catalog
+/// #   trafficPolicy:
+/// #     loadBalancer:
+/// #       simple: LEAST_REQUEST
+/// #       localityLbSetting:
+/// #         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+/// #         failover: [{from: us-east, to: us-west}]
+/// #       warmup: {duration: 30s, minimumPercent: 10}
+/// #     connectionPool:
+/// #       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+/// #       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+/// #     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+/// #     tls: {mode: SIMPLE, sni: catalog.example.com}
+/// #     portLevelSettings:
+/// #     - port: {number: 8443}
+/// #       loadBalancer: {simple: ROUND_ROBIN}
+/// #     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+/// #     proxyProtocol: {version: V2}
+/// #     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let pool = policy.connection_pool.as_ref().unwrap();
@@ -739,42 +685,27 @@ pub struct TcpSettings {
     pub idle_timeout: Option<Duration>,
 }
 
-/// Istio `ConnectionPoolSettings.TCPSettings.TcpKeepalive`.
+/// Istio `ConnectionPoolSettings.TCPSettings.TcpKeepalive`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
 ///   host: catalog
 ///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
 ///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+///       tcp: {tcpKeepalive: {probes: 3, time: 60s}}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
-/// let pool = policy.connection_pool.as_ref().unwrap();
-/// let keepalive = pool.tcp.as_ref().unwrap().tcp_keepalive.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let keepalive = policy.connection_pool.as_ref().unwrap().tcp.as_ref().unwrap().tcp_keepalive.as_ref().unwrap();
 /// assert_eq!(keepalive.probes, Some(3));
 /// assert_eq!(keepalive.time.unwrap().get().as_secs(), 60);
+/// assert!(loaded.warnings.iter().any(|w| w.message == "tcpKeepalive: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -795,31 +726,31 @@ pub struct TcpKeepalive {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
-/// spec:
-///   host: catalog
-///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
+/// # spec:
+/// #   host: catalog
+/// #   trafficPolicy:
+/// #     loadBalancer:
+/// #       simple: LEAST_REQUEST
+/// #       localityLbSetting:
+/// #         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+/// #         failover: [{from: us-east, to: us-west}]
+/// #       warmup: {duration: 30s, minimumPercent: 10}
+/// #     connectionPool:
+/// #       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+/// #       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+/// #     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+/// #     tls: {mode: SIMPLE, sni: catalog.example.com}
+/// #     portLevelSettings:
+/// #     - port: {number: 8443}
+/// #       loadBalancer: {simple: ROUND_ROBIN}
+/// #     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+/// #     proxyProtocol: {version: V2}
+/// #     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let pool = policy.connection_pool.as_ref().unwrap();
@@ -858,42 +789,27 @@ pub struct HttpSettings {
     pub http2_keep_alive: Option<ConnectionKeepalive>,
 }
 
-/// Istio `ConnectionPoolSettings.HTTPSettings.ConnectionKeepalive` (HTTP/2 PING).
+/// Istio `ConnectionPoolSettings.HTTPSettings.ConnectionKeepalive` (HTTP/2 PING). Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
 ///   host: catalog
 ///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
 ///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+///       http: {http2KeepAlive: {interval: 10s}}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
-/// let pool = policy.connection_pool.as_ref().unwrap();
-/// let keepalive = pool.http.as_ref().unwrap().http2_keep_alive.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let keepalive = policy.connection_pool.as_ref().unwrap().http.as_ref().unwrap().http2_keep_alive.as_ref().unwrap();
 /// assert_eq!(keepalive.interval.unwrap().get().as_secs(), 10);
 /// assert!(keepalive.timeout.is_none());
+/// assert!(loaded.warnings.iter().any(|w| w.message == "http2KeepAlive: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -906,40 +822,26 @@ pub struct ConnectionKeepalive {
     pub timeout: Option<Duration>,
 }
 
-/// Istio `ConnectionPoolSettings.HTTPSettings.H2UpgradePolicy`.
+/// Istio `ConnectionPoolSettings.HTTPSettings.H2UpgradePolicy`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::{Config, H2UpgradePolicy};
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
 ///   host: catalog
 ///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
 ///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
+///       http: {h2UpgradePolicy: UPGRADE}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let pool = policy.connection_pool.as_ref().unwrap();
 /// assert_eq!(pool.http.as_ref().unwrap().h2_upgrade_policy, Some(H2UpgradePolicy::Upgrade));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "h2UpgradePolicy: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -957,31 +859,31 @@ pub enum H2UpgradePolicy {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
-/// spec:
-///   host: catalog
-///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
+/// # spec:
+/// #   host: catalog
+/// #   trafficPolicy:
+/// #     loadBalancer:
+/// #       simple: LEAST_REQUEST
+/// #       localityLbSetting:
+/// #         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+/// #         failover: [{from: us-east, to: us-west}]
+/// #       warmup: {duration: 30s, minimumPercent: 10}
+/// #     connectionPool:
+/// #       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+/// #       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+/// #     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+/// #     tls: {mode: SIMPLE, sni: catalog.example.com}
+/// #     portLevelSettings:
+/// #     - port: {number: 8443}
+/// #       loadBalancer: {simple: ROUND_ROBIN}
+/// #     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+/// #     proxyProtocol: {version: V2}
+/// #     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let outlier = policy.outlier_detection.as_ref().unwrap();
@@ -1025,31 +927,31 @@ pub struct OutlierDetection {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
-/// spec:
-///   host: catalog
-///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
+/// # spec:
+/// #   host: catalog
+/// #   trafficPolicy:
+/// #     loadBalancer:
+/// #       simple: LEAST_REQUEST
+/// #       localityLbSetting:
+/// #         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+/// #         failover: [{from: us-east, to: us-west}]
+/// #       warmup: {duration: 30s, minimumPercent: 10}
+/// #     connectionPool:
+/// #       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+/// #       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+/// #     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+/// #     tls: {mode: SIMPLE, sni: catalog.example.com}
+/// #     portLevelSettings:
+/// #     - port: {number: 8443}
+/// #       loadBalancer: {simple: ROUND_ROBIN}
+/// #     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+/// #     proxyProtocol: {version: V2}
+/// #     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let tls = policy.tls.as_ref().unwrap();
@@ -1093,31 +995,31 @@ pub struct ClientTlsSettings {
 /// ```
 /// use mesh_route::config::{ClientTlsMode, Config};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
-/// spec:
-///   host: catalog
-///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
+/// # spec:
+/// #   host: catalog
+/// #   trafficPolicy:
+/// #     loadBalancer:
+/// #       simple: LEAST_REQUEST
+/// #       localityLbSetting:
+/// #         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
+/// #         failover: [{from: us-east, to: us-west}]
+/// #       warmup: {duration: 30s, minimumPercent: 10}
+/// #     connectionPool:
+/// #       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
+/// #       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
+/// #     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+/// #     tls: {mode: SIMPLE, sni: catalog.example.com}
+/// #     portLevelSettings:
+/// #     - port: {number: 8443}
+/// #       loadBalancer: {simple: ROUND_ROBIN}
+/// #     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
+/// #     proxyProtocol: {version: V2}
+/// #     retryBudget: {percent: 20, minRetryConcurrency: 3}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// assert_eq!(policy.tls.as_ref().unwrap().mode, Some(ClientTlsMode::Simple));
@@ -1135,40 +1037,25 @@ pub enum ClientTlsMode {
     IstioMutual,
 }
 
-/// Istio `TrafficPolicy.TunnelSettings`.
+/// Istio `TrafficPolicy.TunnelSettings`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
 ///   host: catalog
 ///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
 ///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let tunnel = policy.tunnel.as_ref().unwrap();
 /// assert_eq!((tunnel.protocol.as_deref(), tunnel.target_host.as_str(), tunnel.target_port), (Some("CONNECT"), "catalog.internal", 8080));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "tunnel: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -1184,39 +1071,24 @@ pub struct TunnelSettings {
     pub target_port: u32,
 }
 
-/// Istio `TrafficPolicy.ProxyProtocol`.
+/// Istio `TrafficPolicy.ProxyProtocol`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::{Config, ProxyProtocolVersion};
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
 ///   host: catalog
 ///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
 ///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// assert_eq!(policy.proxy_protocol.as_ref().unwrap().version, Some(ProxyProtocolVersion::V2));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "proxyProtocol: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -1226,39 +1098,24 @@ pub struct ProxyProtocol {
     pub version: Option<ProxyProtocolVersion>,
 }
 
-/// Istio `TrafficPolicy.ProxyProtocol.VERSION`.
+/// Istio `TrafficPolicy.ProxyProtocol.VERSION`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::{Config, ProxyProtocolVersion};
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
 ///   host: catalog
 ///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
 ///     proxyProtocol: {version: V2}
-///     retryBudget: {percent: 20, minRetryConcurrency: 3}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
-/// assert_ne!(policy.proxy_protocol.as_ref().unwrap().version, Some(ProxyProtocolVersion::V1));
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// assert_eq!(policy.proxy_protocol.as_ref().unwrap().version, Some(ProxyProtocolVersion::V2));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "proxyProtocol: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -1269,40 +1126,25 @@ pub enum ProxyProtocolVersion {
     V2,
 }
 
-/// Istio `TrafficPolicy.RetryBudget`.
+/// Istio `TrafficPolicy.RetryBudget`. Parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
 ///
 /// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: DestinationRule
-/// metadata: {name: catalog}
+/// # apiVersion: networking.istio.io/v1
+/// # kind: DestinationRule
+/// # metadata: {name: catalog}
 /// spec:
 ///   host: catalog
 ///   trafficPolicy:
-///     loadBalancer:
-///       simple: LEAST_REQUEST
-///       localityLbSetting:
-///         distribute: [{from: us-east/*, to: {"us-east/*": 80, "us-west/*": 20}}]
-///         failover: [{from: us-east, to: us-west}]
-///       warmup: {duration: 30s, minimumPercent: 10}
-///     connectionPool:
-///       tcp: {maxConnections: 100, connectTimeout: 2s, tcpKeepalive: {probes: 3, time: 60s}}
-///       http: {http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 10s}}
-///     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-///     tls: {mode: SIMPLE, sni: catalog.example.com}
-///     portLevelSettings:
-///     - port: {number: 8443}
-///       loadBalancer: {simple: ROUND_ROBIN}
-///     tunnel: {protocol: CONNECT, targetHost: catalog.internal, targetPort: 8080}
-///     proxyProtocol: {version: V2}
 ///     retryBudget: {percent: 20, minRetryConcurrency: 3}
 /// "#;
-/// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let policy = config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
+/// let loaded = Config::from_yaml_str(yaml).unwrap();
+/// let policy = loaded.config.destination_rules[0].spec.traffic_policy.as_ref().unwrap();
 /// let budget = policy.retry_budget.as_ref().unwrap();
 /// assert_eq!((budget.percent, budget.min_retry_concurrency), (Some(20.0), Some(3)));
+/// assert!(loaded.warnings.iter().any(|w| w.message == "retryBudget: parsed, not enforced yet"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

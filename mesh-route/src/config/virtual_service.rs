@@ -41,11 +41,12 @@ use super::shared_types::{Percent, PortSelector, StringMatch, is_false};
 ///   - route: [{destination: {host: reviews}}]
 /// "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
-/// let beta = &config.virtual_services[0].spec.http[0];
 /// let vs = &config.virtual_services[0].spec;
 /// assert_eq!(vs.hosts, ["reviews"]);
+/// // Rules are tried in order: the named `beta` rule first, then the catch-all.
 /// assert_eq!(vs.http.len(), 2);
-/// assert!(vs.gateways.is_empty()); // `mesh` only
+/// assert_eq!(vs.http[0].name.as_deref(), Some("beta"));
+/// assert!(vs.http[1].match_.is_empty());
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -75,31 +76,31 @@ pub struct VirtualService {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: reviews}
-/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: reviews}
-/// spec:
-///   hosts: [reviews]
-///   http:
-///   - name: beta
-///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
-///     rewrite: {uri: /}
-///     route:
-///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
-///     - {destination: {host: ratings}, weight: 25}
-///     timeout: 3s
-///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
-///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
-///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
-///     headers: {response: {remove: [x-internal]}}
-///   - route: [{destination: {host: reviews}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: reviews}
+/// # spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: reviews}
+/// # spec:
+/// #   hosts: [reviews]
+/// #   http:
+/// #   - name: beta
+/// #     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+/// #     rewrite: {uri: /}
+/// #     route:
+/// #     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+/// #     - {destination: {host: ratings}, weight: 25}
+/// #     timeout: 3s
+/// #     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+/// #     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+/// #     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+/// #     headers: {response: {remove: [x-internal]}}
+/// #   - route: [{destination: {host: reviews}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let beta = &config.virtual_services[0].spec.http[0];
 /// assert_eq!(beta.name.as_deref(), Some("beta"));
@@ -164,31 +165,31 @@ pub struct HttpRoute {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: reviews}
-/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: reviews}
-/// spec:
-///   hosts: [reviews]
-///   http:
-///   - name: beta
-///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
-///     rewrite: {uri: /}
-///     route:
-///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
-///     - {destination: {host: ratings}, weight: 25}
-///     timeout: 3s
-///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
-///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
-///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
-///     headers: {response: {remove: [x-internal]}}
-///   - route: [{destination: {host: reviews}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: reviews}
+/// # spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: reviews}
+/// # spec:
+/// #   hosts: [reviews]
+/// #   http:
+/// #   - name: beta
+/// #     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+/// #     rewrite: {uri: /}
+/// #     route:
+/// #     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+/// #     - {destination: {host: ratings}, weight: 25}
+/// #     timeout: 3s
+/// #     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+/// #     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+/// #     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+/// #     headers: {response: {remove: [x-internal]}}
+/// #   - route: [{destination: {host: reviews}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let beta = &config.virtual_services[0].spec.http[0];
 /// let m = &beta.match_[0];
@@ -247,31 +248,31 @@ pub struct HttpMatchRequest {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: reviews}
-/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: reviews}
-/// spec:
-///   hosts: [reviews]
-///   http:
-///   - name: beta
-///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
-///     rewrite: {uri: /}
-///     route:
-///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
-///     - {destination: {host: ratings}, weight: 25}
-///     timeout: 3s
-///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
-///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
-///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
-///     headers: {response: {remove: [x-internal]}}
-///   - route: [{destination: {host: reviews}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: reviews}
+/// # spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: reviews}
+/// # spec:
+/// #   hosts: [reviews]
+/// #   http:
+/// #   - name: beta
+/// #     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+/// #     rewrite: {uri: /}
+/// #     route:
+/// #     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+/// #     - {destination: {host: ratings}, weight: 25}
+/// #     timeout: 3s
+/// #     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+/// #     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+/// #     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+/// #     headers: {response: {remove: [x-internal]}}
+/// #   - route: [{destination: {host: reviews}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let beta = &config.virtual_services[0].spec.http[0];
 /// let first = &beta.route[0];
@@ -334,31 +335,31 @@ pub struct RouteDestination {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: reviews}
-/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: reviews}
-/// spec:
-///   hosts: [reviews]
-///   http:
-///   - name: beta
-///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
-///     rewrite: {uri: /}
-///     route:
-///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
-///     - {destination: {host: ratings}, weight: 25}
-///     timeout: 3s
-///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
-///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
-///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
-///     headers: {response: {remove: [x-internal]}}
-///   - route: [{destination: {host: reviews}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: reviews}
+/// # spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: reviews}
+/// # spec:
+/// #   hosts: [reviews]
+/// #   http:
+/// #   - name: beta
+/// #     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+/// #     rewrite: {uri: /}
+/// #     route:
+/// #     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+/// #     - {destination: {host: ratings}, weight: 25}
+/// #     timeout: 3s
+/// #     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+/// #     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+/// #     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+/// #     headers: {response: {remove: [x-internal]}}
+/// #   - route: [{destination: {host: reviews}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let beta = &config.virtual_services[0].spec.http[0];
 /// let destination = &beta.route[0].destination;
@@ -383,31 +384,31 @@ pub struct Destination {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: reviews}
-/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: reviews}
-/// spec:
-///   hosts: [reviews]
-///   http:
-///   - name: beta
-///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
-///     rewrite: {uri: /}
-///     route:
-///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
-///     - {destination: {host: ratings}, weight: 25}
-///     timeout: 3s
-///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
-///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
-///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
-///     headers: {response: {remove: [x-internal]}}
-///   - route: [{destination: {host: reviews}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: reviews}
+/// # spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: reviews}
+/// # spec:
+/// #   hosts: [reviews]
+/// #   http:
+/// #   - name: beta
+/// #     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+/// #     rewrite: {uri: /}
+/// #     route:
+/// #     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+/// #     - {destination: {host: ratings}, weight: 25}
+/// #     timeout: 3s
+/// #     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+/// #     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+/// #     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+/// #     headers: {response: {remove: [x-internal]}}
+/// #   - route: [{destination: {host: reviews}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let beta = &config.virtual_services[0].spec.http[0];
 /// let headers = beta.headers.as_ref().unwrap();
@@ -430,31 +431,31 @@ pub struct Headers {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: reviews}
-/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: reviews}
-/// spec:
-///   hosts: [reviews]
-///   http:
-///   - name: beta
-///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
-///     rewrite: {uri: /}
-///     route:
-///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
-///     - {destination: {host: ratings}, weight: 25}
-///     timeout: 3s
-///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
-///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
-///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
-///     headers: {response: {remove: [x-internal]}}
-///   - route: [{destination: {host: reviews}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: reviews}
+/// # spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: reviews}
+/// # spec:
+/// #   hosts: [reviews]
+/// #   http:
+/// #   - name: beta
+/// #     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+/// #     rewrite: {uri: /}
+/// #     route:
+/// #     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+/// #     - {destination: {host: ratings}, weight: 25}
+/// #     timeout: 3s
+/// #     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+/// #     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+/// #     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+/// #     headers: {response: {remove: [x-internal]}}
+/// #   - route: [{destination: {host: reviews}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let beta = &config.virtual_services[0].spec.http[0];
 /// let ops = beta.route[0].headers.as_ref().unwrap().request.as_ref().unwrap();
@@ -480,31 +481,31 @@ pub struct HeaderOperations {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: reviews}
-/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: reviews}
-/// spec:
-///   hosts: [reviews]
-///   http:
-///   - name: beta
-///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
-///     rewrite: {uri: /}
-///     route:
-///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
-///     - {destination: {host: ratings}, weight: 25}
-///     timeout: 3s
-///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
-///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
-///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
-///     headers: {response: {remove: [x-internal]}}
-///   - route: [{destination: {host: reviews}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: reviews}
+/// # spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: reviews}
+/// # spec:
+/// #   hosts: [reviews]
+/// #   http:
+/// #   - name: beta
+/// #     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+/// #     rewrite: {uri: /}
+/// #     route:
+/// #     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+/// #     - {destination: {host: ratings}, weight: 25}
+/// #     timeout: 3s
+/// #     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+/// #     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+/// #     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+/// #     headers: {response: {remove: [x-internal]}}
+/// #   - route: [{destination: {host: reviews}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let beta = &config.virtual_services[0].spec.http[0];
 /// assert_eq!(beta.rewrite.as_ref().unwrap().uri.as_deref(), Some("/"));
@@ -605,17 +606,17 @@ pub struct HttpRedirect {
 /// ```
 /// use mesh_route::config::{Config, RedirectPortSelection};
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: legacy}
-/// spec:
-///   hosts: [old.example.com]
-///   http:
-///   - match: [{uri: {prefix: /v1/}}]
-///     redirect: {authority: new.example.com, prefixRewrite: /v2/, redirectCode: 308, derivePort: FROM_PROTOCOL_DEFAULT}
-///   - directResponse: {status: 410, body: {string: gone}}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: legacy}
+/// # spec:
+/// #   hosts: [old.example.com]
+/// #   http:
+/// #   - match: [{uri: {prefix: /v1/}}]
+/// #     redirect: {authority: new.example.com, prefixRewrite: /v2/, redirectCode: 308, derivePort: FROM_PROTOCOL_DEFAULT}
+/// #   - directResponse: {status: 410, body: {string: gone}}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let http = &config.virtual_services[0].spec.http;
 /// assert_eq!(http[0].redirect.as_ref().unwrap().derive_port, Some(RedirectPortSelection::FromProtocolDefault));
@@ -634,17 +635,17 @@ pub enum RedirectPortSelection {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: legacy}
-/// spec:
-///   hosts: [old.example.com]
-///   http:
-///   - match: [{uri: {prefix: /v1/}}]
-///     redirect: {authority: new.example.com, prefixRewrite: /v2/, redirectCode: 308, derivePort: FROM_PROTOCOL_DEFAULT}
-///   - directResponse: {status: 410, body: {string: gone}}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: legacy}
+/// # spec:
+/// #   hosts: [old.example.com]
+/// #   http:
+/// #   - match: [{uri: {prefix: /v1/}}]
+/// #     redirect: {authority: new.example.com, prefixRewrite: /v2/, redirectCode: 308, derivePort: FROM_PROTOCOL_DEFAULT}
+/// #   - directResponse: {status: 410, body: {string: gone}}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let http = &config.virtual_services[0].spec.http;
 /// let direct = http[1].direct_response.as_ref().unwrap();
@@ -665,17 +666,17 @@ pub struct HttpDirectResponse {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: legacy}
-/// spec:
-///   hosts: [old.example.com]
-///   http:
-///   - match: [{uri: {prefix: /v1/}}]
-///     redirect: {authority: new.example.com, prefixRewrite: /v2/, redirectCode: 308, derivePort: FROM_PROTOCOL_DEFAULT}
-///   - directResponse: {status: 410, body: {string: gone}}
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: legacy}
+/// # spec:
+/// #   hosts: [old.example.com]
+/// #   http:
+/// #   - match: [{uri: {prefix: /v1/}}]
+/// #     redirect: {authority: new.example.com, prefixRewrite: /v2/, redirectCode: 308, derivePort: FROM_PROTOCOL_DEFAULT}
+/// #   - directResponse: {status: 410, body: {string: gone}}
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let http = &config.virtual_services[0].spec.http;
 /// let body = http[1].direct_response.as_ref().unwrap().body.as_ref().unwrap();
@@ -720,31 +721,31 @@ pub struct Delegate {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: reviews}
-/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: reviews}
-/// spec:
-///   hosts: [reviews]
-///   http:
-///   - name: beta
-///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
-///     rewrite: {uri: /}
-///     route:
-///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
-///     - {destination: {host: ratings}, weight: 25}
-///     timeout: 3s
-///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
-///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
-///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
-///     headers: {response: {remove: [x-internal]}}
-///   - route: [{destination: {host: reviews}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: reviews}
+/// # spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: reviews}
+/// # spec:
+/// #   hosts: [reviews]
+/// #   http:
+/// #   - name: beta
+/// #     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+/// #     rewrite: {uri: /}
+/// #     route:
+/// #     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+/// #     - {destination: {host: ratings}, weight: 25}
+/// #     timeout: 3s
+/// #     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+/// #     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+/// #     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+/// #     headers: {response: {remove: [x-internal]}}
+/// #   - route: [{destination: {host: reviews}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let beta = &config.virtual_services[0].spec.http[0];
 /// let retries = beta.retries.as_ref().unwrap();
@@ -779,31 +780,31 @@ pub struct HttpRetry {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: reviews}
-/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: reviews}
-/// spec:
-///   hosts: [reviews]
-///   http:
-///   - name: beta
-///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
-///     rewrite: {uri: /}
-///     route:
-///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
-///     - {destination: {host: ratings}, weight: 25}
-///     timeout: 3s
-///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
-///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
-///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
-///     headers: {response: {remove: [x-internal]}}
-///   - route: [{destination: {host: reviews}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: reviews}
+/// # spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: reviews}
+/// # spec:
+/// #   hosts: [reviews]
+/// #   http:
+/// #   - name: beta
+/// #     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+/// #     rewrite: {uri: /}
+/// #     route:
+/// #     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+/// #     - {destination: {host: ratings}, weight: 25}
+/// #     timeout: 3s
+/// #     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+/// #     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+/// #     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+/// #     headers: {response: {remove: [x-internal]}}
+/// #   - route: [{destination: {host: reviews}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let beta = &config.virtual_services[0].spec.http[0];
 /// let fault = beta.fault.as_ref().unwrap();
@@ -825,31 +826,31 @@ pub struct HttpFaultInjection {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: reviews}
-/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: reviews}
-/// spec:
-///   hosts: [reviews]
-///   http:
-///   - name: beta
-///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
-///     rewrite: {uri: /}
-///     route:
-///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
-///     - {destination: {host: ratings}, weight: 25}
-///     timeout: 3s
-///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
-///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
-///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
-///     headers: {response: {remove: [x-internal]}}
-///   - route: [{destination: {host: reviews}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: reviews}
+/// # spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: reviews}
+/// # spec:
+/// #   hosts: [reviews]
+/// #   http:
+/// #   - name: beta
+/// #     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+/// #     rewrite: {uri: /}
+/// #     route:
+/// #     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+/// #     - {destination: {host: ratings}, weight: 25}
+/// #     timeout: 3s
+/// #     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+/// #     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+/// #     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+/// #     headers: {response: {remove: [x-internal]}}
+/// #   - route: [{destination: {host: reviews}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let beta = &config.virtual_services[0].spec.http[0];
 /// let delay = beta.fault.as_ref().unwrap().delay.as_ref().unwrap();
@@ -878,31 +879,31 @@ pub struct FaultDelay {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: reviews}
-/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: reviews}
-/// spec:
-///   hosts: [reviews]
-///   http:
-///   - name: beta
-///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
-///     rewrite: {uri: /}
-///     route:
-///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
-///     - {destination: {host: ratings}, weight: 25}
-///     timeout: 3s
-///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
-///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
-///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
-///     headers: {response: {remove: [x-internal]}}
-///   - route: [{destination: {host: reviews}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: reviews}
+/// # spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: reviews}
+/// # spec:
+/// #   hosts: [reviews]
+/// #   http:
+/// #   - name: beta
+/// #     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+/// #     rewrite: {uri: /}
+/// #     route:
+/// #     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+/// #     - {destination: {host: ratings}, weight: 25}
+/// #     timeout: 3s
+/// #     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+/// #     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+/// #     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+/// #     headers: {response: {remove: [x-internal]}}
+/// #   - route: [{destination: {host: reviews}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let beta = &config.virtual_services[0].spec.http[0];
 /// let abort = beta.fault.as_ref().unwrap().abort.as_ref().unwrap();
@@ -930,31 +931,31 @@ pub struct FaultAbort {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: reviews}
-/// spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: reviews}
-/// spec:
-///   hosts: [reviews]
-///   http:
-///   - name: beta
-///     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
-///     rewrite: {uri: /}
-///     route:
-///     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
-///     - {destination: {host: ratings}, weight: 25}
-///     timeout: 3s
-///     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
-///     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
-///     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
-///     headers: {response: {remove: [x-internal]}}
-///   - route: [{destination: {host: reviews}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: reviews}
+/// # spec: {hosts: [reviews, ratings], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: reviews}
+/// # spec:
+/// #   hosts: [reviews]
+/// #   http:
+/// #   - name: beta
+/// #     match: [{headers: {x-beta: {exact: "1"}}, uri: {prefix: /api/}}]
+/// #     rewrite: {uri: /}
+/// #     route:
+/// #     - {destination: {host: reviews, port: {number: 80}}, weight: 75, headers: {request: {set: {x-lane: a}}}}
+/// #     - {destination: {host: ratings}, weight: 25}
+/// #     timeout: 3s
+/// #     retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx,reset"}
+/// #     fault: {delay: {fixedDelay: 50ms, percentage: {value: 1}}, abort: {httpStatus: 503, percentage: {value: 0.5}}}
+/// #     mirrors: [{destination: {host: ratings}, percentage: {value: 10}}]
+/// #     headers: {response: {remove: [x-internal]}}
+/// #   - route: [{destination: {host: reviews}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let beta = &config.virtual_services[0].spec.http[0];
 /// let mirror = &beta.mirrors[0];
@@ -1037,24 +1038,24 @@ pub enum UnmatchedPreflights {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: db}
-/// spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}, {number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: db}
-/// spec:
-///   hosts: [db.example.com]
-///   tcp:
-///   - match: [{port: 5432}]
-///     route: [{destination: {host: db.example.com, port: {number: 5432}}}]
-///   tls:
-///   - match: [{port: 443, sniHosts: [db.example.com]}]
-///     route: [{destination: {host: db.example.com, port: {number: 443}}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: db}
+/// # spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}, {number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: db}
+/// # spec:
+/// #   hosts: [db.example.com]
+/// #   tcp:
+/// #   - match: [{port: 5432}]
+/// #     route: [{destination: {host: db.example.com, port: {number: 5432}}}]
+/// #   tls:
+/// #   - match: [{port: 443, sniHosts: [db.example.com]}]
+/// #     route: [{destination: {host: db.example.com, port: {number: 443}}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let vs = &config.virtual_services[0].spec;
 /// let tls = &vs.tls[0];
@@ -1077,24 +1078,24 @@ pub struct TlsRoute {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: db}
-/// spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}, {number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: db}
-/// spec:
-///   hosts: [db.example.com]
-///   tcp:
-///   - match: [{port: 5432}]
-///     route: [{destination: {host: db.example.com, port: {number: 5432}}}]
-///   tls:
-///   - match: [{port: 443, sniHosts: [db.example.com]}]
-///     route: [{destination: {host: db.example.com, port: {number: 443}}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: db}
+/// # spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}, {number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: db}
+/// # spec:
+/// #   hosts: [db.example.com]
+/// #   tcp:
+/// #   - match: [{port: 5432}]
+/// #     route: [{destination: {host: db.example.com, port: {number: 5432}}}]
+/// #   tls:
+/// #   - match: [{port: 443, sniHosts: [db.example.com]}]
+/// #     route: [{destination: {host: db.example.com, port: {number: 443}}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let vs = &config.virtual_services[0].spec;
 /// let tcp = &vs.tcp[0];
@@ -1117,24 +1118,24 @@ pub struct TcpRoute {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: db}
-/// spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}, {number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: db}
-/// spec:
-///   hosts: [db.example.com]
-///   tcp:
-///   - match: [{port: 5432}]
-///     route: [{destination: {host: db.example.com, port: {number: 5432}}}]
-///   tls:
-///   - match: [{port: 443, sniHosts: [db.example.com]}]
-///     route: [{destination: {host: db.example.com, port: {number: 443}}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: db}
+/// # spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}, {number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: db}
+/// # spec:
+/// #   hosts: [db.example.com]
+/// #   tcp:
+/// #   - match: [{port: 5432}]
+/// #     route: [{destination: {host: db.example.com, port: {number: 5432}}}]
+/// #   tls:
+/// #   - match: [{port: 443, sniHosts: [db.example.com]}]
+/// #     route: [{destination: {host: db.example.com, port: {number: 443}}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let vs = &config.virtual_services[0].spec;
 /// let m = &vs.tls[0].match_[0];
@@ -1169,24 +1170,24 @@ pub struct TlsMatchAttributes {
 /// ```
 /// use mesh_route::config::Config;
 ///
-/// let yaml = r#"
-/// apiVersion: networking.istio.io/v1
-/// kind: ServiceEntry
-/// metadata: {name: db}
-/// spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}, {number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
-/// ---
-/// apiVersion: networking.istio.io/v1
-/// kind: VirtualService
-/// metadata: {name: db}
-/// spec:
-///   hosts: [db.example.com]
-///   tcp:
-///   - match: [{port: 5432}]
-///     route: [{destination: {host: db.example.com, port: {number: 5432}}}]
-///   tls:
-///   - match: [{port: 443, sniHosts: [db.example.com]}]
-///     route: [{destination: {host: db.example.com, port: {number: 443}}}]
-/// "#;
+/// # let yaml = r#"
+/// # apiVersion: networking.istio.io/v1
+/// # kind: ServiceEntry
+/// # metadata: {name: db}
+/// # spec: {hosts: [db.example.com], resolution: STATIC, ports: [{number: 5432, name: pg, protocol: TCP}, {number: 443, name: tls, protocol: TLS}], endpoints: [{address: 127.0.0.1}]}
+/// # ---
+/// # apiVersion: networking.istio.io/v1
+/// # kind: VirtualService
+/// # metadata: {name: db}
+/// # spec:
+/// #   hosts: [db.example.com]
+/// #   tcp:
+/// #   - match: [{port: 5432}]
+/// #     route: [{destination: {host: db.example.com, port: {number: 5432}}}]
+/// #   tls:
+/// #   - match: [{port: 443, sniHosts: [db.example.com]}]
+/// #     route: [{destination: {host: db.example.com, port: {number: 443}}}]
+/// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let vs = &config.virtual_services[0].spec;
 /// let m = &vs.tcp[0].match_[0];

@@ -45,12 +45,15 @@ use tower::{Layer, Service, util::BoxCloneSyncService};
 /// use mesh_route::mirror::ShadowService;
 /// use tower::{ServiceExt, service_fn};
 ///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// let shadow = ShadowService::new(service_fn(|_: http::Request<Body>| async {
 ///     Ok::<_, BoxError>(http::Response::builder().status(202).body(body::empty()).unwrap())
 /// }));
 /// let request = http::Request::get("http://catalog-shadow/").body(body::empty()).unwrap();
-/// let response = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(shadow.oneshot(request)).unwrap();
+/// let response = shadow.oneshot(request).await.unwrap();
 /// assert_eq!(response.status(), 202);
+/// # }
 /// ```
 pub type ShadowService = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
@@ -88,8 +91,10 @@ pub fn host_suffix_enabled(config: &crate::config::Config) -> bool {
 /// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
 /// use mesh_route::mirror::{MirrorLayer, ShadowService};
 /// use std::sync::{Arc, atomic::Ordering::Relaxed};
-/// use tower::{Layer, Service, service_fn};
+/// use tower::{Layer, ServiceExt, service_fn};
 ///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
 /// let mirrored = |body: Body| {
 ///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
@@ -98,10 +103,11 @@ pub fn host_suffix_enabled(config: &crate::config::Config) -> bool {
 ///     request
 /// };
 /// let layer = MirrorLayer::new(ShadowService::new(ok())).buffer_limit(4);
-/// let _ = layer.layer(ok()).call(mirrored(body::full("more than four bytes")));
+/// layer.layer(ok()).oneshot(mirrored(body::full("more than four bytes"))).await.unwrap();
 /// let stats = layer.stats();
 /// assert_eq!(stats.skipped_body_too_large.load(Relaxed), 1);
 /// assert_eq!(stats.sent.load(Relaxed), 0);
+/// # }
 /// ```
 #[derive(Debug, Default)]
 pub struct MirrorStats {
@@ -206,18 +212,21 @@ impl MirrorLayer {
     /// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
     /// use mesh_route::mirror::{MirrorLayer, ShadowService};
     /// use std::sync::{Arc, atomic::Ordering::Relaxed};
-    /// use tower::{Layer, Service, service_fn};
+    /// use tower::{Layer, ServiceExt, service_fn};
     ///
-    /// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
-    /// let mirrored = |body: Body| {
-    ///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
-    ///     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
-    ///     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
-    ///     request
-    /// };
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
+    /// # let mirrored = |body: Body| {
+    /// #     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
+    /// #     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
+    /// #     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
+    /// #     request
+    /// # };
     /// let layer = MirrorLayer::new(ShadowService::new(ok())).max_in_flight(0);
-    /// let _ = layer.layer(ok()).call(mirrored(body::empty()));
+    /// layer.layer(ok()).oneshot(mirrored(body::empty())).await.unwrap();
     /// assert_eq!(layer.stats().dropped_overflow.load(Relaxed), 1);
+    /// # }
     /// ```
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.sender.in_flight = Arc::new(Semaphore::new(max));
@@ -230,18 +239,21 @@ impl MirrorLayer {
     /// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
     /// use mesh_route::mirror::{MirrorLayer, ShadowService};
     /// use std::sync::{Arc, atomic::Ordering::Relaxed};
-    /// use tower::{Layer, Service, service_fn};
+    /// use tower::{Layer, ServiceExt, service_fn};
     ///
-    /// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
-    /// let mirrored = |body: Body| {
-    ///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
-    ///     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
-    ///     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
-    ///     request
-    /// };
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
+    /// # let mirrored = |body: Body| {
+    /// #     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
+    /// #     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
+    /// #     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
+    /// #     request
+    /// # };
     /// let layer = MirrorLayer::new(ShadowService::new(ok())).buffer_limit(8);
-    /// let _ = layer.layer(ok()).call(mirrored(body::full("0123456789")));
+    /// layer.layer(ok()).oneshot(mirrored(body::full("0123456789"))).await.unwrap();
     /// assert_eq!(layer.stats().skipped_body_too_large.load(Relaxed), 1);
+    /// # }
     /// ```
     pub fn buffer_limit(mut self, bytes: usize) -> Self {
         self.sender.buffer_limit = bytes;
@@ -255,21 +267,21 @@ impl MirrorLayer {
     /// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
     /// use mesh_route::mirror::{MirrorLayer, ShadowService};
     /// use std::sync::{Arc, atomic::Ordering::Relaxed};
-    /// use tower::{Layer, Service, service_fn};
+    /// use tower::{Layer, ServiceExt, service_fn};
     ///
-    /// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
-    /// let mirrored = |body: Body| {
-    ///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
-    ///     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
-    ///     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
-    ///     request
-    /// };
+    /// # let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
+    /// # let mirrored = |body: Body| {
+    /// #     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
+    /// #     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
+    /// #     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
+    /// #     request
+    /// # };
     /// // A shadow upstream that never answers.
     /// let hung = ShadowService::new(service_fn(|_: http::Request<Body>| std::future::pending::<Result<http::Response<Body>, BoxError>>()));
     /// let layer = MirrorLayer::new(hung).shadow_deadline(std::time::Duration::from_secs(1));
     /// // A paused clock: the runtime jumps to the deadline instead of waiting for it.
     /// tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
-    ///     layer.layer(ok()).call(mirrored(body::empty())).await.unwrap();
+    ///     layer.layer(ok()).oneshot(mirrored(body::empty())).await.unwrap();
     ///     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     /// });
     /// assert_eq!(layer.stats().failed.load(Relaxed), 1);
@@ -286,25 +298,26 @@ impl MirrorLayer {
     /// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
     /// use mesh_route::mirror::{MirrorLayer, ShadowService};
     /// use std::sync::{Arc, atomic::Ordering::Relaxed};
-    /// use tower::{Layer, Service, service_fn};
+    /// use tower::{Layer, ServiceExt, service_fn};
     ///
-    /// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
-    /// let mirrored = |body: Body| {
-    ///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
-    ///     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
-    ///     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
-    ///     request
-    /// };
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
+    /// # let mirrored = |body: Body| {
+    /// #     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
+    /// #     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
+    /// #     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
+    /// #     request
+    /// # };
     /// let (seen, mut hosts) = tokio::sync::mpsc::unbounded_channel();
     /// let shadow = ShadowService::new(service_fn(move |req: http::Request<Body>| {
     ///     let _ = seen.send(req.uri().host().unwrap().to_owned());
     ///     async { Ok::<_, BoxError>(http::Response::new(body::empty())) }
     /// }));
     /// let layer = MirrorLayer::new(shadow).host_suffix(false);
-    /// tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    ///     layer.layer(ok()).call(mirrored(body::empty())).await.unwrap();
-    ///     assert_eq!(hosts.recv().await.unwrap(), "catalog");
-    /// });
+    /// layer.layer(ok()).oneshot(mirrored(body::empty())).await.unwrap();
+    /// assert_eq!(hosts.recv().await.unwrap(), "catalog");
+    /// # }
     /// ```
     pub fn host_suffix(mut self, on: bool) -> Self {
         self.sender.host_suffix = on;
@@ -317,21 +330,22 @@ impl MirrorLayer {
     /// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
     /// use mesh_route::mirror::{MirrorLayer, ShadowService};
     /// use std::sync::{Arc, atomic::Ordering::Relaxed};
-    /// use tower::{Layer, Service, service_fn};
+    /// use tower::{Layer, ServiceExt, service_fn};
     ///
-    /// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
-    /// let mirrored = |body: Body| {
-    ///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
-    ///     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
-    ///     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
-    ///     request
-    /// };
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
+    /// # let mirrored = |body: Body| {
+    /// #     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
+    /// #     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
+    /// #     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
+    /// #     request
+    /// # };
     /// let layer = MirrorLayer::new(ShadowService::new(ok()));
-    /// tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    ///     layer.layer(ok()).call(mirrored(body::empty())).await.unwrap();
-    /// });
+    /// layer.layer(ok()).oneshot(mirrored(body::empty())).await.unwrap();
     /// assert_eq!(layer.stats().sent.load(Relaxed), 1);
     /// assert_eq!(layer.stats().failed.load(Relaxed), 0);
+    /// # }
     /// ```
     pub fn stats(&self) -> &Arc<MirrorStats> {
         &self.sender.stats
@@ -355,20 +369,27 @@ impl<S> Layer<S> for MirrorLayer {
 /// use mesh_core::{Body, BoxError, Destination, body, policy::{Fraction, MirrorTarget, RoutePolicy}};
 /// use mesh_route::mirror::{MirrorLayer, ShadowService};
 /// use std::sync::{Arc, atomic::Ordering::Relaxed};
-/// use tower::{Layer, Service, service_fn};
+/// use tower::{Layer, Service, ServiceExt, service_fn};
 ///
-/// let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
-/// let mirrored = |body: Body| {
-///     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
-///     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
-///     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
-///     request
-/// };
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let ok = || service_fn(|_: http::Request<Body>| async { Ok::<_, BoxError>(http::Response::new(body::empty())) });
+/// # let mirrored = |body: Body| {
+/// #     let target = MirrorTarget { destination: Destination { cluster: 0, host: "catalog".into(), subset: None, port: None }, fraction: Fraction::ALL };
+/// #     let mut request = http::Request::post("http://catalog/").body(body).unwrap();
+/// #     request.extensions_mut().insert(RoutePolicy { mirrors: Some(Arc::from([target])), ..Default::default() });
+/// #     request
+/// # };
 /// let layer = MirrorLayer::new(ShadowService::new(ok()));
 /// let mut svc: mesh_route::mirror::Mirror<_> = layer.layer(ok());
 /// // A request whose route names no mirror target goes to the inner service alone.
-/// let _ = svc.call(http::Request::get("http://catalog/").body(body::empty()).unwrap());
+/// let plain = http::Request::get("http://catalog/").body(body::empty()).unwrap();
+/// svc.ready().await.unwrap().call(plain).await.unwrap();
 /// assert_eq!(layer.stats().sent.load(Relaxed), 0);
+/// // One whose route names a mirror target is also copied to the shadow.
+/// svc.ready().await.unwrap().call(mirrored(body::empty())).await.unwrap();
+/// assert_eq!(layer.stats().sent.load(Relaxed), 1);
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct Mirror<S> {
