@@ -59,7 +59,8 @@ pub struct Http2Connection(Mutex<Option<(hyper::client::conn::http2::SendRequest
 /// Sends requests upstream; cheap to clone.
 ///
 /// With a [`Transport`] in the request, the application's client is
-/// the wire (here one that answers itself):
+/// the wire (here one that answers itself), except to a cluster that originates TLS, which the
+/// mesh's own TLS client always sends:
 ///
 /// ```
 /// use mesh_proxy::{endpoint::{Endpoint, Protocol}, transport::Transport, upstream::Upstream};
@@ -315,7 +316,12 @@ impl Upstream {
     ) -> Result<Response<Body>, MeshError> {
         let guard = (endpoint.start_request(), permit);
         let sent = std::time::Instant::now();
-        let transport = request.extensions_mut().remove::<Transport>();
+        // A cluster whose DestinationRule originates TLS is sent by the mesh's own TLS client,
+        // never by the application's, which would send it in plaintext.
+        let transport = request
+            .extensions_mut()
+            .remove::<Transport>()
+            .filter(|_| !self.originates_tls());
         let result = match (transport, endpoint.protocol) {
             // The application's client connects to the URI's authority, whatever the protocol.
             (Some(transport), protocol) => {
@@ -631,3 +637,57 @@ fn set_service_time<B>(response: &mut Response<B>, sent: std::time::Instant) {
 /// ```
 pub const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::TlsIdentity;
+    use mesh_route::config::{ClientTlsMode, ClientTlsSettings};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[tokio::test]
+    async fn a_cluster_originating_tls_is_never_sent_by_the_applications_client() {
+        let certified = rcgen::generate_simple_self_signed(vec!["catalog".to_string()]).unwrap();
+        let (cert, key) = (certified.cert.pem(), certified.signing_key.serialize_pem());
+        let identity =
+            TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), cert.as_bytes()).unwrap();
+        let settings = ClientTlsSettings {
+            mode: Some(ClientTlsMode::IstioMutual),
+            ..ClientTlsSettings::default()
+        };
+        let tls = OutboundTls::new(&settings, "catalog", Some(80), None, Some(&identity))
+            .unwrap()
+            .map(Arc::new);
+        // Nothing listens there: the mesh's TLS client fails to connect.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = closed.local_addr().unwrap();
+        drop(closed);
+        let endpoint = Arc::new(Endpoint::new(
+            address.to_string().parse().unwrap(),
+            Default::default(),
+            Protocol::Http1,
+        ));
+        let used = Arc::new(AtomicBool::new(false));
+        let send = |upstream: Upstream| {
+            let (used, endpoint) = (used.clone(), endpoint.clone());
+            async move {
+                let client = tower::service_fn(move |_request: Request<Body>| {
+                    used.store(true, Ordering::SeqCst);
+                    async { Ok::<_, mesh_core::BoxError>(Response::new(mesh_core::body::empty())) }
+                });
+                let mut request = Request::get("http://catalog/").body(body::empty()).unwrap();
+                request.extensions_mut().insert(Transport::new(client));
+                upstream
+                    .send_to_endpoint(&endpoint, request, &"catalog".parse().unwrap(), None)
+                    .await
+            }
+        };
+        // Plaintext clusters go over the application's client, ...
+        assert!(send(Upstream::default()).await.is_ok());
+        assert!(used.swap(false, Ordering::SeqCst));
+        // ... a TLS cluster never: its request is the mesh's to encrypt.
+        let error = send(Upstream::default().with_tls(tls)).await.unwrap_err();
+        assert!(!used.load(Ordering::SeqCst));
+        assert!(matches!(error, MeshError::ConnectFailure(_)), "{error:?}");
+    }
+}
