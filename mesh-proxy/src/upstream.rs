@@ -638,7 +638,7 @@ fn set_service_time<B>(response: &mut Response<B>, sent: std::time::Instant) {
 pub const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tls"))]
 mod tests {
     use super::*;
     use crate::tls::TlsIdentity;
