@@ -180,7 +180,7 @@ fn propagate_found(
     let context = extracted.next_span(decision);
     let injection = Injection::new(&context, propagation);
     let rewritten = injection.rewrite(scan);
-    injection.finish(headers, found, rewritten);
+    injection.finish(headers, rewritten);
     (context, found)
 }
 

@@ -77,10 +77,8 @@ impl Default for Propagation {
 /// ```
 pub fn inject(headers: &mut HeaderMap, context: &TraceContext, propagation: Propagation) {
     let injection = Injection::new(context, propagation);
-    let scan = Scan::new_mut(headers);
-    let found = scan.found;
-    let rewritten = injection.rewrite(scan);
-    injection.finish(headers, found, rewritten);
+    let rewritten = injection.rewrite(Scan::new_mut(headers));
+    injection.finish(headers, rewritten);
 }
 
 /// [`inject`] in two steps around a [`Scan`] the caller has already read: [`rewrite`] the
@@ -97,6 +95,8 @@ pub(crate) struct Injection<'c> {
 
 /// What [`Injection::rewrite`] did, for [`Injection::finish`].
 pub(crate) struct Rewritten {
+    /// The trace headers the request came with.
+    found: Found,
     /// [`Slot`] bits of the headers written (or kept) in place.
     done: u8,
     /// The caller's span id value, to become the parent span id.
@@ -115,6 +115,7 @@ impl<'c> Injection<'c> {
     pub fn rewrite(&self, scan: Scan<&mut HeaderValue>) -> Rewritten {
         let once = scan.found.present & !scan.found.repeated;
         let mut rewritten = Rewritten {
+            found: scan.found,
             done: 0,
             parent: None,
         };
@@ -151,9 +152,8 @@ impl<'c> Injection<'c> {
         rewritten
     }
 
-    /// Inserts the headers not written in place and removes the stale ones (`found`: the
-    /// headers the request came with).
-    pub fn finish(&self, headers: &mut HeaderMap, found: Found, mut rewritten: Rewritten) {
+    /// Inserts the headers not written in place and removes the stale ones.
+    pub fn finish(&self, headers: &mut HeaderMap, mut rewritten: Rewritten) {
         for slot in Slot::ALL {
             if rewritten.done & slot.bit() != 0 {
                 continue;
@@ -162,7 +162,7 @@ impl<'c> Injection<'c> {
                 Some(want) => {
                     headers.insert(slot.name(), value_for(slot, &want, &mut rewritten.parent));
                 }
-                None if found.has(slot) => {
+                None if rewritten.found.has(slot) => {
                     headers.remove(slot.name());
                 }
                 None => {}
