@@ -48,12 +48,14 @@ for _ in $(seq "$rounds"); do
     run B "$b" >>"$samples"
 done
 
+# The median of a file of sorted numbers, one a line.
+median() { awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}' "$1"; }
+
 printf '%-60s %10s %10s %6s %10s %10s\n' benchmark "A median" "B median" B/A "A fastest" "B fastest"
 for name in $(awk '{print $2}' "$samples" | awk '!seen[$0]++'); do
     for tag in A B; do
         awk -v t="$tag" -v n="$name" '$1 == t && $2 == n {print $3}' "$samples" | sort -g >"$samples.$tag"
     done
-    median() { awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}' "$1"; }
     ma=$(median "$samples.A") mb=$(median "$samples.B")
     fa=$(head -1 "$samples.A") fb=$(head -1 "$samples.B")
     awk -v n="$name" -v ma="$ma" -v mb="$mb" -v fa="$fa" -v fb="$fb" \
