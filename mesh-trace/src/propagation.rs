@@ -123,14 +123,13 @@ impl<'c> Injection<'c> {
             return rewritten;
         }
         let mut present = scan.into_values();
-        let wants = Slot::ALL.map(|slot| self.out.get(slot));
         if once & Slot::SpanId.bit() != 0
             && let (Some(span), Some(Want::Formatted(parent_hex)), Some(new_span)) = (
                 present[Slot::SpanId as usize].as_deref_mut(),
-                &wants[Slot::ParentSpanId as usize],
-                &wants[Slot::SpanId as usize],
+                self.out.get(Slot::ParentSpanId),
+                self.out.get(Slot::SpanId),
             )
-            && span.as_bytes() == *parent_hex
+            && span.as_bytes() == parent_hex
         {
             rewritten.parent = Some(std::mem::replace(span, new_span.value()));
             rewritten.done |= Slot::SpanId.bit();
@@ -140,12 +139,12 @@ impl<'c> Injection<'c> {
                 continue;
             }
             let (Some(value), Some(want)) =
-                (present[slot as usize].as_deref_mut(), &wants[slot as usize])
+                (present[slot as usize].as_deref_mut(), self.out.get(slot))
             else {
                 continue;
             };
             if value.as_bytes() != want.bytes() {
-                *value = value_for(slot, want, &mut rewritten.parent);
+                *value = value_for(slot, &want, &mut rewritten.parent);
             }
             rewritten.done |= slot.bit();
         }
