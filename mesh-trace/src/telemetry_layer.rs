@@ -24,8 +24,7 @@ use crate::{
 };
 use bytes::Buf;
 use http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, Version, header,
-    uri::Authority,
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, Version, uri::Authority,
 };
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use mesh_core::{
@@ -43,8 +42,6 @@ use std::{
 };
 use tower::{Layer, Service};
 
-const X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
 const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
@@ -282,6 +279,9 @@ where
 struct RequestFacts {
     start_time: SystemTime,
     method: Method,
+    /// The request's URI and `Host`.
+    uri: Uri,
+    host: Option<HeaderValue>,
     original_path: Option<HeaderValue>,
     version: Version,
     x_forwarded_for: Option<HeaderValue>,
@@ -301,18 +301,20 @@ struct Recording {
     /// Request headers and body (the metric); of which the body (the access log).
     request_bytes: u64,
     request_body: u64,
-    /// The request's URI and `Host`: its authority is `destination_service` when routing
-    /// named none, and both go to the access log.
-    uri: Uri,
-    host: Option<HeaderValue>,
     /// Boxed apart: most of a recording's size, and only there with an access log.
     facts: Option<Box<RequestFacts>>,
+    /// The authority the request was addressed to, `destination_service` when routing named
+    /// none; kept apart only without an access log (whose facts hold the URI and `Host`).
+    addressed: Option<Addressed>,
     status: u16,
     flags: ResponseFlags,
     /// The destination service routing chose (`destination_service`).
     service: Option<Arc<str>>,
+    /// The upstream cluster, when it is one of Istio's catch-all clusters (a metric label).
+    catch_all: Option<CatchAllCluster>,
     /// The route's name (`%ROUTE_NAME%`), kept when there is an access log.
     route_name: Option<Arc<str>>,
+    /// The upstream cluster and endpoint, kept when there is an access log.
     upstream_cluster: Option<Arc<str>>,
     upstream_host: Option<Authority>,
     peer: Option<Arc<Workload>>,
@@ -331,9 +333,77 @@ fn header_bytes(headers: &HeaderMap) -> u64 {
         .sum()
 }
 
+/// What telemetry reads of a request's headers, gathered in one pass over them (each a
+/// header's first value, as [`HeaderMap::get`] would find it).
+#[derive(Default)]
+struct RequestHeaders<'h> {
+    /// The block's size, as [`header_bytes`] counts it.
+    bytes: u64,
+    host: Option<&'h HeaderValue>,
+    content_type: Option<&'h HeaderValue>,
+    user_agent: Option<&'h HeaderValue>,
+    x_forwarded_for: Option<&'h HeaderValue>,
+    original_path: Option<&'h HeaderValue>,
+    request_id: Option<&'h HeaderValue>,
+}
+
+impl<'h> RequestHeaders<'h> {
+    fn of(headers: &'h HeaderMap) -> Self {
+        let mut seen = RequestHeaders::default();
+        for (name, value) in headers {
+            let name = name.as_str();
+            seen.bytes += (name.len() + value.len() + 4) as u64;
+            let slot = match name {
+                "host" => &mut seen.host,
+                "content-type" => &mut seen.content_type,
+                "user-agent" => &mut seen.user_agent,
+                "x-forwarded-for" => &mut seen.x_forwarded_for,
+                "x-envoy-original-path" => &mut seen.original_path,
+                "x-request-id" => &mut seen.request_id,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        seen
+    }
+
+    /// The request's protocol label, as [`RequestProtocol::of`] tells it.
+    fn protocol(&self) -> RequestProtocol {
+        match self.content_type {
+            Some(value) if value.as_bytes().starts_with(b"application/grpc") => {
+                RequestProtocol::Grpc
+            }
+            _ => RequestProtocol::Http,
+        }
+    }
+}
+
+/// The authority a request was addressed to: its URI's (absolute form) or its `Host`.
+#[derive(Debug)]
+enum Addressed {
+    Uri(Authority),
+    Host(HeaderValue),
+}
+
+impl Addressed {
+    fn of(uri: &Uri, host: Option<&HeaderValue>) -> Option<Self> {
+        match uri.authority() {
+            Some(authority) => Some(Addressed::Uri(authority.clone())),
+            None => host.cloned().map(Addressed::Host),
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Addressed::Uri(authority) => Some(authority.as_str()),
+            Addressed::Host(host) => host.to_str().ok(),
+        }
+    }
+}
+
 impl Recording {
     fn start<B: HttpBody>(shared: &Arc<Shared>, request: &Request<B>) -> Self {
-        let headers = request.headers();
+        let headers = RequestHeaders::of(request.headers());
         let path = request
             .uri()
             .path_and_query()
@@ -341,32 +411,38 @@ impl Recording {
         let hint = request.body().size_hint();
         let body = hint.exact().unwrap_or(hint.lower());
         let request_bytes =
-            (request.method().as_str().len() + path + 12) as u64 + header_bytes(headers) + body;
+            (request.method().as_str().len() + path + 12) as u64 + headers.bytes + body;
         let facts = shared.access_log.as_ref().map(|_| {
             Box::new(RequestFacts {
                 start_time: SystemTime::now(),
                 method: request.method().clone(),
-                original_path: headers.get(X_ENVOY_ORIGINAL_PATH).cloned(),
+                uri: request.uri().clone(),
+                host: headers.host.cloned(),
+                original_path: headers.original_path.cloned(),
                 version: request.version(),
-                x_forwarded_for: headers.get(X_FORWARDED_FOR).cloned(),
-                user_agent: headers.get(header::USER_AGENT).cloned(),
-                request_id: headers.get(crate::X_REQUEST_ID).cloned(),
+                x_forwarded_for: headers.x_forwarded_for.cloned(),
+                user_agent: headers.user_agent.cloned(),
+                request_id: headers.request_id.cloned(),
                 downstream: request.extensions().get::<DownstreamAddr>().copied(),
             })
         });
+        let addressed = match facts {
+            Some(_) => None,
+            None => Addressed::of(request.uri(), headers.host),
+        };
         Recording {
             shared: shared.clone(),
             started: Instant::now(),
-            protocol: RequestProtocol::of(headers),
+            protocol: headers.protocol(),
             head: request.method() == Method::HEAD,
             request_bytes,
             request_body: body,
-            uri: request.uri().clone(),
-            host: headers.get(header::HOST).cloned(),
             facts,
+            addressed,
             status: 0,
             flags: ResponseFlags::default(),
             service: None,
+            catch_all: None,
             route_name: None,
             upstream_cluster: None,
             upstream_host: None,
@@ -416,8 +492,11 @@ impl Recording {
         host: Option<&UpstreamHost>,
         workload: Option<&UpstreamWorkload>,
     ) {
-        self.upstream_cluster = cluster.map(|c| c.0.clone());
-        self.upstream_host = host.map(|h| h.0.clone());
+        self.catch_all = cluster.and_then(|c| CatchAllCluster::of(&c.0));
+        if self.facts.is_some() {
+            self.upstream_cluster = cluster.map(|c| c.0.clone());
+            self.upstream_host = host.map(|h| h.0.clone());
+        }
         // The upstream is the peer of the client side only; the server side's peer is its caller
         // (its upstream is the local app: itself).
         if self
@@ -459,7 +538,18 @@ impl Recording {
             MeshError::find(error),
             Some(MeshError::HostNotRegistered(_))
         ) {
-            self.upstream_cluster = Some(Arc::from(BLACK_HOLE_CLUSTER));
+            self.catch_all = Some(CatchAllCluster::BlackHole);
+            if self.facts.is_some() {
+                self.upstream_cluster = Some(Arc::from(BLACK_HOLE_CLUSTER));
+            }
+        }
+    }
+
+    /// The authority the request was addressed to (see [`addressed_authority`]).
+    fn addressed_authority(&self) -> Option<&str> {
+        match &self.facts {
+            Some(facts) => addressed_authority(&facts.uri, facts.host.as_ref()),
+            None => self.addressed.as_ref().and_then(Addressed::as_str),
         }
     }
 
@@ -490,15 +580,13 @@ impl Recording {
         if let Some(metrics) = &self.shared.metrics {
             let destination_service = match &self.service {
                 Some(service) => &**service,
-                None => addressed_authority(&self.uri, self.host.as_ref())
+                None => self
+                    .addressed_authority()
                     .map_or(mesh_core::workload::UNKNOWN, host_of),
             };
             metrics.record(&RequestOutcome {
                 destination_service,
-                catch_all: self
-                    .upstream_cluster
-                    .as_deref()
-                    .and_then(CatchAllCluster::of),
+                catch_all: self.catch_all,
                 peer: self.peer.as_ref(),
                 status: self.status,
                 flags: self.flags,
@@ -514,8 +602,8 @@ impl Recording {
             log.log(AccessLogEntry {
                 start_time: facts.start_time,
                 method: facts.method,
-                uri: std::mem::take(&mut self.uri),
-                host: self.host.take(),
+                uri: facts.uri,
+                host: facts.host,
                 original_path: facts.original_path,
                 protocol: facts.version,
                 response_code: self.status,
@@ -1010,25 +1098,33 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_access_log_counts_body_bytes_and_the_metrics_wire_bytes() {
+    /// [`layer`] with a JSON access log too, writing to the returned memory.
+    fn logged_layer() -> (TelemetryLayer, Snapshotter, AccessLog, Shared) {
         let out = Shared::default();
         let log = AccessLog::new(out.clone(), Encoding::Json, AccessLogConfig::default());
         let (layer, snapshotter) = layer();
-        let svc =
-            layer
-                .access_log(log.clone())
-                .layer(service_fn(|_req: Request<Full<Bytes>>| async {
-                    Ok::<_, BoxError>(Response::new(Full::new(Bytes::from("0123456789"))))
-                }));
+        (layer.access_log(log.clone()), snapshotter, log, out)
+    }
+
+    /// The one line `log` has written to `out`, as JSON.
+    fn only_line(log: &AccessLog, out: &Shared) -> serde_json::Value {
+        log.flush();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        serde_json::from_str(text.trim()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_access_log_counts_body_bytes_and_the_metrics_wire_bytes() {
+        let (layer, snapshotter, log, out) = logged_layer();
+        let svc = layer.layer(service_fn(|_req: Request<Full<Bytes>>| async {
+            Ok::<_, BoxError>(Response::new(Full::new(Bytes::from("0123456789"))))
+        }));
         let request = Request::post("http://catalog/items")
             .body(Full::new(Bytes::from("abc")))
             .unwrap();
         let response = svc.oneshot(request).await.unwrap();
         response.into_body().collect().await.unwrap();
-        log.flush();
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        let line = only_line(&log, &out);
         assert_eq!(line["bytes_received"], 3);
         assert_eq!(line["bytes_sent"], 10);
         // One snapshot: taking one drains the histograms.
@@ -1048,5 +1144,68 @@ mod tests {
             histogram("istio_response_bytes") > 10.0,
             "headers count too"
         );
+    }
+
+    #[tokio::test]
+    async fn the_request_headers_read_are_each_ones_first_value() {
+        let (layer, snapshotter, log, out) = logged_layer();
+        let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| async {
+            Ok::<_, BoxError>(Response::new(Empty::<Bytes>::new()))
+        }));
+        let request = Request::get("/items")
+            .header("host", "catalog.shop:8080")
+            .header("host", "ignored")
+            .header("user-agent", "first/1")
+            .header("user-agent", "second/2")
+            .header("x-forwarded-for", "10.0.0.1")
+            .header("x-request-id", "abc")
+            .header("x-envoy-original-path", "/original")
+            .header("content-type", "application/grpc+proto")
+            .body(Empty::new())
+            .unwrap();
+        svc.oneshot(request).await.unwrap();
+        let line = only_line(&log, &out);
+        assert_eq!(line["authority"], "catalog.shop:8080");
+        assert_eq!(line["user_agent"], "first/1");
+        assert_eq!(line["x_forwarded_for"], "10.0.0.1");
+        assert_eq!(line["request_id"], "abc");
+        assert_eq!(line["path"], "/original");
+        let [(labels, 1)] = &requests(&snapshotter)[..] else {
+            panic!("one request, in one series")
+        };
+        // Unrouted: the service is the addressed host, without its port.
+        assert_eq!(
+            (
+                &*labels["destination_service"],
+                &*labels["request_protocol"]
+            ),
+            ("catalog.shop", "grpc")
+        );
+    }
+
+    #[tokio::test]
+    async fn without_an_access_log_an_unrouted_request_is_still_named_by_its_authority() {
+        let (layer, snapshotter) = layer();
+        let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| async {
+            Ok::<_, BoxError>(Response::new(Empty::<Bytes>::new()))
+        }));
+        // Origin form: the `Host` header names it.
+        let origin = Request::get("/items")
+            .header("host", "reviews:9080")
+            .body(Empty::new())
+            .unwrap();
+        svc.clone().oneshot(origin).await.unwrap();
+        // Absolute form: the URI's authority does, over `Host`.
+        let absolute = Request::get("http://ratings:9080/r")
+            .header("host", "ignored")
+            .body(Empty::new())
+            .unwrap();
+        svc.oneshot(absolute).await.unwrap();
+        let mut services: Vec<String> = requests(&snapshotter)
+            .into_iter()
+            .map(|(labels, _)| labels["destination_service"].clone())
+            .collect();
+        services.sort();
+        assert_eq!(services, ["ratings", "reviews"]);
     }
 }
