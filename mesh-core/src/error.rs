@@ -4,7 +4,7 @@
 //! reply Envoy would send. Layers fail with a `MeshError` (boxed as [`BoxError`] where tower
 //! requires), and the outermost layer converts whatever arrives into a local reply.
 
-use crate::{BoxError, ResponseFlag};
+use crate::{BoxError, ResponseFlag, ResponseFlags};
 use http::StatusCode;
 
 /// A request failed inside the mesh, before or instead of an upstream response.
@@ -176,6 +176,98 @@ impl std::fmt::Display for RoutedError {
 }
 
 impl std::error::Error for RoutedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+/// A failure that layers added response flags to on its way out: a retry layer's `URX` when
+/// attempts ran out on an error, a fault layer's `DI` on a delayed request that then failed.
+/// The local reply the failure becomes carries them besides its own ([`error_to_response`]),
+/// as Envoy logs `UF,URX`; [`MeshError::find`] sees through it to the failure inside.
+///
+/// [`error_to_response`]: crate::local_reply::error_to_response
+///
+/// ```
+/// use mesh_core::{BoxError, MeshError, ResponseFlag, error::FlaggedError, local_reply::error_to_response};
+/// let failed: BoxError = MeshError::ConnectFailure("refused".into()).into();
+/// let exhausted = FlaggedError::mark(failed, ResponseFlag::UpstreamRetryLimitExceeded);
+/// assert!(matches!(MeshError::find(&exhausted), Some(MeshError::ConnectFailure(_))));
+/// let reply = error_to_response(&exhausted);
+/// assert_eq!(reply.status(), 503);
+/// let flags = reply.extensions().get::<mesh_core::ResponseFlags>().unwrap();
+/// assert_eq!(flags.to_string(), "UF,URX");
+/// ```
+#[derive(Debug)]
+pub struct FlaggedError {
+    flags: ResponseFlags,
+    source: BoxError,
+}
+
+impl FlaggedError {
+    /// `error` with `flag` added: to the flags it carries when it is already a
+    /// `FlaggedError`, else in a new one around it.
+    ///
+    /// ```
+    /// use mesh_core::{BoxError, MeshError, ResponseFlag, error::FlaggedError};
+    /// let error: BoxError = MeshError::Timeout.into();
+    /// let error = FlaggedError::mark(error, ResponseFlag::UpstreamRetryLimitExceeded);
+    /// let error = FlaggedError::mark(error, ResponseFlag::DelayInjected);
+    /// assert_eq!(FlaggedError::flags_of(&error).to_string(), "DI,URX");
+    /// assert!(error.downcast_ref::<FlaggedError>().unwrap().source_is_not_flagged());
+    /// ```
+    pub fn mark(error: BoxError, flag: ResponseFlag) -> BoxError {
+        match error.downcast::<FlaggedError>() {
+            Ok(mut flagged) => {
+                flagged.flags.insert(flag);
+                flagged
+            }
+            Err(error) => Box::new(FlaggedError {
+                flags: flag.into(),
+                source: error,
+            }),
+        }
+    }
+
+    /// Every flag the errors in `error`'s chain were marked with (none: empty).
+    ///
+    /// ```
+    /// use mesh_core::{BoxError, MeshError, error::FlaggedError};
+    /// let plain: BoxError = MeshError::Timeout.into();
+    /// assert!(FlaggedError::flags_of(&plain).is_empty());
+    /// ```
+    pub fn flags_of(error: &BoxError) -> ResponseFlags {
+        let mut flags = ResponseFlags::default();
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+        while let Some(e) = current {
+            if let Some(flagged) = e.downcast_ref::<FlaggedError>() {
+                flags.insert_all(flagged.flags);
+            }
+            current = e.source();
+        }
+        flags
+    }
+
+    /// Whether the error inside is not itself a `FlaggedError` ([`mark`](Self::mark) adds to
+    /// the outer one instead of nesting).
+    ///
+    /// ```
+    /// use mesh_core::{BoxError, MeshError, ResponseFlag, error::FlaggedError};
+    /// let error = FlaggedError::mark(MeshError::Timeout.into(), ResponseFlag::DelayInjected);
+    /// assert!(error.downcast_ref::<FlaggedError>().unwrap().source_is_not_flagged());
+    /// ```
+    pub fn source_is_not_flagged(&self) -> bool {
+        !self.source.is::<FlaggedError>()
+    }
+}
+
+impl std::fmt::Display for FlaggedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for FlaggedError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(self.source.as_ref())
     }

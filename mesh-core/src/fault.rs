@@ -10,8 +10,8 @@
 //! Requests without a fault pass through with no allocation.
 
 use crate::{
-    Body, MeshError, ResponseFlag, body,
-    flags::mark,
+    Body, BoxError, MeshError, ResponseFlag, body,
+    flags::{mark, mark_outcome},
     policy::{FaultAbort, FaultPolicy, RoutePolicy},
 };
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -139,14 +139,15 @@ impl<S, B> Service<Request<B>> for Fault<S>
 where
     S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
     B: Send + 'static,
 {
     type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = FaultFuture<S::Future, S::Error>;
+    type Error = BoxError;
+    type Future = FaultFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
@@ -192,9 +193,9 @@ where
                 FaultFuture::Delayed {
                     future: Box::pin(async move {
                         tokio::time::sleep(delay).await;
-                        let mut response = inner.call(request).await?;
-                        mark(&mut response, ResponseFlag::DelayInjected);
-                        Ok(response)
+                        // Delayed whatever happens next: a failure is marked too (`DI,UF`).
+                        let outcome = inner.call(request).await.map_err(Into::into);
+                        mark_outcome(outcome, ResponseFlag::DelayInjected)
                     }),
                 }
             }
@@ -225,7 +226,7 @@ fn abort_reply(abort: FaultAbort) -> Response<Body> {
     }
 }
 
-type Boxed<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
+type Boxed = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
 
 /// Future of [`Fault`].
 ///
@@ -244,7 +245,7 @@ type Boxed<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
 /// # }
 /// ```
 #[pin_project(project = FaultFutureProj)]
-pub enum FaultFuture<F, E> {
+pub enum FaultFuture<F> {
     /// No fault: the inner future as is.
     Pass {
         /// Inner future.
@@ -254,7 +255,7 @@ pub enum FaultFuture<F, E> {
     /// Delayed (then forwarded or aborted).
     Delayed {
         /// The delay and what follows it.
-        future: Boxed<E>,
+        future: Boxed,
     },
     /// Aborted at once.
     Done {
@@ -263,15 +264,16 @@ pub enum FaultFuture<F, E> {
     },
 }
 
-impl<F, E> Future for FaultFuture<F, E>
+impl<F, E> Future for FaultFuture<F>
 where
     F: Future<Output = Result<Response<Body>, E>>,
+    E: Into<BoxError>,
 {
-    type Output = Result<Response<Body>, E>;
+    type Output = Result<Response<Body>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            FaultFutureProj::Pass { future } => future.poll(cx),
+            FaultFutureProj::Pass { future } => future.poll(cx).map_err(Into::into),
             FaultFutureProj::Delayed { future } => future.as_mut().poll(cx),
             FaultFutureProj::Done { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok(response)),
@@ -325,6 +327,28 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(2));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(flags(&response), "DI");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delayed_request_that_then_fails_is_marked_di_too() {
+        let policy = FaultPolicy {
+            delay: Some((Duration::from_millis(5), Fraction::ALL)),
+            ..Default::default()
+        };
+        let failing = service_fn(|_req: Request<()>| async {
+            Err::<Response<Body>, _>(MeshError::ConnectFailure("refused".into()))
+        });
+        let svc = FaultLayer::with_policy(policy).layer(failing);
+        let error = svc.oneshot(Request::new(())).await.unwrap_err();
+        assert!(matches!(
+            MeshError::find(&error),
+            Some(MeshError::ConnectFailure(_))
+        ));
+        let reply = crate::local_reply::error_to_response(&error);
+        assert_eq!(
+            (reply.status().as_u16(), flags(&reply)),
+            (503, "DI,UF".into())
+        );
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! [`ResponseFlags`] is a small bit set carried as a response extension; layers add to it as
 //! they act (a retry layer adds `URX`, a fault layer `FI`), and telemetry reads it at the end.
 
+use crate::{BoxError, error::FlaggedError};
 use std::fmt;
 
 macro_rules! response_flags {
@@ -23,14 +24,18 @@ macro_rules! response_flags {
         }
 
         impl ResponseFlag {
-            /// Every flag, in Envoy's order.
+            /// Every flag, in the order Envoy sets them on a request, which is the order it
+            /// prints them in (`DI,UF,URX`): the request's own flags first (fault
+            /// injection), then the upstream's outcome, then `URX` when retries ran out, then
+            /// how the downstream ended. (Envoy before 1.30 printed them in the order of its
+            /// flag bits instead; the common pairs, `UF,URX` and `UT,URX`, read the same.)
             ///
             /// ```
             /// use mesh_core::ResponseFlag;
-            /// assert_eq!(ResponseFlag::ALL[0], ResponseFlag::NoHealthyUpstream);
+            /// assert_eq!(ResponseFlag::ALL[0], ResponseFlag::FailedLocalHealthCheck);
             /// assert!(ResponseFlag::ALL.contains(&ResponseFlag::FaultInjected));
             /// let shorts: Vec<_> = ResponseFlag::ALL.iter().map(|f| f.short()).collect();
-            /// assert_eq!(&shorts[..3], ["UH", "UF", "UO"]);
+            /// assert_eq!(&shorts[5..], ["DI", "FI", "UH", "UO", "UF", "UT", "LR", "UR", "UC", "UPE", "DF", "URX", "DC", "DR", "SI", "DT"]);
             /// ```
             pub const ALL: &'static [ResponseFlag] = &[$(ResponseFlag::$variant,)*];
 
@@ -60,27 +65,27 @@ macro_rules! response_flags {
 }
 
 response_flags! {
-    NoHealthyUpstream = "UH", "NoHealthyUpstream", "No healthy host in the upstream cluster (503).";
-    UpstreamConnectionFailure = "UF", "UpstreamConnectionFailure", "Upstream connect failed (503).";
-    UpstreamOverflow = "UO", "UpstreamOverflow", "Circuit breaker overflow (503).";
-    NoRouteFound = "NR", "NoRouteFound", "No route for the request (404, or 502 for a blocked host).";
-    UpstreamRetryLimitExceeded = "URX", "UpstreamRetryLimitExceeded", "Retry limit reached.";
-    NoClusterFound = "NC", "NoClusterFound", "Upstream cluster not found.";
-    DurationTimeout = "DT", "DurationTimeout", "Maximum connection or stream duration exceeded.";
-    DownstreamConnectionTermination = "DC", "DownstreamConnectionTermination", "The downstream connection terminated.";
     FailedLocalHealthCheck = "LH", "FailedLocalHealthCheck", "The local service failed its health check (503).";
+    DownstreamProtocolError = "DPE", "DownstreamProtocolError", "Downstream HTTP protocol error.";
+    NoRouteFound = "NR", "NoRouteFound", "No route for the request (404, or 502 for a blocked host).";
+    NoClusterFound = "NC", "NoClusterFound", "Upstream cluster not found.";
+    RateLimited = "RL", "RateLimited", "Locally rate limited (429).";
+    DelayInjected = "DI", "DelayInjected", "Request delayed by fault injection.";
+    FaultInjected = "FI", "FaultInjected", "Request aborted by fault injection.";
+    NoHealthyUpstream = "UH", "NoHealthyUpstream", "No healthy host in the upstream cluster (503).";
+    UpstreamOverflow = "UO", "UpstreamOverflow", "Circuit breaker overflow (503).";
+    UpstreamConnectionFailure = "UF", "UpstreamConnectionFailure", "Upstream connect failed (503).";
     UpstreamRequestTimeout = "UT", "UpstreamRequestTimeout", "Upstream request timeout (504).";
     LocalReset = "LR", "LocalReset", "Connection local reset (503).";
     UpstreamRemoteReset = "UR", "UpstreamRemoteReset", "Upstream remote reset (503).";
     UpstreamConnectionTermination = "UC", "UpstreamConnectionTermination", "Upstream connection terminated (503).";
-    DelayInjected = "DI", "DelayInjected", "Request delayed by fault injection.";
-    FaultInjected = "FI", "FaultInjected", "Request aborted by fault injection.";
-    RateLimited = "RL", "RateLimited", "Locally rate limited (429).";
     UpstreamProtocolError = "UPE", "UpstreamProtocolError", "Upstream HTTP protocol error.";
-    DownstreamProtocolError = "DPE", "DownstreamProtocolError", "Downstream HTTP protocol error.";
-    StreamIdleTimeout = "SI", "StreamIdleTimeout", "Stream idle timeout (408).";
     DnsResolutionFailed = "DF", "DnsResolutionFailed", "DNS resolution failed.";
+    UpstreamRetryLimitExceeded = "URX", "UpstreamRetryLimitExceeded", "Retry limit reached.";
+    DownstreamConnectionTermination = "DC", "DownstreamConnectionTermination", "The downstream connection terminated.";
     DownstreamRemoteReset = "DR", "DownstreamRemoteReset", "The downstream reset the stream.";
+    StreamIdleTimeout = "SI", "StreamIdleTimeout", "Stream idle timeout (408).";
+    DurationTimeout = "DT", "DurationTimeout", "Maximum connection or stream duration exceeded.";
 }
 
 impl fmt::Display for ResponseFlag {
@@ -168,6 +173,18 @@ impl ResponseFlags {
         self.0 == 0
     }
 
+    /// Adds every flag of `other`.
+    ///
+    /// ```
+    /// use mesh_core::{ResponseFlag, ResponseFlags};
+    /// let mut flags = ResponseFlags::of(ResponseFlag::UpstreamConnectionFailure);
+    /// flags.insert_all(ResponseFlags::of(ResponseFlag::UpstreamRetryLimitExceeded));
+    /// assert_eq!(flags.to_string(), "UF,URX");
+    /// ```
+    pub fn insert_all(&mut self, other: ResponseFlags) {
+        self.0 |= other.0;
+    }
+
     /// The flags in the set, in Envoy's order.
     ///
     /// ```
@@ -223,9 +240,74 @@ pub fn mark<B>(response: &mut http::Response<B>, flag: ResponseFlag) {
     }
 }
 
+/// Adds `flag` to the outcome of a request, whichever it is: to a response's
+/// [`ResponseFlags`] ([`mark`]), or to an error's ([`FlaggedError::mark`]), so that the local
+/// reply it becomes carries it.
+///
+/// ```
+/// use mesh_core::{BoxError, MeshError, ResponseFlag, flags::mark_outcome, local_reply::error_to_response};
+/// let failed: Result<http::Response<()>, BoxError> = Err(MeshError::Timeout.into());
+/// let failed = mark_outcome(failed, ResponseFlag::UpstreamRetryLimitExceeded);
+/// assert_eq!(error_to_response(&failed.unwrap_err()).extensions().get::<mesh_core::ResponseFlags>().unwrap().to_string(), "UT,URX");
+/// let answered = mark_outcome(Ok::<_, BoxError>(http::Response::new(())), ResponseFlag::DelayInjected);
+/// assert_eq!(answered.unwrap().extensions().get::<mesh_core::ResponseFlags>().unwrap().to_string(), "DI");
+/// ```
+pub fn mark_outcome<B>(
+    outcome: Result<http::Response<B>, BoxError>,
+    flag: ResponseFlag,
+) -> Result<http::Response<B>, BoxError> {
+    match outcome {
+        Ok(mut response) => {
+            mark(&mut response, flag);
+            Ok(response)
+        }
+        Err(error) => Err(FlaggedError::mark(error, flag)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn combinations_print_in_envoys_order() {
+        let print = |flags: &[ResponseFlag]| {
+            let mut set = ResponseFlags::default();
+            flags.iter().for_each(|f| set.insert(*f));
+            set.to_string()
+        };
+        use ResponseFlag::*;
+        // Inserted in another order than the one printed: the order is the one in which Envoy
+        // sets them, not the one in which our layers mark them on the way out.
+        assert_eq!(
+            print(&[UpstreamRetryLimitExceeded, UpstreamConnectionFailure]),
+            "UF,URX"
+        );
+        assert_eq!(
+            print(&[UpstreamRetryLimitExceeded, UpstreamRequestTimeout]),
+            "UT,URX"
+        );
+        assert_eq!(
+            print(&[UpstreamRetryLimitExceeded, DelayInjected]),
+            "DI,URX"
+        );
+        assert_eq!(
+            print(&[
+                UpstreamRetryLimitExceeded,
+                UpstreamConnectionFailure,
+                DelayInjected
+            ]),
+            "DI,UF,URX"
+        );
+        assert_eq!(
+            print(&[
+                DownstreamConnectionTermination,
+                UpstreamConnectionTermination
+            ]),
+            "UC,DC"
+        );
+        assert_eq!(print(&[UpstreamRequestTimeout, DelayInjected]), "DI,UT");
+    }
 
     #[test]
     fn every_flag_has_a_distinct_bit_and_code() {

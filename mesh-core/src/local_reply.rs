@@ -4,7 +4,7 @@
 //! runbooks written for Istio read them the same way. The reply carries its
 //! [`ResponseFlags`] as an extension for telemetry.
 
-use crate::{Body, BoxError, MeshError, ResponseFlags, body};
+use crate::{Body, BoxError, MeshError, ResponseFlags, body, error::FlaggedError};
 use http::{HeaderValue, Response, header};
 
 /// Envoy's local-reply body prefix for failures before response headers.
@@ -145,10 +145,18 @@ where
 /// assert!(reply.extensions().get::<ResponseFlags>().unwrap().contains(ResponseFlag::UpstreamConnectionTermination));
 /// ```
 pub fn error_to_response(error: &BoxError) -> Response<Body> {
-    match MeshError::find(error) {
+    let mut reply = match MeshError::find(error) {
         Some(mesh) => mesh.to_response(),
         None => MeshError::UpstreamReset(error.to_string().into()).to_response(),
+    };
+    let marked = FlaggedError::flags_of(error);
+    if !marked.is_empty() {
+        let flags = reply
+            .extensions_mut()
+            .get_or_insert_default::<ResponseFlags>();
+        flags.insert_all(marked);
     }
+    reply
 }
 
 #[cfg(test)]

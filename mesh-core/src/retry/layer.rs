@@ -28,7 +28,7 @@ use crate::{
     Body, BoxError, MeshError, ResponseFlag, body,
     circuit_breaker::RetryPermit,
     control_headers::ControlHeaders,
-    flags::mark,
+    flags::mark_outcome,
     policy::RoutePolicy,
     timeout::{
         EXPECTED_RQ_TIMEOUT_MS, RouteDeadline, UPSTREAM_RQ_PER_TRY_TIMEOUT_MS, millis_value,
@@ -592,24 +592,30 @@ where
                         return Poll::Ready(result);
                     }
                     if retry.attempt > retry.policy.attempts {
-                        return Poll::Ready(result.map(|mut response| {
-                            mark(&mut response, ResponseFlag::UpstreamRetryLimitExceeded);
-                            response
-                        }));
+                        return Poll::Ready(mark_outcome(
+                            result,
+                            ResponseFlag::UpstreamRetryLimitExceeded,
+                        ));
                     }
                     if !retry.replay.is_replayable() {
                         return Poll::Ready(result);
                     }
-                    // `max_retries` of the cluster: a retry over the limit is not made.
+                    // `max_retries` of the cluster, then the retry budget: a retry over either
+                    // is not made, and the request is marked overflowed (`UO`), as Envoy does.
                     retry.retry_permit = None;
                     if let Some(breaker) = retry.context.breaker() {
                         match breaker.try_acquire_retry() {
                             Some(permit) => retry.retry_permit = Some(permit),
-                            None => return Poll::Ready(result),
+                            None => {
+                                return Poll::Ready(mark_outcome(
+                                    result,
+                                    ResponseFlag::UpstreamOverflow,
+                                ));
+                            }
                         }
                     }
                     if !retry.budget.withdraw() {
-                        return Poll::Ready(result);
+                        return Poll::Ready(mark_outcome(result, ResponseFlag::UpstreamOverflow));
                     }
                     let Some(body) = retry.replay.next_body() else {
                         return Poll::Ready(result);
@@ -884,7 +890,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn exhaustion_marks_urx_and_returns_errors_unchanged() {
+    async fn exhaustion_marks_urx_on_responses_and_errors() {
         let upstream = Upstream::new(vec![Reply::Status(502); 3]);
         let svc = RetryLayer::with_policy(on("gateway-error", 2)).layer(upstream.clone());
         let response = svc.oneshot(get()).await.unwrap();
@@ -900,6 +906,8 @@ mod tests {
             MeshError::find(&error),
             Some(MeshError::ConnectFailure(_))
         ));
+        // The error is still the failure; its local reply is Envoy's `UF,URX`.
+        assert_eq!(flags(&error_to_response(&error)), "UF,URX");
         assert_eq!(upstream.calls(), 3);
 
         // Not retriable at all: returned as is, without URX.
@@ -964,7 +972,10 @@ mod tests {
         let start = Instant::now();
         let error = bounded(svc.oneshot(get())).await.unwrap_err();
         let reply = error_to_response(&error);
-        assert_eq!((reply.status().as_u16(), flags(&reply)), (504, "UT".into()));
+        assert_eq!(
+            (reply.status().as_u16(), flags(&reply)),
+            (504, "UT,URX".into())
+        );
         let elapsed = start.elapsed();
         assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
         assert!(
@@ -981,7 +992,12 @@ mod tests {
         let script = upstream.script.clone();
         let svc = RetryLayer::with_policy(narrow).layer(upstream);
         let start = Instant::now();
-        bounded(svc.oneshot(get())).await.unwrap_err();
+        let error = bounded(svc.oneshot(get())).await.unwrap_err();
+        assert_eq!(
+            flags(&error_to_response(&error)),
+            "UT",
+            "not retried: no URX"
+        );
         assert_eq!(start.elapsed(), Duration::from_millis(100));
         assert_eq!(script.lock().unwrap().len(), 1, "one attempt");
 
@@ -1214,7 +1230,12 @@ mod tests {
         };
         let upstream = Upstream::new([Reply::Status(503)]);
         let svc = RetryLayer::with_policy(on("5xx", 2)).layer(upstream.clone());
-        assert_eq!(svc.oneshot(limited(0)).await.unwrap().status(), 503);
+        let refused = svc.oneshot(limited(0)).await.unwrap();
+        // A retry refused by the limit marks the request overflowed, as Envoy does.
+        assert_eq!(
+            (refused.status().as_u16(), flags(&refused)),
+            (503, "UO".into())
+        );
         assert_eq!(upstream.calls(), 1, "no retry over max_retries");
 
         let upstream = Upstream::new([Reply::Status(503)]);
@@ -1232,10 +1253,14 @@ mod tests {
         };
         let svc = RetryLayer::with_policy(policy).layer(upstream.clone());
         let start = tokio::time::Instant::now();
+        let mut overflowed = 0;
         for _ in 0..1000 {
-            svc.clone().oneshot(get()).await.unwrap();
+            let response = svc.clone().oneshot(get()).await.unwrap();
+            overflowed += usize::from(flags(&response) == "UO");
         }
         let retries = upstream.calls() - 1000;
+        // Each request the budget refused a retry is marked overflowed.
+        assert!(overflowed >= 1000 - retries, "{overflowed} marked UO");
         // 20 % of 1000 requests, plus the floor of 10/s over the time that passed (and the
         // second's worth the budget starts with).
         let floor = 10.0 * (start.elapsed().as_secs_f64() + 1.0);
