@@ -717,8 +717,9 @@ fn series_hash(service: &str, key: &OutcomeKey) -> u64 {
 impl Series {
     fn record(&self, outcome: &RequestOutcome<'_>) {
         self.requests.increment(1);
-        self.duration
-            .record(outcome.duration.as_secs_f64() * 1000.0);
+        // Whole milliseconds, truncated, as Istio's stats filter records them (a 0.7 ms request
+        // is 0 ms, under the first bucket's 0.5), so that buckets and sums match its.
+        self.duration.record(outcome.duration.as_millis() as f64);
         self.request_bytes.record(outcome.request_bytes as f64);
         self.response_bytes.record(outcome.response_bytes as f64);
     }
@@ -742,6 +743,34 @@ mod tests {
             request_bytes: 1,
             response_bytes: 1,
         }
+    }
+
+    #[test]
+    fn durations_are_recorded_in_whole_milliseconds() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let metrics = IstioMetrics::new(
+            MetricsRecorder::Owned(Arc::new(recorder)),
+            Reporter::Source,
+            Workload::default(),
+        );
+        for micros in [10_400, 700, 25_999] {
+            metrics.record(&RequestOutcome {
+                duration: Duration::from_micros(micros),
+                ..outcome("catalog")
+            });
+        }
+        let samples: Vec<f64> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .find(|(key, ..)| key.key().name() == "istio_request_duration_milliseconds")
+            .map(|(.., value)| match value {
+                DebugValue::Histogram(samples) => samples.iter().map(|s| s.into_inner()).collect(),
+                _ => panic!("a histogram"),
+            })
+            .unwrap();
+        assert_eq!(samples, [10.0, 0.0, 25.0]);
     }
 
     #[test]
