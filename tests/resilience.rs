@@ -285,6 +285,38 @@ async fn failing_endpoint_is_ejected_until_its_time_passes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_never_answers_is_ejected_by_its_timeouts() {
+    let servers = upstreams(2).await;
+    servers[0].set_delay(Duration::from_secs(30));
+    let policy = "    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}";
+    // Each attempt is abandoned at the route's timeout: a local-origin failure of its host.
+    let retries = "{attempts: 0}\n    timeout: 200ms";
+    let yaml = pool_config(&servers.iter().collect::<Vec<_>>(), policy, retries);
+    let sidecar = support::sidecar(&yaml).await;
+    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    let mut timeouts = 0;
+    for _ in 0..30 {
+        let response = client
+            .get("http://pool.example.com/items", &[])
+            .await
+            .unwrap();
+        timeouts += u32::from(response.status == 504);
+    }
+    assert_eq!(timeouts, 2, "ejected after two timeouts");
+    assert_eq!(servers[0].hits(), 2);
+    for _ in 0..30 {
+        let response = client
+            .get("http://pool.example.com/items", &[])
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+    }
+    assert_eq!(servers[0].hits(), 2, "no request reaches the ejected host");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_budget_bounds_attempts_during_an_outage() {
     const SECONDS: u64 = 10;
     const RATE: u64 = 100;

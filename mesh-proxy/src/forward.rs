@@ -23,7 +23,7 @@ use mesh_core::{
     Body, BoxError, Destination, DownstreamAddr, MeshError, UpstreamCluster, UpstreamError,
     UpstreamHost, UpstreamWorkload,
     error::UpstreamTarget,
-    outlier::Outcome,
+    outlier::{Outcome, OutlierDetector},
     retry::{ATTEMPT_COUNT, RetryContext},
     timeout::{EXPECTED_RQ_TIMEOUT_MS, RouteDeadline, parse_millis},
 };
@@ -192,7 +192,8 @@ impl Shared {
             request.headers_mut().remove(http::header::TE);
         }
         let endpoint = &ports.endpoints[index];
-        let attempt = AttemptTimeoutWatch::new(&request, &cluster.stats, endpoint, now);
+        let outlier = ports.outlier.as_deref().map(|outlier| (outlier, index));
+        let attempt = AttemptTimeoutWatch::new(&request, &cluster.stats, endpoint, outlier, now);
         let result = cluster
             .upstream
             .send_to_endpoint(endpoint, request, authority, permit)
@@ -261,10 +262,13 @@ impl Shared {
 /// Counts an attempt in its cluster's stats, and its answer when it comes; when the attempt is
 /// abandoned at its deadline instead (the layers above drop it when the route or per-try
 /// timeout fires), counts a timeout for the cluster and the endpoint: Envoy's
-/// `upstream_rq_timeout`, answered 504.
+/// `upstream_rq_timeout`, answered 504, and for outlier detection a local-origin failure of
+/// the endpoint (as Envoy reports a timeout), so that a host that never answers is ejected.
 struct AttemptTimeoutWatch<'a> {
     stats: &'a ClusterStats,
     endpoint: &'a Endpoint,
+    /// The cluster's outlier detection, and the endpoint's index in it.
+    outlier: Option<(&'a OutlierDetector, usize)>,
     started: Instant,
     /// When the attempt times out: the earlier of the route deadline and the per-try timeout
     /// the retry layer announced in `x-envoy-expected-rq-timeout-ms`.
@@ -281,6 +285,7 @@ impl<'a> AttemptTimeoutWatch<'a> {
         request: &Request<Body>,
         stats: &'a ClusterStats,
         endpoint: &'a Endpoint,
+        outlier: Option<(&'a OutlierDetector, usize)>,
         started: Instant,
     ) -> Self {
         let headers = request.headers();
@@ -300,6 +305,7 @@ impl<'a> AttemptTimeoutWatch<'a> {
         AttemptTimeoutWatch {
             stats,
             endpoint,
+            outlier,
             started,
             deadline: route.into_iter().chain(per_try).min(),
             finished: false,
@@ -328,6 +334,9 @@ impl Drop for AttemptTimeoutWatch<'_> {
                 now - self.started,
             );
             self.endpoint.record_timeout();
+            if let Some((outlier, index)) = self.outlier {
+                outlier.report(index, Outcome::LocalOriginFailure, now);
+            }
         }
     }
 }
