@@ -4,9 +4,11 @@
 //! not on the SDK's batch thread, where a hyper client finds no reactor — bounds each POST by
 //! a timeout, and sends `b3: 0` so that proxies on the way do not trace the export itself. For
 //! Zipkin it completes what `opentelemetry-zipkin` leaves out of the v2 model: it names the
-//! local service (`localEndpoint.serviceName`) and omits a root span's `parentId` rather than
-//! sending sixteen zeros.
+//! local service (`localEndpoint.serviceName`), omits a root span's `parentId` rather than
+//! sending sixteen zeros, and sets `debug: true` on the spans of a debug trace (those marked
+//! with the [`DEBUG_ATTRIBUTE`] tag, which it removes).
 
+use crate::span::DEBUG_ATTRIBUTE;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -15,7 +17,7 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use opentelemetry_http::{HttpClient, HttpError};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::time::Duration;
 
 /// Envoy's collector timeout.
@@ -201,12 +203,13 @@ impl HttpClient for CollectorClient {
     }
 }
 
-/// Adds `localEndpoint.serviceName` and drops all-zero `parentId`s in a JSON span list;
-/// `None` if `json` is not one.
+/// Adds `localEndpoint.serviceName`, drops all-zero `parentId`s and turns the
+/// [`DEBUG_ATTRIBUTE`] tag into `debug: true` in a JSON span list; `None` if `json` is not one.
 fn complete_spans(json: &[u8], service_name: &str) -> Option<Bytes> {
     let mut spans: Vec<Value> = serde_json::from_slice(json).ok()?;
     for span in &mut spans {
         let span = span.as_object_mut()?;
+        mark_debug(span);
         if span
             .get("parentId")
             .and_then(Value::as_str)
@@ -224,6 +227,55 @@ fn complete_spans(json: &[u8], service_name: &str) -> Option<Bytes> {
     serde_json::to_vec(&spans).ok().map(Bytes::from)
 }
 
+/// Sets `debug: true` on a span tagged [`DEBUG_ATTRIBUTE`], and removes that tag.
+fn mark_debug(span: &mut Map<String, Value>) {
+    let tagged = span
+        .get_mut("tags")
+        .and_then(Value::as_object_mut)
+        .and_then(|tags| tags.remove(DEBUG_ATTRIBUTE))
+        .is_some();
+    if tagged {
+        span.insert("debug".into(), Value::Bool(true));
+    }
+}
+
+/// An in-test collector, for the exporters' end-to-end tests.
+#[cfg(test)]
+pub(crate) mod test_collector {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    /// Accepts one HTTP/1.1 request, answers 200, and returns its head (lowercased) and body.
+    pub(crate) async fn receive_one(listener: TcpListener) -> (String, Vec<u8>) {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut bytes = Vec::new();
+        let mut buffer = [0u8; 8192];
+        loop {
+            let n = stream.read(&mut buffer).await.unwrap();
+            bytes.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&bytes);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let head = text[..end].to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if bytes.len() >= end + 4 + length {
+                    stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await
+                        .unwrap();
+                    return (head, bytes[end + 4..end + 4 + length].to_vec());
+                }
+            }
+            assert!(n > 0, "connection closed early");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,5 +291,15 @@ mod tests {
         assert_eq!(out[1]["parentId"], "00000000000000bb");
         assert_eq!(out[1]["localEndpoint"]["serviceName"], "catalog");
         assert!(complete_spans(b"not json", "catalog").is_none());
+    }
+
+    #[test]
+    fn the_debug_tag_becomes_zipkin_debug() {
+        let json = br#"[{"id":"b","debug":false,"tags":{"mesh.debug":"true","a":"b"}},{"id":"c","debug":false,"tags":{"a":"b"}}]"#;
+        let out: Vec<Value> =
+            serde_json::from_slice(&complete_spans(json, "catalog").unwrap()).unwrap();
+        assert_eq!(out[0]["debug"], true);
+        assert_eq!(out[0]["tags"], serde_json::json!({"a": "b"}));
+        assert_eq!(out[1]["debug"], false);
     }
 }

@@ -45,6 +45,7 @@ mod tests {
     use super::*;
     use crate::{
         Decision, TraceContext,
+        collector_client::test_collector::receive_one,
         reporter::{ReporterConfig, SpanReporter},
         span::{FinishedSpan, SpanKind},
     };
@@ -52,35 +53,6 @@ mod tests {
         sync::{Arc, Mutex},
         time::{Duration, SystemTime},
     };
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    /// Accepts one HTTP/1.1 request, answers 200, and returns its head and body.
-    async fn receive_one(listener: tokio::net::TcpListener) -> (String, Vec<u8>) {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let mut bytes = Vec::new();
-        let mut buffer = [0u8; 8192];
-        loop {
-            let n = stream.read(&mut buffer).await.unwrap();
-            bytes.extend_from_slice(&buffer[..n]);
-            let text = String::from_utf8_lossy(&bytes);
-            if let Some(end) = text.find("\r\n\r\n") {
-                let head = text[..end].to_ascii_lowercase();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                if bytes.len() >= end + 4 + length {
-                    stream
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .await
-                        .unwrap();
-                    return (head, bytes[end + 4..end + 4 + length].to_vec());
-                }
-            }
-            assert!(n > 0, "connection closed early");
-        }
-    }
 
     #[tokio::test]
     async fn spans_reach_an_otlp_collector_as_protobuf() {

@@ -12,6 +12,29 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+/// The attribute that marks a span of a debug trace ([`TraceContext::debug`]: B3
+/// `x-b3-flags: 1` or `b3: …-d`), which the OpenTelemetry span model has no field for. The
+/// Zipkin [`CollectorClient`](crate::collector_client::CollectorClient) turns it into the v2
+/// span's `debug: true`; other exporters show it as an ordinary attribute.
+///
+/// ```
+/// use mesh_trace::{Decision, TraceContext, span::{DEBUG_ATTRIBUTE, FinishedSpan, SpanKind}};
+/// use std::time::{Duration, SystemTime};
+/// let span = |debug| FinishedSpan {
+///     context: TraceContext::root(Decision { sampled: true, forced: false, debug }),
+///     kind: SpanKind::Server,
+///     name: "catalog:80/*".into(),
+///     start: SystemTime::now(),
+///     duration: Duration::from_millis(2),
+///     tags: vec![],
+///     error: false,
+/// };
+/// let marked = |debug| span(debug).into_span_data().attributes.iter().any(|kv| kv.key.as_str() == DEBUG_ATTRIBUTE);
+/// assert!(marked(true));
+/// assert!(!marked(false));
+/// ```
+pub const DEBUG_ATTRIBUTE: &str = "mesh.debug";
+
 /// Which side of a hop a span records.
 ///
 /// ```
@@ -68,7 +91,7 @@ pub struct FinishedSpan {
     pub start: SystemTime,
     /// How long until the response (at least 1 µs, as Zipkin requires).
     pub duration: Duration,
-    /// Tags (Envoy's and custom ones).
+    /// Tags (Envoy's and custom ones); a debug trace adds [`DEBUG_ATTRIBUTE`] on export.
     pub tags: Vec<(Cow<'static, str>, String)>,
     /// Whether the span failed (5xx or a local error): Envoy's `error: true`.
     pub error: bool,
@@ -126,6 +149,7 @@ impl FinishedSpan {
                 .tags
                 .into_iter()
                 .map(|(key, value)| KeyValue::new(key, value))
+                .chain(context.debug.then(|| KeyValue::new(DEBUG_ATTRIBUTE, true)))
                 .collect(),
             dropped_attributes_count: 0,
             events: SpanEvents::default(),
