@@ -270,6 +270,21 @@ impl RetryOn {
         self.conditions |= condition.bit();
     }
 
+    /// Adds every condition of `other`.
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryOn;
+    /// let mut on = RetryOn::parse("5xx").unwrap();
+    /// on.extend(&RetryOn::parse("reset,409").unwrap());
+    /// assert_eq!(on, RetryOn::parse("5xx,reset,409").unwrap());
+    /// ```
+    pub fn extend(&mut self, other: &RetryOn) {
+        self.conditions |= other.conditions;
+        for code in &other.status_codes {
+            self.add_status_code(*code);
+        }
+    }
+
     /// Adds a retriable status code (and `retriable-status-codes`).
     ///
     /// ```

@@ -22,7 +22,7 @@
 
 use super::{
     Backoff, ReplayBuffer, RetryBudget, RetryContext, RetryHeaders, RetryPolicy,
-    effective_per_try_timeout, replay::ReplayError,
+    effective_per_try_timeout, replay::ReplayError, request_override::RetryOverride,
 };
 use crate::{
     Body, BoxError, MeshError, ResponseFlag, body,
@@ -317,20 +317,24 @@ where
         } else {
             None
         };
+        // The request's own `x-envoy-retry-on` / `-grpc-on` / `max-retries`.
+        let by_request = envoy_headers.then(|| RetryOverride::take_from(request.headers_mut()));
         let (policy, per_try, global) = {
             let route = request.extensions().get::<RoutePolicy>();
             let policy = route
                 .and_then(|p| p.retry.as_ref())
                 .or(self.fallback.as_ref());
+            let policy = match &by_request {
+                Some(by_request) => by_request.apply(policy),
+                None => policy.cloned(),
+            };
             // The overall timeout, as the timeout layer above enforces it (none without one).
             let global = request.extensions().get::<RouteDeadline>().copied();
-            let configured = per_try_override.or(policy.and_then(|p| p.per_try_timeout));
+            let configured = per_try_override.or(policy.as_ref().and_then(|p| p.per_try_timeout));
             let per_try = effective_per_try_timeout(configured, global.map(|g| g.timeout));
             // A body known to outgrow the buffer could not be replayed: no retries.
             let fits = request.body().size_hint().lower() <= self.buffer_limit as u64;
-            let policy = policy
-                .filter(|p| p.attempts > 0 && !p.retry_on.is_empty() && fits)
-                .cloned();
+            let policy = policy.filter(|p| p.attempts > 0 && !p.retry_on.is_empty() && fits);
             (policy, per_try, global)
         };
         let extra = if envoy_headers {
@@ -919,6 +923,63 @@ mod tests {
             (500, "".into())
         );
         assert_eq!(upstream.calls(), 1);
+    }
+
+    /// `get()` carrying `headers`.
+    fn get_with(headers: &[(&'static str, &'static str)]) -> Request<Body> {
+        let mut request = get();
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(*name, HeaderValue::from_static(value));
+        }
+        request
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_requests_own_retry_headers_change_the_policy_and_are_not_forwarded() {
+        let consumed = [
+            "x-envoy-retry-on",
+            "x-envoy-retry-grpc-on",
+            "x-envoy-max-retries",
+        ];
+        let forwarded_none = |upstream: &Upstream| {
+            upstream
+                .seen()
+                .iter()
+                .all(|seen| consumed.iter().all(|h| !seen.headers.contains_key(*h)))
+        };
+        // `x-envoy-max-retries: 0` turns the route's retries off.
+        let upstream = Upstream::new(vec![Reply::Status(503); 4]);
+        let svc = RetryLayer::with_policy(on("5xx", 3)).layer(upstream.clone());
+        let request = get_with(&[("x-envoy-max-retries", "0")]);
+        assert_eq!(svc.oneshot(request).await.unwrap().status(), 503);
+        assert_eq!(upstream.calls(), 1);
+        assert!(forwarded_none(&upstream));
+
+        // On a route without retries, `x-envoy-retry-on` enables one.
+        let upstream = Upstream::new([Reply::Status(503), Reply::Status(503)]);
+        let svc = RetryLayer::new().layer(upstream.clone());
+        let request = get_with(&[("x-envoy-retry-on", "gateway-error")]);
+        let response = svc.oneshot(request).await.unwrap();
+        assert_eq!(
+            (response.status().as_u16(), flags(&response)),
+            (503, "URX".into())
+        );
+        assert_eq!(attempts(&upstream), ["1", "2"]);
+        assert!(forwarded_none(&upstream));
+
+        // ORed into the route's conditions, with the count raised.
+        let unavailable = Reply::WithHeader(200, "grpc-status", "14");
+        let upstream = Upstream::new([unavailable.clone(), unavailable.clone(), unavailable]);
+        let svc = RetryLayer::with_policy(on("connect-failure", 1)).layer(upstream.clone());
+        let request = get_with(&[
+            ("x-envoy-retry-grpc-on", "unavailable"),
+            ("x-envoy-max-retries", "3"),
+        ]);
+        assert_eq!(svc.oneshot(request).await.unwrap().status(), 200);
+        assert_eq!(attempts(&upstream), ["1", "2", "3", "4"]);
+        assert!(forwarded_none(&upstream));
     }
 
     #[tokio::test(start_paused = true)]

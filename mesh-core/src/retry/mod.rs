@@ -6,6 +6,8 @@
 //! - [`RetryBudget`] — a cap on retries relative to traffic, shared by a layer's requests;
 //! - [`ReplayBuffer`] / [`ReplayBody`] — streaming a request body while keeping it, bounded,
 //!   for the retries;
+//! - [`RetryOverride`](request_override::RetryOverride) — what a request's `x-envoy-retry-on`,
+//!   `x-envoy-retry-grpc-on` and `x-envoy-max-retries` change in its route's policy;
 //! - [`RetryLayer`] — the tower layer tying these together.
 //!
 //! Place the layer inside the route timeout ([`TimeoutLayer`](crate::timeout::TimeoutLayer))
@@ -19,6 +21,7 @@ pub mod context;
 pub mod layer;
 pub mod policy;
 pub mod replay;
+pub mod request_override;
 
 pub use backoff::Backoff;
 pub use budget::RetryBudget;
