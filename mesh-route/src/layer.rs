@@ -1,9 +1,11 @@
 //! [`RouteLayer`]: Istio routing as a tower layer.
 //!
 //! For each request it looks the host and rules up in a [`RouteTable`], then either answers by
-//! itself (404 `route not found`, a redirect, a direct response) or applies the rule's header
-//! operations and rewrite, records its decision as [`RouteInfo`](mesh_core::RouteInfo) and [`Destination`](mesh_core::Destination) request
-//! extensions, and calls the inner service — which sends the request to that destination.
+//! itself (404 `route not found`, a redirect, a direct response — the last two with the
+//! route's response header operations applied) or applies the rule's header operations and
+//! rewrite, records its decision as [`RouteInfo`](mesh_core::RouteInfo) and
+//! [`Destination`](mesh_core::Destination) request extensions, and calls the inner service —
+//! which sends the request to that destination.
 //! On the way back it tells the layers above what it decided: a [`Routed`] response
 //! extension, or a [`RoutedError`] around a failure.
 //! Requests for hosts the table does not know pass through untouched: what to do with them
@@ -11,7 +13,7 @@
 
 use crate::table::{Action, Decision, RouteScope, RouteTable, Rule};
 use http::{Request, Response};
-use mesh_core::{Body, BoxError, MeshError, Routed, RoutedError};
+use mesh_core::{Body, BoxError, MeshError, RouteInfo, Routed, RoutedError};
 use pin_project::pin_project;
 use std::{
     future::Future,
@@ -232,31 +234,19 @@ where
         match &rule.action {
             Action::Redirect(redirect) => {
                 let authority = crate::matcher::request_authority(&request).unwrap_or("");
-                let mut response = redirect.respond(&request, authority, matched_prefix);
-                response.extensions_mut().insert(Routed {
-                    route: info.clone(),
-                    destination: None,
-                });
-                RouteFuture::local(response)
+                let response = redirect.respond(&request, authority, matched_prefix);
+                local_reply(rule, info, response)
             }
-            Action::Direct(direct) => {
-                let mut response = direct.respond();
-                response.extensions_mut().insert(Routed {
-                    route: info.clone(),
-                    destination: None,
-                });
-                RouteFuture::local(response)
-            }
+            Action::Direct(direct) => local_reply(rule, info, direct.respond()),
             Action::Route {
                 destinations,
                 total,
-                rewrite,
             } => {
                 let chosen = Rule::pick(destinations, *total);
                 chosen.request_ops.apply(request.headers_mut());
                 rule.request_ops.apply(request.headers_mut());
-                if !rewrite.is_empty() {
-                    rewrite.apply(&mut request, matched_prefix);
+                if !chosen.rewrite.is_empty() {
+                    chosen.rewrite.apply(&mut request, matched_prefix);
                 }
                 request.extensions_mut().insert(chosen.destination.clone());
                 let response_ops = [chosen.response_ops.clone(), rule.response_ops.clone()];
@@ -268,6 +258,19 @@ where
             }
         }
     }
+}
+
+/// A reply `rule` gives by itself (redirect, direct response). Like Envoy, the route's
+/// response header operations apply to it too; there is no destination, so no others do.
+fn local_reply<F>(rule: &Rule, info: &RouteInfo, mut response: Response<Body>) -> RouteFuture<F> {
+    if let Some(ops) = &rule.response_ops {
+        ops.apply(response.headers_mut());
+    }
+    response.extensions_mut().insert(Routed {
+        route: info.clone(),
+        destination: None,
+    });
+    RouteFuture::local(response)
 }
 
 /// Header operations to apply to the response: the destination's, then the rule's.
@@ -368,5 +371,96 @@ where
                 None => panic!("RouteFuture polled after completion"),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use http::header::HOST;
+    use mesh_core::body;
+    use std::{convert::Infallible, sync::Mutex};
+    use tower::{ServiceExt, service_fn};
+
+    /// A registered `catalog` service plus a VirtualService for it with `http` routes.
+    fn config(http: &str) -> Config {
+        let yaml = format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: catalog}}\nspec: {{hosts: [catalog], resolution: STATIC, ports: [{{number: 80, name: http}}], endpoints: [{{address: 127.0.0.1}}]}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: catalog}}\nspec:\n  hosts: [catalog]\n  http:\n{http}\n"
+        );
+        match Config::from_yaml_str(&yaml) {
+            Ok(loaded) => loaded.config,
+            Err(problems) => panic!("{problems:#?}"),
+        }
+    }
+
+    /// Sends `request` through a [`RouteLayer`] for `http`; returns the reply and the request
+    /// head the upstream saw (none for a local reply).
+    async fn send(
+        http: &str,
+        request: Request<Body>,
+    ) -> (Response<Body>, Option<http::request::Parts>) {
+        let seen = Arc::new(Mutex::new(None));
+        let upstream = {
+            let seen = seen.clone();
+            service_fn(move |request: Request<Body>| {
+                *seen.lock().unwrap() = Some(request.into_parts().0);
+                async { Ok::<_, Infallible>(Response::new(body::empty())) }
+            })
+        };
+        let layer = RouteLayer::from_config(&config(http)).unwrap();
+        let response = layer.layer(upstream).oneshot(request).await.unwrap();
+        let parts = seen.lock().unwrap().take();
+        (response, parts)
+    }
+
+    fn get(uri: &str) -> http::request::Builder {
+        Request::get(uri).header(HOST, "catalog")
+    }
+
+    #[tokio::test]
+    async fn rewrite_uri_without_uri_condition_replaces_the_root_prefix() {
+        let http = "  - match: [{headers: {x-canary: {exact: \"1\"}}}]\n    rewrite: {uri: /v2/}\n    route: [{destination: {host: catalog}}]\n  - rewrite: {uri: /v3/}\n    route: [{destination: {host: catalog}}]";
+        let canary = get("/items?x=1").header("x-canary", "1");
+        let (_, upstream) = send(http, canary.body(body::empty()).unwrap()).await;
+        assert_eq!(upstream.unwrap().uri, "/v2/items?x=1");
+        // A rule without any match block is a `prefix: "/"` match too.
+        let (_, upstream) = send(http, get("/items?x=1").body(body::empty()).unwrap()).await;
+        assert_eq!(upstream.unwrap().uri, "/v3/items?x=1");
+    }
+
+    #[tokio::test]
+    async fn local_replies_carry_the_route_response_headers() {
+        let http = "  - match: [{uri: {prefix: /old}}]\n    redirect: {uri: /new}\n    headers: {response: {set: {x-served-by: mesh}}}\n  - directResponse: {status: 503}\n    headers: {response: {add: {x-served-by: mesh}}}";
+        let (response, upstream) = send(http, get("/old").body(body::empty()).unwrap()).await;
+        assert!(upstream.is_none());
+        assert_eq!(response.status(), 301);
+        assert_eq!(response.headers()["x-served-by"], "mesh");
+        let (response, _) = send(http, get("/other").body(body::empty()).unwrap()).await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["x-served-by"], "mesh");
+    }
+
+    #[tokio::test]
+    async fn destination_host_set_rewrites_the_authority() {
+        let http = "  - route: [{destination: {host: catalog}, headers: {request: {set: {host: catalog.internal}}}}]";
+        let (_, upstream) = send(http, get("/items").body(body::empty()).unwrap()).await;
+        assert_eq!(upstream.unwrap().headers[HOST], "catalog.internal");
+        let http = "  - route: [{destination: {host: catalog}, headers: {request: {add: {\":authority\": catalog.internal}}}}]";
+        let request = Request::get("http://catalog/items").body(body::empty());
+        let (_, upstream) = send(http, request.unwrap()).await;
+        let upstream = upstream.unwrap();
+        assert_eq!(upstream.uri, "http://catalog.internal/items");
+        assert_eq!(upstream.headers[HOST], "catalog.internal");
+    }
+
+    #[tokio::test]
+    async fn route_authority_rewrite_wins_over_a_destination_host_set() {
+        let http = "  - rewrite: {authority: route.example.com}\n    route: [{destination: {host: catalog}, headers: {request: {set: {host: dest.example.com}}}}]";
+        let (_, upstream) = send(http, get("/").body(body::empty()).unwrap()).await;
+        assert_eq!(upstream.unwrap().headers[HOST], "route.example.com");
+        let http = "  - headers: {request: {set: {host: route.example.com}}}\n    route: [{destination: {host: catalog}, headers: {request: {set: {host: dest.example.com}}}}]";
+        let (_, upstream) = send(http, get("/").body(body::empty()).unwrap()).await;
+        assert_eq!(upstream.unwrap().headers[HOST], "route.example.com");
     }
 }

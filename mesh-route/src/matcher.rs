@@ -352,17 +352,25 @@ impl RequestMatch {
         })
     }
 
-    /// The URI prefix this block matched on, if it is a prefix match.
+    /// The URI prefix this block matches on (what `rewrite.uri` and `redirect.prefixRewrite`
+    /// replace): its `uri.prefix`, or `/` when it has no `uri` condition — Istio gives Envoy
+    /// such a block as a `prefix: "/"` match. `None` for an exact or regex URI match.
     ///
     /// ```
     /// use mesh_route::{config::{HttpMatchRequest, StringMatch}, matcher::RequestMatch};
     ///
-    /// let spec = HttpMatchRequest { uri: Some(StringMatch { prefix: Some("/v1/".into()), ..Default::default() }), ..Default::default() };
-    /// assert_eq!(RequestMatch::compile(&spec, "m").unwrap().uri_prefix(), Some("/v1/"));
-    /// assert_eq!(RequestMatch::default().uri_prefix(), None);
+    /// let uri = |m: StringMatch| HttpMatchRequest { uri: Some(m), ..Default::default() };
+    /// let prefix = uri(StringMatch { prefix: Some("/v1/".into()), ..Default::default() });
+    /// assert_eq!(RequestMatch::compile(&prefix, "m").unwrap().uri_prefix(), Some("/v1/"));
+    /// let exact = uri(StringMatch { exact: Some("/v1".into()), ..Default::default() });
+    /// assert_eq!(RequestMatch::compile(&exact, "m").unwrap().uri_prefix(), None);
+    /// assert_eq!(RequestMatch::default().uri_prefix(), Some("/"));
     /// ```
     pub fn uri_prefix(&self) -> Option<&str> {
-        self.uri.as_ref().and_then(StringMatcher::prefix)
+        match &self.uri {
+            Some(uri) => uri.prefix(),
+            None => Some("/"),
+        }
     }
 
     /// Whether the block has a URI condition at all.

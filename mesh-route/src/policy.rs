@@ -3,7 +3,8 @@
 //! `httpStatus` or `grpcStatus` with its share — without a percentage, Istio delays or aborts no
 //! request). A route without `retries` gets the mesh's `defaultHttpRetryPolicy`, else Istio's
 //! built-in default (2 retries on connect-failure, refused-stream, unavailable, cancelled,
-//! retriable-status-codes); `attempts: 0` (or unset) disables retries.
+//! retriable-status-codes), and so does the default route of a host without VirtualService
+//! ([`default_route`]); `attempts: 0` (or unset) disables retries.
 
 use crate::config::{FaultAbort as FaultAbortSpec, FaultDelay, HttpRetry, HttpRoute, Percent};
 use http::StatusCode;
@@ -59,8 +60,27 @@ pub fn compile(
     )
 }
 
-/// An `HTTPRetry`: `attempts` retries on `retryOn` (Istio's default conditions when unset),
-/// each bounded by `perTryTimeout`, backing off from `backoff` (25 ms by default).
+/// The policy of the route generated for a registry host no VirtualService claims: the one a
+/// VirtualService route configuring nothing gets, so the mesh's `defaultHttpRetryPolicy`, else
+/// Istio's default retries (mesh-semantics §1.10).
+///
+/// ```
+/// use mesh_route::{config::HttpRetry, policy::default_route};
+/// use mesh_core::retry::RetryPolicy;
+///
+/// let policy = default_route(None).unwrap().unwrap();
+/// assert_eq!(policy.retry.as_deref(), Some(&RetryPolicy::istio_default()));
+/// assert_eq!((policy.timeout, policy.fault), (None, None));
+/// // The mesh's default replaces Istio's; with `attempts: 0` there is nothing to attach.
+/// let off = HttpRetry { attempts: Some(0), ..Default::default() };
+/// assert!(default_route(Some(&off)).unwrap().is_none());
+/// ```
+pub fn default_route(mesh_default: Option<&HttpRetry>) -> Result<Option<RoutePolicy>, String> {
+    compile(&HttpRoute::default(), "default", mesh_default)
+}
+
+/// An `HTTPRetry`: `attempts` retries on `retryOn` (Istio's default conditions when unset or
+/// empty), each bounded by `perTryTimeout`, backing off from `backoff` (25 ms by default).
 fn compile_retry(retries: &HttpRetry, field: &str) -> Result<Option<Arc<RetryPolicy>>, String> {
     let attempts = retries.attempts.unwrap_or(0);
     if attempts <= 0 {
@@ -68,7 +88,7 @@ fn compile_retry(retries: &HttpRetry, field: &str) -> Result<Option<Arc<RetryPol
     }
     let mut policy = RetryPolicy::istio_default();
     policy.attempts = attempts as u32;
-    if let Some(retry_on) = &retries.retry_on {
+    if let Some(retry_on) = retries.retry_conditions() {
         policy.retry_on = RetryOn::parse(retry_on).map_err(|e| format!("{field}.retryOn: {e}"))?;
     }
     policy.per_try_timeout = retries
@@ -174,6 +194,18 @@ mod tests {
         );
         assert_eq!(retry.backoff_base, std::time::Duration::from_millis(10));
         assert_eq!(retry.retry_on, RetryOn::parse("reset,503").unwrap());
+    }
+
+    #[test]
+    fn empty_retry_on_means_the_default_conditions() {
+        let policy = first_route(
+            "  - route: [{destination: {host: s}}]\n    retries: {attempts: 3, retryOn: \"\"}",
+            "",
+        )
+        .unwrap();
+        let retry = policy.retry.unwrap();
+        assert_eq!(retry.attempts, 3);
+        assert_eq!(retry.retry_on, RetryPolicy::istio_default().retry_on);
     }
 
     #[test]

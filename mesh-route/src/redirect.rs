@@ -48,11 +48,19 @@ pub struct Redirect {
     port: PortChoice,
 }
 
+/// Which port the `location` names.
 #[derive(Clone, Copy, Debug)]
 enum PortChoice {
+    /// Neither `port` nor `derivePort`: the redirect authority's port if it has one, else the
+    /// request's.
     Keep,
+    /// `port`.
     Fixed(u32),
+    /// `derivePort: FROM_PROTOCOL_DEFAULT`: none, so the scheme's default applies.
     ProtocolDefault,
+    /// `derivePort: FROM_REQUEST_PORT` (Envoy `port_redirect` = the request's port): the
+    /// request's port, even when the redirect sets `authority`; none if the request has none.
+    FromRequest,
 }
 
 impl Redirect {
@@ -81,7 +89,8 @@ impl Redirect {
         let port = match (redirect.port, redirect.derive_port) {
             (Some(port), _) => PortChoice::Fixed(port),
             (None, Some(RedirectPortSelection::FromProtocolDefault)) => PortChoice::ProtocolDefault,
-            _ => PortChoice::Keep,
+            (None, Some(RedirectPortSelection::FromRequestPort)) => PortChoice::FromRequest,
+            (None, None) => PortChoice::Keep,
         };
         Ok(Redirect {
             status,
@@ -123,7 +132,7 @@ impl Redirect {
             .or(uri.scheme_str())
             .unwrap_or("http");
         let original = crate::host::split_authority(authority);
-        let (host, original_port) = match (&self.authority, &original) {
+        let (host, authority_port) = match (&self.authority, &original) {
             (Some(a), _) => match crate::host::split_authority(a) {
                 Some((h, p)) => (h, p),
                 None => (a.to_string(), None),
@@ -134,7 +143,8 @@ impl Redirect {
         let port = match self.port {
             PortChoice::Fixed(p) => Some(p),
             PortChoice::ProtocolDefault => None,
-            PortChoice::Keep => original_port.map(u32::from),
+            PortChoice::Keep => authority_port.map(u32::from),
+            PortChoice::FromRequest => original.as_ref().and_then(|(_, p)| *p).map(u32::from),
         };
         let rewritten;
         let path = match (&self.path, &self.prefix_rewrite, matched_prefix) {
@@ -280,6 +290,28 @@ mod tests {
         let req = Request::builder().uri("/v1/items").body(()).unwrap();
         let resp = r.respond(&req, "catalog", Some("/v1/"));
         assert_eq!(resp.headers()[header::LOCATION], "https://catalog/v2/items");
+    }
+
+    #[test]
+    fn derive_port_from_request_keeps_the_request_port() {
+        let r = HttpRedirect {
+            authority: Some("new.example.com".into()),
+            derive_port: Some(RedirectPortSelection::FromRequestPort),
+            ..Default::default()
+        };
+        let r = Redirect::compile(&r, "r").unwrap();
+        let req = Request::builder().uri("/items?a=1").body(()).unwrap();
+        let resp = r.respond(&req, "old.example.com:8080", None);
+        assert_eq!(
+            resp.headers()[header::LOCATION],
+            "http://new.example.com:8080/items?a=1"
+        );
+        // No port on the request: none is added.
+        let resp = r.respond(&req, "old.example.com", None);
+        assert_eq!(
+            resp.headers()[header::LOCATION],
+            "http://new.example.com/items?a=1"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `HTTPRewrite`: rewriting the path and authority of a routed request before it goes upstream.
 //!
-//! `uri` is Envoy's `prefix_rewrite` (the matched prefix is replaced; with an exact or regex
-//! match the whole path is), `uriRegexRewrite` is `regex_rewrite` (every match substituted,
+//! `uri` is Envoy's `prefix_rewrite` (the matched prefix is replaced — `/` for a match without
+//! a `uri` condition; with an exact or regex match the whole path is), `uriRegexRewrite` is `regex_rewrite` (every match substituted,
 //! `\1` capture references allowed), `authority` is `host_rewrite_literal`. The original path
 //! is kept in `x-envoy-original-path`, as Envoy does.
 
@@ -100,6 +100,36 @@ impl Rewrite {
             uri_regex,
             authority: own_authority.or(authority),
         })
+    }
+
+    /// This rewrite for requests sent to one destination, whose own `headers.request` set (or
+    /// add) `host` to `authority`.
+    ///
+    /// The route's authority (`rewrite.authority`, else its own `host` header operation) wins:
+    /// Envoy applies a weighted cluster's `host_rewrite_literal` before the route's, which
+    /// then overwrites it, and Istio keeps that precedence when it folds a single destination
+    /// into the route. The destination's applies when the route sets none.
+    ///
+    /// ```
+    /// use http::{HeaderValue, header::HOST};
+    /// use mesh_route::{config::HttpRewrite, rewrite::Rewrite};
+    ///
+    /// let destination = Some(HeaderValue::from_static("dest.example.com"));
+    /// let plain = Rewrite::compile(None, None, "rewrite").unwrap().for_destination(destination.clone());
+    /// let mut request = http::Request::get("/").header(HOST, "a.example.com").body(()).unwrap();
+    /// plain.apply(&mut request, None);
+    /// assert_eq!(request.headers()[HOST], "dest.example.com");
+    /// // A route-level authority takes precedence.
+    /// let spec = HttpRewrite { authority: Some("route.example.com".into()), ..Default::default() };
+    /// let route = Rewrite::compile(Some(&spec), None, "rewrite").unwrap().for_destination(destination);
+    /// route.apply(&mut request, None);
+    /// assert_eq!(request.headers()[HOST], "route.example.com");
+    /// ```
+    pub fn for_destination(&self, authority: Option<HeaderValue>) -> Rewrite {
+        Rewrite {
+            authority: self.authority.clone().or(authority),
+            ..self.clone()
+        }
     }
 
     /// Whether the rewrite changes nothing.

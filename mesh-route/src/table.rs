@@ -1,10 +1,10 @@
 //! The compiled, immutable [`RouteTable`]: host → ordered rules → weighted destinations.
 //!
 //! Built once per configuration from VirtualServices (their rules, in order), ServiceEntries
-//! (a default route for every registered host that no VirtualService claims, as Istio
-//! generates) and DestinationRules (subsets resolved to label selectors). Every distinct
-//! (host, subset, port) destination becomes a [`Cluster`] with a dense index, so the layers
-//! below find endpoints by index rather than by name.
+//! (a default route for every registered host that no VirtualService claims, with the default
+//! retries, as Istio generates) and DestinationRules (subsets resolved to label selectors).
+//! Every distinct (host, subset, port) destination becomes a [`Cluster`] with a dense index,
+//! so the layers below find endpoints by index rather than by name.
 //!
 //! Lookup is allocation-free: the authority is lower-cased into a stack buffer, hosts are found
 //! by hash (exact names and all their short/namespaced aliases), then by wildcard suffix.
@@ -94,6 +94,9 @@ pub(crate) struct WeightedDestination {
     upto: u32,
     pub(crate) request_ops: HeaderOps,
     pub(crate) response_ops: Option<Arc<HeaderOps>>,
+    /// The rule's `rewrite`, with this destination's `host` header operation as its authority
+    /// when the rule sets none (see [`Rewrite::for_destination`]).
+    pub(crate) rewrite: Rewrite,
 }
 
 /// What a rule does with a matching request.
@@ -102,7 +105,6 @@ pub(crate) enum Action {
     Route {
         destinations: Vec<WeightedDestination>,
         total: u32,
-        rewrite: Rewrite,
     },
     Redirect(Redirect),
     Direct(DirectResponse),
@@ -257,7 +259,8 @@ pub enum Decision<'a> {
         rule: &'a Rule,
         /// The route name to log (the rule's, joined with the match block's).
         info: &'a RouteInfo,
-        /// The URI prefix the matching block used, for `rewrite.uri`.
+        /// The URI prefix the matching block used, for `rewrite.uri`: `/` when the block (or
+        /// the rule) has no `uri` condition, `None` for an exact or regex URI match.
         matched_prefix: Option<&'a str>,
     },
 }
@@ -510,10 +513,9 @@ impl RouteTable {
                     return Decision::Matched {
                         rule,
                         info,
-                        matched_prefix: match matched {
-                            Some(m) => m.uri_prefix(),
-                            None => Some("/"),
-                        },
+                        // A rule without match blocks is a `prefix: "/"` match, like a
+                        // block without a `uri` condition.
+                        matched_prefix: matched.map_or(Some("/"), RequestMatch::uri_prefix),
                     };
                 }
             }
@@ -843,11 +845,16 @@ impl<'c> Builder<'c> {
         }))
     }
 
-    /// Istio's default route for a registry host no VirtualService claims: all endpoints.
+    /// Istio's default route for a registry host no VirtualService claims: all endpoints, with
+    /// the default retries of a route without `retries`.
     fn add_default_route(&mut self, host: &str) -> Result<(), CompileError> {
         if self.table.mesh.is_claimed(host) {
             return Ok(());
         }
+        let err = |message| CompileError {
+            resource: host.to_string(),
+            message,
+        };
         let destination = self
             .destination(
                 &DestinationSpec {
@@ -857,10 +864,10 @@ impl<'c> Builder<'c> {
                 },
                 None,
             )
-            .map_err(|message| CompileError {
-                resource: host.to_string(),
-                message,
-            })?;
+            .map_err(err)?;
+        let policy =
+            crate::policy::default_route(self.config.mesh.default_http_retry_policy.as_ref())
+                .map_err(err)?;
         let info = RouteInfo {
             name: "default".into(),
             virtual_service: "".into(),
@@ -875,13 +882,13 @@ impl<'c> Builder<'c> {
                     upto: 1,
                     request_ops: HeaderOps::default(),
                     response_ops: None,
+                    rewrite: Rewrite::default(),
                 }],
                 total: 1,
-                rewrite: Rewrite::default(),
             },
             request_ops: HeaderOps::default(),
             response_ops: None,
-            policy: None,
+            policy,
         };
         // A tunnel (CONNECT) to the host reaches the same endpoints.
         let tunnel = StreamRule {
@@ -976,30 +983,30 @@ impl<'c> Builder<'c> {
         ns: Option<&str>,
         host_rewrite: Option<http::HeaderValue>,
     ) -> Result<Action, String> {
-        let (slices, total) = weights::slices(route.route.iter().map(|d| d.weight), field)?;
-        let mut destinations = Vec::with_capacity(slices.len());
-        for (i, upto) in slices {
-            let d = &route.route[i];
-            let field = format!("{field}.route[{i}]");
-            let (request_ops, _, response_ops) =
-                compile_headers(d.headers.as_ref(), &format!("{field}.headers"))?;
-            destinations.push(WeightedDestination {
-                destination: self.destination(&d.destination, ns)?,
-                upto,
-                request_ops,
-                response_ops,
-            });
-        }
         let rewrite = Rewrite::compile(
             route.rewrite.as_ref(),
             host_rewrite,
             &format!("{field}.rewrite"),
         )
         .map_err(|e| e.to_string())?;
+        let (slices, total) = weights::slices(route.route.iter().map(|d| d.weight), field)?;
+        let mut destinations = Vec::with_capacity(slices.len());
+        for (i, upto) in slices {
+            let d = &route.route[i];
+            let field = format!("{field}.route[{i}]");
+            let (request_ops, host_rewrite, response_ops) =
+                compile_headers(d.headers.as_ref(), &format!("{field}.headers"))?;
+            destinations.push(WeightedDestination {
+                destination: self.destination(&d.destination, ns)?,
+                upto,
+                request_ops,
+                response_ops,
+                rewrite: rewrite.for_destination(host_rewrite),
+            });
+        }
         Ok(Action::Route {
             destinations,
             total,
-            rewrite,
         })
     }
 
@@ -1117,6 +1124,49 @@ fn compile_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The policy of the rule `table` routes `http://catalog/` to.
+    fn catalog_policy(table: &RouteTable) -> Option<&RoutePolicy> {
+        let request = Request::get("http://catalog/").body(()).unwrap();
+        let Decision::Matched { rule, .. } = table.route(&request) else {
+            panic!("catalog is not routed");
+        };
+        rule.policy.as_ref()
+    }
+
+    #[test]
+    fn default_routes_get_the_default_retry_policy() {
+        let service = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\nspec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n";
+        let mesh = "---\napiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultHttpRetryPolicy: {attempts: 1, retryOn: gateway-error}\n";
+        for yaml in [service.to_string(), format!("{service}{mesh}")] {
+            let config = Config::from_yaml_str(&yaml).unwrap().config;
+            let table = RouteTable::compile(&config).unwrap();
+            // The same policy as a VirtualService route without `retries`.
+            let expected = crate::policy::compile(
+                &HttpRoute::default(),
+                "http[0]",
+                config.mesh.default_http_retry_policy.as_ref(),
+            )
+            .unwrap();
+            assert!(expected.as_ref().is_some_and(|p| p.retry.is_some()));
+            assert_eq!(catalog_policy(&table), expected.as_ref(), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn default_routes_report_a_bad_mesh_retry_policy() {
+        let mut config = Config::from_yaml_str("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\nspec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n").unwrap().config;
+        config.mesh.default_http_retry_policy = Some(crate::config::HttpRetry {
+            attempts: Some(1),
+            retry_on: Some("bogus".into()),
+            ..Default::default()
+        });
+        let error = RouteTable::compile(&config).unwrap_err().to_string();
+        assert!(
+            error.contains("catalog: defaultHttpRetryPolicy.retryOn: \"bogus\""),
+            "{error}"
+        );
+    }
 
     #[test]
     fn strips_ports() {

@@ -283,7 +283,7 @@ fn validate_retries(route: &HttpRoute, at: &str, r: &mut Reporter<'_>) {
             format!("perTryTimeout must be at least 1ms, got {per_try}"),
         );
     }
-    if let Some(retry_on) = &retries.retry_on {
+    if let Some(retry_on) = retries.retry_conditions() {
         for token in retry_on.split(',').map(str::trim) {
             if !valid_retry_on(token) {
                 r.error(
@@ -602,6 +602,21 @@ mod tests {
                 .contains("did you mean \"connect-failure\""),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn empty_retry_on_is_unset() {
+        let out = check(serde_json::json!({"hosts": ["a"], "http": [{
+            "route": [{"destination": {"host": "a"}}],
+            "retries": {"attempts": 3, "retryOn": ""},
+        }]}));
+        assert!(out.is_empty(), "{out:?}");
+        // An empty token inside a list is still not a condition.
+        let out = check(serde_json::json!({"hosts": ["a"], "http": [{
+            "route": [{"destination": {"host": "a"}}],
+            "retries": {"attempts": 3, "retryOn": "5xx,,bogus"},
+        }]}));
+        assert_eq!(fields(&out), vec!["http[0].retries.retryOn"; 2], "{out:?}");
     }
 
     #[test]

@@ -775,6 +775,25 @@ pub struct HttpRetry {
     pub backoff: Option<Duration>,
 }
 
+impl HttpRetry {
+    /// The `retryOn` list, or `None` when it is unset or empty: Istio treats an empty
+    /// `retryOn` as unset, so its default conditions apply.
+    ///
+    /// ```
+    /// use mesh_route::config::HttpRetry;
+    ///
+    /// let retry_on = |list: &str| HttpRetry { retry_on: Some(list.into()), ..Default::default() };
+    /// assert_eq!(retry_on("5xx,reset").retry_conditions(), Some("5xx,reset"));
+    /// assert_eq!(retry_on("").retry_conditions(), None);
+    /// assert_eq!(HttpRetry::default().retry_conditions(), None);
+    /// ```
+    pub fn retry_conditions(&self) -> Option<&str> {
+        self.retry_on
+            .as_deref()
+            .filter(|list| !list.trim().is_empty())
+    }
+}
+
 /// Istio `HTTPFaultInjection`: delays and aborts, independent of each other.
 ///
 /// ```
