@@ -81,6 +81,32 @@ impl MeshError {
         })
     }
 
+    /// Envoy's `%RESPONSE_CODE_DETAILS%` for the local reply this failure becomes.
+    ///
+    /// ```
+    /// use mesh_core::MeshError;
+    /// assert_eq!(MeshError::Timeout.details(), "upstream_response_timeout");
+    /// assert_eq!(MeshError::BufferLimitExceeded.details(), "request_payload_exceeded_retry_buffer_limit");
+    /// ```
+    pub fn details(&self) -> &'static str {
+        match self {
+            MeshError::RouteNotFound | MeshError::HostNotRegistered(_) => "route_not_found",
+            MeshError::NoHealthyUpstream => "no_healthy_upstream",
+            MeshError::ConnectFailure(_) => {
+                "upstream_reset_before_response_started{connection_failure}"
+            }
+            MeshError::UpstreamReset(_) => {
+                "upstream_reset_before_response_started{connection_termination}"
+            }
+            MeshError::RefusedStream(_) => "upstream_reset_before_response_started{remote_reset}",
+            MeshError::Overflow => "upstream_reset_before_response_started{overflow}",
+            MeshError::Timeout => "upstream_response_timeout",
+            MeshError::FaultAbort(_) => "fault_filter_abort",
+            MeshError::BufferLimitExceeded => "request_payload_exceeded_retry_buffer_limit",
+            MeshError::BadRequest(_) => "invalid_request",
+        }
+    }
+
     /// The HTTP status of the local reply for this failure.
     ///
     /// ```

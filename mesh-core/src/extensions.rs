@@ -112,6 +112,19 @@ pub struct UpstreamWorkload(pub Arc<crate::workload::Workload>);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamHost(pub http::uri::Authority);
 
+/// Why the mesh answered a request itself: Envoy's `%RESPONSE_CODE_DETAILS%` for a local
+/// reply (`route_not_found`, `direct_response`, `upstream_response_timeout`, …), set on the
+/// reply by whoever made it. A response without one came from the upstream (`via_upstream`),
+/// whatever flags it carries.
+///
+/// ```
+/// use mesh_core::{LocalReplyDetails, MeshError};
+/// let reply = MeshError::NoHealthyUpstream.to_response();
+/// assert_eq!(reply.extensions().get::<LocalReplyDetails>(), Some(&LocalReplyDetails("no_healthy_upstream")));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalReplyDetails(pub &'static str);
+
 /// The downstream connection a request arrived on.
 ///
 /// ```

@@ -33,7 +33,7 @@ pub mod workload;
 pub use body::{Body, BoxError};
 pub use error::{MeshError, RoutedError, UpstreamError};
 pub use extensions::{
-    Destination, DownstreamAddr, PeerIdentity, RouteInfo, Routed, UpstreamCluster, UpstreamHost,
-    UpstreamWorkload,
+    Destination, DownstreamAddr, LocalReplyDetails, PeerIdentity, RouteInfo, Routed,
+    UpstreamCluster, UpstreamHost, UpstreamWorkload,
 };
 pub use flags::{ResponseFlag, ResponseFlags};

@@ -4,7 +4,9 @@
 //! runbooks written for Istio read them the same way. The reply carries its
 //! [`ResponseFlags`] as an extension for telemetry.
 
-use crate::{Body, BoxError, MeshError, ResponseFlags, body, error::FlaggedError};
+use crate::{
+    Body, BoxError, LocalReplyDetails, MeshError, ResponseFlags, body, error::FlaggedError,
+};
 use http::{HeaderValue, Response, header};
 
 /// Envoy's local-reply body prefix for failures before response headers.
@@ -73,6 +75,9 @@ impl MeshError {
         if let Some(flag) = self.flag() {
             response.extensions_mut().insert(ResponseFlags::of(flag));
         }
+        response
+            .extensions_mut()
+            .insert(LocalReplyDetails(self.details()));
         response
     }
 }

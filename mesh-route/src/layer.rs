@@ -13,7 +13,7 @@
 
 use crate::table::{Action, Decision, RouteScope, RouteTable, Rule};
 use http::{Request, Response};
-use mesh_core::{Body, BoxError, MeshError, RouteInfo, Routed, RoutedError};
+use mesh_core::{Body, BoxError, LocalReplyDetails, MeshError, RouteInfo, Routed, RoutedError};
 use pin_project::pin_project;
 use std::{
     future::Future,
@@ -266,10 +266,13 @@ fn local_reply<F>(rule: &Rule, info: &RouteInfo, mut response: Response<Body>) -
     if let Some(ops) = &rule.response_ops {
         ops.apply(response.headers_mut());
     }
-    response.extensions_mut().insert(Routed {
+    let extensions = response.extensions_mut();
+    extensions.insert(Routed {
         route: info.clone(),
         destination: None,
     });
+    // Envoy serves redirects as direct responses too.
+    extensions.insert(LocalReplyDetails("direct_response"));
     RouteFuture::local(response)
 }
 
@@ -439,6 +442,11 @@ mod tests {
         let (response, _) = send(http, get("/other").body(body::empty()).unwrap()).await;
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()["x-served-by"], "mesh");
+        // A 503 the route answers itself, not an upstream's (the access log tells them apart).
+        assert_eq!(
+            response.extensions().get::<LocalReplyDetails>(),
+            Some(&LocalReplyDetails("direct_response"))
+        );
     }
 
     #[tokio::test]

@@ -28,9 +28,10 @@ use http::{
 };
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use mesh_core::{
-    BoxError, DownstreamAddr, MeshError, PeerIdentity, ResponseFlag, ResponseFlags, Routed,
-    RoutedError, UpstreamCluster, UpstreamError, UpstreamHost, UpstreamWorkload,
-    authority::addressed_authority, local_reply::error_to_response, workload::Workload,
+    BoxError, DownstreamAddr, LocalReplyDetails, MeshError, PeerIdentity, ResponseFlag,
+    ResponseFlags, Routed, RoutedError, UpstreamCluster, UpstreamError, UpstreamHost,
+    UpstreamWorkload, authority::addressed_authority, local_reply::error_to_response,
+    workload::Workload,
 };
 use pin_project::{pin_project, pinned_drop};
 use std::{
@@ -308,6 +309,8 @@ struct Recording {
     addressed: Option<Addressed>,
     status: u16,
     flags: ResponseFlags,
+    /// Why the mesh answered by itself, when it did (`%RESPONSE_CODE_DETAILS%`).
+    local_reply: Option<&'static str>,
     /// The destination service routing chose (`destination_service`).
     service: Option<Arc<str>>,
     /// The upstream cluster, when it is one of Istio's catch-all clusters (a metric label).
@@ -369,12 +372,7 @@ impl<'h> RequestHeaders<'h> {
 
     /// The request's protocol label, as [`RequestProtocol::of`] tells it.
     fn protocol(&self) -> RequestProtocol {
-        match self.content_type {
-            Some(value) if value.as_bytes().starts_with(b"application/grpc") => {
-                RequestProtocol::Grpc
-            }
-            _ => RequestProtocol::Http,
-        }
+        RequestProtocol::of_content_type(self.content_type)
     }
 }
 
@@ -441,6 +439,7 @@ impl Recording {
             addressed,
             status: 0,
             flags: ResponseFlags::default(),
+            local_reply: None,
             service: None,
             catch_all: None,
             route_name: None,
@@ -469,6 +468,7 @@ impl Recording {
         if let Some(flags) = extensions.get::<ResponseFlags>() {
             self.flags = *flags;
         }
+        self.local_reply = extensions.get::<LocalReplyDetails>().map(|d| d.0);
         self.routed(extensions.get::<Routed>());
         self.upstream(
             extensions.get::<UpstreamCluster>(),
@@ -608,7 +608,7 @@ impl Recording {
                 protocol: facts.version,
                 response_code: self.status,
                 response_flags: self.flags,
-                response_code_details: code_details(self.status, self.flags),
+                response_code_details: code_details(self.status, self.flags, self.local_reply),
                 bytes_received: self.request_body,
                 bytes_sent: self.response_body,
                 duration,
@@ -641,37 +641,16 @@ fn grpc_status(headers: &HeaderMap) -> Option<u16> {
     headers.get(GRPC_STATUS)?.to_str().ok()?.parse().ok()
 }
 
-/// `%RESPONSE_CODE_DETAILS%`, as Envoy words the common cases.
-fn code_details(status: u16, flags: ResponseFlags) -> &'static str {
-    use ResponseFlag::*;
-    let details = [
-        (
-            DownstreamConnectionTermination,
-            "downstream_remote_disconnect",
-        ),
-        (FaultInjected, "fault_filter_abort"),
-        (NoRouteFound, "route_not_found"),
-        (
-            UpstreamOverflow,
-            "upstream_reset_before_response_started{overflow}",
-        ),
-        (NoHealthyUpstream, "no_healthy_upstream"),
-        (UpstreamRequestTimeout, "upstream_response_timeout"),
-        (
-            UpstreamConnectionFailure,
-            "upstream_reset_before_response_started{connection_failure}",
-        ),
-        (
-            UpstreamConnectionTermination,
-            "upstream_reset_before_response_started{connection_termination}",
-        ),
-        (
-            UpstreamRemoteReset,
-            "upstream_reset_before_response_started{remote_reset}",
-        ),
-    ];
-    match details.iter().find(|(flag, _)| flags.contains(*flag)) {
-        Some((_, text)) => text,
+/// `%RESPONSE_CODE_DETAILS%`: `downstream_remote_disconnect` when the client went away, else
+/// what the local reply says of itself ([`LocalReplyDetails`]), else `via_upstream` for an
+/// upstream's answer (whatever flags it carries: a 503 whose retry was refused is `UO` yet
+/// came from the upstream).
+fn code_details(status: u16, flags: ResponseFlags, local: Option<&'static str>) -> &'static str {
+    if flags.contains(ResponseFlag::DownstreamConnectionTermination) {
+        return "downstream_remote_disconnect";
+    }
+    match local {
+        Some(details) => details,
         None if status == 0 => "-",
         None => "via_upstream",
     }
@@ -1207,5 +1186,35 @@ mod tests {
             .collect();
         services.sort();
         assert_eq!(services, ["ratings", "reviews"]);
+    }
+
+    #[tokio::test]
+    async fn response_code_details_say_who_answered() {
+        let answered = |reply: fn() -> Result<Response<Empty<Bytes>>, BoxError>| async move {
+            let (layer, _, log, out) = logged_layer();
+            let svc = layer.layer(service_fn(move |_req: Request<Empty<Bytes>>| async move {
+                reply()
+            }));
+            let _ = svc.oneshot(get()).await;
+            only_line(&log, &out)["response_code_details"].clone()
+        };
+        // An upstream's 503 whose retry was refused: flagged UO, yet the upstream's answer.
+        let refused = || {
+            let mut response = Response::new(Empty::new());
+            *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+            mesh_core::flags::mark(&mut response, ResponseFlag::UpstreamOverflow);
+            Ok(response)
+        };
+        assert_eq!(answered(refused).await, "via_upstream");
+        let direct = || {
+            let mut response = Response::new(Empty::new());
+            response
+                .extensions_mut()
+                .insert(LocalReplyDetails("direct_response"));
+            Ok(response)
+        };
+        assert_eq!(answered(direct).await, "direct_response");
+        let timed_out = || Err(MeshError::Timeout.into());
+        assert_eq!(answered(timed_out).await, "upstream_response_timeout");
     }
 }

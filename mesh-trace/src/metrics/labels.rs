@@ -130,7 +130,7 @@ impl Reporter {
 pub enum RequestProtocol {
     /// Plain HTTP.
     Http,
-    /// gRPC (`content-type: application/grpc…`).
+    /// gRPC (`content-type: application/grpc`, or `application/grpc+…`).
     Grpc,
     /// A TCP connection (the `istio_tcp_*` metrics).
     Tcp,
@@ -147,10 +147,25 @@ impl RequestProtocol {
     /// assert_eq!(RequestProtocol::of(&headers), RequestProtocol::Grpc);
     /// ```
     pub fn of(headers: &http::HeaderMap) -> Self {
-        match headers.get(http::header::CONTENT_TYPE) {
-            Some(value) if value.as_bytes().starts_with(b"application/grpc") => {
-                RequestProtocol::Grpc
-            }
+        RequestProtocol::of_content_type(headers.get(http::header::CONTENT_TYPE))
+    }
+
+    /// The protocol of a request with this `content-type`: gRPC when it is exactly
+    /// `application/grpc` or `application/grpc+` a codec, as Envoy tells gRPC apart (so
+    /// `application/grpc-web` is HTTP).
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use mesh_trace::metrics::RequestProtocol;
+    /// let of = |value| RequestProtocol::of_content_type(Some(&HeaderValue::from_static(value)));
+    /// assert_eq!(of("application/grpc"), RequestProtocol::Grpc);
+    /// assert_eq!(of("application/grpc+json"), RequestProtocol::Grpc);
+    /// assert_eq!(of("application/grpc-web+proto"), RequestProtocol::Http);
+    /// assert_eq!(RequestProtocol::of_content_type(None), RequestProtocol::Http);
+    /// ```
+    pub fn of_content_type(content_type: Option<&http::HeaderValue>) -> Self {
+        match content_type.map(|value| value.as_bytes().strip_prefix(b"application/grpc")) {
+            Some(Some(b"" | [b'+', ..])) => RequestProtocol::Grpc,
             _ => RequestProtocol::Http,
         }
     }
@@ -371,11 +386,12 @@ fn service_parts(host: &str) -> (String, String) {
     }
 }
 
-/// The gRPC status Envoy reports for a gRPC response without one, from its HTTP status
-/// (gRPC's "HTTP to gRPC status code mapping").
+/// The gRPC status Envoy reports for a gRPC response that carried none, from its HTTP status
+/// (gRPC's "HTTP to gRPC status code mapping"): a 200 without one is `Unknown` (2), as is a
+/// stream cut before its trailers; a request that got no response at all (status 0) has none.
 pub(crate) fn grpc_status_of_http(status: u16) -> Option<u16> {
     Some(match status {
-        200 => return None,
+        0 => return None,
         400 => 13,
         401 => 16,
         403 => 7,
@@ -388,6 +404,15 @@ pub(crate) fn grpc_status_of_http(status: u16) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_grpc_response_without_a_status_reports_envoys() {
+        let reported = [0, 200, 400, 404, 503, 500].map(grpc_status_of_http);
+        assert_eq!(
+            reported,
+            [None, Some(2), Some(13), Some(12), Some(14), Some(2)]
+        );
+    }
 
     #[test]
     fn service_names_split_kubernetes_hosts_only() {
@@ -443,13 +468,5 @@ mod tests {
         assert_eq!(get("connection_security_policy"), "unknown");
         assert_eq!(get("grpc_response_status"), "", "empty for plain HTTP");
         assert_eq!(get("destination_service_name"), "catalog");
-    }
-
-    #[test]
-    fn grpc_status_from_http_status() {
-        assert_eq!(grpc_status_of_http(200), None);
-        assert_eq!(grpc_status_of_http(503), Some(14));
-        assert_eq!(grpc_status_of_http(404), Some(12));
-        assert_eq!(grpc_status_of_http(500), Some(2));
     }
 }
