@@ -8,7 +8,7 @@
 //! `gateway-error` and `reset`. The request headers `x-envoy-retriable-status-codes` and
 //! `x-envoy-retriable-header-names` extend the policy per request ([`RetryHeaders`]).
 
-use crate::{BoxError, MeshError};
+use crate::{BoxError, MeshError, ResponseFlag, ResponseFlags};
 use http::{HeaderMap, HeaderName, Response};
 use std::fmt;
 
@@ -50,13 +50,18 @@ pub const RETRIABLE_HEADER_NAMES: HeaderName =
 /// assert!(RetryOn::parse("envoy-ratelimited").unwrap().retries_response(&limited, &none));
 /// ```
 pub const ENVOY_RATELIMITED: HeaderName = HeaderName::from_static("x-envoy-ratelimited");
-/// Response header of a circuit-breaker (overflow) local reply.
+/// Response header of a circuit-breaker (overflow) local reply. The mesh never retries its
+/// own overflow; an upstream's overloaded 503 is retried like any other, as current Envoy
+/// does (older Envoy refused; retry budgets are what keep such retries in bounds).
 ///
 /// ```
 /// use mesh_core::{MeshError, retry::{RetryHeaders, RetryOn, condition::ENVOY_OVERLOADED}};
+/// let five_xx = RetryOn::parse("5xx").unwrap();
 /// let overflow = MeshError::Overflow.to_response();
 /// assert_eq!(overflow.headers()[ENVOY_OVERLOADED], "true");
-/// assert!(!RetryOn::parse("5xx").unwrap().retries_response(&overflow, &RetryHeaders::default()));
+/// assert!(!five_xx.retries_response(&overflow, &RetryHeaders::default()));
+/// let upstreams = http::Response::builder().status(503).header(ENVOY_OVERLOADED, "true").body(()).unwrap();
+/// assert!(five_xx.retries_response(&upstreams, &RetryHeaders::default()));
 /// ```
 pub const ENVOY_OVERLOADED: HeaderName = HeaderName::from_static("x-envoy-overloaded");
 /// gRPC status response header.
@@ -393,8 +398,12 @@ impl RetryOn {
     pub fn retries_response<B>(&self, response: &Response<B>, request: &RetryHeaders) -> bool {
         use RetryCondition::*;
         let headers = response.headers();
-        // A circuit-breaker local reply: retrying would only add to the overload.
-        if headers.contains_key(ENVOY_OVERLOADED) {
+        // The mesh's own circuit-breaker reply: retrying would only add to the overload.
+        if response
+            .extensions()
+            .get::<ResponseFlags>()
+            .is_some_and(|flags| flags.contains(ResponseFlag::UpstreamOverflow))
+        {
             return false;
         }
         // Rate-limited by an upstream Envoy: retried only under `envoy-ratelimited`.
@@ -673,8 +682,15 @@ mod tests {
     #[test]
     fn overload_and_ratelimit_headers() {
         let none = RetryHeaders::default();
+        // An upstream's overloaded reply is retried; the mesh's own overflow is not.
         let overloaded = response(503, &[("x-envoy-overloaded", "true")]);
-        assert!(!RetryOn::of(RetryCondition::ALL).retries_response(&overloaded, &none));
+        assert!(
+            RetryOn::parse("5xx")
+                .unwrap()
+                .retries_response(&overloaded, &none)
+        );
+        let own = crate::MeshError::Overflow.to_response();
+        assert!(!RetryOn::of(RetryCondition::ALL).retries_response(&own, &none));
         assert!(
             RetryOn::parse("5xx")
                 .unwrap()
