@@ -22,6 +22,7 @@ pub mod extensions;
 pub mod fault;
 pub mod flags;
 pub mod fnv;
+pub mod grpc;
 pub mod header_value;
 pub mod local_reply;
 pub mod outlier;

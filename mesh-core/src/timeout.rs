@@ -80,9 +80,10 @@ pub const EXPECTED_RQ_TIMEOUT_MS: HeaderName =
 /// ```
 pub const UPSTREAM_RQ_PER_TRY_TIMEOUT_MS: HeaderName =
     HeaderName::from_static("x-envoy-upstream-rq-per-try-timeout-ms");
-/// gRPC's deadline header.
+/// gRPC's deadline header, honoured on gRPC requests only.
 ///
-/// A client's `grpc-timeout` longer than the route timeout is rewritten to the route's:
+/// A client's `grpc-timeout` longer than the route timeout, or zero (no deadline), is
+/// capped at the route's, and the upstream is told the timeout in force:
 ///
 /// ```
 /// use mesh_core::timeout::{GRPC_TIMEOUT, TimeoutLayer};
@@ -92,9 +93,16 @@ pub const UPSTREAM_RQ_PER_TRY_TIMEOUT_MS: HeaderName =
 /// let echo = service_fn(|req: http::Request<()>| async move {
 ///     Ok::<_, std::convert::Infallible>(req.headers().clone())
 /// });
-/// let request = http::Request::builder().header(GRPC_TIMEOUT, "10S").body(()).unwrap();
-/// let seen = TimeoutLayer::new(Some(Duration::from_secs(2))).layer(echo).oneshot(request).await.unwrap();
-/// assert_eq!(seen[GRPC_TIMEOUT], "2000m");
+/// let layer = TimeoutLayer::new(Some(Duration::from_secs(2)));
+/// for asked in ["10S", "0m"] {
+///     let request = http::Request::builder()
+///         .header("content-type", "application/grpc")
+///         .header(GRPC_TIMEOUT, asked)
+///         .body(())
+///         .unwrap();
+///     let seen = layer.layer(echo).oneshot(request).await.unwrap();
+///     assert_eq!(seen[GRPC_TIMEOUT], "2000m");
+/// }
 /// # }
 /// ```
 pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
@@ -247,8 +255,9 @@ where
     }
 }
 
-/// The timeout for a request: `x-envoy-upstream-rq-timeout-ms` (consumed) wins, else
-/// `grpc-timeout` capped by `route`, else `route`. Zero means none. Rewrites `grpc-timeout`.
+/// The timeout for a request: `x-envoy-upstream-rq-timeout-ms` (consumed) wins, else a gRPC
+/// request's `grpc-timeout` capped by `route` (zero: `route`, as Envoy reads it), else `route`.
+/// Zero means none. Rewrites `grpc-timeout` to the timeout in force under a route timeout.
 fn effective_timeout(headers: &mut HeaderMap, route: Option<Duration>) -> Option<Duration> {
     let route = route.filter(|d| !d.is_zero());
     let control = ControlHeaders::scan(headers);
@@ -265,7 +274,7 @@ fn effective_timeout(headers: &mut HeaderMap, route: Option<Duration>) -> Option
     {
         return Some(override_).filter(|d| !d.is_zero());
     }
-    if !control.grpc_timeout {
+    if !control.grpc_timeout || !crate::grpc::is_grpc(headers) {
         return route;
     }
     let Some(grpc) = headers
@@ -275,10 +284,10 @@ fn effective_timeout(headers: &mut HeaderMap, route: Option<Duration>) -> Option
         return route;
     };
     let effective = match route {
-        Some(cap) => grpc.min(cap),
-        None => grpc,
+        Some(cap) if grpc.is_zero() || grpc > cap => cap,
+        _ => grpc,
     };
-    if effective < grpc {
+    if route.is_some() && effective != grpc {
         headers.insert(GRPC_TIMEOUT, format_grpc_timeout(effective));
     }
     Some(effective).filter(|d| !d.is_zero())
@@ -374,7 +383,7 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-fn format_grpc_timeout(d: Duration) -> HeaderValue {
+pub(crate) fn format_grpc_timeout(d: Duration) -> HeaderValue {
     HeaderValue::from_str(&format!("{}m", d.as_millis().max(1)))
         .unwrap_or(HeaderValue::from_static("1m"))
 }
@@ -487,12 +496,44 @@ mod tests {
         assert_eq!(headers[EXPECTED_RQ_TIMEOUT_MS], "2500");
     }
 
+    /// A gRPC request with `grpc-timeout: timeout`.
+    fn grpc_request(timeout: &'static str) -> Request<()> {
+        Request::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-timeout", timeout)
+            .body(())
+            .unwrap()
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn grpc_timeout_is_capped_by_the_route() {
-        let request = Request::builder()
-            .header("grpc-timeout", "10S")
+    async fn grpc_timeout_is_for_grpc_requests_and_zero_means_the_routes() {
+        // Zero: no deadline of the client's, so the route's.
+        let start = tokio::time::Instant::now();
+        TimeoutLayer::new(Some(Duration::from_secs(2)))
+            .layer(slow(Duration::from_secs(5)))
+            .oneshot(grpc_request("0m"))
+            .await
+            .unwrap_err();
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        // Not a gRPC request: the header is not a deadline of ours.
+        let json = Request::builder()
+            .header("content-type", "application/json")
+            .header("grpc-timeout", "100m")
             .body(())
             .unwrap();
+        let start = tokio::time::Instant::now();
+        let headers = TimeoutLayer::new(Some(Duration::from_secs(2)))
+            .layer(slow(Duration::from_secs(1)))
+            .oneshot(json)
+            .await
+            .unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        assert_eq!(headers["grpc-timeout"], "100m", "forwarded as is");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grpc_timeout_is_capped_by_the_route() {
+        let request = grpc_request("10S");
         let start = tokio::time::Instant::now();
         let error = TimeoutLayer::new(Some(Duration::from_secs(2)))
             .layer(slow(Duration::from_secs(5)))
@@ -503,10 +544,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(2));
 
         // Shorter than the route: the client's deadline applies and is forwarded as is.
-        let request = Request::builder()
-            .header("grpc-timeout", "500m")
-            .body(())
-            .unwrap();
+        let request = grpc_request("500m");
         let start = tokio::time::Instant::now();
         TimeoutLayer::new(Some(Duration::from_secs(2)))
             .layer(slow(Duration::from_secs(5)))
@@ -516,10 +554,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_millis(500));
 
         // Capped: the upstream sees the effective deadline.
-        let request = Request::builder()
-            .header("grpc-timeout", "10S")
-            .body(())
-            .unwrap();
+        let request = grpc_request("10S");
         let headers = TimeoutLayer::new(Some(Duration::from_secs(2)))
             .layer(slow(Duration::ZERO))
             .oneshot(request)
@@ -530,10 +565,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn grpc_timeout_without_route_timeout_is_uncapped() {
-        let request = Request::builder()
-            .header("grpc-timeout", "3S")
-            .body(())
-            .unwrap();
+        let request = grpc_request("3S");
         let start = tokio::time::Instant::now();
         TimeoutLayer::default()
             .layer(slow(Duration::from_secs(10)))

@@ -31,8 +31,8 @@ use crate::{
     flags::mark_outcome,
     policy::RoutePolicy,
     timeout::{
-        EXPECTED_RQ_TIMEOUT_MS, RouteDeadline, UPSTREAM_RQ_PER_TRY_TIMEOUT_MS, millis_value,
-        parse_millis,
+        EXPECTED_RQ_TIMEOUT_MS, GRPC_TIMEOUT, RouteDeadline, UPSTREAM_RQ_PER_TRY_TIMEOUT_MS,
+        format_grpc_timeout, millis_value, parse_millis,
     },
 };
 use http::{HeaderName, HeaderValue, Request, Response, request::Parts};
@@ -344,9 +344,15 @@ where
         };
         let headers = request.headers_mut();
         headers.insert(ATTEMPT_COUNT, attempt_count(1));
+        // Under a route timeout, a gRPC upstream is told its attempt's deadline in
+        // `grpc-timeout` too, as Envoy rewrites it (the timeout layer wrote the route's).
+        let grpc_deadline = global.is_some() && crate::grpc::is_grpc(headers);
         // The upstream is told the deadline of its attempt.
         if let Some(per_try) = per_try {
             headers.insert(EXPECTED_RQ_TIMEOUT_MS, millis_value(per_try));
+            if grpc_deadline {
+                headers.insert(GRPC_TIMEOUT, format_grpc_timeout(per_try));
+            }
         }
         let timeout = per_try.map(|d| Box::pin(tokio::time::sleep(d)));
         let Some(policy) = policy else {
@@ -395,6 +401,7 @@ where
                     attempt: 1,
                     per_try,
                     deadline,
+                    grpc_deadline,
                     context,
                     retry_permit: None,
                     last: None,
@@ -452,6 +459,8 @@ struct RetryState<S> {
     per_try: Option<Duration>,
     /// When the overall timeout fires, if there is one: later attempts are told what is left.
     deadline: Option<tokio::time::Instant>,
+    /// Whether a retry's upstream is told its deadline in `grpc-timeout` too.
+    grpc_deadline: bool,
     /// Shared with the layers below: the hosts tried, the cluster's breaker (`max_retries`).
     context: RetryContext,
     /// The breaker's admission for the retry in flight.
@@ -462,17 +471,25 @@ struct RetryState<S> {
 }
 
 impl<S> RetryState<S> {
-    /// `x-envoy-expected-rq-timeout-ms` for a retry: the per-try timeout, reduced to what is
+    /// The timeout a retry's upstream is told (`x-envoy-expected-rq-timeout-ms`, and
+    /// `grpc-timeout` for gRPC under a route timeout): the per-try timeout, reduced to what is
     /// left of the overall one (at least 1 ms), as Envoy does.
-    fn expected_timeout(&self) -> Option<HeaderValue> {
+    fn tell_expected_timeout(&self, headers: &mut http::HeaderMap) {
         let left = self
             .deadline
             .map(|deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
         let expected = match (self.per_try, left) {
             (Some(per_try), Some(left)) => per_try.min(left),
-            (per_try, left) => per_try.or(left)?,
+            (per_try, left) => match per_try.or(left) {
+                Some(expected) => expected,
+                None => return,
+            },
         };
-        Some(millis_value(expected))
+        headers.insert(EXPECTED_RQ_TIMEOUT_MS, millis_value(expected));
+        if self.grpc_deadline {
+            let expected = expected.max(Duration::from_millis(1));
+            headers.insert(GRPC_TIMEOUT, format_grpc_timeout(expected));
+        }
     }
 }
 
@@ -661,9 +678,7 @@ where
                         .headers
                         .insert(ATTEMPT_COUNT, attempt_count(retry.attempt));
                     parts.extensions.insert(retry.context.clone());
-                    if let Some(expected) = retry.expected_timeout() {
-                        parts.headers.insert(EXPECTED_RQ_TIMEOUT_MS, expected);
-                    }
+                    retry.tell_expected_timeout(&mut parts.headers);
                     let body = retry.next_body.take().unwrap_or_else(body::empty);
                     let future = retry.service.call(Request::from_parts(parts, body));
                     let timeout = retry.per_try.map(|d| Box::pin(tokio::time::sleep(d)));
@@ -991,12 +1006,9 @@ mod tests {
         assert!(matches!(MeshError::find(&error), Some(MeshError::Overflow)));
         assert_eq!(upstream.calls(), 1);
 
+        // An upstream's overloaded 503 (another proxy's breaker) is retried, as current Envoy
+        // does.
         let upstream = Upstream::new([Reply::WithHeader(503, "x-envoy-overloaded", "true")]);
-        let svc = RetryLayer::with_policy(on(everything, 2)).layer(upstream.clone());
-        assert_eq!(svc.oneshot(get()).await.unwrap().status(), 503);
-        assert_eq!(upstream.calls(), 1);
-        // The same 503 without the header is retried.
-        let upstream = Upstream::new([Reply::Status(503)]);
         let svc = RetryLayer::with_policy(on(everything, 2)).layer(upstream.clone());
         assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
         assert_eq!(upstream.calls(), 2);
@@ -1126,12 +1138,24 @@ mod tests {
         let upstream = Upstream::new(vec![Reply::Hang; 4]);
         let svc = crate::timeout::TimeoutLayer::new(Some(Duration::from_secs(1)))
             .layer(RetryLayer::with_policy(policy).layer(upstream.clone()));
-        bounded(svc.oneshot(get())).await.unwrap_err();
+        // A gRPC request: told in `grpc-timeout` too, over the client's own 10 s.
+        let mut request = get();
+        let headers = request.headers_mut();
+        headers.insert("content-type", HeaderValue::from_static("application/grpc"));
+        headers.insert(GRPC_TIMEOUT, HeaderValue::from_static("10S"));
+        bounded(svc.oneshot(request)).await.unwrap_err();
         let expected = expected_timeouts(&upstream);
         assert_eq!(expected.len(), 3, "{expected:?}");
         assert_eq!(expected[..2], [400, 400]);
         // The third attempt starts 800–875 ms in (back-offs below 25 and 50 ms): what is left.
         assert!((124..=200).contains(&expected[2]), "{expected:?}");
+        let grpc: Vec<String> = upstream
+            .seen()
+            .iter()
+            .map(|seen| seen.headers[&GRPC_TIMEOUT].to_str().unwrap().to_owned())
+            .collect();
+        let as_grpc: Vec<String> = expected.iter().map(|ms| format!("{ms}m")).collect();
+        assert_eq!(grpc, as_grpc);
     }
 
     #[tokio::test(start_paused = true)]

@@ -164,9 +164,9 @@ impl RequestProtocol {
     /// assert_eq!(RequestProtocol::of_content_type(None), RequestProtocol::Http);
     /// ```
     pub fn of_content_type(content_type: Option<&http::HeaderValue>) -> Self {
-        match content_type.map(|value| value.as_bytes().strip_prefix(b"application/grpc")) {
-            Some(Some(b"" | [b'+', ..])) => RequestProtocol::Grpc,
-            _ => RequestProtocol::Http,
+        match mesh_core::grpc::is_grpc_content_type(content_type) {
+            true => RequestProtocol::Grpc,
+            false => RequestProtocol::Http,
         }
     }
 
