@@ -28,6 +28,7 @@
 
 pub mod authorization_policy;
 pub mod canary;
+mod checks;
 mod cross_resource;
 pub mod destination_rule;
 pub mod diagnostic;
@@ -49,6 +50,7 @@ pub mod sidecar;
 pub mod suggest;
 pub mod telemetry;
 pub mod traffic_policy;
+mod traffic_policy_rules;
 mod validate;
 pub mod virtual_service;
 

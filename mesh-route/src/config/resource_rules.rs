@@ -1,12 +1,14 @@
 //! Rules for a single DestinationRule, ServiceEntry, Sidecar, Telemetry or mesh-settings
 //! document: required fields, port numbers and names, endpoint addresses against the
-//! resolution, duplicate subsets, listener endpoints, Telemetry selectors, sampling,
-//! custom tags and tag overrides, and unknown mesh-config fields.
+//! resolution, duplicate subsets, traffic policies (see `traffic_policy_rules`), listener
+//! endpoints, Telemetry selectors, sampling, custom tags and tag overrides, and unknown
+//! mesh-config fields.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use super::Resource;
+use super::checks::{at_least_1ms, percent_0_100};
 use super::destination_rule::DestinationRule;
 use super::diagnostic::{Diagnostic, Reporter};
 use super::mesh_config::{
@@ -18,14 +20,22 @@ use super::shared_types::PolicyTargetReference;
 use super::sidecar::{OutboundMode, Sidecar};
 use super::suggest::did_you_mean;
 use super::telemetry::{ProviderRef, TagOperation, Telemetry, TelemetryCustomTag};
+use super::traffic_policy_rules::validate_traffic_policy;
 
-/// Checks one DestinationRule.
+/// Checks one DestinationRule: its host, its subsets, and the traffic policy of the rule
+/// and of each subset.
 pub(crate) fn validate_destination_rule(dr: &DestinationRule, r: &mut Reporter<'_>) {
     if dr.host.is_empty() {
         r.error("host", "host is required");
     }
+    if let Some(policy) = &dr.traffic_policy {
+        validate_traffic_policy(policy, "trafficPolicy", r);
+    }
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, subset) in dr.subsets.iter().enumerate() {
+        if let Some(policy) = &subset.traffic_policy {
+            validate_traffic_policy(policy, &format!("subsets[{i}].trafficPolicy"), r);
+        }
         if subset.name.is_empty() {
             r.error(format!("subsets[{i}].name"), "subset name is required");
             continue;
@@ -276,14 +286,8 @@ pub(crate) fn validate_telemetry(telemetry: &Telemetry, r: &mut Reporter<'_>) {
     for (i, tracing) in telemetry.tracing.iter().enumerate() {
         let at = format!("tracing[{i}]");
         validate_providers(&tracing.providers, &at, r);
-        if let Some(percent) = tracing.random_sampling_percentage
-            && !(0.0..=100.0).contains(&percent)
-        {
-            r.error(
-                format!("{at}.randomSamplingPercentage"),
-                format!("randomSamplingPercentage {percent} is not in 0-100"),
-            );
-        }
+        let sampling = tracing.random_sampling_percentage;
+        percent_0_100(sampling, &at, "randomSamplingPercentage", r);
         for (name, tag) in &tracing.custom_tags {
             validate_custom_tag(name, tag, &format!("{at}.customTags"), r);
         }
@@ -428,14 +432,7 @@ pub(crate) fn validate_mesh_config(mesh: &MeshConfig, r: &mut Reporter<'_>) {
                 typed,
                 r,
             );
-            if let Some(sampling) = tracing.sampling
-                && !(0.0..=100.0).contains(&sampling)
-            {
-                r.error(
-                    "defaultConfig.tracing.sampling",
-                    format!("sampling {sampling} is not in 0-100"),
-                );
-            }
+            percent_0_100(tracing.sampling, "defaultConfig.tracing", "sampling", r);
             if let Some(zipkin) = &tracing.zipkin
                 && zipkin.address.is_empty()
             {
@@ -446,14 +443,7 @@ pub(crate) fn validate_mesh_config(mesh: &MeshConfig, r: &mut Reporter<'_>) {
             }
         }
     }
-    if let Some(timeout) = mesh.connect_timeout
-        && timeout.get() < std::time::Duration::from_millis(1)
-    {
-        r.error(
-            "connectTimeout",
-            format!("connectTimeout must be at least 1ms, got {timeout}"),
-        );
-    }
+    at_least_1ms(mesh.connect_timeout, "", "connectTimeout", r);
 }
 
 /// Known Istio fields of `other` → "not supported; ignored" warnings; others → errors.
@@ -509,6 +499,150 @@ mod tests {
         );
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].field.as_deref(), Some("subsets[1].name"));
+    }
+
+    /// Every error of a DestinationRule `shop/catalog`, as displayed.
+    fn dr_errors(yaml: serde_json::Value) -> Vec<String> {
+        let dr: DestinationRule = serde_json::from_value(yaml).expect("a DestinationRule");
+        let origin = Origin::new("dr.yaml", 0);
+        let mut out = Vec::new();
+        validate_destination_rule(
+            &dr,
+            &mut Reporter::new(&origin, "DestinationRule shop/catalog", &mut out),
+        );
+        out.iter()
+            .filter(|d| d.is_error())
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// `error: dr.yaml (document 1) DestinationRule shop/catalog: FIELD: MESSAGE`.
+    fn dr_error(field: &str, message: &str) -> String {
+        format!("error: dr.yaml (document 1) DestinationRule shop/catalog: {field}: {message}")
+    }
+
+    #[test]
+    fn outlier_durations_are_at_least_1ms() {
+        let out = dr_errors(serde_json::json!({"host": "catalog", "trafficPolicy": {
+            "outlierDetection": {"interval": "0s", "baseEjectionTime": "500us"}}}));
+        let at = "trafficPolicy.outlierDetection";
+        assert_eq!(
+            out,
+            [
+                dr_error(
+                    &format!("{at}.interval"),
+                    "interval must be at least 1ms, got 0s"
+                ),
+                dr_error(
+                    &format!("{at}.baseEjectionTime"),
+                    "baseEjectionTime must be at least 1ms, got 0.0005s"
+                ),
+            ]
+        );
+        let out = dr_errors(serde_json::json!({"host": "catalog", "trafficPolicy": {
+            "outlierDetection": {"interval": "1ms", "baseEjectionTime": "30s"}}}));
+        assert!(out.is_empty(), "{out:#?}");
+    }
+
+    #[test]
+    fn outlier_percentages_are_in_0_100_and_counts_not_negative() {
+        let out = dr_errors(serde_json::json!({"host": "catalog", "trafficPolicy": {
+            "outlierDetection": {"maxEjectionPercent": 101, "minHealthPercent": -1,
+                "consecutiveErrors": -2}}}));
+        let at = "trafficPolicy.outlierDetection";
+        assert_eq!(
+            out,
+            [
+                dr_error(
+                    &format!("{at}.consecutiveErrors"),
+                    "consecutiveErrors must not be negative, got -2"
+                ),
+                dr_error(
+                    &format!("{at}.maxEjectionPercent"),
+                    "maxEjectionPercent 101 is not in 0-100"
+                ),
+                dr_error(
+                    &format!("{at}.minHealthPercent"),
+                    "minHealthPercent -1 is not in 0-100"
+                ),
+            ]
+        );
+        let out = dr_errors(serde_json::json!({"host": "catalog", "trafficPolicy": {
+            "outlierDetection": {"maxEjectionPercent": 100, "minHealthPercent": 0,
+                "consecutiveErrors": 0}}}));
+        assert!(out.is_empty(), "{out:#?}");
+    }
+
+    #[test]
+    fn connection_pool_durations_are_at_least_1ms_and_limits_not_negative() {
+        let out = dr_errors(serde_json::json!({"host": "catalog", "trafficPolicy": {
+            "connectionPool": {
+                "tcp": {"maxConnections": -1, "connectTimeout": "0s", "idleTimeout": "0s"},
+                "http": {"http1MaxPendingRequests": -1, "http2MaxRequests": -1,
+                    "maxRequestsPerConnection": -1, "maxRetries": -1, "idleTimeout": "0s"}}}}));
+        let tcp = "trafficPolicy.connectionPool.tcp";
+        let http = "trafficPolicy.connectionPool.http";
+        let negative = |field: &str| {
+            dr_error(
+                &format!("{http}.{field}"),
+                &format!("{field} must not be negative, got -1"),
+            )
+        };
+        assert_eq!(
+            out,
+            [
+                dr_error(
+                    &format!("{tcp}.maxConnections"),
+                    "maxConnections must not be negative, got -1"
+                ),
+                dr_error(
+                    &format!("{tcp}.connectTimeout"),
+                    "connectTimeout must be at least 1ms, got 0s"
+                ),
+                negative("http1MaxPendingRequests"),
+                negative("http2MaxRequests"),
+                negative("maxRequestsPerConnection"),
+                negative("maxRetries"),
+                dr_error(
+                    &format!("{http}.idleTimeout"),
+                    "idleTimeout must be at least 1ms, got 0s"
+                ),
+            ]
+        );
+        // `tcp.idleTimeout: 0s` turns the idle timeout off; zero limits are valid too.
+        let out = dr_errors(serde_json::json!({"host": "catalog", "trafficPolicy": {
+            "connectionPool": {
+                "tcp": {"maxConnections": 0, "connectTimeout": "1ms", "idleTimeout": "0s"},
+                "http": {"maxRetries": 0, "idleTimeout": "1s"}}}}));
+        assert!(out.is_empty(), "{out:#?}");
+    }
+
+    #[test]
+    fn subset_and_port_level_policies_are_checked() {
+        let out = dr_errors(serde_json::json!({"host": "catalog",
+            "trafficPolicy": {"portLevelSettings": [{"port": {"number": 80},
+                "connectionPool": {"tcp": {"connectTimeout": "0s"}}}]},
+            "subsets": [{"name": "v1"}, {"name": "v2", "trafficPolicy": {
+                "outlierDetection": {"baseEjectionTime": "0s"},
+                "portLevelSettings": [{"port": {"number": 80},
+                    "outlierDetection": {"maxEjectionPercent": 200}}]}}]}));
+        assert_eq!(
+            out,
+            [
+                dr_error(
+                    "trafficPolicy.portLevelSettings[0].connectionPool.tcp.connectTimeout",
+                    "connectTimeout must be at least 1ms, got 0s"
+                ),
+                dr_error(
+                    "subsets[1].trafficPolicy.outlierDetection.baseEjectionTime",
+                    "baseEjectionTime must be at least 1ms, got 0s"
+                ),
+                dr_error(
+                    "subsets[1].trafficPolicy.portLevelSettings[0].outlierDetection.maxEjectionPercent",
+                    "maxEjectionPercent 200 is not in 0-100"
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::checks::{at_least_1ms, not_negative};
 use super::diagnostic::Reporter;
 use super::shared_types::{Percent, StringMatch};
 use super::suggest::did_you_mean;
@@ -267,22 +268,8 @@ fn validate_retries(route: &HttpRoute, at: &str, r: &mut Reporter<'_>) {
         return;
     };
     let at = format!("{at}.retries");
-    if let Some(attempts) = retries.attempts
-        && attempts < 0
-    {
-        r.error(
-            format!("{at}.attempts"),
-            format!("attempts must not be negative, got {attempts}"),
-        );
-    }
-    if let Some(per_try) = retries.per_try_timeout
-        && per_try.get() < std::time::Duration::from_millis(1)
-    {
-        r.error(
-            format!("{at}.perTryTimeout"),
-            format!("perTryTimeout must be at least 1ms, got {per_try}"),
-        );
-    }
+    not_negative(retries.attempts, &at, "attempts", r);
+    at_least_1ms(retries.per_try_timeout, &at, "perTryTimeout", r);
     if let Some(retry_on) = retries.retry_conditions() {
         for token in retry_on.split(',').map(str::trim) {
             if !valid_retry_on(token) {
@@ -311,16 +298,10 @@ fn validate_fault(route: &HttpRoute, at: &str, r: &mut Reporter<'_>) {
     };
     if let Some(delay) = &fault.delay {
         let at = format!("{at}.fault.delay");
-        match (delay.fixed_delay, delay.exponential_delay) {
-            (None, None) => r.error(&at, "fixedDelay is required"),
-            (Some(fixed), _) if fixed.get() < std::time::Duration::from_millis(1) => {
-                r.error(
-                    format!("{at}.fixedDelay"),
-                    format!("fixedDelay must be at least 1ms, got {fixed}"),
-                );
-            }
-            _ => {}
+        if delay.fixed_delay.is_none() && delay.exponential_delay.is_none() {
+            r.error(&at, "fixedDelay is required");
         }
+        at_least_1ms(delay.fixed_delay, &at, "fixedDelay", r);
         if let Some(percent) = &delay.percentage {
             check_percent(percent, &format!("{at}.percentage.value"), r);
         }

@@ -1178,3 +1178,18 @@ fn peer_authentication_port_levels_need_a_selector() {
             .contains("which workloads")
     );
 }
+
+#[test]
+fn destination_rule_traffic_policy_out_of_range_fails_to_load() {
+    let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+                metadata: {name: catalog, namespace: shop}\nspec:\n  host: catalog\n  \
+                trafficPolicy:\n    outlierDetection: {baseEjectionTime: 0s}\n";
+    let errs = Config::from_yaml_str(yaml).expect_err("baseEjectionTime: 0s must be rejected");
+    let d = find(&errs, "trafficPolicy.outlierDetection.baseEjectionTime");
+    assert_eq!(
+        d.to_string(),
+        "error: <inline> (document 1) DestinationRule shop/catalog: \
+         trafficPolicy.outlierDetection.baseEjectionTime: baseEjectionTime must be at least 1ms, \
+         got 0s"
+    );
+}
