@@ -359,6 +359,54 @@ async fn retry_budget_bounds_attempts_during_an_outage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_service_in_an_outage_does_not_spend_the_retries_of_another() {
+    let servers = upstreams(2).await;
+    servers[0].fail_next(u64::MAX);
+    let service = |name: &str, server: &mesh::demo::CatalogServer| {
+        let port = server.addr().port();
+        format!(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: {name}}}
+spec:
+  hosts: [{name}.example.com]
+  resolution: STATIC
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: {name}}}
+spec:
+  hosts: [{name}.example.com]
+  http:
+  - route: [{{destination: {{host: {name}.example.com}}}}]
+    retries: {{attempts: 3, retryOn: 5xx}}
+---"#
+        )
+    };
+    let yaml = service("down", &servers[0]) + &service("flaky", &servers[1]);
+    let sidecar = support::sidecar(&yaml).await;
+    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    // The outage spends its service's budget: 200 requests may retry 20 % + the floor.
+    for _ in 0..200 {
+        let response = client.get("http://down.example.com/", &[]).await.unwrap();
+        assert_eq!(response.status, 503);
+    }
+    assert!(servers[0].hits() < 2 * 200, "the outage's retries are budgeted");
+    // Another service's failures are still retried, from a budget of its own.
+    for _ in 0..5 {
+        servers[1].fail_next(1);
+        let response = client.get("http://flaky.example.com/", &[]).await.unwrap();
+        assert_eq!(response.status, 200);
+    }
+    assert_eq!(servers[1].hits(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_an_endpoint_mid_load_is_invisible_to_clients() {
     let mut servers = upstreams(2).await;
     let yaml = pool_config(

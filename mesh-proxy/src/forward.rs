@@ -173,9 +173,17 @@ impl Shared {
         authority: &Authority,
         port: u16,
     ) -> Result<Response<Body>, BoxError> {
+        // A request that may be retried is counted into its cluster's retry budget on its
+        // first attempt, and its retries drawn from that budget.
+        let context = request.extensions().get::<RetryContext>();
+        if let Some(context) = context
+            && context.set_budget(&cluster.retry_budget)
+        {
+            cluster.retry_budget.deposit();
+        }
         let permit = match &cluster.breaker {
             Some(breaker) => {
-                if let Some(context) = request.extensions().get::<RetryContext>() {
+                if let Some(context) = context {
                     context.set_breaker(breaker.clone());
                 }
                 Some(breaker.acquire().await?)

@@ -16,7 +16,10 @@ use crate::{
     upstream::{DEFAULT_IDLE_TIMEOUT, Upstream},
 };
 use http::uri::Authority;
-use mesh_core::{circuit_breaker::CircuitBreaker, outlier::OutlierDetector, workload::Workload};
+use mesh_core::{
+    circuit_breaker::CircuitBreaker, outlier::OutlierDetector, retry::RetryBudget,
+    workload::Workload,
+};
 use mesh_route::{
     config::{Config, Resolution, Resource, ServiceEntry},
     host::{canonical_host, host_matches},
@@ -83,6 +86,8 @@ pub struct ClusterEndpoints {
     pub upstream: Upstream,
     /// The cluster's circuit breaker, when its DestinationRule sets a `connectionPool`.
     pub breaker: Option<Arc<CircuitBreaker>>,
+    /// The cluster's retry budget (kept across configurations for a cluster of the same name).
+    pub retry_budget: RetryBudget,
     /// Request counters (kept across configurations for a cluster of the same name).
     pub stats: Arc<ClusterStats>,
 }
@@ -471,6 +476,7 @@ fn build_cluster(
         passthrough,
         upstream,
         breaker,
+        retry_budget: before.map_or_else(RetryBudget::default, |b| b.retry_budget.clone()),
         stats: before.map_or_else(Arc::default, |b| b.stats.clone()),
     })
 }

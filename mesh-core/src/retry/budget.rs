@@ -1,5 +1,8 @@
-//! [`RetryBudget`]: a cap on retries relative to traffic, shared by every request through one
-//! [`RetryLayer`](super::RetryLayer), so that a failing upstream is not hit by a retry storm.
+//! [`RetryBudget`]: a cap on retries relative to traffic, so that a failing upstream is not hit
+//! by a retry storm. The sidecar and the in-process client keep one per cluster, as Envoy does
+//! (the proxy records the cluster's in the request's [`RetryContext`](super::RetryContext));
+//! a [`RetryLayer`](super::RetryLayer) over any other service shares its own among its
+//! requests.
 //!
 //! A token bucket: every original request that may be retried adds `percent` % of a token,
 //! time adds `min_per_sec` tokens per second (the floor that lets quiet clients retry), and a

@@ -5,11 +5,14 @@
 //! attempt carries the same one (clones share it). Below, the load balancer reads and records
 //! the hosts tried (Envoy's `previous_hosts` retry predicate), and the proxy, which picks the
 //! cluster, records the cluster's [`CircuitBreaker`] so that the retry layer can hold retries
-//! to its `max_retries` (Istio `http.maxRetries`).
+//! to its `max_retries` (Istio `http.maxRetries`), and the cluster's [`RetryBudget`], so that
+//! retries are budgeted per cluster, as Envoy budgets them: one failing service cannot spend
+//! the retries of the others.
 //!
 //! One extension with one allocation, rather than one per concern: the retry layer clones the
 //! request head for every attempt, and each extension costs a clone.
 
+use super::RetryBudget;
 use crate::circuit_breaker::CircuitBreaker;
 use http::uri::Authority;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -33,6 +36,7 @@ pub struct RetryContext(Arc<Shared>);
 struct Shared {
     hosts: Mutex<Vec<Authority>>,
     breaker: OnceLock<Arc<CircuitBreaker>>,
+    budget: OnceLock<RetryBudget>,
 }
 
 impl RetryContext {
@@ -112,5 +116,31 @@ impl RetryContext {
     /// ```
     pub fn breaker(&self) -> Option<&Arc<CircuitBreaker>> {
         self.0.breaker.get()
+    }
+
+    /// Records the retry budget of the request's cluster; `true` the first time only (the
+    /// first attempt), when the proxy counts the request into that budget.
+    ///
+    /// ```
+    /// use mesh_core::retry::{RetryBudget, RetryContext};
+    /// let context = RetryContext::default();
+    /// let cluster = RetryBudget::default();
+    /// assert!(context.budget().is_none());
+    /// assert!(context.set_budget(&cluster), "the first attempt");
+    /// assert!(!context.set_budget(&cluster), "a retry");
+    /// assert!(context.budget().is_some());
+    /// ```
+    pub fn set_budget(&self, budget: &RetryBudget) -> bool {
+        self.0.budget.set(budget.clone()).is_ok()
+    }
+
+    /// The retry budget of the request's cluster, once the proxy has recorded it.
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryContext;
+    /// assert!(RetryContext::default().budget().is_none());
+    /// ```
+    pub fn budget(&self) -> Option<&RetryBudget> {
+        self.0.budget.get()
     }
 }

@@ -635,7 +635,9 @@ where
                             }
                         }
                     }
-                    if !retry.budget.withdraw() {
+                    // The cluster's budget when the proxy below named one, else the layer's.
+                    let budget = retry.context.budget().unwrap_or(&retry.budget);
+                    if !budget.withdraw() {
                         return Poll::Ready(mark_outcome(result, ResponseFlag::UpstreamOverflow));
                     }
                     let Some(body) = retry.replay.next_body() else {
