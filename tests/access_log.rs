@@ -173,3 +173,53 @@ async fn json_lines_carry_istios_keys() {
     assert_eq!(parsed[2]["response_flags"], "NR");
     assert!(parsed[2]["upstream_cluster"].is_null());
 }
+
+#[tokio::test]
+async fn a_request_refused_before_any_endpoint_is_logged_with_its_cluster() {
+    let file = LogFile::new("refused");
+    // Subset v9 selects no endpoint: every request to it is 503 UH, at its cluster.
+    let yaml = format!(
+        r#"
+apiVersion: mesh/v1
+kind: MeshConfig
+metadata: {{name: mesh}}
+spec: {{accessLogFile: {}, accessLogEncoding: JSON}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: empty}}
+spec:
+  hosts: [empty.example.com]
+  resolution: STATIC
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http: 9}}, labels: {{version: v1}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: empty}}
+spec:
+  host: empty.example.com
+  subsets: [{{name: v9, labels: {{version: v9}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: empty}}
+spec:
+  hosts: [empty.example.com]
+  http: [{{route: [{{destination: {{host: empty.example.com, subset: v9}}}}]}}]
+"#,
+        file.0.display()
+    );
+    let sidecar = support::sidecar_with(&yaml, SidecarSettings::default()).await;
+    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    let response = client.get("http://empty.example.com/", &[]).await.unwrap();
+    assert_eq!(response.status, 503);
+    let lines = file.lines(1).await;
+    let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(line["response_flags"], "UH");
+    assert_eq!(line["response_code_details"], "no_healthy_upstream");
+    assert_eq!(line["upstream_cluster"], "outbound|80|v9|empty.example.com");
+    assert!(line["upstream_host"].is_null(), "no endpoint was tried");
+}

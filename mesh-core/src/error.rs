@@ -299,28 +299,48 @@ impl std::error::Error for FlaggedError {
     }
 }
 
-/// Where a request that failed at an upstream had been sent: its cluster, endpoint and the
-/// endpoint's workload (the same facts a response carries as extensions).
+/// Where a request that failed at an upstream had been sent: its cluster, and the endpoint and
+/// the endpoint's workload when one had been picked (the same facts a response carries as
+/// extensions). A request refused before that (no healthy endpoint, the cluster's circuit
+/// breaker) has only its cluster, as Envoy logs `UH` and `UO` with the cluster and host `-`.
 ///
 /// ```
 /// use mesh_core::{UpstreamCluster, UpstreamHost, UpstreamWorkload, error::UpstreamTarget, workload::Workload};
 /// use std::sync::Arc;
 /// let target = UpstreamTarget {
 ///     cluster: UpstreamCluster("outbound|80||catalog".into()),
-///     host: UpstreamHost("10.0.0.1:8080".parse().unwrap()),
-///     workload: UpstreamWorkload(Arc::new(Workload::default())),
+///     host: Some(UpstreamHost("10.0.0.1:8080".parse().unwrap())),
+///     workload: Some(UpstreamWorkload(Arc::new(Workload::default()))),
 /// };
-/// assert_eq!(target.host.0.port_u16(), Some(8080));
-/// assert_eq!(target.workload.0.name, "unknown");
+/// assert_eq!(target.host.unwrap().0.port_u16(), Some(8080));
+/// let refused = UpstreamTarget::cluster_only(UpstreamCluster("outbound|80||catalog".into()));
+/// assert!(refused.host.is_none() && refused.workload.is_none());
 /// ```
 #[derive(Clone, Debug)]
 pub struct UpstreamTarget {
     /// The cluster, in Istio's `outbound|PORT|SUBSET|HOST` form.
     pub cluster: crate::UpstreamCluster,
-    /// The endpoint tried.
-    pub host: crate::UpstreamHost,
-    /// The endpoint's workload.
-    pub workload: crate::UpstreamWorkload,
+    /// The endpoint tried, if one was.
+    pub host: Option<crate::UpstreamHost>,
+    /// The endpoint's workload, if one was tried.
+    pub workload: Option<crate::UpstreamWorkload>,
+}
+
+impl UpstreamTarget {
+    /// A request refused at `cluster` before any endpoint was tried.
+    ///
+    /// ```
+    /// use mesh_core::{UpstreamCluster, error::UpstreamTarget};
+    /// let target = UpstreamTarget::cluster_only(UpstreamCluster("outbound|80|v1|catalog".into()));
+    /// assert_eq!(&*target.cluster.0, "outbound|80|v1|catalog");
+    /// ```
+    pub fn cluster_only(cluster: crate::UpstreamCluster) -> Self {
+        UpstreamTarget {
+            cluster,
+            host: None,
+            workload: None,
+        }
+    }
 }
 
 /// A failure at an upstream endpoint (connect failure, reset, per-try timeout…), with where the
@@ -335,13 +355,13 @@ pub struct UpstreamTarget {
 /// use std::sync::Arc;
 /// let target = UpstreamTarget {
 ///     cluster: UpstreamCluster("outbound|80|v1|catalog".into()),
-///     host: UpstreamHost("10.0.0.1:3000".parse().unwrap()),
-///     workload: UpstreamWorkload(Arc::new(Workload::from_labels("catalog-v1", "shop", &Default::default()))),
+///     host: Some(UpstreamHost("10.0.0.1:3000".parse().unwrap())),
+///     workload: Some(UpstreamWorkload(Arc::new(Workload::from_labels("catalog-v1", "shop", &Default::default())))),
 /// };
 /// let error: BoxError = UpstreamError::new(target, MeshError::NoHealthyUpstream).into();
 /// assert!(matches!(MeshError::find(&error), Some(MeshError::NoHealthyUpstream)));
 /// let found = UpstreamError::find(&error).unwrap();
-/// assert_eq!(found.target().host.0.as_str(), "10.0.0.1:3000");
+/// assert_eq!(found.target().host.as_ref().unwrap().0.as_str(), "10.0.0.1:3000");
 /// ```
 #[derive(Debug)]
 pub struct UpstreamError {
@@ -356,8 +376,8 @@ impl UpstreamError {
     /// use mesh_core::{MeshError, UpstreamCluster, UpstreamHost, UpstreamWorkload, error::{UpstreamError, UpstreamTarget}};
     /// let target = UpstreamTarget {
     ///     cluster: UpstreamCluster("outbound|80||catalog".into()),
-    ///     host: UpstreamHost("10.0.0.1:80".parse().unwrap()),
-    ///     workload: UpstreamWorkload(Default::default()),
+    ///     host: Some(UpstreamHost("10.0.0.1:80".parse().unwrap())),
+    ///     workload: Some(UpstreamWorkload(Default::default())),
     /// };
     /// let error = UpstreamError::new(target, MeshError::ConnectFailure("refused".into()));
     /// assert_eq!(error.to_string(), "upstream connect error: refused");
@@ -376,8 +396,8 @@ impl UpstreamError {
     /// use mesh_core::{MeshError, UpstreamCluster, UpstreamHost, UpstreamWorkload, error::{UpstreamError, UpstreamTarget}};
     /// let target = UpstreamTarget {
     ///     cluster: UpstreamCluster("outbound|80|v2|catalog".into()),
-    ///     host: UpstreamHost("10.0.0.2:80".parse().unwrap()),
-    ///     workload: UpstreamWorkload(Default::default()),
+    ///     host: Some(UpstreamHost("10.0.0.2:80".parse().unwrap())),
+    ///     workload: Some(UpstreamWorkload(Default::default())),
     /// };
     /// let error = UpstreamError::new(target, MeshError::Timeout);
     /// assert_eq!(&*error.target().cluster.0, "outbound|80|v2|catalog");
@@ -392,8 +412,8 @@ impl UpstreamError {
     /// use mesh_core::{MeshError, ResponseFlag, UpstreamCluster, UpstreamHost, UpstreamWorkload, error::{UpstreamError, UpstreamTarget}};
     /// let target = UpstreamTarget {
     ///     cluster: UpstreamCluster("outbound|80||catalog".into()),
-    ///     host: UpstreamHost("10.0.0.1:80".parse().unwrap()),
-    ///     workload: UpstreamWorkload(Default::default()),
+    ///     host: Some(UpstreamHost("10.0.0.1:80".parse().unwrap())),
+    ///     workload: Some(UpstreamWorkload(Default::default())),
     /// };
     /// let error = UpstreamError::new(target, MeshError::UpstreamReset("reset".into()));
     /// assert_eq!(error.error().flag(), Some(ResponseFlag::UpstreamConnectionTermination));
@@ -411,12 +431,12 @@ impl UpstreamError {
     /// use mesh_core::error::{UpstreamError, UpstreamTarget};
     /// let target = UpstreamTarget {
     ///     cluster: UpstreamCluster("outbound|80||catalog".into()),
-    ///     host: UpstreamHost("10.0.0.1:80".parse().unwrap()),
-    ///     workload: UpstreamWorkload(Default::default()),
+    ///     host: Some(UpstreamHost("10.0.0.1:80".parse().unwrap())),
+    ///     workload: Some(UpstreamWorkload(Default::default())),
     /// };
     /// let routed = Routed { route: RouteInfo { name: "r".into(), virtual_service: "vs".into() }, destination: None };
     /// let error: BoxError = RoutedError::new(routed, UpstreamError::new(target, MeshError::Timeout).into()).into();
-    /// assert_eq!(UpstreamError::find(&error).unwrap().target().host.0.as_str(), "10.0.0.1:80");
+    /// assert_eq!(UpstreamError::find(&error).unwrap().target().host.as_ref().unwrap().0.as_str(), "10.0.0.1:80");
     /// assert!(UpstreamError::find(&BoxError::from("other")).is_none());
     /// ```
     pub fn find(error: &BoxError) -> Option<&UpstreamError> {

@@ -181,21 +181,28 @@ impl Shared {
         {
             cluster.retry_budget.deposit();
         }
+        // Refused before an endpoint is tried (UO, UH): telemetry still learns the cluster.
+        let refused = |error: MeshError| -> BoxError {
+            let target = UpstreamTarget::cluster_only(UpstreamCluster(cluster.name.clone()));
+            UpstreamError::new(target, error).into()
+        };
         let permit = match &cluster.breaker {
             Some(breaker) => {
                 if let Some(context) = context {
                     context.set_breaker(breaker.clone());
                 }
-                Some(breaker.acquire().await?)
+                Some(breaker.acquire().await.map_err(refused)?)
             }
             None => None,
         };
-        let ports = cluster.port_for(port).ok_or(MeshError::NoHealthyUpstream)?;
+        let ports = cluster
+            .port_for(port)
+            .ok_or_else(|| refused(MeshError::NoHealthyUpstream))?;
         let now = Instant::now();
         let previous = request.extensions().get::<RetryContext>();
         let index = cluster
             .choose_endpoint(ports, previous, now)
-            .ok_or(MeshError::NoHealthyUpstream)?;
+            .ok_or_else(|| refused(MeshError::NoHealthyUpstream))?;
         if ports.protocol == Protocol::Http1 {
             request.headers_mut().remove(http::header::TE);
         }
@@ -231,8 +238,8 @@ impl Shared {
             Err(error) => Err(UpstreamError::new(
                 UpstreamTarget {
                     cluster: UpstreamCluster(cluster.name.clone()),
-                    host: UpstreamHost(endpoint.authority.clone()),
-                    workload: UpstreamWorkload(endpoint.workload.clone()),
+                    host: Some(UpstreamHost(endpoint.authority.clone())),
+                    workload: Some(UpstreamWorkload(endpoint.workload.clone())),
                 },
                 error,
             )

@@ -528,8 +528,8 @@ impl Recording {
             let target = failed.target();
             self.upstream(
                 Some(&target.cluster),
-                Some(&target.host),
-                Some(&target.workload),
+                target.host.as_ref(),
+                target.workload.as_ref(),
             );
         }
         let hint = HttpBody::size_hint(reply.body());
