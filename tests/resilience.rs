@@ -396,7 +396,10 @@ spec:
         let response = client.get("http://down.example.com/", &[]).await.unwrap();
         assert_eq!(response.status, 503);
     }
-    assert!(servers[0].hits() < 2 * 200, "the outage's retries are budgeted");
+    assert!(
+        servers[0].hits() < 2 * 200,
+        "the outage's retries are budgeted"
+    );
     // Another service's failures are still retried, from a budget of its own.
     for _ in 0..5 {
         servers[1].fail_next(1);
