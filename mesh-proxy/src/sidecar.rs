@@ -44,7 +44,7 @@ use mesh_route::{
     RouteLayer, RouteTable,
     config::{Config, WorkloadMode, gateway::served_ports},
     mirror::{MirrorLayer, MirrorStats, ShadowService},
-    table::CompileError,
+    table::{CompileError, SourceWorkload},
 };
 use mesh_trace::{
     Propagation, TraceLayer,
@@ -479,7 +479,16 @@ impl Sidecar {
         let routed = config.with_canary_routes();
         let served_ports =
             served_ports(&routed, &settings.workload.labels).map_err(StartError::Gateway)?;
-        let table = Arc::new(RouteTable::compile_for(&routed, &served_ports)?);
+        // Who this proxy is: its metrics' labels, the workload its policies select, and the
+        // source its routes' `sourceLabels` / `sourceNamespace` are decided against.
+        let workload = settings
+            .workload
+            .resolve(&config, |name| std::env::var(name).ok());
+        let source = SourceWorkload {
+            labels: settings.workload.labels.clone(),
+            namespace: workload.namespace.clone(),
+        };
+        let table = Arc::new(RouteTable::compile_for(&routed, &served_ports, &source)?);
         let connect_timeout = config
             .mesh
             .connect_timeout
@@ -504,10 +513,6 @@ impl Sidecar {
             MirrorLayer::new(shadow).host_suffix(mesh_route::mirror::host_suffix_enabled(&config));
         let mirror_stats = mirror.stats().clone();
         let tracing = Tracing::new(&config, previous.and_then(|p| p.span_reporter.as_ref()))?;
-        // Who this proxy is: its metrics' labels, and the workload its policies select.
-        let workload = settings
-            .workload
-            .resolve(&config, |name| std::env::var(name).ok());
         let telemetry = Telemetry::new(
             &config,
             &settings,
@@ -1383,5 +1388,52 @@ impl RunningSidecar {
         for log in logs {
             let _ = tokio::task::spawn_blocking(move || log.flush()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_core::body;
+    use tower::ServiceExt;
+
+    /// Rule `tester` for `sourceLabels: {app: tester}` in `sourceNamespace: qa`, then `rest`.
+    const ROUTES: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: catalog, namespace: shop}
+spec:
+  hosts: [catalog.example.com]
+  http:
+  - {name: tester, match: [{sourceLabels: {app: tester}, sourceNamespace: qa}], directResponse: {status: 201}}
+  - {name: rest, directResponse: {status: 200}}
+"#;
+
+    /// The status the outbound listener of a sidecar running as `workload` answers with.
+    async fn status_for(workload: WorkloadSettings) -> u16 {
+        let config = Config::from_yaml_str(ROUTES).unwrap().config;
+        let settings = SidecarSettings {
+            disable_access_log: true,
+            workload,
+            ..SidecarSettings::default()
+        };
+        let sidecar = Sidecar::with_settings(config, settings).unwrap();
+        let request = http::Request::get("http://catalog.example.com/")
+            .body(body::empty())
+            .unwrap();
+        let response = sidecar.outbound_service().oneshot(request).await.unwrap();
+        response.status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn routes_are_compiled_for_the_sidecars_own_workload() {
+        let tester = |namespace: &str| WorkloadSettings {
+            namespace: Some(namespace.into()),
+            labels: [("app".to_string(), "tester".to_string())].into(),
+            ..WorkloadSettings::default()
+        };
+        assert_eq!(status_for(tester("qa")).await, 201);
+        assert_eq!(status_for(tester("shop")).await, 200);
+        assert_eq!(status_for(WorkloadSettings::default()).await, 200);
     }
 }

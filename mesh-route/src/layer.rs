@@ -110,7 +110,7 @@ impl RouteLayer {
     /// # async fn main() {
     /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// let table = Arc::new(RouteTable::compile_for(&config, &served_ports(&config, &Default::default()).unwrap()).unwrap());
+    /// let table = Arc::new(RouteTable::compile_for(&config, &served_ports(&config, &Default::default()).unwrap(), &Default::default()).unwrap());
     /// let scope = table.gateway_scope(8080).unwrap();
     /// let svc = RouteLayer::new(table).in_scope(scope).layer(service_fn(|_: http::Request<Body>| async {
     ///     Ok::<_, std::convert::Infallible>(http::Response::new(body::empty()))

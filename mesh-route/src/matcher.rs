@@ -5,7 +5,9 @@
 //! anchored), `ignoreUriCase` applies to URI `exact`/`prefix` only, header keys are matched by
 //! pre-parsed [`HeaderName`], several values of one header are joined with `,`, a
 //! `withoutHeaders` condition treats a missing header as empty (so it is satisfied), and an
-//! empty match (`{}`) means "present".
+//! empty match (`{}`) means "present". `port` is the port the request addressed (see
+//! [`addressed_port`]); `sourceLabels`, `sourceNamespace` and `gateways` are config-time
+//! selectors the route table decides when it is compiled, not request conditions.
 
 use crate::config::{self, StringMatch};
 use http::{HeaderMap, HeaderName, Request};
@@ -47,6 +49,14 @@ pub enum MatchError {
     Shape {
         /// Field path of the match.
         field: String,
+    },
+    /// A `port` is not a port number.
+    #[error("{field}: port {port} is not in 1-65535")]
+    Port {
+        /// Field path of the port.
+        field: String,
+        /// The port as written.
+        port: u32,
     },
 }
 
@@ -277,8 +287,8 @@ impl HeaderCondition {
 /// spec.query_params.insert("debug".into(), Default::default()); // present
 /// let m = RequestMatch::compile(&spec, "http[0].match[0]").unwrap();
 /// let request = |uri: &str| http::Request::get(uri).body(()).unwrap();
-/// assert!(m.matches(&request("/items?debug=%31"), "api"));
-/// assert!(!m.matches(&request("/items"), "api"));
+/// assert!(m.matches(&request("/items?debug=%31"), "api", 80));
+/// assert!(!m.matches(&request("/items"), "api", 80));
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct RequestMatch {
@@ -290,6 +300,8 @@ pub struct RequestMatch {
     headers: Vec<HeaderCondition>,
     without_headers: Vec<HeaderCondition>,
     query: Vec<(Box<str>, StringMatcher)>,
+    /// The port the request must have addressed.
+    port: Option<u16>,
     /// The match block's `name`, joined to the route name in logs.
     pub name: Option<Box<str>>,
 }
@@ -348,6 +360,7 @@ impl RequestMatch {
             headers: headers(&m.headers, "headers")?,
             without_headers: headers(&m.without_headers, "withoutHeaders")?,
             query,
+            port: compile_port(m.port, field)?,
             name: m.name.as_deref().map(Box::from),
         })
     }
@@ -386,7 +399,8 @@ impl RequestMatch {
         self.uri.is_some()
     }
 
-    /// Whether `request` (addressed to `authority`) satisfies every condition.
+    /// Whether `request` — addressed to `authority` and `port` (the listener's, or
+    /// [`addressed_port`]) — satisfies every condition.
     ///
     /// ```
     /// use mesh_route::{config::Config, matcher::RequestMatch};
@@ -405,11 +419,14 @@ impl RequestMatch {
     /// let spec = &config.virtual_services[0].spec.http[0].match_[0];
     /// let m = RequestMatch::compile(spec, "http[0].match[0]").unwrap();
     /// let post = http::Request::post("/v1/orders").header("x-beta", "yes").body(()).unwrap();
-    /// assert!(m.matches(&post, "api.example.com"));
+    /// assert!(m.matches(&post, "api.example.com", 80));
     /// let get = http::Request::get("/v1/orders").header("x-beta", "yes").body(()).unwrap();
-    /// assert!(!m.matches(&get, "api.example.com"));
+    /// assert!(!m.matches(&get, "api.example.com", 80));
     /// ```
-    pub fn matches<B>(&self, request: &Request<B>, authority: &str) -> bool {
+    pub fn matches<B>(&self, request: &Request<B>, authority: &str, port: u16) -> bool {
+        if self.port.is_some_and(|p| p != port) {
+            return false;
+        }
         let uri = request.uri();
         if let Some(m) = &self.uri
             && !m.matches(uri.path(), self.ignore_uri_case)
@@ -441,6 +458,60 @@ impl RequestMatch {
                 .query
                 .iter()
                 .all(|(key, m)| query_matches(uri.query(), key, m))
+    }
+}
+
+/// A match block's `port`: unset or `0` (Istio's unset) is any port.
+fn compile_port(port: Option<u32>, field: &str) -> Result<Option<u16>, MatchError> {
+    match port {
+        None | Some(0) => Ok(None),
+        Some(p) => u16::try_from(p).map(Some).map_err(|_| MatchError::Port {
+            field: format!("{field}.port"),
+            port: p,
+        }),
+    }
+}
+
+/// The port `request` addressed on its host: the one in `authority` (the absolute-form URI's,
+/// else `Host`'s; see [`request_authority`]), else the default port of its scheme — 443 for
+/// `https`, 80 otherwise. This is the port a sidecar's outbound match blocks compare their
+/// `port` with; on a gateway, the port is the listener's.
+///
+/// ```
+/// use mesh_route::matcher::addressed_port;
+///
+/// let port = |uri: &str, host: &str| {
+///     let request = http::Request::get(uri).header("host", host).body(()).unwrap();
+///     addressed_port(&request, mesh_route::matcher::request_authority(&request).unwrap())
+/// };
+/// assert_eq!(port("http://catalog:9080/", "ignored"), 9080);
+/// assert_eq!(port("/items", "catalog:9080"), 9080);
+/// assert_eq!(port("/items", "catalog"), 80);
+/// assert_eq!(port("https://catalog/", "catalog"), 443);
+/// assert_eq!(port("/items", "[::1]:8443"), 8443);
+/// ```
+pub fn addressed_port<B>(request: &Request<B>, authority: &str) -> u16 {
+    split_port(authority)
+        .1
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(match request.uri().scheme_str() {
+            Some(scheme) if scheme.eq_ignore_ascii_case("https") => 443,
+            _ => 80,
+        })
+}
+
+/// The host and port parts of an authority (`host`, `host:port`, `[v6]:port`); a port that is
+/// not digits belongs to the host.
+pub(crate) fn split_port(authority: &str) -> (&str, Option<&str>) {
+    if authority.starts_with('[')
+        && let Some(end) = authority.find(']')
+    {
+        let (host, rest) = authority.split_at(end + 1);
+        return (host, rest.strip_prefix(':'));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => (host, Some(port)),
+        _ => (authority, None),
     }
 }
 
@@ -518,6 +589,43 @@ mod tests {
     fn two_kinds_is_an_error() {
         assert!(StringMatcher::compile(&sm(Some("a"), Some("b"), None), false, "f").is_err());
         assert!(StringMatcher::compile_required(&sm(None, None, None), false, "f").is_err());
+    }
+
+    #[test]
+    fn splits_ports() {
+        assert_eq!(split_port("catalog:80"), ("catalog", Some("80")));
+        assert_eq!(split_port("catalog"), ("catalog", None));
+        assert_eq!(split_port("[::1]:8080"), ("[::1]", Some("8080")));
+        assert_eq!(split_port("[::1]"), ("[::1]", None));
+        assert_eq!(split_port("odd:port"), ("odd:port", None));
+    }
+
+    #[test]
+    fn port_is_the_addressed_port() {
+        let spec = config::HttpMatchRequest {
+            port: Some(9080),
+            ..Default::default()
+        };
+        let m = RequestMatch::compile(&spec, "m").unwrap();
+        let request = Request::get("/").body(()).unwrap();
+        assert!(m.matches(&request, "catalog:9080", 9080));
+        assert!(!m.matches(&request, "catalog", 80));
+        // `port: 0` is Istio's unset; beyond 65535 is an error.
+        let any = config::HttpMatchRequest {
+            port: Some(0),
+            ..Default::default()
+        };
+        assert!(
+            RequestMatch::compile(&any, "m")
+                .unwrap()
+                .matches(&request, "c", 1)
+        );
+        let bad = config::HttpMatchRequest {
+            port: Some(70000),
+            ..Default::default()
+        };
+        let error = RequestMatch::compile(&bad, "m").unwrap_err().to_string();
+        assert_eq!(error, "m.port: port 70000 is not in 1-65535");
     }
 
     #[test]

@@ -6,17 +6,21 @@
 //! Every distinct (host, subset, port) destination becomes a [`Cluster`] with a dense index,
 //! so the layers below find endpoints by index rather than by name.
 //!
+//! A table is compiled for one proxy, its [`SourceWorkload`]: match blocks whose config-time
+//! selectors (`sourceLabels`, `sourceNamespace`, `gateways`) do not select that proxy are
+//! dropped, as Istio leaves them out of the proxy's configuration.
+//!
 //! Lookup is allocation-free: the authority is lower-cased into a stack buffer, hosts are found
 //! by hash (exact names and all their short/namespaced aliases), then by wildcard suffix.
 
 use crate::{
     config::{
-        Config, Destination as DestinationSpec, HttpRoute, Resource, RouteDestination,
-        VirtualService, gateway::ServedPort,
+        Config, Destination as DestinationSpec, HttpMatchRequest, HttpRoute, L4MatchAttributes,
+        Resource, RouteDestination, TlsMatchAttributes, VirtualService, gateway::ServedPort,
     },
     header_ops::HeaderOps,
     host::{canonical_host, host_aliases},
-    matcher::RequestMatch,
+    matcher::{RequestMatch, addressed_port, split_port},
     policy::mirror_share,
     redirect::{DirectResponse, Redirect},
     rewrite::Rewrite,
@@ -30,6 +34,7 @@ use mesh_core::{
     policy::{MirrorTarget, RoutePolicy},
 };
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, HashMap},
     sync::Arc,
 };
@@ -145,15 +150,20 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Which match block of this rule `request` satisfies, if any (`None` inside `Some` for a
-    /// rule without match blocks).
-    fn matching<B>(&self, request: &Request<B>, authority: &str) -> Option<Option<&RequestMatch>> {
+    /// Which match block of this rule `request` (addressed to `authority` and `port`)
+    /// satisfies, if any (`None` inside `Some` for a rule without match blocks).
+    fn matching<B>(
+        &self,
+        request: &Request<B>,
+        authority: &str,
+        port: u16,
+    ) -> Option<Option<&RequestMatch>> {
         if self.matches.is_empty() {
             return Some(None);
         }
         self.matches
             .iter()
-            .find(|(m, _)| m.matches(request, authority))
+            .find(|(m, _)| m.matches(request, authority, port))
             .map(|(m, _)| Some(m))
     }
 
@@ -206,7 +216,7 @@ impl RouteScope {
     /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let ports = served_ports(&config, &Default::default()).unwrap();
-    /// let table = RouteTable::compile_for(&config, &ports).unwrap();
+    /// let table = RouteTable::compile_for(&config, &ports, &Default::default()).unwrap();
     /// assert!(table.gateway_scope(8080).unwrap().is_gateway());
     /// assert!(!RouteScope::MESH.is_gateway());
     /// ```
@@ -265,6 +275,70 @@ pub enum Decision<'a> {
     },
 }
 
+/// The workload a proxy runs as: the source of the requests it routes. Match blocks' config-time
+/// selectors `sourceLabels` and `sourceNamespace` are decided against it when the table is
+/// compiled — a sidecar's own workload for its outbound routes, a gateway's own workload for its
+/// gateway ports.
+///
+/// [`Default`] is a proxy nothing is known about: no labels, in the `default` namespace (what
+/// the sidecar assumes without `POD_NAMESPACE`). [`RouteTable::compile`] compiles for it.
+///
+/// ```
+/// use mesh_route::table::SourceWorkload;
+///
+/// let tester = SourceWorkload {
+///     labels: [("app".to_string(), "tester".to_string())].into(),
+///     namespace: "qa".into(),
+/// };
+/// assert_eq!(SourceWorkload::default().namespace, "default");
+/// assert!(SourceWorkload::default().labels.is_empty());
+/// assert_ne!(tester, SourceWorkload::default());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceWorkload {
+    /// The proxy's workload labels.
+    pub labels: BTreeMap<String, String>,
+    /// The proxy's namespace.
+    pub namespace: String,
+}
+
+impl Default for SourceWorkload {
+    fn default() -> Self {
+        SourceWorkload {
+            labels: BTreeMap::new(),
+            namespace: "default".into(),
+        }
+    }
+}
+
+impl SourceWorkload {
+    /// Whether a match block with these `sourceLabels` and `sourceNamespace` applies to this
+    /// workload: every label is among its labels, and the namespace, when set, is its own.
+    ///
+    /// ```
+    /// use mesh_route::table::SourceWorkload;
+    /// use std::collections::BTreeMap;
+    ///
+    /// let label = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+    /// let tester = SourceWorkload { labels: label("app", "tester"), namespace: "qa".into() };
+    /// assert!(tester.selected_by(&BTreeMap::new(), None));
+    /// assert!(tester.selected_by(&label("app", "tester"), Some("qa")));
+    /// assert!(!tester.selected_by(&label("app", "web"), None));
+    /// assert!(!tester.selected_by(&BTreeMap::new(), Some("shop")));
+    /// assert!(!SourceWorkload::default().selected_by(&label("app", "tester"), None));
+    /// ```
+    pub fn selected_by(
+        &self,
+        source_labels: &BTreeMap<String, String>,
+        source_namespace: Option<&str>,
+    ) -> bool {
+        source_labels
+            .iter()
+            .all(|(key, value)| self.labels.get(key) == Some(value))
+            && source_namespace.is_none_or(|ns| ns == self.namespace)
+    }
+}
+
 /// A compiled, immutable route table.
 ///
 /// ```
@@ -320,12 +394,15 @@ impl RouteTable {
     /// assert!(matches!(table.route(&request), Decision::Matched { .. }));
     /// ```
     pub fn compile(config: &Config) -> Result<Self, CompileError> {
-        RouteTable::compile_for(config, &[])
+        RouteTable::compile_for(config, &[], &SourceWorkload::default())
     }
 
-    /// Compiles `config` into a route table with a scope for each port of the Gateways a proxy
-    /// with `gateway_ports` serves (see [`served_ports`](crate::config::gateway::served_ports)):
-    /// the VirtualServices naming one of the port's Gateways, for the hosts its servers expose.
+    /// Compiles `config` into the route table of the proxy running as `source`, with a scope for
+    /// each port of the Gateways it serves, `gateway_ports` (see
+    /// [`served_ports`](crate::config::gateway::served_ports)): the VirtualServices naming one
+    /// of the port's Gateways, for the hosts its servers expose. Match blocks whose
+    /// `sourceLabels` or `sourceNamespace` do not select `source` never match (see
+    /// [`SourceWorkload::selected_by`]).
     ///
     /// ```
     /// use mesh_route::{RouteTable, config::{Config, gateway::served_ports}, table::Decision};
@@ -342,7 +419,7 @@ impl RouteTable {
     /// spec: {hosts: ["*"], gateways: [edge], http: [{directResponse: {status: 200}}]}
     /// "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// let table = RouteTable::compile_for(&config, &served_ports(&config, &Default::default()).unwrap()).unwrap();
+    /// let table = RouteTable::compile_for(&config, &served_ports(&config, &Default::default()).unwrap(), &Default::default()).unwrap();
     /// let scope = table.gateway_scope(8080).unwrap();
     /// let get = |uri: &str| http::Request::get(uri).body(()).unwrap();
     /// assert!(matches!(table.route_in(scope, &get("http://shop.example.com/")), Decision::Matched { .. }));
@@ -350,11 +427,39 @@ impl RouteTable {
     /// assert!(matches!(table.route_in(scope, &get("http://other.example.com/")), Decision::NoRule));
     /// assert!(matches!(table.route(&get("http://shop.example.com/")), Decision::UnknownHost));
     /// ```
+    ///
+    /// The same configuration routes differently for different source workloads:
+    ///
+    /// ```
+    /// use mesh_route::{RouteTable, config::Config, table::{Decision, SourceWorkload}};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: VirtualService
+    /// metadata: {name: api}
+    /// spec:
+    ///   hosts: [api.example.com]
+    ///   http:
+    ///   - {name: tester, match: [{sourceLabels: {app: tester}}], directResponse: {status: 201}}
+    ///   - {name: rest, directResponse: {status: 200}}
+    /// "#;
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let request = http::Request::get("http://api.example.com/").body(()).unwrap();
+    /// let routed_to = |source: &SourceWorkload| {
+    ///     let table = RouteTable::compile_for(&config, &[], source).unwrap();
+    ///     let Decision::Matched { info, .. } = table.route(&request) else { panic!() };
+    ///     info.name.to_string()
+    /// };
+    /// let tester = SourceWorkload { labels: [("app".into(), "tester".into())].into(), ..Default::default() };
+    /// assert_eq!(routed_to(&tester), "tester");
+    /// assert_eq!(routed_to(&SourceWorkload::default()), "rest");
+    /// ```
     pub fn compile_for(
         config: &Config,
         gateway_ports: &[ServedPort<'_>],
+        source: &SourceWorkload,
     ) -> Result<Self, CompileError> {
-        let mut builder = Builder::new(config);
+        let mut builder = Builder::new(config, source);
         for vs in &config.virtual_services {
             if on_mesh(&vs.spec.gateways) {
                 builder.add_virtual_service(vs)?;
@@ -384,7 +489,7 @@ impl RouteTable {
     ///
     /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// let table = RouteTable::compile_for(&config, &served_ports(&config, &Default::default()).unwrap()).unwrap();
+    /// let table = RouteTable::compile_for(&config, &served_ports(&config, &Default::default()).unwrap(), &Default::default()).unwrap();
     /// assert!(table.gateway_scope(8080).is_some());
     /// assert!(table.gateway_scope(9090).is_none());
     /// // Compiled without gateway ports, a table has no gateway scope.
@@ -479,21 +584,25 @@ impl RouteTable {
     }
 
     /// Looks `request` up among the routes of `scope`. A host no gateway route claims is
-    /// [`Decision::NoRule`] there (404): a gateway never passes unknown hosts through.
+    /// [`Decision::NoRule`] there (404): a gateway never passes unknown hosts through. Match
+    /// blocks' `port` is the gateway's port in a gateway scope (Istio's per-listener routes),
+    /// and the port the request addressed in the mesh scope (see
+    /// [`addressed_port`](crate::matcher::addressed_port)).
     ///
     /// ```
     /// use mesh_route::{RouteTable, config::{Config, gateway::served_ports}, table::{Decision, RouteScope}};
     ///
     /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// let table = RouteTable::compile_for(&config, &served_ports(&config, &Default::default()).unwrap()).unwrap();
+    /// let table = RouteTable::compile_for(&config, &served_ports(&config, &Default::default()).unwrap(), &Default::default()).unwrap();
     /// let request = http::Request::get("http://unknown.example.com/").body(()).unwrap();
     /// let gateway = table.gateway_scope(8080).unwrap();
     /// assert!(matches!(table.route_in(gateway, &request), Decision::NoRule));
     /// assert!(matches!(table.route_in(RouteScope::MESH, &request), Decision::UnknownHost));
     /// ```
     pub fn route_in<B>(&self, scope: RouteScope, request: &Request<B>) -> Decision<'_> {
-        let (hosts, unknown) = match self.scope(scope) {
+        let gateway = self.scope(scope);
+        let (hosts, unknown) = match gateway {
             Some(gateway) => (&gateway.hosts, Decision::NoRule),
             None => (&self.mesh, Decision::UnknownHost),
         };
@@ -503,8 +612,9 @@ impl RouteTable {
         let Some(vhost) = hosts.find(authority) else {
             return unknown;
         };
+        let port = gateway.map_or_else(|| addressed_port(request, authority), |g| g.port);
         for rule in &self.hosts[vhost].rules {
-            match rule.matching(request, authority) {
+            match rule.matching(request, authority, port) {
                 None => continue,
                 Some(matched) => {
                     let info = matched
@@ -584,16 +694,61 @@ fn on_mesh(gateways: &[String]) -> bool {
 
 /// The host part of an authority (`host`, `host:port`, `[v6]:port`).
 fn strip_port(authority: &str) -> &str {
-    if let Some(end) = authority
-        .strip_prefix('[')
-        .and_then(|_| authority.find(']'))
-    {
-        return &authority[..=end];
+    split_port(authority).0
+}
+
+/// A match block's config-time selectors: the Gateways it names, and the source workload it
+/// is for (`HTTPMatchRequest`, `L4MatchAttributes`, `TLSMatchAttributes` alike).
+trait Selectors {
+    fn gateways(&self) -> &[String];
+    fn source_labels(&self) -> &BTreeMap<String, String>;
+    fn source_namespace(&self) -> Option<&str>;
+
+    /// Whether the block applies on the proxy running as `source`, in a scope whose
+    /// Gateways `attached` accepts. As Istio decides it (`sourceMatchHTTP`): a block naming
+    /// `gateways` applies where one of them is attached, whatever its source selectors;
+    /// another applies where its `sourceLabels` / `sourceNamespace` select `source`.
+    fn applies(&self, source: &SourceWorkload, attached: &dyn Fn(&[String]) -> bool) -> bool {
+        match self.gateways() {
+            [] => source.selected_by(self.source_labels(), self.source_namespace()),
+            gateways => attached(gateways),
+        }
     }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-        _ => authority,
+}
+
+/// Implements [`Selectors`] for match types with `gateways`, `source_labels` and
+/// `source_namespace` fields.
+macro_rules! selectors {
+    ($($ty:ty),*) => {$(
+        impl Selectors for $ty {
+            fn gateways(&self) -> &[String] {
+                &self.gateways
+            }
+            fn source_labels(&self) -> &BTreeMap<String, String> {
+                &self.source_labels
+            }
+            fn source_namespace(&self) -> Option<&str> {
+                self.source_namespace.as_deref()
+            }
+        }
+    )*};
+}
+
+selectors!(HttpMatchRequest, L4MatchAttributes, TlsMatchAttributes);
+
+/// `route` with only the match blocks that `applies` keeps, or `None` when it has match
+/// blocks and none is kept: the rule never matches on this proxy (it must not become a
+/// catch-all).
+fn applicable_blocks<'r>(
+    route: &'r HttpRoute,
+    applies: impl Fn(&HttpMatchRequest) -> bool,
+) -> Option<Cow<'r, HttpRoute>> {
+    if route.match_.iter().all(&applies) {
+        return Some(Cow::Borrowed(route));
     }
+    let mut kept = route.clone();
+    kept.match_.retain(applies);
+    (!kept.match_.is_empty()).then_some(Cow::Owned(kept))
 }
 
 /// (host, subset, port): what makes a cluster distinct.
@@ -602,21 +757,25 @@ type ClusterKey = (Arc<str>, Option<Arc<str>>, Option<u16>);
 /// Accumulates virtual hosts and clusters while compiling.
 struct Builder<'c> {
     config: &'c Config,
+    /// The proxy the table is for.
+    source: &'c SourceWorkload,
     table: RouteTable,
     cluster_index: HashMap<ClusterKey, usize>,
 }
 
 impl<'c> Builder<'c> {
-    fn new(config: &'c Config) -> Self {
+    fn new(config: &'c Config, source: &'c SourceWorkload) -> Self {
         Builder {
             config,
+            source,
             table: RouteTable::default(),
             cluster_index: HashMap::new(),
         }
     }
 
-    /// Compiles `vs` into a new virtual host — its match blocks naming `gateways` kept only when
-    /// `attached` accepts them — and returns it with its stream rules. The caller claims hosts.
+    /// Compiles `vs` into a new virtual host — its match blocks kept only when they apply on
+    /// this proxy (see [`Selectors::applies`]) — and returns it with its stream rules. The
+    /// caller claims hosts.
     fn compile_virtual_service(
         &mut self,
         vs: &Resource<VirtualService>,
@@ -632,39 +791,26 @@ impl<'c> Builder<'c> {
             resource: vs_name.to_string(),
             message,
         };
+        let source = self.source;
         let mut rules = Vec::with_capacity(vs.spec.http.len());
         for (index, route) in vs.spec.http.iter().enumerate() {
             let field = format!("http[{index}]");
-            let narrowed;
-            let route = if route.match_.iter().any(|m| !m.gateways.is_empty()) {
-                let mut kept = route.clone();
-                kept.match_
-                    .retain(|m| m.gateways.is_empty() || attached(&m.gateways));
-                if kept.match_.is_empty() {
-                    continue;
-                }
-                narrowed = kept;
-                &narrowed
-            } else {
-                route
+            let Some(route) = applicable_blocks(route, |m| m.applies(source, attached)) else {
+                continue;
             };
             rules.push(
-                self.compile_rule(route, &field, ns, &vs_name, index)
+                self.compile_rule(&route, &field, ns, &vs_name, index)
                     .map_err(err)?,
             );
         }
         let mut tcp = Vec::with_capacity(vs.spec.tcp.len());
         for (i, route) in vs.spec.tcp.iter().enumerate() {
-            let matches = route.match_.iter().map(|m| (m.port, &m.gateways, &[][..]));
+            let matches = route
+                .match_
+                .iter()
+                .map(|m| (m.port, m.applies(source, attached), &[][..]));
             if let Some(rule) = self
-                .compile_stream_rule(
-                    matches,
-                    &route.route,
-                    &format!("tcp[{i}]"),
-                    ns,
-                    attached,
-                    port,
-                )
+                .compile_stream_rule(matches, &route.route, &format!("tcp[{i}]"), ns, port)
                 .map_err(err)?
             {
                 tcp.push(rule);
@@ -675,16 +821,9 @@ impl<'c> Builder<'c> {
             let matches = route
                 .match_
                 .iter()
-                .map(|m| (m.port, &m.gateways, &m.sni_hosts[..]));
+                .map(|m| (m.port, m.applies(source, attached), &m.sni_hosts[..]));
             if let Some(rule) = self
-                .compile_stream_rule(
-                    matches,
-                    &route.route,
-                    &format!("tls[{i}]"),
-                    ns,
-                    attached,
-                    port,
-                )
+                .compile_stream_rule(matches, &route.route, &format!("tls[{i}]"), ns, port)
                 .map_err(err)?
             {
                 tls.push(rule);
@@ -794,23 +933,23 @@ impl<'c> Builder<'c> {
         Ok(())
     }
 
-    /// One `tcp` / `tls` route. Match blocks are `(port, gateways, sniHosts)`; those naming
-    /// gateways `attached` refuses, or (on a gateway port) another port, are dropped, and a
-    /// route left without any is skipped (`None`).
+    /// One `tcp` / `tls` route. Match blocks are `(port, applies, sniHosts)`, `applies` telling
+    /// whether the block applies on this proxy (see [`Selectors::applies`]); those that do not,
+    /// or (on a gateway port) name another port, are dropped, and a route left without any is
+    /// skipped (`None`).
     fn compile_stream_rule<'m>(
         &mut self,
-        matches: impl Iterator<Item = (Option<u32>, &'m Vec<String>, &'m [String])>,
+        matches: impl Iterator<Item = (Option<u32>, bool, &'m [String])>,
         route: &[RouteDestination],
         field: &str,
         ns: Option<&str>,
-        attached: &dyn Fn(&[String]) -> bool,
         gateway_port: Option<u16>,
     ) -> Result<Option<StreamRule>, String> {
         let mut compiled = Vec::new();
         let mut any = false;
-        for (port, gateways, sni_hosts) in matches {
+        for (port, applies, sni_hosts) in matches {
             any = true;
-            if !gateways.is_empty() && !attached(gateways) {
+            if !applies {
                 continue;
             }
             let port = match port {
@@ -1166,6 +1305,201 @@ mod tests {
             error.contains("catalog: defaultHttpRetryPolicy.retryOn: \"bogus\""),
             "{error}"
         );
+    }
+
+    const CATALOG: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: catalog, namespace: shop}
+spec:
+  hosts: [catalog]
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 9080, name: http-alt, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: catalog, namespace: shop}
+spec:
+  host: catalog
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+"#;
+
+    /// `CATALOG` with a VirtualService: rule `v2` with match blocks `blocks`, then rule `v1`.
+    fn catalog_rules(blocks: &str) -> Config {
+        let routes = format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+             metadata: {{name: catalog, namespace: shop}}\n\
+             spec:\n  hosts: [catalog]\n  http:\n\
+             \x20 - {{name: v2, match: {blocks}, route: [{{destination: {{host: catalog, subset: v2}}}}]}}\n\
+             \x20 - {{name: v1, route: [{{destination: {{host: catalog, subset: v1}}}}]}}\n"
+        );
+        let loaded = Config::from_yaml_str(&format!("{CATALOG}{routes}")).unwrap();
+        loaded.config
+    }
+
+    /// The name of the rule `table` routes a GET of `uri` (with `host`, if any) to.
+    fn routed_to(table: &RouteTable, uri: &str, host: Option<&str>) -> String {
+        let mut request = Request::get(uri);
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        match table.route(&request.body(()).unwrap()) {
+            Decision::Matched { rule, .. } => rule.info.name.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    fn workload(labels: &[(&str, &str)], namespace: &str) -> SourceWorkload {
+        SourceWorkload {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            namespace: namespace.into(),
+        }
+    }
+
+    #[test]
+    fn source_labels_select_the_proxy_the_table_is_for() {
+        let config = catalog_rules("[{sourceLabels: {app: tester}}]");
+        let tester = workload(&[("app", "tester"), ("version", "v1")], "shop");
+        let table = RouteTable::compile_for(&config, &[], &tester).unwrap();
+        assert_eq!(routed_to(&table, "http://catalog/", None), "v2");
+        for other in [
+            SourceWorkload::default(),
+            workload(&[("app", "web")], "shop"),
+        ] {
+            let table = RouteTable::compile_for(&config, &[], &other).unwrap();
+            assert_eq!(
+                routed_to(&table, "http://catalog/", None),
+                "v1",
+                "{other:?}"
+            );
+        }
+        assert_eq!(
+            routed_to(
+                &RouteTable::compile(&config).unwrap(),
+                "http://catalog/",
+                None
+            ),
+            "v1"
+        );
+    }
+
+    #[test]
+    fn source_namespace_selects_the_proxy_the_table_is_for() {
+        let config = catalog_rules("[{sourceNamespace: qa}]");
+        let qa = workload(&[], "qa");
+        let table = RouteTable::compile_for(&config, &[], &qa).unwrap();
+        assert_eq!(routed_to(&table, "http://catalog/", None), "v2");
+        let table = RouteTable::compile_for(&config, &[], &workload(&[], "shop")).unwrap();
+        assert_eq!(routed_to(&table, "http://catalog/", None), "v1");
+        // Both selectors must hold.
+        let config = catalog_rules("[{sourceNamespace: qa, sourceLabels: {app: tester}}]");
+        let table = RouteTable::compile_for(&config, &[], &qa).unwrap();
+        assert_eq!(routed_to(&table, "http://catalog/", None), "v1");
+    }
+
+    #[test]
+    fn a_dropped_block_leaves_the_others_and_a_rule_without_any_never_matches() {
+        let config = catalog_rules("[{sourceLabels: {app: tester}}, {headers: {x-beta: {}}}]");
+        let table = RouteTable::compile(&config).unwrap();
+        assert_eq!(routed_to(&table, "http://catalog/", None), "v1");
+        let beta = Request::get("http://catalog/")
+            .header("x-beta", "1")
+            .body(())
+            .unwrap();
+        assert!(
+            matches!(table.route(&beta), Decision::Matched { rule, .. } if &*rule.info.name == "v2")
+        );
+    }
+
+    #[test]
+    fn port_matches_the_port_the_request_addressed() {
+        let config = catalog_rules("[{port: 9080}]");
+        let table = RouteTable::compile(&config).unwrap();
+        assert_eq!(routed_to(&table, "http://catalog:9080/", None), "v2");
+        assert_eq!(routed_to(&table, "/items", Some("catalog:9080")), "v2");
+        assert_eq!(routed_to(&table, "http://catalog/", None), "v1");
+        assert_eq!(routed_to(&table, "/items", Some("catalog")), "v1");
+        assert_eq!(routed_to(&table, "http://catalog:8080/", None), "v1");
+        // Without a port in the authority, the scheme's default port.
+        let config = catalog_rules("[{port: 443}]");
+        let table = RouteTable::compile(&config).unwrap();
+        assert_eq!(routed_to(&table, "https://catalog/", None), "v2");
+        assert_eq!(routed_to(&table, "http://catalog/", None), "v1");
+        let config = catalog_rules("[{port: 80}]");
+        let table = RouteTable::compile(&config).unwrap();
+        assert_eq!(routed_to(&table, "http://catalog/", None), "v2");
+        assert_eq!(routed_to(&table, "/", Some("catalog")), "v2");
+    }
+
+    #[test]
+    fn an_out_of_range_port_is_a_compile_error() {
+        let config = catalog_rules("[{port: 70000}]");
+        let error = RouteTable::compile(&config).unwrap_err().to_string();
+        assert!(error.contains("http[0].match[0].port"), "{error}");
+    }
+
+    #[test]
+    fn gateway_ports_match_port_and_source_against_the_gateway() {
+        let gateway = "---\napiVersion: networking.istio.io/v1\nkind: Gateway\n\
+             metadata: {name: edge, namespace: shop}\n\
+             spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
+        let labels = [("istio", "ingressgateway")];
+        let edge = workload(&labels, "istio-system");
+        let route = |blocks: &str| {
+            let mut config = catalog_rules(blocks);
+            let extra = Config::from_yaml_str(gateway).unwrap().config;
+            config.gateways.extend(extra.gateways);
+            for vs in &mut config.virtual_services {
+                vs.spec.gateways = vec!["edge".into()];
+            }
+            let ports = crate::config::gateway::served_ports(&config, &edge.labels).unwrap();
+            let table = RouteTable::compile_for(&config, &ports, &edge).unwrap();
+            let scope = table.gateway_scope(8080).unwrap();
+            let request = Request::get("http://catalog/").body(()).unwrap();
+            match table.route_in(scope, &request) {
+                Decision::Matched { rule, .. } => rule.info.name.to_string(),
+                other => format!("{other:?}"),
+            }
+        };
+        // The gateway port is the port addressed, whatever the Host says.
+        assert_eq!(route("[{port: 8080}]"), "v2");
+        assert_eq!(route("[{port: 80}]"), "v1");
+        // The gateway's own workload is the source.
+        assert_eq!(route("[{sourceLabels: {istio: ingressgateway}}]"), "v2");
+        assert_eq!(route("[{sourceNamespace: istio-system}]"), "v2");
+        assert_eq!(route("[{sourceLabels: {app: tester}}]"), "v1");
+    }
+
+    #[test]
+    fn stream_routes_drop_blocks_for_other_sources() {
+        let routes = "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+             metadata: {name: catalog, namespace: shop}\n\
+             spec:\n  hosts: [catalog]\n  tcp:\n\
+             \x20 - {match: [{sourceLabels: {app: tester}}], route: [{destination: {host: catalog, subset: v2}}]}\n\
+             \x20 - {match: [{sourceNamespace: qa}], route: [{destination: {host: catalog, subset: v2}}]}\n\
+             \x20 - {route: [{destination: {host: catalog, subset: v1}}]}\n";
+        let config = Config::from_yaml_str(&format!("{CATALOG}{routes}"))
+            .unwrap()
+            .config;
+        let subset = |source: &SourceWorkload| {
+            let table = RouteTable::compile_for(&config, &[], source).unwrap();
+            let StreamDecision::Matched(rule) =
+                table.route_stream(RouteScope::MESH, "catalog", 80, None)
+            else {
+                panic!("catalog is not routed");
+            };
+            rule.pick().subset.as_deref().map(str::to_string)
+        };
+        assert_eq!(
+            subset(&workload(&[("app", "tester")], "shop")).as_deref(),
+            Some("v2")
+        );
+        assert_eq!(subset(&workload(&[], "qa")).as_deref(), Some("v2"));
+        assert_eq!(subset(&SourceWorkload::default()).as_deref(), Some("v1"));
     }
 
     #[test]

@@ -119,7 +119,8 @@ const fn mesh(field: &'static str, find: fn(&MeshConfig) -> Vec<String>) -> NotE
 
 /// The fields the data plane does not enforce yet. Enforced today: VirtualService
 /// `hosts`, `http[].name` (route names in RouteInfo and access logs), `http[].match`
-/// (except the config-time selectors below), `route`,
+/// (with `port`, and the config-time selectors `sourceLabels`, `sourceNamespace` and
+/// `gateways`; not `statPrefix`), `route`,
 /// `redirect`, `directResponse`, `rewrite`, `headers`; DestinationRule `host`,
 /// `subsets[].name/labels`, `trafficPolicy.loadBalancer.simple`; ServiceEntry `hosts`,
 /// `ports`, `resolution` STATIC/DNS, `endpoints[].address/ports/labels`, `location`,
@@ -141,7 +142,9 @@ const fn mesh(field: &'static str, find: fn(&MeshConfig) -> Vec<String>) -> NotE
 /// ```
 pub const NOT_ENFORCED: &[NotEnforced] = &[
     // VirtualService. `gateways` (mesh and Gateways), `tcp[]` and `tls[]` routes with their
-    // `match[].port`, `match[].gateways` and `match[].sniHosts` are enforced.
+    // `match[].port`, `match[].gateways` and `match[].sniHosts`, and the match blocks'
+    // `sourceLabels` and `sourceNamespace` (decided against the proxy's own workload when its
+    // route table is compiled) are enforced.
     vs("exportTo", |v| flag(!v.export_to.is_empty(), "exportTo")),
     vs("tcp[].match[].destinationSubnets", |v| {
         l4(
@@ -153,30 +156,6 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
             }),
             "tcp",
             "destinationSubnets",
-        )
-    }),
-    vs("tcp[].match[].sourceLabels", |v| {
-        l4(
-            v.tcp.iter().map(|r| {
-                r.match_
-                    .iter()
-                    .map(|m| !m.source_labels.is_empty())
-                    .collect()
-            }),
-            "tcp",
-            "sourceLabels",
-        )
-    }),
-    vs("tcp[].match[].sourceNamespace", |v| {
-        l4(
-            v.tcp.iter().map(|r| {
-                r.match_
-                    .iter()
-                    .map(|m| m.source_namespace.is_some())
-                    .collect()
-            }),
-            "tcp",
-            "sourceNamespace",
         )
     }),
     vs("tcp[].match[].sourceSubnet", |v| {
@@ -198,30 +177,6 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
             }),
             "tls",
             "destinationSubnets",
-        )
-    }),
-    vs("tls[].match[].sourceLabels", |v| {
-        l4(
-            v.tls.iter().map(|r| {
-                r.match_
-                    .iter()
-                    .map(|m| !m.source_labels.is_empty())
-                    .collect()
-            }),
-            "tls",
-            "sourceLabels",
-        )
-    }),
-    vs("tls[].match[].sourceNamespace", |v| {
-        l4(
-            v.tls.iter().map(|r| {
-                r.match_
-                    .iter()
-                    .map(|m| m.source_namespace.is_some())
-                    .collect()
-            }),
-            "tls",
-            "sourceNamespace",
         )
     }),
     vs("http[].delegate", |v| {
@@ -252,15 +207,6 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
     }),
     vs("http[].corsPolicy", |v| {
         http(v, "corsPolicy", |r| r.cors_policy.is_some())
-    }),
-    vs("http[].match[].sourceLabels", |v| {
-        matches(v, "sourceLabels", |m| !m.source_labels.is_empty())
-    }),
-    vs("http[].match[].sourceNamespace", |v| {
-        matches(v, "sourceNamespace", |m| m.source_namespace.is_some())
-    }),
-    vs("http[].match[].port", |v| {
-        matches(v, "port", |m| m.port.is_some())
     }),
     vs("http[].match[].statPrefix", |v| {
         matches(v, "statPrefix", |m| m.stat_prefix.is_some())
@@ -695,13 +641,53 @@ mod tests {
             "timeout: parsed, not enforced yet"
         );
         assert_eq!(
-            not_enforced_message("tls[].match[].sourceLabels"),
-            "sourceLabels: parsed, not enforced yet"
+            not_enforced_message("tls[].match[].destinationSubnets"),
+            "destinationSubnets: parsed, not enforced yet"
         );
         assert_eq!(
             not_enforced_message("exportTo"),
             "exportTo: parsed, not enforced yet"
         );
+    }
+
+    #[test]
+    fn source_selectors_and_the_http_port_are_enforced() {
+        let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: catalog}
+spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: catalog}
+spec:
+  hosts: [catalog]
+  http:
+  - match: [{sourceLabels: {app: tester}, sourceNamespace: qa, port: 9080, statPrefix: beta}]
+    directResponse: {status: 200}
+  tcp:
+  - match: [{sourceLabels: {app: tester}, sourceNamespace: qa, sourceSubnet: 10.0.0.0/8}]
+    route: [{destination: {host: catalog}}]
+  tls:
+  - match: [{sniHosts: [catalog], sourceLabels: {app: tester}, sourceNamespace: qa}]
+    route: [{destination: {host: catalog}}]
+"#;
+        let warnings = crate::config::Config::from_yaml_str(yaml).unwrap().warnings;
+        let messages: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
+        for enforced in ["sourceLabels", "sourceNamespace", "port"] {
+            assert!(
+                !messages.contains(&not_enforced_message(enforced).as_str()),
+                "{messages:?}"
+            );
+        }
+        // The fields still not enforced keep their warning.
+        for pending in ["statPrefix", "sourceSubnet"] {
+            assert!(
+                messages.contains(&not_enforced_message(pending).as_str()),
+                "{messages:?}"
+            );
+        }
     }
 
     #[test]

@@ -1013,7 +1013,7 @@ spec:
         // A proxy without the selected labels serves none of it.
         assert!(served_ports(&config, &BTreeMap::new()).unwrap().is_empty());
 
-        let table = RouteTable::compile_for(&config, &ports).unwrap();
+        let table = RouteTable::compile_for(&config, &ports, &Default::default()).unwrap();
         let get = |uri: &str| http::Request::get(uri).body(()).unwrap();
         // The mesh does not see gateway-only routes: the host falls back to its default route.
         assert!(matches!(
@@ -1098,7 +1098,7 @@ spec:
         let config = load(&format!("{GATEWAY}---\n{routes}")).unwrap();
         let labels = BTreeMap::from([("istio".to_owned(), "ingressgateway".to_owned())]);
         let ports = served_ports(&config, &labels).unwrap();
-        let table = RouteTable::compile_for(&config, &ports).unwrap();
+        let table = RouteTable::compile_for(&config, &ports, &Default::default()).unwrap();
         let https = table.gateway_scope(443).unwrap();
         let get = |uri: &str| http::Request::get(uri).body(()).unwrap();
         assert!(matches!(
