@@ -843,3 +843,275 @@ async fn shutdown_gives_connect_tunnels_the_drain_then_closes_them() {
         "the tunnel is closed: {closed:?}"
     );
 }
+
+mod scheme {
+    //! The scheme of requests at an ingress gateway, end to end: HTTP/1.1 over a SIMPLE TLS port
+    //! is `https` to routing (as Envoy sets `:scheme` from the connection), so a `redirect` keeps
+    //! `https://` and a `match: [{scheme: {exact: https}}]` is taken, while the plaintext port of
+    //! the same Gateway stays `http`; the upstream still gets an origin-form request with the
+    //! client's `Host`. HTTP/2 over TLS keeps the `:scheme` the client sent.
+
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// The edge: `shop.example.com` on a SIMPLE TLS port 443 and a plaintext port 8080 of one
+    /// Gateway; `/old` redirects to `/new`, `https` requests go to `secure`, the rest to `plain`.
+    struct Edge {
+        running: RunningSidecar,
+        plain: CatalogServer,
+        secure: CatalogServer,
+        ca: MeshCa,
+        _scratch: Scratch,
+    }
+
+    impl Edge {
+        async fn start(test: &str) -> Self {
+            let scratch = Scratch::new(test);
+            let ca = MeshCa::new("edge-ca").unwrap();
+            scratch.credential("shop", &ca.server(&["shop.example.com"]).unwrap());
+            let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let plain = CatalogServer::start("v1", any).await.unwrap();
+            let secure = CatalogServer::start("v2", any).await.unwrap();
+            let entry = |name: &str, addr: SocketAddr| {
+                format!(
+                    "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}, namespace: shop}}\n\
+                     spec:\n  hosts: [{name}.shop.svc.cluster.local]\n  resolution: STATIC\n  \
+                     ports: [{{number: 80, name: http}}]\n  endpoints: [{{address: {ip}, ports: {{http: {port}}}}}]\n---\n",
+                    ip = addr.ip(),
+                    port = addr.port(),
+                )
+            };
+            let yaml = format!(
+                "{plain}{secure}\
+                 apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: shop}}\n\
+                 spec:\n  selector: {{istio: ingressgateway}}\n  servers:\n  \
+                 - port: {{number: 443, name: https, protocol: HTTPS}}\n    hosts: [shop.example.com]\n    \
+                 tls: {{mode: SIMPLE, credentialName: shop}}\n  \
+                 - port: {{number: 8080, name: http, protocol: HTTP}}\n    hosts: [shop.example.com]\n\
+                 ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: shop, namespace: shop}}\n\
+                 spec:\n  hosts: [shop.example.com]\n  gateways: [edge]\n  http:\n  \
+                 - match: [{{uri: {{exact: /old}}}}]\n    redirect: {{uri: /new}}\n  \
+                 - match: [{{scheme: {{exact: https}}}}]\n    route: [{{destination: {{host: secure.shop.svc.cluster.local}}}}]\n  \
+                 - route: [{{destination: {{host: plain.shop.svc.cluster.local}}}}]\n",
+                plain = entry("plain", plain.addr()),
+                secure = entry("secure", secure.addr()),
+            );
+            let config = match Config::from_yaml_str(&yaml) {
+                Ok(loaded) => loaded.config,
+                Err(problems) => panic!("test config invalid: {problems:#?}"),
+            };
+            let mut settings = support::quiet();
+            settings.gateway_credentials = Some(scratch.0.clone());
+            settings
+                .workload
+                .labels
+                .insert("istio".into(), "ingressgateway".into());
+            let mut options = support::ephemeral();
+            options.gateway_listen = vec![(443, any), (8080, any)];
+            let running = Sidecar::with_settings(config, settings)
+                .unwrap()
+                .start(&options)
+                .await
+                .unwrap();
+            Edge {
+                running,
+                plain,
+                secure,
+                ca,
+                _scratch: scratch,
+            }
+        }
+
+        fn port(&self, port: u16) -> SocketAddr {
+            self.running
+                .addr(&format!("gateway-{port}"))
+                .unwrap_or_else(|| panic!("gateway-{port} listens: {:?}", self.running.listeners()))
+        }
+
+        /// A TLS client trusting the edge's CA, offering `alpn`.
+        fn client_config(&self, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_slice(self.ca.pem().as_bytes()).unwrap())
+                .unwrap();
+            let mut config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            config.alpn_protocols = vec![alpn.to_vec()];
+            Arc::new(config)
+        }
+
+        /// One HTTP/1.1 request with `target` and `Host: host` over TLS (SNI `shop.example.com`),
+        /// the whole response as text.
+        async fn https(&self, target: &str, host: &str) -> String {
+            let tcp = TcpStream::connect(self.port(443)).await.unwrap();
+            let connector = tokio_rustls::TlsConnector::from(self.client_config(b"http/1.1"));
+            let mut tls = connector
+                .connect(ServerName::try_from("shop.example.com").unwrap(), tcp)
+                .await
+                .unwrap();
+            tls.write_all(request(target, host).as_bytes())
+                .await
+                .unwrap();
+            let mut response = Vec::new();
+            tls.read_to_end(&mut response).await.unwrap();
+            String::from_utf8_lossy(&response).into_owned()
+        }
+
+        /// One HTTP/1.1 request with `target` and `Host: host` to the plaintext port.
+        async fn http(&self, target: &str, host: &str) -> String {
+            let mut stream = TcpStream::connect(self.port(8080)).await.unwrap();
+            stream
+                .write_all(request(target, host).as_bytes())
+                .await
+                .unwrap();
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await.unwrap();
+            String::from_utf8_lossy(&response).into_owned()
+        }
+    }
+
+    fn request(target: &str, host: &str) -> String {
+        format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    }
+
+    /// The value of header `name` in a raw response.
+    fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+        response
+            .split("\r\n\r\n")
+            .next()?
+            .lines()
+            .skip(1)
+            .find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                key.eq_ignore_ascii_case(name).then(|| value.trim())
+            })
+    }
+
+    #[tokio::test]
+    async fn a_redirect_over_https_keeps_the_https_scheme() {
+        let edge = Edge::start("redirect").await;
+        let response = edge.https("/old", "shop.example.com").await;
+        assert!(response.starts_with("HTTP/1.1 301"), "{response}");
+        assert_eq!(
+            header(&response, "location"),
+            Some("https://shop.example.com/new"),
+            "{response}"
+        );
+        // The plaintext port of the same Gateway stays `http`.
+        let response = edge.http("/old", "shop.example.com").await;
+        assert!(response.starts_with("HTTP/1.1 301"), "{response}");
+        assert_eq!(
+            header(&response, "location"),
+            Some("http://shop.example.com/new"),
+            "{response}"
+        );
+        edge.running.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_scheme_match_is_taken_over_https_and_not_over_plaintext() {
+        let edge = Edge::start("match").await;
+        let response = edge.https("/items", "shop.example.com").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert_eq!(
+            (edge.secure.hits(), edge.plain.hits()),
+            (1, 0),
+            "the https route over TLS: {response}"
+        );
+        let response = edge.http("/items", "shop.example.com").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert_eq!(
+            (edge.secure.hits(), edge.plain.hits()),
+            (1, 1),
+            "the catch-all over plaintext: {response}"
+        );
+        // An absolute-form request over TLS is `https` too, whatever scheme it names.
+        let response = edge
+            .https("http://shop.example.com/items", "shop.example.com")
+            .await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert_eq!(
+            (edge.secure.hits(), edge.plain.hits()),
+            (2, 1),
+            "{response}"
+        );
+        edge.running.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_upstream_still_gets_an_origin_form_request_with_the_clients_host() {
+        let edge = Edge::start("upstream").await;
+        let response = edge.https("/items?page=2", "shop.example.com").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        let seen = edge
+            .secure
+            .last_request()
+            .expect("the upstream was reached");
+        assert_eq!(seen.uri, "/items?page=2", "origin form");
+        assert!(seen.uri.scheme().is_none() && seen.uri.authority().is_none());
+        assert_eq!(seen.headers["host"], "shop.example.com");
+        assert_eq!(seen.headers["x-forwarded-proto"], "https");
+        // A Host with a port is passed on as the client sent it.
+        let response = edge.https("/items", "shop.example.com:443").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        let seen = edge.secure.last_request().unwrap();
+        assert_eq!(seen.uri, "/items");
+        assert_eq!(seen.headers["host"], "shop.example.com:443");
+        // And over plaintext as before.
+        let response = edge.http("/items", "shop.example.com").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        let seen = edge.plain.last_request().unwrap();
+        assert_eq!(seen.uri, "/items");
+        assert_eq!(seen.headers["host"], "shop.example.com");
+        assert_eq!(seen.headers["x-forwarded-proto"], "http");
+        edge.running.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn http2_over_tls_keeps_its_scheme() {
+        let edge = Edge::start("h2").await;
+        let tcp = TcpStream::connect(edge.port(443)).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(edge.client_config(b"h2"));
+        let tls = connector
+            .connect(ServerName::try_from("shop.example.com").unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        let get = |target: &'static str| {
+            http::Request::get(target)
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap()
+        };
+        let response = sender
+            .send_request(get("https://shop.example.com/items"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!((edge.secure.hits(), edge.plain.hits()), (1, 0));
+        let seen = edge.secure.last_request().unwrap();
+        assert_eq!(seen.uri, "/items");
+        assert_eq!(seen.headers["host"], "shop.example.com");
+        let response = sender
+            .send_request(get("https://shop.example.com/old"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 301);
+        assert_eq!(
+            response.headers()["location"],
+            "https://shop.example.com/new"
+        );
+        edge.running.shutdown().await;
+    }
+}

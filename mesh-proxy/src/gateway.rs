@@ -376,6 +376,41 @@ fn serves(hosts: &[String], host: &str) -> bool {
     hosts.iter().any(|pattern| host_matches(pattern, host))
 }
 
+/// Gives an HTTP/1.x request that arrived over TLS the `https` scheme, as Envoy sets `:scheme`
+/// from the connection: hyper hands HTTP/1.1 requests over in origin form (no scheme), which
+/// routing would take for `http` (`match.scheme`, a `redirect`'s default scheme). The URI
+/// becomes absolute, its authority the `Host` header's when it had none; the forwarder points
+/// the URI at the upstream anyway, which gets origin form and the same `Host`. HTTP/2 requests
+/// keep the `:scheme` the client sent, and a `CONNECT` its authority-form target.
+fn set_https_scheme<B>(request: &mut Request<B>) {
+    if request.version() >= http::Version::HTTP_2
+        || request.method() == http::Method::CONNECT
+        || request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
+    {
+        return;
+    }
+    let authority = match request.uri().authority() {
+        Some(authority) => authority.clone(),
+        None => match request
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok())
+        {
+            Some(authority) => authority,
+            None => return,
+        },
+    };
+    let mut parts = request.uri().clone().into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTPS);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+}
+
 /// `301` to the same host and path over `https://` (`httpsRedirect`).
 fn https_redirect<B>(host: &str, request: &Request<B>) -> Response<Body> {
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -399,6 +434,50 @@ mod tests {
                 handling: Handling::Passthrough,
             })
             .collect()
+    }
+
+    #[test]
+    fn http1_over_tls_gets_the_https_scheme() {
+        let get = |uri: &str, host: Option<&str>, version: http::Version| {
+            let mut builder = Request::get(uri).version(version);
+            if let Some(host) = host {
+                builder = builder.header(http::header::HOST, host);
+            }
+            let mut request = builder.body(()).unwrap();
+            set_https_scheme(&mut request);
+            request
+        };
+        let origin = get(
+            "/items?x=1",
+            Some("shop.example.com:8443"),
+            http::Version::HTTP_11,
+        );
+        assert_eq!(origin.uri(), "https://shop.example.com:8443/items?x=1");
+        assert_eq!(
+            origin.headers()[http::header::HOST],
+            "shop.example.com:8443"
+        );
+        // Absolute form: the URI's authority stays, the scheme is the connection's.
+        let absolute = get(
+            "http://api.example.com/a",
+            Some("other"),
+            http::Version::HTTP_11,
+        );
+        assert_eq!(absolute.uri(), "https://api.example.com/a");
+        let old = get("/", Some("shop.example.com"), http::Version::HTTP_10);
+        assert_eq!(old.uri(), "https://shop.example.com/");
+        // Without a usable host there is no authority to give: left as it is.
+        assert_eq!(get("/a", None, http::Version::HTTP_11).uri(), "/a");
+        assert_eq!(get("/a", Some("a b"), http::Version::HTTP_11).uri(), "/a");
+        // HTTP/2 keeps the `:scheme` the client sent.
+        let h2 = get("http://shop.example.com/a", None, http::Version::HTTP_2);
+        assert_eq!(h2.uri(), "http://shop.example.com/a");
+        let mut connect = Request::connect("db.example.com:443")
+            .header(http::header::HOST, "db.example.com:443")
+            .body(())
+            .unwrap();
+        set_https_scheme(&mut connect);
+        assert_eq!(connect.uri(), "db.example.com:443");
     }
 
     #[test]
@@ -509,6 +588,9 @@ impl Service<Request<Body>> for GatewayHttp {
         }
         // The gateway is the edge: the scheme is the one the client used, whatever it claims.
         let scheme = if tls { "https" } else { "http" };
+        if tls {
+            set_https_scheme(&mut request);
+        }
         request.headers_mut().insert(
             http::HeaderName::from_static("x-forwarded-proto"),
             http::HeaderValue::from_static(scheme),
