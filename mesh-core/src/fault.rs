@@ -10,7 +10,7 @@
 //! Requests without a fault pass through with no allocation.
 
 use crate::{
-    Body, BoxError, MeshError, ResponseFlag, body,
+    Body, BoxError, LocalReplyDetails, MeshError, ResponseFlag, body,
     flags::{mark, mark_outcome},
     policy::{FaultAbort, FaultPolicy, RoutePolicy},
 };
@@ -222,6 +222,9 @@ fn abort_reply(abort: FaultAbort) -> Response<Body> {
             );
             mark(&mut response, ResponseFlag::FaultInjected);
             response
+                .extensions_mut()
+                .insert(LocalReplyDetails("fault_filter_abort"));
+            response
         }
     }
 }
@@ -383,6 +386,11 @@ mod tests {
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["grpc-status"], "14");
         assert_eq!(flags(&response), "FI");
+        // A local reply, as the access log must tell (not the upstream's answer).
+        assert_eq!(
+            response.extensions().get::<LocalReplyDetails>(),
+            Some(&LocalReplyDetails("fault_filter_abort"))
+        );
     }
 
     #[tokio::test]

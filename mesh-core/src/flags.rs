@@ -24,11 +24,12 @@ macro_rules! response_flags {
         }
 
         impl ResponseFlag {
-            /// Every flag, in the order Envoy sets them on a request, which is the order it
-            /// prints them in (`DI,UF,URX`): the request's own flags first (fault
+            /// Every flag, in the order they print: the request's own flags first (fault
             /// injection), then the upstream's outcome, then `URX` when retries ran out, then
-            /// how the downstream ended. (Envoy before 1.30 printed them in the order of its
-            /// flag bits instead; the common pairs, `UF,URX` and `UT,URX`, read the same.)
+            /// how the downstream ended — `DI,UF,URX`. This is the reference's `UF,URX`, and
+            /// Envoy's flag-bit order for the common pairs (`UF,URX`, `UT,URX`, `UC,DC`);
+            /// Envoy 1.30+ prints the order its filters happened to set them in, which puts
+            /// `DI` first too but can put `URX` before the upstream's flag.
             ///
             /// ```
             /// use mesh_core::ResponseFlag;
@@ -277,8 +278,8 @@ mod tests {
             set.to_string()
         };
         use ResponseFlag::*;
-        // Inserted in another order than the one printed: the order is the one in which Envoy
-        // sets them, not the one in which our layers mark them on the way out.
+        // Inserted in another order than the one printed: the order is the request's life
+        // (see `ResponseFlag::ALL`), not the one in which our layers mark them on the way out.
         assert_eq!(
             print(&[UpstreamRetryLimitExceeded, UpstreamConnectionFailure]),
             "UF,URX"

@@ -236,7 +236,16 @@ where
             .get::<RoutePolicy>()
             .map_or(self.fallback, |p| p.timeout);
         let timeout = effective_timeout(request.headers_mut(), route);
+        // Under a route timeout, a gRPC upstream is told the deadline in `grpc-timeout` too
+        // (Envoy's `max_grpc_timeout`), whether or not the client sent one.
+        let tell_grpc =
+            route.is_some_and(|r| !r.is_zero()) && crate::grpc::is_grpc(request.headers());
         let sleep = timeout.map(|t| {
+            if tell_grpc {
+                request
+                    .headers_mut()
+                    .insert(GRPC_TIMEOUT, format_grpc_timeout(t));
+            }
             request
                 .headers_mut()
                 .insert(EXPECTED_RQ_TIMEOUT_MS, millis_value(t));
@@ -257,7 +266,7 @@ where
 
 /// The timeout for a request: `x-envoy-upstream-rq-timeout-ms` (consumed) wins, else a gRPC
 /// request's `grpc-timeout` capped by `route` (zero: `route`, as Envoy reads it), else `route`.
-/// Zero means none. Rewrites `grpc-timeout` to the timeout in force under a route timeout.
+/// Zero means none.
 fn effective_timeout(headers: &mut HeaderMap, route: Option<Duration>) -> Option<Duration> {
     let route = route.filter(|d| !d.is_zero());
     let control = ControlHeaders::scan(headers);
@@ -287,9 +296,6 @@ fn effective_timeout(headers: &mut HeaderMap, route: Option<Duration>) -> Option
         Some(cap) if grpc.is_zero() || grpc > cap => cap,
         _ => grpc,
     };
-    if route.is_some() && effective != grpc {
-        headers.insert(GRPC_TIMEOUT, format_grpc_timeout(effective));
-    }
     Some(effective).filter(|d| !d.is_zero())
 }
 
@@ -505,6 +511,15 @@ mod tests {
             .unwrap()
     }
 
+    /// The headers an upstream that answers at once sees of `request`, under a 2 s route.
+    async fn headers_seen_under_a_2s_route(request: Request<()>) -> http::HeaderMap {
+        TimeoutLayer::new(Some(Duration::from_secs(2)))
+            .layer(slow(Duration::ZERO))
+            .oneshot(request)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn grpc_timeout_is_for_grpc_requests_and_zero_means_the_routes() {
         // Zero: no deadline of the client's, so the route's.
@@ -529,6 +544,13 @@ mod tests {
             .unwrap();
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         assert_eq!(headers["grpc-timeout"], "100m", "forwarded as is");
+        // A gRPC request without one is told the route's.
+        let request = Request::builder()
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let headers = headers_seen_under_a_2s_route(request).await;
+        assert_eq!(headers["grpc-timeout"], "2000m");
     }
 
     #[tokio::test(start_paused = true)]
@@ -555,11 +577,7 @@ mod tests {
 
         // Capped: the upstream sees the effective deadline.
         let request = grpc_request("10S");
-        let headers = TimeoutLayer::new(Some(Duration::from_secs(2)))
-            .layer(slow(Duration::ZERO))
-            .oneshot(request)
-            .await
-            .unwrap();
+        let headers = headers_seen_under_a_2s_route(request).await;
         assert_eq!(headers["grpc-timeout"], "2000m");
     }
 

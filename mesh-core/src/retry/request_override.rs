@@ -96,11 +96,11 @@ impl RetryOverride {
     /// assert!(none.apply(None).is_none(), "a count alone enables nothing");
     /// ```
     pub fn apply(&self, route: Option<&Arc<RetryPolicy>>) -> Option<Arc<RetryPolicy>> {
-        let route = route.filter(|policy| policy.attempts > 0 && !policy.retry_on.is_empty());
         if self.is_empty() {
+            // As if the request had none of the headers (its per-try timeout included).
             return route.cloned();
         }
-        let mut policy = match route {
+        let mut policy = match route.filter(|p| p.attempts > 0 && !p.retry_on.is_empty()) {
             Some(route) => RetryPolicy::clone(route),
             None if self.retry_on.is_empty() => return None,
             None => RetryPolicy {
@@ -114,5 +114,24 @@ impl RetryOverride {
             policy.attempts = max_retries;
         }
         Some(Arc::new(policy))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn without_retry_headers_the_route_policy_is_kept_as_it_is() {
+        // No retries, but a per-try timeout: what the layer does with it must not depend on
+        // whether the request happens to carry some other `x-envoy-*` header.
+        let route = Arc::new(RetryPolicy {
+            attempts: 0,
+            per_try_timeout: Some(Duration::from_millis(100)),
+            ..RetryPolicy::istio_default()
+        });
+        let kept = RetryOverride::default().apply(Some(&route)).unwrap();
+        assert!(Arc::ptr_eq(&kept, &route));
     }
 }

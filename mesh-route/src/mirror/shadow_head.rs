@@ -21,9 +21,10 @@ pub(crate) fn shadow_head(original: &Parts, destination: &Destination, host_suff
 
 /// Request headers the retry layer reads and removes (or, for the attempt count, replaces)
 /// before a request goes upstream.
-const CONSUMED_BY_RETRIES: [&str; 6] = [
+const CONSUMED_BY_RETRIES: [&str; 7] = [
     "x-envoy-attempt-count",
     "x-envoy-retry-on",
+    "x-envoy-retry-grpc-on",
     "x-envoy-max-retries",
     "x-envoy-upstream-rq-per-try-timeout-ms",
     "x-envoy-retriable-status-codes",
@@ -102,6 +103,7 @@ mod tests {
         let consumed = [
             "x-envoy-attempt-count",
             "x-envoy-retry-on",
+            "x-envoy-retry-grpc-on",
             "x-envoy-max-retries",
             "x-envoy-upstream-rq-per-try-timeout-ms",
             "x-envoy-retriable-status-codes",
