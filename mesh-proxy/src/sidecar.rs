@@ -477,15 +477,16 @@ impl Sidecar {
     ) -> Result<Self, StartError> {
         // Canaries route their services as the canary controller has them now.
         let routed = config.with_canary_routes();
-        let served_ports =
-            served_ports(&routed, &settings.workload.labels).map_err(StartError::Gateway)?;
-        // Who this proxy is: its metrics' labels, the workload its policies select, and the
-        // source its routes' `sourceLabels` / `sourceNamespace` are decided against.
-        let workload = settings
-            .workload
-            .resolve(&config, |name| std::env::var(name).ok());
+        // Who this proxy is: its metrics' labels, the workload its policies select, the
+        // Gateways that select it, and the source its routes' `sourceLabels` /
+        // `sourceNamespace` are decided against — its configured labels over Istio's
+        // (`ISTIO_METAJSON_LABELS`, from `proxyMetadata` or the environment).
+        let env = |name: &str| std::env::var(name).ok();
+        let workload = settings.workload.resolve(&config, env);
+        let labels = settings.workload.labels(&config, env);
+        let served_ports = served_ports(&routed, &labels).map_err(StartError::Gateway)?;
         let source = SourceWorkload {
-            labels: settings.workload.labels.clone(),
+            labels,
             namespace: workload.namespace.clone(),
         };
         let table = Arc::new(RouteTable::compile_for(&routed, &served_ports, &source)?);
@@ -1411,7 +1412,14 @@ spec:
 
     /// The status the outbound listener of a sidecar running as `workload` answers with.
     async fn status_for(workload: WorkloadSettings) -> u16 {
-        let config = Config::from_yaml_str(ROUTES).unwrap().config;
+        status_with("", workload).await
+    }
+
+    /// [`status_for`] with the YAML documents `mesh` before the routes.
+    async fn status_with(mesh: &str, workload: WorkloadSettings) -> u16 {
+        let config = Config::from_yaml_str(&format!("{mesh}{ROUTES}"))
+            .unwrap()
+            .config;
         let settings = SidecarSettings {
             disable_access_log: true,
             workload,
@@ -1435,5 +1443,12 @@ spec:
         assert_eq!(status_for(tester("qa")).await, 201);
         assert_eq!(status_for(tester("shop")).await, 200);
         assert_eq!(status_for(WorkloadSettings::default()).await, 200);
+        // Istio's labels, from `proxyMetadata`, count too.
+        let mesh = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig:\n    proxyMetadata: {ISTIO_METAJSON_LABELS: '{\"app\":\"tester\"}'}\n---\n";
+        let qa = WorkloadSettings {
+            namespace: Some("qa".into()),
+            ..WorkloadSettings::default()
+        };
+        assert_eq!(status_with(mesh, qa).await, 201);
     }
 }

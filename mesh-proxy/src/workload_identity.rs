@@ -62,7 +62,53 @@ pub struct WorkloadSettings {
 /// ```
 pub const DEFAULT_CLUSTER_ID: &str = "Kubernetes";
 
+/// `key` from the mesh config's `proxyMetadata`, else from `env`; empty values are unset.
+fn lookup(config: &Config, env: &impl Fn(&str) -> Option<String>, key: &str) -> Option<String> {
+    config
+        .mesh
+        .default_config
+        .as_ref()
+        .and_then(|c| c.proxy_metadata.get(key).cloned())
+        .or_else(|| env(key))
+        .filter(|value| !value.is_empty())
+}
+
 impl WorkloadSettings {
+    /// The proxy's labels under `config`, with `env` as the process environment: Istio's
+    /// `ISTIO_METAJSON_LABELS` and canonical service/revision (from `proxyMetadata`, else the
+    /// environment), then the configured `labels`, which win. What its
+    /// metrics' labels, the Gateways that select it and its routes' `sourceLabels` see.
+    ///
+    /// ```
+    /// use mesh_proxy::workload_identity::WorkloadSettings;
+    /// use mesh_route::config::Config;
+    /// let settings = WorkloadSettings { labels: [("version".into(), "v2".into())].into(), ..Default::default() };
+    /// let labels = settings.labels(&Config::default(), |name| {
+    ///     (name == "ISTIO_METAJSON_LABELS").then(|| r#"{"app":"web","version":"v1"}"#.to_string())
+    /// });
+    /// assert_eq!(labels["app"], "web");
+    /// assert_eq!(labels["version"], "v2", "the configured label wins");
+    /// ```
+    pub fn labels(
+        &self,
+        config: &Config,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> BTreeMap<String, String> {
+        let mut labels: BTreeMap<String, String> = lookup(config, &env, "ISTIO_METAJSON_LABELS")
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default();
+        for (key, label) in [
+            ("CANONICAL_SERVICE", "service.istio.io/canonical-name"),
+            ("CANONICAL_REVISION", "service.istio.io/canonical-revision"),
+        ] {
+            if let Some(value) = lookup(config, &env, key) {
+                labels.entry(label.to_owned()).or_insert(value);
+            }
+        }
+        labels.extend(self.labels.clone());
+        labels
+    }
+
     /// The proxy's workload under `config`, with `env` as the process environment.
     ///
     /// ```
@@ -81,29 +127,8 @@ impl WorkloadSettings {
     /// assert_eq!(workload.cluster, "Kubernetes");
     /// ```
     pub fn resolve(&self, config: &Config, env: impl Fn(&str) -> Option<String>) -> Workload {
-        let metadata = config
-            .mesh
-            .default_config
-            .as_ref()
-            .map(|c| &c.proxy_metadata);
-        let lookup = |key: &str| {
-            metadata
-                .and_then(|m| m.get(key).cloned())
-                .or_else(|| env(key))
-                .filter(|value| !value.is_empty())
-        };
-        let mut labels: BTreeMap<String, String> = lookup("ISTIO_METAJSON_LABELS")
-            .and_then(|json| serde_json::from_str(&json).ok())
-            .unwrap_or_default();
-        for (key, label) in [
-            ("CANONICAL_SERVICE", "service.istio.io/canonical-name"),
-            ("CANONICAL_REVISION", "service.istio.io/canonical-revision"),
-        ] {
-            if let Some(value) = lookup(key) {
-                labels.entry(label.to_owned()).or_insert(value);
-            }
-        }
-        labels.extend(self.labels.clone());
+        let lookup = |key: &str| lookup(config, &env, key);
+        let labels = self.labels(config, &env);
         let name = self
             .name
             .clone()
