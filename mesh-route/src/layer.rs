@@ -3,7 +3,7 @@
 //! For each request it looks the host and rules up in a [`RouteTable`], then either answers by
 //! itself (404 `route not found`, a redirect, a direct response — the last two with the
 //! route's response header operations applied) or applies the rule's header operations and
-//! rewrite, records its decision as [`RouteInfo`](mesh_core::RouteInfo) and
+//! rewrite, records its decision as [`RouteInfo`] and
 //! [`Destination`](mesh_core::Destination) request extensions, and calls the inner service —
 //! which sends the request to that destination.
 //! On the way back it tells the layers above what it decided: a [`Routed`] response

@@ -587,7 +587,7 @@ impl RouteTable {
     /// [`Decision::NoRule`] there (404): a gateway never passes unknown hosts through. Match
     /// blocks' `port` is the gateway's port in a gateway scope (Istio's per-listener routes),
     /// and the port the request addressed in the mesh scope (see
-    /// [`addressed_port`](crate::matcher::addressed_port)).
+    /// [`addressed_port`]).
     ///
     /// ```
     /// use mesh_route::{RouteTable, config::{Config, gateway::served_ports}, table::{Decision, RouteScope}};
