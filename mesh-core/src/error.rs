@@ -240,7 +240,6 @@ impl FlaggedError {
     /// let error = FlaggedError::mark(error, ResponseFlag::UpstreamRetryLimitExceeded);
     /// let error = FlaggedError::mark(error, ResponseFlag::DelayInjected);
     /// assert_eq!(FlaggedError::flags_of(&error).to_string(), "DI,URX");
-    /// assert!(error.downcast_ref::<FlaggedError>().unwrap().source_is_not_flagged());
     /// ```
     pub fn mark(error: BoxError, flag: ResponseFlag) -> BoxError {
         match error.downcast::<FlaggedError>() {
@@ -264,26 +263,10 @@ impl FlaggedError {
     /// ```
     pub fn flags_of(error: &BoxError) -> ResponseFlags {
         let mut flags = ResponseFlags::default();
-        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
-        while let Some(e) = current {
-            if let Some(flagged) = e.downcast_ref::<FlaggedError>() {
-                flags.insert_all(flagged.flags);
-            }
-            current = e.source();
-        }
+        chain(error)
+            .filter_map(|e| e.downcast_ref::<FlaggedError>())
+            .for_each(|flagged| flags.insert_all(flagged.flags));
         flags
-    }
-
-    /// Whether the error inside is not itself a `FlaggedError` ([`mark`](Self::mark) adds to
-    /// the outer one instead of nesting).
-    ///
-    /// ```
-    /// use mesh_core::{BoxError, MeshError, ResponseFlag, error::FlaggedError};
-    /// let error = FlaggedError::mark(MeshError::Timeout.into(), ResponseFlag::DelayInjected);
-    /// assert!(error.downcast_ref::<FlaggedError>().unwrap().source_is_not_flagged());
-    /// ```
-    pub fn source_is_not_flagged(&self) -> bool {
-        !self.source.is::<FlaggedError>()
     }
 }
 
@@ -456,14 +439,29 @@ impl std::error::Error for UpstreamError {
     }
 }
 
+/// `error` and its chain of sources, `error` itself first.
+fn chain(error: &BoxError) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(
+        Some(error.as_ref() as &(dyn std::error::Error + 'static)),
+        |e| e.source(),
+    )
+}
+
 /// The first error of type `T` in `error`'s chain of sources, `error` itself first.
 fn find_in_chain<T: std::error::Error + 'static>(error: &BoxError) -> Option<&T> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<T>() {
-            return Some(found);
-        }
-        current = e.source();
+    chain(error).find_map(|e| e.downcast_ref::<T>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marking_a_flagged_error_again_adds_to_its_flags_instead_of_nesting() {
+        let error = FlaggedError::mark(MeshError::Timeout.into(), ResponseFlag::DelayInjected);
+        let error = FlaggedError::mark(error, ResponseFlag::UpstreamRetryLimitExceeded);
+        let flagged = error.downcast_ref::<FlaggedError>().unwrap();
+        assert!(!flagged.source.is::<FlaggedError>());
+        assert_eq!(FlaggedError::flags_of(&error).to_string(), "DI,URX");
     }
-    None
 }
