@@ -132,6 +132,9 @@ pub struct RouteDeadline {
     pub timeout: Duration,
     /// When it fires.
     pub deadline: tokio::time::Instant,
+    /// Whether the request is gRPC: the layers below tell each attempt's deadline in
+    /// `grpc-timeout` too, without looking its `content-type` up again.
+    pub grpc: bool,
 }
 
 /// Applies route timeouts; see the [module docs](self).
@@ -236,12 +239,11 @@ where
             .get::<RoutePolicy>()
             .map_or(self.fallback, |p| p.timeout);
         let timeout = effective_timeout(request.headers_mut(), route);
-        // Under a route timeout, a gRPC upstream is told the deadline in `grpc-timeout` too
-        // (Envoy's `max_grpc_timeout`), whether or not the client sent one.
-        let tell_grpc =
-            route.is_some_and(|r| !r.is_zero()) && crate::grpc::is_grpc(request.headers());
         let sleep = timeout.map(|t| {
-            if tell_grpc {
+            let grpc = crate::grpc::is_grpc(request.headers());
+            // Under a route timeout, a gRPC upstream is told the deadline in `grpc-timeout`
+            // too (Envoy's `max_grpc_timeout`), whether or not the client sent one.
+            if grpc && route.is_some_and(|r| !r.is_zero()) {
                 request
                     .headers_mut()
                     .insert(GRPC_TIMEOUT, format_grpc_timeout(t));
@@ -254,6 +256,7 @@ where
             request.extensions_mut().insert(RouteDeadline {
                 timeout: t,
                 deadline: sleep.deadline(),
+                grpc,
             });
             sleep
         });

@@ -346,7 +346,7 @@ where
         headers.insert(ATTEMPT_COUNT, attempt_count(1));
         // Under a route timeout, a gRPC upstream is told its attempt's deadline in
         // `grpc-timeout` too, as Envoy rewrites it (the timeout layer wrote the route's).
-        let grpc_deadline = global.is_some() && crate::grpc::is_grpc(headers);
+        let grpc_deadline = global.is_some_and(|g| g.grpc);
         // The upstream is told the deadline of its attempt.
         if let Some(per_try) = per_try {
             headers.insert(EXPECTED_RQ_TIMEOUT_MS, millis_value(per_try));
