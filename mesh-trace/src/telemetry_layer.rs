@@ -332,8 +332,13 @@ struct Recording {
 fn header_bytes(headers: &HeaderMap) -> u64 {
     headers
         .iter()
-        .map(|(name, value)| (name.as_str().len() + value.len() + 4) as u64)
+        .map(|(name, value)| header_line_bytes(name.as_str(), value))
         .sum()
+}
+
+/// Bytes one header takes on an HTTP/1.1 wire: `name: value\r\n`.
+fn header_line_bytes(name: &str, value: &HeaderValue) -> u64 {
+    (name.len() + value.len() + 4) as u64
 }
 
 /// What telemetry reads of a request's headers, gathered in one pass over them (each a
@@ -355,7 +360,7 @@ impl<'h> RequestHeaders<'h> {
         let mut seen = RequestHeaders::default();
         for (name, value) in headers {
             let name = name.as_str();
-            seen.bytes += (name.len() + value.len() + 4) as u64;
+            seen.bytes += header_line_bytes(name, value);
             let slot = match name {
                 "host" => &mut seen.host,
                 "content-type" => &mut seen.content_type,

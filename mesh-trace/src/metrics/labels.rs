@@ -164,9 +164,10 @@ impl RequestProtocol {
     /// assert_eq!(RequestProtocol::of_content_type(None), RequestProtocol::Http);
     /// ```
     pub fn of_content_type(content_type: Option<&http::HeaderValue>) -> Self {
-        match mesh_core::grpc::is_grpc_content_type(content_type) {
-            true => RequestProtocol::Grpc,
-            false => RequestProtocol::Http,
+        if mesh_core::grpc::is_grpc_content_type(content_type) {
+            RequestProtocol::Grpc
+        } else {
+            RequestProtocol::Http
         }
     }
 
