@@ -400,13 +400,9 @@ fn set_https_scheme<B>(request: &mut Request<B>) {
             None => return,
         },
     };
-    let mut parts = request.uri().clone().into_parts();
-    parts.scheme = Some(http::uri::Scheme::HTTPS);
-    parts.authority = Some(authority);
-    if parts.path_and_query.is_none() {
-        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
-    }
-    if let Ok(uri) = http::Uri::from_parts(parts) {
+    if let Some(uri) =
+        crate::upstream::absolute_uri(request.uri(), http::uri::Scheme::HTTPS, authority)
+    {
         *request.uri_mut() = uri;
     }
 }

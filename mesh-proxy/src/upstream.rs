@@ -535,18 +535,23 @@ fn classify_http2_error(error: hyper::Error) -> MeshError {
 
 /// Points the request URI at `authority` (absolute form, keeping path and query).
 fn point_uri(request: &mut Request<Body>, authority: &Authority) -> Result<(), MeshError> {
-    let path = request
-        .uri()
+    *request.uri_mut() = absolute_uri(request.uri(), Scheme::HTTP, authority.clone())
+        .ok_or(MeshError::BadRequest("invalid request URI"))?;
+    Ok(())
+}
+
+/// `uri` in absolute form with `scheme` and `authority`, keeping its path and query (`/` when
+/// it has none); `None` if they do not make a URI.
+pub(crate) fn absolute_uri(uri: &Uri, scheme: Scheme, authority: Authority) -> Option<Uri> {
+    let path = uri
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(authority.clone());
+    parts.scheme = Some(scheme);
+    parts.authority = Some(authority);
     parts.path_and_query = Some(path);
-    *request.uri_mut() =
-        Uri::from_parts(parts).map_err(|_| MeshError::BadRequest("invalid request URI"))?;
-    Ok(())
+    Uri::from_parts(parts).ok()
 }
 
 /// Sets `Host` to the authority the client addressed, unless the request already has one.
