@@ -1,9 +1,10 @@
 //! `HTTPRewrite`: rewriting the path and authority of a routed request before it goes upstream.
 //!
-//! `uri` is Envoy's `prefix_rewrite` (the matched prefix is replaced — `/` for a match without
-//! a `uri` condition; with an exact or regex match the whole path is), `uriRegexRewrite` is `regex_rewrite` (every match substituted,
-//! `\1` capture references allowed), `authority` is `host_rewrite_literal`. The original path
-//! is kept in `x-envoy-original-path`, as Envoy does.
+//! `uri` is Envoy's `prefix_rewrite` (the matched prefix is replaced — `/` for a match
+//! without a `uri` condition; with an exact or regex match the whole path is),
+//! `uriRegexRewrite` is `regex_rewrite` (every match substituted, `\1` capture references
+//! allowed), `authority` is `host_rewrite_literal`. The original path is kept in
+//! `x-envoy-original-path`, as Envoy does.
 
 use crate::{config::HttpRewrite, matcher::MatchError};
 use http::{
