@@ -199,9 +199,8 @@ impl Shared {
             .port_for(port)
             .ok_or_else(|| refused(MeshError::NoHealthyUpstream))?;
         let now = Instant::now();
-        let previous = request.extensions().get::<RetryContext>();
         let index = cluster
-            .choose_endpoint(ports, previous, now)
+            .choose_endpoint(ports, context, now)
             .ok_or_else(|| refused(MeshError::NoHealthyUpstream))?;
         if ports.protocol == Protocol::Http1 {
             request.headers_mut().remove(http::header::TE);
