@@ -223,3 +223,36 @@ spec:
     assert_eq!(line["upstream_cluster"], "outbound|80|v9|empty.example.com");
     assert!(line["upstream_host"].is_null(), "no endpoint was tried");
 }
+
+#[tokio::test]
+async fn a_chunked_request_body_is_counted_in_bytes_received() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let file = LogFile::new("chunked");
+    let mesh = format!(
+        "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\n\
+         spec: {{accessLogFile: {}, accessLogEncoding: JSON}}\n---\n",
+        file.0.display()
+    );
+    let catalog =
+        Catalog::with_routes_and_settings(&format!("{mesh}{ROUTES}"), SidecarSettings::default())
+            .await;
+    // A body of unannounced size: 5 + 6 bytes in two chunks, then the last chunk.
+    let mut stream = tokio::net::TcpStream::connect(catalog.proxy())
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            b"POST /items HTTP/1.1\r\nhost: catalog\r\nconnection: close\r\n\
+              transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
+    assert_eq!(catalog.v1.last_request().unwrap().body, "hello world");
+    let lines = file.lines(1).await;
+    let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["bytes_received"], 11);
+}

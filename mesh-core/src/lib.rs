@@ -15,6 +15,7 @@
 
 pub mod authority;
 pub mod body;
+pub mod body_count;
 pub mod circuit_breaker;
 mod control_headers;
 pub mod error;

@@ -16,7 +16,8 @@ use hyper_util::{
     },
 };
 use mesh_core::{
-    Body, BoxError, DownstreamAddr, PeerIdentity, body, local_reply::LocalReplyFuture,
+    Body, BoxError, DownstreamAddr, PeerIdentity, body, body_count::count_streamed_body,
+    local_reply::LocalReplyFuture,
 };
 use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, time::Duration};
 use tokio::{
@@ -336,7 +337,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
 
     fn call(&self, request: Request<Incoming>) -> ResponseFuture {
         let mut request = match self.max_body {
-            None => request.map(body::boxed),
+            None => count_streamed_body(request).map(body::boxed),
             Some(max) => {
                 let announced = request
                     .headers()
@@ -348,7 +349,8 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
                     ))));
                 }
                 let limit = usize::try_from(max).unwrap_or(usize::MAX);
-                request.map(|incoming| body::boxed(http_body_util::Limited::new(incoming, limit)))
+                let limited = request.map(|incoming| http_body_util::Limited::new(incoming, limit));
+                count_streamed_body(limited).map(body::boxed)
             }
         };
         // Room for the headers the layers add (trace context, request id, attempt count,

@@ -11,9 +11,13 @@
 //! before the response is reported with status `0` and `DC`, as Envoy does.
 //!
 //! Sizes are the header bytes (names, values and separators as HTTP/1.1 would send them) plus
-//! the body bytes. A request body is counted by its exact size hint (its `content-length`);
-//! a chunked request body counts as the least its size hint promises, since counting it would
-//! mean replacing the body type the inner service expects.
+//! the body bytes. A request body is counted by its exact size hint (its `content-length`), or,
+//! when it is streamed, by the [`BodyBytesRead`] that [`count_streamed_body`] put on the
+//! request where it entered the mesh (the sidecar's listeners and `mesh`'s in-process client
+//! and server do), read when the exchange ends. Without one, a streamed request body counts as
+//! the least its size hint promises.
+//!
+//! [`count_streamed_body`]: mesh_core::body_count::count_streamed_body
 
 use crate::{
     access_log::{AccessLog, AccessLogEntry},
@@ -30,8 +34,8 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use mesh_core::{
     BoxError, DownstreamAddr, LocalReplyDetails, MeshError, PeerIdentity, ResponseFlag,
     ResponseFlags, Routed, RoutedError, UpstreamCluster, UpstreamError, UpstreamHost,
-    UpstreamWorkload, authority::addressed_authority, local_reply::error_to_response,
-    workload::Workload,
+    UpstreamWorkload, authority::addressed_authority, body_count::BodyBytesRead,
+    local_reply::error_to_response, workload::Workload,
 };
 use pin_project::{pin_project, pinned_drop};
 use std::{
@@ -299,9 +303,12 @@ struct Recording {
     protocol: RequestProtocol,
     /// A HEAD request: its response has no body, whatever its headers say.
     head: bool,
-    /// Request headers and body (the metric); of which the body (the access log).
+    /// Request headers and body (the metric); of which the body (the access log), as its size
+    /// hint announced it.
     request_bytes: u64,
     request_body: u64,
+    /// The count of a streamed request body, read when the exchange ends.
+    request_body_read: Option<BodyBytesRead>,
     /// Boxed apart: most of a recording's size, and only there with an access log.
     facts: Option<Box<RequestFacts>>,
     /// The authority the request was addressed to, `destination_service` when routing named
@@ -440,6 +447,7 @@ impl Recording {
             head: request.method() == Method::HEAD,
             request_bytes,
             request_body: body,
+            request_body_read: request.extensions().get::<BodyBytesRead>().cloned(),
             facts,
             addressed,
             status: 0,
@@ -579,6 +587,10 @@ impl Recording {
     /// Records the metrics and queues the access-log entry.
     fn finish(mut self: Box<Self>) {
         let duration = self.started.elapsed();
+        if let Some(read) = &self.request_body_read {
+            let announced = std::mem::replace(&mut self.request_body, read.get());
+            self.request_bytes = self.request_bytes - announced + self.request_body;
+        }
         if self.protocol == RequestProtocol::Grpc && self.grpc_status.is_none() {
             self.grpc_status = crate::metrics::grpc_status_of_http(self.status);
         }
@@ -872,7 +884,10 @@ mod tests {
     };
     use bytes::Bytes;
     use http_body_util::{BodyExt, Empty, Full};
-    use mesh_core::{Destination, RouteInfo};
+    use mesh_core::{
+        Destination, RouteInfo,
+        body_count::{CountedBody, count_streamed_body},
+    };
     use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
     use std::{collections::HashMap, io::Write, sync::Mutex};
     use tower::{ServiceExt, service_fn};
@@ -1095,6 +1110,35 @@ mod tests {
         log.flush();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         serde_json::from_str(text.trim()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_streamed_request_body_is_counted_as_it_was_read() {
+        let (layer, snapshotter, log, out) = logged_layer();
+        let svc = layer.layer(service_fn(|request: Request<_>| async move {
+            let body: CountedBody<Frames> = request.into_body();
+            body.collect().await.unwrap();
+            Ok::<_, BoxError>(Response::new(Empty::<Bytes>::new()))
+        }));
+        let chunks = [&b"0123456789"[..], b"abcdefghij", b"xyz"].map(Bytes::from_static);
+        let request = Request::post("http://catalog/upload")
+            .header("content-type", "application/grpc")
+            .body(Frames(chunks.into_iter().map(Frame::data).collect()))
+            .unwrap();
+        let response = svc.oneshot(count_streamed_body(request)).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        assert_eq!(only_line(&log, &out)["bytes_received"], 23);
+        let snapshot = snapshotter.snapshot().into_vec();
+        let request_bytes = snapshot
+            .iter()
+            .find(|(key, ..)| key.key().name() == "istio_request_bytes")
+            .map(|(.., value)| match value {
+                DebugValue::Histogram(samples) => samples[0].into_inner(),
+                _ => panic!("a histogram"),
+            })
+            .unwrap();
+        let head = "POST /upload HTTP/1.1\r\ncontent-type: application/grpc\r\n".len();
+        assert_eq!(request_bytes, (head + 23) as f64);
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use http::{
     uri::{Authority, PathAndQuery, Scheme},
 };
 use mesh_core::local_reply::LocalReplyFuture;
-use mesh_core::{Body, BoxError, body};
+use mesh_core::{Body, BoxError, body, body_count::count_streamed_body};
 use mesh_proxy::transport::Transport;
 use std::{
     convert::Infallible,
@@ -167,7 +167,7 @@ where
         parts.uri = Uri::from_parts(uri).expect("scheme, authority and path make a URI");
         parts.headers.insert(HOST, self.layer.host.clone());
         parts.extensions.insert(self.transport.clone());
-        let request = Request::from_parts(parts, body::boxed_send(body));
+        let request = count_streamed_body(Request::from_parts(parts, body)).map(body::boxed_send);
         let mut outbound = self.layer.mesh.current().outbound_service();
         LocalReplyFuture::new(outbound.call(request))
     }

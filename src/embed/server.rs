@@ -3,7 +3,9 @@
 use super::Mesh;
 use bytes::Bytes;
 use http::{Request, Response};
-use mesh_core::{Body, BoxError, body, local_reply::LocalReplyFuture};
+use mesh_core::{
+    Body, BoxError, body, body_count::count_streamed_body, local_reply::LocalReplyFuture,
+};
 use mesh_proxy::listener::HttpService;
 use std::{
     convert::Infallible,
@@ -134,7 +136,7 @@ where
             // Called without `poll_ready`.
             None => self.current_stack(),
         };
-        LocalReplyFuture::new(stack.call(request.map(body::boxed_send)))
+        LocalReplyFuture::new(stack.call(count_streamed_body(request).map(body::boxed_send)))
     }
 }
 

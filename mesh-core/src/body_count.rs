@@ -1,0 +1,160 @@
+//! Counting a streamed request body's bytes as they are read, for the byte metrics and the
+//! access log.
+//!
+//! A body whose size is announced (`content-length`, or a body built whole) is counted from its
+//! size hint. A streamed one (chunked HTTP/1.1, HTTP/2 without `content-length`, every gRPC
+//! request) is not known until it has been read, so [`count_streamed_body`], where a request
+//! enters the mesh, wraps such a body in a [`CountedBody`] and puts the count, a
+//! [`BodyBytesRead`], on the request's extensions, where the telemetry layer reads it when the
+//! exchange ends. A body of announced size is not wrapped and costs nothing more.
+
+use bytes::Buf;
+use http::Request;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use pin_project::pin_project;
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll, ready},
+};
+
+/// The data bytes a streamed request body has delivered so far; on the request's extensions.
+///
+/// ```
+/// use http_body_util::{BodyExt, StreamBody};
+/// use mesh_core::body_count::{BodyBytesRead, count_streamed_body};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let chunks = [b"hello ".as_slice(), b"world"]
+///     .map(|chunk| Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes::Bytes::from(chunk))));
+/// let request = http::Request::new(StreamBody::new(futures_util::stream::iter(chunks)));
+/// let request = count_streamed_body(request);
+/// let read = request.extensions().get::<BodyBytesRead>().cloned().unwrap();
+/// assert_eq!(read.get(), 0);
+/// request.into_body().collect().await.unwrap();
+/// assert_eq!(read.get(), 11);
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct BodyBytesRead(Arc<AtomicU64>);
+
+impl BodyBytesRead {
+    /// The data bytes read so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, bytes: usize) {
+        self.0.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// Wraps `request`'s body in a [`CountedBody`], counting into a [`BodyBytesRead`] on its
+/// extensions when the body's size is not known up front; a body of known size passes through
+/// uncounted, with no extension.
+///
+/// ```
+/// use mesh_core::body_count::{BodyBytesRead, count_streamed_body};
+/// let request = count_streamed_body(http::Request::new(http_body_util::Full::new(bytes::Bytes::from("sized"))));
+/// assert!(request.extensions().get::<BodyBytesRead>().is_none());
+/// ```
+pub fn count_streamed_body<B: HttpBody>(request: Request<B>) -> Request<CountedBody<B>> {
+    let (mut parts, body) = request.into_parts();
+    let read = body.size_hint().exact().is_none().then(|| {
+        let read = BodyBytesRead::default();
+        parts.extensions.insert(read.clone());
+        read
+    });
+    Request::from_parts(parts, CountedBody { inner: body, read })
+}
+
+/// A body that counts its data bytes into a [`BodyBytesRead`], when it has one; see
+/// [`count_streamed_body`].
+#[pin_project]
+#[derive(Debug)]
+pub struct CountedBody<B> {
+    #[pin]
+    inner: B,
+    read: Option<BodyBytesRead>,
+}
+
+impl<B: HttpBody> HttpBody for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let polled = ready!(this.inner.poll_frame(cx));
+        if let (Some(read), Some(Ok(frame))) = (this.read.as_ref(), &polled)
+            && let Some(data) = frame.data_ref()
+        {
+            read.add(data.remaining());
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty, Full, StreamBody};
+    use std::convert::Infallible;
+
+    fn streamed(
+        chunks: &[&'static [u8]],
+        trailers: bool,
+    ) -> Request<impl HttpBody<Data = Bytes, Error = Infallible>> {
+        let mut frames: Vec<Result<Frame<Bytes>, Infallible>> = chunks
+            .iter()
+            .map(|chunk| Ok(Frame::data(Bytes::from_static(chunk))))
+            .collect();
+        if trailers {
+            frames.push(Ok(Frame::trailers(http::HeaderMap::new())));
+        }
+        Request::new(StreamBody::new(futures_util::stream::iter(frames)))
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_is_counted_as_it_is_read_trailers_aside() {
+        let request = count_streamed_body(streamed(&[b"abc", b"", b"defgh"], true));
+        let read = request
+            .extensions()
+            .get::<BodyBytesRead>()
+            .cloned()
+            .unwrap();
+        let mut body = request.into_body();
+        body.frame().await.unwrap().unwrap();
+        assert_eq!(read.get(), 3, "counted frame by frame");
+        let rest = body.collect().await.unwrap();
+        assert!(rest.trailers().is_some());
+        assert_eq!(read.get(), 8);
+    }
+
+    #[tokio::test]
+    async fn bodies_of_known_size_pass_through_uncounted() {
+        for request in [
+            Request::new(Full::new(Bytes::from_static(b"whole")).boxed()),
+            Request::new(Empty::new().boxed()),
+        ] {
+            let request = count_streamed_body(request);
+            assert!(request.extensions().get::<BodyBytesRead>().is_none());
+            let body = request.into_body();
+            assert_eq!(body.size_hint().exact(), Some(body.size_hint().lower()));
+            body.collect().await.unwrap();
+        }
+    }
+}
