@@ -264,13 +264,9 @@ spec:
 #[tokio::test]
 async fn http2_trailers_pass_through() {
     use hyper::body::Incoming;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
 
-    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream_port = upstream.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let (stream, _) = upstream.accept().await.unwrap();
-        let service = hyper::service::service_fn(|request: Request<Incoming>| async move {
+    let upstream_port = support::h2_upstream(hyper::service::service_fn(
+        |request: Request<Incoming>| async move {
             let te = request.headers().get("te").cloned();
             let authority = request.uri().authority().map(|a| a.to_string());
             let body = request.into_body().collect().await.unwrap().to_bytes();
@@ -289,12 +285,9 @@ async fn http2_trailers_pass_through() {
                 .body(body)
                 .unwrap();
             Ok::<_, std::convert::Infallible>(response)
-        });
-        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .serve_connection(TokioIo::new(stream), service)
-            .await
-            .unwrap();
-    });
+        },
+    ))
+    .await;
     let yaml = format!(
         r#"
 apiVersion: networking.istio.io/v1
@@ -308,14 +301,7 @@ spec:
 "#
     );
     let sidecar = sidecar(&yaml).await;
-    let stream = tokio::net::TcpStream::connect(sidecar.addr("outbound").unwrap())
-        .await
-        .unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let mut sender = support::h2_client(sidecar.addr("outbound").unwrap()).await;
     let payload = Bytes::from_static(b"\x00\x00\x00\x00\x05hello");
     let request = Request::post("http://echo:50051/echo.Echo/Say")
         .header("content-type", "application/grpc")

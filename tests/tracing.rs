@@ -352,3 +352,66 @@ async fn inbound_requests_get_a_server_span_continuing_the_callers_trace() {
     let problems = violations(&zipkin_definitions(), "Span", server);
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// A gRPC call that fails in its trailers (`grpc-status: 14` after a 200 and a message): the
+/// client span the sidecar exports ends with the body and carries that status, as an error.
+#[tokio::test]
+async fn a_grpc_status_in_the_trailers_reaches_the_span() {
+    use http_body_util::BodyExt;
+    use hyper::body::Incoming;
+
+    let upstream_port = support::h2_upstream(hyper::service::service_fn(
+        |request: Request<Incoming>| async move {
+            request.into_body().collect().await.unwrap();
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", "14".parse().unwrap());
+            let message = bytes::Bytes::from_static(b"\x00\x00\x00\x00\x01x");
+            let body = Full::new(message).with_trailers(async move { Some(Ok(trailers)) });
+            let response = Response::builder()
+                .header("content-type", "application/grpc")
+                .body(body)
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(response)
+        },
+    ))
+    .await;
+    let collector = Collector::start().await;
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: echo, namespace: grpc}}\n\
+         spec:\n  hosts: [echo]\n  resolution: STATIC\n  ports: [{{number: 50051, name: grpc, protocol: GRPC}}]\n  \
+         endpoints: [{{address: 127.0.0.1, ports: {{grpc: {upstream_port}}}}}]\n---\n\
+         apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\nspec:\n  defaultConfig:\n    tracing:\n{}",
+        zipkin_at(collector.addr, 100)
+    );
+    let proxy = sidecar(&yaml).await;
+    let mut sender = support::h2_client(proxy.addr("outbound").unwrap()).await;
+    let request = Request::post("http://echo:50051/echo.Echo/Say")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(bytes::Bytes::from_static(
+            b"\x00\x00\x00\x00\x01y",
+        )))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let trailers = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .trailers()
+        .cloned();
+    assert_eq!(trailers.unwrap()["grpc-status"], "14");
+    let spans = collector.wait_for(1).await;
+    let tags = &spans[0]["tags"];
+    assert_eq!(tags["http.status_code"], "200");
+    assert_eq!(tags["grpc.status_code"], "14", "{tags:#}");
+    assert!(
+        tags.get("error").is_some(),
+        "a failed call is an error: {tags:#}"
+    );
+    assert_eq!(
+        violations(&zipkin_definitions(), "Span", &spans[0]),
+        Vec::<String>::new()
+    );
+}

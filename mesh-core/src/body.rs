@@ -145,6 +145,32 @@ where
     }
 }
 
+/// Whether `body` has ended with the frame it has just yielded, `polled`: with no more frames,
+/// an error, its trailers (a body's last frame), or as it says itself — a server may drop a
+/// body that says it has ended without polling it again, so a layer that acts at a body's end
+/// must act then.
+///
+/// ```
+/// use http_body_util::Full;
+/// use mesh_core::body::ended_with;
+/// let frame = |f| Some(Ok::<_, std::convert::Infallible>(f));
+/// let data = || http_body::Frame::data(bytes::Bytes::from_static(b"x"));
+/// let unfinished = Full::new(bytes::Bytes::from_static(b"rest"));
+/// assert!(!ended_with(&frame(data()), &unfinished));
+/// assert!(ended_with(&frame(http_body::Frame::trailers(http::HeaderMap::new())), &unfinished));
+/// assert!(ended_with(&None::<Result<http_body::Frame<bytes::Bytes>, ()>>, &unfinished));
+/// assert!(ended_with(&frame(data()), &http_body_util::Empty::<bytes::Bytes>::new()));
+/// ```
+pub fn ended_with<D, E>(
+    polled: &Option<Result<http_body::Frame<D>, E>>,
+    body: &impl http_body::Body,
+) -> bool {
+    match polled {
+        None | Some(Err(_)) => true,
+        Some(Ok(frame)) => frame.is_trailers() || body.is_end_stream(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,14 +33,14 @@ use tower::{Layer, Service, ServiceBuilder, util::BoxCloneSyncService};
 pub struct ServerLayers {
     pub(crate) trace: TraceLayer,
     pub(crate) telemetry: TelemetryLayer,
-    pub(crate) spans: Option<SpanLayer>,
+    pub(crate) spans: SpanLayer,
 }
 
 impl std::fmt::Debug for ServerLayers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerLayers")
             .field("telemetry", &self.telemetry)
-            .field("spans", &self.spans.is_some())
+            .field("spans", &self.spans.records())
             .finish_non_exhaustive()
     }
 }
@@ -63,7 +63,7 @@ where
                 .layer(self.trace)
                 .map_response(|response: http::Response<_>| response.map(body::boxed))
                 .layer(self.telemetry.clone())
-                .option_layer(self.spans.clone())
+                .layer(self.spans.clone())
                 .map_err(|error: S::Error| -> BoxError { error.into() })
                 .service(inner),
         )

@@ -334,7 +334,8 @@ impl Telemetry {
 }
 
 /// The tracing layers of both listeners: per side (outbound `Client`, inbound `Server`) a
-/// trace layer with that side's sampling, and a span layer when that side's spans are reported.
+/// trace layer with that side's sampling, and a span layer, off unless that side's spans are
+/// reported.
 struct Tracing {
     client: SideTracing,
     server: SideTracing,
@@ -347,7 +348,7 @@ struct Tracing {
 #[derive(Clone)]
 struct SideTracing {
     trace: TraceLayer,
-    spans: Option<SpanLayer>,
+    spans: SpanLayer,
 }
 
 impl Tracing {
@@ -371,16 +372,17 @@ impl Tracing {
         }
         let side = |settings: &TraceSettings, kind| SideTracing {
             trace: TraceLayer::new(settings.sampler(), Propagation::default()),
-            spans: reporter.as_ref().filter(|_| settings.zipkin.is_some()).map(
-                |(reporter, identity)| {
+            spans: reporter
+                .as_ref()
+                .filter(|_| settings.zipkin.is_some())
+                .map_or_else(SpanLayer::off, |(reporter, identity)| {
                     let mut tags = SpanTags::new(identity, settings.custom_tags.clone())
                         .max_path_tag_length(settings.max_path_tag_length);
                     if !settings.istio_tags {
                         tags = tags.without_istio_tags();
                     }
                     SpanLayer::new(kind, reporter.clone(), tags)
-                },
-            ),
+                }),
         };
         Ok(Tracing {
             client: side(&client, SpanKind::Client),
@@ -526,7 +528,7 @@ impl Sidecar {
                 .layer(tracing.client.trace)
                 .map_response(|response: http::Response<_>| response.map(body::boxed))
                 .layer(telemetry.outbound.clone())
-                .option_layer(tracing.client.spans.clone())
+                .layer(tracing.client.spans.clone())
                 .option_layer(connect)
                 .layer(route)
                 .layer(mirror.clone())

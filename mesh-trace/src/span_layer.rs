@@ -4,14 +4,19 @@
 //!
 //! It reads the [`TraceContext`] the [`TraceLayer`](crate::TraceLayer) put on the request
 //! (place it inside that layer); requests without one, or not sampled, pass through at the
-//! cost of one extension lookup. The span runs from the request's arrival to its response
-//! headers (or error). Tags: `http.method`, `http.url` (cut to 256 characters),
+//! cost of one extension lookup. The span runs from the request's arrival to the end of its
+//! response body, as Envoy's does (to its headers when the response has no body: `HEAD`, `204`,
+//! `304`, an empty body; to the error when there is no response). Tags: `http.method`, `http.url` (cut to 256 characters),
 //! `http.protocol`, `user_agent`, `guid:x-request-id`, `component: proxy`, `node_id`,
 //! `istio.canonical_service`, `istio.canonical_revision`, `istio.namespace`,
 //! `http.status_code`, `response_flags` (`-` when none), `upstream_cluster`, the custom tags,
-//! `grpc.status_code` (from a trailers-only gRPC reply), and `error: true` on a 5xx, a
-//! non-OK gRPC status or a local error. A request its client abandons is still reported:
-//! status `0`, flag `DC`.
+//! `grpc.status_code` (from the response trailers, or the headers of a trailers-only reply),
+//! and `error: true` on a 5xx, a non-OK gRPC status or a local error. A request its client
+//! abandons is still reported: status `0`, flag `DC` — or, abandoned while its response body
+//! was being sent, its status with `DC` added.
+//!
+//! [`SpanLayer::off`] records nothing but wraps response bodies all the same, so that a stack
+//! has one type whether its spans are reported or not.
 
 use crate::{
     TraceContext,
@@ -20,7 +25,8 @@ use crate::{
     reporter::SpanReporter,
     span::{FinishedSpan, SpanKind},
 };
-use http::{Request, Response};
+use http::{HeaderMap, Method, Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use mesh_core::{
     BoxError, ResponseFlag, ResponseFlags, UpstreamCluster, authority::request_authority,
     local_reply::error_to_response,
@@ -49,7 +55,7 @@ use tower::{Layer, Service};
 /// #     let exporter = InMemorySpanExporter::default();
 /// #     let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
 /// #     let svc = SpanLayer::new(SpanKind::Client, reporter, tags).layer(service_fn(|_req: http::Request<()>| async {
-/// #         Ok::<_, std::convert::Infallible>(http::Response::new(()))
+/// #         Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::empty()))
 /// #     }));
 /// #     let mut request = http::Request::get(uri).header("x-user", "ann").body(()).unwrap();
 /// #     request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
@@ -81,7 +87,7 @@ pub const MAX_PATH_TAG_LENGTH: usize = 256;
 /// #     let exporter = InMemorySpanExporter::default();
 /// #     let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
 /// #     let svc = SpanLayer::new(SpanKind::Client, reporter, tags).layer(service_fn(|_req: http::Request<()>| async {
-/// #         Ok::<_, std::convert::Infallible>(http::Response::new(()))
+/// #         Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::empty()))
 /// #     }));
 /// #     let mut request = http::Request::get(uri).header("x-user", "ann").body(()).unwrap();
 /// #     request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
@@ -124,7 +130,7 @@ impl SpanTags {
     /// #     let exporter = InMemorySpanExporter::default();
     /// #     let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
     /// #     let svc = SpanLayer::new(SpanKind::Client, reporter, tags).layer(service_fn(|_req: http::Request<()>| async {
-    /// #         Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    /// #         Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::empty()))
     /// #     }));
     /// #     let mut request = http::Request::get(uri).header("x-user", "ann").body(()).unwrap();
     /// #     request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
@@ -179,7 +185,7 @@ impl SpanTags {
     /// #     let exporter = InMemorySpanExporter::default();
     /// #     let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
     /// #     let svc = SpanLayer::new(SpanKind::Client, reporter, tags).layer(service_fn(|_req: http::Request<()>| async {
-    /// #         Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    /// #         Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::empty()))
     /// #     }));
     /// #     let mut request = http::Request::get(uri).header("x-user", "ann").body(()).unwrap();
     /// #     request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
@@ -212,7 +218,7 @@ impl SpanTags {
     /// #     let exporter = InMemorySpanExporter::default();
     /// #     let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
     /// #     let svc = SpanLayer::new(SpanKind::Client, reporter, tags).layer(service_fn(|_req: http::Request<()>| async {
-    /// #         Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    /// #         Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::empty()))
     /// #     }));
     /// #     let mut request = http::Request::get(uri).header("x-user", "ann").body(()).unwrap();
     /// #     request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
@@ -246,7 +252,7 @@ impl SpanTags {
 /// let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
 /// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![]);
 /// let svc = SpanLayer::new(SpanKind::Client, reporter.clone(), tags).layer(service_fn(|_req: http::Request<()>| async {
-///     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+///     Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::empty()))
 /// }));
 /// let mut request = http::Request::get("http://catalog/items").body(()).unwrap();
 /// request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
@@ -256,9 +262,16 @@ impl SpanTags {
 /// ```
 #[derive(Clone, Debug)]
 pub struct SpanLayer {
+    /// `None`: [`SpanLayer::off`].
+    recorder: Option<Arc<Recorder>>,
+}
+
+/// What a recording [`SpanLayer`] records with.
+#[derive(Debug)]
+struct Recorder {
     kind: SpanKind,
     reporter: SpanReporter,
-    tags: Arc<SpanTags>,
+    tags: SpanTags,
 }
 
 impl SpanLayer {
@@ -274,7 +287,7 @@ impl SpanLayer {
     /// let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
     /// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![]);
     /// let svc = SpanLayer::new(SpanKind::Server, reporter, tags).layer(service_fn(|_req: http::Request<()>| async {
-    ///     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::empty()))
     /// }));
     /// let mut request = http::Request::get("http://Catalog.shop:8080/items").body(()).unwrap();
     /// request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
@@ -287,10 +300,41 @@ impl SpanLayer {
     /// ```
     pub fn new(kind: SpanKind, reporter: SpanReporter, tags: SpanTags) -> Self {
         SpanLayer {
-            kind,
-            reporter,
-            tags: Arc::new(tags),
+            recorder: Some(Arc::new(Recorder {
+                kind,
+                reporter,
+                tags,
+            })),
         }
+    }
+
+    /// A layer that records no span, for a stack whose spans are off: its service has the
+    /// same type as a recording one's.
+    ///
+    /// ```
+    /// use mesh_trace::{Decision, TraceContext, span_layer::SpanLayer};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let svc = SpanLayer::off().layer(service_fn(|_req: http::Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::full("ok")))
+    /// }));
+    /// let mut request = http::Request::get("http://catalog/").body(()).unwrap();
+    /// request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
+    /// let response = svc.oneshot(request).await.unwrap();
+    /// assert_eq!(http_body::Body::size_hint(response.body()).exact(), Some(2));
+    /// # }
+    /// ```
+    pub fn off() -> Self {
+        SpanLayer { recorder: None }
+    }
+
+    /// Whether the layer records spans (it is not [`off`](SpanLayer::off)).
+    ///
+    /// ```
+    /// assert!(!mesh_trace::span_layer::SpanLayer::off().records());
+    /// ```
+    pub fn records(&self) -> bool {
+        self.recorder.is_some()
     }
 }
 
@@ -317,7 +361,7 @@ impl<S> Layer<S> for SpanLayer {
 /// let reporter = SpanReporter::spawn(InMemorySpanExporter::default(), ReporterConfig::default());
 /// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![]);
 /// let mut svc: Span<_> = SpanLayer::new(SpanKind::Client, reporter.clone(), tags).layer(service_fn(
-///     |_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) },
+///     |_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::empty())) },
 /// ));
 /// let request = |sampled| {
 ///     let mut request = http::Request::get("http://catalog/").body(()).unwrap();
@@ -339,8 +383,9 @@ impl<S, B, RB> Service<Request<B>> for Span<S>
 where
     S: Service<Request<B>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
+    RB: HttpBody,
 {
-    type Response = Response<RB>;
+    type Response = Response<SpanBody<RB>>;
     type Error = BoxError;
     type Future = SpanFuture<S::Future>;
 
@@ -349,11 +394,11 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> SpanFuture<S::Future> {
-        let open = request
-            .extensions()
-            .get::<TraceContext>()
-            .filter(|context| context.sampled == Some(true))
-            .map(|context| Box::new(self.layer.open(context.clone(), &request)));
+        let open = self.layer.recorder.as_ref().and_then(|recorder| {
+            let context = request.extensions().get::<TraceContext>()?;
+            (context.sampled == Some(true))
+                .then(|| Box::new(recorder.open(context.clone(), &request)))
+        });
         SpanFuture {
             future: self.inner.call(request),
             open,
@@ -362,13 +407,20 @@ where
 }
 
 /// A span being recorded.
+#[derive(Debug)]
 struct OpenSpan {
     span: FinishedSpan,
     started: Instant,
     reporter: SpanReporter,
+    /// A `HEAD` request: its response has no body, whatever its headers say.
+    head: bool,
+    /// What the response said, once it has come (`0` before).
+    status: u16,
+    flags: ResponseFlags,
+    grpc_status: Option<String>,
 }
 
-impl SpanLayer {
+impl Recorder {
     fn open<B>(&self, context: TraceContext, request: &Request<B>) -> OpenSpan {
         let tags = &self.tags;
         let headers = request.headers();
@@ -417,39 +469,72 @@ impl SpanLayer {
             },
             started: Instant::now(),
             reporter: self.reporter.clone(),
+            head: request.method() == Method::HEAD,
+            status: 0,
+            flags: ResponseFlags::default(),
+            grpc_status: None,
         }
     }
 }
 
 impl OpenSpan {
-    /// Ends the span with the response's status, flags and cluster, and reports it.
-    fn close(
-        mut self,
+    /// Takes the response's status, flags, cluster and gRPC status (a trailers-only reply's).
+    fn response(
+        &mut self,
         status: u16,
         flags: Option<&ResponseFlags>,
         cluster: Option<&UpstreamCluster>,
-        grpc_status: Option<&str>,
+        headers: Option<&HeaderMap>,
     ) {
+        self.status = status;
+        if let Some(flags) = flags {
+            self.flags = *flags;
+        }
+        if let Some(cluster) = cluster {
+            self.span
+                .tags
+                .push(("upstream_cluster".into(), cluster.0.to_string()));
+        }
+        if let Some(headers) = headers {
+            self.grpc(headers);
+        }
+    }
+
+    /// Takes the gRPC status in `headers` (trailers, or a trailers-only reply's headers).
+    fn grpc(&mut self, headers: &HeaderMap) {
+        if let Some(status) = headers.get("grpc-status").and_then(|v| v.to_str().ok()) {
+            self.grpc_status = Some(status.to_owned());
+        }
+    }
+
+    /// Whether the response ends with its headers: no body to wait for.
+    fn bodiless<B: HttpBody>(&self, body: &B) -> bool {
+        self.head || matches!(self.status, 204 | 304) || body.is_end_stream()
+    }
+
+    /// Ends the span and reports it.
+    fn close(mut self) {
         let span = &mut self.span;
         span.duration = self.started.elapsed();
         span.tags
-            .push(("http.status_code".into(), status.to_string()));
-        span.tags.push((
-            "response_flags".into(),
-            flags
-                .filter(|f| !f.is_empty())
-                .map_or_else(|| "-".to_owned(), ToString::to_string),
-        ));
-        if let Some(cluster) = cluster {
-            span.tags
-                .push(("upstream_cluster".into(), cluster.0.to_string()));
+            .push(("http.status_code".into(), self.status.to_string()));
+        let flags = match self.flags.is_empty() {
+            true => "-".to_owned(),
+            false => self.flags.to_string(),
+        };
+        span.tags.push(("response_flags".into(), flags));
+        span.error = self.status >= 500 || self.grpc_status.as_deref().is_some_and(|g| g != "0");
+        if let Some(grpc) = self.grpc_status {
+            span.tags.push(("grpc.status_code".into(), grpc));
         }
-        // gRPC's status, when the response carries it in its headers (trailers-only replies).
-        if let Some(grpc) = grpc_status {
-            span.tags.push(("grpc.status_code".into(), grpc.to_owned()));
-        }
-        span.error = status >= 500 || grpc_status.is_some_and(|g| g != "0");
         self.reporter.report(self.span);
+    }
+
+    /// Ends the span of a request its client went away from (flag `DC`).
+    fn abandon(mut self) {
+        self.flags
+            .insert(ResponseFlag::DownstreamConnectionTermination);
+        self.close();
     }
 }
 
@@ -478,7 +563,7 @@ fn protocol(version: http::Version) -> &'static str {
 /// let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
 /// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![]);
 /// let mut svc = SpanLayer::new(SpanKind::Server, reporter, tags).layer(service_fn(|_req: http::Request<()>| {
-///     std::future::pending::<Result<http::Response<()>, std::convert::Infallible>>() // never answers
+///     std::future::pending::<Result<http::Response<mesh_core::Body>, std::convert::Infallible>>() // never answers
 /// }));
 /// let mut request = http::Request::get("http://catalog/").body(()).unwrap();
 /// request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
@@ -503,36 +588,44 @@ impl<F, RB, E> Future for SpanFuture<F>
 where
     F: Future<Output = Result<Response<RB>, E>>,
     E: Into<BoxError>,
+    RB: HttpBody,
 {
-    type Output = Result<Response<RB>, BoxError>;
+    type Output = Result<Response<SpanBody<RB>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.future.poll(cx)).map_err(Into::into);
-        if let Some(open) = this.open.take() {
-            match &result {
-                Ok(response) => open.close(
-                    response.status().as_u16(),
-                    response.extensions().get::<ResponseFlags>(),
-                    response.extensions().get::<UpstreamCluster>(),
-                    response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok()),
-                ),
-                Err(error) => {
-                    // The local reply the client will get.
-                    let reply = error_to_response(error);
-                    open.close(
-                        reply.status().as_u16(),
-                        reply.extensions().get::<ResponseFlags>(),
-                        None,
-                        None,
+        let mut open = this.open.take();
+        Poll::Ready(match result {
+            Ok(response) => {
+                if let Some(open) = open.as_mut() {
+                    open.response(
+                        response.status().as_u16(),
+                        response.extensions().get::<ResponseFlags>(),
+                        response.extensions().get::<UpstreamCluster>(),
+                        Some(response.headers()),
                     );
                 }
+                let open = match open {
+                    Some(open) if open.bodiless(response.body()) => {
+                        open.close();
+                        None
+                    }
+                    open => open,
+                };
+                Ok(response.map(|inner| SpanBody { inner, open }))
             }
-        }
-        Poll::Ready(result)
+            Err(error) => {
+                if let Some(mut open) = open {
+                    // The local reply the client will get.
+                    let reply = error_to_response(&error);
+                    let flags = reply.extensions().get::<ResponseFlags>();
+                    open.response(reply.status().as_u16(), flags, None, None);
+                    open.close();
+                }
+                Err(error)
+            }
+        })
     }
 }
 
@@ -540,8 +633,88 @@ where
 impl<F> PinnedDrop for SpanFuture<F> {
     fn drop(self: Pin<&mut Self>) {
         if let Some(open) = self.project().open.take() {
-            let cancelled = ResponseFlags::from(ResponseFlag::DownstreamConnectionTermination);
-            open.close(0, Some(&cancelled), None, None);
+            open.abandon();
+        }
+    }
+}
+
+/// The response body of a [`Span`]: the span ends with it — at its last frame (a gRPC
+/// status in its trailers is tagged), at an error, or when it is dropped unfinished (flag `DC`).
+///
+/// ```
+/// use mesh_trace::{Decision, TraceContext, identity::WorkloadIdentity,
+///     reporter::{ReporterConfig, SpanReporter}, span::SpanKind, span_layer::{SpanLayer, SpanTags}};
+/// use http_body_util::BodyExt;
+/// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+/// # use std::sync::atomic::Ordering;
+/// # use tower::{Layer, ServiceExt, service_fn};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let reporter = SpanReporter::spawn(InMemorySpanExporter::default(), ReporterConfig::default());
+/// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![]);
+/// let svc = SpanLayer::new(SpanKind::Client, reporter.clone(), tags).layer(service_fn(|_req: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::full("items")))
+/// }));
+/// let mut request = http::Request::get("http://catalog/items").body(()).unwrap();
+/// request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
+/// let response = svc.oneshot(request).await.unwrap();
+/// assert_eq!(reporter.stats().reported.load(Ordering::Relaxed), 0, "the body is still to come");
+/// response.into_body().collect().await.unwrap();
+/// assert_eq!(reporter.stats().reported.load(Ordering::Relaxed), 1);
+/// # });
+/// ```
+#[pin_project(PinnedDrop)]
+#[derive(Debug)]
+pub struct SpanBody<B> {
+    #[pin]
+    inner: B,
+    open: Option<Box<OpenSpan>>,
+}
+
+impl<B: HttpBody> HttpBody for SpanBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        if let Some(open) = this.open.as_mut() {
+            match &frame {
+                Some(Ok(frame)) => {
+                    if let Some(trailers) = frame.trailers_ref() {
+                        open.grpc(trailers);
+                    }
+                }
+                Some(Err(_)) => open
+                    .flags
+                    .insert(ResponseFlag::UpstreamConnectionTermination),
+                None => {}
+            }
+        }
+        if mesh_core::body::ended_with(&frame, &*this.inner)
+            && let Some(open) = this.open.take()
+        {
+            open.close();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[pin_project::pinned_drop]
+impl<B> PinnedDrop for SpanBody<B> {
+    fn drop(self: Pin<&mut Self>) {
+        if let Some(open) = self.project().open.take() {
+            open.abandon();
         }
     }
 }
@@ -550,6 +723,8 @@ impl<F> PinnedDrop for SpanFuture<F> {
 mod tests {
     use super::*;
     use crate::{Decision, custom_tags::TagSource, reporter::ReporterConfig};
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
     use mesh_core::{MeshError, ResponseFlag, flags::mark};
     use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
     use std::time::Duration;
@@ -584,7 +759,7 @@ mod tests {
             move |_req: Request<()>| {
                 let reply = match &reply {
                     Ok(response) => {
-                        let mut copy = Response::new(());
+                        let mut copy = Response::new(Empty::<Bytes>::new());
                         *copy.status_mut() = response.status();
                         *copy.extensions_mut() = response.extensions().clone();
                         *copy.headers_mut() = response.headers().clone();
@@ -722,7 +897,7 @@ mod tests {
             SpanTags::new(&identity(), vec![]),
         )
         .layer(service_fn(|_req: Request<()>| {
-            std::future::pending::<Result<Response<()>, MeshError>>()
+            std::future::pending::<Result<Response<Empty<Bytes>>, MeshError>>()
         }));
         let mut request = Request::get("http://catalog/items").body(()).unwrap();
         request.extensions_mut().insert(sampled(true));
@@ -737,6 +912,91 @@ mod tests {
         assert_eq!(spans.len(), 1);
         assert_eq!(tag(&spans[0], "response_flags").as_deref(), Some("DC"));
         assert_eq!(tag(&spans[0], "http.status_code").as_deref(), Some("0"));
+    }
+
+    /// A body that yields `frames` one by one.
+    struct Frames(std::collections::VecDeque<Frame<Bytes>>);
+
+    impl HttpBody for Frames {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.pop_front().map(Ok))
+        }
+    }
+
+    /// A span layer over a service answering 200 with `frames`; and its reporter.
+    fn streaming(
+        frames: Vec<Frame<Bytes>>,
+    ) -> (
+        impl Service<Request<()>, Response = Response<SpanBody<Frames>>, Error = BoxError>,
+        SpanReporter,
+        InMemorySpanExporter,
+    ) {
+        let exporter = InMemorySpanExporter::default();
+        let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
+        let tags = SpanTags::new(&identity(), vec![]);
+        let frames = std::sync::Mutex::new(Some(frames));
+        let svc = SpanLayer::new(SpanKind::Client, reporter.clone(), tags).layer(service_fn(
+            move |_req: Request<()>| {
+                let frames = frames.lock().unwrap().take().unwrap_or_default();
+                async move { Ok::<_, MeshError>(Response::new(Frames(frames.into()))) }
+            },
+        ));
+        (svc, reporter, exporter)
+    }
+
+    fn traced() -> Request<()> {
+        let mut request = Request::get("http://catalog/items").body(()).unwrap();
+        request.extensions_mut().insert(sampled(true));
+        request
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_span_ends_with_the_body_and_tags_the_grpc_status_of_its_trailers() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", "14".parse().unwrap());
+        let frames = vec![
+            Frame::data(Bytes::from_static(b"\0\0\0\0\x01x")),
+            Frame::trailers(trailers),
+        ];
+        let (svc, reporter, exporter) = streaming(frames);
+        let response = svc.oneshot(traced()).await.unwrap();
+        let reported = || {
+            reporter
+                .stats()
+                .reported
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        assert_eq!(reported(), 0, "the body is still to come");
+        let mut body = response.into_body();
+        body.frame().await.unwrap().unwrap();
+        assert_eq!(reported(), 0, "the trailers are still to come");
+        body.frame().await.unwrap().unwrap();
+        assert_eq!(reported(), 1, "ended by its trailers");
+        drop((body, reporter));
+        let spans = exported(&exporter).await;
+        assert_eq!(spans.len(), 1);
+        assert_eq!(tag(&spans[0], "grpc.status_code").as_deref(), Some("14"));
+        assert_eq!(tag(&spans[0], "http.status_code").as_deref(), Some("200"));
+        assert_eq!(spans[0].status, opentelemetry::trace::Status::error("true"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_dropped_unfinished_ends_the_span_with_its_status_and_dc() {
+        let chunk = || Frame::data(Bytes::from_static(b"chunk"));
+        let (svc, reporter, exporter) = streaming(vec![chunk(), chunk()]);
+        let mut body = svc.oneshot(traced()).await.unwrap().into_body();
+        body.frame().await.unwrap().unwrap();
+        drop((body, reporter));
+        let spans = exported(&exporter).await;
+        assert_eq!(spans.len(), 1);
+        assert_eq!(tag(&spans[0], "http.status_code").as_deref(), Some("200"));
+        assert_eq!(tag(&spans[0], "response_flags").as_deref(), Some("DC"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -762,7 +1022,11 @@ mod tests {
         let request = Request::get(format!("http://catalog/{}", "a".repeat(300)))
             .body(())
             .unwrap();
-        let open = layer.open(sampled(true), &request);
+        let open = layer
+            .recorder
+            .as_ref()
+            .unwrap()
+            .open(sampled(true), &request);
         let url = &open
             .span
             .tags

@@ -846,12 +846,9 @@ where
                 None => {}
             }
         }
-        // Trailers are a body's last frame; a server may drop the body without polling past.
-        let ended = match &frame {
-            None | Some(Err(_)) => true,
-            Some(Ok(frame)) => frame.is_trailers() || this.inner.is_end_stream(),
-        };
-        if ended && let Some(recording) = this.recording.take() {
+        if mesh_core::body::ended_with(&frame, &*this.inner)
+            && let Some(recording) = this.recording.take()
+        {
             recording.finish();
         }
         Poll::Ready(frame)

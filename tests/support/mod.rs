@@ -158,4 +158,45 @@ pub async fn admin_text(sidecar: &RunningSidecar, path: &str) -> String {
         .unwrap();
     admin.get(path, &[("host", "admin")]).await.unwrap().text()
 }
+
+/// Serves one HTTP/2 (prior knowledge) connection with `service` — a gRPC-style upstream — at a
+/// new loopback port; returns the port.
+pub async fn h2_upstream<S, B>(service: S) -> u16
+where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = upstream.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (stream, _) = upstream.accept().await.unwrap();
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .serve_connection(io, service)
+            .await;
+    });
+    port
+}
+
+/// An HTTP/2 (prior knowledge) connection to `addr`, as a gRPC client opens one.
+pub async fn h2_client(
+    addr: SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
 pub mod prometheus;
