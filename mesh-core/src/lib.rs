@@ -30,6 +30,7 @@ pub mod outlier;
 pub mod policy;
 pub mod retry;
 pub mod timeout;
+pub mod watched_body;
 pub mod workload;
 
 pub use body::{Body, BoxError};

@@ -71,6 +71,8 @@ pub mod sampling;
 pub mod span;
 pub mod span_layer;
 pub mod telemetry_layer;
+#[cfg(test)]
+mod test_bodies;
 #[cfg(feature = "zipkin")]
 pub mod zipkin;
 

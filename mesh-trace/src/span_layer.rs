@@ -26,10 +26,12 @@ use crate::{
     span::{FinishedSpan, SpanKind},
 };
 use http::{HeaderMap, Method, Request, Response};
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::Body as HttpBody;
 use mesh_core::{
-    BoxError, ResponseFlag, ResponseFlags, UpstreamCluster, authority::request_authority,
+    BoxError, ResponseFlag, ResponseFlags, UpstreamCluster,
+    authority::request_authority,
     local_reply::error_to_response,
+    watched_body::{BodyWatcher, WatchedBody},
 };
 use pin_project::pin_project;
 use std::{
@@ -606,14 +608,14 @@ where
                         Some(response.headers()),
                     );
                 }
-                let open = match open {
+                let pending = match open {
                     Some(open) if open.bodiless(response.body()) => {
                         open.close();
                         None
                     }
-                    open => open,
+                    open => open.map(PendingSpan),
                 };
-                Ok(response.map(|inner| SpanBody { inner, open }))
+                Ok(response.map(|inner| WatchedBody::new(inner, pending)))
             }
             Err(error) => {
                 if let Some(mut open) = open {
@@ -662,68 +664,40 @@ impl<F> PinnedDrop for SpanFuture<F> {
 /// assert_eq!(reporter.stats().reported.load(Ordering::Relaxed), 1);
 /// # });
 /// ```
-#[pin_project(PinnedDrop)]
+pub type SpanBody<B> = WatchedBody<B, PendingSpan>;
+
+/// A span whose response body is still being sent: takes a gRPC status from the trailers, and
+/// is reported when the body ends ([`SpanBody`]).
 #[derive(Debug)]
-pub struct SpanBody<B> {
-    #[pin]
-    inner: B,
-    open: Option<Box<OpenSpan>>,
-}
+pub struct PendingSpan(Box<OpenSpan>);
 
-impl<B: HttpBody> HttpBody for SpanBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let mut this = self.project();
-        let frame = ready!(this.inner.as_mut().poll_frame(cx));
-        if let Some(open) = this.open.as_mut() {
-            match &frame {
-                Some(Ok(frame)) => {
-                    if let Some(trailers) = frame.trailers_ref() {
-                        open.grpc(trailers);
-                    }
-                }
-                Some(Err(_)) => open
-                    .flags
-                    .insert(ResponseFlag::UpstreamConnectionTermination),
-                None => {}
-            }
-        }
-        if mesh_core::body::ended_with(&frame, &*this.inner)
-            && let Some(open) = this.open.take()
-        {
-            open.close();
-        }
-        Poll::Ready(frame)
+impl BodyWatcher for PendingSpan {
+    fn trailers(&mut self, trailers: &HeaderMap) {
+        self.0.grpc(trailers);
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+    fn error(&mut self) {
+        self.0
+            .flags
+            .insert(ResponseFlag::UpstreamConnectionTermination);
     }
 
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+    fn end(self) {
+        self.0.close();
     }
-}
 
-#[pin_project::pinned_drop]
-impl<B> PinnedDrop for SpanBody<B> {
-    fn drop(self: Pin<&mut Self>) {
-        if let Some(open) = self.project().open.take() {
-            open.abandon();
-        }
+    fn abandon(self) {
+        self.0.abandon();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_bodies::Frames;
     use crate::{Decision, custom_tags::TagSource, reporter::ReporterConfig};
     use bytes::Bytes;
+    use http_body::Frame;
     use http_body_util::{BodyExt, Empty};
     use mesh_core::{MeshError, ResponseFlag, flags::mark};
     use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
@@ -912,21 +886,6 @@ mod tests {
         assert_eq!(spans.len(), 1);
         assert_eq!(tag(&spans[0], "response_flags").as_deref(), Some("DC"));
         assert_eq!(tag(&spans[0], "http.status_code").as_deref(), Some("0"));
-    }
-
-    /// A body that yields `frames` one by one.
-    struct Frames(std::collections::VecDeque<Frame<Bytes>>);
-
-    impl HttpBody for Frames {
-        type Data = Bytes;
-        type Error = BoxError;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-            Poll::Ready(self.0.pop_front().map(Ok))
-        }
     }
 
     /// A span layer over a service answering 200 with `frames`; and its reporter.

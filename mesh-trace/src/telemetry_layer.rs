@@ -26,16 +26,19 @@ use crate::{
         RequestProtocol,
     },
 };
-use bytes::Buf;
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, Version, uri::Authority,
 };
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::Body as HttpBody;
 use mesh_core::{
     BoxError, DownstreamAddr, LocalReplyDetails, MeshError, PeerIdentity, ResponseFlag,
     ResponseFlags, Routed, RoutedError, UpstreamCluster, UpstreamError, UpstreamHost,
-    UpstreamWorkload, authority::addressed_authority, body_count::BodyBytesRead,
-    local_reply::error_to_response, workload::Workload,
+    UpstreamWorkload,
+    authority::addressed_authority,
+    body_count::BodyBytesRead,
+    local_reply::error_to_response,
+    watched_body::{BodyWatcher, WatchedBody},
+    workload::Workload,
 };
 use pin_project::{pin_project, pinned_drop};
 use std::{
@@ -737,18 +740,14 @@ where
                 if let Some(recording) = &mut recording {
                     recording.response(&response);
                 }
-                let done = recording
-                    .as_ref()
-                    .is_some_and(|r| r.bodiless() || response.body().is_end_stream());
-                let mut response = response.map(|inner| TelemetryBody {
-                    inner,
-                    recording: None,
-                });
-                match (recording, done) {
-                    (Some(recording), true) => recording.finish(),
-                    (recording, _) => response.body_mut().recording = recording,
-                }
-                Ok(response)
+                let pending = match recording {
+                    Some(recording) if recording.bodiless() || response.body().is_end_stream() => {
+                        recording.finish();
+                        None
+                    }
+                    recording => recording.map(PendingReport),
+                };
+                Ok(response.map(|inner| WatchedBody::new(inner, pending)))
             }
             Err(error) => {
                 if let Some(mut recording) = recording {
@@ -808,78 +807,51 @@ impl<F> PinnedDrop for TelemetryFuture<F> {
 /// assert_eq!(label(&snapshotter, "response_flags").as_deref(), Some("DC"));
 /// # });
 /// ```
-#[pin_project(PinnedDrop)]
-pub struct TelemetryBody<B> {
-    #[pin]
-    inner: B,
-    recording: Option<Box<Recording>>,
-}
+pub type TelemetryBody<B> = WatchedBody<B, PendingReport>;
 
-impl<B> HttpBody for TelemetryBody<B>
-where
-    B: HttpBody,
-{
-    type Data = B::Data;
-    type Error = B::Error;
+/// The report of an exchange whose response body is still being sent: counts the body and
+/// its trailers (a gRPC status), and is recorded when the body ends ([`TelemetryBody`]).
+#[derive(Debug)]
+pub struct PendingReport(Box<Recording>);
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let mut this = self.project();
-        let frame = ready!(this.inner.as_mut().poll_frame(cx));
-        if let Some(recording) = this.recording.as_mut() {
-            match &frame {
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        recording.count_response_body(data.remaining() as u64);
-                    } else if let Some(trailers) = frame.trailers_ref() {
-                        recording.response_bytes += header_bytes(trailers);
-                        if recording.protocol == RequestProtocol::Grpc {
-                            recording.grpc_status = grpc_status(trailers).or(recording.grpc_status);
-                        }
-                    }
-                }
-                Some(Err(_)) => recording
-                    .flags
-                    .insert(ResponseFlag::UpstreamConnectionTermination),
-                None => {}
-            }
-        }
-        if mesh_core::body::ended_with(&frame, &*this.inner)
-            && let Some(recording) = this.recording.take()
-        {
-            recording.finish();
-        }
-        Poll::Ready(frame)
+impl BodyWatcher for PendingReport {
+    fn data(&mut self, bytes: u64) {
+        self.0.count_response_body(bytes);
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-#[pinned_drop]
-impl<B> PinnedDrop for TelemetryBody<B> {
-    fn drop(self: Pin<&mut Self>) {
-        if let Some(recording) = self.project().recording.take() {
-            recording.abandon();
+    fn trailers(&mut self, trailers: &HeaderMap) {
+        let recording = &mut self.0;
+        recording.response_bytes += header_bytes(trailers);
+        if recording.protocol == RequestProtocol::Grpc {
+            recording.grpc_status = grpc_status(trailers).or(recording.grpc_status);
         }
+    }
+
+    fn error(&mut self) {
+        self.0
+            .flags
+            .insert(ResponseFlag::UpstreamConnectionTermination);
+    }
+
+    fn end(self) {
+        self.0.finish();
+    }
+
+    fn abandon(self) {
+        self.0.abandon();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_bodies::Frames;
     use crate::{
         access_log::{AccessLogConfig, Encoding},
         metrics::MetricsRecorder,
     };
     use bytes::Bytes;
+    use http_body::Frame;
     use http_body_util::{BodyExt, Empty, Full};
     use mesh_core::{
         Destination, RouteInfo,
@@ -1013,21 +985,6 @@ mod tests {
             .header("content-type", "application/grpc")
             .body(Empty::new())
             .unwrap()
-    }
-
-    /// A body of ready frames.
-    struct Frames(std::collections::VecDeque<Frame<Bytes>>);
-
-    impl HttpBody for Frames {
-        type Data = Bytes;
-        type Error = BoxError;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-            Poll::Ready(self.0.pop_front().map(Ok))
-        }
     }
 
     #[tokio::test]

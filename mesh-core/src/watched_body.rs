@@ -1,0 +1,211 @@
+//! [`WatchedBody`]: a response body that tells a [`BodyWatcher`] what passes through it and
+//! how it ends, for the layers that report an exchange only once its body is over (telemetry,
+//! spans).
+//!
+//! A body ends with its last frame, at an error, with its trailers (a body's last frame), or
+//! when it says it has ended ([`ended_with`](crate::body::ended_with)) — a server may drop such
+//! a body without polling it again, so the watcher hears of the end then. A body dropped
+//! before its end was abandoned (the client went away): the watcher hears that instead.
+
+use bytes::Buf;
+use http::HeaderMap;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use pin_project::{pin_project, pinned_drop};
+use std::{
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+/// What a [`WatchedBody`] tells of its body; each body has one watcher, told of the end or
+/// the abandonment exactly once.
+pub trait BodyWatcher {
+    /// A data frame of `bytes` bytes went through.
+    fn data(&mut self, bytes: u64) {
+        let _ = bytes;
+    }
+
+    /// The trailers went through.
+    fn trailers(&mut self, trailers: &HeaderMap) {
+        let _ = trailers;
+    }
+
+    /// The body failed (it ends with that).
+    fn error(&mut self) {}
+
+    /// The body has ended.
+    fn end(self);
+
+    /// The body was dropped before its end.
+    fn abandon(self);
+}
+
+/// A body whose frames and end a [`BodyWatcher`] hears of; see the [module docs](self).
+///
+/// ```
+/// use http_body_util::{BodyExt, Full};
+/// use mesh_core::watched_body::{BodyWatcher, WatchedBody};
+/// use std::sync::{Arc, Mutex};
+///
+/// struct Log(Arc<Mutex<Vec<String>>>);
+/// impl BodyWatcher for Log {
+///     fn data(&mut self, bytes: u64) { self.0.lock().unwrap().push(format!("{bytes} bytes")) }
+///     fn end(self) { self.0.lock().unwrap().push("end".into()) }
+///     fn abandon(self) { self.0.lock().unwrap().push("abandoned".into()) }
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let heard = Arc::new(Mutex::new(Vec::new()));
+/// let body = WatchedBody::new(Full::new(bytes::Bytes::from("hello")), Some(Log(heard.clone())));
+/// body.collect().await.unwrap();
+/// assert_eq!(*heard.lock().unwrap(), ["5 bytes", "end"]);
+/// # }
+/// ```
+#[pin_project(PinnedDrop)]
+#[derive(Debug)]
+pub struct WatchedBody<B, W: BodyWatcher> {
+    #[pin]
+    inner: B,
+    /// Until the end (or the abandonment) is told.
+    watcher: Option<W>,
+}
+
+impl<B, W: BodyWatcher> WatchedBody<B, W> {
+    /// `inner`, watched by `watcher` (`None`: by nobody).
+    pub fn new(inner: B, watcher: Option<W>) -> Self {
+        WatchedBody { inner, watcher }
+    }
+}
+
+impl<B, W> HttpBody for WatchedBody<B, W>
+where
+    B: HttpBody,
+    W: BodyWatcher,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut this = self.project();
+        let polled = ready!(this.inner.as_mut().poll_frame(cx));
+        if let Some(watcher) = this.watcher.as_mut() {
+            match &polled {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        watcher.data(data.remaining() as u64);
+                    } else if let Some(trailers) = frame.trailers_ref() {
+                        watcher.trailers(trailers);
+                    }
+                }
+                Some(Err(_)) => watcher.error(),
+                None => {}
+            }
+        }
+        if crate::body::ended_with(&polled, &*this.inner)
+            && let Some(watcher) = this.watcher.take()
+        {
+            watcher.end();
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[pinned_drop]
+impl<B, W: BodyWatcher> PinnedDrop for WatchedBody<B, W> {
+    fn drop(self: Pin<&mut Self>) {
+        if let Some(watcher) = self.project().watcher.take() {
+            watcher.abandon();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Heard(Arc<Mutex<Vec<String>>>);
+
+    impl Heard {
+        fn said(&self, what: impl Into<String>) {
+            self.0.lock().unwrap().push(what.into());
+        }
+
+        fn all(&self) -> Vec<String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl BodyWatcher for Heard {
+        fn data(&mut self, bytes: u64) {
+            self.said(format!("data {bytes}"));
+        }
+        fn trailers(&mut self, trailers: &HeaderMap) {
+            self.said(format!("trailers {}", trailers.len()));
+        }
+        fn error(&mut self) {
+            self.said("error");
+        }
+        fn end(self) {
+            self.said("end");
+        }
+        fn abandon(self) {
+            self.said("abandon");
+        }
+    }
+
+    #[tokio::test]
+    async fn trailers_end_the_body_and_are_told_before_the_end() {
+        let heard = Heard::default();
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        let inner =
+            Full::new(Bytes::from_static(b"abc")).with_trailers(async { Some(Ok(trailers)) });
+        let body = WatchedBody::new(inner, Some(heard.clone()));
+        body.collect().await.unwrap();
+        assert_eq!(heard.all(), ["data 3", "trailers 1", "end"]);
+    }
+
+    #[tokio::test]
+    async fn an_error_ends_the_body() {
+        let heard = Heard::default();
+        let inner = Full::new(Bytes::from_static(b"abc")).map_err(|never| match never {});
+        let failing = inner.with_trailers(async { Some(Err::<HeaderMap, &str>("reset")) });
+        let body = WatchedBody::new(failing, Some(heard.clone()));
+        assert!(body.collect().await.is_err());
+        assert_eq!(heard.all(), ["data 3", "error", "end"]);
+    }
+
+    #[tokio::test]
+    async fn dropped_before_its_end_the_body_is_abandoned_and_told_once() {
+        let heard = Heard::default();
+        let inner = Full::new(Bytes::from_static(b"abc"))
+            .with_trailers(async { Some(Ok(HeaderMap::new())) });
+        let mut body = Box::pin(WatchedBody::new(inner, Some(heard.clone())));
+        body.frame().await.unwrap().unwrap();
+        drop(body);
+        assert_eq!(heard.all(), ["data 3", "abandon"]);
+        let ended = Heard::default();
+        WatchedBody::new(Full::new(Bytes::from_static(b"x")), Some(ended.clone()))
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            ended.all(),
+            ["data 1", "end"],
+            "ended: not abandoned on drop"
+        );
+    }
+}
