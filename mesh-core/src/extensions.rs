@@ -117,13 +117,28 @@ pub struct UpstreamHost(pub http::uri::Authority);
 /// reply by whoever made it. A response without one came from the upstream (`via_upstream`),
 /// whatever flags it carries.
 ///
+/// Most details are fixed words; some name what decided (an RBAC denial names its policy).
+///
 /// ```
 /// use mesh_core::{LocalReplyDetails, MeshError};
 /// let reply = MeshError::NoHealthyUpstream.to_response();
-/// assert_eq!(reply.extensions().get::<LocalReplyDetails>(), Some(&LocalReplyDetails("no_healthy_upstream")));
+/// assert_eq!(reply.extensions().get::<LocalReplyDetails>(), Some(&LocalReplyDetails::fixed("no_healthy_upstream")));
+/// let denied = LocalReplyDetails(format!("rbac_access_denied_matched_policy[{}]", "none").into());
+/// assert_eq!(denied.0, "rbac_access_denied_matched_policy[none]");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LocalReplyDetails(pub &'static str);
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalReplyDetails(pub std::borrow::Cow<'static, str>);
+
+impl LocalReplyDetails {
+    /// Details that are a fixed word.
+    ///
+    /// ```
+    /// assert_eq!(mesh_core::LocalReplyDetails::fixed("direct_response").0, "direct_response");
+    /// ```
+    pub const fn fixed(details: &'static str) -> Self {
+        LocalReplyDetails(std::borrow::Cow::Borrowed(details))
+    }
+}
 
 /// The downstream connection a request arrived on.
 ///

@@ -223,7 +223,7 @@ fn abort_reply(abort: FaultAbort) -> Response<Body> {
             mark(&mut response, ResponseFlag::FaultInjected);
             response
                 .extensions_mut()
-                .insert(LocalReplyDetails("fault_filter_abort"));
+                .insert(LocalReplyDetails::fixed("fault_filter_abort"));
             response
         }
     }
@@ -389,7 +389,7 @@ mod tests {
         // A local reply, as the access log must tell (not the upstream's answer).
         assert_eq!(
             response.extensions().get::<LocalReplyDetails>(),
-            Some(&LocalReplyDetails("fault_filter_abort"))
+            Some(&LocalReplyDetails::fixed("fault_filter_abort"))
         );
     }
 

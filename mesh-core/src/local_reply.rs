@@ -77,7 +77,7 @@ impl MeshError {
         }
         response
             .extensions_mut()
-            .insert(LocalReplyDetails(self.details()));
+            .insert(LocalReplyDetails::fixed(self.details()));
         response
     }
 }

@@ -27,7 +27,10 @@
 //! ```
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use mesh_core::{Body, BoxError, DownstreamAddr, PeerIdentity, authority::request_authority, body};
+use mesh_core::{
+    Body, BoxError, DownstreamAddr, LocalReplyDetails, PeerIdentity, authority::request_authority,
+    body,
+};
 use mesh_route::config::{
     AuthorizationAction, Config,
     authorization_policy::{Condition, Operation, Source, parse_ip_block, policies_for},
@@ -90,7 +93,8 @@ pub struct Authorizer {
 
 #[derive(Debug)]
 struct CompiledPolicy {
-    name: String,
+    /// As Istio names the policy to Envoy's RBAC filter: `ns[NAMESPACE]-policy[NAME]`.
+    envoy_name: String,
     rules: Vec<CompiledRule>,
 }
 
@@ -282,7 +286,11 @@ impl Authorizer {
                     || rule.when.iter().any(|c| c.key == "destination.port")
             });
             let compiled = CompiledPolicy {
-                name: policy.meta.qualified_name(),
+                envoy_name: format!(
+                    "ns[{}]-policy[{}]",
+                    policy.namespace().unwrap_or(namespace),
+                    policy.meta.name
+                ),
                 rules: policy.spec.rules.iter().map(compile_rule).collect(),
             };
             match policy.spec.action {
@@ -310,7 +318,9 @@ impl Authorizer {
         self.uses_ports
     }
 
-    /// Whether `request` may pass; when not, the policy that denied it (or why).
+    /// Whether `request` may pass; when not, why, as Envoy's RBAC filter says it in
+    /// `%RESPONSE_CODE_DETAILS%`: `rbac_access_denied_matched_policy[…]` with the DENY rule that
+    /// matched (`ns[NAMESPACE]-policy[NAME]-rule[INDEX]`), or `none` when no ALLOW rule did.
     ///
     /// ```
     /// use mesh_proxy::authorization::Authorizer;
@@ -320,7 +330,10 @@ impl Authorizer {
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let authorizer = Authorizer::for_workload(&config, "shop", &Default::default(), 8080).unwrap();
     /// let get = |path: &str| http::Request::get(path).body(mesh_core::body::empty()).unwrap();
-    /// assert_eq!(authorizer.check(&get("/admin")), Err("denied by shop/no-admin".to_owned()));
+    /// assert_eq!(
+    ///     authorizer.check(&get("/admin")).unwrap_err(),
+    ///     "rbac_access_denied_matched_policy[ns[shop]-policy[no-admin]-rule[0]]"
+    /// );
     /// // Paths are normalized first: dot segments cannot sidestep the rule.
     /// assert!(authorizer.check(&get("/items/../admin")).is_err());
     /// assert!(authorizer.check(&get("/items")).is_ok());
@@ -340,18 +353,25 @@ impl Authorizer {
             path: &normalized_path(request.uri().path()),
             request,
         };
-        if let Some(policy) = self.deny.iter().find(|p| self.matches(p, &facts)) {
-            return Err(format!("denied by {}", policy.name));
+        for policy in &self.deny {
+            if let Some(rule) = self.matching_rule(policy, &facts) {
+                return Err(format!(
+                    "rbac_access_denied_matched_policy[{}-rule[{rule}]]",
+                    policy.envoy_name
+                ));
+            }
         }
-        if self.allow.is_empty() || self.allow.iter().any(|p| self.matches(p, &facts)) {
+        let allowed = |p: &CompiledPolicy| self.matching_rule(p, &facts).is_some();
+        if self.allow.is_empty() || self.allow.iter().any(allowed) {
             Ok(())
         } else {
-            Err("no ALLOW policy matched".to_owned())
+            Err("rbac_access_denied_matched_policy[none]".to_owned())
         }
     }
 
-    fn matches(&self, policy: &CompiledPolicy, facts: &Facts<'_>) -> bool {
-        policy.rules.iter().any(|rule| {
+    /// The index of the first rule of `policy` the request matches.
+    fn matching_rule(&self, policy: &CompiledPolicy, facts: &Facts<'_>) -> Option<usize> {
+        policy.rules.iter().position(|rule| {
             (rule.from.is_empty() || rule.from.iter().any(|s| self.source(s, facts)))
                 && (rule.to.is_empty() || rule.to.iter().any(|o| self.operation(o, facts)))
                 && rule.when.iter().all(|c| self.condition(c, facts))
@@ -639,13 +659,16 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         match self.authorizer.check(&request) {
             Ok(()) => AuthorizationFuture::Allowed(self.inner.call(request)),
-            Err(reason) => {
-                tracing::debug!(path = request.uri().path(), %reason, "request denied");
+            Err(details) => {
+                tracing::debug!(path = request.uri().path(), %details, "request denied");
                 let mut denied = Response::new(body::full(ACCESS_DENIED));
                 *denied.status_mut() = StatusCode::FORBIDDEN;
                 denied
                     .headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                denied
+                    .extensions_mut()
+                    .insert(LocalReplyDetails(details.into()));
                 AuthorizationFuture::Denied(Some(denied))
             }
         }
@@ -722,6 +745,36 @@ mod tests {
     }
 
     const WEB: &str = "spiffe://cluster.local/ns/shop/sa/web";
+
+    #[tokio::test]
+    async fn a_denial_says_which_rule_denied_or_that_none_allowed() {
+        let deny = authorizer(
+            "{action: DENY, rules: [{to: [{operation: {paths: ['/admin']}}]}, \
+             {to: [{operation: {paths: ['/secret']}}]}]}",
+        );
+        assert_eq!(
+            deny.check(&request("/secret", None)).unwrap_err(),
+            "rbac_access_denied_matched_policy[ns[shop]-policy[p]-rule[1]]"
+        );
+        let allow = authorizer("{rules: [{to: [{operation: {paths: ['/items']}}]}]}");
+        assert_eq!(
+            allow.check(&request("/admin", None)).unwrap_err(),
+            "rbac_access_denied_matched_policy[none]"
+        );
+        // The 403 carries them for `%RESPONSE_CODE_DETAILS%`.
+        let app = tower::service_fn(|_request: Request<Body>| async {
+            Ok::<_, BoxError>(Response::new(body::empty()))
+        });
+        let guarded = tower::Layer::layer(&AuthorizationLayer::new(deny), app);
+        let denied = tower::ServiceExt::oneshot(guarded, request("/admin", None))
+            .await
+            .unwrap();
+        assert_eq!(denied.status(), 403);
+        assert_eq!(
+            denied.extensions().get::<LocalReplyDetails>().unwrap().0,
+            "rbac_access_denied_matched_policy[ns[shop]-policy[p]-rule[0]]"
+        );
+    }
 
     #[test]
     fn allow_policies_deny_by_default_and_empty_rules_allow_everything() {

@@ -272,7 +272,7 @@ fn local_reply<F>(rule: &Rule, info: &RouteInfo, mut response: Response<Body>) -
         destination: None,
     });
     // Envoy serves redirects as direct responses too.
-    extensions.insert(LocalReplyDetails("direct_response"));
+    extensions.insert(LocalReplyDetails::fixed("direct_response"));
     RouteFuture::local(response)
 }
 
@@ -445,7 +445,7 @@ mod tests {
         // A 503 the route answers itself, not an upstream's (the access log tells them apart).
         assert_eq!(
             response.extensions().get::<LocalReplyDetails>(),
-            Some(&LocalReplyDetails("direct_response"))
+            Some(&LocalReplyDetails::fixed("direct_response"))
         );
     }
 

@@ -42,6 +42,7 @@ use mesh_core::{
 };
 use pin_project::{pin_project, pinned_drop};
 use std::{
+    borrow::Cow,
     future::Future,
     pin::Pin,
     sync::Arc,
@@ -320,7 +321,7 @@ struct Recording {
     status: u16,
     flags: ResponseFlags,
     /// Why the mesh answered by itself, when it did (`%RESPONSE_CODE_DETAILS%`).
-    local_reply: Option<&'static str>,
+    local_reply: Option<Cow<'static, str>>,
     /// The destination service routing chose (`destination_service`).
     service: Option<Arc<str>>,
     /// The upstream cluster, when it is one of Istio's catch-all clusters (a metric label).
@@ -484,7 +485,7 @@ impl Recording {
         if let Some(flags) = extensions.get::<ResponseFlags>() {
             self.flags = *flags;
         }
-        self.local_reply = extensions.get::<LocalReplyDetails>().map(|d| d.0);
+        self.local_reply = extensions.get::<LocalReplyDetails>().map(|d| d.0.clone());
         self.routed(extensions.get::<Routed>());
         self.upstream(
             extensions.get::<UpstreamCluster>(),
@@ -628,7 +629,11 @@ impl Recording {
                 protocol: facts.version,
                 response_code: self.status,
                 response_flags: self.flags,
-                response_code_details: code_details(self.status, self.flags, self.local_reply),
+                response_code_details: code_details(
+                    self.status,
+                    self.flags,
+                    self.local_reply.take(),
+                ),
                 bytes_received: self.request_body,
                 bytes_sent: self.response_body,
                 duration,
@@ -665,14 +670,18 @@ fn grpc_status(headers: &HeaderMap) -> Option<u16> {
 /// what the local reply says of itself ([`LocalReplyDetails`]), else `via_upstream` for an
 /// upstream's answer (whatever flags it carries: a 503 whose retry was refused is `UO` yet
 /// came from the upstream).
-fn code_details(status: u16, flags: ResponseFlags, local: Option<&'static str>) -> &'static str {
+fn code_details(
+    status: u16,
+    flags: ResponseFlags,
+    local: Option<Cow<'static, str>>,
+) -> Cow<'static, str> {
     if flags.contains(ResponseFlag::DownstreamConnectionTermination) {
-        return "downstream_remote_disconnect";
+        return Cow::Borrowed("downstream_remote_disconnect");
     }
     match local {
         Some(details) => details,
-        None if status == 0 => "-",
-        None => "via_upstream",
+        None if status == 0 => Cow::Borrowed("-"),
+        None => Cow::Borrowed("via_upstream"),
     }
 }
 
@@ -1213,7 +1222,7 @@ mod tests {
             let mut response = Response::new(Empty::new());
             response
                 .extensions_mut()
-                .insert(LocalReplyDetails("direct_response"));
+                .insert(LocalReplyDetails::fixed("direct_response"));
             Ok(response)
         };
         assert_eq!(answered(direct).await, "direct_response");

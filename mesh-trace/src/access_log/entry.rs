@@ -5,6 +5,7 @@
 use http::{HeaderValue, Method, Uri, Version, uri::Authority};
 use mesh_core::ResponseFlags;
 use std::{
+    borrow::Cow,
     net::SocketAddr,
     sync::Arc,
     time::{Duration, SystemTime},
@@ -28,7 +29,7 @@ use std::{
 /// #         protocol: http::Version::HTTP_11,
 /// #         response_code: 200,
 /// #         response_flags: Default::default(),
-/// #         response_code_details: "via_upstream",
+/// #         response_code_details: "via_upstream".into(),
 /// #         bytes_received: 0,
 /// #         bytes_sent: 2,
 /// #         duration: std::time::Duration::from_millis(1),
@@ -86,7 +87,7 @@ pub struct AccessLogEntry {
     /// `%RESPONSE_FLAGS%`.
     pub response_flags: ResponseFlags,
     /// `%RESPONSE_CODE_DETAILS%` (`via_upstream`, `route_not_found`, …).
-    pub response_code_details: &'static str,
+    pub response_code_details: Cow<'static, str>,
     /// `%BYTES_RECEIVED%`: request body bytes.
     pub bytes_received: u64,
     /// `%BYTES_SENT%`: response body bytes.
@@ -134,7 +135,7 @@ impl AccessLogEntry {
     /// #         protocol: http::Version::HTTP_11,
     /// #         response_code: 200,
     /// #         response_flags: Default::default(),
-    /// #         response_code_details: "via_upstream",
+    /// #         response_code_details: "via_upstream".into(),
     /// #         bytes_received: 0,
     /// #         bytes_sent: 2,
     /// #         duration: std::time::Duration::from_millis(1),
@@ -187,7 +188,7 @@ impl AccessLogEntry {
     /// #         protocol: http::Version::HTTP_11,
     /// #         response_code: 200,
     /// #         response_flags: Default::default(),
-    /// #         response_code_details: "via_upstream",
+    /// #         response_code_details: "via_upstream".into(),
     /// #         bytes_received: 0,
     /// #         bytes_sent: 2,
     /// #         duration: std::time::Duration::from_millis(1),
