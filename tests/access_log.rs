@@ -62,14 +62,20 @@ impl Drop for LogFile {
     }
 }
 
-/// Starts the catalog with access logs to `file` in `encoding`, and sends three requests: a
-/// 200, a fault abort and a route miss.
-async fn three_requests(file: &LogFile, encoding: &str) -> Catalog {
-    let mesh = format!(
+/// A mesh config logging to `file` in `encoding` (`TEXT`, `JSON`), as the first document of a
+/// config.
+fn logging_to(file: &LogFile, encoding: &str) -> String {
+    format!(
         "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\n\
          spec: {{accessLogFile: {}, accessLogEncoding: {encoding}}}\n---\n",
         file.0.display()
-    );
+    )
+}
+
+/// Starts the catalog with access logs to `file` in `encoding`, and sends three requests: a
+/// 200, a fault abort and a route miss.
+async fn three_requests(file: &LogFile, encoding: &str) -> Catalog {
+    let mesh = logging_to(file, encoding);
     let settings = SidecarSettings::default();
     let catalog = Catalog::with_routes_and_settings(&format!("{mesh}{ROUTES}"), settings).await;
     let mut client = Http1Client::connect(catalog.proxy()).await.unwrap();
@@ -228,11 +234,7 @@ spec:
 async fn a_chunked_request_body_is_counted_in_bytes_received() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let file = LogFile::new("chunked");
-    let mesh = format!(
-        "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\n\
-         spec: {{accessLogFile: {}, accessLogEncoding: JSON}}\n---\n",
-        file.0.display()
-    );
+    let mesh = logging_to(&file, "JSON");
     let catalog =
         Catalog::with_routes_and_settings(&format!("{mesh}{ROUTES}"), SidecarSettings::default())
             .await;
@@ -255,4 +257,42 @@ async fn a_chunked_request_body_is_counted_in_bytes_received() {
     let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(line["method"], "POST");
     assert_eq!(line["bytes_received"], 11);
+}
+
+#[tokio::test]
+async fn a_route_timeout_is_logged_with_the_upstream_it_waited_on() {
+    let file = LogFile::new("timeout");
+    let mesh = logging_to(&file, "JSON");
+    let routes = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: catalog, namespace: istioinaction}
+spec:
+  hosts: [catalog]
+  http:
+  - route: [{destination: {host: catalog, subset: version-v1}}]
+    timeout: 200ms
+"#;
+    let catalog =
+        Catalog::with_routes_and_settings(&format!("{mesh}{routes}"), SidecarSettings::default())
+            .await;
+    let mut client = Http1Client::connect(catalog.proxy()).await.unwrap();
+    let response = client
+        .get("/items?delay_ms=3000", &[("host", "catalog")])
+        .await
+        .unwrap();
+    assert_eq!(response.status, 504);
+    let lines = file.lines(1).await;
+    let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(line["response_flags"], "UT");
+    assert_eq!(line["response_code_details"], "upstream_response_timeout");
+    let cluster = line["upstream_cluster"].as_str().unwrap_or_default();
+    assert!(
+        cluster.starts_with("outbound|") && cluster.contains("|version-v1|catalog"),
+        "{line}"
+    );
+    assert_eq!(
+        line["upstream_host"],
+        catalog.v1.addr().to_string().as_str()
+    );
 }

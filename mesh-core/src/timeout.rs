@@ -7,10 +7,14 @@
 //! route timeout it is honoured uncapped, as Istio configures `max_grpc_timeout`), and is
 //! rewritten to the effective value on the way up. The upstream learns the deadline from
 //! `x-envoy-expected-rq-timeout-ms`. On expiry the request fails with
-//! [`MeshError::Timeout`] — 504 `upstream request timeout`, flag `UT`. Placed outside the retry
-//! layer, it covers every attempt and back-off.
+//! [`MeshError::Timeout`] — 504 `upstream request timeout`, flag `UT` — carrying the upstream
+//! cluster and endpoint the request was waiting on, when the layers below recorded them in the
+//! request's [`RetryContext`] (which this layer provides). Placed outside the retry layer, it
+//! covers every attempt and back-off.
 
-use crate::{BoxError, MeshError, control_headers::ControlHeaders, policy::RoutePolicy};
+use crate::{
+    BoxError, MeshError, control_headers::ControlHeaders, policy::RoutePolicy, retry::RetryContext,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use pin_project::pin_project;
 use std::{
@@ -258,11 +262,23 @@ where
                 deadline: sleep.deadline(),
                 grpc,
             });
-            sleep
+            // Where the request is waiting when the deadline comes, as the layers below
+            // record it (the retry layer takes this context up rather than making its own).
+            let context = match request.extensions().get::<RetryContext>() {
+                Some(context) => context.clone(),
+                None => {
+                    let context = RetryContext::default();
+                    request.extensions_mut().insert(context.clone());
+                    context
+                }
+            };
+            (sleep, context)
         });
+        let (sleep, context) = sleep.unzip();
         TimeoutFuture {
             future: self.inner.call(request),
             sleep,
+            context,
         }
     }
 }
@@ -417,6 +433,8 @@ pub struct TimeoutFuture<F> {
     future: F,
     #[pin]
     sleep: Option<Sleep>,
+    /// Where the request went, for the timeout's error.
+    context: Option<RetryContext>,
 }
 
 impl<F, T, E> Future for TimeoutFuture<F>
@@ -432,7 +450,12 @@ where
             return Poll::Ready(result.map_err(Into::into));
         }
         match this.sleep.as_pin_mut() {
-            Some(sleep) => sleep.poll(cx).map(|()| Err(MeshError::Timeout.into())),
+            Some(sleep) => sleep.poll(cx).map(|()| {
+                Err(match this.context {
+                    Some(context) => context.at_last_target(MeshError::Timeout),
+                    None => MeshError::Timeout.into(),
+                })
+            }),
             None => Poll::Pending,
         }
     }
@@ -487,6 +510,38 @@ mod tests {
             .unwrap_err();
         assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
         assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_timeout_says_which_upstream_the_request_was_waiting_on() {
+        use crate::{UpstreamCluster, UpstreamError};
+        // As the proxy below records them: the cluster, then the endpoint chosen.
+        let waiting = service_fn(|req: Request<()>| async move {
+            let context = req.extensions().get::<RetryContext>().unwrap();
+            context.set_cluster(&UpstreamCluster("outbound|80|v1|catalog".into()));
+            context.record_host(&"10.0.0.7:8080".parse().unwrap());
+            std::future::pending::<Result<(), Infallible>>().await
+        });
+        let error = TimeoutLayer::new(Some(Duration::from_secs(1)))
+            .layer(waiting)
+            .oneshot(Request::new(()))
+            .await
+            .unwrap_err();
+        assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+        let target = UpstreamError::find(&error).unwrap().target();
+        assert_eq!(&*target.cluster.0, "outbound|80|v1|catalog");
+        assert_eq!(target.host.as_ref().unwrap().0, "10.0.0.7:8080");
+        // Without a timeout the layer adds no context.
+        let untouched = service_fn(|req: Request<()>| async move {
+            Ok::<_, Infallible>(req.extensions().get::<RetryContext>().is_none())
+        });
+        assert!(
+            TimeoutLayer::default()
+                .layer(untouched)
+                .oneshot(Request::new(()))
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test(start_paused = true)]

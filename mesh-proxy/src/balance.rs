@@ -5,7 +5,7 @@
 //! `RANDOM` draws uniformly. `LEAST_CONN` is Istio's deprecated name for `LEAST_REQUEST`.
 
 use crate::endpoint::Endpoint;
-use mesh_core::retry::RetryContext;
+use mesh_core::{UpstreamWorkload, retry::RetryContext};
 use mesh_route::config::SimpleLb;
 use std::sync::{
     Arc,
@@ -179,7 +179,9 @@ impl LoadBalancer {
             }
         }
         if let Some(previous) = previous {
-            previous.record_host(&endpoints[picked].authority);
+            let endpoint = &endpoints[picked];
+            let workload = UpstreamWorkload(endpoint.workload.clone());
+            previous.record_endpoint(&endpoint.authority, Some(workload));
         }
         Some(picked)
     }

@@ -180,6 +180,8 @@ impl Shared {
             && context.set_budget(&cluster.retry_budget)
         {
             cluster.retry_budget.deposit();
+            // Where the request waits, should a layer above give up on it at its deadline.
+            context.set_cluster(&UpstreamCluster(cluster.name.clone()));
         }
         // Refused before an endpoint is tried (UO, UH): telemetry still learns the cluster.
         let refused = |error: MeshError| -> BoxError {

@@ -7,13 +7,19 @@
 //! cluster, records the cluster's [`CircuitBreaker`] so that the retry layer can hold retries
 //! to its `max_retries` (Istio `http.maxRetries`), and the cluster's [`RetryBudget`], so that
 //! retries are budgeted per cluster, as Envoy budgets them: one failing service cannot spend
-//! the retries of the others.
+//! the retries of the others. The proxy records the cluster too, and the load balancer each
+//! endpoint's workload with its host, so that a layer above which abandons the request at its
+//! deadline can say where it was waiting ([`RetryContext::last_target`]): Envoy logs a `UT`
+//! with its upstream cluster and host.
 //!
 //! One extension with one allocation, rather than one per concern: the retry layer clones the
 //! request head for every attempt, and each extension costs a clone.
 
 use super::RetryBudget;
-use crate::circuit_breaker::CircuitBreaker;
+use crate::{
+    UpstreamCluster, UpstreamHost, UpstreamWorkload, circuit_breaker::CircuitBreaker,
+    error::UpstreamTarget,
+};
 use http::uri::Authority;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -34,9 +40,11 @@ pub struct RetryContext(Arc<Shared>);
 
 #[derive(Debug, Default)]
 struct Shared {
-    hosts: Mutex<Vec<Authority>>,
+    /// The hosts tried, in order, with their workloads when known.
+    hosts: Mutex<Vec<(Authority, Option<UpstreamWorkload>)>>,
     breaker: OnceLock<Arc<CircuitBreaker>>,
     budget: OnceLock<RetryBudget>,
+    cluster: OnceLock<UpstreamCluster>,
 }
 
 impl RetryContext {
@@ -50,8 +58,25 @@ impl RetryContext {
     /// assert_eq!(context.hosts_tried(), 1, "clones share what they record");
     /// ```
     pub fn record_host(&self, host: &Authority) {
+        self.record_endpoint(host, None);
+    }
+
+    /// Records that `host`, of `workload`, was tried (the load balancer, which knows both).
+    ///
+    /// ```
+    /// use mesh_core::{UpstreamCluster, UpstreamWorkload, retry::RetryContext, workload::Workload};
+    /// use std::sync::Arc;
+    /// let context = RetryContext::default();
+    /// let workload = UpstreamWorkload(Arc::new(Workload::default()));
+    /// context.set_cluster(&UpstreamCluster("outbound|80||catalog".into()));
+    /// context.record_endpoint(&"10.0.0.1:80".parse().unwrap(), Some(workload));
+    /// let target = context.last_target().unwrap();
+    /// assert_eq!(target.host.unwrap().0, "10.0.0.1:80");
+    /// assert!(target.workload.is_some());
+    /// ```
+    pub fn record_endpoint(&self, host: &Authority, workload: Option<UpstreamWorkload>) {
         if let Ok(mut hosts) = self.0.hosts.lock() {
-            hosts.push(host.clone());
+            hosts.push((host.clone(), workload));
         }
     }
 
@@ -70,7 +95,7 @@ impl RetryContext {
         self.0
             .hosts
             .lock()
-            .map(|hosts| hosts.contains(host))
+            .map(|hosts| hosts.iter().any(|(tried, _)| tried == host))
             .unwrap_or(false)
     }
 
@@ -142,5 +167,64 @@ impl RetryContext {
     /// ```
     pub fn budget(&self) -> Option<&RetryBudget> {
         self.0.budget.get()
+    }
+
+    /// Records the request's upstream cluster (the first one recorded stays).
+    ///
+    /// ```
+    /// use mesh_core::{UpstreamCluster, retry::RetryContext};
+    /// let context = RetryContext::default();
+    /// assert!(context.last_target().is_none(), "no cluster yet");
+    /// context.set_cluster(&UpstreamCluster("outbound|80|v1|catalog".into()));
+    /// let target = context.last_target().unwrap();
+    /// assert_eq!(&*target.cluster.0, "outbound|80|v1|catalog");
+    /// assert!(target.host.is_none(), "no endpoint tried yet");
+    /// ```
+    pub fn set_cluster(&self, cluster: &UpstreamCluster) {
+        let _ = self.0.cluster.set(cluster.clone());
+    }
+
+    /// Where the latest attempt went: the cluster, and the endpoint tried last, if any; `None`
+    /// before the proxy has recorded the cluster.
+    ///
+    /// ```
+    /// use mesh_core::{UpstreamCluster, retry::RetryContext};
+    /// let context = RetryContext::default();
+    /// context.set_cluster(&UpstreamCluster("outbound|80||catalog".into()));
+    /// context.record_host(&"10.0.0.1:80".parse().unwrap());
+    /// context.record_host(&"10.0.0.2:80".parse().unwrap());
+    /// assert_eq!(context.last_target().unwrap().host.unwrap().0, "10.0.0.2:80");
+    /// ```
+    pub fn last_target(&self) -> Option<UpstreamTarget> {
+        let cluster = self.0.cluster.get()?.clone();
+        let last = self.0.hosts.lock().ok()?.last().cloned();
+        let (host, workload) = match last {
+            Some((host, workload)) => (Some(UpstreamHost(host)), workload),
+            None => (None, None),
+        };
+        Some(UpstreamTarget {
+            cluster,
+            host,
+            workload,
+        })
+    }
+
+    /// `error` (an abandoned attempt's timeout), carrying [`last_target`](Self::last_target)
+    /// when there is one, as an upstream's own failures do.
+    ///
+    /// ```
+    /// use mesh_core::{MeshError, UpstreamCluster, UpstreamError, retry::RetryContext};
+    /// let context = RetryContext::default();
+    /// assert!(UpstreamError::find(&context.at_last_target(MeshError::Timeout)).is_none());
+    /// context.set_cluster(&UpstreamCluster("outbound|80||catalog".into()));
+    /// let error = context.at_last_target(MeshError::Timeout);
+    /// assert_eq!(&*UpstreamError::find(&error).unwrap().target().cluster.0, "outbound|80||catalog");
+    /// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+    /// ```
+    pub fn at_last_target(&self, error: crate::MeshError) -> crate::BoxError {
+        match self.last_target() {
+            Some(target) => crate::UpstreamError::new(target, error).into(),
+            None => error.into(),
+        }
     }
 }

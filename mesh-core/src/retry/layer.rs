@@ -356,10 +356,14 @@ where
         }
         let timeout = per_try.map(|d| Box::pin(tokio::time::sleep(d)));
         let Some(policy) = policy else {
+            let context = timeout
+                .as_ref()
+                .and_then(|_| request.extensions().get::<RetryContext>().cloned());
             return RetryFuture {
                 kind: Kind::Once {
                     future: self.inner.call(request),
                     timeout,
+                    context,
                 },
             };
         };
@@ -528,6 +532,8 @@ where
         #[pin]
         future: S::Future,
         timeout: Option<Pin<Box<Sleep>>>,
+        /// Where the attempt went, for its timeout's error (when a layer above provided one).
+        context: Option<RetryContext>,
     },
     /// Retries possible.
     Retrying {
@@ -558,10 +564,14 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn into_result(self) -> Result<Response<Body>, BoxError> {
-        match self {
-            Outcome::Done(result) => result,
-            Outcome::PerTryTimeout => Err(MeshError::Timeout.into()),
+    /// The attempt's result; a timeout carries where the attempt went, when `context` knows.
+    fn into_result(self, context: Option<&RetryContext>) -> Result<Response<Body>, BoxError> {
+        match (self, context) {
+            (Outcome::Done(result), _) => result,
+            (Outcome::PerTryTimeout, Some(context)) => {
+                Err(context.at_last_target(MeshError::Timeout))
+            }
+            (Outcome::PerTryTimeout, None) => Err(MeshError::Timeout.into()),
         }
     }
 }
@@ -593,8 +603,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let (retry, mut phase) = match self.project().kind.project() {
-            KindProj::Once { future, timeout } => {
-                return poll_attempt(future, timeout, cx).map(Outcome::into_result);
+            KindProj::Once {
+                future,
+                timeout,
+                context,
+            } => {
+                return poll_attempt(future, timeout, cx)
+                    .map(|outcome| outcome.into_result(context.as_ref()));
             }
             KindProj::Retrying { retry, phase } => (retry, phase),
         };
@@ -608,7 +623,7 @@ where
                         Outcome::Done(Ok(response)) => on.retries_response(response, &retry.extra),
                         Outcome::Done(Err(error)) => on.retries_error(error),
                     };
-                    let result = outcome.into_result();
+                    let result = outcome.into_result(Some(&retry.context));
                     if !retriable {
                         return Poll::Ready(result);
                     }
@@ -781,6 +796,7 @@ mod tests {
                 let hosts = parts.extensions.get::<RetryContext>().cloned();
                 let hosts_before = hosts.as_ref().map(RetryContext::hosts_tried);
                 if let Some(hosts) = &hosts {
+                    hosts.set_cluster(&crate::UpstreamCluster("outbound|80||scripted".into()));
                     let host = format!("10.0.0.{}:80", hosts.hosts_tried() + 1);
                     hosts.record_host(&Authority::try_from(host.as_str()).unwrap());
                 }
@@ -1051,6 +1067,10 @@ mod tests {
             (reply.status().as_u16(), flags(&reply)),
             (504, "UT,URX".into())
         );
+        // Where the last try was waiting, for the access log and the metrics.
+        let target = crate::UpstreamError::find(&error).unwrap().target();
+        assert_eq!(&*target.cluster.0, "outbound|80||scripted");
+        assert_eq!(target.host.as_ref().unwrap().0, "10.0.0.3:80");
         let elapsed = start.elapsed();
         assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
         assert!(
