@@ -53,7 +53,7 @@ impl BodyBytesRead {
 
 /// Wraps `request`'s body in a [`CountedBody`], counting into a [`BodyBytesRead`] on its
 /// extensions when the body's size is not known up front; a body of known size passes through
-/// uncounted, with no extension.
+/// uncounted, with no extension (a count the parts carried from another request is dropped).
 ///
 /// ```
 /// use mesh_core::body_count::{BodyBytesRead, count_streamed_body};
@@ -62,11 +62,17 @@ impl BodyBytesRead {
 /// ```
 pub fn count_streamed_body<B: HttpBody>(request: Request<B>) -> Request<CountedBody<B>> {
     let (mut parts, body) = request.into_parts();
-    let read = body.size_hint().exact().is_none().then(|| {
-        let read = BodyBytesRead::default();
-        parts.extensions.insert(read.clone());
-        read
-    });
+    let read = match body.size_hint().exact() {
+        Some(_) => {
+            parts.extensions.remove::<BodyBytesRead>();
+            None
+        }
+        None => {
+            let read = BodyBytesRead::default();
+            parts.extensions.insert(read.clone());
+            Some(read)
+        }
+    };
     Request::from_parts(parts, CountedBody { inner: body, read })
 }
 
@@ -146,9 +152,13 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_of_known_size_pass_through_uncounted() {
+        // Parts reused from a counted request do not bring its count along.
+        let counted = count_streamed_body(streamed(&[b"abc"], false));
+        let (reused, _) = counted.into_parts();
         for request in [
             Request::new(Full::new(Bytes::from_static(b"whole")).boxed()),
             Request::new(Empty::new().boxed()),
+            Request::from_parts(reused, Full::new(Bytes::from_static(b"x")).boxed()),
         ] {
             let request = count_streamed_body(request);
             assert!(request.extensions().get::<BodyBytesRead>().is_none());

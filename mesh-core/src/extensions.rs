@@ -123,8 +123,6 @@ pub struct UpstreamHost(pub http::uri::Authority);
 /// use mesh_core::{LocalReplyDetails, MeshError};
 /// let reply = MeshError::NoHealthyUpstream.to_response();
 /// assert_eq!(reply.extensions().get::<LocalReplyDetails>(), Some(&LocalReplyDetails::fixed("no_healthy_upstream")));
-/// let denied = LocalReplyDetails(format!("rbac_access_denied_matched_policy[{}]", "none").into());
-/// assert_eq!(denied.0, "rbac_access_denied_matched_policy[none]");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalReplyDetails(pub std::borrow::Cow<'static, str>);

@@ -518,6 +518,10 @@ mod tests {
         // As the proxy below records them: the cluster, then the endpoint chosen.
         let waiting = service_fn(|req: Request<()>| async move {
             let context = req.extensions().get::<RetryContext>().unwrap();
+            assert!(
+                !context.may_retry(),
+                "not a retry policy's: no retry budget"
+            );
             context.set_cluster(&UpstreamCluster("outbound|80|v1|catalog".into()));
             context.record_host(&"10.0.0.7:8080".parse().unwrap());
             std::future::pending::<Result<(), Infallible>>().await

@@ -353,15 +353,22 @@ impl Authorizer {
             path: &normalized_path(request.uri().path()),
             request,
         };
-        for policy in &self.deny {
-            if let Some(rule) = self.matching_rule(policy, &facts) {
-                return Err(format!(
-                    "rbac_access_denied_matched_policy[{}-rule[{rule}]]",
-                    policy.envoy_name
-                ));
-            }
+        // Envoy names the first matching rule in the order of the rules' names (Istio makes
+        // each rule a policy of Envoy's, `ns[…]-policy[…]-rule[N]`).
+        let denied_by = self
+            .deny
+            .iter()
+            .flat_map(|policy| {
+                let matching = policy.rules.iter().enumerate();
+                matching
+                    .filter(|(_, rule)| self.rule_matches(rule, &facts))
+                    .map(|(index, _)| format!("{}-rule[{index}]", policy.envoy_name))
+            })
+            .min();
+        if let Some(rule) = denied_by {
+            return Err(format!("rbac_access_denied_matched_policy[{rule}]"));
         }
-        let allowed = |p: &CompiledPolicy| self.matching_rule(p, &facts).is_some();
+        let allowed = |p: &CompiledPolicy| p.rules.iter().any(|r| self.rule_matches(r, &facts));
         if self.allow.is_empty() || self.allow.iter().any(allowed) {
             Ok(())
         } else {
@@ -369,13 +376,11 @@ impl Authorizer {
         }
     }
 
-    /// The index of the first rule of `policy` the request matches.
-    fn matching_rule(&self, policy: &CompiledPolicy, facts: &Facts<'_>) -> Option<usize> {
-        policy.rules.iter().position(|rule| {
-            (rule.from.is_empty() || rule.from.iter().any(|s| self.source(s, facts)))
-                && (rule.to.is_empty() || rule.to.iter().any(|o| self.operation(o, facts)))
-                && rule.when.iter().all(|c| self.condition(c, facts))
-        })
+    /// Whether the request matches `rule`.
+    fn rule_matches(&self, rule: &CompiledRule, facts: &Facts<'_>) -> bool {
+        (rule.from.is_empty() || rule.from.iter().any(|s| self.source(s, facts)))
+            && (rule.to.is_empty() || rule.to.iter().any(|o| self.operation(o, facts)))
+            && rule.when.iter().all(|c| self.condition(c, facts))
     }
 
     fn source(&self, source: &CompiledSource, facts: &Facts<'_>) -> bool {
@@ -755,6 +760,18 @@ mod tests {
         assert_eq!(
             deny.check(&request("/secret", None)).unwrap_err(),
             "rbac_access_denied_matched_policy[ns[shop]-policy[p]-rule[1]]"
+        );
+        // Of several matching rules, the first by name, as Envoy orders its policies.
+        let rules: Vec<&str> = (0..=10)
+            .map(|i| match i {
+                1 | 10 => "{to: [{operation: {paths: ['/secret']}}]}",
+                _ => "{to: [{operation: {paths: ['/never']}}]}",
+            })
+            .collect();
+        let many = authorizer(&format!("{{action: DENY, rules: [{}]}}", rules.join(", ")));
+        assert_eq!(
+            many.check(&request("/secret", None)).unwrap_err(),
+            "rbac_access_denied_matched_policy[ns[shop]-policy[p]-rule[10]]"
         );
         let allow = authorizer("{rules: [{to: [{operation: {paths: ['/items']}}]}]}");
         assert_eq!(

@@ -173,15 +173,16 @@ impl Shared {
         authority: &Authority,
         port: u16,
     ) -> Result<Response<Body>, BoxError> {
-        // A request that may be retried is counted into its cluster's retry budget on its
-        // first attempt, and its retries drawn from that budget.
+        // On its first attempt, the request's context learns its cluster (where it waits,
+        // should a layer above give up on it at its deadline); and a request that may be
+        // retried is counted into that cluster's retry budget, which its retries draw from.
         let context = request.extensions().get::<RetryContext>();
         if let Some(context) = context
+            && context.set_cluster(&UpstreamCluster(cluster.name.clone()))
+            && context.may_retry()
             && context.set_budget(&cluster.retry_budget)
         {
             cluster.retry_budget.deposit();
-            // Where the request waits, should a layer above give up on it at its deadline.
-            context.set_cluster(&UpstreamCluster(cluster.name.clone()));
         }
         // Refused before an endpoint is tried (UO, UH): telemetry still learns the cluster.
         let refused = |error: MeshError| -> BoxError {
@@ -267,6 +268,10 @@ impl Shared {
             ));
         }
         request.headers_mut().remove(http::header::TE);
+        if let Some(context) = request.extensions().get::<RetryContext>() {
+            context.set_cluster(&UpstreamCluster(Arc::from(PASSTHROUGH_CLUSTER)));
+            context.record_host(&target);
+        }
         let mut response = self.upstream.send_to_authority(request, &target).await?;
         response
             .extensions_mut()

@@ -28,7 +28,7 @@ use crate::{
 use http::{HeaderMap, Method, Request, Response};
 use http_body::Body as HttpBody;
 use mesh_core::{
-    BoxError, ResponseFlag, ResponseFlags, UpstreamCluster,
+    BoxError, ResponseFlag, ResponseFlags, UpstreamCluster, UpstreamError,
     authority::request_authority,
     local_reply::error_to_response,
     watched_body::{BodyWatcher, WatchedBody},
@@ -622,7 +622,9 @@ where
                     // The local reply the client will get.
                     let reply = error_to_response(&error);
                     let flags = reply.extensions().get::<ResponseFlags>();
-                    open.response(reply.status().as_u16(), flags, None, None);
+                    // A failure at an upstream says which cluster it was.
+                    let cluster = UpstreamError::find(&error).map(|e| &e.target().cluster);
+                    open.response(reply.status().as_u16(), flags, cluster, None);
                     open.close();
                 }
                 Err(error)

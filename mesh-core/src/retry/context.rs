@@ -1,8 +1,10 @@
 //! [`RetryContext`]: what the retry layer shares, across a request's attempts, with the layers
 //! below it.
 //!
-//! The retry layer inserts one before the first attempt of a request it may retry; every
-//! attempt carries the same one (clones share it). Below, the load balancer reads and records
+//! The retry layer inserts one before the first attempt of a request it may retry, and marks
+//! it so ([`RetryContext::may_retry`]); the timeout layer inserts one (unmarked) into a request
+//! with a deadline, which the retry layer takes up. Every attempt carries the same one (clones
+//! share it). Below, the load balancer reads and records
 //! the hosts tried (Envoy's `previous_hosts` retry predicate), and the proxy, which picks the
 //! cluster, records the cluster's [`CircuitBreaker`] so that the retry layer can hold retries
 //! to its `max_retries` (Istio `http.maxRetries`), and the cluster's [`RetryBudget`], so that
@@ -21,7 +23,10 @@ use crate::{
     error::UpstreamTarget,
 };
 use http::uri::Authority;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{
+    Arc, Mutex, OnceLock,
+    atomic::{AtomicBool, Ordering},
+};
 
 /// The state shared by a request's attempts; see the [module docs](self).
 ///
@@ -45,9 +50,30 @@ struct Shared {
     breaker: OnceLock<Arc<CircuitBreaker>>,
     budget: OnceLock<RetryBudget>,
     cluster: OnceLock<UpstreamCluster>,
+    /// Set by the retry layer: the request may be retried.
+    may_retry: AtomicBool,
 }
 
 impl RetryContext {
+    /// Marks the request as one that may be retried (the retry layer, which has a policy for
+    /// it): the proxy counts it into its cluster's retry budget.
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryContext;
+    /// let context = RetryContext::default();
+    /// assert!(!context.may_retry(), "a context the timeout layer made, say");
+    /// context.clone().allow_retries();
+    /// assert!(context.may_retry());
+    /// ```
+    pub fn allow_retries(&self) {
+        self.0.may_retry.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the retry layer may retry the request ([`allow_retries`](Self::allow_retries)).
+    pub fn may_retry(&self) -> bool {
+        self.0.may_retry.load(Ordering::Relaxed)
+    }
+
     /// Records that `host` was tried.
     ///
     /// ```
@@ -169,7 +195,8 @@ impl RetryContext {
         self.0.budget.get()
     }
 
-    /// Records the request's upstream cluster (the first one recorded stays).
+    /// Records the request's upstream cluster (the first one recorded stays); `true` the first
+    /// time only (the first attempt).
     ///
     /// ```
     /// use mesh_core::{UpstreamCluster, retry::RetryContext};
@@ -180,8 +207,8 @@ impl RetryContext {
     /// assert_eq!(&*target.cluster.0, "outbound|80|v1|catalog");
     /// assert!(target.host.is_none(), "no endpoint tried yet");
     /// ```
-    pub fn set_cluster(&self, cluster: &UpstreamCluster) {
-        let _ = self.0.cluster.set(cluster.clone());
+    pub fn set_cluster(&self, cluster: &UpstreamCluster) -> bool {
+        self.0.cluster.get().is_none() && self.0.cluster.set(cluster.clone()).is_ok()
     }
 
     /// Where the latest attempt went: the cluster, and the endpoint tried last, if any; `None`

@@ -356,9 +356,18 @@ where
         }
         let timeout = per_try.map(|d| Box::pin(tokio::time::sleep(d)));
         let Some(policy) = policy else {
-            let context = timeout
-                .as_ref()
-                .and_then(|_| request.extensions().get::<RetryContext>().cloned());
+            // A timed attempt says where it was waiting, should it time out.
+            let context = timeout.as_ref().map(|_| {
+                let extensions = request.extensions_mut();
+                match extensions.get::<RetryContext>() {
+                    Some(context) => context.clone(),
+                    None => {
+                        let context = RetryContext::default();
+                        extensions.insert(context.clone());
+                        context
+                    }
+                }
+            });
             return RetryFuture {
                 kind: Kind::Once {
                     future: self.inner.call(request),
@@ -368,8 +377,9 @@ where
             };
         };
 
-        let outer_context = request.extensions().get::<RetryContext>().cloned();
         let (mut parts, body) = request.into_parts();
+        // One a layer above provided (the timeout layer's), taken up; out of the template.
+        let outer_context = parts.extensions.remove::<RetryContext>();
         let (replay, first_body) = if body.is_end_stream() {
             (Replay::Empty, body)
         } else {
@@ -382,11 +392,9 @@ where
         // The template is taken before the context joins the first attempt's extensions, so
         // that keeping it does not clone the context too; each retry adds it back.
         let template = parts.clone();
-        let context = outer_context.unwrap_or_else(|| {
-            let context = RetryContext::default();
-            parts.extensions.insert(context.clone());
-            context
-        });
+        let context = outer_context.unwrap_or_default();
+        context.allow_retries();
+        parts.extensions.insert(context.clone());
         // Call the service that was made ready; keep it (to ready again) for the retries.
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
@@ -1041,6 +1049,21 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(60), future)
             .await
             .expect("never completed")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_context_from_above_is_taken_up_for_every_attempt_and_marked_retriable() {
+        let outer = RetryContext::default();
+        let upstream = Upstream::new([Reply::Status(503), Reply::Status(200)]);
+        let svc = RetryLayer::with_policy(on("5xx", 2)).layer(upstream.clone());
+        let mut request = get();
+        request.extensions_mut().insert(outer.clone());
+        assert_eq!(bounded(svc.oneshot(request)).await.unwrap().status(), 200);
+        assert!(
+            outer.may_retry(),
+            "the proxy counts it into the cluster's budget"
+        );
+        assert_eq!(outer.hosts_tried(), 2, "both attempts recorded in it");
     }
 
     #[tokio::test(start_paused = true)]
