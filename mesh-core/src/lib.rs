@@ -13,6 +13,7 @@
 //! [`circuit_breaker::CircuitBreakerLayer`] (connection-pool limits), plus
 //! [`outlier::OutlierDetector`] (per-endpoint ejection) for load balancers.
 
+pub mod abandoned;
 pub mod authority;
 pub mod body;
 pub mod body_count;

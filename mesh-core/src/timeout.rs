@@ -8,20 +8,18 @@
 //! rewritten to the effective value on the way up. The upstream learns the deadline from
 //! `x-envoy-expected-rq-timeout-ms`. On expiry the request fails with
 //! [`MeshError::Timeout`] — 504 `upstream request timeout`, flag `UT` — carrying the upstream
-//! cluster and endpoint the request was waiting on, when the layers below recorded them in the
-//! request's [`RetryContext`] (which this layer provides). Placed outside the retry layer, it
-//! covers every attempt and back-off.
+//! cluster and endpoint the request was waiting on when the attempt in flight said so as it
+//! was dropped ([`abandoned`](crate::abandoned)). Placed outside the retry layer, it covers
+//! every attempt and back-off.
 
-use crate::{
-    BoxError, MeshError, control_headers::ControlHeaders, policy::RoutePolicy, retry::RetryContext,
-};
+use crate::{BoxError, MeshError, abandoned, control_headers::ControlHeaders, policy::RoutePolicy};
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use pin_project::pin_project;
 use std::{
     cell::RefCell,
     future::Future,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
     time::Duration,
 };
 use tokio::time::Sleep;
@@ -262,23 +260,11 @@ where
                 deadline: sleep.deadline(),
                 grpc,
             });
-            // Where the request is waiting when the deadline comes, as the layers below
-            // record it (the retry layer takes this context up rather than making its own).
-            let context = match request.extensions().get::<RetryContext>() {
-                Some(context) => context.clone(),
-                None => {
-                    let context = RetryContext::default();
-                    request.extensions_mut().insert(context.clone());
-                    context
-                }
-            };
-            (sleep, context)
+            sleep
         });
-        let (sleep, context) = sleep.unzip();
         TimeoutFuture {
-            future: self.inner.call(request),
+            future: Some(self.inner.call(request)),
             sleep,
-            context,
         }
     }
 }
@@ -429,12 +415,11 @@ pub(crate) fn format_grpc_timeout(d: Duration) -> HeaderValue {
 #[pin_project]
 #[derive(Debug)]
 pub struct TimeoutFuture<F> {
+    /// Until it is abandoned at the deadline.
     #[pin]
-    future: F,
+    future: Option<F>,
     #[pin]
     sleep: Option<Sleep>,
-    /// Where the request went, for the timeout's error.
-    context: Option<RetryContext>,
 }
 
 impl<F, T, E> Future for TimeoutFuture<F>
@@ -445,19 +430,20 @@ where
     type Output = Result<T, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(result) = this.future.poll(cx) {
+        let mut this = self.project();
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            // Polled again after the timeout.
+            return Poll::Ready(Err(MeshError::Timeout.into()));
+        };
+        if let Poll::Ready(result) = future.poll(cx) {
             return Poll::Ready(result.map_err(Into::into));
         }
-        match this.sleep.as_pin_mut() {
-            Some(sleep) => sleep.poll(cx).map(|()| {
-                Err(match this.context {
-                    Some(context) => context.at_last_target(MeshError::Timeout),
-                    None => MeshError::Timeout.into(),
-                })
-            }),
-            None => Poll::Pending,
-        }
+        let Some(sleep) = this.sleep.as_pin_mut() else {
+            return Poll::Pending;
+        };
+        ready!(sleep.poll(cx));
+        // Abandoned now, so that the attempt in flight says where it was waiting.
+        Poll::Ready(Err(abandoned::timed_out(this.future)))
     }
 }
 
@@ -514,16 +500,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_timeout_says_which_upstream_the_request_was_waiting_on() {
-        use crate::{UpstreamCluster, UpstreamError};
-        // As the proxy below records them: the cluster, then the endpoint chosen.
-        let waiting = service_fn(|req: Request<()>| async move {
-            let context = req.extensions().get::<RetryContext>().unwrap();
-            assert!(
-                !context.may_retry(),
-                "not a retry policy's: no retry budget"
-            );
-            context.set_cluster(&UpstreamCluster("outbound|80|v1|catalog".into()));
-            context.record_host(&"10.0.0.7:8080".parse().unwrap());
+        use crate::{UpstreamCluster, UpstreamError, UpstreamHost, error::UpstreamTarget};
+        /// An attempt in flight, which says where it waits when it is dropped (as the proxy's
+        /// forwarder does).
+        struct InFlight;
+        impl Drop for InFlight {
+            fn drop(&mut self) {
+                abandoned::report_abandoned(UpstreamTarget {
+                    cluster: UpstreamCluster("outbound|80|v1|catalog".into()),
+                    host: Some(UpstreamHost("10.0.0.7:8080".parse().unwrap())),
+                    workload: None,
+                });
+            }
+        }
+        let waiting = service_fn(|_req: Request<()>| async move {
+            let _attempt = InFlight;
             std::future::pending::<Result<(), Infallible>>().await
         });
         let error = TimeoutLayer::new(Some(Duration::from_secs(1)))
@@ -535,17 +526,6 @@ mod tests {
         let target = UpstreamError::find(&error).unwrap().target();
         assert_eq!(&*target.cluster.0, "outbound|80|v1|catalog");
         assert_eq!(target.host.as_ref().unwrap().0, "10.0.0.7:8080");
-        // Without a timeout the layer adds no context.
-        let untouched = service_fn(|req: Request<()>| async move {
-            Ok::<_, Infallible>(req.extensions().get::<RetryContext>().is_none())
-        });
-        assert!(
-            TimeoutLayer::default()
-                .layer(untouched)
-                .oneshot(Request::new(()))
-                .await
-                .unwrap()
-        );
     }
 
     #[tokio::test(start_paused = true)]

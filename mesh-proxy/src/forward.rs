@@ -9,7 +9,6 @@
 //! are removed and `x-forwarded-for`/`x-forwarded-proto` appended on the way.
 
 use crate::{
-    cluster_stats::ClusterStats,
     endpoint::{Endpoint, Protocol},
     proxy_headers::{append_forwarded, remove_hop_by_hop},
     registry::{ClusterEndpoints, Registry},
@@ -22,6 +21,7 @@ use http::{
 use mesh_core::{
     Body, BoxError, Destination, DownstreamAddr, MeshError, UpstreamCluster, UpstreamError,
     UpstreamHost, UpstreamWorkload,
+    abandoned::report_abandoned,
     error::UpstreamTarget,
     outlier::{Outcome, OutlierDetector},
     retry::{ATTEMPT_COUNT, RetryContext},
@@ -210,7 +210,7 @@ impl Shared {
         }
         let endpoint = &ports.endpoints[index];
         let outlier = ports.outlier.as_deref().map(|outlier| (outlier, index));
-        let attempt = AttemptTimeoutWatch::new(&request, &cluster.stats, endpoint, outlier, now);
+        let attempt = AttemptTimeoutWatch::new(&request, cluster, endpoint, outlier, now);
         let result = cluster
             .upstream
             .send_to_endpoint(endpoint, request, authority, permit)
@@ -284,9 +284,10 @@ impl Shared {
 /// abandoned at its deadline instead (the layers above drop it when the route or per-try
 /// timeout fires), counts a timeout for the cluster and the endpoint: Envoy's
 /// `upstream_rq_timeout`, answered 504, and for outlier detection a local-origin failure of
-/// the endpoint (as Envoy reports a timeout), so that a host that never answers is ejected.
+/// the endpoint (as Envoy reports a timeout), so that a host that never answers is ejected;
+/// and it tells the layer dropping it where it was waiting ([`report_abandoned`]).
 struct AttemptTimeoutWatch<'a> {
-    stats: &'a ClusterStats,
+    cluster: &'a ClusterEndpoints,
     endpoint: &'a Endpoint,
     /// The cluster's outlier detection, and the endpoint's index in it.
     outlier: Option<(&'a OutlierDetector, usize)>,
@@ -304,7 +305,7 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(5);
 impl<'a> AttemptTimeoutWatch<'a> {
     fn new(
         request: &Request<Body>,
-        stats: &'a ClusterStats,
+        cluster: &'a ClusterEndpoints,
         endpoint: &'a Endpoint,
         outlier: Option<(&'a OutlierDetector, usize)>,
         started: Instant,
@@ -314,7 +315,7 @@ impl<'a> AttemptTimeoutWatch<'a> {
             .get(ATTEMPT_COUNT)
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .unwrap_or(1);
-        stats.record_attempt(attempt);
+        cluster.stats.record_attempt(attempt);
         let route = request
             .extensions()
             .get::<RouteDeadline>()
@@ -324,7 +325,7 @@ impl<'a> AttemptTimeoutWatch<'a> {
             .and_then(parse_millis)
             .map(|timeout| started + timeout);
         AttemptTimeoutWatch {
-            stats,
+            cluster,
             endpoint,
             outlier,
             started,
@@ -335,7 +336,8 @@ impl<'a> AttemptTimeoutWatch<'a> {
 
     fn finished(mut self, status: u16, answered: Instant) {
         self.finished = true;
-        self.stats.record_response(status, answered - self.started);
+        let stats = &self.cluster.stats;
+        stats.record_response(status, answered - self.started);
     }
 }
 
@@ -349,8 +351,9 @@ impl Drop for AttemptTimeoutWatch<'_> {
             .deadline
             .is_some_and(|deadline| now + DEADLINE_SLACK >= deadline)
         {
-            self.stats.record_timeout();
-            self.stats.record_response(
+            let stats = &self.cluster.stats;
+            stats.record_timeout();
+            stats.record_response(
                 http::StatusCode::GATEWAY_TIMEOUT.as_u16(),
                 now - self.started,
             );
@@ -358,6 +361,12 @@ impl Drop for AttemptTimeoutWatch<'_> {
             if let Some((outlier, index)) = self.outlier {
                 outlier.report(index, Outcome::LocalOriginFailure, now);
             }
+            // For the timeout layer dropping the attempt: where it was waiting.
+            report_abandoned(UpstreamTarget {
+                cluster: UpstreamCluster(self.cluster.name.clone()),
+                host: Some(UpstreamHost(self.endpoint.authority.clone())),
+                workload: Some(UpstreamWorkload(self.endpoint.workload.clone())),
+            });
         }
     }
 }

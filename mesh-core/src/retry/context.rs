@@ -1,18 +1,17 @@
 //! [`RetryContext`]: what the retry layer shares, across a request's attempts, with the layers
 //! below it.
 //!
-//! The retry layer inserts one before the first attempt of a request it may retry, and marks
-//! it so ([`RetryContext::may_retry`]); the timeout layer inserts one (unmarked) into a request
-//! with a deadline, which the retry layer takes up. Every attempt carries the same one (clones
-//! share it). Below, the load balancer reads and records
+//! The retry layer inserts one before the first attempt of a request it may retry (or takes up
+//! one a layer above provided), and marks it so ([`RetryContext::may_retry`]). Every attempt
+//! carries the same one (clones share it). Below, the load balancer reads and records
 //! the hosts tried (Envoy's `previous_hosts` retry predicate), and the proxy, which picks the
 //! cluster, records the cluster's [`CircuitBreaker`] so that the retry layer can hold retries
 //! to its `max_retries` (Istio `http.maxRetries`), and the cluster's [`RetryBudget`], so that
 //! retries are budgeted per cluster, as Envoy budgets them: one failing service cannot spend
 //! the retries of the others. The proxy records the cluster too, and the load balancer each
-//! endpoint's workload with its host, so that a layer above which abandons the request at its
-//! deadline can say where it was waiting ([`RetryContext::last_target`]): Envoy logs a `UT`
-//! with its upstream cluster and host.
+//! endpoint's workload with its host, so that when the attempts run out at their per-try
+//! timeout the retry layer can say where the last one was waiting
+//! ([`RetryContext::last_target`]): Envoy logs a `UT` with its upstream cluster and host.
 //!
 //! One extension with one allocation, rather than one per concern: the retry layer clones the
 //! request head for every attempt, and each extension costs a clone.

@@ -25,7 +25,7 @@ use super::{
     effective_per_try_timeout, replay::ReplayError, request_override::RetryOverride,
 };
 use crate::{
-    Body, BoxError, MeshError, ResponseFlag, body,
+    Body, BoxError, MeshError, ResponseFlag, abandoned, body,
     circuit_breaker::RetryPermit,
     control_headers::ControlHeaders,
     flags::mark_outcome,
@@ -356,29 +356,16 @@ where
         }
         let timeout = per_try.map(|d| Box::pin(tokio::time::sleep(d)));
         let Some(policy) = policy else {
-            // A timed attempt says where it was waiting, should it time out.
-            let context = timeout.as_ref().map(|_| {
-                let extensions = request.extensions_mut();
-                match extensions.get::<RetryContext>() {
-                    Some(context) => context.clone(),
-                    None => {
-                        let context = RetryContext::default();
-                        extensions.insert(context.clone());
-                        context
-                    }
-                }
-            });
             return RetryFuture {
                 kind: Kind::Once {
-                    future: self.inner.call(request),
+                    future: Some(self.inner.call(request)),
                     timeout,
-                    context,
                 },
             };
         };
 
         let (mut parts, body) = request.into_parts();
-        // One a layer above provided (the timeout layer's), taken up; out of the template.
+        // One a layer above provided is taken up, and kept out of the template.
         let outer_context = parts.extensions.remove::<RetryContext>();
         let (replay, first_body) = if body.is_end_stream() {
             (Replay::Empty, body)
@@ -535,13 +522,11 @@ enum Kind<S>
 where
     S: Service<Request<Body>>,
 {
-    /// No retries: the one attempt, under its per-try timeout if any.
+    /// No retries: the one attempt, under its per-try timeout if any (abandoned at it).
     Once {
         #[pin]
-        future: S::Future,
+        future: Option<S::Future>,
         timeout: Option<Pin<Box<Sleep>>>,
-        /// Where the attempt went, for its timeout's error (when a layer above provided one).
-        context: Option<RetryContext>,
     },
     /// Retries possible.
     Retrying {
@@ -572,14 +557,11 @@ enum Outcome {
 }
 
 impl Outcome {
-    /// The attempt's result; a timeout carries where the attempt went, when `context` knows.
-    fn into_result(self, context: Option<&RetryContext>) -> Result<Response<Body>, BoxError> {
-        match (self, context) {
-            (Outcome::Done(result), _) => result,
-            (Outcome::PerTryTimeout, Some(context)) => {
-                Err(context.at_last_target(MeshError::Timeout))
-            }
-            (Outcome::PerTryTimeout, None) => Err(MeshError::Timeout.into()),
+    /// The attempt's result; a timeout carries where the attempt went, as `context` knows.
+    fn into_result(self, context: &RetryContext) -> Result<Response<Body>, BoxError> {
+        match self {
+            Outcome::Done(result) => result,
+            Outcome::PerTryTimeout => Err(context.at_last_target(MeshError::Timeout)),
         }
     }
 }
@@ -612,12 +594,18 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let (retry, mut phase) = match self.project().kind.project() {
             KindProj::Once {
-                future,
+                mut future,
                 timeout,
-                context,
             } => {
-                return poll_attempt(future, timeout, cx)
-                    .map(|outcome| outcome.into_result(context.as_ref()));
+                let Some(attempt) = future.as_mut().as_pin_mut() else {
+                    // Polled again after the timeout.
+                    return Poll::Ready(Err(MeshError::Timeout.into()));
+                };
+                return Poll::Ready(match ready!(poll_attempt(attempt, timeout, cx)) {
+                    Outcome::Done(result) => result,
+                    // Abandoned now, so that the attempt says where it was waiting.
+                    Outcome::PerTryTimeout => Err(abandoned::timed_out(future)),
+                });
             }
             KindProj::Retrying { retry, phase } => (retry, phase),
         };
@@ -631,7 +619,7 @@ where
                         Outcome::Done(Ok(response)) => on.retries_response(response, &retry.extra),
                         Outcome::Done(Err(error)) => on.retries_error(error),
                     };
-                    let result = outcome.into_result(Some(&retry.context));
+                    let result = outcome.into_result(&retry.context);
                     if !retriable {
                         return Poll::Ready(result);
                     }

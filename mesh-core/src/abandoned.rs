@@ -1,0 +1,105 @@
+//! Where an abandoned attempt was waiting, for the layer that abandoned it.
+//!
+//! When the route timeout fires, the [timeout layer](crate::timeout) drops the request's
+//! future, and with it the attempt in flight at an upstream. The attempt's own drop knows where
+//! it was waiting and says so ([`report_abandoned`]); the timeout layer, which dropped it on
+//! this thread a moment before, takes that up ([`drop_and_take`]) and fails with a `UT` that
+//! names the upstream cluster and endpoint, as Envoy logs it. Nothing is shared or allocated
+//! until an attempt is abandoned: the message goes through a per-thread slot, written and read
+//! within one synchronous drop.
+
+use crate::{BoxError, MeshError, UpstreamError, error::UpstreamTarget};
+use std::{cell::RefCell, pin::Pin};
+
+thread_local! {
+    /// What the attempt dropped last on this thread reported.
+    static ABANDONED: RefCell<Option<UpstreamTarget>> = const { RefCell::new(None) };
+}
+
+/// Says where an attempt being dropped at its deadline was waiting; for the `Drop` of an
+/// attempt (the proxy's forwarder calls it). Heard only by a [`drop_and_take`] that is dropping
+/// the attempt.
+///
+/// ```
+/// use mesh_core::{UpstreamCluster, abandoned::{drop_and_take, report_abandoned}, error::UpstreamTarget};
+/// struct Attempt;
+/// impl Drop for Attempt {
+///     fn drop(&mut self) {
+///         report_abandoned(UpstreamTarget::cluster_only(UpstreamCluster("outbound|80||catalog".into())));
+///     }
+/// }
+/// let mut future = Box::pin(Some(Attempt));
+/// let target = drop_and_take(future.as_mut()).unwrap();
+/// assert_eq!(&*target.cluster.0, "outbound|80||catalog");
+/// assert!(future.is_none());
+/// ```
+pub fn report_abandoned(target: UpstreamTarget) {
+    ABANDONED.with_borrow_mut(|slot| *slot = Some(target));
+}
+
+/// Drops `future` (if it is still there) and returns where the attempt it held was waiting,
+/// if one reported it as it was dropped.
+///
+/// ```
+/// use mesh_core::abandoned::drop_and_take;
+/// let mut quiet = Box::pin(Some(std::future::pending::<()>()));
+/// assert!(drop_and_take(quiet.as_mut()).is_none(), "nothing reported");
+/// assert!(quiet.is_none(), "dropped all the same");
+/// ```
+pub fn drop_and_take<F>(mut future: Pin<&mut Option<F>>) -> Option<UpstreamTarget> {
+    // A report no layer took up (an attempt dropped at its per-try timeout, say) is not ours.
+    ABANDONED.with_borrow_mut(Option::take);
+    future.set(None);
+    ABANDONED.with_borrow_mut(Option::take)
+}
+
+/// Abandons `future` at its deadline: drops it, and returns the timeout error (`UT`), naming
+/// where the attempt was waiting when it said so.
+///
+/// ```
+/// use mesh_core::{MeshError, UpstreamError, abandoned::timed_out};
+/// let mut future = Box::pin(Some(std::future::pending::<()>()));
+/// let error = timed_out(future.as_mut());
+/// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+/// assert!(UpstreamError::find(&error).is_none(), "no attempt said where it was");
+/// ```
+pub fn timed_out<F>(future: Pin<&mut Option<F>>) -> BoxError {
+    match drop_and_take(future) {
+        Some(target) => UpstreamError::new(target, MeshError::Timeout).into(),
+        None => MeshError::Timeout.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::UpstreamCluster;
+
+    fn target(name: &str) -> UpstreamTarget {
+        UpstreamTarget::cluster_only(UpstreamCluster(name.into()))
+    }
+
+    struct Reports(&'static str);
+
+    impl Drop for Reports {
+        fn drop(&mut self) {
+            report_abandoned(target(self.0));
+        }
+    }
+
+    #[test]
+    fn a_stale_report_is_not_taken_for_the_attempt_dropped_now() {
+        report_abandoned(target("stale"));
+        let mut quiet = Box::pin(Some(()));
+        assert!(drop_and_take(quiet.as_mut()).is_none());
+        let mut attempt = Box::pin(Some(Reports("fresh")));
+        assert_eq!(
+            &*drop_and_take(attempt.as_mut()).unwrap().cluster.0,
+            "fresh"
+        );
+        assert!(
+            drop_and_take(attempt.as_mut()).is_none(),
+            "taken once, and the future is gone"
+        );
+    }
+}
