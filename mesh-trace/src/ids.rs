@@ -311,7 +311,7 @@ pub(crate) fn hex16(value: u64) -> [u8; 16] {
 /// A header value from bytes known to be visible ASCII.
 pub(crate) fn hex_header_value(bytes: &[u8]) -> HeaderValue {
     // Hex digits and dashes are always a valid header value; the fallback is unreachable.
-    HeaderValue::from_bytes(bytes).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    mesh_core::header_value::copy(bytes).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 fn write_str(f: &mut fmt::Formatter<'_>, hex: &[u8]) -> fmt::Result {
