@@ -31,6 +31,7 @@ pub mod outlier;
 pub mod policy;
 pub mod retry;
 pub mod timeout;
+pub mod wall_clock;
 pub mod watched_body;
 pub mod workload;
 

@@ -40,7 +40,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
-    time::{Instant, SystemTime},
+    time::Instant,
 };
 use tower::{Layer, Service};
 
@@ -459,17 +459,18 @@ impl Recorder {
                 span_tags.push((tag.name.clone(), value));
             }
         }
+        let started = Instant::now();
         OpenSpan {
             span: FinishedSpan {
                 context,
                 kind: self.kind,
                 name,
-                start: SystemTime::now(),
+                start: mesh_core::wall_clock::system_time_at(started),
                 duration: Default::default(),
                 tags: span_tags,
                 error: false,
             },
-            started: Instant::now(),
+            started,
             reporter: self.reporter.clone(),
             head: request.method() == Method::HEAD,
             status: 0,

@@ -417,6 +417,7 @@ impl Addressed {
 
 impl Recording {
     fn start<B: HttpBody>(shared: &Arc<Shared>, request: &Request<B>) -> Self {
+        let started = Instant::now();
         let headers = RequestHeaders::of(request.headers());
         let path = request
             .uri()
@@ -428,7 +429,7 @@ impl Recording {
             (request.method().as_str().len() + path + 12) as u64 + headers.bytes + body;
         let facts = shared.access_log.as_ref().map(|_| {
             Box::new(RequestFacts {
-                start_time: SystemTime::now(),
+                start_time: mesh_core::wall_clock::system_time_at(started),
                 method: request.method().clone(),
                 uri: request.uri().clone(),
                 host: headers.host.cloned(),
@@ -446,7 +447,7 @@ impl Recording {
         };
         Recording {
             shared: shared.clone(),
-            started: Instant::now(),
+            started,
             protocol: headers.protocol(),
             head: request.method() == Method::HEAD,
             request_bytes,
