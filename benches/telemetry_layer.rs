@@ -15,7 +15,7 @@ mod wire_request;
 use layer_bench::{Inner, bench};
 use mesh::core::{
     Body, Destination, RouteInfo, Routed, UpstreamCluster, UpstreamHost, UpstreamWorkload, body,
-    workload::Workload,
+    error::UpstreamTarget, workload::Workload,
 };
 use mesh::trace::{
     access_log::{AccessLog, AccessLogConfig, Encoding},
@@ -41,23 +41,26 @@ fn forwarded() -> Inner {
         }),
     };
     let cluster = UpstreamCluster(Arc::from("outbound|80|v1|catalog.shop.svc.cluster.local"));
-    let host = UpstreamHost("10.0.0.1:8080".parse().unwrap());
+    let host = Some(UpstreamHost("10.0.0.1:8080".parse().unwrap()));
     let labels = [("app", "catalog"), ("version", "v1")]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    let workload = UpstreamWorkload(Arc::new(Workload::from_labels(
+    let workload = Some(UpstreamWorkload(Arc::new(Workload::from_labels(
         "catalog-v1",
         "shop",
         &labels,
-    )));
+    ))));
+    let target = UpstreamTarget {
+        cluster,
+        host,
+        workload,
+    };
     Inner::new(service_fn(move |_request: http::Request<Body>| {
         let mut response = http::Response::new(body::empty());
         let extensions = response.extensions_mut();
         extensions.insert(routed.clone());
-        extensions.insert(cluster.clone());
-        extensions.insert(host.clone());
-        extensions.insert(workload.clone());
+        extensions.insert(target.clone());
         async move { Ok::<_, Infallible>(response) }
     }))
 }

@@ -282,10 +282,11 @@ impl std::error::Error for FlaggedError {
     }
 }
 
-/// Where a request that failed at an upstream had been sent: its cluster, and the endpoint and
-/// the endpoint's workload when one had been picked (the same facts a response carries as
-/// extensions). A request refused before that (no healthy endpoint, the cluster's circuit
-/// breaker) has only its cluster, as Envoy logs `UH` and `UO` with the cluster and host `-`.
+/// Where a request had been sent: its cluster, and the endpoint and the endpoint's workload when
+/// one had been picked. The proxy puts it on a response its endpoint served (one extension for
+/// the three facts), and in the error of a request that failed there. A request refused before
+/// an endpoint was picked (no healthy endpoint, the cluster's circuit breaker) has only its
+/// cluster, as Envoy logs `UH` and `UO` with the cluster and host `-`.
 ///
 /// ```
 /// use mesh_core::{UpstreamCluster, UpstreamHost, UpstreamWorkload, error::UpstreamTarget, workload::Workload};

@@ -51,7 +51,9 @@ pub struct Destination {
 }
 
 /// The upstream cluster that served a request, in Istio's form
-/// (`outbound|80|version-v1|catalog.shop.svc.cluster.local`), set on the response by the proxy.
+/// (`outbound|80|version-v1|catalog.shop.svc.cluster.local`), set on the response by the proxy
+/// (on its own for tunnels and catch-all clusters; with the endpoint, in an
+/// [`UpstreamTarget`](crate::error::UpstreamTarget), for a cluster's endpoints).
 ///
 /// ```
 /// use mesh_core::UpstreamCluster;

@@ -230,10 +230,13 @@ impl Shared {
             outlier.report(index, outcome, answered);
         }
         match result {
+            // Where it was served, for telemetry: one extension, not one per fact.
             Ok(mut response) => {
-                response
-                    .extensions_mut()
-                    .insert(UpstreamCluster(cluster.name.clone()));
+                response.extensions_mut().insert(UpstreamTarget {
+                    cluster: UpstreamCluster(cluster.name.clone()),
+                    host: Some(UpstreamHost(endpoint.authority.clone())),
+                    workload: Some(UpstreamWorkload(endpoint.workload.clone())),
+                });
                 Ok(response)
             }
             // Telemetry reports where the failed request went.

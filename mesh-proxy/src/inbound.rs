@@ -10,7 +10,7 @@ use crate::{
     upstream::Upstream,
 };
 use http::{Request, Response, uri::Authority};
-use mesh_core::{Body, BoxError, DownstreamAddr, MeshError};
+use mesh_core::{Body, BoxError, DownstreamAddr, MeshError, UpstreamHost};
 use mesh_route::config::{IstioIngressListener, Sidecar};
 use std::{
     future::Future,
@@ -161,10 +161,14 @@ impl Service<Request<Body>> for Inbound {
             let downstream = request.extensions().get::<DownstreamAddr>().copied();
             remove_hop_by_hop(request.headers_mut(), entry.app.protocol == Protocol::Http2);
             append_forwarded(request.headers_mut(), downstream.map(|d| d.remote), "http");
-            let response = this
+            let mut response = this
                 .upstream
                 .send_to_endpoint(&entry.app, request, &authority, None)
                 .await?;
+            // The application is the upstream (`%UPSTREAM_HOST%`).
+            response
+                .extensions_mut()
+                .insert(UpstreamHost(entry.app.authority.clone()));
             Ok(response)
         })
     }

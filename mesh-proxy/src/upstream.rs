@@ -31,8 +31,8 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
 };
 use mesh_core::{
-    Body, BoxError, MeshError, UpstreamHost, UpstreamWorkload, body,
-    circuit_breaker::RequestPermit, header_value::decimal,
+    Body, BoxError, MeshError, UpstreamHost, body, circuit_breaker::RequestPermit,
+    header_value::decimal,
 };
 use pin_project::pin_project;
 use std::{
@@ -361,9 +361,6 @@ impl Upstream {
                     endpoint.record_success();
                 }
                 set_service_time(&mut response, sent);
-                let extensions = response.extensions_mut();
-                extensions.insert(UpstreamHost(endpoint.authority.clone()));
-                extensions.insert(UpstreamWorkload(endpoint.workload.clone()));
                 Ok(response)
             }
             Err(error) => {

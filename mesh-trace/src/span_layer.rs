@@ -30,6 +30,7 @@ use http_body::Body as HttpBody;
 use mesh_core::{
     BoxError, ResponseFlag, ResponseFlags, UpstreamCluster, UpstreamError,
     authority::request_authority,
+    error::UpstreamTarget,
     local_reply::error_to_response,
     watched_body::{BodyWatcher, WatchedBody},
 };
@@ -541,6 +542,14 @@ impl OpenSpan {
     }
 }
 
+/// The upstream cluster a response names: in the proxy's [`UpstreamTarget`], or on its own.
+fn upstream_cluster(extensions: &http::Extensions) -> Option<&UpstreamCluster> {
+    match extensions.get::<UpstreamTarget>() {
+        Some(target) => Some(&target.cluster),
+        None => extensions.get::<UpstreamCluster>(),
+    }
+}
+
 /// The protocol as Envoy tags it.
 fn protocol(version: http::Version) -> &'static str {
     match version {
@@ -605,7 +614,7 @@ where
                     open.response(
                         response.status().as_u16(),
                         response.extensions().get::<ResponseFlags>(),
-                        response.extensions().get::<UpstreamCluster>(),
+                        upstream_cluster(response.extensions()),
                         Some(response.headers()),
                     );
                 }

@@ -36,6 +36,7 @@ use mesh_core::{
     UpstreamWorkload,
     authority::addressed_authority,
     body_count::BodyBytesRead,
+    error::UpstreamTarget,
     local_reply::error_to_response,
     watched_body::{BodyWatcher, WatchedBody},
     workload::Workload,
@@ -488,11 +489,19 @@ impl Recording {
         }
         self.local_reply = extensions.get::<LocalReplyDetails>().map(|d| d.0.clone());
         self.routed(extensions.get::<Routed>());
-        self.upstream(
-            extensions.get::<UpstreamCluster>(),
-            extensions.get::<UpstreamHost>(),
-            extensions.get::<UpstreamWorkload>(),
-        );
+        // The proxy's forwarder says it in one extension; others may say each fact apart.
+        match extensions.get::<UpstreamTarget>() {
+            Some(target) => self.upstream(
+                Some(&target.cluster),
+                target.host.as_ref(),
+                target.workload.as_ref(),
+            ),
+            None => self.upstream(
+                extensions.get::<UpstreamCluster>(),
+                extensions.get::<UpstreamHost>(),
+                extensions.get::<UpstreamWorkload>(),
+            ),
+        }
         let headers = response.headers();
         if self.facts.is_some() {
             self.upstream_service_time = headers.get(X_ENVOY_UPSTREAM_SERVICE_TIME).cloned();
