@@ -42,6 +42,13 @@ impl LogFile {
         LogFile(path)
     }
 
+    /// The first line (waited for as [`lines`](Self::lines) waits), as JSON.
+    async fn first_json_line(&self) -> serde_json::Value {
+        let lines = self.lines(1).await;
+        let first = lines.first().expect("a line within 5 s");
+        serde_json::from_str(first).unwrap()
+    }
+
     /// Waits (at most 5 s) for `n` lines.
     async fn lines(&self, n: usize) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -222,8 +229,7 @@ spec:
         .unwrap();
     let response = client.get("http://empty.example.com/", &[]).await.unwrap();
     assert_eq!(response.status, 503);
-    let lines = file.lines(1).await;
-    let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    let line = file.first_json_line().await;
     assert_eq!(line["response_flags"], "UH");
     assert_eq!(line["response_code_details"], "no_healthy_upstream");
     assert_eq!(line["upstream_cluster"], "outbound|80|v9|empty.example.com");
@@ -253,8 +259,7 @@ async fn a_chunked_request_body_is_counted_in_bytes_received() {
     stream.read_to_end(&mut response).await.unwrap();
     assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
     assert_eq!(catalog.v1.last_request().unwrap().body, "hello world");
-    let lines = file.lines(1).await;
-    let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    let line = file.first_json_line().await;
     assert_eq!(line["method"], "POST");
     assert_eq!(line["bytes_received"], 11);
 }
@@ -282,8 +287,7 @@ spec:
         .await
         .unwrap();
     assert_eq!(response.status, 504);
-    let lines = file.lines(1).await;
-    let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    let line = file.first_json_line().await;
     assert_eq!(line["response_flags"], "UT");
     assert_eq!(line["response_code_details"], "upstream_response_timeout");
     let cluster = line["upstream_cluster"].as_str().unwrap_or_default();
@@ -295,4 +299,76 @@ spec:
         line["upstream_host"],
         catalog.v1.addr().to_string().as_str()
     );
+}
+
+#[tokio::test]
+async fn a_pass_through_timeout_is_logged_with_the_passthrough_cluster() {
+    let file = LogFile::new("passthrough-timeout");
+    let sidecar =
+        support::sidecar_with(&logging_to(&file, "JSON"), SidecarSettings::default()).await;
+    let upstream = mesh::demo::CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    // No route: ALLOW_ANY passes it through; the caller asks for a 200 ms timeout.
+    let url = format!("http://{}/items?delay_ms=3000", upstream.addr());
+    let response = client
+        .get(&url, &[("x-envoy-upstream-rq-timeout-ms", "200")])
+        .await
+        .unwrap();
+    assert_eq!(response.status, 504);
+    let line = file.first_json_line().await;
+    assert_eq!(line["response_flags"], "UT");
+    assert_eq!(line["upstream_cluster"], "PassthroughCluster", "{line}");
+    assert_eq!(line["upstream_host"], upstream.addr().to_string().as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_in_the_connection_pool_queue_is_logged_with_its_cluster() {
+    let file = LogFile::new("queued-timeout");
+    let upstream = mesh::demo::CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let yaml = format!(
+        "{}apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: pool}}\n\
+         spec:\n  hosts: [pool.example.com]\n  resolution: STATIC\n  \
+         ports: [{{number: 80, name: http, protocol: HTTP}}]\n  \
+         endpoints: [{{address: 127.0.0.1, ports: {{http: {}}}}}]\n---\n\
+         apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: pool}}\n\
+         spec:\n  host: pool.example.com\n  trafficPolicy:\n    \
+         connectionPool: {{tcp: {{maxConnections: 1}}, http: {{http1MaxPendingRequests: 5}}}}\n",
+        logging_to(&file, "JSON"),
+        upstream.addr().port()
+    );
+    let sidecar = support::sidecar_with(&yaml, SidecarSettings::default()).await;
+    let proxy = sidecar.addr("outbound").unwrap();
+    // The one connection is held for 1.5 s; a second request queues for it, for 300 ms.
+    let holder = tokio::spawn(async move {
+        let mut client = Http1Client::connect(proxy).await.unwrap();
+        client
+            .get("http://pool.example.com/items?delay_ms=1500", &[])
+            .await
+            .unwrap()
+            .status
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut client = Http1Client::connect(proxy).await.unwrap();
+    let queued = client
+        .get(
+            "http://pool.example.com/items",
+            &[("x-envoy-upstream-rq-timeout-ms", "300")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued.status, 504);
+    let line = file.first_json_line().await;
+    assert_eq!(line["response_flags"], "UT");
+    assert_eq!(
+        line["upstream_cluster"], "outbound|80||pool.example.com",
+        "{line}"
+    );
+    assert!(line["upstream_host"].is_null(), "no endpoint yet: {line}");
+    assert_eq!(holder.await.unwrap(), 200);
 }

@@ -16,9 +16,9 @@ thread_local! {
     static ABANDONED: RefCell<Option<UpstreamTarget>> = const { RefCell::new(None) };
 }
 
-/// Says where an attempt being dropped at its deadline was waiting; for the `Drop` of an
-/// attempt (the proxy's forwarder calls it). Heard only by a [`drop_and_take`] that is dropping
-/// the attempt.
+/// Says where an attempt being dropped unfinished was waiting; for the `Drop` of an attempt
+/// (the proxy's forwarder calls it). Heard only by a [`drop_and_take`] that is dropping the
+/// attempt, so an attempt dropped for another reason (its client went away) is heard by no one.
 ///
 /// ```
 /// use mesh_core::{UpstreamCluster, abandoned::{drop_and_take, report_abandoned}, error::UpstreamTarget};
@@ -35,6 +35,45 @@ thread_local! {
 /// ```
 pub fn report_abandoned(target: UpstreamTarget) {
     ABANDONED.with_borrow_mut(|slot| *slot = Some(target));
+}
+
+/// Reports where a wait is, should it be dropped before [`disarm`](ReportOnDrop::disarm): for
+/// the waits of a request that a timeout may cut short (a connection-pool queue, a send). The
+/// target is made only if it is reported.
+///
+/// ```
+/// use mesh_core::{UpstreamCluster, abandoned::{ReportOnDrop, drop_and_take}, error::UpstreamTarget};
+/// let cluster = || UpstreamTarget::cluster_only(UpstreamCluster("outbound|80||catalog".into()));
+/// let mut waiting = Box::pin(Some(ReportOnDrop::new(cluster)));
+/// assert!(drop_and_take(waiting.as_mut()).is_some(), "cut short: reported");
+/// let mut done = Box::pin(Some(ReportOnDrop::new(cluster)));
+/// done.as_mut().as_pin_mut().map(|guard| guard.get_mut().disarm());
+/// assert!(drop_and_take(done.as_mut()).is_none(), "finished: not reported");
+/// ```
+pub struct ReportOnDrop<F: FnOnce() -> UpstreamTarget> {
+    target: Option<F>,
+}
+
+impl<F: FnOnce() -> UpstreamTarget> ReportOnDrop<F> {
+    /// A wait at the target `target` makes.
+    pub fn new(target: F) -> Self {
+        ReportOnDrop {
+            target: Some(target),
+        }
+    }
+
+    /// The wait is over: nothing to report.
+    pub fn disarm(&mut self) {
+        self.target = None;
+    }
+}
+
+impl<F: FnOnce() -> UpstreamTarget> Drop for ReportOnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(target) = self.target.take() {
+            report_abandoned(target());
+        }
+    }
 }
 
 /// Drops `future` (if it is still there) and returns where the attempt it held was waiting,

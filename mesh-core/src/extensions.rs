@@ -89,7 +89,8 @@ pub struct Routed {
 }
 
 /// The workload behind the upstream endpoint that served a request (its labels, as Istio's
-/// `destination_*` metric labels report them), set on the response by the proxy.
+/// `destination_*` metric labels report them); the proxy sets it on a response within an
+/// [`UpstreamTarget`](crate::error::UpstreamTarget).
 ///
 /// ```
 /// use mesh_core::{UpstreamWorkload, workload::Workload};

@@ -21,7 +21,7 @@ use http::{
 use mesh_core::{
     Body, BoxError, Destination, DownstreamAddr, MeshError, UpstreamCluster, UpstreamError,
     UpstreamHost, UpstreamWorkload,
-    abandoned::report_abandoned,
+    abandoned::{ReportOnDrop, report_abandoned},
     error::UpstreamTarget,
     outlier::{Outcome, OutlierDetector},
     retry::{ATTEMPT_COUNT, RetryContext},
@@ -173,9 +173,9 @@ impl Shared {
         authority: &Authority,
         port: u16,
     ) -> Result<Response<Body>, BoxError> {
-        // On its first attempt, the request's context learns its cluster (where it waits,
-        // should a layer above give up on it at its deadline); and a request that may be
-        // retried is counted into that cluster's retry budget, which its retries draw from.
+        // On its first attempt, the request's context learns its cluster (for the retry layer
+        // to name it, should the per-try timeouts run out); and a request that may be retried
+        // is counted into that cluster's retry budget, which its retries draw from.
         let context = request.extensions().get::<RetryContext>();
         if let Some(context) = context
             && context.set_cluster(&UpstreamCluster(cluster.name.clone()))
@@ -194,7 +194,13 @@ impl Shared {
                 if let Some(context) = context {
                     context.set_breaker(breaker.clone());
                 }
-                Some(breaker.acquire().await.map_err(refused)?)
+                // Queued for the pool, a request a timeout cuts short names its cluster.
+                let mut queued = ReportOnDrop::new(|| {
+                    UpstreamTarget::cluster_only(UpstreamCluster(cluster.name.clone()))
+                });
+                let admitted = breaker.acquire().await.map_err(refused)?;
+                queued.disarm();
+                Some(admitted)
             }
             None => None,
         };
@@ -275,7 +281,15 @@ impl Shared {
             context.set_cluster(&UpstreamCluster(Arc::from(PASSTHROUGH_CLUSTER)));
             context.record_host(&target);
         }
-        let mut response = self.upstream.send_to_authority(request, &target).await?;
+        // Cut short by a timeout, the request names where it was waiting.
+        let mut sending = ReportOnDrop::new(|| UpstreamTarget {
+            cluster: UpstreamCluster(Arc::from(PASSTHROUGH_CLUSTER)),
+            host: Some(UpstreamHost(target.clone())),
+            workload: None,
+        });
+        let sent = self.upstream.send_to_authority(request, &target).await;
+        sending.disarm();
+        let mut response = sent?;
         response
             .extensions_mut()
             .insert(UpstreamCluster(Arc::from(PASSTHROUGH_CLUSTER)));
@@ -364,12 +378,13 @@ impl Drop for AttemptTimeoutWatch<'_> {
             if let Some((outlier, index)) = self.outlier {
                 outlier.report(index, Outcome::LocalOriginFailure, now);
             }
-            // For the timeout layer dropping the attempt: where it was waiting.
-            report_abandoned(UpstreamTarget {
-                cluster: UpstreamCluster(self.cluster.name.clone()),
-                host: Some(UpstreamHost(self.endpoint.authority.clone())),
-                workload: Some(UpstreamWorkload(self.endpoint.workload.clone())),
-            });
         }
+        // For a timeout layer dropping the attempt: where it was waiting (whatever deadline it
+        // cut short; heard by no one when the attempt is dropped for another reason).
+        report_abandoned(UpstreamTarget {
+            cluster: UpstreamCluster(self.cluster.name.clone()),
+            host: Some(UpstreamHost(self.endpoint.authority.clone())),
+            workload: Some(UpstreamWorkload(self.endpoint.workload.clone())),
+        });
     }
 }

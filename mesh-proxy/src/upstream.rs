@@ -289,7 +289,8 @@ impl Upstream {
 
     /// Sends `request` to `endpoint`. `authority` is the service name the client addressed,
     /// kept as `Host`/`:authority`; `permit` (the cluster's circuit-breaker admission) is held
-    /// until the response body ends.
+    /// until the response body ends. The response says nothing of where it was served: the
+    /// caller, which knows the cluster too, says it (the forwarder, with an `UpstreamTarget`).
     ///
     /// ```
     /// use mesh_proxy::{endpoint::{Endpoint, Protocol}, transport::Transport, upstream::Upstream};

@@ -3,8 +3,9 @@
 //!
 //! On the way in it notes the arrival time and the request's facts (cheap clones of the
 //! request's own header buffers, one allocation per request); on the way out it reads what the
-//! layers inside decided from the response extensions ([`Routed`], [`UpstreamCluster`],
-//! [`UpstreamHost`], [`UpstreamWorkload`], [`ResponseFlags`]) — or from a [`RoutedError`] and
+//! layers inside decided from the response extensions ([`Routed`], [`UpstreamTarget`] — or
+//! [`UpstreamCluster`], [`UpstreamHost`], [`UpstreamWorkload`] apart — [`ResponseFlags`]) —
+//! or from a [`RoutedError`] and
 //! the local reply an error becomes — and wraps the response body to count its bytes. When
 //! the body ends (or is dropped: flag `DC`), it records the metrics and hands the entry to the
 //! [`AccessLog`], whose writer formats it off the request path. A request whose client goes away

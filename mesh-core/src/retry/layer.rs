@@ -1192,6 +1192,30 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_untried_per_try_timeout_names_the_upstream_its_attempt_waited_on() {
+        use crate::{UpstreamCluster, abandoned::ReportOnDrop, error::UpstreamTarget};
+        // No policy: the one attempt, under the caller's per-try timeout; the attempt says
+        // where it waits when dropped, as the proxy's forwarder does.
+        let waiting = tower::service_fn(|_request: Request<Body>| async {
+            let _waiting = ReportOnDrop::new(|| {
+                UpstreamTarget::cluster_only(UpstreamCluster("outbound|80||catalog".into()))
+            });
+            std::future::pending::<Result<Response<Body>, BoxError>>().await
+        });
+        let mut request = get();
+        request.headers_mut().insert(
+            UPSTREAM_RQ_PER_TRY_TIMEOUT_MS,
+            HeaderValue::from_static("150"),
+        );
+        let error = bounded(RetryLayer::new().layer(waiting).oneshot(request))
+            .await
+            .unwrap_err();
+        assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+        let target = crate::UpstreamError::find(&error).unwrap().target();
+        assert_eq!(&*target.cluster.0, "outbound|80||catalog");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn per_try_timeout_header_overrides_and_is_consumed() {
         let upstream = Upstream::new([Reply::Hang]);
         let svc = RetryLayer::new().layer(upstream.clone());
