@@ -75,6 +75,42 @@ impl<B, W: BodyWatcher> WatchedBody<B, W> {
     }
 }
 
+/// `response` with its body watched by `watcher` — or, when the response ends with its headers,
+/// `watcher` told of the end at once: a response to `HEAD` (`head`), a 204 or a 304, whatever
+/// their headers say, or a body that says it has ended, all of which a server drops unpolled.
+///
+/// ```
+/// use mesh_core::watched_body::{BodyWatcher, watch_response};
+/// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+///
+/// struct Ended(Arc<AtomicBool>);
+/// impl BodyWatcher for Ended {
+///     fn end(self) { self.0.store(true, Ordering::Relaxed) }
+///     fn abandon(self) {}
+/// }
+/// let ended = Arc::new(AtomicBool::new(false));
+/// let response = http::Response::new(http_body_util::Full::new(bytes::Bytes::from("body")));
+/// let response = watch_response(response, Some(Ended(ended.clone())), true);
+/// assert!(ended.load(Ordering::Relaxed), "a response to HEAD ends with its headers");
+/// # drop(response);
+/// ```
+pub fn watch_response<B: HttpBody, W: BodyWatcher>(
+    response: http::Response<B>,
+    watcher: Option<W>,
+    head: bool,
+) -> http::Response<WatchedBody<B, W>> {
+    let bodiless =
+        head || matches!(response.status().as_u16(), 204 | 304) || response.body().is_end_stream();
+    let watcher = match watcher {
+        Some(watcher) if bodiless => {
+            watcher.end();
+            None
+        }
+        watcher => watcher,
+    };
+    response.map(|inner| WatchedBody::new(inner, watcher))
+}
+
 impl<B, W> HttpBody for WatchedBody<B, W>
 where
     B: HttpBody,
@@ -163,6 +199,29 @@ mod tests {
         }
         fn abandon(self) {
             self.said("abandon");
+        }
+    }
+
+    #[test]
+    fn responses_that_end_with_their_headers_are_told_so_at_once() {
+        let response = |status: u16, body: &'static [u8]| {
+            let mut response = http::Response::new(Full::new(Bytes::from_static(body)));
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            response
+        };
+        for (status, body, head, ends_now) in [
+            (200, &b"body"[..], false, false),
+            (200, b"body", true, true),
+            (204, b"", false, true),
+            (304, b"stale", false, true),
+            (200, b"", false, true),
+        ] {
+            let heard = Heard::default();
+            let watched = watch_response(response(status, body), Some(heard.clone()), head);
+            let told = heard.all() == ["end"];
+            assert_eq!(told, ends_now, "{status} {body:?} head={head}");
+            drop(watched);
+            assert_eq!(heard.all().len(), 1, "told once: {:?}", heard.all());
         }
     }
 

@@ -32,7 +32,7 @@ use mesh_core::{
     authority::request_authority,
     error::UpstreamTarget,
     local_reply::error_to_response,
-    watched_body::{BodyWatcher, WatchedBody},
+    watched_body::{BodyWatcher, WatchedBody, watch_response},
 };
 use pin_project::pin_project;
 use std::{
@@ -511,11 +511,6 @@ impl OpenSpan {
         }
     }
 
-    /// Whether the response ends with its headers: no body to wait for.
-    fn bodiless<B: HttpBody>(&self, body: &B) -> bool {
-        self.head || matches!(self.status, 204 | 304) || body.is_end_stream()
-    }
-
     /// Ends the span and reports it.
     fn close(mut self) {
         let span = &mut self.span;
@@ -618,14 +613,8 @@ where
                         Some(response.headers()),
                     );
                 }
-                let pending = match open {
-                    Some(open) if open.bodiless(response.body()) => {
-                        open.close();
-                        None
-                    }
-                    open => open.map(PendingSpan),
-                };
-                Ok(response.map(|inner| WatchedBody::new(inner, pending)))
+                let head = open.as_ref().is_some_and(|open| open.head);
+                Ok(watch_response(response, open.map(PendingSpan), head))
             }
             Err(error) => {
                 if let Some(mut open) = open {

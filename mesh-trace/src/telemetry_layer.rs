@@ -39,7 +39,7 @@ use mesh_core::{
     body_count::BodyBytesRead,
     error::UpstreamTarget,
     local_reply::error_to_response,
-    watched_body::{BodyWatcher, WatchedBody},
+    watched_body::{BodyWatcher, WatchedBody, watch_response},
     workload::Workload,
 };
 use pin_project::{pin_project, pinned_drop};
@@ -586,12 +586,6 @@ impl Recording {
         self.response_bytes += bytes;
     }
 
-    /// Whether the response ends with its headers: HEAD, 204 and 304 responses have no body
-    /// (a server drops one unread).
-    fn bodiless(&self) -> bool {
-        self.head || matches!(self.status, 204 | 304)
-    }
-
     /// Reports a request its client went away from (flag `DC`).
     fn abandon(mut self: Box<Self>) {
         self.flags
@@ -760,14 +754,8 @@ where
                 if let Some(recording) = &mut recording {
                     recording.response(&response);
                 }
-                let pending = match recording {
-                    Some(recording) if recording.bodiless() || response.body().is_end_stream() => {
-                        recording.finish();
-                        None
-                    }
-                    recording => recording.map(PendingReport),
-                };
-                Ok(response.map(|inner| WatchedBody::new(inner, pending)))
+                let head = recording.as_ref().is_some_and(|r| r.head);
+                Ok(watch_response(response, recording.map(PendingReport), head))
             }
             Err(error) => {
                 if let Some(mut recording) = recording {
