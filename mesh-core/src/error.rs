@@ -325,6 +325,59 @@ impl UpstreamTarget {
             workload: None,
         }
     }
+
+    /// Where a response says it was served: its `UpstreamTarget` (the proxy's forwarder sets
+    /// one), else each fact set apart (tunnels, catch-all clusters, an embedder's service).
+    ///
+    /// ```
+    /// use mesh_core::{UpstreamCluster, UpstreamHost, error::UpstreamTarget};
+    /// let mut served = http::Extensions::new();
+    /// served.insert(UpstreamTarget::cluster_only(UpstreamCluster("outbound|80||catalog".into())));
+    /// assert_eq!(&*UpstreamTarget::of_response(&served).cluster.unwrap().0, "outbound|80||catalog");
+    /// let mut apart = http::Extensions::new();
+    /// apart.insert(UpstreamHost("10.0.0.1:80".parse().unwrap()));
+    /// let facts = UpstreamTarget::of_response(&apart);
+    /// assert!(facts.cluster.is_none() && facts.host.is_some());
+    /// ```
+    pub fn of_response(extensions: &http::Extensions) -> ServedBy<'_> {
+        match extensions.get::<UpstreamTarget>() {
+            Some(target) => ServedBy::from(target),
+            None => ServedBy {
+                cluster: extensions.get(),
+                host: extensions.get(),
+                workload: extensions.get(),
+            },
+        }
+    }
+}
+
+/// The facts of where a request went, borrowed: from an [`UpstreamTarget`], or from a
+/// response's extensions ([`UpstreamTarget::of_response`]).
+///
+/// ```
+/// use mesh_core::{UpstreamCluster, error::{ServedBy, UpstreamTarget}};
+/// let target = UpstreamTarget::cluster_only(UpstreamCluster("outbound|80||catalog".into()));
+/// let facts = ServedBy::from(&target);
+/// assert!(facts.cluster.is_some() && facts.host.is_none() && facts.workload.is_none());
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServedBy<'a> {
+    /// The cluster.
+    pub cluster: Option<&'a crate::UpstreamCluster>,
+    /// The endpoint.
+    pub host: Option<&'a crate::UpstreamHost>,
+    /// The endpoint's workload.
+    pub workload: Option<&'a crate::UpstreamWorkload>,
+}
+
+impl<'a> From<&'a UpstreamTarget> for ServedBy<'a> {
+    fn from(target: &'a UpstreamTarget) -> Self {
+        ServedBy {
+            cluster: Some(&target.cluster),
+            host: target.host.as_ref(),
+            workload: target.workload.as_ref(),
+        }
+    }
 }
 
 /// A failure at an upstream endpoint (connect failure, reset, per-try timeout…), with where the

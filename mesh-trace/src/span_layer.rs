@@ -537,14 +537,6 @@ impl OpenSpan {
     }
 }
 
-/// The upstream cluster a response names: in the proxy's [`UpstreamTarget`], or on its own.
-fn upstream_cluster(extensions: &http::Extensions) -> Option<&UpstreamCluster> {
-    match extensions.get::<UpstreamTarget>() {
-        Some(target) => Some(&target.cluster),
-        None => extensions.get::<UpstreamCluster>(),
-    }
-}
-
 /// The protocol as Envoy tags it.
 fn protocol(version: http::Version) -> &'static str {
     match version {
@@ -609,7 +601,7 @@ where
                     open.response(
                         response.status().as_u16(),
                         response.extensions().get::<ResponseFlags>(),
-                        upstream_cluster(response.extensions()),
+                        UpstreamTarget::of_response(response.extensions()).cluster,
                         Some(response.headers()),
                     );
                 }

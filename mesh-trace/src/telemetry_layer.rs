@@ -3,9 +3,8 @@
 //!
 //! On the way in it notes the arrival time and the request's facts (cheap clones of the
 //! request's own header buffers, one allocation per request); on the way out it reads what the
-//! layers inside decided from the response extensions ([`Routed`], [`UpstreamTarget`] — or
-//! [`UpstreamCluster`], [`UpstreamHost`], [`UpstreamWorkload`] apart — [`ResponseFlags`]) —
-//! or from a [`RoutedError`] and
+//! layers inside decided from the response extensions ([`Routed`], where it was served
+//! ([`UpstreamTarget::of_response`]), [`ResponseFlags`]) — or from a [`RoutedError`] and
 //! the local reply an error becomes — and wraps the response body to count its bytes. When
 //! the body ends (or is dropped: flag `DC`), it records the metrics and hands the entry to the
 //! [`AccessLog`], whose writer formats it off the request path. A request whose client goes away
@@ -33,11 +32,10 @@ use http::{
 use http_body::Body as HttpBody;
 use mesh_core::{
     BoxError, DownstreamAddr, LocalReplyDetails, MeshError, PeerIdentity, ResponseFlag,
-    ResponseFlags, Routed, RoutedError, UpstreamCluster, UpstreamError, UpstreamHost,
-    UpstreamWorkload,
+    ResponseFlags, Routed, RoutedError, UpstreamError,
     authority::addressed_authority,
     body_count::BodyBytesRead,
-    error::UpstreamTarget,
+    error::{ServedBy, UpstreamTarget},
     local_reply::error_to_response,
     watched_body::{BodyWatcher, WatchedBody, watch_response},
     workload::Workload,
@@ -490,19 +488,7 @@ impl Recording {
         }
         self.local_reply = extensions.get::<LocalReplyDetails>().map(|d| d.0.clone());
         self.routed(extensions.get::<Routed>());
-        // The proxy's forwarder says it in one extension; others may say each fact apart.
-        match extensions.get::<UpstreamTarget>() {
-            Some(target) => self.upstream(
-                Some(&target.cluster),
-                target.host.as_ref(),
-                target.workload.as_ref(),
-            ),
-            None => self.upstream(
-                extensions.get::<UpstreamCluster>(),
-                extensions.get::<UpstreamHost>(),
-                extensions.get::<UpstreamWorkload>(),
-            ),
-        }
+        self.upstream(UpstreamTarget::of_response(extensions));
         let headers = response.headers();
         if self.facts.is_some() {
             self.upstream_service_time = headers.get(X_ENVOY_UPSTREAM_SERVICE_TIME).cloned();
@@ -514,12 +500,12 @@ impl Recording {
     }
 
     /// Takes where the request was sent upstream.
-    fn upstream(
-        &mut self,
-        cluster: Option<&UpstreamCluster>,
-        host: Option<&UpstreamHost>,
-        workload: Option<&UpstreamWorkload>,
-    ) {
+    fn upstream(&mut self, served: ServedBy<'_>) {
+        let ServedBy {
+            cluster,
+            host,
+            workload,
+        } = served;
         self.catch_all = cluster.and_then(|c| CatchAllCluster::of(&c.0));
         if self.facts.is_some() {
             self.upstream_cluster = cluster.map(|c| c.0.clone());
@@ -553,12 +539,7 @@ impl Recording {
         self.response(&reply);
         self.routed(error.downcast_ref::<RoutedError>().map(RoutedError::routed));
         if let Some(failed) = UpstreamError::find(error) {
-            let target = failed.target();
-            self.upstream(
-                Some(&target.cluster),
-                target.host.as_ref(),
-                target.workload.as_ref(),
-            );
+            self.upstream(ServedBy::from(failed.target()));
         }
         let hint = HttpBody::size_hint(reply.body());
         self.count_response_body(hint.exact().unwrap_or(hint.lower()));
