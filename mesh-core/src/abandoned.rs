@@ -103,10 +103,7 @@ pub fn drop_and_take<F>(mut future: Pin<&mut Option<F>>) -> Option<UpstreamTarge
 /// assert!(UpstreamError::find(&error).is_none(), "no attempt said where it was");
 /// ```
 pub fn timed_out<F>(future: Pin<&mut Option<F>>) -> BoxError {
-    match drop_and_take(future) {
-        Some(target) => UpstreamError::new(target, MeshError::Timeout).into(),
-        None => MeshError::Timeout.into(),
-    }
+    UpstreamError::at(drop_and_take(future), MeshError::Timeout)
 }
 
 #[cfg(test)]

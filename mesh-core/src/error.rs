@@ -427,6 +427,23 @@ impl UpstreamError {
         }
     }
 
+    /// `source`, at `target` when it is known (else `source` alone).
+    ///
+    /// ```
+    /// use mesh_core::{MeshError, UpstreamCluster, UpstreamError, error::UpstreamTarget};
+    /// assert!(UpstreamError::find(&UpstreamError::at(None, MeshError::Timeout)).is_none());
+    /// let target = UpstreamTarget::cluster_only(UpstreamCluster("outbound|80||catalog".into()));
+    /// let error = UpstreamError::at(Some(target), MeshError::Timeout);
+    /// assert_eq!(&*UpstreamError::find(&error).unwrap().target().cluster.0, "outbound|80||catalog");
+    /// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+    /// ```
+    pub fn at(target: Option<UpstreamTarget>, source: MeshError) -> BoxError {
+        match target {
+            Some(target) => UpstreamError::new(target, source).into(),
+            None => source.into(),
+        }
+    }
+
     /// Where the request had been sent.
     ///
     /// ```

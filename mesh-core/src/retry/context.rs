@@ -234,23 +234,4 @@ impl RetryContext {
             workload,
         })
     }
-
-    /// `error` (an abandoned attempt's timeout), carrying [`last_target`](Self::last_target)
-    /// when there is one, as an upstream's own failures do.
-    ///
-    /// ```
-    /// use mesh_core::{MeshError, UpstreamCluster, UpstreamError, retry::RetryContext};
-    /// let context = RetryContext::default();
-    /// assert!(UpstreamError::find(&context.at_last_target(MeshError::Timeout)).is_none());
-    /// context.set_cluster(&UpstreamCluster("outbound|80||catalog".into()));
-    /// let error = context.at_last_target(MeshError::Timeout);
-    /// assert_eq!(&*UpstreamError::find(&error).unwrap().target().cluster.0, "outbound|80||catalog");
-    /// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
-    /// ```
-    pub fn at_last_target(&self, error: crate::MeshError) -> crate::BoxError {
-        match self.last_target() {
-            Some(target) => crate::UpstreamError::new(target, error).into(),
-            None => error.into(),
-        }
-    }
 }

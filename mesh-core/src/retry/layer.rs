@@ -25,7 +25,7 @@ use super::{
     effective_per_try_timeout, replay::ReplayError, request_override::RetryOverride,
 };
 use crate::{
-    Body, BoxError, MeshError, ResponseFlag, abandoned, body,
+    Body, BoxError, MeshError, ResponseFlag, UpstreamError, abandoned, body,
     circuit_breaker::RetryPermit,
     control_headers::ControlHeaders,
     flags::mark_outcome,
@@ -561,7 +561,9 @@ impl Outcome {
     fn into_result(self, context: &RetryContext) -> Result<Response<Body>, BoxError> {
         match self {
             Outcome::Done(result) => result,
-            Outcome::PerTryTimeout => Err(context.at_last_target(MeshError::Timeout)),
+            Outcome::PerTryTimeout => {
+                Err(UpstreamError::at(context.last_target(), MeshError::Timeout))
+            }
         }
     }
 }
