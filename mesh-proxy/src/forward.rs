@@ -186,8 +186,7 @@ impl Shared {
         }
         // Refused before an endpoint is tried (UO, UH): telemetry still learns the cluster.
         let refused = |error: MeshError| -> BoxError {
-            let target = UpstreamTarget::cluster_only(UpstreamCluster(cluster.name.clone()));
-            UpstreamError::new(target, error).into()
+            UpstreamError::new(upstream_target(cluster, None), error).into()
         };
         let permit = match &cluster.breaker {
             Some(breaker) => {
@@ -195,9 +194,7 @@ impl Shared {
                     context.set_breaker(breaker.clone());
                 }
                 // Queued for the pool, a request a timeout cuts short names its cluster.
-                let mut queued = ReportOnDrop::new(|| {
-                    UpstreamTarget::cluster_only(UpstreamCluster(cluster.name.clone()))
-                });
+                let mut queued = ReportOnDrop::new(|| upstream_target(cluster, None));
                 let admitted = breaker.acquire().await.map_err(refused)?;
                 queued.disarm();
                 Some(admitted)
@@ -235,26 +232,14 @@ impl Shared {
             };
             outlier.report(index, outcome, answered);
         }
+        // Telemetry learns where it was served, or where it failed.
+        let served = upstream_target(cluster, Some(endpoint));
         match result {
-            // Where it was served, for telemetry: one extension, not one per fact.
             Ok(mut response) => {
-                response.extensions_mut().insert(UpstreamTarget {
-                    cluster: UpstreamCluster(cluster.name.clone()),
-                    host: Some(UpstreamHost(endpoint.authority.clone())),
-                    workload: Some(UpstreamWorkload(endpoint.workload.clone())),
-                });
+                response.extensions_mut().insert(served);
                 Ok(response)
             }
-            // Telemetry reports where the failed request went.
-            Err(error) => Err(UpstreamError::new(
-                UpstreamTarget {
-                    cluster: UpstreamCluster(cluster.name.clone()),
-                    host: Some(UpstreamHost(endpoint.authority.clone())),
-                    workload: Some(UpstreamWorkload(endpoint.workload.clone())),
-                },
-                error,
-            )
-            .into()),
+            Err(error) => Err(UpstreamError::new(served, error).into()),
         }
     }
 
@@ -277,23 +262,31 @@ impl Shared {
             ));
         }
         request.headers_mut().remove(http::header::TE);
+        let passthrough = UpstreamCluster(Arc::from(PASSTHROUGH_CLUSTER));
         if let Some(context) = request.extensions().get::<RetryContext>() {
-            context.set_cluster(&UpstreamCluster(Arc::from(PASSTHROUGH_CLUSTER)));
+            context.set_cluster(&passthrough);
             context.record_host(&target);
         }
         // Cut short by a timeout, the request names where it was waiting.
         let mut sending = ReportOnDrop::new(|| UpstreamTarget {
-            cluster: UpstreamCluster(Arc::from(PASSTHROUGH_CLUSTER)),
+            cluster: passthrough.clone(),
             host: Some(UpstreamHost(target.clone())),
             workload: None,
         });
         let sent = self.upstream.send_to_authority(request, &target).await;
         sending.disarm();
         let mut response = sent?;
-        response
-            .extensions_mut()
-            .insert(UpstreamCluster(Arc::from(PASSTHROUGH_CLUSTER)));
+        response.extensions_mut().insert(passthrough.clone());
         Ok(response)
+    }
+}
+
+/// Where a request at `cluster` went: to `endpoint`, once one was picked.
+fn upstream_target(cluster: &ClusterEndpoints, endpoint: Option<&Endpoint>) -> UpstreamTarget {
+    UpstreamTarget {
+        cluster: UpstreamCluster(cluster.name.clone()),
+        host: endpoint.map(|e| UpstreamHost(e.authority.clone())),
+        workload: endpoint.map(|e| UpstreamWorkload(e.workload.clone())),
     }
 }
 
@@ -381,10 +374,6 @@ impl Drop for AttemptTimeoutWatch<'_> {
         }
         // For a timeout layer dropping the attempt: where it was waiting (whatever deadline it
         // cut short; heard by no one when the attempt is dropped for another reason).
-        report_abandoned(UpstreamTarget {
-            cluster: UpstreamCluster(self.cluster.name.clone()),
-            host: Some(UpstreamHost(self.endpoint.authority.clone())),
-            workload: Some(UpstreamWorkload(self.endpoint.workload.clone())),
-        });
+        report_abandoned(upstream_target(self.cluster, Some(self.endpoint)));
     }
 }
