@@ -9,8 +9,8 @@
 //! `x-envoy-expected-rq-timeout-ms`. On expiry the request fails with
 //! [`MeshError::Timeout`] — 504 `upstream request timeout`, flag `UT` — carrying the upstream
 //! cluster and endpoint the request was waiting on when the attempt in flight said so as it
-//! was dropped ([`abandoned`]). Placed outside the retry layer, it covers
-//! every attempt and back-off.
+//! was dropped ([`abandoned`]). Placed outside the retry layer, it covers every attempt and
+//! back-off.
 
 use crate::{BoxError, MeshError, abandoned, control_headers::ControlHeaders, policy::RoutePolicy};
 use http::{HeaderMap, HeaderName, HeaderValue, Request};

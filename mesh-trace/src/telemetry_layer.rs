@@ -883,6 +883,26 @@ mod tests {
             .collect()
     }
 
+    /// The first sample of histogram `name` in `snapshot` (taking a snapshot drains them).
+    fn first_sample(
+        snapshot: &[(
+            metrics_util::CompositeKey,
+            Option<metrics::Unit>,
+            Option<metrics::SharedString>,
+            DebugValue,
+        )],
+        name: &str,
+    ) -> f64 {
+        snapshot
+            .iter()
+            .find(|(key, ..)| key.key().name() == name)
+            .map(|(.., value)| match value {
+                DebugValue::Histogram(samples) => samples[0].into_inner(),
+                _ => panic!("a histogram"),
+            })
+            .unwrap()
+    }
+
     fn get() -> Request<Empty<Bytes>> {
         Request::get("http://catalog/items")
             .body(Empty::new())
@@ -1072,14 +1092,7 @@ mod tests {
         response.into_body().collect().await.unwrap();
         assert_eq!(only_line(&log, &out)["bytes_received"], 23);
         let snapshot = snapshotter.snapshot().into_vec();
-        let request_bytes = snapshot
-            .iter()
-            .find(|(key, ..)| key.key().name() == "istio_request_bytes")
-            .map(|(.., value)| match value {
-                DebugValue::Histogram(samples) => samples[0].into_inner(),
-                _ => panic!("a histogram"),
-            })
-            .unwrap();
+        let request_bytes = first_sample(&snapshot, "istio_request_bytes");
         let head = "POST /upload HTTP/1.1\r\ncontent-type: application/grpc\r\n".len();
         assert_eq!(request_bytes, (head + 23) as f64);
     }
@@ -1100,16 +1113,7 @@ mod tests {
         assert_eq!(line["bytes_sent"], 10);
         // One snapshot: taking one drains the histograms.
         let snapshot = snapshotter.snapshot().into_vec();
-        let histogram = |name: &str| {
-            snapshot
-                .iter()
-                .find(|(key, ..)| key.key().name() == name)
-                .map(|(.., value)| match value {
-                    DebugValue::Histogram(samples) => samples[0].into_inner(),
-                    _ => panic!("a histogram"),
-                })
-                .unwrap()
-        };
+        let histogram = |name: &str| first_sample(&snapshot, name);
         assert!(histogram("istio_request_bytes") > 3.0, "headers count too");
         assert!(
             histogram("istio_response_bytes") > 10.0,

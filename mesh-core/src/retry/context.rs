@@ -60,7 +60,7 @@ impl RetryContext {
     /// ```
     /// use mesh_core::retry::RetryContext;
     /// let context = RetryContext::default();
-    /// assert!(!context.may_retry(), "a context the timeout layer made, say");
+    /// assert!(!context.may_retry(), "one a layer above made, say");
     /// context.clone().allow_retries();
     /// assert!(context.may_retry());
     /// ```
