@@ -6,19 +6,15 @@
 //! request) is not known until it has been read, so [`count_streamed_body`], where a request
 //! enters the mesh, wraps such a body in a [`CountedBody`] and puts the count, a
 //! [`BodyBytesRead`], on the request's extensions, where the telemetry layer reads it when the
-//! exchange ends. A body of announced size is not wrapped and costs nothing more.
+//! exchange ends. A body of announced size gets no count and costs nothing more. The counting
+//! body is a [`WatchedBody`] whose watcher is the count.
 
-use bytes::Buf;
+use crate::watched_body::{BodyWatcher, WatchedBody};
 use http::Request;
-use http_body::{Body as HttpBody, Frame, SizeHint};
-use pin_project::pin_project;
-use std::{
-    pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    task::{Context, Poll, ready},
+use http_body::Body as HttpBody;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
 };
 
 /// The data bytes a streamed request body has delivered so far; on the request's extensions.
@@ -45,10 +41,6 @@ impl BodyBytesRead {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
-
-    fn add(&self, bytes: usize) {
-        self.0.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
 }
 
 /// Wraps `request`'s body in a [`CountedBody`], counting into a [`BodyBytesRead`] on its
@@ -73,50 +65,29 @@ pub fn count_streamed_body<B: HttpBody>(request: Request<B>) -> Request<CountedB
             Some(read)
         }
     };
-    Request::from_parts(parts, CountedBody { inner: body, read })
+    Request::from_parts(parts, WatchedBody::new(body, read))
 }
 
 /// A body that counts its data bytes into a [`BodyBytesRead`], when it has one; see
 /// [`count_streamed_body`].
-#[pin_project]
-#[derive(Debug)]
-pub struct CountedBody<B> {
-    #[pin]
-    inner: B,
-    read: Option<BodyBytesRead>,
-}
+pub type CountedBody<B> = WatchedBody<B, BodyBytesRead>;
 
-impl<B: HttpBody> HttpBody for CountedBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let this = self.project();
-        let polled = ready!(this.inner.poll_frame(cx));
-        if let (Some(read), Some(Ok(frame))) = (this.read.as_ref(), &polled)
-            && let Some(data) = frame.data_ref()
-        {
-            read.add(data.remaining());
-        }
-        Poll::Ready(polled)
+/// The count watches its body's data frames; how the body ends is not its business.
+impl BodyWatcher for BodyBytesRead {
+    fn data(&mut self, bytes: u64) {
+        self.0.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
+    fn end(self) {}
 
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+    fn abandon(self) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use http_body::Frame;
     use http_body_util::{BodyExt, Empty, Full, StreamBody};
     use std::convert::Infallible;
 

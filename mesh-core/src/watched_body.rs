@@ -1,6 +1,7 @@
-//! [`WatchedBody`]: a response body that tells a [`BodyWatcher`] what passes through it and
-//! how it ends, for the layers that report an exchange only once its body is over (telemetry,
-//! spans).
+//! [`WatchedBody`]: a body that tells a [`BodyWatcher`] what passes through it and how it
+//! ends, for the layers that report an exchange only once its response body is over
+//! (telemetry, spans), and for counting a streamed request body
+//! ([`body_count`](crate::body_count)).
 //!
 //! A body ends with its last frame, at an error, with its trailers (a body's last frame), or
 //! when it says it has ended ([`ended_with`](crate::body::ended_with)) — a server may drop such

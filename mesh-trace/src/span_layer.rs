@@ -6,8 +6,9 @@
 //! (place it inside that layer); requests without one, or not sampled, pass through at the
 //! cost of one extension lookup. The span runs from the request's arrival to the end of its
 //! response body, as Envoy's does (to its headers when the response has no body: `HEAD`, `204`,
-//! `304`, an empty body; to the error when there is no response). Tags: `http.method`, `http.url` (cut to 256 characters),
-//! `http.protocol`, `user_agent`, `guid:x-request-id`, `component: proxy`, `node_id`,
+//! `304`, an empty body; to the error when there is no response). Tags: `http.method`,
+//! `http.url` (cut to 256 characters), `http.protocol`, `user_agent`, `guid:x-request-id`,
+//! `component: proxy`, `node_id`,
 //! `istio.canonical_service`, `istio.canonical_revision`, `istio.namespace`,
 //! `http.status_code`, `response_flags` (`-` when none), `upstream_cluster`, the custom tags,
 //! `grpc.status_code` (from the response trailers, or the headers of a trailers-only reply),
