@@ -4,7 +4,9 @@
 //! future, and with it the attempt in flight at an upstream. The attempt's own drop knows where
 //! it was waiting and says so ([`report_abandoned`]); the timeout layer, which dropped it on
 //! this thread a moment before, takes that up ([`drop_and_take`]) and fails with a `UT` that
-//! names the upstream cluster and endpoint, as Envoy logs it. Nothing is shared or allocated
+//! names the upstream cluster and endpoint, as Envoy logs it. A request cut short between
+//! attempts (backing off before a retry) names where its last attempt went, which the
+//! [retry layer](crate::retry) reports. Nothing is shared or allocated
 //! until an attempt is abandoned: the message goes through a per-thread slot, written and read
 //! within one synchronous drop.
 

@@ -464,9 +464,23 @@ struct RetryState<S> {
     context: RetryContext,
     /// The breaker's admission for the retry in flight.
     retry_permit: Option<RetryPermit>,
-    /// While backing off: the last attempt's result, answered if the retry cannot be made.
-    /// Kept here rather than in [`Phase::Backoff`] so that every request's future stays small.
+    /// Between attempts (backing off, then waiting for the service): the last attempt's
+    /// result, answered if the retry cannot be made. Kept here rather than in
+    /// [`Phase::Backoff`] so that every request's future stays small.
     last: Option<Result<Response<Body>, BoxError>>,
+}
+
+impl<S> Drop for RetryState<S> {
+    /// Cut short between attempts (a route timeout during the back-off, say), the request
+    /// names where its last attempt went, as Envoy's access log does: the layer that dropped
+    /// it takes that up through [`abandoned`].
+    fn drop(&mut self) {
+        if self.last.is_some()
+            && let Some(target) = self.context.last_target()
+        {
+            abandoned::report_abandoned(target);
+        }
+    }
 }
 
 impl<S> RetryState<S> {
@@ -667,6 +681,7 @@ where
                     if let Replay::Buffered(buffer) = &retry.replay {
                         match buffer.poll_read_ahead(cx) {
                             Poll::Ready(Err(ReplayError::Capped)) => {
+                                retry.last = None;
                                 return Poll::Ready(Ok(
                                     MeshError::BufferLimitExceeded.to_response()
                                 ));
@@ -685,6 +700,7 @@ where
                 }
                 PhaseProj::Ready => {
                     if let Err(error) = ready!(retry.service.poll_ready(cx)) {
+                        retry.last = None;
                         return Poll::Ready(Err(error.into()));
                     }
                     retry.attempt += 1;
@@ -695,6 +711,7 @@ where
                     parts.extensions.insert(retry.context.clone());
                     retry.tell_expected_timeout(&mut parts.headers);
                     let body = retry.next_body.take().unwrap_or_else(body::empty);
+                    retry.last = None;
                     let future = retry.service.call(Request::from_parts(parts, body));
                     let timeout = retry.per_try.map(|d| Box::pin(tokio::time::sleep(d)));
                     phase.set(Phase::Attempt { future, timeout });
@@ -1215,6 +1232,70 @@ mod tests {
         assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
         let target = crate::UpstreamError::find(&error).unwrap().target();
         assert_eq!(&*target.cluster.0, "outbound|80||catalog");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_route_timeout_between_attempts_names_the_upstream_the_last_attempt_went_to() {
+        /// `upstream`, ready for its first call only: a retry waits for it for ever.
+        #[derive(Clone)]
+        struct ReadyOnce {
+            upstream: Upstream,
+            called: bool,
+        }
+        impl Service<Request<Body>> for ReadyOnce {
+            type Response = Response<Body>;
+            type Error = BoxError;
+            type Future = <Upstream as Service<Request<Body>>>::Future;
+            fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+                if self.called {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(Ok(()))
+                }
+            }
+            fn call(&mut self, request: Request<Body>) -> Self::Future {
+                self.called = true;
+                self.upstream.call(request)
+            }
+        }
+        let route_timeout = |retry: RetryLayer, inner| {
+            crate::timeout::TimeoutLayer::new(Some(Duration::from_millis(1)))
+                .layer(retry.layer(inner))
+        };
+        // During the back-off (its first draw is below 100 s: a 1 ms timeout fires within it
+        // but once in 100 000 runs), and while waiting for the service to be ready for the
+        // retry.
+        let backing_off = RetryLayer::with_policy(RetryPolicy {
+            backoff_base: Duration::from_secs(100),
+            ..on("5xx", 2)
+        });
+        let upstream = Upstream::new([Reply::Status(503)]);
+        let waiting = ReadyOnce {
+            upstream: Upstream::new([Reply::Status(503)]),
+            called: false,
+        };
+        let cases = [
+            (
+                "backing off",
+                route_timeout(backing_off, upstream.clone().boxed_clone()),
+            ),
+            (
+                "waiting to be ready",
+                route_timeout(RetryLayer::with_policy(on("5xx", 2)), waiting.boxed_clone()),
+            ),
+        ];
+        for (between, svc) in cases {
+            let error = bounded(svc.oneshot(get())).await.unwrap_err();
+            assert!(
+                matches!(MeshError::find(&error), Some(MeshError::Timeout)),
+                "{between}"
+            );
+            let target = crate::UpstreamError::find(&error)
+                .unwrap_or_else(|| panic!("{between}: no upstream named"))
+                .target();
+            assert_eq!(&*target.cluster.0, "outbound|80||scripted", "{between}");
+            assert_eq!(target.host.as_ref().unwrap().0, "10.0.0.1:80", "{between}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
