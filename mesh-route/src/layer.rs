@@ -234,7 +234,8 @@ where
         match &rule.action {
             Action::Redirect(redirect) => {
                 let authority = crate::matcher::request_authority(&request).unwrap_or("");
-                let response = redirect.respond(&request, authority, matched_prefix);
+                let listener_port = self.table.listener_port(self.scope);
+                let response = redirect.respond(&request, authority, matched_prefix, listener_port);
                 local_reply(rule, info, response)
             }
             Action::Direct(direct) => local_reply(rule, info, direct.respond()),
@@ -447,6 +448,34 @@ mod tests {
             response.extensions().get::<LocalReplyDetails>(),
             Some(&LocalReplyDetails::fixed("direct_response"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_gateway_redirect_from_the_request_port_takes_the_server_port_when_host_has_none() {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: shop}\nspec:\n  hosts: [shop.example.com]\n  gateways: [edge]\n  http:\n  - redirect: {authority: new.example.com, derivePort: FROM_REQUEST_PORT}\n";
+        let config = crate::config::Config::from_yaml_str(yaml).unwrap().config;
+        let ports = crate::config::gateway::served_ports(&config, &Default::default()).unwrap();
+        let table = RouteTable::compile_for(&config, &ports, &Default::default()).unwrap();
+        let scope = table.gateway_scope(8080).unwrap();
+        let svc = RouteLayer::new(Arc::new(table))
+            .in_scope(scope)
+            .layer(tower::service_fn(|_: Request<Body>| async {
+                Ok::<_, Infallible>(Response::new(body::empty()))
+            }));
+        for (host, location) in [
+            ("shop.example.com", "http://new.example.com:8080/items"),
+            ("shop.example.com:9090", "http://new.example.com:9090/items"),
+        ] {
+            let request = Request::get("/items").header(HOST, host);
+            let request = request.body(body::empty()).unwrap();
+            let response = svc.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 301, "{host}");
+            assert_eq!(
+                response.headers()[http::header::LOCATION],
+                location,
+                "{host}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -34,7 +34,7 @@ pub struct LocalRouteError {
 /// let spec = HttpRedirect { scheme: Some("https".into()), redirect_code: Some(308), ..Default::default() };
 /// let redirect = Redirect::compile(&spec, "redirect").unwrap();
 /// let request = http::Request::get("/cart?id=7").body(()).unwrap();
-/// let response = redirect.respond(&request, "shop.example.com", None);
+/// let response = redirect.respond(&request, "shop.example.com", None, None);
 /// assert_eq!(response.status(), 308);
 /// assert_eq!(response.headers()["location"], "https://shop.example.com/cart?id=7");
 /// ```
@@ -58,8 +58,9 @@ enum PortChoice {
     Fixed(u32),
     /// `derivePort: FROM_PROTOCOL_DEFAULT`: none, so the scheme's default applies.
     ProtocolDefault,
-    /// `derivePort: FROM_REQUEST_PORT` (Envoy `port_redirect` = the request's port): the
-    /// request's port, even when the redirect sets `authority`; none if the request has none.
+    /// `derivePort: FROM_REQUEST_PORT`: the request's port, even when the redirect sets
+    /// `authority`; with none in the request, the port of the listener it came in on when
+    /// there is one (Istio sets Envoy's `port_redirect` to the listener port), else none.
     FromRequest,
 }
 
@@ -72,7 +73,7 @@ impl Redirect {
     /// // Without `redirectCode`, the redirect is a 301.
     /// let redirect = Redirect::compile(&HttpRedirect::default(), "redirect").unwrap();
     /// let request = http::Request::get("/").body(()).unwrap();
-    /// assert_eq!(redirect.respond(&request, "a.example.com", None).status(), 301);
+    /// assert_eq!(redirect.respond(&request, "a.example.com", None, None).status(), 301);
     /// let bad = HttpRedirect { redirect_code: Some(404), ..Default::default() };
     /// assert!(Redirect::compile(&bad, "redirect").is_err());
     /// ```
@@ -103,7 +104,9 @@ impl Redirect {
     }
 
     /// The redirect reply for `request`, addressed to `authority`; `matched_prefix` is the URI
-    /// prefix the matching block used (for `prefixRewrite`).
+    /// prefix the matching block used (for `prefixRewrite`), `listener_port` the port the
+    /// request came in on, where one listener port serves the route (a gateway server's), for
+    /// `derivePort: FROM_REQUEST_PORT` when `authority` has no port.
     ///
     /// ```
     /// use mesh_route::{config::{HttpRedirect, RedirectPortSelection}, redirect::Redirect};
@@ -116,7 +119,7 @@ impl Redirect {
     /// };
     /// let redirect = Redirect::compile(&spec, "redirect").unwrap();
     /// let request = http::Request::get("/v1/items").body(()).unwrap();
-    /// let response = redirect.respond(&request, "old.example.com:8080", Some("/v1/"));
+    /// let response = redirect.respond(&request, "old.example.com:8080", Some("/v1/"), None);
     /// assert_eq!(response.headers()["location"], "http://new.example.com/v2/items");
     /// ```
     pub fn respond<B>(
@@ -124,6 +127,7 @@ impl Redirect {
         request: &Request<B>,
         authority: &str,
         matched_prefix: Option<&str>,
+        listener_port: Option<u16>,
     ) -> Response<Body> {
         let uri = request.uri();
         let scheme = self
@@ -144,7 +148,11 @@ impl Redirect {
             PortChoice::Fixed(p) => Some(p),
             PortChoice::ProtocolDefault => None,
             PortChoice::Keep => authority_port.map(u32::from),
-            PortChoice::FromRequest => original.as_ref().and_then(|(_, p)| *p).map(u32::from),
+            PortChoice::FromRequest => original
+                .as_ref()
+                .and_then(|(_, p)| *p)
+                .or(listener_port)
+                .map(u32::from),
         };
         let rewritten;
         let path = match (&self.path, &self.prefix_rewrite, matched_prefix) {
@@ -271,7 +279,7 @@ mod tests {
         };
         let r = Redirect::compile(&r, "r").unwrap();
         let req = Request::builder().uri("/old?a=1").body(()).unwrap();
-        let resp = r.respond(&req, "catalog:8080", None);
+        let resp = r.respond(&req, "catalog:8080", None, None);
         assert_eq!(resp.status(), 301);
         assert_eq!(
             resp.headers()[header::LOCATION],
@@ -288,7 +296,7 @@ mod tests {
         };
         let r = Redirect::compile(&r, "r").unwrap();
         let req = Request::builder().uri("/v1/items").body(()).unwrap();
-        let resp = r.respond(&req, "catalog", Some("/v1/"));
+        let resp = r.respond(&req, "catalog", Some("/v1/"), None);
         assert_eq!(resp.headers()[header::LOCATION], "https://catalog/v2/items");
     }
 
@@ -301,13 +309,19 @@ mod tests {
         };
         let r = Redirect::compile(&r, "r").unwrap();
         let req = Request::builder().uri("/items?a=1").body(()).unwrap();
-        let resp = r.respond(&req, "old.example.com:8080", None);
+        let resp = r.respond(&req, "old.example.com:8080", None, Some(80));
         assert_eq!(
             resp.headers()[header::LOCATION],
             "http://new.example.com:8080/items?a=1"
         );
-        // No port on the request: none is added.
-        let resp = r.respond(&req, "old.example.com", None);
+        // No port on the request: the listener's, on a gateway server's port ...
+        let resp = r.respond(&req, "old.example.com", None, Some(8443));
+        assert_eq!(
+            resp.headers()[header::LOCATION],
+            "http://new.example.com:8443/items?a=1"
+        );
+        // ... and none where no one listener port serves the route.
+        let resp = r.respond(&req, "old.example.com", None, None);
         assert_eq!(
             resp.headers()[header::LOCATION],
             "http://new.example.com/items?a=1"

@@ -503,6 +503,24 @@ impl RouteTable {
             .map(RouteScope)
     }
 
+    /// The one port whose listener serves `scope`'s routes: a gateway server's port; `None`
+    /// for the mesh, whose outbound listener takes every service's port.
+    ///
+    /// ```
+    /// use mesh_route::{RouteTable, config::{Config, gateway::served_ports}, table::RouteScope};
+    ///
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let ports = served_ports(&config, &Default::default()).unwrap();
+    /// let table = RouteTable::compile_for(&config, &ports, &Default::default()).unwrap();
+    /// assert_eq!(table.listener_port(table.gateway_scope(8080).unwrap()), Some(8080));
+    /// assert_eq!(table.listener_port(RouteScope::MESH), None);
+    /// ```
+    pub fn listener_port(&self, scope: RouteScope) -> Option<u16> {
+        let index = usize::from(scope.0).checked_sub(1)?;
+        self.gateways.get(index).map(|gateway| gateway.port)
+    }
+
     /// Where a connection goes: a tunnel to `host` (mesh scope: CONNECT through the outbound
     /// listener) or a connection to a gateway port (its `tcp` routes, or with `sni` its `tls`
     /// routes); `port` is the host's port or the gateway's.
