@@ -1,9 +1,12 @@
-//! The per-request cost of telemetry — Istio's standard metrics into a Prometheus recorder, and
-//! the access log (buffered for its writer thread, which formats and writes to a sink on the
-//! side) — against the no-op service alone, in one run. Every variant's inner service answers
-//! as the proxy's forwarder does: with the routing decision, upstream cluster, host and
-//! workload on the response, so the baseline pays for those too. `metrics_noop_recorder`
-//! records into `metrics::NoopRecorder`: the layer's own cost, without the exporter's.
+//! The per-request cost of telemetry — Istio's standard metrics into the mesh's Prometheus
+//! recorder, and the access log (buffered for its writer thread, which formats and writes to a
+//! sink on the side) — against the no-op service alone, in one run. Every variant's inner
+//! service answers as the proxy's forwarder does: with the routing decision, upstream cluster,
+//! host and workload on the response, so the baseline pays for those too.
+//! `metrics_noop_recorder` records into `metrics::NoopRecorder`: the layer's own cost, without
+//! the recorder's; `metrics_exporter_prometheus` records into that crate's recorder instead of
+//! ours, for comparison. `LAYER_BENCH_ROUNDS=N` runs the variants interleaved instead (see
+//! `support/layer_bench.rs`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -12,7 +15,7 @@ mod layer_bench;
 #[path = "support/wire_request.rs"]
 mod wire_request;
 
-use layer_bench::{Inner, bench};
+use layer_bench::{Inner, Variants};
 use mesh::core::{
     Body, Destination, RouteInfo, Routed, UpstreamCluster, UpstreamHost, UpstreamWorkload, body,
     error::UpstreamTarget, workload::Workload,
@@ -20,6 +23,7 @@ use mesh::core::{
 use mesh::trace::{
     access_log::{AccessLog, AccessLogConfig, Encoding},
     metrics::{ISTIO_BUCKETS, IstioMetrics, MetricsRecorder, Reporter},
+    prometheus::PrometheusRecorder,
     telemetry_layer::TelemetryLayer,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -65,17 +69,27 @@ fn forwarded() -> Inner {
     }))
 }
 
+/// Istio metrics of workload `web.shop` into `recorder`.
+fn istio_metrics(recorder: MetricsRecorder) -> IstioMetrics {
+    let local = Workload::from_labels("web", "shop", &Default::default());
+    IstioMetrics::new(recorder, Reporter::Source, local)
+}
+
+/// Into the mesh's Prometheus recorder, as the sidecar records them.
 fn metrics() -> IstioMetrics {
+    let recorder = PrometheusRecorder::new()
+        .with_buckets_for_prefix("istio_", &ISTIO_BUCKETS)
+        .expect("buckets");
+    istio_metrics(MetricsRecorder::Owned(Arc::new(recorder)))
+}
+
+/// Into `metrics-exporter-prometheus`'s recorder, with the same buckets.
+fn exporter_metrics() -> IstioMetrics {
     let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Prefix("istio_".into()), &ISTIO_BUCKETS)
         .expect("buckets")
         .build_recorder();
-    let local = Workload::from_labels("web", "shop", &Default::default());
-    IstioMetrics::new(
-        MetricsRecorder::Owned(Arc::new(recorder)),
-        Reporter::Source,
-        local,
-    )
+    istio_metrics(MetricsRecorder::Owned(Arc::new(recorder)))
 }
 
 fn access_log() -> AccessLog {
@@ -92,45 +106,31 @@ fn telemetry_layer(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    let mut group = c.benchmark_group("telemetry_layer");
-    bench(&mut group, &runtime, "noop", forwarded());
-    let metrics_only = TelemetryLayer::new().metrics(metrics());
-    bench(
-        &mut group,
-        &runtime,
-        "metrics",
-        metrics_only.layer(forwarded()),
-    );
-    let noop_metrics = IstioMetrics::new(
-        MetricsRecorder::Owned(Arc::new(metrics::NoopRecorder)),
-        Reporter::Source,
-        Workload::default(),
-    );
-    bench(
-        &mut group,
-        &runtime,
-        "metrics_noop_recorder",
-        TelemetryLayer::new()
-            .metrics(noop_metrics)
-            .layer(forwarded()),
-    );
-    let log_only = TelemetryLayer::new().access_log(access_log());
-    bench(
-        &mut group,
-        &runtime,
-        "access_log",
-        log_only.layer(forwarded()),
-    );
-    let both = TelemetryLayer::new()
-        .metrics(metrics())
-        .access_log(access_log());
-    bench(
-        &mut group,
-        &runtime,
-        "metrics_and_access_log",
-        both.layer(forwarded()),
-    );
-    group.finish();
+    let noop_metrics = istio_metrics(MetricsRecorder::Owned(Arc::new(metrics::NoopRecorder)));
+    let variants = [
+        ("metrics", TelemetryLayer::new().metrics(metrics())),
+        (
+            "metrics_exporter_prometheus",
+            TelemetryLayer::new().metrics(exporter_metrics()),
+        ),
+        (
+            "metrics_noop_recorder",
+            TelemetryLayer::new().metrics(noop_metrics),
+        ),
+        ("access_log", TelemetryLayer::new().access_log(access_log())),
+        (
+            "metrics_and_access_log",
+            TelemetryLayer::new()
+                .metrics(metrics())
+                .access_log(access_log()),
+        ),
+    ];
+    let mut group = Variants::default();
+    group.add("noop", None, forwarded());
+    for (name, layer) in variants {
+        group.add(name, None, layer.layer(forwarded()));
+    }
+    group.run(c, "telemetry_layer", &runtime);
 }
 
 criterion_group!(benches, telemetry_layer);

@@ -89,8 +89,19 @@ fn routed_request(wire: &WireBuffer, policy: Option<&RoutePolicy>) -> http::Requ
     request
 }
 
-/// Variants of one group, each a service boxed the same way (so the box's cost cancels out)
-/// and the route policy its requests carry.
+/// A variant run on its own for `requests` requests: the mean time of one.
+type Interleaved = Box<dyn Fn(&tokio::runtime::Runtime, &WireBuffer, u32) -> Duration>;
+
+/// A variant benched by criterion in a group.
+type CriterionBench = Box<
+    dyn for<'a> FnOnce(
+        &mut criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>,
+        &tokio::runtime::Runtime,
+    ),
+>;
+
+/// Variants of one group, each a service of its own type (called directly, not through a
+/// box, so none pays for one) and the route policy its requests carry.
 ///
 /// [`run`](Self::run) benches them with criterion; with `LAYER_BENCH_ROUNDS=N` in the
 /// environment it instead runs them interleaved — every variant in turn, N rounds of a
@@ -100,26 +111,38 @@ fn routed_request(wire: &WireBuffer, policy: Option<&RoutePolicy>) -> http::Requ
 #[allow(dead_code)] // not every bench uses it
 #[derive(Default)]
 pub struct Variants {
-    list: Vec<(String, Option<RoutePolicy>, Inner)>,
+    list: Vec<(String, Interleaved, CriterionBench)>,
 }
 
 #[allow(dead_code)]
 impl Variants {
-    /// Adds `service` as `name`, its requests carrying `policy`.
+    /// Adds `service` as `name`, its requests carrying `policy`; a failed call panics.
     pub fn add<S>(&mut self, name: &str, policy: Option<&RoutePolicy>, service: S)
     where
-        S: Service<http::Request<Body>, Response = http::Response<Body>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
+        S: Service<http::Request<Body>> + Clone + 'static,
         S::Error: std::fmt::Debug,
     {
-        let boxed = Inner::new(tower::ServiceExt::map_err(service, |error| {
-            panic!("bench service failed: {error:?}")
-        }));
-        self.list.push((name.to_owned(), policy.cloned(), boxed));
+        let label = name.to_owned();
+        let service = tower::ServiceExt::map_err(service, move |error| {
+            panic!("bench service {label} failed: {error:?}")
+        });
+        let policy = policy.cloned();
+        let (each, each_policy) = (service.clone(), policy.clone());
+        let interleaved: Interleaved = Box::new(move |runtime, wire, requests| {
+            let started = Instant::now();
+            runtime.block_on(async {
+                for _ in 0..requests {
+                    let request = routed_request(wire, each_policy.as_ref());
+                    black_box(each.clone().oneshot(request).await.is_ok());
+                }
+            });
+            started.elapsed() / requests
+        });
+        let bench_name = name.to_owned();
+        let criterion: CriterionBench = Box::new(move |group, runtime| {
+            bench_routed(group, runtime, &bench_name, policy.as_ref(), service)
+        });
+        self.list.push((name.to_owned(), interleaved, criterion));
     }
 
     /// Benches every variant; see the [type docs](Self).
@@ -131,14 +154,8 @@ impl Variants {
             return self.interleaved(group, runtime, rounds);
         }
         let mut criterion_group = c.benchmark_group(group);
-        for (name, policy, service) in self.list {
-            bench_routed(
-                &mut criterion_group,
-                runtime,
-                &name,
-                policy.as_ref(),
-                service,
-            );
+        for (_, _, bench) in self.list {
+            bench(&mut criterion_group, runtime);
         }
         criterion_group.finish();
     }
@@ -148,17 +165,11 @@ impl Variants {
         let wire = WireBuffer::new();
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); self.list.len()];
         for round in 0..=rounds {
-            for ((_, policy, service), times) in self.list.iter().zip(&mut times) {
-                let started = Instant::now();
-                runtime.block_on(async {
-                    for _ in 0..REQUESTS {
-                        let request = routed_request(&wire, policy.as_ref());
-                        black_box(service.clone().oneshot(request).await.is_ok());
-                    }
-                });
+            for ((_, run, _), times) in self.list.iter().zip(&mut times) {
+                let per_request = run(runtime, &wire, REQUESTS);
                 // Round 0 warms up.
                 if round > 0 {
-                    times.push(started.elapsed() / REQUESTS);
+                    times.push(per_request);
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! `/config_dump`, `/clusters`, `/logging`.
 //!
 //! - `/stats`: Envoy-style counters, one `name: value` per line ([`StatsSources`]).
-//! - `/stats/prometheus`: Istio's standard metrics (rendered by `metrics-exporter-prometheus`)
+//! - `/stats/prometheus`: Istio's standard metrics (rendered by the mesh's own recorder)
 //!   followed by the same Envoy-style stats, in Prometheus text format.
 //! - `/config_dump`: the active configuration as JSON with its version.
 //! - `/clusters`: every cluster's endpoints with Envoy's `cluster::host::stat::value` lines

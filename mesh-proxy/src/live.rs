@@ -461,7 +461,6 @@ impl LiveSidecar {
             gateways: crate::gateway::GatewaySource::live(self),
             admin: self.admin_service(),
             metrics_only: self.metrics_only_service(),
-            prometheus: self.shared.settings.prometheus.clone(),
             access_logs: current.access_logs().to_vec(),
             live: Some(self.clone()),
             tunnel_tasks: current.tunnel_tasks().clone(),

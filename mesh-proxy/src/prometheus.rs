@@ -8,9 +8,9 @@ use crate::StartError;
 use mesh_trace::metrics::MetricsRecorder;
 
 #[cfg(feature = "prometheus")]
-pub use metrics_exporter_prometheus::PrometheusHandle;
+pub use mesh_trace::prometheus::PrometheusHandle;
 
-/// Stands in for `metrics_exporter_prometheus::PrometheusHandle` in a build without the
+/// Stands in for [`mesh_trace::prometheus::PrometheusHandle`] in a build without the
 /// `prometheus` feature; it has no values.
 #[cfg(not(feature = "prometheus"))]
 #[derive(Clone, Debug)]
@@ -22,16 +22,11 @@ impl PrometheusHandle {
     pub fn render(&self) -> String {
         match *self {}
     }
-
-    /// Never called: there is no handle.
-    pub fn run_upkeep(&self) {
-        match *self {}
-    }
 }
 
-/// The recorder metrics go to when nobody chose one: a Prometheus recorder with Istio's
-/// histogram buckets for `istio_*` metrics and the handle that renders it (its upkeep must run
-/// on a timer: see [`run_upkeep`](crate::sidecar::run_upkeep)); without the `prometheus`
+/// The recorder metrics go to when nobody chose one: a
+/// [`PrometheusRecorder`](mesh_trace::prometheus::PrometheusRecorder) with Istio's histogram
+/// buckets for `istio_*` metrics and the handle that renders it; without the `prometheus`
 /// feature, the global recorder and no handle.
 ///
 /// ```
@@ -45,14 +40,9 @@ impl PrometheusHandle {
 pub fn default_recorder() -> Result<(MetricsRecorder, Option<PrometheusHandle>), StartError> {
     #[cfg(feature = "prometheus")]
     {
-        use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Prefix("istio_".into()),
-                &mesh_trace::metrics::ISTIO_BUCKETS,
-            )
-            .map_err(|e| StartError::Telemetry(e.to_string()))?
-            .build_recorder();
+        let recorder = mesh_trace::prometheus::PrometheusRecorder::new()
+            .with_buckets_for_prefix("istio_", &mesh_trace::metrics::ISTIO_BUCKETS)
+            .map_err(|e| StartError::Telemetry(e.to_string()))?;
         let handle = recorder.handle();
         Ok((
             MetricsRecorder::Owned(std::sync::Arc::new(recorder)),

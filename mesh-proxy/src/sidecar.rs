@@ -56,7 +56,7 @@ use mesh_trace::{
     span_layer::{SpanLayer, SpanTags},
     telemetry_layer::TelemetryLayer,
 };
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 use tokio::{sync::watch, task::JoinHandle};
 use tower::{Layer, ServiceBuilder, util::BoxCloneSyncService};
 
@@ -980,7 +980,6 @@ impl Sidecar {
             gateways: GatewaySource::of(&self),
             admin: BoxCloneSyncService::new(admin.clone()),
             metrics_only: BoxCloneSyncService::new(admin.metrics_only()),
-            prometheus: self.telemetry.prometheus.clone(),
             access_logs: self.telemetry.access_logs.clone(),
             live: None,
             tunnel_tasks: self.tunnel_tasks.clone(),
@@ -1007,7 +1006,6 @@ pub(crate) struct Served {
     pub(crate) gateways: GatewaySource,
     pub(crate) admin: HttpService,
     pub(crate) metrics_only: HttpService,
-    pub(crate) prometheus: Option<PrometheusHandle>,
     pub(crate) access_logs: Vec<AccessLog>,
     /// The live sidecar served, whose current access logs are flushed at shutdown too.
     pub(crate) live: Option<LiveSidecar>,
@@ -1087,9 +1085,6 @@ impl Served {
                 drain.clone(),
             )));
             listeners.push(("prometheus".into(), addr));
-        }
-        if let Some(handle) = self.prometheus {
-            tasks.push(tokio::spawn(run_upkeep(handle, stopped.clone())));
         }
         tasks.push(tokio::spawn(serve(
             admin_listener,
@@ -1216,38 +1211,6 @@ fn inbound_tls(
 ) -> Result<InboundTls, StartError> {
     let mode = config.mtls_mode(namespace, &settings.workload.labels, port);
     Ok(InboundTls::new(mode, settings.identity.as_deref())?)
-}
-
-/// How often the Prometheus recorder's histograms are drained (its upkeep must run on a timer).
-///
-/// ```
-/// use mesh_proxy::sidecar::PROMETHEUS_UPKEEP_INTERVAL;
-/// assert_eq!(PROMETHEUS_UPKEEP_INTERVAL, std::time::Duration::from_secs(5));
-/// ```
-pub const PROMETHEUS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Runs the Prometheus recorder's upkeep every [`PROMETHEUS_UPKEEP_INTERVAL`] until a value is
-/// sent on `stopped` (such as `true`) or its sender is dropped.
-///
-/// ```
-/// use mesh_proxy::{prometheus::default_recorder, sidecar::run_upkeep};
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let (_recorder, handle) = default_recorder().unwrap();
-/// let (stop, stopped) = tokio::sync::watch::channel(false);
-/// let upkeep = tokio::spawn(run_upkeep(handle.unwrap(), stopped));
-/// stop.send(true).unwrap();
-/// upkeep.await.unwrap(); // returns once told to stop
-/// # }
-/// ```
-pub async fn run_upkeep(handle: PrometheusHandle, mut stopped: watch::Receiver<bool>) {
-    let start = tokio::time::Instant::now() + PROMETHEUS_UPKEEP_INTERVAL;
-    let mut interval = tokio::time::interval_at(start, PROMETHEUS_UPKEEP_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => handle.run_upkeep(),
-            _ = stopped.changed() => return,
-        }
-    }
 }
 
 /// A started sidecar.

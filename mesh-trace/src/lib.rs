@@ -27,6 +27,9 @@
 //! - [`access_log`]: [`AccessLog`](access_log::AccessLog) — Istio's default access log, text
 //!   or JSON, one line per request, buffered on the request path and written by a background
 //!   thread (full buffer: drop and count).
+//! - [`metrics`]: Istio's standard metrics ([`IstioMetrics`](metrics::IstioMetrics)) through
+//!   the `metrics` facade; [`prometheus`]: a recorder for them that renders Prometheus's text
+//!   format, with fixed-bucket histograms that cost two atomic adds a sample.
 //!
 //! ```
 //! use mesh_trace::{Propagation, Sampler, TraceContext, TraceLayer};
@@ -64,6 +67,7 @@ pub mod layer;
 pub mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+pub mod prometheus;
 pub mod propagation;
 pub mod reporter;
 pub mod request_id;

@@ -8,7 +8,6 @@ use mesh_proxy::{
 };
 use mesh_route::config::{Config, Diagnostic, Loaded};
 use std::sync::Arc;
-use tokio::sync::watch;
 
 /// Istio traffic policy and telemetry for an application's own clients and servers.
 ///
@@ -26,10 +25,8 @@ use tokio::sync::watch;
 ///
 /// Building a `Mesh` does not need a tokio runtime (the examples that only build and inspect
 /// one run in a plain `fn main`), but an application should build it inside the runtime that
-/// serves its traffic: the Prometheus recorder's upkeep (which drains histogram samples on a
-/// timer) and span export are spawned on the runtime current at build time. Built outside
-/// one, histogram samples wait for the next [`render_prometheus`](Mesh::render_prometheus),
-/// and a configured Zipkin collector is an error ([`Error::Start`]).
+/// serves its traffic: span export is spawned on the runtime current at build time, and built
+/// outside one, a configured Zipkin collector is an error ([`Error::Start`]).
 ///
 /// The access log is on by default: unless the configuration says otherwise (the mesh
 /// config's `accessLogFile`, a Telemetry's `accessLogging`), both the client and the server
@@ -73,8 +70,6 @@ struct Shared {
     live: LiveSidecar,
     /// The warnings of the configuration in force.
     warnings: ArcSwap<Vec<Diagnostic>>,
-    /// Stops the Prometheus upkeep task when the last handle is dropped.
-    _stop_upkeep: watch::Sender<bool>,
 }
 
 impl Mesh {
@@ -135,18 +130,10 @@ impl Mesh {
     /// Starts a mesh on a validated configuration.
     pub(crate) fn start(loaded: Loaded, settings: SidecarSettings) -> Result<Mesh, Error> {
         let live = LiveSidecar::new(loaded.config, settings)?;
-        let (stop_upkeep, _stopped) = watch::channel(false);
-        #[cfg(feature = "prometheus")]
-        if let (Some(handle), Ok(runtime)) =
-            (live.prometheus(), tokio::runtime::Handle::try_current())
-        {
-            runtime.spawn(mesh_proxy::sidecar::run_upkeep(handle.clone(), _stopped));
-        }
         Ok(Mesh {
             shared: Arc::new(Shared {
                 live,
                 warnings: ArcSwap::from_pointee(loaded.warnings),
-                _stop_upkeep: stop_upkeep,
             }),
         })
     }
