@@ -123,12 +123,14 @@ impl Batch {
     /// Packs `entry`'s values after the others.
     pub fn push(&mut self, entry: &AccessLogEntry) {
         let f = Fields::of(entry);
-        let since_epoch = f
-            .start_time
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO);
-        self.u64(since_epoch.as_secs());
-        self.u32(since_epoch.subsec_nanos());
+        // Before the epoch (a clock set wrong): how long before, marked.
+        let (before, from_epoch) = match f.start_time.duration_since(UNIX_EPOCH) {
+            Ok(after) => (0, after),
+            Err(before) => (1, before.duration()),
+        };
+        self.bytes.push(before);
+        self.u64(from_epoch.as_secs());
+        self.u32(from_epoch.subsec_nanos());
         self.bytes(Some(f.method));
         self.bytes(f.path);
         let protocol = f
@@ -225,7 +227,12 @@ struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn fields(&mut self) -> Option<Fields<'a>> {
-        let start_time = UNIX_EPOCH + Duration::new(self.u64()?, self.u32()?);
+        let before = self.take::<1>()?[0] == 1;
+        let from_epoch = Duration::new(self.u64()?, self.u32()?);
+        let start_time = match before {
+            false => UNIX_EPOCH + from_epoch,
+            true => UNIX_EPOCH - from_epoch,
+        };
         let method = self.bytes()??;
         let path = self.bytes()?;
         let protocol = match self.take::<1>()?[0] {
@@ -330,16 +337,18 @@ mod tests {
             route_name: None,
             ..full_entry()
         };
+        let before_epoch = AccessLogEntry {
+            start_time: UNIX_EPOCH - Duration::from_millis(1_500),
+            ..full_entry()
+        };
         let mut batch = Batch::default();
-        for entry in [&full, &sparse, &full] {
+        for entry in [&full, &sparse, &before_epoch] {
             batch.push(entry);
         }
         assert_eq!(batch.len(), 3);
         let read: Vec<Fields<'_>> = batch.iter().collect();
-        assert_eq!(
-            read,
-            [Fields::of(&full), Fields::of(&sparse), Fields::of(&full)]
-        );
+        let expected = [&full, &sparse, &before_epoch].map(Fields::of);
+        assert_eq!(read, expected);
         batch.clear();
         assert!(batch.is_empty());
         assert_eq!(batch.iter().count(), 0);
