@@ -161,23 +161,6 @@ impl ResponseFlags {
         self.0
     }
 
-    /// The set whose [`bits`](Self::bits) are `bits`; bits past the last flag are dropped.
-    ///
-    /// ```
-    /// use mesh_core::{ResponseFlag, ResponseFlags};
-    /// let mut flags = ResponseFlags::of(ResponseFlag::UpstreamOverflow);
-    /// flags.insert(ResponseFlag::UpstreamRetryLimitExceeded);
-    /// assert_eq!(ResponseFlags::from_bits(flags.bits()), flags);
-    /// assert_eq!(ResponseFlags::from_bits(u32::MAX).iter().count(), ResponseFlag::ALL.len());
-    /// ```
-    pub const fn from_bits(bits: u32) -> Self {
-        let known = match 1u32.checked_shl(ResponseFlag::ALL.len() as u32) {
-            Some(past_last) => past_last - 1,
-            None => u32::MAX,
-        };
-        ResponseFlags(bits & known)
-    }
-
     /// Whether the set is empty.
     ///
     /// ```

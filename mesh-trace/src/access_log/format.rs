@@ -4,7 +4,8 @@
 //! Everything is appended to a caller's `String` by hand (no `format!` per field, no JSON
 //! value tree), so the writer thread can reuse one buffer for a whole batch.
 
-use super::{AccessLogEntry, fields::Fields};
+use super::AccessLogEntry;
+use http::{HeaderValue, Version};
 use std::{
     fmt::{Display, Write as _},
     time::{SystemTime, UNIX_EPOCH},
@@ -144,50 +145,47 @@ pub enum Encoding {
 /// assert_eq!(json["request_id"], serde_json::Value::Null);
 /// ```
 pub fn format_entry(entry: &AccessLogEntry, encoding: Encoding, out: &mut String) {
-    format_fields(&Fields::of(entry), encoding, out);
-}
-
-/// [`format_entry`] of an entry's fields (as the writer reads them back from its buffer).
-pub(super) fn format_fields(fields: &Fields<'_>, encoding: Encoding, out: &mut String) {
     match encoding {
-        Encoding::Text => text(fields, out),
-        Encoding::Json => json(fields, out),
+        Encoding::Text => text(entry, out),
+        Encoding::Json => json(entry, out),
     }
 }
 
 /// Istio's default text format; see [`Encoding::Text`].
-fn text(e: &Fields<'_>, out: &mut String) {
+fn text(e: &AccessLogEntry, out: &mut String) {
     out.push('[');
     push_start_time(out, e.start_time);
     out.push_str("] \"");
-    text_value(out, Some(e.method));
+    text_value(out, Some(e.method.as_str().as_bytes()));
     out.push(' ');
-    text_value(out, e.path);
+    text_value(out, path(e));
     out.push(' ');
-    out.push_str(e.protocol.unwrap_or("-"));
+    out.push_str(protocol(e.protocol).unwrap_or("-"));
     // %RESPONSE_FLAGS% prints `-` by itself when there are none.
     let _ = write!(out, "\" {} {} ", e.response_code, e.response_flags);
-    text_value(out, Some(e.response_code_details));
+    text_value(out, Some(e.response_code_details.as_bytes()));
     // %CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%": never known.
     out.push_str(" - \"-\" ");
     let _ = write!(
         out,
         "{} {} {} ",
-        e.bytes_received, e.bytes_sent, e.duration_ms
+        e.bytes_received,
+        e.bytes_sent,
+        e.duration.as_millis()
     );
-    text_value(out, e.upstream_service_time);
+    text_value(out, header(&e.upstream_service_time));
     out.push_str(" \"");
-    text_value(out, e.x_forwarded_for);
+    text_value(out, header(&e.x_forwarded_for));
     out.push_str("\" \"");
-    text_value(out, e.user_agent);
+    text_value(out, header(&e.user_agent));
     out.push_str("\" \"");
-    text_value(out, e.request_id);
+    text_value(out, header(&e.request_id));
     out.push_str("\" \"");
-    text_value(out, e.authority);
+    text_value(out, authority(e));
     out.push_str("\" \"");
-    text_value(out, e.upstream_host);
+    text_value(out, e.upstream_host.as_ref().map(|h| h.as_str().as_bytes()));
     out.push_str("\" ");
-    text_value(out, e.upstream_cluster);
+    text_value(out, shared_str(&e.upstream_cluster));
     out.push(' ');
     text_display(out, e.upstream_local_address);
     out.push(' ');
@@ -195,32 +193,32 @@ fn text(e: &Fields<'_>, out: &mut String) {
     out.push(' ');
     text_display(out, e.downstream_remote_address);
     out.push(' ');
-    text_value(out, e.requested_server_name);
+    text_value(out, shared_str(&e.requested_server_name));
     out.push(' ');
-    text_value(out, e.route_name);
+    text_value(out, shared_str(&e.route_name));
     out.push('\n');
 }
 
 /// Istio's JSON format; see [`Encoding::Json`].
-fn json(e: &Fields<'_>, out: &mut String) {
+fn json(e: &AccessLogEntry, out: &mut String) {
     out.push_str("{\"start_time\":\"");
     push_start_time(out, e.start_time);
     out.push('"');
     json_key(out, "route_name");
-    json_string(out, e.route_name);
+    json_string(out, shared_str(&e.route_name));
     json_key(out, "method");
-    json_string(out, Some(e.method));
+    json_string(out, Some(e.method.as_str().as_bytes()));
     json_key(out, "path");
-    json_string(out, e.path);
+    json_string(out, path(e));
     json_key(out, "protocol");
-    json_string(out, e.protocol.map(str::as_bytes));
+    json_string(out, protocol(e.protocol).map(str::as_bytes));
     json_key(out, "response_code");
     let _ = write!(out, "{}", e.response_code);
     json_key(out, "response_flags");
     // Short flag codes, `,` and `-` only: nothing to escape.
     let _ = write!(out, "\"{}\"", e.response_flags);
     json_key(out, "response_code_details");
-    json_string(out, Some(e.response_code_details));
+    json_string(out, Some(e.response_code_details.as_bytes()));
     json_key(out, "connection_termination_details");
     out.push_str("null");
     json_key(out, "bytes_received");
@@ -228,21 +226,21 @@ fn json(e: &Fields<'_>, out: &mut String) {
     json_key(out, "bytes_sent");
     let _ = write!(out, "{}", e.bytes_sent);
     json_key(out, "duration");
-    let _ = write!(out, "{}", e.duration_ms);
+    let _ = write!(out, "{}", e.duration.as_millis());
     json_key(out, "upstream_service_time");
-    json_string(out, e.upstream_service_time);
+    json_string(out, header(&e.upstream_service_time));
     json_key(out, "x_forwarded_for");
-    json_string(out, e.x_forwarded_for);
+    json_string(out, header(&e.x_forwarded_for));
     json_key(out, "user_agent");
-    json_string(out, e.user_agent);
+    json_string(out, header(&e.user_agent));
     json_key(out, "request_id");
-    json_string(out, e.request_id);
+    json_string(out, header(&e.request_id));
     json_key(out, "authority");
-    json_string(out, e.authority);
+    json_string(out, authority(e));
     json_key(out, "upstream_host");
-    json_string(out, e.upstream_host);
+    json_string(out, e.upstream_host.as_ref().map(|h| h.as_str().as_bytes()));
     json_key(out, "upstream_cluster");
-    json_string(out, e.upstream_cluster);
+    json_string(out, shared_str(&e.upstream_cluster));
     json_key(out, "upstream_local_address");
     json_display(out, e.upstream_local_address);
     json_key(out, "downstream_local_address");
@@ -250,10 +248,47 @@ fn json(e: &Fields<'_>, out: &mut String) {
     json_key(out, "downstream_remote_address");
     json_display(out, e.downstream_remote_address);
     json_key(out, "requested_server_name");
-    json_string(out, e.requested_server_name);
+    json_string(out, shared_str(&e.requested_server_name));
     json_key(out, "upstream_transport_failure_reason");
     out.push_str("null");
     out.push_str("}\n");
+}
+
+/// `%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%` as bytes: like [`AccessLogEntry::path`], but an
+/// `x-envoy-original-path` that is not visible ASCII still prints (lossily).
+fn path(e: &AccessLogEntry) -> Option<&[u8]> {
+    match &e.original_path {
+        Some(original) => Some(original.as_bytes()),
+        None => e.uri.path_and_query().map(|p| p.as_str().as_bytes()),
+    }
+}
+
+/// `%REQ(:AUTHORITY)%` as bytes: like [`AccessLogEntry::authority`], but a `Host` that is not
+/// visible ASCII still prints (lossily).
+fn authority(e: &AccessLogEntry) -> Option<&[u8]> {
+    match e.uri.authority() {
+        Some(authority) => Some(authority.as_str().as_bytes()),
+        None => e.host.as_ref().map(HeaderValue::as_bytes),
+    }
+}
+
+/// `%PROTOCOL%`; `None` for versions Envoy does not speak (HTTP/0.9).
+fn protocol(version: Version) -> Option<&'static str> {
+    match version {
+        Version::HTTP_10 => Some("HTTP/1.0"),
+        Version::HTTP_11 => Some("HTTP/1.1"),
+        Version::HTTP_2 => Some("HTTP/2"),
+        Version::HTTP_3 => Some("HTTP/3"),
+        _ => None,
+    }
+}
+
+fn header(value: &Option<HeaderValue>) -> Option<&[u8]> {
+    value.as_ref().map(HeaderValue::as_bytes)
+}
+
+fn shared_str(value: &Option<std::sync::Arc<str>>) -> Option<&[u8]> {
+    value.as_deref().map(str::as_bytes)
 }
 
 /// A text value, `-` when missing or empty; see [`Encoding::Text`] for what is replaced.
@@ -391,7 +426,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use http::{HeaderValue, Method, Uri, Version, uri::Authority};
+    use http::{Method, Uri, uri::Authority};
     use mesh_core::{ResponseFlag, ResponseFlags};
     use serde_json::Value;
     use std::{collections::BTreeMap, time::Duration};

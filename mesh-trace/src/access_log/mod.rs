@@ -6,13 +6,12 @@
 //! - [`format_entry`]: one entry as one line, either [`Encoding::Text`] (Istio's default
 //!   `%START_TIME%`… format, character for character) or [`Encoding::Json`] (Istio's JSON
 //!   keys).
-//! - [`AccessLog`]: a cheap-to-clone handle whose [`log`](AccessLog::log) only copies the
-//!   entry's values into a bounded buffer (full: drop and count in [`AccessLogStats`]); a
-//!   background thread formats and writes the buffered entries every
-//!   [`AccessLogConfig::flush_interval`] to a file, `/dev/stdout` or any [`std::io::Write`].
+//! - [`AccessLog`]: a cheap-to-clone handle whose [`log`](AccessLog::log) only pushes the entry
+//!   into a bounded buffer (full: drop and count in [`AccessLogStats`]); a background thread
+//!   formats and writes the buffered entries every [`AccessLogConfig::flush_interval`] to a
+//!   file, `/dev/stdout` or any [`std::io::Write`].
 
 mod entry;
-mod fields;
 mod format;
 mod writer;
 

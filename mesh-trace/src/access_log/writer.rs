@@ -10,7 +10,7 @@
 //! write is counted and its entries lost. The thread writes what is left and ends when the
 //! last [`AccessLog`] clone is dropped.
 
-use super::{AccessLogEntry, Encoding, fields::Batch, format::format_fields};
+use super::{AccessLogEntry, Encoding, format_entry};
 use std::{
     fmt,
     fs::OpenOptions,
@@ -250,7 +250,7 @@ struct Shared {
 
 struct State {
     /// Entries waiting for the writer thread.
-    entries: Batch,
+    entries: Vec<AccessLogEntry>,
     /// Batches the writer thread has taken from `entries` (batch `n` is the `n`-th swap).
     taken: u64,
     /// The last batch written (or failed); `done <= taken`.
@@ -336,7 +336,7 @@ impl AccessLog {
     ) -> AccessLog {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                entries: Batch::default(),
+                entries: Vec::new(),
                 taken: 0,
                 done: 0,
                 requested: 0,
@@ -493,13 +493,12 @@ impl AccessLog {
         let shared = &*self.handle.shared;
         let mut state = shared.lock();
         if state.running && state.entries.len() < shared.max_buffered {
-            // Copied into the batch; `entry` itself is dropped here, after the lock is
-            // released, not on the writer thread (see `fields`).
-            state.entries.push(&entry);
+            state.entries.push(entry);
             return;
         }
         drop(state);
         shared.stats.dropped.fetch_add(1, Relaxed);
+        // `entry` is dropped here, after the lock is released.
     }
 
     /// The counters of this log (shared by its clones).
@@ -686,7 +685,7 @@ impl Drop for Running<'_> {
 /// writes them; ends after writing what is left once the log is closed.
 fn run(shared: &Shared, mut writer: impl Write, encoding: Encoding, interval: Duration) {
     let _running = Running(shared);
-    let mut batch = Batch::default();
+    let mut batch = Vec::new();
     let mut buf = String::new();
     let mut healthy = true;
     loop {
@@ -736,15 +735,15 @@ fn run(shared: &Shared, mut writer: impl Write, encoding: Encoding, interval: Du
 /// about [`WRITE_CHUNK`] bytes, then flushes; counts the entries written or lost.
 fn write_batch(
     writer: &mut impl Write,
-    batch: &mut Batch,
+    batch: &mut Vec<AccessLogEntry>,
     encoding: Encoding,
     buf: &mut String,
     stats: &AccessLogStats,
 ) -> io::Result<()> {
     let mut outcome = Outcome::default();
     let mut lines = 0;
-    for fields in batch.iter() {
-        format_fields(&fields, encoding, buf);
+    for entry in batch.drain(..) {
+        format_entry(&entry, encoding, buf);
         lines += 1;
         if buf.len() >= WRITE_CHUNK {
             outcome.write(writer, buf, lines);
@@ -754,7 +753,6 @@ fn write_batch(
     if lines > 0 {
         outcome.write(writer, buf, lines);
     }
-    batch.clear();
     if let Err(error) = writer.flush() {
         // Written but maybe still buffered in `writer`: count them as lost.
         outcome.failed += mem::take(&mut outcome.written);
@@ -791,7 +789,7 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access_log::{format::tests::full_entry, format_entry};
+    use crate::access_log::format::tests::full_entry;
     use http::HeaderValue;
     use serde_json::Value;
     use std::{
