@@ -10,7 +10,7 @@ mod zipkin;
 use http::{HeaderMap, Request, Response};
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mesh::demo::{CatalogServer, Http1Client};
+use mesh::demo::{CatalogServer, Collected, Http1Client};
 use serde_json::Value;
 use std::{
     net::SocketAddr,
@@ -100,18 +100,20 @@ async fn upstream_sees_b3_and_w3c_headers_and_a_request_id() {
     assert_eq!(seen["x-request-id"], "keep-me");
 }
 
+/// The trace headers Istio asks applications to pass on.
+const TRACE_HEADERS: &[&str] = &[
+    "x-request-id",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "traceparent",
+];
+
 /// An app between two sidecars: it calls `next` (the second sidecar) for `catalog`, passing on
-/// the trace headers it received, as Istio asks applications to.
-async fn forwarding_app(next: SocketAddr) -> SocketAddr {
-    const PROPAGATED: [&str; 7] = [
-        "x-request-id",
-        "x-b3-traceid",
-        "x-b3-spanid",
-        "x-b3-parentspanid",
-        "x-b3-sampled",
-        "x-b3-flags",
-        "traceparent",
-    ];
+/// the headers named in `propagated` that it received.
+async fn forwarding_app(next: SocketAddr, propagated: &'static [&'static str]) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -123,7 +125,7 @@ async fn forwarding_app(next: SocketAddr) -> SocketAddr {
                 let service = hyper::service::service_fn(
                     move |request: Request<hyper::body::Incoming>| async move {
                         let incoming: &HeaderMap = request.headers();
-                        let headers: Vec<(String, String)> = PROPAGATED
+                        let headers: Vec<(String, String)> = propagated
                             .iter()
                             .filter_map(|name| {
                                 Some((
@@ -150,18 +152,12 @@ async fn forwarding_app(next: SocketAddr) -> SocketAddr {
     addr
 }
 
-#[tokio::test]
-async fn two_hops_keep_one_trace_with_parent_links_and_valid_spans() {
-    let collector = Collector::start().await;
-    let catalog = upstream().await;
-    let tracing = zipkin_at(collector.addr, 100);
-    // Second hop: the app's sidecar, sending to the catalog.
-    let second = sidecar(&config(&catalog, &tracing)).await;
-    let app = forwarding_app(second.addr("outbound").unwrap()).await;
-    // First hop: the client's sidecar, sending to the app (registered as `frontend`).
+/// Sends `GET http://frontend/items` through a first sidecar (tracing as `tracing` says) that
+/// knows `frontend` as `app`; returns the 200 it answers.
+async fn through_first_hop(catalog: &CatalogServer, tracing: &str, app: SocketAddr) -> Collected {
     let first_config = format!(
         "{}\n---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: frontend}}\nspec:\n  hosts: [frontend]\n  resolution: STATIC\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {}}}}}]\n",
-        config(&catalog, &tracing),
+        config(catalog, tracing),
         app.port()
     );
     let first = sidecar(&first_config).await;
@@ -170,6 +166,19 @@ async fn two_hops_keep_one_trace_with_parent_links_and_valid_spans() {
         .unwrap();
     let response = client.get("http://frontend/items", &[]).await.unwrap();
     assert_eq!(response.status, 200);
+    response
+}
+
+#[tokio::test]
+async fn two_hops_keep_one_trace_with_parent_links_and_valid_spans() {
+    let collector = Collector::start().await;
+    let catalog = upstream().await;
+    let tracing = zipkin_at(collector.addr, 100);
+    // Second hop: the app's sidecar, sending to the catalog.
+    let second = sidecar(&config(&catalog, &tracing)).await;
+    let app = forwarding_app(second.addr("outbound").unwrap(), TRACE_HEADERS).await;
+    // First hop: the client's sidecar, sending to the app (registered as `frontend`).
+    let response = through_first_hop(&catalog, &tracing, app).await;
     assert!(response.text().contains("\"version\": \"v1\""));
 
     let seen = catalog.last_request().unwrap().headers;
@@ -213,6 +222,30 @@ async fn two_hops_keep_one_trace_with_parent_links_and_valid_spans() {
         let problems = violations(&definitions, "Span", span);
         assert!(problems.is_empty(), "{problems:#?}\n{span:#}");
     }
+}
+
+#[tokio::test]
+async fn an_app_that_passes_on_only_the_request_id_keeps_the_next_hop_sampled() {
+    let collector = Collector::start().await;
+    let catalog = upstream().await;
+    // Second hop: sampling 0, behind an app that passes on `x-request-id` alone.
+    let second = sidecar(&config(&catalog, &zipkin_at(collector.addr, 0))).await;
+    let app = forwarding_app(second.addr("outbound").unwrap(), &["x-request-id"]).await;
+    // First hop: sampling 100, so its new request id records the sampled trace (`9`).
+    through_first_hop(&catalog, &zipkin_at(collector.addr, 100), app).await;
+
+    let seen = catalog.last_request().unwrap().headers;
+    let id = seen["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!((id.len(), &id[14..15]), (36, "9"), "{id}");
+    // Both hops report a span for this request id, though the second samples nothing of its
+    // own and was given no B3 or W3C context (so its span starts a trace of its own).
+    let spans = collector.wait_for(2).await;
+    let of_request: Vec<_> = spans
+        .iter()
+        .filter(|span| span["tags"]["guid:x-request-id"] == id.as_str())
+        .collect();
+    assert_eq!(of_request.len(), 2, "{spans:#?}");
+    assert_ne!(of_request[0]["traceId"], of_request[1]["traceId"]);
 }
 
 #[tokio::test]

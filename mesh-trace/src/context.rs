@@ -26,6 +26,7 @@
 use crate::{
     ids::{SpanId, TraceId},
     sampling::Decision,
+    trace_reason::RequestIdTrace,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -407,8 +408,8 @@ pub(crate) struct Found {
     pub repeated: u8,
     /// `x-envoy-force-trace`.
     pub force_trace: bool,
-    /// `x-request-id`.
-    pub request_id: bool,
+    /// `x-request-id`: what the sampler reads of it (its first value).
+    pub request_id: Option<RequestIdTrace>,
 }
 
 impl Found {
@@ -479,7 +480,10 @@ impl<V: std::ops::Deref<Target = HeaderValue>> Scan<V> {
                     scan.found.present |= slot.bit();
                 }
                 Some(Known::ForceTrace) => scan.found.force_trace = true,
-                Some(Known::RequestId) => scan.found.request_id = true,
+                Some(Known::RequestId) => {
+                    let id = RequestIdTrace::of(value.as_bytes());
+                    scan.found.request_id.get_or_insert(id);
+                }
                 None => {}
             }
         }
@@ -702,6 +706,7 @@ fn valid_value(value: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace_reason::TraceReason;
 
     const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
     const SPAN: &str = "e457b5a2e4d86bd1";
@@ -1148,7 +1153,11 @@ mod tests {
                 present: Slot::B3.bit() | Slot::Sampled.bit() | Slot::Tracestate.bit(),
                 repeated: Slot::Tracestate.bit(),
                 force_trace: true,
-                request_id: true,
+                // Shorter than the eight hex digits a draw takes.
+                request_id: Some(RequestIdTrace {
+                    reason: TraceReason::NotTraceable,
+                    point: None,
+                }),
             }
         );
         assert!(scan.found.has(Slot::B3) && !scan.found.has(Slot::Traceparent));

@@ -5,7 +5,8 @@
 //! whether to sample, make the next span — a child of the caller's span (same trace id, a new
 //! random span id, the caller's span as parent) or the root of a new trace (random 128-bit trace
 //! id, no parent) — [inject](crate::inject) it into the request headers, make sure the request
-//! has an `x-request-id` (a UUIDv4 unless it brought one), and insert the new span's
+//! has an `x-request-id` (a UUIDv4 unless it brought one) recording the trace reason as
+//! Envoy's does ([`trace_reason`](crate::trace_reason)), and insert the new span's
 //! [`TraceContext`] (with `sampled: Some(decision)`) into the request extensions for span
 //! recording and logs further in.
 //!
@@ -22,9 +23,11 @@
 
 use crate::{
     context::{Found, Scan, TraceContext},
+    ids::hex_header_value,
     propagation::{Injection, Propagation},
-    request_id::{X_REQUEST_ID, uuid_v4},
+    request_id::{X_REQUEST_ID, uuid_v4_bytes},
     sampling::Sampler,
+    trace_reason::{RequestIdTrace, TraceReason},
 };
 use http::{HeaderMap, Request};
 use std::task::{Context, Poll};
@@ -136,10 +139,7 @@ where
         // Room for what may be added (trace id, span id, parent, sampled, traceparent and
         // request id): one growth of the map at most, not one per insert.
         headers.reserve(6);
-        let (context, found) = propagate_found(headers, &self.sampler, self.propagation);
-        if !found.request_id {
-            headers.insert(X_REQUEST_ID, uuid_v4());
-        }
+        let context = propagate_with_request_id(headers, &self.sampler, self.propagation);
         request.extensions_mut().insert(context);
         self.inner.call(request)
     }
@@ -164,24 +164,57 @@ pub fn propagate(
     sampler: &Sampler,
     propagation: Propagation,
 ) -> TraceContext {
-    propagate_found(headers, sampler, propagation).0
+    propagate_found(headers, sampler, propagation, false).0
 }
 
-/// [`propagate`], also returning which headers the request came with.
+/// [`propagate`], and the request's `x-request-id`: one is made (a UUIDv4) when there is
+/// none, and it records the trace reason, as Envoy's UUID request-id extension keeps it
+/// ([`trace_reason`](crate::trace_reason)). A new id is made before the decision, so that the
+/// random draw is taken from it, as the next proxies will take theirs.
+fn propagate_with_request_id(
+    headers: &mut HeaderMap,
+    sampler: &Sampler,
+    propagation: Propagation,
+) -> TraceContext {
+    let (context, found, reason, new_id) = propagate_found(headers, sampler, propagation, true);
+    match (found.request_id, new_id) {
+        (_, Some(mut new_id)) => {
+            reason.mark(&mut new_id);
+            headers.insert(X_REQUEST_ID, hex_header_value(&new_id));
+        }
+        (Some(id), None) if id.reason != reason => {
+            let marked = headers.get(X_REQUEST_ID).and_then(|id| reason.marked(id));
+            if let Some(marked) = marked {
+                headers.insert(X_REQUEST_ID, marked);
+            }
+        }
+        _ => {}
+    }
+    context
+}
+
+/// [`propagate`], also returning which headers the request came with, the trace reason for
+/// its `x-request-id`, and, with `make_id`, the text of a new id for a request without one
+/// (made before the decision, which is drawn from it).
 fn propagate_found(
     headers: &mut HeaderMap,
     sampler: &Sampler,
     propagation: Propagation,
-) -> (TraceContext, Found) {
+    make_id: bool,
+) -> (TraceContext, Found, TraceReason, Option<[u8; 36]>) {
     let scan = Scan::new_mut(headers);
     let found = scan.found;
+    let new_id = (make_id && found.request_id.is_none()).then(uuid_v4_bytes);
     let extracted = scan.extract();
-    let decision = sampler.decide_with(&extracted, found.force_trace);
+    let request_id = found
+        .request_id
+        .or(new_id.as_ref().map(|id| RequestIdTrace::of(id)));
+    let (decision, reason) = sampler.decide_with(&extracted, found.force_trace, request_id);
     let context = extracted.next_span(decision);
     let injection = Injection::new(&context, propagation);
     let rewritten = injection.rewrite(scan);
     injection.finish(headers, rewritten);
-    (context, found)
+    (context, found, reason, new_id)
 }
 
 #[cfg(test)]
@@ -289,9 +322,57 @@ mod tests {
         assert_eq!(context.tracestate.unwrap(), "rojo=00f067aa0ba902b7");
     }
 
+    /// A request id that sampling at `percent` draws in (`0000_0000`: point 0) or out
+    /// (`0000_270f`: point 9 999), recording `reason` (its version digit).
+    fn request_id(drawn_in: bool, reason: char) -> String {
+        let first = if drawn_in { "00000000" } else { "0000270f" };
+        format!("{first}-5634-{reason}ba8-a4fe-8b2a57d3eff7")
+    }
+
+    #[tokio::test]
+    async fn the_request_id_records_the_trace_reason_and_every_hop_draws_from_it() {
+        let at = |percent| TraceLayer::new(Sampler::from_percent(percent), Propagation::default());
+        let reason_of = |headers: &HeaderMap| headers["x-request-id"].as_bytes()[14] as char;
+        // A new id: sampled at 100 % records `9`, and the decision is in the context.
+        let (headers, context) = through(at(100.0), &[]).await;
+        assert_eq!((reason_of(&headers), context.sampled), ('9', Some(true)));
+        // Forced by `x-envoy-force-trace`: `a`.
+        let (headers, _) = through(at(0.0), &[("x-envoy-force-trace", "true")]).await;
+        assert_eq!(reason_of(&headers), 'a');
+        // The next hop, with only `x-request-id` forwarded and sampling 0 %, keeps the trace:
+        // the id says it is sampled (`9`) or forced (`a`, `b`).
+        for reason in ['9', 'a', 'b'] {
+            let id = request_id(false, reason);
+            let (headers, context) = through(at(0.0), &[("x-request-id", &id)]).await;
+            assert_eq!(context.sampled, Some(true), "{reason}");
+            assert_eq!(headers["x-request-id"], id.as_str(), "kept as it came");
+        }
+        // Not traced yet: the draw is the id's, so every proxy at 50 % agrees.
+        let (headers, context) =
+            through(at(50.0), &[("x-request-id", &request_id(true, '4'))]).await;
+        assert_eq!(context.sampled, Some(true));
+        assert_eq!(headers["x-request-id"], request_id(true, '9').as_str());
+        for _ in 0..20 {
+            let id = request_id(false, '4');
+            let (headers, context) = through(at(50.0), &[("x-request-id", &id)]).await;
+            assert_eq!(context.sampled, Some(false));
+            assert_eq!(headers["x-request-id"], id.as_str());
+        }
+        // A caller's explicit B3 decision still wins, and the id records Envoy's own reason.
+        let id = request_id(true, '4');
+        let pairs = [("x-request-id", id.as_str()), ("x-b3-sampled", "0")];
+        let (headers, context) = through(at(50.0), &pairs).await;
+        assert_eq!(context.sampled, Some(false));
+        assert_eq!(reason_of(&headers), '9');
+        // An id that is not a UUID is kept as it is; the draw is random then.
+        let (headers, _) = through(at(100.0), &[("x-request-id", "abc")]).await;
+        assert_eq!(headers["x-request-id"], "abc");
+    }
+
     #[tokio::test]
     async fn request_id_generated_or_kept() {
-        let (headers, _) = through(TraceLayer::default(), &[]).await;
+        let never = TraceLayer::new(Sampler::from_percent(0.0), Propagation::default());
+        let (headers, _) = through(never, &[]).await;
         let id = headers["x-request-id"].to_str().unwrap();
         assert_eq!((id.len(), &id[14..15]), (36, "4"));
         let (headers, _) = through(TraceLayer::default(), &[("x-request-id", "abc")]).await;

@@ -77,6 +77,7 @@ pub mod span_layer;
 pub mod telemetry_layer;
 #[cfg(test)]
 mod test_bodies;
+pub mod trace_reason;
 #[cfg(feature = "zipkin")]
 pub mod zipkin;
 

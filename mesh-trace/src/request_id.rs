@@ -102,6 +102,12 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> &HeaderValue {
 /// assert_ne!(uuid_v4(), uuid_v4());
 /// ```
 pub fn uuid_v4() -> HeaderValue {
+    hex_header_value(&uuid_v4_bytes())
+}
+
+/// The text of a random UUIDv4, before it becomes a header value (the trace layer marks its
+/// trace reason in it first).
+pub(crate) fn uuid_v4_bytes() -> [u8; 36] {
     let mut bits: u128 = rand::random();
     // Version 4 in the high nibble of byte 6, variant `10` in the top bits of byte 8.
     bits = (bits & !(0xf << 76)) | (0x4 << 76);
@@ -113,7 +119,7 @@ pub fn uuid_v4() -> HeaderValue {
     out[14..18].copy_from_slice(&high[12..]);
     out[19..23].copy_from_slice(&low[..4]);
     out[24..].copy_from_slice(&low[4..]);
-    hex_header_value(&out)
+    out
 }
 
 #[cfg(test)]

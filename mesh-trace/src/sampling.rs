@@ -8,13 +8,21 @@
 //!    state `0`, a `traceparent` without the sampled flag) is kept, so a trace is complete or
 //!    absent — only `x-envoy-force-trace` overrides it.
 //! 3. **Random**: otherwise the configured percentage, Istio's `randomSamplingPercentage`
-//!    (default 1 %, Istio's `PILOT_TRACE_SAMPLING`).
+//!    (default 1 %, Istio's `PILOT_TRACE_SAMPLING`), unless the request's `x-request-id`
+//!    already records a reason to trace ([`trace_reason`](crate::trace_reason)): the draw
+//!    is taken from the request id, so every proxy on the path draws alike. An id that
+//!    records a forced trace (`x-envoy-force-trace` or the client's, upstream) forces it here
+//!    too.
 //!
 //! Envoy honours `x-envoy-force-trace` only from internal callers; this library cannot tell
 //! them apart, so place the layer where callers are trusted or strip the header before it.
 //! Which of B3 or W3C supplies the caller's decision follows [`extract`](crate::extract).
 
-use crate::context::Extracted;
+use crate::{
+    X_REQUEST_ID,
+    context::Extracted,
+    trace_reason::{RequestIdTrace, TraceReason},
+};
 use http::{HeaderMap, HeaderName};
 use mesh_core::policy::Fraction;
 
@@ -108,24 +116,59 @@ impl Sampler {
     /// assert_eq!(decision, Decision { sampled: true, forced: true, debug: true });
     /// ```
     pub fn decide(&self, extracted: &Extracted, headers: &HeaderMap) -> Decision {
-        self.decide_with(extracted, headers.contains_key(X_ENVOY_FORCE_TRACE))
+        let request_id = headers
+            .get(X_REQUEST_ID)
+            .map(|id| RequestIdTrace::of(id.as_bytes()));
+        let force_trace = headers.contains_key(X_ENVOY_FORCE_TRACE);
+        self.decide_with(extracted, force_trace, request_id).0
     }
 
-    /// [`decide`](Self::decide) once the force header has been looked for.
-    pub(crate) fn decide_with(&self, extracted: &Extracted, force_trace: bool) -> Decision {
+    /// [`decide`](Self::decide) once the force header and the request id have been read;
+    /// also returns the trace reason the request id is to record, which Envoy works out from
+    /// the id, `x-envoy-force-trace` and random sampling alone (a caller's B3 or W3C decision
+    /// then wins over it, as Envoy's Zipkin tracer lets it).
+    pub(crate) fn decide_with(
+        &self,
+        extracted: &Extracted,
+        force_trace: bool,
+        request_id: Option<RequestIdTrace>,
+    ) -> (Decision, TraceReason) {
+        let recorded = request_id.map_or(TraceReason::NotTraceable, |id| id.reason);
+        let reason = match recorded {
+            TraceReason::NotTraceable if force_trace => TraceReason::ServiceForced,
+            TraceReason::NotTraceable if self.draw(request_id.and_then(|id| id.point)) => {
+                TraceReason::Sampling
+            }
+            reason => reason,
+        };
         let debug = extracted.debug();
         let incoming = extracted.sampled();
-        if force_trace || debug || incoming == Some(true) {
-            return Decision {
+        let forced_before = matches!(
+            recorded,
+            TraceReason::ServiceForced | TraceReason::ClientForced
+        );
+        if force_trace || debug || incoming == Some(true) || forced_before {
+            let forced = Decision {
                 sampled: true,
                 forced: true,
                 debug,
             };
+            return (forced, reason);
         }
-        Decision {
-            sampled: incoming.unwrap_or_else(|| self.random.sample()),
+        let decision = Decision {
+            sampled: incoming.unwrap_or(reason.traced()),
             forced: false,
             debug: false,
+        };
+        (decision, reason)
+    }
+
+    /// The random draw: from the request id's point when it has one, so that every proxy on
+    /// the path draws alike, else from the random number generator.
+    fn draw(&self, point: Option<u16>) -> bool {
+        match point {
+            Some(point) => u32::from(point) * 100 < self.random.per_million(),
+            None => self.random.sample(),
         }
     }
 }
@@ -174,6 +217,35 @@ mod tests {
         forced: false,
         debug: false,
     };
+
+    #[test]
+    fn a_request_id_that_records_a_reason_decides_at_any_percentage() {
+        let never = Sampler::from_percent(0.0);
+        let id = |reason: char| format!("0000270f-5634-{reason}ba8-a4fe-8b2a57d3eff7");
+        // Forced upstream (by `x-envoy-force-trace` or the client): forced here too.
+        for reason in ['a', 'b'] {
+            assert_eq!(
+                decide(never, &[("x-request-id", &id(reason))]),
+                FORCED,
+                "{reason}"
+            );
+        }
+        // Sampled upstream: sampled, not forced (a caller's not-sampled decision wins).
+        let sampled = Decision {
+            sampled: true,
+            ..NOT_SAMPLED
+        };
+        assert_eq!(decide(never, &[("x-request-id", &id('9'))]), sampled);
+        let sampled_id = id('9');
+        let refused = [("x-request-id", sampled_id.as_str()), ("x-b3-sampled", "0")];
+        assert_eq!(decide(never, &refused), NOT_SAMPLED);
+        // Not traced upstream: the draw is the id's (point 9 999: in only at 100 %).
+        assert_eq!(decide(never, &[("x-request-id", &id('4'))]), NOT_SAMPLED);
+        let almost = Sampler::from_percent(99.99);
+        assert_eq!(decide(almost, &[("x-request-id", &id('4'))]), NOT_SAMPLED);
+        let always = Sampler::from_percent(100.0);
+        assert_eq!(decide(always, &[("x-request-id", &id('4'))]), sampled);
+    }
 
     #[test]
     fn default_is_one_percent() {
