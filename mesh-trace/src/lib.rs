@@ -15,7 +15,9 @@
 //!   `traceparent` by default (Istio's Zipkin provider with `USE_B3_WITH_W3C_PROPAGATION`), or
 //!   the `b3` single header.
 //! - [`ids`]: [`TraceId`] (128-bit) and [`SpanId`] (64-bit), non-zero, hex without allocating.
-//! - [`request_id`]: [`RequestIdLayer`], Envoy's `x-request-id` on its own.
+//! - [`request_id`]: [`RequestIdLayer`], Envoy's `x-request-id` on its own;
+//!   [`trace_reason`]: the trace reason Envoy keeps in it, and the random draw taken from it,
+//!   so that every hop decides alike.
 //! - [`span_layer`]: [`SpanLayer`](span_layer::SpanLayer) — one `CLIENT` or `SERVER` span per
 //!   sampled request with Envoy's and Istio's tags ([`identity`], [`custom_tags`]), as a
 //!   [`span::FinishedSpan`];
