@@ -31,25 +31,17 @@ impl Anchor {
         }
     }
 
-    /// Whether this anchor may still speak for `instant`: within [`ANCHOR_LIFETIME`] of it,
-    /// either way.
-    fn fits(self, instant: Instant) -> bool {
-        let apart = match instant.checked_duration_since(self.instant) {
-            Some(after) => after,
-            None => self.instant.duration_since(instant),
+    /// The wall-clock time of `instant` by this anchor, and how far apart the two instants
+    /// are (either way): the anchor speaks for instants less than [`ANCHOR_LIFETIME`] apart.
+    fn place(self, instant: Instant) -> (SystemTime, Duration) {
+        let (placed, apart) = match instant.checked_duration_since(self.instant) {
+            Some(after) => (self.system.checked_add(after), after),
+            None => {
+                let before = self.instant.duration_since(instant);
+                (self.system.checked_sub(before), before)
+            }
         };
-        apart < ANCHOR_LIFETIME
-    }
-
-    /// The wall-clock time of `instant`, by this anchor.
-    fn place(self, instant: Instant) -> SystemTime {
-        let placed = match instant.checked_duration_since(self.instant) {
-            Some(after) => self.system.checked_add(after),
-            None => self
-                .system
-                .checked_sub(self.instant.duration_since(instant)),
-        };
-        placed.unwrap_or(self.system)
+        (placed.unwrap_or(self.system), apart)
     }
 }
 
@@ -71,15 +63,14 @@ thread_local! {
 /// ```
 pub fn system_time_at(instant: Instant) -> SystemTime {
     ANCHOR.with(|anchor| {
-        let current = match anchor.get() {
-            Some(current) if current.fits(instant) => current,
-            _ => {
-                let renewed = Anchor::now();
-                anchor.set(Some(renewed));
-                renewed
-            }
-        };
-        current.place(instant)
+        if let Some((placed, apart)) = anchor.get().map(|current| current.place(instant))
+            && apart < ANCHOR_LIFETIME
+        {
+            return placed;
+        }
+        let renewed = Anchor::now();
+        anchor.set(Some(renewed));
+        renewed.place(instant).0
     })
 }
 
@@ -90,22 +81,23 @@ mod tests {
     #[test]
     fn an_anchor_places_instants_either_side_and_speaks_for_its_lifetime_only() {
         let anchor = Anchor::now();
+        let fits = |instant| anchor.place(instant).1 < ANCHOR_LIFETIME;
         let later = anchor.instant + Duration::from_millis(250);
-        assert!(anchor.fits(later));
+        assert!(fits(later));
         assert_eq!(
-            anchor.place(later),
+            anchor.place(later).0,
             anchor.system + Duration::from_millis(250)
         );
-        assert!(!anchor.fits(anchor.instant + ANCHOR_LIFETIME));
+        assert!(!fits(anchor.instant + ANCHOR_LIFETIME));
         if let Some(earlier) = anchor.instant.checked_sub(Duration::from_millis(1)) {
-            assert!(anchor.fits(earlier));
+            assert!(fits(earlier));
             assert_eq!(
-                anchor.place(earlier),
+                anchor.place(earlier).0,
                 anchor.system - Duration::from_millis(1)
             );
         }
         if let Some(long_before) = anchor.instant.checked_sub(ANCHOR_LIFETIME) {
-            assert!(!anchor.fits(long_before));
+            assert!(!fits(long_before));
         }
     }
 
