@@ -97,9 +97,10 @@ fn write_series(out: &mut String, line: &Line<'_>) {
         Value::Histogram(snapshot) => {
             let separator = if labels.is_empty() { "" } else { "," };
             let cumulative = snapshot.cumulative_counts();
-            let les = snapshot.bounds.iter().map(|bound| Float(*bound));
-            for (le, count) in les.map(Some).chain([None]).zip(&cumulative) {
-                let le = le.map_or_else(|| "+Inf".to_owned(), |le| le.to_string());
+            // The last bucket's bound is `+Inf`, which `Float` writes as Prometheus does.
+            let les = snapshot.bounds.iter().copied().chain([f64::INFINITY]);
+            for (le, count) in les.zip(&cumulative) {
+                let le = Float(le);
                 let _ = writeln!(
                     out,
                     "{name}_bucket{{{labels}{separator}le=\"{le}\"}} {count}"
