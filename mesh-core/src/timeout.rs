@@ -275,12 +275,12 @@ where
 fn effective_timeout(headers: &mut HeaderMap, route: Option<Duration>) -> Option<Duration> {
     let route = route.filter(|d| !d.is_zero());
     let control = ControlHeaders::scan(headers);
-    if control.envoy {
+    if control.timeout {
         // A caller's deadline is not ours to forward (Envoy's `respect_expected_rq_timeout`
         // is off by default); ours replaces it when there is one.
         headers.remove(EXPECTED_RQ_TIMEOUT_MS);
     }
-    if control.envoy
+    if control.timeout
         && let Some(override_) = headers
             .remove(UPSTREAM_RQ_TIMEOUT_MS)
             .as_ref()

@@ -307,8 +307,8 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> RetryFuture<S> {
-        let envoy_headers = ControlHeaders::scan(request.headers()).envoy;
-        let per_try_override = if envoy_headers {
+        let retry_headers = ControlHeaders::scan(request.headers()).retry;
+        let per_try_override = if retry_headers {
             request
                 .headers_mut()
                 .remove(UPSTREAM_RQ_PER_TRY_TIMEOUT_MS)
@@ -318,7 +318,7 @@ where
             None
         };
         // The request's own `x-envoy-retry-on` / `-grpc-on` / `max-retries`.
-        let by_request = envoy_headers.then(|| RetryOverride::take_from(request.headers_mut()));
+        let by_request = retry_headers.then(|| RetryOverride::take_from(request.headers_mut()));
         let (policy, per_try, global) = {
             let route = request.extensions().get::<RoutePolicy>();
             let policy = route
@@ -337,7 +337,7 @@ where
             let policy = policy.filter(|p| p.attempts > 0 && !p.retry_on.is_empty() && fits);
             (policy, per_try, global)
         };
-        let extra = if envoy_headers {
+        let extra = if retry_headers {
             RetryHeaders::take_from(request.headers_mut())
         } else {
             RetryHeaders::default()
