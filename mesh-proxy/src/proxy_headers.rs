@@ -4,15 +4,17 @@
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use std::net::SocketAddr;
 
-/// Headers that describe one connection and must not be forwarded.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHORIZATION,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
+/// Headers that describe one connection and must not be forwarded (`te` aside: see
+/// [`remove_hop_by_hop`]), by name: checking a request's names against these is a few
+/// length comparisons each.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
 ];
 
 /// `x-forwarded-for`.
@@ -55,7 +57,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     // Most messages have none: one pass over the names, no lookups.
     if !headers
         .keys()
-        .any(|name| name == header::TE || HOP_BY_HOP.contains(name))
+        .any(|name| name == header::TE || HOP_BY_HOP.contains(&name.as_str()))
     {
         return;
     }
@@ -66,7 +68,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in &named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
     let te_is_trailers = headers
