@@ -93,9 +93,10 @@ fn exporter_metrics() -> IstioMetrics {
 }
 
 fn access_log() -> AccessLog {
-    // Written as the sidecar writes them (in batches of 256, else every 100 ms), with room
-    // for more than a bench makes in an interval (some 100 000 requests), so that entries
-    // are buffered, never dropped, should the writer thread fall behind.
+    // Written at the default interval (100 ms), with room for more than a bench makes in
+    // one (some 100 000 requests), so that entries are buffered, not dropped; every variant
+    // exists for the whole run, and writer threads waking every millisecond would disturb
+    // the others.
     let config = AccessLogConfig {
         max_buffered: 1 << 18,
         ..AccessLogConfig::default()

@@ -77,7 +77,7 @@ const WRITE_CHUNK: usize = 64 * 1024;
 /// #     fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() }
 /// # }
 /// let memory = Memory::default(); // an in-memory `Write`
-/// let config = AccessLogConfig { max_buffered: 1, flush_interval: Duration::from_secs(3600), ..Default::default() };
+/// let config = AccessLogConfig { max_buffered: 1, flush_interval: Duration::from_secs(3600) };
 /// let log = AccessLog::new(memory.clone(), Encoding::Text, config);
 /// log.log(entry());
 /// log.log(entry()); // one is already waiting: dropped
@@ -93,11 +93,6 @@ pub struct AccessLogConfig {
     /// How often the writer thread writes the buffered entries (at least 1 ms). Default
     /// 100 ms.
     pub flush_interval: Duration,
-    /// Entries that wake the writer thread before the interval ends, as Envoy flushes its
-    /// access-log buffer once it holds `min_flush_size` bytes: under load, the entries are
-    /// written while they are still in the CPU's cache, instead of an interval's worth piling
-    /// up in memory. Default 256 (about Envoy's 64 KiB of lines).
-    pub flush_batch: usize,
 }
 
 impl Default for AccessLogConfig {
@@ -105,7 +100,6 @@ impl Default for AccessLogConfig {
         AccessLogConfig {
             max_buffered: 16_384,
             flush_interval: Duration::from_millis(100),
-            flush_batch: 256,
         }
     }
 }
@@ -252,7 +246,6 @@ struct Shared {
     flushed: Condvar,
     stats: Arc<AccessLogStats>,
     max_buffered: usize,
-    flush_batch: usize,
 }
 
 struct State {
@@ -354,7 +347,6 @@ impl AccessLog {
             flushed: Condvar::new(),
             stats: Arc::default(),
             max_buffered: config.max_buffered,
-            flush_batch: config.flush_batch,
         });
         let interval = config.flush_interval.max(MIN_FLUSH_INTERVAL);
         let thread_shared = Arc::clone(&shared);
@@ -502,12 +494,6 @@ impl AccessLog {
         let mut state = shared.lock();
         if state.running && state.entries.len() < shared.max_buffered {
             state.entries.push(entry);
-            // A full batch wakes the writer thread, unless it is already asked to write.
-            if state.entries.len() == shared.flush_batch && state.requested <= state.taken {
-                state.requested = state.taken + 1;
-                drop(state);
-                shared.wake.notify_one();
-            }
             return;
         }
         drop(state);
@@ -816,12 +802,10 @@ mod tests {
     /// Bounds every wait for the thread, so a broken feature fails instead of hanging.
     const PATIENCE: Duration = Duration::from_secs(10);
 
-    /// No batch wakes the writer thread early: it writes at the interval or when flushed.
     fn config(max_buffered: usize, flush_interval: Duration) -> AccessLogConfig {
         AccessLogConfig {
             max_buffered,
             flush_interval,
-            flush_batch: usize::MAX,
         }
     }
 
@@ -960,28 +944,6 @@ mod tests {
         let config = AccessLogConfig::default();
         assert_eq!(config.max_buffered, 16_384);
         assert_eq!(config.flush_interval, Duration::from_millis(100));
-        assert_eq!(config.flush_batch, 256);
-    }
-
-    #[test]
-    fn a_full_batch_is_written_before_the_interval_ends() {
-        let memory = Memory::default();
-        let config = AccessLogConfig {
-            flush_batch: 3,
-            ..config(100, NEVER)
-        };
-        let log = AccessLog::new(memory.clone(), Encoding::Json, config);
-        log.log(entry(1));
-        log.log(entry(2));
-        thread::sleep(Duration::from_millis(50));
-        assert_eq!(memory.text(), "", "short of a batch: nothing is written");
-        log.log(entry(3));
-        let start = Instant::now();
-        while memory.request_ids().len() < 3 {
-            assert!(start.elapsed() < PATIENCE, "a full batch was never written");
-            thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(memory.request_ids(), ["1", "2", "3"]);
     }
 
     #[test]
