@@ -43,11 +43,14 @@ impl ControlHeaders {
     pub fn scan(headers: &HeaderMap) -> Self {
         let mut found = ControlHeaders::default();
         for name in headers.keys() {
-            if name.as_str().starts_with("x-envoy-") {
+            let text = name.as_str();
+            if text.starts_with("x-envoy-") {
                 found.timeout |= TIMEOUT_HEADERS.contains(name);
                 found.retry |= RETRY_HEADERS.contains(name);
             }
-            found.grpc_timeout |= name == crate::timeout::GRPC_TIMEOUT;
+            // By its text: comparing with the `GRPC_TIMEOUT` const would build and drop a
+            // `HeaderName` for every name.
+            found.grpc_timeout |= text == "grpc-timeout";
         }
         found
     }

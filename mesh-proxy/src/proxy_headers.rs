@@ -68,10 +68,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in &named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
+    for name in named.iter().map(HeaderName::as_str).chain(HOP_BY_HOP) {
         headers.remove(name);
     }
     let te_is_trailers = headers
