@@ -27,7 +27,10 @@ use mesh::trace::{
     telemetry_layer::TelemetryLayer,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-use std::{convert::Infallible, sync::Arc};
+use std::{
+    convert::Infallible,
+    sync::{Arc, atomic::Ordering},
+};
 use tower::{Layer, service_fn};
 
 /// Answers 200 with what the forwarder puts on a response.
@@ -92,16 +95,21 @@ fn exporter_metrics() -> IstioMetrics {
     istio_metrics(MetricsRecorder::Owned(Arc::new(recorder)))
 }
 
-fn access_log() -> AccessLog {
-    // Written at the default interval (100 ms), with room for more than a bench makes in
-    // one (some 100 000 requests), so that entries are buffered, not dropped; every variant
-    // exists for the whole run, and writer threads waking every millisecond would disturb
-    // the others.
+/// An access log writing to a sink, kept in `logs` too, to report after the run.
+///
+/// Written at the default interval (100 ms), with room for the 20 000 requests of an
+/// interleaved round many times over, so that entries are buffered, not dropped; every variant
+/// exists for the whole run, and writer threads waking every millisecond would disturb the
+/// others. (Criterion's own runs outpace the writer, which formats an entry in several times a
+/// request's cost: once the buffer is full they measure the drop path, as the report says.)
+fn access_log(logs: &mut Vec<(&'static str, AccessLog)>, name: &'static str) -> AccessLog {
     let config = AccessLogConfig {
         max_buffered: 1 << 18,
         ..AccessLogConfig::default()
     };
-    AccessLog::new(std::io::sink(), Encoding::Text, config)
+    let log = AccessLog::new(std::io::sink(), Encoding::Text, config);
+    logs.push((name, log.clone()));
+    log
 }
 
 fn telemetry_layer(c: &mut Criterion) {
@@ -109,6 +117,7 @@ fn telemetry_layer(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let noop_metrics = istio_metrics(MetricsRecorder::Owned(Arc::new(metrics::NoopRecorder)));
+    let mut logs = Vec::new();
     let variants = [
         ("metrics", TelemetryLayer::new().metrics(metrics())),
         (
@@ -119,12 +128,15 @@ fn telemetry_layer(c: &mut Criterion) {
             "metrics_noop_recorder",
             TelemetryLayer::new().metrics(noop_metrics),
         ),
-        ("access_log", TelemetryLayer::new().access_log(access_log())),
+        (
+            "access_log",
+            TelemetryLayer::new().access_log(access_log(&mut logs, "access_log")),
+        ),
         (
             "metrics_and_access_log",
             TelemetryLayer::new()
                 .metrics(metrics())
-                .access_log(access_log()),
+                .access_log(access_log(&mut logs, "metrics_and_access_log")),
         ),
     ];
     let mut group = Variants::default();
@@ -133,6 +145,17 @@ fn telemetry_layer(c: &mut Criterion) {
         group.add(name, None, layer.layer(forwarded()));
     }
     group.run(c, "telemetry_layer", &runtime);
+    // Whether the access-log variants measured buffering or, their buffer full, dropping.
+    for (name, log) in logs {
+        log.flush();
+        let stats = log.stats();
+        let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        println!(
+            "telemetry_layer/{name}: access log entries written {}, dropped {}",
+            count(&stats.written),
+            count(&stats.dropped),
+        );
+    }
 }
 
 criterion_group!(benches, telemetry_layer);

@@ -1,11 +1,11 @@
 //! [`TelemetryLayer`]: reports every request — as Istio's standard metrics and as an access-log
 //! line — once its response has been sent in full.
 //!
-//! On the way in it notes the arrival time and the request's facts (cheap clones of the
-//! request's own header buffers, one allocation per request); on the way out it reads what the
-//! layers inside decided from the response extensions ([`Routed`], where it was served
-//! ([`UpstreamTarget::of_response`]), [`ResponseFlags`]) — or from a [`RoutedError`] and
-//! the local reply an error becomes — and wraps the response body to count its bytes. When
+//! On the way in it notes the arrival time and, with an access log, starts the request's entry
+//! (cheap clones of the request's own header buffers, in one allocation). On the way out it
+//! reads what the layers inside decided from the response extensions ([`Routed`], where it was
+//! served ([`UpstreamTarget::of_response`]), [`ResponseFlags`]) — or from a [`RoutedError`]
+//! and the local reply an error becomes — and wraps the response body to count its bytes. When
 //! the body ends (or is dropped: flag `DC`), it records the metrics and hands the entry to the
 //! [`AccessLog`], whose writer formats it off the request path. A request whose client goes away
 //! before the response is reported with status `0` and `DC`, as Envoy does.
@@ -26,9 +26,7 @@ use crate::{
         RequestProtocol,
     },
 };
-use http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, Version, uri::Authority,
-};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, uri::Authority};
 use http_body::Body as HttpBody;
 use mesh_core::{
     BoxError, DownstreamAddr, LocalReplyDetails, MeshError, PeerIdentity, ResponseFlag,
@@ -47,7 +45,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
-    time::{Instant, SystemTime},
+    time::{Duration, Instant},
 };
 use tower::{Layer, Service};
 
@@ -283,22 +281,6 @@ where
     }
 }
 
-/// What the access log wants of the request, captured only when there is one.
-#[derive(Debug)]
-struct RequestFacts {
-    start_time: SystemTime,
-    method: Method,
-    /// The request's URI and `Host`.
-    uri: Uri,
-    host: Option<HeaderValue>,
-    original_path: Option<HeaderValue>,
-    version: Version,
-    x_forwarded_for: Option<HeaderValue>,
-    user_agent: Option<HeaderValue>,
-    request_id: Option<HeaderValue>,
-    downstream: Option<DownstreamAddr>,
-}
-
 /// One request being reported: allocated once on arrival, completed by the response.
 #[derive(Debug)]
 struct Recording {
@@ -313,10 +295,11 @@ struct Recording {
     request_body: u64,
     /// The count of a streamed request body, read when the exchange ends.
     request_body_read: Option<BodyBytesRead>,
-    /// Boxed apart: most of a recording's size, and only there with an access log.
-    facts: Option<Box<RequestFacts>>,
+    /// The access-log entry, filled in as the exchange goes (only with an access log; boxed
+    /// apart: most of a recording's size).
+    entry: Option<Box<AccessLogEntry>>,
     /// The authority the request was addressed to, `destination_service` when routing named
-    /// none; kept apart only without an access log (whose facts hold the URI and `Host`).
+    /// none; kept apart only without an access log (whose entry holds the URI and `Host`).
     addressed: Option<Addressed>,
     status: u16,
     flags: ResponseFlags,
@@ -326,13 +309,7 @@ struct Recording {
     service: Option<Arc<str>>,
     /// The upstream cluster, when it is one of Istio's catch-all clusters (a metric label).
     catch_all: Option<CatchAllCluster>,
-    /// The route's name (`%ROUTE_NAME%`), kept when there is an access log.
-    route_name: Option<Arc<str>>,
-    /// The upstream cluster and endpoint, kept when there is an access log.
-    upstream_cluster: Option<Arc<str>>,
-    upstream_host: Option<Authority>,
     peer: Option<Arc<Workload>>,
-    upstream_service_time: Option<HeaderValue>,
     grpc_status: Option<u16>,
     /// Response headers and body (the metric); of which the body (the access log).
     response_bytes: u64,
@@ -427,21 +404,35 @@ impl Recording {
         let body = hint.exact().unwrap_or(hint.lower());
         let request_bytes =
             (request.method().as_str().len() + path + 12) as u64 + headers.bytes + body;
-        let facts = shared.access_log.as_ref().map(|_| {
-            Box::new(RequestFacts {
+        let entry = shared.access_log.as_ref().map(|_| {
+            let downstream = request.extensions().get::<DownstreamAddr>();
+            Box::new(AccessLogEntry {
                 start_time: mesh_core::wall_clock::system_time_at(started),
                 method: request.method().clone(),
                 uri: request.uri().clone(),
                 host: headers.host.cloned(),
                 original_path: headers.original_path.cloned(),
-                version: request.version(),
+                protocol: request.version(),
+                response_code: 0,
+                response_flags: ResponseFlags::default(),
+                response_code_details: Cow::Borrowed("-"),
+                bytes_received: 0,
+                bytes_sent: 0,
+                duration: Duration::ZERO,
+                upstream_service_time: None,
                 x_forwarded_for: headers.x_forwarded_for.cloned(),
                 user_agent: headers.user_agent.cloned(),
                 request_id: headers.request_id.cloned(),
-                downstream: request.extensions().get::<DownstreamAddr>().copied(),
+                upstream_host: None,
+                upstream_cluster: None,
+                upstream_local_address: None,
+                downstream_local_address: downstream.map(|d| d.local),
+                downstream_remote_address: downstream.map(|d| d.remote),
+                requested_server_name: None,
+                route_name: None,
             })
         });
-        let addressed = match facts {
+        let addressed = match &entry {
             Some(_) => None,
             None => Addressed::of(request.uri(), headers.host),
         };
@@ -453,16 +444,13 @@ impl Recording {
             request_bytes,
             request_body: body,
             request_body_read: request.extensions().get::<BodyBytesRead>().cloned(),
-            facts,
+            entry,
             addressed,
             status: 0,
             flags: ResponseFlags::default(),
             local_reply: None,
             service: None,
             catch_all: None,
-            route_name: None,
-            upstream_cluster: None,
-            upstream_host: None,
             // Inbound, the peer is the caller: known when it proved who it is (mutual TLS).
             // (The outbound side never looks for one.)
             peer: shared
@@ -472,7 +460,6 @@ impl Recording {
                 .and_then(|metrics| {
                     metrics.peer_workload(request.extensions().get::<PeerIdentity>()?)
                 }),
-            upstream_service_time: None,
             grpc_status: None,
             response_bytes: 0,
             response_body: 0,
@@ -490,8 +477,8 @@ impl Recording {
         self.routed(extensions.get::<Routed>());
         self.upstream(UpstreamTarget::of_response(extensions));
         let headers = response.headers();
-        if self.facts.is_some() {
-            self.upstream_service_time = headers.get(X_ENVOY_UPSTREAM_SERVICE_TIME).cloned();
+        if let Some(entry) = &mut self.entry {
+            entry.upstream_service_time = headers.get(X_ENVOY_UPSTREAM_SERVICE_TIME).cloned();
         }
         if self.protocol == RequestProtocol::Grpc {
             self.grpc_status = grpc_status(headers);
@@ -507,9 +494,9 @@ impl Recording {
             workload,
         } = served;
         self.catch_all = cluster.and_then(|c| CatchAllCluster::of(&c.0));
-        if self.facts.is_some() {
-            self.upstream_cluster = cluster.map(|c| c.0.clone());
-            self.upstream_host = host.map(|h| h.0.clone());
+        if let Some(entry) = &mut self.entry {
+            entry.upstream_cluster = cluster.map(|c| c.0.clone());
+            entry.upstream_host = host.map(|h| h.0.clone());
         }
         // The upstream is the peer of the client side only; the server side's peer is its caller
         // (its upstream is the local app: itself).
@@ -527,8 +514,8 @@ impl Recording {
     fn routed(&mut self, routed: Option<&Routed>) {
         if let Some(routed) = routed {
             self.service = routed.destination.as_ref().map(|d| d.host.clone());
-            if self.facts.is_some() {
-                self.route_name = Some(routed.route.name.clone());
+            if let Some(entry) = &mut self.entry {
+                entry.route_name = Some(routed.route.name.clone());
             }
         }
     }
@@ -548,16 +535,16 @@ impl Recording {
             Some(MeshError::HostNotRegistered(_))
         ) {
             self.catch_all = Some(CatchAllCluster::BlackHole);
-            if self.facts.is_some() {
-                self.upstream_cluster = Some(Arc::from(BLACK_HOLE_CLUSTER));
+            if let Some(entry) = &mut self.entry {
+                entry.upstream_cluster = Some(Arc::from(BLACK_HOLE_CLUSTER));
             }
         }
     }
 
     /// The authority the request was addressed to (see [`addressed_authority`]).
     fn addressed_authority(&self) -> Option<&str> {
-        match &self.facts {
-            Some(facts) => addressed_authority(&facts.uri, facts.host.as_ref()),
+        match &self.entry {
+            Some(entry) => addressed_authority(&entry.uri, entry.host.as_ref()),
             None => self.addressed.as_ref().and_then(Addressed::as_str),
         }
     }
@@ -575,6 +562,10 @@ impl Recording {
     }
 
     /// Records the metrics and queues the access-log entry.
+    #[expect(
+        clippy::boxed_local,
+        reason = "taking the recording as it is kept ends it: a request is reported once"
+    )]
     fn finish(mut self: Box<Self>) {
         let duration = self.started.elapsed();
         if let Some(read) = &self.request_body_read {
@@ -604,37 +595,15 @@ impl Recording {
                 response_bytes: self.response_bytes,
             });
         }
-        if let (Some(log), Some(facts)) = (&self.shared.access_log, self.facts.take()) {
-            let facts = *facts;
-            log.log(AccessLogEntry {
-                start_time: facts.start_time,
-                method: facts.method,
-                uri: facts.uri,
-                host: facts.host,
-                original_path: facts.original_path,
-                protocol: facts.version,
-                response_code: self.status,
-                response_flags: self.flags,
-                response_code_details: code_details(
-                    self.status,
-                    self.flags,
-                    self.local_reply.take(),
-                ),
-                bytes_received: self.request_body,
-                bytes_sent: self.response_body,
-                duration,
-                upstream_service_time: self.upstream_service_time.take(),
-                x_forwarded_for: facts.x_forwarded_for,
-                user_agent: facts.user_agent,
-                request_id: facts.request_id,
-                upstream_host: self.upstream_host.take(),
-                upstream_cluster: self.upstream_cluster.take(),
-                upstream_local_address: None,
-                downstream_local_address: facts.downstream.map(|d| d.local),
-                downstream_remote_address: facts.downstream.map(|d| d.remote),
-                requested_server_name: None,
-                route_name: self.route_name.take(),
-            });
+        if let (Some(log), Some(mut entry)) = (&self.shared.access_log, self.entry.take()) {
+            entry.response_code = self.status;
+            entry.response_flags = self.flags;
+            entry.response_code_details =
+                code_details(self.status, self.flags, self.local_reply.take());
+            entry.bytes_received = self.request_body;
+            entry.bytes_sent = self.response_body;
+            entry.duration = duration;
+            log.log(*entry);
         }
     }
 }
