@@ -18,6 +18,7 @@ pub mod authority;
 pub mod body;
 pub mod body_count;
 pub mod circuit_breaker;
+pub mod clock;
 mod control_headers;
 pub mod error;
 pub mod extensions;
@@ -31,7 +32,6 @@ pub mod outlier;
 pub mod policy;
 pub mod retry;
 pub mod timeout;
-pub mod wall_clock;
 pub mod watched_body;
 pub mod workload;
 

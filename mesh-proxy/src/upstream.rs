@@ -31,7 +31,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
 };
 use mesh_core::{
-    Body, BoxError, MeshError, UpstreamHost, body, circuit_breaker::RequestPermit,
+    Body, BoxError, MeshError, UpstreamHost, body, circuit_breaker::RequestPermit, clock::Stamp,
     header_value::decimal,
 };
 use pin_project::pin_project;
@@ -156,6 +156,8 @@ impl Upstream {
     /// assert!(!never_idle.same_settings(&Upstream::new(Duration::from_secs(1))), "the idle timeouts differ");
     /// ```
     pub fn with_timeouts(connect_timeout: Duration, idle_timeout: Option<Duration>) -> Self {
+        // Responses are timed (`x-envoy-upstream-service-time`) by the mesh's clock.
+        mesh_core::clock::calibrate();
         let connections = ActiveConnections::default();
         Upstream {
             http1: http1_client(
@@ -316,7 +318,7 @@ impl Upstream {
         permit: Option<RequestPermit>,
     ) -> Result<Response<Body>, MeshError> {
         let guard = (endpoint.start_request(), permit);
-        let sent = std::time::Instant::now();
+        let sent = Stamp::now();
         // A cluster whose DestinationRule originates TLS is sent by the mesh's own TLS client,
         // never by the application's, which would send it in plaintext.
         let transport = request
@@ -396,7 +398,7 @@ impl Upstream {
     ) -> Result<Response<Body>, MeshError> {
         point_uri(&mut request, authority)?;
         set_host(&mut request, authority);
-        let sent = std::time::Instant::now();
+        let sent = Stamp::now();
         let mut response = match request.extensions_mut().remove::<Transport>() {
             Some(transport) => transport.send(request).await?,
             None => self
@@ -616,7 +618,7 @@ where
 
 /// `x-envoy-upstream-service-time`: milliseconds from sending the request to the upstream's
 /// response headers, as Envoy's router adds it (replacing any the upstream sent).
-fn set_service_time<B>(response: &mut Response<B>, sent: std::time::Instant) {
+fn set_service_time<B>(response: &mut Response<B>, sent: Stamp) {
     let millis = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
     response
         .headers_mut()

@@ -31,6 +31,7 @@ use http_body::Body as HttpBody;
 use mesh_core::{
     BoxError, ResponseFlag, ResponseFlags, UpstreamCluster, UpstreamError,
     authority::request_authority,
+    clock::Stamp,
     error::UpstreamTarget,
     local_reply::error_to_response,
     watched_body::{BodyWatcher, WatchedBody, watch_response},
@@ -42,7 +43,6 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
-    time::Instant,
 };
 use tower::{Layer, Service};
 
@@ -303,6 +303,7 @@ impl SpanLayer {
     /// # });
     /// ```
     pub fn new(kind: SpanKind, reporter: SpanReporter, tags: SpanTags) -> Self {
+        mesh_core::clock::calibrate();
         SpanLayer {
             recorder: Some(Arc::new(Recorder {
                 kind,
@@ -414,7 +415,7 @@ where
 #[derive(Debug)]
 struct OpenSpan {
     span: FinishedSpan,
-    started: Instant,
+    started: Stamp,
     reporter: SpanReporter,
     /// A `HEAD` request: its response has no body, whatever its headers say.
     head: bool,
@@ -461,13 +462,13 @@ impl Recorder {
                 span_tags.push((tag.name.clone(), value));
             }
         }
-        let started = Instant::now();
+        let started = Stamp::now();
         OpenSpan {
             span: FinishedSpan {
                 context,
                 kind: self.kind,
                 name,
-                start: mesh_core::wall_clock::system_time_at(started),
+                start: started.system_time(),
                 duration: Default::default(),
                 tags: span_tags,
                 error: false,

@@ -33,6 +33,7 @@ use mesh_core::{
     ResponseFlags, Routed, RoutedError, UpstreamError,
     authority::addressed_authority,
     body_count::BodyBytesRead,
+    clock::Stamp,
     error::{ServedBy, UpstreamTarget},
     local_reply::error_to_response,
     watched_body::{BodyWatcher, WatchedBody, watch_response},
@@ -45,7 +46,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
-    time::{Duration, Instant},
+    time::Duration,
 };
 use tower::{Layer, Service};
 
@@ -148,6 +149,7 @@ impl TelemetryLayer {
     /// # });
     /// ```
     pub fn metrics(mut self, metrics: impl Into<Arc<IstioMetrics>>) -> Self {
+        mesh_core::clock::calibrate();
         self.shared.metrics = Some(metrics.into());
         self
     }
@@ -180,6 +182,7 @@ impl TelemetryLayer {
     /// # });
     /// ```
     pub fn access_log(mut self, log: AccessLog) -> Self {
+        mesh_core::clock::calibrate();
         self.shared.access_log = Some(log);
         self
     }
@@ -285,7 +288,7 @@ where
 #[derive(Debug)]
 struct Recording {
     shared: Arc<Shared>,
-    started: Instant,
+    started: Stamp,
     protocol: RequestProtocol,
     /// A HEAD request: its response has no body, whatever its headers say.
     head: bool,
@@ -394,7 +397,7 @@ impl Addressed {
 
 impl Recording {
     fn start<B: HttpBody>(shared: &Arc<Shared>, request: &Request<B>) -> Self {
-        let started = Instant::now();
+        let started = Stamp::now();
         let headers = RequestHeaders::of(request.headers());
         let path = request
             .uri()
@@ -407,7 +410,7 @@ impl Recording {
         let entry = shared.access_log.as_ref().map(|_| {
             let downstream = request.extensions().get::<DownstreamAddr>();
             Box::new(AccessLogEntry {
-                start_time: mesh_core::wall_clock::system_time_at(started),
+                start_time: started.system_time(),
                 method: request.method().clone(),
                 uri: request.uri().clone(),
                 host: headers.host.cloned(),
