@@ -6,7 +6,10 @@
 //! `metrics_noop_recorder` records into `metrics::NoopRecorder`: the layer's own cost, without
 //! the recorder's; `metrics_exporter_prometheus` records into that crate's recorder instead of
 //! ours, for comparison. `LAYER_BENCH_ROUNDS=N` runs the variants interleaved instead (see
-//! `support/layer_bench.rs`).
+//! `support/layer_bench.rs`), and nothing else.
+//!
+//! `access_log_format` times what the access log's writer thread does per entry, off the
+//! request path.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -21,7 +24,7 @@ use mesh::core::{
     error::UpstreamTarget, workload::Workload,
 };
 use mesh::trace::{
-    access_log::{AccessLog, AccessLogConfig, Encoding},
+    access_log::{AccessLog, AccessLogConfig, AccessLogEntry, Encoding, format_entry},
     metrics::{ISTIO_BUCKETS, IstioMetrics, MetricsRecorder, Reporter},
     prometheus::PrometheusRecorder,
     telemetry_layer::TelemetryLayer,
@@ -158,5 +161,52 @@ fn telemetry_layer(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, telemetry_layer);
+/// What the access-log writer thread does per entry: one line of each encoding, for an entry
+/// as the sidecar fills it in (every field the bench's requests set, and the addresses).
+fn access_log_format(c: &mut Criterion) {
+    if std::env::var_os("LAYER_BENCH_ROUNDS").is_some() {
+        return;
+    }
+    let entry = AccessLogEntry {
+        start_time: std::time::SystemTime::now(),
+        method: http::Method::GET,
+        uri: http::Uri::from_static("/items?page=2"),
+        host: Some(http::HeaderValue::from_static("catalog.shop:8080")),
+        original_path: None,
+        protocol: http::Version::HTTP_11,
+        response_code: 200,
+        response_flags: Default::default(),
+        response_code_details: "via_upstream".into(),
+        bytes_received: 0,
+        bytes_sent: 1_024,
+        duration: std::time::Duration::from_micros(3_250),
+        upstream_service_time: Some(http::HeaderValue::from_static("2")),
+        x_forwarded_for: None,
+        user_agent: Some(http::HeaderValue::from_static("bench/1.0")),
+        request_id: Some(http::HeaderValue::from_static(
+            "cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2",
+        )),
+        upstream_host: Some("10.0.0.1:8080".parse().unwrap()),
+        upstream_cluster: Some("outbound|80|v1|catalog.shop.svc.cluster.local".into()),
+        upstream_local_address: None,
+        downstream_local_address: Some("10.0.1.5:15001".parse().unwrap()),
+        downstream_remote_address: Some("10.0.1.7:40000".parse().unwrap()),
+        requested_server_name: None,
+        route_name: Some("items".into()),
+    };
+    let mut group = c.benchmark_group("access_log_format");
+    for (name, encoding) in [("text", Encoding::Text), ("json", Encoding::Json)] {
+        let mut out = Vec::with_capacity(1024);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                format_entry(std::hint::black_box(&entry), encoding, &mut out);
+                std::hint::black_box(&out);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, telemetry_layer, access_log_format);
 criterion_main!(benches);

@@ -61,9 +61,9 @@ use std::{
 ///     request_id: None, // missing: `-` in text, `null` in JSON
 ///     ..entry() // a GET of `/ready` answered 200
 /// };
-/// let mut out = String::new();
+/// let mut out = Vec::new();
 /// format_entry(&entry, Encoding::Json, &mut out);
-/// let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+/// let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
 /// assert_eq!(json["user_agent"], "curl/8.5.0");
 /// assert_eq!(json["request_id"], serde_json::Value::Null);
 /// ```

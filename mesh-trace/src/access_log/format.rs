@@ -1,14 +1,20 @@
 //! [`format_entry`]: an [`AccessLogEntry`] as one line of Istio's default text format
 //! ([`Encoding::Text`]) or of Istio's JSON format ([`Encoding::Json`]).
 //!
-//! Everything is appended to a caller's `String` by hand (no `format!` per field, no JSON
-//! value tree), so the writer thread can reuse one buffer for a whole batch.
+//! Everything is appended to a caller's byte buffer by hand, so that the writer thread can
+//! reuse one buffer for a whole batch and keep up with the request path: no `core::fmt` for
+//! numbers, IPv4 addresses or the time (whose date and time of day are formatted once a second
+//! per thread), no UTF-8 validation of values already checked to be printable ASCII, and no
+//! JSON value tree.
 
 use super::AccessLogEntry;
 use http::{HeaderValue, Version};
+use mesh_core::ResponseFlags;
 use std::{
-    fmt::{Display, Write as _},
-    time::{SystemTime, UNIX_EPOCH},
+    cell::Cell,
+    io::Write as _,
+    net::SocketAddr,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 /// How [`format_entry`] prints an entry.
@@ -53,11 +59,11 @@ use std::{
 /// # impl Memory {
 /// #     fn text(&self) -> String { String::from_utf8(self.0.lock().unwrap().clone()).unwrap() }
 /// # }
-/// let (mut text, mut json) = (String::new(), String::new());
+/// let (mut text, mut json) = (Vec::new(), Vec::new());
 /// format_entry(&entry(), Encoding::default(), &mut text); // a GET of `/ready` answered 200
 /// format_entry(&entry(), Encoding::Json, &mut json);
-/// assert!(text.starts_with(r#"[2016-04-15T20:17:00.310Z] "GET /ready HTTP/1.1" 200 - via_upstream"#));
-/// let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+/// assert!(text.starts_with(br#"[2016-04-15T20:17:00.310Z] "GET /ready HTTP/1.1" 200 - via_upstream"#));
+/// let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
 /// assert_eq!((json["path"].as_str(), json["response_flags"].as_str()), (Some("/ready"), Some("-")));
 /// assert_eq!(json["response_code"], 200); // a number
 /// ```
@@ -87,7 +93,8 @@ pub enum Encoding {
     Json,
 }
 
-/// Appends `entry` to `out` as one line (ending in `\n`) in `encoding`.
+/// Appends `entry` to `out` as one line (ending in `\n`) in `encoding`; what it appends is
+/// always UTF-8.
 ///
 /// `%START_TIME%` is UTC with milliseconds, `%DURATION%` whole milliseconds, and
 /// `%CONNECTION_TERMINATION_DETAILS%` and `%UPSTREAM_TRANSPORT_FAILURE_REASON%` are always
@@ -125,10 +132,10 @@ pub enum Encoding {
 ///     route_name: Some("default".into()),
 /// };
 ///
-/// let mut out = String::new();
+/// let mut out = Vec::new();
 /// format_entry(&entry, Encoding::Text, &mut out);
 /// assert_eq!(
-///     out,
+///     String::from_utf8(out).unwrap(),
 ///     concat!(
 ///         r#"[2016-04-15T20:17:00.310Z] "GET /items?page=2 HTTP/1.1" 503 UF "#,
 ///         r#"upstream_reset_before_response_started{connection_failure} - "-" 0 91 12 - "#,
@@ -138,13 +145,14 @@ pub enum Encoding {
 ///     )
 /// );
 ///
-/// format_entry(&entry, Encoding::Json, &mut out); // appends a second line
-/// let json: serde_json::Value = serde_json::from_str(out.lines().nth(1).unwrap()).unwrap();
+/// let mut out = Vec::new();
+/// format_entry(&entry, Encoding::Json, &mut out); // one JSON object per line
+/// let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
 /// assert_eq!(json["response_code"], 503);
 /// assert_eq!(json["response_flags"], "UF");
 /// assert_eq!(json["request_id"], serde_json::Value::Null);
 /// ```
-pub fn format_entry(entry: &AccessLogEntry, encoding: Encoding, out: &mut String) {
+pub fn format_entry(entry: &AccessLogEntry, encoding: Encoding, out: &mut Vec<u8>) {
     match encoding {
         Encoding::Text => text(entry, out),
         Encoding::Json => json(entry, out),
@@ -152,58 +160,61 @@ pub fn format_entry(entry: &AccessLogEntry, encoding: Encoding, out: &mut String
 }
 
 /// Istio's default text format; see [`Encoding::Text`].
-fn text(e: &AccessLogEntry, out: &mut String) {
-    out.push('[');
+fn text(e: &AccessLogEntry, out: &mut Vec<u8>) {
+    out.push(b'[');
     push_start_time(out, e.start_time);
-    out.push_str("] \"");
+    out.extend_from_slice(b"] \"");
     text_value(out, Some(e.method.as_str().as_bytes()));
-    out.push(' ');
+    out.push(b' ');
     text_value(out, path(e));
-    out.push(' ');
-    out.push_str(protocol(e.protocol).unwrap_or("-"));
+    out.push(b' ');
+    out.extend_from_slice(protocol(e.protocol).unwrap_or("-").as_bytes());
+    out.extend_from_slice(b"\" ");
+    push_u64(out, e.response_code.into());
+    out.push(b' ');
     // %RESPONSE_FLAGS% prints `-` by itself when there are none.
-    let _ = write!(out, "\" {} {} ", e.response_code, e.response_flags);
+    push_flags(out, e.response_flags);
+    out.push(b' ');
     text_value(out, Some(e.response_code_details.as_bytes()));
     // %CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%": never known.
-    out.push_str(" - \"-\" ");
-    let _ = write!(
-        out,
-        "{} {} {} ",
-        e.bytes_received,
-        e.bytes_sent,
-        e.duration.as_millis()
-    );
+    out.extend_from_slice(b" - \"-\" ");
+    push_u64(out, e.bytes_received);
+    out.push(b' ');
+    push_u64(out, e.bytes_sent);
+    out.push(b' ');
+    push_u64(out, whole_millis(e.duration));
+    out.push(b' ');
     text_value(out, header(&e.upstream_service_time));
-    out.push_str(" \"");
+    out.extend_from_slice(b" \"");
     text_value(out, header(&e.x_forwarded_for));
-    out.push_str("\" \"");
+    out.extend_from_slice(b"\" \"");
     text_value(out, header(&e.user_agent));
-    out.push_str("\" \"");
+    out.extend_from_slice(b"\" \"");
     text_value(out, header(&e.request_id));
-    out.push_str("\" \"");
+    out.extend_from_slice(b"\" \"");
     text_value(out, authority(e));
-    out.push_str("\" \"");
+    out.extend_from_slice(b"\" \"");
     text_value(out, e.upstream_host.as_ref().map(|h| h.as_str().as_bytes()));
-    out.push_str("\" ");
+    out.extend_from_slice(b"\" ");
     text_value(out, shared_str(&e.upstream_cluster));
-    out.push(' ');
-    text_display(out, e.upstream_local_address);
-    out.push(' ');
-    text_display(out, e.downstream_local_address);
-    out.push(' ');
-    text_display(out, e.downstream_remote_address);
-    out.push(' ');
+    out.push(b' ');
+    text_address(out, e.upstream_local_address);
+    out.push(b' ');
+    text_address(out, e.downstream_local_address);
+    out.push(b' ');
+    text_address(out, e.downstream_remote_address);
+    out.push(b' ');
     text_value(out, shared_str(&e.requested_server_name));
-    out.push(' ');
+    out.push(b' ');
     text_value(out, shared_str(&e.route_name));
-    out.push('\n');
+    out.push(b'\n');
 }
 
 /// Istio's JSON format; see [`Encoding::Json`].
-fn json(e: &AccessLogEntry, out: &mut String) {
-    out.push_str("{\"start_time\":\"");
+fn json(e: &AccessLogEntry, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"start_time\":\"");
     push_start_time(out, e.start_time);
-    out.push('"');
+    out.push(b'"');
     json_key(out, "route_name");
     json_string(out, shared_str(&e.route_name));
     json_key(out, "method");
@@ -213,20 +224,22 @@ fn json(e: &AccessLogEntry, out: &mut String) {
     json_key(out, "protocol");
     json_string(out, protocol(e.protocol).map(str::as_bytes));
     json_key(out, "response_code");
-    let _ = write!(out, "{}", e.response_code);
+    push_u64(out, e.response_code.into());
     json_key(out, "response_flags");
     // Short flag codes, `,` and `-` only: nothing to escape.
-    let _ = write!(out, "\"{}\"", e.response_flags);
+    out.push(b'"');
+    push_flags(out, e.response_flags);
+    out.push(b'"');
     json_key(out, "response_code_details");
     json_string(out, Some(e.response_code_details.as_bytes()));
     json_key(out, "connection_termination_details");
-    out.push_str("null");
+    out.extend_from_slice(b"null");
     json_key(out, "bytes_received");
-    let _ = write!(out, "{}", e.bytes_received);
+    push_u64(out, e.bytes_received);
     json_key(out, "bytes_sent");
-    let _ = write!(out, "{}", e.bytes_sent);
+    push_u64(out, e.bytes_sent);
     json_key(out, "duration");
-    let _ = write!(out, "{}", e.duration.as_millis());
+    push_u64(out, whole_millis(e.duration));
     json_key(out, "upstream_service_time");
     json_string(out, header(&e.upstream_service_time));
     json_key(out, "x_forwarded_for");
@@ -242,16 +255,15 @@ fn json(e: &AccessLogEntry, out: &mut String) {
     json_key(out, "upstream_cluster");
     json_string(out, shared_str(&e.upstream_cluster));
     json_key(out, "upstream_local_address");
-    json_display(out, e.upstream_local_address);
+    json_address(out, e.upstream_local_address);
     json_key(out, "downstream_local_address");
-    json_display(out, e.downstream_local_address);
+    json_address(out, e.downstream_local_address);
     json_key(out, "downstream_remote_address");
-    json_display(out, e.downstream_remote_address);
+    json_address(out, e.downstream_remote_address);
     json_key(out, "requested_server_name");
     json_string(out, shared_str(&e.requested_server_name));
     json_key(out, "upstream_transport_failure_reason");
-    out.push_str("null");
-    out.push_str("}\n");
+    out.extend_from_slice(b"null}\n");
 }
 
 /// `%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%` as bytes: like [`AccessLogEntry::path`], but an
@@ -291,114 +303,226 @@ fn shared_str(value: &Option<std::sync::Arc<str>>) -> Option<&[u8]> {
     value.as_deref().map(str::as_bytes)
 }
 
+/// `%DURATION%`: whole milliseconds.
+fn whole_millis(duration: Duration) -> u64 {
+    duration
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(duration.subsec_millis()))
+}
+
+/// `n` in decimal.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// `n` (below 100) in two digits.
+fn push_two_digits(out: &mut Vec<u8>, n: u32) {
+    out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+}
+
+/// `%RESPONSE_FLAGS%`: the short codes joined by `,`, `-` when there are none.
+fn push_flags(out: &mut Vec<u8>, flags: ResponseFlags) {
+    if flags.is_empty() {
+        out.push(b'-');
+        return;
+    }
+    for (i, flag) in flags.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(flag.short().as_bytes());
+    }
+}
+
+/// An address as `Display` prints it (`10.0.1.5:15001`, `[::1]:80`); IPv4 by hand.
+fn push_address(out: &mut Vec<u8>, address: SocketAddr) {
+    match address {
+        SocketAddr::V4(v4) => {
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_u64(out, octet.into());
+            }
+            out.push(b':');
+            push_u64(out, v4.port().into());
+        }
+        // Writing to a `Vec` cannot fail.
+        SocketAddr::V6(_) => {
+            let _ = write!(out, "{address}");
+        }
+    }
+}
+
+/// Whether `bytes` is visible ASCII and spaces without a `"`: a value either encoding prints
+/// as it is (nearly every value).
+fn is_plain(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| matches!(b, b' '..=b'~') && b != b'"')
+}
+
 /// A text value, `-` when missing or empty; see [`Encoding::Text`] for what is replaced.
-fn text_value(out: &mut String, value: Option<&[u8]>) {
+fn text_value(out: &mut Vec<u8>, value: Option<&[u8]>) {
     let bytes = match value {
         Some(bytes) if !bytes.is_empty() => bytes,
         _ => {
-            out.push('-');
+            out.push(b'-');
             return;
         }
     };
-    // Fast path: visible ASCII and spaces, no quote (nearly every value).
-    if bytes
-        .iter()
-        .all(|&b| (b' '..=b'~').contains(&b) && b != b'"')
-        && let Ok(s) = std::str::from_utf8(bytes)
-    {
-        out.push_str(s);
+    if is_plain(bytes) {
+        out.extend_from_slice(bytes);
         return;
     }
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            out.push(match c {
-                '"' => '\'',
-                c if c.is_control() => char::REPLACEMENT_CHARACTER,
-                c => c,
-            });
+            push_char(
+                out,
+                match c {
+                    '"' => '\'',
+                    c if c.is_control() => char::REPLACEMENT_CHARACTER,
+                    c => c,
+                },
+            );
         }
         if !chunk.invalid().is_empty() {
-            out.push(char::REPLACEMENT_CHARACTER);
+            push_char(out, char::REPLACEMENT_CHARACTER);
         }
     }
 }
 
-/// A text value printed with [`Display`] (addresses: nothing to replace), `-` when missing.
-fn text_display(out: &mut String, value: Option<impl Display>) {
-    match value {
-        Some(value) => {
-            let _ = write!(out, "{value}");
-        }
-        None => out.push('-'),
+/// `c` in UTF-8.
+fn push_char(out: &mut Vec<u8>, c: char) {
+    out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+}
+
+/// A text address, `-` when missing.
+fn text_address(out: &mut Vec<u8>, address: Option<SocketAddr>) {
+    match address {
+        Some(address) => push_address(out, address),
+        None => out.push(b'-'),
     }
 }
 
 /// `,"key":` (every key but the first, `start_time`, which opens the object).
-fn json_key(out: &mut String, key: &str) {
-    out.push_str(",\"");
-    out.push_str(key);
-    out.push_str("\":");
+fn json_key(out: &mut Vec<u8>, key: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
 /// A JSON string, `null` when missing or empty.
-fn json_string(out: &mut String, value: Option<&[u8]>) {
+fn json_string(out: &mut Vec<u8>, value: Option<&[u8]>) {
     let bytes = match value {
         Some(bytes) if !bytes.is_empty() => bytes,
         _ => {
-            out.push_str("null");
+            out.extend_from_slice(b"null");
             return;
         }
     };
-    out.push('"');
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                c if c.is_control() => {
-                    let _ = write!(out, "\\u{:04x}", u32::from(c));
+    out.push(b'"');
+    if is_plain(bytes) && !bytes.contains(&b'\\') {
+        out.extend_from_slice(bytes);
+    } else {
+        for chunk in bytes.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                match c {
+                    '"' => out.extend_from_slice(b"\\\""),
+                    '\\' => out.extend_from_slice(b"\\\\"),
+                    // Writing to a `Vec` cannot fail.
+                    c if c.is_control() => {
+                        let _ = write!(out, "\\u{:04x}", u32::from(c));
+                    }
+                    c => push_char(out, c),
                 }
-                c => out.push(c),
+            }
+            if !chunk.invalid().is_empty() {
+                push_char(out, char::REPLACEMENT_CHARACTER);
             }
         }
-        if !chunk.invalid().is_empty() {
-            out.push(char::REPLACEMENT_CHARACTER);
-        }
     }
-    out.push('"');
+    out.push(b'"');
 }
 
-/// A JSON string printed with [`Display`] (addresses: nothing to escape), `null` when missing.
-fn json_display(out: &mut String, value: Option<impl Display>) {
-    match value {
-        Some(value) => {
-            let _ = write!(out, "\"{value}\"");
+/// A JSON address, `null` when missing (nothing in an address to escape).
+fn json_address(out: &mut Vec<u8>, address: Option<SocketAddr>) {
+    match address {
+        Some(address) => {
+            out.push(b'"');
+            push_address(out, address);
+            out.push(b'"');
         }
-        None => out.push_str("null"),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
-const MILLIS_PER_DAY: i128 = 86_400_000;
+thread_local! {
+    /// The second last formatted on this thread, and its `YYYY-MM-DDTHH:MM:SS`: the writer
+    /// formats entries in the order they came, so most share the one before's second.
+    static LAST_SECOND: Cell<Option<(i128, [u8; 19])>> = const { Cell::new(None) };
+}
 
 /// `%START_TIME%`: ISO 8601 in UTC with milliseconds (`2016-04-15T20:17:00.310Z`), the
 /// sub-millisecond part truncated (towards the past).
-fn push_start_time(out: &mut String, time: SystemTime) {
+fn push_start_time(out: &mut Vec<u8>, time: SystemTime) {
     // Durations fit in i128 milliseconds many times over.
     let millis = match time.duration_since(UNIX_EPOCH) {
         Ok(after) => after.as_millis() as i128,
         Err(before) => -(before.duration().as_nanos().div_ceil(1_000_000) as i128),
     };
-    // |millis| < 2^64 s × 1000, so the days fit in i64.
-    let (year, month, day) = civil_from_days(millis.div_euclid(MILLIS_PER_DAY) as i64);
-    let of_day = millis.rem_euclid(MILLIS_PER_DAY) as u32;
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        of_day / 3_600_000,
-        of_day / 60_000 % 60,
-        of_day / 1_000 % 60,
-        of_day % 1_000,
-    );
+    let (second, milli) = (millis.div_euclid(1000), millis.rem_euclid(1000) as u32);
+    match LAST_SECOND.get() {
+        Some((last, text)) if last == second => out.extend_from_slice(&text),
+        _ => {
+            let start = out.len();
+            push_date_and_time(out, second);
+            if let Ok(text) = <[u8; 19]>::try_from(&out[start..]) {
+                LAST_SECOND.set(Some((second, text)));
+            }
+        }
+    }
+    out.push(b'.');
+    push_two_digits(out, milli / 10);
+    out.push(b'0' + (milli % 10) as u8);
+    out.push(b'Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of `second` since the epoch (a year outside 0–9999 in as many digits
+/// as it takes, with its sign).
+fn push_date_and_time(out: &mut Vec<u8>, second: i128) {
+    // |second| < 2^64, so the days fit in i64.
+    let (year, month, day) = civil_from_days(second.div_euclid(86_400) as i64);
+    let of_day = second.rem_euclid(86_400) as u32;
+    match u32::try_from(year) {
+        Ok(year) if year <= 9999 => {
+            push_two_digits(out, year / 100);
+            push_two_digits(out, year % 100);
+        }
+        // Writing to a `Vec` cannot fail.
+        _ => {
+            let _ = write!(out, "{year:04}");
+        }
+    }
+    out.push(b'-');
+    push_two_digits(out, month);
+    out.push(b'-');
+    push_two_digits(out, day);
+    out.push(b'T');
+    push_two_digits(out, of_day / 3600);
+    out.push(b':');
+    push_two_digits(out, of_day / 60 % 60);
+    out.push(b':');
+    push_two_digits(out, of_day % 60);
 }
 
 /// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01 (Howard Hinnant's
@@ -662,10 +786,11 @@ pub(super) mod tests {
         fields
     }
 
+    /// `entry` formatted, checked to be UTF-8.
     fn format(entry: &AccessLogEntry, encoding: Encoding) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         format_entry(entry, encoding, &mut out);
-        out
+        String::from_utf8(out).expect("UTF-8")
     }
 
     fn check_text(entry: &AccessLogEntry, expected: &[(&str, Option<&str>)]) {
@@ -882,9 +1007,10 @@ pub(super) mod tests {
 
     #[test]
     fn format_entry_appends_one_line() {
-        let mut out = String::from("previous\n");
+        let mut out = b"previous\n".to_vec();
         format_entry(&full_entry(), Encoding::Text, &mut out);
         format_entry(&full_entry(), Encoding::Json, &mut out);
+        let out = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = out.split_inclusive('\n').collect();
         assert_eq!(lines.len(), 3, "{out:?}");
         assert_eq!(lines[0], "previous\n");
@@ -893,9 +1019,9 @@ pub(super) mod tests {
     }
 
     fn start_time(time: SystemTime) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         push_start_time(&mut out, time);
-        out
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
@@ -933,6 +1059,52 @@ pub(super) mod tests {
         }
         let json: Value = serde_json::from_str(&format(&full_entry(), Encoding::Json)).unwrap();
         assert_eq!(json["start_time"], "2016-04-15T20:17:00.310Z");
+    }
+
+    #[test]
+    fn a_second_formatted_before_is_reused_only_within_that_second() {
+        let at = |millis: u64| UNIX_EPOCH + Duration::from_millis(millis);
+        for (millis, expected) in [
+            (ENVOY_EXAMPLE_MILLIS, "2016-04-15T20:17:00.310Z"),
+            (ENVOY_EXAMPLE_MILLIS + 689, "2016-04-15T20:17:00.999Z"),
+            (ENVOY_EXAMPLE_MILLIS + 690, "2016-04-15T20:17:01.000Z"),
+            (ENVOY_EXAMPLE_MILLIS, "2016-04-15T20:17:00.310Z"),
+            (
+                ENVOY_EXAMPLE_MILLIS + 86_400_000,
+                "2016-04-16T20:17:00.310Z",
+            ),
+            (
+                ENVOY_EXAMPLE_MILLIS + 86_400_007,
+                "2016-04-16T20:17:00.317Z",
+            ),
+        ] {
+            assert_eq!(start_time(at(millis)), expected);
+        }
+    }
+
+    #[test]
+    fn addresses_print_as_display_prints_them() {
+        for address in [
+            "10.0.1.5:15001",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "[::1]:80",
+            "[2001:db8::7]:15006",
+        ] {
+            let address: SocketAddr = address.parse().unwrap();
+            let mut out = Vec::new();
+            push_address(&mut out, address);
+            assert_eq!(String::from_utf8(out).unwrap(), address.to_string());
+        }
+    }
+
+    #[test]
+    fn numbers_print_in_decimal() {
+        for n in [0, 7, 10, 204, 65_535, u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
     }
 
     #[test]

@@ -686,7 +686,7 @@ impl Drop for Running<'_> {
 fn run(shared: &Shared, mut writer: impl Write, encoding: Encoding, interval: Duration) {
     let _running = Running(shared);
     let mut batch = Vec::new();
-    let mut buf = String::new();
+    let mut buf = Vec::new();
     let mut healthy = true;
     loop {
         let (generation, closed) = {
@@ -737,13 +737,13 @@ fn write_batch(
     writer: &mut impl Write,
     batch: &mut Vec<AccessLogEntry>,
     encoding: Encoding,
-    buf: &mut String,
+    buf: &mut Vec<u8>,
     stats: &AccessLogStats,
 ) -> io::Result<()> {
     let mut outcome = Outcome::default();
     let mut lines = 0;
-    for entry in batch.drain(..) {
-        format_entry(&entry, encoding, buf);
+    for entry in batch.iter() {
+        format_entry(entry, encoding, buf);
         lines += 1;
         if buf.len() >= WRITE_CHUNK {
             outcome.write(writer, buf, lines);
@@ -753,6 +753,8 @@ fn write_batch(
     if lines > 0 {
         outcome.write(writer, buf, lines);
     }
+    // Dropped where they lie: formatting read them in place, never moving one.
+    batch.clear();
     if let Err(error) = writer.flush() {
         // Written but maybe still buffered in `writer`: count them as lost.
         outcome.failed += mem::take(&mut outcome.written);
@@ -774,8 +776,8 @@ struct Outcome {
 
 impl Outcome {
     /// Writes `buf` (`lines` entries) and clears it.
-    fn write(&mut self, writer: &mut impl Write, buf: &mut String, lines: u64) {
-        match writer.write_all(buf.as_bytes()) {
+    fn write(&mut self, writer: &mut impl Write, buf: &mut Vec<u8>, lines: u64) {
+        match writer.write_all(buf) {
             Ok(()) => self.written += lines,
             Err(error) => {
                 self.failed += lines;
@@ -1010,10 +1012,10 @@ mod tests {
             log.log(entry(1));
             log.log(entry(2));
             flush(&log);
-            let mut expected = String::new();
+            let mut expected = Vec::new();
             format_entry(&entry(1), encoding, &mut expected);
             format_entry(&entry(2), encoding, &mut expected);
-            assert_eq!(memory.text(), expected, "{encoding:?}");
+            assert_eq!(memory.text().as_bytes(), expected, "{encoding:?}");
         }
     }
 
@@ -1216,9 +1218,9 @@ mod tests {
         flush(&log);
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        let mut expected = String::new();
+        let mut expected = Vec::new();
         format_entry(&entry(1), Encoding::Text, &mut expected);
-        assert_eq!(text, expected);
+        assert_eq!(text.as_bytes(), expected);
     }
 
     #[test]
