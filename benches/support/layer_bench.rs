@@ -105,9 +105,10 @@ type CriterionBench = Box<
 ///
 /// [`run`](Self::run) benches them with criterion; with `LAYER_BENCH_ROUNDS=N` in the
 /// environment it instead runs them interleaved — every variant in turn, N rounds of a
-/// fixed number of requests — and prints each variant's median over the rounds and its
-/// difference from the first variant. On a shared machine whose speed drifts during a run,
-/// the interleaved medians compare variants better than criterion's back-to-back ones.
+/// fixed number of requests, each run paired with a run of the first variant right before or
+/// after it — and prints each variant's median time over the rounds and the median of its
+/// paired differences from the first variant. On a shared machine whose speed drifts during a
+/// run, paired differences compare variants better than criterion's back-to-back runs.
 #[allow(dead_code)] // not every bench uses it
 #[derive(Default)]
 pub struct Variants {
@@ -160,28 +161,47 @@ impl Variants {
     }
 
     fn interleaved(self, group: &str, runtime: &tokio::runtime::Runtime, rounds: usize) {
-        const REQUESTS: u32 = 20_000;
+        const REQUESTS: u32 = 5_000;
         let wire = WireBuffer::new();
-        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); self.list.len()];
+        let Some(((_, base, _), _)) = self.list.split_first() else {
+            return;
+        };
+        let run = |variant: &Interleaved| variant(runtime, &wire, REQUESTS).as_nanos() as i128;
+        // Per variant: its time in each round, and its difference from the first variant run
+        // right next to it (before it in even rounds, after it in odd ones), so that a slow
+        // spell of the machine weighs on both sides of each difference alike.
+        let mut times: Vec<Vec<i128>> = vec![Vec::new(); self.list.len()];
+        let mut deltas: Vec<Vec<i128>> = vec![Vec::new(); self.list.len()];
         for round in 0..=rounds {
-            for ((_, run, _), times) in self.list.iter().zip(&mut times) {
-                let per_request = run(runtime, &wire, REQUESTS);
+            for (i, (_, variant, _)) in self.list.iter().enumerate() {
+                let (time, next_to) = if round % 2 == 0 {
+                    let next_to = run(base);
+                    (run(variant), next_to)
+                } else {
+                    let time = run(variant);
+                    (time, run(base))
+                };
                 // Round 0 warms up.
                 if round > 0 {
-                    times.push(per_request);
+                    times[i].push(time);
+                    deltas[i].push(time - next_to);
                 }
             }
         }
-        let median = |times: &mut Vec<Duration>| {
-            times.sort();
-            times[times.len() / 2]
+        let median = |values: &mut Vec<i128>| {
+            values.sort_unstable();
+            values[values.len() / 2]
         };
-        let base = median(&mut times[0]);
-        println!("{group}: medians of {rounds} interleaved rounds of {REQUESTS} requests");
-        for ((name, _, _), times) in self.list.iter().zip(&mut times) {
-            let median = median(times);
-            let delta = median.as_nanos() as i128 - base.as_nanos() as i128;
-            println!("  {name:40} {:>8} ns  {delta:+6} ns", median.as_nanos());
+        println!(
+            "{group}: medians of {rounds} interleaved rounds of {REQUESTS} requests, and of \
+             the differences from the first variant run next to each"
+        );
+        for (((name, _, _), times), deltas) in self.list.iter().zip(&mut times).zip(&mut deltas) {
+            println!(
+                "  {name:40} {:>8} ns  {:+6} ns",
+                median(times),
+                median(deltas)
+            );
         }
     }
 }
