@@ -4,7 +4,10 @@
 mod support;
 
 use mesh::demo::Http1Client;
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use support::{Catalog, v1_routes as routes};
 
 #[tokio::test]
@@ -198,13 +201,18 @@ async fn pool_limit_overflows_at_once_with_uo() {
     );
     let sidecar = support::sidecar(&yaml).await;
     let proxy = sidecar.addr("outbound").unwrap();
+    // Every client connects first, then all send at once: the one request admitted holds the
+    // pool for 2 s, far longer than the others take to arrive, however slow the machine.
+    let connected = Arc::new(tokio::sync::Barrier::new(20));
     let mut tasks = Vec::new();
     for _ in 0..20 {
+        let connected = connected.clone();
         tasks.push(tokio::spawn(async move {
             let mut client = Http1Client::connect(proxy).await.unwrap();
+            connected.wait().await;
             let start = Instant::now();
             let response = client
-                .get("http://pool.example.com/items?delay_ms=1000", &[])
+                .get("http://pool.example.com/items?delay_ms=2000", &[])
                 .await
                 .unwrap();
             (response, start.elapsed())
