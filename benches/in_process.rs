@@ -6,9 +6,9 @@
 //! `x-request-id`, sampling), Istio metrics into a Prometheus recorder, routing to a subset,
 //! a 15 s timeout, retries (`5xx,connect-failure`, 2 attempts, with the body-replay template)
 //! and endpoint selection, then the same hyper client. The difference is what the mesh adds
-//! per request. A second pair isolates the mesh's CPU cost: the same two over a client that
-//! answers 200 at once, with no network. `LAYER_BENCH_ROUNDS=N` runs them interleaved (see
-//! `support::layer_bench`).
+//! per request. A second group, `in_process_cpu`, isolates the mesh's CPU cost: the same two
+//! over a client that answers 200 at once, with no network. `LAYER_BENCH_ROUNDS=N` runs each
+//! pair interleaved, the second of each against the first (see `support::layer_bench`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -77,11 +77,11 @@ fn in_process(c: &mut Criterion) {
         .expect("valid config");
     let http = Client::builder(TokioExecutor::new()).build_http::<Body>();
 
-    let mut variants = Variants::default();
+    let mut network = Variants::default();
     let bare = http.clone();
     // Every bench request is `GET /items`; the URI is made once, as a client would keep it.
     let items: http::Uri = format!("http://{upstream}/items").parse().expect("uri");
-    variants.add(
+    network.add(
         "hyper_client",
         None,
         service_fn(move |mut request: http::Request<Body>| {
@@ -92,22 +92,24 @@ fn in_process(c: &mut Criterion) {
         }),
     );
     let through_mesh = mesh.client_layer("catalog").expect("host").layer(http);
-    variants.add("mesh_client", None, through_mesh);
+    network.add("mesh_client", None, through_mesh);
+    network.run(c, "in_process", &runtime);
     // The mesh's own CPU cost, with no network: over a client that answers 200 at once.
+    let mut at_once = Variants::default();
     let answer_at_once = service_fn(|_request: http::Request<Body>| async {
         Ok::<_, Infallible>(http::Response::new(mesh::core::body::empty()))
     });
-    variants.add("client_answering_at_once", None, answer_at_once);
+    at_once.add("client_answering_at_once", None, answer_at_once);
     let over_answer_at_once = mesh
         .client_layer("catalog")
         .expect("host")
         .layer(answer_at_once);
-    variants.add(
+    at_once.add(
         "mesh_over_client_answering_at_once",
         None,
         over_answer_at_once,
     );
-    variants.run(c, "in_process", &runtime);
+    at_once.run(c, "in_process_cpu", &runtime);
 }
 
 criterion_group!(benches, in_process);
