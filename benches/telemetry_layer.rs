@@ -100,8 +100,8 @@ fn exporter_metrics() -> IstioMetrics {
 
 /// An access log writing to a sink, kept in `logs` too, to report after the run.
 ///
-/// Written at the default interval (100 ms), with room for the 20 000 requests of an
-/// interleaved round many times over, so that entries are buffered, not dropped; every variant
+/// Written at the default interval (100 ms), with room for the 5 000 requests of an
+/// interleaved run many times over, so that entries are buffered, not dropped; every variant
 /// exists for the whole run, and writer threads waking every millisecond would disturb the
 /// others. (Criterion's own runs outpace the writer, which formats an entry in several times a
 /// request's cost: once the buffer is full they measure the drop path, as the report says.)

@@ -4,10 +4,7 @@
 mod support;
 
 use mesh::demo::Http1Client;
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 use support::{Catalog, v1_routes as routes};
 
 #[tokio::test]
@@ -203,13 +200,13 @@ async fn pool_limit_overflows_at_once_with_uo() {
     let proxy = sidecar.addr("outbound").unwrap();
     // Every client connects first, then all send at once: the one request admitted holds the
     // pool for 2 s, far longer than the others take to arrive, however slow the machine.
-    let connected = Arc::new(tokio::sync::Barrier::new(20));
-    let mut tasks = Vec::new();
+    let mut clients = Vec::new();
     for _ in 0..20 {
-        let connected = connected.clone();
+        clients.push(Http1Client::connect(proxy).await.unwrap());
+    }
+    let mut tasks = Vec::new();
+    for mut client in clients {
         tasks.push(tokio::spawn(async move {
-            let mut client = Http1Client::connect(proxy).await.unwrap();
-            connected.wait().await;
             let start = Instant::now();
             let response = client
                 .get("http://pool.example.com/items?delay_ms=2000", &[])

@@ -201,6 +201,26 @@ impl ResponseFlags {
             .copied()
             .filter(move |f| self.contains(*f))
     }
+
+    /// `%RESPONSE_FLAGS%` as Envoy prints it, in pieces: the short codes with `,` between
+    /// them, or `-` by itself when there are none. [`Display`](fmt::Display) writes these, and
+    /// so may a writer that is not a formatter.
+    ///
+    /// ```
+    /// use mesh_core::{ResponseFlag, ResponseFlags};
+    /// let mut flags = ResponseFlags::of(ResponseFlag::UpstreamConnectionFailure);
+    /// flags.insert(ResponseFlag::UpstreamRetryLimitExceeded);
+    /// assert_eq!(flags.printed().collect::<String>(), "UF,URX");
+    /// assert_eq!(ResponseFlags::default().printed().collect::<String>(), "-");
+    /// ```
+    pub fn printed(self) -> impl Iterator<Item = &'static str> {
+        let none = self.is_empty().then_some("-");
+        let codes = self.iter().enumerate().flat_map(|(i, flag)| {
+            let comma = (i > 0).then_some(",");
+            comma.into_iter().chain([flag.short()])
+        });
+        none.into_iter().chain(codes)
+    }
 }
 
 impl From<ResponseFlag> for ResponseFlags {
@@ -210,17 +230,9 @@ impl From<ResponseFlag> for ResponseFlags {
 }
 
 impl fmt::Display for ResponseFlags {
+    /// [`ResponseFlags::printed`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_empty() {
-            return f.write_str("-");
-        }
-        for (i, flag) in self.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            f.write_str(flag.short())?;
-        }
-        Ok(())
+        self.printed().try_for_each(|piece| f.write_str(piece))
     }
 }
 

@@ -619,7 +619,7 @@ where
 /// `x-envoy-upstream-service-time`: milliseconds from sending the request to the upstream's
 /// response headers, as Envoy's router adds it (replacing any the upstream sent).
 fn set_service_time<B>(response: &mut Response<B>, sent: Stamp) {
-    let millis = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let millis = mesh_core::clock::whole_millis(sent.elapsed());
     response
         .headers_mut()
         .insert(X_ENVOY_UPSTREAM_SERVICE_TIME, decimal(millis));

@@ -9,12 +9,12 @@
 
 use super::AccessLogEntry;
 use http::{HeaderValue, Version};
-use mesh_core::ResponseFlags;
+use mesh_core::{ResponseFlags, clock::whole_millis};
 use std::{
     cell::Cell,
     io::Write as _,
     net::SocketAddr,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 /// How [`format_entry`] prints an entry.
@@ -303,14 +303,6 @@ fn shared_str(value: &Option<std::sync::Arc<str>>) -> Option<&[u8]> {
     value.as_deref().map(str::as_bytes)
 }
 
-/// `%DURATION%`: whole milliseconds.
-fn whole_millis(duration: Duration) -> u64 {
-    duration
-        .as_secs()
-        .saturating_mul(1000)
-        .saturating_add(u64::from(duration.subsec_millis()))
-}
-
 /// `n` in decimal.
 fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -333,15 +325,8 @@ fn push_two_digits(out: &mut Vec<u8>, n: u32) {
 
 /// `%RESPONSE_FLAGS%`: the short codes joined by `,`, `-` when there are none.
 fn push_flags(out: &mut Vec<u8>, flags: ResponseFlags) {
-    if flags.is_empty() {
-        out.push(b'-');
-        return;
-    }
-    for (i, flag) in flags.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(flag.short().as_bytes());
+    for piece in flags.printed() {
+        out.extend_from_slice(piece.as_bytes());
     }
 }
 
@@ -365,10 +350,12 @@ fn push_address(out: &mut Vec<u8>, address: SocketAddr) {
     }
 }
 
-/// Whether `bytes` is visible ASCII and spaces without a `"`: a value either encoding prints
-/// as it is (nearly every value).
-fn is_plain(bytes: &[u8]) -> bool {
-    bytes.iter().all(|&b| matches!(b, b' '..=b'~') && b != b'"')
+/// Whether `bytes` is visible ASCII and spaces without a `"` (nor, for JSON, a backslash): a
+/// value the encoding prints as it is (nearly every value).
+fn prints_as_is(bytes: &[u8], json: bool) -> bool {
+    bytes
+        .iter()
+        .all(|&b| matches!(b, b' '..=b'~') && b != b'"' && !(json && b == b'\\'))
 }
 
 /// A text value, `-` when missing or empty; see [`Encoding::Text`] for what is replaced.
@@ -380,7 +367,7 @@ fn text_value(out: &mut Vec<u8>, value: Option<&[u8]>) {
             return;
         }
     };
-    if is_plain(bytes) {
+    if prints_as_is(bytes, false) {
         out.extend_from_slice(bytes);
         return;
     }
@@ -431,7 +418,7 @@ fn json_string(out: &mut Vec<u8>, value: Option<&[u8]>) {
         }
     };
     out.push(b'"');
-    if is_plain(bytes) && !bytes.contains(&b'\\') {
+    if prints_as_is(bytes, true) {
         out.extend_from_slice(bytes);
     } else {
         for chunk in bytes.utf8_chunks() {
@@ -467,8 +454,8 @@ fn json_address(out: &mut Vec<u8>, address: Option<SocketAddr>) {
 }
 
 thread_local! {
-    /// The second last formatted on this thread, and its `YYYY-MM-DDTHH:MM:SS`: the writer
-    /// formats entries in the order they came, so most share the one before's second.
+    /// The second last formatted on this thread, and its `YYYY-MM-DDTHH:MM:SS`: a batch's
+    /// entries are requests of the same moment, so most share the second of the one before.
     static LAST_SECOND: Cell<Option<(i128, [u8; 19])>> = const { Cell::new(None) };
 }
 
@@ -1053,6 +1040,12 @@ pub(super) mod tests {
             (
                 UNIX_EPOCH - Duration::from_secs(2_208_988_800),
                 "1900-01-01T00:00:00.000Z",
+            ),
+            // Years of other than four digits, in as many as they take.
+            (at(253_402_300_800_000), "10000-01-01T00:00:00.000Z"),
+            (
+                UNIX_EPOCH - Duration::from_secs(62_167_219_200 + 86_400),
+                "-001-12-31T00:00:00.000Z",
             ),
         ] {
             assert_eq!(start_time(time), expected, "{time:?}");

@@ -4,8 +4,8 @@
 //! [`AccessLog::log`] takes a mutex just long enough to push the entry onto a `Vec` — no
 //! formatting, no system call, no wakeup. Every `flush_interval` the `mesh-access-log` thread
 //! swaps that `Vec` for an empty one (the two are reused, so neither reallocates once warm),
-//! formats the entries into one reused `String` and writes and flushes it, all outside the
-//! mutex: a slow or blocked destination backs entries up in the buffer, and once
+//! formats the entries, where they lie, into one reused byte buffer and writes and flushes it,
+//! all outside the mutex: a slow or blocked destination backs entries up in the buffer, and once
 //! `max_buffered` are waiting new ones are dropped and counted, never waited for. A failed
 //! write is counted and its entries lost. The thread writes what is left and ends when the
 //! last [`AccessLog`] clone is dropped.

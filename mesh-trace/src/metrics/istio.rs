@@ -719,10 +719,8 @@ impl Series {
         self.requests.increment(1);
         // Whole milliseconds, truncated, as Istio's stats filter records them (a 0.7 ms request
         // is 0 ms, under the first bucket's 0.5), so that buckets and sums match its.
-        // Whole milliseconds, as Istio records them (in `u64`: a `u128`'s conversion costs more).
-        let duration = outcome.duration;
-        let millis = duration.as_secs().saturating_mul(1000) + u64::from(duration.subsec_millis());
-        self.duration.record(millis as f64);
+        self.duration
+            .record(mesh_core::clock::whole_millis(outcome.duration) as f64);
         self.request_bytes.record(outcome.request_bytes as f64);
         self.response_bytes.record(outcome.response_bytes as f64);
     }
