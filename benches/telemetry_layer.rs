@@ -103,8 +103,8 @@ fn exporter_metrics() -> IstioMetrics {
 /// Written at the default interval (100 ms), with room for the 5 000 requests of an
 /// interleaved run many times over, so that entries are buffered, not dropped; every variant
 /// exists for the whole run, and writer threads waking every millisecond would disturb the
-/// others. (Criterion's own runs outpace the writer, which formats an entry in several times a
-/// request's cost: once the buffer is full they measure the drop path, as the report says.)
+/// others. The report after the run says whether any entry was dropped all the same (the
+/// writer falling behind a bench's requests), in which case the drop path was measured too.
 fn access_log(logs: &mut Vec<(&'static str, AccessLog)>, name: &'static str) -> AccessLog {
     let config = AccessLogConfig {
         max_buffered: 1 << 18,
@@ -164,7 +164,7 @@ fn telemetry_layer(c: &mut Criterion) {
 /// What the access-log writer thread does per entry: one line of each encoding, for an entry
 /// as the sidecar fills it in (every field the bench's requests set, and the addresses).
 fn access_log_format(c: &mut Criterion) {
-    if std::env::var_os("LAYER_BENCH_ROUNDS").is_some() {
+    if layer_bench::interleaved_rounds().is_some() {
         return;
     }
     let entry = AccessLogEntry {

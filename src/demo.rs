@@ -253,7 +253,7 @@ impl CatalogServer {
     /// # Ok(()) }
     /// ```
     pub fn set_delay(&self, delay: std::time::Duration) {
-        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        let ms = crate::core::clock::whole_millis(delay);
         self.state.delay_ms.store(ms, Ordering::Relaxed);
     }
 

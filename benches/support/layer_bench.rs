@@ -89,6 +89,13 @@ fn routed_request(wire: &WireBuffer, policy: Option<&RoutePolicy>) -> http::Requ
     request
 }
 
+/// `LAYER_BENCH_ROUNDS`, when set to a number: [`Variants::run`] then runs its variants
+/// interleaved, and a bench's other groups may stand aside.
+#[allow(dead_code)] // not every bench has other groups
+pub fn interleaved_rounds() -> Option<usize> {
+    std::env::var("LAYER_BENCH_ROUNDS").ok()?.parse().ok()
+}
+
 /// A variant run on its own for `requests` requests: the mean time of one.
 type Interleaved = Box<dyn Fn(&tokio::runtime::Runtime, &WireBuffer, u32) -> Duration>;
 
@@ -147,10 +154,7 @@ impl Variants {
 
     /// Benches every variant; see the [type docs](Self).
     pub fn run(self, c: &mut criterion::Criterion, group: &str, runtime: &tokio::runtime::Runtime) {
-        if let Some(rounds) = std::env::var("LAYER_BENCH_ROUNDS")
-            .ok()
-            .and_then(|n| n.parse::<usize>().ok())
-        {
+        if let Some(rounds) = interleaved_rounds() {
             return self.interleaved(group, runtime, rounds);
         }
         let mut criterion_group = c.benchmark_group(group);

@@ -329,9 +329,7 @@ pub(crate) fn millis_value(duration: Duration) -> HeaderValue {
     thread_local! {
         static RECENT: RefCell<RecentMillis> = const { RefCell::new(RecentMillis::new()) };
     }
-    let ms = u64::try_from(duration.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1);
+    let ms = crate::clock::whole_millis(duration).max(1);
     RECENT
         .try_with(|recent| recent.borrow_mut().get_or_make(ms))
         .unwrap_or_else(|_| HeaderValue::from(ms))
