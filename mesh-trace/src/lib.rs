@@ -30,8 +30,9 @@
 //!   or JSON, one line per request, buffered on the request path and written by a background
 //!   thread (full buffer: drop and count).
 //! - [`metrics`]: Istio's standard metrics ([`IstioMetrics`](metrics::IstioMetrics)) through
-//!   the `metrics` facade; [`prometheus`]: a recorder for them that renders Prometheus's text
-//!   format, with fixed-bucket histograms that cost two atomic adds a sample.
+//!   the `metrics` facade; [`prometheus`] (feature `prometheus`, on by default): a recorder
+//!   for them, with fixed-bucket histograms that cost two atomic adds a sample, rendered in
+//!   Prometheus's text format by `metrics-exporter-prometheus`.
 //!
 //! ```
 //! use mesh_trace::{Propagation, Sampler, TraceContext, TraceLayer};
@@ -69,6 +70,7 @@ pub mod layer;
 pub mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+#[cfg(feature = "prometheus")]
 pub mod prometheus;
 pub mod propagation;
 pub mod reporter;

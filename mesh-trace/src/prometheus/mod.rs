@@ -1,6 +1,8 @@
 //! [`PrometheusRecorder`]: a [`metrics`] recorder that keeps every series in memory and renders
 //! them in Prometheus's text format ([`PrometheusHandle::render`]), for the admin server's
-//! `/stats/prometheus` and `mesh::Mesh::render_prometheus`.
+//! `/stats/prometheus` and `mesh::Mesh::render_prometheus`. The text is written by
+//! `metrics-exporter-prometheus`'s [`formatting`](metrics_exporter_prometheus::formatting)
+//! functions, so a scrape reads as one of that exporter's own recorders would write it.
 //!
 //! It is built for the request path. A counter or gauge is one atomic; a histogram sample is
 //! a search of its bucket bounds and two atomic adds ([`BucketHistogram`]), into buckets fixed

@@ -1,10 +1,18 @@
-//! Prometheus's text exposition format (version 0.0.4): one `# HELP` (when described) and one
+//! Prometheus's text exposition format (version 0.0.4), written by
+//! `metrics-exporter-prometheus`'s own
+//! [`formatting`](metrics_exporter_prometheus::formatting) helpers, so that names, labels, escapes
+//! and suffixes come out as that exporter writes them: one `# HELP` (when described) and one
 //! `# TYPE` line per metric name, then its series, sorted by name and then by labels so that
 //! two scrapes of the same series list them alike.
 
 use super::{HistogramSnapshot, Series};
+use indexmap::IndexMap;
 use metrics::Key;
-use std::{fmt::Write, sync::atomic::Ordering::Relaxed};
+use metrics_exporter_prometheus::{
+    LabelSet,
+    formatting::{sanitize_metric_name, write_help_line, write_metric_line, write_type_line},
+};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// What `# TYPE` says of a metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,11 +32,12 @@ impl Kind {
     }
 }
 
-/// One series, ready to print: its sanitized name, its labels as `k="v",…` (escaped), and its
-/// value.
+/// One series, ready to print: its sanitized name, its labels, and its value.
 struct Line<'a> {
     name: String,
-    labels: String,
+    /// The labels as given, to sort by.
+    order: Vec<(&'a str, &'a str)>,
+    labels: LabelSet,
     value: Value<'a>,
 }
 
@@ -50,11 +59,13 @@ impl Value<'_> {
 
 /// Renders every series of `series`.
 pub(super) fn render(series: &Series) -> String {
+    let no_global_labels = IndexMap::new();
     let mut lines: Vec<Line<'_>> = Vec::new();
-    let mut push = |key: &Key, value| {
+    let mut push = |key, value| {
         lines.push(Line {
-            name: metric_name(key.name()),
-            labels: labels(key),
+            name: metric_name(Key::name(key)),
+            order: key.labels().map(|l| (l.key(), l.value())).collect(),
+            labels: LabelSet::from_key_and_global(key, &no_global_labels),
             value,
         })
     };
@@ -67,7 +78,7 @@ pub(super) fn render(series: &Series) -> String {
     for (key, histogram) in &series.histograms {
         push(key, Value::Histogram(histogram.snapshot()));
     }
-    lines.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    lines.sort_by(|a, b| (&a.name, &a.order).cmp(&(&b.name, &b.order)));
 
     let mut out = String::new();
     let mut current: Option<(&str, Kind)> = None;
@@ -76,96 +87,45 @@ pub(super) fn render(series: &Series) -> String {
         if current != Some((&line.name, kind)) {
             current = Some((&line.name, kind));
             if let Some(help) = series.help.get(line.name.as_str()) {
-                let _ = writeln!(out, "# HELP {} {}", line.name, escape_help(help));
+                write_help_line(&mut out, &line.name, None, None, help);
             }
-            let _ = writeln!(out, "# TYPE {} {}", line.name, kind.as_str());
+            write_type_line(&mut out, &line.name, None, None, kind.as_str());
         }
         write_series(&mut out, line);
     }
     out
 }
 
+/// No extra label (`le`) on a line.
+const NO_LABEL: Option<(&str, Float)> = None;
+
 fn write_series(out: &mut String, line: &Line<'_>) {
-    let (name, labels) = (&line.name, &line.labels);
+    let (name, labels) = (line.name.as_str(), &line.labels);
     match &line.value {
-        Value::Counter(value) => {
-            let _ = writeln!(out, "{name}{} {value}", braced(labels));
-        }
+        Value::Counter(value) => write_metric_line(out, name, None, labels, NO_LABEL, value, None),
         Value::Gauge(value) => {
-            let _ = writeln!(out, "{name}{} {}", braced(labels), Float(*value));
+            write_metric_line(out, name, None, labels, NO_LABEL, Float(*value), None)
         }
         Value::Histogram(snapshot) => {
-            let separator = if labels.is_empty() { "" } else { "," };
             let cumulative = snapshot.cumulative_counts();
             // The last bucket's bound is `+Inf`, which `Float` writes as Prometheus does.
             let les = snapshot.bounds.iter().copied().chain([f64::INFINITY]);
             for (le, count) in les.zip(&cumulative) {
-                let le = Float(le);
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{{labels}{separator}le=\"{le}\"}} {count}"
-                );
+                let le = Some(("le", Float(le)));
+                write_metric_line(out, name, Some("bucket"), labels, le, count, None);
             }
             let total = cumulative.last().copied().unwrap_or(0);
-            let _ = writeln!(out, "{name}_sum{} {}", braced(labels), Float(snapshot.sum));
-            let _ = writeln!(out, "{name}_count{} {total}", braced(labels));
+            let sum = Float(snapshot.sum);
+            write_metric_line(out, name, Some("sum"), labels, NO_LABEL, sum, None);
+            write_metric_line(out, name, Some("count"), labels, NO_LABEL, total, None);
         }
     }
 }
 
-/// `{labels}`, or nothing for a series without labels.
-fn braced(labels: &str) -> String {
-    if labels.is_empty() {
-        String::new()
-    } else {
-        format!("{{{labels}}}")
-    }
-}
-
-/// `key`'s labels as `name="value",…`, in the order they were given, names sanitized and
-/// values escaped.
-fn labels(key: &Key) -> String {
-    let mut out = String::new();
-    for (i, label) in key.labels().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&sanitize(label.key(), false));
-        out.push_str("=\"");
-        for c in label.value().chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-    }
-    out
-}
-
-/// A metric name as Prometheus accepts it.
+/// A metric name as Prometheus accepts it (`[a-zA-Z_:][a-zA-Z0-9_:]*`; any other character,
+/// a leading digit included, becomes `_`).
 pub(super) fn metric_name(name: &str) -> String {
-    sanitize(name, true)
-}
-
-/// `name` with every character Prometheus does not allow in a metric name (`[a-zA-Z_:]` then
-/// `[a-zA-Z0-9_:]`; no `:` in a label name) replaced by `_`, and a leading digit prefixed
-/// with one.
-fn sanitize(name: &str, colons: bool) -> String {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || (colons && c == ':');
-    let mut out = String::with_capacity(name.len() + 1);
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        out.push('_');
-    }
-    out.extend(name.chars().map(|c| if allowed(c) { c } else { '_' }));
-    out
-}
-
-/// Help text with `\` and line breaks escaped, as the format requires.
-fn escape_help(help: &str) -> String {
-    help.replace('\\', "\\\\").replace('\n', "\\n")
+    sanitize_metric_name(name)
 }
 
 /// A sample value as Prometheus writes it: `+Inf`, `-Inf`, `NaN`, or the shortest decimal
@@ -193,16 +153,19 @@ mod tests {
             metric_name("envoy.cluster:rq-total"),
             "envoy_cluster:rq_total"
         );
-        assert_eq!(metric_name("2xx"), "_2xx");
-        assert_eq!(sanitize("a:b", false), "a_b");
-        let key = Key::from_parts(
-            "m",
-            vec![
-                metrics::Label::new("path", "a\"b\\c\nd"),
-                metrics::Label::new("x-y", "1"),
-            ],
+        assert_eq!(metric_name("2xx"), "_xx");
+        let recorder = super::super::PrometheusRecorder::new();
+        let labels = vec![
+            metrics::Label::new("path", "a\"b\\c\nd"),
+            metrics::Label::new("x-y:z", "1"),
+        ];
+        let metadata = metrics::Metadata::new("test", metrics::Level::INFO, None);
+        metrics::Recorder::register_counter(&recorder, &Key::from_parts("m-1", labels), &metadata)
+            .increment(1);
+        assert_eq!(
+            recorder.handle().render(),
+            "# TYPE m_1 counter\nm_1{path=\"a\\\"b\\\\c\\nd\",x_y_z=\"1\"} 1\n"
         );
-        assert_eq!(labels(&key), r#"path="a\"b\\c\nd",x_y="1""#);
     }
 
     #[test]
