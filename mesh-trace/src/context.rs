@@ -369,6 +369,7 @@ impl Slot {
 pub(crate) enum Known {
     Trace(Slot),
     ForceTrace,
+    ClientTraceId,
     RequestId,
 }
 
@@ -391,7 +392,11 @@ impl Known {
                 b"x-request-id" => return Some(Known::RequestId),
                 _ => return None,
             },
-            (17, b'x') if name == b"x-b3-parentspanid" => Slot::ParentSpanId,
+            (17, b'x') => match name {
+                b"x-b3-parentspanid" => Slot::ParentSpanId,
+                b"x-client-trace-id" => return Some(Known::ClientTraceId),
+                _ => return None,
+            },
             (19, b'x') if name == b"x-envoy-force-trace" => return Some(Known::ForceTrace),
             _ => return None,
         };
@@ -408,6 +413,8 @@ pub(crate) struct Found {
     pub repeated: u8,
     /// `x-envoy-force-trace`.
     pub force_trace: bool,
+    /// `x-client-trace-id`.
+    pub client_trace_id: bool,
     /// `x-request-id`: what the sampler reads of it (its first value).
     pub request_id: Option<RequestIdTrace>,
 }
@@ -480,6 +487,7 @@ impl<V: std::ops::Deref<Target = HeaderValue>> Scan<V> {
                     scan.found.present |= slot.bit();
                 }
                 Some(Known::ForceTrace) => scan.found.force_trace = true,
+                Some(Known::ClientTraceId) => scan.found.client_trace_id = true,
                 Some(Known::RequestId) => {
                     let id = RequestIdTrace::of(value.as_bytes());
                     scan.found.request_id.get_or_insert(id);
@@ -1144,6 +1152,7 @@ mod tests {
             ("tracestate", "a=1"),
             ("tracestate", "b=1"),
             ("x-envoy-force-trace", ""),
+            ("x-client-trace-id", "c-1"),
             ("x-request-id", "1"),
         ]);
         let scan = Scan::new(&headers);
@@ -1153,6 +1162,7 @@ mod tests {
                 present: Slot::B3.bit() | Slot::Sampled.bit() | Slot::Tracestate.bit(),
                 repeated: Slot::Tracestate.bit(),
                 force_trace: true,
+                client_trace_id: true,
                 // Shorter than the eight hex digits a draw takes.
                 request_id: Some(RequestIdTrace {
                     reason: TraceReason::NotTraceable,
@@ -1167,6 +1177,7 @@ mod tests {
             ("x-b3", ""),
             ("traceparents", ""),
             ("x-b3-", ""),
+            ("x-client-trace-ix", ""),
         ];
         assert_eq!(
             Scan::new(&super::tests::headers(&others)).found,

@@ -26,7 +26,7 @@ use crate::{
     ids::hex_header_value,
     propagation::{Injection, Propagation},
     request_id::{X_REQUEST_ID, uuid_v4_bytes},
-    sampling::Sampler,
+    sampling::{Forcing, Sampler},
     trace_reason::{RequestIdTrace, TraceReason},
 };
 use http::{HeaderMap, Request};
@@ -209,7 +209,11 @@ fn propagate_found(
     let request_id = found
         .request_id
         .or(new_id.as_ref().map(|id| RequestIdTrace::of(id)));
-    let (decision, reason) = sampler.decide_with(&extracted, found.force_trace, request_id);
+    let forcing = Forcing {
+        client: found.client_trace_id,
+        service: found.force_trace,
+    };
+    let (decision, reason) = sampler.decide_with(&extracted, forcing, request_id);
     let context = extracted.next_span(decision);
     let injection = Injection::new(&context, propagation);
     let rewritten = injection.rewrite(scan);
@@ -339,6 +343,20 @@ mod tests {
         // Forced by `x-envoy-force-trace`: `a`.
         let (headers, _) = through(at(0.0), &[("x-envoy-force-trace", "true")]).await;
         assert_eq!(reason_of(&headers), 'a');
+        // A client's trace id: `b`, on a new id or on one not traced yet, and ahead of
+        // `x-envoy-force-trace`, whose `a` it replaces.
+        let client = ("x-client-trace-id", "checkout-42");
+        let (headers, context) = through(at(0.0), &[client]).await;
+        assert_eq!((reason_of(&headers), context.sampled), ('b', Some(true)));
+        let id = request_id(false, '4');
+        let (headers, _) = through(at(0.0), &[client, ("x-request-id", &id)]).await;
+        assert_eq!(headers["x-request-id"], request_id(false, 'b').as_str());
+        let both = [client, ("x-envoy-force-trace", "1")];
+        assert_eq!(reason_of(&through(at(0.0), &both).await.0), 'b');
+        assert_eq!(
+            through(at(0.0), &both).await.0["x-client-trace-id"],
+            "checkout-42"
+        );
         // The next hop, with only `x-request-id` forwarded and sampling 0 %, keeps the trace:
         // the id says it is sampled (`9`) or forced (`a`, `b`).
         for reason in ['9', 'a', 'b'] {

@@ -90,4 +90,4 @@ pub use ids::{SpanId, TraceId};
 pub use layer::{Trace, TraceLayer, propagate};
 pub use propagation::{Propagation, inject};
 pub use request_id::{RequestIdLayer, X_REQUEST_ID, ensure_request_id};
-pub use sampling::{Decision, Sampler, X_ENVOY_FORCE_TRACE};
+pub use sampling::{Decision, Sampler, X_CLIENT_TRACE_ID, X_ENVOY_FORCE_TRACE};

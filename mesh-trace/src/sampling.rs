@@ -1,12 +1,15 @@
 //! [`Sampler`]: whether a request's trace is recorded, as Envoy decides it under Istio.
 //!
 //! In order:
-//! 1. **Forced** (recorded whatever the percentage): `x-envoy-force-trace` is present (any
-//!    value), or the caller sampled or asked for debug — `x-b3-sampled: 1`/`true`,
-//!    `x-b3-flags: 1`, `b3` with state `1` or `d`, or a `traceparent` with the sampled flag.
+//! 1. **Forced** (recorded whatever the percentage): `x-client-trace-id` or
+//!    `x-envoy-force-trace` is present (any value), or the caller sampled or asked for debug —
+//!    `x-b3-sampled: 1`/`true`, `x-b3-flags: 1`, `b3` with state `1` or `d`, or a `traceparent`
+//!    with the sampled flag. A client's trace id is recorded in the request id as the client's
+//!    reason (`b`), ahead of `x-envoy-force-trace`'s (`a`), as Envoy ranks them (Istio's
+//!    `client_sampling` is 100 %).
 //! 2. **Honoured**: the caller's explicit not-sampled decision (`x-b3-sampled: 0`, `b3` with
 //!    state `0`, a `traceparent` without the sampled flag) is kept, so a trace is complete or
-//!    absent — only `x-envoy-force-trace` overrides it.
+//!    absent — only `x-client-trace-id` and `x-envoy-force-trace` override it.
 //! 3. **Random**: otherwise the configured percentage, Istio's `randomSamplingPercentage`
 //!    (default 1 %, Istio's `PILOT_TRACE_SAMPLING`), unless the request's `x-request-id`
 //!    already records a reason to trace ([`trace_reason`](crate::trace_reason)): the draw
@@ -37,6 +40,19 @@ use mesh_core::policy::Fraction;
 /// assert_eq!(headers["x-b3-sampled"], "1");
 /// ```
 pub const X_ENVOY_FORCE_TRACE: HeaderName = HeaderName::from_static("x-envoy-force-trace");
+
+/// A trace id an external client chose (Envoy; any value): the request is traced, its request
+/// id records the client's reason, and its spans carry the value as `guid:x-client-trace-id`.
+///
+/// ```
+/// use mesh_trace::{Propagation, Sampler, X_CLIENT_TRACE_ID, propagate};
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(X_CLIENT_TRACE_ID, "checkout-42".parse().unwrap());
+/// let context = propagate(&mut headers, &Sampler::from_percent(0.0), Propagation::default());
+/// assert_eq!(context.sampled, Some(true));
+/// assert_eq!(headers["x-b3-sampled"], "1");
+/// ```
+pub const X_CLIENT_TRACE_ID: HeaderName = HeaderName::from_static("x-client-trace-id");
 
 /// Decides which requests are traced; see the [module docs](self).
 ///
@@ -119,23 +135,27 @@ impl Sampler {
         let request_id = headers
             .get(X_REQUEST_ID)
             .map(|id| RequestIdTrace::of(id.as_bytes()));
-        let force_trace = headers.contains_key(X_ENVOY_FORCE_TRACE);
-        self.decide_with(extracted, force_trace, request_id).0
+        let forcing = Forcing {
+            client: headers.contains_key(X_CLIENT_TRACE_ID),
+            service: headers.contains_key(X_ENVOY_FORCE_TRACE),
+        };
+        self.decide_with(extracted, forcing, request_id).0
     }
 
-    /// [`decide`](Self::decide) once the force header and the request id have been read;
+    /// [`decide`](Self::decide) once the forcing headers and the request id have been read;
     /// also returns the trace reason the request id is to record, which Envoy works out from
-    /// the id, `x-envoy-force-trace` and random sampling alone (a caller's B3 or W3C decision
-    /// then wins over it, as Envoy's Zipkin tracer lets it).
+    /// the id, `x-client-trace-id`, `x-envoy-force-trace` and random sampling alone (a
+    /// caller's B3 or W3C decision then wins over it, as Envoy's Zipkin tracer lets it).
     pub(crate) fn decide_with(
         &self,
         extracted: &Extracted,
-        force_trace: bool,
+        forcing: Forcing,
         request_id: Option<RequestIdTrace>,
     ) -> (Decision, TraceReason) {
         let recorded = request_id.map_or(TraceReason::NotTraceable, |id| id.reason);
         let reason = match recorded {
-            TraceReason::NotTraceable if force_trace => TraceReason::ServiceForced,
+            TraceReason::NotTraceable if forcing.client => TraceReason::ClientForced,
+            TraceReason::NotTraceable if forcing.service => TraceReason::ServiceForced,
             TraceReason::NotTraceable if self.draw(request_id.and_then(|id| id.point)) => {
                 TraceReason::Sampling
             }
@@ -147,7 +167,7 @@ impl Sampler {
             recorded,
             TraceReason::ServiceForced | TraceReason::ClientForced
         );
-        if force_trace || debug || incoming == Some(true) || forced_before {
+        if forcing.client || forcing.service || debug || incoming == Some(true) || forced_before {
             let forced = Decision {
                 sampled: true,
                 forced: true,
@@ -171,6 +191,14 @@ impl Sampler {
             None => self.random.sample(),
         }
     }
+}
+
+/// The headers that force a trace: `x-client-trace-id` (`client`) and `x-envoy-force-trace`
+/// (`service`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Forcing {
+    pub client: bool,
+    pub service: bool,
 }
 
 /// A sampling decision.
@@ -260,6 +288,7 @@ mod tests {
         for pairs in [
             &[("x-envoy-force-trace", "")][..],
             &[("x-envoy-force-trace", "false")],
+            &[("x-client-trace-id", "c-1")],
             &[("x-b3-sampled", "1")],
             &[("x-b3-sampled", "true")],
             &[
@@ -308,6 +337,10 @@ mod tests {
                 always,
                 &[("x-b3-sampled", "0"), ("x-envoy-force-trace", "1")]
             ),
+            FORCED
+        );
+        assert_eq!(
+            decide(always, &[("x-b3-sampled", "0"), ("x-client-trace-id", "c")]),
             FORCED
         );
     }

@@ -8,7 +8,7 @@
 //! response body, as Envoy's does (to its headers when the response has no body: `HEAD`, `204`,
 //! `304`, an empty body; to the error when there is no response). Tags: `http.method`,
 //! `http.url` (cut to 256 characters), `http.protocol`, `user_agent`, `guid:x-request-id`,
-//! `component: proxy`, `node_id`,
+//! `guid:x-client-trace-id` (when the client sent one), `component: proxy`, `node_id`,
 //! `istio.canonical_service`, `istio.canonical_revision`, `istio.namespace`,
 //! `http.status_code`, `response_flags` (`-` when none), `upstream_cluster`, the custom tags,
 //! `grpc.status_code` (from the response trailers, or the headers of a trailers-only reply),
@@ -457,6 +457,9 @@ impl Recorder {
         if let Some(id) = header("x-request-id") {
             span_tags.push(("guid:x-request-id".into(), id.to_owned()));
         }
+        if let Some(id) = header("x-client-trace-id") {
+            span_tags.push(("guid:x-client-trace-id".into(), id.to_owned()));
+        }
         for tag in &tags.custom {
             if let Some(value) = tag.value(headers) {
                 span_tags.push((tag.name.clone(), value));
@@ -741,6 +744,7 @@ mod tests {
         ));
         let mut request = Request::get("http://catalog.shop:8080/items?id=1")
             .header("x-request-id", "r-1")
+            .header("x-client-trace-id", "checkout-42")
             .header("x-user", "ann")
             .body(())
             .unwrap();
@@ -803,6 +807,7 @@ mod tests {
             ("response_flags", "-"),
             ("upstream_cluster", "outbound|8080||catalog.shop"),
             ("guid:x-request-id", "r-1"),
+            ("guid:x-client-trace-id", "checkout-42"),
             ("http.protocol", "HTTP/1.1"),
             ("user", "ann"),
             ("istio.canonical_service", "frontend"),
