@@ -1,5 +1,5 @@
 //! Resilience policy from VirtualService YAML, enforced by the sidecar over real sockets:
-//! route timeouts and fault injection.
+//! route timeouts (from the end of the request) and fault injection.
 
 mod support;
 
@@ -29,6 +29,29 @@ async fn route_timeout_answers_504_at_the_deadline() {
     assert_eq!(response.status, 200);
     let seen = catalog.v1.last_request().unwrap();
     assert_eq!(seen.headers["x-envoy-expected-rq-timeout-ms"], "1000");
+}
+
+#[tokio::test]
+async fn the_route_timeout_starts_once_the_upload_is_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A 1 s route timeout, and an upload that takes 1.5 s to send: Envoy starts the clock at
+    // the end of the request, so the upstream's answer 200 ms later gets through.
+    let catalog = Catalog::with_routes(&routes("    timeout: 1s")).await;
+    let mut client = tokio::net::TcpStream::connect(catalog.proxy())
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let head = "POST /items?delay_ms=200 HTTP/1.1\r\nhost: catalog\r\ncontent-length: 6\r\n\r\n";
+    client.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    client.write_all(b"upload").await.unwrap();
+    let mut response = vec![0; 4096];
+    let read = client.read(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response[..read]);
+    let elapsed = start.elapsed();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(catalog.v1.last_request().unwrap().body, "upload");
+    assert!(elapsed >= Duration::from_millis(1700), "{elapsed:?}");
 }
 
 #[tokio::test]

@@ -30,6 +30,7 @@ pub mod header_value;
 pub mod local_reply;
 pub mod outlier;
 pub mod policy;
+pub mod request_end;
 pub mod retry;
 pub mod timeout;
 pub mod watched_body;

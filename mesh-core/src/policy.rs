@@ -23,11 +23,11 @@ use std::{sync::Arc, time::Duration};
 /// use std::time::Duration;
 /// use tower::{Layer, ServiceExt, service_fn};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// let slow = service_fn(|_req: http::Request<()>| async {
+/// let slow = service_fn(|_req: http::Request<String>| async {
 ///     tokio::time::sleep(Duration::from_secs(2)).await;
 ///     Ok::<_, std::convert::Infallible>(())
 /// });
-/// let mut request = http::Request::new(());
+/// let mut request = http::Request::new(String::new());
 /// request.extensions_mut().insert(RoutePolicy { timeout: Some(Duration::from_secs(1)), ..Default::default() });
 /// let error = TimeoutLayer::default().layer(slow).oneshot(request).await.unwrap_err();
 /// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));

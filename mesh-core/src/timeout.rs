@@ -6,13 +6,20 @@
 //! forwarded). A `grpc-timeout` header is honoured and capped by the route timeout (with no
 //! route timeout it is honoured uncapped, as Istio configures `max_grpc_timeout`), and is
 //! rewritten to the effective value on the way up. The upstream learns the deadline from
-//! `x-envoy-expected-rq-timeout-ms`. On expiry the request fails with
+//! `x-envoy-expected-rq-timeout-ms`. As Envoy's, the clock starts once the whole request has
+//! been received: for a body still streaming, at its end, told by the retry layer below
+//! through a [`RequestEnd`] (else as the inner service is called). On expiry the request fails with
 //! [`MeshError::Timeout`] — 504 `upstream request timeout`, flag `UT` — carrying the upstream
 //! cluster and endpoint the request was waiting on when the attempt in flight said so as it
 //! was dropped ([`abandoned`]). Placed outside the retry layer, it covers every attempt and
 //! back-off.
 
-use crate::{BoxError, MeshError, abandoned, control_headers::ControlHeaders, policy::RoutePolicy};
+use crate::{
+    BoxError, MeshError, abandoned,
+    control_headers::ControlHeaders,
+    policy::RoutePolicy,
+    request_end::{RequestEnd, TimerAfterEnd},
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use pin_project::pin_project;
 use std::{
@@ -22,7 +29,6 @@ use std::{
     task::{Context, Poll, ready},
     time::Duration,
 };
-use tokio::time::Sleep;
 use tower::{Layer, Service};
 
 /// Per-request override of the route timeout, in milliseconds (removed before forwarding).
@@ -34,10 +40,10 @@ use tower::{Layer, Service};
 /// use std::time::Duration;
 /// use tower::{Layer, ServiceExt, service_fn};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// let echo = service_fn(|req: http::Request<()>| async move {
+/// let echo = service_fn(|req: http::Request<String>| async move {
 ///     Ok::<_, std::convert::Infallible>(req.headers().clone())
 /// });
-/// let request = http::Request::builder().header(UPSTREAM_RQ_TIMEOUT_MS, "250").body(()).unwrap();
+/// let request = http::Request::builder().header(UPSTREAM_RQ_TIMEOUT_MS, "250").body(String::new()).unwrap();
 /// let seen = TimeoutLayer::new(Some(Duration::from_secs(5))).layer(echo).oneshot(request).await.unwrap();
 /// assert!(seen.get(UPSTREAM_RQ_TIMEOUT_MS).is_none(), "consumed, not forwarded");
 /// assert_eq!(seen["x-envoy-expected-rq-timeout-ms"], "250");
@@ -52,11 +58,11 @@ pub const UPSTREAM_RQ_TIMEOUT_MS: HeaderName =
 /// use std::time::Duration;
 /// use tower::{Layer, ServiceExt, service_fn};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// let echo = service_fn(|req: http::Request<()>| async move {
+/// let echo = service_fn(|req: http::Request<String>| async move {
 ///     Ok::<_, std::convert::Infallible>(req.headers().clone())
 /// });
 /// let svc = TimeoutLayer::new(Some(Duration::from_millis(1500))).layer(echo);
-/// let seen = svc.oneshot(http::Request::new(())).await.unwrap();
+/// let seen = svc.oneshot(http::Request::new(String::new())).await.unwrap();
 /// assert_eq!(seen[EXPECTED_RQ_TIMEOUT_MS], "1500");
 /// # }
 /// ```
@@ -92,7 +98,7 @@ pub const UPSTREAM_RQ_PER_TRY_TIMEOUT_MS: HeaderName =
 /// use std::time::Duration;
 /// use tower::{Layer, ServiceExt, service_fn};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// let echo = service_fn(|req: http::Request<()>| async move {
+/// let echo = service_fn(|req: http::Request<String>| async move {
 ///     Ok::<_, std::convert::Infallible>(req.headers().clone())
 /// });
 /// let layer = TimeoutLayer::new(Some(Duration::from_secs(2)));
@@ -100,7 +106,7 @@ pub const UPSTREAM_RQ_PER_TRY_TIMEOUT_MS: HeaderName =
 ///     let request = http::Request::builder()
 ///         .header("content-type", "application/grpc")
 ///         .header(GRPC_TIMEOUT, asked)
-///         .body(())
+///         .body(String::new())
 ///         .unwrap();
 ///     let seen = layer.layer(echo).oneshot(request).await.unwrap();
 ///     assert_eq!(seen[GRPC_TIMEOUT], "2000m");
@@ -118,12 +124,12 @@ pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 /// use std::time::Duration;
 /// use tower::{Layer, ServiceExt, service_fn};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// let inner = service_fn(|req: http::Request<()>| async move {
+/// let inner = service_fn(|req: http::Request<String>| async move {
 ///     Ok::<_, std::convert::Infallible>(req.extensions().get::<RouteDeadline>().copied())
 /// });
 /// let svc = TimeoutLayer::new(Some(Duration::from_secs(3))).layer(inner);
 /// let start = tokio::time::Instant::now();
-/// let deadline = svc.oneshot(http::Request::new(())).await.unwrap().unwrap();
+/// let deadline = svc.oneshot(http::Request::new(String::new())).await.unwrap().unwrap();
 /// assert_eq!(deadline.timeout, Duration::from_secs(3));
 /// assert_eq!(deadline.deadline, start + Duration::from_secs(3));
 /// # }
@@ -132,11 +138,49 @@ pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 pub struct RouteDeadline {
     /// The effective route timeout.
     pub timeout: Duration,
-    /// When it fires.
+    /// When it fires if the clock started as the layer saw the request. For a request whose
+    /// body was still streaming, the clock may start later, at the body's end:
+    /// [`current`](Self::current) tells.
     pub deadline: tokio::time::Instant,
     /// Whether the request is gRPC: the layers below tell each attempt's deadline in
     /// `grpc-timeout` too, without looking its `content-type` up again.
     pub grpc: bool,
+}
+
+impl RouteDeadline {
+    /// When the route timeout of a request with these extensions fires, as far as is known
+    /// now: `None` without one, or while the body of a request whose clock starts at its end
+    /// ([`RequestEnd`], watched) is still streaming.
+    ///
+    /// ```
+    /// use mesh_core::{request_end::RequestEnd, timeout::RouteDeadline};
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let now = tokio::time::Instant::now();
+    /// let mut extensions = http::Extensions::new();
+    /// let timeout = Duration::from_secs(2);
+    /// extensions.insert(RouteDeadline { timeout, deadline: now + timeout, grpc: false });
+    /// assert_eq!(RouteDeadline::current(&extensions), Some(now + timeout));
+    /// let end = RequestEnd::new();
+    /// extensions.insert(end.clone());
+    /// let upload = end.watch(mesh_core::body::full("a body not read yet"));
+    /// assert_eq!(RouteDeadline::current(&extensions), None, "the clock waits for its end");
+    /// tokio::time::advance(Duration::from_secs(1)).await;
+    /// drop(upload); // it ends (here: is given up) a second later
+    /// let second = Duration::from_secs(1);
+    /// assert_eq!(RouteDeadline::current(&extensions), Some(now + second + timeout));
+    /// # }
+    /// ```
+    pub fn current(extensions: &http::Extensions) -> Option<tokio::time::Instant> {
+        let deadline = extensions.get::<RouteDeadline>()?;
+        match extensions
+            .get::<RequestEnd>()
+            .filter(|end| end.is_watched())
+        {
+            Some(end) => end.ended_at().map(|at| at + deadline.timeout),
+            None => Some(deadline.deadline),
+        }
+    }
 }
 
 /// Applies route timeouts; see the [module docs](self).
@@ -146,12 +190,12 @@ pub struct RouteDeadline {
 /// use std::time::Duration;
 /// use tower::{Layer, ServiceExt, service_fn};
 /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
-/// let slow = service_fn(|_req: http::Request<()>| async {
+/// let slow = service_fn(|_req: http::Request<String>| async {
 ///     tokio::time::sleep(Duration::from_secs(3)).await;
 ///     Ok::<_, std::convert::Infallible>(())
 /// });
 /// let svc = TimeoutLayer::new(Some(Duration::from_secs(1))).layer(slow);
-/// let error = svc.oneshot(http::Request::new(())).await.unwrap_err();
+/// let error = svc.oneshot(http::Request::new(String::new())).await.unwrap_err();
 /// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
 /// # });
 /// ```
@@ -172,20 +216,20 @@ impl TimeoutLayer {
     /// use std::time::Duration;
     /// use tower::{Layer, ServiceExt, service_fn};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-    /// let slow = service_fn(|_req: http::Request<()>| async {
+    /// let slow = service_fn(|_req: http::Request<String>| async {
     ///     tokio::time::sleep(Duration::from_secs(2)).await;
     ///     Ok::<_, std::convert::Infallible>("done")
     /// });
     /// let svc = TimeoutLayer::new(Some(Duration::from_secs(1))).layer(slow);
-    /// let mut request = http::Request::new(());
+    /// let mut request = http::Request::new(String::new());
     /// request.extensions_mut().insert(RoutePolicy { timeout: Some(Duration::from_secs(5)), ..Default::default() });
     /// assert_eq!(svc.clone().oneshot(request).await.unwrap(), "done");
     /// // A route policy without a timeout: no timeout at all, the 1 s fallback is ignored.
-    /// let mut request = http::Request::new(());
+    /// let mut request = http::Request::new(String::new());
     /// request.extensions_mut().insert(RoutePolicy { timeout: None, ..Default::default() });
     /// assert_eq!(svc.clone().oneshot(request).await.unwrap(), "done");
     /// // No route policy: the fallback applies.
-    /// let error = svc.oneshot(http::Request::new(())).await.unwrap_err();
+    /// let error = svc.oneshot(http::Request::new(String::new())).await.unwrap_err();
     /// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
     /// # }
     /// ```
@@ -211,9 +255,9 @@ impl<S> Layer<S> for TimeoutLayer {
 /// use mesh_core::timeout::{Timeout, TimeoutLayer};
 /// use tower::{Layer, ServiceExt, service_fn};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let ok = service_fn(|_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(200) });
+/// let ok = service_fn(|_req: http::Request<String>| async { Ok::<_, std::convert::Infallible>(200) });
 /// let svc: Timeout<_> = TimeoutLayer::default().layer(ok);
-/// assert_eq!(svc.oneshot(http::Request::new(())).await.unwrap(), 200);
+/// assert_eq!(svc.oneshot(http::Request::new(String::new())).await.unwrap(), 200);
 /// # }
 /// ```
 #[derive(Clone, Debug)]
@@ -226,6 +270,7 @@ impl<S, B> Service<Request<B>> for Timeout<S>
 where
     S: Service<Request<B>>,
     S::Error: Into<BoxError>,
+    B: http_body::Body,
 {
     type Response = S::Response;
     type Error = BoxError;
@@ -241,7 +286,17 @@ where
             .get::<RoutePolicy>()
             .map_or(self.fallback, |p| p.timeout);
         let timeout = effective_timeout(request.headers_mut(), route);
-        let sleep = timeout.map(|t| {
+        // The clock starts once the whole request has been received: for a body still
+        // streaming, at its end, if a layer below watches it (see `request_end`).
+        let streaming = timeout.is_some() && !request.body().is_end_stream();
+        let end = streaming.then(|| {
+            let end = RequestEnd::new();
+            request.extensions_mut().insert(end.clone());
+            end
+        });
+        // Read once, for the deadline below and the timer's start.
+        let now = timeout.map(|_| tokio::time::Instant::now());
+        if let (Some(t), Some(now)) = (timeout, now) {
             let grpc = crate::grpc::is_grpc(request.headers());
             // Under a route timeout, a gRPC upstream is told the deadline in `grpc-timeout`
             // too (Envoy's `max_grpc_timeout`), whether or not the client sent one.
@@ -253,18 +308,20 @@ where
             request
                 .headers_mut()
                 .insert(EXPECTED_RQ_TIMEOUT_MS, millis_value(t));
-            let sleep = tokio::time::sleep(t);
             // The layers below (retries) learn the deadline from here, not from headers.
             request.extensions_mut().insert(RouteDeadline {
                 timeout: t,
-                deadline: sleep.deadline(),
+                deadline: now + t,
                 grpc,
             });
-            sleep
-        });
+        }
+        let future = self.inner.call(request);
+        // When nobody below took on telling the end of the body, the clock starts now.
         TimeoutFuture {
-            future: Some(self.inner.call(request)),
-            sleep,
+            future: Some(future),
+            timer: timeout
+                .zip(now)
+                .map(|(t, now)| TimerAfterEnd::new(t, end.as_ref(), now)),
         }
     }
 }
@@ -404,9 +461,9 @@ pub(crate) fn format_grpc_timeout(d: Duration) -> HeaderValue {
 /// use std::time::Duration;
 /// use tower::{Layer, Service, ServiceExt, service_fn};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// let ok = service_fn(|_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(7) });
+/// let ok = service_fn(|_req: http::Request<String>| async { Ok::<_, std::convert::Infallible>(7) });
 /// let mut svc = TimeoutLayer::new(Some(Duration::from_secs(1))).layer(ok);
-/// let future: TimeoutFuture<_> = svc.ready().await.unwrap().call(http::Request::new(()));
+/// let future: TimeoutFuture<_> = svc.ready().await.unwrap().call(http::Request::new(String::new()));
 /// assert_eq!(future.await.unwrap(), 7);
 /// # }
 /// ```
@@ -417,7 +474,7 @@ pub struct TimeoutFuture<F> {
     #[pin]
     future: Option<F>,
     #[pin]
-    sleep: Option<Sleep>,
+    timer: Option<TimerAfterEnd>,
 }
 
 impl<F, T, E> Future for TimeoutFuture<F>
@@ -436,10 +493,10 @@ where
         if let Poll::Ready(result) = future.poll(cx) {
             return Poll::Ready(result.map_err(Into::into));
         }
-        let Some(sleep) = this.sleep.as_pin_mut() else {
+        let Some(timer) = this.timer.as_pin_mut() else {
             return Poll::Pending;
         };
-        ready!(sleep.poll(cx));
+        ready!(timer.poll(cx));
         // Abandoned now, so that the attempt in flight says where it was waiting.
         Poll::Ready(Err(abandoned::timed_out(this.future)))
     }
@@ -454,8 +511,8 @@ mod tests {
     /// A service that answers after `delay` with the headers it was sent.
     fn slow(
         delay: Duration,
-    ) -> impl Service<Request<()>, Response = HeaderMap, Error = Infallible> + Clone {
-        service_fn(move |req: Request<()>| async move {
+    ) -> impl Service<Request<String>, Response = HeaderMap, Error = Infallible> + Clone {
+        service_fn(move |req: Request<String>| async move {
             tokio::time::sleep(delay).await;
             Ok::<_, Infallible>(req.headers().clone())
         })
@@ -482,7 +539,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn route_timeout_fires_at_its_deadline() {
         let start = tokio::time::Instant::now();
-        let mut request = Request::new(());
+        let mut request = Request::new(String::new());
         request.extensions_mut().insert(RoutePolicy {
             timeout: Some(Duration::from_secs(1)),
             ..Default::default()
@@ -511,13 +568,13 @@ mod tests {
                 });
             }
         }
-        let waiting = service_fn(|_req: Request<()>| async move {
+        let waiting = service_fn(|_req: Request<String>| async move {
             let _attempt = InFlight;
             std::future::pending::<Result<(), Infallible>>().await
         });
         let error = TimeoutLayer::new(Some(Duration::from_secs(1)))
             .layer(waiting)
-            .oneshot(Request::new(()))
+            .oneshot(Request::new(String::new()))
             .await
             .unwrap_err();
         assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
@@ -530,29 +587,29 @@ mod tests {
     async fn no_timeout_by_default_and_header_is_set_when_there_is_one() {
         let headers = TimeoutLayer::default()
             .layer(slow(Duration::from_secs(30)))
-            .oneshot(Request::new(()))
+            .oneshot(Request::new(String::new()))
             .await
             .unwrap();
         assert!(headers.get(EXPECTED_RQ_TIMEOUT_MS).is_none());
         let headers = TimeoutLayer::new(Some(Duration::from_millis(2500)))
             .layer(slow(Duration::from_secs(1)))
-            .oneshot(Request::new(()))
+            .oneshot(Request::new(String::new()))
             .await
             .unwrap();
         assert_eq!(headers[EXPECTED_RQ_TIMEOUT_MS], "2500");
     }
 
     /// A gRPC request with `grpc-timeout: timeout`.
-    fn grpc_request(timeout: &'static str) -> Request<()> {
+    fn grpc_request(timeout: &'static str) -> Request<String> {
         Request::builder()
             .header("content-type", "application/grpc")
             .header("grpc-timeout", timeout)
-            .body(())
+            .body(String::new())
             .unwrap()
     }
 
     /// The headers an upstream that answers at once sees of `request`, under a 2 s route.
-    async fn headers_seen_under_a_2s_route(request: Request<()>) -> http::HeaderMap {
+    async fn headers_seen_under_a_2s_route(request: Request<String>) -> http::HeaderMap {
         TimeoutLayer::new(Some(Duration::from_secs(2)))
             .layer(slow(Duration::ZERO))
             .oneshot(request)
@@ -574,7 +631,7 @@ mod tests {
         let json = Request::builder()
             .header("content-type", "application/json")
             .header("grpc-timeout", "100m")
-            .body(())
+            .body(String::new())
             .unwrap();
         let start = tokio::time::Instant::now();
         let headers = TimeoutLayer::new(Some(Duration::from_secs(2)))
@@ -587,7 +644,7 @@ mod tests {
         // A gRPC request without one is told the route's.
         let request = Request::builder()
             .header("content-type", "application/grpc")
-            .body(())
+            .body(String::new())
             .unwrap();
         let headers = headers_seen_under_a_2s_route(request).await;
         assert_eq!(headers["grpc-timeout"], "2000m");
@@ -637,7 +694,7 @@ mod tests {
     async fn caller_override_header_wins_and_is_consumed() {
         let request = Request::builder()
             .header("x-envoy-upstream-rq-timeout-ms", "100")
-            .body(())
+            .body(String::new())
             .unwrap();
         let start = tokio::time::Instant::now();
         TimeoutLayer::new(Some(Duration::from_secs(5)))
@@ -648,7 +705,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_millis(100));
         let request = Request::builder()
             .header("x-envoy-upstream-rq-timeout-ms", "5000")
-            .body(())
+            .body(String::new())
             .unwrap();
         let headers = TimeoutLayer::default()
             .layer(slow(Duration::ZERO))
@@ -656,5 +713,132 @@ mod tests {
             .await
             .unwrap();
         assert!(headers.get(UPSTREAM_RQ_TIMEOUT_MS).is_none());
+    }
+
+    /// The route timeout starts once the whole request has been received, as Envoy's does:
+    /// an upload slower than the timeout is not cut off for that.
+    mod after_the_request {
+        use super::*;
+        use crate::{
+            Body, body,
+            retry::{
+                RetryLayer, RetryOn, RetryPolicy,
+                replay::tests::{channel, data},
+            },
+        };
+        use http_body_util::BodyExt;
+        use std::sync::Arc;
+        use tokio::time::Instant;
+
+        /// Reads the whole request body, then answers 200 after `then` (`None`: never).
+        fn reads_the_body_then(
+            then: Option<Duration>,
+        ) -> impl Service<Request<Body>, Response = http::Response<Body>, Error = BoxError> + Clone
+        {
+            service_fn(move |request: Request<Body>| async move {
+                request.into_body().collect().await?;
+                match then {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => std::future::pending().await,
+                }
+                Ok::<_, BoxError>(http::Response::new(body::empty()))
+            })
+        }
+
+        /// A request whose body arrives `after` from now; with route timeout `timeout`.
+        fn upload(after: Duration, timeout: Duration) -> Request<Body> {
+            let (tx, upload) = channel();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(data("the upload"));
+            });
+            let mut request = Request::new(upload);
+            request.extensions_mut().insert(RoutePolicy {
+                timeout: Some(timeout),
+                ..Default::default()
+            });
+            request
+        }
+
+        fn retrying(per_try: Option<Duration>) -> RetryLayer {
+            RetryLayer::with_policy(RetryPolicy {
+                attempts: 2,
+                retry_on: RetryOn::parse("5xx").unwrap(),
+                per_try_timeout: per_try,
+                ..RetryPolicy::istio_default()
+            })
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_slow_upload_is_not_timed_out_while_it_streams() {
+            for retry in [RetryLayer::new(), retrying(None)] {
+                let svc = TimeoutLayer::default()
+                    .layer(retry.layer(reads_the_body_then(Some(Duration::from_millis(200)))));
+                let start = Instant::now();
+                let request = upload(Duration::from_secs(3), Duration::from_secs(1));
+                let response = svc.oneshot(request).await.unwrap();
+                assert_eq!(response.status(), 200);
+                assert_eq!(start.elapsed(), Duration::from_millis(3200));
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn the_clock_runs_from_the_end_of_the_body() {
+            for retry in [RetryLayer::new(), retrying(None)] {
+                let svc = TimeoutLayer::default().layer(retry.layer(reads_the_body_then(None)));
+                let start = Instant::now();
+                let request = upload(Duration::from_secs(2), Duration::from_secs(1));
+                let error = svc.oneshot(request).await.unwrap_err();
+                assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+                assert_eq!(start.elapsed(), Duration::from_secs(3));
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn so_does_the_per_try_timeout() {
+            // Per-try 500 ms under a 10 s route: the first attempt times out 500 ms after the
+            // body's end (2 s), the second (its body replayed whole) 500 ms after it starts.
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let log = seen.clone();
+            let hangs = service_fn(move |request: Request<Body>| {
+                let log = log.clone();
+                async move {
+                    request.into_body().collect().await?;
+                    log.lock().unwrap().push(Instant::now());
+                    std::future::pending::<Result<http::Response<Body>, BoxError>>().await
+                }
+            });
+            let svc = TimeoutLayer::default()
+                .layer(retrying(Some(Duration::from_millis(500))).layer(hangs));
+            let start = Instant::now();
+            let request = upload(Duration::from_secs(2), Duration::from_secs(10));
+            let response = svc.oneshot(request).await;
+            let error = response.unwrap_err();
+            assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+            let read = seen.lock().unwrap().clone();
+            assert_eq!(read.len(), 3, "the first attempt and two retries");
+            assert_eq!(read[0] - start, Duration::from_secs(2));
+            // A retry starts after the first attempt's 500 ms and a back-off (25 ms at most).
+            let between = read[1] - read[0];
+            assert!(between >= Duration::from_millis(500), "{between:?}");
+            assert!(between <= Duration::from_millis(525), "{between:?}");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn with_nobody_below_watching_the_body_the_clock_starts_at_the_call() {
+            // An inner service that neither reads the body nor answers: no signal is coming.
+            let hangs = service_fn(|_request: Request<Body>| {
+                std::future::pending::<Result<http::Response<Body>, BoxError>>()
+            });
+            let start = Instant::now();
+            let request = upload(Duration::from_secs(3), Duration::from_secs(1));
+            let error = TimeoutLayer::default()
+                .layer(hangs)
+                .oneshot(request)
+                .await
+                .unwrap_err();
+            assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+            assert_eq!(start.elapsed(), Duration::from_secs(1));
+        }
     }
 }

@@ -326,10 +326,8 @@ impl<'a> AttemptTimeoutWatch<'a> {
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .unwrap_or(1);
         cluster.stats.record_attempt(attempt);
-        let route = request
-            .extensions()
-            .get::<RouteDeadline>()
-            .map(|d| d.deadline);
+        // Not yet known while the request body streams: its end starts the route's clock.
+        let route = RouteDeadline::current(request.extensions());
         let per_try = headers
             .get(EXPECTED_RQ_TIMEOUT_MS)
             .and_then(parse_millis)

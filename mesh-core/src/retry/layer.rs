@@ -9,7 +9,9 @@
 //! ([`ReplayBuffer`]). When the attempts run out, a final response gets flag `URX`; a final
 //! error is returned as is, for the outer edge to turn into a local reply. An optional per-try
 //! timeout bounds each attempt (failing it with [`MeshError::Timeout`]: 504 `UT` if no retry
-//! is left); the route timeout belongs outside this layer and covers every attempt.
+//! is left); the route timeout belongs outside this layer and covers every attempt. Under a
+//! route timeout, a request body still streaming is watched here ([`RequestEnd`]): its end
+//! starts the route's clock and the first attempt's per-try timer, as Envoy starts them.
 //!
 //! Every attempt carries `x-envoy-attempt-count` (1, 2, 3…); the request headers
 //! `x-envoy-retriable-status-codes` and `x-envoy-retriable-header-names` are consumed. A
@@ -30,6 +32,7 @@ use crate::{
     control_headers::ControlHeaders,
     flags::mark_outcome,
     policy::RoutePolicy,
+    request_end::{RequestEnd, TimerAfterEnd},
     timeout::{
         EXPECTED_RQ_TIMEOUT_MS, GRPC_TIMEOUT, RouteDeadline, UPSTREAM_RQ_PER_TRY_TIMEOUT_MS,
         format_grpc_timeout, millis_value, parse_millis,
@@ -354,7 +357,20 @@ where
                 headers.insert(GRPC_TIMEOUT, format_grpc_timeout(per_try));
             }
         }
-        let timeout = per_try.map(|d| Box::pin(tokio::time::sleep(d)));
+        // A body still streaming under a route timeout: its end starts the timers (the timeout
+        // layer's and the per-try ones), and passes through here whether retried or not.
+        let end = request
+            .extensions()
+            .get::<RequestEnd>()
+            .filter(|_| !request.body().is_end_stream())
+            .cloned();
+        if let Some(end) = &end {
+            request = request.map(|body| end.watch(body));
+        }
+        let timeout = per_try.map(|d| {
+            let now = tokio::time::Instant::now();
+            Box::pin(TimerAfterEnd::new(d, end.as_ref(), now))
+        });
         let Some(policy) = policy else {
             return RetryFuture {
                 kind: Kind::Once {
@@ -375,7 +391,6 @@ where
             (Replay::Buffered(buffer), first)
         };
         self.budget.deposit();
-        let deadline = global.map(|global| global.deadline);
         // The template is taken before the context joins the first attempt's extensions, so
         // that keeping it does not clone the context too; each retry adds it back.
         let template = parts.clone();
@@ -399,7 +414,6 @@ where
                     budget: self.budget.clone(),
                     attempt: 1,
                     per_try,
-                    deadline,
                     grpc_deadline,
                     context,
                     retry_permit: None,
@@ -456,8 +470,6 @@ struct RetryState<S> {
     /// The attempt in flight or just finished, from 1.
     attempt: u32,
     per_try: Option<Duration>,
-    /// When the overall timeout fires, if there is one: later attempts are told what is left.
-    deadline: Option<tokio::time::Instant>,
     /// Whether a retry's upstream is told its deadline in `grpc-timeout` too.
     grpc_deadline: bool,
     /// Shared with the layers below: the hosts tried, the cluster's breaker (`max_retries`).
@@ -488,9 +500,13 @@ impl<S> RetryState<S> {
     /// `grpc-timeout` for gRPC under a route timeout): the per-try timeout, reduced to what is
     /// left of the overall one (at least 1 ms), as Envoy does.
     fn tell_expected_timeout(&self, headers: &mut http::HeaderMap) {
-        let left = self
-            .deadline
-            .map(|deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
+        // The route's clock, if it has started (else all of it is left).
+        let extensions = &self.template.extensions;
+        let left = extensions.get::<RouteDeadline>().map(|route| {
+            RouteDeadline::current(extensions).map_or(route.timeout, |deadline| {
+                deadline.saturating_duration_since(tokio::time::Instant::now())
+            })
+        });
         let expected = match (self.per_try, left) {
             (Some(per_try), Some(left)) => per_try.min(left),
             (per_try, left) => match per_try.or(left) {
@@ -540,7 +556,7 @@ where
     Once {
         #[pin]
         future: Option<S::Future>,
-        timeout: Option<Pin<Box<Sleep>>>,
+        timeout: Option<Pin<Box<TimerAfterEnd>>>,
     },
     /// Retries possible.
     Retrying {
@@ -556,7 +572,7 @@ enum Phase<F> {
     Attempt {
         #[pin]
         future: F,
-        timeout: Option<Pin<Box<Sleep>>>,
+        timeout: Option<Pin<Box<TimerAfterEnd>>>,
     },
     /// Waiting before the next attempt (the last result is in [`RetryState::last`]).
     Backoff { sleep: Pin<Box<Sleep>> },
@@ -584,7 +600,7 @@ impl Outcome {
 
 fn poll_attempt<F, E>(
     future: Pin<&mut F>,
-    timeout: &mut Option<Pin<Box<Sleep>>>,
+    timeout: &mut Option<Pin<Box<TimerAfterEnd>>>,
     cx: &mut Context<'_>,
 ) -> Poll<Outcome>
 where
@@ -595,7 +611,7 @@ where
         return Poll::Ready(Outcome::Done(result.map_err(Into::into)));
     }
     match timeout {
-        Some(sleep) => sleep.as_mut().poll(cx).map(|()| Outcome::PerTryTimeout),
+        Some(timer) => timer.as_mut().poll(cx).map(|()| Outcome::PerTryTimeout),
         None => Poll::Pending,
     }
 }
@@ -713,7 +729,11 @@ where
                     let body = retry.next_body.take().unwrap_or_else(body::empty);
                     retry.last = None;
                     let future = retry.service.call(Request::from_parts(parts, body));
-                    let timeout = retry.per_try.map(|d| Box::pin(tokio::time::sleep(d)));
+                    let end = retry.template.extensions.get::<RequestEnd>();
+                    let timeout = retry.per_try.map(|d| {
+                        let now = tokio::time::Instant::now();
+                        Box::pin(TimerAfterEnd::new(d, end, now))
+                    });
                     phase.set(Phase::Attempt { future, timeout });
                 }
             }
