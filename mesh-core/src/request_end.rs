@@ -4,8 +4,9 @@
 //!
 //! The [`TimeoutLayer`](crate::timeout::TimeoutLayer), given a request whose body is still
 //! streaming, puts a `RequestEnd` on it (an extension). A layer below that holds the body —
-//! the [`RetryLayer`](crate::retry::RetryLayer), through which every body it may replay passes
-//! — [`watch`](RequestEnd::watch)es it, so that the body's end, its failure or its abandonment
+//! the [`RetryLayer`](crate::retry::RetryLayer), through which every body it may replay passes,
+//! and which makes a `RequestEnd` of its own for its per-try timeout when there is none —
+//! [`watch`](RequestEnd::watch)es it, so that the body's end, its failure or its abandonment
 //! starts the clock. When nothing below watches the body, the clock starts as the inner
 //! service's `call` returns, as it does for a request whose body has already ended: a timer
 //! never waits on a signal nobody will send.

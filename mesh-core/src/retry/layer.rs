@@ -10,8 +10,9 @@
 //! error is returned as is, for the outer edge to turn into a local reply. An optional per-try
 //! timeout bounds each attempt (failing it with [`MeshError::Timeout`]: 504 `UT` if no retry
 //! is left); the route timeout belongs outside this layer and covers every attempt. Under a
-//! route timeout, a request body still streaming is watched here ([`RequestEnd`]): its end
-//! starts the route's clock and the first attempt's per-try timer, as Envoy starts them.
+//! route timeout or a per-try timeout, a request body still streaming is watched here
+//! ([`RequestEnd`]): its end starts the route's clock and the first attempt's per-try timer,
+//! as Envoy starts them.
 //!
 //! Every attempt carries `x-envoy-attempt-count` (1, 2, 3…); the request headers
 //! `x-envoy-retriable-status-codes` and `x-envoy-retriable-header-names` are consumed. A
@@ -357,13 +358,19 @@ where
                 headers.insert(GRPC_TIMEOUT, format_grpc_timeout(per_try));
             }
         }
-        // A body still streaming under a route timeout: its end starts the timers (the timeout
-        // layer's and the per-try ones), and passes through here whether retried or not.
-        let end = request
-            .extensions()
-            .get::<RequestEnd>()
-            .filter(|_| !request.body().is_end_stream())
-            .cloned();
+        // A body still streaming: its end starts the timers — the route timeout's (the timeout
+        // layer above asks, with a `RequestEnd`) and the per-try ones — and it passes through
+        // here whether retried or not.
+        let end = match request.extensions().get::<RequestEnd>() {
+            _ if request.body().is_end_stream() => None,
+            Some(end) => Some(end.clone()),
+            None if per_try.is_some() => {
+                let end = RequestEnd::new();
+                request.extensions_mut().insert(end.clone());
+                Some(end)
+            }
+            None => None,
+        };
         if let Some(end) = &end {
             request = request.map(|body| end.watch(body));
         }
@@ -1091,6 +1098,46 @@ mod tests {
             "the proxy counts it into the cluster's budget"
         );
         assert_eq!(outer.hosts_tried(), 2, "both attempts recorded in it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_per_try_timeout_starts_at_the_end_of_a_streaming_body_without_a_route_timeout() {
+        // Istio's usual shape: `perTryTimeout` and no route timeout. A 2 s upload, an upstream
+        // that reads it and then hangs: the attempt times out 500 ms after the body's end.
+        let reads_then_hangs = tower::service_fn(|request: Request<Body>| async move {
+            request.into_body().collect().await?;
+            std::future::pending::<Result<Response<Body>, BoxError>>().await
+        });
+        let per_try = RetryPolicy {
+            per_try_timeout: Some(Duration::from_millis(500)),
+            ..on("5xx", 1)
+        };
+        // Without retries (the per-try timeout from the caller's header): 2.5 s. With one retry
+        // (the body replayed whole at once): its own 500 ms after a back-off of 25 ms at most.
+        let ms = Duration::from_millis;
+        for (layer, earliest, latest) in [
+            (RetryLayer::new(), ms(2500), ms(2500)),
+            (RetryLayer::with_policy(per_try), ms(3000), ms(3025)),
+        ] {
+            let (tx, upload) = channel();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let _ = tx.send(crate::retry::replay::tests::data("upload"));
+            });
+            let request = Request::builder()
+                .header(crate::timeout::UPSTREAM_RQ_PER_TRY_TIMEOUT_MS, "500")
+                .body(upload)
+                .unwrap();
+            let start = Instant::now();
+            let error = layer
+                .layer(reads_then_hangs)
+                .oneshot(request)
+                .await
+                .unwrap_err();
+            assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+            let elapsed = start.elapsed();
+            assert!(earliest <= elapsed && elapsed <= latest, "{elapsed:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
