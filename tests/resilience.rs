@@ -32,26 +32,47 @@ async fn route_timeout_answers_504_at_the_deadline() {
 }
 
 #[tokio::test]
-async fn the_route_timeout_starts_once_the_upload_is_whole() {
+async fn the_route_timeout_runs_from_the_end_of_a_slow_upload() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // A 1 s route timeout, and an upload that takes 1.5 s to send: Envoy starts the clock at
-    // the end of the request, so the upstream's answer 200 ms later gets through.
+    // A 1 s route timeout, and an upload that takes 1.8 s to send (2 bytes every 300 ms):
+    // Envoy starts the clock at the end of the request, so the upstream's answer 200 ms later
+    // gets through.
     let catalog = Catalog::with_routes(&routes("    timeout: 1s")).await;
     let mut client = tokio::net::TcpStream::connect(catalog.proxy())
         .await
         .unwrap();
     let start = Instant::now();
-    let head = "POST /items?delay_ms=200 HTTP/1.1\r\nhost: catalog\r\ncontent-length: 6\r\n\r\n";
+    let head = "POST /items?delay_ms=200 HTTP/1.1\r\nhost: catalog\r\ncontent-length: 12\r\n\r\n";
     client.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    client.write_all(b"upload").await.unwrap();
+    for piece in ["up", "lo", "ad", "ed", "sl", "ow"] {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client.write_all(piece.as_bytes()).await.unwrap();
+    }
     let mut response = vec![0; 4096];
     let read = client.read(&mut response).await.unwrap();
     let response = String::from_utf8_lossy(&response[..read]);
     let elapsed = start.elapsed();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert_eq!(catalog.v1.last_request().unwrap().body, "upload");
-    assert!(elapsed >= Duration::from_millis(1700), "{elapsed:?}");
+    assert_eq!(catalog.v1.last_request().unwrap().body, "uploadedslow");
+    assert!(elapsed >= Duration::from_millis(2000), "{elapsed:?}");
+
+    // A client that stops sending mid-upload is not waited for without bound: the timeout
+    // fires a whole timeout after the last part arrived.
+    let mut client = tokio::net::TcpStream::connect(catalog.proxy())
+        .await
+        .unwrap();
+    let start = Instant::now();
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.write_all(b"stalled").await.unwrap();
+    let mut response = vec![0; 4096];
+    let read = client.read(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response[..read]);
+    let elapsed = start.elapsed();
+    assert!(response.starts_with("HTTP/1.1 504"), "{response}");
+    assert!(
+        elapsed >= Duration::from_millis(950) && elapsed < Duration::from_millis(2500),
+        "{elapsed:?}"
+    );
 }
 
 #[tokio::test]

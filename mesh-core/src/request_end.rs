@@ -1,15 +1,21 @@
-//! [`RequestEnd`]: when a request's body ended, for the timers Envoy starts only once the whole
-//! downstream request has been received — the route timeout and the per-try timeout. A slow
-//! upload under a short route timeout is not cut off for being slow to send.
+//! [`RequestEnd`]: how far a request's body has arrived, for the timers Envoy starts only once
+//! the whole downstream request has been received — the route timeout and the per-try
+//! timeout — so that a slow upload under a short route timeout is not cut off for being slow
+//! to send.
 //!
 //! The [`TimeoutLayer`](crate::timeout::TimeoutLayer), given a request whose body is still
-//! streaming, puts a `RequestEnd` on it (an extension). A layer below that holds the body —
-//! the [`RetryLayer`](crate::retry::RetryLayer), through which every body it may replay passes,
-//! and which makes a `RequestEnd` of its own for its per-try timeout when there is none —
-//! [`watch`](RequestEnd::watch)es it, so that the body's end, its failure or its abandonment
-//! starts the clock. When nothing below watches the body, the clock starts as the inner
-//! service's `call` returns, as it does for a request whose body has already ended: a timer
-//! never waits on a signal nobody will send.
+//! streaming, puts a `RequestEnd` on it (an extension); the
+//! [`RetryLayer`](crate::retry::RetryLayer), through which every body passes, makes one for its
+//! per-try timeout when there is none, and [`watch`](RequestEnd::watch)es the body: each chunk
+//! read from it, and its end (or failure, or abandonment), is a sign of life.
+//!
+//! A timer started on such a request runs its whole length from the request's last sign of
+//! life: it cannot fire while the body keeps arriving, and it fires a
+//! full timeout after the body's end, as Envoy's does. Unlike Envoy's, it also fires a full
+//! timeout after the last chunk when the body stops arriving before its end — the client
+//! stalls, or nothing below reads it (the request waits in a connection pool's queue, or the
+//! upstream does not read) — so that no request waits without bound on a body. With nothing
+//! watching the body, the timer runs from its start, as for a request whose body had ended.
 
 use crate::{
     Body,
@@ -20,22 +26,30 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
-    task::{Context, Poll, Waker},
+    task::{Context, Poll, ready},
     time::Duration,
 };
 use tokio::time::{Instant, Sleep};
 
-/// When a request's body ended; see the [module docs](self). Clones share the one signal.
+/// How far a request's body has arrived; see the [module docs](self). Clones share the one
+/// record.
 ///
 /// ```
 /// use http_body_util::BodyExt;
 /// use mesh_core::{body, request_end::RequestEnd};
+/// use std::time::Duration;
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let end = RequestEnd::new();
 /// let upload = end.watch(body::full("the whole upload"));
-/// assert!(end.is_watched() && end.ended_at().is_none());
+/// assert_eq!((end.last_sign_of_life(), end.ended()), (None, false));
+/// tokio::time::advance(Duration::from_secs(2)).await;
 /// upload.collect().await.unwrap();
-/// assert_eq!(end.ended_at(), Some(tokio::time::Instant::now()));
+/// assert_eq!(end.last_sign_of_life(), Some(tokio::time::Instant::now()));
+/// assert!(end.ended());
+/// // A 1 s timer started before the upload ended now runs until a second after its end.
+/// let started = tokio::time::Instant::now() - Duration::from_secs(2);
+/// let deadline = started + Duration::from_secs(1);
+/// assert_eq!(end.extend(deadline, Duration::from_secs(1)), tokio::time::Instant::now() + Duration::from_secs(1));
 /// # }
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -45,16 +59,14 @@ pub struct RequestEnd {
 
 #[derive(Debug, Default)]
 struct State {
-    /// A layer below has taken on telling the end.
-    watched: bool,
-    /// When the body ended.
-    ended: Option<Instant>,
-    /// The timers waiting for the end.
-    waiting: Vec<Waker>,
+    /// When a chunk of the body was last read, or the body ended.
+    last: Option<Instant>,
+    /// The body has ended (or failed, or was dropped).
+    ended: bool,
 }
 
 impl RequestEnd {
-    /// A signal not yet given, for a request whose body is streaming.
+    /// A record of a body not watched yet.
     pub fn new() -> Self {
         RequestEnd::default()
     }
@@ -64,108 +76,92 @@ impl RequestEnd {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `body`, watched: its end, its failure or its being dropped before its end gives the
-    /// signal. The caller takes on telling the end ([`is_watched`](Self::is_watched)).
+    /// `body`, watched: each chunk read from it, and its end, failure or being dropped before
+    /// its end, is recorded as a sign of life.
     pub fn watch(&self, body: Body) -> Body {
-        self.state().watched = true;
-        crate::body::boxed(WatchedBody::new(body, Some(Ender(self.clone()))))
+        crate::body::boxed(WatchedBody::new(body, Some(Recorder(self.clone()))))
     }
 
-    /// Whether a layer has taken on telling the end.
-    pub fn is_watched(&self) -> bool {
-        self.state().watched
+    /// When the body last showed life: a chunk read, or its end. `None` before either.
+    pub fn last_sign_of_life(&self) -> Option<Instant> {
+        self.state().last
     }
 
-    /// Gives the signal, now, unless it was given before.
-    pub fn end_now(&self) {
-        let waiting = {
-            let mut state = self.state();
-            if state.ended.is_some() {
-                return;
-            }
-            state.ended = Some(Instant::now());
-            std::mem::take(&mut state.waiting)
-        };
-        waiting.into_iter().for_each(Waker::wake);
-    }
-
-    /// Whether the signal is to come: watched, and not given yet.
-    fn is_pending(&self) -> bool {
-        let state = self.state();
-        state.watched && state.ended.is_none()
-    }
-
-    /// When the body ended, if it has.
-    pub fn ended_at(&self) -> Option<Instant> {
+    /// Whether the body has ended (or failed, or was dropped).
+    pub fn ended(&self) -> bool {
         self.state().ended
     }
 
-    /// When the body ended, once it has; until then, `cx` is woken at the end.
-    pub fn poll_ended(&self, cx: &mut Context<'_>) -> Poll<Instant> {
+    /// `deadline`, of a timer of `duration`, put back to a whole `duration` after the body's
+    /// last sign of life when that is later.
+    pub fn extend(&self, deadline: Instant, duration: Duration) -> Instant {
+        match self.last_sign_of_life() {
+            Some(last) => deadline.max(last + duration),
+            None => deadline,
+        }
+    }
+
+    fn record(&self, ended: bool) {
         let mut state = self.state();
-        if let Some(at) = state.ended {
-            return Poll::Ready(at);
+        if !state.ended {
+            state.last = Some(Instant::now());
+            state.ended = ended;
         }
-        if !state.waiting.iter().any(|w| w.will_wake(cx.waker())) {
-            state.waiting.push(cx.waker().clone());
-        }
-        Poll::Pending
     }
 }
 
-/// Gives a [`RequestEnd`]'s signal when the watched body ends, fails or is dropped.
-struct Ender(RequestEnd);
+/// Records a watched body's signs of life in its [`RequestEnd`].
+struct Recorder(RequestEnd);
 
-impl BodyWatcher for Ender {
+impl BodyWatcher for Recorder {
+    fn data(&mut self, _bytes: u64) {
+        self.0.record(false);
+    }
+
     fn error(&mut self) {
-        self.0.end_now();
+        self.0.record(true);
     }
 
     fn end(self) {
-        self.0.end_now();
+        self.0.record(true);
     }
 
     fn abandon(self) {
-        self.0.end_now();
+        self.0.record(true);
     }
 }
 
-/// A timer of `duration` that starts at the end of a request, or at once.
+/// A timer of `duration` that runs from its start or, on a request whose body is still
+/// arriving, from the body's last sign of life ([`RequestEnd::extend`]).
 ///
-/// Its sleep is made when it starts: at once when `end` is `None`, unwatched or already given
-/// (from now), else at the signal (from the moment the body ended). A timer that starts at
-/// once is its sleep and a null pointer.
+/// A timer on a request whose body had ended is its sleep and a null pointer.
 #[pin_project]
 #[derive(Debug)]
 pub(crate) struct TimerAfterEnd {
     #[pin]
-    sleep: Option<Sleep>,
-    /// Until the timer starts, when it waits for the end.
-    pending: Option<Box<(RequestEnd, Duration)>>,
+    sleep: Sleep,
+    /// The body it waits out, while it may still arrive.
+    body: Option<Box<(RequestEnd, Duration)>>,
 }
 
 impl TimerAfterEnd {
-    /// Starts `now`, or at `end` when it is still to come: watched and not given yet.
+    /// A timer started `now`, held back by `end`'s body while it may still arrive.
     #[inline]
     pub fn new(duration: Duration, end: Option<&RequestEnd>, now: Instant) -> Self {
-        if let Some(end) = end
-            && end.is_pending()
-        {
-            return TimerAfterEnd::waiting(end, duration);
-        }
-        TimerAfterEnd {
-            sleep: Some(tokio::time::sleep_until(now + duration)),
-            pending: None,
+        let sleep = tokio::time::sleep_until(now + duration);
+        match end {
+            Some(end) if !end.ended() => TimerAfterEnd::held_back(sleep, end, duration),
+            _ => TimerAfterEnd { sleep, body: None },
         }
     }
 
-    /// A timer that starts at `end`: the rare case, kept out of line.
+    /// The rare case, kept out of line.
     #[cold]
     #[inline(never)]
-    fn waiting(end: &RequestEnd, duration: Duration) -> Self {
+    fn held_back(sleep: Sleep, end: &RequestEnd, duration: Duration) -> Self {
         TimerAfterEnd {
-            sleep: None,
-            pending: Some(Box::new((end.clone(), duration))),
+            sleep,
+            body: Some(Box::new((end.clone(), duration))),
         }
     }
 
@@ -173,16 +169,16 @@ impl TimerAfterEnd {
     #[inline]
     pub fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        if let Some(pending) = this.pending.as_deref() {
-            let (end, duration) = pending;
-            let ended = std::task::ready!(end.poll_ended(cx));
-            this.sleep
-                .set(Some(tokio::time::sleep_until(ended + *duration)));
-            *this.pending = None;
-        }
-        match this.sleep.as_pin_mut() {
-            Some(sleep) => sleep.poll(cx),
-            None => Poll::Pending,
+        loop {
+            ready!(this.sleep.as_mut().poll(cx));
+            let Some((end, duration)) = this.body.as_deref() else {
+                return Poll::Ready(());
+            };
+            let deadline = end.extend(this.sleep.deadline(), *duration);
+            if deadline <= this.sleep.deadline() {
+                return Poll::Ready(());
+            }
+            this.sleep.as_mut().reset(deadline);
         }
     }
 }
@@ -194,95 +190,86 @@ mod tests {
     use http_body_util::BodyExt;
     use std::future::poll_fn;
 
-    fn is_pending(timer: Pin<&mut TimerAfterEnd>) -> bool {
-        let waker = std::task::Waker::noop();
-        timer.poll(&mut Context::from_waker(waker)).is_pending()
+    /// A body sending a chunk every `every`, `chunks` times, then ending; read as it arrives.
+    fn upload_read_as_it_arrives(end: &RequestEnd, every: Duration, chunks: u32) {
+        let (tx, upload) = channel();
+        let mut upload = end.watch(upload);
+        tokio::spawn(async move {
+            for _ in 0..chunks {
+                tokio::time::sleep(every).await;
+                tx.send(data("chunk")).unwrap();
+            }
+        });
+        tokio::spawn(async move { while upload.frame().await.is_some() {} });
+    }
+
+    /// Until a 1 s timer started at `start`, held back by `end`'s body, fires.
+    async fn fire_one_second(end: Option<&RequestEnd>, start: Instant) {
+        let timer = TimerAfterEnd::new(Duration::from_secs(1), end, start);
+        let mut timer = std::pin::pin!(timer);
+        poll_fn(|cx| timer.as_mut().poll(cx)).await;
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_end_of_a_watched_body_starts_the_timer() {
+    async fn a_timer_waits_out_a_body_that_keeps_arriving_then_runs_from_its_end() {
         let end = RequestEnd::new();
-        let (tx, upload) = channel();
-        let mut upload = end.watch(upload);
-        assert!(end.is_watched());
-        let mut timer = std::pin::pin!(TimerAfterEnd::new(
-            Duration::from_secs(1),
-            Some(&end),
-            Instant::now()
-        ));
         let start = Instant::now();
-        // The body takes 3 s, and the timer does not start before its end.
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        assert!(is_pending(timer.as_mut()));
-        tx.send(data("all")).unwrap();
-        drop(tx);
-        assert_eq!(
-            upload.frame().await.unwrap().unwrap().into_data().unwrap(),
-            "all"
-        );
-        assert!(upload.frame().await.is_none());
-        assert_eq!(end.ended_at(), Some(start + Duration::from_secs(3)));
-        poll_fn(|cx| timer.as_mut().poll(cx)).await;
+        // Six chunks, 500 ms apart, under a 1 s timer: the body ends at 3 s.
+        upload_read_as_it_arrives(&end, Duration::from_millis(500), 6);
+        fire_one_second(Some(&end), start).await;
+        assert!(end.ended());
         assert_eq!(start.elapsed(), Duration::from_secs(4));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_timer_waiting_for_the_end_is_woken_by_it() {
+    async fn a_body_that_stops_arriving_times_out_a_whole_timer_after_its_last_chunk() {
         let end = RequestEnd::new();
-        let (tx, upload) = channel();
-        let upload = end.watch(upload);
-        let mut timer = std::pin::pin!(TimerAfterEnd::new(
-            Duration::from_millis(500),
-            Some(&end),
-            Instant::now()
-        ));
         let start = Instant::now();
-        let reader = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            tx.send(data("late")).unwrap();
-            drop(tx);
-            upload.collect().await.unwrap();
-        });
-        poll_fn(|cx| timer.as_mut().poll(cx)).await;
-        assert_eq!(start.elapsed(), Duration::from_millis(2500));
-        reader.await.unwrap();
+        let (tx, upload) = channel();
+        let mut upload = end.watch(upload);
+        tx.send(data("first")).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        upload.frame().await.unwrap().unwrap();
+        // The rest never comes: the timer fires 1 s after the chunk read at 300 ms.
+        fire_one_second(Some(&end), start).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(1300));
+        drop(tx);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_failed_or_dropped_body_gives_the_signal_too() {
+    async fn a_body_nobody_reads_does_not_hold_a_timer_back() {
+        let end = RequestEnd::new();
+        let (_tx, upload) = channel();
+        let _unread = end.watch(upload);
+        let start = Instant::now();
+        fire_one_second(Some(&end), start).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_or_dropped_body_ends_too() {
         let failed = RequestEnd::new();
         let (tx, upload) = channel();
         let mut upload = failed.watch(upload);
         tx.send(Err("reset".into())).unwrap();
         assert!(upload.frame().await.unwrap().is_err());
-        assert!(failed.ended_at().is_some());
+        assert!(failed.ended());
 
         let dropped = RequestEnd::new();
         let (_tx, upload) = channel();
         drop(dropped.watch(upload));
-        assert!(dropped.ended_at().is_some());
+        assert!(dropped.ended());
+        assert_eq!(dropped.last_sign_of_life(), Some(Instant::now()));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn without_a_pending_end_the_timer_starts_at_once() {
-        let start = Instant::now();
-        let mut unwatched = std::pin::pin!(TimerAfterEnd::new(
-            Duration::from_secs(1),
-            None,
-            Instant::now()
-        ));
-        poll_fn(|cx| unwatched.as_mut().poll(cx)).await;
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
-        // An end already given: from now, not from then.
+    async fn a_timer_on_an_ended_body_runs_from_its_start() {
         let end = RequestEnd::new();
-        end.end_now();
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let mut after = std::pin::pin!(TimerAfterEnd::new(
-            Duration::from_secs(1),
-            Some(&end),
-            Instant::now()
-        ));
-        poll_fn(|cx| after.as_mut().poll(cx)).await;
-        assert_eq!(start.elapsed(), Duration::from_secs(7));
+        drop(end.watch(crate::body::full("done")));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let start = Instant::now();
+        fire_one_second(Some(&end), start).await;
+        fire_one_second(None, start).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
     }
 }

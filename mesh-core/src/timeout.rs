@@ -6,9 +6,10 @@
 //! forwarded). A `grpc-timeout` header is honoured and capped by the route timeout (with no
 //! route timeout it is honoured uncapped, as Istio configures `max_grpc_timeout`), and is
 //! rewritten to the effective value on the way up. The upstream learns the deadline from
-//! `x-envoy-expected-rq-timeout-ms`. As Envoy's, the clock starts once the whole request has
-//! been received: for a body still streaming, at its end, told by the retry layer below
-//! through a [`RequestEnd`] (else as the inner service is called). On expiry the request fails with
+//! `x-envoy-expected-rq-timeout-ms`. As Envoy's, the clock runs from the end of the request:
+//! for a body still streaming, the retry layer below watches it ([`RequestEnd`]), and the
+//! timeout fires a whole timeout after its last sign of life (see that module for a body that
+//! stops arriving). On expiry the request fails with
 //! [`MeshError::Timeout`] — 504 `upstream request timeout`, flag `UT` — carrying the upstream
 //! cluster and endpoint the request was waiting on when the attempt in flight said so as it
 //! was dropped ([`abandoned`]). Placed outside the retry layer, it covers every attempt and
@@ -138,9 +139,8 @@ pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 pub struct RouteDeadline {
     /// The effective route timeout.
     pub timeout: Duration,
-    /// When it fires if the clock started as the layer saw the request. For a request whose
-    /// body was still streaming, the clock may start later, at the body's end:
-    /// [`current`](Self::current) tells.
+    /// When it fires, unless the request's body is still arriving: for a request whose body
+    /// was still streaming, [`current`](Self::current) tells.
     pub deadline: tokio::time::Instant,
     /// Whether the request is gRPC: the layers below tell each attempt's deadline in
     /// `grpc-timeout` too, without looking its `content-type` up again.
@@ -149,10 +149,11 @@ pub struct RouteDeadline {
 
 impl RouteDeadline {
     /// When the route timeout of a request with these extensions fires, as far as is known
-    /// now: `None` without one, or while the body of a request whose clock starts at its end
-    /// ([`RequestEnd`], watched) is still streaming.
+    /// now: `deadline`, or, for a request whose body is watched as it arrives
+    /// ([`RequestEnd`]), a whole timeout after the body's last sign of life if that is later.
     ///
     /// ```
+    /// use http_body_util::BodyExt;
     /// use mesh_core::{request_end::RequestEnd, timeout::RouteDeadline};
     /// use std::time::Duration;
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
@@ -163,23 +164,19 @@ impl RouteDeadline {
     /// assert_eq!(RouteDeadline::current(&extensions), Some(now + timeout));
     /// let end = RequestEnd::new();
     /// extensions.insert(end.clone());
-    /// let upload = end.watch(mesh_core::body::full("a body not read yet"));
-    /// assert_eq!(RouteDeadline::current(&extensions), None, "the clock waits for its end");
-    /// tokio::time::advance(Duration::from_secs(1)).await;
-    /// drop(upload); // it ends (here: is given up) a second later
-    /// let second = Duration::from_secs(1);
-    /// assert_eq!(RouteDeadline::current(&extensions), Some(now + second + timeout));
+    /// let upload = end.watch(mesh_core::body::full("an upload"));
+    /// tokio::time::advance(Duration::from_secs(3)).await;
+    /// upload.collect().await.unwrap(); // it ends 3 s in
+    /// let three = Duration::from_secs(3);
+    /// assert_eq!(RouteDeadline::current(&extensions), Some(now + three + timeout));
     /// # }
     /// ```
     pub fn current(extensions: &http::Extensions) -> Option<tokio::time::Instant> {
-        let deadline = extensions.get::<RouteDeadline>()?;
-        match extensions
-            .get::<RequestEnd>()
-            .filter(|end| end.is_watched())
-        {
-            Some(end) => end.ended_at().map(|at| at + deadline.timeout),
-            None => Some(deadline.deadline),
-        }
+        let route = extensions.get::<RouteDeadline>()?;
+        Some(match extensions.get::<RequestEnd>() {
+            Some(end) => end.extend(route.deadline, route.timeout),
+            None => route.deadline,
+        })
     }
 }
 
@@ -286,8 +283,8 @@ where
             .get::<RoutePolicy>()
             .map_or(self.fallback, |p| p.timeout);
         let timeout = effective_timeout(request.headers_mut(), route);
-        // The clock starts once the whole request has been received: for a body still
-        // streaming, at its end, if a layer below watches it (see `request_end`).
+        // The clock runs from the end of the request: for a body still streaming, from its
+        // last sign of life, if a layer below watches it (see `request_end`).
         let streaming = timeout.is_some() && !request.body().is_end_stream();
         let end = streaming.then(|| {
             let end = RequestEnd::new();
@@ -316,7 +313,6 @@ where
             });
         }
         let future = self.inner.call(request);
-        // When nobody below took on telling the end of the body, the clock starts now.
         TimeoutFuture {
             future: Some(future),
             timer: timeout
@@ -745,12 +741,16 @@ mod tests {
             })
         }
 
-        /// A request whose body arrives `after` from now; with route timeout `timeout`.
+        /// A request whose body arrives a chunk every 250 ms, ending `after` from now; with
+        /// route timeout `timeout`.
         fn upload(after: Duration, timeout: Duration) -> Request<Body> {
             let (tx, upload) = channel();
             tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                let _ = tx.send(data("the upload"));
+                let every = Duration::from_millis(250);
+                for _ in 0..after.as_millis() / every.as_millis() {
+                    tokio::time::sleep(every).await;
+                    let _ = tx.send(data("a chunk"));
+                }
             });
             let mut request = Request::new(upload);
             request.extensions_mut().insert(RoutePolicy {
@@ -822,6 +822,25 @@ mod tests {
             let between = read[1] - read[0];
             assert!(between >= Duration::from_millis(500), "{between:?}");
             assert!(between <= Duration::from_millis(525), "{between:?}");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn an_upload_nobody_reads_does_not_hold_the_clock_back() {
+            // Waiting for a connection, say: the body is watched, but nothing reads it.
+            let waits = service_fn(|_request: Request<Body>| {
+                std::future::pending::<Result<http::Response<Body>, BoxError>>()
+            });
+            for retry in [RetryLayer::new(), retrying(None)] {
+                let start = Instant::now();
+                let request = upload(Duration::from_secs(3), Duration::from_secs(1));
+                let error = TimeoutLayer::default()
+                    .layer(retry.layer(waits))
+                    .oneshot(request)
+                    .await
+                    .unwrap_err();
+                assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+                assert_eq!(start.elapsed(), Duration::from_secs(1));
+            }
         }
 
         #[tokio::test(start_paused = true)]

@@ -24,6 +24,7 @@ use mesh_core::{
     abandoned::{ReportOnDrop, report_abandoned},
     error::UpstreamTarget,
     outlier::{Outcome, OutlierDetector},
+    request_end::RequestEnd,
     retry::{ATTEMPT_COUNT, RetryContext},
     timeout::{EXPECTED_RQ_TIMEOUT_MS, RouteDeadline, parse_millis},
 };
@@ -302,9 +303,11 @@ struct AttemptTimeoutWatch<'a> {
     /// The cluster's outlier detection, and the endpoint's index in it.
     outlier: Option<(&'a OutlierDetector, usize)>,
     started: Instant,
-    /// When the attempt times out: the earlier of the route deadline and the per-try timeout
-    /// the retry layer announced in `x-envoy-expected-rq-timeout-ms`.
-    deadline: Option<Instant>,
+    /// When the attempt times out, with the timeout: the route's, and the per-try timeout the
+    /// retry layer announced in `x-envoy-expected-rq-timeout-ms`; the earlier counts.
+    deadlines: [Option<(Instant, Duration)>; 2],
+    /// A request body still arriving, which holds both back ([`RequestEnd::extend`]).
+    body: Option<RequestEnd>,
     finished: bool,
 }
 
@@ -326,18 +329,21 @@ impl<'a> AttemptTimeoutWatch<'a> {
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .unwrap_or(1);
         cluster.stats.record_attempt(attempt);
-        // Not yet known while the request body streams: its end starts the route's clock.
-        let route = RouteDeadline::current(request.extensions());
+        let extensions = request.extensions();
+        let route = extensions
+            .get::<RouteDeadline>()
+            .map(|route| (route.deadline, route.timeout));
         let per_try = headers
             .get(EXPECTED_RQ_TIMEOUT_MS)
             .and_then(parse_millis)
-            .map(|timeout| started + timeout);
+            .map(|timeout| (started + timeout, timeout));
         AttemptTimeoutWatch {
             cluster,
             endpoint,
             outlier,
             started,
-            deadline: route.into_iter().chain(per_try).min(),
+            deadlines: [route, per_try],
+            body: extensions.get::<RequestEnd>().cloned(),
             finished: false,
         }
     }
@@ -355,10 +361,13 @@ impl Drop for AttemptTimeoutWatch<'_> {
             return;
         }
         let now = Instant::now();
-        if self
-            .deadline
-            .is_some_and(|deadline| now + DEADLINE_SLACK >= deadline)
-        {
+        // Where the request body held the timers back, as the layers above saw it.
+        let held_back = |&(deadline, timeout): &(Instant, Duration)| match &self.body {
+            Some(body) => body.extend(deadline, timeout),
+            None => deadline,
+        };
+        let deadline = self.deadlines.iter().flatten().map(held_back).min();
+        if deadline.is_some_and(|deadline| now + DEADLINE_SLACK >= deadline) {
             let stats = &self.cluster.stats;
             stats.record_timeout();
             stats.record_response(

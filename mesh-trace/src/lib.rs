@@ -8,8 +8,8 @@
 //!   [`Sampler::decide`], [`Extracted::next_span`] and [`inject`].
 //! - [`context`]: [`TraceContext`] and [`extract`] — B3 single header, then B3 multi headers,
 //!   then W3C `traceparent`/`tracestate`.
-//! - [`sampling`]: [`Sampler`] — `x-envoy-force-trace` and the caller's sampled or debug
-//!   decision force a trace, the caller's not-sampled decision is honoured, anything else is
+//! - [`sampling`]: [`Sampler`] — `x-client-trace-id`, `x-envoy-force-trace` and the caller's
+//!   sampled or debug decision force a trace, the caller's not-sampled decision is honoured, anything else is
 //!   sampled at a percentage (Istio's default 1 %).
 //! - [`propagation`]: [`inject`] — replaces stale trace headers with B3 multi headers and
 //!   `traceparent` by default (Istio's Zipkin provider with `USE_B3_WITH_W3C_PROPAGATION`), or

@@ -11,8 +11,8 @@
 //! timeout bounds each attempt (failing it with [`MeshError::Timeout`]: 504 `UT` if no retry
 //! is left); the route timeout belongs outside this layer and covers every attempt. Under a
 //! route timeout or a per-try timeout, a request body still streaming is watched here
-//! ([`RequestEnd`]): its end starts the route's clock and the first attempt's per-try timer,
-//! as Envoy starts them.
+//! ([`RequestEnd`]): the route's clock and the per-try timers run from its end, as Envoy's
+//! do, or from its last chunk when it stops arriving.
 //!
 //! Every attempt carries `x-envoy-attempt-count` (1, 2, 3…); the request headers
 //! `x-envoy-retriable-status-codes` and `x-envoy-retriable-header-names` are consumed. A
@@ -358,9 +358,9 @@ where
                 headers.insert(GRPC_TIMEOUT, format_grpc_timeout(per_try));
             }
         }
-        // A body still streaming: its end starts the timers — the route timeout's (the timeout
-        // layer above asks, with a `RequestEnd`) and the per-try ones — and it passes through
-        // here whether retried or not.
+        // A body still streaming holds the timers back while it arrives — the route timeout's
+        // (the timeout layer above asks, with a `RequestEnd`) and the per-try ones — and it
+        // passes through here whether retried or not.
         let end = match request.extensions().get::<RequestEnd>() {
             _ if request.body().is_end_stream() => None,
             Some(end) => Some(end.clone()),
@@ -507,13 +507,9 @@ impl<S> RetryState<S> {
     /// `grpc-timeout` for gRPC under a route timeout): the per-try timeout, reduced to what is
     /// left of the overall one (at least 1 ms), as Envoy does.
     fn tell_expected_timeout(&self, headers: &mut http::HeaderMap) {
-        // The route's clock, if it has started (else all of it is left).
-        let extensions = &self.template.extensions;
-        let left = extensions.get::<RouteDeadline>().map(|route| {
-            RouteDeadline::current(extensions).map_or(route.timeout, |deadline| {
-                deadline.saturating_duration_since(tokio::time::Instant::now())
-            })
-        });
+        // The route's deadline, held back by a request body still arriving.
+        let left = RouteDeadline::current(&self.template.extensions)
+            .map(|deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
         let expected = match (self.per_try, left) {
             (Some(per_try), Some(left)) => per_try.min(left),
             (per_try, left) => match per_try.or(left) {
@@ -1101,9 +1097,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_per_try_timeout_starts_at_the_end_of_a_streaming_body_without_a_route_timeout() {
-        // Istio's usual shape: `perTryTimeout` and no route timeout. A 2 s upload, an upstream
-        // that reads it and then hangs: the attempt times out 500 ms after the body's end.
+    async fn a_per_try_timeout_runs_from_the_end_of_a_streaming_body_without_a_route_timeout() {
+        // Istio's usual shape: `perTryTimeout` and no route timeout. A 2 s upload (a chunk every
+        // 250 ms), an upstream that reads it and then hangs: the attempt times out 500 ms after
+        // the body's end.
         let reads_then_hangs = tower::service_fn(|request: Request<Body>| async move {
             request.into_body().collect().await?;
             std::future::pending::<Result<Response<Body>, BoxError>>().await
@@ -1121,8 +1118,10 @@ mod tests {
         ] {
             let (tx, upload) = channel();
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                let _ = tx.send(crate::retry::replay::tests::data("upload"));
+                for _ in 0..8 {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    let _ = tx.send(crate::retry::replay::tests::data("chunk"));
+                }
             });
             let request = Request::builder()
                 .header(crate::timeout::UPSTREAM_RQ_PER_TRY_TIMEOUT_MS, "500")

@@ -72,7 +72,9 @@ fn mark_not_sampled(headers: &mut HeaderMap) {
         headers.insert(SAMPLED, HeaderValue::from_static("0"));
     }
     headers.remove("x-b3-flags");
+    // Both force a trace at the next hop, over the not-sampled flag.
     headers.remove("x-envoy-force-trace");
+    headers.remove("x-client-trace-id");
     if let Some(b3) = headers.get("b3").and_then(|v| v.to_str().ok()) {
         let mut fields: Vec<&str> = b3.split('-').collect();
         match fields.len() {
@@ -151,6 +153,8 @@ mod tests {
             .header("x-b3-spanid", "e457b5a2e4d86bd1")
             .header("x-b3-sampled", "1")
             .header("x-b3-flags", "1")
+            .header("x-envoy-force-trace", "1")
+            .header("x-client-trace-id", "checkout-42")
             .header("x-envoy-retriable-status-codes", "409")
             .header("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1")
             .header(
@@ -170,6 +174,8 @@ mod tests {
         );
         assert_eq!(head.headers["x-b3-sampled"], "0");
         assert!(!head.headers.contains_key("x-b3-flags"));
+        assert!(!head.headers.contains_key("x-envoy-force-trace"));
+        assert!(!head.headers.contains_key("x-client-trace-id"));
         assert!(!head.headers.contains_key("x-envoy-retriable-status-codes"));
         assert_eq!(
             head.headers["b3"],

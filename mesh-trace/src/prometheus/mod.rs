@@ -249,6 +249,10 @@ mod tests {
         recorder
             .register_histogram(&key("latency_seconds", &[]), &METADATA)
             .record(0.2);
+        // A name that ends in a suffix still gets each of them.
+        recorder
+            .register_histogram(&key("retry_count", &[]), &METADATA)
+            .record(1.0);
         recorder.describe_histogram(
             "istio_request_duration_milliseconds".into(),
             None,
@@ -278,6 +282,13 @@ istio_request_duration_milliseconds_count{code=\"200\"} 3
             text.contains("latency_seconds_bucket{le=\"0.1\"} 0\n"),
             "{text}"
         );
+        for line in [
+            "retry_count_bucket{le=\"1\"} 1\n",
+            "retry_count_sum 1\n",
+            "retry_count_count 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

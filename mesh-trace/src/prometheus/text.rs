@@ -110,14 +110,26 @@ fn write_series(out: &mut String, line: &Line<'_>) {
             let cumulative = snapshot.cumulative_counts();
             // The last bucket's bound is `+Inf`, which `Float` writes as Prometheus does.
             let les = snapshot.bounds.iter().copied().chain([f64::INFINITY]);
+            // The suffixes are added here: the exporter's own would be left off a name that
+            // already ends in them (`retry_count`).
+            let bucket = format!("{name}_bucket");
             for (le, count) in les.zip(&cumulative) {
                 let le = Some(("le", Float(le)));
-                write_metric_line(out, name, Some("bucket"), labels, le, count, None);
+                write_metric_line(out, &bucket, None, labels, le, count, None);
             }
             let total = cumulative.last().copied().unwrap_or(0);
             let sum = Float(snapshot.sum);
-            write_metric_line(out, name, Some("sum"), labels, NO_LABEL, sum, None);
-            write_metric_line(out, name, Some("count"), labels, NO_LABEL, total, None);
+            write_metric_line(
+                out,
+                &format!("{name}_sum"),
+                None,
+                labels,
+                NO_LABEL,
+                sum,
+                None,
+            );
+            let count = format!("{name}_count");
+            write_metric_line(out, &count, None, labels, NO_LABEL, total, None);
         }
     }
 }
