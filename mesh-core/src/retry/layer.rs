@@ -21,11 +21,14 @@
 //! layer its cluster's `max_retries`.
 //!
 //! Requests without a policy are forwarded with no allocation by this layer; a retriable
-//! request with an empty body buffers nothing.
+//! request with an empty body buffers nothing. The head of a retriable request is kept for its
+//! retries as bytes in one buffer, not as a clone of its header map, and read back only when a
+//! retry is made: most requests succeed at once.
 
 use super::{
     Backoff, ReplayBuffer, RetryBudget, RetryContext, RetryHeaders, RetryPolicy,
-    effective_per_try_timeout, replay::ReplayError, request_override::RetryOverride,
+    effective_per_try_timeout, head::KeptHead, replay::ReplayError,
+    request_override::RetryOverride,
 };
 use crate::{
     Body, BoxError, MeshError, ResponseFlag, UpstreamError, abandoned, body,
@@ -39,7 +42,7 @@ use crate::{
         format_grpc_timeout, millis_value, parse_millis,
     },
 };
-use http::{HeaderName, HeaderValue, Request, Response, request::Parts};
+use http::{HeaderName, HeaderValue, Request, Response};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use pin_project::pin_project;
@@ -398,9 +401,9 @@ where
             (Replay::Buffered(buffer), first)
         };
         self.budget.deposit();
-        // The template is taken before the context joins the first attempt's extensions, so
-        // that keeping it does not clone the context too; each retry adds it back.
-        let template = parts.clone();
+        // The head is kept before the context joins the first attempt's extensions, so that
+        // keeping it does not clone the context too; each retry adds it back.
+        let head = KeptHead::keep(&parts);
         let context = outer_context.unwrap_or_default();
         context.allow_retries();
         parts.extensions.insert(context.clone());
@@ -414,7 +417,7 @@ where
                     backoff: Backoff::new(policy.backoff_base),
                     policy,
                     service,
-                    template,
+                    head,
                     replay,
                     next_body: None,
                     extra,
@@ -466,8 +469,8 @@ struct RetryState<S> {
     policy: Arc<RetryPolicy>,
     /// The service, to be made ready before each retry.
     service: S,
-    /// The request head every attempt is made from.
-    template: Parts,
+    /// The request head every retry is made from.
+    head: KeptHead,
     replay: Replay,
     /// The body of the next attempt, taken when its back-off starts.
     next_body: Option<Body>,
@@ -508,7 +511,7 @@ impl<S> RetryState<S> {
     /// left of the overall one (at least 1 ms), as Envoy does.
     fn tell_expected_timeout(&self, headers: &mut http::HeaderMap) {
         // The route's deadline, held back by a request body still arriving.
-        let left = RouteDeadline::current(&self.template.extensions)
+        let left = RouteDeadline::current(self.head.extensions())
             .map(|deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
         let expected = match (self.per_try, left) {
             (Some(per_try), Some(left)) => per_try.min(left),
@@ -723,7 +726,18 @@ where
                         return Poll::Ready(Err(error.into()));
                     }
                     retry.attempt += 1;
-                    let mut parts = retry.template.clone();
+                    // The headers a retry adds: the attempt count and the expected timeouts.
+                    let Ok(mut parts) = retry.head.make(3) else {
+                        // Only a header value made unchecked out of bytes `http` refuses does
+                        // not read back: the request is not retried, its last answer stands.
+                        if let Some(result) = retry.last.take() {
+                            return Poll::Ready(result);
+                        }
+                        return Poll::Ready(Err(MeshError::BadRequest(
+                            "the request head cannot be read back for a retry",
+                        )
+                        .into()));
+                    };
                     parts
                         .headers
                         .insert(ATTEMPT_COUNT, attempt_count(retry.attempt));
@@ -732,7 +746,7 @@ where
                     let body = retry.next_body.take().unwrap_or_else(body::empty);
                     retry.last = None;
                     let future = retry.service.call(Request::from_parts(parts, body));
-                    let end = retry.template.extensions.get::<RequestEnd>();
+                    let end = retry.head.extensions().get::<RequestEnd>();
                     let timeout = retry.per_try.map(|d| {
                         let now = tokio::time::Instant::now();
                         Box::pin(TimerAfterEnd::new(d, end, now))

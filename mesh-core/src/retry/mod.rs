@@ -18,6 +18,7 @@ pub mod backoff;
 pub mod budget;
 pub mod condition;
 pub mod context;
+mod head;
 pub mod layer;
 pub mod policy;
 pub mod replay;
