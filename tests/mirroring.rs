@@ -95,3 +95,35 @@ async fn suffix_off_by_mesh_config() {
         "catalog"
     );
 }
+
+#[tokio::test]
+async fn a_shadow_carries_its_originals_trace_but_is_not_traced_even_when_forced() {
+    let catalog = Catalog::start("catalog/40-mirror-v2.yaml").await;
+    let mut client = Http1Client::connect(catalog.proxy()).await.unwrap();
+    let response = client
+        .get("http://catalog/items", &[("x-envoy-force-trace", "true")])
+        .await
+        .unwrap();
+    assert_eq!(response.headers["x-catalog-version"], "v1");
+    wait_for_hits(&catalog.v2, 1).await;
+    let primary = catalog.v1.last_request().unwrap().headers;
+    let shadow = catalog.v2.last_request().unwrap().headers;
+    // One trace: the shadow continues the primary's.
+    assert_eq!(shadow["x-b3-traceid"], primary["x-b3-traceid"]);
+    assert_eq!(primary["x-b3-sampled"], "1");
+    assert_eq!(shadow["x-b3-sampled"], "0");
+    assert!(shadow["traceparent"].to_str().unwrap().ends_with("-00"));
+    // Nothing left that would force the shadow's trace at the next hop: the request id is the
+    // same but for its trace reason, forced (`a`) on the primary, none (`4`) on the shadow.
+    assert!(!shadow.contains_key("x-envoy-force-trace"));
+    let (primary_id, shadow_id) = (
+        primary["x-request-id"].to_str().unwrap(),
+        shadow["x-request-id"].to_str().unwrap(),
+    );
+    assert_eq!(&primary_id[14..15], "a", "{primary_id}");
+    assert_eq!(&shadow_id[14..15], "4", "{shadow_id}");
+    assert_eq!(
+        (&primary_id[..14], &primary_id[15..]),
+        (&shadow_id[..14], &shadow_id[15..])
+    );
+}

@@ -3,7 +3,7 @@
 //! [`copy`] carves each value out of a per-thread chunk ([`CHUNK_SIZE`] bytes), as hyper carves
 //! parsed header values out of its read buffer: a trace id, span id or `traceparent` written per
 //! request costs a copy and a reference count, not a `malloc` and a `free`; and so does each
-//! clone of it (the retry layer keeps a copy of the request head), where a value allocated on
+//! clone of it (the mirror layer copies the request head), where a value allocated on
 //! its own is moved to shared storage, another allocation, on its first clone. A chunk is freed
 //! when the last value carved from it is dropped, so a value kept for long keeps its chunk
 //! alive.

@@ -33,6 +33,7 @@ pub mod policy;
 pub mod request_end;
 pub mod retry;
 pub mod timeout;
+pub mod trace_reason;
 pub mod watched_body;
 pub mod workload;
 

@@ -2,7 +2,10 @@
 //! `-shadow` appended to its host and its trace context kept but marked not sampled.
 
 use http::{HeaderMap, HeaderValue, Uri, header::HOST, request::Parts, uri::Authority};
-use mesh_core::Destination;
+use mesh_core::{Destination, trace_reason::TraceReason};
+
+/// The request id, whose trace reason a shadow must not carry.
+const X_REQUEST_ID: &str = "x-request-id";
 
 /// Builds the shadow copy of `original` for `destination`.
 pub(crate) fn shadow_head(original: &Parts, destination: &Destination, host_suffix: bool) -> Parts {
@@ -72,9 +75,15 @@ fn mark_not_sampled(headers: &mut HeaderMap) {
         headers.insert(SAMPLED, HeaderValue::from_static("0"));
     }
     headers.remove("x-b3-flags");
-    // Both force a trace at the next hop, over the not-sampled flag.
+    // Both force a trace at the next hop, over the not-sampled flag; so does the reason the
+    // request id records for a forced trace, cleared as it is kept.
     headers.remove("x-envoy-force-trace");
     headers.remove("x-client-trace-id");
+    if let Some(id) = headers.get(X_REQUEST_ID)
+        && let Some(untraced) = TraceReason::NotTraceable.marked(id)
+    {
+        headers.insert(X_REQUEST_ID, untraced);
+    }
     if let Some(b3) = headers.get("b3").and_then(|v| v.to_str().ok()) {
         let mut fields: Vec<&str> = b3.split('-').collect();
         match fields.len() {
@@ -155,6 +164,7 @@ mod tests {
             .header("x-b3-flags", "1")
             .header("x-envoy-force-trace", "1")
             .header("x-client-trace-id", "checkout-42")
+            .header("x-request-id", "80f198ee-5634-aba8-a4fe-8b2a57d3eff7")
             .header("x-envoy-retriable-status-codes", "409")
             .header("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1")
             .header(
@@ -176,6 +186,11 @@ mod tests {
         assert!(!head.headers.contains_key("x-b3-flags"));
         assert!(!head.headers.contains_key("x-envoy-force-trace"));
         assert!(!head.headers.contains_key("x-client-trace-id"));
+        // Forced (`a`) no longer: the id is kept, with its reason cleared.
+        assert_eq!(
+            head.headers["x-request-id"],
+            "80f198ee-5634-4ba8-a4fe-8b2a57d3eff7"
+        );
         assert!(!head.headers.contains_key("x-envoy-retriable-status-codes"));
         assert_eq!(
             head.headers["b3"],
