@@ -448,3 +448,33 @@ async fn a_grpc_status_in_the_trailers_reaches_the_span() {
         Vec::<String>::new()
     );
 }
+
+#[tokio::test]
+async fn an_extension_provider_chooses_the_collector_and_the_headers_written() {
+    let catalog = upstream().await;
+    let collector = Collector::start().await;
+    for (option, w3c) in [("USE_B3", false), ("USE_B3_WITH_W3C_PROPAGATION", true)] {
+        // Istio's way: a named Zipkin provider, the default for tracing.
+        let provider = format!(
+            "      sampling: 100\n  extensionProviders:\n  - name: zipkin\n    zipkin: {{service: {}, port: {}, traceContextOption: {option}}}\n  defaultProviders: {{tracing: [zipkin]}}\n",
+            collector.addr.ip(),
+            collector.addr.port()
+        );
+        let proxy = sidecar(&config(&catalog, &provider)).await;
+        let mut client = Http1Client::connect(proxy.addr("outbound").unwrap())
+            .await
+            .unwrap();
+        let response = client.get("http://catalog/items", &[]).await.unwrap();
+        assert_eq!(response.status, 200);
+        let seen = catalog.last_request().unwrap().headers;
+        let trace_id = seen["x-b3-traceid"].to_str().unwrap().to_owned();
+        assert_eq!(seen["x-b3-sampled"], "1", "{option}");
+        assert_eq!(seen.contains_key("traceparent"), w3c, "{option}: {seen:?}");
+        // The span reaches the provider's collector.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while of_trace(&collector.spans(), &trace_id).is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(of_trace(&collector.spans(), &trace_id).len(), 1, "{option}");
+    }
+}

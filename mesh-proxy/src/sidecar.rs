@@ -47,7 +47,7 @@ use mesh_route::{
     table::{CompileError, SourceWorkload},
 };
 use mesh_trace::{
-    Propagation, TraceLayer,
+    TraceLayer,
     access_log::{AccessLog, AccessLogConfig, AccessLogStats},
     identity::WorkloadIdentity,
     metrics::{IstioMetrics, MetricsRecorder, Reporter},
@@ -371,7 +371,7 @@ impl Tracing {
             reporter = Some((spawned, identity));
         }
         let side = |settings: &TraceSettings, kind| SideTracing {
-            trace: TraceLayer::new(settings.sampler(), Propagation::default()),
+            trace: TraceLayer::new(settings.sampler(), settings.propagation),
             spans: reporter
                 .as_ref()
                 .filter(|_| settings.zipkin.is_some())

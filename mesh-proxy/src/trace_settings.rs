@@ -8,13 +8,18 @@
 //!   else 1;
 //! - custom tags: Telemetry `customTags` when it sets any (they replace the inherited ones),
 //!   else `defaultConfig.tracing.customTags`; environment tags are read once, here;
-//! - export: to `defaultConfig.tracing.zipkin.address`, unless Telemetry
-//!   `disableSpanReporting`; without an address, trace headers still propagate;
+//! - the tracing provider: the Telemetry's `providers`, else `defaultProviders.tracing`, names
+//!   one of `extensionProviders`; a Zipkin one sets where spans go (`service`, `port`, `path`),
+//!   the headers written upstream (`traceContextOption`: B3 only by default, or B3 and W3C) and
+//!   the `http.url` tag's length (`maxTagLength`);
+//! - without one, spans go to `defaultConfig.tracing.zipkin.address`, and both B3 and W3C
+//!   headers are written; without an address, trace headers still propagate;
+//! - no export under Telemetry `disableSpanReporting`;
 //! - Istio's workload tags unless Telemetry `enableIstioTags: false`.
 
 use mesh_route::config::{Config, CustomTag as MeshCustomTag, TelemetryCustomTag, WorkloadMode};
 use mesh_trace::{
-    Sampler,
+    Propagation, Sampler,
     custom_tags::{CustomTag, TagSource},
     span_layer::MAX_PATH_TAG_LENGTH,
 };
@@ -46,8 +51,10 @@ pub struct TraceSettings {
     pub sampling: f64,
     /// Tags added to every span.
     pub custom_tags: Vec<CustomTag>,
-    /// Zipkin collector (`host:port`), when spans are reported.
+    /// Zipkin collector (`host:port`, or the URL of a provider's), when spans are reported.
     pub zipkin: Option<String>,
+    /// The trace headers written upstream.
+    pub propagation: Propagation,
     /// `http.url` is cut to this many characters.
     pub max_path_tag_length: usize,
     /// Add Istio's workload tags.
@@ -97,16 +104,35 @@ impl TraceSettings {
                 .collect(),
         };
         let reporting = telemetry.is_none_or(|t| t.disable_span_reporting != Some(true));
+        let named = telemetry.map_or(&[][..], |t| &t.providers);
+        let (zipkin, propagation, max_tag_length) = match config.mesh.tracing_provider(named) {
+            // Another kind of provider exports nothing (loading warned).
+            Some(provider) => match &provider.zipkin {
+                Some(zipkin) => (
+                    Some(zipkin.collector()),
+                    Propagation {
+                        b3_multi: true,
+                        b3_single: false,
+                        w3c: zipkin.trace_context_option.unwrap_or_default().w3c(),
+                    },
+                    zipkin.max_tag_length,
+                ),
+                None => (None, Propagation::default(), None),
+            },
+            None => (
+                mesh.and_then(|m| m.zipkin.as_ref())
+                    .map(|z| z.address.clone()),
+                Propagation::default(),
+                mesh.and_then(|m| m.max_path_tag_length),
+            ),
+        };
         TraceSettings {
             sampling,
             custom_tags,
-            zipkin: mesh
-                .and_then(|m| m.zipkin.as_ref())
-                .map(|z| z.address.clone())
-                .filter(|_| reporting),
+            zipkin: zipkin.filter(|_| reporting),
+            propagation,
             // 0 means unset, as in Istio.
-            max_path_tag_length: mesh
-                .and_then(|m| m.max_path_tag_length)
+            max_path_tag_length: max_tag_length
                 .filter(|n| *n > 0)
                 .map_or(MAX_PATH_TAG_LENGTH, |n| n as usize),
             istio_tags: telemetry.and_then(|t| t.enable_istio_tags) != Some(false),
@@ -244,6 +270,47 @@ mod tests {
         let s = settings(MESH, |_| None);
         assert_eq!(s.custom_tags[0].source, TagSource::Literal("west".into()));
         assert!(s.istio_tags);
+    }
+
+    /// Two Zipkin providers, the first the default, after the legacy settings of [`MESH`].
+    const PROVIDERS: &str = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: providers}\nspec:\n  extensionProviders:\n  - {name: zipkin, zipkin: {service: zipkin.istio-system, port: 9411, maxTagLength: 32}}\n  - {name: dual, zipkin: {service: collector, port: 9412, path: /v2/spans, traceContextOption: USE_B3_WITH_W3C_PROPAGATION}}\n  - {name: otel, opentelemetry: {service: otel, port: 4317}}\n  defaultProviders: {tracing: [zipkin]}\n";
+
+    #[test]
+    fn a_zipkin_provider_sets_the_collector_the_headers_and_the_tag_length() {
+        const B3_ONLY: Propagation = Propagation {
+            b3_multi: true,
+            b3_single: false,
+            w3c: false,
+        };
+        // The default provider over the legacy address: B3 headers only, as Istio's default.
+        let yaml = format!("{MESH}---\n{PROVIDERS}");
+        let s = settings(&yaml, |_| None);
+        assert_eq!(
+            s.zipkin.as_deref(),
+            Some("http://zipkin.istio-system:9411/api/v2/spans")
+        );
+        assert_eq!(s.propagation, B3_ONLY);
+        assert_eq!(s.max_path_tag_length, 32);
+        assert_eq!(s.sampling, 10.0, "sampling still comes from defaultConfig");
+        // A Telemetry names another: its path, and W3C headers too.
+        let telemetry = "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: mesh-default, namespace: istio-system}\nspec:\n  tracing:\n  - providers: [{name: dual}]\n";
+        let s = settings(&format!("{yaml}---\n{telemetry}"), |_| None);
+        assert_eq!(s.zipkin.as_deref(), Some("http://collector:9412/v2/spans"));
+        assert_eq!(s.propagation, Propagation::default());
+        assert_eq!(s.max_path_tag_length, MAX_PATH_TAG_LENGTH);
+        // Another kind of provider exports nothing.
+        let otel = telemetry.replace("dual", "otel");
+        assert_eq!(
+            settings(&format!("{yaml}---\n{otel}"), |_| None).zipkin,
+            None
+        );
+        // No reporting: headers as the provider says, no export.
+        let silent = format!("{telemetry}    disableSpanReporting: true\n");
+        let s = settings(&format!("{yaml}---\n{silent}"), |_| None);
+        assert_eq!((s.zipkin, s.propagation), (None, Propagation::default()));
+        // Without a provider, the legacy address, with B3 and W3C headers.
+        let s = settings(MESH, |_| None);
+        assert_eq!(s.propagation, Propagation::default());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! enforced, delete its row.
 
 use super::destination_rule::DestinationRule;
+use super::extension_provider::{DefaultProviders, EXTENSION_PROVIDER_KINDS, ZipkinProvider};
 use super::mesh_config::MeshConfig;
 use super::service_entry::{Resolution, ServiceEntry};
 use super::sidecar::Sidecar;
@@ -367,7 +368,7 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
         })
     }),
     telemetry("tracing[].providers", |t| {
-        telemetry_tracing(t, "providers", |x| !x.providers.is_empty())
+        scoped_tracing(t, "providers", |x| !x.providers.is_empty())
     }),
     telemetry("tracing[].customTags", |t| {
         scoped_tracing(t, "customTags", |x| !x.custom_tags.is_empty())
@@ -438,6 +439,35 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
     mesh("trustDomain", |m| {
         flag(m.trust_domain.is_some(), "trustDomain")
     }),
+    // Any kind of provider but Zipkin.
+    mesh("extensionProviders[].provider", |m| {
+        let mut found = Vec::new();
+        for (i, provider) in m.extension_providers.iter().enumerate() {
+            for kind in provider.other.keys() {
+                if EXTENSION_PROVIDER_KINDS.contains(&kind.as_str()) {
+                    found.push(format!("extensionProviders[{i}].{kind}"));
+                }
+            }
+        }
+        found
+    }),
+    mesh("extensionProviders[].zipkin.enable64bitTraceId", |m| {
+        zipkin_providers(m, "enable64bitTraceId", |z| {
+            z.enable_64bit_trace_id == Some(true)
+        })
+    }),
+    mesh("extensionProviders[].zipkin.timeout", |m| {
+        zipkin_providers(m, "timeout", |z| z.timeout.is_some())
+    }),
+    mesh("extensionProviders[].zipkin.headers", |m| {
+        zipkin_providers(m, "headers", |z| !z.headers.is_empty())
+    }),
+    mesh("defaultProviders.metrics", |m| {
+        default_providers(m, "metrics", |d| &d.metrics)
+    }),
+    mesh("defaultProviders.accessLogging", |m| {
+        default_providers(m, "accessLogging", |d| &d.access_logging)
+    }),
     mesh("defaultHttpRetryPolicy.retryRemoteLocalities", |m| {
         let present = m
             .default_http_retry_policy
@@ -467,6 +497,31 @@ fn flag(present: bool, path: &str) -> Vec<String> {
     } else {
         Vec::new()
     }
+}
+
+fn default_providers(
+    m: &MeshConfig,
+    leaf: &str,
+    names: impl Fn(&DefaultProviders) -> &Vec<String>,
+) -> Vec<String> {
+    let present = m
+        .default_providers
+        .as_ref()
+        .is_some_and(|d| !names(d).is_empty());
+    flag(present, &format!("defaultProviders.{leaf}"))
+}
+
+fn zipkin_providers(
+    m: &MeshConfig,
+    leaf: &str,
+    present: impl Fn(&ZipkinProvider) -> bool,
+) -> Vec<String> {
+    present_at(
+        m.extension_providers
+            .iter()
+            .map(|p| p.zipkin.as_ref().is_some_and(&present)),
+        |i| format!("extensionProviders[{i}].zipkin.{leaf}"),
+    )
 }
 
 fn indexed(list: &str, len: usize) -> Vec<String> {

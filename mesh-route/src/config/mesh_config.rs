@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::duration::Duration;
+use super::extension_provider::{DefaultProviders, ExtensionProvider};
 use super::sidecar::OutboundMode;
+use super::telemetry::ProviderRef;
 use super::virtual_service::HttpRetry;
 
 /// Istio `MeshConfig` (the parts this project reads; see the module docs).
@@ -55,6 +57,12 @@ pub struct MeshConfig {
     /// Retry policy for routes without `retries`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_http_retry_policy: Option<HttpRetry>,
+    /// Named telemetry backends (the Zipkin tracing one is applied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extension_providers: Vec<ExtensionProvider>,
+    /// The backends used where a Telemetry names none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_providers: Option<DefaultProviders>,
     /// Other Istio MeshConfig fields, accepted and ignored.
     #[serde(flatten, skip_serializing_if = "BTreeMap::is_empty")]
     pub other: BTreeMap<String, serde_json::Value>,
@@ -101,6 +109,10 @@ impl MeshConfig {
             &mut self.default_http_retry_policy,
             later.default_http_retry_policy,
         );
+        if !later.extension_providers.is_empty() {
+            self.extension_providers = later.extension_providers;
+        }
+        take(&mut self.default_providers, later.default_providers);
         self.other.extend(later.other);
     }
 
@@ -116,6 +128,27 @@ impl MeshConfig {
     /// ```
     pub fn outbound_mode(&self) -> Option<OutboundMode> {
         self.outbound_traffic_policy.as_ref().and_then(|p| p.mode)
+    }
+
+    /// The tracing provider in force: the one `named` by a Telemetry, else the first of
+    /// `defaultProviders.tracing`; `None` when neither names one (or the name is not among
+    /// `extensionProviders`, which loading reports as an error).
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, telemetry::ProviderRef};
+    ///
+    /// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  extensionProviders:\n  - {name: zipkin, zipkin: {service: zipkin, port: 9411}}\n  - {name: local, zipkin: {service: localhost, port: 9411}}\n  defaultProviders: {tracing: [zipkin]}\n";
+    /// let mesh = Config::from_yaml_str(yaml).unwrap().config.mesh;
+    /// assert_eq!(mesh.tracing_provider(&[]).unwrap().name, "zipkin");
+    /// let local = [ProviderRef { name: "local".into() }];
+    /// assert_eq!(mesh.tracing_provider(&local).unwrap().name, "local");
+    /// ```
+    pub fn tracing_provider(&self, named: &[ProviderRef]) -> Option<&ExtensionProvider> {
+        let name = match named.first() {
+            Some(provider) => &provider.name,
+            None => self.default_providers.as_ref()?.tracing.first()?,
+        };
+        self.extension_providers.iter().find(|p| p.name == *name)
     }
 
     /// The namespace whose security policies apply mesh-wide: `rootNamespace`, else

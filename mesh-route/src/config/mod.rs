@@ -34,6 +34,7 @@ pub mod destination_rule;
 pub mod diagnostic;
 pub mod duration;
 pub mod enforcement;
+pub mod extension_provider;
 pub mod gateway;
 #[cfg(feature = "yaml")]
 mod loader;
@@ -66,6 +67,9 @@ pub use canary::{Canary, CanaryRouting};
 pub use destination_rule::{DestinationRule, Subset};
 pub use diagnostic::{Diagnostic, Origin, Severity};
 pub use duration::Duration;
+pub use extension_provider::{
+    DefaultProviders, ExtensionProvider, TraceContextOption, ZipkinProvider,
+};
 pub use gateway::{Gateway, GatewayPort, GatewayServer, ServerKind};
 pub use mesh_config::{
     AccessLogEncoding, CustomTag, MeshConfig, MeshOutboundTrafficPolicy, ProxyConfig, Tracing,

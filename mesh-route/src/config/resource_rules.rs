@@ -11,6 +11,7 @@ use super::Resource;
 use super::checks::{at_least_1ms, percent_0_100};
 use super::destination_rule::DestinationRule;
 use super::diagnostic::{Diagnostic, Reporter};
+use super::extension_provider::validate_extension_providers;
 use super::mesh_config::{
     DISABLE_SHADOW_HOST_SUFFIX, MESH_CONFIG_FIELDS, MeshConfig, PROXY_CONFIG_FIELDS, TRACING_FIELDS,
 };
@@ -399,8 +400,11 @@ pub(crate) fn validate_mesh_config(mesh: &MeshConfig, r: &mut Reporter<'_>) {
         "trustDomain",
         "connectTimeout",
         "defaultHttpRetryPolicy",
+        "extensionProviders",
+        "defaultProviders",
     ];
     report_other_fields(&mesh.other, "", MESH_CONFIG_FIELDS, MESH_TYPED, r);
+    validate_extension_providers(mesh, r);
     if let Some(proxy) = &mesh.default_config {
         report_other_fields(
             &proxy.other,

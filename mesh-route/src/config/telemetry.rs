@@ -36,6 +36,11 @@ use super::shared_types::{PolicyTargetReference, PolicyWorkloadSelector};
 ///   accessLogging:
 ///   - providers: [{name: envoy}]
 ///     filter: {expression: "response.code >= 400"}
+/// # ---
+/// # apiVersion: mesh/v1
+/// # kind: MeshConfig
+/// # metadata: {name: mesh}
+/// # spec: {extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]}
 /// "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
@@ -107,6 +112,11 @@ impl Telemetry {
     /// #   accessLogging:
     /// #   - providers: [{name: envoy}]
     /// #     filter: {expression: "response.code >= 400"}
+    /// # ---
+    /// # apiVersion: mesh/v1
+    /// # kind: MeshConfig
+    /// # metadata: {name: mesh}
+    /// # spec: {extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]}
     /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let telemetry = &config.telemetries[0].spec;
@@ -148,6 +158,11 @@ impl Telemetry {
     /// #   accessLogging:
     /// #   - providers: [{name: envoy}]
     /// #     filter: {expression: "response.code >= 400"}
+    /// # ---
+    /// # apiVersion: mesh/v1
+    /// # kind: MeshConfig
+    /// # metadata: {name: mesh}
+    /// # spec: {extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]}
     /// # "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
     /// let telemetry = &config.telemetries[0].spec;
@@ -198,6 +213,11 @@ fn covers(mode: Option<WorkloadMode>, side: WorkloadMode) -> bool {
 /// #   accessLogging:
 /// #   - providers: [{name: envoy}]
 /// #     filter: {expression: "response.code >= 400"}
+/// # ---
+/// # apiVersion: mesh/v1
+/// # kind: MeshConfig
+/// # metadata: {name: mesh}
+/// # spec: {extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]}
 /// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
@@ -257,6 +277,11 @@ pub struct TelemetryTracing {
 /// #   accessLogging:
 /// #   - providers: [{name: envoy}]
 /// #     filter: {expression: "response.code >= 400"}
+/// # ---
+/// # apiVersion: mesh/v1
+/// # kind: MeshConfig
+/// # metadata: {name: mesh}
+/// # spec: {extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]}
 /// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
@@ -297,6 +322,11 @@ pub struct TracingSelector {
 /// #   accessLogging:
 /// #   - providers: [{name: envoy}]
 /// #     filter: {expression: "response.code >= 400"}
+/// # ---
+/// # apiVersion: mesh/v1
+/// # kind: MeshConfig
+/// # metadata: {name: mesh}
+/// # spec: {extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]}
 /// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
@@ -369,6 +399,11 @@ impl TelemetryCustomTag {
 /// #   accessLogging:
 /// #   - providers: [{name: envoy}]
 /// #     filter: {expression: "response.code >= 400"}
+/// # ---
+/// # apiVersion: mesh/v1
+/// # kind: MeshConfig
+/// # metadata: {name: mesh}
+/// # spec: {extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]}
 /// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
@@ -408,6 +443,11 @@ pub struct TracingLiteral {
 /// #   accessLogging:
 /// #   - providers: [{name: envoy}]
 /// #     filter: {expression: "response.code >= 400"}
+/// # ---
+/// # apiVersion: mesh/v1
+/// # kind: MeshConfig
+/// # metadata: {name: mesh}
+/// # spec: {extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]}
 /// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
@@ -451,6 +491,11 @@ pub struct TracingEnvironment {
 /// #   accessLogging:
 /// #   - providers: [{name: envoy}]
 /// #     filter: {expression: "response.code >= 400"}
+/// # ---
+/// # apiVersion: mesh/v1
+/// # kind: MeshConfig
+/// # metadata: {name: mesh}
+/// # spec: {extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]}
 /// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
@@ -468,9 +513,9 @@ pub struct TracingRequestHeader {
     pub default_value: Option<String>,
 }
 
-/// Istio `ProviderRef`: a provider of the mesh config's `extensionProviders`, by name.
-/// `providers` (of tracing, metrics and access logging) is parsed, not enforced yet: loading
-/// warns.
+/// Istio `ProviderRef`: a provider of the mesh config's `extensionProviders`, by name. The
+/// tracing provider of a mesh-wide Telemetry is applied (loading fails on a name no provider
+/// has); metrics and access-logging providers are parsed, not enforced yet: loading warns.
 ///
 /// ```
 /// use mesh_route::config::Config;
@@ -522,6 +567,11 @@ pub struct ProviderRef {
 /// #   accessLogging:
 /// #   - providers: [{name: envoy}]
 /// #     filter: {expression: "response.code >= 400"}
+/// # ---
+/// # apiVersion: mesh/v1
+/// # kind: MeshConfig
+/// # metadata: {name: mesh}
+/// # spec: {extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]}
 /// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
@@ -671,6 +721,11 @@ pub struct MetricSelector {
 /// #   accessLogging:
 /// #   - providers: [{name: envoy}]
 /// #     filter: {expression: "response.code >= 400"}
+/// # ---
+/// # apiVersion: mesh/v1
+/// # kind: MeshConfig
+/// # metadata: {name: mesh}
+/// # spec: {extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]}
 /// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
@@ -775,6 +830,11 @@ impl TagOverride {
 /// #   accessLogging:
 /// #   - providers: [{name: envoy}]
 /// #     filter: {expression: "response.code >= 400"}
+/// # ---
+/// # apiVersion: mesh/v1
+/// # kind: MeshConfig
+/// # metadata: {name: mesh}
+/// # spec: {extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]}
 /// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;
@@ -816,6 +876,11 @@ pub enum TagOperation {
 /// #   accessLogging:
 /// #   - providers: [{name: envoy}]
 /// #     filter: {expression: "response.code >= 400"}
+/// # ---
+/// # apiVersion: mesh/v1
+/// # kind: MeshConfig
+/// # metadata: {name: mesh}
+/// # spec: {extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]}
 /// # "#;
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let telemetry = &config.telemetries[0].spec;

@@ -604,18 +604,23 @@ const FULL_TELEMETRY: &str = r#"  tracing:
 
 #[test]
 fn telemetry_with_every_section_loads_with_not_enforced_warnings() {
-    let loaded =
-        load(&telemetry("mesh-default", FULL_TELEMETRY)).unwrap_or_else(|d| panic!("{d:#?}"));
+    // The tracing provider it names.
+    let providers = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]\n";
+    let loaded = load(&format!(
+        "{}---\n{providers}",
+        telemetry("mesh-default", FULL_TELEMETRY)
+    ))
+    .unwrap_or_else(|d| panic!("{d:#?}"));
     let mut fields: Vec<&str> = loaded
         .warnings
         .iter()
         .filter_map(|d| d.field.as_deref())
         .collect();
     fields.sort_unstable();
-    // Mesh-wide tracing settings and access logging on/off per side are enforced; providers,
-    // request-id sampling, metric overrides and log filters are not.
+    // Mesh-wide tracing settings (its provider too) and access logging on/off per side are
+    // enforced; metrics and access-log providers, request-id sampling, metric overrides and
+    // log filters are not.
     let mut expected = vec![
-        "tracing[0].providers",
         "tracing[0].useRequestIdForTraceSampling",
         "metrics[0].providers",
         "metrics[0].overrides[0].match.metric",

@@ -8,6 +8,7 @@ use super::canary::{Canary, CanaryRouting, validate_canary};
 use super::cross_resource::validate_cross_resource;
 use super::diagnostic::{Diagnostic, Origin, Reporter};
 use super::enforcement::{Finder, NOT_ENFORCED, not_enforced_message};
+use super::extension_provider::check_tracing_references;
 use super::gateway::validate_gateway;
 use super::mesh_config::MeshConfig;
 use super::peer_authentication::validate_peer_authentication;
@@ -72,12 +73,22 @@ pub(crate) fn validate_all(config: &Config, mesh: &[MeshDocument], out: &mut Vec
             &mut Reporter::new(&gateway.origin, &name, out),
         );
     }
+    // The providers in force: the last mesh document's that defines any (as merged).
+    let providers = mesh
+        .iter()
+        .rev()
+        .map(|document| document.mesh.extension_providers.as_slice())
+        .find(|providers| !providers.is_empty())
+        .unwrap_or_default();
     for telemetry in &config.telemetries {
         let name = label("Telemetry", telemetry);
-        validate_telemetry(
-            &telemetry.spec,
-            &mut Reporter::new(&telemetry.origin, &name, out),
-        );
+        let mut reporter = Reporter::new(&telemetry.origin, &name, out);
+        validate_telemetry(&telemetry.spec, &mut reporter);
+        for (i, tracing) in telemetry.spec.tracing.iter().enumerate() {
+            let names: Vec<&str> = tracing.providers.iter().map(|p| p.name.as_str()).collect();
+            let at = format!("tracing[{i}].providers");
+            check_tracing_references(&names, &at, providers, &mut reporter);
+        }
     }
     for (i, canary) in config.canaries.iter().enumerate() {
         let name = label("Canary", canary);
@@ -131,6 +142,10 @@ pub(crate) fn validate_all(config: &Config, mesh: &[MeshDocument], out: &mut Vec
         let mut reporter =
             Reporter::new(&document.origin, &document.label, out).with_prefix(document.prefix);
         validate_mesh_config(&document.mesh, &mut reporter);
+        if let Some(defaults) = &document.mesh.default_providers {
+            let names: Vec<&str> = defaults.tracing.iter().map(String::as_str).collect();
+            check_tracing_references(&names, "defaultProviders.tracing", providers, &mut reporter);
+        }
     }
     validate_cross_resource(config, out);
     report_not_enforced(config, mesh, out);
