@@ -61,7 +61,17 @@ async fn stats_count_requests_retries_and_connections_per_cluster() {
         prometheus.contains("istio_request_duration_milliseconds_bucket{"),
         "Istio's buckets, not a summary: {prometheus}"
     );
-    assert!(prometheus.contains("le=\"0.5\""), "{prometheus}");
+    // Istio's bounds (0.5 ms to an hour), not the recorder's default ones.
+    let mut bounds: Vec<f64> = prometheus
+        .lines()
+        .filter(|l| l.starts_with("istio_request_duration_milliseconds_bucket{"))
+        .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next())
+        .filter(|le| *le != "+Inf")
+        .map(|le| le.parse().unwrap())
+        .collect();
+    bounds.sort_by(f64::total_cmp);
+    bounds.dedup();
+    assert_eq!(bounds, mesh::trace::metrics::ISTIO_BUCKETS, "{prometheus}");
     assert!(
         prometheus.contains("istio_build{component=\"proxy\",tag=\""),
         "{prometheus}"

@@ -1379,6 +1379,56 @@ spec:
     }
 
     #[test]
+    fn mirrors_compile_to_their_subset_port_and_share() {
+        let shape = |mirror: &str| {
+            let routes = format!(
+                "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+                 metadata: {{name: catalog, namespace: shop}}\n\
+                 spec:\n  hosts: [catalog]\n  http:\n\
+                 \x20 - route: [{{destination: {{host: catalog, subset: v1}}}}]\n\
+                 \x20   {mirror}\n"
+            );
+            let config = Config::from_yaml_str(&format!("{CATALOG}{routes}"))
+                .unwrap_or_else(|d| panic!("{d:#?}"))
+                .config;
+            let table = RouteTable::compile(&config).unwrap();
+            let mirrors = catalog_policy(&table)
+                .and_then(|p| p.mirrors.as_deref())
+                .expect("mirrors compiled");
+            mirrors
+                .iter()
+                .map(|m| {
+                    let d = &m.destination;
+                    assert_eq!(&*d.host, "catalog.shop.svc.cluster.local");
+                    (
+                        d.subset.as_deref().map(str::to_owned),
+                        d.port,
+                        m.fraction.per_million(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        // No `mirrorPercentage`: every request is mirrored, as in Istio.
+        assert_eq!(
+            shape("mirror: {host: catalog, subset: v2, port: {number: 9080}}"),
+            [(Some("v2".to_owned()), Some(9080), 1_000_000)]
+        );
+        assert_eq!(
+            shape("mirror: {host: catalog}\n    mirrorPercentage: {value: 12.5}"),
+            [(None, None, 125_000)]
+        );
+        assert_eq!(
+            shape(
+                "mirrors: [{destination: {host: catalog, subset: v2}}, {destination: {host: catalog, port: {number: 80}}, percentage: {value: 1}}]"
+            ),
+            [
+                (Some("v2".to_owned()), None, 1_000_000),
+                (None, Some(80), 10_000)
+            ]
+        );
+    }
+
+    #[test]
     fn source_labels_select_the_proxy_the_table_is_for() {
         let config = catalog_rules("[{sourceLabels: {app: tester}}]");
         let tester = workload(&[("app", "tester"), ("version", "v1")], "shop");
