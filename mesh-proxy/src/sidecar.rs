@@ -276,7 +276,7 @@ impl Telemetry {
             Some(recorder) => (recorder.clone(), settings.prometheus.clone()),
             None => default_recorder()?,
         };
-        let mut logs = TelemetrySettings::from_config(config);
+        let mut logs = TelemetrySettings::from_config(config, &workload.namespace);
         if settings.disable_access_log {
             logs.client_access_log = None;
             logs.server_access_log = None;
@@ -352,14 +352,19 @@ struct SideTracing {
 }
 
 impl Tracing {
-    /// The layers `config` asks for; spans are exported only when a collector is configured.
+    /// The layers `config` asks for, for a proxy of `namespace`; spans are exported only when a
+    /// collector is configured.
     ///
     /// The reporter of `previous` (the configuration this one replaces) is kept when it exports
     /// to the same collector, so its queue and counters carry on.
-    fn new(config: &Config, previous: Option<&(String, SpanReporter)>) -> Result<Self, StartError> {
+    fn new(
+        config: &Config,
+        namespace: &str,
+        previous: Option<&(String, SpanReporter)>,
+    ) -> Result<Self, StartError> {
         let env = |name: &str| std::env::var(name).ok();
-        let client = TraceSettings::from_config(config, WorkloadMode::Client, env);
-        let server = TraceSettings::from_config(config, WorkloadMode::Server, env);
+        let client = TraceSettings::from_config(config, WorkloadMode::Client, namespace, env);
+        let server = TraceSettings::from_config(config, WorkloadMode::Server, namespace, env);
         let collector = client.zipkin.as_ref().or(server.zipkin.as_ref());
         let mut reporter = None;
         if let Some(collector) = collector {
@@ -515,7 +520,11 @@ impl Sidecar {
         let mirror =
             MirrorLayer::new(shadow).host_suffix(mesh_route::mirror::host_suffix_enabled(&config));
         let mirror_stats = mirror.stats().clone();
-        let tracing = Tracing::new(&config, previous.and_then(|p| p.span_reporter.as_ref()))?;
+        let tracing = Tracing::new(
+            &config,
+            &workload.namespace,
+            previous.and_then(|p| p.span_reporter.as_ref()),
+        )?;
         let telemetry = Telemetry::new(
             &config,
             &settings,

@@ -3,7 +3,8 @@
 //!
 //! Access logging follows the mesh config's `accessLogFile` (empty: off) and
 //! `accessLogEncoding` (`TEXT` or `JSON`), and per side (outbound `CLIENT`, inbound `SERVER`)
-//! a mesh-wide Telemetry's `accessLogging` entry: `disabled: true` turns that side off,
+//! the `accessLogging` entry of a Telemetry of the proxy's namespace, else of a mesh-wide one
+//! ([`Config::access_logging_for`]): `disabled: true` turns that side off,
 //! `disabled: false` turns it on (to `/dev/stdout` when no file is set). Unlike Istio, whose
 //! default is no access log, an unset `accessLogFile` logs to `/dev/stdout`: the sidecar with
 //! no configuration is an observing proxy (DESIGN.md §3).
@@ -16,7 +17,7 @@ use mesh_trace::access_log::Encoding;
 /// ```
 /// use mesh_proxy::telemetry_settings::{DEFAULT_ACCESS_LOG_FILE, TelemetrySettings};
 /// use mesh_route::config::Config;
-/// let settings = TelemetrySettings::from_config(&Config::default());
+/// let settings = TelemetrySettings::from_config(&Config::default(), "shop");
 /// assert_eq!(settings.server_access_log.unwrap().path, DEFAULT_ACCESS_LOG_FILE);
 /// assert_eq!(DEFAULT_ACCESS_LOG_FILE, "/dev/stdout");
 /// ```
@@ -30,7 +31,7 @@ pub const DEFAULT_ACCESS_LOG_FILE: &str = "/dev/stdout";
 /// use mesh_trace::access_log::Encoding;
 /// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\n\
 ///             spec: {accessLogFile: /dev/stderr, accessLogEncoding: JSON}\n";
-/// let settings = TelemetrySettings::from_config(&Config::from_yaml_str(yaml).unwrap().config);
+/// let settings = TelemetrySettings::from_config(&Config::from_yaml_str(yaml).unwrap().config, "shop");
 /// let expected = AccessLogSettings { path: "/dev/stderr".into(), encoding: Encoding::Json };
 /// assert_eq!(settings.client_access_log, Some(expected));
 /// ```
@@ -50,7 +51,7 @@ pub struct AccessLogSettings {
 /// use mesh_proxy::telemetry_settings::TelemetrySettings;
 /// use mesh_route::config::Config;
 /// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec: {accessLogFile: ''}\n";
-/// let settings = TelemetrySettings::from_config(&Config::from_yaml_str(yaml).unwrap().config);
+/// let settings = TelemetrySettings::from_config(&Config::from_yaml_str(yaml).unwrap().config, "shop");
 /// assert_eq!(settings, TelemetrySettings { client_access_log: None, server_access_log: None });
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,25 +63,29 @@ pub struct TelemetrySettings {
 }
 
 impl TelemetrySettings {
-    /// The settings `config` asks for.
+    /// The settings `config` asks for, for a proxy of `namespace`.
     ///
     /// ```
     /// use mesh_proxy::telemetry_settings::TelemetrySettings;
     /// use mesh_route::config::Config;
-    /// let settings = TelemetrySettings::from_config(&Config::default());
+    /// let settings = TelemetrySettings::from_config(&Config::default(), "shop");
     /// assert_eq!(settings.client_access_log.unwrap().path, "/dev/stdout");
     /// ```
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &Config, namespace: &str) -> Self {
         TelemetrySettings {
-            client_access_log: access_log_for(config, WorkloadMode::Client),
-            server_access_log: access_log_for(config, WorkloadMode::Server),
+            client_access_log: access_log_for(config, WorkloadMode::Client, namespace),
+            server_access_log: access_log_for(config, WorkloadMode::Server, namespace),
         }
     }
 }
 
-fn access_log_for(config: &Config, side: WorkloadMode) -> Option<AccessLogSettings> {
+fn access_log_for(
+    config: &Config,
+    side: WorkloadMode,
+    namespace: &str,
+) -> Option<AccessLogSettings> {
     let telemetry = config
-        .mesh_access_logging_for(side)
+        .access_logging_for(side, namespace)
         .and_then(|entry| entry.disabled);
     let path = match (config.mesh.access_log_file.as_deref(), telemetry) {
         (_, Some(true)) => return None,
@@ -118,11 +123,14 @@ mod tests {
             path: "/tmp/access.log".into(),
             encoding: Encoding::Json,
         });
-        let settings = TelemetrySettings::from_config(&config);
+        let settings = TelemetrySettings::from_config(&config, "shop");
         assert_eq!(settings.client_access_log, expected);
         assert_eq!(settings.server_access_log, expected);
         let off = load(&format!("{MESH}spec: {{accessLogFile: \"\"}}\n"));
-        assert_eq!(TelemetrySettings::from_config(&off).client_access_log, None);
+        assert_eq!(
+            TelemetrySettings::from_config(&off, "shop").client_access_log,
+            None
+        );
     }
 
     #[test]
@@ -133,7 +141,7 @@ mod tests {
              metadata: {{name: mesh-default, namespace: istio-system}}\n\
              spec:\n  accessLogging:\n  - match: {{mode: SERVER}}\n    disabled: false\n"
         ));
-        let settings = TelemetrySettings::from_config(&config);
+        let settings = TelemetrySettings::from_config(&config, "shop");
         assert_eq!(settings.client_access_log, None);
         assert_eq!(
             settings.server_access_log.map(|s| s.path).as_deref(),
@@ -144,8 +152,47 @@ mod tests {
              metadata: {name: mesh-default, namespace: istio-system}\n\
              spec:\n  accessLogging:\n  - match: {mode: CLIENT}\n    disabled: true\n",
         );
-        let settings = TelemetrySettings::from_config(&client_off);
+        let settings = TelemetrySettings::from_config(&client_off, "shop");
         assert_eq!(settings.client_access_log, None);
         assert!(settings.server_access_log.is_some());
+    }
+
+    #[test]
+    fn a_namespaces_telemetry_applies_to_its_proxies_only_over_the_mesh_wide_one() {
+        let telemetry = |name: &str, namespace: &str, disabled: bool| {
+            format!(
+                "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\n\
+                 metadata: {{name: {name}, namespace: {namespace}}}\n\
+                 spec:\n  accessLogging:\n  - disabled: {disabled}\n"
+            )
+        };
+        // Off mesh-wide, on again in `shop`; `batch` turns off only its own.
+        let config = load(&format!(
+            "{}---\n{}---\n{}",
+            telemetry("batch-quiet", "batch", true),
+            telemetry("mesh-default", "istio-system", true),
+            telemetry("shop-logs", "shop", false),
+        ));
+        let logged = |namespace| {
+            let settings = TelemetrySettings::from_config(&config, namespace);
+            (
+                settings.client_access_log.is_some(),
+                settings.server_access_log.is_some(),
+            )
+        };
+        assert_eq!(logged("shop"), (true, true));
+        assert_eq!(logged("web"), (false, false));
+        assert_eq!(logged("batch"), (false, false));
+        let without_mesh_wide = load(&telemetry("batch-quiet", "batch", true));
+        let on = |namespace| {
+            TelemetrySettings::from_config(&without_mesh_wide, namespace)
+                .server_access_log
+                .is_some()
+        };
+        assert!(
+            on("shop"),
+            "a Telemetry of another namespace does not apply"
+        );
+        assert!(!on("batch"));
     }
 }

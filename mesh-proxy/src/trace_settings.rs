@@ -1,6 +1,7 @@
 //! [`TraceSettings`]: the tracing the configuration asks for, for one side of the proxy
-//! (`Client`: outbound, `Server`: inbound), resolved with Istio's precedence — the mesh-wide
-//! Telemetry's `tracing` entry for that side (the first whose `match.mode` covers it) over
+//! (`Client`: outbound, `Server`: inbound), resolved with Istio's precedence — the Telemetry
+//! `tracing` entry for that side of the proxy's namespace, else the mesh-wide one
+//! ([`Config::tracing_for`]), over
 //! `meshConfig.defaultConfig.tracing` over Istio's defaults (1 % sampling, no custom tags,
 //! 256-character `http.url`).
 //!
@@ -29,7 +30,7 @@ use mesh_trace::{
 /// ```
 /// use mesh_proxy::trace_settings::{DEFAULT_SAMPLING, TraceSettings};
 /// use mesh_route::config::{Config, WorkloadMode};
-/// let settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Client, |_| None);
+/// let settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Client, "shop", |_| None);
 /// assert_eq!(settings.sampling, DEFAULT_SAMPLING);
 /// assert_eq!(DEFAULT_SAMPLING, 1.0);
 /// ```
@@ -40,7 +41,7 @@ pub const DEFAULT_SAMPLING: f64 = 1.0;
 /// ```
 /// use mesh_proxy::trace_settings::TraceSettings;
 /// use mesh_route::config::{Config, WorkloadMode};
-/// let settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Server, |_| None);
+/// let settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Server, "shop", |_| None);
 /// assert!(settings.zipkin.is_none(), "no collector: headers propagate, no span is exported");
 /// assert!(settings.custom_tags.is_empty() && settings.istio_tags);
 /// assert_eq!(settings.max_path_tag_length, 256);
@@ -70,15 +71,16 @@ impl TraceSettings {
     /// use mesh_route::config::{Config, WorkloadMode};
     /// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig: {tracing: {sampling: 100, zipkin: {address: 127.0.0.1:9411}}}\n";
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// let settings = TraceSettings::from_config(&config, WorkloadMode::Client, |_| None);
+    /// let settings = TraceSettings::from_config(&config, WorkloadMode::Client, "shop", |_| None);
     /// assert_eq!(settings.sampling, 100.0);
     /// assert_eq!(settings.zipkin.as_deref(), Some("127.0.0.1:9411"));
-    /// let default = TraceSettings::from_config(&Config::default(), WorkloadMode::Server, |_| None);
+    /// let default = TraceSettings::from_config(&Config::default(), WorkloadMode::Server, "shop", |_| None);
     /// assert_eq!(default.sampling, 1.0);
     /// ```
     pub fn from_config(
         config: &Config,
         side: WorkloadMode,
+        namespace: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Self {
         let mesh = config
@@ -86,7 +88,7 @@ impl TraceSettings {
             .default_config
             .as_ref()
             .and_then(|proxy| proxy.tracing.as_ref());
-        let telemetry = config.mesh_tracing_for(side);
+        let telemetry = config.tracing_for(side, namespace);
         let sampling = telemetry
             .and_then(|t| t.random_sampling_percentage)
             .or(mesh.and_then(|m| m.sampling))
@@ -145,7 +147,7 @@ impl TraceSettings {
     /// use mesh_core::policy::Fraction;
     /// use mesh_proxy::trace_settings::TraceSettings;
     /// use mesh_route::config::{Config, WorkloadMode};
-    /// let mut settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Client, |_| None);
+    /// let mut settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Client, "shop", |_| None);
     /// settings.sampling = 12.5;
     /// assert_eq!(settings.sampler().random_fraction(), Fraction::from_percent(12.5));
     /// ```
@@ -242,7 +244,7 @@ mod tests {
 
     fn side(yaml: &str, side: WorkloadMode, env: impl Fn(&str) -> Option<String>) -> TraceSettings {
         let loaded = Config::from_yaml_str(yaml).unwrap_or_else(|d| panic!("{d:#?}"));
-        TraceSettings::from_config(&loaded.config, side, env)
+        TraceSettings::from_config(&loaded.config, side, "shop", env)
     }
 
     const MESH: &str = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig:\n    tracing:\n      sampling: 10\n      zipkin: {address: zipkin:9411}\n      maxPathTagLength: 64\n      customTags:\n        cluster: {environment: {name: CLUSTER, defaultValue: west}}\n        user: {header: {name: x-user}}\n        team: {literal: {value: shop}}\n";

@@ -336,15 +336,11 @@ impl Config {
             .unwrap_or_default()
     }
 
-    /// The mesh-wide tracing settings: `tracing[0]` of the first Telemetry (in load
-    /// order) that applies to every workload — no `selector`, `targetRef` or `targetRefs`
-    /// ([`Telemetry::selects_all`]) — and has a `tracing` section; `None` when there is
-    /// none.
-    ///
-    /// Istio takes the selector-less Telemetry of the root namespace (`istio-system`) as
-    /// the mesh-wide one and applies the others to their namespace only; this helper does
-    /// not look at namespaces. Callers that need that precision can choose among
-    /// [`Config::telemetries`] themselves.
+    /// The mesh-wide tracing settings: `tracing[0]` of the first mesh-wide Telemetry (in load
+    /// order) with a `tracing` section; `None` when there is none. A Telemetry is mesh-wide
+    /// when it applies to every workload — no `selector`, `targetRef` or `targetRefs`
+    /// ([`Telemetry::selects_all`]) — and belongs to the root namespace
+    /// ([`MeshConfig::root_namespace`], `istio-system` by default) or to none.
     ///
     /// ```
     /// use mesh_route::config::Config;
@@ -355,12 +351,17 @@ impl Config {
     /// assert!(Config::default().mesh_tracing().is_none());
     /// ```
     pub fn mesh_tracing(&self) -> Option<&TelemetryTracing> {
-        self.mesh_telemetry()?.tracing.first()
+        self.telemetry_levels(None)
+            .find(|t| !t.tracing.is_empty())?
+            .tracing
+            .first()
     }
 
-    /// The mesh-wide tracing entry for one side (`Client`: outbound, `Server`: inbound) — see
-    /// [`Telemetry::tracing_for`] — of the Telemetry [`mesh_tracing`](Self::mesh_tracing)
-    /// reads.
+    /// The tracing entry for one side (`Client`: outbound, `Server`: inbound) of a workload
+    /// of `namespace`, as Istio layers Telemetries: from the most specific one with an entry
+    /// for that side ([`Telemetry::tracing_for`]) — a selector-less Telemetry of the
+    /// workload's namespace, then a mesh-wide one (see [`mesh_tracing`](Self::mesh_tracing)).
+    /// Telemetries of other namespaces do not apply.
     ///
     /// ```
     /// use mesh_route::config::{Config, WorkloadMode};
@@ -372,18 +373,33 @@ impl Config {
     /// spec:
     ///   tracing:
     ///   - {match: {mode: SERVER}, randomSamplingPercentage: 100}
+    /// ---
+    /// apiVersion: telemetry.istio.io/v1
+    /// kind: Telemetry
+    /// metadata: {name: shop, namespace: shop}
+    /// spec:
+    ///   tracing:
+    ///   - {randomSamplingPercentage: 5}
     /// "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// assert!(config.mesh_tracing_for(WorkloadMode::Server).is_some());
-    /// assert!(config.mesh_tracing_for(WorkloadMode::Client).is_none());
+    /// let sampling = |side, namespace| config.tracing_for(side, namespace).and_then(|t| t.random_sampling_percentage);
+    /// assert_eq!(sampling(WorkloadMode::Server, "web"), Some(100.0)); // mesh-wide
+    /// assert_eq!(sampling(WorkloadMode::Client, "web"), None);
+    /// assert_eq!(sampling(WorkloadMode::Server, "shop"), Some(5.0)); // the namespace's own
+    /// assert_eq!(sampling(WorkloadMode::Client, "shop"), Some(5.0));
     /// ```
-    pub fn mesh_tracing_for(&self, side: WorkloadMode) -> Option<&TelemetryTracing> {
-        Some(self.mesh_telemetry()?.tracing_for(side)?.1)
+    pub fn tracing_for<'a>(
+        &'a self,
+        side: WorkloadMode,
+        namespace: &'a str,
+    ) -> Option<&'a TelemetryTracing> {
+        self.telemetry_levels(Some(namespace))
+            .find_map(|t| t.tracing_for(side))
+            .map(|(_, entry)| entry)
     }
 
-    /// The mesh-wide `accessLogging` entry for one side: the first that applies to `side` in
-    /// the first Telemetry (in load order) that applies to every workload and has an
-    /// `accessLogging` section (see [`mesh_tracing`](Self::mesh_tracing) on namespaces).
+    /// The `accessLogging` entry for one side of a workload of `namespace`, chosen among
+    /// Telemetries as [`tracing_for`](Self::tracing_for) chooses.
     ///
     /// ```
     /// use mesh_route::config::{Config, WorkloadMode};
@@ -395,26 +411,44 @@ impl Config {
     /// spec:
     ///   accessLogging:
     ///   - {match: {mode: CLIENT}, disabled: true}
+    /// ---
+    /// apiVersion: telemetry.istio.io/v1
+    /// kind: Telemetry
+    /// metadata: {name: quiet, namespace: batch}
+    /// spec:
+    ///   accessLogging:
+    ///   - {disabled: true}
     /// "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// assert_eq!(config.mesh_access_logging_for(WorkloadMode::Client).unwrap().disabled, Some(true));
-    /// assert!(config.mesh_access_logging_for(WorkloadMode::Server).is_none());
+    /// let disabled = |side, namespace| config.access_logging_for(side, namespace).and_then(|l| l.disabled);
+    /// assert_eq!(disabled(WorkloadMode::Client, "shop"), Some(true));
+    /// assert_eq!(disabled(WorkloadMode::Server, "shop"), None);
+    /// assert_eq!(disabled(WorkloadMode::Server, "batch"), Some(true));
     /// ```
-    pub fn mesh_access_logging_for(&self, side: WorkloadMode) -> Option<&AccessLogging> {
-        self.telemetries
-            .iter()
-            .map(|t| &t.spec)
-            .find(|t| t.selects_all() && !t.access_logging.is_empty())?
-            .access_logging_for(side)
+    pub fn access_logging_for<'a>(
+        &'a self,
+        side: WorkloadMode,
+        namespace: &'a str,
+    ) -> Option<&'a AccessLogging> {
+        self.telemetry_levels(Some(namespace))
+            .find_map(|t| t.access_logging_for(side))
             .map(|(_, entry)| entry)
     }
 
-    /// The first Telemetry that applies to every workload and has a `tracing` section.
-    fn mesh_telemetry(&self) -> Option<&Telemetry> {
-        self.telemetries
-            .iter()
-            .map(|t| &t.spec)
-            .find(|t| t.selects_all() && !t.tracing.is_empty())
+    /// The selector-less Telemetries that apply to a workload of `namespace` (`None`: to
+    /// every workload), the most specific first: those of `namespace`, unless it is the root
+    /// namespace, then the mesh-wide ones; each level in load order.
+    fn telemetry_levels<'a>(
+        &'a self,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Telemetry> + 'a {
+        let root = self.mesh.root_namespace();
+        let applying = self.telemetries.iter().filter(|t| t.spec.selects_all());
+        let own = applying
+            .clone()
+            .filter(move |t| namespace.is_some_and(|ns| ns != root && t.namespace() == Some(ns)));
+        let mesh_wide = applying.filter(move |t| t.namespace().is_none_or(|ns| ns == root));
+        own.chain(mesh_wide).map(|t| &t.spec)
     }
 }
 

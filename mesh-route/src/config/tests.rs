@@ -738,7 +738,7 @@ fn workload_scoped_or_later_tracing_entries_are_reported_not_enforced() {
     assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
     let server = loaded
         .config
-        .mesh_tracing_for(WorkloadMode::Server)
+        .tracing_for(WorkloadMode::Server, "shop")
         .unwrap();
     assert_eq!(server.random_sampling_percentage, Some(50.0));
 }
