@@ -127,3 +127,22 @@ async fn a_shadow_carries_its_originals_trace_but_is_not_traced_even_when_forced
         (&shadow_id[..14], &shadow_id[15..])
     );
 }
+
+#[tokio::test]
+async fn an_aborted_request_is_not_mirrored() {
+    let routes = std::fs::read_to_string(support::example("catalog/40-mirror-v2.yaml"))
+        .unwrap()
+        .replace(
+            "    mirror:\n",
+            "    fault: {abort: {httpStatus: 503, percentage: {value: 100}}}\n    mirror:\n",
+        );
+    let catalog = Catalog::with_routes(&routes).await;
+    let mut client = Http1Client::connect(catalog.proxy()).await.unwrap();
+    for _ in 0..5 {
+        let response = client.get("http://catalog/items", &[]).await.unwrap();
+        assert_eq!(response.status, 503);
+    }
+    // Let any copy land: none should, as in Envoy, whose fault filter runs before the router.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((catalog.v1.hits(), catalog.v2.hits()), (0, 0));
+}

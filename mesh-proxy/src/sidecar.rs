@@ -540,8 +540,10 @@ impl Sidecar {
                 .layer(tracing.client.spans.clone())
                 .option_layer(connect)
                 .layer(route)
-                .layer(mirror.clone())
+                // Faults first, as Envoy's fault filter runs before the router mirrors: an
+                // aborted request is not shadowed, a delayed one is shadowed after its delay.
                 .layer(FaultLayer::new())
+                .layer(mirror.clone())
                 .layer(TimeoutLayer::default())
                 .layer(RetryLayer::new())
                 .service(forward.clone())
