@@ -333,6 +333,58 @@ async fn failing_endpoint_is_ejected_until_its_time_passes() {
     );
 }
 
+#[tokio::test]
+async fn with_every_endpoint_ejected_requests_fail_fast_with_uh_and_clusters_shows_why() {
+    let servers = upstreams(1).await;
+    servers[0].fail_next(u64::MAX);
+    let policy = "    outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}";
+    let yaml = pool_config(&servers.iter().collect::<Vec<_>>(), policy, "{attempts: 0}");
+    let sidecar = support::sidecar(&yaml).await;
+    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    let first = client
+        .get("http://pool.example.com/items", &[])
+        .await
+        .unwrap();
+    // The upstream's own 503, which ejects it.
+    assert_eq!(servers[0].hits(), 1);
+    assert_eq!(first.status, 503);
+    assert_ne!(first.text(), "no healthy upstream");
+    for _ in 0..5 {
+        let sent = Instant::now();
+        let response = client
+            .get("http://pool.example.com/items", &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            (response.status.as_u16(), response.text().as_str()),
+            (503, "no healthy upstream")
+        );
+        assert!(
+            sent.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            sent.elapsed()
+        );
+    }
+    assert_eq!(servers[0].hits(), 1, "nothing reaches the ejected endpoint");
+    let clusters = support::admin_text(&sidecar, "/clusters").await;
+    let host = servers[0].addr().to_string();
+    let stat = |name: &str| {
+        clusters
+            .lines()
+            .find(|l| l.contains(&format!("::{host}::{name}::")))
+            .and_then(|l| l.rsplit("::").next())
+            .unwrap_or_else(|| panic!("no {name} for {host}: {clusters}"))
+            .to_owned()
+    };
+    assert_eq!(stat("health_flags"), "/failed_outlier_check");
+    assert_eq!(stat("outlier::times_ejected"), "1");
+    let left: u64 = stat("outlier::ejected_for_ms").parse().unwrap();
+    assert!((25_000..=30_000).contains(&left), "{left}");
+    assert!(clusters.contains("::outlier::ejections::1\n"), "{clusters}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_that_never_answers_is_ejected_by_its_timeouts() {
     let servers = upstreams(2).await;
