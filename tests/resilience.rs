@@ -334,6 +334,32 @@ async fn failing_endpoint_is_ejected_until_its_time_passes() {
 }
 
 #[tokio::test]
+async fn a_destination_rules_retry_budget_holds_retries_back() {
+    let servers = upstreams(1).await;
+    servers[0].fail_next(u64::MAX);
+    let retries = "{attempts: 2, retryOn: 5xx}";
+    // A budget that leaves no room, and one with a floor of one concurrent retry.
+    for (budget, hits) in [
+        ("{percent: 0, minRetryConcurrency: 0}", 1),
+        ("{percent: 0, minRetryConcurrency: 1}", 3),
+    ] {
+        let policy = format!("    retryBudget: {budget}");
+        let yaml = pool_config(&servers.iter().collect::<Vec<_>>(), &policy, retries);
+        let sidecar = support::sidecar(&yaml).await;
+        let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
+            .await
+            .unwrap();
+        let before = servers[0].hits();
+        let response = client
+            .get("http://pool.example.com/items", &[])
+            .await
+            .unwrap();
+        assert_eq!(response.status, 503, "{budget}");
+        assert_eq!(servers[0].hits() - before, hits, "{budget}");
+    }
+}
+
+#[tokio::test]
 async fn with_every_endpoint_ejected_requests_fail_fast_with_uh_and_clusters_shows_why() {
     let servers = upstreams(1).await;
     servers[0].fail_next(u64::MAX);

@@ -9,7 +9,8 @@
 //! `max_pending_requests`; otherwise it fails at once with [`MeshError::Overflow`], which
 //! the [local reply](crate::local_reply) turns into 503 with flag `UO` and
 //! `x-envoy-overloaded: true`. Retries are limited separately by `max_retries` (concurrent
-//! retries across the cluster); a retry over the limit is simply not made.
+//! retries across the cluster), or by a retry budget that scales with the outstanding
+//! requests ([`RetryConcurrencyBudget`]); a retry over the limit is simply not made.
 //!
 //! [`CircuitBreakerLayer`] applies a breaker to any tower service; the proxy may also call
 //! [`CircuitBreaker::acquire`] itself around its connection pool. Both are lock-free on the fast
@@ -18,7 +19,7 @@
 //! One simplification against Envoy, invisible with Istio's defaults: `max_connections` counts
 //! active requests rather than sockets.
 
-use crate::{BoxError, MeshError};
+use crate::{BoxError, MeshError, policy::Fraction};
 use http::Request;
 use pin_project::pin_project;
 use std::{
@@ -43,6 +44,7 @@ use tower::{Layer, Service};
 /// | `http.http2MaxRequests` | [`max_requests`](Self::max_requests) | `max_requests` |
 /// | `http.maxRetries` | [`max_retries`](Self::max_retries) | `max_retries` |
 /// | `http.maxRequestsPerConnection` | [`max_requests_per_connection`](Self::max_requests_per_connection) | `max_requests_per_connection` |
+/// | `retryBudget` (beside `connectionPool`) | [`retry_budget`](Self::retry_budget) | `retry_budget` |
 ///
 /// [`Default`] is what Istio installs on every cluster: 2^32−1 for the four limits and no
 /// per-connection limit. Istio overrides a default only with a value > 0, so `maxRetries: 0`
@@ -68,6 +70,49 @@ pub struct ConnectionPoolLimits {
     /// Requests per upstream connection, 0 for unlimited (`http.maxRequestsPerConnection`).
     /// Enforced by the connection pool, not by [`CircuitBreaker`].
     pub max_requests_per_connection: u32,
+    /// Concurrent retries as a share of the outstanding requests (`retryBudget`); when set, it
+    /// replaces `max_retries`, as in Envoy.
+    pub retry_budget: Option<RetryConcurrencyBudget>,
+}
+
+/// Envoy's retry budget (Istio's `trafficPolicy.retryBudget`): the retries in flight in a
+/// cluster are limited to a share of its outstanding requests (active and pending), and never
+/// below a floor, so that retries grow with the traffic they serve instead of being one fixed
+/// number.
+///
+/// ```
+/// use mesh_core::{circuit_breaker::RetryConcurrencyBudget, policy::Fraction};
+/// let budget = RetryConcurrencyBudget::default();
+/// assert_eq!((budget.share, budget.min_retry_concurrency), (Fraction::from_percent(20.0), 3));
+/// assert_eq!(budget.limit(100), 20, "20 % of 100 outstanding requests");
+/// assert_eq!(budget.limit(4), 3, "never below the floor");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryConcurrencyBudget {
+    /// The share of outstanding requests that may be retries (`percent`; Envoy's 20 % default).
+    pub share: Fraction,
+    /// Retries allowed whatever the traffic (`minRetryConcurrency`; default 3).
+    pub min_retry_concurrency: u32,
+}
+
+impl RetryConcurrencyBudget {
+    /// How many retries may be in flight while `outstanding` requests are (rounded down, as
+    /// Envoy does, and at least the floor).
+    pub fn limit(self, outstanding: usize) -> usize {
+        let outstanding = u64::try_from(outstanding).unwrap_or(u64::MAX);
+        let share = outstanding.saturating_mul(u64::from(self.share.per_million())) / 1_000_000;
+        let share = usize::try_from(share).unwrap_or(usize::MAX);
+        share.max(self.min_retry_concurrency as usize)
+    }
+}
+
+impl Default for RetryConcurrencyBudget {
+    fn default() -> Self {
+        RetryConcurrencyBudget {
+            share: Fraction::from_percent(20.0),
+            min_retry_concurrency: 3,
+        }
+    }
 }
 
 impl ConnectionPoolLimits {
@@ -85,6 +130,7 @@ impl ConnectionPoolLimits {
         max_requests: u32::MAX,
         max_retries: u32::MAX,
         max_requests_per_connection: 0,
+        retry_budget: None,
     };
 
     /// Envoy's own defaults, for parity with a plain Envoy: 1024, 1024, 1024 and 3 retries.
@@ -101,6 +147,7 @@ impl ConnectionPoolLimits {
         max_requests: 1024,
         max_retries: 3,
         max_requests_per_connection: 0,
+        retry_budget: None,
     };
 
     /// How many requests may be active at once: `min(max_requests, max_connections)`.
@@ -270,9 +317,10 @@ impl CircuitBreaker {
         }
     }
 
-    /// Reserves one retry if fewer than `max_retries` retries are in flight; otherwise counts a
-    /// retry overflow and returns `None` (the retry is not made). Hold the permit for the
-    /// duration of the retry attempt.
+    /// Reserves one retry if fewer than `max_retries` retries are in flight (or, with a
+    /// [`retry_budget`](ConnectionPoolLimits::retry_budget), fewer than it allows for the
+    /// requests outstanding now); otherwise counts a retry overflow and returns `None` (the
+    /// retry is not made). Hold the permit for the duration of the retry attempt.
     ///
     /// ```
     /// use mesh_core::circuit_breaker::{CircuitBreaker, ConnectionPoolLimits};
@@ -284,7 +332,10 @@ impl CircuitBreaker {
     /// assert!(breaker.try_acquire_retry().is_some());
     /// ```
     pub fn try_acquire_retry(&self) -> Option<RetryPermit> {
-        let max = usize::try_from(self.shared.limits.max_retries).unwrap_or(usize::MAX);
+        let max = match self.shared.limits.retry_budget {
+            Some(budget) => budget.limit(self.active() + self.pending()),
+            None => usize::try_from(self.shared.limits.max_retries).unwrap_or(usize::MAX),
+        };
         match self
             .shared
             .retries
@@ -1011,5 +1062,40 @@ mod tests {
         let breaker = CircuitBreaker::new(limits(0, 0));
         assert!(matches!(breaker.acquire().await, Err(MeshError::Overflow)));
         assert!(format!("{breaker:?}").contains("overflows: 1"));
+    }
+
+    #[tokio::test]
+    async fn a_retry_budget_scales_retries_with_the_outstanding_requests() {
+        let budget = RetryConcurrencyBudget {
+            share: Fraction::from_percent(25.0),
+            min_retry_concurrency: 1,
+        };
+        // `max_retries: 0` would refuse every retry: the budget replaces it.
+        let breaker = CircuitBreaker::new(ConnectionPoolLimits {
+            max_retries: 0,
+            retry_budget: Some(budget),
+            ..Default::default()
+        });
+        let first = breaker.try_acquire_retry().expect("the floor");
+        assert!(breaker.try_acquire_retry().is_none(), "floor reached");
+        // Twelve requests outstanding: a quarter, 3, may be retries.
+        let mut held = Vec::new();
+        for _ in 0..12 {
+            held.push(breaker.acquire().await.unwrap());
+        }
+        let more: Vec<_> = (0..2).map_while(|_| breaker.try_acquire_retry()).collect();
+        assert_eq!(more.len(), 2);
+        assert!(breaker.try_acquire_retry().is_none());
+        assert_eq!(
+            (breaker.active_retries(), breaker.retry_overflows()),
+            (3, 2)
+        );
+        // As the traffic goes, so does the room for retries.
+        held.clear();
+        drop(first);
+        assert!(
+            breaker.try_acquire_retry().is_none(),
+            "2 in flight, floor 1"
+        );
     }
 }

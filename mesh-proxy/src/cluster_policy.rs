@@ -1,13 +1,17 @@
 //! The traffic policy in force for one cluster: its DestinationRule's `trafficPolicy`, with
 //! the subset's own `trafficPolicy` taking over field by field (`loadBalancer`,
-//! `connectionPool`, `outlierDetection`), as Istio merges them. The first DestinationRule for the
+//! `connectionPool`, `outlierDetection`, `tls`, `retryBudget`), as Istio merges them. The first DestinationRule for the
 //! host wins, as in Istio.
 
-use mesh_core::{circuit_breaker::ConnectionPoolLimits, outlier::OutlierConfig};
+use mesh_core::{
+    circuit_breaker::{ConnectionPoolLimits, RetryConcurrencyBudget},
+    outlier::OutlierConfig,
+    policy::Fraction,
+};
 use mesh_route::{
     config::{
         ClientTlsSettings, Config, ConnectionPoolSettings, DestinationRule, OutlierDetection,
-        Resource, SimpleLb, TrafficPolicy,
+        Resource, RetryBudget, SimpleLb, TrafficPolicy,
     },
     host::canonical_host,
     table::Cluster,
@@ -32,6 +36,8 @@ pub struct ClusterPolicy {
     pub outlier_detection: Option<OutlierDetection>,
     /// `tls`.
     pub tls: Option<ClientTlsSettings>,
+    /// `retryBudget`.
+    pub retry_budget: Option<RetryBudget>,
 }
 
 impl ClusterPolicy {
@@ -81,13 +87,17 @@ impl ClusterPolicy {
             outlier_detection: pick(|p| p.outlier_detection.is_some())
                 .and_then(|p| p.outlier_detection.clone()),
             tls: pick(|p| p.tls.is_some()).and_then(|p| p.tls.clone()),
+            retry_budget: pick(|p| p.retry_budget.is_some()).and_then(|p| p.retry_budget.clone()),
         }
     }
 }
 
 impl ClusterPolicy {
-    /// The circuit-breaker limits of `connectionPool`, or `None` without one. As in Istio, a
-    /// limit applies only when set above 0; otherwise the default (2^32 − 1) stays.
+    /// The circuit-breaker limits of `connectionPool` and `retryBudget`, or `None` without
+    /// either. As in Istio, a pool limit applies only when set above 0; otherwise the default
+    /// (2^32 − 1) stays. A `retryBudget` limits concurrent retries to its `percent` (default
+    /// 20) of the outstanding requests, at least `minRetryConcurrency` (default 3), in place of
+    /// `maxRetries`, as Envoy's retry budget does.
     ///
     /// ```
     /// use mesh_proxy::cluster_policy::ClusterPolicy;
@@ -101,10 +111,27 @@ impl ClusterPolicy {
     /// let limits = policy.pool_limits().unwrap();
     /// assert_eq!(limits.max_requests, 7);
     /// assert_eq!(limits.max_retries, u32::MAX, "0 means unset: Istio's default stays");
+    /// assert!(limits.retry_budget.is_none());
     /// ```
     pub fn pool_limits(&self) -> Option<ConnectionPoolLimits> {
-        let pool = self.connection_pool.as_ref()?;
-        let mut limits = ConnectionPoolLimits::default();
+        if self.connection_pool.is_none() && self.retry_budget.is_none() {
+            return None;
+        }
+        let mut limits = ConnectionPoolLimits {
+            retry_budget: self.retry_budget.as_ref().map(|budget| {
+                let default = RetryConcurrencyBudget::default();
+                RetryConcurrencyBudget {
+                    share: budget.percent.map_or(default.share, Fraction::from_percent),
+                    min_retry_concurrency: budget
+                        .min_retry_concurrency
+                        .unwrap_or(default.min_retry_concurrency),
+                }
+            }),
+            ..ConnectionPoolLimits::default()
+        };
+        let Some(pool) = &self.connection_pool else {
+            return Some(limits);
+        };
         let set = |target: &mut u32, value: Option<i32>| {
             if let Some(v) = value.filter(|v| *v > 0) {
                 *target = v as u32;
@@ -293,5 +320,51 @@ spec:
 "#;
         let policy = policy_of_first_cluster(yaml);
         assert_eq!(policy.load_balancer, Some(SimpleLb::RoundRobin));
+    }
+
+    #[test]
+    fn a_retry_budget_becomes_the_breakers_with_istios_defaults_and_subset_override() {
+        let yaml = |top: &str, subset: &str| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: s, namespace: ns}}\n\
+                 spec: {{hosts: [s], resolution: STATIC, ports: [{{number: 80, name: http}}], endpoints: [{{address: 127.0.0.1, labels: {{v: '1'}}}}]}}\n\
+                 ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: s, namespace: ns}}\n\
+                 spec: {{host: s, trafficPolicy: {{{top}}}, subsets: [{{name: one, labels: {{v: '1'}}, trafficPolicy: {{{subset}}}}}]}}\n\
+                 ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: s, namespace: ns}}\n\
+                 spec: {{hosts: [s], http: [{{route: [{{destination: {{host: s, subset: one}}}}]}}]}}\n"
+            )
+        };
+        let budget = |top: &str, subset: &str| {
+            policy_of_first_cluster(&yaml(top, subset))
+                .pool_limits()
+                .and_then(|limits| limits.retry_budget)
+        };
+        // Unset fields take Envoy's defaults (20 %, 3); no pool needed beside it.
+        assert_eq!(
+            budget("retryBudget: {}", ""),
+            Some(RetryConcurrencyBudget::default())
+        );
+        assert_eq!(
+            budget(
+                "retryBudget: {percent: 50}",
+                "retryBudget: {minRetryConcurrency: 1}"
+            ),
+            Some(RetryConcurrencyBudget {
+                share: Fraction::from_percent(20.0),
+                min_retry_concurrency: 1,
+            }),
+            "the subset's budget replaces the host's whole"
+        );
+        assert_eq!(
+            budget(
+                "retryBudget: {percent: 50, minRetryConcurrency: 5}",
+                "loadBalancer: {simple: RANDOM}"
+            ),
+            Some(RetryConcurrencyBudget {
+                share: Fraction::from_percent(50.0),
+                min_retry_concurrency: 5,
+            })
+        );
+        assert_eq!(budget("loadBalancer: {simple: RANDOM}", ""), None);
     }
 }

@@ -264,8 +264,12 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
     dr("trafficPolicy.proxyProtocol", |d| {
         policy(d, "proxyProtocol", |p| p.proxy_protocol.is_some())
     }),
-    dr("trafficPolicy.retryBudget", |d| {
-        policy(d, "retryBudget", |p| p.retry_budget.is_some())
+    dr("trafficPolicy.retryBudget.budgetInterval", |d| {
+        policy(d, "retryBudget.budgetInterval", |p| {
+            p.retry_budget
+                .as_ref()
+                .is_some_and(|b| b.budget_interval.is_some())
+        })
     }),
     dr("trafficPolicy.loadBalancer.consistentHash", |d| {
         balancer(d, "consistentHash", |lb| lb.consistent_hash.is_some())

@@ -442,6 +442,20 @@ fn retries_pool_and_outlier_settings_are_enforced_without_warnings() {
     );
     let w = warnings(&per_connection);
     assert!(w.is_empty(), "{w:#?}");
+    let budget = format!("{dr}    retryBudget: {{percent: 25, minRetryConcurrency: 2}}\n");
+    let w = warnings(&budget);
+    assert!(w.is_empty(), "{w:#?}");
+    // Its window is not applied; a share over 100 % is an error.
+    let w = warnings(&budget.replace("minRetryConcurrency: 2", "budgetInterval: 10s"));
+    assert_eq!(
+        find(&w, "trafficPolicy.retryBudget.budgetInterval").message,
+        "budgetInterval: parsed, not enforced yet"
+    );
+    let errs = errors(&budget.replace("percent: 25", "percent: 250"));
+    assert_eq!(
+        find(&errs, "trafficPolicy.retryBudget.percent").message,
+        "percent 250 is not in 0-100"
+    );
 }
 
 #[test]

@@ -40,6 +40,9 @@ use super::traffic_policy::{
 pub(crate) fn validate_traffic_policy(policy: &TrafficPolicy, at: &str, r: &mut Reporter<'_>) {
     let (outlier, pool) = (&policy.outlier_detection, &policy.connection_pool);
     validate_limits(outlier.as_ref(), pool.as_ref(), at, r);
+    if let Some(budget) = &policy.retry_budget {
+        percent_0_100(budget.percent, &join_path(at, "retryBudget"), "percent", r);
+    }
     for (i, port) in policy.port_level_settings.iter().enumerate() {
         let (outlier, pool) = (&port.outlier_detection, &port.connection_pool);
         let at = format!("{at}.portLevelSettings[{i}]");
