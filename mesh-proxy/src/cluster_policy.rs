@@ -156,8 +156,8 @@ impl ClusterPolicy {
     }
 
     /// The outlier-detection settings, with Istio's defaults for what is unset; `None` without
-    /// `outlierDetection`. The deprecated `consecutiveErrors` counts gateway errors, as Istio
-    /// maps it.
+    /// `outlierDetection`. The deprecated `consecutiveErrors` counts gateway errors only, as
+    /// Istio maps it (the 5xx detector is then off unless `consecutive5xxErrors` is set).
     ///
     /// ```
     /// use mesh_proxy::cluster_policy::ClusterPolicy;
@@ -179,11 +179,17 @@ impl ClusterPolicy {
         let defaults = OutlierConfig::default();
         let percent =
             |value: Option<i32>, default: u32| value.map_or(default, |v| v.clamp(0, 100) as u32);
+        // The deprecated `consecutiveErrors` counts gateway errors only: Istio turns the 5xx
+        // detector off for it, unless `consecutive5xxErrors` is set too.
+        let legacy = od.consecutive_errors.filter(|n| *n > 0).map(|n| n as u32);
+        let default_5xx = if legacy.is_some() {
+            None
+        } else {
+            defaults.consecutive_5xx
+        };
         Some(OutlierConfig {
-            consecutive_5xx: od.consecutive_5xx_errors.or(defaults.consecutive_5xx),
-            consecutive_gateway_errors: od
-                .consecutive_gateway_errors
-                .or(od.consecutive_errors.filter(|n| *n > 0).map(|n| n as u32)),
+            consecutive_5xx: od.consecutive_5xx_errors.or(default_5xx),
+            consecutive_gateway_errors: od.consecutive_gateway_errors.or(legacy),
             consecutive_local_origin_failures: od
                 .consecutive_local_origin_failures
                 .or(defaults.consecutive_local_origin_failures),
@@ -366,5 +372,29 @@ spec:
             })
         );
         assert_eq!(budget("loadBalancer: {simple: RANDOM}", ""), None);
+    }
+
+    #[test]
+    fn the_deprecated_consecutive_errors_counts_gateway_errors_only() {
+        let outlier = |detection: &str| {
+            let yaml = format!(
+                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: s}}\n\
+                 spec: {{hosts: [s], resolution: STATIC, ports: [{{number: 80, name: http}}], endpoints: [{{address: 127.0.0.1}}]}}\n\
+                 ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: s}}\n\
+                 spec: {{host: s, trafficPolicy: {{outlierDetection: {{{detection}}}}}}}\n"
+            );
+            let config = policy_of_first_cluster(&yaml).outlier_config().unwrap();
+            (config.consecutive_5xx, config.consecutive_gateway_errors)
+        };
+        assert_eq!(outlier("consecutiveErrors: 4"), (None, Some(4)));
+        assert_eq!(
+            outlier("consecutiveErrors: 4, consecutive5xxErrors: 2"),
+            (Some(2), Some(4))
+        );
+        assert_eq!(
+            outlier("consecutiveErrors: 4, consecutiveGatewayErrors: 1"),
+            (None, Some(1))
+        );
+        assert_eq!(outlier("interval: 5s"), (Some(5), None), "Istio's defaults");
     }
 }
