@@ -335,7 +335,15 @@ impl SeriesLabels<'_> {
             ("source_cluster", src.cluster.clone()),
             ("destination_workload", dst.name.clone()),
             ("destination_workload_namespace", dst.namespace.clone()),
-            ("destination_principal", dst.principal.clone()),
+            // Inbound, this proxy presents its identity only over mutual TLS.
+            (
+                "destination_principal",
+                if self.reporter == Reporter::Destination && security == "none" {
+                    mesh_core::workload::UNKNOWN.to_owned()
+                } else {
+                    dst.principal.clone()
+                },
+            ),
             ("destination_app", dst.app.clone()),
             ("destination_version", dst.version.clone()),
             ("destination_service", self.destination_service.into()),
@@ -469,5 +477,47 @@ mod tests {
         assert_eq!(get("connection_security_policy"), "unknown");
         assert_eq!(get("grpc_response_status"), "", "empty for plain HTTP");
         assert_eq!(get("destination_service_name"), "catalog");
+    }
+
+    #[test]
+    fn inbound_the_proxys_principal_is_reported_over_mutual_tls_only() {
+        let mut local = Workload::from_labels("catalog", "shop", &Default::default());
+        local.principal = "spiffe://cluster.local/ns/shop/sa/catalog".into();
+        let mut caller = Workload::default();
+        let principal = |source: &Workload| {
+            let labels = SeriesLabels {
+                reporter: Reporter::Destination,
+                source,
+                destination: &local,
+                destination_service: "catalog.shop.svc.cluster.local",
+                catch_all: None,
+                protocol: RequestProtocol::Http,
+                flags: ResponseFlags::default(),
+                status: 200,
+                grpc_status: None,
+            }
+            .to_labels();
+            let get = |k: &str| {
+                labels
+                    .iter()
+                    .find(|l| l.key() == k)
+                    .unwrap()
+                    .value()
+                    .to_owned()
+            };
+            (
+                get("connection_security_policy"),
+                get("destination_principal"),
+            )
+        };
+        assert_eq!(principal(&caller), ("none".into(), "unknown".into()));
+        caller.principal = "spiffe://cluster.local/ns/shop/sa/web".into();
+        assert_eq!(
+            principal(&caller),
+            (
+                "mutual_tls".into(),
+                "spiffe://cluster.local/ns/shop/sa/catalog".into()
+            )
+        );
     }
 }
