@@ -341,6 +341,22 @@ async fn a_dead_collector_does_not_slow_requests() {
             "{dead}: {:?}",
             start.elapsed()
         );
+        if dead == closed {
+            // What could not be exported is counted.
+            let failed = || async {
+                let stats = support::admin_text(&proxy, "/stats").await;
+                stats
+                    .lines()
+                    .find_map(|l| l.strip_prefix("tracing.zipkin.spans_failed: "))
+                    .map(|n| n.parse::<u64>().unwrap())
+                    .unwrap_or_else(|| panic!("{stats}"))
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while failed().await == 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(failed().await > 0, "spans lost to a closed collector are counted");
+        }
     }
     hold.abort();
 }
