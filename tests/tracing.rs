@@ -355,7 +355,10 @@ async fn a_dead_collector_does_not_slow_requests() {
             while failed().await == 0 && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            assert!(failed().await > 0, "spans lost to a closed collector are counted");
+            assert!(
+                failed().await > 0,
+                "spans lost to a closed collector are counted"
+            );
         }
     }
     hold.abort();

@@ -387,9 +387,10 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
             x.random_sampling_percentage.is_some()
         })
     }),
+    // Sampling always follows the request id (Istio's default, `true`); `false` is not applied.
     telemetry("tracing[].useRequestIdForTraceSampling", |t| {
         telemetry_tracing(t, "useRequestIdForTraceSampling", |x| {
-            x.use_request_id_for_trace_sampling.is_some()
+            x.use_request_id_for_trace_sampling == Some(false)
         })
     }),
     telemetry("tracing[].enableIstioTags", |t| {

@@ -596,7 +596,7 @@ const FULL_TELEMETRY: &str = r#"  tracing:
       user: {header: {name: x-user}}
     disableSpanReporting: false
     randomSamplingPercentage: 12.5
-    useRequestIdForTraceSampling: true
+    useRequestIdForTraceSampling: false
     enableIstioTags: true
   metrics:
   - providers: [{name: prometheus}]
@@ -617,6 +617,21 @@ const FULL_TELEMETRY: &str = r#"  tracing:
 "#;
 
 #[test]
+fn sampling_by_the_request_id_is_what_the_proxy_does() {
+    let on = telemetry(
+        "mesh-default",
+        "  tracing:\n  - useRequestIdForTraceSampling: true\n",
+    );
+    let w = warnings(&on);
+    assert!(w.is_empty(), "{w:#?}");
+    let w = warnings(&on.replace("true", "false"));
+    assert_eq!(
+        find(&w, "tracing[0].useRequestIdForTraceSampling").message,
+        "useRequestIdForTraceSampling: parsed, not enforced yet"
+    );
+}
+
+#[test]
 fn telemetry_with_every_section_loads_with_not_enforced_warnings() {
     // The tracing provider it names.
     let providers = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  extensionProviders: [{name: zipkin, zipkin: {service: zipkin, port: 9411}}]\n";
@@ -632,8 +647,8 @@ fn telemetry_with_every_section_loads_with_not_enforced_warnings() {
         .collect();
     fields.sort_unstable();
     // Mesh-wide tracing settings (its provider too) and access logging on/off per side are
-    // enforced; metrics and access-log providers, request-id sampling, metric overrides and
-    // log filters are not.
+    // enforced; metrics and access-log providers, sampling not following the request id,
+    // metric overrides and log filters are not.
     let mut expected = vec![
         "tracing[0].useRequestIdForTraceSampling",
         "metrics[0].providers",
