@@ -405,6 +405,38 @@ async fn mirrored_request_counts_the_primary_only() {
 }
 
 #[tokio::test]
+async fn a_service_entry_host_is_counted_in_the_entrys_namespace() {
+    let upstream = mesh::demo::CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: api, namespace: partners}}\n\
+         spec: {{hosts: [api.example.com], resolution: STATIC, ports: [{{number: 80, name: http}}], \
+         endpoints: [{{address: 127.0.0.1, ports: {{http: {}}}}}]}}\n",
+        upstream.addr().port()
+    );
+    let (settings, metrics) = recording("web", "shop", &[("app", "web"), ("version", "v1")]);
+    let sidecar = support::sidecar_with(&yaml, settings).await;
+    let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    let response = client
+        .get("http://api.example.com/items", &[])
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    let series = metrics.wait_for_requests(1).await;
+    assert_labels(
+        &series[0].0,
+        &[
+            ("destination_service", "api.example.com"),
+            ("destination_service_name", "api.example.com"),
+            ("destination_service_namespace", "partners"),
+        ],
+    );
+}
+
+#[tokio::test]
 async fn unknown_host_is_counted_as_passthrough_cluster() {
     let (catalog, metrics) = start(&routes("")).await;
     let host = format!("127.0.0.1:{}", catalog.v1.addr().port());

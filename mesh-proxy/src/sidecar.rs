@@ -43,6 +43,7 @@ use mesh_core::{fault::FaultLayer, retry::RetryLayer, timeout::TimeoutLayer};
 use mesh_route::{
     RouteLayer, RouteTable,
     config::{Config, WorkloadMode, gateway::served_ports},
+    host::canonical_host,
     mirror::{MirrorLayer, MirrorStats, ShadowService},
     table::{CompileError, SourceWorkload},
 };
@@ -304,12 +305,23 @@ impl Telemetry {
             opened.push((wanted, log.clone()));
             Ok(Some(log))
         };
+        // A ServiceEntry's hosts that name no namespace report the entry's, as in Istio.
+        let service_namespaces: Vec<(String, String)> =
+            config
+                .service_entries
+                .iter()
+                .filter_map(|entry| Some((entry, entry.namespace()?)))
+                .flat_map(|(entry, namespace)| {
+                    entry.spec.hosts.iter().map(move |host| {
+                        (canonical_host(host, Some(namespace)), namespace.to_owned())
+                    })
+                })
+                .collect();
         let side = |reporter, log: Option<AccessLog>| {
-            let metrics = Arc::new(IstioMetrics::new(
-                recorder.clone(),
-                reporter,
-                workload.clone(),
-            ));
+            let metrics = Arc::new(
+                IstioMetrics::new(recorder.clone(), reporter, workload.clone())
+                    .with_service_namespaces(service_namespaces.clone()),
+            );
             let layer = TelemetryLayer::new().metrics(metrics.clone());
             let layer = match log {
                 Some(log) => layer.access_log(log),

@@ -229,6 +229,8 @@ pub struct IstioMetrics {
     /// The workloads of mutual-TLS callers by SPIFFE id, one shared `Arc` each (series are
     /// cached by peer address).
     peers: RwLock<HashMap<Arc<str>, Arc<Workload>, FnvBuildHasher>>,
+    /// The namespaces of services whose host names none, by host.
+    service_namespaces: HashMap<Box<str>, Box<str>, FnvBuildHasher>,
 }
 
 /// How many distinct mutual-TLS callers get a workload of their own; past this, callers are
@@ -396,7 +398,37 @@ impl IstioMetrics {
             full: AtomicBool::new(false),
             max_services: MAX_SERVICES,
             peers: RwLock::default(),
+            service_namespaces: HashMap::default(),
         }
+    }
+
+    /// Names the namespace of each service (by host) whose host does not name one — a
+    /// ServiceEntry's `api.example.com` — so that its series report
+    /// `destination_service_namespace` as the declaring resource's, as Istio does, rather than
+    /// `unknown`. (`NAME.NAMESPACE.svc…` hosts name theirs.)
+    ///
+    /// ```
+    /// use mesh_core::workload::Workload;
+    /// use mesh_trace::metrics::{IstioMetrics, MetricsRecorder, Reporter};
+    /// let metrics = IstioMetrics::new(MetricsRecorder::Global, Reporter::Source, Workload::default())
+    ///     .with_service_namespaces([("api.example.com".to_owned(), "shop".to_owned())]);
+    /// # let _ = metrics;
+    /// ```
+    pub fn with_service_namespaces(
+        mut self,
+        namespaces: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        self.service_namespaces = namespaces
+            .into_iter()
+            .map(|(host, namespace)| (host.into(), namespace.into()))
+            .collect();
+        self
+    }
+
+    /// The namespace [`with_service_namespaces`](Self::with_service_namespaces) named for
+    /// `service`.
+    pub(super) fn service_namespace(&self, service: &str) -> Option<&str> {
+        self.service_namespaces.get(service).map(|n| &**n)
     }
 
     /// The workload of the mutual-TLS caller `peer`, as Istio labels it from the certificate
@@ -666,6 +698,7 @@ impl IstioMetrics {
             source,
             destination,
             destination_service,
+            service_namespace: self.service_namespace(destination_service),
             catch_all: outcome.catch_all,
             protocol: outcome.protocol,
             flags: outcome.flags,
@@ -746,8 +779,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn durations_are_recorded_in_whole_milliseconds() {
+    /// Client-side metrics of an unknown workload, into a debugging recorder.
+    fn debugging_metrics() -> (IstioMetrics, metrics_util::debugging::Snapshotter) {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         let metrics = IstioMetrics::new(
@@ -755,6 +788,65 @@ mod tests {
             Reporter::Source,
             Workload::default(),
         );
+        (metrics, snapshotter)
+    }
+
+    #[test]
+    fn a_service_entry_host_reports_its_declaring_namespace() {
+        let (metrics, snapshotter) = debugging_metrics();
+        let metrics = metrics.with_service_namespaces([
+            ("api.example.com".to_owned(), "shop".to_owned()),
+            (
+                "catalog.shop.svc.cluster.local".to_owned(),
+                "other".to_owned(),
+            ),
+        ]);
+        for service in [
+            "api.example.com",
+            "catalog.shop.svc.cluster.local",
+            "elsewhere.example.com",
+        ] {
+            metrics.record(&RequestOutcome {
+                catch_all: None,
+                ..outcome(service)
+            });
+        }
+        let mut namespaces: Vec<(String, String)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == REQUESTS_TOTAL)
+            .map(|(key, ..)| {
+                let label = |name: &str| {
+                    key.key()
+                        .labels()
+                        .find(|l| l.key() == name)
+                        .unwrap()
+                        .value()
+                        .to_owned()
+                };
+                (
+                    label("destination_service"),
+                    label("destination_service_namespace"),
+                )
+            })
+            .collect();
+        namespaces.sort();
+        let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(
+            namespaces,
+            [
+                pair("api.example.com", "shop"),
+                // A Kubernetes-style host names its own namespace.
+                pair("catalog.shop.svc.cluster.local", "shop"),
+                pair("elsewhere.example.com", "unknown"),
+            ]
+        );
+    }
+
+    #[test]
+    fn durations_are_recorded_in_whole_milliseconds() {
+        let (metrics, snapshotter) = debugging_metrics();
         for micros in [10_400, 700, 25_999, 2_500_400] {
             metrics.record(&RequestOutcome {
                 duration: Duration::from_micros(micros),

@@ -282,6 +282,9 @@ pub(crate) struct SeriesLabels<'a> {
     pub source: &'a Workload,
     pub destination: &'a Workload,
     pub destination_service: &'a str,
+    /// The namespace of the resource declaring `destination_service`, for a host that does
+    /// not name one (a ServiceEntry's `api.example.com`).
+    pub service_namespace: Option<&'a str>,
     /// Traffic of a catch-all cluster: the service name is the cluster's.
     pub catch_all: Option<CatchAllCluster>,
     pub protocol: RequestProtocol,
@@ -311,7 +314,12 @@ pub const BLACK_HOLE_CLUSTER: &str = "BlackHoleCluster";
 impl SeriesLabels<'_> {
     /// The labels, in Istio's order.
     pub(crate) fn to_labels(&self) -> Vec<Label> {
-        let (service_name, service_namespace) = service_parts(self.destination_service);
+        let (service_name, mut service_namespace) = service_parts(self.destination_service);
+        if let Some(namespace) = self.service_namespace
+            && service_namespace == mesh_core::workload::UNKNOWN
+        {
+            namespace.clone_into(&mut service_namespace);
+        }
         let service_name = match self.catch_all {
             Some(cluster) => cluster.name().to_owned(),
             None => service_name,
@@ -384,7 +392,8 @@ impl SeriesLabels<'_> {
 }
 
 /// `destination_service_name` and `destination_service_namespace` of a service host:
-/// `NAME.NAMESPACE.svc…` splits, anything else is its own name in an `unknown` namespace.
+/// `NAME.NAMESPACE.svc…` splits, anything else is its own name in an `unknown` namespace
+/// (unless the series knows its declaring resource's namespace).
 fn service_parts(host: &str) -> (String, String) {
     let mut parts = host.splitn(3, '.');
     match (parts.next(), parts.next(), parts.next()) {
@@ -452,6 +461,7 @@ mod tests {
             source: &local,
             destination: &unknown,
             destination_service: "catalog.shop.svc.cluster.local",
+            service_namespace: None,
             catch_all: None,
             protocol: RequestProtocol::Http,
             flags: ResponseFlags::default(),
@@ -490,6 +500,7 @@ mod tests {
                 source,
                 destination: &local,
                 destination_service: "catalog.shop.svc.cluster.local",
+                service_namespace: None,
                 catch_all: None,
                 protocol: RequestProtocol::Http,
                 flags: ResponseFlags::default(),

@@ -240,6 +240,7 @@ impl IstioMetrics {
             destination,
             // Capped like request series: hosts come from clients (CONNECT, SNI).
             destination_service: self.admit(connection.destination_service),
+            service_namespace: self.service_namespace(connection.destination_service),
             catch_all: connection.catch_all,
             protocol: RequestProtocol::Tcp,
             flags: connection.flags,
