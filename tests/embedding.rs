@@ -357,6 +357,44 @@ spec:
     ));
 }
 
+#[tokio::test]
+async fn mesh_settings_given_in_rust_are_validated_and_can_be_referred_to() {
+    use mesh::config::{ExtensionProvider, MeshConfig, ZipkinProvider};
+    let tracing = "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: mesh-default, namespace: istio-system}\nspec: {tracing: [{providers: [{name: zipkin}]}]}\n";
+    let with_port = |port| MeshConfig {
+        extension_providers: vec![ExtensionProvider {
+            name: "zipkin".into(),
+            zipkin: Some(ZipkinProvider {
+                service: "127.0.0.1".into(),
+                port,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    // The Telemetry names a provider the Rust settings define.
+    let mesh = Mesh::builder()
+        .yaml(tracing)
+        .mesh_config(with_port(9411))
+        .access_log(false)
+        .build()
+        .unwrap();
+    // And a configuration taken from the mesh swaps back in.
+    mesh.swap((*mesh.config()).clone()).unwrap();
+    let Err(Error::Config(problems)) = Mesh::builder()
+        .mesh_config(with_port(0))
+        .access_log(false)
+        .build()
+    else {
+        panic!("a port of 0 is an error")
+    };
+    assert!(
+        problems.to_string().contains("extensionProviders[0].zipkin.port"),
+        "{problems}"
+    );
+}
+
 /// A service whose first `poll_ready` fails, counting its calls.
 #[derive(Clone, Default)]
 struct FailsReadinessOnce {

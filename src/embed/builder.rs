@@ -306,13 +306,12 @@ impl MeshBuilder {
     /// Loads every source and validates them together, so that a resource may refer to one
     /// from another source.
     fn load(&self) -> Result<Loaded, Error> {
-        let mut loaded = self.validated()?;
-        if let Some(mesh) = &self.mesh_config {
-            loaded.config.mesh = mesh.clone();
-        }
-        Ok(loaded)
+        Ok(self.validated()?)
     }
 
+    /// The mesh settings given with [`mesh_config`](Self::mesh_config) replace the others
+    /// before validation, so that they are checked, and resources may refer to them (a
+    /// Telemetry to their tracing provider).
     #[cfg(feature = "yaml")]
     fn validated(&self) -> Result<Loaded, Vec<Diagnostic>> {
         let mut loader = Loader::new();
@@ -323,12 +322,19 @@ impl MeshBuilder {
             loader.add_text(text);
         }
         loader.add_config(self.rust.clone());
+        if let Some(mesh) = &self.mesh_config {
+            loader.replace_mesh(mesh.clone());
+        }
         loader.finish()
     }
 
     /// Without the `yaml` feature the resources are Rust's alone.
     #[cfg(not(feature = "yaml"))]
     fn validated(&self) -> Result<Loaded, Vec<Diagnostic>> {
-        self.rust.clone().validate()
+        let mut config = self.rust.clone();
+        if let Some(mesh) = &self.mesh_config {
+            config.mesh = mesh.clone();
+        }
+        config.validate()
     }
 }

@@ -471,4 +471,30 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn a_loaded_config_validates_again_with_its_providers_and_its_mesh_checked() {
+        let yaml = format!(
+            "{}---\n{}",
+            mesh(&format!("  extensionProviders:\n{ZIPKIN}")),
+            telemetry("  - providers: [{name: zipkin}]\n")
+        );
+        let loaded = Config::from_yaml_str(&yaml).unwrap_or_else(|d| panic!("{d:#?}"));
+        // As `Mesh::swap` does with a configuration it was handed.
+        let again = loaded.config.clone().validate();
+        assert!(again.is_ok(), "{again:#?}");
+        // The mesh settings of a configuration built in Rust are checked too.
+        let mut config = loaded.config;
+        config.mesh.extension_providers[0]
+            .zipkin
+            .as_mut()
+            .unwrap()
+            .port = 0;
+        let errors = config.validate().unwrap_err();
+        let d = errors.iter().find(|d| d.is_error()).unwrap();
+        assert_eq!(
+            d.to_string(),
+            "error: <rust> (document 1) MeshConfig (built in Rust): extensionProviders[0].zipkin.port: must be 1–65535, got 0"
+        );
+    }
 }

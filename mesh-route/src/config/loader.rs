@@ -130,6 +130,8 @@ impl DocumentKind {
 pub struct Loader {
     config: Config,
     mesh_documents: Vec<MeshDocument>,
+    /// Mesh settings that replace every document's ([`Loader::replace_mesh`]).
+    replaced_mesh: Option<MeshConfig>,
     diagnostics: Vec<Diagnostic>,
     files: Vec<PathBuf>,
 }
@@ -155,6 +157,7 @@ impl Loader {
         Self {
             config: Config::default(),
             mesh_documents: Vec::new(),
+            replaced_mesh: None,
             diagnostics: Vec::new(),
             files: Vec::new(),
         }
@@ -271,7 +274,24 @@ impl Loader {
         mine.peer_authentications.extend(peer_authentications);
         mine.canaries.extend(canaries);
         mine.canary_routes.extend(canary_routes);
-        mine.mesh.merge(mesh);
+        // Validated and merged with the mesh documents, in the order they came.
+        self.mesh_documents.push(MeshDocument::built(mesh));
+    }
+
+    /// Replaces the mesh settings of every document loaded so far, and of any loaded after,
+    /// with `mesh` (validated as a document of its own).
+    ///
+    /// ```
+    /// use mesh_route::config::{Loader, MeshConfig};
+    ///
+    /// let mut loader = Loader::new();
+    /// loader.add_text("apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec: {trustDomain: example.org}\n");
+    /// loader.replace_mesh(MeshConfig { root_namespace: Some("mesh-root".into()), ..Default::default() });
+    /// let mesh = loader.finish().unwrap().config.mesh;
+    /// assert_eq!((mesh.trust_domain, mesh.root_namespace.as_deref()), (None, Some("mesh-root")));
+    /// ```
+    pub fn replace_mesh(&mut self, mesh: MeshConfig) {
+        self.replaced_mesh = Some(mesh);
     }
 
     /// Loads the YAML `text` as if read from `file`.
@@ -607,6 +627,9 @@ impl Loader {
     /// assert!(errors.iter().any(|d| d.is_error() && d.to_string().contains("v9")), "{errors:?}");
     /// ```
     pub fn finish(mut self) -> Result<Loaded, Vec<Diagnostic>> {
+        if let Some(mesh) = self.replaced_mesh.take() {
+            self.mesh_documents = vec![MeshDocument::built(mesh)];
+        }
         validate_all(&self.config, &self.mesh_documents, &mut self.diagnostics);
         for document in self.mesh_documents {
             self.config.mesh.merge(document.mesh);

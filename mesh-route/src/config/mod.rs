@@ -225,7 +225,7 @@ impl Config {
     }
 
     /// Validates a configuration built in Rust (or changed after loading) as loading does: every
-    /// resource, and the references between them.
+    /// resource, its mesh settings, and the references between them.
     ///
     /// Returns every error and warning when there is at least one error.
     ///
@@ -240,7 +240,8 @@ impl Config {
     /// ```
     pub fn validate(self) -> Result<Loaded, Vec<Diagnostic>> {
         let mut diagnostics = Vec::new();
-        validate::validate_all(&self, &[], &mut diagnostics);
+        let mesh = [validate::MeshDocument::built(self.mesh.clone())];
+        validate::validate_all(&self, &mesh, &mut diagnostics);
         if diagnostics.iter().any(Diagnostic::is_error) {
             Err(diagnostics)
         } else {

@@ -12,6 +12,7 @@ use super::extension_provider::check_tracing_references;
 use super::gateway::validate_gateway;
 use super::mesh_config::MeshConfig;
 use super::peer_authentication::validate_peer_authentication;
+use super::resource::RUST_ORIGIN;
 use super::resource::label;
 use super::resource_rules::{
     validate_destination_rule, validate_mesh_config, validate_service_entry, validate_sidecar,
@@ -19,8 +20,9 @@ use super::resource_rules::{
 };
 use super::route_rules::validate_virtual_service;
 
-/// One mesh-settings document (`MeshConfig` or an IstioOperator's `spec.meshConfig`),
-/// kept apart until validation so its diagnostics can point at it.
+/// One mesh-settings document (`MeshConfig` or an IstioOperator's `spec.meshConfig`, or the
+/// settings of a configuration built in Rust), kept apart until validation so its diagnostics
+/// can point at it.
 pub(crate) struct MeshDocument {
     /// Where it was read from.
     pub(crate) origin: Origin,
@@ -30,6 +32,18 @@ pub(crate) struct MeshDocument {
     pub(crate) prefix: &'static str,
     /// The parsed settings.
     pub(crate) mesh: MeshConfig,
+}
+
+impl MeshDocument {
+    /// The mesh settings of a configuration built in Rust.
+    pub(crate) fn built(mesh: MeshConfig) -> Self {
+        MeshDocument {
+            origin: Origin::new(RUST_ORIGIN, 0),
+            label: "MeshConfig (built in Rust)".into(),
+            prefix: "",
+            mesh,
+        }
+    }
 }
 
 /// Runs every pass and appends the diagnostics to `out`.
