@@ -7,7 +7,9 @@
 //! request is pointed at it and sent through that client instead. Routing, retries, timeouts,
 //! circuit breaking, outlier detection and load balancing stay the mesh's; only the bytes on the
 //! wire are the client's, shadow (mirrored) copies included. The request goes out as plain
-//! `http://` to the endpoint (the sidecar's own connections are plaintext too, until mesh TLS).
+//! `http://` to the endpoint; a cluster whose DestinationRule originates TLS is sent by the
+//! mesh's own TLS client instead ([`Upstream`](crate::upstream::Upstream)), never in plaintext
+//! through the application's.
 //!
 //! Errors are classified as the proxy classifies its own: a connect error (hyper-util's
 //! `is_connect`, or a refused TCP connection) is a connect failure (retried on

@@ -27,7 +27,9 @@ use tower::{Layer, Service};
 /// cluster and the load balancer an endpoint, the request is pointed at that endpoint and sent
 /// through the wrapped client; retries go through it again, to another endpoint where there is
 /// one; shadow (mirrored) copies go through it too. Requests are addressed `http://` (plaintext)
-/// to the endpoint, as the sidecar sends them until mesh TLS exists. Responses and errors are
+/// to the endpoint; a cluster whose DestinationRule originates TLS (`ISTIO_MUTUAL`, `SIMPLE`,
+/// `MUTUAL`) is sent by the mesh's own TLS client instead, never in plaintext through this one.
+/// Responses and errors are
 /// the sidecar's: a failure is the local reply a sidecar would send (`503` with `UO`, `504`
 /// with `UT`, …), so the service never returns an error.
 ///
