@@ -390,7 +390,9 @@ async fn mesh_settings_given_in_rust_are_validated_and_can_be_referred_to() {
         panic!("a port of 0 is an error")
     };
     assert!(
-        problems.to_string().contains("extensionProviders[0].zipkin.port"),
+        problems
+            .to_string()
+            .contains("extensionProviders[0].zipkin.port"),
         "{problems}"
     );
 }
