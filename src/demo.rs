@@ -403,6 +403,29 @@ impl Collected {
     }
 }
 
+/// Why an [`Http1Client`] call failed.
+///
+/// ```
+/// use mesh::demo::{ClientError, Http1Client};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// // Nothing listens on port 1.
+/// let refused = Http1Client::connect("127.0.0.1:1".parse().unwrap()).await.unwrap_err();
+/// assert!(matches!(refused, ClientError::Io(_)), "{refused}");
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The connection could not be made.
+    #[error("connecting: {0}")]
+    Io(#[from] std::io::Error),
+    /// The HTTP exchange failed (the handshake, the request or the response).
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+    /// The request could not be built (a bad target or header).
+    #[error("building the request: {0}")]
+    Request(#[from] http::Error),
+}
+
 /// An HTTP/1.1 client on one kept-alive connection, sending request targets as given.
 ///
 /// ```
@@ -434,9 +457,7 @@ impl Http1Client {
     /// assert_eq!(v1.connections(), 2);
     /// # Ok(()) }
     /// ```
-    pub async fn connect(
-        addr: SocketAddr,
-    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn connect(addr: SocketAddr) -> Result<Self, ClientError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (sender, connection) =
@@ -458,10 +479,7 @@ impl Http1Client {
     /// assert_eq!((seen.uri.path(), &seen.body[..]), ("/items/1", &b"blue"[..]));
     /// # Ok(()) }
     /// ```
-    pub async fn send(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Collected, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Collected, ClientError> {
         self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
         let (parts, body) = response.into_parts();
@@ -491,7 +509,7 @@ impl Http1Client {
         &mut self,
         uri: &str,
         headers: &[(&str, &str)],
-    ) -> Result<Collected, Box<dyn std::error::Error + Send + Sync>> {
+    ) -> Result<Collected, ClientError> {
         let mut builder = Request::get(uri);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
