@@ -5,7 +5,8 @@
 //! catalog story's Istio YAML (internal users to v2, everyone else 90/10, a 1 s timeout, two
 //! retries on 5xx, a circuit breaker and outlier detection), and sends requests through it:
 //! routing by header and weight, a failure of v1 that the retry hides, trace context on every
-//! upstream request, and the Istio metrics that result.
+//! upstream request, a slow v2 cut off at the route's timeout, and the Istio metrics that
+//! result.
 
 use http::Request;
 use http_body_util::{BodyExt, Empty};
@@ -73,6 +74,9 @@ pub struct Report {
     pub retried_attempts: String,
     /// Whether every request v1 and v2 received carried a W3C `traceparent`.
     pub traced: bool,
+    /// Status of an internal request while v2 took longer than the route's 1 s timeout, and
+    /// how long the client waited for it.
+    pub timed_out: (u16, std::time::Duration),
     /// The mesh's Prometheus text.
     pub prometheus: String,
 }
@@ -138,6 +142,12 @@ pub async fn run(requests: usize) -> Result<Report, BoxError> {
         .iter()
         .chain(v2.requests().iter())
         .all(|seen| seen.headers.contains_key("traceparent"));
+    // v2 turns slow: the internal cohort's route gives up at its 1 s timeout.
+    v2.set_delay(std::time::Duration::from_secs(3));
+    let started = std::time::Instant::now();
+    let status = get(Some("internal")).await?.0;
+    report.timed_out = (status, started.elapsed());
+    v2.set_delay(std::time::Duration::ZERO);
     report.prometheus = mesh.render_prometheus().unwrap_or_default();
     Ok(report)
 }
@@ -161,6 +171,10 @@ async fn main() -> Result<(), BoxError> {
         report.retried_status, report.retried_attempts
     );
     println!("trace context on every upstream request: {}", report.traced);
+    println!(
+        "v2 slower than the 1 s timeout: status {} after {:?}",
+        report.timed_out.0, report.timed_out.1
+    );
     println!("\nIstio metrics:");
     for line in report.prometheus.lines() {
         if line.starts_with("istio_requests_total") {

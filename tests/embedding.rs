@@ -34,6 +34,13 @@ async fn the_client_example_routes_retries_traces_and_counts() {
     assert_eq!(report.retried_status, 200);
     assert_eq!(report.retried_attempts, "2");
     assert!(report.traced);
+    let (status, waited) = report.timed_out;
+    assert_eq!(status, 504, "the route's 1 s timeout");
+    assert!(
+        waited >= std::time::Duration::from_millis(900)
+            && waited < std::time::Duration::from_secs(2),
+        "{waited:?}"
+    );
     let v1_series = report
         .prometheus
         .lines()
