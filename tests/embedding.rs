@@ -233,8 +233,10 @@ async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
         assert_eq!(in_process_body, through_sidecar.body, "{path} {headers:?}");
     }
 
-    let sidecar_series = sidecar_metrics.requests();
-    let mesh_series = mesh_metrics.requests();
+    let sidecar_series = sidecar_metrics
+        .wait_for_requests(REQUESTS.len() as u64)
+        .await;
+    let mesh_series = mesh_metrics.wait_for_requests(REQUESTS.len() as u64).await;
     // Each kind of outcome is there: 200 from each version, 503 FI, 503 UH, 504 UT.
     let flags: std::collections::BTreeSet<_> = mesh_series
         .iter()
