@@ -70,6 +70,9 @@ struct Shared {
     live: LiveSidecar,
     /// The warnings of the configuration in force.
     warnings: ArcSwap<Vec<Diagnostic>>,
+    /// Held while a swap replaces the configuration and then its warnings, so that concurrent
+    /// swaps leave the warnings of the configuration in force.
+    swapping: std::sync::Mutex<()>,
 }
 
 impl Mesh {
@@ -134,6 +137,7 @@ impl Mesh {
             shared: Arc::new(Shared {
                 live,
                 warnings: ArcSwap::from_pointee(loaded.warnings),
+                swapping: std::sync::Mutex::new(()),
             }),
         })
     }
@@ -232,6 +236,11 @@ impl Mesh {
     }
 
     fn swap_loaded(&self, loaded: Loaded) -> Result<Vec<Diagnostic>, Error> {
+        let _one_at_a_time = self
+            .shared
+            .swapping
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.shared.live.swap(loaded.config)?;
         self.shared
             .warnings
