@@ -188,6 +188,24 @@ impl MeshBuilder {
         self
     }
 
+    /// Adds a whole configuration written in Rust — resources of every kind (Sidecars,
+    /// Gateways, AuthorizationPolicies, PeerAuthentications, Canaries, …) — and overlays its
+    /// mesh settings on those of the YAML.
+    ///
+    /// ```
+    /// use mesh::config::{Config, PeerAuthentication, Resource};
+    /// # fn main() -> Result<(), mesh::Error> {
+    /// let mut config = Config::default();
+    /// config.peer_authentications.push(Resource::new("default", PeerAuthentication::default()).in_namespace("istio-system"));
+    /// let mesh = mesh::Mesh::builder().config(config).access_log(false).build()?;
+    /// assert_eq!(mesh.config().peer_authentications.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn config(mut self, config: Config) -> Self {
+        self.rust.merge(config);
+        self
+    }
+
     /// Sets the mesh-wide settings (replacing any merged from YAML `MeshConfig` documents).
     ///
     /// With `REGISTRY_ONLY`, a host no ServiceEntry knows gets 502 without reaching the client:

@@ -247,33 +247,9 @@ impl Loader {
     /// let config = loader.finish().unwrap().config;
     /// assert_eq!(config.virtual_services[0].origin.file.to_str(), Some("<rust>"));
     /// ```
-    pub fn add_config(&mut self, config: Config) {
-        // Destructured in full, so that a resource kind added to `Config` cannot be forgotten
-        // here.
-        let Config {
-            virtual_services,
-            destination_rules,
-            service_entries,
-            sidecars,
-            telemetries,
-            gateways,
-            authorization_policies,
-            peer_authentications,
-            canaries,
-            canary_routes,
-            mesh,
-        } = config;
-        let mine = &mut self.config;
-        mine.virtual_services.extend(virtual_services);
-        mine.destination_rules.extend(destination_rules);
-        mine.service_entries.extend(service_entries);
-        mine.sidecars.extend(sidecars);
-        mine.telemetries.extend(telemetries);
-        mine.gateways.extend(gateways);
-        mine.authorization_policies.extend(authorization_policies);
-        mine.peer_authentications.extend(peer_authentications);
-        mine.canaries.extend(canaries);
-        mine.canary_routes.extend(canary_routes);
+    pub fn add_config(&mut self, mut config: Config) {
+        let mesh = std::mem::take(&mut config.mesh);
+        self.config.merge(config);
         // Validated and merged with the mesh documents, in the order they came.
         self.mesh_documents.push(MeshDocument::built(mesh));
     }

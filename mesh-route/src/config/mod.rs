@@ -224,6 +224,51 @@ impl Config {
         loader.finish()
     }
 
+    /// Adds the resources of `other` after this configuration's, and overlays its mesh settings
+    /// ([`MeshConfig::merge`]).
+    ///
+    /// ```
+    /// use mesh_route::config::{Config, MeshConfig, Resource, ServiceEntry};
+    ///
+    /// let mut config = Config::default();
+    /// config.service_entries.push(Resource::new("a", ServiceEntry::default()));
+    /// let mut other = Config::default();
+    /// other.service_entries.push(Resource::new("b", ServiceEntry::default()));
+    /// other.mesh = MeshConfig { trust_domain: Some("example.org".into()), ..Default::default() };
+    /// config.merge(other);
+    /// let names: Vec<_> = config.service_entries.iter().map(|e| e.meta.name.as_str()).collect();
+    /// assert_eq!(names, ["a", "b"]);
+    /// assert_eq!(config.mesh.trust_domain.as_deref(), Some("example.org"));
+    /// ```
+    pub fn merge(&mut self, other: Config) {
+        // Destructured in full, so that a resource kind added to `Config` cannot be forgotten
+        // here.
+        let Config {
+            virtual_services,
+            destination_rules,
+            service_entries,
+            sidecars,
+            telemetries,
+            gateways,
+            authorization_policies,
+            peer_authentications,
+            canaries,
+            canary_routes,
+            mesh,
+        } = other;
+        self.virtual_services.extend(virtual_services);
+        self.destination_rules.extend(destination_rules);
+        self.service_entries.extend(service_entries);
+        self.sidecars.extend(sidecars);
+        self.telemetries.extend(telemetries);
+        self.gateways.extend(gateways);
+        self.authorization_policies.extend(authorization_policies);
+        self.peer_authentications.extend(peer_authentications);
+        self.canaries.extend(canaries);
+        self.canary_routes.extend(canary_routes);
+        self.mesh.merge(mesh);
+    }
+
     /// Validates a configuration built in Rust (or changed after loading) as loading does: every
     /// resource, its mesh settings, and the references between them.
     ///
