@@ -271,13 +271,14 @@ impl Telemetry {
         config: &Config,
         settings: &SidecarSettings,
         workload: &Workload,
+        source: &SourceWorkload,
         previous: Option<&Telemetry>,
     ) -> Result<Self, StartError> {
         let (recorder, prometheus) = match &settings.metrics {
             Some(recorder) => (recorder.clone(), settings.prometheus.clone()),
             None => default_recorder()?,
         };
-        let mut logs = TelemetrySettings::from_config(config, &workload.namespace);
+        let mut logs = TelemetrySettings::from_config(config, source);
         if settings.disable_access_log {
             logs.client_access_log = None;
             logs.server_access_log = None;
@@ -364,19 +365,19 @@ struct SideTracing {
 }
 
 impl Tracing {
-    /// The layers `config` asks for, for a proxy of `namespace`; spans are exported only when a
-    /// collector is configured.
+    /// The layers `config` asks for, for a proxy running as `workload`; spans are exported only
+    /// when a collector is configured.
     ///
     /// The reporter of `previous` (the configuration this one replaces) is kept when it exports
     /// to the same collector, so its queue and counters carry on.
     fn new(
         config: &Config,
-        namespace: &str,
+        workload: &SourceWorkload,
         previous: Option<&(String, SpanReporter)>,
     ) -> Result<Self, StartError> {
         let env = |name: &str| std::env::var(name).ok();
-        let client = TraceSettings::from_config(config, WorkloadMode::Client, namespace, env);
-        let server = TraceSettings::from_config(config, WorkloadMode::Server, namespace, env);
+        let client = TraceSettings::from_config(config, WorkloadMode::Client, workload, env);
+        let server = TraceSettings::from_config(config, WorkloadMode::Server, workload, env);
         let collector = client.zipkin.as_ref().or(server.zipkin.as_ref());
         let mut reporter = None;
         if let Some(collector) = collector {
@@ -534,13 +535,14 @@ impl Sidecar {
         let mirror_stats = mirror.stats().clone();
         let tracing = Tracing::new(
             &config,
-            &workload.namespace,
+            &source,
             previous.and_then(|p| p.span_reporter.as_ref()),
         )?;
         let telemetry = Telemetry::new(
             &config,
             &settings,
             &workload,
+            &source,
             previous.map(|p| &p.telemetry),
         )?;
         // The outbound stack; gateway ports run the same one in their route scope.

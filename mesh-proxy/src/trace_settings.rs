@@ -1,7 +1,7 @@
 //! [`TraceSettings`]: the tracing the configuration asks for, for one side of the proxy
 //! (`Client`: outbound, `Server`: inbound), resolved with Istio's precedence — the Telemetry
-//! `tracing` entry for that side of the proxy's namespace, else the mesh-wide one
-//! ([`Config::tracing_for`]), over
+//! `tracing` entry for that side of the proxy's workload, else of its namespace, else the
+//! mesh-wide one ([`Config::tracing_for`]), over
 //! `meshConfig.defaultConfig.tracing` over Istio's defaults (1 % sampling, no custom tags,
 //! 256-character `http.url`).
 //!
@@ -18,7 +18,10 @@
 //! - no export under Telemetry `disableSpanReporting`;
 //! - Istio's workload tags unless Telemetry `enableIstioTags: false`.
 
-use mesh_route::config::{Config, CustomTag as MeshCustomTag, TelemetryCustomTag, WorkloadMode};
+use mesh_route::{
+    config::{Config, CustomTag as MeshCustomTag, TelemetryCustomTag, WorkloadMode},
+    table::SourceWorkload,
+};
 use mesh_trace::{
     Propagation, Sampler,
     custom_tags::{CustomTag, TagSource},
@@ -29,8 +32,8 @@ use mesh_trace::{
 ///
 /// ```
 /// use mesh_proxy::trace_settings::{DEFAULT_SAMPLING, TraceSettings};
-/// use mesh_route::config::{Config, WorkloadMode};
-/// let settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Client, "shop", |_| None);
+/// use mesh_route::{config::{Config, WorkloadMode}, table::SourceWorkload};
+/// let settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Client, &SourceWorkload::default(), |_| None);
 /// assert_eq!(settings.sampling, DEFAULT_SAMPLING);
 /// assert_eq!(DEFAULT_SAMPLING, 1.0);
 /// ```
@@ -40,8 +43,8 @@ pub const DEFAULT_SAMPLING: f64 = 1.0;
 ///
 /// ```
 /// use mesh_proxy::trace_settings::TraceSettings;
-/// use mesh_route::config::{Config, WorkloadMode};
-/// let settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Server, "shop", |_| None);
+/// use mesh_route::{config::{Config, WorkloadMode}, table::SourceWorkload};
+/// let settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Server, &SourceWorkload::default(), |_| None);
 /// assert!(settings.zipkin.is_none(), "no collector: headers propagate, no span is exported");
 /// assert!(settings.custom_tags.is_empty() && settings.istio_tags);
 /// assert_eq!(settings.max_path_tag_length, 256);
@@ -63,24 +66,24 @@ pub struct TraceSettings {
 }
 
 impl TraceSettings {
-    /// The settings of `config` for `side` (`Client` or `Server`), reading environment tags
-    /// through `env`.
+    /// The settings of `config` for `side` (`Client` or `Server`) of a proxy running as
+    /// `workload`, reading environment tags through `env`.
     ///
     /// ```
     /// use mesh_proxy::trace_settings::TraceSettings;
-    /// use mesh_route::config::{Config, WorkloadMode};
+    /// use mesh_route::{config::{Config, WorkloadMode}, table::SourceWorkload};
     /// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig: {tracing: {sampling: 100, zipkin: {address: 127.0.0.1:9411}}}\n";
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// let settings = TraceSettings::from_config(&config, WorkloadMode::Client, "shop", |_| None);
+    /// let settings = TraceSettings::from_config(&config, WorkloadMode::Client, &SourceWorkload::default(), |_| None);
     /// assert_eq!(settings.sampling, 100.0);
     /// assert_eq!(settings.zipkin.as_deref(), Some("127.0.0.1:9411"));
-    /// let default = TraceSettings::from_config(&Config::default(), WorkloadMode::Server, "shop", |_| None);
+    /// let default = TraceSettings::from_config(&Config::default(), WorkloadMode::Server, &SourceWorkload::default(), |_| None);
     /// assert_eq!(default.sampling, 1.0);
     /// ```
     pub fn from_config(
         config: &Config,
         side: WorkloadMode,
-        namespace: &str,
+        workload: &SourceWorkload,
         env: impl Fn(&str) -> Option<String>,
     ) -> Self {
         let mesh = config
@@ -88,7 +91,7 @@ impl TraceSettings {
             .default_config
             .as_ref()
             .and_then(|proxy| proxy.tracing.as_ref());
-        let telemetry = config.tracing_for(side, namespace);
+        let telemetry = config.tracing_for(side, workload);
         let sampling = telemetry
             .and_then(|t| t.random_sampling_percentage)
             .or(mesh.and_then(|m| m.sampling))
@@ -146,8 +149,8 @@ impl TraceSettings {
     /// ```
     /// use mesh_core::policy::Fraction;
     /// use mesh_proxy::trace_settings::TraceSettings;
-    /// use mesh_route::config::{Config, WorkloadMode};
-    /// let mut settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Client, "shop", |_| None);
+    /// use mesh_route::{config::{Config, WorkloadMode}, table::SourceWorkload};
+    /// let mut settings = TraceSettings::from_config(&Config::default(), WorkloadMode::Client, &SourceWorkload::default(), |_| None);
     /// settings.sampling = 12.5;
     /// assert_eq!(settings.sampler().random_fraction(), Fraction::from_percent(12.5));
     /// ```
@@ -244,7 +247,7 @@ mod tests {
 
     fn side(yaml: &str, side: WorkloadMode, env: impl Fn(&str) -> Option<String>) -> TraceSettings {
         let loaded = Config::from_yaml_str(yaml).unwrap_or_else(|d| panic!("{d:#?}"));
-        TraceSettings::from_config(&loaded.config, side, "shop", env)
+        TraceSettings::from_config(&loaded.config, side, &SourceWorkload::default(), env)
     }
 
     const MESH: &str = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig:\n    tracing:\n      sampling: 10\n      zipkin: {address: zipkin:9411}\n      maxPathTagLength: 64\n      customTags:\n        cluster: {environment: {name: CLUSTER, defaultValue: west}}\n        user: {header: {name: x-user}}\n        team: {literal: {value: shop}}\n";

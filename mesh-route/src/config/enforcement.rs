@@ -359,13 +359,13 @@ pub const NOT_ENFORCED: &[NotEnforced] = &[
         flag(present, "outboundTrafficPolicy.egressProxy")
     }),
     // Telemetry.
-    telemetry("selector", |t| flag(t.selector.is_some(), "selector")),
     telemetry("targetRef", |t| flag(t.target_ref.is_some(), "targetRef")),
     telemetry("targetRefs[]", |t| {
         indexed("targetRefs", t.target_refs.len())
     }),
-    // Mesh-wide tracing (a Telemetry without selector or targetRef) is enforced; a
-    // workload-scoped Telemetry is not applied by this proxy, which has no workload labels.
+    // Tracing of a Telemetry without targetRef (mesh-wide, of a namespace, or selecting
+    // workloads by label) is enforced for the proxies it applies to; one attached to a
+    // resource by targetRef applies to none.
     telemetry("tracing[].match.mode", |t| {
         scoped_tracing(t, "match.mode", |x| {
             x.match_.as_ref().is_some_and(|m| m.mode.is_some())
@@ -613,16 +613,16 @@ fn telemetry_tracing(
     })
 }
 
-/// Like [`telemetry_tracing`], for fields the proxy applies from a mesh-wide Telemetry's
-/// entry for each side ([`Telemetry::tracing_for`]): reported only where they are not applied
-/// (a workload-scoped Telemetry, or an entry no side uses).
+/// Like [`telemetry_tracing`], for fields the proxy applies from a Telemetry's entry for each
+/// side ([`Telemetry::tracing_for`]): reported only where they are not applied (a Telemetry
+/// attached by `targetRef`, or an entry no side uses).
 fn scoped_tracing(
     t: &Telemetry,
     leaf: &str,
     present: impl Fn(&TelemetryTracing) -> bool,
 ) -> Vec<String> {
     let applied = |i: usize| {
-        t.selects_all()
+        t.applies_to_proxies()
             && [WorkloadMode::Client, WorkloadMode::Server]
                 .into_iter()
                 .any(|side| t.tracing_for(side).is_some_and(|(j, _)| j == i))
@@ -636,15 +636,15 @@ fn scoped_tracing(
     )
 }
 
-/// Like [`scoped_tracing`], for `accessLogging` entries: only the entries a mesh-wide
-/// Telemetry applies to a side are enforced.
+/// Like [`scoped_tracing`], for `accessLogging` entries: only the entries a Telemetry applies
+/// to a side are enforced.
 fn scoped_access_logging(
     t: &Telemetry,
     leaf: &str,
     present: impl Fn(&AccessLogging) -> bool,
 ) -> Vec<String> {
     let applied = |i: usize| {
-        t.selects_all()
+        t.applies_to_proxies()
             && [WorkloadMode::Client, WorkloadMode::Server]
                 .into_iter()
                 .any(|side| t.access_logging_for(side).is_some_and(|(j, _)| j == i))

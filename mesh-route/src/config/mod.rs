@@ -60,6 +60,8 @@ use std::path::Path;
 
 use std::borrow::Cow;
 
+use crate::table::SourceWorkload;
+
 use serde::Serialize;
 
 pub use authorization_policy::{AuthorizationAction, AuthorizationPolicy};
@@ -403,14 +405,14 @@ impl Config {
             .first()
     }
 
-    /// The tracing entry for one side (`Client`: outbound, `Server`: inbound) of a workload
-    /// of `namespace`, as Istio layers Telemetries: from the most specific one with an entry
-    /// for that side ([`Telemetry::tracing_for`]) — a selector-less Telemetry of the
-    /// workload's namespace, then a mesh-wide one (see [`mesh_tracing`](Self::mesh_tracing)).
-    /// Telemetries of other namespaces do not apply.
+    /// The tracing entry for one side (`Client`: outbound, `Server`: inbound) of `workload`, as
+    /// Istio layers Telemetries: from the most specific one with an entry for that side
+    /// ([`Telemetry::tracing_for`]) — one of the workload's namespace whose `selector` selects
+    /// its labels, then a selector-less one of its namespace, then a mesh-wide one (see
+    /// [`mesh_tracing`](Self::mesh_tracing)). Telemetries of other namespaces do not apply.
     ///
     /// ```
-    /// use mesh_route::config::{Config, WorkloadMode};
+    /// use mesh_route::{config::{Config, WorkloadMode}, table::SourceWorkload};
     ///
     /// let yaml = r#"
     /// apiVersion: telemetry.istio.io/v1
@@ -426,29 +428,45 @@ impl Config {
     /// spec:
     ///   tracing:
     ///   - {randomSamplingPercentage: 5}
+    /// ---
+    /// apiVersion: telemetry.istio.io/v1
+    /// kind: Telemetry
+    /// metadata: {name: checkout, namespace: shop}
+    /// spec:
+    ///   selector: {matchLabels: {app: checkout}}
+    ///   tracing:
+    ///   - {randomSamplingPercentage: 50}
     /// "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// let sampling = |side, namespace| config.tracing_for(side, namespace).and_then(|t| t.random_sampling_percentage);
-    /// assert_eq!(sampling(WorkloadMode::Server, "web"), Some(100.0)); // mesh-wide
-    /// assert_eq!(sampling(WorkloadMode::Client, "web"), None);
-    /// assert_eq!(sampling(WorkloadMode::Server, "shop"), Some(5.0)); // the namespace's own
-    /// assert_eq!(sampling(WorkloadMode::Client, "shop"), Some(5.0));
+    /// let workload = |namespace: &str, app: &str| SourceWorkload {
+    ///     labels: [("app".to_string(), app.to_string())].into(),
+    ///     namespace: namespace.into(),
+    /// };
+    /// let sampling = |side, workload: &SourceWorkload| {
+    ///     config.tracing_for(side, workload).and_then(|t| t.random_sampling_percentage)
+    /// };
+    /// let (web, catalog, checkout) = (workload("web", "web"), workload("shop", "catalog"), workload("shop", "checkout"));
+    /// assert_eq!(sampling(WorkloadMode::Server, &web), Some(100.0)); // mesh-wide
+    /// assert_eq!(sampling(WorkloadMode::Client, &web), None);
+    /// assert_eq!(sampling(WorkloadMode::Server, &catalog), Some(5.0)); // the namespace's own
+    /// assert_eq!(sampling(WorkloadMode::Client, &catalog), Some(5.0));
+    /// assert_eq!(sampling(WorkloadMode::Client, &checkout), Some(50.0)); // the workload's own
     /// ```
     pub fn tracing_for<'a>(
         &'a self,
         side: WorkloadMode,
-        namespace: &'a str,
+        workload: &'a SourceWorkload,
     ) -> Option<&'a TelemetryTracing> {
-        self.telemetry_levels(Some(namespace))
+        self.telemetry_levels(Some(workload))
             .find_map(|t| t.tracing_for(side))
             .map(|(_, entry)| entry)
     }
 
-    /// The `accessLogging` entry for one side of a workload of `namespace`, chosen among
-    /// Telemetries as [`tracing_for`](Self::tracing_for) chooses.
+    /// The `accessLogging` entry for one side of `workload`, chosen among Telemetries as
+    /// [`tracing_for`](Self::tracing_for) chooses.
     ///
     /// ```
-    /// use mesh_route::config::{Config, WorkloadMode};
+    /// use mesh_route::{config::{Config, WorkloadMode}, table::SourceWorkload};
     ///
     /// let yaml = r#"
     /// apiVersion: telemetry.istio.io/v1
@@ -466,7 +484,10 @@ impl Config {
     ///   - {disabled: true}
     /// "#;
     /// let config = Config::from_yaml_str(yaml).unwrap().config;
-    /// let disabled = |side, namespace| config.access_logging_for(side, namespace).and_then(|l| l.disabled);
+    /// let disabled = |side, namespace: &str| {
+    ///     let workload = SourceWorkload { namespace: namespace.into(), ..Default::default() };
+    ///     config.access_logging_for(side, &workload).and_then(|l| l.disabled)
+    /// };
     /// assert_eq!(disabled(WorkloadMode::Client, "shop"), Some(true));
     /// assert_eq!(disabled(WorkloadMode::Server, "shop"), None);
     /// assert_eq!(disabled(WorkloadMode::Server, "batch"), Some(true));
@@ -474,27 +495,42 @@ impl Config {
     pub fn access_logging_for<'a>(
         &'a self,
         side: WorkloadMode,
-        namespace: &'a str,
+        workload: &'a SourceWorkload,
     ) -> Option<&'a AccessLogging> {
-        self.telemetry_levels(Some(namespace))
+        self.telemetry_levels(Some(workload))
             .find_map(|t| t.access_logging_for(side))
             .map(|(_, entry)| entry)
     }
 
-    /// The selector-less Telemetries that apply to a workload of `namespace` (`None`: to
-    /// every workload), the most specific first: those of `namespace`, unless it is the root
-    /// namespace, then the mesh-wide ones; each level in load order.
+    /// The Telemetries that apply to `workload` (`None`: to every workload), the most specific
+    /// first: those of its namespace whose `selector` selects it, those of its namespace with
+    /// none (unless it is the root namespace), then the mesh-wide ones; each level in load
+    /// order. A Telemetry with a `targetRef` applies to none (this proxy is no Gateway API
+    /// resource); loading says so.
     fn telemetry_levels<'a>(
         &'a self,
-        namespace: Option<&'a str>,
+        workload: Option<&'a SourceWorkload>,
     ) -> impl Iterator<Item = &'a Telemetry> + 'a {
         let root = self.mesh.root_namespace();
-        let applying = self.telemetries.iter().filter(|t| t.spec.selects_all());
+        let untargeted = self
+            .telemetries
+            .iter()
+            .filter(|t| t.spec.applies_to_proxies());
+        let of_workload_namespace = move |t: &Resource<Telemetry>| {
+            workload.is_some_and(|w| t.namespace() == Some(w.namespace.as_str()))
+        };
+        let selecting = untargeted.clone().filter(move |t| {
+            of_workload_namespace(t)
+                && PolicyWorkloadSelector::narrowing(t.spec.selector.as_ref())
+                    .zip(workload)
+                    .is_some_and(|(selector, w)| selector.selects(&w.labels))
+        });
+        let applying = untargeted.filter(|t| t.spec.selects_all());
         let own = applying
             .clone()
-            .filter(move |t| namespace.is_some_and(|ns| ns != root && t.namespace() == Some(ns)));
+            .filter(move |t| of_workload_namespace(t) && t.namespace() != Some(root));
         let mesh_wide = applying.filter(move |t| t.namespace().is_none_or(|ns| ns == root));
-        own.chain(mesh_wide).map(|t| &t.spec)
+        selecting.chain(own).chain(mesh_wide).map(|t| &t.spec)
     }
 }
 

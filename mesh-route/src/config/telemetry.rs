@@ -85,6 +85,21 @@ impl Telemetry {
         self.selector.is_none() && self.target_ref.is_none() && self.target_refs.is_empty()
     }
 
+    /// Whether it may apply to a proxy: it is attached to no resource by `targetRef` (a
+    /// `selector`, if any, chooses among the proxies of its namespace by their labels).
+    ///
+    /// ```
+    /// use mesh_route::config::{PolicyTargetReference, PolicyWorkloadSelector, Telemetry};
+    ///
+    /// let selecting = Telemetry { selector: Some(PolicyWorkloadSelector::default()), ..Default::default() };
+    /// assert!(selecting.applies_to_proxies());
+    /// let attached = Telemetry { target_ref: Some(PolicyTargetReference::default()), ..Default::default() };
+    /// assert!(!attached.applies_to_proxies());
+    /// ```
+    pub fn applies_to_proxies(&self) -> bool {
+        self.target_ref.is_none() && self.target_refs.is_empty()
+    }
+
     /// The `tracing` entry (and its index) that applies to `side` (`Client` or `Server`): the
     /// first whose `match.mode` is unset, `CLIENT_AND_SERVER`, or that side.
     ///

@@ -744,13 +744,22 @@ fn telemetry_with_every_section_loads_with_not_enforced_warnings() {
 }
 
 #[test]
-fn workload_scoped_or_later_tracing_entries_are_reported_not_enforced() {
-    let scoped = telemetry(
+fn attached_or_later_tracing_entries_are_reported_not_enforced() {
+    // Attached to a Gateway API resource, it applies to no proxy.
+    let attached = telemetry(
+        "t",
+        "  targetRef: {group: gateway.networking.k8s.io, kind: Gateway, name: gw}\n  tracing: [{randomSamplingPercentage: 10}]\n",
+    );
+    let w = warnings(&attached);
+    find(&w, "targetRef");
+    find(&w, "tracing[0].randomSamplingPercentage");
+    // Selecting workloads by label, it applies to the proxies it selects.
+    let selecting = telemetry(
         "t",
         "  selector: {matchLabels: {app: catalog}}\n  tracing: [{randomSamplingPercentage: 10}]\n",
     );
-    let w = warnings(&scoped);
-    find(&w, "tracing[0].randomSamplingPercentage");
+    let w = warnings(&selecting);
+    assert!(w.is_empty(), "{w:#?}");
     let second = telemetry(
         "t",
         "  tracing: [{randomSamplingPercentage: 10}, {customTags: {a: {literal: {value: b}}}}]\n",
@@ -765,9 +774,13 @@ fn workload_scoped_or_later_tracing_entries_are_reported_not_enforced() {
     );
     let loaded = load(&sides).unwrap_or_else(|d| panic!("{d:#?}"));
     assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    let shop = crate::table::SourceWorkload {
+        namespace: "shop".into(),
+        ..Default::default()
+    };
     let server = loaded
         .config
-        .tracing_for(WorkloadMode::Server, "shop")
+        .tracing_for(WorkloadMode::Server, &shop)
         .unwrap();
     assert_eq!(server.random_sampling_percentage, Some(50.0));
 }
@@ -1007,18 +1020,26 @@ fn telemetry_loads_among_other_resources() {
     assert_eq!(names, ["workloads", "mesh-default"]);
     assert_eq!(config.telemetries[1].origin, Origin::new("<inline>", 4));
     assert_eq!(config.outbound_mode(), OutboundMode::RegistryOnly);
-    // The Telemetry with a selector is not mesh-wide.
+    // The Telemetry with a selector is not mesh-wide: it applies to the proxies it selects.
     assert_eq!(
         config
             .mesh_tracing()
             .and_then(|t| t.random_sampling_percentage),
         Some(1.0)
     );
-    let selector = find(&loaded.warnings, "selector");
-    assert_eq!(selector.message, "selector: parsed, not enforced yet");
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    let sampling = |app: &str| {
+        let proxy = crate::table::SourceWorkload {
+            labels: [("app".to_string(), app.to_string())].into(),
+            namespace: "istio-system".into(),
+        };
+        config
+            .tracing_for(WorkloadMode::Client, &proxy)
+            .and_then(|t| t.random_sampling_percentage)
+    };
     assert_eq!(
-        selector.resource.as_deref(),
-        Some("Telemetry istio-system/workloads")
+        (sampling("catalog"), sampling("web")),
+        (Some(100.0), Some(1.0))
     );
     assert_eq!(Config::default().mesh_tracing(), None);
 }
