@@ -497,3 +497,33 @@ async fn an_extension_provider_chooses_the_collector_and_the_headers_written() {
         assert_eq!(of_trace(&collector.spans(), &trace_id).len(), 1, "{option}");
     }
 }
+
+#[tokio::test]
+async fn with_tracing_off_trace_headers_pass_untouched_and_nothing_is_exported() {
+    let catalog = upstream().await;
+    let collector = Collector::start().await;
+    let off = format!("{}  enableTracing: false\n", zipkin_at(collector.addr, 100));
+    let proxy = sidecar(&config(&catalog, &off)).await;
+    let mut client = Http1Client::connect(proxy.addr("outbound").unwrap())
+        .await
+        .unwrap();
+    let caller = "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1";
+    for headers in [
+        &[][..],
+        &[("b3", caller), ("x-envoy-force-trace", "true")][..],
+    ] {
+        let response = client.get("http://catalog/items", headers).await.unwrap();
+        assert_eq!(response.status, 200);
+        let seen = catalog.last_request().unwrap().headers;
+        assert!(
+            !seen.contains_key("x-b3-traceid") && !seen.contains_key("traceparent"),
+            "{seen:?}"
+        );
+        assert_eq!(seen["x-request-id"].len(), 36, "still made");
+        if !headers.is_empty() {
+            assert_eq!(seen["b3"], caller, "the caller's context passes as it came");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(collector.spans().is_empty(), "{:?}", collector.spans());
+}

@@ -389,7 +389,11 @@ impl Tracing {
             reporter = Some((spawned, identity));
         }
         let side = |settings: &TraceSettings, kind| SideTracing {
-            trace: TraceLayer::new(settings.sampler(), settings.propagation),
+            trace: if settings.enabled {
+                TraceLayer::new(settings.sampler(), settings.propagation)
+            } else {
+                TraceLayer::off()
+            },
             spans: reporter
                 .as_ref()
                 .filter(|_| settings.zipkin.is_some())

@@ -16,6 +16,8 @@
 //! - without one, spans go to `defaultConfig.tracing.zipkin.address`, and both B3 and W3C
 //!   headers are written; without an address, trace headers still propagate;
 //! - no export under Telemetry `disableSpanReporting`;
+//! - no tracing at all under MeshConfig `enableTracing: false` (trace headers pass untouched;
+//!   `x-request-id` is still made);
 //! - Istio's workload tags unless Telemetry `enableIstioTags: false`.
 
 use mesh_route::{
@@ -59,6 +61,9 @@ pub struct TraceSettings {
     pub zipkin: Option<String>,
     /// The trace headers written upstream.
     pub propagation: Propagation,
+    /// `false` (MeshConfig `enableTracing: false`): no trace headers are read or written and
+    /// nothing is exported.
+    pub enabled: bool,
     /// `http.url` is cut to this many characters.
     pub max_path_tag_length: usize,
     /// Add Istio's workload tags.
@@ -131,10 +136,12 @@ impl TraceSettings {
                 mesh.and_then(|m| m.max_path_tag_length),
             ),
         };
+        let enabled = config.mesh.enable_tracing != Some(false);
         TraceSettings {
             sampling,
             custom_tags,
-            zipkin: zipkin.filter(|_| reporting),
+            zipkin: zipkin.filter(|_| reporting && enabled),
+            enabled,
             propagation,
             // 0 means unset, as in Istio.
             max_path_tag_length: max_tag_length
@@ -316,6 +323,13 @@ mod tests {
         // Without a provider, the legacy address, with B3 and W3C headers.
         let s = settings(MESH, |_| None);
         assert_eq!(s.propagation, Propagation::default());
+        assert!(s.enabled);
+        // Tracing off: nothing exported.
+        let off = format!(
+            "{yaml}---\napiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: no-tracing}}\nspec: {{enableTracing: false}}\n"
+        );
+        let s = settings(&off, |_| None);
+        assert_eq!((s.enabled, s.zipkin), (false, None));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! recording and logs further in.
 //!
 //! The same steps are plain functions for a client that sends requests itself: [`propagate`]
-//! (or its pieces) and [`ensure_request_id`](crate::request_id::ensure_request_id).
+//! (or its pieces) and [`ensure_request_id`].
 //!
 //! Cost: one pass over the headers finds the trace headers' values, so reading them costs no
 //! hashed lookup; a second rewrites the ones present in place; values are formatted on the
@@ -25,7 +25,7 @@ use crate::{
     context::{Found, Scan, TraceContext},
     ids::hex_header_value,
     propagation::{Injection, Propagation},
-    request_id::{X_REQUEST_ID, uuid_v4_bytes},
+    request_id::{X_REQUEST_ID, ensure_request_id, uuid_v4_bytes},
     sampling::{Forcing, Sampler},
     trace_reason::{RequestIdTrace, TraceReason},
 };
@@ -56,10 +56,18 @@ use tower::{Layer, Service};
 /// assert_eq!(context.sampled, Some(false)); // the caller's decision is honoured
 /// # });
 /// ```
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct TraceLayer {
     sampler: Sampler,
     propagation: Propagation,
+    /// `false`: tracing is off (see [`TraceLayer::off`]).
+    enabled: bool,
+}
+
+impl Default for TraceLayer {
+    fn default() -> Self {
+        TraceLayer::new(Sampler::default(), Propagation::default())
+    }
 }
 
 impl TraceLayer {
@@ -83,6 +91,35 @@ impl TraceLayer {
         TraceLayer {
             sampler,
             propagation,
+            enabled: true,
+        }
+    }
+
+    /// Tracing turned off (Istio's `meshConfig.enableTracing: false`): the trace headers a
+    /// request carries pass as they are, nothing is decided or sampled, and no
+    /// [`TraceContext`] is attached (so no span is made); `x-request-id` is still made when
+    /// absent, as Envoy's request-id extension does.
+    ///
+    /// ```
+    /// use mesh_trace::{TraceContext, TraceLayer};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let svc = TraceLayer::off().layer(service_fn(|req: http::Request<()>| async move {
+    ///     let traced = req.extensions().get::<TraceContext>().is_some();
+    ///     Ok::<_, std::convert::Infallible>((traced, req.headers().clone()))
+    /// }));
+    /// let request = http::Request::builder().header("x-b3-sampled", "1").body(()).unwrap();
+    /// let (traced, headers) = svc.oneshot(request).await.unwrap();
+    /// assert!(!traced);
+    /// assert_eq!(headers["x-b3-sampled"], "1", "passed on as it came");
+    /// assert!(!headers.contains_key("x-b3-traceid") && !headers.contains_key("traceparent"));
+    /// assert_eq!(headers["x-request-id"].len(), 36);
+    /// # });
+    /// ```
+    pub fn off() -> Self {
+        TraceLayer {
+            enabled: false,
+            ..TraceLayer::default()
         }
     }
 }
@@ -95,6 +132,7 @@ impl<S> Layer<S> for TraceLayer {
             inner,
             sampler: self.sampler,
             propagation: self.propagation,
+            enabled: self.enabled,
         }
     }
 }
@@ -120,6 +158,7 @@ pub struct Trace<S> {
     inner: S,
     sampler: Sampler,
     propagation: Propagation,
+    enabled: bool,
 }
 
 impl<S, B> Service<Request<B>> for Trace<S>
@@ -136,6 +175,10 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> S::Future {
         let headers = request.headers_mut();
+        if !self.enabled {
+            ensure_request_id(headers);
+            return self.inner.call(request);
+        }
         // Room for what may be added (trace id, span id, parent, sampled, traceparent and
         // request id): one growth of the map at most, not one per insert.
         headers.reserve(6);

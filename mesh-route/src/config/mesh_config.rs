@@ -63,6 +63,10 @@ pub struct MeshConfig {
     /// The backends used where a Telemetry names none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_providers: Option<DefaultProviders>,
+    /// `false` turns tracing off: no trace header is read or written, no span is reported;
+    /// `x-request-id` is still made (default `true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_tracing: Option<bool>,
     /// Other Istio MeshConfig fields, accepted and ignored.
     #[serde(flatten, skip_serializing_if = "BTreeMap::is_empty")]
     pub other: BTreeMap<String, serde_json::Value>,
@@ -113,6 +117,7 @@ impl MeshConfig {
             self.extension_providers = later.extension_providers;
         }
         take(&mut self.default_providers, later.default_providers);
+        take(&mut self.enable_tracing, later.enable_tracing);
         self.other.extend(later.other);
     }
 
@@ -384,9 +389,9 @@ pub enum CustomTag {
 /// ```
 /// use mesh_route::config::{Config, mesh_config::MESH_CONFIG_FIELDS};
 ///
-/// assert!(MESH_CONFIG_FIELDS.contains(&"enableTracing"));
+/// assert!(MESH_CONFIG_FIELDS.contains(&"enablePrometheusMerge"));
 /// // A field Istio defines but this project does not read loads, with a warning.
-/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  enableTracing: true\n";
+/// let yaml = "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  enablePrometheusMerge: true\n";
 /// assert!(!Config::from_yaml_str(yaml).unwrap().warnings.is_empty());
 /// ```
 pub const MESH_CONFIG_FIELDS: &[&str] = &[

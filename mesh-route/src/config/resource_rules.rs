@@ -402,6 +402,7 @@ pub(crate) fn validate_mesh_config(mesh: &MeshConfig, r: &mut Reporter<'_>) {
         "defaultHttpRetryPolicy",
         "extensionProviders",
         "defaultProviders",
+        "enableTracing",
     ];
     report_other_fields(&mesh.other, "", MESH_CONFIG_FIELDS, MESH_TYPED, r);
     validate_extension_providers(mesh, r);
