@@ -200,9 +200,27 @@ struct Shared {
     semaphore: Option<Semaphore>,
     active: AtomicUsize,
     pending: AtomicUsize,
+    /// Requests admitted or queued, reserved in one atomic step so that `max_requests` holds
+    /// when requests arrive at the same instant on several threads (counted only when
+    /// `max_requests` is set).
+    outstanding: AtomicUsize,
     retries: AtomicUsize,
     overflows: AtomicU64,
     retry_overflows: AtomicU64,
+}
+
+impl Shared {
+    /// Whether `max_requests` is set, so that admissions reserve a place in `outstanding`.
+    fn counts_outstanding(&self) -> bool {
+        self.limits.max_requests != u32::MAX
+    }
+
+    /// Gives back a place reserved in `outstanding`.
+    fn release_outstanding(&self) {
+        if self.counts_outstanding() {
+            self.outstanding.fetch_sub(1, Relaxed);
+        }
+    }
 }
 
 /// What [`CircuitBreaker::admit`] decided, synchronously.
@@ -232,6 +250,7 @@ impl CircuitBreaker {
                 semaphore,
                 active: AtomicUsize::new(0),
                 pending: AtomicUsize::new(0),
+                outstanding: AtomicUsize::new(0),
                 retries: AtomicUsize::new(0),
                 overflows: AtomicU64::new(0),
                 retry_overflows: AtomicU64::new(0),
@@ -290,10 +309,16 @@ impl CircuitBreaker {
         let shared = &self.shared;
         // Envoy: over `max_requests` a request overflows at once; only a full connection pool
         // (`max_connections`) makes it wait among the pending requests.
-        let max_requests = usize::try_from(shared.limits.max_requests).unwrap_or(usize::MAX);
-        if shared.active.load(Relaxed) + shared.pending.load(Relaxed) >= max_requests {
-            shared.overflows.fetch_add(1, Relaxed);
-            return Admission::Overflow;
+        if shared.counts_outstanding() {
+            let max_requests = shared.limits.max_requests as usize;
+            let reserved = shared
+                .outstanding
+                .fetch_update(Relaxed, Relaxed, |n| (n < max_requests).then_some(n + 1))
+                .is_ok();
+            if !reserved {
+                shared.overflows.fetch_add(1, Relaxed);
+                return Admission::Overflow;
+            }
         }
         let Some(semaphore) = &shared.semaphore else {
             return Admission::Now(RequestPermit::new(self.shared.clone()));
@@ -310,8 +335,10 @@ impl CircuitBreaker {
         if reserved {
             Admission::Queued(Queued {
                 shared: self.shared.clone(),
+                admitted: false,
             })
         } else {
+            shared.release_outstanding();
             shared.overflows.fetch_add(1, Relaxed);
             Admission::Overflow
         }
@@ -459,27 +486,30 @@ impl fmt::Debug for CircuitBreaker {
 /// A place in the pending queue; leaving it (by admission or cancellation) frees the place.
 struct Queued {
     shared: Arc<Shared>,
+    /// Whether it became a [`RequestPermit`], which then holds its place in `outstanding`.
+    admitted: bool,
 }
 
 impl Queued {
-    async fn wait(self) -> Result<RequestPermit, MeshError> {
-        let Some(semaphore) = &self.shared.semaphore else {
-            return Ok(RequestPermit::new(self.shared.clone()));
-        };
-        match semaphore.acquire().await {
-            Ok(permit) => {
-                permit.forget();
-                Ok(RequestPermit::new(self.shared.clone()))
+    async fn wait(mut self) -> Result<RequestPermit, MeshError> {
+        if let Some(semaphore) = &self.shared.semaphore {
+            match semaphore.acquire().await {
+                Ok(permit) => permit.forget(),
+                // The semaphore is never closed.
+                Err(_) => return Err(MeshError::Overflow),
             }
-            // The semaphore is never closed.
-            Err(_) => Err(MeshError::Overflow),
         }
+        self.admitted = true;
+        Ok(RequestPermit::new(self.shared.clone()))
     }
 }
 
 impl Drop for Queued {
     fn drop(&mut self) {
         self.shared.pending.fetch_sub(1, Relaxed);
+        if !self.admitted {
+            self.shared.release_outstanding();
+        }
     }
 }
 
@@ -509,6 +539,7 @@ impl RequestPermit {
 impl Drop for RequestPermit {
     fn drop(&mut self) {
         self.shared.active.fetch_sub(1, Relaxed);
+        self.shared.release_outstanding();
         if let Some(semaphore) = &self.shared.semaphore {
             semaphore.add_permits(1);
         }
@@ -1097,5 +1128,43 @@ mod tests {
             breaker.try_acquire_retry().is_none(),
             "2 in flight, floor 1"
         );
+    }
+
+    #[test]
+    fn max_requests_holds_when_requests_arrive_at_the_same_instant() {
+        // One request at a time and room to queue: any request admitted or queued beside the
+        // first one would have slipped past `max_requests`.
+        let limits = ConnectionPoolLimits {
+            max_requests: 1,
+            max_connections: 1,
+            ..Default::default()
+        };
+        for _ in 0..3_000 {
+            let breaker = CircuitBreaker::new(limits);
+            let start = std::sync::Barrier::new(4);
+            let admitted: Vec<Admission> = std::thread::scope(|scope| {
+                let threads: Vec<_> = (0..4)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            breaker.admit()
+                        })
+                    })
+                    .collect();
+                threads.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            let kinds = admitted.iter().fold((0, 0), |(now, queued), a| match a {
+                Admission::Now(_) => (now + 1, queued),
+                Admission::Queued(_) => (now, queued + 1),
+                Admission::Overflow => (now, queued),
+            });
+            assert_eq!(
+                kinds,
+                (1, 0),
+                "one admitted, none queued, the rest overflowed"
+            );
+            drop(admitted);
+            assert_eq!((breaker.active(), breaker.pending()), (0, 0));
+        }
     }
 }
