@@ -452,6 +452,16 @@ mod tests {
         );
     }
 
+    /// The value of label `key` among `labels`.
+    fn value(labels: &[Label], key: &str) -> String {
+        labels
+            .iter()
+            .find(|l| l.key() == key)
+            .unwrap()
+            .value()
+            .to_owned()
+    }
+
     #[test]
     fn labels_follow_istio_order_and_defaults() {
         let local = Workload::from_labels("web", "shop", &Default::default());
@@ -473,14 +483,7 @@ mod tests {
         assert_eq!(keys.len(), 25);
         assert_eq!(keys[0], "reporter");
         assert_eq!(keys[24], "grpc_response_status");
-        let get = |k: &str| {
-            labels
-                .iter()
-                .find(|l| l.key() == k)
-                .unwrap()
-                .value()
-                .to_owned()
-        };
+        let get = |k: &str| value(&labels, k);
         assert_eq!(get("destination_canonical_revision"), "latest");
         assert_eq!(get("destination_workload"), "unknown");
         assert_eq!(get("response_flags"), "-");
@@ -508,17 +511,9 @@ mod tests {
                 grpc_status: None,
             }
             .to_labels();
-            let get = |k: &str| {
-                labels
-                    .iter()
-                    .find(|l| l.key() == k)
-                    .unwrap()
-                    .value()
-                    .to_owned()
-            };
             (
-                get("connection_security_policy"),
-                get("destination_principal"),
+                value(&labels, "connection_security_policy"),
+                value(&labels, "destination_principal"),
             )
         };
         assert_eq!(principal(&caller), ("none".into(), "unknown".into()));
