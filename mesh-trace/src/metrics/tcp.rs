@@ -234,13 +234,14 @@ impl IstioMetrics {
     /// ```
     pub fn tcp_opened(&self, connection: &TcpConnection<'_>) -> TcpCounters {
         let (source, destination) = self.source_and_destination(connection.peer);
+        // Capped like request series: hosts come from clients (CONNECT, SNI).
+        let service = self.admit(connection.destination_service);
         let labels = SeriesLabels {
             reporter: self.reporter(),
             source,
             destination,
-            // Capped like request series: hosts come from clients (CONNECT, SNI).
-            destination_service: self.admit(connection.destination_service),
-            service_namespace: self.service_namespace(connection.destination_service),
+            destination_service: service,
+            service_namespace: self.service_namespace(service),
             catch_all: connection.catch_all,
             protocol: RequestProtocol::Tcp,
             flags: connection.flags,
