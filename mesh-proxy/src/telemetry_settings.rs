@@ -194,7 +194,12 @@ mod tests {
         assert_eq!(logged(proxy("shop", "checkout")), (false, false));
         assert_eq!(logged(proxy("web", "checkout")), (false, false));
         assert_eq!(logged(proxy("batch", "job")), (false, false));
-        let without_mesh_wide = load(&telemetry("batch-quiet", "batch", "", true));
+        // An empty selector, as none, covers its whole namespace.
+        let without_mesh_wide = load(&format!(
+            "{}---\n{}",
+            telemetry("batch-quiet", "batch", "", true),
+            telemetry("web-quiet", "web", "  selector: {}\n", true),
+        ));
         let on = |workload: SourceWorkload| {
             TelemetrySettings::from_config(&without_mesh_wide, &workload)
                 .server_access_log
@@ -205,5 +210,6 @@ mod tests {
             "a Telemetry of another namespace does not apply"
         );
         assert!(!on(proxy("batch", "job")));
+        assert!(!on(proxy("web", "checkout")));
     }
 }

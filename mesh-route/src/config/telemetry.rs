@@ -71,18 +71,23 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Whether the Telemetry applies to every workload of its namespace: no `selector`,
-    /// no `targetRef`, no `targetRefs` (in the root namespace: to the whole mesh).
+    /// Whether the Telemetry applies to every workload of its namespace (in the root
+    /// namespace: to the whole mesh): its `selector` is absent or empty, as in Istio, and it
+    /// has no `targetRef` or `targetRefs`.
     ///
     /// ```
     /// use mesh_route::config::{PolicyWorkloadSelector, Telemetry};
     ///
     /// assert!(Telemetry::default().selects_all());
-    /// let scoped = Telemetry { selector: Some(PolicyWorkloadSelector::default()), ..Default::default() };
+    /// let empty = Telemetry { selector: Some(PolicyWorkloadSelector::default()), ..Default::default() };
+    /// assert!(empty.selects_all());
+    /// let db = PolicyWorkloadSelector { match_labels: [("app".into(), "db".into())].into() };
+    /// let scoped = Telemetry { selector: Some(db), ..Default::default() };
     /// assert!(!scoped.selects_all());
     /// ```
     pub fn selects_all(&self) -> bool {
-        self.selector.is_none() && self.target_ref.is_none() && self.target_refs.is_empty()
+        PolicyWorkloadSelector::narrowing(self.selector.as_ref()).is_none()
+            && self.applies_to_proxies()
     }
 
     /// Whether it may apply to a proxy: it is attached to no resource by `targetRef` (a
