@@ -272,8 +272,20 @@ async fn a_swap_applies_to_new_requests_while_started_ones_finish_under_the_old_
         }
     };
 
+    // One client kept across the swap (it keeps the stack it last used) follows it too.
+    let mut kept = client.clone();
+    let mut send_kept = async move || {
+        let request = http::Request::get("/items")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let ready = ServiceExt::<http::Request<Empty<bytes::Bytes>>>::ready(&mut kept);
+        let response = ready.await.unwrap().call(request).await.unwrap();
+        decision(&response).1
+    };
+    assert_eq!(send_kept().await, "v1");
+
     let started = tokio::spawn(version_of("/items?delay_ms=300"));
-    while v1.hits() == 0 {
+    while v1.hits() < 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     mesh.swap_yaml(&support::all_to(&registry, "version-v2"))
@@ -284,6 +296,7 @@ async fn a_swap_applies_to_new_requests_while_started_ones_finish_under_the_old_
         "v2",
         "new requests see the new config"
     );
+    assert_eq!(send_kept().await, "v2", "a kept client sees it too");
     assert_eq!(
         started.await.unwrap(),
         "v1",

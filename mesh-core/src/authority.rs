@@ -34,3 +34,30 @@ pub fn addressed_authority<'a>(uri: &'a Uri, host: Option<&'a HeaderValue>) -> O
 pub fn request_authority<B>(request: &Request<B>) -> Option<&str> {
     addressed_authority(request.uri(), request.headers().get(HOST))
 }
+
+/// The host and port parts of an authority (`host`, `host:port`, `[v6]:port`): the port is
+/// the digits after the last colon; without digits there, or without that colon, it all is
+/// the host. Read from the end, byte by byte: an authority is short, and this runs several
+/// times a request.
+///
+/// ```
+/// use mesh_core::authority::split_port;
+/// assert_eq!(split_port("catalog:80"), ("catalog", Some("80")));
+/// assert_eq!(split_port("catalog"), ("catalog", None));
+/// assert_eq!(split_port("[::1]:8080"), ("[::1]", Some("8080")));
+/// assert_eq!(split_port("[::1]"), ("[::1]", None));
+/// assert_eq!(split_port("odd:port"), ("odd:port", None));
+/// ```
+pub fn split_port(authority: &str) -> (&str, Option<&str>) {
+    let bytes = authority.as_bytes();
+    let digits = bytes
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let port_at = bytes.len() - digits;
+    match port_at.checked_sub(1) {
+        Some(colon) if bytes[colon] == b':' => (&authority[..colon], Some(&authority[port_at..])),
+        _ => (authority, None),
+    }
+}

@@ -1,20 +1,18 @@
 //! Request and response extensions through which layers tell each other what they decided.
 //!
 //! Routing (mesh-route) and telemetry (mesh-trace) never import each other; they meet here.
-//! The route layer inserts [`RouteInfo`] and [`Destination`] into the request's extensions;
+//! The route layer inserts [`Destination`] into the request's extensions;
 //! the proxy inserts [`UpstreamHost`], [`UpstreamCluster`] and [`UpstreamWorkload`] into the
 //! response's, and the route layer [`Routed`] (what it decided, for the layers above it); everyone may add
 //! [`ResponseFlags`](crate::ResponseFlags). All are cheap to clone (`Arc`s and integers).
 
 use std::{net::SocketAddr, sync::Arc};
 
-/// Which configured route handled a request.
+/// Which configured route handled a request (reported to the layers above in [`Routed`]).
 ///
 /// ```
 /// use mesh_core::RouteInfo;
-/// let mut request = http::Request::new(());
-/// request.extensions_mut().insert(RouteInfo { name: "catalog.0".into(), virtual_service: "shop/catalog".into() });
-/// let route = request.extensions().get::<RouteInfo>().unwrap();
+/// let route = RouteInfo { name: "catalog.0".into(), virtual_service: "shop/catalog".into() };
 /// assert_eq!(&*route.name, "catalog.0");
 /// assert_eq!(&*route.virtual_service, "shop/catalog");
 /// ```

@@ -18,6 +18,7 @@ use http::{
     Request, Response,
     uri::{Authority, Scheme},
 };
+use mesh_core::authority::split_port;
 use mesh_core::{
     Body, BoxError, Destination, DownstreamAddr, MeshError, UpstreamCluster, UpstreamError,
     UpstreamHost, UpstreamWorkload,
@@ -120,13 +121,21 @@ impl Service<Request<Body>> for Forward {
     }
 }
 
+/// The authority `request` is addressed to ([`request_authority`]), as its own value: the
+/// URI's is shared (an in-process client's requests carry one), a `Host` header's is parsed.
+fn owned_authority(request: &Request<Body>) -> Result<Authority, MeshError> {
+    if let Some(authority) = request.uri().authority() {
+        return Ok(authority.clone());
+    }
+    request_authority(request)
+        .ok_or(MeshError::BadRequest("request has no host"))?
+        .parse()
+        .map_err(|_| MeshError::BadRequest("invalid host"))
+}
+
 impl Shared {
     async fn forward(&self, mut request: Request<Body>) -> Result<Response<Body>, BoxError> {
-        let addressed =
-            request_authority(&request).ok_or(MeshError::BadRequest("request has no host"))?;
-        let authority: Authority = addressed
-            .parse()
-            .map_err(|_| MeshError::BadRequest("invalid host"))?;
+        let authority = owned_authority(&request)?;
         let downstream = request.extensions().get::<DownstreamAddr>().copied();
         let destination = request.extensions().get::<Destination>().cloned();
         let scheme = match request.uri().scheme() {
@@ -136,7 +145,10 @@ impl Shared {
         remove_hop_by_hop(request.headers_mut(), true);
         append_forwarded(request.headers_mut(), downstream.map(|d| d.remote), scheme);
 
-        let port = authority.port_u16().unwrap_or(80);
+        let port = split_port(authority.as_str())
+            .1
+            .and_then(|port| port.parse().ok())
+            .unwrap_or(80);
         let mut response = match destination {
             Some(destination) => {
                 let cluster = self

@@ -3,9 +3,9 @@
 //! For each request it looks the host and rules up in a [`RouteTable`], then either answers by
 //! itself (404 `route not found`, a redirect, a direct response — the last two with the
 //! route's response header operations applied) or applies the rule's header operations and
-//! rewrite, records its decision as [`RouteInfo`] and
-//! [`Destination`](mesh_core::Destination) request extensions, and calls the inner service —
-//! which sends the request to that destination.
+//! rewrite, records where the request goes as a [`Destination`](mesh_core::Destination)
+//! request extension (with the route's [`RoutePolicy`](mesh_core::policy::RoutePolicy), if it
+//! has one), and calls the inner service — which sends the request to that destination.
 //! On the way back it tells the layers above what it decided: a [`Routed`] response
 //! extension, or a [`RoutedError`] around a failure.
 //! Requests for hosts the table does not know pass through untouched: what to do with them
@@ -227,7 +227,9 @@ where
                 matched_prefix,
             } => (rule, info, matched_prefix),
         };
-        request.extensions_mut().insert(info.clone());
+        // Only what the layers below act on joins the request (each extension costs an
+        // allocation, and the retry layer clones them all per request); the route itself
+        // is reported upward, in `Routed`.
         if let Some(policy) = &rule.policy {
             request.extensions_mut().insert(policy.clone());
         }

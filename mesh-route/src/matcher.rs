@@ -500,20 +500,7 @@ pub fn addressed_port<B>(request: &Request<B>, authority: &str) -> u16 {
         })
 }
 
-/// The host and port parts of an authority (`host`, `host:port`, `[v6]:port`); a port that is
-/// not digits belongs to the host.
-pub(crate) fn split_port(authority: &str) -> (&str, Option<&str>) {
-    if authority.starts_with('[')
-        && let Some(end) = authority.find(']')
-    {
-        let (host, rest) = authority.split_at(end + 1);
-        return (host, rest.strip_prefix(':'));
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => (host, Some(port)),
-        _ => (authority, None),
-    }
-}
+pub(crate) use mesh_core::authority::split_port;
 
 fn query_matches(query: Option<&str>, key: &str, matcher: &StringMatcher) -> bool {
     let Some(query) = query else { return false };

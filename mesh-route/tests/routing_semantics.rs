@@ -3,7 +3,7 @@
 //! queryParams / method / authority / ignoreUriCase, host forms and wildcards, and weights.
 
 use http::{Request, Response};
-use mesh_core::{Body, Destination, RouteInfo, body};
+use mesh_core::{Body, Destination, body};
 use mesh_route::{RouteLayer, config::Config};
 use std::convert::Infallible;
 use tower::{Layer, ServiceExt, service_fn};
@@ -57,18 +57,10 @@ async fn land(layer: &RouteLayer, request: Request<()>) -> String {
             Some(d) => d.subset.as_deref().unwrap_or("all").to_string(),
             None => "pass".to_string(),
         };
-        let name = request
-            .extensions()
-            .get::<RouteInfo>()
-            .map(|i| i.name.to_string())
-            .unwrap_or_default();
         let mut response = Response::new(body::empty());
         response
             .headers_mut()
             .insert("x-landed", landed.parse().unwrap());
-        response
-            .headers_mut()
-            .insert("x-route-name", name.parse().unwrap());
         Ok::<_, Infallible>(response)
     });
     let response = layer

@@ -430,9 +430,9 @@ impl Recorder {
         let tags = &self.tags;
         let headers = request.headers();
         let authority = request_authority(request).unwrap_or("unknown");
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => (host, port),
-            _ => (authority, "80"),
+        let (host, port) = match mesh_core::authority::split_port(authority) {
+            (host, Some(port)) => (host, port),
+            (host, None) => (host, "80"),
         };
         let name = format!("{host}:{port}/*").to_ascii_lowercase();
         let mut url = format!(

@@ -607,15 +607,15 @@ impl Recording {
             entry.bytes_received = self.request_body;
             entry.bytes_sent = self.response_body;
             entry.duration = duration;
-            log.log(*entry);
+            log.log_boxed(entry);
         }
     }
 }
 
 /// The host of an authority (`catalog:8080` → `catalog`, `[::1]:80` → `[::1]`).
 fn host_of(authority: &str) -> &str {
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+    match mesh_core::authority::split_port(authority) {
+        (host, Some(_)) if !host.is_empty() => host,
         _ => authority,
     }
 }

@@ -9,11 +9,12 @@ use http::{
 };
 use mesh_core::local_reply::LocalReplyFuture;
 use mesh_core::{Body, BoxError, body, body_count::count_streamed_body};
-use mesh_proxy::transport::Transport;
+use mesh_proxy::{Sidecar, listener::HttpService, transport::Transport};
 use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 use tower::{Layer, Service};
@@ -81,6 +82,7 @@ where
         MeshClient {
             layer: self.clone(),
             transport: Transport::new(client),
+            outbound: None,
         }
     }
 }
@@ -115,6 +117,10 @@ where
 pub struct MeshClient {
     layer: ClientLayer,
     transport: Transport,
+    /// The outbound stack of the configuration last seen in force, and that configuration:
+    /// kept so that a request does not clone (and drop) the whole stack, only looks up
+    /// whether a swap replaced it.
+    outbound: Option<(Arc<Sidecar>, HttpService)>,
 }
 
 /// The future of a [`MeshClient`] or [`MeshServer`](crate::MeshServer) call: never an error,
@@ -170,7 +176,14 @@ where
         parts.headers.insert(HOST, self.layer.host.clone());
         parts.extensions.insert(self.transport.clone());
         let request = count_streamed_body(Request::from_parts(parts, body)).map(body::boxed_send);
-        let mut outbound = self.layer.mesh.current().outbound_service();
+        let current = self.layer.mesh.current();
+        let outbound = match &mut self.outbound {
+            Some((seen, outbound)) if Arc::ptr_eq(seen, &current) => outbound,
+            kept => {
+                let (_, outbound) = kept.insert((Arc::clone(&current), current.outbound_service()));
+                outbound
+            }
+        };
         LocalReplyFuture::new(outbound.call(request))
     }
 }

@@ -490,10 +490,21 @@ impl AccessLog {
     /// assert_eq!(log.stats().written.load(Ordering::Relaxed), 1);
     /// ```
     pub fn log(&self, entry: AccessLogEntry) {
+        self.enqueue(entry, |entry| entry);
+    }
+
+    /// [`log`](Self::log)s an entry built in a box (the telemetry layer's), moved from the box
+    /// straight into the queue: an entry is some 600 bytes, and each move copies them.
+    pub(crate) fn log_boxed(&self, entry: Box<AccessLogEntry>) {
+        self.enqueue(entry, |entry| *entry);
+    }
+
+    #[inline(always)]
+    fn enqueue<E>(&self, entry: E, unwrap: impl FnOnce(E) -> AccessLogEntry) {
         let shared = &*self.handle.shared;
         let mut state = shared.lock();
         if state.running && state.entries.len() < shared.max_buffered {
-            state.entries.push(entry);
+            state.entries.push(unwrap(entry));
             return;
         }
         drop(state);
