@@ -469,9 +469,12 @@ impl Upstream {
         &self,
         endpoint: &Endpoint,
     ) -> Result<hyper::client::conn::http2::SendRequest<Body>, MeshError> {
+        // Connecting (once a connection) is boxed: inline, its ~1.2 KB handshake state would
+        // be part of every request's forwarding future, which is built and moved per request.
+        let connect = || Box::pin(self.connect_http2(endpoint));
         // One request per connection: nothing is shared, so no lock is held while connecting.
         if self.max_requests_per_connection == 1 {
-            return self.connect_http2(endpoint).await;
+            return connect().await;
         }
         let mut cached = endpoint.h2.0.lock().await;
         if let Some((sender, uses)) = cached.as_mut().filter(|(s, _)| !s.is_closed()) {
@@ -484,7 +487,7 @@ impl Upstream {
             }
             return Ok(sender);
         }
-        let sender = self.connect_http2(endpoint).await?;
+        let sender = connect().await?;
         *cached = Some((sender.clone(), 1));
         Ok(sender)
     }

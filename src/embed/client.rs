@@ -113,7 +113,7 @@ where
 /// assert_eq!(response.status(), 502);
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct MeshClient {
     layer: ClientLayer,
     transport: Transport,
@@ -121,6 +121,18 @@ pub struct MeshClient {
     /// kept so that a request does not clone (and drop) the whole stack, only looks up
     /// whether a swap replaced it.
     outbound: Option<(Arc<Sidecar>, HttpService)>,
+}
+
+impl Clone for MeshClient {
+    /// A clone starts without the kept stack: cloning it would cost what keeping it saves,
+    /// and a client is often cloned for one request (`client.clone().oneshot(..)`).
+    fn clone(&self) -> Self {
+        MeshClient {
+            layer: self.layer.clone(),
+            transport: self.transport.clone(),
+            outbound: None,
+        }
+    }
 }
 
 /// The future of a [`MeshClient`] or [`MeshServer`](crate::MeshServer) call: never an error,
