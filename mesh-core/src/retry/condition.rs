@@ -396,8 +396,6 @@ impl RetryOn {
     /// assert!(on.retries_response(&grpc, &none));
     /// ```
     pub fn retries_response<B>(&self, response: &Response<B>, request: &RetryHeaders) -> bool {
-        use RetryCondition::*;
-        let headers = response.headers();
         // The mesh's own circuit-breaker reply: retrying would only add to the overload.
         if response
             .extensions()
@@ -406,10 +404,20 @@ impl RetryOn {
         {
             return false;
         }
-        // Rate-limited by an upstream Envoy: retried only under `envoy-ratelimited`.
-        if headers.contains_key(ENVOY_RATELIMITED) {
-            return self.contains(EnvoyRateLimited);
+        let on_rate_limit = self.contains(RetryCondition::EnvoyRateLimited);
+        let by_conditions = self.retries_by_conditions(response, request);
+        // Rate-limited by an upstream Envoy: retried only under `envoy-ratelimited`. (Looked
+        // for only when it could change the answer: not for a response nothing retries.)
+        if (by_conditions || on_rate_limit) && response.headers().contains_key(ENVOY_RATELIMITED) {
+            return on_rate_limit;
         }
+        by_conditions
+    }
+
+    /// Whether a condition other than `envoy-ratelimited` retries `response`.
+    fn retries_by_conditions<B>(&self, response: &Response<B>, request: &RetryHeaders) -> bool {
+        use RetryCondition::*;
+        let headers = response.headers();
         let status = response.status();
         let code = status.as_u16();
         if self.contains(FiveXx) && status.is_server_error() {
