@@ -8,7 +8,7 @@
 //! when the last value carved from it is dropped, so a value kept for long keeps its chunk
 //! alive.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, header::InvalidHeaderValue};
 use std::cell::RefCell;
 
@@ -39,15 +39,31 @@ pub fn copy(bytes: &[u8]) -> Result<HeaderValue, InvalidHeaderValue> {
     if bytes.is_empty() || bytes.len() > MAX_CARVED {
         return HeaderValue::from_bytes(bytes);
     }
-    let carved = CHUNK.with_borrow_mut(|chunk| {
+    HeaderValue::from_maybe_shared(carve(bytes))
+}
+
+/// `bytes`, copied into this thread's current chunk as [`copy`] copies a header value (one
+/// longer than a chunk's share is allocated on its own). Several header values can then be
+/// slices of one carved copy, each a reference count more rather than a copy of its own.
+///
+/// ```
+/// use mesh_core::header_value::carve;
+/// let ids = carve(b"4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7");
+/// let span = http::HeaderValue::from_maybe_shared(ids.slice(33..)).unwrap();
+/// assert_eq!(span, "00f067aa0ba902b7");
+/// ```
+pub fn carve(bytes: &[u8]) -> Bytes {
+    if bytes.is_empty() || bytes.len() > MAX_CARVED {
+        return Bytes::copy_from_slice(bytes);
+    }
+    CHUNK.with_borrow_mut(|chunk| {
         let chunk = match chunk {
             Some(chunk) if chunk.capacity() >= bytes.len() => chunk,
             _ => chunk.insert(BytesMut::with_capacity(CHUNK_SIZE)),
         };
         chunk.extend_from_slice(bytes);
         chunk.split().freeze()
-    });
-    HeaderValue::from_maybe_shared(carved)
+    })
 }
 
 /// `n` in decimal as a header value; single digits (attempt counts, most service times) are

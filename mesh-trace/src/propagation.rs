@@ -12,7 +12,9 @@
 //! - W3C: `traceparent: 00-{trace}-{span}-{01|00}` (version and flags downgraded to what this
 //!   library knows), and the context's `tracestate`.
 //!
-//! Values are formatted on the stack; each header value written is one small copy. A header
+//! Values are formatted on the stack. The ids are copied off it once, in `traceparent`'s
+//! layout, and each id header written (`traceparent`, `x-b3-traceid`, `x-b3-spanid`,
+//! `x-b3-parentspanid`) is a slice of that one copy; `b3` is a copy of its own. A header
 //! that already holds the value to write (a continued trace's `x-b3-traceid`, `x-b3-sampled`)
 //! is left as it is.
 
@@ -20,7 +22,9 @@ use crate::{
     context::{Found, Scan, Slot, TraceContext},
     ids::{SpanId, hex_header_value},
 };
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
+use std::{cell::OnceCell, ops::Range};
 
 /// Which formats [`inject`] writes.
 ///
@@ -124,12 +128,12 @@ impl<'c> Injection<'c> {
         }
         let mut present = scan.into_values();
         if once & Slot::SpanId.bit() != 0
-            && let (Some(span), Some(Want::Formatted(parent_hex)), Some(new_span)) = (
+            && let (Some(span), Some(parent @ Want::Id(..)), Some(new_span)) = (
                 present[Slot::SpanId as usize].as_deref_mut(),
                 self.out.get(Slot::ParentSpanId),
                 self.out.get(Slot::SpanId),
             )
-            && span.as_bytes() == parent_hex
+            && span.as_bytes() == parent.bytes()
         {
             rewritten.parent = Some(std::mem::replace(span, new_span.value()));
             rewritten.done |= Slot::SpanId.bit();
@@ -183,19 +187,33 @@ fn value_for(slot: Slot, want: &Want<'_>, parent: &mut Option<HeaderValue>) -> H
 struct Formatted<'a> {
     context: &'a TraceContext,
     propagation: Propagation,
-    trace_id: [u8; 32],
-    span_id: [u8; 16],
-    parent_id: Option<[u8; 16]>,
+    /// `traceparent`'s value, then the parent span id ([`PARENT`]): the trace and span ids at
+    /// their offsets in the first ([`TRACE`], [`SPAN`]) serve B3 too, so that every id header
+    /// written is a slice of one copy ([`carved`](Self::carved)).
+    ids: [u8; IDS_LEN],
+    has_parent: bool,
     /// `b3`: `{trace 32}-{span 16}-{state 1}-{parent 16}`, the first `b3_len` bytes.
     b3: [u8; 68],
     b3_len: usize,
-    traceparent: [u8; 55],
+    /// `ids` (the parent's part only with a parent), copied once, when the first header value
+    /// is made of them.
+    carved: OnceCell<Bytes>,
 }
+
+/// Where in [`Formatted::ids`] each value lies.
+const TRACEPARENT: Range<usize> = 0..55;
+const TRACE: Range<usize> = 3..35;
+const SPAN: Range<usize> = 36..52;
+const PARENT: Range<usize> = 55..71;
+const IDS_LEN: usize = 71;
 
 /// One header value to write.
 enum Want<'a> {
     Static(&'static str),
+    /// Copied on its own.
     Formatted(&'a [u8]),
+    /// A slice of [`Formatted::ids`].
+    Id(&'a Formatted<'a>, Range<usize>),
     Value(&'a HeaderValue),
 }
 
@@ -204,6 +222,7 @@ impl Want<'_> {
         match self {
             Want::Static(s) => s.as_bytes(),
             Want::Formatted(bytes) => bytes,
+            Want::Id(formatted, range) => &formatted.ids[range.clone()],
             Want::Value(value) => value.as_bytes(),
         }
     }
@@ -212,6 +231,7 @@ impl Want<'_> {
         match self {
             Want::Static(s) => HeaderValue::from_static(s),
             Want::Formatted(bytes) => hex_header_value(bytes),
+            Want::Id(formatted, range) => formatted.id_value(range.clone()),
             Want::Value(value) => (*value).clone(),
         }
     }
@@ -225,13 +245,17 @@ impl<'a> Formatted<'a> {
         let mut out = Formatted {
             context,
             propagation,
-            trace_id,
-            span_id,
-            parent_id,
+            ids: *b"00-________________________________-________________-00________________",
+            has_parent: parent_id.is_some(),
             b3: [0; 68],
             b3_len: 0,
-            traceparent: *b"00-________________________________-________________-00",
+            carved: OnceCell::new(),
         };
+        out.ids[TRACE].copy_from_slice(&trace_id);
+        out.ids[SPAN].copy_from_slice(&span_id);
+        if let Some(parent) = parent_id {
+            out.ids[PARENT].copy_from_slice(&parent);
+        }
         if propagation.b3_single {
             out.b3[..32].copy_from_slice(&trace_id);
             out.b3[32] = b'-';
@@ -254,14 +278,25 @@ impl<'a> Formatted<'a> {
                 }
             }
         }
-        if propagation.w3c {
-            out.traceparent[3..35].copy_from_slice(&trace_id);
-            out.traceparent[36..52].copy_from_slice(&span_id);
-            if context.debug || context.sampled == Some(true) {
-                out.traceparent[54] = b'1';
-            }
+        if propagation.w3c && (context.debug || context.sampled == Some(true)) {
+            out.ids[TRACEPARENT.end - 1] = b'1';
         }
         out
+    }
+
+    /// The header value of `ids[range]`: a slice of their one copy.
+    fn id_value(&self, range: Range<usize>) -> HeaderValue {
+        let len = if self.has_parent {
+            IDS_LEN
+        } else {
+            PARENT.start
+        };
+        let carved = self
+            .carved
+            .get_or_init(|| mesh_core::header_value::carve(&self.ids[..len]));
+        // Lower-hex digits and dashes are always a valid header value.
+        HeaderValue::from_maybe_shared(carved.slice(range))
+            .unwrap_or_else(|_| HeaderValue::from_static("0"))
     }
 
     /// What `slot`'s header should hold; `None`: it should be absent.
@@ -273,16 +308,16 @@ impl<'a> Formatted<'a> {
         } = self.propagation;
         let debug = self.context.debug;
         match slot {
-            Slot::TraceId if b3_multi => Some(Want::Formatted(&self.trace_id)),
-            Slot::SpanId if b3_multi => Some(Want::Formatted(&self.span_id)),
-            Slot::ParentSpanId if b3_multi => self.parent_id.as_ref().map(|p| Want::Formatted(p)),
+            Slot::TraceId if b3_multi => Some(Want::Id(self, TRACE)),
+            Slot::SpanId if b3_multi => Some(Want::Id(self, SPAN)),
+            Slot::ParentSpanId if b3_multi && self.has_parent => Some(Want::Id(self, PARENT)),
             Slot::Sampled if b3_multi && !debug => self
                 .context
                 .sampled
                 .map(|sampled| Want::Static(if sampled { "1" } else { "0" })),
             Slot::Flags if b3_multi && debug => Some(Want::Static("1")),
             Slot::B3 if b3_single => Some(Want::Formatted(&self.b3[..self.b3_len])),
-            Slot::Traceparent if w3c => Some(Want::Formatted(&self.traceparent)),
+            Slot::Traceparent if w3c => Some(Want::Id(self, TRACEPARENT)),
             Slot::Tracestate if w3c => self.context.tracestate.as_ref().map(Want::Value),
             _ => None,
         }
@@ -342,6 +377,29 @@ mod tests {
             .collect();
         lines.sort();
         lines
+    }
+
+    #[test]
+    fn every_id_header_is_a_slice_of_one_copy() {
+        let mut headers = HeaderMap::new();
+        inject(&mut headers, &context(Some(true), false, true), ALL);
+        let start = |name: &str| headers[name].as_bytes().as_ptr() as usize;
+        let traceparent = start("traceparent");
+        assert_eq!(start("x-b3-traceid"), traceparent + 3);
+        assert_eq!(start("x-b3-spanid"), traceparent + 36);
+        assert_eq!(start("x-b3-parentspanid"), traceparent + 55);
+        // Without W3C the B3 ids are still one copy.
+        let b3_only = Propagation {
+            w3c: false,
+            ..Propagation::default()
+        };
+        let mut headers = HeaderMap::new();
+        inject(&mut headers, &context(Some(true), false, false), b3_only);
+        let trace = headers["x-b3-traceid"].as_bytes().as_ptr() as usize;
+        assert_eq!(
+            headers["x-b3-spanid"].as_bytes().as_ptr() as usize,
+            trace + 33
+        );
     }
 
     #[test]
