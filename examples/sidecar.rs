@@ -116,7 +116,7 @@ struct Args {
     metrics_server: Option<String>,
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+fn parse_duration(text: &str) -> Result<std::time::Duration, mesh::route::config::InvalidDuration> {
     mesh::route::config::Duration::parse(text).map(|d| d.get())
 }
 

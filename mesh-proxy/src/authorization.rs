@@ -248,6 +248,23 @@ struct Facts<'a> {
     request: &'a Request<Body>,
 }
 
+/// Why [`Authorizer::check`] denied a request: the rule that matched, as Envoy's RBAC filter
+/// names it in `%RESPONSE_CODE_DETAILS%` (`rbac_access_denied_matched_policy[…]`), or none
+/// (ALLOW policies apply and none allowed it).
+///
+/// ```
+/// use mesh_proxy::authorization::Denied;
+/// let by_rule = Denied { rule: Some("ns[shop]-policy[no-admin]-rule[0]".into()) };
+/// assert_eq!(by_rule.to_string(), "rbac_access_denied_matched_policy[ns[shop]-policy[no-admin]-rule[0]]");
+/// assert_eq!(Denied { rule: None }.to_string(), "rbac_access_denied_matched_policy[none]");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("rbac_access_denied_matched_policy[{}]", rule.as_deref().unwrap_or("none"))]
+pub struct Denied {
+    /// The DENY rule that matched (`ns[NS]-policy[NAME]-rule[N]`); `None`: no ALLOW rule did.
+    pub rule: Option<String>,
+}
+
 impl Authorizer {
     /// The policies of `config` that apply to the workload with `labels` in `namespace`,
     /// serving `port`; `None` when none do (nothing to check).
@@ -331,14 +348,14 @@ impl Authorizer {
     /// let authorizer = Authorizer::for_workload(&config, "shop", &Default::default(), 8080).unwrap();
     /// let get = |path: &str| http::Request::get(path).body(mesh_core::body::empty()).unwrap();
     /// assert_eq!(
-    ///     authorizer.check(&get("/admin")).unwrap_err(),
+    ///     authorizer.check(&get("/admin")).unwrap_err().to_string(),
     ///     "rbac_access_denied_matched_policy[ns[shop]-policy[no-admin]-rule[0]]"
     /// );
     /// // Paths are normalized first: dot segments cannot sidestep the rule.
     /// assert!(authorizer.check(&get("/items/../admin")).is_err());
     /// assert!(authorizer.check(&get("/items")).is_ok());
     /// ```
-    pub fn check(&self, request: &Request<Body>) -> Result<(), String> {
+    pub fn check(&self, request: &Request<Body>) -> Result<(), Denied> {
         let peer = request.extensions().get::<PeerIdentity>();
         let facts = Facts {
             principal: peer.map(|p| p.principal().trim_start_matches("spiffe://")),
@@ -366,13 +383,13 @@ impl Authorizer {
             })
             .min();
         if let Some(rule) = denied_by {
-            return Err(format!("rbac_access_denied_matched_policy[{rule}]"));
+            return Err(Denied { rule: Some(rule) });
         }
         let allowed = |p: &CompiledPolicy| p.rules.iter().any(|r| self.rule_matches(r, &facts));
         if self.allow.is_empty() || self.allow.iter().any(allowed) {
             Ok(())
         } else {
-            Err("rbac_access_denied_matched_policy[none]".to_owned())
+            Err(Denied { rule: None })
         }
     }
 
@@ -673,7 +690,7 @@ where
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 denied
                     .extensions_mut()
-                    .insert(LocalReplyDetails(details.into()));
+                    .insert(LocalReplyDetails(details.to_string().into()));
                 AuthorizationFuture::Denied(Some(denied))
             }
         }
@@ -758,7 +775,9 @@ mod tests {
              {to: [{operation: {paths: ['/secret']}}]}]}",
         );
         assert_eq!(
-            deny.check(&request("/secret", None)).unwrap_err(),
+            deny.check(&request("/secret", None))
+                .unwrap_err()
+                .to_string(),
             "rbac_access_denied_matched_policy[ns[shop]-policy[p]-rule[1]]"
         );
         // Of several matching rules, the first by name, as Envoy orders its policies.
@@ -770,12 +789,17 @@ mod tests {
             .collect();
         let many = authorizer(&format!("{{action: DENY, rules: [{}]}}", rules.join(", ")));
         assert_eq!(
-            many.check(&request("/secret", None)).unwrap_err(),
+            many.check(&request("/secret", None))
+                .unwrap_err()
+                .to_string(),
             "rbac_access_denied_matched_policy[ns[shop]-policy[p]-rule[10]]"
         );
         let allow = authorizer("{rules: [{to: [{operation: {paths: ['/items']}}]}]}");
         assert_eq!(
-            allow.check(&request("/admin", None)).unwrap_err(),
+            allow
+                .check(&request("/admin", None))
+                .unwrap_err()
+                .to_string(),
             "rbac_access_denied_matched_policy[none]"
         );
         // The 403 carries them for `%RESPONSE_CODE_DETAILS%`.

@@ -21,7 +21,7 @@ use crate::{
 use http::{Request, Response, StatusCode};
 use mesh_core::{Body, BoxError, DownstreamAddr, body};
 use mesh_route::{
-    config::gateway::{ServedPort, ServerKind},
+    config::gateway::{ServedPort, ServedPortsError, ServerKind},
     host::host_matches,
     table::RouteScope,
 };
@@ -110,16 +110,58 @@ enum Handling {
     Tcp,
 }
 
-/// Why a gateway port cannot be served.
+/// Why the Gateway ports a proxy serves cannot be served.
 ///
 /// ```
 /// use mesh_proxy::gateway::GatewayError;
-/// let error = GatewayError("port 443: no certificate".into());
-/// assert_eq!(error.to_string(), "port 443: no certificate");
+/// let error = GatewayError::NotServable { server: "Gateway shop/edge servers[0]".into() };
+/// assert_eq!(error.to_string(), "Gateway shop/edge servers[0]: not a servable server");
 /// ```
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct GatewayError(pub String);
+pub enum GatewayError {
+    /// The servers that select this proxy cannot share their ports as configured.
+    #[error(transparent)]
+    Ports(#[from] ServedPortsError),
+    /// A server of no kind this proxy serves.
+    #[error("{server}: not a servable server")]
+    NotServable {
+        /// The server (`Gateway NS/NAME servers[I]`).
+        server: String,
+    },
+    /// A server that needs TLS, in a build without the `tls` feature.
+    #[error("{server}: {what} needs the `tls` feature, which this build lacks")]
+    NoTlsFeature {
+        /// The server.
+        server: String,
+        /// What needs it (terminating TLS, or TLS passthrough, which reads the ClientHello).
+        what: &'static str,
+    },
+    /// An `HTTPS` server's certificate files cannot be used.
+    #[error("{server} ({origin}): {source}")]
+    Certificates {
+        /// The server.
+        server: String,
+        /// Where its Gateway was loaded from.
+        origin: String,
+        /// Why they cannot.
+        #[source]
+        source: crate::tls::TlsError,
+    },
+    /// A served port the route table has no scope for (a bug, should it happen).
+    #[error("port {0} has no route scope")]
+    NoRouteScope(u16),
+    /// A reload would change the gateway listeners bound at start.
+    #[error(
+        "the Gateway ports served change ({before:?} to {after:?}): adding, removing or \
+         rebinding a gateway port, or changing what it carries, needs a restart"
+    )]
+    ListenersChanged {
+        /// Port and kind of each listener before.
+        before: Vec<(u16, ServerKind)>,
+        /// And after.
+        after: Vec<(u16, ServerKind)>,
+    },
+}
 
 impl GatewayPort {
     /// The port `served`, routing HTTP through `http` (the outbound stack in `scope`) and
@@ -147,18 +189,17 @@ impl GatewayPort {
                 Some(ServerKind::TlsPassthrough) => Handling::Passthrough,
                 Some(ServerKind::Https) => terminate(server, credentials)?,
                 None => {
-                    return Err(GatewayError(format!(
-                        "{}: not a servable server",
-                        server.label()
-                    )));
+                    return Err(GatewayError::NotServable {
+                        server: server.label(),
+                    });
                 }
             };
             #[cfg(not(feature = "tls"))]
             if matches!(handling, Handling::Passthrough) {
-                return Err(GatewayError(format!(
-                    "{}: TLS passthrough reads the ClientHello, and this build has no `tls` feature",
-                    server.label()
-                )));
+                return Err(GatewayError::NoTlsFeature {
+                    server: server.label(),
+                    what: "TLS passthrough (it reads the ClientHello)",
+                });
             }
             servers.push(PortServer { hosts, handling });
         }
@@ -341,12 +382,10 @@ fn terminate(
     credentials: Option<&std::path::Path>,
 ) -> Result<Handling, GatewayError> {
     let settings = server.server.tls.clone().unwrap_or_default();
-    let at = |error: crate::tls::TlsError| {
-        GatewayError(format!(
-            "{} ({}): {error}",
-            server.label(),
-            server.gateway.origin
-        ))
+    let at = |source: crate::tls::TlsError| GatewayError::Certificates {
+        server: server.label(),
+        origin: server.gateway.origin.to_string(),
+        source,
     };
     let files = GatewayCertificateFiles::resolve(&settings, credentials).map_err(at)?;
     let config = ReloadingServerConfig::load(settings, files).map_err(at)?;
@@ -359,10 +398,10 @@ fn terminate(
     server: &mesh_route::config::gateway::ServedServer<'_>,
     _credentials: Option<&std::path::Path>,
 ) -> Result<Handling, GatewayError> {
-    Err(GatewayError(format!(
-        "{}: terminating TLS needs the `tls` feature, which this build lacks",
-        server.label()
-    )))
+    Err(GatewayError::NoTlsFeature {
+        server: server.label(),
+        what: "terminating TLS",
+    })
 }
 
 /// The host a request names (lower case, without port).

@@ -35,6 +35,7 @@ pub mod reload;
 pub mod response_tally;
 pub mod server_layers;
 pub mod sidecar;
+pub mod start_error;
 pub mod stats;
 pub mod telemetry_settings;
 pub mod tls;
@@ -45,4 +46,5 @@ pub mod upstream;
 pub mod workload_identity;
 
 pub use live::LiveSidecar;
-pub use sidecar::{RunningSidecar, Sidecar, SidecarOptions, StartError};
+pub use sidecar::{RunningSidecar, Sidecar, SidecarOptions};
+pub use start_error::StartError;

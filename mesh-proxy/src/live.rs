@@ -21,6 +21,7 @@ use crate::{
     admin::Admin,
     canary::CanaryBoard,
     config_updates::ConfigUpdates,
+    gateway::GatewayError,
     listener::HttpService,
     prometheus::{PrometheusHandle, default_recorder},
     sidecar::{RunningSidecar, Served, SidecarOptions, SidecarSettings},
@@ -511,18 +512,17 @@ fn same_gateway_listeners(previous: &Sidecar, next: Sidecar) -> Result<Sidecar, 
             .collect()
     };
     if listeners(previous) != listeners(&next) {
-        return Err(StartError::Gateway(format!(
-            "the Gateway ports served change ({:?} to {:?}): adding, removing or rebinding a \
-             gateway port, or changing what it carries, needs a restart",
-            listeners(previous)
-                .iter()
+        let kinds = |sidecar: &Sidecar| {
+            listeners(sidecar)
+                .into_iter()
                 .map(|(port, kind, _)| (port, kind))
-                .collect::<Vec<_>>(),
-            listeners(&next)
-                .iter()
-                .map(|(port, kind, _)| (port, kind))
-                .collect::<Vec<_>>(),
-        )));
+                .collect()
+        };
+        return Err(GatewayError::ListenersChanged {
+            before: kinds(previous),
+            after: kinds(&next),
+        }
+        .into());
     }
     Ok(next)
 }

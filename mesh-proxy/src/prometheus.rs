@@ -41,8 +41,7 @@ pub fn default_recorder() -> Result<(MetricsRecorder, Option<PrometheusHandle>),
     #[cfg(feature = "prometheus")]
     {
         let recorder = mesh_trace::prometheus::PrometheusRecorder::new()
-            .with_buckets_for_prefix("istio_", &mesh_trace::metrics::ISTIO_BUCKETS)
-            .map_err(|e| StartError::Telemetry(e.to_string()))?;
+            .with_buckets_for_prefix("istio_", &mesh_trace::metrics::ISTIO_BUCKETS)?;
         let handle = recorder.handle();
         Ok((
             MetricsRecorder::Owned(std::sync::Arc::new(recorder)),

@@ -10,6 +10,7 @@
 //! alone. Every listener is bound before any is served, so a start that
 //! fails binds nothing.
 
+pub use crate::start_error::StartError;
 use crate::{
     admin::{Admin, AdminState, LogFilterControl},
     authorization::{AuthorizationLayer, Authorizer},
@@ -21,7 +22,7 @@ use crate::{
         CERTIFICATE_POLL_INTERVAL, GatewayPort, GatewaySource, serve_gateway_port,
         watch_certificates,
     },
-    inbound::{Inbound, InboundError},
+    inbound::Inbound,
     limits::ListenerLimits,
     listener::{
         DrainDuration, HttpService, InboundTlsSource, ServeOptions, bind, serve, serve_with,
@@ -32,12 +33,13 @@ use crate::{
     server_layers::ServerLayers,
     stats::StatsSources,
     telemetry_settings::{AccessLogSettings, TelemetrySettings},
-    tls::{InboundTls, TlsError, TlsIdentity},
+    tls::{InboundTls, TlsIdentity},
     trace_settings::TraceSettings,
     tunnel::{TunnelTasks, Tunnels},
     upstream::{DEFAULT_CONNECT_TIMEOUT, Upstream},
     workload_identity::WorkloadSettings,
 };
+use crate::{gateway::GatewayError, start_error::TracingError};
 use mesh_core::{body, workload::Workload};
 use mesh_core::{fault::FaultLayer, retry::RetryLayer, timeout::TimeoutLayer};
 use mesh_route::{
@@ -45,7 +47,7 @@ use mesh_route::{
     config::{Config, WorkloadMode, gateway::served_ports},
     host::canonical_host,
     mirror::{MirrorLayer, MirrorStats, ShadowService},
-    table::{CompileError, SourceWorkload},
+    table::SourceWorkload,
 };
 use mesh_trace::{
     TraceLayer,
@@ -145,59 +147,6 @@ impl Default for SidecarOptions {
             gateway_listen: Vec::new(),
         }
     }
-}
-
-/// Why the sidecar could not start.
-///
-/// A listener address already in use:
-///
-/// ```
-/// use mesh_proxy::{Sidecar, SidecarOptions, StartError};
-/// # use mesh_proxy::sidecar::SidecarSettings;
-/// use mesh_route::config::Config;
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-/// let any = "127.0.0.1:0".parse().unwrap();
-/// let options = SidecarOptions { outbound: taken.local_addr().unwrap(), admin: any, ..SidecarOptions::default() };
-/// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
-/// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
-/// let error = sidecar.start(&options).await.unwrap_err();
-/// assert!(matches!(error, StartError::Bind { name: "outbound", .. }), "{error}");
-/// # }
-/// ```
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The configuration could not be compiled.
-    #[error(transparent)]
-    Compile(#[from] CompileError),
-    /// A Sidecar ingress entry cannot be served.
-    #[error(transparent)]
-    Inbound(#[from] InboundError),
-    /// Tracing cannot be set up (a bad Zipkin address, or no tokio runtime to export on).
-    #[error("tracing: {0}")]
-    Tracing(String),
-    /// Telemetry cannot be set up (the access log file cannot be opened).
-    #[error("telemetry: {0}")]
-    Telemetry(String),
-    /// Mutual TLS cannot be set up (`STRICT` without a certificate, unusable certificates).
-    #[error("tls: {0}")]
-    Tls(#[from] TlsError),
-    /// A security policy asks what this sidecar cannot enforce.
-    #[error("policy: {0}")]
-    Policy(String),
-    /// A Gateway server cannot be served (conflicting ports, unusable certificates).
-    #[error("gateway: {0}")]
-    Gateway(String),
-    /// A listener could not be bound.
-    #[error("cannot listen on {addr} ({name}): {source}")]
-    Bind {
-        /// Listener name.
-        name: &'static str,
-        /// Address asked for.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
 }
 
 /// The proxy's services, built from a configuration (not yet listening).
@@ -300,8 +249,9 @@ impl Telemetry {
                 return Ok(Some(log.clone()));
             }
             let log = AccessLog::open(&wanted.path, wanted.encoding, AccessLogConfig::default())
-                .map_err(|e| {
-                    StartError::Telemetry(format!("cannot open access log {}: {e}", wanted.path))
+                .map_err(|source| StartError::AccessLog {
+                    path: wanted.path.clone(),
+                    source,
                 })?;
             opened.push((wanted, log.clone()));
             Ok(Some(log))
@@ -422,11 +372,9 @@ fn zipkin_reporter(
     identity: &WorkloadIdentity,
 ) -> Result<SpanReporter, StartError> {
     let exporter = mesh_trace::zipkin::exporter(collector, &identity.service_name(), None)
-        .map_err(StartError::Tracing)?;
+        .map_err(TracingError::from)?;
     if tokio::runtime::Handle::try_current().is_err() {
-        return Err(StartError::Tracing(
-            "spans are exported from a tokio runtime; build the sidecar inside one".into(),
-        ));
+        return Err(TracingError::NoRuntime.into());
     }
     Ok(SpanReporter::spawn(
         exporter,
@@ -441,9 +389,10 @@ fn zipkin_reporter(
     collector: &str,
     _identity: &WorkloadIdentity,
 ) -> Result<SpanReporter, StartError> {
-    Err(StartError::Tracing(format!(
-        "a Zipkin collector ({collector}) is configured, but this build has no `zipkin` feature"
-    )))
+    Err(TracingError::NoZipkinFeature {
+        collector: collector.to_owned(),
+    }
+    .into())
 }
 
 impl Sidecar {
@@ -508,7 +457,7 @@ impl Sidecar {
         let env = |name: &str| std::env::var(name).ok();
         let workload = settings.workload.resolve(&config, env);
         let labels = settings.workload.labels(&config, env);
-        let served_ports = served_ports(&routed, &labels).map_err(StartError::Gateway)?;
+        let served_ports = served_ports(&routed, &labels).map_err(GatewayError::from)?;
         let source = SourceWorkload {
             labels,
             namespace: workload.namespace.clone(),
@@ -573,9 +522,9 @@ impl Sidecar {
         );
         let mut gateways = Vec::with_capacity(served_ports.len());
         for served in &served_ports {
-            let scope = table.gateway_scope(served.port).ok_or_else(|| {
-                StartError::Gateway(format!("port {} has no route scope", served.port))
-            })?;
+            let scope = table
+                .gateway_scope(served.port)
+                .ok_or(GatewayError::NoRouteScope(served.port))?;
             let route = RouteLayer::new(table.clone()).in_scope(scope);
             let http = HttpService::new(http_stack(route, None));
             let port = GatewayPort::new(
@@ -584,8 +533,7 @@ impl Sidecar {
                 http,
                 tunnels.clone(),
                 settings.gateway_credentials.as_deref(),
-            )
-            .map_err(|e| StartError::Gateway(e.0))?;
+            )?;
             gateways.push(Arc::new(port));
         }
         drop(served_ports);
@@ -1222,12 +1170,7 @@ fn check_single_port_policies(
         .collect();
     let differ = modes.windows(2).any(|pair| pair[0] != pair[1]);
     if differ || authorizer.is_some_and(Authorizer::uses_ports) {
-        return Err(StartError::Policy(
-            "port-specific PeerAuthentication (portLevelMtls) or AuthorizationPolicy (ports, \
-             destination.port) with several Sidecar ingress ports is not supported yet: give \
-             each port a sidecar of its own"
-                .to_owned(),
-        ));
+        return Err(StartError::PortPoliciesOnSeveralIngressPorts);
     }
     Ok(())
 }

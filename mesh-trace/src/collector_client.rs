@@ -36,18 +36,41 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// use mesh_trace::collector_client::collector_endpoint;
 /// assert_eq!(collector_endpoint("zipkin", "z:9411", "/api/v2/spans").unwrap(), "http://z:9411/api/v2/spans");
 /// assert_eq!(collector_endpoint("otlp", "http://o/v1/traces", "/v1/traces").unwrap(), "http://o/v1/traces");
-/// assert!(collector_endpoint("zipkin", "bad host:x:y", "/api/v2/spans").is_err());
+/// let error = collector_endpoint("zipkin", "bad host:x:y", "/api/v2/spans").unwrap_err();
+/// assert_eq!(error.collector, "bad host:x:y");
+/// assert!(error.to_string().starts_with(r#"zipkin address "bad host:x:y": "#), "{error}");
 /// ```
-pub fn collector_endpoint(kind: &str, collector: &str, path: &str) -> Result<String, String> {
+pub fn collector_endpoint(
+    kind: &'static str,
+    collector: &str,
+    path: &str,
+) -> Result<String, CollectorAddressError> {
     let endpoint = if collector.contains("://") {
         collector.to_owned()
     } else {
         format!("http://{collector}{path}")
     };
-    endpoint
-        .parse::<http::Uri>()
-        .map_err(|e| format!("{kind} address {collector:?}: {e}"))?;
-    Ok(endpoint)
+    match endpoint.parse::<http::Uri>() {
+        Ok(_) => Ok(endpoint),
+        Err(source) => Err(CollectorAddressError {
+            kind,
+            collector: collector.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// A collector address that makes no URL to post spans to ([`collector_endpoint`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} address {collector:?}: {source}")]
+pub struct CollectorAddressError {
+    /// The kind of collector (`zipkin`, `otlp`).
+    pub kind: &'static str,
+    /// The address as configured.
+    pub collector: String,
+    /// Why the URL made of it is not one.
+    #[source]
+    pub source: http::uri::InvalidUri,
 }
 
 /// An exporter's HTTP client; see the [module docs](self).

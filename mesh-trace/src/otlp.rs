@@ -2,7 +2,9 @@
 //! `/v1/traces` through `opentelemetry-otlp`, over our [`CollectorClient`] — for collectors and
 //! backends that speak OTLP (Zipkin itself accepts OTLP since 3.5).
 
-use crate::collector_client::{CollectorClient, DEFAULT_TIMEOUT, collector_endpoint};
+use crate::collector_client::{
+    CollectorAddressError, CollectorClient, DEFAULT_TIMEOUT, collector_endpoint,
+};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::{Resource, trace::SpanExporter as _};
 
@@ -23,7 +25,7 @@ pub const TRACES_PATH: &str = "/v1/traces";
 /// let exporter = mesh_trace::otlp::exporter("127.0.0.1:4318", "catalog.shop");
 /// assert!(exporter.is_ok());
 /// ```
-pub fn exporter(collector: &str, service_name: &str) -> Result<SpanExporter, String> {
+pub fn exporter(collector: &str, service_name: &str) -> Result<SpanExporter, ExporterError> {
     let endpoint = collector_endpoint("otlp", collector, TRACES_PATH)?;
     let mut exporter = SpanExporter::builder()
         .with_http()
@@ -31,13 +33,38 @@ pub fn exporter(collector: &str, service_name: &str) -> Result<SpanExporter, Str
         .with_timeout(DEFAULT_TIMEOUT)
         .with_http_client(CollectorClient::plain(DEFAULT_TIMEOUT))
         .build()
-        .map_err(|e| format!("otlp address {collector:?}: {e}"))?;
+        .map_err(|source| ExporterError::Build {
+            collector: collector.to_owned(),
+            source,
+        })?;
     exporter.set_resource(
         &Resource::builder_empty()
             .with_service_name(service_name.to_owned())
             .build(),
     );
     Ok(exporter)
+}
+
+/// Why [`exporter`] could not make an exporter.
+///
+/// ```
+/// let error = mesh_trace::otlp::exporter("bad host:x:y", "catalog").unwrap_err();
+/// assert!(matches!(error, mesh_trace::otlp::ExporterError::Address(_)), "{error}");
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError {
+    /// The collector's address makes no URL.
+    #[error(transparent)]
+    Address(#[from] CollectorAddressError),
+    /// The exporter refused its settings.
+    #[error("otlp address {collector:?}: {source}")]
+    Build {
+        /// The address as configured.
+        collector: String,
+        /// What the exporter said.
+        #[source]
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
 }
 
 #[cfg(test)]

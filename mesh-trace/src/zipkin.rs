@@ -5,7 +5,9 @@
 
 #![allow(deprecated)] // opentelemetry-zipkin is deprecated upstream in favour of OTLP.
 
-use crate::collector_client::{CollectorClient, DEFAULT_TIMEOUT, collector_endpoint};
+use crate::collector_client::{
+    CollectorAddressError, CollectorClient, DEFAULT_TIMEOUT, collector_endpoint,
+};
 use opentelemetry_zipkin::ZipkinExporter;
 use std::net::SocketAddr;
 
@@ -26,13 +28,14 @@ pub const SPANS_PATH: &str = "/api/v2/spans";
 /// ```
 /// let exporter = mesh_trace::zipkin::exporter("127.0.0.1:9411", "catalog.shop", None);
 /// assert!(exporter.is_ok());
-/// assert!(mesh_trace::zipkin::exporter("bad host:x:y", "catalog", None).is_err());
+/// let error = mesh_trace::zipkin::exporter("bad host:x:y", "catalog", None).unwrap_err();
+/// assert!(matches!(error, mesh_trace::zipkin::ExporterError::Address(_)), "{error}");
 /// ```
 pub fn exporter(
     collector: &str,
     service_name: &str,
     service_address: Option<SocketAddr>,
-) -> Result<ZipkinExporter, String> {
+) -> Result<ZipkinExporter, ExporterError> {
     let endpoint = collector_endpoint("zipkin", collector, SPANS_PATH)?;
     let mut builder = ZipkinExporter::builder()
         .with_collector_endpoint(endpoint)
@@ -40,9 +43,27 @@ pub fn exporter(
     if let Some(address) = service_address {
         builder = builder.with_service_address(address);
     }
-    builder
-        .build()
-        .map_err(|e| format!("zipkin address {collector:?}: {e}"))
+    builder.build().map_err(|source| ExporterError::Build {
+        collector: collector.to_owned(),
+        source,
+    })
+}
+
+/// Why [`exporter`] could not make an exporter.
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError {
+    /// The collector's address makes no URL.
+    #[error(transparent)]
+    Address(#[from] CollectorAddressError),
+    /// The exporter refused its settings.
+    #[error("zipkin address {collector:?}: {source}")]
+    Build {
+        /// The address as configured.
+        collector: String,
+        /// What the exporter said.
+        #[source]
+        source: opentelemetry_zipkin::ExporterBuildError,
+    },
 }
 
 #[cfg(test)]

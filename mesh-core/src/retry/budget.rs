@@ -26,6 +26,27 @@ use tokio::time::Instant;
 /// One token in the bucket's fixed-point unit.
 const TOKEN: i64 = 1_000_000;
 
+/// Why [`RetryBudget::new`] refused its settings.
+///
+/// ```
+/// use mesh_core::retry::{RetryBudget, RetryBudgetError};
+/// let error = RetryBudget::new(std::time::Duration::from_secs(10), 2_000_000, 20.0).unwrap_err();
+/// assert_eq!(error, RetryBudgetError::Floor(2_000_000));
+/// assert_eq!(error.to_string(), "retry budget floor 2000000/s must be at most 1000000");
+/// ```
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RetryBudgetError {
+    /// The window is shorter than 1 s or longer than 1 h.
+    #[error("retry budget window {0:?} must be between 1 s and 1 h")]
+    Window(Duration),
+    /// The percent is not within 0..=1000.
+    #[error("retry budget percent {0} must be between 0 and 1000")]
+    Percent(f32),
+    /// The floor is above 1,000,000 retries a second.
+    #[error("retry budget floor {0}/s must be at most 1000000")]
+    Floor(u32),
+}
+
 /// A retry budget; clones share the bucket.
 ///
 /// ```
@@ -103,28 +124,24 @@ impl RetryBudget {
     /// ```
     /// use mesh_core::retry::RetryBudget;
     /// use std::time::Duration;
-    /// assert!(RetryBudget::new(Duration::from_millis(500), 10, 20.0).unwrap_err().contains("window"));
-    /// assert!(RetryBudget::new(Duration::from_secs(10), 10, 2000.0).unwrap_err().contains("percent"));
+    /// use mesh_core::retry::RetryBudgetError;
+    /// let short = Duration::from_millis(500);
+    /// assert_eq!(RetryBudget::new(short, 10, 20.0).unwrap_err(), RetryBudgetError::Window(short));
+    /// assert_eq!(RetryBudget::new(Duration::from_secs(10), 10, 2000.0).unwrap_err(), RetryBudgetError::Percent(2000.0));
     /// // With no floor the bucket still holds 10 tokens at most.
     /// let budget = RetryBudget::new(Duration::from_secs(10), 0, 100.0).unwrap();
     /// (0..50).for_each(|_| budget.deposit());
     /// assert_eq!((0..50).filter(|_| budget.withdraw()).count(), 10);
     /// ```
-    pub fn new(window: Duration, min_per_sec: u32, percent: f32) -> Result<Self, String> {
+    pub fn new(window: Duration, min_per_sec: u32, percent: f32) -> Result<Self, RetryBudgetError> {
         if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&window) {
-            return Err(format!(
-                "retry budget window {window:?} must be between 1 s and 1 h"
-            ));
+            return Err(RetryBudgetError::Window(window));
         }
         if !(0.0..=1000.0).contains(&percent) {
-            return Err(format!(
-                "retry budget percent {percent} must be between 0 and 1000"
-            ));
+            return Err(RetryBudgetError::Percent(percent));
         }
         if min_per_sec > 1_000_000 {
-            return Err(format!(
-                "retry budget floor {min_per_sec}/s must be at most 1000000"
-            ));
+            return Err(RetryBudgetError::Floor(min_per_sec));
         }
         let per_second = i64::from(min_per_sec) * TOKEN;
         let cap = (per_second.saturating_mul(window.as_secs() as i64)).max(10 * TOKEN);

@@ -25,8 +25,8 @@ pub mod replay;
 pub mod request_override;
 
 pub use backoff::Backoff;
-pub use budget::RetryBudget;
-pub use condition::{RETRY_ON_TOKENS, RetryCondition, RetryHeaders, RetryOn};
+pub use budget::{RetryBudget, RetryBudgetError};
+pub use condition::{InvalidRetryOn, RETRY_ON_TOKENS, RetryCondition, RetryHeaders, RetryOn};
 pub use context::RetryContext;
 pub use layer::{ATTEMPT_COUNT, DEFAULT_BUFFER_LIMIT, Retry, RetryFuture, RetryLayer};
 pub use policy::{RetryPolicy, effective_per_try_timeout};

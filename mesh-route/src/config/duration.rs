@@ -39,9 +39,10 @@ impl Duration {
     /// ```
     /// use mesh_route::config::Duration;
     /// assert_eq!(Duration::parse("1m30s").unwrap().get().as_secs(), 90);
-    /// assert!(Duration::parse("5").is_err());
+    /// let error = Duration::parse("5").unwrap_err();
+    /// assert_eq!(error.to_string(), r#"invalid duration "5": missing unit (use ns, us, ms, s, m or h)"#);
     /// ```
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, InvalidDuration> {
         parse_nanos(text.trim())
             .map(|nanos| {
                 let secs = u64::try_from(nanos / NANOS_PER_SEC).unwrap_or(u64::MAX);
@@ -49,8 +50,21 @@ impl Duration {
                 let subsec = u32::try_from(nanos % NANOS_PER_SEC).unwrap_or(0);
                 Duration(std::time::Duration::new(secs, subsec))
             })
-            .map_err(|reason| format!("invalid duration \"{text}\": {reason}"))
+            .map_err(|reason| InvalidDuration {
+                text: text.to_owned(),
+                reason,
+            })
     }
+}
+
+/// A string [`Duration::parse`] does not read as a duration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {text:?}: {reason}")]
+pub struct InvalidDuration {
+    /// The string.
+    pub text: String,
+    /// What is wrong with it.
+    pub reason: String,
 }
 
 impl From<std::time::Duration> for Duration {
@@ -238,7 +252,7 @@ mod tests {
             assert!(Duration::parse(text).is_err(), "{text} should be rejected");
         }
         let err = Duration::parse("5x").unwrap_err();
-        assert!(err.contains("unknown unit \"x\""), "{err}");
+        assert!(err.reason.starts_with("unknown unit \"x\""), "{err}");
     }
 
     #[test]

@@ -768,6 +768,52 @@ impl ServedServer<'_> {
     }
 }
 
+/// Why the Gateway servers that select a proxy cannot be served together ([`served_ports`]).
+///
+/// ```
+/// use mesh_route::config::gateway::ServedPortsError;
+/// let error = ServedPortsError::DifferentBinds {
+///     first: "Gateway shop/edge servers[0]".into(),
+///     second: "Gateway shop/other servers[0]".into(),
+///     port: 80,
+/// };
+/// assert_eq!(
+///     error.to_string(),
+///     "Gateway shop/edge servers[0] and Gateway shop/other servers[0] share port 80 with different `bind` addresses"
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ServedPortsError {
+    /// A server whose protocol, or port number, no listener serves.
+    #[error("{server}: not a servable port")]
+    NotServable {
+        /// The server (`Gateway NS/NAME servers[I]`).
+        server: String,
+    },
+    /// Two servers on one port that cannot share it.
+    #[error("{first} and {second} share port {port}: {problem}")]
+    Conflict {
+        /// The server that took the port first.
+        first: String,
+        /// The server that came second.
+        second: String,
+        /// The port.
+        port: u16,
+        /// Why they cannot share it.
+        problem: &'static str,
+    },
+    /// Two servers on one port with different `bind` addresses.
+    #[error("{first} and {second} share port {port} with different `bind` addresses")]
+    DifferentBinds {
+        /// The server that took the port first.
+        first: String,
+        /// The server that came second.
+        second: String,
+        /// The port.
+        port: u16,
+    },
+}
+
 /// The ports a proxy with `labels` serves for the Gateways selecting it, sorted by port.
 /// Servers of different Gateways on one port share it when their kinds allow (see
 /// [`port_conflict`]); otherwise the error names both.
@@ -800,7 +846,7 @@ impl ServedServer<'_> {
 pub fn served_ports<'c>(
     config: &'c super::Config,
     labels: &BTreeMap<String, String>,
-) -> Result<Vec<ServedPort<'c>>, String> {
+) -> Result<Vec<ServedPort<'c>>, ServedPortsError> {
     let mut ports: Vec<ServedPort<'c>> = Vec::new();
     for gateway in config.gateways.iter().filter(|g| g.spec.selects(labels)) {
         for (index, server) in gateway.spec.servers.iter().enumerate() {
@@ -811,24 +857,27 @@ pub fn served_ports<'c>(
                 server,
             };
             let (Some(kind), Ok(port)) = (server.kind(), u16::try_from(server.port.number)) else {
-                return Err(format!("{}: not a servable port", served.label()));
+                return Err(ServedPortsError::NotServable {
+                    server: served.label(),
+                });
             };
             let bind = server.bind.as_deref().and_then(|b| b.parse().ok());
             match ports.iter_mut().find(|p| p.port == port) {
                 Some(existing) => {
                     if let Some(problem) = port_conflict(existing.kind, kind) {
-                        return Err(format!(
-                            "{} and {} share port {port}: {problem}",
-                            existing.servers[0].label(),
-                            served.label()
-                        ));
+                        return Err(ServedPortsError::Conflict {
+                            first: existing.servers[0].label(),
+                            second: served.label(),
+                            port,
+                            problem,
+                        });
                     }
                     if existing.bind != bind {
-                        return Err(format!(
-                            "{} and {} share port {port} with different `bind` addresses",
-                            existing.servers[0].label(),
-                            served.label()
-                        ));
+                        return Err(ServedPortsError::DifferentBinds {
+                            first: existing.servers[0].label(),
+                            second: served.label(),
+                            port,
+                        });
                     }
                     if kind == ServerKind::Https {
                         existing.kind = kind;
@@ -1076,7 +1125,7 @@ spec:
 "#;
         let config = load(&format!("{GATEWAY}---\n{second}")).unwrap();
         let labels = BTreeMap::from([("istio".to_owned(), "ingressgateway".to_owned())]);
-        let error = served_ports(&config, &labels).unwrap_err();
+        let error = served_ports(&config, &labels).unwrap_err().to_string();
         assert!(
             error.contains("Gateway shop/edge servers[3]")
                 && error.contains("Gateway shop/other servers[0]"),

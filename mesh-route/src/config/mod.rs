@@ -68,7 +68,7 @@ pub use authorization_policy::{AuthorizationAction, AuthorizationPolicy};
 pub use canary::{Canary, CanaryRouting};
 pub use destination_rule::{DestinationRule, Subset};
 pub use diagnostic::{Diagnostic, Origin, Severity};
-pub use duration::Duration;
+pub use duration::{Duration, InvalidDuration};
 pub use extension_provider::{
     DefaultProviders, ExtensionProvider, TraceContextOption, ZipkinProvider,
 };
