@@ -5,8 +5,9 @@
 //! catalog story's Istio YAML (internal users to v2, everyone else 90/10, a 1 s timeout, two
 //! retries on 5xx, a circuit breaker and outlier detection), and sends requests through it:
 //! routing by header and weight, a failure of v1 that the retry hides, trace context on every
-//! upstream request, a slow v2 cut off at the route's timeout, and the Istio metrics that
-//! result.
+//! upstream request, a slow v2 cut off at the route's timeout, a burst past the connection
+//! pool's limit answered 503 at once, v1 ejected by outlier detection after five 5xx in a row,
+//! and the Istio metrics that result.
 
 use http::Request;
 use http_body_util::{BodyExt, Empty};
@@ -36,8 +37,9 @@ metadata: {{name: catalog, namespace: istioinaction}}
 spec:
   host: catalog
   trafficPolicy:
+    # A small pool, so that a burst shows it overflow.
     connectionPool:
-      http: {{http1MaxPendingRequests: 64, http2MaxRequests: 128}}
+      http: {{http1MaxPendingRequests: 64, http2MaxRequests: {POOL}}}
     outlierDetection: {{consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}}
   subsets:
   - {{name: version-v1, labels: {{version: v1}}}}
@@ -61,6 +63,9 @@ spec:
     )
 }
 
+/// Concurrent requests the catalog's connection pool admits (`http2MaxRequests`).
+pub const POOL: usize = 4;
+
 /// What the example saw.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -77,6 +82,12 @@ pub struct Report {
     /// Status of an internal request while v2 took longer than the route's 1 s timeout, and
     /// how long the client waited for it.
     pub timed_out: (u16, std::time::Duration),
+    /// Of a burst of `2 × POOL` internal requests while v2 was slow: how many were served,
+    /// and how many the connection pool refused at once (503, `x-envoy-overloaded: true`).
+    pub burst: (usize, usize),
+    /// Whether outlier detection ejected v1 (its endpoint's `/clusters` health flags) after it
+    /// answered 503 five times in a row, and how many requests that took.
+    pub v1_ejected: (bool, usize),
     /// The mesh's Prometheus text.
     pub prometheus: String,
 }
@@ -95,6 +106,8 @@ pub async fn run(requests: usize) -> Result<Report, BoxError> {
     let mut catalog = ServiceBuilder::new()
         .layer(mesh.client_layer("catalog")?)
         .service(http);
+    // Clones for concurrent requests (cloning a client is cheap).
+    let burst_client = catalog.clone();
 
     let mut report = Report::default();
     let mut get = async |cohort: Option<&str>| -> Result<(u16, String), BoxError> {
@@ -147,7 +160,48 @@ pub async fn run(requests: usize) -> Result<Report, BoxError> {
     let started = std::time::Instant::now();
     let status = get(Some("internal")).await?.0;
     report.timed_out = (status, started.elapsed());
+    // A burst twice the pool's size while v2 is slow: the pool admits `POOL`, refuses the
+    // rest at once.
+    v2.set_delay(std::time::Duration::from_millis(300));
+    let burst: Vec<_> = (0..2 * POOL)
+        .map(|_| {
+            let client = burst_client.clone();
+            tokio::spawn(async move {
+                let request = Request::get("/items")
+                    .header("x-istio-cohort", "internal")
+                    .body(Empty::<bytes::Bytes>::new())?;
+                client.oneshot(request).await.map_err(BoxError::from)
+            })
+        })
+        .collect();
+    for sent in burst {
+        let response = sent.await??;
+        let overloaded = response.headers().contains_key("x-envoy-overloaded");
+        match (response.status().as_u16(), overloaded) {
+            (200, false) => report.burst.0 += 1,
+            (503, true) => report.burst.1 += 1,
+            other => return Err(format!("burst: unexpected {other:?}").into()),
+        }
+    }
     v2.set_delay(std::time::Duration::ZERO);
+    // v1 answers 503 from now on: after five in a row (`consecutive5xxErrors: 5`, retries
+    // included) outlier detection ejects it, as the admin API's `/clusters` shows.
+    v1.fail_next(u64::MAX);
+    let ejected = format!(
+        "127.0.0.1:{}::health_flags::/failed_outlier_check",
+        v1.addr().port()
+    );
+    while !report.v1_ejected.0 && report.v1_ejected.1 < 50 {
+        get(None).await?;
+        report.v1_ejected.1 += 1;
+        let clusters = mesh
+            .admin_service()
+            .oneshot(Request::get("/clusters").body(mesh::core::body::empty())?)
+            .await?;
+        let text = clusters.into_body().collect().await?.to_bytes();
+        report.v1_ejected.0 = String::from_utf8_lossy(&text).contains(&ejected);
+    }
+    v1.fail_next(0);
     report.prometheus = mesh.render_prometheus().unwrap_or_default();
     Ok(report)
 }
@@ -174,6 +228,16 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "v2 slower than the 1 s timeout: status {} after {:?}",
         report.timed_out.0, report.timed_out.1
+    );
+    println!(
+        "a burst of {} while v2 is slow: {} served, {} refused by the pool (503 UO)",
+        2 * POOL,
+        report.burst.0,
+        report.burst.1
+    );
+    println!(
+        "v1 answering 503: ejected by outlier detection: {} (after {} requests)",
+        report.v1_ejected.0, report.v1_ejected.1
     );
     println!("\nIstio metrics:");
     for line in report.prometheus.lines() {

@@ -41,6 +41,16 @@ async fn the_client_example_routes_retries_traces_and_counts() {
             && waited < std::time::Duration::from_secs(2),
         "{waited:?}"
     );
+    // The connection pool admits `POOL` of a burst twice its size and refuses the rest at once.
+    assert_eq!(
+        report.burst,
+        (client_example::POOL, client_example::POOL),
+        "served, refused"
+    );
+    // Outlier detection ejects v1 once it has answered 503 five times in a row: with two
+    // retries a request, within the few requests that reach it.
+    let (ejected, requests) = report.v1_ejected;
+    assert!(ejected, "v1 not ejected after {requests} requests");
     let v1_series = report
         .prometheus
         .lines()
