@@ -282,7 +282,7 @@ async fn a_swap_applies_to_new_requests_while_started_ones_finish_under_the_old_
         }
     };
 
-    // One client kept across the swap (it keeps the stack it last used) follows it too.
+    // One client kept across the swap follows it too.
     let mut kept = client.clone();
     let mut send_kept = async move || {
         let request = http::Request::get("/items")

@@ -128,13 +128,17 @@ pub enum GatewayError {
         /// The server (`Gateway NS/NAME servers[I]`).
         server: String,
     },
-    /// A server that needs TLS, in a build without the `tls` feature.
-    #[error("{server}: {what} needs the `tls` feature, which this build lacks")]
-    NoTlsFeature {
+    /// An `HTTPS` server, in a build without the `tls` feature.
+    #[error("{server}: terminating TLS needs the `tls` feature, which this build lacks")]
+    TerminationNeedsTls {
         /// The server.
         server: String,
-        /// What needs it (terminating TLS, or TLS passthrough, which reads the ClientHello).
-        what: &'static str,
+    },
+    /// A `TLS` passthrough server, in a build without the `tls` feature.
+    #[error("{server}: TLS passthrough reads the ClientHello, and this build has no `tls` feature")]
+    PassthroughNeedsTls {
+        /// The server.
+        server: String,
     },
     /// An `HTTPS` server's certificate files cannot be used.
     #[error("{server} ({origin}): {source}")]
@@ -196,9 +200,8 @@ impl GatewayPort {
             };
             #[cfg(not(feature = "tls"))]
             if matches!(handling, Handling::Passthrough) {
-                return Err(GatewayError::NoTlsFeature {
+                return Err(GatewayError::PassthroughNeedsTls {
                     server: server.label(),
-                    what: "TLS passthrough (it reads the ClientHello)",
                 });
             }
             servers.push(PortServer { hosts, handling });
@@ -398,9 +401,8 @@ fn terminate(
     server: &mesh_route::config::gateway::ServedServer<'_>,
     _credentials: Option<&std::path::Path>,
 ) -> Result<Handling, GatewayError> {
-    Err(GatewayError::NoTlsFeature {
+    Err(GatewayError::TerminationNeedsTls {
         server: server.label(),
-        what: "terminating TLS",
     })
 }
 

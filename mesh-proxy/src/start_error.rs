@@ -96,9 +96,13 @@ pub enum StartError {
 ///             spec: {defaultConfig: {tracing: {zipkin: {address: 'zipkin:9411'}}}}\n";
 /// let config = Config::from_yaml_str(yaml).unwrap().config;
 /// let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
-/// // Outside a tokio runtime, spans have nowhere to be exported from.
+/// // Outside a tokio runtime, spans have nowhere to be exported from (and a build without
+/// // the `zipkin` feature cannot export them at all).
 /// let error = Sidecar::with_settings(config, settings).unwrap_err();
-/// assert!(matches!(error, StartError::Tracing(TracingError::NoRuntime)), "{error}");
+/// assert!(
+///     matches!(error, StartError::Tracing(TracingError::NoRuntime | TracingError::NoZipkinFeature { .. })),
+///     "{error}"
+/// );
 /// ```
 #[derive(Debug, thiserror::Error)]
 pub enum TracingError {

@@ -9,12 +9,11 @@ use http::{
 };
 use mesh_core::local_reply::LocalReplyFuture;
 use mesh_core::{Body, BoxError, body, body_count::count_streamed_body};
-use mesh_proxy::{Sidecar, listener::HttpService, transport::Transport};
+use mesh_proxy::transport::Transport;
 use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll},
 };
 use tower::{Layer, Service};
@@ -82,7 +81,6 @@ where
         MeshClient {
             layer: self.clone(),
             transport: Transport::new(client),
-            outbound: None,
         }
     }
 }
@@ -113,26 +111,10 @@ where
 /// assert_eq!(response.status(), 502);
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MeshClient {
     layer: ClientLayer,
     transport: Transport,
-    /// The outbound stack of the configuration last seen in force, and that configuration:
-    /// kept so that a request does not clone (and drop) the whole stack, only looks up
-    /// whether a swap replaced it.
-    outbound: Option<(Arc<Sidecar>, HttpService)>,
-}
-
-impl Clone for MeshClient {
-    /// A clone starts without the kept stack: cloning it would cost what keeping it saves,
-    /// and a client is often cloned for one request (`client.clone().oneshot(..)`).
-    fn clone(&self) -> Self {
-        MeshClient {
-            layer: self.layer.clone(),
-            transport: self.transport.clone(),
-            outbound: None,
-        }
-    }
 }
 
 /// The future of a [`MeshClient`] or [`MeshServer`](crate::MeshServer) call: never an error,
@@ -188,14 +170,9 @@ where
         parts.headers.insert(HOST, self.layer.host.clone());
         parts.extensions.insert(self.transport.clone());
         let request = count_streamed_body(Request::from_parts(parts, body)).map(body::boxed_send);
-        let current = self.layer.mesh.current();
-        let outbound = match &mut self.outbound {
-            Some((seen, outbound)) if Arc::ptr_eq(seen, &current) => outbound,
-            kept => {
-                let (_, outbound) = kept.insert((Arc::clone(&current), current.outbound_service()));
-                outbound
-            }
-        };
+        // The stack of the configuration in force now: a client kept idle across a swap
+        // holds none of the old one's resources (its access log, say).
+        let mut outbound = self.layer.mesh.current().outbound_service();
         LocalReplyFuture::new(outbound.call(request))
     }
 }
