@@ -8,7 +8,7 @@
 //! (`/stats` `config.update_rejected`, `/config_dump` `updates.last_error`), and the previous
 //! configuration keeps serving. Warnings of a configuration that loads are logged too.
 
-use crate::LiveSidecar;
+use crate::{LiveSidecar, StartError};
 use mesh_core::fnv::FnvHasher;
 use mesh_route::config::{Config, Diagnostic, Loaded, yaml_files};
 use std::{hash::Hasher, path::PathBuf, time::Duration};
@@ -76,7 +76,7 @@ impl ConfigFiles {
 /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let live = LiveSidecar::new(loaded.unwrap().config, settings).unwrap();
 /// let reloader = Reloader::new(live.clone(), files);
-/// assert_eq!(reloader.reload(), Ok(2));
+/// assert_eq!(reloader.reload().unwrap(), 2);
 /// assert_eq!(live.current().version(), 2);
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
@@ -137,13 +137,13 @@ impl Reloader {
     /// assert_eq!((live.current().version(), live.updates().rejections()), (1, 1));
     /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
-    pub fn reload(&self) -> Result<u64, String> {
+    pub fn reload(&self) -> Result<u64, ReloadError> {
         let loaded = match Config::load_paths(&self.paths) {
             Ok(loaded) => loaded,
             Err(problems) => {
-                let problems = lines(&problems);
-                self.live.reject(problems.clone());
-                return Err(rejected(problems));
+                let error = ReloadError::Invalid(problems);
+                self.live.reject(error.to_string());
+                return Err(rejected(error));
             }
         };
         for warning in &loaded.warnings {
@@ -155,7 +155,7 @@ impl Reloader {
                 tracing::info!(version, "configuration reloaded");
                 Ok(version)
             }
-            Err(error) => Err(rejected(error.to_string())),
+            Err(error) => Err(rejected(ReloadError::Refused(error))),
         }
     }
 
@@ -217,11 +217,30 @@ impl Reloader {
 }
 
 /// Logs every problem of a refused configuration; returns them.
-fn rejected(problems: String) -> String {
-    for problem in problems.lines() {
+fn rejected(error: ReloadError) -> ReloadError {
+    for problem in error.to_string().lines() {
         tracing::error!(%problem, "configuration rejected; the previous one keeps serving");
     }
-    problems
+    error
+}
+
+/// Why [`Reloader::reload`] refused the files; the configuration in force keeps serving.
+///
+/// ```
+/// use mesh_proxy::reload::ReloadError;
+/// use mesh_route::config::Config;
+/// let problems = Config::from_yaml_str("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 3}\n").unwrap_err();
+/// let error = ReloadError::Invalid(problems);
+/// assert!(error.to_string().contains("VirtualService"), "{error}");
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The files do not make a valid configuration: every problem, displayed one per line.
+    #[error("{}", lines(.0))]
+    Invalid(Vec<Diagnostic>),
+    /// The configuration is valid but cannot run as it is (a changed gateway port, say).
+    #[error(transparent)]
+    Refused(#[from] StartError),
 }
 
 /// Every problem, one per line.

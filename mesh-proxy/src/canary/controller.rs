@@ -424,11 +424,13 @@ impl CanaryBoard {
     /// running.await.unwrap();
     /// # });
     /// ```
-    pub fn act(&self, name: &str, action: CanaryAction) -> Result<CanaryStatus, String> {
+    pub fn act(&self, name: &str, action: CanaryAction) -> Result<CanaryStatus, CanaryLookupError> {
         let now = Instant::now();
         let mut runs = self.runs();
         let key = find(&runs, name)?;
-        let tracked = runs.get_mut(&key).ok_or("no such canary")?;
+        let tracked = runs
+            .get_mut(&key)
+            .ok_or_else(|| CanaryLookupError::NotFound(name.to_owned()))?;
         let outcome = match action {
             CanaryAction::Pause => {
                 tracked.paused = true;
@@ -637,7 +639,7 @@ impl CanaryBoard {
                 servers.insert(server.clone(), client.clone());
                 client
             }
-            Err(error) => Arc::new(Unusable(error)),
+            Err(error) => Arc::new(Unusable(error.to_string())),
         }
     }
 
@@ -664,7 +666,7 @@ fn flagger_name(canary: &Resource<Canary>) -> String {
 }
 
 /// The key of the canary `name` names: itself, or the one canary with that name.
-fn find(runs: &BTreeMap<String, Tracked>, name: &str) -> Result<String, String> {
+fn find(runs: &BTreeMap<String, Tracked>, name: &str) -> Result<String, CanaryLookupError> {
     if runs.contains_key(name) {
         return Ok(name.to_owned());
     }
@@ -675,11 +677,25 @@ fn find(runs: &BTreeMap<String, Tracked>, name: &str) -> Result<String, String> 
         .collect();
     match named.as_slice() {
         [one] => Ok((*one).clone()),
-        [] => Err(format!("no canary named {name}")),
-        _ => Err(format!(
-            "several canaries are named {name}; give namespace/name"
-        )),
+        [] => Err(CanaryLookupError::NotFound(name.to_owned())),
+        _ => Err(CanaryLookupError::Ambiguous(name.to_owned())),
     }
+}
+
+/// Why [`CanaryBoard::act`] found no canary to act on.
+///
+/// ```
+/// use mesh_proxy::canary::CanaryLookupError;
+/// assert_eq!(CanaryLookupError::NotFound("cart".into()).to_string(), "no canary named cart");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CanaryLookupError {
+    /// No canary has this name (`namespace/name`, or a name alone).
+    #[error("no canary named {0}")]
+    NotFound(String),
+    /// Canaries of several namespaces have this name.
+    #[error("several canaries are named {0}; give namespace/name")]
+    Ambiguous(String),
 }
 
 /// Runs every check of `canary` (none: the pass passes, as in Flagger).

@@ -14,7 +14,9 @@ pub mod metrics;
 pub mod prometheus_query;
 pub mod run;
 
-pub use controller::{CanaryAction, CanaryBoard, CanaryController, CanaryOptions, CanaryStatus};
+pub use controller::{
+    CanaryAction, CanaryBoard, CanaryController, CanaryLookupError, CanaryOptions, CanaryStatus,
+};
 pub use metrics::{CanaryMetrics, MeasureFuture, Measurement, MetricQuery, OwnMetrics};
-pub use prometheus_query::{PrometheusMetrics, flagger_query};
+pub use prometheus_query::{PrometheusMetrics, UnknownMetric, flagger_query};
 pub use run::{CanaryRun, CheckResult, Event, Phase};

@@ -21,7 +21,10 @@ use http_body_util::BodyExt;
 use mesh_core::body;
 use mesh_route::config::{
     Canary, Resource,
-    canary::{CANARY_WORKLOAD, REQUEST_DURATION, REQUEST_SUCCESS_RATE, check_metrics_server},
+    canary::{
+        CANARY_WORKLOAD, MetricsServerError, REQUEST_DURATION, REQUEST_SUCCESS_RATE,
+        check_metrics_server,
+    },
 };
 use std::time::Duration;
 use tokio::time::Instant;
@@ -36,7 +39,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// // A path prefix is kept; `https` is refused (no TLS to Prometheus).
 /// assert!(PrometheusMetrics::new("http://monitoring.example.com/prometheus").is_ok());
 /// let error = PrometheusMetrics::new("https://prometheus:9090").unwrap_err();
-/// assert!(error.contains("https"), "{error}");
+/// assert!(error.to_string().contains("https"), "{error}");
 /// ```
 #[derive(Clone, Debug)]
 pub struct PrometheusMetrics {
@@ -55,20 +58,22 @@ impl PrometheusMetrics {
     /// assert!(PrometheusMetrics::new("http://127.0.0.1:9090").is_ok());
     /// assert!(PrometheusMetrics::new("https://prometheus:9090").is_err());
     /// ```
-    pub fn new(address: &str) -> Result<Self, String> {
+    pub fn new(address: &str) -> Result<Self, MetricsServerError> {
         check_metrics_server(address)?;
-        let uri: Uri = address
-            .parse()
-            .map_err(|e| format!("invalid metrics server address {address:?}: {e}"))?;
+        let invalid = |source| MetricsServerError::Invalid {
+            address: address.to_owned(),
+            source,
+        };
+        let uri: Uri = address.parse().map_err(invalid)?;
         let authority = uri
             .authority()
             .cloned()
-            .ok_or_else(|| format!("metrics server {address:?} has no host"))?;
+            .ok_or_else(|| MetricsServerError::NoHost(address.to_owned()))?;
         let authority = match authority.port_u16() {
             Some(_) => authority,
             None => format!("{}:80", authority.host())
                 .parse()
-                .map_err(|e| format!("metrics server {address:?}: {e}"))?,
+                .map_err(invalid)?,
         };
         Ok(PrometheusMetrics {
             authority,
@@ -110,7 +115,10 @@ impl PrometheusMetrics {
 
 impl CanaryMetrics for PrometheusMetrics {
     fn measure<'a>(&'a self, query: MetricQuery<'a>, _now: Instant) -> MeasureFuture<'a> {
-        Box::pin(async move { self.query(flagger_query(query)?).await })
+        Box::pin(async move {
+            let promql = flagger_query(query).map_err(|e| e.to_string())?;
+            self.query(promql).await
+        })
     }
 }
 
@@ -128,9 +136,9 @@ impl CanaryMetrics for PrometheusMetrics {
 /// let p99 = flagger_query(query("request-duration")).unwrap();
 /// assert!(p99.starts_with("histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{"), "{p99}");
 /// assert!(p99.contains(r#"destination_workload_namespace="shop""#), "{p99}");
-/// assert!(flagger_query(query("error-budget")).is_err());
+/// assert_eq!(flagger_query(query("error-budget")).unwrap_err().0, "error-budget");
 /// ```
-pub fn flagger_query(query: MetricQuery<'_>) -> Result<String, String> {
+pub fn flagger_query(query: MetricQuery<'_>) -> Result<String, UnknownMetric> {
     let canary = query.canary;
     let selector = format!(
         "reporter=\"destination\",destination_workload_namespace=\"{}\",destination_workload=~\"{}\"",
@@ -147,9 +155,15 @@ pub fn flagger_query(query: MetricQuery<'_>) -> Result<String, String> {
             "histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket\
              {{{selector}}}[{window}])) by (le))"
         )),
-        other => Err(format!("unknown metric {other}")),
+        other => Err(UnknownMetric(other.to_owned())),
     }
 }
+
+/// A canary metric [`flagger_query`] has no query for: only Flagger's built-in
+/// `request-success-rate` and `request-duration` are known (custom MetricTemplates are not).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown metric {0}")]
+pub struct UnknownMetric(pub String);
 
 /// The canary's workload name in Istio's labels.
 fn canary_workload(canary: &Resource<Canary>) -> &str {

@@ -1064,7 +1064,7 @@ pub(crate) fn validate_canary(canary: &Canary, r: &mut Reporter<'_>) {
     if let Some(server) = &canary.metrics_server
         && let Err(why) = check_metrics_server(server)
     {
-        r.error("metricsServer", why);
+        r.error("metricsServer", why.to_string());
     }
     if canary.target_ref.name.is_empty() {
         r.error("targetRef.name", "targetRef.name is required");
@@ -1122,21 +1122,44 @@ pub(crate) fn validate_canary(canary: &Canary, r: &mut Reporter<'_>) {
 /// ```
 /// use mesh_route::config::canary::check_metrics_server;
 /// assert!(check_metrics_server("http://prometheus:9090").is_ok());
-/// assert!(check_metrics_server("https://prometheus:9090").is_err());
+/// use mesh_route::config::canary::MetricsServerError;
+/// let https = check_metrics_server("https://prometheus:9090").unwrap_err();
+/// assert!(matches!(https, MetricsServerError::NotHttp(address) if address == "https://prometheus:9090"));
 /// ```
-pub fn check_metrics_server(address: &str) -> Result<(), String> {
+pub fn check_metrics_server(address: &str) -> Result<(), MetricsServerError> {
     let uri: http::Uri = address
         .parse()
-        .map_err(|e| format!("invalid metrics server address \"{address}\": {e}"))?;
+        .map_err(|source| MetricsServerError::Invalid {
+            address: address.to_owned(),
+            source,
+        })?;
     if uri.scheme_str() != Some("http") {
-        return Err(format!(
-            "metrics server \"{address}\": only http:// Prometheus servers are supported"
-        ));
+        return Err(MetricsServerError::NotHttp(address.to_owned()));
     }
     match uri.host() {
         Some(host) if !host.is_empty() => Ok(()),
-        _ => Err(format!("metrics server \"{address}\" has no host")),
+        _ => Err(MetricsServerError::NoHost(address.to_owned())),
     }
+}
+
+/// A Prometheus server address the canary analysis cannot query ([`check_metrics_server`]).
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsServerError {
+    /// Not a URL.
+    #[error("invalid metrics server address \"{address}\": {source}")]
+    Invalid {
+        /// The address.
+        address: String,
+        /// Why it is not one.
+        #[source]
+        source: http::uri::InvalidUri,
+    },
+    /// Not `http://` (the query client speaks plain HTTP only).
+    #[error("metrics server \"{0}\": only http:// Prometheus servers are supported")]
+    NotHttp(String),
+    /// No host to ask.
+    #[error("metrics server \"{0}\" has no host")]
+    NoHost(String),
 }
 
 fn validate_analysis(canary: &Canary, r: &mut Reporter<'_>) {
