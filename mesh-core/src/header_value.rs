@@ -36,9 +36,6 @@ thread_local! {
 /// assert!(copy(b"line\nbreak").is_err());
 /// ```
 pub fn copy(bytes: &[u8]) -> Result<HeaderValue, InvalidHeaderValue> {
-    if bytes.is_empty() || bytes.len() > MAX_CARVED {
-        return HeaderValue::from_bytes(bytes);
-    }
     HeaderValue::from_maybe_shared(carve(bytes))
 }
 
