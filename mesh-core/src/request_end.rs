@@ -21,7 +21,6 @@ use crate::{
     Body,
     watched_body::{BodyWatcher, WatchedBody},
 };
-use pin_project::pin_project;
 use std::{
     future::Future,
     pin::Pin,
@@ -134,12 +133,15 @@ impl BodyWatcher for Recorder {
 /// A timer of `duration` that runs from its start or, on a request whose body is still
 /// arriving, from the body's last sign of life ([`RequestEnd::extend`]).
 ///
-/// A timer on a request whose body had ended is its sleep and a null pointer.
-#[pin_project]
+/// Its tokio [`Sleep`] is made on the first poll that finds it waiting, not when it is
+/// started: a request answered before it first waits (a local reply, an in-process service
+/// answering at once) never makes one, nor registers with the runtime's timer. A timer on a
+/// request whose body had ended is then its deadline and two null pointers.
 #[derive(Debug)]
 pub(crate) struct TimerAfterEnd {
-    #[pin]
-    sleep: Sleep,
+    deadline: Instant,
+    /// The sleep until `deadline`, once the timer has been polled.
+    sleep: Option<Pin<Box<Sleep>>>,
     /// The body it waits out, while it may still arrive.
     body: Option<Box<(RequestEnd, Duration)>>,
 }
@@ -148,37 +150,52 @@ impl TimerAfterEnd {
     /// A timer started `now`, held back by `end`'s body while it may still arrive.
     #[inline]
     pub fn new(duration: Duration, end: Option<&RequestEnd>, now: Instant) -> Self {
-        let sleep = tokio::time::sleep_until(now + duration);
+        let deadline = now + duration;
         match end {
-            Some(end) if !end.ended() => TimerAfterEnd::held_back(sleep, end, duration),
-            _ => TimerAfterEnd { sleep, body: None },
+            Some(end) if !end.ended() => TimerAfterEnd::held_back(deadline, end, duration),
+            _ => TimerAfterEnd {
+                deadline,
+                sleep: None,
+                body: None,
+            },
         }
     }
 
     /// The rare case, kept out of line.
     #[cold]
     #[inline(never)]
-    fn held_back(sleep: Sleep, end: &RequestEnd, duration: Duration) -> Self {
+    fn held_back(deadline: Instant, end: &RequestEnd, duration: Duration) -> Self {
         TimerAfterEnd {
-            sleep,
+            deadline,
+            sleep: None,
             body: Some(Box::new((end.clone(), duration))),
         }
     }
 
+    /// Whether its sleep has been made (it has been polled).
+    #[cfg(test)]
+    pub fn has_slept(&self) -> bool {
+        self.sleep.is_some()
+    }
+
     /// Ready when the timer fires.
     #[inline]
-    pub fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut this = self.project();
+    pub fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         loop {
-            ready!(this.sleep.as_mut().poll(cx));
-            let Some((end, duration)) = this.body.as_deref() else {
+            ready!(sleep.as_mut().poll(cx));
+            let Some((end, duration)) = self.body.as_deref() else {
                 return Poll::Ready(());
             };
-            let deadline = end.extend(this.sleep.deadline(), *duration);
-            if deadline <= this.sleep.deadline() {
+            let deadline = end.extend(self.deadline, *duration);
+            if deadline <= self.deadline {
                 return Poll::Ready(());
             }
-            this.sleep.as_mut().reset(deadline);
+            self.deadline = deadline;
+            sleep.as_mut().reset(deadline);
         }
     }
 }
@@ -205,9 +222,8 @@ mod tests {
 
     /// Until a 1 s timer started at `start`, held back by `end`'s body, fires.
     async fn fire_one_second(end: Option<&RequestEnd>, start: Instant) {
-        let timer = TimerAfterEnd::new(Duration::from_secs(1), end, start);
-        let mut timer = std::pin::pin!(timer);
-        poll_fn(|cx| timer.as_mut().poll(cx)).await;
+        let mut timer = TimerAfterEnd::new(Duration::from_secs(1), end, start);
+        poll_fn(|cx| timer.poll(cx)).await;
     }
 
     #[tokio::test(start_paused = true)]

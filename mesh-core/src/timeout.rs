@@ -469,7 +469,6 @@ pub struct TimeoutFuture<F> {
     /// Until it is abandoned at the deadline.
     #[pin]
     future: Option<F>,
-    #[pin]
     timer: Option<TimerAfterEnd>,
 }
 
@@ -489,7 +488,7 @@ where
         if let Poll::Ready(result) = future.poll(cx) {
             return Poll::Ready(result.map_err(Into::into));
         }
-        let Some(timer) = this.timer.as_pin_mut() else {
+        let Some(timer) = this.timer else {
             return Poll::Pending;
         };
         ready!(timer.poll(cx));
@@ -547,6 +546,38 @@ mod tests {
             .unwrap_err();
         assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
         assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_answered_before_it_waits_never_makes_a_timer() {
+        let mut service = TimeoutLayer::new(Some(Duration::from_secs(15))).layer(service_fn(
+            |request: Request<String>| async move {
+                // Answers at once when asked to, else never.
+                if request.body().is_empty() {
+                    Ok::<_, Infallible>(200)
+                } else {
+                    std::future::pending().await
+                }
+            },
+        ));
+        let mut at_once = std::pin::pin!(service.call(Request::new(String::new())));
+        let answer = std::future::poll_fn(|cx| Poll::Ready(at_once.as_mut().poll(cx))).await;
+        assert!(matches!(answer, Poll::Ready(Ok(200))));
+        let timer = at_once.as_mut().project().timer.as_ref().unwrap();
+        assert!(
+            !timer.has_slept(),
+            "answered at once: no tokio timer was made"
+        );
+        let mut waiting = std::pin::pin!(service.call(Request::new("wait".to_string())));
+        let answer = std::future::poll_fn(|cx| Poll::Ready(waiting.as_mut().poll(cx))).await;
+        assert!(answer.is_pending());
+        let timer = waiting.as_mut().project().timer.as_ref().unwrap();
+        assert!(timer.has_slept(), "waiting: the timer is armed");
+        // And it fires at the deadline.
+        let start = tokio::time::Instant::now();
+        let error = waiting.await.unwrap_err();
+        assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
+        assert_eq!(start.elapsed(), Duration::from_secs(15));
     }
 
     #[tokio::test(start_paused = true)]
