@@ -116,8 +116,7 @@ impl Service<Request<Body>> for Forward {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let shared = self.shared.clone();
-        Box::pin(async move { shared.forward(request).await })
+        Box::pin(self.shared.clone().forward(request))
     }
 }
 
@@ -133,126 +132,144 @@ fn owned_authority(request: &Request<Body>) -> Result<Authority, MeshError> {
         .map_err(|_| MeshError::BadRequest("invalid host"))
 }
 
+// The futures here are `async move` blocks over their arguments, not `async fn`s: an
+// `async fn` keeps each argument twice (as it was passed, and as its body's local), and a
+// request is 240 bytes at each of three levels. Kept once, the forwarding future fits the
+// allocator's per-thread cache (at most 1 KiB) instead of going to its arena.
 impl Shared {
-    async fn forward(&self, mut request: Request<Body>) -> Result<Response<Body>, BoxError> {
-        let authority = owned_authority(&request)?;
-        let downstream = request.extensions().get::<DownstreamAddr>().copied();
-        let destination = request.extensions().get::<Destination>().cloned();
-        let scheme = match request.uri().scheme() {
-            Some(scheme) if *scheme == Scheme::HTTPS => "https",
-            _ => "http",
-        };
-        remove_hop_by_hop(request.headers_mut(), true);
-        append_forwarded(request.headers_mut(), downstream.map(|d| d.remote), scheme);
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` would keep the request twice (see above)"
+    )]
+    fn forward(
+        self: Arc<Self>,
+        mut request: Request<Body>,
+    ) -> impl Future<Output = Result<Response<Body>, BoxError>> + Send + 'static {
+        async move {
+            let authority = owned_authority(&request)?;
+            let downstream = request.extensions().get::<DownstreamAddr>().copied();
+            let destination = request.extensions().get::<Destination>().cloned();
+            let scheme = match request.uri().scheme() {
+                Some(scheme) if *scheme == Scheme::HTTPS => "https",
+                _ => "http",
+            };
+            remove_hop_by_hop(request.headers_mut(), true);
+            append_forwarded(request.headers_mut(), downstream.map(|d| d.remote), scheme);
 
-        let port = split_port(authority.as_str())
-            .1
-            .and_then(|port| port.parse().ok())
-            .unwrap_or(80);
-        let mut response = match destination {
-            Some(destination) => {
-                let cluster = self
-                    .registry
-                    .cluster(destination.cluster)
-                    .ok_or(MeshError::NoHealthyUpstream)?;
-                if cluster.passthrough {
-                    self.pass_through(request, &authority, port, downstream)
-                        .await?
-                } else {
-                    self.to_endpoint(cluster, request, &authority, port).await?
+            let port = split_port(authority.as_str())
+                .1
+                .and_then(|port| port.parse().ok())
+                .unwrap_or(80);
+            let mut response = match destination {
+                Some(destination) => {
+                    let cluster = self
+                        .registry
+                        .cluster(destination.cluster)
+                        .ok_or(MeshError::NoHealthyUpstream)?;
+                    if cluster.passthrough {
+                        // Boxed: a pass-through's own connection makes a far larger future.
+                        Box::pin(self.pass_through(request, &authority, port, downstream)).await?
+                    } else {
+                        self.to_endpoint(cluster, request, &authority, port).await?
+                    }
                 }
-            }
-            None => match self.mode {
-                OutboundMode::RegistryOnly => {
-                    return Err(MeshError::HostNotRegistered(authority.host().to_string()).into());
-                }
-                _ => {
-                    self.pass_through(request, &authority, port, downstream)
-                        .await?
-                }
-            },
-        };
-        remove_hop_by_hop(response.headers_mut(), false);
-        Ok(response)
+                None => match self.mode {
+                    OutboundMode::RegistryOnly => {
+                        return Err(
+                            MeshError::HostNotRegistered(authority.host().to_string()).into()
+                        );
+                    }
+                    _ => Box::pin(self.pass_through(request, &authority, port, downstream)).await?,
+                },
+            };
+            remove_hop_by_hop(response.headers_mut(), false);
+            Ok(response)
+        }
     }
 
     /// Sends to an endpoint of `cluster`: through its circuit breaker (503 UO on overflow), to
     /// an endpoint outlier detection has not ejected (503 UH when none is left), reporting the
     /// outcome back to outlier detection.
-    async fn to_endpoint(
-        &self,
-        cluster: &ClusterEndpoints,
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` would keep the request twice (see above)"
+    )]
+    fn to_endpoint<'a>(
+        &'a self,
+        cluster: &'a ClusterEndpoints,
         mut request: Request<Body>,
-        authority: &Authority,
+        authority: &'a Authority,
         port: u16,
-    ) -> Result<Response<Body>, BoxError> {
-        // On its first attempt, the request's context learns its cluster (for the retry layer
-        // to name it, should the per-try timeouts run out); and a request that may be retried
-        // is counted into that cluster's retry budget, which its retries draw from.
-        let context = request.extensions().get::<RetryContext>();
-        if let Some(context) = context
-            && context.set_cluster(&UpstreamCluster(cluster.name.clone()))
-            && context.may_retry()
-            && context.set_budget(&cluster.retry_budget)
-        {
-            cluster.retry_budget.deposit();
-        }
-        // Refused before an endpoint is tried (UO, UH): telemetry still learns the cluster.
-        let refused = |error: MeshError| -> BoxError {
-            UpstreamError::new(upstream_target(cluster, None), error).into()
-        };
-        let permit = match &cluster.breaker {
-            Some(breaker) => {
-                if let Some(context) = context {
-                    context.set_breaker(breaker.clone());
-                }
-                // Queued for the pool, a request a timeout cuts short names its cluster.
-                let mut queued = ReportOnDrop::new(|| upstream_target(cluster, None));
-                let admitted = breaker.acquire().await.map_err(refused)?;
-                queued.disarm();
-                Some(admitted)
+    ) -> impl Future<Output = Result<Response<Body>, BoxError>> + Send + 'a {
+        async move {
+            // On its first attempt, the request's context learns its cluster (for the retry layer
+            // to name it, should the per-try timeouts run out); and a request that may be retried
+            // is counted into that cluster's retry budget, which its retries draw from.
+            let context = request.extensions().get::<RetryContext>();
+            if let Some(context) = context
+                && context.set_cluster(&UpstreamCluster(cluster.name.clone()))
+                && context.may_retry()
+                && context.set_budget(&cluster.retry_budget)
+            {
+                cluster.retry_budget.deposit();
             }
-            None => None,
-        };
-        let ports = cluster
-            .port_for(port)
-            .ok_or_else(|| refused(MeshError::NoHealthyUpstream))?;
-        let now = Instant::now();
-        let index = cluster
-            .choose_endpoint(ports, context, now)
-            .ok_or_else(|| refused(MeshError::NoHealthyUpstream))?;
-        if ports.protocol == Protocol::Http1 {
-            request.headers_mut().remove(http::header::TE);
-        }
-        let endpoint = &ports.endpoints[index];
-        let outlier = ports.outlier.as_deref().map(|outlier| (outlier, index));
-        let attempt = AttemptTimeoutWatch::new(&request, cluster, endpoint, outlier, now);
-        let result = cluster
-            .upstream
-            .send_to_endpoint(endpoint, request, authority, permit)
-            .await;
-        let answered = Instant::now();
-        let status = match &result {
-            Ok(response) => response.status(),
-            Err(error) => error.status(),
-        };
-        attempt.finished(status.as_u16(), answered);
-        if let Some(outlier) = &ports.outlier {
-            let outcome = match &result {
-                Ok(response) => Outcome::from_status(response.status().as_u16()),
-                Err(MeshError::Overflow) => return result.map_err(Into::into),
-                Err(_) => Outcome::LocalOriginFailure,
+            // Refused before an endpoint is tried (UO, UH): telemetry still learns the cluster.
+            let refused = |error: MeshError| -> BoxError {
+                UpstreamError::new(upstream_target(cluster, None), error).into()
             };
-            outlier.report(index, outcome, answered);
-        }
-        // Telemetry learns where it was served, or where it failed.
-        let served = upstream_target(cluster, Some(endpoint));
-        match result {
-            Ok(mut response) => {
-                response.extensions_mut().insert(served);
-                Ok(response)
+            let permit = match &cluster.breaker {
+                Some(breaker) => {
+                    if let Some(context) = context {
+                        context.set_breaker(breaker.clone());
+                    }
+                    // Queued for the pool, a request a timeout cuts short names its cluster.
+                    let mut queued = ReportOnDrop::new(|| upstream_target(cluster, None));
+                    let admitted = breaker.acquire().await.map_err(refused)?;
+                    queued.disarm();
+                    Some(admitted)
+                }
+                None => None,
+            };
+            let ports = cluster
+                .port_for(port)
+                .ok_or_else(|| refused(MeshError::NoHealthyUpstream))?;
+            let now = Instant::now();
+            let index = cluster
+                .choose_endpoint(ports, context, now)
+                .ok_or_else(|| refused(MeshError::NoHealthyUpstream))?;
+            if ports.protocol == Protocol::Http1 {
+                request.headers_mut().remove(http::header::TE);
             }
-            Err(error) => Err(UpstreamError::new(served, error).into()),
+            let endpoint = &ports.endpoints[index];
+            let outlier = ports.outlier.as_deref().map(|outlier| (outlier, index));
+            let attempt = AttemptTimeoutWatch::new(&request, cluster, endpoint, outlier, now);
+            let result = cluster
+                .upstream
+                .send_to_endpoint(endpoint, request, authority, permit)
+                .await;
+            let answered = Instant::now();
+            let status = match &result {
+                Ok(response) => response.status(),
+                Err(error) => error.status(),
+            };
+            attempt.finished(status.as_u16(), answered);
+            if let Some(outlier) = &ports.outlier {
+                let outcome = match &result {
+                    Ok(response) => Outcome::from_status(response.status().as_u16()),
+                    Err(MeshError::Overflow) => return result.map_err(Into::into),
+                    Err(_) => Outcome::LocalOriginFailure,
+                };
+                outlier.report(index, outcome, answered);
+            }
+            // Telemetry learns where it was served, or where it failed.
+            let served = upstream_target(cluster, Some(endpoint));
+            match result {
+                Ok(mut response) => {
+                    response.extensions_mut().insert(served);
+                    Ok(response)
+                }
+                Err(error) => Err(UpstreamError::new(served, error).into()),
+            }
         }
     }
 
@@ -394,5 +411,31 @@ impl Drop for AttemptTimeoutWatch<'_> {
         // For a timeout layer dropping the attempt: where it was waiting (whatever deadline it
         // cut short; heard by no one when the attempt is dropped for another reason).
         report_abandoned(upstream_target(self.cluster, Some(self.endpoint)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forwarding_future_fits_the_allocators_thread_cache() {
+        let forward = Forward::new(
+            Arc::new(Registry::default()),
+            Upstream::default(),
+            OutboundMode::RegistryOnly,
+        );
+        let request = Request::get("http://catalog/")
+            .body(mesh_core::body::empty())
+            .unwrap();
+        let future = forward.shared.clone().forward(request);
+        // glibc's per-thread cache takes blocks up to 1032 bytes; larger ones go to the arena,
+        // slower, and every request boxes this future. As `async fn`s keeping each argument
+        // twice, it was 2,672 bytes.
+        assert!(
+            size_of_val(&future) <= 1024,
+            "{} bytes",
+            size_of_val(&future)
+        );
     }
 }

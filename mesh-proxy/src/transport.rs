@@ -19,7 +19,14 @@
 use bytes::Bytes;
 use http::{Request, Response};
 use mesh_core::{Body, BoxError, MeshError, body};
-use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc};
+use std::{
+    error::Error as StdError,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 use tower::{Service, ServiceExt};
 
 type SendFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
@@ -124,8 +131,39 @@ impl Transport {
     /// assert!(matches!(error, MeshError::ConnectFailure(_)), "{error}");
     /// # }
     /// ```
-    pub async fn send(&self, request: Request<Body>) -> Result<Response<Body>, MeshError> {
-        self.0.send(request).await.map_err(classify)
+    pub fn send(&self, request: Request<Body>) -> TransportFuture {
+        TransportFuture(self.0.send(request))
+    }
+}
+
+/// The future of [`Transport::send`]: the client's own (boxed once), its error classified.
+/// It holds nothing else, so that the futures of the forwarder, which await it, stay small.
+///
+/// ```
+/// use mesh_proxy::transport::{Transport, TransportFuture};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let client = tower::service_fn(|_request: http::Request<mesh_core::Body>| async {
+///     Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty()))
+/// });
+/// let request = http::Request::get("http://10.0.0.7:8080/").body(mesh_core::body::empty()).unwrap();
+/// let sending: TransportFuture = Transport::new(client).send(request);
+/// assert_eq!(size_of_val(&sending), 16, "one boxed future");
+/// assert_eq!(sending.await.unwrap().status(), 200);
+/// # }
+/// ```
+pub struct TransportFuture(SendFuture);
+
+impl fmt::Debug for TransportFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TransportFuture")
+    }
+}
+
+impl Future for TransportFuture {
+    type Output = Result<Response<Body>, MeshError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx).map_err(classify)
     }
 }
 

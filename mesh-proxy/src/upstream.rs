@@ -13,7 +13,7 @@ use crate::{
     connection_uses::{ConnectionUses, CountingConnector},
     endpoint::{Endpoint, InFlight, Protocol},
     tls::OutboundTls,
-    transport::{Transport, refused_stream_in_chain},
+    transport::{Transport, TransportFuture, refused_stream_in_chain},
 };
 use bytes::Bytes;
 use http::{
@@ -36,6 +36,7 @@ use mesh_core::{
 };
 use pin_project::pin_project;
 use std::{
+    future::Future,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -310,13 +311,13 @@ impl Upstream {
     /// assert_eq!((endpoint.requests(), endpoint.failures()), (1, 1), "a 5xx counts as a failure");
     /// # }
     /// ```
-    pub async fn send_to_endpoint(
-        &self,
-        endpoint: &Arc<Endpoint>,
+    pub fn send_to_endpoint<'a>(
+        &'a self,
+        endpoint: &'a Arc<Endpoint>,
         mut request: Request<Body>,
         authority: &Authority,
         permit: Option<RequestPermit>,
-    ) -> Result<Response<Body>, MeshError> {
+    ) -> impl Future<Output = Result<Response<Body>, MeshError>> + Send + 'a {
         let guard = (endpoint.start_request(), permit);
         let sent = Stamp::now();
         // A cluster whose DestinationRule originates TLS is sent by the mesh's own TLS client,
@@ -325,53 +326,58 @@ impl Upstream {
             .extensions_mut()
             .remove::<Transport>()
             .filter(|_| !self.originates_tls());
-        let result = match (transport, endpoint.protocol) {
+        // The request goes into the sending future here, not across an await: the future
+        // returned holds it once, in the sending, rather than once more of its own.
+        let sending = match (transport, endpoint.protocol) {
             // The application's client connects to the URI's authority, whatever the protocol.
             (Some(transport), protocol) => {
-                point_uri(&mut request, &endpoint.authority)?;
-                set_host(&mut request, authority);
-                // An HTTP/1.1 endpoint gets HTTP/1.1, whatever the downstream spoke; for an
-                // HTTP/2 one the application's client chooses.
-                if protocol == Protocol::Http1 {
-                    *request.version_mut() = Version::HTTP_11;
-                }
-                transport
-                    .send(request)
-                    .await
-                    .map(|response| GuardedBody::around(response, guard))
+                point_uri(&mut request, &endpoint.authority).map(|()| {
+                    set_host(&mut request, authority);
+                    // An HTTP/1.1 endpoint gets HTTP/1.1, whatever the downstream spoke; for an
+                    // HTTP/2 one the application's client chooses.
+                    if protocol == Protocol::Http1 {
+                        *request.version_mut() = Version::HTTP_11;
+                    }
+                    Sending::Transport(transport.send(request))
+                })
             }
-            (None, Protocol::Http1) => {
-                point_uri(&mut request, &endpoint.authority)?;
+            // The mesh's own connections: boxed, as their futures are far larger.
+            (None, Protocol::Http1) => point_uri(&mut request, &endpoint.authority).map(|()| {
                 set_host(&mut request, authority);
-                self.send_http1(request)
-                    .await
-                    .map(|response| GuardedBody::around(response, guard))
-            }
-            (None, Protocol::Http2) => {
-                point_uri(&mut request, authority)?;
+                Sending::Own(Box::pin(self.send_http1(request)))
+            }),
+            (None, Protocol::Http2) => point_uri(&mut request, authority).map(|()| {
                 request.headers_mut().remove(HOST);
-                self.send_http2(endpoint, request)
-                    .await
-                    .map(|response| GuardedBody::around(response, guard))
-            }
+                Sending::Own(Box::pin(self.send_http2(endpoint, request)))
+            }),
         };
-        match result {
-            Ok(mut response) => {
-                endpoint.record_reachable();
-                if response.status().is_server_error() {
+        async move {
+            let result = match sending? {
+                Sending::Transport(future) => future
+                    .await
+                    .map(|response| GuardedBody::around(response, guard)),
+                Sending::Own(future) => future
+                    .await
+                    .map(|response| GuardedBody::around(response, guard)),
+            };
+            match result {
+                Ok(mut response) => {
+                    endpoint.record_reachable();
+                    if response.status().is_server_error() {
+                        endpoint.record_failure();
+                    } else {
+                        endpoint.record_success();
+                    }
+                    set_service_time(&mut response, sent);
+                    Ok(response)
+                }
+                Err(error) => {
                     endpoint.record_failure();
-                } else {
-                    endpoint.record_success();
+                    if matches!(error, MeshError::ConnectFailure(_)) {
+                        endpoint.record_connect_failure(tokio::time::Instant::now());
+                    }
+                    Err(error)
                 }
-                set_service_time(&mut response, sent);
-                Ok(response)
-            }
-            Err(error) => {
-                endpoint.record_failure();
-                if matches!(error, MeshError::ConnectFailure(_)) {
-                    endpoint.record_connect_failure(tokio::time::Instant::now());
-                }
-                Err(error)
             }
         }
     }
@@ -645,6 +651,13 @@ fn set_service_time<B>(response: &mut Response<B>, sent: Stamp) {
 /// ```
 pub const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
+
+/// How a request to an endpoint is being sent: through the application's client, or on the
+/// mesh's own connections.
+enum Sending<'a> {
+    Transport(TransportFuture),
+    Own(Pin<Box<dyn Future<Output = Result<Response<Incoming>, MeshError>> + Send + 'a>>),
+}
 
 #[cfg(all(test, feature = "tls"))]
 mod tests {
