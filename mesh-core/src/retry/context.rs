@@ -45,7 +45,7 @@ pub struct RetryContext(Arc<Shared>);
 #[derive(Debug, Default)]
 struct Shared {
     /// The hosts tried, in order, with their workloads when known.
-    hosts: Mutex<Vec<(Authority, Option<UpstreamWorkload>)>>,
+    hosts: Mutex<TriedHosts>,
     breaker: OnceLock<Arc<CircuitBreaker>>,
     budget: OnceLock<RetryBudget>,
     cluster: OnceLock<UpstreamCluster>,
@@ -233,5 +233,57 @@ impl RetryContext {
             host,
             workload,
         })
+    }
+}
+
+/// A host tried, with its workload when known.
+type Tried = (Authority, Option<UpstreamWorkload>);
+
+/// The hosts a request was sent to, in order. The first is kept in place: nearly every request
+/// is sent once, and a `Vec` would allocate for it (per request, with retries on, as Istio's
+/// default policy has them).
+#[derive(Debug, Default)]
+struct TriedHosts {
+    first: Option<Tried>,
+    retries: Vec<Tried>,
+}
+
+impl TriedHosts {
+    fn push(&mut self, tried: Tried) {
+        match self.first {
+            None => self.first = Some(tried),
+            Some(_) => self.retries.push(tried),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Tried> {
+        self.first.iter().chain(&self.retries)
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.retries.len()
+    }
+
+    fn last(&self) -> Option<&Tried> {
+        self.retries.last().or(self.first.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_host_tried_is_kept_without_allocating_and_the_order_holds() {
+        let host = |last: u8| -> Authority { format!("10.0.0.{last}:80").parse().unwrap() };
+        let mut tried = TriedHosts::default();
+        tried.push((host(1), None));
+        assert_eq!(tried.retries.capacity(), 0, "one attempt, no allocation");
+        assert_eq!((tried.len(), tried.last().map(|t| &t.0)), (1, Some(&host(1))));
+        tried.push((host(2), None));
+        tried.push((host(3), None));
+        let order: Vec<_> = tried.iter().map(|t| t.0.clone()).collect();
+        assert_eq!(order, [host(1), host(2), host(3)]);
+        assert_eq!((tried.len(), tried.last().map(|t| &t.0)), (3, Some(&host(3))));
     }
 }
