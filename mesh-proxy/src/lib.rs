@@ -34,6 +34,7 @@ pub mod registry;
 pub mod reload;
 pub mod response_tally;
 pub mod server_layers;
+pub mod shared_stack;
 pub mod sidecar;
 pub mod start_error;
 pub mod stats;

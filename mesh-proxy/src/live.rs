@@ -24,6 +24,7 @@ use crate::{
     gateway::GatewayError,
     listener::HttpService,
     prometheus::{PrometheusHandle, default_recorder},
+    shared_stack::SharedStack,
     sidecar::{RunningSidecar, Served, SidecarOptions, SidecarSettings},
 };
 use arc_swap::ArcSwap;
@@ -348,7 +349,7 @@ impl LiveSidecar {
     /// # }
     /// ```
     pub fn outbound_service(&self) -> HttpService {
-        self.following(|sidecar| Some(sidecar.outbound_service()))
+        self.following(|sidecar| Some(sidecar.outbound()))
     }
 
     /// The inbound service of whichever configuration is in force when a request arrives.
@@ -372,7 +373,7 @@ impl LiveSidecar {
     /// # }
     /// ```
     pub fn inbound_service(&self) -> HttpService {
-        self.following(Sidecar::inbound_service)
+        self.following(Sidecar::inbound)
     }
 
     /// The admin API, reporting on whichever configuration is in force and on the updates.
@@ -424,7 +425,7 @@ impl LiveSidecar {
         })
     }
 
-    fn following(&self, pick: fn(&Sidecar) -> Option<HttpService>) -> HttpService {
+    fn following(&self, pick: fn(&Sidecar) -> Option<&SharedStack>) -> HttpService {
         HttpService::new(Following {
             live: self.clone(),
             pick,
@@ -558,7 +559,7 @@ impl Service<Request<Body>> for LiveAdmin {
 #[derive(Clone)]
 struct Following {
     live: LiveSidecar,
-    pick: fn(&Sidecar) -> Option<HttpService>,
+    pick: fn(&Sidecar) -> Option<&SharedStack>,
 }
 
 type FollowingFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
@@ -575,7 +576,7 @@ impl Service<Request<Body>> for Following {
     fn call(&mut self, request: Request<Body>) -> FollowingFuture {
         match (self.pick)(&self.live.peek()) {
             // The stacks are always ready (limits answer with local replies, not backpressure).
-            Some(mut service) => service.call(request),
+            Some(stack) => stack.call(request),
             None => Box::pin(std::future::ready(Err(MeshError::RouteNotFound.into()))),
         }
     }

@@ -31,6 +31,7 @@ use crate::{
     prometheus::{PrometheusHandle, default_recorder},
     registry::Registry,
     server_layers::ServerLayers,
+    shared_stack::SharedStack,
     stats::StatsSources,
     telemetry_settings::{AccessLogSettings, TelemetrySettings},
     tls::{InboundTls, TlsIdentity},
@@ -168,8 +169,8 @@ pub struct Sidecar {
     /// The connection pool clusters share unless they have settings of their own.
     upstream: Upstream,
     registry: Arc<Registry>,
-    outbound: HttpService,
-    inbound: Option<HttpService>,
+    outbound: Arc<SharedStack>,
+    inbound: Option<Arc<SharedStack>>,
     /// How the inbound listener accepts connections (PeerAuthentication).
     inbound_tls: Option<InboundTls>,
     server_layers: ServerLayers,
@@ -593,10 +594,10 @@ impl Sidecar {
             version: 1,
             upstream: upstream_kept,
             registry,
-            outbound: BoxCloneSyncService::new(outbound),
+            outbound: Arc::new(SharedStack::new(BoxCloneSyncService::new(outbound))),
             gateways: gateways.into(),
             tunnel_tasks,
-            inbound,
+            inbound: inbound.map(|inbound| Arc::new(SharedStack::new(inbound))),
             inbound_tls,
             server_layers,
             mirror_stats,
@@ -735,7 +736,30 @@ impl Sidecar {
     /// # }
     /// ```
     pub fn outbound_service(&self) -> HttpService {
-        self.outbound.clone()
+        self.outbound.service().clone()
+    }
+
+    /// The outbound stack, to call without cloning it per request (as an embedding's client
+    /// and the outbound listener do).
+    ///
+    /// ```
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
+    /// use mesh_route::config::Config;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], endpoints: [{address: 127.0.0.1}]}\n\
+    ///             ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog}\n\
+    ///             spec: {hosts: [catalog], http: [{fault: {abort: {httpStatus: 418, percentage: {value: 100}}}, \
+    ///             route: [{destination: {host: catalog}}]}]}\n";
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
+    /// let request = http::Request::get("http://catalog/items").body(mesh_core::body::empty()).unwrap();
+    /// assert_eq!(sidecar.outbound().call(request).await.unwrap().status(), 418);
+    /// # }
+    /// ```
+    pub fn outbound(&self) -> &SharedStack {
+        &self.outbound
     }
 
     /// How the inbound listener accepts connections under the PeerAuthentication in force;
@@ -908,7 +932,24 @@ impl Sidecar {
     /// assert!(without.inbound_service().is_none());
     /// ```
     pub fn inbound_service(&self) -> Option<HttpService> {
-        self.inbound.clone()
+        self.inbound
+            .as_ref()
+            .map(|inbound| inbound.service().clone())
+    }
+
+    /// The inbound stack, when a Sidecar resource declares `ingress`, to call without cloning
+    /// it per request (as the inbound listener does).
+    ///
+    /// ```
+    /// use mesh_proxy::Sidecar;
+    /// # use mesh_proxy::sidecar::SidecarSettings;
+    /// use mesh_route::config::Config;
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// let sidecar = Sidecar::with_settings(Config::default(), settings).unwrap();
+    /// assert!(sidecar.inbound().is_none(), "no Sidecar declares ingress");
+    /// ```
+    pub fn inbound(&self) -> Option<&SharedStack> {
+        self.inbound.as_deref()
     }
 
     /// The endpoint registry.
@@ -948,8 +989,8 @@ impl Sidecar {
     pub async fn start(self, options: &SidecarOptions) -> Result<RunningSidecar, StartError> {
         let admin = self.admin_service();
         Served {
-            outbound: self.outbound.clone(),
-            inbound: self.inbound.clone(),
+            outbound: self.outbound_service(),
+            inbound: self.inbound_service(),
             inbound_tls: {
                 let tls = self.inbound_tls.clone();
                 Arc::new(move || tls.clone())

@@ -170,9 +170,9 @@ where
         parts.headers.insert(HOST, self.layer.host.clone());
         parts.extensions.insert(self.transport.clone());
         let request = count_streamed_body(Request::from_parts(parts, body)).map(body::boxed_send);
-        // The stack of the configuration in force now: a client kept idle across a swap
-        // holds none of the old one's resources (its access log, say).
-        let mut outbound = self.layer.mesh.current().outbound_service();
-        LocalReplyFuture::new(outbound.call(request))
+        // The stack of the configuration in force now (this thread's copy of it, kept by that
+        // configuration): a client kept idle across a swap holds none of the old one's
+        // resources (its access log, say).
+        LocalReplyFuture::new(self.layer.mesh.current().outbound().call(request))
     }
 }
