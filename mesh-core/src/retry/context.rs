@@ -279,11 +279,17 @@ mod tests {
         let mut tried = TriedHosts::default();
         tried.push((host(1), None));
         assert_eq!(tried.retries.capacity(), 0, "one attempt, no allocation");
-        assert_eq!((tried.len(), tried.last().map(|t| &t.0)), (1, Some(&host(1))));
+        assert_eq!(
+            (tried.len(), tried.last().map(|t| &t.0)),
+            (1, Some(&host(1)))
+        );
         tried.push((host(2), None));
         tried.push((host(3), None));
         let order: Vec<_> = tried.iter().map(|t| t.0.clone()).collect();
         assert_eq!(order, [host(1), host(2), host(3)]);
-        assert_eq!((tried.len(), tried.last().map(|t| &t.0)), (3, Some(&host(3))));
+        assert_eq!(
+            (tried.len(), tried.last().map(|t| &t.0)),
+            (3, Some(&host(3)))
+        );
     }
 }
