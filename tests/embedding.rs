@@ -548,3 +548,40 @@ async fn the_server_layer_enforces_authorization_policies_in_process() {
         (403, "RBAC: access denied".to_owned())
     );
 }
+
+#[tokio::test]
+async fn the_clients_request_gets_room_for_the_mesh_headers_up_front() {
+    // The caller's request and the one its client is handed: the mesh reserves room for what
+    // it adds once, as the sidecar's listener does, rather than growing the map per layer.
+    let mesh = quiet_mesh(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+         spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+         endpoints: [{address: 127.0.0.1}]}\n",
+    );
+    let seen = Arc::new(std::sync::Mutex::new((0, 0)));
+    let recorded = seen.clone();
+    let client = tower::service_fn(move |request: http::Request<Body>| {
+        *recorded.lock().unwrap() = (request.headers().len(), request.headers().capacity());
+        async { Ok::<_, Error>(http::Response::new(mesh::core::body::empty())) }
+    });
+    let request = http::Request::get("/items")
+        .header("accept", "*/*")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = mesh
+        .client_layer("catalog")
+        .unwrap()
+        .layer(client)
+        .oneshot(request)
+        .await;
+    assert_eq!(response.unwrap().status(), 200);
+    let (len, capacity) = *seen.lock().unwrap();
+    assert!(
+        len > 5,
+        "trace context, request id and the rest were added: {len}"
+    );
+    assert!(
+        capacity >= 1 + 1 + mesh::proxy::listener::ADDED_HEADERS,
+        "the caller's header, then host and what the layers add: {capacity}"
+    );
+}

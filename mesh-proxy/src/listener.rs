@@ -310,8 +310,16 @@ impl HttpServer {
     }
 }
 
-/// How many headers the layers may add to a request on its way through the proxy.
-const ADDED_HEADERS: usize = 12;
+/// How many headers the layers may add to a request on its way through the proxy (trace
+/// context, request id, attempt count, expected timeout, forwarding headers): a request given
+/// room for them up front grows its header map once, not once per layer.
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// headers.reserve(mesh_proxy::listener::ADDED_HEADERS);
+/// assert!(headers.capacity() >= mesh_proxy::listener::ADDED_HEADERS);
+/// ```
+pub const ADDED_HEADERS: usize = 12;
 
 /// Adapts an [`HttpService`] to one hyper connection: boxes the body, records the
 /// connection's addresses, and turns errors into local replies.

@@ -167,6 +167,11 @@ where
         uri.authority = Some(self.layer.authority.clone());
         uri.path_and_query = Some(path);
         parts.uri = Uri::from_parts(uri).expect("scheme, authority and path make a URI");
+        // Room for what the stack adds, as the sidecar's listener makes it: one growth of the
+        // header map, not one per layer.
+        parts
+            .headers
+            .reserve(1 + mesh_proxy::listener::ADDED_HEADERS);
         parts.headers.insert(HOST, self.layer.host.clone());
         parts.extensions.insert(self.transport.clone());
         let request = count_streamed_body(Request::from_parts(parts, body)).map(body::boxed_send);
