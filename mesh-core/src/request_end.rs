@@ -21,6 +21,7 @@ use crate::{
     Body,
     watched_body::{BodyWatcher, WatchedBody},
 };
+use pin_project::pin_project;
 use std::{
     future::Future,
     pin::Pin,
@@ -135,13 +136,16 @@ impl BodyWatcher for Recorder {
 ///
 /// Its tokio [`Sleep`] is made on the first poll that finds it waiting, not when it is
 /// started: a request answered before it first waits (a local reply, an in-process service
-/// answering at once) never makes one, nor registers with the runtime's timer. A timer on a
-/// request whose body had ended is then its deadline and two null pointers.
+/// answering at once) never makes one — no look-up of the runtime's timer, no reference to it
+/// taken. The deadline is fixed at the start whenever the sleep is made. The sleep is kept in
+/// place (no allocation), so a timer that does wait costs what a plain `Sleep` would.
+#[pin_project]
 #[derive(Debug)]
 pub(crate) struct TimerAfterEnd {
     deadline: Instant,
     /// The sleep until `deadline`, once the timer has been polled.
-    sleep: Option<Pin<Box<Sleep>>>,
+    #[pin]
+    sleep: Option<Sleep>,
     /// The body it waits out, while it may still arrive.
     body: Option<Box<(RequestEnd, Duration)>>,
 }
@@ -180,21 +184,25 @@ impl TimerAfterEnd {
 
     /// Ready when the timer fires.
     #[inline]
-    pub fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let deadline = self.deadline;
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+    pub fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        if this.sleep.is_none() {
+            this.sleep
+                .set(Some(tokio::time::sleep_until(*this.deadline)));
+        }
+        let Some(mut sleep) = this.sleep.as_pin_mut() else {
+            unreachable!("the sleep was just made");
+        };
         loop {
             ready!(sleep.as_mut().poll(cx));
-            let Some((end, duration)) = self.body.as_deref() else {
+            let Some((end, duration)) = this.body.as_deref() else {
                 return Poll::Ready(());
             };
-            let deadline = end.extend(self.deadline, *duration);
-            if deadline <= self.deadline {
+            let deadline = end.extend(*this.deadline, *duration);
+            if deadline <= *this.deadline {
                 return Poll::Ready(());
             }
-            self.deadline = deadline;
+            *this.deadline = deadline;
             sleep.as_mut().reset(deadline);
         }
     }
@@ -222,8 +230,25 @@ mod tests {
 
     /// Until a 1 s timer started at `start`, held back by `end`'s body, fires.
     async fn fire_one_second(end: Option<&RequestEnd>, start: Instant) {
-        let mut timer = TimerAfterEnd::new(Duration::from_secs(1), end, start);
-        poll_fn(|cx| timer.poll(cx)).await;
+        let timer = TimerAfterEnd::new(Duration::from_secs(1), end, start);
+        let mut timer = std::pin::pin!(timer);
+        poll_fn(|cx| timer.as_mut().poll(cx)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timer_first_polled_late_still_runs_from_its_start() {
+        let start = Instant::now();
+        let timer = TimerAfterEnd::new(Duration::from_secs(1), None, start);
+        let mut timer = std::pin::pin!(timer);
+        tokio::time::advance(Duration::from_millis(600)).await;
+        poll_fn(|cx| timer.as_mut().poll(cx)).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1), "not 1.6 s");
+        // First polled past its deadline: ready at once.
+        let late = TimerAfterEnd::new(Duration::from_secs(1), None, Instant::now());
+        let mut late = std::pin::pin!(late);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let polled = poll_fn(|cx| Poll::Ready(late.as_mut().poll(cx))).await;
+        assert!(polled.is_ready());
     }
 
     #[tokio::test(start_paused = true)]

@@ -469,6 +469,7 @@ pub struct TimeoutFuture<F> {
     /// Until it is abandoned at the deadline.
     #[pin]
     future: Option<F>,
+    #[pin]
     timer: Option<TimerAfterEnd>,
 }
 
@@ -488,7 +489,7 @@ where
         if let Poll::Ready(result) = future.poll(cx) {
             return Poll::Ready(result.map_err(Into::into));
         }
-        let Some(timer) = this.timer else {
+        let Some(timer) = this.timer.as_mut().as_pin_mut() else {
             return Poll::Pending;
         };
         ready!(timer.poll(cx));
@@ -563,7 +564,7 @@ mod tests {
         let mut at_once = std::pin::pin!(service.call(Request::new(String::new())));
         let answer = std::future::poll_fn(|cx| Poll::Ready(at_once.as_mut().poll(cx))).await;
         assert!(matches!(answer, Poll::Ready(Ok(200))));
-        let timer = at_once.as_mut().project().timer.as_ref().unwrap();
+        let timer = at_once.as_mut().project().timer.as_pin_mut().unwrap();
         assert!(
             !timer.has_slept(),
             "answered at once: no tokio timer was made"
@@ -571,7 +572,7 @@ mod tests {
         let mut waiting = std::pin::pin!(service.call(Request::new("wait".to_string())));
         let answer = std::future::poll_fn(|cx| Poll::Ready(waiting.as_mut().poll(cx))).await;
         assert!(answer.is_pending());
-        let timer = waiting.as_mut().project().timer.as_ref().unwrap();
+        let timer = waiting.as_mut().project().timer.as_pin_mut().unwrap();
         assert!(timer.has_slept(), "waiting: the timer is armed");
         // And it fires at the deadline.
         let start = tokio::time::Instant::now();

@@ -6,7 +6,10 @@
 //! layer's shared state and given back when the request's clone was dropped — some twenty
 //! atomic read-modify-writes per request for the outbound stack. A `SharedStack` keeps one clone
 //! per thread that calls it instead, for as long as the stack itself lives: they go with the
-//! configuration they belong to, so none outlives a swap.
+//! configuration they belong to, so none outlives a swap. Memory is one clone for each thread
+//! that has called the stack (a thread that exits leaves its clone to the next thread given
+//! its id), so at most the peak number of threads: a runtime's workers, and its blocking
+//! threads if they send requests.
 
 use crate::listener::HttpService;
 use http::{Request, Response};

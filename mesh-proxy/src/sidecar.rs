@@ -740,7 +740,7 @@ impl Sidecar {
     }
 
     /// The outbound stack, to call without cloning it per request (as an embedding's client
-    /// and the outbound listener do).
+    /// and a [`LiveSidecar`]'s outbound listener do).
     ///
     /// ```
     /// use mesh_proxy::Sidecar;
@@ -938,7 +938,7 @@ impl Sidecar {
     }
 
     /// The inbound stack, when a Sidecar resource declares `ingress`, to call without cloning
-    /// it per request (as the inbound listener does).
+    /// it per request (as a [`LiveSidecar`]'s inbound listener does).
     ///
     /// ```
     /// use mesh_proxy::Sidecar;

@@ -151,6 +151,7 @@ impl Transport {
 /// assert_eq!(sending.await.unwrap().status(), 200);
 /// # }
 /// ```
+#[must_use = "futures do nothing unless polled"]
 pub struct TransportFuture(SendFuture);
 
 impl fmt::Debug for TransportFuture {

@@ -295,6 +295,9 @@ impl Upstream {
     /// until the response body ends. The response says nothing of where it was served: the
     /// caller, which knows the cluster too, says it (the forwarder, with an `UpstreamTarget`).
     ///
+    /// The request is counted on the endpoint (`requests`, `in_flight`) and its sending made
+    /// when this is called, not when the future is first polled: await it at once.
+    ///
     /// ```
     /// use mesh_proxy::{endpoint::{Endpoint, Protocol}, transport::Transport, upstream::Upstream};
     /// use std::sync::Arc;

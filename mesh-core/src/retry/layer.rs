@@ -379,7 +379,7 @@ where
         }
         let timeout = per_try.map(|d| {
             let now = tokio::time::Instant::now();
-            TimerAfterEnd::new(d, end.as_ref(), now)
+            Box::pin(TimerAfterEnd::new(d, end.as_ref(), now))
         });
         let Some(policy) = policy else {
             return RetryFuture {
@@ -562,7 +562,7 @@ where
     Once {
         #[pin]
         future: Option<S::Future>,
-        timeout: Option<TimerAfterEnd>,
+        timeout: Option<Pin<Box<TimerAfterEnd>>>,
     },
     /// Retries possible.
     Retrying {
@@ -578,7 +578,7 @@ enum Phase<F> {
     Attempt {
         #[pin]
         future: F,
-        timeout: Option<TimerAfterEnd>,
+        timeout: Option<Pin<Box<TimerAfterEnd>>>,
     },
     /// Waiting before the next attempt (the last result is in [`RetryState::last`]).
     Backoff { sleep: Pin<Box<Sleep>> },
@@ -606,7 +606,7 @@ impl Outcome {
 
 fn poll_attempt<F, E>(
     future: Pin<&mut F>,
-    timeout: &mut Option<TimerAfterEnd>,
+    timeout: &mut Option<Pin<Box<TimerAfterEnd>>>,
     cx: &mut Context<'_>,
 ) -> Poll<Outcome>
 where
@@ -617,7 +617,7 @@ where
         return Poll::Ready(Outcome::Done(result.map_err(Into::into)));
     }
     match timeout {
-        Some(timer) => timer.poll(cx).map(|()| Outcome::PerTryTimeout),
+        Some(timer) => timer.as_mut().poll(cx).map(|()| Outcome::PerTryTimeout),
         None => Poll::Pending,
     }
 }
@@ -749,7 +749,7 @@ where
                     let end = retry.head.extensions().get::<RequestEnd>();
                     let timeout = retry.per_try.map(|d| {
                         let now = tokio::time::Instant::now();
-                        TimerAfterEnd::new(d, end, now)
+                        Box::pin(TimerAfterEnd::new(d, end, now))
                     });
                     phase.set(Phase::Attempt { future, timeout });
                 }
