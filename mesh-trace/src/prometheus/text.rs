@@ -134,10 +134,15 @@ fn write_series(out: &mut String, line: &Line<'_>) {
     }
 }
 
-/// A metric name as Prometheus accepts it (`[a-zA-Z_:][a-zA-Z0-9_:]*`; any other character,
-/// a leading digit included, becomes `_`).
+/// A metric name as Prometheus accepts it (`[a-zA-Z_:][a-zA-Z0-9_:]*`): any other character
+/// becomes `_`, and a name starting with a digit gets a `_` in front, as OpenTelemetry's
+/// Prometheus exporter does, so that `2xx` and `3xx` stay apart (`_2xx`, `_3xx`) rather than
+/// both becoming `_xx`.
 pub(super) fn metric_name(name: &str) -> String {
-    sanitize_metric_name(name)
+    match name.as_bytes().first() {
+        Some(first) if first.is_ascii_digit() => sanitize_metric_name(&format!("_{name}")),
+        _ => sanitize_metric_name(name),
+    }
 }
 
 /// A sample value as Prometheus writes it: `+Inf`, `-Inf`, `NaN`, or the shortest decimal
@@ -165,7 +170,14 @@ mod tests {
             metric_name("envoy.cluster:rq-total"),
             "envoy_cluster:rq_total"
         );
-        assert_eq!(metric_name("2xx"), "_xx");
+        assert_eq!(metric_name("2xx"), "_2xx");
+        assert_eq!(
+            metric_name("3xx"),
+            "_3xx",
+            "names differing in a leading digit stay apart"
+        );
+        assert_eq!(metric_name("rq_2xx"), "rq_2xx");
+        assert_eq!(metric_name("9-lives"), "_9_lives");
         let recorder = super::super::PrometheusRecorder::new();
         let labels = vec![
             metrics::Label::new("path", "a\"b\\c\nd"),
