@@ -73,6 +73,34 @@ pub struct CollectorAddressError {
     pub source: http::uri::InvalidUri,
 }
 
+/// Why an exporter (Zipkin's, OTLP's) could not be made: its address, or the exporter's own
+/// refusal, `E`. Each exporter module names its own (`zipkin::ExporterError`,
+/// `otlp::ExporterError`).
+///
+/// ```
+/// use mesh_trace::collector_client::{ExporterError, collector_endpoint};
+/// let address = collector_endpoint("zipkin", "bad host:x:y", "/api/v2/spans").unwrap_err();
+/// let error: ExporterError<std::io::Error> = address.into();
+/// assert!(error.to_string().starts_with(r#"zipkin address "bad host:x:y": "#), "{error}");
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError<E> {
+    /// The collector's address makes no URL.
+    #[error(transparent)]
+    Address(#[from] CollectorAddressError),
+    /// The exporter refused its settings.
+    #[error("{kind} address {collector:?}: {source}")]
+    Build {
+        /// The kind of collector (`zipkin`, `otlp`).
+        kind: &'static str,
+        /// The address as configured.
+        collector: String,
+        /// What the exporter said.
+        #[source]
+        source: E,
+    },
+}
+
 /// An exporter's HTTP client; see the [module docs](self).
 ///
 /// ```

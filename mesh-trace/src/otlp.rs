@@ -2,9 +2,7 @@
 //! `/v1/traces` through `opentelemetry-otlp`, over our [`CollectorClient`] — for collectors and
 //! backends that speak OTLP (Zipkin itself accepts OTLP since 3.5).
 
-use crate::collector_client::{
-    CollectorAddressError, CollectorClient, DEFAULT_TIMEOUT, collector_endpoint,
-};
+use crate::collector_client::{self, CollectorClient, DEFAULT_TIMEOUT, collector_endpoint};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::{Resource, trace::SpanExporter as _};
 
@@ -26,7 +24,7 @@ pub const TRACES_PATH: &str = "/v1/traces";
 /// assert!(exporter.is_ok());
 /// ```
 pub fn exporter(collector: &str, service_name: &str) -> Result<SpanExporter, ExporterError> {
-    let endpoint = collector_endpoint("otlp", collector, TRACES_PATH)?;
+    let endpoint = collector_endpoint(KIND, collector, TRACES_PATH)?;
     let mut exporter = SpanExporter::builder()
         .with_http()
         .with_endpoint(endpoint)
@@ -34,6 +32,7 @@ pub fn exporter(collector: &str, service_name: &str) -> Result<SpanExporter, Exp
         .with_http_client(CollectorClient::plain(DEFAULT_TIMEOUT))
         .build()
         .map_err(|source| ExporterError::Build {
+            kind: KIND,
             collector: collector.to_owned(),
             source,
         })?;
@@ -51,21 +50,10 @@ pub fn exporter(collector: &str, service_name: &str) -> Result<SpanExporter, Exp
 /// let error = mesh_trace::otlp::exporter("bad host:x:y", "catalog").unwrap_err();
 /// assert!(matches!(error, mesh_trace::otlp::ExporterError::Address(_)), "{error}");
 /// ```
-#[derive(Debug, thiserror::Error)]
-pub enum ExporterError {
-    /// The collector's address makes no URL.
-    #[error(transparent)]
-    Address(#[from] CollectorAddressError),
-    /// The exporter refused its settings.
-    #[error("otlp address {collector:?}: {source}")]
-    Build {
-        /// The address as configured.
-        collector: String,
-        /// What the exporter said.
-        #[source]
-        source: opentelemetry_otlp::ExporterBuildError,
-    },
-}
+pub type ExporterError = collector_client::ExporterError<opentelemetry_otlp::ExporterBuildError>;
+
+/// How errors name this kind of collector.
+const KIND: &str = "otlp";
 
 #[cfg(test)]
 mod tests {

@@ -5,9 +5,7 @@
 
 #![allow(deprecated)] // opentelemetry-zipkin is deprecated upstream in favour of OTLP.
 
-use crate::collector_client::{
-    CollectorAddressError, CollectorClient, DEFAULT_TIMEOUT, collector_endpoint,
-};
+use crate::collector_client::{self, CollectorClient, DEFAULT_TIMEOUT, collector_endpoint};
 use opentelemetry_zipkin::ZipkinExporter;
 use std::net::SocketAddr;
 
@@ -36,7 +34,7 @@ pub fn exporter(
     service_name: &str,
     service_address: Option<SocketAddr>,
 ) -> Result<ZipkinExporter, ExporterError> {
-    let endpoint = collector_endpoint("zipkin", collector, SPANS_PATH)?;
+    let endpoint = collector_endpoint(KIND, collector, SPANS_PATH)?;
     let mut builder = ZipkinExporter::builder()
         .with_collector_endpoint(endpoint)
         .with_http_client(CollectorClient::for_zipkin(service_name, DEFAULT_TIMEOUT));
@@ -44,27 +42,17 @@ pub fn exporter(
         builder = builder.with_service_address(address);
     }
     builder.build().map_err(|source| ExporterError::Build {
+        kind: KIND,
         collector: collector.to_owned(),
         source,
     })
 }
 
+/// How errors name this kind of collector.
+const KIND: &str = "zipkin";
+
 /// Why [`exporter`] could not make an exporter.
-#[derive(Debug, thiserror::Error)]
-pub enum ExporterError {
-    /// The collector's address makes no URL.
-    #[error(transparent)]
-    Address(#[from] CollectorAddressError),
-    /// The exporter refused its settings.
-    #[error("zipkin address {collector:?}: {source}")]
-    Build {
-        /// The address as configured.
-        collector: String,
-        /// What the exporter said.
-        #[source]
-        source: opentelemetry_zipkin::ExporterBuildError,
-    },
-}
+pub type ExporterError = collector_client::ExporterError<opentelemetry_zipkin::ExporterBuildError>;
 
 #[cfg(test)]
 mod tests {
