@@ -142,8 +142,8 @@ impl Reloader {
             Ok(loaded) => loaded,
             Err(problems) => {
                 let error = ReloadError::Invalid(problems);
-                self.live.reject(error.to_string());
-                return Err(rejected(error));
+                self.live.reject(log_rejected(&error));
+                return Err(error);
             }
         };
         for warning in &loaded.warnings {
@@ -155,7 +155,11 @@ impl Reloader {
                 tracing::info!(version, "configuration reloaded");
                 Ok(version)
             }
-            Err(error) => Err(rejected(ReloadError::Refused(error))),
+            Err(error) => {
+                let error = ReloadError::Refused(error);
+                log_rejected(&error);
+                Err(error)
+            }
         }
     }
 
@@ -216,12 +220,13 @@ impl Reloader {
     }
 }
 
-/// Logs every problem of a refused configuration; returns them.
-fn rejected(error: ReloadError) -> ReloadError {
-    for problem in error.to_string().lines() {
+/// Logs every problem of a refused configuration, a line each; returns their text.
+fn log_rejected(error: &ReloadError) -> String {
+    let problems = error.to_string();
+    for problem in problems.lines() {
         tracing::error!(%problem, "configuration rejected; the previous one keeps serving");
     }
-    error
+    problems
 }
 
 /// Why [`Reloader::reload`] refused the files; the configuration in force keeps serving.

@@ -479,7 +479,7 @@ impl Upstream {
         endpoint: &Endpoint,
     ) -> Result<hyper::client::conn::http2::SendRequest<Body>, MeshError> {
         // Connecting (once a connection) is boxed: inline, its ~1.2 KB handshake state would
-        // be part of every request's forwarding future, which is built and moved per request.
+        // be part of every HTTP/2 request's sending future, which is boxed per request.
         let connect = || Box::pin(self.connect_http2(endpoint));
         // One request per connection: nothing is shared, so no lock is held while connecting.
         if self.max_requests_per_connection == 1 {
