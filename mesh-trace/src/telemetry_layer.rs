@@ -2,7 +2,7 @@
 //! line — once its response has been sent in full.
 //!
 //! On the way in it notes the arrival time and, with an access log, starts the request's entry
-//! (cheap clones of the request's own header buffers, in one allocation). On the way out it
+//! (a copy of the header values it prints, in one buffer). On the way out it
 //! reads what the layers inside decided from the response extensions ([`Routed`], where it was
 //! served ([`UpstreamTarget::of_response`]), [`ResponseFlags`]) — or from a [`RoutedError`]
 //! and the local reply an error becomes — and wraps the response body to count its bytes. When
@@ -20,7 +20,7 @@
 //! [`count_streamed_body`]: mesh_core::body_count::count_streamed_body
 
 use crate::{
-    access_log::{AccessLog, AccessLogEntry},
+    access_log::{AccessLog, EntryDraft, printed_authority, printed_path},
     metrics::{
         BLACK_HOLE_CLUSTER, CatchAllCluster, IstioMetrics, Reporter, RequestOutcome,
         RequestProtocol,
@@ -31,7 +31,6 @@ use http_body::Body as HttpBody;
 use mesh_core::{
     BoxError, DownstreamAddr, LocalReplyDetails, MeshError, PeerIdentity, ResponseFlag,
     ResponseFlags, Routed, RoutedError, UpstreamError,
-    authority::addressed_authority,
     body_count::BodyBytesRead,
     clock::Stamp,
     error::{ServedBy, UpstreamTarget},
@@ -46,7 +45,6 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
-    time::Duration,
 };
 use tower::{Layer, Service};
 
@@ -298,11 +296,10 @@ struct Recording {
     request_body: u64,
     /// The count of a streamed request body, read when the exchange ends.
     request_body_read: Option<BodyBytesRead>,
-    /// The access-log entry, filled in as the exchange goes (only with an access log; boxed
-    /// apart: most of a recording's size).
-    entry: Option<Box<AccessLogEntry>>,
+    /// The access-log entry, filled in as the exchange goes (only with an access log).
+    entry: Option<EntryDraft>,
     /// The authority the request was addressed to, `destination_service` when routing named
-    /// none; kept apart only without an access log (whose entry holds the URI and `Host`).
+    /// none; kept apart only without an access log (whose entry holds it).
     addressed: Option<Addressed>,
     status: u16,
     flags: ResponseFlags,
@@ -408,32 +405,22 @@ impl Recording {
         let request_bytes =
             (request.method().as_str().len() + path + 12) as u64 + headers.bytes + body;
         let entry = shared.access_log.as_ref().map(|_| {
-            let downstream = request.extensions().get::<DownstreamAddr>();
-            Box::new(AccessLogEntry {
-                start_time: started.system_time(),
-                method: request.method().clone(),
-                uri: request.uri().clone(),
-                host: headers.host.cloned(),
-                original_path: headers.original_path.cloned(),
-                protocol: request.version(),
-                response_code: 0,
-                response_flags: ResponseFlags::default(),
-                response_code_details: Cow::Borrowed("-"),
-                bytes_received: 0,
-                bytes_sent: 0,
-                duration: Duration::ZERO,
-                upstream_service_time: None,
-                x_forwarded_for: headers.x_forwarded_for.cloned(),
-                user_agent: headers.user_agent.cloned(),
-                request_id: headers.request_id.cloned(),
-                upstream_host: None,
-                upstream_cluster: None,
-                upstream_local_address: None,
-                downstream_local_address: downstream.map(|d| d.local),
-                downstream_remote_address: downstream.map(|d| d.remote),
-                requested_server_name: None,
-                route_name: None,
-            })
+            let uri = request.uri();
+            let mut draft =
+                EntryDraft::new(started.system_time(), request.method(), request.version());
+            draft.fields.path = draft.copy_some(printed_path(uri, headers.original_path));
+            draft.fields.authority = draft.copy_some(printed_authority(uri, headers.host));
+            draft.fields.x_forwarded_for =
+                draft.copy_some(headers.x_forwarded_for.map(HeaderValue::as_bytes));
+            draft.fields.user_agent =
+                draft.copy_some(headers.user_agent.map(HeaderValue::as_bytes));
+            draft.fields.request_id =
+                draft.copy_some(headers.request_id.map(HeaderValue::as_bytes));
+            if let Some(downstream) = request.extensions().get::<DownstreamAddr>() {
+                draft.fields.downstream_local_address = Some(downstream.local);
+                draft.fields.downstream_remote_address = Some(downstream.remote);
+            }
+            draft
         });
         let addressed = match &entry {
             Some(_) => None,
@@ -481,7 +468,8 @@ impl Recording {
         self.upstream(UpstreamTarget::of_response(extensions));
         let headers = response.headers();
         if let Some(entry) = &mut self.entry {
-            entry.upstream_service_time = headers.get(X_ENVOY_UPSTREAM_SERVICE_TIME).cloned();
+            let time = headers.get(X_ENVOY_UPSTREAM_SERVICE_TIME);
+            entry.fields.upstream_service_time = entry.copy_some(time.map(HeaderValue::as_bytes));
         }
         if self.protocol == RequestProtocol::Grpc {
             self.grpc_status = grpc_status(headers);
@@ -498,8 +486,8 @@ impl Recording {
         } = served;
         self.catch_all = cluster.and_then(|c| CatchAllCluster::of(&c.0));
         if let Some(entry) = &mut self.entry {
-            entry.upstream_cluster = cluster.map(|c| c.0.clone());
-            entry.upstream_host = host.map(|h| h.0.clone());
+            entry.fields.upstream_cluster = entry.copy_some(cluster.map(|c| c.0.as_bytes()));
+            entry.fields.upstream_host = entry.copy_some(host.map(|h| h.0.as_str().as_bytes()));
         }
         // The upstream is the peer of the client side only; the server side's peer is its caller
         // (its upstream is the local app: itself).
@@ -518,7 +506,7 @@ impl Recording {
         if let Some(routed) = routed {
             self.service = routed.destination.as_ref().map(|d| d.host.clone());
             if let Some(entry) = &mut self.entry {
-                entry.route_name = Some(routed.route.name.clone());
+                entry.fields.route_name = Some(entry.copy(routed.route.name.as_bytes()));
             }
         }
     }
@@ -539,7 +527,7 @@ impl Recording {
         ) {
             self.catch_all = Some(CatchAllCluster::BlackHole);
             if let Some(entry) = &mut self.entry {
-                entry.upstream_cluster = Some(Arc::from(BLACK_HOLE_CLUSTER));
+                entry.fields.upstream_cluster = Some(entry.copy(BLACK_HOLE_CLUSTER.as_bytes()));
             }
         }
     }
@@ -547,7 +535,7 @@ impl Recording {
     /// The authority the request was addressed to (see [`addressed_authority`]).
     fn addressed_authority(&self) -> Option<&str> {
         match &self.entry {
-            Some(entry) => addressed_authority(&entry.uri, entry.host.as_ref()),
+            Some(entry) => visible_ascii(entry.get(entry.fields.authority?)),
             None => self.addressed.as_ref().and_then(Addressed::as_str),
         }
     }
@@ -599,16 +587,29 @@ impl Recording {
                 response_bytes: self.response_bytes,
             });
         }
-        if let (Some(log), Some(mut entry)) = (&self.shared.access_log, self.entry.take()) {
-            entry.response_code = self.status;
-            entry.response_flags = self.flags;
-            entry.response_code_details =
-                code_details(self.status, self.flags, self.local_reply.take());
-            entry.bytes_received = self.request_body;
-            entry.bytes_sent = self.response_body;
-            entry.duration = duration;
-            log.log_boxed(entry);
+        if let (Some(log), Some(entry)) = (&self.shared.access_log, &mut self.entry) {
+            let details = code_details(self.status, self.flags, self.local_reply.take());
+            entry.fields.response_code_details = entry.copy(details.as_bytes());
+            let fields = &mut entry.fields;
+            fields.response_code = self.status;
+            fields.response_flags = self.flags;
+            fields.bytes_received = self.request_body;
+            fields.bytes_sent = self.response_body;
+            fields.duration = duration;
+            log.log_draft(entry);
         }
+    }
+}
+
+/// `bytes` as text, if they are visible ASCII (as [`HeaderValue::to_str`] requires).
+fn visible_ascii(bytes: &[u8]) -> Option<&str> {
+    if bytes
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        std::str::from_utf8(bytes).ok()
+    } else {
+        None
     }
 }
 
@@ -1051,6 +1052,47 @@ mod tests {
         serde_json::from_str(text.trim()).unwrap()
     }
 
+    /// The bytes of a buffer that says when it is freed.
+    struct Wire(Arc<std::sync::atomic::AtomicBool>, &'static [u8]);
+
+    impl AsRef<[u8]> for Wire {
+        fn as_ref(&self) -> &[u8] {
+            self.1
+        }
+    }
+
+    impl Drop for Wire {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_entry_keeps_none_of_the_requests_buffers() {
+        // As hyper parses them: the URI and header values are slices of one read buffer.
+        let freed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let wire = Bytes::from_owner(Wire(freed.clone(), b"/itemscurl/8.5catalog"));
+        let value = |range| HeaderValue::from_maybe_shared(wire.slice(range)).unwrap();
+        let mut request = Request::new(Empty::<Bytes>::new());
+        *request.uri_mut() = Uri::from_maybe_shared(wire.slice(0..6)).unwrap();
+        request.headers_mut().insert("user-agent", value(6..14));
+        request.headers_mut().insert("host", value(14..21));
+        drop(wire);
+        let (layer, _, log, out) = logged_layer();
+        let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| async {
+            Ok::<_, BoxError>(Response::new(Full::new(Bytes::from("0123"))))
+        }));
+        let response = svc.oneshot(request).await.unwrap();
+        // The exchange goes on (the body is unread) without the request's buffer.
+        assert!(freed.load(std::sync::atomic::Ordering::SeqCst));
+        response.into_body().collect().await.unwrap();
+        let line = only_line(&log, &out);
+        assert_eq!(
+            [&line["path"], &line["user_agent"], &line["authority"]],
+            ["/items", "curl/8.5", "catalog"]
+        );
+    }
+
     #[tokio::test]
     async fn a_streamed_request_body_is_counted_as_it_was_read() {
         let (layer, snapshotter, log, out) = logged_layer();
@@ -1166,7 +1208,8 @@ mod tests {
         let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| {
             std::future::pending::<Result<Response<Empty<Bytes>>, BoxError>>()
         }));
-        let waited = tokio::time::timeout(Duration::from_secs(1), svc.oneshot(get())).await;
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_secs(1), svc.oneshot(get())).await;
         assert!(waited.is_err(), "the upstream never answers");
         let line = only_line(&log, &out);
         assert_eq!(line["response_code"], 0);

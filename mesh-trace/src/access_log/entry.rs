@@ -1,6 +1,6 @@
-//! [`AccessLogEntry`]: what is known of one finished request, captured on the request path
-//! without formatting (cheap clones of the request's own buffers) and formatted later, off the
-//! request path, by the access log's writer.
+//! [`AccessLogEntry`]: what is known of one finished request, handed to
+//! [`AccessLog::log`](super::AccessLog::log), which copies it for the access log's writer to
+//! format off the request path.
 
 use http::{HeaderValue, Method, Uri, Version, uri::Authority};
 use mesh_core::ResponseFlags;

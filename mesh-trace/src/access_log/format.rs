@@ -7,8 +7,8 @@
 //! per thread), no UTF-8 validation of values already checked to be printable ASCII, and no
 //! JSON value tree.
 
-use super::AccessLogEntry;
-use http::{HeaderValue, Version};
+use super::{AccessLogEntry, view::EntryView};
+use http::Version;
 use mesh_core::{ResponseFlags, clock::whole_millis};
 use std::{
     cell::Cell,
@@ -153,6 +153,11 @@ pub enum Encoding {
 /// assert_eq!(json["request_id"], serde_json::Value::Null);
 /// ```
 pub fn format_entry(entry: &AccessLogEntry, encoding: Encoding, out: &mut Vec<u8>) {
+    format_view(&EntryView::of(entry), encoding, out);
+}
+
+/// [`format_entry`] of an entry's fields (as the writer thread reads them from its queue).
+pub(super) fn format_view(entry: &EntryView<'_>, encoding: Encoding, out: &mut Vec<u8>) {
     match encoding {
         Encoding::Text => text(entry, out),
         Encoding::Json => json(entry, out),
@@ -160,13 +165,13 @@ pub fn format_entry(entry: &AccessLogEntry, encoding: Encoding, out: &mut Vec<u8
 }
 
 /// Istio's default text format; see [`Encoding::Text`].
-fn text(e: &AccessLogEntry, out: &mut Vec<u8>) {
+fn text(e: &EntryView<'_>, out: &mut Vec<u8>) {
     out.push(b'[');
     push_start_time(out, e.start_time);
     out.extend_from_slice(b"] \"");
-    text_value(out, Some(e.method.as_str().as_bytes()));
+    text_value(out, Some(e.method));
     out.push(b' ');
-    text_value(out, path(e));
+    text_value(out, e.path);
     out.push(b' ');
     out.extend_from_slice(protocol(e.protocol).unwrap_or("-").as_bytes());
     out.extend_from_slice(b"\" ");
@@ -175,7 +180,7 @@ fn text(e: &AccessLogEntry, out: &mut Vec<u8>) {
     // %RESPONSE_FLAGS% prints `-` by itself when there are none.
     push_flags(out, e.response_flags);
     out.push(b' ');
-    text_value(out, Some(e.response_code_details.as_bytes()));
+    text_value(out, Some(e.response_code_details));
     // %CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%": never known.
     out.extend_from_slice(b" - \"-\" ");
     push_u64(out, e.bytes_received);
@@ -184,19 +189,19 @@ fn text(e: &AccessLogEntry, out: &mut Vec<u8>) {
     out.push(b' ');
     push_u64(out, whole_millis(e.duration));
     out.push(b' ');
-    text_value(out, header(&e.upstream_service_time));
+    text_value(out, e.upstream_service_time);
     out.extend_from_slice(b" \"");
-    text_value(out, header(&e.x_forwarded_for));
+    text_value(out, e.x_forwarded_for);
     out.extend_from_slice(b"\" \"");
-    text_value(out, header(&e.user_agent));
+    text_value(out, e.user_agent);
     out.extend_from_slice(b"\" \"");
-    text_value(out, header(&e.request_id));
+    text_value(out, e.request_id);
     out.extend_from_slice(b"\" \"");
-    text_value(out, authority(e));
+    text_value(out, e.authority);
     out.extend_from_slice(b"\" \"");
-    text_value(out, e.upstream_host.as_ref().map(|h| h.as_str().as_bytes()));
+    text_value(out, e.upstream_host);
     out.extend_from_slice(b"\" ");
-    text_value(out, shared_str(&e.upstream_cluster));
+    text_value(out, e.upstream_cluster);
     out.push(b' ');
     text_address(out, e.upstream_local_address);
     out.push(b' ');
@@ -204,23 +209,23 @@ fn text(e: &AccessLogEntry, out: &mut Vec<u8>) {
     out.push(b' ');
     text_address(out, e.downstream_remote_address);
     out.push(b' ');
-    text_value(out, shared_str(&e.requested_server_name));
+    text_value(out, e.requested_server_name);
     out.push(b' ');
-    text_value(out, shared_str(&e.route_name));
+    text_value(out, e.route_name);
     out.push(b'\n');
 }
 
 /// Istio's JSON format; see [`Encoding::Json`].
-fn json(e: &AccessLogEntry, out: &mut Vec<u8>) {
+fn json(e: &EntryView<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"start_time\":\"");
     push_start_time(out, e.start_time);
     out.push(b'"');
     json_key(out, "route_name");
-    json_string(out, shared_str(&e.route_name));
+    json_string(out, e.route_name);
     json_key(out, "method");
-    json_string(out, Some(e.method.as_str().as_bytes()));
+    json_string(out, Some(e.method));
     json_key(out, "path");
-    json_string(out, path(e));
+    json_string(out, e.path);
     json_key(out, "protocol");
     json_string(out, protocol(e.protocol).map(str::as_bytes));
     json_key(out, "response_code");
@@ -231,7 +236,7 @@ fn json(e: &AccessLogEntry, out: &mut Vec<u8>) {
     push_flags(out, e.response_flags);
     out.push(b'"');
     json_key(out, "response_code_details");
-    json_string(out, Some(e.response_code_details.as_bytes()));
+    json_string(out, Some(e.response_code_details));
     json_key(out, "connection_termination_details");
     out.extend_from_slice(b"null");
     json_key(out, "bytes_received");
@@ -241,19 +246,19 @@ fn json(e: &AccessLogEntry, out: &mut Vec<u8>) {
     json_key(out, "duration");
     push_u64(out, whole_millis(e.duration));
     json_key(out, "upstream_service_time");
-    json_string(out, header(&e.upstream_service_time));
+    json_string(out, e.upstream_service_time);
     json_key(out, "x_forwarded_for");
-    json_string(out, header(&e.x_forwarded_for));
+    json_string(out, e.x_forwarded_for);
     json_key(out, "user_agent");
-    json_string(out, header(&e.user_agent));
+    json_string(out, e.user_agent);
     json_key(out, "request_id");
-    json_string(out, header(&e.request_id));
+    json_string(out, e.request_id);
     json_key(out, "authority");
-    json_string(out, authority(e));
+    json_string(out, e.authority);
     json_key(out, "upstream_host");
-    json_string(out, e.upstream_host.as_ref().map(|h| h.as_str().as_bytes()));
+    json_string(out, e.upstream_host);
     json_key(out, "upstream_cluster");
-    json_string(out, shared_str(&e.upstream_cluster));
+    json_string(out, e.upstream_cluster);
     json_key(out, "upstream_local_address");
     json_address(out, e.upstream_local_address);
     json_key(out, "downstream_local_address");
@@ -261,27 +266,9 @@ fn json(e: &AccessLogEntry, out: &mut Vec<u8>) {
     json_key(out, "downstream_remote_address");
     json_address(out, e.downstream_remote_address);
     json_key(out, "requested_server_name");
-    json_string(out, shared_str(&e.requested_server_name));
+    json_string(out, e.requested_server_name);
     json_key(out, "upstream_transport_failure_reason");
     out.extend_from_slice(b"null}\n");
-}
-
-/// `%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%` as bytes: like [`AccessLogEntry::path`], but an
-/// `x-envoy-original-path` that is not visible ASCII still prints (lossily).
-fn path(e: &AccessLogEntry) -> Option<&[u8]> {
-    match &e.original_path {
-        Some(original) => Some(original.as_bytes()),
-        None => e.uri.path_and_query().map(|p| p.as_str().as_bytes()),
-    }
-}
-
-/// `%REQ(:AUTHORITY)%` as bytes: like [`AccessLogEntry::authority`], but a `Host` that is not
-/// visible ASCII still prints (lossily).
-fn authority(e: &AccessLogEntry) -> Option<&[u8]> {
-    match e.uri.authority() {
-        Some(authority) => Some(authority.as_str().as_bytes()),
-        None => e.host.as_ref().map(HeaderValue::as_bytes),
-    }
 }
 
 /// `%PROTOCOL%`; `None` for versions Envoy does not speak (HTTP/0.9).
@@ -293,14 +280,6 @@ fn protocol(version: Version) -> Option<&'static str> {
         Version::HTTP_3 => Some("HTTP/3"),
         _ => None,
     }
-}
-
-fn header(value: &Option<HeaderValue>) -> Option<&[u8]> {
-    value.as_ref().map(HeaderValue::as_bytes)
-}
-
-fn shared_str(value: &Option<std::sync::Arc<str>>) -> Option<&[u8]> {
-    value.as_deref().map(str::as_bytes)
 }
 
 /// `n` in decimal.
@@ -537,7 +516,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use http::{Method, Uri, uri::Authority};
+    use http::{HeaderValue, Method, Uri, uri::Authority};
     use mesh_core::{ResponseFlag, ResponseFlags};
     use serde_json::Value;
     use std::{collections::BTreeMap, time::Duration};

@@ -1,16 +1,16 @@
 //! [`AccessLog`]: entries leave the request path through a bounded buffer; a background thread
 //! formats and writes them.
 //!
-//! [`AccessLog::log`] takes a mutex just long enough to push the entry onto a `Vec` — no
+//! [`AccessLog::log`] takes a mutex just long enough to copy the entry into a [`Queue`] — no
 //! formatting, no system call, no wakeup. Every `flush_interval` the `mesh-access-log` thread
-//! swaps that `Vec` for an empty one (the two are reused, so neither reallocates once warm),
+//! swaps that queue for an empty one (the two are reused, so neither reallocates once warm),
 //! formats the entries, where they lie, into one reused byte buffer and writes and flushes it,
 //! all outside the mutex: a slow or blocked destination backs entries up in the buffer, and once
 //! `max_buffered` are waiting new ones are dropped and counted, never waited for. A failed
 //! write is counted and its entries lost. The thread writes what is left and ends when the
 //! last [`AccessLog`] clone is dropped.
 
-use super::{AccessLogEntry, Encoding, format_entry};
+use super::{AccessLogEntry, Encoding, EntryDraft, format::format_view, queue::Queue};
 use std::{
     fmt,
     fs::OpenOptions,
@@ -79,8 +79,8 @@ const WRITE_CHUNK: usize = 64 * 1024;
 /// let memory = Memory::default(); // an in-memory `Write`
 /// let config = AccessLogConfig { max_buffered: 1, flush_interval: Duration::from_secs(3600) };
 /// let log = AccessLog::new(memory.clone(), Encoding::Text, config);
-/// log.log(entry());
-/// log.log(entry()); // one is already waiting: dropped
+/// log.log(&entry());
+/// log.log(&entry()); // one is already waiting: dropped
 /// log.flush();
 /// assert_eq!(log.stats().dropped.load(Ordering::Relaxed), 1);
 /// assert_eq!(memory.text().lines().count(), 1);
@@ -154,7 +154,7 @@ impl Default for AccessLogConfig {
 ///     fn flush(&mut self) -> io::Result<()> { Ok(()) }
 /// }
 /// let log = AccessLog::new(Broken, Encoding::Text, AccessLogConfig::default());
-/// log.log(entry());
+/// log.log(&entry());
 /// log.flush();
 /// let stats = log.stats();
 /// assert_eq!(stats.write_failures.load(Ordering::Relaxed), 1);
@@ -219,7 +219,7 @@ pub struct AccessLogStats {
 /// # };
 /// let memory = Memory::default();
 /// let log = AccessLog::new(memory.clone(), Encoding::Text, AccessLogConfig::default());
-/// log.clone().log(entry); // on the request path: buffered, not written
+/// log.clone().log(&entry); // on the request path: buffered, not written
 /// log.flush(); // waits until the writer thread has written it
 /// let text = String::from_utf8(memory.0.lock().unwrap().clone()).unwrap();
 /// assert!(text.starts_with("[2016-04-15T20:17:00.310Z] \"GET /ready HTTP/1.1\" 200 - "));
@@ -250,7 +250,7 @@ struct Shared {
 
 struct State {
     /// Entries waiting for the writer thread.
-    entries: Vec<AccessLogEntry>,
+    entries: Queue,
     /// Batches the writer thread has taken from `entries` (batch `n` is the `n`-th swap).
     taken: u64,
     /// The last batch written (or failed); `done <= taken`.
@@ -320,8 +320,8 @@ impl AccessLog {
     /// # }
     /// let memory = Memory::default(); // an in-memory `Write`
     /// let log = AccessLog::new(memory.clone(), Encoding::Json, AccessLogConfig::default());
-    /// log.log(entry()); // a GET of `/ready` answered 200
-    /// log.log(entry());
+    /// log.log(&entry()); // a GET of `/ready` answered 200
+    /// log.log(&entry());
     /// log.flush();
     /// for line in memory.text().lines() {
     ///     let json: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -336,7 +336,7 @@ impl AccessLog {
     ) -> AccessLog {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                entries: Vec::new(),
+                entries: Queue::default(),
                 taken: 0,
                 done: 0,
                 requested: 0,
@@ -415,7 +415,7 @@ impl AccessLog {
     /// # }
     /// let path = std::env::temp_dir().join(format!("mesh-access-{}.log", std::process::id()));
     /// let log = AccessLog::open(path.to_str().unwrap(), Encoding::Text, AccessLogConfig::default()).unwrap();
-    /// log.log(entry()); // a GET of `/ready` answered 200
+    /// log.log(&entry()); // a GET of `/ready` answered 200
     /// log.flush();
     /// let text = std::fs::read_to_string(&path).unwrap();
     /// assert!(text.contains("\"GET /ready HTTP/1.1\" 200"));
@@ -437,8 +437,8 @@ impl AccessLog {
     /// Buffers `entry` for the writer thread, or drops it (counted in
     /// [`AccessLogStats::dropped`]) when `max_buffered` entries are already waiting.
     ///
-    /// Never formats, writes or wakes anything: it only holds a mutex that the writer thread
-    /// holds just long enough to swap two `Vec`s.
+    /// Never formats, writes or wakes anything: it copies the entry into the buffer under a
+    /// mutex that the writer thread holds just long enough to swap two buffers.
     ///
     /// ```
     /// use mesh_trace::access_log::{AccessLog, AccessLogConfig, Encoding};
@@ -484,32 +484,25 @@ impl AccessLog {
     /// let memory = Memory::default(); // an in-memory `Write`
     /// let config = AccessLogConfig { flush_interval: Duration::from_secs(3600), ..Default::default() };
     /// let log = AccessLog::new(memory.clone(), Encoding::Text, config);
-    /// log.log(entry()); // buffered only
+    /// log.log(&entry()); // buffered only
     /// assert!(memory.text().is_empty());
     /// log.flush();
     /// assert_eq!(log.stats().written.load(Ordering::Relaxed), 1);
     /// ```
-    pub fn log(&self, entry: AccessLogEntry) {
-        self.enqueue(entry, |entry| entry);
+    pub fn log(&self, entry: &AccessLogEntry) {
+        self.log_draft(&EntryDraft::of(entry));
     }
 
-    /// [`log`](Self::log)s an entry built in a box (the telemetry layer's), moved from the box
-    /// straight into the queue: an entry is some 600 bytes, and each move copies them.
-    pub(crate) fn log_boxed(&self, entry: Box<AccessLogEntry>) {
-        self.enqueue(entry, |entry| *entry);
-    }
-
-    #[inline(always)]
-    fn enqueue<E>(&self, entry: E, unwrap: impl FnOnce(E) -> AccessLogEntry) {
+    /// [`log`](Self::log)s an entry filled in as a draft (the telemetry layer's): its texts are
+    /// queued with one copy.
+    pub(crate) fn log_draft(&self, draft: &EntryDraft) {
         let shared = &*self.handle.shared;
         let mut state = shared.lock();
-        if state.running && state.entries.len() < shared.max_buffered {
-            state.entries.push(unwrap(entry));
+        if state.running && state.entries.len() < shared.max_buffered && state.entries.push(draft) {
             return;
         }
         drop(state);
         shared.stats.dropped.fetch_add(1, Relaxed);
-        // `entry` is dropped here, after the lock is released.
     }
 
     /// The counters of this log (shared by its clones).
@@ -557,7 +550,7 @@ impl AccessLog {
     /// # }
     /// let log = AccessLog::new(Memory::default(), Encoding::Text, AccessLogConfig::default());
     /// let clone = log.clone();
-    /// clone.log(entry());
+    /// clone.log(&entry());
     /// clone.flush();
     /// assert!(Arc::ptr_eq(log.stats(), clone.stats())); // shared by the clones
     /// assert_eq!(log.stats().written.load(Ordering::Relaxed), 1);
@@ -618,7 +611,7 @@ impl AccessLog {
     /// let log = AccessLog::new(memory.clone(), Encoding::Text, config);
     /// log.flush(); // nothing buffered: returns at once
     /// for _ in 0..3 {
-    ///     log.log(entry());
+    ///     log.log(&entry());
     /// }
     /// log.flush(); // without waiting for the hour-long interval
     /// assert_eq!(memory.text().lines().count(), 3);
@@ -696,7 +689,7 @@ impl Drop for Running<'_> {
 /// writes them; ends after writing what is left once the log is closed.
 fn run(shared: &Shared, mut writer: impl Write, encoding: Encoding, interval: Duration) {
     let _running = Running(shared);
-    let mut batch = Vec::new();
+    let mut batch = Queue::default();
     let mut buf = Vec::new();
     let mut healthy = true;
     loop {
@@ -746,7 +739,7 @@ fn run(shared: &Shared, mut writer: impl Write, encoding: Encoding, interval: Du
 /// about [`WRITE_CHUNK`] bytes, then flushes; counts the entries written or lost.
 fn write_batch(
     writer: &mut impl Write,
-    batch: &mut Vec<AccessLogEntry>,
+    batch: &mut Queue,
     encoding: Encoding,
     buf: &mut Vec<u8>,
     stats: &AccessLogStats,
@@ -754,7 +747,7 @@ fn write_batch(
     let mut outcome = Outcome::default();
     let mut lines = 0;
     for entry in batch.iter() {
-        format_entry(entry, encoding, buf);
+        format_view(&entry, encoding, buf);
         lines += 1;
         if buf.len() >= WRITE_CHUNK {
             outcome.write(writer, buf, lines);
@@ -764,7 +757,6 @@ fn write_batch(
     if lines > 0 {
         outcome.write(writer, buf, lines);
     }
-    // Dropped where they lie: formatting read them in place, never moving one.
     batch.clear();
     if let Err(error) = writer.flush() {
         // Written but maybe still buffered in `writer`: count them as lost.
@@ -803,6 +795,7 @@ impl Outcome {
 mod tests {
     use super::*;
     use crate::access_log::format::tests::full_entry;
+    use crate::access_log::format_entry;
     use http::HeaderValue;
     use serde_json::Value;
     use std::{
@@ -964,7 +957,7 @@ mod tests {
         let memory = Memory::default();
         let log = AccessLog::new(memory.clone(), Encoding::Json, config(10_000, NEVER));
         for id in 0..1_000 {
-            log.log(entry(id));
+            log.log(&entry(id));
         }
         assert_eq!(memory.text(), "", "log() writes nothing by itself");
         flush(&log);
@@ -973,7 +966,7 @@ mod tests {
         assert_eq!(stat(&log.stats().written), 1_000);
 
         for id in 1_000..1_010 {
-            log.log(entry(id));
+            log.log(&entry(id));
         }
         flush(&log);
         assert_eq!(memory.request_ids().len(), 1_010);
@@ -990,7 +983,7 @@ mod tests {
             Encoding::Json,
             config(100, Duration::from_millis(5)),
         );
-        log.log(entry(7));
+        log.log(&entry(7));
         let start = Instant::now();
         while memory.text().is_empty() {
             assert!(start.elapsed() < PATIENCE, "never written without flush()");
@@ -1003,7 +996,7 @@ mod tests {
     fn writes_happen_on_the_mesh_access_log_thread() {
         let memory = Memory::default();
         let log = AccessLog::new(memory.clone(), Encoding::Text, config(100, NEVER));
-        log.log(entry(1));
+        log.log(&entry(1));
         flush(&log);
         let threads = memory.threads.lock().unwrap().clone();
         assert!(!threads.is_empty());
@@ -1020,8 +1013,8 @@ mod tests {
         for encoding in [Encoding::Text, Encoding::Json] {
             let memory = Memory::default();
             let log = AccessLog::new(memory.clone(), encoding, config(100, NEVER));
-            log.log(entry(1));
-            log.log(entry(2));
+            log.log(&entry(1));
+            log.log(&entry(2));
             flush(&log);
             let mut expected = Vec::new();
             format_entry(&entry(1), encoding, &mut expected);
@@ -1040,10 +1033,10 @@ mod tests {
         };
         let log = AccessLog::new(writer, Encoding::Json, config(100, NEVER));
         let clone = log.clone();
-        log.log(entry(1));
-        clone.log(entry(2));
+        log.log(&entry(1));
+        clone.log(&entry(2));
         drop(log);
-        clone.log(entry(3));
+        clone.log(&entry(3));
         assert_eq!(
             writer_dropped.recv_timeout(Duration::from_millis(200)),
             Err(RecvTimeoutError::Timeout),
@@ -1062,14 +1055,14 @@ mod tests {
         let memory = Memory::default();
         let log = AccessLog::new(memory.clone(), Encoding::Json, config(5, NEVER));
         for id in 0..8 {
-            log.log(entry(id));
+            log.log(&entry(id));
         }
         assert_eq!(stat(&log.stats().dropped), 3);
         flush(&log);
         assert_eq!(memory.request_ids(), ["0", "1", "2", "3", "4"]);
         // Written entries free their room.
         for id in 8..13 {
-            log.log(entry(id));
+            log.log(&entry(id));
         }
         flush(&log);
         assert_eq!(stat(&log.stats().dropped), 3);
@@ -1092,7 +1085,7 @@ mod tests {
             Encoding::Text,
             config(MAX, Duration::from_millis(1)),
         );
-        log.log(entry(0));
+        log.log(&entry(0));
         // The thread is now stuck writing entry 0.
         assert_eq!(writer_entered.recv_timeout(PATIENCE), Ok(()));
 
@@ -1105,7 +1098,7 @@ mod tests {
         });
         let start = Instant::now();
         for id in 1..=MAX + 10 {
-            log.log(entry(id));
+            log.log(&entry(id));
         }
         let elapsed = start.elapsed();
         drop(loop_done);
@@ -1122,13 +1115,13 @@ mod tests {
     fn write_failures_are_counted() {
         let log = AccessLog::new(Broken, Encoding::Text, config(100, NEVER));
         for id in 0..3 {
-            log.log(entry(id));
+            log.log(&entry(id));
         }
         flush(&log);
         assert_eq!(stat(&log.stats().write_failures), 3);
         assert_eq!(stat(&log.stats().written), 0);
         // The thread carries on.
-        log.log(entry(3));
+        log.log(&entry(3));
         flush(&log);
         assert_eq!(stat(&log.stats().write_failures), 4);
     }
@@ -1138,9 +1131,9 @@ mod tests {
         let log = AccessLog::new(Panicking, Encoding::Text, config(100, NEVER));
         let stats = Arc::clone(log.stats());
         within_patience(move || {
-            log.log(entry(1));
+            log.log(&entry(1));
             log.flush(); // the thread panics while writing
-            log.log(entry(2));
+            log.log(&entry(2));
             log.flush();
         });
         assert_eq!(stat(&stats.written), 0);
@@ -1162,7 +1155,7 @@ mod tests {
         });
         assert!(poisoner.join().is_err());
         assert!(log.handle.shared.state.is_poisoned());
-        log.log(entry(1));
+        log.log(&entry(1));
         flush(&log);
         assert_eq!(memory.request_ids(), ["1"]);
     }
@@ -1180,7 +1173,7 @@ mod tests {
     #[test]
     fn open_dev_stdout_writes() {
         let log = AccessLog::open("/dev/stdout", Encoding::Text, config(100, NEVER)).unwrap();
-        log.log(entry(1));
+        log.log(&entry(1));
         flush(&log);
         assert_eq!(stat(&log.stats().written), 1);
         assert_eq!(stat(&log.stats().write_failures), 0);
@@ -1205,7 +1198,7 @@ mod tests {
         let path_str = path.to_str().unwrap();
         for id in [1, 2] {
             let log = AccessLog::open(path_str, Encoding::Json, config(100, NEVER)).unwrap();
-            log.log(entry(id));
+            log.log(&entry(id));
             flush(&log);
             assert_eq!(stat(&log.stats().written), 1);
         }
@@ -1225,7 +1218,7 @@ mod tests {
         let path = temp_path("create");
         let log = AccessLog::open(path.to_str().unwrap(), Encoding::Text, config(100, NEVER));
         let log = log.unwrap();
-        log.log(entry(1));
+        log.log(&entry(1));
         flush(&log);
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
