@@ -296,8 +296,9 @@ struct Recording {
     request_body: u64,
     /// The count of a streamed request body, read when the exchange ends.
     request_body_read: Option<BodyBytesRead>,
-    /// The access-log entry, filled in as the exchange goes (only with an access log).
-    entry: Option<EntryDraft>,
+    /// The access-log entry, filled in as the exchange goes (only with an access log; boxed
+    /// apart: most of a recording's size, which a recording without one need not have).
+    entry: Option<Box<EntryDraft>>,
     /// The authority the request was addressed to, `destination_service` when routing named
     /// none; kept apart only without an access log (whose entry holds it).
     addressed: Option<Addressed>,
@@ -406,8 +407,11 @@ impl Recording {
             (request.method().as_str().len() + path + 12) as u64 + headers.bytes + body;
         let entry = shared.access_log.as_ref().map(|_| {
             let uri = request.uri();
-            let mut draft =
-                EntryDraft::new(started.system_time(), request.method(), request.version());
+            let mut draft = Box::new(EntryDraft::new(
+                started.system_time(),
+                request.method(),
+                request.version(),
+            ));
             draft.fields.path = draft.copy_some(printed_path(uri, headers.original_path));
             draft.fields.authority = draft.copy_some(printed_authority(uri, headers.host));
             draft.fields.x_forwarded_for =
