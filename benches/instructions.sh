@@ -49,7 +49,7 @@ for line in lines:
         total = int(line.split()[0].replace(",", ""))
     # The calls into the collected poll, one per request: its caller's line, which carries
     # all of the collected cost (whichever function the poll is inlined into).
-    called = re.search(r"\(100\.0%\)\s+< .*\(([\d,]+)x\)$", line)
+    called = re.search(r"\(100\.0%\)\s+< .*\(([\d,]+)x\)( \[[^]]*\])?$", line)
     if called and not requests:
         requests = int(called.group(1).replace(",", ""))
 if not requests:

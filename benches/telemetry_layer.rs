@@ -8,8 +8,8 @@
 //! ours, for comparison. `LAYER_BENCH_ROUNDS=N` runs the variants interleaved instead (see
 //! `support/layer_bench.rs`), and nothing else.
 //!
-//! `access_log_format` times what the access log's writer thread does per entry, off the
-//! request path.
+//! `access_log_format` times `format_entry`: formatting one entry, as the access log's writer
+//! thread does per entry off the request path (it formats the entry's copy in its queue).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 

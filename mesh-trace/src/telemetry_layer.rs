@@ -26,7 +26,9 @@ use crate::{
         RequestProtocol,
     },
 };
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, uri::Authority};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header, uri::Authority,
+};
 use http_body::Body as HttpBody;
 use mesh_core::{
     BoxError, DownstreamAddr, LocalReplyDetails, MeshError, PeerIdentity, ResponseFlag,
@@ -51,6 +53,9 @@ use tower::{Layer, Service};
 const X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
 const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Reports requests as metrics and access-log lines; see the [module docs](self).
 ///
@@ -348,16 +353,23 @@ impl<'h> RequestHeaders<'h> {
     fn of(headers: &'h HeaderMap) -> Self {
         let mut seen = RequestHeaders::default();
         for (name, value) in headers {
-            let name = name.as_str();
-            seen.bytes += header_line_bytes(name, value);
-            let slot = match name {
-                "host" => &mut seen.host,
-                "content-type" => &mut seen.content_type,
-                "user-agent" => &mut seen.user_agent,
-                "x-forwarded-for" => &mut seen.x_forwarded_for,
-                "x-envoy-original-path" => &mut seen.original_path,
-                "x-request-id" => &mut seen.request_id,
-                _ => continue,
+            seen.bytes += header_line_bytes(name.as_str(), value);
+            // Names compared as names: one of `http`'s standard headers against another is
+            // a byte compared, any against one of the custom three a length at most.
+            let slot = if name == header::HOST {
+                &mut seen.host
+            } else if name == header::CONTENT_TYPE {
+                &mut seen.content_type
+            } else if name == header::USER_AGENT {
+                &mut seen.user_agent
+            } else if name == X_FORWARDED_FOR {
+                &mut seen.x_forwarded_for
+            } else if name == X_ENVOY_ORIGINAL_PATH {
+                &mut seen.original_path
+            } else if name == X_REQUEST_ID {
+                &mut seen.request_id
+            } else {
+                continue;
             };
             slot.get_or_insert(value);
         }
@@ -536,7 +548,8 @@ impl Recording {
         }
     }
 
-    /// The authority the request was addressed to (see [`addressed_authority`]).
+    /// The authority the request was addressed to: the URI's, else `Host`'s when it is visible
+    /// ASCII (as [`mesh_core::authority::addressed_authority`] finds it).
     fn addressed_authority(&self) -> Option<&str> {
         match &self.entry {
             Some(entry) => visible_ascii(entry.get(entry.fields.authority?)),
@@ -1082,19 +1095,56 @@ mod tests {
         request.headers_mut().insert("user-agent", value(6..14));
         request.headers_mut().insert("host", value(14..21));
         drop(wire);
+        // The route's name, shared by its requests.
+        let route: Arc<str> = Arc::from("items");
+        let routed = Routed {
+            route: RouteInfo {
+                name: route.clone(),
+                virtual_service: Arc::from("shop/catalog"),
+            },
+            destination: None,
+        };
         let (layer, _, log, out) = logged_layer();
-        let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| async {
-            Ok::<_, BoxError>(Response::new(Full::new(Bytes::from("0123"))))
+        let svc = layer.layer(service_fn(move |_req: Request<Empty<Bytes>>| {
+            let mut response = Response::new(Full::new(Bytes::from("0123")));
+            response.extensions_mut().insert(routed.clone());
+            async { Ok::<_, BoxError>(response) }
         }));
-        let response = svc.oneshot(request).await.unwrap();
-        // The exchange goes on (the body is unread) without the request's buffer.
+        let body = svc.oneshot(request).await.unwrap().into_body();
+        // The exchange goes on (the body is unread) without the request's buffer, and
+        // without a count on the route's name.
         assert!(freed.load(std::sync::atomic::Ordering::SeqCst));
-        response.into_body().collect().await.unwrap();
+        assert_eq!(
+            Arc::strong_count(&route),
+            1,
+            "ours alone (the service is gone)"
+        );
+        body.collect().await.unwrap();
         let line = only_line(&log, &out);
         assert_eq!(
             [&line["path"], &line["user_agent"], &line["authority"]],
             ["/items", "curl/8.5", "catalog"]
         );
+        assert_eq!(line["route_name"], "items");
+    }
+
+    #[tokio::test]
+    async fn a_host_that_is_not_visible_ascii_is_logged_but_names_no_service() {
+        let (layer, snapshotter, log, out) = logged_layer();
+        let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| async {
+            Ok::<_, BoxError>(Response::new(Empty::<Bytes>::new()))
+        }));
+        let request = Request::get("/items")
+            .header("host", HeaderValue::from_bytes(b"caf\xe9").unwrap())
+            .body(Empty::new())
+            .unwrap();
+        svc.oneshot(request).await.unwrap();
+        // As `HeaderValue::to_str` reads it: not a name.
+        assert_eq!(
+            requests(&snapshotter)[0].0["destination_service"],
+            "unknown"
+        );
+        assert_eq!(only_line(&log, &out)["authority"], "caf\u{fffd}");
     }
 
     #[tokio::test]

@@ -1,13 +1,13 @@
 //! [`EntryDraft`]: an access-log entry filled in on the request path, its texts copied into
-//! one inline buffer as they become known.
+//! one buffer as they become known.
 //!
 //! The request's texts are slices of hyper's read buffer and the route's are shared strings:
 //! keeping them until the response ends would take a reference count on each, and give it back
 //! after. Copying the few bytes each holds, as the request arrives and as its response does,
-//! into one buffer allocated once (with room for [`INITIAL_TEXT`] bytes, more than a typical
-//! request has) costs less than those atomic operations, and leaves nothing of the request's
-//! buffers in the entry. [`AccessLog::log_draft`](super::AccessLog::log_draft) then queues the
-//! entry with one copy of the buffer.
+//! into one buffer (made with room for [`INITIAL_TEXT`] bytes, more than a typical request
+//! has, so that it does not grow) costs less than those atomic operations, and leaves nothing
+//! of the request's buffers in the entry. [`AccessLog::log_draft`](super::AccessLog::log_draft)
+//! then queues the entry with one copy of the buffer.
 
 use super::{
     AccessLogEntry,
@@ -32,7 +32,21 @@ impl EntryDraft {
     /// A draft of a `method` request that arrived at `start_time` over `protocol`: no response
     /// yet (status 0), and no other text.
     pub fn new(start_time: SystemTime, method: &Method, protocol: Version) -> Self {
-        let mut draft = EntryDraft {
+        let mut draft = EntryDraft::blank(start_time, protocol);
+        draft.fields.method = draft.copy(method.as_str().as_bytes());
+        draft
+    }
+
+    /// A draft holding what `entry` holds.
+    pub fn of(entry: &AccessLogEntry) -> Self {
+        let mut draft = EntryDraft::blank(entry.start_time, entry.protocol);
+        draft.fields = EntryView::of(entry).map(|text| draft.copy(text));
+        draft
+    }
+
+    /// A draft of a request that arrived at `start_time` over `protocol`, with no text yet.
+    fn blank(start_time: SystemTime, protocol: Version) -> Self {
+        EntryDraft {
             fields: Fields {
                 start_time,
                 method: Span::EMPTY,
@@ -58,33 +72,26 @@ impl EntryDraft {
                 route_name: None,
             },
             text: Vec::with_capacity(INITIAL_TEXT),
-        };
-        draft.fields.method = draft.copy(method.as_str().as_bytes());
-        draft
-    }
-
-    /// A draft holding what `entry` holds.
-    pub fn of(entry: &AccessLogEntry) -> Self {
-        let view = EntryView::of(entry);
-        let mut draft = EntryDraft::new(entry.start_time, &entry.method, entry.protocol);
-        draft.fields = view.map(|text| draft.copy(text));
-        draft
+        }
     }
 
     /// Copies `bytes` in, for a field: where they lie. Past 4 GiB of text in one entry (which
     /// no request head reaches: hyper's limit is 400 KiB), the field is left empty.
+    #[inline]
     pub fn copy(&mut self, bytes: &[u8]) -> Span {
         let start = self.text.len();
-        match (u32::try_from(start), u32::try_from(start + bytes.len())) {
-            (Ok(start), Ok(end)) => {
+        // The end fitting, the start and the length do.
+        match u32::try_from(start + bytes.len()) {
+            Ok(_) => {
                 self.text.extend_from_slice(bytes);
-                Span::new(start, end - start)
+                Span::new(start as u32, bytes.len() as u32)
             }
-            _ => Span::EMPTY,
+            Err(_) => Span::EMPTY,
         }
     }
 
     /// [`copy`](Self::copy) of an optional text.
+    #[inline]
     pub fn copy_some(&mut self, bytes: Option<&[u8]>) -> Option<Span> {
         bytes.map(|bytes| self.copy(bytes))
     }

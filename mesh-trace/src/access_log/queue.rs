@@ -1,12 +1,13 @@
 //! [`Queue`]: access-log entries waiting for the writer thread, kept as plain bytes.
 //!
 //! An entry is queued as a copy of its [`EntryDraft`]: its fields as they are, its texts
-//! appended to one byte buffer (its spans read from where they start there). Nothing the writer thread reads or frees
-//! is the request path's: were entries to hold the request's own buffers (slices of hyper's
-//! read buffer, shared route names), the writer thread would give back their reference counts
-//! on the other core while the request path takes the same counts for the next requests, and
-//! the counts' cache lines would move between the cores with every entry. Queueing allocates
-//! nothing once the buffers have grown to a batch's size (they are swapped and reused).
+//! appended to one byte buffer (its spans read from where its texts start there). Nothing the
+//! writer thread reads or frees is the request path's: were entries to hold the request's own
+//! buffers (slices of hyper's read buffer, shared route names), the writer thread would give
+//! back their reference counts on the other core while the request path takes the same counts
+//! for the next requests, and the counts' cache lines would move between the cores with every
+//! entry. Queueing allocates nothing once the buffers have grown to a batch's size (they are
+//! swapped and reused).
 
 use super::{
     draft::EntryDraft,
@@ -32,18 +33,15 @@ impl Queue {
         self.entries.is_empty()
     }
 
-    /// Queues a copy of `draft`; `false`, queueing nothing, when the queued texts would pass
-    /// 4 GiB (the most a [`Span`] addresses).
+    /// Queues a copy of `draft`; `false`, queueing nothing, when the texts already queued pass
+    /// 4 GiB (the most an entry's start in them can be).
+    #[inline]
     pub fn push(&mut self, draft: &EntryDraft) -> bool {
-        let texts = draft.texts();
         let Ok(base) = u32::try_from(self.text.len()) else {
             return false;
         };
-        if u32::try_from(self.text.len() + texts.len()).is_err() {
-            return false;
-        }
         self.entries.push((base, draft.fields));
-        self.text.extend_from_slice(texts);
+        self.text.extend_from_slice(draft.texts());
         true
     }
 

@@ -114,10 +114,13 @@ impl Span {
         Span { start, len }
     }
 
-    /// Its bytes in `texts`, the buffer it was made for.
+    /// Its bytes in `texts`, the buffer it was made for (none, should it lie outside them: the
+    /// writer thread must not panic).
     pub fn of(self, texts: &[u8]) -> &[u8] {
         let start = self.start as usize;
-        &texts[start..start + self.len as usize]
+        texts
+            .get(start..start + self.len as usize)
+            .unwrap_or_default()
     }
 }
 
