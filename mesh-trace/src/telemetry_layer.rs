@@ -419,8 +419,7 @@ impl Recording {
             (request.method().as_str().len() + path + 12) as u64 + headers.bytes + body;
         let entry = shared.access_log.as_ref().map(|_| {
             let uri = request.uri();
-            let mut draft =
-                EntryDraft::new(started.system_time(), request.method(), request.version());
+            let mut draft = EntryDraft::new(started, request.method(), request.version());
             draft.fields.path = draft.copy_some(printed_path(uri, headers.original_path));
             draft.fields.authority = draft.copy_some(printed_authority(uri, headers.host));
             draft.fields.x_forwarded_for =

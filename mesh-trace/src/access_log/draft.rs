@@ -14,7 +14,7 @@ use super::{
     view::{EntryView, Fields, Span},
 };
 use http::{Method, Version};
-use mesh_core::ResponseFlags;
+use mesh_core::{ResponseFlags, clock::Stamp};
 use std::time::{Duration, SystemTime};
 
 /// Bytes of text an entry has room for before its buffer grows.
@@ -25,15 +25,19 @@ pub(crate) const INITIAL_TEXT: usize = 384;
 #[derive(Debug)]
 pub(crate) struct EntryDraft {
     pub fields: Fields<Span>,
+    /// When the request arrived, by the mesh's clock, when it is known so: the writer thread
+    /// then finds its wall-clock time (`fields.start_time`), sparing the request path that.
+    pub arrived: Option<Stamp>,
     text: Vec<u8>,
 }
 
 impl EntryDraft {
-    /// A draft of a `method` request that arrived at `start_time` over `protocol`: no response
-    /// yet (status 0), and no other text. Boxed, as a draft is kept across the exchange: made
-    /// in place rather than made and then copied into a box.
-    pub fn new(start_time: SystemTime, method: &Method, protocol: Version) -> Box<Self> {
-        let mut draft = Box::new(EntryDraft::blank(start_time, protocol));
+    /// A draft of a `method` request that `arrived` over `protocol`: no response yet (status
+    /// 0), and no other text. Boxed, as a draft is kept across the exchange: made in place
+    /// rather than made and then copied into a box.
+    pub fn new(arrived: Stamp, method: &Method, protocol: Version) -> Box<Self> {
+        let mut draft = Box::new(EntryDraft::blank(SystemTime::UNIX_EPOCH, protocol));
+        draft.arrived = Some(arrived);
         draft.text.reserve(INITIAL_TEXT);
         draft.fields.method = draft.copy(method.as_str().as_bytes());
         draft
@@ -75,6 +79,7 @@ impl EntryDraft {
                 requested_server_name: None,
                 route_name: None,
             },
+            arrived: None,
             text: Vec::new(),
         }
     }
@@ -133,7 +138,7 @@ mod tests {
 
     #[test]
     fn texts_are_copied_in_and_read_back_by_span() {
-        let mut draft = EntryDraft::new(SystemTime::UNIX_EPOCH, &Method::PATCH, Version::HTTP_2);
+        let mut draft = EntryDraft::new(Stamp::now(), &Method::PATCH, Version::HTTP_2);
         let agent = draft.copy(b"curl/8.5.0");
         let empty = draft.copy(b"");
         let long = vec![b'x'; 2 * INITIAL_TEXT];

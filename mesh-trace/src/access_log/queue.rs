@@ -13,12 +13,14 @@ use super::{
     draft::EntryDraft,
     view::{EntryView, Fields, Span},
 };
+use mesh_core::clock::Stamp;
 
 /// Entries queued; see the [module docs](self).
 #[derive(Debug, Default)]
 pub(super) struct Queue {
-    /// Each entry's fields, and where its texts start in `text`.
-    entries: Vec<(u32, Fields<Span>)>,
+    /// Each entry's fields, where its texts start in `text`, and when it arrived if it is known
+    /// by the mesh's clock (see [`EntryDraft::arrived`]).
+    entries: Vec<(u32, Option<Stamp>, Fields<Span>)>,
     /// The entries' texts, back to back.
     text: Vec<u8>,
 }
@@ -40,16 +42,21 @@ impl Queue {
         let Ok(base) = u32::try_from(self.text.len()) else {
             return false;
         };
-        self.entries.push((base, draft.fields));
+        self.entries.push((base, draft.arrived, draft.fields));
         self.text.extend_from_slice(draft.texts());
         true
     }
 
-    /// The queued entries, in the order they were pushed.
+    /// The queued entries, in the order they were pushed: each arrival known by the mesh's
+    /// clock placed on the wall clock here, on the writer thread.
     pub fn iter(&self) -> impl Iterator<Item = EntryView<'_>> {
-        self.entries.iter().map(|(base, fields)| {
+        self.entries.iter().map(|(base, arrived, fields)| {
             let texts = &self.text[*base as usize..];
-            fields.map(|span| span.of(texts))
+            let mut view = fields.map(|span| span.of(texts));
+            if let Some(arrived) = arrived {
+                view.start_time = arrived.system_time();
+            }
+            view
         })
     }
 
@@ -74,6 +81,17 @@ mod tests {
         let mut out = Vec::new();
         format_entry(entry, encoding, &mut out);
         out
+    }
+
+    #[test]
+    fn an_arrival_by_the_mesh_clock_is_placed_on_the_wall_clock_when_read() {
+        let slack = std::time::Duration::from_millis(100);
+        let before = std::time::SystemTime::now() - slack;
+        let draft = EntryDraft::new(Stamp::now(), &http::Method::GET, http::Version::HTTP_11);
+        let mut queue = Queue::default();
+        assert!(queue.push(&draft));
+        let read = queue.iter().next().unwrap().start_time;
+        assert!(before <= read && read <= std::time::SystemTime::now() + slack);
     }
 
     #[test]
