@@ -88,14 +88,12 @@ impl EntryDraft {
     /// no request head reaches: hyper's limit is 400 KiB), the field is left empty.
     #[inline]
     pub fn copy(&mut self, bytes: &[u8]) -> Span {
-        let start = self.text.len();
-        // The end fitting, the start and the length do.
-        match u32::try_from(start + bytes.len()) {
-            Ok(_) => {
+        match Span::new(self.text.len(), bytes.len()) {
+            Some(span) => {
                 self.text.extend_from_slice(bytes);
-                Span::new(start as u32, bytes.len() as u32)
+                span
             }
-            Err(_) => Span::EMPTY,
+            None => Span::EMPTY,
         }
     }
 

@@ -8,7 +8,11 @@
 use super::AccessLogEntry;
 use http::{HeaderValue, Uri, Version};
 use mesh_core::ResponseFlags;
-use std::{net::SocketAddr, time::Duration, time::SystemTime};
+use std::{
+    net::SocketAddr,
+    num::NonZeroU32,
+    time::{Duration, SystemTime},
+};
 
 /// The fields of one access-log line, each text a `T`; see the [module docs](self).
 #[derive(Clone, Copy, Debug)]
@@ -99,28 +103,38 @@ pub(crate) fn printed_authority<'a>(
     }
 }
 
-/// Where a text lies in a buffer of texts: its start and length, in bytes.
+/// Where a text lies in a buffer of texts: its start, and one past its end, in bytes.
+///
+/// The end is kept one further on, never zero, so that an `Option<Span>` takes no more room
+/// than a `Span`: an entry has eleven optional texts, and its fields are copied once per
+/// request into the queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Span {
     start: u32,
-    len: u32,
+    end_after: NonZeroU32,
 }
 
 impl Span {
     /// No text.
-    pub const EMPTY: Span = Span { start: 0, len: 0 };
+    pub const EMPTY: Span = Span {
+        start: 0,
+        end_after: NonZeroU32::MIN,
+    };
 
-    pub fn new(start: u32, len: u32) -> Self {
-        Span { start, len }
+    /// The text of `len` bytes at `start`, if its end is below `u32::MAX`.
+    pub fn new(start: usize, len: usize) -> Option<Self> {
+        let end_after = u32::try_from(start + len + 1).ok()?;
+        Some(Span {
+            start: start as u32,
+            end_after: NonZeroU32::new(end_after)?,
+        })
     }
 
     /// Its bytes in `texts`, the buffer it was made for (none, should it lie outside them: the
     /// writer thread must not panic).
     pub fn of(self, texts: &[u8]) -> &[u8] {
-        let start = self.start as usize;
-        texts
-            .get(start..start + self.len as usize)
-            .unwrap_or_default()
+        let (start, end) = (self.start as usize, self.end_after.get() as usize - 1);
+        texts.get(start..end).unwrap_or_default()
     }
 }
 
@@ -164,5 +178,31 @@ impl<T> Fields<T> {
             requested_server_name,
             route_name,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_optional_span_takes_the_room_of_a_span() {
+        assert_eq!(size_of::<Option<Span>>(), size_of::<Span>());
+    }
+
+    #[test]
+    fn spans_read_their_bytes_and_nothing_outside_their_buffer() {
+        let texts = b"GET/items";
+        let path = Span::new(3, 6).unwrap();
+        assert_eq!(path.of(texts), b"/items");
+        assert_eq!(Span::EMPTY.of(texts), b"");
+        assert_eq!(Span::new(9, 0).unwrap().of(texts), b"");
+        // Made for a longer buffer: none, not a panic.
+        assert_eq!(path.of(b"GET"), b"");
+        // An end one short of `u32::MAX` is the last a span can have.
+        let last = u32::MAX as usize - 1;
+        assert!(Span::new(last, 0).is_some());
+        assert_eq!(Span::new(last, 1), None);
+        assert_eq!(Span::new(last + 1, 0), None);
     }
 }
