@@ -282,24 +282,43 @@ fn protocol(version: Version) -> Option<&'static str> {
     }
 }
 
-/// `n` in decimal.
+/// `00` to `99`, back to back.
+const PAIRS: [u8; 200] = {
+    let mut pairs = [0; 200];
+    let mut n = 0;
+    while n < 100 {
+        pairs[2 * n] = b'0' + (n / 10) as u8;
+        pairs[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
+    }
+    pairs
+};
+
+/// `n` in decimal, two digits at a time.
 fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        start -= 2;
+        digits[start..start + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        start -= 2;
+        digits[start..start + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[start] = b'0' + n as u8;
     }
     out.extend_from_slice(&digits[start..]);
 }
 
 /// `n` (below 100) in two digits.
 fn push_two_digits(out: &mut Vec<u8>, n: u32) {
-    out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+    let pair = n as usize * 2;
+    out.extend_from_slice(&PAIRS[pair..pair + 2]);
 }
 
 /// `%RESPONSE_FLAGS%`: the short codes joined by `,`, `-` when there are none.
@@ -331,10 +350,15 @@ fn push_address(out: &mut Vec<u8>, address: SocketAddr) {
 
 /// Whether `bytes` is visible ASCII and spaces without a `"` (nor, for JSON, a backslash): a
 /// value the encoding prints as it is (nearly every value).
+///
+/// Every byte is tested, without stopping at the first that fails (nearly none does), so that
+/// the compiler tests them many at a time.
 fn prints_as_is(bytes: &[u8], json: bool) -> bool {
-    bytes
-        .iter()
-        .all(|&b| matches!(b, b' '..=b'~') && b != b'"' && !(json && b == b'\\'))
+    // Without JSON, the backslash test repeats the quote's.
+    let backslash = if json { b'\\' } else { b'"' };
+    bytes.iter().fold(true, |plain, &b| {
+        plain & (b' '..=b'~').contains(&b) & (b != b'"') & (b != backslash)
+    })
 }
 
 /// A text value, `-` when missing or empty; see [`Encoding::Text`] for what is replaced.
@@ -1076,6 +1100,54 @@ pub(super) mod tests {
             let mut out = Vec::new();
             push_u64(&mut out, n);
             assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn numbers_print_as_display_prints_them() {
+        for n in [
+            0,
+            7,
+            9,
+            10,
+            42,
+            99,
+            100,
+            101,
+            503,
+            999,
+            1_000,
+            65_535,
+            123_456_789,
+        ]
+        .into_iter()
+        .chain([u64::MAX - 1, u64::MAX])
+        {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+        for n in 0..100 {
+            let mut out = Vec::new();
+            push_two_digits(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{n:02}"));
+        }
+    }
+
+    #[test]
+    fn the_bytes_printed_as_they_are_are_exactly_the_plain_ones() {
+        for json in [false, true] {
+            for b in 0..=u8::MAX {
+                let plain = (b' '..=b'~').contains(&b) && b != b'"' && !(json && b == b'\\');
+                assert_eq!(prints_as_is(&[b], json), plain, "{b:#04x}, json {json}");
+                // Anywhere in a longer value.
+                let value = [b"catalog.shop:8080 ".as_slice(), &[b], b" curl/8.5"].concat();
+                assert_eq!(
+                    prints_as_is(&value, json),
+                    plain,
+                    "{b:#04x} inside, json {json}"
+                );
+            }
         }
     }
 
