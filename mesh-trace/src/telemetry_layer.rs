@@ -279,7 +279,7 @@ where
         let recording = self
             .shared
             .as_ref()
-            .map(|shared| Box::new(Recording::start(shared, &request)));
+            .map(|shared| Recording::start(shared, &request));
         TelemetryFuture {
             future: self.inner.call(request),
             recording,
@@ -303,7 +303,7 @@ struct Recording {
     request_body_read: Option<BodyBytesRead>,
     /// The access-log entry, filled in as the exchange goes (only with an access log; boxed
     /// apart: most of a recording's size, which a recording without one need not have).
-    entry: Option<Box<EntryDraft>>,
+    entry: Option<EntryDraft>,
     /// The authority the request was addressed to, `destination_service` when routing named
     /// none; kept apart only without an access log (whose entry holds it).
     addressed: Option<Addressed>,
@@ -406,8 +406,12 @@ impl Addressed {
 }
 
 impl Recording {
-    fn start<B: HttpBody>(shared: &Arc<Shared>, request: &Request<B>) -> Self {
-        let started = Stamp::now();
+    /// A recording of `request`, made in its box: nothing is made first and copied there (a
+    /// recording with an access-log draft is some 500 bytes).
+    fn start<B: HttpBody>(shared: &Arc<Shared>, request: &Request<B>) -> Box<Self> {
+        let (shared_clone, started) = (shared.clone(), Stamp::now());
+        // Allocated, then filled in: `Box::new` of the value would make it first and copy it.
+        let mut recording = Box::write(Box::new_uninit(), Recording::blank(shared_clone, started));
         let headers = RequestHeaders::of(request.headers());
         let path = request
             .uri()
@@ -415,11 +419,16 @@ impl Recording {
             .map_or(1, |p| p.as_str().len());
         let hint = request.body().size_hint();
         let body = hint.exact().unwrap_or(hint.lower());
-        let request_bytes =
+        recording.request_bytes =
             (request.method().as_str().len() + path + 12) as u64 + headers.bytes + body;
-        let entry = shared.access_log.as_ref().map(|_| {
+        recording.request_body = body;
+        recording.protocol = headers.protocol();
+        recording.head = request.method() == Method::HEAD;
+        recording.request_body_read = request.extensions().get::<BodyBytesRead>().cloned();
+        if shared.access_log.is_some() {
             let uri = request.uri();
-            let mut draft = EntryDraft::new(started, request.method(), request.version());
+            let draft = recording.entry.insert(EntryDraft::blank(request.version()));
+            draft.begin(recording.started, request.method());
             draft.fields.path = draft.copy_some(printed_path(uri, headers.original_path));
             draft.fields.authority = draft.copy_some(printed_authority(uri, headers.host));
             draft.fields.x_forwarded_for =
@@ -432,36 +441,37 @@ impl Recording {
                 draft.fields.downstream_local_address = Some(downstream.local);
                 draft.fields.downstream_remote_address = Some(downstream.remote);
             }
-            draft
-        });
-        let addressed = match &entry {
-            Some(_) => None,
-            None => Addressed::of(request.uri(), headers.host),
-        };
+        } else {
+            recording.addressed = Addressed::of(request.uri(), headers.host);
+        }
+        // Inbound, the peer is the caller: known when it proved who it is (mutual TLS).
+        // (The outbound side never looks for one.)
+        recording.peer = shared
+            .metrics
+            .as_ref()
+            .filter(|metrics| metrics.reporter() == Reporter::Destination)
+            .and_then(|metrics| metrics.peer_workload(request.extensions().get::<PeerIdentity>()?));
+        recording
+    }
+
+    /// A recording of a request that arrived `started`, with nothing else known yet.
+    fn blank(shared: Arc<Shared>, started: Stamp) -> Self {
         Recording {
-            shared: shared.clone(),
+            shared,
             started,
-            protocol: headers.protocol(),
-            head: request.method() == Method::HEAD,
-            request_bytes,
-            request_body: body,
-            request_body_read: request.extensions().get::<BodyBytesRead>().cloned(),
-            entry,
-            addressed,
+            protocol: RequestProtocol::Http,
+            head: false,
+            request_bytes: 0,
+            request_body: 0,
+            request_body_read: None,
+            entry: None,
+            addressed: None,
             status: 0,
             flags: ResponseFlags::default(),
             local_reply: None,
             service: None,
             catch_all: None,
-            // Inbound, the peer is the caller: known when it proved who it is (mutual TLS).
-            // (The outbound side never looks for one.)
-            peer: shared
-                .metrics
-                .as_ref()
-                .filter(|metrics| metrics.reporter() == Reporter::Destination)
-                .and_then(|metrics| {
-                    metrics.peer_workload(request.extensions().get::<PeerIdentity>()?)
-                }),
+            peer: None,
             grpc_status: None,
             response_bytes: 0,
             response_body: 0,

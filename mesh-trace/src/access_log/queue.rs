@@ -87,7 +87,8 @@ mod tests {
     fn an_arrival_by_the_mesh_clock_is_placed_on_the_wall_clock_when_read() {
         let slack = std::time::Duration::from_millis(100);
         let before = std::time::SystemTime::now() - slack;
-        let draft = EntryDraft::new(Stamp::now(), &http::Method::GET, http::Version::HTTP_11);
+        let mut draft = EntryDraft::blank(http::Version::HTTP_11);
+        draft.begin(Stamp::now(), &http::Method::GET);
         let mut queue = Queue::default();
         assert!(queue.push(&draft));
         let read = queue.iter().next().unwrap().start_time;
