@@ -758,8 +758,19 @@ fn series_hash(service: &str, key: &OutcomeKey) -> u64 {
         word.copy_from_slice(chunk);
         hash = mix(hash, u64::from_le_bytes(word));
     }
-    let mut tail = [0; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    // The last (up to) eight bytes: of a name of eight or more, the last eight read at once,
+    // overlapping the chunks (its length, mixed in first, tells such names apart); copying the
+    // remainder alone would call `memcpy`.
+    let tail = match bytes.len().checked_sub(8) {
+        Some(start) => bytes[start..].try_into().unwrap_or([0; 8]),
+        None => {
+            let mut tail = [0; 8];
+            for (slot, byte) in tail.iter_mut().zip(bytes) {
+                *slot = *byte;
+            }
+            tail
+        }
+    };
     hash = mix(hash, u64::from_le_bytes(tail));
     hash = mix(hash, key.peer as u64);
     let grpc = key.grpc_status.map_or(0, |g| u64::from(g) + 1);

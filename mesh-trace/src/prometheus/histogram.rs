@@ -86,7 +86,13 @@ impl BucketHistogram {
         if value.is_nan() {
             return;
         }
-        let bucket = self.bounds.partition_point(|bound| *bound < value);
+        // From the lowest bound up: Istio's samples fall in the low buckets (a request's
+        // milliseconds, a message's bytes), which a search from the middle would reach last.
+        let bucket = self
+            .bounds
+            .iter()
+            .position(|bound| value <= *bound)
+            .unwrap_or(self.bounds.len());
         self.counts[bucket].fetch_add(count, Relaxed);
         let added = value * count as f64;
         let _ = self.sum.fetch_update(Relaxed, Relaxed, |bits| {
