@@ -301,8 +301,8 @@ struct Recording {
     request_body: u64,
     /// The count of a streamed request body, read when the exchange ends.
     request_body_read: Option<BodyBytesRead>,
-    /// The access-log entry, filled in as the exchange goes (only with an access log; boxed
-    /// apart: most of a recording's size, which a recording without one need not have).
+    /// The access-log entry, filled in as the exchange goes (only with an access log): kept in
+    /// the recording's own box, made there in place (see [`Recording::start`]).
     entry: Option<EntryDraft>,
     /// The authority the request was addressed to, `destination_service` when routing named
     /// none; kept apart only without an access log (whose entry holds it).
