@@ -20,7 +20,7 @@ use mesh::core::{
     circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, ConnectionPoolLimits},
     fault::FaultLayer,
     policy::{FaultAbort, FaultPolicy, Fraction, RoutePolicy},
-    retry::{RetryLayer, RetryPolicy},
+    retry::{ATTEMPT_COUNT, RetryLayer, RetryPolicy},
     timeout::TimeoutLayer,
 };
 use std::{hint::black_box, sync::Arc, time::Duration};
@@ -114,6 +114,28 @@ fn resilience_layers(c: &mut Criterion) {
         }
     });
     variants.add("floor_keep_request_head", Some(&none), head_copy);
+    // What any retry layer on `http` 1.x must do for a request it may retry, with nothing else:
+    // keep a clone of the request's extensions (one entry here, the route policy) for the
+    // retries, hand the attempt a state shared with the layers below as one more extension,
+    // and tell the upstream its attempt count. `floor_keep_extensions` is the first alone.
+    variants.add(
+        "floor_keep_extensions",
+        Some(&retry),
+        floor(|request| request.extensions().clone()),
+    );
+    variants.add(
+        "floor_retry_essentials",
+        Some(&retry),
+        floor(|request| {
+            let kept = request.extensions().clone();
+            let shared = Arc::new(std::sync::atomic::AtomicU32::new(1));
+            request.extensions_mut().insert(shared.clone());
+            request
+                .headers_mut()
+                .insert(ATTEMPT_COUNT, http::HeaderValue::from_static("1"));
+            (kept, shared)
+        }),
+    );
     let stack = tower::ServiceBuilder::new()
         .layer(FaultLayer::new())
         .layer(TimeoutLayer::default())
@@ -122,6 +144,23 @@ fn resilience_layers(c: &mut Criterion) {
         .service(noop());
     variants.add("whole_resilience_stack", Some(&every), stack);
     variants.run(c, "resilience_layers", &runtime);
+}
+
+/// A service that runs `keep` on each request, holds what it returns while the no-op answers,
+/// then drops it: a retry layer's unavoidable work on the success path, priced alone.
+fn floor<K: 'static>(
+    keep: fn(&mut http::Request<Body>) -> K,
+) -> impl Service<http::Request<Body>, Response = http::Response<Body>, Error = std::convert::Infallible>
++ Clone {
+    tower::service_fn(move |mut request: http::Request<Body>| {
+        let kept = keep(&mut request);
+        let attempt = noop().call(request);
+        async move {
+            let response = attempt.await;
+            drop(black_box(kept));
+            response
+        }
+    })
 }
 
 criterion_group!(benches, resilience_layers);
