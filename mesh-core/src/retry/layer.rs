@@ -403,32 +403,37 @@ where
         self.budget.deposit();
         // The head is kept before the context joins the first attempt's extensions, so that
         // keeping it does not clone the context too; each retry adds it back.
-        let head = KeptHead::keep(&parts);
         let context = outer_context.unwrap_or_default();
         context.allow_retries();
-        parts.extensions.insert(context.clone());
-        // Call the service that was made ready; keep it (to ready again) for the retries.
+        // Made in its box, and the head kept there, where it lies: the head is large, and
+        // moving it would cost more than writing it.
         let clone = self.inner.clone();
-        let mut service = std::mem::replace(&mut self.inner, clone);
-        let future = service.call(Request::from_parts(parts, first_body));
+        let mut retry = Box::write(
+            Box::new_uninit(),
+            RetryState {
+                backoff: Backoff::new(policy.backoff_base),
+                policy,
+                // The service that was made ready is kept (to ready again) for the retries.
+                service: std::mem::replace(&mut self.inner, clone),
+                head: KeptHead::empty(),
+                replay,
+                next_body: None,
+                extra,
+                budget: self.budget.clone(),
+                attempt: 1,
+                per_try,
+                grpc_deadline,
+                context,
+                retry_permit: None,
+                last: None,
+            },
+        );
+        retry.head.keep_from(&parts);
+        parts.extensions.insert(retry.context.clone());
+        let future = retry.service.call(Request::from_parts(parts, first_body));
         RetryFuture {
             kind: Kind::Retrying {
-                retry: Box::new(RetryState {
-                    backoff: Backoff::new(policy.backoff_base),
-                    policy,
-                    service,
-                    head,
-                    replay,
-                    next_body: None,
-                    extra,
-                    budget: self.budget.clone(),
-                    attempt: 1,
-                    per_try,
-                    grpc_deadline,
-                    context,
-                    retry_permit: None,
-                    last: None,
-                }),
+                retry,
                 phase: Phase::Attempt { future, timeout },
             },
         }
