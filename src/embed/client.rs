@@ -14,6 +14,7 @@ use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 use tower::{Layer, Service};
@@ -78,10 +79,10 @@ where
     type Service = MeshClient;
 
     fn layer(&self, client: S) -> MeshClient {
-        MeshClient {
+        MeshClient(Arc::new(ClientParts {
             layer: self.clone(),
             transport: Transport::new(client),
-        }
+        }))
     }
 }
 
@@ -112,7 +113,12 @@ where
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
-pub struct MeshClient {
+pub struct MeshClient(Arc<ClientParts>);
+
+/// What a [`MeshClient`] is made of, behind one reference count: a tower client is cloned for
+/// each request it sends, and each of these parts would cost a count of its own.
+#[derive(Debug)]
+struct ClientParts {
     layer: ClientLayer,
     transport: Transport,
 }
@@ -156,28 +162,27 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> ResponseFuture {
+        let client = &*self.0;
         let (mut parts, body) = request.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut uri = http::uri::Parts::default();
+        // The request's own URI is taken apart, not copied: only its path is kept.
+        let mut uri = std::mem::take(&mut parts.uri).into_parts();
         uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(self.layer.authority.clone());
-        uri.path_and_query = Some(path);
+        uri.authority = Some(client.layer.authority.clone());
+        if uri.path_and_query.is_none() {
+            uri.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
         parts.uri = Uri::from_parts(uri).expect("scheme, authority and path make a URI");
         // Room for what the stack adds, as the sidecar's listener makes it: one growth of the
         // header map, not one per layer.
         parts
             .headers
             .reserve(1 + mesh_proxy::listener::ADDED_HEADERS);
-        parts.headers.insert(HOST, self.layer.host.clone());
-        parts.extensions.insert(self.transport.clone());
+        parts.headers.insert(HOST, client.layer.host.clone());
+        parts.extensions.insert(client.transport.clone());
         let request = count_streamed_body(Request::from_parts(parts, body)).map(body::boxed_send);
         // The stack of the configuration in force now (this thread's copy of it, kept by that
         // configuration): a client kept idle across a swap holds none of the old one's
         // resources (its access log, say).
-        LocalReplyFuture::new(self.layer.mesh.current().outbound().call(request))
+        LocalReplyFuture::new(client.layer.mesh.current().outbound().call(request))
     }
 }
