@@ -148,7 +148,8 @@ impl Shared {
         async move {
             let authority = owned_authority(&request)?;
             let downstream = request.extensions().get::<DownstreamAddr>().copied();
-            let destination = request.extensions().get::<Destination>().cloned();
+            // Only the destination's index is needed (cloning it would count its names).
+            let destination = request.extensions().get::<Destination>().map(|d| d.cluster);
             let scheme = match request.uri().scheme() {
                 Some(scheme) if *scheme == Scheme::HTTPS => "https",
                 _ => "http",
@@ -164,7 +165,7 @@ impl Shared {
                 Some(destination) => {
                     let cluster = self
                         .registry
-                        .cluster(destination.cluster)
+                        .cluster(destination)
                         .ok_or(MeshError::NoHealthyUpstream)?;
                     if cluster.passthrough {
                         // Boxed: a pass-through's own connection makes a far larger future.

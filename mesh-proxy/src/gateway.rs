@@ -442,7 +442,7 @@ fn set_https_scheme<B>(request: &mut Request<B>) {
         },
     };
     if let Some(uri) =
-        crate::upstream::absolute_uri(request.uri(), http::uri::Scheme::HTTPS, authority)
+        crate::upstream::absolute_uri(request.uri().clone(), http::uri::Scheme::HTTPS, authority)
     {
         *request.uri_mut() = uri;
     }

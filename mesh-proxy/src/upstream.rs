@@ -547,22 +547,22 @@ fn classify_http2_error(error: hyper::Error) -> MeshError {
 
 /// Points the request URI at `authority` (absolute form, keeping path and query).
 fn point_uri(request: &mut Request<Body>, authority: &Authority) -> Result<(), MeshError> {
-    *request.uri_mut() = absolute_uri(request.uri(), Scheme::HTTP, authority.clone())
+    // Taken, not copied: only its path and query are kept.
+    let uri = std::mem::take(request.uri_mut());
+    *request.uri_mut() = absolute_uri(uri, Scheme::HTTP, authority.clone())
         .ok_or(MeshError::BadRequest("invalid request URI"))?;
     Ok(())
 }
 
 /// `uri` in absolute form with `scheme` and `authority`, keeping its path and query (`/` when
 /// it has none); `None` if they do not make a URI.
-pub(crate) fn absolute_uri(uri: &Uri, scheme: Scheme, authority: Authority) -> Option<Uri> {
-    let path = uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let mut parts = http::uri::Parts::default();
+pub(crate) fn absolute_uri(uri: Uri, scheme: Scheme, authority: Authority) -> Option<Uri> {
+    let mut parts = uri.into_parts();
     parts.scheme = Some(scheme);
     parts.authority = Some(authority);
-    parts.path_and_query = Some(path);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
     Uri::from_parts(parts).ok()
 }
 

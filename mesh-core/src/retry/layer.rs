@@ -313,6 +313,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, mut request: Request<Body>) -> RetryFuture<S> {
         let retry_headers = ControlHeaders::scan(request.headers()).retry;
         let per_try_override = if retry_headers {
