@@ -555,8 +555,19 @@ fn point_uri(request: &mut Request<Body>, authority: &Authority) -> Result<(), M
 }
 
 /// `uri` in absolute form with `scheme` and `authority`, keeping its path and query (`/` when
-/// it has none); `None` if they do not make a URI.
-pub(crate) fn absolute_uri(uri: Uri, scheme: Scheme, authority: Authority) -> Option<Uri> {
+/// it has none); `None` if they do not make a URI. `uri` is taken apart, not copied: its path
+/// is moved, not counted once more.
+///
+/// ```
+/// use http::{Uri, uri::{Authority, Scheme}};
+/// use mesh_proxy::upstream::absolute_uri;
+/// let endpoint = Authority::from_static("10.0.0.7:8080");
+/// let uri = absolute_uri(Uri::from_static("/items?page=2"), Scheme::HTTP, endpoint.clone());
+/// assert_eq!(uri.unwrap(), "http://10.0.0.7:8080/items?page=2");
+/// let authority_form = absolute_uri(Uri::from_static("catalog:80"), Scheme::HTTP, endpoint);
+/// assert_eq!(authority_form.unwrap(), "http://10.0.0.7:8080/");
+/// ```
+pub fn absolute_uri(uri: Uri, scheme: Scheme, authority: Authority) -> Option<Uri> {
     let mut parts = uri.into_parts();
     parts.scheme = Some(scheme);
     parts.authority = Some(authority);

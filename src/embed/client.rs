@@ -3,13 +3,13 @@
 use super::Mesh;
 use bytes::Bytes;
 use http::{
-    HeaderValue, Request, Response, Uri,
+    HeaderValue, Request, Response,
     header::HOST,
-    uri::{Authority, PathAndQuery, Scheme},
+    uri::{Authority, Scheme},
 };
 use mesh_core::local_reply::LocalReplyFuture;
 use mesh_core::{Body, BoxError, body, body_count::count_streamed_body};
-use mesh_proxy::transport::Transport;
+use mesh_proxy::{transport::Transport, upstream::absolute_uri};
 use std::{
     convert::Infallible,
     future::Future,
@@ -165,13 +165,9 @@ where
         let client = &*self.0;
         let (mut parts, body) = request.into_parts();
         // The request's own URI is taken apart, not copied: only its path is kept.
-        let mut uri = std::mem::take(&mut parts.uri).into_parts();
-        uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(client.layer.authority.clone());
-        if uri.path_and_query.is_none() {
-            uri.path_and_query = Some(PathAndQuery::from_static("/"));
-        }
-        parts.uri = Uri::from_parts(uri).expect("scheme, authority and path make a URI");
+        let uri = std::mem::take(&mut parts.uri);
+        parts.uri = absolute_uri(uri, Scheme::HTTP, client.layer.authority.clone())
+            .expect("scheme, authority and path make a URI");
         // Room for what the stack adds, as the sidecar's listener makes it: one growth of the
         // header map, not one per layer.
         parts
