@@ -382,10 +382,15 @@ pub(crate) fn millis_value(duration: Duration) -> HeaderValue {
     thread_local! {
         static RECENT: RefCell<RecentMillis> = const { RefCell::new(RecentMillis::new()) };
     }
-    let ms = crate::clock::whole_millis(duration).max(1);
+    let ms = expected_millis(duration);
     RECENT
         .try_with(|recent| recent.borrow_mut().get_or_make(ms))
         .unwrap_or_else(|_| HeaderValue::from(ms))
+}
+
+/// The milliseconds [`millis_value`] writes for `duration`: whole ones, at least 1.
+pub(crate) fn expected_millis(duration: Duration) -> u64 {
+    crate::clock::whole_millis(duration).max(1)
 }
 
 /// How many millisecond values each thread keeps for [`millis_value`].

@@ -26,7 +26,7 @@ use mesh_core::{
     error::UpstreamTarget,
     outlier::{Outcome, OutlierDetector},
     request_end::RequestEnd,
-    retry::{ATTEMPT_COUNT, RetryContext},
+    retry::{ATTEMPT_COUNT, Attempt, RetryContext},
     timeout::{EXPECTED_RQ_TIMEOUT_MS, RouteDeadline, parse_millis},
 };
 use mesh_route::{config::OutboundMode, matcher::request_authority};
@@ -238,12 +238,14 @@ impl Shared {
             let index = cluster
                 .choose_endpoint(ports, context, now)
                 .ok_or_else(|| refused(MeshError::NoHealthyUpstream))?;
+            let announced = context.and_then(RetryContext::attempt);
             if ports.protocol == Protocol::Http1 {
                 request.headers_mut().remove(http::header::TE);
             }
             let endpoint = &ports.endpoints[index];
             let outlier = ports.outlier.as_deref().map(|outlier| (outlier, index));
-            let attempt = AttemptTimeoutWatch::new(&request, cluster, endpoint, outlier, now);
+            let attempt =
+                AttemptTimeoutWatch::new(&request, announced, cluster, endpoint, outlier, now);
             let result = cluster
                 .upstream
                 .send_to_endpoint(endpoint, request, authority, permit)
@@ -346,27 +348,37 @@ struct AttemptTimeoutWatch<'a> {
 const DEADLINE_SLACK: Duration = Duration::from_millis(5);
 
 impl<'a> AttemptTimeoutWatch<'a> {
+    /// Watches `request`'s attempt, started at `started`. Its number and per-try timeout are
+    /// those the retry layer `announced` in its context (what it also wrote in the headers),
+    /// else those `x-envoy-attempt-count` and `x-envoy-expected-rq-timeout-ms` say.
     fn new(
         request: &Request<Body>,
+        announced: Option<Attempt>,
         cluster: &'a ClusterEndpoints,
         endpoint: &'a Endpoint,
         outlier: Option<(&'a OutlierDetector, usize)>,
         started: Instant,
     ) -> Self {
-        let headers = request.headers();
-        let attempt = headers
-            .get(ATTEMPT_COUNT)
-            .and_then(|v| v.to_str().ok()?.parse().ok())
-            .unwrap_or(1);
+        let (attempt, per_try) = match announced {
+            Some(announced) => (announced.number, announced.expected_timeout),
+            None => {
+                let headers = request.headers();
+                let number = headers
+                    .get(ATTEMPT_COUNT)
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or(1);
+                (
+                    number,
+                    headers.get(EXPECTED_RQ_TIMEOUT_MS).and_then(parse_millis),
+                )
+            }
+        };
         cluster.stats.record_attempt(attempt);
         let extensions = request.extensions();
         let route = extensions
             .get::<RouteDeadline>()
             .map(|route| (route.deadline, route.timeout));
-        let per_try = headers
-            .get(EXPECTED_RQ_TIMEOUT_MS)
-            .and_then(parse_millis)
-            .map(|timeout| (started + timeout, timeout));
+        let per_try = per_try.map(|timeout| (started + timeout, timeout));
         AttemptTimeoutWatch {
             cluster,
             endpoint,
@@ -418,6 +430,136 @@ impl Drop for AttemptTimeoutWatch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{transport::Transport, upstream::Upstream};
+    use mesh_route::{config::Config, table::RouteTable};
+    use tower::ServiceExt;
+
+    /// A forwarder over one cluster (`catalog`), the registry to read its stats from, and a
+    /// request to it sent through a client that answers 200 at once.
+    fn catalog() -> (Forward, Arc<Registry>, impl Fn() -> Request<Body>) {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+                    spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+                    endpoints: [{address: 127.0.0.1}]}\n";
+        let config = Config::from_yaml_str(yaml).unwrap().config;
+        let table = RouteTable::compile(&config).unwrap();
+        let registry = Arc::new(Registry::build(&config, &table, &Upstream::default()).unwrap());
+        let forward = Forward::new(
+            registry.clone(),
+            Upstream::default(),
+            OutboundMode::RegistryOnly,
+        );
+        let answering = tower::service_fn(|_request: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(mesh_core::body::empty()))
+        });
+        let request = with_client(answering);
+        (forward, registry, request)
+    }
+
+    /// Requests to `catalog` sent through `client`.
+    fn with_client<S>(client: S) -> impl Fn() -> Request<Body>
+    where
+        S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + Sync + 'static,
+        S::Future: Send,
+        S::Error: Into<BoxError>,
+    {
+        let transport = Transport::new(client);
+        move || {
+            let mut request = Request::get("http://catalog/")
+                .body(mesh_core::body::empty())
+                .unwrap();
+            request.extensions_mut().insert(transport.clone());
+            request.extensions_mut().insert(Destination {
+                cluster: 0,
+                host: "catalog".into(),
+                subset: None,
+                port: None,
+            });
+            request
+        }
+    }
+
+    #[tokio::test]
+    async fn an_attempt_is_counted_as_the_retry_layer_announced_it_else_as_its_header_says() {
+        let (forward, registry, request) = catalog();
+        let stats = || {
+            let stats = &registry.clusters()[0].stats;
+            (stats.rq_total(), stats.rq_retry())
+        };
+        // The retry layer's context says this is a retry; the header (not rewritten by it,
+        // say) says otherwise: the context is what the retry layer decided.
+        let context = RetryContext::default();
+        context.begin_attempt(2, None);
+        let mut retried = request();
+        retried
+            .headers_mut()
+            .insert(ATTEMPT_COUNT, "1".parse().unwrap());
+        retried.extensions_mut().insert(context);
+        let response = forward.clone().oneshot(retried).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(stats(), (1, 1));
+        // Without one, the header is read.
+        let mut by_header = request();
+        by_header
+            .headers_mut()
+            .insert(ATTEMPT_COUNT, "3".parse().unwrap());
+        forward.clone().oneshot(by_header).await.unwrap();
+        assert_eq!(stats(), (2, 2));
+        // A context the retry layer never announced an attempt in (one a layer above made)
+        // leaves the header in charge.
+        let mut unannounced = request();
+        unannounced.extensions_mut().insert(RetryContext::default());
+        forward.oneshot(unannounced).await.unwrap();
+        assert_eq!(stats(), (3, 2), "no header: a first attempt");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_dropped_at_the_per_try_timeout_the_retry_layer_announced_counts_as_timed_out()
+     {
+        let (forward, registry, _) = catalog();
+        let request = with_client(tower::service_fn(|_request: Request<Body>| {
+            std::future::pending::<Result<Response<Body>, std::convert::Infallible>>()
+        }));
+        let timeouts = || registry.clusters()[0].stats.rq_timeout();
+        let abandoned_after = |request: Request<Body>, waited: Duration| {
+            let forward = forward.clone();
+            async move {
+                let mut attempt = std::pin::pin!(forward.oneshot(request));
+                let polled = std::future::poll_fn(|cx| Poll::Ready(attempt.as_mut().poll(cx)));
+                assert!(polled.await.is_pending());
+                tokio::time::advance(waited).await;
+            }
+        };
+        // Announced in the context, the header aside: 100 ms, reached.
+        let context = RetryContext::default();
+        context.begin_attempt(1, Some(Duration::from_millis(100)));
+        let mut announced = request();
+        announced.extensions_mut().insert(context);
+        abandoned_after(announced, Duration::from_millis(100)).await;
+        assert_eq!(timeouts(), 1);
+        // Announced with no timeout: a header left by another layer does not count.
+        let context = RetryContext::default();
+        context.begin_attempt(1, None);
+        let mut none = request();
+        none.headers_mut()
+            .insert(EXPECTED_RQ_TIMEOUT_MS, "100".parse().unwrap());
+        none.extensions_mut().insert(context);
+        abandoned_after(none, Duration::from_millis(100)).await;
+        assert_eq!(timeouts(), 1);
+        // Without a context, the header is read.
+        let mut by_header = request();
+        by_header
+            .headers_mut()
+            .insert(EXPECTED_RQ_TIMEOUT_MS, "100".parse().unwrap());
+        abandoned_after(by_header, Duration::from_millis(100)).await;
+        assert_eq!(timeouts(), 2);
+        // Dropped well before its timeout: not a timeout.
+        let context = RetryContext::default();
+        context.begin_attempt(1, Some(Duration::from_secs(1)));
+        let mut early = request();
+        early.extensions_mut().insert(context);
+        abandoned_after(early, Duration::from_millis(100)).await;
+        assert_eq!(timeouts(), 2);
+    }
 
     #[test]
     fn the_forwarding_future_fits_the_allocators_thread_cache() {

@@ -12,19 +12,26 @@
 //! endpoint's workload with its host, so that when the attempts run out at their per-try
 //! timeout the retry layer can say where the last one was waiting
 //! ([`RetryContext::last_target`]): Envoy logs a `UT` with its upstream cluster and host.
+//! The retry layer announces each attempt in it too ([`RetryContext::begin_attempt`]): its
+//! number and the timeout its upstream is told, which the proxy counts in its cluster's
+//! stats without parsing back the headers the retry layer wrote.
 //!
 //! One extension with one allocation, rather than one per concern: the retry layer clones the
 //! request head for every attempt, and each extension costs a clone.
 
 use super::RetryBudget;
+use crate::timeout::expected_millis;
 use crate::{
     UpstreamCluster, UpstreamHost, UpstreamWorkload, circuit_breaker::CircuitBreaker,
     error::UpstreamTarget,
 };
 use http::uri::Authority;
-use std::sync::{
-    Arc, Mutex, OnceLock,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 /// The state shared by a request's attempts; see the [module docs](self).
@@ -51,6 +58,33 @@ struct Shared {
     cluster: OnceLock<UpstreamCluster>,
     /// Set by the retry layer: the request may be retried.
     may_retry: AtomicBool,
+    /// The attempt under way, numbered from 1 (0: the retry layer has not said).
+    attempt: AtomicU32,
+    /// The whole milliseconds of the timeout the attempt's upstream was told in
+    /// `x-envoy-expected-rq-timeout-ms` by the retry layer (0: it wrote none).
+    expected_timeout_ms: AtomicU64,
+}
+
+/// What the retry layer tells the layers below of the attempt under way: what it also writes
+/// in `x-envoy-attempt-count` and `x-envoy-expected-rq-timeout-ms`, read here without parsing
+/// the headers back.
+///
+/// ```
+/// use mesh_core::retry::{Attempt, RetryContext};
+/// use std::time::Duration;
+/// let context = RetryContext::default();
+/// assert_eq!(context.attempt(), None, "no attempt announced");
+/// context.begin_attempt(2, Some(Duration::from_millis(250)));
+/// assert_eq!(context.attempt(), Some(Attempt { number: 2, expected_timeout: Some(Duration::from_millis(250)) }));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// The attempt's number, from 1 (`x-envoy-attempt-count`).
+    pub number: u32,
+    /// The timeout written in `x-envoy-expected-rq-timeout-ms` for this attempt by the retry
+    /// layer (its per-try timeout, or on a retry what is left of the route's), in whole
+    /// milliseconds as written; `None` when it wrote none and the route's stands.
+    pub expected_timeout: Option<Duration>,
 }
 
 impl RetryContext {
@@ -71,6 +105,37 @@ impl RetryContext {
     /// Whether the retry layer may retry the request ([`allow_retries`](Self::allow_retries)).
     pub fn may_retry(&self) -> bool {
         self.0.may_retry.load(Ordering::Relaxed)
+    }
+
+    /// Announces attempt `number` (the retry layer, before it sends each one), with the timeout
+    /// it wrote in `x-envoy-expected-rq-timeout-ms` for it, if any (kept in whole milliseconds,
+    /// at least 1, as the header says it).
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryContext;
+    /// use std::time::Duration;
+    /// let context = RetryContext::default();
+    /// context.clone().begin_attempt(1, None);
+    /// let first = context.attempt().unwrap();
+    /// assert_eq!((first.number, first.expected_timeout), (1, None));
+    /// context.begin_attempt(2, Some(Duration::from_micros(1_500)));
+    /// assert_eq!(context.attempt().unwrap().expected_timeout, Some(Duration::from_millis(1)));
+    /// ```
+    pub fn begin_attempt(&self, number: u32, expected_timeout: Option<Duration>) {
+        let ms = expected_timeout.map_or(0, expected_millis);
+        self.0.expected_timeout_ms.store(ms, Ordering::Relaxed);
+        self.0.attempt.store(number, Ordering::Relaxed);
+    }
+
+    /// The attempt under way, once the retry layer has announced one
+    /// ([`begin_attempt`](Self::begin_attempt)).
+    pub fn attempt(&self) -> Option<Attempt> {
+        let number = self.0.attempt.load(Ordering::Relaxed);
+        let ms = self.0.expected_timeout_ms.load(Ordering::Relaxed);
+        (number > 0).then(|| Attempt {
+            number,
+            expected_timeout: (ms > 0).then(|| Duration::from_millis(ms)),
+        })
     }
 
     /// Records that `host` was tried.

@@ -430,6 +430,7 @@ where
             },
         );
         retry.head.keep_from(&parts);
+        retry.context.begin_attempt(1, per_try);
         parts.extensions.insert(retry.context.clone());
         let future = retry.service.call(Request::from_parts(parts, first_body));
         RetryFuture {
@@ -514,23 +515,21 @@ impl<S> Drop for RetryState<S> {
 impl<S> RetryState<S> {
     /// The timeout a retry's upstream is told (`x-envoy-expected-rq-timeout-ms`, and
     /// `grpc-timeout` for gRPC under a route timeout): the per-try timeout, reduced to what is
-    /// left of the overall one (at least 1 ms), as Envoy does.
-    fn tell_expected_timeout(&self, headers: &mut http::HeaderMap) {
+    /// left of the overall one (at least 1 ms), as Envoy does; the timeout told, if any.
+    fn tell_expected_timeout(&self, headers: &mut http::HeaderMap) -> Option<Duration> {
         // The route's deadline, held back by a request body still arriving.
         let left = RouteDeadline::current(self.head.extensions())
             .map(|deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
         let expected = match (self.per_try, left) {
             (Some(per_try), Some(left)) => per_try.min(left),
-            (per_try, left) => match per_try.or(left) {
-                Some(expected) => expected,
-                None => return,
-            },
+            (per_try, left) => per_try.or(left)?,
         };
         headers.insert(EXPECTED_RQ_TIMEOUT_MS, millis_value(expected));
         if self.grpc_deadline {
             let expected = expected.max(Duration::from_millis(1));
             headers.insert(GRPC_TIMEOUT, format_grpc_timeout(expected));
         }
+        Some(expected)
     }
 }
 
@@ -747,8 +746,9 @@ where
                     parts
                         .headers
                         .insert(ATTEMPT_COUNT, attempt_count(retry.attempt));
+                    let expected = retry.tell_expected_timeout(&mut parts.headers);
+                    retry.context.begin_attempt(retry.attempt, expected);
                     parts.extensions.insert(retry.context.clone());
-                    retry.tell_expected_timeout(&mut parts.headers);
                     let body = retry.next_body.take().unwrap_or_else(body::empty);
                     retry.last = None;
                     let future = retry.service.call(Request::from_parts(parts, body));
@@ -799,6 +799,8 @@ mod tests {
         trailers: Option<HeaderMap>,
         /// Hosts in the request's `RetryContext` when it arrived (`None`: no extension).
         hosts_before: Option<usize>,
+        /// The attempt its `RetryContext` announced.
+        announced: Option<crate::retry::Attempt>,
     }
 
     /// An upstream answering from a script (then 200s), recording every attempt.
@@ -853,6 +855,7 @@ mod tests {
                 let (parts, mut body) = request.into_parts();
                 let hosts = parts.extensions.get::<RetryContext>().cloned();
                 let hosts_before = hosts.as_ref().map(RetryContext::hosts_tried);
+                let announced = hosts.as_ref().and_then(RetryContext::attempt);
                 if let Some(hosts) = &hosts {
                     hosts.set_cluster(&crate::UpstreamCluster("outbound|80||scripted".into()));
                     let host = format!("10.0.0.{}:80", hosts.hosts_tried() + 1);
@@ -875,6 +878,7 @@ mod tests {
                     body: data,
                     trailers,
                     hosts_before,
+                    announced,
                 });
                 let status = |code: u16| {
                     let mut response = Response::new(body::empty());
@@ -939,6 +943,15 @@ mod tests {
         // One RetryContext for the request: each attempt sees the hosts of those before.
         let hosts: Vec<_> = upstream.seen().iter().map(|s| s.hosts_before).collect();
         assert_eq!(hosts, [Some(0), Some(1), Some(2)]);
+        // Each attempt announced in it, with no timeout told (there is none).
+        let announced: Vec<_> = upstream.seen().iter().map(|s| s.announced).collect();
+        let attempt = |number| {
+            Some(crate::retry::Attempt {
+                number,
+                expected_timeout: None,
+            })
+        };
+        assert_eq!(announced, [attempt(1), attempt(2), attempt(3)]);
         // An extension set upstream of the layer is kept and shared.
         let upstream = Upstream::new([Reply::Status(503)]);
         let svc = RetryLayer::with_policy(on("5xx", 2)).layer(upstream.clone());
@@ -1287,6 +1300,15 @@ mod tests {
         assert_eq!(expected[..2], [400, 400]);
         // The third attempt starts 800–875 ms in (back-offs below 25 and 50 ms): what is left.
         assert!((124..=200).contains(&expected[2]), "{expected:?}");
+        // The context announces each attempt with the timeout its header told.
+        let announced: Vec<_> = upstream
+            .seen()
+            .iter()
+            .map(|seen| seen.announced.unwrap())
+            .map(|a| (a.number, a.expected_timeout.map(|t| t.as_millis() as u64)))
+            .collect();
+        let told: Vec<_> = (1..).zip(expected.iter().map(|&ms| Some(ms))).collect();
+        assert_eq!(announced, told);
         let grpc: Vec<String> = upstream
             .seen()
             .iter()
