@@ -104,6 +104,41 @@ where
     .boxed()
 }
 
+/// `body` as a [`Body`]: the body itself when it is one already, with no second box around the
+/// first; any other body boxed as [`boxed_send`] boxes it.
+///
+/// ```
+/// use http_body::Body as _;
+/// let already = mesh_core::body::full("x");
+/// let body = mesh_core::body::into_body(already);
+/// assert_eq!(body.size_hint().exact(), Some(1));
+/// let other = mesh_core::body::into_body(http_body_util::Empty::<bytes::Bytes>::new());
+/// assert!(other.is_end_stream());
+/// ```
+pub fn into_body<B>(body: B) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    match already_a_body(body) {
+        Ok(body) => body,
+        Err(other) => boxed_send(other),
+    }
+}
+
+/// `body` itself if it is a [`Body`], else given back.
+fn already_a_body<B: 'static>(body: B) -> Result<Body, B> {
+    let mut slot = Some(body);
+    let taken = (&mut slot as &mut dyn std::any::Any)
+        .downcast_mut::<Option<Body>>()
+        .and_then(Option::take);
+    match (taken, slot) {
+        (Some(body), _) => Ok(body),
+        (None, Some(other)) => Err(other),
+        (None, None) => unreachable!("the slot is emptied only when it holds a Body"),
+    }
+}
+
 /// A `Send` body made `Sync`; see [`boxed_send`].
 #[pin_project::pin_project]
 struct SendBody<B> {
@@ -175,6 +210,40 @@ pub fn ended_with<D, E>(
 mod tests {
     use super::*;
     use http_body::Body as _;
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+
+    /// A body with no data that ends when told to, polled or not.
+    struct EndsWhenTold(Arc<AtomicBool>);
+
+    impl http_body::Body for EndsWhenTold {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+            std::task::Poll::Ready(None)
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    #[test]
+    fn a_body_is_passed_through_as_it_is_and_any_other_boxed() {
+        let told = Arc::new(AtomicBool::new(false));
+        let body = into_body(boxed(EndsWhenTold(told.clone())));
+        let other = into_body(EndsWhenTold(told.clone()));
+        told.store(true, Ordering::Relaxed);
+        // Boxed again, it would answer what it said when boxed, until polled.
+        assert!(body.is_end_stream(), "the body itself answers");
+        assert!(!other.is_end_stream(), "boxed as `boxed_send` boxes it");
+    }
 
     #[tokio::test]
     async fn a_send_body_ends_when_its_declared_length_is_read() {

@@ -9,7 +9,11 @@
 //! exchange ends. A body of announced size gets no count and costs nothing more. The counting
 //! body is a [`WatchedBody`] whose watcher is the count.
 
-use crate::watched_body::{BodyWatcher, WatchedBody};
+use crate::{
+    Body, BoxError, body,
+    watched_body::{BodyWatcher, WatchedBody},
+};
+use bytes::Bytes;
 use http::Request;
 use http_body::Body as HttpBody;
 use std::sync::{
@@ -41,6 +45,29 @@ impl BodyBytesRead {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// [`count_streamed_body`] with the body made a [`Body`], where a request enters the mesh: a
+/// body of known size that is a `Body` already passes through as it is, without a second box
+/// ([`body::into_body`]); any other is boxed as [`body::boxed_send`] boxes it.
+///
+/// ```
+/// use mesh_core::body_count::{BodyBytesRead, count_streamed_into_body};
+/// let request = http::Request::new(mesh_core::body::full("sized"));
+/// let request: http::Request<mesh_core::Body> = count_streamed_into_body(request);
+/// assert!(request.extensions().get::<BodyBytesRead>().is_none());
+/// ```
+pub fn count_streamed_into_body<B>(request: Request<B>) -> Request<Body>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if request.body().size_hint().exact().is_none() {
+        return count_streamed_body(request).map(body::boxed_send);
+    }
+    let (mut parts, known) = request.into_parts();
+    parts.extensions.remove::<BodyBytesRead>();
+    Request::from_parts(parts, body::into_body(known))
 }
 
 /// Wraps `request`'s body in a [`CountedBody`], counting into a [`BodyBytesRead`] on its
@@ -136,6 +163,25 @@ mod tests {
             let body = request.into_body();
             assert_eq!(body.size_hint().exact(), Some(body.size_hint().lower()));
             body.collect().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn made_a_body_a_streamed_one_is_counted_and_one_of_known_size_is_not() {
+        let counted = count_streamed_into_body(streamed(&[b"abc", b"de"], false));
+        let read = counted.extensions().get::<BodyBytesRead>().cloned();
+        counted.into_body().collect().await.unwrap();
+        assert_eq!(read.map(|read| read.get()), Some(5));
+        let counted = count_streamed_body(streamed(&[b"abc"], false));
+        let (reused, _) = counted.into_parts();
+        for request in [
+            Request::new(body::full("whole")),
+            Request::from_parts(reused, body::full("x")),
+        ] {
+            let request = count_streamed_into_body(request);
+            assert!(request.extensions().get::<BodyBytesRead>().is_none());
+            let whole = request.into_body().collect().await.unwrap().to_bytes();
+            assert!(whole == "whole" || whole == "x", "{whole:?}");
         }
     }
 }

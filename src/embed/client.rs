@@ -8,7 +8,7 @@ use http::{
     uri::{Authority, Scheme},
 };
 use mesh_core::local_reply::LocalReplyFuture;
-use mesh_core::{Body, BoxError, body, body_count::count_streamed_body};
+use mesh_core::{Body, BoxError, body_count::count_streamed_into_body};
 use mesh_proxy::{transport::Transport, upstream::absolute_uri};
 use std::{
     convert::Infallible,
@@ -175,7 +175,7 @@ where
             .reserve(1 + mesh_proxy::listener::ADDED_HEADERS);
         parts.headers.insert(HOST, client.layer.host.clone());
         parts.extensions.insert(client.transport.clone());
-        let request = count_streamed_body(Request::from_parts(parts, body)).map(body::boxed_send);
+        let request = count_streamed_into_body(Request::from_parts(parts, body));
         // The stack of the configuration in force now (this thread's copy of it, kept by that
         // configuration): a client kept idle across a swap holds none of the old one's
         // resources (its access log, say).

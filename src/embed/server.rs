@@ -4,7 +4,7 @@ use super::Mesh;
 use bytes::Bytes;
 use http::{Request, Response};
 use mesh_core::{
-    Body, BoxError, body, body_count::count_streamed_body, local_reply::LocalReplyFuture,
+    Body, BoxError, body, body_count::count_streamed_into_body, local_reply::LocalReplyFuture,
 };
 use mesh_proxy::listener::HttpService;
 use std::{
@@ -136,7 +136,7 @@ where
             // Called without `poll_ready`.
             None => self.current_stack(),
         };
-        LocalReplyFuture::new(stack.call(count_streamed_body(request).map(body::boxed_send)))
+        LocalReplyFuture::new(stack.call(count_streamed_into_body(request)))
     }
 }
 
@@ -157,7 +157,7 @@ where
                 let inner = self
                     .inner
                     .clone()
-                    .map_response(|response: Response<RB>| response.map(body::boxed_send));
+                    .map_response(|response: Response<RB>| response.map(body::into_body));
                 let layers = sidecar.server_layers();
                 let stack = match sidecar.authorizer() {
                     // AuthorizationPolicies hold in-process too (without mutual TLS, rules on
