@@ -174,14 +174,14 @@ mod tests {
         assert_eq!(read.map(|read| read.get()), Some(5));
         let counted = count_streamed_body(streamed(&[b"abc"], false));
         let (reused, _) = counted.into_parts();
-        for request in [
-            Request::new(body::full("whole")),
-            Request::from_parts(reused, body::full("x")),
+        for (request, sent) in [
+            (Request::new(body::full("whole")), "whole"),
+            (Request::from_parts(reused, body::full("x")), "x"),
         ] {
             let request = count_streamed_into_body(request);
             assert!(request.extensions().get::<BodyBytesRead>().is_none());
-            let whole = request.into_body().collect().await.unwrap().to_bytes();
-            assert!(whole == "whole" || whole == "x", "{whole:?}");
+            let read = request.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(read, sent);
         }
     }
 }
