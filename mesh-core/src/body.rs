@@ -85,6 +85,7 @@ where
 /// because it is only reached through `&mut`. Its `&self` methods are asked while it is
 /// polled, so [`is_end_stream`](http_body::Body::is_end_stream) and
 /// [`size_hint`](http_body::Body::size_hint) report what the body said after its last frame.
+/// A [`Body`] already (which is `Sync`) is returned as it is, not boxed a second time.
 ///
 /// ```
 /// use http_body_util::{BodyExt, Full};
@@ -96,33 +97,14 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    SendBody {
-        hint: body.size_hint(),
-        ended: body.is_end_stream(),
-        inner: sync_wrapper::SyncWrapper::new(body),
-    }
-    .boxed()
-}
-
-/// `body` as a [`Body`]: the body itself when it is one already, with no second box around the
-/// first; any other body boxed as [`boxed_send`] boxes it.
-///
-/// ```
-/// use http_body::Body as _;
-/// let already = mesh_core::body::full("x");
-/// let body = mesh_core::body::into_body(already);
-/// assert_eq!(body.size_hint().exact(), Some(1));
-/// let other = mesh_core::body::into_body(http_body_util::Empty::<bytes::Bytes>::new());
-/// assert!(other.is_end_stream());
-/// ```
-pub fn into_body<B>(body: B) -> Body
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
     match already_a_body(body) {
         Ok(body) => body,
-        Err(other) => boxed_send(other),
+        Err(other) => SendBody {
+            hint: other.size_hint(),
+            ended: other.is_end_stream(),
+            inner: sync_wrapper::SyncWrapper::new(other),
+        }
+        .boxed(),
     }
 }
 
@@ -237,12 +219,15 @@ mod tests {
     #[test]
     fn a_body_is_passed_through_as_it_is_and_any_other_boxed() {
         let told = Arc::new(AtomicBool::new(false));
-        let body = into_body(boxed(EndsWhenTold(told.clone())));
-        let other = into_body(EndsWhenTold(told.clone()));
+        let body = boxed_send(boxed(EndsWhenTold(told.clone())));
+        let other = boxed_send(EndsWhenTold(told.clone()));
         told.store(true, Ordering::Relaxed);
         // Boxed again, it would answer what it said when boxed, until polled.
         assert!(body.is_end_stream(), "the body itself answers");
-        assert!(!other.is_end_stream(), "boxed as `boxed_send` boxes it");
+        assert!(
+            !other.is_end_stream(),
+            "boxed, it answers what it said then"
+        );
     }
 
     #[tokio::test]

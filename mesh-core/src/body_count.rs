@@ -47,9 +47,9 @@ impl BodyBytesRead {
     }
 }
 
-/// [`count_streamed_body`] with the body made a [`Body`], where a request enters the mesh: a
-/// body of known size that is a `Body` already passes through as it is, without a second box
-/// ([`body::into_body`]); any other is boxed as [`body::boxed_send`] boxes it.
+/// [`count_streamed_body`] with the body boxed into a [`Body`] ([`body::boxed_send`]), where a
+/// request enters the mesh: a body of known size is not wrapped for counting, so one that is a
+/// `Body` already passes through as it is.
 ///
 /// ```
 /// use mesh_core::body_count::{BodyBytesRead, count_streamed_into_body};
@@ -67,7 +67,7 @@ where
     }
     let (mut parts, known) = request.into_parts();
     parts.extensions.remove::<BodyBytesRead>();
-    Request::from_parts(parts, body::into_body(known))
+    Request::from_parts(parts, body::boxed_send(known))
 }
 
 /// Wraps `request`'s body in a [`CountedBody`], counting into a [`BodyBytesRead`] on its

@@ -51,7 +51,7 @@ where
         Box::pin(
             self.0
                 .clone()
-                .map_response(|response: Response<RB>| response.map(body::into_body))
+                .map_response(|response: Response<RB>| response.map(body::boxed_send))
                 .map_err(|error: S::Error| -> BoxError { error.into() })
                 .oneshot(request),
         )

@@ -157,7 +157,7 @@ where
                 let inner = self
                     .inner
                     .clone()
-                    .map_response(|response: Response<RB>| response.map(body::into_body));
+                    .map_response(|response: Response<RB>| response.map(body::boxed_send));
                 let layers = sidecar.server_layers();
                 let stack = match sidecar.authorizer() {
                     // AuthorizationPolicies hold in-process too (without mutual TLS, rules on
