@@ -529,20 +529,22 @@ mod tests {
                 tokio::time::advance(waited).await;
             }
         };
+        // A first attempt the retry layer announced with `timeout`.
+        let announcing = |timeout: Option<Duration>| {
+            let context = RetryContext::default();
+            context.begin_attempt(1, timeout);
+            let mut announced = request();
+            announced.extensions_mut().insert(context);
+            announced
+        };
         // Announced in the context, the header aside: 100 ms, reached.
-        let context = RetryContext::default();
-        context.begin_attempt(1, Some(Duration::from_millis(100)));
-        let mut announced = request();
-        announced.extensions_mut().insert(context);
+        let announced = announcing(Some(Duration::from_millis(100)));
         abandoned_after(announced, Duration::from_millis(100)).await;
         assert_eq!(timeouts(), 1);
         // Announced with no timeout: a header left by another layer does not count.
-        let context = RetryContext::default();
-        context.begin_attempt(1, None);
-        let mut none = request();
+        let mut none = announcing(None);
         none.headers_mut()
             .insert(EXPECTED_RQ_TIMEOUT_MS, "100".parse().unwrap());
-        none.extensions_mut().insert(context);
         abandoned_after(none, Duration::from_millis(100)).await;
         assert_eq!(timeouts(), 1);
         // Without a context, the header is read.
@@ -553,10 +555,7 @@ mod tests {
         abandoned_after(by_header, Duration::from_millis(100)).await;
         assert_eq!(timeouts(), 2);
         // Dropped well before its timeout: not a timeout.
-        let context = RetryContext::default();
-        context.begin_attempt(1, Some(Duration::from_secs(1)));
-        let mut early = request();
-        early.extensions_mut().insert(context);
+        let early = announcing(Some(Duration::from_secs(1)));
         abandoned_after(early, Duration::from_millis(100)).await;
         assert_eq!(timeouts(), 2);
     }
