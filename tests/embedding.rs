@@ -585,3 +585,56 @@ async fn the_clients_request_gets_room_for_the_mesh_headers_up_front() {
         "the caller's header, then host and what the layers add: {capacity}"
     );
 }
+
+#[tokio::test]
+async fn the_applications_extensions_reach_its_client_on_every_attempt_and_the_meshs_do_not() {
+    /// An extension the application sets on its request.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Tenant(&'static str);
+    let mesh = quiet_mesh(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
+         spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+         endpoints: [{address: 127.0.0.1}]}\n---\n\
+         apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: catalog}\n\
+         spec: {hosts: [catalog], http: [{route: [{destination: {host: catalog}}], \
+         retries: {attempts: 2, retryOn: 5xx}}]}\n",
+    );
+    // What each attempt's request carried: the tenant, and whether any mesh extension.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    let client = tower::service_fn(move |request: http::Request<Body>| {
+        let extensions = request.extensions();
+        let mesh_own = extensions.get::<mesh::core::Destination>().is_some()
+            || extensions
+                .get::<mesh::core::retry::RetryContext>()
+                .is_some()
+            || extensions
+                .get::<mesh::proxy::transport::Transport>()
+                .is_some();
+        let tenant = extensions.get::<Tenant>().cloned();
+        let mut attempts = recorded.lock().unwrap();
+        attempts.push((tenant, mesh_own));
+        let status = if attempts.len() < 3 { 503 } else { 200 };
+        async move {
+            let response = http::Response::builder().status(status);
+            Ok::<_, Error>(response.body(mesh::core::body::empty()).unwrap())
+        }
+    });
+    let client = mesh.client_layer("catalog").unwrap().layer(client);
+    let mut request = http::Request::get("/items")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    request.extensions_mut().insert(Tenant("acme"));
+    let response = client.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200, "the third attempt answered");
+    let tenant = Some(Tenant("acme"));
+    assert_eq!(*seen.lock().unwrap(), vec![(tenant, false); 3]);
+
+    // A request with no extensions of its own: its client gets none.
+    seen.lock().unwrap().clear();
+    let request = http::Request::get("/items")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    assert_eq!(client.oneshot(request).await.unwrap().status(), 200);
+    assert_eq!(*seen.lock().unwrap(), vec![(None, false); 3]);
+}

@@ -7,15 +7,21 @@
 //! one is for a host no VirtualService or ServiceEntry knows: under `ALLOW_ANY` it is passed
 //! through to the authority it names, under `REGISTRY_ONLY` it gets 502 NR. Hop-by-hop headers
 //! are removed and `x-forwarded-for`/`x-forwarded-proto` appended on the way.
+//!
+//! The request's extensions are the mesh's (its destination, retry context, transport), read
+//! here and sent on with none of them; when the forwarder is done with a request — answered,
+//! refused, or dropped at a timeout — it hands them back to a retry layer that asked for them
+//! ([`LentExtensions`]), which makes its next attempt from them instead of keeping a clone.
 
 use crate::{
     endpoint::{Endpoint, Protocol},
     proxy_headers::{append_forwarded, remove_hop_by_hop},
     registry::{ClusterEndpoints, Registry},
+    transport::Transport,
     upstream::Upstream,
 };
 use http::{
-    Request, Response,
+    Extensions, HeaderMap, Request, Response,
     uri::{Authority, Scheme},
 };
 use mesh_core::authority::split_port;
@@ -26,7 +32,7 @@ use mesh_core::{
     error::UpstreamTarget,
     outlier::{Outcome, OutlierDetector},
     request_end::RequestEnd,
-    retry::{ATTEMPT_COUNT, Attempt, RetryContext},
+    retry::{ATTEMPT_COUNT, Attempt, LentExtensions, RetryContext},
     timeout::{EXPECTED_RQ_TIMEOUT_MS, RouteDeadline, parse_millis},
 };
 use mesh_route::{config::OutboundMode, matcher::request_authority};
@@ -145,11 +151,13 @@ impl Shared {
         self: Arc<Self>,
         mut request: Request<Body>,
     ) -> impl Future<Output = Result<Response<Body>, BoxError>> + Send + 'static {
+        // Taken now, so that the future hands them back even if dropped before it is polled.
+        let extensions = LentExtensions::take(&mut request);
         async move {
             let authority = owned_authority(&request)?;
-            let downstream = request.extensions().get::<DownstreamAddr>().copied();
+            let downstream = extensions.get::<DownstreamAddr>().copied();
             // Only the destination's index is needed (cloning it would count its names).
-            let destination = request.extensions().get::<Destination>().map(|d| d.cluster);
+            let destination = extensions.get::<Destination>().map(|d| d.cluster);
             let scheme = match request.uri().scheme() {
                 Some(scheme) if *scheme == Scheme::HTTPS => "https",
                 _ => "http",
@@ -169,9 +177,10 @@ impl Shared {
                         .ok_or(MeshError::NoHealthyUpstream)?;
                     if cluster.passthrough {
                         // Boxed: a pass-through's own connection makes a far larger future.
-                        Box::pin(self.pass_through(request, &authority, port, downstream)).await?
+                        Box::pin(self.pass_through(request, &extensions, &authority, port)).await?
                     } else {
-                        self.to_endpoint(cluster, request, &authority, port).await?
+                        self.to_endpoint(cluster, request, &extensions, &authority, port)
+                            .await?
                     }
                 }
                 None => match self.mode {
@@ -180,7 +189,9 @@ impl Shared {
                             MeshError::HostNotRegistered(authority.host().to_string()).into()
                         );
                     }
-                    _ => Box::pin(self.pass_through(request, &authority, port, downstream)).await?,
+                    _ => {
+                        Box::pin(self.pass_through(request, &extensions, &authority, port)).await?
+                    }
                 },
             };
             remove_hop_by_hop(response.headers_mut(), false);
@@ -199,6 +210,7 @@ impl Shared {
         &'a self,
         cluster: &'a ClusterEndpoints,
         mut request: Request<Body>,
+        extensions: &'a Extensions,
         authority: &'a Authority,
         port: u16,
     ) -> impl Future<Output = Result<Response<Body>, BoxError>> + Send + 'a {
@@ -206,7 +218,7 @@ impl Shared {
             // On its first attempt, the request's context learns its cluster (for the retry layer
             // to name it, should the per-try timeouts run out); and a request that may be retried
             // is counted into that cluster's retry budget, which its retries draw from.
-            let context = request.extensions().get::<RetryContext>();
+            let context = extensions.get::<RetryContext>();
             if let Some(context) = context
                 && context.set_cluster(&UpstreamCluster(cluster.name.clone()))
                 && context.may_retry()
@@ -244,11 +256,18 @@ impl Shared {
             }
             let endpoint = &ports.endpoints[index];
             let outlier = ports.outlier.as_deref().map(|outlier| (outlier, index));
-            let attempt =
-                AttemptTimeoutWatch::new(&request, announced, cluster, endpoint, outlier, now);
+            let attempt = AttemptTimeoutWatch::new(
+                (request.headers(), extensions),
+                announced,
+                cluster,
+                endpoint,
+                outlier,
+                now,
+            );
+            let transport = extensions.get::<Transport>();
             let result = cluster
                 .upstream
-                .send_to_endpoint(endpoint, request, authority, permit)
+                .send_to_endpoint_on(endpoint, request, transport, authority, permit)
                 .await;
             let answered = Instant::now();
             let status = match &result {
@@ -280,10 +299,11 @@ impl Shared {
     async fn pass_through(
         &self,
         mut request: Request<Body>,
+        extensions: &Extensions,
         authority: &Authority,
         port: u16,
-        downstream: Option<DownstreamAddr>,
     ) -> Result<Response<Body>, MeshError> {
+        let downstream = extensions.get::<DownstreamAddr>();
         let target: Authority = format!("{}:{port}", authority.host())
             .parse()
             .map_err(|_| MeshError::BadRequest("invalid host"))?;
@@ -296,7 +316,7 @@ impl Shared {
         }
         request.headers_mut().remove(http::header::TE);
         let passthrough = UpstreamCluster(Arc::from(PASSTHROUGH_CLUSTER));
-        if let Some(context) = request.extensions().get::<RetryContext>() {
+        if let Some(context) = extensions.get::<RetryContext>() {
             context.set_cluster(&passthrough);
             context.record_host(&target);
         }
@@ -306,7 +326,11 @@ impl Shared {
             host: Some(UpstreamHost(target.clone())),
             workload: None,
         });
-        let sent = self.upstream.send_to_authority(request, &target).await;
+        let transport = extensions.get::<Transport>();
+        let sent = self
+            .upstream
+            .send_to_authority_on(request, transport, &target)
+            .await;
         sending.disarm();
         let mut response = sent?;
         response.extensions_mut().insert(passthrough.clone());
@@ -352,7 +376,7 @@ impl<'a> AttemptTimeoutWatch<'a> {
     /// those the retry layer `announced` in its context (what it also wrote in the headers),
     /// else those `x-envoy-attempt-count` and `x-envoy-expected-rq-timeout-ms` say.
     fn new(
-        request: &Request<Body>,
+        (headers, extensions): (&HeaderMap, &Extensions),
         announced: Option<Attempt>,
         cluster: &'a ClusterEndpoints,
         endpoint: &'a Endpoint,
@@ -362,7 +386,6 @@ impl<'a> AttemptTimeoutWatch<'a> {
         let (attempt, per_try) = match announced {
             Some(announced) => (announced.number, announced.expected_timeout),
             None => {
-                let headers = request.headers();
                 let number = headers
                     .get(ATTEMPT_COUNT)
                     .and_then(|v| v.to_str().ok()?.parse().ok())
@@ -374,7 +397,6 @@ impl<'a> AttemptTimeoutWatch<'a> {
             }
         };
         cluster.stats.record_attempt(attempt);
-        let extensions = request.extensions();
         let route = extensions
             .get::<RouteDeadline>()
             .map(|route| (route.deadline, route.timeout));
@@ -476,6 +498,71 @@ mod tests {
             });
             request
         }
+    }
+
+    #[tokio::test]
+    async fn every_way_a_request_leaves_the_forwarder_hands_its_extensions_back() {
+        let (forward, _registry, request) = catalog();
+        // `request` as an attempt of a retry layer that keeps no clone of its extensions.
+        let lent = |mut request: Request<Body>| {
+            let context = RetryContext::default();
+            context.expect_extensions_back();
+            request.extensions_mut().insert(context.clone());
+            (request, context)
+        };
+        let handed_back = |context: &RetryContext| {
+            let back = context.take_handed_back()?;
+            let destination = back.get::<Destination>()?.cluster;
+            Some((destination, back.get::<Transport>().is_some()))
+        };
+        // Answered.
+        let (answered, context) = lent(request());
+        assert_eq!(
+            forward.clone().oneshot(answered).await.unwrap().status(),
+            200
+        );
+        assert_eq!(handed_back(&context), Some((0, true)));
+        // Refused before an endpoint is tried: a cluster the registry does not have.
+        let (mut refused, context) = lent(request());
+        refused
+            .extensions_mut()
+            .get_mut::<Destination>()
+            .unwrap()
+            .cluster = 7;
+        assert!(forward.clone().oneshot(refused).await.is_err());
+        assert_eq!(handed_back(&context), Some((7, true)));
+        // Refused as a host the registry does not know (no destination).
+        let (mut unknown, context) = lent(request());
+        unknown.extensions_mut().remove::<Destination>();
+        assert!(forward.clone().oneshot(unknown).await.is_err());
+        assert!(
+            context
+                .take_handed_back()
+                .unwrap()
+                .get::<Transport>()
+                .is_some()
+        );
+        // Dropped while its client has not answered (at a timeout, say), and before it was
+        // ever polled.
+        let waiting = with_client(tower::service_fn(|_request: Request<Body>| {
+            std::future::pending::<Result<Response<Body>, std::convert::Infallible>>()
+        }));
+        let (dropped, context) = lent(waiting());
+        {
+            let mut attempt = std::pin::pin!(forward.clone().oneshot(dropped));
+            let polled = std::future::poll_fn(|cx| Poll::Ready(attempt.as_mut().poll(cx)));
+            assert!(polled.await.is_pending());
+        }
+        assert_eq!(handed_back(&context), Some((0, true)));
+        let (unpolled, context) = lent(waiting());
+        drop(forward.clone().call(unpolled));
+        assert_eq!(handed_back(&context), Some((0, true)));
+        // Not asked for: not kept.
+        let mut unasked = request();
+        let context = RetryContext::default();
+        unasked.extensions_mut().insert(context.clone());
+        forward.oneshot(unasked).await.unwrap();
+        assert_eq!(handed_back(&context), None);
     }
 
     #[tokio::test]

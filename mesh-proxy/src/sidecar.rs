@@ -513,7 +513,8 @@ impl Sidecar {
                 .layer(FaultLayer::new())
                 .layer(mirror.clone())
                 .layer(TimeoutLayer::default())
-                .layer(RetryLayer::new())
+                // The forwarder hands each attempt's extensions back: no clone is kept.
+                .layer(RetryLayer::new().extensions_handed_back())
                 .service(forward.clone())
         };
         let tunnels = Tunnels::new(

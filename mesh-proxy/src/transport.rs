@@ -6,7 +6,9 @@
 //! `Transport` in each request's extensions, and when the forwarder has chosen an endpoint the
 //! request is pointed at it and sent through that client instead. Routing, retries, timeouts,
 //! circuit breaking, outlier detection and load balancing stay the mesh's; only the bytes on the
-//! wire are the client's, shadow (mirrored) copies included. The request goes out as plain
+//! wire are the client's, shadow (mirrored) copies included. The mesh's own extensions stay
+//! in the mesh; the client gets the application's (those its request came with), on every
+//! attempt ([`Transport::carrying`]). The request goes out as plain
 //! `http://` to the endpoint; a cluster whose DestinationRule originates TLS is sent by the
 //! mesh's own TLS client instead ([`Upstream`](crate::upstream::Upstream)), never in plaintext
 //! through the application's.
@@ -17,7 +19,7 @@
 //! else is an upstream reset.
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Extensions, Request, Response};
 use mesh_core::{Body, BoxError, MeshError, body};
 use std::{
     error::Error as StdError,
@@ -81,7 +83,11 @@ where
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct Transport(Arc<dyn SendRequest>);
+pub struct Transport {
+    client: Arc<dyn SendRequest>,
+    /// The application's own extensions, for its client.
+    extensions: Extensions,
+}
 
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -112,7 +118,36 @@ impl Transport {
         RB: http_body::Body<Data = Bytes> + Send + 'static,
         RB::Error: Into<BoxError>,
     {
-        Transport(Arc::new(ClientSender(client)))
+        Transport {
+            client: Arc::new(ClientSender(client)),
+            extensions: Extensions::new(),
+        }
+    }
+
+    /// This client, sending every request with (a clone of) `extensions` added: those of the
+    /// application's request, which the mesh's layers saw and its own client gets with each
+    /// attempt.
+    ///
+    /// ```
+    /// use mesh_proxy::transport::Transport;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let client = tower::service_fn(|request: http::Request<mesh_core::Body>| async move {
+    ///     let tenant = request.extensions().get::<&str>().copied().unwrap_or("none");
+    ///     Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::full(tenant)))
+    /// });
+    /// let mut extensions = http::Extensions::new();
+    /// extensions.insert("acme");
+    /// let transport = Transport::new(client).carrying(extensions);
+    /// for _attempt in 0..2 {
+    ///     let request = http::Request::get("http://10.0.0.7:8080/").body(mesh_core::body::empty()).unwrap();
+    ///     let body = transport.send(request).await.unwrap().into_body();
+    ///     assert_eq!(http_body_util::BodyExt::collect(body).await.unwrap().to_bytes(), "acme");
+    /// }
+    /// # }
+    /// ```
+    pub fn carrying(mut self, extensions: Extensions) -> Self {
+        self.extensions = extensions;
+        self
     }
 
     /// Sends `request` (its URI already pointed at the endpoint), classifying failures.
@@ -131,8 +166,11 @@ impl Transport {
     /// assert!(matches!(error, MeshError::ConnectFailure(_)), "{error}");
     /// # }
     /// ```
-    pub fn send(&self, request: Request<Body>) -> TransportFuture {
-        TransportFuture(self.0.send(request))
+    pub fn send(&self, mut request: Request<Body>) -> TransportFuture {
+        if !self.extensions.is_empty() {
+            request.extensions_mut().extend(self.extensions.clone());
+        }
+        TransportFuture(self.client.send(request))
     }
 }
 

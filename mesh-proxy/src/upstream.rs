@@ -320,15 +320,26 @@ impl Upstream {
         mut request: Request<Body>,
         authority: &Authority,
         permit: Option<RequestPermit>,
-    ) -> impl Future<Output = Result<Response<Body>, MeshError>> + Send + 'a {
+    ) -> impl Future<Output = Result<Response<Body>, MeshError>> + Send + use<'a> {
+        let transport = request.extensions_mut().remove::<Transport>();
+        self.send_to_endpoint_on(endpoint, request, transport.as_ref(), authority, permit)
+    }
+
+    /// [`send_to_endpoint`](Self::send_to_endpoint), on `transport` (the application's client)
+    /// when there is one, whatever the request's extensions hold.
+    pub(crate) fn send_to_endpoint_on<'a>(
+        &'a self,
+        endpoint: &'a Arc<Endpoint>,
+        mut request: Request<Body>,
+        transport: Option<&Transport>,
+        authority: &Authority,
+        permit: Option<RequestPermit>,
+    ) -> impl Future<Output = Result<Response<Body>, MeshError>> + Send + use<'a> {
         let guard = (endpoint.start_request(), permit);
         let sent = Stamp::now();
         // A cluster whose DestinationRule originates TLS is sent by the mesh's own TLS client,
         // never by the application's, which would send it in plaintext.
-        let transport = request
-            .extensions_mut()
-            .remove::<Transport>()
-            .filter(|_| !self.originates_tls());
+        let transport = transport.filter(|_| !self.originates_tls());
         // The request goes into the sending future here, not across an await: the future
         // returned holds it once, in the sending, rather than once more of its own.
         let sending = match (transport, endpoint.protocol) {
@@ -405,10 +416,23 @@ impl Upstream {
         mut request: Request<Body>,
         authority: &Authority,
     ) -> Result<Response<Body>, MeshError> {
+        let transport = request.extensions_mut().remove::<Transport>();
+        self.send_to_authority_on(request, transport.as_ref(), authority)
+            .await
+    }
+
+    /// [`send_to_authority`](Self::send_to_authority), on `transport` (the application's
+    /// client) when there is one, whatever the request's extensions hold.
+    pub(crate) async fn send_to_authority_on(
+        &self,
+        mut request: Request<Body>,
+        transport: Option<&Transport>,
+        authority: &Authority,
+    ) -> Result<Response<Body>, MeshError> {
         point_uri(&mut request, authority)?;
         set_host(&mut request, authority);
         let sent = Stamp::now();
-        let mut response = match request.extensions_mut().remove::<Transport>() {
+        let mut response = match transport {
             Some(transport) => transport.send(request).await?,
             None => self
                 .send_http1(request)

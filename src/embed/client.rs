@@ -27,11 +27,11 @@ use tower::{Layer, Service};
 /// kept), so routing sees what a sidecar would: `Host: catalog`. When routing has chosen a
 /// cluster and the load balancer an endpoint, the request is pointed at that endpoint and sent
 /// through the wrapped client; retries go through it again, to another endpoint where there is
-/// one; shadow (mirrored) copies go through it too. Requests are addressed `http://` (plaintext)
-/// to the endpoint; a cluster whose DestinationRule originates TLS (`ISTIO_MUTUAL`, `SIMPLE`,
-/// `MUTUAL`) is sent by the mesh's own TLS client instead, never in plaintext through this one.
-/// Responses and errors are
-/// the sidecar's: a failure is the local reply a sidecar would send (`503` with `UO`, `504`
+/// one; shadow (mirrored) copies go through it too. It gets the request's own extensions
+/// (those the application set) with every attempt, and none of the mesh's. Requests are
+/// addressed `http://` (plaintext) to the endpoint; a cluster whose DestinationRule originates
+/// TLS (`ISTIO_MUTUAL`, `SIMPLE`, `MUTUAL`) is sent by the mesh's own TLS client instead, never
+/// in plaintext through this one. Responses and errors are the sidecar's: a failure is the local reply a sidecar would send (`503` with `UO`, `504`
 /// with `UT`, …), so the service never returns an error.
 ///
 /// ```no_run
@@ -174,7 +174,13 @@ where
             .headers
             .reserve(1 + mesh_proxy::listener::ADDED_HEADERS);
         parts.headers.insert(HOST, client.layer.host.clone());
-        parts.extensions.insert(client.transport.clone());
+        // The application's own extensions stay for the mesh's layers, and go with each
+        // attempt to its client, which gets none of the mesh's.
+        let transport = match parts.extensions.is_empty() {
+            true => client.transport.clone(),
+            false => client.transport.clone().carrying(parts.extensions.clone()),
+        };
+        parts.extensions.insert(transport);
         let request = count_streamed_into_body(Request::from_parts(parts, body));
         // The stack of the configuration in force now (this thread's copy of it, kept by that
         // configuration): a client kept idle across a swap holds none of the old one's

@@ -16,8 +16,14 @@
 //! number and the timeout its upstream is told, which the proxy counts in its cluster's
 //! stats without parsing back the headers the retry layer wrote.
 //!
-//! One extension with one allocation, rather than one per concern: the retry layer clones the
-//! request head for every attempt, and each extension costs a clone.
+//! The service that sends the attempts may also lend the retry layer each attempt's extensions
+//! back ([`LentExtensions`](super::LentExtensions)), so that the layer need not keep a clone of
+//! them for the retries most requests never make; a layer built to rely on that
+//! ([`RetryLayer::extensions_handed_back`](super::RetryLayer::extensions_handed_back)) says so
+//! here ([`RetryContext::expect_extensions_back`]).
+//!
+//! One extension with one allocation, rather than one per concern: every extension a retry
+//! carries costs an allocation.
 
 use super::RetryBudget;
 use crate::timeout::expected_millis;
@@ -25,7 +31,7 @@ use crate::{
     UpstreamCluster, UpstreamHost, UpstreamWorkload, circuit_breaker::CircuitBreaker,
     error::UpstreamTarget,
 };
-use http::uri::Authority;
+use http::{Extensions, uri::Authority};
 use std::{
     sync::{
         Arc, Mutex, OnceLock,
@@ -63,6 +69,11 @@ struct Shared {
     /// The whole milliseconds of the timeout the attempt's upstream was told in
     /// `x-envoy-expected-rq-timeout-ms` by the retry layer (0: it wrote none).
     expected_timeout_ms: AtomicU64,
+    /// Set by the retry layer: it keeps no clone of the extensions, and makes a retry from those
+    /// the attempt before hands back.
+    extensions_back: AtomicBool,
+    /// The extensions the latest attempt handed back, until a retry takes them.
+    handed_back: Mutex<Option<Extensions>>,
 }
 
 /// What the retry layer tells the layers below of the attempt under way: what it also writes
@@ -136,6 +147,53 @@ impl RetryContext {
             number,
             expected_timeout: (ms > 0).then(|| Duration::from_millis(ms)),
         })
+    }
+
+    /// Asks the service below to hand each attempt's extensions back (the retry layer, which
+    /// then keeps no clone of its own): see [`LentExtensions`](super::LentExtensions).
+    pub fn expect_extensions_back(&self) {
+        self.0.extensions_back.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the retry layer asked for the extensions back
+    /// ([`expect_extensions_back`](Self::expect_extensions_back)).
+    pub fn expects_extensions_back(&self) -> bool {
+        self.0.extensions_back.load(Ordering::Relaxed)
+    }
+
+    /// Keeps `extensions`, an attempt's, for the retry layer to make its next attempt from
+    /// (replacing any an earlier attempt handed back). They must not hold this context: it
+    /// would hold itself.
+    pub(crate) fn keep_handed_back(&self, extensions: Extensions) {
+        if let Ok(mut slot) = self.0.handed_back.lock() {
+            *slot = Some(extensions);
+        }
+    }
+
+    /// The extensions the latest attempt handed back, taken (the retry layer, for a retry).
+    ///
+    /// ```
+    /// use mesh_core::retry::{LentExtensions, RetryContext};
+    /// let context = RetryContext::default();
+    /// context.expect_extensions_back();
+    /// let mut attempt = http::Request::new(());
+    /// attempt.extensions_mut().insert(context.clone());
+    /// attempt.extensions_mut().insert(7u32);
+    /// drop(LentExtensions::take(&mut attempt)); // the service that sent it, done
+    /// let back = context.take_handed_back().unwrap();
+    /// assert_eq!(back.get::<u32>(), Some(&7));
+    /// assert!(back.get::<RetryContext>().is_none(), "the context itself is not kept in it");
+    /// assert!(context.take_handed_back().is_none(), "taken");
+    /// ```
+    pub fn take_handed_back(&self) -> Option<Extensions> {
+        self.0.handed_back.lock().ok()?.take()
+    }
+
+    /// Whether this context is still alive, asked after its clones are gone.
+    #[cfg(test)]
+    pub(crate) fn liveness_probe(&self) -> impl Fn() -> bool + use<> {
+        let weak = Arc::downgrade(&self.0);
+        move || weak.upgrade().is_some()
     }
 
     /// Records that `host` was tried.

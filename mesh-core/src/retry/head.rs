@@ -1,12 +1,12 @@
 //! [`KeptHead`]: the request head a retry is made from, kept in one buffer.
 //!
-//! A retry needs the method, URI, version, headers and extensions of the request, while the
-//! first attempt takes the request itself. Cloning [`Parts`] would allocate a header map's two
+//! A retry needs the method, URI, version and headers of the request (and its extensions, which
+//! the retry layer keeps apart), while the first attempt takes the request itself. Cloning [`Parts`] would allocate a header map's two
 //! tables and bump a shared reference count for every header value and URI part — hyper parses
 //! a head into slices of its read buffer, so each is an atomic read-modify-write — then undo it
 //! all when the attempt succeeds, as nearly every one does. So the URI's authority and path and
 //! the headers are copied, back to back, into one buffer, and only a retry reads a head out of it
-//! again. The extensions are typed values and are cloned as they are.
+//! again.
 //!
 //! The buffer is kept in place, inside the retry state that is allocated anyway, when the head
 //! fits in [`IN_PLACE`] bytes, as nearly every request's does; a larger one goes to the heap.
@@ -18,7 +18,7 @@
 
 use bytes::{Buf, Bytes};
 use http::{
-    Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version,
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version,
     request::Parts,
     uri::{self, Authority, PathAndQuery, Scheme},
 };
@@ -38,7 +38,6 @@ pub(crate) struct KeptHead {
     path: Option<u32>,
     /// How many header values the records hold.
     values: usize,
-    extensions: Extensions,
 }
 
 /// Each header value in [`KeptHead::bytes`] is a record: a byte of flags ([`SENSITIVE`]), the
@@ -163,7 +162,6 @@ impl KeptHead {
             authority: None,
             path: None,
             values: 0,
-            extensions: Extensions::new(),
         }
     }
 
@@ -192,15 +190,10 @@ impl KeptHead {
         self.authority = authority.map(|a| length(a.len()));
         self.path = path.map(|p| length(p.len()));
         self.values = parts.headers.len();
-        self.extensions = parts.extensions.clone();
     }
 
-    /// The kept request's extensions.
-    pub fn extensions(&self) -> &Extensions {
-        &self.extensions
-    }
-
-    /// A head equal to the one kept, with room in its header map for `more` headers.
+    /// A head equal to the one kept (with no extensions), with room in its header map for
+    /// `more` headers.
     ///
     /// Fails only if a header value was made with `HeaderValue::from_maybe_shared_unchecked`
     /// out of bytes that `http` refuses, or the URI's parts out of ones it refuses.
@@ -231,7 +224,6 @@ impl KeptHead {
         parts.uri = Uri::from_parts(uri)?;
         parts.version = self.version;
         parts.headers = headers;
-        parts.extensions = self.extensions.clone();
         Ok(parts)
     }
 }
@@ -262,7 +254,6 @@ mod tests {
         let mut secret = HeaderValue::from_bytes(b"Bearer \xfftoken").unwrap();
         secret.set_sensitive(true);
         headers.insert(header::AUTHORIZATION, secret);
-        request.extensions_mut().insert(7u32);
         request.into_parts().0
     }
 
@@ -280,7 +271,6 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(order(made), order(kept));
-        assert_eq!(made.extensions.get::<u32>(), kept.extensions.get::<u32>());
     }
 
     #[test]
@@ -335,7 +325,6 @@ mod tests {
         kept.method = Method::from_bytes(b"PURGE").unwrap();
         let copy = KeptHead::keep(&kept);
         assert_same(&copy.make(0).unwrap(), &kept);
-        assert_eq!(copy.extensions().get::<u32>(), Some(&7));
     }
 
     #[test]
@@ -343,9 +332,7 @@ mod tests {
         let mut kept = head("/items");
         let copy = KeptHead::keep(&kept);
         kept.headers.insert("x-late", HeaderValue::from_static("1"));
-        kept.extensions.insert(8u32);
         let made = copy.make(1).unwrap();
         assert!(!made.headers.contains_key("x-late"));
-        assert_eq!(made.extensions.get::<u32>(), Some(&7));
     }
 }

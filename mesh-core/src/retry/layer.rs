@@ -23,7 +23,9 @@
 //! Requests without a policy are forwarded with no allocation by this layer; a retriable
 //! request with an empty body buffers nothing. The head of a retriable request is kept for its
 //! retries as bytes in one buffer, not as a clone of its header map, and read back only when a
-//! retry is made: most requests succeed at once.
+//! retry is made: most requests succeed at once. Its extensions are cloned for the retries, or,
+//! over a service that hands each attempt's back ([`RetryLayer::extensions_handed_back`]), not
+//! kept at all.
 
 use super::{
     Backoff, ReplayBuffer, RetryBudget, RetryContext, RetryHeaders, RetryPolicy,
@@ -42,7 +44,7 @@ use crate::{
         format_grpc_timeout, millis_value, parse_millis,
     },
 };
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{Extensions, HeaderName, HeaderValue, Request, Response};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use pin_project::pin_project;
@@ -133,6 +135,7 @@ pub struct RetryLayer {
     fallback: Option<Arc<RetryPolicy>>,
     budget: RetryBudget,
     buffer_limit: usize,
+    extensions_handed_back: bool,
 }
 
 impl RetryLayer {
@@ -166,6 +169,7 @@ impl RetryLayer {
             fallback: None,
             budget: RetryBudget::default(),
             buffer_limit: DEFAULT_BUFFER_LIMIT,
+            extensions_handed_back: false,
         }
     }
 
@@ -255,6 +259,43 @@ impl RetryLayer {
         self.buffer_limit = bytes;
         self
     }
+
+    /// Keeps no clone of a request's extensions for its retries: the service below hands each
+    /// attempt's back through the request's [`RetryContext`]
+    /// ([`LentExtensions`](super::LentExtensions)), and a retry
+    /// is made from those. For a service that does so on every attempt, as the mesh's
+    /// forwarder does (`mesh_proxy::forward::Forward`); a retry whose attempt handed nothing
+    /// back is not made, and that attempt's answer stands.
+    ///
+    /// ```
+    /// use mesh_core::{Body, body, retry::{LentExtensions, RetryLayer, RetryOn, RetryPolicy}};
+    /// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let counter = calls.clone();
+    /// let flaky = service_fn(move |mut req: http::Request<Body>| {
+    ///     let extensions = LentExtensions::take(&mut req); // handed back when dropped
+    ///     let tenant = extensions.get::<&str>().copied();
+    ///     let status = if counter.fetch_add(1, Ordering::SeqCst) == 0 { 503 } else { 200 };
+    ///     async move {
+    ///         let response = http::Response::builder().status(status).header("x-tenant", tenant.unwrap_or("none"));
+    ///         Ok::<_, std::convert::Infallible>(response.body(body::empty()).unwrap())
+    ///     }
+    /// });
+    /// let policy = RetryPolicy { retry_on: RetryOn::parse("5xx").unwrap(), ..RetryPolicy::istio_default() };
+    /// let svc = RetryLayer::with_policy(policy).extensions_handed_back().layer(flaky);
+    /// let mut request = http::Request::new(body::empty());
+    /// request.extensions_mut().insert("acme");
+    /// let response = svc.oneshot(request).await.unwrap();
+    /// assert_eq!((response.status().as_u16(), calls.load(Ordering::SeqCst)), (200, 2));
+    /// assert_eq!(response.headers()["x-tenant"], "acme", "the retry carried them");
+    /// # }
+    /// ```
+    pub fn extensions_handed_back(mut self) -> Self {
+        self.extensions_handed_back = true;
+        self
+    }
 }
 
 impl Default for RetryLayer {
@@ -272,6 +313,7 @@ impl<S> Layer<S> for RetryLayer {
             fallback: self.fallback.clone(),
             budget: self.budget.clone(),
             buffer_limit: self.buffer_limit,
+            extensions_handed_back: self.extensions_handed_back,
         }
     }
 }
@@ -298,6 +340,7 @@ pub struct Retry<S> {
     fallback: Option<Arc<RetryPolicy>>,
     budget: RetryBudget,
     buffer_limit: usize,
+    extensions_handed_back: bool,
 }
 
 impl<S> Service<Request<Body>> for Retry<S>
@@ -406,6 +449,12 @@ where
         // keeping it does not clone the context too; each retry adds it back.
         let context = outer_context.unwrap_or_default();
         context.allow_retries();
+        let extensions = if self.extensions_handed_back {
+            context.expect_extensions_back();
+            KeptExtensions::HandedBack
+        } else {
+            KeptExtensions::Cloned(parts.extensions.clone())
+        };
         // Made in its box, and the head kept there, where it lies: the head is large, and
         // moving it would cost more than writing it.
         let clone = self.inner.clone();
@@ -417,6 +466,7 @@ where
                 // The service that was made ready is kept (to ready again) for the retries.
                 service: std::mem::replace(&mut self.inner, clone),
                 head: KeptHead::empty(),
+                extensions,
                 replay,
                 next_body: None,
                 extra,
@@ -445,6 +495,25 @@ where
 /// The `x-envoy-attempt-count` value for attempt `n`, without allocating for small `n`.
 fn attempt_count(n: u32) -> HeaderValue {
     crate::header_value::decimal(u64::from(n))
+}
+
+/// Where retries take the request's extensions from.
+enum KeptExtensions {
+    /// A clone kept when the request came in, cloned again for each retry.
+    Cloned(Extensions),
+    /// The request's [`RetryContext`], to which the service below hands back each attempt's
+    /// ([`RetryLayer::extensions_handed_back`]).
+    HandedBack,
+}
+
+impl KeptExtensions {
+    /// The extensions of the next attempt; `None` when the last attempt handed none back.
+    fn for_retry(&self, context: &RetryContext) -> Option<Extensions> {
+        match self {
+            KeptExtensions::Cloned(extensions) => Some(extensions.clone()),
+            KeptExtensions::HandedBack => context.take_handed_back(),
+        }
+    }
 }
 
 /// Where retries take their body from.
@@ -478,6 +547,8 @@ struct RetryState<S> {
     service: S,
     /// The request head every retry is made from.
     head: KeptHead,
+    /// Where every retry's extensions come from.
+    extensions: KeptExtensions,
     replay: Replay,
     /// The body of the next attempt, taken when its back-off starts.
     next_body: Option<Body>,
@@ -516,9 +587,13 @@ impl<S> RetryState<S> {
     /// The timeout a retry's upstream is told (`x-envoy-expected-rq-timeout-ms`, and
     /// `grpc-timeout` for gRPC under a route timeout): the per-try timeout, reduced to what is
     /// left of the overall one (at least 1 ms), as Envoy does; the timeout told, if any.
-    fn tell_expected_timeout(&self, headers: &mut http::HeaderMap) -> Option<Duration> {
+    fn tell_expected_timeout(
+        &self,
+        headers: &mut http::HeaderMap,
+        extensions: &Extensions,
+    ) -> Option<Duration> {
         // The route's deadline, held back by a request body still arriving.
-        let left = RouteDeadline::current(self.head.extensions())
+        let left = RouteDeadline::current(extensions)
             .map(|deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
         let expected = match (self.per_try, left) {
             (Some(per_try), Some(left)) => per_try.min(left),
@@ -730,6 +805,17 @@ where
                         retry.last = None;
                         return Poll::Ready(Err(error.into()));
                     }
+                    // What the attempt before handed back, or what was kept; without them no
+                    // retry is made, and the last answer stands.
+                    let Some(extensions) = retry.extensions.for_retry(&retry.context) else {
+                        if let Some(result) = retry.last.take() {
+                            return Poll::Ready(result);
+                        }
+                        return Poll::Ready(Err(MeshError::BadRequest(
+                            "the request's extensions were not handed back for a retry",
+                        )
+                        .into()));
+                    };
                     retry.attempt += 1;
                     // The headers a retry adds: the attempt count and the expected timeouts.
                     let Ok(mut parts) = retry.head.make(3) else {
@@ -746,17 +832,18 @@ where
                     parts
                         .headers
                         .insert(ATTEMPT_COUNT, attempt_count(retry.attempt));
-                    let expected = retry.tell_expected_timeout(&mut parts.headers);
+                    let expected = retry.tell_expected_timeout(&mut parts.headers, &extensions);
                     retry.context.begin_attempt(retry.attempt, expected);
+                    let timeout = retry.per_try.map(|d| {
+                        let end = extensions.get::<RequestEnd>();
+                        let now = tokio::time::Instant::now();
+                        Box::pin(TimerAfterEnd::new(d, end, now))
+                    });
+                    parts.extensions = extensions;
                     parts.extensions.insert(retry.context.clone());
                     let body = retry.next_body.take().unwrap_or_else(body::empty);
                     retry.last = None;
                     let future = retry.service.call(Request::from_parts(parts, body));
-                    let end = retry.head.extensions().get::<RequestEnd>();
-                    let timeout = retry.per_try.map(|d| {
-                        let now = tokio::time::Instant::now();
-                        Box::pin(TimerAfterEnd::new(d, end, now))
-                    });
                     phase.set(Phase::Attempt { future, timeout });
                 }
             }
@@ -801,7 +888,13 @@ mod tests {
         hosts_before: Option<usize>,
         /// The attempt its `RetryContext` announced.
         announced: Option<crate::retry::Attempt>,
+        /// The request's [`Tenant`] extension.
+        tenant: Option<&'static str>,
     }
+
+    /// An extension of the caller's, for the attempts to carry.
+    #[derive(Clone, Debug)]
+    struct Tenant(&'static str);
 
     /// An upstream answering from a script (then 200s), recording every attempt.
     #[derive(Clone)]
@@ -809,6 +902,9 @@ mod tests {
         script: Arc<Mutex<VecDeque<Reply>>>,
         seen: Arc<Mutex<Vec<Seen>>>,
         read_body: bool,
+        /// Takes each attempt's extensions and hands them back when done, as the mesh's
+        /// forwarder does ([`LentExtensions`](crate::retry::LentExtensions)).
+        lend_extensions: bool,
     }
 
     impl Upstream {
@@ -817,7 +913,13 @@ mod tests {
                 script: Arc::new(Mutex::new(replies.into_iter().collect())),
                 seen: Arc::default(),
                 read_body: true,
+                lend_extensions: false,
             }
+        }
+
+        fn lending_extensions(mut self) -> Self {
+            self.lend_extensions = true;
+            self
         }
 
         fn without_reading_bodies(mut self) -> Self {
@@ -843,7 +945,10 @@ mod tests {
             Poll::Ready(Ok(()))
         }
 
-        fn call(&mut self, request: Request<Body>) -> Self::Future {
+        fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+            let lent = self
+                .lend_extensions
+                .then(|| crate::retry::LentExtensions::take(&mut request));
             let reply = self
                 .script
                 .lock()
@@ -853,7 +958,9 @@ mod tests {
             let this = self.clone();
             Box::pin(async move {
                 let (parts, mut body) = request.into_parts();
-                let hosts = parts.extensions.get::<RetryContext>().cloned();
+                let extensions = lent.as_deref().unwrap_or(&parts.extensions);
+                let tenant = extensions.get::<Tenant>().map(|tenant| tenant.0);
+                let hosts = extensions.get::<RetryContext>().cloned();
                 let hosts_before = hosts.as_ref().map(RetryContext::hosts_tried);
                 let announced = hosts.as_ref().and_then(RetryContext::attempt);
                 if let Some(hosts) = &hosts {
@@ -879,6 +986,7 @@ mod tests {
                     trailers,
                     hosts_before,
                     announced,
+                    tenant,
                 });
                 let status = |code: u16| {
                     let mut response = Response::new(body::empty());
@@ -960,6 +1068,85 @@ mod tests {
         request.extensions_mut().insert(tried.clone());
         svc.oneshot(request).await.unwrap();
         assert_eq!(tried.hosts_tried(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn handed_back_extensions_make_every_retry_even_one_after_a_per_try_timeout() {
+        let policy = RetryPolicy {
+            per_try_timeout: Some(Duration::from_millis(100)),
+            ..on("5xx,connect-failure", 3)
+        };
+        // A 503, a connect failure, an attempt abandoned at its per-try timeout (its
+        // extensions handed back as it is dropped), then a 200.
+        let upstream = Upstream::new([
+            Reply::Status(503),
+            Reply::Fail(|| MeshError::ConnectFailure("refused".into())),
+            Reply::Hang,
+        ])
+        .lending_extensions();
+        let svc = RetryLayer::with_policy(policy)
+            .extensions_handed_back()
+            .layer(upstream.clone());
+        let mut request = get();
+        request.extensions_mut().insert(Tenant("acme"));
+        let response = bounded(svc.oneshot(request)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(attempts(&upstream), ["1", "2", "3", "4"]);
+        let seen = upstream.seen();
+        let tenants: Vec<_> = seen.iter().map(|s| s.tenant).collect();
+        assert_eq!(tenants, [Some("acme"); 4], "every attempt carried them");
+        let hosts: Vec<_> = seen.iter().map(|s| s.hosts_before).collect();
+        assert_eq!(
+            hosts,
+            [Some(0), Some(1), Some(2), Some(3)],
+            "one context throughout"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expecting_extensions_back_none_handed_back_means_no_retry() {
+        // The upstream keeps them (it lends nothing): the 503 stands.
+        let upstream = Upstream::new([Reply::Status(503)]);
+        let svc = RetryLayer::with_policy(on("5xx", 2))
+            .extensions_handed_back()
+            .layer(upstream.clone());
+        let response = bounded(svc.oneshot(get())).await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(attempts(&upstream), ["1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn extensions_are_cloned_for_the_retries_unless_they_are_handed_back() {
+        /// Counts its clones.
+        #[derive(Debug)]
+        struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+        impl Clone for Counted {
+            fn clone(&self) -> Self {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Counted(self.0.clone())
+            }
+        }
+        let clones = |layer: RetryLayer, upstream: Upstream, replies: usize| async move {
+            let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut request = get();
+            request.extensions_mut().insert(Counted(count.clone()));
+            let svc = layer.layer(upstream.clone());
+            assert_eq!(bounded(svc.oneshot(request)).await.unwrap().status(), 200);
+            assert_eq!(upstream.calls(), replies);
+            count.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let layer = || RetryLayer::with_policy(on("5xx", 2));
+        let answered = || Upstream::new([]).lending_extensions();
+        let retried = || Upstream::new([Reply::Status(503)]).lending_extensions();
+        assert!(clones(layer(), answered(), 1).await > 0, "kept for retries");
+        assert!(clones(layer(), retried(), 2).await > 0);
+        let handed_back = || layer().extensions_handed_back();
+        assert_eq!(clones(handed_back(), answered(), 1).await, 0);
+        assert_eq!(
+            clones(handed_back(), retried(), 2).await,
+            0,
+            "moved back, not cloned"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,6 +8,9 @@
 //!   for the retries;
 //! - [`RetryOverride`](request_override::RetryOverride) — what a request's `x-envoy-retry-on`,
 //!   `x-envoy-retry-grpc-on` and `x-envoy-max-retries` change in its route's policy;
+//! - [`RetryContext`] — what a request's attempts share with the layers below;
+//! - [`LentExtensions`] — a request's extensions, lent back to the retry layer by the service
+//!   that sends it;
 //! - [`RetryLayer`] — the tower layer tying these together.
 //!
 //! Place the layer inside the route timeout ([`TimeoutLayer`](crate::timeout::TimeoutLayer))
@@ -20,6 +23,7 @@ pub mod condition;
 pub mod context;
 mod head;
 pub mod layer;
+pub mod lent;
 pub mod policy;
 pub mod replay;
 pub mod request_override;
@@ -29,5 +33,6 @@ pub use budget::{RetryBudget, RetryBudgetError};
 pub use condition::{InvalidRetryOn, RETRY_ON_TOKENS, RetryCondition, RetryHeaders, RetryOn};
 pub use context::{Attempt, RetryContext};
 pub use layer::{ATTEMPT_COUNT, DEFAULT_BUFFER_LIMIT, Retry, RetryFuture, RetryLayer};
+pub use lent::LentExtensions;
 pub use policy::{RetryPolicy, effective_per_try_timeout};
 pub use replay::{ReplayBody, ReplayBuffer, ReplayError};
