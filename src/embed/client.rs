@@ -58,8 +58,11 @@ pub struct ClientLayer {
 
 impl ClientLayer {
     pub(crate) fn new(mesh: Mesh, authority: Authority) -> Self {
-        let host = HeaderValue::from_str(authority.as_str())
-            .expect("an authority is a valid header value");
+        // Static, so that copying it per request counts no shared reference.
+        let name = super::host_names::kept(authority.as_str());
+        let authority = Authority::from_static(name);
+        // An authority's characters are all visible ASCII, as a header value's must be.
+        let host = HeaderValue::from_static(name);
         ClientLayer {
             mesh,
             authority,
@@ -186,5 +189,22 @@ where
         // configuration): a client kept idle across a swap holds none of the old one's
         // resources (its access log, say).
         LocalReplyFuture::new(client.layer.mesh.current().outbound().call(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_for_one_host_share_its_name_so_requests_copy_no_counted_reference() {
+        let mesh = Mesh::builder().access_log(false).build().unwrap();
+        let layer = |host: &str| ClientLayer::new(mesh.clone(), host.parse().unwrap());
+        let (a, b) = (layer("catalog:8080"), layer("catalog:8080"));
+        assert_eq!(a.authority, "catalog:8080");
+        assert_eq!(a.host, "catalog:8080");
+        let name = a.authority.as_str().as_ptr();
+        assert_eq!(b.authority.as_str().as_ptr(), name, "one kept name");
+        assert_eq!(a.host.as_bytes().as_ptr(), name, "the Host header's too");
     }
 }

@@ -4,6 +4,7 @@
 mod builder;
 mod client;
 mod error;
+mod host_names;
 mod mesh;
 mod server;
 
