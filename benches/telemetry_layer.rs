@@ -41,18 +41,18 @@ use tower::{Layer, service_fn};
 
 /// Answers 200 with what the forwarder puts on a response.
 fn forwarded() -> Inner {
-    let routed = Routed {
-        route: RouteInfo {
+    let routed = Routed::new(
+        RouteInfo {
             name: Arc::from("items"),
             virtual_service: Arc::from("shop/catalog"),
         },
-        destination: Some(Destination {
+        Some(Destination {
             cluster: 0,
             host: Arc::from("catalog.shop.svc.cluster.local"),
             subset: Some(Arc::from("v1")),
             port: None,
         }),
-    };
+    );
     let cluster = UpstreamCluster(Arc::from("outbound|80|v1|catalog.shop.svc.cluster.local"));
     let host = Some(UpstreamHost("10.0.0.1:8080".parse().unwrap()));
     let labels = [("app", "catalog"), ("version", "v1")]

@@ -152,14 +152,14 @@ impl MeshError {
 ///
 /// ```
 /// use mesh_core::{BoxError, MeshError, RouteInfo, Routed, RoutedError};
-/// let routed = Routed { route: RouteInfo { name: "r".into(), virtual_service: "vs".into() }, destination: None };
+/// let routed = Routed::new(RouteInfo { name: "r".into(), virtual_service: "vs".into() }, None);
 /// let error: BoxError = RoutedError::new(routed, MeshError::Timeout.into()).into();
 /// assert!(matches!(MeshError::find(&error), Some(MeshError::Timeout)));
 /// assert_eq!(error.downcast_ref::<RoutedError>().unwrap().routed().route.name.as_ref(), "r");
 /// ```
 #[derive(Debug)]
 pub struct RoutedError {
-    routed: Box<crate::Routed>,
+    routed: crate::Routed,
     source: BoxError,
 }
 
@@ -168,24 +168,21 @@ impl RoutedError {
     ///
     /// ```
     /// use mesh_core::{BoxError, MeshError, RouteInfo, Routed, RoutedError};
-    /// let routed = Routed { route: RouteInfo { name: "default".into(), virtual_service: "catalog".into() }, destination: None };
+    /// let routed = Routed::new(RouteInfo { name: "default".into(), virtual_service: "catalog".into() }, None);
     /// let error = RoutedError::new(routed, MeshError::Overflow.into());
     /// assert_eq!(error.to_string(), "upstream overflow", "displays as its source");
     /// let boxed: BoxError = error.into();
     /// assert!(matches!(MeshError::find(&boxed), Some(MeshError::Overflow)));
     /// ```
     pub fn new(routed: crate::Routed, source: BoxError) -> Self {
-        RoutedError {
-            routed: Box::new(routed),
-            source,
-        }
+        RoutedError { routed, source }
     }
 
     /// What routing had decided.
     ///
     /// ```
     /// use mesh_core::{MeshError, RouteInfo, Routed, RoutedError};
-    /// let routed = Routed { route: RouteInfo { name: "r1".into(), virtual_service: "catalog".into() }, destination: None };
+    /// let routed = Routed::new(RouteInfo { name: "r1".into(), virtual_service: "catalog".into() }, None);
     /// let error = RoutedError::new(routed, MeshError::Timeout.into());
     /// assert_eq!(error.routed().route.virtual_service.as_ref(), "catalog");
     /// assert!(error.routed().destination.is_none());
@@ -488,7 +485,7 @@ impl UpstreamError {
     ///     host: Some(UpstreamHost("10.0.0.1:80".parse().unwrap())),
     ///     workload: Some(UpstreamWorkload(Default::default())),
     /// };
-    /// let routed = Routed { route: RouteInfo { name: "r".into(), virtual_service: "vs".into() }, destination: None };
+    /// let routed = Routed::new(RouteInfo { name: "r".into(), virtual_service: "vs".into() }, None);
     /// let error: BoxError = RoutedError::new(routed, UpstreamError::new(target, MeshError::Timeout).into()).into();
     /// assert_eq!(UpstreamError::find(&error).unwrap().target().host.as_ref().unwrap().0.as_str(), "10.0.0.1:80");
     /// assert!(UpstreamError::find(&BoxError::from("other")).is_none());

@@ -65,25 +65,47 @@ pub struct UpstreamCluster(pub Arc<str>);
 
 /// What routing decided, for the layers *outside* the route layer (telemetry): the route layer
 /// sets it on the response, and a failure below it carries it in a
-/// [`RoutedError`](crate::RoutedError).
+/// [`RoutedError`](crate::RoutedError). One shared reference to a [`RouteChoice`], which the
+/// route table makes once per route and destination: a request copies the reference, not the
+/// names inside.
 ///
 /// ```
 /// use mesh_core::{Destination, RouteInfo, Routed};
-/// let routed = Routed {
-///     route: RouteInfo { name: "r".into(), virtual_service: "shop/catalog".into() },
-///     destination: Some(Destination { cluster: 3, host: "catalog".into(), subset: None, port: Some(80) }),
-/// };
+/// let routed = Routed::new(
+///     RouteInfo { name: "r".into(), virtual_service: "shop/catalog".into() },
+///     Some(Destination { cluster: 3, host: "catalog".into(), subset: None, port: Some(80) }),
+/// );
 /// let mut response = http::Response::new(());
-/// response.extensions_mut().insert(routed);
+/// response.extensions_mut().insert(routed.clone());
 /// let seen = response.extensions().get::<Routed>().unwrap();
 /// assert_eq!(seen.destination.as_ref().map(|d| d.cluster), Some(3));
+/// assert_eq!(seen, &routed);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Routed {
+pub struct Routed(Arc<RouteChoice>);
+
+/// What a [`Routed`] says.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RouteChoice {
     /// The route that matched.
     pub route: RouteInfo,
     /// Where it sent the request (none for a redirect or a direct response).
     pub destination: Option<Destination>,
+}
+
+impl Routed {
+    /// The decision to route by `route` to `destination` (none: a local reply).
+    pub fn new(route: RouteInfo, destination: Option<Destination>) -> Self {
+        Routed(Arc::new(RouteChoice { route, destination }))
+    }
+}
+
+impl std::ops::Deref for Routed {
+    type Target = RouteChoice;
+
+    fn deref(&self) -> &RouteChoice {
+        &self.0
+    }
 }
 
 /// The workload behind the upstream endpoint that served a request (its labels, as Istio's

@@ -40,7 +40,7 @@ pub mod workload;
 pub use body::{Body, BoxError};
 pub use error::{MeshError, RoutedError, UpstreamError};
 pub use extensions::{
-    Destination, DownstreamAddr, LocalReplyDetails, PeerIdentity, RouteInfo, Routed,
+    Destination, DownstreamAddr, LocalReplyDetails, PeerIdentity, RouteChoice, RouteInfo, Routed,
     UpstreamCluster, UpstreamHost, UpstreamWorkload,
 };
 pub use flags::{ResponseFlag, ResponseFlags};

@@ -13,7 +13,7 @@
 
 use crate::table::{Action, Decision, RouteScope, RouteTable, Rule};
 use http::{Request, Response};
-use mesh_core::{Body, BoxError, LocalReplyDetails, MeshError, RouteInfo, Routed, RoutedError};
+use mesh_core::{Body, BoxError, LocalReplyDetails, MeshError, Routed, RoutedError};
 use pin_project::pin_project;
 use std::{
     future::Future,
@@ -216,20 +216,21 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let (rule, info, matched_prefix) = match self.table.route_in(self.scope, &request) {
+        let (rule, routed, matched_prefix) = match self.table.route_in(self.scope, &request) {
             Decision::UnknownHost => {
                 return RouteFuture::inner(self.inner.call(request), [None, None], None);
             }
             Decision::NoRule => return RouteFuture::local(MeshError::RouteNotFound.to_response()),
             Decision::Matched {
                 rule,
-                info,
+                routed,
                 matched_prefix,
-            } => (rule, info, matched_prefix),
+                ..
+            } => (rule, routed, matched_prefix),
         };
         // Only what the layers below act on joins the request (each extension costs an
-        // allocation, and the retry layer clones them all per request); the route itself
-        // is reported upward, in `Routed`.
+        // allocation); the route itself is reported upward, in `Routed`, which the table made
+        // once for this route and destination.
         if let Some(policy) = &rule.policy {
             request.extensions_mut().insert(policy.clone());
         }
@@ -238,14 +239,14 @@ where
                 let authority = crate::matcher::request_authority(&request).unwrap_or("");
                 let listener_port = self.table.listener_port(self.scope);
                 let response = redirect.respond(&request, authority, matched_prefix, listener_port);
-                local_reply(rule, info, response)
+                local_reply(rule, &routed[0], response)
             }
-            Action::Direct(direct) => local_reply(rule, info, direct.respond()),
+            Action::Direct(direct) => local_reply(rule, &routed[0], direct.respond()),
             Action::Route {
                 destinations,
                 total,
             } => {
-                let chosen = Rule::pick(destinations, *total);
+                let (index, chosen) = Rule::pick(destinations, *total);
                 chosen.request_ops.apply(request.headers_mut());
                 rule.request_ops.apply(request.headers_mut());
                 if !chosen.rewrite.is_empty() {
@@ -253,10 +254,7 @@ where
                 }
                 request.extensions_mut().insert(chosen.destination.clone());
                 let response_ops = [chosen.response_ops.clone(), rule.response_ops.clone()];
-                let routed = Routed {
-                    route: info.clone(),
-                    destination: Some(chosen.destination.clone()),
-                };
+                let routed = routed[index].clone();
                 RouteFuture::inner(self.inner.call(request), response_ops, Some(routed))
             }
         }
@@ -265,15 +263,12 @@ where
 
 /// A reply `rule` gives by itself (redirect, direct response). Like Envoy, the route's
 /// response header operations apply to it too; there is no destination, so no others do.
-fn local_reply<F>(rule: &Rule, info: &RouteInfo, mut response: Response<Body>) -> RouteFuture<F> {
+fn local_reply<F>(rule: &Rule, routed: &Routed, mut response: Response<Body>) -> RouteFuture<F> {
     if let Some(ops) = &rule.response_ops {
         ops.apply(response.headers_mut());
     }
     let extensions = response.extensions_mut();
-    extensions.insert(Routed {
-        route: info.clone(),
-        destination: None,
-    });
+    extensions.insert(routed.clone());
     // Envoy serves redirects as direct responses too.
     extensions.insert(LocalReplyDetails::fixed("direct_response"));
     RouteFuture::local(response)
@@ -390,10 +385,15 @@ mod tests {
     use tower::{ServiceExt, service_fn};
 
     /// A registered `catalog` service plus a VirtualService for it with `http` routes.
-    fn config(http: &str) -> Config {
-        let yaml = format!(
+    /// `catalog` in the registry, with `http` as its VirtualService's routes.
+    fn config_yaml(http: &str) -> String {
+        format!(
             "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: catalog}}\nspec: {{hosts: [catalog], resolution: STATIC, ports: [{{number: 80, name: http}}], endpoints: [{{address: 127.0.0.1}}]}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: catalog}}\nspec:\n  hosts: [catalog]\n  http:\n{http}\n"
-        );
+        )
+    }
+
+    fn config(http: &str) -> Config {
+        let yaml = config_yaml(http);
         match Config::from_yaml_str(&yaml) {
             Ok(loaded) => loaded.config,
             Err(problems) => panic!("{problems:#?}"),
@@ -422,6 +422,65 @@ mod tests {
 
     fn get(uri: &str) -> http::request::Builder {
         Request::get(uri).header(HOST, "catalog")
+    }
+
+    #[tokio::test]
+    async fn every_request_of_a_route_and_destination_reports_one_routed_made_with_the_table() {
+        // Two match blocks (two route names) and, under each, two destinations by weight.
+        let http = "  - name: items\n    match: [{name: beta, headers: {x-beta: {exact: \"1\"}}}, {name: rest, uri: {prefix: /}}]\n    route: [{destination: {host: catalog, subset: v1}, weight: 50}, {destination: {host: catalog, subset: v2}, weight: 50}]";
+        let subsets = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog}\nspec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n---\n";
+        let yaml = format!("{subsets}{}", config_yaml(http));
+        let config = Config::from_yaml_str(&yaml).unwrap().config;
+        let svc =
+            RouteLayer::from_config(&config)
+                .unwrap()
+                .layer(service_fn(|_: Request<Body>| async {
+                    Ok::<_, Infallible>(Response::new(body::empty()))
+                }));
+        let mut seen: Vec<Routed> = Vec::new();
+        for round in 0..64 {
+            let request = match round % 2 {
+                0 => get("/items").header("x-beta", "1"),
+                _ => get("/items"),
+            };
+            let response = svc
+                .clone()
+                .oneshot(request.body(body::empty()).unwrap())
+                .await;
+            let routed = response
+                .unwrap()
+                .extensions()
+                .get::<Routed>()
+                .unwrap()
+                .clone();
+            let subset = routed.destination.as_ref().and_then(|d| d.subset.clone());
+            assert!(matches!(subset.as_deref(), Some("v1" | "v2")));
+            // An equal decision is the very same one, not a copy.
+            match seen.iter().find(|s| **s == routed) {
+                Some(same) => assert!(std::ptr::eq::<mesh_core::RouteChoice>(&**same, &*routed)),
+                None => seen.push(routed),
+            }
+        }
+        let mut names: Vec<_> = seen
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r.route.name,
+                    r.destination.as_ref().unwrap().subset.as_deref().unwrap()
+                )
+            })
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "items.beta/v1",
+                "items.beta/v2",
+                "items.rest/v1",
+                "items.rest/v2"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -30,7 +30,7 @@ use crate::{
 use http::Request;
 use mesh_core::fnv::FnvBuildHasher;
 use mesh_core::{
-    Destination, RouteInfo,
+    Destination, RouteInfo, Routed,
     policy::{MirrorTarget, RoutePolicy},
 };
 use std::{
@@ -138,10 +138,10 @@ pub(crate) enum Action {
 /// ```
 #[derive(Debug)]
 pub struct Rule {
-    /// One entry per `match` block (OR-ed), with the route name to log when it matches.
-    matches: Vec<(RequestMatch, RouteInfo)>,
-    /// Route info when the rule has no `match` (it matches everything).
-    info: RouteInfo,
+    /// One entry per `match` block (OR-ed), with what to report when it matches.
+    matches: Vec<(RequestMatch, Reported)>,
+    /// What to report when the rule has no `match` (it matches everything).
+    reported: Reported,
     pub(crate) action: Action,
     pub(crate) request_ops: HeaderOps,
     pub(crate) response_ops: Option<Arc<HeaderOps>>,
@@ -150,26 +150,77 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Which match block of this rule `request` (addressed to `authority` and `port`)
-    /// satisfies, if any (`None` inside `Some` for a rule without match blocks).
+    fn new(
+        matches: Vec<(RequestMatch, RouteInfo)>,
+        info: RouteInfo,
+        action: Action,
+        (request_ops, response_ops): (HeaderOps, Option<Arc<HeaderOps>>),
+        policy: Option<RoutePolicy>,
+    ) -> Self {
+        let matches = matches
+            .into_iter()
+            .map(|(m, info)| (m, Reported::new(info, &action)))
+            .collect();
+        Rule {
+            matches,
+            reported: Reported::new(info, &action),
+            action,
+            request_ops,
+            response_ops,
+            policy,
+        }
+    }
+
+    /// What this rule reports for `request` (addressed to `authority` and `port`) and the
+    /// match block's URI prefix, if the rule matches it (a rule without match blocks matches
+    /// everything).
     fn matching<B>(
         &self,
         request: &Request<B>,
         authority: &str,
         port: u16,
-    ) -> Option<Option<&RequestMatch>> {
+    ) -> Option<(&Reported, Option<&RequestMatch>)> {
         if self.matches.is_empty() {
-            return Some(None);
+            return Some((&self.reported, None));
         }
         self.matches
             .iter()
             .find(|(m, _)| m.matches(request, authority, port))
-            .map(|(m, _)| Some(m))
+            .map(|(m, reported)| (reported, Some(m)))
     }
 
-    /// Picks a destination by weight (no randomness for a single destination).
-    pub(crate) fn pick(destinations: &[WeightedDestination], total: u32) -> &WeightedDestination {
-        weights::pick(destinations, total, |d| d.upto)
+    /// Picks a destination by weight (no randomness for a single destination), with its
+    /// position among them.
+    pub(crate) fn pick(
+        destinations: &[WeightedDestination],
+        total: u32,
+    ) -> (usize, &WeightedDestination) {
+        let index = weights::pick_index(destinations, total, |d| d.upto);
+        (index, &destinations[index])
+    }
+}
+
+/// A route name to report, with the [`Routed`] of every outcome under it, made when the table
+/// is compiled: a request then copies one shared reference, not the route's and destination's
+/// names.
+#[derive(Debug)]
+struct Reported {
+    info: RouteInfo,
+    /// One per destination of the rule, in order; for a redirect or a direct response, one
+    /// with no destination.
+    routed: Box<[Routed]>,
+}
+
+impl Reported {
+    fn new(info: RouteInfo, action: &Action) -> Self {
+        let routed = match action {
+            Action::Route { destinations, .. } => destinations
+                .iter()
+                .map(|d| Routed::new(info.clone(), Some(d.destination.clone())))
+                .collect(),
+            Action::Redirect(_) | Action::Direct(_) => [Routed::new(info.clone(), None)].into(),
+        };
+        Reported { info, routed }
     }
 }
 
@@ -269,6 +320,9 @@ pub enum Decision<'a> {
         rule: &'a Rule,
         /// The route name to log (the rule's, joined with the match block's).
         info: &'a RouteInfo,
+        /// What to report of the decision: one [`Routed`] per destination of the rule, in
+        /// order (for a redirect or a direct response, one with no destination).
+        routed: &'a [Routed],
         /// The URI prefix the matching block used, for `rewrite.uri`: `/` when the block (or
         /// the rule) has no `uri` condition, `None` for an exact or regex URI match.
         matched_prefix: Option<&'a str>,
@@ -634,13 +688,11 @@ impl RouteTable {
         for rule in &self.hosts[vhost].rules {
             match rule.matching(request, authority, port) {
                 None => continue,
-                Some(matched) => {
-                    let info = matched
-                        .and_then(|m| rule.matches.iter().find(|(x, _)| std::ptr::eq(x, m)))
-                        .map_or(&rule.info, |(_, info)| info);
+                Some((reported, matched)) => {
                     return Decision::Matched {
                         rule,
-                        info,
+                        info: &reported.info,
+                        routed: &reported.routed,
                         // A rule without match blocks is a `prefix: "/"` match, like a
                         // block without a `uri` condition.
                         matched_prefix: matched.map_or(Some("/"), RequestMatch::uri_prefix),
@@ -1030,23 +1082,17 @@ impl<'c> Builder<'c> {
             virtual_service: "".into(),
         };
         let tunnel_destination = destination.clone();
-        let rule = Rule {
-            matches: Vec::new(),
-            info,
-            action: Action::Route {
-                destinations: vec![WeightedDestination {
-                    destination,
-                    upto: 1,
-                    request_ops: HeaderOps::default(),
-                    response_ops: None,
-                    rewrite: Rewrite::default(),
-                }],
-                total: 1,
-            },
-            request_ops: HeaderOps::default(),
-            response_ops: None,
-            policy,
+        let action = Action::Route {
+            destinations: vec![WeightedDestination {
+                destination,
+                upto: 1,
+                request_ops: HeaderOps::default(),
+                response_ops: None,
+                rewrite: Rewrite::default(),
+            }],
+            total: 1,
         };
+        let rule = Rule::new(Vec::new(), info, action, Default::default(), policy);
         // A tunnel (CONNECT) to the host reaches the same endpoints.
         let tunnel = StreamRule {
             matches: Vec::new(),
@@ -1123,14 +1169,13 @@ impl<'c> Builder<'c> {
                 policy.get_or_insert_with(RoutePolicy::default).mirrors = Some(mirrors.into());
             }
         }
-        Ok(Rule {
+        Ok(Rule::new(
             matches,
             info,
             action,
-            request_ops,
-            response_ops,
+            (request_ops, response_ops),
             policy,
-        })
+        ))
     }
 
     fn compile_destinations(
@@ -1363,7 +1408,7 @@ spec:
             request = request.header("host", host);
         }
         match table.route(&request.body(()).unwrap()) {
-            Decision::Matched { rule, .. } => rule.info.name.to_string(),
+            Decision::Matched { rule, .. } => rule.reported.info.name.to_string(),
             other => format!("{other:?}"),
         }
     }
@@ -1479,7 +1524,7 @@ spec:
             .body(())
             .unwrap();
         assert!(
-            matches!(table.route(&beta), Decision::Matched { rule, .. } if &*rule.info.name == "v2")
+            matches!(table.route(&beta), Decision::Matched { rule, .. } if &*rule.reported.info.name == "v2")
         );
     }
 
@@ -1529,7 +1574,7 @@ spec:
             let scope = table.gateway_scope(8080).unwrap();
             let request = Request::get("http://catalog/").body(()).unwrap();
             match table.route_in(scope, &request) {
-                Decision::Matched { rule, .. } => rule.info.name.to_string(),
+                Decision::Matched { rule, .. } => rule.reported.info.name.to_string(),
                 other => format!("{other:?}"),
             }
         };

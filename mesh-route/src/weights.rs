@@ -35,14 +35,19 @@ pub(crate) fn slices(
 /// The one of `items` (in slice order, `upto` giving each one's upper bound) whose slice holds
 /// a random draw in `[0, total)`; no draw for a single item.
 pub(crate) fn pick<T>(items: &[T], total: u32, upto: impl Fn(&T) -> u32) -> &T {
+    &items[pick_index(items, total, upto)]
+}
+
+/// The position of the item [`pick`] picks.
+pub(crate) fn pick_index<T>(items: &[T], total: u32, upto: impl Fn(&T) -> u32) -> usize {
     if items.len() == 1 {
-        return &items[0];
+        return 0;
     }
     let draw = rand::random_range(0..total);
     items
         .iter()
-        .find(|item| draw < upto(item))
-        .unwrap_or(&items[items.len() - 1])
+        .position(|item| draw < upto(item))
+        .unwrap_or(items.len() - 1)
 }
 
 #[cfg(test)]

@@ -997,18 +997,18 @@ mod tests {
     async fn errors_are_reported_as_their_local_reply_with_the_routed_service() {
         let (layer, snapshotter) = layer();
         let svc = layer.layer(service_fn(|_req: Request<Empty<Bytes>>| async {
-            let routed = Routed {
-                route: RouteInfo {
+            let routed = Routed::new(
+                RouteInfo {
                     name: Arc::from("r"),
                     virtual_service: Arc::from("shop/catalog"),
                 },
-                destination: Some(Destination {
+                Some(Destination {
                     cluster: 0,
                     host: Arc::from("catalog.shop.svc.cluster.local"),
                     subset: None,
                     port: None,
                 }),
-            };
+            );
             Err::<Response<Empty<Bytes>>, BoxError>(
                 RoutedError::new(routed, MeshError::Timeout.into()).into(),
             )
@@ -1103,13 +1103,13 @@ mod tests {
         drop(wire);
         // The route's name, shared by its requests.
         let route: Arc<str> = Arc::from("items");
-        let routed = Routed {
-            route: RouteInfo {
+        let routed = Routed::new(
+            RouteInfo {
                 name: route.clone(),
                 virtual_service: Arc::from("shop/catalog"),
             },
-            destination: None,
-        };
+            None,
+        );
         let (layer, _, log, out) = logged_layer();
         let svc = layer.layer(service_fn(move |_req: Request<Empty<Bytes>>| {
             let mut response = Response::new(Full::new(Bytes::from("0123")));
