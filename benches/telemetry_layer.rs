@@ -64,11 +64,7 @@ fn forwarded() -> Inner {
         "shop",
         &labels,
     ))));
-    let target = UpstreamTarget {
-        cluster,
-        host,
-        workload,
-    };
+    let target = UpstreamTarget::new(cluster, host, workload);
     Inner::new(service_fn(move |_request: http::Request<Body>| {
         let mut response = http::Response::new(body::empty());
         let extensions = response.extensions_mut();

@@ -6,6 +6,7 @@
 
 use crate::{BoxError, ResponseFlag, ResponseFlags};
 use http::StatusCode;
+use std::sync::Arc;
 
 /// A request failed inside the mesh, before or instead of an upstream response.
 ///
@@ -285,20 +286,29 @@ impl std::error::Error for FlaggedError {
 /// an endpoint was picked (no healthy endpoint, the cluster's circuit breaker) has only its
 /// cluster, as Envoy logs `UH` and `UO` with the cluster and host `-`.
 ///
+///
+/// One shared reference to what it says ([`SentTo`]): the proxy makes the target of each of a
+/// cluster's endpoints once, when it builds the cluster, and a request copies the reference
+/// rather than the names inside.
+///
 /// ```
 /// use mesh_core::{UpstreamCluster, UpstreamHost, UpstreamWorkload, error::UpstreamTarget, workload::Workload};
 /// use std::sync::Arc;
-/// let target = UpstreamTarget {
-///     cluster: UpstreamCluster("outbound|80||catalog".into()),
-///     host: Some(UpstreamHost("10.0.0.1:8080".parse().unwrap())),
-///     workload: Some(UpstreamWorkload(Arc::new(Workload::default()))),
-/// };
-/// assert_eq!(target.host.unwrap().0.port_u16(), Some(8080));
+/// let target = UpstreamTarget::new(
+///     UpstreamCluster("outbound|80||catalog".into()),
+///     Some(UpstreamHost("10.0.0.1:8080".parse().unwrap())),
+///     Some(UpstreamWorkload(Arc::new(Workload::default()))),
+/// );
+/// assert_eq!(target.host.as_ref().unwrap().0.port_u16(), Some(8080));
 /// let refused = UpstreamTarget::cluster_only(UpstreamCluster("outbound|80||catalog".into()));
 /// assert!(refused.host.is_none() && refused.workload.is_none());
 /// ```
 #[derive(Clone, Debug)]
-pub struct UpstreamTarget {
+pub struct UpstreamTarget(Arc<SentTo>);
+
+/// What an [`UpstreamTarget`] says.
+#[derive(Debug)]
+pub struct SentTo {
     /// The cluster, in Istio's `outbound|PORT|SUBSET|HOST` form.
     pub cluster: crate::UpstreamCluster,
     /// The endpoint tried, if one was.
@@ -307,7 +317,28 @@ pub struct UpstreamTarget {
     pub workload: Option<crate::UpstreamWorkload>,
 }
 
+impl std::ops::Deref for UpstreamTarget {
+    type Target = SentTo;
+
+    fn deref(&self) -> &SentTo {
+        &self.0
+    }
+}
+
 impl UpstreamTarget {
+    /// A request sent to `cluster`, to the endpoint `host` of `workload` when one was picked.
+    pub fn new(
+        cluster: crate::UpstreamCluster,
+        host: Option<crate::UpstreamHost>,
+        workload: Option<crate::UpstreamWorkload>,
+    ) -> Self {
+        UpstreamTarget(Arc::new(SentTo {
+            cluster,
+            host,
+            workload,
+        }))
+    }
+
     /// A request refused at `cluster` before any endpoint was tried.
     ///
     /// ```
@@ -316,11 +347,7 @@ impl UpstreamTarget {
     /// assert_eq!(&*target.cluster.0, "outbound|80|v1|catalog");
     /// ```
     pub fn cluster_only(cluster: crate::UpstreamCluster) -> Self {
-        UpstreamTarget {
-            cluster,
-            host: None,
-            workload: None,
-        }
+        UpstreamTarget::new(cluster, None, None)
     }
 
     /// Where a response says it was served: its `UpstreamTarget` (the proxy's forwarder sets
@@ -387,11 +414,7 @@ impl<'a> From<&'a UpstreamTarget> for ServedBy<'a> {
 /// use mesh_core::error::{UpstreamError, UpstreamTarget};
 /// use mesh_core::workload::Workload;
 /// use std::sync::Arc;
-/// let target = UpstreamTarget {
-///     cluster: UpstreamCluster("outbound|80|v1|catalog".into()),
-///     host: Some(UpstreamHost("10.0.0.1:3000".parse().unwrap())),
-///     workload: Some(UpstreamWorkload(Arc::new(Workload::from_labels("catalog-v1", "shop", &Default::default())))),
-/// };
+/// let target = UpstreamTarget::new(UpstreamCluster("outbound|80|v1|catalog".into()), Some(UpstreamHost("10.0.0.1:3000".parse().unwrap())), Some(UpstreamWorkload(Arc::new(Workload::from_labels("catalog-v1", "shop", &Default::default())))));
 /// let error: BoxError = UpstreamError::new(target, MeshError::NoHealthyUpstream).into();
 /// assert!(matches!(MeshError::find(&error), Some(MeshError::NoHealthyUpstream)));
 /// let found = UpstreamError::find(&error).unwrap();
@@ -408,11 +431,7 @@ impl UpstreamError {
     ///
     /// ```
     /// use mesh_core::{MeshError, UpstreamCluster, UpstreamHost, UpstreamWorkload, error::{UpstreamError, UpstreamTarget}};
-    /// let target = UpstreamTarget {
-    ///     cluster: UpstreamCluster("outbound|80||catalog".into()),
-    ///     host: Some(UpstreamHost("10.0.0.1:80".parse().unwrap())),
-    ///     workload: Some(UpstreamWorkload(Default::default())),
-    /// };
+    /// let target = UpstreamTarget::new(UpstreamCluster("outbound|80||catalog".into()), Some(UpstreamHost("10.0.0.1:80".parse().unwrap())), Some(UpstreamWorkload(Default::default())));
     /// let error = UpstreamError::new(target, MeshError::ConnectFailure("refused".into()));
     /// assert_eq!(error.to_string(), "upstream connect error: refused");
     /// assert_eq!(error.error().status(), 503);
@@ -445,11 +464,7 @@ impl UpstreamError {
     ///
     /// ```
     /// use mesh_core::{MeshError, UpstreamCluster, UpstreamHost, UpstreamWorkload, error::{UpstreamError, UpstreamTarget}};
-    /// let target = UpstreamTarget {
-    ///     cluster: UpstreamCluster("outbound|80|v2|catalog".into()),
-    ///     host: Some(UpstreamHost("10.0.0.2:80".parse().unwrap())),
-    ///     workload: Some(UpstreamWorkload(Default::default())),
-    /// };
+    /// let target = UpstreamTarget::new(UpstreamCluster("outbound|80|v2|catalog".into()), Some(UpstreamHost("10.0.0.2:80".parse().unwrap())), Some(UpstreamWorkload(Default::default())));
     /// let error = UpstreamError::new(target, MeshError::Timeout);
     /// assert_eq!(&*error.target().cluster.0, "outbound|80|v2|catalog");
     /// ```
@@ -461,11 +476,7 @@ impl UpstreamError {
     ///
     /// ```
     /// use mesh_core::{MeshError, ResponseFlag, UpstreamCluster, UpstreamHost, UpstreamWorkload, error::{UpstreamError, UpstreamTarget}};
-    /// let target = UpstreamTarget {
-    ///     cluster: UpstreamCluster("outbound|80||catalog".into()),
-    ///     host: Some(UpstreamHost("10.0.0.1:80".parse().unwrap())),
-    ///     workload: Some(UpstreamWorkload(Default::default())),
-    /// };
+    /// let target = UpstreamTarget::new(UpstreamCluster("outbound|80||catalog".into()), Some(UpstreamHost("10.0.0.1:80".parse().unwrap())), Some(UpstreamWorkload(Default::default())));
     /// let error = UpstreamError::new(target, MeshError::UpstreamReset("reset".into()));
     /// assert_eq!(error.error().flag(), Some(ResponseFlag::UpstreamConnectionTermination));
     /// ```
@@ -480,11 +491,7 @@ impl UpstreamError {
     /// ```
     /// use mesh_core::{BoxError, MeshError, RouteInfo, Routed, RoutedError, UpstreamCluster, UpstreamHost, UpstreamWorkload};
     /// use mesh_core::error::{UpstreamError, UpstreamTarget};
-    /// let target = UpstreamTarget {
-    ///     cluster: UpstreamCluster("outbound|80||catalog".into()),
-    ///     host: Some(UpstreamHost("10.0.0.1:80".parse().unwrap())),
-    ///     workload: Some(UpstreamWorkload(Default::default())),
-    /// };
+    /// let target = UpstreamTarget::new(UpstreamCluster("outbound|80||catalog".into()), Some(UpstreamHost("10.0.0.1:80".parse().unwrap())), Some(UpstreamWorkload(Default::default())));
     /// let routed = Routed::new(RouteInfo { name: "r".into(), virtual_service: "vs".into() }, None);
     /// let error: BoxError = RoutedError::new(routed, UpstreamError::new(target, MeshError::Timeout).into()).into();
     /// assert_eq!(UpstreamError::find(&error).unwrap().target().host.as_ref().unwrap().0.as_str(), "10.0.0.1:80");

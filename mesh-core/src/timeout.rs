@@ -594,11 +594,11 @@ mod tests {
         struct InFlight;
         impl Drop for InFlight {
             fn drop(&mut self) {
-                abandoned::report_abandoned(UpstreamTarget {
-                    cluster: UpstreamCluster("outbound|80|v1|catalog".into()),
-                    host: Some(UpstreamHost("10.0.0.7:8080".parse().unwrap())),
-                    workload: None,
-                });
+                abandoned::report_abandoned(UpstreamTarget::new(
+                    UpstreamCluster("outbound|80|v1|catalog".into()),
+                    Some(UpstreamHost("10.0.0.7:8080".parse().unwrap())),
+                    None,
+                ));
             }
         }
         let waiting = service_fn(|_req: Request<String>| async move {

@@ -5,7 +5,7 @@
 //! `RANDOM` draws uniformly. `LEAST_CONN` is Istio's deprecated name for `LEAST_REQUEST`.
 
 use crate::endpoint::Endpoint;
-use mesh_core::{UpstreamWorkload, retry::RetryContext};
+use mesh_core::retry::RetryContext;
 use mesh_route::config::SimpleLb;
 use std::sync::{
     Arc,
@@ -107,7 +107,7 @@ impl LoadBalancer {
 
     /// Picks an endpoint not in `previous` when one exists (Envoy's `previous_hosts` retry
     /// predicate, re-picking up to [`HOST_SELECTION_ATTEMPTS`] times as Istio configures), and
-    /// records the pick in `previous`.
+    /// records the pick's host in `previous`.
     ///
     /// ```
     /// use mesh_core::retry::RetryContext;
@@ -126,13 +126,16 @@ impl LoadBalancer {
         endpoints: &'a [Arc<Endpoint>],
         previous: Option<&RetryContext>,
     ) -> Option<&'a Arc<Endpoint>> {
-        self.choose(endpoints, previous, |_| true)
-            .map(|i| &endpoints[i])
+        let picked = &endpoints[self.choose(endpoints, previous, |_| true)?];
+        if let Some(previous) = previous {
+            previous.record_host(&picked.authority);
+        }
+        Some(picked)
     }
 
     /// The index of the endpoint to use among those `available` (outlier detection's verdict),
-    /// avoiding hosts in `previous` as [`pick_avoiding`](Self::pick_avoiding) does. `None` when
-    /// no endpoint is available.
+    /// avoiding hosts in `previous` as [`pick_avoiding`](Self::pick_avoiding) does (recording
+    /// the pick is the caller's). `None` when no endpoint is available.
     ///
     /// ```
     /// use mesh_proxy::{balance::LoadBalancer, endpoint::{Endpoint, Protocol}};
@@ -177,11 +180,6 @@ impl LoadBalancer {
             {
                 picked = fresh;
             }
-        }
-        if let Some(previous) = previous {
-            let endpoint = &endpoints[picked];
-            let workload = UpstreamWorkload(endpoint.workload.clone());
-            previous.record_endpoint(&endpoint.authority, Some(workload));
         }
         Some(picked)
     }

@@ -27,7 +27,7 @@ use http::{
 use mesh_core::authority::split_port;
 use mesh_core::{
     Body, BoxError, Destination, DownstreamAddr, MeshError, UpstreamCluster, UpstreamError,
-    UpstreamHost, UpstreamWorkload,
+    UpstreamHost,
     abandoned::{ReportOnDrop, report_abandoned},
     error::UpstreamTarget,
     outlier::{Outcome, OutlierDetector},
@@ -228,7 +228,7 @@ impl Shared {
             }
             // Refused before an endpoint is tried (UO, UH): telemetry still learns the cluster.
             let refused = |error: MeshError| -> BoxError {
-                UpstreamError::new(upstream_target(cluster, None), error).into()
+                UpstreamError::new(refused_at(cluster), error).into()
             };
             let permit = match &cluster.breaker {
                 Some(breaker) => {
@@ -236,7 +236,7 @@ impl Shared {
                         context.set_breaker(breaker.clone());
                     }
                     // Queued for the pool, a request a timeout cuts short names its cluster.
-                    let mut queued = ReportOnDrop::new(|| upstream_target(cluster, None));
+                    let mut queued = ReportOnDrop::new(|| refused_at(cluster));
                     let admitted = breaker.acquire().await.map_err(refused)?;
                     queued.disarm();
                     Some(admitted)
@@ -256,11 +256,12 @@ impl Shared {
             }
             let endpoint = &ports.endpoints[index];
             let outlier = ports.outlier.as_deref().map(|outlier| (outlier, index));
+            let target = &ports.targets[index];
             let attempt = AttemptTimeoutWatch::new(
                 (request.headers(), extensions),
                 announced,
                 cluster,
-                endpoint,
+                (endpoint, target),
                 outlier,
                 now,
             );
@@ -284,7 +285,7 @@ impl Shared {
                 outlier.report(index, outcome, answered);
             }
             // Telemetry learns where it was served, or where it failed.
-            let served = upstream_target(cluster, Some(endpoint));
+            let served = target.clone();
             match result {
                 Ok(mut response) => {
                     response.extensions_mut().insert(served);
@@ -321,10 +322,12 @@ impl Shared {
             context.record_host(&target);
         }
         // Cut short by a timeout, the request names where it was waiting.
-        let mut sending = ReportOnDrop::new(|| UpstreamTarget {
-            cluster: passthrough.clone(),
-            host: Some(UpstreamHost(target.clone())),
-            workload: None,
+        let mut sending = ReportOnDrop::new(|| {
+            UpstreamTarget::new(
+                passthrough.clone(),
+                Some(UpstreamHost(target.clone())),
+                None,
+            )
         });
         let transport = extensions.get::<Transport>();
         let sent = self
@@ -338,13 +341,9 @@ impl Shared {
     }
 }
 
-/// Where a request at `cluster` went: to `endpoint`, once one was picked.
-fn upstream_target(cluster: &ClusterEndpoints, endpoint: Option<&Endpoint>) -> UpstreamTarget {
-    UpstreamTarget {
-        cluster: UpstreamCluster(cluster.name.clone()),
-        host: endpoint.map(|e| UpstreamHost(e.authority.clone())),
-        workload: endpoint.map(|e| UpstreamWorkload(e.workload.clone())),
-    }
+/// Where a request refused at `cluster` before an endpoint was picked went.
+fn refused_at(cluster: &ClusterEndpoints) -> UpstreamTarget {
+    UpstreamTarget::cluster_only(UpstreamCluster(cluster.name.clone()))
 }
 
 /// Counts an attempt in its cluster's stats, and its answer when it comes; when the attempt is
@@ -356,6 +355,8 @@ fn upstream_target(cluster: &ClusterEndpoints, endpoint: Option<&Endpoint>) -> U
 struct AttemptTimeoutWatch<'a> {
     cluster: &'a ClusterEndpoints,
     endpoint: &'a Endpoint,
+    /// Where the attempt went.
+    target: &'a UpstreamTarget,
     /// The cluster's outlier detection, and the endpoint's index in it.
     outlier: Option<(&'a OutlierDetector, usize)>,
     started: Instant,
@@ -379,7 +380,7 @@ impl<'a> AttemptTimeoutWatch<'a> {
         (headers, extensions): (&HeaderMap, &Extensions),
         announced: Option<Attempt>,
         cluster: &'a ClusterEndpoints,
-        endpoint: &'a Endpoint,
+        (endpoint, target): (&'a Endpoint, &'a UpstreamTarget),
         outlier: Option<(&'a OutlierDetector, usize)>,
         started: Instant,
     ) -> Self {
@@ -404,6 +405,7 @@ impl<'a> AttemptTimeoutWatch<'a> {
         AttemptTimeoutWatch {
             cluster,
             endpoint,
+            target,
             outlier,
             started,
             deadlines: [route, per_try],
@@ -445,7 +447,7 @@ impl Drop for AttemptTimeoutWatch<'_> {
         }
         // For a timeout layer dropping the attempt: where it was waiting (whatever deadline it
         // cut short; heard by no one when the attempt is dropped for another reason).
-        report_abandoned(upstream_target(self.cluster, Some(self.endpoint)));
+        report_abandoned(self.target.clone());
     }
 }
 
@@ -497,6 +499,28 @@ mod tests {
                 port: None,
             });
             request
+        }
+    }
+
+    #[tokio::test]
+    async fn where_a_request_went_is_the_target_the_registry_made_for_its_endpoint() {
+        let (forward, registry, request) = catalog();
+        let made = &registry.clusters()[0].ports[0].targets[0];
+        assert_eq!(made.host.as_ref().unwrap().0, "127.0.0.1:80");
+        assert_eq!(&*made.cluster.0, "outbound|80||catalog");
+        let same =
+            |target: &UpstreamTarget| std::ptr::eq::<mesh_core::error::SentTo>(&**target, &**made);
+        for _ in 0..2 {
+            let context = RetryContext::default();
+            let mut attempt = request();
+            attempt.extensions_mut().insert(context.clone());
+            let response = forward.clone().oneshot(attempt).await.unwrap();
+            let served = response.extensions().get::<UpstreamTarget>().unwrap();
+            assert!(same(served), "the response names it");
+            assert!(
+                same(&context.last_target().unwrap()),
+                "so does the retry context"
+            );
         }
     }
 

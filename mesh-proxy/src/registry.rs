@@ -17,8 +17,8 @@ use crate::{
 };
 use http::uri::Authority;
 use mesh_core::{
-    circuit_breaker::CircuitBreaker, outlier::OutlierDetector, retry::RetryBudget,
-    workload::Workload,
+    UpstreamCluster, UpstreamHost, UpstreamWorkload, circuit_breaker::CircuitBreaker,
+    error::UpstreamTarget, outlier::OutlierDetector, retry::RetryBudget, workload::Workload,
 };
 use mesh_route::{
     config::{Config, Resolution, Resource, ServiceEntry},
@@ -52,6 +52,10 @@ pub struct PortEndpoints {
     pub protocol: Protocol,
     /// Outlier detection over `endpoints` (by index), when configured.
     pub outlier: Option<Arc<OutlierDetector>>,
+    /// Where a request sent to each endpoint (by index) went, as the retry layer and
+    /// telemetry report it: made once, with the cluster, so that a request copies one
+    /// reference rather than the cluster's, host's and workload's.
+    pub targets: Vec<UpstreamTarget>,
 }
 
 /// A cluster's endpoints and balancer.
@@ -126,9 +130,14 @@ impl ClusterEndpoints {
                 .is_none_or(|o| o.is_available(i, now))
         };
         let reachable = |i: usize| !ports.endpoints[i].is_unreachable(now);
-        self.balancer
+        let chosen = self
+            .balancer
             .choose(&ports.endpoints, previous, |i| healthy(i) && reachable(i))
-            .or_else(|| self.balancer.choose(&ports.endpoints, previous, healthy))
+            .or_else(|| self.balancer.choose(&ports.endpoints, previous, healthy))?;
+        if let Some(previous) = previous {
+            previous.record_target(&ports.targets[chosen]);
+        }
+        Some(chosen)
     }
 
     /// The port a request on `request_port` uses: the route's port if it named one, else the
@@ -411,6 +420,7 @@ fn build_cluster(
                     endpoints,
                     protocol,
                     outlier: None,
+                    targets: Vec::new(),
                 }),
             }
         }
@@ -428,6 +438,17 @@ fn build_cluster(
         cluster.host
     )
     .into();
+    for port in &mut ports {
+        port.targets = port
+            .endpoints
+            .iter()
+            .map(|endpoint| {
+                let host = UpstreamHost(endpoint.authority.clone());
+                let workload = UpstreamWorkload(endpoint.workload.clone());
+                UpstreamTarget::new(UpstreamCluster(name.clone()), Some(host), Some(workload))
+            })
+            .collect();
+    }
     let before = previous
         .into_iter()
         .flat_map(|r| r.clusters.iter())

@@ -28,8 +28,7 @@
 use super::RetryBudget;
 use crate::timeout::expected_millis;
 use crate::{
-    UpstreamCluster, UpstreamHost, UpstreamWorkload, circuit_breaker::CircuitBreaker,
-    error::UpstreamTarget,
+    UpstreamCluster, UpstreamHost, circuit_breaker::CircuitBreaker, error::UpstreamTarget,
 };
 use http::{Extensions, uri::Authority};
 use std::{
@@ -59,6 +58,8 @@ pub struct RetryContext(Arc<Shared>);
 struct Shared {
     /// The hosts tried, in order, with their workloads when known.
     hosts: Mutex<TriedHosts>,
+    /// Whether `hosts` has any (read without the lock).
+    any_tried: AtomicBool,
     breaker: OnceLock<Arc<CircuitBreaker>>,
     budget: OnceLock<RetryBudget>,
     cluster: OnceLock<UpstreamCluster>,
@@ -196,7 +197,7 @@ impl RetryContext {
         move || weak.upgrade().is_some()
     }
 
-    /// Records that `host` was tried.
+    /// Records that `host` was tried (of the cluster recorded, if any).
     ///
     /// ```
     /// use mesh_core::retry::RetryContext;
@@ -206,26 +207,33 @@ impl RetryContext {
     /// assert_eq!(context.hosts_tried(), 1, "clones share what they record");
     /// ```
     pub fn record_host(&self, host: &Authority) {
-        self.record_endpoint(host, None);
+        let cluster = self.0.cluster.get().cloned();
+        let cluster = cluster.unwrap_or_else(|| UpstreamCluster(Arc::from("")));
+        let host = Some(UpstreamHost(host.clone()));
+        self.record_target(&UpstreamTarget::new(cluster, host, None));
     }
 
-    /// Records that `host`, of `workload`, was tried (the load balancer, which knows both).
+    /// Records that `target`'s endpoint was tried (the proxy, which made the target of each
+    /// endpoint once: recording it copies one reference).
     ///
     /// ```
-    /// use mesh_core::{UpstreamCluster, UpstreamWorkload, retry::RetryContext, workload::Workload};
+    /// use mesh_core::{UpstreamCluster, UpstreamHost, UpstreamWorkload, error::UpstreamTarget, retry::RetryContext, workload::Workload};
     /// use std::sync::Arc;
     /// let context = RetryContext::default();
-    /// let workload = UpstreamWorkload(Arc::new(Workload::default()));
-    /// context.set_cluster(&UpstreamCluster("outbound|80||catalog".into()));
-    /// context.record_endpoint(&"10.0.0.1:80".parse().unwrap(), Some(workload));
+    /// let cluster = UpstreamCluster("outbound|80||catalog".into());
+    /// context.set_cluster(&cluster);
+    /// let host = Some(UpstreamHost("10.0.0.1:80".parse().unwrap()));
+    /// let workload = Some(UpstreamWorkload(Arc::new(Workload::default())));
+    /// context.record_target(&UpstreamTarget::new(cluster, host, workload));
     /// let target = context.last_target().unwrap();
-    /// assert_eq!(target.host.unwrap().0, "10.0.0.1:80");
+    /// assert_eq!(target.host.as_ref().unwrap().0, "10.0.0.1:80");
     /// assert!(target.workload.is_some());
     /// ```
-    pub fn record_endpoint(&self, host: &Authority, workload: Option<UpstreamWorkload>) {
+    pub fn record_target(&self, target: &UpstreamTarget) {
         if let Ok(mut hosts) = self.0.hosts.lock() {
-            hosts.push((host.clone(), workload));
+            hosts.push(target.clone());
         }
+        self.0.any_tried.store(true, Ordering::Relaxed);
     }
 
     /// Whether `host` was tried already.
@@ -240,11 +248,13 @@ impl RetryContext {
     /// assert!(!context.tried(&b));
     /// ```
     pub fn tried(&self, host: &Authority) -> bool {
-        self.0
-            .hosts
-            .lock()
-            .map(|hosts| hosts.iter().any(|(tried, _)| tried == host))
-            .unwrap_or(false)
+        self.hosts_tried() > 0
+            && self
+                .0
+                .hosts
+                .lock()
+                .map(|hosts| hosts.iter().any(|tried| tried_host(tried) == Some(host)))
+                .unwrap_or(false)
     }
 
     /// How many hosts were tried.
@@ -259,6 +269,10 @@ impl RetryContext {
     /// assert_eq!(context.hosts_tried(), 2, "every attempt counts");
     /// ```
     pub fn hosts_tried(&self) -> usize {
+        // Nearly every request asks before its first attempt: no lock then.
+        if !self.0.any_tried.load(Ordering::Relaxed) {
+            return 0;
+        }
         self.0.hosts.lock().map(|hosts| hosts.len()).unwrap_or(0)
     }
 
@@ -342,25 +356,29 @@ impl RetryContext {
     /// context.set_cluster(&UpstreamCluster("outbound|80||catalog".into()));
     /// context.record_host(&"10.0.0.1:80".parse().unwrap());
     /// context.record_host(&"10.0.0.2:80".parse().unwrap());
-    /// assert_eq!(context.last_target().unwrap().host.unwrap().0, "10.0.0.2:80");
+    /// assert_eq!(context.last_target().unwrap().host.as_ref().unwrap().0, "10.0.0.2:80");
     /// ```
     pub fn last_target(&self) -> Option<UpstreamTarget> {
-        let cluster = self.0.cluster.get()?.clone();
+        let cluster = self.0.cluster.get()?;
         let last = self.0.hosts.lock().ok()?.last().cloned();
-        let (host, workload) = match last {
-            Some((host, workload)) => (Some(UpstreamHost(host)), workload),
-            None => (None, None),
-        };
-        Some(UpstreamTarget {
-            cluster,
-            host,
-            workload,
+        Some(match last {
+            Some(tried) if tried.cluster == *cluster => tried,
+            // Recorded before the cluster was.
+            Some(tried) => {
+                UpstreamTarget::new(cluster.clone(), tried.host.clone(), tried.workload.clone())
+            }
+            None => UpstreamTarget::cluster_only(cluster.clone()),
         })
     }
 }
 
-/// A host tried, with its workload when known.
-type Tried = (Authority, Option<UpstreamWorkload>);
+/// Where a request was sent, an endpoint having been picked.
+type Tried = UpstreamTarget;
+
+/// The host of an endpoint tried.
+fn tried_host(tried: &Tried) -> Option<&Authority> {
+    tried.host.as_ref().map(|host| &host.0)
+}
 
 /// The hosts a request was sent to, in order. The first is kept in place: nearly every request
 /// is sent once, and a `Vec` would allocate for it (per request, with retries on, as Istio's
@@ -398,21 +416,37 @@ mod tests {
 
     #[test]
     fn the_first_host_tried_is_kept_without_allocating_and_the_order_holds() {
-        let host = |last: u8| -> Authority { format!("10.0.0.{last}:80").parse().unwrap() };
-        let mut tried = TriedHosts::default();
-        tried.push((host(1), None));
-        assert_eq!(tried.retries.capacity(), 0, "one attempt, no allocation");
+        let tried = |last: u8| -> Tried {
+            let host: Authority = format!("10.0.0.{last}:80").parse().unwrap();
+            UpstreamTarget::new(UpstreamCluster("c".into()), Some(UpstreamHost(host)), None)
+        };
+        let host = |tried: Option<&Tried>| tried.and_then(tried_host).cloned();
+        let mut hosts = TriedHosts::default();
+        hosts.push(tried(1));
+        assert_eq!(hosts.retries.capacity(), 0, "one attempt, no allocation");
         assert_eq!(
-            (tried.len(), tried.last().map(|t| &t.0)),
-            (1, Some(&host(1)))
+            (hosts.len(), host(hosts.last())),
+            (1, host(Some(&tried(1))))
         );
-        tried.push((host(2), None));
-        tried.push((host(3), None));
-        let order: Vec<_> = tried.iter().map(|t| t.0.clone()).collect();
-        assert_eq!(order, [host(1), host(2), host(3)]);
+        hosts.push(tried(2));
+        hosts.push(tried(3));
+        let order: Vec<_> = hosts.iter().map(|t| host(Some(t))).collect();
+        let expected: Vec<_> = (1..=3).map(|n| host(Some(&tried(n)))).collect();
+        assert_eq!(order, expected);
         assert_eq!(
-            (tried.len(), tried.last().map(|t| &t.0)),
-            (3, Some(&host(3)))
+            (hosts.len(), host(hosts.last())),
+            (3, host(Some(&tried(3))))
         );
+    }
+
+    #[test]
+    fn a_host_recorded_before_its_cluster_is_reported_with_it() {
+        let context = RetryContext::default();
+        context.record_host(&"10.0.0.1:80".parse().unwrap());
+        assert!(context.last_target().is_none(), "no cluster yet");
+        context.set_cluster(&UpstreamCluster("PassthroughCluster".into()));
+        let target = context.last_target().unwrap();
+        assert_eq!(&*target.cluster.0, "PassthroughCluster");
+        assert_eq!(target.host.as_ref().unwrap().0, "10.0.0.1:80");
     }
 }
