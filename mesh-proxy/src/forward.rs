@@ -18,7 +18,7 @@ use crate::{
     proxy_headers::{append_forwarded, remove_hop_by_hop},
     registry::{ClusterEndpoints, Registry},
     transport::Transport,
-    upstream::Upstream,
+    upstream::{Upstream, set_service_time},
 };
 use http::{
     Extensions, HeaderMap, Request, Response,
@@ -266,11 +266,15 @@ impl Shared {
                 now,
             );
             let transport = extensions.get::<Transport>();
-            let result = cluster
+            let mut result = cluster
                 .upstream
                 .send_to_endpoint_on(endpoint, request, transport, authority, permit)
                 .await;
             let answered = Instant::now();
+            // Timed by the clock read for the stats anyway.
+            if let Ok(response) = &mut result {
+                set_service_time(response, answered - now);
+            }
             let status = match &result {
                 Ok(response) => response.status(),
                 Err(error) => error.status(),
@@ -522,6 +526,18 @@ mod tests {
                 "so does the retry context"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_upstream_service_time_is_the_wait_for_the_endpoints_answer() {
+        let (forward, _registry, _) = catalog();
+        let request = with_client(tower::service_fn(|_request: Request<Body>| async {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            Ok::<_, std::convert::Infallible>(Response::new(mesh_core::body::empty()))
+        }));
+        let response = forward.oneshot(request()).await.unwrap();
+        let header = crate::upstream::X_ENVOY_UPSTREAM_SERVICE_TIME;
+        assert_eq!(response.headers()[header], "250");
     }
 
     #[tokio::test]

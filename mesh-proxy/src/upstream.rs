@@ -322,11 +322,19 @@ impl Upstream {
         permit: Option<RequestPermit>,
     ) -> impl Future<Output = Result<Response<Body>, MeshError>> + Send + use<'a> {
         let transport = request.extensions_mut().remove::<Transport>();
-        self.send_to_endpoint_on(endpoint, request, transport.as_ref(), authority, permit)
+        let sent = Stamp::now();
+        let sending =
+            self.send_to_endpoint_on(endpoint, request, transport.as_ref(), authority, permit);
+        async move {
+            let mut response = sending.await?;
+            set_service_time(&mut response, sent.elapsed());
+            Ok(response)
+        }
     }
 
     /// [`send_to_endpoint`](Self::send_to_endpoint), on `transport` (the application's client)
-    /// when there is one, whatever the request's extensions hold.
+    /// when there is one, whatever the request's extensions hold; the caller, which reads the
+    /// clock around it anyway, sets `x-envoy-upstream-service-time` ([`set_service_time`]).
     pub(crate) fn send_to_endpoint_on<'a>(
         &'a self,
         endpoint: &'a Arc<Endpoint>,
@@ -336,7 +344,6 @@ impl Upstream {
         permit: Option<RequestPermit>,
     ) -> impl Future<Output = Result<Response<Body>, MeshError>> + Send + use<'a> {
         let guard = (endpoint.start_request(), permit);
-        let sent = Stamp::now();
         // A cluster whose DestinationRule originates TLS is sent by the mesh's own TLS client,
         // never by the application's, which would send it in plaintext.
         let transport = transport.filter(|_| !self.originates_tls());
@@ -375,14 +382,13 @@ impl Upstream {
                     .map(|response| GuardedBody::around(response, guard)),
             };
             match result {
-                Ok(mut response) => {
+                Ok(response) => {
                     endpoint.record_reachable();
                     if response.status().is_server_error() {
                         endpoint.record_failure();
                     } else {
                         endpoint.record_success();
                     }
-                    set_service_time(&mut response, sent);
                     Ok(response)
                 }
                 Err(error) => {
@@ -439,7 +445,7 @@ impl Upstream {
                 .await?
                 .map(|body| GuardedBody::boxed(body, None)),
         };
-        set_service_time(&mut response, sent);
+        set_service_time(&mut response, sent.elapsed());
         response
             .extensions_mut()
             .insert(UpstreamHost(authority.clone()));
@@ -663,10 +669,11 @@ where
     }
 }
 
-/// `x-envoy-upstream-service-time`: milliseconds from sending the request to the upstream's
-/// response headers, as Envoy's router adds it (replacing any the upstream sent).
-fn set_service_time<B>(response: &mut Response<B>, sent: Stamp) {
-    let millis = mesh_core::clock::whole_millis(sent.elapsed());
+/// `x-envoy-upstream-service-time`: the milliseconds from sending the request to the
+/// upstream's response headers (`elapsed`), as Envoy's router adds it (replacing any the
+/// upstream sent).
+pub(crate) fn set_service_time<B>(response: &mut Response<B>, elapsed: Duration) {
+    let millis = mesh_core::clock::whole_millis(elapsed);
     response
         .headers_mut()
         .insert(X_ENVOY_UPSTREAM_SERVICE_TIME, decimal(millis));
