@@ -339,16 +339,20 @@ impl Tracing {
             };
             reporter = Some((spawned, identity));
         }
-        let side = |settings: &TraceSettings, kind| SideTracing {
-            trace: if settings.enabled {
-                TraceLayer::new(settings.sampler(), settings.propagation)
-            } else {
-                TraceLayer::off()
-            },
-            spans: reporter
-                .as_ref()
-                .filter(|_| settings.zipkin.is_some())
-                .map_or_else(SpanLayer::off, |(reporter, identity)| {
+        let side = |settings: &TraceSettings, kind| {
+            let spans = reporter.as_ref().filter(|_| settings.zipkin.is_some());
+            let trace = match settings.enabled {
+                true => TraceLayer::new(settings.sampler(), settings.propagation),
+                false => TraceLayer::off(),
+            };
+            SideTracing {
+                // The inbound side's context is the application's to read; the outbound
+                // side's, only its span layer's.
+                trace: match (kind, spans) {
+                    (SpanKind::Client, None) => trace.without_context_extension(),
+                    _ => trace,
+                },
+                spans: spans.map_or_else(SpanLayer::off, |(reporter, identity)| {
                     let mut tags = SpanTags::new(identity, settings.custom_tags.clone())
                         .max_path_tag_length(settings.max_path_tag_length);
                     if !settings.istio_tags {
@@ -356,6 +360,7 @@ impl Tracing {
                     }
                     SpanLayer::new(kind, reporter.clone(), tags)
                 }),
+            }
         };
         Ok(Tracing {
             client: side(&client, SpanKind::Client),
@@ -1411,6 +1416,36 @@ spec:
             .unwrap();
         let response = sidecar.outbound_service().oneshot(request).await.unwrap();
         response.status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn the_outbound_trace_context_joins_a_request_only_for_a_span_layer_to_read() {
+        let tracing = |yaml: &str| {
+            let config = Config::from_yaml_str(yaml).unwrap().config;
+            let source = SourceWorkload::default();
+            Tracing::new(&config, &source, None).unwrap()
+        };
+        let attached = |layer: TraceLayer| async move {
+            let svc = layer.layer(tower::service_fn(|request: http::Request<()>| async move {
+                let context = request.extensions().get::<mesh_trace::TraceContext>();
+                Ok::<_, std::convert::Infallible>(context.is_some())
+            }));
+            svc.oneshot(http::Request::new(())).await.unwrap()
+        };
+        let no_spans =
+            tracing("apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec: {}\n");
+        assert!(
+            !attached(no_spans.client.trace).await,
+            "outbound, no spans: no one reads it"
+        );
+        assert!(
+            attached(no_spans.server.trace).await,
+            "inbound: the application may"
+        );
+        let spans = tracing(
+            "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  defaultConfig: {tracing: {sampling: 100, zipkin: {address: 127.0.0.1:9411}}}\n",
+        );
+        assert!(attached(spans.client.trace).await, "outbound spans read it");
     }
 
     #[tokio::test]
