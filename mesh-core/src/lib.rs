@@ -32,6 +32,7 @@ pub mod outlier;
 pub mod policy;
 pub mod request_end;
 pub mod retry;
+pub mod spare_extensions;
 pub mod timeout;
 pub mod trace_reason;
 pub mod watched_body;

@@ -180,7 +180,11 @@ where
         // The application's own extensions stay for the mesh's layers, and go with each
         // attempt to its client, which gets none of the mesh's.
         let transport = match parts.extensions.is_empty() {
-            true => client.transport.clone(),
+            // A map an earlier request left, its storage grown for what the mesh adds.
+            true => {
+                parts.extensions = mesh_core::spare_extensions::take();
+                client.transport.clone()
+            }
             false => client.transport.clone().carrying(parts.extensions.clone()),
         };
         parts.extensions.insert(transport);

@@ -77,6 +77,16 @@ struct Shared {
     handed_back: Mutex<Option<Extensions>>,
 }
 
+impl Drop for Shared {
+    /// The extensions the last attempt handed back, cleared for the thread's next request.
+    fn drop(&mut self) {
+        let handed_back = self.handed_back.get_mut().ok().and_then(Option::take);
+        if let Some(extensions) = handed_back {
+            crate::spare_extensions::give_back(extensions);
+        }
+    }
+}
+
 /// What the retry layer tells the layers below of the attempt under way: what it also writes
 /// in `x-envoy-attempt-count` and `x-envoy-expected-rq-timeout-ms`, read here without parsing
 /// the headers back.

@@ -9,11 +9,14 @@
 //! it takes them out of the request when it starts, and when it is done — answered, failed,
 //! refused before sending, or dropped at a timeout — hands them to the request's
 //! [`RetryContext`], from which the retry layer makes the next attempt. Only when the retry
-//! layer asked for them ([`RetryContext::expect_extensions_back`]); otherwise they are dropped.
+//! layer asked for them ([`RetryContext::expect_extensions_back`]); otherwise they are cleared
+//! and kept for the thread's next request ([`spare_extensions`](crate::spare_extensions)), as
+//! they are when the retry layer is done with them.
 //!
 //! The context itself is taken out before they are kept in it, or it would hold itself.
 
 use super::RetryContext;
+use crate::spare_extensions;
 use http::{Extensions, Request};
 use std::ops::Deref;
 
@@ -56,16 +59,14 @@ impl Deref for LentExtensions {
 
 impl Drop for LentExtensions {
     fn drop(&mut self) {
-        let wanted = self
-            .0
+        let mut extensions = std::mem::take(&mut self.0);
+        let wanted = extensions
             .get::<RetryContext>()
             .is_some_and(RetryContext::expects_extensions_back);
-        if !wanted {
-            return;
-        }
-        let mut extensions = std::mem::take(&mut self.0);
-        if let Some(context) = extensions.remove::<RetryContext>() {
-            context.keep_handed_back(extensions);
+        match extensions.remove::<RetryContext>().filter(|_| wanted) {
+            Some(context) => context.keep_handed_back(extensions),
+            // Not wanted: cleared, for the next request to use.
+            None => spare_extensions::give_back(extensions),
         }
     }
 }
