@@ -10,7 +10,7 @@
 //! refused before sending, or dropped at a timeout — hands them to the request's
 //! [`RetryContext`], from which the retry layer makes the next attempt. Only when the retry
 //! layer asked for them ([`RetryContext::expect_extensions_back`]); otherwise they are cleared
-//! and kept for the thread's next request ([`spare_extensions`](crate::spare_extensions)), as
+//! and kept for the thread's next request ([`spare_extensions`]), as
 //! they are when the retry layer is done with them.
 //!
 //! The context itself is taken out before they are kept in it, or it would hold itself.
