@@ -33,12 +33,57 @@ impl RequestIdTrace {
     pub fn of(id: &[u8]) -> Self {
         let point = id
             .get(..8)
-            .and_then(|digits| std::str::from_utf8(digits).ok())
-            .and_then(|digits| u64::from_str_radix(digits, 16).ok())
+            .and_then(|digits| hex_digits(digits).or_else(|| parsed(digits)))
             .map(|value| (value % 10_000) as u16);
         RequestIdTrace {
             reason: TraceReason::of(id),
             point,
+        }
+    }
+}
+
+/// The value of `digits` when every one is a hex digit, as nearly every id's are: read in place.
+fn hex_digits(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |value, &digit| {
+        let nibble = char::from(digit).to_digit(16)?;
+        Some(value << 4 | u64::from(nibble))
+    })
+}
+
+/// The value of `digits` as `u64::from_str_radix` reads them in base 16 (a leading `+`, say).
+fn parsed(digits: &[u8]) -> Option<u64> {
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_point_is_what_from_str_radix_reads_of_the_first_eight_characters() {
+        let reference = |id: &str| {
+            let digits = id.get(..8)?;
+            Some((u64::from_str_radix(digits, 16).ok()? % 10_000) as u16)
+        };
+        for prefix in [
+            "00001387", "ffffffff", "FFFFFFFF", "0aBcDeF9", "+1234567", "-1234567", "0x123456",
+            "1234567g", " 1234567", "1234",
+        ] {
+            let id = format!("{prefix}-0000-4000-8000-000000000000");
+            assert_eq!(
+                RequestIdTrace::of(id.as_bytes()).point,
+                reference(&id),
+                "{id}"
+            );
+        }
+        for _ in 0..1000 {
+            let id = crate::request_id::uuid_v4();
+            let id = id.to_str().unwrap();
+            assert_eq!(
+                RequestIdTrace::of(id.as_bytes()).point,
+                reference(id),
+                "{id}"
+            );
         }
     }
 }
