@@ -444,7 +444,6 @@ where
             let first = buffer.body().map_or_else(body::empty, BodyExt::boxed);
             (Replay::Buffered(buffer), first)
         };
-        self.budget.deposit();
         // The head is kept before the context joins the first attempt's extensions, so that
         // keeping it does not clone the context too; each retry adds it back.
         let context = outer_context.unwrap_or_default();
@@ -731,6 +730,12 @@ where
             match phase.as_mut().project() {
                 PhaseProj::Attempt { future, timeout } => {
                     let outcome = ready!(poll_attempt(future, timeout, cx));
+                    // The request counts into the layer's budget only when no cluster's was
+                    // named below (the proxy names one, and counts the request into it): this
+                    // one is shared by every request of the layer, on every thread.
+                    if retry.attempt == 1 && retry.context.budget().is_none() {
+                        retry.budget.deposit();
+                    }
                     let on = &retry.policy.retry_on;
                     let retriable = match &outcome {
                         Outcome::PerTryTimeout => on.retries_per_try_timeout(),
@@ -1147,6 +1152,36 @@ mod tests {
             0,
             "moved back, not cloned"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_counts_into_the_cluster_budget_named_below_not_into_the_layers() {
+        // Budgets with no floor: a retry needs a request's deposit.
+        let budget = || RetryBudget::new(Duration::from_secs(10), 0, 100.0).unwrap();
+        let (layer_budget, cluster_budget) = (budget(), budget());
+        let naming = {
+            let cluster_budget = cluster_budget.clone();
+            tower::service_fn(move |request: Request<Body>| {
+                // What the proxy does on a request's first attempt.
+                let context = request.extensions().get::<RetryContext>().unwrap();
+                if context.set_budget(&cluster_budget) {
+                    cluster_budget.deposit();
+                }
+                async { Ok::<_, std::convert::Infallible>(Response::new(body::empty())) }
+            })
+        };
+        let svc = RetryLayer::with_policy(on("5xx", 2))
+            .budget(layer_budget.clone())
+            .layer(naming);
+        svc.oneshot(get()).await.unwrap();
+        assert!(cluster_budget.withdraw(), "the cluster's was paid into");
+        assert!(!layer_budget.withdraw(), "the layer's was not");
+        // With no cluster named below, the layer's is.
+        let svc = RetryLayer::with_policy(on("5xx", 2))
+            .budget(layer_budget.clone())
+            .layer(Upstream::new([]));
+        svc.oneshot(get()).await.unwrap();
+        assert!(layer_budget.withdraw());
     }
 
     #[tokio::test(start_paused = true)]
