@@ -1,9 +1,11 @@
 //! Request and response extensions through which layers tell each other what they decided.
 //!
 //! Routing (mesh-route) and telemetry (mesh-trace) never import each other; they meet here.
-//! The route layer inserts [`Destination`] into the request's extensions;
-//! the proxy inserts [`UpstreamHost`], [`UpstreamCluster`] and [`UpstreamWorkload`] into the
-//! response's, and the route layer [`Routed`] (what it decided, for the layers above it); everyone may add
+//! The route layer inserts [`Routed`] (what it decided: the route's policy and the
+//! [`Destination`]) into the request's extensions, for the layers below, and into the
+//! response's, for the layers above; the proxy inserts where it sent the request (an
+//! [`UpstreamTarget`](crate::error::UpstreamTarget), or [`UpstreamHost`], [`UpstreamCluster`]
+//! and [`UpstreamWorkload`] apart) into the response's; everyone may add
 //! [`ResponseFlags`](crate::ResponseFlags). All are cheap to clone (`Arc`s and integers).
 
 use std::{net::SocketAddr, sync::Arc};
@@ -63,11 +65,14 @@ pub struct Destination {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamCluster(pub Arc<str>);
 
-/// What routing decided, for the layers *outside* the route layer (telemetry): the route layer
-/// sets it on the response, and a failure below it carries it in a
+/// What routing decided: the route layer sets it on the request, for the layers below (the
+/// route's [`RoutePolicy`](crate::policy::RoutePolicy), the [`Destination`] to forward to), and
+/// on the response, for the layers outside it (telemetry); a failure below it carries it in a
 /// [`RoutedError`](crate::RoutedError). One shared reference to a [`RouteChoice`], which the
 /// route table makes once per route and destination: a request copies the reference, not the
-/// names inside.
+/// names and policies inside. Layers read the policy and the destination through
+/// [`route_policy`](crate::policy::route_policy) and [`destination`], which also find them set
+/// on their own, as a standalone layer's user or a shadow request sets them.
 ///
 /// ```
 /// use mesh_core::{Destination, RouteInfo, Routed};
@@ -81,22 +86,58 @@ pub struct UpstreamCluster(pub Arc<str>);
 /// assert_eq!(seen.destination.as_ref().map(|d| d.cluster), Some(3));
 /// assert_eq!(seen, &routed);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Routed(Arc<RouteChoice>);
 
 /// What a [`Routed`] says.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub struct RouteChoice {
     /// The route that matched.
     pub route: RouteInfo,
     /// Where it sent the request (none for a redirect or a direct response).
     pub destination: Option<Destination>,
+    /// The route's timeout, retry, fault and mirror policies, when it sets any.
+    pub policy: Option<crate::policy::RoutePolicy>,
 }
 
 impl Routed {
     /// The decision to route by `route` to `destination` (none: a local reply).
     pub fn new(route: RouteInfo, destination: Option<Destination>) -> Self {
-        Routed(Arc::new(RouteChoice { route, destination }))
+        Routed::with_policy(route, destination, None)
+    }
+
+    /// The decision to route by `route`, under its `policy`, to `destination`.
+    pub fn with_policy(
+        route: RouteInfo,
+        destination: Option<Destination>,
+        policy: Option<crate::policy::RoutePolicy>,
+    ) -> Self {
+        Routed(Arc::new(RouteChoice {
+            route,
+            destination,
+            policy,
+        }))
+    }
+}
+
+/// The destination a request is to be forwarded to: the one routing chose ([`Routed`]), else
+/// one set on its own.
+///
+/// ```
+/// use mesh_core::{Destination, RouteInfo, Routed, destination};
+/// let catalog = Destination { cluster: 3, host: "catalog".into(), subset: None, port: None };
+/// let mut extensions = http::Extensions::new();
+/// assert!(destination(&extensions).is_none());
+/// extensions.insert(catalog.clone());
+/// assert_eq!(destination(&extensions).map(|d| d.cluster), Some(3));
+/// let route = RouteInfo { name: "r".into(), virtual_service: "vs".into() };
+/// extensions.insert(Routed::new(route, Some(Destination { cluster: 4, ..catalog })));
+/// assert_eq!(destination(&extensions).map(|d| d.cluster), Some(4), "routing's first");
+/// ```
+pub fn destination(extensions: &http::Extensions) -> Option<&Destination> {
+    match extensions.get::<Routed>() {
+        Some(Routed(choice)) if choice.destination.is_some() => choice.destination.as_ref(),
+        _ => extensions.get::<Destination>(),
     }
 }
 

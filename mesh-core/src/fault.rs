@@ -1,6 +1,6 @@
 //! [`FaultLayer`]: Istio fault injection — delay and/or abort a share of requests.
 //!
-//! The policy comes from the request's [`RoutePolicy`] (set by routing), or from the layer
+//! The policy comes from the request's [`RoutePolicy`](crate::policy::RoutePolicy) (set by routing), or from the layer
 //! itself for in-process use: the layer's policy applies whenever the request's `fault` is
 //! `None`, whether or not the request carries a `RoutePolicy`. A delay waits `fixedDelay`
 //! before the request goes on and marks the response `DI`; an abort answers locally — the
@@ -12,7 +12,7 @@
 use crate::{
     Body, BoxError, LocalReplyDetails, MeshError, ResponseFlag, body,
     flags::{mark, mark_outcome},
-    policy::{FaultAbort, FaultPolicy, RoutePolicy},
+    policy::{FaultAbort, FaultPolicy, route_policy},
 };
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use pin_project::pin_project;
@@ -48,7 +48,7 @@ pub struct FaultLayer {
 
 impl FaultLayer {
     /// Injects the fault of each request's route (no fault for requests without one: no
-    /// [`RoutePolicy`], or one with `fault: None`).
+    /// [`RoutePolicy`](crate::policy::RoutePolicy), or one with `fault: None`).
     ///
     /// ```
     /// use mesh_core::{ResponseFlags, body, fault::FaultLayer};
@@ -74,7 +74,7 @@ impl FaultLayer {
     }
 
     /// Injects `policy` into requests whose route has no fault of its own: those with no
-    /// [`RoutePolicy`] and those whose `RoutePolicy` has `fault: None`.
+    /// [`RoutePolicy`](crate::policy::RoutePolicy) and those whose `RoutePolicy` has `fault: None`.
     ///
     /// A fixed delay for every request, marked `DI`:
     ///
@@ -151,9 +151,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let policy = request
-            .extensions()
-            .get::<RoutePolicy>()
+        let policy = route_policy(request.extensions())
             .and_then(|p| p.fault.as_ref())
             .or(self.fallback.as_ref());
         let Some(policy) = policy else {
@@ -289,6 +287,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::RoutePolicy;
     use crate::{ResponseFlags, policy::Fraction};
     use std::{
         convert::Infallible,

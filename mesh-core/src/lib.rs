@@ -42,6 +42,6 @@ pub use body::{Body, BoxError};
 pub use error::{MeshError, RoutedError, UpstreamError};
 pub use extensions::{
     Destination, DownstreamAddr, LocalReplyDetails, PeerIdentity, RouteChoice, RouteInfo, Routed,
-    UpstreamCluster, UpstreamHost, UpstreamWorkload,
+    UpstreamCluster, UpstreamHost, UpstreamWorkload, destination,
 };
 pub use flags::{ResponseFlag, ResponseFlags};

@@ -50,6 +50,29 @@ pub struct RoutePolicy {
     pub mirrors: Option<Arc<[MirrorTarget]>>,
 }
 
+/// The policy of the route a request matched: the one routing chose
+/// ([`Routed`](crate::Routed)), else one set on its own (a standalone layer's user's).
+///
+/// ```
+/// use mesh_core::{RouteInfo, Routed, policy::{RoutePolicy, route_policy}};
+/// use std::time::Duration;
+/// let mut extensions = http::Extensions::new();
+/// assert!(route_policy(&extensions).is_none());
+/// let second = RoutePolicy { timeout: Some(Duration::from_secs(1)), ..Default::default() };
+/// extensions.insert(second);
+/// assert_eq!(route_policy(&extensions).unwrap().timeout, Some(Duration::from_secs(1)));
+/// let route = RouteInfo { name: "r".into(), virtual_service: "vs".into() };
+/// let policy = RoutePolicy { timeout: Some(Duration::from_secs(2)), ..Default::default() };
+/// extensions.insert(Routed::with_policy(route, None, Some(policy)));
+/// assert_eq!(route_policy(&extensions).unwrap().timeout, Some(Duration::from_secs(2)), "routing's first");
+/// ```
+pub fn route_policy(extensions: &http::Extensions) -> Option<&RoutePolicy> {
+    match extensions.get::<crate::Routed>() {
+        Some(routed) if routed.policy.is_some() => routed.policy.as_ref(),
+        _ => extensions.get::<RoutePolicy>(),
+    }
+}
+
 /// One mirror target of a route: a share of its requests is copied there, fire-and-forget.
 ///
 /// ```

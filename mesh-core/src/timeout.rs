@@ -1,6 +1,6 @@
 //! [`TimeoutLayer`]: the route timeout (VirtualService `timeout`), as Envoy's router applies it.
 //!
-//! The timeout comes from the request's [`RoutePolicy`], else from the layer (off by default,
+//! The timeout comes from the request's [`RoutePolicy`](crate::policy::RoutePolicy), else from the layer (off by default,
 //! as in Istio). The layer's fallback applies only to requests that carry no `RoutePolicy` at
 //! all: a `RoutePolicy` whose `timeout` is `None` means no timeout, not the fallback. A caller may override it with `x-envoy-upstream-rq-timeout-ms` (consumed, not
 //! forwarded). A `grpc-timeout` header is honoured and capped by the route timeout (with no
@@ -18,7 +18,7 @@
 use crate::{
     BoxError, MeshError, abandoned,
     control_headers::ControlHeaders,
-    policy::RoutePolicy,
+    policy::route_policy,
     request_end::{RequestEnd, TimerAfterEnd},
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
@@ -202,10 +202,10 @@ pub struct TimeoutLayer {
 }
 
 impl TimeoutLayer {
-    /// Uses the `timeout` of each request's [`RoutePolicy`]; `fallback` (`None`: no timeout)
+    /// Uses the `timeout` of each request's [`RoutePolicy`](crate::policy::RoutePolicy); `fallback` (`None`: no timeout)
     /// applies only to requests with no `RoutePolicy` extension at all.
     ///
-    /// A request's [`RoutePolicy`] timeout takes precedence over the fallback — even when it is
+    /// A request's [`RoutePolicy`](crate::policy::RoutePolicy) timeout takes precedence over the fallback — even when it is
     /// `None`, which disables the timeout for that request:
     ///
     /// ```
@@ -278,10 +278,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let route = request
-            .extensions()
-            .get::<RoutePolicy>()
-            .map_or(self.fallback, |p| p.timeout);
+        let route = route_policy(request.extensions()).map_or(self.fallback, |p| p.timeout);
         let timeout = effective_timeout(request.headers_mut(), route);
         // The clock runs from the end of the request: for a body still streaming, from its
         // last sign of life, if a layer below watches it (see `request_end`).
@@ -506,6 +503,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::RoutePolicy;
     use std::convert::Infallible;
     use tower::{ServiceExt, service_fn};
 

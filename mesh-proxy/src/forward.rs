@@ -1,9 +1,10 @@
 //! [`Forward`]: the innermost service of the proxy, sending each request where routing said.
 //!
-//! A request carrying a [`Destination`] goes to an endpoint of that cluster: through the
-//! cluster's circuit breaker (503 UO on overflow), chosen by its load balancer among the
-//! endpoints outlier detection has not ejected (503 UH when none is left), avoiding hosts a
-//! retry already tried; the outcome is reported back to outlier detection. A request without
+//! A request with a [`Destination`](mesh_core::Destination) (routing's, in its
+//! [`Routed`](mesh_core::Routed), else one set on its own) goes to an endpoint of that cluster:
+//! through the cluster's circuit breaker (503 UO on overflow), chosen by its load balancer
+//! among the endpoints outlier detection has not ejected (503 UH when none is left), avoiding
+//! hosts a retry already tried; the outcome is reported back to outlier detection. A request without
 //! one is for a host no VirtualService or ServiceEntry knows: under `ALLOW_ANY` it is passed
 //! through to the authority it names, under `REGISTRY_ONLY` it gets 502 NR. Hop-by-hop headers
 //! are removed and `x-forwarded-for`/`x-forwarded-proto` appended on the way.
@@ -26,8 +27,7 @@ use http::{
 };
 use mesh_core::authority::split_port;
 use mesh_core::{
-    Body, BoxError, Destination, DownstreamAddr, MeshError, UpstreamCluster, UpstreamError,
-    UpstreamHost,
+    Body, BoxError, DownstreamAddr, MeshError, UpstreamCluster, UpstreamError, UpstreamHost,
     abandoned::{ReportOnDrop, report_abandoned},
     error::UpstreamTarget,
     outlier::{Outcome, OutlierDetector},
@@ -157,7 +157,7 @@ impl Shared {
             let authority = owned_authority(&request)?;
             let downstream = extensions.get::<DownstreamAddr>().copied();
             // Only the destination's index is needed (cloning it would count its names).
-            let destination = extensions.get::<Destination>().map(|d| d.cluster);
+            let destination = mesh_core::destination(&extensions).map(|d| d.cluster);
             let scheme = match request.uri().scheme() {
                 Some(scheme) if *scheme == Scheme::HTTPS => "https",
                 _ => "http",
@@ -459,6 +459,7 @@ impl Drop for AttemptTimeoutWatch<'_> {
 mod tests {
     use super::*;
     use crate::{transport::Transport, upstream::Upstream};
+    use mesh_core::Destination;
     use mesh_route::{config::Config, table::RouteTable};
     use tower::ServiceExt;
 

@@ -3,11 +3,12 @@
 //! For each request it looks the host and rules up in a [`RouteTable`], then either answers by
 //! itself (404 `route not found`, a redirect, a direct response — the last two with the
 //! route's response header operations applied) or applies the rule's header operations and
-//! rewrite, records where the request goes as a [`Destination`](mesh_core::Destination)
-//! request extension (with the route's [`RoutePolicy`](mesh_core::policy::RoutePolicy), if it
-//! has one), and calls the inner service — which sends the request to that destination.
-//! On the way back it tells the layers above what it decided: a [`Routed`] response
-//! extension, or a [`RoutedError`] around a failure.
+//! rewrite, records what it decided as a [`Routed`] request extension — where the request goes
+//! ([`destination`](mesh_core::destination)) and the route's
+//! [`RoutePolicy`](mesh_core::policy::RoutePolicy), if it has one
+//! ([`route_policy`](mesh_core::policy::route_policy)) — and calls the inner service, which
+//! sends the request to that destination. On the way back it tells the layers above the same:
+//! a [`Routed`] response extension, or a [`RoutedError`] around a failure.
 //! Requests for hosts the table does not know pass through untouched: what to do with them
 //! (pass-through or `REGISTRY_ONLY`'s 502) is the caller's policy.
 
@@ -28,7 +29,7 @@ use tower::{Layer, Service};
 /// ```
 /// use http_body_util::BodyExt;
 /// use mesh_route::{config::Config, layer::RouteLayer};
-/// use mesh_core::{Body, Destination, body};
+/// use mesh_core::{Body, body, destination};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -62,7 +63,7 @@ use tower::{Layer, Service};
 /// let layer = RouteLayer::from_config(&config).unwrap();
 /// // The inner service sees the routing decision as a request extension.
 /// let svc = ServiceBuilder::new().layer(layer).service(service_fn(|req: http::Request<Body>| async move {
-///     let dest = req.extensions().get::<Destination>().cloned().unwrap();
+///     let dest = destination(req.extensions()).cloned().unwrap();
 ///     Ok::<_, std::convert::Infallible>(http::Response::new(body::full(dest.subset.unwrap().to_string())))
 /// }));
 /// let request = http::Request::get("http://catalog/items").body(body::empty()).unwrap();
@@ -228,12 +229,6 @@ where
                 ..
             } => (rule, routed, matched_prefix),
         };
-        // Only what the layers below act on joins the request (each extension costs an
-        // allocation); the route itself is reported upward, in `Routed`, which the table made
-        // once for this route and destination.
-        if let Some(policy) = &rule.policy {
-            request.extensions_mut().insert(policy.clone());
-        }
         match &rule.action {
             Action::Redirect(redirect) => {
                 let authority = crate::matcher::request_authority(&request).unwrap_or("");
@@ -252,10 +247,14 @@ where
                 if !chosen.rewrite.is_empty() {
                     chosen.rewrite.apply(&mut request, matched_prefix);
                 }
-                request.extensions_mut().insert(chosen.destination.clone());
+                // One value for the layers below (the route's policy, the destination) and
+                // the layers above (the route, on the response), which the table made once
+                // for this route and destination.
+                let routed = &routed[index];
+                request.extensions_mut().insert(routed.clone());
                 let response_ops = [chosen.response_ops.clone(), rule.response_ops.clone()];
-                let routed = routed[index].clone();
-                RouteFuture::inner(self.inner.call(request), response_ops, Some(routed))
+                let routed = Some(routed.clone());
+                RouteFuture::inner(self.inner.call(request), response_ops, routed)
             }
         }
     }
@@ -422,6 +421,27 @@ mod tests {
 
     fn get(uri: &str) -> http::request::Builder {
         Request::get(uri).header(HOST, "catalog")
+    }
+
+    #[tokio::test]
+    async fn the_layers_below_read_the_policy_and_destination_from_the_one_routed_value() {
+        let http = "  - route: [{destination: {host: catalog}}]\n    timeout: 3s";
+        let (response, upstream) = send(http, get("/items").body(body::empty()).unwrap()).await;
+        let extensions = upstream.unwrap().extensions;
+        let routed = extensions.get::<Routed>().expect("routing's decision");
+        let timeout = mesh_core::policy::route_policy(&extensions).and_then(|p| p.timeout);
+        assert_eq!(timeout, Some(std::time::Duration::from_secs(3)));
+        assert_eq!(
+            mesh_core::destination(&extensions).map(|d| &*d.host),
+            Some("catalog")
+        );
+        // One value, not a policy and a destination of their own.
+        assert_eq!(extensions.len(), 1);
+        let reported = response.extensions().get::<Routed>().unwrap();
+        assert!(
+            std::ptr::eq::<mesh_core::RouteChoice>(&**reported, &**routed),
+            "the same one"
+        );
     }
 
     #[tokio::test]

@@ -145,8 +145,6 @@ pub struct Rule {
     pub(crate) action: Action,
     pub(crate) request_ops: HeaderOps,
     pub(crate) response_ops: Option<Arc<HeaderOps>>,
-    /// Timeout and fault policy for the layers below, when the route sets any.
-    pub(crate) policy: Option<RoutePolicy>,
 }
 
 impl Rule {
@@ -159,15 +157,14 @@ impl Rule {
     ) -> Self {
         let matches = matches
             .into_iter()
-            .map(|(m, info)| (m, Reported::new(info, &action)))
+            .map(|(m, info)| (m, Reported::new(info, &action, policy.as_ref())))
             .collect();
         Rule {
             matches,
-            reported: Reported::new(info, &action),
+            reported: Reported::new(info, &action, policy.as_ref()),
             action,
             request_ops,
             response_ops,
-            policy,
         }
     }
 
@@ -212,11 +209,14 @@ struct Reported {
 }
 
 impl Reported {
-    fn new(info: RouteInfo, action: &Action) -> Self {
+    fn new(info: RouteInfo, action: &Action, policy: Option<&RoutePolicy>) -> Self {
         let routed = match action {
             Action::Route { destinations, .. } => destinations
                 .iter()
-                .map(|d| Routed::new(info.clone(), Some(d.destination.clone())))
+                .map(|d| {
+                    let destination = Some(d.destination.clone());
+                    Routed::with_policy(info.clone(), destination, policy.cloned())
+                })
                 .collect(),
             Action::Redirect(_) | Action::Direct(_) => [Routed::new(info.clone(), None)].into(),
         };
@@ -1330,10 +1330,10 @@ mod tests {
     /// The policy of the rule `table` routes `http://catalog/` to.
     fn catalog_policy(table: &RouteTable) -> Option<&RoutePolicy> {
         let request = Request::get("http://catalog/").body(()).unwrap();
-        let Decision::Matched { rule, .. } = table.route(&request) else {
+        let Decision::Matched { routed, .. } = table.route(&request) else {
             panic!("catalog is not routed");
         };
-        rule.policy.as_ref()
+        routed[0].policy.as_ref()
     }
 
     #[test]

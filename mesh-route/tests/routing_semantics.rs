@@ -3,7 +3,7 @@
 //! queryParams / method / authority / ignoreUriCase, host forms and wildcards, and weights.
 
 use http::{Request, Response};
-use mesh_core::{Body, Destination, body};
+use mesh_core::{Body, body, destination};
 use mesh_route::{RouteLayer, config::Config};
 use std::convert::Infallible;
 use tower::{Layer, ServiceExt, service_fn};
@@ -53,7 +53,7 @@ fn layer(routes: &str) -> RouteLayer {
 /// the status of a local reply.
 async fn land(layer: &RouteLayer, request: Request<()>) -> String {
     let inner = service_fn(|request: Request<Body>| async move {
-        let landed = match request.extensions().get::<Destination>() {
+        let landed = match destination(request.extensions()) {
             Some(d) => d.subset.as_deref().unwrap_or("all").to_string(),
             None => "pass".to_string(),
         };

@@ -1,6 +1,6 @@
 //! [`RetryLayer`]: Envoy/Istio retries for any `tower` HTTP service.
 //!
-//! The policy comes from the request's [`RoutePolicy`] (`retry`), else from the layer (none by
+//! The policy comes from the request's [`RoutePolicy`](crate::policy::RoutePolicy) (`retry`), else from the layer (none by
 //! default): the layer's policy applies whenever the request's `retry` is `None`, whether or
 //! not the request carries a `RoutePolicy`. Each attempt's outcome is classified by the
 //! policy's [`RetryOn`](super::RetryOn); a retriable failure is retried after a jittered
@@ -37,7 +37,7 @@ use crate::{
     circuit_breaker::RetryPermit,
     control_headers::ControlHeaders,
     flags::mark_outcome,
-    policy::RoutePolicy,
+    policy::route_policy,
     request_end::{RequestEnd, TimerAfterEnd},
     timeout::{
         EXPECTED_RQ_TIMEOUT_MS, GRPC_TIMEOUT, RouteDeadline, UPSTREAM_RQ_PER_TRY_TIMEOUT_MS,
@@ -139,7 +139,7 @@ pub struct RetryLayer {
 }
 
 impl RetryLayer {
-    /// Retries by each request's route policy; requests without one (no [`RoutePolicy`], or
+    /// Retries by each request's route policy; requests without one (no [`RoutePolicy`](crate::policy::RoutePolicy), or
     /// one with `retry: None`) are not retried. Uses the
     /// default [`RetryBudget`] and a 1 MiB replay buffer.
     ///
@@ -174,7 +174,7 @@ impl RetryLayer {
     }
 
     /// Retries by `policy` the requests whose route has no retry policy of its own: those with
-    /// no [`RoutePolicy`] and those whose `RoutePolicy` has `retry: None` (unlike
+    /// no [`RoutePolicy`](crate::policy::RoutePolicy) and those whose `RoutePolicy` has `retry: None` (unlike
     /// [`TimeoutLayer`](crate::timeout::TimeoutLayer), a present `RoutePolicy` does not
     /// disable the fallback).
     ///
@@ -371,7 +371,7 @@ where
         // The request's own `x-envoy-retry-on` / `-grpc-on` / `max-retries`.
         let by_request = retry_headers.then(|| RetryOverride::take_from(request.headers_mut()));
         let (policy, per_try, global) = {
-            let route = request.extensions().get::<RoutePolicy>();
+            let route = route_policy(request.extensions());
             let policy = route
                 .and_then(|p| p.retry.as_ref())
                 .or(self.fallback.as_ref());
@@ -859,6 +859,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::RoutePolicy;
     use crate::{
         ResponseFlags,
         local_reply::error_to_response,

@@ -1,6 +1,6 @@
 //! [`MirrorLayer`]: VirtualService `mirror`/`mirrors` — fire-and-forget shadow copies.
 //!
-//! For a request whose [`RoutePolicy`] names mirror targets, each target draws its share
+//! For a request whose [`RoutePolicy`](mesh_core::policy::RoutePolicy) names mirror targets, each target draws its share
 //! (`mirrorPercentage`, all by default) and, if drawn, gets a copy of the request: the same
 //! head pointed at the target's [`Destination`](mesh_core::Destination), with `-shadow` appended to the host before
 //! the port (`catalog:80` → `catalog-shadow:80`; switchable off) and its trace context kept
@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http::{Request, Response, request::Parts};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use mesh_core::{Body, BoxError, body, policy::RoutePolicy, retry::DEFAULT_BUFFER_LIMIT};
+use mesh_core::{Body, BoxError, body, policy::route_policy, retry::DEFAULT_BUFFER_LIMIT};
 use shadow_head::shadow_head;
 use std::{
     future::Future,
@@ -411,10 +411,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> S::Future {
-        let Some(mirrors) = request
-            .extensions()
-            .get::<RoutePolicy>()
-            .and_then(|p| p.mirrors.clone())
+        let Some(mirrors) = route_policy(request.extensions()).and_then(|p| p.mirrors.clone())
         else {
             return self.inner.call(request);
         };

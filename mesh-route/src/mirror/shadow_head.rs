@@ -2,7 +2,7 @@
 //! `-shadow` appended to its host and its trace context kept but marked not sampled.
 
 use http::{HeaderMap, HeaderValue, Uri, header::HOST, request::Parts, uri::Authority};
-use mesh_core::{Destination, trace_reason::TraceReason};
+use mesh_core::{Destination, Routed, trace_reason::TraceReason};
 
 /// The request id, whose trace reason a shadow must not carry.
 const X_REQUEST_ID: &str = "x-request-id";
@@ -10,6 +10,13 @@ const X_REQUEST_ID: &str = "x-request-id";
 /// Builds the shadow copy of `original` for `destination`.
 pub(crate) fn shadow_head(original: &Parts, destination: &Destination, host_suffix: bool) -> Parts {
     let mut head = original.clone();
+    // Routing's decision sent the original elsewhere: the shadow keeps its route's policy (the
+    // route timeout applies to it) and goes to the mirror destination.
+    if let Some(routed) = head.extensions.remove::<Routed>()
+        && let Some(policy) = &routed.policy
+    {
+        head.extensions.insert(policy.clone());
+    }
     head.extensions.insert(destination.clone());
     // The retry layer consumes these on the primary's path; the shadow's has no retry layer.
     for control in CONSUMED_BY_RETRIES {
@@ -144,6 +151,44 @@ mod tests {
             subset: Some(Arc::from("v2")),
             port: None,
         }
+    }
+
+    #[test]
+    fn the_shadow_keeps_its_routes_policy_and_goes_to_the_mirror_not_where_routing_sent_it() {
+        use mesh_core::{
+            RouteInfo, destination as destination_of,
+            policy::{RoutePolicy, route_policy},
+        };
+        let policy = RoutePolicy {
+            timeout: Some(std::time::Duration::from_secs(3)),
+            ..Default::default()
+        };
+        let primary = Destination {
+            cluster: 1,
+            subset: Some(Arc::from("v1")),
+            ..destination()
+        };
+        let route = RouteInfo {
+            name: "r".into(),
+            virtual_service: "vs".into(),
+        };
+        let (mut original, ()) = http::Request::get("http://catalog/")
+            .body(())
+            .unwrap()
+            .into_parts();
+        original.extensions.insert(Routed::with_policy(
+            route,
+            Some(primary),
+            Some(policy.clone()),
+        ));
+        let head = shadow_head(&original, &destination(), false);
+        assert_eq!(destination_of(&head.extensions), Some(&destination()));
+        assert_eq!(
+            route_policy(&head.extensions),
+            Some(&policy),
+            "its route timeout applies"
+        );
+        assert!(head.extensions.get::<Routed>().is_none());
     }
 
     #[test]

@@ -1,4 +1,5 @@
 use super::*;
+use mesh_core::policy::RoutePolicy;
 use mesh_core::{
     Destination,
     policy::{Fraction, MirrorTarget},
