@@ -1,6 +1,11 @@
 //! [`BucketHistogram`]: a Prometheus histogram whose buckets are fixed when it is made, so a
-//! sample is counted where it falls at once — a search of the bounds and two atomic adds —
-//! and never kept.
+//! sample is counted where it falls at once — a search of the bounds and two additions — and
+//! never kept.
+//!
+//! Each thread counts into counts of its own ([`Shard`]), which only it writes: an addition is
+//! a load and a store, not an atomic read-modify-write (some 7 ns each on an idle core, and a
+//! cache line passed between every core that records when they all do, as every request on
+//! every worker does). A scrape sums the threads' counts.
 
 use metrics::HistogramFn;
 use std::{
@@ -10,6 +15,7 @@ use std::{
         atomic::{AtomicU64, Ordering::Relaxed},
     },
 };
+use thread_local::ThreadLocal;
 
 /// Bucket bounds a [`BucketHistogram`] cannot have.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -45,10 +51,32 @@ pub enum BucketsError {
 /// ```
 pub struct BucketHistogram {
     bounds: Arc<[f64]>,
+    /// What each thread that recorded counted.
+    shards: ThreadLocal<Shard>,
+}
+
+/// One thread's counts of a [`BucketHistogram`], written by that thread alone (a thread that
+/// takes up an exited one's id carries them on); atomics only so that a scrape can read them.
+struct Shard {
     /// One count per bound, then `+Inf`'s; not cumulative.
     counts: Box<[AtomicU64]>,
     /// The sum of the samples, as `f64` bits.
     sum: AtomicU64,
+}
+
+impl Shard {
+    fn new(buckets: usize) -> Self {
+        Shard {
+            counts: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+}
+
+/// Adds `n` to `cell`, which only this thread writes: a load and a store, which no other
+/// writer can come between.
+fn add_alone(cell: &AtomicU64, n: u64) {
+    cell.store(cell.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
 impl BucketHistogram {
@@ -59,11 +87,9 @@ impl BucketHistogram {
 
     /// A histogram with bounds already checked (shared by every series of one metric).
     pub(super) fn with_bounds(bounds: Arc<[f64]>) -> Self {
-        let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
         BucketHistogram {
             bounds,
-            counts,
-            sum: AtomicU64::new(0f64.to_bits()),
+            shards: ThreadLocal::new(),
         }
     }
 
@@ -71,14 +97,18 @@ impl BucketHistogram {
     /// arrive, so a scrape during traffic may see a sample in its bucket and not yet in the
     /// sum, as with any Prometheus client.
     pub fn snapshot(&self) -> HistogramSnapshot<'_> {
+        let mut counts = vec![0u64; self.bounds.len() + 1];
+        let mut sum = 0.0;
+        for shard in &self.shards {
+            for (total, count) in counts.iter_mut().zip(&shard.counts) {
+                *total = total.wrapping_add(count.load(Relaxed));
+            }
+            sum += f64::from_bits(shard.sum.load(Relaxed));
+        }
         HistogramSnapshot {
             bounds: &self.bounds,
-            counts: self
-                .counts
-                .iter()
-                .map(|count| count.load(Relaxed))
-                .collect(),
-            sum: f64::from_bits(self.sum.load(Relaxed)),
+            counts,
+            sum,
         }
     }
 
@@ -93,11 +123,10 @@ impl BucketHistogram {
             .iter()
             .position(|bound| value <= *bound)
             .unwrap_or(self.bounds.len());
-        self.counts[bucket].fetch_add(count, Relaxed);
-        let added = value * count as f64;
-        let _ = self.sum.fetch_update(Relaxed, Relaxed, |bits| {
-            Some((f64::from_bits(bits) + added).to_bits())
-        });
+        let shard = self.shards.get_or(|| Shard::new(self.bounds.len() + 1));
+        add_alone(&shard.counts[bucket], count);
+        let sum = f64::from_bits(shard.sum.load(Relaxed)) + value * count as f64;
+        shard.sum.store(sum.to_bits(), Relaxed);
     }
 }
 
@@ -205,6 +234,35 @@ mod tests {
         assert_eq!(snapshot.cumulative_counts()[2], 40_000);
         // 0, 1 and 2 in turn: 3333 × 3 + one extra 0 per thread.
         assert_eq!(snapshot.sum, 4.0 * (3333.0 * 3.0));
+    }
+
+    #[test]
+    fn each_thread_counts_into_its_own_shard_and_a_snapshot_adds_them_up() {
+        let histogram = Arc::new(BucketHistogram::new(&[1.0]).unwrap());
+        histogram.record(0.5);
+        // Both alive at once, so that neither takes up the other's id (and shard) on exiting.
+        let together = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            for sample in [0.25, 2.0] {
+                let (histogram, together) = (&histogram, &together);
+                scope.spawn(move || {
+                    histogram.record(sample);
+                    together.wait();
+                });
+            }
+        });
+        histogram.record(4.0);
+        assert_eq!(
+            histogram.shards.iter().count(),
+            3,
+            "this thread's and two more"
+        );
+        let mine = histogram.shards.get().unwrap();
+        let counts: Vec<u64> = mine.counts.iter().map(|c| c.load(Relaxed)).collect();
+        assert_eq!(counts, [1, 1], "only this thread's samples");
+        let snapshot = histogram.snapshot();
+        assert_eq!(snapshot.counts, [2, 2]);
+        assert_eq!(snapshot.sum, 6.75);
     }
 
     #[test]

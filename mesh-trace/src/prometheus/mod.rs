@@ -5,8 +5,8 @@
 //! functions, so a scrape reads as one of that exporter's own recorders would write it.
 //!
 //! It is built for the request path. A counter or gauge is one atomic; a histogram sample is
-//! a search of its bucket bounds and two atomic adds ([`BucketHistogram`]), into buckets fixed
-//! when the series is registered. Nothing is timestamped, buffered or allocated per sample,
+//! a search of its bucket bounds and two additions into the recording thread's own counts
+//! ([`BucketHistogram`]), into buckets fixed when the series is registered. Nothing is timestamped, buffered or allocated per sample,
 //! so no upkeep task has to drain samples and memory does not grow with traffic between
 //! scrapes. (`metrics-exporter-prometheus` keeps each histogram sample with a timestamp until
 //! its upkeep runs: per Istio request, three clock reads and three pushes onto a lock-free
