@@ -7,6 +7,7 @@
 //! cache line passed between every core that records when they all do, as every request on
 //! every worker does). A scrape sums the threads' counts.
 
+use super::per_thread::add_alone;
 use metrics::HistogramFn;
 use std::{
     fmt,
@@ -71,12 +72,6 @@ impl Shard {
             sum: AtomicU64::new(0f64.to_bits()),
         }
     }
-}
-
-/// Adds `n` to `cell`, which only this thread writes: a load and a store, which no other
-/// writer can come between.
-fn add_alone(cell: &AtomicU64, n: u64) {
-    cell.store(cell.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
 impl BucketHistogram {

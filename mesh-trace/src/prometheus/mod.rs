@@ -4,9 +4,10 @@
 //! `metrics-exporter-prometheus`'s [`formatting`](metrics_exporter_prometheus::formatting)
 //! functions, so a scrape reads as one of that exporter's own recorders would write it.
 //!
-//! It is built for the request path. A counter or gauge is one atomic; a histogram sample is
-//! a search of its bucket bounds and two additions into the recording thread's own counts
-//! ([`BucketHistogram`]), into buckets fixed when the series is registered. Nothing is timestamped, buffered or allocated per sample,
+//! It is built for the request path. A counter counts into the counting thread's own cell
+//! ([`PerThreadCounter`]), a gauge is one atomic, and a histogram sample is a search of its
+//! bucket bounds and two additions into the recording thread's own counts ([`BucketHistogram`]),
+//! into buckets fixed when the series is registered. Nothing is timestamped, buffered or allocated per sample,
 //! so no upkeep task has to drain samples and memory does not grow with traffic between
 //! scrapes. (`metrics-exporter-prometheus` keeps each histogram sample with a timestamp until
 //! its upkeep runs: per Istio request, three clock reads and three pushes onto a lock-free
@@ -18,9 +19,11 @@
 //! [`DEFAULT_BUCKETS`]; every histogram renders as a Prometheus histogram.
 
 mod histogram;
+mod per_thread;
 mod text;
 
 pub use histogram::{BucketHistogram, BucketsError, HistogramSnapshot};
+pub use per_thread::PerThreadCounter;
 
 use metrics::{
     Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
@@ -82,7 +85,7 @@ struct Registry {
 /// Every series registered, their help texts, and the bucket rules.
 #[derive(Default)]
 struct Series {
-    counters: HashMap<Key, Arc<AtomicU64>>,
+    counters: HashMap<Key, Arc<PerThreadCounter>>,
     gauges: HashMap<Key, Arc<AtomicU64>>,
     histograms: HashMap<Key, Arc<BucketHistogram>>,
     /// Descriptions by metric name (as rendered).

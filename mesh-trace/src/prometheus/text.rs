@@ -70,7 +70,7 @@ pub(super) fn render(series: &Series) -> String {
         })
     };
     for (key, counter) in &series.counters {
-        push(key, Value::Counter(counter.load(Relaxed)));
+        push(key, Value::Counter(counter.total()));
     }
     for (key, gauge) in &series.gauges {
         push(key, Value::Gauge(f64::from_bits(gauge.load(Relaxed))));
