@@ -258,7 +258,7 @@ impl RetryContext {
     /// assert!(!context.tried(&b));
     /// ```
     pub fn tried(&self, host: &Authority) -> bool {
-        self.hosts_tried() > 0
+        self.0.any_tried.load(Ordering::Relaxed)
             && self
                 .0
                 .hosts

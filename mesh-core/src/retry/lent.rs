@@ -60,13 +60,12 @@ impl Deref for LentExtensions {
 impl Drop for LentExtensions {
     fn drop(&mut self) {
         let mut extensions = std::mem::take(&mut self.0);
-        let wanted = extensions
-            .get::<RetryContext>()
-            .is_some_and(RetryContext::expects_extensions_back);
-        match extensions.remove::<RetryContext>().filter(|_| wanted) {
-            Some(context) => context.keep_handed_back(extensions),
+        match extensions.remove::<RetryContext>() {
+            Some(context) if context.expects_extensions_back() => {
+                context.keep_handed_back(extensions);
+            }
             // Not wanted: cleared, for the next request to use.
-            None => spare_extensions::give_back(extensions),
+            _ => spare_extensions::give_back(extensions),
         }
     }
 }
