@@ -583,6 +583,14 @@ impl<S> Drop for RetryState<S> {
 }
 
 impl<S> RetryState<S> {
+    /// The answer of the last attempt, for a retry that cannot be made; `why` as the error
+    /// when there is none to give.
+    fn last_answer_or(&mut self, why: &'static str) -> Result<Response<Body>, BoxError> {
+        self.last
+            .take()
+            .unwrap_or_else(|| Err(MeshError::BadRequest(why).into()))
+    }
+
     /// The timeout a retry's upstream is told (`x-envoy-expected-rq-timeout-ms`, and
     /// `grpc-timeout` for gRPC under a route timeout): the per-try timeout, reduced to what is
     /// left of the overall one (at least 1 ms), as Envoy does; the timeout told, if any.
@@ -813,26 +821,16 @@ where
                     // What the attempt before handed back, or what was kept; without them no
                     // retry is made, and the last answer stands.
                     let Some(extensions) = retry.extensions.for_retry(&retry.context) else {
-                        if let Some(result) = retry.last.take() {
-                            return Poll::Ready(result);
-                        }
-                        return Poll::Ready(Err(MeshError::BadRequest(
-                            "the request's extensions were not handed back for a retry",
-                        )
-                        .into()));
+                        let why = "the request's extensions were not handed back for a retry";
+                        return Poll::Ready(retry.last_answer_or(why));
                     };
                     retry.attempt += 1;
                     // The headers a retry adds: the attempt count and the expected timeouts.
                     let Ok(mut parts) = retry.head.make(3) else {
                         // Only a header value made unchecked out of bytes `http` refuses does
                         // not read back: the request is not retried, its last answer stands.
-                        if let Some(result) = retry.last.take() {
-                            return Poll::Ready(result);
-                        }
-                        return Poll::Ready(Err(MeshError::BadRequest(
-                            "the request head cannot be read back for a retry",
-                        )
-                        .into()));
+                        let why = "the request head cannot be read back for a retry";
+                        return Poll::Ready(retry.last_answer_or(why));
                     };
                     parts
                         .headers
