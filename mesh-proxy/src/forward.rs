@@ -177,7 +177,14 @@ impl Shared {
                         .ok_or(MeshError::NoHealthyUpstream)?;
                     if cluster.passthrough {
                         // Boxed: a pass-through's own connection makes a far larger future.
-                        Box::pin(self.pass_through(request, &extensions, &authority, port)).await?
+                        Box::pin(self.pass_through(
+                            request,
+                            &extensions,
+                            &authority,
+                            port,
+                            downstream,
+                        ))
+                        .await?
                     } else {
                         self.to_endpoint(cluster, request, &extensions, &authority, port)
                             .await?
@@ -190,7 +197,14 @@ impl Shared {
                         );
                     }
                     _ => {
-                        Box::pin(self.pass_through(request, &extensions, &authority, port)).await?
+                        Box::pin(self.pass_through(
+                            request,
+                            &extensions,
+                            &authority,
+                            port,
+                            downstream,
+                        ))
+                        .await?
                     }
                 },
             };
@@ -307,8 +321,8 @@ impl Shared {
         extensions: &Extensions,
         authority: &Authority,
         port: u16,
+        downstream: Option<DownstreamAddr>,
     ) -> Result<Response<Body>, MeshError> {
-        let downstream = extensions.get::<DownstreamAddr>();
         let target: Authority = format!("{}:{port}", authority.host())
             .parse()
             .map_err(|_| MeshError::BadRequest("invalid host"))?;
