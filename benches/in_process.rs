@@ -6,7 +6,9 @@
 //! `x-request-id`, sampling), Istio metrics into a Prometheus recorder, routing to a subset,
 //! a 15 s timeout, retries (`5xx,connect-failure`, 2 attempts, with the body-replay template)
 //! and endpoint selection, then the same hyper client. The difference is what the mesh adds
-//! per request. A second group, `in_process_cpu`, isolates the mesh's CPU cost: the same two
+//! per request. `hyper_client_sending_the_meshs_headers` is the bare call with the headers
+//! the mesh adds: the part of that difference spent on the wire and in the upstream's parser,
+//! which the mesh's own code does not touch. A second group, `in_process_cpu`, isolates the mesh's CPU cost: the same two
 //! over a client that answers 200 at once, with no network. `LAYER_BENCH_ROUNDS=N` runs each
 //! pair interleaved, the second of each against the first (see `support::layer_bench`).
 
@@ -91,6 +93,22 @@ fn in_process(c: &mut Criterion) {
             async move { Ok::<_, BoxError>(response.await?.map(mesh::core::body::boxed)) }
         }),
     );
+    // The bare client again, sending the headers the mesh adds (trace context, request id,
+    // attempt count, timeout, forwarded proto; one request's, copied): what the wire and the
+    // upstream's parser cost for them, which no in-process client can save.
+    let meshs_headers = runtime.block_on(headers_the_mesh_sends(&mesh));
+    let bare = http.clone();
+    let items: http::Uri = format!("http://{upstream}/items").parse().expect("uri");
+    network.add(
+        "hyper_client_sending_the_meshs_headers",
+        None,
+        service_fn(move |mut request: http::Request<Body>| {
+            *request.uri_mut() = items.clone();
+            *request.headers_mut() = meshs_headers.clone();
+            let response = bare.request(request);
+            async move { Ok::<_, BoxError>(response.await?.map(mesh::core::body::boxed)) }
+        }),
+    );
     let through_mesh = mesh.client_layer("catalog").expect("host").layer(http);
     network.add("mesh_client", None, through_mesh);
     network.run(c, "in_process", &runtime);
@@ -110,6 +128,22 @@ fn in_process(c: &mut Criterion) {
         over_answer_at_once,
     );
     at_once.run(c, "in_process_cpu", &runtime);
+}
+
+/// The headers of a bench request as the mesh hands it to its client.
+async fn headers_the_mesh_sends(mesh: &Mesh) -> http::HeaderMap {
+    use tower::ServiceExt;
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let keep = sent.clone();
+    let capture = service_fn(move |request: http::Request<Body>| {
+        *keep.lock().expect("unpoisoned") = Some(request.headers().clone());
+        async { Ok::<_, Infallible>(http::Response::new(mesh::core::body::empty())) }
+    });
+    let client = mesh.client_layer("catalog").expect("host").layer(capture);
+    let request = wire_request::WireBuffer::new().request();
+    client.oneshot(request).await.expect("answered");
+    let headers = sent.lock().expect("unpoisoned").take();
+    headers.expect("the mesh sent the request on")
 }
 
 criterion_group!(benches, in_process);
