@@ -30,6 +30,9 @@ mod wire_request;
 
 use layer_bench::Variants;
 
+/// The hyper-util client both variants send with.
+type HyperClient = Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
+
 /// `catalog` at `upstream`, routed to subset v1 with a timeout and retries.
 fn config(upstream: SocketAddr) -> String {
     format!(
@@ -80,34 +83,21 @@ fn in_process(c: &mut Criterion) {
     let http = Client::builder(TokioExecutor::new()).build_http::<Body>();
 
     let mut network = Variants::default();
-    let bare = http.clone();
     // Every bench request is `GET /items`; the URI is made once, as a client would keep it.
     let items: http::Uri = format!("http://{upstream}/items").parse().expect("uri");
     network.add(
         "hyper_client",
         None,
-        service_fn(move |mut request: http::Request<Body>| {
-            *request.uri_mut() = items.clone();
-            let response = bare.request(request);
-            // Boxed as the harness needs one response type (the mesh boxes its bodies too).
-            async move { Ok::<_, BoxError>(response.await?.map(mesh::core::body::boxed)) }
-        }),
+        bare(http.clone(), items.clone(), None),
     );
     // The bare client again, sending the headers the mesh adds (trace context, request id,
     // attempt count, timeout, forwarded proto; one request's, copied): what the wire and the
     // upstream's parser cost for them, which no in-process client can save.
     let meshs_headers = runtime.block_on(headers_the_mesh_sends(&mesh));
-    let bare = http.clone();
-    let items: http::Uri = format!("http://{upstream}/items").parse().expect("uri");
     network.add(
         "hyper_client_sending_the_meshs_headers",
         None,
-        service_fn(move |mut request: http::Request<Body>| {
-            *request.uri_mut() = items.clone();
-            *request.headers_mut() = meshs_headers.clone();
-            let response = bare.request(request);
-            async move { Ok::<_, BoxError>(response.await?.map(mesh::core::body::boxed)) }
-        }),
+        bare(http.clone(), items, Some(meshs_headers)),
     );
     let through_mesh = mesh.client_layer("catalog").expect("host").layer(http);
     network.add("mesh_client", None, through_mesh);
@@ -128,6 +118,29 @@ fn in_process(c: &mut Criterion) {
         over_answer_at_once,
     );
     at_once.run(c, "in_process_cpu", &runtime);
+}
+
+/// The bare hyper client sending each request to `uri`, with `headers` instead of its own if
+/// given.
+fn bare(
+    http: HyperClient,
+    uri: http::Uri,
+    headers: Option<http::HeaderMap>,
+) -> impl tower::Service<
+    http::Request<Body>,
+    Response = http::Response<Body>,
+    Error = BoxError,
+    Future = impl Future<Output = Result<http::Response<Body>, BoxError>>,
+> + Clone {
+    service_fn(move |mut request: http::Request<Body>| {
+        *request.uri_mut() = uri.clone();
+        if let Some(headers) = &headers {
+            *request.headers_mut() = headers.clone();
+        }
+        let response = http.request(request);
+        // Boxed as the harness needs one response type (the mesh boxes its bodies too).
+        async move { Ok::<_, BoxError>(response.await?.map(mesh::core::body::boxed)) }
+    })
 }
 
 /// The headers of a bench request as the mesh hands it to its client.
