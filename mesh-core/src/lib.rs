@@ -29,6 +29,7 @@ pub mod grpc;
 pub mod header_value;
 pub mod local_reply;
 pub mod outlier;
+pub mod per_thread;
 pub mod policy;
 pub mod request_end;
 pub mod retry;

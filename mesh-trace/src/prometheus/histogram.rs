@@ -7,7 +7,7 @@
 //! cache line passed between every core that records when they all do, as every request on
 //! every worker does). A scrape sums the threads' counts.
 
-use super::per_thread::add_alone;
+use mesh_core::per_thread::add_alone;
 use metrics::HistogramFn;
 use std::{
     fmt,

@@ -1,19 +1,8 @@
-//! Counting per thread: each thread that counts has a cell of its own, which only it writes,
-//! so that a count is a load and a store rather than an atomic read-modify-write (some 7 ns
-//! on an idle core, and the counter's cache line passed between cores when every worker counts
-//! each request into the same series). A reading sums the threads' cells. The cells are
-//! atomics only so that a scrape on another thread can read them; a thread that takes up an
-//! exited one's id carries its cell on ([`ThreadLocal`]).
+//! [`PerThreadCounter`]: a Prometheus counter counted per thread, on
+//! [`mesh_core::per_thread`]'s cells (see there why).
 
+use mesh_core::per_thread::PerThreadCounts;
 use metrics::CounterFn;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use thread_local::ThreadLocal;
-
-/// Adds `n` to `cell`, which only this thread writes: a load and a store, which no other
-/// writer can come between.
-pub(super) fn add_alone(cell: &AtomicU64, n: u64) {
-    cell.store(cell.load(Relaxed).wrapping_add(n), Relaxed);
-}
 
 /// A Prometheus counter each thread counts into a cell of its own: a load and a store, not an
 /// atomic read-modify-write, and no cache line shared between the cores that count. Reading it
@@ -33,21 +22,19 @@ pub(super) fn add_alone(cell: &AtomicU64, n: u64) {
 /// ```
 #[derive(Debug, Default)]
 pub struct PerThreadCounter {
-    cells: ThreadLocal<AtomicU64>,
+    cells: PerThreadCounts<1>,
 }
 
 impl PerThreadCounter {
     /// The count of every thread.
     pub fn total(&self) -> u64 {
-        self.cells
-            .iter()
-            .fold(0u64, |total, cell| total.wrapping_add(cell.load(Relaxed)))
+        self.cells.total(0)
     }
 }
 
 impl CounterFn for PerThreadCounter {
     fn increment(&self, value: u64) {
-        add_alone(self.cells.get_or_default(), value);
+        self.cells.add(0, value);
     }
 
     /// Raises the total to `value` when it is below it (this thread's cell takes the
@@ -55,7 +42,7 @@ impl CounterFn for PerThreadCounter {
     fn absolute(&self, value: u64) {
         let total = self.total();
         if value > total {
-            add_alone(self.cells.get_or_default(), value - total);
+            self.cells.add(0, value - total);
         }
     }
 }
@@ -81,7 +68,7 @@ mod tests {
         });
         assert_eq!(counter.total(), 40_000);
         assert_eq!(
-            counter.cells.iter().count(),
+            counter.cells.threads(),
             4,
             "one cell per thread alive at once"
         );
