@@ -3,13 +3,20 @@
 //! request into the same series. The figure is per sample, per thread: with shared counts the
 //! two threads pass the counts' cache line between the cores. The counter is measured beside
 //! a shared atomic one (what the recorder's counters were), the histogram on its own (compare
-//! builds with `benches/compare.sh`).
+//! builds with `benches/compare.sh`). `upstream_counts` is what the forwarder counts into a
+//! cluster's and an endpoint's stats for each request, from one thread and from two.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mesh::trace::prometheus::{BucketHistogram, PerThreadCounter};
+use mesh::{
+    proxy::{
+        cluster_stats::ClusterStats,
+        endpoint::{Endpoint, Protocol},
+    },
+    trace::prometheus::{BucketHistogram, PerThreadCounter},
+};
 use metrics::{CounterFn, HistogramFn};
 use std::{
-    sync::Barrier,
+    sync::{Arc, Barrier},
     time::{Duration, Instant},
 };
 
@@ -85,6 +92,38 @@ fn metrics_record(c: &mut Criterion) {
         });
     }
     group.finish();
+    // What the forwarder counts for each request to one endpoint of one cluster.
+    let mut group = c.benchmark_group("upstream_counts");
+    for threads in [1, 2] {
+        group.bench_function(format!("{threads}_threads_one_endpoint"), |b| {
+            b.iter_custom(|iters| upstream_counts(threads, iters))
+        });
+    }
+    group.finish();
+}
+
+/// The time `threads` threads take to count `requests` requests each into one cluster's and
+/// one endpoint's stats, as the forwarder does: the attempt, the endpoint's request (its
+/// in-flight count up and down) and success, the answer's status class and time.
+fn upstream_counts(threads: usize, requests: u64) -> Duration {
+    let cluster = ClusterStats::default();
+    let endpoint = Arc::new(Endpoint::new(
+        "127.0.0.1:1".parse().expect("authority"),
+        Default::default(),
+        Protocol::Http1,
+    ));
+    let elapsed = together(threads, |_| {
+        for _ in 0..requests {
+            cluster.record_attempt(1);
+            let in_flight = endpoint.start_request();
+            endpoint.record_success();
+            cluster.record_response(200, Duration::from_millis(3));
+            drop(in_flight);
+        }
+    });
+    assert_eq!(cluster.rq_total(), requests * threads as u64);
+    assert_eq!(endpoint.successes(), requests * threads as u64);
+    elapsed
 }
 
 criterion_group!(benches, metrics_record);

@@ -4,7 +4,7 @@
 //! `/stats/prometheus` and `/clusters`, and by the canary controller.
 
 use crate::response_tally::ResponseTally;
-use std::sync::atomic::{AtomicU64, Ordering};
+use mesh_core::per_thread::{PerThreadCounts, add_alone};
 use std::time::Duration;
 
 /// One cluster's request counters.
@@ -22,11 +22,16 @@ use std::time::Duration;
 /// ```
 #[derive(Debug, Default)]
 pub struct ClusterStats {
-    rq_total: AtomicU64,
-    rq_retry: AtomicU64,
-    rq_timeout: AtomicU64,
+    /// `rq_total`, `rq_retry` and `rq_timeout` ([`RQ_TOTAL`]…), counted per thread: every
+    /// worker counts each of the cluster's requests.
+    counts: PerThreadCounts<3>,
     responses: ResponseTally,
 }
+
+/// Where in [`ClusterStats::counts`] each counter is.
+const RQ_TOTAL: usize = 0;
+const RQ_RETRY: usize = 1;
+const RQ_TIMEOUT: usize = 2;
 
 impl ClusterStats {
     /// Counts an attempt sent to one of the cluster's endpoints (`attempt` counts from 1; later
@@ -42,9 +47,10 @@ impl ClusterStats {
     /// assert_eq!(stats.rq_retry(), 2, "attempts after the first are retries");
     /// ```
     pub fn record_attempt(&self, attempt: u32) {
-        self.rq_total.fetch_add(1, Ordering::Relaxed);
+        let mine = self.counts.mine();
+        add_alone(&mine[RQ_TOTAL], 1);
         if attempt > 1 {
-            self.rq_retry.fetch_add(1, Ordering::Relaxed);
+            add_alone(&mine[RQ_RETRY], 1);
         }
     }
 
@@ -58,7 +64,7 @@ impl ClusterStats {
     /// assert_eq!((stats.rq_total(), stats.rq_timeout()), (1, 1));
     /// ```
     pub fn record_timeout(&self) {
-        self.rq_timeout.fetch_add(1, Ordering::Relaxed);
+        self.counts.add(RQ_TIMEOUT, 1);
     }
 
     /// Counts an attempt's answer: its status (the local reply's for an attempt that failed or
@@ -101,7 +107,7 @@ impl ClusterStats {
     /// assert_eq!(stats.rq_total(), 2, "retries included");
     /// ```
     pub fn rq_total(&self) -> u64 {
-        self.rq_total.load(Ordering::Relaxed)
+        self.counts.total(RQ_TOTAL)
     }
 
     /// `upstream_rq_retry`: attempts that were retries.
@@ -115,7 +121,7 @@ impl ClusterStats {
     /// assert_eq!(stats.rq_retry(), 1);
     /// ```
     pub fn rq_retry(&self) -> u64 {
-        self.rq_retry.load(Ordering::Relaxed)
+        self.counts.total(RQ_RETRY)
     }
 
     /// `upstream_rq_timeout`: attempts abandoned at their timeout.
@@ -128,6 +134,35 @@ impl ClusterStats {
     /// assert_eq!(stats.rq_timeout(), 1);
     /// ```
     pub fn rq_timeout(&self) -> u64 {
-        self.rq_timeout.load(Ordering::Relaxed)
+        self.counts.total(RQ_TIMEOUT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_thread_counts_in_cells_of_its_own_and_the_readings_sum_them() {
+        let stats = ClusterStats::default();
+        // Both alive at once, so that neither takes up the other's thread id and cells.
+        let together = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            for attempt in [1, 2] {
+                let (stats, together) = (&stats, &together);
+                scope.spawn(move || {
+                    for _ in 0..1_000 {
+                        stats.record_attempt(attempt);
+                        stats.record_timeout();
+                    }
+                    together.wait();
+                });
+            }
+        });
+        assert_eq!(
+            (stats.rq_total(), stats.rq_retry(), stats.rq_timeout()),
+            (2_000, 1_000, 2_000)
+        );
+        assert_eq!(stats.counts.threads(), 2);
     }
 }

@@ -5,7 +5,7 @@
 //! in-flight count — which the least-request balancer reads — counts all traffic it serves.
 
 use http::uri::Authority;
-use mesh_core::workload::Workload;
+use mesh_core::{per_thread::PerThreadCounts, workload::Workload};
 use std::{
     collections::BTreeMap,
     sync::{
@@ -52,6 +52,12 @@ impl Protocol {
     }
 }
 
+/// Where in [`Endpoint::counts`] each counter is.
+const REQUESTS: usize = 0;
+const FAILURES: usize = 1;
+const SUCCESSES: usize = 2;
+const TIMEOUTS: usize = 3;
+
 /// One upstream endpoint.
 ///
 /// ```
@@ -76,11 +82,11 @@ pub struct Endpoint {
     pub protocol: Protocol,
     /// Its workload, as the `destination_*` metric labels report it.
     pub workload: Arc<Workload>,
+    /// Shared by the threads, as the balancer reads it for each request.
     in_flight: AtomicUsize,
-    requests: AtomicU64,
-    failures: AtomicU64,
-    successes: AtomicU64,
-    timeouts: AtomicU64,
+    /// `requests`, `failures`, `successes`, `timeouts` ([`REQUESTS`]…), counted per thread:
+    /// every worker counts each request to the endpoint.
+    counts: PerThreadCounts<4>,
     unreachable: ConnectBackoff,
     pub(crate) h2: crate::upstream::Http2Connection,
 }
@@ -124,10 +130,7 @@ impl Endpoint {
             labels,
             protocol,
             in_flight: AtomicUsize::new(0),
-            requests: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            successes: AtomicU64::new(0),
-            timeouts: AtomicU64::new(0),
+            counts: PerThreadCounts::default(),
             unreachable: ConnectBackoff::default(),
             h2: Default::default(),
         }
@@ -175,7 +178,7 @@ impl Endpoint {
     /// assert_eq!(endpoint.requests(), 2, "finished requests still count");
     /// ```
     pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.counts.total(REQUESTS)
     }
 
     /// Requests that failed to connect or got a 5xx.
@@ -187,7 +190,7 @@ impl Endpoint {
     /// assert_eq!((endpoint.failures(), endpoint.successes()), (1, 0));
     /// ```
     pub fn failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
+        self.counts.total(FAILURES)
     }
 
     /// Requests answered with a status below 500.
@@ -200,7 +203,7 @@ impl Endpoint {
     /// assert_eq!((endpoint.successes(), endpoint.failures()), (2, 0));
     /// ```
     pub fn successes(&self) -> u64 {
-        self.successes.load(Ordering::Relaxed)
+        self.counts.total(SUCCESSES)
     }
 
     /// Requests abandoned at their (route or per-try) timeout.
@@ -213,7 +216,7 @@ impl Endpoint {
     /// assert_eq!(endpoint.timeouts(), 1);
     /// ```
     pub fn timeouts(&self) -> u64 {
-        self.timeouts.load(Ordering::Relaxed)
+        self.counts.total(TIMEOUTS)
     }
 
     /// Counts a request answered with a status below 500.
@@ -225,7 +228,7 @@ impl Endpoint {
     /// assert_eq!(endpoint.successes(), 1);
     /// ```
     pub fn record_success(&self) {
-        self.successes.fetch_add(1, Ordering::Relaxed);
+        self.counts.add(SUCCESSES, 1);
     }
 
     /// Counts a request abandoned at its timeout.
@@ -237,7 +240,7 @@ impl Endpoint {
     /// assert_eq!((endpoint.timeouts(), endpoint.failures()), (1, 0));
     /// ```
     pub fn record_timeout(&self) {
-        self.timeouts.fetch_add(1, Ordering::Relaxed);
+        self.counts.add(TIMEOUTS, 1);
     }
 
     /// Marks a request as started; the guard marks it finished when dropped.
@@ -253,7 +256,7 @@ impl Endpoint {
     /// assert_eq!((endpoint.in_flight(), endpoint.requests()), (0, 1));
     /// ```
     pub fn start_request(self: &Arc<Self>) -> InFlight {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.counts.add(REQUESTS, 1);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
     }
@@ -268,7 +271,7 @@ impl Endpoint {
     /// assert_eq!(endpoint.failures(), 2);
     /// ```
     pub fn record_failure(&self) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.counts.add(FAILURES, 1);
     }
 
     /// Records that connecting failed: the endpoint is passed over for a while (1 s, doubling
@@ -407,6 +410,33 @@ impl Drop for InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_thread_counts_in_cells_of_its_own_and_the_in_flight_count_is_shared() {
+        let endpoint = Arc::new(Endpoint::new(
+            "127.0.0.1:1".parse().unwrap(),
+            Default::default(),
+            Protocol::Http1,
+        ));
+        let started = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                let (endpoint, started) = (&endpoint, &started);
+                scope.spawn(move || {
+                    let guard = endpoint.start_request();
+                    endpoint.record_success();
+                    started.wait();
+                    // Both threads' requests are in flight at once: one count both see.
+                    assert_eq!(endpoint.in_flight(), 2);
+                    started.wait();
+                    drop(guard);
+                });
+            }
+        });
+        assert_eq!((endpoint.requests(), endpoint.successes()), (2, 2));
+        assert_eq!(endpoint.in_flight(), 0);
+        assert_eq!(endpoint.counts.threads(), 2);
+    }
 
     #[test]
     fn protocol_from_port() {

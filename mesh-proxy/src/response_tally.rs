@@ -25,8 +25,8 @@
 //! assert!(window.quantile(0.99).unwrap() <= 5.0);
 //! ```
 
+use mesh_core::per_thread::{PerThreadCounts, add_alone};
 use mesh_trace::metrics::ISTIO_BUCKETS;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Number of histogram buckets: Istio's boundaries plus `+Inf`.
@@ -48,8 +48,9 @@ const CLASSES: usize = 5;
 /// ```
 #[derive(Debug, Default)]
 pub struct ResponseTally {
-    classes: [AtomicU64; CLASSES],
-    buckets: [AtomicU64; BUCKETS],
+    /// The counts by class, then by bucket, per thread: every worker counts each of the
+    /// cluster's answers.
+    counts: PerThreadCounts<{ CLASSES + BUCKETS }>,
 }
 
 impl ResponseTally {
@@ -66,14 +67,15 @@ impl ResponseTally {
     /// assert_eq!(tally.snapshot().total(), 2);
     /// ```
     pub fn record(&self, status: u16, elapsed: Duration) {
+        let mine = self.counts.mine();
         if let Some(class) = (status / 100).checked_sub(1).map(usize::from)
             && class < CLASSES
         {
-            self.classes[class].fetch_add(1, Ordering::Relaxed);
+            add_alone(&mine[class], 1);
         }
         let millis = elapsed.as_secs_f64() * 1000.0;
         let bucket = ISTIO_BUCKETS.partition_point(|&bound| bound < millis);
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        add_alone(&mine[CLASSES + bucket], 1);
     }
 
     /// Attempts answered with a status of `class` (1 to 5: 1xx to 5xx).
@@ -88,10 +90,10 @@ impl ResponseTally {
     /// assert_eq!((tally.class(0), tally.class(6)), (0, 0), "no such class");
     /// ```
     pub fn class(&self, class: u16) -> u64 {
-        usize::from(class)
-            .checked_sub(1)
-            .and_then(|i| self.classes.get(i))
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+        match usize::from(class).checked_sub(1) {
+            Some(i) if i < CLASSES => self.counts.total(i),
+            _ => 0,
+        }
     }
 
     /// The counts now.
@@ -106,9 +108,10 @@ impl ResponseTally {
     /// assert_eq!(tally.snapshot().errors(), 1);
     /// ```
     pub fn snapshot(&self) -> TallySnapshot {
+        let counts = self.counts.totals();
         TallySnapshot {
-            classes: self.classes.each_ref().map(|c| c.load(Ordering::Relaxed)),
-            buckets: self.buckets.each_ref().map(|b| b.load(Ordering::Relaxed)),
+            classes: std::array::from_fn(|i| counts[i]),
+            buckets: std::array::from_fn(|i| counts[CLASSES + i]),
         }
     }
 }
@@ -271,6 +274,26 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn each_thread_counts_in_cells_of_its_own_and_a_snapshot_sums_them() {
+        let tally = ResponseTally::default();
+        // Both alive at once, so that neither takes up the other's thread id and cells.
+        let together = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            for status in [200, 503] {
+                let (tally, together) = (&tally, &together);
+                scope.spawn(move || {
+                    (0..1_000).for_each(|_| tally.record(status, ms(3)));
+                    together.wait();
+                });
+            }
+        });
+        let snapshot = tally.snapshot();
+        assert_eq!((snapshot.total(), snapshot.errors()), (2_000, 1_000));
+        assert_eq!((tally.class(2), tally.class(5)), (1_000, 1_000));
+        assert_eq!(tally.counts.threads(), 2);
     }
 
     #[test]
