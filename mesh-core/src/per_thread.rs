@@ -46,7 +46,17 @@ impl<const N: usize> PerThreadCounts<N> {
         add_alone(&self.mine()[index], n);
     }
 
-    /// This thread's cells, made at its first count.
+    /// This thread's cells, made at its first count: for counting into several of them with
+    /// one lookup, each with [`add_alone`] (only this thread may write them).
+    ///
+    /// ```
+    /// use mesh_core::per_thread::{PerThreadCounts, add_alone};
+    /// let counts = PerThreadCounts::<2>::default();
+    /// let mine = counts.mine();
+    /// add_alone(&mine[0], 1);
+    /// add_alone(&mine[1], 4);
+    /// assert_eq!((counts.totals(), counts.threads()), ([1, 4], 1));
+    /// ```
     pub fn mine(&self) -> &[AtomicU64; N] {
         self.cells
             .get_or(|| std::array::from_fn(|_| AtomicU64::new(0)))
