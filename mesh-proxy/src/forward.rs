@@ -169,44 +169,31 @@ impl Shared {
                 .1
                 .and_then(|port| port.parse().ok())
                 .unwrap_or(80);
-            let mut response = match destination {
+            // The cluster to send to, or none for a pass-through.
+            let cluster = match destination {
                 Some(destination) => {
                     let cluster = self
                         .registry
                         .cluster(destination)
                         .ok_or(MeshError::NoHealthyUpstream)?;
-                    if cluster.passthrough {
-                        // Boxed: a pass-through's own connection makes a far larger future.
-                        Box::pin(self.pass_through(
-                            request,
-                            &extensions,
-                            &authority,
-                            port,
-                            downstream,
-                        ))
-                        .await?
-                    } else {
-                        self.to_endpoint(cluster, request, &extensions, &authority, port)
-                            .await?
-                    }
+                    Some(cluster).filter(|cluster| !cluster.passthrough)
                 }
-                None => match self.mode {
-                    OutboundMode::RegistryOnly => {
-                        return Err(
-                            MeshError::HostNotRegistered(authority.host().to_string()).into()
-                        );
-                    }
-                    _ => {
-                        Box::pin(self.pass_through(
-                            request,
-                            &extensions,
-                            &authority,
-                            port,
-                            downstream,
-                        ))
+                None if matches!(self.mode, OutboundMode::RegistryOnly) => {
+                    return Err(MeshError::HostNotRegistered(authority.host().to_string()).into());
+                }
+                None => None,
+            };
+            let mut response = match cluster {
+                Some(cluster) => {
+                    self.to_endpoint(cluster, request, &extensions, &authority, port)
                         .await?
-                    }
-                },
+                }
+                None => {
+                    // Boxed: a pass-through's own connection makes a far larger future.
+                    let passed =
+                        self.pass_through(request, &extensions, &authority, port, downstream);
+                    Box::pin(passed).await?
+                }
             };
             remove_hop_by_hop(response.headers_mut(), false);
             Ok(response)
