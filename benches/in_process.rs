@@ -3,13 +3,13 @@
 //! Both send `GET /items` over one hyper-util client to a loopback server (its own thread and
 //! runtime) that answers 200 at once. `hyper_client` points the URI at the server and sends;
 //! `mesh_client` sends through [`Mesh::client_layer`]: trace context (W3C and B3 headers,
-//! `x-request-id`, sampling), Istio metrics into a Prometheus recorder, routing to a subset,
-//! a 15 s timeout, retries (`5xx,connect-failure`, 2 attempts, with the body-replay template)
-//! and endpoint selection, then the same hyper client. The difference is what the mesh adds
-//! per request. `hyper_client_sending_the_meshs_headers` is the bare call with the headers
-//! the mesh adds: the part of that difference spent on the wire and in the upstream's parser,
-//! which the mesh's own code does not touch. A second group, `in_process_cpu`, isolates the mesh's CPU cost: the same two
-//! over a client that answers 200 at once, with no network. `LAYER_BENCH_ROUNDS=N` runs each
+//! `x-request-id`, sampling), Istio metrics into a Prometheus recorder, routing to a subset, a 15 s
+//! timeout, retries (`5xx,connect-failure`, 2 attempts, with the body-replay template) and endpoint
+//! selection, then the same hyper client. The difference is what the mesh adds per request.
+//! `hyper_client_sending_the_meshs_headers` is the bare call with the headers the mesh adds: the
+//! part of that difference spent on the wire and in the upstream's parser, which the mesh's own
+//! code does not touch. A second group, `in_process_cpu`, isolates the mesh's CPU cost: the same
+//! two over a client that answers 200 at once, with no network. `LAYER_BENCH_ROUNDS=N` runs each
 //! pair interleaved, the second of each against the first (see `support::layer_bench`).
 
 use criterion::{Criterion, criterion_group, criterion_main};

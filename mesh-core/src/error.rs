@@ -414,7 +414,11 @@ impl<'a> From<&'a UpstreamTarget> for ServedBy<'a> {
 /// use mesh_core::error::{UpstreamError, UpstreamTarget};
 /// use mesh_core::workload::Workload;
 /// use std::sync::Arc;
-/// let target = UpstreamTarget::new(UpstreamCluster("outbound|80|v1|catalog".into()), Some(UpstreamHost("10.0.0.1:3000".parse().unwrap())), Some(UpstreamWorkload(Arc::new(Workload::from_labels("catalog-v1", "shop", &Default::default())))));
+/// let target = UpstreamTarget::new(
+///     UpstreamCluster("outbound|80|v1|catalog".into()),
+///     Some(UpstreamHost("10.0.0.1:3000".parse().unwrap())),
+///     Some(UpstreamWorkload(Arc::new(Workload::from_labels("catalog-v1", "shop", &Default::default())))),
+/// );
 /// let error: BoxError = UpstreamError::new(target, MeshError::NoHealthyUpstream).into();
 /// assert!(matches!(MeshError::find(&error), Some(MeshError::NoHealthyUpstream)));
 /// let found = UpstreamError::find(&error).unwrap();
@@ -431,7 +435,11 @@ impl UpstreamError {
     ///
     /// ```
     /// use mesh_core::{MeshError, UpstreamCluster, UpstreamHost, UpstreamWorkload, error::{UpstreamError, UpstreamTarget}};
-    /// let target = UpstreamTarget::new(UpstreamCluster("outbound|80||catalog".into()), Some(UpstreamHost("10.0.0.1:80".parse().unwrap())), Some(UpstreamWorkload(Default::default())));
+    /// let target = UpstreamTarget::new(
+    ///     UpstreamCluster("outbound|80||catalog".into()),
+    ///     Some(UpstreamHost("10.0.0.1:80".parse().unwrap())),
+    ///     Some(UpstreamWorkload(Default::default())),
+    /// );
     /// let error = UpstreamError::new(target, MeshError::ConnectFailure("refused".into()));
     /// assert_eq!(error.to_string(), "upstream connect error: refused");
     /// assert_eq!(error.error().status(), 503);
@@ -464,7 +472,11 @@ impl UpstreamError {
     ///
     /// ```
     /// use mesh_core::{MeshError, UpstreamCluster, UpstreamHost, UpstreamWorkload, error::{UpstreamError, UpstreamTarget}};
-    /// let target = UpstreamTarget::new(UpstreamCluster("outbound|80|v2|catalog".into()), Some(UpstreamHost("10.0.0.2:80".parse().unwrap())), Some(UpstreamWorkload(Default::default())));
+    /// let target = UpstreamTarget::new(
+    ///     UpstreamCluster("outbound|80|v2|catalog".into()),
+    ///     Some(UpstreamHost("10.0.0.2:80".parse().unwrap())),
+    ///     Some(UpstreamWorkload(Default::default())),
+    /// );
     /// let error = UpstreamError::new(target, MeshError::Timeout);
     /// assert_eq!(&*error.target().cluster.0, "outbound|80|v2|catalog");
     /// ```
@@ -476,7 +488,11 @@ impl UpstreamError {
     ///
     /// ```
     /// use mesh_core::{MeshError, ResponseFlag, UpstreamCluster, UpstreamHost, UpstreamWorkload, error::{UpstreamError, UpstreamTarget}};
-    /// let target = UpstreamTarget::new(UpstreamCluster("outbound|80||catalog".into()), Some(UpstreamHost("10.0.0.1:80".parse().unwrap())), Some(UpstreamWorkload(Default::default())));
+    /// let target = UpstreamTarget::new(
+    ///     UpstreamCluster("outbound|80||catalog".into()),
+    ///     Some(UpstreamHost("10.0.0.1:80".parse().unwrap())),
+    ///     Some(UpstreamWorkload(Default::default())),
+    /// );
     /// let error = UpstreamError::new(target, MeshError::UpstreamReset("reset".into()));
     /// assert_eq!(error.error().flag(), Some(ResponseFlag::UpstreamConnectionTermination));
     /// ```
@@ -491,7 +507,11 @@ impl UpstreamError {
     /// ```
     /// use mesh_core::{BoxError, MeshError, RouteInfo, Routed, RoutedError, UpstreamCluster, UpstreamHost, UpstreamWorkload};
     /// use mesh_core::error::{UpstreamError, UpstreamTarget};
-    /// let target = UpstreamTarget::new(UpstreamCluster("outbound|80||catalog".into()), Some(UpstreamHost("10.0.0.1:80".parse().unwrap())), Some(UpstreamWorkload(Default::default())));
+    /// let target = UpstreamTarget::new(
+    ///     UpstreamCluster("outbound|80||catalog".into()),
+    ///     Some(UpstreamHost("10.0.0.1:80".parse().unwrap())),
+    ///     Some(UpstreamWorkload(Default::default())),
+    /// );
     /// let routed = Routed::new(RouteInfo { name: "r".into(), virtual_service: "vs".into() }, None);
     /// let error: BoxError = RoutedError::new(routed, UpstreamError::new(target, MeshError::Timeout).into()).into();
     /// assert_eq!(UpstreamError::find(&error).unwrap().target().host.as_ref().unwrap().0.as_str(), "10.0.0.1:80");

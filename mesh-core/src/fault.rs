@@ -1,13 +1,13 @@
 //! [`FaultLayer`]: Istio fault injection — delay and/or abort a share of requests.
 //!
-//! The policy comes from the request's [`RoutePolicy`](crate::policy::RoutePolicy) (set by routing), or from the layer
-//! itself for in-process use: the layer's policy applies whenever the request's `fault` is
-//! `None`, whether or not the request carries a `RoutePolicy`. A delay waits `fixedDelay`
-//! before the request goes on and marks the response `DI`; an abort answers locally — the
-//! configured HTTP status with body `fault filter abort`, or for gRPC HTTP 200 with
+//! The policy comes from the request's [`RoutePolicy`](crate::policy::RoutePolicy) (set by
+//! routing), or from the layer itself for in-process use: the layer's policy applies whenever the
+//! request's `fault` is `None`, whether or not the request carries a `RoutePolicy`. A delay waits
+//! `fixedDelay` before the request goes on and marks the response `DI`; an abort answers locally —
+//! the configured HTTP status with body `fault filter abort`, or for gRPC HTTP 200 with
 //! `grpc-status` — and marks it `FI`. Delay and abort are drawn independently. The layer sits
-//! outside timeouts and retries: a faulted request is subject to neither, as in Istio.
-//! Requests without a fault pass through with no allocation.
+//! outside timeouts and retries: a faulted request is subject to neither, as in Istio. Requests
+//! without a fault pass through with no allocation.
 
 use crate::{
     Body, BoxError, LocalReplyDetails, MeshError, ResponseFlag, body,

@@ -1,19 +1,19 @@
 //! [`TimeoutLayer`]: the route timeout (VirtualService `timeout`), as Envoy's router applies it.
 //!
-//! The timeout comes from the request's [`RoutePolicy`](crate::policy::RoutePolicy), else from the layer (off by default,
-//! as in Istio). The layer's fallback applies only to requests that carry no `RoutePolicy` at
-//! all: a `RoutePolicy` whose `timeout` is `None` means no timeout, not the fallback. A caller may override it with `x-envoy-upstream-rq-timeout-ms` (consumed, not
-//! forwarded). A `grpc-timeout` header is honoured and capped by the route timeout (with no
-//! route timeout it is honoured uncapped, as Istio configures `max_grpc_timeout`), and is
-//! rewritten to the effective value on the way up. The upstream learns the deadline from
-//! `x-envoy-expected-rq-timeout-ms`. As Envoy's, the clock runs from the end of the request:
-//! for a body still streaming, the retry layer below watches it ([`RequestEnd`]), and the
-//! timeout fires a whole timeout after its last sign of life (see that module for a body that
-//! stops arriving). On expiry the request fails with
-//! [`MeshError::Timeout`] — 504 `upstream request timeout`, flag `UT` — carrying the upstream
-//! cluster and endpoint the request was waiting on when the attempt in flight said so as it
-//! was dropped ([`abandoned`]). Placed outside the retry layer, it covers every attempt and
-//! back-off.
+//! The timeout comes from the request's [`RoutePolicy`](crate::policy::RoutePolicy), else from the
+//! layer (off by default, as in Istio). The layer's fallback applies only to requests that carry no
+//! `RoutePolicy` at all: a `RoutePolicy` whose `timeout` is `None` means no timeout, not the
+//! fallback. A caller may override it with `x-envoy-upstream-rq-timeout-ms` (consumed, not
+//! forwarded). A `grpc-timeout` header is honoured and capped by the route timeout (with no route
+//! timeout it is honoured uncapped, as Istio configures `max_grpc_timeout`), and is rewritten to
+//! the effective value on the way up. The upstream learns the deadline from
+//! `x-envoy-expected-rq-timeout-ms`. As Envoy's, the clock runs from the end of the request: for a
+//! body still streaming, the retry layer below watches it ([`RequestEnd`]), and the timeout fires a
+//! whole timeout after its last sign of life (see that module for a body that stops arriving). On
+//! expiry the request fails with [`MeshError::Timeout`] — 504 `upstream request timeout`, flag `UT`
+//! — carrying the upstream cluster and endpoint the request was waiting on when the attempt in
+//! flight said so as it was dropped ([`abandoned`]). Placed outside the retry layer, it covers
+//! every attempt and back-off.
 
 use crate::{
     BoxError, MeshError, abandoned,
@@ -202,11 +202,11 @@ pub struct TimeoutLayer {
 }
 
 impl TimeoutLayer {
-    /// Uses the `timeout` of each request's [`RoutePolicy`](crate::policy::RoutePolicy); `fallback` (`None`: no timeout)
-    /// applies only to requests with no `RoutePolicy` extension at all.
+    /// Uses the `timeout` of each request's [`RoutePolicy`](crate::policy::RoutePolicy); `fallback`
+    /// (`None`: no timeout) applies only to requests with no `RoutePolicy` extension at all.
     ///
-    /// A request's [`RoutePolicy`](crate::policy::RoutePolicy) timeout takes precedence over the fallback — even when it is
-    /// `None`, which disables the timeout for that request:
+    /// A request's [`RoutePolicy`](crate::policy::RoutePolicy) timeout takes precedence over the
+    /// fallback — even when it is `None`, which disables the timeout for that request:
     ///
     /// ```
     /// use mesh_core::{MeshError, policy::RoutePolicy, timeout::TimeoutLayer};

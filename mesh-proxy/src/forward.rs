@@ -2,12 +2,12 @@
 //!
 //! A request with a [`Destination`](mesh_core::Destination) (routing's, in its
 //! [`Routed`](mesh_core::Routed), else one set on its own) goes to an endpoint of that cluster:
-//! through the cluster's circuit breaker (503 UO on overflow), chosen by its load balancer
-//! among the endpoints outlier detection has not ejected (503 UH when none is left), avoiding
-//! hosts a retry already tried; the outcome is reported back to outlier detection. A request without
-//! one is for a host no VirtualService or ServiceEntry knows: under `ALLOW_ANY` it is passed
-//! through to the authority it names, under `REGISTRY_ONLY` it gets 502 NR. Hop-by-hop headers
-//! are removed and `x-forwarded-for`/`x-forwarded-proto` appended on the way.
+//! through the cluster's circuit breaker (503 UO on overflow), chosen by its load balancer among
+//! the endpoints outlier detection has not ejected (503 UH when none is left), avoiding hosts a
+//! retry already tried; the outcome is reported back to outlier detection. A request without one is
+//! for a host no VirtualService or ServiceEntry knows: under `ALLOW_ANY` it is passed through to
+//! the authority it names, under `REGISTRY_ONLY` it gets 502 NR. Hop-by-hop headers are removed and
+//! `x-forwarded-for`/`x-forwarded-proto` appended on the way.
 //!
 //! The request's extensions are the mesh's (its destination, retry context, transport), read
 //! here and sent on with none of them; when the forwarder is done with a request — answered,

@@ -6,7 +6,8 @@
 //! the [`Endpoint`], so `:authority` stays the service name as Envoy sends it and trailers pass
 //! through for gRPC. Bodies stream both ways; the endpoint's in-flight count is held until the
 //! response body ends. With `maxRequestsPerConnection` a connection is retired after that many
-//! requests (1: keep-alive off, `connection: close`); see [`connection_uses`](crate::connection_uses).
+//! requests (1: keep-alive off, `connection: close`); see
+//! [`connection_uses`](crate::connection_uses).
 
 use crate::{
     active_connections::ActiveConnections,
@@ -218,8 +219,8 @@ impl Upstream {
         )
     }
 
-    /// Retires each connection after `max` requests (`connectionPool.http.maxRequestsPerConnection`;
-    /// 0: unlimited, 1: keep-alive off).
+    /// Retires each connection after `max` requests
+    /// (`connectionPool.http.maxRequestsPerConnection`; 0: unlimited, 1: keep-alive off).
     ///
     /// ```
     /// use mesh_proxy::upstream::Upstream;

@@ -23,16 +23,16 @@ use tower::{Layer, Service};
 /// URI it carries: hyper-util's legacy client, a client with TLS, a test double) so every
 /// request goes through the mesh's outbound stack to the host the layer was made for.
 ///
-/// The request's own scheme and authority are replaced by that host (its path and query are
-/// kept), so routing sees what a sidecar would: `Host: catalog`. When routing has chosen a
-/// cluster and the load balancer an endpoint, the request is pointed at that endpoint and sent
-/// through the wrapped client; retries go through it again, to another endpoint where there is
-/// one; shadow (mirrored) copies go through it too. It gets the request's own extensions
-/// (those the application set) with every attempt, and none of the mesh's. Requests are
-/// addressed `http://` (plaintext) to the endpoint; a cluster whose DestinationRule originates
-/// TLS (`ISTIO_MUTUAL`, `SIMPLE`, `MUTUAL`) is sent by the mesh's own TLS client instead, never
-/// in plaintext through this one. Responses and errors are the sidecar's: a failure is the local reply a sidecar would send (`503` with `UO`, `504`
-/// with `UT`, …), so the service never returns an error.
+/// The request's own scheme and authority are replaced by that host (its path and query are kept),
+/// so routing sees what a sidecar would: `Host: catalog`. When routing has chosen a cluster and the
+/// load balancer an endpoint, the request is pointed at that endpoint and sent through the wrapped
+/// client; retries go through it again, to another endpoint where there is one; shadow (mirrored)
+/// copies go through it too. It gets the request's own extensions (those the application set) with
+/// every attempt, and none of the mesh's. Requests are addressed `http://` (plaintext) to the
+/// endpoint; a cluster whose DestinationRule originates TLS (`ISTIO_MUTUAL`, `SIMPLE`, `MUTUAL`) is
+/// sent by the mesh's own TLS client instead, never in plaintext through this one. Responses and
+/// errors are the sidecar's: a failure is the local reply a sidecar would send (`503` with `UO`,
+/// `504` with `UT`, …), so the service never returns an error.
 ///
 /// ```no_run
 /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};

@@ -1,12 +1,12 @@
 //! [`KeptHead`]: the request head a retry is made from, kept in one buffer.
 //!
-//! A retry needs the method, URI, version and headers of the request (and its extensions, which
-//! the retry layer keeps apart), while the first attempt takes the request itself. Cloning [`Parts`] would allocate a header map's two
-//! tables and bump a shared reference count for every header value and URI part — hyper parses
-//! a head into slices of its read buffer, so each is an atomic read-modify-write — then undo it
-//! all when the attempt succeeds, as nearly every one does. So the URI's authority and path and
-//! the headers are copied, back to back, into one buffer, and only a retry reads a head out of it
-//! again.
+//! A retry needs the method, URI, version and headers of the request (and its extensions, which the
+//! retry layer keeps apart), while the first attempt takes the request itself. Cloning [`Parts`]
+//! would allocate a header map's two tables and bump a shared reference count for every header
+//! value and URI part — hyper parses a head into slices of its read buffer, so each is an atomic
+//! read-modify-write — then undo it all when the attempt succeeds, as nearly every one does. So the
+//! URI's authority and path and the headers are copied, back to back, into one buffer, and only a
+//! retry reads a head out of it again.
 //!
 //! The buffer is kept in place, inside the retry state that is allocated anyway, when the head
 //! fits in [`IN_PLACE`] bytes, as nearly every request's does; a larger one goes to the heap.

@@ -1,18 +1,17 @@
 //! [`RetryLayer`]: Envoy/Istio retries for any `tower` HTTP service.
 //!
-//! The policy comes from the request's [`RoutePolicy`](crate::policy::RoutePolicy) (`retry`), else from the layer (none by
-//! default): the layer's policy applies whenever the request's `retry` is `None`, whether or
-//! not the request carries a `RoutePolicy`. Each attempt's outcome is classified by the
-//! policy's [`RetryOn`](super::RetryOn); a retriable failure is retried after a jittered
-//! back-off ([`Backoff`]) while attempts
-//! remain, the layer's [`RetryBudget`] has a token and the body can be replayed
-//! ([`ReplayBuffer`]). When the attempts run out, a final response gets flag `URX`; a final
-//! error is returned as is, for the outer edge to turn into a local reply. An optional per-try
-//! timeout bounds each attempt (failing it with [`MeshError::Timeout`]: 504 `UT` if no retry
-//! is left); the route timeout belongs outside this layer and covers every attempt. Under a
-//! route timeout or a per-try timeout, a request body still streaming is watched here
-//! ([`RequestEnd`]): the route's clock and the per-try timers run from its end, as Envoy's
-//! do, or from its last chunk when it stops arriving.
+//! The policy comes from the request's [`RoutePolicy`](crate::policy::RoutePolicy) (`retry`), else
+//! from the layer (none by default): the layer's policy applies whenever the request's `retry` is
+//! `None`, whether or not the request carries a `RoutePolicy`. Each attempt's outcome is classified
+//! by the policy's [`RetryOn`](super::RetryOn); a retriable failure is retried after a jittered
+//! back-off ([`Backoff`]) while attempts remain, the layer's [`RetryBudget`] has a token and the
+//! body can be replayed ([`ReplayBuffer`]). When the attempts run out, a final response gets flag
+//! `URX`; a final error is returned as is, for the outer edge to turn into a local reply. An
+//! optional per-try timeout bounds each attempt (failing it with [`MeshError::Timeout`]: 504 `UT`
+//! if no retry is left); the route timeout belongs outside this layer and covers every attempt.
+//! Under a route timeout or a per-try timeout, a request body still streaming is watched here
+//! ([`RequestEnd`]): the route's clock and the per-try timers run from its end, as Envoy's do, or
+//! from its last chunk when it stops arriving.
 //!
 //! Every attempt carries `x-envoy-attempt-count` (1, 2, 3…); the request headers
 //! `x-envoy-retriable-status-codes` and `x-envoy-retriable-header-names` are consumed. A
@@ -139,9 +138,9 @@ pub struct RetryLayer {
 }
 
 impl RetryLayer {
-    /// Retries by each request's route policy; requests without one (no [`RoutePolicy`](crate::policy::RoutePolicy), or
-    /// one with `retry: None`) are not retried. Uses the
-    /// default [`RetryBudget`] and a 1 MiB replay buffer.
+    /// Retries by each request's route policy; requests without one (no
+    /// [`RoutePolicy`](crate::policy::RoutePolicy), or one with `retry: None`) are not retried.
+    /// Uses the default [`RetryBudget`] and a 1 MiB replay buffer.
     ///
     /// The policy comes from the request's route; the final response of a retried request that
     /// ran out of attempts is marked `URX`:
@@ -173,9 +172,9 @@ impl RetryLayer {
         }
     }
 
-    /// Retries by `policy` the requests whose route has no retry policy of its own: those with
-    /// no [`RoutePolicy`](crate::policy::RoutePolicy) and those whose `RoutePolicy` has `retry: None` (unlike
-    /// [`TimeoutLayer`](crate::timeout::TimeoutLayer), a present `RoutePolicy` does not
+    /// Retries by `policy` the requests whose route has no retry policy of its own: those with no
+    /// [`RoutePolicy`](crate::policy::RoutePolicy) and those whose `RoutePolicy` has `retry: None`
+    /// (unlike [`TimeoutLayer`](crate::timeout::TimeoutLayer), a present `RoutePolicy` does not
     /// disable the fallback).
     ///
     /// Retries a connect failure, then succeeds:

@@ -1,12 +1,13 @@
 //! [`MirrorLayer`]: VirtualService `mirror`/`mirrors` — fire-and-forget shadow copies.
 //!
-//! For a request whose [`RoutePolicy`](mesh_core::policy::RoutePolicy) names mirror targets, each target draws its share
-//! (`mirrorPercentage`, all by default) and, if drawn, gets a copy of the request: the same
-//! head pointed at the target's [`Destination`](mesh_core::Destination), with `-shadow` appended to the host before
-//! the port (`catalog:80` → `catalog-shadow:80`; switchable off) and its trace context kept
-//! but marked not sampled. The copy is sent through the layer's shadow service on a task of
-//! its own; its response is read and discarded. The primary request never waits for it and
-//! never sees its errors or latency: the primary future is the inner service's own.
+//! For a request whose [`RoutePolicy`](mesh_core::policy::RoutePolicy) names mirror targets, each
+//! target draws its share (`mirrorPercentage`, all by default) and, if drawn, gets a copy of the
+//! request: the same head pointed at the target's [`Destination`](mesh_core::Destination), with
+//! `-shadow` appended to the host before the port (`catalog:80` → `catalog-shadow:80`; switchable
+//! off) and its trace context kept but marked not sampled. The copy is sent through the layer's
+//! shadow service on a task of its own; its response is read and discarded. The primary request
+//! never waits for it and never sees its errors or latency: the primary future is the inner
+//! service's own.
 //!
 //! The body is copied (shared `Bytes`, not duplicated) as the primary streams it; the shadows
 //! are sent once the body has ended. A body past the buffer limit (1 MiB by default, as for

@@ -5,14 +5,14 @@
 //! functions, so a scrape reads as one of that exporter's own recorders would write it.
 //!
 //! It is built for the request path. A counter counts into the counting thread's own cell
-//! ([`PerThreadCounter`]), a gauge is one atomic, and a histogram sample is a search of its
-//! bucket bounds and two additions into the recording thread's own counts ([`BucketHistogram`]),
-//! into buckets fixed when the series is registered. Nothing is timestamped, buffered or allocated per sample,
-//! so no upkeep task has to drain samples and memory does not grow with traffic between
-//! scrapes. (`metrics-exporter-prometheus` keeps each histogram sample with a timestamp until
-//! its upkeep runs: per Istio request, three clock reads and three pushes onto a lock-free
-//! list.) Series are registered under a mutex, once per distinct key; callers keep the
-//! handles, as [`IstioMetrics`](crate::metrics::IstioMetrics) does.
+//! ([`PerThreadCounter`]), a gauge is one atomic, and a histogram sample is a search of its bucket
+//! bounds and two additions into the recording thread's own counts ([`BucketHistogram`]), into
+//! buckets fixed when the series is registered. Nothing is timestamped, buffered or allocated per
+//! sample, so no upkeep task has to drain samples and memory does not grow with traffic between
+//! scrapes. (`metrics-exporter-prometheus` keeps each histogram sample with a timestamp until its
+//! upkeep runs: per Istio request, three clock reads and three pushes onto a lock-free list.)
+//! Series are registered under a mutex, once per distinct key; callers keep the handles, as
+//! [`IstioMetrics`](crate::metrics::IstioMetrics) does.
 //!
 //! Histograms take their bounds from the first rule whose name prefix matches
 //! ([`with_buckets_for_prefix`](PrometheusRecorder::with_buckets_for_prefix)), else
