@@ -9,8 +9,11 @@
 //! `hyper_client_sending_the_meshs_headers` is the bare call with the headers the mesh adds: the
 //! part of that difference spent on the wire and in the upstream's parser, which the mesh's own
 //! code does not touch. A second group, `in_process_cpu`, isolates the mesh's CPU cost: the same
-//! two over a client that answers 200 at once, with no network. `LAYER_BENCH_ROUNDS=N` runs each
-//! pair interleaved, the second of each against the first (see `support::layer_bench`).
+//! two over a client that answers 200 at once, with no network, and the mesh again with one
+//! policy left out at a time (no route timeout, no retries, no tracing, a no-op metrics recorder)
+//! and with all four left out: what each policy adds, and what routing to an endpoint costs alone.
+//! `LAYER_BENCH_ROUNDS=N` runs each group's variants interleaved, each against the first (see
+//! `support::layer_bench`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -32,6 +35,14 @@ use layer_bench::Variants;
 
 /// The hyper-util client both variants send with.
 type HyperClient = Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
+
+/// The route's policies in the bench's configuration.
+const TIMEOUT: &str = "timeout: 15s";
+const RETRIES: &str = r#"retries: {attempts: 2, retryOn: "5xx,connect-failure"}"#;
+/// What each is replaced with to leave it out: no route timeout (Istio's default), and
+/// `attempts: 0` (no `retries` at all would be Istio's default policy, two retries).
+const NO_TIMEOUT: &str = "timeout: 0s";
+const NO_RETRIES: &str = "retries: {attempts: 0}";
 
 /// `catalog` at `upstream`, routed to subset v1 with a timeout and retries.
 fn config(upstream: SocketAddr) -> String {
@@ -60,8 +71,8 @@ spec:
   hosts: [catalog]
   http:
   - route: [{{destination: {{host: catalog, subset: v1}}}}]
-    timeout: 15s
-    retries: {{attempts: 2, retryOn: "5xx,connect-failure"}}
+    {TIMEOUT}
+    {RETRIES}
 "#,
         ip = upstream.ip(),
         port = upstream.port()
@@ -117,7 +128,70 @@ fn in_process(c: &mut Criterion) {
         None,
         over_answer_at_once,
     );
+    for (name, leaving_out) in [
+        ("mesh_without_a_route_timeout", &[Policy::Timeout][..]),
+        ("mesh_without_retries", &[Policy::Retries]),
+        ("mesh_without_tracing", &[Policy::Tracing]),
+        ("mesh_with_a_noop_metrics_recorder", &[Policy::Metrics]),
+        ("mesh_routing_alone", &Policy::ALL),
+    ] {
+        let lean = runtime.block_on(mesh_without(upstream, leaving_out));
+        let client = lean.client_layer("catalog").expect("host");
+        at_once.add(name, None, client.layer(answer_at_once));
+    }
     at_once.run(c, "in_process_cpu", &runtime);
+}
+
+/// A policy of the bench's mesh that a variant leaves out.
+#[derive(Clone, Copy, PartialEq)]
+enum Policy {
+    Timeout,
+    Retries,
+    Tracing,
+    Metrics,
+}
+
+impl Policy {
+    const ALL: [Policy; 4] = [
+        Policy::Timeout,
+        Policy::Retries,
+        Policy::Tracing,
+        Policy::Metrics,
+    ];
+}
+
+/// The bench's mesh with the `left_out` policies off, checked to have them off: the route
+/// says `attempts: 0`, the headers it sends have no timeout or trace context, and a no-op
+/// recorder renders no metrics.
+async fn mesh_without(upstream: SocketAddr, left_out: &[Policy]) -> Mesh {
+    let off = |policy| left_out.contains(&policy);
+    let mut yaml = config(upstream);
+    if off(Policy::Timeout) {
+        yaml = yaml.replace(TIMEOUT, NO_TIMEOUT);
+    }
+    if off(Policy::Retries) {
+        yaml = yaml.replace(RETRIES, NO_RETRIES);
+        assert!(yaml.contains(NO_RETRIES));
+    }
+    let mut builder = Mesh::builder().yaml(yaml).access_log(false);
+    if off(Policy::Tracing) {
+        let tracing_off = mesh::config::MeshConfig {
+            enable_tracing: Some(false),
+            ..Default::default()
+        };
+        builder = builder.mesh_config(tracing_off);
+    }
+    if off(Policy::Metrics) {
+        let noop = std::sync::Arc::new(metrics::NoopRecorder);
+        builder = builder.metrics(mesh::trace::metrics::MetricsRecorder::Owned(noop));
+    }
+    let mesh = builder.build().expect("valid config");
+    let sent = headers_the_mesh_sends(&mesh).await;
+    let has = |name: &str| sent.contains_key(name);
+    assert_eq!(has("x-envoy-expected-rq-timeout-ms"), !off(Policy::Timeout));
+    assert_eq!(has("traceparent"), !off(Policy::Tracing));
+    assert_eq!(mesh.render_prometheus().is_some(), !off(Policy::Metrics));
+    mesh
 }
 
 /// The bare hyper client sending each request to `uri`, with `headers` instead of its own if
