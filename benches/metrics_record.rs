@@ -4,10 +4,12 @@
 //! two threads pass the counts' cache line between the cores. The counter is measured beside
 //! a shared atomic one (what the recorder's counters were), the histogram on its own (compare
 //! builds with `benches/compare.sh`). `upstream_counts` is what the forwarder counts into a
-//! cluster's and an endpoint's stats for each request, from one thread and from two.
+//! cluster's and an endpoint's stats and its retry budget for each request, from one thread and
+//! from two.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mesh::{
+    core::retry::RetryBudget,
     proxy::{
         cluster_stats::ClusterStats,
         endpoint::{Endpoint, Protocol},
@@ -103,10 +105,12 @@ fn metrics_record(c: &mut Criterion) {
 }
 
 /// The time `threads` threads take to count `requests` requests each into one cluster's and
-/// one endpoint's stats, as the forwarder does: the attempt, the endpoint's request (its
-/// in-flight count up and down) and success, the answer's status class and time.
+/// one endpoint's stats, as the forwarder does: the request's deposit into the cluster's retry
+/// budget, the attempt, the endpoint's request (its in-flight count up and down) and success,
+/// the answer's status class and time.
 fn upstream_counts(threads: usize, requests: u64) -> Duration {
     let cluster = ClusterStats::default();
+    let budget = RetryBudget::default();
     let endpoint = Arc::new(Endpoint::new(
         "127.0.0.1:1".parse().expect("authority"),
         Default::default(),
@@ -114,6 +118,7 @@ fn upstream_counts(threads: usize, requests: u64) -> Duration {
     ));
     let elapsed = together(threads, |_| {
         for _ in 0..requests {
+            budget.deposit();
             cluster.record_attempt(1);
             let in_flight = endpoint.start_request();
             endpoint.record_success();
@@ -123,6 +128,12 @@ fn upstream_counts(threads: usize, requests: u64) -> Duration {
     });
     assert_eq!(cluster.rq_total(), requests * threads as u64);
     assert_eq!(endpoint.successes(), requests * threads as u64);
+    // The deposits are there to retry on: a second's floor (10) and 20 % of the requests.
+    let retries = (0..).take_while(|_| budget.withdraw()).count() as u64;
+    assert!(
+        retries >= 10 + (requests * threads as u64 / 5).min(90),
+        "{retries}"
+    );
     elapsed
 }
 

@@ -11,14 +11,18 @@
 //! window's worth of it, so from start-up, `retries ≤ percent % × requests + min_per_sec ×
 //! (seconds + 1)`, even when a total outage starts the moment the proxy does.
 //!
+//! A deposit is made for every request and a withdrawal only for a retry, so deposits are
+//! counted by each thread in cells of its own ([`PerThreadCounts`]): the workers of a runtime
+//! sending to one cluster do not pass one cache line between their cores for every request. A
+//! withdrawal takes in the deposits made since the one before, which is when the bucket's
+//! share is added and clamped in any case.
+//!
 //! (tower's `TpsBudget` was the first choice, but its floor is a constant reserve that renews
 //! as its window slides, so a 10 s outage could see the floor twice.)
 
+use crate::per_thread::PerThreadCounts;
 use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicI64, Ordering::Relaxed},
-    },
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 use tokio::time::Instant;
@@ -64,13 +68,24 @@ pub struct RetryBudget(Arc<Bucket>);
 
 #[derive(Debug)]
 struct Bucket {
-    /// Tokens × [`TOKEN`]; may exceed `cap` between withdrawals (clamped when one happens).
-    tokens: AtomicI64,
-    /// When the floor was last added.
-    refilled: Mutex<Instant>,
+    /// The original requests recorded, counted per thread.
+    deposits: PerThreadCounts<1>,
+    /// What withdrawals change.
+    account: Mutex<Account>,
     per_request: i64,
     per_second: i64,
     cap: i64,
+}
+
+/// The bucket's tokens as of the last withdrawal.
+#[derive(Debug)]
+struct Account {
+    /// Tokens × [`TOKEN`], at most `cap`.
+    tokens: i64,
+    /// When the floor was last added.
+    refilled: Instant,
+    /// How many deposits `tokens` has taken in.
+    deposits_taken: u64,
 }
 
 impl RetryBudget {
@@ -160,7 +175,7 @@ impl RetryBudget {
     /// assert!(budget.withdraw());
     /// ```
     pub fn deposit(&self) {
-        self.0.tokens.fetch_add(self.0.per_request, Relaxed);
+        self.0.deposits.add(0, 1);
     }
 
     /// Takes one retry's worth of budget; `false` when there is none.
@@ -175,25 +190,34 @@ impl RetryBudget {
     /// ```
     pub fn withdraw(&self) -> bool {
         let bucket = &self.0;
-        let floor = match bucket.refilled.lock() {
-            Ok(mut refilled) => {
-                let now = Instant::now();
-                let elapsed = now.saturating_duration_since(*refilled);
-                *refilled = now;
-                (bucket.per_second as i128 * elapsed.as_nanos() as i128 / 1_000_000_000) as i64
-            }
-            Err(_) => 0,
+        // Nothing panics while the account is held.
+        let mut account = bucket
+            .account
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(account.refilled);
+        account.refilled = now;
+        let floor = (bucket.per_second as i128 * elapsed.as_nanos() as i128 / 1_000_000_000) as i64;
+        // Each thread's count only grows, and withdrawals read them one after another (under
+        // the lock), so a reading is never below the one before.
+        let deposits = bucket.deposits.total(0);
+        let fresh = deposits.saturating_sub(account.deposits_taken);
+        account.deposits_taken = deposits;
+        let earned = i64::try_from(fresh)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(bucket.per_request);
+        let available = account
+            .tokens
+            .saturating_add(floor)
+            .saturating_add(earned)
+            .min(bucket.cap);
+        let granted = available >= TOKEN;
+        account.tokens = if granted {
+            available - TOKEN
+        } else {
+            available
         };
-        let mut granted = false;
-        let _ = bucket.tokens.fetch_update(Relaxed, Relaxed, |tokens| {
-            let available = tokens.saturating_add(floor).min(bucket.cap);
-            granted = available >= TOKEN;
-            Some(if granted {
-                available - TOKEN
-            } else {
-                available
-            })
-        });
         granted
     }
 }
@@ -202,8 +226,12 @@ impl Bucket {
     /// A bucket holding one second of the floor.
     fn new(percent: f32, per_second: i64, cap: i64) -> Self {
         Bucket {
-            tokens: AtomicI64::new(per_second.min(cap)),
-            refilled: Mutex::new(Instant::now()),
+            deposits: PerThreadCounts::default(),
+            account: Mutex::new(Account {
+                tokens: per_second.min(cap),
+                refilled: Instant::now(),
+                deposits_taken: 0,
+            }),
             per_request: (f64::from(percent) / 100.0 * TOKEN as f64) as i64,
             per_second,
             cap,
@@ -276,6 +304,27 @@ mod tests {
             budget.deposit();
         }
         assert_eq!(drain(&budget), 100, "10/s over the 10 s window");
+    }
+
+    #[test]
+    fn each_thread_deposits_in_cells_of_its_own_and_a_withdrawal_takes_them_all_in() {
+        const THREADS: usize = 4;
+        let budget = RetryBudget::new(Duration::from_secs(10), 0, 20.0).unwrap();
+        // All alive at once, so that none takes up another's cells.
+        let barrier = std::sync::Barrier::new(THREADS);
+        std::thread::scope(|scope| {
+            for _ in 0..THREADS {
+                scope.spawn(|| {
+                    (0..10).for_each(|_| budget.deposit());
+                    barrier.wait();
+                });
+            }
+        });
+        assert_eq!(budget.0.deposits.threads(), THREADS);
+        // 20 % of 40 requests, whichever thread made them; none taken in twice.
+        assert_eq!(drain(&budget), 8);
+        (0..5).for_each(|_| budget.deposit());
+        assert_eq!(drain(&budget), 1);
     }
 
     #[tokio::test(start_paused = true)]
