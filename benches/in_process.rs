@@ -13,7 +13,9 @@
 //! policy left out at a time (no route timeout, no retries, no tracing, a no-op metrics recorder)
 //! and with all four left out: what each policy adds, and what routing to an endpoint costs alone.
 //! `LAYER_BENCH_ROUNDS=N` runs each group's variants interleaved, each against the first (see
-//! `support::layer_bench`).
+//! `support::layer_bench`). `in_process_cpu_threads` times the bare and the full mesh over the
+//! answering client from one thread and from two at once (each with a runtime of its own, one
+//! client between them), per request and thread: what the threads' cores pass between them.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -28,6 +30,8 @@ use tower::{Layer, service_fn};
 mod layer_bench;
 #[path = "support/loopback_upstream.rs"]
 mod loopback_upstream;
+#[path = "support/threads.rs"]
+mod threads;
 #[path = "support/wire_request.rs"]
 mod wire_request;
 
@@ -140,6 +144,53 @@ fn in_process(c: &mut Criterion) {
         at_once.add(name, None, client.layer(answer_at_once));
     }
     at_once.run(c, "in_process_cpu", &runtime);
+    if layer_bench::interleaved_rounds().is_none() {
+        let through_mesh = mesh.client_layer("catalog").expect("host");
+        on_threads(c, answer_at_once, through_mesh.layer(answer_at_once));
+    }
+}
+
+/// `in_process_cpu_threads`: `bare` and `mesh`, from one thread and from two.
+fn on_threads<B, M>(c: &mut Criterion, bare: B, mesh: M)
+where
+    B: tower::Service<http::Request<Body>, Error = Infallible> + Clone + Sync,
+    M: tower::Service<http::Request<Body>, Error = Infallible> + Clone + Sync,
+{
+    let mut group = c.benchmark_group("in_process_cpu_threads");
+    for threads in [1, 2] {
+        group.bench_function(format!("client_answering_at_once/{threads}_threads"), |b| {
+            b.iter_custom(|requests| each_thread_sends(threads, requests, &bare))
+        });
+        group.bench_function(
+            format!("mesh_over_client_answering_at_once/{threads}_threads"),
+            |b| b.iter_custom(|requests| each_thread_sends(threads, requests, &mesh)),
+        );
+    }
+    group.finish();
+}
+
+/// The time the slowest of `threads` threads takes to send `requests` requests through a clone
+/// of `service` each, on a current-thread runtime of its own.
+fn each_thread_sends<S>(threads: usize, requests: u64, service: &S) -> std::time::Duration
+where
+    S: tower::Service<http::Request<Body>, Error = Infallible> + Clone + Sync,
+{
+    use tower::ServiceExt;
+    let runtime = || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        (runtime, wire_request::WireBuffer::new())
+    };
+    threads::together(threads, runtime, |(runtime, wire)| {
+        runtime.block_on(async {
+            for _ in 0..requests {
+                let answered = service.clone().oneshot(wire.request()).await;
+                std::hint::black_box(answered.is_ok());
+            }
+        })
+    })
 }
 
 /// A policy of the bench's mesh that a variant leaves out.

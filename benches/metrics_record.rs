@@ -17,10 +17,11 @@ use mesh::{
     trace::prometheus::{BucketHistogram, PerThreadCounter},
 };
 use metrics::{CounterFn, HistogramFn};
-use std::{
-    sync::{Arc, Barrier},
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
+use threads::together;
+
+#[path = "support/threads.rs"]
+mod threads;
 
 /// Istio's request duration bounds (milliseconds).
 const BOUNDS: [f64; 19] = [
@@ -32,12 +33,16 @@ const BOUNDS: [f64; 19] = [
 /// started together.
 fn record(threads: usize, samples: u64) -> Duration {
     let histogram = BucketHistogram::new(&BOUNDS).expect("bounds");
-    let elapsed = together(threads, |_| {
-        for i in 0..samples {
-            // Milliseconds as most requests take them: the low buckets.
-            histogram.record((i % 8) as f64);
-        }
-    });
+    let elapsed = together(
+        threads,
+        || (),
+        |_| {
+            for i in 0..samples {
+                // Milliseconds as most requests take them: the low buckets.
+                histogram.record((i % 8) as f64);
+            }
+        },
+    );
     assert_eq!(
         histogram.snapshot().cumulative_counts().last().copied(),
         Some(samples * threads as u64)
@@ -47,34 +52,15 @@ fn record(threads: usize, samples: u64) -> Duration {
 
 /// The time `threads` threads take to count `counts` times each into `counter`.
 fn count(counter: &(impl CounterFn + Sync), threads: usize, counts: u64) -> Duration {
-    together(threads, |_| {
-        for _ in 0..counts {
-            counter.increment(1);
-        }
-    })
-}
-
-/// The time the slowest of `threads` threads, started together, takes to run `work`.
-fn together(threads: usize, work: impl Fn(usize) + Sync) -> Duration {
-    let start = Barrier::new(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|thread| {
-                let (work, start) = (&work, &start);
-                scope.spawn(move || {
-                    start.wait();
-                    let began = Instant::now();
-                    work(thread);
-                    began.elapsed()
-                })
-            })
-            .collect();
-        let times: Vec<Duration> = handles
-            .into_iter()
-            .map(|h| h.join().expect("thread"))
-            .collect();
-        times.into_iter().max().unwrap_or_default()
-    })
+    together(
+        threads,
+        || (),
+        |_| {
+            for _ in 0..counts {
+                counter.increment(1);
+            }
+        },
+    )
 }
 
 fn metrics_record(c: &mut Criterion) {
@@ -116,16 +102,20 @@ fn upstream_counts(threads: usize, requests: u64) -> Duration {
         Default::default(),
         Protocol::Http1,
     ));
-    let elapsed = together(threads, |_| {
-        for _ in 0..requests {
-            budget.deposit();
-            cluster.record_attempt(1);
-            let in_flight = endpoint.start_request();
-            endpoint.record_success();
-            cluster.record_response(200, Duration::from_millis(3));
-            drop(in_flight);
-        }
-    });
+    let elapsed = together(
+        threads,
+        || (),
+        |_| {
+            for _ in 0..requests {
+                budget.deposit();
+                cluster.record_attempt(1);
+                let in_flight = endpoint.start_request();
+                endpoint.record_success();
+                cluster.record_response(200, Duration::from_millis(3));
+                drop(in_flight);
+            }
+        },
+    );
     assert_eq!(cluster.rq_total(), requests * threads as u64);
     assert_eq!(endpoint.successes(), requests * threads as u64);
     // The deposits are there to retry on: a second's floor (10) and 20 % of the requests.
