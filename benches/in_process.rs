@@ -15,7 +15,9 @@
 //! `LAYER_BENCH_ROUNDS=N` runs each group's variants interleaved, each against the first (see
 //! `support::layer_bench`). `in_process_cpu_threads` times the bare and the full mesh over the
 //! answering client from one thread and from two at once (each with a runtime of its own, one
-//! client between them), per request and thread: what the threads' cores pass between them.
+//! client between them), per request and thread: what the threads' cores pass between them. It
+//! also gives each thread a mesh of its own, which shares nothing with the other's: the cost of
+//! the first's sharing is the difference.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -145,16 +147,32 @@ fn in_process(c: &mut Criterion) {
     }
     at_once.run(c, "in_process_cpu", &runtime);
     if layer_bench::interleaved_rounds().is_none() {
-        let through_mesh = mesh.client_layer("catalog").expect("host");
-        on_threads(c, answer_at_once, through_mesh.layer(answer_at_once));
+        let shared = mesh.client_layer("catalog").expect("host");
+        let shared = shared.layer(answer_at_once);
+        let own = || {
+            let mesh = Mesh::builder()
+                .yaml(config(upstream))
+                .access_log(false)
+                .build()
+                .expect("valid config");
+            mesh.client_layer("catalog")
+                .expect("host")
+                .layer(answer_at_once)
+        };
+        on_threads(c, || answer_at_once, || shared.clone(), own);
     }
 }
 
-/// `in_process_cpu_threads`: `bare` and `mesh`, from one thread and from two.
-fn on_threads<B, M>(c: &mut Criterion, bare: B, mesh: M)
-where
-    B: tower::Service<http::Request<Body>, Error = Infallible> + Clone + Sync,
-    M: tower::Service<http::Request<Body>, Error = Infallible> + Clone + Sync,
+/// `in_process_cpu_threads`: each thread sending through the service `bare`, `mesh` or
+/// `own_mesh` makes it, from one thread and from two.
+fn on_threads<B, M>(
+    c: &mut Criterion,
+    bare: impl Fn() -> B + Sync,
+    mesh: impl Fn() -> M + Sync,
+    own_mesh: impl Fn() -> M + Sync,
+) where
+    B: tower::Service<http::Request<Body>, Error = Infallible> + Clone,
+    M: tower::Service<http::Request<Body>, Error = Infallible> + Clone,
 {
     let mut group = c.benchmark_group("in_process_cpu_threads");
     for threads in [1, 2] {
@@ -165,15 +183,23 @@ where
             format!("mesh_over_client_answering_at_once/{threads}_threads"),
             |b| b.iter_custom(|requests| each_thread_sends(threads, requests, &mesh)),
         );
+        group.bench_function(
+            format!("a_mesh_of_its_own_over_client_answering_at_once/{threads}_threads"),
+            |b| b.iter_custom(|requests| each_thread_sends(threads, requests, &own_mesh)),
+        );
     }
     group.finish();
 }
 
-/// The time the slowest of `threads` threads takes to send `requests` requests through a clone
-/// of `service` each, on a current-thread runtime of its own.
-fn each_thread_sends<S>(threads: usize, requests: u64, service: &S) -> std::time::Duration
+/// The time the slowest of `threads` threads takes to send `requests` requests each, through
+/// clones of the service `service` makes for it, on a current-thread runtime of its own.
+fn each_thread_sends<S>(
+    threads: usize,
+    requests: u64,
+    service: &(impl Fn() -> S + Sync),
+) -> std::time::Duration
 where
-    S: tower::Service<http::Request<Body>, Error = Infallible> + Clone + Sync,
+    S: tower::Service<http::Request<Body>, Error = Infallible> + Clone,
 {
     use tower::ServiceExt;
     let runtime = || {
@@ -181,9 +207,9 @@ where
             .enable_all()
             .build()
             .expect("runtime");
-        (runtime, wire_request::WireBuffer::new())
+        (runtime, wire_request::WireBuffer::new(), service())
     };
-    threads::together(threads, runtime, |(runtime, wire)| {
+    threads::together(threads, runtime, |(runtime, wire, service)| {
         runtime.block_on(async {
             for _ in 0..requests {
                 let answered = service.clone().oneshot(wire.request()).await;
