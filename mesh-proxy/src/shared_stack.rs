@@ -13,7 +13,7 @@
 
 use crate::listener::HttpService;
 use http::{Request, Response};
-use mesh_core::{Body, BoxError};
+use mesh_core::{Body, BoxError, per_thread::OwnLine};
 use std::{cell::RefCell, fmt, future::Future, pin::Pin};
 use thread_local::ThreadLocal;
 use tower::Service;
@@ -41,7 +41,7 @@ pub type StackFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxErr
 /// ```
 pub struct SharedStack {
     service: HttpService,
-    by_thread: ThreadLocal<RefCell<HttpService>>,
+    by_thread: ThreadLocal<OwnLine<RefCell<HttpService>>>,
 }
 
 impl SharedStack {
@@ -60,7 +60,10 @@ impl SharedStack {
 
     /// Calls the stack with `request`, through this thread's clone of it.
     pub fn call(&self, request: Request<Body>) -> StackFuture {
-        let mine = self.by_thread.get_or(|| RefCell::new(self.service.clone()));
+        // In lines of its own: the borrow flag is written for each call.
+        let mine = self
+            .by_thread
+            .get_or(|| OwnLine(RefCell::new(self.service.clone())));
         match mine.try_borrow_mut() {
             Ok(mut service) => service.call(request),
             // Called again while this thread's call is under way (a layer below calling back
@@ -140,6 +143,17 @@ mod tests {
             2,
             "and one for the other thread"
         );
+    }
+
+    #[tokio::test]
+    async fn each_threads_clone_lies_in_lines_of_its_own() {
+        // Eight stacks, so that a clone that merely happens to start a line is no proof.
+        for _ in 0..8 {
+            let stack = SharedStack::new(HttpService::new(Counted(Arc::default())));
+            stack.call(get()).await.unwrap();
+            let mine = stack.by_thread.get().expect("this thread's clone");
+            assert_eq!(std::ptr::from_ref(mine).addr() % 128, 0);
+        }
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@
 //! cache line passed between every core that records when they all do, as every request on
 //! every worker does). A scrape sums the threads' counts.
 
-use mesh_core::per_thread::add_alone;
+use mesh_core::per_thread::{OwnLine, add_alone};
 use metrics::HistogramFn;
 use std::{
     fmt,
@@ -52,8 +52,8 @@ pub enum BucketsError {
 /// ```
 pub struct BucketHistogram {
     bounds: Arc<[f64]>,
-    /// What each thread that recorded counted.
-    shards: ThreadLocal<Shard>,
+    /// What each thread that recorded counted, in lines of its own (`sum` is written per sample).
+    shards: ThreadLocal<OwnLine<Shard>>,
 }
 
 /// One thread's counts of a [`BucketHistogram`], written by that thread alone (a thread that
@@ -118,7 +118,9 @@ impl BucketHistogram {
             .iter()
             .position(|bound| value <= *bound)
             .unwrap_or(self.bounds.len());
-        let shard = self.shards.get_or(|| Shard::new(self.bounds.len() + 1));
+        let shard = self
+            .shards
+            .get_or(|| OwnLine(Shard::new(self.bounds.len() + 1)));
         add_alone(&shard.counts[bucket], count);
         let sum = f64::from_bits(shard.sum.load(Relaxed)) + value * count as f64;
         shard.sum.store(sum.to_bits(), Relaxed);
@@ -186,6 +188,17 @@ pub(super) fn check_bounds(bounds: &[f64]) -> Result<Arc<[f64]>, BucketsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_threads_shard_lies_in_lines_of_its_own() {
+        // Eight histograms, so that a shard that merely happens to start a line is no proof.
+        for _ in 0..8 {
+            let histogram = BucketHistogram::new(&[1.0]).unwrap();
+            histogram.record(0.5);
+            let shard = histogram.shards.get().expect("this thread's shard");
+            assert_eq!(std::ptr::from_ref(shard).addr() % 128, 0);
+        }
+    }
 
     #[test]
     fn a_sample_on_a_bound_counts_in_that_bucket_as_le_says() {
