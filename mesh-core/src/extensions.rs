@@ -118,6 +118,38 @@ impl Routed {
             policy,
         }))
     }
+
+    /// The same decision in allocations of its own: the choice, and what requests clone out of
+    /// it (the destination's host and subset, the retry, fault and mirror policies), so that a
+    /// thread cloning its copy for each request counts references no other core counts. A
+    /// route's decision shared by every worker passes its cache lines between their cores at
+    /// each request otherwise; the route table gives each thread copies of its own.
+    ///
+    /// ```
+    /// use mesh_core::{Destination, RouteInfo, Routed};
+    /// let route = RouteInfo { name: "r".into(), virtual_service: "vs".into() };
+    /// let catalog = Destination { cluster: 3, host: "catalog".into(), subset: Some("v1".into()), port: None };
+    /// let shared = Routed::new(route, Some(catalog));
+    /// let mine = shared.copy_for_thread();
+    /// assert_eq!(mine, shared);
+    /// assert!(!std::ptr::eq(&*mine, &*shared));
+    /// let host = |routed: &Routed| routed.destination.as_ref().unwrap().host.clone();
+    /// assert!(!std::sync::Arc::ptr_eq(&host(&mine), &host(&shared)));
+    /// ```
+    pub fn copy_for_thread(&self) -> Routed {
+        let destination = self.destination.as_ref().map(|d| Destination {
+            host: Arc::from(&*d.host),
+            subset: d.subset.as_deref().map(Arc::from),
+            ..d.clone()
+        });
+        let policy = self.policy.as_ref().map(|p| crate::policy::RoutePolicy {
+            fault: p.fault.as_deref().cloned().map(Arc::new),
+            retry: p.retry.as_deref().cloned().map(Arc::new),
+            mirrors: p.mirrors.as_deref().map(Arc::from),
+            ..p.clone()
+        });
+        Routed::with_policy(self.route.clone(), destination, policy)
+    }
 }
 
 /// The destination a request is to be forwarded to: the one routing chose ([`Routed`]), else

@@ -28,16 +28,18 @@ use crate::{
     weights,
 };
 use http::Request;
-use mesh_core::fnv::FnvBuildHasher;
 use mesh_core::{
     Destination, RouteInfo, Routed,
     policy::{MirrorTarget, RoutePolicy},
 };
+use mesh_core::{fnv::FnvBuildHasher, per_thread::OwnLine};
+use std::cell::OnceCell;
 use std::{
     borrow::Cow,
     collections::{BTreeMap, HashMap},
     sync::Arc,
 };
+use thread_local::ThreadLocal;
 
 /// Why a configuration could not be compiled into a route table.
 ///
@@ -206,6 +208,9 @@ struct Reported {
     /// One per destination of the rule, in order; for a redirect or a direct response, one
     /// with no destination.
     routed: Box<[Routed]>,
+    /// Its place among the table's, where each thread keeps copies of `routed` (none before
+    /// the table numbers it).
+    id: Option<usize>,
 }
 
 impl Reported {
@@ -220,7 +225,11 @@ impl Reported {
                 .collect(),
             Action::Redirect(_) | Action::Direct(_) => [Routed::new(info.clone(), None)].into(),
         };
-        Reported { info, routed }
+        Reported {
+            info,
+            routed,
+            id: None,
+        }
     }
 }
 
@@ -422,7 +431,17 @@ pub struct RouteTable {
     gateways: Vec<GatewayRoutes>,
     hosts: Vec<VirtualHost>,
     clusters: Vec<Cluster>,
+    /// How many rules' outcomes ([`Reported`]) the table numbered.
+    reported: usize,
+    /// Each thread's copies of the decisions it has reported, by the outcome's number: a
+    /// request clones its thread's copy ([`Routed::copy_for_thread`]), so that workers routing
+    /// by one rule do not pass its reference counts between their cores. Made on a thread's
+    /// first request by the rule, so a thread holds copies of the routes it serves only.
+    by_thread: ThreadLocal<OwnLine<ThreadCopies>>,
 }
+
+/// One thread's copies of a table's decisions, by outcome number, each made at its first use.
+type ThreadCopies = Box<[OnceCell<Box<[Routed]>>]>;
 
 /// Longest host name a lookup considers (DNS limit).
 const MAX_HOST_LEN: usize = 255;
@@ -533,7 +552,41 @@ impl RouteTable {
         for gateway in &mut builder.table.gateways {
             gateway.hosts.sort_wildcards();
         }
+        builder.table.number_outcomes();
         Ok(builder.table)
+    }
+
+    /// Numbers every rule's outcomes, for the threads' copies of them.
+    fn number_outcomes(&mut self) {
+        let mut next = 0;
+        for rule in self.hosts.iter_mut().flat_map(|host| &mut host.rules) {
+            let each_block = rule.matches.iter_mut().map(|(_, reported)| reported);
+            for reported in each_block.chain([&mut rule.reported]) {
+                reported.id = Some(next);
+                next += 1;
+            }
+        }
+        self.reported = next;
+    }
+
+    /// This thread's copies of what `reported` reports (the shared ones if it has no number).
+    fn routed_here<'a>(&'a self, reported: &'a Reported) -> &'a [Routed] {
+        let Some(id) = reported.id else {
+            return &reported.routed;
+        };
+        let mine = self
+            .by_thread
+            .get_or(|| OwnLine((0..self.reported).map(|_| OnceCell::new()).collect()));
+        match mine.get(id) {
+            Some(copies) => copies.get_or_init(|| {
+                reported
+                    .routed
+                    .iter()
+                    .map(Routed::copy_for_thread)
+                    .collect()
+            }),
+            None => &reported.routed,
+        }
     }
 
     /// The scope of gateway port `port`, if this table has one.
@@ -692,7 +745,7 @@ impl RouteTable {
                     return Decision::Matched {
                         rule,
                         info: &reported.info,
-                        routed: &reported.routed,
+                        routed: self.routed_here(reported),
                         // A rule without match blocks is a `prefix: "/"` match, like a
                         // block without a `uri` condition.
                         matched_prefix: matched.map_or(Some("/"), RequestMatch::uri_prefix),
@@ -1399,6 +1452,51 @@ spec:
         );
         let loaded = Config::from_yaml_str(&format!("{CATALOG}{routes}")).unwrap();
         loaded.config
+    }
+
+    #[test]
+    fn each_thread_reports_copies_of_its_own_the_same_for_each_request() {
+        let table =
+            RouteTable::compile(&catalog_rules("[{headers: {x-beta: {exact: '1'}}}]")).unwrap();
+        // Where this thread's decision for a beta and for another request lies.
+        let decisions = || {
+            ["1", "0"].map(|beta| {
+                let request = Request::get("http://catalog/").header("x-beta", beta);
+                let Decision::Matched { routed, .. } = table.route(&request.body(()).unwrap())
+                else {
+                    panic!("catalog is routed");
+                };
+                (
+                    routed[0].clone(),
+                    std::ptr::from_ref::<mesh_core::RouteChoice>(&routed[0]).addr(),
+                )
+            })
+        };
+        let [(beta, here), (other, there)] = decisions();
+        assert_ne!(beta, other, "two rules");
+        assert_eq!(
+            decisions().map(|(_, at)| at),
+            [here, there],
+            "the same copies again"
+        );
+        let elsewhere = std::thread::scope(|scope| scope.spawn(decisions).join().unwrap());
+        assert_eq!(
+            elsewhere.clone().map(|(routed, _)| routed),
+            [beta.clone(), other]
+        );
+        let [(_, beta_elsewhere), (_, other_elsewhere)] = elsewhere;
+        assert!(
+            beta_elsewhere != here && other_elsewhere != there,
+            "copies of its own"
+        );
+        // Not the table's own either: those stay for a table that has not numbered them.
+        let Decision::Matched { rule, .. } =
+            table.route(&Request::get("http://catalog/").body(()).unwrap())
+        else {
+            panic!("catalog is routed");
+        };
+        let shared = std::ptr::from_ref::<mesh_core::RouteChoice>(&rule.reported.routed[0]).addr();
+        assert_ne!(shared, there);
     }
 
     /// The name of the rule `table` routes a GET of `uri` (with `host`, if any) to.
