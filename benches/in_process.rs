@@ -17,7 +17,10 @@
 //! answering client from one thread and from two at once (each with a runtime of its own, one
 //! client between them), per request and thread: what the threads' cores pass between them. It
 //! also gives each thread a mesh of its own, which shares nothing with the other's: the cost of
-//! the first's sharing is the difference.
+//! the first's sharing is the difference. `in_process_cold` sends the bare call, the full mesh
+//! and the mesh routing alone over the answering client with the core's private caches evicted
+//! before each request (see `support::cold_caches`): what the mesh costs where a request finds
+//! its code and data gone, as one does after the kernel's network stack ran.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -28,6 +31,8 @@ use mesh::{
 use std::{convert::Infallible, net::SocketAddr};
 use tower::{Layer, service_fn};
 
+#[path = "support/cold_caches.rs"]
+mod cold_caches;
 #[path = "support/layer_bench.rs"]
 mod layer_bench;
 #[path = "support/loopback_upstream.rs"]
@@ -132,7 +137,7 @@ fn in_process(c: &mut Criterion) {
     at_once.add(
         "mesh_over_client_answering_at_once",
         None,
-        over_answer_at_once,
+        over_answer_at_once.clone(),
     );
     for (name, leaving_out) in [
         ("mesh_without_a_route_timeout", &[Policy::Timeout][..]),
@@ -146,6 +151,27 @@ fn in_process(c: &mut Criterion) {
         at_once.add(name, None, client.layer(answer_at_once));
     }
     at_once.run(c, "in_process_cpu", &runtime);
+    // The same with cold caches: what the mesh's code and data cost to fetch again.
+    let mut cold = Variants::default();
+    let caches = cold_caches::ColdCaches::new();
+    cold.add(
+        "client_answering_at_once",
+        None,
+        caches.before_each_request(answer_at_once),
+    );
+    cold.add(
+        "mesh_over_client_answering_at_once",
+        None,
+        caches.before_each_request(over_answer_at_once),
+    );
+    let routing_alone = runtime.block_on(mesh_without(upstream, &Policy::ALL));
+    let routing_alone = routing_alone.client_layer("catalog").expect("host");
+    cold.add(
+        "mesh_routing_alone",
+        None,
+        caches.before_each_request(routing_alone.layer(answer_at_once)),
+    );
+    cold.run(c, "in_process_cold", &runtime);
     if layer_bench::interleaved_rounds().is_none() {
         let shared = mesh.client_layer("catalog").expect("host");
         let shared = shared.layer(answer_at_once);
