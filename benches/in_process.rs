@@ -97,9 +97,7 @@ fn in_process(c: &mut Criterion) {
         .expect("runtime");
     let upstream = loopback_upstream::upstream();
     let _guard = runtime.enter();
-    let mesh = Mesh::builder()
-        .yaml(config(upstream))
-        .access_log(false)
+    let mesh = mesh_builder(config(upstream))
         .build()
         .expect("valid config");
     let http = Client::builder(TokioExecutor::new()).build_http::<Body>();
@@ -140,16 +138,22 @@ fn in_process(c: &mut Criterion) {
         over_answer_at_once.clone(),
     );
     for (name, leaving_out) in [
-        ("mesh_without_a_route_timeout", &[Policy::Timeout][..]),
-        ("mesh_without_retries", &[Policy::Retries]),
-        ("mesh_without_tracing", &[Policy::Tracing]),
-        ("mesh_with_a_noop_metrics_recorder", &[Policy::Metrics]),
-        ("mesh_routing_alone", &Policy::ALL),
+        ("mesh_without_a_route_timeout", Policy::Timeout),
+        ("mesh_without_retries", Policy::Retries),
+        ("mesh_without_tracing", Policy::Tracing),
+        ("mesh_with_a_noop_metrics_recorder", Policy::Metrics),
     ] {
-        let lean = runtime.block_on(mesh_without(upstream, leaving_out));
+        let lean = runtime.block_on(mesh_without(upstream, &[leaving_out]));
         let client = lean.client_layer("catalog").expect("host");
         at_once.add(name, None, client.layer(answer_at_once));
     }
+    let routing_alone = runtime.block_on(mesh_without(upstream, &Policy::ALL));
+    let routing_alone = routing_alone.client_layer("catalog").expect("host");
+    at_once.add(
+        "mesh_routing_alone",
+        None,
+        routing_alone.layer(answer_at_once),
+    );
     at_once.run(c, "in_process_cpu", &runtime);
     // The same with cold caches: what the mesh's code and data cost to fetch again.
     let mut cold = Variants::default();
@@ -164,8 +168,6 @@ fn in_process(c: &mut Criterion) {
         None,
         caches.before_each_request(over_answer_at_once),
     );
-    let routing_alone = runtime.block_on(mesh_without(upstream, &Policy::ALL));
-    let routing_alone = routing_alone.client_layer("catalog").expect("host");
     cold.add(
         "mesh_routing_alone",
         None,
@@ -176,9 +178,7 @@ fn in_process(c: &mut Criterion) {
         let shared = mesh.client_layer("catalog").expect("host");
         let shared = shared.layer(answer_at_once);
         let own = || {
-            let mesh = Mesh::builder()
-                .yaml(config(upstream))
-                .access_log(false)
+            let mesh = mesh_builder(config(upstream))
                 .build()
                 .expect("valid config");
             mesh.client_layer("catalog")
@@ -245,6 +245,11 @@ where
     })
 }
 
+/// The bench's mesh from `yaml`, with no access log (the bare client writes none).
+fn mesh_builder(yaml: String) -> mesh::MeshBuilder {
+    Mesh::builder().yaml(yaml).access_log(false)
+}
+
 /// A policy of the bench's mesh that a variant leaves out.
 #[derive(Clone, Copy, PartialEq)]
 enum Policy {
@@ -276,7 +281,7 @@ async fn mesh_without(upstream: SocketAddr, left_out: &[Policy]) -> Mesh {
         yaml = yaml.replace(RETRIES, NO_RETRIES);
         assert!(yaml.contains(NO_RETRIES));
     }
-    let mut builder = Mesh::builder().yaml(yaml).access_log(false);
+    let mut builder = mesh_builder(yaml);
     if off(Policy::Tracing) {
         let tracing_off = mesh::config::MeshConfig {
             enable_tracing: Some(false),
