@@ -504,6 +504,10 @@ impl Sidecar {
             &source,
             previous.map(|p| &p.telemetry),
         )?;
+        // The layers of policies no route sets are left out: a request of the common route with
+        // neither does not pass through them.
+        let faults = table.any_route_policy(|policy| policy.fault.is_some());
+        let mirrors = table.any_route_policy(|policy| policy.mirrors.is_some());
         // The outbound stack; gateway ports run the same one in their route scope.
         let http_stack = |route: RouteLayer, connect: Option<ConnectLayer>| {
             ServiceBuilder::new()
@@ -515,8 +519,8 @@ impl Sidecar {
                 .layer(route)
                 // Faults first, as Envoy's fault filter runs before the router mirrors: an
                 // aborted request is not shadowed, a delayed one is shadowed after its delay.
-                .layer(FaultLayer::new())
-                .layer(mirror.clone())
+                .option_layer(faults.then(FaultLayer::new))
+                .option_layer(mirrors.then(|| mirror.clone()))
                 .layer(TimeoutLayer::default())
                 // The forwarder hands each attempt's extensions back: no clone is kept.
                 .layer(RetryLayer::new().extensions_handed_back())

@@ -589,6 +589,41 @@ impl RouteTable {
         }
     }
 
+    /// Whether any route of the table, in any scope, has a policy `wanted` accepts: a stack
+    /// built for the table leaves out the layers of policies no route sets (as Envoy adds a
+    /// filter only where it is configured).
+    ///
+    /// ```
+    /// use mesh_route::{RouteTable, config::Config};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: ServiceEntry
+    /// metadata: {name: catalog}
+    /// spec: {hosts: [catalog], resolution: DNS, ports: [{number: 80, name: http}]}
+    /// ---
+    /// apiVersion: networking.istio.io/v1
+    /// kind: VirtualService
+    /// metadata: {name: catalog}
+    /// spec:
+    ///   hosts: [catalog]
+    ///   http:
+    ///   - route: [{destination: {host: catalog}}]
+    ///     fault: {abort: {httpStatus: 503, percentage: {value: 10}}}
+    /// "#;
+    /// let table = RouteTable::compile(&Config::from_yaml_str(yaml).unwrap().config).unwrap();
+    /// assert!(table.any_route_policy(|policy| policy.fault.is_some()));
+    /// assert!(!table.any_route_policy(|policy| policy.mirrors.is_some()));
+    /// ```
+    pub fn any_route_policy(&self, wanted: impl Fn(&RoutePolicy) -> bool) -> bool {
+        self.hosts
+            .iter()
+            .flat_map(|host| &host.rules)
+            // Every match block of a rule reports the rule's policy: its `reported` has it too.
+            .flat_map(|rule| rule.reported.routed.iter())
+            .any(|routed| routed.policy.as_ref().is_some_and(&wanted))
+    }
+
     /// The scope of gateway port `port`, if this table has one.
     ///
     /// ```
@@ -1452,6 +1487,44 @@ spec:
         );
         let loaded = Config::from_yaml_str(&format!("{CATALOG}{routes}")).unwrap();
         loaded.config
+    }
+
+    #[test]
+    fn any_route_policy_looks_at_every_rule_and_match_block_of_every_host() {
+        let table_with = |rule: &str, extra: &str| {
+            let routes = format!(
+                "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+                 metadata: {{name: catalog, namespace: shop}}\n\
+                 spec:\n  hosts: [catalog]\n  http:\n\
+                 \x20 - {{name: v2, match: [{{headers: {{x-beta: {{}}}}}}], route: [{{destination: {{host: catalog, subset: v2}}}}]}}\n\
+                 \x20 - {rule}\n{extra}"
+            );
+            let config = Config::from_yaml_str(&format!("{CATALOG}{routes}")).unwrap();
+            RouteTable::compile(&config.config).unwrap()
+        };
+        let faults = |table: &RouteTable| table.any_route_policy(|p| p.fault.is_some());
+        let mirrors = |table: &RouteTable| table.any_route_policy(|p| p.mirrors.is_some());
+        let v1 = "{name: v1, route: [{destination: {host: catalog, subset: v1}}]}";
+        let plain = table_with(v1, "");
+        assert!(!faults(&plain) && !mirrors(&plain));
+        // The last rule of the host, without a match block.
+        let aborting = "{name: v1, route: [{destination: {host: catalog, subset: v1}}], \
+                        fault: {abort: {httpStatus: 503, percentage: {value: 1}}}}";
+        let table = table_with(aborting, "");
+        assert!(faults(&table) && !mirrors(&table));
+        // A rule with match blocks.
+        let matched = "{name: v1, match: [{uri: {prefix: /a}}, {uri: {prefix: /b}}], \
+                       route: [{destination: {host: catalog, subset: v1}}], \
+                       mirror: {host: catalog, subset: v2}}";
+        let table = table_with(matched, "");
+        assert!(mirrors(&table) && !faults(&table));
+        // Another host's rule.
+        let other = "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+                     metadata: {name: reviews, namespace: shop}\n\
+                     spec: {hosts: [reviews], http: [{route: [{destination: {host: catalog}}], \
+                     fault: {delay: {fixedDelay: 1s, percentage: {value: 1}}}}]}\n";
+        let table = table_with(v1, other);
+        assert!(faults(&table) && !mirrors(&table));
     }
 
     #[test]
