@@ -32,7 +32,7 @@ use mesh_core::{
     error::UpstreamTarget,
     outlier::{Outcome, OutlierDetector},
     request_end::RequestEnd,
-    retry::{ATTEMPT_COUNT, Attempt, LentExtensions, RetryContext},
+    retry::{ATTEMPT_COUNT, Attempt, ClusterRecord, LentExtensions, RetryContext},
     timeout::{EXPECTED_RQ_TIMEOUT_MS, RouteDeadline, parse_millis},
 };
 use mesh_route::{config::OutboundMode, matcher::request_authority};
@@ -219,13 +219,19 @@ impl Shared {
             // On its first attempt, the request's context learns its cluster (for the retry layer
             // to name it, should the per-try timeouts run out); and a request that may be retried
             // is counted into that cluster's retry budget, which its retries draw from.
+            // Its circuit breaker is recorded with it, for the retry layer to hold the retries to
+            // its `max_retries`.
             let context = extensions.get::<RetryContext>();
-            if let Some(context) = context
-                && context.set_cluster(&UpstreamCluster(cluster.name.clone()))
-                && context.may_retry()
-                && context.set_budget(&cluster.retry_budget)
-            {
-                cluster.retry_budget.deposit();
+            if let Some(context) = context {
+                let may_retry = context.may_retry();
+                let first = context.set_cluster(|| ClusterRecord {
+                    cluster: UpstreamCluster(cluster.name.clone()),
+                    budget: may_retry.then(|| cluster.retry_budget.clone()),
+                    breaker: cluster.breaker.clone(),
+                });
+                if first && may_retry {
+                    cluster.retry_budget.deposit();
+                }
             }
             // Refused before an endpoint is tried (UO, UH): telemetry still learns the cluster.
             let refused = |error: MeshError| -> BoxError {
@@ -233,9 +239,6 @@ impl Shared {
             };
             let permit = match &cluster.breaker {
                 Some(breaker) => {
-                    if let Some(context) = context {
-                        context.set_breaker(breaker.clone());
-                    }
                     // Queued for the pool, a request a timeout cuts short names its cluster.
                     let mut queued = ReportOnDrop::new(|| refused_at(cluster));
                     let admitted = breaker.acquire().await.map_err(refused)?;
@@ -323,7 +326,7 @@ impl Shared {
         request.headers_mut().remove(http::header::TE);
         let passthrough = UpstreamCluster(Arc::from(PASSTHROUGH_CLUSTER));
         if let Some(context) = extensions.get::<RetryContext>() {
-            context.set_cluster(&passthrough);
+            context.set_cluster(|| ClusterRecord::new(passthrough.clone()));
             context.record_host(&target);
         }
         // Cut short by a timeout, the request names where it was waiting.

@@ -42,13 +42,17 @@ use std::{
 /// The state shared by a request's attempts; see the [module docs](self).
 ///
 /// ```
-/// use mesh_core::{circuit_breaker::CircuitBreaker, retry::RetryContext};
+/// use mesh_core::{UpstreamCluster, circuit_breaker::CircuitBreaker, retry::{ClusterRecord, RetryContext}};
 /// use std::sync::Arc;
 /// let context = RetryContext::default();
 /// let host: http::uri::Authority = "10.0.0.1:80".parse().unwrap();
 /// context.clone().record_host(&host); // the load balancer, on the first attempt
 /// assert!(context.tried(&host));
-/// context.clone().set_breaker(Arc::new(CircuitBreaker::default())); // the proxy
+/// // The proxy, naming the cluster and its circuit breaker.
+/// context.clone().set_cluster(|| ClusterRecord {
+///     breaker: Some(Arc::new(CircuitBreaker::default())),
+///     ..ClusterRecord::new(UpstreamCluster("outbound|80||catalog".into()))
+/// });
 /// assert!(context.breaker().is_some());
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -60,9 +64,8 @@ struct Shared {
     hosts: Mutex<TriedHosts>,
     /// Whether `hosts` has any (read without the lock).
     any_tried: AtomicBool,
-    breaker: OnceLock<Arc<CircuitBreaker>>,
-    budget: OnceLock<RetryBudget>,
-    cluster: OnceLock<UpstreamCluster>,
+    /// What the proxy recorded of the request's cluster (one cell: each costs a lock to set).
+    cluster: OnceLock<ClusterRecord>,
     /// Set by the retry layer: the request may be retried.
     may_retry: AtomicBool,
     /// The attempt under way, numbered from 1 (0: the retry layer has not said).
@@ -107,6 +110,37 @@ pub struct Attempt {
     /// layer (its per-try timeout, or on a retry what is left of the route's), in whole
     /// milliseconds as written; `None` when it wrote none and the route's stands.
     pub expected_timeout: Option<Duration>,
+}
+
+/// What the proxy records of the cluster a request is sent to, on its first attempt
+/// ([`RetryContext::set_cluster`]).
+///
+/// ```
+/// use mesh_core::{UpstreamCluster, retry::ClusterRecord};
+/// let record = ClusterRecord::new(UpstreamCluster("outbound|80||catalog".into()));
+/// assert!(record.budget.is_none() && record.breaker.is_none());
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClusterRecord {
+    /// The cluster, which the retry layer names when the attempts run out at their per-try
+    /// timeout ([`RetryContext::last_target`]).
+    pub cluster: UpstreamCluster,
+    /// The cluster's retry budget, for a request that may be retried: the proxy counted the
+    /// request into it, and its retries draw from it.
+    pub budget: Option<RetryBudget>,
+    /// The cluster's circuit breaker, whose `max_retries` holds the retries back.
+    pub breaker: Option<Arc<CircuitBreaker>>,
+}
+
+impl ClusterRecord {
+    /// `cluster`, with neither a retry budget nor a circuit breaker.
+    pub fn new(cluster: UpstreamCluster) -> Self {
+        ClusterRecord {
+            cluster,
+            budget: None,
+            breaker: None,
+        }
+    }
 }
 
 impl RetryContext {
@@ -217,7 +251,7 @@ impl RetryContext {
     /// assert_eq!(context.hosts_tried(), 1, "clones share what they record");
     /// ```
     pub fn record_host(&self, host: &Authority) {
-        let cluster = self.0.cluster.get().cloned();
+        let cluster = self.0.cluster.get().map(|record| record.cluster.clone());
         let cluster = cluster.unwrap_or_else(|| UpstreamCluster(Arc::from("")));
         let host = Some(UpstreamHost(host.clone()));
         self.record_target(&UpstreamTarget::new(cluster, host, None));
@@ -227,11 +261,11 @@ impl RetryContext {
     /// endpoint once: recording it copies one reference).
     ///
     /// ```
-    /// use mesh_core::{UpstreamCluster, UpstreamHost, UpstreamWorkload, error::UpstreamTarget, retry::RetryContext, workload::Workload};
+    /// use mesh_core::{UpstreamCluster, UpstreamHost, UpstreamWorkload, error::UpstreamTarget, retry::{ClusterRecord, RetryContext}, workload::Workload};
     /// use std::sync::Arc;
     /// let context = RetryContext::default();
     /// let cluster = UpstreamCluster("outbound|80||catalog".into());
-    /// context.set_cluster(&cluster);
+    /// context.set_cluster(|| ClusterRecord::new(cluster.clone()));
     /// let host = Some(UpstreamHost("10.0.0.1:80".parse().unwrap()));
     /// let workload = Some(UpstreamWorkload(Arc::new(Workload::default())));
     /// context.record_target(&UpstreamTarget::new(cluster, host, workload));
@@ -286,49 +320,44 @@ impl RetryContext {
         self.0.hosts.lock().map(|hosts| hosts.len()).unwrap_or(0)
     }
 
-    /// Records the cluster's circuit breaker (the first one recorded stays).
+    /// Records the request's cluster, as `record` makes it, on the first call only (the first
+    /// attempt's; later ones keep it, and do not call `record`): `true` that first time, when
+    /// the proxy counts the request into the cluster's retry budget.
     ///
     /// ```
-    /// use mesh_core::{circuit_breaker::{CircuitBreaker, ConnectionPoolLimits}, retry::RetryContext};
-    /// use std::sync::Arc;
+    /// use mesh_core::{UpstreamCluster, retry::{ClusterRecord, RetryBudget, RetryContext}};
     /// let context = RetryContext::default();
-    /// context.set_breaker(Arc::new(CircuitBreaker::new(ConnectionPoolLimits::ENVOY)));
-    /// context.set_breaker(Arc::new(CircuitBreaker::default()));
-    /// assert_eq!(context.breaker().unwrap().limits().max_retries, 3, "the first one stays");
+    /// assert!(context.last_target().is_none(), "no cluster yet");
+    /// let record = || ClusterRecord {
+    ///     budget: Some(RetryBudget::default()),
+    ///     ..ClusterRecord::new(UpstreamCluster("outbound|80|v1|catalog".into()))
+    /// };
+    /// assert!(context.set_cluster(record), "the first attempt");
+    /// assert!(!context.set_cluster(|| unreachable!("a retry's")));
+    /// let target = context.last_target().unwrap();
+    /// assert_eq!(&*target.cluster.0, "outbound|80|v1|catalog");
+    /// assert!(target.host.is_none(), "no endpoint tried yet");
+    /// assert!(context.budget().is_some());
     /// ```
-    pub fn set_breaker(&self, breaker: Arc<CircuitBreaker>) {
-        let _ = self.0.breaker.set(breaker);
+    pub fn set_cluster(&self, record: impl FnOnce() -> ClusterRecord) -> bool {
+        self.0.cluster.get().is_none() && self.0.cluster.set(record()).is_ok()
     }
 
-    /// The cluster's circuit breaker, once recorded.
+    /// The cluster's circuit breaker, once the proxy has recorded it.
     ///
     /// ```
-    /// use mesh_core::{circuit_breaker::CircuitBreaker, retry::RetryContext};
+    /// use mesh_core::{UpstreamCluster, circuit_breaker::{CircuitBreaker, ConnectionPoolLimits}, retry::{ClusterRecord, RetryContext}};
     /// use std::sync::Arc;
     /// let context = RetryContext::default();
     /// assert!(context.breaker().is_none());
-    /// let breaker = Arc::new(CircuitBreaker::default());
-    /// context.set_breaker(breaker.clone());
-    /// assert!(Arc::ptr_eq(context.breaker().unwrap(), &breaker));
+    /// context.set_cluster(|| ClusterRecord {
+    ///     breaker: Some(Arc::new(CircuitBreaker::new(ConnectionPoolLimits::ENVOY))),
+    ///     ..ClusterRecord::new(UpstreamCluster("outbound|80||catalog".into()))
+    /// });
+    /// assert_eq!(context.breaker().unwrap().limits().max_retries, 3);
     /// ```
     pub fn breaker(&self) -> Option<&Arc<CircuitBreaker>> {
-        self.0.breaker.get()
-    }
-
-    /// Records the retry budget of the request's cluster; `true` the first time only (the
-    /// first attempt), when the proxy counts the request into that budget.
-    ///
-    /// ```
-    /// use mesh_core::retry::{RetryBudget, RetryContext};
-    /// let context = RetryContext::default();
-    /// let cluster = RetryBudget::default();
-    /// assert!(context.budget().is_none());
-    /// assert!(context.set_budget(&cluster), "the first attempt");
-    /// assert!(!context.set_budget(&cluster), "a retry");
-    /// assert!(context.budget().is_some());
-    /// ```
-    pub fn set_budget(&self, budget: &RetryBudget) -> bool {
-        self.0.budget.set(budget.clone()).is_ok()
+        self.0.cluster.get()?.breaker.as_ref()
     }
 
     /// The retry budget of the request's cluster, once the proxy has recorded it.
@@ -338,38 +367,22 @@ impl RetryContext {
     /// assert!(RetryContext::default().budget().is_none());
     /// ```
     pub fn budget(&self) -> Option<&RetryBudget> {
-        self.0.budget.get()
-    }
-
-    /// Records the request's upstream cluster (the first one recorded stays); `true` the first
-    /// time only (the first attempt).
-    ///
-    /// ```
-    /// use mesh_core::{UpstreamCluster, retry::RetryContext};
-    /// let context = RetryContext::default();
-    /// assert!(context.last_target().is_none(), "no cluster yet");
-    /// context.set_cluster(&UpstreamCluster("outbound|80|v1|catalog".into()));
-    /// let target = context.last_target().unwrap();
-    /// assert_eq!(&*target.cluster.0, "outbound|80|v1|catalog");
-    /// assert!(target.host.is_none(), "no endpoint tried yet");
-    /// ```
-    pub fn set_cluster(&self, cluster: &UpstreamCluster) -> bool {
-        self.0.cluster.get().is_none() && self.0.cluster.set(cluster.clone()).is_ok()
+        self.0.cluster.get()?.budget.as_ref()
     }
 
     /// Where the latest attempt went: the cluster, and the endpoint tried last, if any; `None`
     /// before the proxy has recorded the cluster.
     ///
     /// ```
-    /// use mesh_core::{UpstreamCluster, retry::RetryContext};
+    /// use mesh_core::{UpstreamCluster, retry::{ClusterRecord, RetryContext}};
     /// let context = RetryContext::default();
-    /// context.set_cluster(&UpstreamCluster("outbound|80||catalog".into()));
+    /// context.set_cluster(|| ClusterRecord::new(UpstreamCluster("outbound|80||catalog".into())));
     /// context.record_host(&"10.0.0.1:80".parse().unwrap());
     /// context.record_host(&"10.0.0.2:80".parse().unwrap());
     /// assert_eq!(context.last_target().unwrap().host.as_ref().unwrap().0, "10.0.0.2:80");
     /// ```
     pub fn last_target(&self) -> Option<UpstreamTarget> {
-        let cluster = self.0.cluster.get()?;
+        let cluster = &self.0.cluster.get()?.cluster;
         let last = self.0.hosts.lock().ok()?.last().cloned();
         Some(match last {
             Some(tried) if tried.cluster == *cluster => tried,
@@ -454,7 +467,7 @@ mod tests {
         let context = RetryContext::default();
         context.record_host(&"10.0.0.1:80".parse().unwrap());
         assert!(context.last_target().is_none(), "no cluster yet");
-        context.set_cluster(&UpstreamCluster("PassthroughCluster".into()));
+        context.set_cluster(|| ClusterRecord::new(UpstreamCluster("PassthroughCluster".into())));
         let target = context.last_target().unwrap();
         assert_eq!(&*target.cluster.0, "PassthroughCluster");
         assert_eq!(target.host.as_ref().unwrap().0, "10.0.0.1:80");

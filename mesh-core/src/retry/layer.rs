@@ -860,7 +860,7 @@ mod tests {
     use crate::{
         ResponseFlags,
         local_reply::error_to_response,
-        retry::{RetryOn, replay::tests::channel},
+        retry::{ClusterRecord, RetryOn, replay::tests::channel},
     };
     use bytes::Bytes;
     use http::{HeaderMap, StatusCode, uri::Authority};
@@ -967,7 +967,8 @@ mod tests {
                 let hosts_before = hosts.as_ref().map(RetryContext::hosts_tried);
                 let announced = hosts.as_ref().and_then(RetryContext::attempt);
                 if let Some(hosts) = &hosts {
-                    hosts.set_cluster(&crate::UpstreamCluster("outbound|80||scripted".into()));
+                    let scripted = crate::UpstreamCluster("outbound|80||scripted".into());
+                    hosts.set_cluster(|| ClusterRecord::new(scripted));
                     let host = format!("10.0.0.{}:80", hosts.hosts_tried() + 1);
                     hosts.record_host(&Authority::try_from(host.as_str()).unwrap());
                 }
@@ -1162,7 +1163,11 @@ mod tests {
             tower::service_fn(move |request: Request<Body>| {
                 // What the proxy does on a request's first attempt.
                 let context = request.extensions().get::<RetryContext>().unwrap();
-                if context.set_budget(&cluster_budget) {
+                let named = || ClusterRecord {
+                    budget: Some(cluster_budget.clone()),
+                    ..ClusterRecord::new(crate::UpstreamCluster("outbound|80||named".into()))
+                };
+                if context.set_cluster(named) {
                     cluster_budget.deposit();
                 }
                 async { Ok::<_, std::convert::Infallible>(Response::new(body::empty())) }
@@ -1771,12 +1776,14 @@ mod tests {
         use crate::circuit_breaker::{CircuitBreaker, ConnectionPoolLimits};
         let limited = |max_retries| {
             let limit = RetryContext::default();
-            limit.set_breaker(std::sync::Arc::new(CircuitBreaker::new(
-                ConnectionPoolLimits {
-                    max_retries,
-                    ..Default::default()
-                },
-            )));
+            let breaker = CircuitBreaker::new(ConnectionPoolLimits {
+                max_retries,
+                ..Default::default()
+            });
+            limit.set_cluster(|| ClusterRecord {
+                breaker: Some(std::sync::Arc::new(breaker)),
+                ..ClusterRecord::new(crate::UpstreamCluster("outbound|80||limited".into()))
+            });
             let mut request = get();
             request.extensions_mut().insert(limit);
             request

@@ -31,7 +31,7 @@ pub mod request_override;
 pub use backoff::Backoff;
 pub use budget::{RetryBudget, RetryBudgetError};
 pub use condition::{InvalidRetryOn, RETRY_ON_TOKENS, RetryCondition, RetryHeaders, RetryOn};
-pub use context::{Attempt, RetryContext};
+pub use context::{Attempt, ClusterRecord, RetryContext};
 pub use layer::{ATTEMPT_COUNT, DEFAULT_BUFFER_LIMIT, Retry, RetryFuture, RetryLayer};
 pub use lent::LentExtensions;
 pub use policy::{RetryPolicy, effective_per_try_timeout};
