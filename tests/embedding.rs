@@ -323,6 +323,47 @@ async fn a_swap_applies_to_new_requests_while_started_ones_finish_under_the_old_
     assert_eq!(version_of("/items").await, "v2");
 }
 
+/// The stack leaves out the fault and mirror layers while no route sets either: a swap that
+/// adds them applies them, to a client kept across it too.
+#[tokio::test]
+async fn a_swap_that_adds_a_mirror_or_a_fault_applies_it() {
+    let (v1, v2, registry) = support::catalog_upstreams().await;
+    let mesh = quiet_mesh(&support::all_to(&registry, "version-v1"));
+    let client = catalog_client(&mesh);
+    let send = || {
+        let request = http::Request::get("/items")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        client.clone().oneshot(request)
+    };
+    assert_eq!(decision(&send().await.unwrap()).1, "v1");
+    let with_rule = |extra: &str| {
+        support::all_to(&registry, "version-v1").replace(
+            "subset: version-v1}}]}]",
+            &format!("subset: version-v1}}}}], {extra}}}]"),
+        )
+    };
+
+    let mirrored = with_rule("mirror: {host: catalog, subset: version-v2}");
+    assert_ne!(mirrored, support::all_to(&registry, "version-v1"));
+    mesh.swap_yaml(&mirrored).unwrap();
+    assert_eq!(decision(&send().await.unwrap()).1, "v1");
+    let shadowed = async {
+        while v2.hits() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), shadowed)
+        .await
+        .expect("the swapped-in mirror shadows the request to v2");
+
+    let aborted = with_rule("fault: {abort: {httpStatus: 418, percentage: {value: 100}}}");
+    mesh.swap_yaml(&aborted).unwrap();
+    let hits = v1.hits();
+    assert_eq!(send().await.unwrap().status(), 418);
+    assert_eq!(v1.hits(), hits, "the aborted request does not reach v1");
+}
+
 #[tokio::test]
 async fn the_server_layer_follows_a_swap() {
     let unsampled = r#"
