@@ -1476,14 +1476,23 @@ spec:
   subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
 "#;
 
+    /// The last rule of [`catalog_rules`]: everything else to subset v1.
+    const V1_RULE: &str = "{name: v1, route: [{destination: {host: catalog, subset: v1}}]}";
+
     /// `CATALOG` with a VirtualService: rule `v2` with match blocks `blocks`, then rule `v1`.
     fn catalog_rules(blocks: &str) -> Config {
+        catalog_rules_and(blocks, V1_RULE, "")
+    }
+
+    /// `CATALOG` with a VirtualService: rule `v2` with match blocks `blocks`, then `last`; and
+    /// then the documents `more`.
+    fn catalog_rules_and(blocks: &str, last: &str, more: &str) -> Config {
         let routes = format!(
             "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n\
              metadata: {{name: catalog, namespace: shop}}\n\
              spec:\n  hosts: [catalog]\n  http:\n\
              \x20 - {{name: v2, match: {blocks}, route: [{{destination: {{host: catalog, subset: v2}}}}]}}\n\
-             \x20 - {{name: v1, route: [{{destination: {{host: catalog, subset: v1}}}}]}}\n"
+             \x20 - {last}\n{more}"
         );
         let loaded = Config::from_yaml_str(&format!("{CATALOG}{routes}")).unwrap();
         loaded.config
@@ -1492,20 +1501,12 @@ spec:
     #[test]
     fn any_route_policy_looks_at_every_rule_and_match_block_of_every_host() {
         let table_with = |rule: &str, extra: &str| {
-            let routes = format!(
-                "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n\
-                 metadata: {{name: catalog, namespace: shop}}\n\
-                 spec:\n  hosts: [catalog]\n  http:\n\
-                 \x20 - {{name: v2, match: [{{headers: {{x-beta: {{}}}}}}], route: [{{destination: {{host: catalog, subset: v2}}}}]}}\n\
-                 \x20 - {rule}\n{extra}"
-            );
-            let config = Config::from_yaml_str(&format!("{CATALOG}{routes}")).unwrap();
-            RouteTable::compile(&config.config).unwrap()
+            let config = catalog_rules_and("[{headers: {x-beta: {}}}]", rule, extra);
+            RouteTable::compile(&config).unwrap()
         };
         let faults = |table: &RouteTable| table.any_route_policy(|p| p.fault.is_some());
         let mirrors = |table: &RouteTable| table.any_route_policy(|p| p.mirrors.is_some());
-        let v1 = "{name: v1, route: [{destination: {host: catalog, subset: v1}}]}";
-        let plain = table_with(v1, "");
+        let plain = table_with(V1_RULE, "");
         assert!(!faults(&plain) && !mirrors(&plain));
         // The last rule of the host, without a match block.
         let aborting = "{name: v1, route: [{destination: {host: catalog, subset: v1}}], \
@@ -1523,7 +1524,7 @@ spec:
                      metadata: {name: reviews, namespace: shop}\n\
                      spec: {hosts: [reviews], http: [{route: [{destination: {host: catalog}}], \
                      fault: {delay: {fixedDelay: 1s, percentage: {value: 1}}}}]}\n";
-        let table = table_with(v1, other);
+        let table = table_with(V1_RULE, other);
         assert!(faults(&table) && !mirrors(&table));
     }
 
