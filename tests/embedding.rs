@@ -348,14 +348,12 @@ async fn a_swap_that_adds_a_mirror_or_a_fault_applies_it() {
     assert_ne!(mirrored, support::all_to(&registry, "version-v1"));
     mesh.swap_yaml(&mirrored).unwrap();
     assert_eq!(decision(&send().await.unwrap()).1, "v1");
-    let shadowed = async {
-        while v2.hits() == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), shadowed)
-        .await
-        .expect("the swapped-in mirror shadows the request to v2");
+    support::wait_for_hits(&v2, 1, Duration::from_secs(5)).await;
+    assert_eq!(
+        v2.hits(),
+        1,
+        "the swapped-in mirror shadows the request to v2"
+    );
 
     let aborted = with_rule("fault: {abort: {httpStatus: 418, percentage: {value: 100}}}");
     mesh.swap_yaml(&aborted).unwrap();

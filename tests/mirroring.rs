@@ -5,17 +5,12 @@ mod support;
 
 use http::Request;
 use http_body_util::Full;
-use mesh::demo::{CatalogServer, Http1Client};
+use mesh::demo::Http1Client;
 use std::time::{Duration, Instant};
-use support::Catalog;
+use support::{Catalog, wait_for_hits};
 
-/// Waits (at most 10 s) until `server` has seen `n` requests.
-async fn wait_for_hits(server: &CatalogServer, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.hits() < n && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How long a test waits for v2's shadows to land.
+const SHADOWS_LAND_WITHIN: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn slow_v2_gets_copies_while_clients_get_v1_at_v1_speed() {
@@ -46,7 +41,7 @@ async fn slow_v2_gets_copies_while_clients_get_v1_at_v1_speed() {
         start.elapsed()
     );
     assert_eq!(catalog.v1.hits(), N);
-    wait_for_hits(&catalog.v2, N).await;
+    wait_for_hits(&catalog.v2, N, SHADOWS_LAND_WITHIN).await;
     assert_eq!(catalog.v2.hits(), N);
     let copies = catalog.v2.requests();
     for copy in &copies {
@@ -89,7 +84,7 @@ async fn suffix_off_by_mesh_config() {
     let catalog = Catalog::with_routes(&format!("{routes}\n---\n{mesh}")).await;
     let mut client = Http1Client::connect(catalog.proxy()).await.unwrap();
     client.get("http://catalog/items", &[]).await.unwrap();
-    wait_for_hits(&catalog.v2, 1).await;
+    wait_for_hits(&catalog.v2, 1, SHADOWS_LAND_WITHIN).await;
     assert_eq!(
         catalog.v2.last_request().unwrap().headers["host"],
         "catalog"
@@ -105,7 +100,7 @@ async fn a_shadow_carries_its_originals_trace_but_is_not_traced_even_when_forced
         .await
         .unwrap();
     assert_eq!(response.headers["x-catalog-version"], "v1");
-    wait_for_hits(&catalog.v2, 1).await;
+    wait_for_hits(&catalog.v2, 1, SHADOWS_LAND_WITHIN).await;
     let primary = catalog.v1.last_request().unwrap().headers;
     let shadow = catalog.v2.last_request().unwrap().headers;
     // One trace: the shadow continues the primary's.

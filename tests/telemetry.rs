@@ -7,7 +7,7 @@ mod support;
 
 use mesh::demo::{Collected, Http1Client};
 use mesh::proxy::{sidecar::SidecarSettings, workload_identity::WorkloadSettings};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{
     Catalog,
     metrics::{Labels, Metrics, total},
@@ -384,10 +384,7 @@ async fn mirrored_request_counts_the_primary_only() {
         assert_eq!(response.headers["x-catalog-version"], "v1");
     }
     // Every shadow has landed on v2 before the metrics are read.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while catalog.v2.hits() < N && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    support::wait_for_hits(&catalog.v2, N, Duration::from_secs(3)).await;
     assert_eq!(catalog.v2.hits(), N, "v2 got the copies");
     let series = metrics.wait_for_requests(N).await;
     assert!(

@@ -8,7 +8,11 @@ pub mod metrics;
 use mesh::demo::{CatalogServer, point_registry};
 use mesh::proxy::{RunningSidecar, Sidecar, SidecarOptions, sidecar::SidecarSettings};
 use mesh::route::config::Config;
-use std::{net::SocketAddr, path::PathBuf};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 /// `examples/mesh/…` in this checkout.
 pub fn example(path: &str) -> PathBuf {
@@ -95,6 +99,15 @@ pub async fn catalog_upstreams() -> (CatalogServer, CatalogServer, String) {
     let registry = std::fs::read_to_string(example("catalog/00-registry.yaml")).unwrap();
     let registry = point_registry(&registry, v1.addr().port(), v2.addr().port());
     (v1, v2, registry)
+}
+
+/// Waits until `server` has seen `n` requests, or `within` has passed (the caller asserts):
+/// for fire-and-forget requests, such as mirrors' shadows.
+pub async fn wait_for_hits(server: &CatalogServer, n: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while server.hits() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// `registry` and a VirtualService sending all of `catalog` to `subset`.
