@@ -162,7 +162,7 @@ impl Shared {
                 Some(scheme) if *scheme == Scheme::HTTPS => "https",
                 _ => "http",
             };
-            remove_hop_by_hop(request.headers_mut(), true);
+            let te_kept = remove_hop_by_hop(request.headers_mut(), true);
             append_forwarded(request.headers_mut(), downstream.map(|d| d.remote), scheme);
 
             let port = split_port(authority.as_str())
@@ -185,7 +185,7 @@ impl Shared {
             };
             let mut response = match cluster {
                 Some(cluster) => {
-                    self.to_endpoint(cluster, request, &extensions, &authority, port)
+                    self.to_endpoint(cluster, request, &extensions, &authority, port, te_kept)
                         .await?
                 }
                 None => {
@@ -202,7 +202,7 @@ impl Shared {
 
     /// Sends to an endpoint of `cluster`: through its circuit breaker (503 UO on overflow), to
     /// an endpoint outlier detection has not ejected (503 UH when none is left), reporting the
-    /// outcome back to outlier detection.
+    /// outcome back to outlier detection. `te_kept`: the request still has a `te` header.
     #[allow(
         clippy::manual_async_fn,
         reason = "an `async fn` would keep the request twice (see above)"
@@ -214,6 +214,7 @@ impl Shared {
         extensions: &'a Extensions,
         authority: &'a Authority,
         port: u16,
+        te_kept: bool,
     ) -> impl Future<Output = Result<Response<Body>, BoxError>> + Send + 'a {
         async move {
             // On its first attempt, the request's context learns its cluster (for the retry layer
@@ -255,7 +256,8 @@ impl Shared {
                 .choose_endpoint(ports, context, now)
                 .ok_or_else(|| refused(MeshError::NoHealthyUpstream))?;
             let announced = context.and_then(RetryContext::attempt);
-            if ports.protocol == Protocol::Http1 {
+            // HTTP/1.1 takes no `te` upstream (the `trailers` kept for HTTP/2 included).
+            if te_kept && ports.protocol == Protocol::Http1 {
                 request.headers_mut().remove(http::header::TE);
             }
             let endpoint = &ports.endpoints[index];
@@ -531,6 +533,41 @@ mod tests {
                 "so does the retry context"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn te_trailers_goes_on_to_an_http2_upstream_and_never_to_an_http1_one() {
+        // What `te` the client saw, per port protocol of the cluster.
+        let te_seen = |protocol: &'static str| async move {
+            let yaml = format!(
+                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: catalog}}\n\
+                 spec: {{hosts: [catalog], resolution: STATIC, ports: [{{number: 80, name: p, \
+                 protocol: {protocol}}}], endpoints: [{{address: 127.0.0.1}}]}}\n"
+            );
+            let config = Config::from_yaml_str(&yaml).unwrap().config;
+            let table = RouteTable::compile(&config).unwrap();
+            let registry = Registry::build(&config, &table, &Upstream::default()).unwrap();
+            let forward = Forward::new(
+                Arc::new(registry),
+                Upstream::default(),
+                OutboundMode::RegistryOnly,
+            );
+            let echo_te = tower::service_fn(|request: Request<Body>| async move {
+                let mut response = Response::new(mesh_core::body::empty());
+                if let Some(te) = request.headers().get(http::header::TE) {
+                    response.headers_mut().insert("x-saw-te", te.clone());
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            });
+            let mut request = with_client(echo_te)();
+            let te = http::HeaderValue::from_static("trailers");
+            request.headers_mut().insert(http::header::TE, te);
+            let response = forward.oneshot(request).await.unwrap();
+            response.headers().get("x-saw-te").cloned()
+        };
+        assert_eq!(te_seen("HTTP2").await.unwrap(), "trailers");
+        assert_eq!(te_seen("GRPC").await.unwrap(), "trailers");
+        assert_eq!(te_seen("HTTP").await, None);
     }
 
     #[tokio::test(start_paused = true)]

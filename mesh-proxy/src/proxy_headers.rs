@@ -38,7 +38,8 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Removes hop-by-hop headers, including any named in `Connection`. `te: trailers` is kept when
-/// `keep_te_trailers` (HTTP/2 and gRPC need it); any other `te` is removed.
+/// `keep_te_trailers` (HTTP/2 and gRPC need it); any other `te` is removed. Returns whether a
+/// `te` was kept, so that a hop sending on over HTTP/1.1, which takes none, need not look again.
 ///
 /// ```
 /// use http::{HeaderMap, header};
@@ -48,18 +49,18 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 /// headers.insert("x-private", "1".parse().unwrap());
 /// headers.insert(header::TE, "trailers".parse().unwrap());
 /// headers.insert("x-request-id", "abc".parse().unwrap());
-/// remove_hop_by_hop(&mut headers, true);
+/// assert!(remove_hop_by_hop(&mut headers, true), "te: trailers kept");
 /// assert!(headers.get(header::CONNECTION).is_none() && headers.get("x-private").is_none());
 /// assert_eq!(headers[header::TE], "trailers", "kept for HTTP/2 and gRPC");
 /// assert_eq!(headers["x-request-id"], "abc");
 /// ```
-pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) -> bool {
     // Most messages have none: one pass over the names, no lookups.
     if !headers
         .keys()
         .any(|name| name == header::TE || HOP_BY_HOP.contains(&name.as_str()))
     {
-        return;
+        return false;
     }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -74,9 +75,11 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     let te_is_trailers = headers
         .get(header::TE)
         .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    if !(keep_te_trailers && te_is_trailers) {
+    let kept = keep_te_trailers && te_is_trailers;
+    if !kept {
         headers.remove(header::TE);
     }
+    kept
 }
 
 /// Appends the client's address to `x-forwarded-for` and sets `x-forwarded-proto` (`http` or
@@ -101,9 +104,10 @@ pub fn append_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>, sch
             headers.insert(X_FORWARDED_FOR, value);
         }
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
-    }
+    // One lookup (the name hashed once), not a look and then an insert.
+    headers
+        .entry(X_FORWARDED_PROTO)
+        .or_insert_with(|| HeaderValue::from_static(scheme));
 }
 
 #[cfg(test)]
@@ -116,10 +120,10 @@ mod tests {
         h.insert(header::HOST, "catalog".parse().unwrap());
         h.insert("x-request-id", "1".parse().unwrap());
         let before = h.clone();
-        remove_hop_by_hop(&mut h, false);
+        assert!(!remove_hop_by_hop(&mut h, false));
         assert_eq!(h, before);
         h.insert(header::TE, "gzip".parse().unwrap());
-        remove_hop_by_hop(&mut h, true);
+        assert!(!remove_hop_by_hop(&mut h, true), "none kept");
         assert_eq!(h, before, "te other than trailers goes");
     }
 
@@ -131,11 +135,14 @@ mod tests {
         h.insert("keep-alive", "timeout=5".parse().unwrap());
         h.insert(header::TE, "trailers".parse().unwrap());
         h.insert("x-kept", "1".parse().unwrap());
-        remove_hop_by_hop(&mut h, true);
+        assert!(
+            remove_hop_by_hop(&mut h, true),
+            "te: trailers kept, and said so"
+        );
         assert!(h.get("x-private").is_none() && h.get("keep-alive").is_none());
         assert_eq!(h[header::TE], "trailers");
         assert_eq!(h["x-kept"], "1");
-        remove_hop_by_hop(&mut h, false);
+        assert!(!remove_hop_by_hop(&mut h, false));
         assert!(h.get(header::TE).is_none());
     }
 
