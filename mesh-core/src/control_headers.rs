@@ -43,14 +43,18 @@ impl ControlHeaders {
     pub fn scan(headers: &HeaderMap) -> Self {
         let mut found = ControlHeaders::default();
         for name in headers.keys() {
+            // By the text's first byte, most names are passed over with no comparison of
+            // their text. (Comparing with the `GRPC_TIMEOUT` const would build and drop a
+            // `HeaderName` for every name.)
             let text = name.as_str();
-            if text.starts_with("x-envoy-") {
-                found.timeout |= TIMEOUT_HEADERS.contains(name);
-                found.retry |= RETRY_HEADERS.contains(name);
+            match text.as_bytes().first() {
+                Some(b'x') if text.starts_with("x-envoy-") => {
+                    found.timeout |= TIMEOUT_HEADERS.contains(name);
+                    found.retry |= RETRY_HEADERS.contains(name);
+                }
+                Some(b'g') => found.grpc_timeout |= text == "grpc-timeout",
+                _ => {}
             }
-            // By its text: comparing with the `GRPC_TIMEOUT` const would build and drop a
-            // `HeaderName` for every name.
-            found.grpc_timeout |= text == "grpc-timeout";
         }
         found
     }
