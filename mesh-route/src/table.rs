@@ -10,8 +10,9 @@
 //! selectors (`sourceLabels`, `sourceNamespace`, `gateways`) do not select that proxy are
 //! dropped, as Istio leaves them out of the proxy's configuration.
 //!
-//! Lookup is allocation-free: the authority is lower-cased into a stack buffer, hosts are found
-//! by hash (exact names and all their short/namespaced aliases), then by wildcard suffix.
+//! Lookup is allocation-free: an authority with upper-case letters is lower-cased into a stack
+//! buffer (any other is used as it is), hosts are found by hash (exact names and all their
+//! short/namespaced aliases), then by wildcard suffix.
 
 use crate::{
     config::{
@@ -828,11 +829,19 @@ impl HostIndex {
         if host.len() > MAX_HOST_LEN {
             return None;
         }
+        // Nearly every host is lower case already: looked up as it is, with no copy.
+        if !host.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.find_lowercase(host);
+        }
         let mut buf = [0u8; MAX_HOST_LEN];
         let lower = &mut buf[..host.len()];
         lower.copy_from_slice(host.as_bytes());
         lower.make_ascii_lowercase();
-        let host = std::str::from_utf8(lower).ok()?;
+        self.find_lowercase(std::str::from_utf8(lower).ok()?)
+    }
+
+    /// [`find`](Self::find) for a host with no port and no upper-case letter.
+    fn find_lowercase(&self, host: &str) -> Option<usize> {
         if let Some(&index) = self.exact.get(host) {
             return Some(index);
         }
@@ -1414,6 +1423,23 @@ fn compile_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_is_found_in_any_case_exact_or_by_wildcard() {
+        let mut index = HostIndex::default();
+        index.claim("catalog.shop.svc.cluster.local", 0);
+        index.claim("*.example.com", 1);
+        for (authority, found) in [
+            ("catalog.shop.svc.cluster.local:80", Some(0)),
+            ("Catalog.SHOP.svc.cluster.local", Some(0)),
+            ("api.example.com", Some(1)),
+            ("API.Example.COM:8080", Some(1)),
+            ("example.com", None),
+            ("Other.Example.org", None),
+        ] {
+            assert_eq!(index.find(authority), found, "{authority}");
+        }
+    }
 
     /// The policy of the rule `table` routes `http://catalog/` to.
     fn catalog_policy(table: &RouteTable) -> Option<&RoutePolicy> {
