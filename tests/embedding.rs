@@ -295,9 +295,11 @@ async fn a_swap_applies_to_new_requests_while_started_ones_finish_under_the_old_
     assert_eq!(send_kept().await, "v1");
 
     let started = tokio::spawn(version_of("/items?delay_ms=300"));
-    while v1.hits() < 2 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    support::wait_for_hits(&v1, 2, Duration::from_secs(5)).await;
+    assert!(
+        v1.hits() >= 2,
+        "the slow request reached v1 before the swap"
+    );
     mesh.swap_yaml(&support::all_to(&registry, "version-v2"))
         .unwrap();
     assert_eq!(mesh.version(), 2);

@@ -53,9 +53,11 @@ async fn a_running_sidecar_follows_a_swap_and_lets_started_requests_finish() {
             .await
             .unwrap()
     });
-    while v1.hits() < 2 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    support::wait_for_hits(&v1, 2, Duration::from_secs(5)).await;
+    assert!(
+        v1.hits() >= 2,
+        "the slow request reached v1 before the swap"
+    );
     assert_eq!(live.swap(all_to(&registry, "version-v2")).unwrap(), 2);
 
     // The kept-alive connection's next request follows the new routes.
