@@ -472,10 +472,23 @@ mod tests {
     /// A forwarder over one cluster (`catalog`), the registry to read its stats from, and a
     /// request to it sent through a client that answers 200 at once.
     fn catalog() -> (Forward, Arc<Registry>, impl Fn() -> Request<Body>) {
-        let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog}\n\
-                    spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
-                    endpoints: [{address: 127.0.0.1}]}\n";
-        let config = Config::from_yaml_str(yaml).unwrap().config;
+        let (forward, registry) = catalog_on("{number: 80, name: http}");
+        let answering = tower::service_fn(|_request: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(mesh_core::body::empty()))
+        });
+        let request = with_client(answering);
+        (forward, registry, request)
+    }
+
+    /// A forwarder over one cluster (`catalog`, with the ServiceEntry port `port`), and the
+    /// registry to read its stats from.
+    fn catalog_on(port: &str) -> (Forward, Arc<Registry>) {
+        let yaml = format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: catalog}}\n\
+             spec: {{hosts: [catalog], resolution: STATIC, ports: [{port}], \
+             endpoints: [{{address: 127.0.0.1}}]}}\n"
+        );
+        let config = Config::from_yaml_str(&yaml).unwrap().config;
         let table = RouteTable::compile(&config).unwrap();
         let registry = Arc::new(Registry::build(&config, &table, &Upstream::default()).unwrap());
         let forward = Forward::new(
@@ -483,11 +496,7 @@ mod tests {
             Upstream::default(),
             OutboundMode::RegistryOnly,
         );
-        let answering = tower::service_fn(|_request: Request<Body>| async {
-            Ok::<_, std::convert::Infallible>(Response::new(mesh_core::body::empty()))
-        });
-        let request = with_client(answering);
-        (forward, registry, request)
+        (forward, registry)
     }
 
     /// Requests to `catalog` sent through `client`.
@@ -539,19 +548,8 @@ mod tests {
     async fn te_trailers_goes_on_to_an_http2_upstream_and_never_to_an_http1_one() {
         // What `te` the client saw, per port protocol of the cluster.
         let te_seen = |protocol: &'static str| async move {
-            let yaml = format!(
-                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: catalog}}\n\
-                 spec: {{hosts: [catalog], resolution: STATIC, ports: [{{number: 80, name: p, \
-                 protocol: {protocol}}}], endpoints: [{{address: 127.0.0.1}}]}}\n"
-            );
-            let config = Config::from_yaml_str(&yaml).unwrap().config;
-            let table = RouteTable::compile(&config).unwrap();
-            let registry = Registry::build(&config, &table, &Upstream::default()).unwrap();
-            let forward = Forward::new(
-                Arc::new(registry),
-                Upstream::default(),
-                OutboundMode::RegistryOnly,
-            );
+            let (forward, _registry) =
+                catalog_on(&format!("{{number: 80, name: p, protocol: {protocol}}}"));
             let echo_te = tower::service_fn(|request: Request<Body>| async move {
                 let mut response = Response::new(mesh_core::body::empty());
                 if let Some(te) = request.headers().get(http::header::TE) {
