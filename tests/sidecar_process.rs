@@ -473,11 +473,8 @@ async fn sigterm_during_request(
             })
         })
         .collect();
-    let started = std::time::Instant::now();
-    while v1.hits() < IN_FLIGHT as u64 {
-        assert!(started.elapsed().as_secs() < 5, "the request reached v1");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    support::wait_for_hits(&v1, IN_FLIGHT as u64, std::time::Duration::from_secs(5)).await;
+    assert!(v1.hits() >= IN_FLIGHT as u64, "the request reached v1");
     let signalled = std::time::Instant::now();
     let status = Command::new("kill")
         .args(["-TERM", &sidecar.child.id().to_string()])
