@@ -60,7 +60,8 @@ pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
-/// Boxes any body whose data is [`Bytes`] into a [`Body`].
+/// Boxes any body whose data is [`Bytes`] into a [`Body`]. A [`Body`] already is returned as
+/// it is, not boxed a second time (the check is on the type, settled when this is compiled).
 ///
 /// ```
 /// use http_body::Body as _;
@@ -68,7 +69,8 @@ pub fn empty() -> Body {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let body = mesh_core::body::boxed(Full::new(bytes::Bytes::from_static(b"x")));
 /// assert_eq!(body.size_hint().exact(), Some(1));
-/// assert_eq!(body.collect().await.unwrap().to_bytes(), "x");
+/// let again = mesh_core::body::boxed(body);
+/// assert_eq!(again.collect().await.unwrap().to_bytes(), "x");
 /// # }
 /// ```
 pub fn boxed<B>(body: B) -> Body
@@ -76,7 +78,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
-    body.map_err(Into::into).boxed()
+    already_a_body(body).unwrap_or_else(|other| other.map_err(Into::into).boxed())
 }
 
 /// Boxes a body that is `Send` but not `Sync` (axum's and tonic's bodies) into a [`Body`].

@@ -581,6 +581,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_endpoint_counts_a_request_in_flight_until_its_response_body_ends() {
+        let (forward, registry) = catalog_on("{number: 80, name: http}");
+        let endpoint = &registry.clusters()[0].ports[0].endpoints[0];
+        let answering = |text: &'static str| {
+            let body = http_body_util::Full::new(bytes::Bytes::from_static(text.as_bytes()));
+            let response = Response::new(mesh_core::body::boxed(body));
+            let answer = Arc::new(std::sync::Mutex::new(Some(response)));
+            let client = tower::service_fn(move |_request: Request<Body>| {
+                let response = answer.lock().unwrap().take().unwrap();
+                async { Ok::<_, std::convert::Infallible>(response) }
+            });
+            with_client(client)()
+        };
+        // A body still to be read holds the count up until it is read to its end.
+        let streaming = forward.clone().oneshot(answering("items")).await.unwrap();
+        assert_eq!(endpoint.in_flight(), 1);
+        let read = http_body_util::BodyExt::collect(streaming.into_body());
+        assert_eq!(read.await.unwrap().to_bytes(), "items");
+        assert_eq!(endpoint.in_flight(), 0);
+        // An empty one has ended when it arrives: the request is over then.
+        let empty = forward.oneshot(answering("")).await.unwrap();
+        assert_eq!(endpoint.in_flight(), 0, "nothing left to wait for");
+        drop(empty);
+    }
+
+    #[tokio::test]
     async fn every_way_a_request_leaves_the_forwarder_hands_its_extensions_back() {
         let (forward, _registry, request) = catalog();
         // `request` as an attempt of a retry layer that keeps no clone of its extensions.

@@ -635,9 +635,14 @@ where
         body::boxed(GuardedBody { inner, guard })
     }
 
-    /// `response` with its body holding `guard` until it ends.
+    /// `response` with its body holding `guard` until it ends. A body that has ended already
+    /// (an empty one) holds nothing: the request is over, and the guard is let go now, with
+    /// no wrapper for it to ride in.
     fn around(response: Response<B>, guard: (InFlight, Option<RequestPermit>)) -> Response<Body> {
-        response.map(|inner| GuardedBody::boxed(inner, Some(guard)))
+        response.map(|inner| match inner.is_end_stream() {
+            true => body::boxed(inner),
+            false => GuardedBody::boxed(inner, Some(guard)),
+        })
     }
 }
 
