@@ -15,9 +15,17 @@ use http::{HeaderValue, Request, Uri, header::HOST};
 /// assert_eq!(addressed_authority(&absolute, Some(&host)), Some("reviews:9080"));
 /// ```
 pub fn addressed_authority<'a>(uri: &'a Uri, host: Option<&'a HeaderValue>) -> Option<&'a str> {
+    uri_authority_or_host(uri, || host)
+}
+
+/// [`addressed_authority`], with `host` asked only when the URI has no authority.
+fn uri_authority_or_host<'a>(
+    uri: &'a Uri,
+    host: impl FnOnce() -> Option<&'a HeaderValue>,
+) -> Option<&'a str> {
     match uri.authority() {
         Some(authority) => Some(authority.as_str()),
-        None => host.and_then(|h| h.to_str().ok()),
+        None => host().and_then(|h| h.to_str().ok()),
     }
 }
 
@@ -34,10 +42,7 @@ pub fn addressed_authority<'a>(uri: &'a Uri, host: Option<&'a HeaderValue>) -> O
 /// assert_eq!(request_authority(&http::Request::new(())), None);
 /// ```
 pub fn request_authority<B>(request: &Request<B>) -> Option<&str> {
-    match request.uri().authority() {
-        Some(authority) => Some(authority.as_str()),
-        None => addressed_authority(request.uri(), request.headers().get(HOST)),
-    }
+    uri_authority_or_host(request.uri(), || request.headers().get(HOST))
 }
 
 /// The host and port parts of an authority (`host`, `host:port`, `[v6]:port`): the port is
