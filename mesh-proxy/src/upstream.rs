@@ -441,10 +441,7 @@ impl Upstream {
         let sent = Stamp::now();
         let mut response = match transport {
             Some(transport) => transport.send(request).await?,
-            None => self
-                .send_http1(request)
-                .await?
-                .map(|body| GuardedBody::boxed(body, None)),
+            None => self.send_http1(request).await?.map(body::boxed),
         };
         set_service_time(&mut response, sent.elapsed());
         response
@@ -631,17 +628,16 @@ where
     B: HttpBody<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
-    fn boxed(inner: B, guard: Option<(InFlight, Option<RequestPermit>)>) -> Body {
-        body::boxed(GuardedBody { inner, guard })
-    }
-
     /// `response` with its body holding `guard` until it ends. A body that has ended already
     /// (an empty one) holds nothing: the request is over, and the guard is let go now, with
     /// no wrapper for it to ride in.
     fn around(response: Response<B>, guard: (InFlight, Option<RequestPermit>)) -> Response<Body> {
         response.map(|inner| match inner.is_end_stream() {
             true => body::boxed(inner),
-            false => GuardedBody::boxed(inner, Some(guard)),
+            false => body::boxed(GuardedBody {
+                inner,
+                guard: Some(guard),
+            }),
         })
     }
 }
