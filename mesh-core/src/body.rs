@@ -81,6 +81,27 @@ where
     already_a_body(body).unwrap_or_else(|other| other.map_err(Into::into).boxed())
 }
 
+/// A body that becomes a [`Body`] with no more boxing than it needs: a [`Body`] is one
+/// already, and a [`WatchedBody`](crate::watched_body::WatchedBody) that nothing watches any
+/// more becomes its inner body. For the layers that wrap a response's body to watch it, whose
+/// watchers a bodiless response tells of its end at once: their wrappers are not boxed for it.
+///
+/// ```
+/// use mesh_core::body::{self, IntoBody};
+/// let body: mesh_core::Body = body::full("hello").into_body(); // itself
+/// assert_eq!(http_body::Body::size_hint(&body).exact(), Some(5));
+/// ```
+pub trait IntoBody {
+    /// This body as a [`Body`].
+    fn into_body(self) -> Body;
+}
+
+impl IntoBody for Body {
+    fn into_body(self) -> Body {
+        self
+    }
+}
+
 /// Boxes a body that is `Send` but not `Sync` (axum's and tonic's bodies) into a [`Body`].
 ///
 /// The body is polled through a [`SyncWrapper`](sync_wrapper::SyncWrapper), which is `Sync`

@@ -8,10 +8,14 @@
 //! a body without polling it again, so the watcher hears of the end then. A body dropped
 //! before its end was abandoned (the client went away): the watcher hears that instead.
 
-use bytes::Buf;
+use crate::{
+    BoxError,
+    body::{self, Body, IntoBody},
+};
+use bytes::{Buf, Bytes};
 use http::HeaderMap;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use pin_project::{pin_project, pinned_drop};
+use pin_project::pin_project;
 use std::{
     pin::Pin,
     task::{Context, Poll, ready},
@@ -60,19 +64,77 @@ pub trait BodyWatcher {
 /// assert_eq!(*heard.lock().unwrap(), ["5 bytes", "end"]);
 /// # }
 /// ```
-#[pin_project(PinnedDrop)]
+#[pin_project]
 #[derive(Debug)]
 pub struct WatchedBody<B, W: BodyWatcher> {
+    /// Until the end (or the abandonment) is told. Declared first, so that a body dropped
+    /// before its end tells its watcher before its inner body goes.
+    watcher: Untold<W>,
     #[pin]
     inner: B,
-    /// Until the end (or the abandonment) is told.
-    watcher: Option<W>,
 }
 
 impl<B, W: BodyWatcher> WatchedBody<B, W> {
     /// `inner`, watched by `watcher` (`None`: by nobody).
     pub fn new(inner: B, watcher: Option<W>) -> Self {
-        WatchedBody { inner, watcher }
+        WatchedBody {
+            watcher: Untold(watcher),
+            inner,
+        }
+    }
+}
+
+/// A watcher not yet told of the end: dropped so, it is told of the abandonment. Kept in a
+/// field of its own, rather than in a `Drop` of the [`WatchedBody`], so that a body whose
+/// watcher is gone can be taken apart ([`IntoBody`]).
+#[derive(Debug)]
+struct Untold<W: BodyWatcher>(Option<W>);
+
+impl<W: BodyWatcher> Drop for Untold<W> {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.0.take() {
+            watcher.abandon();
+        }
+    }
+}
+
+/// A watched body becomes a [`Body`] as its inner body does once no watcher is left to tell
+/// (a bodiless response's was told of the end when it arrived): no box is made around a body
+/// that nothing watches any more. One still watched is boxed whole.
+///
+/// ```
+/// use http_body_util::BodyExt;
+/// use mesh_core::{body::{self, IntoBody}, watched_body::{BodyWatcher, WatchedBody}};
+/// use std::sync::{Arc, atomic::{AtomicU64, Ordering}};
+///
+/// struct Bytes(Arc<AtomicU64>);
+/// impl BodyWatcher for Bytes {
+///     fn data(&mut self, bytes: u64) { self.0.fetch_add(bytes, Ordering::Relaxed); }
+///     fn end(self) {}
+///     fn abandon(self) {}
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let heard = Arc::new(AtomicU64::new(0));
+/// // Unwatched at both levels: the inner body itself.
+/// let unwatched = WatchedBody::new(WatchedBody::new(body::full("hello"), None::<Bytes>), None::<Bytes>);
+/// assert_eq!(unwatched.into_body().collect().await.unwrap().to_bytes(), "hello");
+/// // Watched: boxed whole, and its watcher still hears the frames.
+/// let watched = WatchedBody::new(body::full("hello"), Some(Bytes(heard.clone())));
+/// assert_eq!(watched.into_body().collect().await.unwrap().to_bytes(), "hello");
+/// assert_eq!(heard.load(Ordering::Relaxed), 5);
+/// # }
+/// ```
+impl<B, W> IntoBody for WatchedBody<B, W>
+where
+    B: IntoBody + HttpBody<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+    W: BodyWatcher + Send + Sync + 'static,
+{
+    fn into_body(self) -> Body {
+        match self.watcher.0 {
+            None => self.inner.into_body(),
+            Some(_) => body::boxed(self),
+        }
     }
 }
 
@@ -126,7 +188,7 @@ where
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let mut this = self.project();
         let polled = ready!(this.inner.as_mut().poll_frame(cx));
-        if let Some(watcher) = this.watcher.as_mut() {
+        if let Some(watcher) = this.watcher.0.as_mut() {
             match &polled {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
@@ -140,7 +202,7 @@ where
             }
         }
         if crate::body::ended_with(&polled, &*this.inner)
-            && let Some(watcher) = this.watcher.take()
+            && let Some(watcher) = this.watcher.0.take()
         {
             watcher.end();
         }
@@ -153,15 +215,6 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-#[pinned_drop]
-impl<B, W: BodyWatcher> PinnedDrop for WatchedBody<B, W> {
-    fn drop(self: Pin<&mut Self>) {
-        if let Some(watcher) = self.project().watcher.take() {
-            watcher.abandon();
-        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! inbound forwarder; an application that embeds the mesh puts them in front of its own service.
 
 use crate::listener::HttpService;
-use mesh_core::{Body, BoxError, body};
+use mesh_core::{Body, BoxError, body::IntoBody};
 use mesh_trace::{TraceLayer, span_layer::SpanLayer, telemetry_layer::TelemetryLayer};
 use tower::{Layer, Service, ServiceBuilder, util::BoxCloneSyncService};
 
@@ -61,7 +61,8 @@ where
         BoxCloneSyncService::new(
             ServiceBuilder::new()
                 .layer(self.trace)
-                .map_response(|response: http::Response<_>| response.map(body::boxed))
+                // A bodiless response's watchers are told at once: its body is not boxed in them.
+                .map_response(|response: http::Response<_>| response.map(IntoBody::into_body))
                 .layer(self.telemetry.clone())
                 .layer(self.spans.clone())
                 .map_err(|error: S::Error| -> BoxError { error.into() })

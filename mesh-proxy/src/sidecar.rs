@@ -41,7 +41,7 @@ use crate::{
     workload_identity::WorkloadSettings,
 };
 use crate::{gateway::GatewayError, start_error::TracingError};
-use mesh_core::{body, workload::Workload};
+use mesh_core::{body::IntoBody, workload::Workload};
 use mesh_core::{fault::FaultLayer, retry::RetryLayer, timeout::TimeoutLayer};
 use mesh_route::{
     RouteLayer, RouteTable,
@@ -512,7 +512,8 @@ impl Sidecar {
         let http_stack = |route: RouteLayer, connect: Option<ConnectLayer>| {
             ServiceBuilder::new()
                 .layer(tracing.client.trace)
-                .map_response(|response: http::Response<_>| response.map(body::boxed))
+                // A bodiless response's watchers are told at once: its body is not boxed in them.
+                .map_response(|response: http::Response<_>| response.map(IntoBody::into_body))
                 .layer(telemetry.outbound.clone())
                 .layer(tracing.client.spans.clone())
                 .option_layer(connect)
