@@ -9,7 +9,8 @@
 //! `hyper_client_sending_the_meshs_headers` is the bare call with the headers the mesh adds: the
 //! part of that difference spent on the wire and in the upstream's parser, which the mesh's own
 //! code does not touch. A second group, `in_process_cpu`, isolates the mesh's CPU cost: the same
-//! two over a client that answers 200 at once, with no network, and the mesh again with one
+//! two over a client that answers 200 at once, with no network (with the response hyper-util's
+//! client hands back: see `support::answer_at_once`), and the mesh again with one
 //! policy left out at a time (no route timeout, no retries, no tracing, a no-op metrics recorder)
 //! and with all four left out: what each policy adds, and what routing to an endpoint costs alone.
 //! `LAYER_BENCH_ROUNDS=N` runs each group's variants interleaved, each against the first (see
@@ -31,6 +32,8 @@ use mesh::{
 use std::{convert::Infallible, net::SocketAddr};
 use tower::{Layer, service_fn};
 
+#[path = "support/answer_at_once.rs"]
+mod answer_at_once;
 #[path = "support/cold_caches.rs"]
 mod cold_caches;
 #[path = "support/layer_bench.rs"]
@@ -42,6 +45,7 @@ mod threads;
 #[path = "support/wire_request.rs"]
 mod wire_request;
 
+use answer_at_once::AnswerAtOnce;
 use layer_bench::Variants;
 
 /// The hyper-util client both variants send with.
@@ -122,11 +126,10 @@ fn in_process(c: &mut Criterion) {
     let through_mesh = mesh.client_layer("catalog").expect("host").layer(http);
     network.add("mesh_client", None, through_mesh);
     network.run(c, "in_process", &runtime);
-    // The mesh's own CPU cost, with no network: over a client that answers 200 at once.
+    // The mesh's own CPU cost, with no network: over a client that answers 200 at once, with
+    // the response hyper-util's client would hand back from `upstream`.
     let mut at_once = Variants::default();
-    let answer_at_once = service_fn(|_request: http::Request<Body>| async {
-        Ok::<_, Infallible>(http::Response::new(mesh::core::body::empty()))
-    });
+    let answer_at_once = AnswerAtOnce::to(upstream);
     at_once.add("client_answering_at_once", None, answer_at_once);
     let over_answer_at_once = mesh
         .client_layer("catalog")
