@@ -1,14 +1,20 @@
 //! gRPC in-process: a tonic client and a tonic server, both wrapped by the mesh.
 //! `cargo run --example grpc`
 //!
-//! The server (a tonic unary service behind the mesh's server layer) answers
-//! `catalog.Catalog/GetItem`, fails with `UNAVAILABLE` when told to, answers `NOT_FOUND` for
-//! unknown items (a status in trailers, on an HTTP 200), and reports the `grpc-timeout` it was
-//! handed. The client (tonic over a hyper-util HTTP/2 client wrapped in the mesh's client layer)
-//! calls it through a route with `retryOn: unavailable` and a 2 s timeout, so:
+//! The server (tonic services behind the mesh's server layer) answers the unary
+//! `catalog.Catalog/GetItem`, which fails with `UNAVAILABLE` when told to, answers `NOT_FOUND`
+//! for an unknown item (a trailers-only response: the status in its headers) and reports the
+//! `grpc-timeout` it was handed; and the server-streaming `catalog.Catalog/ListItems`, which
+//! streams the items asked for and ends with `NOT_FOUND` at the first unknown one (a status in
+//! trailers, after a message, on an HTTP 200). The client (tonic over a hyper-util HTTP/2
+//! client wrapped in the mesh's client layer) calls it through a route with
+//! `retryOn: unavailable` and a 2 s timeout, so:
 //! - an `UNAVAILABLE` answer is retried and the caller sees `OK`;
-//! - the caller's 10 s deadline reaches the server as `grpc-timeout`, capped at the route's 2 s;
-//! - `istio_requests_total` counts the `NOT_FOUND` call with `grpc_response_status="5"`.
+//! - the caller's deadline reaches the server as `grpc-timeout`: a 10 s one capped at the
+//!   route's 2 s, a 500 ms one as it is;
+//! - `istio_requests_total` counts both `NOT_FOUND` calls, trailers-only and in trailers, with
+//!   `grpc_response_status="5"`, and the calls that succeeded (their `OK` in trailers) with
+//!   `grpc_response_status="0"`.
 //!
 //! The messages are protobuf (prost), written by hand rather than generated, so the example
 //! needs no `protoc`.
@@ -48,8 +54,18 @@ pub struct ItemReply {
     pub grpc_timeout: String,
 }
 
-/// The method's path.
+/// `catalog.ItemsRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ItemsRequest {
+    /// The items asked for, in order.
+    #[prost(int32, repeated, tag = "1")]
+    pub ids: Vec<i32>,
+}
+
+/// The unary method's path.
 pub const GET_ITEM: &str = "/catalog.Catalog/GetItem";
+/// The server-streaming method's path.
+pub const LIST_ITEMS: &str = "/catalog.Catalog/ListItems";
 
 /// The server's state: how many of the next calls fail with `UNAVAILABLE`, and calls seen.
 #[derive(Clone, Debug, Default)]
@@ -84,7 +100,12 @@ impl Catalog {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        match request.into_inner().id {
+        Catalog::item(request.into_inner().id, grpc_timeout)
+    }
+
+    /// The item `id`, or `NOT_FOUND`.
+    fn item(id: i32, grpc_timeout: String) -> Result<ItemReply, Status> {
+        match id {
             1 => Ok(ItemReply {
                 name: "amethyst".into(),
                 grpc_timeout,
@@ -104,9 +125,34 @@ impl tonic::server::UnaryService<ItemRequest> for Catalog {
     }
 }
 
+/// The server-streaming method, as tonic's generated server code would write it: each item
+/// asked for, up to the first unknown one, which ends the stream with `NOT_FOUND`.
+#[derive(Clone, Copy, Debug)]
+struct ListItems;
+
+impl tonic::server::ServerStreamingService<ItemsRequest> for ListItems {
+    type Response = ItemReply;
+    type ResponseStream = tokio_stream::Iter<std::vec::IntoIter<Result<ItemReply, Status>>>;
+    type Future = std::future::Ready<Result<tonic::Response<Self::ResponseStream>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<ItemsRequest>) -> Self::Future {
+        let mut items = Vec::new();
+        for id in request.into_inner().ids {
+            let item = Catalog::item(id, String::new());
+            let last = item.is_err();
+            items.push(item);
+            if last {
+                break;
+            }
+        }
+        let stream = tokio_stream::iter(items);
+        std::future::ready(Ok(tonic::Response::new(stream)))
+    }
+}
+
 /// Serves `catalog` over HTTP/2 behind the mesh's server layer; returns the bound address.
 pub async fn serve(mesh: &Mesh, catalog: Catalog) -> Result<SocketAddr, BoxError> {
-    let method = tower::service_fn(move |request: http::Request<axum::body::Body>| {
+    let get_item = tower::service_fn(move |request: http::Request<axum::body::Body>| {
         let catalog = catalog.clone();
         async move {
             let mut grpc =
@@ -114,12 +160,19 @@ pub async fn serve(mesh: &Mesh, catalog: Catalog) -> Result<SocketAddr, BoxError
             Ok::<_, Infallible>(grpc.unary(catalog, request).await)
         }
     });
+    let list_items = tower::service_fn(|request: http::Request<axum::body::Body>| async move {
+        let mut grpc = tonic::server::Grpc::new(ProstCodec::<ItemReply, ItemsRequest>::default());
+        Ok::<_, Infallible>(grpc.server_streaming(ListItems, request).await)
+    });
+    let routes = Router::new()
+        .route_service(GET_ITEM, get_item)
+        .route_service(LIST_ITEMS, list_items);
     let service = ServiceBuilder::new()
         .map_response(|response: http::Response<mesh::core::Body>| {
             response.map(axum::body::Body::new)
         })
         .layer(mesh.server_layer())
-        .service(Router::new().route_service(GET_ITEM, method));
+        .service(routes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let make = axum::ServiceExt::<http::Request<axum::body::Body>>::into_make_service(service);
@@ -165,8 +218,12 @@ pub struct Report {
     pub retried_attempts: u32,
     /// The `grpc-timeout` the server was handed for a call with a 10 s deadline.
     pub grpc_timeout: String,
+    /// The `grpc-timeout` the server was handed for a call with a 500 ms deadline.
+    pub grpc_timeout_within_route: String,
     /// Status of a call for an unknown item.
     pub not_found: Code,
+    /// Items streamed for a list of a known then an unknown item, and the stream's status.
+    pub listed: (usize, Code),
     /// The client side's Prometheus text.
     pub client_metrics: String,
     /// The server side's Prometheus text.
@@ -209,19 +266,55 @@ pub async fn run() -> Result<Report, BoxError> {
     let before = catalog.calls();
     let retried = get_item(1, None).await;
     let retried_attempts = catalog.calls() - before;
-    let grpc_timeout = get_item(1, Some(Duration::from_secs(10)))
-        .await
-        .map(|reply| reply.grpc_timeout)
-        .unwrap_or_default();
+    let mut handed_timeout = async |deadline| {
+        get_item(1, Some(deadline))
+            .await
+            .map(|reply| reply.grpc_timeout)
+            .unwrap_or_default()
+    };
+    let grpc_timeout = handed_timeout(Duration::from_secs(10)).await;
+    let grpc_timeout_within_route = handed_timeout(Duration::from_millis(500)).await;
     let not_found = get_item(7, None).await;
+    let listed = list_items(&mut grpc, vec![1, 7]).await;
     Ok(Report {
         retried: retried.map_or_else(|status| status.code(), |_| Code::Ok),
         retried_attempts,
         grpc_timeout,
+        grpc_timeout_within_route,
         not_found: not_found.map_or_else(|status| status.code(), |_| Code::Ok),
+        listed,
         client_metrics: client_mesh.render_prometheus().unwrap_or_default(),
         server_metrics: server_mesh.render_prometheus().unwrap_or_default(),
     })
+}
+
+/// Calls `ListItems` for `ids` and reads the stream to its end: the items received, and the
+/// status it ended with.
+async fn list_items<S>(grpc: &mut tonic::client::Grpc<S>, ids: Vec<i32>) -> (usize, Code)
+where
+    S: tonic::client::GrpcService<tonic::body::Body>,
+    S::Error: Into<BoxError>,
+    S::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <S::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+{
+    if let Err(error) = grpc.ready().await {
+        return (0, Status::unknown(error.into().to_string()).code());
+    }
+    let codec = ProstCodec::<ItemsRequest, ItemReply>::default();
+    let path = http::uri::PathAndQuery::from_static(LIST_ITEMS);
+    let request = tonic::Request::new(ItemsRequest { ids });
+    let mut stream = match grpc.server_streaming(request, path, codec).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return (0, status.code()),
+    };
+    let mut received = 0;
+    loop {
+        match stream.message().await {
+            Ok(Some(_)) => received += 1,
+            Ok(None) => return (received, Code::Ok),
+            Err(status) => return (received, status.code()),
+        }
+    }
 }
 
 #[allow(dead_code)] // The tests share `run` and leave `main` out.
@@ -233,10 +326,14 @@ async fn main() -> Result<(), BoxError> {
         report.retried, report.retried_attempts
     );
     println!(
-        "10 s deadline reached the server as grpc-timeout {}",
-        report.grpc_timeout
+        "10 s deadline reached the server as grpc-timeout {}, 500 ms as {}",
+        report.grpc_timeout, report.grpc_timeout_within_route
     );
     println!("unknown item: {:?}", report.not_found);
+    println!(
+        "list of a known and an unknown item: {} streamed, then {:?}",
+        report.listed.0, report.listed.1
+    );
     for (side, text) in [
         ("client", &report.client_metrics),
         ("server", &report.server_metrics),

@@ -89,26 +89,37 @@ async fn the_grpc_example_retries_unavailable_caps_the_deadline_and_reads_traile
     let report = grpc_example::run().await.unwrap();
     assert_eq!(report.retried, tonic::Code::Ok);
     assert_eq!(report.retried_attempts, 2);
-    // A 10 s deadline, capped by the route's 2 s timeout.
+    // A 10 s deadline, capped by the route's 2 s timeout; a 500 ms one, the caller's own.
     assert_eq!(report.grpc_timeout, "2000m");
+    assert_eq!(report.grpc_timeout_within_route, "500m");
     assert_eq!(report.not_found, tonic::Code::NotFound);
+    assert_eq!(report.listed, (1, tonic::Code::NotFound));
     for (reporter, text) in [
         ("source", &report.client_metrics),
         ("destination", &report.server_metrics),
     ] {
-        let not_found = text
-            .lines()
-            .find(|l| {
-                l.starts_with("istio_requests_total{") && l.contains(r#"grpc_response_status="5""#)
-            })
-            .unwrap_or_else(|| panic!("{text}"));
-        assert!(not_found.contains(&format!(r#"reporter="{reporter}""#)));
-        assert!(not_found.contains(r#"response_code="200""#), "{not_found}");
-        assert!(
-            not_found.contains(r#"request_protocol="grpc""#),
-            "{not_found}"
-        );
-        assert!(not_found.contains(r#"response_flags="-""#), "{not_found}");
+        let series = |status: &str| {
+            let label = format!(r#"grpc_response_status="{status}""#);
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("istio_requests_total{") && l.contains(&label))
+                .unwrap_or_else(|| panic!("no {label} in\n{text}"));
+            assert!(
+                line.contains(&format!(r#"reporter="{reporter}""#)),
+                "{line}"
+            );
+            assert!(line.contains(r#"response_code="200""#), "{line}");
+            assert!(line.contains(r#"request_protocol="grpc""#), "{line}");
+            assert!(line.contains(r#"response_flags="-""#), "{line}");
+            let count = line.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok());
+            count.unwrap_or_else(|| panic!("{line}"))
+        };
+        // Both `NOT_FOUND`s: the unary call's, trailers-only (in the headers), and the
+        // stream's, in its trailers after a message. Read from headers alone, the stream would
+        // count as HTTP 200's `grpc_response_status`, not 5.
+        assert_eq!(series("5"), 2.0, "{reporter}");
+        // The calls that succeeded (after the retry, both deadlines): `OK` in their trailers.
+        assert_eq!(series("0"), 3.0, "{reporter}");
     }
 }
 
