@@ -690,3 +690,91 @@ async fn the_applications_extensions_reach_its_client_on_every_attempt_and_the_m
     assert_eq!(client.oneshot(request).await.unwrap().status(), 200);
     assert_eq!(*seen.lock().unwrap(), vec![(None, false); 3]);
 }
+
+#[tokio::test]
+async fn the_client_and_server_layers_write_the_access_log() {
+    let file = std::env::temp_dir().join(format!(
+        "mesh-embedding-access-log-{}.log",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&file);
+    // `Mesh::from_yaml` keeps the access log on; the mesh config sends it to `file`.
+    let mesh = Mesh::from_yaml(&format!(
+        r#"
+apiVersion: mesh/v1
+kind: MeshConfig
+metadata: {{name: mesh}}
+spec: {{accessLogFile: {file}, accessLogEncoding: JSON}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: catalog, namespace: istioinaction}}
+spec: {{hosts: [catalog], resolution: STATIC, ports: [{{number: 80, name: http}}], endpoints: [{{address: 127.0.0.1}}]}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: catalog, namespace: istioinaction}}
+spec:
+  hosts: [catalog]
+  http: [{{name: items, route: [{{destination: {{host: catalog}}}}]}}]
+"#,
+        file = file.display()
+    ))
+    .unwrap();
+    // The application behind the server layer, and the client under the client layer (which
+    // answers for the endpoint): each answers 200.
+    let answer = tower::service_fn(|_request: http::Request<Body>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(mesh::core::body::empty()))
+    });
+    let request = |id: &str| {
+        http::Request::get("/items")
+            .header("host", "catalog")
+            .header("x-request-id", id)
+            .body(mesh::core::body::empty())
+            .unwrap()
+    };
+    let server = mesh.server_layer().layer(answer);
+    let served = server.oneshot(request("served-in")).await.unwrap();
+    assert_eq!(served.status(), 200);
+    let client = mesh.client_layer("catalog").unwrap().layer(answer);
+    let sent = client.oneshot(request("sent-out")).await.unwrap();
+    assert_eq!(sent.status(), 200);
+    // Written off the request path: waited for, at most 5 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        if lines.len() >= 2 || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = std::fs::remove_file(&file);
+    let line = |id: &str| {
+        lines
+            .iter()
+            .find(|line| line["request_id"] == id)
+            .unwrap_or_else(|| panic!("no line for {id} in {lines:#?}"))
+    };
+    for id in ["served-in", "sent-out"] {
+        let line = line(id);
+        assert_eq!(line["method"], "GET", "{line}");
+        assert_eq!(line["path"], "/items", "{line}");
+        assert_eq!(line["authority"], "catalog", "{line}");
+        assert_eq!(line["response_code"], 200, "{line}");
+        assert_eq!(line["response_flags"], "-", "{line}");
+    }
+    // The client side names the catalog's outbound cluster and the route it took; the server
+    // side's upstream is the application in the same process, which no cluster names.
+    let served = line("served-in");
+    assert!(served["upstream_cluster"].is_null(), "{served}");
+    let sent = line("sent-out");
+    assert_eq!(
+        sent["upstream_cluster"], "outbound|80||catalog.istioinaction.svc.cluster.local",
+        "{sent}"
+    );
+    assert_eq!(sent["route_name"], "items", "{sent}");
+}
