@@ -10,11 +10,11 @@
 //! # In-process
 //!
 //! A [`Mesh`] holds one configuration. Wrap your HTTP client in
-//! [`mesh.client_layer("catalog")`](Mesh::client_layer) and every request it sends goes through
+//! [`mesh.client_layer("catalog")`][client_layer] and every request it sends goes through
 //! the outbound stack a sidecar would run — trace context, Istio metrics
 //! (`reporter="source"`), the access log, routing, mirroring, faults, timeouts, retries,
 //! circuit breaking, outlier detection, load balancing — and then out over *your* client to the
-//! endpoint chosen. Put [`mesh.server_layer()`](Mesh::server_layer) in front of your service
+//! endpoint chosen. Put [`mesh.server_layer()`][server_layer] in front of your service
 //! (an axum `Router`, a tonic server) for the inbound side: trace context, Istio metrics
 //! (`reporter="destination"`), the access log and server spans. No extra hop, no second
 //! process.
@@ -74,7 +74,7 @@
 //! serves the outbound listener (`127.0.0.1:15001`, as an HTTP proxy or by `Host`), the
 //! inbound listener for a Sidecar resource's `ingress`, and the admin API (`127.0.0.1:15000`:
 //! `/stats/prometheus`, `/clusters`, `/config_dump`, `/logging`, `/ready`). With no
-//! `--config` it is an observing pass-through proxy. [`proxy::Sidecar`] builds it in Rust;
+//! `--config` it is an observing pass-through proxy. [`proxy::Sidecar`][sidecar] builds it in Rust;
 //! `examples/mesh/` has the catalog demo's configuration.
 //!
 //! For the same configuration, the in-process client and the sidecar make the same routing
@@ -89,12 +89,48 @@
 //!   and mirroring;
 //! - [`trace`]: trace context (B3, W3C), sampling, `x-request-id`, spans and their export,
 //!   Istio metrics and access logs;
-//! - [`proxy`]: listeners, endpoints, load balancing, admin, the [`Sidecar`](proxy::Sidecar).
+//! - [`proxy`]: listeners, endpoints, load balancing, admin, the [`Sidecar`][sidecar].
 //!
 //! Cargo features (default: `proxy`, `yaml`, `zipkin`, `prometheus`, `tls`): `proxy` (the
 //! in-process `Mesh` and the sidecar), `yaml` (Istio YAML), `zipkin` / `otlp` (span export),
 //! `prometheus` (the mesh's own recorder), `tls` (mesh mTLS and TLS origination with rustls; without
 //! it, configuration asking for TLS is refused). `--no-default-features` leaves the core layers.
+//!
+#![cfg_attr(feature = "proxy", doc = "[client_layer]: Mesh::client_layer")]
+#![cfg_attr(feature = "proxy", doc = "[server_layer]: Mesh::server_layer")]
+#![cfg_attr(feature = "proxy", doc = "[sidecar]: proxy::Sidecar")]
+// Without `proxy`, the guide's links to what it gates point at the paragraph on features.
+#![cfg_attr(not(feature = "proxy"), doc = "[client_layer]: #crates-and-features")]
+#![cfg_attr(not(feature = "proxy"), doc = "[server_layer]: #crates-and-features")]
+#![cfg_attr(not(feature = "proxy"), doc = "[sidecar]: #crates-and-features")]
+#![cfg_attr(not(feature = "proxy"), doc = "[`Mesh`]: #crates-and-features")]
+#![cfg_attr(
+    not(feature = "proxy"),
+    doc = "[`Mesh::from_yaml`]: #crates-and-features"
+)]
+#![cfg_attr(
+    not(feature = "proxy"),
+    doc = "[`Mesh::builder`]: #crates-and-features"
+)]
+#![cfg_attr(not(feature = "proxy"), doc = "[`Error`]: #crates-and-features")]
+#![cfg_attr(not(feature = "proxy"), doc = "[`Mesh::swap`]: #crates-and-features")]
+#![cfg_attr(
+    not(feature = "proxy"),
+    doc = "[`Mesh::render_prometheus`]: #crates-and-features"
+)]
+#![cfg_attr(
+    not(feature = "proxy"),
+    doc = "[`MeshBuilder::metrics`]: #crates-and-features"
+)]
+#![cfg_attr(
+    not(feature = "proxy"),
+    doc = "[`Mesh::admin_service`]: #crates-and-features"
+)]
+#![cfg_attr(not(feature = "proxy"), doc = "[`proxy`]: #crates-and-features")]
+#![cfg_attr(
+    not(feature = "proxy"),
+    doc = "[`proxy::Sidecar`]: #crates-and-features"
+)]
 
 #[cfg(feature = "proxy")]
 pub mod demo;

@@ -10,7 +10,7 @@ use mesh_trace::metrics::MetricsRecorder;
 #[cfg(feature = "prometheus")]
 pub use mesh_trace::prometheus::PrometheusHandle;
 
-/// Stands in for [`mesh_trace::prometheus::PrometheusHandle`] in a build without the
+/// Stands in for `mesh_trace::prometheus::PrometheusHandle` in a build without the
 /// `prometheus` feature; it has no values.
 #[cfg(not(feature = "prometheus"))]
 #[derive(Clone, Debug)]
@@ -24,9 +24,8 @@ impl PrometheusHandle {
     }
 }
 
-/// The recorder metrics go to when nobody chose one: a
-/// [`PrometheusRecorder`](mesh_trace::prometheus::PrometheusRecorder) with Istio's histogram
-/// buckets for `istio_*` metrics and the handle that renders it; without the `prometheus`
+/// The recorder metrics go to when nobody chose one: a `mesh_trace::prometheus::PrometheusRecorder`
+/// with Istio's histogram buckets for `istio_*` metrics and the handle that renders it; without the `prometheus`
 /// feature, the global recorder and no handle.
 ///
 /// ```

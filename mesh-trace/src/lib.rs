@@ -23,14 +23,14 @@
 //!   [`span::FinishedSpan`];
 //! - [`reporter`]: [`SpanReporter`](reporter::SpanReporter) — a bounded queue (full: drop and
 //!   count) and a batching export task, off the request path;
-//! - [`zipkin`]: export through `opentelemetry-zipkin` (Zipkin v2 JSON to `/api/v2/spans`);
-//!   with feature `otlp`, `otlp`: OTLP/HTTP (protobuf to `/v1/traces`) through
-//!   `opentelemetry-otlp`; both over [`collector_client::CollectorClient`].
+//! - `zipkin` (feature `zipkin`, on by default): export through `opentelemetry-zipkin` (Zipkin
+//!   v2 JSON to `/api/v2/spans`); with feature `otlp`, `otlp`: OTLP/HTTP (protobuf to
+//!   `/v1/traces`) through `opentelemetry-otlp`; both over `collector_client::CollectorClient`.
 //! - [`access_log`]: [`AccessLog`](access_log::AccessLog) — Istio's default access log, text
 //!   or JSON, one line per request, buffered on the request path and written by a background
 //!   thread (full buffer: drop and count).
 //! - [`metrics`]: Istio's standard metrics ([`IstioMetrics`](metrics::IstioMetrics)) through
-//!   the `metrics` facade; [`prometheus`] (feature `prometheus`, on by default): a recorder
+//!   the `metrics` facade; `prometheus` (feature `prometheus`, on by default): a recorder
 //!   for them, with fixed-bucket histograms that cost two atomic adds a sample, rendered in
 //!   Prometheus's text format by `metrics-exporter-prometheus`.
 //!

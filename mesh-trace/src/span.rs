@@ -14,7 +14,7 @@ use std::{
 
 /// The attribute that marks a span of a debug trace ([`TraceContext::debug`]: B3
 /// `x-b3-flags: 1` or `b3: …-d`), which the OpenTelemetry span model has no field for. The
-/// Zipkin [`CollectorClient`](crate::collector_client::CollectorClient) turns it into the v2
+/// Zipkin `collector_client::CollectorClient` (features `zipkin`, `otlp`) turns it into the v2
 /// span's `debug: true`; other exporters show it as an ordinary attribute.
 ///
 /// ```

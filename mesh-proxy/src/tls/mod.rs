@@ -18,9 +18,16 @@
 //! Every configuration names the `ring` provider explicitly, so a second provider elsewhere in
 //! the dependency graph cannot make rustls panic for lack of a process default.
 //!
+//! # Feature `tls`
+//!
 //! All of it is the `tls` feature (on by default). Without it the listeners serve plaintext and
 //! configuration asking for TLS (`STRICT`, a DestinationRule `tls` mode other than `DISABLE`)
 //! is refused when it is compiled.
+//!
+// Without `tls`, the links above to what it gates point at the paragraph on the feature.
+#![cfg_attr(not(feature = "tls"), doc = "[`SpiffeServerVerifier`]: #feature-tls")]
+#![cfg_attr(not(feature = "tls"), doc = "[`client_hello`]: #feature-tls")]
+#![cfg_attr(not(feature = "tls"), doc = "[`gateway`]: #feature-tls")]
 
 #[cfg(feature = "tls")]
 pub mod client_hello;
