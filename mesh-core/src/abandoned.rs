@@ -58,6 +58,13 @@ pub struct ReportOnDrop<F: FnOnce() -> UpstreamTarget> {
 
 impl<F: FnOnce() -> UpstreamTarget> ReportOnDrop<F> {
     /// A wait at the target `target` makes.
+    ///
+    /// ```
+    /// use mesh_core::{UpstreamCluster, abandoned::{ReportOnDrop, drop_and_take}, error::UpstreamTarget};
+    /// let queued = ReportOnDrop::new(|| UpstreamTarget::cluster_only(UpstreamCluster("outbound|80||catalog".into())));
+    /// let target = drop_and_take(Box::pin(Some(queued)).as_mut()).expect("reported as dropped");
+    /// assert_eq!(&*target.cluster.0, "outbound|80||catalog");
+    /// ```
     pub fn new(target: F) -> Self {
         ReportOnDrop {
             target: Some(target),
@@ -65,6 +72,13 @@ impl<F: FnOnce() -> UpstreamTarget> ReportOnDrop<F> {
     }
 
     /// The wait is over: nothing to report.
+    ///
+    /// ```
+    /// use mesh_core::{UpstreamCluster, abandoned::{ReportOnDrop, drop_and_take}, error::UpstreamTarget};
+    /// let mut sent = ReportOnDrop::new(|| UpstreamTarget::cluster_only(UpstreamCluster("outbound|80||catalog".into())));
+    /// sent.disarm();
+    /// assert!(drop_and_take(Box::pin(Some(sent)).as_mut()).is_none(), "nothing to report");
+    /// ```
     pub fn disarm(&mut self) {
         self.target = None;
     }

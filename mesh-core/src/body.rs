@@ -93,6 +93,13 @@ where
 /// ```
 pub trait IntoBody {
     /// This body as a [`Body`].
+    ///
+    /// ```
+    /// use mesh_core::body::{self, IntoBody};
+    /// let response = http::Response::new(body::full("ok"));
+    /// let response: http::Response<mesh_core::Body> = response.map(IntoBody::into_body);
+    /// assert_eq!(http_body::Body::size_hint(response.body()).exact(), Some(2));
+    /// ```
     fn into_body(self) -> Body;
 }
 

@@ -42,6 +42,10 @@ pub struct BodyBytesRead(Arc<AtomicU64>);
 
 impl BodyBytesRead {
     /// The data bytes read so far.
+    ///
+    /// ```
+    /// assert_eq!(mesh_core::body_count::BodyBytesRead::default().get(), 0, "none yet");
+    /// ```
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }

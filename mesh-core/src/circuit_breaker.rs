@@ -98,6 +98,13 @@ pub struct RetryConcurrencyBudget {
 impl RetryConcurrencyBudget {
     /// How many retries may be in flight while `outstanding` requests are (rounded down, as
     /// Envoy does, and at least the floor).
+    ///
+    /// ```
+    /// use mesh_core::circuit_breaker::RetryConcurrencyBudget;
+    /// let budget = RetryConcurrencyBudget::default(); // 20 %, at least 3
+    /// assert_eq!(budget.limit(100), 20);
+    /// assert_eq!(budget.limit(19), 3, "3.8 rounds down, below the floor");
+    /// ```
     pub fn limit(self, outstanding: usize) -> usize {
         let outstanding = u64::try_from(outstanding).unwrap_or(u64::MAX);
         let share = outstanding.saturating_mul(u64::from(self.share.per_million())) / 1_000_000;

@@ -77,11 +77,25 @@ pub struct Stamp(quanta::Instant);
 
 impl Stamp {
     /// The clock now.
+    ///
+    /// ```
+    /// use mesh_core::clock::Stamp;
+    /// let (before, after) = (Stamp::now(), Stamp::now());
+    /// assert!(after >= before, "monotonic");
+    /// ```
     pub fn now() -> Stamp {
         Stamp(CLOCK.get_or_init(quanta::Clock::new).now())
     }
 
     /// The time since this stamp (zero should the clock read earlier now).
+    ///
+    /// ```
+    /// use mesh_core::clock::Stamp;
+    /// use std::time::Duration;
+    /// let started = Stamp::now();
+    /// std::thread::sleep(Duration::from_millis(1));
+    /// assert!(started.elapsed() >= Duration::from_millis(1));
+    /// ```
     pub fn elapsed(self) -> Duration {
         Stamp::now().duration_since(self)
     }

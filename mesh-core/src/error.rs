@@ -307,6 +307,13 @@ impl std::error::Error for FlaggedError {
 pub struct UpstreamTarget(Arc<SentTo>);
 
 /// What an [`UpstreamTarget`] says.
+///
+/// ```
+/// use mesh_core::{UpstreamCluster, error::{SentTo, UpstreamTarget}};
+/// let target = UpstreamTarget::cluster_only(UpstreamCluster("outbound|80||catalog".into()));
+/// let SentTo { cluster, host, .. } = &*target;
+/// assert_eq!((&*cluster.0, host.is_none()), ("outbound|80||catalog", true));
+/// ```
 #[derive(Debug)]
 pub struct SentTo {
     /// The cluster, in Istio's `outbound|PORT|SUBSET|HOST` form.
@@ -327,6 +334,13 @@ impl std::ops::Deref for UpstreamTarget {
 
 impl UpstreamTarget {
     /// A request sent to `cluster`, to the endpoint `host` of `workload` when one was picked.
+    ///
+    /// ```
+    /// use mesh_core::{UpstreamCluster, UpstreamHost, error::UpstreamTarget};
+    /// let host = UpstreamHost("10.0.0.1:8080".parse().unwrap());
+    /// let target = UpstreamTarget::new(UpstreamCluster("outbound|80||catalog".into()), Some(host), None);
+    /// assert_eq!(target.host.as_ref().map(|h| h.0.as_str()), Some("10.0.0.1:8080"));
+    /// ```
     pub fn new(
         cluster: crate::UpstreamCluster,
         host: Option<crate::UpstreamHost>,

@@ -90,6 +90,13 @@ pub struct UpstreamCluster(pub Arc<str>);
 pub struct Routed(Arc<RouteChoice>);
 
 /// What a [`Routed`] says.
+///
+/// ```
+/// use mesh_core::{RouteChoice, RouteInfo, Routed};
+/// let routed = Routed::new(RouteInfo { name: "r".into(), virtual_service: "shop/catalog".into() }, None);
+/// let RouteChoice { route, destination, policy } = &*routed;
+/// assert_eq!((&*route.name, destination.is_none(), policy.is_none()), ("r", true, true));
+/// ```
 #[derive(Debug, PartialEq)]
 pub struct RouteChoice {
     /// The route that matched.
@@ -102,11 +109,29 @@ pub struct RouteChoice {
 
 impl Routed {
     /// The decision to route by `route` to `destination` (none: a local reply).
+    ///
+    /// ```
+    /// use mesh_core::{RouteInfo, Routed};
+    /// let local_reply = Routed::new(RouteInfo { name: "redirect".into(), virtual_service: "shop/catalog".into() }, None);
+    /// assert!(local_reply.destination.is_none() && local_reply.policy.is_none());
+    /// ```
     pub fn new(route: RouteInfo, destination: Option<Destination>) -> Self {
         Routed::with_policy(route, destination, None)
     }
 
     /// The decision to route by `route`, under its `policy`, to `destination`.
+    ///
+    /// ```
+    /// use mesh_core::{Destination, RouteInfo, Routed, policy::RoutePolicy};
+    /// use std::time::Duration;
+    /// let policy = RoutePolicy { timeout: Some(Duration::from_secs(2)), ..Default::default() };
+    /// let routed = Routed::with_policy(
+    ///     RouteInfo { name: "r".into(), virtual_service: "shop/catalog".into() },
+    ///     Some(Destination { cluster: 0, host: "catalog".into(), subset: None, port: Some(80) }),
+    ///     Some(policy),
+    /// );
+    /// assert_eq!(routed.policy.as_ref().and_then(|p| p.timeout), Some(Duration::from_secs(2)));
+    /// ```
     pub fn with_policy(
         route: RouteInfo,
         destination: Option<Destination>,

@@ -72,6 +72,14 @@ impl<T> std::ops::Deref for OwnLine<T> {
 
 impl<const N: usize> PerThreadCounts<N> {
     /// Adds `n` to counter `index` (below `N`) in this thread's cells.
+    ///
+    /// ```
+    /// use mesh_core::per_thread::PerThreadCounts;
+    /// let counts = PerThreadCounts::<2>::default();
+    /// counts.add(1, 5);
+    /// counts.add(1, 2);
+    /// assert_eq!(counts.totals(), [0, 7]);
+    /// ```
     pub fn add(&self, index: usize, n: u64) {
         add_alone(&self.mine()[index], n);
     }
@@ -93,6 +101,14 @@ impl<const N: usize> PerThreadCounts<N> {
     }
 
     /// Counter `index` (below `N`) summed over the threads.
+    ///
+    /// ```
+    /// use mesh_core::per_thread::PerThreadCounts;
+    /// let counts = PerThreadCounts::<1>::default();
+    /// counts.add(0, 2);
+    /// std::thread::scope(|s| { s.spawn(|| counts.add(0, 3)); });
+    /// assert_eq!(counts.total(0), 5, "both threads' counts");
+    /// ```
     pub fn total(&self, index: usize) -> u64 {
         self.cells.iter().fold(0u64, |total, cells| {
             total.wrapping_add(cells[index].load(Relaxed))
@@ -100,6 +116,14 @@ impl<const N: usize> PerThreadCounts<N> {
     }
 
     /// Every counter summed over the threads.
+    ///
+    /// ```
+    /// use mesh_core::per_thread::PerThreadCounts;
+    /// let counts = PerThreadCounts::<3>::default();
+    /// counts.add(0, 1);
+    /// counts.add(2, 9);
+    /// assert_eq!(counts.totals(), [1, 0, 9]);
+    /// ```
     pub fn totals(&self) -> [u64; N] {
         let mut totals = [0u64; N];
         for cells in self.cells.iter() {
@@ -112,6 +136,14 @@ impl<const N: usize> PerThreadCounts<N> {
 
     /// How many sets of cells there are: one per thread id that has counted (a thread that
     /// takes up an exited thread's id counts on in its cells).
+    ///
+    /// ```
+    /// use mesh_core::per_thread::PerThreadCounts;
+    /// let counts = PerThreadCounts::<1>::default();
+    /// assert_eq!(counts.threads(), 0, "no thread has counted");
+    /// counts.add(0, 1);
+    /// assert_eq!(counts.threads(), 1);
+    /// ```
     pub fn threads(&self) -> usize {
         self.cells.iter().count()
     }

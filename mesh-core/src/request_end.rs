@@ -67,6 +67,13 @@ struct State {
 
 impl RequestEnd {
     /// A record of a body not watched yet.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let end = mesh_core::request_end::RequestEnd::new();
+    /// assert_eq!((end.last_sign_of_life(), end.ended()), (None, false));
+    /// # }
+    /// ```
     pub fn new() -> Self {
         RequestEnd::default()
     }
@@ -78,22 +85,65 @@ impl RequestEnd {
 
     /// `body`, watched: each chunk read from it, and its end, failure or being dropped before
     /// its end, is recorded as a sign of life.
+    ///
+    /// ```
+    /// use mesh_core::{body, request_end::RequestEnd};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let end = RequestEnd::new();
+    /// drop(end.watch(body::full("never read")));
+    /// assert!(end.ended(), "dropped before its end: no more to wait for");
+    /// # }
+    /// ```
     pub fn watch(&self, body: Body) -> Body {
         crate::body::boxed(WatchedBody::new(body, Some(Recorder(self.clone()))))
     }
 
     /// When the body last showed life: a chunk read, or its end. `None` before either.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use mesh_core::{body, request_end::RequestEnd};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let end = RequestEnd::new();
+    /// let mut upload = end.watch(body::full("chunk"));
+    /// assert_eq!(end.last_sign_of_life(), None);
+    /// upload.frame().await.unwrap().unwrap();
+    /// assert_eq!(end.last_sign_of_life(), Some(tokio::time::Instant::now()));
+    /// # }
+    /// ```
     pub fn last_sign_of_life(&self) -> Option<Instant> {
         self.state().last
     }
 
     /// Whether the body has ended (or failed, or was dropped).
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use mesh_core::{body, request_end::RequestEnd};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let end = RequestEnd::new();
+    /// let upload = end.watch(body::full("all of it"));
+    /// assert!(!end.ended());
+    /// upload.collect().await.unwrap();
+    /// assert!(end.ended());
+    /// # }
+    /// ```
     pub fn ended(&self) -> bool {
         self.state().ended
     }
 
     /// `deadline`, of a timer of `duration`, put back to a whole `duration` after the body's
     /// last sign of life when that is later.
+    ///
+    /// ```
+    /// use mesh_core::request_end::RequestEnd;
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    /// let unwatched = RequestEnd::new();
+    /// assert_eq!(unwatched.extend(deadline, Duration::from_secs(1)), deadline, "no sign of life: as it was");
+    /// # }
+    /// ```
     pub fn extend(&self, deadline: Instant, duration: Duration) -> Instant {
         match self.last_sign_of_life() {
             Some(last) => deadline.max(last + duration),

@@ -44,6 +44,16 @@ pub fn take() -> Extensions {
 
 /// Keeps `extensions`, cleared (its values dropped now), for [`take`]; drops it when it never
 /// held a value or the thread keeps [`KEPT`] already.
+///
+/// ```
+/// use mesh_core::spare_extensions::give_back;
+/// use std::sync::Arc;
+/// let value = Arc::new("a request's");
+/// let mut extensions = http::Extensions::new();
+/// extensions.insert(value.clone());
+/// give_back(extensions);
+/// assert_eq!(Arc::strong_count(&value), 1, "its values are dropped at once");
+/// ```
 pub fn give_back(mut extensions: Extensions) {
     if extensions.is_empty() {
         return;

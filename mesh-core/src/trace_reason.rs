@@ -36,6 +36,13 @@ const POSITION: usize = 14;
 impl TraceReason {
     /// The reason `id` records; [`NotTraceable`](Self::NotTraceable) for an id that is not a
     /// UUID.
+    ///
+    /// ```
+    /// use mesh_core::trace_reason::TraceReason;
+    /// assert_eq!(TraceReason::of(b"1c2b3a4d-5e6f-9a0b-8c1d-2e3f4a5b6c7d"), TraceReason::Sampling);
+    /// assert_eq!(TraceReason::of(b"1c2b3a4d-5e6f-4a0b-8c1d-2e3f4a5b6c7d"), TraceReason::NotTraceable);
+    /// assert_eq!(TraceReason::of(b"req-1"), TraceReason::NotTraceable, "not a UUID");
+    /// ```
     #[inline]
     pub fn of(id: &[u8]) -> Self {
         if !is_uuid(id) {
@@ -50,6 +57,12 @@ impl TraceReason {
     }
 
     /// Whether the request is traced for this reason.
+    ///
+    /// ```
+    /// use mesh_core::trace_reason::TraceReason;
+    /// assert!(TraceReason::ClientForced.traced());
+    /// assert!(!TraceReason::NotTraceable.traced());
+    /// ```
     #[inline]
     pub fn traced(self) -> bool {
         self != TraceReason::NotTraceable

@@ -23,24 +23,140 @@ use std::{
 
 /// What a [`WatchedBody`] tells of its body; each body has one watcher, told of the end or
 /// the abandonment exactly once.
+///
+/// ```
+/// use http_body_util::BodyExt;
+/// use mesh_core::{body, watched_body::{BodyWatcher, WatchedBody}};
+/// use std::sync::{Arc, atomic::{AtomicU64, Ordering::Relaxed}};
+/// /// Counts a body's bytes into a shared total at its end, whole or not.
+/// struct Total { bytes: u64, into: Arc<AtomicU64> }
+/// impl BodyWatcher for Total {
+///     fn data(&mut self, bytes: u64) { self.bytes += bytes }
+///     fn end(self) { self.into.fetch_add(self.bytes, Relaxed); }
+///     fn abandon(self) { self.into.fetch_add(self.bytes, Relaxed); }
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let total = Arc::new(AtomicU64::new(0));
+/// for text in ["one", "three"] {
+///     let watcher = Total { bytes: 0, into: total.clone() };
+///     WatchedBody::new(body::full(text), Some(watcher)).collect().await.unwrap();
+/// }
+/// assert_eq!(total.load(Relaxed), 8);
+/// # }
+/// ```
 pub trait BodyWatcher {
     /// A data frame of `bytes` bytes went through.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use mesh_core::watched_body::{BodyWatcher, WatchedBody};
+    /// use std::sync::{Arc, Mutex};
+    /// struct Log(Arc<Mutex<Vec<String>>>);
+    /// impl BodyWatcher for Log {
+    ///     fn data(&mut self, bytes: u64) { self.0.lock().unwrap().push(format!("{bytes} bytes")) }
+    ///     fn end(self) { self.0.lock().unwrap().push("end".into()) }
+    ///     fn abandon(self) { self.0.lock().unwrap().push("abandoned".into()) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let heard = Arc::new(Mutex::new(Vec::new()));
+    /// let body = WatchedBody::new(mesh_core::body::full("twelve bytes"), Some(Log(heard.clone())));
+    /// body.collect().await.unwrap();
+    /// assert_eq!(*heard.lock().unwrap(), ["12 bytes", "end"]);
+    /// # }
+    /// ```
     fn data(&mut self, bytes: u64) {
         let _ = bytes;
     }
 
     /// The trailers went through.
+    ///
+    /// ```
+    /// use http_body_util::{BodyExt, Full};
+    /// use mesh_core::watched_body::{BodyWatcher, WatchedBody};
+    /// use std::sync::{Arc, Mutex};
+    /// struct Log(Arc<Mutex<Vec<String>>>);
+    /// impl BodyWatcher for Log {
+    ///     fn trailers(&mut self, t: &http::HeaderMap) { self.0.lock().unwrap().push(format!("grpc-status {:?}", t["grpc-status"])) }
+    ///     fn end(self) { self.0.lock().unwrap().push("end".into()) }
+    ///     fn abandon(self) { self.0.lock().unwrap().push("abandoned".into()) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let heard = Arc::new(Mutex::new(Vec::new()));
+    /// let mut trailers = http::HeaderMap::new();
+    /// trailers.insert("grpc-status", http::HeaderValue::from_static("5"));
+    /// let grpc = Full::new(bytes::Bytes::new()).with_trailers(async { Some(Ok(trailers)) });
+    /// WatchedBody::new(grpc, Some(Log(heard.clone()))).collect().await.unwrap();
+    /// assert_eq!(*heard.lock().unwrap(), [r#"grpc-status "5""#, "end"]);
+    /// # }
+    /// ```
     fn trailers(&mut self, trailers: &HeaderMap) {
         let _ = trailers;
     }
 
     /// The body failed (it ends with that).
+    ///
+    /// ```
+    /// use http_body::{Body, Frame};
+    /// use http_body_util::BodyExt;
+    /// use std::{pin::Pin, task::{Context, Poll}};
+    /// use mesh_core::watched_body::{BodyWatcher, WatchedBody};
+    /// use std::sync::{Arc, Mutex};
+    /// struct Log(Arc<Mutex<Vec<String>>>);
+    /// impl BodyWatcher for Log {
+    ///     fn error(&mut self) { self.0.lock().unwrap().push("error".into()) }
+    ///     fn end(self) { self.0.lock().unwrap().push("end".into()) }
+    ///     fn abandon(self) { self.0.lock().unwrap().push("abandoned".into()) }
+    /// }
+    /// /// A body whose connection was reset.
+    /// struct Reset;
+    /// impl Body for Reset {
+    ///     type Data = bytes::Bytes;
+    ///     type Error = std::io::Error;
+    ///     fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<bytes::Bytes>, std::io::Error>>> {
+    ///         Poll::Ready(Some(Err(std::io::Error::other("reset"))))
+    ///     }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let heard = Arc::new(Mutex::new(Vec::new()));
+    /// assert!(WatchedBody::new(Reset, Some(Log(heard.clone()))).collect().await.is_err());
+    /// assert_eq!(*heard.lock().unwrap(), ["error", "end"]);
+    /// # }
+    /// ```
     fn error(&mut self) {}
 
     /// The body has ended.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use mesh_core::watched_body::{BodyWatcher, WatchedBody};
+    /// use std::sync::{Arc, Mutex};
+    /// struct Log(Arc<Mutex<Vec<String>>>);
+    /// impl BodyWatcher for Log {
+    ///     fn end(self) { self.0.lock().unwrap().push("end".into()) }
+    ///     fn abandon(self) { self.0.lock().unwrap().push("abandoned".into()) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let heard = Arc::new(Mutex::new(Vec::new()));
+    /// WatchedBody::new(mesh_core::body::full("all"), Some(Log(heard.clone()))).collect().await.unwrap();
+    /// assert_eq!(*heard.lock().unwrap(), ["end"]);
+    /// # }
+    /// ```
     fn end(self);
 
     /// The body was dropped before its end.
+    ///
+    /// ```
+    /// use mesh_core::watched_body::{BodyWatcher, WatchedBody};
+    /// use std::sync::{Arc, Mutex};
+    /// struct Log(Arc<Mutex<Vec<String>>>);
+    /// impl BodyWatcher for Log {
+    ///     fn end(self) { self.0.lock().unwrap().push("end".into()) }
+    ///     fn abandon(self) { self.0.lock().unwrap().push("abandoned".into()) }
+    /// }
+    /// let heard = Arc::new(Mutex::new(Vec::new()));
+    /// drop(WatchedBody::new(mesh_core::body::full("unread"), Some(Log(heard.clone()))));
+    /// assert_eq!(*heard.lock().unwrap(), ["abandoned"]);
+    /// ```
     fn abandon(self);
 }
 
@@ -76,6 +192,21 @@ pub struct WatchedBody<B, W: BodyWatcher> {
 
 impl<B, W: BodyWatcher> WatchedBody<B, W> {
     /// `inner`, watched by `watcher` (`None`: by nobody).
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use mesh_core::watched_body::{BodyWatcher, WatchedBody};
+    /// use std::sync::{Arc, Mutex};
+    /// struct Log(Arc<Mutex<Vec<String>>>);
+    /// impl BodyWatcher for Log {
+    ///     fn end(self) { self.0.lock().unwrap().push("end".into()) }
+    ///     fn abandon(self) { self.0.lock().unwrap().push("abandoned".into()) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let unwatched = WatchedBody::<_, Log>::new(mesh_core::body::full("as it is"), None);
+    /// assert_eq!(unwatched.collect().await.unwrap().to_bytes(), "as it is");
+    /// # }
+    /// ```
     pub fn new(inner: B, watcher: Option<W>) -> Self {
         WatchedBody {
             watcher: Untold(watcher),

@@ -134,6 +134,12 @@ pub struct ClusterRecord {
 
 impl ClusterRecord {
     /// `cluster`, with neither a retry budget nor a circuit breaker.
+    ///
+    /// ```
+    /// use mesh_core::{UpstreamCluster, retry::ClusterRecord};
+    /// let record = ClusterRecord::new(UpstreamCluster("PassthroughCluster".into()));
+    /// assert!(record.budget.is_none() && record.breaker.is_none());
+    /// ```
     pub fn new(cluster: UpstreamCluster) -> Self {
         ClusterRecord {
             cluster,
@@ -159,6 +165,11 @@ impl RetryContext {
     }
 
     /// Whether the retry layer may retry the request ([`allow_retries`](Self::allow_retries)).
+    ///
+    /// ```
+    /// let context = mesh_core::retry::RetryContext::default();
+    /// assert!(!context.may_retry(), "until the retry layer allows it");
+    /// ```
     pub fn may_retry(&self) -> bool {
         self.0.may_retry.load(Ordering::Relaxed)
     }
@@ -185,6 +196,14 @@ impl RetryContext {
 
     /// The attempt under way, once the retry layer has announced one
     /// ([`begin_attempt`](Self::begin_attempt)).
+    ///
+    /// ```
+    /// use mesh_core::retry::RetryContext;
+    /// let context = RetryContext::default();
+    /// assert!(context.attempt().is_none(), "none announced");
+    /// context.begin_attempt(3, None);
+    /// assert_eq!(context.attempt().map(|a| a.number), Some(3));
+    /// ```
     pub fn attempt(&self) -> Option<Attempt> {
         let number = self.0.attempt.load(Ordering::Relaxed);
         let ms = self.0.expected_timeout_ms.load(Ordering::Relaxed);
@@ -196,12 +215,23 @@ impl RetryContext {
 
     /// Asks the service below to hand each attempt's extensions back (the retry layer, which
     /// then keeps no clone of its own): see [`LentExtensions`](super::LentExtensions).
+    ///
+    /// ```
+    /// let context = mesh_core::retry::RetryContext::default();
+    /// context.expect_extensions_back();
+    /// assert!(context.expects_extensions_back());
+    /// ```
     pub fn expect_extensions_back(&self) {
         self.0.extensions_back.store(true, Ordering::Relaxed);
     }
 
     /// Whether the retry layer asked for the extensions back
     /// ([`expect_extensions_back`](Self::expect_extensions_back)).
+    ///
+    /// ```
+    /// let context = mesh_core::retry::RetryContext::default();
+    /// assert!(!context.expects_extensions_back(), "not unless asked");
+    /// ```
     pub fn expects_extensions_back(&self) -> bool {
         self.0.extensions_back.load(Ordering::Relaxed)
     }

@@ -44,6 +44,14 @@ pub struct LentExtensions(Extensions);
 
 impl LentExtensions {
     /// Takes `request`'s extensions, leaving it none.
+    ///
+    /// ```
+    /// use mesh_core::retry::LentExtensions;
+    /// let mut request = http::Request::new(());
+    /// request.extensions_mut().insert(7u8);
+    /// let lent = LentExtensions::take(&mut request);
+    /// assert_eq!((lent.get::<u8>(), request.extensions().is_empty()), (Some(&7), true));
+    /// ```
     pub fn take<B>(request: &mut Request<B>) -> Self {
         LentExtensions(std::mem::take(request.extensions_mut()))
     }
