@@ -76,10 +76,10 @@ struct CatalogState {
 
 /// A catalog service of one version, listening on loopback.
 ///
-/// ```no_run
-/// # async fn demo() -> std::io::Result<()> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
 /// let v1 = mesh::demo::CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap()).await?;
-/// println!("catalog v1 on {}", v1.addr());
+/// assert!(v1.addr().ip().is_loopback() && v1.addr().port() != 0, "a free loopback port");
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]

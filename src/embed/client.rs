@@ -34,19 +34,31 @@ use tower::{Layer, Service};
 /// errors are the sidecar's: a failure is the local reply a sidecar would send (`503` with `UO`,
 /// `504` with `UT`, …), so the service never returns an error.
 ///
-/// ```no_run
+/// ```
 /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 /// use tower::{ServiceBuilder, ServiceExt};
 ///
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// let mesh = mesh::Mesh::from_yaml(&std::fs::read_to_string("catalog.yaml")?)?;
+/// // The demo's catalog service on a loopback port, and the configuration that names it.
+/// let v1 = mesh::demo::CatalogServer::start("v1", "127.0.0.1:0".parse()?).await?;
+/// let yaml = format!(r#"
+/// apiVersion: networking.istio.io/v1
+/// kind: ServiceEntry
+/// metadata: {{name: catalog}}
+/// spec:
+///   hosts: [catalog]
+///   resolution: STATIC
+///   ports: [{{number: 80, name: http}}]
+///   endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]
+/// "#, port = v1.addr().port());
+/// let mesh = mesh::Mesh::builder().yaml(yaml).access_log(false).build()?;
 /// let http = Client::builder(TokioExecutor::new()).build_http::<mesh::core::Body>();
 /// let catalog = ServiceBuilder::new()
 ///     .layer(mesh.client_layer("catalog")?)
 ///     .service(http);
 /// let request = http::Request::get("/items").body(http_body_util::Empty::<bytes::Bytes>::new())?;
 /// let response = catalog.oneshot(request).await?;
-/// println!("{}", response.status());
+/// assert_eq!(response.status(), 200);
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
