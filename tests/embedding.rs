@@ -149,10 +149,14 @@ spec:
   - match: [{headers: {x-slow: {exact: "yes"}}}]
     route: [{destination: {host: catalog, subset: version-v1}}]
     timeout: 100ms
+  - match: [{headers: {x-flaky: {regex: "[0-9]+"}}}]
+    route: [{destination: {host: catalog, subset: version-v1}}]
+    retries: {attempts: 2, retryOn: 5xx}
   - route: [{destination: {host: catalog, subset: version-v2}, weight: 100}]
 "#;
 
-/// `(path, headers)` of each request the comparison sends.
+/// `(path, headers)` of each request the comparison sends; v1 fails as many times as
+/// `x-flaky` says before it (retried twice: once, then beyond the retries).
 const REQUESTS: &[(&str, &[(&str, &str)])] = &[
     ("/items", &[]),
     ("/items", &[("x-istio-cohort", "internal")]),
@@ -160,6 +164,8 @@ const REQUESTS: &[(&str, &[(&str, &str)])] = &[
     ("/nowhere", &[]),
     ("/items?delay_ms=400", &[("x-slow", "yes")]),
     ("/items", &[("x-istio-cohort", "external")]),
+    ("/items", &[("x-flaky", "1")]),
+    ("/items", &[("x-flaky", "3")]),
 ];
 
 /// A mesh configured by `yaml`, without an access log.
@@ -197,7 +203,7 @@ fn decision<B>(response: &http::Response<B>) -> (u16, String, String) {
 
 #[tokio::test]
 async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
-    let (_v1, _v2, registry) = support::catalog_upstreams().await;
+    let (v1, _v2, registry) = support::catalog_upstreams().await;
     let config = format!("{registry}\n---\n{DECISIONS}");
 
     let (sidecar_recorder, sidecar_metrics) = Metrics::recorder();
@@ -222,7 +228,12 @@ async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
         .await
         .unwrap();
 
+    let failures = |headers: &[(&str, &str)]| {
+        let flaky = headers.iter().find(|(name, _)| *name == "x-flaky");
+        flaky.map_or(0, |(_, n)| n.parse().unwrap())
+    };
     for (path, headers) in REQUESTS {
+        v1.fail_next(failures(headers));
         let through_sidecar = proxied
             .get(&format!("http://catalog{path}"), headers)
             .await
@@ -232,6 +243,7 @@ async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
             request = request.header(*name, *value);
         }
         let request = request.body(Empty::<bytes::Bytes>::new()).unwrap();
+        v1.fail_next(failures(headers));
         let response = in_process.clone().oneshot(request).await.unwrap();
         let in_process_decision = decision(&response);
         let in_process_body = response.into_body().collect().await.unwrap().to_bytes();
@@ -258,7 +270,8 @@ async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
         .wait_for_requests(REQUESTS.len() as u64)
         .await;
     let mesh_series = mesh_metrics.wait_for_requests(REQUESTS.len() as u64).await;
-    // Each kind of outcome is there: 200 from each version, 503 FI, 503 UH, 504 UT.
+    // Each kind of outcome is there: 200 from each version, 503 FI, 503 UH, 504 UT, and 503 URX
+    // when the retries ran out.
     let flags: std::collections::BTreeSet<_> = mesh_series
         .iter()
         .map(|(labels, _)| {
@@ -268,7 +281,13 @@ async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
             )
         })
         .collect();
-    for expected in [("200", "-"), ("503", "FI"), ("503", "UH"), ("504", "UT")] {
+    for expected in [
+        ("200", "-"),
+        ("503", "FI"),
+        ("503", "UH"),
+        ("504", "UT"),
+        ("503", "URX"),
+    ] {
         assert!(
             flags.contains(&(expected.0.to_string(), expected.1.to_string())),
             "{expected:?} in {flags:?}"
