@@ -171,6 +171,30 @@ impl GatewayPort {
     /// The port `served`, routing HTTP through `http` (the outbound stack in `scope`) and
     /// tunnels through `tunnels`; certificate files named by `credentialName` are looked up in
     /// `credentials`.
+    ///
+    /// ```
+    /// use mesh_proxy::{gateway::GatewayPort, listener::HttpService, tunnel::Tunnels};
+    /// use mesh_route::{RouteTable, config::{Config, gateway::{ServerKind, served_ports}}};
+    /// # use mesh_core::workload::Workload;
+    /// # use mesh_proxy::{prometheus::default_recorder, registry::Registry};
+    /// # use mesh_trace::metrics::{IstioMetrics, Reporter};
+    /// # use std::sync::Arc;
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: shop}\n\
+    ///             spec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, bind: 127.0.0.1, hosts: ['*']}, \
+    ///             {port: {number: 9000, name: db, protocol: TCP}, hosts: ['*']}]}\n";
+    /// let config = Config::from_yaml_str(yaml).unwrap().config;
+    /// let served = served_ports(&config, &Default::default()).unwrap();
+    /// let table = Arc::new(RouteTable::compile_for(&config, &served, &Default::default()).unwrap());
+    /// # let metrics = Arc::new(IstioMetrics::new(default_recorder().unwrap().0, Reporter::Source, Workload::from_labels("edge", "shop", &Default::default())));
+    /// let tunnels = Tunnels::new(table.clone(), Arc::new(Registry::default()), metrics);
+    /// let http = HttpService::new(tower::service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) }));
+    /// let port = |i: usize| {
+    ///     let scope = table.gateway_scope(served[i].port).unwrap();
+    ///     GatewayPort::new(&served[i], scope, http.clone(), tunnels.clone(), None).unwrap()
+    /// };
+    /// assert_eq!((port(0).kind, port(0).listen_addr()), (ServerKind::Http, "127.0.0.1:8080".parse().unwrap()));
+    /// assert_eq!((port(1).kind, port(1).listen_addr()), (ServerKind::Tcp, "0.0.0.0:9000".parse().unwrap()));
+    /// ```
     pub fn new(
         served: &ServedPort<'_>,
         scope: RouteScope,

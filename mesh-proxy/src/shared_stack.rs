@@ -46,6 +46,28 @@ pub struct SharedStack {
 
 impl SharedStack {
     /// `service`, to be called through per-thread clones.
+    ///
+    /// ```
+    /// use mesh_proxy::{listener::HttpService, shared_stack::SharedStack};
+    /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering::Relaxed}};
+    /// /// Counts its clones.
+    /// struct Clones(Arc<AtomicUsize>);
+    /// impl Clone for Clones {
+    ///     fn clone(&self) -> Self { self.0.fetch_add(1, Relaxed); Clones(self.0.clone()) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let clones = Clones(Arc::new(AtomicUsize::new(0)));
+    /// let counted = clones.0.clone();
+    /// let stack = SharedStack::new(HttpService::new(tower::service_fn(move |_req| {
+    ///     let _counter = &clones; // cloned with the service
+    ///     async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) }
+    /// })));
+    /// for _ in 0..5 {
+    ///     stack.call(http::Request::new(mesh_core::body::empty())).await.unwrap();
+    /// }
+    /// assert_eq!(counted.load(Relaxed), 1, "one clone for this thread, not one per request");
+    /// # }
+    /// ```
     pub fn new(service: HttpService) -> Self {
         SharedStack {
             service,
@@ -54,11 +76,44 @@ impl SharedStack {
     }
 
     /// The stack itself (a clone of it is a service of its own).
+    ///
+    /// ```
+    /// use mesh_proxy::{listener::HttpService, shared_stack::SharedStack};
+    /// use http_body_util::BodyExt;
+    /// use tower::ServiceExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let hello = tower::service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::full("hello"))) });
+    /// let stack = SharedStack::new(HttpService::new(hello));
+    /// // A tower service of its own, for APIs that take one by value.
+    /// let service: HttpService = stack.service().clone();
+    /// let response = service.oneshot(http::Request::new(mesh_core::body::empty())).await.unwrap();
+    /// assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "hello");
+    /// # }
+    /// ```
     pub fn service(&self) -> &HttpService {
         &self.service
     }
 
     /// Calls the stack with `request`, through this thread's clone of it.
+    ///
+    /// ```
+    /// use mesh_proxy::{listener::HttpService, shared_stack::SharedStack};
+    /// use std::sync::Arc;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let echo = tower::service_fn(|req: http::Request<mesh_core::Body>| async move {
+    ///     Ok::<_, mesh_core::BoxError>(http::Response::builder().header("x-path", req.uri().path()).body(mesh_core::body::empty()).unwrap())
+    /// });
+    /// let stack = Arc::new(SharedStack::new(HttpService::new(echo)));
+    /// let get = |path| http::Request::get(path).body(mesh_core::body::empty()).unwrap();
+    /// // By shared reference: calls in flight together, and from other threads.
+    /// let (a, b) = tokio::join!(stack.call(get("/a")), stack.call(get("/b")));
+    /// assert_eq!(a.unwrap().headers()["x-path"], "/a");
+    /// assert_eq!(b.unwrap().headers()["x-path"], "/b");
+    /// let other = stack.clone();
+    /// let c = std::thread::spawn(move || other.call(get("/c"))).join().unwrap();
+    /// assert_eq!(c.await.unwrap().headers()["x-path"], "/c");
+    /// # }
+    /// ```
     pub fn call(&self, request: Request<Body>) -> StackFuture {
         // In lines of its own: the borrow flag is written for each call.
         let mine = self

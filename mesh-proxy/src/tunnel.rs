@@ -59,6 +59,44 @@ pub struct TunnelUpstream {
 /// The relays of CONNECT tunnels. They outlive the HTTP connection that opened them (its
 /// socket is handed over to the tunnel), so the sidecar keeps them here, across configuration
 /// swaps, to close them at shutdown once its listeners have drained.
+///
+/// ```
+/// use mesh_proxy::{connect::ConnectLayer, listener::{HttpService, bind, serve}, tunnel::TunnelTasks};
+/// # use mesh_core::workload::Workload;
+/// # use mesh_proxy::{prometheus::default_recorder, registry::Registry, tunnel::Tunnels};
+/// # use mesh_route::{RouteTable, config::OutboundMode};
+/// # use mesh_trace::metrics::{IstioMetrics, Reporter};
+/// # use std::{sync::Arc, time::Duration};
+/// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// # use tower::{Layer, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # let metrics = Arc::new(IstioMetrics::new(default_recorder().unwrap().0, Reporter::Source, Workload::from_labels("app", "shop", &Default::default())));
+/// # let tunnels = Tunnels::new(Arc::new(RouteTable::default()), Arc::new(Registry::default()), metrics);
+/// # let (echo, echo_addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+/// # tokio::spawn(async move { // an echo server
+/// #     let (mut socket, _) = echo.accept().await.unwrap();
+/// #     let (mut read, mut write) = socket.split();
+/// #     tokio::io::copy(&mut read, &mut write).await.ok();
+/// # });
+/// # let app = service_fn(|_req| async { Ok::<_, mesh_core::BoxError>(http::Response::new(mesh_core::body::empty())) });
+/// let relays = TunnelTasks::default();
+/// let connect = ConnectLayer::new(tunnels, OutboundMode::AllowAny, Duration::from_secs(1), None, relays.clone());
+/// let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+/// let (stop, stopped) = tokio::sync::watch::channel(false);
+/// let server = tokio::spawn(serve(listener, HttpService::new(connect.layer(app)), stopped, Arc::new(|| Duration::from_secs(1))));
+/// let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+/// client.write_all(format!("CONNECT {echo_addr} HTTP/1.1\r\nhost: {echo_addr}\r\n\r\n").as_bytes()).await.unwrap();
+/// # let mut head = Vec::new();
+/// # while !head.ends_with(b"\r\n\r\n") { head.push(client.read_u8().await.unwrap()); }
+/// # assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+/// stop.send(true).unwrap();
+/// server.await.unwrap(); // the listener is gone; the tunnel, kept in `relays`, is not
+/// client.write_all(b"ping").await.unwrap();
+/// let mut echoed = [0; 4];
+/// client.read_exact(&mut echoed).await.unwrap();
+/// assert_eq!(&echoed, b"ping");
+/// # }
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct TunnelTasks(Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>);
 

@@ -55,6 +55,37 @@ use tokio::{net::TcpStream, sync::Mutex};
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A cached HTTP/2 connection to one endpoint, with the number of requests it has carried.
+///
+/// ```
+/// use mesh_proxy::{endpoint::{Endpoint, Protocol}, upstream::Upstream};
+/// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+/// # use hyper_util::rt::{TokioExecutor, TokioIo};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// # let addr = listener.local_addr().unwrap();
+/// # let accepted = Arc::new(AtomicUsize::new(0));
+/// # let counted = accepted.clone();
+/// # tokio::spawn(async move { // an HTTP/2 (prior knowledge) server counting its connections
+/// #     loop {
+/// #         let (stream, _) = listener.accept().await.unwrap();
+/// #         counted.fetch_add(1, Ordering::Relaxed);
+/// #         let ok = hyper::service::service_fn(|_req| async {
+/// #             Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::empty()))
+/// #         });
+/// #         tokio::spawn(hyper::server::conn::http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), ok));
+/// #     }
+/// # });
+/// // An HTTP/2 endpoint keeps one connection, retired here after two requests.
+/// let endpoint = Arc::new(Endpoint::new(addr.to_string().parse().unwrap(), Default::default(), Protocol::Http2));
+/// let upstream = Upstream::default().with_max_requests_per_connection(2);
+/// for _ in 0..4 {
+///     let request = http::Request::get("http://catalog/").body(mesh_core::body::empty()).unwrap();
+///     let response = upstream.send_to_endpoint(&endpoint, request, &"catalog".parse().unwrap(), None).await.unwrap();
+///     assert_eq!(response.version(), http::Version::HTTP_2);
+/// }
+/// assert_eq!(accepted.load(Ordering::Relaxed), 2, "four requests, two connections");
+/// # }
+/// ```
 #[derive(Debug, Default)]
 pub struct Http2Connection(Mutex<Option<(hyper::client::conn::http2::SendRequest<Body>, u32)>>);
 

@@ -61,6 +61,13 @@ pub fn collector_endpoint(
 }
 
 /// A collector address that makes no URL to post spans to ([`collector_endpoint`]).
+///
+/// ```
+/// use mesh_trace::collector_client::{CollectorAddressError, collector_endpoint};
+/// let error: CollectorAddressError = collector_endpoint("otlp", "otel collector:4318", "/v1/traces").unwrap_err();
+/// assert_eq!((error.kind, error.collector.as_str()), ("otlp", "otel collector:4318"));
+/// assert!(std::error::Error::source(&error).is_some());
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("{kind} address {collector:?}: {source}")]
 pub struct CollectorAddressError {

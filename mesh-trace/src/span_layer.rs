@@ -666,6 +666,32 @@ pub type SpanBody<B> = WatchedBody<B, PendingSpan>;
 
 /// A span whose response body is still being sent: takes a gRPC status from the trailers, and
 /// is reported when the body ends ([`SpanBody`]).
+///
+/// ```
+/// use mesh_trace::{Decision, TraceContext, identity::WorkloadIdentity,
+///     reporter::{ReporterConfig, SpanReporter}, span::SpanKind, span_layer::{SpanLayer, SpanTags}};
+/// use http_body_util::{BodyExt, Full};
+/// # use opentelemetry_sdk::trace::InMemorySpanExporter;
+/// # use tower::{Layer, ServiceExt, service_fn};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let exporter = InMemorySpanExporter::default();
+/// let reporter = SpanReporter::spawn(exporter.clone(), ReporterConfig::default());
+/// let tags = SpanTags::new(&WorkloadIdentity::from_lookup(|_| None), vec![]);
+/// let svc = SpanLayer::new(SpanKind::Client, reporter, tags).layer(service_fn(|_req: http::Request<()>| async {
+///     let trailers = http::HeaderMap::from_iter([(http::header::HeaderName::from_static("grpc-status"), "14".parse().unwrap())]);
+///     let body = Full::new(bytes::Bytes::from("reply")).with_trailers(async move { Some(Ok(trailers)) });
+///     Ok::<_, std::convert::Infallible>(http::Response::new(body))
+/// }));
+/// let mut request = http::Request::post("http://catalog/shop.Catalog/List").body(()).unwrap();
+/// request.extensions_mut().insert(TraceContext::root(Decision { sampled: true, forced: false, debug: false }));
+/// let response = svc.oneshot(request).await.unwrap(); // a `PendingSpan` watches the body
+/// response.into_body().collect().await.unwrap(); // reported at the end, trailers read
+/// # while exporter.get_finished_spans().unwrap().is_empty() { tokio::task::yield_now().await; }
+/// let span = exporter.get_finished_spans().unwrap().remove(0);
+/// let grpc = span.attributes.iter().find(|kv| kv.key.as_str() == "grpc.status_code");
+/// assert_eq!(grpc.map(|kv| kv.value.to_string()).as_deref(), Some("14"));
+/// # });
+/// ```
 #[derive(Debug)]
 pub struct PendingSpan(Box<OpenSpan>);
 

@@ -797,6 +797,44 @@ pub type TelemetryBody<B> = WatchedBody<B, PendingReport>;
 
 /// The report of an exchange whose response body is still being sent: counts the body and
 /// its trailers (a gRPC status), and is recorded when the body ends ([`TelemetryBody`]).
+///
+/// ```
+/// use mesh_trace::telemetry_layer::TelemetryLayer;
+/// # use bytes::Bytes;
+/// # use http_body_util::{BodyExt, Empty, Full};
+/// # use tower::{Layer, ServiceExt, service_fn};
+/// # use mesh_core::workload::Workload;
+/// # use mesh_trace::metrics::{IstioMetrics, MetricsRecorder, Reporter};
+/// # use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
+/// # use std::sync::Arc;
+/// # /// Metrics recording into a debugging recorder, and its snapshotter.
+/// # fn metrics() -> (IstioMetrics, Snapshotter) {
+/// #     let recorder = DebuggingRecorder::new();
+/// #     let snapshotter = recorder.snapshotter();
+/// #     let metrics = IstioMetrics::new(MetricsRecorder::Owned(Arc::new(recorder)), Reporter::Source, Workload::default());
+/// #     (metrics, snapshotter)
+/// # }
+/// # /// Label `name` of the first `istio_requests_total` series, if there is one.
+/// # fn label(snapshotter: &Snapshotter, name: &str) -> Option<String> {
+/// #     let snapshot = snapshotter.snapshot().into_vec();
+/// #     let (key, ..) = snapshot.iter().find(|(key, ..)| key.key().name() == "istio_requests_total")?;
+/// #     key.key().labels().find(|l| l.key() == name).map(|l| l.value().to_owned())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let (metrics, snapshotter) = metrics(); // an `IstioMetrics` on a debugging recorder
+/// let svc = TelemetryLayer::new().metrics(metrics).layer(service_fn(|_req: http::Request<Empty<Bytes>>| async {
+///     let trailers = http::HeaderMap::from_iter([(http::header::HeaderName::from_static("grpc-status"), "14".parse().unwrap())]);
+///     let body = Full::new(Bytes::from("reply")).with_trailers(async move { Some(Ok(trailers)) });
+///     Ok::<_, std::convert::Infallible>(http::Response::new(body))
+/// }));
+/// let request = http::Request::post("http://catalog/shop.Catalog/List")
+///     .header("content-type", "application/grpc").body(Empty::new()).unwrap();
+/// let body = svc.oneshot(request).await.unwrap().into_body(); // a `PendingReport` watches it
+/// assert_eq!(label(&snapshotter, "grpc_response_status"), None);
+/// body.collect().await.unwrap(); // recorded at its end, with the status of its trailers
+/// assert_eq!(label(&snapshotter, "grpc_response_status").as_deref(), Some("14"));
+/// # });
+/// ```
 #[derive(Debug)]
 pub struct PendingReport(Box<Recording>);
 

@@ -30,6 +30,15 @@ pub struct RequestIdTrace {
 
 impl RequestIdTrace {
     /// The facts of `id`.
+    ///
+    /// ```
+    /// use mesh_trace::trace_reason::{RequestIdTrace, TraceReason};
+    /// let forced = RequestIdTrace::of(b"0000ffff-0000-b000-8000-000000000000");
+    /// assert_eq!(forced.reason, TraceReason::ClientForced); // character 14 is `b`
+    /// assert_eq!(forced.point, Some(5_535)); // 0xffff % 10 000
+    /// let short = RequestIdTrace::of(b"+0002710");
+    /// assert_eq!((short.reason, short.point), (TraceReason::NotTraceable, Some(0)));
+    /// ```
     pub fn of(id: &[u8]) -> Self {
         let point = id
             .get(..8)

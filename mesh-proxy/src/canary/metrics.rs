@@ -115,18 +115,130 @@ pub struct MetricQuery<'a> {
 /// assert!(controller.board().statuses().is_empty());
 /// ```
 pub trait CanaryMetrics: Send + Sync {
-    /// Notes the state of `canary`'s traffic now; called at each pass before the checks, and
-    /// when the analysis starts. Sources that keep no history ignore it.
+    /// Notes the state of `canary`'s traffic now; called when the analysis starts and at the
+    /// end of each pass, after its checks, so that the next pass's checks measure the traffic
+    /// since. Sources that keep no history ignore it.
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryMetrics, CanaryOptions, MeasureFuture, MetricQuery}};
+    /// # use mesh_proxy::sidecar::SidecarSettings;
+    /// use mesh_route::config::{Canary, Config, Resource};
+    /// use std::{sync::{Arc, Mutex}, time::Duration};
+    /// use tokio::time::Instant;
+    /// /// Notes what the controller asks of it; every canary is healthy.
+    /// #[derive(Default)]
+    /// struct Log(Mutex<Vec<String>>);
+    /// impl CanaryMetrics for Log {
+    ///     fn sample(&self, canary: &Resource<Canary>, _now: Instant) {
+    ///         self.0.lock().unwrap().push(format!("sample {}", canary.meta.name));
+    ///     }
+    ///     fn measure<'a>(&'a self, query: MetricQuery<'a>, _now: Instant) -> MeasureFuture<'a> {
+    ///         self.0.lock().unwrap().push(format!("measure {}", query.metric));
+    ///         Box::pin(std::future::ready(Ok(100.0)))
+    ///     }
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
+    /// # let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\n\
+    /// #     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+    /// #     endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]}\n---\n\
+    /// #     apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog, namespace: shop}\n\
+    /// #     spec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n---\n\
+    /// #     apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: catalog, namespace: shop, \
+    /// #     annotations: {mesh/primary-subset: v1, mesh/canary-subset: v2}}\nspec: {targetRef: {apiVersion: apps/v1, \
+    /// #     kind: Deployment, name: catalog}, service: {port: 80}, analysis: {interval: 10s, stepWeight: 20, \
+    /// #     metrics: [{name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}]}}\n";
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// // A configuration with a Canary `shop/catalog` checking `request-success-rate` every 10 s.
+    /// let live = LiveSidecar::new(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
+    /// let log = Arc::new(Log::default());
+    /// let options = CanaryOptions { metrics: Some(log.clone()), ..CanaryOptions::default() };
+    /// let (_stop, stopped) = tokio::sync::watch::channel(false);
+    /// tokio::spawn(CanaryController::new(live, options).run(stopped));
+    /// // The start, then two passes: the first moves traffic, the second checks it too.
+    /// tokio::time::sleep(Duration::from_secs(25)).await;
+    /// let noted = log.0.lock().unwrap().clone();
+    /// assert_eq!(noted, ["sample catalog", "sample catalog", "measure request-success-rate", "sample catalog"]);
+    /// # });
+    /// ```
     fn sample(&self, canary: &Resource<Canary>, now: Instant) {
         let _ = (canary, now);
     }
 
     /// Forgets what was noted of `canary` (its analysis restarts or ends).
+    ///
+    /// ```
+    /// use mesh_proxy::{LiveSidecar, canary::{CanaryController, CanaryMetrics, CanaryOptions, MeasureFuture, MetricQuery}};
+    /// # use mesh_proxy::sidecar::SidecarSettings;
+    /// use mesh_route::config::{Canary, Config, Resource};
+    /// use std::{sync::{Arc, Mutex}, time::Duration};
+    /// use tokio::time::Instant;
+    /// /// Notes the canaries it is told to forget; every canary is healthy.
+    /// #[derive(Default)]
+    /// struct Forgotten(Mutex<Vec<String>>);
+    /// impl CanaryMetrics for Forgotten {
+    ///     fn forget(&self, canary: &Resource<Canary>) {
+    ///         self.0.lock().unwrap().push(canary.meta.qualified_name());
+    ///     }
+    ///     fn measure<'a>(&'a self, _query: MetricQuery<'a>, _now: Instant) -> MeasureFuture<'a> {
+    ///         Box::pin(std::future::ready(Ok(100.0)))
+    ///     }
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
+    /// # let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: catalog, namespace: shop}\n\
+    /// #     spec: {hosts: [catalog], resolution: STATIC, ports: [{number: 80, name: http}], \
+    /// #     endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]}\n---\n\
+    /// #     apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: catalog, namespace: shop}\n\
+    /// #     spec: {host: catalog, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n---\n\
+    /// #     apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: catalog, namespace: shop, \
+    /// #     annotations: {mesh/primary-subset: v1, mesh/canary-subset: v2}}\nspec: {targetRef: {apiVersion: apps/v1, \
+    /// #     kind: Deployment, name: catalog}, service: {port: 80}, analysis: {interval: 10s, stepWeight: 20, \
+    /// #     metrics: [{name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}]}}\n";
+    /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
+    /// // A configuration with a Canary `shop/catalog` checking `request-success-rate` every 10 s.
+    /// let live = LiveSidecar::new(Config::from_yaml_str(yaml).unwrap().config, settings).unwrap();
+    /// let forgotten = Arc::new(Forgotten::default());
+    /// let options = CanaryOptions { metrics: Some(forgotten.clone()), ..CanaryOptions::default() };
+    /// let (_stop, stopped) = tokio::sync::watch::channel(false);
+    /// tokio::spawn(CanaryController::new(live.clone(), options).run(stopped));
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    /// assert_eq!(*forgotten.0.lock().unwrap(), ["shop/catalog"], "the analysis starts afresh");
+    /// live.swap(Config::default()).unwrap(); // the Canary is removed: its analysis ends
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    /// assert_eq!(*forgotten.0.lock().unwrap(), ["shop/catalog", "shop/catalog"]);
+    /// # });
+    /// ```
     fn forget(&self, canary: &Resource<Canary>) {
         let _ = canary;
     }
 
     /// The value of `query` now.
+    ///
+    /// ```
+    /// use mesh_proxy::canary::{CanaryMetrics, MetricQuery, PrometheusMetrics};
+    /// use mesh_route::config::{ObjectMeta, Origin, Resource, canary::Canary};
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// # let address = format!("http://{}", listener.local_addr().unwrap());
+    /// # tokio::spawn(async move { // a Prometheus server answering one query: 99.5
+    /// #     let (mut socket, _) = listener.accept().await.unwrap();
+    /// #     let mut request = Vec::new();
+    /// #     while !request.ends_with(b"\r\n\r\n") { request.push(socket.read_u8().await.unwrap()); }
+    /// #     let answer = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"99.5"]}]}}"#;
+    /// #     let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", answer.len());
+    /// #     socket.write_all(format!("{head}{answer}").as_bytes()).await.unwrap();
+    /// # });
+    /// let mut spec = Canary::default();
+    /// spec.target_ref.name = "catalog".into();
+    /// let meta = ObjectMeta { name: "catalog".into(), namespace: Some("shop".into()), ..ObjectMeta::default() };
+    /// let canary = Resource { meta, origin: Origin::new("canary.yaml", 0), spec };
+    /// let prometheus = PrometheusMetrics::new(&address).unwrap(); // a loopback server answering 99.5
+    /// let query = MetricQuery { canary: &canary, metric: "request-success-rate", window: std::time::Duration::from_secs(60) };
+    /// assert_eq!(prometheus.measure(query, tokio::time::Instant::now()).await, Ok(99.5));
+    /// let unknown = MetricQuery { metric: "request-count", ..query };
+    /// assert_eq!(prometheus.measure(unknown, tokio::time::Instant::now()).await, Err("unknown metric request-count".into()));
+    /// # }
+    /// ```
     fn measure<'a>(&'a self, query: MetricQuery<'a>, now: Instant) -> MeasureFuture<'a>;
 }
 

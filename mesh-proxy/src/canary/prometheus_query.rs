@@ -161,6 +161,19 @@ pub fn flagger_query(query: MetricQuery<'_>) -> Result<String, UnknownMetric> {
 
 /// A canary metric [`flagger_query`] has no query for: only Flagger's built-in
 /// `request-success-rate` and `request-duration` are known (custom MetricTemplates are not).
+///
+/// ```
+/// use mesh_proxy::canary::{MetricQuery, UnknownMetric, flagger_query};
+/// use mesh_route::config::{ObjectMeta, Origin, Resource, canary::Canary};
+/// let mut spec = Canary::default();
+/// spec.target_ref.name = "catalog".into();
+/// let meta = ObjectMeta { name: "catalog".into(), namespace: Some("shop".into()), ..ObjectMeta::default() };
+/// let canary = Resource { meta, origin: Origin::new("canary.yaml", 0), spec };
+/// let query = MetricQuery { canary: &canary, metric: "error-budget", window: std::time::Duration::from_secs(60) };
+/// let error: UnknownMetric = flagger_query(query).unwrap_err();
+/// assert_eq!(error, UnknownMetric("error-budget".into()));
+/// assert_eq!(error.to_string(), "unknown metric error-budget");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown metric {0}")]
 pub struct UnknownMetric(pub String);

@@ -1143,6 +1143,17 @@ pub fn check_metrics_server(address: &str) -> Result<(), MetricsServerError> {
 }
 
 /// A Prometheus server address the canary analysis cannot query ([`check_metrics_server`]).
+///
+/// ```
+/// use mesh_route::config::canary::{MetricsServerError, check_metrics_server};
+/// let error = check_metrics_server("prometheus server:9090").unwrap_err();
+/// assert!(matches!(&error, MetricsServerError::Invalid { address, .. } if address == "prometheus server:9090"));
+/// let error = check_metrics_server("https://prometheus:9090").unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     r#"metrics server "https://prometheus:9090": only http:// Prometheus servers are supported"#
+/// );
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsServerError {
     /// Not a URL.

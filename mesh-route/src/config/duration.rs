@@ -58,6 +58,13 @@ impl Duration {
 }
 
 /// A string [`Duration::parse`] does not read as a duration.
+///
+/// ```
+/// use mesh_route::config::{Duration, InvalidDuration};
+/// let error: InvalidDuration = Duration::parse("5").unwrap_err();
+/// assert_eq!(error.text, "5");
+/// assert_eq!(error.reason, "missing unit (use ns, us, ms, s, m or h)");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration {text:?}: {reason}")]
 pub struct InvalidDuration {

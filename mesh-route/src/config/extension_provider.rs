@@ -116,6 +116,14 @@ const DEFAULT_ZIPKIN_PATH: &str = "/api/v2/spans";
 
 impl ZipkinProvider {
     /// The URL spans are posted to.
+    ///
+    /// ```
+    /// use mesh_route::config::extension_provider::ZipkinProvider;
+    /// let zipkin = ZipkinProvider { service: "zipkin.istio-system".into(), port: 9411, ..Default::default() };
+    /// assert_eq!(zipkin.collector(), "http://zipkin.istio-system:9411/api/v2/spans");
+    /// let custom = ZipkinProvider { path: Some("/v2/spans".into()), ..zipkin };
+    /// assert_eq!(custom.collector(), "http://zipkin.istio-system:9411/v2/spans");
+    /// ```
     pub fn collector(&self) -> String {
         let path = self.path.as_deref().unwrap_or(DEFAULT_ZIPKIN_PATH);
         format!("http://{}:{}{path}", self.service, self.port)
@@ -143,6 +151,12 @@ pub enum TraceContextOption {
 
 impl TraceContextOption {
     /// Whether W3C `traceparent` (and `tracestate`) is written too.
+    ///
+    /// ```
+    /// use mesh_route::config::TraceContextOption;
+    /// assert!(TraceContextOption::UseB3WithW3cPropagation.w3c());
+    /// assert!(!TraceContextOption::UseB3.w3c());
+    /// ```
     pub fn w3c(self) -> bool {
         self == TraceContextOption::UseB3WithW3cPropagation
     }

@@ -103,6 +103,18 @@ impl Registry {
 
 impl PrometheusRecorder {
     /// A recorder with no series and [`DEFAULT_BUCKETS`] for every histogram.
+    ///
+    /// ```
+    /// use mesh_trace::prometheus::PrometheusRecorder;
+    /// use metrics::{Key, Recorder};
+    /// let recorder = PrometheusRecorder::new();
+    /// assert_eq!(recorder.handle().render(), "");
+    /// let metadata = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+    /// recorder.register_histogram(&Key::from_name("latency_seconds"), &metadata).record(0.003);
+    /// let text = recorder.handle().render();
+    /// assert!(text.contains("latency_seconds_bucket{le=\"0.005\"} 1\n"), "{text}");
+    /// assert!(text.contains("latency_seconds_bucket{le=\"10\"} 1\n"), "{text}");
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -127,6 +139,16 @@ impl PrometheusRecorder {
     }
 
     /// The handle that renders this recorder's series.
+    ///
+    /// ```
+    /// use mesh_trace::prometheus::PrometheusRecorder;
+    /// use metrics::{Key, Recorder};
+    /// let recorder = PrometheusRecorder::new();
+    /// let handle = recorder.handle(); // sees series registered after it was taken
+    /// let metadata = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+    /// recorder.register_gauge(&Key::from_name("upstream_cx_active"), &metadata).set(3.0);
+    /// assert!(handle.render().contains("upstream_cx_active 3\n"));
+    /// ```
     pub fn handle(&self) -> PrometheusHandle {
         PrometheusHandle {
             registry: self.registry.clone(),
@@ -186,6 +208,20 @@ impl Recorder for PrometheusRecorder {
 impl PrometheusHandle {
     /// Every series in Prometheus's text exposition format (version 0.0.4), sorted by name
     /// and labels; empty when nothing was registered.
+    ///
+    /// ```
+    /// use mesh_trace::prometheus::PrometheusRecorder;
+    /// use metrics::{Key, Recorder};
+    /// let recorder = PrometheusRecorder::new();
+    /// let metadata = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+    /// recorder.describe_counter("b_total".into(), None, "Bees.".into());
+    /// recorder.register_counter(&Key::from_name("b_total"), &metadata).increment(2);
+    /// recorder.register_counter(&Key::from_name("a_total"), &metadata).increment(1);
+    /// assert_eq!(
+    ///     recorder.handle().render(),
+    ///     "# TYPE a_total counter\na_total 1\n# HELP b_total Bees.\n# TYPE b_total counter\nb_total 2\n"
+    /// );
+    /// ```
     pub fn render(&self) -> String {
         text::render(&self.registry.series())
     }
