@@ -7,7 +7,10 @@ mod support;
 
 use mesh::proxy::{
     LiveSidecar,
-    canary::{CanaryController, CanaryMetrics, CanaryOptions, MeasureFuture, MetricQuery},
+    canary::{
+        CanaryController, CanaryMetrics, CanaryOptions, MeasureError, MeasureFuture, Measurement,
+        MetricQuery,
+    },
 };
 use mesh::route::config::{CanaryRouting, Config};
 use serde_json::Value;
@@ -51,8 +54,8 @@ fn load(yaml: &str) -> Config {
 /// Check values the test sets: success rate and p99, or why there is none.
 #[derive(Default)]
 struct Scripted {
-    success_rate: Mutex<Option<Result<f64, String>>>,
-    p99: Mutex<Option<Result<f64, String>>>,
+    success_rate: Mutex<Option<Measurement>>,
+    p99: Mutex<Option<Measurement>>,
     asked: Mutex<Vec<(String, Duration)>>,
 }
 
@@ -63,7 +66,7 @@ impl Scripted {
         Arc::new(scripted)
     }
 
-    fn set(&self, success_rate: Result<f64, String>, p99: Result<f64, String>) {
+    fn set(&self, success_rate: Measurement, p99: Measurement) {
         *self.success_rate.lock().unwrap() = Some(success_rate);
         *self.p99.lock().unwrap() = Some(p99);
     }
@@ -217,8 +220,8 @@ async fn a_healthy_canary_steps_up_by_ten_to_fifty_and_is_promoted() {
 /// the second pass on; returns its status after `passes` passes.
 async fn judged(
     threshold: u32,
-    success_rate: Result<f64, String>,
-    p99: Result<f64, String>,
+    success_rate: Measurement,
+    p99: Measurement,
     passes: usize,
 ) -> (LiveSidecar, Value) {
     let scripted = Scripted::healthy();
@@ -280,10 +283,18 @@ async fn a_p99_breach_rolls_back() {
 
 #[tokio::test(start_paused = true)]
 async fn no_data_counts_as_a_failed_check() {
-    let none = || Err("no values found".to_owned());
+    let none = || {
+        Err(MeasureError::NoValues(
+            "request-success-rate over the last 1m".into(),
+        ))
+    };
     let (live, failed) = judged(1, none(), none(), 2).await;
     assert_eq!(failed["phase"], "Failed", "{failed}");
     assert_eq!(failed["checks"][0]["value"], Value::Null);
+    assert_eq!(
+        failed["checks"][0]["reason"], "no values found for request-success-rate over the last 1m",
+        "the error's text is the check's reason"
+    );
     assert_eq!(routing(&live), CanaryRouting::default());
 }
 

@@ -8,6 +8,7 @@
 //! Flagger; one that disappears is dropped with its routes. Time is tokio's, so tests run a
 //! whole analysis with paused time.
 
+use super::MeasureError;
 use super::metrics::{CanaryMetrics, MetricQuery, OwnMetrics};
 use super::prometheus_query::PrometheusMetrics;
 use super::run::{CanaryRun, CheckResult, Event, PassOutcome, Phase};
@@ -639,7 +640,7 @@ impl CanaryBoard {
                 servers.insert(server.clone(), client.clone());
                 client
             }
-            Err(error) => Arc::new(Unusable(error.to_string())),
+            Err(error) => Arc::new(Unusable(MeasureError::Unavailable(error.to_string()))),
         }
     }
 
@@ -729,11 +730,11 @@ async fn check(
                     range.max.map(|m| format!(" max {m}")).unwrap_or_default()
                 )),
             },
-            Err(reason) => CheckResult {
+            Err(error) => CheckResult {
                 name: metric.name.clone(),
                 value: None,
                 passed: false,
-                reason: Some(reason),
+                reason: Some(error.to_string()),
             },
         };
         results.push(result);
@@ -742,7 +743,7 @@ async fn check(
 }
 
 /// A source that cannot answer (an unusable metrics server address): every check fails.
-struct Unusable(String);
+struct Unusable(MeasureError);
 
 impl CanaryMetrics for Unusable {
     fn measure<'a>(&'a self, _: MetricQuery<'a>, _: Instant) -> super::metrics::MeasureFuture<'a> {

@@ -8,6 +8,7 @@
 //! the difference between now and the latest reading at least `W` old (or the oldest there is),
 //! as Prometheus' `rate` over `[W]` would see it.
 
+use super::{MeasureError, UnknownMetric};
 use crate::{LiveSidecar, response_tally::TallySnapshot};
 use mesh_route::{
     config::{
@@ -28,7 +29,7 @@ use tokio::time::Instant;
 /// A metric's value, or why there is none (no data, a failed query): a failed check either way.
 ///
 /// ```
-/// use mesh_proxy::canary::{CanaryMetrics, Measurement, MetricQuery, OwnMetrics};
+/// use mesh_proxy::canary::{CanaryMetrics, MeasureError, Measurement, MetricQuery, OwnMetrics};
 /// use mesh_proxy::LiveSidecar;
 /// # use mesh_proxy::sidecar::SidecarSettings;
 /// use mesh_route::config::{Config, ObjectMeta, Origin, Resource, canary::Canary};
@@ -41,10 +42,10 @@ use tokio::time::Instant;
 /// let own = OwnMetrics::new(LiveSidecar::new(Config::default(), settings).unwrap());
 /// let query = MetricQuery { canary: &canary, metric: "request-success-rate", window: std::time::Duration::from_secs(60) };
 /// let measured: Measurement = own.measure(query, tokio::time::Instant::now()).await;
-/// assert!(measured.unwrap_err().starts_with("no values found"), "no traffic reached the canary");
+/// assert!(matches!(measured, Err(MeasureError::NoValues(_))), "no traffic reached the canary");
 /// # }
 /// ```
-pub type Measurement = Result<f64, String>;
+pub type Measurement = Result<f64, MeasureError>;
 
 /// A boxed measurement in progress.
 ///
@@ -236,7 +237,8 @@ pub trait CanaryMetrics: Send + Sync {
     /// let query = MetricQuery { canary: &canary, metric: "request-success-rate", window: std::time::Duration::from_secs(60) };
     /// assert_eq!(prometheus.measure(query, tokio::time::Instant::now()).await, Ok(99.5));
     /// let unknown = MetricQuery { metric: "request-count", ..query };
-    /// assert_eq!(prometheus.measure(unknown, tokio::time::Instant::now()).await, Err("unknown metric request-count".into()));
+    /// let refused = prometheus.measure(unknown, tokio::time::Instant::now()).await.unwrap_err();
+    /// assert_eq!(refused.to_string(), "unknown metric request-count");
     /// # }
     /// ```
     fn measure<'a>(&'a self, query: MetricQuery<'a>, now: Instant) -> MeasureFuture<'a>;
@@ -257,7 +259,8 @@ pub trait CanaryMetrics: Send + Sync {
 /// # let settings = SidecarSettings { disable_access_log: true, ..SidecarSettings::default() };
 /// let own = OwnMetrics::new(LiveSidecar::new(Config::default(), settings).unwrap());
 /// let query = MetricQuery { canary: &canary, metric: "request-count", window: std::time::Duration::from_secs(60) };
-/// assert_eq!(own.measure(query, tokio::time::Instant::now()).await, Err("unknown metric request-count".to_owned()));
+/// let refused = own.measure(query, tokio::time::Instant::now()).await.unwrap_err();
+/// assert_eq!(refused, mesh_proxy::canary::UnknownMetric("request-count".into()).into());
 /// # }
 /// ```
 #[derive(Debug)]
@@ -353,14 +356,16 @@ impl CanaryMetrics for OwnMetrics {
         let value = match query.metric {
             REQUEST_SUCCESS_RATE => traffic.success_rate(),
             REQUEST_DURATION => traffic.quantile(0.99),
-            other => return Box::pin(std::future::ready(Err(format!("unknown metric {other}")))),
+            other => {
+                let unknown = UnknownMetric(other.to_owned()).into();
+                return Box::pin(std::future::ready(Err(unknown)));
+            }
         };
         let measured = value.ok_or_else(|| {
-            format!(
-                "no values found for {} over the last {:?}: the canary is probably not \
-                 receiving traffic",
+            MeasureError::NoValues(format!(
+                "{} over the last {:?}: the canary is probably not receiving traffic",
                 query.metric, query.window
-            )
+            ))
         });
         Box::pin(std::future::ready(measured))
     }

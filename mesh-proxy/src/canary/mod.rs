@@ -10,6 +10,7 @@
 //! and takes `POST /canaries/NAME/{pause,resume,promote,abort}`.
 
 pub mod controller;
+pub mod measure_error;
 pub mod metrics;
 pub mod prometheus_query;
 pub mod run;
@@ -17,6 +18,7 @@ pub mod run;
 pub use controller::{
     CanaryAction, CanaryBoard, CanaryController, CanaryLookupError, CanaryOptions, CanaryStatus,
 };
+pub use measure_error::MeasureError;
 pub use metrics::{CanaryMetrics, MeasureFuture, Measurement, MetricQuery, OwnMetrics};
 pub use prometheus_query::{PrometheusMetrics, UnknownMetric, flagger_query};
 pub use run::{CanaryRun, CheckResult, Event, Phase};

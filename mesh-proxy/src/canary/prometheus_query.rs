@@ -14,6 +14,7 @@
 //! ```
 //! An empty answer or `NaN` is "no values found": a failed check, as in Flagger.
 
+use super::MeasureError;
 use super::metrics::{CanaryMetrics, MeasureFuture, Measurement, MetricQuery};
 use crate::upstream::Upstream;
 use http::{Request, Uri, uri::Authority};
@@ -91,24 +92,35 @@ impl PrometheusMetrics {
         let request = Request::get(path)
             .header(http::header::ACCEPT, "application/json")
             .body(body::empty())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| MeasureError::Unavailable(format!("the query could not be sent: {e}")))?;
         let answer = tokio::time::timeout(QUERY_TIMEOUT, async {
             let response = self
                 .upstream
                 .send_to_authority(request, &self.authority)
                 .await
-                .map_err(|e| format!("Prometheus at {} unreachable: {e}", self.authority))?;
+                .map_err(|e| {
+                    MeasureError::Unavailable(format!(
+                        "Prometheus at {} unreachable: {e}",
+                        self.authority
+                    ))
+                })?;
             let status = response.status();
             let bytes = response
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| format!("Prometheus answer cut short: {e}"))?
+                .map_err(|e| {
+                    MeasureError::Unavailable(format!("Prometheus answer cut short: {e}"))
+                })?
                 .to_bytes();
-            Ok::<_, String>((status, bytes))
+            Ok::<_, MeasureError>((status, bytes))
         })
         .await
-        .map_err(|_| format!("Prometheus did not answer within {QUERY_TIMEOUT:?}"))??;
+        .map_err(|_| {
+            MeasureError::Unavailable(format!(
+                "Prometheus did not answer within {QUERY_TIMEOUT:?}"
+            ))
+        })??;
         parse_answer(answer.0.as_u16(), &answer.1, &promql)
     }
 }
@@ -116,7 +128,7 @@ impl PrometheusMetrics {
 impl CanaryMetrics for PrometheusMetrics {
     fn measure<'a>(&'a self, query: MetricQuery<'a>, _now: Instant) -> MeasureFuture<'a> {
         Box::pin(async move {
-            let promql = flagger_query(query).map_err(|e| e.to_string())?;
+            let promql = flagger_query(query)?;
             self.query(promql).await
         })
     }
@@ -198,14 +210,15 @@ fn prometheus_duration(window: Duration) -> String {
 
 /// The value of a Prometheus instant-query answer: the first sample of a vector, or a scalar.
 fn parse_answer(status: u16, body: &[u8], promql: &str) -> Measurement {
-    let answer: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| format!("Prometheus answered HTTP {status}, not JSON: {e}"))?;
+    let answer: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        MeasureError::BadAnswer(format!("Prometheus answered HTTP {status}, not JSON: {e}"))
+    })?;
     if answer["status"] != "success" {
-        return Err(format!(
+        return Err(MeasureError::BadAnswer(format!(
             "Prometheus refused the query ({}): {}",
             answer["errorType"].as_str().unwrap_or("error"),
             answer["error"].as_str().unwrap_or("no reason given")
-        ));
+        )));
     }
     let data = &answer["data"];
     let sample = match data["resultType"].as_str() {
@@ -216,7 +229,7 @@ fn parse_answer(status: u16, body: &[u8], promql: &str) -> Measurement {
         .as_str()
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|v| v.is_finite())
-        .ok_or_else(|| format!("no values found for query {promql}"))
+        .ok_or_else(|| MeasureError::NoValues(format!("query {promql}")))
 }
 
 /// Percent-encodes a URL query component (RFC 3986 unreserved characters stay).
@@ -271,19 +284,16 @@ mod tests {
         let vector = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1.5,"99.5"]}]}}"#;
         assert_eq!(parse_answer(200, vector, "q"), Ok(99.5));
         let empty = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
-        assert!(
-            parse_answer(200, empty, "q")
-                .unwrap_err()
-                .contains("no values found")
+        assert_eq!(
+            parse_answer(200, empty, "q"),
+            Err(MeasureError::NoValues("query q".into()))
         );
         let nan = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"NaN"]}]}}"#;
         assert!(parse_answer(200, nan, "q").is_err());
         let refused = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
-        assert!(
-            parse_answer(400, refused, "q")
-                .unwrap_err()
-                .contains("parse error")
-        );
+        let refusal = parse_answer(400, refused, "q").unwrap_err();
+        assert!(matches!(refusal, MeasureError::BadAnswer(_)), "{refusal:?}");
+        assert!(refusal.to_string().contains("parse error"), "{refusal}");
         assert_eq!(encode_component("a b{\"}"), "a%20b%7B%22%7D");
     }
 }
