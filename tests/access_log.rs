@@ -237,6 +237,33 @@ spec:
 }
 
 #[tokio::test]
+async fn an_inbound_request_is_logged_in_its_inbound_cluster_at_the_app() {
+    let file = LogFile::new("inbound");
+    let app = mesh::demo::CatalogServer::start("v1", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let yaml = format!(
+        "{}apiVersion: networking.istio.io/v1\nkind: Sidecar\n\
+         metadata: {{name: default, namespace: shop}}\n\
+         spec:\n  ingress:\n  - port: {{number: 3000, protocol: HTTP, name: http}}\n    \
+         defaultEndpoint: 127.0.0.1:{}\n",
+        logging_to(&file, "JSON"),
+        app.addr().port()
+    );
+    let sidecar = support::sidecar_with(&yaml, SidecarSettings::default()).await;
+    let mut client = Http1Client::connect(sidecar.addr("inbound").unwrap())
+        .await
+        .unwrap();
+    let headers = [("host", "catalog.shop.svc.cluster.local:3000")];
+    assert_eq!(client.get("/items", &headers).await.unwrap().status, 200);
+    let line = file.first_json_line().await;
+    // As Istio's sidecar logs an inbound request: the ingress port's cluster, the app's address.
+    assert_eq!(line["upstream_cluster"], "inbound|3000||", "{line}");
+    assert_eq!(line["upstream_host"], app.addr().to_string(), "{line}");
+    assert_eq!(line["response_code"], 200, "{line}");
+}
+
+#[tokio::test]
 async fn a_chunked_request_body_is_counted_in_bytes_received() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let file = LogFile::new("chunked");

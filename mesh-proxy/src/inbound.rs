@@ -10,7 +10,9 @@ use crate::{
     upstream::Upstream,
 };
 use http::{Request, Response, uri::Authority};
-use mesh_core::{Body, BoxError, DownstreamAddr, MeshError, UpstreamHost};
+use mesh_core::{
+    Body, BoxError, DownstreamAddr, MeshError, UpstreamCluster, UpstreamHost, error::UpstreamTarget,
+};
 use mesh_route::config::{IstioIngressListener, Sidecar};
 use std::{
     future::Future,
@@ -43,6 +45,9 @@ pub struct InboundError {
 struct Ingress {
     port: u32,
     app: Arc<Endpoint>,
+    /// Where its requests are served, as telemetry names it: Istio's `inbound|PORT||` cluster
+    /// and the application's address.
+    served: UpstreamTarget,
 }
 
 /// Forwards inbound requests to the local application.
@@ -134,9 +139,15 @@ fn ingress_entry(index: usize, listener: &IstioIngressListener) -> Result<Ingres
         listener.port.protocol.as_deref(),
         listener.port.name.as_deref().unwrap_or(""),
     );
+    let served = UpstreamTarget::new(
+        UpstreamCluster(format!("inbound|{port}||").into()),
+        Some(UpstreamHost(authority.clone())),
+        None,
+    );
     Ok(Ingress {
         port,
         app: Arc::new(Endpoint::new(authority, Default::default(), protocol)),
+        served,
     })
 }
 
@@ -165,10 +176,9 @@ impl Service<Request<Body>> for Inbound {
                 .upstream
                 .send_to_endpoint(&entry.app, request, &authority, None)
                 .await?;
-            // The application is the upstream (`%UPSTREAM_HOST%`).
-            response
-                .extensions_mut()
-                .insert(UpstreamHost(entry.app.authority.clone()));
+            // The application is the upstream (`%UPSTREAM_HOST%`), in the entry's inbound
+            // cluster (`%UPSTREAM_CLUSTER%`).
+            response.extensions_mut().insert(entry.served.clone());
             Ok(response)
         })
     }
