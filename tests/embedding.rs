@@ -201,21 +201,25 @@ fn decision<B>(response: &http::Response<B>) -> (u16, String, String) {
     )
 }
 
-#[tokio::test]
-async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
-    let (v1, _v2, registry) = support::catalog_upstreams().await;
-    let config = format!("{registry}\n---\n{DECISIONS}");
+/// The same configuration served two ways, each reporting into a recorder of its own: an
+/// in-process client for `catalog`, and a client of the sidecar's outbound listener.
+struct SideBySide {
+    in_process: mesh::MeshClient,
+    proxied: Http1Client,
+    mesh_metrics: Metrics,
+    sidecar_metrics: Metrics,
+    /// Kept running while the test sends.
+    _sidecar: mesh::proxy::RunningSidecar,
+}
 
+async fn side_by_side(config: &str) -> SideBySide {
     let (sidecar_recorder, sidecar_metrics) = Metrics::recorder();
-    let sidecar = support::sidecar_with(
-        &config,
-        SidecarSettings {
-            metrics: Some(sidecar_recorder),
-            disable_access_log: true,
-            ..SidecarSettings::default()
-        },
-    )
-    .await;
+    let settings = SidecarSettings {
+        metrics: Some(sidecar_recorder),
+        disable_access_log: true,
+        ..SidecarSettings::default()
+    };
+    let sidecar = support::sidecar_with(config, settings).await;
     let (mesh_recorder, mesh_metrics) = Metrics::recorder();
     let mesh = Mesh::builder()
         .yaml(config)
@@ -223,10 +227,23 @@ async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
         .access_log(false)
         .build()
         .unwrap();
-    let in_process = catalog_client(&mesh);
-    let mut proxied = Http1Client::connect(sidecar.addr("outbound").unwrap())
+    let proxied = Http1Client::connect(sidecar.addr("outbound").unwrap())
         .await
         .unwrap();
+    SideBySide {
+        in_process: catalog_client(&mesh),
+        proxied,
+        mesh_metrics,
+        sidecar_metrics,
+        _sidecar: sidecar,
+    }
+}
+
+#[tokio::test]
+async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
+    let (v1, _v2, registry) = support::catalog_upstreams().await;
+    let config = format!("{registry}\n---\n{DECISIONS}");
+    let mut sides = side_by_side(&config).await;
 
     let failures = |headers: &[(&str, &str)]| {
         let flaky = headers.iter().find(|(name, _)| *name == "x-flaky");
@@ -234,7 +251,8 @@ async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
     };
     for (path, headers) in REQUESTS {
         v1.fail_next(failures(headers));
-        let through_sidecar = proxied
+        let through_sidecar = sides
+            .proxied
             .get(&format!("http://catalog{path}"), headers)
             .await
             .unwrap();
@@ -244,7 +262,7 @@ async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
         }
         let request = request.body(Empty::<bytes::Bytes>::new()).unwrap();
         v1.fail_next(failures(headers));
-        let response = in_process.clone().oneshot(request).await.unwrap();
+        let response = sides.in_process.clone().oneshot(request).await.unwrap();
         let in_process_decision = decision(&response);
         let in_process_body = response.into_body().collect().await.unwrap().to_bytes();
         let sidecar_decision = (
@@ -266,10 +284,14 @@ async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
         assert_eq!(in_process_body, through_sidecar.body, "{path} {headers:?}");
     }
 
-    let sidecar_series = sidecar_metrics
+    let sidecar_series = sides
+        .sidecar_metrics
         .wait_for_requests(REQUESTS.len() as u64)
         .await;
-    let mesh_series = mesh_metrics.wait_for_requests(REQUESTS.len() as u64).await;
+    let mesh_series = sides
+        .mesh_metrics
+        .wait_for_requests(REQUESTS.len() as u64)
+        .await;
     // Each kind of outcome is there: 200 from each version, 503 FI, 503 UH, 504 UT, and 503 URX
     // when the retries ran out.
     let flags: std::collections::BTreeSet<_> = mesh_series
@@ -294,6 +316,74 @@ async fn the_in_process_client_decides_and_reports_as_the_sidecar_does() {
         );
     }
     assert_eq!(mesh_series, sidecar_series);
+}
+
+#[tokio::test]
+async fn a_weighted_split_is_drawn_and_reported_alike_in_process_and_by_the_sidecar() {
+    const REQUESTS: u64 = 200;
+    let (_v1, _v2, registry) = support::catalog_upstreams().await;
+    let split = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: catalog, namespace: istioinaction}
+spec:
+  hosts: [catalog]
+  http:
+  - route:
+    - {destination: {host: catalog, subset: version-v1}, weight: 50}
+    - {destination: {host: catalog, subset: version-v2}, weight: 50}
+"#;
+    let config = format!("{registry}\n---\n{split}");
+    let mut sides = side_by_side(&config).await;
+    for _ in 0..REQUESTS {
+        let through_sidecar = sides
+            .proxied
+            .get("http://catalog/items", &[])
+            .await
+            .unwrap();
+        assert_eq!(through_sidecar.status, 200);
+        let request = http::Request::get("/items").body(Empty::<bytes::Bytes>::new());
+        let response = sides
+            .in_process
+            .clone()
+            .oneshot(request.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        // Read to its end, as the sidecar's client reads its copy: a body dropped unread would
+        // be reported as the downstream going away (`DC`).
+        response.into_body().collect().await.unwrap();
+    }
+    // Per version: how many requests each side sent there, by its metrics.
+    let by_version = |series: &[(support::metrics::Labels, u64)]| {
+        let mut counts = std::collections::BTreeMap::new();
+        for (labels, count) in series {
+            *counts
+                .entry(labels["destination_version"].clone())
+                .or_insert(0) += count;
+        }
+        counts
+    };
+    let sidecar_series = sides.sidecar_metrics.wait_for_requests(REQUESTS).await;
+    let mesh_series = sides.mesh_metrics.wait_for_requests(REQUESTS).await;
+    let label_sets = |series: &[(support::metrics::Labels, u64)]| {
+        series
+            .iter()
+            .map(|(labels, _)| labels.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(label_sets(&mesh_series), label_sets(&sidecar_series));
+    for (side, counts) in [
+        ("in-process", by_version(&mesh_series)),
+        ("sidecar", by_version(&sidecar_series)),
+    ] {
+        assert_eq!(counts.values().sum::<u64>(), REQUESTS, "{side}: {counts:?}");
+        // 50/50 over 200 requests: 100 ± 7.1 (one σ) each; 60..=140 is beyond 5.6 σ.
+        for version in ["v1", "v2"] {
+            let sent = counts.get(version).copied().unwrap_or(0);
+            assert!((60..=140).contains(&sent), "{side}: {counts:?}");
+        }
+    }
 }
 
 #[tokio::test]
