@@ -7,11 +7,11 @@ mod support;
 use mesh::demo::Http1Client;
 use mesh::proxy::sidecar::SidecarSettings;
 use regex::Regex;
-use std::{
-    path::PathBuf,
-    time::{Duration, Instant},
+use std::time::Duration;
+use support::{
+    Catalog,
+    log_file::{LogFile, logging_to},
 };
-use support::Catalog;
 
 /// Routes `/items` to v1 (named route), aborts `/broken` with 503 FI; anything else matches no
 /// rule (404 NR).
@@ -30,54 +30,6 @@ spec:
     fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
     route: [{destination: {host: catalog, subset: version-v1}}]
 "#;
-
-/// A fresh, empty log file path (removed on drop).
-struct LogFile(PathBuf);
-
-impl LogFile {
-    fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("mesh-access-log-{}-{name}.log", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        LogFile(path)
-    }
-
-    /// The first line (waited for as [`lines`](Self::lines) waits), as JSON.
-    async fn first_json_line(&self) -> serde_json::Value {
-        let lines = self.lines(1).await;
-        let first = lines.first().expect("a line within 5 s");
-        serde_json::from_str(first).unwrap()
-    }
-
-    /// Waits (at most 5 s) for `n` lines.
-    async fn lines(&self, n: usize) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
-            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-            if lines.len() >= n || Instant::now() > deadline {
-                return lines;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for LogFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A mesh config logging to `file` in `encoding` (`TEXT`, `JSON`), as the first document of a
-/// config.
-fn logging_to(file: &LogFile, encoding: &str) -> String {
-    format!(
-        "apiVersion: mesh/v1\nkind: MeshConfig\nmetadata: {{name: mesh}}\n\
-         spec: {{accessLogFile: {}, accessLogEncoding: {encoding}}}\n---\n",
-        file.0.display()
-    )
-}
 
 /// Starts the catalog with access logs to `file` in `encoding`, and sends three requests: a
 /// 200, a fault abort and a route miss.
@@ -192,12 +144,7 @@ async fn a_request_refused_before_any_endpoint_is_logged_with_its_cluster() {
     let file = LogFile::new("refused");
     // Subset v9 selects no endpoint: every request to it is 503 UH, at its cluster.
     let yaml = format!(
-        r#"
-apiVersion: mesh/v1
-kind: MeshConfig
-metadata: {{name: mesh}}
-spec: {{accessLogFile: {}, accessLogEncoding: JSON}}
----
+        r#"{}
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {{name: empty}}
@@ -221,7 +168,7 @@ spec:
   hosts: [empty.example.com]
   http: [{{route: [{{destination: {{host: empty.example.com, subset: v9}}}}]}}]
 "#,
-        file.0.display()
+        logging_to(&file, "JSON")
     );
     let sidecar = support::sidecar_with(&yaml, SidecarSettings::default()).await;
     let mut client = Http1Client::connect(sidecar.addr("outbound").unwrap())

@@ -19,7 +19,10 @@ use std::{
     },
     time::Duration,
 };
-use support::metrics::Metrics;
+use support::{
+    log_file::{LogFile, logging_to},
+    metrics::Metrics,
+};
 use tower::{Layer, Service, ServiceExt};
 
 #[tokio::test]
@@ -802,19 +805,10 @@ async fn the_applications_extensions_reach_its_client_on_every_attempt_and_the_m
 
 #[tokio::test]
 async fn the_client_and_server_layers_write_the_access_log() {
-    let file = std::env::temp_dir().join(format!(
-        "mesh-embedding-access-log-{}.log",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&file);
+    let file = LogFile::new("in-process");
     // `Mesh::from_yaml` keeps the access log on; the mesh config sends it to `file`.
     let mesh = Mesh::from_yaml(&format!(
-        r#"
-apiVersion: mesh/v1
-kind: MeshConfig
-metadata: {{name: mesh}}
-spec: {{accessLogFile: {file}, accessLogEncoding: JSON}}
----
+        r#"{logging}
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {{name: catalog, namespace: istioinaction}}
@@ -827,7 +821,7 @@ spec:
   hosts: [catalog]
   http: [{{name: items, route: [{{destination: {{host: catalog}}}}]}}]
 "#,
-        file = file.display()
+        logging = logging_to(&file, "JSON")
     ))
     .unwrap();
     // The application behind the server layer, and the client under the client layer (which
@@ -848,20 +842,13 @@ spec:
     let client = mesh.client_layer("catalog").unwrap().layer(answer);
     let sent = client.oneshot(request("sent-out")).await.unwrap();
     assert_eq!(sent.status(), 200);
-    // Written off the request path: waited for, at most 5 s.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let lines = loop {
-        let text = std::fs::read_to_string(&file).unwrap_or_default();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
-        if lines.len() >= 2 || std::time::Instant::now() > deadline {
-            break lines;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let _ = std::fs::remove_file(&file);
+    // Written off the request path: waited for.
+    let lines: Vec<serde_json::Value> = file
+        .lines(2)
+        .await
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
     let line = |id: &str| {
         lines
             .iter()

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod log_file;
 pub mod metrics;
 
 use mesh::demo::{CatalogServer, point_registry};
