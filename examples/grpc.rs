@@ -212,6 +212,17 @@ spec:
 /// What the example saw.
 #[derive(Debug)]
 pub struct Report {
+    /// What the client's calls came to.
+    pub calls: Calls,
+    /// The client side's Prometheus text.
+    pub client_metrics: String,
+    /// The server side's Prometheus text.
+    pub server_metrics: String,
+}
+
+/// What the example's calls came to (see [`make_the_calls`]).
+#[derive(Debug, PartialEq)]
+pub struct Calls {
     /// Status of the call whose first attempt failed with `UNAVAILABLE`.
     pub retried: Code,
     /// Attempts the server received for it.
@@ -224,10 +235,6 @@ pub struct Report {
     pub not_found: Code,
     /// Items streamed for a list of a known then an unknown item, and the stream's status.
     pub listed: (usize, Code),
-    /// The client side's Prometheus text.
-    pub client_metrics: String,
-    /// The server side's Prometheus text.
-    pub server_metrics: String,
 }
 
 /// Runs the example.
@@ -246,57 +253,92 @@ pub async fn run() -> Result<Report, BoxError> {
     let channel = ServiceBuilder::new()
         .layer(client_mesh.client_layer("catalog:9090")?)
         .service(http2);
-    let mut grpc = tonic::client::Grpc::new(channel);
-    let mut get_item = async |id: i32, deadline: Option<Duration>| {
-        let mut request = tonic::Request::new(ItemRequest { id });
-        if let Some(deadline) = deadline {
-            request.set_timeout(deadline);
-        }
-        grpc.ready()
-            .await
-            .map_err(|e| Status::unknown(e.to_string()))?;
-        let codec = ProstCodec::<ItemRequest, ItemReply>::default();
-        let path = http::uri::PathAndQuery::from_static(GET_ITEM);
-        grpc.unary(request, path, codec)
-            .await
-            .map(tonic::Response::into_inner)
-    };
+    let calls = make_the_calls(&mut tonic::client::Grpc::new(channel), &catalog).await;
+    Ok(Report {
+        calls,
+        client_metrics: client_mesh.render_prometheus().unwrap_or_default(),
+        server_metrics: server_mesh.render_prometheus().unwrap_or_default(),
+    })
+}
 
+/// A channel tonic's client can call through: the mesh's client layer over an HTTP/2 client,
+/// or a connection to the sidecar.
+pub trait Channel:
+    tonic::client::GrpcService<
+        tonic::body::Body,
+        Error: Into<BoxError>,
+        ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<BoxError> + Send>
+                          + Send
+                          + 'static,
+    >
+{
+}
+
+impl<S> Channel for S where
+    S: tonic::client::GrpcService<
+            tonic::body::Body,
+            Error: Into<BoxError>,
+            ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<BoxError> + Send>
+                              + Send
+                              + 'static,
+        >
+{
+}
+
+/// The example's calls, through `grpc` to the server of `catalog`: `GetItem` failing once with
+/// `UNAVAILABLE`, with a 10 s and a 500 ms deadline, and for an unknown item; `ListItems` of a
+/// known then an unknown item.
+pub async fn make_the_calls<S: Channel>(
+    grpc: &mut tonic::client::Grpc<S>,
+    catalog: &Catalog,
+) -> Calls {
     catalog.fail_next(1);
     let before = catalog.calls();
-    let retried = get_item(1, None).await;
+    let retried = get_item(grpc, 1, None).await;
     let retried_attempts = catalog.calls() - before;
-    let mut handed_timeout = async |deadline| {
-        get_item(1, Some(deadline))
+    let handed_timeout = async |grpc: &mut tonic::client::Grpc<S>, deadline| {
+        get_item(grpc, 1, Some(deadline))
             .await
             .map(|reply| reply.grpc_timeout)
             .unwrap_or_default()
     };
-    let grpc_timeout = handed_timeout(Duration::from_secs(10)).await;
-    let grpc_timeout_within_route = handed_timeout(Duration::from_millis(500)).await;
-    let not_found = get_item(7, None).await;
-    let listed = list_items(&mut grpc, vec![1, 7]).await;
-    Ok(Report {
+    let grpc_timeout = handed_timeout(grpc, Duration::from_secs(10)).await;
+    let grpc_timeout_within_route = handed_timeout(grpc, Duration::from_millis(500)).await;
+    let not_found = get_item(grpc, 7, None).await;
+    let listed = list_items(grpc, vec![1, 7]).await;
+    Calls {
         retried: retried.map_or_else(|status| status.code(), |_| Code::Ok),
         retried_attempts,
         grpc_timeout,
         grpc_timeout_within_route,
         not_found: not_found.map_or_else(|status| status.code(), |_| Code::Ok),
         listed,
-        client_metrics: client_mesh.render_prometheus().unwrap_or_default(),
-        server_metrics: server_mesh.render_prometheus().unwrap_or_default(),
-    })
+    }
+}
+
+/// Calls `GetItem` for `id`, with `deadline` if there is one.
+async fn get_item<S: Channel>(
+    grpc: &mut tonic::client::Grpc<S>,
+    id: i32,
+    deadline: Option<Duration>,
+) -> Result<ItemReply, Status> {
+    let mut request = tonic::Request::new(ItemRequest { id });
+    if let Some(deadline) = deadline {
+        request.set_timeout(deadline);
+    }
+    grpc.ready()
+        .await
+        .map_err(|error| Status::unknown(error.into().to_string()))?;
+    let codec = ProstCodec::<ItemRequest, ItemReply>::default();
+    let path = http::uri::PathAndQuery::from_static(GET_ITEM);
+    grpc.unary(request, path, codec)
+        .await
+        .map(tonic::Response::into_inner)
 }
 
 /// Calls `ListItems` for `ids` and reads the stream to its end: the items received, and the
 /// status it ended with.
-async fn list_items<S>(grpc: &mut tonic::client::Grpc<S>, ids: Vec<i32>) -> (usize, Code)
-where
-    S: tonic::client::GrpcService<tonic::body::Body>,
-    S::Error: Into<BoxError>,
-    S::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <S::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
-{
+async fn list_items<S: Channel>(grpc: &mut tonic::client::Grpc<S>, ids: Vec<i32>) -> (usize, Code) {
     if let Err(error) = grpc.ready().await {
         return (0, Status::unknown(error.into().to_string()).code());
     }
@@ -321,18 +363,19 @@ where
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let report = run().await?;
+    let calls = &report.calls;
     println!(
         "UNAVAILABLE once, retried: {:?} after {} attempts",
-        report.retried, report.retried_attempts
+        calls.retried, calls.retried_attempts
     );
     println!(
         "10 s deadline reached the server as grpc-timeout {}, 500 ms as {}",
-        report.grpc_timeout, report.grpc_timeout_within_route
+        calls.grpc_timeout, calls.grpc_timeout_within_route
     );
-    println!("unknown item: {:?}", report.not_found);
+    println!("unknown item: {:?}", calls.not_found);
     println!(
         "list of a known and an unknown item: {} streamed, then {:?}",
-        report.listed.0, report.listed.1
+        calls.listed.0, calls.listed.1
     );
     for (side, text) in [
         ("client", &report.client_metrics),

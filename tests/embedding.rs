@@ -90,13 +90,14 @@ async fn the_server_example_continues_the_trace_and_serves_its_metrics() {
 #[tokio::test]
 async fn the_grpc_example_retries_unavailable_caps_the_deadline_and_reads_trailers() {
     let report = grpc_example::run().await.unwrap();
-    assert_eq!(report.retried, tonic::Code::Ok);
-    assert_eq!(report.retried_attempts, 2);
+    let calls = &report.calls;
+    assert_eq!(calls.retried, tonic::Code::Ok);
+    assert_eq!(calls.retried_attempts, 2);
     // A 10 s deadline, capped by the route's 2 s timeout; a 500 ms one, the caller's own.
-    assert_eq!(report.grpc_timeout, "2000m");
-    assert_eq!(report.grpc_timeout_within_route, "500m");
-    assert_eq!(report.not_found, tonic::Code::NotFound);
-    assert_eq!(report.listed, (1, tonic::Code::NotFound));
+    assert_eq!(calls.grpc_timeout, "2000m");
+    assert_eq!(calls.grpc_timeout_within_route, "500m");
+    assert_eq!(calls.not_found, tonic::Code::NotFound);
+    assert_eq!(calls.listed, (1, tonic::Code::NotFound));
     for (reporter, text) in [
         ("source", &report.client_metrics),
         ("destination", &report.server_metrics),
@@ -207,12 +208,14 @@ fn decision<B>(response: &http::Response<B>) -> (u16, String, String) {
 /// The same configuration served two ways, each reporting into a recorder of its own: an
 /// in-process client for `catalog`, and a client of the sidecar's outbound listener.
 struct SideBySide {
+    /// The in-process mesh, and its client for `catalog`.
+    mesh: Mesh,
     in_process: mesh::MeshClient,
+    /// An HTTP/1.1 client of the sidecar's outbound listener.
     proxied: Http1Client,
     mesh_metrics: Metrics,
     sidecar_metrics: Metrics,
-    /// Kept running while the test sends.
-    _sidecar: mesh::proxy::RunningSidecar,
+    sidecar: mesh::proxy::RunningSidecar,
 }
 
 async fn side_by_side(config: &str) -> SideBySide {
@@ -235,10 +238,11 @@ async fn side_by_side(config: &str) -> SideBySide {
         .unwrap();
     SideBySide {
         in_process: catalog_client(&mesh),
+        mesh,
         proxied,
         mesh_metrics,
         sidecar_metrics,
-        _sidecar: sidecar,
+        sidecar,
     }
 }
 
@@ -387,6 +391,65 @@ spec:
             assert!((60..=140).contains(&sent), "{side}: {counts:?}");
         }
     }
+}
+
+#[tokio::test]
+async fn grpc_calls_are_retried_timed_and_reported_alike_in_process_and_by_the_sidecar() {
+    let catalog = grpc_example::Catalog::default();
+    let server_mesh = quiet_mesh("");
+    let upstream = grpc_example::serve(&server_mesh, catalog.clone())
+        .await
+        .unwrap();
+    let sides = side_by_side(&grpc_example::client_config(upstream)).await;
+
+    // In-process: tonic over an HTTP/2 hyper-util client in the mesh's client layer.
+    let http2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Body>();
+    let channel = sides
+        .mesh
+        .client_layer("catalog:9090")
+        .unwrap()
+        .layer(http2);
+    let mut in_process = tonic::client::Grpc::new(channel);
+    let in_process_calls = grpc_example::make_the_calls(&mut in_process, &catalog).await;
+
+    // Through the sidecar: tonic over an HTTP/2 connection to its outbound listener, with
+    // `catalog:9090` as each request's `:authority`.
+    let outbound = sides.sidecar.addr("outbound").unwrap();
+    let io = hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(outbound).await.unwrap());
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let channel = tower::service_fn(move |request: http::Request<tonic::body::Body>| {
+        let mut sender = sender.clone();
+        async move { sender.send_request(request).await }
+    });
+    let origin = http::Uri::from_static("http://catalog:9090");
+    let mut proxied = tonic::client::Grpc::with_origin(channel, origin);
+    let sidecar_calls = grpc_example::make_the_calls(&mut proxied, &catalog).await;
+
+    // The same decisions: the retry on UNAVAILABLE, the deadline handed on (capped by the
+    // route's timeout), the statuses, in headers and in trailers.
+    assert_eq!(in_process_calls, sidecar_calls);
+    assert_eq!(in_process_calls.retried_attempts, 2);
+    assert_eq!(in_process_calls.grpc_timeout, "2000m");
+    // The same series: one request per call (its retry included), `request_protocol="grpc"`,
+    // and `grpc_response_status` 0 and 5 read from where each call's status was.
+    const CALLS: u64 = 5;
+    let sidecar_series = sides.sidecar_metrics.wait_for_requests(CALLS).await;
+    let mesh_series = sides.mesh_metrics.wait_for_requests(CALLS).await;
+    let statuses: Vec<_> = mesh_series
+        .iter()
+        .map(|(labels, count)| {
+            assert_eq!(labels["request_protocol"], "grpc", "{labels:?}");
+            (labels["grpc_response_status"].as_str(), *count)
+        })
+        .collect();
+    assert_eq!(statuses, [("0", 3), ("5", 2)], "{mesh_series:?}");
+    assert_eq!(mesh_series, sidecar_series);
 }
 
 #[tokio::test]
