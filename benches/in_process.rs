@@ -13,6 +13,10 @@
 //! client hands back: see `support::answer_at_once`), and the mesh again with one
 //! policy left out at a time (no route timeout, no retries, no tracing, a no-op metrics recorder)
 //! and with all four left out: what each policy adds, and what routing to an endpoint costs alone.
+//! `in_process_cpu_waiting` sends the bare call, the full mesh, the mesh without its route
+//! timeout and the mesh routing alone over that client with each answer held back to its
+//! future's second poll (`support::answer_on_second_poll`), as a request over the network waits
+//! for its answer: what waiting costs the mesh besides (its timer armed, each layer polled again).
 //! `LAYER_BENCH_ROUNDS=N` runs each group's variants interleaved, each against the first (see
 //! `support::layer_bench`). `in_process_cpu_threads` times the bare and the full mesh over the
 //! answering client from one thread and from two at once (each with a runtime of its own, one
@@ -34,6 +38,8 @@ use tower::{Layer, service_fn};
 
 #[path = "support/answer_at_once.rs"]
 mod answer_at_once;
+#[path = "support/answer_on_second_poll.rs"]
+mod answer_on_second_poll;
 #[path = "support/cold_caches.rs"]
 mod cold_caches;
 #[path = "support/layer_bench.rs"]
@@ -46,6 +52,7 @@ mod threads;
 mod wire_request;
 
 use answer_at_once::AnswerAtOnce;
+use answer_on_second_poll::AnswerOnSecondPoll;
 use layer_bench::Variants;
 
 /// The hyper-util client both variants send with.
@@ -158,6 +165,31 @@ fn in_process(c: &mut Criterion) {
         routing_alone.layer(answer_at_once),
     );
     at_once.run(c, "in_process_cpu", &runtime);
+    // The same over a client answering on its future's second poll: what a request that waits
+    // for its answer costs the mesh besides (the route timeout's timer armed, each layer
+    // polled again), as every request over the network waits.
+    let mut waiting = Variants::default();
+    let answer_later = AnswerOnSecondPoll(answer_at_once);
+    waiting.add("client_answering_on_second_poll", None, answer_later);
+    let over_answer_later = mesh.client_layer("catalog").expect("host");
+    waiting.add(
+        "mesh_over_client_answering_on_second_poll",
+        None,
+        over_answer_later.layer(answer_later),
+    );
+    let untimed = runtime.block_on(mesh_without(upstream, &[Policy::Timeout]));
+    let untimed = untimed.client_layer("catalog").expect("host");
+    waiting.add(
+        "mesh_without_a_route_timeout",
+        None,
+        untimed.layer(answer_later),
+    );
+    waiting.add(
+        "mesh_routing_alone",
+        None,
+        routing_alone.layer(answer_later),
+    );
+    waiting.run(c, "in_process_cpu_waiting", &runtime);
     // The same with cold caches: what the mesh's code and data cost to fetch again.
     let mut cold = Variants::default();
     let caches = cold_caches::ColdCaches::new();
