@@ -222,6 +222,10 @@ fn in_process(c: &mut Criterion) {
         };
         on_threads(c, || answer_at_once, || shared.clone(), own);
     }
+    // For `benches/cpu_per_request.sh`, which divides the process's CPU time by it.
+    if std::env::var_os("IN_PROCESS_REPORT_SERVED").is_some() {
+        eprintln!("requests served: {}", loopback_upstream::served());
+    }
 }
 
 /// `in_process_cpu_threads`: each thread sending through the service `bare`, `mesh` or

@@ -2,7 +2,20 @@
 //! thread and runtime of its own (so it does not share the bench's).
 
 use hyper_util::rt::TokioExecutor;
-use std::{convert::Infallible, net::SocketAddr};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+/// Requests the upstreams of this process have answered.
+static SERVED: AtomicU64 = AtomicU64::new(0);
+
+/// How many requests the upstreams of this process have answered.
+#[allow(dead_code, reason = "only in_process reports it")]
+pub fn served() -> u64 {
+    SERVED.load(Ordering::Relaxed)
+}
 
 /// Serves 200 with an empty body on a loopback port, on a thread of its own.
 pub fn upstream() -> SocketAddr {
@@ -28,6 +41,7 @@ pub fn upstream() -> SocketAddr {
                 let http = http.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(|_request| async {
+                        SERVED.fetch_add(1, Ordering::Relaxed);
                         Ok::<_, Infallible>(http::Response::new(mesh::core::body::empty()))
                     });
                     let _ = http
