@@ -247,18 +247,23 @@ pub async fn run() -> Result<Report, BoxError> {
         .yaml(client_config(addr))
         .access_log(false)
         .build()?;
-    let http2 = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<mesh::core::Body>();
-    let channel = ServiceBuilder::new()
-        .layer(client_mesh.client_layer("catalog:9090")?)
-        .service(http2);
+    let channel = in_process_channel(&client_mesh)?;
     let calls = make_the_calls(&mut tonic::client::Grpc::new(channel), &catalog).await;
     Ok(Report {
         calls,
         client_metrics: client_mesh.render_prometheus().unwrap_or_default(),
         server_metrics: server_mesh.render_prometheus().unwrap_or_default(),
     })
+}
+
+/// The client's channel to `catalog:9090`: a hyper-util HTTP/2 client in `mesh`'s client layer.
+pub fn in_process_channel(mesh: &Mesh) -> Result<mesh::MeshClient, mesh::Error> {
+    let http2 = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<mesh::core::Body>();
+    Ok(ServiceBuilder::new()
+        .layer(mesh.client_layer("catalog:9090")?)
+        .service(http2))
 }
 
 /// A channel tonic's client can call through: the mesh's client layer over an HTTP/2 client,

@@ -403,26 +403,13 @@ async fn grpc_calls_are_retried_timed_and_reported_alike_in_process_and_by_the_s
     let sides = side_by_side(&grpc_example::client_config(upstream)).await;
 
     // In-process: tonic over an HTTP/2 hyper-util client in the mesh's client layer.
-    let http2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<Body>();
-    let channel = sides
-        .mesh
-        .client_layer("catalog:9090")
-        .unwrap()
-        .layer(http2);
+    let channel = grpc_example::in_process_channel(&sides.mesh).unwrap();
     let mut in_process = tonic::client::Grpc::new(channel);
     let in_process_calls = grpc_example::make_the_calls(&mut in_process, &catalog).await;
 
     // Through the sidecar: tonic over an HTTP/2 connection to its outbound listener, with
     // `catalog:9090` as each request's `:authority`.
-    let outbound = sides.sidecar.addr("outbound").unwrap();
-    let io = hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(outbound).await.unwrap());
-    let (sender, connection) =
-        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let sender = support::h2_client(sides.sidecar.addr("outbound").unwrap()).await;
     let channel = tower::service_fn(move |request: http::Request<tonic::body::Body>| {
         let mut sender = sender.clone();
         async move { sender.send_request(request).await }

@@ -199,10 +199,14 @@ where
     port
 }
 
-/// An HTTP/2 (prior knowledge) connection to `addr`, as a gRPC client opens one.
-pub async fn h2_client(
-    addr: SocketAddr,
-) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>> {
+/// An HTTP/2 (prior knowledge) connection to `addr`, as a gRPC client opens one, sending
+/// bodies of type `B`.
+pub async fn h2_client<B>(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: http_body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let io = hyper_util::rt::TokioIo::new(stream);
     let (sender, connection) =
