@@ -36,15 +36,16 @@ pub fn app(mesh: Mesh) -> Router {
 
 /// Serves the application behind the mesh's server layer on `addr`; returns the bound address.
 pub async fn serve(mesh: Mesh, addr: SocketAddr) -> Result<SocketAddr, BoxError> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
     let service = ServiceBuilder::new()
         // axum serves its own body type.
         .map_response(|response: http::Response<mesh::core::Body>| {
             response.map(axum::body::Body::new)
         })
-        .layer(mesh.server_layer())
+        // Told its port, the layer logs requests in Istio's `inbound|PORT||` cluster.
+        .layer(mesh.server_layer().port(bound.port()))
         .service(app(mesh.clone()));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
     tokio::spawn(async move {
         axum::serve(listener, ServiceExt::<Request>::into_make_service(service)).await
     });

@@ -16,8 +16,9 @@
 //! circuit breaking, outlier detection, load balancing — and then out over *your* client to the
 //! endpoint chosen. Put [`mesh.server_layer()`][server_layer] in front of your service
 //! (an axum `Router`, a tonic server) for the inbound side: trace context, Istio metrics
-//! (`reporter="destination"`), the access log and server spans. No extra hop, no second
-//! process.
+//! (`reporter="destination"`), the access log and server spans; tell it the port you serve on
+//! (`.port(8080)`) and its access log names Istio's `inbound|8080||` cluster. No extra hop, no
+//! second process.
 //!
 //! ```
 //! use tower::{ServiceBuilder, ServiceExt};

@@ -889,12 +889,18 @@ spec:
     let server = mesh.server_layer().layer(answer);
     let served = server.oneshot(request("served-in")).await.unwrap();
     assert_eq!(served.status(), 200);
+    let on_its_port = mesh.server_layer().port(8080).layer(answer);
+    let served = on_its_port
+        .oneshot(request("served-on-8080"))
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
     let client = mesh.client_layer("catalog").unwrap().layer(answer);
     let sent = client.oneshot(request("sent-out")).await.unwrap();
     assert_eq!(sent.status(), 200);
     // Written off the request path: waited for.
     let lines: Vec<serde_json::Value> = file
-        .lines(2)
+        .lines(3)
         .await
         .iter()
         .map(|line| serde_json::from_str(line).unwrap())
@@ -905,7 +911,7 @@ spec:
             .find(|line| line["request_id"] == id)
             .unwrap_or_else(|| panic!("no line for {id} in {lines:#?}"))
     };
-    for id in ["served-in", "sent-out"] {
+    for id in ["served-in", "served-on-8080", "sent-out"] {
         let line = line(id);
         assert_eq!(line["method"], "GET", "{line}");
         assert_eq!(line["path"], "/items", "{line}");
@@ -914,9 +920,12 @@ spec:
         assert_eq!(line["response_flags"], "-", "{line}");
     }
     // The client side names the catalog's outbound cluster and the route it took; the server
-    // side's upstream is the application in the same process, which no cluster names.
+    // side's upstream is the application in the same process, which no cluster names until the
+    // layer is told the port it serves on: then it is Istio's inbound cluster for that port.
     let served = line("served-in");
     assert!(served["upstream_cluster"].is_null(), "{served}");
+    let served = line("served-on-8080");
+    assert_eq!(served["upstream_cluster"], "inbound|8080||", "{served}");
     let sent = line("sent-out");
     assert_eq!(
         sent["upstream_cluster"], "outbound|80||catalog.istioinaction.svc.cluster.local",

@@ -4,7 +4,8 @@ use super::Mesh;
 use bytes::Bytes;
 use http::{Request, Response};
 use mesh_core::{
-    Body, BoxError, body, body_count::count_streamed_into_body, local_reply::LocalReplyFuture,
+    Body, BoxError, UpstreamCluster, body, body_count::count_streamed_into_body,
+    error::UpstreamTarget, local_reply::LocalReplyFuture,
 };
 use mesh_proxy::listener::HttpService;
 use std::{
@@ -40,11 +41,39 @@ use super::client::ResponseFuture;
 #[derive(Clone, Debug)]
 pub struct ServerLayer {
     mesh: Mesh,
+    /// The cluster the application's responses are served in, once told its port.
+    served: Option<UpstreamCluster>,
 }
 
 impl ServerLayer {
     pub(crate) fn new(mesh: Mesh) -> Self {
-        ServerLayer { mesh }
+        ServerLayer { mesh, served: None }
+    }
+
+    /// The port the application serves on: its responses are then reported in Istio's inbound
+    /// cluster for that port, `inbound|PORT||`, as a sidecar in front of it reports them (the
+    /// access log's `upstream_cluster`). Without it they name no cluster, since the layer
+    /// cannot tell which listener a request came in on. A response that names its own cluster
+    /// (an [`UpstreamCluster`] or `UpstreamTarget` extension) keeps it; the service's errors
+    /// (their local replies) name none.
+    ///
+    /// ```
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), mesh::core::BoxError> {
+    /// let mesh = mesh::Mesh::builder().access_log(false).build()?;
+    /// let app = tower::service_fn(|_request: http::Request<mesh::core::Body>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(mesh::core::body::empty()))
+    /// });
+    /// let server = mesh.server_layer().port(8080).layer(app);
+    /// let response = server.oneshot(http::Request::new(mesh::core::body::empty())).await?;
+    /// let served = mesh::core::error::UpstreamTarget::of_response(response.extensions());
+    /// assert_eq!(&*served.cluster.unwrap().0, "inbound|8080||");
+    /// # Ok(()) }
+    /// ```
+    pub fn port(mut self, port: u16) -> Self {
+        self.served = Some(UpstreamCluster(format!("inbound|{port}||").into()));
+        self
     }
 }
 
@@ -55,6 +84,7 @@ impl<S> Layer<S> for ServerLayer {
         MeshServer {
             mesh: self.mesh.clone(),
             inner,
+            served: self.served.clone(),
             stack: None,
             unready: None,
         }
@@ -83,6 +113,8 @@ impl<S> Layer<S> for ServerLayer {
 pub struct MeshServer<S> {
     mesh: Mesh,
     inner: S,
+    /// The cluster `inner`'s responses are served in ([`ServerLayer::port`]).
+    served: Option<UpstreamCluster>,
     /// The inbound stack around `inner`, and the configuration version it was built for.
     stack: Option<(u64, HttpService)>,
     /// Why the stack last failed to become ready, answered to the next call.
@@ -94,6 +126,7 @@ impl<S: Clone> Clone for MeshServer<S> {
         MeshServer {
             mesh: self.mesh.clone(),
             inner: self.inner.clone(),
+            served: self.served.clone(),
             stack: self.stack.clone(),
             // A clone has not been polled: it learns its readiness itself.
             unready: None,
@@ -154,10 +187,20 @@ where
         let current = match self.stack.take() {
             Some((version, stack)) if version == sidecar.version() => (version, stack),
             _ => {
+                let served = self.served.clone();
                 let inner = self
                     .inner
                     .clone()
-                    .map_response(|response: Response<RB>| response.map(body::boxed_send));
+                    .map_response(move |response: Response<RB>| {
+                        let mut response = response.map(body::boxed_send);
+                        let extensions = response.extensions_mut();
+                        if let Some(served) = &served
+                            && UpstreamTarget::of_response(extensions).cluster.is_none()
+                        {
+                            extensions.insert(served.clone());
+                        }
+                        response
+                    });
                 let layers = sidecar.server_layers();
                 let stack = match sidecar.authorizer() {
                     // AuthorizationPolicies hold in-process too (without mutual TLS, rules on
@@ -172,5 +215,27 @@ where
             }
         };
         &mut self.stack.insert(current).1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_response_that_names_its_own_cluster_keeps_it() {
+        let mesh = Mesh::builder().access_log(false).build().unwrap();
+        let own = UpstreamCluster("outbound|80||elsewhere".into());
+        let named = own.clone();
+        let app = tower::service_fn(move |_request: Request<Body>| {
+            let mut response = Response::new(body::empty());
+            response.extensions_mut().insert(named.clone());
+            std::future::ready(Ok::<_, Infallible>(response))
+        });
+        let server = mesh.server_layer().port(8080).layer(app);
+        let response = server.oneshot(Request::new(body::empty())).await.unwrap();
+        let served = UpstreamTarget::of_response(response.extensions());
+        assert_eq!(served.cluster, Some(&own));
     }
 }
