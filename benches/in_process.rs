@@ -8,7 +8,10 @@
 //! selection, then the same hyper client. The difference is what the mesh adds per request.
 //! `hyper_client_sending_the_meshs_headers` is the bare call with the headers the mesh adds: the
 //! part of that difference spent on the wire and in the upstream's parser, which the mesh's own
-//! code does not touch. A second group, `in_process_cpu`, isolates the mesh's CPU cost: the same
+//! code does not touch. `mesh_client_without_a_route_timeout` and `mesh_client_routing_alone`
+//! are the mesh with its route timeout left out, and with every policy left out (no timeout,
+//! retries, tracing or metrics): what of the round trip the policies add, and what the stack
+//! every request runs through costs by itself. A second group, `in_process_cpu`, isolates the mesh's CPU cost: the same
 //! two over a client that answers 200 at once, with no network (with the response hyper-util's
 //! client hands back: see `support::answer_at_once`), and the mesh again with one
 //! policy left out at a time (no route timeout, no retries, no tracing, a no-op metrics recorder)
@@ -112,6 +115,11 @@ fn in_process(c: &mut Criterion) {
         .build()
         .expect("valid config");
     let http = Client::builder(TokioExecutor::new()).build_http::<Body>();
+    // The mesh without its route timeout, and routing alone (every policy left out).
+    let untimed = runtime.block_on(mesh_without(upstream, &[Policy::Timeout]));
+    let untimed = untimed.client_layer("catalog").expect("host");
+    let routing_alone = runtime.block_on(mesh_without(upstream, &Policy::ALL));
+    let routing_alone = routing_alone.client_layer("catalog").expect("host");
 
     let mut network = Variants::default();
     // Every bench request is `GET /items`; the URI is made once, as a client would keep it.
@@ -130,8 +138,17 @@ fn in_process(c: &mut Criterion) {
         None,
         bare(http.clone(), items, Some(meshs_headers)),
     );
-    let through_mesh = mesh.client_layer("catalog").expect("host").layer(http);
+    let through_mesh = mesh
+        .client_layer("catalog")
+        .expect("host")
+        .layer(http.clone());
     network.add("mesh_client", None, through_mesh);
+    network.add(
+        "mesh_client_without_a_route_timeout",
+        None,
+        untimed.layer(http.clone()),
+    );
+    network.add("mesh_client_routing_alone", None, routing_alone.layer(http));
     network.run(c, "in_process", &runtime);
     // The mesh's own CPU cost, with no network: over a client that answers 200 at once, with
     // the response hyper-util's client would hand back from `upstream`.
@@ -147,8 +164,12 @@ fn in_process(c: &mut Criterion) {
         None,
         over_answer_at_once.clone(),
     );
+    at_once.add(
+        "mesh_without_a_route_timeout",
+        None,
+        untimed.layer(answer_at_once),
+    );
     for (name, leaving_out) in [
-        ("mesh_without_a_route_timeout", Policy::Timeout),
         ("mesh_without_retries", Policy::Retries),
         ("mesh_without_tracing", Policy::Tracing),
         ("mesh_with_a_noop_metrics_recorder", Policy::Metrics),
@@ -157,8 +178,6 @@ fn in_process(c: &mut Criterion) {
         let client = lean.client_layer("catalog").expect("host");
         at_once.add(name, None, client.layer(answer_at_once));
     }
-    let routing_alone = runtime.block_on(mesh_without(upstream, &Policy::ALL));
-    let routing_alone = routing_alone.client_layer("catalog").expect("host");
     at_once.add(
         "mesh_routing_alone",
         None,
@@ -177,8 +196,6 @@ fn in_process(c: &mut Criterion) {
         None,
         over_answer_later.layer(answer_later),
     );
-    let untimed = runtime.block_on(mesh_without(upstream, &[Policy::Timeout]));
-    let untimed = untimed.client_layer("catalog").expect("host");
     waiting.add(
         "mesh_without_a_route_timeout",
         None,
