@@ -49,7 +49,7 @@ for _ in $(seq "$rounds"); do
 done
 
 # The median of a file of sorted numbers, one a line.
-median() { awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}' "$1"; }
+median() { awk -f "$(dirname "$0")/median.awk" "$1"; }
 
 printf '%-60s %10s %10s %6s %10s %10s\n' benchmark "A median" "B median" B/A "A fastest" "B fastest"
 for name in $(awk '{print $2}' "$samples" | awk '!seen[$0]++'); do

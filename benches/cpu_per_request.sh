@@ -50,7 +50,7 @@ done
 # The median of the numbers in column COLUMN of VARIANT's samples.
 median() {
     awk -v v="$1" -v c="$2" '$1 == v {print $c}' "$samples" | sort -g |
-        awk '{x[NR] = $1} END {print (NR % 2) ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2}'
+        awk -f "$(dirname "$0")/median.awk"
 }
 
 printf '%-45s %10s %10s %10s %10s\n' variant requests 'CPU µs' 'user µs' 'kernel µs'
