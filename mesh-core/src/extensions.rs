@@ -65,6 +65,19 @@ pub struct Destination {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamCluster(pub Arc<str>);
 
+impl UpstreamCluster {
+    /// The inbound cluster of a workload's `port`, as Istio's sidecar names it: the local
+    /// application serving requests that came in on that port.
+    ///
+    /// ```
+    /// use mesh_core::UpstreamCluster;
+    /// assert_eq!(&*UpstreamCluster::inbound(8080).0, "inbound|8080||");
+    /// ```
+    pub fn inbound(port: u32) -> Self {
+        UpstreamCluster(format!("inbound|{port}||").into())
+    }
+}
+
 /// What routing decided: the route layer sets it on the request, for the layers below (the
 /// route's [`RoutePolicy`](crate::policy::RoutePolicy), the [`Destination`] to forward to), and
 /// on the response, for the layers outside it (telemetry); a failure below it carries it in a

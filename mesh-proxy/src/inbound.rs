@@ -140,7 +140,7 @@ fn ingress_entry(index: usize, listener: &IstioIngressListener) -> Result<Ingres
         listener.port.name.as_deref().unwrap_or(""),
     );
     let served = UpstreamTarget::new(
-        UpstreamCluster(format!("inbound|{port}||").into()),
+        UpstreamCluster::inbound(port),
         Some(UpstreamHost(authority.clone())),
         None,
     );

@@ -72,7 +72,7 @@ impl ServerLayer {
     /// # Ok(()) }
     /// ```
     pub fn port(mut self, port: u16) -> Self {
-        self.served = Some(UpstreamCluster(format!("inbound|{port}||").into()));
+        self.served = Some(UpstreamCluster::inbound(port.into()));
         self
     }
 }
